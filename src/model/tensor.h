@@ -1,0 +1,37 @@
+// A read-only view of one tensor stored in a checkpoint (usually mmapped).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace baton {
+
+enum class DType { kF32, kF16, kBF16 };
+
+inline size_t dtype_size(DType d) { return d == DType::kF32 ? 4 : 2; }
+const char* dtype_name(DType d);  // "F32", "F16", "BF16" (safetensors names)
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;  // points into the mapped file
+
+  int64_t num_elements() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  size_t num_bytes() const { return static_cast<size_t>(num_elements()) * dtype_size(dtype); }
+  // Copies the elements into fp32 (converting bf16/fp16).
+  void to_float(float* out) const;
+  std::vector<float> to_float() const {
+    std::vector<float> v(static_cast<size_t>(num_elements()));
+    to_float(v.data());
+    return v;
+  }
+};
+
+}  // namespace baton
