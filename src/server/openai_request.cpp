@@ -1,0 +1,352 @@
+#include "server/openai_request.h"
+
+#include <cmath>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace baton {
+namespace {
+
+constexpr int kMaxLogprobs = 20;
+
+// Reads typed fields out of the body; the first failure is kept.
+class FieldReader {
+ public:
+  explicit FieldReader(const Json& body) : body_(body) {}
+
+  bool ok() const { return !error_.has_value(); }
+  ApiError error() const { return *error_; }
+  void fail(std::string message, std::string param) {
+    if (!error_) error_ = bad_request(std::move(message), std::move(param));
+  }
+
+  const Json* find(const char* key) {
+    auto it = body_.find(key);
+    if (it == body_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  void get_bool(const char* key, bool* out) {
+    const Json* v = find(key);
+    if (!v) return;
+    if (!v->is_boolean()) return fail(fmt::format("'{}' must be a boolean, got {}", key, v->type_name()), key);
+    *out = v->get<bool>();
+  }
+
+  // Integers only (1.0 and true are rejected); returns whether present.
+  bool get_int(const char* key, int64_t* out) {
+    const Json* v = find(key);
+    if (!v) return false;
+    if (!v->is_number_integer()) {
+      fail(fmt::format("'{}' must be an integer, got {}", key, v->type_name()), key);
+      return false;
+    }
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      fail(fmt::format("'{}' is out of range", key), key);
+      return false;
+    }
+    *out = v->get<int64_t>();
+    return true;
+  }
+
+  bool get_number(const char* key, double* out) {
+    const Json* v = find(key);
+    if (!v) return false;
+    if (!v->is_number()) {
+      fail(fmt::format("'{}' must be a number, got {}", key, v->type_name()), key);
+      return false;
+    }
+    *out = v->get<double>();
+    if (!std::isfinite(*out)) {
+      fail(fmt::format("'{}' must be finite", key), key);
+      return false;
+    }
+    return true;
+  }
+
+  void get_ranged(const char* key, double lo, double hi, bool lo_open, float* out) {
+    double v = 0;
+    if (!get_number(key, &v)) return;
+    bool below = lo_open ? v <= lo : v < lo;
+    if (below || v > hi) {
+      return fail(fmt::format("'{}' must be in {}{}, {}], got {}", key, lo_open ? "(" : "[", lo, hi, v), key);
+    }
+    *out = static_cast<float>(v);
+  }
+
+ private:
+  const Json& body_;
+  std::optional<ApiError> error_;
+};
+
+const std::set<std::string>& known_fields(ApiKind kind) {
+  static const std::set<std::string> common = {
+      "model", "stream", "stream_options", "n", "max_tokens", "temperature", "top_p", "seed", "stop",
+      "logprobs", "presence_penalty", "frequency_penalty", "top_k", "min_p", "min_tokens", "ignore_eos",
+      "repetition_penalty", "kv_transfer_params", "stop_token_ids", "user", "best_of", "logit_bias",
+      "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output", "metadata",
+      "store", "service_tier", "parallel_tool_calls", "request_id", "priority"};
+  static const std::set<std::string> completion = [] {
+    std::set<std::string> s = common;
+    s.insert({"prompt", "echo", "suffix"});
+    return s;
+  }();
+  static const std::set<std::string> chat = [] {
+    std::set<std::string> s = common;
+    s.insert({"messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt",
+              "chat_template_kwargs", "tools", "tool_choice", "response_format", "modalities"});
+    return s;
+  }();
+  return kind == ApiKind::kChat ? chat : completion;
+}
+
+// Completions prompt: a string, a list of token ids, or a one-element list of either.
+void parse_prompt(FieldReader& f, const Json& body, OpenAiRequest* req) {
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null()) return f.fail("'prompt' is required", "prompt");
+  const Json* p = &*it;
+  if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];
+  if (p->is_string()) {
+    if (p->get_ref<const std::string&>().empty()) return f.fail("'prompt' must not be empty", "prompt");
+    req->prompt_text = p->get<std::string>();
+    return;
+  }
+  if (p->is_array()) {
+    if (p->empty()) return f.fail("'prompt' must not be empty", "prompt");
+    for (const Json& t : *p) {
+      if (t.is_string()) return f.fail("only one prompt per request is supported (n=1, no batching)", "prompt");
+      if (!t.is_number_integer()) {
+        return f.fail("'prompt' must be a string or a list of integer token ids", "prompt");
+      }
+      int64_t id = t.get<int64_t>();
+      if (id < 0 || id > INT32_MAX) return f.fail(fmt::format("token id {} out of range", id), "prompt");
+      req->prompt_ids.push_back(static_cast<int32_t>(id));
+    }
+    return;
+  }
+  f.fail(fmt::format("'prompt' must be a string or a list of token ids, got {}", p->type_name()), "prompt");
+}
+
+// Chat messages: content may be a string or a list of {"type": "text", "text"} parts,
+// normalized here to a string.
+void parse_messages(FieldReader& f, const Json& body, OpenAiRequest* req) {
+  static const std::set<std::string> roles = {"system", "developer", "user", "assistant", "tool"};
+  auto it = body.find("messages");
+  if (it == body.end() || it->is_null()) return f.fail("'messages' is required", "messages");
+  if (!it->is_array() || it->empty()) return f.fail("'messages' must be a non-empty array", "messages");
+  Json out = Json::array();
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& m = (*it)[i];
+    std::string where = fmt::format("messages[{}]", i);
+    if (!m.is_object()) return f.fail(where + " must be an object", "messages");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return f.fail(where + ".role must be a string", "messages");
+    if (!roles.count(role->get<std::string>())) {
+      return f.fail(fmt::format("{}.role '{}' is not one of system, developer, user, assistant, tool", where,
+                                role->get<std::string>()),
+                    "messages");
+    }
+    std::string content;
+    auto c = m.find("content");
+    if (c != m.end() && !c->is_null()) {
+      if (c->is_string()) {
+        content = c->get<std::string>();
+      } else if (c->is_array()) {
+        for (const Json& part : *c) {
+          auto text = part.is_object() ? part.find("text") : part.end();
+          if (!part.is_object() || part.value("type", "") != "text" || text == part.end() || !text->is_string()) {
+            return f.fail(where + ".content parts must be {\"type\": \"text\", \"text\": string}", "messages");
+          }
+          content += text->get<std::string>();
+        }
+      } else {
+        return f.fail(where + ".content must be a string or a list of text parts", "messages");
+      }
+    } else if (role->get<std::string>() != "assistant") {
+      return f.fail(where + ".content is required", "messages");
+    }
+    out.push_back({{"role", role->get<std::string>()}, {"content", std::move(content)}});
+  }
+  req->messages = std::move(out);
+}
+
+void parse_stop(FieldReader& f, OpenAiRequest* req) {
+  const Json* s = f.find("stop");
+  if (!s) return;
+  if (s->is_string()) {
+    if (!s->get_ref<const std::string&>().empty()) req->gen.stop.push_back(s->get<std::string>());
+    return;
+  }
+  if (!s->is_array()) return f.fail("'stop' must be a string or a list of strings", "stop");
+  for (const Json& x : *s) {
+    if (!x.is_string()) return f.fail("'stop' must be a string or a list of strings", "stop");
+    if (x.get_ref<const std::string&>().empty()) return f.fail("'stop' strings must not be empty", "stop");
+    req->gen.stop.push_back(x.get<std::string>());
+  }
+}
+
+void parse_sampling(FieldReader& f, OpenAiRequest* req) {
+  SamplingParams& sp = req->gen.sampling;
+  f.get_ranged("temperature", 0.0, 2.0, false, &sp.temperature);
+  f.get_ranged("top_p", 0.0, 1.0, true, &sp.top_p);
+  f.get_ranged("min_p", 0.0, 1.0, false, &sp.min_p);
+  f.get_ranged("presence_penalty", -2.0, 2.0, false, &sp.presence_penalty);
+  f.get_ranged("frequency_penalty", -2.0, 2.0, false, &sp.frequency_penalty);
+  f.get_ranged("repetition_penalty", 0.0, 2.0, true, &sp.repetition_penalty);
+  int64_t v = 0;
+  if (f.get_int("top_k", &v)) {
+    if (v < -1 || v > INT32_MAX) return f.fail(fmt::format("'top_k' must be -1, 0 or positive, got {}", v), "top_k");
+    sp.top_k = v < 0 ? 0 : static_cast<int>(v);
+  }
+  if (f.get_int("seed", &v)) sp.seed = static_cast<uint64_t>(v);
+}
+
+}  // namespace
+
+ParseResult parse_openai_request(ApiKind kind, const Json& body) {
+  ParseResult result;
+  if (!body.is_object()) {
+    result.error = bad_request(fmt::format("the request body must be a JSON object, got {}", body.type_name()));
+    return result;
+  }
+  OpenAiRequest req;
+  req.kind = kind;
+  FieldReader f(body);
+  const auto& known = known_fields(kind);
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!known.count(it.key())) req.ignored_fields.push_back(it.key());
+  }
+
+  if (const Json* m = f.find("model")) {
+    if (!m->is_string()) f.fail("'model' must be a string", "model");
+    else req.model = m->get<std::string>();
+  }
+  if (kind == ApiKind::kCompletion) parse_prompt(f, body, &req);
+  else parse_messages(f, body, &req);
+
+  f.get_bool("stream", &req.stream);
+  if (const Json* so = f.find("stream_options")) {
+    if (!so->is_object()) {
+      f.fail("'stream_options' must be an object", "stream_options");
+    } else if (!req.stream) {
+      f.fail("'stream_options' is only allowed when 'stream' is true", "stream_options");
+    } else if (auto iu = so->find("include_usage"); iu != so->end() && !iu->is_null()) {
+      if (!iu->is_boolean()) f.fail("'stream_options.include_usage' must be a boolean", "stream_options");
+      else req.include_usage = iu->get<bool>();
+    }
+  }
+
+  int64_t v = 0;
+  if (f.get_int("n", &v) && v != 1) f.fail(fmt::format("only n=1 is supported, got n={}", v), "n");
+  if (f.get_int("best_of", &v) && v != 1) f.fail(fmt::format("only best_of=1 is supported, got {}", v), "best_of");
+
+  const char* max_key = "max_tokens";
+  if (kind == ApiKind::kChat && f.find("max_completion_tokens")) max_key = "max_completion_tokens";
+  if (f.get_int(max_key, &v)) {
+    if (v < 1 || v > INT32_MAX) f.fail(fmt::format("'{}' must be at least 1, got {}", max_key, v), max_key);
+    else req.gen.max_tokens = static_cast<int>(v), req.max_tokens_given = true;
+  }
+  if (f.get_int("min_tokens", &v)) {
+    if (v < 0 || v > INT32_MAX) f.fail(fmt::format("'min_tokens' must be >= 0, got {}", v), "min_tokens");
+    else req.gen.min_tokens = static_cast<int>(v);
+  }
+  if (req.max_tokens_given && req.gen.min_tokens > req.gen.max_tokens) {
+    f.fail(fmt::format("'min_tokens' ({}) must not exceed '{}' ({})", req.gen.min_tokens, max_key, req.gen.max_tokens),
+           "min_tokens");
+  }
+  f.get_bool("ignore_eos", &req.gen.ignore_eos);
+  parse_sampling(f, &req);
+  parse_stop(f, &req);
+
+  if (const Json* ids = f.find("stop_token_ids")) {
+    if (!ids->is_array()) f.fail("'stop_token_ids' must be a list of integers", "stop_token_ids");
+    else
+      for (const Json& x : *ids) {
+        if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX) {
+          f.fail("'stop_token_ids' must be a list of non-negative integers", "stop_token_ids");
+          break;
+        }
+        req.gen.stop_token_ids.push_back(x.get<int32_t>());
+      }
+  }
+
+  if (kind == ApiKind::kCompletion) {
+    if (const Json* lp = f.find("logprobs")) {
+      if (!lp->is_number_integer()) {
+        f.fail("'logprobs' must be an integer (completions)", "logprobs");
+      } else if (lp->get<int64_t>() < 0 || lp->get<int64_t>() > kMaxLogprobs) {
+        f.fail(fmt::format("'logprobs' must be in [0, {}]", kMaxLogprobs), "logprobs");
+      } else {
+        req.want_logprobs = true;
+        req.top_logprobs = lp->get<int>();
+      }
+    }
+    bool echo = false;
+    f.get_bool("echo", &echo);
+    if (echo) f.fail("'echo' is not supported", "echo");
+    if (const Json* s = f.find("suffix")) {
+      if (!s->is_string() || !s->get_ref<const std::string&>().empty()) f.fail("'suffix' is not supported", "suffix");
+    }
+  } else {
+    f.get_bool("logprobs", &req.want_logprobs);
+    if (f.get_int("top_logprobs", &v)) {
+      if (v < 0 || v > kMaxLogprobs) f.fail(fmt::format("'top_logprobs' must be in [0, {}]", kMaxLogprobs), "top_logprobs");
+      else if (!req.want_logprobs && v > 0) f.fail("'top_logprobs' requires 'logprobs' to be true", "top_logprobs");
+      else req.top_logprobs = static_cast<int>(v);
+    }
+    f.get_bool("add_generation_prompt", &req.add_generation_prompt);
+  }
+  if (req.want_logprobs) req.gen.sampling.num_logprobs = req.top_logprobs;
+
+  if (const Json* kv = f.find("kv_transfer_params")) {
+    if (!kv->is_object()) f.fail("'kv_transfer_params' must be an object", "kv_transfer_params");
+    else req.gen.kv_transfer_params = *kv;
+  }
+
+  if (!f.ok()) {
+    result.error = f.error();
+    return result;
+  }
+  result.request = std::move(req);
+  return result;
+}
+
+std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& codec, int max_model_len) {
+  const char* param = req->kind == ApiKind::kChat ? "messages" : "prompt";
+  if (req->kind == ApiKind::kChat) {
+    Result<std::string> text = codec.render_chat(req->messages, req->add_generation_prompt);
+    if (!text.is_ok()) return bad_request("cannot render the chat template: " + text.status().message(), param);
+    req->prompt_text = std::move(text).value();
+  }
+  if (req->prompt_text) {
+    Result<std::vector<int32_t>> ids = codec.encode(*req->prompt_text);
+    if (!ids.is_ok()) return bad_request("cannot tokenize the prompt: " + ids.status().message(), param);
+    req->prompt_ids = std::move(ids).value();
+  } else {
+    for (int32_t id : req->prompt_ids) {
+      if (id >= codec.vocab_size()) {
+        return bad_request(fmt::format("token id {} is out of the vocabulary (size {})", id, codec.vocab_size()),
+                           param);
+      }
+    }
+  }
+  int num_prompt = static_cast<int>(req->prompt_ids.size());
+  if (num_prompt == 0) return bad_request("the prompt is empty after tokenization", param);
+  if (!req->max_tokens_given && req->kind == ApiKind::kChat) {
+    req->gen.max_tokens = std::max(1, max_model_len - num_prompt);
+  }
+  int64_t total = static_cast<int64_t>(num_prompt) + req->gen.max_tokens;
+  if (num_prompt >= max_model_len || total > max_model_len) {
+    return bad_request(fmt::format("This model's maximum context length is {} tokens. However, you requested {} "
+                                   "tokens ({} in the prompt, {} in the completion). Please reduce the length "
+                                   "of the prompt or completion.",
+                                   max_model_len, total, num_prompt, req->gen.max_tokens),
+                       param);
+  }
+  if (req->gen.min_tokens > req->gen.max_tokens) req->gen.min_tokens = req->gen.max_tokens;
+  req->gen.prompt_ids = req->prompt_ids;
+  return std::nullopt;
+}
+
+}  // namespace baton

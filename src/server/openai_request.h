@@ -1,0 +1,51 @@
+// Parsing and validation of OpenAI /v1/completions and /v1/chat/completions
+// bodies (with vLLM's sampling extensions) into a GenerationRequest.
+// Unknown fields are ignored (as vLLM does); known fields are type- and
+// range-checked, and every failure names the offending field.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "engine/request_types.h"
+#include "server/api_error.h"
+#include "server/prompt_codec.h"
+
+namespace baton {
+
+enum class ApiKind { kCompletion, kChat };
+
+struct OpenAiRequest {
+  ApiKind kind = ApiKind::kCompletion;
+  std::string model;  // "" when absent
+  bool stream = false;
+  bool include_usage = false;
+  // Completions: logprobs = N (>= 0) or -1; chat: logprobs bool + top_logprobs.
+  bool want_logprobs = false;
+  int top_logprobs = 0;
+  // Prompt: text to encode, or ids given directly (completions only).
+  std::optional<std::string> prompt_text;
+  std::vector<int32_t> prompt_ids;
+  Json messages;                      // chat only
+  bool add_generation_prompt = true;  // chat only
+  bool max_tokens_given = false;      // chat without max_tokens fills the context
+  GenerationRequest gen;              // request_id and prompt_ids filled later
+  std::vector<std::string> ignored_fields;  // unknown fields, for a warning
+};
+
+// Either a parsed request or the 400 to answer.
+struct ParseResult {
+  std::optional<OpenAiRequest> request;
+  ApiError error;
+};
+
+ParseResult parse_openai_request(ApiKind kind, const Json& body);
+
+// Tokenizes the prompt (chat: renders the template first), checks token ids
+// against the vocabulary and prompt + max_tokens against max_model_len, and
+// fills request->gen.prompt_ids and the chat default max_tokens.
+std::optional<ApiError> prepare_prompt(OpenAiRequest* request, const PromptCodec& codec, int max_model_len);
+
+}  // namespace baton

@@ -1,0 +1,29 @@
+// What the server needs from a tokenizer: text -> ids, the text of one token
+// (for logprobs) and chat-template rendering. The engine detokenizes outputs
+// itself (RequestOutput::new_text). Implementations must be thread-safe for
+// concurrent const calls.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace baton {
+
+class PromptCodec {
+ public:
+  virtual ~PromptCodec() = default;
+
+  virtual Result<std::vector<int32_t>> encode(std::string_view text) const = 0;
+  // The decoded text of one token (may be a partial UTF-8 sequence).
+  virtual std::string token_text(int32_t token_id) const = 0;
+  // messages: a JSON array of {"role", "content": string}; returns the prompt.
+  virtual Result<std::string> render_chat(const Json& messages, bool add_generation_prompt) const = 0;
+  virtual int vocab_size() const = 0;
+};
+
+}  // namespace baton
