@@ -1,0 +1,45 @@
+// One memory-mapped .safetensors file: an 8-byte little-endian header length,
+// a JSON header {name: {dtype, shape, data_offsets}}, then the data. Opening
+// checks the whole header (offsets inside the file, sizes = numel x dtype);
+// a truncated or corrupt file is kDataLoss naming the file and the tensor.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "model/tensor.h"
+
+namespace baton {
+
+class SafetensorsFile {
+ public:
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  size_t file_size_bytes() const { return size_bytes_; }
+  // Every tensor of the file, by name; views point into the mapping, which
+  // lives as long as this object.
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+
+ private:
+  SafetensorsFile() = default;
+  Status parse_header();
+
+  std::string path_;
+  void* map_ = nullptr;
+  size_t size_bytes_ = 0;
+  std::map<std::string, TensorView> tensors_;
+};
+
+// Parses a safetensors dtype name ("F32", "F16", "BF16"); others are
+// kUnimplemented naming the dtype.
+Result<DType> parse_safetensors_dtype(const std::string& name);
+
+}  // namespace baton
