@@ -1,0 +1,41 @@
+// Makes a Backend by device name. "cpu" is built in; other devices (the CUDA
+// backend) register a maker from their own library at static-initialisation
+// time, so a build without them simply has no maker and says so:
+//
+//   static const bool kRegistered = baton::register_backend("cuda", &make_cuda_backend);
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "common/status.h"
+#include "model/checkpoint.h"
+
+namespace baton {
+
+struct BackendOptions {
+  int num_threads = 0;                  // CPU: worker threads; 0 = hardware_concurrency
+  size_t cpu_kv_cache_bytes = 0;        // CPU: bytes offered to the KV cache; 0 = 1 GiB
+  int device_id = 0;                    // CUDA: device ordinal
+  double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
+};
+
+using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt,
+                                                          const BackendOptions& options);
+
+// Registers `maker` for `device`; a later registration of the same name
+// replaces the earlier. Returns true (so it can initialise a static).
+bool register_backend(const std::string& device, BackendMaker maker);
+
+// Device names with a maker, sorted ("cpu" always among them).
+std::vector<std::string> registered_backends();
+
+// The backend for `device`; kUnimplemented when this build has no such
+// backend (e.g. "cuda" built without CUDA), kInvalidArgument for an unknown name.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const Checkpoint& ckpt,
+                                              const BackendOptions& options = {});
+
+}  // namespace baton

@@ -1,0 +1,294 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+
+#include "backend/cpu/cpu_ops.h"
+#include "common/check.h"
+
+namespace baton {
+namespace {
+constexpr size_t kDefaultCpuKvBytes = size_t{1} << 30;  // 1 GiB
+}  // namespace
+
+Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const Checkpoint& ckpt, const BackendOptions& options) {
+  if (options.num_threads < 0) return invalid_argument("num_threads must be >= 0, got {}", options.num_threads);
+  const ModelConfig& c = ckpt.config();
+  if (c.rope_scaling.has_value() && c.rope_scaling->rope_type != "llama3")
+    return unimplemented("rope_scaling type '{}' is not supported (only llama3)", c.rope_scaling->rope_type);
+  auto pool = std::make_unique<ThreadPool>(options.num_threads);
+  Result<CpuWeights> weights = [&]() -> Result<CpuWeights> {
+    try {
+      return CpuWeights::load(ckpt, pool.get());
+    } catch (const std::bad_alloc&) {
+      return resource_exhausted("out of memory converting the weights of {} to fp32", ckpt.dir());
+    }
+  }();
+  if (!weights.is_ok()) return weights.status().with_context("loading " + ckpt.dir());
+  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultCpuKvBytes;
+  return std::unique_ptr<CpuBackend>(
+      new CpuBackend(c, std::move(weights).value(), std::move(pool), kv_bytes));
+}
+
+CpuBackend::CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool,
+                       size_t kv_budget_bytes)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      pool_(std::move(pool)),
+      inv_freq_(rope_inv_freq(config_.head_dim, config_.rope_theta, config_.rope_scaling)),
+      kv_budget_bytes_(kv_budget_bytes) {
+  layout_.num_layers = config_.num_layers;
+  layout_.num_kv_heads = config_.num_kv_heads;
+  layout_.head_dim = config_.head_dim;
+  layout_.dtype = DType::kF32;
+  layout_.num_blocks = 0;
+}
+
+size_t CpuBackend::kv_block_bytes(int block_size) const {
+  KvLayout l = layout_;
+  l.block_size = block_size;
+  return l.block_bytes();
+}
+
+Status CpuBackend::init_kv_cache(int num_blocks, int block_size) {
+  if (num_blocks <= 0) return invalid_argument("num_blocks must be positive, got {}", num_blocks);
+  if (block_size <= 0) return invalid_argument("block_size must be positive, got {}", block_size);
+  KvLayout l = layout_;
+  l.block_size = block_size;
+  l.num_blocks = num_blocks;
+  const size_t elems = static_cast<size_t>(l.block_elems()) * static_cast<size_t>(num_blocks);
+  try {
+    kv_.reset(new float[elems]);
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("cannot allocate a KV cache of {} blocks ({} bytes)", num_blocks, l.total_bytes());
+  }
+  layout_ = l;
+  return Status::ok();
+}
+
+KvMemory CpuBackend::kv_memory() {
+  KvMemory m;
+  m.base = kv_.get();
+  m.layout = layout_;
+  m.on_device = false;
+  return m;
+}
+
+Status CpuBackend::validate(const StepInput& in) const {
+  if (kv_ == nullptr) return failed_precondition("execute() before init_kv_cache()");
+  const int n = in.num_tokens(), num_seqs = in.num_seqs();
+  if (n == 0) return invalid_argument("step has no tokens");
+  if (static_cast<int>(in.positions.size()) != n || static_cast<int>(in.slot_mapping.size()) != n)
+    return invalid_argument("step has {} tokens but {} positions and {} slots", n, in.positions.size(),
+                            in.slot_mapping.size());
+  if (num_seqs == 0) return invalid_argument("step has no sequences");
+  if (static_cast<int>(in.query_start.size()) != num_seqs + 1 || in.query_start.front() != 0 ||
+      in.query_start.back() != n)
+    return invalid_argument("query_start must have num_seqs + 1 = {} entries from 0 to {}", num_seqs + 1, n);
+  if (in.max_blocks_per_seq <= 0 ||
+      in.block_tables.size() != static_cast<size_t>(num_seqs) * static_cast<size_t>(in.max_blocks_per_seq))
+    return invalid_argument("block_tables must hold num_seqs x max_blocks_per_seq = {} x {} entries, has {}",
+                            num_seqs, in.max_blocks_per_seq, in.block_tables.size());
+  const int bs = layout_.block_size;
+  for (int s = 0; s < num_seqs; ++s) {
+    const int begin = in.query_start[s], end = in.query_start[s + 1];
+    if (end < begin || end > n) return invalid_argument("query_start[{}] = {} is outside [{}, {}]", s + 1, end, begin, n);
+    const int32_t* table = in.block_tables.data() + static_cast<size_t>(s) * in.max_blocks_per_seq;
+    int max_pos = -1;
+    for (int t = begin; t < end; ++t) {
+      const int32_t id = in.token_ids[t], pos = in.positions[t];
+      if (id < 0 || id >= config_.vocab_size)
+        return invalid_argument("token id {} at index {} is outside the vocabulary [0, {})", id, t,
+                                config_.vocab_size);
+      if (pos < 0) return invalid_argument("negative position {} at token {}", pos, t);
+      if (pos >= config_.max_position_embeddings)
+        return out_of_range("position {} is beyond the model's context of {} tokens", pos,
+                            config_.max_position_embeddings);
+      if (pos >= in.seq_lens[s])
+        return invalid_argument("position {} of sequence {} is not below its seq_len {}", pos, s, in.seq_lens[s]);
+      if (pos / bs >= in.max_blocks_per_seq)
+        return invalid_argument("position {} of sequence {} is past its block table of {} blocks", pos, s,
+                                in.max_blocks_per_seq);
+      const int64_t expected_slot = static_cast<int64_t>(table[pos / bs]) * bs + pos % bs;
+      if (in.slot_mapping[t] != expected_slot)
+        return invalid_argument("token {} (sequence {}, position {}) maps to slot {}, but its block table says {}",
+                                t, s, pos, in.slot_mapping[t], expected_slot);
+      max_pos = std::max(max_pos, pos);
+    }
+    for (int b = 0; b <= max_pos / bs && max_pos >= 0; ++b)
+      if (table[b] < 0 || table[b] >= layout_.num_blocks)
+        return invalid_argument("sequence {} block table entry {} is {}, outside [0, {})", s, b, table[b],
+                                layout_.num_blocks);
+  }
+  int prev = -1;
+  for (const SampleRequest& r : in.samples) {
+    if (r.seq_index <= prev || r.seq_index >= num_seqs)
+      return invalid_argument("sample seq_index {} out of order or outside [0, {})", r.seq_index, num_seqs);
+    if (in.query_start[r.seq_index + 1] == in.query_start[r.seq_index])
+      return invalid_argument("sequence {} samples but has no tokens this step", r.seq_index);
+    if (r.params == nullptr) return invalid_argument("sample for sequence {} has no sampling params", r.seq_index);
+    prev = r.seq_index;
+  }
+  return Status::ok();
+}
+
+void CpuBackend::forward_layers(const StepInput& in) {
+  const int64_t n = in.num_tokens(), h = config_.hidden_size;
+  seq_of_token_.resize(n);
+  for (int s = 0; s < in.num_seqs(); ++s)
+    for (int t = in.query_start[s]; t < in.query_start[s + 1]; ++t) seq_of_token_[t] = s;
+  hidden_.resize(n * h);
+  normed_.resize(n * h);
+  proj_.resize(n * h);
+  embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  for (int layer = 0; layer < config_.num_layers; ++layer) {
+    const CpuLayerWeights& L = weights_.layers[layer];
+    rmsnorm(hidden_.data(), L.input_norm.data(), n, h, eps, normed_.data());
+    attention(in, layer);  // proj_ = attention output after o_proj
+    for (int64_t i = 0; i < n * h; ++i) hidden_[i] += proj_[i];
+    rmsnorm(hidden_.data(), L.post_norm.data(), n, h, eps, normed_.data());
+    if (L.is_moe) moe_mlp(layer, n);
+    else dense_mlp(layer, n);
+    for (int64_t i = 0; i < n * h; ++i) hidden_[i] += proj_[i];
+  }
+}
+
+void CpuBackend::attention(const StepInput& in, int layer) {
+  const CpuLayerWeights& L = weights_.layers[layer];
+  const int64_t n = in.num_tokens(), h = config_.hidden_size;
+  const int hd = config_.head_dim, nh = config_.num_heads, nkv = config_.num_kv_heads;
+  const int64_t qs = config_.q_size(), kvs = config_.kv_size(), width = qs + 2 * kvs;
+  qkv_.resize(n * width);
+  matmul(normed_.data(), n, h, L.qkv.data(), width, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
+         qkv_.data(), pool_.get());  // [n, q + 2 kv]
+  q_.resize(n * qs);
+  k_.resize(n * kvs);
+  v_.resize(n * kvs);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = qkv_.data() + t * width;
+    std::copy(row, row + qs, q_.data() + t * qs);
+    std::copy(row + qs, row + qs + kvs, k_.data() + t * kvs);
+    std::copy(row + qs + kvs, row + width, v_.data() + t * kvs);
+  }
+  if (!L.q_norm.empty()) {  // qwen3: RMSNorm over each head, before RoPE
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    rmsnorm(q_.data(), L.q_norm.data(), n * nh, hd, eps, q_.data());   // [n * nh, hd]
+    rmsnorm(k_.data(), L.k_norm.data(), n * nkv, hd, eps, k_.data());  // [n * nkv, hd]
+  }
+  apply_rope(q_.data(), n, nh, hd, in.positions.data(), inv_freq_.data());
+  apply_rope(k_.data(), n, nkv, hd, in.positions.data(), inv_freq_.data());
+  write_kv(k_.data(), v_.data(), in.slot_mapping.data(), n, layout_, layer, kv_.get());
+
+  PagedAttentionArgs args;
+  args.q = q_.data();
+  args.num_tokens = n;
+  args.num_heads = nh;
+  args.positions = in.positions.data();
+  args.seq_of_token = seq_of_token_.data();
+  args.block_tables = in.block_tables.data();
+  args.max_blocks_per_seq = in.max_blocks_per_seq;
+  args.kv_cache = kv_.get();
+  args.layout = layout_;
+  args.layer = layer;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  attn_.resize(n * qs);
+  paged_attention(args, attn_.data(), pool_.get());  // [n, nh, hd]
+  matmul(attn_.data(), n, qs, L.o_proj.data(), h, L.o_bias.empty() ? nullptr : L.o_bias.data(), proj_.data(),
+         pool_.get());  // [n, h]
+}
+
+void CpuBackend::dense_mlp(int layer, int64_t n) {
+  const CpuLayerWeights& L = weights_.layers[layer];
+  const int64_t h = config_.hidden_size, inter = config_.intermediate_size;
+  gate_up_.resize(n * 2 * inter);
+  act_.resize(n * inter);
+  matmul(normed_.data(), n, h, L.gate_up.data(), 2 * inter, nullptr, gate_up_.data(), pool_.get());
+  silu_mul(gate_up_.data(), n, inter, act_.data());  // [n, inter]
+  matmul(act_.data(), n, inter, L.down.data(), h, nullptr, proj_.data(), pool_.get());  // [n, h]
+}
+
+void CpuBackend::moe_mlp(int layer, int64_t n) {
+  const CpuLayerWeights& L = weights_.layers[layer];
+  const int64_t h = config_.hidden_size, mi = config_.moe_intermediate_size;
+  const int ne = config_.num_experts, k = config_.num_experts_per_tok;
+  std::vector<float> router_logits(n * ne);  // [n, num_experts]
+  matmul(normed_.data(), n, h, L.router.data(), ne, nullptr, router_logits.data(), pool_.get());
+  std::vector<int32_t> ids(n * k);   // [n, k]
+  std::vector<float> weights(n * k);  // [n, k]
+  moe_route(router_logits.data(), n, ne, k, config_.norm_topk_prob, ids.data(), weights.data());
+  std::fill(proj_.begin(), proj_.begin() + n * h, 0.0f);
+  std::vector<int64_t> rows;
+  std::vector<float> row_w, xe, ye;
+  for (int e = 0; e < ne; ++e) {  // experts in ascending order, as HF accumulates
+    rows.clear();
+    row_w.clear();
+    for (int64_t t = 0; t < n; ++t)
+      for (int j = 0; j < k; ++j)
+        if (ids[t * k + j] == e) {
+          rows.push_back(t);
+          row_w.push_back(weights[t * k + j]);
+        }
+    if (rows.empty()) continue;
+    const int64_t m = static_cast<int64_t>(rows.size());
+    xe.resize(m * h);
+    for (int64_t r = 0; r < m; ++r)
+      std::copy(normed_.data() + rows[r] * h, normed_.data() + (rows[r] + 1) * h, xe.data() + r * h);
+    gate_up_.resize(m * 2 * mi);
+    act_.resize(m * mi);
+    ye.resize(m * h);
+    matmul(xe.data(), m, h, L.expert_gate_up.data() + e * 2 * mi * h, 2 * mi, nullptr, gate_up_.data(),
+           pool_.get());  // [m, 2 mi]
+    silu_mul(gate_up_.data(), m, mi, act_.data());  // [m, mi]
+    matmul(act_.data(), m, mi, L.expert_down.data() + e * h * mi, h, nullptr, ye.data(), pool_.get());  // [m, h]
+    for (int64_t r = 0; r < m; ++r) {
+      float* dst = proj_.data() + rows[r] * h;
+      const float* src = ye.data() + r * h;
+      for (int64_t i = 0; i < h; ++i) dst[i] += src[i] * row_w[r];
+    }
+  }
+}
+
+void CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits) {
+  const int64_t h = config_.hidden_size, vocab = config_.vocab_size, m = static_cast<int64_t>(rows.size());
+  std::vector<float> x(m * h);  // [m, h]
+  for (int64_t r = 0; r < m; ++r)
+    rmsnorm(hidden_.data() + rows[r] * h, weights_.final_norm.data(), 1, h,
+            static_cast<float>(config_.rms_norm_eps), x.data() + r * h);
+  logits.resize(m * vocab);
+  matmul(x.data(), m, h, weights_.lm_head_data(), vocab, nullptr, logits.data(), pool_.get());  // [m, vocab]
+}
+
+Result<StepOutput> CpuBackend::execute(const StepInput& in) {
+  BATON_RETURN_IF_ERROR(validate(in));
+  forward_layers(in);
+  std::vector<int64_t> rows;
+  rows.reserve(in.samples.size());
+  for (const SampleRequest& r : in.samples) rows.push_back(in.query_start[r.seq_index + 1] - 1);
+  StepOutput out;
+  if (rows.empty()) return out;
+  std::vector<float> logits;
+  compute_logits(rows, logits);  // [num_samples, vocab]
+  const int vocab = config_.vocab_size;
+  out.samples.reserve(rows.size());
+  for (size_t i = 0; i < in.samples.size(); ++i) {
+    Result<SampleResult> s = sampler_.sample(logits.data() + i * vocab, vocab, in.samples[i]);
+    if (!s.is_ok()) return s.status().with_context(fmt::format("sampling sequence {}", in.samples[i].seq_index));
+    out.samples.push_back(std::move(s).value());
+  }
+  if (in.return_logits) out.logits = std::move(logits);
+  return out;
+}
+
+Result<std::vector<float>> CpuBackend::forward_all_logits(const StepInput& in) {
+  BATON_RETURN_IF_ERROR(validate(in));
+  forward_layers(in);
+  std::vector<int64_t> rows(in.num_tokens());
+  for (int64_t t = 0; t < in.num_tokens(); ++t) rows[t] = t;
+  std::vector<float> logits;
+  compute_logits(rows, logits);  // [num_tokens, vocab]
+  return logits;
+}
+
+}  // namespace baton

@@ -1,0 +1,76 @@
+// The reference backend: the forward pass of llama, qwen2, qwen3 and
+// qwen3_moe on the CPU in fp32 (weights converted at load), over a paged KV
+// cache in kv_layout.h's layout, multi-threaded with its own ThreadPool.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/backend_factory.h"
+#include "backend/cpu/cpu_weights.h"
+#include "backend/sampler.h"
+#include "common/thread_pool.h"
+#include "model/checkpoint.h"
+
+namespace baton {
+
+class CpuBackend final : public Backend {
+ public:
+  // Converts the checkpoint's weights; the checkpoint may be closed afterwards.
+  static Result<std::unique_ptr<CpuBackend>> create(const Checkpoint& ckpt,
+                                                    const BackendOptions& options = {});
+
+  const ModelConfig& model_config() const override { return config_; }
+  std::string device_name() const override { return "cpu"; }
+  size_t kv_block_bytes(int block_size) const override;
+  size_t available_kv_bytes() const override { return kv_budget_bytes_; }
+  Status init_kv_cache(int num_blocks, int block_size) override;
+  KvMemory kv_memory() override;
+  Result<StepOutput> execute(const StepInput& in) override;
+
+  // Tests and tools: runs `in` exactly as execute() does (writing its K/V)
+  // but samples nothing and returns the logits of every token,
+  // [num_tokens, vocab].
+  Result<std::vector<float>> forward_all_logits(const StepInput& in);
+
+  int num_threads() const { return pool_->num_threads(); }
+  size_t weight_bytes() const { return weights_.num_bytes(); }
+
+ private:
+  CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool,
+             size_t kv_budget_bytes);
+
+  Status validate(const StepInput& in) const;
+  // Runs every layer over in's tokens; leaves the hidden states in hidden_.
+  void forward_layers(const StepInput& in);
+  void attention(const StepInput& in, int layer);
+  void dense_mlp(int layer, int64_t num_tokens);
+  void moe_mlp(int layer, int64_t num_tokens);
+  // Final norm + LM head for `rows` of hidden_: logits [rows.size(), vocab].
+  void compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits);
+
+  ModelConfig config_;
+  CpuWeights weights_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<float> inv_freq_;  // [head_dim / 2]
+  size_t kv_budget_bytes_ = 0;
+  KvLayout layout_;
+  std::unique_ptr<float[]> kv_;  // layout_.block_elems() * num_blocks
+  Sampler sampler_;
+
+  // Per-step scratch, resized to the step's token count.
+  std::vector<float> hidden_;    // [num_tokens, hidden]
+  std::vector<float> normed_;    // [num_tokens, hidden]
+  std::vector<float> qkv_;       // [num_tokens, q_size + 2 * kv_size]
+  std::vector<float> q_;         // [num_tokens, num_heads, head_dim]
+  std::vector<float> k_;         // [num_tokens, num_kv_heads, head_dim]
+  std::vector<float> v_;         // [num_tokens, num_kv_heads, head_dim]
+  std::vector<float> attn_;      // [num_tokens, num_heads * head_dim]
+  std::vector<float> proj_;      // [num_tokens, hidden]
+  std::vector<float> gate_up_;   // [num_tokens, 2 * intermediate]
+  std::vector<float> act_;       // [num_tokens, intermediate]
+  std::vector<int32_t> seq_of_token_;  // [num_tokens]
+};
+
+}  // namespace baton

@@ -1,0 +1,183 @@
+// The elementwise, normalisation, RoPE, attention and routing operators of
+// cpu_ops.h (matmul lives in cpu_matmul.cpp).
+#include "backend/cpu/cpu_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numbers>
+
+#include "common/check.h"
+#include "common/thread_pool.h"
+
+namespace baton {
+
+void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps,
+             float* out) {
+  for (int64_t r = 0; r < num_rows; ++r) {
+    const float* xr = x + r * dim;  // [dim]
+    float* o = out + r * dim;       // [dim]
+    double sum_sq = 0.0;
+    for (int64_t i = 0; i < dim; ++i) sum_sq += static_cast<double>(xr[i]) * xr[i];
+    const float variance = static_cast<float>(sum_sq / static_cast<double>(dim));
+    const float inv = 1.0f / std::sqrt(variance + eps);
+    for (int64_t i = 0; i < dim; ++i) o[i] = weight[i] * (xr[i] * inv);
+  }
+}
+
+std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional<RopeScaling>& scaling) {
+  BATON_CHECK(head_dim > 0 && head_dim % 2 == 0, "head_dim {} must be even", head_dim);
+  const int half = head_dim / 2;
+  std::vector<float> inv(half);  // [head_dim / 2]
+  const double base = static_cast<float>(theta);
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    const float pw = static_cast<float>(std::pow(base, static_cast<double>(exponent)));
+    inv[i] = 1.0f / pw;
+  }
+  if (!scaling.has_value()) return inv;
+  // HF _compute_llama3_parameters.
+  const double factor = scaling->factor;
+  const double low = scaling->low_freq_factor;
+  const double high = scaling->high_freq_factor;
+  const double old_len = scaling->original_max_position_embeddings;
+  const double low_freq_wavelen = old_len / low;
+  const double high_freq_wavelen = old_len / high;
+  for (int i = 0; i < half; ++i) {
+    const double f = inv[i];
+    const double wavelen = 2.0 * std::numbers::pi / f;
+    double scaled = wavelen > low_freq_wavelen ? f / factor : f;
+    const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+    if (medium) {
+      const double smooth = (old_len / wavelen - low) / (high - low);
+      scaled = (1.0 - smooth) * scaled / factor + smooth * scaled;
+    }
+    inv[i] = static_cast<float>(scaled);
+  }
+  return inv;
+}
+
+void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim,
+                const int32_t* positions, const float* inv_freq) {
+  const int half = head_dim / 2;
+  std::vector<float> cos_v(half), sin_v(half);  // [head_dim / 2]
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float pos = static_cast<float>(positions[t]);
+    for (int i = 0; i < half; ++i) {
+      const float angle = pos * inv_freq[i];
+      cos_v[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+    for (int h = 0; h < num_heads; ++h) {
+      float* v = x + (t * num_heads + h) * head_dim;  // [head_dim]
+      for (int i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * cos_v[i] - b * sin_v[i];
+        v[i + half] = b * cos_v[i] + a * sin_v[i];
+      }
+    }
+  }
+}
+
+void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* out) {
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* g = gate_up + t * 2 * inter;  // [2 * inter]: gate then up
+    const float* u = g + inter;
+    float* o = out + t * inter;  // [inter]
+    for (int64_t j = 0; j < inter; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+  }
+}
+
+void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens,
+              const KvLayout& layout, int layer, float* kv_cache) {
+  const int64_t row = layout.token_elems();  // [num_kv_heads * head_dim]
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int64_t slot = slot_mapping[t];
+    const int64_t block = slot / layout.block_size;
+    const int offset = static_cast<int>(slot % layout.block_size);
+    std::memcpy(kv_cache + layout.offset(block, layer, 0, offset), k + t * row, row * sizeof(float));
+    std::memcpy(kv_cache + layout.offset(block, layer, 1, offset), v + t * row, row * sizeof(float));
+  }
+}
+
+void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) {
+  const KvLayout& L = a.layout;
+  const int head_dim = L.head_dim;
+  const int group = a.num_heads / L.num_kv_heads;  // query heads per KV head
+  BATON_CHECK(group * L.num_kv_heads == a.num_heads, "{} heads over {} kv heads", a.num_heads,
+              L.num_kv_heads);
+  auto body = [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;  // [context]
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / a.num_heads;
+      const int h = static_cast<int>(item % a.num_heads);
+      const int kvh = h / group;
+      const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t]) * a.max_blocks_per_seq;
+      const int context = a.positions[t] + 1;
+      const float* q = a.q + (t * a.num_heads + h) * head_dim;  // [head_dim]
+      scores.resize(context);
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int p = 0; p < context; ++p) {
+        const int64_t block = table[p / L.block_size];
+        const float* k = a.kv_cache + L.offset(block, a.layer, 0, p % L.block_size) + kvh * head_dim;
+        scores[p] = dot_f32(q, k, head_dim) * a.scale;
+        mx = std::max(mx, scores[p]);
+      }
+      float sum = 0.0f;
+      for (int p = 0; p < context; ++p) {
+        scores[p] = std::exp(scores[p] - mx);
+        sum += scores[p];
+      }
+      float* o = out + (t * a.num_heads + h) * head_dim;  // [head_dim]
+      std::fill(o, o + head_dim, 0.0f);
+      for (int p = 0; p < context; ++p) {
+        const int64_t block = table[p / L.block_size];
+        const float* v = a.kv_cache + L.offset(block, a.layer, 1, p % L.block_size) + kvh * head_dim;
+        const float w = scores[p];
+        for (int d = 0; d < head_dim; ++d) o[d] += w * v[d];
+      }
+      const float inv = 1.0f / sum;
+      for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+    }
+  };
+  const int64_t items = a.num_tokens * a.num_heads;
+  if (pool == nullptr) {
+    body(0, items);
+    return;
+  }
+  pool->parallel_for(items, body, 4);
+}
+
+void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k,
+               bool renormalize, int32_t* topk_ids, float* topk_weights) {
+  std::vector<float> probs(num_experts);  // [num_experts]
+  std::vector<int32_t> order(num_experts);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* l = router_logits + t * num_experts;  // [num_experts]
+    const float mx = *std::max_element(l, l + num_experts);
+    float sum = 0.0f;
+    for (int e = 0; e < num_experts; ++e) {
+      probs[e] = std::exp(l[e] - mx);
+      sum += probs[e];
+    }
+    for (int e = 0; e < num_experts; ++e) probs[e] /= sum;
+    for (int e = 0; e < num_experts; ++e) order[e] = e;
+    std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int32_t x, int32_t y) {
+      return probs[x] != probs[y] ? probs[x] > probs[y] : x < y;
+    });
+    float chosen = 0.0f;
+    for (int j = 0; j < top_k; ++j) chosen += probs[order[j]];
+    for (int j = 0; j < top_k; ++j) {
+      topk_ids[t * top_k + j] = order[j];
+      topk_weights[t * top_k + j] = renormalize ? probs[order[j]] / chosen : probs[order[j]];
+    }
+  }
+}
+
+void embedding(const float* table, int64_t dim, const int32_t* ids, int64_t num_ids, float* out) {
+  for (int64_t t = 0; t < num_ids; ++t)
+    std::memcpy(out + t * dim, table + static_cast<int64_t>(ids[t]) * dim, dim * sizeof(float));
+}
+
+}  // namespace baton

@@ -1,0 +1,81 @@
+// The CPU backend's operators, fp32, with Hugging Face semantics. They are
+// the reference the CUDA kernels are tested against, so each is a free
+// function over plain arrays (row-major, shapes in the comments).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "backend/kv_layout.h"
+#include "model/model_config.h"
+
+namespace baton {
+
+class ThreadPool;
+
+// sum_i a[i] * b[i] (AVX2 with several accumulators where available).
+float dot_f32(const float* a, const float* b, int64_t n);
+
+// y[t, o] = sum_i x[t, i] * w[o, i] + bias[o]    (x @ w^T + bias, a Linear)
+// x: [num_rows, in], w: [out, in], bias: [out] or null, y: [num_rows, out].
+// Cache-blocked, parallel over output rows when `pool` is given.
+void matmul(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t out,
+            const float* bias, float* y, ThreadPool* pool);
+
+// out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * weight
+// x, out: [num_rows, dim] (may alias), weight: [dim].
+void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps,
+             float* out);
+
+// HF's inverse frequencies, [head_dim / 2]: 1 / theta^(2i / head_dim), then
+// the llama3 rescaling (low/high frequency factors, smooth interpolation)
+// when `scaling` is given.
+std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional<RopeScaling>& scaling);
+
+// In-place rotate_half RoPE (non-interleaved: pairs (i, i + head_dim / 2)):
+// x: [num_tokens, num_heads, head_dim], positions: [num_tokens],
+// inv_freq: [head_dim / 2]. Angle = float(position) * inv_freq[i] in fp32.
+void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim,
+                const int32_t* positions, const float* inv_freq);
+
+// out[t, j] = silu(gate_up[t, j]) * gate_up[t, inter + j]
+// gate_up: [num_tokens, 2 * inter], out: [num_tokens, inter].
+void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* out);
+
+// Writes K and V of each new token into its slot of layer `layer`:
+// k, v: [num_tokens, num_kv_heads, head_dim], slot_mapping: [num_tokens],
+// kv_cache laid out as kv_layout.h says.
+void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens,
+              const KvLayout& layout, int layer, float* kv_cache);
+
+// Causal GQA attention over the paged cache of layer `layer`: token t of
+// sequence seq_of_token[t] attends to its sequence's positions
+// 0..positions[t] (inclusive), found through its block table row.
+// q: [num_tokens, num_heads, head_dim], out: [num_tokens, num_heads, head_dim],
+// block_tables: [num_seqs, max_blocks_per_seq]. Softmax in fp32 with scale.
+struct PagedAttentionArgs {
+  const float* q = nullptr;
+  int64_t num_tokens = 0;
+  int num_heads = 0;
+  const int32_t* positions = nullptr;     // [num_tokens]
+  const int32_t* seq_of_token = nullptr;  // [num_tokens]
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
+  int max_blocks_per_seq = 0;
+  const float* kv_cache = nullptr;
+  KvLayout layout;
+  int layer = 0;
+  float scale = 1.0f;
+};
+void paged_attention(const PagedAttentionArgs& args, float* out, ThreadPool* pool);
+
+// Qwen3-MoE routing: softmax over the experts in fp32, top-k (descending
+// weight), then renormalised to sum 1 when `renormalize` (norm_topk_prob).
+// router_logits: [num_tokens, num_experts], topk_ids / topk_weights: [num_tokens, top_k].
+void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k,
+               bool renormalize, int32_t* topk_ids, float* topk_weights);
+
+// Row gather: out[t, :] = table[ids[t], :]; table: [rows, dim], out: [num_ids, dim].
+void embedding(const float* table, int64_t dim, const int32_t* ids, int64_t num_ids, float* out);
+
+}  // namespace baton

@@ -1,0 +1,132 @@
+#include "backend/cpu/cpu_weights.h"
+
+#include <fmt/format.h>
+
+#include "common/thread_pool.h"
+
+namespace baton {
+namespace {
+
+// Converts `name` (checked against `shape`) into dst, in parallel chunks.
+Status load_into(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape,
+                 float* dst, ThreadPool* pool) {
+  BATON_ASSIGN_OR_RETURN(TensorView t, ckpt.tensor(name, shape));
+  const int64_t n = t.num_elements();
+  const size_t elem = dtype_size(t.dtype);
+  auto body = [&](int64_t begin, int64_t end) {
+    TensorView part;
+    part.dtype = t.dtype;
+    part.shape = {end - begin};
+    part.data = static_cast<const char*>(t.data) + static_cast<size_t>(begin) * elem;
+    part.to_float(dst + begin);
+  };
+  if (pool != nullptr) pool->parallel_for(n, body, 1 << 16);
+  else body(0, n);
+  return Status::ok();
+}
+
+Result<std::vector<float>> load_tensor(const Checkpoint& ckpt, const std::string& name,
+                                const std::vector<int64_t>& shape, ThreadPool* pool) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<float> v(static_cast<size_t>(n));
+  BATON_RETURN_IF_ERROR(load_into(ckpt, name, shape, v.data(), pool));
+  return v;
+}
+
+Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPool* pool,
+                  CpuLayerWeights& L) {
+  const std::string p = fmt::format("model.layers.{}.", i);
+  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
+  BATON_ASSIGN_OR_RETURN(L.input_norm, load_tensor(ckpt, p + "input_layernorm.weight", {h}, pool));
+  BATON_ASSIGN_OR_RETURN(L.post_norm, load_tensor(ckpt, p + "post_attention_layernorm.weight", {h}, pool));
+
+  L.qkv.resize(static_cast<size_t>((q + 2 * kv) * h));
+  BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.q_proj.weight", {q, h}, L.qkv.data(), pool));
+  BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.k_proj.weight", {kv, h}, L.qkv.data() + q * h, pool));
+  BATON_RETURN_IF_ERROR(
+      load_into(ckpt, p + "self_attn.v_proj.weight", {kv, h}, L.qkv.data() + (q + kv) * h, pool));
+  if (c.qkv_bias) {
+    L.qkv_bias.resize(static_cast<size_t>(q + 2 * kv));
+    BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.q_proj.bias", {q}, L.qkv_bias.data(), pool));
+    BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.k_proj.bias", {kv}, L.qkv_bias.data() + q, pool));
+    BATON_RETURN_IF_ERROR(
+        load_into(ckpt, p + "self_attn.v_proj.bias", {kv}, L.qkv_bias.data() + q + kv, pool));
+  }
+  if (c.qk_norm) {
+    BATON_ASSIGN_OR_RETURN(L.q_norm, load_tensor(ckpt, p + "self_attn.q_norm.weight", {c.head_dim}, pool));
+    BATON_ASSIGN_OR_RETURN(L.k_norm, load_tensor(ckpt, p + "self_attn.k_norm.weight", {c.head_dim}, pool));
+  }
+  BATON_ASSIGN_OR_RETURN(L.o_proj, load_tensor(ckpt, p + "self_attn.o_proj.weight", {h, q}, pool));
+  // Llama's attention_bias also biases o_proj; Qwen2's q/k/v bias does not.
+  if (ckpt.has(p + "self_attn.o_proj.bias")) {
+    BATON_ASSIGN_OR_RETURN(L.o_bias, load_tensor(ckpt, p + "self_attn.o_proj.bias", {h}, pool));
+  }
+
+  L.is_moe = c.is_moe_layer(i);
+  if (!L.is_moe) {
+    const int64_t inter = c.intermediate_size;
+    L.gate_up.resize(static_cast<size_t>(2 * inter * h));
+    BATON_RETURN_IF_ERROR(load_into(ckpt, p + "mlp.gate_proj.weight", {inter, h}, L.gate_up.data(), pool));
+    BATON_RETURN_IF_ERROR(
+        load_into(ckpt, p + "mlp.up_proj.weight", {inter, h}, L.gate_up.data() + inter * h, pool));
+    BATON_ASSIGN_OR_RETURN(L.down, load_tensor(ckpt, p + "mlp.down_proj.weight", {h, inter}, pool));
+    return Status::ok();
+  }
+  const int64_t ne = c.num_experts, mi = c.moe_intermediate_size;
+  BATON_ASSIGN_OR_RETURN(L.router, load_tensor(ckpt, p + "mlp.gate.weight", {ne, h}, pool));
+  L.expert_gate_up.resize(static_cast<size_t>(ne * 2 * mi * h));
+  L.expert_down.resize(static_cast<size_t>(ne * h * mi));
+  for (int64_t e = 0; e < ne; ++e) {
+    const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
+    float* gu = L.expert_gate_up.data() + e * 2 * mi * h;  // [2 * mi, h]
+    BATON_RETURN_IF_ERROR(load_into(ckpt, ep + "gate_proj.weight", {mi, h}, gu, pool));
+    BATON_RETURN_IF_ERROR(load_into(ckpt, ep + "up_proj.weight", {mi, h}, gu + mi * h, pool));
+    BATON_RETURN_IF_ERROR(
+        load_into(ckpt, ep + "down_proj.weight", {h, mi}, L.expert_down.data() + e * h * mi, pool));
+  }
+  return Status::ok();
+}
+
+size_t bytes_of(const std::vector<float>& v) { return v.size() * sizeof(float); }
+
+}  // namespace
+
+size_t CpuWeights::num_bytes() const {
+  size_t n = bytes_of(embed) + bytes_of(final_norm) + bytes_of(lm_head);
+  for (const auto& L : layers) {
+    n += bytes_of(L.input_norm) + bytes_of(L.qkv) + bytes_of(L.qkv_bias) + bytes_of(L.q_norm) +
+         bytes_of(L.k_norm) + bytes_of(L.o_proj) + bytes_of(L.o_bias) + bytes_of(L.post_norm) +
+         bytes_of(L.gate_up) + bytes_of(L.down) + bytes_of(L.router) + bytes_of(L.expert_gate_up) +
+         bytes_of(L.expert_down);
+  }
+  return n;
+}
+
+Result<CpuWeights> CpuWeights::load(const Checkpoint& ckpt, ThreadPool* pool) {
+  const ModelConfig& c = ckpt.config();
+  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 ||
+      c.num_kv_heads <= 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 || c.num_heads % c.num_kv_heads != 0)
+    return invalid_argument(
+        "model config is not runnable: hidden_size {}, num_hidden_layers {}, vocab_size {}, heads {}/{}, "
+        "head_dim {}",
+        c.hidden_size, c.num_layers, c.vocab_size, c.num_heads, c.num_kv_heads, c.head_dim);
+  if (c.is_moe() && (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts ||
+                     c.moe_intermediate_size <= 0))
+    return invalid_argument("MoE config is not runnable: num_experts {}, num_experts_per_tok {}, "
+                            "moe_intermediate_size {}",
+                            c.num_experts, c.num_experts_per_tok, c.moe_intermediate_size);
+  const int64_t h = c.hidden_size, vocab = c.vocab_size;
+  CpuWeights w;
+  BATON_ASSIGN_OR_RETURN(w.embed, load_tensor(ckpt, "model.embed_tokens.weight", {vocab, h}, pool));
+  BATON_ASSIGN_OR_RETURN(w.final_norm, load_tensor(ckpt, "model.norm.weight", {h}, pool));
+  if (!c.tie_word_embeddings) {
+    BATON_ASSIGN_OR_RETURN(w.lm_head, load_tensor(ckpt, "lm_head.weight", {vocab, h}, pool));
+  }
+  w.layers.resize(c.num_layers);
+  for (int i = 0; i < c.num_layers; ++i)
+    BATON_RETURN_IF_ERROR(load_layer(ckpt, c, i, pool, w.layers[i]));
+  return w;
+}
+
+}  // namespace baton
