@@ -1,0 +1,61 @@
+// The OpenAI-compatible API over an EngineApi: routes, authentication,
+// request validation, submission, streaming of outputs, disconnect aborts,
+// metrics. HTTP-agnostic: it answers through HttpExchange.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "engine/async_engine_api.h"
+#include "server/http_exchange.h"
+#include "server/openai_request.h"
+#include "server/prompt_codec.h"
+#include "server/server_metrics.h"
+
+namespace baton {
+
+struct OpenAiServiceOptions {
+  std::string served_model_name = "baton";
+  std::string model_path;        // reported as the model's "root"
+  std::string api_key;           // "" = no authentication
+  int max_waiting_requests = 0;  // 0 = only the engine's own limit
+};
+
+class ActiveRequest;
+
+class OpenAiService {
+ public:
+  OpenAiService(EngineApi& engine, const PromptCodec& codec, OpenAiServiceOptions options);
+  ~OpenAiService();
+
+  // The HttpHandler: runs on the exchange's executor.
+  void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
+
+  // Shutdown: refuse new generation requests (503), then abort the live ones.
+  void set_draining() { draining_ = true; }
+  void abort_all();
+  int num_active() const;
+
+  ServerMetrics& metrics() { return metrics_; }
+
+ private:
+  friend class ActiveRequest;
+  void handle_generate(ApiKind kind, const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
+  void finished(const std::string& request_id);
+  std::string next_request_id(ApiKind kind);
+
+  EngineApi& engine_;
+  const PromptCodec& codec_;
+  OpenAiServiceOptions options_;
+  ServerMetrics metrics_;
+  std::atomic<bool> draining_{false};
+  std::atomic<uint64_t> next_id_{0};
+  std::string id_prefix_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<ActiveRequest>> active_;
+};
+
+}  // namespace baton
