@@ -1,0 +1,120 @@
+#include "kv_transfer/agent_client.h"
+
+#include <algorithm>
+
+#include "kv_transfer/wire.h"
+
+namespace baton {
+
+namespace asio = boost::asio;
+
+Result<std::unique_ptr<Connection>> AgentClient::acquire(const ReadContext& ctx) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (conn->is_open()) return conn;
+    }
+  }
+  return Connection::connect(host_, port_, ctx);
+}
+
+void AgentClient::release(std::unique_ptr<Connection> conn) {
+  if (!conn->is_open()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  idle_.push_back(std::move(conn));
+}
+
+Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engine_id,
+                                                     const ReadContext& ctx) {
+  BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
+  BATON_RETURN_IF_ERROR(
+      send_frame(*conn, MsgType::kGetDescriptor, Json{{"engine_id", my_engine_id}}, 0, ctx));
+  BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
+  if (frame.type == MsgType::kError) return status_from_error_frame(frame, address());
+  if (frame.type != MsgType::kDescriptor) {
+    return data_loss("KV peer {}: expected a descriptor, got message type {}", address(),
+                     static_cast<int>(frame.type));
+  }
+  auto desc = PeerDescriptor::from_json(frame.json);
+  if (!desc.is_ok()) return desc.status().with_context("KV peer " + address() + " descriptor");
+  release(std::move(conn));
+  return desc;
+}
+
+Status AgentClient::notify_done(const std::string& my_engine_id, const std::string& request_id,
+                                const ReadContext& ctx) {
+  BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
+  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kDone,
+                                   Json{{"engine_id", my_engine_id}, {"request_id", request_id}},
+                                   0, ctx));
+  BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
+  if (frame.type == MsgType::kError) return status_from_error_frame(frame, address());
+  if (frame.type != MsgType::kAck) {
+    return data_loss("KV peer {}: expected an ack, got message type {}", address(),
+                     static_cast<int>(frame.type));
+  }
+  release(std::move(conn));
+  return Status::ok();
+}
+
+Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRun>& runs,
+                                                       const KvRegionDesc& local,
+                                                       bool want_checksums,
+                                                       const ReadContext& ctx,
+                                                       size_t staging_bytes) {
+  if (local.memory == MemoryKind::kDevice && local.copier == nullptr) {
+    return unimplemented("tcp transport: device KV region without a staging copier");
+  }
+  Json jruns = Json::array();
+  for (const auto& run : runs) jruns.push_back({run.remote_first, run.num_blocks});
+  BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
+  BATON_RETURN_IF_ERROR(send_frame(
+      *conn, MsgType::kReadBlocks, Json{{"runs", jruns}, {"checksums", want_checksums}}, 0, ctx));
+  BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
+  if (frame.type == MsgType::kError) {
+    release(std::move(conn));
+    return status_from_error_frame(frame, address());
+  }
+  const int64_t num_blocks = count_blocks(runs);
+  const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * local.block_bytes;
+  const uint64_t expected = data_bytes + (want_checksums ? 8ull * num_blocks : 0);
+  if (frame.type != MsgType::kBlocks || frame.payload_bytes != expected) {
+    conn->shutdown();
+    return data_loss("KV peer {}: expected {} bytes of blocks, peer announced {} (type {})",
+                     address(), expected, frame.payload_bytes, static_cast<int>(frame.type));
+  }
+  if (local.memory == MemoryKind::kHost) {
+    // Zero-copy: one scattered read straight into the local blocks.
+    std::vector<asio::mutable_buffer> buffers;
+    buffers.reserve(runs.size());
+    for (const auto& run : runs) {
+      buffers.emplace_back(local.block_ptr(run.local_first),
+                           static_cast<size_t>(run.num_blocks) * local.block_bytes);
+    }
+    BATON_RETURN_IF_ERROR(conn->read_all(buffers, ctx));
+  } else {
+    const int64_t chunk_blocks =
+        std::max<int64_t>(1, static_cast<int64_t>(staging_bytes / local.block_bytes));
+    std::vector<uint8_t> staging(static_cast<size_t>(chunk_blocks) * local.block_bytes);
+    for (const auto& run : runs) {
+      for (int64_t b = 0; b < run.num_blocks; b += chunk_blocks) {
+        const int64_t n = std::min(chunk_blocks, run.num_blocks - b);
+        const size_t bytes = static_cast<size_t>(n) * local.block_bytes;
+        BATON_RETURN_IF_ERROR(conn->read_all(staging.data(), bytes, ctx));
+        BATON_RETURN_IF_ERROR(
+            local.copier->to_device(local.block_ptr(run.local_first + b), staging.data(), bytes));
+      }
+    }
+  }
+  std::vector<uint64_t> sums;
+  if (want_checksums) {
+    sums.resize(static_cast<size_t>(num_blocks));
+    BATON_RETURN_IF_ERROR(conn->read_all(sums.data(), sums.size() * 8, ctx));
+  }
+  release(std::move(conn));
+  return sums;
+}
+
+}  // namespace baton

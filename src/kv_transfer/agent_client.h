@@ -1,0 +1,49 @@
+// AgentClient: the decode side's handle on one peer's KV agent. It keeps a
+// small pool of connections (one per concurrent call) and speaks the wire
+// protocol: fetch the descriptor, read blocks (tcp transport), say done.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kv_transfer/block_runs.h"
+#include "kv_transfer/connection.h"
+#include "kv_transfer/kv_region.h"
+#include "kv_transfer/peer_descriptor.h"
+
+namespace baton {
+
+class AgentClient {
+ public:
+  AgentClient(std::string host, int port) : host_(std::move(host)), port_(port) {}
+
+  Result<PeerDescriptor> fetch_descriptor(const std::string& my_engine_id, const ReadContext& ctx);
+
+  // Tells the peer that this engine finished reading `request_id`.
+  Status notify_done(const std::string& my_engine_id, const std::string& request_id,
+                     const ReadContext& ctx);
+
+  // Streams the remote side of `runs` into the local side of `runs` in
+  // `local` (host, or device through local.copier). Returns the peer's
+  // per-block checksums when asked.
+  Result<std::vector<uint64_t>> read_blocks(const std::vector<BlockRun>& runs,
+                                            const KvRegionDesc& local, bool want_checksums,
+                                            const ReadContext& ctx,
+                                            size_t staging_bytes = 16u << 20);
+
+  std::string address() const { return host_ + ":" + std::to_string(port_); }
+
+ private:
+  Result<std::unique_ptr<Connection>> acquire(const ReadContext& ctx);
+  void release(std::unique_ptr<Connection> conn);
+
+  std::string host_;
+  int port_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+}  // namespace baton

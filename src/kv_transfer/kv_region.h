@@ -1,0 +1,69 @@
+// KvRegionDesc: a plain description of one instance's KV memory, as
+// kv_transfer sees it. It mirrors backend/kv_layout.h (KvMemory) without
+// depending on the backend: the server fills it from the backend's KvMemory.
+//
+//   kv[num_blocks][num_layers][2 (K, V)][block_size][num_kv_heads][head_dim]
+//
+// A block is contiguous across all layers (block_bytes), so moving a
+// request's KV means copying whole blocks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace baton {
+
+enum class KvDType { kF32, kF16, kBF16 };
+
+const char* kv_dtype_name(KvDType dtype);  // "F32", "F16", "BF16"
+size_t kv_dtype_size(KvDType dtype);
+Result<KvDType> parse_kv_dtype(const std::string& name);
+
+enum class MemoryKind { kHost, kDevice };
+const char* memory_kind_name(MemoryKind kind);  // "host", "device"
+
+// Copies between host and device memory for transports that stage device KV
+// through the host (tcp). The CUDA build provides one; host-only builds have
+// none, and a device region without a copier is refused by such transports.
+class DeviceCopier {
+ public:
+  virtual ~DeviceCopier() = default;
+  virtual Status to_host(void* host_dst, const void* device_src, size_t num_bytes) = 0;
+  virtual Status to_device(void* device_dst, const void* host_src, size_t num_bytes) = 0;
+};
+
+struct KvRegionDesc {
+  void* base = nullptr;  // start of block 0
+  int64_t num_blocks = 0;
+  size_t block_bytes = 0;  // must equal the product of the shape below
+  KvDType dtype = KvDType::kBF16;
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 16;  // tokens per block
+  MemoryKind memory = MemoryKind::kHost;
+  int device_id = -1;  // CUDA ordinal when memory == kDevice
+  // Name of the POSIX shared-memory object that holds the region, when it
+  // lives in one (SharedMemoryBuffer); the shm transport needs it.
+  std::string shm_name;
+  // Staging hook for device regions (not owned); may be null.
+  DeviceCopier* copier = nullptr;
+
+  // Bytes of one block computed from the shape.
+  size_t shape_block_bytes() const {
+    return static_cast<size_t>(num_layers) * 2 * block_size * num_kv_heads * head_dim *
+           kv_dtype_size(dtype);
+  }
+  size_t total_bytes() const { return block_bytes * static_cast<size_t>(num_blocks); }
+  uint8_t* block_ptr(int64_t block_id) const {
+    return static_cast<uint8_t*>(base) + static_cast<size_t>(block_id) * block_bytes;
+  }
+
+  // OK when the shape is positive, block_bytes matches it and base is set.
+  Status validate() const;
+};
+
+}  // namespace baton

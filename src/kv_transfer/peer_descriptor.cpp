@@ -1,0 +1,152 @@
+#include "kv_transfer/peer_descriptor.h"
+
+#include <xxhash.h>
+
+#include <fmt/format.h>
+
+namespace baton {
+
+PeerDescriptor PeerDescriptor::from_region(const KvRegionDesc& region,
+                                           const std::string& engine_id,
+                                           const std::string& model) {
+  PeerDescriptor d;
+  d.engine_id = engine_id;
+  d.model = model;
+  d.dtype = region.dtype;
+  d.num_layers = region.num_layers;
+  d.num_kv_heads = region.num_kv_heads;
+  d.head_dim = region.head_dim;
+  d.block_size = region.block_size;
+  d.num_blocks = region.num_blocks;
+  d.block_bytes = region.block_bytes;
+  d.memory = region.memory;
+  d.device_id = region.device_id;
+  d.compat_hash = d.compute_compat_hash();
+  return d;
+}
+
+uint64_t PeerDescriptor::compute_compat_hash() const {
+  const std::string key =
+      fmt::format("v{}|{}|{}|L{}|H{}|D{}|B{}|{}", protocol_version, layout,
+                  kv_dtype_name(dtype), num_layers, num_kv_heads, head_dim, block_size, block_bytes);
+  return XXH64(key.data(), key.size(), 0);
+}
+
+Json PeerDescriptor::to_json() const {
+  return Json{{"protocol_version", protocol_version},
+              {"engine_id", engine_id},
+              {"host", host},
+              {"port", port},
+              {"transport", transport},
+              {"transport_params", transport_params},
+              {"model", model},
+              {"layout", layout},
+              {"dtype", kv_dtype_name(dtype)},
+              {"num_layers", num_layers},
+              {"num_kv_heads", num_kv_heads},
+              {"head_dim", head_dim},
+              {"block_size", block_size},
+              {"num_blocks", num_blocks},
+              {"block_bytes", block_bytes},
+              {"memory", memory_kind_name(memory)},
+              {"device_id", device_id},
+              {"compat_hash", fmt::format("{:016x}", compat_hash)}};
+}
+
+Result<PeerDescriptor> PeerDescriptor::from_json(const Json& j) {
+  PeerDescriptor d;
+  BATON_ASSIGN_OR_RETURN(d.protocol_version, json_require<int>(j, "protocol_version"));
+  BATON_ASSIGN_OR_RETURN(d.engine_id, json_require<std::string>(j, "engine_id"));
+  BATON_ASSIGN_OR_RETURN(d.host, json_get<std::string>(j, "host", ""));
+  BATON_ASSIGN_OR_RETURN(d.port, json_get<int>(j, "port", 0));
+  BATON_ASSIGN_OR_RETURN(d.transport, json_require<std::string>(j, "transport"));
+  if (auto it = j.find("transport_params"); it != j.end() && it->is_object()) {
+    d.transport_params = *it;
+  }
+  BATON_ASSIGN_OR_RETURN(d.model, json_get<std::string>(j, "model", ""));
+  BATON_ASSIGN_OR_RETURN(d.layout, json_require<std::string>(j, "layout"));
+  BATON_ASSIGN_OR_RETURN(std::string dtype, json_require<std::string>(j, "dtype"));
+  BATON_ASSIGN_OR_RETURN(d.dtype, parse_kv_dtype(dtype));
+  BATON_ASSIGN_OR_RETURN(d.num_layers, json_require<int>(j, "num_layers"));
+  BATON_ASSIGN_OR_RETURN(d.num_kv_heads, json_require<int>(j, "num_kv_heads"));
+  BATON_ASSIGN_OR_RETURN(d.head_dim, json_require<int>(j, "head_dim"));
+  BATON_ASSIGN_OR_RETURN(d.block_size, json_require<int>(j, "block_size"));
+  BATON_ASSIGN_OR_RETURN(d.num_blocks, json_require<int64_t>(j, "num_blocks"));
+  BATON_ASSIGN_OR_RETURN(d.block_bytes, json_require<uint64_t>(j, "block_bytes"));
+  BATON_ASSIGN_OR_RETURN(std::string memory, json_get<std::string>(j, "memory", "host"));
+  if (memory == "host") {
+    d.memory = MemoryKind::kHost;
+  } else if (memory == "device") {
+    d.memory = MemoryKind::kDevice;
+  } else {
+    return invalid_argument("field 'memory' must be 'host' or 'device', got '{}'", memory);
+  }
+  BATON_ASSIGN_OR_RETURN(d.device_id, json_get<int>(j, "device_id", -1));
+  BATON_ASSIGN_OR_RETURN(std::string hash, json_require<std::string>(j, "compat_hash"));
+  try {
+    size_t used = 0;
+    d.compat_hash = std::stoull(hash, &used, 16);
+    if (used != hash.size()) throw std::invalid_argument("trailing characters");
+  } catch (const std::exception&) {
+    return invalid_argument("field 'compat_hash' is not a hex number: '{}'", hash);
+  }
+  return d;
+}
+
+namespace {
+
+template <typename T>
+Status field_mismatch(const char* field, const PeerDescriptor& remote, const T& local_value,
+                      const T& remote_value) {
+  return failed_precondition(
+      "KV peer '{}' is incompatible: {} differs (local {}, remote {})", remote.engine_id, field,
+      local_value, remote_value);
+}
+
+}  // namespace
+
+Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remote) {
+  if (local.protocol_version != remote.protocol_version) {
+    return field_mismatch("protocol_version", remote, local.protocol_version,
+                          remote.protocol_version);
+  }
+  if (local.transport != remote.transport) {
+    return field_mismatch("transport", remote, local.transport, remote.transport);
+  }
+  if (!local.model.empty() && !remote.model.empty() && local.model != remote.model) {
+    return field_mismatch("model", remote, local.model, remote.model);
+  }
+  if (local.layout != remote.layout) return field_mismatch("layout", remote, local.layout, remote.layout);
+  if (local.dtype != remote.dtype) {
+    return field_mismatch("dtype", remote, std::string(kv_dtype_name(local.dtype)),
+                          std::string(kv_dtype_name(remote.dtype)));
+  }
+  if (local.num_layers != remote.num_layers) {
+    return field_mismatch("num_layers", remote, local.num_layers, remote.num_layers);
+  }
+  if (local.num_kv_heads != remote.num_kv_heads) {
+    return field_mismatch("num_kv_heads", remote, local.num_kv_heads, remote.num_kv_heads);
+  }
+  if (local.head_dim != remote.head_dim) {
+    return field_mismatch("head_dim", remote, local.head_dim, remote.head_dim);
+  }
+  if (local.block_size != remote.block_size) {
+    return field_mismatch("block_size", remote, local.block_size, remote.block_size);
+  }
+  if (local.block_bytes != remote.block_bytes) {
+    return field_mismatch("block_bytes", remote, local.block_bytes, remote.block_bytes);
+  }
+  if (remote.compat_hash != remote.compute_compat_hash()) {
+    return failed_precondition(
+        "KV peer '{}' is incompatible: compat_hash {:016x} does not match its own fields "
+        "({:016x})",
+        remote.engine_id, remote.compat_hash, remote.compute_compat_hash());
+  }
+  if (local.compat_hash != remote.compat_hash) {
+    return failed_precondition("KV peer '{}' is incompatible: compat_hash differs (local {:016x}, remote {:016x})",
+                               remote.engine_id, local.compat_hash, remote.compat_hash);
+  }
+  return Status::ok();
+}
+
+}  // namespace baton

@@ -1,0 +1,53 @@
+// PeerDescriptor: what two transfer engines exchange before moving KV
+// (through the KV agent's control channel). The reading side refuses a peer
+// whose KV layout differs, naming the field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "kv_transfer/kv_region.h"
+
+namespace baton {
+
+// Bumped when the wire protocol or the descriptor changes incompatibly.
+inline constexpr int kKvTransferProtocolVersion = 1;
+// The only block layout today (backend/kv_layout.h).
+inline constexpr const char* kKvBlockLayout = "blocks,layers,kv,block_size,kv_heads,head_dim";
+
+struct PeerDescriptor {
+  int protocol_version = kKvTransferProtocolVersion;
+  std::string engine_id;
+  std::string host;  // where the peer's KV agent listens
+  int port = 0;
+  std::string transport;  // "local", "shm", "tcp", "cuda_ipc"
+  Json transport_params = Json::object();  // transport-specific (shm name, IPC handle, ...)
+  std::string model;  // model identity (name or hash); empty = not checked
+  std::string layout = kKvBlockLayout;
+  KvDType dtype = KvDType::kBF16;
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 0;
+  int64_t num_blocks = 0;
+  uint64_t block_bytes = 0;
+  MemoryKind memory = MemoryKind::kHost;
+  int device_id = -1;
+  uint64_t compat_hash = 0;  // over layout, dtype and shape (not model, not num_blocks)
+
+  // Fills the layout fields and compat_hash from a region.
+  static PeerDescriptor from_region(const KvRegionDesc& region, const std::string& engine_id,
+                                    const std::string& model);
+  uint64_t compute_compat_hash() const;
+
+  Json to_json() const;
+  static Result<PeerDescriptor> from_json(const Json& j);
+};
+
+// OK when `remote` can serve KV to `local`; otherwise FAILED_PRECONDITION
+// naming the first differing field and both values.
+Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remote);
+
+}  // namespace baton

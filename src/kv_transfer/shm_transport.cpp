@@ -1,0 +1,70 @@
+#include "kv_transfer/shm_transport.h"
+
+#include <unistd.h>
+
+#include "kv_transfer/host_copy.h"
+#include "kv_transfer/shm_buffer.h"
+
+namespace baton {
+
+namespace {
+
+std::string this_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "";
+  return buf;
+}
+
+class ShmLink : public PeerLink {
+ public:
+  ShmLink(const KvRegionDesc& local, std::unique_ptr<SharedMemoryBuffer> mapping,
+          size_t block_bytes)
+      : local_(local), mapping_(std::move(mapping)), block_bytes_(block_bytes) {}
+
+  Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs, bool want_checksums,
+                                     const ReadContext& ctx) override {
+    return copy_runs_host(static_cast<uint8_t*>(local_.base),
+                          static_cast<const uint8_t*>(mapping_->data()), block_bytes_, runs,
+                          want_checksums, ctx);
+  }
+
+ private:
+  KvRegionDesc local_;
+  std::unique_ptr<SharedMemoryBuffer> mapping_;
+  size_t block_bytes_;
+};
+
+}  // namespace
+
+Status ShmTransport::register_local(const KvRegionDesc& region, PeerDescriptor& desc) {
+  BATON_RETURN_IF_ERROR(check_region_caps(*this, region));
+  local_ = region;
+  registered_ = true;
+  // Only a serving region needs to be in shared memory; a region that only
+  // reads may be ordinary memory (then peers cannot read from it).
+  desc.transport_params["shm_name"] = region.shm_name;
+  desc.transport_params["hostname"] = this_hostname();
+  return Status::ok();
+}
+
+Result<std::unique_ptr<PeerLink>> ShmTransport::connect(const PeerDescriptor& remote) {
+  if (!registered_) return failed_precondition("shm transport: no local KV region registered");
+  const std::string name = remote.transport_params.value("shm_name", std::string());
+  const std::string host = remote.transport_params.value("hostname", std::string());
+  if (name.empty()) {
+    return failed_precondition(
+        "shm transport: peer '{}' has no KV region in shared memory (allocate it with "
+        "SharedMemoryBuffer and set KvRegionDesc::shm_name)",
+        remote.engine_id);
+  }
+  if (!host.empty() && host != this_hostname()) {
+    return failed_precondition("shm transport: peer '{}' is on host '{}', this is '{}' (use tcp)",
+                               remote.engine_id, host, this_hostname());
+  }
+  const size_t bytes = static_cast<size_t>(remote.num_blocks) * remote.block_bytes;
+  BATON_ASSIGN_OR_RETURN(auto mapping, SharedMemoryBuffer::open_read_only(name, bytes));
+  return std::unique_ptr<PeerLink>(
+      std::make_unique<ShmLink>(local_, std::move(mapping), static_cast<size_t>(remote.block_bytes)));
+}
+
+}  // namespace baton

@@ -1,0 +1,62 @@
+// Transport: how KV bytes move between two engines' registered regions.
+// A transport registers the local region (adding what a peer needs to reach
+// it to the descriptor), then opens a PeerLink once per peer; the transfer
+// engine drives links from its worker threads.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "kv_transfer/block_runs.h"
+#include "kv_transfer/kv_region.h"
+#include "kv_transfer/peer_descriptor.h"
+
+namespace baton {
+
+struct TransportCaps {
+  bool host_memory = false;    // moves KV that lives in host memory
+  bool device_memory = false;  // moves KV that lives in GPU memory
+  bool cross_host = false;     // works between two hosts
+};
+
+// What one read may spend: it must return by `deadline` (DEADLINE_EXCEEDED)
+// and soon after `cancelled` turns true (ABORTED).
+struct ReadContext {
+  TimePoint deadline = TimePoint::max();
+  const std::atomic<bool>* cancelled = nullptr;
+
+  bool is_cancelled() const { return cancelled != nullptr && cancelled->load(); }
+  bool expired() const { return SteadyClock::now() >= deadline; }
+};
+
+// An open path to one peer's region.
+class PeerLink {
+ public:
+  virtual ~PeerLink() = default;
+  // Copies the runs (remote -> local) into the local region as one batched
+  // operation. With want_checksums, returns the xxHash64 of every source
+  // block in run order (computed on the serving side), else an empty vector.
+  virtual Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs,
+                                             bool want_checksums, const ReadContext& ctx) = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual std::string name() const = 0;
+  virtual TransportCaps caps() const = 0;
+  // Registers the local KV region (once). Adds to `desc.transport_params`
+  // what a peer needs to reach it (shm name, IPC handle, ...).
+  virtual Status register_local(const KvRegionDesc& region, PeerDescriptor& desc) = 0;
+  // Opens a link to a peer whose descriptor was checked compatible.
+  virtual Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) = 0;
+};
+
+// Refuses a region the transport's capabilities do not cover.
+Status check_region_caps(const Transport& transport, const KvRegionDesc& region);
+
+}  // namespace baton

@@ -1,0 +1,45 @@
+#include "kv_transfer/transport_registry.h"
+
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "kv_transfer/local_transport.h"
+#include "kv_transfer/shm_transport.h"
+#include "kv_transfer/tcp_transport.h"
+
+namespace baton {
+
+namespace {
+// Filled by static registration objects before main; read-only afterwards.
+std::map<std::string, TransportFactory>& extra_factories() {
+  static std::map<std::string, TransportFactory> factories;
+  return factories;
+}
+}  // namespace
+
+void register_transport_factory(const std::string& name, TransportFactory factory) {
+  extra_factories()[name] = std::move(factory);
+}
+
+std::vector<std::string> transport_names() {
+  std::vector<std::string> names = {"local", "shm", "tcp"};
+  for (const auto& [name, factory] : extra_factories()) names.push_back(name);
+  return names;
+}
+
+Result<std::unique_ptr<Transport>> make_transport(const std::string& name) {
+  if (name == "local") return std::unique_ptr<Transport>(std::make_unique<LocalTransport>());
+  if (name == "shm") return std::unique_ptr<Transport>(std::make_unique<ShmTransport>());
+  if (name == "tcp") return std::unique_ptr<Transport>(std::make_unique<TcpTransport>());
+  auto it = extra_factories().find(name);
+  if (it != extra_factories().end()) return it->second();
+  if (name == "cuda_ipc") {
+    return unimplemented("KV transport 'cuda_ipc' needs a CUDA build of baton");
+  }
+  return invalid_argument("unknown KV transport '{}' (available: {})", name,
+                          fmt::join(transport_names(), ", "));
+}
+
+}  // namespace baton
