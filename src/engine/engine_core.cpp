@@ -1,0 +1,240 @@
+#include "engine/engine_core.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace baton {
+
+namespace {
+
+constexpr size_t kDefaultKvCapBytes = size_t{1} << 30;  // CPU default: at most 1 GiB
+constexpr int kDefaultKvSeqs = 4;                        // ... or max_model_len x 4 sequences
+constexpr int kMaxLogprobs = 20;
+
+}  // namespace
+
+Result<std::unique_ptr<EngineCore>> EngineCore::create(std::unique_ptr<Backend> backend,
+                                                       std::shared_ptr<const Detokenizer> detokenizer,
+                                                       const EngineOptions& options) {
+  if (!backend) return invalid_argument("engine: no backend");
+  const ModelConfig& cfg = backend->model_config();
+  if (options.block_size <= 0 || options.block_size > 1024) {
+    return invalid_argument("--block-size must be in [1, 1024], got {}", options.block_size);
+  }
+  if (options.max_num_batched_tokens <= 0) {
+    return invalid_argument("--max-num-batched-tokens must be positive, got {}",
+                            options.max_num_batched_tokens);
+  }
+  if (options.max_num_seqs <= 0) {
+    return invalid_argument("--max-num-seqs must be positive, got {}", options.max_num_seqs);
+  }
+  if (options.num_kv_blocks < 0) {
+    return invalid_argument("--num-kv-blocks must not be negative, got {}", options.num_kv_blocks);
+  }
+  int max_model_len = options.max_model_len > 0 ? options.max_model_len : cfg.max_position_embeddings;
+  if (max_model_len <= 0) return invalid_argument("engine: the model gives no max_position_embeddings; pass --max-model-len");
+  if (cfg.max_position_embeddings > 0 && max_model_len > cfg.max_position_embeddings) {
+    return invalid_argument("--max-model-len {} exceeds the model's max_position_embeddings {}",
+                            max_model_len, cfg.max_position_embeddings);
+  }
+
+  int num_blocks = options.num_kv_blocks;
+  if (num_blocks == 0) {
+    const size_t block_bytes = backend->kv_block_bytes(options.block_size);
+    if (block_bytes == 0) return internal_error("engine: the backend reports 0-byte KV blocks");
+    size_t bytes = options.kv_cache_bytes;
+    if (bytes == 0) bytes = backend->available_kv_bytes();
+    if (bytes == 0) {
+      const size_t blocks_per_seq = static_cast<size_t>((max_model_len + options.block_size - 1) / options.block_size);
+      bytes = std::min(kDefaultKvCapBytes, blocks_per_seq * kDefaultKvSeqs * block_bytes);
+    }
+    const size_t n = bytes / block_bytes;
+    if (n == 0) {
+      return invalid_argument("KV cache of {} bytes holds no block of {} bytes", bytes, block_bytes);
+    }
+    num_blocks = static_cast<int>(std::min<size_t>(n, 1u << 30));
+  }
+  BATON_RETURN_IF_ERROR(backend->init_kv_cache(num_blocks, options.block_size)
+                            .with_context("allocating the KV cache"));
+  BATON_LOG_INFO("engine: {} KV blocks of {} tokens, max_model_len {}, prefix caching {}",
+                 num_blocks, options.block_size, max_model_len,
+                 options.enable_prefix_caching ? "on" : "off");
+  return std::unique_ptr<EngineCore>(
+      new EngineCore(std::move(backend), std::move(detokenizer), options, num_blocks, max_model_len));
+}
+
+EngineCore::EngineCore(std::unique_ptr<Backend> backend, std::shared_ptr<const Detokenizer> detokenizer,
+                       const EngineOptions& options, int num_blocks, int max_model_len)
+    : backend_(std::move(backend)),
+      detokenizer_(std::move(detokenizer)),
+      options_(options),
+      max_model_len_(max_model_len),
+      kv_(num_blocks, options.block_size, options.enable_prefix_caching),
+      scheduler_(SchedulerConfig{options.max_num_batched_tokens, options.max_num_seqs}, &kv_),
+      builder_(&kv_),
+      processor_(std::vector<int32_t>(backend_->model_config().eos_token_ids.begin(),
+                                      backend_->model_config().eos_token_ids.end())),
+      seed_rng_(options.seed) {}
+
+Status EngineCore::validate(const GenerationRequest& r) const {
+  if (r.request_id.empty()) return invalid_argument("request_id must not be empty");
+  if (requests_.count(r.request_id)) return invalid_argument("request_id '{}' is already in use", r.request_id);
+  if (r.prompt_ids.empty()) return invalid_argument("the prompt is empty");
+  const int vocab = backend_->model_config().vocab_size;
+  for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
+    if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= vocab) {
+      return invalid_argument("prompt token {} at position {} is outside the vocabulary [0, {})",
+                              r.prompt_ids[i], i, vocab);
+    }
+  }
+  for (int32_t t : r.stop_token_ids) {
+    if (t < 0 || t >= vocab) return invalid_argument("stop_token_id {} is outside the vocabulary [0, {})", t, vocab);
+  }
+  if (r.max_tokens < 1) return invalid_argument("max_tokens must be at least 1, got {}", r.max_tokens);
+  if (r.min_tokens < 0 || r.min_tokens > r.max_tokens) {
+    return invalid_argument("min_tokens must be in [0, max_tokens={}], got {}", r.max_tokens, r.min_tokens);
+  }
+  const SamplingParams& s = r.sampling;
+  if (!(s.temperature >= 0.0f)) return invalid_argument("temperature must be >= 0, got {}", s.temperature);
+  if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return invalid_argument("top_p must be in (0, 1], got {}", s.top_p);
+  if (s.top_k < -1) return invalid_argument("top_k must be -1, 0 (off) or positive, got {}", s.top_k);
+  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return invalid_argument("min_p must be in [0, 1], got {}", s.min_p);
+  if (!(s.repetition_penalty > 0.0f)) {
+    return invalid_argument("repetition_penalty must be > 0, got {}", s.repetition_penalty);
+  }
+  if (!(s.presence_penalty >= -2.0f && s.presence_penalty <= 2.0f)) {
+    return invalid_argument("presence_penalty must be in [-2, 2], got {}", s.presence_penalty);
+  }
+  if (!(s.frequency_penalty >= -2.0f && s.frequency_penalty <= 2.0f)) {
+    return invalid_argument("frequency_penalty must be in [-2, 2], got {}", s.frequency_penalty);
+  }
+  if (s.num_logprobs > kMaxLogprobs) {
+    return invalid_argument("logprobs must be at most {}, got {}", kMaxLogprobs, s.num_logprobs);
+  }
+  for (const std::string& stop : r.stop) {
+    if (stop.empty()) return invalid_argument("a stop string must not be empty");
+  }
+  if (!r.stop.empty() && !detokenizer_) {
+    return invalid_argument("stop strings need a tokenizer, and this engine has none");
+  }
+  const int64_t total = static_cast<int64_t>(r.prompt_ids.size()) + r.max_tokens;
+  if (static_cast<int64_t>(r.prompt_ids.size()) >= max_model_len_ || total > max_model_len_) {
+    return invalid_argument(
+        "the prompt ({} tokens) plus max_tokens ({}) is {} tokens, beyond the model's context of {} "
+        "tokens (max_model_len)",
+        r.prompt_ids.size(), r.max_tokens, total, max_model_len_);
+  }
+  // The last sampled token is never fed back: it needs no KV slot.
+  if (kv_.num_blocks_for(total - 1) > kv_.num_blocks()) {
+    return invalid_argument(
+        "the prompt ({} tokens) plus max_tokens ({}) needs {} KV blocks, more than the whole cache "
+        "({} blocks of {} tokens)",
+        r.prompt_ids.size(), r.max_tokens, kv_.num_blocks_for(total - 1), kv_.num_blocks(),
+        kv_.block_size());
+  }
+  return Status::ok();
+}
+
+Status EngineCore::add_request(GenerationRequest request) {
+  BATON_RETURN_IF_ERROR(validate(request));
+  const uint64_t seed = request.sampling.seed ? *request.sampling.seed : seed_rng_();
+  auto r = std::make_unique<Request>(next_key_++, std::move(request), seed, monotonic_s());
+  if (r->params.min_tokens > 0) {
+    if (!r->params.ignore_eos) r->banned_before_min_tokens = processor_.eos_token_ids();
+    for (int32_t t : r->params.stop_token_ids) r->banned_before_min_tokens.push_back(t);
+  }
+  if (detokenizer_ && r->params.detokenize) r->detok = detokenizer_->open_stream(r->params.prompt_ids);
+  Request* raw = r.get();
+  requests_.emplace(raw->id(), std::move(r));
+  scheduler_.add_request(raw);
+  return Status::ok();
+}
+
+void EngineCore::finish(Request& r, FinishReason reason, double now_s) {
+  if (r.finish_reason == FinishReason::kNone) r.finish_reason = reason;
+  scheduler_.finish_request(&r);
+  r.finished_time_s = now_s;
+}
+
+void EngineCore::fail_step(const SchedulerOutput& out, const Status& error,
+                           std::vector<RequestOutput>& outs) {
+  BATON_LOG_ERROR("engine step failed: {}", error.to_string());
+  const double now = monotonic_s();
+  for (const ScheduledSeq& s : out.seqs) {
+    Request& r = *s.request;
+    processor_.flush_text(r);
+    finish(r, FinishReason::kAbort, now);
+    RequestOutput o = processor_.take_output(r);
+    o.error = error.to_string();
+    outs.push_back(std::move(o));
+    requests_.erase(r.id());
+  }
+}
+
+std::vector<RequestOutput> EngineCore::step() {
+  std::vector<RequestOutput> outs;
+  Stopwatch watch;
+  SchedulerOutput out = scheduler_.schedule();
+  if (out.empty()) return outs;
+  builder_.build(out, step_input_);
+  Result<StepOutput> res = backend_->execute(step_input_);
+  if (res.is_ok() && res->samples.size() != step_input_.samples.size()) {
+    res = internal_error("backend returned {} samples for {} sampling rows", res->samples.size(),
+                         step_input_.samples.size());
+  }
+  if (!res.is_ok()) {
+    fail_step(out, res.status(), outs);
+    return outs;
+  }
+  scheduler_.update_after_step(out);
+  const double now = monotonic_s();
+  size_t k = 0;
+  int num_sampled = 0;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (!s.samples) continue;
+    Request& r = *s.request;
+    ++num_sampled;
+    if (processor_.append_token(r, res->samples[k++], now)) finish(r, r.finish_reason, now);
+    outs.push_back(processor_.take_output(r));
+    if (r.is_finished()) requests_.erase(r.id());
+  }
+  stats_.num_steps += 1;
+  stats_.num_preemptions = scheduler_.num_preemptions();
+  stats_.prompt_tokens_total += out.num_prefill_tokens;
+  stats_.generation_tokens_total += num_sampled;
+  stats_.last_step_prefill_tokens = out.num_prefill_tokens;
+  stats_.last_step_decode_tokens = out.num_decode_tokens;
+  stats_.last_step_time_s = watch.elapsed_s();
+  return outs;
+}
+
+std::optional<RequestOutput> EngineCore::abort_request(const std::string& request_id) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return std::nullopt;
+  Request& r = *it->second;
+  r.finish_reason = FinishReason::kAbort;
+  processor_.flush_text(r);
+  finish(r, FinishReason::kAbort, monotonic_s());
+  RequestOutput o = processor_.take_output(r);
+  requests_.erase(it);
+  return o;
+}
+
+EngineStats EngineCore::stats() const {
+  EngineStats s = stats_;
+  s.num_running = scheduler_.num_running();
+  s.num_waiting = scheduler_.num_waiting();
+  const KvCacheCounters c = kv_.counters();
+  s.num_kv_blocks_total = c.num_blocks_total;
+  s.num_kv_blocks_free = c.num_blocks_free;
+  s.num_kv_blocks_cached = c.num_blocks_cached;
+  s.kv_usage = kv_.usage();
+  s.prefix_cache_queries = c.prefix_cache_queries;
+  s.prefix_cache_hits = c.prefix_cache_hits;
+  return s;
+}
+
+}  // namespace baton

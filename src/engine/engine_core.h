@@ -1,0 +1,83 @@
+// The synchronous engine: requests in, one step() at a time, outputs out.
+// step() = schedule (Scheduler) -> build the batch (InputBuilder) -> run it
+// (Backend::execute) -> append tokens and check stops (OutputProcessor) ->
+// free finished requests' blocks at once. Not thread-safe: AsyncEngine owns
+// one and drives it from its engine thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "common/status.h"
+#include "engine/detokenizer.h"
+#include "engine/engine_options.h"
+#include "engine/input_builder.h"
+#include "engine/output_processor.h"
+#include "engine/request.h"
+#include "engine/request_types.h"
+#include "engine/scheduler.h"
+#include "kv/kv_cache_manager.h"
+
+namespace baton {
+
+class EngineCore {
+ public:
+  // Sizes and allocates the KV cache (options.num_kv_blocks, else
+  // kv_cache_bytes or the backend's available_kv_bytes() / kv_block_bytes)
+  // and calls backend->init_kv_cache. `detokenizer` may be null: requests
+  // then get token ids only (and stop strings are refused).
+  static Result<std::unique_ptr<EngineCore>> create(std::unique_ptr<Backend> backend,
+                                                    std::shared_ptr<const Detokenizer> detokenizer,
+                                                    const EngineOptions& options);
+
+  // Checks a request against the engine's limits without enqueueing it.
+  Status validate(const GenerationRequest& request) const;
+  // Validates and enqueues at the back of the waiting queue.
+  Status add_request(GenerationRequest request);
+  // Runs one step; returns one output per request that produced tokens or
+  // finished in it.
+  std::vector<RequestOutput> step();
+  // Aborts a live request: frees its blocks now and returns its final output
+  // (finish_reason kAbort); nullopt if unknown.
+  std::optional<RequestOutput> abort_request(const std::string& request_id);
+
+  bool has_unfinished_requests() const { return scheduler_.has_requests(); }
+  int num_running() const { return scheduler_.num_running(); }
+  int num_waiting() const { return scheduler_.num_waiting(); }
+  EngineStats stats() const;
+  KvCacheCounters kv_counters() const { return kv_.counters(); }
+  int max_model_len() const { return max_model_len_; }
+  int num_kv_blocks() const { return kv_.num_blocks(); }
+  const EngineOptions& options() const { return options_; }
+  Backend& backend() { return *backend_; }
+  const KvCacheManager& kv_cache() const { return kv_; }
+  const Scheduler& scheduler() const { return scheduler_; }
+
+ private:
+  EngineCore(std::unique_ptr<Backend> backend, std::shared_ptr<const Detokenizer> detokenizer,
+             const EngineOptions& options, int num_blocks, int max_model_len);
+  void finish(Request& r, FinishReason reason, double now_s);
+  void fail_step(const SchedulerOutput& out, const Status& error, std::vector<RequestOutput>& outs);
+
+  std::unique_ptr<Backend> backend_;
+  std::shared_ptr<const Detokenizer> detokenizer_;
+  EngineOptions options_;
+  int max_model_len_;
+  KvCacheManager kv_;
+  Scheduler scheduler_;
+  InputBuilder builder_;
+  OutputProcessor processor_;
+  StepInput step_input_;
+  std::unordered_map<std::string, std::unique_ptr<Request>> requests_;
+  uint64_t next_key_ = 1;
+  std::mt19937_64 seed_rng_;
+  EngineStats stats_;
+};
+
+}  // namespace baton

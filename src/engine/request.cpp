@@ -1,0 +1,33 @@
+#include "engine/request.h"
+
+namespace baton {
+
+const char* request_status_name(RequestStatus s) {
+  switch (s) {
+    case RequestStatus::kWaiting: return "waiting";
+    case RequestStatus::kRunning: return "running";
+    case RequestStatus::kPreempted: return "preempted";
+    case RequestStatus::kFinished: return "finished";
+  }
+  return "?";
+}
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAbort: return "abort";
+  }
+  return "";
+}
+
+Request::Request(uint64_t key_, GenerationRequest request, uint64_t seed_, double arrival_s)
+    : key(key_), params(std::move(request)), seed(seed_), arrival_time_s(arrival_s) {
+  all_token_ids = params.prompt_ids;
+  all_token_ids.reserve(params.prompt_ids.size() + static_cast<size_t>(params.max_tokens));
+  output_ids.reserve(static_cast<size_t>(params.max_tokens));
+  for (const std::string& s : params.stop) max_stop_len = std::max(max_stop_len, s.size());
+}
+
+}  // namespace baton
