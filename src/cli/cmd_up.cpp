@@ -1,0 +1,100 @@
+// `baton up SPEC.yaml`: start a deployment (instances + router) from one
+// spec, print its endpoint, watch it, stop everything on Ctrl-C or SIGTERM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <ctime>
+#include <iostream>
+
+#include "cli/command.h"
+#include "deploy/supervisor.h"
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};  // set from the signal handler only
+
+void on_signal(int) { g_stop_requested.store(true); }
+
+std::string self_binary() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "baton";
+  buf[n] = '\0';
+  return buf;
+}
+
+baton::cli::RunFn setup(CLI::App& sub) {
+  struct Opts {
+    std::string spec_path;
+    std::string run_dir;
+    bool dry_run = false;
+    int max_restarts = 5;
+  };
+  auto opts = std::make_shared<Opts>();
+  sub.add_option("spec", opts->spec_path, "Deployment spec (YAML)")->required();
+  sub.add_option("--run-dir", opts->run_dir, "Folder for the processes' logs (default runs/NAME-TIME)");
+  sub.add_option("--max-restarts", opts->max_restarts, "Restarts allowed per instance");
+  sub.add_flag("--dry-run", opts->dry_run, "Print the command lines and exit");
+  return [opts] {
+    auto spec = baton::deploy::DeploySpec::load(opts->spec_path);
+    if (!spec.is_ok()) {
+      std::cerr << "baton up: " << spec.status().message() << "\n";
+      return 2;
+    }
+    if (opts->dry_run) {
+      auto instances = baton::deploy::plan_instances(*spec);
+      if (!instances.is_ok()) {
+        std::cerr << "baton up: " << instances.status().message() << "\n";
+        return 2;
+      }
+      for (const auto& inst : *instances) {
+        std::cout << inst.name << ":" << (inst.gpu >= 0 ? " CUDA_VISIBLE_DEVICES=" + std::to_string(inst.gpu) : "")
+                  << " baton";
+        for (const auto& a : inst.args) std::cout << " " << a;
+        std::cout << "\n";
+      }
+      std::cout << "router: baton";
+      for (const auto& a : baton::deploy::router_args(*spec, *instances)) std::cout << " " << a;
+      std::cout << "\n";
+      return 0;
+    }
+    std::string run_dir = opts->run_dir;
+    if (run_dir.empty()) {
+      char stamp[32];
+      std::time_t t = std::time(nullptr);
+      std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
+      run_dir = "runs/" + spec->name + "-" + stamp;
+    }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    baton::deploy::SupervisorOptions sopts;
+    sopts.baton_binary = self_binary();
+    sopts.run_dir = run_dir;
+    sopts.max_restarts = opts->max_restarts;
+    sopts.on_event = [](const std::string& m) { std::cerr << "baton up: " << m << std::endl; };
+    baton::deploy::Supervisor supervisor(*spec, sopts);
+    baton::Status st = supervisor.start();
+    if (!st.is_ok()) {
+      std::cerr << "baton up: " << st.message() << "\n";
+      supervisor.stop(5.0);
+      return 1;
+    }
+    std::cout << "endpoint: " << supervisor.endpoint() << "\nlogs: " << run_dir << std::endl;
+    st = supervisor.run_until(g_stop_requested);
+    std::cerr << "baton up: stopping" << std::endl;
+    supervisor.stop(10.0);
+    if (!st.is_ok()) {
+      std::cerr << "baton up: " << st.message() << "\n";
+      return 1;
+    }
+    return 0;
+  };
+}
+
+const baton::cli::Command kCmd("up", "Start a deployment (instances and router) from a YAML spec", &setup);
+
+}  // namespace

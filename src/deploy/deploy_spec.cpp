@@ -1,0 +1,214 @@
+#include "deploy/deploy_spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/json.h"
+
+namespace baton::deploy {
+
+const char* role_name(InstanceRole role) {
+  switch (role) {
+    case InstanceRole::kAgg: return "agg";
+    case InstanceRole::kPrefill: return "prefill";
+    case InstanceRole::kDecode: return "decode";
+  }
+  return "?";
+}
+
+namespace {
+
+Status read_args(const YAML::Node& node, const char* where, std::map<std::string, std::string>* out) {
+  if (!node) return Status::ok();
+  if (!node.IsMap()) return invalid_argument("'{}' must be a mapping of flag: value", where);
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    while (!key.empty() && key.front() == '-') key.erase(key.begin());
+    if (key.empty()) return invalid_argument("'{}' has an empty flag name", where);
+    if (kv.second.IsNull()) {
+      (*out)[key] = "";
+    } else if (kv.second.IsScalar()) {
+      std::string v = kv.second.as<std::string>();
+      (*out)[key] = (v == "true") ? "" : v;
+      if (v == "false") out->erase(key);
+    } else {
+      return invalid_argument("'{}.{}' must be a scalar", where, key);
+    }
+  }
+  return Status::ok();
+}
+
+Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
+  if (!node) return Status::ok();
+  if (node.IsScalar()) {
+    group->replicas = node.as<int>();
+    return Status::ok();
+  }
+  if (!node.IsMap()) return invalid_argument("'{}' must be a mapping or a replica count", where);
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    if (key != "replicas" && key != "engine_args") {
+      return invalid_argument("unknown field '{}.{}' (expected replicas, engine_args)", where, key);
+    }
+  }
+  if (node["replicas"]) group->replicas = node["replicas"].as<int>();
+  return read_args(node["engine_args"], (std::string(where) + ".engine_args").c_str(), &group->engine_args);
+}
+
+}  // namespace
+
+Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
+  DeploySpec spec;
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
+    static const char* kKnown[] = {"name", "model", "device", "mode", "kv_transport", "engine_args",
+                                   "prefill", "decode", "agg", "replicas", "router", "base_port",
+                                   "base_kv_port", "gpus", "discovery", "restart", "host",
+                                   "health_timeout_s"};
+    for (const auto& kv : root) {
+      std::string key = kv.first.as<std::string>();
+      bool known = false;
+      for (const char* k : kKnown) known |= key == k;
+      if (!known) return invalid_argument("unknown field '{}' in the deployment spec", key);
+    }
+    if (root["name"]) spec.name = root["name"].as<std::string>();
+    if (root["model"]) spec.model = root["model"].as<std::string>();
+    if (spec.model == "default") spec.model.clear();
+    if (root["device"]) spec.device = root["device"].as<std::string>();
+    if (root["mode"]) spec.mode = root["mode"].as<std::string>();
+    if (root["kv_transport"]) spec.kv_transport = root["kv_transport"].as<std::string>();
+    if (root["host"]) spec.host = root["host"].as<std::string>();
+    if (root["base_port"]) spec.base_port = root["base_port"].as<int>();
+    if (root["base_kv_port"]) spec.base_kv_port = root["base_kv_port"].as<int>();
+    if (root["discovery"]) spec.discovery = root["discovery"].as<std::string>();
+    if (root["restart"]) spec.restart = root["restart"].as<bool>();
+    if (root["health_timeout_s"]) spec.health_timeout_s = root["health_timeout_s"].as<double>();
+    if (root["gpus"]) spec.gpus = root["gpus"].as<std::vector<int>>();
+    BATON_RETURN_IF_ERROR(read_args(root["engine_args"], "engine_args", &spec.engine_args));
+    BATON_RETURN_IF_ERROR(read_group(root["prefill"], "prefill", &spec.prefill));
+    BATON_RETURN_IF_ERROR(read_group(root["decode"], "decode", &spec.decode));
+    BATON_RETURN_IF_ERROR(read_group(root["agg"], "agg", &spec.agg));
+    if (root["replicas"]) spec.agg.replicas = root["replicas"].as<int>();
+    if (const YAML::Node router = root["router"]) {
+      if (!router.IsMap()) return invalid_argument("'router' must be a mapping");
+      if (router["port"]) spec.router_port = router["port"].as<int>();
+      if (router["policy"]) spec.router_policy = router["policy"].as<std::string>();
+    }
+  } catch (const YAML::Exception& e) {
+    return invalid_argument("bad deployment spec: {}", e.what());
+  }
+  if (spec.device != "cpu" && spec.device != "cuda") {
+    return invalid_argument("device must be cpu or cuda, got '{}'", spec.device);
+  }
+  if (spec.mode == "agg") {
+    if (spec.agg.replicas < 1) return invalid_argument("mode agg needs replicas >= 1");
+    if (spec.prefill.replicas || spec.decode.replicas) {
+      return invalid_argument("mode agg takes 'replicas', not prefill/decode groups");
+    }
+  } else if (spec.mode == "pd") {
+    if (spec.prefill.replicas < 1 || spec.decode.replicas < 1) {
+      return invalid_argument("mode pd needs prefill.replicas >= 1 and decode.replicas >= 1");
+    }
+    if (spec.agg.replicas) return invalid_argument("mode pd takes prefill/decode groups, not 'replicas'");
+  } else {
+    return invalid_argument("mode must be agg or pd, got '{}'", spec.mode);
+  }
+  if (spec.router_port <= 0 || spec.router_port > 65535) {
+    return invalid_argument("router.port out of range: {}", spec.router_port);
+  }
+  if (!spec.discovery.empty() && spec.discovery.rfind("etcd://", 0) != 0) {
+    return invalid_argument("discovery must be etcd://HOST:PORT, got '{}'", spec.discovery);
+  }
+  return spec;
+}
+
+Result<DeploySpec> DeploySpec::load(const std::string& path) {
+  BATON_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  auto spec = parse_yaml(text);
+  if (!spec.is_ok()) return spec.status().with_context(path);
+  return spec;
+}
+
+std::string InstanceSpec::url(const std::string& host) const {
+  return "http://" + host + ":" + std::to_string(port);
+}
+
+namespace {
+
+void append_args(const std::map<std::string, std::string>& args, std::vector<std::string>* out) {
+  for (const auto& [key, value] : args) {
+    out->push_back("--" + key);
+    if (!value.empty()) out->push_back(value);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
+  std::vector<std::pair<InstanceRole, const RoleGroup*>> groups;
+  if (spec.mode == "agg") {
+    groups.emplace_back(InstanceRole::kAgg, &spec.agg);
+  } else {
+    groups.emplace_back(InstanceRole::kPrefill, &spec.prefill);
+    groups.emplace_back(InstanceRole::kDecode, &spec.decode);
+  }
+  int total = 0;
+  for (auto& g : groups) total += g.second->replicas;
+  if (spec.device == "cuda" && !spec.gpus.empty() && static_cast<int>(spec.gpus.size()) < total) {
+    return invalid_argument("{} instances need {} GPUs, but 'gpus' lists {}", total, total, spec.gpus.size());
+  }
+  std::vector<InstanceSpec> out;
+  int index = 0;
+  for (auto& [role, group] : groups) {
+    for (int r = 0; r < group->replicas; ++r, ++index) {
+      InstanceSpec inst;
+      inst.role = role;
+      inst.name = std::string(role_name(role)) + "-" + std::to_string(r);
+      inst.port = spec.base_port + index;
+      inst.kv_port = spec.base_kv_port + index;
+      if (spec.device == "cuda") inst.gpu = spec.gpus.empty() ? index : spec.gpus[index];
+      inst.args = {"serve", "--host", spec.host, "--port", std::to_string(inst.port),
+                   "--device", spec.device, "--served-model-name", spec.name};
+      if (!spec.model.empty()) {
+        inst.args.push_back("--model");
+        inst.args.push_back(spec.model);
+      }
+      if (role != InstanceRole::kAgg) {
+        inst.args.insert(inst.args.end(), {"--role", role_name(role), "--kv-transport", spec.kv_transport,
+                                           "--kv-port", std::to_string(inst.kv_port)});
+      }
+      std::map<std::string, std::string> args = spec.engine_args;
+      for (const auto& [k, v] : group->engine_args) args[k] = v;
+      append_args(args, &inst.args);
+      if (!spec.discovery.empty()) {
+        inst.args.insert(inst.args.end(), {"--discovery", spec.discovery});
+      }
+      out.push_back(std::move(inst));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances) {
+  std::vector<std::string> args = {"proxy", "--host", spec.host, "--port", std::to_string(spec.router_port),
+                                   "--mode", spec.mode, "--policy", spec.router_policy};
+  auto join = [&](InstanceRole role) {
+    std::string urls;
+    for (const auto& inst : instances) {
+      if (inst.role != role) continue;
+      if (!urls.empty()) urls += ",";
+      urls += inst.url(spec.host);
+    }
+    return urls;
+  };
+  if (!spec.discovery.empty()) {
+    args.insert(args.end(), {"--discovery", spec.discovery});
+  } else if (spec.mode == "agg") {
+    args.insert(args.end(), {"--replica", join(InstanceRole::kAgg)});
+  } else {
+    args.insert(args.end(), {"--prefill", join(InstanceRole::kPrefill), "--decode", join(InstanceRole::kDecode)});
+  }
+  return args;
+}
+
+}  // namespace baton::deploy

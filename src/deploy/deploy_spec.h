@@ -1,0 +1,75 @@
+// A deployment described in one YAML file (`baton up SPEC.yaml`):
+//
+//   name: pd-1p1d
+//   model: /models/llama      # omit for the embedded default model
+//   device: cpu               # or cuda: one process per GPU, pinned
+//   mode: pd                  # or agg
+//   kv_transport: shm         # pd only: local, shm, tcp, cuda_ipc
+//   engine_args: {max-num-seqs: 64}      # every instance
+//   prefill: {replicas: 1, engine_args: {max-num-batched-tokens: 8192}}
+//   decode: {replicas: 1}
+//   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
+//   router: {port: 8000, policy: round_robin}
+//   base_port: 8100           # instances listen on base_port, base_port+1, ...
+//   gpus: [0, 1, 2, 3]        # cuda: the GPUs to use, in order (default 0..N-1)
+//   discovery: etcd://127.0.0.1:2379    # optional; else the static list
+//   restart: true             # restart an instance that dies
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace baton::deploy {
+
+enum class InstanceRole { kAgg, kPrefill, kDecode };
+const char* role_name(InstanceRole role);  // "agg", "prefill", "decode"
+
+struct RoleGroup {
+  int replicas = 0;
+  std::map<std::string, std::string> engine_args;  // flag name (no dashes) -> value ("" = bare flag)
+};
+
+struct DeploySpec {
+  std::string name = "baton";
+  std::string model;  // empty = the embedded default model
+  std::string device = "cpu";
+  std::string mode = "agg";  // agg | pd
+  std::string kv_transport = "shm";
+  std::map<std::string, std::string> engine_args;
+  RoleGroup agg, prefill, decode;
+  int router_port = 8000;
+  std::string router_policy = "round_robin";
+  std::string host = "127.0.0.1";
+  int base_port = 8100;
+  int base_kv_port = 9100;
+  std::vector<int> gpus;
+  std::string discovery;  // "" or etcd://HOST:PORT
+  bool restart = true;
+  double health_timeout_s = 300.0;
+
+  static Result<DeploySpec> parse_yaml(const std::string& text);
+  static Result<DeploySpec> load(const std::string& path);
+};
+
+// One process of the deployment, fully resolved.
+struct InstanceSpec {
+  std::string name;  // e.g. "prefill-0"
+  InstanceRole role = InstanceRole::kAgg;
+  int port = 0;
+  int kv_port = 0;
+  int gpu = -1;  // CUDA_VISIBLE_DEVICES, -1 = none
+  std::vector<std::string> args;  // argv after the binary
+
+  std::string url(const std::string& host) const;
+};
+
+// Resolves ports, GPUs and command lines for every instance.
+Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec);
+
+// The router's command line given the instances.
+std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances);
+
+}  // namespace baton::deploy

@@ -1,0 +1,64 @@
+// Runs a deployment: starts every instance (one process per GPU, or CPU
+// instances), waits until each answers /health, starts the router, then
+// watches them: an instance that dies is reported and, if the spec says so,
+// restarted. stop() ends everything it started.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "deploy/child_process.h"
+#include "deploy/deploy_spec.h"
+
+namespace baton::deploy {
+
+struct SupervisorOptions {
+  std::string baton_binary;  // the baton executable to run (`baton serve`, `baton proxy`)
+  std::string run_dir;       // logs go to run_dir/NAME.log
+  int max_restarts = 5;      // per instance
+  // Called for every event worth telling the user ("prefill-0 exited (signal 9); restarting").
+  std::function<void(const std::string&)> on_event;
+};
+
+class Supervisor {
+ public:
+  Supervisor(DeploySpec spec, SupervisorOptions options);
+  ~Supervisor();
+
+  // Starts instances and router and waits for all to be healthy.
+  Status start();
+  // Checks every process once; restarts dead instances. Returns a non-OK
+  // status when an instance died more than max_restarts times, or the router died.
+  Status poll();
+  // Polls until `stop_requested` becomes true or poll() fails.
+  Status run_until(const std::atomic<bool>& stop_requested);
+  // Stops the router, then the instances (SIGTERM, SIGKILL after grace_s).
+  void stop(double grace_s = 10.0);
+
+  std::string endpoint() const;  // the router's URL
+  const std::vector<InstanceSpec>& instances() const { return instances_; }
+  // The pid of instance `name` (or "router"), -1 when unknown.
+  pid_t pid_of(const std::string& name) const;
+  int num_restarts(const std::string& name) const;
+
+ private:
+  struct Managed {
+    InstanceSpec spec;
+    ProcessOptions process;
+    ChildProcess child;
+    int num_restarts = 0;
+  };
+  Status launch(Managed* m);
+  Status wait_healthy(Managed* m, double timeout_s);
+  void emit(const std::string& message);
+
+  DeploySpec spec_;
+  SupervisorOptions options_;
+  std::vector<InstanceSpec> instances_;
+  std::vector<Managed> managed_;  // instances, then the router last
+};
+
+}  // namespace baton::deploy

@@ -1,0 +1,85 @@
+#include "deploy/deploy_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace baton::deploy {
+namespace {
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+TEST(DeploySpecTest, PdSpecPlansInstancesAndRouter) {
+  auto spec = DeploySpec::parse_yaml(R"(
+name: pd
+device: cuda
+mode: pd
+kv_transport: cuda_ipc
+engine_args: {max-num-seqs: 64, no-prefix-caching: true}
+prefill: {replicas: 1, engine_args: {max-num-batched-tokens: 16384}}
+decode: {replicas: 3}
+router: {port: 9000, policy: least_loaded}
+base_port: 8200
+)");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  auto instances = plan_instances(*spec);
+  ASSERT_TRUE(instances.is_ok());
+  ASSERT_EQ(instances->size(), 4u);
+  const auto& p = (*instances)[0];
+  EXPECT_EQ(p.name, "prefill-0");
+  EXPECT_EQ(p.port, 8200);
+  EXPECT_EQ(p.gpu, 0);
+  EXPECT_TRUE(contains(p.args, "--role"));
+  EXPECT_TRUE(contains(p.args, "prefill"));
+  EXPECT_TRUE(contains(p.args, "16384"));
+  EXPECT_TRUE(contains(p.args, "--no-prefix-caching"));
+  EXPECT_EQ((*instances)[3].name, "decode-2");
+  EXPECT_EQ((*instances)[3].gpu, 3);
+  EXPECT_FALSE(contains((*instances)[3].args, "16384"));
+  auto router = router_args(*spec, *instances);
+  EXPECT_TRUE(contains(router, "--prefill"));
+  EXPECT_TRUE(contains(router, "http://127.0.0.1:8200"));
+  EXPECT_TRUE(contains(router, "http://127.0.0.1:8201,http://127.0.0.1:8202,http://127.0.0.1:8203"));
+  EXPECT_TRUE(contains(router, "least_loaded"));
+}
+
+TEST(DeploySpecTest, AggSpec) {
+  auto spec = DeploySpec::parse_yaml("mode: agg\nreplicas: 2\n");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  auto instances = plan_instances(*spec);
+  ASSERT_TRUE(instances.is_ok());
+  ASSERT_EQ(instances->size(), 2u);
+  EXPECT_EQ((*instances)[1].gpu, -1);
+  EXPECT_FALSE(contains((*instances)[0].args, "--role"));
+  EXPECT_TRUE(contains(router_args(*spec, *instances), "--replica"));
+}
+
+TEST(DeploySpecTest, BadSpecsNameTheProblem) {
+  struct Case {
+    const char* yaml;
+    const char* needle;
+  } cases[] = {
+      {"mode: pd\nprefill: 1\n", "decode.replicas"},
+      {"mode: agg\n", "replicas >= 1"},
+      {"mode: mixed\nreplicas: 1\n", "mode must be agg or pd"},
+      {"replicas: 1\ncolour: blue\n", "unknown field 'colour'"},
+      {"replicas: 1\ndevice: tpu\n", "device must be cpu or cuda"},
+      {"replicas: [1\n", "bad deployment spec"},
+      {"replicas: 1\ndiscovery: consul://x\n", "etcd://"},
+      {"mode: pd\nprefill: {replicas: 1, colour: 2}\ndecode: 1\n", "prefill.colour"},
+  };
+  for (const auto& c : cases) {
+    auto spec = DeploySpec::parse_yaml(c.yaml);
+    ASSERT_FALSE(spec.is_ok()) << c.yaml;
+    EXPECT_NE(spec.status().message().find(c.needle), std::string::npos)
+        << c.yaml << " -> " << spec.status().message();
+  }
+  auto spec = DeploySpec::parse_yaml("device: cuda\nreplicas: 3\ngpus: [0, 1]\n");
+  ASSERT_TRUE(spec.is_ok());
+  EXPECT_FALSE(plan_instances(*spec).is_ok());
+}
+
+}  // namespace
+}  // namespace baton::deploy
