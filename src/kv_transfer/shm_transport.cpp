@@ -1,6 +1,9 @@
 #include "kv_transfer/shm_transport.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "kv_transfer/host_copy.h"
 #include "kv_transfer/shm_buffer.h"
@@ -15,23 +18,50 @@ std::string this_hostname() {
   return buf;
 }
 
+// Identifies this process's PID namespace, so that a peer's pid is only
+// checked when it means the same process here.
+std::string pid_namespace() {
+  char buf[128] = {};
+  const ssize_t n = ::readlink("/proc/self/ns/pid", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 class ShmLink : public PeerLink {
  public:
   ShmLink(const KvRegionDesc& local, std::unique_ptr<SharedMemoryBuffer> mapping,
-          size_t block_bytes)
-      : local_(local), mapping_(std::move(mapping)), block_bytes_(block_bytes) {}
+          size_t block_bytes, std::string peer, int64_t peer_pid)
+      : local_(local),
+        mapping_(std::move(mapping)),
+        block_bytes_(block_bytes),
+        peer_(std::move(peer)),
+        peer_pid_(peer_pid) {}
 
   Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs, bool want_checksums,
                                      const ReadContext& ctx) override {
-    return copy_runs_host(static_cast<uint8_t*>(local_.base),
-                          static_cast<const uint8_t*>(mapping_->data()), block_bytes_, runs,
-                          want_checksums, ctx);
+    // The mapping outlives the peer, but its KV is meaningless once the
+    // peer's process is gone: check before and after copying.
+    BATON_RETURN_IF_ERROR(check_alive("before"));
+    BATON_ASSIGN_OR_RETURN(auto sums,
+                           copy_runs_host(static_cast<uint8_t*>(local_.base),
+                                          static_cast<const uint8_t*>(mapping_->data()),
+                                          block_bytes_, runs, want_checksums, ctx));
+    BATON_RETURN_IF_ERROR(check_alive("during"));
+    return sums;
   }
 
  private:
+  Status check_alive(const char* when) const {
+    if (peer_pid_ <= 0) return Status::ok();
+    if (::kill(static_cast<pid_t>(peer_pid_), 0) == 0 || errno == EPERM) return Status::ok();
+    return unavailable("shm transport: peer '{}' (pid {}) exited {} the transfer", peer_, peer_pid_,
+                       when);
+  }
+
   KvRegionDesc local_;
   std::unique_ptr<SharedMemoryBuffer> mapping_;
   size_t block_bytes_;
+  std::string peer_;
+  int64_t peer_pid_;  // <= 0: not checkable from here
 };
 
 }  // namespace
@@ -44,6 +74,8 @@ Status ShmTransport::register_local(const KvRegionDesc& region, PeerDescriptor& 
   // reads may be ordinary memory (then peers cannot read from it).
   desc.transport_params["shm_name"] = region.shm_name;
   desc.transport_params["hostname"] = this_hostname();
+  desc.transport_params["pid"] = static_cast<int64_t>(::getpid());
+  desc.transport_params["pid_namespace"] = pid_namespace();
   return Status::ok();
 }
 
@@ -63,8 +95,10 @@ Result<std::unique_ptr<PeerLink>> ShmTransport::connect(const PeerDescriptor& re
   }
   const size_t bytes = static_cast<size_t>(remote.num_blocks) * remote.block_bytes;
   BATON_ASSIGN_OR_RETURN(auto mapping, SharedMemoryBuffer::open_read_only(name, bytes));
-  return std::unique_ptr<PeerLink>(
-      std::make_unique<ShmLink>(local_, std::move(mapping), static_cast<size_t>(remote.block_bytes)));
+  int64_t pid = remote.transport_params.value("pid", int64_t{0});
+  if (remote.transport_params.value("pid_namespace", std::string()) != pid_namespace()) pid = 0;
+  return std::unique_ptr<PeerLink>(std::make_unique<ShmLink>(
+      local_, std::move(mapping), static_cast<size_t>(remote.block_bytes), remote.engine_id, pid));
 }
 
 }  // namespace baton

@@ -1,0 +1,137 @@
+// Helpers for kv_transfer tests: small KV regions with random contents, in
+// ordinary memory or in POSIX shared memory, and a forked serving process.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kv_transfer/kv_region.h"
+#include "kv_transfer/shm_buffer.h"
+
+namespace baton::testing {
+
+// 2 layers, 2 KV heads, head_dim 8, block 4 tokens, F16: 1 KiB blocks.
+inline KvRegionDesc small_shape(int64_t num_blocks) {
+  KvRegionDesc d;
+  d.num_blocks = num_blocks;
+  d.dtype = KvDType::kF16;
+  d.num_layers = 2;
+  d.num_kv_heads = 2;
+  d.head_dim = 8;
+  d.block_size = 4;
+  d.block_bytes = d.shape_block_bytes();
+  return d;
+}
+
+// Owns a region's memory (heap or shm) and fills it.
+class TestRegion {
+ public:
+  static TestRegion heap(KvRegionDesc shape) {
+    TestRegion r;
+    r.heap_.assign(shape.total_bytes(), 0);
+    shape.base = r.heap_.data();
+    r.desc_ = shape;
+    return r;
+  }
+  static TestRegion shm(KvRegionDesc shape) {
+    TestRegion r;
+    auto buf = SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("test"), shape.total_bytes());
+    EXPECT_TRUE(buf.is_ok()) << buf.status().to_string();
+    r.shm_ = std::move(buf).value();
+    shape.base = r.shm_->data();
+    shape.shm_name = r.shm_->name();
+    r.desc_ = shape;
+    return r;
+  }
+
+  const KvRegionDesc& desc() const { return desc_; }
+  uint8_t* block(int64_t id) const { return desc_.block_ptr(id); }
+
+  // Deterministic random bytes from a seed (same seed, same bytes).
+  void fill_random(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    auto* p = static_cast<uint8_t*>(desc_.base);
+    const size_t n = desc_.total_bytes();
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      const uint64_t v = rng();
+      std::memcpy(p + i, &v, 8);
+    }
+  }
+  void fill(uint8_t value) { std::memset(desc_.base, value, desc_.total_bytes()); }
+
+  bool block_equals(int64_t id, const TestRegion& other, int64_t other_id) const {
+    return std::memcmp(block(id), other.block(other_id), desc_.block_bytes) == 0;
+  }
+
+ private:
+  KvRegionDesc desc_;
+  std::vector<uint8_t> heap_;
+  std::unique_ptr<SharedMemoryBuffer> shm_;
+};
+
+// A forked child that runs `serve(write_fd)` and must write one int (its port)
+// to write_fd, then stay up until the parent closes the control pipe (or
+// kill()s it).
+class ChildProcess {
+ public:
+  // Returns the port the child reported, or -1.
+  int start(const std::function<int(int stop_fd)>& serve) {
+    int port_pipe[2];
+    int stop_pipe[2];
+    if (::pipe(port_pipe) != 0 || ::pipe(stop_pipe) != 0) return -1;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(port_pipe[0]);
+      ::close(stop_pipe[1]);
+      const int port = serve(stop_pipe[0]);
+      ssize_t w = ::write(port_pipe[1], &port, sizeof(port));
+      (void)w;
+      char c;
+      while (::read(stop_pipe[0], &c, 1) > 0) {
+      }
+      ::_exit(0);
+    }
+    ::close(port_pipe[1]);
+    ::close(stop_pipe[0]);
+    stop_fd_ = stop_pipe[1];
+    int port = -1;
+    if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) port = -1;
+    ::close(port_pipe[0]);
+    return port;
+  }
+  void kill_now(int sig = SIGKILL) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+  // Closes the control pipe and reaps the child; returns its exit status.
+  int stop() {
+    if (stop_fd_ >= 0) ::close(stop_fd_);
+    stop_fd_ = -1;
+    int status = 0;
+    if (pid_ > 0) ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      kill_now(SIGKILL);
+      stop();
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stop_fd_ = -1;
+};
+
+}  // namespace baton::testing

@@ -1,0 +1,100 @@
+#include "kv_transfer/peer_descriptor.h"
+
+#include <gtest/gtest.h>
+
+#include "kv_transfer/kv_test_util.h"
+
+namespace baton {
+namespace {
+
+PeerDescriptor make_desc(const std::string& id) {
+  std::vector<uint8_t> mem(1);
+  KvRegionDesc r = testing::small_shape(8);
+  r.base = mem.data();
+  PeerDescriptor d = PeerDescriptor::from_region(r, id, "tiny-llama");
+  d.transport = "tcp";
+  d.host = "127.0.0.1";
+  d.port = 5555;
+  return d;
+}
+
+TEST(PeerDescriptor, JsonRoundTrip) {
+  PeerDescriptor d = make_desc("prefill-0");
+  d.transport_params["shm_name"] = "/x";
+  auto back = PeerDescriptor::from_json(d.to_json());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->engine_id, "prefill-0");
+  EXPECT_EQ(back->port, 5555);
+  EXPECT_EQ(back->dtype, KvDType::kF16);
+  EXPECT_EQ(back->block_bytes, d.block_bytes);
+  EXPECT_EQ(back->compat_hash, d.compat_hash);
+  EXPECT_EQ(back->transport_params["shm_name"], "/x");
+  EXPECT_TRUE(check_compatible(d, *back).is_ok());
+}
+
+TEST(PeerDescriptor, MissingFieldIsNamed) {
+  Json j = make_desc("p").to_json();
+  j.erase("head_dim");
+  auto back = PeerDescriptor::from_json(j);
+  ASSERT_FALSE(back.is_ok());
+  EXPECT_NE(back.status().message().find("head_dim"), std::string::npos);
+}
+
+struct MismatchCase {
+  const char* field;
+  std::function<void(PeerDescriptor&)> change;
+};
+
+TEST(PeerDescriptor, MismatchNamesTheField) {
+  const std::vector<MismatchCase> cases = {
+      {"num_layers", [](PeerDescriptor& d) { d.num_layers = 3; }},
+      {"num_kv_heads", [](PeerDescriptor& d) { d.num_kv_heads = 4; }},
+      {"head_dim", [](PeerDescriptor& d) { d.head_dim = 16; }},
+      {"block_size", [](PeerDescriptor& d) { d.block_size = 16; }},
+      {"dtype", [](PeerDescriptor& d) { d.dtype = KvDType::kBF16; }},
+      {"model", [](PeerDescriptor& d) { d.model = "other-model"; }},
+      {"transport", [](PeerDescriptor& d) { d.transport = "shm"; }},
+      {"layout", [](PeerDescriptor& d) { d.layout = "layers,blocks"; }},
+      {"protocol_version", [](PeerDescriptor& d) { d.protocol_version = 99; }},
+  };
+  const PeerDescriptor local = make_desc("decode-0");
+  for (const auto& c : cases) {
+    PeerDescriptor remote = make_desc("prefill-0");
+    c.change(remote);
+    remote.compat_hash = remote.compute_compat_hash();
+    Status st = check_compatible(local, remote);
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << c.field;
+    EXPECT_NE(st.message().find(c.field), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("prefill-0"), std::string::npos) << st.message();
+  }
+}
+
+TEST(PeerDescriptor, TamperedHashRefused) {
+  const PeerDescriptor local = make_desc("decode-0");
+  PeerDescriptor remote = make_desc("prefill-0");
+  remote.compat_hash ^= 1;
+  Status st = check_compatible(local, remote);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("compat_hash"), std::string::npos) << st.message();
+}
+
+TEST(PeerDescriptor, EmptyModelIsNotChecked) {
+  PeerDescriptor local = make_desc("decode-0");
+  local.model.clear();
+  local.compat_hash = local.compute_compat_hash();
+  EXPECT_TRUE(check_compatible(local, make_desc("prefill-0")).is_ok());
+}
+
+TEST(KvRegion, ValidateNamesProblem) {
+  KvRegionDesc r = testing::small_shape(4);
+  EXPECT_EQ(r.validate().code(), StatusCode::kInvalidArgument);  // null base
+  std::vector<uint8_t> mem(r.total_bytes());
+  r.base = mem.data();
+  EXPECT_TRUE(r.validate().is_ok());
+  r.block_bytes += 2;
+  EXPECT_NE(r.validate().message().find("block_bytes"), std::string::npos);
+  EXPECT_FALSE(parse_kv_dtype("int4").is_ok());
+}
+
+}  // namespace
+}  // namespace baton
