@@ -1,0 +1,333 @@
+// The OpenAI API over a fake engine: response shapes, SSE framing, logprobs,
+// kv_transfer_params pass-through, disconnect aborts, timeouts, shutdown.
+#include <chrono>
+#include <thread>
+
+#include "server_fixture.h"
+
+namespace baton::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+class ApiServerTest : public ServerFixture {
+ protected:
+  void SetUp() override { start_server(); }
+};
+
+TEST_F(ApiServerTest, CompletionNonStreaming) {
+  TestResponse r = post("/v1/completions", {{"model", "fake-model"}, {"prompt", "hello"}, {"max_tokens", 5}});
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  Json j = r.json();
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["model"], "fake-model");
+  EXPECT_TRUE(j["id"].get<std::string>().rfind("cmpl-", 0) == 0);
+  EXPECT_TRUE(j["created"].is_number_integer());
+  ASSERT_EQ(j["choices"].size(), 1u);
+  EXPECT_EQ(j["choices"][0]["index"], 0);
+  EXPECT_EQ(j["choices"][0]["text"], fake_text(5, 5));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(j["usage"], (Json{{"prompt_tokens", 5}, {"completion_tokens", 5}, {"total_tokens", 10}}));
+  EXPECT_FALSE(j.contains("kv_transfer_params"));
+}
+
+TEST_F(ApiServerTest, CompletionFromTokenIdsAndSamplingParamsReachTheEngine) {
+  Json body = {{"prompt", {1, 2, 3}}, {"max_tokens", 4}, {"temperature", 0.5}, {"top_p", 0.9},
+               {"top_k", 7},          {"min_p", 0.1},    {"seed", 42},          {"presence_penalty", 0.5},
+               {"frequency_penalty", -0.5}, {"repetition_penalty", 1.2}, {"min_tokens", 2},
+               {"ignore_eos", true},  {"stop", {"xyz", "q"}}, {"stop_token_ids", {99}},
+               {"some_unknown_field", 1}};
+  TestResponse r = post("/v1/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["choices"][0]["text"], fake_text(3, 4));
+  GenerationRequest g = engine_->last_request();
+  EXPECT_EQ(g.prompt_ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(g.max_tokens, 4);
+  EXPECT_FLOAT_EQ(g.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(g.sampling.top_p, 0.9f);
+  EXPECT_EQ(g.sampling.top_k, 7);
+  EXPECT_FLOAT_EQ(g.sampling.min_p, 0.1f);
+  EXPECT_EQ(g.sampling.seed, 42u);
+  EXPECT_FLOAT_EQ(g.sampling.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(g.sampling.frequency_penalty, -0.5f);
+  EXPECT_FLOAT_EQ(g.sampling.repetition_penalty, 1.2f);
+  EXPECT_EQ(g.min_tokens, 2);
+  EXPECT_TRUE(g.ignore_eos);
+  EXPECT_EQ(g.stop, (std::vector<std::string>{"xyz", "q"}));
+  EXPECT_EQ(g.stop_token_ids, (std::vector<int32_t>{99}));
+  EXPECT_EQ(g.sampling.num_logprobs, -1);
+}
+
+TEST_F(ApiServerTest, StopTokenFinishesWithStop) {
+  // Prompt "ab" (2 tokens): outputs c, d, e...; stopping on 'e' gives "cde".
+  TestResponse r = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 10}, {"stop_token_ids", {'e'}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["choices"][0]["text"], "cde");
+  EXPECT_EQ(r.json()["choices"][0]["finish_reason"], "stop");
+}
+
+TEST_F(ApiServerTest, ChatNonStreamingUsesTheTemplate) {
+  Json body = {{"model", "fake-model"},
+               {"messages", {{{"role", "system"}, {"content", "be brief"}},
+                             {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "hi"}}}}}}},
+               {"max_completion_tokens", 3}};
+  TestResponse r = post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = r.json();
+  std::string prompt = "<|system|>be brief\n<|user|>hi\n<|assistant|>";
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_TRUE(j["id"].get<std::string>().rfind("chatcmpl-", 0) == 0);
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], fake_text(prompt.size(), 3));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], prompt.size());
+  EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+}
+
+TEST_F(ApiServerTest, ChatWithoutMaxTokensFillsTheContext) {
+  TestResponse r = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string prompt = "<|user|>x\n<|assistant|>";
+  EXPECT_EQ(r.json()["usage"]["completion_tokens"], 512 - static_cast<int>(prompt.size()));
+}
+
+TEST_F(ApiServerTest, CompletionStreamingFramingAndUsage) {
+  Json body = {{"prompt", "abc"}, {"max_tokens", 6}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+  TestResponse r = post("/v1/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "text/event-stream");
+  EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+  std::string framing;
+  auto events = sse_events(r.body, &framing);
+  EXPECT_EQ(framing, "");
+  ASSERT_EQ(events.size(), 6u + 1 + 1);  // 6 tokens, usage, [DONE]
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  for (int i = 0; i < 6; ++i) {
+    Json c = Json::parse(events[i]);
+    EXPECT_EQ(c["object"], "text_completion");
+    EXPECT_TRUE(c.contains("usage") && c["usage"].is_null());
+    text += c["choices"][0]["text"].get<std::string>();
+    EXPECT_EQ(c["choices"][0]["finish_reason"], i == 5 ? Json("length") : Json(nullptr));
+  }
+  EXPECT_EQ(text, fake_text(3, 6));
+  Json usage = Json::parse(events[6]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"], (Json{{"prompt_tokens", 3}, {"completion_tokens", 6}, {"total_tokens", 9}}));
+}
+
+TEST_F(ApiServerTest, ChatStreamingRoleThenDeltasThenFinish) {
+  Json body = {{"messages", {{{"role", "user"}, {"content", "hey"}}}}, {"max_tokens", 4}, {"stream", true}};
+  TestResponse r = post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sse_events(r.body);
+  ASSERT_EQ(events.size(), 1u + 4 + 1 + 1);  // role, 4 deltas, finish, [DONE]
+  Json first = Json::parse(events[0]);
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"], (Json{{"role", "assistant"}, {"content", ""}}));
+  EXPECT_FALSE(first.contains("usage"));
+  std::string text;
+  for (int i = 1; i <= 4; ++i) {
+    Json c = Json::parse(events[i]);
+    text += c["choices"][0]["delta"]["content"].get<std::string>();
+    EXPECT_TRUE(c["choices"][0]["finish_reason"].is_null());
+  }
+  std::string prompt = "<|user|>hey\n<|assistant|>";
+  EXPECT_EQ(text, fake_text(prompt.size(), 4));
+  Json last = Json::parse(events[5]);
+  EXPECT_EQ(last["choices"][0]["delta"], Json::object());
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(events[6], "[DONE]");
+}
+
+TEST_F(ApiServerTest, LogprobsShapes) {
+  TestResponse r = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 2}, {"logprobs", 2}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json lp = r.json()["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], (Json{"c", "d"}));
+  EXPECT_EQ(lp["token_logprobs"], (Json{-0.5, -0.5}));
+  EXPECT_EQ(lp["text_offset"], (Json{0, 1}));
+  EXPECT_EQ(lp["top_logprobs"][0], (Json{{"c", -0.5}, {"d", -1.5}}));
+  EXPECT_EQ(engine_->last_request().sampling.num_logprobs, 2);
+
+  r = post("/v1/chat/completions",
+           {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"max_tokens", 1}, {"logprobs", true},
+            {"top_logprobs", 1}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json content = r.json()["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 1u);
+  EXPECT_EQ(content[0]["logprob"], -0.5);
+  EXPECT_EQ(content[0]["bytes"].size(), 1u);
+  ASSERT_EQ(content[0]["top_logprobs"].size(), 1u);
+  EXPECT_EQ(content[0]["top_logprobs"][0]["token"], content[0]["token"]);
+}
+
+TEST_F(ApiServerTest, KvTransferParamsPassThrough) {
+  Json kv = {{"do_remote_decode", true}};
+  TestResponse r = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 1}, {"kv_transfer_params", kv}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(engine_->last_request().kv_transfer_params, kv);
+  EXPECT_EQ(r.json()["kv_transfer_params"], (Json{{"echo", kv}}));
+}
+
+TEST_F(ApiServerTest, ModelsHealthMetrics) {
+  TestResponse r = get("/v1/models");
+  ASSERT_EQ(r.status, 200);
+  Json j = r.json();
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["data"][0]["id"], "fake-model");
+  EXPECT_EQ(j["data"][0]["object"], "model");
+  EXPECT_EQ(j["data"][0]["max_model_len"], 512);
+  EXPECT_EQ(get("/health").status, 200);
+  ASSERT_EQ(post("/v1/completions", {{"prompt", "abcd"}, {"max_tokens", 3}}).status, 200);
+  r = get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.headers["content-type"].find("text/plain"), std::string::npos);
+  for (const char* name :
+       {"baton:num_requests_running", "baton:num_requests_waiting", "baton:kv_cache_usage_perc",
+        "baton:prefix_cache_queries_total", "baton:prefix_cache_hits_total", "baton:num_preemptions_total",
+        "baton:prompt_tokens_total", "baton:generation_tokens_total", "baton:request_success_total",
+        "baton:time_to_first_token_seconds_bucket", "baton:time_per_output_token_seconds_count",
+        "baton:inter_token_latency_seconds_count", "baton:e2e_request_latency_seconds_sum",
+        "baton:request_queue_time_seconds_count", "baton:request_prefill_time_seconds_count",
+        "baton:request_decode_time_seconds_count", "baton:num_kv_blocks_free", "baton:num_kv_blocks_total"}) {
+    EXPECT_NE(r.body.find(name), std::string::npos) << name;
+  }
+  EXPECT_EQ(metric("baton:request_success_total{model_name=\"fake-model\",finished_reason=\"length\"}"), 1);
+  EXPECT_EQ(metric("baton:e2e_request_latency_seconds_count{model_name=\"fake-model\"}"), 1);
+  EXPECT_EQ(metric("baton:inter_token_latency_seconds_count{model_name=\"fake-model\"}"), 2);
+  EXPECT_EQ(metric("baton:generation_tokens_total{model_name=\"fake-model\"}"), 3);
+  EXPECT_EQ(metric("baton:prompt_tokens_total{model_name=\"fake-model\"}"), 4);
+}
+
+TEST_F(ApiServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  for (int i = 0; i < 3; ++i) {
+    std::string body = Json{{"prompt", "abc"}, {"max_tokens", 2}, {"stream", i == 1}}.dump();
+    std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    boost::asio::write(s, boost::asio::buffer(req));
+    boost::beast::flat_buffer buf;
+    namespace http = boost::beast::http;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_NE(res.body().find(i == 1 ? "[DONE]" : "text_completion"), std::string::npos);
+    EXPECT_TRUE(res.keep_alive());
+  }
+}
+
+TEST_F(ApiServerTest, ClientDisconnectAbortsTheRequestAndFreesItsBlocks) {
+  server_->shutdown();
+  FakeEngine::Options slow;
+  slow.token_delay_s = 0.01;
+  start_server(slow, default_options());
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  std::string body = Json{{"prompt", "abc"}, {"max_tokens", 400}, {"stream", true}}.dump();
+  boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
+  std::string raw = read_events(s, 3);
+  ASSERT_NE(raw.find("data: "), std::string::npos) << raw;
+  EXPECT_EQ(engine_->stats().num_running, 1);
+  s.close();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(engine_->num_aborted(), 1);
+  EngineStats st = engine_->stats();
+  EXPECT_EQ(st.num_running, 0);
+  EXPECT_EQ(st.num_kv_blocks_free, st.num_kv_blocks_total);
+  EXPECT_EQ(metric("baton:request_success_total{model_name=\"fake-model\",finished_reason=\"abort\"}"), 1);
+  EXPECT_EQ(server_->service().num_active(), 0);
+}
+
+TEST_F(ApiServerTest, NonStreamingClientDisconnectAlsoAborts) {
+  server_->shutdown();
+  FakeEngine::Options slow;
+  slow.token_delay_s = 0.01;
+  start_server(slow, default_options());
+  {
+    boost::asio::io_context ioc;
+    auto s = connect_to(ioc, port_);
+    std::string body = Json{{"prompt", "abc"}, {"max_tokens", 400}}.dump();
+    boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
+    std::this_thread::sleep_for(milliseconds(100));
+  }  // closed
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(engine_->num_aborted(), 1);
+}
+
+TEST_F(ApiServerTest, SlowHeadersTimeOutAndHoldNothing) {
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  boost::asio::write(s, boost::asio::buffer(std::string("POST /v1/completions HTTP/1.1\r\nHost: x\r\n")));
+  auto t0 = std::chrono::steady_clock::now();
+  char buf[256];
+  boost::system::error_code ec;
+  s.read_some(boost::asio::buffer(buf), ec);  // the server closes after the 0.5 s header timeout
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(ec) << "expected the server to close the connection";
+  EXPECT_LT(waited, 5.0);
+  // A connection that sends nothing at all is closed too.
+  auto idle = connect_to(ioc, port_);
+  idle.read_some(boost::asio::buffer(buf), ec);
+  EXPECT_TRUE(ec);
+  EXPECT_EQ(get("/health").status, 200);
+}
+
+TEST_F(ApiServerTest, ShutdownLetsRunningRequestsFinishWithinGrace) {
+  server_->shutdown();
+  FakeEngine::Options slow;
+  slow.token_delay_s = 0.005;
+  ApiServerOptions o = default_options();
+  o.shutdown_grace_s = 5.0;
+  start_server(slow, o);
+  TestResponse result;
+  std::thread client([&] {
+    result = post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 40}, {"stream", true}});
+  });
+  while (engine_->stats().num_running == 0) std::this_thread::sleep_for(milliseconds(2));
+  server_->shutdown();
+  client.join();
+  ASSERT_EQ(result.status, 200) << result.error;
+  auto events = sse_events(result.body);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(Json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "length");
+  EXPECT_NE(http_call(port_, "GET", "/health").error, "");  // no longer accepting
+}
+
+TEST_F(ApiServerTest, ShutdownAbortsWhatOutlivesTheGrace) {
+  server_->shutdown();
+  FakeEngine::Options slow;
+  slow.token_delay_s = 0.01;
+  ApiServerOptions o = default_options();
+  o.shutdown_grace_s = 0.2;
+  start_server(slow, o);
+  TestResponse result;
+  std::thread client([&] {
+    result = post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 450}, {"stream", true}});
+  });
+  while (engine_->stats().num_running == 0) std::this_thread::sleep_for(milliseconds(2));
+  auto t0 = std::chrono::steady_clock::now();
+  server_->shutdown();
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  client.join();
+  EXPECT_LT(took, 3.0);
+  ASSERT_EQ(result.status, 200) << result.error;
+  auto events = sse_events(result.body);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(Json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "abort");
+  EXPECT_EQ(engine_->num_aborted(), 1);
+}
+
+}  // namespace
+}  // namespace baton::testing
