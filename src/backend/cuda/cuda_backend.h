@@ -1,0 +1,120 @@
+// The CUDA backend: the forward pass of llama, qwen2, qwen3 and qwen3_moe on
+// one NVIDIA GPU (sm_90a) in bf16 with fp32 accumulation, over the paged KV
+// cache of kv_layout.h (bf16, one device allocation), sampling on the GPU.
+// Decode-only steps replay a CUDA graph captured per (batch bucket, block
+// table width bucket); other steps launch eagerly.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/backend_factory.h"
+#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/sampling.h"
+#include "model/checkpoint.h"
+
+namespace baton::cuda {
+
+struct CudaBackendOptions {
+  int device_id = 0;
+  double gpu_memory_utilization = 0.9;
+  int max_num_tokens = 16384;   // the largest step (tokens) the workspace holds
+  int max_num_samples = 512;    // the most sampling rows in one step
+  bool use_cuda_graphs = true;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  static Result<std::unique_ptr<CudaBackend>> create(const Checkpoint& ckpt,
+                                                     const CudaBackendOptions& options);
+  // Random weights made on the GPU from `config` (benchmarks).
+  static Result<std::unique_ptr<CudaBackend>> create_random(const ModelConfig& config,
+                                                            const CudaBackendOptions& options,
+                                                            uint64_t seed);
+  ~CudaBackend() override;
+
+  const ModelConfig& model_config() const override { return config_; }
+  std::string device_name() const override { return device_name_; }
+  size_t kv_block_bytes(int block_size) const override;
+  size_t available_kv_bytes() const override { return available_kv_bytes_; }
+  Status init_kv_cache(int num_blocks, int block_size) override;
+  KvMemory kv_memory() override;
+  Result<StepOutput> execute(const StepInput& in) override;
+
+  // Tests: runs `in` like execute() (writing its K/V) and returns the logits
+  // of every token, [num_tokens, vocab] (num_tokens <= max_num_samples).
+  Result<std::vector<float>> forward_all_logits(const StepInput& in);
+
+  size_t weight_bytes() const { return weights_.num_bytes(); }
+  double weight_load_gbps() const { return load_gbps_; }
+  int num_graphs() const { return static_cast<int>(graphs_.size()); }
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  CudaBackend() = default;
+  Status init_common(const CudaBackendOptions& options);
+  Status validate(const StepInput& in) const;
+
+  // Device-side layout of one step's inputs (one upload).
+  struct Layout {
+    int num_tokens = 0, num_seqs = 0, mbps = 0, num_samples = 0, num_items = 0, num_penalties = 0;
+    size_t token_ids = 0, positions = 0, slots = 0, query_start = 0, seq_lens = 0, block_tables = 0,
+           sample_rows = 0, items = 0, params = 0, penalties = 0, bytes = 0;
+  };
+  static Layout make_layout(int num_tokens, int num_seqs, int mbps, int num_samples, int num_items,
+                            int num_penalties);
+  Status ensure_input_capacity(size_t bytes);
+  // Fills the pinned staging buffer for `in` (padded to `lay`); returns false
+  // when a sample's penalty list does not fit lay.num_penalties.
+  bool pack(const StepInput& in, const Layout& lay, bool pad_decode, const std::vector<int>& sample_rows);
+  struct Launch {
+    Layout lay;
+    bool decode_only = false;
+    int split_len = 0, max_splits = 0;
+    bool sample = true;
+  };
+  void forward(const Launch& l);
+  void run_layers(const Launch& l);
+  Result<StepOutput> finish(const StepInput& in, const Launch& l, const std::vector<int>& sample_of_row);
+
+  ModelConfig config_;
+  CudaBackendOptions options_;
+  std::string device_name_;
+  int num_sms_ = 0;
+  cudaStream_t stream_ = nullptr;
+  CudaWeights weights_;
+  Gemm gemm_;
+  double load_gbps_ = 0.0;
+  DeviceBuffer inv_freq_;  // [head_dim / 2] fp32
+  size_t available_kv_bytes_ = 0;
+  KvLayout layout_;
+  DeviceBuffer kv_;
+
+  // Workspace for max_num_tokens tokens.
+  DeviceBuffer residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, router_, topk_ids_,
+      topk_w_, moe_offsets_, sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_,
+      final_normed_, logits_, sample_work_, sample_out_;
+  size_t attn_partial_floats_ = 0;
+  // Step inputs: pinned staging and the device copy.
+  DeviceBuffer input_dev_;
+  void* input_host_ = nullptr;
+  size_t input_capacity_ = 0;
+  void* output_host_ = nullptr;  // tokens, logprobs, top ids, top logprobs
+  std::vector<float> host_logits_;
+
+  std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;  // (batch bucket, mbps bucket)
+};
+
+// The factory hook (backend_factory.h): "cuda".
+Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const BackendOptions& options);
+
+}  // namespace baton::cuda

@@ -1,0 +1,184 @@
+#include "backend/cuda/cuda_weights.h"
+
+#include <chrono>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace baton::cuda {
+namespace {
+
+int64_t prod(const std::vector<int64_t>& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+// Pinned host buffers, freed on destruction.
+struct Pinned {
+  void* p = nullptr;
+  ~Pinned() {
+    if (p) cudaFreeHost(p);
+  }
+};
+
+}  // namespace
+
+Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item>* items) {
+  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), vocab = c.vocab_size;
+  size_t off = 0;
+  struct Ptr {
+    bf16** dst;
+    size_t off;
+  };
+  std::vector<Ptr> ptrs;
+  auto region = [&](bf16** dst, int64_t elems) {
+    off = (off + 127) & ~size_t{127};  // 256-byte alignment for every tensor
+    ptrs.push_back({dst, off});
+    size_t at = off;
+    off += static_cast<size_t>(elems);
+    return at;
+  };
+  auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
+    items->push_back(Item{std::move(name), std::move(shape), at, ones});
+  };
+  add(region(&embed, vocab * h), "model.embed_tokens.weight", {vocab, h});
+  layers.assign(c.num_layers, {});
+  for (int i = 0; i < c.num_layers; ++i) {
+    CudaLayerWeights& L = layers[i];
+    const std::string p = fmt::format("model.layers.{}.", i);
+    add(region(&L.input_norm, h), p + "input_layernorm.weight", {h}, true);
+    add(region(&L.post_norm, h), p + "post_attention_layernorm.weight", {h}, true);
+    size_t at = region(&L.qkv, (q + 2 * kv) * h);
+    add(at, p + "self_attn.q_proj.weight", {q, h});
+    add(at + q * h, p + "self_attn.k_proj.weight", {kv, h});
+    add(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv, h});
+    if (c.qkv_bias) {
+      at = region(&L.qkv_bias, q + 2 * kv);
+      add(at, p + "self_attn.q_proj.bias", {q});
+      add(at + q, p + "self_attn.k_proj.bias", {kv});
+      add(at + q + kv, p + "self_attn.v_proj.bias", {kv});
+    }
+    if (c.qk_norm) {
+      add(region(&L.q_norm, c.head_dim), p + "self_attn.q_norm.weight", {c.head_dim}, true);
+      add(region(&L.k_norm, c.head_dim), p + "self_attn.k_norm.weight", {c.head_dim}, true);
+    }
+    add(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q});
+    if (has_o_bias) add(region(&L.o_bias, h), p + "self_attn.o_proj.bias", {h});
+    L.is_moe = c.is_moe_layer(i);
+    if (L.is_moe) {
+      const int64_t e = c.num_experts, mi = c.moe_intermediate_size;
+      add(region(&L.router, e * h), p + "mlp.gate.weight", {e, h});
+      at = region(&L.expert_gate_up, e * 2 * mi * h);
+      for (int x = 0; x < e; ++x) {
+        const std::string ep = fmt::format("{}mlp.experts.{}.", p, x);
+        add(at + x * 2 * mi * h, ep + "gate_proj.weight", {mi, h});
+        add(at + x * 2 * mi * h + mi * h, ep + "up_proj.weight", {mi, h});
+      }
+      at = region(&L.expert_down, e * h * mi);
+      for (int x = 0; x < e; ++x)
+        add(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, x), {h, mi});
+    } else {
+      const int64_t in = c.intermediate_size;
+      at = region(&L.gate_up, 2 * in * h);
+      add(at, p + "mlp.gate_proj.weight", {in, h});
+      add(at + in * h, p + "mlp.up_proj.weight", {in, h});
+      add(region(&L.down, h * in), p + "mlp.down_proj.weight", {h, in});
+    }
+  }
+  add(region(&final_norm, h), "model.norm.weight", {h}, true);
+  if (!c.tie_word_embeddings) add(region(&lm_head, vocab * h), "lm_head.weight", {vocab, h});
+
+  size_t bytes = ((off + 127) & ~size_t{127}) * sizeof(bf16);
+  Status st = arena_.allocate(bytes);
+  if (!st.is_ok()) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return resource_exhausted("the model's weights need {:.2f} GiB but the GPU has {:.2f} GiB free of {:.2f} GiB",
+                              bytes / 1073741824.0, free_b / 1073741824.0, total_b / 1073741824.0);
+  }
+  bf16* base = arena_.as<bf16>();
+  for (const Ptr& p : ptrs) *p.dst = base + p.off;
+  if (c.tie_word_embeddings) lm_head = embed;
+  return Status::ok();
+}
+
+size_t CudaWeights::bytes_for(const ModelConfig& c, bool has_o_bias) {
+  const size_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), vocab = c.vocab_size;
+  size_t n = vocab * h * (c.tie_word_embeddings ? 1 : 2) + h;
+  for (int i = 0; i < c.num_layers; ++i) {
+    n += 2 * h + (q + 2 * kv) * h + h * q + (c.qkv_bias ? q + 2 * kv : 0) + (c.qk_norm ? 2 * c.head_dim : 0) +
+         (has_o_bias ? h : 0);
+    if (c.is_moe_layer(i)) n += c.num_experts * h + 3 * static_cast<size_t>(c.num_experts) * c.moe_intermediate_size * h;
+    else n += 3 * static_cast<size_t>(c.intermediate_size) * h;
+  }
+  return n * sizeof(bf16);
+}
+
+Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t stream, double* load_gbps) {
+  CudaWeights w;
+  std::vector<Item> items;
+  const bool has_o_bias = ckpt.has("model.layers.0.self_attn.o_proj.bias");
+  BATON_RETURN_IF_ERROR(w.plan(ckpt.config(), has_o_bias, &items));
+  // Two pinned host buffers and two device staging buffers: the host copy of
+  // chunk i+1 overlaps the upload and conversion of chunk i.
+  constexpr size_t kChunk = 64u << 20;
+  Pinned host[2];
+  DeviceBuffer dev[2];
+  cudaEvent_t done[2];
+  for (int i = 0; i < 2; ++i) {
+    BATON_CUDA_RETURN(cudaHostAlloc(&host[i].p, kChunk, cudaHostAllocDefault));
+    BATON_RETURN_IF_ERROR(dev[i].allocate(kChunk));
+    BATON_CUDA_RETURN(cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming));
+    BATON_CUDA_RETURN(cudaEventRecord(done[i], stream));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  size_t total = 0;
+  int slot = 0;
+  Status status;
+  for (const Item& it : items) {
+    Result<TensorView> tv = ckpt.tensor(it.name, it.shape);
+    if (!tv.is_ok()) {
+      status = tv.status();
+      break;
+    }
+    const size_t esize = dtype_size(tv->dtype);
+    const int code = tv->dtype == DType::kF32 ? 0 : (tv->dtype == DType::kF16 ? 1 : 2);
+    const int64_t n = tv->num_elements();
+    const int64_t per_chunk = static_cast<int64_t>(kChunk / esize);
+    for (int64_t b = 0; b < n; b += per_chunk) {
+      const int64_t m = std::min(per_chunk, n - b);
+      BATON_CUDA_RETURN(cudaEventSynchronize(done[slot]));  // staging `slot` free again
+      std::memcpy(host[slot].p, static_cast<const char*>(tv->data) + b * esize, m * esize);
+      BATON_CUDA_RETURN(cudaMemcpyAsync(dev[slot].get(), host[slot].p, m * esize, cudaMemcpyHostToDevice, stream));
+      launch_convert_to_bf16(dev[slot].get(), code, w.arena_.as<bf16>() + it.offset_elems + b, m, stream);
+      BATON_CUDA_RETURN(cudaEventRecord(done[slot], stream));
+      slot ^= 1;
+      total += m * esize;
+    }
+  }
+  cudaError_t sync = cudaStreamSynchronize(stream);
+  for (auto& e : done) cudaEventDestroy(e);
+  BATON_RETURN_IF_ERROR(status);
+  BATON_CUDA_RETURN(sync);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (load_gbps) *load_gbps = s > 0 ? total / s / 1e9 : 0.0;
+  return w;
+}
+
+Result<CudaWeights> CudaWeights::random(const ModelConfig& config, uint64_t seed, cudaStream_t stream) {
+  CudaWeights w;
+  std::vector<Item> items;
+  BATON_RETURN_IF_ERROR(w.plan(config, false, &items));
+  const float scale = 0.02f * 1.7320508f;  // uniform(-a, a) has std a / sqrt(3)
+  uint64_t s = seed;
+  for (const Item& it : items) {
+    bf16* dst = w.arena_.as<bf16>() + it.offset_elems;
+    if (it.ones) launch_fill_const(dst, prod(it.shape), 1.0f, stream);
+    else launch_fill_random(dst, prod(it.shape), scale, s++ * 0x9E3779B97F4A7C15ull, stream);
+  }
+  BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
+  return w;
+}
+
+}  // namespace baton::cuda

@@ -1,0 +1,67 @@
+// A model's weights on the GPU in bf16, in one device allocation, with q/k/v
+// and gate/up fused (concatenated rows) so each is one GEMM. Loaded from a
+// checkpoint through pinned host staging (any stored dtype, converted on the
+// device), or filled with random values on the device (benchmarks).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/kernels.h"
+#include "common/status.h"
+#include "model/checkpoint.h"
+#include "model/model_config.h"
+
+namespace baton::cuda {
+
+struct CudaLayerWeights {
+  bf16* input_norm = nullptr;  // [hidden]
+  bf16* post_norm = nullptr;   // [hidden]
+  bf16* qkv = nullptr;         // [q + 2 kv, hidden]
+  bf16* qkv_bias = nullptr;    // [q + 2 kv] or null
+  bf16* q_norm = nullptr;      // [head_dim] or null
+  bf16* k_norm = nullptr;      // [head_dim] or null
+  bf16* o_proj = nullptr;      // [hidden, q]
+  bf16* o_bias = nullptr;      // [hidden] or null
+  bool is_moe = false;
+  bf16* gate_up = nullptr;     // dense: [2 inter, hidden]
+  bf16* down = nullptr;        // dense: [hidden, inter]
+  bf16* router = nullptr;      // moe: [experts, hidden]
+  bf16* expert_gate_up = nullptr;  // moe: [experts, 2 moe_inter, hidden]
+  bf16* expert_down = nullptr;     // moe: [experts, hidden, moe_inter]
+};
+
+class CudaWeights {
+ public:
+  // Bytes the weights of `config` take on the device (bf16).
+  static size_t bytes_for(const ModelConfig& config, bool has_o_bias);
+
+  // Loads every tensor the config calls for; a missing or misshapen tensor is
+  // an error naming it. `load_gbps` receives the host->device rate reached.
+  static Result<CudaWeights> load(const Checkpoint& ckpt, cudaStream_t stream, double* load_gbps);
+  // Random weights (uniform, std 0.02; norms 1) made on the device.
+  static Result<CudaWeights> random(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
+
+  std::vector<CudaLayerWeights> layers;
+  bf16* embed = nullptr;       // [vocab, hidden]
+  bf16* final_norm = nullptr;  // [hidden]
+  bf16* lm_head = nullptr;     // [vocab, hidden] (= embed when tied)
+  size_t num_bytes() const { return arena_.bytes(); }
+
+ private:
+  struct Item {
+    std::string name;             // checkpoint tensor name
+    std::vector<int64_t> shape;   // expected shape
+    size_t offset_elems = 0;      // destination in the arena
+    bool ones = false;            // random init: a norm weight
+  };
+  // Lays out the arena and sets the pointers; returns the tensors to fill.
+  Status plan(const ModelConfig& config, bool has_o_bias, std::vector<Item>* items);
+
+  DeviceBuffer arena_;
+};
+
+}  // namespace baton::cuda

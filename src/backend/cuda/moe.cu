@@ -1,0 +1,251 @@
+// Mixture-of-experts kernels: router top-k, sorting (token, expert) slots by
+// expert, a grouped tensor-core GEMM over the experts' row ranges (offsets
+// stay on the device, so the step needs no host sync and can be captured in a
+// CUDA graph), and the weighted combine.
+#include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/mma.cuh"
+
+namespace baton::cuda {
+namespace {
+
+constexpr int kMaxExperts = 512;
+
+// One warp per token.
+__global__ void moe_topk_kernel(const float* router, int num_tokens, int num_experts, int k,
+                                bool renorm, int32_t* ids, float* w) {
+  int tkn = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (tkn >= num_tokens) return;
+  const float* r = router + static_cast<int64_t>(tkn) * num_experts;  // [E]
+  constexpr int kPer = kMaxExperts / 32;
+  float v[kPer];
+  float mx = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    int e = lane + 32 * j;
+    v[j] = e < num_experts ? r[e] : -INFINITY;
+    mx = fmaxf(mx, v[j]);
+  }
+  mx = warp_max(mx);
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    int e = lane + 32 * j;
+    v[j] = e < num_experts ? __expf(v[j] - mx) : -1.0f;
+    sum += e < num_experts ? v[j] : 0.0f;
+  }
+  sum = warp_sum(sum);
+  float picked_sum = 0.0f;
+  for (int c = 0; c < k; ++c) {
+    float best = -2.0f;
+    int best_e = 0x7fffffff;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      int e = lane + 32 * j;
+      if (v[j] > best) { best = v[j]; best_e = e; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+      if (ob > best || (ob == best && oe < best_e)) { best = ob; best_e = oe; }
+    }
+    if (lane == 0) {
+      ids[tkn * k + c] = best_e;
+      w[tkn * k + c] = best / sum;
+    }
+    picked_sum += best / sum;
+    if ((best_e & 31) == lane) {
+#pragma unroll
+      for (int j = 0; j < kPer; ++j)
+        if (lane + 32 * j == best_e) v[j] = -1.0f;
+    }
+  }
+  if (renorm) {
+    __syncwarp();
+    if (lane < k) w[tkn * k + lane] /= picked_sum;
+  }
+}
+
+__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts,
+                                 int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
+  __shared__ int32_t count[kMaxExperts + 1];
+  __shared__ int32_t cursor[kMaxExperts];
+  for (int e = threadIdx.x; e < num_experts; e += blockDim.x) count[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < num_slots; s += blockDim.x) atomicAdd(&count[ids[s]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int acc = 0;
+    for (int e = 0; e < num_experts; ++e) {
+      int c = count[e];
+      offsets[e] = acc;
+      cursor[e] = acc;
+      acc += c;
+    }
+    offsets[num_experts] = acc;
+  }
+  __syncthreads();
+  for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
+    int pos = atomicAdd(&cursor[ids[s]], 1);
+    sorted_slots[pos] = s;
+    slot_pos[s] = pos;
+  }
+}
+
+constexpr int kBM = 64, kBN = 64, kBK = 32, kPad = 8;
+
+// grid (ceil(n / 64), ceil(num_rows / 64) + E); 128 threads, 2x2 warps of 32x32.
+__global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const int32_t* a_rows,
+                                                           int a_row_div, const bf16* w,
+                                                           const int32_t* offsets, int num_experts,
+                                                           int n, int k, bf16* c) {
+  __shared__ __align__(16) bf16 as[kBM][kBK + kPad];
+  __shared__ __align__(16) bf16 bs[kBN][kBK + kPad];
+  __shared__ int s_expert, s_row0, s_row_end;
+  if (threadIdx.x == 0) {
+    int tile = blockIdx.y, e = 0, found = -1;
+    for (; e < num_experts; ++e) {
+      int cnt = offsets[e + 1] - offsets[e];
+      int tiles = (cnt + kBM - 1) / kBM;
+      if (tile < tiles) { found = e; break; }
+      tile -= tiles;
+    }
+    s_expert = found;
+    if (found >= 0) {
+      s_row0 = offsets[found] + tile * kBM;
+      s_row_end = offsets[found + 1];
+    }
+  }
+  __syncthreads();
+  const int expert = s_expert;
+  if (expert < 0) return;
+  const int row0 = s_row0, row_end = s_row_end, n0 = blockIdx.x * kBN;
+  const bf16* we = w + static_cast<int64_t>(expert) * n * k;  // [n, k]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  float acc[2][4][4] = {};
+
+  // Each thread loads 2 A chunks and 2 B chunks of 16 bytes per k-tile.
+  int64_t a_src[2];
+  bool a_ok[2], b_ok[2];
+  for (int i = 0; i < 2; ++i) {
+    int chunk = threadIdx.x + 128 * i, r = chunk / 4;
+    int grow = row0 + r;
+    a_ok[i] = grow < row_end;
+    int arow = a_ok[i] ? (a_rows ? a_rows[grow] / a_row_div : grow) : 0;
+    a_src[i] = static_cast<int64_t>(arow) * k;
+    b_ok[i] = n0 + r < n;
+  }
+  for (int k0 = 0; k0 < k; k0 += kBK) {
+    uint4 av[2], bv[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      int chunk = threadIdx.x + 128 * i, r = chunk / 4, kc = k0 + (chunk % 4) * 8;
+      av[i] = (a_ok[i] && kc < k) ? *reinterpret_cast<const uint4*>(a + a_src[i] + kc) : make_uint4(0, 0, 0, 0);
+      bv[i] = (b_ok[i] && kc < k) ? *reinterpret_cast<const uint4*>(we + static_cast<int64_t>(n0 + r) * k + kc)
+                                  : make_uint4(0, 0, 0, 0);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      int chunk = threadIdx.x + 128 * i, r = chunk / 4, kc = (chunk % 4) * 8;
+      *reinterpret_cast<uint4*>(&as[r][kc]) = av[i];
+      *reinterpret_cast<uint4*>(&bs[r][kc]) = bv[i];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      uint32_t af[2][4];
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) {
+        const bf16* p0 = &as[wm + mi * 16 + g][kk * 16 + 2 * t];
+        const bf16* p1 = &as[wm + mi * 16 + g + 8][kk * 16 + 2 * t];
+        af[mi][0] = ld_u32(p0);
+        af[mi][1] = ld_u32(p1);
+        af[mi][2] = ld_u32(p0 + 8);
+        af[mi][3] = ld_u32(p1 + 8);
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const bf16* bp = &bs[wn + ni * 8 + g][kk * 16 + 2 * t];
+        uint32_t b0 = ld_u32(bp), b1 = ld_u32(bp + 8);
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi) mma_bf16_16816(acc[mi][ni], af[mi], b0, b1);
+      }
+    }
+  }
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      int col = n0 + wn + ni * 8 + 2 * t;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        int row = row0 + wm + mi * 16 + g + 8 * h;
+        if (row < row_end && col < n) {
+          bf16* cp = c + static_cast<int64_t>(row) * n + col;
+          if (col + 1 < n) {
+            *reinterpret_cast<uint32_t*>(cp) = pack_bf16(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+          } else {
+            cp[0] = __float2bfloat16(acc[mi][ni][2 * h]);
+          }
+        }
+      }
+    }
+  }
+}
+
+__global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w,
+                                   int k, int hidden, bf16* out) {
+  int tkn = blockIdx.x;
+  for (int h = threadIdx.x; h < hidden; h += blockDim.x) {
+    float acc = 0.0f;
+    for (int j = 0; j < k; ++j) {
+      int pos = slot_pos[tkn * k + j];
+      acc += bf(eo[static_cast<int64_t>(pos) * hidden + h]) * topk_w[tkn * k + j];
+    }
+    out[static_cast<int64_t>(tkn) * hidden + h] = __float2bfloat16(acc);
+  }
+}
+
+}  // namespace
+
+void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm,
+                     int32_t* topk_ids, float* topk_w, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  BATON_CHECK(num_experts <= kMaxExperts && k <= 32 && k <= num_experts, "moe: {} experts top-{}",
+              num_experts, k);
+  int blocks = (num_tokens * 32 + 255) / 256;
+  moe_topk_kernel<<<blocks, 256, 0, stream>>>(router, num_tokens, num_experts, k, renorm, topk_ids,
+                                              topk_w);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets,
+                      int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream) {
+  BATON_CHECK(num_experts <= kMaxExperts, "moe: {} experts", num_experts);
+  moe_align_kernel<<<1, 1024, 0, stream>>>(topk_ids, num_slots, num_experts, offsets, sorted_slots,
+                                           slot_pos);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w,
+                         const int32_t* offsets, int num_experts, int num_rows, int n, int k,
+                         bf16* c, cudaStream_t stream) {
+  if (num_rows == 0) return;
+  BATON_CHECK(k % 8 == 0, "grouped gemm: k {} not a multiple of 8", k);
+  dim3 grid((n + kBN - 1) / kBN, (num_rows + kBM - 1) / kBM + num_experts);
+  grouped_gemm_kernel<<<grid, 128, 0, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts, n, k, c);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w,
+                        int num_tokens, int k, int hidden, bf16* out, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  moe_combine_kernel<<<num_tokens, 256, 0, stream>>>(expert_out, slot_pos, topk_w, k, hidden, out);
+  BATON_LAUNCH_CHECK();
+}
+
+}  // namespace baton::cuda

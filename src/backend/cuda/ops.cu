@@ -1,0 +1,214 @@
+// Elementwise and row kernels: embedding, residual add + RMSNorm, QKV bias +
+// q/k norm + RoPE + paged KV write, SiLU-and-multiply, random init.
+#include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace baton::cuda {
+namespace {
+
+__global__ void embedding_kernel(const int32_t* ids, const bf16* table, float* residual,
+                                 int hidden, int vocab) {
+  int t = blockIdx.x;
+  int id = ids[t];
+  id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);  // the backend validates ids before
+  const bf16* row = table + static_cast<int64_t>(id) * hidden;  // [hidden]
+  float* out = residual + static_cast<int64_t>(t) * hidden;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = bf(row[i]);
+}
+
+// One block per output row; the row is held in registers/shared memory.
+__global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias,
+                                   const bf16* w, bf16* out, const int32_t* rows, int hidden,
+                                   float eps) {
+  extern __shared__ float xs[];  // [hidden]
+  __shared__ float scratch[32];
+  int r = blockIdx.x;
+  int src = rows ? rows[r] : r;
+  float* res = residual + static_cast<int64_t>(src) * hidden;
+  const bf16* ad = add ? add + static_cast<int64_t>(src) * hidden : nullptr;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+    float x = res[i];
+    if (ad) x += bf(ad[i]) + (add_bias ? bf(add_bias[i]) : 0.0f);
+    xs[i] = x;
+    ss += x * x;
+  }
+  ss = block_sum(ss, scratch);
+  float inv = rsqrtf(ss / hidden + eps);
+  bf16* o = out + static_cast<int64_t>(r) * hidden;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+    float x = xs[i];
+    if (!rows && ad) res[i] = x;
+    o[i] = __float2bfloat16(bf(w[i]) * (x * inv));
+  }
+}
+
+// One warp per (token, head) over q heads, then k heads, then v heads.
+__global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
+  int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  int heads = a.num_heads + 2 * a.num_kv_heads;
+  if (warp >= a.num_tokens * heads) return;
+  int t = warp / heads, h = warp % heads;
+  const int hd = a.head_dim;
+  const int half = hd / 2;
+  const bf16* src = a.qkv + (static_cast<int64_t>(t) * heads + h) * hd;  // [hd]
+  const bf16* bias = a.bias ? a.bias + static_cast<int64_t>(h) * hd : nullptr;
+  bool is_q = h < a.num_heads, is_k = !is_q && h < a.num_heads + a.num_kv_heads;
+  // Each lane holds pairs (i, i + half) for i = lane, lane + 32, ... (hd <= 256).
+  float x1[4], x2[4];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    int i = lane + 32 * j;
+    x1[j] = x2[j] = 0.0f;
+    if (i < half) {
+      x1[j] = bf(src[i]) + (bias ? bf(bias[i]) : 0.0f);
+      x2[j] = bf(src[i + half]) + (bias ? bf(bias[i + half]) : 0.0f);
+      ss += x1[j] * x1[j] + x2[j] * x2[j];
+    }
+  }
+  const bf16* nw = is_q ? a.q_norm : (is_k ? a.k_norm : nullptr);
+  if (nw) {
+    ss = warp_sum(ss);
+    float inv = rsqrtf(ss / hd + a.eps);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      int i = lane + 32 * j;
+      if (i < half) {
+        x1[j] = bf(nw[i]) * (x1[j] * inv);
+        x2[j] = bf(nw[i + half]) * (x2[j] * inv);
+      }
+    }
+  }
+  if (is_q || is_k) {
+    float pos = static_cast<float>(a.positions[t]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      int i = lane + 32 * j;
+      if (i < half) {
+        float ang = pos * a.inv_freq[i];
+        float c = cosf(ang), s = sinf(ang);
+        float y1 = x1[j] * c - x2[j] * s;
+        float y2 = x2[j] * c + x1[j] * s;
+        x1[j] = y1;
+        x2[j] = y2;
+      }
+    }
+  }
+  bf16* dst;
+  if (is_q) {
+    dst = a.q_out + (static_cast<int64_t>(t) * a.num_heads + h) * hd;
+  } else {
+    int64_t slot = a.slot_mapping[t];
+    if (slot < 0) return;  // padding token: no cache write
+    int64_t block = slot / a.kv.block_size, row = slot % a.kv.block_size;
+    int kvh = is_k ? h - a.num_heads : h - a.num_heads - a.num_kv_heads;
+    dst = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems +
+          (is_k ? 0 : a.kv.half_elems) + row * a.kv.token_elems + static_cast<int64_t>(kvh) * hd;
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    int i = lane + 32 * j;
+    if (i < half) {
+      dst[i] = __float2bfloat16(x1[j]);
+      dst[i + half] = __float2bfloat16(x2[j]);
+    }
+  }
+}
+
+__global__ void silu_mul_kernel(const bf16* gu, bf16* out, int inter) {
+  int64_t r = blockIdx.y;
+  const bf16* g = gu + r * 2 * inter;
+  const bf16* u = g + inter;
+  bf16* o = out + r * inter;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter; i += gridDim.x * blockDim.x) {
+    float x = bf(g[i]);
+    o[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * bf(u[i]));
+  }
+}
+
+__global__ void fill_random_kernel(bf16* x, int64_t n, float scale, uint64_t seed) {
+  int64_t i4 = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
+  if (i4 >= n) return;
+  Philox4 r = philox4x32_10(static_cast<uint32_t>(i4), static_cast<uint32_t>(i4 >> 32), 0, 0,
+                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if (i4 + j < n) {
+      float u = (r.v[j] >> 8) * (1.0f / 16777216.0f);  // [0, 1)
+      x[i4 + j] = __float2bfloat16((2.0f * u - 1.0f) * scale);
+    }
+  }
+}
+
+__global__ void fill_const_kernel(bf16* x, int64_t n, float v) {
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = __float2bfloat16(v);
+}
+
+__global__ void convert_kernel(const void* src, int dtype, bf16* dst, int64_t n) {
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  if (dtype == 0) dst[i] = __float2bfloat16(static_cast<const float*>(src)[i]);
+  else if (dtype == 1) dst[i] = __float2bfloat16(__half2float(static_cast<const __half*>(src)[i]));
+  else dst[i] = static_cast<const bf16*>(src)[i];
+}
+
+}  // namespace
+
+void launch_embedding(const int32_t* ids, const bf16* table, float* residual, int num_tokens,
+                      int hidden, int vocab, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  embedding_kernel<<<num_tokens, 256, 0, stream>>>(ids, table, residual, hidden, vocab);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight,
+                        bf16* out, const int32_t* rows, int num_rows, int hidden, float eps,
+                        cudaStream_t stream) {
+  if (num_rows == 0) return;
+  int threads = hidden >= 1024 ? 1024 : ((hidden + 31) / 32) * 32;
+  add_rmsnorm_kernel<<<num_rows, threads, hidden * sizeof(float), stream>>>(
+      residual, add, add_bias, weight, out, rows, hidden, eps);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream) {
+  if (a.num_tokens == 0) return;
+  BATON_CHECK(a.head_dim % 2 == 0 && a.head_dim <= 256, "head_dim {}", a.head_dim);
+  int64_t warps = static_cast<int64_t>(a.num_tokens) * (a.num_heads + 2 * a.num_kv_heads);
+  int blocks = static_cast<int>((warps * 32 + 255) / 256);
+  qkv_rope_cache_kernel<<<blocks, 256, 0, stream>>>(a);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStream_t stream) {
+  if (num_rows == 0) return;
+  dim3 grid((inter + 255) / 256, num_rows);
+  silu_mul_kernel<<<grid, 256, 0, stream>>>(gu, out, inter);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_fill_random(bf16* x, int64_t n, float scale, uint64_t seed, cudaStream_t stream) {
+  if (n == 0) return;
+  int64_t threads = (n + 3) / 4;
+  fill_random_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, n, scale,
+                                                                                      seed);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_fill_const(bf16* x, int64_t n, float value, cudaStream_t stream) {
+  if (n == 0) return;
+  fill_const_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, value);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_convert_to_bf16(const void* src, int src_dtype, bf16* dst, int64_t n,
+                            cudaStream_t stream) {
+  if (n == 0) return;
+  convert_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(src, src_dtype, dst, n);
+  BATON_LAUNCH_CHECK();
+}
+
+}  // namespace baton::cuda

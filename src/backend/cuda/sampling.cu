@@ -1,0 +1,241 @@
+// One block per sampling row. Thresholds (top-k value, top-p boundary) are
+// found by bisection over the order-preserving integer keys of the floats, so
+// the vocabulary is never sorted; the draw itself is a Gumbel-max argmax.
+#include <cfloat>
+
+#include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/sampling.h"
+#include "backend/philox.h"
+
+namespace baton::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+
+__device__ __forceinline__ uint32_t fkey(float f) {
+  uint32_t b = __float_as_uint(f);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ double block_sum_d(double v, double* scratch) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  double r = lane < (kThreads >> 5) ? scratch[lane] : 0.0;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
+  return r;
+}
+
+__device__ int block_count(int v, double* scratch) {
+  return static_cast<int>(block_sum_d(static_cast<double>(v), scratch) + 0.5);
+}
+
+// Argmax (ties: lowest id) of val(i) over i in [0, n) where val(i) > -inf.
+template <typename Val>
+__device__ void block_argmax(int n, Val val, float* fs, int* is, float* best_v, int* best_i) {
+  float bv = -INFINITY;
+  int bi = 0x7fffffff;
+  for (int i = threadIdx.x; i < n; i += kThreads) {
+    float v = val(i);
+    if (v > bv || (v == bv && v != -INFINITY && i < bi)) { bv = v; bi = v == -INFINITY ? bi : i; }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+  }
+  __syncthreads();
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) { fs[warp] = bv; is[warp] = bi; }
+  __syncthreads();
+  if (warp == 0) {
+    bv = fs[lane];
+    bi = is[lane];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+    }
+    if (lane == 0) { fs[0] = bv; is[0] = bi; }
+  }
+  __syncthreads();
+  *best_v = fs[0];
+  *best_i = is[0];
+  __syncthreads();
+}
+
+__global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, float* work,
+                                                          int vocab, const SampleRowParams* params,
+                                                          const PenaltyToken* pen, SampleOutputs out) {
+  __shared__ double ds[32];
+  __shared__ float fs[32];
+  __shared__ int is[32];
+  const int row = blockIdx.x;
+  const SampleRowParams p = params[row];
+  const float* raw = logits + static_cast<int64_t>(row) * vocab;  // [vocab]
+  float* w = work + static_cast<int64_t>(row) * vocab;            // [vocab]
+
+  // log-sum-exp of the raw row (double, like the CPU).
+  float mx_raw;
+  int dummy;
+  block_argmax(vocab, [&](int i) { return raw[i]; }, fs, is, &mx_raw, &dummy);
+  double se = 0.0;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) {
+    w[i] = raw[i];
+    se += exp(static_cast<double>(raw[i]) - mx_raw);
+  }
+  se = block_sum_d(se, ds);
+  const double lse = mx_raw == -INFINITY ? -INFINITY : mx_raw + log(se);
+
+  if (p.num_logprobs > 0) {
+    int prev[kMaxTopLogprobs];
+    const int n = min(min(p.num_logprobs, kMaxTopLogprobs), vocab);
+    for (int j = 0; j < n; ++j) {
+      float bv;
+      int bi;
+      block_argmax(vocab, [&](int i) {
+        for (int q = 0; q < j; ++q) if (prev[q] == i) return -INFINITY;
+        return raw[i];
+      }, fs, is, &bv, &bi);
+      prev[j] = bi;
+      if (threadIdx.x == 0) {
+        out.top_ids[row * kMaxTopLogprobs + j] = bi;
+        out.top_logprobs[row * kMaxTopLogprobs + j] = static_cast<float>(bv - lse);
+      }
+    }
+  }
+  __syncthreads();
+  // Banned tokens and penalties, one thread per distinct history token.
+  for (int e = p.penalty_begin + threadIdx.x; e < p.penalty_end; e += kThreads) {
+    PenaltyToken pt = pen[e];
+    float v = w[pt.token];
+    if (pt.banned) {
+      v = -INFINITY;
+    } else {
+      if (p.repetition_penalty != 1.0f && pt.seen) v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
+      if (pt.output_count > 0 && (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f))
+        v -= p.frequency_penalty * static_cast<float>(pt.output_count) + p.presence_penalty;
+    }
+    w[pt.token] = v;
+  }
+  __syncthreads();
+
+  int chosen = -1;
+  float bv;
+  if (p.temperature <= 0.0f) {
+    block_argmax(vocab, [&](int i) { return w[i]; }, fs, is, &bv, &chosen);
+  } else {
+    const float inv_t = 1.0f / p.temperature;
+    for (int i = threadIdx.x; i < vocab; i += kThreads) w[i] *= inv_t;
+    __syncthreads();
+    float mx;
+    int top_id;
+    block_argmax(vocab, [&](int i) { return w[i]; }, fs, is, &mx, &top_id);
+    if (mx != -INFINITY) {
+      if (p.min_p > 0.0f) {
+        for (int i = threadIdx.x; i < vocab; i += kThreads)
+          if (expf(w[i] - mx) < p.min_p) w[i] = -INFINITY;
+        __syncthreads();
+      }
+      int kept = 0;
+      for (int i = threadIdx.x; i < vocab; i += kThreads) kept += w[i] != -INFINITY;
+      kept = block_count(kept, ds);
+      if (p.top_k > 0 && p.top_k < kept) {
+        uint32_t prefix = 0;
+        for (int bit = 31; bit >= 0; --bit) {
+          uint32_t cand = prefix | (1u << bit);
+          int c = 0;
+          for (int i = threadIdx.x; i < vocab; i += kThreads) c += (w[i] != -INFINITY && fkey(w[i]) >= cand);
+          if (block_count(c, ds) >= p.top_k) prefix = cand;
+        }
+        for (int i = threadIdx.x; i < vocab; i += kThreads)
+          if (fkey(w[i]) < prefix) w[i] = -INFINITY;
+        __syncthreads();
+        kept = 0;
+        for (int i = threadIdx.x; i < vocab; i += kThreads) kept += w[i] != -INFINITY;
+        kept = block_count(kept, ds);
+      }
+      if (p.top_p < 1.0f && kept > 1) {
+        double total = 0.0;
+        for (int i = threadIdx.x; i < vocab; i += kThreads)
+          total += w[i] != -INFINITY ? exp(static_cast<double>(w[i]) - mx) : 0.0;
+        total = block_sum_d(total, ds);
+        const double cut = (1.0 - static_cast<double>(p.top_p)) * total;
+        // c*: the largest key whose strictly-smaller mass is <= cut.
+        uint32_t prefix = 0;
+        for (int bit = 31; bit >= 0; --bit) {
+          uint32_t cand = prefix | (1u << bit);
+          double m = 0.0;
+          for (int i = threadIdx.x; i < vocab; i += kThreads)
+            if (w[i] != -INFINITY && fkey(w[i]) < cand) m += exp(static_cast<double>(w[i]) - mx);
+          if (block_sum_d(m, ds) <= cut) prefix = cand;
+        }
+        double below = 0.0;
+        int group = 0;
+        for (int i = threadIdx.x; i < vocab; i += kThreads) {
+          if (w[i] == -INFINITY) continue;
+          uint32_t kk = fkey(w[i]);
+          if (kk < prefix) below += exp(static_cast<double>(w[i]) - mx);
+          group += kk == prefix;
+        }
+        below = block_sum_d(below, ds);
+        group = block_count(group, ds);
+        // The boundary group (equal logits) goes in descending id order: drop
+        // the n_drop highest ids whose cumulative mass stays <= cut.
+        int id_cut = 0x7fffffff;
+        if (group > 0) {
+          float gv = __uint_as_float((prefix & 0x80000000u) ? (prefix & 0x7fffffffu) : ~prefix);
+          double pg = exp(static_cast<double>(gv) - mx);
+          int n_drop = static_cast<int>(floor((cut - below) / pg));
+          n_drop = max(0, min(n_drop, group));
+          if (n_drop > 0) {
+            int idp = 0;
+            for (int bit = 30; bit >= 0; --bit) {
+              int cand = idp | (1 << bit);
+              int c = 0;
+              for (int i = threadIdx.x; i < vocab; i += kThreads) c += (fkey(w[i]) == prefix && i >= cand);
+              if (block_count(c, ds) >= n_drop) idp = cand;
+            }
+            id_cut = idp;
+          }
+        }
+        for (int i = threadIdx.x; i < vocab; i += kThreads) {
+          if (i == top_id || w[i] == -INFINITY) continue;
+          uint32_t kk = fkey(w[i]);
+          if (kk < prefix || (kk == prefix && i >= id_cut)) w[i] = -INFINITY;
+        }
+        __syncthreads();
+      }
+      block_argmax(vocab, [&](int i) {
+        float v = w[i];
+        if (v == -INFINITY) return -INFINITY;
+        float u = philox_uniform(p.seed, p.step, static_cast<uint64_t>(i));
+        return v - logf(-logf(u));
+      }, fs, is, &bv, &chosen);
+    }
+  }
+  if (threadIdx.x == 0) {
+    // chosen stays -1 (0x7fffffff) when every token is banned: reported to the caller.
+    bool none = chosen < 0 || chosen >= vocab || w[chosen] == -INFINITY;
+    out.tokens[row] = none ? -1 : chosen;
+    out.logprobs[row] = none ? 0.0f : static_cast<float>(raw[chosen] - lse);
+  }
+}
+
+}  // namespace
+
+void launch_sample(const float* logits, float* work, int num_rows, int vocab,
+                   const SampleRowParams* params, const PenaltyToken* penalties, SampleOutputs out,
+                   cudaStream_t stream) {
+  if (num_rows == 0) return;
+  sample_kernel<<<num_rows, kThreads, 0, stream>>>(logits, work, vocab, params, penalties, out);
+  BATON_LAUNCH_CHECK();
+}
+
+}  // namespace baton::cuda

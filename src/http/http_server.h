@@ -1,0 +1,58 @@
+// The HTTP server: one acceptor and a small fixed pool of I/O threads running
+// one io_context; each connection is an HttpSession on its own strand.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/status.h"
+#include "server/http_session.h"
+
+namespace baton {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0 picks a free port (see port())
+  int num_io_threads = 2;
+  HttpLimits limits;
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the I/O threads.
+  Status start();
+  int port() const { return port_; }
+
+  // Shutdown, in order: stop accepting and refuse further requests on open
+  // connections; close connections waiting for a request; stop.
+  void stop_accepting();
+  void close_idle_connections();
+  int num_connections() const;
+  void stop();  // stops the I/O threads; open connections are dropped
+
+ private:
+  void do_accept();
+
+  HttpServerOptions options_;
+  std::shared_ptr<HttpSessionContext> ctx_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  std::atomic<bool> accepting_{false};
+  int port_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace baton

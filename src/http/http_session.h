@@ -1,0 +1,99 @@
+// One client connection (Boost.Beast over a strand): reads requests with a
+// header timeout and a body limit, hands each to the handler, writes whole
+// responses or chunked server-sent events, watches for the client going away
+// while a request is in flight, and serves keep-alive requests in turn.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "server/http_exchange.h"
+
+namespace baton {
+
+struct HttpLimits {
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  double header_timeout_s = 10.0;  // a whole request must arrive within this
+  double idle_timeout_s = 60.0;    // keep-alive connections waiting for a request
+  double write_timeout_s = 30.0;   // one write that makes no progress
+};
+
+class HttpSession;
+
+// Shared by the server and its sessions (sessions may outlive the acceptor).
+struct HttpSessionContext {
+  HttpLimits limits;
+  HttpHandler handler;
+  std::atomic<bool> draining{false};  // no new requests: finish the current one, then close
+  std::mutex mu;
+  std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions;
+};
+
+class HttpSession : public HttpExchange, public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(boost::asio::ip::tcp::socket socket, std::shared_ptr<HttpSessionContext> ctx);
+  ~HttpSession() override;
+
+  void start();
+  // Closes the connection if it is between requests (for shutdown).
+  void close_if_idle();
+
+  boost::asio::any_io_executor executor() override;
+  void reply(HttpResponse response) override;
+  void start_events() override;
+  void send_event(std::string_view data) override;
+  void end_events() override;
+  void set_disconnect_handler(std::function<void()> on_disconnect) override;
+  bool disconnected() const override { return disconnected_; }
+
+ private:
+  enum class State { kReading, kHandling, kStreaming, kAwaitNext, kClosing, kClosed };
+
+  void do_read();
+  void on_read(boost::beast::error_code ec);
+  void reply_and_close(int status, const std::string& message);
+  void start_watch();
+  void on_watch(boost::beast::error_code ec, size_t n);
+  void queue(std::string_view bytes);
+  void flush();
+  void on_write(boost::beast::error_code ec);
+  void finish_response();
+  void graceful_close();
+  void drain();
+  void lost_client();
+  void close_now();
+
+  boost::beast::tcp_stream stream_;
+  std::shared_ptr<HttpSessionContext> ctx_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  State state_ = State::kReading;
+  bool first_request_ = true;
+  bool keep_alive_ = true;
+  bool watching_ = false;
+  bool writing_ = false;
+  bool response_done_ = false;
+  bool disconnected_ = false;
+  std::string out_;       // queued bytes
+  std::string inflight_;  // bytes being written
+  std::string drain_buf_;
+  std::function<void()> on_disconnect_;
+};
+
+// "HTTP/1.1 <status> <reason>\r\n..." for a whole response.
+std::string serialize_http_response(const HttpResponse& r, bool keep_alive);
+
+}  // namespace baton
