@@ -1,0 +1,116 @@
+// shm and tcp between two processes: the serving side is a forked child.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "kv_transfer/engine_pair.h"
+
+namespace baton {
+namespace {
+
+using testing::ChildProcess;
+using testing::TestRegion;
+
+constexpr uint64_t kSeed = 1234;
+constexpr int64_t kNumBlocks = 256;  // 1 KiB blocks
+
+// Child: a prefill engine over `transport` serving random blocks (kSeed).
+int serve_in_child(const std::string& transport) {
+  static TestRegion region;  // lives until the child exits
+  region = TestRegion::shm(testing::small_shape(kNumBlocks));
+  region.fill_random(kSeed);
+  static std::unique_ptr<TransferEngine> engine;
+  auto t = make_transport(transport);
+  if (!t.is_ok()) return -1;
+  TransferEngineOptions opts;
+  opts.engine_id = "prefill-child";
+  opts.model = "tiny";
+  auto e = TransferEngine::create(std::move(t).value(), opts);
+  if (!e.is_ok()) return -1;
+  engine = std::move(e).value();
+  if (!engine->register_memory(region.desc()).is_ok()) return -1;
+  if (!engine->start_agent(nullptr).is_ok()) return -1;
+  return engine->agent_port();
+}
+
+class CrossProcessTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CrossProcessTest, MovesBlocksBetweenProcesses) {
+  ChildProcess child;
+  const int port = child.start([&](int) { return serve_in_child(GetParam()); });
+  ASSERT_GT(port, 0);
+  TestRegion expected = TestRegion::heap(testing::small_shape(kNumBlocks));
+  expected.fill_random(kSeed);
+  TestRegion dst = TestRegion::heap(testing::small_shape(128));
+  auto decode = testing::make_engine(GetParam(), "decode-parent", /*checksum=*/true);
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  auto peer = decode->connect_peer("127.0.0.1", port);
+  ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+
+  // Two concurrent requests, each a scattered list.
+  std::vector<int64_t> remote_a, local_a, remote_b, local_b;
+  for (int i = 0; i < 60; ++i) {
+    remote_a.push_back((i * 7) % kNumBlocks);
+    local_a.push_back(i);
+    remote_b.push_back(255 - i / 2 * 2 - (i % 2));
+    local_b.push_back(127 - i);
+  }
+  auto ha = decode->read_blocks(peer->engine_id, remote_a, local_a, {.request_id = "a"});
+  auto hb = decode->read_blocks(peer->engine_id, remote_b, local_b, {.request_id = "b"});
+  ASSERT_TRUE(ha.is_ok() && hb.is_ok());
+  ASSERT_TRUE((*ha)->wait(10000).is_ok()) << (*ha)->status().to_string();
+  ASSERT_TRUE((*hb)->wait(10000).is_ok()) << (*hb)->status().to_string();
+  for (size_t i = 0; i < remote_a.size(); ++i) {
+    ASSERT_TRUE(dst.block_equals(local_a[i], expected, remote_a[i])) << i;
+    ASSERT_TRUE(dst.block_equals(local_b[i], expected, remote_b[i])) << i;
+  }
+  EXPECT_TRUE(decode->notify_done(peer->engine_id, "a").is_ok());
+  EXPECT_EQ(child.stop(), 0);
+}
+
+TEST_P(CrossProcessTest, PeerKilledGivesClearError) {
+  ChildProcess child;
+  const int port = child.start([&](int) { return serve_in_child(GetParam()); });
+  ASSERT_GT(port, 0);
+  TestRegion dst = TestRegion::heap(testing::small_shape(16));
+  auto decode = testing::make_engine(GetParam(), "decode-parent");
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  auto peer = decode->connect_peer("127.0.0.1", port);
+  ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+  child.kill_now(SIGKILL);
+  child.stop();  // reaped: the pid is gone
+  Stopwatch sw;
+  auto h = decode->read_blocks(peer->engine_id, {1, 2}, {1, 2}, {.timeout_ms = 3000});
+  ASSERT_TRUE(h.is_ok());
+  Status st = (*h)->wait(5000);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.to_string();
+  EXPECT_LT(sw.elapsed_ms(), 3000.0);
+  Status done = decode->notify_done(peer->engine_id, "x");
+  EXPECT_EQ(done.code(), StatusCode::kUnavailable) << done.to_string();
+}
+
+TEST(CrossProcess, FrozenPeerTimesOut) {
+  ChildProcess child;
+  const int port = child.start([&](int) { return serve_in_child("tcp"); });
+  ASSERT_GT(port, 0);
+  TestRegion dst = TestRegion::heap(testing::small_shape(16));
+  auto decode = testing::make_engine("tcp", "decode-parent");
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  auto peer = decode->connect_peer("127.0.0.1", port);
+  ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+  child.kill_now(SIGSTOP);
+  Stopwatch sw;
+  auto h = decode->read_blocks(peer->engine_id, {1, 2}, {1, 2}, {.timeout_ms = 300});
+  ASSERT_TRUE(h.is_ok());
+  Status st = (*h)->wait(5000);
+  EXPECT_EQ(st.code(), StatusCode::kDeadlineExceeded) << st.to_string();
+  EXPECT_LT(sw.elapsed_ms(), 2000.0);
+  child.kill_now(SIGKILL);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, CrossProcessTest, ::testing::Values("shm", "tcp"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace baton
