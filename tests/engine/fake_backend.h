@@ -129,9 +129,15 @@ class FakeBackend : public Backend {
 
 // What the engine must produce for `prompt` alone (greedy or seeded), with
 // max_tokens and no stops.
+inline SamplingParams greedy_params() {
+  SamplingParams p;
+  p.temperature = 0.0f;
+  return p;
+}
+
 inline std::vector<int32_t> fake_reference(std::vector<int32_t> prompt, int max_tokens,
-                                           const SamplingParams& p = {}, uint64_t seed = 0,
-                                           int vocab = 1000) {
+                                           const SamplingParams& p = greedy_params(),
+                                           uint64_t seed = 0, int vocab = 1000) {
   std::vector<int32_t> out;
   for (int i = 0; i < max_tokens; ++i) {
     int32_t t = fake_next_token(prompt, p, seed, i, vocab);
