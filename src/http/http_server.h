@@ -13,7 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/status.h"
-#include "server/http_session.h"
+#include "http/http_session.h"
 
 namespace baton {
 

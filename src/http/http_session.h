@@ -19,7 +19,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include "server/http_exchange.h"
+#include "http/http_exchange.h"
 
 namespace baton {
 
