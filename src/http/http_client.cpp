@@ -75,10 +75,13 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   bool got_headers = false;
   bool retried = false;
   bool done = false;
+  bool cancelled = false;
 
   HttpClient::Impl& impl() { return *client->impl_; }
 
   void start() {
+    if (cancelled) return finish(aborted("{} {}{}: cancelled", request.method, client->origin_.host_port(),
+                                         request.target));
     auto verb = bhttp::string_to_verb(request.method);
     if (verb == bhttp::verb::unknown) {
       finish(invalid_argument("unknown HTTP method '{}'", request.method));
@@ -184,6 +187,10 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
 
   void fail(const beast::error_code& ec, const char* what) {
     if (done) return;
+    if (cancelled) {
+      finish(aborted("{} {}{}: cancelled", request.method, client->origin_.host_port(), request.target));
+      return;
+    }
     bool stale = ec == asio::error::eof || ec == bhttp::error::end_of_stream ||
                  ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
     if (stale && conn && conn->reused && !got_headers && !retried) {
@@ -215,6 +222,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   }
 
   void cancel() {
+    cancelled = true;
     if (conn) {
       beast::error_code ignored;
       conn->stream.socket().close(ignored);
@@ -244,9 +252,22 @@ Result<std::shared_ptr<HttpClient>> HttpClient::create(asio::any_io_executor exe
   return client;
 }
 
-void HttpClient::stream(Request request, StreamHandlers handlers) {
+StreamHandle HttpClient::stream(Request request, StreamHandlers handlers) {
   auto ex = std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(handlers));
   asio::dispatch(executor_, [ex] { ex->start(); });
+  StreamHandle handle;
+  handle.exchange_ = ex;
+  handle.executor_ = executor_;
+  return handle;
+}
+
+void StreamHandle::cancel() const {
+  if (!executor_) return;
+  asio::dispatch(executor_, [weak = exchange_] {
+    if (auto ex = weak.lock()) {
+      if (!ex->done) ex->cancel();
+    }
+  });
 }
 
 void HttpClient::send(Request request, std::function<void(Result<Response>)> done) {

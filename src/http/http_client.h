@@ -70,6 +70,21 @@ struct ClientOptions {
   std::string user_agent = "baton";
 };
 
+struct Exchange;
+
+// Cancels one exchange started by HttpClient::stream(): its on_done gets
+// kAborted and its connection is closed (so the server sees the client go).
+// Thread-safe; a no-op once the exchange is done. Default-constructed: no-op.
+class StreamHandle {
+ public:
+  void cancel() const;
+
+ private:
+  friend class HttpClient;
+  std::weak_ptr<Exchange> exchange_;
+  boost::asio::any_io_executor executor_;
+};
+
 class HttpClient : public std::enable_shared_from_this<HttpClient> {
  public:
   // Resolves the origin's host now (a name that cannot be resolved is an error).
@@ -80,8 +95,9 @@ class HttpClient : public std::enable_shared_from_this<HttpClient> {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Starts one exchange; the handlers run on the client's executor.
-  void stream(Request request, StreamHandlers handlers);
+  // Starts one exchange; the handlers run on the client's executor. The
+  // handle cancels this exchange alone.
+  StreamHandle stream(Request request, StreamHandlers handlers);
   // Like stream(), collecting the body: `done` gets the whole response.
   void send(Request request, std::function<void(Result<Response>)> done);
   // Closes every connection; exchanges in flight end with kAborted.
