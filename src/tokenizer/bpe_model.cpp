@@ -1,0 +1,261 @@
+#include "tokenizer/bpe_model.h"
+
+#include <algorithm>
+#include <bit>
+
+#include "tokenizer/byte_level.h"
+
+namespace baton::tokenizer {
+
+namespace {
+
+uint64_t merge_key(int32_t left, int32_t right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+}
+
+uint64_t hash_key(uint64_t key) {
+  key ^= key >> 29;
+  key *= 0xBF58476D1CE4E5B9ull;
+  key ^= key >> 32;
+  return key;
+}
+
+bool is_null_or_empty_string(const Json& j, std::string_view key) {
+  auto it = j.find(key);
+  return it == j.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model) {
+  if (!model.is_object()) return invalid_argument("tokenizer.json: 'model' is not an object");
+  auto type_it = model.find("type");
+  if (type_it == model.end() || !type_it->is_string() || *type_it != "BPE") {
+    return unimplemented("tokenizer.json: model type {} is not supported (only BPE)",
+                         type_it == model.end() ? std::string("(missing)") : type_it->dump());
+  }
+  if (model.contains("dropout") && !model["dropout"].is_null()) {
+    return unimplemented("tokenizer.json: BPE dropout is not supported");
+  }
+  if (model.value("byte_fallback", false)) {
+    return unimplemented("tokenizer.json: BPE byte_fallback is not supported (byte-level BPE only)");
+  }
+  if (!is_null_or_empty_string(model, "continuing_subword_prefix") ||
+      !is_null_or_empty_string(model, "end_of_word_suffix")) {
+    return unimplemented("tokenizer.json: BPE continuing_subword_prefix/end_of_word_suffix are not supported");
+  }
+  auto vocab_it = model.find("vocab");
+  if (vocab_it == model.end() || !vocab_it->is_object() || vocab_it->empty()) {
+    return invalid_argument("tokenizer.json: model.vocab is missing or empty");
+  }
+  auto merges_it = model.find("merges");
+  if (merges_it == model.end() || !merges_it->is_array()) {
+    return invalid_argument("tokenizer.json: model.merges is missing or not an array");
+  }
+
+  std::unique_ptr<BpeModel> m(new BpeModel());
+  m->ignore_merges_ = model.value("ignore_merges", false);
+
+  // Vocabulary.
+  int64_t max_id = -1;
+  for (const auto& [token, id] : vocab_it->items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (1 << 30)) {
+      return invalid_argument("tokenizer.json: vocab entry '{}' has an invalid id {}", token, id.dump());
+    }
+    max_id = std::max(max_id, id.get<int64_t>());
+  }
+  const size_t num_ids = static_cast<size_t>(max_id + 1);
+  m->id_to_token_.resize(num_ids);
+  m->id_to_bytes_.resize(num_ids);
+  m->has_token_.assign(num_ids, 0);
+  m->token_to_id_.reserve(vocab_it->size());
+  m->bytes_to_id_.reserve(vocab_it->size());
+  m->byte_ids_.fill(-1);
+  for (const auto& [token, id_json] : vocab_it->items()) {
+    const auto id = static_cast<int32_t>(id_json.get<int64_t>());
+    if (m->has_token_[id]) return invalid_argument("tokenizer.json: vocab id {} is used twice", id);
+    m->has_token_[id] = 1;
+    m->id_to_token_[id] = token;
+    m->token_to_id_.emplace(token, id);
+    if (auto bytes = byte_level_to_bytes(token)) {
+      if (bytes->size() == 1) m->byte_ids_[static_cast<uint8_t>((*bytes)[0])] = id;
+      m->bytes_to_id_.emplace(*bytes, id);
+      m->id_to_bytes_[id] = std::move(*bytes);
+    } else {
+      // Not reachable by byte-level encoding; decodes to its own text, as
+      // the HF ByteLevel decoder does.
+      m->id_to_bytes_[id] = token;
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    if (m->byte_ids_[b] < 0) {
+      return unimplemented("tokenizer.json: the vocabulary lacks the byte-level token of byte 0x{:02X} "
+                           "(only byte-level BPE is supported)", b);
+    }
+  }
+
+  // Merges.
+  const size_t capacity = std::bit_ceil(std::max<size_t>(16, merges_it->size() * 2));
+  m->merge_table_.assign(capacity, MergeEntry{});
+  m->merge_mask_ = capacity - 1;
+  int32_t rank = 0;
+  for (const auto& merge : *merges_it) {
+    if (merge.is_string()) {
+      const auto& s = merge.get_ref<const std::string&>();
+      const size_t space = s.find(' ', 1);
+      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
+        return invalid_argument("tokenizer.json: merge {} is not two tokens separated by a space", rank);
+      }
+      BATON_RETURN_IF_ERROR(m->add_merge(std::string_view(s).substr(0, space),
+                                         std::string_view(s).substr(space + 1), rank));
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+      BATON_RETURN_IF_ERROR(m->add_merge(merge[0].get_ref<const std::string&>(),
+                                         merge[1].get_ref<const std::string&>(), rank));
+    } else {
+      return invalid_argument("tokenizer.json: merge {} is neither \"a b\" nor [\"a\", \"b\"]", rank);
+    }
+    ++rank;
+  }
+  return m;
+}
+
+Status BpeModel::add_merge(std::string_view left, std::string_view right, int32_t rank) {
+  auto l = token_to_id_.find(left);
+  auto r = token_to_id_.find(right);
+  if (l == token_to_id_.end() || r == token_to_id_.end()) {
+    return invalid_argument("tokenizer.json: merge {} ('{}' '{}') uses a token that is not in the vocabulary",
+                            rank, left, right);
+  }
+  std::string merged;
+  merged.reserve(left.size() + right.size());
+  merged.append(left).append(right);
+  auto n = token_to_id_.find(merged);
+  if (n == token_to_id_.end()) {
+    return invalid_argument("tokenizer.json: merge {} makes '{}', which is not in the vocabulary", rank, merged);
+  }
+  insert_merge(merge_key(l->second, r->second), rank, n->second);
+  return Status::ok();
+}
+
+void BpeModel::insert_merge(uint64_t key, int32_t rank, int32_t new_id) {
+  for (uint64_t slot = hash_key(key) & merge_mask_;; slot = (slot + 1) & merge_mask_) {
+    MergeEntry& e = merge_table_[slot];
+    if (e.key == kEmptyKey) {
+      e = {key, rank, new_id};
+      ++num_merges_;
+      return;
+    }
+    if (e.key == key) {  // a repeated pair: the later rank wins, as in HF tokenizers
+      e.rank = rank;
+      e.new_id = new_id;
+      return;
+    }
+  }
+}
+
+const BpeModel::MergeEntry* BpeModel::find_merge(int32_t left, int32_t right) const {
+  const uint64_t key = merge_key(left, right);
+  for (uint64_t slot = hash_key(key) & merge_mask_;; slot = (slot + 1) & merge_mask_) {
+    const MergeEntry& e = merge_table_[slot];
+    if (e.key == key) return &e;
+    if (e.key == kEmptyKey) return nullptr;
+  }
+}
+
+std::optional<int32_t> BpeModel::bytes_to_id(std::string_view bytes) const {
+  auto it = bytes_to_id_.find(bytes);
+  if (it == bytes_to_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
+  auto it = token_to_id_.find(token);
+  if (it == token_to_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out) const {
+  if (bytes.empty()) return;
+  if (bytes.size() == 1) {
+    out.push_back(byte_ids_[static_cast<uint8_t>(bytes[0])]);
+    return;
+  }
+  if (ignore_merges_) {
+    if (auto id = bytes_to_id(bytes)) {
+      out.push_back(*id);
+      return;
+    }
+  }
+  if (bytes.size() > kMaxCachedWordBytes) {
+    merge_word(bytes, out);
+    return;
+  }
+  const size_t h = StringHash{}(bytes);
+  CacheShard& shard = cache_[(h >> 7) % kNumCacheShards];
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.words.find(bytes);
+    if (it != shard.words.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  const size_t start = out.size();
+  merge_word(bytes, out);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (shard.words.size() >= kCacheEntriesPerShard) shard.words.clear();
+  shard.words.emplace(std::string(bytes), std::vector<int32_t>(out.begin() + start, out.end()));
+}
+
+void BpeModel::merge_word(std::string_view bytes, std::vector<int32_t>& out) const {
+  // Symbols form a linked list over the word's bytes; candidate merges sit in
+  // a min-heap ordered by (rank, position), as in HF tokenizers. A candidate
+  // is stale when either side has changed since it was pushed.
+  struct Symbol {
+    int32_t id;
+    int32_t prev;
+    int32_t next;
+  };
+  struct Candidate {
+    int32_t rank;
+    int32_t pos;
+    int32_t left;
+    int32_t right;
+    int32_t new_id;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  const auto n = static_cast<int32_t>(bytes.size());
+  std::vector<Symbol> syms(n);  // [n]
+  for (int32_t i = 0; i < n; ++i) {
+    syms[i] = {byte_ids_[static_cast<uint8_t>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1};
+  }
+  std::vector<Candidate> heap;
+  heap.reserve(n);
+  auto push = [&](int32_t pos) {
+    const int32_t next = syms[pos].next;
+    if (next < 0) return;
+    if (const MergeEntry* e = find_merge(syms[pos].id, syms[next].id)) {
+      heap.push_back({e->rank, pos, syms[pos].id, syms[next].id, e->new_id});
+      std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+    }
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
+    const Candidate c = heap.back();
+    heap.pop_back();
+    Symbol& left = syms[c.pos];
+    if (left.id != c.left || left.next < 0) continue;
+    Symbol& right = syms[left.next];
+    if (right.id != c.right) continue;
+    left.id = c.new_id;
+    left.next = right.next;
+    if (right.next >= 0) syms[right.next].prev = c.pos;
+    right.id = -1;
+    if (left.prev >= 0) push(left.prev);
+    push(c.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = syms[i].next) out.push_back(syms[i].id);
+}
+
+}  // namespace baton::tokenizer

@@ -1,0 +1,93 @@
+// The BPE model of a byte-level tokenizer.json ("model": {"type": "BPE"}):
+// the vocabulary (kept as raw bytes), the merges by rank, and the merge loop
+// that turns one pre-token into ids, with a bounded word cache.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace baton::tokenizer {
+
+// Hash for heterogeneous lookup of std::string keys by std::string_view.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class BpeModel {
+ public:
+  // Builds the model from the "model" object of tokenizer.json. Merges may be
+  // "a b" strings or ["a", "b"] pairs.
+  static Result<std::unique_ptr<BpeModel>> from_json(const Json& model);
+
+  BpeModel(const BpeModel&) = delete;
+  BpeModel& operator=(const BpeModel&) = delete;
+
+  // Appends the ids of one pre-token, given as raw bytes.
+  void encode_word(std::string_view bytes, std::vector<int32_t>& out) const;
+
+  // Id of the token whose raw bytes are `bytes`, if any.
+  std::optional<int32_t> bytes_to_id(std::string_view bytes) const;
+  // Id of a token given in its vocabulary (byte-level) spelling, if any.
+  std::optional<int32_t> token_to_id(std::string_view token) const;
+
+  // One past the largest id of the vocabulary.
+  int32_t id_limit() const { return static_cast<int32_t>(id_to_token_.size()); }
+  bool has_id(int32_t id) const { return id >= 0 && id < id_limit() && has_token_[id]; }
+  // Raw bytes and vocabulary spelling of an id (has_id(id) must hold).
+  const std::string& id_bytes(int32_t id) const { return id_to_bytes_[id]; }
+  const std::string& id_token(int32_t id) const { return id_to_token_[id]; }
+  size_t num_merges() const { return num_merges_; }
+
+ private:
+  BpeModel() = default;
+
+  struct MergeEntry {
+    uint64_t key = kEmptyKey;  // (left id << 32) | right id
+    int32_t rank = 0;
+    int32_t new_id = 0;
+  };
+  static constexpr uint64_t kEmptyKey = ~0ull;
+
+  Status add_merge(std::string_view left, std::string_view right, int32_t rank);
+  void insert_merge(uint64_t key, int32_t rank, int32_t new_id);
+  const MergeEntry* find_merge(int32_t left, int32_t right) const;
+  void merge_word(std::string_view bytes, std::vector<int32_t>& out) const;
+
+  // Vocabulary, indexed by id.
+  std::vector<std::string> id_to_token_;  // byte-level spelling
+  std::vector<std::string> id_to_bytes_;  // raw bytes
+  std::vector<uint8_t> has_token_;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> bytes_to_id_;
+  std::array<int32_t, 256> byte_ids_{};  // id of each single byte
+
+  // Merges: open addressing over a power-of-two table.
+  std::vector<MergeEntry> merge_table_;
+  uint64_t merge_mask_ = 0;
+  size_t num_merges_ = 0;
+
+  bool ignore_merges_ = false;  // a pre-token that is a whole vocabulary entry skips merging
+
+  // Word cache, sharded to keep lock contention low across request threads.
+  static constexpr size_t kNumCacheShards = 16;
+  static constexpr size_t kCacheEntriesPerShard = 4096;
+  static constexpr size_t kMaxCachedWordBytes = 64;
+  struct CacheShard {
+    std::mutex mu;
+    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> words;
+  };
+  mutable std::array<CacheShard, kNumCacheShards> cache_;
+};
+
+}  // namespace baton::tokenizer

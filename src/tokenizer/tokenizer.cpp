@@ -1,0 +1,320 @@
+#include "tokenizer/tokenizer.h"
+
+#include <filesystem>
+
+#include "tokenizer/added_vocabulary.h"
+#include "tokenizer/bpe_model.h"
+#include "tokenizer/normalizer.h"
+#include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/utf8.h"
+
+namespace baton {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A special token in tokenizer_config.json: "<s>", {"content": "<s>", ...} or null.
+Result<std::string> config_token(const Json& config, std::string_view key) {
+  auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return std::string();
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) {
+    return (*it)["content"].get<std::string>();
+  }
+  return invalid_argument("tokenizer_config.json: '{}' is neither a string nor an object with 'content'", key);
+}
+
+// The post-processor's single-sequence template: ids before and after.
+Status parse_post_processor(const Json& spec, std::vector<int32_t>& prefix, std::vector<int32_t>& suffix) {
+  if (spec.is_null()) return Status::ok();
+  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
+    return invalid_argument("tokenizer.json: post_processor has no 'type'");
+  }
+  const auto& type = spec["type"].get_ref<const std::string&>();
+  if (type == "ByteLevel") return Status::ok();  // offsets only; ids unchanged
+  if (type == "Sequence") {
+    auto it = spec.find("processors");
+    if (it == spec.end() || !it->is_array()) {
+      return invalid_argument("tokenizer.json: Sequence post_processor has no 'processors' array");
+    }
+    for (const auto& sub : *it) BATON_RETURN_IF_ERROR(parse_post_processor(sub, prefix, suffix));
+    return Status::ok();
+  }
+  if (type != "TemplateProcessing") {
+    return unimplemented("tokenizer.json: post_processor type '{}' is not supported", type);
+  }
+  auto single = spec.find("single");
+  auto specials = spec.find("special_tokens");
+  if (single == spec.end() || !single->is_array() || specials == spec.end() || !specials->is_object()) {
+    return invalid_argument("tokenizer.json: TemplateProcessing lacks 'single' or 'special_tokens'");
+  }
+  bool seen_sequence = false;
+  for (const auto& item : *single) {
+    if (item.contains("Sequence")) {
+      seen_sequence = true;
+      continue;
+    }
+    if (!item.contains("SpecialToken") || !item["SpecialToken"].contains("id") ||
+        !item["SpecialToken"]["id"].is_string()) {
+      return invalid_argument("tokenizer.json: TemplateProcessing item {} is neither Sequence nor SpecialToken",
+                              item.dump());
+    }
+    const auto& name = item["SpecialToken"]["id"].get_ref<const std::string&>();
+    auto tok = specials->find(name);
+    if (tok == specials->end() || !tok->contains("ids") || !(*tok)["ids"].is_array()) {
+      return invalid_argument("tokenizer.json: TemplateProcessing names special token '{}' without ids", name);
+    }
+    for (const auto& id : (*tok)["ids"]) {
+      if (!id.is_number_integer()) return invalid_argument("tokenizer.json: special token '{}' has a bad id", name);
+      (seen_sequence ? suffix : prefix).push_back(id.get<int32_t>());
+    }
+  }
+  return Status::ok();
+}
+
+Status check_decoder(const Json& spec) {
+  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
+    return unimplemented("tokenizer.json: no ByteLevel decoder (only byte-level BPE is supported)");
+  }
+  const auto& type = spec["type"].get_ref<const std::string&>();
+  if (type == "ByteLevel") return Status::ok();
+  if (type == "Sequence" && spec.contains("decoders") && spec["decoders"].is_array() &&
+      spec["decoders"].size() == 1) {
+    return check_decoder(spec["decoders"][0]);
+  }
+  return unimplemented("tokenizer.json: decoder type '{}' is not supported (only ByteLevel)", type);
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer() = default;
+Tokenizer::~Tokenizer() = default;
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
+  std::error_code ec;
+  fs::path json_path = path;
+  if (fs::is_directory(json_path, ec)) json_path /= "tokenizer.json";
+  if (!fs::is_regular_file(json_path, ec)) {
+    return not_found("no tokenizer.json at '{}'", json_path.string());
+  }
+  const fs::path dir = json_path.parent_path();
+  BATON_ASSIGN_OR_RETURN(std::string tokenizer_json, read_file(json_path.string()));
+  std::string config_json;
+  const fs::path config_path = dir / "tokenizer_config.json";
+  if (fs::is_regular_file(config_path, ec)) {
+    BATON_ASSIGN_OR_RETURN(config_json, read_file(config_path.string()));
+  }
+  auto tok = from_json_text(tokenizer_json, config_json);
+  if (!tok.is_ok()) return tok.status().with_context(fmt::format("loading tokenizer from '{}'", dir.string()));
+  // Newer checkpoints keep the template in its own file.
+  const fs::path jinja_path = dir / "chat_template.jinja";
+  if (!(*tok)->chat_template_ && (*tok)->chat_template_status_.code() == StatusCode::kNotFound &&
+      fs::is_regular_file(jinja_path, ec)) {
+    BATON_ASSIGN_OR_RETURN(std::string text, read_file(jinja_path.string()));
+    auto ct = ChatTemplate::recognize(text, (*tok)->bos_token_);
+    if (ct.is_ok()) {
+      (*tok)->chat_template_ = std::move(ct).value();
+    } else {
+      (*tok)->chat_template_status_ = ct.status();
+    }
+  }
+  return tok;
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view tokenizer_json,
+                                                             std::string_view tokenizer_config_json) {
+  BATON_ASSIGN_OR_RETURN(Json j, parse_json(tokenizer_json, "tokenizer.json"));
+  if (!j.is_object()) return invalid_argument("tokenizer.json is not a JSON object");
+  auto field = [&](const char* key) -> const Json& {
+    static const Json kNull;
+    auto it = j.find(key);
+    return it == j.end() ? kNull : *it;
+  };
+  if (!j.contains("model")) return invalid_argument("tokenizer.json has no 'model' section");
+
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  BATON_ASSIGN_OR_RETURN(t->model_, tokenizer::BpeModel::from_json(j["model"]));
+  BATON_ASSIGN_OR_RETURN(auto normalizer, tokenizer::Normalizer::from_json(field("normalizer")));
+  t->normalizer_ = std::make_unique<tokenizer::Normalizer>(normalizer);
+  BATON_ASSIGN_OR_RETURN(auto pre, tokenizer::PreTokenizer::from_json(field("pre_tokenizer")));
+  t->pre_tokenizer_ = std::make_unique<tokenizer::PreTokenizer>(std::move(pre));
+  BATON_ASSIGN_OR_RETURN(auto added, tokenizer::AddedVocabulary::from_json(field("added_tokens")));
+  t->added_ = std::make_unique<tokenizer::AddedVocabulary>(std::move(added));
+  BATON_RETURN_IF_ERROR(parse_post_processor(field("post_processor"), t->prefix_ids_, t->suffix_ids_));
+  BATON_RETURN_IF_ERROR(check_decoder(field("decoder")));
+
+  t->vocab_size_ = t->model_->id_limit();
+  const auto& added_tokens = t->added_->tokens();
+  for (size_t i = 0; i < added_tokens.size(); ++i) {
+    t->added_by_id_[added_tokens[i].id] = i;
+    t->vocab_size_ = std::max(t->vocab_size_, added_tokens[i].id + 1);
+  }
+  for (int32_t id : t->prefix_ids_) {
+    if (id < 0 || id >= t->vocab_size_) return invalid_argument("tokenizer.json: post_processor id {} is out of range", id);
+  }
+  for (int32_t id : t->suffix_ids_) {
+    if (id < 0 || id >= t->vocab_size_) return invalid_argument("tokenizer.json: post_processor id {} is out of range", id);
+  }
+
+  if (tokenizer_config_json.empty()) {
+    t->chat_template_status_ = not_found("no tokenizer_config.json, so no chat template");
+    return t;
+  }
+  BATON_ASSIGN_OR_RETURN(Json config, parse_json(tokenizer_config_json, "tokenizer_config.json"));
+  BATON_RETURN_IF_ERROR(t->load_config(config));
+  return t;
+}
+
+Status Tokenizer::load_config(const Json& config) {
+  if (!config.is_object()) return invalid_argument("tokenizer_config.json is not a JSON object");
+  struct Named {
+    const char* key;
+    std::string* name;
+    std::optional<int32_t>* id;
+  };
+  for (Named n : {Named{"bos_token", &bos_token_, &bos_id_}, Named{"eos_token", &eos_token_, &eos_id_},
+                  Named{"pad_token", &pad_token_, &pad_id_}}) {
+    BATON_ASSIGN_OR_RETURN(*n.name, config_token(config, n.key));
+    if (n.name->empty()) continue;
+    *n.id = token_to_id(*n.name);
+    if (!n.id->has_value()) {
+      return invalid_argument("tokenizer_config.json: {} '{}' is not a token of the vocabulary", n.key, *n.name);
+    }
+  }
+  auto ct = config.find("chat_template");
+  std::string text;
+  if (ct == config.end() || ct->is_null()) {
+    chat_template_status_ = not_found("tokenizer_config.json has no chat_template");
+    return Status::ok();
+  }
+  if (ct->is_string()) {
+    text = ct->get<std::string>();
+  } else if (ct->is_array()) {  // [{"name": "default", "template": "..."}, ...]
+    for (const auto& entry : *ct) {
+      if (entry.is_object() && entry.value("name", std::string()) == "default" && entry.contains("template") &&
+          entry["template"].is_string()) {
+        text = entry["template"].get<std::string>();
+      }
+    }
+    if (text.empty()) {
+      chat_template_status_ = not_found("tokenizer_config.json has no chat_template named 'default'");
+      return Status::ok();
+    }
+  } else {
+    return invalid_argument("tokenizer_config.json: chat_template is neither a string nor a list");
+  }
+  auto recognized = ChatTemplate::recognize(text, bos_token_);
+  if (recognized.is_ok()) {
+    chat_template_ = std::move(recognized).value();
+  } else {
+    chat_template_status_ = recognized.status();
+  }
+  return Status::ok();
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  if (auto bad = tokenizer::find_invalid_utf8(text)) {
+    return invalid_argument("text is not valid UTF-8: bad byte 0x{:02X} at offset {}",
+                            static_cast<uint8_t>(text[*bad]), *bad);
+  }
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  if (add_special_tokens) ids.insert(ids.end(), prefix_ids_.begin(), prefix_ids_.end());
+  std::vector<tokenizer::Segment> segments;
+  added_->split(text, /*normalized=*/false, segments);
+  std::string scratch;
+  for (const auto& seg : segments) {
+    if (seg.token_id >= 0) {
+      ids.push_back(seg.token_id);
+    } else {
+      BATON_RETURN_IF_ERROR(encode_text(seg.text, ids, scratch));
+    }
+  }
+  if (add_special_tokens) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
+  return ids;
+}
+
+Status Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& ids, std::string& scratch) const {
+  std::string_view normalized = text;
+  if (!normalizer_->is_identity()) {
+    BATON_RETURN_IF_ERROR(normalizer_->apply(text, scratch));
+    normalized = scratch;
+  }
+  std::vector<tokenizer::Segment> segments;
+  if (added_->has_normalized_tokens()) {
+    added_->split(normalized, /*normalized=*/true, segments);
+  } else {
+    segments.push_back({normalized, -1});
+  }
+  std::vector<std::string_view> pieces;
+  for (const auto& seg : segments) {
+    if (seg.token_id >= 0) {
+      ids.push_back(seg.token_id);
+      continue;
+    }
+    pieces.clear();
+    BATON_RETURN_IF_ERROR(pre_tokenizer_->split(seg.text, pieces));
+    for (auto piece : pieces) model_->encode_word(piece, ids);
+  }
+  return Status::ok();
+}
+
+std::string_view Tokenizer::token_bytes(int32_t id) const {
+  auto it = added_by_id_.find(id);
+  if (it != added_by_id_.end()) return added_->tokens()[it->second].content;
+  if (model_->has_id(id)) return model_->id_bytes(id);
+  return {};
+}
+
+Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::string bytes;
+  for (int32_t id : ids) {
+    if (id < 0) return invalid_argument("cannot decode negative token id {}", id);
+    if (skip_special_tokens && is_special(id)) continue;
+    bytes.append(token_bytes(id));
+  }
+  if (!tokenizer::find_invalid_utf8(bytes)) return bytes;
+  std::string text;
+  tokenizer::append_utf8_lossy(text, bytes);
+  return text;
+}
+
+std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
+  for (const auto& t : added_->tokens()) {
+    if (t.content == token) return t.id;
+  }
+  return model_->token_to_id(token);
+}
+
+std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
+  auto it = added_by_id_.find(id);
+  if (it != added_by_id_.end()) return added_->tokens()[it->second].content;
+  if (model_->has_id(id)) return model_->id_token(id);
+  return std::nullopt;
+}
+
+Result<int32_t> Tokenizer::special_token_id(std::string_view name) const {
+  for (const auto& t : added_->tokens()) {
+    if (t.content == name) return t.id;
+  }
+  return not_found("unknown special token '{}': the tokenizer has no added token of that name", name);
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  auto it = added_by_id_.find(id);
+  return it != added_by_id_.end() && added_->tokens()[it->second].special;
+}
+
+Result<std::string> Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                   const ChatTemplateOptions& options) const {
+  if (!chat_template_) return chat_template_status_;
+  return chat_template_->render(messages, options);
+}
+
+Result<ChatTemplateFamily> Tokenizer::chat_template_family() const {
+  if (!chat_template_) return chat_template_status_;
+  return chat_template_->family();
+}
+
+}  // namespace baton
