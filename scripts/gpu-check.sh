@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# On a GPU host (the device machine): runs every CUDA test and the GPU
+# benchmark in one go and writes the results under $OUT (default
+# /tmp/baton-gpu-out). Expects .gpu-carry/ from scripts/gpu-build.sh.
+#   BATON_GPU_TESTS=0 skips the tests, BATON_GPU_PROFILE=0 the benchmark;
+#   BATON_GTEST_FILTER narrows the tests; BATON_PROFILE_ARGS adds profiler flags.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/baton-gpu-out}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export LD_LIBRARY_PATH="$PWD/.gpu-carry/lib:${LD_LIBRARY_PATH:-}"
+for lib in libcudart.so.13 libcublasLt.so.13; do
+  if ! ldconfig -p | grep -q "$lib"; then
+    found=$(find /usr/local /usr/lib /opt / -xdev -name "$lib" 2>/dev/null | head -1)
+    [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
+  fi
+done
+# The test binaries hold the build machine's absolute path to tests/data.
+if [ ! -e /work/main/tests/data ]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+status=0
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
+cat "$OUT/gpu.csv"
+if [ "${BATON_GPU_TESTS:-1}" != 0 ]; then
+  .gpu-carry/bin/test_backend_cuda --gtest_filter="${BATON_GTEST_FILTER:-*}" \
+      --gtest_output=xml:"$OUT/test_backend_cuda.xml" > "$OUT/test_backend_cuda.log" 2>&1 || status=1
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|rel|Expected|Which is" "$OUT/test_backend_cuda.log" | tail -60
+  if grep -q "SKIPPED" "$OUT/test_backend_cuda.log"; then echo "tests were skipped: no GPU?"; status=1; fi
+fi
+if [ "${BATON_GPU_PROFILE:-1}" != 0 ]; then
+  # shellcheck disable=SC2086
+  .gpu-carry/bin/baton_gpu_profile --json "$OUT/perf-gpu.json" --md "$OUT/perf-gpu.md" ${BATON_PROFILE_ARGS:-} \
+      > "$OUT/profile.log" 2>&1 || status=1
+  tail -50 "$OUT/profile.log"
+fi
+echo "gpu-check status $status"
+exit $status
