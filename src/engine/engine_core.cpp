@@ -80,8 +80,12 @@ EngineCore::EngineCore(std::unique_ptr<Backend> backend, std::shared_ptr<const D
       seed_rng_(options.seed) {}
 
 Status EngineCore::validate(const GenerationRequest& r) const {
-  if (r.request_id.empty()) return invalid_argument("request_id must not be empty");
   if (requests_.count(r.request_id)) return invalid_argument("request_id '{}' is already in use", r.request_id);
+  return validate_params(r);
+}
+
+Status EngineCore::validate_params(const GenerationRequest& r) const {
+  if (r.request_id.empty()) return invalid_argument("request_id must not be empty");
   if (r.prompt_ids.empty()) return invalid_argument("the prompt is empty");
   const int vocab = backend_->model_config().vocab_size;
   for (size_t i = 0; i < r.prompt_ids.size(); ++i) {

@@ -38,6 +38,10 @@ class EngineCore {
 
   // Checks a request against the engine's limits without enqueueing it.
   Status validate(const GenerationRequest& request) const;
+  // The same checks minus the request_id's uniqueness: they read only what
+  // never changes after create(), so any thread may call this while the
+  // engine thread steps.
+  Status validate_params(const GenerationRequest& request) const;
   // Validates and enqueues at the back of the waiting queue.
   Status add_request(GenerationRequest request);
   // Runs one step; returns one output per request that produced tokens or

@@ -1,0 +1,150 @@
+#include "engine/async_engine.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace baton {
+
+AsyncEngine::AsyncEngine(std::unique_ptr<EngineCore> core)
+    : core_(std::move(core)),
+      max_model_len_(core_->max_model_len()),
+      max_waiting_(core_->options().max_waiting_requests) {
+  stats_ = core_->stats();
+  thread_ = std::thread([this] { loop(); });
+}
+
+AsyncEngine::~AsyncEngine() { shutdown(ShutdownMode::kAbort); }
+
+Status AsyncEngine::submit(GenerationRequest request, OutputCallback on_output) {
+  if (!on_output) return invalid_argument("submit needs an output callback");
+  BATON_RETURN_IF_ERROR(core_->validate_params(request));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return unavailable("the engine is shutting down");
+    if (callbacks_.count(request.request_id)) {
+      return invalid_argument("request_id '{}' is already in use", request.request_id);
+    }
+    if (max_waiting_ > 0) {
+      int num_queued = num_waiting_;
+      for (const Command& c : commands_) num_queued += c.kind == Command::Kind::kSubmit;
+      if (num_queued >= max_waiting_) {
+        return resource_exhausted("the waiting queue is full ({} requests)", max_waiting_);
+      }
+    }
+    callbacks_.emplace(request.request_id, std::move(on_output));
+    commands_.push_back({Command::Kind::kSubmit, std::move(request), {}});
+  }
+  cv_.notify_one();
+  return Status::ok();
+}
+
+void AsyncEngine::abort(const std::string& request_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!callbacks_.count(request_id)) return;
+    commands_.push_back({Command::Kind::kAbort, {}, request_id});
+  }
+  cv_.notify_one();
+}
+
+EngineStats AsyncEngine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+int AsyncEngine::num_live_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(callbacks_.size());
+}
+
+void AsyncEngine::shutdown(ShutdownMode mode) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (joined_) return;
+    if (!stopping_) {
+      stopping_ = true;
+      mode_ = mode;
+    }
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  joined_ = true;
+}
+
+void AsyncEngine::deliver(RequestOutput out) {
+  OutputCallback cb;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = callbacks_.find(out.request_id);
+    if (it == callbacks_.end()) return;
+    cb = it->second;
+    if (out.finished) callbacks_.erase(it);
+  }
+  try {
+    cb(std::move(out));
+  } catch (const std::exception& e) {
+    BATON_LOG_ERROR("output callback threw: {}", e.what());
+  } catch (...) {
+    BATON_LOG_ERROR("output callback threw a non-standard exception");
+  }
+}
+
+void AsyncEngine::loop() {
+  while (true) {
+    std::deque<Command> commands;
+    bool stop_now = false;
+    bool abort_all = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return !commands_.empty() || stopping_ || core_->has_unfinished_requests();
+      });
+      commands.swap(commands_);
+      if (stopping_) {
+        abort_all = mode_ == ShutdownMode::kAbort;
+        stop_now = abort_all || (commands.empty() && !core_->has_unfinished_requests());
+      }
+    }
+    for (Command& c : commands) {
+      if (c.kind == Command::Kind::kSubmit) {
+        const std::string id = c.request.request_id;
+        const int num_prompt = static_cast<int>(c.request.prompt_ids.size());
+        Status st = core_->add_request(std::move(c.request));
+        if (!st.is_ok()) {
+          RequestOutput o;
+          o.request_id = id;
+          o.finished = true;
+          o.finish_reason = FinishReason::kAbort;
+          o.error = st.to_string();
+          o.num_prompt_tokens = num_prompt;
+          deliver(std::move(o));
+        }
+      } else if (auto o = core_->abort_request(c.request_id)) {
+        deliver(std::move(*o));
+      }
+    }
+    if (abort_all) {
+      std::vector<std::string> live;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& [id, cb] : callbacks_) live.push_back(id);
+      }
+      for (const std::string& id : live) {
+        if (auto o = core_->abort_request(id)) deliver(std::move(*o));
+      }
+    }
+    if (stop_now) break;
+    if (core_->has_unfinished_requests()) {
+      for (RequestOutput& o : core_->step()) deliver(std::move(o));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_ = core_->stats();
+    num_waiting_ = core_->num_waiting();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_ = core_->stats();
+  num_waiting_ = core_->num_waiting();
+}
+
+}  // namespace baton
