@@ -4,6 +4,7 @@
 //
 // The model: $BATON_MODEL if set, else build/models/default when present,
 // else the "default" preset written with random weights to a temp folder.
+// $BATON_THREADS sets the backend's thread count (default: all cores).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -44,7 +45,9 @@ CpuBackend& backend() {
     const std::string dir = find_or_make_model();
     auto ckpt = Checkpoint::open(dir);
     BATON_CHECK(ckpt.is_ok(), "{}", ckpt.status().to_string());
-    auto made = CpuBackend::create(**ckpt);
+    BackendOptions options;  // $BATON_THREADS: worker threads (default: all cores)
+    if (const char* t = std::getenv("BATON_THREADS"); t != nullptr) options.num_threads = std::atoi(t);
+    auto made = CpuBackend::create(**ckpt, options);
     BATON_CHECK(made.is_ok(), "{}", made.status().to_string());
     BATON_CHECK_OK((*made)->init_kv_cache(8 * (520 / kBlockSize + 1), kBlockSize));
     fmt::print(stderr, "cpu_forward_bench: model {} ({} MB of fp32 weights), {} threads\n", dir,
