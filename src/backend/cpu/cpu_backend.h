@@ -1,6 +1,11 @@
 // The reference backend: the forward pass of llama, qwen2, qwen3 and
 // qwen3_moe on the CPU in fp32 (weights converted at load), over a paged KV
 // cache in kv_layout.h's layout, multi-threaded with its own ThreadPool.
+//
+// Each output element is computed by the same arithmetic wherever its token
+// sits, so results are bitwise independent of batch composition, chunking
+// and thread count (tests/backend/cpu_consistency_test.cpp).
+// execute() and forward_all_logits() are called from one thread at a time.
 #pragma once
 
 #include <memory>
