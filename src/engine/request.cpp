@@ -1,5 +1,7 @@
 #include "engine/request.h"
 
+#include <algorithm>
+
 namespace baton {
 
 const char* request_status_name(RequestStatus s) {
@@ -25,8 +27,10 @@ const char* finish_reason_name(FinishReason r) {
 Request::Request(uint64_t key_, GenerationRequest request, uint64_t seed_, double arrival_s)
     : key(key_), params(std::move(request)), seed(seed_), arrival_time_s(arrival_s) {
   all_token_ids = params.prompt_ids;
-  all_token_ids.reserve(params.prompt_ids.size() + static_cast<size_t>(params.max_tokens));
-  output_ids.reserve(static_cast<size_t>(params.max_tokens));
+  // Reserve for a typical output, not max_tokens (often huge and unused).
+  const size_t expected_output = static_cast<size_t>(std::min(params.max_tokens, 512));
+  all_token_ids.reserve(params.prompt_ids.size() + expected_output);
+  output_ids.reserve(expected_output);
   for (const std::string& s : params.stop) max_stop_len = std::max(max_stop_len, s.size());
 }
 
