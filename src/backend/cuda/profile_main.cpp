@@ -1,11 +1,48 @@
-// Placeholder entry until the profiler lands: prints the device.
+// baton_gpu_profile: the GPU benchmark as a small standalone binary (the same
+// code as `baton profile`), easy to carry to a GPU host.
+//   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
 #include <cstdio>
+#include <cstring>
+#include <string>
 
-#include <cuda_runtime.h>
+#include "backend/cuda/cuda_profile.h"
 
-int main() {
-  cudaDeviceProp p;
-  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return 1;
-  std::printf("%s\n", p.name);
+int main(int argc, char** argv) {
+  baton::cuda::ProfileOptions o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--json") o.json_path = next();
+    else if (a == "--md") o.md_path = next();
+    else if (a == "--models") {
+      o.presets.clear();
+      std::string v = next();
+      size_t p = 0;
+      while (p <= v.size()) {
+        size_t q = v.find(',', p);
+        if (q == std::string::npos) q = v.size();
+        if (q > p) o.presets.push_back(v.substr(p, q - p));
+        p = q + 1;
+      }
+    } else if (a == "--quick") {
+      o.decode_iters = 5;
+      o.prefill_iters = 2;
+    } else {
+      std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]\n",
+                   a.c_str());
+      return 2;
+    }
+  }
+  auto r = baton::cuda::run_gpu_profile(o);
+  if (!r.is_ok()) {
+    std::fprintf(stderr, "profile failed: %s\n", r.status().to_string().c_str());
+    return 1;
+  }
   return 0;
 }

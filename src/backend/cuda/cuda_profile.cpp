@@ -1,0 +1,352 @@
+#include "backend/cuda/cuda_profile.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
+#include "model/presets.h"
+
+namespace baton::cuda {
+namespace {
+
+constexpr int kBlockSize = 16;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+struct Ceilings {
+  std::string device;
+  double copy_gbps = 0;      // read + write bytes / s
+  double gemm_tflops = 0;    // bf16 8192^3 through cuBLASLt
+  double h2d_pinned_gbps = 0;
+};
+
+Result<Ceilings> measure_ceilings() {
+  Ceilings c;
+  cudaDeviceProp prop;
+  BATON_CUDA_RETURN(cudaGetDeviceProperties(&prop, 0));
+  c.device = prop.name;
+  cudaStream_t s;
+  BATON_CUDA_RETURN(cudaStreamCreate(&s));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  auto time_ms = [&](auto&& fn, int iters) {
+    std::vector<double> t;
+    for (int i = 0; i < iters + 3; ++i) {
+      cudaEventRecord(e0, s);
+      fn();
+      cudaEventRecord(e1, s);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      if (i >= 3) t.push_back(ms);
+    }
+    return median(t);
+  };
+  {  // device copy: 2 GiB, random contents
+    const size_t bytes = size_t{2} << 30;
+    DeviceBuffer a, b;
+    BATON_RETURN_IF_ERROR(a.allocate(bytes));
+    BATON_RETURN_IF_ERROR(b.allocate(bytes));
+    launch_fill_random(a.as<bf16>(), bytes / 2, 1.0f, 1, s);
+    double ms = time_ms([&] { cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, s); }, 20);
+    c.copy_gbps = 2.0 * bytes / (ms * 1e-3) / 1e9;
+    void* host = nullptr;
+    BATON_CUDA_RETURN(cudaHostAlloc(&host, size_t{1} << 30, cudaHostAllocDefault));
+    std::memset(host, 1, size_t{1} << 30);
+    ms = time_ms([&] { cudaMemcpyAsync(a.get(), host, size_t{1} << 30, cudaMemcpyHostToDevice, s); }, 5);
+    c.h2d_pinned_gbps = (size_t{1} << 30) / (ms * 1e-3) / 1e9;
+    cudaFreeHost(host);
+  }
+  {  // GEMM 8192^3 bf16, random data
+    const int n = 8192;
+    DeviceBuffer x, w, y;
+    BATON_RETURN_IF_ERROR(x.allocate(size_t{2} * n * n));
+    BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * n * n));
+    BATON_RETURN_IF_ERROR(y.allocate(size_t{2} * n * n));
+    launch_fill_random(x.as<bf16>(), int64_t{n} * n, 1.0f, 2, s);
+    launch_fill_random(w.as<bf16>(), int64_t{n} * n, 1.0f, 3, s);
+    Gemm g;
+    BATON_RETURN_IF_ERROR(g.init());
+    double ms = time_ms([&] { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), n, n, n, false, s); }, 20);
+    c.gemm_tflops = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
+  }
+  BATON_CUDA_RETURN(cudaStreamSynchronize(s));
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaStreamDestroy(s);
+  return c;
+}
+
+// Per-model byte and FLOP counts.
+struct Counts {
+  double attn_params_per_layer = 0;  // qkv + o
+  double mlp_params_per_layer = 0;   // dense: 3 h I; moe: one expert's 3 h mi
+  double router_params = 0;
+  double lm_head_params = 0;
+  double kv_bytes_per_token = 0;     // all layers, K and V
+};
+
+Counts counts_for(const ModelConfig& c) {
+  Counts k;
+  const double h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
+  k.attn_params_per_layer = (q + 2 * kv) * h + h * q;
+  k.mlp_params_per_layer = c.is_moe() ? 3.0 * h * c.moe_intermediate_size : 3.0 * h * c.intermediate_size;
+  k.router_params = c.is_moe() ? double(c.num_experts) * h : 0.0;
+  k.lm_head_params = double(c.vocab_size) * h;
+  k.kv_bytes_per_token = double(c.num_layers) * 2 * c.kv_size() * 2;
+  return k;
+}
+
+// Expected distinct experts hit by `tokens` tokens choosing k of E uniformly.
+double expected_experts(const ModelConfig& c, double tokens) {
+  if (!c.is_moe()) return 1.0;
+  const double e = c.num_experts, k = c.num_experts_per_tok;
+  return e * (1.0 - std::pow(1.0 - k / e, tokens));
+}
+
+// Weight bytes one step reads when `tokens` tokens go through it.
+double weight_bytes_read(const ModelConfig& c, double tokens) {
+  Counts k = counts_for(c);
+  const double experts = c.is_moe() ? expected_experts(c, tokens) : 1.0;
+  double per_layer = k.attn_params_per_layer + k.router_params + k.mlp_params_per_layer * experts;
+  return 2.0 * (per_layer * c.num_layers + k.lm_head_params);
+}
+
+// Linear FLOPs of `tokens` tokens (LM head only at `samples` rows).
+double linear_flops(const ModelConfig& c, double tokens, double samples) {
+  Counts k = counts_for(c);
+  const double mlp = c.is_moe() ? k.mlp_params_per_layer * c.num_experts_per_tok : k.mlp_params_per_layer;
+  return 2.0 * tokens * (k.attn_params_per_layer + k.router_params + mlp) * c.num_layers +
+         2.0 * samples * k.lm_head_params;
+}
+
+// QK^T and PV FLOPs for query tokens attending to `keys_total` keys in all.
+double attention_flops(const ModelConfig& c, double keys_total) {
+  return 4.0 * c.num_heads * c.head_dim * keys_total * c.num_layers;
+}
+
+struct SeqSet {
+  std::vector<std::vector<int32_t>> blocks;
+};
+
+// A step of `batch` sequences with `ctx` cached tokens each plus `q_len` new.
+StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingParams* params, uint64_t salt) {
+  StepInput in;
+  const int len = ctx + q_len, nb = (len + kBlockSize - 1) / kBlockSize;
+  in.max_blocks_per_seq = nb;
+  in.query_start.push_back(0);
+  for (int s = 0; s < batch; ++s) {
+    const int first = s * nb;
+    for (int j = 0; j < q_len; ++j) {
+      const int pos = ctx + j;
+      in.token_ids.push_back(static_cast<int32_t>((salt * 7919 + s * 131 + pos * 31) % vocab));
+      in.positions.push_back(pos);
+      in.slot_mapping.push_back(static_cast<int64_t>(first + pos / kBlockSize) * kBlockSize + pos % kBlockSize);
+    }
+    in.query_start.push_back(in.num_tokens());
+    in.seq_lens.push_back(len);
+    for (int b = 0; b < nb; ++b) in.block_tables.push_back(first + b);
+    SampleRequest r;
+    r.seq_index = s;
+    r.params = params;
+    r.seed = 1234 + s;
+    r.num_output_tokens = static_cast<int64_t>(salt);
+    in.samples.push_back(r);
+  }
+  return in;
+}
+
+Result<Json> profile_model(const std::string& name, const ModelConfig& config, const ProfileOptions& o,
+                           const Ceilings& ceil) {
+  Json m;
+  m["model"] = name;
+  CudaBackendOptions bo;
+  bo.gpu_memory_utilization = o.gpu_memory_utilization;
+  int max_prefill = 0;
+  for (int n : o.prefill_tokens) max_prefill = std::max(max_prefill, n);
+  bo.max_num_tokens = std::max(max_prefill, 512);
+  int max_batch = 0;
+  for (int b : o.decode_batches) max_batch = std::max(max_batch, b);
+  bo.max_num_samples = std::max(max_batch, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create_random(config, bo, 7));
+  m["init_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m["weight_bytes"] = static_cast<double>(b->weight_bytes());
+  const size_t block_bytes = b->kv_block_bytes(kBlockSize);
+  const int ctx = o.decode_context;
+  const int blocks_per_seq = (ctx + kBlockSize) / kBlockSize + 1;
+  const int want_blocks = std::max(max_batch * blocks_per_seq, (max_prefill + kBlockSize - 1) / kBlockSize + 1);
+  const int have_blocks = static_cast<int>(std::min<size_t>(want_blocks, b->available_kv_bytes() / block_bytes));
+  BATON_RETURN_IF_ERROR(b->init_kv_cache(have_blocks, kBlockSize));
+  KvMemory kvm = b->kv_memory();
+  launch_fill_random(static_cast<bf16*>(kvm.base), static_cast<int64_t>(kvm.layout.total_bytes() / 2), 1.0f, 9,
+                     b->stream());
+  BATON_CUDA_RETURN(cudaStreamSynchronize(b->stream()));
+  m["kv_blocks"] = have_blocks;
+  const ModelConfig& c = config;
+  const Counts k = counts_for(c);
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+
+  Json decode = Json::array();
+  for (int batch : o.decode_batches) {
+    Json row;
+    row["batch"] = batch;
+    row["context"] = ctx;
+    if (batch * blocks_per_seq > have_blocks) {
+      row["skipped"] = fmt::format("KV for {} x {} tokens does not fit next to the weights ({} blocks)", batch, ctx,
+                                   have_blocks);
+      decode.push_back(row);
+      fmt::print("decode  {:>14} batch {:>3}: skipped (KV does not fit)\n", name, batch);
+      continue;
+    }
+    std::vector<double> t;
+    for (int it = 0; it < o.decode_iters + 3; ++it) {
+      StepInput in = make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it);
+      auto s0 = std::chrono::steady_clock::now();
+      Result<StepOutput> out = b->execute(in);
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
+      if (!out.is_ok()) return out.status().with_context(fmt::format("decode batch {}", batch));
+      if (it >= 3) t.push_back(ms);
+    }
+    const double ms = median(t);
+    const double wbytes = weight_bytes_read(c, batch);
+    const double kvbytes = k.kv_bytes_per_token * batch * ctx;
+    const double gbps = (wbytes + kvbytes) / (ms * 1e-3) / 1e9;
+    const double flops = linear_flops(c, batch, batch) + attention_flops(c, double(batch) * ctx);
+    row["step_ms"] = ms;
+    row["tokens_per_s"] = batch / (ms * 1e-3);
+    row["weight_bytes_read"] = wbytes;
+    row["kv_bytes_read"] = kvbytes;
+    row["achieved_gbps"] = gbps;
+    row["bandwidth_utilization"] = gbps / ceil.copy_gbps;
+    row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / ceil.gemm_tflops;
+    fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of bandwidth\n", name, batch, ms,
+               gbps, 100 * gbps / ceil.copy_gbps);
+    std::fflush(stdout);
+    decode.push_back(row);
+  }
+  m["decode"] = decode;
+
+  Json prefill = Json::array();
+  for (int n : o.prefill_tokens) {
+    Json row;
+    row["tokens"] = n;
+    if ((n + kBlockSize - 1) / kBlockSize + 1 > have_blocks || n > bo.max_num_tokens) {
+      row["skipped"] = "KV or workspace too small";
+      prefill.push_back(row);
+      continue;
+    }
+    std::vector<double> t;
+    for (int it = 0; it < o.prefill_iters + 1; ++it) {
+      StepInput in = make_step(1, 0, n, c.vocab_size, &greedy, it);
+      auto s0 = std::chrono::steady_clock::now();
+      Result<StepOutput> out = b->execute(in);
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
+      if (!out.is_ok()) return out.status().with_context(fmt::format("prefill {}", n));
+      if (it >= 1) t.push_back(ms);
+    }
+    const double ms = median(t);
+    const double lin = linear_flops(c, n, 1);
+    const double att = attention_flops(c, double(n) * (n + 1) / 2.0);
+    const double tflops = (lin + att) / (ms * 1e-3) / 1e12;
+    row["time_ms"] = ms;
+    row["tokens_per_s"] = n / (ms * 1e-3);
+    row["linear_flops"] = lin;
+    row["attention_flops"] = att;
+    row["achieved_tflops"] = tflops;
+    row["flop_utilization"] = tflops / ceil.gemm_tflops;
+    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of GEMM rate\n", name, n, ms, tflops,
+               100 * tflops / ceil.gemm_tflops);
+    std::fflush(stdout);
+    prefill.push_back(row);
+  }
+  m["prefill"] = prefill;
+  return m;
+}
+
+std::string markdown(const Json& r) {
+  std::string s;
+  s += fmt::format("# GPU performance: {}\n\n", r["device"].get<std::string>());
+  s += "Measured in one run of `baton_gpu_profile` (scripts/gpu-check.sh); random bf16 weights made on the GPU.\n\n";
+  s += fmt::format("Ceilings measured in the same run: device copy {:.0f} GB/s (read + write), cuBLASLt bf16 "
+                   "8192^3 GEMM {:.0f} TFLOP/s, pinned host->device {:.1f} GB/s.\n\n",
+                   r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
+                   r["ceilings"]["h2d_pinned_gbps"].get<double>());
+  for (const Json& m : r["models"]) {
+    s += fmt::format("## {}\n\nDecode (context {} tokens per sequence; bytes = weights read + KV read):\n\n",
+                     m["model"].get<std::string>(), m["decode"].empty() ? 0 : m["decode"][0]["context"].get<int>());
+    s += "| batch | step ms | tokens/s | GB/s | bandwidth util | FLOP util |\n|---|---|---|---|---|---|\n";
+    for (const Json& d : m["decode"]) {
+      if (d.contains("skipped")) {
+        s += fmt::format("| {} | skipped: {} | | | | |\n", d["batch"].get<int>(), d["skipped"].get<std::string>());
+        continue;
+      }
+      s += fmt::format("| {} | {:.3f} | {:.0f} | {:.0f} | {:.1f}% | {:.1f}% |\n", d["batch"].get<int>(),
+                       d["step_ms"].get<double>(), d["tokens_per_s"].get<double>(), d["achieved_gbps"].get<double>(),
+                       100 * d["bandwidth_utilization"].get<double>(), 100 * d["flop_utilization"].get<double>());
+    }
+    s += "\nPrefill (one sequence; FLOPs = linear + causal attention):\n\n";
+    s += "| tokens | ms | tokens/s | TFLOP/s | FLOP util |\n|---|---|---|---|---|\n";
+    for (const Json& p : m["prefill"]) {
+      if (p.contains("skipped")) {
+        s += fmt::format("| {} | skipped | | | |\n", p["tokens"].get<int>());
+        continue;
+      }
+      s += fmt::format("| {} | {:.2f} | {:.0f} | {:.1f} | {:.1f}% |\n", p["tokens"].get<int>(), p["time_ms"].get<double>(),
+                       p["tokens_per_s"].get<double>(), p["achieved_tflops"].get<double>(),
+                       100 * p["flop_utilization"].get<double>());
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<Json> run_gpu_profile(const ProfileOptions& o) {
+  BATON_ASSIGN_OR_RETURN(Ceilings ceil, measure_ceilings());
+  fmt::print("device {}: copy {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s, pinned H2D {:.1f} GB/s\n", ceil.device,
+             ceil.copy_gbps, ceil.gemm_tflops, ceil.h2d_pinned_gbps);
+  std::fflush(stdout);
+  Json r;
+  r["device"] = ceil.device;
+  r["ceilings"] = {{"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops},
+                   {"h2d_pinned_gbps", ceil.h2d_pinned_gbps}};
+  r["models"] = Json::array();
+  for (const std::string& name : o.presets) {
+    BATON_ASSIGN_OR_RETURN(ModelPreset p, find_model_preset(name));
+    Result<Json> m = profile_model(name, p.config, o, ceil);
+    if (!m.is_ok()) {
+      fmt::print("{}: {}\n", name, m.status().to_string());
+      r["models"].push_back(Json{{"model", name}, {"error", m.status().to_string()}, {"decode", Json::array()},
+                                 {"prefill", Json::array()}});
+      continue;
+    }
+    r["models"].push_back(*m);
+  }
+  if (!o.json_path.empty()) {
+    std::ofstream f(o.json_path);
+    f << r.dump(2) << "\n";
+    if (!f) return internal_error("cannot write {}", o.json_path);
+  }
+  if (!o.md_path.empty()) {
+    std::ofstream f(o.md_path);
+    f << markdown(r);
+    if (!f) return internal_error("cannot write {}", o.md_path);
+  }
+  return r;
+}
+
+}  // namespace baton::cuda

@@ -1,0 +1,31 @@
+// The GPU benchmark behind `baton profile` and baton_gpu_profile: measures the
+// card's ceilings (device copy bandwidth, cuBLASLt bf16 GEMM rate) and the
+// CUDA backend's decode step and prefill times for model shapes, with
+// bandwidth and FLOP utilisation against those ceilings, in one run.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace baton::cuda {
+
+struct ProfileOptions {
+  std::vector<std::string> presets = {"llama3.1-8b", "qwen3-30b-a3b"};  // model/presets.h names
+  std::string checkpoint_dir;  // if set, profile this checkpoint instead of presets
+  std::vector<int> decode_batches = {1, 8, 32, 64, 128, 256};
+  int decode_context = 1024;
+  std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
+  int decode_iters = 30;
+  int prefill_iters = 5;
+  double gpu_memory_utilization = 0.95;
+  std::string json_path;  // written when set
+  std::string md_path;    // written when set
+};
+
+// Runs everything; returns the JSON report (also written to the paths).
+Result<Json> run_gpu_profile(const ProfileOptions& options);
+
+}  // namespace baton::cuda

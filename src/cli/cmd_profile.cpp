@@ -1,0 +1,59 @@
+// `baton profile`: the GPU benchmark (backend/cuda/cuda_profile.h): the card's
+// ceilings, then decode step and prefill times of model shapes with random
+// weights made on the GPU, written as JSON and Markdown.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#ifdef BATON_HAVE_CUDA
+#include "backend/cuda/cuda_profile.h"
+#endif
+
+namespace {
+
+struct Args {
+  std::vector<std::string> models = {"llama3.1-8b", "qwen3-30b-a3b"};
+  std::string json_path = "perf-gpu.json";
+  std::string md_path = "perf-gpu.md";
+  bool quick = false;
+  double gpu_memory_utilization = 0.95;
+};
+
+baton::cli::RunFn setup(CLI::App& sub) {
+  auto args = std::make_shared<Args>();
+  sub.add_option("--models", args->models, "model presets to profile (model/presets.h names)")->delimiter(',');
+  sub.add_option("--json", args->json_path, "where to write the JSON report");
+  sub.add_option("--md", args->md_path, "where to write the Markdown report");
+  sub.add_option("--gpu-memory-utilization", args->gpu_memory_utilization, "share of GPU memory to use")
+      ->check(CLI::Range(0.05, 1.0));
+  sub.add_flag("--quick", args->quick, "fewer repetitions");
+  return [args]() -> int {
+#ifdef BATON_HAVE_CUDA
+    baton::cuda::ProfileOptions o;
+    o.presets = args->models;
+    o.json_path = args->json_path;
+    o.md_path = args->md_path;
+    o.gpu_memory_utilization = args->gpu_memory_utilization;
+    if (args->quick) {
+      o.decode_iters = 5;
+      o.prefill_iters = 2;
+    }
+    auto r = baton::cuda::run_gpu_profile(o);
+    if (!r.is_ok()) {
+      std::cerr << "baton profile: " << r.status().to_string() << "\n";
+      return 1;
+    }
+    std::cout << "wrote " << o.json_path << " and " << o.md_path << "\n";
+    return 0;
+#else
+    std::cerr << "baton profile: this build has no CUDA backend (configure with a CUDA compiler)\n";
+    return 1;
+#endif
+  };
+}
+
+const baton::cli::Command kCmd("profile", "Measure the GPU's ceilings and the CUDA backend's decode/prefill speed",
+                               &setup);
+
+}  // namespace
