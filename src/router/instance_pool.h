@@ -21,7 +21,7 @@ struct Instance {
   std::atomic<bool> healthy{true};
   std::atomic<int> num_in_flight{0};
   std::atomic<uint64_t> num_requests{0};
-  std::atomic<uint64_t> num_errors{0};
+  mutable std::atomic<uint64_t> num_errors{0};
   std::atomic<int> num_failed_checks{0};
 };
 

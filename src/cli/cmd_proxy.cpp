@@ -1,0 +1,120 @@
+// `baton proxy`: the PD router (or an agg load balancer) serving the OpenAI
+// API in front of baton instances.
+#include <csignal>
+#include <iostream>
+#include <sstream>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "cli/command.h"
+#include "common/log.h"
+#include "http/http_server.h"
+#include "router/health_checker.h"
+#include "router/router_service.h"
+
+namespace {
+
+using namespace baton;
+using namespace baton::router;
+
+std::vector<std::string> split_urls(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    while (!item.empty() && item.back() == '/') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+cli::RunFn setup(CLI::App& sub) {
+  struct Opts {
+    std::string host = "127.0.0.1";
+    int port = 8000;
+    std::string mode = "pd";
+    std::string prefill, decode, replica;
+    std::string policy = "round_robin";
+    double health_interval_s = 1.0;
+    double request_timeout_s = 3600.0;
+    int num_io_threads = 2;
+    size_t max_body_bytes = 64 << 20;
+  };
+  auto o = std::make_shared<Opts>();
+  sub.add_option("--host", o->host, "Address to bind");
+  sub.add_option("--port", o->port, "Port to listen on");
+  sub.add_option("--mode", o->mode, "pd (prefill then decode) or agg (balance over replicas)")
+      ->check(CLI::IsMember({"pd", "agg"}));
+  sub.add_option("--prefill", o->prefill, "Prefill instances, URL[,URL...] (pd)");
+  sub.add_option("--decode", o->decode, "Decode instances, URL[,URL...] (pd)");
+  sub.add_option("--replica", o->replica, "Replicas, URL[,URL...] (agg)");
+  sub.add_option("--policy", o->policy, "round_robin, least_loaded or prefix_aware");
+  sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");
+  sub.add_option("--request-timeout-s", o->request_timeout_s, "Deadline of one upstream exchange");
+  sub.add_option("--num-io-threads", o->num_io_threads, "Threads serving clients (and as many for upstreams)");
+  sub.add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted");
+  return [o] {
+    RouterServiceOptions sopts;
+    sopts.mode = o->mode == "pd" ? RouterMode::kPd : RouterMode::kAgg;
+    sopts.request_timeout_s = o->request_timeout_s;
+    InstancePool pool;
+    if (sopts.mode == RouterMode::kPd) {
+      if (o->prefill.empty() || o->decode.empty()) {
+        std::cerr << "baton proxy: --mode pd needs --prefill and --decode\n";
+        return 2;
+      }
+      for (const auto& u : split_urls(o->prefill)) pool.add(u, PoolRole::kPrefill);
+      for (const auto& u : split_urls(o->decode)) pool.add(u, PoolRole::kDecode);
+    } else {
+      if (o->replica.empty()) {
+        std::cerr << "baton proxy: --mode agg needs --replica\n";
+        return 2;
+      }
+      for (const auto& u : split_urls(o->replica)) pool.add(u, PoolRole::kReplica);
+    }
+    auto policy = make_routing_policy(o->policy);
+    if (!policy.is_ok()) {
+      std::cerr << "baton proxy: " << policy.status().message() << "\n";
+      return 2;
+    }
+    UpstreamClients clients(o->num_io_threads);
+    auto service = std::make_shared<RouterService>(sopts, pool, std::move(policy).value(), clients);
+    HealthChecker health(pool, o->health_interval_s);
+    health.check_all();
+    health.start();
+
+    HttpServerOptions hopts;
+    hopts.host = o->host;
+    hopts.port = o->port;
+    hopts.num_io_threads = o->num_io_threads;
+    hopts.limits.max_body_bytes = o->max_body_bytes;
+    hopts.limits.idle_timeout_s = 600.0;
+    HttpServer server(hopts, [service](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+      service->handle(std::move(req), std::move(ex));
+    });
+    Status st = server.start();
+    if (!st.is_ok()) {
+      std::cerr << "baton proxy: " << st.message() << "\n";
+      return 1;
+    }
+    BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}", o->mode, o->policy, o->host, server.port());
+
+    boost::asio::io_context ioc;
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([](const boost::system::error_code&, int) {});
+    ioc.run();
+    BATON_LOG_INFO("baton proxy: stopping");
+    server.stop_accepting();
+    for (int i = 0; i < 100 && service->num_in_flight() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    server.stop();
+    health.stop();
+    return 0;
+  };
+}
+
+const cli::Command kCmd("proxy", "Route OpenAI requests over baton instances (PD or agg)", &setup);
+
+}  // namespace

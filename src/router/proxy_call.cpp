@@ -1,0 +1,209 @@
+#include "router/proxy_call.h"
+
+#include <boost/asio/post.hpp>
+
+#include "common/log.h"
+#include "router/router_service.h"
+
+namespace baton::router {
+
+namespace asio = boost::asio;
+
+ProxyCall::ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request, Json body,
+                     std::shared_ptr<HttpExchange> exchange)
+    : service_(std::move(service)), request_(std::move(request)), body_(std::move(body)),
+      exchange_(std::move(exchange)) {
+  service_->call_started();
+  // The prompt (or the chat messages) keys prefix-aware routing.
+  const Json* prompt = nullptr;
+  if (body_.contains("prompt")) prompt = &body_["prompt"];
+  if (body_.contains("messages")) prompt = &body_["messages"];
+  if (prompt) key_.prefix = prefix_key_of(prompt->is_string() ? prompt->get<std::string>() : prompt->dump());
+}
+
+ProxyCall::~ProxyCall() { service_->call_finished(); }
+
+void ProxyCall::start() {
+  std::weak_ptr<ProxyCall> weak = weak_from_this();
+  exchange_->set_disconnect_handler([weak] {
+    if (auto self = weak.lock()) {
+      self->stage_ = Stage::kDone;
+      self->upstream_.cancel();  // the instance sees its client go and aborts the request
+    }
+  });
+  if (service_->options().mode == RouterMode::kAgg) {
+    stage_ = Stage::kDecode;
+    InstancePtr inst = service_->pick(PoolRole::kReplica, key_, nullptr);
+    if (!inst) return reply_error(503, "no healthy replica", "service_unavailable");
+    relay(inst, request_.body);
+  } else {
+    start_prefill(nullptr, false);
+  }
+}
+
+std::vector<http::Header> ProxyCall::forwarded_headers() const {
+  std::vector<http::Header> headers;
+  std::string auth = request_.header("authorization");
+  if (!auth.empty()) headers.push_back({"Authorization", auth});
+  return headers;
+}
+
+void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
+  InstancePtr inst = service_->pick(PoolRole::kPrefill, key_, exclude);
+  if (!inst) return reply_error(503, "no healthy prefill instance", "service_unavailable");
+  auto client = service_->clients().get(inst->url);
+  if (!client.is_ok()) return reply_error(502, client.status().message(), "upstream_error");
+
+  Json prefill_body = body_;
+  prefill_body["max_tokens"] = 1;
+  if (prefill_body.contains("max_completion_tokens")) prefill_body["max_completion_tokens"] = 1;
+  prefill_body["stream"] = false;
+  prefill_body.erase("stream_options");
+  prefill_body.erase("min_tokens");
+  prefill_body["kv_transfer_params"] = Json{{"do_remote_decode", true}};
+
+  in_flight_.emplace(inst);
+  service_->count_request(*inst);
+  http::Request req;
+  req.target = request_.path;
+  req.body = prefill_body.dump();
+  req.headers = forwarded_headers();
+  req.timeout_s = service_->options().request_timeout_s;
+
+  auto self = shared_from_this();
+  auto response = std::make_shared<http::Response>();
+  auto executor = exchange_->executor();
+  http::StreamHandlers h;
+  h.on_headers = [response](int status, const std::vector<http::Header>& headers) {
+    response->status = status;
+    response->headers = headers;
+  };
+  h.on_data = [response](std::string_view bytes) { response->body.append(bytes); };
+  h.on_done = [self, inst, is_retry, response, executor](const Status& st) {
+    asio::post(executor, [self, inst, is_retry, response, st] {
+      self->on_prefill_done(inst, is_retry, st, std::move(*response));
+    });
+  };
+  upstream_ = (*client)->stream(std::move(req), std::move(h));
+}
+
+void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response) {
+  in_flight_.reset();
+  if (stage_ == Stage::kDone || exchange_->disconnected()) return;
+  if (!status.is_ok()) {
+    service_->count_upstream_error(*inst, status.code() == StatusCode::kDeadlineExceeded ? "timeout" : "connect");
+    if (status.code() == StatusCode::kUnavailable && response.status == 0 && !is_retry) {
+      BATON_LOG_WARN("prefill {} failed ({}); retrying on another prefill instance", inst->url, status.message());
+      inst->healthy.store(false);  // the health checker brings it back when it answers
+      service_->count_retry(PoolRole::kPrefill);
+      return start_prefill(inst.get(), true);
+    }
+    return reply_error(502, "prefill instance " + inst->url + ": " + status.message(), "upstream_error");
+  }
+  if (response.status != 200) {
+    // The prefill instance refused the request (bad input, overload): pass its answer on.
+    HttpResponse out;
+    out.status = response.status;
+    out.body = std::move(response.body);
+    std::string retry_after = response.header("retry-after");
+    if (!retry_after.empty()) out.headers.emplace_back("Retry-After", retry_after);
+    exchange_->reply(std::move(out));
+    return finish();
+  }
+  auto parsed = parse_json(response.body, "prefill response");
+  if (!parsed.is_ok() || !parsed->is_object() || !(*parsed)["kv_transfer_params"].is_object()) {
+    service_->count_upstream_error(*inst, "protocol");
+    return reply_error(502, "prefill instance " + inst->url + " returned no kv_transfer_params", "upstream_error");
+  }
+  Json decode_body = body_;
+  decode_body["kv_transfer_params"] = (*parsed)["kv_transfer_params"];
+  stage_ = Stage::kDecode;
+  InstancePtr decode = service_->pick(PoolRole::kDecode, key_, nullptr);
+  if (!decode) return reply_error(503, "no healthy decode instance", "service_unavailable");
+  relay(decode, decode_body.dump());
+}
+
+void ProxyCall::relay(const InstancePtr& inst, std::string body) {
+  auto client = service_->clients().get(inst->url);
+  if (!client.is_ok()) return reply_error(502, client.status().message(), "upstream_error");
+  in_flight_.emplace(inst);
+  service_->count_request(*inst);
+  http::Request req;
+  req.method = request_.method;
+  req.target = request_.path;
+  req.body = std::move(body);
+  req.headers = forwarded_headers();
+  req.timeout_s = service_->options().request_timeout_s;
+
+  auto self = shared_from_this();
+  auto executor = exchange_->executor();
+  http::StreamHandlers h;
+  h.on_headers = [self, executor](int status, const std::vector<http::Header>& headers) {
+    bool is_sse = false;
+    for (const auto& hd : headers) {
+      if (hd.name.size() == 12 && strncasecmp(hd.name.c_str(), "content-type", 12) == 0 &&
+          hd.value.find("text/event-stream") != std::string::npos) {
+        is_sse = true;
+      }
+    }
+    asio::post(executor, [self, status, is_sse] {
+      self->upstream_status_ = status;
+      if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
+      if (status == 200 && is_sse) {
+        self->relaying_events_ = true;
+        self->exchange_->start_events();
+        self->sse_ = std::make_unique<http::SseParser>(
+            [raw = self.get()](const http::SseEvent& e) { raw->exchange_->send_event(e.data); });
+      }
+    });
+  };
+  h.on_data = [self, executor](std::string_view bytes) {
+    asio::post(executor, [self, data = std::string(bytes)] {
+      if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
+      if (self->relaying_events_) {
+        self->sse_->feed(data);
+      } else {
+        self->upstream_body_ += data;
+      }
+    });
+  };
+  h.on_done = [self, inst, executor](const Status& st) {
+    asio::post(executor, [self, inst, st] {
+      if (!st.is_ok()) {
+        self->service_->count_upstream_error(*inst, st.code() == StatusCode::kAborted ? "aborted" : "stream");
+      }
+      if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return self->finish();
+      if (self->relaying_events_) {
+        self->sse_->finish();
+        if (!st.is_ok()) {
+          Json err = {{"error", {{"message", "upstream " + inst->url + ": " + st.message()},
+                                 {"type", "upstream_error"}, {"param", nullptr}, {"code", 502}}}};
+          self->exchange_->send_event(err.dump());
+        }
+        self->exchange_->end_events();
+      } else if (!st.is_ok()) {
+        return self->reply_error(502, "instance " + inst->url + ": " + st.message(), "upstream_error");
+      } else {
+        HttpResponse out;
+        out.status = self->upstream_status_;
+        out.body = std::move(self->upstream_body_);
+        self->exchange_->reply(std::move(out));
+      }
+      self->finish();
+    });
+  };
+  upstream_ = (*client)->stream(std::move(req), std::move(h));
+}
+
+void ProxyCall::reply_error(int status, const std::string& message, const std::string& type) {
+  if (!exchange_->disconnected()) exchange_->reply(router_error(status, message, type));
+  finish();
+}
+
+void ProxyCall::finish() {
+  stage_ = Stage::kDone;
+  in_flight_.reset();
+  sse_.reset();
+}
+
+}  // namespace baton::router

@@ -1,0 +1,55 @@
+// One client request going through the router: agg (one upstream exchange)
+// or pd (prefill, then decode). Every step runs on the client exchange's
+// executor; upstream callbacks are posted there.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/json.h"
+#include "http/http_client.h"
+#include "http/http_exchange.h"
+#include "http/sse_parser.h"
+#include "router/instance_pool.h"
+#include "router/routing_policy.h"
+
+namespace baton::router {
+
+class RouterService;
+
+class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
+ public:
+  ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request, Json body,
+            std::shared_ptr<HttpExchange> exchange);
+  ~ProxyCall();
+
+  void start();
+
+ private:
+  enum class Stage { kPrefill, kDecode, kDone };
+
+  void start_prefill(const Instance* exclude, bool is_retry);
+  void on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response);
+  // Sends `body` to `inst` and relays its answer (SSE or whole) to the client.
+  void relay(const InstancePtr& inst, std::string body);
+  void reply_error(int status, const std::string& message, const std::string& type);
+  void finish();
+  std::vector<http::Header> forwarded_headers() const;
+
+  std::shared_ptr<RouterService> service_;
+  HttpRequest request_;
+  Json body_;
+  std::shared_ptr<HttpExchange> exchange_;
+  RouteKey key_;
+  Stage stage_ = Stage::kPrefill;
+  http::StreamHandle upstream_;
+  std::optional<InFlightGuard> in_flight_;
+  // Relay state.
+  bool relaying_events_ = false;
+  int upstream_status_ = 0;
+  std::string upstream_body_;
+  std::unique_ptr<http::SseParser> sse_;
+};
+
+}  // namespace baton::router

@@ -1,0 +1,65 @@
+// `baton proxy` minus the command line: the OpenAI API in front of a set of
+// instances. agg mode: each request goes to one replica. pd mode (DESIGN.md
+// "PD handoff"): the request goes to a prefill instance with max_tokens=1 and
+// kv_transfer_params {do_remote_decode: true}; its answer's
+// kv_transfer_params go with the original request to a decode instance, whose
+// answer (streamed or not) goes back to the client. A client that goes away
+// cancels the upstream request wherever it is, so that instance aborts it.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/metrics_registry.h"
+#include "http/http_exchange.h"
+#include "router/instance_pool.h"
+#include "router/routing_policy.h"
+#include "router/upstream_clients.h"
+
+namespace baton::router {
+
+enum class RouterMode { kAgg, kPd };
+
+struct RouterServiceOptions {
+  RouterMode mode = RouterMode::kAgg;
+  double request_timeout_s = 3600.0;  // one upstream exchange
+};
+
+class RouterService : public std::enable_shared_from_this<RouterService> {
+ public:
+  RouterService(RouterServiceOptions options, InstancePool& pool, std::unique_ptr<RoutingPolicy> policy,
+                UpstreamClients& clients);
+
+  // The HttpHandler: runs on the exchange's executor.
+  void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
+
+  MetricsRegistry& metrics() { return metrics_; }
+  int num_in_flight() const { return num_in_flight_.load(); }
+
+  // Used by ProxyCall.
+  InstancePtr pick(PoolRole role, const RouteKey& key, const Instance* exclude);
+  UpstreamClients& clients() { return clients_; }
+  const RouterServiceOptions& options() const { return options_; }
+  void count_request(const Instance& inst);
+  void count_retry(PoolRole role);
+  void count_upstream_error(const Instance& inst, const std::string& kind);
+  void call_started() { num_in_flight_.fetch_add(1); }
+  void call_finished() { num_in_flight_.fetch_sub(1); }
+
+ private:
+  void handle_health(const std::shared_ptr<HttpExchange>& exchange);
+  void handle_models(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
+
+  RouterServiceOptions options_;
+  InstancePool& pool_;
+  std::unique_ptr<RoutingPolicy> policy_;
+  UpstreamClients& clients_;
+  MetricsRegistry metrics_;
+  std::atomic<int> num_in_flight_{0};
+};
+
+// An OpenAI-style error response.
+HttpResponse router_error(int status, const std::string& message, const std::string& type);
+
+}  // namespace baton::router
