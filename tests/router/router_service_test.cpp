@@ -1,0 +1,250 @@
+// The router against fake instances (HTTP servers speaking the PD protocol):
+// the handoff's request shapes, SSE relay, retry, health, and cancellation.
+#include "router/router_service.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "common/json.h"
+#include "http/http_client.h"
+#include "http/http_server.h"
+#include "http/sse_parser.h"
+#include "router/health_checker.h"
+
+namespace baton::router {
+namespace {
+
+// A fake instance: records the bodies it got; prefill answers with
+// kv_transfer_params; decode/agg answers a completion, streamed if asked.
+class FakeInstance {
+ public:
+  explicit FakeInstance(std::string name) : name_(std::move(name)) {
+    HttpServerOptions opts;
+    opts.port = 0;
+    opts.num_io_threads = 1;
+    server_ = std::make_unique<HttpServer>(opts, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+      handle(std::move(req), std::move(ex));
+    });
+    EXPECT_TRUE(server_->start().is_ok());
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  std::vector<Json> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+  std::atomic<int> num_disconnects{0};
+  std::atomic<bool> slow_stream{false};
+
+ private:
+  void handle(HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+    if (req.path == "/health") return ex->reply(HttpResponse{});
+    Json body = Json::parse(req.body);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      bodies_.push_back(body);
+    }
+    const Json& kv = body["kv_transfer_params"];
+    if (kv.is_object() && kv.value("do_remote_decode", false)) {
+      HttpResponse r;
+      r.body = Json{{"choices", {{{"text", "x"}}}},
+                    {"kv_transfer_params",
+                     {{"do_remote_prefill", true}, {"remote_engine_id", name_}, {"remote_block_ids", {3, 4}}}}}
+                   .dump();
+      return ex->reply(std::move(r));
+    }
+    std::string text = name_ + ":" + (kv.is_object() ? kv.value("remote_engine_id", "") : std::string("local"));
+    if (!body.value("stream", false)) {
+      HttpResponse r;
+      r.body = Json{{"choices", {{{"text", text}, {"finish_reason", "length"}}}}}.dump();
+      return ex->reply(std::move(r));
+    }
+    ex->set_disconnect_handler([this] { num_disconnects++; });
+    ex->start_events();
+    if (slow_stream) {
+      // Never finishes: a client that goes away must cancel it.
+      auto timer = std::make_shared<boost::asio::steady_timer>(ex->executor(), std::chrono::seconds(30));
+      ex->send_event(Json{{"choices", {{{"text", "first"}}}}}.dump());
+      timer->async_wait([timer, ex](const boost::system::error_code&) {
+        if (!ex->disconnected()) ex->end_events();
+      });
+      return;
+    }
+    for (int i = 0; i < 3; ++i) ex->send_event(Json{{"choices", {{{"text", text + std::to_string(i)}}}}}.dump());
+    ex->send_event("[DONE]");
+    ex->end_events();
+  }
+
+  std::string name_;
+  std::unique_ptr<HttpServer> server_;
+  std::mutex mu_;
+  std::vector<Json> bodies_;
+};
+
+class RouterFixture {
+ public:
+  RouterFixture(RouterMode mode, const std::string& policy = "round_robin") {
+    RouterServiceOptions opts;
+    opts.mode = mode;
+    opts.request_timeout_s = 10.0;
+    service_ = std::make_shared<RouterService>(opts, pool, make_routing_policy(policy).value(), clients_);
+    HttpServerOptions hopts;
+    hopts.port = 0;
+    server_ = std::make_unique<HttpServer>(hopts, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+      service_->handle(std::move(req), std::move(ex));
+    });
+    EXPECT_TRUE(server_->start().is_ok());
+  }
+  ~RouterFixture() { server_->stop(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  Result<http::Response> post(const std::string& path, const Json& body) {
+    return http::fetch(url() + path, "POST", body.dump(), 10.0);
+  }
+
+  InstancePool pool;
+  std::shared_ptr<RouterService> service_;
+
+ private:
+  UpstreamClients clients_{1};
+  std::unique_ptr<HttpServer> server_;
+};
+
+std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> out;
+  http::SseParser parser([&](const http::SseEvent& e) { out.push_back(e.data); });
+  parser.feed(body);
+  parser.finish();
+  return out;
+}
+
+TEST(RouterServiceTest, PdHandoffShapesAndStreaming) {
+  FakeInstance prefill("P0"), decode("D0");
+  RouterFixture router(RouterMode::kPd);
+  router.pool.add(prefill.url(), PoolRole::kPrefill);
+  router.pool.add(decode.url(), PoolRole::kDecode);
+
+  Json req = {{"model", "m"}, {"prompt", "hello"}, {"max_tokens", 5}, {"min_tokens", 2}, {"stream", true},
+              {"stream_options", {{"include_usage", true}}}};
+  auto r = router.post("/v1/completions", req);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200);
+  auto events = sse_data(r->body);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_NE(events[0].find("D0:P0"), std::string::npos);  // decode saw the prefill's params
+  EXPECT_EQ(events[3], "[DONE]");
+
+  auto pb = prefill.bodies();
+  ASSERT_EQ(pb.size(), 1u);
+  EXPECT_EQ(pb[0]["max_tokens"], 1);
+  EXPECT_EQ(pb[0]["stream"], false);
+  EXPECT_FALSE(pb[0].contains("stream_options"));
+  EXPECT_FALSE(pb[0].contains("min_tokens"));
+  EXPECT_EQ(pb[0]["kv_transfer_params"]["do_remote_decode"], true);
+  auto db = decode.bodies();
+  ASSERT_EQ(db.size(), 1u);
+  EXPECT_EQ(db[0]["max_tokens"], 5);  // the original request
+  EXPECT_EQ(db[0]["min_tokens"], 2);
+  EXPECT_EQ(db[0]["kv_transfer_params"]["remote_block_ids"], Json({3, 4}));
+
+  req["stream"] = false;
+  r = router.post("/v1/completions", req);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(Json::parse(r->body)["choices"][0]["text"], "D0:P0");
+}
+
+TEST(RouterServiceTest, PrefillThatCannotConnectIsRetriedOnAnother) {
+  FakeInstance prefill("P1"), decode("D0");
+  RouterFixture router(RouterMode::kPd);
+  router.pool.add("http://127.0.0.1:1", PoolRole::kPrefill);  // nothing listens there
+  router.pool.add(prefill.url(), PoolRole::kPrefill);
+  router.pool.add(decode.url(), PoolRole::kDecode);
+  for (int i = 0; i < 4; ++i) {
+    auto r = router.post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 3}});
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(Json::parse(r->body)["choices"][0]["text"], "D0:P1");
+  }
+  std::string metrics = router.service_->metrics().render();
+  EXPECT_NE(metrics.find("baton:router_retries_total{role=\"prefill\"} 1"), std::string::npos) << metrics;
+}
+
+TEST(RouterServiceTest, AggBalancesAndHealthChecksTakeDeadOnesOut) {
+  FakeInstance a("A"), b("B");
+  RouterFixture router(RouterMode::kAgg);
+  router.pool.add(a.url(), PoolRole::kReplica);
+  router.pool.add(b.url(), PoolRole::kReplica);
+  router.pool.add("http://127.0.0.1:1", PoolRole::kReplica);
+  HealthChecker health(router.pool, 10.0, 1.0);
+  health.check_all();
+  EXPECT_EQ(router.pool.healthy(PoolRole::kReplica).size(), 2u);
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 6; ++i) {
+    auto r = router.post("/v1/completions", {{"prompt", "x"}});
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_EQ(r->status, 200);
+    seen[Json::parse(r->body)["choices"][0]["text"]]++;
+  }
+  EXPECT_EQ(seen["A:local"], 3);
+  EXPECT_EQ(seen["B:local"], 3);
+  auto health_r = http::fetch(router.url() + "/health", "GET");
+  ASSERT_TRUE(health_r.is_ok());
+  EXPECT_EQ(health_r->status, 200);
+}
+
+TEST(RouterServiceTest, NoHealthyInstanceIs503AndBadJsonIs400) {
+  RouterFixture router(RouterMode::kPd);
+  auto r = router.post("/v1/completions", {{"prompt", "x"}});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(r->body.find("no healthy prefill"), std::string::npos);
+  auto bad = http::fetch(router.url() + "/v1/completions", "POST", "{nope", 5.0);
+  ASSERT_TRUE(bad.is_ok());
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("\"error\""), std::string::npos);
+  auto health_r = http::fetch(router.url() + "/health", "GET");
+  EXPECT_EQ(health_r->status, 503);
+  auto missing = http::fetch(router.url() + "/v2/nothing", "GET");
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST(RouterServiceTest, ClientDisconnectCancelsTheDecodeStream) {
+  FakeInstance prefill("P0"), decode("D0");
+  decode.slow_stream = true;
+  RouterFixture router(RouterMode::kPd);
+  router.pool.add(prefill.url(), PoolRole::kPrefill);
+  router.pool.add(decode.url(), PoolRole::kDecode);
+
+  boost::asio::io_context io;
+  auto client = http::HttpClient::create(io.get_executor(), http::parse_url(router.url()).value()).value();
+  http::Request req;
+  req.target = "/v1/completions";
+  req.body = Json{{"prompt", "x"}, {"stream", true}}.dump();
+  std::atomic<bool> got_first{false};
+  http::StreamHandle handle;
+  http::StreamHandlers h;
+  h.on_data = [&](std::string_view) {
+    if (!got_first.exchange(true)) handle.cancel();  // go away after the first event
+  };
+  Status done_status;
+  h.on_done = [&](const Status& st) { done_status = st; };
+  handle = client->stream(req, h);
+  io.run();
+  EXPECT_TRUE(got_first.load());
+  EXPECT_EQ(done_status.code(), StatusCode::kAborted);
+  for (int i = 0; i < 100 && decode.num_disconnects.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(decode.num_disconnects.load(), 1);  // the router closed its upstream stream
+  for (int i = 0; i < 100 && router.service_->num_in_flight() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(router.service_->num_in_flight(), 0);
+}
+
+}  // namespace
+}  // namespace baton::router
