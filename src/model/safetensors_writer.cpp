@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <future>
 
 #include "common/json.h"
 
@@ -69,13 +70,28 @@ Status write_safetensors(const std::string& path, const std::vector<TensorSpec>&
   Status st = write_all(fd, reinterpret_cast<const std::byte*>(len_bytes), 8, tmp);
   if (st.is_ok()) st = write_all(fd, reinterpret_cast<const std::byte*>(header.data()), header.size(), tmp);
   if (!st.is_ok()) return fail(st);
-  std::vector<std::byte> buffer;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    buffer.resize(tensors[i].num_bytes());  // one tensor in memory at a time
+  // Two buffers: tensor i is filled while tensor i-1 is being written, so at
+  // most two tensors are in memory.
+  std::vector<std::byte> buffers[2];
+  std::future<Status> pending;  // the write of the previous tensor
+  for (size_t i = 0; i < tensors.size() && st.is_ok(); ++i) {
+    std::vector<std::byte>& buffer = buffers[i % 2];
+    buffer.resize(tensors[i].num_bytes());
     st = fill(i, std::span<std::byte>(buffer));
-    if (st.is_ok()) st = write_all(fd, buffer.data(), buffer.size(), tmp);
-    if (!st.is_ok()) return fail(st);
+    if (pending.valid()) {
+      Status wst = pending.get();
+      if (st.is_ok()) st = wst;
+    }
+    if (st.is_ok()) {
+      pending = std::async(std::launch::async,
+                           [&buffer, fd, &tmp] { return write_all(fd, buffer.data(), buffer.size(), tmp); });
+    }
   }
+  if (pending.valid()) {
+    Status wst = pending.get();
+    if (st.is_ok()) st = wst;
+  }
+  if (!st.is_ok()) return fail(st);
   if (::close(fd) != 0) {
     ::unlink(tmp.c_str());
     return unavailable("error closing '{}': {}", tmp, std::strerror(errno));
