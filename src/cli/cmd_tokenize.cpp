@@ -1,0 +1,108 @@
+// `baton tokenize`: text -> ids, or ids -> text (--ids), with a tokenizer
+// folder (or a model folder holding tokenizer.json).
+#include <charconv>
+#include <iostream>
+#include <iterator>
+#include <memory>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "cli/command.h"
+#include "common/json.h"
+#include "model/default_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+struct TokenizeOptions {
+  std::string tokenizer;
+  std::string text;
+  std::string ids;
+  bool json = false;
+  bool no_special = false;
+};
+
+int fail(const baton::Status& st) {
+  std::cerr << "baton tokenize: " << st.to_string() << "\n";
+  return 1;
+}
+
+// "1, 2,3" -> {1, 2, 3}; a bad item is an error naming it.
+baton::Result<std::vector<int32_t>> parse_ids(const std::string& list) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    std::string item = list.substr(pos, comma - pos);
+    const size_t b = item.find_first_not_of(" \t");
+    const size_t e = item.find_last_not_of(" \t");
+    item = b == std::string::npos ? std::string() : item.substr(b, e - b + 1);
+    int32_t id = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || id < 0) {
+      return baton::invalid_argument("--ids: '{}' is not a token id (expected comma-separated integers >= 0)", item);
+    }
+    ids.push_back(id);
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+int run(const TokenizeOptions& o, bool have_text, bool have_ids) {
+  using namespace baton;
+  if (have_text == have_ids) return fail(invalid_argument("give exactly one of --text TEXT or --ids 1,2,3"));
+  const std::string dir = o.tokenizer.empty() ? default_model_dir() : o.tokenizer;
+  auto tok = Tokenizer::load(dir);
+  if (!tok.is_ok()) {
+    if (o.tokenizer.empty()) {
+      return fail(tok.status().with_context("no --tokenizer given, so using the default model (run scripts/build.sh to create it)"));
+    }
+    return fail(tok.status());
+  }
+  if (have_ids) {
+    auto ids = parse_ids(o.ids);
+    if (!ids.is_ok()) return fail(ids.status());
+    for (int32_t id : *ids) {
+      if (id >= (*tok)->vocab_size()) {
+        return fail(invalid_argument("--ids: token id {} is out of range (vocab_size {})", id, (*tok)->vocab_size()));
+      }
+    }
+    auto text = (*tok)->decode(*ids, /*skip_special_tokens=*/o.no_special);
+    if (!text.is_ok()) return fail(text.status());
+    if (o.json) {
+      std::cout << Json{{"text", *text}}.dump() << "\n";
+    } else {
+      std::cout << *text << "\n";
+    }
+    return 0;
+  }
+  std::string text = o.text;
+  if (text == "-") text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  auto ids = (*tok)->encode(text, /*add_special_tokens=*/!o.no_special);
+  if (!ids.is_ok()) return fail(ids.status());
+  if (o.json) {
+    std::cout << Json{{"ids", *ids}}.dump() << "\n";
+  } else {
+    std::cout << fmt::format("{}", fmt::join(*ids, ",")) << "\n";
+  }
+  return 0;
+}
+
+baton::cli::RunFn setup(CLI::App& sub) {
+  auto o = std::make_shared<TokenizeOptions>();
+  sub.add_option("--tokenizer", o->tokenizer,
+                 "Folder with tokenizer.json (and tokenizer_config.json), e.g. a model folder "
+                 "(default: the embedded default model)");
+  auto* text = sub.add_option("--text", o->text, "Text to encode ('-' reads standard input)");
+  auto* ids = sub.add_option("--ids", o->ids, "Comma-separated token ids to decode, e.g. 9707,1879");
+  sub.add_flag("--json", o->json, "Print JSON: {\"ids\": [...]} when encoding, {\"text\": ...} when decoding");
+  sub.add_flag("--no-special", o->no_special,
+               "Encode without the post-processor's special tokens (e.g. a BOS); decode skipping special tokens");
+  return [o, text, ids] { return run(*o, text->count() > 0, ids->count() > 0); };
+}
+
+const baton::cli::Command kCmd("tokenize", "Encode text to token ids, or decode ids to text", &setup);
+
+}  // namespace
