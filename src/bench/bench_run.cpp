@@ -1,0 +1,83 @@
+#include "bench/bench_run.h"
+
+#include <cmath>
+
+namespace baton::bench {
+
+Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double> rate) {
+  WorkloadOptions wo = config.workload;
+  if (rate) {
+    wo.arrival.rate = *rate;
+    if (wo.kind == "trace") wo.rate_overrides_trace = true;
+  }
+  BATON_ASSIGN_OR_RETURN(auto workload, make_workload(wo));
+  RunReport rep;
+  rep.target_rate = wo.kind == "trace" ? (workload.natural_rate / workload.time_scale) : wo.arrival.rate;
+  rep.workload_describe = workload.describe;
+  rep.workload_describe["kind"] = workload.kind;
+  rep.workload_describe["num_requests"] = workload.requests.size();
+  BATON_ASSIGN_OR_RETURN(rep.load, run_load(workload, config.load));
+  rep.metrics = compute_metrics(rep.load.records);
+  rep.slo = evaluate_slo(config.slo, rep.load.records, rep.metrics.duration_s);
+  return rep;
+}
+
+TrialOutcome RunReport::to_trial() const {
+  TrialOutcome t;
+  t.rate = target_rate;
+  t.sustainable = slo.sustainable;
+  t.first_broken = slo.first_broken;
+  t.worst_ratio = 0;
+  for (const auto& tr : slo.targets) t.worst_ratio = std::max(t.worst_ratio, tr.ratio);
+  t.summary = to_json();
+  return t;
+}
+
+Json RunReport::to_json() const {
+  Json j{{"target_rate_rps", target_rate},
+         {"workload", workload_describe},
+         {"metrics", metrics.to_json()},
+         {"slo", slo.to_json()},
+         {"client",
+          {{"wall_s", load.wall_s},
+           {"max_in_flight", load.max_in_flight},
+           {"connections_opened", load.num_connections_opened},
+           {"lag_p99_ms", load.lag_p99_s * 1e3},
+           {"lag_max_ms", load.lag_max_s * 1e3},
+           {"fell_behind", load.fell_behind},
+           {"warning", load.warning}}}};
+  return j;
+}
+
+Json record_to_json(const RequestRecord& r) {
+  auto ms = [](double s) { return std::round(s * 1e6) / 1e3; };
+  Json j{{"index", r.index},
+         {"warmup", r.warmup},
+         {"ok", r.ok},
+         {"scheduled_ms", ms(r.scheduled_s)},
+         {"send_ms", ms(r.send_s)},
+         {"scheduling_delay_ms", ms(r.scheduling_delay_s())},
+         {"end_ms", ms(r.end_s)},
+         {"prompt_tokens", r.prompt_tokens},
+         {"output_tokens", r.output_tokens},
+         {"expected_output_tokens", r.expected_output_tokens},
+         {"usage_reported", r.usage_reported}};
+  if (r.session >= 0) {
+    j["session"] = r.session;
+    j["turn"] = r.turn;
+  }
+  if (r.ok) {
+    j["ttft_ms"] = r.first_token_s >= 0 ? Json(ms(r.ttft_s())) : Json(nullptr);
+    j["e2e_ms"] = ms(r.e2e_s());
+    j["tpot_ms"] = r.output_tokens >= 2 && r.first_token_s >= 0 ? Json(ms(r.tpot_s())) : Json(nullptr);
+    Json itl = Json::array();
+    for (double g : r.itl_s()) itl.push_back(ms(g));
+    j["itl_ms"] = std::move(itl);
+  } else {
+    j["error_kind"] = r.error_kind;
+    j["error"] = r.error;
+  }
+  return j;
+}
+
+}  // namespace baton::bench

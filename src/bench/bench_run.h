@@ -1,0 +1,42 @@
+// One benchmark run at one rate: build the workload (seeded), drive the load,
+// compute the metrics and the SLO verdict. The rate search calls it once per
+// trial.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "bench/load_generator.h"
+#include "bench/metrics.h"
+#include "bench/rate_search.h"
+#include "bench/slo.h"
+#include "bench/workload.h"
+
+namespace baton::bench {
+
+struct BenchConfig {
+  WorkloadOptions workload;
+  LoadOptions load;
+  SloSpec slo;
+  std::string label = "default";  // the deployment this run measures
+};
+
+struct RunReport {
+  double target_rate = 0;  // requests/s asked for (sessions/s for multiturn)
+  Json workload_describe;
+  LoadResult load;
+  RunMetrics metrics;
+  SloReport slo;
+  // Summary without the per-request records.
+  Json to_json() const;
+  TrialOutcome to_trial() const;
+};
+
+// Runs the configured workload; `rate` (when set) replaces the arrival rate
+// (for a trace: rescales its time so that it arrives at that rate).
+Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double> rate = std::nullopt);
+
+// One JSON object per request (the JSONL records).
+Json record_to_json(const RequestRecord& r);
+
+}  // namespace baton::bench

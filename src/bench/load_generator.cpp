@@ -1,0 +1,348 @@
+#include "bench/load_generator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "bench/completion_protocol.h"
+#include "common/clock.h"
+#include "http/http_client.h"
+#include "http/sse_parser.h"
+
+namespace baton::bench {
+
+namespace asio = boost::asio;
+
+std::string error_kind_of(int http_status, const Status& status) {
+  if (!status.is_ok()) {
+    switch (status.code()) {
+      case StatusCode::kDeadlineExceeded: return "timeout";
+      case StatusCode::kAborted: return "cancelled";
+      case StatusCode::kUnavailable: return "connection";
+      default: return "client_error";
+    }
+  }
+  if (http_status >= 500) return "http_5xx";
+  if (http_status >= 400) return "http_4xx";
+  return "http_other";
+}
+
+namespace {
+
+struct Worker {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  std::shared_ptr<http::HttpClient> client;
+  asio::steady_timer timer{io};
+  std::vector<size_t> schedule;  // turn-0 requests in arrival order
+  size_t next = 0;
+  std::thread thread;
+};
+
+class Runner {
+ public:
+  Runner(const Workload& w, const LoadOptions& o) : w_(w), o_(o) {}
+
+  Result<LoadResult> run();
+
+ private:
+  struct Exchange;
+
+  double now_s() const { return std::chrono::duration<double>(SteadyClock::now() - start_).count(); }
+  TimePoint at(double t_s) const {
+    return start_ + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(t_s));
+  }
+  void arm(Worker& w);
+  void on_timer(Worker& w);
+  void release(Worker& w, size_t i);
+  void send(Worker& w, size_t i, double ready_s);
+  void finish(Worker& w, size_t i);
+  Progress progress(double interval_s);
+
+  const Workload& w_;
+  LoadOptions o_;
+  CompletionBodyOptions body_;
+  http::Request base_request_;
+  std::vector<RequestRecord> records_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  TimePoint start_;
+  size_t num_total_ = 0;
+  std::atomic<size_t> sent_{0}, done_{0}, failed_{0}, max_in_flight_{0};
+  std::mutex wait_mu_;
+  size_t in_flight_ = 0;  // under wait_mu_
+  std::deque<size_t> waiting_;
+  std::mutex ttft_mu_;
+  std::vector<double> recent_ttft_;
+  size_t ttft_next_ = 0;
+  size_t last_sent_ = 0;
+};
+
+struct Runner::Exchange {
+  Exchange(Runner* r, Worker* w, size_t i)
+      : runner(r), worker(w), index(i), sse([this](const http::SseEvent& e) { on_event(e); }) {}
+  Runner* runner;
+  Worker* worker;
+  size_t index;
+  http::SseParser sse;
+  int status = 0;
+  std::string error_body;
+  std::string stream_error;
+  bool got_done = false;
+
+  void on_event(const http::SseEvent& e) {
+    auto& rec = runner->records_[index];
+    double t = runner->now_s();
+    ChunkInfo c = parse_completion_chunk(e.data);
+    if (!c.error.empty()) {
+      if (stream_error.empty()) stream_error = c.error;
+      return;
+    }
+    if (c.done) got_done = true;
+    if (c.content) {
+      if (rec.first_token_s < 0) {
+        rec.first_token_s = t;
+        std::lock_guard<std::mutex> lock(runner->ttft_mu_);
+        if (runner->recent_ttft_.size() < 1000) {
+          runner->recent_ttft_.push_back(t - rec.send_s);
+        } else {
+          runner->recent_ttft_[runner->ttft_next_++ % 1000] = t - rec.send_s;
+        }
+      }
+      rec.chunk_s.push_back(t);
+    }
+    if (c.has_usage) {
+      rec.usage_reported = true;
+      rec.output_tokens = c.completion_tokens;
+      if (c.prompt_tokens > 0) rec.prompt_tokens = c.prompt_tokens;
+    }
+  }
+
+  void on_done(const Status& st) {
+    auto& rec = runner->records_[index];
+    rec.end_s = runner->now_s();
+    sse.finish();
+    if (!st.is_ok()) {
+      rec.error_kind = error_kind_of(status, st);
+      rec.error = st.message();
+    } else if (status != 200) {
+      rec.error_kind = error_kind_of(status, st);
+      rec.error = fmt::format("HTTP {}: {:.300}", status, error_body);
+    } else if (!stream_error.empty()) {
+      rec.error_kind = "stream_error";
+      rec.error = stream_error;
+    } else if (rec.first_token_s < 0) {
+      rec.error_kind = "empty_output";
+      rec.error = "the stream ended without any generated text";
+    } else {
+      rec.ok = true;
+      if (!rec.usage_reported) rec.output_tokens = static_cast<int64_t>(rec.chunk_s.size());
+    }
+    runner->finish(*worker, index);
+  }
+};
+
+void Runner::arm(Worker& w) {
+  if (w.next >= w.schedule.size()) return;
+  w.timer.expires_at(at(records_[w.schedule[w.next]].scheduled_s));
+  w.timer.async_wait([this, &w](const boost::system::error_code& ec) {
+    if (!ec) on_timer(w);
+  });
+}
+
+void Runner::on_timer(Worker& w) {
+  double slack_now = now_s() + 20e-6;
+  while (w.next < w.schedule.size() && records_[w.schedule[w.next]].scheduled_s <= slack_now) {
+    release(w, w.schedule[w.next++]);
+  }
+  arm(w);
+}
+
+void Runner::release(Worker& w, size_t i) {
+  double ready = records_[i].scheduled_s;
+  if (o_.max_concurrency > 0) {
+    std::unique_lock<std::mutex> lock(wait_mu_);
+    if (in_flight_ >= o_.max_concurrency || !waiting_.empty()) {
+      waiting_.push_back(i);
+      return;
+    }
+    ++in_flight_;
+  }
+  send(w, i, ready);
+}
+
+void Runner::send(Worker& w, size_t i, double ready_s) {
+  auto& rec = records_[i];
+  rec.ready_s = ready_s;
+  const RequestSpec& spec = w_.requests[i];
+  http::Request req = base_request_;
+  req.body = make_completion_body(spec, body_);
+  auto ex = std::make_shared<Exchange>(this, &w, i);
+  http::StreamHandlers h;
+  h.on_headers = [ex](int status, const std::vector<http::Header>&) { ex->status = status; };
+  h.on_data = [ex](std::string_view bytes) {
+    if (ex->status == 200) {
+      ex->sse.feed(bytes);
+    } else if (ex->error_body.size() < 2048) {
+      ex->error_body.append(bytes.substr(0, 2048 - ex->error_body.size()));
+    }
+  };
+  h.on_done = [ex](const Status& st) { ex->on_done(st); };
+  rec.send_s = now_s();
+  size_t now_in_flight = sent_.fetch_add(1) + 1 - done_.load();
+  size_t prev = max_in_flight_.load();
+  while (now_in_flight > prev && !max_in_flight_.compare_exchange_weak(prev, now_in_flight)) {
+  }
+  w.client->stream(std::move(req), std::move(h));
+}
+
+void Runner::finish(Worker& w, size_t i) {
+  const auto& rec = records_[i];
+  if (!rec.ok) failed_.fetch_add(1);
+  done_.fetch_add(1);  // counted first, so that sent - done never overstates the in-flight count
+  if (o_.max_concurrency > 0) {
+    std::unique_lock<std::mutex> lock(wait_mu_);
+    if (!waiting_.empty()) {
+      size_t j = waiting_.front();
+      waiting_.pop_front();
+      lock.unlock();
+      send(w, j, now_s());
+    } else {
+      --in_flight_;
+    }
+  }
+  int64_t next = w_.requests[i].next_turn;
+  if (next >= 0) {
+    auto j = static_cast<size_t>(next);
+    records_[j].scheduled_s = rec.end_s + w_.requests[j].think_time_s;
+    auto timer = std::make_shared<asio::steady_timer>(w.io, at(records_[j].scheduled_s));
+    timer->async_wait([this, &w, j, timer](const boost::system::error_code& ec) {
+      if (!ec) release(w, j);
+    });
+  }
+}
+
+Progress Runner::progress(double interval_s) {
+  Progress p;
+  p.elapsed_s = std::max(0.0, now_s());
+  p.num_total = num_total_;
+  p.num_sent = sent_.load();
+  p.num_done = done_.load();
+  p.num_failed = failed_.load();
+  p.num_in_flight = p.num_sent - std::min(p.num_sent, p.num_done);
+  p.send_rate = interval_s > 0 ? static_cast<double>(p.num_sent - last_sent_) / interval_s : 0;
+  last_sent_ = p.num_sent;
+  std::vector<double> ttft;
+  {
+    std::lock_guard<std::mutex> lock(ttft_mu_);
+    ttft = recent_ttft_;
+  }
+  p.running_ttft_p50_s = percentile(std::move(ttft), 50);
+  return p;
+}
+
+Result<LoadResult> Runner::run() {
+  if (w_.requests.empty()) return invalid_argument("the workload has no requests");
+  if (o_.num_threads < 1 || o_.num_threads > 64) return invalid_argument("threads must be in 1..64");
+  BATON_ASSIGN_OR_RETURN(auto base, http::parse_url(o_.url));
+  auto target = base.with_path(o_.endpoint);
+  base_request_.method = "POST";
+  base_request_.target = target.target;
+  base_request_.timeout_s = o_.request_timeout_s;
+  base_request_.headers.push_back({"Accept", "text/event-stream"});
+  body_.model = o_.model;
+  body_.prompt_format = o_.prompt_format;
+  body_.vocab_size = o_.vocab_size;
+  body_.extra = o_.extra_body;
+  num_total_ = w_.requests.size();
+
+  records_.resize(num_total_);
+  std::vector<size_t> firsts;
+  for (size_t i = 0; i < num_total_; ++i) {
+    const auto& spec = w_.requests[i];
+    auto& rec = records_[i];
+    rec.index = static_cast<int64_t>(i);
+    rec.session = spec.session;
+    rec.turn = spec.turn;
+    rec.scheduled_s = spec.arrival_s;
+    rec.prompt_tokens = spec.prompt_tokens;
+    rec.expected_output_tokens = spec.output_tokens;
+    if (spec.turn == 0) firsts.push_back(i);
+  }
+  std::stable_sort(firsts.begin(), firsts.end(),
+                   [&](size_t a, size_t b) { return w_.requests[a].arrival_s < w_.requests[b].arrival_s; });
+  for (size_t k = 0; k < firsts.size() && k < o_.num_warmup; ++k) records_[firsts[k]].warmup = true;
+  // Follow-up turns of a warm-up session are warm-up too.
+  for (size_t i = 0; i < num_total_; ++i) {
+    if (records_[i].warmup && w_.requests[i].next_turn >= 0) {
+      records_[static_cast<size_t>(w_.requests[i].next_turn)].warmup = true;
+    }
+  }
+
+  for (int t = 0; t < o_.num_threads; ++t) {
+    auto w = std::make_unique<Worker>();
+    BATON_ASSIGN_OR_RETURN(w->client, http::HttpClient::create(w->io.get_executor(), base));
+    workers_.push_back(std::move(w));
+  }
+  for (size_t k = 0; k < firsts.size(); ++k) workers_[k % workers_.size()]->schedule.push_back(firsts[k]);
+
+  start_ = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                    std::chrono::duration<double>(o_.start_delay_s));
+  for (auto& w : workers_) {
+    arm(*w);
+    Worker* wp = w.get();
+    w->thread = std::thread([wp] { wp->io.run(); });
+  }
+  Stopwatch wall;
+  double last = 0;
+  while (done_.load() < num_total_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    double t = wall.elapsed_s();
+    if (o_.on_progress && t - last >= o_.progress_interval_s) {
+      o_.on_progress(progress(t - last));
+      last = t;
+    }
+  }
+  if (o_.on_progress) o_.on_progress(progress(wall.elapsed_s() - last));
+  LoadResult out;
+  for (auto& w : workers_) {
+    w->guard.reset();
+    w->client->cancel_all();  // closes idle keep-alive connections
+    w->io.stop();
+    w->thread.join();
+    out.num_connections_opened += w->client->num_connections_opened();
+  }
+  out.wall_s = wall.elapsed_s();
+  out.max_in_flight = max_in_flight_.load();
+  std::vector<double> lag;
+  for (const auto& r : records_) lag.push_back(r.client_lag_s());
+  auto d = summarize(std::move(lag));
+  out.lag_p99_s = d.p99;
+  out.lag_max_s = d.max;
+  if (d.p99 > kLagWarnP99S || d.max > kLagWarnMaxS) {
+    out.fell_behind = true;
+    out.warning = fmt::format(
+        "THE CLIENT FELL BEHIND ITS SCHEDULE: its own lag (send - due time) was p99 {:.2f} ms, "
+        "max {:.2f} ms. The offered load was lower than asked; latencies from arrival include "
+        "this lag. Use more --threads or a faster client host.",
+        d.p99 * 1e3, d.max * 1e3);
+  }
+  out.records = std::move(records_);
+  return out;
+}
+
+}  // namespace
+
+Result<LoadResult> run_load(const Workload& workload, const LoadOptions& options) {
+  Runner runner(workload, options);
+  return runner.run();
+}
+
+}  // namespace baton::bench

@@ -1,0 +1,211 @@
+// The load generator and the rate search against the deterministic SimServer,
+// whose capacity is known: num_slots / (first_token_delay + (n - 1) * per_token_delay).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "bench/bench_run.h"
+#include "bench/completion_protocol.h"
+#include "bench/rate_search.h"
+#include "bench/sim_server.h"
+#include "http/http_client.h"
+
+namespace baton::bench {
+namespace {
+
+TEST(CompletionProtocolTest, BodyAndChunks) {
+  RequestSpec spec;
+  spec.prompt = {{42, 5}};
+  spec.output_tokens = 7;
+  CompletionBodyOptions o;
+  o.model = "m";
+  o.vocab_size = 1000;
+  auto body = Json::parse(make_completion_body(spec, o));
+  EXPECT_EQ(body["prompt"].size(), 5u);
+  EXPECT_EQ(body["max_tokens"], 7);
+  EXPECT_EQ(body["min_tokens"], 7);
+  EXPECT_EQ(body["ignore_eos"], true);
+  EXPECT_EQ(body["stream_options"]["include_usage"], true);
+  o.prompt_format = PromptFormat::kText;
+  o.extra = {{"temperature", 0.5}};
+  auto text = Json::parse(make_completion_body(spec, o));
+  EXPECT_TRUE(text["prompt"].is_string());
+  EXPECT_EQ(text["temperature"], 0.5);
+
+  auto c = parse_completion_chunk(R"({"choices":[{"index":0,"text":" hi","finish_reason":null}]})");
+  EXPECT_TRUE(c.content);
+  EXPECT_EQ(c.text, " hi");
+  auto empty = parse_completion_chunk(R"({"choices":[{"index":0,"text":"","finish_reason":"length"}]})");
+  EXPECT_FALSE(empty.content);
+  EXPECT_EQ(empty.finish_reason, "length");
+  auto usage = parse_completion_chunk(R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}})");
+  EXPECT_TRUE(usage.has_usage);
+  EXPECT_EQ(usage.completion_tokens, 7);
+  EXPECT_TRUE(parse_completion_chunk("[DONE]").done);
+  EXPECT_EQ(parse_completion_chunk(R"({"error":{"message":"boom"}})").error, "boom");
+  EXPECT_FALSE(parse_completion_chunk("{nope").error.empty());
+}
+
+BenchConfig sim_config(const std::string& url, double rate, size_t n, int64_t out) {
+  BenchConfig c;
+  c.workload.kind = "random";
+  c.workload.input_len = {16, 16};
+  c.workload.output_len = {out, out};
+  c.workload.num_requests = n;
+  c.workload.arrival = {ArrivalKind::kConstant, rate, 1.0, 1};
+  c.workload.vocab_size = 1000;
+  c.load.url = url;
+  c.load.model = "sim";
+  c.load.vocab_size = 1000;
+  c.load.request_timeout_s = 30;
+  return c;
+}
+
+TEST(LoadGeneratorTest, MeasuresTheSimServerExactly) {
+  SimServerOptions so;
+  so.first_token_delay_s = 0.020;
+  so.per_token_delay_s = 0.005;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 50, 40, 5);
+  cfg.load.num_warmup = 5;
+  auto rep = run_benchmark(cfg).value();
+  ASSERT_EQ(rep.load.records.size(), 40u);
+  EXPECT_EQ(rep.metrics.num_requests, 35u);
+  EXPECT_EQ(rep.metrics.num_ok, 35u) << rep.to_json().dump(1);
+  EXPECT_EQ(rep.metrics.total_output_tokens, 35 * 5);
+  EXPECT_EQ(rep.metrics.num_without_usage, 0u);
+  // TTFT ~ 20 ms, TPOT ~ 5 ms, E2E ~ 40 ms (plus loopback and timer slop).
+  EXPECT_GT(rep.metrics.ttft_s.p50, 0.019);
+  EXPECT_LT(rep.metrics.ttft_s.p50, 0.030);
+  EXPECT_NEAR(rep.metrics.tpot_s.p50, 0.005, 0.002);
+  EXPECT_NEAR(rep.metrics.itl_s.p50, 0.005, 0.002);
+  EXPECT_GT(rep.metrics.e2e_s.p50, 0.039);
+  EXPECT_EQ(rep.metrics.itl_s.count, 35u * 4);
+  // Constant arrivals 20 ms apart.
+  EXPECT_NEAR(rep.load.records[10].scheduled_s - rep.load.records[9].scheduled_s, 0.02, 1e-9);
+  EXPECT_NEAR(rep.metrics.offered_rate, 50, 0.5);
+  EXPECT_LT(rep.metrics.scheduling_delay_s.p50, 0.002);
+  // One connection per concurrent request at most: keep-alive reuse.
+  EXPECT_LE(rep.load.num_connections_opened, 6u);
+}
+
+TEST(LoadGeneratorTest, ConcurrencyCapAndErrorsByKind) {
+  SimServerOptions so;
+  so.per_token_delay_s = 0.010;
+  so.fail_every_n = 4;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 1000, 20, 5);  // all due at once
+  cfg.load.max_concurrency = 2;
+  auto rep = run_benchmark(cfg).value();
+  EXPECT_LE(rep.load.max_in_flight, 2u);
+  EXPECT_EQ(rep.metrics.num_failed, 5u);
+  EXPECT_EQ(rep.metrics.errors_by_kind.at("http_5xx"), 5u);
+  // The cap shows as scheduling delay, not as client lag.
+  EXPECT_GT(rep.metrics.scheduling_delay_s.max, 0.1);
+  EXPECT_LT(rep.load.lag_p99_s, 0.005);
+  const auto& failed = rep.load.records[3];
+  EXPECT_FALSE(failed.ok);
+  EXPECT_NE(failed.error.find("503"), std::string::npos);
+}
+
+TEST(LoadGeneratorTest, UnreachableServerIsConnectionErrors) {
+  auto cfg = sim_config("http://127.0.0.1:1", 100, 3, 2);
+  auto rep = run_benchmark(cfg).value();
+  EXPECT_EQ(rep.metrics.errors_by_kind.at("connection"), 3u);
+  EXPECT_FALSE(rep.slo.sustainable && !cfg.slo.targets.empty());
+}
+
+TEST(LoadGeneratorTest, MultiturnFollowsThinkTime) {
+  SimServerOptions so;
+  so.per_token_delay_s = 0.002;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 20, 6, 3);
+  cfg.workload.kind = "multiturn";
+  cfg.workload.num_turns = 3;
+  cfg.workload.think_time_s = 0.05;
+  auto rep = run_benchmark(cfg).value();
+  ASSERT_EQ(rep.load.records.size(), 6u);  // 2 sessions x 3 turns
+  for (size_t i = 0; i < 6; ++i) {
+    ASSERT_TRUE(rep.load.records[i].ok) << rep.load.records[i].error;
+    if (rep.load.records[i].turn > 0) {
+      EXPECT_NEAR(rep.load.records[i].scheduled_s, rep.load.records[i - 1].end_s + 0.05, 1e-9);
+      EXPECT_GE(rep.load.records[i].send_s, rep.load.records[i - 1].end_s + 0.05);
+    }
+  }
+}
+
+TEST(RateSearchTest, FindsAThresholdWithinPrecision) {
+  const double cap = 37.3;
+  auto trial = [&](double rate) -> Result<TrialOutcome> {
+    TrialOutcome t;
+    t.worst_ratio = rate / cap;
+    t.sustainable = rate <= cap;
+    if (!t.sustainable) t.first_broken = "e2e:p99<1s";
+    return t;
+  };
+  SearchOptions o;
+  o.start_rate = 2;
+  o.precision = 0.02;
+  auto r = search_max_rate(trial, o).value();
+  EXPECT_TRUE(r.converged) << r.note;
+  EXPECT_LE(r.max_passed_rate, cap);
+  EXPECT_GT(r.min_failed_rate, cap);
+  EXPECT_LE((r.min_failed_rate - r.max_passed_rate) / r.max_passed_rate, 0.02);
+  EXPECT_EQ(r.broke_first, "e2e:p99<1s");
+  // Close trials were repeated: some rate appears three times.
+  std::map<double, int> runs;
+  for (const auto& t : r.trials) runs[t.rate]++;
+  bool repeated = false;
+  for (auto& [rate, n] : runs) repeated |= n == 3;
+  EXPECT_TRUE(repeated);
+  // From above: halves down first.
+  o.start_rate = 500;
+  auto down = search_max_rate(trial, o).value();
+  EXPECT_LE(down.max_passed_rate, cap);
+  EXPECT_GT(down.min_failed_rate, cap);
+  // Nothing passes.
+  auto never = [](double) -> Result<TrialOutcome> { return TrialOutcome{0, false, 9.0, "ttft:p90<1ms", {}}; };
+  auto none = search_max_rate(never, o).value();
+  EXPECT_EQ(none.max_passed_rate, 0.0);
+  EXPECT_FALSE(none.converged);
+  o.precision = 0;
+  EXPECT_FALSE(search_max_rate(trial, o).is_ok());
+}
+
+TEST(RateSearchTest, FindsTheSimServerCapacity) {
+  SimServerOptions so;
+  so.num_slots = 4;
+  so.first_token_delay_s = 0.010;
+  so.per_token_delay_s = 0.005;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  const int64_t out = 9;
+  const double cap = server.capacity_rps(out);  // 4 / (10 + 8 * 5 ms) = 80 req/s
+  ASSERT_NEAR(cap, 80.0, 1e-9);
+  auto cfg = sim_config(server.url(), 1, 0, out);
+  cfg.workload.duration_s = 2.0;
+  cfg.slo = parse_slo("e2e:p90<75ms").value();  // 1.5x the 50 ms service time
+  SearchOptions o;
+  o.start_rate = 20;
+  o.precision = 0.05;
+  auto r = search_max_rate(
+               [&](double rate) -> Result<TrialOutcome> {
+                 BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(cfg, rate));
+                 return rep.to_trial();
+               },
+               o)
+               .value();
+  EXPECT_TRUE(r.converged) << r.note;
+  EXPECT_GE(r.max_passed_rate, 0.85 * cap) << r.to_json().dump(1);
+  EXPECT_LE(r.max_passed_rate, 1.05 * cap) << r.to_json().dump(1);
+  EXPECT_GT(r.min_failed_rate, 0.9 * cap);
+  EXPECT_LE(r.min_failed_rate, 1.2 * cap);
+  EXPECT_EQ(r.broke_first, "e2e:p90<75ms");
+  EXPECT_LE(server.max_active_seen(), 4u);
+}
+
+}  // namespace
+}  // namespace baton::bench
