@@ -81,8 +81,11 @@ Result<std::vector<int>> get_int_list(const Json& j, const char* key) {
   return out;
 }
 
+// rope_scaling, or (transformers v5) rope_parameters, which holds the same
+// fields plus rope_theta.
 Result<std::optional<RopeScaling>> parse_rope_scaling(const Json& j) {
   auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) it = j.find("rope_parameters");
   if (it == j.end() || it->is_null()) return std::optional<RopeScaling>();
   if (!it->is_object()) return invalid_argument("config field 'rope_scaling' must be an object");
   const Json& rs = *it;
@@ -201,7 +204,11 @@ Result<ModelConfig> ModelConfig::from_json(const Json& j) {
   BATON_ASSIGN_OR_RETURN(c.max_position_embeddings,
                          get_int(j, "max_position_embeddings", is_qwen ? 32768 : 2048));
   BATON_ASSIGN_OR_RETURN(c.rms_norm_eps, get_double(j, "rms_norm_eps", 1e-6));
-  BATON_ASSIGN_OR_RETURN(c.rope_theta, get_double(j, "rope_theta", 10000.0));
+  double rope_theta_fallback = 10000.0;
+  if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object()) {
+    BATON_ASSIGN_OR_RETURN(rope_theta_fallback, get_double(*rp, "rope_theta", rope_theta_fallback));
+  }
+  BATON_ASSIGN_OR_RETURN(c.rope_theta, get_double(j, "rope_theta", rope_theta_fallback));
   BATON_ASSIGN_OR_RETURN(c.rope_scaling, parse_rope_scaling(j));
   BATON_ASSIGN_OR_RETURN(c.tie_word_embeddings, get_bool(j, "tie_word_embeddings", false));
 

@@ -134,6 +134,23 @@ TEST(ModelConfigTest, RopeScalingTypeAliasAndDefault) {
   EXPECT_FALSE(r->rope_scaling.has_value());
 }
 
+TEST(ModelConfigTest, AcceptsTransformersV5RopeParameters) {
+  Json j = base_json();
+  j.erase("rope_theta");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1000000.0}};
+  auto r = ModelConfig::from_json(j);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_DOUBLE_EQ(r->rope_theta, 1e6);
+  EXPECT_FALSE(r->rope_scaling.has_value());
+  j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                          {"original_max_position_embeddings", 8192}};
+  r = ModelConfig::from_json(j);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_DOUBLE_EQ(r->rope_theta, 500000.0);
+  ASSERT_TRUE(r->rope_scaling.has_value());
+  EXPECT_EQ(r->rope_scaling->original_max_position_embeddings, 8192);
+}
+
 TEST(ModelConfigTest, LlamaAttentionBiasAndHeadDimDefault) {
   Json j = base_json();
   j["attention_bias"] = true;
