@@ -137,13 +137,18 @@ Status write_checkpoint_weights(const std::string& dir, const std::vector<Tensor
   }
 
   // Remove the weight files of an earlier layout, so the folder is unambiguous.
+  std::vector<fs::path> stale;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     const bool old_shard = name.rfind("model-", 0) == 0 && name.size() > 12 &&
                            name.compare(name.size() - 12, 12, ".safetensors") == 0;
     if (old_shard || name == "model.safetensors" || name == "model.safetensors.index.json") {
-      fs::remove(entry.path(), ec);
+      stale.push_back(entry.path());
     }
+  }
+  for (const auto& p : stale) {
+    fs::remove(p, ec);
+    if (ec) return unavailable("cannot remove the old weight file '{}': {}", p.string(), ec.message());
   }
 
   if (shards.size() == 1) {
