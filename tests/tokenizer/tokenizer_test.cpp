@@ -254,3 +254,31 @@ TEST(TokenizerTest, AddedTokenFlagsStripAndSingleWord) {
 
 }  // namespace
 }  // namespace baton
+
+namespace baton {
+namespace {
+
+// 200 random texts (mixed scripts, combining marks, emoji, whitespace runs,
+// special-token strings) encoded by an independent implementation, the
+// transformers.js port in node_modules/@lenml/tokenizers.
+TEST(TokenizerTest, MatchesTransformersJsOnRandomMixedText) {
+  auto cases = read_json_file(std::string(BATON_TEST_DATA) + "/../tokenizer/transformersjs_cases.json");
+  ASSERT_TRUE(cases.is_ok()) << cases.status().to_string();
+  ASSERT_EQ((*cases)["cases"].size(), 200u);
+  for (const char* name : {"qwen3", "llama3"}) {
+    const Tokenizer& tok = testing::real_tokenizer(name);
+    int num_mismatches = 0;
+    for (const auto& c : (*cases)["cases"]) {
+      auto ids = tok.encode(c["text"].get<std::string>(), false);
+      ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+      if (*ids != c[name].get<std::vector<int32_t>>()) {
+        ++num_mismatches;
+        ADD_FAILURE() << name << " differs on " << c["text"].dump();
+      }
+    }
+    EXPECT_EQ(num_mismatches, 0) << name;
+  }
+}
+
+}  // namespace
+}  // namespace baton
