@@ -1,0 +1,113 @@
+#include "cli/engine_flags.h"
+
+#include <filesystem>
+
+#include "backend/backend_factory.h"
+#include "common/log.h"
+#include "engine/tokenizer_detokenizer.h"
+#include "model/default_model.h"
+
+namespace baton::cli {
+
+void add_engine_flags(CLI::App& app, EngineFlags& f) {
+  app.add_option("--model", f.model,
+                 "Model folder (config.json + safetensors); default: the embedded default model");
+  app.add_option("--device", f.device, "Backend device: cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--block-size", f.engine.block_size, "Tokens per KV cache block")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--num-kv-blocks", f.engine.num_kv_blocks,
+                 "KV cache blocks (overrides --kv-cache-bytes)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--kv-cache-bytes", f.kv_cache_bytes,
+                 "Bytes for the KV cache (default: the backend's rule; CPU 1 GiB)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-num-batched-tokens", f.engine.max_num_batched_tokens,
+                 "Token budget of one engine step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-num-seqs", f.engine.max_num_seqs, "Running requests at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-model-len", f.engine.max_model_len,
+                 "Context length (prompt + output); default: the model's max_position_embeddings")
+      ->check(CLI::PositiveNumber);
+  app.add_flag_callback("--no-prefix-caching", [&f] { f.engine.enable_prefix_caching = false; },
+                        "Turn prefix caching off");
+  app.add_option("--seed", f.engine.seed,
+                 "Engine seed: requests without their own seed draw one from it")
+      ->capture_default_str();
+  app.add_option("--num-threads", f.num_threads, "CPU backend threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-waiting-requests", f.engine.max_waiting_requests,
+                 "Waiting requests at most (0 = unbounded); beyond it new requests are refused")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+namespace {
+
+struct Parts {
+  std::string model_dir;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::unique_ptr<EngineCore> core;
+};
+
+Result<Parts> build_parts(const EngineFlags& flags) {
+  Parts p;
+  BATON_ASSIGN_OR_RETURN(p.model_dir, resolve_model_dir(flags.model));
+  BATON_ASSIGN_OR_RETURN(p.checkpoint, Checkpoint::open(p.model_dir));
+  BackendOptions bo;
+  bo.num_threads = flags.num_threads;
+  bo.cpu_kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                         make_backend(flags.device, *p.checkpoint, bo));
+  std::shared_ptr<const Detokenizer> detok;
+  if (std::filesystem::exists(std::filesystem::path(p.model_dir) / "tokenizer.json")) {
+    auto tok = Tokenizer::load(p.model_dir);
+    if (!tok.is_ok()) return tok.status().with_context("loading the tokenizer of " + p.model_dir);
+    p.tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());
+    detok = std::make_shared<TokenizerDetokenizer>(p.tokenizer);
+  } else {
+    BATON_LOG_WARN("{} has no tokenizer.json: token ids only (no text, no stop strings)",
+                   p.model_dir);
+  }
+  EngineOptions opts = flags.engine;
+  opts.kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
+  BATON_ASSIGN_OR_RETURN(p.core, EngineCore::create(std::move(backend), std::move(detok), opts));
+  return p;
+}
+
+}  // namespace
+
+LoadedEngine::~LoadedEngine() {
+  engine.reset();  // joins the engine thread before the checkpoint goes
+}
+
+LoadedCore::~LoadedCore() { core.reset(); }
+
+Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineFlags& flags) {
+  BATON_ASSIGN_OR_RETURN(Parts p, build_parts(flags));
+  auto e = std::make_unique<LoadedEngine>();
+  e->model_dir = std::move(p.model_dir);
+  e->checkpoint = std::move(p.checkpoint);
+  e->tokenizer = std::move(p.tokenizer);
+  e->engine = std::make_unique<AsyncEngine>(std::move(p.core));
+  return e;
+}
+
+Result<std::unique_ptr<LoadedCore>> build_engine_core(const EngineFlags& flags) {
+  BATON_ASSIGN_OR_RETURN(Parts p, build_parts(flags));
+  auto e = std::make_unique<LoadedCore>();
+  e->model_dir = std::move(p.model_dir);
+  e->checkpoint = std::move(p.checkpoint);
+  e->tokenizer = std::move(p.tokenizer);
+  e->core = std::move(p.core);
+  return e;
+}
+
+}  // namespace baton::cli
