@@ -1,6 +1,8 @@
-// dot_f32 and matmul (cpu_ops.h): register-blocked micro-kernels (2 input
-// rows x 4 weight rows, 8-wide FMA accumulators), token blocks sized for L2,
-// parallel over weight rows.
+// dot_f32, matmul and matmul_packed (cpu_ops.h).
+// matmul: register-blocked dot products (2 input rows x 4 weight rows, 8-wide
+// FMA accumulators), token blocks sized for L2, parallel over weight rows.
+// matmul_packed: outer products over 16-row k-major panels (6 rows x 16
+// outputs in 12 accumulators), the backend's fast path.
 #include <algorithm>
 
 #include "backend/cpu/cpu_ops.h"
@@ -77,7 +79,108 @@ void matmul_rows(const float* x, int64_t num_rows, int64_t in, const float* w, i
   }
 }
 
+constexpr int kPanel = PackedWeight::kPanelRows;
+
+// y[r * ldy + j] = sum_k x[r * in + k] * panel[k * 16 + j], r < NR, j < nout,
+// each a sequential FMA chain over k.
+template <int NR>
+inline void kernel_panel(const float* x, int64_t in, const float* panel, float* y, int64_t ldy, int nout) {
+#ifdef BATON_CPU_AVX2
+  __m256 a0[NR], a1[NR];
+  for (int r = 0; r < NR; ++r) {
+    a0[r] = _mm256_setzero_ps();
+    a1[r] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < in; ++k) {
+    const __m256 w0 = _mm256_loadu_ps(panel + k * kPanel);
+    const __m256 w1 = _mm256_loadu_ps(panel + k * kPanel + 8);
+    for (int r = 0; r < NR; ++r) {
+      const __m256 xb = _mm256_broadcast_ss(x + r * in + k);
+      a0[r] = _mm256_fmadd_ps(xb, w0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(xb, w1, a1[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    if (nout == kPanel) {
+      _mm256_storeu_ps(y + r * ldy, a0[r]);
+      _mm256_storeu_ps(y + r * ldy + 8, a1[r]);
+    } else {
+      alignas(32) float tmp[kPanel];
+      _mm256_store_ps(tmp, a0[r]);
+      _mm256_store_ps(tmp + 8, a1[r]);
+      for (int j = 0; j < nout; ++j) y[r * ldy + j] = tmp[j];
+    }
+  }
+#else
+  for (int r = 0; r < NR; ++r) {
+    float acc[kPanel] = {};
+    for (int64_t k = 0; k < in; ++k)
+      for (int j = 0; j < kPanel; ++j) acc[j] += x[r * in + k] * panel[k * kPanel + j];
+    for (int j = 0; j < nout; ++j) y[r * ldy + j] = acc[j];
+  }
+#endif
+}
+
+template <int NR>
+void kernel_panel_rest(int64_t rest, const float* x, int64_t in, const float* panel, float* y, int64_t ldy,
+                       int nout) {
+  if constexpr (NR > 0) {
+    if (rest == NR) kernel_panel<NR>(x, in, panel, y, ldy, nout);
+    else kernel_panel_rest<NR - 1>(rest, x, in, panel, y, ldy, nout);
+  }
+}
+
+void matmul_panels(const float* x, int64_t num_rows, const PackedWeight& w, int64_t p_begin, int64_t p_end,
+                   const float* bias, float* y) {
+  const int64_t in = w.in, out = w.out;
+  constexpr int kRows = 6;
+  // Token blocks of ~256 KiB of x, so they stay in L2 while panels stream.
+  const int64_t token_block =
+      std::max<int64_t>(kRows, (256 * 1024 / 4) / std::max<int64_t>(1, in) / kRows * kRows);
+  for (int64_t t0 = 0; t0 < num_rows; t0 += token_block) {
+    const int64_t t1 = std::min(num_rows, t0 + token_block);
+    for (int64_t p = p_begin; p < p_end; ++p) {
+      const float* panel = w.data.data() + p * in * kPanel;  // [in, 16]
+      const int64_t o = p * kPanel;
+      const int nout = static_cast<int>(std::min<int64_t>(kPanel, out - o));
+      int64_t t = t0;
+      for (; t + kRows <= t1; t += kRows) kernel_panel<kRows>(x + t * in, in, panel, y + t * out + o, out, nout);
+      kernel_panel_rest<kRows - 1>(t1 - t, x + t * in, in, panel, y + t * out + o, out, nout);
+      if (bias != nullptr)
+        for (int64_t r = t0; r < t1; ++r)
+          for (int j = 0; j < nout; ++j) y[r * out + o + j] += bias[o + j];
+    }
+  }
+}
+
 }  // namespace
+
+PackedWeight pack_weight(const float* w, int64_t out, int64_t in) {
+  PackedWeight p;
+  p.out = out;
+  p.in = in;
+  p.data.assign(static_cast<size_t>(p.num_panels() * in * kPanel), 0.0f);
+  for (int64_t o = 0; o < out; ++o) {
+    float* dst = p.data.data() + (o / kPanel) * in * kPanel + o % kPanel;  // column o % 16 of its panel
+    const float* src = w + o * in;                                         // [in]
+    for (int64_t k = 0; k < in; ++k) dst[k * kPanel] = src[k];
+  }
+  return p;
+}
+
+void matmul_packed(const float* x, int64_t num_rows, const PackedWeight& w, const float* bias, float* y,
+                   ThreadPool* pool) {
+  if (num_rows <= 0 || w.out <= 0) return;
+  const int64_t num_panels = w.num_panels();
+  const int64_t flops_per_panel = 2 * kPanel * num_rows * w.in;
+  const int64_t min_chunk = std::max<int64_t>(1, (256 * 1024) / std::max<int64_t>(1, flops_per_panel));
+  auto body = [&](int64_t p0, int64_t p1) { matmul_panels(x, num_rows, w, p0, p1, bias, y); };
+  if (pool == nullptr || num_panels < 2 * min_chunk) {
+    body(0, num_panels);
+    return;
+  }
+  pool->parallel_for(num_panels, body, min_chunk);
+}
 
 float dot_f32(const float* a, const float* b, int64_t n) {
 #ifdef BATON_CPU_AVX2

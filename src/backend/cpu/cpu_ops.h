@@ -23,6 +23,27 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void matmul(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t out,
             const float* bias, float* y, ThreadPool* pool);
 
+// A [out, in] weight repacked for matmul_packed: panels of kPanelRows rows,
+// each stored k-major, data[p][k][j] = w[p * kPanelRows + j, k] (rows past
+// `out` are zero). The backend keeps its weights packed this way.
+struct PackedWeight {
+  static constexpr int kPanelRows = 16;
+  int64_t out = 0;
+  int64_t in = 0;
+  std::vector<float> data;  // [ceil(out / 16), in, 16]
+
+  int64_t num_panels() const { return (out + kPanelRows - 1) / kPanelRows; }
+  bool empty() const { return out == 0; }
+};
+PackedWeight pack_weight(const float* w, int64_t out, int64_t in);  // w: [out, in]
+
+// matmul() over a packed weight: y = x @ w^T + bias; x: [num_rows, in],
+// y: [num_rows, w.out]. Outer-product micro-kernel (6 rows x 16 outputs),
+// parallel over panels. Every output is the sequential fp32 FMA chain over
+// k, whatever the row count, tiling or thread count (batch invariant).
+void matmul_packed(const float* x, int64_t num_rows, const PackedWeight& w, const float* bias, float* y,
+                   ThreadPool* pool);
+
 // out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * weight
 // x, out: [num_rows, dim] (may alias), weight: [dim].
 void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps,
