@@ -4,6 +4,7 @@
 #include <bit>
 
 #include "tokenizer/byte_level.h"
+#include "tokenizer/utf8.h"
 
 namespace baton::tokenizer {
 
@@ -27,7 +28,9 @@ bool is_null_or_empty_string(const Json& j, std::string_view key) {
 
 }  // namespace
 
-Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model) {
+Result<std::unique_ptr<BpeModel>> BpeModel::from_json(
+    const Json& model, std::vector<std::pair<std::string, int64_t>> vocab,
+    const std::vector<std::pair<std::string, std::string>>& merges) {
   if (!model.is_object()) return invalid_argument("tokenizer.json: 'model' is not an object");
   auto type_it = model.find("type");
   if (type_it == model.end() || !type_it->is_string() || *type_it != "BPE") {
@@ -45,8 +48,8 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model) {
     return unimplemented("tokenizer.json: BPE continuing_subword_prefix/end_of_word_suffix are not supported");
   }
   auto vocab_it = model.find("vocab");
-  if (vocab_it == model.end() || !vocab_it->is_object() || vocab_it->empty()) {
-    return invalid_argument("tokenizer.json: model.vocab is missing or empty");
+  if (vocab_it == model.end() || !vocab_it->is_object() || vocab.empty()) {
+    return invalid_argument("tokenizer.json: model.vocab is missing, empty or not an object");
   }
   auto merges_it = model.find("merges");
   if (merges_it == model.end() || !merges_it->is_array()) {
@@ -58,25 +61,17 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model) {
 
   // Vocabulary.
   int64_t max_id = -1;
-  for (const auto& [token, id] : vocab_it->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (1 << 30)) {
-      return invalid_argument("tokenizer.json: vocab entry '{}' has an invalid id {}", token, id.dump());
-    }
-    max_id = std::max(max_id, id.get<int64_t>());
-  }
+  for (const auto& entry : vocab) max_id = std::max(max_id, entry.second);
   const size_t num_ids = static_cast<size_t>(max_id + 1);
-  m->id_to_token_.resize(num_ids);
   m->id_to_bytes_.resize(num_ids);
   m->has_token_.assign(num_ids, 0);
-  m->token_to_id_.reserve(vocab_it->size());
-  m->bytes_to_id_.reserve(vocab_it->size());
+  m->is_odd_.assign(num_ids, 0);
+  m->bytes_to_id_.reserve(vocab.size());
   m->byte_ids_.fill(-1);
-  for (const auto& [token, id_json] : vocab_it->items()) {
-    const auto id = static_cast<int32_t>(id_json.get<int64_t>());
+  for (auto& [token, id64] : vocab) {
+    const auto id = static_cast<int32_t>(id64);
     if (m->has_token_[id]) return invalid_argument("tokenizer.json: vocab id {} is used twice", id);
     m->has_token_[id] = 1;
-    m->id_to_token_[id] = token;
-    m->token_to_id_.emplace(token, id);
     if (auto bytes = byte_level_to_bytes(token)) {
       if (bytes->size() == 1) m->byte_ids_[static_cast<uint8_t>((*bytes)[0])] = id;
       m->bytes_to_id_.emplace(*bytes, id);
@@ -84,7 +79,9 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model) {
     } else {
       // Not reachable by byte-level encoding; decodes to its own text, as
       // the HF ByteLevel decoder does.
-      m->id_to_bytes_[id] = token;
+      m->is_odd_[id] = 1;
+      m->odd_tokens_.emplace(token, id);
+      m->id_to_bytes_[id] = std::move(token);
     }
   }
   for (int b = 0; b < 256; ++b) {
@@ -95,45 +92,49 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model) {
   }
 
   // Merges.
-  const size_t capacity = std::bit_ceil(std::max<size_t>(16, merges_it->size() * 2));
+  const size_t capacity = std::bit_ceil(std::max<size_t>(16, merges.size() * 2));
   m->merge_table_.assign(capacity, MergeEntry{});
   m->merge_mask_ = capacity - 1;
-  int32_t rank = 0;
-  for (const auto& merge : *merges_it) {
-    if (merge.is_string()) {
-      const auto& s = merge.get_ref<const std::string&>();
-      const size_t space = s.find(' ', 1);
-      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-        return invalid_argument("tokenizer.json: merge {} is not two tokens separated by a space", rank);
-      }
-      BATON_RETURN_IF_ERROR(m->add_merge(std::string_view(s).substr(0, space),
-                                         std::string_view(s).substr(space + 1), rank));
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
-      BATON_RETURN_IF_ERROR(m->add_merge(merge[0].get_ref<const std::string&>(),
-                                         merge[1].get_ref<const std::string&>(), rank));
-    } else {
-      return invalid_argument("tokenizer.json: merge {} is neither \"a b\" nor [\"a\", \"b\"]", rank);
-    }
-    ++rank;
+  std::string buf;
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    BATON_RETURN_IF_ERROR(m->add_merge(merges[rank].first, merges[rank].second, static_cast<int32_t>(rank), buf));
   }
   return m;
 }
 
-Status BpeModel::add_merge(std::string_view left, std::string_view right, int32_t rank) {
-  auto l = token_to_id_.find(left);
-  auto r = token_to_id_.find(right);
-  if (l == token_to_id_.end() || r == token_to_id_.end()) {
+std::string BpeModel::id_token(int32_t id) const {
+  return is_odd_[id] ? id_to_bytes_[id] : bytes_to_byte_level(id_to_bytes_[id]);
+}
+
+Status BpeModel::add_merge(std::string_view left, std::string_view right, int32_t rank, std::string& buf) {
+  // Spellings -> ids, through the raw bytes (reusing buf for the conversion).
+  auto lookup = [&](std::string_view spelling) -> std::optional<int32_t> {
+    buf.clear();
+    size_t i = 0;
+    while (i < spelling.size()) {
+      Utf8Step s = utf8_step(spelling, i);
+      std::optional<uint8_t> b;
+      if (s.kind == Utf8Step::Kind::kValid) b = unicode_to_byte(s.code_point);
+      if (!b) return token_to_id(spelling);  // an odd spelling
+      buf.push_back(static_cast<char>(*b));
+      i += s.num_bytes;
+    }
+    return bytes_to_id(buf);
+  };
+  auto l = lookup(left);
+  auto r = lookup(right);
+  if (!l || !r) {
     return invalid_argument("tokenizer.json: merge {} ('{}' '{}') uses a token that is not in the vocabulary",
                             rank, left, right);
   }
   std::string merged;
   merged.reserve(left.size() + right.size());
   merged.append(left).append(right);
-  auto n = token_to_id_.find(merged);
-  if (n == token_to_id_.end()) {
+  auto n = lookup(merged);
+  if (!n) {
     return invalid_argument("tokenizer.json: merge {} makes '{}', which is not in the vocabulary", rank, merged);
   }
-  insert_merge(merge_key(l->second, r->second), rank, n->second);
+  insert_merge(merge_key(*l, *r), rank, *n);
   return Status::ok();
 }
 
@@ -169,8 +170,9 @@ std::optional<int32_t> BpeModel::bytes_to_id(std::string_view bytes) const {
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
-  auto it = token_to_id_.find(token);
-  if (it == token_to_id_.end()) return std::nullopt;
+  if (auto bytes = byte_level_to_bytes(token)) return bytes_to_id(*bytes);
+  auto it = odd_tokens_.find(token);
+  if (it == odd_tokens_.end()) return std::nullopt;
   return it->second;
 }
 

@@ -26,9 +26,11 @@ struct StringHash {
 
 class BpeModel {
  public:
-  // Builds the model from the "model" object of tokenizer.json. Merges may be
-  // "a b" strings or ["a", "b"] pairs.
-  static Result<std::unique_ptr<BpeModel>> from_json(const Json& model);
+  // Builds the model from the "model" object of tokenizer.json (its options)
+  // and the vocabulary and merges that parse_tokenizer_json pulled out of it.
+  static Result<std::unique_ptr<BpeModel>> from_json(
+      const Json& model, std::vector<std::pair<std::string, int64_t>> vocab,
+      const std::vector<std::pair<std::string, std::string>>& merges);
 
   BpeModel(const BpeModel&) = delete;
   BpeModel& operator=(const BpeModel&) = delete;
@@ -42,11 +44,11 @@ class BpeModel {
   std::optional<int32_t> token_to_id(std::string_view token) const;
 
   // One past the largest id of the vocabulary.
-  int32_t id_limit() const { return static_cast<int32_t>(id_to_token_.size()); }
+  int32_t id_limit() const { return static_cast<int32_t>(id_to_bytes_.size()); }
   bool has_id(int32_t id) const { return id >= 0 && id < id_limit() && has_token_[id]; }
   // Raw bytes and vocabulary spelling of an id (has_id(id) must hold).
   const std::string& id_bytes(int32_t id) const { return id_to_bytes_[id]; }
-  const std::string& id_token(int32_t id) const { return id_to_token_[id]; }
+  std::string id_token(int32_t id) const;
   size_t num_merges() const { return num_merges_; }
 
  private:
@@ -59,17 +61,19 @@ class BpeModel {
   };
   static constexpr uint64_t kEmptyKey = ~0ull;
 
-  Status add_merge(std::string_view left, std::string_view right, int32_t rank);
+  Status add_merge(std::string_view left, std::string_view right, int32_t rank, std::string& buf);
   void insert_merge(uint64_t key, int32_t rank, int32_t new_id);
   const MergeEntry* find_merge(int32_t left, int32_t right) const;
   void merge_word(std::string_view bytes, std::vector<int32_t>& out) const;
 
-  // Vocabulary, indexed by id.
-  std::vector<std::string> id_to_token_;  // byte-level spelling
-  std::vector<std::string> id_to_bytes_;  // raw bytes
+  // Vocabulary, indexed by id. A token is kept as raw bytes; its spelling is
+  // their byte-level form, except for the rare token whose spelling has a
+  // character outside the byte-level table ("odd": kept and looked up as is).
+  std::vector<std::string> id_to_bytes_;
   std::vector<uint8_t> has_token_;
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
+  std::vector<uint8_t> is_odd_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> bytes_to_id_;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> odd_tokens_;
   std::array<int32_t, 256> byte_ids_{};  // id of each single byte
 
   // Merges: open addressing over a power-of-two table.

@@ -6,6 +6,7 @@
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
 namespace baton {
@@ -124,7 +125,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view tokenizer_json,
                                                              std::string_view tokenizer_config_json) {
-  BATON_ASSIGN_OR_RETURN(Json j, parse_json(tokenizer_json, "tokenizer.json"));
+  BATON_ASSIGN_OR_RETURN(tokenizer::TokenizerJson parsed, tokenizer::parse_tokenizer_json(tokenizer_json));
+  const Json& j = parsed.rest;
   if (!j.is_object()) return invalid_argument("tokenizer.json is not a JSON object");
   auto field = [&](const char* key) -> const Json& {
     static const Json kNull;
@@ -134,7 +136,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view to
   if (!j.contains("model")) return invalid_argument("tokenizer.json has no 'model' section");
 
   std::unique_ptr<Tokenizer> t(new Tokenizer());
-  BATON_ASSIGN_OR_RETURN(t->model_, tokenizer::BpeModel::from_json(j["model"]));
+  BATON_ASSIGN_OR_RETURN(t->model_,
+                         tokenizer::BpeModel::from_json(j["model"], std::move(parsed.vocab), parsed.merges));
   BATON_ASSIGN_OR_RETURN(auto normalizer, tokenizer::Normalizer::from_json(field("normalizer")));
   t->normalizer_ = std::make_unique<tokenizer::Normalizer>(normalizer);
   BATON_ASSIGN_OR_RETURN(auto pre, tokenizer::PreTokenizer::from_json(field("pre_tokenizer")));
