@@ -1,6 +1,7 @@
 // `baton proxy`: the PD router (or an agg load balancer) serving the OpenAI
 // API in front of baton instances.
 #include <csignal>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -9,6 +10,7 @@
 
 #include "cli/command.h"
 #include "common/log.h"
+#include "discovery/registry_watcher.h"
 #include "http/http_server.h"
 #include "router/health_checker.h"
 #include "router/router_service.h"
@@ -36,6 +38,7 @@ cli::RunFn setup(CLI::App& sub) {
     std::string mode = "pd";
     std::string prefill, decode, replica;
     std::string policy = "round_robin";
+    std::string discovery;
     double health_interval_s = 1.0;
     double request_timeout_s = 3600.0;
     int num_io_threads = 2;
@@ -50,6 +53,8 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--decode", o->decode, "Decode instances, URL[,URL...] (pd)");
   sub.add_option("--replica", o->replica, "Replicas, URL[,URL...] (agg)");
   sub.add_option("--policy", o->policy, "round_robin, least_loaded or prefix_aware");
+  sub.add_option("--discovery", o->discovery,
+                 "etcd://HOST:PORT: take instances from the etcd registry (joins and leaves live)");
   sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");
   sub.add_option("--request-timeout-s", o->request_timeout_s, "Deadline of one upstream exchange");
   sub.add_option("--num-io-threads", o->num_io_threads, "Threads serving clients (and as many for upstreams)");
@@ -59,7 +64,9 @@ cli::RunFn setup(CLI::App& sub) {
     sopts.mode = o->mode == "pd" ? RouterMode::kPd : RouterMode::kAgg;
     sopts.request_timeout_s = o->request_timeout_s;
     InstancePool pool;
-    if (sopts.mode == RouterMode::kPd) {
+    if (!o->discovery.empty()) {
+      // Instances come from etcd; static lists may add more.
+    } else if (sopts.mode == RouterMode::kPd) {
       if (o->prefill.empty() || o->decode.empty()) {
         std::cerr << "baton proxy: --mode pd needs --prefill and --decode\n";
         return 2;
@@ -72,6 +79,39 @@ cli::RunFn setup(CLI::App& sub) {
         return 2;
       }
       for (const auto& u : split_urls(o->replica)) pool.add(u, PoolRole::kReplica);
+    }
+    if (!o->discovery.empty()) {
+      for (const auto& u : split_urls(o->prefill)) pool.add(u, PoolRole::kPrefill);
+      for (const auto& u : split_urls(o->decode)) pool.add(u, PoolRole::kDecode);
+      for (const auto& u : split_urls(o->replica)) pool.add(u, PoolRole::kReplica);
+    }
+    std::unique_ptr<discovery::RegistryWatcher> watcher;
+    if (!o->discovery.empty()) {
+      auto role_of = [](const std::string& role) -> std::optional<PoolRole> {
+        if (role == "prefill") return PoolRole::kPrefill;
+        if (role == "decode") return PoolRole::kDecode;
+        if (role == "agg") return PoolRole::kReplica;
+        return std::nullopt;
+      };
+      discovery::WatcherCallbacks cbs;
+      cbs.on_join = [&pool, role_of](const discovery::InstanceRecord& r) {
+        if (auto role = role_of(r.role)) {
+          pool.add(r.url, *role);
+          BATON_LOG_INFO("{} {} joined", r.role, r.url);
+        }
+      };
+      cbs.on_leave = [&pool, role_of](const discovery::InstanceRecord& r) {
+        if (auto role = role_of(r.role)) {
+          pool.remove(r.url, *role);
+          BATON_LOG_INFO("{} {} left", r.role, r.url);
+        }
+      };
+      watcher = std::make_unique<discovery::RegistryWatcher>(o->discovery, cbs);
+      Status wst = watcher->start();
+      if (!wst.is_ok()) {
+        std::cerr << "baton proxy: " << wst.message() << "\n";
+        return 1;
+      }
     }
     auto policy = make_routing_policy(o->policy);
     if (!policy.is_ok()) {
@@ -111,6 +151,7 @@ cli::RunFn setup(CLI::App& sub) {
     }
     server.stop();
     health.stop();
+    if (watcher) watcher->stop();
     return 0;
   };
 }
