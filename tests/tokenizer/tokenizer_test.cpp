@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "tokenizer/incremental_detokenizer.h"
 #include "tokenizer_test_util.h"
 
@@ -162,6 +165,33 @@ TEST(TokenizerTest, LongAndRepetitiveInputs) {
   }
 }
 
+TEST(TokenizerTest, ConcurrentEncodesAgree) {
+  // The word cache is shared: many threads encoding at once must each get
+  // what a lone encode gives.
+  const Tokenizer& tok = real_tokenizer("qwen3");
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) {
+    texts.push_back(fmt::format("request {} asks about word{} and 数字{} with emoji 🚀 and code x_{} += {};", i,
+                                i % 7, i * 31, i, i * i));
+  }
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& t : texts) expected.push_back(*tok.encode(t));
+  std::atomic<int> num_mismatches{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th) {
+    threads.emplace_back([&, th] {
+      for (int rep = 0; rep < 50; ++rep) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          const size_t k = (i * 13 + static_cast<size_t>(th) * 7 + static_cast<size_t>(rep)) % texts.size();
+          if (*tok.encode(texts[k]) != expected[k]) ++num_mismatches;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(num_mismatches.load(), 0);
+}
+
 TEST(TokenizerTest, RoundTripsMixedText) {
   const std::string text =
       "Mixed: English, 中文，日本語のテキスト, 한국어, русский, العربية, emoji 👍🏽🚀, code `x += 1;`\r\n\t"
@@ -226,6 +256,22 @@ TEST(TokenizerTest, CorruptTokenizerJsonIsAClearError) {
   Json bad_regex = j;
   bad_regex["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
   EXPECT_NE(Tokenizer::from_json_text(bad_regex.dump(), "").status().message().find("does not compile"),
+            std::string::npos);
+
+  Json string_id = j;
+  string_id["model"]["vocab"]["Hello"] = "9707";
+  auto sid = Tokenizer::from_json_text(string_id.dump(), "");
+  EXPECT_EQ(sid.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(sid.status().message().find("vocab entry 'Hello'"), std::string::npos) << sid.status().message();
+
+  Json numeric_merge = j;
+  numeric_merge["model"]["merges"][7] = 12;
+  auto nm = Tokenizer::from_json_text(numeric_merge.dump(), "");
+  EXPECT_NE(nm.status().message().find("merge 7"), std::string::npos) << nm.status().message();
+
+  Json vocab_array = j;
+  vocab_array["model"]["vocab"] = Json::array({"a", "b"});
+  EXPECT_NE(Tokenizer::from_json_text(vocab_array.dump(), "").status().message().find("model.vocab"),
             std::string::npos);
 
   EXPECT_FALSE(Tokenizer::from_json_text("[]", "").is_ok());
