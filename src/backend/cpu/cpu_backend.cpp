@@ -157,12 +157,12 @@ void CpuBackend::forward_layers(const StepInput& in) {
 
 void CpuBackend::attention(const StepInput& in, int layer) {
   const CpuLayerWeights& L = weights_.layers[layer];
-  const int64_t n = in.num_tokens(), h = config_.hidden_size;
+  const int64_t n = in.num_tokens();
   const int hd = config_.head_dim, nh = config_.num_heads, nkv = config_.num_kv_heads;
   const int64_t qs = config_.q_size(), kvs = config_.kv_size(), width = qs + 2 * kvs;
   qkv_.resize(n * width);
-  matmul(normed_.data(), n, h, L.qkv.data(), width, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
-         qkv_.data(), pool_.get());  // [n, q + 2 kv]
+  matmul_packed(normed_.data(), n, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv_.data(),
+                pool_.get());  // [n, q + 2 kv]
   q_.resize(n * qs);
   k_.resize(n * kvs);
   v_.resize(n * kvs);
@@ -195,18 +195,18 @@ void CpuBackend::attention(const StepInput& in, int layer) {
   args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
   attn_.resize(n * qs);
   paged_attention(args, attn_.data(), pool_.get());  // [n, nh, hd]
-  matmul(attn_.data(), n, qs, L.o_proj.data(), h, L.o_bias.empty() ? nullptr : L.o_bias.data(), proj_.data(),
-         pool_.get());  // [n, h]
+  matmul_packed(attn_.data(), n, L.o_proj, L.o_bias.empty() ? nullptr : L.o_bias.data(), proj_.data(),
+                pool_.get());  // [n, h]
 }
 
 void CpuBackend::dense_mlp(int layer, int64_t n) {
   const CpuLayerWeights& L = weights_.layers[layer];
-  const int64_t h = config_.hidden_size, inter = config_.intermediate_size;
+  const int64_t inter = config_.intermediate_size;
   gate_up_.resize(n * 2 * inter);
   act_.resize(n * inter);
-  matmul(normed_.data(), n, h, L.gate_up.data(), 2 * inter, nullptr, gate_up_.data(), pool_.get());
-  silu_mul(gate_up_.data(), n, inter, act_.data());  // [n, inter]
-  matmul(act_.data(), n, inter, L.down.data(), h, nullptr, proj_.data(), pool_.get());  // [n, h]
+  matmul_packed(normed_.data(), n, L.gate_up, nullptr, gate_up_.data(), pool_.get());  // [n, 2 inter]
+  silu_mul(gate_up_.data(), n, inter, act_.data());                                    // [n, inter]
+  matmul_packed(act_.data(), n, L.down, nullptr, proj_.data(), pool_.get());           // [n, h]
 }
 
 void CpuBackend::moe_mlp(int layer, int64_t n) {
@@ -214,7 +214,7 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
   const int64_t h = config_.hidden_size, mi = config_.moe_intermediate_size;
   const int ne = config_.num_experts, k = config_.num_experts_per_tok;
   std::vector<float> router_logits(n * ne);  // [n, num_experts]
-  matmul(normed_.data(), n, h, L.router.data(), ne, nullptr, router_logits.data(), pool_.get());
+  matmul_packed(normed_.data(), n, L.router, nullptr, router_logits.data(), pool_.get());
   std::vector<int32_t> ids(n * k);   // [n, k]
   std::vector<float> weights(n * k);  // [n, k]
   moe_route(router_logits.data(), n, ne, k, config_.norm_topk_prob, ids.data(), weights.data());
@@ -238,10 +238,9 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
     gate_up_.resize(m * 2 * mi);
     act_.resize(m * mi);
     ye.resize(m * h);
-    matmul(xe.data(), m, h, L.expert_gate_up.data() + e * 2 * mi * h, 2 * mi, nullptr, gate_up_.data(),
-           pool_.get());  // [m, 2 mi]
-    silu_mul(gate_up_.data(), m, mi, act_.data());  // [m, mi]
-    matmul(act_.data(), m, mi, L.expert_down.data() + e * h * mi, h, nullptr, ye.data(), pool_.get());  // [m, h]
+    matmul_packed(xe.data(), m, L.expert_gate_up[e], nullptr, gate_up_.data(), pool_.get());  // [m, 2 mi]
+    silu_mul(gate_up_.data(), m, mi, act_.data());                                             // [m, mi]
+    matmul_packed(act_.data(), m, L.expert_down[e], nullptr, ye.data(), pool_.get());         // [m, h]
     for (int64_t r = 0; r < m; ++r) {
       float* dst = proj_.data() + rows[r] * h;
       const float* src = ye.data() + r * h;
@@ -257,7 +256,7 @@ void CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<fl
     rmsnorm(hidden_.data() + rows[r] * h, weights_.final_norm.data(), 1, h,
             static_cast<float>(config_.rms_norm_eps), x.data() + r * h);
   logits.resize(m * vocab);
-  matmul(x.data(), m, h, weights_.lm_head_data(), vocab, nullptr, logits.data(), pool_.get());  // [m, vocab]
+  matmul_packed(x.data(), m, weights_.lm_head, nullptr, logits.data(), pool_.get());  // [m, vocab]
 }
 
 Result<StepOutput> CpuBackend::execute(const StepInput& in) {

@@ -34,6 +34,20 @@ Result<std::vector<float>> load_tensor(const Checkpoint& ckpt, const std::string
   return v;
 }
 
+// Loads `names` (each [rows_i, in]) stacked row-wise, then packs them.
+Result<PackedWeight> load_packed(const Checkpoint& ckpt, const std::vector<std::string>& names,
+                                 const std::vector<int64_t>& rows, int64_t in, ThreadPool* pool) {
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  std::vector<float> w(static_cast<size_t>(total * in));  // [total, in]
+  int64_t at = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    BATON_RETURN_IF_ERROR(load_into(ckpt, names[i], {rows[i], in}, w.data() + at * in, pool));
+    at += rows[i];
+  }
+  return pack_weight(w.data(), total, in);
+}
+
 Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPool* pool,
                   CpuLayerWeights& L) {
   const std::string p = fmt::format("model.layers.{}.", i);
@@ -41,11 +55,10 @@ Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPoo
   BATON_ASSIGN_OR_RETURN(L.input_norm, load_tensor(ckpt, p + "input_layernorm.weight", {h}, pool));
   BATON_ASSIGN_OR_RETURN(L.post_norm, load_tensor(ckpt, p + "post_attention_layernorm.weight", {h}, pool));
 
-  L.qkv.resize(static_cast<size_t>((q + 2 * kv) * h));
-  BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.q_proj.weight", {q, h}, L.qkv.data(), pool));
-  BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.k_proj.weight", {kv, h}, L.qkv.data() + q * h, pool));
-  BATON_RETURN_IF_ERROR(
-      load_into(ckpt, p + "self_attn.v_proj.weight", {kv, h}, L.qkv.data() + (q + kv) * h, pool));
+  BATON_ASSIGN_OR_RETURN(L.qkv, load_packed(ckpt,
+                                            {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                                             p + "self_attn.v_proj.weight"},
+                                            {q, kv, kv}, h, pool));
   if (c.qkv_bias) {
     L.qkv_bias.resize(static_cast<size_t>(q + 2 * kv));
     BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.q_proj.bias", {q}, L.qkv_bias.data(), pool));
@@ -57,7 +70,7 @@ Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPoo
     BATON_ASSIGN_OR_RETURN(L.q_norm, load_tensor(ckpt, p + "self_attn.q_norm.weight", {c.head_dim}, pool));
     BATON_ASSIGN_OR_RETURN(L.k_norm, load_tensor(ckpt, p + "self_attn.k_norm.weight", {c.head_dim}, pool));
   }
-  BATON_ASSIGN_OR_RETURN(L.o_proj, load_tensor(ckpt, p + "self_attn.o_proj.weight", {h, q}, pool));
+  BATON_ASSIGN_OR_RETURN(L.o_proj, load_packed(ckpt, {p + "self_attn.o_proj.weight"}, {h}, q, pool));
   // Llama's attention_bias also biases o_proj; Qwen2's q/k/v bias does not.
   if (ckpt.has(p + "self_attn.o_proj.bias")) {
     BATON_ASSIGN_OR_RETURN(L.o_bias, load_tensor(ckpt, p + "self_attn.o_proj.bias", {h}, pool));
@@ -66,29 +79,31 @@ Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPoo
   L.is_moe = c.is_moe_layer(i);
   if (!L.is_moe) {
     const int64_t inter = c.intermediate_size;
-    L.gate_up.resize(static_cast<size_t>(2 * inter * h));
-    BATON_RETURN_IF_ERROR(load_into(ckpt, p + "mlp.gate_proj.weight", {inter, h}, L.gate_up.data(), pool));
-    BATON_RETURN_IF_ERROR(
-        load_into(ckpt, p + "mlp.up_proj.weight", {inter, h}, L.gate_up.data() + inter * h, pool));
-    BATON_ASSIGN_OR_RETURN(L.down, load_tensor(ckpt, p + "mlp.down_proj.weight", {h, inter}, pool));
+    BATON_ASSIGN_OR_RETURN(
+        L.gate_up, load_packed(ckpt, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, {inter, inter}, h, pool));
+    BATON_ASSIGN_OR_RETURN(L.down, load_packed(ckpt, {p + "mlp.down_proj.weight"}, {h}, inter, pool));
     return Status::ok();
   }
   const int64_t ne = c.num_experts, mi = c.moe_intermediate_size;
-  BATON_ASSIGN_OR_RETURN(L.router, load_tensor(ckpt, p + "mlp.gate.weight", {ne, h}, pool));
-  L.expert_gate_up.resize(static_cast<size_t>(ne * 2 * mi * h));
-  L.expert_down.resize(static_cast<size_t>(ne * h * mi));
+  BATON_ASSIGN_OR_RETURN(L.router, load_packed(ckpt, {p + "mlp.gate.weight"}, {ne}, h, pool));
+  L.expert_gate_up.resize(ne);
+  L.expert_down.resize(ne);
   for (int64_t e = 0; e < ne; ++e) {
     const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
-    float* gu = L.expert_gate_up.data() + e * 2 * mi * h;  // [2 * mi, h]
-    BATON_RETURN_IF_ERROR(load_into(ckpt, ep + "gate_proj.weight", {mi, h}, gu, pool));
-    BATON_RETURN_IF_ERROR(load_into(ckpt, ep + "up_proj.weight", {mi, h}, gu + mi * h, pool));
-    BATON_RETURN_IF_ERROR(
-        load_into(ckpt, ep + "down_proj.weight", {h, mi}, L.expert_down.data() + e * h * mi, pool));
+    BATON_ASSIGN_OR_RETURN(L.expert_gate_up[e],
+                           load_packed(ckpt, {ep + "gate_proj.weight", ep + "up_proj.weight"}, {mi, mi}, h, pool));
+    BATON_ASSIGN_OR_RETURN(L.expert_down[e], load_packed(ckpt, {ep + "down_proj.weight"}, {h}, mi, pool));
   }
   return Status::ok();
 }
 
 size_t bytes_of(const std::vector<float>& v) { return v.size() * sizeof(float); }
+size_t bytes_of(const PackedWeight& w) { return bytes_of(w.data); }
+size_t bytes_of(const std::vector<PackedWeight>& ws) {
+  size_t n = 0;
+  for (const PackedWeight& w : ws) n += bytes_of(w);
+  return n;
+}
 
 }  // namespace
 
@@ -120,8 +135,10 @@ Result<CpuWeights> CpuWeights::load(const Checkpoint& ckpt, ThreadPool* pool) {
   CpuWeights w;
   BATON_ASSIGN_OR_RETURN(w.embed, load_tensor(ckpt, "model.embed_tokens.weight", {vocab, h}, pool));
   BATON_ASSIGN_OR_RETURN(w.final_norm, load_tensor(ckpt, "model.norm.weight", {h}, pool));
-  if (!c.tie_word_embeddings) {
-    BATON_ASSIGN_OR_RETURN(w.lm_head, load_tensor(ckpt, "lm_head.weight", {vocab, h}, pool));
+  if (c.tie_word_embeddings) {
+    w.lm_head = pack_weight(w.embed.data(), vocab, h);
+  } else {
+    BATON_ASSIGN_OR_RETURN(w.lm_head, load_packed(ckpt, {"lm_head.weight"}, {vocab}, h, pool));
   }
   w.layers.resize(c.num_layers);
   for (int i = 0; i < c.num_layers; ++i)
