@@ -158,6 +158,7 @@ void parse_messages(FieldReader& f, const Json& body, OpenAiRequest* req) {
           if (!part.is_object() || part.value("type", "") != "text" || text == part.end() || !text->is_string()) {
             return f.fail(where + ".content parts must be {\"type\": \"text\", \"text\": string}", "messages");
           }
+          if (&part != &c->front()) content += "\n";  // parts joined by newlines, as vLLM does
           content += text->get<std::string>();
         }
       } else {
@@ -320,7 +321,7 @@ std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& co
     req->prompt_text = std::move(text).value();
   }
   if (req->prompt_text) {
-    Result<std::vector<int32_t>> ids = codec.encode(*req->prompt_text);
+    Result<std::vector<int32_t>> ids = codec.encode(*req->prompt_text, /*add_special_tokens=*/req->kind == ApiKind::kCompletion);
     if (!ids.is_ok()) return bad_request("cannot tokenize the prompt: " + ids.status().message(), param);
     req->prompt_ids = std::move(ids).value();
   } else {

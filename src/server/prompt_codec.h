@@ -18,7 +18,9 @@ class PromptCodec {
  public:
   virtual ~PromptCodec() = default;
 
-  virtual Result<std::vector<int32_t>> encode(std::string_view text) const = 0;
+  // add_special_tokens: the tokenizer's own template (e.g. a BOS) for raw
+  // prompts; false for a rendered chat template, which carries its own.
+  virtual Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens) const = 0;
   // The decoded text of one token (may be a partial UTF-8 sequence).
   virtual std::string token_text(int32_t token_id) const = 0;
   // messages: a JSON array of {"role", "content": string}; returns the prompt.

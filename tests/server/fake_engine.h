@@ -224,7 +224,7 @@ class FakeEngine : public EngineApi {
 // Chat template: "<|role|>content\n" per message, then "<|assistant|>".
 class FakeCodec : public PromptCodec {
  public:
-  Result<std::vector<int32_t>> encode(std::string_view text) const override {
+  Result<std::vector<int32_t>> encode(std::string_view text, bool) const override {
     std::vector<int32_t> ids;
     for (unsigned char c : text) ids.push_back(c);
     return ids;
