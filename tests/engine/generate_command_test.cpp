@@ -1,0 +1,164 @@
+// `baton generate` end to end through the binary.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "common/json.h"
+
+namespace baton {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+RunResult run(const std::string& args) {
+  static int counter = 0;
+  const fs::path err_path = fs::temp_directory_path() /
+                            ("baton_generate_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
+  const std::string cmd = std::string(BATON_BINARY) + " generate " + args + " 2>" + err_path.string();
+  RunResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_path);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  fs::remove(err_path);
+  return r;
+}
+
+std::string model_dir(const std::string& name) {
+  return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name;
+}
+
+std::vector<Json> json_lines(const std::string& out) {
+  std::vector<Json> lines;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = parse_json(line);
+    EXPECT_TRUE(j.is_ok()) << line;
+    if (j.is_ok()) lines.push_back(*j);
+  }
+  return lines;
+}
+
+TEST(GenerateCommand, PromptsFileGivesGoldenTokensInInputOrder) {
+  const std::string model = model_dir("qwen3-tiny");
+  auto golden = read_json_file(model + "/golden.json");
+  ASSERT_TRUE(golden.is_ok());
+  const fs::path file = fs::temp_directory_path() / ("prompts_" + std::to_string(getpid()) + ".jsonl");
+  {
+    std::ofstream f(file);
+    for (const Json& p : (*golden)["prompts"]) {
+      Json line = {{"prompt_ids", p["prompt_ids"]},
+                   {"max_tokens", p["greedy_ids"].size()},
+                   {"temperature", 0},
+                   {"ignore_eos", true}};
+      f << line.dump() << "\n";
+    }
+  }
+  RunResult r = run("--model " + model + " --prompts-file " + file.string() +
+                    " --json --max-num-batched-tokens 32 --num-kv-blocks 16 --num-threads 2");
+  fs::remove(file);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), (*golden)["prompts"].size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["token_ids"], (*golden)["prompts"][i]["greedy_ids"]) << "line " << i + 1;
+    EXPECT_EQ(lines[i]["finish_reason"], "length");
+    EXPECT_EQ(lines[i]["text"], "");  // the fixture has no tokenizer
+  }
+}
+
+TEST(GenerateCommand, PromptIdsJson) {
+  const std::string model = model_dir("llama3-tiny");
+  auto golden = read_json_file(model + "/golden.json");
+  ASSERT_TRUE(golden.is_ok());
+  const Json& p = (*golden)["prompts"][1];
+  std::string ids;
+  for (const Json& t : p["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+  RunResult r = run("--model " + model + " --prompt-ids " + ids + " --max-tokens 24 --temperature 0 --ignore-eos --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["token_ids"], p["greedy_ids"]);
+}
+
+TEST(GenerateCommand, ClearErrors) {
+  const std::string model = model_dir("qwen3-tiny");
+  RunResult r = run("--model " + model + " --prompt-ids 1,2,3,4,5,6,7,8,9,10 --max-tokens 10 --max-model-len 16");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("context"), std::string::npos) << r.err;
+  r = run("--model " + model + " --prompt-ids 1,x,3");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("'x' is not a token id"), std::string::npos) << r.err;
+  r = run("--model " + model + " --prompt-ids 1,99999");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("vocabulary"), std::string::npos) << r.err;
+  r = run("--model " + model + " --prompt hello");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+  r = run("--model " + model);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("exactly one of"), std::string::npos) << r.err;
+  r = run("--model /nonexistent/model --prompt-ids 1");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_FALSE(r.err.empty());
+  const fs::path file = fs::temp_directory_path() / ("bad_" + std::to_string(getpid()) + ".jsonl");
+  {
+    std::ofstream f(file);
+    f << "{\"prompt_ids\": [1, 2]}\n{\"prompt_ids\": \"oops\"}\n";
+  }
+  r = run("--model " + model + " --prompts-file " + file.string());
+  fs::remove(file);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+}
+
+// A random-weight model with the real Qwen3 tokenizer: text in, text out,
+// stop strings, and invalid UTF-8 refused.
+TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
+  const fs::path dir = fs::temp_directory_path() / ("baton_gen_model_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string init = std::string(BATON_BINARY) + " init-model --arch qwen3 --preset default --out " +
+                           dir.string() + " --seed 3 > /dev/null 2>&1";
+  ASSERT_EQ(std::system(init.c_str()), 0) << "init-model failed";
+  RunResult r = run("--model " + dir.string() + " --prompt 'The capital of France is' --max-tokens 6 "
+                    "--temperature 0 --ignore-eos --json --num-threads 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["token_ids"].size(), 6u);
+  const std::string text = lines[0]["text"].get<std::string>();
+  EXPECT_FALSE(text.empty());
+  // Plain output prints the same text.
+  RunResult plain = run("--model " + dir.string() + " --prompt 'The capital of France is' --max-tokens 6 "
+                        "--temperature 0 --ignore-eos --num-threads 2");
+  ASSERT_EQ(plain.rc, 0) << plain.err;
+  EXPECT_EQ(plain.out, text + "\n");
+  // Invalid UTF-8 in the prompt is a clear error.
+  RunResult bad = run("--model " + dir.string() + " --prompt \"$(printf 'abc\\377')\" --max-tokens 2");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("UTF-8"), std::string::npos) << bad.err;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace baton
