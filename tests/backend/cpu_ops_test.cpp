@@ -84,6 +84,20 @@ TEST(CpuOps, MatmulPackedMatchesNaiveAndIsBatchInvariant) {
   check_matmul_packed(13, 2000, 40, false, &pool);
 }
 
+TEST(CpuOps, EmbeddingFromRowMajorAndPackedTables) {
+  std::mt19937 rng(4);
+  constexpr int64_t kRows = 37, kDim = 12;
+  auto table = random_vec(kRows * kDim, rng);
+  const PackedWeight packed = pack_weight(table.data(), kRows, kDim);
+  const std::vector<int32_t> ids = {0, 36, 17, 16, 15, 17};
+  std::vector<float> a(ids.size() * kDim), b(ids.size() * kDim);
+  embedding(table.data(), kDim, ids.data(), static_cast<int64_t>(ids.size()), a.data());
+  embedding_packed(packed, ids.data(), static_cast<int64_t>(ids.size()), b.data());
+  EXPECT_EQ(a, b);
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (int64_t k = 0; k < kDim; ++k) ASSERT_EQ(a[t * kDim + k], table[ids[t] * kDim + k]);
+}
+
 TEST(CpuOps, RmsNormHandWorked) {
   // x = {3, 4}: mean square 12.5, rsqrt(12.5 + 0.5) = 1/sqrt(13).
   const float x[2] = {3.0f, 4.0f}, w[2] = {1.0f, 2.0f};

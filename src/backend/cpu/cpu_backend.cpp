@@ -141,7 +141,8 @@ void CpuBackend::forward_layers(const StepInput& in) {
   hidden_.resize(n * h);
   normed_.resize(n * h);
   proj_.resize(n * h);
-  embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
+  if (weights_.embed.empty()) embedding_packed(weights_.lm_head, in.token_ids.data(), n, hidden_.data());
+  else embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     const CpuLayerWeights& L = weights_.layers[layer];

@@ -180,4 +180,14 @@ void embedding(const float* table, int64_t dim, const int32_t* ids, int64_t num_
     std::memcpy(out + t * dim, table + static_cast<int64_t>(ids[t]) * dim, dim * sizeof(float));
 }
 
+void embedding_packed(const PackedWeight& table, const int32_t* ids, int64_t num_ids, float* out) {
+  constexpr int kPanel = PackedWeight::kPanelRows;
+  const int64_t dim = table.in;
+  for (int64_t t = 0; t < num_ids; ++t) {
+    const float* src = table.data.data() + (ids[t] / kPanel) * dim * kPanel + ids[t] % kPanel;  // stride 16
+    float* dst = out + t * dim;  // [dim]
+    for (int64_t k = 0; k < dim; ++k) dst[k] = src[k * kPanel];
+  }
+}
+
 }  // namespace baton

@@ -98,5 +98,7 @@ void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, 
 
 // Row gather: out[t, :] = table[ids[t], :]; table: [rows, dim], out: [num_ids, dim].
 void embedding(const float* table, int64_t dim, const int32_t* ids, int64_t num_ids, float* out);
+// The same gather from a packed [rows, dim] table (tied embeddings read the LM head).
+void embedding_packed(const PackedWeight& table, const int32_t* ids, int64_t num_ids, float* out);
 
 }  // namespace baton

@@ -133,11 +133,12 @@ Result<CpuWeights> CpuWeights::load(const Checkpoint& ckpt, ThreadPool* pool) {
                             c.num_experts, c.num_experts_per_tok, c.moe_intermediate_size);
   const int64_t h = c.hidden_size, vocab = c.vocab_size;
   CpuWeights w;
-  BATON_ASSIGN_OR_RETURN(w.embed, load_tensor(ckpt, "model.embed_tokens.weight", {vocab, h}, pool));
+
   BATON_ASSIGN_OR_RETURN(w.final_norm, load_tensor(ckpt, "model.norm.weight", {h}, pool));
   if (c.tie_word_embeddings) {
-    w.lm_head = pack_weight(w.embed.data(), vocab, h);
+    BATON_ASSIGN_OR_RETURN(w.lm_head, load_packed(ckpt, {"model.embed_tokens.weight"}, {vocab}, h, pool));
   } else {
+    BATON_ASSIGN_OR_RETURN(w.embed, load_tensor(ckpt, "model.embed_tokens.weight", {vocab, h}, pool));
     BATON_ASSIGN_OR_RETURN(w.lm_head, load_packed(ckpt, {"lm_head.weight"}, {vocab}, h, pool));
   }
   w.layers.resize(c.num_layers);

@@ -34,9 +34,9 @@ struct CpuLayerWeights {
 };
 
 struct CpuWeights {
-  std::vector<float> embed;        // [vocab, hidden], row-major for lookups
+  std::vector<float> embed;        // [vocab, hidden], row-major; empty when tied (rows come from lm_head)
   std::vector<float> final_norm;   // [hidden]
-  PackedWeight lm_head;            // [vocab, hidden]; a packed copy of embed when tied
+  PackedWeight lm_head;            // [vocab, hidden]; embed_tokens itself when tied
   std::vector<CpuLayerWeights> layers;
 
   size_t num_bytes() const;
