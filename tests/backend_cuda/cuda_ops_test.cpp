@@ -100,6 +100,32 @@ TEST(CudaOps, GemmMatchesCpu) {
   }
 }
 
+TEST(CudaOps, RowInvariantGemmMatchesCpuAndIgnoresBatch) {
+  BATON_REQUIRE_GPU();
+  std::mt19937 rng(8);
+  const int m = 300, n = 1000, k = 520;
+  auto x = random_bf16_values(m * k, 1.0f, rng);
+  auto w = random_bf16_values(n * k, 0.1f, rng);
+  auto dx = upload_bf16(x);
+  auto dw = upload_bf16(w);
+  auto dy = poisoned_f32(m * n);
+  launch_gemm_row_invariant(dx.as<bf16>(), dw.as<bf16>(), dy.get(), m, n, k, true, nullptr);
+  std::vector<float> ref(m * n);
+  matmul(x.data(), m, k, w.data(), n, nullptr, ref.data(), nullptr);
+  auto all = download<float>(dy, m * n);
+  EXPECT_LT(rel_l2(all, ref), 1e-4);
+  // Row 137 alone gives bit-identical results.
+  std::vector<float> row(x.begin() + 137 * k, x.begin() + 138 * k);
+  auto dr = upload_bf16(row);
+  auto dy1 = poisoned_f32(n);
+  launch_gemm_row_invariant(dr.as<bf16>(), dw.as<bf16>(), dy1.get(), 1, n, k, true, nullptr);
+  auto one = download<float>(dy1, n);
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), all.begin() + 137 * n));
+  auto dyb = poisoned_bf16(m * n);
+  launch_gemm_row_invariant(dx.as<bf16>(), dw.as<bf16>(), dyb.get(), m, n, k, false, nullptr);
+  EXPECT_LT(rel_l2(download_bf16(dyb, m * n), ref), kTol);
+}
+
 // A paged KV cache with random block assignment, shared by the attention tests.
 struct PagedSetup {
   KvLayout layout;

@@ -6,6 +6,7 @@
 // over blocks and merged by a combine kernel.
 #include <cfloat>
 
+#include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
@@ -18,36 +19,52 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kKeyTile = 64;
 constexpr int kVtPad = 8;
 
+// One pipeline stage: a 64-key tile of K and V, row-major [key][dim], rows
+// padded by 16 bytes so fragment loads and ldmatrix hit distinct banks.
 template <int HD>
-struct Smem {
-  bf16 k[kKeyTile][HD + 8];            // [key, dim]
-  bf16 vt[HD][kKeyTile + kVtPad];      // [dim, key]
+struct Stage {
+  bf16 k[kKeyTile][HD + 8];
+  bf16 v[kKeyTile][HD + 8];
 };
+constexpr int kStages = 2;
 
-// Loads keys [start, start + 64) of (seq, kvh) into shared memory; keys at or
-// past `end` are zero.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  int n = valid ? 16 : 0;  // 0: zero-fill
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+// Starts the asynchronous copy of keys [start, start + 64) of (seq, kvh) into
+// `st`; keys at or past `end` are zero-filled.
 template <int HD>
-__device__ __forceinline__ void load_kv_tile(Smem<HD>& s, const AttnArgs& a, const int32_t* btab,
-                                             int kvh, int start, int end) {
+__device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, const int32_t* btab,
+                                              int kvh, int start, int end) {
   constexpr int kChunks = HD / 8;
   for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
-    int key = c % kKeyTile, chunk = c / kKeyTile;
+    int key = c / kChunks, chunk = c % kChunks;
     int kg = start + key;
-    uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
-    if (kg < end) {
+    bool ok = kg < end;
+    const bf16* src = a.kv.base;
+    if (ok) {
       int64_t block = btab[kg / a.kv.block_size];
       int row = kg % a.kv.block_size;
-      const bf16* base = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems +
-                         static_cast<int64_t>(row) * a.kv.token_elems +
-                         static_cast<int64_t>(kvh) * HD + chunk * 8;
-      kv4 = *reinterpret_cast<const uint4*>(base);
-      vv4 = *reinterpret_cast<const uint4*>(base + a.kv.half_elems);
+      src = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems +
+            static_cast<int64_t>(row) * a.kv.token_elems + static_cast<int64_t>(kvh) * HD + chunk * 8;
     }
-    *reinterpret_cast<uint4*>(&s.k[key][chunk * 8]) = kv4;
-    const bf16* v8 = reinterpret_cast<const bf16*>(&vv4);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) s.vt[chunk * 8 + e][key] = v8[e];
+    cp_async16(&st.k[key][chunk * 8], src, ok);
+    cp_async16(&st.v[key][chunk * 8], ok ? src + a.kv.half_elems : src, ok);
   }
+  cp_async_commit();
 }
 
 // Per-warp state: 16 rows; lane holds rows g and g + 8.
@@ -62,7 +79,7 @@ struct WarpState {
 // Attends the warp's rows to keys [key0, key0 + NK) of the smem tile, whose
 // first key has global index tile_start. Keys > qpos or >= end are masked.
 template <int HD, int NK>
-__device__ __forceinline__ void warp_attend(WarpState<HD>& st, const Smem<HD>& s, int key0,
+__device__ __forceinline__ void warp_attend(WarpState<HD>& st, const Stage<HD>& s, int key0,
                                             int tile_start, int end, float scale_log2) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   float sc[NK / 8][4];
@@ -126,9 +143,11 @@ __device__ __forceinline__ void warp_attend(WarpState<HD>& st, const Smem<HD>& s
                       pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
                       pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
 #pragma unroll
-    for (int d = 0; d < HD / 8; ++d) {
-      const bf16* vr = &s.vt[d * 8 + g][key0 + kk * 16 + 2 * t];
-      mma_bf16_16816(st.o[d], pa, ld_u32(vr), ld_u32(vr + 8));
+    for (int d = 0; d < HD / 8; d += 2) {
+      uint32_t vb[4];
+      ldmatrix_x4_trans(vb, &s.v[key0 + kk * 16 + (lane & 15)][d * 8 + (lane >> 4) * 8]);
+      mma_bf16_16816(st.o[d], pa, vb[0], vb[1]);
+      mma_bf16_16816(st.o[d + 1], pa, vb[2], vb[3]);
     }
   }
 }
@@ -157,7 +176,8 @@ __device__ __forceinline__ void load_q(WarpState<HD>& st, const AttnArgs& a, con
 
 template <int HD>
 __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, const int32_t* work) {
-  __shared__ __align__(16) Smem<HD> s;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
   const int seq = work[2 * blockIdx.x], row0 = work[2 * blockIdx.x + 1];
   const int kvh = blockIdx.y;
   const int group = a.num_heads / a.num_kv_heads;
@@ -188,11 +208,15 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
   int last_i = min(q_len - 1, (row0 + kWarps * 16 - 1) / group);
   int end = min(seq_len, ctx + last_i + 1);
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  for (int start = 0; start < end; start += kKeyTile) {
+  const int num_tiles = (end + kKeyTile - 1) / kKeyTile;
+  if (num_tiles > 0) issue_kv_tile<HD>(stages[0], a, btab, kvh, 0, end);
+  for (int i = 0; i < num_tiles; ++i) {
+    if (i + 1 < num_tiles) issue_kv_tile<HD>(stages[(i + 1) & 1], a, btab, kvh, (i + 1) * kKeyTile, end);
+    else cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    load_kv_tile<HD>(s, a, btab, kvh, start, end);
+    warp_attend<HD, kKeyTile>(st, stages[i & 1], 0, i * kKeyTile, end, scale_log2);
     __syncthreads();
-    warp_attend<HD, kKeyTile>(st, s, 0, start, end, scale_log2);
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -211,7 +235,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
 template <int HD>
 __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int split_len,
                                                                int max_splits, float* partial) {
-  __shared__ __align__(16) Smem<HD> s;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
   const int seq = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int group = a.num_heads / a.num_kv_heads;
   const int seq_len = a.seq_lens[seq];
@@ -241,17 +266,22 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
   load_q<HD>(st, a, tok, hq, valid);
 
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  for (int start = kv_begin; start < kv_end; start += kKeyTile) {
+  const int num_tiles = (kv_end - kv_begin + kKeyTile - 1) / kKeyTile;
+  if (num_tiles > 0) issue_kv_tile<HD>(stages[0], a, btab, kvh, kv_begin, kv_end);
+  for (int i = 0; i < num_tiles; ++i) {
+    if (i + 1 < num_tiles) issue_kv_tile<HD>(stages[(i + 1) & 1], a, btab, kvh, kv_begin + (i + 1) * kKeyTile, kv_end);
+    else cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    load_kv_tile<HD>(s, a, btab, kvh, start, kv_end);
+    warp_attend<HD, 16>(st, stages[i & 1], warp * 16, kv_begin + i * kKeyTile, kv_end, scale_log2);
     __syncthreads();
-    warp_attend<HD, 16>(st, s, warp * 16, start, kv_end, scale_log2);
   }
-  // Merge the 4 warps' states through shared memory (reusing the tile).
+  cp_async_wait<0>();
   __syncthreads();
-  float* red = reinterpret_cast<float*>(&s);   // [warps][16][HD + 2]
+  // Merge the 4 warps' states through shared memory (reusing the stages).
+  float* red = reinterpret_cast<float*>(smem_raw);   // [warps][16][HD + 2]
   constexpr int kStride = HD + 2;
-  static_assert(sizeof(Smem<HD>) >= kWarps * 16 * kStride * sizeof(float), "smem reuse");
+  static_assert(kStages * sizeof(Stage<HD>) >= kWarps * 16 * kStride * sizeof(float), "smem reuse");
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float* rowp = red + (warp * 16 + g + 8 * r) * kStride;
@@ -311,15 +341,39 @@ __global__ void attn_combine_kernel(AttnArgs a, int split_len, int max_splits, c
 
 int attention_rows_per_tile() { return kWarps * 16; }
 
+template <int HD>
+void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
+  constexpr size_t smem = kStages * sizeof(Stage<HD>);
+  static bool configured = false;
+  if (!configured) {
+    BATON_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)));
+    configured = true;
+  }
+  attn_prefill_kernel<HD><<<dim3(num_items, a.num_kv_heads), kThreads, smem, stream>>>(a, work);
+}
+
+template <int HD>
+void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream) {
+  constexpr size_t smem = kStages * sizeof(Stage<HD>);
+  static bool configured = false;
+  if (!configured) {
+    BATON_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)));
+    configured = true;
+  }
+  attn_decode_kernel<HD><<<dim3(a.num_seqs, a.num_kv_heads, max_splits), kThreads, smem, stream>>>(
+      a, split_len, max_splits, partial);
+}
+
 void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items,
                               cudaStream_t stream) {
   if (num_items == 0) return;
-  dim3 grid(num_items, a.num_kv_heads);
   switch (a.head_dim) {
-    case 16: attn_prefill_kernel<16><<<grid, kThreads, 0, stream>>>(a, work); break;
-    case 32: attn_prefill_kernel<32><<<grid, kThreads, 0, stream>>>(a, work); break;
-    case 64: attn_prefill_kernel<64><<<grid, kThreads, 0, stream>>>(a, work); break;
-    case 128: attn_prefill_kernel<128><<<grid, kThreads, 0, stream>>>(a, work); break;
+    case 16: prefill_hd<16>(a, work, num_items, stream); break;
+    case 32: prefill_hd<32>(a, work, num_items, stream); break;
+    case 64: prefill_hd<64>(a, work, num_items, stream); break;
+    case 128: prefill_hd<128>(a, work, num_items, stream); break;
     default: BATON_CHECK(false, "attention: unsupported head_dim {}", a.head_dim);
   }
   BATON_LAUNCH_CHECK();
@@ -330,12 +384,11 @@ void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, f
   if (a.num_seqs == 0) return;
   BATON_CHECK(a.num_heads / a.num_kv_heads <= 16, "decode attention: GQA group > 16");
   BATON_CHECK(split_len % kKeyTile == 0, "split_len {}", split_len);
-  dim3 grid(a.num_seqs, a.num_kv_heads, max_splits);
   switch (a.head_dim) {
-    case 16: attn_decode_kernel<16><<<grid, kThreads, 0, stream>>>(a, split_len, max_splits, partial); break;
-    case 32: attn_decode_kernel<32><<<grid, kThreads, 0, stream>>>(a, split_len, max_splits, partial); break;
-    case 64: attn_decode_kernel<64><<<grid, kThreads, 0, stream>>>(a, split_len, max_splits, partial); break;
-    case 128: attn_decode_kernel<128><<<grid, kThreads, 0, stream>>>(a, split_len, max_splits, partial); break;
+    case 16: decode_hd<16>(a, split_len, max_splits, partial, stream); break;
+    case 32: decode_hd<32>(a, split_len, max_splits, partial, stream); break;
+    case 64: decode_hd<64>(a, split_len, max_splits, partial, stream); break;
+    case 128: decode_hd<128>(a, split_len, max_splits, partial, stream); break;
     default: BATON_CHECK(false, "attention: unsupported head_dim {}", a.head_dim);
   }
   BATON_LAUNCH_CHECK();

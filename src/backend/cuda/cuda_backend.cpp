@@ -94,6 +94,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     return Status::ok();
   }
   BATON_RETURN_IF_ERROR(gemm_.init());
+  gemm_.set_row_invariant(options_.batch_invariant);
   std::vector<float> inv = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
   BATON_RETURN_IF_ERROR(inv_freq_.allocate(inv.size() * sizeof(float)));
   BATON_CUDA_RETURN(cudaMemcpy(inv_freq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice));
@@ -560,7 +561,7 @@ Result<StepOutput> CudaBackend::execute(const StepInput& in) {
     if (r.params->num_logprobs > kMaxTopLogprobs)
       return invalid_argument("num_logprobs {} is above the CUDA backend's {}", r.params->num_logprobs, kMaxTopLogprobs);
   Launch l;
-  l.decode_only = decode_only && s <= options_.max_num_samples;
+  l.decode_only = decode_only && s <= options_.max_num_samples && !options_.batch_invariant;
   const int bucket = batch_bucket(s);
   if (options_.use_cuda_graphs && l.decode_only && bucket > 0 && bucket <= kGraphMaxBatch && !in.return_logits) {
     const int mbps_b = pow2_at_least(in.max_blocks_per_seq, 16);
@@ -570,13 +571,16 @@ Result<StepOutput> CudaBackend::execute(const StepInput& in) {
     BATON_RETURN_IF_ERROR(ensure_input_capacity(l.lay.bytes));
     if (pack(in, l.lay, true, sample_of_row)) {
       const int ctx_cap = mbps_b * layout_.block_size;
-      const int want = (2 * num_sms_ + bucket * config_.num_kv_heads - 1) / (bucket * config_.num_kv_heads);
+      const int want = (8 * num_sms_ + bucket * config_.num_kv_heads - 1) / (bucket * config_.num_kv_heads);
       l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64), align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
       l.max_splits = (ctx_cap + l.split_len - 1) / l.split_len;
       BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));
       auto key = std::make_pair(bucket, mbps_b);
       auto it = graphs_.find(key);
       if (it == graphs_.end()) {
+        // One eager run first (its result is discarded: the graph recomputes
+        // the same step) so GEMM plans are tuned outside the capture.
+        forward(l);
         cudaGraph_t graph;
         BATON_CUDA_RETURN(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
         forward(l);
@@ -615,7 +619,7 @@ Result<StepOutput> CudaBackend::execute(const StepInput& in) {
   BATON_CHECK(pack(in, l.lay, false, sample_of_row), "penalty list sized exactly");
   if (l.decode_only) {
     const int ctx_cap = in.max_blocks_per_seq * layout_.block_size;
-    const int want = std::max(1, (2 * num_sms_ + s * config_.num_kv_heads - 1) / (s * config_.num_kv_heads));
+    const int want = std::max(1, (8 * num_sms_ + s * config_.num_kv_heads - 1) / (s * config_.num_kv_heads));
     l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64), align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
     l.max_splits = (ctx_cap + l.split_len - 1) / l.split_len;
   }

@@ -30,6 +30,10 @@ struct CudaBackendOptions {
   int max_num_tokens = 16384;   // the largest step (tokens) the workspace holds
   int max_num_samples = 512;    // the most sampling rows in one step
   bool use_cuda_graphs = true;
+  // Batch invariance: a sequence's tokens do not depend on what shares its
+  // batch (row-invariant GEMMs, one attention kernel for prefill and decode).
+  // Slower; for tests and reproducibility.
+  bool batch_invariant = false;
 };
 
 class CudaBackend final : public Backend {

@@ -35,7 +35,8 @@ Status Gemm::init(size_t workspace_bytes) {
 }
 
 // Column-major view: C^T[N, M] = W[N, K] (row-major = col-major [K, N], op T) . x^T.
-Gemm::Plan* Gemm::plan(int m, int n, int k, bool y_f32) {
+Gemm::Plan* Gemm::plan(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
+                       cudaStream_t stream) {
   auto key = std::make_tuple(m, n, k, y_f32);
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
@@ -52,13 +53,44 @@ Gemm::Plan* Gemm::plan(int m, int n, int k, bool y_f32) {
   size_t ws = workspace_.bytes();
   BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
       pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  cublasLtMatmulHeuristicResult_t res[1];
+  constexpr int kCandidates = 8;
+  cublasLtMatmulHeuristicResult_t res[kCandidates];
   int found = 0;
-  BATON_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1,
+  BATON_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates,
                                                     res, &found));
   cublasLtMatmulPreferenceDestroy(pref);
   BATON_CHECK(found > 0, "cuBLASLt found no algorithm for {}x{}x{}", m, n, k);
   p->algo = res[0].algo;
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  BATON_CUDA_CHECK(cudaStreamIsCapturing(stream, &cap));
+  if (cap == cudaStreamCaptureStatusNone && found > 1) {
+    cudaEvent_t e0, e1;
+    BATON_CUDA_CHECK(cudaEventCreate(&e0));
+    BATON_CUDA_CHECK(cudaEventCreate(&e1));
+    float alpha = 1.0f, beta = 0.0f;
+    float best = 1e30f;
+    for (int i = 0; i < found; ++i) {
+      auto launch = [&] {
+        return cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &res[i].algo,
+                              workspace_.get(), workspace_.bytes(), stream);
+      };
+      if (launch() != CUBLAS_STATUS_SUCCESS) continue;
+      BATON_CUDA_CHECK(cudaEventRecord(e0, stream));
+      constexpr int kReps = 5;
+      bool ok = true;
+      for (int r = 0; r < kReps; ++r) ok = ok && launch() == CUBLAS_STATUS_SUCCESS;
+      BATON_CUDA_CHECK(cudaEventRecord(e1, stream));
+      BATON_CUDA_CHECK(cudaEventSynchronize(e1));
+      float ms = 0.0f;
+      BATON_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      if (ok && ms < best) {
+        best = ms;
+        p->algo = res[i].algo;
+      }
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+  }
   Plan* raw = p.get();
   plans_.emplace(key, std::move(p));
   return raw;
@@ -67,7 +99,11 @@ Gemm::Plan* Gemm::plan(int m, int n, int k, bool y_f32) {
 void Gemm::run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
                cudaStream_t stream) {
   if (m == 0) return;
-  Plan* p = plan(m, n, k, y_f32);
+  if (row_invariant_) {
+    launch_gemm_row_invariant(x, w, y, m, n, k, y_f32, stream);
+    return;
+  }
+  Plan* p = plan(x, w, y, m, n, k, y_f32, stream);
   float alpha = 1.0f, beta = 0.0f;
   BATON_CUBLAS_CHECK(cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
                                     p->c, &p->algo, workspace_.get(), workspace_.bytes(), stream));

@@ -93,6 +93,10 @@ void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, i
 void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w,
                          const int32_t* offsets, int num_experts, int num_rows, int n, int k,
                          bf16* c, cudaStream_t stream);
+// y[m, n] = x[m, k] . w[n, k]^T with each row computed the same way whatever
+// m is (batch-invariant mode; cuBLASLt picks algorithms by shape).
+void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
+                               cudaStream_t stream);
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :]
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w,
                         int num_tokens, int k, int hidden, bf16* out, cudaStream_t stream);

@@ -2,6 +2,7 @@
 // expert, a grouped tensor-core GEMM over the experts' row ranges (offsets
 // stay on the device, so the step needs no host sync and can be captured in a
 // CUDA graph), and the weighted combine.
+#include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
@@ -94,19 +95,47 @@ __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_expe
   }
 }
 
-constexpr int kBM = 64, kBN = 64, kBK = 32, kPad = 8;
+constexpr int kBM = 64, kBN = 64, kBK = 64, kPad = 8, kStagesG = 3;
 
-// grid (ceil(n / 64), ceil(num_rows / 64) + E); 128 threads, 2x2 warps of 32x32.
+__device__ __forceinline__ void cp_async16g(void* smem, const void* gmem, bool valid) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  int n = valid ? 16 : 0;  // 0: zero-fill
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+
+__device__ __forceinline__ void store2(bf16* p, float x, float y, bool both) {
+  if (both) *reinterpret_cast<uint32_t*>(p) = pack_bf16(x, y);
+  else p[0] = __float2bfloat16(x);
+}
+__device__ __forceinline__ void store2(float* p, float x, float y, bool both) {
+  p[0] = x;
+  if (both) p[1] = y;
+}
+
+struct GemmStage {
+  bf16 a[kBM][kBK + kPad];  // [row, k]
+  bf16 b[kBN][kBK + kPad];  // [n, k]
+};
+constexpr size_t kGemmSmem = kStagesG * sizeof(GemmStage);
+
+// grid (ceil(n / 64), ceil(num_rows / 64) + E); 128 threads, 2x2 warps of 32x32;
+// a 3-stage cp.async pipeline over 64-wide k tiles.
+// offsets == null: one expert over rows [0, num_rows) (the dense, row-invariant GEMM).
+template <typename OutT>
 __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const int32_t* a_rows,
                                                            int a_row_div, const bf16* w,
                                                            const int32_t* offsets, int num_experts,
-                                                           int n, int k, bf16* c) {
-  __shared__ __align__(16) bf16 as[kBM][kBK + kPad];
-  __shared__ __align__(16) bf16 bs[kBN][kBK + kPad];
+                                                           int num_rows, int n, int k, OutT* c) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  GemmStage* st = reinterpret_cast<GemmStage*>(smem_raw);
   __shared__ int s_expert, s_row0, s_row_end;
-  if (threadIdx.x == 0) {
-    int tile = blockIdx.y, e = 0, found = -1;
-    for (; e < num_experts; ++e) {
+  if (threadIdx.x == 0 && offsets == nullptr) {
+    s_expert = blockIdx.y * kBM < num_rows ? 0 : -1;
+    s_row0 = blockIdx.y * kBM;
+    s_row_end = num_rows;
+  } else if (threadIdx.x == 0) {
+    int tile = blockIdx.y, found = -1;
+    for (int e = 0; e < num_experts; ++e) {
       int cnt = offsets[e + 1] - offsets[e];
       int tiles = (cnt + kBM - 1) / kBM;
       if (tile < tiles) { found = e; break; }
@@ -127,41 +156,50 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   float acc[2][4][4] = {};
 
-  // Each thread loads 2 A chunks and 2 B chunks of 16 bytes per k-tile.
-  int64_t a_src[2];
-  bool a_ok[2], b_ok[2];
-  for (int i = 0; i < 2; ++i) {
-    int chunk = threadIdx.x + 128 * i, r = chunk / 4;
+  // Each thread copies 4 A and 4 B chunks of 16 bytes per k tile (64 x 8 chunks each).
+  const bf16* a_src[4];
+  const bf16* b_src[4];
+  bool a_ok[4], b_ok[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    int chunk = threadIdx.x + 128 * i, r = chunk / 8;
     int grow = row0 + r;
     a_ok[i] = grow < row_end;
     int arow = a_ok[i] ? (a_rows ? a_rows[grow] / a_row_div : grow) : 0;
-    a_src[i] = static_cast<int64_t>(arow) * k;
+    a_src[i] = a + static_cast<int64_t>(arow) * k + (chunk % 8) * 8;
     b_ok[i] = n0 + r < n;
+    b_src[i] = we + static_cast<int64_t>(b_ok[i] ? n0 + r : 0) * k + (chunk % 8) * 8;
   }
-  for (int k0 = 0; k0 < k; k0 += kBK) {
-    uint4 av[2], bv[2];
+  const int num_k = (k + kBK - 1) / kBK;
+  auto issue = [&](int kt) {
+    GemmStage& s = st[kt % kStagesG];
+    const int k0 = kt * kBK;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      int chunk = threadIdx.x + 128 * i, r = chunk / 4, kc = k0 + (chunk % 4) * 8;
-      av[i] = (a_ok[i] && kc < k) ? *reinterpret_cast<const uint4*>(a + a_src[i] + kc) : make_uint4(0, 0, 0, 0);
-      bv[i] = (b_ok[i] && kc < k) ? *reinterpret_cast<const uint4*>(we + static_cast<int64_t>(n0 + r) * k + kc)
-                                  : make_uint4(0, 0, 0, 0);
+    for (int i = 0; i < 4; ++i) {
+      int chunk = threadIdx.x + 128 * i, r = chunk / 8, kc = (chunk % 8) * 8;
+      bool kin = k0 + kc < k;
+      cp_async16g(&s.a[r][kc], a_ok[i] && kin ? a_src[i] + k0 : a, a_ok[i] && kin);
+      cp_async16g(&s.b[r][kc], b_ok[i] && kin ? b_src[i] + k0 : we, b_ok[i] && kin);
     }
-    __syncthreads();
+  };
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      int chunk = threadIdx.x + 128 * i, r = chunk / 4, kc = (chunk % 4) * 8;
-      *reinterpret_cast<uint4*>(&as[r][kc]) = av[i];
-      *reinterpret_cast<uint4*>(&bs[r][kc]) = bv[i];
-    }
+  for (int p = 0; p < kStagesG - 1; ++p) {
+    if (p < num_k) issue(p);
+    asm volatile("cp.async.commit_group;\n" ::);
+  }
+  for (int kt = 0; kt < num_k; ++kt) {
+    if (kt + kStagesG - 1 < num_k) issue(kt + kStagesG - 1);
+    asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kStagesG - 1));
     __syncthreads();
+    const GemmStage& s = st[kt % kStagesG];
 #pragma unroll
     for (int kk = 0; kk < kBK / 16; ++kk) {
       uint32_t af[2][4];
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi) {
-        const bf16* p0 = &as[wm + mi * 16 + g][kk * 16 + 2 * t];
-        const bf16* p1 = &as[wm + mi * 16 + g + 8][kk * 16 + 2 * t];
+        const bf16* p0 = &s.a[wm + mi * 16 + g][kk * 16 + 2 * t];
+        const bf16* p1 = &s.a[wm + mi * 16 + g + 8][kk * 16 + 2 * t];
         af[mi][0] = ld_u32(p0);
         af[mi][1] = ld_u32(p1);
         af[mi][2] = ld_u32(p0 + 8);
@@ -169,12 +207,13 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
       }
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
-        const bf16* bp = &bs[wn + ni * 8 + g][kk * 16 + 2 * t];
+        const bf16* bp = &s.b[wn + ni * 8 + g][kk * 16 + 2 * t];
         uint32_t b0 = ld_u32(bp), b1 = ld_u32(bp + 8);
 #pragma unroll
         for (int mi = 0; mi < 2; ++mi) mma_bf16_16816(acc[mi][ni], af[mi], b0, b1);
       }
     }
+    __syncthreads();
   }
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi) {
@@ -184,16 +223,20 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         int row = row0 + wm + mi * 16 + g + 8 * h;
-        if (row < row_end && col < n) {
-          bf16* cp = c + static_cast<int64_t>(row) * n + col;
-          if (col + 1 < n) {
-            *reinterpret_cast<uint32_t*>(cp) = pack_bf16(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
-          } else {
-            cp[0] = __float2bfloat16(acc[mi][ni][2 * h]);
-          }
-        }
+        if (row < row_end && col < n)
+          store2(c + static_cast<int64_t>(row) * n + col, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], col + 1 < n);
       }
     }
+  }
+}
+
+template <typename OutT>
+void configure_gemm() {
+  static bool done = false;
+  if (!done) {
+    BATON_CUDA_CHECK(cudaFuncSetAttribute(grouped_gemm_kernel<OutT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(kGemmSmem)));
+    done = true;
   }
 }
 
@@ -237,7 +280,25 @@ void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, co
   if (num_rows == 0) return;
   BATON_CHECK(k % 8 == 0, "grouped gemm: k {} not a multiple of 8", k);
   dim3 grid((n + kBN - 1) / kBN, (num_rows + kBM - 1) / kBM + num_experts);
-  grouped_gemm_kernel<<<grid, 128, 0, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts, n, k, c);
+  configure_gemm<bf16>();
+  grouped_gemm_kernel<bf16><<<grid, 128, kGemmSmem, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts,
+                                                              num_rows, n, k, c);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
+                               cudaStream_t stream) {
+  if (m == 0) return;
+  BATON_CHECK(k % 8 == 0, "gemm: k {} not a multiple of 8", k);
+  dim3 grid((n + kBN - 1) / kBN, (m + kBM - 1) / kBM);
+  configure_gemm<float>();
+  configure_gemm<bf16>();
+  if (y_f32)
+    grouped_gemm_kernel<float><<<grid, 128, kGemmSmem, stream>>>(x, nullptr, 1, w, nullptr, 1, m, n, k,
+                                                                 static_cast<float*>(y));
+  else
+    grouped_gemm_kernel<bf16><<<grid, 128, kGemmSmem, stream>>>(x, nullptr, 1, w, nullptr, 1, m, n, k,
+                                                                static_cast<bf16*>(y));
   BATON_LAUNCH_CHECK();
 }
 

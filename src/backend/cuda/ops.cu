@@ -117,14 +117,15 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
   }
 }
 
-__global__ void silu_mul_kernel(const bf16* gu, bf16* out, int inter) {
-  int64_t r = blockIdx.y;
-  const bf16* g = gu + r * 2 * inter;
-  const bf16* u = g + inter;
-  bf16* o = out + r * inter;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter; i += gridDim.x * blockDim.x) {
-    float x = bf(g[i]);
-    o[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * bf(u[i]));
+__global__ void silu_mul_kernel(const bf16* gu, bf16* out, int num_rows, int inter) {
+  for (int64_t r = blockIdx.y; r < num_rows; r += gridDim.y) {
+    const bf16* g = gu + r * 2 * inter;  // [2 * inter]: gate, then up
+    const bf16* u = g + inter;
+    bf16* o = out + r * inter;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter; i += gridDim.x * blockDim.x) {
+      float x = bf(g[i]);
+      o[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * bf(u[i]));
+    }
   }
 }
 
@@ -185,8 +186,8 @@ void launch_qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream) {
 
 void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStream_t stream) {
   if (num_rows == 0) return;
-  dim3 grid((inter + 255) / 256, num_rows);
-  silu_mul_kernel<<<grid, 256, 0, stream>>>(gu, out, inter);
+  dim3 grid((inter + 255) / 256, num_rows < 65535 ? num_rows : 65535);
+  silu_mul_kernel<<<grid, 256, 0, stream>>>(gu, out, num_rows, inter);
   BATON_LAUNCH_CHECK();
 }
 
