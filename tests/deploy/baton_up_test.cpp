@@ -1,0 +1,154 @@
+// `baton up` end to end on the CPU: a deployment comes up from a spec,
+// serves through its router, restarts an instance the test kills, and leaves
+// no process behind when stopped.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "common/json.h"
+#include "deploy/child_process.h"
+#include "http/http_client.h"
+
+namespace baton::deploy {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+class BatonUpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("baton-up-test-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ProcessOptions init;
+    init.program = BATON_BINARY;
+    init.args = {"init-model", "--preset", "tiny-qwen3", "--out", (dir_ / "model").string(), "--seed", "1"};
+    init.log_path = (dir_ / "init.log").string();
+    auto child = ChildProcess::spawn(init);
+    ASSERT_TRUE(child.is_ok());
+    while (child->running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(child->exit_code(), 0) << read_all(dir_ / "init.log");
+    // Ports from the pid, so parallel tests do not collide.
+    base_port_ = 20000 + (getpid() % 2000) * 8;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Starts `baton up` on a spec; returns when its endpoint line is out.
+  void up(const std::string& name, const std::string& spec_body) {
+    model_name_ = name;
+    std::string spec = "name: " + name + "\nmodel: " + (dir_ / "model").string() + "\n" + spec_body +
+                       "router: {port: " + std::to_string(base_port_) + "}\n" +
+                       "base_port: " + std::to_string(base_port_ + 1) + "\n" +
+                       "base_kv_port: " + std::to_string(base_port_ + 5) + "\n" +
+                       "engine_args: {num-kv-blocks: 64, max-num-seqs: 8}\n";
+    std::ofstream(dir_ / "spec.yaml") << spec;
+    ProcessOptions o;
+    o.program = BATON_BINARY;
+    o.args = {"up", (dir_ / "spec.yaml").string(), "--run-dir", (dir_ / "run").string()};
+    o.log_path = (dir_ / "up.log").string();
+    auto child = ChildProcess::spawn(o);
+    ASSERT_TRUE(child.is_ok());
+    up_ = std::move(child).value();
+    for (int i = 0; i < 1200; ++i) {
+      if (read_all(dir_ / "up.log").find("endpoint: ") != std::string::npos) return;
+      ASSERT_TRUE(up_.running()) << read_all(dir_ / "up.log");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "baton up did not come up: " << read_all(dir_ / "up.log");
+  }
+
+  std::map<std::string, pid_t> pids() {
+    std::map<std::string, pid_t> out;
+    std::string log = read_all(dir_ / "up.log");
+    std::regex re(R"((?:started|restarted) ([a-z]+-\d+) \(pid (\d+))");
+    for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it) {
+      out[(*it)[1]] = std::stoi((*it)[2]);
+    }
+    return out;
+  }
+
+  Result<http::Response> complete(int max_tokens) {
+    Json body = {{"model", model_name_}, {"prompt", std::vector<int>{5, 6, 7, 8}}, {"max_tokens", max_tokens},
+                 {"temperature", 0}, {"ignore_eos", true}};
+    return http::fetch("http://127.0.0.1:" + std::to_string(base_port_) + "/v1/completions", "POST",
+                       body.dump(), 60.0);
+  }
+
+  void stop_and_check_nothing_left() {
+    auto before = pids();
+    up_.signal(SIGTERM);
+    for (int i = 0; i < 600 && up_.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(up_.running()) << "baton up did not exit on SIGTERM";
+    EXPECT_EQ(up_.exit_code(), 0) << read_all(dir_ / "up.log");
+    for (const auto& [name, pid] : before) EXPECT_FALSE(alive(pid)) << name << " (pid " << pid << ") left behind";
+  }
+
+  fs::path dir_;
+  int base_port_ = 0;
+  std::string model_name_;
+  ChildProcess up_;
+};
+
+TEST_F(BatonUpTest, AggComesUpServesRestartsAndStops) {
+  up("agg-test", "mode: agg\nreplicas: 2\n");
+  auto p = pids();
+  ASSERT_EQ(p.size(), 2u) << read_all(dir_ / "up.log");
+  for (int i = 0; i < 4; ++i) {
+    auto r = complete(4);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(Json::parse(r->body)["usage"]["completion_tokens"], 4);
+  }
+  // Kill one instance: baton up reports it and starts it again.
+  pid_t victim = p["agg-1"];
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  bool restarted = false;
+  for (int i = 0; i < 600 && !restarted; ++i) {
+    std::string log = read_all(dir_ / "up.log");
+    restarted = log.find("agg-1 exited (signal 9)") != std::string::npos &&
+                log.find("restarted agg-1") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(restarted) << read_all(dir_ / "up.log");
+  EXPECT_NE(pids()["agg-1"], victim);
+  // Requests keep succeeding (the router's health checks skip the dead one meanwhile).
+  for (int i = 0; i < 4; ++i) {
+    Result<http::Response> r = complete(2);
+    for (int tries = 0; tries < 50 && (!r.is_ok() || r->status != 200); ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = complete(2);
+    }
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  stop_and_check_nothing_left();
+}
+
+TEST_F(BatonUpTest, PdOnePrefillOneDecodeComesUpServesAndStops) {
+  up("pd-test", "mode: pd\nkv_transport: shm\nprefill: 1\ndecode: 1\n");
+  ASSERT_EQ(pids().size(), 2u);
+  auto r = complete(6);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["usage"]["completion_tokens"], 6);
+  stop_and_check_nothing_left();
+}
+
+}  // namespace
+}  // namespace baton::deploy
