@@ -31,12 +31,19 @@ Status add_spec(const Json& spec, bool& nfc) {
   return unimplemented("tokenizer.json: normalizer type '{}' is not supported (only NFC)", type);
 }
 
-// Code points in these ranges have NFC_Quick_Check=Yes and combining class 0:
-// a string made only of them is already in NFC.
+// Code points in these ranges have NFC_Quick_Check=Yes, combining class 0 and
+// are never the second half of a composition (checked against the Unicode
+// data): a string made only of them is already in NFC.
 bool is_stable_code_point(char32_t cp) {
-  return cp < 0x300 || (cp >= 0x3000 && cp <= 0x3029) || (cp >= 0x3041 && cp <= 0x3096) ||
-         (cp >= 0x30A1 && cp <= 0x30FA) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
-         (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xFF01 && cp <= 0xFF5E);
+  if (cp < 0x300) return true;
+  if (cp < 0x3000) {
+    return (cp >= 0x0391 && cp <= 0x03C9) || (cp >= 0x0400 && cp <= 0x0482) || (cp >= 0x048A && cp <= 0x04FF) ||
+           (cp >= 0x0621 && cp <= 0x063A) || (cp >= 0x0641 && cp <= 0x064A) || (cp >= 0x200B && cp <= 0x2027) ||
+           (cp >= 0x2030 && cp <= 0x205E) || (cp >= 0x2600 && cp <= 0x27BF);
+  }
+  return (cp <= 0x3029) || (cp >= 0x3041 && cp <= 0x3096) || (cp >= 0x30A1 && cp <= 0x30FA) ||
+         (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3) || cp == 0xFE0F ||
+         (cp >= 0xFF01 && cp <= 0xFF5E) || (cp >= 0x1F300 && cp <= 0x1FAFF);
 }
 
 }  // namespace
