@@ -107,46 +107,83 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
   const int group = a.num_heads / L.num_kv_heads;  // query heads per KV head
   BATON_CHECK(group * L.num_kv_heads == a.num_heads, "{} heads over {} kv heads", a.num_heads,
               L.num_kv_heads);
+  // Work items: (tile of up to kTile consecutive tokens of one sequence, KV
+  // head). Each K/V row is loaded once per tile for all its query rows
+  // (tokens x heads of the group); every output keeps its own sequential
+  // arithmetic, so tiling does not change results.
+  constexpr int64_t kTile = 8;
+  std::vector<std::pair<int64_t, int64_t>> tiles;  // [t0, t1)
+  for (int64_t t = 0; t < a.num_tokens;) {
+    int64_t e = t + 1;
+    while (e < a.num_tokens && e - t < kTile && a.seq_of_token[e] == a.seq_of_token[t]) ++e;
+    tiles.emplace_back(t, e);
+    t = e;
+  }
   auto body = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;  // [context]
+    std::vector<float> scores;  // [rows, max_context]
+    std::vector<float> row_max, row_sum;  // [rows]
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / a.num_heads;
-      const int h = static_cast<int>(item % a.num_heads);
-      const int kvh = h / group;
-      const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t]) * a.max_blocks_per_seq;
-      const int context = a.positions[t] + 1;
-      const float* q = a.q + (t * a.num_heads + h) * head_dim;  // [head_dim]
-      scores.resize(context);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int p = 0; p < context; ++p) {
+      const auto [t0, t1] = tiles[item / L.num_kv_heads];
+      const int kvh = static_cast<int>(item % L.num_kv_heads);
+      const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t0]) * a.max_blocks_per_seq;
+      const int rows = static_cast<int>(t1 - t0) * group;  // row r: token t0 + r / group, head kvh * group + r % group
+      int max_context = 0;
+      for (int64_t t = t0; t < t1; ++t) max_context = std::max(max_context, a.positions[t] + 1);
+      scores.resize(static_cast<size_t>(rows) * max_context);
+      row_max.assign(rows, -std::numeric_limits<float>::infinity());
+      row_sum.assign(rows, 0.0f);
+      auto q_of = [&](int r) {
+        return a.q + ((t0 + r / group) * a.num_heads + kvh * group + r % group) * head_dim;  // [head_dim]
+      };
+      auto out_of = [&](int r) {
+        return out + ((t0 + r / group) * a.num_heads + kvh * group + r % group) * head_dim;  // [head_dim]
+      };
+      auto context_of = [&](int r) { return a.positions[t0 + r / group] + 1; };
+      for (int p = 0; p < max_context; ++p) {
         const int64_t block = table[p / L.block_size];
         const float* k = a.kv_cache + L.offset(block, a.layer, 0, p % L.block_size) + kvh * head_dim;
-        scores[p] = dot_f32(q, k, head_dim) * a.scale;
-        mx = std::max(mx, scores[p]);
+        for (int r = 0; r < rows; ++r) {
+          if (p >= context_of(r)) continue;
+          const float s = dot_f32(q_of(r), k, head_dim) * a.scale;
+          scores[static_cast<size_t>(r) * max_context + p] = s;
+          row_max[r] = std::max(row_max[r], s);
+        }
       }
-      float sum = 0.0f;
-      for (int p = 0; p < context; ++p) {
-        scores[p] = std::exp(scores[p] - mx);
-        sum += scores[p];
+      for (int r = 0; r < rows; ++r) {
+        float* sr = scores.data() + static_cast<size_t>(r) * max_context;
+        const int context = context_of(r);
+        float sum = 0.0f;
+        for (int p = 0; p < context; ++p) {
+          sr[p] = std::exp(sr[p] - row_max[r]);
+          sum += sr[p];
+        }
+        row_sum[r] = sum;
+        float* o = out_of(r);
+        std::fill(o, o + head_dim, 0.0f);
       }
-      float* o = out + (t * a.num_heads + h) * head_dim;  // [head_dim]
-      std::fill(o, o + head_dim, 0.0f);
-      for (int p = 0; p < context; ++p) {
+      for (int p = 0; p < max_context; ++p) {
         const int64_t block = table[p / L.block_size];
         const float* v = a.kv_cache + L.offset(block, a.layer, 1, p % L.block_size) + kvh * head_dim;
-        const float w = scores[p];
-        for (int d = 0; d < head_dim; ++d) o[d] += w * v[d];
+        for (int r = 0; r < rows; ++r) {
+          if (p >= context_of(r)) continue;
+          const float w = scores[static_cast<size_t>(r) * max_context + p];
+          float* o = out_of(r);
+          for (int d = 0; d < head_dim; ++d) o[d] += w * v[d];
+        }
       }
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+      for (int r = 0; r < rows; ++r) {
+        const float inv = 1.0f / row_sum[r];
+        float* o = out_of(r);
+        for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+      }
     }
   };
-  const int64_t items = a.num_tokens * a.num_heads;
+  const int64_t items = static_cast<int64_t>(tiles.size()) * L.num_kv_heads;
   if (pool == nullptr) {
     body(0, items);
     return;
   }
-  pool->parallel_for(items, body, 4);
+  pool->parallel_for(items, body, 1);
 }
 
 void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k,
