@@ -7,6 +7,7 @@
 // $BATON_THREADS sets the backend's thread count (default: all cores).
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -47,11 +48,13 @@ CpuBackend& backend() {
     BATON_CHECK(ckpt.is_ok(), "{}", ckpt.status().to_string());
     BackendOptions options;  // $BATON_THREADS: worker threads (default: all cores)
     if (const char* t = std::getenv("BATON_THREADS"); t != nullptr) options.num_threads = std::atoi(t);
+    const auto t0 = std::chrono::steady_clock::now();
     auto made = CpuBackend::create(**ckpt, options);
+    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     BATON_CHECK(made.is_ok(), "{}", made.status().to_string());
     BATON_CHECK_OK((*made)->init_kv_cache(8 * (520 / kBlockSize + 1), kBlockSize));
-    fmt::print(stderr, "cpu_forward_bench: model {} ({} MB of fp32 weights), {} threads\n", dir,
-               (*made)->weight_bytes() >> 20, (*made)->num_threads());
+    fmt::print(stderr, "cpu_forward_bench: model {} ({} MB of fp32 weights, loaded in {:.2f} s), {} threads\n",
+               dir, (*made)->weight_bytes() >> 20, load_s, (*made)->num_threads());
     return std::move(made).value();
   }();
   return *b;

@@ -155,16 +155,23 @@ void matmul_panels(const float* x, int64_t num_rows, const PackedWeight& w, int6
 
 }  // namespace
 
-PackedWeight pack_weight(const float* w, int64_t out, int64_t in) {
+PackedWeight pack_weight(const float* w, int64_t out, int64_t in, ThreadPool* pool) {
   PackedWeight p;
   p.out = out;
   p.in = in;
-  p.data.assign(static_cast<size_t>(p.num_panels() * in * kPanel), 0.0f);
-  for (int64_t o = 0; o < out; ++o) {
-    float* dst = p.data.data() + (o / kPanel) * in * kPanel + o % kPanel;  // column o % 16 of its panel
-    const float* src = w + o * in;                                         // [in]
-    for (int64_t k = 0; k < in; ++k) dst[k * kPanel] = src[k];
-  }
+  p.data.resize(static_cast<size_t>(p.num_panels() * in * kPanel));
+  auto body = [&](int64_t p0, int64_t p1) {
+    for (int64_t panel = p0; panel < p1; ++panel) {
+      float* dst = p.data.data() + panel * in * kPanel;  // [in, 16]
+      for (int64_t k = 0; k < in; ++k)
+        for (int j = 0; j < kPanel; ++j) {
+          const int64_t o = panel * kPanel + j;
+          dst[k * kPanel + j] = o < out ? w[o * in + k] : 0.0f;
+        }
+    }
+  };
+  if (pool != nullptr) pool->parallel_for(p.num_panels(), body, 16);
+  else body(0, p.num_panels());
   return p;
 }
 

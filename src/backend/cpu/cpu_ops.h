@@ -35,7 +35,8 @@ struct PackedWeight {
   int64_t num_panels() const { return (out + kPanelRows - 1) / kPanelRows; }
   bool empty() const { return out == 0; }
 };
-PackedWeight pack_weight(const float* w, int64_t out, int64_t in);  // w: [out, in]
+// w: [out, in]; parallel over panels when `pool` is given.
+PackedWeight pack_weight(const float* w, int64_t out, int64_t in, ThreadPool* pool = nullptr);
 
 // matmul() over a packed weight: y = x @ w^T + bias; x: [num_rows, in],
 // y: [num_rows, w.out]. Outer-product micro-kernel (6 rows x 16 outputs),

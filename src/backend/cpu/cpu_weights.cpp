@@ -45,7 +45,7 @@ Result<PackedWeight> load_packed(const Checkpoint& ckpt, const std::vector<std::
     BATON_RETURN_IF_ERROR(load_into(ckpt, names[i], {rows[i], in}, w.data() + at * in, pool));
     at += rows[i];
   }
-  return pack_weight(w.data(), total, in);
+  return pack_weight(w.data(), total, in, pool);
 }
 
 Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPool* pool,
