@@ -159,6 +159,8 @@ Status EngineCore::add_request(GenerationRequest request) {
 
 void EngineCore::finish(Request& r, FinishReason reason, double now_s) {
   if (r.finish_reason == FinishReason::kNone) r.finish_reason = reason;
+  ++stats_.num_requests_finished;
+  if (r.finish_reason == FinishReason::kAbort) ++stats_.num_requests_aborted;
   scheduler_.finish_request(&r);
   r.finished_time_s = now_s;
 }
@@ -211,7 +213,9 @@ std::vector<RequestOutput> EngineCore::step() {
   stats_.generation_tokens_total += num_sampled;
   stats_.last_step_prefill_tokens = out.num_prefill_tokens;
   stats_.last_step_decode_tokens = out.num_decode_tokens;
+  stats_.last_step_num_seqs = static_cast<int>(out.seqs.size());
   stats_.last_step_time_s = watch.elapsed_s();
+  stats_.step_time_total_s += stats_.last_step_time_s;
   return outs;
 }
 

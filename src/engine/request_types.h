@@ -71,6 +71,11 @@ struct EngineStats {
   int last_step_prefill_tokens = 0;
   int last_step_decode_tokens = 0;
   double last_step_time_s = 0.0;
+  // Added by the engine (cumulative unless named last_).
+  int last_step_num_seqs = 0;           // sequences in the last step's batch
+  double step_time_total_s = 0.0;       // summed step() time (schedule + forward + update)
+  int64_t num_requests_finished = 0;    // final outputs of any reason, aborts and errors included
+  int64_t num_requests_aborted = 0;     // finish_reason abort (client aborts, shutdown, errors)
 };
 
 }  // namespace baton

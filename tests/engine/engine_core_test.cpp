@@ -293,6 +293,8 @@ TEST(EngineCore, AbortMidPrefillAndMidDecodeFreesEveryBlock) {
   EXPECT_FALSE(engine->has_unfinished_requests());
   EXPECT_EQ(engine->kv_cache().num_free_blocks(), 64);
   EXPECT_EQ(engine->kv_cache().num_requests(), 0);
+  EXPECT_EQ(engine->stats().num_requests_finished, 2);
+  EXPECT_EQ(engine->stats().num_requests_aborted, 2);
   // Abort while waiting, too.
   ASSERT_TRUE(engine->add_request(gen("w", p, 4)).is_ok());
   ASSERT_TRUE(engine->abort_request("w").has_value());
@@ -310,6 +312,35 @@ TEST(EngineCore, ABackendFailureEndsTheStepsRequestsWithAnError) {
   EXPECT_NE(outs[0].error.find("injected"), std::string::npos);
   EXPECT_FALSE(engine->has_unfinished_requests());
   EXPECT_EQ(engine->kv_cache().num_free_blocks(), engine->num_kv_blocks());
+}
+
+TEST(EngineCore, OutputsCarryTimingsAndCounts) {
+  auto engine = make_engine({});
+  ASSERT_TRUE(engine->add_request(gen("a", tokens(20, 1), 5)).is_ok());
+  std::vector<RequestOutput> all;
+  while (engine->has_unfinished_requests()) {
+    for (auto& o : engine->step()) all.push_back(std::move(o));
+  }
+  ASSERT_EQ(all.size(), 5u);  // one per decode step
+  const RequestOutput& last = all.back();
+  EXPECT_TRUE(last.finished);
+  EXPECT_EQ(last.num_prompt_tokens, 20);
+  EXPECT_EQ(last.num_output_tokens, 5);
+  EXPECT_GT(last.arrival_time_s, 0);
+  EXPECT_LE(last.arrival_time_s, last.first_scheduled_time_s);
+  EXPECT_LE(last.first_scheduled_time_s, last.first_token_time_s);
+  EXPECT_LE(last.first_token_time_s, last.finished_time_s);
+  EXPECT_EQ(all.front().new_token_times_s.size(), 1u);
+  EXPECT_EQ(all.front().new_token_times_s[0], last.first_token_time_s);
+  EngineStats s = engine->stats();
+  EXPECT_EQ(s.num_steps, 5);
+  EXPECT_EQ(s.prompt_tokens_total, 20);
+  EXPECT_EQ(s.generation_tokens_total, 5);
+  EXPECT_EQ(s.num_requests_finished, 1);
+  EXPECT_EQ(s.num_requests_aborted, 0);
+  EXPECT_EQ(s.last_step_num_seqs, 1);
+  EXPECT_EQ(s.last_step_decode_tokens, 1);
+  EXPECT_GT(s.step_time_total_s, 0.0);
 }
 
 TEST(EngineCore, KvCacheSizedFromBytes) {
