@@ -1,0 +1,360 @@
+// `baton bench-transfer`: moves one request's KV (default: the
+// Llama-3.1-8B shape, 32 layers x 8 KV heads x head_dim 128, bf16, block 16)
+// at several prompt lengths over each transport, against ceilings measured
+// in the same run (memcpy, loopback TCP; cudaMemcpyPeer with --device cuda).
+//
+// shm and tcp run the serving side in a forked child process, as in
+// deployment; local runs both engines in this process. Block ids are
+// scattered (runs of 1..16 consecutive blocks, shuffled) on both sides.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "kv_transfer/bandwidth.h"
+#include "kv_transfer/shm_buffer.h"
+#include "kv_transfer/transfer_engine.h"
+#include "kv_transfer/transport_registry.h"
+#ifdef BATON_HAVE_KV_CUDA
+#include "kv_transfer/cuda/cuda_transfer_bench.h"
+#endif
+
+namespace {
+
+using namespace baton;
+
+struct Options {
+  std::vector<int> tokens = {1024, 4096, 16384};
+  std::vector<std::string> transports = {"local", "shm", "tcp"};
+  int repeats = 5;
+  int num_layers = 32;
+  int num_kv_heads = 8;
+  int head_dim = 128;
+  int block_size = 16;
+  std::string dtype = "bf16";
+  std::string device = "cpu";
+  bool checksum_every_read = false;
+  std::string json_path;
+};
+
+struct Row {
+  std::string transport;
+  int tokens = 0;
+  int64_t num_blocks = 0;
+  size_t num_runs = 0;
+  uint64_t num_bytes = 0;
+  double best_s = 0;
+  double median_s = 0;
+  std::string ceiling_name;
+  double ceiling_gbps = 0;
+  double gbps() const { return static_cast<double>(num_bytes) / best_s / 1e9; }
+  double median_gbps() const { return static_cast<double>(num_bytes) / median_s / 1e9; }
+};
+
+KvRegionDesc shape(const Options& o, KvDType dtype, int64_t num_blocks) {
+  KvRegionDesc d;
+  d.num_blocks = num_blocks;
+  d.dtype = dtype;
+  d.num_layers = o.num_layers;
+  d.num_kv_heads = o.num_kv_heads;
+  d.head_dim = o.head_dim;
+  d.block_size = o.block_size;
+  d.block_bytes = d.shape_block_bytes();
+  return d;
+}
+
+// Every block 0..n-1 once, as runs of 1..16 consecutive ids in shuffled order.
+std::vector<int64_t> scattered_ids(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t b = 0; b < n;) {
+    const int64_t len = std::min<int64_t>(n - b, 1 + static_cast<int64_t>(rng() % 16));
+    runs.emplace_back(b, len);
+    b += len;
+  }
+  std::shuffle(runs.begin(), runs.end(), rng);
+  std::vector<int64_t> ids;
+  ids.reserve(static_cast<size_t>(n));
+  for (auto [first, len] : runs) {
+    for (int64_t i = 0; i < len; ++i) ids.push_back(first + i);
+  }
+  return ids;
+}
+
+void fill_pattern(void* base, size_t num_bytes, uint64_t seed) {
+  auto* p = static_cast<uint64_t*>(base);
+  uint64_t x = seed;
+  for (size_t i = 0; i < num_bytes / 8; ++i) {  // splitmix64
+    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    p[i] = z ^ (z >> 31);
+  }
+}
+
+Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport,
+                                                    const std::string& id) {
+  BATON_ASSIGN_OR_RETURN(auto t, make_transport(transport));
+  TransferEngineOptions opts;
+  opts.engine_id = id;
+  opts.default_timeout_ms = 120000;
+  opts.num_workers = 1;
+  opts.agent.io_timeout_ms = 120000;
+  return TransferEngine::create(std::move(t), opts);
+}
+
+// The serving side in a child process: allocates the region in shared
+// memory, fills it, starts the agent, reports the port, waits to be told to
+// exit. Never returns.
+[[noreturn]] void child_serve(const std::string& transport, const KvRegionDesc& s, int port_fd,
+                              int stop_fd) {
+  int port = -1;
+  auto buf = SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("bench"), s.total_bytes());
+  std::unique_ptr<TransferEngine> engine;
+  if (buf.is_ok()) {
+    KvRegionDesc region = s;
+    region.base = (*buf)->data();
+    region.shm_name = (*buf)->name();
+    fill_pattern(region.base, region.total_bytes(), 42);
+    auto e = make_engine(transport, "bench-prefill");
+    if (e.is_ok() && (*e)->register_memory(region).is_ok() && (*e)->start_agent(nullptr).is_ok()) {
+      port = (*e)->agent_port();
+      engine = std::move(e).value();
+    }
+  }
+  if (port < 0) BATON_LOG_ERROR("bench-transfer: the serving child could not start");
+  ssize_t w = ::write(port_fd, &port, sizeof(port));
+  (void)w;
+  char c;
+  while (::read(stop_fd, &c, 1) > 0) {
+  }
+  engine.reset();
+  buf = Status(StatusCode::kAborted, "done");  // unmaps and unlinks
+  ::_exit(0);
+}
+
+struct Child {
+  pid_t pid = -1;
+  int stop_fd = -1;
+  ~Child() {
+    if (stop_fd >= 0) ::close(stop_fd);
+    if (pid > 0) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+    }
+  }
+};
+
+Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transport, int tokens) {
+  const int64_t n = (tokens + o.block_size - 1) / o.block_size;
+  const KvRegionDesc s = shape(o, dtype, n);
+  Row row;
+  row.transport = transport;
+  row.tokens = tokens;
+  row.num_blocks = n;
+  row.num_bytes = s.total_bytes();
+
+  std::vector<uint8_t> src_mem;
+  std::unique_ptr<TransferEngine> prefill;
+  Child child;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  if (transport == "local") {
+    src_mem.resize(s.total_bytes());
+    KvRegionDesc src = s;
+    src.base = src_mem.data();
+    fill_pattern(src.base, src.total_bytes(), 42);
+    BATON_ASSIGN_OR_RETURN(prefill, make_engine(transport, "bench-prefill"));
+    BATON_RETURN_IF_ERROR(prefill->register_memory(src));
+    BATON_RETURN_IF_ERROR(prefill->start_agent(nullptr));
+    port = prefill->agent_port();
+  } else {
+    int port_pipe[2], stop_pipe[2];
+    if (::pipe(port_pipe) != 0 || ::pipe(stop_pipe) != 0) return internal_error("pipe failed");
+    std::cout.flush();
+    const pid_t pid = ::fork();
+    if (pid < 0) return internal_error("fork failed: {}", std::strerror(errno));
+    if (pid == 0) {
+      ::close(port_pipe[0]);
+      ::close(stop_pipe[1]);
+      child_serve(transport, s, port_pipe[1], stop_pipe[0]);
+    }
+    ::close(port_pipe[1]);
+    ::close(stop_pipe[0]);
+    child.pid = pid;
+    child.stop_fd = stop_pipe[1];
+    if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) port = -1;
+    ::close(port_pipe[0]);
+    if (port <= 0) return unavailable("the serving child process failed to start ({})", transport);
+  }
+
+  std::vector<uint8_t> dst_mem(s.total_bytes(), 0);  // touched: pages faulted in
+  KvRegionDesc dst = s;
+  dst.base = dst_mem.data();
+  BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode"));
+  BATON_RETURN_IF_ERROR(decode->register_memory(dst));
+  BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer(host, port));
+  const std::vector<int64_t> remote = scattered_ids(n, 1);
+  const std::vector<int64_t> local = scattered_ids(n, 2);
+  BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote, local, n, n));
+  row.num_runs = runs.size();
+
+  // Warm-up, verified end to end with per-block checksums.
+  {
+    BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local,
+                                                       {.request_id = "warmup", .checksum = true}));
+    BATON_RETURN_IF_ERROR(h->wait(300000));
+  }
+  std::vector<double> times;
+  for (int r = 0; r < std::max(1, o.repeats); ++r) {
+    BATON_ASSIGN_OR_RETURN(
+        auto h, decode->read_blocks(peer.engine_id, remote, local,
+                                    {.request_id = fmt::format("r{}", r),
+                                     .checksum = o.checksum_every_read}));
+    BATON_RETURN_IF_ERROR(h->wait(300000));
+    times.push_back(h->elapsed_s());
+  }
+  std::sort(times.begin(), times.end());
+  row.best_s = times.front();
+  row.median_s = times[times.size() / 2];
+  BATON_RETURN_IF_ERROR(decode->notify_done(peer.engine_id, "bench"));
+  return row;
+}
+
+Json row_json(const Row& r) {
+  return Json{{"transport", r.transport},   {"tokens", r.tokens},
+              {"num_blocks", r.num_blocks}, {"num_runs", r.num_runs},
+              {"bytes", r.num_bytes},       {"best_ms", r.best_s * 1e3},
+              {"median_ms", r.median_s * 1e3}, {"gbps", r.gbps()},
+              {"median_gbps", r.median_gbps()}, {"ceiling", r.ceiling_name},
+              {"ceiling_gbps", r.ceiling_gbps},
+              {"pct_of_ceiling", 100.0 * r.gbps() / r.ceiling_gbps}};
+}
+
+void print_row(const Row& r) {
+  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f}  {:>5.1f}% of {}\n",
+                           r.transport, r.tokens, r.num_blocks, r.num_runs,
+                           static_cast<double>(r.num_bytes) / (1 << 20), r.best_s * 1e3,
+                           r.median_s * 1e3, r.gbps(), r.median_gbps(),
+                           100.0 * r.gbps() / r.ceiling_gbps, r.ceiling_name);
+}
+
+int run_cpu(const Options& o, KvDType dtype) {
+  for (const auto& t : o.transports) {
+    if (t != "local" && t != "shm" && t != "tcp") {
+      std::cerr << "bench-transfer: unknown CPU transport '" << t << "' (local, shm, tcp)\n";
+      return 2;
+    }
+  }
+  const KvRegionDesc one = shape(o, dtype, 1);
+  std::cout << fmt::format(
+      "KV shape: {} layers x {} KV heads x head_dim {}, {}, block {} tokens: {} KiB/token, {} "
+      "MiB/block\n",
+      o.num_layers, o.num_kv_heads, o.head_dim, kv_dtype_name(dtype), o.block_size,
+      one.block_bytes / o.block_size / 1024, static_cast<double>(one.block_bytes) / (1 << 20));
+  const size_t ceiling_bytes = 512u << 20;
+  const double memcpy_gbps = measure_memcpy_gbps(ceiling_bytes, 5);
+  auto tcp_gbps = measure_loopback_tcp_gbps(1u << 30, 4u << 20, 3);
+  if (!tcp_gbps.is_ok()) {
+    std::cerr << "bench-transfer: loopback ceiling: " << tcp_gbps.status().to_string() << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("ceilings (this run): memcpy {:.2f} GB/s (512 MiB, 1 thread); "
+                           "loopback TCP {:.2f} GB/s (1 GiB, one stream, 4 MiB writes)\n\n",
+                           memcpy_gbps, *tcp_gbps);
+  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8}  {}\n",
+                           "transport", "tokens", "blocks", "runs", "MiB", "best_ms", "med_ms",
+                           "GB/s", "med_GB/s", "of ceiling");
+  Json rows = Json::array();
+  for (const auto& t : o.transports) {
+    for (int tokens : o.tokens) {
+      auto row = bench_one(o, dtype, t, tokens);
+      if (!row.is_ok()) {
+        std::cerr << fmt::format("bench-transfer: {} at {} tokens: {}\n", t, tokens,
+                                 row.status().to_string());
+        return 1;
+      }
+      row->ceiling_name = t == "tcp" ? "loopback TCP" : "memcpy";
+      row->ceiling_gbps = t == "tcp" ? *tcp_gbps : memcpy_gbps;
+      print_row(*row);
+      rows.push_back(row_json(*row));
+    }
+  }
+  if (!o.json_path.empty()) {
+    Json out{{"shape",
+              {{"num_layers", o.num_layers}, {"num_kv_heads", o.num_kv_heads},
+               {"head_dim", o.head_dim}, {"block_size", o.block_size},
+               {"dtype", kv_dtype_name(dtype)}, {"block_bytes", one.block_bytes}}},
+             {"ceilings", {{"memcpy_gbps", memcpy_gbps}, {"loopback_tcp_gbps", *tcp_gbps}}},
+             {"rows", rows}};
+    Status st = write_file(o.json_path, out.dump(2) + "\n");
+    if (!st.is_ok()) {
+      std::cerr << "bench-transfer: " << st.to_string() << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
+
+baton::cli::RunFn setup(CLI::App& sub) {
+  auto o = std::make_shared<Options>();
+  sub.add_option("--tokens", o->tokens, "Prompt lengths to move (tokens)")->delimiter(',');
+  sub.add_option("--transports", o->transports, "CPU transports: local,shm,tcp")->delimiter(',');
+  sub.add_option("--repeats", o->repeats, "Timed transfers per case (after one verified warm-up)")
+      ->check(CLI::Range(1, 1000));
+  sub.add_option("--layers", o->num_layers, "KV layers")->check(CLI::Range(1, 1024));
+  sub.add_option("--kv-heads", o->num_kv_heads, "KV heads")->check(CLI::Range(1, 1024));
+  sub.add_option("--head-dim", o->head_dim, "Head dimension")->check(CLI::Range(1, 4096));
+  sub.add_option("--block-size", o->block_size, "Tokens per KV block")->check(CLI::Range(1, 4096));
+  sub.add_option("--dtype", o->dtype, "KV dtype: bf16, f16, f32");
+  sub.add_option("--device", o->device, "cpu (local, shm, tcp) or cuda (cuda_ipc, 2 GPUs)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  sub.add_flag("--checksum", o->checksum_every_read,
+               "Verify xxHash64 per block on every timed read (the warm-up always does)");
+  sub.add_option("--json", o->json_path, "Also write the results as JSON here");
+  return [o]() -> int {
+    auto dtype = parse_kv_dtype(o->dtype);
+    if (!dtype.is_ok()) {
+      std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
+      return 2;
+    }
+    for (int t : o->tokens) {
+      if (t <= 0) {
+        std::cerr << "bench-transfer: --tokens must be positive, got " << t << "\n";
+        return 2;
+      }
+    }
+    if (o->device == "cuda") {
+#ifdef BATON_HAVE_KV_CUDA
+      CudaTransferBenchOptions co;
+      co.tokens = o->tokens;
+      co.repeats = o->repeats;
+      co.region = shape(*o, *dtype, 0);
+      co.json_path = o->json_path;
+      return run_cuda_transfer_bench(co);
+#else
+      std::cerr << "bench-transfer: --device cuda needs a CUDA build of baton\n";
+      return 2;
+#endif
+    }
+    return run_cpu(*o, *dtype);
+  };
+}
+
+const baton::cli::Command kCmd("bench-transfer",
+                               "Benchmark moving one request's KV over each transport", &setup);
+
+}  // namespace
