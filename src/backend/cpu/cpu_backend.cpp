@@ -143,6 +143,8 @@ void CpuBackend::forward_layers(const StepInput& in) {
   proj_.resize(n * h);
   if (weights_.embed.empty()) embedding_packed(weights_.lm_head, in.token_ids.data(), n, hidden_.data());
   else embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
+  cos_sin_.resize(n * config_.head_dim);  // [n, 2, head_dim / 2], shared by every layer
+  rope_cos_sin(in.positions.data(), n, inv_freq_.data(), config_.head_dim / 2, cos_sin_.data());
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     const CpuLayerWeights& L = weights_.layers[layer];
@@ -178,8 +180,8 @@ void CpuBackend::attention(const StepInput& in, int layer) {
     rmsnorm(q_.data(), L.q_norm.data(), n * nh, hd, eps, q_.data());   // [n * nh, hd]
     rmsnorm(k_.data(), L.k_norm.data(), n * nkv, hd, eps, k_.data());  // [n * nkv, hd]
   }
-  apply_rope(q_.data(), n, nh, hd, in.positions.data(), inv_freq_.data());
-  apply_rope(k_.data(), n, nkv, hd, in.positions.data(), inv_freq_.data());
+  apply_rope_cos_sin(q_.data(), n, nh, hd, cos_sin_.data());
+  apply_rope_cos_sin(k_.data(), n, nkv, hd, cos_sin_.data());
   write_kv(k_.data(), v_.data(), in.slot_mapping.data(), n, layout_, layer, kv_.get());
 
   PagedAttentionArgs args;

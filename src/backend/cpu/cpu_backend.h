@@ -76,6 +76,7 @@ class CpuBackend final : public Backend {
   std::vector<float> gate_up_;   // [num_tokens, 2 * intermediate]
   std::vector<float> act_;       // [num_tokens, intermediate]
   std::vector<int32_t> seq_of_token_;  // [num_tokens]
+  std::vector<float> cos_sin_;   // [num_tokens, 2, head_dim / 2]: RoPE of this step
 };
 
 }  // namespace baton

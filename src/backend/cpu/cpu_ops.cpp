@@ -58,26 +58,41 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional
   return inv;
 }
 
-void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim,
-                const int32_t* positions, const float* inv_freq) {
-  const int half = head_dim / 2;
-  std::vector<float> cos_v(half), sin_v(half);  // [head_dim / 2]
+void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const float* inv_freq, int half_dim,
+                  float* cos_sin) {
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float pos = static_cast<float>(positions[t]);
-    for (int i = 0; i < half; ++i) {
+    float* c = cos_sin + t * 2 * half_dim;  // [half_dim]
+    float* s = c + half_dim;                // [half_dim]
+    for (int i = 0; i < half_dim; ++i) {
       const float angle = pos * inv_freq[i];
-      cos_v[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      c[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      s[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
     }
+  }
+}
+
+void apply_rope_cos_sin(float* x, int64_t num_tokens, int num_heads, int head_dim, const float* cos_sin) {
+  const int half = head_dim / 2;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* c = cos_sin + t * 2 * half;  // [half]
+    const float* s = c + half;                // [half]
     for (int h = 0; h < num_heads; ++h) {
       float* v = x + (t * num_heads + h) * head_dim;  // [head_dim]
       for (int i = 0; i < half; ++i) {
         const float a = v[i], b = v[i + half];
-        v[i] = a * cos_v[i] - b * sin_v[i];
-        v[i + half] = b * cos_v[i] + a * sin_v[i];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = b * c[i] + a * s[i];
       }
     }
   }
+}
+
+void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim, const int32_t* positions,
+                const float* inv_freq) {
+  std::vector<float> cos_sin(static_cast<size_t>(num_tokens) * head_dim);  // [num_tokens, 2, head_dim / 2]
+  rope_cos_sin(positions, num_tokens, inv_freq, head_dim / 2, cos_sin.data());
+  apply_rope_cos_sin(x, num_tokens, num_heads, head_dim, cos_sin.data());
 }
 
 void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* out) {

@@ -61,6 +61,12 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional
 void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim,
                 const int32_t* positions, const float* inv_freq);
 
+// apply_rope in two parts, so a step computes its angles once for all layers:
+// cos_sin: [num_tokens, 2, head_dim / 2] (cos then sin of float(position) * inv_freq[i]).
+void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const float* inv_freq, int half_dim,
+                  float* cos_sin);
+void apply_rope_cos_sin(float* x, int64_t num_tokens, int num_heads, int head_dim, const float* cos_sin);
+
 // out[t, j] = silu(gate_up[t, j]) * gate_up[t, inter + j]
 // gate_up: [num_tokens, 2 * inter], out: [num_tokens, inter].
 void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* out);
