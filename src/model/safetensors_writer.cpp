@@ -7,6 +7,8 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <string_view>
+#include <unordered_set>
 
 #include "common/json.h"
 
@@ -46,14 +48,13 @@ std::string make_header(const std::vector<TensorSpec>& tensors) {
 
 Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
                          const TensorFillFn& fill) {
+  std::unordered_set<std::string_view> names;
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (tensors[i].name.empty()) return invalid_argument("tensor {} has an empty name", i);
     for (int64_t d : tensors[i].shape) {
       if (d < 0) return invalid_argument("tensor '{}' has a negative dimension", tensors[i].name);
     }
-    for (size_t j = 0; j < i; ++j) {
-      if (tensors[j].name == tensors[i].name) return invalid_argument("tensor '{}' is listed twice", tensors[i].name);
-    }
+    if (!names.insert(tensors[i].name).second) return invalid_argument("tensor '{}' is listed twice", tensors[i].name);
   }
   const std::string header = make_header(tensors);
   const std::string tmp = path + ".tmp";

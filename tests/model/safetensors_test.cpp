@@ -149,6 +149,23 @@ TEST_F(SafetensorsTest, WriterRoundTripsAllDtypes) {
   EXPECT_FALSE(fs::exists(path("rt.safetensors.tmp")));
 }
 
+TEST_F(SafetensorsTest, WriterRefusesBadSpecs) {
+  auto noop = [](size_t, std::span<std::byte>) { return Status::ok(); };
+  Status st = write_safetensors(path("dup.safetensors"), {{"a", DType::kF32, {2}}, {"a", DType::kF32, {3}}}, noop);
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("'a'"), std::string::npos);
+  st = write_safetensors(path("neg.safetensors"), {{"b", DType::kF32, {-1}}}, noop);
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("'b'"), std::string::npos);
+  EXPECT_FALSE(fs::exists(path("dup.safetensors")));
+  // A failing fill leaves no file behind.
+  st = write_safetensors(path("fail.safetensors"), {{"c", DType::kF32, {4}}},
+                         [](size_t, std::span<std::byte>) { return data_loss("fill failed"); });
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+  EXPECT_FALSE(fs::exists(path("fail.safetensors")));
+  EXPECT_FALSE(fs::exists(path("fail.safetensors.tmp")));
+}
+
 TEST_F(SafetensorsTest, ShardedCheckpointReadsBackIdentical) {
   // Copy a fixture's weights into two shards with an index, then compare.
   const std::string src = std::string(BATON_TEST_DATA) + "/fixtures/models/qwen3-tiny";
