@@ -53,9 +53,14 @@ constexpr uint32_t philox_bits(uint64_t seed, uint64_t step, uint64_t index) {
   return philox4x32_10(ctr, key)[index & 3];
 }
 
-// A uniform float in the open interval (0, 1): the top 24 bits, centred.
+// 32 random bits to a float in the open interval (0, 1): the top 23 bits,
+// centred, so every value (2^-24 ... 1 - 2^-24) is exact and never 0 or 1.
+constexpr float uniform_from_bits(uint32_t bits) {
+  return (static_cast<float>(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
 constexpr float philox_uniform(uint64_t seed, uint64_t step, uint64_t index) {
-  return (static_cast<float>(philox_bits(seed, step, index) >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  return uniform_from_bits(philox_bits(seed, step, index));
 }
 
 }  // namespace baton

@@ -23,6 +23,10 @@ TEST(Philox, KnownAnswers) {
 
 TEST(Philox, ConstexprAndUniformInOpenInterval) {
   static_assert(philox_bits(1, 2, 3) == philox_bits(1, 2, 3));
+  // The extremes stay strictly inside (0, 1): a draw of exactly 1 would give
+  // a token an infinite Gumbel score.
+  static_assert(uniform_from_bits(0xffffffffu) < 1.0f);
+  static_assert(uniform_from_bits(0u) > 0.0f);
   double sum = 0.0;
   constexpr int kN = 100000;
   for (int i = 0; i < kN; ++i) {
