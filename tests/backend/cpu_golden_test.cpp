@@ -193,6 +193,46 @@ TEST_P(CpuGolden, BatchedChunkedPrefillMatchesGreedy) {
     EXPECT_EQ(seqs[i].output, golden[i].greedy_ids) << "prompt " << i << " of length " << golden[i].prompt_ids.size();
 }
 
+// Seeded sampling: a request draws the same tokens alone or in a batch.
+TEST_P(CpuGolden, SeededSamplingIndependentOfBatch) {
+  constexpr int kNew = 12;
+  const auto golden = load_golden(GetParam());
+  auto generate = [&](const std::vector<size_t>& prompts) {
+    auto backend = open_backend(GetParam());
+    EXPECT_NE(backend, nullptr);
+    std::vector<TestSeq> seqs(prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      seqs[i].tokens = golden[prompts[i]].prompt_ids;
+      seqs[i].params.temperature = 0.9f;
+      seqs[i].params.top_p = 0.95f;
+      seqs[i].seed = 1000 + prompts[i];
+      const int need = (static_cast<int>(seqs[i].tokens.size()) + kNew + kBlockSize - 1) / kBlockSize;
+      for (int b = 0; b < need; ++b) seqs[i].blocks.push_back(static_cast<int32_t>(i * 20 + b));
+    }
+    for (int step = 0; step < kNew; ++step) {
+      std::vector<int> chunk;
+      for (auto& s : seqs) chunk.push_back(static_cast<int>(s.tokens.size()) - s.num_computed);
+      std::vector<int> index_of;
+      StepInput in = testing::build_step(seqs, chunk, kBlockSize, &index_of);
+      Result<StepOutput> out = backend->execute(in);
+      EXPECT_TRUE(out.is_ok()) << out.status().to_string();
+      if (!out.is_ok()) break;
+      testing::apply_step(seqs, chunk, *out, index_of);
+    }
+    std::vector<std::vector<int32_t>> outputs;
+    for (auto& s : seqs) outputs.push_back(s.output);
+    return outputs;
+  };
+  const auto batched = generate({0, 1, 2, 3, 4, 5});
+  for (size_t p : {1u, 4u}) {
+    const auto alone = generate({p});
+    ASSERT_EQ(alone[0].size(), static_cast<size_t>(kNew));
+    EXPECT_EQ(alone[0], batched[p]) << "prompt " << p;
+  }
+  EXPECT_NE(batched[1], std::vector<int32_t>(golden[1].greedy_ids.begin(),
+                                              golden[1].greedy_ids.begin() + kNew));  // it really sampled
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden,
                          ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"),
                          [](const ::testing::TestParamInfo<std::string>& info) {

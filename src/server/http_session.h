@@ -1,3 +1,0 @@
-// Moved to src/http/http_session.h (shared by the server and the router): edit it there.
-#pragma once
-#include "http/http_session.h"
