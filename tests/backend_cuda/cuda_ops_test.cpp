@@ -100,6 +100,26 @@ TEST(CudaOps, GemmMatchesCpu) {
   }
 }
 
+TEST(CudaOps, SkinnyGemvMatchesCpu) {
+  BATON_REQUIRE_GPU();
+  std::mt19937 rng(9);
+  for (int m : {1, 2, 3, 5, 8}) {
+    for (auto [n, k] : {std::pair{1001, 4096}, std::pair{64, 14336}, std::pair{3, 40}}) {
+      auto x = random_bf16_values(m * k, 1.0f, rng);
+      auto w = random_bf16_values(n * k, 0.1f, rng);
+      auto dx = upload_bf16(x), dw = upload_bf16(w);
+      auto dy = poisoned_bf16(m * n);
+      auto dyf = poisoned_f32(m * n);
+      launch_gemv(dx.as<bf16>(), dw.as<bf16>(), dy.get(), m, n, k, false, nullptr);
+      launch_gemv(dx.as<bf16>(), dw.as<bf16>(), dyf.get(), m, n, k, true, nullptr);
+      std::vector<float> ref(m * n);
+      matmul(x.data(), m, k, w.data(), n, nullptr, ref.data(), nullptr);
+      EXPECT_LT(rel_l2(download_bf16(dy, m * n), ref), kTol) << m << "x" << n << "x" << k;
+      EXPECT_LT(rel_l2(download<float>(dyf, m * n), ref), 1e-4) << m << "x" << n << "x" << k;
+    }
+  }
+}
+
 TEST(CudaOps, RowInvariantGemmMatchesCpuAndIgnoresBatch) {
   BATON_REQUIRE_GPU();
   std::mt19937 rng(8);

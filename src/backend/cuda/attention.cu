@@ -44,6 +44,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* 
                : "r"(s));
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
 // Starts the asynchronous copy of keys [start, start + 64) of (seq, kvh) into
 // `st`; keys at or past `end` are zero-filled.
 template <int HD>
@@ -86,10 +93,20 @@ __device__ __forceinline__ void warp_attend(WarpState<HD>& st, const Stage<HD>& 
 #pragma unroll
   for (int j = 0; j < NK / 8; ++j) {
     sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+    if constexpr (HD % 32 == 0) {
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      const bf16* kr = &s.k[key0 + j * 8 + g][kk * 16 + 2 * t];
-      mma_bf16_16816(sc[j], st.q[kk], ld_u32(kr), ld_u32(kr + 8));
+      for (int kk = 0; kk < HD / 16; kk += 2) {
+        uint32_t kb[4];  // b0, b1 of k-steps kk and kk + 1
+        ldmatrix_x4(kb, &s.k[key0 + j * 8 + (lane & 7)][kk * 16 + (lane >> 3) * 8]);
+        mma_bf16_16816(sc[j], st.q[kk], kb[0], kb[1]);
+        mma_bf16_16816(sc[j], st.q[kk + 1], kb[2], kb[3]);
+      }
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        const bf16* kr = &s.k[key0 + j * 8 + g][kk * 16 + 2 * t];
+        mma_bf16_16816(sc[j], st.q[kk], ld_u32(kr), ld_u32(kr + 8));
+      }
     }
   }
   float mx[2] = {-INFINITY, -INFINITY};

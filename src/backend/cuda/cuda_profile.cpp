@@ -136,9 +136,84 @@ double attention_flops(const ModelConfig& c, double keys_total) {
   return 4.0 * c.num_heads * c.head_dim * keys_total * c.num_layers;
 }
 
-struct SeqSet {
-  std::vector<std::vector<int32_t>> blocks;
-};
+// Times one layer's attention kernel alone on the backend's KV cache:
+// `batch` sequences of `q_len` new tokens after `ctx` cached ones.
+Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, int q_len,
+                                 cudaStream_t stream) {
+  const int len = ctx + q_len, nb = (len + kBlockSize - 1) / kBlockSize;
+  if (static_cast<int64_t>(batch) * nb > kvm.layout.num_blocks) return failed_precondition("KV too small");
+  const int n = batch * q_len, group = c.num_heads / c.num_kv_heads;
+  std::vector<int32_t> qs = {0}, sl, bt, items;
+  for (int s = 0; s < batch; ++s) {
+    qs.push_back(qs.back() + q_len);
+    sl.push_back(len);
+    for (int b = 0; b < nb; ++b) bt.push_back(s * nb + b);
+    const int rows = q_len * group, rpt = attention_rows_per_tile();
+    for (int tile = (rows + rpt - 1) / rpt - 1; tile >= 0; --tile) {
+      items.push_back(s);
+      items.push_back(tile * rpt);
+    }
+  }
+  DeviceBuffer q, out, dqs, dsl, dbt, ditems, partial;
+  BATON_RETURN_IF_ERROR(q.allocate(size_t{2} * n * c.q_size()));
+  BATON_RETURN_IF_ERROR(out.allocate(size_t{2} * n * c.q_size()));
+  launch_fill_random(q.as<bf16>(), int64_t{n} * c.q_size(), 1.0f, 5, stream);
+  auto up = [&](DeviceBuffer& d, const std::vector<int32_t>& v) -> Status {
+    BATON_RETURN_IF_ERROR(d.allocate(v.size() * 4 + 16));
+    return cuda_status(cudaMemcpy(d.get(), v.data(), v.size() * 4, cudaMemcpyHostToDevice), "upload");
+  };
+  BATON_RETURN_IF_ERROR(up(dqs, qs));
+  BATON_RETURN_IF_ERROR(up(dsl, sl));
+  BATON_RETURN_IF_ERROR(up(dbt, bt));
+  BATON_RETURN_IF_ERROR(up(ditems, items));
+  AttnArgs a;
+  a.q = q.as<bf16>();
+  a.out = out.as<bf16>();
+  a.kv.base = static_cast<bf16*>(kvm.base);
+  a.kv.block_elems = kvm.layout.block_elems();
+  a.kv.layer_block_elems = kvm.layout.layer_block_elems();
+  a.kv.half_elems = kvm.layout.half_layer_block_elems();
+  a.kv.token_elems = kvm.layout.token_elems();
+  a.kv.block_size = kvm.layout.block_size;
+  a.query_start = dqs.as<int32_t>();
+  a.seq_lens = dsl.as<int32_t>();
+  a.block_tables = dbt.as<int32_t>();
+  a.max_blocks_per_seq = nb;
+  a.num_seqs = batch;
+  a.num_heads = c.num_heads;
+  a.num_kv_heads = c.num_kv_heads;
+  a.head_dim = c.head_dim;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const bool decode = q_len == 1;
+  int split = 0, splits = 0;
+  if (decode) {
+    // The backend's choice (cuda_backend.cpp): enough blocks for 8 per SM, at most 32 splits.
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const int cap = nb * kBlockSize, want = std::max(1, (8 * sms + batch * c.num_kv_heads - 1) / (batch * c.num_kv_heads));
+    auto up64 = [](int x) { return (x + 63) / 64 * 64; };
+    split = std::max(up64((cap + want - 1) / want), up64((cap + 31) / 32));
+    splits = (cap + split - 1) / split;
+    BATON_RETURN_IF_ERROR(partial.allocate(size_t{4} * batch * c.num_heads * splits * (c.head_dim + 2)));
+  }
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> t;
+  for (int it = 0; it < 8; ++it) {
+    cudaEventRecord(e0, stream);
+    if (decode) launch_attention_decode(a, split, splits, partial.as<float>(), stream);
+    else launch_attention_prefill(a, ditems.as<int32_t>(), static_cast<int>(items.size() / 2), stream);
+    cudaEventRecord(e1, stream);
+    BATON_CUDA_RETURN(cudaEventSynchronize(e1));
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (it >= 2) t.push_back(ms);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return median(t);
+}
 
 // A step of `batch` sequences with `ctx` cached tokens each plus `q_len` new.
 StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingParams* params, uint64_t salt) {
@@ -234,6 +309,16 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / ceil.gemm_tflops;
     fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of bandwidth\n", name, batch, ms,
                gbps, 100 * gbps / ceil.copy_gbps);
+    if (batch >= 32) {
+      Result<double> att_ms = time_attention_ms(c, kvm, batch, ctx - 1, 1, b->stream());
+      if (att_ms.is_ok()) {
+        const double kv_layer = k.kv_bytes_per_token / c.num_layers * batch * ctx;
+        row["attention_us_per_layer"] = *att_ms * 1e3;
+        row["attention_gbps"] = kv_layer / (*att_ms * 1e-3) / 1e9;
+        fmt::print("        attention alone: {:.1f} us/layer, KV read at {:.0f} GB/s\n", *att_ms * 1e3,
+                   kv_layer / (*att_ms * 1e-3) / 1e9);
+      }
+    }
     std::fflush(stdout);
     decode.push_back(row);
   }
@@ -267,6 +352,13 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["attention_flops"] = att;
     row["achieved_tflops"] = tflops;
     row["flop_utilization"] = tflops / ceil.gemm_tflops;
+    Result<double> att_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream());
+    if (att_ms.is_ok()) {
+      row["attention_ms_per_layer"] = *att_ms;
+      row["attention_tflops"] = att / c.num_layers / (*att_ms * 1e-3) / 1e12;
+      fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
+                 *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
+    }
     fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of GEMM rate\n", name, n, ms, tflops,
                100 * tflops / ceil.gemm_tflops);
     std::fflush(stdout);

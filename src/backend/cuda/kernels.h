@@ -97,6 +97,9 @@ void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, co
 // m is (batch-invariant mode; cuBLASLt picks algorithms by shape).
 void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
                                cudaStream_t stream);
+// Skinny GEMM for m <= 8 (decode): y[m, n] = x[m, k] . w[n, k]^T, k % 8 == 0.
+bool gemv_supports(int m, int k);
+void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :]
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w,
                         int num_tokens, int k, int hidden, bf16* out, cudaStream_t stream);

@@ -129,22 +129,49 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   GemmStage* st = reinterpret_cast<GemmStage*>(smem_raw);
   __shared__ int s_expert, s_row0, s_row_end;
-  if (threadIdx.x == 0 && offsets == nullptr) {
-    s_expert = blockIdx.y * kBM < num_rows ? 0 : -1;
-    s_row0 = blockIdx.y * kBM;
-    s_row_end = num_rows;
-  } else if (threadIdx.x == 0) {
-    int tile = blockIdx.y, found = -1;
-    for (int e = 0; e < num_experts; ++e) {
-      int cnt = offsets[e + 1] - offsets[e];
-      int tiles = (cnt + kBM - 1) / kBM;
-      if (tile < tiles) { found = e; break; }
-      tile -= tiles;
+  __shared__ int s_tiles_before[kMaxExperts + 1];  // m tiles of experts < e
+  if (offsets == nullptr) {
+    if (threadIdx.x == 0) {
+      s_expert = blockIdx.y * kBM < num_rows ? 0 : -1;
+      s_row0 = blockIdx.y * kBM;
+      s_row_end = num_rows;
     }
-    s_expert = found;
-    if (found >= 0) {
-      s_row0 = offsets[found] + tile * kBM;
-      s_row_end = offsets[found + 1];
+  } else {
+    // Tiles per expert, loaded by all threads at once, then a prefix sum by warp 0.
+    for (int e = threadIdx.x; e < num_experts; e += blockDim.x)
+      s_tiles_before[e + 1] = (offsets[e + 1] - offsets[e] + kBM - 1) / kBM;
+    if (threadIdx.x == 0) s_tiles_before[0] = 0;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      int carry = 0;
+      for (int base = 1; base <= num_experts; base += 32) {
+        int i = base + threadIdx.x;
+        int v = i <= num_experts ? s_tiles_before[i] : 0;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+          int u = __shfl_up_sync(0xffffffffu, v, o);
+          if (threadIdx.x >= o) v += u;
+        }
+        if (i <= num_experts) s_tiles_before[i] = v + carry;
+        carry += __shfl_sync(0xffffffffu, v, 31);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const int tile = blockIdx.y;
+      int lo = 0, hi = num_experts;  // the expert e with before[e] <= tile < before[e + 1]
+      if (tile >= s_tiles_before[num_experts]) {
+        s_expert = -1;
+      } else {
+        while (hi - lo > 1) {
+          int mid = (lo + hi) / 2;
+          if (s_tiles_before[mid] <= tile) lo = mid;
+          else hi = mid;
+        }
+        s_expert = lo;
+        s_row0 = offsets[lo] + (tile - s_tiles_before[lo]) * kBM;
+        s_row_end = offsets[lo + 1];
+      }
     }
   }
   __syncthreads();

@@ -85,12 +85,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, f
   float mx_raw;
   int dummy;
   block_argmax(vocab, [&](int i) { return raw[i]; }, fs, is, &mx_raw, &dummy);
-  double se = 0.0;
+  // fp32 terms (each in (0, 1]) summed per thread, then across the block in double.
+  float sef = 0.0f;
   for (int i = threadIdx.x; i < vocab; i += kThreads) {
-    w[i] = raw[i];
-    se += exp(static_cast<double>(raw[i]) - mx_raw);
+    float v = raw[i];
+    w[i] = v;
+    sef += __expf(v - mx_raw);
   }
-  se = block_sum_d(se, ds);
+  double se = block_sum_d(static_cast<double>(sef), ds);
   const double lse = mx_raw == -INFINITY ? -INFINITY : mx_raw + log(se);
 
   if (p.num_logprobs > 0) {
