@@ -25,6 +25,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "kv_transfer/bandwidth.h"
+#include "kv_transfer/bench_util.h"
 #include "kv_transfer/shm_buffer.h"
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
@@ -74,35 +75,6 @@ KvRegionDesc shape(const Options& o, KvDType dtype, int64_t num_blocks) {
   d.block_size = o.block_size;
   d.block_bytes = d.shape_block_bytes();
   return d;
-}
-
-// Every block 0..n-1 once, as runs of 1..16 consecutive ids in shuffled order.
-std::vector<int64_t> scattered_ids(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::pair<int64_t, int64_t>> runs;
-  for (int64_t b = 0; b < n;) {
-    const int64_t len = std::min<int64_t>(n - b, 1 + static_cast<int64_t>(rng() % 16));
-    runs.emplace_back(b, len);
-    b += len;
-  }
-  std::shuffle(runs.begin(), runs.end(), rng);
-  std::vector<int64_t> ids;
-  ids.reserve(static_cast<size_t>(n));
-  for (auto [first, len] : runs) {
-    for (int64_t i = 0; i < len; ++i) ids.push_back(first + i);
-  }
-  return ids;
-}
-
-void fill_pattern(void* base, size_t num_bytes, uint64_t seed) {
-  auto* p = static_cast<uint64_t*>(base);
-  uint64_t x = seed;
-  for (size_t i = 0; i < num_bytes / 8; ++i) {  // splitmix64
-    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    p[i] = z ^ (z >> 31);
-  }
 }
 
 Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport,
@@ -207,8 +179,8 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
   BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode"));
   BATON_RETURN_IF_ERROR(decode->register_memory(dst));
   BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer(host, port));
-  const std::vector<int64_t> remote = scattered_ids(n, 1);
-  const std::vector<int64_t> local = scattered_ids(n, 2);
+  const std::vector<int64_t> remote = scattered_block_ids(n, 1);
+  const std::vector<int64_t> local = scattered_block_ids(n, 2);
   BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote, local, n, n));
   row.num_runs = runs.size();
 
