@@ -99,6 +99,7 @@ void BM_StepAdmitFrom1024Waiting(benchmark::State& state) {
     // Finish what ran and put fresh requests at the back: the queue stays at 1,024.
     std::vector<Request*> running = w.sched->running();
     for (Request* r : running) w.sched->finish_request(r);
+    std::erase_if(w.requests, [](const auto& r) { return r->is_finished(); });
     for (size_t i = 0; i < running.size(); ++i) w.add(512, 256, static_cast<int>(w.next_key));
     state.ResumeTiming();
   }

@@ -150,7 +150,8 @@ Status EngineCore::add_request(GenerationRequest request) {
     if (!r->params.ignore_eos) r->banned_before_min_tokens = processor_.eos_token_ids();
     for (int32_t t : r->params.stop_token_ids) r->banned_before_min_tokens.push_back(t);
   }
-  if (detokenizer_ && r->params.detokenize) r->detok = detokenizer_->open_stream(r->params.prompt_ids);
+  // Stop strings are matched on text, so they need a stream even without detokenize.
+  if (detokenizer_ && (r->params.detokenize || !r->params.stop.empty())) r->detok = detokenizer_->open_stream(r->params.prompt_ids);
   Request* raw = r.get();
   requests_.emplace(raw->id(), std::move(r));
   scheduler_.add_request(raw);

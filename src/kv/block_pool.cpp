@@ -44,7 +44,9 @@ std::vector<int> FreeBlockQueue::ids() const {
 }
 
 BlockPool::BlockPool(int num_blocks, bool enable_caching)
-    : blocks_(static_cast<size_t>(num_blocks)), enable_caching_(enable_caching) {
+    : blocks_(static_cast<size_t>(num_blocks)),
+      cached_(enable_caching ? num_blocks : 1),
+      enable_caching_(enable_caching) {
   BATON_CHECK(num_blocks > 0, "a block pool needs blocks, got {}", num_blocks);
   for (int i = 0; i < num_blocks; ++i) {
     blocks_[i].block_id = i;
@@ -54,14 +56,12 @@ BlockPool::BlockPool(int num_blocks, bool enable_caching)
 
 int BlockPool::lookup(BlockHash hash) const {
   if (!enable_caching_) return -1;
-  auto it = cached_.find(hash);
-  return it == cached_.end() ? -1 : it->second;
+  return cached_.find(hash);
 }
 
 void BlockPool::evict(KvBlock& block) {
   if (!block.has_hash) return;
-  auto it = cached_.find(block.hash);
-  if (it != cached_.end() && it->second == block.block_id) cached_.erase(it);
+  cached_.erase(block.hash, block.block_id);
   block.has_hash = false;
   block.hash = 0;
 }
@@ -107,8 +107,7 @@ void BlockPool::cache_block(int block_id, BlockHash hash) {
   KvBlock& b = blocks_[block_id];
   BATON_CHECK(b.ref_cnt > 0, "caching free block {}", block_id);
   if (b.has_hash) return;
-  auto [it, inserted] = cached_.try_emplace(hash, block_id);
-  if (!inserted) return;  // another block holds this prefix already
+  if (!cached_.insert(hash, block_id)) return;  // another block holds this prefix already
   b.has_hash = true;
   b.hash = hash;
 }

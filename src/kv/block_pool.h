@@ -10,10 +10,10 @@
 
 #include <cstdint>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "kv/block_hash.h"
+#include "kv/block_hash_map.h"
 
 namespace baton {
 
@@ -56,7 +56,7 @@ class BlockPool {
   // Free blocks that still hold a cached prefix.
   int num_cached_free_blocks() const { return num_cached_free_; }
   // Blocks registered in the hash map (in use or free).
-  int num_cached_blocks() const { return static_cast<int>(cached_.size()); }
+  int num_cached_blocks() const { return cached_.size(); }
   bool caching_enabled() const { return enable_caching_; }
 
   const KvBlock& block(int block_id) const { return blocks_[block_id]; }
@@ -94,7 +94,7 @@ class BlockPool {
 
   std::vector<KvBlock> blocks_;
   FreeBlockQueue free_queue_;
-  std::unordered_map<BlockHash, int> cached_;
+  BlockHashMap cached_;
   bool enable_caching_;
   int num_cached_free_ = 0;
 };
