@@ -19,6 +19,9 @@ struct TokenizeOptions {
   std::string tokenizer;
   std::string text;
   std::string ids;
+  std::string messages;
+  std::string enable_thinking;
+  bool no_generation_prompt = false;
   bool json = false;
   bool no_special = false;
 };
@@ -50,9 +53,40 @@ baton::Result<std::vector<int32_t>> parse_ids(const std::string& list) {
   return ids;
 }
 
-int run(const TokenizeOptions& o, bool have_text, bool have_ids) {
+// --messages: renders the chat template, then encodes the prompt as
+// apply_chat_template does (no post-processor tokens: the template has them).
+int run_chat(const baton::Tokenizer& tok, const TokenizeOptions& o) {
   using namespace baton;
-  if (have_text == have_ids) return fail(invalid_argument("give exactly one of --text TEXT or --ids 1,2,3"));
+  auto parsed = parse_json(o.messages, "--messages");
+  if (!parsed.is_ok()) return fail(parsed.status());
+  auto messages = parse_chat_messages(*parsed);
+  if (!messages.is_ok()) return fail(messages.status());
+  ChatTemplateOptions options;
+  options.add_generation_prompt = !o.no_generation_prompt;
+  if (o.enable_thinking == "true") {
+    options.enable_thinking = true;
+  } else if (o.enable_thinking == "false") {
+    options.enable_thinking = false;
+  } else if (!o.enable_thinking.empty()) {
+    return fail(invalid_argument("--enable-thinking must be true or false (got '{}')", o.enable_thinking));
+  }
+  auto prompt = tok.apply_chat_template(*messages, options);
+  if (!prompt.is_ok()) return fail(prompt.status());
+  auto ids = tok.encode(*prompt, /*add_special_tokens=*/false);
+  if (!ids.is_ok()) return fail(ids.status());
+  if (o.json) {
+    std::cout << Json{{"prompt", *prompt}, {"ids", *ids}}.dump() << "\n";
+  } else {
+    std::cout << *prompt << "\n";
+  }
+  return 0;
+}
+
+int run(const TokenizeOptions& o, bool have_text, bool have_ids, bool have_messages) {
+  using namespace baton;
+  if (int(have_text) + int(have_ids) + int(have_messages) != 1) {
+    return fail(invalid_argument("give exactly one of --text TEXT, --ids 1,2,3 or --messages JSON"));
+  }
   const std::string dir = o.tokenizer.empty() ? default_model_dir() : o.tokenizer;
   auto tok = Tokenizer::load(dir);
   if (!tok.is_ok()) {
@@ -61,6 +95,7 @@ int run(const TokenizeOptions& o, bool have_text, bool have_ids) {
     }
     return fail(tok.status());
   }
+  if (have_messages) return run_chat(**tok, o);
   if (have_ids) {
     auto ids = parse_ids(o.ids);
     if (!ids.is_ok()) return fail(ids.status());
@@ -97,10 +132,17 @@ baton::cli::RunFn setup(CLI::App& sub) {
                  "(default: the embedded default model)");
   auto* text = sub.add_option("--text", o->text, "Text to encode ('-' reads standard input)");
   auto* ids = sub.add_option("--ids", o->ids, "Comma-separated token ids to decode, e.g. 9707,1879");
-  sub.add_flag("--json", o->json, "Print JSON: {\"ids\": [...]} when encoding, {\"text\": ...} when decoding");
+  auto* messages = sub.add_option(
+      "--messages", o->messages,
+      "Chat messages as JSON ([{\"role\": \"user\", \"content\": \"Hi\"}]): print the prompt the chat template renders");
+  sub.add_option("--enable-thinking", o->enable_thinking, "With --messages: true or false (Qwen3's thinking switch)");
+  sub.add_flag("--no-generation-prompt", o->no_generation_prompt, "With --messages: leave out the assistant prefix");
+  sub.add_flag("--json", o->json,
+               "Print JSON: {\"ids\": [...]} when encoding, {\"text\": ...} when decoding, "
+               "{\"prompt\": ..., \"ids\": [...]} with --messages");
   sub.add_flag("--no-special", o->no_special,
                "Encode without the post-processor's special tokens (e.g. a BOS); decode skipping special tokens");
-  return [o, text, ids] { return run(*o, text->count() > 0, ids->count() > 0); };
+  return [o, text, ids, messages] { return run(*o, text->count() > 0, ids->count() > 0, messages->count() > 0); };
 }
 
 const baton::cli::Command kCmd("tokenize", "Encode text to token ids, or decode ids to text", &setup);

@@ -39,6 +39,21 @@ TEST(TokenizeCommandTest, EncodesAndDecodes) {
   EXPECT_EQ(special.out, "{\"text\":\"Hi\"}\n");
 }
 
+TEST(TokenizeCommandTest, RendersChatMessages) {
+  // The first Qwen3 chat case of the fixture, through the command line.
+  Json fx = testing::fixture("qwen3")["chat_template_cases"][0];
+  const std::string args = "--tokenizer " + testing::tokenizer_dir("qwen3") + " --messages '" +
+                           fx["messages"].dump() + "' --enable-thinking false --json";
+  Output chat = run_baton(args);
+  ASSERT_EQ(chat.rc, 0) << chat.out;
+  Json out = Json::parse(chat.out);
+  EXPECT_EQ(out["prompt"], fx["rendered"]);
+  EXPECT_EQ(out["ids"], fx["ids"]);
+  Output unknown = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --messages '[{\"role\": \"x\"}]'");
+  EXPECT_EQ(unknown.rc, 1);
+  EXPECT_NE(unknown.out.find("unknown role 'x'"), std::string::npos) << unknown.out;
+}
+
 TEST(TokenizeCommandTest, BadInputIsAClearErrorAndExitCode) {
   const std::string dir = testing::tokenizer_dir("qwen3");
   Output bad_ids = run_baton("--tokenizer " + dir + " --ids 1,two");
