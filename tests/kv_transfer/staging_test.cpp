@@ -1,0 +1,115 @@
+// The tcp transport's staging path for device KV, driven on the CPU by a
+// copier that counts its calls (host memory standing in for device memory),
+// and SharedMemoryBuffer's errors.
+#include <atomic>
+
+#include <gtest/gtest.h>
+
+#include "kv_transfer/engine_pair.h"
+#include "kv_transfer/shm_buffer.h"
+
+namespace baton {
+namespace {
+
+using testing::TestRegion;
+
+class CountingCopier : public DeviceCopier {
+ public:
+  Status to_host(void* dst, const void* src, size_t n) override {
+    ++num_to_host;
+    std::memcpy(dst, src, n);
+    return Status::ok();
+  }
+  Status to_device(void* dst, const void* src, size_t n) override {
+    ++num_to_device;
+    std::memcpy(dst, src, n);
+    return Status::ok();
+  }
+  std::atomic<int> num_to_host{0};
+  std::atomic<int> num_to_device{0};
+};
+
+KvRegionDesc as_device(KvRegionDesc d, DeviceCopier* copier) {
+  d.memory = MemoryKind::kDevice;
+  d.device_id = 0;
+  d.copier = copier;
+  return d;
+}
+
+TEST(TcpStaging, DeviceRegionsGoThroughTheCopier) {
+  TestRegion src = TestRegion::heap(testing::small_shape(64));
+  src.fill_random(99);
+  TestRegion dst = TestRegion::heap(testing::small_shape(64));
+  CountingCopier src_copier, dst_copier;
+
+  auto prefill = testing::make_engine("tcp", "prefill-g");
+  ASSERT_TRUE(prefill->register_memory(as_device(src.desc(), &src_copier)).is_ok());
+  ASSERT_TRUE(prefill->start_agent(nullptr).is_ok());
+  EXPECT_EQ(prefill->local_descriptor().memory, MemoryKind::kDevice);
+  auto decode = testing::make_engine("tcp", "decode-g");
+  ASSERT_TRUE(decode->register_memory(as_device(dst.desc(), &dst_copier)).is_ok());
+  auto peer = decode->connect_peer("127.0.0.1", prefill->agent_port());
+  ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+
+  std::vector<int64_t> remote, local;
+  for (int i = 0; i < 40; ++i) {
+    remote.push_back((i * 11) % 64);
+    local.push_back(63 - i);
+  }
+  auto h = decode->read_blocks("prefill-g", remote, local);
+  ASSERT_TRUE(h.is_ok());
+  ASSERT_TRUE((*h)->wait(10000).is_ok()) << (*h)->status().to_string();
+  for (size_t i = 0; i < remote.size(); ++i) {
+    EXPECT_TRUE(dst.block_equals(local[i], src, remote[i])) << i;
+  }
+  EXPECT_GT(src_copier.num_to_host.load(), 0);
+  EXPECT_GT(dst_copier.num_to_device.load(), 0);
+
+  // Checksums need host memory: refused up front, with a clear error.
+  auto sum = decode->read_blocks("prefill-g", {1}, {1}, {.checksum = true});
+  EXPECT_EQ(sum.status().code(), StatusCode::kUnimplemented);
+}
+
+TEST(TcpStaging, DeviceRegionWithoutCopierRefused) {
+  TestRegion region = TestRegion::heap(testing::small_shape(8));
+  auto engine = testing::make_engine("tcp", "prefill-h");
+  Status st = engine->register_memory(as_device(region.desc(), nullptr));
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("copier"), std::string::npos) << st.message();
+}
+
+TEST(Transports, HostOnlyTransportsRefuseDeviceMemory) {
+  TestRegion region = TestRegion::heap(testing::small_shape(8));
+  CountingCopier copier;
+  for (const char* name : {"local", "shm"}) {
+    auto engine = testing::make_engine(name, "e");
+    Status st = engine->register_memory(as_device(region.desc(), &copier));
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << name;
+    EXPECT_NE(st.message().find("device memory"), std::string::npos) << st.message();
+  }
+}
+
+TEST(SharedMemoryBuffer, Errors) {
+  EXPECT_EQ(SharedMemoryBuffer::create("no-slash", 16).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemoryBuffer::create("/a/b", 16).status().code(), StatusCode::kInvalidArgument);
+  const std::string name = SharedMemoryBuffer::unique_name("t");
+  auto missing = SharedMemoryBuffer::open_read_only(name, 16);
+  EXPECT_EQ(missing.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(missing.status().message().find(name), std::string::npos);
+  {
+    auto buf = SharedMemoryBuffer::create(name, 4096);
+    ASSERT_TRUE(buf.is_ok()) << buf.status().to_string();
+    EXPECT_EQ(SharedMemoryBuffer::create(name, 4096).status().code(), StatusCode::kUnavailable);
+    auto small = SharedMemoryBuffer::open_read_only(name, 8192);
+    EXPECT_EQ(small.status().code(), StatusCode::kFailedPrecondition);
+    static_cast<uint8_t*>((*buf)->data())[100] = 77;
+    auto view = SharedMemoryBuffer::open_read_only(name, 4096);
+    ASSERT_TRUE(view.is_ok());
+    EXPECT_EQ(static_cast<const uint8_t*>((*view)->data())[100], 77);
+  }
+  // The creator unlinked it on destruction.
+  EXPECT_FALSE(SharedMemoryBuffer::open_read_only(name, 16).is_ok());
+}
+
+}  // namespace
+}  // namespace baton
