@@ -18,6 +18,12 @@ Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double>
   rep.workload_describe["num_requests"] = workload.requests.size();
   BATON_ASSIGN_OR_RETURN(rep.load, run_load(workload, config.load));
   rep.metrics = compute_metrics(rep.load.records);
+  if (rep.metrics.num_requests == 0) {
+    return invalid_argument(
+        "all {} requests of the run at {:.3f} req/s were warm-up: nothing to measure (send more requests, "
+        "run longer, or lower --warmup)",
+        rep.load.records.size(), rep.target_rate);
+  }
   rep.slo = evaluate_slo(config.slo, rep.load.records, rep.metrics.duration_s);
   return rep;
 }

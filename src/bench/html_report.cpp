@@ -148,9 +148,14 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
        ". Charts are drawn from the data in this file; nothing is fetched.</div>";
   h += "<div class=\"headline\">";
   for (const auto& d : docs) {
+    const Json& search = d.contains("search") ? d["search"] : Json();
+    bool open_ended = search.is_object() && !search.value("converged", false) &&
+                      !(search.contains("min_failed_rps") && search["min_failed_rps"].is_number());
+    std::string note = search.is_object() && !search.value("converged", false) ? search.value("note", "") : "";
     h += "<div class=\"card\"><div class=\"l\">" + esc(d.value("label", "")) +
-         ": max sustainable</div><div class=\"v\">" + num(d.value("max_sustainable_rps", Json()), "{:.2f}") +
-         " req/s</div></div>";
+         ": max sustainable</div><div class=\"v\">" + (open_ended ? "&ge; " : "") +
+         num(d.value("max_sustainable_rps", Json()), "{:.2f}") + " req/s</div>" +
+         (note.empty() ? "" : "<div class=\"l\">" + esc(note) + "</div>") + "</div>";
   }
   h += "</div>";
   for (const auto& d : docs) {
