@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/float16.h"
 #include "common/json.h"
 #include "model/checkpoint.h"
 #include "model/default_model.h"
@@ -154,6 +155,38 @@ TEST_F(RandomCheckpointTest, SameSeedSameBytesWhateverTheThreads) {
   const std::string wc = file_bytes(path("c/model.safetensors"));
   EXPECT_EQ(wa.size(), wc.size());
   EXPECT_NE(wa, wc);
+}
+
+TEST(RandomFillTest, NormalIsIndependentOfThreadsAndHasTheRightMoments) {
+  const int64_t n = (1 << 20) + 3;  // odd: the last Box-Muller pair is half used
+  std::vector<float> a(n), b(n);
+  ThreadPool one(1), four(4);
+  auto bytes = [](std::vector<float>& v) { return std::as_writable_bytes(std::span<float>(v)); };
+  fill_random_normal(5, "w", 0.02, DType::kF32, bytes(a), one);
+  fill_random_normal(5, "w", 0.02, DType::kF32, bytes(b), four);
+  EXPECT_EQ(a, b);
+  double sum = 0, sum_sq = 0, sum_4 = 0;
+  for (float x : a) {
+    ASSERT_TRUE(std::isfinite(x));
+    sum += x;
+    sum_sq += static_cast<double>(x) * x;
+  }
+  const double mean = sum / n;
+  const double var = sum_sq / n - mean * mean;
+  for (float x : a) sum_4 += std::pow((x - mean) / std::sqrt(var), 4);
+  EXPECT_NEAR(mean, 0.0, 1e-4);
+  EXPECT_NEAR(std::sqrt(var), 0.02, 1e-4);
+  EXPECT_NEAR(sum_4 / n, 3.0, 0.05);  // a normal's kurtosis, not a uniform's 1.8
+  // Another name or seed gives other values; bf16 holds the rounded same ones.
+  fill_random_normal(5, "w2", 0.02, DType::kF32, bytes(b), four);
+  EXPECT_NE(a, b);
+  fill_random_normal(6, "w", 0.02, DType::kF32, bytes(b), four);
+  EXPECT_NE(a, b);
+  std::vector<uint16_t> h(n);
+  fill_random_normal(5, "w", 0.02, DType::kBF16, std::as_writable_bytes(std::span<uint16_t>(h)), four);
+  for (int64_t i = 0; i < n; i += 997) EXPECT_EQ(h[i], float_to_bf16(a[i])) << i;
+  fill_random_normal(5, "w", 0.02, DType::kF16, std::as_writable_bytes(std::span<uint16_t>(h)), one);
+  for (int64_t i = 0; i < n; i += 997) EXPECT_EQ(h[i], float_to_fp16(a[i])) << i;
 }
 
 TEST_F(RandomCheckpointTest, DtypesAndShardingWork) {
