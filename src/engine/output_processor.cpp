@@ -74,10 +74,7 @@ bool OutputProcessor::append_token(Request& r, const SampleResult& sample, doubl
   }
   if (reason == FinishReason::kNone) return false;
   r.finish_reason = reason;
-  if (!r.held_text.empty() || r.detok) {
-    // A stop string ends the text where it matched (held_text is empty then).
-    flush_text(r);
-  }
+  flush_text(r);  // after a stop-string match held_text is empty: the text ends there
   return true;
 }
 

@@ -250,6 +250,34 @@ TEST(EngineCore, StreamedTextHoldsBackAPossibleStopStringStart) {
   EXPECT_EQ(pieces, (std::vector<std::string>{"", "ab", "cdef"}));
 }
 
+TEST(EngineCore, HeldBackTextNeverSplitsAUtf8Character) {
+  FakeBackend* backend = nullptr;
+  // "é" is 2 bytes, "€" 3: a byte-count hold-back would cut them.
+  auto detok = std::make_shared<TableDetokenizer>(
+      std::map<int32_t, std::string>{{10, "a\xc3\xa9"}, {11, "\xe2\x82\xac"}, {12, "b\xc3\xa9" "c"}});
+  auto engine = make_engine({}, &backend, detok);
+  backend->script = {10, 11, 12, 10};
+  auto g = gen("a", {1}, 4);
+  g.stop = {"xy"};  // hold back 1 byte
+  ASSERT_TRUE(engine->add_request(g).is_ok());
+  std::string all;
+  while (engine->has_unfinished_requests()) {
+    for (auto& o : engine->step()) {
+      // Every piece is whole characters: it never ends inside one.
+      const std::string& t = o.new_text;
+      size_t i = 0;
+      while (i < t.size()) {
+        const unsigned char c = static_cast<unsigned char>(t[i]);
+        const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        ASSERT_LE(i + len, t.size()) << "piece ends inside a character";
+        i += len;
+      }
+      all += t;
+    }
+  }
+  EXPECT_EQ(all, "a\xc3\xa9\xe2\x82\xac" "b\xc3\xa9" "c" "a\xc3\xa9");
+}
+
 TEST(EngineCore, LogprobsOfTheSampledTokenAndTopN) {
   auto engine = make_engine({});
   auto g = gen("a", {1, 2, 3}, 4);
