@@ -137,6 +137,42 @@ TEST(LoadGeneratorTest, MultiturnFollowsThinkTime) {
   }
 }
 
+TEST(LoadGeneratorTest, AClientThatFallsBehindSaysSo) {
+  SimServerOptions so;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  // 3000 requests all due at t = 0 on one thread: the last ones go out late.
+  auto cfg = sim_config(server.url(), INFINITY, 3000, 1);
+  auto rep = run_benchmark(cfg).value();
+  EXPECT_EQ(rep.metrics.num_ok, 3000u);
+  EXPECT_TRUE(rep.load.fell_behind);
+  EXPECT_GT(rep.load.lag_max_s, kLagWarnMaxS);
+  EXPECT_NE(rep.load.warning.find("FELL BEHIND"), std::string::npos);
+  EXPECT_NE(rep.to_json()["client"]["warning"].get<std::string>().find("FELL BEHIND"), std::string::npos);
+}
+
+TEST(LoadGeneratorTest, TextPromptsAndTraceReplay) {
+  SimServerOptions so;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 200, 10, 3);
+  cfg.workload.prompt_format = PromptFormat::kText;
+  cfg.load.prompt_format = PromptFormat::kText;
+  auto text = run_benchmark(cfg).value();
+  EXPECT_EQ(text.metrics.num_ok, 10u);
+  // The first 40 requests of the Azure trace, replayed at 100 req/s.
+  auto trace = sim_config(server.url(), 100, 40, 3);
+  trace.workload.kind = "trace";
+  trace.workload.trace_path = std::string(BATON_TEST_DATA) + "/traces/azure_llm_2023_conv.csv";
+  auto rep = run_benchmark(trace, 100.0).value();
+  ASSERT_EQ(rep.load.records.size(), 40u);
+  EXPECT_EQ(rep.metrics.num_ok, 40u);
+  EXPECT_NEAR(rep.target_rate, 100.0, 1e-9);
+  EXPECT_NEAR(rep.load.records.back().scheduled_s, 39 / 100.0, 1e-9);  // (n - 1) / rate
+  EXPECT_EQ(rep.load.records[0].expected_output_tokens, 44);           // the trace's GeneratedTokens
+  EXPECT_EQ(rep.load.records[0].output_tokens, 44);
+}
+
 TEST(RateSearchTest, FindsAThresholdWithinPrecision) {
   const double cap = 37.3;
   auto trial = [&](double rate) -> Result<TrialOutcome> {
