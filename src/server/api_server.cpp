@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
+#include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -40,7 +41,11 @@ ApiServer::~ApiServer() {
   if (!stopped_) http_->stop();
 }
 
-Status ApiServer::start() { return http_->start(); }
+Status ApiServer::start() {
+  signal_ioc_ = std::make_unique<boost::asio::io_context>();
+  signals_ = std::make_unique<boost::asio::signal_set>(*signal_ioc_, SIGINT, SIGTERM);
+  return http_->start();
+}
 
 std::string ApiServer::url() const {
   const std::string& host = options_.http.host;
@@ -49,13 +54,12 @@ std::string ApiServer::url() const {
 }
 
 void ApiServer::run_until_signal() {
-  boost::asio::io_context ioc;
-  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  BATON_CHECK(signals_ != nullptr, "run_until_signal() before start()");
   int received = 0;
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+  signals_->async_wait([&](const boost::system::error_code& ec, int sig) {
     if (!ec) received = sig;
   });
-  ioc.run();
+  signal_ioc_->run();
   BATON_LOG_INFO("received {}: shutting down (grace {} s)", received == SIGTERM ? "SIGTERM" : "SIGINT",
                  options_.shutdown_grace_s);
   shutdown();

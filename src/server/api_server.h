@@ -5,8 +5,11 @@
 #include <memory>
 #include <string>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
 #include "engine/async_engine_api.h"
-#include "server/http_server.h"
+#include "http/http_server.h"
 #include "server/openai_service.h"
 
 namespace baton {
@@ -22,6 +25,8 @@ class ApiServer {
   ApiServer(EngineApi& engine, const PromptCodec& codec, ApiServerOptions options);
   ~ApiServer();
 
+  // Binds and starts serving. SIGINT/SIGTERM are caught from here on (for
+  // run_until_signal), so a signal that arrives early is not lost.
   Status start();
   int port() const { return http_->port(); }
   std::string url() const;
@@ -40,6 +45,8 @@ class ApiServer {
   std::unique_ptr<OpenAiService> service_;
   std::unique_ptr<HttpServer> http_;
   bool stopped_ = false;
+  std::unique_ptr<boost::asio::io_context> signal_ioc_;
+  std::unique_ptr<boost::asio::signal_set> signals_;
 };
 
 }  // namespace baton

@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "engine/async_engine_api.h"
-#include "server/http_exchange.h"
+#include "http/http_exchange.h"
 #include "server/openai_request.h"
 #include "server/prompt_codec.h"
 #include "server/server_metrics.h"

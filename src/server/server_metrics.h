@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/request_types.h"
-#include "server/metrics_registry.h"
+#include "common/metrics_registry.h"
 
 namespace baton {
 

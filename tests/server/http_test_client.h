@@ -114,4 +114,12 @@ inline std::string read_events(boost::asio::ip::tcp::socket& s, int count) {
   return raw;
 }
 
+// Value of the series "name{labels}" in the server's /metrics (-1 if absent).
+inline double metric_value(int port, const std::string& series) {
+  std::string text = "\n" + send_raw(port, build_request("GET", "/metrics", "")).body;
+  size_t p = text.find("\n" + series + " ");
+  if (p == std::string::npos) return -1;
+  return std::stod(text.substr(p + series.size() + 2));
+}
+
 }  // namespace baton::testing

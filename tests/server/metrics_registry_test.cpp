@@ -1,4 +1,4 @@
-#include "server/metrics_registry.h"
+#include "common/metrics_registry.h"
 
 #include <thread>
 

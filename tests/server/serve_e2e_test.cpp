@@ -1,0 +1,273 @@
+// End to end on real `baton serve` processes: the official openai npm client
+// and curl against the default model agree with `baton generate`; SIGTERM
+// drains and aborts; 1,000 concurrent streams (half closed mid-stream) on a
+// tiny model leave no request and no KV block behind.
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/json.h"
+#include "http_test_client.h"
+#include "serve_process.h"
+#include "stream_load_client.h"
+
+namespace baton::testing {
+namespace {
+
+constexpr int kMaxTokens = 8;
+const char* kPrompt = "The capital of France is";
+const char* kChatMessage = "Say hello.";
+// What the Qwen3 chat template renders for one user message.
+const char* kChatRendered = "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n";
+
+// `baton generate --json` for the same greedy request.
+Json generate(const std::string& model, const std::string& prompt) {
+  std::string cmd = std::string(BATON_BINARY) + " generate --model " + model + " --max-tokens " +
+                    std::to_string(kMaxTokens) + " --temperature 0 --ignore-eos --json --prompt '" + prompt +
+                    "' 2>/dev/null";
+  int rc = 0;
+  std::string out = capture_output(cmd, &rc);
+  EXPECT_EQ(rc, 0) << cmd;
+  return Json::parse(out, nullptr, false);
+}
+
+class ServeDefaultModelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_ = default_model_dir();
+    ASSERT_FALSE(model_.empty()) << "could not create the default model";
+    std::string error;
+    server_ = ServeProcess::start({"--model", model_, "--served-model-name", "default", "--max-model-len", "2048"},
+                                  &error)
+                  .release();
+    ASSERT_NE(server_, nullptr) << error;
+  }
+  static void TearDownTestSuite() {
+    if (server_) EXPECT_EQ(server_->terminate(30.0), 0) << server_->log();
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_) GTEST_SKIP() << "no server";
+  }
+
+  static inline std::string model_;
+  static inline ServeProcess* server_ = nullptr;
+};
+
+TEST_F(ServeDefaultModelTest, OpenAiNpmClientAgreesWithGenerate) {
+  Json gen = generate(model_, kPrompt);
+  Json gen_chat = generate(model_, kChatRendered);
+  ASSERT_TRUE(gen.is_object() && gen_chat.is_object());
+  ASSERT_EQ(gen["token_ids"].size(), static_cast<size_t>(kMaxTokens));
+
+  std::string script = std::filesystem::path(__FILE__).parent_path() / "openai_client.mjs";
+  std::string cmd = "node " + script + " " + server_->url() + " default '" + kPrompt + "' '" + kChatMessage + "' " +
+                    std::to_string(kMaxTokens) + " 2>&1";
+  int rc = 0;
+  std::string out = capture_output(cmd, &rc);
+  ASSERT_EQ(rc, 0) << out << server_->log();
+  Json r = Json::parse(out, nullptr, false);
+  ASSERT_TRUE(r.is_object()) << out;
+
+  const int num_prompt = gen["num_prompt_tokens"];
+  const int num_chat_prompt = gen_chat["num_prompt_tokens"];
+  Json usage = {{"prompt_tokens", num_prompt}, {"completion_tokens", kMaxTokens},
+                {"total_tokens", num_prompt + kMaxTokens}};
+  Json chat_usage = {{"prompt_tokens", num_chat_prompt}, {"completion_tokens", kMaxTokens},
+                     {"total_tokens", num_chat_prompt + kMaxTokens}};
+
+  EXPECT_EQ(r["completion"]["object"], "text_completion");
+  EXPECT_EQ(r["completion"]["text"], gen["text"]);
+  EXPECT_EQ(r["completion"]["finish_reason"], "length");
+  EXPECT_EQ(r["completion"]["usage"], usage);
+
+  EXPECT_EQ(r["completion_stream"]["text"], gen["text"]);
+  EXPECT_EQ(r["completion_stream"]["num_chunks"], kMaxTokens);
+  EXPECT_EQ(r["completion_stream"]["finish_reason"], "length");
+  EXPECT_EQ(r["completion_stream"]["usage"], usage);
+
+  EXPECT_EQ(r["chat"]["object"], "chat.completion");
+  EXPECT_EQ(r["chat"]["role"], "assistant");
+  EXPECT_EQ(r["chat"]["text"], gen_chat["text"]);
+  EXPECT_EQ(r["chat"]["finish_reason"], "length");
+  EXPECT_EQ(r["chat"]["usage"], chat_usage);
+
+  EXPECT_EQ(r["chat_stream"]["role"], "assistant");
+  EXPECT_EQ(r["chat_stream"]["text"], gen_chat["text"]);
+  EXPECT_EQ(r["chat_stream"]["finish_reason"], "length");
+  EXPECT_EQ(r["chat_stream"]["usage"], chat_usage);
+  EXPECT_EQ(r["chat_stream_helper"]["text"], gen_chat["text"]);
+
+  EXPECT_EQ(r["models"], Json::array({"default"}));
+  EXPECT_EQ(r["bad_request"]["status"], 400);
+  EXPECT_EQ(r["bad_request"]["param"], "max_tokens");
+  EXPECT_EQ(r["bad_request"]["name"], "BadRequestError");
+  EXPECT_EQ(r["not_found"]["status"], 404);
+  EXPECT_EQ(r["not_found"]["code"], "model_not_found");
+}
+
+TEST_F(ServeDefaultModelTest, CurlAgreesWithGenerate) {
+  Json gen = generate(model_, kPrompt);
+  ASSERT_TRUE(gen.is_object());
+  Json body = {{"model", "default"}, {"prompt", kPrompt}, {"max_tokens", kMaxTokens}, {"temperature", 0},
+               {"ignore_eos", true}};
+  std::string curl = "curl -s -H 'Content-Type: application/json' " + server_->url() + "/v1/completions -d '";
+  int rc = 0;
+  std::string out = capture_output(curl + body.dump() + "'", &rc);
+  ASSERT_EQ(rc, 0);
+  Json j = Json::parse(out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_EQ(j["choices"][0]["text"], gen["text"]);
+  EXPECT_EQ(j["usage"]["completion_tokens"], kMaxTokens);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], gen["num_prompt_tokens"]);
+
+  // The same with token ids as the prompt, streamed (curl -N).
+  body["prompt"] = Json::array();
+  Json ids = gen["token_ids"];  // any valid ids will do as a prompt
+  body["prompt"] = ids;
+  body["stream"] = true;
+  out = capture_output("curl -sN -H 'Content-Type: application/json' " + server_->url() + "/v1/completions -d '" +
+                           body.dump() + "'",
+                       &rc);
+  ASSERT_EQ(rc, 0);
+  std::string framing;
+  auto events = sse_events(out, &framing);
+  EXPECT_EQ(framing, "");
+  ASSERT_EQ(events.size(), static_cast<size_t>(kMaxTokens + 1)) << out;
+  EXPECT_EQ(events.back(), "[DONE]");
+  Json last = Json::parse(events[kMaxTokens - 1]);
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+
+  // Errors come back in OpenAI's shape through curl too.
+  out = capture_output(curl + "{\"prompt\": 3}' -w ' %{http_code}'", &rc);
+  EXPECT_NE(out.find("\"param\":\"prompt\""), std::string::npos) << out;
+  EXPECT_NE(out.find(" 400"), std::string::npos) << out;
+}
+
+class ServeTinyModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = tiny_model_dir();
+    ASSERT_FALSE(model_.empty()) << "could not create the tiny model";
+  }
+  std::string model_;
+};
+
+TEST_F(ServeTinyModelTest, SigtermAbortsWhatOutlivesTheGraceAndExitsZero) {
+  std::string error;
+  auto server = ServeProcess::start({"--model", model_, "--shutdown-grace-s", "0.5", "--max-model-len", "4096"},
+                                    &error);
+  ASSERT_NE(server, nullptr) << error;
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, server->port());
+  std::string body = Json{{"prompt", {1, 2, 3}}, {"max_tokens", 4000}, {"ignore_eos", true}, {"stream", true}}.dump();
+  boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
+  std::string raw = read_events(s, 2);
+  ASSERT_NE(raw.find("data: "), std::string::npos) << raw << server->log();
+  double took = 0;
+  int rc = server->terminate(20.0, &took);
+  EXPECT_EQ(rc, 0) << server->log();
+  EXPECT_LT(took, 10.0);
+  raw += read_events(s, 1 << 30);  // the rest, until the server closes
+  int status = 0;
+  std::string sse;
+  ASSERT_TRUE(dechunk_response(raw, &status, &sse)) << raw.substr(raw.size() > 500 ? raw.size() - 500 : 0);
+  auto events = sse_events(sse);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  Json last = Json::parse(events[events.size() - 2]);
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "abort");
+  EXPECT_LT(events.size(), 4000u);
+  EXPECT_NE(server->log().find("received SIGTERM"), std::string::npos);
+}
+
+TEST_F(ServeTinyModelTest, SigtermLetsRequestsFinishWithinTheGrace) {
+  std::string error;
+  auto server = ServeProcess::start({"--model", model_, "--shutdown-grace-s", "30"}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  TestResponse result;
+  std::thread client([&] {
+    result = http_call(server->port(), "POST", "/v1/completions",
+                       Json{{"prompt", {1, 2, 3}}, {"max_tokens", 300}, {"ignore_eos", true}}.dump());
+  });
+  // Wait until the request runs, then ask the server to stop.
+  for (int i = 0; i < 500 && metric_value(server->port(), "baton:num_requests_running{model_name=\"" + model_ +
+                                                               "\"}") < 1;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(server->terminate(30.0), 0) << server->log();
+  client.join();
+  ASSERT_EQ(result.status, 200) << result.error << server->log();
+  EXPECT_EQ(result.json()["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(result.json()["usage"]["completion_tokens"], 300);
+}
+
+TEST_F(ServeTinyModelTest, ThousandConcurrentStreamsHalfClosedLeaveNothingBehind) {
+  std::string error;
+  auto server = ServeProcess::start(
+      {"--model", model_, "--served-model-name", "tiny", "--max-model-len", "256", "--max-num-seqs", "256"}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  constexpr int kStreams = 1000;
+  constexpr int kTokens = 8;
+  auto outcomes = run_concurrent_streams(
+      server->port(), "/v1/completions", kStreams,
+      [&](int i) {
+        return Json{{"model", "tiny"},          {"prompt", {10 + i % 400, 11, 12, 13, 14}},
+                    {"max_tokens", kTokens},    {"ignore_eos", true},
+                    {"stream", true},           {"stream_options", {{"include_usage", true}}}}
+            .dump();
+      },
+      [](int i) { return i % 2 == 1 ? 2 : 0; }, 300.0);
+  int num_complete = 0, num_closed = 0;
+  for (int i = 0; i < kStreams; ++i) {
+    const StreamOutcome& out = outcomes[i];
+    if (i % 2 == 1) {
+      EXPECT_TRUE(out.closed_early) << i << ": " << out.error;
+      num_closed += out.closed_early;
+      continue;
+    }
+    ASSERT_TRUE(out.complete) << i << ": " << out.error;
+    ASSERT_EQ(out.events.size(), static_cast<size_t>(kTokens + 2)) << i;  // tokens, usage, [DONE]
+    Json usage = Json::parse(out.events[kTokens])["usage"];
+    EXPECT_EQ(usage["completion_tokens"], kTokens) << i;
+    EXPECT_EQ(usage["prompt_tokens"], 5) << i;
+    EXPECT_EQ(Json::parse(out.events[kTokens - 1])["choices"][0]["finish_reason"], "length") << i;
+    ++num_complete;
+  }
+  EXPECT_EQ(num_complete, kStreams / 2);
+  EXPECT_EQ(num_closed, kStreams / 2);
+  const std::string l = "{model_name=\"tiny\"}";
+  int port = server->port();
+  for (int i = 0; i < 500 && (metric_value(port, "baton:num_requests_running" + l) != 0 ||
+                              metric_value(port, "baton:num_requests_waiting" + l) != 0);
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(metric_value(port, "baton:num_requests_running" + l), 0);
+  EXPECT_EQ(metric_value(port, "baton:num_requests_waiting" + l), 0);
+  double total = metric_value(port, "baton:num_kv_blocks_total" + l);
+  EXPECT_GT(total, 0);
+  EXPECT_EQ(metric_value(port, "baton:num_kv_blocks_free" + l), total);
+  double length = metric_value(port, "baton:request_success_total{model_name=\"tiny\",finished_reason=\"length\"}");
+  double aborted = metric_value(port, "baton:request_success_total{model_name=\"tiny\",finished_reason=\"abort\"}");
+  EXPECT_EQ(length + aborted, kStreams);
+  EXPECT_GE(length, kStreams / 2);
+  EXPECT_EQ(server->terminate(30.0), 0) << server->log();
+}
+
+}  // namespace
+}  // namespace baton::testing
+
+namespace {
+// Removes the models and logs the e2e tests wrote under /tmp.
+class TmpCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(baton::testing::test_tmp_dir(), ec);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kTmpCleanup = ::testing::AddGlobalTestEnvironment(new TmpCleanup);
+}  // namespace
