@@ -42,6 +42,10 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
   app.add_option("--num-threads", f.num_threads, "CPU backend threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--gpu-memory-utilization", f.gpu_memory_utilization,
+                 "CUDA: share of the GPU's memory for weights and KV cache")
+      ->check(CLI::Range(0.05, 1.0))
+      ->capture_default_str();
   app.add_option("--max-waiting-requests", f.engine.max_waiting_requests,
                  "Waiting requests at most (0 = unbounded); beyond it new requests are refused")
       ->check(CLI::NonNegativeNumber)
@@ -64,6 +68,7 @@ Result<Parts> build_parts(const EngineFlags& flags) {
   BackendOptions bo;
   bo.num_threads = flags.num_threads;
   bo.cpu_kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
+  bo.gpu_memory_utilization = flags.gpu_memory_utilization;
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                          make_backend(flags.device, *p.checkpoint, bo));
   std::shared_ptr<const Detokenizer> detok;

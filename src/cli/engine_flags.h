@@ -23,12 +23,14 @@ struct EngineFlags {
   std::string device = "cpu";  // cpu | cuda
   int num_threads = 0;         // CPU backend threads; 0 = all cores
   int64_t kv_cache_bytes = 0;
+  double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   EngineOptions engine;
 };
 
 // Adds --model, --device, --block-size, --num-kv-blocks, --kv-cache-bytes,
 // --max-num-batched-tokens, --max-num-seqs, --max-model-len,
-// --no-prefix-caching, --seed, --num-threads, --max-waiting-requests.
+// --no-prefix-caching, --seed, --num-threads, --max-waiting-requests,
+// --gpu-memory-utilization.
 void add_engine_flags(CLI::App& app, EngineFlags& flags);
 
 // Everything an engine needs, owned together (destroyed engine first).
