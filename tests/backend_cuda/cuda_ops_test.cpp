@@ -240,7 +240,7 @@ TEST(CudaOps, QkvRopeCacheMatchesCpu) {
 
 // Runs prefill (varlen + cached context) and decode attention against the CPU.
 void check_attention(int nh, int nkv, int hd, const std::vector<int>& q_lens, const std::vector<int>& ctx_lens,
-                     bool decode, uint32_t seed) {
+                     bool decode, uint32_t seed, int variant = -1) {
   std::mt19937 rng(seed);
   const int bs = 16, layers = 2, layer = 1, s = static_cast<int>(q_lens.size());
   int max_len = 0, total_blocks = 0, n = 0;
@@ -285,6 +285,7 @@ void check_attention(int nh, int nkv, int hd, const std::vector<int>& q_lens, co
   a.num_kv_heads = nkv;
   a.head_dim = hd;
   a.scale = scale;
+  a.prefill_variant = variant;
   DeviceBuffer partial;
   if (decode) {
     const int split = 128, max_splits = (max_len + split - 1) / split;
@@ -327,6 +328,10 @@ TEST(CudaOps, PrefillAttentionVarlenWithCachedContext) {
     check_attention(4, 4, hd, {64, 17}, {16, 3}, false, 20 + hd);
   }
   check_attention(32, 8, 128, {300, 1, 129}, {700, 1000, 0}, false, 99);
+  for (int variant : {0, 1}) {  // q in registers / in shared memory
+    check_attention(32, 8, 128, {200, 3}, {100, 60}, false, 100 + variant, variant);
+    check_attention(8, 8, 64, {130, 1}, {0, 77}, false, 102 + variant, variant);
+  }
 }
 
 TEST(CudaOps, DecodeAttentionSplitOverContext) {

@@ -74,104 +74,151 @@ __device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, 
   cp_async_commit();
 }
 
-// Per-warp state: 16 rows; lane holds rows g and g + 8.
-template <int HD>
+// Per-warp state: MT m-tiles of 16 rows; in m-tile mt a lane holds rows g and g + 8.
+template <int HD, int MT, bool QS = false>
 struct WarpState {
-  float o[HD / 8][4];
-  float m[2], l[2];
-  uint32_t q[HD / 16][4];
-  int qpos[2];  // causal limit of rows g, g+8 (-1: padding row)
+  float o[MT][HD / 8][4];
+  float m[MT][2], l[MT][2];
+  uint32_t q[QS ? 1 : MT][QS ? 1 : HD / 16][4];  // unused when q lives in shared memory
+  int qpos[MT][2];  // causal limit of each row (-1: padding row)
 };
 
 // Attends the warp's rows to keys [key0, key0 + NK) of the smem tile, whose
 // first key has global index tile_start. Keys > qpos or >= end are masked.
-template <int HD, int NK>
-__device__ __forceinline__ void warp_attend(WarpState<HD>& st, const Stage<HD>& s, int key0,
-                                            int tile_start, int end, float scale_log2) {
+// Every K and V fragment loaded from shared memory serves all MT m-tiles.
+template <int HD, int MT, int NK, bool QS = false>
+__device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Stage<HD>& s, int key0,
+                                            int tile_start, int end, float scale_log2,
+                                            const bf16 (*qs)[HD + 8] = nullptr) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  float sc[NK / 8][4];
+  float sc[MT][NK / 8][4];
+  if constexpr (QS) {
+    // q from shared memory (warp rows [32 * warp, +32)), one k-step at a time;
+    // K fragments for two 8-key groups per ldmatrix.x4.
+    static_assert(NK % 16 == 0, "QS needs key pairs");
 #pragma unroll
-  for (int j = 0; j < NK / 8; ++j) {
-    sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+    for (int j = 0; j < NK / 8; ++j)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) sc[mt][j][0] = sc[mt][j][1] = sc[mt][j][2] = sc[mt][j][3] = 0.0f;
+#pragma unroll 2
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      uint32_t qa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(qa[mt], &qs[mt * 16 + (lane & 15)][kk * 16 + (lane >> 4) * 8]);
+#pragma unroll
+      for (int j = 0; j < NK / 8; j += 2) {
+        uint32_t kb[4];  // b0, b1 of key groups j and j + 1
+        ldmatrix_x4(kb, &s.k[key0 + j * 8 + (lane & 7) + ((lane >> 4) << 3)][kk * 16 + ((lane >> 3) & 1) * 8]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma_bf16_16816(sc[mt][j], qa[mt], kb[0], kb[1]);
+          mma_bf16_16816(sc[mt][j + 1], qa[mt], kb[2], kb[3]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < NK / 8 && !QS; ++j) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) sc[mt][j][0] = sc[mt][j][1] = sc[mt][j][2] = sc[mt][j][3] = 0.0f;
     if constexpr (HD % 32 == 0) {
 #pragma unroll
       for (int kk = 0; kk < HD / 16; kk += 2) {
         uint32_t kb[4];  // b0, b1 of k-steps kk and kk + 1
         ldmatrix_x4(kb, &s.k[key0 + j * 8 + (lane & 7)][kk * 16 + (lane >> 3) * 8]);
-        mma_bf16_16816(sc[j], st.q[kk], kb[0], kb[1]);
-        mma_bf16_16816(sc[j], st.q[kk + 1], kb[2], kb[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          if constexpr (!QS) {
+            mma_bf16_16816(sc[mt][j], st.q[mt][kk], kb[0], kb[1]);
+            mma_bf16_16816(sc[mt][j], st.q[mt][kk + 1], kb[2], kb[3]);
+          }
+        }
       }
     } else {
 #pragma unroll
       for (int kk = 0; kk < HD / 16; ++kk) {
         const bf16* kr = &s.k[key0 + j * 8 + g][kk * 16 + 2 * t];
-        mma_bf16_16816(sc[j], st.q[kk], ld_u32(kr), ld_u32(kr + 8));
+        const uint32_t b0 = ld_u32(kr), b1 = ld_u32(kr + 8);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+          if constexpr (!QS) mma_bf16_16816(sc[mt][j], st.q[mt][kk], b0, b1);
       }
     }
   }
-  float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-  for (int j = 0; j < NK / 8; ++j) {
+  for (int mt = 0; mt < MT; ++mt) {
+    float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      int kg = tile_start + key0 + j * 8 + 2 * t + (e & 1);
-      int r = e >> 1;
-      bool ok = kg < end && kg <= st.qpos[r];
-      sc[j][e] = ok ? sc[j][e] * scale_log2 : -INFINITY;
-      mx[r] = fmaxf(mx[r], sc[j][e]);
+    for (int j = 0; j < NK / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        int kg = tile_start + key0 + j * 8 + 2 * t + (e & 1);
+        int r = e >> 1;
+        bool ok = kg < end && kg <= st.qpos[mt][r];
+        sc[mt][j][e] = ok ? sc[mt][j][e] * scale_log2 : -INFINITY;
+        mx[r] = fmaxf(mx[r], sc[mt][j][e]);
+      }
     }
-  }
-  float corr[2];
+    float corr[2];
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-    float mnew = fmaxf(st.m[r], mx[r]);
-    corr[r] = mnew == -INFINITY ? 1.0f : exp2f(st.m[r] - mnew);
-    st.m[r] = mnew;
-  }
-  float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-  for (int j = 0; j < NK / 8; ++j) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      int r = e >> 1;
-      float p = st.m[r] == -INFINITY ? 0.0f : exp2f(sc[j][e] - st.m[r]);
-      sc[j][e] = p;
-      rs[r] += p;
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      float mnew = fmaxf(st.m[mt][r], mx[r]);
+      corr[r] = mnew == -INFINITY ? 1.0f : exp2f(st.m[mt][r] - mnew);
+      st.m[mt][r] = mnew;
     }
-  }
+    float rs[2] = {0.0f, 0.0f};
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 1);
-    rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
-    st.l[r] = st.l[r] * corr[r] + rs[r];
-  }
+    for (int j = 0; j < NK / 8; ++j) {
 #pragma unroll
-  for (int d = 0; d < HD / 8; ++d) {
-    st.o[d][0] *= corr[0];
-    st.o[d][1] *= corr[0];
-    st.o[d][2] *= corr[1];
-    st.o[d][3] *= corr[1];
+      for (int e = 0; e < 4; ++e) {
+        int r = e >> 1;
+        float p = st.m[mt][r] == -INFINITY ? 0.0f : exp2f(sc[mt][j][e] - st.m[mt][r]);
+        sc[mt][j][e] = p;
+        rs[r] += p;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 1);
+      rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
+      st.l[mt][r] = st.l[mt][r] * corr[r] + rs[r];
+    }
+#pragma unroll
+    for (int d = 0; d < HD / 8; ++d) {
+      st.o[mt][d][0] *= corr[0];
+      st.o[mt][d][1] *= corr[0];
+      st.o[mt][d][2] *= corr[1];
+      st.o[mt][d][3] *= corr[1];
+    }
   }
 #pragma unroll
   for (int kk = 0; kk < NK / 16; ++kk) {
-    uint32_t pa[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
-                      pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                      pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+    uint32_t pa[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      pa[mt][0] = pack_bf16(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
+      pa[mt][1] = pack_bf16(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
+      pa[mt][2] = pack_bf16(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
+      pa[mt][3] = pack_bf16(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+    }
 #pragma unroll
     for (int d = 0; d < HD / 8; d += 2) {
       uint32_t vb[4];
       ldmatrix_x4_trans(vb, &s.v[key0 + kk * 16 + (lane & 15)][d * 8 + (lane >> 4) * 8]);
-      mma_bf16_16816(st.o[d], pa, vb[0], vb[1]);
-      mma_bf16_16816(st.o[d + 1], pa, vb[2], vb[3]);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma_bf16_16816(st.o[mt][d], pa[mt], vb[0], vb[1]);
+        mma_bf16_16816(st.o[mt][d + 1], pa[mt], vb[2], vb[3]);
+      }
     }
   }
 }
 
-// Loads the A fragments of q for rows (token i, head hq) of the warp.
-template <int HD>
-__device__ __forceinline__ void load_q(WarpState<HD>& st, const AttnArgs& a, const int64_t tok[2],
+// Loads the A fragments of q for m-tile mt: rows (token tok[r], head hq[r]).
+template <int HD, int MT>
+__device__ __forceinline__ void load_q(WarpState<HD, MT, false>& st, int mt, const AttnArgs& a, const int64_t tok[2],
                                        const int hq[2], const bool valid[2]) {
   const int t = (threadIdx.x & 31) & 3;
 #pragma unroll
@@ -185,16 +232,21 @@ __device__ __forceinline__ void load_q(WarpState<HD>& st, const AttnArgs& a, con
           const bf16* qp = a.q + (tok[r] * a.num_heads + hq[r]) * HD + kk * 16 + h * 8 + 2 * t;
           v = ld_u32(qp);
         }
-        st.q[kk][h * 2 + r] = v;
+        st.q[mt][kk][h * 2 + r] = v;
       }
     }
   }
 }
 
-template <int HD>
+// Prefill: each warp owns kPrefillMT m-tiles (32 rows); a block 128 rows.
+constexpr int kPrefillMT = 2;
+constexpr int kPrefillRows = kWarps * 16 * kPrefillMT;
+
+template <int HD, bool QS>
 __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, const int32_t* work) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
+  bf16 (*qsm)[HD + 8] = reinterpret_cast<bf16 (*)[HD + 8]>(smem_raw + kStages * sizeof(Stage<HD>));  // [128][HD + 8]
   const int seq = work[2 * blockIdx.x], row0 = work[2 * blockIdx.x + 1];
   const int kvh = blockIdx.y;
   const int group = a.num_heads / a.num_kv_heads;
@@ -203,26 +255,42 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
   const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 
-  WarpState<HD> st;
-  int64_t tok[2];
-  int hq[2];
-  bool valid[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    int row = row0 + warp * 16 + g + 8 * r;
-    int i = row / group;
-    valid[r] = i < q_len;
-    tok[r] = q0 + i;
-    hq[r] = kvh * group + row % group;
-    st.qpos[r] = valid[r] ? ctx + i : -1;
-    st.m[r] = -INFINITY;
-    st.l[r] = 0.0f;
+  WarpState<HD, kPrefillMT, QS> st;
+  if constexpr (QS) {  // the block's 128 q rows into shared memory
+    constexpr int kChunks = HD / 8;
+    for (int c = threadIdx.x; c < kPrefillRows * kChunks; c += kThreads) {
+      const int rr = c / kChunks, chunk = c % kChunks, row = row0 + rr, i = row / group;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (i < q_len)
+        v = *reinterpret_cast<const uint4*>(a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group +
+                                                   row % group) * HD + chunk * 8);
+      *reinterpret_cast<uint4*>(&qsm[rr][chunk * 8]) = v;
+    }
   }
+  // Row r of m-tile mt: (token q0 + i, head kvh * group + row % group).
+  auto row_of = [&](int mt, int r) { return row0 + warp * 16 * kPrefillMT + mt * 16 + g + 8 * r; };
 #pragma unroll
-  for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
-  load_q<HD>(st, a, tok, hq, valid);
+  for (int mt = 0; mt < kPrefillMT; ++mt) {
+    int64_t tok[2];
+    int hq[2];
+    bool valid[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      int row = row_of(mt, r);
+      int i = row / group;
+      valid[r] = i < q_len;
+      tok[r] = q0 + i;
+      hq[r] = kvh * group + row % group;
+      st.qpos[mt][r] = valid[r] ? ctx + i : -1;
+      st.m[mt][r] = -INFINITY;
+      st.l[mt][r] = 0.0f;
+    }
+#pragma unroll
+    for (int d = 0; d < HD / 8; ++d) st.o[mt][d][0] = st.o[mt][d][1] = st.o[mt][d][2] = st.o[mt][d][3] = 0.0f;
+    if constexpr (!QS) load_q<HD, kPrefillMT>(st, mt, a, tok, hq, valid);
+  }
 
-  int last_i = min(q_len - 1, (row0 + kWarps * 16 - 1) / group);
+  int last_i = min(q_len - 1, (row0 + kPrefillRows - 1) / group);
   int end = min(seq_len, ctx + last_i + 1);
   const float scale_log2 = a.scale * 1.4426950408889634f;
   const int num_tiles = (end + kKeyTile - 1) / kKeyTile;
@@ -232,18 +300,24 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
     else cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    warp_attend<HD, kKeyTile>(st, stages[i & 1], 0, i * kKeyTile, end, scale_log2);
+    const bf16 (*wq)[HD + 8] = qsm + warp * 16 * kPrefillMT;
+    warp_attend<HD, kPrefillMT, kKeyTile / 2, QS>(st, stages[i & 1], 0, i * kKeyTile, end, scale_log2, wq);
+    warp_attend<HD, kPrefillMT, kKeyTile / 2, QS>(st, stages[i & 1], kKeyTile / 2, i * kKeyTile, end, scale_log2, wq);
     __syncthreads();
   }
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if (!valid[r]) continue;
-    float inv = st.l[r] > 0.0f ? 1.0f / st.l[r] : 0.0f;
-    bf16* op = a.out + (tok[r] * a.num_heads + hq[r]) * HD;
+  for (int mt = 0; mt < kPrefillMT; ++mt) {
 #pragma unroll
-    for (int d = 0; d < HD / 8; ++d) {
-      *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) =
-          pack_bf16(st.o[d][2 * r] * inv, st.o[d][2 * r + 1] * inv);
+    for (int r = 0; r < 2; ++r) {
+      if (st.qpos[mt][r] < 0) continue;
+      const int row = row_of(mt, r);
+      float inv = st.l[mt][r] > 0.0f ? 1.0f / st.l[mt][r] : 0.0f;
+      bf16* op = a.out + ((static_cast<int64_t>(q0) + row / group) * a.num_heads + kvh * group + row % group) * HD;
+#pragma unroll
+      for (int d = 0; d < HD / 8; ++d) {
+        *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) =
+            pack_bf16(st.o[mt][d][2 * r] * inv, st.o[mt][d][2 * r + 1] * inv);
+      }
     }
   }
 }
@@ -264,7 +338,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
   const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 
-  WarpState<HD> st;
+  WarpState<HD, 1> st;
   int64_t tok[2];
   int hq[2];
   bool valid[2];
@@ -274,13 +348,13 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
     valid[r] = row < group;
     tok[r] = tok0;
     hq[r] = kvh * group + row;
-    st.qpos[r] = valid[r] ? seq_len - 1 : -1;
-    st.m[r] = -INFINITY;
-    st.l[r] = 0.0f;
+    st.qpos[0][r] = valid[r] ? seq_len - 1 : -1;
+    st.m[0][r] = -INFINITY;
+    st.l[0][r] = 0.0f;
   }
 #pragma unroll
-  for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
-  load_q<HD>(st, a, tok, hq, valid);
+  for (int d = 0; d < HD / 8; ++d) st.o[0][d][0] = st.o[0][d][1] = st.o[0][d][2] = st.o[0][d][3] = 0.0f;
+  load_q<HD, 1>(st, 0, a, tok, hq, valid);
 
   const float scale_log2 = a.scale * 1.4426950408889634f;
   const int num_tiles = (kv_end - kv_begin + kKeyTile - 1) / kKeyTile;
@@ -290,7 +364,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
     else cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    warp_attend<HD, 16>(st, stages[i & 1], warp * 16, kv_begin + i * kKeyTile, kv_end, scale_log2);
+    warp_attend<HD, 1, 16>(st, stages[i & 1], warp * 16, kv_begin + i * kKeyTile, kv_end, scale_log2);
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -304,12 +378,12 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
     float* rowp = red + (warp * 16 + g + 8 * r) * kStride;
 #pragma unroll
     for (int d = 0; d < HD / 8; ++d) {
-      rowp[d * 8 + 2 * t] = st.o[d][2 * r];
-      rowp[d * 8 + 2 * t + 1] = st.o[d][2 * r + 1];
+      rowp[d * 8 + 2 * t] = st.o[0][d][2 * r];
+      rowp[d * 8 + 2 * t + 1] = st.o[0][d][2 * r + 1];
     }
     if (t == 0) {
-      rowp[HD] = st.m[r];
-      rowp[HD + 1] = st.l[r];
+      rowp[HD] = st.m[0][r];
+      rowp[HD + 1] = st.l[0][r];
     }
   }
   __syncthreads();
@@ -356,18 +430,26 @@ __global__ void attn_combine_kernel(AttnArgs a, int split_len, int max_splits, c
 
 }  // namespace
 
-int attention_rows_per_tile() { return kWarps * 16; }
+int attention_rows_per_tile() { return kPrefillRows; }
 
-template <int HD>
-void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
-  constexpr size_t smem = kStages * sizeof(Stage<HD>);
+template <int HD, bool QS>
+void prefill_variant(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
+  constexpr size_t smem = kStages * sizeof(Stage<HD>) + (QS ? kPrefillRows * (HD + 8) * sizeof(bf16) : 0);
   static bool configured = false;
   if (!configured) {
-    BATON_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    BATON_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel<HD, QS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           static_cast<int>(smem)));
     configured = true;
   }
-  attn_prefill_kernel<HD><<<dim3(num_items, a.num_kv_heads), kThreads, smem, stream>>>(a, work);
+  attn_prefill_kernel<HD, QS><<<dim3(num_items, a.num_kv_heads), kThreads, smem, stream>>>(a, work);
+}
+
+template <int HD>
+void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
+  // q in shared memory for head_dim 128 (q in registers there spills), unless asked otherwise.
+  const bool qs = a.prefill_variant == 1 || (a.prefill_variant < 0 && HD == 128);
+  if (qs) prefill_variant<HD, true>(a, work, num_items, stream);
+  else prefill_variant<HD, false>(a, work, num_items, stream);
 }
 
 template <int HD>

@@ -139,7 +139,7 @@ double attention_flops(const ModelConfig& c, double keys_total) {
 // Times one layer's attention kernel alone on the backend's KV cache:
 // `batch` sequences of `q_len` new tokens after `ctx` cached ones.
 Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, int q_len,
-                                 cudaStream_t stream) {
+                                 cudaStream_t stream, int variant = -1) {
   const int len = ctx + q_len, nb = (len + kBlockSize - 1) / kBlockSize;
   if (static_cast<int64_t>(batch) * nb > kvm.layout.num_blocks) return failed_precondition("KV too small");
   const int n = batch * q_len, group = c.num_heads / c.num_kv_heads;
@@ -184,6 +184,7 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
   a.num_kv_heads = c.num_kv_heads;
   a.head_dim = c.head_dim;
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  a.prefill_variant = variant;
   const bool decode = q_len == 1;
   int split = 0, splits = 0;
   if (decode) {
@@ -358,6 +359,14 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       row["attention_tflops"] = att / c.num_layers / (*att_ms * 1e-3) / 1e12;
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
+    }
+    for (int variant : {0, 1}) {  // the other kernel variant, for the notes
+      Result<double> v_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream(), variant);
+      if (v_ms.is_ok()) {
+        row[variant == 0 ? "attention_ms_q_in_registers" : "attention_ms_q_in_smem"] = *v_ms;
+        fmt::print("        variant q in {}: {:.3f} ms/layer ({:.0f} TFLOP/s)\n", variant == 0 ? "registers" : "smem",
+                   *v_ms, att / c.num_layers / (*v_ms * 1e-3) / 1e12);
+      }
     }
     fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of GEMM rate\n", name, n, ms, tflops,
                100 * tflops / ceil.gemm_tflops);
