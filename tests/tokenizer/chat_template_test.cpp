@@ -46,7 +46,7 @@ TEST(ChatTemplateTest, Qwen3StripsReasoningFromEarlierAssistantTurns) {
   };
   // The first answer precedes the last user turn: its reasoning goes. The
   // final answer follows it and keeps its reasoning.
-  EXPECT_EQ(render("qwen3", m, {.add_generation_prompt = false}),
+  EXPECT_EQ(render("qwen3", m, {.add_generation_prompt = false, .enable_thinking = std::nullopt}),
             "<|im_start|>user\nQ1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n"
             "<|im_start|>user\nQ2<|im_end|>\n"
             "<|im_start|>assistant\n<think>\nplan two\n</think>\n\nA2<|im_end|>\n");
@@ -59,7 +59,7 @@ TEST(ChatTemplateTest, Qwen3StripsReasoningFromEarlierAssistantTurns) {
       {"tool", "r2", {}},
       {"assistant", "done", std::string("")},
   };
-  EXPECT_EQ(render("qwen3", t, {.add_generation_prompt = false}),
+  EXPECT_EQ(render("qwen3", t, {.add_generation_prompt = false, .enable_thinking = std::nullopt}),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n"
             "<|im_start|>assistant\n<think>\nwhy\n</think>\n\ncalling<|im_end|>\n"
             "<|im_start|>user\n<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response><|im_end|>\n"
