@@ -1,15 +1,28 @@
 #include "engine/async_engine.h"
 
+#include <chrono>
+
 #include "common/clock.h"
 #include "common/log.h"
 
 namespace baton {
+
+namespace {
+constexpr int kKvTimerPollMs = 20;  // PD: how often leases are checked while any is held
+}  // namespace
 
 AsyncEngine::AsyncEngine(std::unique_ptr<EngineCore> core)
     : core_(std::move(core)),
       max_model_len_(core_->max_model_len()),
       max_waiting_(core_->options().max_waiting_requests) {
   stats_ = core_->stats();
+  if (KvConnector* c = core_->kv_connector()) {
+    // PD events arrive on other threads: wake the engine thread to apply them.
+    c->set_wakeup([this] {
+      { std::lock_guard<std::mutex> lock(mu_); }
+      cv_.notify_one();
+    });
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -68,6 +81,7 @@ void AsyncEngine::shutdown(ShutdownMode mode) {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+  if (KvConnector* c = core_->kv_connector()) c->set_wakeup(nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   joined_ = true;
 }
@@ -97,9 +111,14 @@ void AsyncEngine::loop() {
     bool abort_all = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
-        return !commands_.empty() || stopping_ || core_->has_unfinished_requests();
-      });
+      auto ready = [&] { return !commands_.empty() || stopping_ || core_->needs_step(); };
+      KvConnector* kc = core_->kv_connector();
+      if (kc != nullptr && kc->has_timers()) {
+        // PD leases and pulls: look again soon even without a wakeup.
+        cv_.wait_for(lock, std::chrono::milliseconds(kKvTimerPollMs), ready);
+      } else {
+        cv_.wait(lock, ready);
+      }
       commands.swap(commands_);
       if (stopping_) {
         abort_all = mode_ == ShutdownMode::kAbort;
@@ -135,7 +154,7 @@ void AsyncEngine::loop() {
       }
     }
     if (stop_now) break;
-    if (core_->has_unfinished_requests()) {
+    if (core_->needs_step()) {
       for (RequestOutput& o : core_->step()) deliver(std::move(o));
     }
     std::lock_guard<std::mutex> lock(mu_);

@@ -152,6 +152,7 @@ Status EngineCore::add_request(GenerationRequest request) {
   }
   // Stop strings are matched on text, so they need a stream even without detokenize.
   if (detokenizer_ && (r->params.detokenize || !r->params.stop.empty())) r->detok = detokenizer_->open_stream(r->params.prompt_ids);
+  if (kv_connector_ && wants_remote_prefill(r->params.kv_transfer_params)) r->remote_kv = RemoteKvState::kPending;
   Request* raw = r.get();
   requests_.emplace(raw->id(), std::move(r));
   scheduler_.add_request(raw);
@@ -162,6 +163,19 @@ void EngineCore::finish(Request& r, FinishReason reason, double now_s) {
   if (r.finish_reason == FinishReason::kNone) r.finish_reason = reason;
   ++stats_.num_requests_finished;
   if (r.finish_reason == FinishReason::kAbort) ++stats_.num_requests_aborted;
+  if (kv_connector_) {
+    if (r.remote_kv == RemoteKvState::kLoading) {
+      // A pull may still write into the blocks: the connector gives them
+      // back once it has stopped.
+      kv_connector_->cancel_load(r.id(), kv_.detach(r.key));
+    } else if (r.finish_reason != FinishReason::kAbort &&
+               wants_remote_decode(r.params.kv_transfer_params)) {
+      // PD prefill: publish the prompt's full blocks, keep them under a lease.
+      const int num_prompt = r.num_prompt_tokens();
+      kv_.cache_blocks(r.key, r.all_token_ids, std::min(r.num_computed_tokens, num_prompt));
+      r.kv_transfer_out = kv_connector_->on_prefill_finished(r.id(), num_prompt, kv_.detach(r.key));
+    }
+  }
   scheduler_.finish_request(&r);
   r.finished_time_s = now_s;
 }
@@ -174,17 +188,74 @@ void EngineCore::fail_step(const SchedulerOutput& out, const Status& error,
     Request& r = *s.request;
     processor_.flush_text(r);
     finish(r, FinishReason::kAbort, now);
-    RequestOutput o = processor_.take_output(r);
+    RequestOutput o = take_output(r);
     o.error = error.to_string();
     outs.push_back(std::move(o));
     requests_.erase(r.id());
   }
 }
 
+RequestOutput EngineCore::take_output(Request& r) {
+  RequestOutput o = processor_.take_output(r);
+  if (!r.kv_transfer_out.is_null()) o.kv_transfer_params = std::move(r.kv_transfer_out);
+  return o;
+}
+
+void EngineCore::apply_kv_events(std::vector<RequestOutput>& outs) {
+  KvConnectorEvents ev = kv_connector_->poll();
+  for (const std::vector<int>& ids : ev.blocks_to_release) kv_.release_detached(ids);
+  for (const KvLoadResult& res : ev.loads_done) finish_load(res.request_id, res.status, outs);
+}
+
+void EngineCore::start_loads(const SchedulerOutput& out, std::vector<RequestOutput>& outs) {
+  for (Request* r : out.remote_loads) {
+    KvLoadRequest load;
+    load.request_id = r->id();
+    load.kv_transfer_params = r->params.kv_transfer_params;
+    const std::span<const int> ids = kv_.block_ids(r->key);
+    load.local_block_ids.assign(ids.begin(), ids.end());
+    load.num_prompt_tokens = r->num_prompt_tokens();
+    load.num_local_tokens = r->num_computed_tokens;
+    load.num_tokens_to_load = r->num_prompt_tokens() - 1;
+    Status st = kv_connector_->start_load(load);
+    if (!st.is_ok()) finish_load(load.request_id, st, outs);  // may erase r
+  }
+}
+
+void EngineCore::finish_load(const std::string& request_id, const Status& status,
+                             std::vector<RequestOutput>& outs) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return;  // aborted meanwhile: its blocks come back through poll()
+  Request& r = *it->second;
+  if (r.remote_kv != RemoteKvState::kLoading) return;
+  r.remote_kv = RemoteKvState::kDone;
+  if (status.is_ok()) {
+    // Every prompt token but the last has its KV: the decode side computes
+    // that one and samples the first output token, as agg would.
+    r.num_computed_tokens = r.num_prompt_tokens() - 1;
+    kv_.cache_blocks(r.key, r.all_token_ids, r.num_computed_tokens);
+    scheduler_.resume_after_load(&r);
+    return;
+  }
+  if (kv_connector_->load_failure_policy() == KvLoadFailurePolicy::kRecompute) {
+    BATON_LOG_WARN("request '{}': {}; recomputing its prompt locally", request_id, status.to_string());
+    scheduler_.resume_after_load(&r);  // from its local prefix hit
+    return;
+  }
+  processor_.flush_text(r);
+  finish(r, FinishReason::kAbort, monotonic_s());
+  RequestOutput o = take_output(r);
+  o.error = "KV transfer failed: " + status.to_string();
+  outs.push_back(std::move(o));
+  requests_.erase(it);
+}
+
 std::vector<RequestOutput> EngineCore::step() {
   std::vector<RequestOutput> outs;
   Stopwatch watch;
+  if (kv_connector_) apply_kv_events(outs);
   SchedulerOutput out = scheduler_.schedule();
+  if (!out.remote_loads.empty()) start_loads(out, outs);
   if (out.empty()) return outs;
   builder_.build(out, step_input_);
   Result<StepOutput> res = backend_->execute(step_input_);
@@ -205,7 +276,7 @@ std::vector<RequestOutput> EngineCore::step() {
     Request& r = *s.request;
     ++num_sampled;
     if (processor_.append_token(r, res->samples[k++], now)) finish(r, r.finish_reason, now);
-    outs.push_back(processor_.take_output(r));
+    outs.push_back(take_output(r));
     if (r.is_finished()) requests_.erase(r.id());
   }
   stats_.num_steps += 1;
@@ -227,7 +298,7 @@ std::optional<RequestOutput> EngineCore::abort_request(const std::string& reques
   r.finish_reason = FinishReason::kAbort;
   processor_.flush_text(r);
   finish(r, FinishReason::kAbort, monotonic_s());
-  RequestOutput o = processor_.take_output(r);
+  RequestOutput o = take_output(r);
   requests_.erase(it);
   return o;
 }

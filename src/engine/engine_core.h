@@ -18,6 +18,7 @@
 #include "engine/detokenizer.h"
 #include "engine/engine_options.h"
 #include "engine/input_builder.h"
+#include "engine/kv_connector.h"
 #include "engine/output_processor.h"
 #include "engine/request.h"
 #include "engine/request_types.h"
@@ -51,7 +52,21 @@ class EngineCore {
   // (finish_reason kAbort); nullopt if unknown.
   std::optional<RequestOutput> abort_request(const std::string& request_id);
 
-  bool has_unfinished_requests() const { return scheduler_.has_requests(); }
+  // Live requests, those waiting for remote KV (PD decode) included.
+  bool has_unfinished_requests() const {
+    return scheduler_.has_requests() || scheduler_.num_loading() > 0;
+  }
+  // Whether step() has work now: requests to schedule, or PD events to apply
+  // (a finished pull, a lease ended). Requests waiting for remote KV alone
+  // need no step.
+  bool needs_step() const {
+    return scheduler_.has_requests() || (kv_connector_ && kv_connector_->has_events());
+  }
+
+  // PD (engine/kv_connector.h): set before the first request, on the thread
+  // that will step. Without one, kv_transfer_params are ignored.
+  void set_kv_connector(std::shared_ptr<KvConnector> connector) { kv_connector_ = std::move(connector); }
+  KvConnector* kv_connector() const { return kv_connector_.get(); }
   int num_running() const { return scheduler_.num_running(); }
   int num_waiting() const { return scheduler_.num_waiting(); }
   EngineStats stats() const;
@@ -68,6 +83,12 @@ class EngineCore {
              const EngineOptions& options, int num_blocks, int max_model_len);
   void finish(Request& r, FinishReason reason, double now_s);
   void fail_step(const SchedulerOutput& out, const Status& error, std::vector<RequestOutput>& outs);
+  // PD: applies the connector's queued events; starts this step's pulls.
+  void apply_kv_events(std::vector<RequestOutput>& outs);
+  void start_loads(const SchedulerOutput& out, std::vector<RequestOutput>& outs);
+  void finish_load(const std::string& request_id, const Status& status,
+                   std::vector<RequestOutput>& outs);
+  RequestOutput take_output(Request& r);
 
   std::unique_ptr<Backend> backend_;
   std::shared_ptr<const Detokenizer> detokenizer_;
@@ -82,6 +103,7 @@ class EngineCore {
   uint64_t next_key_ = 1;
   std::mt19937_64 seed_rng_;
   EngineStats stats_;
+  std::shared_ptr<KvConnector> kv_connector_;
 };
 
 }  // namespace baton

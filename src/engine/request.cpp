@@ -10,6 +10,7 @@ const char* request_status_name(RequestStatus s) {
     case RequestStatus::kRunning: return "running";
     case RequestStatus::kPreempted: return "preempted";
     case RequestStatus::kFinished: return "finished";
+    case RequestStatus::kWaitingForRemoteKv: return "waiting_for_remote_kv";
   }
   return "?";
 }

@@ -13,7 +13,11 @@
 
 namespace baton {
 
-enum class RequestStatus { kWaiting, kRunning, kPreempted, kFinished };
+enum class RequestStatus { kWaiting, kRunning, kPreempted, kFinished, kWaitingForRemoteKv };
+// PD decode side (engine/kv_connector.h): where a do_remote_prefill request's
+// prompt KV stands. kPending until admitted, kLoading while the pull runs,
+// kDone after it (or after a failed pull turned into a local recompute).
+enum class RemoteKvState { kNone, kPending, kLoading, kDone };
 const char* request_status_name(RequestStatus s);
 
 struct Request {
@@ -31,6 +35,8 @@ struct Request {
   int num_computed_tokens = 0;  // tokens whose KV is written
   int num_cached_tokens = -1;   // prompt tokens from the prefix cache at first scheduling
   int num_preemptions = 0;
+  RemoteKvState remote_kv = RemoteKvState::kNone;
+  Json kv_transfer_out;  // PD prefill side: kv_transfer_params of the final output
 
   // Output not yet delivered.
   std::vector<int32_t> pending_ids;

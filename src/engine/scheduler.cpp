@@ -76,6 +76,21 @@ SchedulerOutput Scheduler::schedule() {
     while (!waiting_.empty() && budget > 0 &&
            static_cast<int>(running_.size()) < config_.max_num_seqs) {
       Request* r = waiting_.front();
+      if (r->remote_kv == RemoteKvState::kPending) {
+        // PD decode: allocate the whole prompt now (a local prefix hit
+        // shrinks the pull), then wait for the pull off the batch.
+        ComputedBlocks hit = kv_->get_computed_blocks(r->key, r->all_token_ids);
+        if (!kv_->allocate_slots(r->key, 0, r->num_tokens() - hit.num_tokens, &hit)) break;
+        waiting_.pop_front();
+        r->num_computed_tokens = hit.num_tokens;
+        r->num_cached_tokens = hit.num_tokens;
+        r->first_scheduled_time_s = monotonic_s();
+        r->status = RequestStatus::kWaitingForRemoteKv;
+        r->remote_kv = RemoteKvState::kLoading;
+        loading_.push_back(r);
+        out.remote_loads.push_back(r);
+        continue;
+      }
       ComputedBlocks computed;
       if (r->num_computed_tokens == 0) computed = kv_->get_computed_blocks(r->key, r->all_token_ids);
       const int num_new = std::min(r->num_tokens() - computed.num_tokens, budget);
@@ -104,8 +119,19 @@ void Scheduler::update_after_step(const SchedulerOutput& out) {
   }
 }
 
+void Scheduler::resume_after_load(Request* request) {
+  auto it = std::find(loading_.begin(), loading_.end(), request);
+  BATON_CHECK(it != loading_.end(), "request {} is not waiting for remote KV", request->id());
+  loading_.erase(it);
+  request->status = RequestStatus::kRunning;
+  running_.push_back(request);
+}
+
 void Scheduler::finish_request(Request* request) {
-  if (request->status == RequestStatus::kRunning) {
+  if (request->status == RequestStatus::kWaitingForRemoteKv) {
+    auto it = std::find(loading_.begin(), loading_.end(), request);
+    if (it != loading_.end()) loading_.erase(it);
+  } else if (request->status == RequestStatus::kRunning) {
     auto it = std::find(running_.begin(), running_.end(), request);
     if (it != running_.end()) running_.erase(it);
   } else {

@@ -31,6 +31,9 @@ struct ScheduledSeq {
 struct SchedulerOutput {
   std::vector<ScheduledSeq> seqs;  // running requests first, then newly admitted
   std::vector<Request*> preempted;
+  // PD decode side: requests admitted this step whose prompt KV is to be
+  // pulled from a prefill instance (blocks allocated, nothing computed).
+  std::vector<Request*> remote_loads;
   int num_scheduled_tokens = 0;
   int num_prefill_tokens = 0;  // prompt (or recomputed) tokens
   int num_decode_tokens = 0;   // one per request that is past its prefill
@@ -52,10 +55,14 @@ class Scheduler {
   void update_after_step(const SchedulerOutput& out);
   // Removes a request (finished or aborted) from its queue and frees its blocks.
   void finish_request(Request* request);
+  // PD decode side: a request whose pull ended (loaded, or to be recomputed
+  // from request->num_computed_tokens) joins the running requests.
+  void resume_after_load(Request* request);
 
   int num_running() const { return static_cast<int>(running_.size()); }
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   bool has_requests() const { return !running_.empty() || !waiting_.empty(); }
+  int num_loading() const { return static_cast<int>(loading_.size()); }
   int64_t num_preemptions() const { return num_preemptions_; }
   const std::vector<Request*>& running() const { return running_; }
   const std::deque<Request*>& waiting() const { return waiting_; }
@@ -67,6 +74,7 @@ class Scheduler {
   KvCacheManager* kv_;
   std::vector<Request*> running_;  // in admission order: the back is preempted first
   std::deque<Request*> waiting_;
+  std::vector<Request*> loading_;  // PD decode: holding blocks, waiting for a pull
   int64_t num_preemptions_ = 0;
 };
 
