@@ -11,6 +11,7 @@
 // Environment: BATON_BENCH_CLIENT_THREADS (default 1), BATON_BENCH_SERVER_THREADS (default 1).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 
 #include <cstdlib>
 
@@ -54,8 +55,16 @@ void run_case(benchmark::State& state, double rate, double duration_s, int64_t t
   cfg.load.vocab_size = 32000;
   cfg.load.num_threads = env_int("BATON_BENCH_CLIENT_THREADS", 1);
   cfg.load.request_timeout_s = 60;
+  auto cpu_s = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
   for (auto _ : state) {
+    double cpu0 = cpu_s();
     auto rep = run_benchmark(cfg);
+    double cpu = cpu_s() - cpu0;
     BATON_CHECK(rep.is_ok(), "{}", rep.status().to_string());
     const auto& m = rep->metrics;
     state.counters["target_rps"] = rate;
@@ -72,6 +81,9 @@ void run_case(benchmark::State& state, double rate, double duration_s, int64_t t
     state.counters["server_max_active"] = static_cast<double>(server.max_active_seen());
     state.counters["connections"] = static_cast<double>(rep->load.num_connections_opened);
     state.counters["ttft_p50_ms"] = m.ttft_s.p50 * 1e3;
+    // CPU of this process (client and server together) per request and in cores.
+    state.counters["cpu_us_per_req"] = cpu / static_cast<double>(rep->load.records.size()) * 1e6;
+    state.counters["cpu_cores"] = cpu / rep->load.wall_s;
     for (const auto& [kind, n] : m.errors_by_kind) {
       fprintf(stderr, "errors: %zu x %s (e.g. %s)\n", n, kind.c_str(),
               [&] {
