@@ -366,7 +366,8 @@ TEST(CudaOps, MoeRouteMatchesCpu) {
 TEST(CudaOps, MoeGroupedExpertsMatchCpu) {
   BATON_REQUIRE_GPU();
   std::mt19937 rng(7);
-  for (auto [n, e, k, h, mi] : {std::tuple{1, 8, 2, 64, 32}, std::tuple{70, 16, 4, 256, 96}, std::tuple{300, 128, 8, 512, 64}}) {
+  for (auto [n, e, k, h, mi] : {std::tuple{1, 8, 2, 64, 32}, std::tuple{70, 16, 4, 256, 96}, std::tuple{300, 128, 8, 512, 64},
+                                         std::tuple{2000, 8, 2, 256, 96}}) {  // the last: 128x128 tiles
     std::vector<int32_t> ids(n * k);
     std::vector<float> w(n * k);
     for (int t = 0; t < n; ++t) {

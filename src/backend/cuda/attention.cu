@@ -17,7 +17,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kKeyTile = 64;
-constexpr int kVtPad = 8;
 
 // One pipeline stage: a 64-key tile of K and V, row-major [key][dim], rows
 // padded by 16 bytes so fragment loads and ldmatrix hit distinct banks.
@@ -81,7 +80,17 @@ struct WarpState {
   float m[MT][2], l[MT][2];
   uint32_t q[QS ? 1 : MT][QS ? 1 : HD / 16][4];  // unused when q lives in shared memory
   int qpos[MT][2];  // causal limit of each row (-1: padding row)
+  int min_qpos;     // the smallest over the warp's rows
 };
+
+template <typename St>
+__device__ __forceinline__ void set_min_qpos(St& st, int mt_count) {
+  int v = 0x7fffffff;
+  for (int mt = 0; mt < mt_count; ++mt) v = min(v, min(st.qpos[mt][0], st.qpos[mt][1]));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
+  st.min_qpos = v;
+}
 
 // Attends the warp's rows to keys [key0, key0 + NK) of the smem tile, whose
 // first key has global index tile_start. Keys > qpos or >= end are masked.
@@ -145,6 +154,9 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
       }
     }
   }
+  // Masking is needed only where a key may be past a row's causal limit or
+  // the end (the diagonal and last tiles); st.min_qpos is the warp's smallest.
+  const bool need_mask = tile_start + key0 + NK - 1 > st.min_qpos || tile_start + key0 + NK > end;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     float mx[2] = {-INFINITY, -INFINITY};
@@ -152,10 +164,14 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
     for (int j = 0; j < NK / 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        int kg = tile_start + key0 + j * 8 + 2 * t + (e & 1);
         int r = e >> 1;
-        bool ok = kg < end && kg <= st.qpos[mt][r];
-        sc[mt][j][e] = ok ? sc[mt][j][e] * scale_log2 : -INFINITY;
+        if (need_mask) {
+          int kg = tile_start + key0 + j * 8 + 2 * t + (e & 1);
+          bool ok = kg < end && kg <= st.qpos[mt][r];
+          sc[mt][j][e] = ok ? sc[mt][j][e] * scale_log2 : -INFINITY;
+        } else {
+          sc[mt][j][e] *= scale_log2;
+        }
         mx[r] = fmaxf(mx[r], sc[mt][j][e]);
       }
     }
@@ -185,12 +201,15 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
       rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
       st.l[mt][r] = st.l[mt][r] * corr[r] + rs[r];
     }
+    // Once the running max settles, corr is 1 for every row: skip the rescale.
+    if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) {
 #pragma unroll
-    for (int d = 0; d < HD / 8; ++d) {
-      st.o[mt][d][0] *= corr[0];
-      st.o[mt][d][1] *= corr[0];
-      st.o[mt][d][2] *= corr[1];
-      st.o[mt][d][3] *= corr[1];
+      for (int d = 0; d < HD / 8; ++d) {
+        st.o[mt][d][0] *= corr[0];
+        st.o[mt][d][1] *= corr[0];
+        st.o[mt][d][2] *= corr[1];
+        st.o[mt][d][3] *= corr[1];
+      }
     }
   }
 #pragma unroll
@@ -290,6 +309,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
     if constexpr (!QS) load_q<HD, kPrefillMT>(st, mt, a, tok, hq, valid);
   }
 
+  set_min_qpos(st, kPrefillMT);
   int last_i = min(q_len - 1, (row0 + kPrefillRows - 1) / group);
   int end = min(seq_len, ctx + last_i + 1);
   const float scale_log2 = a.scale * 1.4426950408889634f;
@@ -355,6 +375,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
 #pragma unroll
   for (int d = 0; d < HD / 8; ++d) st.o[0][d][0] = st.o[0][d][1] = st.o[0][d][2] = st.o[0][d][3] = 0.0f;
   load_q<HD, 1>(st, 0, a, tok, hq, valid);
+  set_min_qpos(st, 1);
 
   const float scale_log2 = a.scale * 1.4426950408889634f;
   const int num_tiles = (kv_end - kv_begin + kKeyTile - 1) / kKeyTile;

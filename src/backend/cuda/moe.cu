@@ -95,7 +95,7 @@ __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_expe
   }
 }
 
-constexpr int kBM = 64, kBN = 64, kBK = 64, kPad = 8, kStagesG = 3;
+constexpr int kBK = 64, kPad = 8, kStagesG = 3;
 
 __device__ __forceinline__ void cp_async16g(void* smem, const void* gmem, bool valid) {
   unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -112,22 +112,32 @@ __device__ __forceinline__ void store2(float* p, float x, float y, bool both) {
   if (both) p[1] = y;
 }
 
+template <int BM, int BN>
 struct GemmStage {
-  bf16 a[kBM][kBK + kPad];  // [row, k]
-  bf16 b[kBN][kBK + kPad];  // [n, k]
+  bf16 a[BM][kBK + kPad];  // [row, k]
+  bf16 b[BN][kBK + kPad];  // [n, k]
 };
-constexpr size_t kGemmSmem = kStagesG * sizeof(GemmStage);
 
-// grid (ceil(n / 64), ceil(num_rows / 64) + E); 128 threads, 2x2 warps of 32x32;
-// a 3-stage cp.async pipeline over 64-wide k tiles.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+// grid (ceil(n / BN), ceil(num_rows / BM) + E); warps of WM x WN; a 3-stage
+// cp.async pipeline over 64-wide k tiles; fragments through ldmatrix.
 // offsets == null: one expert over rows [0, num_rows) (the dense, row-invariant GEMM).
-template <typename OutT>
-__global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const int32_t* a_rows,
+template <int BM, int BN, int WM, int WN, typename OutT>
+__global__ void __launch_bounds__(32 * (BM / WM) * (BN / WN)) grouped_gemm_kernel(const bf16* a, const int32_t* a_rows,
                                                            int a_row_div, const bf16* w,
                                                            const int32_t* offsets, int num_experts,
                                                            int num_rows, int n, int k, OutT* c) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  GemmStage* st = reinterpret_cast<GemmStage*>(smem_raw);
+  constexpr int kBM = BM, kBN = BN, kThreadsG = 32 * (BM / WM) * (BN / WN);
+  constexpr int kMT = WM / 16, kNT = WN / 8;
+  using Stage = GemmStage<BM, BN>;
+  Stage* st = reinterpret_cast<Stage*>(smem_raw);
   __shared__ int s_expert, s_row0, s_row_end;
   __shared__ int s_tiles_before[kMaxExperts + 1];  // m tiles of experts < e
   if (offsets == nullptr) {
@@ -180,16 +190,20 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
   const int row0 = s_row0, row_end = s_row_end, n0 = blockIdx.x * kBN;
   const bf16* we = w + static_cast<int64_t>(expert) * n * k;  // [n, k]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  float acc[2][4][4] = {};
+  const int wm = (warp / (BN / WN)) * WM, wn = (warp % (BN / WN)) * WN;
+  float acc[kMT][kNT][4] = {};
+  (void)g;
+  (void)t;
 
-  // Each thread copies 4 A and 4 B chunks of 16 bytes per k tile (64 x 8 chunks each).
-  const bf16* a_src[4];
-  const bf16* b_src[4];
-  bool a_ok[4], b_ok[4];
+  // Each thread copies kCA A and kCB B chunks of 16 bytes per k tile (rows x 8 chunks).
+  constexpr int kCA = BM * 8 / kThreadsG, kCB = BN * 8 / kThreadsG;
+  static_assert(kCA == kCB, "A and B chunk counts");
+  const bf16* a_src[kCA];
+  const bf16* b_src[kCA];
+  bool a_ok[kCA], b_ok[kCA];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    int chunk = threadIdx.x + 128 * i, r = chunk / 8;
+  for (int i = 0; i < kCA; ++i) {
+    int chunk = threadIdx.x + kThreadsG * i, r = chunk / 8;
     int grow = row0 + r;
     a_ok[i] = grow < row_end;
     int arow = a_ok[i] ? (a_rows ? a_rows[grow] / a_row_div : grow) : 0;
@@ -199,11 +213,11 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
   }
   const int num_k = (k + kBK - 1) / kBK;
   auto issue = [&](int kt) {
-    GemmStage& s = st[kt % kStagesG];
+    Stage& s = st[kt % kStagesG];
     const int k0 = kt * kBK;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      int chunk = threadIdx.x + 128 * i, r = chunk / 8, kc = (chunk % 8) * 8;
+    for (int i = 0; i < kCA; ++i) {
+      int chunk = threadIdx.x + kThreadsG * i, r = chunk / 8, kc = (chunk % 8) * 8;
       bool kin = k0 + kc < k;
       cp_async16g(&s.a[r][kc], a_ok[i] && kin ? a_src[i] + k0 : a, a_ok[i] && kin);
       cp_async16g(&s.b[r][kc], b_ok[i] && kin ? b_src[i] + k0 : we, b_ok[i] && kin);
@@ -219,37 +233,34 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
     asm volatile("cp.async.commit_group;\n" ::);
     asm volatile("cp.async.wait_group %0;\n" ::"n"(kStagesG - 1));
     __syncthreads();
-    const GemmStage& s = st[kt % kStagesG];
+    const Stage& s = st[kt % kStagesG];
 #pragma unroll
     for (int kk = 0; kk < kBK / 16; ++kk) {
-      uint32_t af[2][4];
+      uint32_t af[kMT][4];
 #pragma unroll
-      for (int mi = 0; mi < 2; ++mi) {
-        const bf16* p0 = &s.a[wm + mi * 16 + g][kk * 16 + 2 * t];
-        const bf16* p1 = &s.a[wm + mi * 16 + g + 8][kk * 16 + 2 * t];
-        af[mi][0] = ld_u32(p0);
-        af[mi][1] = ld_u32(p1);
-        af[mi][2] = ld_u32(p0 + 8);
-        af[mi][3] = ld_u32(p1 + 8);
-      }
+      for (int mi = 0; mi < kMT; ++mi) ldsm_x4(af[mi], &s.a[wm + mi * 16 + (lane & 15)][kk * 16 + (lane >> 4) * 8]);
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) {
-        const bf16* bp = &s.b[wn + ni * 8 + g][kk * 16 + 2 * t];
-        uint32_t b0 = ld_u32(bp), b1 = ld_u32(bp + 8);
+      for (int ni = 0; ni < kNT; ni += 2) {
+        uint32_t bfr[4];  // b0, b1 of n groups ni and ni + 1
+        ldsm_x4(bfr, &s.b[wn + ni * 8 + (lane & 7) + ((lane >> 4) << 3)][kk * 16 + ((lane >> 3) & 1) * 8]);
 #pragma unroll
-        for (int mi = 0; mi < 2; ++mi) mma_bf16_16816(acc[mi][ni], af[mi], b0, b1);
+        for (int mi = 0; mi < kMT; ++mi) {
+          mma_bf16_16816(acc[mi][ni], af[mi], bfr[0], bfr[1]);
+          mma_bf16_16816(acc[mi][ni + 1], af[mi], bfr[2], bfr[3]);
+        }
       }
     }
     __syncthreads();
   }
+  const int g2 = lane >> 2, t2 = lane & 3;
 #pragma unroll
-  for (int mi = 0; mi < 2; ++mi) {
+  for (int mi = 0; mi < kMT; ++mi) {
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni) {
-      int col = n0 + wn + ni * 8 + 2 * t;
+    for (int ni = 0; ni < kNT; ++ni) {
+      int col = n0 + wn + ni * 8 + 2 * t2;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        int row = row0 + wm + mi * 16 + g + 8 * h;
+        int row = row0 + wm + mi * 16 + g2 + 8 * h;
         if (row < row_end && col < n)
           store2(c + static_cast<int64_t>(row) * n + col, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], col + 1 < n);
       }
@@ -257,14 +268,20 @@ __global__ void __launch_bounds__(128) grouped_gemm_kernel(const bf16* a, const 
   }
 }
 
-template <typename OutT>
-void configure_gemm() {
+template <int BM, int BN, int WM, int WN, typename OutT>
+void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* offsets,
+                  int num_experts, int num_rows, int n, int k, OutT* c, cudaStream_t stream) {
+  constexpr size_t smem = kStagesG * sizeof(GemmStage<BM, BN>);
+  constexpr int threads = 32 * (BM / WM) * (BN / WN);
   static bool done = false;
   if (!done) {
-    BATON_CUDA_CHECK(cudaFuncSetAttribute(grouped_gemm_kernel<OutT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(kGemmSmem)));
+    BATON_CUDA_CHECK(cudaFuncSetAttribute(grouped_gemm_kernel<BM, BN, WM, WN, OutT>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     done = true;
   }
+  dim3 grid((n + BN - 1) / BN, (num_rows + BM - 1) / BM + (offsets ? num_experts : 0));
+  grouped_gemm_kernel<BM, BN, WM, WN, OutT><<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets,
+                                                                             num_experts, num_rows, n, k, c);
 }
 
 __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w,
@@ -306,10 +323,11 @@ void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, co
                          bf16* c, cudaStream_t stream) {
   if (num_rows == 0) return;
   BATON_CHECK(k % 8 == 0, "grouped gemm: k {} not a multiple of 8", k);
-  dim3 grid((n + kBN - 1) / kBN, (num_rows + kBM - 1) / kBM + num_experts);
-  configure_gemm<bf16>();
-  grouped_gemm_kernel<bf16><<<grid, 128, kGemmSmem, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts,
-                                                              num_rows, n, k, c);
+  // Many rows per expert (prefill): 128 x 128 tiles of 8 warps; else 64 x 64.
+  if (num_rows >= 128 * num_experts)
+    launch_tiles<128, 128, 64, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
+  else
+    launch_tiles<64, 64, 32, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
   BATON_LAUNCH_CHECK();
 }
 
@@ -317,15 +335,11 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
                                cudaStream_t stream) {
   if (m == 0) return;
   BATON_CHECK(k % 8 == 0, "gemm: k {} not a multiple of 8", k);
-  dim3 grid((n + kBN - 1) / kBN, (m + kBM - 1) / kBM);
-  configure_gemm<float>();
-  configure_gemm<bf16>();
+  // Row-invariant: one tile shape for every m (the k order is the same in both anyway).
   if (y_f32)
-    grouped_gemm_kernel<float><<<grid, 128, kGemmSmem, stream>>>(x, nullptr, 1, w, nullptr, 1, m, n, k,
-                                                                 static_cast<float*>(y));
+    launch_tiles<64, 64, 32, 32, float>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<float*>(y), stream);
   else
-    grouped_gemm_kernel<bf16><<<grid, 128, kGemmSmem, stream>>>(x, nullptr, 1, w, nullptr, 1, m, n, k,
-                                                                static_cast<bf16*>(y));
+    launch_tiles<64, 64, 32, 32, bf16>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<bf16*>(y), stream);
   BATON_LAUNCH_CHECK();
 }
 
