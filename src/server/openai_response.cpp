@@ -123,6 +123,26 @@ Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json l
   return body;
 }
 
+DeltaChunkWriter::DeltaChunkWriter(const ResponseHeader& h, bool include_usage_field) {
+  auto str = [](const std::string& v) { return Json(v).dump(-1, ' ', false, Json::error_handler_t::replace); };
+  prefix_ = "{\"id\":" + str(h.id) + ",\"object\":" + str(object_name(h.kind, true)) +
+            ",\"created\":" + std::to_string(h.created) + ",\"model\":" + str(h.model) + ",\"choices\":[{\"index\":0,";
+  prefix_ += h.kind == ApiKind::kChat ? "\"delta\":{\"content\":" : "\"text\":";
+  suffix_ = h.kind == ApiKind::kChat ? "}," : ",";
+  suffix_ += "\"logprobs\":null,\"finish_reason\":null}]";
+  if (include_usage_field) suffix_ += ",\"usage\":null";
+  suffix_ += "}";
+}
+
+std::string DeltaChunkWriter::chunk(const std::string& delta_text) const {
+  std::string out;
+  out.reserve(prefix_.size() + suffix_.size() + delta_text.size() + 8);
+  out += prefix_;
+  out += Json(delta_text).dump(-1, ' ', false, Json::error_handler_t::replace);
+  out += suffix_;
+  return out;
+}
+
 Json chat_role_chunk(const ResponseHeader& h, bool include_usage_field) {
   Json body = header_json(h, true);
   body["choices"] = Json::array({Json{{"index", 0},

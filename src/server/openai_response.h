@@ -49,6 +49,18 @@ Json final_response(const ResponseHeader& h, const std::string& text, Json logpr
 // Stream chunks. delta_text/logprobs may be empty; reason kNone means not final.
 Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json logprobs, FinishReason reason,
                   bool include_usage_field);
+// The serialized chunk of a non-final delta without logprobs, the hot path
+// of streaming: the parts around the text are rendered once per request.
+// Parses to the same JSON as stream_chunk(h, text, nullptr, kNone, usage).
+class DeltaChunkWriter {
+ public:
+  DeltaChunkWriter(const ResponseHeader& h, bool include_usage_field);
+  std::string chunk(const std::string& delta_text) const;
+
+ private:
+  std::string prefix_, suffix_;
+};
+
 Json chat_role_chunk(const ResponseHeader& h, bool include_usage_field);
 Json usage_chunk(const ResponseHeader& h, int num_prompt_tokens, int num_output_tokens);
 

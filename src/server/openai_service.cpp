@@ -47,7 +47,8 @@ class ActiveRequest {
         exchange_(std::move(exchange)),
         request_(std::move(request)),
         header_(std::move(header)),
-        logprobs_(request_.kind, service.codec_) {
+        logprobs_(request_.kind, service.codec_),
+        delta_writer_(header_, request_.include_usage) {
     timings_.arrival_s = monotonic_s();
   }
 
@@ -79,9 +80,12 @@ class ActiveRequest {
 
     if (!out.finished) {
       if (request_.stream && (!out.new_token_ids.empty() || !out.new_text.empty())) {
-        Json lp = request_.want_logprobs ? logprobs_.take() : Json(nullptr);
-        exchange_->send_event(
-            dump(stream_chunk(header_, out.new_text, std::move(lp), FinishReason::kNone, request_.include_usage)));
+        if (request_.want_logprobs) {
+          exchange_->send_event(dump(
+              stream_chunk(header_, out.new_text, logprobs_.take(), FinishReason::kNone, request_.include_usage)));
+        } else {
+          exchange_->send_event(delta_writer_.chunk(out.new_text));
+        }
       }
       return;
     }
@@ -145,6 +149,7 @@ class ActiveRequest {
   OpenAiRequest request_;
   ResponseHeader header_;
   LogprobsBuilder logprobs_;
+  DeltaChunkWriter delta_writer_;
   RequestTimings timings_;
   std::string text_;
   int num_output_tokens_ = 0;
