@@ -44,11 +44,11 @@ Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engin
 }
 
 Status AgentClient::notify_done(const std::string& my_engine_id, const std::string& request_id,
-                                const ReadContext& ctx) {
+                                const ReadContext& ctx, bool renew) {
   BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
-  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kDone,
-                                   Json{{"engine_id", my_engine_id}, {"request_id", request_id}},
-                                   0, ctx));
+  Json msg{{"engine_id", my_engine_id}, {"request_id", request_id}};
+  if (renew) msg["renew"] = true;
+  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kDone, msg, 0, ctx));
   BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
   if (frame.type == MsgType::kError) return status_from_error_frame(frame, address());
   if (frame.type != MsgType::kAck) {

@@ -23,8 +23,9 @@ class AgentClient {
   Result<PeerDescriptor> fetch_descriptor(const std::string& my_engine_id, const ReadContext& ctx);
 
   // Tells the peer that this engine finished reading `request_id`.
+  // With renew, asks for more lease time instead (the read goes on).
   Status notify_done(const std::string& my_engine_id, const std::string& request_id,
-                     const ReadContext& ctx);
+                     const ReadContext& ctx, bool renew = false);
 
   // Streams the remote side of `runs` into the local side of `runs` in
   // `local` (host, or device through local.copier). Returns the peer's

@@ -143,6 +143,13 @@ void KvAgent::serve_connection(Connection* conn) {
           st = send_error(*conn, invalid_argument("done notification without request_id"), ctx);
           break;
         }
+        auto renew_it = frame->json.find("renew");
+        const bool renew = renew_it != frame->json.end() && renew_it->is_boolean() && renew_it->get<bool>();
+        if (renew) {
+          if (options_.on_renew) options_.on_renew(engine_id, request_id);
+          st = send_frame(*conn, MsgType::kAck, Json::object(), 0, ctx);
+          break;
+        }
         {
           std::lock_guard<std::mutex> lock(mu_);
           ++stats_.num_done;

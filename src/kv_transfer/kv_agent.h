@@ -34,6 +34,10 @@ struct KvAgentOptions {
   int port = 0;                    // 0: an ephemeral port
   int64_t io_timeout_ms = 60000;   // one request's I/O limit once it started
   size_t staging_bytes = 16u << 20;  // device regions: host staging per chunk
+  // A "done" frame with renew=true (a reader still pulling asks for more
+  // lease time) goes here instead of on_done; unset: such frames are acked
+  // and otherwise ignored.
+  DoneCallback on_renew;
 };
 
 struct KvAgentStats {

@@ -191,6 +191,13 @@ Status TransferEngine::notify_done(const std::string& peer_engine_id,
                                     context_in(options_.connect_timeout_ms));
 }
 
+Status TransferEngine::notify_renew(const std::string& peer_engine_id,
+                                    const std::string& request_id) {
+  BATON_ASSIGN_OR_RETURN(auto peer, find_peer(peer_engine_id));
+  return peer->control->notify_done(options_.engine_id, request_id,
+                                    context_in(options_.connect_timeout_ms), /*renew=*/true);
+}
+
 TransferEngineStats TransferEngine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;

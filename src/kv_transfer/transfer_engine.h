@@ -84,6 +84,9 @@ class TransferEngine {
 
   // Tells the peer this engine is done reading `request_id` (it frees them).
   Status notify_done(const std::string& peer_engine_id, const std::string& request_id);
+  // Asks the peer to extend its lease on `request_id` (a read still runs);
+  // the peer's agent calls its KvAgentOptions::on_renew.
+  Status notify_renew(const std::string& peer_engine_id, const std::string& request_id);
 
   const Transport& transport() const { return *transport_; }
   TransferEngineStats stats() const;

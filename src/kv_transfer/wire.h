@@ -9,7 +9,7 @@
 //   kGetDescriptor {engine_id}                         -> kDescriptor {descriptor}
 //   kReadBlocks {runs: [[remote_first, n], ...], checksums: bool}
 //                                                      -> kBlocks {checksums?} + payload
-//   kDone {engine_id, request_id}                      -> kAck {}
+//   kDone {engine_id, request_id, renew?}              -> kAck {}  (renew: extend the lease)
 //   any request                                        -> kError {code, message}
 #pragma once
 
