@@ -38,7 +38,7 @@ TEST(CudaOps, EmbeddingMatchesCpu) {
 TEST(CudaOps, AddRmsNormMatchesCpu) {
   BATON_REQUIRE_GPU();
   std::mt19937 rng(2);
-  for (int hidden : {64, 1000, 4096}) {
+  for (int hidden : {64, 1000, 1002, 4096}) {  // 1002: the scalar path
     const int n = 19;
     auto res = random_bf16_values(n * hidden, 2.0f, rng);
     auto add = random_bf16_values(n * hidden, 2.0f, rng);

@@ -43,6 +43,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* 
                : "r"(s));
 }
 
+// 2^x in one MUFU op (inputs here are <= 0 or -inf; -inf gives 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
   unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -181,7 +188,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
       float mnew = fmaxf(st.m[mt][r], mx[r]);
-      corr[r] = mnew == -INFINITY ? 1.0f : exp2f(st.m[mt][r] - mnew);
+      corr[r] = mnew == -INFINITY ? 1.0f : fast_exp2(st.m[mt][r] - mnew);
       st.m[mt][r] = mnew;
     }
     float rs[2] = {0.0f, 0.0f};
@@ -190,7 +197,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         int r = e >> 1;
-        float p = st.m[mt][r] == -INFINITY ? 0.0f : exp2f(sc[mt][j][e] - st.m[mt][r]);
+        float p = st.m[mt][r] == -INFINITY ? 0.0f : fast_exp2(sc[mt][j][e] - st.m[mt][r]);
         sc[mt][j][e] = p;
         rs[r] += p;
       }

@@ -16,7 +16,8 @@ __global__ void embedding_kernel(const int32_t* ids, const bf16* table, float* r
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = bf(row[i]);
 }
 
-// One block per output row; the row is held in registers/shared memory.
+// One block per output row; the row is held in shared memory. 4 elements per
+// thread access (16-byte fp32, 8-byte bf16) when hidden % 4 == 0.
 __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias,
                                    const bf16* w, bf16* out, const int32_t* rows, int hidden,
                                    float eps) {
@@ -26,7 +27,47 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16*
   int src = rows ? rows[r] : r;
   float* res = residual + static_cast<int64_t>(src) * hidden;
   const bf16* ad = add ? add + static_cast<int64_t>(src) * hidden : nullptr;
+  bf16* o = out + static_cast<int64_t>(r) * hidden;
   float ss = 0.0f;
+  if (hidden % 4 == 0) {
+    const int n4 = hidden / 4;
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+      float4 x = reinterpret_cast<const float4*>(res)[i];
+      if (ad) {
+        uint2 av = reinterpret_cast<const uint2*>(ad)[i];
+        float2 a0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&av.x));
+        float2 a1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&av.y));
+        x.x += a0.x;
+        x.y += a0.y;
+        x.z += a1.x;
+        x.w += a1.y;
+        if (add_bias) {
+          x.x += bf(add_bias[4 * i]);
+          x.y += bf(add_bias[4 * i + 1]);
+          x.z += bf(add_bias[4 * i + 2]);
+          x.w += bf(add_bias[4 * i + 3]);
+        }
+        if (!rows) reinterpret_cast<float4*>(res)[i] = x;
+      }
+      reinterpret_cast<float4*>(xs)[i] = x;
+      ss += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
+    }
+    ss = block_sum(ss, scratch);
+    const float inv = rsqrtf(ss / hidden + eps);
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+      float4 x = reinterpret_cast<const float4*>(xs)[i];
+      uint2 wv = reinterpret_cast<const uint2*>(w)[i];
+      float2 w0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&wv.x));
+      float2 w1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&wv.y));
+      __nv_bfloat162 o0 = __floats2bfloat162_rn(w0.x * (x.x * inv), w0.y * (x.y * inv));
+      __nv_bfloat162 o1 = __floats2bfloat162_rn(w1.x * (x.z * inv), w1.y * (x.w * inv));
+      uint2 ov;
+      ov.x = *reinterpret_cast<uint32_t*>(&o0);
+      ov.y = *reinterpret_cast<uint32_t*>(&o1);
+      reinterpret_cast<uint2*>(o)[i] = ov;
+    }
+    return;
+  }
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
     float x = res[i];
     if (ad) x += bf(ad[i]) + (add_bias ? bf(add_bias[i]) : 0.0f);
@@ -35,7 +76,6 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16*
   }
   ss = block_sum(ss, scratch);
   float inv = rsqrtf(ss / hidden + eps);
-  bf16* o = out + static_cast<int64_t>(r) * hidden;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
     float x = xs[i];
     if (!rows && ad) res[i] = x;
@@ -117,14 +157,32 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
   }
 }
 
+// 8 elements (16 bytes) per thread when inter % 8 == 0, else one.
 __global__ void silu_mul_kernel(const bf16* gu, bf16* out, int num_rows, int inter) {
+  const bool vec = inter % 8 == 0;
+  const int per_row = vec ? inter / 8 : inter;
   for (int64_t r = blockIdx.y; r < num_rows; r += gridDim.y) {
     const bf16* g = gu + r * 2 * inter;  // [2 * inter]: gate, then up
     const bf16* u = g + inter;
     bf16* o = out + r * inter;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter; i += gridDim.x * blockDim.x) {
-      float x = bf(g[i]);
-      o[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * bf(u[i]));
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < per_row; i += gridDim.x * blockDim.x) {
+      if (vec) {
+        uint4 gv = *reinterpret_cast<const uint4*>(g + 8 * i);
+        uint4 uv = *reinterpret_cast<const uint4*>(u + 8 * i);
+        const __nv_bfloat162* gp = reinterpret_cast<const __nv_bfloat162*>(&gv);
+        const __nv_bfloat162* up = reinterpret_cast<const __nv_bfloat162*>(&uv);
+        uint4 ov;
+        __nv_bfloat162* op = reinterpret_cast<__nv_bfloat162*>(&ov);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          float2 x = __bfloat1622float2(gp[j]), y = __bfloat1622float2(up[j]);
+          op[j] = __floats2bfloat162_rn(x.x / (1.0f + __expf(-x.x)) * y.x, x.y / (1.0f + __expf(-x.y)) * y.y);
+        }
+        *reinterpret_cast<uint4*>(o + 8 * i) = ov;
+      } else {
+        float x = bf(g[i]);
+        o[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * bf(u[i]));
+      }
     }
   }
 }
@@ -169,7 +227,8 @@ void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, 
                         bf16* out, const int32_t* rows, int num_rows, int hidden, float eps,
                         cudaStream_t stream) {
   if (num_rows == 0) return;
-  int threads = hidden >= 1024 ? 1024 : ((hidden + 31) / 32) * 32;
+  const int lanes = hidden % 4 == 0 ? hidden / 4 : hidden;  // threads with work
+  int threads = lanes >= 1024 ? 1024 : ((lanes + 31) / 32) * 32;
   add_rmsnorm_kernel<<<num_rows, threads, hidden * sizeof(float), stream>>>(
       residual, add, add_bias, weight, out, rows, hidden, eps);
   BATON_LAUNCH_CHECK();
@@ -186,7 +245,8 @@ void launch_qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream) {
 
 void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStream_t stream) {
   if (num_rows == 0) return;
-  dim3 grid((inter + 255) / 256, num_rows < 65535 ? num_rows : 65535);
+  const int per_row = inter % 8 == 0 ? inter / 8 : inter;
+  dim3 grid((per_row + 255) / 256, num_rows < 65535 ? num_rows : 65535);
   silu_mul_kernel<<<grid, 256, 0, stream>>>(gu, out, num_rows, inter);
   BATON_LAUNCH_CHECK();
 }
