@@ -273,8 +273,10 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
   bf16 (*qsm)[HD + 8] = reinterpret_cast<bf16 (*)[HD + 8]>(smem_raw + kStages * sizeof(Stage<HD>));  // [128][HD + 8]
-  const int seq = work[2 * blockIdx.x], row0 = work[2 * blockIdx.x + 1];
-  const int kvh = blockIdx.y;
+  // grid (kv heads, items): blocks launch item-major, so the heaviest items of
+  // every head start first and the causal tail is light.
+  const int seq = work[2 * blockIdx.y], row0 = work[2 * blockIdx.y + 1];
+  const int kvh = blockIdx.x;
   const int group = a.num_heads / a.num_kv_heads;
   const int q0 = a.query_start[seq], q_len = a.query_start[seq + 1] - q0;
   const int seq_len = a.seq_lens[seq], ctx = seq_len - q_len;
@@ -469,7 +471,8 @@ void prefill_variant(const AttnArgs& a, const int32_t* work, int num_items, cuda
                                           static_cast<int>(smem)));
     configured = true;
   }
-  attn_prefill_kernel<HD, QS><<<dim3(num_items, a.num_kv_heads), kThreads, smem, stream>>>(a, work);
+  BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
+  attn_prefill_kernel<HD, QS><<<dim3(a.num_kv_heads, num_items), kThreads, smem, stream>>>(a, work);
 }
 
 template <int HD>
