@@ -182,14 +182,20 @@ void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out) co
     out.push_back(byte_ids_[static_cast<uint8_t>(bytes[0])]);
     return;
   }
-  if (ignore_merges_) {
-    if (auto id = bytes_to_id(bytes)) {
-      out.push_back(*id);
-      return;
+  // A whole-word vocabulary hit (ignore_merges) or the merge result; the
+  // cache sits in front of both, since it is small and hot where the
+  // vocabulary table is large and cold.
+  auto compute = [&](std::vector<int32_t>& ids) {
+    if (ignore_merges_) {
+      if (auto id = bytes_to_id(bytes)) {
+        ids.push_back(*id);
+        return;
+      }
     }
-  }
+    merge_word(bytes, ids);
+  };
   if (bytes.size() > kMaxCachedWordBytes) {
-    merge_word(bytes, out);
+    compute(out);
     return;
   }
   const size_t h = StringHash{}(bytes);
@@ -203,10 +209,10 @@ void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out) co
     }
   }
   const size_t start = out.size();
-  merge_word(bytes, out);
+  compute(out);
   std::lock_guard<std::mutex> lock(shard.mu);
   if (shard.words.size() >= kCacheEntriesPerShard) shard.words.clear();
-  shard.words.emplace(std::string(bytes), std::vector<int32_t>(out.begin() + start, out.end()));
+  shard.words.emplace(std::string(bytes), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
 }
 
 void BpeModel::merge_word(std::string_view bytes, std::vector<int32_t>& out) const {
