@@ -259,6 +259,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create_random(config, bo, 7));
   m["init_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m["weight_bytes"] = static_cast<double>(b->weight_bytes());
+  m["num_layers"] = config.num_layers;
   const size_t block_bytes = b->kv_block_bytes(kBlockSize);
   const int ctx = o.decode_context;
   const int blocks_per_seq = (ctx + kBlockSize) / kBlockSize + 1;
@@ -381,6 +382,17 @@ std::string markdown(const Json& r) {
   std::string s;
   s += fmt::format("# GPU performance: {}\n\n", r["device"].get<std::string>());
   s += "Measured in one run of `baton_gpu_profile` (scripts/gpu-check.sh); random bf16 weights made on the GPU.\n\n";
+  if (r.contains("targets")) {
+    s += "Targets (Llama-3.1-8B shape):\n\n| target | value | goal | met |\n|---|---|---|---|\n";
+    for (const Json& t : r["targets"]) {
+      s += fmt::format("| {} | {:.1f}% | {:.0f}% | {} |\n", t["name"].get<std::string>(), 100 * t["value"].get<double>(),
+                       100 * t["target"].get<double>(), t["met"].get<bool>() ? "yes" : "no");
+    }
+    for (const Json& t : r["targets"])
+      if (t.contains("limited_by"))
+        s += fmt::format("\n{}: short; {}.\n", t["name"].get<std::string>(), t["limited_by"].get<std::string>());
+    s += "\n";
+  }
   s += fmt::format("Ceilings measured in the same run: device copy {:.0f} GB/s (read + write), cuBLASLt bf16 "
                    "8192^3 GEMM {:.0f} TFLOP/s, pinned host->device {:.1f} GB/s.\n\n",
                    r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
@@ -414,6 +426,46 @@ std::string markdown(const Json& r) {
   return s;
 }
 
+// The targets (Llama-3.1-8B shape): met or not, and what limits a miss.
+Json targets(const Json& r) {
+  Json out = Json::array();
+  for (const Json& m : r["models"]) {
+    if (m["model"] != "llama3.1-8b") continue;
+    auto decode_target = [&](int batch, double target) {
+      for (const Json& d : m["decode"]) {
+        if (d["batch"] != batch || !d.contains("bandwidth_utilization")) continue;
+        const double v = d["bandwidth_utilization"].get<double>();
+        Json t = {{"name", fmt::format("decode batch {} bandwidth utilisation", batch)}, {"value", v},
+                  {"target", target}, {"met", v >= target}};
+        if (v < target)
+          t["limited_by"] = fmt::format("step {:.3f} ms: weights at {:.0f} GB/s plus fixed per-step costs",
+                                        d["step_ms"].get<double>(), d["achieved_gbps"].get<double>());
+        out.push_back(t);
+      }
+    };
+    decode_target(1, 0.80);
+    decode_target(64, 0.65);
+    for (const Json& p : m["prefill"]) {
+      if (p["tokens"] != 8192 || !p.contains("flop_utilization")) continue;
+      const double v = p["flop_utilization"].get<double>();
+      Json t = {{"name", "prefill 8192 tokens FLOP utilisation"}, {"value", v}, {"target", 0.66}, {"met", v >= 0.66}};
+      if (v < 0.66 && p.contains("attention_ms_per_layer")) {
+        const double att_ms = p["attention_ms_per_layer"].get<double>();
+        const double total = p["time_ms"].get<double>();
+        const int layers = m["num_layers"].get<int>();
+        const double att_all = att_ms * layers;
+        t["limited_by"] = fmt::format(
+            "attention (mma.sync flash-attention kernel) at {:.0f} TFLOP/s takes {:.0f} of {:.0f} ms; the rest "
+            "(cuBLASLt GEMMs and elementwise kernels) runs at {:.0f} TFLOP/s",
+            p["attention_tflops"].get<double>(), att_all, total,
+            p["linear_flops"].get<double>() / ((total - att_all) * 1e-3) / 1e12);
+      }
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<Json> run_gpu_profile(const ProfileOptions& o) {
@@ -437,6 +489,7 @@ Result<Json> run_gpu_profile(const ProfileOptions& o) {
     }
     r["models"].push_back(*m);
   }
+  r["targets"] = targets(r);
   if (!o.json_path.empty()) {
     std::ofstream f(o.json_path);
     f << r.dump(2) << "\n";
