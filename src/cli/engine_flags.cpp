@@ -95,8 +95,10 @@ LoadedEngine::~LoadedEngine() {
 
 LoadedCore::~LoadedCore() { core.reset(); }
 
-Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineFlags& flags) {
+Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineFlags& flags,
+                                                   const CoreConfigurer& configure) {
   BATON_ASSIGN_OR_RETURN(Parts p, build_parts(flags));
+  if (configure) BATON_RETURN_IF_ERROR(configure(*p.core));
   auto e = std::make_unique<LoadedEngine>();
   e->model_dir = std::move(p.model_dir);
   e->checkpoint = std::move(p.checkpoint);

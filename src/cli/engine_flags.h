@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -43,10 +44,15 @@ struct LoadedEngine {
   ~LoadedEngine();
 };
 
+// Called on the core before the engine thread starts (e.g. to set a PD
+// KvConnector); an error stops the build.
+using CoreConfigurer = std::function<Status(EngineCore& core)>;
+
 // Opens the model (or the default one), makes the backend for --device,
 // loads the tokenizer from the model folder when it has one, sizes the KV
-// cache and starts the engine thread.
-Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineFlags& flags);
+// cache, runs `configure` (if any) and starts the engine thread.
+Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineFlags& flags,
+                                                   const CoreConfigurer& configure = {});
 
 // The same without the engine thread: the synchronous core (tools, tests).
 struct LoadedCore {
