@@ -465,12 +465,7 @@ int attention_rows_per_tile() { return kPrefillRows; }
 template <int HD, bool QS>
 void prefill_variant(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
   constexpr size_t smem = kStages * sizeof(Stage<HD>) + (QS ? kPrefillRows * (HD + 8) * sizeof(bf16) : 0);
-  static bool configured = false;
-  if (!configured) {
-    BATON_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel<HD, QS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(smem)));
-    configured = true;
-  }
+  set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_kernel<HD, QS>), smem, stream);
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
   attn_prefill_kernel<HD, QS><<<dim3(a.num_kv_heads, num_items), kThreads, smem, stream>>>(a, work);
 }
@@ -486,12 +481,7 @@ void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStrea
 template <int HD>
 void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream) {
   constexpr size_t smem = kStages * sizeof(Stage<HD>);
-  static bool configured = false;
-  if (!configured) {
-    BATON_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(smem)));
-    configured = true;
-  }
+  set_dynamic_smem(reinterpret_cast<const void*>(attn_decode_kernel<HD>), smem, stream);
   attn_decode_kernel<HD><<<dim3(a.num_seqs, a.num_kv_heads, max_splits), kThreads, smem, stream>>>(
       a, split_len, max_splits, partial);
 }

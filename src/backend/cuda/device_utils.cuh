@@ -16,6 +16,18 @@ namespace baton::cuda {
     BATON_CHECK(_e == cudaSuccess, "kernel launch failed: {}", cudaGetErrorString(_e)); \
   } while (0)
 
+// Raises a kernel's dynamic shared-memory limit on the current device. Skipped
+// while `stream` is being captured into a graph (the backend runs every step
+// shape eagerly once before capturing it, so the attribute is set by then).
+inline void set_dynamic_smem(const void* kernel, size_t bytes, cudaStream_t stream) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  cudaError_t e = cudaStreamIsCapturing(stream, &st);
+  BATON_CHECK(e == cudaSuccess, "cudaStreamIsCapturing: {}", cudaGetErrorString(e));
+  if (st != cudaStreamCaptureStatusNone) return;
+  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  BATON_CHECK(e == cudaSuccess, "cudaFuncSetAttribute: {}", cudaGetErrorString(e));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

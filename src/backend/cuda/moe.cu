@@ -273,12 +273,7 @@ void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf1
                   int num_experts, int num_rows, int n, int k, OutT* c, cudaStream_t stream) {
   constexpr size_t smem = kStagesG * sizeof(GemmStage<BM, BN>);
   constexpr int threads = 32 * (BM / WM) * (BN / WN);
-  static bool done = false;
-  if (!done) {
-    BATON_CUDA_CHECK(cudaFuncSetAttribute(grouped_gemm_kernel<BM, BN, WM, WN, OutT>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    done = true;
-  }
+  set_dynamic_smem(reinterpret_cast<const void*>(grouped_gemm_kernel<BM, BN, WM, WN, OutT>), smem, stream);
   dim3 grid((n + BN - 1) / BN, (num_rows + BM - 1) / BM + (offsets ? num_experts : 0));
   grouped_gemm_kernel<BM, BN, WM, WN, OutT><<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets,
                                                                              num_experts, num_rows, n, k, c);
