@@ -2,6 +2,8 @@
 // expert, a grouped tensor-core GEMM over the experts' row ranges (offsets
 // stay on the device, so the step needs no host sync and can be captured in a
 // CUDA graph), and the weighted combine.
+#include <algorithm>
+
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/kernels.h"
@@ -274,7 +276,9 @@ void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf1
   constexpr size_t smem = kStagesG * sizeof(GemmStage<BM, BN>);
   constexpr int threads = 32 * (BM / WM) * (BN / WN);
   set_dynamic_smem(reinterpret_cast<const void*>(grouped_gemm_kernel<BM, BN, WM, WN, OutT>), smem, stream);
-  dim3 grid((n + BN - 1) / BN, (num_rows + BM - 1) / BM + (offsets ? num_experts : 0));
+  // Non-empty tiles: at most ceil(rows / BM) + E, and at most one per row.
+  const int tiles = offsets ? std::min((num_rows + BM - 1) / BM + num_experts, num_rows) : (num_rows + BM - 1) / BM;
+  dim3 grid((n + BN - 1) / BN, tiles);
   grouped_gemm_kernel<BM, BN, WM, WN, OutT><<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets,
                                                                              num_experts, num_rows, n, k, c);
 }
