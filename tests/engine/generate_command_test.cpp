@@ -87,6 +87,33 @@ TEST(GenerateCommand, PromptsFileGivesGoldenTokensInInputOrder) {
   }
 }
 
+// The same 200-token prompt twice: with prefix caching the second computes
+// only its last partial block; --no-prefix-caching recomputes it all.
+TEST(GenerateCommand, NoPrefixCachingFlag) {
+  const std::string model = model_dir("qwen2-tiny");
+  auto golden = read_json_file(model + "/golden.json");
+  ASSERT_TRUE(golden.is_ok());
+  const Json& p = (*golden)["prompts"][5];
+  ASSERT_EQ(p["prompt_ids"].size(), 200u);
+  const fs::path file = fs::temp_directory_path() / ("twice_" + std::to_string(getpid()) + ".jsonl");
+  {
+    std::ofstream f(file);
+    Json line = {{"prompt_ids", p["prompt_ids"]}, {"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true}};
+    f << line.dump() << "\n" << line.dump() << "\n";
+  }
+  for (bool caching : {true, false}) {
+    RunResult r = run("--model " + model + " --prompts-file " + file.string() +
+                      " --json --max-num-batched-tokens 32" + (caching ? "" : " --no-prefix-caching"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto lines = json_lines(r.out);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["num_cached_tokens"], 0);
+    EXPECT_EQ(lines[1]["num_cached_tokens"], caching ? 192 : 0);
+    for (const Json& l : lines) EXPECT_EQ(l["token_ids"], p["greedy_ids"]);
+  }
+  fs::remove(file);
+}
+
 TEST(GenerateCommand, PromptIdsJson) {
   const std::string model = model_dir("llama3-tiny");
   auto golden = read_json_file(model + "/golden.json");
