@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/engine_flags.h"
+#include "cli/pd_serve.h"
 #include "common/log.h"
 #include "server/api_server.h"
 #include "server/tokenizer_codec.h"
@@ -15,6 +16,7 @@ namespace {
 
 struct ServeArgs {
   EngineFlags engine;
+  PdFlags pd;
   std::string served_model_name;
   std::string host = "127.0.0.1";
   int port = 8000;
@@ -37,12 +39,13 @@ void raise_fd_limit() {
 
 int run_serve(const ServeArgs& a) {
   raise_fd_limit();
-  auto loaded = build_engine(a.engine);
-  if (!loaded.is_ok()) {
-    std::cerr << "error: " << loaded.status().message() << "\n";
+  auto built = build_pd_engine(a.engine, a.pd, a.host, a.served_model_name);
+  if (!built.is_ok()) {
+    std::cerr << "error: " << built.status().message() << "\n";
     return 1;
   }
-  LoadedEngine& le = **loaded;
+  LoadedEngine& le = *built->loaded;
+  std::shared_ptr<TransferKvConnector> connector = built->connector;
   TokenizerCodec codec(le.tokenizer, le.checkpoint->config().vocab_size);
   ApiServerOptions o;
   o.http.host = a.host;
@@ -56,6 +59,7 @@ int run_serve(const ServeArgs& a) {
   o.service.api_key = a.api_key;
   o.shutdown_grace_s = a.shutdown_grace_s;
   ApiServer server(*le.engine, codec, o);
+  if (connector) connector->attach_metrics(server.service().metrics().registry());
   if (Status st = server.start(); !st.is_ok()) {
     std::cerr << "error: " << st.message() << "\n";
     return 1;
@@ -66,12 +70,14 @@ int run_serve(const ServeArgs& a) {
   std::cout << "listening on " << server.url() << std::endl;
   server.run_until_signal();
   le.engine->shutdown(AsyncEngine::ShutdownMode::kAbort);
+  if (connector) connector->stop();
   return 0;
 }
 
 RunFn setup(CLI::App& sub) {
   auto a = std::make_shared<ServeArgs>();
   add_engine_flags(sub, a->engine);
+  add_pd_flags(sub, a->pd);
   sub.add_option("--served-model-name", a->served_model_name,
                  "Model name in the API (default: the model folder)");
   sub.add_option("--host", a->host, "Address to bind (loopback unless told otherwise)")->capture_default_str();

@@ -61,11 +61,12 @@ struct TransferKvConnectorOptions {
 
 class TransferKvConnector : public KvConnector {
  public:
-  // `memory` is the backend's KV cache (initialised). `metrics` (may be null)
-  // gets the baton:kv_* series and must outlive the connector.
+  // `memory` is the backend's KV cache (initialised).
   static Result<std::shared_ptr<TransferKvConnector>> create(const KvMemory& memory,
-                                                             TransferKvConnectorOptions options,
-                                                             MetricsRegistry* metrics);
+                                                             TransferKvConnectorOptions options);
+  // Adds the baton:kv_* series to `registry` (which must outlive this) and
+  // keeps them current. Call once, before requests arrive.
+  void attach_metrics(MetricsRegistry& registry);
   ~TransferKvConnector() override;
 
   // Stops the loaders (cancelling pulls) and the agent. Idempotent. Call it
@@ -114,7 +115,7 @@ class TransferKvConnector : public KvConnector {
   struct Metrics;
 
   TransferKvConnector(TransferKvConnectorOptions options, size_t block_bytes, int block_size);
-  Status init(const KvMemory& memory, MetricsRegistry* metrics);
+  Status init(const KvMemory& memory);
   void on_agent_done(const std::string& peer_engine_id, const std::string& request_id, bool renew);
   void loader_loop();
   void run_load(const KvLoadRequest& load, std::shared_ptr<Load> state);

@@ -1,0 +1,81 @@
+#include "cli/pd_serve.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "common/log.h"
+#include "kv_transfer/checksum.h"
+
+namespace baton::cli {
+
+namespace {
+
+// The model's identity for KV peers: a hash of its config.json (the layout
+// itself is checked separately, field by field).
+std::string model_identity(const std::string& model_dir) {
+  std::ifstream in(std::filesystem::path(model_dir) / "config.json", std::ios::binary);
+  if (!in) return "";
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return fmt::format("config-{:016x}", block_checksum(text.data(), text.size()));
+}
+
+}  // namespace
+
+void add_pd_flags(CLI::App& app, PdFlags& f) {
+  app.add_option("--role", f.role, "agg (everything), prefill or decode (PD disaggregation)")
+      ->check(CLI::IsMember({"agg", "prefill", "decode"}))
+      ->capture_default_str();
+  app.add_option("--kv-transport", f.kv_transport, "KV transfer between PD instances: local, shm, tcp, cuda_ipc")
+      ->capture_default_str();
+  app.add_option("--kv-port", f.kv_port, "Prefill: port of the KV agent (0 picks a free one)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--kv-lease-ms", f.kv_lease_ms,
+                 "Prefill: how long a finished prompt's KV blocks wait for a decode instance")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--kv-load-failure-policy", f.kv_load_failure_policy,
+                 "Decode: when a KV pull fails, fail the request or recompute the prompt locally")
+      ->check(CLI::IsMember({"fail", "recompute"}))
+      ->capture_default_str();
+  app.add_flag("--kv-checksum", f.kv_checksum, "Decode: verify every pulled KV block (xxHash64)");
+  app.add_option("--kv-fault", f.kv_fault, "Tests only: inject fail|corrupt|drop|delay_ms=N into KV reads")
+      ->group("");
+}
+
+Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, const std::string& host,
+                                 const std::string& model_name) {
+  BATON_ASSIGN_OR_RETURN(PdRole role, parse_pd_role(pd.role));
+  PdEngine out;
+  if (role == PdRole::kAgg) {
+    BATON_ASSIGN_OR_RETURN(out.loaded, build_engine(engine));
+    return out;
+  }
+  TransferKvConnectorOptions o;
+  o.role = role;
+  o.transport = pd.kv_transport;
+  o.host = host;
+  o.kv_port = pd.kv_port;
+  o.lease_ms = pd.kv_lease_ms;
+  BATON_ASSIGN_OR_RETURN(o.failure_policy, parse_kv_load_failure_policy(pd.kv_load_failure_policy));
+  o.checksum = pd.kv_checksum;
+  o.fault = pd.kv_fault;
+  std::random_device rd;
+  o.engine_id = fmt::format("{}-{}-{}-{:08x}", pd.role, host, ::getpid(), rd());
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<LoadedCore> core, build_engine_core(engine));
+  o.model = model_identity(core->model_dir);
+  o.metric_labels = {{"model_name", model_name.empty() ? core->model_dir : model_name}};
+  BATON_ASSIGN_OR_RETURN(out.connector, TransferKvConnector::create(core->core->backend().kv_memory(), o));
+  core->core->set_kv_connector(out.connector);
+  out.loaded = std::make_unique<LoadedEngine>();
+  out.loaded->model_dir = core->model_dir;
+  out.loaded->checkpoint = std::move(core->checkpoint);
+  out.loaded->tokenizer = std::move(core->tokenizer);
+  out.loaded->engine = std::make_unique<AsyncEngine>(std::move(core->core));
+  return out;
+}
+
+}  // namespace baton::cli

@@ -1,0 +1,513 @@
+#include "server/transfer_kv_connector.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "kv_transfer/fault_transport.h"
+#include "kv_transfer/transport_registry.h"
+
+namespace baton {
+
+namespace {
+
+constexpr int64_t kMinRenewIntervalMs = 10;
+
+KvDType kv_dtype_of(DType d) {
+  switch (d) {
+    case DType::kF32: return KvDType::kF32;
+    case DType::kF16: return KvDType::kF16;
+    case DType::kBF16: return KvDType::kBF16;
+  }
+  return KvDType::kF32;
+}
+
+Result<FaultSpec> parse_fault(const std::string& text) {
+  FaultSpec spec;
+  if (text.rfind("delay_ms=", 0) == 0) {
+    spec.kind = FaultKind::kDelay;
+    try {
+      spec.delay_ms = std::stoll(text.substr(9));
+    } catch (const std::exception&) {
+      return invalid_argument("--kv-fault: bad delay in '{}' (expected delay_ms=N)", text);
+    }
+    if (spec.delay_ms < 0) return invalid_argument("--kv-fault: negative delay in '{}'", text);
+    return spec;
+  }
+  BATON_ASSIGN_OR_RETURN(spec.kind, parse_fault_kind(text));
+  return spec;
+}
+
+// Reads a required field of the decode request's kv_transfer_params.
+template <typename T>
+Result<T> param(const Json& p, const char* key) {
+  auto it = p.find(key);
+  if (it == p.end()) return invalid_argument("kv_transfer_params has no '{}'", key);
+  try {
+    return it->get<T>();
+  } catch (const std::exception&) {
+    return invalid_argument("kv_transfer_params '{}' has the wrong type ({})", key, it->dump());
+  }
+}
+
+}  // namespace
+
+Result<PdRole> parse_pd_role(const std::string& name) {
+  if (name == "agg") return PdRole::kAgg;
+  if (name == "prefill") return PdRole::kPrefill;
+  if (name == "decode") return PdRole::kDecode;
+  return invalid_argument("unknown --role '{}' (expected agg, prefill or decode)", name);
+}
+
+const char* pd_role_name(PdRole role) {
+  switch (role) {
+    case PdRole::kAgg: return "agg";
+    case PdRole::kPrefill: return "prefill";
+    case PdRole::kDecode: return "decode";
+  }
+  return "?";
+}
+
+Result<KvLoadFailurePolicy> parse_kv_load_failure_policy(const std::string& name) {
+  if (name == "fail") return KvLoadFailurePolicy::kFail;
+  if (name == "recompute") return KvLoadFailurePolicy::kRecompute;
+  return invalid_argument("unknown --kv-load-failure-policy '{}' (expected fail or recompute)", name);
+}
+
+struct TransferKvConnector::Metrics {
+  Gauge* blocks_pinned;
+  Gauge* leases;
+  Counter* lease_expirations;
+  Counter* leases_done;
+  Counter* lease_renewals;
+  Counter* blocks_sent;
+  Counter* bytes_sent;
+  Counter* blocks_received;
+  Counter* bytes_received;
+  Counter* blocks_local_hit;
+  Counter* transfers_ok;
+  Counter* transfers_failed;
+  Histogram* transfer_seconds;
+};
+
+TransferKvConnector::TransferKvConnector(TransferKvConnectorOptions options, size_t block_bytes,
+                                         int block_size)
+    : options_(std::move(options)), block_bytes_(block_bytes), block_size_(block_size) {}
+
+Result<std::shared_ptr<TransferKvConnector>> TransferKvConnector::create(
+    const KvMemory& memory, TransferKvConnectorOptions options) {
+  if (options.role == PdRole::kAgg) return invalid_argument("an agg instance needs no KV connector");
+  if (memory.base == nullptr) return failed_precondition("KV connector: the KV cache is not allocated");
+  if (options.lease_ms <= 0) return invalid_argument("--kv-lease-ms must be positive, got {}", options.lease_ms);
+  if (options.num_loaders < 1) return invalid_argument("KV connector: num_loaders must be >= 1");
+  if (options.engine_id.empty()) return invalid_argument("KV connector: empty engine id");
+  std::shared_ptr<TransferKvConnector> c(
+      new TransferKvConnector(options, memory.layout.block_bytes(), memory.layout.block_size));
+  BATON_RETURN_IF_ERROR(c->init(memory));
+  return c;
+}
+
+Status TransferKvConnector::init(const KvMemory& memory) {
+  KvRegionDesc region;
+  region.base = memory.base;
+  region.num_blocks = memory.layout.num_blocks;
+  region.block_bytes = memory.layout.block_bytes();
+  region.dtype = kv_dtype_of(memory.layout.dtype);
+  region.num_layers = memory.layout.num_layers;
+  region.num_kv_heads = memory.layout.num_kv_heads;
+  region.head_dim = memory.layout.head_dim;
+  region.block_size = memory.layout.block_size;
+  region.memory = memory.on_device ? MemoryKind::kDevice : MemoryKind::kHost;
+  region.device_id = memory.device_id;
+  if (options_.role == PdRole::kPrefill && options_.transport == "shm" && !memory.on_device) {
+    // Peers map the region: serve it from a shared-memory mirror.
+    BATON_ASSIGN_OR_RETURN(mirror_, SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("kv"),
+                                                               region.total_bytes()));
+    backend_base_ = static_cast<const uint8_t*>(memory.base);
+    region.base = mirror_->data();
+    region.shm_name = mirror_->name();
+  }
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, make_transport(options_.transport));
+  if (!options_.fault.empty()) {
+    BATON_ASSIGN_OR_RETURN(FaultSpec spec, parse_fault(options_.fault));
+    BATON_LOG_WARN("KV connector: injecting '{}' faults into every KV read (test only)", options_.fault);
+    transport = std::make_unique<FaultTransport>(std::move(transport), spec);
+  }
+  TransferEngineOptions to;
+  to.engine_id = options_.engine_id;
+  to.model = options_.model;
+  to.num_workers = options_.num_loaders;
+  to.checksum = options_.checksum;
+  to.default_timeout_ms = options_.load_timeout_ms > 0 ? options_.load_timeout_ms : options_.lease_ms;
+  to.agent.host = options_.host;
+  to.agent.port = options_.kv_port;
+  to.agent.on_renew = [this](const std::string& peer, const std::string& id) { on_agent_done(peer, id, true); };
+  BATON_ASSIGN_OR_RETURN(transfer_, TransferEngine::create(std::move(transport), to));
+  BATON_RETURN_IF_ERROR(transfer_->register_memory(region).with_context("registering the KV cache"));
+  if (options_.role == PdRole::kPrefill) {
+    BATON_RETURN_IF_ERROR(
+        transfer_
+            ->start_agent([this](const std::string& peer, const std::string& id) { on_agent_done(peer, id, false); })
+            .with_context(fmt::format("starting the KV agent on {}:{}", options_.host, options_.kv_port)));
+  }
+  local_desc_ = transfer_->local_descriptor();
+  for (int i = 0; i < options_.num_loaders; ++i) loaders_.emplace_back([this] { loader_loop(); });
+  BATON_LOG_INFO("KV connector: role {}, transport {}, engine '{}'{}", pd_role_name(options_.role),
+                 options_.transport, options_.engine_id,
+                 options_.role == PdRole::kPrefill ? fmt::format(", agent on {}:{}", local_desc_.host, local_desc_.port)
+                                                   : std::string());
+  return Status::ok();
+}
+
+void TransferKvConnector::attach_metrics(MetricsRegistry& r) {
+  const MetricLabels& l = options_.metric_labels;
+  {
+    auto metrics = std::make_unique<Metrics>();
+    Metrics& m = *metrics;
+    m.blocks_pinned = &r.gauge("baton:kv_blocks_pinned", "KV blocks held under a lease, awaiting a remote reader", l);
+    m.leases = &r.gauge("baton:kv_leases", "Live KV leases (finished prefills awaiting a decode instance)", l);
+    m.lease_expirations = &r.counter("baton:kv_lease_expirations_total", "KV leases that expired unread", l);
+    m.leases_done = &r.counter("baton:kv_leases_done_total", "KV leases ended by the decode side's done", l);
+    m.lease_renewals = &r.counter("baton:kv_lease_renewals_total", "KV lease renewals from decode peers", l);
+    m.blocks_sent = &r.counter("baton:kv_blocks_sent_total", "KV blocks of leases a decode peer finished reading", l);
+    m.bytes_sent = &r.counter("baton:kv_bytes_sent_total", "Bytes of KV blocks a decode peer finished reading", l);
+    m.blocks_received = &r.counter("baton:kv_blocks_received_total", "KV blocks pulled from prefill peers", l);
+    m.bytes_received = &r.counter("baton:kv_bytes_received_total", "Bytes of KV pulled from prefill peers", l);
+    m.blocks_local_hit = &r.counter("baton:kv_blocks_local_hit_total",
+                                    "KV blocks not pulled because the local prefix cache held them", l);
+    m.transfers_ok = &r.counter("baton:kv_transfers_total", "KV pulls that completed", l);
+    m.transfers_failed = &r.counter("baton:kv_transfers_failed_total", "KV pulls that failed", l);
+    m.transfer_seconds = &r.histogram("baton:kv_transfer_seconds", "Time of one request's KV pull",
+                                      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+                                      l);
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_ = std::move(metrics);
+    update_gauges_locked();
+  }
+}
+
+TransferKvConnector::~TransferKvConnector() { stop(); }
+
+void TransferKvConnector::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && loaders_.empty()) return;
+    stopping_ = true;
+    wakeup_ = nullptr;
+    for (auto& [id, load] : loads_) {
+      load->cancelled->store(true);
+      if (load->handle) load->handle->cancel();
+    }
+  }
+  loader_cv_.notify_all();
+  for (std::thread& t : loaders_) t.join();
+  loaders_.clear();
+  transfer_.reset();  // stops the agent
+}
+
+int TransferKvConnector::kv_port() const { return local_desc_.port; }
+
+void TransferKvConnector::set_wakeup(std::function<void()> wakeup) {
+  std::lock_guard<std::mutex> lock(mu_);
+  wakeup_ = std::move(wakeup);
+}
+
+void TransferKvConnector::wake() {
+  std::function<void()> w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    w = wakeup_;
+  }
+  if (w) w();
+}
+
+bool TransferKvConnector::has_events() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!to_release_.empty() || !loads_done_.empty()) return true;
+  const TimePoint now = SteadyClock::now();
+  for (const auto& [id, lease] : leases_) {
+    if (lease.expires <= now) return true;
+  }
+  return false;
+}
+
+bool TransferKvConnector::has_timers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !leases_.empty();
+}
+
+void TransferKvConnector::update_gauges_locked() {
+  if (!metrics_) return;
+  metrics_->blocks_pinned->set(static_cast<double>(stats_.num_blocks_pinned));
+  metrics_->leases->set(static_cast<double>(stats_.num_leases));
+}
+
+// ---- prefill side ----
+
+Json TransferKvConnector::on_prefill_finished(const std::string& request_id, int num_prompt_tokens,
+                                              std::vector<int> block_ids) {
+  if (mirror_) {
+    // Copy the finished prompt's blocks into the shared-memory mirror, one
+    // memcpy per run of consecutive block ids.
+    uint8_t* dst = static_cast<uint8_t*>(mirror_->data());
+    size_t i = 0;
+    while (i < block_ids.size()) {
+      size_t j = i + 1;
+      while (j < block_ids.size() && block_ids[j] == block_ids[j - 1] + 1) ++j;
+      const size_t offset = static_cast<size_t>(block_ids[i]) * block_bytes_;
+      std::memcpy(dst + offset, backend_base_ + offset, (j - i) * block_bytes_);
+      i = j;
+    }
+  }
+  const int64_t expires_wall_ms = wall_ms() + options_.lease_ms;
+  Json params = {
+      {"do_remote_prefill", true},
+      {"do_remote_decode", false},
+      {"remote_engine_id", options_.engine_id},
+      {"remote_request_id", request_id},
+      {"remote_block_ids", block_ids},
+      {"remote_host", local_desc_.host},
+      {"remote_port", local_desc_.port},
+      {"remote_num_tokens", num_prompt_tokens},
+      {"remote_block_size", block_size_},
+      {"lease_expires_ms", expires_wall_ms},
+      {"kv_transport", options_.transport},
+  };
+  std::vector<int> replaced;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = leases_.find(request_id);
+    if (it != leases_.end()) {  // an id reused while its lease lives: end the old one
+      stats_.num_blocks_pinned -= static_cast<int64_t>(it->second.block_ids.size());
+      --stats_.num_leases;
+      replaced = std::move(it->second.block_ids);
+      leases_.erase(it);
+    }
+    stats_.num_blocks_pinned += static_cast<int64_t>(block_ids.size());
+    ++stats_.num_leases;
+    leases_[request_id] = Lease{std::move(block_ids),
+                                SteadyClock::now() + std::chrono::milliseconds(options_.lease_ms)};
+    if (!replaced.empty()) to_release_.push_back(std::move(replaced));
+    update_gauges_locked();
+  }
+  return params;
+}
+
+void TransferKvConnector::on_agent_done(const std::string& peer_engine_id, const std::string& request_id,
+                                        bool renew) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = leases_.find(request_id);
+    if (it == leases_.end()) {
+      BATON_LOG_WARN("KV peer '{}' sent {} for '{}', which holds no lease (expired or unknown)", peer_engine_id,
+                     renew ? "renew" : "done", request_id);
+      return;
+    }
+    if (renew) {
+      it->second.expires = SteadyClock::now() + std::chrono::milliseconds(options_.lease_ms);
+      ++stats_.num_lease_renewals;
+      if (metrics_) metrics_->lease_renewals->inc();
+      return;
+    }
+    const size_t n = it->second.block_ids.size();
+    stats_.num_blocks_pinned -= static_cast<int64_t>(n);
+    --stats_.num_leases;
+    ++stats_.num_leases_done;
+    if (metrics_) {
+      metrics_->leases_done->inc();
+      metrics_->blocks_sent->inc(static_cast<double>(n));
+      metrics_->bytes_sent->inc(static_cast<double>(n * block_bytes_));
+    }
+    to_release_.push_back(std::move(it->second.block_ids));
+    leases_.erase(it);
+    update_gauges_locked();
+  }
+  wake();
+}
+
+KvConnectorEvents TransferKvConnector::poll() {
+  KvConnectorEvents ev;
+  std::lock_guard<std::mutex> lock(mu_);
+  ev.blocks_to_release.swap(to_release_);
+  ev.loads_done.swap(loads_done_);
+  const TimePoint now = SteadyClock::now();
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.expires > now) {
+      ++it;
+      continue;
+    }
+    BATON_LOG_WARN("KV lease of request '{}' expired unread after {} ms: freeing its {} blocks", it->first,
+                   options_.lease_ms, it->second.block_ids.size());
+    stats_.num_blocks_pinned -= static_cast<int64_t>(it->second.block_ids.size());
+    --stats_.num_leases;
+    ++stats_.num_lease_expirations;
+    if (metrics_) metrics_->lease_expirations->inc();
+    ev.blocks_to_release.push_back(std::move(it->second.block_ids));
+    it = leases_.erase(it);
+  }
+  update_gauges_locked();
+  return ev;
+}
+
+// ---- decode side ----
+
+Status TransferKvConnector::start_load(const KvLoadRequest& load) {
+  if (options_.role != PdRole::kDecode) {
+    return failed_precondition("this instance's role is {}, not decode: it cannot pull KV",
+                               pd_role_name(options_.role));
+  }
+  auto state = std::make_shared<Load>();
+  state->request_id = load.request_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return unavailable("the KV connector is stopping");
+    if (loads_.count(load.request_id)) return failed_precondition("request '{}' is already loading", load.request_id);
+    loads_[load.request_id] = state;
+    load_queue_.emplace_back(load, state);
+  }
+  loader_cv_.notify_one();
+  return Status::ok();
+}
+
+void TransferKvConnector::cancel_load(const std::string& request_id, std::vector<int> block_ids) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loads_.find(request_id);
+    if (it == loads_.end()) {
+      // Its pull already stopped (the result is queued and will be ignored).
+      to_release_.push_back(std::move(block_ids));
+    } else {
+      Load& l = *it->second;
+      l.cancelled->store(true);
+      if (l.handle) l.handle->cancel();
+      l.release_after = std::move(block_ids);
+      l.abandoned = true;
+      return;
+    }
+  }
+  wake();
+}
+
+void TransferKvConnector::loader_loop() {
+  for (;;) {
+    std::pair<KvLoadRequest, std::shared_ptr<Load>> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      loader_cv_.wait(lock, [&] { return stopping_ || !load_queue_.empty(); });
+      if (load_queue_.empty()) return;  // stopping with nothing left
+      job = std::move(load_queue_.front());
+      load_queue_.pop_front();
+    }
+    run_load(job.first, job.second);
+  }
+}
+
+void TransferKvConnector::run_load(const KvLoadRequest& load, std::shared_ptr<Load> state) {
+  Stopwatch watch;
+  int64_t num_pulled = 0;
+  Status st = state->cancelled->load() ? aborted("request '{}' was aborted before its KV pull", load.request_id)
+                                       : pull(load, *state, &num_pulled);
+  if (metrics_) {
+    if (st.is_ok()) {
+      metrics_->transfers_ok->inc();
+      metrics_->blocks_received->inc(static_cast<double>(num_pulled));
+      metrics_->bytes_received->inc(static_cast<double>(num_pulled) * static_cast<double>(block_bytes_));
+      metrics_->transfer_seconds->observe(watch.elapsed_s());
+    } else {
+      metrics_->transfers_failed->inc();
+    }
+  }
+  if (!st.is_ok()) BATON_LOG_WARN("KV pull of request '{}' failed: {}", load.request_id, st.to_string());
+  finish_load(load.request_id, std::move(st));
+}
+
+Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t* num_blocks_pulled) {
+  const Json& p = load.kv_transfer_params;
+  BATON_ASSIGN_OR_RETURN(std::string peer_id, param<std::string>(p, "remote_engine_id"));
+  BATON_ASSIGN_OR_RETURN(std::string remote_request, param<std::string>(p, "remote_request_id"));
+  BATON_ASSIGN_OR_RETURN(std::string host, param<std::string>(p, "remote_host"));
+  BATON_ASSIGN_OR_RETURN(int port, param<int>(p, "remote_port"));
+  BATON_ASSIGN_OR_RETURN(std::vector<int64_t> remote_ids, param<std::vector<int64_t>>(p, "remote_block_ids"));
+  BATON_ASSIGN_OR_RETURN(int remote_tokens, param<int>(p, "remote_num_tokens"));
+  if (remote_tokens != load.num_prompt_tokens) {
+    return invalid_argument("the prefill instance computed {} prompt tokens, this request has {}",
+                            remote_tokens, load.num_prompt_tokens);
+  }
+  const int first = load.num_local_tokens / block_size_;
+  const int end = (load.num_tokens_to_load + block_size_ - 1) / block_size_;
+  if (end > static_cast<int>(remote_ids.size()) || end > static_cast<int>(load.local_block_ids.size())) {
+    return invalid_argument("kv_transfer_params holds {} remote blocks; {} tokens need {}", remote_ids.size(),
+                            load.num_tokens_to_load, end);
+  }
+  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->connect_peer(host, port));
+  if (peer.engine_id != peer_id) {
+    return failed_precondition("the KV agent at {}:{} is engine '{}', not '{}' named by kv_transfer_params", host,
+                               port, peer.engine_id, peer_id);
+  }
+  Status st;
+  if (first < end) {
+    std::vector<int64_t> remote(remote_ids.begin() + first, remote_ids.begin() + end);
+    std::vector<int64_t> local(load.local_block_ids.begin() + first, load.local_block_ids.begin() + end);
+    ReadOptions ro;
+    ro.request_id = load.request_id;
+    BATON_ASSIGN_OR_RETURN(auto handle, transfer_->read_blocks(peer.engine_id, remote, local, ro));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      state.handle = handle;
+      if (state.cancelled->load()) handle->cancel();
+    }
+    // Renew the lease at a third of its length while the read runs.
+    const int64_t renew_ms = std::max(kMinRenewIntervalMs, options_.lease_ms / 3);
+    for (;;) {
+      st = handle->wait(renew_ms);
+      if (st.code() != StatusCode::kDeadlineExceeded || handle->poll() != TransferState::kPending) break;
+      if (Status r = transfer_->notify_renew(peer.engine_id, remote_request); !r.is_ok()) {
+        BATON_LOG_WARN("renewing the KV lease of '{}' failed: {}", remote_request, r.to_string());
+      }
+    }
+    if (st.is_ok()) st = handle->status();
+    if (st.is_ok()) {
+      *num_blocks_pulled = end - first;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.num_blocks_received += end - first;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.num_blocks_local_hit += first;
+    if (metrics_) metrics_->blocks_local_hit->inc(first);
+  }
+  // Read or not, the prefill side may free its blocks now.
+  if (Status d = transfer_->notify_done(peer.engine_id, remote_request); !d.is_ok()) {
+    BATON_LOG_WARN("telling '{}' that '{}' is done failed: {}", peer.engine_id, remote_request, d.to_string());
+  }
+  return st;
+}
+
+void TransferKvConnector::finish_load(const std::string& request_id, Status status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loads_.find(request_id);
+    if (it != loads_.end()) {
+      if (it->second->abandoned) to_release_.push_back(std::move(it->second->release_after));
+      loads_.erase(it);
+    }
+    if (status.is_ok()) {
+      ++stats_.num_loads_ok;
+    } else {
+      ++stats_.num_loads_failed;
+    }
+    loads_done_.push_back({request_id, std::move(status)});
+  }
+  wake();
+}
+
+TransferKvConnector::Stats TransferKvConnector::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats s = stats_;
+  return s;
+}
+
+}  // namespace baton
