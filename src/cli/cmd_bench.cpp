@@ -10,6 +10,7 @@
 #include <iostream>
 #include <csignal>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "bench/bench_result.h"
@@ -44,6 +45,7 @@ struct BenchArgs {
   std::string slo;
   double attainment = 0;
   bool search = false;
+  std::string sweep;
   double search_start = 1.0;
   double search_precision = 0.05;
   double search_max_rate = 1e4;
@@ -189,6 +191,7 @@ Json config_json(const BenchArgs& a, const BenchConfig& c) {
               {"slo", a.slo},
               {"attainment", a.attainment},
               {"search", a.search},
+              {"sweep", a.sweep},
               {"search_precision", a.search_precision},
               {"trace", a.trace},
               {"trace_format", a.trace_format},
@@ -210,6 +213,10 @@ int run_bench(BenchArgs a, bool rate_given) {
   auto cfg = make_config(a, rate_given);
   if (!cfg) {
     std::cerr << "error: " << cfg.status().to_string() << "\n";
+    return 1;
+  }
+  if (a.search && !a.sweep.empty()) {
+    std::cerr << "error: --search and --sweep exclude each other\n";
     return 1;
   }
   if (a.search && cfg->slo.empty()) {
@@ -248,13 +255,33 @@ int run_bench(BenchArgs a, bool rate_given) {
                              res->broke_first.empty() ? "-" : res->broke_first,
                              res->converged ? "" : " (did not converge: " + res->note + ")");
   } else {
-    auto rep = run_benchmark(*cfg);
-    if (!rep) {
-      std::cerr << "error: " << rep.status().to_string() << "\n";
-      return 1;
+    std::vector<std::optional<double>> rates{std::nullopt};
+    if (!a.sweep.empty()) {
+      rates.clear();
+      for (size_t start = 0; start <= a.sweep.size();) {
+        size_t comma = a.sweep.find(',', start);
+        std::string item = a.sweep.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        start = comma == std::string::npos ? a.sweep.size() + 1 : comma + 1;
+        try {
+          size_t used = 0;
+          double r = std::stod(item, &used);
+          if (used != item.size() || !(r > 0)) throw std::invalid_argument(item);
+          rates.push_back(r);
+        } catch (const std::exception&) {
+          std::cerr << "error: --sweep '" << a.sweep << "': '" << item << "' is not a rate > 0\n";
+          return 1;
+        }
+      }
     }
-    std::cout << format_run(*rep);
-    outcome.runs.push_back(std::move(*rep));
+    for (const auto& r : rates) {
+      auto rep = run_benchmark(*cfg, r);
+      if (!rep) {
+        std::cerr << "error: " << rep.status().to_string() << "\n";
+        return 1;
+      }
+      std::cout << format_run(*rep) << std::flush;
+      outcome.runs.push_back(std::move(*rep));
+    }
   }
   for (const auto& r : outcome.runs) {
     if (r.load.fell_behind) {
@@ -334,6 +361,7 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--slo", a->slo, "e.g. \"ttft:p90<500ms,tpot:p90<40ms,e2e:p99<20s\"");
   sub.add_option("--attainment", a->attainment, "Also require this fraction of good requests (0..1)");
   sub.add_flag("--search", a->search, "Find the max sustainable rate under --slo");
+  sub.add_option("--sweep", a->sweep, "Run at each of these rates, e.g. 1,2,4,8 (instead of --rate)");
   sub.add_option("--search-start", a->search_start, "First rate of the search")->capture_default_str();
   sub.add_option("--search-precision", a->search_precision, "Relative width of the final bracket")
       ->capture_default_str();

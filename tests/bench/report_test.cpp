@@ -1,0 +1,89 @@
+#include <gtest/gtest.h>
+
+#include "bench/bench_result.h"
+#include "bench/chart_js_asset.h"
+#include "bench/html_report.h"
+
+namespace baton::bench {
+namespace {
+
+RunReport fake_run(double rate, bool sustainable) {
+  RunReport r;
+  r.target_rate = rate;
+  RequestRecord rec;
+  rec.scheduled_s = rec.ready_s = 0;
+  rec.send_s = 0.001;
+  rec.first_token_s = 0.101;
+  rec.chunk_s = {0.101, 0.111, 0.121};
+  rec.end_s = 0.121;
+  rec.output_tokens = 3;
+  rec.prompt_tokens = 10;
+  rec.ok = true;
+  rec.usage_reported = true;
+  r.load.records = {rec};
+  r.metrics = compute_metrics(r.load.records);
+  r.slo.sustainable = sustainable;
+  r.slo.first_broken = sustainable ? "" : "ttft:p90<50ms";
+  return r;
+}
+
+Json doc_for(const std::string& label, double max_rate) {
+  BenchOutcome o;
+  o.label = label;
+  o.slo = parse_slo("ttft:p90<500ms").value();
+  o.runs = {fake_run(max_rate / 2, true), fake_run(max_rate, true), fake_run(max_rate * 2, false)};
+  return result_document(o);
+}
+
+TEST(BenchResultTest, MaxSustainableFromRunsAndDocument) {
+  auto doc = doc_for("agg", 4.0);
+  EXPECT_EQ(doc["format"], kResultFormat);
+  EXPECT_DOUBLE_EQ(doc["max_sustainable_rps"].get<double>(), 4.0);
+  EXPECT_EQ(doc["runs"].size(), 3u);
+  EXPECT_EQ(doc["distribution_run"], 1);  // the highest sustainable run
+  EXPECT_EQ(doc["cdf"]["ttft_ms"].size(), 200u);
+  EXPECT_NEAR(doc["cdf"]["ttft_ms"][0][0].get<double>(), 100.0, 1e-9);
+  // No SLO: no verdict.
+  BenchOutcome none;
+  none.runs = {fake_run(1, true)};
+  EXPECT_FALSE(max_sustainable_rps(none).has_value());
+}
+
+TEST(BenchResultTest, CompareRatiosAgainstBaseline) {
+  std::vector<Json> docs{doc_for("agg", 4.0), doc_for("pd-1p1d", 6.0), doc_for("pd-2p1d", 10.0)};
+  auto rows = compare_results(docs, "agg").value();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_DOUBLE_EQ(*rows[0].ratio, 1.0);
+  EXPECT_DOUBLE_EQ(*rows[1].ratio, 1.5);
+  EXPECT_DOUBLE_EQ(*rows[2].ratio, 2.5);
+  auto text = format_compare(rows, "agg");
+  EXPECT_NE(text.find("2.50x"), std::string::npos) << text;
+  auto by_pd = compare_results(docs, "pd-2p1d").value();
+  EXPECT_DOUBLE_EQ(*by_pd[0].ratio, 0.4);
+  EXPECT_NE(compare_results(docs, "nope").status().message().find("baseline 'nope'"), std::string::npos);
+  docs.push_back(doc_for("agg", 1.0));
+  EXPECT_NE(compare_results(docs, "").status().message().find("share the label 'agg'"), std::string::npos);
+}
+
+TEST(BenchResultTest, CsvHasOneRowPerRun) {
+  auto csv = runs_csv({doc_for("a", 2.0), doc_for("b,c", 2.0)});
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
+  EXPECT_NE(csv.find("\"b,c\",2,4,"), std::string::npos) << csv;  // quoted label
+  EXPECT_NE(csv.find(",true,"), std::string::npos);
+}
+
+TEST(HtmlReportTest, SelfContainedWithChartJsAndData) {
+  EXPECT_GT(chart_js_source().size(), 100'000u);
+  EXPECT_NE(chart_js_source().find("Chart.js v4"), std::string::npos);
+  auto doc = doc_for("agg</script><b>", 4.0);
+  auto html = render_html_report({doc}, "", "t");
+  EXPECT_NE(html.find(std::string(chart_js_source().substr(0, 200))), std::string::npos);
+  EXPECT_NE(html.find("vsRate('c-ttft'"), std::string::npos);
+  EXPECT_EQ(html.find("<script src"), std::string::npos);
+  // A label cannot close the data script or inject markup.
+  EXPECT_EQ(html.find("agg</script>"), std::string::npos);
+  EXPECT_NE(html.find("agg&lt;/script&gt;"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace baton::bench
