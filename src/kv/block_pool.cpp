@@ -91,15 +91,21 @@ void BlockPool::touch(std::span<const int> block_ids) {
   }
 }
 
-void BlockPool::free_blocks(std::span<const int> block_ids) {
-  for (int id : block_ids) {
-    KvBlock& b = blocks_[id];
-    BATON_CHECK(b.ref_cnt > 0, "block {} freed twice", id);
-    if (--b.ref_cnt == 0) {
-      free_queue_.push_back(&b);
-      if (b.has_hash) ++num_cached_free_;
-    }
+void BlockPool::release(int block_id) {
+  KvBlock& b = blocks_[block_id];
+  BATON_CHECK(b.ref_cnt > 0, "block {} freed twice", block_id);
+  if (--b.ref_cnt == 0) {
+    free_queue_.push_back(&b);
+    if (b.has_hash) ++num_cached_free_;
   }
+}
+
+void BlockPool::free_blocks(std::span<const int> block_ids) {
+  for (int id : block_ids) release(id);
+}
+
+void BlockPool::free_blocks_reversed(std::span<const int> block_ids) {
+  for (auto it = block_ids.rbegin(); it != block_ids.rend(); ++it) release(*it);
 }
 
 void BlockPool::cache_block(int block_id, BlockHash hash) {

@@ -77,6 +77,8 @@ class BlockPool {
   // earlier). Callers pass a request's blocks tail first, so that its tail is
   // evicted before its head.
   void free_blocks(std::span<const int> block_ids);
+  // The same, last block first.
+  void free_blocks_reversed(std::span<const int> block_ids);
 
   // Registers `block_id` (in use) as holding `hash`. If another block already
   // holds that hash, this one stays uncached (duplicate content).
@@ -91,6 +93,7 @@ class BlockPool {
 
  private:
   void evict(KvBlock& block);
+  void release(int block_id);
 
   std::vector<KvBlock> blocks_;
   FreeBlockQueue free_queue_;

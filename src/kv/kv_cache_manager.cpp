@@ -93,9 +93,7 @@ void KvCacheManager::cache_blocks(uint64_t request, std::span<const int32_t> tok
 void KvCacheManager::free(uint64_t request) {
   auto it = entries_.find(request);
   if (it == entries_.end()) return;
-  std::vector<int>& ids = it->second.block_ids;
-  std::vector<int> reversed(ids.rbegin(), ids.rend());
-  pool_.free_blocks(reversed);
+  pool_.free_blocks_reversed(it->second.block_ids);
   entries_.erase(it);
 }
 
@@ -108,8 +106,7 @@ std::vector<int> KvCacheManager::detach(uint64_t request) {
 }
 
 void KvCacheManager::release_detached(std::span<const int> block_ids) {
-  std::vector<int> reversed(block_ids.rbegin(), block_ids.rend());
-  pool_.free_blocks(reversed);
+  pool_.free_blocks_reversed(block_ids);
 }
 
 std::span<const int> KvCacheManager::block_ids(uint64_t request) const {
