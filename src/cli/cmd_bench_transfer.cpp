@@ -191,18 +191,20 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
 
   // Warm-up, verified end to end with per-block checksums.
   {
-    BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local,
-                                                       {.request_id = "warmup", .checksum = true}));
+    ReadOptions warm;
+    warm.request_id = "warmup";
+    warm.checksum = true;
+    BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local, warm));
     BATON_RETURN_IF_ERROR(h->wait(300000));
   }
   std::vector<double> times;
   for (int r = 0; r < std::max(1, o.repeats); ++r) {
     BATON_ASSIGN_OR_RETURN(double ceiling, ceiling_gbps());
     row.ceiling_gbps = std::max(row.ceiling_gbps, ceiling);
-    BATON_ASSIGN_OR_RETURN(
-        auto h, decode->read_blocks(peer.engine_id, remote, local,
-                                    {.request_id = fmt::format("r{}", r),
-                                     .checksum = o.checksum_every_read}));
+    ReadOptions timed;
+    timed.request_id = fmt::format("r{}", r);
+    timed.checksum = o.checksum_every_read;
+    BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local, timed));
     BATON_RETURN_IF_ERROR(h->wait(300000));
     times.push_back(h->elapsed_s());
   }

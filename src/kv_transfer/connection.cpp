@@ -1,6 +1,14 @@
 #include "kv_transfer/connection.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cstring>
 
 namespace baton {
 
@@ -21,6 +29,8 @@ Connection::Connection(std::unique_ptr<asio::io_context> io, tcp::socket socket,
                        std::string peer_name)
     : io_(std::move(io)), socket_(std::move(socket)), peer_name_(std::move(peer_name)) {
   tune_socket(socket_);
+  boost::system::error_code ec;
+  socket_.native_non_blocking(true, ec);  // the data path polls itself (transfer_all)
 }
 
 Connection::~Connection() {
@@ -63,74 +73,106 @@ Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host,
   return std::make_unique<Connection>(std::move(io), std::move(socket), name);
 }
 
-Status Connection::run_until_done(const bool& done, const ReadContext& ctx, const char* what,
-                                  size_t total_bytes, const size_t& transferred) {
-  while (!done) {
-    io_->run_one_for(kPollSlice);
-    if (done) break;
-    const bool cancelled = ctx.is_cancelled();
-    if (cancelled || ctx.expired() || !open_.load()) {
-      boost::system::error_code ec;
-      socket_.close(ec);
-      open_ = false;
-      io_->run();  // let the aborted handler run
-      if (cancelled) return aborted("KV peer {}: {} cancelled", peer_name_, what);
-      if (ctx.expired()) {
-        return deadline_exceeded("KV peer {}: {} of {} bytes timed out", peer_name_, what,
-                                 total_bytes);
+namespace {
+
+enum class IoDir { kRead, kWrite };
+
+// Moves every byte of `iov` with readv/writev on a non-blocking socket,
+// waiting in poll() slices so that the deadline and cancel flag are honoured.
+// No event loop on the data path: large transfers are one syscall per
+// socket-buffer's worth, like a plain blocking stream.
+Status transfer_all(int fd, IoDir dir, std::vector<iovec> iov, const ReadContext& ctx,
+                    const std::atomic<bool>& open, const std::string& peer, size_t* moved) {
+  const char* what = dir == IoDir::kRead ? "read" : "write";
+  size_t total = 0;
+  for (const auto& v : iov) total += v.iov_len;
+  size_t first = 0;
+  *moved = 0;
+  while (first < iov.size()) {
+    if (iov[first].iov_len == 0) {
+      ++first;
+      continue;
+    }
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = 0;
+    if (dir == IoDir::kRead) {
+      n = ::readv(fd, &iov[first], count);
+    } else {
+      msghdr msg{};
+      msg.msg_iov = &iov[first];
+      msg.msg_iovlen = static_cast<size_t>(count);
+      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);  // a closed peer is an error, not SIGPIPE
+    }
+    if (n > 0) {
+      *moved += static_cast<size_t>(n);
+      size_t left = static_cast<size_t>(n);
+      while (left > 0) {
+        iovec& v = iov[first];
+        const size_t take = std::min(left, v.iov_len);
+        v.iov_base = static_cast<uint8_t*>(v.iov_base) + take;
+        v.iov_len -= take;
+        left -= take;
+        if (v.iov_len == 0) ++first;
       }
-      return unavailable("KV peer {}: connection shut down during {}", peer_name_, what);
+      continue;
+    }
+    if (n == 0 && dir == IoDir::kRead) {
+      return unavailable("KV peer {}: connection closed by peer after {} of {} bytes", peer,
+                         *moved, total);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return unavailable("KV peer {}: {} failed after {} of {} bytes: {}", peer, what, *moved,
+                         total, std::strerror(errno));
+    }
+    // Would block: wait for the socket, a slice at a time.
+    for (;;) {
+      if (ctx.is_cancelled()) return aborted("KV peer {}: {} cancelled", peer, what);
+      if (!open.load()) return unavailable("KV peer {}: connection shut down during {}", peer, what);
+      const auto now = SteadyClock::now();
+      if (now >= ctx.deadline) {
+        return deadline_exceeded("KV peer {}: {} timed out after {} of {} bytes", peer, what,
+                                 *moved, total);
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - now);
+      const int wait_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 1, kPollSlice.count()));
+      pollfd pfd{fd, static_cast<short>(dir == IoDir::kRead ? POLLIN : POLLOUT), 0};
+      const int r = ::poll(&pfd, 1, wait_ms);
+      if (r > 0) break;  // ready (or error/hup: the next syscall reports it)
+      if (r < 0 && errno != EINTR) {
+        return unavailable("KV peer {}: poll failed: {}", peer, std::strerror(errno));
+      }
     }
   }
   return Status::ok();
 }
 
+}  // namespace
+
 Status Connection::write_all(const std::vector<asio::const_buffer>& buffers,
                              const ReadContext& ctx) {
   if (!open_.load()) return unavailable("KV peer {}: connection is closed", peer_name_);
-  bool done = false;
-  boost::system::error_code ec;
-  size_t transferred = 0;
-  const size_t total = asio::buffer_size(buffers);
-  io_->restart();
-  asio::async_write(socket_, buffers, [&](const boost::system::error_code& e, size_t n) {
-    ec = e;
-    transferred = n;
-    done = true;
-  });
-  BATON_RETURN_IF_ERROR(run_until_done(done, ctx, "write", total, transferred));
-  if (ec) {
-    open_ = false;
-    return unavailable("KV peer {}: write failed after {} of {} bytes: {}", peer_name_,
-                       transferred, total, ec.message());
-  }
-  return Status::ok();
+  std::vector<iovec> iov;
+  iov.reserve(buffers.size());
+  for (const auto& b : buffers) iov.push_back({const_cast<void*>(b.data()), b.size()});
+  size_t moved = 0;
+  Status st = transfer_all(socket_.native_handle(), IoDir::kWrite, std::move(iov), ctx, open_,
+                           peer_name_, &moved);
+  if (!st.is_ok()) shutdown();
+  return st;
 }
 
 Status Connection::read_all(const std::vector<asio::mutable_buffer>& buffers,
                             const ReadContext& ctx) {
   if (!open_.load()) return unavailable("KV peer {}: connection is closed", peer_name_);
-  bool done = false;
-  boost::system::error_code ec;
-  size_t transferred = 0;
-  const size_t total = asio::buffer_size(buffers);
-  io_->restart();
-  asio::async_read(socket_, buffers, [&](const boost::system::error_code& e, size_t n) {
-    ec = e;
-    transferred = n;
-    done = true;
-  });
-  BATON_RETURN_IF_ERROR(run_until_done(done, ctx, "read", total, transferred));
-  if (ec) {
-    open_ = false;
-    if (ec == asio::error::eof) {
-      return unavailable("KV peer {}: connection closed by peer after {} of {} bytes", peer_name_,
-                         transferred, total);
-    }
-    return unavailable("KV peer {}: read failed after {} of {} bytes: {}", peer_name_,
-                       transferred, total, ec.message());
-  }
-  return Status::ok();
+  std::vector<iovec> iov;
+  iov.reserve(buffers.size());
+  for (const auto& b : buffers) iov.push_back({b.data(), b.size()});
+  size_t moved = 0;
+  Status st = transfer_all(socket_.native_handle(), IoDir::kRead, std::move(iov), ctx, open_,
+                           peer_name_, &moved);
+  if (!st.is_ok()) shutdown();
+  return st;
 }
 
 }  // namespace baton

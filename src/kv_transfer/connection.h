@@ -45,10 +45,6 @@ class Connection {
   const std::string& peer_name() const { return peer_name_; }
 
  private:
-  // Runs the io_context until `done`, the deadline or cancellation.
-  Status run_until_done(const bool& done, const ReadContext& ctx, const char* what,
-                        size_t total_bytes, const size_t& transferred);
-
   std::unique_ptr<boost::asio::io_context> io_;
   boost::asio::ip::tcp::socket socket_;
   std::string peer_name_;

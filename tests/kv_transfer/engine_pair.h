@@ -1,6 +1,9 @@
 // A prefill engine (with its KV agent) and a decode engine in one process.
 #pragma once
 
+// Tests fill option structs with designated initializers, leaving defaults.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 #include <mutex>
 #include <string>
 #include <utility>

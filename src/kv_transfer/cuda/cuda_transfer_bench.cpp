@@ -200,8 +200,9 @@ Status run(const CudaTransferBenchOptions& o) {
     const auto remote = scattered_block_ids(n, 1);
     const auto local = scattered_block_ids(n, 2);
     BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote, local, n, n));
-    BATON_ASSIGN_OR_RETURN(auto warm, decode->read_blocks(peer.engine_id, remote, local,
-                                                          {.request_id = "warmup"}));
+    ReadOptions warm_opts;
+    warm_opts.request_id = "warmup";
+    BATON_ASSIGN_OR_RETURN(auto warm, decode->read_blocks(peer.engine_id, remote, local, warm_opts));
     BATON_RETURN_IF_ERROR(warm->wait(300000));
     BATON_RETURN_IF_ERROR(verify_sample(static_cast<const uint8_t*>(dst_mem), block_bytes, remote, local));
     std::vector<double> times;
