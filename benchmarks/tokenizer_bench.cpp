@@ -2,7 +2,8 @@
 // of input text and decode MB/s of output text, for ~256 KB each of English
 // prose, source code and a CJK/emoji mix (built deterministically here), and
 // the time to load tokenizer.json. The word cache is warm after the first
-// iteration, as in a server that has seen traffic.
+// iteration, as in a server that has seen traffic; the rare_words corpus
+// (1 MB of random pseudo-words) measures the merge loop with cache misses.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -125,12 +126,25 @@ std::string cjk_mix() {
   return s;
 }
 
+// 1 MB of random pseudo-words (about 130k distinct ones, twice what the word
+// cache holds), so that nearly every word goes through the merge loop.
+std::string rare_words() {
+  Lcg rng{4};
+  std::string s;
+  while (s.size() < 4 * kTextBytes) {
+    const uint32_t len = 3 + rng.below(10);
+    for (uint32_t k = 0; k < len; ++k) s.push_back(static_cast<char>('a' + rng.below(26)));
+    s += rng.below(12) == 0 ? ". " : " ";
+  }
+  return s;
+}
+
 const std::string& corpus(int which) {
-  static const std::string texts[3] = {english_prose(), source_code(), cjk_mix()};
+  static const std::string texts[4] = {english_prose(), source_code(), cjk_mix(), rare_words()};
   return texts[which];
 }
 const char* corpus_name(int which) {
-  static const char* names[3] = {"prose", "code", "cjk_mix"};
+  static const char* names[4] = {"prose", "code", "cjk_mix", "rare_words (cache misses)"};
   return names[which];
 }
 
@@ -191,7 +205,7 @@ void BM_Load(benchmark::State& state) {
   state.SetLabel(tokenizer_name(static_cast<int>(state.range(0))));
 }
 
-BENCHMARK(BM_Encode)->ArgsProduct({{0, 1}, {0, 1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Encode)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Decode)->ArgsProduct({{0, 1}, {0, 1, 2}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_IncrementalDecode)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Load)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(3);

@@ -233,25 +233,37 @@ void BpeModel::merge_word(std::string_view bytes, std::vector<int32_t>& out) con
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   const auto n = static_cast<int32_t>(bytes.size());
-  std::vector<Symbol> syms(n);  // [n]
+  // Each merge pushes at most two candidates, so 3n bounds the heap. Short
+  // words (the usual case) live on the stack: no allocation per word.
+  constexpr int32_t kStackSymbols = 64;
+  Symbol stack_syms[kStackSymbols];
+  Candidate stack_heap[3 * kStackSymbols];
+  std::vector<Symbol> big_syms;
+  std::vector<Candidate> big_heap;
+  Symbol* syms = stack_syms;  // [n]
+  Candidate* heap = stack_heap;  // [<= 3n]
+  if (n > kStackSymbols) {
+    big_syms.resize(static_cast<size_t>(n));
+    big_heap.resize(3 * static_cast<size_t>(n));
+    syms = big_syms.data();
+    heap = big_heap.data();
+  }
+  size_t heap_size = 0;
   for (int32_t i = 0; i < n; ++i) {
     syms[i] = {byte_ids_[static_cast<uint8_t>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1};
   }
-  std::vector<Candidate> heap;
-  heap.reserve(n);
   auto push = [&](int32_t pos) {
     const int32_t next = syms[pos].next;
     if (next < 0) return;
     if (const MergeEntry* e = find_merge(syms[pos].id, syms[next].id)) {
-      heap.push_back({e->rank, pos, syms[pos].id, syms[next].id, e->new_id});
-      std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+      heap[heap_size++] = {e->rank, pos, syms[pos].id, syms[next].id, e->new_id};
+      std::push_heap(heap, heap + heap_size, std::greater<>{});
     }
   };
   for (int32_t i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
-    const Candidate c = heap.back();
-    heap.pop_back();
+  while (heap_size > 0) {
+    std::pop_heap(heap, heap + heap_size, std::greater<>{});
+    const Candidate c = heap[--heap_size];
     Symbol& left = syms[c.pos];
     if (left.id != c.left || left.next < 0) continue;
     Symbol& right = syms[left.next];
