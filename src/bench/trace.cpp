@@ -98,8 +98,9 @@ Result<std::vector<TraceEntry>> parse_azure_csv(std::string_view text, std::stri
       start = comma + 1;
     }
     if (col_ts < 0 || col_in < 0 || col_out < 0) {
-      return invalid_argument("{}:1: header must name TIMESTAMP, ContextTokens and GeneratedTokens (got '{}')",
-                              source, header);
+      return invalid_argument(
+          "{}:1: header must name TIMESTAMP, ContextTokens and GeneratedTokens (got '{:.80}'){}", source, header,
+          header.starts_with("{") ? ": is this a Mooncake JSONL trace (--trace-format mooncake)?" : "");
     }
   }
   std::vector<TraceEntry> out;

@@ -94,7 +94,7 @@ Status validate(const WorkloadOptions& o) {
   }
   if (o.input_len.min < 1 || o.input_len.max < o.input_len.min) return invalid_argument("bad input length range");
   if (o.output_len.min < 1 || o.output_len.max < o.output_len.min) return invalid_argument("bad output length range");
-  if (o.num_requests == 0 && !(o.duration_s > 0)) {
+  if (o.num_requests == 0 && !(o.duration_s > 0) && o.kind != "trace") {  // a trace: all of it
     return invalid_argument("give a number of requests (> 0) or a duration (> 0 s)");
   }
   if (o.vocab_size < 16) return invalid_argument("vocab size {} is too small (>= 16)", o.vocab_size);

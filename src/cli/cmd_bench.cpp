@@ -227,7 +227,6 @@ int run_bench(BenchArgs a, bool rate_given) {
   outcome.label = a.label;
   outcome.slo = cfg->slo;
   outcome.config = config_json(a, *cfg);
-  std::cout << metric_definitions() << "\n";
   if (a.search) {
     SearchOptions so;
     so.start_rate = a.search_start;
@@ -283,6 +282,7 @@ int run_bench(BenchArgs a, bool rate_given) {
       outcome.runs.push_back(std::move(*rep));
     }
   }
+  std::cout << "\n" << metric_definitions();
   for (const auto& r : outcome.runs) {
     if (r.load.fell_behind) {
       std::cerr << "\n!!!!!!!! WARNING (rate " << r.target_rate << "/s): " << r.load.warning << " !!!!!!!!\n";
@@ -350,7 +350,8 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--output-len", a->output_len, "Output tokens (exact): N or MIN:MAX")->capture_default_str();
   auto* rate = sub.add_option("--rate", a->rate, "Requests/s (multiturn: sessions/s; trace: rescales it)")
                    ->capture_default_str();
-  sub.add_option("--num-requests", a->num_requests, "Requests to send (multiturn: / turns = sessions)")
+  sub.add_option("--num-requests", a->num_requests,
+                 "Requests to send (multiturn: / turns = sessions; trace: the first N, 0 = all)")
       ->capture_default_str();
   sub.add_option("--duration-s", a->duration_s, "Send for this long instead of a count");
   sub.add_option("--arrival", a->arrival, "poisson | gamma | constant")->capture_default_str();
