@@ -1,0 +1,108 @@
+// `baton sweep EXPERIMENT.yaml [--out DIR] [--resume]`: bring up each
+// deployment of an experiment in turn, search each workload's max sustainable
+// rate under its SLO, tear the deployment down, and write the comparison
+// (table.md, table.json, report.html). See deploy/experiment.h for the file.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "common/log.h"
+#include "deploy/experiment.h"
+#include "deploy/sweep.h"
+#include "deploy/sweep_report.h"
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};  // set from the signal handler only
+
+void on_signal(int) { g_stop_requested.store(true); }
+
+std::string self_binary() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "baton";
+  buf[n] = '\0';
+  return buf;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+baton::cli::RunFn setup(CLI::App& sub) {
+  struct Opts {
+    std::string experiment_path;
+    std::string out;
+    bool resume = false;
+    bool report_only = false;
+    std::string deployments, workloads;
+  };
+  auto opts = std::make_shared<Opts>();
+  sub.add_option("experiment", opts->experiment_path, "Experiment (YAML): deployments, workloads, SLOs, search")
+      ->required();
+  sub.add_option("--out", opts->out, "Output folder (default results/EXPERIMENT_NAME)");
+  sub.add_flag("--resume", opts->resume, "Keep the results already in --out and run only the missing ones");
+  sub.add_flag("--report-only", opts->report_only, "Run nothing: rebuild table and report from the results on disk");
+  sub.add_option("--deployments", opts->deployments, "Run only these deployments (comma-separated names)");
+  sub.add_option("--workloads", opts->workloads, "Run only these workloads (comma-separated names)");
+  return [opts] {
+    auto experiment = baton::deploy::Experiment::load(opts->experiment_path);
+    if (!experiment.is_ok()) {
+      std::cerr << "baton sweep: " << experiment.status().message() << "\n";
+      return 2;
+    }
+    const std::string out = opts->out.empty() ? "results/" + experiment->name : opts->out;
+    auto say = [](const std::string& m) { std::cout << m << std::endl; };
+    bool failed = false;
+    if (!opts->report_only) {
+      struct sigaction sa {};
+      sa.sa_handler = on_signal;
+      sigaction(SIGINT, &sa, nullptr);
+      sigaction(SIGTERM, &sa, nullptr);
+      baton::deploy::SweepOptions so;
+      so.out_dir = out;
+      so.resume = opts->resume;
+      so.baton_binary = self_binary();
+      so.only_deployments = split_commas(opts->deployments);
+      so.only_workloads = split_commas(opts->workloads);
+      so.stop_requested = &g_stop_requested;
+      so.log = say;
+      auto summary = baton::deploy::run_sweep(*experiment, so);
+      if (!summary.is_ok()) {
+        std::cerr << "baton sweep: " << summary.status().message() << "\n";
+        return 2;
+      }
+      say(fmt::format("sweep: {} result(s) run now, {} already on disk, {} failed{}", summary->num_run,
+                      summary->num_skipped, summary->failures.size(),
+                      summary->interrupted ? " (interrupted: rerun with --resume to continue)" : ""));
+      for (const auto& f : summary->failures) std::cerr << "baton sweep: FAILED " << f << "\n";
+      failed = !summary->failures.empty() || summary->interrupted;
+    }
+    auto table = baton::deploy::write_sweep_report(*experiment, out);
+    if (!table.is_ok()) {
+      std::cerr << "baton sweep: " << table.status().message() << "\n";
+      return 1;
+    }
+    std::cout << "\n" << table->to_markdown() << "\nwrote " << out << "/{table.md,table.json,report.html}"
+              << std::endl;
+    return failed ? 1 : 0;
+  };
+}
+
+const baton::cli::Command kCmd("sweep",
+                               "Run an experiment: each deployment up in turn, max sustainable QPS per workload "
+                               "under its SLO, one comparison report",
+                               &setup);
+
+}  // namespace

@@ -1,0 +1,342 @@
+#include "deploy/sweep.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "bench/bench_result.h"
+#include "bench/bench_run.h"
+#include "bench/rate_search.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "deploy/supervisor.h"
+
+namespace baton::deploy {
+
+namespace fs = std::filesystem;
+
+std::string result_path(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
+  return (fs::path(out_dir) / "results" / deployment / (workload + ".json")).string();
+}
+
+std::string requests_path(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
+  return (fs::path(out_dir) / "results" / deployment / (workload + ".requests.jsonl")).string();
+}
+
+bool result_on_disk(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
+  std::string path = result_path(out_dir, deployment, workload);
+  if (!fs::exists(path)) return false;
+  return bench::load_result(path).is_ok();
+}
+
+namespace {
+
+// The Qwen3 vocabulary of the embedded default model.
+constexpr int64_t kDefaultVocabSize = 151936;
+
+int64_t model_vocab_size(const DeploySpec& spec) {
+  if (spec.model.empty()) return kDefaultVocabSize;
+  auto config = read_json_file((fs::path(spec.model) / "config.json").string());
+  if (!config.is_ok() || !config->contains("vocab_size") || !(*config)["vocab_size"].is_number_integer()) {
+    return kDefaultVocabSize;
+  }
+  return (*config)["vocab_size"].get<int64_t>();
+}
+
+std::string utc_now() {
+  char stamp[32];
+  std::time_t t = std::time(nullptr);
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return stamp;
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "";
+  return buf;
+}
+
+// The names of the GPUs a CUDA deployment uses, from nvidia-smi (empty when it is not there).
+Json gpu_names(const std::vector<InstanceSpec>& instances) {
+  Json names = Json::array();
+  for (const auto& inst : instances) {
+    if (inst.gpu < 0) continue;
+    std::string cmd = fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null", inst.gpu);
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+    if (!pipe) continue;
+    char line[256] = {};
+    std::string name;
+    if (std::fgets(line, sizeof(line), pipe.get())) name = line;
+    while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.pop_back();
+    names.push_back({{"instance", inst.name}, {"gpu", inst.gpu}, {"name", name}});
+  }
+  return names;
+}
+
+Json spec_json(const ExperimentDeployment& d) {
+  const DeploySpec& s = d.spec;
+  Json j{{"name", d.name},    {"source", d.source},         {"mode", s.mode},
+         {"device", s.device}, {"model", s.model.empty() ? "default" : s.model},
+         {"router_policy", s.router_policy}, {"engine_args", s.engine_args}};
+  if (s.mode == "agg") {
+    j["replicas"] = s.agg.replicas;
+  } else {
+    j["kv_transport"] = s.kv_transport;
+    j["prefill"] = {{"replicas", s.prefill.replicas}, {"engine_args", s.prefill.engine_args}};
+    j["decode"] = {{"replicas", s.decode.replicas}, {"engine_args", s.decode.engine_args}};
+  }
+  return j;
+}
+
+uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+Status write_atomically(const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp";
+  BATON_RETURN_IF_ERROR(write_file(tmp, data));
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return unavailable("cannot move '{}' to '{}': {}", tmp, path, ec.message());
+  return Status::ok();
+}
+
+bool selected(const std::vector<std::string>& only, const std::string& name) {
+  if (only.empty()) return true;
+  for (const auto& n : only) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+class SweepRunner {
+ public:
+  SweepRunner(const Experiment& e, const SweepOptions& o) : e_(e), o_(o) {}
+
+  Result<SweepSummary> run() {
+    BATON_RETURN_IF_ERROR(check_filters());
+    // What is to run, per deployment; refuse to overwrite without resume.
+    std::vector<std::string> existing;
+    std::vector<std::vector<const ExperimentWorkload*>> todo(e_.deployments.size());
+    for (size_t i = 0; i < e_.deployments.size(); ++i) {
+      const auto& d = e_.deployments[i];
+      if (!selected(o_.only_deployments, d.name)) continue;
+      for (const auto& w : e_.workloads) {
+        if (!e_.runs(d, w) || !selected(o_.only_workloads, w.name)) continue;
+        if (result_on_disk(o_.out_dir, d.name, w.name)) {
+          existing.push_back(d.name + "/" + w.name);
+          ++summary_.num_skipped;
+          continue;
+        }
+        todo[i].push_back(&w);
+      }
+    }
+    if (!existing.empty() && !o_.resume) {
+      return failed_precondition(
+          "{} result(s) already in '{}' (first: {}): pass --resume to keep them and run only what is missing, "
+          "or choose another --out",
+          existing.size(), o_.out_dir, existing.front());
+    }
+    std::error_code ec;
+    fs::create_directories(o_.out_dir, ec);
+    if (ec) return unavailable("cannot create '{}': {}", o_.out_dir, ec.message());
+    BATON_RETURN_IF_ERROR(write_file((fs::path(o_.out_dir) / "experiment.yaml").string(), e_.source_text));
+    for (const auto& name : existing) say("on disk, not run again: " + name);
+    for (size_t i = 0; i < e_.deployments.size() && !interrupted(); ++i) {
+      const auto& d = e_.deployments[i];
+      if (todo[i].empty()) continue;
+      run_deployment(d, todo[i]);
+    }
+    summary_.interrupted = interrupted();
+    return summary_;
+  }
+
+ private:
+  bool interrupted() const { return o_.stop_requested && o_.stop_requested->load(); }
+
+  void say(const std::string& line) {
+    if (o_.log) o_.log(line);
+  }
+
+  Status check_filters() {
+    for (const auto& n : o_.only_deployments) {
+      if (!e_.find_deployment(n)) return invalid_argument("--deployments names '{}', which the experiment lacks", n);
+    }
+    for (const auto& n : o_.only_workloads) {
+      bool found = false;
+      for (const auto& w : e_.workloads) found |= w.name == n;
+      if (!found) return invalid_argument("--workloads names '{}', which the experiment lacks", n);
+    }
+    return Status::ok();
+  }
+
+  void fail(const std::string& what, const std::string& why) {
+    summary_.failures.push_back(what + ": " + why);
+    say("FAILED " + what + ": " + why);
+  }
+
+  void run_deployment(const ExperimentDeployment& d, const std::vector<const ExperimentWorkload*>& workloads) {
+    events_ = Json::array();
+    const std::string log_dir = (fs::path(o_.out_dir) / "logs" / d.name).string();
+    SupervisorOptions so;
+    so.baton_binary = o_.baton_binary;
+    so.run_dir = log_dir;
+    so.on_event = [this, &d](const std::string& m) {
+      events_.push_back(utc_now() + " " + m);
+      say("[" + d.name + "] " + m);
+    };
+    say(fmt::format("=== {}: bringing it up ({} workload(s) to run)", d.name, workloads.size()));
+    Supervisor sup(d.spec, so);
+    Status st = sup.start();
+    if (!st.is_ok()) {
+      for (const auto* w : workloads) fail(d.name + "/" + w->name, "deployment did not come up: " + st.message());
+      sup.stop(10.0);
+      return;
+    }
+    Json gpus = gpu_names(sup.instances());
+    for (const auto* w : workloads) {
+      if (interrupted()) break;
+      Status r = run_workload(d, *w, &sup, gpus, log_dir);
+      if (!r.is_ok()) fail(d.name + "/" + w->name, r.message());
+      if (!sup.poll().is_ok()) break;  // the router or an instance is gone for good: the rest would fail too
+    }
+    say(fmt::format("=== {}: tearing it down", d.name));
+    sup.stop(10.0);
+  }
+
+  Status run_workload(const ExperimentDeployment& d, const ExperimentWorkload& w, Supervisor* sup, const Json& gpus,
+                      const std::string& log_dir) {
+    const std::string tag = d.name + "/" + w.name;
+    bench::BenchConfig cfg;
+    cfg.label = d.name;
+    cfg.workload = w.options;
+    if (cfg.workload.vocab_size <= 0) cfg.workload.vocab_size = model_vocab_size(d.spec);
+    cfg.slo = w.slo;
+    auto& l = cfg.load;
+    l.url = sup->endpoint();
+    l.model = d.spec.name;
+    l.prompt_format = cfg.workload.prompt_format;
+    l.vocab_size = cfg.workload.vocab_size;
+    l.max_concurrency = w.max_concurrency;
+    l.num_warmup = w.num_warmup;
+    l.request_timeout_s = e_.request_timeout_s;
+    l.num_threads = e_.num_threads;
+
+    bench::SearchOptions search = w.search;
+    if (w.options.kind == "trace" && !w.start_rate_given) {
+      // Start at the trace's own rate under its time scale.
+      bench::WorkloadOptions probe = cfg.workload;
+      probe.rate_overrides_trace = false;
+      BATON_ASSIGN_OR_RETURN(auto trace, bench::make_workload(probe));
+      if (trace.natural_rate > 0) search.start_rate = trace.natural_rate / trace.time_scale;
+      search.min_rate = std::min(search.min_rate, search.start_rate);
+      search.max_rate = std::max(search.max_rate, search.start_rate);
+    }
+
+    std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"));
+    bench::BenchOutcome outcome;
+    outcome.label = d.name;
+    outcome.slo = w.slo;
+    Stopwatch clock;
+    const uint64_t seed_base = w.options.seed ^ name_hash(w.name);
+    say(fmt::format("--- {}: searching (slo {}, start {:.3g} req/s, precision {:.2g}, {} trials at most)", tag,
+                    w.slo_text, search.start_rate, search.precision, search.max_trials));
+    auto trial = [&](double rate) -> Result<bench::TrialOutcome> {
+      if (interrupted()) return aborted("interrupted");
+      Status health = sup->poll();
+      if (!health.is_ok()) return health;
+      // Fresh prompts for every trial (deterministic): a repeated prompt would hit the
+      // prefix cache the previous trial filled.
+      bench::BenchConfig c = cfg;
+      const uint64_t k = outcome.runs.size();
+      c.workload.seed = seed_base + k * 0x9e3779b97f4a7c15ULL;
+      c.workload.arrival.seed = c.workload.seed;
+      BATON_ASSIGN_OR_RETURN(auto rep, bench::run_benchmark(c, rate));
+      std::string text = bench::format_run(rep);
+      bench_log << "trial " << k << "\n" << text << std::flush;
+      say(fmt::format("    {} trial {} at {:.3f} req/s: {} ok, {} failed; TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms -> "
+                      "{}",
+                      tag, k, rep.target_rate, rep.metrics.num_ok, rep.metrics.num_failed,
+                      rep.metrics.ttft_s.p90 * 1e3, rep.metrics.tpot_s.p90 * 1e3,
+                      rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
+      if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
+      outcome.runs.push_back(std::move(rep));
+      return outcome.runs.back().to_trial();
+    };
+    auto res = bench::search_max_rate(trial, search);
+    if (!res.is_ok()) return res.status();
+    outcome.search = *res;
+    outcome.config = Json{{"sweep", {{"experiment", e_.name},
+                                     {"deployment", spec_json(d)},
+                                     {"workload", w.name},
+                                     {"workload_settings", w.describe},
+                                     {"slo", w.slo_text},
+                                     {"search", {{"start_rate", search.start_rate},
+                                                 {"precision", search.precision},
+                                                 {"max_trials", search.max_trials},
+                                                 {"max_rate", search.max_rate},
+                                                 {"min_rate", search.min_rate},
+                                                 {"close_margin", search.close_margin},
+                                                 {"num_requests", w.options.num_requests},
+                                                 {"warmup", w.num_warmup},
+                                                 {"seed", w.options.seed}}},
+                                     {"vocab_size", cfg.workload.vocab_size},
+                                     {"threads", e_.num_threads},
+                                     {"host", hostname()},
+                                     {"gpus", gpus},
+                                     {"finished_utc", utc_now()},
+                                     {"search_wall_s", clock.elapsed_s()},
+                                     {"supervisor_events", events_}}}};
+    Json doc = bench::result_document(outcome);
+    const std::string path = result_path(o_.out_dir, d.name, w.name);
+    std::error_code ec;
+    fs::create_directories(fs::path(path).parent_path(), ec);
+    if (ec) return unavailable("cannot create '{}': {}", fs::path(path).parent_path().string(), ec.message());
+    // Per-request records first: the summary's presence is what marks the result done.
+    std::string lines;
+    for (size_t i = 0; i < outcome.runs.size(); ++i) {
+      for (const auto& rec : outcome.runs[i].load.records) {
+        Json j = bench::record_to_json(rec);
+        j.erase("itl_ms");  // every gap of every request would dwarf the rest; TPOT and E2E stay
+        j["trial"] = i;
+        j["target_rate_rps"] = outcome.runs[i].target_rate;
+        lines += j.dump();
+        lines += '\n';
+      }
+    }
+    BATON_RETURN_IF_ERROR(write_atomically(requests_path(o_.out_dir, d.name, w.name), lines));
+    BATON_RETURN_IF_ERROR(write_atomically(path, doc.dump(2) + "\n"));
+    ++summary_.num_run;
+    const auto& s = *outcome.search;
+    say(fmt::format("--- {}: max sustainable {}{:.3f} req/s (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
+                    tag, s.converged || std::isfinite(s.min_failed_rate) ? "" : ">= ", s.max_passed_rate,
+                    std::isfinite(s.min_failed_rate) ? fmt::format("{:.3f}", s.min_failed_rate) : "none",
+                    s.broke_first.empty() ? "-" : s.broke_first, clock.elapsed_s(), path));
+    return Status::ok();
+  }
+
+  const Experiment& e_;
+  const SweepOptions& o_;
+  SweepSummary summary_;
+  Json events_ = Json::array();
+};
+
+}  // namespace
+
+Result<SweepSummary> run_sweep(const Experiment& experiment, const SweepOptions& options) {
+  if (options.out_dir.empty()) return invalid_argument("the sweep needs an output folder");
+  if (options.baton_binary.empty()) return invalid_argument("the sweep needs the baton binary to start processes");
+  SweepRunner runner(experiment, options);
+  return runner.run();
+}
+
+}  // namespace baton::deploy

@@ -1,0 +1,271 @@
+#include "deploy/sweep_report.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "bench/bench_result.h"
+#include "bench/html_report.h"
+#include "deploy/sweep.h"
+
+namespace baton::deploy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Json opt(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// "3.20 (1.28x)", ">= 8.00" (every rate passed), "< 0.25" (none passed), "missing", "-".
+std::string cell_text(const SweepCell& c, bool with_ratio) {
+  if (!c.applies) return "-";
+  if (!c.present) return "missing";
+  if (!c.max_rps) {
+    return c.min_failed_rps ? fmt::format("< {:.3g}", *c.min_failed_rps) : std::string("none passed");
+  }
+  std::string s = fmt::format("{}{:.3g}", c.min_failed_rps ? "" : ">= ", *c.max_rps);
+  if (with_ratio && c.ratio) s += fmt::format(" ({:.2f}x)", *c.ratio);
+  return s;
+}
+
+std::string broke_text(const SweepCell& c) {
+  if (!c.applies) return "-";
+  if (!c.present) return "missing";
+  if (c.broke_first.empty()) return c.min_failed_rps ? "?" : "none (every rate passed)";
+  return c.min_failed_rps ? fmt::format("{} at {:.3g} req/s", c.broke_first, *c.min_failed_rps) : c.broke_first;
+}
+
+}  // namespace
+
+Result<SweepTable> build_sweep_table(const Experiment& e, const std::string& out_dir,
+                                     std::vector<std::vector<Json>>* docs) {
+  SweepTable t;
+  t.experiment = e.name;
+  t.baseline = e.baseline;
+  for (const auto& d : e.deployments) t.deployments.push_back(d.name);
+  if (docs) docs->assign(e.workloads.size(), {});
+  for (size_t wi = 0; wi < e.workloads.size(); ++wi) {
+    const auto& w = e.workloads[wi];
+    SweepRow row;
+    row.workload = w.name;
+    row.slo = w.slo_text;
+    for (const auto& d : e.deployments) {
+      SweepCell c;
+      c.deployment = d.name;
+      c.applies = e.runs(d, w);
+      const std::string path = result_path(out_dir, d.name, w.name);
+      if (c.applies && fs::exists(path)) {
+        BATON_ASSIGN_OR_RETURN(Json doc, bench::load_result(path));
+        c.present = true;
+        if (doc.contains("max_sustainable_rps") && doc["max_sustainable_rps"].is_number()) {
+          c.max_rps = doc["max_sustainable_rps"].get<double>();
+        }
+        const Json& s = doc.contains("search") ? doc["search"] : Json();
+        if (s.is_object()) {
+          if (s.contains("min_failed_rps") && s["min_failed_rps"].is_number()) {
+            c.min_failed_rps = s["min_failed_rps"].get<double>();
+          }
+          c.broke_first = s.value("broke_first", "");
+          c.converged = s.value("converged", false);
+          c.num_trials = s.value("num_trials", size_t{0});
+        }
+        if (docs) (*docs)[wi].push_back(std::move(doc));
+      } else if (c.applies) {
+        ++t.num_missing;
+      }
+      row.cells.push_back(std::move(c));
+    }
+    // Baseline: the experiment's where this workload runs it, else its first deployment.
+    row.baseline = e.baseline;
+    const SweepCell* base = nullptr;
+    for (const auto& c : row.cells) {
+      if (c.deployment == e.baseline && c.applies) base = &c;
+    }
+    if (!base) {
+      for (const auto& c : row.cells) {
+        if (c.applies) {
+          base = &c;
+          break;
+        }
+      }
+      row.baseline = base ? base->deployment : "";
+    }
+    double base_rps = base && base->max_rps ? *base->max_rps : 0;
+    double best_rps = 0;
+    for (auto& c : row.cells) {
+      if (c.max_rps && base_rps > 0) c.ratio = *c.max_rps / base_rps;
+      if (c.max_rps && *c.max_rps > best_rps) {
+        best_rps = *c.max_rps;
+        row.best = c.deployment;
+      } else if (c.max_rps && *c.max_rps == best_rps && best_rps > 0) {
+        row.best += " = " + c.deployment;  // a tie names every deployment in it
+      }
+    }
+    for (const auto& cmp : e.comparisons) {
+      const SweepCell *a = nullptr, *b = nullptr;
+      for (const auto& c : row.cells) {
+        if (c.deployment == cmp.deployment && c.applies) a = &c;
+        if (c.deployment == cmp.against && c.applies) b = &c;
+      }
+      if (!a || !b) continue;
+      SweepComparisonRow r{cmp.name, w.name, cmp.deployment, cmp.against, std::nullopt};
+      if (a->max_rps && b->max_rps && *b->max_rps > 0) r.ratio = *a->max_rps / *b->max_rps;
+      t.comparisons.push_back(std::move(r));
+    }
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+Json SweepTable::to_json() const {
+  Json rows_json = Json::array();
+  for (const auto& r : rows) {
+    Json cells = Json::object();
+    for (const auto& c : r.cells) {
+      if (!c.applies) continue;
+      cells[c.deployment] = {{"present", c.present},
+                             {"max_sustainable_rps", opt(c.max_rps)},
+                             {"open_ended", c.present && c.max_rps && !c.min_failed_rps},
+                             {"min_failed_rps", opt(c.min_failed_rps)},
+                             {"broke_first", c.broke_first},
+                             {"ratio_to_baseline", opt(c.ratio)},
+                             {"converged", c.converged},
+                             {"num_trials", c.num_trials}};
+    }
+    rows_json.push_back({{"workload", r.workload},
+                         {"slo", r.slo},
+                         {"baseline", r.baseline},
+                         {"best", r.best.empty() ? Json(nullptr) : Json(r.best)},
+                         {"deployments", cells}});
+  }
+  Json cmp = Json::array();
+  for (const auto& c : comparisons) {
+    cmp.push_back({{"name", c.name},
+                   {"workload", c.workload},
+                   {"deployment", c.deployment},
+                   {"against", c.against},
+                   {"ratio", opt(c.ratio)}});
+  }
+  return Json{{"format", "baton-sweep-table/1"}, {"experiment", experiment}, {"baseline", baseline},
+              {"deployments", deployments},      {"workloads", rows_json},   {"comparisons", cmp},
+              {"num_missing", num_missing}};
+}
+
+std::string SweepTable::to_markdown() const {
+  std::string md = fmt::format("# Sweep `{}`: max sustainable QPS\n\n", experiment);
+  md += fmt::format(
+      "Each cell: the highest request rate (req/s) whose trial met every SLO target of the workload, and its "
+      "ratio to `{}` (a workload that does not run `{}` is compared to its first deployment). `>= X`: every "
+      "rate tried passed; `< X`: no rate passed, X the lowest tried; `missing`: not run yet; `-`: not part of "
+      "the experiment.\n\n",
+      baseline, baseline);
+  md += "| workload | SLO |";
+  for (const auto& d : deployments) md += " " + d + " |";
+  md += " best |\n|---|---|";
+  for (size_t i = 0; i < deployments.size(); ++i) md += "---:|";
+  md += "---|\n";
+  for (const auto& r : rows) {
+    md += "| " + r.workload + " | `" + r.slo + "` |";
+    for (const auto& c : r.cells) md += " " + cell_text(c, true) + " |";
+    md += " " + (r.best.empty() ? std::string("none") : r.best) + " |\n";
+  }
+  md += "\n## The SLO target that broke first\n\nAt the lowest rate that failed, the target furthest over its "
+        "limit.\n\n| workload |";
+  for (const auto& d : deployments) md += " " + d + " |";
+  md += "\n|---|";
+  for (size_t i = 0; i < deployments.size(); ++i) md += "---|";
+  md += "\n";
+  for (const auto& r : rows) {
+    md += "| " + r.workload + " |";
+    for (const auto& c : r.cells) md += " " + broke_text(c) + " |";
+    md += "\n";
+  }
+  if (!comparisons.empty()) {
+    md += "\n## Comparisons\n\n| comparison | workload | max QPS ratio |\n|---|---|---:|\n";
+    for (const auto& c : comparisons) {
+      md += fmt::format("| {} (`{}` / `{}`) | {} | {} |\n", c.name, c.deployment, c.against, c.workload,
+                        c.ratio ? fmt::format("{:.2f}x", *c.ratio) : std::string("n/a"));
+    }
+  }
+  if (num_missing > 0) {
+    md += fmt::format("\n{} result(s) not run yet: `baton sweep EXPERIMENT --out DIR --resume` runs them.\n",
+                      num_missing);
+  }
+  return md;
+}
+
+Result<SweepTable> write_sweep_report(const Experiment& e, const std::string& out_dir) {
+  std::vector<std::vector<Json>> docs;
+  BATON_ASSIGN_OR_RETURN(SweepTable t, build_sweep_table(e, out_dir, &docs));
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return unavailable("cannot create '{}': {}", out_dir, ec.message());
+  BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "table.json").string(), t.to_json().dump(2) + "\n"));
+  BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "table.md").string(), t.to_markdown()));
+
+  std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>baton sweep: " +
+                  html_escape(e.name) +
+                  "</title><style>body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}"
+                  "table{border-collapse:collapse;background:#fff;font-size:13px}td,th{border:1px solid #ddd;"
+                  "padding:4px 8px;text-align:right}th{background:#f0f0f0}td.t,th.t{text-align:left}"
+                  "iframe{width:100%;height:1500px;border:1px solid #ddd;background:#fff}h2{margin-top:32px}"
+                  "</style></head><body>";
+  h += "<h1>baton sweep: " + html_escape(e.name) + "</h1>";
+  h += "<p>Max sustainable QPS per workload and deployment under each workload's SLO; ratio to " +
+       html_escape(t.baseline) + ". &ge; X: every rate tried passed; &lt; X: none passed.</p>";
+  h += "<table><tr><th class=\"t\">workload</th><th class=\"t\">SLO</th>";
+  for (const auto& d : t.deployments) h += "<th>" + html_escape(d) + "</th>";
+  h += "<th class=\"t\">best</th><th class=\"t\">broke first (per deployment)</th></tr>";
+  for (const auto& r : t.rows) {
+    h += "<tr><td class=\"t\"><a href=\"#w-" + html_escape(r.workload) + "\">" + html_escape(r.workload) +
+         "</a></td><td class=\"t\">" + html_escape(r.slo) + "</td>";
+    std::string broke;
+    for (const auto& c : r.cells) {
+      h += "<td>" + html_escape(cell_text(c, true)) + "</td>";
+      if (c.applies && c.present) broke += (broke.empty() ? "" : "; ") + c.deployment + ": " + broke_text(c);
+    }
+    h += "<td class=\"t\">" + html_escape(r.best.empty() ? "none" : r.best) + "</td><td class=\"t\">" +
+         html_escape(broke) + "</td></tr>";
+  }
+  h += "</table>";
+  if (!t.comparisons.empty()) {
+    h += "<h2>Comparisons</h2><table><tr><th class=\"t\">comparison</th><th class=\"t\">workload</th>"
+         "<th>max QPS ratio</th></tr>";
+    for (const auto& c : t.comparisons) {
+      h += "<tr><td class=\"t\">" + html_escape(c.name + " (" + c.deployment + " / " + c.against + ")") +
+           "</td><td class=\"t\">" + html_escape(c.workload) + "</td><td>" +
+           (c.ratio ? fmt::format("{:.2f}x", *c.ratio) : std::string("n/a")) + "</td></tr>";
+    }
+    h += "</table>";
+  }
+  for (size_t wi = 0; wi < e.workloads.size(); ++wi) {
+    const auto& r = t.rows[wi];
+    h += "<h2 id=\"w-" + html_escape(r.workload) + "\">" + html_escape(r.workload) + "</h2>";
+    if (docs[wi].empty()) {
+      h += "<p>No result on disk yet.</p>";
+      continue;
+    }
+    std::string page = bench::render_html_report(docs[wi], r.baseline,
+                                                 "workload " + r.workload + " (SLO " + r.slo + ")");
+    h += "<iframe title=\"" + html_escape(r.workload) + "\" srcdoc=\"" + html_escape(page) + "\"></iframe>";
+  }
+  h += "</body></html>\n";
+  BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "report.html").string(), h));
+  return t;
+}
+
+}  // namespace baton::deploy

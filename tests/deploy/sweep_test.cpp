@@ -1,0 +1,318 @@
+// `baton sweep`: the experiment file, the comparison table built from results
+// on disk, and a real sweep on the CPU (tiny model, two deployments, one
+// workload) that writes its results, resumes without running anything again,
+// and leaves no process behind.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "common/json.h"
+#include "deploy/child_process.h"
+#include "deploy/experiment.h"
+#include "deploy/sweep.h"
+#include "deploy/sweep_report.h"
+
+namespace baton::deploy {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+fs::path fresh_dir(const std::string& tag) {
+  fs::path dir = fs::temp_directory_path() / ("baton-sweep-test-" + std::to_string(getpid()) + "-" + tag);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+constexpr const char* kTwoAgg = R"(
+name: exp
+deployments:
+  - {name: agg-1, spec: {mode: agg, replicas: 1}}
+  - {name: agg-2, spec: {mode: agg, replicas: 2, router: {port: 8010}, base_port: 8110}}
+workloads:
+  - {name: short, input_len: 64, output_len: 8, slo: "ttft:p90<500ms,tpot:p90<50ms"}
+  - {name: chat, kind: multiturn, turns: 3, input_len: "32:64", output_len: 16, slo: "e2e:p99<5s",
+     deployments: [agg-2], start_rate: 4, precision: 0.2}
+search: {start_rate: 2, num_requests: 40, warmup: 4, max_trials: 7, seed: 3}
+)";
+
+TEST(ExperimentTest, ParsesDeploymentsWorkloadsAndSearchDefaults) {
+  auto e = Experiment::parse_yaml(kTwoAgg);
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  ASSERT_EQ(e->deployments.size(), 2u);
+  EXPECT_EQ(e->deployments[0].name, "agg-1");
+  EXPECT_EQ(e->deployments[0].spec.agg.replicas, 1);
+  EXPECT_EQ(e->deployments[1].spec.router_port, 8010);
+  EXPECT_EQ(e->baseline, "agg-1");  // the first by default
+  ASSERT_EQ(e->workloads.size(), 2u);
+  const auto& shortw = e->workloads[0];
+  EXPECT_EQ(shortw.options.input_len.min, 64);
+  EXPECT_EQ(shortw.options.num_requests, 40u);
+  EXPECT_EQ(shortw.num_warmup, 4u);
+  EXPECT_EQ(shortw.options.seed, 3u);
+  EXPECT_DOUBLE_EQ(shortw.search.start_rate, 2.0);
+  EXPECT_EQ(shortw.search.max_trials, 7);
+  ASSERT_EQ(shortw.slo.targets.size(), 2u);
+  const auto& chat = e->workloads[1];
+  EXPECT_EQ(chat.options.kind, "multiturn");
+  EXPECT_DOUBLE_EQ(chat.search.start_rate, 4.0);  // the workload's own beats the default
+  EXPECT_DOUBLE_EQ(chat.search.precision, 0.2);
+  EXPECT_TRUE(e->runs(e->deployments[1], chat));
+  EXPECT_FALSE(e->runs(e->deployments[0], chat));
+  EXPECT_TRUE(e->runs(e->deployments[0], shortw));
+  EXPECT_EQ(chat.describe["turns"], 3);
+}
+
+TEST(ExperimentTest, DeploymentFromAFileRenamedAndRestricted) {
+  fs::path dir = fresh_dir("file");
+  std::ofstream(dir / "pd.yaml") << "name: pd\nmode: pd\nprefill: 1\ndecode: 2\nkv_transport: tcp\n";
+  std::string text = "deployments:\n  - pd.yaml\n  - {path: pd.yaml, name: pd-again, workloads: [w]}\n"
+                     "workloads: [{name: w, slo: \"ttft:p90<1s\"}, {name: v, slo: \"ttft:p90<1s\"}]\n"
+                     "baseline: pd-again\ncomparisons: [{deployment: pd, against: pd-again}]\n";
+  std::ofstream(dir / "exp.yaml") << text;
+  auto e = Experiment::load((dir / "exp.yaml").string());  // pd.yaml found beside the experiment
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  EXPECT_EQ(e->deployments[0].name, "pd");
+  EXPECT_EQ(e->deployments[1].name, "pd-again");
+  EXPECT_EQ(e->deployments[1].spec.decode.replicas, 2);
+  EXPECT_EQ(e->deployments[1].spec.kv_transport, "tcp");
+  EXPECT_FALSE(e->runs(e->deployments[1], e->workloads[1]));
+  EXPECT_EQ(e->baseline, "pd-again");
+  ASSERT_EQ(e->comparisons.size(), 1u);
+  EXPECT_EQ(e->comparisons[0].name, "pd-vs-pd-again");
+  fs::remove_all(dir);
+}
+
+TEST(ExperimentTest, BadExperimentsSayWhatIsWrong) {
+  auto err = [](const std::string& text) {
+    auto e = Experiment::parse_yaml(text);
+    return e.is_ok() ? std::string("accepted") : e.status().message();
+  };
+  const std::string dep = "deployments: [{name: a, spec: {mode: agg, replicas: 1}}]\n";
+  EXPECT_NE(err(dep).find("workloads"), std::string::npos);
+  EXPECT_NE(err(dep + "workloads: [{name: w}]\n").find("needs an slo"), std::string::npos);
+  EXPECT_NE(err(dep + "workloads: [{name: w, slo: \"ttft:p90<1s\", colour: red}]\n").find("unknown field 'colour'"),
+            std::string::npos);
+  EXPECT_NE(err(dep + "workloads: [{name: w, slo: \"ttft<1s\"}]\n"), "accepted");
+  EXPECT_NE(err(dep + "workloads: [{name: w, slo: \"ttft:p90<1s\"}, {name: w, slo: \"ttft:p90<1s\"}]\n")
+                .find("two workloads are named 'w'"),
+            std::string::npos);
+  EXPECT_NE(err(dep + "workloads: [{name: \"a/b\", slo: \"ttft:p90<1s\"}]\n").find("letters, digits"),
+            std::string::npos);
+  EXPECT_NE(err(dep + "workloads: [{name: w, slo: \"ttft:p90<1s\", deployments: [zz]}]\n").find("'zz'"),
+            std::string::npos);
+  EXPECT_NE(err(dep + "baseline: zz\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n").find("baseline 'zz'"),
+            std::string::npos);
+  EXPECT_NE(err(dep + "workloads: [{name: w, slo: \"ttft:p90<1s\", input_len: \"9:3\"}]\n"), "accepted");
+  EXPECT_NE(err(dep + "search: {precision: 2}\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n").find("precision"),
+            std::string::npos);
+  EXPECT_NE(err("deployments: [{name: a, spec: {mode: pd}}]\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n")
+                .find("prefill.replicas"),
+            std::string::npos);
+  EXPECT_NE(err("deployments: [missing-file.yaml]\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n")
+                .find("missing-file.yaml"),
+            std::string::npos);
+  EXPECT_NE(err("[1, 2]"), "accepted");
+  EXPECT_NE(err("deployments: [\n"), "accepted");
+}
+
+// A minimal result document as `baton bench` writes it.
+void write_result(const fs::path& out, const std::string& dep, const std::string& workload, Json max_rps,
+                  Json min_failed, const std::string& broke) {
+  Json doc{{"format", "baton-bench-result/1"},
+           {"label", dep},
+           {"runs", Json::array()},
+           {"slo", Json::array()},
+           {"max_sustainable_rps", max_rps},
+           {"search",
+            {{"max_sustainable_rps", max_rps.is_null() ? Json(0) : max_rps},
+             {"min_failed_rps", min_failed},
+             {"broke_first", broke},
+             {"converged", !min_failed.is_null() && !max_rps.is_null()},
+             {"num_trials", 5}}}};
+  fs::create_directories(out / "results" / dep);
+  std::ofstream(result_path(out.string(), dep, workload)) << doc.dump();
+}
+
+TEST(SweepTableTest, RatiosBestBrokeFirstAndMissingFromResultsOnDisk) {
+  auto e = Experiment::parse_yaml(R"(
+name: t
+baseline: agg
+deployments:
+  - {name: agg, spec: {mode: agg, replicas: 2}}
+  - {name: pd, spec: {mode: pd, prefill: 1, decode: 1}}
+  - {name: pd-tcp, spec: {mode: pd, prefill: 1, decode: 1, kv_transport: tcp}, workloads: [a]}
+workloads:
+  - {name: a, slo: "ttft:p90<1s"}
+  - {name: b, slo: "tpot:p90<40ms"}
+comparisons: [{name: tcp-vs-shm, deployment: pd-tcp, against: pd}]
+)");
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  fs::path out = fresh_dir("table");
+  write_result(out, "agg", "a", 4.0, 4.4, "ttft:p90<1s");
+  write_result(out, "pd", "a", 6.0, 6.5, "ttft:p90<1s");
+  write_result(out, "pd-tcp", "a", 1.5, 1.7, "tpot:p90<40ms");
+  write_result(out, "agg", "b", nullptr, 0.5, "tpot:p90<40ms");  // nothing passed
+  // pd/b not run yet
+  auto t = build_sweep_table(*e, out.string());
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  ASSERT_EQ(t->rows.size(), 2u);
+  const auto& a = t->rows[0];
+  EXPECT_EQ(a.best, "pd");
+  ASSERT_TRUE(a.cells[1].ratio.has_value());
+  EXPECT_DOUBLE_EQ(*a.cells[1].ratio, 1.5);
+  EXPECT_DOUBLE_EQ(*a.cells[2].ratio, 1.5 / 4.0);
+  EXPECT_EQ(a.cells[2].broke_first, "tpot:p90<40ms");
+  const auto& b = t->rows[1];
+  EXPECT_FALSE(b.cells[0].max_rps.has_value());
+  EXPECT_FALSE(b.cells[1].present);
+  EXPECT_FALSE(b.cells[2].applies);
+  EXPECT_EQ(b.best, "");
+  EXPECT_EQ(t->num_missing, 1u);
+  ASSERT_EQ(t->comparisons.size(), 1u);
+  EXPECT_DOUBLE_EQ(*t->comparisons[0].ratio, 1.5 / 6.0);
+  std::string md = t->to_markdown();
+  EXPECT_NE(md.find("| a | `ttft:p90<1s` | 4 (1.00x) | 6 (1.50x) | 1.5 (0.38x) | pd |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| b | `tpot:p90<40ms` | < 0.5 | missing | - | none |"), std::string::npos) << md;
+  EXPECT_NE(md.find("tcp-vs-shm (`pd-tcp` / `pd`) | a | 0.25x"), std::string::npos) << md;
+  EXPECT_NE(md.find("ttft:p90<1s at 4.4 req/s"), std::string::npos) << md;
+  Json j = t->to_json();
+  EXPECT_EQ(j["workloads"][0]["deployments"]["pd"]["ratio_to_baseline"], 1.5);
+  EXPECT_TRUE(j["workloads"][1]["best"].is_null());
+  EXPECT_FALSE(j["workloads"][1]["deployments"].contains("pd-tcp"));
+  // A corrupt result file is an error naming it, not a crash.
+  std::ofstream(result_path(out.string(), "pd", "b")) << "{not json";
+  auto bad = build_sweep_table(*e, out.string());
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("b.json"), std::string::npos) << bad.status().message();
+  fs::remove_all(out);
+}
+
+bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+// Runs `baton ARGS...` to completion; returns its exit code and output.
+std::pair<int, std::string> run_baton(const std::vector<std::string>& args, const fs::path& log, double timeout_s) {
+  ProcessOptions o;
+  o.program = BATON_BINARY;
+  o.args = args;
+  o.log_path = log.string();
+  auto child = ChildProcess::spawn(o);
+  if (!child.is_ok()) return {-1, child.status().to_string()};
+  for (int i = 0; i < timeout_s * 20 && child->running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (child->running()) {
+    child->stop(5.0);
+    return {-1, "timed out: " + read_all(log)};
+  }
+  return {child->exit_code(), read_all(log)};
+}
+
+TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
+  fs::path dir = fresh_dir("e2e");
+  auto init = run_baton({"init-model", "--preset", "tiny-qwen3", "--out", (dir / "model").string(), "--seed", "1"},
+                        dir / "init.log", 120);
+  ASSERT_EQ(init.first, 0) << init.second;
+  const int port = 21000 + (getpid() % 1500) * 8;
+  auto deployment = [&](const std::string& name, int replicas, int p) {
+    return fmt::format(
+        "  - name: {}\n    spec: {{mode: agg, replicas: {}, model: {}, router: {{port: {}}}, base_port: {}, "
+        "engine_args: {{num-kv-blocks: 128, max-num-seqs: 16, num-threads: 1}}}}\n",
+        name, replicas, (dir / "model").string(), p, p + 1);
+  };
+  std::string exp = "name: cpu-test\nbaseline: agg-1\ndeployments:\n" + deployment("agg-1", 1, port) +
+                    deployment("agg-2", 2, port + 4) +
+                    "workloads:\n  - {name: short, input_len: 24, output_len: 6, slo: \"e2e:p90<1500ms\"}\n"
+                    "search: {start_rate: 8, precision: 0.5, num_requests: 16, warmup: 2, max_trials: 3}\n";
+  std::ofstream(dir / "exp.yaml") << exp;
+  const fs::path out = dir / "out";
+
+  auto first = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "sweep1.log", 150);
+  ASSERT_EQ(first.first, 0) << first.second;
+  for (const char* dep : {"agg-1", "agg-2"}) {
+    EXPECT_NE(first.second.find(std::string("=== ") + dep + ": bringing it up"), std::string::npos);
+    auto doc = read_json_file(result_path(out.string(), dep, "short"));
+    ASSERT_TRUE(doc.is_ok()) << doc.status().to_string();
+    EXPECT_EQ((*doc)["label"], dep);
+    EXPECT_GE((*doc)["runs"].size(), 1u);
+    EXPECT_EQ((*doc)["config"]["sweep"]["vocab_size"], 512);  // read from the model's config.json
+    EXPECT_EQ((*doc)["config"]["sweep"]["deployment"]["replicas"], dep == std::string("agg-1") ? 1 : 2);
+    // Per-request records of every trial, warm-up marked.
+    std::string lines = read_all(requests_path(out.string(), dep, "short"));
+    size_t num_lines = std::count(lines.begin(), lines.end(), '\n');
+    EXPECT_EQ(num_lines, 16 * (*doc)["runs"].size());
+    EXPECT_NE(lines.find("\"trial\":0"), std::string::npos);
+    EXPECT_TRUE(fs::exists(out / "logs" / dep / "router.log"));
+  }
+  EXPECT_TRUE(fs::exists(out / "experiment.yaml"));
+  std::string md = read_all(out / "table.md");
+  EXPECT_NE(md.find("| short | `e2e:p90<1500ms` |"), std::string::npos) << md;
+  EXPECT_NE(md.find("(1.00x)"), std::string::npos) << md;
+  EXPECT_NE(md.find("\n## The SLO target that broke first"), std::string::npos) << md;
+  std::string html = read_all(out / "report.html");
+  EXPECT_NE(html.find("<iframe title=\"short\""), std::string::npos);
+  EXPECT_NE(html.find("agg-2"), std::string::npos);
+  auto table1 = read_json_file((out / "table.json").string());
+  ASSERT_TRUE(table1.is_ok());
+  EXPECT_TRUE((*table1)["workloads"][0]["deployments"]["agg-1"]["present"].get<bool>());
+  EXPECT_TRUE((*table1)["workloads"][0]["deployments"]["agg-2"]["present"].get<bool>());
+
+  // Every process the sweep started is gone.
+  std::regex re(R"(started ([a-z]+-\d+) \(pid (\d+))");
+  int num_started = 0;
+  for (std::sregex_iterator it(first.second.begin(), first.second.end(), re), end; it != end; ++it) {
+    ++num_started;
+    pid_t pid = std::stoi((*it)[2]);
+    EXPECT_FALSE(alive(pid)) << (*it)[1] << " (pid " << pid << ") left behind";
+  }
+  EXPECT_EQ(num_started, 3);  // 1 + 2 instances (the router's pid is not announced)
+
+  // Without --resume the sweep refuses to overwrite.
+  auto refused = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "sweep2.log", 60);
+  EXPECT_EQ(refused.first, 2) << refused.second;
+  EXPECT_NE(refused.second.find("--resume"), std::string::npos) << refused.second;
+
+  // With --resume nothing runs again; the table is rebuilt the same.
+  auto mtime1 = fs::last_write_time(result_path(out.string(), "agg-1", "short"));
+  auto mtime2 = fs::last_write_time(result_path(out.string(), "agg-2", "short"));
+  auto resumed =
+      run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "sweep3.log", 60);
+  ASSERT_EQ(resumed.first, 0) << resumed.second;
+  EXPECT_NE(resumed.second.find("0 result(s) run now, 2 already on disk"), std::string::npos) << resumed.second;
+  EXPECT_EQ(resumed.second.find("bringing it up"), std::string::npos) << resumed.second;
+  EXPECT_EQ(fs::last_write_time(result_path(out.string(), "agg-1", "short")), mtime1);
+  EXPECT_EQ(fs::last_write_time(result_path(out.string(), "agg-2", "short")), mtime2);
+  auto table2 = read_json_file((out / "table.json").string());
+  ASSERT_TRUE(table2.is_ok());
+  EXPECT_EQ(*table1, *table2);
+  EXPECT_EQ(read_all(out / "table.md"), md);
+
+  // A result that is missing (a sweep stopped part-way) is all --resume runs.
+  fs::remove(result_path(out.string(), "agg-2", "short"));
+  auto part = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "sweep4.log",
+                        90);
+  ASSERT_EQ(part.first, 0) << part.second;
+  EXPECT_NE(part.second.find("1 result(s) run now, 1 already on disk"), std::string::npos) << part.second;
+  EXPECT_EQ(part.second.find("=== agg-1: bringing it up"), std::string::npos) << part.second;
+  EXPECT_NE(part.second.find("=== agg-2: bringing it up"), std::string::npos) << part.second;
+  EXPECT_EQ(fs::last_write_time(result_path(out.string(), "agg-1", "short")), mtime1);
+  EXPECT_TRUE(fs::exists(result_path(out.string(), "agg-2", "short")));
+  for (std::sregex_iterator it(part.second.begin(), part.second.end(), re), end; it != end; ++it) {
+    EXPECT_FALSE(alive(std::stoi((*it)[2]))) << (*it)[1] << " left behind";
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace baton::deploy
