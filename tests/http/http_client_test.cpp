@@ -152,6 +152,27 @@ TEST(HttpClientTest, StreamsChunksAsTheyArriveAndReusesConnection) {
   EXPECT_EQ(client->num_idle_connections(), 1u);
 }
 
+TEST(HttpClientTest, StreamHandleCancelsOneExchange) {
+  TestServer server;
+  asio::io_context io;
+  auto client = HttpClient::create(io.get_executor(), parse_url(server.url("/")).value()).value();
+  int num_events = 0;
+  Status done = internal_error("not done");
+  StreamHandle handle;
+  SseParser sse([&](const SseEvent&) {
+    if (++num_events == 1) handle.cancel();  // from inside a handler
+  });
+  StreamHandlers h;
+  h.on_data = [&](std::string_view b) { sse.feed(b); };
+  h.on_done = [&](const Status& st) { done = st; };
+  handle = client->stream(Request{.method = "GET", .target = "/sse"}, std::move(h));
+  io.run();
+  EXPECT_EQ(done.code(), StatusCode::kAborted) << done.to_string();
+  EXPECT_EQ(num_events, 1);
+  EXPECT_EQ(client->num_in_flight(), 0u);
+  EXPECT_EQ(client->num_idle_connections(), 0u);  // a cancelled connection is not reused
+}
+
 TEST(HttpClientTest, RetriesOnceWhenPeerClosedIdleConnection) {
   TestServer server;
   asio::io_context io;
