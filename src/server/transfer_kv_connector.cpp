@@ -435,6 +435,13 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
     return invalid_argument("the prefill instance computed {} prompt tokens, this request has {}",
                             remote_tokens, load.num_prompt_tokens);
   }
+  // A lease that ended may have had its blocks reused: never read it.
+  if (auto it = p.find("lease_expires_ms"); it != p.end() && it->is_number_integer()) {
+    const int64_t late_ms = wall_ms() - it->get<int64_t>();
+    if (late_ms > 0) {
+      return failed_precondition("the prefill instance's KV lease of '{}' expired {} ms ago", remote_request, late_ms);
+    }
+  }
   const int first = load.num_local_tokens / block_size_;
   const int end = (load.num_tokens_to_load + block_size_ - 1) / block_size_;
   if (end > static_cast<int>(remote_ids.size()) || end > static_cast<int>(load.local_block_ids.size())) {
