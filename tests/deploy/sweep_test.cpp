@@ -1,5 +1,5 @@
 // `baton sweep`: the experiment file, the comparison table built from results
-// on disk, and a real sweep on the CPU (tiny model, two deployments, one
+// on disk, and a real sweep on the CPU (tiny model; agg x1, agg x2 and PD 1P1D over shm; one
 // workload) that writes its results, resumes without running anything again,
 // and leaves no process behind.
 #include <signal.h>
@@ -231,8 +231,13 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
         "engine_args: {{num-kv-blocks: 128, max-num-seqs: 16, num-threads: 1}}}}\n",
         name, replicas, (dir / "model").string(), p, p + 1);
   };
+  std::string pd = fmt::format(
+      "  - name: pd-1p1d\n    spec: {{mode: pd, prefill: 1, decode: 1, kv_transport: shm, model: {}, "
+      "router: {{port: {}}}, base_port: {}, base_kv_port: {}, engine_args: {{num-kv-blocks: 128, max-num-seqs: 16, "
+      "num-threads: 1}}}}\n",
+      (dir / "model").string(), port + 8, port + 9, port + 12);
   std::string exp = "name: cpu-test\nbaseline: agg-1\ndeployments:\n" + deployment("agg-1", 1, port) +
-                    deployment("agg-2", 2, port + 4) +
+                    deployment("agg-2", 2, port + 4) + pd +
                     "workloads:\n  - {name: short, input_len: 24, output_len: 6, slo: \"e2e:p90<1500ms\"}\n"
                     "search: {start_rate: 8, precision: 0.5, num_requests: 16, warmup: 2, max_trials: 3}\n";
   std::ofstream(dir / "exp.yaml") << exp;
@@ -240,14 +245,16 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
 
   auto first = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "sweep1.log", 150);
   ASSERT_EQ(first.first, 0) << first.second;
-  for (const char* dep : {"agg-1", "agg-2"}) {
+  for (const char* dep : {"agg-1", "agg-2", "pd-1p1d"}) {
     EXPECT_NE(first.second.find(std::string("=== ") + dep + ": bringing it up"), std::string::npos);
     auto doc = read_json_file(result_path(out.string(), dep, "short"));
     ASSERT_TRUE(doc.is_ok()) << doc.status().to_string();
     EXPECT_EQ((*doc)["label"], dep);
     EXPECT_GE((*doc)["runs"].size(), 1u);
     EXPECT_EQ((*doc)["config"]["sweep"]["vocab_size"], 512);  // read from the model's config.json
-    EXPECT_EQ((*doc)["config"]["sweep"]["deployment"]["replicas"], dep == std::string("agg-1") ? 1 : 2);
+    const Json& spec = (*doc)["config"]["sweep"]["deployment"];
+    if (spec["mode"] == "agg") EXPECT_EQ(spec["replicas"], dep == std::string("agg-1") ? 1 : 2);
+    else EXPECT_EQ(spec["kv_transport"], "shm");
     // Per-request records of every trial, warm-up marked.
     std::string lines = read_all(requests_path(out.string(), dep, "short"));
     size_t num_lines = std::count(lines.begin(), lines.end(), '\n');
@@ -267,6 +274,7 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   ASSERT_TRUE(table1.is_ok());
   EXPECT_TRUE((*table1)["workloads"][0]["deployments"]["agg-1"]["present"].get<bool>());
   EXPECT_TRUE((*table1)["workloads"][0]["deployments"]["agg-2"]["present"].get<bool>());
+  EXPECT_TRUE((*table1)["workloads"][0]["deployments"]["pd-1p1d"]["present"].get<bool>());
 
   // Every process the sweep started is gone.
   std::regex re(R"(started ([a-z]+-\d+) \(pid (\d+))");
@@ -276,7 +284,7 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
     pid_t pid = std::stoi((*it)[2]);
     EXPECT_FALSE(alive(pid)) << (*it)[1] << " (pid " << pid << ") left behind";
   }
-  EXPECT_EQ(num_started, 3);  // 1 + 2 instances (the router's pid is not announced)
+  EXPECT_EQ(num_started, 5);  // 1 + 2 + (1 + 1) instances (the router's pid is not announced)
 
   // Without --resume the sweep refuses to overwrite.
   auto refused = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "sweep2.log", 60);
@@ -289,7 +297,7 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   auto resumed =
       run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "sweep3.log", 60);
   ASSERT_EQ(resumed.first, 0) << resumed.second;
-  EXPECT_NE(resumed.second.find("0 result(s) run now, 2 already on disk"), std::string::npos) << resumed.second;
+  EXPECT_NE(resumed.second.find("0 result(s) run now, 3 already on disk"), std::string::npos) << resumed.second;
   EXPECT_EQ(resumed.second.find("bringing it up"), std::string::npos) << resumed.second;
   EXPECT_EQ(fs::last_write_time(result_path(out.string(), "agg-1", "short")), mtime1);
   EXPECT_EQ(fs::last_write_time(result_path(out.string(), "agg-2", "short")), mtime2);
@@ -303,8 +311,9 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   auto part = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "sweep4.log",
                         90);
   ASSERT_EQ(part.first, 0) << part.second;
-  EXPECT_NE(part.second.find("1 result(s) run now, 1 already on disk"), std::string::npos) << part.second;
+  EXPECT_NE(part.second.find("1 result(s) run now, 2 already on disk"), std::string::npos) << part.second;
   EXPECT_EQ(part.second.find("=== agg-1: bringing it up"), std::string::npos) << part.second;
+  EXPECT_EQ(part.second.find("=== pd-1p1d: bringing it up"), std::string::npos) << part.second;
   EXPECT_NE(part.second.find("=== agg-2: bringing it up"), std::string::npos) << part.second;
   EXPECT_EQ(fs::last_write_time(result_path(out.string(), "agg-1", "short")), mtime1);
   EXPECT_TRUE(fs::exists(result_path(out.string(), "agg-2", "short")));
