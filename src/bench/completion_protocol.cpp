@@ -4,11 +4,14 @@
 
 namespace baton::bench {
 
-std::string make_completion_body(const RequestSpec& spec, const CompletionBodyOptions& o) {
+std::string make_completion_body(const RequestSpec& spec, const CompletionBodyOptions& o,
+                                 const std::string* text_prompt) {
   fmt::memory_buffer out;
   auto it = std::back_inserter(out);
   fmt::format_to(it, "{{\"model\":{},\"prompt\":", Json(o.model).dump());
-  if (o.prompt_format == PromptFormat::kTokenIds) {
+  if (text_prompt != nullptr) {
+    fmt::format_to(it, "{}", Json(*text_prompt).dump());
+  } else if (o.prompt_format == PromptFormat::kTokenIds) {
     auto ids = materialize_ids(spec.prompt, o.vocab_size);
     out.push_back('[');
     for (size_t i = 0; i < ids.size(); ++i) {

@@ -23,7 +23,10 @@ struct CompletionBodyOptions {
 // {"model", "prompt": [ids] | "text", "max_tokens": n, "min_tokens": n,
 //  "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true},
 //  "temperature": 0}
-std::string make_completion_body(const RequestSpec& spec, const CompletionBodyOptions& options);
+// `text_prompt`, when given, replaces the spec's prompt (multiturn text
+// sessions, whose history holds the server's real answers).
+std::string make_completion_body(const RequestSpec& spec, const CompletionBodyOptions& options,
+                                 const std::string* text_prompt = nullptr);
 
 struct ChunkInfo {
   bool done = false;          // "data: [DONE]"

@@ -84,6 +84,9 @@ class Runner {
   std::mutex wait_mu_;
   size_t in_flight_ = 0;  // under wait_mu_
   std::deque<size_t> waiting_;
+  // Multiturn text sessions: the conversation so far (prompt + real answer)
+  // for request j, written when its previous turn completes (before j is sent).
+  std::vector<std::string> history_;
   std::mutex ttft_mu_;
   std::vector<double> recent_ttft_;
   size_t ttft_next_ = 0;
@@ -101,6 +104,9 @@ struct Runner::Exchange {
   std::string error_body;
   std::string stream_error;
   bool got_done = false;
+  bool keep_text = false;   // multiturn text: the answer joins the next turn's prompt
+  std::string prompt_text;  // what was sent, when keep_text
+  std::string answer;
 
   void on_event(const http::SseEvent& e) {
     auto& rec = runner->records_[index];
@@ -122,6 +128,7 @@ struct Runner::Exchange {
         }
       }
       rec.chunk_s.push_back(t);
+      if (keep_text) answer += c.text;
     }
     if (c.has_usage) {
       rec.usage_reported = true;
@@ -150,13 +157,18 @@ struct Runner::Exchange {
       rec.ok = true;
       if (!rec.usage_reported) rec.output_tokens = static_cast<int64_t>(rec.chunk_s.size());
     }
+    if (keep_text) {
+      auto j = static_cast<size_t>(runner->w_.requests[index].next_turn);
+      runner->history_[j] = std::move(prompt_text) + std::move(answer);
+    }
     runner->finish(*worker, index);
   }
 };
 
 void Runner::arm(Worker& w) {
   if (w.next >= w.schedule.size()) return;
-  if (w.prepared_index != w.schedule[w.next]) {
+  if (w.prepared_index != w.schedule[w.next] &&
+      !(body_.prompt_format == PromptFormat::kText && w_.requests[w.schedule[w.next]].session >= 0)) {
     w.prepared_index = w.schedule[w.next];
     w.prepared_body = make_completion_body(w_.requests[w.prepared_index], body_);
   }
@@ -192,13 +204,24 @@ void Runner::send(Worker& w, size_t i, double ready_s) {
   rec.ready_s = ready_s;
   const RequestSpec& spec = w_.requests[i];
   http::Request req = base_request_;
-  if (w.prepared_index == i) {
+  auto ex = std::make_shared<Exchange>(this, &w, i);
+  bool text_session = body_.prompt_format == PromptFormat::kText && spec.session >= 0;
+  if (text_session) {
+    // The conversation so far with the server's real answers, then the new user turn.
+    std::string prompt = spec.turn > 0 ? history_[i] + " " : std::string();
+    prompt += materialize_text({spec.prompt.back()});
+    req.body = make_completion_body(spec, body_, &prompt);
+    history_[i].clear();
+    if (spec.next_turn >= 0) {
+      ex->keep_text = true;
+      ex->prompt_text = std::move(prompt);
+    }
+  } else if (w.prepared_index == i) {
     req.body = std::move(w.prepared_body);
     w.prepared_index = SIZE_MAX;
   } else {
     req.body = make_completion_body(spec, body_);
   }
-  auto ex = std::make_shared<Exchange>(this, &w, i);
   http::StreamHandlers h;
   h.on_headers = [ex](int status, const std::vector<http::Header>&) { ex->status = status; };
   h.on_data = [ex](std::string_view bytes) {
@@ -278,6 +301,7 @@ Result<LoadResult> Runner::run() {
   num_total_ = w_.requests.size();
 
   records_.resize(num_total_);
+  history_.resize(num_total_);
   std::vector<size_t> firsts;
   for (size_t i = 0; i < num_total_; ++i) {
     const auto& spec = w_.requests[i];

@@ -9,10 +9,11 @@
 //              prefix is round(hit_rate * input_len) tokens, so the token-level
 //              prefix-cache hit rate tends to hit_rate (first use of a group misses)
 //   multiturn: sessions start at the arrival process's times; each has N turns;
-//              turn k's prompt is the whole conversation so far (every earlier
-//              user turn and a stand-in of each earlier answer of its planned
-//              length) plus a new user turn; turn k+1 is sent think_time after
-//              turn k completes
+//              turn k's prompt is the whole conversation so far plus a new user
+//              turn; turn k+1 is sent think_time after turn k completes. With
+//              text prompts the history holds the server's real answers; with
+//              token ids (which the API does not return) each earlier answer is
+//              a stand-in of its planned length
 //   trace:     lengths and times from a trace (timestamps * time_scale); Mooncake
 //              hash ids become equal 512-token blocks
 #pragma once

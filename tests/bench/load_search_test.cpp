@@ -137,6 +137,27 @@ TEST(LoadGeneratorTest, MultiturnFollowsThinkTime) {
   }
 }
 
+TEST(LoadGeneratorTest, MultiturnTextCarriesTheRealAnswers) {
+  SimServerOptions so;  // answers " tok" per token; counts a text prompt as bytes / 4 + 1 tokens
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 20, 3, 50);
+  cfg.workload.kind = "multiturn";
+  cfg.workload.num_turns = 3;
+  cfg.workload.think_time_s = 0;
+  cfg.workload.input_len = {4, 4};
+  cfg.workload.prompt_format = PromptFormat::kText;
+  cfg.load.prompt_format = PromptFormat::kText;
+  auto rep = run_benchmark(cfg).value();
+  ASSERT_EQ(rep.load.records.size(), 3u);
+  for (const auto& r : rep.load.records) ASSERT_TRUE(r.ok) << r.error;
+  // Each answer is 50 x " tok" = 200 bytes, about 50 more prompt tokens per turn.
+  int64_t p0 = rep.load.records[0].prompt_tokens, p1 = rep.load.records[1].prompt_tokens,
+          p2 = rep.load.records[2].prompt_tokens;
+  EXPECT_GE(p1 - p0, 50);
+  EXPECT_GE(p2 - p1, 50);
+}
+
 TEST(LoadGeneratorTest, AClientThatFallsBehindSaysSo) {
   SimServerOptions so;
   SimServer server(so);
