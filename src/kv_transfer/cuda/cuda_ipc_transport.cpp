@@ -102,9 +102,20 @@ Status CudaIpcTransport::register_local(const KvRegionDesc& region, PeerDescript
   BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(region.device_id), "cudaSetDevice"));
   // IPC handles name whole allocations: export the allocation holding the
   // region and send the region's offset within it.
+  // The driver's cuMemGetAddressRange, reached through the runtime so that the
+  // binary does not link libcuda (it must start on machines without a driver).
+  using GetAddressRangeFn = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
+  void* entry = nullptr;
+  cudaDriverEntryPointQueryResult query = cudaDriverEntryPointSymbolNotFound;
+  if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &entry, 12000, cudaEnableDefault, &query) !=
+          cudaSuccess ||
+      query != cudaDriverEntryPointSuccess || entry == nullptr) {
+    return unavailable("cuda_ipc: the CUDA driver does not provide cuMemGetAddressRange");
+  }
+  auto get_address_range = reinterpret_cast<GetAddressRangeFn>(entry);
   CUdeviceptr alloc_base = 0;
   size_t alloc_bytes = 0;
-  if (cuMemGetAddressRange(&alloc_base, &alloc_bytes, reinterpret_cast<CUdeviceptr>(region.base)) !=
+  if (get_address_range(&alloc_base, &alloc_bytes, reinterpret_cast<CUdeviceptr>(region.base)) !=
       CUDA_SUCCESS) {
     return invalid_argument("cuda_ipc: KV base {} is not a cudaMalloc'd device pointer",
                             region.base);
