@@ -431,6 +431,24 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
   BATON_ASSIGN_OR_RETURN(int port, param<int>(p, "remote_port"));
   BATON_ASSIGN_OR_RETURN(std::vector<int64_t> remote_ids, param<std::vector<int64_t>>(p, "remote_block_ids"));
   BATON_ASSIGN_OR_RETURN(int remote_tokens, param<int>(p, "remote_num_tokens"));
+  // First the peer: an incompatible one is refused naming the field.
+  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->connect_peer(host, port));
+  if (peer.engine_id != peer_id) {
+    return failed_precondition("the KV agent at {}:{} is engine '{}', not '{}' named by kv_transfer_params", host,
+                               port, peer.engine_id, peer_id);
+  }
+  // Whatever happens from here (read or not, failed or not), the prefill
+  // side may free its blocks when this returns.
+  struct DoneOnExit {
+    TransferEngine* transfer;
+    const std::string& peer;
+    const std::string& request;
+    ~DoneOnExit() {
+      if (Status d = transfer->notify_done(peer, request); !d.is_ok()) {
+        BATON_LOG_WARN("telling '{}' that '{}' is done failed: {}", peer, request, d.to_string());
+      }
+    }
+  } done_on_exit{transfer_.get(), peer.engine_id, remote_request};
   if (remote_tokens != load.num_prompt_tokens) {
     return invalid_argument("the prefill instance computed {} prompt tokens, this request has {}",
                             remote_tokens, load.num_prompt_tokens);
@@ -447,11 +465,6 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
   if (end > static_cast<int>(remote_ids.size()) || end > static_cast<int>(load.local_block_ids.size())) {
     return invalid_argument("kv_transfer_params holds {} remote blocks; {} tokens need {}", remote_ids.size(),
                             load.num_tokens_to_load, end);
-  }
-  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->connect_peer(host, port));
-  if (peer.engine_id != peer_id) {
-    return failed_precondition("the KV agent at {}:{} is engine '{}', not '{}' named by kv_transfer_params", host,
-                               port, peer.engine_id, peer_id);
   }
   Status st;
   if (first < end) {
@@ -485,10 +498,6 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
     std::lock_guard<std::mutex> lock(mu_);
     stats_.num_blocks_local_hit += first;
     if (metrics_) metrics_->blocks_local_hit->inc(first);
-  }
-  // Read or not, the prefill side may free its blocks now.
-  if (Status d = transfer_->notify_done(peer.engine_id, remote_request); !d.is_ok()) {
-    BATON_LOG_WARN("telling '{}' that '{}' is done failed: {}", peer.engine_id, remote_request, d.to_string());
   }
   return st;
 }

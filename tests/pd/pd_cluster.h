@@ -5,7 +5,10 @@
 // spells the token ids ("token_id:N" per token), and /metrics readers.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -157,10 +160,10 @@ inline std::vector<std::unique_ptr<Proc>> spawn_all(const std::vector<std::vecto
 }
 
 inline std::vector<std::string> serve_args(const std::string& model, const std::string& role,
-                                           std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"serve",       "--model",         model, "--served-model-name", "m",
-                                "--port",      "0",               "--num-kv-blocks", "64", "--num-threads",
-                                "1",           "--role",          role};
+                                           std::vector<std::string> extra = {}, int num_kv_blocks = 64) {
+  std::vector<std::string> a = {"serve", "--model", model, "--served-model-name", "m", "--port", "0",
+                                "--num-kv-blocks", std::to_string(num_kv_blocks), "--num-threads", "1",
+                                "--role", role};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -244,6 +247,29 @@ inline std::optional<double> metric(const std::string& base_url, const std::stri
     return std::stod(line.substr(line.rfind(' ') + 1));
   }
   return std::nullopt;
+}
+
+// Sends a request on a raw connection and returns the socket (the caller
+// closes it to disconnect), or -1.
+inline int open_request(int port, const Json& body) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const std::string b = body.dump();
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 inline bool wait_until(const std::function<bool()>& pred, double timeout_s) {
