@@ -65,6 +65,15 @@ constexpr const char* kScript = R"JS(
 const D = JSON.parse(document.getElementById('baton-data').textContent);
 const COLORS = ['#1f77b4','#d62728','#2ca02c','#ff7f0e','#9467bd','#8c564b','#e377c2','#17becf'];
 const color = i => COLORS[i % COLORS.length];
+// One point per target rate (repeated trials: their median), sorted by offered load.
+function curve(doc, f) {
+  const byRate = {};
+  doc.runs.forEach(r => { const y = f(r); if (y === null || y === undefined) return;
+    (byRate[r.target_rate_rps] = byRate[r.target_rate_rps] || []).push(
+        {x: r.metrics.offered_rate_rps || r.target_rate_rps, y: y}); });
+  return Object.values(byRate).map(g => { g.sort((a, b) => a.y - b.y); return g[(g.length - 1) >> 1]; })
+               .sort((a, b) => a.x - b.x);
+}
 function limitsFor(metric) {
   const seen = {};
   D.docs.forEach(d => (d.slo || []).forEach(t => { if (t.metric === metric) seen[t.target] = t.limit_ms; }));
@@ -74,14 +83,7 @@ function vsRate(id, metric, title, logY) {
   const ds = []; let minX = Infinity, maxX = 0;
   D.docs.forEach((doc, i) => {
     for (const [stat, dash] of [['p90', []], ['p50', [6, 4]]]) {
-      // Repeated trials at one target rate: plot their median.
-      const byRate = {};
-      doc.runs.forEach(r => { const y = r.metrics[metric + '_ms'][stat];
-        if (y === null || !(y > 0)) return;
-        (byRate[r.target_rate_rps] = byRate[r.target_rate_rps] || []).push(
-            {x: r.metrics.offered_rate_rps || r.target_rate_rps, y: y}); });
-      const pts = Object.values(byRate).map(g => { g.sort((a, b) => a.y - b.y); return g[(g.length - 1) >> 1]; })
-                        .sort((a, b) => a.x - b.x);
+      const pts = curve(doc, r => r.metrics[metric + '_ms'][stat]).filter(p => p.y > 0);
       pts.forEach(p => { minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x); });
       ds.push({label: doc.label + ' ' + stat, data: pts, showLine: true, borderColor: color(i),
                backgroundColor: color(i), borderDash: dash, pointRadius: 3});
@@ -111,6 +113,22 @@ function bars(id) {
                 legend: {display: false}},
       scales: {y: {beginAtZero: true, title: {display: true, text: 'req/s'}}}}});
 }
+function goodput(id) {
+  const ds = [];
+  D.docs.forEach((doc, i) => {
+    for (const [key, dash, name] of [['goodput', [], 'goodput'], ['throughput', [6, 4], 'throughput']]) {
+      const pts = curve(doc, r => key === 'goodput' ? r.slo.goodput_rps : r.metrics.request_throughput_rps);
+      ds.push({label: doc.label + ' ' + name, data: pts, showLine: true, borderColor: color(i),
+               backgroundColor: color(i), borderDash: dash, pointRadius: 3});
+    }
+  });
+  new Chart(document.getElementById(id), {type: 'scatter', data: {datasets: ds}, options: {
+    animation: false, responsive: true, maintainAspectRatio: false,
+    plugins: {title: {display: true, text: 'Goodput (requests meeting every SLO limit) and throughput vs offered load'},
+              legend: {labels: {boxWidth: 12, font: {size: 11}}}},
+    scales: {x: {title: {display: true, text: 'offered load (req/s)'}},
+             y: {beginAtZero: true, title: {display: true, text: 'req/s'}}}}});
+}
 function cdf(id, key, title) {
   const ds = D.docs.map((doc, i) => ({label: doc.label, data: ((doc.cdf || {})[key] || []).map(p => ({x: p[0], y: p[1]})),
       showLine: true, borderColor: color(i), backgroundColor: color(i), pointRadius: 0, borderWidth: 2}));
@@ -125,6 +143,7 @@ vsRate('c-ttft', 'ttft', 'TTFT vs offered load (p90 solid, p50 dashed)', true);
 vsRate('c-tpot', 'tpot', 'TPOT vs offered load (p90 solid, p50 dashed)', false);
 vsRate('c-e2e', 'e2e', 'E2E latency vs offered load (p90 solid, p50 dashed)', true);
 bars('c-max');
+goodput('c-good');
 cdf('d-ttft', 'ttft_ms', 'TTFT distribution (CDF)');
 cdf('d-tpot', 'tpot_ms', 'TPOT distribution (CDF)');
 cdf('d-e2e', 'e2e_ms', 'E2E latency distribution (CDF)');
@@ -168,12 +187,12 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
     }
   }
   h += "<div class=\"grid\">";
-  for (const char* id : {"c-ttft", "c-tpot", "c-e2e", "c-max", "d-ttft", "d-tpot", "d-e2e"}) {
+  for (const char* id : {"c-ttft", "c-tpot", "c-e2e", "c-max", "c-good", "d-ttft", "d-tpot", "d-e2e"}) {
     h += fmt::format("<div class=\"chart\"><canvas id=\"{}\"></canvas></div>", id);
   }
-  h += "<div class=\"chart\" style=\"overflow:auto\"><pre style=\"border:0;margin:0\">" +
-       esc(docs.empty() ? "" : docs.front().value("metric_definitions", "")) + "</pre></div>";
   h += "</div>";
+  h += "<h2>Metric definitions</h2><pre>" + esc(docs.empty() ? "" : docs.front().value("metric_definitions", "")) +
+       "</pre>";
   h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target req/s</th><th>offered req/s</th>"
        "<th>done</th><th>failed</th><th>throughput req/s</th><th>output tok/s</th><th>goodput req/s</th>"
        "<th>attainment</th><th>TTFT p50/p90/p99 ms</th><th>TPOT p50/p90/p99 ms</th><th>E2E p50/p90/p99 ms</th>"
