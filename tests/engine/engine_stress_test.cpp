@@ -71,7 +71,9 @@ int64_t stress(uint64_t seed, bool prefix_caching) {
   EngineStats s = engine->stats();
   EXPECT_EQ(s.num_requests_finished, static_cast<int64_t>(expected.size()));
   EXPECT_EQ(s.num_requests_aborted, static_cast<int64_t>(aborted.size()));
-  if (prefix_caching) EXPECT_GT(s.prefix_cache_hits, 0);
+  if (prefix_caching) {
+    EXPECT_GT(s.prefix_cache_hits, 0);
+  }
   return s.num_preemptions;
 }
 

@@ -136,7 +136,9 @@ TEST(CpuSeededSampling, SameTokensAloneAndInABatch) {
     g.sampling.seed = 77;
     EXPECT_TRUE((*engine)->add_request(g).is_ok());
     auto out = run_to_completion(**engine);
-    if (crowded) EXPECT_GT((*engine)->stats().num_preemptions, 0);
+    if (crowded) {
+      EXPECT_GT((*engine)->stats().num_preemptions, 0);
+    }
     return out["x"].ids;
   };
   auto alone = run(false);
