@@ -328,10 +328,22 @@ TEST(CudaOps, PrefillAttentionVarlenWithCachedContext) {
     check_attention(4, 4, hd, {64, 17}, {16, 3}, false, 20 + hd);
   }
   check_attention(32, 8, 128, {300, 1, 129}, {700, 1000, 0}, false, 99);
-  for (int variant : {0, 1}) {  // q in registers / in shared memory
+  for (int variant : {0, 1}) {  // mma.sync kernel: q in registers / in shared memory
     check_attention(32, 8, 128, {200, 3}, {100, 60}, false, 100 + variant, variant);
     check_attention(8, 8, 64, {130, 1}, {0, 77}, false, 102 + variant, variant);
   }
+}
+
+// The Hopper wgmma kernel (head_dim 128, the default there): GQA groups 1, 4
+// and 8, tiles that end mid-block and mid-sequence, long causal prompts,
+// chunked prefill after a cached prefix, one-token rows in a mixed batch.
+TEST(CudaOps, PrefillAttentionWgmmaMatchesCpu) {
+  BATON_REQUIRE_GPU();
+  check_attention(32, 8, 128, {1000}, {0}, false, 200, 2);
+  check_attention(32, 8, 128, {77, 1, 300, 16}, {0, 5, 1234, 64}, false, 201, 2);
+  check_attention(8, 8, 128, {129, 33}, {0, 190}, false, 202, 2);
+  check_attention(64, 8, 128, {65, 200}, {3, 0}, false, 203, 2);
+  check_attention(16, 2, 128, {1, 1, 1}, {0, 63, 64}, false, 204, 2);
 }
 
 TEST(CudaOps, DecodeAttentionSplitOverContext) {

@@ -1,11 +1,13 @@
 // Attention over the paged KV cache with tensor cores (mma.sync, FA2-style
 // online softmax). Rows of a tile are (query token, query head of the group)
 // pairs of one KV head, so the heads of a GQA group share every K/V load.
-// Prefill: 4 warps x 16 rows, 64-key tiles, causal, any cached prefix.
+// Prefill: 4 warps x 32 rows, 64-key tiles, causal, any cached prefix (head_dim
+// 128 goes to the wgmma kernel of attention_wgmma.cu; variants 0/1 force this one).
 // Decode: one token; the 4 warps split each 64-key tile, the context is split
 // over blocks and merged by a combine kernel.
 #include <cfloat>
 
+#include "backend/cuda/attention_wgmma.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/kernels.h"
@@ -472,6 +474,11 @@ void prefill_variant(const AttnArgs& a, const int32_t* work, int num_items, cuda
 
 template <int HD>
 void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
+  // head_dim 128: the Hopper wgmma kernel (attention_wgmma.cu) unless a variant of this one is asked for.
+  if (attention_wgmma_supports(HD) && (a.prefill_variant < 0 || a.prefill_variant == 2)) {
+    launch_attention_prefill_wgmma(a, work, num_items, stream);
+    return;
+  }
   // q in shared memory for head_dim 128 (q in registers there spills), unless asked otherwise.
   const bool qs = a.prefill_variant == 1 || (a.prefill_variant < 0 && HD == 128);
   if (qs) prefill_variant<HD, true>(a, work, num_items, stream);
