@@ -46,6 +46,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
     std::string out;
     bool resume = false;
     bool report_only = false;
+    bool plan = false;
     std::string deployments, workloads;
   };
   auto opts = std::make_shared<Opts>();
@@ -54,6 +55,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--out", opts->out, "Output folder (default results/EXPERIMENT_NAME)");
   sub.add_flag("--resume", opts->resume, "Keep the results already in --out and run only the missing ones");
   sub.add_flag("--report-only", opts->report_only, "Run nothing: rebuild table and report from the results on disk");
+  sub.add_flag("--plan", opts->plan, "Run nothing: list every deployment x workload and whether it is on disk");
   sub.add_option("--deployments", opts->deployments, "Run only these deployments (comma-separated names)");
   sub.add_option("--workloads", opts->workloads, "Run only these workloads (comma-separated names)");
   return [opts] {
@@ -64,6 +66,26 @@ baton::cli::RunFn setup(CLI::App& sub) {
     }
     const std::string out = opts->out.empty() ? "results/" + experiment->name : opts->out;
     auto say = [](const std::string& m) { std::cout << m << std::endl; };
+    if (opts->plan) {
+      for (const auto& d : experiment->deployments) {
+        std::cout << d.name << " (" << d.source << ", " << d.spec.mode << ", "
+                  << (d.spec.mode == "agg" ? std::to_string(d.spec.agg.replicas) + " replicas"
+                                           : fmt::format("{}P{}D over {}", d.spec.prefill.replicas,
+                                                         d.spec.decode.replicas, d.spec.kv_transport))
+                  << "):\n";
+        for (const auto& w : experiment->workloads) {
+          if (!experiment->runs(d, w)) continue;
+          bool done = baton::deploy::result_on_disk(out, d.name, w.name);
+          std::cout << fmt::format("  {:<24} {:<8} slo {}; {} requests/trial, start {} req/s, {} trials at most\n",
+                                   w.name, done ? "on disk" : "to run", w.slo_text, w.options.num_requests,
+                                   w.start_rate_given || w.options.kind != "trace"
+                                       ? fmt::format("{:.3g}", w.search.start_rate)
+                                       : std::string("at the trace's scaled"),
+                                   w.search.max_trials);
+        }
+      }
+      return 0;
+    }
     bool failed = false;
     if (!opts->report_only) {
       struct sigaction sa {};

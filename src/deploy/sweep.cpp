@@ -203,11 +203,16 @@ class SweepRunner {
       return;
     }
     Json gpus = gpu_names(sup.instances());
+    Status health = Status::ok();
     for (const auto* w : workloads) {
       if (interrupted()) break;
+      if (!health.is_ok()) {  // the router or an instance is gone for good: the rest would fail too
+        fail(d.name + "/" + w->name, "not run: the deployment broke: " + health.message());
+        continue;
+      }
       Status r = run_workload(d, *w, &sup, gpus, log_dir);
       if (!r.is_ok()) fail(d.name + "/" + w->name, r.message());
-      if (!sup.poll().is_ok()) break;  // the router or an instance is gone for good: the rest would fail too
+      health = sup.poll();
     }
     say(fmt::format("=== {}: tearing it down", d.name));
     sup.stop(10.0);

@@ -306,6 +306,19 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   EXPECT_EQ(*table1, *table2);
   EXPECT_EQ(read_all(out / "table.md"), md);
 
+  // --plan and --report-only run nothing.
+  auto plan = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--plan"}, dir / "plan.log", 30);
+  ASSERT_EQ(plan.first, 0) << plan.second;
+  EXPECT_NE(plan.second.find("agg-2 (inline, agg, 2 replicas):\n  short"), std::string::npos) << plan.second;
+  EXPECT_NE(plan.second.find("pd-1p1d (inline, pd, 1P1D over shm)"), std::string::npos) << plan.second;
+  EXPECT_NE(plan.second.find("on disk"), std::string::npos) << plan.second;
+  EXPECT_EQ(plan.second.find("to run"), std::string::npos) << plan.second;
+  auto report = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--report-only"},
+                          dir / "report.log", 30);
+  ASSERT_EQ(report.first, 0) << report.second;
+  EXPECT_EQ(report.second.find("bringing it up"), std::string::npos) << report.second;
+  EXPECT_EQ(read_all(out / "table.md"), md);
+
   // A result that is missing (a sweep stopped part-way) is all --resume runs.
   fs::remove(result_path(out.string(), "agg-2", "short"));
   auto part = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "sweep4.log",
