@@ -126,7 +126,7 @@ void KvAgent::serve_connection(Connection* conn) {
       }
       return;  // peer closed, or garbage: drop the connection
     }
-    ReadContext ctx{SteadyClock::now() + std::chrono::milliseconds(options_.io_timeout_ms),
+    ReadContext ctx{deadline_after_ms(options_.io_timeout_ms),
                     &stopping_};
     Status st;
     switch (frame->type) {
@@ -175,7 +175,7 @@ void KvAgent::serve_connection(Connection* conn) {
 }
 
 Status KvAgent::handle_read(Connection& conn, const Json& request) {
-  ReadContext ctx{SteadyClock::now() + std::chrono::milliseconds(options_.io_timeout_ms),
+  ReadContext ctx{deadline_after_ms(options_.io_timeout_ms),
                   &stopping_};
   // Parse and validate the runs before sending anything; a bad request gets
   // a kError reply and the connection stays usable.

@@ -9,7 +9,7 @@ namespace baton {
 
 namespace {
 ReadContext context_in(int64_t timeout_ms, const std::atomic<bool>* cancelled = nullptr) {
-  return ReadContext{SteadyClock::now() + std::chrono::milliseconds(timeout_ms), cancelled};
+  return ReadContext{deadline_after_ms(timeout_ms), cancelled};
 }
 }  // namespace
 
@@ -141,7 +141,7 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
     handle = std::make_shared<TransferHandle>(next_id_++, peer_engine_id, options.request_id,
                                               num_blocks, num_blocks * region_.block_bytes);
     // The deadline runs from submission: queueing counts.
-    const TimePoint deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+    const TimePoint deadline = deadline_after_ms(timeout_ms);
     std::weak_ptr<TransferHandle> weak = handle;
     std::erase_if(in_flight_, [](const auto& w) { return w.expired(); });
     in_flight_.push_back(weak);

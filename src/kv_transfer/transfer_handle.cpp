@@ -1,5 +1,6 @@
 #include "kv_transfer/transfer_handle.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace baton {
@@ -11,8 +12,9 @@ TransferState TransferHandle::poll() const {
 
 Status TransferHandle::wait(int64_t timeout_ms) const {
   std::unique_lock<std::mutex> lock(mu_);
-  const bool done = cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms)),
-                                 [&] { return state_ != TransferState::kPending; });
+  constexpr int64_t kMaxWaitMs = 30ll * 24 * 3600 * 1000;
+  const auto wait = std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kMaxWaitMs));
+  const bool done = cv_.wait_for(lock, wait, [&] { return state_ != TransferState::kPending; });
   if (!done) {
     return deadline_exceeded("KV transfer {} (request '{}' from '{}') not done after {} ms", id_,
                              request_id_, peer_engine_id_, timeout_ms);

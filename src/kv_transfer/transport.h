@@ -4,7 +4,9 @@
 // engine drives links from its worker threads.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +34,13 @@ struct ReadContext {
   bool is_cancelled() const { return cancelled != nullptr && cancelled->load(); }
   bool expired() const { return SteadyClock::now() >= deadline; }
 };
+
+// now + timeout_ms, clamped to [0, 30 days] so that huge values cannot overflow.
+inline TimePoint deadline_after_ms(int64_t timeout_ms) {
+  constexpr int64_t kMaxMs = 30ll * 24 * 3600 * 1000;
+  return SteadyClock::now() +
+         std::chrono::milliseconds(std::min<int64_t>(std::max<int64_t>(timeout_ms, 0), kMaxMs));
+}
 
 // An open path to one peer's region.
 class PeerLink {

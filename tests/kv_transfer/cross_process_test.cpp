@@ -1,6 +1,8 @@
 // shm and tcp between two processes: the serving side is a forked child.
 #include <signal.h>
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
@@ -107,6 +109,37 @@ TEST(CrossProcess, FrozenPeerTimesOut) {
   EXPECT_EQ(st.code(), StatusCode::kDeadlineExceeded) << st.to_string();
   EXPECT_LT(sw.elapsed_ms(), 2000.0);
   child.kill_now(SIGKILL);
+}
+
+TEST(CrossProcess, LocalTransportRefusesAnotherProcess) {
+  ChildProcess child;
+  const int port = child.start([&](int) { return serve_in_child("local"); });
+  ASSERT_GT(port, 0);
+  TestRegion dst = TestRegion::heap(testing::small_shape(16));
+  auto decode = testing::make_engine("local", "decode-parent");
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  auto peer = decode->connect_peer("127.0.0.1", port);
+  ASSERT_FALSE(peer.is_ok());
+  EXPECT_EQ(peer.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(peer.status().message().find("process"), std::string::npos) << peer.status().message();
+}
+
+TEST(CrossProcess, HugeTimeoutsDoNotOverflow) {
+  ChildProcess child;
+  const int port = child.start([&](int) { return serve_in_child("tcp"); });
+  ASSERT_GT(port, 0);
+  TestRegion expected = TestRegion::heap(testing::small_shape(kNumBlocks));
+  expected.fill_random(kSeed);
+  TestRegion dst = TestRegion::heap(testing::small_shape(16));
+  auto decode = testing::make_engine("tcp", "decode-parent");
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  auto peer = decode->connect_peer("127.0.0.1", port);
+  ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+  auto h = decode->read_blocks(peer->engine_id, {200}, {3},
+                               {.timeout_ms = std::numeric_limits<int64_t>::max()});
+  ASSERT_TRUE(h.is_ok());
+  ASSERT_TRUE((*h)->wait(std::numeric_limits<int64_t>::max()).is_ok());
+  EXPECT_TRUE(dst.block_equals(3, expected, 200));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, CrossProcessTest, ::testing::Values("shm", "tcp"),
