@@ -259,8 +259,14 @@ RunFn setup(CLI::App& sub) {
   // --seed (an engine flag) also seeds each request that names no seed of its
   // own, so `--seed S` gives the same tokens as a request with seed S.
   CLI::Option* seed = sub.get_option("--seed");
-  return [args, seed] {
+  CLI::Option* prompt = sub.get_option("--prompt");
+  CLI::Option* prompt_ids = sub.get_option("--prompt-ids");
+  return [args, seed, prompt, prompt_ids] {
     if (seed->count() > 0) args->seed = static_cast<int64_t>(args->engine.engine.seed);
+    if ((prompt->count() > 0 && args->prompt.empty()) || (prompt_ids->count() > 0 && args->prompt_ids.empty())) {
+      std::cerr << "error: the prompt is empty\n";
+      return 1;
+    }
     return run_generate(*args);
   };
 }

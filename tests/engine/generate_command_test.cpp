@@ -142,6 +142,9 @@ TEST(GenerateCommand, ClearErrors) {
   r = run("--model " + model + " --prompt hello");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+  r = run("--model " + model + " --prompt ''");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;
   r = run("--model " + model);
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("exactly one of"), std::string::npos) << r.err;
