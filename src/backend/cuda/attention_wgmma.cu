@@ -7,7 +7,9 @@
 //   O += P V       wgmma m64n128k16 x 4, P (bf16) from registers, V in shared
 //                  memory read N-major (transposed) by the tensor cores
 // K/V tiles are gathered from whole 16-token cache blocks with cp.async into a
-// 3-stage pipeline: two tiles load while one is computed, one barrier a tile.
+// 4-stage pipeline (two tiles load ahead, one barrier a tile). Within a
+// warpgroup the softmax of tile i overlaps the P V product of tile i - 1
+// (FlashAttention-3's intra-warpgroup pipelining).
 #include "backend/cuda/attention_wgmma.h"
 
 #include "backend/cuda/attention_wgmma.cuh"
@@ -25,7 +27,7 @@ constexpr int kThreads = 256;    // two warpgroups
 constexpr int kRowBytes = 128;   // one swizzle row: 64 bf16
 constexpr int kQBytes = 2 * kRows * kRowBytes;   // [2 dim halves][128 rows][64]
 constexpr int kKvBytes = 2 * kKeys * kRowBytes;  // [2 dim halves][64 keys][64]
-constexpr int kStages = 3;
+constexpr int kStages = 4;
 constexpr size_t kSmemBytes = kQBytes + kStages * 2 * kKvBytes + 1024;  // + 1024-byte alignment slack
 
 // Byte offset of 16-byte chunk c (0..15 over head_dim 128) of row r in a
@@ -110,44 +112,39 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
   float o[64];  // [16 dim groups of 8][4]: the m64n128 accumulator
 #pragma unroll
   for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  float s[32];  // S, then P (fp32), of the current tile: [8 key groups of 8][4]
+#pragma unroll
+  for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+  uint32_t pa[4][4];  // P of the previous tile as bf16 A fragments: k-step ks = keys 16 ks .. 16 ks + 15
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // m in log2 units (scaled)
 
-  // Stage of tile i: i % 3. Groups in flight at the top of iteration i: tiles i and i + 1.
   auto stage_k = [&](int i) { return kv_s + (i % kStages) * 2 * kKvBytes; };
-  for (int i = 0; i < 2; ++i) {  // tile 0's group also carries q
-    if (i < num_tiles) issue_tile(stage_k(i), stage_k(i) + kKvBytes, kv_head, a.kv, btab, i * kKeys, end);
-    else cp_async_commit();
-  }
-  for (int tile = 0; tile < num_tiles; ++tile) {
-    cp_async_wait<1>();
-    fence_proxy_async_smem();
-    // After this barrier every warp is past tile - 1, whose stage tile + 2 reuses.
-    __syncthreads();
-    if (tile + 2 < num_tiles) {
-      issue_tile(stage_k(tile + 2), stage_k(tile + 2) + kKvBytes, kv_head, a.kv, btab, (tile + 2) * kKeys, end);
-    } else {
-      cp_async_commit();
-    }
-    const uint32_t k_s = stage_k(tile), v_s = k_s + kKvBytes;
-
-    // S = Q K^T: [64 rows, 64 keys] per warpgroup.
-    float s[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+  // S = Q K^T of tile i: [64 rows, 64 keys] per warpgroup (one commit group).
+  auto issue_s = [&](int i) {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kHd / 16; ++kk) {
       const uint64_t da = wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32,
                                            0, 1024);
-      const uint64_t db = wgmma_desc_sw128(k_s + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
+      const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
       wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
     }
     wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_regs(s);
-
-    // Online softmax. s[4j + e]: row r = e / 2, key tile_start + 8j + 2t + e % 2.
-    const int tile_start = tile * kKeys;
+  };
+  // O += P V of tile i: V [64 keys][128 dims] read N-major; lbo = the second 64-dim half.
+  auto issue_pv = [&](int i) {
+    wgmma_fence_regs(o);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      const uint64_t dv = wgmma_desc_sw128(stage_k(i) + kKvBytes + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
+      wgmma_m64n128k16_rs_tb(o, pa[ks], dv);
+    }
+    wgmma_commit();
+  };
+  // Online softmax of tile i in place (s becomes P); returns O's rescale factors.
+  auto softmax = [&](int i, float (&corr)[2]) {
+    const int tile_start = i * kKeys;  // s[4j + e]: row r = e / 2, key tile_start + 8j + 2t + e % 2
     const bool need_mask = tile_start + kKeys - 1 > min_qpos || tile_start + kKeys > end;
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -162,7 +159,6 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
         mx[r] = fmaxf(mx[r], s[4 * j + e]);
       }
     }
-    float corr[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
@@ -188,6 +184,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
       rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
       l[r] = l[r] * corr[r] + rs[r];
     }
+  };
+  auto rescale_and_pack = [&](const float (&corr)[2]) {
     if (corr[0] != 1.0f || corr[1] != 1.0f) {
 #pragma unroll
       for (int d = 0; d < 16; ++d) {
@@ -197,8 +195,6 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
         o[4 * d + 3] *= corr[1];
       }
     }
-    // P as the A operand: k-step ks covers keys 16 ks .. 16 ks + 15 (s groups 2ks, 2ks + 1).
-    uint32_t pa[4][4];
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) {
       pa[ks][0] = pack_bf16(s[8 * ks + 0], s[8 * ks + 1]);
@@ -206,15 +202,44 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
       pa[ks][2] = pack_bf16(s[8 * ks + 4], s[8 * ks + 5]);
       pa[ks][3] = pack_bf16(s[8 * ks + 6], s[8 * ks + 7]);
     }
-    // O += P V: V [64 keys][128 dims] read N-major; lbo = the second 64-dim half.
-    wgmma_fence_regs(o);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      const uint64_t dv = wgmma_desc_sw128(v_s + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
-      wgmma_m64n128k16_rs_tb(o, pa[ks], dv);
+  };
+
+  // Loads run two tiles ahead (stage of tile i: i % 4). Iteration i computes
+  // S_i = Q K_i^T and O += P_{i-1} V_{i-1} together: the softmax of tile i
+  // overlaps the P V product of tile i - 1 on the tensor cores.
+  for (int i = 0; i < 2; ++i) {  // tile 0's group also carries q
+    if (i < num_tiles) issue_tile(stage_k(i), stage_k(i) + kKvBytes, kv_head, a.kv, btab, i * kKeys, end);
+    else cp_async_commit();
+  }
+  for (int tile = 0; tile < num_tiles; ++tile) {
+    cp_async_wait<1>();
+    fence_proxy_async_smem();
+    // Past this barrier every warp has finished iteration tile - 1 (K_{tile-1},
+    // V_{tile-2}), so stage (tile + 2) % 4 = (tile - 2) % 4 is free.
+    __syncthreads();
+    if (tile + 2 < num_tiles) {
+      issue_tile(stage_k(tile + 2), stage_k(tile + 2) + kKvBytes, kv_head, a.kv, btab, (tile + 2) * kKeys, end);
+    } else {
+      cp_async_commit();
     }
-    wgmma_commit();
+    issue_s(tile);
+    float corr[2];
+    if (tile > 0) {
+      issue_pv(tile - 1);
+      wgmma_wait<1>();  // S_tile done; P V still running
+      wgmma_fence_regs(s);
+      softmax(tile, corr);
+      wgmma_wait<0>();
+      wgmma_fence_regs(o);
+    } else {
+      wgmma_wait<0>();
+      wgmma_fence_regs(s);
+      softmax(tile, corr);
+    }
+    rescale_and_pack(corr);
+  }
+  if (num_tiles > 0) {
+    issue_pv(num_tiles - 1);
     wgmma_wait<0>();
     wgmma_fence_regs(o);
   }
