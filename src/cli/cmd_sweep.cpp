@@ -76,12 +76,14 @@ baton::cli::RunFn setup(CLI::App& sub) {
         for (const auto& w : experiment->workloads) {
           if (!experiment->runs(d, w)) continue;
           bool done = baton::deploy::result_on_disk(out, d.name, w.name);
+          auto search = baton::deploy::effective_search(w);
+          if (!search.is_ok()) {
+            std::cerr << "baton sweep: workload " << w.name << ": " << search.status().message() << "\n";
+            return 2;
+          }
           std::cout << fmt::format("  {:<24} {:<8} slo {}; {} requests/trial, start {} req/s, {} trials at most\n",
                                    w.name, done ? "on disk" : "to run", w.slo_text, w.options.num_requests,
-                                   w.start_rate_given || w.options.kind != "trace"
-                                       ? fmt::format("{:.3g}", w.search.start_rate)
-                                       : std::string("at the trace's scaled"),
-                                   w.search.max_trials);
+                                   fmt::format("{:.3g}", search->start_rate), search->max_trials);
         }
       }
       return 0;

@@ -52,10 +52,11 @@ const std::set<std::string> kSearchKeys = {"start_rate", "precision", "num_reque
                                            "max_trials", "max_rate",  "min_rate",     "close_margin"};
 
 // Reads the search fields present in `node` over `w` (experiment defaults first, then the workload's own).
-void read_search(const YAML::Node& node, ExperimentWorkload* w) {
+// `own`: the workload's own fields (an explicit start rate there overrides a trace's own rate).
+void read_search(const YAML::Node& node, ExperimentWorkload* w, bool own) {
   if (node["start_rate"]) {
     w->search.start_rate = node["start_rate"].as<double>();
-    w->start_rate_given = true;
+    w->start_rate_given = own;
   }
   if (node["precision"]) w->search.precision = node["precision"].as<double>();
   if (node["max_trials"]) w->search.max_trials = node["max_trials"].as<int>();
@@ -86,11 +87,11 @@ Result<ExperimentWorkload> read_workload(const YAML::Node& node, const YAML::Nod
   BATON_RETURN_IF_ERROR(check_keys(node, where, known));
   auto& o = w.options;
   o.num_requests = 100;
-  if (search_defaults) read_search(search_defaults, &w);
+  if (search_defaults) read_search(search_defaults, &w, false);
   if (load_defaults && load_defaults["max_concurrency"]) {
     w.max_concurrency = load_defaults["max_concurrency"].as<size_t>();
   }
-  read_search(node, &w);
+  read_search(node, &w, true);
   if (node["kind"]) o.kind = node["kind"].as<std::string>();
   if (node["input_len"]) {
     BATON_ASSIGN_OR_RETURN(o.input_len, bench::parse_length_range(node["input_len"].as<std::string>(),
@@ -301,6 +302,20 @@ Result<Experiment> Experiment::load(const std::string& path) {
   auto e = parse_yaml(text, fs::path(path).parent_path().string());
   if (!e.is_ok()) return e.status().with_context(path);
   return e;
+}
+
+Result<bench::SearchOptions> effective_search(const ExperimentWorkload& w) {
+  bench::SearchOptions search = w.search;
+  if (w.options.kind != "trace" || w.start_rate_given) return search;
+  bench::WorkloadOptions probe = w.options;
+  probe.rate_overrides_trace = false;
+  probe.arrival.rate = 1.0;
+  if (probe.vocab_size <= 0) probe.vocab_size = 151936;
+  BATON_ASSIGN_OR_RETURN(auto trace, bench::make_workload(probe));
+  if (trace.natural_rate > 0) search.start_rate = trace.natural_rate / trace.time_scale;
+  search.min_rate = std::min(search.min_rate, search.start_rate);
+  search.max_rate = std::max(search.max_rate, search.start_rate);
+  return search;
 }
 
 bool Experiment::runs(const ExperimentDeployment& d, const ExperimentWorkload& w) const {

@@ -83,6 +83,10 @@ struct Experiment {
   const ExperimentDeployment* find_deployment(const std::string& name) const;
 };
 
+// The search of a workload as run: a trace without its own start_rate starts
+// at its natural rate under its time_scale (reads the trace).
+Result<bench::SearchOptions> effective_search(const ExperimentWorkload& workload);
+
 // A name usable as a file name: [A-Za-z0-9._-]+, not "." or "..".
 Status check_result_name(const std::string& name, const std::string& what);
 

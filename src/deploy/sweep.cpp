@@ -236,16 +236,7 @@ class SweepRunner {
     l.request_timeout_s = e_.request_timeout_s;
     l.num_threads = e_.num_threads;
 
-    bench::SearchOptions search = w.search;
-    if (w.options.kind == "trace" && !w.start_rate_given) {
-      // Start at the trace's own rate under its time scale.
-      bench::WorkloadOptions probe = cfg.workload;
-      probe.rate_overrides_trace = false;
-      BATON_ASSIGN_OR_RETURN(auto trace, bench::make_workload(probe));
-      if (trace.natural_rate > 0) search.start_rate = trace.natural_rate / trace.time_scale;
-      search.min_rate = std::min(search.min_rate, search.start_rate);
-      search.max_rate = std::max(search.max_rate, search.start_rate);
-    }
+    BATON_ASSIGN_OR_RETURN(bench::SearchOptions search, effective_search(w));
 
     std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"));
     bench::BenchOutcome outcome;

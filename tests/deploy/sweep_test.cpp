@@ -94,6 +94,23 @@ TEST(ExperimentTest, DeploymentFromAFileRenamedAndRestricted) {
   fs::remove_all(dir);
 }
 
+TEST(ExperimentTest, TraceSearchStartsAtItsScaledRateUnlessGivenOne) {
+  const std::string trace = std::string(BATON_TEST_DATA) + "/traces/azure_llm_2023_conv.csv";
+  auto e = Experiment::parse_yaml(
+      "deployments: [{name: a, spec: {mode: agg, replicas: 1}}]\nsearch: {start_rate: 2}\nworkloads:\n"
+      "  - {name: t, trace: " + trace + ", time_scale: 0.5, num_requests: 500, slo: \"ttft:p90<1s\"}\n"
+      "  - {name: u, trace: " + trace + ", time_scale: 0.5, num_requests: 500, start_rate: 3, slo: \"ttft:p90<1s\"}\n");
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  EXPECT_EQ(e->workloads[0].options.kind, "trace");
+  auto t = effective_search(e->workloads[0]);
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  // The first 500 requests arrive over 129 s: ~3.87 req/s, twice that at time scale 0.5.
+  EXPECT_NEAR(t->start_rate, 7.74, 0.05);
+  auto u = effective_search(e->workloads[1]);
+  ASSERT_TRUE(u.is_ok());
+  EXPECT_DOUBLE_EQ(u->start_rate, 3.0);
+}
+
 TEST(ExperimentTest, BadExperimentsSayWhatIsWrong) {
   auto err = [](const std::string& text) {
     auto e = Experiment::parse_yaml(text);
