@@ -90,6 +90,8 @@ class TransferEngine {
 
   const Transport& transport() const { return *transport_; }
   TransferEngineStats stats() const;
+  // The serving side's counters (all zero while no agent runs).
+  KvAgentStats agent_stats() const { return agent_ ? agent_->stats() : KvAgentStats{}; }
 
  private:
   struct Peer {

@@ -169,5 +169,36 @@ TEST(KvAgent, BadReadRequestGetsErrorAndConnectionSurvives) {
   EXPECT_EQ(desc->json["engine_id"], "prefill-b");
 }
 
+TEST(KvAgent, CountsServedBlocksAndDoneNotifications) {
+  TestRegion src = TestRegion::heap(testing::small_shape(16));
+  src.fill_random(8);
+  TestRegion dst = TestRegion::heap(testing::small_shape(16));
+  testing::DoneLog log;
+  auto prefill = testing::make_engine("tcp", "prefill-c");
+  ASSERT_NO_FATAL_FAILURE(testing::serve(*prefill, src, &log));
+  auto decode = testing::make_engine("tcp", "decode-c");
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  ASSERT_TRUE(decode->connect_peer("127.0.0.1", prefill->agent_port()).is_ok());
+  auto h = decode->read_blocks("prefill-c", {1, 2, 9}, {0, 1, 2});
+  ASSERT_TRUE(h.is_ok());
+  ASSERT_TRUE((*h)->wait(10000).is_ok());
+  ASSERT_TRUE(decode->notify_done("prefill-c", "req-7").is_ok());
+  // A done notification without a request id is refused, not reported.
+  ReadContext ctx{SteadyClock::now() + std::chrono::seconds(5), nullptr};
+  auto conn = Connection::connect("127.0.0.1", prefill->agent_port(), ctx);
+  ASSERT_TRUE(conn.is_ok());
+  ASSERT_TRUE(send_frame(**conn, MsgType::kDone, Json{{"engine_id", "x"}}, 0, ctx).is_ok());
+  auto reply = recv_frame(**conn, ctx);
+  ASSERT_TRUE(reply.is_ok());
+  EXPECT_EQ(reply->type, MsgType::kError);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.events[0].second, "req-7");
+  EXPECT_EQ(decode->stats().num_bytes_received, 3 * src.desc().block_bytes);
+  const KvAgentStats served = prefill->agent_stats();
+  EXPECT_EQ(served.num_blocks_served, 3u);
+  EXPECT_EQ(served.num_bytes_served, 3 * src.desc().block_bytes);
+  EXPECT_EQ(served.num_done, 1u);
+}
+
 }  // namespace
 }  // namespace baton
