@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+
+#include <signal.h>
+#include <sys/mman.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -14,6 +19,7 @@ namespace baton {
 namespace {
 
 constexpr int64_t kMinRenewIntervalMs = 10;
+constexpr int64_t kMinLoadTimeoutMs = 10000;  // a pull's limit: the lease length, at least this
 
 KvDType kv_dtype_of(DType d) {
   switch (d) {
@@ -49,6 +55,21 @@ Result<T> param(const Json& p, const char* key) {
     return it->get<T>();
   } catch (const std::exception&) {
     return invalid_argument("kv_transfer_params '{}' has the wrong type ({})", key, it->dump());
+  }
+}
+
+// A prefill process killed with SIGKILL leaves its shared-memory mirror
+// behind: remove mirrors ("/baton-kv-PID-NONCE-pdkv") whose process is gone.
+void remove_stale_mirrors() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const std::string name = entry.path().filename().string();
+    int pid = 0;
+    char nonce[40] = {0};
+    if (std::sscanf(name.c_str(), "baton-kv-%d-%39[0-9a-f]-pdkv", &pid, nonce) != 2 || pid <= 0) continue;
+    if (name.size() < 5 || name.compare(name.size() - 5, 5, "-pdkv") != 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (::shm_unlink(("/" + name).c_str()) == 0) BATON_LOG_INFO("removed stale KV mirror /dev/shm/{}", name);
   }
 }
 
@@ -123,7 +144,8 @@ Status TransferKvConnector::init(const KvMemory& memory) {
   region.device_id = memory.device_id;
   if (options_.role == PdRole::kPrefill && options_.transport == "shm" && !memory.on_device) {
     // Peers map the region: serve it from a shared-memory mirror.
-    BATON_ASSIGN_OR_RETURN(mirror_, SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("kv"),
+    remove_stale_mirrors();
+    BATON_ASSIGN_OR_RETURN(mirror_, SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("pdkv"),
                                                                region.total_bytes()));
     backend_base_ = static_cast<const uint8_t*>(memory.base);
     region.base = mirror_->data();
@@ -140,7 +162,9 @@ Status TransferKvConnector::init(const KvMemory& memory) {
   to.model = options_.model;
   to.num_workers = options_.num_loaders;
   to.checksum = options_.checksum;
-  to.default_timeout_ms = options_.load_timeout_ms > 0 ? options_.load_timeout_ms : options_.lease_ms;
+  // A pull renews the lease while it runs, so its own limit may exceed it.
+  to.default_timeout_ms = options_.load_timeout_ms > 0 ? options_.load_timeout_ms
+                                                       : std::max<int64_t>(options_.lease_ms, kMinLoadTimeoutMs);
   to.agent.host = options_.host;
   to.agent.port = options_.kv_port;
   to.agent.on_renew = [this](const std::string& peer, const std::string& id) { on_agent_done(peer, id, true); };
@@ -273,6 +297,7 @@ Json TransferKvConnector::on_prefill_finished(const std::string& request_id, int
       {"remote_num_tokens", num_prompt_tokens},
       {"remote_block_size", block_size_},
       {"lease_expires_ms", expires_wall_ms},
+      {"lease_ms", options_.lease_ms},
       {"kv_transport", options_.transport},
   };
   std::vector<int> replaced;
@@ -478,8 +503,19 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
       state.handle = handle;
       if (state.cancelled->load()) handle->cancel();
     }
-    // Renew the lease at a third of its length while the read runs.
-    const int64_t renew_ms = std::max(kMinRenewIntervalMs, options_.lease_ms / 3);
+    // Renew the prefill's lease (its length is in the params) at a third of
+    // its length while the read runs, and at once if half of it is gone.
+    int64_t lease_ms = options_.lease_ms;
+    if (auto it = p.find("lease_ms"); it != p.end() && it->is_number_integer() && it->get<int64_t>() > 0) {
+      lease_ms = it->get<int64_t>();
+    }
+    const int64_t renew_ms = std::max(kMinRenewIntervalMs, lease_ms / 3);
+    if (auto it = p.find("lease_expires_ms"); it != p.end() && it->is_number_integer() &&
+                                              it->get<int64_t>() - wall_ms() < lease_ms / 2) {
+      if (Status r = transfer_->notify_renew(peer.engine_id, remote_request); !r.is_ok()) {
+        BATON_LOG_WARN("renewing the KV lease of '{}' failed: {}", remote_request, r.to_string());
+      }
+    }
     for (;;) {
       st = handle->wait(renew_ms);
       if (st.code() != StatusCode::kDeadlineExceeded || handle->poll() != TransferState::kPending) break;

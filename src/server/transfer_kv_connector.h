@@ -55,7 +55,7 @@ struct TransferKvConnectorOptions {
   bool checksum = false;            // xxHash64 every pulled block
   std::string fault;                // tests only: fail|corrupt|drop|delay_ms=N ("" = none)
   int num_loaders = 2;              // concurrent pulls
-  int64_t load_timeout_ms = 0;      // a pull's limit; 0 = the lease length
+  int64_t load_timeout_ms = 0;      // a pull's limit; 0 = the lease length, at least 10 s
   MetricLabels metric_labels;
 };
 

@@ -76,7 +76,8 @@ class Proc {
     return p;
   }
 
-  ~Proc() { kill_now(); }
+  // SIGTERM first, so that a prefill removes its shared-memory KV mirror.
+  ~Proc() { terminate(10.0); }
 
   // Waits for the "listening on http://HOST:PORT" line; false if the process
   // died or timed out.

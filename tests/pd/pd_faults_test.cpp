@@ -201,6 +201,24 @@ TEST(PdFaultsTest, DecodeThatNeverComesLetsTheLeaseExpire) {
   EXPECT_TRUE(pool_fully_free(decode));
 }
 
+TEST(PdFaultsTest, SlowPullRenewsTheLease) {
+  const std::string model = fixture_model(kModel);
+  // The read takes 700 ms, the lease 300 ms: renewals keep it alive.
+  auto p = start({serve_args(model, "agg"), serve_args(model, "prefill", {"--kv-transport", "shm", "--kv-lease-ms", "300"}),
+                  serve_args(model, "decode", {"--kv-transport", "shm", "--kv-fault", "delay_ms=700"})});
+  ASSERT_EQ(p.size(), 3u);
+  Proc &agg = *p[0], &prefill = *p[1], &decode = *p[2];
+  const std::vector<int> prompt = prompt_of(33, 8);
+  Completion r = decode_direct(decode, prompt, prefill_direct(prefill, prompt));
+  EXPECT_EQ(r.http_status, 200) << r.raw;
+  EXPECT_EQ(r.tokens, agg_tokens(agg, prompt));
+  EXPECT_GE(counter(prefill, "baton:kv_lease_renewals_total"), 2);
+  EXPECT_EQ(counter(prefill, "baton:kv_lease_expirations_total"), 0);
+  EXPECT_EQ(counter(prefill, "baton:kv_leases_done_total"), 1);
+  EXPECT_TRUE(pool_fully_free(prefill));
+  EXPECT_TRUE(pool_fully_free(decode));
+}
+
 TEST(PdFaultsTest, IncompatiblePeerIsRefusedNamingTheMismatch) {
   auto p = start({serve_args(fixture_model("llama3-tiny"), "prefill", {"--kv-transport", "tcp", "--kv-lease-ms", "500"}),
                   serve_args(fixture_model(kModel), "prefill",
