@@ -218,6 +218,10 @@ comparisons: [{name: tcp-vs-shm, deployment: pd-tcp, against: pd}]
 
 bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
+// 16 ports from the pid, so parallel tests do not collide, below Linux's
+// ephemeral range (32768 up), where an outgoing connection may hold one.
+int test_port_base() { return 21000 + (getpid() % 700) * 16; }
+
 // Runs `baton ARGS...` to completion; returns its exit code and output.
 std::pair<int, std::string> run_baton(const std::vector<std::string>& args, const fs::path& log, double timeout_s) {
   ProcessOptions o;
@@ -241,7 +245,7 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   auto init = run_baton({"init-model", "--preset", "tiny-qwen3", "--out", (dir / "model").string(), "--seed", "1"},
                         dir / "init.log", 120);
   ASSERT_EQ(init.first, 0) << init.second;
-  const int port = 21000 + (getpid() % 1500) * 8;
+  const int port = test_port_base();  // uses port .. port + 12
   auto deployment = [&](const std::string& name, int replicas, int p) {
     return fmt::format(
         "  - name: {}\n    spec: {{mode: agg, replicas: {}, model: {}, router: {{port: {}}}, base_port: {}, "
@@ -350,6 +354,61 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   for (std::sregex_iterator it(part.second.begin(), part.second.end(), re), end; it != end; ++it) {
     EXPECT_FALSE(alive(std::stoi((*it)[2]))) << (*it)[1] << " left behind";
   }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace baton::deploy
+
+namespace baton::deploy {
+namespace {
+
+TEST(SweepEndToEndTest, SigtermStopsAfterTheTrialTearsDownAndResumeFinishes) {
+  fs::path dir = fresh_dir("sigterm");
+  auto init = run_baton({"init-model", "--preset", "tiny-qwen3", "--out", (dir / "model").string(), "--seed", "1"},
+                        dir / "init.log", 120);
+  ASSERT_EQ(init.first, 0) << init.second;
+  const int port = test_port_base() + 13;  // uses port .. port + 2
+  std::string exp = fmt::format(
+      "name: stop-test\ndeployments:\n  - name: agg-2\n    spec: {{mode: agg, replicas: 2, model: {}, "
+      "router: {{port: {}}}, base_port: {}, engine_args: {{num-kv-blocks: 128, num-threads: 1}}}}\n"
+      "workloads:\n  - {{name: w, input_len: 16, output_len: 4, slo: \"e2e:p90<3s\"}}\n"
+      "search: {{start_rate: 4, precision: 0.5, num_requests: 12, max_trials: 3}}\n",
+      (dir / "model").string(), port, port + 1);
+  std::ofstream(dir / "exp.yaml") << exp;
+  const fs::path out = dir / "out";
+  ProcessOptions o;
+  o.program = BATON_BINARY;
+  o.args = {"sweep", (dir / "exp.yaml").string(), "--out", out.string()};
+  o.log_path = (dir / "sweep.log").string();
+  auto child = ChildProcess::spawn(o);
+  ASSERT_TRUE(child.is_ok());
+  bool in_search = false;
+  for (int i = 0; i < 1200 && !in_search && child->running(); ++i) {
+    in_search = read_all(dir / "sweep.log").find("searching") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(in_search) << read_all(dir / "sweep.log");
+  child->signal(SIGTERM);
+  for (int i = 0; i < 1200 && child->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_FALSE(child->running());
+  EXPECT_EQ(child->exit_code(), 1);
+  std::string log = read_all(dir / "sweep.log");
+  EXPECT_NE(log.find("interrupted"), std::string::npos) << log;
+  EXPECT_NE(log.find("tearing it down"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(result_path(out.string(), "agg-2", "w"))) << log;
+  std::regex re(R"(started ([a-z]+-\d+) \(pid (\d+))");
+  int num_started = 0;
+  for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it) {
+    ++num_started;
+    EXPECT_FALSE(alive(std::stoi((*it)[2]))) << (*it)[1] << " left behind";
+  }
+  EXPECT_EQ(num_started, 2);
+  auto resumed =
+      run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "resume.log", 90);
+  ASSERT_EQ(resumed.first, 0) << resumed.second;
+  EXPECT_NE(resumed.second.find("1 result(s) run now, 0 already on disk"), std::string::npos) << resumed.second;
+  EXPECT_TRUE(fs::exists(result_path(out.string(), "agg-2", "w")));
   fs::remove_all(dir);
 }
 
