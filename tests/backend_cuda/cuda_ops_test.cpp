@@ -339,11 +339,13 @@ TEST(CudaOps, PrefillAttentionVarlenWithCachedContext) {
 // chunked prefill after a cached prefix, one-token rows in a mixed batch.
 TEST(CudaOps, PrefillAttentionWgmmaMatchesCpu) {
   BATON_REQUIRE_GPU();
-  check_attention(32, 8, 128, {1000}, {0}, false, 200, 2);
-  check_attention(32, 8, 128, {77, 1, 300, 16}, {0, 5, 1234, 64}, false, 201, 2);
-  check_attention(8, 8, 128, {129, 33}, {0, 190}, false, 202, 2);
-  check_attention(64, 8, 128, {65, 200}, {3, 0}, false, 203, 2);
-  check_attention(16, 2, 128, {1, 1, 1}, {0, 63, 64}, false, 204, 2);
+  for (int variant : {2, 3}) {  // q in shared memory / in registers
+    check_attention(32, 8, 128, {1000}, {0}, false, 200 + 10 * variant, variant);
+    check_attention(32, 8, 128, {77, 1, 300, 16}, {0, 5, 1234, 64}, false, 201 + 10 * variant, variant);
+    check_attention(8, 8, 128, {129, 33}, {0, 190}, false, 202 + 10 * variant, variant);
+    check_attention(64, 8, 128, {65, 200}, {3, 0}, false, 203 + 10 * variant, variant);
+    check_attention(16, 2, 128, {1, 1, 1}, {0, 63, 64}, false, 204 + 10 * variant, variant);
+  }
 }
 
 TEST(CudaOps, DecodeAttentionSplitOverContext) {

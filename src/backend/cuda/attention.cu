@@ -475,7 +475,7 @@ void prefill_variant(const AttnArgs& a, const int32_t* work, int num_items, cuda
 template <int HD>
 void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
   // head_dim 128: the Hopper wgmma kernel (attention_wgmma.cu) unless a variant of this one is asked for.
-  if (attention_wgmma_supports(HD) && (a.prefill_variant < 0 || a.prefill_variant == 2)) {
+  if (attention_wgmma_supports(HD) && (a.prefill_variant < 0 || a.prefill_variant >= 2)) {
     launch_attention_prefill_wgmma(a, work, num_items, stream);
     return;
   }

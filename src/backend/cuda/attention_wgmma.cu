@@ -69,6 +69,9 @@ __device__ __forceinline__ void issue_tile(uint32_t k_s, uint32_t v_s, const bf1
   cp_async_commit();
 }
 
+// QR: q as register A fragments (loaded once) instead of shared memory, which
+// halves the shared-memory reads of S = Q K^T (but runs slower: variant 3 only).
+template <bool QR>
 __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArgs a, const int32_t* work) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
@@ -86,14 +89,29 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
   const bf16* kv_head = a.kv.base + a.layer * a.kv.layer_block_elems + kvh * kHd + (threadIdx.x & 15) * 8;
 
   // The block's 128 q rows (row rr: token q0 + (row0 + rr) / group, head
-  // kvh * group + (row0 + rr) % group), zero past the sequence's queries.
-  for (int c = threadIdx.x; c < kRows * 16; c += kThreads) {
-    const int rr = c >> 4, chunk = c & 15, row = row0 + rr, i = row / group;
-    const bool ok = i < q_len;
-    const bf16* src = ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd +
-                               chunk * 8
-                         : a.q;
-    cp_async16(q_s + sw_off(rr, chunk, kRows), src, ok);
+  // kvh * group + (row0 + rr) % group), zero past the sequence's queries:
+  // in shared memory, or (QR) as this warp's A fragments of its 16 rows.
+  uint32_t qa[QR ? kHd / 16 : 1][4];
+  if constexpr (QR) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + wg * 64 + warp * 16 + g + 8 * r, i = row / group;
+      const bf16* qp = a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < kHd / 16; ++kk) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) qa[kk][2 * h + r] = i < q_len ? ld_u32(qp + kk * 16 + h * 8) : 0u;
+      }
+    }
+  } else {
+    for (int c = threadIdx.x; c < kRows * 16; c += kThreads) {
+      const int rr = c >> 4, chunk = c & 15, row = row0 + rr, i = row / group;
+      const bool ok = i < q_len;
+      const bf16* src = ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd +
+                                 chunk * 8
+                           : a.q;
+      cp_async16(q_s + sw_off(rr, chunk, kRows), src, ok);
+    }
   }
 
   // This thread's two rows: r = 0, 1 -> local row 64 wg + 16 warp + g + 8 r.
@@ -124,10 +142,14 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kHd / 16; ++kk) {
-      const uint64_t da = wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32,
-                                           0, 1024);
       const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
-      wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
+      if constexpr (QR) {
+        wgmma_m64n64k16_rs(s, qa[kk], db, kk > 0 ? 1 : 0);
+      } else {
+        const uint64_t da = wgmma_desc_sw128(
+            q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32, 0, 1024);
+        wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
+      }
     }
     wgmma_commit();
   };
@@ -266,8 +288,15 @@ void launch_attention_prefill_wgmma(const AttnArgs& a, const int32_t* work, int 
   BATON_CHECK(a.head_dim == kHd, "wgmma attention: head_dim {} (needs {})", a.head_dim, kHd);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_wgmma_kernel), kSmemBytes, stream);
-  attn_prefill_wgmma_kernel<<<dim3(a.num_kv_heads, num_items), kThreads, kSmemBytes, stream>>>(a, work);
+  // q in shared memory (auto, variant 2); variant 3: q in registers, which
+  // measured slower on an H100 (8K tokens: 2.87 vs 2.40 ms per layer, docs/gpu-notes.md).
+  if (a.prefill_variant != 3) {
+    set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_wgmma_kernel<false>), kSmemBytes, stream);
+    attn_prefill_wgmma_kernel<false><<<dim3(a.num_kv_heads, num_items), kThreads, kSmemBytes, stream>>>(a, work);
+  } else {
+    set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_wgmma_kernel<true>), kSmemBytes, stream);
+    attn_prefill_wgmma_kernel<true><<<dim3(a.num_kv_heads, num_items), kThreads, kSmemBytes, stream>>>(a, work);
+  }
   BATON_LAUNCH_CHECK();
 }
 
