@@ -58,6 +58,7 @@ int run_serve(const ServeArgs& a) {
   o.service.model_path = le.model_dir;
   o.service.api_key = a.api_key;
   o.shutdown_grace_s = a.shutdown_grace_s;
+  o.handle_signals = true;
   ApiServer server(*le.engine, codec, o);
   if (connector) connector->attach_metrics(server.service().metrics().registry());
   if (Status st = server.start(); !st.is_ok()) {

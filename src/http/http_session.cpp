@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <fmt/format.h>
 
@@ -93,6 +94,28 @@ void HttpSession::do_read() {
   parser_->body_limit(ctx_->limits.max_body_bytes);
   parser_->header_limit(static_cast<uint32_t>(ctx_->limits.max_header_bytes));
   stream_.expires_after(seconds(first_request_ ? ctx_->limits.header_timeout_s : ctx_->limits.idle_timeout_s));
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+}
+
+// Clients that send "Expect: 100-continue" (curl does for bodies over 1 KiB)
+// wait for the interim response before sending the body.
+void HttpSession::on_header(beast::error_code ec) {
+  if (state_ != State::kReading) return;
+  if (ec) return on_read(ec);
+  if (beast::iequals(parser_->get()[http::field::expect], "100-continue") && !parser_->is_done()) {
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec2, size_t) {
+      if (ec2) return self->on_read(ec2);
+      self->read_body();
+    });
+    return;
+  }
+  read_body();
+}
+
+void HttpSession::read_body() {
+  if (state_ != State::kReading) return;
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
 }

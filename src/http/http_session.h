@@ -63,6 +63,8 @@ class HttpSession : public HttpExchange, public std::enable_shared_from_this<Htt
   enum class State { kReading, kHandling, kStreaming, kAwaitNext, kClosing, kClosed };
 
   void do_read();
+  void on_header(boost::beast::error_code ec);
+  void read_body();
   void on_read(boost::beast::error_code ec);
   void reply_and_close(int status, const std::string& message);
   void start_watch();

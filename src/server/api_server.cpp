@@ -42,8 +42,10 @@ ApiServer::~ApiServer() {
 }
 
 Status ApiServer::start() {
-  signal_ioc_ = std::make_unique<boost::asio::io_context>();
-  signals_ = std::make_unique<boost::asio::signal_set>(*signal_ioc_, SIGINT, SIGTERM);
+  if (options_.handle_signals) {
+    signal_ioc_ = std::make_unique<boost::asio::io_context>();
+    signals_ = std::make_unique<boost::asio::signal_set>(*signal_ioc_, SIGINT, SIGTERM);
+  }
   return http_->start();
 }
 
@@ -54,7 +56,7 @@ std::string ApiServer::url() const {
 }
 
 void ApiServer::run_until_signal() {
-  BATON_CHECK(signals_ != nullptr, "run_until_signal() before start()");
+  BATON_CHECK(signals_ != nullptr, "run_until_signal() needs handle_signals and start()");
   int received = 0;
   signals_->async_wait([&](const boost::system::error_code& ec, int sig) {
     if (!ec) received = sig;

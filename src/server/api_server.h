@@ -18,6 +18,7 @@ struct ApiServerOptions {
   HttpServerOptions http;
   OpenAiServiceOptions service;
   double shutdown_grace_s = 30.0;  // in-flight requests may finish within this
+  bool handle_signals = false;     // catch SIGINT/SIGTERM from start() on (run_until_signal)
 };
 
 class ApiServer {
@@ -25,8 +26,9 @@ class ApiServer {
   ApiServer(EngineApi& engine, const PromptCodec& codec, ApiServerOptions options);
   ~ApiServer();
 
-  // Binds and starts serving. SIGINT/SIGTERM are caught from here on (for
-  // run_until_signal), so a signal that arrives early is not lost.
+  // Binds and starts serving. With handle_signals, SIGINT/SIGTERM are caught
+  // from here on (for run_until_signal), so a signal that arrives early is
+  // not lost.
   Status start();
   int port() const { return http_->port(); }
   std::string url() const;

@@ -165,23 +165,36 @@ TEST_F(ApiErrorsTest, ApiKey) {
   EXPECT_EQ(r.status, 200) << r.body;
 }
 
+// Waits (up to 10 s) for cond.
+template <typename Cond>
+bool eventually(Cond cond) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 TEST_F(ApiErrorsTest, FullWaitingQueueIs503WithRetryAfter) {
   server_->shutdown();
   FakeEngine::Options e;
-  e.token_delay_s = 0.01;
   e.max_running = 1;
   ApiServerOptions o = default_options();
   o.service.max_waiting_requests = 2;
   start_server(e, o);
-  // One running and two waiting requests fill the queue.
+  engine_->set_paused(true);  // one running and two waiting requests fill the queue
   std::vector<std::thread> clients;
   std::vector<TestResponse> results(3);
-  for (int i = 0; i < 3; ++i) {
-    clients.emplace_back([&, i] { results[i] = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 30}}); });
-    while (engine_->num_submitted() < i + 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 3; ++i) {  // one at a time, so that the first is admitted before the others
+    clients.emplace_back([&, i] { results[i] = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 3}}); });
+    EXPECT_TRUE(eventually([&] {
+      EngineStats st = engine_->stats();
+      return st.num_running == 1 && st.num_waiting == i;
+    }));
   }
-  while (engine_->stats().num_waiting < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   TestResponse r = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 3}});
+  engine_->set_paused(false);
   ASSERT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.headers["retry-after"], "1");
   EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("waiting"), std::string::npos);
@@ -193,20 +206,24 @@ TEST_F(ApiErrorsTest, FullWaitingQueueIs503WithRetryAfter) {
 TEST_F(ApiErrorsTest, EngineQueueFullIs503Too) {
   server_->shutdown();
   FakeEngine::Options e;
-  e.token_delay_s = 0.01;
   e.max_running = 1;
   e.max_waiting = 1;
   start_server(e, default_options());
+  engine_->set_paused(true);
   std::vector<std::thread> clients;
   for (int i = 0; i < 2; ++i) {
-    clients.emplace_back([&] { post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 20}}); });
-    while (engine_->num_submitted() < i + 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    clients.emplace_back([&] { post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 3}}); });
+    EXPECT_TRUE(eventually([&] {
+      EngineStats st = engine_->stats();
+      return st.num_running == 1 && st.num_waiting == i;
+    }));
   }
-  while (engine_->stats().num_waiting < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   TestResponse r = post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 3}});
+  engine_->set_paused(false);
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.headers["retry-after"], "1");
   for (auto& t : clients) t.join();
+  EXPECT_EQ(post("/v1/completions", {{"prompt", "ab"}, {"max_tokens", 1}}).status, 200);
 }
 
 }  // namespace

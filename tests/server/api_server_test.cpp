@@ -283,39 +283,44 @@ TEST_F(ApiServerTest, SlowHeadersTimeOutAndHoldNothing) {
 }
 
 TEST_F(ApiServerTest, ShutdownLetsRunningRequestsFinishWithinGrace) {
-  server_->shutdown();
-  FakeEngine::Options slow;
-  slow.token_delay_s = 0.005;
-  ApiServerOptions o = default_options();
-  o.shutdown_grace_s = 5.0;
-  start_server(slow, o);
+  engine_->set_paused(true);
   TestResponse result;
   std::thread client([&] {
     result = post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 40}, {"stream", true}});
   });
-  while (engine_->stats().num_running == 0) std::this_thread::sleep_for(milliseconds(2));
-  server_->shutdown();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (engine_->stats().num_running == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_EQ(engine_->stats().num_running, 1);
+  std::thread stopper([&] { server_->shutdown(); });  // grace 5 s
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_NE(http_call(port_, "GET", "/health").error, "");  // no longer accepting
+  engine_->set_paused(false);
+  stopper.join();
   client.join();
   ASSERT_EQ(result.status, 200) << result.error;
   auto events = sse_events(result.body);
-  ASSERT_GE(events.size(), 2u);
+  ASSERT_EQ(events.size(), 41u);
   EXPECT_EQ(events.back(), "[DONE]");
   EXPECT_EQ(Json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "length");
-  EXPECT_NE(http_call(port_, "GET", "/health").error, "");  // no longer accepting
 }
 
 TEST_F(ApiServerTest, ShutdownAbortsWhatOutlivesTheGrace) {
   server_->shutdown();
-  FakeEngine::Options slow;
-  slow.token_delay_s = 0.01;
   ApiServerOptions o = default_options();
   o.shutdown_grace_s = 0.2;
-  start_server(slow, o);
+  start_server(FakeEngine::Options{}, o);
+  engine_->set_paused(true);  // the request never finishes by itself
   TestResponse result;
   std::thread client([&] {
     result = post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 450}, {"stream", true}});
   });
-  while (engine_->stats().num_running == 0) std::this_thread::sleep_for(milliseconds(2));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (engine_->stats().num_running == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_EQ(engine_->stats().num_running, 1);
   auto t0 = std::chrono::steady_clock::now();
   server_->shutdown();
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -323,10 +328,37 @@ TEST_F(ApiServerTest, ShutdownAbortsWhatOutlivesTheGrace) {
   EXPECT_LT(took, 3.0);
   ASSERT_EQ(result.status, 200) << result.error;
   auto events = sse_events(result.body);
-  ASSERT_GE(events.size(), 2u);
+  ASSERT_EQ(events.size(), 2u);  // the final chunk, then [DONE]
   EXPECT_EQ(events.back(), "[DONE]");
-  EXPECT_EQ(Json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "abort");
+  EXPECT_EQ(Json::parse(events[0])["choices"][0]["finish_reason"], "abort");
   EXPECT_EQ(engine_->num_aborted(), 1);
+}
+
+}  // namespace
+}  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST_F(ApiServerTest, ExpectContinueGetsAnInterimResponse) {
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  std::string body = Json{{"prompt", std::string(300, 'x')}, {"max_tokens", 2}}.dump();
+  std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+                     "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  boost::asio::write(s, boost::asio::buffer(head));
+  char buf[64];
+  size_t n = s.read_some(boost::asio::buffer(buf));  // before any body byte is sent
+  EXPECT_EQ(std::string(buf, n), "HTTP/1.1 100 Continue\r\n\r\n");
+  boost::asio::write(s, boost::asio::buffer(body));
+  std::string rest = read_events(s, 1 << 30);
+  EXPECT_EQ(rest.rfind("HTTP/1.1 200 OK", 0), 0u) << rest;
+  // A body over the limit is refused without the interim response.
+  auto s2 = connect_to(ioc, port_);
+  std::string big = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n";
+  boost::asio::write(s2, boost::asio::buffer(big));
+  std::string reply = read_events(s2, 1 << 30);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
 }
 
 }  // namespace

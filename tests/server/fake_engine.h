@@ -86,6 +86,15 @@ class FakeEngine : public EngineApi {
   }
   int max_model_len() const override { return options_.max_model_len; }
 
+  // While paused, running requests produce no tokens (admission and aborts go on).
+  void set_paused(bool paused) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      paused_ = paused;
+    }
+    cv_.notify_all();
+  }
+
   int num_aborted() const { return num_aborted_.load(); }
   int num_submitted() const { return num_submitted_.load(); }
   GenerationRequest last_request() const {
@@ -140,7 +149,7 @@ class FakeEngine : public EngineApi {
         running_.push_back(std::move(r));
       }
       double now = monotonic_s();
-      for (auto it = running_.begin(); it != running_.end();) {
+      for (auto it = running_.begin(); !paused_ && it != running_.end();) {
         Req& r = *it;
         size_t L = r.request.prompt_ids.size();
         int32_t tok = fake_token(L, r.num_out);
@@ -217,6 +226,7 @@ class FakeEngine : public EngineApi {
   int64_t generated_ = 0, prompt_tokens_ = 0;
   std::atomic<int> num_aborted_{0}, num_submitted_{0}, num_abort_calls_{0};
   bool stop_ = false;
+  bool paused_ = false;
   std::thread thread_;
 };
 
