@@ -27,6 +27,16 @@ if [ "${BATON_GPU_TESTS:-1}" != 0 ]; then
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|rel|Expected|Which is" "$OUT/test_backend_cuda.log" | tail -60
   if grep -q "SKIPPED" "$OUT/test_backend_cuda.log"; then echo "tests were skipped: no GPU?"; status=1; fi
 fi
+# What the compiler made of the attention kernels (the build machine may lack cuobjdump):
+# tensor-core instructions and local-memory traffic per kernel, in $OUT/sass-attention.txt.
+CUOBJDUMP=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || true)
+if [ -n "$CUOBJDUMP" ]; then
+  "$CUOBJDUMP" -sass .gpu-carry/bin/test_backend_cuda 2>/dev/null | awk '
+    /Function :/ { if (name != "") print name, "HGMMA", hg, "HMMA", hm, "LDL/STL", lm; name = $3; hg = hm = lm = 0; keep = ($3 ~ /attn/) ; if (!keep) name = ""; next }
+    keep && /HGMMA/ { hg++ } keep && /HMMA/ { hm++ } keep && /(LDL|STL)/ { lm++ }
+    END { if (name != "") print name, "HGMMA", hg, "HMMA", hm, "LDL/STL", lm }' > "$OUT/sass-attention.txt" || true
+  cat "$OUT/sass-attention.txt"
+fi
 if [ "${BATON_GPU_PROFILE:-1}" != 0 ]; then
   # shellcheck disable=SC2086
   .gpu-carry/bin/baton_gpu_profile --json "$OUT/perf-gpu.json" --md "$OUT/perf-gpu.md" ${BATON_PROFILE_ARGS:-} \
