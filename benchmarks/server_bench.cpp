@@ -96,6 +96,26 @@ struct Setup {
     so.service.served_model_name = "bench";
     server = std::make_unique<ApiServer>(*engine, *codec, so);
     BATON_CHECK(server->start().is_ok());
+    warm_up();
+  }
+  // Touches the weights, KV cache and thread pool once, so the first timed run is not a cold one.
+  void warm_up() {
+    std::mutex mu;
+    std::condition_variable cv;
+    int done = 0;
+    for (int i = 0; i < 64; ++i) {
+      GenerationRequest g;
+      g.request_id = "warm-" + std::to_string(i);
+      g.prompt_ids = {1, 2, 3, 4, 5, 6, 7, 8};
+      g.max_tokens = 32;
+      g.ignore_eos = true;
+      BATON_CHECK_OK(engine->submit(std::move(g), [&](RequestOutput o) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (o.finished && ++done == 64) cv.notify_all();
+      }));
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done == 64; });
   }
   ~Setup() {
     server->shutdown();
