@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <climits>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -47,6 +48,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
     bool resume = false;
     bool report_only = false;
     bool plan = false;
+    double time_budget_s = 0;
     std::string deployments, workloads;
   };
   auto opts = std::make_shared<Opts>();
@@ -55,6 +57,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--out", opts->out, "Output folder (default results/EXPERIMENT_NAME)");
   sub.add_flag("--resume", opts->resume, "Keep the results already in --out and run only the missing ones");
   sub.add_flag("--report-only", opts->report_only, "Run nothing: rebuild table and report from the results on disk");
+  sub.add_option("--time-budget-s", opts->time_budget_s,
+                 "Start no trial after this many seconds; finished trials are kept and --resume goes on");
   sub.add_flag("--plan", opts->plan, "Run nothing: list every deployment x workload and whether it is on disk");
   sub.add_option("--deployments", opts->deployments, "Run only these deployments (comma-separated names)");
   sub.add_option("--workloads", opts->workloads, "Run only these workloads (comma-separated names)");
@@ -76,13 +80,14 @@ baton::cli::RunFn setup(CLI::App& sub) {
         for (const auto& w : experiment->workloads) {
           if (!experiment->runs(d, w)) continue;
           bool done = baton::deploy::result_on_disk(out, d.name, w.name);
+          bool partial = std::filesystem::exists(baton::deploy::partial_path(out, d.name, w.name));
           auto search = baton::deploy::effective_search(w);
           if (!search.is_ok()) {
             std::cerr << "baton sweep: workload " << w.name << ": " << search.status().message() << "\n";
             return 2;
           }
           std::cout << fmt::format("  {:<24} {:<8} slo {}; {} requests/trial, start {} req/s, {} trials at most\n",
-                                   w.name, done ? "on disk" : "to run", w.slo_text, w.options.num_requests,
+                                   w.name, done ? "on disk" : (partial ? "part" : "to run"), w.slo_text, w.options.num_requests,
                                    fmt::format("{:.3g}", search->start_rate), search->max_trials);
         }
       }
@@ -101,6 +106,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       so.only_deployments = split_commas(opts->deployments);
       so.only_workloads = split_commas(opts->workloads);
       so.stop_requested = &g_stop_requested;
+      so.time_budget_s = opts->time_budget_s;
       so.log = say;
       auto summary = baton::deploy::run_sweep(*experiment, so);
       if (!summary.is_ok()) {
@@ -109,7 +115,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       }
       say(fmt::format("sweep: {} result(s) run now, {} already on disk, {} failed{}", summary->num_run,
                       summary->num_skipped, summary->failures.size(),
-                      summary->interrupted ? " (interrupted: rerun with --resume to continue)" : ""));
+                      summary->interrupted ? " (stopped early: rerun with --resume to continue)" : ""));
       for (const auto& f : summary->failures) std::cerr << "baton sweep: FAILED " << f << "\n";
       failed = !summary->failures.empty() || summary->interrupted;
     }

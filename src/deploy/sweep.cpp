@@ -7,6 +7,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include <fmt/format.h>
@@ -28,6 +29,10 @@ std::string result_path(const std::string& out_dir, const std::string& deploymen
 
 std::string requests_path(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
   return (fs::path(out_dir) / "results" / deployment / (workload + ".requests.jsonl")).string();
+}
+
+std::string partial_path(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
+  return (fs::path(out_dir) / "results" / deployment / (workload + ".partial.jsonl")).string();
 }
 
 bool result_on_disk(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
@@ -110,6 +115,98 @@ Status write_atomically(const std::string& path, const std::string& data) {
   return Status::ok();
 }
 
+// One trial as kept on disk: its verdict, its summary (RunReport::to_json), the
+// CDFs of its distributions and its per-request records (no ITL arrays).
+Json trial_entry(size_t index, double rate, bench::RunReport rep, const bench::SloSpec& slo) {
+  bench::TrialOutcome t = rep.to_trial();
+  Json requests = Json::array();
+  for (const auto& rec : rep.load.records) {
+    Json j = bench::record_to_json(rec);
+    j.erase("itl_ms");  // every gap of every request would dwarf the rest; TPOT and E2E stay
+    j["trial"] = index;
+    j["target_rate_rps"] = rep.target_rate;
+    requests.push_back(std::move(j));
+  }
+  bench::BenchOutcome one;
+  one.slo = slo;
+  one.runs.push_back(std::move(rep));
+  Json doc = bench::result_document(one);
+  return Json{{"rate", rate},
+              {"sustainable", t.sustainable},
+              {"worst_ratio", std::isfinite(t.worst_ratio) ? Json(t.worst_ratio) : Json(nullptr)},
+              {"first_broken", t.first_broken},
+              {"run", t.summary},
+              {"cdf", doc.value("cdf", Json::object())},
+              {"requests", std::move(requests)}};
+}
+
+bench::TrialOutcome trial_of(const Json& entry) {
+  bench::TrialOutcome t;
+  t.rate = entry.value("rate", 0.0);
+  t.sustainable = entry.value("sustainable", false);
+  const Json& wr = entry.contains("worst_ratio") ? entry["worst_ratio"] : Json();
+  t.worst_ratio = wr.is_number() ? wr.get<double>() : std::numeric_limits<double>::infinity();
+  t.first_broken = entry.value("first_broken", "");
+  t.summary = entry.value("run", Json::object());
+  return t;
+}
+
+// The result document of a finished search over `entries` (bench_result.h's
+// format; the distribution run is the highest sustainable trial, else the last).
+Json document_of(const bench::BenchOutcome& head, const std::vector<Json>& entries) {
+  Json doc = bench::result_document(head);  // head carries no runs: filled in here
+  Json runs = Json::array();
+  size_t best = entries.empty() ? 0 : entries.size() - 1;
+  double best_rate = -1;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const Json& run = entries[i]["run"];
+    runs.push_back(run);
+    double rate = run.value("target_rate_rps", 0.0);
+    if (entries[i].value("sustainable", false) && rate > best_rate) {
+      best = i;
+      best_rate = rate;
+    }
+  }
+  doc["runs"] = runs;
+  if (!entries.empty()) {
+    doc["distribution_run"] = best;
+    doc["cdf"] = entries[best].value("cdf", Json::object());
+  }
+  return doc;
+}
+
+Status append_partial(const std::string& path, const Json& entry) {
+  std::ofstream f(path, std::ios::app);
+  f << entry.dump() << '\n';
+  f.flush();
+  if (!f) return unavailable("cannot append to '{}'", path);
+  return Status::ok();
+}
+
+Status write_partial(const std::string& path, const std::vector<Json>& entries) {
+  std::string text;
+  for (const auto& e : entries) text += e.dump() + "\n";
+  return write_atomically(path, text);
+}
+
+Result<std::vector<Json>> read_partial(const std::string& path) {
+  BATON_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  std::vector<Json> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) break;  // a line cut short by a crash: dropped, that trial runs again
+    auto j = parse_json(std::string_view(text).substr(start, nl - start), path);
+    if (!j.is_ok() || !j->is_object() || !j->contains("rate") || !j->contains("run")) {
+      return data_loss("'{}' line {} is not a trial record; delete the file to run this search again", path,
+                       out.size() + 1);
+    }
+    out.push_back(std::move(*j));
+    start = nl + 1;
+  }
+  return out;
+}
+
 bool selected(const std::vector<std::string>& only, const std::string& name) {
   if (only.empty()) return true;
   for (const auto& n : only) {
@@ -137,6 +234,9 @@ class SweepRunner {
           ++summary_.num_skipped;
           continue;
         }
+        if (fs::exists(partial_path(o_.out_dir, d.name, w.name))) {
+          existing.push_back(d.name + "/" + w.name + " (unfinished search)");
+        }
         todo[i].push_back(&w);
       }
     }
@@ -161,7 +261,12 @@ class SweepRunner {
   }
 
  private:
-  bool interrupted() const { return o_.stop_requested && o_.stop_requested->load(); }
+  bool interrupted() const { return (o_.stop_requested && o_.stop_requested->load()) || budget_spent_; }
+  // Whether no new trial may start; latches, so the sweep stops as after a signal.
+  bool budget_spent() {
+    if (o_.time_budget_s > 0 && sweep_clock_.elapsed_s() > o_.time_budget_s) budget_spent_ = true;
+    return budget_spent_;
+  }
 
   void say(const std::string& line) {
     if (o_.log) o_.log(line);
@@ -238,38 +343,65 @@ class SweepRunner {
 
     BATON_ASSIGN_OR_RETURN(bench::SearchOptions search, effective_search(w));
 
-    std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"));
-    bench::BenchOutcome outcome;
-    outcome.label = d.name;
-    outcome.slo = w.slo;
+    std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"), std::ios::app);
+    const std::string partial = partial_path(o_.out_dir, d.name, w.name);
+    std::error_code ec;
+    fs::create_directories(fs::path(partial).parent_path(), ec);
+    if (ec) return unavailable("cannot create '{}': {}", fs::path(partial).parent_path().string(), ec.message());
+    std::vector<Json> entries;  // one per trial: what the partial file holds
+    std::vector<Json> replay;   // trials of an earlier, unfinished search of this pair
+    if (fs::exists(partial)) {
+      BATON_ASSIGN_OR_RETURN(replay, read_partial(partial));
+      say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk; replaying them", tag, replay.size()));
+    }
+    bool replaying = !replay.empty();
     Stopwatch clock;
     const uint64_t seed_base = w.options.seed ^ name_hash(w.name);
     say(fmt::format("--- {}: searching (slo {}, start {:.3g} req/s, precision {:.2g}, {} trials at most)", tag,
                     w.slo_text, search.start_rate, search.precision, search.max_trials));
     auto trial = [&](double rate) -> Result<bench::TrialOutcome> {
+      const size_t k = entries.size();
+      if (replaying && k < replay.size() && std::abs(replay[k].value("rate", -1.0) - rate) <= 1e-9 * rate) {
+        entries.push_back(replay[k]);
+        say(fmt::format("    {} trial {} at {:.3f} req/s: from disk -> {}", tag, k, rate,
+                        replay[k].value("sustainable", false) ? "PASS" : "FAIL"));
+        return trial_of(replay[k]);
+      }
+      if (replaying) {  // the search went elsewhere (settings changed): keep only what matched
+        replaying = false;
+        BATON_RETURN_IF_ERROR(write_partial(partial, entries));
+      }
       if (interrupted()) return aborted("interrupted");
+      if (budget_spent()) return aborted("the time budget is spent");
       Status health = sup->poll();
       if (!health.is_ok()) return health;
       // Fresh prompts for every trial (deterministic): a repeated prompt would hit the
       // prefix cache the previous trial filled.
       bench::BenchConfig c = cfg;
-      const uint64_t k = outcome.runs.size();
       c.workload.seed = seed_base + k * 0x9e3779b97f4a7c15ULL;
       c.workload.arrival.seed = c.workload.seed;
       BATON_ASSIGN_OR_RETURN(auto rep, bench::run_benchmark(c, rate));
-      std::string text = bench::format_run(rep);
-      bench_log << "trial " << k << "\n" << text << std::flush;
+      bench_log << "trial " << k << "\n" << bench::format_run(rep) << std::flush;
       say(fmt::format("    {} trial {} at {:.3f} req/s: {} ok, {} failed; TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms -> "
                       "{}",
                       tag, k, rep.target_rate, rep.metrics.num_ok, rep.metrics.num_failed,
                       rep.metrics.ttft_s.p90 * 1e3, rep.metrics.tpot_s.p90 * 1e3,
                       rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
       if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
-      outcome.runs.push_back(std::move(rep));
-      return outcome.runs.back().to_trial();
+      Json entry = trial_entry(k, rate, std::move(rep), w.slo);
+      BATON_RETURN_IF_ERROR(append_partial(partial, entry));
+      entries.push_back(std::move(entry));
+      return trial_of(entries.back());
     };
     auto res = bench::search_max_rate(trial, search);
-    if (!res.is_ok()) return res.status();
+    if (!res.is_ok()) {
+      if (!entries.empty()) say(fmt::format("--- {}: {} trial(s) kept in {}; --resume continues", tag,
+                                            entries.size(), partial));
+      return res.status();
+    }
+    bench::BenchOutcome outcome;
+    outcome.label = d.name;
+    outcome.slo = w.slo;
     outcome.search = *res;
     outcome.config = Json{{"sweep", {{"experiment", e_.name},
                                      {"deployment", spec_json(d)},
@@ -292,25 +424,19 @@ class SweepRunner {
                                      {"finished_utc", utc_now()},
                                      {"search_wall_s", clock.elapsed_s()},
                                      {"supervisor_events", events_}}}};
-    Json doc = bench::result_document(outcome);
+    Json doc = document_of(outcome, entries);
     const std::string path = result_path(o_.out_dir, d.name, w.name);
-    std::error_code ec;
-    fs::create_directories(fs::path(path).parent_path(), ec);
-    if (ec) return unavailable("cannot create '{}': {}", fs::path(path).parent_path().string(), ec.message());
     // Per-request records first: the summary's presence is what marks the result done.
     std::string lines;
-    for (size_t i = 0; i < outcome.runs.size(); ++i) {
-      for (const auto& rec : outcome.runs[i].load.records) {
-        Json j = bench::record_to_json(rec);
-        j.erase("itl_ms");  // every gap of every request would dwarf the rest; TPOT and E2E stay
-        j["trial"] = i;
-        j["target_rate_rps"] = outcome.runs[i].target_rate;
-        lines += j.dump();
+    for (const auto& e : entries) {
+      for (const auto& r : e["requests"]) {
+        lines += r.dump();
         lines += '\n';
       }
     }
     BATON_RETURN_IF_ERROR(write_atomically(requests_path(o_.out_dir, d.name, w.name), lines));
     BATON_RETURN_IF_ERROR(write_atomically(path, doc.dump(2) + "\n"));
+    fs::remove(partial, ec);
     ++summary_.num_run;
     const auto& s = *outcome.search;
     say(fmt::format("--- {}: max sustainable {}{:.3f} req/s (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
@@ -324,6 +450,8 @@ class SweepRunner {
   const SweepOptions& o_;
   SweepSummary summary_;
   Json events_ = Json::array();
+  Stopwatch sweep_clock_;
+  bool budget_spent_ = false;
 };
 
 }  // namespace

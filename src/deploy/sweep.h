@@ -5,11 +5,15 @@
 // Files under the output folder:
 //   results/DEPLOYMENT/WORKLOAD.json            the bench result document (every trial's summary)
 //   results/DEPLOYMENT/WORKLOAD.requests.jsonl  one line per request of every trial (no ITL arrays)
+//   results/DEPLOYMENT/WORKLOAD.partial.jsonl   the trials of a search not finished yet (one line each)
 //   logs/DEPLOYMENT/                            the processes' logs and each search's full printout
 //   experiment.yaml, table.md, table.json, report.html (sweep_report.h)
 // A result is written only when its search finished (atomically: temp file,
-// then rename). With `resume`, a result already on disk is not run again, and
-// a deployment whose results are all on disk is not brought up.
+// then rename). With `resume`, a result already on disk is not run again, a
+// deployment whose results are all on disk is not brought up, and a search
+// stopped part-way (signal, time budget) replays its trials from the partial
+// file (the search is deterministic given its trials' verdicts) and goes on
+// from there.
 #pragma once
 
 #include <atomic>
@@ -29,6 +33,7 @@ struct SweepOptions {
   std::vector<std::string> only_deployments;  // empty: all
   std::vector<std::string> only_workloads;    // empty: all
   const std::atomic<bool>* stop_requested = nullptr;  // checked between trials
+  double time_budget_s = 0;  // > 0: start no trial after this long (the sweep stops as on a signal)
   std::function<void(const std::string&)> log;        // progress lines for the user
 };
 
@@ -41,6 +46,7 @@ struct SweepSummary {
 
 std::string result_path(const std::string& out_dir, const std::string& deployment, const std::string& workload);
 std::string requests_path(const std::string& out_dir, const std::string& deployment, const std::string& workload);
+std::string partial_path(const std::string& out_dir, const std::string& deployment, const std::string& workload);
 
 // Whether a valid result document for the pair is on disk.
 bool result_on_disk(const std::string& out_dir, const std::string& deployment, const std::string& workload);

@@ -363,7 +363,7 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
 namespace baton::deploy {
 namespace {
 
-TEST(SweepEndToEndTest, SigtermStopsAfterTheTrialTearsDownAndResumeFinishes) {
+TEST(SweepEndToEndTest, SigtermKeepsFinishedTrialsTearsDownAndResumeReplaysThem) {
   fs::path dir = fresh_dir("sigterm");
   auto init = run_baton({"init-model", "--preset", "tiny-qwen3", "--out", (dir / "model").string(), "--seed", "1"},
                         dir / "init.log", 120);
@@ -404,11 +404,41 @@ TEST(SweepEndToEndTest, SigtermStopsAfterTheTrialTearsDownAndResumeFinishes) {
     EXPECT_FALSE(alive(std::stoi((*it)[2]))) << (*it)[1] << " left behind";
   }
   EXPECT_EQ(num_started, 2);
+  // The trial that finished is kept.
+  const std::string partial = partial_path(out.string(), "agg-2", "w");
+  ASSERT_TRUE(fs::exists(partial)) << log;
+  std::string kept = read_all(partial);
+  EXPECT_EQ(std::count(kept.begin(), kept.end(), '\n'), 1) << kept;
+  // Without --resume the unfinished search is not thrown away.
+  auto refused = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "refused.log", 30);
+  EXPECT_EQ(refused.first, 2) << refused.second;
+  EXPECT_NE(refused.second.find("unfinished search"), std::string::npos) << refused.second;
+  // A spent time budget starts no new trial: the kept one is replayed, nothing else runs.
+  auto budget = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume",
+                           "--time-budget-s", "0.01"},
+                          dir / "budget.log", 60);
+  EXPECT_EQ(budget.first, 1) << budget.second;
+  EXPECT_NE(budget.second.find("trial 0 at 4.000 req/s: from disk"), std::string::npos) << budget.second;
+  EXPECT_NE(budget.second.find("time budget"), std::string::npos) << budget.second;
+  EXPECT_EQ(read_all(partial), kept);
   auto resumed =
       run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "resume.log", 90);
   ASSERT_EQ(resumed.first, 0) << resumed.second;
   EXPECT_NE(resumed.second.find("1 result(s) run now, 0 already on disk"), std::string::npos) << resumed.second;
+  EXPECT_NE(resumed.second.find("trial 0 at 4.000 req/s: from disk"), std::string::npos) << resumed.second;
+  EXPECT_NE(resumed.second.find("trial 1 at "), std::string::npos) << resumed.second;
   EXPECT_TRUE(fs::exists(result_path(out.string(), "agg-2", "w")));
+  EXPECT_FALSE(fs::exists(partial));
+  // The result holds the replayed trial and the new ones, their requests included.
+  auto doc = read_json_file(result_path(out.string(), "agg-2", "w"));
+  ASSERT_TRUE(doc.is_ok());
+  const size_t num_runs = (*doc)["runs"].size();
+  EXPECT_EQ(num_runs, (*doc)["search"]["num_trials"].get<size_t>());
+  EXPECT_GE(num_runs, 2u);
+  EXPECT_DOUBLE_EQ((*doc)["runs"][0]["target_rate_rps"].get<double>(), 4.0);
+  EXPECT_TRUE((*doc)["cdf"]["ttft_ms"].is_array());
+  std::string lines = read_all(requests_path(out.string(), "agg-2", "w"));
+  EXPECT_EQ(static_cast<size_t>(std::count(lines.begin(), lines.end(), '\n')), 12 * num_runs);
   fs::remove_all(dir);
 }
 
