@@ -455,7 +455,7 @@ Json targets(const Json& r) {
         const int layers = m["num_layers"].get<int>();
         const double att_all = att_ms * layers;
         t["limited_by"] = fmt::format(
-            "attention (mma.sync flash-attention kernel) at {:.0f} TFLOP/s takes {:.0f} of {:.0f} ms; the rest "
+            "attention (the prefill attention kernel; wgmma for head_dim 128) at {:.0f} TFLOP/s takes {:.0f} of {:.0f} ms; the rest "
             "(cuBLASLt GEMMs and elementwise kernels) runs at {:.0f} TFLOP/s",
             p["attention_tflops"].get<double>(), att_all, total,
             p["linear_flops"].get<double>() / ((total - att_all) * 1e-3) / 1e12);
