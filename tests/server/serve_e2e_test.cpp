@@ -2,6 +2,7 @@
 // and curl against the default model agree with `baton generate`; SIGTERM
 // drains and aborts; 1,000 concurrent streams (half closed mid-stream) on a
 // tiny model leave no request and no KV block behind.
+#include <iostream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -253,7 +254,9 @@ TEST_F(ServeTinyModelTest, ThousandConcurrentStreamsHalfClosedLeaveNothingBehind
   double length = metric_value(port, "baton:request_success_total{model_name=\"tiny\",finished_reason=\"length\"}");
   double aborted = metric_value(port, "baton:request_success_total{model_name=\"tiny\",finished_reason=\"abort\"}");
   EXPECT_EQ(length + aborted, kStreams);
+  std::cout << "finished by length: " << length << ", aborted by disconnect: " << aborted << "\n";
   EXPECT_GE(length, kStreams / 2);
+  EXPECT_GT(aborted, kStreams / 4);  // closed streams are aborted, not run to the end (500 of 500 when measured)
   EXPECT_EQ(server->terminate(30.0), 0) << server->log();
 }
 
