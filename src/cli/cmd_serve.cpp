@@ -2,7 +2,9 @@
 // server/api_server.h). Runs until SIGTERM or SIGINT, then drains.
 #include <sys/resource.h>
 
+#include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "cli/command.h"
 #include "cli/engine_flags.h"
@@ -58,7 +60,11 @@ int run_serve(const ServeArgs& a) {
   o.service.model_path = le.model_dir;
   o.service.api_key = a.api_key;
   o.shutdown_grace_s = a.shutdown_grace_s;
-  o.handle_signals = true;
+  // With --discovery, this command catches the signals itself: it leaves the
+  // registry before the server's graceful shutdown.
+  o.handle_signals = a.pd.discovery.empty();
+  std::unique_ptr<SignalWaiter> signals;
+  if (!o.handle_signals) signals = std::make_unique<SignalWaiter>();
   ApiServer server(*le.engine, codec, o);
   if (connector) connector->attach_metrics(server.service().metrics().registry());
   if (Status st = server.start(); !st.is_ok()) {
@@ -67,9 +73,26 @@ int run_serve(const ServeArgs& a) {
   }
   BATON_LOG_INFO("serving {} (max_model_len {}) at {}", o.service.served_model_name, le.engine->max_model_len(),
                  server.url());
+  auto registration = register_instance(a.pd, server.url(), o.service.served_model_name);
+  if (!registration.is_ok()) {
+    std::cerr << "error: " << registration.status().message() << "\n";
+    server.shutdown();
+    return 1;
+  }
   // A machine-readable line for scripts and tests that start the server on port 0.
   std::cout << "listening on " << server.url() << std::endl;
-  server.run_until_signal();
+  if (signals) {
+    const int sig = signals->wait();
+    // Leave first, keep serving while routers notice, then drain as usual:
+    // no request fails on an instance that leaves gracefully.
+    BATON_LOG_INFO("received {}: leaving {} and serving {} s more", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                   a.pd.discovery, a.pd.leave_grace_s);
+    if (*registration) (*registration)->deregister();
+    std::this_thread::sleep_for(std::chrono::duration<double>(a.pd.leave_grace_s));
+    server.shutdown();
+  } else {
+    server.run_until_signal();
+  }
   le.engine->shutdown(AsyncEngine::ShutdownMode::kAbort);
   if (connector) connector->stop();
   return 0;

@@ -1,10 +1,15 @@
 #include "cli/pd_serve.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "common/log.h"
 #include "kv_transfer/checksum.h"
@@ -42,6 +47,14 @@ void add_pd_flags(CLI::App& app, PdFlags& f) {
       ->check(CLI::IsMember({"fail", "recompute"}))
       ->capture_default_str();
   app.add_flag("--kv-checksum", f.kv_checksum, "Decode: verify every pulled KV block (xxHash64)");
+  app.add_option("--discovery", f.discovery,
+                 "etcd://HOST:PORT: register this instance (role, URL, model); on SIGTERM leave first")
+      ->capture_default_str();
+  app.add_option("--advertise-url", f.advertise_url, "URL routers reach this instance at (default: its own)");
+  app.add_option("--leave-grace-s", f.leave_grace_s,
+                 "On SIGTERM with --discovery: keep serving this long after leaving, so routers see it")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--kv-fault", f.kv_fault, "Tests only: inject fail|corrupt|drop|delay_ms=N into KV reads")
       ->group("");
 }
@@ -76,6 +89,35 @@ Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, c
   out.loaded->tokenizer = std::move(core->tokenizer);
   out.loaded->engine = std::make_unique<AsyncEngine>(std::move(core->core));
   return out;
+}
+
+Result<std::unique_ptr<discovery::Registration>> register_instance(const PdFlags& pd, const std::string& url,
+                                                                   const std::string& model_name) {
+  if (pd.discovery.empty()) return std::unique_ptr<discovery::Registration>();
+  discovery::InstanceRecord record;
+  record.url = pd.advertise_url.empty() ? url : pd.advertise_url;
+  record.role = pd.role;
+  record.model = model_name;
+  auto reg = discovery::Registration::start(pd.discovery, record);
+  if (!reg.is_ok()) return reg.status().with_context("registering with " + pd.discovery);
+  return std::move(reg).value();
+}
+
+struct SignalWaiter::Impl {
+  boost::asio::io_context ioc;
+  boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
+};
+
+SignalWaiter::SignalWaiter() : impl_(std::make_unique<Impl>()) {}
+SignalWaiter::~SignalWaiter() = default;
+
+int SignalWaiter::wait() {
+  int received = 0;
+  impl_->signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (!ec) received = sig;
+  });
+  impl_->ioc.run();
+  return received;
 }
 
 }  // namespace baton::cli

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/engine_flags.h"
+#include "discovery/registration.h"
 #include "server/transfer_kv_connector.h"
 
 namespace baton::cli {
@@ -22,10 +23,14 @@ struct PdFlags {
   std::string kv_load_failure_policy = "fail";
   bool kv_checksum = false;
   std::string kv_fault;              // hidden, tests only
+  std::string discovery;             // etcd://HOST:PORT: register there (role, URL, model)
+  std::string advertise_url;         // the URL routers use; default: the server's own
+  double leave_grace_s = 1.0;        // on SIGTERM: serve this long after deregistering
 };
 
 // Adds --role, --kv-transport, --kv-port, --kv-lease-ms,
-// --kv-load-failure-policy, --kv-checksum (and the hidden --kv-fault).
+// --kv-load-failure-policy, --kv-checksum, --discovery, --advertise-url,
+// --leave-grace-s (and the hidden --kv-fault).
 void add_pd_flags(CLI::App& app, PdFlags& flags);
 
 struct PdEngine {
@@ -37,5 +42,24 @@ struct PdEngine {
 // `host` is where the KV agent binds and what it advertises.
 Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, const std::string& host,
                                  const std::string& model_name);
+
+// With --discovery, registers this instance in etcd under its role (null
+// without --discovery). Destroying or deregister()ing it leaves at once.
+Result<std::unique_ptr<discovery::Registration>> register_instance(const PdFlags& pd, const std::string& url,
+                                                                   const std::string& model_name);
+
+// Catches SIGINT/SIGTERM from construction on (so an early one is not lost);
+// wait() blocks until one arrives and returns it. For `serve --discovery`,
+// which leaves the registry before the server's own graceful shutdown.
+class SignalWaiter {
+ public:
+  SignalWaiter();
+  ~SignalWaiter();
+  int wait();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace baton::cli

@@ -115,6 +115,10 @@ class Proc {
     }
   }
 
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   // SIGTERM and wait; the exit code, or -1 (killed after timeout_s).
   int terminate(double timeout_s = 30.0) {
     if (pid_ <= 0) return -1;

@@ -159,11 +159,15 @@ TEST(PdFaultsTest, FailedAndCorruptedTransfersUnderBothPolicies) {
     for (bool stream : {false, true}) {
       Completion r = decode_direct(*c.decode, prompt, prefill_direct(prefill, prompt), stream);
       if (c.fails) {
-        if (!stream) EXPECT_EQ(r.http_status, 500) << r.raw;
+        if (!stream) {
+          EXPECT_EQ(r.http_status, 500) << r.raw;
+        }
         EXPECT_NE(r.error.find("KV transfer failed"), std::string::npos) << r.raw;
         EXPECT_NE(r.error.find(c.detail), std::string::npos) << r.error;
         EXPECT_TRUE(r.tokens.empty());
-        if (stream) EXPECT_NE(r.raw.find("data: [DONE]"), std::string::npos) << r.raw;
+        if (stream) {
+          EXPECT_NE(r.raw.find("data: [DONE]"), std::string::npos) << r.raw;
+        }
       } else {
         EXPECT_EQ(r.http_status, 200) << r.raw;
         EXPECT_EQ(r.tokens, want) << (stream ? "stream" : "");
