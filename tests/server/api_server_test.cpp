@@ -363,3 +363,34 @@ TEST_F(ApiServerTest, ExpectContinueGetsAnInterimResponse) {
 
 }  // namespace
 }  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST_F(ApiServerTest, IdleKeepAliveConnectionsAreClosed) {
+  server_->shutdown();
+  ApiServerOptions o = default_options();
+  o.http.limits.idle_timeout_s = 0.3;
+  start_server(FakeEngine::Options{}, o);
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  std::string req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";  // keep-alive
+  boost::asio::write(s, boost::asio::buffer(req));
+  boost::beast::flat_buffer buf;
+  namespace http = boost::beast::http;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_TRUE(res.keep_alive());
+  auto t0 = std::chrono::steady_clock::now();
+  char byte;
+  boost::system::error_code ec;
+  s.read_some(boost::asio::buffer(&byte, 1), ec);  // the server closes it after 0.3 s idle
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(ec);
+  EXPECT_GT(waited, 0.2);
+  EXPECT_LT(waited, 5.0);
+}
+
+}  // namespace
+}  // namespace baton::testing
