@@ -394,3 +394,37 @@ TEST_F(ApiServerTest, IdleKeepAliveConnectionsAreClosed) {
 
 }  // namespace
 }  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+// A client that stops reading (half-open, or just stuck): once the socket
+// buffers are full, the write times out, the request is aborted and its
+// blocks are freed.
+TEST_F(ApiServerTest, StalledReaderTimesOutAndIsAborted) {
+  server_->shutdown();
+  FakeEngine::Options e;
+  e.token_delay_s = 0;
+  e.max_model_len = 10'000'000;
+  ApiServerOptions o = default_options();
+  o.http.limits.write_timeout_s = 0.5;
+  start_server(e, o);
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  int small = 4096;
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  std::string body = Json{{"prompt", "abc"}, {"max_tokens", 5'000'000}, {"stream", true}}.dump();
+  boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
+  // Never read. The server must give up on its own.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(engine_->num_aborted(), 1);
+  EngineStats st = engine_->stats();
+  EXPECT_EQ(st.num_running, 0);
+  EXPECT_EQ(st.num_kv_blocks_free, st.num_kv_blocks_total);
+}
+
+}  // namespace
+}  // namespace baton::testing
