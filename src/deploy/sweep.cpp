@@ -250,10 +250,14 @@ class SweepRunner {
     fs::create_directories(o_.out_dir, ec);
     if (ec) return unavailable("cannot create '{}': {}", o_.out_dir, ec.message());
     BATON_RETURN_IF_ERROR(write_file((fs::path(o_.out_dir) / "experiment.yaml").string(), e_.source_text));
-    for (const auto& name : existing) say("on disk, not run again: " + name);
+    for (const auto& name : existing) {
+      say(name.find("(unfinished") == std::string::npos ? "on disk, not run again: " + name
+                                                         : "on disk, to be continued: " + name);
+    }
     for (size_t i = 0; i < e_.deployments.size() && !interrupted(); ++i) {
       const auto& d = e_.deployments[i];
       if (todo[i].empty()) continue;
+      if (budget_spent()) break;  // bringing a deployment up only to stop would waste the time
       run_deployment(d, todo[i]);
     }
     summary_.interrupted = interrupted();
