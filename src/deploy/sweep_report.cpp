@@ -261,7 +261,10 @@ Result<SweepTable> write_sweep_report(const Experiment& e, const std::string& ou
     }
     std::string page = bench::render_html_report(docs[wi], r.baseline,
                                                  "workload " + r.workload + " (SLO " + r.slo + ")");
-    h += "<iframe title=\"" + html_escape(r.workload) + "\" srcdoc=\"" + html_escape(page) + "\"></iframe>";
+    // Sized to its content once loaded (a srcdoc frame is same-origin), so a screenshot holds all of it.
+    h += "<iframe title=\"" + html_escape(r.workload) +
+         "\" onload=\"this.style.height=(this.contentDocument.documentElement.scrollHeight+20)+'px'\" srcdoc=\"" +
+         html_escape(page) + "\"></iframe>";
   }
   h += "</body></html>\n";
   BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "report.html").string(), h));
