@@ -236,7 +236,12 @@ int run_bench(BenchArgs a, bool rate_given) {
     so.max_trials = a.search_max_trials;
     so.close_margin = a.search_close_margin;
     auto trial = [&](double rate) -> Result<TrialOutcome> {
-      BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(*cfg, rate));
+      // Each trial draws its own prompts: reusing one seed would let later
+      // trials hit the prefix cache that earlier trials filled.
+      BenchConfig trial_cfg = *cfg;
+      trial_cfg.workload.seed = a.seed + outcome.runs.size();
+      trial_cfg.workload.arrival.seed = a.seed + outcome.runs.size();
+      BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(trial_cfg, rate));
       std::cout << format_run(rep) << std::flush;
       outcome.runs.push_back(std::move(rep));
       return outcome.runs.back().to_trial();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +62,8 @@ Result<ChildProcess> ChildProcess::spawn(const ProcessOptions& options) {
   }
   if (pid == 0) {
     setpgid(0, 0);
+    // If the supervisor dies (even by SIGKILL), its children are told to stop.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (log_fd >= 0) {
       dup2(log_fd, STDOUT_FILENO);
       dup2(log_fd, STDERR_FILENO);
