@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/baton-ccache}
 BUILD=${BATON_CUDA_BUILD:-build-cuda}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBATON_CUDA=ON > /dev/null
-targets=(test_backend_cuda baton_gpu_profile)
+targets=(test_backend_cuda baton_gpu_profile baton)
 cmake --build "$BUILD" -j2 --target "${targets[@]}"
 grep -qx '/.gpu-carry/' .git/info/exclude 2>/dev/null || echo '/.gpu-carry/' >> .git/info/exclude
 rm -rf .gpu-carry

@@ -21,6 +21,7 @@ struct BackendOptions {
   size_t cpu_kv_cache_bytes = 0;        // CPU: bytes offered to the KV cache; 0 = 1 GiB
   int device_id = 0;                    // CUDA: device ordinal
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
+  bool batch_invariant = false;         // CUDA: results independent of batch shape (slower)
 };
 
 using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt,

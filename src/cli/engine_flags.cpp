@@ -46,6 +46,9 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
                  "CUDA: share of the GPU's memory for weights and KV cache")
       ->check(CLI::Range(0.05, 1.0))
       ->capture_default_str();
+  app.add_flag("--batch-invariant", f.batch_invariant,
+               "CUDA: a sequence's tokens do not depend on what shares its batch or how its prompt "
+               "was chunked (row-invariant GEMMs, one attention kernel); slower");
   app.add_option("--max-waiting-requests", f.engine.max_waiting_requests,
                  "Waiting requests at most (0 = unbounded); beyond it new requests are refused")
       ->check(CLI::NonNegativeNumber)
@@ -69,6 +72,7 @@ Result<Parts> build_parts(const EngineFlags& flags) {
   bo.num_threads = flags.num_threads;
   bo.cpu_kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
   bo.gpu_memory_utilization = flags.gpu_memory_utilization;
+  bo.batch_invariant = flags.batch_invariant;
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                          make_backend(flags.device, *p.checkpoint, bo));
   std::shared_ptr<const Detokenizer> detok;

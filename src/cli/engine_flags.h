@@ -25,6 +25,7 @@ struct EngineFlags {
   int num_threads = 0;         // CPU backend threads; 0 = all cores
   int64_t kv_cache_bytes = 0;
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
+  bool batch_invariant = false;         // CUDA: tokens independent of batch shape (slower)
   EngineOptions engine;
 };
 

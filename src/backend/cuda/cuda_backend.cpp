@@ -448,6 +448,7 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const
   CudaBackendOptions o;
   o.device_id = options.device_id;
   o.gpu_memory_utilization = options.gpu_memory_utilization;
+  o.batch_invariant = options.batch_invariant;
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(ckpt, o));
   return std::unique_ptr<Backend>(std::move(b));
 }
