@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "common/log.h"
 #include "discovery/registry_watcher.h"
@@ -22,9 +23,7 @@ using namespace baton::router;
 
 std::vector<std::string> split_urls(const std::string& list) {
   std::vector<std::string> out;
-  std::stringstream ss(list);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  for (std::string item : cli::split_commas(list)) {
     while (!item.empty() && item.back() == '/') item.pop_back();
     if (!item.empty()) out.push_back(item);
   }

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "common/log.h"
 #include "deploy/experiment.h"
@@ -19,27 +20,8 @@
 
 namespace {
 
-std::atomic<bool> g_stop_requested{false};  // set from the signal handler only
-
-void on_signal(int) { g_stop_requested.store(true); }
-
-std::string self_binary() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "baton";
-  buf[n] = '\0';
-  return buf;
-}
-
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
+using baton::cli::self_binary;
+using baton::cli::split_commas;
 
 baton::cli::RunFn setup(CLI::App& sub) {
   struct Opts {
@@ -95,17 +77,14 @@ baton::cli::RunFn setup(CLI::App& sub) {
     }
     bool failed = false;
     if (!opts->report_only) {
-      struct sigaction sa {};
-      sa.sa_handler = on_signal;
-      sigaction(SIGINT, &sa, nullptr);
-      sigaction(SIGTERM, &sa, nullptr);
+      const std::atomic<bool>& stop_requested = baton::cli::install_stop_flag();
       baton::deploy::SweepOptions so;
       so.out_dir = out;
       so.resume = opts->resume;
       so.baton_binary = self_binary();
       so.only_deployments = split_commas(opts->deployments);
       so.only_workloads = split_commas(opts->workloads);
-      so.stop_requested = &g_stop_requested;
+      so.stop_requested = &stop_requested;
       so.time_budget_s = opts->time_budget_s;
       so.log = say;
       auto summary = baton::deploy::run_sweep(*experiment, so);

@@ -8,22 +8,13 @@
 #include <ctime>
 #include <iostream>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "deploy/supervisor.h"
 
 namespace {
 
-std::atomic<bool> g_stop_requested{false};  // set from the signal handler only
-
-void on_signal(int) { g_stop_requested.store(true); }
-
-std::string self_binary() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "baton";
-  buf[n] = '\0';
-  return buf;
-}
+using baton::cli::self_binary;
 
 baton::cli::RunFn setup(CLI::App& sub) {
   struct Opts {
@@ -67,10 +58,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
       run_dir = "runs/" + spec->name + "-" + stamp;
     }
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    const std::atomic<bool>& stop_requested = baton::cli::install_stop_flag();
     baton::deploy::SupervisorOptions sopts;
     sopts.baton_binary = self_binary();
     sopts.run_dir = run_dir;
@@ -84,7 +72,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       return 1;
     }
     std::cout << "endpoint: " << supervisor.endpoint() << "\nlogs: " << run_dir << std::endl;
-    st = supervisor.run_until(g_stop_requested);
+    st = supervisor.run_until(stop_requested);
     std::cerr << "baton up: stopping" << std::endl;
     supervisor.stop(10.0);
     if (!st.is_ok()) {
