@@ -8,9 +8,7 @@
 
 namespace baton::bench {
 
-namespace {
-
-std::string esc(const std::string& s) {
+std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -23,6 +21,10 @@ std::string esc(const std::string& s) {
   }
   return out;
 }
+
+namespace {
+
+std::string esc(const std::string& s) { return html_escape(s); }
 
 // JSON safe inside <script>: no "</" sequence can close the element.
 std::string script_json(const Json& j) {

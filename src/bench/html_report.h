@@ -12,6 +12,9 @@
 
 namespace baton::bench {
 
+// Escapes text for HTML content and attribute values.
+std::string html_escape(const std::string& s);
+
 // `documents` are result documents (bench_result.h); `baseline` a label or "".
 std::string render_html_report(const std::vector<Json>& documents, const std::string& baseline,
                                const std::string& title);

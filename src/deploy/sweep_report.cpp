@@ -11,24 +11,11 @@
 namespace baton::deploy {
 
 namespace fs = std::filesystem;
+using bench::html_escape;
 
 namespace {
 
 Json opt(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // "3.20 (1.28x)", ">= 8.00" (every rate passed), "< 0.25" (none passed), "missing", "-".
 std::string cell_text(const SweepCell& c, bool with_ratio) {
