@@ -12,14 +12,7 @@ cd "$(dirname "$0")/.."
 FINAL=${OUT:-/tmp/baton-gpu-pd-out}
 OUT=/tmp/baton-gpu-pd-work
 rm -rf "$OUT"; mkdir -p "$OUT" "$FINAL"
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export LD_LIBRARY_PATH="$PWD/.gpu-carry/lib:${LD_LIBRARY_PATH:-}"
-for lib in libcudart.so.13 libcublasLt.so.13; do
-  if ! ldconfig -p | grep -q "$lib"; then
-    found=$(find /usr/local /usr/lib /opt / -xdev -name "$lib" 2>/dev/null | head -1)
-    [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
-  fi
-done
+source scripts/gpu-env.sh
 B="$PWD/.gpu-carry/bin/baton"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv | tee "$OUT/gpus.csv"
 nvidia-smi topo -m > "$OUT/topo.txt" 2>&1 || true
