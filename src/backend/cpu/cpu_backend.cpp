@@ -5,6 +5,7 @@
 #include <new>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/step_validation.h"
 #include "common/check.h"
 
 namespace baton {
@@ -78,18 +79,7 @@ KvMemory CpuBackend::kv_memory() {
 Status CpuBackend::validate(const StepInput& in) const {
   if (kv_ == nullptr) return failed_precondition("execute() before init_kv_cache()");
   const int n = in.num_tokens(), num_seqs = in.num_seqs();
-  if (n == 0) return invalid_argument("step has no tokens");
-  if (static_cast<int>(in.positions.size()) != n || static_cast<int>(in.slot_mapping.size()) != n)
-    return invalid_argument("step has {} tokens but {} positions and {} slots", n, in.positions.size(),
-                            in.slot_mapping.size());
-  if (num_seqs == 0) return invalid_argument("step has no sequences");
-  if (static_cast<int>(in.query_start.size()) != num_seqs + 1 || in.query_start.front() != 0 ||
-      in.query_start.back() != n)
-    return invalid_argument("query_start must have num_seqs + 1 = {} entries from 0 to {}", num_seqs + 1, n);
-  if (in.max_blocks_per_seq <= 0 ||
-      in.block_tables.size() != static_cast<size_t>(num_seqs) * static_cast<size_t>(in.max_blocks_per_seq))
-    return invalid_argument("block_tables must hold num_seqs x max_blocks_per_seq = {} x {} entries, has {}",
-                            num_seqs, in.max_blocks_per_seq, in.block_tables.size());
+  BATON_RETURN_IF_ERROR(validate_step_shape(in));
   const int bs = layout_.block_size;
   for (int s = 0; s < num_seqs; ++s) {
     const int begin = in.query_start[s], end = in.query_start[s + 1];
