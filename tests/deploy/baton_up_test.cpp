@@ -1,7 +1,10 @@
 // `baton up` end to end on the CPU: a deployment comes up from a spec,
 // serves through its router, restarts an instance the test kills, and leaves
 // no process behind when stopped.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +32,27 @@ std::string read_all(const fs::path& p) {
 
 bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
+// The first of `count` consecutive free ports, below the kernel's ephemeral
+// range (32768+, where other tests' client sockets land), starting from a
+// pid-derived offset so parallel tests spread out. 0 when none is found.
+int free_port_block(int count) {
+  for (int i = 0; i < 1500; ++i) {
+    int base = 20000 + ((getpid() + i * 7) % 1500) * 8;
+    bool all_free = true;
+    for (int p = base; p < base + count && all_free; ++p) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(p));
+      all_free = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+      if (fd >= 0) close(fd);
+    }
+    if (all_free) return base;
+  }
+  return 0;
+}
+
 class BatonUpTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -44,8 +68,8 @@ class BatonUpTest : public ::testing::Test {
     ASSERT_TRUE(child.is_ok());
     while (child->running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     ASSERT_EQ(child->exit_code(), 0) << read_all(dir_ / "init.log");
-    // Ports from the pid, so parallel tests do not collide.
-    base_port_ = 20000 + (getpid() % 2000) * 8;
+    base_port_ = free_port_block(8);
+    ASSERT_GT(base_port_, 0) << "no 8 free consecutive ports below the ephemeral range";
   }
   void TearDown() override { fs::remove_all(dir_); }
 
