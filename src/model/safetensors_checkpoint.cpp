@@ -1,5 +1,6 @@
 // Checkpoint::open: config.json plus one model.safetensors, or the shards
 // named by model.safetensors.index.json, every file memory-mapped.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -84,6 +85,27 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   const fs::path config_path = fs::path(dir) / "config.json";
   if (!fs::exists(config_path, ec)) return not_found("checkpoint folder '{}' has no config.json", dir);
   BATON_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_file(config_path.string()));
+  // Like vLLM: generation_config.json's eos ids also end generation (Qwen3's
+  // names <|endoftext|> beside config.json's <|im_end|>).
+  const fs::path gen_path = fs::path(dir) / "generation_config.json";
+  if (fs::exists(gen_path, ec)) {
+    auto gen = read_json_file(gen_path.string());
+    if (!gen.is_ok()) return invalid_argument("{}", gen.status().message());
+    const Json* eos = gen->is_object() && gen->contains("eos_token_id") ? &(*gen)["eos_token_id"] : nullptr;
+    if (eos && !eos->is_null()) {
+      std::vector<Json> ids = eos->is_array() ? eos->get<std::vector<Json>>() : std::vector<Json>{*eos};
+      for (const Json& id : ids) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0) {
+          return invalid_argument("'{}': eos_token_id must be a non-negative integer or a list of them",
+                                  gen_path.string());
+        }
+        int v = id.get<int>();
+        if (std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), v) == config.eos_token_ids.end()) {
+          config.eos_token_ids.push_back(v);
+        }
+      }
+    }
+  }
   auto ckpt = std::make_unique<SafetensorsCheckpoint>(dir, std::move(config));
 
   const fs::path single = fs::path(dir) / "model.safetensors";

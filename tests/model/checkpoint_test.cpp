@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "model/weight_names.h"
@@ -72,6 +76,33 @@ TEST(CheckpointTest, MissingFolderAndConfigAreClear) {
   r = Checkpoint::open(BATON_TEST_DATA);  // a folder without config.json
   ASSERT_FALSE(r.is_ok());
   EXPECT_NE(r.status().message().find("config.json"), std::string::npos);
+}
+
+TEST(CheckpointTest, GenerationConfigEosIdsAreAdded) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("baton-genconfig-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fixture_dir("qwen3-tiny") + "/" + f, dir / f);
+  {
+    std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [2, 7], "temperature": 0.6})";
+    auto r = Checkpoint::open(dir.string());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ((*r)->config().eos_token_ids, (std::vector<int>{2, 7}));  // 2 from config.json, 7 added
+  }
+  {
+    std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": "two"})";
+    auto r = Checkpoint::open(dir.string());
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("generation_config.json"), std::string::npos) << r.status().message();
+  }
+  {
+    std::ofstream(dir / "generation_config.json") << "{broken";
+    auto r = Checkpoint::open(dir.string());
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("generation_config.json"), std::string::npos) << r.status().message();
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
