@@ -19,4 +19,18 @@ Status validate_step_shape(const StepInput& in) {
   return Status::ok();
 }
 
+Status validate_sample_rows(const StepInput& in) {
+  const int num_seqs = in.num_seqs();
+  int prev = -1;
+  for (const SampleRequest& r : in.samples) {
+    if (r.seq_index <= prev || r.seq_index >= num_seqs)
+      return invalid_argument("sample seq_index {} out of order or outside [0, {})", r.seq_index, num_seqs);
+    if (in.query_start[r.seq_index + 1] == in.query_start[r.seq_index])
+      return invalid_argument("sequence {} samples but has no tokens this step", r.seq_index);
+    if (r.params == nullptr) return invalid_argument("sample for sequence {} has no sampling params", r.seq_index);
+    prev = r.seq_index;
+  }
+  return Status::ok();
+}
+
 }  // namespace baton

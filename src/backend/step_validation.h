@@ -11,4 +11,8 @@ namespace baton {
 // num_tokens, a block table row per sequence. kInvalidArgument naming the field.
 Status validate_step_shape(const StepInput& in);
 
+// Sample rows: ascending seq_index inside the batch, each on a sequence with
+// tokens this step, each with sampling params. Call after validate_step_shape.
+Status validate_sample_rows(const StepInput& in);
+
 }  // namespace baton

@@ -111,16 +111,7 @@ Status CpuBackend::validate(const StepInput& in) const {
         return invalid_argument("sequence {} block table entry {} is {}, outside [0, {})", s, b, table[b],
                                 layout_.num_blocks);
   }
-  int prev = -1;
-  for (const SampleRequest& r : in.samples) {
-    if (r.seq_index <= prev || r.seq_index >= num_seqs)
-      return invalid_argument("sample seq_index {} out of order or outside [0, {})", r.seq_index, num_seqs);
-    if (in.query_start[r.seq_index + 1] == in.query_start[r.seq_index])
-      return invalid_argument("sequence {} samples but has no tokens this step", r.seq_index);
-    if (r.params == nullptr) return invalid_argument("sample for sequence {} has no sampling params", r.seq_index);
-    prev = r.seq_index;
-  }
-  return Status::ok();
+  return validate_sample_rows(in);
 }
 
 void CpuBackend::forward_layers(const StepInput& in) {

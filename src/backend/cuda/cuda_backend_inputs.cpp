@@ -83,13 +83,8 @@ Status CudaBackend::validate(const StepInput& in) const {
         return invalid_argument("sequence {} block table entry {} is {}, outside [0, {})", s, b, table[b],
                                 layout_.num_blocks);
   }
-  int prev = -1;
+  BATON_RETURN_IF_ERROR(validate_sample_rows(in));
   for (const SampleRequest& r : in.samples) {
-    if (r.seq_index <= prev || r.seq_index >= num_seqs)
-      return invalid_argument("sample seq_index {} out of order or outside [0, {})", r.seq_index, num_seqs);
-    if (in.query_start[r.seq_index + 1] == in.query_start[r.seq_index])
-      return invalid_argument("sequence {} samples but has no tokens this step", r.seq_index);
-    if (r.params == nullptr) return invalid_argument("sample for sequence {} has no sampling params", r.seq_index);
     BATON_RETURN_IF_ERROR(validate_sampling_params(*r.params));
     for (int32_t id : r.banned_token_ids)
       if (id < 0 || id >= config_.vocab_size) return invalid_argument("banned token id {} outside the vocabulary", id);
@@ -98,7 +93,6 @@ Status CudaBackend::validate(const StepInput& in) const {
         for (int32_t id : *ids)
           if (id < 0 || id >= config_.vocab_size)
             return invalid_argument("history token id {} outside the vocabulary", id);
-    prev = r.seq_index;
   }
   return Status::ok();
 }
