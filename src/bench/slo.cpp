@@ -16,6 +16,8 @@ std::string trim(const std::string& s) {
   return s.substr(a, b - a + 1);
 }
 
+}  // namespace
+
 // The request's own value of a metric (inf when it failed or lacks one).
 double request_value(const RequestRecord& r, const SloTarget& t) {
   if (!r.ok) return kInf;
@@ -29,8 +31,6 @@ double request_value(const RequestRecord& r, const SloTarget& t) {
   auto v = d.statistic(t.statistic);
   return v.is_ok() ? *v : kInf;
 }
-
-}  // namespace
 
 Result<double> parse_duration_s(const std::string& text) {
   std::string s = trim(text);
@@ -165,7 +165,8 @@ Json SloReport::to_json() const {
   }
   return Json{{"targets", targets_json},  {"num_measured", num_measured}, {"num_good", num_good},
               {"attainment", attainment}, {"goodput_rps", goodput_rps},  {"attainment_ok", attainment_ok},
-              {"sustainable", sustainable}, {"first_broken", first_broken}};
+              {"sustainable", sustainable}, {"first_broken", first_broken},
+              {"stopped_early", stopped_early}, {"stop_reason", stop_reason}};
 }
 
 }  // namespace baton::bench

@@ -31,6 +31,11 @@ struct SloSpec {
   bool empty() const { return targets.empty() && min_attainment <= 0; }
 };
 
+// A request's own value of a target's metric, as the per-request (good or
+// not) check reads it: inf when it failed; tpot 0 below 2 tokens; itl its own
+// statistic of its gaps (0 without gaps).
+double request_value(const RequestRecord& r, const SloTarget& t);
+
 Result<SloSpec> parse_slo(const std::string& text, double min_attainment = 0);
 // "500ms" -> 0.5, "20s" -> 20, "150us" -> 0.00015.
 Result<double> parse_duration_s(const std::string& text);
@@ -50,6 +55,10 @@ struct SloReport {
   bool attainment_ok = true;
   bool sustainable = false;
   std::string first_broken;  // the target furthest over its limit ("" if none; "attainment")
+  // The run was stopped once its verdict was certainly FAIL (SloWatch): the
+  // figures cover the requests it sent, and first_broken is the certain one.
+  bool stopped_early = false;
+  std::string stop_reason;
   Json to_json() const;
 };
 

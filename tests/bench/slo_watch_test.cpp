@@ -1,0 +1,200 @@
+// SloWatch: a run is declared broken only when its verdict is certain. The
+// threshold is held to evaluate_slo itself at the boundary: with k - 1
+// violators evaluate_slo can still pass, with k it cannot.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include "bench/slo.h"
+#include "bench/slo_watch.h"
+
+namespace baton::bench {
+namespace {
+
+RequestRecord ok_record(double ttft_s, double e2e_s, int64_t output_tokens = 10) {
+  RequestRecord r;
+  r.ok = true;
+  r.send_s = 1.0;
+  r.first_token_s = 1.0 + ttft_s;
+  r.end_s = 1.0 + e2e_s;
+  r.output_tokens = output_tokens;
+  r.usage_reported = true;
+  return r;
+}
+
+RequestRecord failed_record() {
+  RequestRecord r;
+  r.send_s = 1.0;
+  r.end_s = 1.5;
+  r.error_kind = "http_5xx";
+  return r;
+}
+
+SloSpec spec_of(const std::string& text, double attainment = 0) { return parse_slo(text, attainment).value(); }
+
+TEST(SloWatchTest, ViolatorsNeededByHand) {
+  // n = 10, p90: rank 8.1, lo 8 -> the top 2 values decide.
+  EXPECT_EQ(SloWatch::violators_needed(90, 10), 2u);
+  // n = 11, p90: rank 9 exactly -> x[9]: 2 values.
+  EXPECT_EQ(SloWatch::violators_needed(90, 11), 2u);
+  // n = 100, p99: rank 98.01 -> 2; p50: rank 49.5 -> 51.
+  EXPECT_EQ(SloWatch::violators_needed(99, 100), 2u);
+  EXPECT_EQ(SloWatch::violators_needed(50, 100), 51u);
+  EXPECT_EQ(SloWatch::violators_needed(50, 101), 51u);
+  EXPECT_EQ(SloWatch::violators_needed(100, 7), 1u);  // max
+  EXPECT_EQ(SloWatch::violators_needed(0, 7), 7u);    // min
+  EXPECT_EQ(SloWatch::violators_needed(90, 1), 1u);
+  EXPECT_EQ(SloWatch::percentile_of("median"), 50.0);
+  EXPECT_EQ(SloWatch::percentile_of("p99.9"), 99.9);
+  EXPECT_FALSE(SloWatch::percentile_of("mean"));
+  // Never decreases with n (a population bounded above by n may use k(n)).
+  for (double p : {50.0, 90.0, 95.0, 99.0, 99.9, 33.3}) {
+    for (size_t n = 1; n < 2000; ++n) {
+      ASSERT_LE(SloWatch::violators_needed(p, n), SloWatch::violators_needed(p, n + 1)) << p << " " << n;
+    }
+  }
+}
+
+// For several n and p: k - 1 violators (value exactly the limit) with the
+// rest at 0 pass evaluate_slo and leave the watch quiet; k violators fail
+// evaluate_slo even with the rest just under the limit, and the watch says so.
+TEST(SloWatchTest, ThresholdMatchesEvaluateSloAtTheBoundary) {
+  for (size_t n : {1u, 2u, 3u, 5u, 10u, 11u, 19u, 37u, 100u, 101u, 250u}) {
+    for (const char* stat : {"p50", "median", "p90", "p95", "p99", "p99.9", "p33.3", "p0", "p100", "max"}) {
+      const std::string text = fmt::format("ttft:{}<1s", stat);
+      SloSpec spec = spec_of(text);
+      size_t k = SloWatch::violators_needed(*SloWatch::percentile_of(stat), n);
+      ASSERT_GE(k, 1u);
+      ASSERT_LE(k, n);
+      SCOPED_TRACE(fmt::format("{} n={} k={}", text, n, k));
+      // k - 1 violators, the others at 0: evaluate_slo passes; the watch is quiet.
+      std::vector<RequestRecord> below;
+      SloWatch quiet(spec, n);
+      for (size_t i = 0; i < n; ++i) {
+        below.push_back(i < k - 1 ? ok_record(1.0, 1.5) : ok_record(0.0, 0.5));
+        quiet.on_finished(below.back());
+      }
+      EXPECT_TRUE(evaluate_slo(spec, below, 10).sustainable);
+      EXPECT_FALSE(quiet.certainly_broken({}));
+      // k violators at exactly the limit, the others just under it: evaluate_slo fails.
+      std::vector<RequestRecord> at;
+      SloWatch loud(spec, n);
+      for (size_t i = 0; i < n; ++i) {
+        at.push_back(i < k ? ok_record(1.0, 1.5) : ok_record(0.999999, 1.5));
+        loud.on_finished(at.back());
+        if (i + 1 < k) {
+          EXPECT_FALSE(loud.certainly_broken({}));
+        }
+      }
+      EXPECT_FALSE(evaluate_slo(spec, at, 10).sustainable);
+      auto why = loud.certainly_broken({});
+      ASSERT_TRUE(why);
+      EXPECT_NE(why->find(text), std::string::npos) << *why;
+      // Failed requests are violators of every metric: k failures, the others at 0.
+      std::vector<RequestRecord> failed;
+      SloWatch fail_watch(spec, n);
+      for (size_t i = 0; i < n; ++i) {
+        failed.push_back(i < k ? failed_record() : ok_record(0.0, 0.5));
+        fail_watch.on_finished(failed.back());
+      }
+      EXPECT_FALSE(evaluate_slo(spec, failed, 10).sustainable);
+      EXPECT_TRUE(fail_watch.certainly_broken({}));
+    }
+  }
+}
+
+TEST(SloWatchTest, InFlightRequestsCountForTtftAndE2eOnly) {
+  // n = 10, p90 needs 2 violators.
+  SloWatch w(spec_of("ttft:p90<1s,e2e:p90<5s,tpot:p90<10ms"), 10);
+  for (int i = 0; i < 3; ++i) w.on_finished(ok_record(0.1, 0.15));  // TPOT 5.6 ms
+  EXPECT_FALSE(w.certainly_broken({{0.5, -1}, {0.9, -1}}));
+  // One in flight past the TTFT limit without a first token: not yet 2.
+  EXPECT_FALSE(w.certainly_broken({{1.5, -1}, {0.5, -1}}));
+  // Two of them: certain.
+  auto why = w.certainly_broken({{1.5, -1}, {1.0, -1}});
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->rfind("ttft:p90<1s", 0), 0u) << *why;
+  // A first token that came in time clears TTFT whatever the elapsed time; a
+  // long elapsed time still counts for E2E.
+  EXPECT_FALSE(w.certainly_broken({{4.0, 0.2}, {4.0, 0.3}}));
+  why = w.certainly_broken({{6.0, 0.2}, {5.0, 0.3}});
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->rfind("e2e:p90<5s", 0), 0u) << *why;
+  // A first token that came late is a certain TTFT violation.
+  EXPECT_TRUE(w.certainly_broken({{1.2, 1.1}, {1.3, 1.2}}));
+}
+
+TEST(SloWatchTest, TpotOnlyFromFinishedRequests) {
+  SloWatch w(spec_of("tpot:p90<10ms"), 10);
+  // TPOT = (e2e - ttft) / (tokens - 1) = (1.0 - 0.1) / 9 = 100 ms.
+  w.on_finished(ok_record(0.1, 1.0));
+  EXPECT_FALSE(w.certainly_broken({{100, -1}, {100, 5}, {100, -1}}));
+  // A one-token answer has no TPOT: no violation.
+  w.on_finished(ok_record(0.1, 5.0, 1));
+  EXPECT_FALSE(w.certainly_broken({}));
+  w.on_finished(ok_record(0.1, 1.0));
+  EXPECT_TRUE(w.certainly_broken({}));
+}
+
+TEST(SloWatchTest, ItlIsNeverDecidedEarly) {
+  SloWatch w(spec_of("itl:p50<1ms"), 4);
+  for (int i = 0; i < 4; ++i) w.on_finished(failed_record());
+  EXPECT_FALSE(w.certainly_broken({}));
+}
+
+TEST(SloWatchTest, MeanUsesLowerBounds) {
+  SloWatch w(spec_of("e2e:mean<1s"), 10);
+  w.on_finished(ok_record(0.1, 3.0));
+  EXPECT_FALSE(w.certainly_broken({{2.0, 0.1}, {2.0, -1}}));  // (3 + 4) / 10 < 1
+  auto why = w.certainly_broken({{3.0, 0.1}, {4.5, -1}});   // (3 + 7.5) / 10 >= 1
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("e2e:mean<1s"), std::string::npos);
+  // Held to evaluate_slo: a finished run with those values fails.
+  std::vector<RequestRecord> recs{ok_record(0.1, 3.0), ok_record(0.1, 3.0), ok_record(0.1, 4.5)};
+  for (int i = 0; i < 7; ++i) recs.push_back(ok_record(0.0, 0.0));
+  EXPECT_FALSE(evaluate_slo(spec_of("e2e:mean<1s"), recs, 10).sustainable);
+  SloWatch f(spec_of("ttft:mean<10s"), 100);
+  f.on_finished(failed_record());  // one infinite value
+  EXPECT_TRUE(f.certainly_broken({}));
+}
+
+TEST(SloWatchTest, AttainmentCountsBadRequests) {
+  // 10 requests, at least 80% good: 3 bad are certain failure, 2 are not.
+  SloWatch w(spec_of("ttft:p99<1s", 0.8), 10);
+  w.on_finished(failed_record());
+  w.on_finished(ok_record(2.0, 3.0));  // p99 of 10 needs 2 violators: the failure and this one
+  auto why = w.certainly_broken({});
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->rfind("ttft:p99<1s", 0), 0u);
+
+  SloWatch a(spec_of("e2e:p50<1s", 0.8), 10);
+  a.on_finished(failed_record());
+  a.on_finished(ok_record(0.1, 2.0));
+  EXPECT_FALSE(a.certainly_broken({}));
+  why = a.certainly_broken({{1.5, 0.1}});
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->rfind("attainment", 0), 0u) << *why;
+  // Held to evaluate_slo: 3 bad of 10 fails 0.8; 2 bad passes it.
+  std::vector<RequestRecord> recs{failed_record(), ok_record(0.1, 2.0)};
+  for (int i = 0; i < 8; ++i) recs.push_back(ok_record(0.1, 0.5));
+  EXPECT_TRUE(evaluate_slo(spec_of("e2e:p50<1s", 0.8), recs, 10).sustainable);
+  recs.back() = ok_record(0.1, 1.5);
+  EXPECT_FALSE(evaluate_slo(spec_of("e2e:p50<1s", 0.8), recs, 10).sustainable);
+}
+
+TEST(SloWatchTest, WarmupIsIgnoredAndEmptySpecNeverBreaks) {
+  SloWatch w(spec_of("ttft:p90<1s"), 10);
+  for (int i = 0; i < 5; ++i) {
+    auto r = failed_record();
+    r.warmup = true;
+    w.on_finished(r);
+  }
+  EXPECT_EQ(w.num_finished(), 0u);
+  EXPECT_FALSE(w.certainly_broken({}));
+  SloWatch none(SloSpec{}, 10);
+  none.on_finished(failed_record());
+  EXPECT_FALSE(none.certainly_broken({{100, -1}}));
+}
+
+}  // namespace
+}  // namespace baton::bench
