@@ -1,6 +1,10 @@
 #include "bench/bench_run.h"
 
 #include <cmath>
+#include <limits>
+#include <memory>
+
+#include "bench/slo_watch.h"
 
 namespace baton::bench {
 
@@ -16,7 +20,21 @@ Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double>
   rep.workload_describe = workload.describe;
   rep.workload_describe["kind"] = workload.kind;
   rep.workload_describe["num_requests"] = workload.requests.size();
-  BATON_ASSIGN_OR_RETURN(rep.load, run_load(workload, config.load));
+  LoadOptions lo = config.load;
+  auto watch = std::make_shared<std::unique_ptr<SloWatch>>();
+  auto broken = std::make_shared<std::string>();  // the certain target, once stopped
+  if (config.early_stop && !config.slo.empty()) {
+    lo.progress_interval_s = std::min(lo.progress_interval_s, kEarlyStopIntervalS);
+    lo.should_stop = [watch, slo = config.slo, broken](const StopCheck& c) -> std::optional<std::string> {
+      if (!*watch) *watch = std::make_unique<SloWatch>(slo, c.num_measured);
+      for (const auto& r : c.finished) (*watch)->on_finished(r);
+      auto b = (*watch)->certainly_broken(c.in_flight);
+      if (!b) return std::nullopt;
+      *broken = b->target;
+      return b->reason;
+    };
+  }
+  BATON_ASSIGN_OR_RETURN(rep.load, run_load(workload, lo));
   rep.metrics = compute_metrics(rep.load.records);
   if (rep.metrics.num_requests == 0) {
     return invalid_argument(
@@ -25,6 +43,12 @@ Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double>
         rep.load.records.size(), rep.target_rate);
   }
   rep.slo = evaluate_slo(config.slo, rep.load.records, rep.metrics.duration_s);
+  if (rep.load.stopped_early) {
+    rep.slo.sustainable = false;
+    rep.slo.stopped_early = true;
+    rep.slo.stop_reason = rep.load.stop_reason;
+    rep.slo.first_broken = *broken;
+  }
   return rep;
 }
 
@@ -35,6 +59,8 @@ TrialOutcome RunReport::to_trial() const {
   t.first_broken = slo.first_broken;
   t.worst_ratio = 0;
   for (const auto& tr : slo.targets) t.worst_ratio = std::max(t.worst_ratio, tr.ratio);
+  // A stopped run failed for certain: never "close" (the search repeats close trials).
+  if (slo.stopped_early) t.worst_ratio = std::numeric_limits<double>::infinity();
   t.summary = to_json();
   return t;
 }
@@ -51,7 +77,10 @@ Json RunReport::to_json() const {
            {"lag_p99_ms", load.lag_p99_s * 1e3},
            {"lag_max_ms", load.lag_max_s * 1e3},
            {"fell_behind", load.fell_behind},
-           {"warning", load.warning}}}};
+           {"warning", load.warning},
+           {"stopped_early", load.stopped_early},
+           {"stop_reason", load.stop_reason},
+           {"not_sent", load.num_not_sent}}}};
   return j;
 }
 

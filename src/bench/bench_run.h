@@ -19,7 +19,14 @@ struct BenchConfig {
   LoadOptions load;
   SloSpec slo;
   std::string label = "default";  // the deployment this run measures
+  // Stop the run as soon as its SLO verdict is certainly FAIL (SloWatch):
+  // its report keeps the requests sent, its verdict is FAIL with the certain
+  // target, and its trial never counts as close to the limit.
+  bool early_stop = false;
 };
+
+// How often an early-stopping run checks its SLO (at most).
+inline constexpr double kEarlyStopIntervalS = 0.25;
 
 struct RunReport {
   double target_rate = 0;  // requests/s asked for (sessions/s for multiturn)

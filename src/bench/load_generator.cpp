@@ -8,9 +8,11 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
+#include <unordered_map>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "bench/completion_protocol.h"
@@ -71,6 +73,17 @@ class Runner {
   void send(Worker& w, size_t i, double ready_s);
   void finish(Worker& w, size_t i);
   Progress progress(double interval_s);
+  StopCheck stop_check();
+  void stop_all();
+  // Early-stop bookkeeping (only with should_stop): measured requests in
+  // flight and finished since the last check, under track_mu_. A first token
+  // and an end are stamped under the lock, so a snapshot's elapsed time never
+  // exceeds the request's final TTFT or E2E.
+  struct Tracked {
+    double send_s = 0;
+    double first_token_s = -1;
+  };
+  bool tracking(size_t i) const { return track_ && !records_[i].warmup; }
 
   const Workload& w_;
   LoadOptions o_;
@@ -91,6 +104,14 @@ class Runner {
   std::vector<double> recent_ttft_;
   size_t ttft_next_ = 0;
   size_t last_sent_ = 0;
+  bool track_ = false;
+  size_t num_measured_ = 0;
+  std::mutex track_mu_;
+  std::unordered_map<size_t, Tracked> tracked_;
+  std::vector<RequestRecord> finished_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> num_stop_acks_{0};
+  std::vector<char> was_sent_;  // per request; read after the workers joined
 };
 
 struct Runner::Exchange {
@@ -119,6 +140,11 @@ struct Runner::Exchange {
     if (c.done) got_done = true;
     if (c.content) {
       if (rec.first_token_s < 0) {
+        if (runner->tracking(index)) {
+          std::lock_guard<std::mutex> lock(runner->track_mu_);
+          t = runner->now_s();
+          runner->tracked_[index].first_token_s = t;
+        }
         rec.first_token_s = t;
         std::lock_guard<std::mutex> lock(runner->ttft_mu_);
         if (runner->recent_ttft_.size() < 1000) {
@@ -139,7 +165,13 @@ struct Runner::Exchange {
 
   void on_done(const Status& st) {
     auto& rec = runner->records_[index];
-    rec.end_s = runner->now_s();
+    if (runner->tracking(index)) {
+      std::lock_guard<std::mutex> lock(runner->track_mu_);
+      rec.end_s = runner->now_s();
+      runner->tracked_.erase(index);
+    } else {
+      rec.end_s = runner->now_s();
+    }
     sse.finish();
     if (!st.is_ok()) {
       rec.error_kind = error_kind_of(status, st);
@@ -187,6 +219,7 @@ void Runner::on_timer(Worker& w) {
 }
 
 void Runner::release(Worker& w, size_t i) {
+  if (stopping_.load()) return;
   double ready = records_[i].scheduled_s;
   if (o_.max_concurrency > 0) {
     std::unique_lock<std::mutex> lock(wait_mu_);
@@ -233,6 +266,11 @@ void Runner::send(Worker& w, size_t i, double ready_s) {
   };
   h.on_done = [ex](const Status& st) { ex->on_done(st); };
   rec.send_s = now_s();
+  was_sent_[i] = 1;
+  if (tracking(i)) {
+    std::lock_guard<std::mutex> lock(track_mu_);
+    tracked_[i] = Tracked{rec.send_s, -1};
+  }
   size_t now_in_flight = sent_.fetch_add(1) + 1 - done_.load();
   size_t prev = max_in_flight_.load();
   while (now_in_flight > prev && !max_in_flight_.compare_exchange_weak(prev, now_in_flight)) {
@@ -242,11 +280,15 @@ void Runner::send(Worker& w, size_t i, double ready_s) {
 
 void Runner::finish(Worker& w, size_t i) {
   const auto& rec = records_[i];
+  if (tracking(i)) {
+    std::lock_guard<std::mutex> lock(track_mu_);
+    finished_.push_back(rec);
+  }
   if (!rec.ok) failed_.fetch_add(1);
   done_.fetch_add(1);  // counted first, so that sent - done never overstates the in-flight count
   if (o_.max_concurrency > 0) {
     std::unique_lock<std::mutex> lock(wait_mu_);
-    if (!waiting_.empty()) {
+    if (!waiting_.empty() && !stopping_.load()) {
       size_t j = waiting_.front();
       waiting_.pop_front();
       lock.unlock();
@@ -285,6 +327,36 @@ Progress Runner::progress(double interval_s) {
   return p;
 }
 
+StopCheck Runner::stop_check() {
+  StopCheck c;
+  std::lock_guard<std::mutex> lock(track_mu_);
+  c.num_measured = num_measured_;
+  c.elapsed_s = now_s();
+  c.finished.swap(finished_);
+  c.in_flight.reserve(tracked_.size());
+  for (const auto& [i, t] : tracked_) {
+    c.in_flight.push_back({c.elapsed_s - t.send_s, t.first_token_s >= 0 ? t.first_token_s - t.send_s : -1});
+  }
+  return c;
+}
+
+// Nothing more is sent (release() and the concurrency queue check stopping_),
+// then each worker, on its own thread (after any send it is making), drops its
+// schedule and cancels its exchanges: their sockets close, the server sees the
+// disconnect and aborts them.
+void Runner::stop_all() {
+  stopping_.store(true);
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    asio::post(wp->io, [this, wp] {
+      wp->next = wp->schedule.size();
+      wp->timer.cancel();
+      wp->client->cancel_all();
+      num_stop_acks_.fetch_add(1);
+    });
+  }
+}
+
 Result<LoadResult> Runner::run() {
   if (w_.requests.empty()) return invalid_argument("the workload has no requests");
   if (o_.num_threads < 1 || o_.num_threads > 64) return invalid_argument("threads must be in 1..64");
@@ -302,6 +374,8 @@ Result<LoadResult> Runner::run() {
 
   records_.resize(num_total_);
   history_.resize(num_total_);
+  was_sent_.assign(num_total_, 0);
+  track_ = static_cast<bool>(o_.should_stop);
   std::vector<size_t> firsts;
   for (size_t i = 0; i < num_total_; ++i) {
     const auto& spec = w_.requests[i];
@@ -324,6 +398,7 @@ Result<LoadResult> Runner::run() {
     }
   }
 
+  for (const auto& r : records_) num_measured_ += r.warmup ? 0 : 1;
   for (int t = 0; t < o_.num_threads; ++t) {
     auto w = std::make_unique<Worker>();
     BATON_ASSIGN_OR_RETURN(w->client, http::HttpClient::create(w->io.get_executor(), base));
@@ -340,16 +415,31 @@ Result<LoadResult> Runner::run() {
   }
   Stopwatch wall;
   double last = 0;
+  LoadResult out;
   while (done_.load() < num_total_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     double t = wall.elapsed_s();
-    if (o_.on_progress && t - last >= o_.progress_interval_s) {
-      o_.on_progress(progress(t - last));
+    if ((o_.on_progress || o_.should_stop) && t - last >= o_.progress_interval_s) {
+      if (o_.on_progress) o_.on_progress(progress(t - last));
       last = t;
+      if (o_.should_stop) {
+        if (auto why = o_.should_stop(stop_check())) {
+          out.stopped_early = true;
+          out.stop_reason = *why;
+          break;
+        }
+      }
+    }
+  }
+  if (out.stopped_early) {
+    stop_all();
+    // Every worker has stopped sending once it acknowledged; then the
+    // cancelled exchanges finish (as "cancelled").
+    while (num_stop_acks_.load() < workers_.size() || done_.load() < sent_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   }
   if (o_.on_progress) o_.on_progress(progress(wall.elapsed_s() - last));
-  LoadResult out;
   for (auto& w : workers_) {
     w->guard.reset();
     w->client->cancel_all();  // closes idle keep-alive connections
@@ -360,7 +450,9 @@ Result<LoadResult> Runner::run() {
   out.wall_s = wall.elapsed_s();
   out.max_in_flight = max_in_flight_.load();
   std::vector<double> lag;
-  for (const auto& r : records_) lag.push_back(r.client_lag_s());
+  for (size_t i = 0; i < num_total_; ++i) {
+    if (was_sent_[i]) lag.push_back(records_[i].client_lag_s());
+  }
   auto d = summarize(std::move(lag));
   out.lag_p99_s = d.p99;
   out.lag_max_s = d.max;
@@ -372,7 +464,14 @@ Result<LoadResult> Runner::run() {
         "this lag. Use more --threads or a faster client host.",
         d.p99 * 1e3, d.max * 1e3);
   }
-  out.records = std::move(records_);
+  if (out.stopped_early) {
+    for (size_t i = 0; i < num_total_; ++i) {
+      if (was_sent_[i]) out.records.push_back(std::move(records_[i]));
+    }
+    out.num_not_sent = num_total_ - out.records.size();
+  } else {
+    out.records = std::move(records_);
+  }
   return out;
 }
 

@@ -13,10 +13,12 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/metrics.h"
+#include "bench/slo_watch.h"
 #include "bench/workload.h"
 #include "common/json.h"
 
@@ -27,6 +29,14 @@ struct Progress {
   size_t num_total = 0, num_sent = 0, num_done = 0, num_failed = 0, num_in_flight = 0;
   double send_rate = 0;        // requests/s sent over the last interval
   double running_ttft_p50_s = 0;  // over the last 1000 TTFTs (NaN before any)
+};
+
+// What an early-stop hook sees at each progress tick (measured requests only).
+struct StopCheck {
+  size_t num_measured = 0;  // measured requests of the whole run
+  double elapsed_s = 0;
+  std::vector<RequestRecord> finished;  // finished since the previous tick
+  std::vector<InFlightSample> in_flight;  // sent, not finished, now
 };
 
 struct LoadOptions {
@@ -43,10 +53,15 @@ struct LoadOptions {
   double start_delay_s = 0.05;    // t = 0 of the schedule is this long after run() starts
   double progress_interval_s = 0.5;
   std::function<void(const Progress&)> on_progress;  // on the calling thread
+  // Early stop, on the calling thread every progress tick: a returned reason
+  // stops the run at once: nothing more is sent, the requests in flight are
+  // cancelled (their connections closed, so the server aborts them), and the
+  // result keeps only the requests that were sent.
+  std::function<std::optional<std::string>(const StopCheck&)> should_stop;
 };
 
 struct LoadResult {
-  std::vector<RequestRecord> records;  // in workload order
+  std::vector<RequestRecord> records;  // in workload order (after an early stop: the sent ones)
   double wall_s = 0;
   size_t max_in_flight = 0;
   size_t num_connections_opened = 0;
@@ -54,6 +69,9 @@ struct LoadResult {
   double lag_p99_s = 0, lag_max_s = 0;
   bool fell_behind = false;
   std::string warning;
+  bool stopped_early = false;  // should_stop ended the run
+  std::string stop_reason;
+  size_t num_not_sent = 0;     // requests never sent (not in `records`)
 };
 
 // p99 client lag above this marks a run as fallen behind (and warns).

@@ -80,7 +80,7 @@ void SloWatch::on_finished(const RequestRecord& r) {
   if (!good) ++num_bad_;
 }
 
-std::optional<std::string> SloWatch::certainly_broken(const std::vector<InFlightSample>& in_flight) const {
+std::optional<SloBreak> SloWatch::certainly_broken(const std::vector<InFlightSample>& in_flight) const {
   const size_t n = num_measured_;
   if (n == 0) return std::nullopt;
   for (size_t i = 0; i < spec_.targets.size(); ++i) {
@@ -98,16 +98,16 @@ std::optional<std::string> SloWatch::certainly_broken(const std::vector<InFlight
     if (auto p = percentile_of(t.statistic)) {
       size_t k = violators_needed(*p, n);
       if (violators >= k) {
-        return fmt::format(
+        return SloBreak{t.text, fmt::format(
             "{}: {} of {} measured requests already failed or took >= {} ({}), so its {} is over the limit "
             "whatever the other {} do (it takes {})",
-            t.text, violators, n, fmt_limit(t.limit_s), t.metric, t.statistic, n - violators, k);
+            t.text, violators, n, fmt_limit(t.limit_s), t.metric, t.statistic, n - violators, k)};
       }
     } else if (t.statistic == "mean") {
       double lower_mean = sum / static_cast<double>(n);
       if (lower_mean >= t.limit_s * (1 + kMeanMargin)) {
-        return fmt::format("{}: the {} of {} measured requests is already at least {} (failed requests are infinite)",
-                           t.text, t.metric, n, std::isfinite(lower_mean) ? fmt_limit(lower_mean) : "inf");
+        return SloBreak{t.text, fmt::format("{}: the {} of {} measured requests is already at least {} (failed requests are infinite)",
+                           t.text, t.metric, n, std::isfinite(lower_mean) ? fmt_limit(lower_mean) : "inf")};
       }
     }
   }
@@ -127,9 +127,9 @@ std::optional<std::string> SloWatch::certainly_broken(const std::vector<InFlight
     bad = std::min(bad, n);
     double best = static_cast<double>(n - bad) / static_cast<double>(n);
     if (best < spec_.min_attainment) {
-      return fmt::format("attainment: {} of {} measured requests already failed or missed a limit, so attainment "
+      return SloBreak{"attainment", fmt::format("attainment: {} of {} measured requests already failed or missed a limit, so attainment "
                          "is at most {:.4f} < {:.4f}",
-                         bad, n, best, spec_.min_attainment);
+                         bad, n, best, spec_.min_attainment)};
     }
   }
   return std::nullopt;

@@ -36,6 +36,13 @@ struct InFlightSample {
   double ttft_s = -1;    // first token - send (-1: none yet)
 };
 
+// A target that is certainly broken: its text ("ttft:p90<2s", or
+// "attainment") and a sentence that starts with it and says why.
+struct SloBreak {
+  std::string target;
+  std::string reason;
+};
+
 class SloWatch {
  public:
   SloWatch(SloSpec spec, size_t num_measured);
@@ -43,7 +50,7 @@ class SloWatch {
   // A measured request finished (record.ok or not). Warm-up records are ignored.
   void on_finished(const RequestRecord& record);
   // The target (and why) that is certainly broken now, or nullopt.
-  std::optional<std::string> certainly_broken(const std::vector<InFlightSample>& in_flight) const;
+  std::optional<SloBreak> certainly_broken(const std::vector<InFlightSample>& in_flight) const;
 
   size_t num_finished() const { return num_finished_; }
 

@@ -3,10 +3,16 @@
 // violators evaluate_slo can still pass, with k it cannot.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
+
 #include <fmt/format.h>
 
+#include "bench/bench_run.h"
+#include "bench/sim_server.h"
 #include "bench/slo.h"
 #include "bench/slo_watch.h"
+#include "common/clock.h"
 
 namespace baton::bench {
 namespace {
@@ -89,7 +95,7 @@ TEST(SloWatchTest, ThresholdMatchesEvaluateSloAtTheBoundary) {
       EXPECT_FALSE(evaluate_slo(spec, at, 10).sustainable);
       auto why = loud.certainly_broken({});
       ASSERT_TRUE(why);
-      EXPECT_NE(why->find(text), std::string::npos) << *why;
+      EXPECT_NE(why->reason.find(text), std::string::npos) << why->reason;
       // Failed requests are violators of every metric: k failures, the others at 0.
       std::vector<RequestRecord> failed;
       SloWatch fail_watch(spec, n);
@@ -113,13 +119,13 @@ TEST(SloWatchTest, InFlightRequestsCountForTtftAndE2eOnly) {
   // Two of them: certain.
   auto why = w.certainly_broken({{1.5, -1}, {1.0, -1}});
   ASSERT_TRUE(why);
-  EXPECT_EQ(why->rfind("ttft:p90<1s", 0), 0u) << *why;
+  EXPECT_EQ(why->target, "ttft:p90<1s") << why->reason;
   // A first token that came in time clears TTFT whatever the elapsed time; a
   // long elapsed time still counts for E2E.
   EXPECT_FALSE(w.certainly_broken({{4.0, 0.2}, {4.0, 0.3}}));
   why = w.certainly_broken({{6.0, 0.2}, {5.0, 0.3}});
   ASSERT_TRUE(why);
-  EXPECT_EQ(why->rfind("e2e:p90<5s", 0), 0u) << *why;
+  EXPECT_EQ(why->target, "e2e:p90<5s") << why->reason;
   // A first token that came late is a certain TTFT violation.
   EXPECT_TRUE(w.certainly_broken({{1.2, 1.1}, {1.3, 1.2}}));
 }
@@ -148,7 +154,7 @@ TEST(SloWatchTest, MeanUsesLowerBounds) {
   EXPECT_FALSE(w.certainly_broken({{2.0, 0.1}, {2.0, -1}}));  // (3 + 4) / 10 < 1
   auto why = w.certainly_broken({{3.0, 0.1}, {4.5, -1}});   // (3 + 7.5) / 10 >= 1
   ASSERT_TRUE(why);
-  EXPECT_NE(why->find("e2e:mean<1s"), std::string::npos);
+  EXPECT_NE(why->reason.find("e2e:mean<1s"), std::string::npos);
   // Held to evaluate_slo: a finished run with those values fails.
   std::vector<RequestRecord> recs{ok_record(0.1, 3.0), ok_record(0.1, 3.0), ok_record(0.1, 4.5)};
   for (int i = 0; i < 7; ++i) recs.push_back(ok_record(0.0, 0.0));
@@ -165,7 +171,7 @@ TEST(SloWatchTest, AttainmentCountsBadRequests) {
   w.on_finished(ok_record(2.0, 3.0));  // p99 of 10 needs 2 violators: the failure and this one
   auto why = w.certainly_broken({});
   ASSERT_TRUE(why);
-  EXPECT_EQ(why->rfind("ttft:p99<1s", 0), 0u);
+  EXPECT_EQ(why->target, "ttft:p99<1s");
 
   SloWatch a(spec_of("e2e:p50<1s", 0.8), 10);
   a.on_finished(failed_record());
@@ -173,7 +179,7 @@ TEST(SloWatchTest, AttainmentCountsBadRequests) {
   EXPECT_FALSE(a.certainly_broken({}));
   why = a.certainly_broken({{1.5, 0.1}});
   ASSERT_TRUE(why);
-  EXPECT_EQ(why->rfind("attainment", 0), 0u) << *why;
+  EXPECT_EQ(why->target, "attainment") << why->reason;
   // Held to evaluate_slo: 3 bad of 10 fails 0.8; 2 bad passes it.
   std::vector<RequestRecord> recs{failed_record(), ok_record(0.1, 2.0)};
   for (int i = 0; i < 8; ++i) recs.push_back(ok_record(0.1, 0.5));
@@ -194,6 +200,110 @@ TEST(SloWatchTest, WarmupIsIgnoredAndEmptySpecNeverBreaks) {
   SloWatch none(SloSpec{}, 10);
   none.on_finished(failed_record());
   EXPECT_FALSE(none.certainly_broken({{100, -1}}));
+}
+
+BenchConfig sim_config(const std::string& url, double rate, size_t n, int64_t out, const std::string& slo) {
+  BenchConfig c;
+  c.workload.kind = "random";
+  c.workload.input_len = {16, 16};
+  c.workload.output_len = {out, out};
+  c.workload.num_requests = n;
+  c.workload.arrival = {ArrivalKind::kConstant, rate, 1.0, 1};
+  c.workload.vocab_size = 1000;
+  c.load.url = url;
+  c.load.model = "sim";
+  c.load.vocab_size = 1000;
+  c.load.request_timeout_s = 60;
+  c.load.num_warmup = 5;
+  c.slo = spec_of(slo);
+  return c;
+}
+
+// 2 slots, 0.21 s a request: capacity 9.5 req/s. 200 requests at 200 req/s
+// take >= 21 s to drain; TTFT p90 < 0.5 s is certainly broken within a second.
+TEST(EarlyStopTest, OverloadedTrialStopsAsSoonAsItsVerdictIsCertain) {
+  SimServerOptions so;
+  so.num_slots = 2;
+  so.first_token_delay_s = 0.020;
+  so.per_token_delay_s = 0.010;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  const size_t n = 200;
+  const double full_drain_s = static_cast<double>(n) / server.capacity_rps(20);
+  ASSERT_GT(full_drain_s, 20);
+  auto cfg = sim_config(server.url(), 200, n, 20, "ttft:p90<500ms,tpot:p90<50ms");
+  cfg.early_stop = true;
+  Stopwatch clock;
+  auto rep = run_benchmark(cfg).value();
+  double wall_s = clock.elapsed_s();
+  EXPECT_LT(wall_s, 5.0) << "a full run takes " << full_drain_s << " s";
+  std::printf("stopped after %.2f s (a full run drains in %.1f s): %s\n", wall_s, full_drain_s,
+              rep.slo.stop_reason.c_str());
+  EXPECT_TRUE(rep.load.stopped_early);
+  EXPECT_TRUE(rep.slo.stopped_early);
+  EXPECT_FALSE(rep.slo.sustainable);
+  EXPECT_EQ(rep.slo.first_broken, "ttft:p90<500ms");
+  EXPECT_EQ(rep.slo.stop_reason.rfind("ttft:p90<500ms", 0), 0u) << rep.slo.stop_reason;
+  EXPECT_EQ(rep.load.records.size() + rep.load.num_not_sent, n);
+  EXPECT_GT(rep.load.num_not_sent, 0u);
+  // The requests in flight were cancelled, not left running.
+  EXPECT_GT(rep.metrics.errors_by_kind["cancelled"], 0u);
+  for (const auto& r : rep.load.records) EXPECT_GE(r.end_s, r.send_s);
+  // Its trial is a certain FAIL, never close to the limit (no repeats).
+  auto trial = rep.to_trial();
+  EXPECT_FALSE(trial.sustainable);
+  EXPECT_FALSE(std::isfinite(trial.worst_ratio));
+  auto j = rep.to_json();
+  EXPECT_EQ(j["slo"]["stopped_early"], true);
+  EXPECT_EQ(j["client"]["stopped_early"], true);
+  EXPECT_EQ(j["client"]["not_sent"], rep.load.num_not_sent);
+}
+
+// A light trial never stops, and measures what it measures without the watch.
+TEST(EarlyStopTest, LightTrialRunsToTheEndWithTheSameResults) {
+  SimServerOptions so;
+  so.first_token_delay_s = 0.020;
+  so.per_token_delay_s = 0.005;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 40, 60, 5, "ttft:p90<500ms,e2e:p99<2s");
+  auto plain = run_benchmark(cfg).value();
+  cfg.early_stop = true;
+  auto watched = run_benchmark(cfg).value();
+  EXPECT_FALSE(watched.load.stopped_early);
+  EXPECT_FALSE(watched.slo.stopped_early);
+  EXPECT_TRUE(plain.slo.sustainable);
+  EXPECT_TRUE(watched.slo.sustainable);
+  ASSERT_EQ(watched.load.records.size(), plain.load.records.size());
+  EXPECT_EQ(watched.load.num_not_sent, 0u);
+  EXPECT_EQ(watched.metrics.num_ok, plain.metrics.num_ok);
+  EXPECT_EQ(watched.metrics.total_output_tokens, plain.metrics.total_output_tokens);
+  for (size_t i = 0; i < plain.load.records.size(); ++i) {
+    EXPECT_EQ(watched.load.records[i].scheduled_s, plain.load.records[i].scheduled_s);
+    EXPECT_EQ(watched.load.records[i].output_tokens, plain.load.records[i].output_tokens);
+  }
+  EXPECT_NEAR(watched.metrics.ttft_s.p50, plain.metrics.ttft_s.p50, 0.005);
+  EXPECT_NEAR(watched.metrics.e2e_s.p50, plain.metrics.e2e_s.p50, 0.005);
+  EXPECT_EQ(watched.to_trial().sustainable, plain.to_trial().sustainable);
+}
+
+// Failures that never reach the count a percentile needs, or no SLO at all:
+// the run goes to its end.
+TEST(EarlyStopTest, NoStopWithoutAnSloOrWhileTheVerdictIsOpen) {
+  SimServerOptions so;
+  so.per_token_delay_s = 0.002;
+  so.fail_every_n = 10;  // 10% of the requests fail
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 100, 100, 3, "ttft:p50<1s");
+  cfg.early_stop = true;
+  auto rep = run_benchmark(cfg).value();
+  EXPECT_FALSE(rep.load.stopped_early);  // 10 failures never reach the 51 that p50 needs
+  EXPECT_TRUE(rep.slo.sustainable);
+  cfg.slo = SloSpec{};
+  auto none = run_benchmark(cfg).value();
+  EXPECT_FALSE(none.load.stopped_early);
+  EXPECT_EQ(none.load.records.size(), 100u);
 }
 
 }  // namespace
