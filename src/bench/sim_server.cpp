@@ -132,6 +132,11 @@ void SimServer::begin(std::shared_ptr<Job> job) {
 }
 
 void SimServer::tick(std::shared_ptr<Job> job) {
+  if (job->ex->disconnected()) {  // the client went away: abort, as a real server does
+    job->timer.reset();
+    release_slot();
+    return;
+  }
   // Emit every token that is due (several when delays are zero).
   for (;;) {
     double due_s = options_.first_token_delay_s + static_cast<double>(job->emitted) * options_.per_token_delay_s;

@@ -45,6 +45,7 @@ struct BenchArgs {
   std::string slo;
   double attainment = 0;
   bool search = false;
+  bool early_stop = false, no_early_stop = false;
   std::string sweep;
   double search_start = 1.0;
   double search_precision = 0.05;
@@ -170,7 +171,17 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
   }
   if (!a.no_progress && isatty(STDERR_FILENO)) l.on_progress = print_progress;
   BATON_ASSIGN_OR_RETURN(c.slo, parse_slo(a.slo, a.attainment));
+  if (a.early_stop && a.no_early_stop) return invalid_argument("--early-stop and --no-early-stop exclude each other");
+  c.early_stop = a.early_stop || (a.search && !a.no_early_stop);
   return c;
+}
+
+// After a run that stopped early: what stopped it (and the end of the progress line).
+std::string stopped_line(const RunReport& r) {
+  if (!r.load.stopped_early) return "";
+  return fmt::format("\nSTOPPED EARLY (verdict certain, FAIL): {}; {} request(s) not sent, those in flight "
+                     "cancelled\n",
+                     r.load.stop_reason, r.load.num_not_sent);
 }
 
 Json config_json(const BenchArgs& a, const BenchConfig& c) {
@@ -191,6 +202,7 @@ Json config_json(const BenchArgs& a, const BenchConfig& c) {
               {"slo", a.slo},
               {"attainment", a.attainment},
               {"search", a.search},
+              {"early_stop", c.early_stop},
               {"sweep", a.sweep},
               {"search_precision", a.search_precision},
               {"trace", a.trace},
@@ -242,7 +254,7 @@ int run_bench(BenchArgs a, bool rate_given) {
       trial_cfg.workload.seed = a.seed + outcome.runs.size();
       trial_cfg.workload.arrival.seed = a.seed + outcome.runs.size();
       BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(trial_cfg, rate));
-      std::cout << format_run(rep) << std::flush;
+      std::cout << format_run(rep) << stopped_line(rep) << std::flush;
       outcome.runs.push_back(std::move(rep));
       return outcome.runs.back().to_trial();
     };
@@ -283,7 +295,7 @@ int run_bench(BenchArgs a, bool rate_given) {
         std::cerr << "error: " << rep.status().to_string() << "\n";
         return 1;
       }
-      std::cout << format_run(*rep) << std::flush;
+      std::cout << format_run(*rep) << stopped_line(*rep) << std::flush;
       outcome.runs.push_back(std::move(*rep));
     }
   }
@@ -367,6 +379,9 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--slo", a->slo, "e.g. \"ttft:p90<500ms,tpot:p90<40ms,e2e:p99<20s\"");
   sub.add_option("--attainment", a->attainment, "Also require this fraction of good requests (0..1)");
   sub.add_flag("--search", a->search, "Find the max sustainable rate under --slo");
+  sub.add_flag("--early-stop", a->early_stop,
+               "Stop a run as soon as its --slo verdict is certainly FAIL (default with --search)");
+  sub.add_flag("--no-early-stop", a->no_early_stop, "Run every trial of --search to its end");
   sub.add_option("--sweep", a->sweep, "Run at each of these rates, e.g. 1,2,4,8 (instead of --rate)");
   sub.add_option("--search-start", a->search_start, "First rate of the search")->capture_default_str();
   sub.add_option("--search-precision", a->search_precision, "Relative width of the final bracket")

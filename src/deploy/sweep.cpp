@@ -335,6 +335,7 @@ class SweepRunner {
     cfg.workload = w.options;
     if (cfg.workload.vocab_size <= 0) cfg.workload.vocab_size = model_vocab_size(d.spec);
     cfg.slo = w.slo;
+    cfg.early_stop = true;  // a trial stops once its FAIL is certain (its summary says stopped_early)
     auto& l = cfg.load;
     l.url = sup->endpoint();
     l.model = d.spec.name;
