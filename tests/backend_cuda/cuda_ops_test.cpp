@@ -100,6 +100,39 @@ TEST(CudaOps, GemmMatchesCpu) {
   }
 }
 
+// Algorithms are chosen once per bucket of m and reused for the bucket's other
+// sizes: every size still matches the CPU (the reused choice is checked for
+// each shape), whichever size of the bucket came first.
+TEST(CudaOps, GemmBucketsShareAlgorithmsAndStayCorrect) {
+  EXPECT_EQ(gemm_m_bucket(1), 1);
+  EXPECT_EQ(gemm_m_bucket(64), 64);
+  EXPECT_EQ(gemm_m_bucket(65), 72);      // 64 <= m < 128: steps of 8
+  EXPECT_EQ(gemm_m_bucket(1025), 1152);  // 1024 <= m < 2048: steps of 128
+  EXPECT_EQ(gemm_m_bucket(8192), 8192);
+  EXPECT_EQ(gemm_m_bucket(8193), 9216);
+  for (int m = 65; m < 20000; m += 97) {
+    int b = gemm_m_bucket(m);
+    EXPECT_GE(b, m);
+    EXPECT_LE(b - m, m / 8) << m;
+  }
+  BATON_REQUIRE_GPU();
+  std::mt19937 rng(5);
+  Gemm gemm;
+  ASSERT_TRUE(gemm.init().is_ok());
+  const int n = 576, k = 1024;
+  auto w = random_bf16_values(n * k, 0.1f, rng);
+  auto dw = upload_bf16(w);
+  for (int m : {1100, 1025, 1152, 1101, 3, 7}) {
+    auto x = random_bf16_values(m * k, 1.0f, rng);
+    auto dx = upload_bf16(x);
+    auto dy = poisoned_bf16(m * n);
+    gemm.run(dx.as<bf16>(), dw.as<bf16>(), dy.get(), m, n, k, false, nullptr);
+    std::vector<float> ref(m * n);
+    matmul(x.data(), m, k, w.data(), n, nullptr, ref.data(), nullptr);
+    EXPECT_LT(rel_l2(download_bf16(dy, m * n), ref), kTol) << m;
+  }
+}
+
 TEST(CudaOps, SkinnyGemvMatchesCpu) {
   BATON_REQUIRE_GPU();
   std::mt19937 rng(9);

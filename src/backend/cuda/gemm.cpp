@@ -35,10 +35,87 @@ Status Gemm::init(size_t workspace_bytes) {
   return workspace_.allocate(workspace_bytes);
 }
 
+int gemm_m_bucket(int m) {
+  if (m <= 64) return m;
+  int octave = 1;
+  while (octave * 2 <= m) octave *= 2;  // octave <= m < 2 * octave
+  int step = octave / 8;
+  return (m + step - 1) / step * step;
+}
+
+struct Gemm::Choice {
+  cublasLtMatmulAlgo_t algo{};
+  bool use_gemv = false;
+};
+
+// Times each candidate (one warm-up, then kReps launches) and the skinny
+// kernel where it applies; returns the fastest.
+Gemm::Choice Gemm::time_candidates(Plan& p, const bf16* x, const bf16* w, void* y, int m, int n, int k,
+                                   bool y_f32, cudaStream_t stream) {
+  cublasLtMatmulPreference_t pref;
+  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = workspace_.bytes();
+  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  constexpr int kCandidates = 8;
+  cublasLtMatmulHeuristicResult_t res[kCandidates];
+  int found = 0;
+  BATON_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates,
+                                                    res, &found));
+  cublasLtMatmulPreferenceDestroy(pref);
+  BATON_CHECK(found > 0, "cuBLASLt found no algorithm for {}x{}x{}", m, n, k);
+  Choice choice;
+  choice.algo = res[0].algo;
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  BATON_CUDA_CHECK(cudaStreamIsCapturing(stream, &cap));
+  if (cap != cudaStreamCaptureStatusNone) {
+    choice.use_gemv = gemv_supports(m, k);  // no timing inside a capture: skinny shapes default to the kernel
+    return choice;
+  }
+  if (found == 1 && !gemv_supports(m, k)) return choice;
+  cudaEvent_t e0, e1;
+  BATON_CUDA_CHECK(cudaEventCreate(&e0));
+  BATON_CUDA_CHECK(cudaEventCreate(&e1));
+  constexpr int kReps = 5;
+  auto time_ms = [&](auto&& launch) {  // -1: a launch failed
+    if (!launch()) return -1.0f;
+    BATON_CUDA_CHECK(cudaEventRecord(e0, stream));
+    bool ok = true;
+    for (int r = 0; r < kReps; ++r) ok = ok && launch();
+    BATON_CUDA_CHECK(cudaEventRecord(e1, stream));
+    BATON_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0.0f;
+    BATON_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    return ok ? ms : -1.0f;
+  };
+  float alpha = 1.0f, beta = 0.0f;
+  float best = 1e30f;
+  for (int i = 0; i < found; ++i) {
+    float ms = time_ms([&] {
+      return cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &res[i].algo,
+                            workspace_.get(), workspace_.bytes(), stream) == CUBLAS_STATUS_SUCCESS;
+    });
+    if (ms >= 0 && ms < best) {
+      best = ms;
+      choice.algo = res[i].algo;
+    }
+  }
+  if (gemv_supports(m, k)) {  // the skinny kernel as one more candidate
+    float ms = time_ms([&] {
+      launch_gemv(x, w, y, m, n, k, y_f32, stream);
+      return true;
+    });
+    if (ms < best) choice.use_gemv = true;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return choice;
+}
+
 // Column-major view: C^T[N, M] = W[N, K] (row-major = col-major [K, N], op T) . x^T.
 Gemm::Plan* Gemm::plan(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
                        cudaStream_t stream) {
-  auto key = std::make_tuple(m, n, k, y_f32);
+  Key key{m, n, k, y_f32};
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
@@ -49,60 +126,29 @@ Gemm::Plan* Gemm::plan(const bf16* x, const bf16* w, void* y, int m, int n, int 
   BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, n, k));
   BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, m, k));
   BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, y_f32 ? CUDA_R_32F : CUDA_R_16BF, n, m, n));
-  cublasLtMatmulPreference_t pref;
-  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  size_t ws = workspace_.bytes();
-  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  constexpr int kCandidates = 8;
-  cublasLtMatmulHeuristicResult_t res[kCandidates];
-  int found = 0;
-  BATON_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates,
-                                                    res, &found));
-  cublasLtMatmulPreferenceDestroy(pref);
-  BATON_CHECK(found > 0, "cuBLASLt found no algorithm for {}x{}x{}", m, n, k);
-  p->algo = res[0].algo;
-  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-  BATON_CUDA_CHECK(cudaStreamIsCapturing(stream, &cap));
-  if (cap == cudaStreamCaptureStatusNone && (found > 1 || gemv_supports(m, k))) {
-    cudaEvent_t e0, e1;
-    BATON_CUDA_CHECK(cudaEventCreate(&e0));
-    BATON_CUDA_CHECK(cudaEventCreate(&e1));
-    float alpha = 1.0f, beta = 0.0f;
-    float best = 1e30f;
-    for (int i = 0; i < found; ++i) {
-      auto launch = [&] {
-        return cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &res[i].algo,
-                              workspace_.get(), workspace_.bytes(), stream);
-      };
-      if (launch() != CUBLAS_STATUS_SUCCESS) continue;
-      BATON_CUDA_CHECK(cudaEventRecord(e0, stream));
-      constexpr int kReps = 5;
-      bool ok = true;
-      for (int r = 0; r < kReps; ++r) ok = ok && launch() == CUBLAS_STATUS_SUCCESS;
-      BATON_CUDA_CHECK(cudaEventRecord(e1, stream));
-      BATON_CUDA_CHECK(cudaEventSynchronize(e1));
-      float ms = 0.0f;
-      BATON_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      if (ok && ms < best) {
-        best = ms;
-        p->algo = res[i].algo;
-      }
+  Key bucket{gemm_m_bucket(m), n, k, y_f32};
+  auto chosen = choices_.find(bucket);
+  bool reused = false;
+  if (chosen != choices_.end()) {
+    const Choice& c = *chosen->second;
+    if (c.use_gemv) {
+      reused = gemv_supports(m, k);
+    } else {
+      cublasLtMatmulHeuristicResult_t check{};
+      reused = cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &c.algo, &check) ==
+                   CUBLAS_STATUS_SUCCESS &&
+               check.workspaceSize <= workspace_.bytes();
     }
-    if (gemv_supports(m, k)) {  // the skinny kernel as one more candidate
-      launch_gemv(x, w, y, m, n, k, y_f32, stream);
-      BATON_CUDA_CHECK(cudaEventRecord(e0, stream));
-      for (int r = 0; r < 5; ++r) launch_gemv(x, w, y, m, n, k, y_f32, stream);
-      BATON_CUDA_CHECK(cudaEventRecord(e1, stream));
-      BATON_CUDA_CHECK(cudaEventSynchronize(e1));
-      float ms = 0.0f;
-      BATON_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      if (ms < best) p->use_gemv = true;
+    if (reused) {
+      p->algo = c.algo;
+      p->use_gemv = c.use_gemv;
     }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-  } else if (cap != cudaStreamCaptureStatusNone && gemv_supports(m, k)) {
-    p->use_gemv = true;  // no timing inside a capture: skinny shapes default to the kernel
+  }
+  if (!reused) {
+    Choice c = time_candidates(*p, x, w, y, m, n, k, y_f32, stream);
+    p->algo = c.algo;
+    p->use_gemv = c.use_gemv;
+    if (chosen == choices_.end()) choices_.emplace(bucket, std::make_unique<Choice>(c));
   }
   Plan* raw = p.get();
   plans_.emplace(key, std::move(p));

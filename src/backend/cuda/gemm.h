@@ -17,6 +17,11 @@
 
 namespace baton::cuda {
 
+// The bucket of m whose algorithm choice a GEMM of m rows shares: m itself up
+// to 64 (decode batches: each is captured in a graph once), else m rounded up
+// to one of 8 steps per power of two (a step is at most 12.5% of m).
+int gemm_m_bucket(int m);
+
 class Gemm {
  public:
   Gemm();
@@ -35,15 +40,24 @@ class Gemm {
 
  private:
   struct Plan;
-  // Builds (once per shape) the descriptors and picks the fastest of
-  // cuBLASLt's top heuristic algorithms by timing them on these very buffers;
-  // while `stream` is being captured into a graph it takes the first instead.
+  struct Choice;
+  using Key = std::tuple<int, int, int, bool>;  // (m or its bucket, n, k, y_f32)
+  // Builds (once per shape) the descriptors. The algorithm is chosen once per
+  // bucket of m (m_bucket): the fastest of cuBLASLt's top heuristic algorithms,
+  // timed on these very buffers (while `stream` is being captured into a graph,
+  // the first instead); other m of the bucket reuse it when cuBLASLt accepts it
+  // for their shape. Serving steps see many distinct token counts (a decode
+  // batch plus a prefill chunk), and timing ~50 launches for each would stall
+  // every step that brings a new one.
   Plan* plan(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
+  Choice time_candidates(Plan& p, const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
+                         cudaStream_t stream);
 
   bool row_invariant_ = false;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
-  std::map<std::tuple<int, int, int, bool>, std::unique_ptr<Plan>> plans_;
+  std::map<Key, std::unique_ptr<Plan>> plans_;   // per exact shape
+  std::map<Key, std::unique_ptr<Choice>> choices_;  // per bucket of m
 };
 
 }  // namespace baton::cuda

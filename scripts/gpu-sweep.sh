@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# On a 4-GPU device host: runs what fits of the PD-vs-agg experiment (issue 7,
+# examples/experiments/pd-vs-agg.yaml) in one device call, resuming where the
+# last call stopped. Expects .gpu-carry/ (scripts/gpu-build.sh, with the Llama-3
+# tokenizer files in .gpu-carry/tokenizer-llama3/).
+#   bash scripts/gpu-sweep.sh [SECONDS] [sweep flags: --deployments A,B --workloads X,Y]
+# SECONDS (default 540) bounds the whole script: the sweep starts no trial late
+# enough to overrun it, and a watchdog interrupts it (finished trials are kept)
+# so that the results always come back. The sweep folder lives in
+# /tmp/baton-sweep on the host, kept while the machine stays warm; on a fresh
+# host it starts from docs/results/pd-vs-agg of the tree. At the end the folder
+# comes back as $OUT/sweep.tgz (untar it into docs/results/pd-vs-agg).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LIMIT=${1:-540}
+shift || true
+FINAL=${OUT:-/tmp/baton-gpu-sweep-out}
+mkdir -p "$FINAL"
+source scripts/gpu-env.sh
+B="$PWD/.gpu-carry/bin/baton"
+EXPERIMENT=examples/experiments/pd-vs-agg.yaml
+SWEEP=/tmp/baton-sweep
+RESULTS=docs/results/pd-vs-agg
+MODEL=models/llama3.1-8b
+
+if [ ! -d "$SWEEP" ]; then
+  mkdir -p "$SWEEP"
+  [ -d "$RESULTS" ] && cp -r "$RESULTS/." "$SWEEP/"
+  echo "fresh host: sweep folder seeded from $RESULTS"
+fi
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv | tee "$FINAL/gpus.csv"
+nvidia-smi topo -m > "$FINAL/topo.txt" 2>&1 || true
+
+if [ ! -f "$MODEL/config.json" ]; then
+  echo "== model ($SECONDS s)"
+  "$B" init-model --preset llama3.1-8b --out "$MODEL" --seed 0 --tokenizer .gpu-carry/tokenizer-llama3 \
+    > "$FINAL/init-model.log" 2>&1 || { echo "init-model failed"; tail "$FINAL/init-model.log"; exit 1; }
+  echo "model written ($SECONDS s)"
+fi
+
+"$B" sweep "$EXPERIMENT" --out "$SWEEP" --plan "$@" 2>&1 | tail -n 40
+# Trials last up to ~80 s; the sweep starts none after its budget.
+budget=$((LIMIT - SECONDS - 90))
+if [ "$budget" -gt 30 ]; then
+  echo "== sweep ($SECONDS s; budget ${budget} s)"
+  "$B" sweep "$EXPERIMENT" --out "$SWEEP" --resume --time-budget-s "$budget" "$@" > "$FINAL/sweep.log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2> /dev/null && [ "$SECONDS" -lt $((LIMIT - 25)) ]; do sleep 2; done
+  if kill -0 "$pid" 2> /dev/null; then
+    echo "watchdog: interrupting the sweep at $SECONDS s"
+    kill -TERM "$pid"
+    for _ in $(seq 1 12); do kill -0 "$pid" 2> /dev/null || break; sleep 1; done
+    kill -KILL "$pid" 2> /dev/null
+  fi
+  wait "$pid"
+  echo "sweep exit $? ($SECONDS s)"
+  grep -E "^(---|===)|max sustainable|FAIL|PASS|ERROR|error" "$FINAL/sweep.log" | tail -n 60
+fi
+"$B" sweep "$EXPERIMENT" --out "$SWEEP" --plan 2>&1 | tail -n 40
+tar czf "$FINAL/sweep.tgz" -C "$SWEEP" . && ls -la "$FINAL/sweep.tgz"
