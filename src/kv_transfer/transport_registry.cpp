@@ -17,7 +17,20 @@ std::map<std::string, TransportFactory>& extra_factories() {
   static std::map<std::string, TransportFactory> factories;
   return factories;
 }
+DeviceCopierFactory& device_copier_factory() {
+  static DeviceCopierFactory factory;
+  return factory;
+}
 }  // namespace
+
+void register_device_copier_factory(DeviceCopierFactory factory) { device_copier_factory() = std::move(factory); }
+
+Result<std::unique_ptr<DeviceCopier>> make_device_copier(int device_id) {
+  if (!device_copier_factory()) {
+    return unimplemented("no device copier: staging KV from device memory needs a CUDA build of baton");
+  }
+  return device_copier_factory()(device_id);
+}
 
 void register_transport_factory(const std::string& name, TransportFactory factory) {
   extra_factories()[name] = std::move(factory);

@@ -151,6 +151,10 @@ Status TransferKvConnector::init(const KvMemory& memory) {
     region.base = mirror_->data();
     region.shm_name = mirror_->name();
   }
+  if (memory.on_device && options_.transport == "tcp") {
+    BATON_ASSIGN_OR_RETURN(copier_, make_device_copier(memory.device_id));
+    region.copier = copier_.get();
+  }
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, make_transport(options_.transport));
   if (!options_.fault.empty()) {
     BATON_ASSIGN_OR_RETURN(FaultSpec spec, parse_fault(options_.fault));

@@ -127,6 +127,7 @@ class TransferKvConnector : public KvConnector {
   TransferKvConnectorOptions options_;
   size_t block_bytes_;
   int block_size_;
+  std::unique_ptr<DeviceCopier> copier_;  // device KV staged through the host (tcp); outlives transfer_
   std::unique_ptr<TransferEngine> transfer_;
   std::unique_ptr<SharedMemoryBuffer> mirror_;  // shm prefill: what peers map
   const uint8_t* backend_base_ = nullptr;       // mirror source

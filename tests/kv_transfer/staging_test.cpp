@@ -7,6 +7,7 @@
 
 #include "kv_transfer/engine_pair.h"
 #include "kv_transfer/shm_buffer.h"
+#include "kv_transfer/transport_registry.h"
 
 namespace baton {
 namespace {
@@ -76,6 +77,28 @@ TEST(TcpStaging, DeviceRegionWithoutCopierRefused) {
   Status st = engine->register_memory(as_device(region.desc(), nullptr));
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("copier"), std::string::npos) << st.message();
+}
+
+// The KV connector asks the registry for the copier of a GPU-resident cache
+// (the CUDA build registers one); without one the error says what is missing.
+TEST(DeviceCopierRegistry, ClearErrorWithoutOneThenTheRegisteredFactory) {
+  auto none = make_device_copier(0);  // this test binary links no CUDA library
+  ASSERT_FALSE(none.is_ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(none.status().message().find("CUDA build"), std::string::npos) << none.status().message();
+  std::atomic<int> asked_device{-1};
+  register_device_copier_factory([&](int device_id) -> Result<std::unique_ptr<DeviceCopier>> {
+    asked_device = device_id;
+    return std::unique_ptr<DeviceCopier>(std::make_unique<CountingCopier>());
+  });
+  auto made = make_device_copier(3);
+  ASSERT_TRUE(made.is_ok()) << made.status().message();
+  EXPECT_EQ(asked_device.load(), 3);
+  int src = 42, dst = 0;
+  ASSERT_TRUE((*made)->to_host(&dst, &src, sizeof src).is_ok());
+  EXPECT_EQ(dst, 42);
+  register_device_copier_factory(nullptr);  // leave the registry as found
+  EXPECT_FALSE(make_device_copier(0).is_ok());
 }
 
 TEST(Transports, HostOnlyTransportsRefuseDeviceMemory) {

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include "kv_transfer/cuda/cuda_block_copy.h"
+#include "kv_transfer/transport_registry.h"
 
 namespace baton {
 
@@ -17,5 +18,16 @@ Status CudaDeviceCopier::to_device(void* device_dst, const void* host_src, size_
   return cuda_status(cudaMemcpy(device_dst, host_src, num_bytes, cudaMemcpyHostToDevice),
                      "staging KV to device");
 }
+
+namespace {
+// Lets a tcp KV connector stage a GPU-resident KV cache through the host.
+const bool kRegistered = [] {
+  register_device_copier_factory([](int device_id) -> Result<std::unique_ptr<DeviceCopier>> {
+    if (device_id < 0) return invalid_argument("device copier: no CUDA device ordinal ({})", device_id);
+    return std::unique_ptr<DeviceCopier>(std::make_unique<CudaDeviceCopier>(device_id));
+  });
+  return true;
+}();
+}  // namespace
 
 }  // namespace baton
