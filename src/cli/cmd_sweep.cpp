@@ -68,8 +68,11 @@ baton::cli::RunFn setup(CLI::App& sub) {
             std::cerr << "baton sweep: workload " << w.name << ": " << search.status().message() << "\n";
             return 2;
           }
-          std::cout << fmt::format("  {:<24} {:<8} slo {}; {} requests/trial, start {} req/s, {} trials at most\n",
-                                   w.name, done ? "on disk" : (partial ? "part" : "to run"), w.slo_text, w.options.num_requests,
+          const std::string per_trial = w.options.num_requests > 0
+                                            ? fmt::format("{} requests/trial", w.options.num_requests)
+                                            : fmt::format("{:g} s of arrivals/trial", w.options.duration_s);
+          std::cout << fmt::format("  {:<24} {:<8} slo {}; {}, start {} req/s, {} trials at most\n",
+                                   w.name, done ? "on disk" : (partial ? "part" : "to run"), w.slo_text, per_trial,
                                    fmt::format("{:.3g}", search->start_rate), search->max_trials);
         }
       }

@@ -248,6 +248,10 @@ Result<SweepTable> write_sweep_report(const Experiment& e, const std::string& ou
     }
     std::string page = bench::render_html_report(docs[wi], r.baseline,
                                                  "workload " + r.workload + " (SLO " + r.slo + ")");
+    // The same page on its own, for screenshots (scripts/report-images.sh) and links.
+    fs::create_directories(fs::path(out_dir) / "workloads", ec);
+    if (ec) return unavailable("cannot create '{}/workloads': {}", out_dir, ec.message());
+    BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "workloads" / (r.workload + ".html")).string(), page));
     // Sized to its content once loaded (a srcdoc frame is same-origin), so a screenshot holds all of it.
     h += "<iframe title=\"" + html_escape(r.workload) +
          "\" onload=\"this.style.height=(this.contentDocument.documentElement.scrollHeight+20)+'px'\" srcdoc=\"" +

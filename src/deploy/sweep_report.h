@@ -7,6 +7,7 @@
 //   report.html one self-contained page: the table, then per workload the
 //               bench's HTML report across deployments (TTFT/TPOT/E2E vs
 //               offered QPS, max sustainable QPS bars, CDFs)
+//   workloads/WORKLOAD.html  each workload's page of report.html on its own
 #pragma once
 
 #include <optional>
@@ -59,7 +60,7 @@ struct SweepTable {
 Result<SweepTable> build_sweep_table(const Experiment& experiment, const std::string& out_dir,
                                      std::vector<std::vector<Json>>* docs = nullptr);
 
-// Writes table.json, table.md and report.html under out_dir.
+// Writes table.json, table.md, report.html and workloads/*.html under out_dir.
 Result<SweepTable> write_sweep_report(const Experiment& experiment, const std::string& out_dir);
 
 }  // namespace baton::deploy
