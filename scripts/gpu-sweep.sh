@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # On a 4-GPU device host: runs what fits of the PD-vs-agg experiment (issue 7,
-# examples/experiments/pd-vs-agg.yaml) in one device call, resuming where the
-# last call stopped. Expects .gpu-carry/ (scripts/gpu-build.sh, with the Llama-3
+# examples/experiments/pd-vs-agg.yaml, or the one EXPERIMENT=FILE names) in
+# one device call, resuming where the last call stopped. Expects .gpu-carry/ (scripts/gpu-build.sh, with the Llama-3
 # tokenizer files in .gpu-carry/tokenizer-llama3/).
 #   bash scripts/gpu-sweep.sh [SECONDS] [sweep flags: --deployments A,B --workloads X,Y]
 # SECONDS (default 540) bounds the whole script: the sweep starts no trial late
 # enough to overrun it, and a watchdog interrupts it (finished trials are kept)
 # so that the results always come back. The sweep folder lives in
-# /tmp/baton-sweep on the host, kept while the machine stays warm; on a fresh
-# host it starts from docs/results/pd-vs-agg of the tree. At the end the folder
-# comes back as $OUT/sweep.tgz (untar it into docs/results/pd-vs-agg).
+# /tmp/baton-sweep-NAME on the host, kept while the machine stays warm; on a
+# fresh host it starts from docs/results/NAME of the tree (NAME: the
+# experiment file's name). At the end the folder
+# comes back as $OUT/sweep.tgz (untar it into docs/results/NAME).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LIMIT=${1:-540}
@@ -18,9 +19,10 @@ FINAL=${OUT:-/tmp/baton-gpu-sweep-out}
 mkdir -p "$FINAL"
 source scripts/gpu-env.sh
 B="$PWD/.gpu-carry/bin/baton"
-EXPERIMENT=examples/experiments/pd-vs-agg.yaml
-SWEEP=/tmp/baton-sweep
-RESULTS=docs/results/pd-vs-agg
+EXPERIMENT=${EXPERIMENT:-examples/experiments/pd-vs-agg.yaml}
+NAME=$(basename "$EXPERIMENT" .yaml)
+SWEEP=/tmp/baton-sweep-$NAME
+RESULTS=docs/results/$NAME
 MODEL=models/llama3.1-8b
 
 if [ ! -d "$SWEEP" ]; then
