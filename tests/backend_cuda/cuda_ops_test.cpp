@@ -372,7 +372,7 @@ TEST(CudaOps, PrefillAttentionVarlenWithCachedContext) {
 // chunked prefill after a cached prefix, one-token rows in a mixed batch.
 TEST(CudaOps, PrefillAttentionWgmmaMatchesCpu) {
   BATON_REQUIRE_GPU();
-  for (int variant : {2, 3}) {  // q in shared memory / in registers
+  for (int variant : {2, 3, 4, 5}) {  // q in shared memory / in registers / warp-specialised / + ping-pong
     check_attention(32, 8, 128, {1000}, {0}, false, 200 + 10 * variant, variant);
     check_attention(32, 8, 128, {77, 1, 300, 16}, {0, 5, 1234, 64}, false, 201 + 10 * variant, variant);
     check_attention(8, 8, 128, {129, 33}, {0, 190}, false, 202 + 10 * variant, variant);

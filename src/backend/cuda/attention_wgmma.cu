@@ -30,25 +30,6 @@ constexpr int kKvBytes = 2 * kKeys * kRowBytes;  // [2 dim halves][64 keys][64]
 constexpr int kStages = 4;
 constexpr size_t kSmemBytes = kQBytes + kStages * 2 * kKvBytes + 1024;  // + 1024-byte alignment slack
 
-// Byte offset of 16-byte chunk c (0..15 over head_dim 128) of row r in a
-// [2 halves][rows][64] region with the 128-byte swizzle.
-__device__ __forceinline__ uint32_t sw_off(int r, int c, int rows) {
-  return static_cast<uint32_t>((c >> 3) * rows * kRowBytes + r * kRowBytes + (((c & 7) ^ (r & 7)) << 4));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // Starts the copy of keys [start, start + 64) into the stage's K and V
 // regions; keys at or past `end` are zero-filled. kv_head: this layer's K of
 // kv head kvh in block 0, plus the thread's 16-byte chunk (threadIdx.x % 16).
@@ -62,7 +43,7 @@ __device__ __forceinline__ void issue_tile(uint32_t k_s, uint32_t v_s, const bf1
     const bool ok = kg < end;
     const bf16* src = kv_head;
     if (ok) src += btab[kg / kv.block_size] * kv.block_elems + (kg % kv.block_size) * kv.token_elems;
-    const uint32_t off = sw_off(key, chunk, kKeys);
+    const uint32_t off = sw128_off(key, chunk, kKeys);
     cp_async16(k_s + off, src, ok);
     cp_async16(v_s + off, src + kv.half_elems, ok);
   }
@@ -110,7 +91,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_kernel(AttnArg
       const bf16* src = ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd +
                                  chunk * 8
                            : a.q;
-      cp_async16(q_s + sw_off(rr, chunk, kRows), src, ok);
+      cp_async16(q_s + sw128_off(rr, chunk, kRows), src, ok);
     }
   }
 
@@ -288,6 +269,10 @@ void launch_attention_prefill_wgmma(const AttnArgs& a, const int32_t* work, int 
   BATON_CHECK(a.head_dim == kHd, "wgmma attention: head_dim {} (needs {})", a.head_dim, kHd);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
+  if ((a.prefill_variant == 4 || a.prefill_variant == 5) && attention_wgmma_ws_supports(a)) {
+    launch_attention_prefill_wgmma_ws(a, work, num_items, stream);
+    return;
+  }
   // q in shared memory (auto, variant 2); variant 3: q in registers, which
   // measured slower on an H100 (8K tokens: 2.87 vs 2.40 ms per layer, docs/gpu-notes.md).
   if (a.prefill_variant != 3) {

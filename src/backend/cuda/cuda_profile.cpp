@@ -361,12 +361,16 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
     }
-    for (int variant : {0, 1}) {  // the other kernel variant, for the notes
+    for (int variant : {0, 1, 4, 5}) {  // other kernel variants (kernels.h), for the notes
       Result<double> v_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream(), variant);
       if (v_ms.is_ok()) {
-        row[variant == 0 ? "attention_ms_q_in_registers" : "attention_ms_q_in_smem"] = *v_ms;
-        fmt::print("        variant q in {}: {:.3f} ms/layer ({:.0f} TFLOP/s)\n", variant == 0 ? "registers" : "smem",
-                   *v_ms, att / c.num_layers / (*v_ms * 1e-3) / 1e12);
+        static constexpr const char* kKey[] = {"attention_ms_q_in_registers", "attention_ms_q_in_smem", "", "",
+                                               "attention_ms_warp_specialized", "attention_ms_ws_pingpong"};
+        static constexpr const char* kName[] = {"q in registers", "q in smem", "", "", "4 warp-specialised",
+                                                "5 warp-specialised + ping-pong"};
+        row[kKey[variant]] = *v_ms;
+        fmt::print("        variant {}: {:.3f} ms/layer ({:.0f} TFLOP/s)\n", kName[variant], *v_ms,
+                   att / c.num_layers / (*v_ms * 1e-3) / 1e12);
       }
     }
     fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of GEMM rate\n", name, n, ms, tflops,

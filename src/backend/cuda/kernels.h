@@ -69,7 +69,10 @@ struct AttnArgs {
   int max_blocks_per_seq = 0;
   int num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;
-  int prefill_variant = -1;  // -1 auto; 0 q in registers; 1 q in shared memory (benchmarks)
+  // -1 auto. Benchmarks and tests: mma.sync kernel 0 q in registers, 1 q in shared memory; wgmma
+  // kernel (head_dim 128) 2 q in shared memory (the auto choice), 3 q in registers, 4 warp-specialised
+  // (producer warpgroup + mbarrier stages), 5 the same with ping-pong between the consumer warpgroups.
+  int prefill_variant = -1;
 };
 // Any query lengths. work: [num_items, 2] (seq, first query row of the tile);
 // a tile is 64 (token, head-in-group) rows.

@@ -1,0 +1,407 @@
+// Warp-specialised variant of the wgmma prefill attention (head_dim 128),
+// FlashAttention-3 style: prefill_variant 4 (and 5 = 4 + ping-pong). Not the
+// default; written without a GPU, first to be run by scripts/gpu-check.sh.
+//
+// Design. The same work items, q layout, swizzle, descriptors, masking, online
+// softmax, GQA row mapping and output write as the default kernel (variant 2,
+// attention_wgmma.cu); what changes is who loads and how the warps meet.
+//   block = 3 warpgroups (384 threads):
+//     warpgroups 0, 1 (threads 0-255): consumers, 64 query rows each, exactly
+//       variant 2's per-warpgroup work: S_i = Q K_i (8 x wgmma m64n64k16, SS)
+//       issued with O += P_{i-1} V_{i-1} (4 x m64n128k16, P from registers),
+//       softmax of tile i under the P V product (intra-warpgroup pipelining);
+//     warpgroup 2 (threads 256-383): producer. Gathers each 64-key K/V tile
+//       from the paged cache with cp.async (16 bytes a thread, 16 per tile),
+//       into kStages stages, then `cp.async.mbarrier.arrive.noinc` on the
+//       stage's full barrier: the barrier completes when all 128 producer
+//       threads' copies of that tile have landed (init count 128).
+//   Each consumer warp waits on full[stage] (try_wait.parity), issues its
+//   wgmma, and when the tile's last use is over (P V of tile i, waited in
+//   iteration i + 1) lane 0 of each of the 8 consumer warps arrives on
+//   empty[stage] (init count 8). The producer waits on empty[stage] before
+//   refilling it. No block-wide barrier after the start: the two consumer
+//   warpgroups drift freely (or alternate, with ping-pong).
+//   Q: each consumer warpgroup loads its own 64 rows with cp.async, waits,
+//   fences (generic -> async proxy) and meets its own 128 threads at a named
+//   barrier (ids 3, 4) before its first wgmma.
+//   Registers: __launch_bounds__(384, 1) caps the kernel at 168 a thread;
+//   setmaxnreg gives the producer 40 and the consumers 232 (40 x 128 +
+//   232 x 256 = 64,512 <= 65,536).
+//   Ping-pong (variant 5): the two consumer warpgroups take turns to issue
+//   their GEMMs (named barriers 1 and 2, 256 threads: warpgroup w syncs on
+//   1 + w before issuing, then arrives on the other's), so one warpgroup's
+//   softmax runs while the other's GEMMs hold the tensor cores. Warpgroup 1
+//   gives warpgroup 0 the first turn and skips its last arrive, so every
+//   barrier generation is matched (num_tiles syncs, num_tiles arrives each).
+//
+// Barrier phases. Tile i uses stage s = i % kStages, fill f = i / kStages.
+//   consumer: wait full[s] for parity f & 1 (its f-th completion);
+//   producer, f >= 1: wait empty[s] for parity (f - 1) & 1 (the consumers'
+//   release of tile i - kStages). Neither barrier can run two phases ahead
+//   of a waiter: full[s]'s next completion needs the producer to pass
+//   empty[s], which needs this waiter's own release; empty[s]'s next needs
+//   full[s], which needs the producer's next fill after this wait.
+//   A deadlock check: releasing tile i - 1 needs only tiles <= i loaded,
+//   and loading tile i needs only tile i - kStages released.
+// Memory ordering. cp.async writes complete, then the noinc arrive releases
+// them (mbarrier arrive: release.cta); try_wait acquires; each consumer then
+// executes fence.proxy.async.shared::cta before its wgmma (async proxy)
+// reads the stage. The producer drains its copies (cp.async.wait_all) before
+// it exits.
+//
+// Prediction (H100, 8K-token Llama prefill, same run as variant 2): the
+// block-wide __syncthreads per tile is gone and the loads no longer take
+// consumer issue slots: +5-15% over variant 2 (2.40-2.70 ms/layer ->
+// ~2.2-2.4), ping-pong another 0-10%. Registers: consumers ~170-200 of 232.
+// If it is wrong:
+//   - a hang: a barrier phase or count is off. Every wait traps after ~2^34
+//     clock cycles (~10 s) instead of hanging, so the test fails with
+//     "unspecified launch failure"/"illegal instruction" and the context is
+//     lost: run this variant's test alone first (the report names the filter).
+//   - wrong numbers only with several tiles (> 64 keys): stage/parity mixup
+//     or the empty release coming too early (a stage refilled while a P V
+//     product still reads it); only in the first tile: the Q barrier/fence.
+//   - wrong at random (moving error): missing proxy fence; try a producer-side
+//     wait_group + fence.proxy.async + plain arrive instead of noinc.
+//   - slower: look at the producer (a full warpgroup of cp.async issue may
+//     steal issue slots; try fewer producer warps) and at stage count (5 here,
+//     3 tiles of load lookahead, vs 2 in variant 2).
+#include "backend/cuda/attention_wgmma.h"
+
+#include "backend/cuda/attention_wgmma.cuh"
+#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/mma.cuh"
+
+namespace baton::cuda {
+namespace {
+
+constexpr int kHd = 128;
+constexpr int kRows = 128;          // rows per block (attention_rows_per_tile())
+constexpr int kKeys = 64;           // keys per tile
+constexpr int kConsumers = 256;     // two consumer warpgroups
+constexpr int kProducers = 128;     // one producer warpgroup
+constexpr int kThreads = kConsumers + kProducers;
+constexpr int kRowBytes = 128;      // one swizzle row: 64 bf16
+constexpr int kQBytes = 2 * kRows * kRowBytes;   // [2 dim halves][128 rows][64]
+constexpr int kKvBytes = 2 * kKeys * kRowBytes;  // [2 dim halves][64 keys][64]
+constexpr int kStages = 5;
+constexpr int kBarBytes = 2 * kStages * 8;       // full[kStages], empty[kStages] mbarriers
+constexpr size_t kSmemBytes = kQBytes + kStages * 2 * kKvBytes + kBarBytes + 1024;  // + alignment slack
+constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+static_assert(kProducerRegs * kProducers + kConsumerRegs * kConsumers <= 65536, "register file");
+constexpr long long kHangCycles = 1LL << 34;  // a wait this long is a bug: trap
+
+// Named barrier ids (0 is __syncthreads): 1, 2 ping-pong; 3, 4 q ready per warpgroup.
+constexpr int kBarPingPong = 1, kBarQ = 3;
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
+  uint32_t ok;
+  asm volatile(
+      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(ok)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return ok != 0;
+}
+// Waits for the completion of the barrier's phase of this parity; traps
+// after kHangCycles so that a protocol bug fails instead of hanging the GPU.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  if (mbar_try_wait(bar, parity)) return;
+  const long long t0 = clock64();
+  while (!mbar_try_wait(bar, parity)) {
+    if (clock64() - t0 > kHangCycles) __trap();
+  }
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+// Arrives on `bar` once all of this thread's earlier cp.async have landed;
+// noinc: the arrival counts against the barrier's init count.
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void named_sync(int id, int num_threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(num_threads) : "memory");
+}
+__device__ __forceinline__ void named_arrive_if(bool cond, int id, int num_threads) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n@p bar.arrive %1, %2;\n}\n" ::"r"(static_cast<int>(cond)),
+               "r"(id), "r"(num_threads)
+               : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+// PP: the two consumer warpgroups take turns issuing their GEMMs (variant 5).
+template <bool PP>
+__global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(AttnArgs a, const int32_t* work) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
+  const uint32_t q_s = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
+  const uint32_t kv_s = q_s + kQBytes;  // stage st: K at kv_s + st * 2 * kKvBytes, V after it
+  const uint32_t full_bar = kv_s + kStages * 2 * kKvBytes;  // [kStages] x 8 bytes
+  const uint32_t empty_bar = full_bar + kStages * 8;        // [kStages] x 8 bytes
+
+  const int seq = work[2 * blockIdx.y], row0 = work[2 * blockIdx.y + 1];
+  const int kvh = blockIdx.x;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int q0 = a.query_start[seq], q_len = a.query_start[seq + 1] - q0;
+  const int seq_len = a.seq_lens[seq], ctx = seq_len - q_len;
+  const int last_i = min(q_len - 1, (row0 + kRows - 1) / group);
+  const int end = min(seq_len, ctx + last_i + 1);  // keys [0, end) serve the block's rows
+  const int num_tiles = (end + kKeys - 1) / kKeys;
+  auto stage_k = [&](int i) { return kv_s + (i % kStages) * 2 * kKvBytes; };
+
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(full_bar + 8 * st, kProducers);
+      mbar_init(empty_bar + 8 * st, kConsumers / 32);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();  // the only block-wide barrier
+
+  if (threadIdx.x >= kConsumers) {
+    // ---- producer warpgroup: K/V tiles of keys [64 i, 64 i + 64) into stage i % kStages.
+    setmaxnreg_dec<kProducerRegs>();
+    const int pt = threadIdx.x - kConsumers;  // 0..127
+    const int chunk = pt & 15;                // 16-byte chunk of head_dim
+    const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
+    const bf16* kv_head = a.kv.base + a.layer * a.kv.layer_block_elems + kvh * kHd + chunk * 8;
+    const int bs_shift = __ffs(a.kv.block_size) - 1;  // block_size is a power of two (host check)
+    for (int i = 0; i < num_tiles; ++i) {
+      if (i >= kStages) mbar_wait(empty_bar + 8 * (i % kStages), ((i / kStages) - 1) & 1);
+      const uint32_t k_s = stage_k(i), v_s = k_s + kKvBytes;
+#pragma unroll
+      for (int it = 0; it < kKeys * 16 / kProducers; ++it) {
+        const int key = (pt >> 4) + it * (kProducers / 16);  // 0..63
+        const int kg = i * kKeys + key;
+        const bool ok = kg < end;
+        const bf16* src = kv_head;
+        if (ok) src += btab[kg >> bs_shift] * a.kv.block_elems + (kg & (a.kv.block_size - 1)) * a.kv.token_elems;
+        const uint32_t off = sw128_off(key, chunk, kKeys);
+        cp_async16(k_s + off, src, ok);                  // K [key][dims]
+        cp_async16(v_s + off, src + a.kv.half_elems, ok);  // V [key][dims]
+      }
+      cp_async_mbar_arrive_noinc(full_bar + 8 * (i % kStages));
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+  } else {
+    // ---- consumer warpgroups: variant 2's per-warpgroup work, fed by the barriers.
+    setmaxnreg_inc<kConsumerRegs>();
+    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+
+    // This warpgroup's 64 q rows (row rr: token q0 + (row0 + rr) / group, head
+    // kvh * group + (row0 + rr) % group), zero past the sequence's queries.
+    for (int c = threadIdx.x & 127; c < 64 * 16; c += 128) {
+      const int rr = wg * 64 + (c >> 4), chunk = c & 15, row = row0 + rr, i = row / group;
+      const bool ok = i < q_len;
+      const bf16* src =
+          ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd + chunk * 8
+             : a.q;
+      cp_async16(q_s + sw128_off(rr, chunk, kRows), src, ok);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    fence_proxy_async_smem();
+    named_sync(kBarQ + wg, 128);
+    if constexpr (PP) {
+      named_arrive_if(wg == 1, kBarPingPong, 2 * 128);  // warpgroup 0 issues first
+    }
+
+    // This thread's two rows: r = 0, 1 -> local row 64 wg + 16 warp + g + 8 r.
+    int qpos[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = (row0 + wg * 64 + warp * 16 + g + 8 * r) / group;
+      qpos[r] = i < q_len ? ctx + i : -1;
+    }
+    const int min_qpos = min(qpos[0], qpos[1]);
+    const float scale_log2 = a.scale * 1.4426950408889634f;
+
+    float o[64];  // [16 dim groups of 8][4]: the m64n128 accumulator
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+    float s[32];  // S, then P (fp32), of the current tile: [8 key groups of 8][4]
+#pragma unroll
+    for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+    uint32_t pa[4][4];  // P of the previous tile as bf16 A fragments: k-step ks = keys 16 ks .. 16 ks + 15
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // m in log2 units (scaled)
+
+    // S = Q K^T of tile i: [64 rows, 64 keys] per warpgroup (one commit group).
+    auto issue_s = [&](int i) {
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kHd / 16; ++kk) {
+        const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
+        const uint64_t da =
+            wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32, 0, 1024);
+        wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
+      }
+      wgmma_commit();
+    };
+    // O += P V of tile i: V [64 keys][128 dims] read N-major; lbo = the second 64-dim half.
+    auto issue_pv = [&](int i) {
+      wgmma_fence_regs(o);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        const uint64_t dv = wgmma_desc_sw128(stage_k(i) + kKvBytes + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
+        wgmma_m64n128k16_rs_tb(o, pa[ks], dv);
+      }
+      wgmma_commit();
+    };
+    // Online softmax of tile i in place (s becomes P); returns O's rescale factors.
+    auto softmax = [&](int i, float (&corr)[2]) {
+      const int tile_start = i * kKeys;  // s[4j + e]: row r = e / 2, key tile_start + 8j + 2t + e % 2
+      const bool need_mask = tile_start + kKeys - 1 > min_qpos || tile_start + kKeys > end;
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e >> 1;
+          if (need_mask) {
+            const int kg = tile_start + 8 * j + 2 * t + (e & 1);
+            if (kg >= end || kg > qpos[r]) s[4 * j + e] = -INFINITY;
+          }
+          mx[r] = fmaxf(mx[r], s[4 * j + e]);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float mnew = fmaxf(m[r], mx[r] * scale_log2);
+        corr[r] = mnew == -INFINITY ? 1.0f : fast_exp2(m[r] - mnew);
+        m[r] = mnew;
+      }
+      float rs[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e >> 1;
+          const float p = m[r] == -INFINITY ? 0.0f : fast_exp2(fmaf(s[4 * j + e], scale_log2, -m[r]));
+          s[4 * j + e] = p;
+          rs[r] += p;
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 1);
+        rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
+        l[r] = l[r] * corr[r] + rs[r];
+      }
+    };
+    auto rescale_and_pack = [&](const float (&corr)[2]) {
+      if (corr[0] != 1.0f || corr[1] != 1.0f) {
+#pragma unroll
+        for (int d = 0; d < 16; ++d) {
+          o[4 * d + 0] *= corr[0];
+          o[4 * d + 1] *= corr[0];
+          o[4 * d + 2] *= corr[1];
+          o[4 * d + 3] *= corr[1];
+        }
+      }
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        pa[ks][0] = pack_bf16(s[8 * ks + 0], s[8 * ks + 1]);
+        pa[ks][1] = pack_bf16(s[8 * ks + 2], s[8 * ks + 3]);
+        pa[ks][2] = pack_bf16(s[8 * ks + 4], s[8 * ks + 5]);
+        pa[ks][3] = pack_bf16(s[8 * ks + 6], s[8 * ks + 7]);
+      }
+    };
+    // Tile i's stage is given back once its last reader (P V of tile i, in
+    // iteration i + 1) has completed: one arrival per consumer warp.
+    auto release = [&](int i) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty_bar + 8 * (i % kStages));
+    };
+
+    // Ping-pong: the other warpgroup's turn to issue once this one's S product
+    // is done (an arrive between wgmma issue and that wait made ptxas serialise
+    // the wgmma pipeline, C7514). Warpgroup 1's last turn has no taker.
+    auto hand_over = [&](int tile) {
+      named_arrive_if(wg == 0 || tile + 1 < num_tiles, kBarPingPong + 1 - wg, 2 * 128);
+    };
+
+    // Iteration i computes S_i = Q K_i^T and O += P_{i-1} V_{i-1} together:
+    // the softmax of tile i overlaps the P V product of tile i - 1.
+    for (int tile = 0; tile < num_tiles; ++tile) {
+      mbar_wait(full_bar + 8 * (tile % kStages), (tile / kStages) & 1);
+      fence_proxy_async_smem();  // the producer's (generic-proxy) copies before wgmma's reads
+      if constexpr (PP) named_sync(kBarPingPong + wg, 2 * 128);
+      issue_s(tile);
+      if (tile > 0) issue_pv(tile - 1);
+      float corr[2];
+      if (tile > 0) {
+        wgmma_wait<1>();  // S_tile done; P V still running
+        if constexpr (PP) hand_over(tile);
+        wgmma_fence_regs(s);
+        softmax(tile, corr);
+        wgmma_wait<0>();
+        wgmma_fence_regs(o);
+        release(tile - 1);
+      } else {
+        wgmma_wait<0>();
+        if constexpr (PP) hand_over(tile);
+        wgmma_fence_regs(s);
+        softmax(tile, corr);
+      }
+      rescale_and_pack(corr);
+    }
+    if (num_tiles > 0) {
+      issue_pv(num_tiles - 1);  // its stage is never waited for again: no release
+      wgmma_wait<0>();
+      wgmma_fence_regs(o);
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      if (qpos[r] < 0) continue;
+      const int row = row0 + wg * 64 + warp * 16 + g + 8 * r;
+      const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+      bf16* op = a.out + ((static_cast<int64_t>(q0) + row / group) * a.num_heads + kvh * group + row % group) * kHd;
+#pragma unroll
+      for (int d = 0; d < 16; ++d)
+        *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) = pack_bf16(o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
+    }
+  }
+}
+
+}  // namespace
+
+bool attention_wgmma_ws_supports(const AttnArgs& a) {
+  const int bs = a.kv.block_size;
+  return a.head_dim == kHd && bs > 0 && (bs & (bs - 1)) == 0;
+}
+
+void launch_attention_prefill_wgmma_ws(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
+  if (num_items == 0) return;
+  BATON_CHECK(attention_wgmma_ws_supports(a), "warp-specialised attention: head_dim {} (needs {}), block_size {}",
+              a.head_dim, kHd, a.kv.block_size);
+  BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
+  BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
+  const bool ping_pong = a.prefill_variant == 5;
+  const void* kernel = ping_pong ? reinterpret_cast<const void*>(attn_prefill_wgmma_ws_kernel<true>)
+                                 : reinterpret_cast<const void*>(attn_prefill_wgmma_ws_kernel<false>);
+  set_dynamic_smem(kernel, kSmemBytes, stream);
+  const dim3 grid(a.num_kv_heads, num_items);
+  if (ping_pong) attn_prefill_wgmma_ws_kernel<true><<<grid, kThreads, kSmemBytes, stream>>>(a, work);
+  else attn_prefill_wgmma_ws_kernel<false><<<grid, kThreads, kSmemBytes, stream>>>(a, work);
+  BATON_LAUNCH_CHECK();
+}
+
+}  // namespace baton::cuda
