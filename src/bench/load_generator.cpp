@@ -391,6 +391,9 @@ Result<LoadResult> Runner::run() {
   std::stable_sort(firsts.begin(), firsts.end(),
                    [&](size_t a, size_t b) { return w_.requests[a].arrival_s < w_.requests[b].arrival_s; });
   for (size_t k = 0; k < firsts.size() && k < o_.num_warmup; ++k) records_[firsts[k]].warmup = true;
+  for (size_t i : firsts) {  // the load is still building up before warmup_s
+    if (w_.requests[i].arrival_s < o_.warmup_s) records_[i].warmup = true;
+  }
   // Follow-up turns of a warm-up session are warm-up too.
   for (size_t i = 0; i < num_total_; ++i) {
     if (records_[i].warmup && w_.requests[i].next_turn >= 0) {

@@ -47,6 +47,7 @@ struct LoadOptions {
   int64_t vocab_size = 151936;
   size_t max_concurrency = 0;     // 0: no cap
   size_t num_warmup = 0;          // the first N scheduled requests are excluded from results
+  double warmup_s = 0;            // so are those scheduled before this time (a session: by its start)
   double request_timeout_s = 600;
   int num_threads = 1;
   Json extra_body = Json::object();

@@ -41,6 +41,7 @@ struct BenchArgs {
   double burstiness = 1.0;
   size_t max_concurrency = 0;
   size_t warmup = 0;
+  double warmup_s = 0;
   uint64_t seed = 0;
   std::string slo;
   double attainment = 0;
@@ -163,6 +164,7 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
   l.vocab_size = a.vocab_size;
   l.max_concurrency = a.max_concurrency;
   l.num_warmup = a.warmup;
+  l.warmup_s = a.warmup_s;
   l.request_timeout_s = a.timeout_s;
   l.num_threads = a.threads;
   if (!a.extra_body.empty()) {
@@ -198,6 +200,7 @@ Json config_json(const BenchArgs& a, const BenchConfig& c) {
               {"duration_s", a.duration_s},
               {"max_concurrency", a.max_concurrency},
               {"warmup", a.warmup},
+              {"warmup_s", a.warmup_s},
               {"seed", a.seed},
               {"slo", a.slo},
               {"attainment", a.attainment},
@@ -375,6 +378,10 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--burstiness", a->burstiness, "Gamma shape (1 = Poisson, < 1 burstier)")->capture_default_str();
   sub.add_option("--max-concurrency", a->max_concurrency, "Cap on requests in flight (0: none)");
   sub.add_option("--warmup", a->warmup, "First N requests are excluded from results");
+  sub.add_option("--warmup-s", a->warmup_s,
+                 "Requests (sessions) scheduled in the first S seconds are excluded from results: the load is "
+                 "still building up")
+      ->check(CLI::NonNegativeNumber);
   sub.add_option("--seed", a->seed, "Seed for arrivals, lengths and prompts")->capture_default_str();
   sub.add_option("--slo", a->slo, "e.g. \"ttft:p90<500ms,tpot:p90<40ms,e2e:p99<20s\"");
   sub.add_option("--attainment", a->attainment, "Also require this fraction of good requests (0..1)");

@@ -1,5 +1,7 @@
 #include "deploy/experiment.h"
 
+#include <cmath>
+
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
@@ -48,7 +50,7 @@ std::vector<std::string> string_list(const YAML::Node& node, const std::string& 
   return node.as<std::vector<std::string>>();
 }
 
-const std::set<std::string> kSearchKeys = {"start_rate", "precision", "num_requests", "warmup", "seed",
+const std::set<std::string> kSearchKeys = {"start_rate", "precision", "num_requests", "warmup", "warmup_s", "seed",
                                            "max_trials", "max_rate",  "min_rate",     "close_margin"};
 
 // Reads the search fields present in `node` over `w` (experiment defaults first, then the workload's own).
@@ -65,6 +67,7 @@ void read_search(const YAML::Node& node, ExperimentWorkload* w, bool own) {
   if (node["close_margin"]) w->search.close_margin = node["close_margin"].as<double>();
   if (node["num_requests"]) w->options.num_requests = node["num_requests"].as<size_t>();
   if (node["warmup"]) w->num_warmup = node["warmup"].as<size_t>();
+  if (node["warmup_s"]) w->warmup_s = node["warmup_s"].as<double>();
   if (node["seed"]) {
     w->options.seed = node["seed"].as<uint64_t>();
     w->options.arrival.seed = w->options.seed;
@@ -145,6 +148,13 @@ Result<ExperimentWorkload> read_workload(const YAML::Node& node, const YAML::Nod
   if (check.vocab_size == 0) check.vocab_size = 151936;
   Status st = bench::validate(check);
   if (!st.is_ok()) return st.with_context(where);
+  if (!(w.warmup_s >= 0) || !std::isfinite(w.warmup_s)) {
+    return invalid_argument("{}: warmup_s must be a number of seconds >= 0 (got {})", where, w.warmup_s);
+  }
+  if (o.duration_s > 0 && o.num_requests == 0 && w.warmup_s >= o.duration_s) {
+    return invalid_argument("{}: warmup_s {} leaves nothing of the {} s window to measure", where, w.warmup_s,
+                            o.duration_s);
+  }
   if (!(w.search.start_rate > 0)) w.search.start_rate = 1.0;
   w.search.min_rate = std::min(w.search.min_rate, w.search.start_rate);
   w.search.max_rate = std::max(w.search.max_rate, w.search.start_rate);

@@ -54,6 +54,7 @@ struct ExperimentWorkload {
   bench::SearchOptions search;
   bool start_rate_given = false;       // trace: otherwise the search starts at its time-scaled rate
   size_t num_warmup = 0;
+  double warmup_s = 0;   // requests (sessions) starting before this are not measured either
   size_t max_concurrency = 0;
   std::vector<std::string> deployments;  // empty: every deployment
   Json describe;                       // the settings as written, for the record

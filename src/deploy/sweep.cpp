@@ -343,6 +343,7 @@ class SweepRunner {
     l.vocab_size = cfg.workload.vocab_size;
     l.max_concurrency = w.max_concurrency;
     l.num_warmup = w.num_warmup;
+    l.warmup_s = w.warmup_s;
     l.request_timeout_s = e_.request_timeout_s;
     l.num_threads = e_.num_threads;
 
@@ -421,6 +422,7 @@ class SweepRunner {
                                                  {"close_margin", search.close_margin},
                                                  {"num_requests", w.options.num_requests},
                                                  {"warmup", w.num_warmup},
+                                                 {"warmup_s", w.warmup_s},
                                                  {"seed", w.options.seed}}},
                                      {"vocab_size", cfg.workload.vocab_size},
                                      {"threads", e_.num_threads},

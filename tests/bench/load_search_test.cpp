@@ -90,6 +90,24 @@ TEST(LoadGeneratorTest, MeasuresTheSimServerExactly) {
   EXPECT_LE(rep.load.num_connections_opened, 6u);
 }
 
+// A time-based warm-up: requests scheduled before warmup_s are not measured,
+// whatever the rate (constant arrivals 20 ms apart: t = 0, 0.02, ... 0.78 s).
+TEST(LoadGeneratorTest, WarmupSecondsExcludeTheRampByScheduleTime) {
+  SimServerOptions so;
+  so.per_token_delay_s = 0.002;
+  SimServer server(so);
+  ASSERT_TRUE(server.start().is_ok());
+  auto cfg = sim_config(server.url(), 50, 40, 3);
+  cfg.load.warmup_s = 0.199;  // t = 0 ... 0.18: 10 requests
+  auto rep = run_benchmark(cfg).value();
+  ASSERT_EQ(rep.load.records.size(), 40u);
+  EXPECT_EQ(rep.metrics.num_requests, 30u);
+  for (const auto& r : rep.load.records) EXPECT_EQ(r.warmup, r.scheduled_s < 0.199) << r.index;
+  cfg.load.num_warmup = 15;  // both: whichever excludes more
+  rep = run_benchmark(cfg).value();
+  EXPECT_EQ(rep.metrics.num_requests, 25u);
+}
+
 TEST(LoadGeneratorTest, ConcurrencyCapAndErrorsByKind) {
   SimServerOptions so;
   so.per_token_delay_s = 0.010;

@@ -47,6 +47,29 @@ workloads:
 search: {start_rate: 2, num_requests: 40, warmup: 4, max_trials: 7, seed: 3}
 )";
 
+TEST(ExperimentTest, WarmupSecondsParsedAndChecked) {
+  const std::string base = R"(
+deployments:
+  - {name: agg-1, spec: {mode: agg, replicas: 1}}
+workloads:
+  - {name: w, input_len: 64, output_len: 8, duration_s: 20, slo: "ttft:p90<500ms", WARM}
+)";
+  auto with = [&](const std::string& warm) {
+    std::string y = base;
+    y.replace(y.find("WARM"), 4, warm);
+    return Experiment::parse_yaml(y);
+  };
+  auto ok = with("warmup_s: 5");
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_DOUBLE_EQ(ok->workloads[0].warmup_s, 5.0);
+  auto negative = with("warmup_s: -1");
+  ASSERT_FALSE(negative.is_ok());
+  EXPECT_NE(negative.status().message().find("warmup_s"), std::string::npos) << negative.status().message();
+  auto whole = with("warmup_s: 20");
+  ASSERT_FALSE(whole.is_ok());
+  EXPECT_NE(whole.status().message().find("nothing"), std::string::npos) << whole.status().message();
+}
+
 TEST(ExperimentTest, ParsesDeploymentsWorkloadsAndSearchDefaults) {
   auto e = Experiment::parse_yaml(kTwoAgg);
   ASSERT_TRUE(e.is_ok()) << e.status().to_string();
