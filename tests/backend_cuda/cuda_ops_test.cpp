@@ -373,7 +373,7 @@ TEST(CudaOps, PrefillAttentionVarlenWithCachedContext) {
 TEST(CudaOps, PrefillAttentionWgmmaMatchesCpu) {
   BATON_REQUIRE_GPU();
   for (int variant : {2, 3, 4, 5}) {  // q in shared memory / in registers / warp-specialised / + ping-pong
-    SCOPED_TRACE(testing::Message() << "prefill_variant " << variant);
+    SCOPED_TRACE(::testing::Message() << "prefill_variant " << variant);
     check_attention(32, 8, 128, {1000}, {0}, false, 200 + 10 * variant, variant);
     check_attention(32, 8, 128, {77, 1, 300, 16}, {0, 5, 1234, 64}, false, 201 + 10 * variant, variant);
     check_attention(8, 8, 128, {129, 33}, {0, 190}, false, 202 + 10 * variant, variant);
