@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     fence_proxy_async_smem();
     named_sync(kBarQ + wg, 128);
     if constexpr (PP) {
-      named_arrive_if(wg == 1, kBarPingPong, 2 * 128);  // warpgroup 0 issues first
+      named_arrive_if(wg == 1 && num_tiles > 0, kBarPingPong, 2 * 128);  // warpgroup 0 issues first
     }
 
     // This thread's two rows: r = 0, 1 -> local row 64 wg + 16 warp + g + 8 r.
