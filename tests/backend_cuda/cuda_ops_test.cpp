@@ -372,7 +372,7 @@ TEST(CudaOps, PrefillAttentionVarlenWithCachedContext) {
 // chunked prefill after a cached prefix, one-token rows in a mixed batch.
 TEST(CudaOps, PrefillAttentionWgmmaMatchesCpu) {
   BATON_REQUIRE_GPU();
-  for (int variant : {2, 3, 4, 5}) {  // q in shared memory / in registers / warp-specialised / + ping-pong
+  for (int variant : {2, 3, 4, 5, 6}) {  // q in smem / in registers / warp-specialised / + ping-pong / + 128 keys
     SCOPED_TRACE(::testing::Message() << "prefill_variant " << variant);
     check_attention(32, 8, 128, {1000}, {0}, false, 200 + 10 * variant, variant);
     check_attention(32, 8, 128, {77, 1, 300, 16}, {0, 5, 1234, 64}, false, 201 + 10 * variant, variant);

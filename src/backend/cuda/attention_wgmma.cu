@@ -269,7 +269,7 @@ void launch_attention_prefill_wgmma(const AttnArgs& a, const int32_t* work, int 
   BATON_CHECK(a.head_dim == kHd, "wgmma attention: head_dim {} (needs {})", a.head_dim, kHd);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  if ((a.prefill_variant == 4 || a.prefill_variant == 5) && attention_wgmma_ws_supports(a)) {
+  if (a.prefill_variant >= 4 && a.prefill_variant <= 6 && attention_wgmma_ws_supports(a)) {
     launch_attention_prefill_wgmma_ws(a, work, num_items, stream);
     return;
   }

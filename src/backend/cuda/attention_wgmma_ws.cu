@@ -1,6 +1,7 @@
 // Warp-specialised variant of the wgmma prefill attention (head_dim 128),
-// FlashAttention-3 style: prefill_variant 4 (and 5 = 4 + ping-pong). Not the
-// default; written without a GPU, first to be run by scripts/gpu-check.sh.
+// FlashAttention-3 style: prefill_variant 4, 5 (4 + ping-pong) and 6 (5 with
+// 128-key tiles). Not the default; written without a GPU, first to be run by
+// scripts/gpu-check.sh.
 //
 // Design. The same work items, q layout, swizzle, descriptors, masking, online
 // softmax, GQA row mapping and output write as the default kernel (variant 2,
@@ -26,9 +27,16 @@
 //   barrier (ids 3, 4) before its first wgmma.
 //   Registers: __launch_bounds__(384, 1) caps the kernel at 168 a thread
 //   (ptxas: 168, no stack, no spills); setmaxnreg gives the producer 40 and
-//   the consumers 232 (40 x 128 + 232 x 256 = 64,512 <= 65,536). ptxas also
-//   reports no spills with consumers at 176, so the consumer body needs about
-//   variant 2's 168 and the headroom is there for 128-key tiles later.
+//   the consumers 232 (40 x 128 + 232 x 256 = 64,512 <= 65,536), and ptxas
+//   allocates the consumer branch to that budget: with 168 for consumers it
+//   spills (136 bytes), with 200 the 128-key form spills 12 bytes, from 216
+//   on none. A producer at 24 spills. A __trap() anywhere made ptxas ignore
+//   the setmaxnreg budget (spills at any value), hence no trap below.
+//   Variant 6: 128-key tiles (S is m64n128, 8 P V k-steps, s[64] + pa[8][4]
+//   + o[64] live at once), 3 stages of 64 KB: the producer runs one tile
+//   ahead (the consumers hold two), so it is latency-bound where variant 5 is
+//   not; it halves the softmax's per-tile overheads (max/sum shuffles,
+//   rescale checks, barrier waits) per key.
 //   Ping-pong (variant 5): the two consumer warpgroups take turns to issue
 //   their GEMMs (named barriers 1 and 2, 256 threads: warpgroup w syncs on
 //   1 + w before issuing S_i and P_{i-1} V_{i-1}, and arrives on the other's
@@ -64,10 +72,11 @@
 // consumer issue slots: +5-15% over variant 2 (2.40-2.70 ms/layer ->
 // ~2.2-2.4), ping-pong another 0-10%. Registers: consumers ~170-200 of 232.
 // If it is wrong:
-//   - a hang: a barrier phase or count is off. Every wait traps after ~2^34
-//     clock cycles (~10 s) instead of hanging, so the test fails with
-//     "unspecified launch failure"/"illegal instruction" and the context is
-//     lost: run this variant's test alone first (the report names the filter).
+//   - a hang: a barrier phase or count is off. An mbarrier wait gives up
+//     after 2^32 clock cycles (~2.5 s), and that thread waits no more and
+//     writes NaN rows: the op test fails on NaN (a few seconds late) instead
+//     of hanging, and the CUDA context survives. Named-barrier (bar.sync)
+//     hangs cannot time out: ping-pong counts were checked in the model.
 //   - wrong numbers only with several tiles (> 64 keys): stage/parity mixup
 //     or the empty release coming too early (a stage refilled while a P V
 //     product still reads it); only in the first tile: the Q barrier/fence.
@@ -88,19 +97,24 @@ namespace {
 
 constexpr int kHd = 128;
 constexpr int kRows = 128;          // rows per block (attention_rows_per_tile())
-constexpr int kKeys = 64;           // keys per tile
 constexpr int kConsumers = 256;     // two consumer warpgroups
 constexpr int kProducers = 128;     // one producer warpgroup
 constexpr int kThreads = kConsumers + kProducers;
 constexpr int kRowBytes = 128;      // one swizzle row: 64 bf16
 constexpr int kQBytes = 2 * kRows * kRowBytes;   // [2 dim halves][128 rows][64]
-constexpr int kKvBytes = 2 * kKeys * kRowBytes;  // [2 dim halves][64 keys][64]
-constexpr int kStages = 5;
-constexpr int kBarBytes = 2 * kStages * 8;       // full[kStages], empty[kStages] mbarriers
-constexpr size_t kSmemBytes = kQBytes + kStages * 2 * kKvBytes + kBarBytes + 1024;  // + alignment slack
+// Per tile width KEYS (64 or 128 keys): K or V of one stage is [2 dim halves][KEYS keys][64].
+template <int KEYS>
+struct WsShape {
+  static constexpr int kKvBytes = 2 * KEYS * kRowBytes;
+  static constexpr int kStages = KEYS == 64 ? 5 : 3;  // what fits in 227 KB beside q
+  static constexpr size_t kSmemBytes =
+      kQBytes + kStages * 2 * kKvBytes + 2 * kStages * 8 + 1024;  // + full/empty mbarriers, alignment slack
+};
+static_assert(WsShape<128>::kSmemBytes <= 232448, "shared memory");
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert(kProducerRegs * kProducers + kConsumerRegs * kConsumers <= 65536, "register file");
-constexpr long long kHangCycles = 1LL << 34;  // a wait this long is a bug: trap
+// A wait this long (~2.5 s) is a protocol bug: stop waiting and poison the output.
+constexpr long long kHangCycles = 1LL << 32;
 
 // Named barrier ids (0 is __syncthreads): 1, 2 ping-pong; 3, 4 q ready per warpgroup.
 constexpr int kBarPingPong = 1, kBarQ = 3;
@@ -117,14 +131,17 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
       : "memory");
   return ok != 0;
 }
-// Waits for the completion of the barrier's phase of this parity; traps
-// after kHangCycles so that a protocol bug fails instead of hanging the GPU.
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  if (mbar_try_wait(bar, parity)) return;
+// Waits for the completion of the barrier's phase of this parity. False after
+// kHangCycles: the caller stops waiting from then on and writes NaN, so a
+// protocol bug fails the test instead of hanging the GPU. (Not __trap(): a
+// trap made ptxas ignore setmaxnreg.inc's budget and spill the consumers.)
+__device__ __forceinline__ bool mbar_wait(uint32_t bar, uint32_t parity) {
+  if (mbar_try_wait(bar, parity)) return true;
   const long long t0 = clock64();
   while (!mbar_try_wait(bar, parity)) {
-    if (clock64() - t0 > kHangCycles) __trap();
+    if (clock64() - t0 > kHangCycles) return false;
   }
+  return true;
 }
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
@@ -151,9 +168,13 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 
-// PP: the two consumer warpgroups take turns issuing their GEMMs (variant 5).
-template <bool PP>
+// PP: the two consumer warpgroups take turns issuing their GEMMs (variants 5, 6).
+// KEYS: keys per tile, 64 (variants 4, 5) or 128 (variant 6).
+template <bool PP, int KEYS>
 __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(AttnArgs a, const int32_t* work) {
+  constexpr int kKeys = KEYS;
+  constexpr int kKvBytes = WsShape<KEYS>::kKvBytes;
+  constexpr int kStages = WsShape<KEYS>::kStages;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
   const uint32_t q_s = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
@@ -182,19 +203,20 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
   __syncthreads();  // the only block-wide barrier
 
   if (threadIdx.x >= kConsumers) {
-    // ---- producer warpgroup: K/V tiles of keys [64 i, 64 i + 64) into stage i % kStages.
+    // ---- producer warpgroup: K/V tiles of keys [kKeys i, kKeys (i + 1)) into stage i % kStages.
     setmaxnreg_dec<kProducerRegs>();
     const int pt = threadIdx.x - kConsumers;  // 0..127
     const int chunk = pt & 15;                // 16-byte chunk of head_dim
     const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
     const bf16* kv_head = a.kv.base + a.layer * a.kv.layer_block_elems + kvh * kHd + chunk * 8;
     const int bs_shift = __ffs(a.kv.block_size) - 1;  // block_size is a power of two (host check)
+    bool alive = true;  // false once a wait timed out
     for (int i = 0; i < num_tiles; ++i) {
-      if (i >= kStages) mbar_wait(empty_bar + 8 * (i % kStages), ((i / kStages) - 1) & 1);
+      if (i >= kStages && alive) alive = mbar_wait(empty_bar + 8 * (i % kStages), ((i / kStages) - 1) & 1);
       const uint32_t k_s = stage_k(i), v_s = k_s + kKvBytes;
 #pragma unroll
       for (int it = 0; it < kKeys * 16 / kProducers; ++it) {
-        const int key = (pt >> 4) + it * (kProducers / 16);  // 0..63
+        const int key = (pt >> 4) + it * (kProducers / 16);  // 0..kKeys-1
         const int kg = i * kKeys + key;
         const bool ok = kg < end;
         const bf16* src = kv_head;
@@ -243,11 +265,12 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     float o[64];  // [16 dim groups of 8][4]: the m64n128 accumulator
 #pragma unroll
     for (int i = 0; i < 64; ++i) o[i] = 0.0f;
-    float s[32];  // S, then P (fp32), of the current tile: [8 key groups of 8][4]
+    float s[kKeys / 2];  // S, then P (fp32), of the current tile: [kKeys / 8 key groups of 8][4]
 #pragma unroll
-    for (int i = 0; i < 32; ++i) s[i] = 0.0f;
-    uint32_t pa[4][4];  // P of the previous tile as bf16 A fragments: k-step ks = keys 16 ks .. 16 ks + 15
+    for (int i = 0; i < kKeys / 2; ++i) s[i] = 0.0f;
+    uint32_t pa[kKeys / 16][4];  // P of the previous tile as bf16 A fragments: k-step ks = keys 16 ks .. 16 ks + 15
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // m in log2 units (scaled)
+    bool alive = true;  // false once a wait timed out: the rows are written as NaN
 
     // S = Q K^T of tile i: [64 rows, 64 keys] per warpgroup (one commit group).
     auto issue_s = [&](int i) {
@@ -257,7 +280,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
         const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
         const uint64_t da =
             wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32, 0, 1024);
-        wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
+        if constexpr (kKeys == 64) wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
+        else wgmma_m64n128k16_ss(s, da, db, kk > 0 ? 1 : 0);
       }
       wgmma_commit();
     };
@@ -266,7 +290,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
       wgmma_fence_regs(o);
       wgmma_fence();
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) {
+      for (int ks = 0; ks < kKeys / 16; ++ks) {
         const uint64_t dv = wgmma_desc_sw128(stage_k(i) + kKvBytes + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
         wgmma_m64n128k16_rs_tb(o, pa[ks], dv);
       }
@@ -278,7 +302,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
       const bool need_mask = tile_start + kKeys - 1 > min_qpos || tile_start + kKeys > end;
       float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
+      for (int j = 0; j < kKeys / 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e >> 1;
@@ -299,7 +323,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
       }
       float rs[2] = {0.0f, 0.0f};
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
+      for (int j = 0; j < kKeys / 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e >> 1;
@@ -326,7 +350,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
         }
       }
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) {
+      for (int ks = 0; ks < kKeys / 16; ++ks) {
         pa[ks][0] = pack_bf16(s[8 * ks + 0], s[8 * ks + 1]);
         pa[ks][1] = pack_bf16(s[8 * ks + 2], s[8 * ks + 3]);
         pa[ks][2] = pack_bf16(s[8 * ks + 4], s[8 * ks + 5]);
@@ -349,7 +373,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     // Iteration i computes S_i = Q K_i^T and O += P_{i-1} V_{i-1} together:
     // the softmax of tile i overlaps the P V product of tile i - 1.
     for (int tile = 0; tile < num_tiles; ++tile) {
-      mbar_wait(full_bar + 8 * (tile % kStages), (tile / kStages) & 1);
+      if (alive) alive = mbar_wait(full_bar + 8 * (tile % kStages), (tile / kStages) & 1);
       fence_proxy_async_smem();  // the producer's (generic-proxy) copies before wgmma's reads
       if constexpr (PP) named_sync(kBarPingPong + wg, 2 * 128);
       issue_s(tile);
@@ -381,7 +405,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     for (int r = 0; r < 2; ++r) {
       if (qpos[r] < 0) continue;
       const int row = row0 + wg * 64 + warp * 16 + g + 8 * r;
-      const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+      const float inv = !alive ? NAN : l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
       bf16* op = a.out + ((static_cast<int64_t>(q0) + row / group) * a.num_heads + kvh * group + row % group) * kHd;
 #pragma unroll
       for (int d = 0; d < 16; ++d)
@@ -403,14 +427,17 @@ void launch_attention_prefill_wgmma_ws(const AttnArgs& a, const int32_t* work, i
               a.head_dim, kHd, a.kv.block_size);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  const bool ping_pong = a.prefill_variant == 5;
-  const void* kernel = ping_pong ? reinterpret_cast<const void*>(attn_prefill_wgmma_ws_kernel<true>)
-                                 : reinterpret_cast<const void*>(attn_prefill_wgmma_ws_kernel<false>);
-  set_dynamic_smem(kernel, kSmemBytes, stream);
   const dim3 grid(a.num_kv_heads, num_items);
-  if (ping_pong) attn_prefill_wgmma_ws_kernel<true><<<grid, kThreads, kSmemBytes, stream>>>(a, work);
-  else attn_prefill_wgmma_ws_kernel<false><<<grid, kThreads, kSmemBytes, stream>>>(a, work);
-  BATON_LAUNCH_CHECK();
+  auto launch = [&](auto kernel, size_t smem_bytes) {
+    set_dynamic_smem(reinterpret_cast<const void*>(kernel), smem_bytes, stream);
+    kernel<<<grid, kThreads, smem_bytes, stream>>>(a, work);
+    BATON_LAUNCH_CHECK();
+  };
+  switch (a.prefill_variant) {
+    case 5: launch(attn_prefill_wgmma_ws_kernel<true, 64>, WsShape<64>::kSmemBytes); break;
+    case 6: launch(attn_prefill_wgmma_ws_kernel<true, 128>, WsShape<128>::kSmemBytes); break;
+    default: launch(attn_prefill_wgmma_ws_kernel<false, 64>, WsShape<64>::kSmemBytes); break;
+  }
 }
 
 }  // namespace baton::cuda

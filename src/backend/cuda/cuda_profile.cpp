@@ -361,13 +361,14 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
     }
-    for (int variant : {0, 1, 4, 5}) {  // other kernel variants (kernels.h), for the notes
+    for (int variant : {0, 1, 4, 5, 6}) {  // other kernel variants (kernels.h), for the notes
       Result<double> v_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream(), variant);
       if (v_ms.is_ok()) {
         static constexpr const char* kKey[] = {"attention_ms_q_in_registers", "attention_ms_q_in_smem", "", "",
-                                               "attention_ms_warp_specialized", "attention_ms_ws_pingpong"};
+                                               "attention_ms_warp_specialized", "attention_ms_ws_pingpong",
+                                               "attention_ms_ws_pingpong_128keys"};
         static constexpr const char* kName[] = {"q in registers", "q in smem", "", "", "4 warp-specialised",
-                                                "5 warp-specialised + ping-pong"};
+                                                "5 warp-specialised + ping-pong", "6 ws + ping-pong, 128-key tiles"};
         row[kKey[variant]] = *v_ms;
         fmt::print("        variant {}: {:.3f} ms/layer ({:.0f} TFLOP/s)\n", kName[variant], *v_ms,
                    att / c.num_layers / (*v_ms * 1e-3) / 1e12);
