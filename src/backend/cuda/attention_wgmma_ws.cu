@@ -374,6 +374,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     // the softmax of tile i overlaps the P V product of tile i - 1.
     for (int tile = 0; tile < num_tiles; ++tile) {
       if (alive) alive = mbar_wait(full_bar + 8 * (tile % kStages), (tile / kStages) & 1);
+      __syncwarp();  // lanes leave the wait loop apart; wgmma and bar.sync are .aligned
       fence_proxy_async_smem();  // the producer's (generic-proxy) copies before wgmma's reads
       if constexpr (PP) named_sync(kBarPingPong + wg, 2 * 128);
       issue_s(tile);
