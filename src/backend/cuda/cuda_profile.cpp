@@ -361,7 +361,8 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
     }
-    for (int variant : {0, 1, 4, 5, 6}) {  // other kernel variants (kernels.h), for the notes
+    for (int variant : o.attention_variants) {  // other kernel variants (kernels.h), for the notes
+      if (variant < 0 || variant > 6 || variant == 2 || variant == 3) continue;
       Result<double> v_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream(), variant);
       if (v_ms.is_ok()) {
         static constexpr const char* kKey[] = {"attention_ms_q_in_registers", "attention_ms_q_in_smem", "", "",

@@ -21,6 +21,9 @@ struct ProfileOptions {
   int decode_iters = 30;
   int prefill_iters = 5;
   double gpu_memory_utilization = 0.95;
+  // Other prefill attention variants (kernels.h) timed beside the default at
+  // each prefill length, for the notes; 4-6 only once their op test passed.
+  std::vector<int> attention_variants = {0, 1};
   std::string json_path;  // written when set
   std::string md_path;    // written when set
 };

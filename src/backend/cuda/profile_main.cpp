@@ -1,6 +1,7 @@
 // baton_gpu_profile: the GPU benchmark as a small standalone binary (the same
 // code as `baton profile`), easy to carry to a GPU host.
 //   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
+//                     [--attention-variants 0,1,4,5,6]
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -30,11 +31,22 @@ int main(int argc, char** argv) {
         if (q > p) o.presets.push_back(v.substr(p, q - p));
         p = q + 1;
       }
+    } else if (a == "--attention-variants") {
+      o.attention_variants.clear();
+      std::string v = next();
+      size_t p = 0;
+      while (p <= v.size()) {
+        size_t q = v.find(',', p);
+        if (q == std::string::npos) q = v.size();
+        if (q > p) o.attention_variants.push_back(std::atoi(v.substr(p, q - p).c_str()));
+        p = q + 1;
+      }
     } else if (a == "--quick") {
       o.decode_iters = 5;
       o.prefill_iters = 2;
     } else {
-      std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]\n",
+      std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
+                   "[--attention-variants 0,1,4,5,6]\n",
                    a.c_str());
       return 2;
     }
