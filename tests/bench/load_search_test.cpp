@@ -9,6 +9,7 @@
 #include "bench/rate_search.h"
 #include "bench/sim_server.h"
 #include "http/http_client.h"
+#include "sim_config.h"
 
 namespace baton::bench {
 namespace {
@@ -46,20 +47,7 @@ TEST(CompletionProtocolTest, BodyAndChunks) {
   EXPECT_FALSE(parse_completion_chunk("{nope").error.empty());
 }
 
-BenchConfig sim_config(const std::string& url, double rate, size_t n, int64_t out) {
-  BenchConfig c;
-  c.workload.kind = "random";
-  c.workload.input_len = {16, 16};
-  c.workload.output_len = {out, out};
-  c.workload.num_requests = n;
-  c.workload.arrival = {ArrivalKind::kConstant, rate, 1.0, 1};
-  c.workload.vocab_size = 1000;
-  c.load.url = url;
-  c.load.model = "sim";
-  c.load.vocab_size = 1000;
-  c.load.request_timeout_s = 30;
-  return c;
-}
+using test_util::sim_config;
 
 TEST(LoadGeneratorTest, MeasuresTheSimServerExactly) {
   SimServerOptions so;

@@ -13,6 +13,7 @@
 #include "bench/slo.h"
 #include "bench/slo_watch.h"
 #include "common/clock.h"
+#include "sim_config.h"
 
 namespace baton::bench {
 namespace {
@@ -203,16 +204,7 @@ TEST(SloWatchTest, WarmupIsIgnoredAndEmptySpecNeverBreaks) {
 }
 
 BenchConfig sim_config(const std::string& url, double rate, size_t n, int64_t out, const std::string& slo) {
-  BenchConfig c;
-  c.workload.kind = "random";
-  c.workload.input_len = {16, 16};
-  c.workload.output_len = {out, out};
-  c.workload.num_requests = n;
-  c.workload.arrival = {ArrivalKind::kConstant, rate, 1.0, 1};
-  c.workload.vocab_size = 1000;
-  c.load.url = url;
-  c.load.model = "sim";
-  c.load.vocab_size = 1000;
+  BenchConfig c = test_util::sim_config(url, rate, n, out);
   c.load.request_timeout_s = 60;
   c.load.num_warmup = 5;
   c.slo = spec_of(slo);
