@@ -205,6 +205,48 @@ TEST(WorkloadTest, MooncakeHashIdsBecomeEqualBlocks) {
   EXPECT_NEAR(fast.requests[2].arrival_s, 0.5, 1e-12);
 }
 
+// A sweep trial over a time window (duration_s, no request count): the trace
+// rescaled to the rate asked, and only what arrives inside the window; a
+// multi-turn workload starts its sessions inside the window, every turn kept.
+TEST(WorkloadTest, TimeWindowsForTracesAndSessions) {
+  WorkloadOptions o;
+  o.kind = "trace";
+  o.trace_path = kTraces + "azure_llm_2023_conv.csv";
+  o.trace_format = TraceFormat::kAzure;
+  o.num_requests = 0;
+  o.duration_s = 20;
+  o.rate_overrides_trace = true;
+  o.arrival.rate = 40;
+  auto w = make_workload(o).value();
+  ASSERT_FALSE(w.requests.empty());
+  for (const auto& r : w.requests) ASSERT_LT(r.arrival_s, 20.0);
+  // The trace's own burstiness: about rate x window, not exactly.
+  EXPECT_GT(w.requests.size(), 400u);
+  EXPECT_LT(w.requests.size(), 1600u);
+  EXPECT_NEAR(w.natural_rate / w.time_scale, 40.0, 1e-9);
+
+  WorkloadOptions m;
+  m.kind = "multiturn";
+  m.num_turns = 10;
+  m.input_len = {128, 128};
+  m.output_len = {128, 128};
+  m.num_requests = 0;
+  m.duration_s = 25;
+  m.arrival.rate = 4;  // sessions/s
+  auto mw = make_workload(m).value();
+  ASSERT_EQ(mw.requests.size() % 10, 0u);
+  const size_t num_sessions = mw.requests.size() / 10;
+  EXPECT_GT(num_sessions, 60u);  // Poisson: ~100 sessions in 25 s
+  EXPECT_LT(num_sessions, 140u);
+  int64_t cached = 0, total = 0;
+  for (const auto& r : mw.requests) {
+    ASSERT_LT(r.arrival_s, 25.0);  // a session's start
+    total += r.prompt_tokens;
+    if (r.turn > 0) cached += r.prompt_tokens - 128 - 128;  // the previous turn's prompt
+  }
+  EXPECT_NEAR(static_cast<double>(cached) / static_cast<double>(total), 0.81, 0.005);  // the experiment's "~80%"
+}
+
 TEST(WorkloadTest, RejectsBadOptions) {
   WorkloadOptions o;
   o.kind = "zipf";
