@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kv_transfer/staged_copy.h"
 #include "kv_transfer/wire.h"
 
 namespace baton {
@@ -95,17 +96,17 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
     }
     BATON_RETURN_IF_ERROR(conn->read_all(buffers, ctx));
   } else {
-    const int64_t chunk_blocks =
-        std::max<int64_t>(1, static_cast<int64_t>(staging_bytes / local.block_bytes));
-    std::vector<uint8_t> staging(static_cast<size_t>(chunk_blocks) * local.block_bytes);
-    for (const auto& run : runs) {
-      for (int64_t b = 0; b < run.num_blocks; b += chunk_blocks) {
-        const int64_t n = std::min(chunk_blocks, run.num_blocks - b);
-        const size_t bytes = static_cast<size_t>(n) * local.block_bytes;
-        BATON_RETURN_IF_ERROR(conn->read_all(staging.data(), bytes, ctx));
-        BATON_RETURN_IF_ERROR(
-            local.copier->to_device(local.block_ptr(run.local_first + b), staging.data(), bytes));
-      }
+    // Device KV: chunks of whole blocks staged through host memory, the read of
+    // one chunk overlapping the copy of the previous one to the device.
+    const std::vector<StagedChunk> chunks = staged_chunks(runs, local.block_bytes, staging_bytes, /*use_remote=*/false);
+    auto read = [&](size_t i, uint8_t* buf) { return conn->read_all(buf, chunks[i].num_bytes, ctx); };
+    auto copy = [&](size_t i, uint8_t* buf) {
+      return local.copier->to_device(local.block_ptr(chunks[i].first_block), buf, chunks[i].num_bytes);
+    };
+    Status st = run_staged(StageDirection::kToDevice, chunks.size(), staging_buffer_bytes(chunks), copy, read);
+    if (!st.is_ok()) {
+      conn->shutdown();  // the stream is mid-frame: never reuse it
+      return st;
     }
   }
   std::vector<uint64_t> sums;

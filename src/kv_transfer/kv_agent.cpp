@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "kv_transfer/checksum.h"
+#include "kv_transfer/staged_copy.h"
 #include "kv_transfer/wire.h"
 
 namespace baton {
@@ -222,24 +223,23 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
     }
     BATON_RETURN_IF_ERROR(conn.write_all(buffers, ctx));
   } else {
-    // Device KV: stage chunks of whole blocks through host memory.
-    const int64_t chunk_blocks =
-        std::max<int64_t>(1, static_cast<int64_t>(options_.staging_bytes / region_.block_bytes));
-    std::vector<uint8_t> staging(static_cast<size_t>(chunk_blocks) * region_.block_bytes);
-    for (const auto& run : runs) {
-      for (int64_t b = 0; b < run.num_blocks; b += chunk_blocks) {
-        const int64_t n = std::min(chunk_blocks, run.num_blocks - b);
-        const size_t bytes = static_cast<size_t>(n) * region_.block_bytes;
-        BATON_RETURN_IF_ERROR(
-            region_.copier->to_host(staging.data(), region_.block_ptr(run.remote_first + b), bytes));
-        if (want_checksums) {
-          for (int64_t i = 0; i < n; ++i) {
-            sums.push_back(block_checksum(staging.data() + i * region_.block_bytes, region_.block_bytes));
-          }
+    // Device KV: chunks of whole blocks staged through host memory, the copy of
+    // one chunk overlapping the send of the previous one.
+    const std::vector<StagedChunk> chunks =
+        staged_chunks(runs, region_.block_bytes, options_.staging_bytes, /*use_remote=*/true);
+    const size_t buffer_bytes = staging_buffer_bytes(chunks);
+    auto copy = [&](size_t i, uint8_t* buf) {
+      return region_.copier->to_host(buf, region_.block_ptr(chunks[i].first_block), chunks[i].num_bytes);
+    };
+    auto send = [&](size_t i, uint8_t* buf) {
+      if (want_checksums) {
+        for (size_t off = 0; off < chunks[i].num_bytes; off += region_.block_bytes) {
+          sums.push_back(block_checksum(buf + off, region_.block_bytes));
         }
-        BATON_RETURN_IF_ERROR(conn.write_all(staging.data(), bytes, ctx));
       }
-    }
+      return conn.write_all(buf, chunks[i].num_bytes, ctx);
+    };
+    BATON_RETURN_IF_ERROR(run_staged(StageDirection::kToHost, chunks.size(), buffer_bytes, copy, send));
   }
   if (want_checksums) BATON_RETURN_IF_ERROR(conn.write_all(sums.data(), sums.size() * 8, ctx));
   std::lock_guard<std::mutex> lock(mu_);
