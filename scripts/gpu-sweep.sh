@@ -41,8 +41,9 @@ if [ ! -f "$MODEL/config.json" ]; then
 fi
 
 "$B" sweep "$EXPERIMENT" --out "$SWEEP" --plan "$@" 2>&1 | tail -n 40
-# Trials last up to ~80 s; the sweep starts none after its budget.
-budget=$((LIMIT - SECONDS - 90))
+# The sweep starts no trial after its budget: MARGIN (default 90 s) leaves
+# room for the last one to finish (long-output trials need ~130).
+budget=$((LIMIT - SECONDS - ${MARGIN:-90}))
 if [ "$budget" -gt 30 ]; then
   echo "== sweep ($SECONDS s; budget ${budget} s)"
   "$B" sweep "$EXPERIMENT" --out "$SWEEP" --resume --time-budget-s "$budget" "$@" > "$FINAL/sweep.log" 2>&1 &
