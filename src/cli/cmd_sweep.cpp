@@ -63,7 +63,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
           if (!experiment->runs(d, w)) continue;
           bool done = baton::deploy::result_on_disk(out, d.name, w.name);
           bool partial = std::filesystem::exists(baton::deploy::partial_path(out, d.name, w.name));
-          auto search = baton::deploy::effective_search(w);
+          auto search = baton::deploy::effective_search(w, d.name);
           if (!search.is_ok()) {
             std::cerr << "baton sweep: workload " << w.name << ": " << search.status().message() << "\n";
             return 2;

@@ -81,7 +81,7 @@ Result<ExperimentWorkload> read_workload(const YAML::Node& node, const YAML::Nod
                                  "duration_s",  "arrival",      "burstiness",      "prefix_groups",
                                  "prefix_hit_rate", "turns",    "think_time_s",    "trace",       "trace_format",
                                  "time_scale",  "prompt_format", "vocab_size",     "slo",         "attainment",
-                                 "max_concurrency", "deployments"};
+                                 "max_concurrency", "deployments", "start_rates"};
   known.insert(kSearchKeys.begin(), kSearchKeys.end());
   ExperimentWorkload w;
   w.name = node["name"] ? node["name"].as<std::string>() : "";
@@ -142,6 +142,17 @@ Result<ExperimentWorkload> read_workload(const YAML::Node& node, const YAML::Nod
   w.slo = *slo;
   if (w.slo.empty()) return invalid_argument("{}: the slo names no target", where);
   w.deployments = string_list(node["deployments"], where + " deployments");
+  if (const YAML::Node rates = node["start_rates"]) {
+    if (!rates.IsMap()) return invalid_argument("{}: start_rates must map deployment names to rates", where);
+    for (const auto& kv : rates) {
+      const std::string dn = kv.first.as<std::string>();
+      const double rate = kv.second.as<double>();
+      if (!(rate > 0) || !std::isfinite(rate)) {
+        return invalid_argument("{}: start_rates '{}' must be a rate > 0 (got {})", where, dn, rate);
+      }
+      w.start_rates[dn] = rate;
+    }
+  }
   // The arrival rate is the search's; validate everything else with a placeholder.
   bench::WorkloadOptions check = o;
   check.arrival.rate = 1.0;
@@ -273,6 +284,12 @@ Result<Experiment> Experiment::parse_yaml(const std::string& text, const std::st
           return invalid_argument("workload '{}' names deployment '{}', which the experiment lacks", w.name, dn);
         }
       }
+      for (const auto& [dn, rate] : w.start_rates) {
+        if (!e.find_deployment(dn)) {
+          return invalid_argument("workload '{}': start_rates names deployment '{}', which the experiment lacks",
+                                  w.name, dn);
+        }
+      }
       e.workloads.push_back(std::move(w));
     }
     for (const auto& d : e.deployments) {
@@ -314,8 +331,14 @@ Result<Experiment> Experiment::load(const std::string& path) {
   return e;
 }
 
-Result<bench::SearchOptions> effective_search(const ExperimentWorkload& w) {
+Result<bench::SearchOptions> effective_search(const ExperimentWorkload& w, const std::string& deployment) {
   bench::SearchOptions search = w.search;
+  if (auto it = w.start_rates.find(deployment); it != w.start_rates.end()) {
+    search.start_rate = it->second;
+    search.min_rate = std::min(search.min_rate, search.start_rate);
+    search.max_rate = std::max(search.max_rate, search.start_rate);
+    return search;
+  }
   if (w.options.kind != "trace" || w.start_rate_given) return search;
   bench::WorkloadOptions probe = w.options;
   probe.rate_overrides_trace = false;

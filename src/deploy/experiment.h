@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct ExperimentWorkload {
   bench::SloSpec slo;
   bench::SearchOptions search;
   bool start_rate_given = false;       // trace: otherwise the search starts at its time-scaled rate
+  // Per-deployment start rates (`start_rates: {pd-1p3d: 4}`): where a
+  // deployment's limit is known to lie elsewhere, its search starts there.
+  std::map<std::string, double> start_rates;
   size_t num_warmup = 0;
   double warmup_s = 0;   // requests (sessions) starting before this are not measured either
   size_t max_concurrency = 0;
@@ -84,9 +88,12 @@ struct Experiment {
   const ExperimentDeployment* find_deployment(const std::string& name) const;
 };
 
-// The search of a workload as run: a trace without its own start_rate starts
-// at its natural rate under its time_scale (reads the trace).
-Result<bench::SearchOptions> effective_search(const ExperimentWorkload& workload);
+// The search of a workload as run on `deployment` (empty: none in
+// particular): its start_rates entry for the deployment if any; else a trace
+// without its own start_rate starts at its natural rate under its time_scale
+// (reads the trace).
+Result<bench::SearchOptions> effective_search(const ExperimentWorkload& workload,
+                                              const std::string& deployment = "");
 
 // A name usable as a file name: [A-Za-z0-9._-]+, not "." or "..".
 Status check_result_name(const std::string& name, const std::string& what);

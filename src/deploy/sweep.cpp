@@ -347,7 +347,7 @@ class SweepRunner {
     l.request_timeout_s = e_.request_timeout_s;
     l.num_threads = e_.num_threads;
 
-    BATON_ASSIGN_OR_RETURN(bench::SearchOptions search, effective_search(w));
+    BATON_ASSIGN_OR_RETURN(bench::SearchOptions search, effective_search(w, d.name));
 
     std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"), std::ios::app);
     const std::string partial = partial_path(o_.out_dir, d.name, w.name);

@@ -134,6 +134,28 @@ TEST(ExperimentTest, TraceSearchStartsAtItsScaledRateUnlessGivenOne) {
   EXPECT_DOUBLE_EQ(u->start_rate, 3.0);
 }
 
+TEST(ExperimentTest, PerDeploymentStartRates) {
+  const std::string head =
+      "deployments: [{name: a, spec: {mode: agg, replicas: 1}}, {name: b, spec: {mode: agg, replicas: 2}}]\n"
+      "search: {start_rate: 2}\nworkloads:\n";
+  auto e = Experiment::parse_yaml(head + "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
+                                         "start_rates: {b: 0.5}}\n");
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  EXPECT_DOUBLE_EQ(effective_search(e->workloads[0], "a")->start_rate, 2.0);
+  auto b = effective_search(e->workloads[0], "b");
+  EXPECT_DOUBLE_EQ(b->start_rate, 0.5);
+  EXPECT_LE(b->min_rate, 0.5);
+  EXPECT_DOUBLE_EQ(effective_search(e->workloads[0])->start_rate, 2.0);
+  auto unknown = Experiment::parse_yaml(head + "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
+                                               "start_rates: {c: 1}}\n");
+  ASSERT_FALSE(unknown.is_ok());
+  EXPECT_NE(unknown.status().message().find("'c'"), std::string::npos) << unknown.status().message();
+  auto zero = Experiment::parse_yaml(head + "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
+                                            "start_rates: {a: 0}}\n");
+  ASSERT_FALSE(zero.is_ok());
+  EXPECT_NE(zero.status().message().find("rate > 0"), std::string::npos) << zero.status().message();
+}
+
 TEST(ExperimentTest, BadExperimentsSayWhatIsWrong) {
   auto err = [](const std::string& text) {
     auto e = Experiment::parse_yaml(text);
