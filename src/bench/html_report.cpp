@@ -215,6 +215,7 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
            num(s["attainment"], "{:.3f}") + "</td><td>" + three("ttft_ms") + "</td><td>" + three("tpot_ms") +
            "</td><td>" + three("e2e_ms") + "</td><td>" + num(m["scheduling_delay_ms"]["p99"]) + "</td><td class=\"t " +
            (has_slo ? (sustainable ? "ok\">met" : "bad\">broken: " + esc(s.value("first_broken", ""))) : "\">&ndash;") +
+           (s.value("stopped_early", false) ? " (stopped early: " + esc(s.value("stop_reason", "")) + ")" : "") +
            "</td></tr>";
     }
   }

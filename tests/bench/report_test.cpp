@@ -72,6 +72,19 @@ TEST(BenchResultTest, CsvHasOneRowPerRun) {
   EXPECT_NE(csv.find(",true,"), std::string::npos);
 }
 
+TEST(HtmlReportTest, StoppedEarlyTrialsSaySo) {
+  BenchOutcome o;
+  o.label = "agg";
+  o.slo = parse_slo("ttft:p90<500ms").value();
+  RunReport stopped = fake_run(8.0, false);
+  stopped.slo.stopped_early = true;
+  stopped.slo.stop_reason = "ttft:p90<500ms: 12 of 40 measured requests already over the limit";
+  o.runs = {fake_run(4.0, true), stopped};
+  auto html = render_html_report({result_document(o)}, "", "t");
+  EXPECT_NE(html.find("(stopped early: ttft:p90&lt;500ms: 12 of 40"), std::string::npos);
+  EXPECT_EQ(html.find("stopped early", html.find("stopped early") + 1), std::string::npos) << "only the stopped run";
+}
+
 TEST(HtmlReportTest, SelfContainedWithChartJsAndData) {
   EXPECT_GT(chart_js_source().size(), 100'000u);
   EXPECT_NE(chart_js_source().find("Chart.js v4"), std::string::npos);
