@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "backend/kv_layout.h"
@@ -32,6 +33,17 @@ class Backend {
   // Runs the forward pass of `in`, writes the new tokens' K/V into their
   // slots, and samples for in.samples.
   virtual Result<StepOutput> execute(const StepInput& in) = 0;
+
+  // execute() in two halves, for a caller that does host work while the
+  // forward pass runs: submit() starts it (`in` must stay unchanged until
+  // wait()), wait() returns what execute() would have. One step in flight at
+  // a time. The default runs execute() inside submit(); a device backend
+  // overrides both so that submit() returns once the work is queued.
+  virtual Status submit(const StepInput& in);
+  virtual Result<StepOutput> wait();
+
+ private:
+  std::optional<Result<StepOutput>> submitted_;  // the default halves' result
 };
 
 }  // namespace baton

@@ -105,10 +105,26 @@ void AsyncEngine::deliver(RequestOutput out) {
 }
 
 void AsyncEngine::loop() {
+  // The last step's outputs, delivered while the next step runs on the
+  // backend (EngineCore::begin_step/end_step), or before anything else
+  // touches the engine or the loop sleeps: a request's outputs keep their order.
+  std::vector<RequestOutput> held;
+  auto deliver_held = [&] {
+    for (RequestOutput& o : held) deliver(std::move(o));
+    held.clear();
+  };
   while (true) {
     std::deque<Command> commands;
     bool stop_now = false;
     bool abort_all = false;
+    if (!held.empty()) {
+      bool steps_next;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        steps_next = commands_.empty() && !stopping_ && core_->needs_step();
+      }
+      if (!steps_next) deliver_held();
+    }
     {
       std::unique_lock<std::mutex> lock(mu_);
       auto ready = [&] { return !commands_.empty() || stopping_ || core_->needs_step(); };
@@ -125,6 +141,7 @@ void AsyncEngine::loop() {
         stop_now = abort_all || (commands.empty() && !core_->has_unfinished_requests());
       }
     }
+    if (!commands.empty() || stop_now || abort_all) deliver_held();
     for (Command& c : commands) {
       if (c.kind == Command::Kind::kSubmit) {
         const std::string id = c.request.request_id;
@@ -155,7 +172,11 @@ void AsyncEngine::loop() {
     }
     if (stop_now) break;
     if (core_->needs_step()) {
-      for (RequestOutput& o : core_->step()) deliver(std::move(o));
+      std::vector<RequestOutput> early;
+      const bool running = core_->begin_step(early);
+      deliver_held();  // the previous step's outputs, while this one runs
+      for (RequestOutput& o : early) deliver(std::move(o));
+      if (running) held = core_->end_step();
     }
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = core_->stats();

@@ -1,6 +1,7 @@
 #include "engine/engine_core.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -252,13 +253,35 @@ void EngineCore::finish_load(const std::string& request_id, const Status& status
 
 std::vector<RequestOutput> EngineCore::step() {
   std::vector<RequestOutput> outs;
-  Stopwatch watch;
+  if (!begin_step(outs)) return outs;
+  std::vector<RequestOutput> ran = end_step();
+  outs.insert(outs.end(), std::make_move_iterator(ran.begin()), std::make_move_iterator(ran.end()));
+  return outs;
+}
+
+bool EngineCore::begin_step(std::vector<RequestOutput>& outs) {
+  BATON_CHECK(!in_flight_.has_value(), "begin_step() while a step is in flight");
+  step_watch_.reset();
   if (kv_connector_) apply_kv_events(outs);
   SchedulerOutput out = scheduler_.schedule();
   if (!out.remote_loads.empty()) start_loads(out, outs);
-  if (out.empty()) return outs;
+  if (out.empty()) return false;
   builder_.build(out, step_input_);
-  Result<StepOutput> res = backend_->execute(step_input_);
+  Status submitted = backend_->submit(step_input_);
+  if (!submitted.is_ok()) {
+    fail_step(out, submitted, outs);
+    return false;
+  }
+  in_flight_.emplace(std::move(out));
+  return true;
+}
+
+std::vector<RequestOutput> EngineCore::end_step() {
+  BATON_CHECK(in_flight_.has_value(), "end_step() without begin_step()");
+  SchedulerOutput out = std::move(*in_flight_);
+  in_flight_.reset();
+  std::vector<RequestOutput> outs;
+  Result<StepOutput> res = backend_->wait();
   if (res.is_ok() && res->samples.size() != step_input_.samples.size()) {
     res = internal_error("backend returned {} samples for {} sampling rows", res->samples.size(),
                          step_input_.samples.size());
@@ -286,7 +309,7 @@ std::vector<RequestOutput> EngineCore::step() {
   stats_.last_step_prefill_tokens = out.num_prefill_tokens;
   stats_.last_step_decode_tokens = out.num_decode_tokens;
   stats_.last_step_num_seqs = static_cast<int>(out.seqs.size());
-  stats_.last_step_time_s = watch.elapsed_s();
+  stats_.last_step_time_s = step_watch_.elapsed_s();
   stats_.step_time_total_s += stats_.last_step_time_s;
   return outs;
 }

@@ -1,6 +1,6 @@
 // The synchronous engine: requests in, one step() at a time, outputs out.
 // step() = schedule (Scheduler) -> build the batch (InputBuilder) -> run it
-// (Backend::execute) -> append tokens and check stops (OutputProcessor) ->
+// (Backend::submit, then wait) -> append tokens and check stops (OutputProcessor) ->
 // free finished requests' blocks at once. Not thread-safe: AsyncEngine owns
 // one and drives it from its engine thread.
 #pragma once
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "engine/detokenizer.h"
 #include "engine/engine_options.h"
@@ -46,8 +47,16 @@ class EngineCore {
   // Validates and enqueues at the back of the waiting queue.
   Status add_request(GenerationRequest request);
   // Runs one step; returns one output per request that produced tokens or
-  // finished in it.
+  // finished in it. Same as begin_step() then end_step().
   std::vector<RequestOutput> step();
+  // step() in two halves, so that the caller can do host work while the
+  // backend runs the batch (AsyncEngine delivers the previous step's outputs
+  // there). begin_step() schedules, builds and submits the batch, puts the
+  // outputs that need no forward pass (PD events, a failed submit) in `outs`,
+  // and says whether a batch is in flight; end_step() waits for it and
+  // returns its outputs. Between the two, nothing else may be called.
+  bool begin_step(std::vector<RequestOutput>& outs);
+  std::vector<RequestOutput> end_step();
   // Aborts a live request: frees its blocks now and returns its final output
   // (finish_reason kAbort); nullopt if unknown.
   std::optional<RequestOutput> abort_request(const std::string& request_id);
@@ -98,7 +107,9 @@ class EngineCore {
   Scheduler scheduler_;
   InputBuilder builder_;
   OutputProcessor processor_;
-  StepInput step_input_;
+  StepInput step_input_;                      // the batch in flight reads it until end_step()
+  std::optional<SchedulerOutput> in_flight_;  // between begin_step() and end_step()
+  Stopwatch step_watch_;
   std::unordered_map<std::string, std::unique_ptr<Request>> requests_;
   uint64_t next_key_ = 1;
   std::mt19937_64 seed_rng_;

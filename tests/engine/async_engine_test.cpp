@@ -82,6 +82,74 @@ TEST(AsyncEngine, StreamsTokensFromManyThreads) {
   for (auto& st : streams) EXPECT_EQ(st->num_after_final, 0);
 }
 
+// With a backend that runs steps on another thread (as a GPU does), the
+// engine thread delivers a step's outputs while the next step runs; each
+// stream still gets exactly its tokens, in order, and nothing after its end.
+TEST(AsyncEngine, DeliversWhileTheNextStepRunsInOrder) {
+  EngineOptions opts;
+  opts.block_size = 4;
+  opts.num_kv_blocks = 128;
+  opts.max_num_batched_tokens = 16;
+  FakeBackend* backend = nullptr;
+  auto core = make_engine(opts, &backend);
+  backend->async_submit = true;
+  AsyncEngine engine(std::move(core));
+  constexpr int kN = 6;
+  std::atomic<int> delivered_in_flight{0};
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < kN; ++i) {
+    streams.push_back(std::make_unique<Stream>());
+    auto inner = streams.back()->callback();
+    ASSERT_TRUE(engine
+                    .submit(gen("r" + std::to_string(i), tokens(2 + 5 * i, 7 * i), 10 + i),
+                            [&, inner](RequestOutput o) {
+                              if (backend->in_flight) ++delivered_in_flight;
+                              inner(std::move(o));
+                            })
+                    .is_ok());
+  }
+  for (int i = 0; i < kN; ++i) {
+    ASSERT_TRUE(streams[i]->wait()) << i;
+    EXPECT_EQ(streams[i]->ids, fake_reference(tokens(2 + 5 * i, 7 * i), 10 + i)) << i;
+    EXPECT_EQ(streams[i]->reason, FinishReason::kLength);
+    for (size_t k = 1; k < streams[i]->times.size(); ++k) EXPECT_GE(streams[i]->times[k], streams[i]->times[k - 1]);
+  }
+  EXPECT_GT(delivered_in_flight.load(), 0) << "no output was delivered while a step ran";
+  engine.shutdown();
+  for (auto& st : streams) EXPECT_EQ(st->num_after_final, 0);
+  EXPECT_EQ(engine.stats().num_kv_blocks_free, engine.stats().num_kv_blocks_total);
+}
+
+TEST(AsyncEngine, AbortWhileStepsOverlapEndsCleanly) {
+  FakeBackend* backend = nullptr;
+  auto core = make_engine({}, &backend);
+  backend->async_submit = true;
+  AsyncEngine engine(std::move(core));
+  Stream s;
+  std::atomic<int> seen{0};
+  std::promise<void> some;
+  std::atomic<bool> signalled{false};
+  auto inner = s.callback();
+  ASSERT_TRUE(engine
+                  .submit(gen("long", tokens(5, 1), 3000),
+                          [&](RequestOutput o) {
+                            seen += static_cast<int>(o.new_token_ids.size());
+                            if (seen >= 5 && !signalled.exchange(true)) some.set_value();
+                            inner(std::move(o));
+                          })
+                  .is_ok());
+  ASSERT_EQ(some.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  engine.abort("long");
+  ASSERT_TRUE(s.wait());
+  EXPECT_EQ(s.reason, FinishReason::kAbort);
+  // Every token the stream saw is the reference's, in order: none lost before the abort.
+  auto ref = fake_reference(tokens(5, 1), static_cast<int>(s.ids.size()));
+  EXPECT_EQ(s.ids, ref);
+  engine.shutdown();
+  EXPECT_EQ(s.num_after_final, 0);
+  EXPECT_EQ(engine.stats().num_kv_blocks_free, engine.stats().num_kv_blocks_total);
+}
+
 TEST(AsyncEngine, AbortMidStreamFreesBlocksAndEndsWithAbort) {
   FakeBackend* backend = nullptr;
   AsyncEngine engine(make_engine({}, &backend));

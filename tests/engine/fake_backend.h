@@ -8,11 +8,15 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <xxhash.h>
@@ -114,6 +118,28 @@ class FakeBackend : public Backend {
     return out;
   }
 
+  // Device-like mode: submit() runs execute() on another thread after
+  // async_delay_s, and wait() joins it, so the engine's caller really does
+  // host work while a step runs; `in_flight` says whether one is running.
+  Status submit(const StepInput& in) override {
+    if (!async_submit) return Backend::submit(in);
+    in_flight = true;
+    pending_ = std::async(std::launch::async, [this, &in] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(async_delay_s));
+      return execute(in);
+    });
+    return Status::ok();
+  }
+  Result<StepOutput> wait() override {
+    if (!async_submit) return Backend::wait();
+    Result<StepOutput> r = pending_.get();
+    in_flight = false;
+    return r;
+  }
+  bool async_submit = false;
+  double async_delay_s = 0.002;
+  std::atomic<bool> in_flight{false};
+
   int num_steps = 0;
   std::vector<int> num_tokens_per_step;
   bool fail_next = false;
@@ -125,6 +151,7 @@ class FakeBackend : public Backend {
   int num_blocks_ = 0;
   std::vector<int32_t> slot_token_;
   std::vector<int32_t> slot_pos_;
+  std::future<Result<StepOutput>> pending_;
 };
 
 // What the engine must produce for `prompt` alone (greedy or seeded), with

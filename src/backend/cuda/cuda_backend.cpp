@@ -305,18 +305,26 @@ void CudaBackend::run_layers(const Launch& l) {
   }
 }
 
-Result<StepOutput> CudaBackend::finish(const StepInput& in, const Launch& l, const std::vector<int>& sample_of_row) {
-  const size_t sm = options_.max_num_samples;
-  StepOutput out;
+Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {
   if (!in.samples.empty()) {
     BATON_CUDA_RETURN(cudaMemcpyAsync(output_host_, sample_out_.get(), sample_out_.bytes(), cudaMemcpyDeviceToHost,
                                       stream_));
   }
-  const int vocab = config_.vocab_size;
-  if (in.return_logits && !in.samples.empty()) host_logits_.resize(static_cast<size_t>(l.lay.num_samples) * vocab);
-  if (in.return_logits && !in.samples.empty())
+  if (in.return_logits && !in.samples.empty()) {
+    host_logits_.resize(static_cast<size_t>(l.lay.num_samples) * config_.vocab_size);
     BATON_CUDA_RETURN(cudaMemcpyAsync(host_logits_.data(), logits_.get(), host_logits_.size() * 4,
                                       cudaMemcpyDeviceToHost, stream_));
+  }
+  pending_ = Pending{&in, l, std::move(sample_of_row)};
+  return Status::ok();
+}
+
+Result<StepOutput> CudaBackend::collect(const Pending& p) {
+  const StepInput& in = *p.in;
+  const std::vector<int>& sample_of_row = p.sample_of_row;
+  const size_t sm = options_.max_num_samples;
+  StepOutput out;
+  const int vocab = config_.vocab_size;
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream_));
   BATON_CUDA_RETURN(cudaGetLastError());
   if (in.samples.empty()) return out;
@@ -346,6 +354,25 @@ Result<StepOutput> CudaBackend::finish(const StepInput& in, const Launch& l, con
 }
 
 Result<StepOutput> CudaBackend::execute(const StepInput& in) {
+  BATON_RETURN_IF_ERROR(submit(in));
+  return wait();
+}
+
+Status CudaBackend::submit(const StepInput& in) {
+  BATON_CHECK(!pending_.has_value(), "CudaBackend::submit() while a step is pending");
+  Status st = launch(in);
+  if (!st.is_ok()) pending_.reset();
+  return st;
+}
+
+Result<StepOutput> CudaBackend::wait() {
+  BATON_CHECK(pending_.has_value(), "CudaBackend::wait() without submit()");
+  Pending p = std::move(*pending_);
+  pending_.reset();
+  return collect(p);
+}
+
+Status CudaBackend::launch(const StepInput& in) {
   BATON_RETURN_IF_ERROR(validate(in));
   const int n = in.num_tokens(), s = in.num_seqs();
   const bool decode_only = n == s;
@@ -384,7 +411,7 @@ Result<StepOutput> CudaBackend::execute(const StepInput& in) {
         it = graphs_.emplace(key, exec).first;
       }
       BATON_CUDA_RETURN(cudaGraphLaunch(it->second, stream_));
-      return finish(in, l, sample_of_row);
+      return queue_readback(in, l, std::move(sample_of_row));
     }
   }
   // Eager path.
@@ -417,7 +444,7 @@ Result<StepOutput> CudaBackend::execute(const StepInput& in) {
   }
   BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));
   forward(l);
-  return finish(in, l, sample_of_row);
+  return queue_readback(in, l, std::move(sample_of_row));
 }
 
 Result<std::vector<float>> CudaBackend::forward_all_logits(const StepInput& in) {

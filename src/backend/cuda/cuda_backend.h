@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,10 @@ class CudaBackend final : public Backend {
   Status init_kv_cache(int num_blocks, int block_size) override;
   KvMemory kv_memory() override;
   Result<StepOutput> execute(const StepInput& in) override;
+  // submit() returns once the step's upload, kernels (or graph) and readback
+  // are queued on the stream; wait() synchronises and unpacks the samples.
+  Status submit(const StepInput& in) override;
+  Result<StepOutput> wait() override;
 
   // Tests: runs `in` like execute() (writing its K/V) and returns the logits
   // of every token, [num_tokens, vocab] (num_tokens <= max_num_samples).
@@ -88,7 +93,17 @@ class CudaBackend final : public Backend {
   };
   void forward(const Launch& l);
   void run_layers(const Launch& l);
-  Result<StepOutput> finish(const StepInput& in, const Launch& l, const std::vector<int>& sample_of_row);
+  // The step submitted and not yet waited for.
+  struct Pending {
+    const StepInput* in = nullptr;
+    Launch l;
+    std::vector<int> sample_of_row;
+  };
+  Status launch(const StepInput& in);
+  // Queues the samples' (and logits') copy to the host; the step is then pending.
+  Status queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row);
+  Result<StepOutput> collect(const Pending& p);
+  std::optional<Pending> pending_;
 
   ModelConfig config_;
   CudaBackendOptions options_;
