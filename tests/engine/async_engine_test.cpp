@@ -49,6 +49,18 @@ struct Stream {
   }
 };
 
+// Wraps a stream's callback: `reached` becomes ready once `n` tokens arrived.
+OutputCallback signal_after(int n, Stream& s, std::promise<void>& reached) {
+  auto seen = std::make_shared<int>(0);
+  auto inner = s.callback();
+  return [=, &reached](RequestOutput o) {
+    const bool before = *seen < n;
+    *seen += static_cast<int>(o.new_token_ids.size());
+    if (before && *seen >= n) reached.set_value();
+    inner(std::move(o));
+  };
+}
+
 TEST(AsyncEngine, StreamsTokensFromManyThreads) {
   EngineOptions opts;
   opts.block_size = 4;
@@ -126,18 +138,8 @@ TEST(AsyncEngine, AbortWhileStepsOverlapEndsCleanly) {
   backend->async_submit = true;
   AsyncEngine engine(std::move(core));
   Stream s;
-  std::atomic<int> seen{0};
   std::promise<void> some;
-  std::atomic<bool> signalled{false};
-  auto inner = s.callback();
-  ASSERT_TRUE(engine
-                  .submit(gen("long", tokens(5, 1), 3000),
-                          [&](RequestOutput o) {
-                            seen += static_cast<int>(o.new_token_ids.size());
-                            if (seen >= 5 && !signalled.exchange(true)) some.set_value();
-                            inner(std::move(o));
-                          })
-                  .is_ok());
+  ASSERT_TRUE(engine.submit(gen("long", tokens(5, 1), 3000), signal_after(5, s, some)).is_ok());
   ASSERT_EQ(some.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   engine.abort("long");
   ASSERT_TRUE(s.wait());
@@ -154,21 +156,8 @@ TEST(AsyncEngine, AbortMidStreamFreesBlocksAndEndsWithAbort) {
   FakeBackend* backend = nullptr;
   AsyncEngine engine(make_engine({}, &backend));
   Stream s;
-  std::atomic<int> seen{0};
   std::promise<void> some;
-  bool signalled = false;
-  auto inner = s.callback();
-  ASSERT_TRUE(engine
-                  .submit(gen("long", tokens(5, 1), 3000),
-                          [&](RequestOutput o) {
-                            seen += static_cast<int>(o.new_token_ids.size());
-                            if (seen >= 5 && !signalled) {
-                              signalled = true;
-                              some.set_value();
-                            }
-                            inner(std::move(o));
-                          })
-                  .is_ok());
+  ASSERT_TRUE(engine.submit(gen("long", tokens(5, 1), 3000), signal_after(5, s, some)).is_ok());
   ASSERT_EQ(some.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   engine.abort("long");
   ASSERT_TRUE(s.wait());

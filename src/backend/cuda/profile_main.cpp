@@ -5,8 +5,23 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/cuda_profile.h"
+
+namespace {
+std::vector<std::string> split_commas(const std::string& v) {
+  std::vector<std::string> parts;
+  size_t p = 0;
+  while (p <= v.size()) {
+    size_t q = v.find(',', p);
+    if (q == std::string::npos) q = v.size();
+    if (q > p) parts.push_back(v.substr(p, q - p));
+    p = q + 1;
+  }
+  return parts;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   baton::cuda::ProfileOptions o;
@@ -22,25 +37,10 @@ int main(int argc, char** argv) {
     if (a == "--json") o.json_path = next();
     else if (a == "--md") o.md_path = next();
     else if (a == "--models") {
-      o.presets.clear();
-      std::string v = next();
-      size_t p = 0;
-      while (p <= v.size()) {
-        size_t q = v.find(',', p);
-        if (q == std::string::npos) q = v.size();
-        if (q > p) o.presets.push_back(v.substr(p, q - p));
-        p = q + 1;
-      }
+      o.presets = split_commas(next());
     } else if (a == "--attention-variants") {
       o.attention_variants.clear();
-      std::string v = next();
-      size_t p = 0;
-      while (p <= v.size()) {
-        size_t q = v.find(',', p);
-        if (q == std::string::npos) q = v.size();
-        if (q > p) o.attention_variants.push_back(std::atoi(v.substr(p, q - p).c_str()));
-        p = q + 1;
-      }
+      for (const std::string& v : split_commas(next())) o.attention_variants.push_back(std::atoi(v.c_str()));
     } else if (a == "--quick") {
       o.decode_iters = 5;
       o.prefill_iters = 2;
