@@ -88,6 +88,60 @@ Result<Ceilings> measure_ceilings() {
   return c;
 }
 
+// The dense layer's four GEMMs alone at `m` tokens (fused qkv, o, fused
+// gate/up, down), each timed on random data as the prefill runs it: where the
+// time outside attention goes, against the same run's GEMM ceiling.
+Result<Json> time_layer_gemms(const ModelConfig& c, int m, double ceiling_tflops, cudaStream_t s) {
+  const int h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), in = c.intermediate_size;
+  struct Shape {
+    const char* name;
+    int n, k;
+  };
+  const Shape shapes[] = {{"qkv", q + 2 * kv, h}, {"o", h, q}, {"gate_up", 2 * in, h}, {"down", h, in}};
+  int64_t max_n = 0, max_k = 0, max_nk = 0;
+  for (const Shape& sh : shapes) {
+    max_n = std::max<int64_t>(max_n, sh.n);
+    max_k = std::max<int64_t>(max_k, sh.k);
+    max_nk = std::max<int64_t>(max_nk, int64_t{sh.n} * sh.k);
+  }
+  DeviceBuffer x, w, y;  // what is left beside the KV cache may not hold them: then no breakdown
+  BATON_RETURN_IF_ERROR(x.allocate(size_t{2} * m * max_k));
+  BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * max_nk));
+  BATON_RETURN_IF_ERROR(y.allocate(size_t{2} * m * max_n));
+  launch_fill_random(x.as<bf16>(), int64_t{m} * max_k, 1.0f, 7, s);
+  launch_fill_random(w.as<bf16>(), max_nk, 0.05f, 8, s);
+  Gemm g;
+  BATON_RETURN_IF_ERROR(g.init());
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  Json rows = Json::array();
+  double layer_ms = 0;
+  for (const Shape& sh : shapes) {
+    std::vector<double> t;
+    for (int i = 0; i < 8; ++i) {  // the first plans the algorithm; 3 warm-ups in all
+      cudaEventRecord(e0, s);
+      g.run(x.as<bf16>(), w.as<bf16>(), y.get(), m, sh.n, sh.k, false, s);
+      cudaEventRecord(e1, s);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      if (i >= 3) t.push_back(ms);
+    }
+    const double ms = median(t);
+    const double tflops = 2.0 * m * double(sh.n) * sh.k / (ms * 1e-3) / 1e12;
+    layer_ms += ms;
+    rows.push_back({{"gemm", sh.name}, {"m", m}, {"n", sh.n}, {"k", sh.k}, {"ms", ms}, {"tflops", tflops},
+                    {"of_ceiling", tflops / ceiling_tflops}});
+    fmt::print("        GEMM {:<8} {:>5} x {:>5} x {:>5}: {:.3f} ms ({:.0f} TFLOP/s, {:.1f}% of the ceiling)\n",
+               sh.name, m, sh.n, sh.k, ms, tflops, 100 * tflops / ceiling_tflops);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  fmt::print("        the four GEMMs: {:.3f} ms/layer, {:.1f} ms in all layers\n", layer_ms, layer_ms * c.num_layers);
+  return Json{{"per_gemm", rows}, {"ms_per_layer", layer_ms}};
+}
+
 // Per-model byte and FLOP counts.
 struct Counts {
   double attn_params_per_layer = 0;  // qkv + o
@@ -360,6 +414,10 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       row["attention_tflops"] = att / c.num_layers / (*att_ms * 1e-3) / 1e12;
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
+    }
+    if (!c.is_moe()) {
+      Result<Json> gemms = time_layer_gemms(c, n, ceil.gemm_tflops, b->stream());
+      if (gemms.is_ok()) row["linear_gemms"] = *gemms;
     }
     for (int variant : o.attention_variants) {  // other kernel variants (kernels.h), for the notes
       if (variant < 0 || variant > 6 || variant == 2 || variant == 3) continue;
