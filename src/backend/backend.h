@@ -41,6 +41,9 @@ class Backend {
   // overrides both so that submit() returns once the work is queued.
   virtual Status submit(const StepInput& in);
   virtual Result<StepOutput> wait();
+  // Whether submit() returns before the step has run (work queued on a
+  // device): only then is there host time to overlap with it.
+  virtual bool submit_is_async() const { return false; }
 
  private:
   std::optional<Result<StepOutput>> submitted_;  // the default halves' result

@@ -177,6 +177,7 @@ void AsyncEngine::loop() {
       deliver_held();  // the previous step's outputs, while this one runs
       for (RequestOutput& o : early) deliver(std::move(o));
       if (running) held = core_->end_step();
+      if (!core_->steps_overlap()) deliver_held();  // nothing to overlap with: deliver now
     }
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = core_->stats();

@@ -57,6 +57,10 @@ class EngineCore {
   // returns its outputs. Between the two, nothing else may be called.
   bool begin_step(std::vector<RequestOutput>& outs);
   std::vector<RequestOutput> end_step();
+  // Whether begin_step() returns while the batch still runs (a device
+  // backend): only then is it worth holding outputs back to deliver them
+  // during the next step (on the CPU that would delay them by a step).
+  bool steps_overlap() const { return backend_->submit_is_async(); }
   // Aborts a live request: frees its blocks now and returns its final output
   // (finish_reason kAbort); nullopt if unknown.
   std::optional<RequestOutput> abort_request(const std::string& request_id);

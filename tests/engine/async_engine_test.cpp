@@ -132,6 +132,27 @@ TEST(AsyncEngine, DeliversWhileTheNextStepRunsInOrder) {
   EXPECT_EQ(engine.stats().num_kv_blocks_free, engine.stats().num_kv_blocks_total);
 }
 
+// With a backend whose submit() runs the step itself (the CPU), there is
+// nothing to overlap: a step's outputs go out before the next step runs.
+TEST(AsyncEngine, SynchronousBackendDeliversBeforeTheNextStep) {
+  FakeBackend* backend = nullptr;
+  AsyncEngine engine(make_engine({}, &backend));
+  Stream s;
+  std::vector<int> steps_at_delivery;  // the engine thread's only
+  auto inner = s.callback();
+  ASSERT_TRUE(engine
+                  .submit(gen("r", tokens(5, 1), 4),
+                          [&](RequestOutput o) {
+                            steps_at_delivery.push_back(backend->num_steps);
+                            inner(std::move(o));
+                          })
+                  .is_ok());
+  ASSERT_TRUE(s.wait());
+  engine.shutdown();
+  ASSERT_EQ(steps_at_delivery.size(), 4u);  // one output a step
+  for (size_t i = 0; i < steps_at_delivery.size(); ++i) EXPECT_EQ(steps_at_delivery[i], static_cast<int>(i) + 1);
+}
+
 TEST(AsyncEngine, AbortWhileStepsOverlapEndsCleanly) {
   FakeBackend* backend = nullptr;
   auto core = make_engine({}, &backend);

@@ -136,6 +136,7 @@ class FakeBackend : public Backend {
     in_flight = false;
     return r;
   }
+  bool submit_is_async() const override { return async_submit; }
   bool async_submit = false;
   double async_delay_s = 0.002;
   std::atomic<bool> in_flight{false};

@@ -58,6 +58,7 @@ class CudaBackend final : public Backend {
   // are queued on the stream; wait() synchronises and unpacks the samples.
   Status submit(const StepInput& in) override;
   Result<StepOutput> wait() override;
+  bool submit_is_async() const override { return true; }
 
   // Tests: runs `in` like execute() (writing its K/V) and returns the logits
   // of every token, [num_tokens, vocab] (num_tokens <= max_num_samples).
