@@ -269,11 +269,16 @@ void launch_attention_prefill_wgmma(const AttnArgs& a, const int32_t* work, int 
   BATON_CHECK(a.head_dim == kHd, "wgmma attention: head_dim {} (needs {})", a.head_dim, kHd);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  if (a.prefill_variant >= 4 && a.prefill_variant <= 6 && attention_wgmma_ws_supports(a)) {
-    launch_attention_prefill_wgmma_ws(a, work, num_items, stream);
+  // Auto (-1): the warp-specialised kernel with ping-pong and 128-key tiles
+  // (variant 6), which measured fastest on an H100 (8K tokens: 1.50 vs 2.55 ms
+  // per layer for variant 2, docs/perf-gpu.md); variant 2 where it does not serve.
+  if (attention_wgmma_ws_supports(a) && (a.prefill_variant < 0 || (a.prefill_variant >= 4 && a.prefill_variant <= 6))) {
+    AttnArgs ws = a;
+    if (ws.prefill_variant < 0) ws.prefill_variant = 6;
+    launch_attention_prefill_wgmma_ws(ws, work, num_items, stream);
     return;
   }
-  // q in shared memory (auto, variant 2); variant 3: q in registers, which
+  // q in shared memory (variant 2); variant 3: q in registers, which
   // measured slower on an H100 (8K tokens: 2.87 vs 2.40 ms per layer, docs/gpu-notes.md).
   if (a.prefill_variant != 3) {
     set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_wgmma_kernel<false>), kSmemBytes, stream);

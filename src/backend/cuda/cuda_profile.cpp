@@ -420,13 +420,13 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       if (gemms.is_ok()) row["linear_gemms"] = *gemms;
     }
     for (int variant : o.attention_variants) {  // other kernel variants (kernels.h), for the notes
-      if (variant < 0 || variant > 6 || variant == 2 || variant == 3) continue;
+      if (variant < 0 || variant > 6 || variant == 3) continue;
       Result<double> v_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream(), variant);
       if (v_ms.is_ok()) {
-        static constexpr const char* kKey[] = {"attention_ms_q_in_registers", "attention_ms_q_in_smem", "", "",
+        static constexpr const char* kKey[] = {"attention_ms_q_in_registers", "attention_ms_q_in_smem", "attention_ms_wgmma_q_in_smem", "",
                                                "attention_ms_warp_specialized", "attention_ms_ws_pingpong",
                                                "attention_ms_ws_pingpong_128keys"};
-        static constexpr const char* kName[] = {"q in registers", "q in smem", "", "", "4 warp-specialised",
+        static constexpr const char* kName[] = {"q in registers", "q in smem", "2 wgmma, q in smem", "", "4 warp-specialised",
                                                 "5 warp-specialised + ping-pong", "6 ws + ping-pong, 128-key tiles"};
         row[kKey[variant]] = *v_ms;
         fmt::print("        variant {}: {:.3f} ms/layer ({:.0f} TFLOP/s)\n", kName[variant], *v_ms,

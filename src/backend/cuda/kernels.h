@@ -70,9 +70,9 @@ struct AttnArgs {
   int num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;
   // -1 auto. Benchmarks and tests: mma.sync kernel 0 q in registers, 1 q in shared memory; wgmma
-  // kernel (head_dim 128) 2 q in shared memory (the auto choice), 3 q in registers, 4 warp-specialised
-  // (producer warpgroup + mbarrier stages), 5 the same with ping-pong between the consumer warpgroups,
-  // 6 = 5 with 128-key tiles.
+  // kernel (head_dim 128) 2 q in shared memory, 3 q in registers, 4 warp-specialised (producer
+  // warpgroup + mbarrier stages), 5 the same with ping-pong between the consumer warpgroups, 6 = 5
+  // with 128-key tiles (the auto choice for head_dim 128 and power-of-two cache blocks; else 2).
   int prefill_variant = -1;
 };
 // Any query lengths. work: [num_items, 2] (seq, first query row of the tile);

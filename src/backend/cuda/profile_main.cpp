@@ -1,7 +1,7 @@
 // baton_gpu_profile: the GPU benchmark as a small standalone binary (the same
 // code as `baton profile`), easy to carry to a GPU host.
 //   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
-//                     [--attention-variants 0,1,4,5,6]
+//                     [--attention-variants 0,1,2,4,5,6]
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
       o.prefill_iters = 2;
     } else {
       std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
-                   "[--attention-variants 0,1,4,5,6]\n",
+                   "[--attention-variants 0,1,2,4,5,6]\n",
                    a.c_str());
       return 2;
     }
