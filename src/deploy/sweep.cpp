@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -358,7 +359,18 @@ class SweepRunner {
     std::vector<Json> replay;   // trials of an earlier, unfinished search of this pair
     if (fs::exists(partial)) {
       BATON_ASSIGN_OR_RETURN(replay, read_partial(partial));
-      say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk; replaying them", tag, replay.size()));
+      // Trials measured on other cards are not this search's: a result mixes no cards.
+      const std::string cards = gpu_cards(gpus);
+      const std::string then = replay.empty() ? cards : gpu_cards(replay.front().value("gpus", Json::array()));
+      if (then != cards) {
+        say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk ran on {}, this host has {}: "
+                        "searching again",
+                        tag, replay.size(), then.empty() ? "unrecorded cards" : then, cards.empty() ? "none" : cards));
+        replay.clear();
+        fs::remove(partial, ec);
+      } else {
+        say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk; replaying them", tag, replay.size()));
+      }
     }
     bool replaying = !replay.empty();
     Stopwatch clock;
@@ -395,6 +407,7 @@ class SweepRunner {
                       rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
       if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
       Json entry = trial_entry(k, rate, std::move(rep), w.slo);
+      entry["gpus"] = gpus;
       BATON_RETURN_IF_ERROR(append_partial(partial, entry));
       entries.push_back(std::move(entry));
       return trial_of(entries.back());
@@ -462,6 +475,24 @@ class SweepRunner {
 };
 
 }  // namespace
+
+Result<std::vector<Json>> read_partial_trials(const std::string& path) { return read_partial(path); }
+
+std::string gpu_cards(const Json& gpus) {
+  if (!gpus.is_array()) return "";
+  std::vector<std::pair<std::string, int>> counts;  // in first-seen order
+  for (const auto& g : gpus) {
+    const std::string name = g.is_object() ? g.value("name", std::string()) : std::string();
+    if (name.empty()) continue;
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == name; });
+    if (it == counts.end()) counts.emplace_back(name, 1);
+    else ++it->second;
+  }
+  std::sort(counts.begin(), counts.end());  // the same set reads the same whatever the instance order
+  std::string out;
+  for (const auto& [name, n] : counts) out += (out.empty() ? "" : " + ") + fmt::format("{}x {}", n, name);
+  return out;
+}
 
 Result<SweepSummary> run_sweep(const Experiment& experiment, const SweepOptions& options) {
   if (options.out_dir.empty()) return invalid_argument("the sweep needs an output folder");

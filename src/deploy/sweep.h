@@ -48,6 +48,14 @@ std::string result_path(const std::string& out_dir, const std::string& deploymen
 std::string requests_path(const std::string& out_dir, const std::string& deployment, const std::string& workload);
 std::string partial_path(const std::string& out_dir, const std::string& deployment, const std::string& workload);
 
+// The trials of an unfinished search (its partial file), one record each.
+Result<std::vector<Json>> read_partial_trials(const std::string& path);
+
+// The cards a result ran on, from its `gpus` list ({instance, gpu, name}):
+// "4x NVIDIA H100 80GB HBM3", "2x A + 2x B"; "" for none (a CPU deployment,
+// or a record that predates the list).
+std::string gpu_cards(const Json& gpus);
+
 // Whether a valid result document for the pair is on disk.
 bool result_on_disk(const std::string& out_dir, const std::string& deployment, const std::string& workload);
 
