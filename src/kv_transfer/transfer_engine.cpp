@@ -76,6 +76,11 @@ PeerDescriptor TransferEngine::local_descriptor() const { return descriptor_; }
 
 Result<PeerDescriptor> TransferEngine::connect_peer(const std::string& host, int port) {
   if (!registered_) return failed_precondition("transfer engine: register KV memory before connecting");
+  // One connect at a time: two requests meeting a new peer together would both
+  // open a link, and a transport may refuse the second (cuda_ipc: a process
+  // maps a peer's IPC handle once, "resource already mapped"). The second
+  // finds the first's link.
+  std::lock_guard<std::mutex> connecting(connect_mu_);
   auto control = std::make_shared<AgentClient>(host, port);
   BATON_ASSIGN_OR_RETURN(PeerDescriptor remote,
                          control->fetch_descriptor(options_.engine_id,

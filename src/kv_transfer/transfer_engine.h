@@ -113,6 +113,7 @@ class TransferEngine {
   PeerDescriptor descriptor_;
   std::unique_ptr<KvAgent> agent_;
 
+  std::mutex connect_mu_;   // serialises connect_peer (taken before mu_)
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Peer>> peers_;

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "kv_transfer/engine_pair.h"
 
 namespace baton {
@@ -159,6 +163,56 @@ TEST(TransferEngine, NoAgentListening) {
   ASSERT_FALSE(peer.is_ok());
   EXPECT_EQ(peer.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(peer.status().message().find("127.0.0.1:1"), std::string::npos);
+}
+
+// A transport that, like cuda_ipc (a process maps a peer's IPC handle once),
+// refuses a second link to a peer it already holds; connecting is slow.
+class MapOnceTransport : public Transport {
+ public:
+  explicit MapOnceTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  std::string name() const override { return inner_->name(); }
+  TransportCaps caps() const override { return inner_->caps(); }
+  Status register_local(const KvRegionDesc& region, PeerDescriptor& desc) override {
+    return inner_->register_local(region, desc);
+  }
+  Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) override {
+    ++num_connects;
+    if (mapped.exchange(true)) return internal_error("peer '{}': resource already mapped", remote.engine_id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return inner_->connect(remote);
+  }
+  std::atomic<int> num_connects{0};
+  std::atomic<bool> mapped{false};
+
+ private:
+  std::unique_ptr<Transport> inner_;
+};
+
+TEST(TransferEngine, RequestsMeetingANewPeerTogetherShareOneLink) {
+  TestRegion src = TestRegion::heap(testing::small_shape(8));
+  src.fill_random(3);
+  TestRegion dst = TestRegion::heap(testing::small_shape(8));
+  auto prefill = testing::make_engine("tcp", "prefill-v");
+  ASSERT_NO_FATAL_FAILURE(testing::serve(*prefill, src, nullptr));
+  auto inner = make_transport("tcp");
+  ASSERT_TRUE(inner.is_ok());
+  auto transport = std::make_unique<MapOnceTransport>(std::move(inner).value());
+  MapOnceTransport* t = transport.get();
+  auto decode = testing::make_engine(std::move(transport), "decode-v");
+  ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
+  constexpr int kThreads = 6;
+  std::vector<Status> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] { results[i] = decode->connect_peer("127.0.0.1", prefill->agent_port()).status(); });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& st : results) EXPECT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_EQ(t->num_connects.load(), 1);
+  auto h = decode->read_blocks("prefill-v", {5}, {2});
+  ASSERT_TRUE(h.is_ok()) << h.status().to_string();
+  ASSERT_TRUE((*h)->wait(10000).is_ok());
+  EXPECT_TRUE(dst.block_equals(2, src, 5));
 }
 
 TEST(TransferEngine, UnknownTransportNamed) {
