@@ -9,7 +9,7 @@
 # so that the results always come back. The sweep folder lives in
 # /tmp/baton-sweep-NAME on the host, kept while the machine stays warm; on a
 # fresh host it starts from docs/results/NAME of the tree (NAME: the
-# experiment file's name). At the end the folder
+# experiment file's name), or empty with FRESH=1. At the end the folder
 # comes back as $OUT/sweep.tgz (untar it into docs/results/NAME).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,9 @@ SWEEP=/tmp/baton-sweep-$NAME
 RESULTS=docs/results/$NAME
 MODEL=models/llama3.1-8b
 
+# FRESH=1: start from nothing (no earlier results), so that every result of
+# this experiment comes from this host's cards.
+if [ "${FRESH:-0}" = 1 ]; then rm -rf "$SWEEP"; mkdir -p "$SWEEP"; echo "fresh sweep folder (FRESH=1)"; fi
 if [ ! -d "$SWEEP" ]; then
   mkdir -p "$SWEEP"
   [ -d "$RESULTS" ] && cp -r "$RESULTS/." "$SWEEP/"
