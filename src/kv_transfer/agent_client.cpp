@@ -64,9 +64,18 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
                                                        const KvRegionDesc& local,
                                                        bool want_checksums,
                                                        const ReadContext& ctx,
-                                                       size_t staging_bytes) {
-  if (local.memory == MemoryKind::kDevice && local.copier == nullptr) {
-    return unimplemented("tcp transport: device KV region without a staging copier");
+                                                       StagingPool* staging) {
+  // Device KV: chunks of whole blocks staged through a pooled pair of host
+  // buffers, leased before anything is asked of the peer.
+  std::vector<StagedChunk> chunks;
+  StagingPool::Lease lease;
+  if (local.memory == MemoryKind::kDevice) {
+    if (local.copier == nullptr) return unimplemented("tcp transport: device KV region without a staging copier");
+    if (staging == nullptr) return failed_precondition("tcp transport: device KV region without a staging pool");
+    chunks = staged_chunks(runs, local.block_bytes, staging->buffer_bytes(), /*use_remote=*/false);
+    if (!chunks.empty()) {
+      BATON_ASSIGN_OR_RETURN(lease, staging->acquire(staging_buffer_bytes(chunks), ctx));
+    }
   }
   Json jruns = Json::array();
   for (const auto& run : runs) jruns.push_back({run.remote_first, run.num_blocks});
@@ -96,14 +105,12 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
     }
     BATON_RETURN_IF_ERROR(conn->read_all(buffers, ctx));
   } else {
-    // Device KV: chunks of whole blocks staged through host memory, the read of
-    // one chunk overlapping the copy of the previous one to the device.
-    const std::vector<StagedChunk> chunks = staged_chunks(runs, local.block_bytes, staging_bytes, /*use_remote=*/false);
+    // The read of one chunk overlaps the copy of the previous one to the device.
     auto read = [&](size_t i, uint8_t* buf) { return conn->read_all(buf, chunks[i].num_bytes, ctx); };
     auto copy = [&](size_t i, uint8_t* buf) {
       return local.copier->to_device(local.block_ptr(chunks[i].first_block), buf, chunks[i].num_bytes);
     };
-    Status st = run_staged(StageDirection::kToDevice, chunks.size(), staging_buffer_bytes(chunks), copy, read);
+    Status st = run_staged(StageDirection::kToDevice, chunks.size(), lease.buffers(), copy, read);
     if (!st.is_ok()) {
       conn->shutdown();  // the stream is mid-frame: never reuse it
       return st;

@@ -13,6 +13,7 @@
 #include "kv_transfer/connection.h"
 #include "kv_transfer/kv_region.h"
 #include "kv_transfer/peer_descriptor.h"
+#include "kv_transfer/staging_pool.h"
 
 namespace baton {
 
@@ -28,12 +29,12 @@ class AgentClient {
                      const ReadContext& ctx, bool renew = false);
 
   // Streams the remote side of `runs` into the local side of `runs` in
-  // `local` (host, or device through local.copier). Returns the peer's
-  // per-block checksums when asked.
+  // `local` (host, or device through local.copier, staged in chunks of
+  // staging->buffer_bytes() through a pair leased from `staging`, which a
+  // device region needs). Returns the peer's per-block checksums when asked.
   Result<std::vector<uint64_t>> read_blocks(const std::vector<BlockRun>& runs,
                                             const KvRegionDesc& local, bool want_checksums,
-                                            const ReadContext& ctx,
-                                            size_t staging_bytes = 16u << 20);
+                                            const ReadContext& ctx, StagingPool* staging = nullptr);
 
   std::string address() const { return host_ + ":" + std::to_string(port_); }
 

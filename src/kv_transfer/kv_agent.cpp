@@ -28,8 +28,16 @@ Result<std::unique_ptr<KvAgent>> KvAgent::start(const KvRegionDesc& region,
   if (options.port < 0 || options.port > 65535) {
     return invalid_argument("KV agent: bad port {}", options.port);
   }
+  if (options.max_staging_pairs < 1) {
+    return invalid_argument("KV agent: max_staging_pairs must be >= 1, got {}", options.max_staging_pairs);
+  }
+  if (options.staging_bytes == 0) return invalid_argument("KV agent: staging_bytes must be > 0");
   std::unique_ptr<KvAgent> agent(
       new KvAgent(region, std::move(descriptor), std::move(on_done), options));
+  if (region.memory == MemoryKind::kDevice && region.copier != nullptr) {
+    agent->staging_ =
+        std::make_unique<StagingPool>(region.copier, options.staging_bytes, options.max_staging_pairs);
+  }
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.host, ec);
   if (ec) return invalid_argument("KV agent: bad listen address '{}': {}", options.host, ec.message());
@@ -203,8 +211,20 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
   const int64_t num_blocks = count_blocks(runs);
   const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * region_.block_bytes;
   const uint64_t trailer_bytes = want_checksums ? 8ull * static_cast<uint64_t>(num_blocks) : 0;
-  if (region_.memory == MemoryKind::kDevice && region_.copier == nullptr) {
+  if (region_.memory == MemoryKind::kDevice && staging_ == nullptr) {
     return send_error(conn, unimplemented("KV agent: device region without a staging copier"), ctx);
+  }
+  // Device KV: chunks of whole blocks staged through a pooled pair of host
+  // buffers, taken before the reply so that a failure is still an error frame.
+  std::vector<StagedChunk> chunks;
+  StagingPool::Lease staging;
+  if (region_.memory == MemoryKind::kDevice) {
+    chunks = staged_chunks(runs, region_.block_bytes, options_.staging_bytes, /*use_remote=*/true);
+    if (!chunks.empty()) {
+      auto lease = staging_->acquire(staging_buffer_bytes(chunks), ctx);
+      if (!lease.is_ok()) return send_error(conn, lease.status(), ctx);
+      staging = std::move(lease).value();
+    }
   }
   BATON_RETURN_IF_ERROR(send_frame(conn, MsgType::kBlocks, Json{{"num_blocks", num_blocks}},
                                    data_bytes + trailer_bytes, ctx));
@@ -223,11 +243,7 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
     }
     BATON_RETURN_IF_ERROR(conn.write_all(buffers, ctx));
   } else {
-    // Device KV: chunks of whole blocks staged through host memory, the copy of
-    // one chunk overlapping the send of the previous one.
-    const std::vector<StagedChunk> chunks =
-        staged_chunks(runs, region_.block_bytes, options_.staging_bytes, /*use_remote=*/true);
-    const size_t buffer_bytes = staging_buffer_bytes(chunks);
+    // The copy of one chunk to the host overlaps the send of the previous one.
     auto copy = [&](size_t i, uint8_t* buf) {
       return region_.copier->to_host(buf, region_.block_ptr(chunks[i].first_block), chunks[i].num_bytes);
     };
@@ -239,7 +255,7 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
       }
       return conn.write_all(buf, chunks[i].num_bytes, ctx);
     };
-    BATON_RETURN_IF_ERROR(run_staged(StageDirection::kToHost, chunks.size(), buffer_bytes, copy, send));
+    BATON_RETURN_IF_ERROR(run_staged(StageDirection::kToHost, chunks.size(), staging.buffers(), copy, send));
   }
   if (want_checksums) BATON_RETURN_IF_ERROR(conn.write_all(sums.data(), sums.size() * 8, ctx));
   std::lock_guard<std::mutex> lock(mu_);

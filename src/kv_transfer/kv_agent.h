@@ -22,6 +22,7 @@
 #include "kv_transfer/connection.h"
 #include "kv_transfer/kv_region.h"
 #include "kv_transfer/peer_descriptor.h"
+#include "kv_transfer/staging_pool.h"
 
 namespace baton {
 
@@ -34,6 +35,9 @@ struct KvAgentOptions {
   int port = 0;                    // 0: an ephemeral port
   int64_t io_timeout_ms = 60000;   // one request's I/O limit once it started
   size_t staging_bytes = 16u << 20;  // device regions: host staging per chunk
+  // Device regions: staging buffer pairs kept for concurrent reads (pinned
+  // when the copier can); a read beyond them waits for one (StagingPool).
+  int max_staging_pairs = 8;
   // A "done" frame with renew=true (a reader still pulling asks for more
   // lease time) goes here instead of on_done; unset: such frames are acked
   // and otherwise ignored.
@@ -90,6 +94,7 @@ class KvAgent {
   mutable std::mutex mu_;  // guards conns_ and stats_
   std::list<ConnSlot> conns_;
   KvAgentStats stats_;
+  std::unique_ptr<StagingPool> staging_;  // device regions only; outlives the connection threads
 };
 
 }  // namespace baton

@@ -1,5 +1,7 @@
 #include "kv_transfer/kv_region.h"
 
+#include <cstdlib>
+
 namespace baton {
 
 const char* kv_dtype_name(KvDType dtype) {
@@ -23,6 +25,17 @@ Result<KvDType> parse_kv_dtype(const std::string& name) {
 const char* memory_kind_name(MemoryKind kind) {
   return kind == MemoryKind::kHost ? "host" : "device";
 }
+
+Result<void*> DeviceCopier::alloc_host(size_t num_bytes) {
+  if (num_bytes == 0) return invalid_argument("staging buffer: zero bytes asked");
+  // aligned_alloc wants a multiple of the alignment.
+  const size_t rounded = (num_bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+  void* p = std::aligned_alloc(kHostAlignment, rounded);
+  if (p == nullptr) return resource_exhausted("staging buffer: cannot allocate {} bytes of host memory", rounded);
+  return p;
+}
+
+void DeviceCopier::free_host(void* ptr) { std::free(ptr); }
 
 Status KvRegionDesc::validate() const {
   if (base == nullptr) return invalid_argument("KV region: base pointer is null");

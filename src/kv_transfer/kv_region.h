@@ -28,11 +28,24 @@ const char* memory_kind_name(MemoryKind kind);  // "host", "device"
 // Copies between host and device memory for transports that stage device KV
 // through the host (tcp). The CUDA build provides one; host-only builds have
 // none, and a device region without a copier is refused by such transports.
+//
+// Staging buffers come from alloc_host: a copier that can pin host memory
+// (CUDA: cudaHostAlloc) returns page-locked memory, which the device copies
+// at full speed and asynchronously; the default is plain heap memory aligned
+// to kHostAlignment. Neither is zero-filled. Every pointer from alloc_host
+// goes back through free_host of the same copier.
 class DeviceCopier {
  public:
+  static constexpr size_t kHostAlignment = 4096;
+
   virtual ~DeviceCopier() = default;
   virtual Status to_host(void* host_dst, const void* device_src, size_t num_bytes) = 0;
   virtual Status to_device(void* device_dst, const void* host_src, size_t num_bytes) = 0;
+
+  virtual Result<void*> alloc_host(size_t num_bytes);
+  virtual void free_host(void* ptr);
+  // True when alloc_host returns page-locked memory.
+  virtual bool pins_host() const { return false; }
 };
 
 struct KvRegionDesc {

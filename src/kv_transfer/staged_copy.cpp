@@ -26,11 +26,12 @@ size_t staging_buffer_bytes(const std::vector<StagedChunk>& chunks) {
   return most;
 }
 
-Status run_staged(StageDirection direction, size_t num_chunks, size_t buffer_bytes, const StageFn& copy,
-                  const StageFn& io) {
+Status run_staged(StageDirection direction, size_t num_chunks, std::array<uint8_t*, 2> buffers,
+                  const StageFn& copy, const StageFn& io) {
   if (num_chunks == 0) return Status::ok();
-  std::vector<uint8_t> storage(2 * buffer_bytes);
-  uint8_t* buffers[2] = {storage.data(), storage.data() + buffer_bytes};
+  if (buffers[0] == nullptr || buffers[1] == nullptr || buffers[0] == buffers[1]) {
+    return invalid_argument("staged copy: needs two distinct staging buffers");
+  }
   auto copy_async = [&](size_t i) { return std::async(std::launch::async, copy, i, buffers[i % 2]); };
   std::future<Status> pending;
   if (direction == StageDirection::kToHost) {

@@ -8,10 +8,11 @@
 //     here while copy(i - 1, other buf) empties the previous chunk to the
 //     device on a worker thread.
 // Chunks are processed in order; each buffer is handed to one stage at a
-// time. The first error (from either stage) stops the pipeline and is
+// time (the caller owns both buffers). The first error (from either stage) stops the pipeline and is
 // returned once the other stage's work in flight has finished.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -39,8 +40,10 @@ enum class StageDirection { kToHost, kToDevice };
 
 using StageFn = std::function<Status(size_t chunk, uint8_t* buffer)>;
 
-// `buffer_bytes`: the capacity of each of the two staging buffers (>= every chunk).
-Status run_staged(StageDirection direction, size_t num_chunks, size_t buffer_bytes, const StageFn& copy,
-                  const StageFn& io);
+// `buffers`: the two staging buffers, each holding every chunk (the caller's:
+// a StagingPool lease, so nothing is allocated per transfer). Chunk i goes
+// through buffers[i % 2].
+Status run_staged(StageDirection direction, size_t num_chunks, std::array<uint8_t*, 2> buffers,
+                  const StageFn& copy, const StageFn& io);
 
 }  // namespace baton

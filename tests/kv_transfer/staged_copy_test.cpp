@@ -1,6 +1,7 @@
 // The double-buffered staging pipeline of the tcp transport's device path:
 // chunks in order, a buffer never written while the other stage uses it,
 // the two stages really overlapping, and errors from either stage returned.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -69,8 +70,10 @@ void check_direction(StageDirection dir) {
     return Status::ok();
   };
   // kToHost: copy fills, io sends (checks); kToDevice: io reads (fills), copy empties (checks).
-  Status st = dir == StageDirection::kToHost ? run_staged(dir, n, bytes, fill, check)
-                                             : run_staged(dir, n, bytes, check, fill);
+  std::vector<uint8_t> a(bytes), b(bytes);
+  const std::array<uint8_t*, 2> buffers = {a.data(), b.data()};
+  Status st = dir == StageDirection::kToHost ? run_staged(dir, n, buffers, fill, check)
+                                             : run_staged(dir, n, buffers, check, fill);
   ASSERT_TRUE(st.is_ok()) << st.message();
   ASSERT_EQ(order.size(), n);
   for (size_t i = 0; i < n; ++i) EXPECT_EQ(order[i], i);
@@ -92,13 +95,39 @@ TEST(RunStaged, FirstErrorOfEitherStageIsReturned) {
         ++calls;
         return !copy_fails && i == 2 ? unavailable("io {} failed", i) : Status::ok();
       };
-      Status st = run_staged(dir, 8, 64, copy, io);
+      std::vector<uint8_t> a(64), b(64);
+      Status st = run_staged(dir, 8, {a.data(), b.data()}, copy, io);
       ASSERT_FALSE(st.is_ok());
       EXPECT_NE(st.message().find(copy_fails ? "copy 3" : "io 2"), std::string::npos) << st.message();
       EXPECT_LT(calls.load(), 16) << "the pipeline went on after the error";
     }
   }
-  EXPECT_TRUE(run_staged(StageDirection::kToHost, 0, 64, nullptr, nullptr).is_ok());
+  EXPECT_TRUE(run_staged(StageDirection::kToHost, 0, {nullptr, nullptr}, nullptr, nullptr).is_ok());
+}
+
+// The caller's two buffers are the only ones used, alternately (chunk i in
+// buffers[i % 2]), in both directions; missing or aliased buffers are refused.
+TEST(RunStaged, UsesTheCallersTwoBuffersAlternately) {
+  for (auto dir : {StageDirection::kToHost, StageDirection::kToDevice}) {
+    std::vector<uint8_t> a(32), b(32);
+    std::mutex mu;
+    std::vector<std::pair<size_t, uint8_t*>> seen;
+    StageFn record = [&](size_t i, uint8_t* buf) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.emplace_back(i, buf);
+      return Status::ok();
+    };
+    ASSERT_TRUE(run_staged(dir, 5, {a.data(), b.data()}, record, record).is_ok());
+    ASSERT_EQ(seen.size(), 10u);
+    for (const auto& [i, buf] : seen) EXPECT_EQ(buf, i % 2 == 0 ? a.data() : b.data()) << i;
+    for (std::array<uint8_t*, 2> bad : {std::array<uint8_t*, 2>{nullptr, b.data()},
+                                        std::array<uint8_t*, 2>{a.data(), nullptr},
+                                        std::array<uint8_t*, 2>{a.data(), a.data()}}) {
+      Status st = run_staged(dir, 3, bad, record, record);
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(st.message().find("staging buffers"), std::string::npos) << st.message();
+    }
+  }
 }
 
 }  // namespace
