@@ -67,7 +67,9 @@ Result<std::unique_ptr<StagingPool::Pair>> StagingPool::allocate_pair(size_t num
     Result<void*> mem = copier_->alloc_host(num_bytes);
     pair->from_copier[i] = mem.is_ok();
     if (!mem.is_ok()) {
-      BATON_LOG_WARN("KV staging: {}; using unpinned host memory", mem.status().to_string());
+      if (!warned_fallback_.exchange(true)) {
+        BATON_LOG_WARN("KV staging: {}; using unpinned host memory", mem.status().to_string());
+      }
       mem = copier_->DeviceCopier::alloc_host(num_bytes);
     }
     if (!mem.is_ok()) {

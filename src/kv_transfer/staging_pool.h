@@ -17,6 +17,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -94,6 +95,7 @@ class StagingPool {
   void release(Pair* pair);
 
   DeviceCopier* copier_;
+  std::atomic<bool> warned_fallback_{false};
   size_t buffer_bytes_;
   int max_pairs_;
   mutable std::mutex mu_;  // guards everything below

@@ -7,6 +7,7 @@
 
 #include "kv_transfer/engine_pair.h"
 #include "kv_transfer/shm_buffer.h"
+#include "kv_transfer/tcp_transport.h"
 #include "kv_transfer/transport_registry.h"
 
 namespace baton {
@@ -26,8 +27,18 @@ class CountingCopier : public DeviceCopier {
     std::memcpy(dst, src, n);
     return Status::ok();
   }
+  Result<void*> alloc_host(size_t n) override {
+    ++num_allocs;
+    return DeviceCopier::alloc_host(n);
+  }
+  void free_host(void* p) override {
+    ++num_frees;
+    DeviceCopier::free_host(p);
+  }
   std::atomic<int> num_to_host{0};
   std::atomic<int> num_to_device{0};
+  std::atomic<int> num_allocs{0};
+  std::atomic<int> num_frees{0};
 };
 
 KvRegionDesc as_device(KvRegionDesc d, DeviceCopier* copier) {
@@ -69,6 +80,96 @@ TEST(TcpStaging, DeviceRegionsGoThroughTheCopier) {
   // Checksums need host memory: refused up front, with a clear error.
   auto sum = decode->read_blocks("prefill-g", {1}, {1}, {.checksum = true});
   EXPECT_EQ(sum.status().code(), StatusCode::kUnimplemented);
+}
+
+std::unique_ptr<TransferEngine> tcp_engine(const std::string& id, size_t staging_bytes, int max_pairs) {
+  TransferEngineOptions opts;
+  opts.engine_id = id;
+  opts.model = "tiny";
+  opts.num_workers = 4;
+  opts.default_timeout_ms = 10000;
+  opts.agent.staging_bytes = staging_bytes;
+  opts.agent.max_staging_pairs = max_pairs;
+  auto engine = TransferEngine::create(
+      std::make_unique<TcpTransport>(TcpTransportOptions{.staging_bytes = staging_bytes, .max_staging_pairs = max_pairs}),
+      opts);
+  EXPECT_TRUE(engine.is_ok()) << engine.status().to_string();
+  return std::move(engine).value();
+}
+
+// Sequential transfers of a "device" region stage through the same pair of
+// buffers on both sides: each side allocates one pair (two buffers) for all
+// of them. Concurrent transfers take at most max_pairs pairs per side, and
+// every buffer goes back to its copier when the engines go.
+TEST(TcpStaging, StagingBuffersAreReusedAcrossTransfers) {
+  TestRegion src = TestRegion::heap(testing::small_shape(64));  // 1 KiB blocks
+  src.fill_random(7);
+  TestRegion dst = TestRegion::heap(testing::small_shape(64));
+  CountingCopier src_copier, dst_copier;
+  {
+    // 4 KiB staging: 4 blocks a chunk, so a transfer is many chunks.
+    auto prefill = tcp_engine("prefill-r", 4096, 2);
+    ASSERT_TRUE(prefill->register_memory(as_device(src.desc(), &src_copier)).is_ok());
+    ASSERT_TRUE(prefill->start_agent(nullptr).is_ok());
+    auto decode = tcp_engine("decode-r", 4096, 2);
+    ASSERT_TRUE(decode->register_memory(as_device(dst.desc(), &dst_copier)).is_ok());
+    ASSERT_TRUE(decode->connect_peer("127.0.0.1", prefill->agent_port()).is_ok());
+
+    for (int round = 0; round < 5; ++round) {
+      dst.fill(0);
+      std::vector<int64_t> remote, local;
+      for (int i = 0; i < 30; ++i) {
+        remote.push_back((i * 7 + round) % 64);
+        local.push_back((i * 5 + 3 * round) % 64);
+      }
+      auto h = decode->read_blocks("prefill-r", remote, local);
+      ASSERT_TRUE(h.is_ok());
+      ASSERT_TRUE((*h)->wait(10000).is_ok()) << (*h)->status().to_string();
+      for (size_t i = 0; i < remote.size(); ++i) {
+        EXPECT_TRUE(dst.block_equals(local[i], src, remote[i])) << "round " << round << " block " << i;
+      }
+    }
+    EXPECT_EQ(src_copier.num_allocs.load(), 2) << "the serving side allocated staging per transfer";
+    EXPECT_EQ(dst_copier.num_allocs.load(), 2) << "the reading side allocated staging per transfer";
+    EXPECT_GE(src_copier.num_to_host.load(), 5 * 8);  // 30 blocks in chunks of <= 4, each round
+    EXPECT_GE(dst_copier.num_to_device.load(), 5 * 8);
+
+    // Eight concurrent reads (4 workers here) into disjoint blocks.
+    std::vector<std::shared_ptr<TransferHandle>> handles;
+    for (int r = 0; r < 8; ++r) {
+      std::vector<int64_t> remote, local;
+      for (int i = 0; i < 8; ++i) {
+        remote.push_back((r * 8 + i * 3) % 64);
+        local.push_back(r * 8 + i);
+      }
+      auto h = decode->read_blocks("prefill-r", remote, local);
+      ASSERT_TRUE(h.is_ok());
+      handles.push_back(*h);
+    }
+    for (int r = 0; r < 8; ++r) {
+      ASSERT_TRUE(handles[r]->wait(10000).is_ok()) << handles[r]->status().to_string();
+      for (int i = 0; i < 8; ++i) EXPECT_TRUE(dst.block_equals(r * 8 + i, src, (r * 8 + i * 3) % 64));
+    }
+    EXPECT_LE(src_copier.num_allocs.load(), 2 * 2);  // at most max_pairs pairs
+    EXPECT_LE(dst_copier.num_allocs.load(), 2 * 2);
+  }
+  EXPECT_EQ(src_copier.num_frees.load(), src_copier.num_allocs.load());
+  EXPECT_EQ(dst_copier.num_frees.load(), dst_copier.num_allocs.load());
+}
+
+TEST(TcpStaging, BadStagingOptionsRefused) {
+  TestRegion region = TestRegion::heap(testing::small_shape(8));
+  CountingCopier copier;
+  TcpTransport no_bytes(TcpTransportOptions{.staging_bytes = 0});
+  PeerDescriptor desc;
+  EXPECT_EQ(no_bytes.register_local(as_device(region.desc(), &copier), desc).code(), StatusCode::kInvalidArgument);
+  TcpTransport no_pairs(TcpTransportOptions{.max_staging_pairs = 0});
+  EXPECT_EQ(no_pairs.register_local(as_device(region.desc(), &copier), desc).code(), StatusCode::kInvalidArgument);
+  KvAgentOptions agent_opts;
+  agent_opts.max_staging_pairs = 0;
+  auto agent = KvAgent::start(as_device(region.desc(), &copier), desc, nullptr, agent_opts);
+  EXPECT_EQ(agent.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(agent.status().message().find("max_staging_pairs"), std::string::npos) << agent.status().message();
 }
 
 TEST(TcpStaging, DeviceRegionWithoutCopierRefused) {
