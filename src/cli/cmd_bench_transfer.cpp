@@ -1,7 +1,8 @@
 // `baton bench-transfer`: moves one request's KV (default: the
 // Llama-3.1-8B shape, 32 layers x 8 KV heads x head_dim 128, bf16, block 16)
 // at several prompt lengths over each transport, against ceilings measured
-// in the same run (memcpy, loopback TCP; cudaMemcpyPeer with --device cuda).
+// in the same run (memcpy, loopback TCP; with --device cuda, KV in GPU memory
+// on both ends: cudaMemcpyPeer for cuda_ipc, loopback TCP for tcp).
 //
 // shm and tcp run the serving side in a forked child process, as in
 // deployment; local runs both engines in this process. Block ids are
@@ -292,7 +293,10 @@ int run_cpu(const Options& o, KvDType dtype) {
 baton::cli::RunFn setup(CLI::App& sub) {
   auto o = std::make_shared<Options>();
   sub.add_option("--tokens", o->tokens, "Prompt lengths to move (tokens)")->delimiter(',');
-  sub.add_option("--transports", o->transports, "CPU transports: local,shm,tcp")->delimiter(',');
+  CLI::Option* transports_opt =
+      sub.add_option("--transports", o->transports,
+                     "Transports: local,shm,tcp (cpu, the default all three); cuda_ipc,tcp (cuda, the default both)")
+          ->delimiter(',');
   sub.add_option("--repeats", o->repeats, "Timed transfers per case (after one verified warm-up)")
       ->check(CLI::Range(1, 1000));
   sub.add_option("--layers", o->num_layers, "KV layers")->check(CLI::Range(1, 1024));
@@ -300,12 +304,14 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--head-dim", o->head_dim, "Head dimension")->check(CLI::Range(1, 4096));
   sub.add_option("--block-size", o->block_size, "Tokens per KV block")->check(CLI::Range(1, 4096));
   sub.add_option("--dtype", o->dtype, "KV dtype: bf16, f16, f32");
-  sub.add_option("--device", o->device, "cpu (local, shm, tcp) or cuda (cuda_ipc, 2 GPUs)")
+  sub.add_option("--device", o->device,
+                 "cpu (host KV: local, shm, tcp) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs, tcp "
+                 "staged through pinned host memory, on 2 GPUs or one)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_flag("--checksum", o->checksum_every_read,
                "Verify xxHash64 per block on every timed read (the warm-up always does)");
   sub.add_option("--json", o->json_path, "Also write the results as JSON here");
-  return [o]() -> int {
+  return [o, transports_opt]() -> int {
     auto dtype = parse_kv_dtype(o->dtype);
     if (!dtype.is_ok()) {
       std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
@@ -324,6 +330,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       co.repeats = o->repeats;
       co.region = shape(*o, *dtype, 0);
       co.json_path = o->json_path;
+      if (transports_opt->count() > 0) co.transports = o->transports;
       return run_cuda_transfer_bench(co);
 #else
       std::cerr << "bench-transfer: --device cuda needs a CUDA build of baton\n";

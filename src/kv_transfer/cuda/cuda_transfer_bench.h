@@ -1,7 +1,11 @@
 // The GPU part of `baton bench-transfer --device cuda`: moves one request's
-// KV with cuda_ipc from a serving process on GPU src_device to this process
-// on GPU dst_device, against cudaMemcpyPeer of the same bytes measured in
-// the same run.
+// device-resident KV from a serving process (GPU src_device) to this process
+// (GPU dst_device, or the same GPU when only one is visible) over each
+// transport asked for, against a ceiling measured in the same run:
+//   cuda_ipc: cudaMemcpyPeer of the same bytes (needs two GPUs; skipped on one);
+//   tcp:      one plain loopback TCP stream of the same bytes (both ends stage
+//             through pinned host buffers; the pinned host<->device copy rates
+//             are printed too, as the other bound of that path).
 #pragma once
 
 #include <string>
@@ -13,15 +17,16 @@ namespace baton {
 
 struct CudaTransferBenchOptions {
   std::vector<int> tokens;
+  std::vector<std::string> transports = {"cuda_ipc", "tcp"};
   int repeats = 5;
   KvRegionDesc region;  // shape only (num_blocks and base unused)
   int src_device = 0;
-  int dst_device = 1;
+  int dst_device = 1;  // falls back to src_device when it is not visible
   std::string json_path;
 };
 
 // Prints a table (and JSON when asked); returns the process exit code.
-// Forks the serving process before touching CUDA in this process.
+// Forks one serving process per transport before touching CUDA in this process.
 int run_cuda_transfer_bench(const CudaTransferBenchOptions& options);
 
 }  // namespace baton
