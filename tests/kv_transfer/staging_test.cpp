@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kv_transfer/agent_client.h"
 #include "kv_transfer/engine_pair.h"
 #include "kv_transfer/shm_buffer.h"
 #include "kv_transfer/tcp_transport.h"
@@ -170,6 +171,23 @@ TEST(TcpStaging, BadStagingOptionsRefused) {
   auto agent = KvAgent::start(as_device(region.desc(), &copier), desc, nullptr, agent_opts);
   EXPECT_EQ(agent.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(agent.status().message().find("max_staging_pairs"), std::string::npos) << agent.status().message();
+}
+
+// The reading side stages a device region only through a pool; without one
+// (or without a copier) it refuses before asking anything of the peer.
+TEST(TcpStaging, DeviceReadWithoutPoolOrCopierRefused) {
+  TestRegion region = TestRegion::heap(testing::small_shape(8));
+  CountingCopier copier;
+  AgentClient client("127.0.0.1", 1);  // nothing listens: a refusal must come first
+  const std::vector<BlockRun> runs = {{0, 0, 2}};
+  ReadContext ctx{deadline_after_ms(1000), nullptr};
+  auto no_pool = client.read_blocks(runs, as_device(region.desc(), &copier), false, ctx, nullptr);
+  EXPECT_EQ(no_pool.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(no_pool.status().message().find("staging pool"), std::string::npos) << no_pool.status().message();
+  StagingPool pool(&copier, 4096, 1);
+  auto no_copier = client.read_blocks(runs, as_device(region.desc(), nullptr), false, ctx, &pool);
+  EXPECT_EQ(no_copier.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(copier.num_allocs.load(), 0);
 }
 
 TEST(TcpStaging, DeviceRegionWithoutCopierRefused) {
