@@ -94,7 +94,7 @@ run_pd ttft ""
 echo "== compare"
 if cmp -s "$OUT/greedy-agg.jsonl" "$OUT/greedy-pd.jsonl"; then echo "PD output == agg output (4 greedy requests)"; else
   echo "PD output differs from agg"; diff "$OUT/greedy-agg.jsonl" "$OUT/greedy-pd.jsonl" | head -10; status=1; fi
-{ cat "$OUT/gpus.csv"; grep -E "^cuda_ipc|transport" "$OUT/bench-transfer-cuda.log"; cat "$OUT"/runs-*.csv; } > "$OUT/summary.txt" 2>&1
+{ cat "$OUT/gpus.csv"; grep -E "^(cuda_ipc|tcp)|transport|pinned" "$OUT/bench-transfer-cuda.log"; cat "$OUT"/runs-*.csv; } > "$OUT/summary.txt" 2>&1
 tar czf "$OUT/logs.tgz" -C "$OUT" $(cd "$OUT" && ls *.log topo.txt 2>/dev/null)
 cp "$OUT"/summary.txt "$OUT"/bench-transfer-cuda.json "$OUT"/greedy-*.jsonl "$OUT"/runs-*.csv "$OUT"/decode-kv-metrics-same.txt "$OUT"/logs.tgz "$FINAL"/ 2>/dev/null
 echo "gpu-pd-check status $status"

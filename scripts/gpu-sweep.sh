@@ -4,6 +4,7 @@
 # one device call, resuming where the last call stopped. Expects .gpu-carry/ (scripts/gpu-build.sh, with the Llama-3
 # tokenizer files in .gpu-carry/tokenizer-llama3/).
 #   bash scripts/gpu-sweep.sh [SECONDS] [sweep flags: --deployments A,B --workloads X,Y]
+#   (env: EXPERIMENT=FILE, MARGIN=S, FRESH=1, TCP_CHECK=1; see below)
 # SECONDS (default 540) bounds the whole script: the sweep starts no trial late
 # enough to overrun it, and a watchdog interrupts it (finished trials are kept)
 # so that the results always come back. The sweep folder lives in
@@ -41,6 +42,19 @@ if [ ! -f "$MODEL/config.json" ]; then
   "$B" init-model --preset llama3.1-8b --out "$MODEL" --seed 0 --tokenizer .gpu-carry/tokenizer-llama3 \
     > "$FINAL/init-model.log" 2>&1 || { echo "init-model failed"; tail "$FINAL/init-model.log"; exit 1; }
   echo "model written ($SECONDS s)"
+fi
+
+# TCP_CHECK=1: before the sweep, the tcp transport with GPU KV on its own:
+# its GPU tests and bench-transfer (tcp and cuda_ipc GB/s against the
+# loopback-TCP and peer-copy ceilings measured in the same run), ~1 min.
+if [ "${TCP_CHECK:-0}" = 1 ]; then
+  echo "== tcp check ($SECONDS s)"
+  if [ ! -e /work/main/tests/data ]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+  timeout 120 .gpu-carry/bin/test_backend_cuda --gtest_filter='CudaTcpStaging*' > "$FINAL/test-tcp-staging.log" 2>&1
+  echo "CudaTcpStaging tests: exit $?"; grep -E "^\[  (PASSED|FAILED) |Failure" "$FINAL/test-tcp-staging.log" | head
+  timeout 180 "$B" bench-transfer --device cuda --tokens 1024,8192 --transports cuda_ipc,tcp \
+      --json "$FINAL/bench-transfer-cuda.json" > "$FINAL/bench-transfer-cuda.log" 2>&1
+  echo "bench-transfer: exit $?"; grep -E "^(transport|cuda_ipc|tcp)|pinned|ceiling" "$FINAL/bench-transfer-cuda.log" | head -20
 fi
 
 "$B" sweep "$EXPERIMENT" --out "$SWEEP" --plan "$@" 2>&1 | tail -n 40
