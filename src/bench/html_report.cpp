@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "bench/chart_js_asset.h"
+#include "bench/workload.h"
 
 namespace baton::bench {
 
@@ -108,12 +109,12 @@ function bars(id) {
   new Chart(document.getElementById(id), {type: 'bar', data: {labels: labels.map((l, i) => {
       const v = D.docs[i].max_sustainable_rps;
       return (v !== null && b) ? l + ' (' + (v / b).toFixed(2) + 'x)' : l; }),
-    datasets: [{label: 'max sustainable req/s', data: D.docs.map(d => d.max_sustainable_rps || 0),
+    datasets: [{label: 'max sustainable ' + D.unit, data: D.docs.map(d => d.max_sustainable_rps || 0),
                 backgroundColor: D.docs.map((d, i) => color(i))}]},
     options: {animation: false, responsive: true, maintainAspectRatio: false,
       plugins: {title: {display: true, text: 'Max sustainable QPS under the SLO (ratio to ' + base.label + ')'},
                 legend: {display: false}},
-      scales: {y: {beginAtZero: true, title: {display: true, text: 'req/s'}}}}});
+      scales: {y: {beginAtZero: true, title: {display: true, text: D.unit}}}}});
 }
 function goodput(id) {
   const ds = [];
@@ -159,6 +160,7 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
   h += "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + esc(title) + "</title><style>" + kStyle +
        "</style></head><body>";
   h += "<h1>" + esc(title) + "</h1>";
+  const std::string unit = docs.empty() ? std::string("req/s") : result_rate_unit(docs.front());
   std::string slo_text;
   if (!docs.empty()) {
     for (const auto& t : docs.front().value("slo", Json::array())) {
@@ -175,7 +177,7 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
     std::string note = search.is_object() && !search.value("converged", false) ? search.value("note", "") : "";
     h += "<div class=\"card\"><div class=\"l\">" + esc(d.value("label", "")) +
          ": max sustainable</div><div class=\"v\">" + (open_ended ? "&ge; " : "") +
-         num(d.value("max_sustainable_rps", Json()), "{:.2f}") + " req/s</div>" +
+         num(d.value("max_sustainable_rps", Json()), "{:.2f}") + " " + result_rate_unit(d) + "</div>" +
          (note.empty() ? "" : "<div class=\"l\">" + esc(note) + "</div>") + "</div>";
   }
   h += "</div>";
@@ -183,8 +185,8 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
     for (const auto& r : d.value("runs", Json::array())) {
       const auto& c = r.value("client", Json::object());
       if (c.value("fell_behind", false)) {
-        h += "<div class=\"warn\"><b>" + esc(d.value("label", "")) + ", " + num(r["target_rate_rps"]) +
-             " req/s:</b> " + esc(c.value("warning", "")) + "</div>";
+        h += "<div class=\"warn\"><b>" + esc(d.value("label", "")) + ", " + num(r["target_rate_rps"]) + " " +
+             result_rate_unit(d) + ":</b> " + esc(c.value("warning", "")) + "</div>";
       }
     }
   }
@@ -195,7 +197,7 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
   h += "</div>";
   h += "<h2>Metric definitions</h2><pre>" + esc(docs.empty() ? "" : docs.front().value("metric_definitions", "")) +
        "</pre>";
-  h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target req/s</th><th>offered req/s</th>"
+  h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target " + unit + "</th><th>offered req/s</th>"
        "<th>done</th><th>failed</th><th>throughput req/s</th><th>output tok/s</th><th>goodput req/s</th>"
        "<th>attainment</th><th>TTFT p50/p90/p99 ms</th><th>TPOT p50/p90/p99 ms</th><th>E2E p50/p90/p99 ms</th>"
        "<th>sched. delay p99 ms</th><th class=\"t\">SLO</th></tr>";
@@ -220,7 +222,7 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
     }
   }
   h += "</table>";
-  Json data{{"baseline", base}, {"docs", docs}};
+  Json data{{"baseline", base}, {"docs", docs}, {"unit", unit}};
   h += "<script id=\"baton-data\" type=\"application/json\">" + script_json(data) + "</script>";
   h += "<script>";
   h += chart_js_source();

@@ -118,6 +118,15 @@ Status validate(const WorkloadOptions& o) {
   return Status::ok();
 }
 
+const char* rate_unit(const std::string& kind) { return kind == "multiturn" ? "sessions/s" : "req/s"; }
+
+std::string result_rate_unit(const Json& doc) {
+  const Json runs = doc.is_object() ? doc.value("runs", Json::array()) : Json::array();
+  if (!runs.is_array() || runs.empty() || !runs[0].is_object()) return rate_unit("");
+  const Json w = runs[0].value("workload", Json::object());
+  return rate_unit(w.is_object() ? w.value("kind", std::string()) : std::string());
+}
+
 Result<Workload> make_trace_workload(const std::vector<TraceEntry>& all, const WorkloadOptions& o) {
   Workload w;
   w.kind = "trace";

@@ -85,6 +85,11 @@ struct Workload {
 };
 
 Status validate(const WorkloadOptions& options);
+// What a workload's rate counts: "sessions/s" for multiturn (a session is
+// several requests), else "req/s".
+const char* rate_unit(const std::string& kind);
+// The same for a result document (`baton bench --json`), from its first run's workload.
+std::string result_rate_unit(const Json& doc);
 Result<Workload> make_workload(const WorkloadOptions& options);
 // Builds trace requests from parsed entries (used by make_workload).
 Result<Workload> make_trace_workload(const std::vector<TraceEntry>& entries, const WorkloadOptions& options);

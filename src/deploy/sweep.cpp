@@ -375,13 +375,14 @@ class SweepRunner {
     bool replaying = !replay.empty();
     Stopwatch clock;
     const uint64_t seed_base = w.options.seed ^ name_hash(w.name);
-    say(fmt::format("--- {}: searching (slo {}, start {:.3g} req/s, precision {:.2g}, {} trials at most)", tag,
-                    w.slo_text, search.start_rate, search.precision, search.max_trials));
+    const std::string unit = bench::rate_unit(w.options.kind);  // multi-turn: sessions/s
+    say(fmt::format("--- {}: searching (slo {}, start {:.3g} {}, precision {:.2g}, {} trials at most)", tag,
+                    w.slo_text, search.start_rate, unit, search.precision, search.max_trials));
     auto trial = [&](double rate) -> Result<bench::TrialOutcome> {
       const size_t k = entries.size();
       if (replaying && k < replay.size() && std::abs(replay[k].value("rate", -1.0) - rate) <= 1e-9 * rate) {
         entries.push_back(replay[k]);
-        say(fmt::format("    {} trial {} at {:.3f} req/s: from disk -> {}", tag, k, rate,
+        say(fmt::format("    {} trial {} at {:.3f} {}: from disk -> {}", tag, k, rate, unit,
                         replay[k].value("sustainable", false) ? "PASS" : "FAIL"));
         return trial_of(replay[k]);
       }
@@ -400,9 +401,9 @@ class SweepRunner {
       c.workload.arrival.seed = c.workload.seed;
       BATON_ASSIGN_OR_RETURN(auto rep, bench::run_benchmark(c, rate));
       bench_log << "trial " << k << "\n" << bench::format_run(rep) << std::flush;
-      say(fmt::format("    {} trial {} at {:.3f} req/s: {} ok, {} failed; TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms -> "
+      say(fmt::format("    {} trial {} at {:.3f} {}: {} ok, {} failed; TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms -> "
                       "{}",
-                      tag, k, rep.target_rate, rep.metrics.num_ok, rep.metrics.num_failed,
+                      tag, k, rep.target_rate, unit, rep.metrics.num_ok, rep.metrics.num_failed,
                       rep.metrics.ttft_s.p90 * 1e3, rep.metrics.tpot_s.p90 * 1e3,
                       rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
       if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
@@ -459,8 +460,8 @@ class SweepRunner {
     fs::remove(partial, ec);
     ++summary_.num_run;
     const auto& s = *outcome.search;
-    say(fmt::format("--- {}: max sustainable {}{:.3f} req/s (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
-                    tag, s.converged || std::isfinite(s.min_failed_rate) ? "" : ">= ", s.max_passed_rate,
+    say(fmt::format("--- {}: max sustainable {}{:.3f} {} (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
+                    tag, s.converged || std::isfinite(s.min_failed_rate) ? "" : ">= ", s.max_passed_rate, unit,
                     std::isfinite(s.min_failed_rate) ? fmt::format("{:.3f}", s.min_failed_rate) : "none",
                     s.broke_first.empty() ? "-" : s.broke_first, clock.elapsed_s(), path));
     return Status::ok();

@@ -7,6 +7,7 @@
 
 #include "bench/bench_result.h"
 #include "bench/html_report.h"
+#include "bench/workload.h"
 #include "deploy/sweep.h"
 
 namespace baton::deploy {
@@ -82,11 +83,16 @@ std::string joined(std::vector<std::string> v, const char* sep) {
   return out;
 }
 
-std::string broke_text(const SweepCell& c) {
+std::string broke_text(const SweepCell& c, const std::string& unit) {
   if (!c.applies) return "-";
   if (!c.present) return "missing";
   if (c.broke_first.empty()) return c.min_failed_rps ? "?" : "none (every rate passed)";
-  return c.min_failed_rps ? fmt::format("{} at {:.3g} req/s", c.broke_first, *c.min_failed_rps) : c.broke_first;
+  return c.min_failed_rps ? fmt::format("{} at {:.3g} {}", c.broke_first, *c.min_failed_rps, unit) : c.broke_first;
+}
+
+// The workload's name, with its rate's unit where it is not req/s.
+std::string workload_text(const SweepRow& r) {
+  return r.rate_unit == "req/s" ? r.workload : r.workload + " (" + r.rate_unit + ")";
 }
 
 // "4x NVIDIA H200 (2026-11-27)", "-" when nothing is on disk.
@@ -109,6 +115,7 @@ Result<SweepTable> build_sweep_table(const Experiment& e, const std::string& out
     SweepRow row;
     row.workload = w.name;
     row.slo = w.slo_text;
+    row.rate_unit = bench::rate_unit(w.options.kind);
     for (const auto& d : e.deployments) {
       SweepCell c;
       c.deployment = d.name;
@@ -251,7 +258,8 @@ Json SweepTable::to_json() const {
 std::string SweepTable::to_markdown() const {
   std::string md = fmt::format("# Sweep `{}`: max sustainable QPS\n\n", experiment);
   md += fmt::format(
-      "Each cell: the highest request rate (req/s) whose trial met every SLO target of the workload, and its "
+      "Each cell: the highest rate (req/s; a multi-turn workload's in sessions/s, as its name says) whose trial "
+      "met every SLO target of the workload, and its "
       "ratio to `{}` (a workload that does not run `{}` is compared to its first deployment). Ratios and the "
       "best only between results of the same cards (`other cards`: not compared). `>= X`: every rate tried "
       "passed; `< X`: no rate passed, X the lowest tried; `partial`: a search not finished (its trials so "
@@ -263,7 +271,7 @@ std::string SweepTable::to_markdown() const {
   for (size_t i = 0; i < deployments.size(); ++i) md += "---:|";
   md += "---|\n";
   for (const auto& r : rows) {
-    md += "| " + r.workload + " | `" + r.slo + "` | " + row_cards_text(r) + " |";
+    md += "| " + workload_text(r) + " | `" + r.slo + "` | " + row_cards_text(r) + " |";
     for (const auto& c : r.cells) md += " " + cell_text(c, true) + " |";
     md += " " + (r.best.empty() ? std::string("none") : r.best) + " |\n";
   }
@@ -275,7 +283,7 @@ std::string SweepTable::to_markdown() const {
   md += "\n";
   for (const auto& r : rows) {
     md += "| " + r.workload + " |";
-    for (const auto& c : r.cells) md += " " + broke_text(c) + " |";
+    for (const auto& c : r.cells) md += " " + broke_text(c, r.rate_unit) + " |";
     md += "\n";
   }
   if (!comparisons.empty()) {
@@ -315,13 +323,13 @@ Result<SweepTable> write_sweep_report(const Experiment& e, const std::string& ou
   for (const auto& d : t.deployments) h += "<th>" + html_escape(d) + "</th>";
   h += "<th class=\"t\">best</th><th class=\"t\">broke first (per deployment)</th></tr>";
   for (const auto& r : t.rows) {
-    h += "<tr><td class=\"t\"><a href=\"#w-" + html_escape(r.workload) + "\">" + html_escape(r.workload) +
+    h += "<tr><td class=\"t\"><a href=\"#w-" + html_escape(r.workload) + "\">" + html_escape(workload_text(r)) +
          "</a></td><td class=\"t\">" + html_escape(r.slo) + "</td><td class=\"t\">" + html_escape(row_cards_text(r)) +
          "</td>";
     std::string broke;
     for (const auto& c : r.cells) {
       h += "<td>" + html_escape(cell_text(c, true)) + "</td>";
-      if (c.applies && c.present) broke += (broke.empty() ? "" : "; ") + c.deployment + ": " + broke_text(c);
+      if (c.applies && c.present) broke += (broke.empty() ? "" : "; ") + c.deployment + ": " + broke_text(c, r.rate_unit);
     }
     h += "<td class=\"t\">" + html_escape(r.best.empty() ? "none" : r.best) + "</td><td class=\"t\">" +
          html_escape(broke) + "</td></tr>";

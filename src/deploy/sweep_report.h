@@ -46,6 +46,7 @@ struct SweepRow {
                           // among those on the baseline's cards
   std::string cards;      // the cards of its results: one set, or "mixed: ..." (ratios only within one set)
   std::string measured;   // the days its results finished, "2026-11-27" or "2026-11-27, 2026-11-28"
+  std::string rate_unit = "req/s";  // what its rates count (multi-turn: sessions/s)
 };
 
 struct SweepComparisonRow {

@@ -3,6 +3,7 @@
 #include "bench/bench_result.h"
 #include "bench/chart_js_asset.h"
 #include "bench/html_report.h"
+#include "bench/workload.h"
 
 namespace baton::bench {
 namespace {
@@ -96,6 +97,26 @@ TEST(HtmlReportTest, SelfContainedWithChartJsAndData) {
   // A label cannot close the data script or inject markup.
   EXPECT_EQ(html.find("agg</script>"), std::string::npos);
   EXPECT_NE(html.find("agg&lt;/script&gt;"), std::string::npos);
+}
+
+// A multi-turn workload's rate counts sessions, not requests: the report says so.
+TEST(HtmlReportTest, MultiTurnRatesAreSessionsPerSecond) {
+  EXPECT_STREQ(rate_unit("multiturn"), "sessions/s");
+  EXPECT_STREQ(rate_unit("trace"), "req/s");
+  EXPECT_EQ(result_rate_unit(Json::object()), "req/s");
+  BenchOutcome o;
+  o.label = "agg";
+  o.slo = parse_slo("ttft:p90<500ms").value();
+  o.runs = {fake_run(2.0, true), fake_run(4.0, false)};
+  for (auto& r : o.runs) r.workload_describe = {{"kind", "multiturn"}};
+  const Json doc = result_document(o);
+  EXPECT_EQ(result_rate_unit(doc), "sessions/s");
+  auto html = render_html_report({doc}, "", "t");
+  EXPECT_NE(html.find("2.00 sessions/s</div>"), std::string::npos);
+  EXPECT_NE(html.find("<th>target sessions/s</th>"), std::string::npos);
+  EXPECT_NE(html.find("\"unit\":\"sessions/s\""), std::string::npos);
+  auto plain = render_html_report({doc_for("agg", 4.0)}, "", "t");
+  EXPECT_NE(plain.find("<th>target req/s</th>"), std::string::npos);
 }
 
 }  // namespace

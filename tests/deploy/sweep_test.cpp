@@ -347,6 +347,31 @@ comparisons: [{name: tcp-vs-ipc, deployment: pd-tcp, against: pd}]
   fs::remove_all(out);
 }
 
+TEST(SweepTableTest, MultiTurnRowsSaySessionsPerSecond) {
+  auto e = Experiment::parse_yaml(R"(
+name: t
+deployments:
+  - {name: agg, spec: {mode: agg, replicas: 2}}
+workloads:
+  - {name: chat, kind: multiturn, turns: 3, input_len: 32, output_len: 8, slo: "ttft:p90<1s"}
+  - {name: one, slo: "ttft:p90<1s"}
+)");
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  fs::path out = fresh_dir("units");
+  write_result(out, "agg", "chat", 4.0, 5.0, "ttft:p90<1s");
+  write_result(out, "agg", "one", 4.0, 5.0, "ttft:p90<1s");
+  auto t = build_sweep_table(*e, out.string());
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ(t->rows[0].rate_unit, "sessions/s");
+  EXPECT_EQ(t->rows[1].rate_unit, "req/s");
+  std::string md = t->to_markdown();
+  EXPECT_NE(md.find("| chat (sessions/s) | `ttft:p90<1s` |"), std::string::npos) << md;
+  EXPECT_NE(md.find("ttft:p90<1s at 5 sessions/s"), std::string::npos) << md;
+  EXPECT_NE(md.find("| one | `ttft:p90<1s` |"), std::string::npos) << md;
+  EXPECT_NE(md.find("ttft:p90<1s at 5 req/s"), std::string::npos) << md;
+  fs::remove_all(out);
+}
+
 TEST(SweepTableTest, GpuCardsCountsNamesWhateverTheOrder) {
   EXPECT_EQ(gpu_cards(Json::array()), "");
   EXPECT_EQ(gpu_cards(Json("nonsense")), "");
