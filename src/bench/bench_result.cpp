@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "bench/html_report.h"
+#include "bench/workload.h"
 #include "common/clock.h"
 
 namespace baton::bench {
@@ -162,9 +163,10 @@ std::string format_run(const RunReport& r) {
                        d.mean * 1e3, d.p50 * 1e3, d.p90 * 1e3, d.p95 * 1e3, d.p99 * 1e3);
   };
   std::string s = fmt::format(
-      "rate {:.3f} req/s (offered {:.3f}): {} requests, {} ok, {} failed in {:.2f} s\n"
+      "rate {:.3f} {} (offered {:.3f} req/s): {} requests, {} ok, {} failed in {:.2f} s\n"
       "  throughput {:.3f} req/s, {:.1f} output tok/s, {:.1f} total tok/s\n",
-      r.target_rate, m.offered_rate, m.num_requests, m.num_ok, m.num_failed, m.duration_s, m.request_throughput,
+      r.target_rate, rate_unit(r.workload_describe.is_object() ? r.workload_describe.value("kind", std::string()) : ""),
+      m.offered_rate, m.num_requests, m.num_ok, m.num_failed, m.duration_s, m.request_throughput,
       m.output_token_throughput, m.total_token_throughput);
   for (const auto& [k, v] : m.errors_by_kind) s += fmt::format("  errors: {} x {}\n", v, k);
   s += "  latency (ms):\n";

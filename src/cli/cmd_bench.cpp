@@ -267,9 +267,10 @@ int run_bench(BenchArgs a, bool rate_given) {
       return 1;
     }
     outcome.search = *res;
-    std::cout << fmt::format("\n[{}] max sustainable rate: {:.3f} req/s; lowest failed: {}; broke first: {}{}\n",
-                             a.label, res->max_passed_rate,
-                             std::isfinite(res->min_failed_rate) ? fmt::format("{:.3f} req/s", res->min_failed_rate)
+    const std::string unit = rate_unit(a.trace.empty() ? a.workload : "trace");
+    std::cout << fmt::format("\n[{}] max sustainable rate: {:.3f} {}; lowest failed: {}; broke first: {}{}\n",
+                             a.label, res->max_passed_rate, unit,
+                             std::isfinite(res->min_failed_rate) ? fmt::format("{:.3f} {}", res->min_failed_rate, unit)
                                                                  : "none",
                              res->broke_first.empty() ? "-" : res->broke_first,
                              res->converged ? "" : " (did not converge: " + res->note + ")");
