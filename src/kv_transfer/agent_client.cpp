@@ -67,14 +67,34 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
                                                        StagingPool* staging) {
   // Device KV: chunks of whole blocks staged through a pooled pair of host
   // buffers, leased before anything is asked of the peer.
-  std::vector<StagedChunk> chunks;
   StagingPool::Lease lease;
+  size_t chunk_bytes = 0;
   if (local.memory == MemoryKind::kDevice) {
     if (local.copier == nullptr) return unimplemented("tcp transport: device KV region without a staging copier");
     if (staging == nullptr) return failed_precondition("tcp transport: device KV region without a staging pool");
-    chunks = staged_chunks(runs, local.block_bytes, staging->buffer_bytes(), /*use_remote=*/false);
+    chunk_bytes = staging->buffer_bytes();
+    auto chunks = staged_chunks(runs, local.block_bytes, chunk_bytes, /*use_remote=*/false);
     if (!chunks.empty()) {
       BATON_ASSIGN_OR_RETURN(lease, staging->acquire(staging_buffer_bytes(chunks), ctx));
+    }
+  }
+  return read_blocks_leased(runs, local, want_checksums, ctx, &lease, chunk_bytes);
+}
+
+Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<BlockRun>& runs,
+                                                              const KvRegionDesc& local,
+                                                              bool want_checksums,
+                                                              const ReadContext& ctx,
+                                                              const StagingPool::Lease* lease,
+                                                              size_t chunk_bytes) {
+  std::vector<StagedChunk> chunks;
+  if (local.memory == MemoryKind::kDevice) {
+    if (local.copier == nullptr) return unimplemented("tcp transport: device KV region without a staging copier");
+    chunks = staged_chunks(runs, local.block_bytes, chunk_bytes, /*use_remote=*/false);
+    if (!chunks.empty() && (lease == nullptr || !lease->valid() ||
+                            lease->buffer_bytes() < staging_buffer_bytes(chunks))) {
+      return failed_precondition("tcp transport: a device read needs a staging lease of {} bytes a buffer",
+                                 staging_buffer_bytes(chunks));
     }
   }
   Json jruns = Json::array();
@@ -110,7 +130,7 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
     auto copy = [&](size_t i, uint8_t* buf) {
       return local.copier->to_device(local.block_ptr(chunks[i].first_block), buf, chunks[i].num_bytes);
     };
-    Status st = run_staged(StageDirection::kToDevice, chunks.size(), lease.buffers(), copy, read);
+    Status st = run_staged(StageDirection::kToDevice, chunks.size(), lease->buffers(), copy, read);
     if (!st.is_ok()) {
       conn->shutdown();  // the stream is mid-frame: never reuse it
       return st;

@@ -36,6 +36,14 @@ class AgentClient {
                                             const KvRegionDesc& local, bool want_checksums,
                                             const ReadContext& ctx, StagingPool* staging = nullptr);
 
+  // The same over one pooled connection, staging device KV through the
+  // caller's `lease` (device regions; chunks of at most chunk_bytes, which
+  // the lease's buffers must hold). The multi-stream read runs one per part.
+  Result<std::vector<uint64_t>> read_blocks_leased(const std::vector<BlockRun>& runs,
+                                                   const KvRegionDesc& local, bool want_checksums,
+                                                   const ReadContext& ctx, const StagingPool::Lease* lease,
+                                                   size_t chunk_bytes);
+
   std::string address() const { return host_ + ":" + std::to_string(port_); }
 
  private:

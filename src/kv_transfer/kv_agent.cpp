@@ -109,12 +109,14 @@ void KvAgent::accept_next() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       reap_finished();
+      ++stats_.num_connections;
       ConnSlot& slot = conns_.emplace_back();
       slot.conn = std::make_unique<Connection>(std::move(io), std::move(socket), peer);
       Connection* conn = slot.conn.get();
       ConnSlot* slot_ptr = &slot;
       slot.thread = std::thread([this, conn, slot_ptr] {
         serve_connection(conn);
+        conn->shutdown();  // the reader sees EOF now, not when the slot is reaped
         slot_ptr->finished = true;
       });
     }

@@ -50,6 +50,7 @@ struct KvAgentStats {
   uint64_t num_reads = 0;
   uint64_t num_done = 0;
   uint64_t num_errors = 0;
+  uint64_t num_connections = 0;  // accepted, ever
 };
 
 class KvAgent {

@@ -102,6 +102,12 @@ void StagingPool::release(Pair* pair) {
 }
 
 Result<StagingPool::Lease> StagingPool::acquire(size_t num_bytes, const ReadContext& ctx) {
+  return acquire_impl(num_bytes, &ctx);
+}
+
+Result<StagingPool::Lease> StagingPool::try_acquire(size_t num_bytes) { return acquire_impl(num_bytes, nullptr); }
+
+Result<StagingPool::Lease> StagingPool::acquire_impl(size_t num_bytes, const ReadContext* wait_ctx) {
   if (num_bytes == 0) return invalid_argument("staging pool: a lease of zero bytes");
   std::unique_lock<std::mutex> lock(mu_);
   bool waited = false;
@@ -142,6 +148,10 @@ Result<StagingPool::Lease> StagingPool::acquire(size_t num_bytes, const ReadCont
       stats_.num_pinned_fallbacks += (pair->from_copier[0] ? 0 : 1) + (pair->from_copier[1] ? 0 : 1);
       return Lease(this, pair);
     }
+    if (wait_ctx == nullptr) {
+      return resource_exhausted("all {} KV staging pairs are in use", max_pairs_);
+    }
+    const ReadContext& ctx = *wait_ctx;
     if (ctx.is_cancelled()) return aborted("KV transfer cancelled while waiting for a staging buffer");
     if (ctx.expired()) {
       return deadline_exceeded("KV transfer timed out waiting for a staging buffer (all {} pairs in use)",

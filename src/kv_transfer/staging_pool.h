@@ -78,6 +78,8 @@ class StagingPool {
   // if it fits, else a new one while fewer than max_pairs exist (an idle pair
   // too small is replaced), else waits for one to come back.
   Result<Lease> acquire(size_t num_bytes, const ReadContext& ctx);
+  // The same without waiting: RESOURCE_EXHAUSTED when acquire() would wait.
+  Result<Lease> try_acquire(size_t num_bytes);
 
   size_t buffer_bytes() const { return buffer_bytes_; }
   int max_pairs() const { return max_pairs_; }
@@ -90,6 +92,7 @@ class StagingPool {
     size_t num_bytes = 0;
   };
 
+  Result<Lease> acquire_impl(size_t num_bytes, const ReadContext* wait_ctx);  // null: never wait
   Result<std::unique_ptr<Pair>> allocate_pair(size_t num_bytes);  // without mu_
   void free_pair(Pair& pair);
   void release(Pair* pair);

@@ -1,6 +1,9 @@
 // TcpTransport: host-staged, any two hosts. The serving side's KV agent
-// streams the requested blocks over one TCP connection (a gathered write
-// straight from its region); this side reads them straight into its blocks
+// streams the requested blocks over a TCP connection (a gathered write
+// straight from its region); a read larger than min_stream_bytes is split
+// into up to num_streams parts of whole blocks, each over its own connection,
+// all at once (multi_stream_read.h: one stream rarely fills a fast NIC, nor
+// loopback). This side reads them straight into its blocks
 // (device regions go through KvRegionDesc::copier, staged through host
 // buffers from one StagingPool that every link of this transport shares, so
 // they live across transfers and are pinned when the copier can pin). No
@@ -17,6 +20,8 @@ namespace baton {
 struct TcpTransportOptions {
   size_t staging_bytes = 16u << 20;  // device regions: host staging per chunk
   int max_staging_pairs = 8;         // concurrent device reads staged at once; more wait
+  int num_streams = 4;               // parallel TCP connections a large read is split over
+  size_t min_stream_bytes = 8u << 20;  // reads of at most this many bytes use one stream
 };
 
 class TcpTransport : public Transport {
