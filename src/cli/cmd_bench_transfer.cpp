@@ -29,6 +29,7 @@
 #include "kv_transfer/bandwidth.h"
 #include "kv_transfer/bench_util.h"
 #include "kv_transfer/shm_buffer.h"
+#include "kv_transfer/tcp_transport.h"
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
 #ifdef BATON_HAVE_KV_CUDA
@@ -50,11 +51,13 @@ struct Options {
   std::string dtype = "bf16";
   std::string device = "cpu";
   bool checksum_every_read = false;
+  int tcp_streams = TcpTransportOptions{}.num_streams;  // the reading side's parallel connections
   std::string json_path;
 };
 
 struct Row {
   std::string transport;
+  int tcp_streams = 0;  // tcp only
   int tokens = 0;
   int64_t num_blocks = 0;
   size_t num_runs = 0;
@@ -80,8 +83,15 @@ KvRegionDesc shape(const Options& o, KvDType dtype, int64_t num_blocks) {
 }
 
 Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport,
-                                                    const std::string& id) {
-  BATON_ASSIGN_OR_RETURN(auto t, make_transport(transport));
+                                                    const std::string& id, int tcp_streams) {
+  std::unique_ptr<Transport> t;
+  if (transport == "tcp") {
+    TcpTransportOptions topts;
+    topts.num_streams = tcp_streams;
+    t = std::make_unique<TcpTransport>(topts);
+  } else {
+    BATON_ASSIGN_OR_RETURN(t, make_transport(transport));
+  }
   TransferEngineOptions opts;
   opts.engine_id = id;
   opts.default_timeout_ms = 120000;
@@ -103,7 +113,7 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
     region.base = (*buf)->data();
     region.shm_name = (*buf)->name();
     fill_pattern(region.base, region.total_bytes(), 42);
-    auto e = make_engine(transport, "bench-prefill");
+    auto e = make_engine(transport, "bench-prefill", 1);  // the serving side reads nothing
     if (e.is_ok() && (*e)->register_memory(region).is_ok() && (*e)->start_agent(nullptr).is_ok()) {
       port = (*e)->agent_port();
       engine = std::move(e).value();
@@ -141,6 +151,7 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
   const KvRegionDesc s = shape(o, dtype, n);
   Row row;
   row.transport = transport;
+  if (transport == "tcp") row.tcp_streams = o.tcp_streams;
   row.tokens = tokens;
   row.num_blocks = n;
   row.num_bytes = s.total_bytes();
@@ -155,7 +166,7 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
     KvRegionDesc src = s;
     src.base = src_mem.data();
     fill_pattern(src.base, src.total_bytes(), 42);
-    BATON_ASSIGN_OR_RETURN(prefill, make_engine(transport, "bench-prefill"));
+    BATON_ASSIGN_OR_RETURN(prefill, make_engine(transport, "bench-prefill", o.tcp_streams));
     BATON_RETURN_IF_ERROR(prefill->register_memory(src));
     BATON_RETURN_IF_ERROR(prefill->start_agent(nullptr));
     port = prefill->agent_port();
@@ -182,7 +193,7 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
   std::vector<uint8_t> dst_mem(s.total_bytes(), 0);  // touched: pages faulted in
   KvRegionDesc dst = s;
   dst.base = dst_mem.data();
-  BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode"));
+  BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode", o.tcp_streams));
   BATON_RETURN_IF_ERROR(decode->register_memory(dst));
   BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer(host, port));
   const std::vector<int64_t> remote = scattered_block_ids(n, 1);
@@ -217,18 +228,21 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
 }
 
 Json row_json(const Row& r) {
-  return Json{{"transport", r.transport},   {"tokens", r.tokens},
+  Json j{{"transport", r.transport},   {"tokens", r.tokens},
               {"num_blocks", r.num_blocks}, {"num_runs", r.num_runs},
               {"bytes", r.num_bytes},       {"best_ms", r.best_s * 1e3},
               {"median_ms", r.median_s * 1e3}, {"gbps", r.gbps()},
               {"median_gbps", r.median_gbps()}, {"ceiling", r.ceiling_name},
               {"ceiling_gbps", r.ceiling_gbps},
               {"pct_of_ceiling", 100.0 * r.gbps() / r.ceiling_gbps}};
+  if (r.tcp_streams > 0) j["tcp_streams"] = r.tcp_streams;
+  return j;
 }
 
 void print_row(const Row& r) {
   std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f} {:>8.2f}  {:>5.1f}% of {}\n",
-                           r.transport, r.tokens, r.num_blocks, r.num_runs,
+                           r.tcp_streams > 0 ? fmt::format("{}x{}", r.transport, r.tcp_streams) : r.transport,
+                           r.tokens, r.num_blocks, r.num_runs,
                            static_cast<double>(r.num_bytes) / (1 << 20), r.best_s * 1e3,
                            r.median_s * 1e3, r.gbps(), r.median_gbps(), r.ceiling_gbps,
                            100.0 * r.gbps() / r.ceiling_gbps, r.ceiling_name);
@@ -251,7 +265,11 @@ int run_cpu(const Options& o, KvDType dtype) {
   // its timed transfers (same size, up to 512 MiB for memcpy and 1 GiB for
   // loopback TCP), and the best of each is compared.
   std::cout << "ceilings, measured interleaved with each row's transfers: memcpy (1 thread, "
-               "pre-faulted buffers), loopback TCP (one plain socket stream, 4 MiB writes)\n\n";
+               "pre-faulted buffers), loopback TCP (as many plain socket streams at once as tcp uses, "
+               "4 MiB writes)\n";
+  std::cout << fmt::format("tcp reads: up to {} parallel connection(s) (tcpxN), one stream for reads of at most {} "
+                           "MiB\n\n",
+                           o.tcp_streams, TcpTransportOptions{}.min_stream_bytes >> 20);
   std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n",
                            "transport", "tokens", "blocks", "runs", "MiB", "best_ms", "med_ms",
                            "GB/s", "med_GB/s", "ceil_GB/s", "best vs ceiling");
@@ -261,7 +279,9 @@ int run_cpu(const Options& o, KvDType dtype) {
       const size_t bytes = static_cast<size_t>((tokens + o.block_size - 1) / o.block_size) *
                            one.block_bytes;
       auto ceiling = [&]() -> Result<double> {
-        if (t == "tcp") return measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1);
+        if (t == "tcp") {
+          return measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1, o.tcp_streams);
+        }
         return measure_memcpy_gbps(std::min<size_t>(bytes, 512u << 20), 2);
       };
       auto row = bench_one(o, dtype, t, tokens, ceiling);
@@ -270,7 +290,7 @@ int run_cpu(const Options& o, KvDType dtype) {
                                  row.status().to_string());
         return 1;
       }
-      row->ceiling_name = t == "tcp" ? "loopback TCP" : "memcpy";
+      row->ceiling_name = t == "tcp" ? fmt::format("loopback TCP x{}", o.tcp_streams) : "memcpy";
       print_row(*row);
       rows.push_back(row_json(*row));
     }
@@ -310,8 +330,12 @@ baton::cli::RunFn setup(CLI::App& sub) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_flag("--checksum", o->checksum_every_read,
                "Verify xxHash64 per block on every timed read (the warm-up always does)");
+  CLI::Option* streams_opt =
+      sub.add_option("--tcp-streams", o->tcp_streams,
+                     "tcp: parallel connections one large read is split over (default the transport's)")
+          ->check(CLI::Range(1, 64));
   sub.add_option("--json", o->json_path, "Also write the results as JSON here");
-  return [o, transports_opt]() -> int {
+  return [o, transports_opt, streams_opt]() -> int {
     auto dtype = parse_kv_dtype(o->dtype);
     if (!dtype.is_ok()) {
       std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
@@ -324,6 +348,12 @@ baton::cli::RunFn setup(CLI::App& sub) {
       }
     }
     if (o->device == "cuda") {
+      if (streams_opt->count() > 0 && o->tcp_streams != TcpTransportOptions{}.num_streams) {
+        std::cerr << "bench-transfer: --tcp-streams is not yet passed to the --device cuda benchmark (it uses the "
+                     "default, "
+                  << TcpTransportOptions{}.num_streams << ")\n";
+        return 2;
+      }
 #ifdef BATON_HAVE_KV_CUDA
       CudaTransferBenchOptions co;
       co.tokens = o->tokens;
