@@ -22,7 +22,7 @@ constexpr int64_t kNumBlocks = 256;  // small_shape blocks
 
 // Host memory standing in for device memory. The serving side's copies can
 // be made to fail (a chunk holding `fail_block`) or to stall until the gate
-// opens (every other chunk, while `stall` is set).
+// opens (every other chunk, while `stall` is set, unless never_stall).
 class GateCopier : public DeviceCopier {
  public:
   explicit GateCopier(const TestRegion* region) : region_(region) {}
@@ -32,7 +32,7 @@ class GateCopier : public DeviceCopier {
     const int64_t count = static_cast<int64_t>(n / region_->desc().block_bytes);
     const int64_t fail = fail_block.load();
     if (fail >= first && fail < first + count) return internal_error("injected copy fault at block {}", fail);
-    if (stall.load()) {
+    if (stall.load() && !(first < static_cast<int64_t>(never_stall.size()) && never_stall[first] != 0)) {
       ++num_stalled;
       const auto until = SteadyClock::now() + std::chrono::seconds(20);
       while (stall.load() && SteadyClock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -47,6 +47,7 @@ class GateCopier : public DeviceCopier {
   std::atomic<int64_t> fail_block{-1};
   std::atomic<bool> stall{false};
   std::atomic<int> num_stalled{0};
+  std::vector<char> never_stall;  // by block id: chunks starting there never stall (set before a read)
 
  private:
   const TestRegion* region_;
@@ -230,12 +231,14 @@ class MultiStreamFaultTest : public ::testing::Test {
   uint64_t connections_after_recovery_ = 0;
 };
 
-// The serving side fails the third stream's first chunk while the other
+// The serving side fails a chunk in the middle of the third stream while the other
 // three streams are stalled mid-read: the read fails at once naming that
 // stream, instead of waiting for the stalled ones.
 TEST_F(MultiStreamFaultTest, OnePartFailingFailsTheWholeRead) {
   ASSERT_TRUE(read_and_wait(*decode_, remote_, local_, false).is_ok());  // connections pooled
-  src_copier_.fail_block = remote_[32];  // the first block of part 3 of 4 (64 blocks)
+  src_copier_.fail_block = remote_[41];  // the 10th of part 3's 16 blocks: several chunks in
+  src_copier_.never_stall.assign(kNumBlocks, 0);
+  for (int i = 32; i < 48; ++i) src_copier_.never_stall[remote_[i]] = 1;  // part 3 runs up to the fault
   src_copier_.stall = true;
   Stopwatch sw;
   Status st = read_and_wait(*decode_, remote_, local_, false);
@@ -264,6 +267,28 @@ TEST_F(MultiStreamFaultTest, CancelStopsEveryStream) {
   EXPECT_EQ(st.code(), StatusCode::kAborted) << st.to_string();
   EXPECT_LT(sw.elapsed_ms(), 2000.0);
   ASSERT_NO_FATAL_FAILURE(expect_recovers());
+}
+
+// The serving engine goes away while all four streams are mid-read: the
+// read fails (peer closed), never hangs.
+TEST_F(MultiStreamFaultTest, PeerGoneMidReadFailsTheRead) {
+  src_copier_.stall = true;
+  auto h = decode_->read_blocks("prefill-m", remote_, local_);
+  ASSERT_TRUE(h.is_ok());
+  const auto until = SteadyClock::now() + std::chrono::seconds(5);
+  while (src_copier_.num_stalled.load() < 4 && SteadyClock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  // The agent shuts its connections down, then waits for its serving
+  // threads, which the gate holds until the read has failed.
+  std::thread stopper([&] { prefill_.reset(); });
+  Stopwatch sw;
+  Status st = (*h)->wait(5000);
+  src_copier_.stall = false;
+  stopper.join();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.to_string();
+  EXPECT_LT(sw.elapsed_ms(), 2000.0);
+  EXPECT_NE(st.message().find("tcp stream"), std::string::npos) << st.to_string();
 }
 
 TEST_F(MultiStreamFaultTest, DeadlineStopsEveryStream) {
