@@ -55,6 +55,9 @@ if [ "${TCP_CHECK:-0}" = 1 ]; then
   timeout 180 "$B" bench-transfer --device cuda --tokens 1024,8192 --transports cuda_ipc,tcp \
       --json "$FINAL/bench-transfer-cuda.json" > "$FINAL/bench-transfer-cuda.log" 2>&1
   echo "bench-transfer: exit $?"; grep -E "^(transport|cuda_ipc|tcp)|pinned|ceiling" "$FINAL/bench-transfer-cuda.log" | head -20
+  timeout 120 "$B" bench-transfer --device cuda --tokens 8192 --transports tcp --tcp-streams 1 \
+      --json "$FINAL/bench-transfer-cuda-tcp1.json" > "$FINAL/bench-transfer-cuda-tcp1.log" 2>&1
+  echo "bench-transfer, one tcp stream: exit $?"; grep -E "^tcp" "$FINAL/bench-transfer-cuda-tcp1.log" | head -4
 fi
 
 "$B" sweep "$EXPERIMENT" --out "$SWEEP" --plan "$@" 2>&1 | tail -n 40

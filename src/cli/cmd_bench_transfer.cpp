@@ -330,12 +330,11 @@ baton::cli::RunFn setup(CLI::App& sub) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_flag("--checksum", o->checksum_every_read,
                "Verify xxHash64 per block on every timed read (the warm-up always does)");
-  CLI::Option* streams_opt =
-      sub.add_option("--tcp-streams", o->tcp_streams,
-                     "tcp: parallel connections one large read is split over (default the transport's)")
-          ->check(CLI::Range(1, 64));
+  sub.add_option("--tcp-streams", o->tcp_streams,
+                 "tcp: parallel connections one large read is split over (default the transport's)")
+      ->check(CLI::Range(1, 64));
   sub.add_option("--json", o->json_path, "Also write the results as JSON here");
-  return [o, transports_opt, streams_opt]() -> int {
+  return [o, transports_opt]() -> int {
     auto dtype = parse_kv_dtype(o->dtype);
     if (!dtype.is_ok()) {
       std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
@@ -348,18 +347,13 @@ baton::cli::RunFn setup(CLI::App& sub) {
       }
     }
     if (o->device == "cuda") {
-      if (streams_opt->count() > 0 && o->tcp_streams != TcpTransportOptions{}.num_streams) {
-        std::cerr << "bench-transfer: --tcp-streams is not yet passed to the --device cuda benchmark (it uses the "
-                     "default, "
-                  << TcpTransportOptions{}.num_streams << ")\n";
-        return 2;
-      }
 #ifdef BATON_HAVE_KV_CUDA
       CudaTransferBenchOptions co;
       co.tokens = o->tokens;
       co.repeats = o->repeats;
       co.region = shape(*o, *dtype, 0);
       co.json_path = o->json_path;
+      co.tcp_streams = o->tcp_streams;
       if (transports_opt->count() > 0) co.transports = o->transports;
       return run_cuda_transfer_bench(co);
 #else

@@ -27,7 +27,8 @@ namespace {
 
 constexpr uint64_t kSeed = 42;
 
-Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport, const std::string& id) {
+Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport, const std::string& id,
+                                                   int tcp_streams) {
   TransferEngineOptions opts;
   opts.engine_id = id;
   opts.num_workers = 1;
@@ -37,7 +38,9 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
   if (transport == "cuda_ipc") {
     t = std::make_unique<CudaIpcTransport>();
   } else if (transport == "tcp") {
-    t = std::make_unique<TcpTransport>();
+    TcpTransportOptions topts;
+    topts.num_streams = tcp_streams;
+    t = std::make_unique<TcpTransport>(topts);
   } else {
     return invalid_argument("unknown transport '{}' (cuda_ipc, tcp)", transport);
   }
@@ -78,7 +81,7 @@ Status fill_device(uint8_t* dev, size_t num_bytes) {
       copier = std::make_unique<CudaDeviceCopier>(o.src_device);
       region.copier = copier.get();
     }
-    auto e = make_engine(transport, "bench-prefill-" + transport);
+    auto e = make_engine(transport, "bench-prefill-" + transport, o.tcp_streams);
     if (e.is_ok()) st = (*e)->register_memory(region);
     else st = e.status();
     if (st.is_ok()) st = (*e)->start_agent(nullptr);
@@ -272,7 +275,7 @@ Status run(const CudaTransferBenchOptions& o) {
     }
     KvRegionDesc local = dst;
     if (transport == "tcp") local.copier = &copier;
-    BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode-" + transport));
+    BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode-" + transport, o.tcp_streams));
     BATON_RETURN_IF_ERROR(decode->register_memory(local));
     BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer("127.0.0.1", servers[t]->port));
     for (int tokens : o.tokens) {
@@ -294,7 +297,8 @@ Status run(const CudaTransferBenchOptions& o) {
       for (int r = 0; r < std::max(1, o.repeats); ++r) {
         if (transport == "tcp") {
           // Measured before each timed read, so both see the same load.
-          BATON_ASSIGN_OR_RETURN(double g, measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1));
+          BATON_ASSIGN_OR_RETURN(double g, measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1,
+                                                                     o.tcp_streams));
           ceiling_gbps = std::max(ceiling_gbps, g);
         }
         BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local_ids, {}));
@@ -302,7 +306,7 @@ Status run(const CudaTransferBenchOptions& o) {
         times.push_back(h->elapsed_s());
       }
       std::sort(times.begin(), times.end());
-      std::string ceiling = "loopback TCP";
+      std::string ceiling = fmt::format("loopback TCP x{}", o.tcp_streams);  // as many sockets as the read uses
       if (transport == "cuda_ipc") {
         ceiling = "cudaMemcpyPeer";
         BATON_ASSIGN_OR_RETURN(double peer_s, time_peer_copy(ceil_dst, dst_device, ceil_src, o.src_device, bytes,
@@ -311,14 +315,16 @@ Status run(const CudaTransferBenchOptions& o) {
       }
       const double gbps = static_cast<double>(bytes) / times.front() / 1e9;
       std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.3f} {:>9.3f} {:>8.2f} {:>10.2f}  {:>5.1f}% of {}\n",
-                               transport, tokens, n, runs.size(), static_cast<double>(bytes) / (1 << 20),
+                               transport == "tcp" ? fmt::format("tcpx{}", o.tcp_streams) : transport, tokens, n,
+                               runs.size(), static_cast<double>(bytes) / (1 << 20),
                                times.front() * 1e3, times[times.size() / 2] * 1e3, gbps, ceiling_gbps,
                                100.0 * gbps / ceiling_gbps, ceiling);
       rows.push_back(Json{{"transport", transport}, {"tokens", tokens}, {"num_blocks", n},
                           {"num_runs", runs.size()}, {"bytes", bytes}, {"best_ms", times.front() * 1e3},
                           {"median_ms", times[times.size() / 2] * 1e3}, {"gbps", gbps}, {"ceiling", ceiling},
                           {"ceiling_gbps", ceiling_gbps}, {"pct_of_ceiling", 100.0 * gbps / ceiling_gbps},
-                          {"gpu", prop.name}, {"src_device", o.src_device}, {"dst_device", dst_device}});
+                          {"gpu", prop.name}, {"src_device", o.src_device}, {"dst_device", dst_device},
+                          {"tcp_streams", transport == "tcp" ? o.tcp_streams : 0}});
     }
     BATON_RETURN_IF_ERROR(decode->notify_done(peer.engine_id, "bench"));
   }

@@ -13,6 +13,8 @@
 
 #include "kv_transfer/kv_region.h"
 
+#include "kv_transfer/tcp_transport.h"
+
 namespace baton {
 
 struct CudaTransferBenchOptions {
@@ -22,6 +24,7 @@ struct CudaTransferBenchOptions {
   KvRegionDesc region;  // shape only (num_blocks and base unused)
   int src_device = 0;
   int dst_device = 1;  // falls back to src_device when it is not visible
+  int tcp_streams = TcpTransportOptions{}.num_streams;  // tcp: the reading side's parallel connections
   std::string json_path;
 };
 
