@@ -71,9 +71,10 @@ baton::cli::RunFn setup(CLI::App& sub) {
           const std::string per_trial = w.options.num_requests > 0
                                             ? fmt::format("{} requests/trial", w.options.num_requests)
                                             : fmt::format("{:g} s of arrivals/trial", w.options.duration_s);
-          std::cout << fmt::format("  {:<24} {:<8} slo {}; {}, start {} req/s, {} trials at most\n",
+          std::cout << fmt::format("  {:<24} {:<8} slo {}; {}, start {} {}, {} trials at most\n",
                                    w.name, done ? "on disk" : (partial ? "part" : "to run"), w.slo_text, per_trial,
-                                   fmt::format("{:.3g}", search->start_rate), search->max_trials);
+                                   fmt::format("{:.3g}", search->start_rate), baton::bench::rate_unit(w.options.kind),
+                                   search->max_trials);
         }
       }
       return 0;
