@@ -150,6 +150,67 @@ TEST(CudaTcpStaging, ScatteredBlocksByteExactBetweenGpuRegions) {
   EXPECT_EQ(dst_copier.num_frees.load(), 2);
 }
 
+// A read past the transport's min_stream_bytes (8 MiB) is split over several
+// TCP connections, each staging through its own pinned pair: 24 MiB of
+// scattered blocks, byte-exact, in as many requests as streams.
+TEST(CudaTcpStaging, LargeReadSplitOverStreamsByteExact) {
+  BATON_REQUIRE_GPU();
+  ASSERT_CUDA_OK(cudaSetDevice(0));
+  constexpr int64_t kBlocks = 1024;  // 32 MiB of 32 KiB blocks
+  CountingCudaCopier src_copier(0), dst_copier(0);
+  const KvRegionDesc shape = gpu_region(nullptr, kBlocks, nullptr);
+  const size_t block_bytes = shape.block_bytes;
+  const size_t total = shape.total_bytes();
+  DeviceMemory src_mem, dst_mem;
+  ASSERT_CUDA_OK(cudaMalloc(&src_mem.ptr, total));
+  ASSERT_CUDA_OK(cudaMalloc(&dst_mem.ptr, total));
+  std::vector<uint8_t> src_host(total);
+  std::mt19937_64 rng(99);
+  for (size_t i = 0; i + 8 <= total; i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(&src_host[i], &v, 8);
+  }
+  ASSERT_CUDA_OK(cudaMemcpy(src_mem.ptr, src_host.data(), total, cudaMemcpyHostToDevice));
+  ASSERT_CUDA_OK(cudaMemset(dst_mem.ptr, 0xCD, total));
+  ASSERT_CUDA_OK(cudaDeviceSynchronize());
+  {
+    auto prefill = tcp_engine("gpu-prefill-big", 1u << 20);
+    ASSERT_TRUE(prefill->register_memory(gpu_region(src_mem.ptr, kBlocks, &src_copier)).is_ok());
+    ASSERT_TRUE(prefill->start_agent(nullptr).is_ok());
+    auto decode = tcp_engine("gpu-decode-big", 1u << 20);
+    ASSERT_TRUE(decode->register_memory(gpu_region(dst_mem.ptr, kBlocks, &dst_copier)).is_ok());
+    ASSERT_TRUE(decode->connect_peer("127.0.0.1", prefill->agent_port()).is_ok());
+    // 768 blocks (24 MiB): remote in a scattered order, local shuffled.
+    std::vector<int64_t> perm(kBlocks);
+    for (int64_t i = 0; i < kBlocks; ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    std::vector<int64_t> remote, local;
+    for (int64_t i = 0; i < 768; ++i) {
+      remote.push_back((i * 131) % kBlocks);
+      local.push_back(perm[i]);
+    }
+    auto h = decode->read_blocks("gpu-prefill-big", remote, local);
+    ASSERT_TRUE(h.is_ok()) << h.status().to_string();
+    ASSERT_TRUE((*h)->wait(60000).is_ok()) << (*h)->status().to_string();
+    std::vector<uint8_t> got(total);
+    ASSERT_CUDA_OK(cudaMemcpy(got.data(), dst_mem.ptr, total, cudaMemcpyDeviceToHost));
+    std::vector<bool> written(kBlocks, false);
+    for (size_t i = 0; i < remote.size(); ++i) {
+      written[local[i]] = true;
+      ASSERT_EQ(std::memcmp(&got[local[i] * block_bytes], &src_host[remote[i] * block_bytes], block_bytes), 0)
+          << "remote block " << remote[i] << " -> local block " << local[i];
+    }
+    for (int64_t b = 0; b < kBlocks; ++b) {
+      if (!written[b]) ASSERT_EQ(got[b * block_bytes], 0xCD) << "block " << b << " was not asked for";
+    }
+    // More than one stream (each a pinned pair, 2 buffers) on the reading side, at most the default 4.
+    EXPECT_GT(dst_copier.num_allocs.load(), 2);
+    EXPECT_LE(dst_copier.num_allocs.load(), 2 * TcpTransportOptions{}.num_streams);
+  }
+  EXPECT_EQ(dst_copier.num_frees.load(), dst_copier.num_allocs.load());
+  EXPECT_EQ(src_copier.num_frees.load(), src_copier.num_allocs.load());
+}
+
 TEST(CudaTcpStaging, CopierPinsAndCopiesConcurrently) {
   BATON_REQUIRE_GPU();
   CudaDeviceCopier copier(0);
