@@ -8,7 +8,6 @@
 // deployment; local runs both engines in this process. Block ids are
 // scattered (runs of 1..16 consecutive blocks, shuffled) on both sides.
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -130,18 +129,6 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
   ::_exit(0);
 }
 
-struct Child {
-  pid_t pid = -1;
-  int stop_fd = -1;
-  ~Child() {
-    if (stop_fd >= 0) ::close(stop_fd);
-    if (pid > 0) {
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-    }
-  }
-};
-
 // `ceiling_gbps()` measures the row's ceiling once; it is called before
 // every timed transfer, so that under a varying load both see the same
 // conditions (best of each is reported).
@@ -158,7 +145,7 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
 
   std::vector<uint8_t> src_mem;
   std::unique_ptr<TransferEngine> prefill;
-  Child child;
+  std::unique_ptr<ForkedServer> child;  // the serving side of shm and tcp
   std::string host = "127.0.0.1";
   int port = 0;
   if (transport == "local") {
@@ -171,23 +158,9 @@ Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transp
     BATON_RETURN_IF_ERROR(prefill->start_agent(nullptr));
     port = prefill->agent_port();
   } else {
-    int port_pipe[2], stop_pipe[2];
-    if (::pipe(port_pipe) != 0 || ::pipe(stop_pipe) != 0) return internal_error("pipe failed");
-    std::cout.flush();
-    const pid_t pid = ::fork();
-    if (pid < 0) return internal_error("fork failed: {}", std::strerror(errno));
-    if (pid == 0) {
-      ::close(port_pipe[0]);
-      ::close(stop_pipe[1]);
-      child_serve(transport, s, port_pipe[1], stop_pipe[0]);
-    }
-    ::close(port_pipe[1]);
-    ::close(stop_pipe[0]);
-    child.pid = pid;
-    child.stop_fd = stop_pipe[1];
-    if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) port = -1;
-    ::close(port_pipe[0]);
-    if (port <= 0) return unavailable("the serving child process failed to start ({})", transport);
+    BATON_ASSIGN_OR_RETURN(child, fork_server([&](int port_fd, int stop_fd) { child_serve(transport, s, port_fd, stop_fd); },
+                                              {}, transport));
+    port = child->port;
   }
 
   std::vector<uint8_t> dst_mem(s.total_bytes(), 0);  // touched: pages faulted in

@@ -1,7 +1,6 @@
 #include "kv_transfer/cuda/cuda_transfer_bench.h"
 
 #include <cuda_runtime.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,40 +101,15 @@ Status fill_device(uint8_t* dev, size_t num_bytes) {
   ::_exit(0);
 }
 
-struct Child {
-  pid_t pid = -1;
-  int stop_fd = -1;
-  int port = -1;
-  ~Child() {
-    if (stop_fd >= 0) ::close(stop_fd);
-    if (pid > 0) ::waitpid(pid, nullptr, 0);
-  }
-};
-
 // `earlier`: the servers already forked; the new child closes its copies of
 // their stop pipes, or they would never see end-of-file.
-Result<std::unique_ptr<Child>> fork_server(const CudaTransferBenchOptions& o, const std::string& transport,
-                                           int64_t num_blocks, const std::vector<std::unique_ptr<Child>>& earlier) {
-  int port_pipe[2], stop_pipe[2];
-  if (::pipe(port_pipe) != 0 || ::pipe(stop_pipe) != 0) return internal_error("pipe failed");
-  std::cout.flush();
-  const pid_t pid = ::fork();
-  if (pid < 0) return internal_error("fork failed: {}", std::strerror(errno));
-  if (pid == 0) {
-    ::close(port_pipe[0]);
-    ::close(stop_pipe[1]);
-    for (const auto& e : earlier) ::close(e->stop_fd);
-    child_serve(o, transport, num_blocks, port_pipe[1], stop_pipe[0]);
-  }
-  ::close(port_pipe[1]);
-  ::close(stop_pipe[0]);
-  auto child = std::make_unique<Child>();
-  child->pid = pid;
-  child->stop_fd = stop_pipe[1];
-  if (::read(port_pipe[0], &child->port, sizeof(child->port)) != sizeof(child->port)) child->port = -1;
-  ::close(port_pipe[0]);
-  if (child->port <= 0) return unavailable("the serving GPU process for {} failed to start", transport);
-  return child;
+Result<std::unique_ptr<ForkedServer>> fork_gpu_server(const CudaTransferBenchOptions& o, const std::string& transport,
+                                                      int64_t num_blocks,
+                                                      const std::vector<std::unique_ptr<ForkedServer>>& earlier) {
+  std::vector<int> inherited;
+  for (const auto& e : earlier) inherited.push_back(e->stop_fd);
+  return fork_server([&](int port_fd, int stop_fd) { child_serve(o, transport, num_blocks, port_fd, stop_fd); },
+                     inherited, "GPU " + transport);
 }
 
 // Best-of-repeats seconds of one cudaMemcpyPeerAsync of num_bytes.
@@ -209,9 +183,9 @@ Status run(const CudaTransferBenchOptions& o) {
   const size_t block_bytes = o.region.block_bytes;
 
   // Every serving process is forked before this process touches CUDA.
-  std::vector<std::unique_ptr<Child>> servers;
+  std::vector<std::unique_ptr<ForkedServer>> servers;
   for (const auto& t : o.transports) {
-    BATON_ASSIGN_OR_RETURN(auto child, fork_server(o, t, n_max, servers));
+    BATON_ASSIGN_OR_RETURN(auto child, fork_gpu_server(o, t, n_max, servers));
     servers.push_back(std::move(child));
   }
 
