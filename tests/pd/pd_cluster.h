@@ -32,9 +32,12 @@
 
 namespace baton::pd_test {
 
+// Emptied first: an earlier test process with the same pid left its logs
+// there, and a stale "listening on" line would name a dead server's port.
 inline std::string tmp_dir() {
   static const std::string dir = [] {
     std::string d = "/tmp/baton_pd_test_" + std::to_string(getpid());
+    std::filesystem::remove_all(d);
     std::filesystem::create_directories(d);
     return d;
   }();
@@ -59,9 +62,11 @@ class Proc {
     p->log_path_ = tmp_dir() + "/proc_" + std::to_string(++counter) + "_" + args[0] + ".log";
     std::vector<std::string> argv_s = {BATON_BINARY};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
+    // Created (empty) before the fork, so that wait_listening never reads an
+    // older file of the same name.
+    int log = open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     pid_t pid = fork();
     if (pid == 0) {
-      int log = open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (log >= 0) {
         dup2(log, 1);
         dup2(log, 2);
@@ -72,6 +77,7 @@ class Proc {
       execv(argv[0], argv.data());
       _exit(127);
     }
+    if (log >= 0) close(log);
     p->pid_ = pid;
     return p;
   }

@@ -23,6 +23,7 @@ namespace baton::testing {
 inline std::string test_tmp_dir() {
   static const std::string dir = [] {
     std::string d = "/tmp/baton_server_test_" + std::to_string(getpid());
+    std::filesystem::remove_all(d);  // an earlier process with this pid may have left files
     std::filesystem::create_directories(d);
     return d;
   }();
