@@ -221,6 +221,13 @@ class MultiStreamFaultTest : public ::testing::Test {
   void expect_recovers() {
     src_copier_.fail_block = -1;
     src_copier_.stall = false;
+    // The failed read's stream threads hand their staging pairs back as they
+    // wind down; a read started before that would get fewer pairs, hence fewer
+    // streams and connections than the next one (a leaked pair fails below).
+    auto pool = dynamic_cast<const TcpTransport&>(decode_->transport()).staging();
+    for (int i = 0; i < 200 && pool->stats().num_idle != pool->stats().num_pairs; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     for (int round = 0; round < 3; ++round) {
       dst_.fill(0);
       Status st = read_and_wait(*decode_, remote_, local_, false);
@@ -229,7 +236,6 @@ class MultiStreamFaultTest : public ::testing::Test {
       if (round == 0) connections_after_recovery_ = prefill_->agent_stats().num_connections;
     }
     EXPECT_EQ(prefill_->agent_stats().num_connections, connections_after_recovery_) << "connections not reused";
-    auto pool = dynamic_cast<const TcpTransport&>(decode_->transport()).staging();
     EXPECT_EQ(pool->stats().num_idle, pool->stats().num_pairs) << "a staging pair leaked";
   }
 
