@@ -187,6 +187,10 @@ std::string format_run(const RunReport& r) {
     }
   }
   if (r.load.fell_behind) s += "  WARNING: " + r.load.warning + "\n";
+  if (r.load.stopped_early) {
+    s += fmt::format("  STOPPED EARLY (verdict certain, FAIL): {}; {} request(s) not sent, those in flight cancelled\n",
+                     r.load.stop_reason, r.load.num_not_sent);
+  }
   return s;
 }
 

@@ -178,14 +178,6 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
   return c;
 }
 
-// After a run that stopped early: what stopped it (and the end of the progress line).
-std::string stopped_line(const RunReport& r) {
-  if (!r.load.stopped_early) return "";
-  return fmt::format("\nSTOPPED EARLY (verdict certain, FAIL): {}; {} request(s) not sent, those in flight "
-                     "cancelled\n",
-                     r.load.stop_reason, r.load.num_not_sent);
-}
-
 Json config_json(const BenchArgs& a, const BenchConfig& c) {
   return Json{{"url", a.url},
               {"endpoint", a.endpoint},
@@ -257,7 +249,7 @@ int run_bench(BenchArgs a, bool rate_given) {
       trial_cfg.workload.seed = a.seed + outcome.runs.size();
       trial_cfg.workload.arrival.seed = a.seed + outcome.runs.size();
       BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(trial_cfg, rate));
-      std::cout << format_run(rep) << stopped_line(rep) << std::flush;
+      std::cout << format_run(rep) << std::flush;
       outcome.runs.push_back(std::move(rep));
       return outcome.runs.back().to_trial();
     };
@@ -299,7 +291,7 @@ int run_bench(BenchArgs a, bool rate_given) {
         std::cerr << "error: " << rep.status().to_string() << "\n";
         return 1;
       }
-      std::cout << format_run(*rep) << stopped_line(*rep) << std::flush;
+      std::cout << format_run(*rep) << std::flush;
       outcome.runs.push_back(std::move(*rep));
     }
   }

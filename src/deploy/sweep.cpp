@@ -401,10 +401,14 @@ class SweepRunner {
       c.workload.arrival.seed = c.workload.seed;
       BATON_ASSIGN_OR_RETURN(auto rep, bench::run_benchmark(c, rate));
       bench_log << "trial " << k << "\n" << bench::format_run(rep) << std::flush;
-      say(fmt::format("    {} trial {} at {:.3f} {}: {} ok, {} failed; TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms -> "
-                      "{}",
-                      tag, k, rep.target_rate, unit, rep.metrics.num_ok, rep.metrics.num_failed,
-                      rep.metrics.ttft_s.p90 * 1e3, rep.metrics.tpot_s.p90 * 1e3,
+      // A stopped trial cancelled its requests in flight: its latencies are of the few that
+      // finished (often none), so the line gives the reason instead.
+      std::string measured = rep.load.stopped_early
+                                 ? fmt::format("stopped after {:.0f} s: {}", rep.load.wall_s, rep.load.stop_reason)
+                                 : fmt::format("TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms", rep.metrics.ttft_s.p90 * 1e3,
+                                               rep.metrics.tpot_s.p90 * 1e3);
+      say(fmt::format("    {} trial {} at {:.3f} {}: {} ok, {} failed; {} -> {}", tag, k, rep.target_rate, unit,
+                      rep.metrics.num_ok, rep.metrics.num_failed, measured,
                       rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
       if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
       Json entry = trial_entry(k, rate, std::move(rep), w.slo);

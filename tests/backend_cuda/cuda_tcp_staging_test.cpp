@@ -201,7 +201,9 @@ TEST(CudaTcpStaging, LargeReadSplitOverStreamsByteExact) {
           << "remote block " << remote[i] << " -> local block " << local[i];
     }
     for (int64_t b = 0; b < kBlocks; ++b) {
-      if (!written[b]) ASSERT_EQ(got[b * block_bytes], 0xCD) << "block " << b << " was not asked for";
+      if (!written[b]) {
+        ASSERT_EQ(got[b * block_bytes], 0xCD) << "block " << b << " was not asked for";
+      }
     }
     // More than one stream (each a pinned pair, 2 buffers) on the reading side, at most the default 4.
     EXPECT_GT(dst_copier.num_allocs.load(), 2);

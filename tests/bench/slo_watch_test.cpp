@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/bench_result.h"
 #include "bench/bench_run.h"
 #include "bench/sim_server.h"
 #include "bench/slo.h"
@@ -249,6 +250,9 @@ TEST(EarlyStopTest, OverloadedTrialStopsAsSoonAsItsVerdictIsCertain) {
   EXPECT_EQ(j["slo"]["stopped_early"], true);
   EXPECT_EQ(j["client"]["stopped_early"], true);
   EXPECT_EQ(j["client"]["not_sent"], rep.load.num_not_sent);
+  // The text report (bench's output, a sweep's bench log) says why it stopped.
+  std::string text = format_run(rep);
+  EXPECT_NE(text.find("STOPPED EARLY (verdict certain, FAIL): " + rep.slo.stop_reason), std::string::npos) << text;
   // The cancelled requests closed their connections and the server dropped
   // them: a light run right after finds the slots free (a backlog left behind
   // would queue it for ~20 s).
