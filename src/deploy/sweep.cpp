@@ -18,6 +18,7 @@
 #include "bench/rate_search.h"
 #include "common/clock.h"
 #include "common/json.h"
+#include "deploy/metrics_sampler.h"
 #include "deploy/supervisor.h"
 
 namespace baton::deploy {
@@ -84,6 +85,14 @@ Json gpu_names(const std::vector<InstanceSpec>& instances) {
     names.push_back({{"instance", inst.name}, {"gpu", inst.gpu}, {"name", name}});
   }
   return names;
+}
+
+// What the sampler watches during a trial: every instance, then the router.
+std::vector<SampleTarget> sample_targets(const DeploySpec& spec, const Supervisor& sup) {
+  std::vector<SampleTarget> targets;
+  for (const auto& inst : sup.instances()) targets.push_back({inst.name, role_name(inst.role), inst.url(spec.host)});
+  targets.push_back({"router", "router", sup.endpoint()});
+  return targets;
 }
 
 Json spec_json(const ExperimentDeployment& d) {
@@ -399,8 +408,17 @@ class SweepRunner {
       bench::BenchConfig c = cfg;
       c.workload.seed = seed_base + k * 0x9e3779b97f4a7c15ULL;
       c.workload.arrival.seed = c.workload.seed;
-      BATON_ASSIGN_OR_RETURN(auto rep, bench::run_benchmark(c, rate));
-      bench_log << "trial " << k << "\n" << bench::format_run(rep) << std::flush;
+      // Each instance's queue, batch and KV over the trial, beside the client's view.
+      MetricsSampler sampler(sample_targets(d.spec, *sup),
+                             {.out_path = (fs::path(log_dir) / (w.name + ".metrics.jsonl")).string(),
+                              .tags = {{"trial", k}, {"rate", rate}}});
+      BATON_RETURN_IF_ERROR(sampler.start());
+      auto run = bench::run_benchmark(c, rate);
+      std::vector<InstanceLoad> loads = sampler.stop();
+      BATON_ASSIGN_OR_RETURN(auto rep, std::move(run));
+      bench_log << "trial " << k << "\n"
+                << bench::format_run(rep) << "  instances during the trial (" << w.name << ".metrics.jsonl):\n"
+                << format_instance_loads(loads) << std::flush;
       // A stopped trial cancelled its requests in flight: its latencies are of the few that
       // finished (often none), so the line gives the reason instead.
       std::string measured = rep.load.stopped_early
@@ -413,6 +431,7 @@ class SweepRunner {
       if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
       Json entry = trial_entry(k, rate, std::move(rep), w.slo);
       entry["gpus"] = gpus;
+      entry["run"]["instances"] = instance_loads_json(loads);  // the result file's runs[k].instances
       BATON_RETURN_IF_ERROR(append_partial(partial, entry));
       entries.push_back(std::move(entry));
       return trial_of(entries.back());

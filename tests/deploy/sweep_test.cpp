@@ -250,6 +250,29 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
     EXPECT_EQ(num_lines, 16 * (*doc)["runs"].size());
     EXPECT_NE(lines.find("\"trial\":0"), std::string::npos);
     EXPECT_TRUE(fs::exists(out / "logs" / dep / "router.log"));
+    // Each instance's load during each trial: sampled from /metrics into a timeline,
+    // summed up in the bench log and in the result's runs.
+    std::string timeline = read_all(out / "logs" / dep / "short.metrics.jsonl");
+    const size_t num_targets = std::string(dep) == "agg-1" ? 2 : 3;  // the instances and the router
+    size_t num_samples = std::count(timeline.begin(), timeline.end(), '\n');
+    EXPECT_GE(num_samples, 2 * num_targets * (*doc)["runs"].size()) << timeline;  // a first and a last round a trial
+    size_t first_nl = timeline.find('\n');
+    ASSERT_NE(first_nl, std::string::npos);
+    Json sample = Json::parse(timeline.substr(0, first_nl));
+    EXPECT_EQ(sample["trial"], 0);
+    EXPECT_TRUE(sample.contains("t_s"));
+    EXPECT_FALSE(sample.contains("error")) << sample.dump();
+    EXPECT_NE(timeline.find("\"instance\":\"router\""), std::string::npos);
+    EXPECT_NE(timeline.find("\"waiting\":"), std::string::npos);
+    EXPECT_NE(timeline.find("\"router_in_flight\":"), std::string::npos);
+    std::string bench_log = read_all(out / "logs" / dep / "short.bench.log");
+    EXPECT_NE(bench_log.find("instances during the trial (short.metrics.jsonl):"), std::string::npos) << bench_log;
+    EXPECT_NE(bench_log.find("    router (router): in flight max "), std::string::npos) << bench_log;
+    const Json& loads = (*doc)["runs"][0]["instances"];
+    ASSERT_EQ(loads.size(), num_targets) << loads.dump();
+    EXPECT_EQ(loads.back()["instance"], "router");
+    EXPECT_GE(loads[0]["samples"].get<int>(), 2);
+    EXPECT_EQ(loads[0]["failed_samples"], 0);
   }
   EXPECT_TRUE(fs::exists(out / "experiment.yaml"));
   std::string md = read_all(out / "table.md");
