@@ -71,12 +71,14 @@ Status MetricsSampler::start() {
     if (!out_) return unavailable("metrics sampler: cannot open '{}' for writing", options_.out_path);
   }
   stop_ = false;
+  started_ = true;
   start_s_ = monotonic_s();
   thread_ = std::thread([this] { loop(); });
   return Status::ok();
 }
 
 std::vector<InstanceLoad> MetricsSampler::stop() {
+  if (!started_) return {};  // never sampled: nothing to say
   if (thread_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(mu_);

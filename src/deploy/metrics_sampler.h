@@ -55,7 +55,8 @@ class MetricsSampler {
 
   // Opens the output and starts scraping (the first round at once).
   Status start();
-  // Scrapes a last round, stops, and returns each target's load, in target order.
+  // Scrapes a last round, stops, and returns each target's load, in target
+  // order (none if start() did not succeed).
   std::vector<InstanceLoad> stop();
 
   // The series a sample keeps: short name -> metric name.
@@ -74,6 +75,7 @@ class MetricsSampler {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool started_ = false;
   double start_s_ = 0;
 };
 
