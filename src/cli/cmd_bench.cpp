@@ -18,6 +18,7 @@
 #include "bench/html_report.h"
 #include "bench/rate_search.h"
 #include "bench/sim_server.h"
+#include "cli/bench_watch.h"
 #include "cli/command.h"
 #include "common/log.h"
 #include "http/http_client.h"
@@ -54,6 +55,7 @@ struct BenchArgs {
   int search_max_trials = 40;
   double search_close_margin = 0.05;
   std::string out;
+  std::string watch;  // NAME=URL,... of the instances to sample during each run
   std::string label = "default";
   std::string trace;
   std::string trace_format = "azure";
@@ -230,6 +232,11 @@ int run_bench(BenchArgs a, bool rate_given) {
     std::cerr << "error: --search needs an --slo to judge rates by\n";
     return 1;
   }
+  auto watch = cli::parse_watch_targets(a.watch);
+  if (!watch) {
+    std::cerr << "error: " << watch.status().message() << "\n";
+    return 1;
+  }
   BenchOutcome outcome;
   outcome.label = a.label;
   outcome.slo = cfg->slo;
@@ -248,9 +255,9 @@ int run_bench(BenchArgs a, bool rate_given) {
       BenchConfig trial_cfg = *cfg;
       trial_cfg.workload.seed = a.seed + outcome.runs.size();
       trial_cfg.workload.arrival.seed = a.seed + outcome.runs.size();
-      BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(trial_cfg, rate));
-      std::cout << format_run(rep) << std::flush;
-      outcome.runs.push_back(std::move(rep));
+      BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(trial_cfg, rate, *watch, a.out, outcome.runs.size()));
+      std::cout << format_run(run.report) << run.instances << std::flush;
+      outcome.runs.push_back(std::move(run.report));
       return outcome.runs.back().to_trial();
     };
     auto res = search_max_rate(trial, so);
@@ -286,13 +293,13 @@ int run_bench(BenchArgs a, bool rate_given) {
       }
     }
     for (const auto& r : rates) {
-      auto rep = run_benchmark(*cfg, r);
-      if (!rep) {
-        std::cerr << "error: " << rep.status().to_string() << "\n";
+      auto run = cli::run_watched(*cfg, r, *watch, a.out, outcome.runs.size());
+      if (!run) {
+        std::cerr << "error: " << run.status().to_string() << "\n";
         return 1;
       }
-      std::cout << format_run(*rep) << std::flush;
-      outcome.runs.push_back(std::move(*rep));
+      std::cout << format_run(run->report) << run->instances << std::flush;
+      outcome.runs.push_back(std::move(run->report));
     }
   }
   std::cout << "\n" << metric_definitions();
@@ -392,6 +399,10 @@ cli::RunFn setup(CLI::App& sub) {
                  "Repeat a trial (best of 3) when its worst target is within this fraction of its limit")
       ->capture_default_str();
   sub.add_option("--out", a->out, "Write summary.json, requests.jsonl, runs.csv, report.html here");
+  sub.add_option("--watch", a->watch,
+                 "Sample these instances' /metrics during each run and print their peaks (queue, batch, KV); "
+                 "NAME=URL or URL, comma-separated, e.g. prefill-0=http://127.0.0.1:8100,router=http://127.0.0.1:8000. "
+                 "With --out, the timeline goes to metrics.jsonl");
   sub.add_option("--label", a->label, "Deployment label for comparisons")->capture_default_str();
   sub.add_option("--trace", a->trace, "Trace file to replay (implies --workload trace)");
   sub.add_option("--trace-format", a->trace_format, "azure | mooncake")->capture_default_str();

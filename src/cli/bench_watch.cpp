@@ -1,0 +1,68 @@
+#include "cli/bench_watch.h"
+
+#include <filesystem>
+#include <iostream>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "http/url.h"
+
+namespace baton::cli {
+
+Result<std::vector<deploy::SampleTarget>> parse_watch_targets(const std::string& list) {
+  std::vector<deploy::SampleTarget> out;
+  if (list.empty()) return out;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = list.find(',', start);
+    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    deploy::SampleTarget t;
+    size_t eq = item.find('=');
+    t.url = eq == std::string::npos ? item : item.substr(eq + 1);
+    auto url = http::parse_url(t.url);
+    if (!url.is_ok()) {
+      return invalid_argument("--watch '{}': '{}' is not an http URL: {}", list, t.url, url.status().message());
+    }
+    t.name = eq == std::string::npos ? fmt::format("{}:{}", url->host, url->port) : item.substr(0, eq);
+    if (t.name.empty()) return invalid_argument("--watch '{}': '{}' has an empty name", list, item);
+    t.role = "instance";
+    for (const char* role : {"prefill", "decode", "agg", "router"}) {
+      if (t.name.rfind(role, 0) == 0) t.role = role;
+    }
+    // The sampler adds /metrics to the origin.
+    t.url = fmt::format("http://{}:{}", url->host, url->port);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+Result<WatchedRun> run_watched(const bench::BenchConfig& config, std::optional<double> rate,
+                               const std::vector<deploy::SampleTarget>& targets, const std::string& out_dir,
+                               size_t run_index) {
+  WatchedRun out;
+  if (targets.empty()) {
+    BATON_ASSIGN_OR_RETURN(out.report, bench::run_benchmark(config, rate));
+    return out;
+  }
+  deploy::MetricsSamplerOptions o;
+  if (!out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    o.out_path = (std::filesystem::path(out_dir) / "metrics.jsonl").string();
+  }
+  o.tags = {{"run", run_index}};
+  if (rate) o.tags["rate"] = *rate;
+  deploy::MetricsSampler sampler(targets, o);
+  if (Status st = sampler.start(); !st.is_ok()) std::cerr << "warning: instances not sampled: " << st.message() << "\n";
+  auto rep = bench::run_benchmark(config, rate);
+  auto loads = sampler.stop();
+  BATON_ASSIGN_OR_RETURN(out.report, std::move(rep));
+  if (!loads.empty()) {
+    out.instances = fmt::format("  instances during the run{}:\n", out_dir.empty() ? "" : " (metrics.jsonl)") +
+                    deploy::format_instance_loads(loads);
+  }
+  return out;
+}
+
+}  // namespace baton::cli
