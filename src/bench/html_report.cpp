@@ -48,6 +48,21 @@ std::string num(const Json& v, const char* f = "{:.2f}") {
   return fmt::format(fmt::runtime(f), v.get<double>());
 }
 
+// "prefill-0 12 (45%), decode-0 0 (3%)": each instance's peak queue and KV
+// usage during a run (a sweep's runs[k].instances; the router is left out).
+std::string instance_peaks(const Json& run) {
+  std::string out;
+  for (const auto& i : run.value("instances", Json::array())) {
+    if (!i.is_object() || i.value("role", "") == "router") continue;
+    if (!out.empty()) out += ", ";
+    out += esc(i.value("instance", "?")) + " ";
+    out += i.value("samples", 0) > 0 ? num(i.value("max_waiting", Json()), "{:.0f}") + " (" +
+                                           num(Json(i.value("max_kv_usage", 0.0) * 100), "{:.0f}") + "%)"
+                                     : "no sample";
+  }
+  return out.empty() ? "&ndash;" : out;
+}
+
 constexpr const char* kStyle = R"CSS(
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
@@ -197,10 +212,16 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
   h += "</div>";
   h += "<h2>Metric definitions</h2><pre>" + esc(docs.empty() ? "" : docs.front().value("metric_definitions", "")) +
        "</pre>";
+  // Runs of a sweep carry each instance's peaks (deploy/metrics_sampler.h): a column for them.
+  bool any_instances = false;
+  for (const auto& d : docs) {
+    for (const auto& r : d.value("runs", Json::array())) any_instances = any_instances || r.contains("instances");
+  }
   h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target " + unit + "</th><th>offered req/s</th>"
        "<th>done</th><th>failed</th><th>throughput req/s</th><th>output tok/s</th><th>goodput req/s</th>"
        "<th>attainment</th><th>TTFT p50/p90/p99 ms</th><th>TPOT p50/p90/p99 ms</th><th>E2E p50/p90/p99 ms</th>"
-       "<th>sched. delay p99 ms</th><th class=\"t\">SLO</th></tr>";
+       "<th>sched. delay p99 ms</th><th class=\"t\">SLO</th>" +
+       std::string(any_instances ? "<th class=\"t\">instances: waiting max (KV max)</th>" : "") + "</tr>";
   for (const auto& d : docs) {
     for (const auto& r : d.value("runs", Json::array())) {
       const auto& m = r["metrics"];
@@ -218,7 +239,7 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
            "</td><td>" + three("e2e_ms") + "</td><td>" + num(m["scheduling_delay_ms"]["p99"]) + "</td><td class=\"t " +
            (has_slo ? (sustainable ? "ok\">met" : "bad\">broken: " + esc(s.value("first_broken", ""))) : "\">&ndash;") +
            (s.value("stopped_early", false) ? " (stopped early: " + esc(s.value("stop_reason", "")) + ")" : "") +
-           "</td></tr>";
+           "</td>" + (any_instances ? "<td class=\"t\">" + instance_peaks(r) + "</td>" : "") + "</tr>";
     }
   }
   h += "</table>";

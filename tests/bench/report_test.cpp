@@ -86,6 +86,20 @@ TEST(HtmlReportTest, StoppedEarlyTrialsSaySo) {
   EXPECT_EQ(html.find("stopped early", html.find("stopped early") + 1), std::string::npos) << "only the stopped run";
 }
 
+TEST(HtmlReportTest, RunsOfASweepShowEachInstancesPeakQueue) {
+  auto plain = render_html_report({doc_for("agg", 4.0)}, "", "t");
+  EXPECT_EQ(plain.find("instances: waiting max"), std::string::npos) << "no column without instance data";
+  auto doc = doc_for("pd", 4.0);
+  doc["runs"][0]["instances"] = Json::array({
+      {{"instance", "prefill-0"}, {"role", "prefill"}, {"samples", 9}, {"max_waiting", 12}, {"max_kv_usage", 0.45}},
+      {{"instance", "decode-<0>"}, {"role", "decode"}, {"samples", 0}},
+      {{"instance", "router"}, {"role", "router"}, {"samples", 9}, {"max_in_flight", 40}},
+  });
+  auto html = render_html_report({doc}, "", "t");
+  EXPECT_NE(html.find("<th class=\"t\">instances: waiting max (KV max)</th>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"t\">prefill-0 12 (45%), decode-&lt;0&gt; no sample</td>"), std::string::npos);
+}
+
 TEST(HtmlReportTest, SelfContainedWithChartJsAndData) {
   EXPECT_GT(chart_js_source().size(), 100'000u);
   EXPECT_NE(chart_js_source().find("Chart.js v4"), std::string::npos);
