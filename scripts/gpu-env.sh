@@ -9,3 +9,15 @@ for lib in libcudart.so.13 libcublasLt.so.13; do
     [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
   fi
 done
+
+# The Llama-3.1-8B-shaped model (random weights, seed 0) the GPU examples
+# serve, written once per host into models/llama3.1-8b. $1: the baton binary,
+# $2: a folder for the log.
+ensure_gpu_model() {
+  local b=$1 logdir=$2 model=models/llama3.1-8b
+  [ -f "$model/config.json" ] && return 0
+  echo "== model ($SECONDS s)"
+  "$b" init-model --preset llama3.1-8b --out "$model" --seed 0 --tokenizer .gpu-carry/tokenizer-llama3 \
+    > "$logdir/init-model.log" 2>&1 || { echo "init-model failed"; tail "$logdir/init-model.log"; return 1; }
+  echo "model written ($SECONDS s)"
+}

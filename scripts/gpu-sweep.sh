@@ -24,7 +24,6 @@ EXPERIMENT=${EXPERIMENT:-examples/experiments/pd-vs-agg.yaml}
 NAME=$(basename "$EXPERIMENT" .yaml)
 SWEEP=/tmp/baton-sweep-$NAME
 RESULTS=docs/results/$NAME
-MODEL=models/llama3.1-8b
 
 # FRESH=1: start from nothing (no earlier results), so that every result of
 # this experiment comes from this host's cards.
@@ -37,12 +36,7 @@ fi
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv | tee "$FINAL/gpus.csv"
 nvidia-smi topo -m > "$FINAL/topo.txt" 2>&1 || true
 
-if [ ! -f "$MODEL/config.json" ]; then
-  echo "== model ($SECONDS s)"
-  "$B" init-model --preset llama3.1-8b --out "$MODEL" --seed 0 --tokenizer .gpu-carry/tokenizer-llama3 \
-    > "$FINAL/init-model.log" 2>&1 || { echo "init-model failed"; tail "$FINAL/init-model.log"; exit 1; }
-  echo "model written ($SECONDS s)"
-fi
+ensure_gpu_model "$B" "$FINAL" || exit 1
 
 # TCP_CHECK=1: before the sweep, the tcp transport with GPU KV on its own:
 # its GPU tests and bench-transfer (tcp and cuda_ipc GB/s against the

@@ -238,6 +238,14 @@ int run_bench(BenchArgs a, bool rate_given) {
     return 1;
   }
   BenchOutcome outcome;
+  // Each run (a search's trial, a --sweep rate) draws its own prompts: reusing
+  // one seed would let a run hit the prefix cache that the runs before it filled.
+  auto config_for_run = [&] {
+    BenchConfig c = *cfg;
+    c.workload.seed = a.seed + outcome.runs.size();
+    c.workload.arrival.seed = a.seed + outcome.runs.size();
+    return c;
+  };
   outcome.label = a.label;
   outcome.slo = cfg->slo;
   outcome.config = config_json(a, *cfg);
@@ -250,12 +258,7 @@ int run_bench(BenchArgs a, bool rate_given) {
     so.max_trials = a.search_max_trials;
     so.close_margin = a.search_close_margin;
     auto trial = [&](double rate) -> Result<TrialOutcome> {
-      // Each trial draws its own prompts: reusing one seed would let later
-      // trials hit the prefix cache that earlier trials filled.
-      BenchConfig trial_cfg = *cfg;
-      trial_cfg.workload.seed = a.seed + outcome.runs.size();
-      trial_cfg.workload.arrival.seed = a.seed + outcome.runs.size();
-      BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(trial_cfg, rate, *watch, a.out, outcome.runs.size()));
+      BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(config_for_run(), rate, *watch, a.out, outcome.runs.size()));
       std::cout << format_run(run.report) << run.instances << std::flush;
       outcome.runs.push_back(std::move(run.report));
       return outcome.runs.back().to_trial();
@@ -293,7 +296,7 @@ int run_bench(BenchArgs a, bool rate_given) {
       }
     }
     for (const auto& r : rates) {
-      auto run = cli::run_watched(*cfg, r, *watch, a.out, outcome.runs.size());
+      auto run = cli::run_watched(config_for_run(), r, *watch, a.out, outcome.runs.size());
       if (!run) {
         std::cerr << "error: " << run.status().to_string() << "\n";
         return 1;

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "common/json.h"
+#include "common/metrics_text.h"
+#include "http/http_client.h"
 #include "serve_process.h"
 
 namespace baton {
@@ -31,11 +33,12 @@ TEST(BenchWatchTest, ARunSamplesTheWatchedInstanceAndWritesItsTimeline) {
   const std::string log = dir + "/bench.log";
   run_command("rm -rf " + dir + " && mkdir -p " + dir);
   std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
-                    " --model m --prompt-format ids --input-len 16 --output-len 8 --rate 20 --num-requests 12"
+                    " --model m --prompt-format ids --vocab-size 512 --input-len 16 --output-len 8 --rate 20 --num-requests 12"
                     " --no-progress --watch agg-0=" +
                     server->url() + " --out " + out + " > " + log + " 2>&1";
   ASSERT_EQ(run_command(cmd), 0) << read_file(log);
   std::string printed = read_file(log);
+  EXPECT_NE(printed.find("12 requests, 12 ok, 0 failed"), std::string::npos) << printed;
   EXPECT_NE(printed.find("instances during the run (metrics.jsonl):\n    agg-0 (agg): waiting max "),
             std::string::npos)
       << printed;
@@ -57,6 +60,28 @@ TEST(BenchWatchTest, ARunSamplesTheWatchedInstanceAndWritesItsTimeline) {
   std::string bad = read_file(bad_log);
   EXPECT_NE(bad.find("--watch 'prefill-0=localhost:8100': 'localhost:8100' is not an http URL"), std::string::npos)
       << bad;
+}
+
+// Each rate of a --sweep draws its own prompts (as a search's trials do), so a
+// repeated rate measures the server, not its prefix cache.
+TEST(BenchWatchTest, SweepRunsDrawFreshPromptsSoARepeatedRateMissesThePrefixCache) {
+  std::string model = tiny_model_dir();
+  ASSERT_FALSE(model.empty());
+  std::string error;
+  auto server = ServeProcess::start({"--model", model, "--served-model-name", "m", "--num-threads", "1"}, &error);
+  ASSERT_TRUE(server) << error;
+  const std::string log = test_tmp_dir() + "/bench_sweep_seeds.log";
+  std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
+                    " --model m --prompt-format ids --vocab-size 512 --input-len 48 --output-len 2 --sweep 30,30 --num-requests 10"
+                    " --no-progress > " + log + " 2>&1";
+  ASSERT_EQ(run_command(cmd), 0) << read_file(log);
+  auto r = http::fetch(server->url() + "/metrics", "GET", {}, 5.0);
+  ASSERT_TRUE(r.is_ok());
+  auto m = sum_metrics_by_name(r->body);
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  EXPECT_EQ(m->at("baton:prompt_tokens_total"), 2 * 10 * 48) << read_file(log);
+  EXPECT_GT(m->at("baton:prefix_cache_queries_total"), 0);
+  EXPECT_EQ(m->at("baton:prefix_cache_hits_total"), 0) << "the second run resent the first run's prompts";
 }
 
 }  // namespace
