@@ -110,6 +110,15 @@ Result<PeerDescriptor> TransferEngine::connect_peer(const std::string& host, int
   return remote;
 }
 
+Result<PeerDescriptor> TransferEngine::peer_for(const std::string& engine_id, const std::string& host, int port) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = peers_.find(engine_id);
+    if (it != peers_.end() && it->second->desc.host == host && it->second->desc.port == port) return it->second->desc;
+  }
+  return connect_peer(host, port);
+}
+
 void TransferEngine::disconnect_peer(const std::string& peer_engine_id) {
   std::lock_guard<std::mutex> lock(mu_);
   peers_.erase(peer_engine_id);

@@ -73,6 +73,11 @@ class TransferEngine {
   // Fetches the peer's descriptor from its agent, refuses an incompatible
   // one, and opens the transport's link (once per peer; later calls reuse).
   Result<PeerDescriptor> connect_peer(const std::string& host, int port);
+  // For a request that names its peer (kv_transfer_params): when `engine_id`
+  // is already connected at host:port, its descriptor, with no round trip and
+  // no wait behind other connects; otherwise connect_peer(host, port), whose
+  // answer may name another engine (the caller checks).
+  Result<PeerDescriptor> peer_for(const std::string& engine_id, const std::string& host, int port);
   void disconnect_peer(const std::string& peer_engine_id);
 
   // Reads remote_block_ids of the peer into local_block_ids (same length) as

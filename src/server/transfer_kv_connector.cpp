@@ -460,8 +460,9 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
   BATON_ASSIGN_OR_RETURN(int port, param<int>(p, "remote_port"));
   BATON_ASSIGN_OR_RETURN(std::vector<int64_t> remote_ids, param<std::vector<int64_t>>(p, "remote_block_ids"));
   BATON_ASSIGN_OR_RETURN(int remote_tokens, param<int>(p, "remote_num_tokens"));
-  // First the peer: an incompatible one is refused naming the field.
-  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->connect_peer(host, port));
+  // First the peer: an incompatible one is refused naming the field. A peer
+  // already connected costs no round trip (every request names its own).
+  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->peer_for(peer_id, host, port));
   if (peer.engine_id != peer_id) {
     return failed_precondition("the KV agent at {}:{} is engine '{}', not '{}' named by kv_transfer_params", host,
                                port, peer.engine_id, peer_id);

@@ -137,7 +137,9 @@ TEST_P(MultiStreamTest, ScatteredBlocksByteExactOverFourStreams) {
   for (int64_t l : local) written[l] = true;
   std::vector<uint8_t> zero(dst.desc().block_bytes, 0);
   for (int64_t b = 0; b < kNumBlocks; ++b) {
-    if (!written[b]) EXPECT_EQ(std::memcmp(dst.block(b), zero.data(), zero.size()), 0) << b;
+    if (!written[b]) {
+      EXPECT_EQ(std::memcmp(dst.block(b), zero.data(), zero.size()), 0) << b;
+    }
   }
   // Four connections for the streams (and one for control), reused by every read.
   EXPECT_EQ(prefill->agent_stats().num_connections, 5u);

@@ -107,6 +107,24 @@ TEST_P(TransportTest, ReconnectReusesPeer) {
   EXPECT_TRUE(dst_.block_equals(9, src_, 9));
 }
 
+// A request names its peer: once connected, finding it again opens no control
+// connection and asks the agent nothing; another engine id at that address
+// (a restarted prefill) goes back to the agent, whose answer the caller checks.
+TEST_P(TransportTest, PeerForAConnectedEngineIsFoundWithoutARoundTrip) {
+  const uint64_t connections = prefill_->agent_stats().num_connections;
+  for (int i = 0; i < 20; ++i) {
+    auto peer = decode_->peer_for("prefill-0", "127.0.0.1", prefill_->agent_port());
+    ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+    EXPECT_EQ(peer->engine_id, "prefill-0");
+  }
+  EXPECT_EQ(prefill_->agent_stats().num_connections, connections);
+  auto other = decode_->peer_for("prefill-restarted", "127.0.0.1", prefill_->agent_port());
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  EXPECT_EQ(other->engine_id, "prefill-0");  // what the agent there is: the caller refuses the mismatch
+  EXPECT_EQ(prefill_->agent_stats().num_connections, connections + 1);
+  EXPECT_FALSE(decode_->peer_for("prefill-0", "127.0.0.1", 1).is_ok());  // not where it was connected: asks port 1
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, TransportTest, ::testing::Values("local", "shm", "tcp"),
                          [](const auto& info) { return info.param; });
 
