@@ -238,7 +238,12 @@ void HttpSession::send_event(std::string_view data) {
   out_ += fmt::format("{:x}\r\ndata: ", payload);
   out_ += data;
   out_ += "\n\n\r\n";
-  if (!writing_) flush();
+  if (!writing_) return flush();
+  if (out_.size() > ctx_->limits.max_pending_bytes) {
+    BATON_LOG_WARN("a client fell {} bytes behind its streamed response (limit {}): closing it", out_.size(),
+                   ctx_->limits.max_pending_bytes);
+    lost_client();
+  }
 }
 
 void HttpSession::end_events() {

@@ -29,6 +29,11 @@ struct HttpLimits {
   double header_timeout_s = 10.0;  // a whole request must arrive within this
   double idle_timeout_s = 60.0;    // keep-alive connections waiting for a request
   double write_timeout_s = 30.0;   // one write that makes no progress
+  // A streamed response's bytes queued behind a write still in progress. A
+  // client that falls this far behind is too slow: the response is abandoned
+  // as for a stalled write (its request aborted), so memory stays bounded even
+  // when the events come faster than the write timeout can be noticed.
+  size_t max_pending_bytes = 64 << 20;
 };
 
 class HttpSession;

@@ -426,5 +426,35 @@ TEST_F(ApiServerTest, StalledReaderTimesOutAndIsAborted) {
   EXPECT_EQ(st.num_kv_blocks_free, st.num_kv_blocks_total);
 }
 
+// Events can come faster than a stalled write's timeout is noticed (the timer
+// waits on the strand behind them): a response queued past max_pending_bytes
+// is abandoned at once, so neither memory nor the request's life depends on it.
+TEST_F(ApiServerTest, AClientFarBehindItsStreamIsClosedAndItsRequestAborted) {
+  server_->shutdown();
+  FakeEngine::Options e;
+  e.token_delay_s = 0;
+  e.max_model_len = 10'000'000;
+  ApiServerOptions o = default_options();
+  o.http.limits.write_timeout_s = 600;  // out of the picture
+  o.http.limits.max_pending_bytes = 256 << 10;
+  start_server(e, o);
+  boost::asio::io_context ioc;
+  auto s = connect_to(ioc, port_);
+  int small = 4096;
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  std::string body = Json{{"prompt", "abc"}, {"max_tokens", 5'000'000}, {"stream", true}}.dump();
+  boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
+  auto t0 = std::chrono::steady_clock::now();
+  auto deadline = t0 + std::chrono::seconds(60);
+  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(engine_->num_aborted(), 1);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+  EngineStats st = engine_->stats();
+  EXPECT_EQ(st.num_running, 0);
+  EXPECT_EQ(st.num_kv_blocks_free, st.num_kv_blocks_total);
+}
+
 }  // namespace
 }  // namespace baton::testing
