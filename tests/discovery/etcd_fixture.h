@@ -1,5 +1,6 @@
 // Starts a real etcd (Debian's etcd-server) on loopback for a test, in a
-// fresh data folder, and stops it after.
+// fresh data folder, and stops it after (its log, /tmp/baton-etcd-*.log, is
+// kept only when the test failed).
 #pragma once
 
 #include <signal.h>
@@ -9,6 +10,8 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "http/http_client.h"
 
@@ -51,6 +54,9 @@ class EtcdProcess {
       waitpid(pid_, nullptr, 0);
     }
     std::filesystem::remove_all(dir_);
+    // etcd's log stays only where a test failed (it may say why).
+    std::error_code ec;
+    if (!::testing::Test::HasFailure()) std::filesystem::remove(dir_.string() + ".log", ec);
   }
   bool ready() const { return ready_; }
   std::string endpoint() const { return "etcd://127.0.0.1:" + std::to_string(client_port_); }
