@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -129,6 +130,7 @@ TEST(MetricsSamplerTest, RecordsATimelineAndEachInstancesPeaksAndCounterGrowth) 
   Json j = instance_loads_json(loads);
   EXPECT_EQ(j[0]["max_waiting"], 12);
   EXPECT_EQ(j[2]["samples"], 0);
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
 
 TEST(MetricsSamplerTest, AnOutputThatCannotBeOpenedIsAnErrorAndStopIsSafe) {
