@@ -7,7 +7,7 @@
 # this repeats rates and shows which instance queued.
 #   bash scripts/gpu-probe.sh SPEC [SECONDS] -- BENCH-ARGS...
 # e.g. 1P3D on multi-turn (docs/results/pd-vs-agg.md, "What is left"):
-#   bash scripts/gpu-probe.sh examples/pd-1p3d.yaml 560 -- --workload multiturn --turns 10 --vocab-size 128256 \
+#   bash scripts/gpu-probe.sh examples/pd-1p3d.yaml 560 -- --workload multiturn --turns 10 \
 #     --think-time-s 0.5 --input-len 128 --output-len 128 --duration-s 20 --warmup-s 6 --threads 4 \
 #     --slo "ttft:p90<500ms,tpot:p90<40ms" --sweep 13.125,15,15,17
 # On a GPU host it expects .gpu-carry/ (scripts/gpu-build.sh); elsewhere

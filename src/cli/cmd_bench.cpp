@@ -65,7 +65,7 @@ struct BenchArgs {
   int turns = 4;
   double think_time_s = 1.0;
   std::string prompt_format = "ids";
-  int64_t vocab_size = 151936;
+  int64_t vocab_size = 0;  // 0: what GET /v1/models says, else kQwen3VocabSize
   int threads = 1;
   double timeout_s = 600;
   std::string extra_body;
@@ -112,7 +112,18 @@ void print_progress(const Progress& p) {
   std::fflush(stderr);
 }
 
-Result<std::string> discover_model(const std::string& url) {
+// Token ids are drawn below this when neither --vocab-size nor the server says
+// otherwise: the vocabulary of the embedded default model.
+constexpr int64_t kQwen3VocabSize = 151936;
+
+// What GET /v1/models says of the first model: its name, and its vocabulary
+// size where the server tells it (baton serve does; vLLM does not).
+struct ServedModel {
+  std::string id;
+  int64_t vocab_size = 0;  // 0: not told
+};
+
+Result<ServedModel> discover_model(const std::string& url) {
   BATON_ASSIGN_OR_RETURN(auto base, http::parse_url(url));
   auto models_url = base.with_path("/v1/models");
   http::Request req;
@@ -126,7 +137,13 @@ Result<std::string> discover_model(const std::string& url) {
       !(*j)["data"][0].contains("id") || !(*j)["data"][0]["id"].is_string()) {
     return invalid_argument("GET {} lists no model: pass --model", models_url.to_string());
   }
-  return (*j)["data"][0]["id"].get<std::string>();
+  const Json& first = (*j)["data"][0];
+  ServedModel m;
+  m.id = first["id"].get<std::string>();
+  if (auto v = first.find("vocab_size"); v != first.end() && v->is_number_integer() && v->get<int64_t>() > 0) {
+    m.vocab_size = v->get<int64_t>();
+  }
+  return m;
 }
 
 Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
@@ -211,13 +228,24 @@ Json config_json(const BenchArgs& a, const BenchConfig& c) {
 }
 
 int run_bench(BenchArgs a, bool rate_given) {
-  if (a.model.empty()) {
+  if (a.model.empty() || a.vocab_size <= 0) {
     auto m = discover_model(a.url);
-    if (!m) {
+    if (!m && a.model.empty()) {
       std::cerr << "error: no --model given and none found: " << m.status().to_string() << "\n";
       return 1;
     }
-    a.model = *m;
+    if (a.model.empty()) a.model = m->id;
+    if (a.vocab_size <= 0) {
+      if (m && m->vocab_size > 0) {
+        a.vocab_size = m->vocab_size;
+      } else {
+        a.vocab_size = kQwen3VocabSize;
+        if (a.prompt_format == "ids") {
+          std::cerr << "note: the server does not say its vocabulary size: token ids are drawn below "
+                    << kQwen3VocabSize << " (Qwen3's); pass --vocab-size for another model\n";
+        }
+      }
+    }
   }
   auto cfg = make_config(a, rate_given);
   if (!cfg) {
@@ -418,7 +446,9 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--turns", a->turns, "multiturn: turns per session")->capture_default_str();
   sub.add_option("--think-time-s", a->think_time_s, "multiturn: pause after each answer")->capture_default_str();
   sub.add_option("--prompt-format", a->prompt_format, "ids (exact lengths) | text")->capture_default_str();
-  sub.add_option("--vocab-size", a->vocab_size, "Token ids are drawn below this, away from special ids")
+  sub.add_option("--vocab-size", a->vocab_size,
+                 "Token ids are drawn below this, away from special ids (default: the vocab_size GET /v1/models "
+                 "reports, else 151936, Qwen3's)")
       ->capture_default_str();
   sub.add_option("--threads", a->threads, "Client I/O threads")->capture_default_str();
   sub.add_option("--timeout-s", a->timeout_s, "Per-request deadline")->capture_default_str();

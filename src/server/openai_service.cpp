@@ -229,7 +229,10 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
     if (!only("GET")) return;
     Json model = {{"id", options_.served_model_name}, {"object", "model"},         {"created", unix_seconds()},
                   {"owned_by", "baton"},              {"root", options_.model_path}, {"parent", nullptr},
-                  {"max_model_len", engine_.max_model_len()}};
+                  {"max_model_len", engine_.max_model_len()},
+                  // An extension (like vLLM's max_model_len): clients that send token ids,
+                  // such as `baton bench`, draw them below this.
+                  {"vocab_size", codec_.vocab_size()}};
     return exchange->reply(json_response(200, Json{{"object", "list"}, {"data", Json::array({model})}}));
   }
   if (path == "/v1/completions" || path == "/v1/chat/completions") {

@@ -180,6 +180,7 @@ TEST_F(ApiServerTest, ModelsHealthMetrics) {
   EXPECT_EQ(j["data"][0]["id"], "fake-model");
   EXPECT_EQ(j["data"][0]["object"], "model");
   EXPECT_EQ(j["data"][0]["max_model_len"], 512);
+  EXPECT_EQ(j["data"][0]["vocab_size"], codec_.vocab_size());  // for clients that send token ids
   EXPECT_EQ(get("/health").status, 200);
   ASSERT_EQ(post("/v1/completions", {{"prompt", "abcd"}, {"max_tokens", 3}}).status, 200);
   r = get("/metrics");

@@ -63,7 +63,9 @@ TEST(BenchWatchTest, ARunSamplesTheWatchedInstanceAndWritesItsTimeline) {
 }
 
 // Each rate of a --sweep draws its own prompts (as a search's trials do), so a
-// repeated rate measures the server, not its prefix cache.
+// repeated rate measures the server, not its prefix cache. The model and its
+// vocabulary (512 here, where the bench's fallback is Qwen3's 151,936) come
+// from GET /v1/models.
 TEST(BenchWatchTest, SweepRunsDrawFreshPromptsSoARepeatedRateMissesThePrefixCache) {
   std::string model = tiny_model_dir();
   ASSERT_FALSE(model.empty());
@@ -72,7 +74,7 @@ TEST(BenchWatchTest, SweepRunsDrawFreshPromptsSoARepeatedRateMissesThePrefixCach
   ASSERT_TRUE(server) << error;
   const std::string log = test_tmp_dir() + "/bench_sweep_seeds.log";
   std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
-                    " --model m --prompt-format ids --vocab-size 512 --input-len 48 --output-len 2 --sweep 30,30 --num-requests 10"
+                    " --prompt-format ids --input-len 48 --output-len 2 --sweep 30,30 --num-requests 10"
                     " --no-progress > " + log + " 2>&1";
   ASSERT_EQ(run_command(cmd), 0) << read_file(log);
   auto r = http::fetch(server->url() + "/metrics", "GET", {}, 5.0);
