@@ -6,17 +6,14 @@
 
 #include <fmt/format.h>
 
+#include "cli/cli_util.h"
 #include "http/url.h"
 
 namespace baton::cli {
 
 Result<std::vector<deploy::SampleTarget>> parse_watch_targets(const std::string& list) {
   std::vector<deploy::SampleTarget> out;
-  if (list.empty()) return out;
-  for (size_t start = 0; start <= list.size();) {
-    size_t comma = list.find(',', start);
-    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+  for (const std::string& item : split_commas(list)) {
     deploy::SampleTarget t;
     size_t eq = item.find('=');
     t.url = eq == std::string::npos ? item : item.substr(eq + 1);
