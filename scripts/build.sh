@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${BATON_JOBS:-$(nproc)}"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/baton-ccache}"
+# Paths under the checkout hash as relative ones: another clone or worktree
+# of the repository reuses the same cache entries.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 if [ ! -f build/build.ninja ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${BATON_CMAKE_ARGS:-}
 fi
