@@ -13,8 +13,22 @@ namespace baton {
 
 using Json = nlohmann::json;
 
-// Parses text; a syntax error becomes kInvalidArgument with the position.
+// The deepest nesting of arrays and objects any JSON the system reads may
+// have (HTTP bodies, KV frames, etcd values, specs), as common web servers do.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses text; a syntax error, a number out of range (1e400) or nesting
+// deeper than kMaxJsonDepth becomes kInvalidArgument naming `what` and the
+// position. Never throws.
 Result<Json> parse_json(std::string_view text, std::string_view what = "JSON");
+
+// kInvalidArgument if arrays/objects in `text` nest deeper than max_depth
+// (strings are skipped; the text need not be valid JSON). Linear, no recursion.
+Status check_json_depth(std::string_view text, std::string_view what, int max_depth);
+
+// Serialises without throwing: invalid UTF-8 in strings is replaced by
+// U+FFFD (nlohmann's dump() throws type_error.316 on it). indent -1: compact.
+std::string dump_json(const Json& j, int indent = -1);
 
 // Reads a whole file and parses it.
 Result<Json> read_json_file(const std::string& path);
