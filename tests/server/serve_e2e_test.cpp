@@ -62,7 +62,8 @@ TEST_F(ServeDefaultModelTest, OpenAiNpmClientAgreesWithGenerate) {
   ASSERT_TRUE(gen.is_object() && gen_chat.is_object());
   ASSERT_EQ(gen["token_ids"].size(), static_cast<size_t>(kMaxTokens));
 
-  std::string script = std::filesystem::path(__FILE__).parent_path() / "openai_client.mjs";
+  // tests/data/../server: __FILE__ is relative under ccache's CCACHE_BASEDIR.
+  std::string script = std::filesystem::path(BATON_TEST_DATA).parent_path() / "server" / "openai_client.mjs";
   std::string cmd = "node " + script + " " + server_->url() + " default '" + kPrompt + "' '" + kChatMessage + "' " +
                     std::to_string(kMaxTokens) + " 2>&1";
   int rc = 0;
