@@ -102,6 +102,14 @@ TEST(JinjaLimitsTest, OutputAndStringSizeLimits) {
       "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}");
   ASSERT_FALSE(doubling.is_ok());
   EXPECT_NE(doubling.status().message().find("output limit"), std::string::npos) << doubling.status().message();
+  // Copies are shared, and what a render builds in total is bounded (10 MB
+  // concatenated a thousand times would be 10 GB).
+  auto rebuilt = render(
+      "{% set s = 'x' * 10000000 %}{% set l = [s] * 100000 %}{% for i in range(1000) %}{% set t = s ~ i %}{% endfor %}"
+      "{{ l | length }}");
+  ASSERT_FALSE(rebuilt.is_ok());
+  EXPECT_NE(rebuilt.status().message().find("more text than its limit"), std::string::npos) << rebuilt.status().message();
+  EXPECT_FALSE(render("{% set s = 'x' * 10000000 %}{{ ([s] * 100000) | join }}").is_ok());
   auto list_doubling = render(
       "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}");
   EXPECT_FALSE(list_doubling.is_ok());

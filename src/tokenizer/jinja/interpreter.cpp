@@ -79,6 +79,23 @@ void Interpreter::check_list_size(size_t num_items) const {
   }
 }
 
+void Interpreter::account_bytes(size_t num_bytes) {
+  bytes_built_ += num_bytes;
+  if (bytes_built_ > limits_.max_bytes_built) {
+    fail("the template built more text than its limit (" + std::to_string(limits_.max_bytes_built) + " bytes)");
+  }
+}
+
+void Interpreter::account(const Value& v) {
+  if (v.is_string()) {
+    account_bytes(v.as_string().size());
+  } else if (v.is_list()) {
+    size_t n = 0;
+    for (const Value& e : v.as_list()) n += e.is_string() ? e.as_string().size() : 0;
+    account_bytes(n);
+  }
+}
+
 void Interpreter::render(const ast::Body& body, Scope& globals, std::string& out) {
   root_ = &globals;
   Flow flow = exec_body(body, globals, out);
@@ -86,12 +103,14 @@ void Interpreter::render(const ast::Body& body, Scope& globals, std::string& out
 }
 
 void Interpreter::append(std::string& out, const Value& v) {
+  const size_t before = out.size();
   if (v.is_string()) {
     out += v.as_string();
   } else {
     append_python_str(out, v);
   }
   check_string_size(out.size());
+  account_bytes(out.size() - before);
 }
 
 Interpreter::Flow Interpreter::exec_body(const ast::Body& body, Scope& scope, std::string& out) {
@@ -109,6 +128,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& st, Scope& scope, std::string& o
     case StmtKind::kText:
       out += st.text;
       check_string_size(out.size());
+      account_bytes(st.text.size());
       return Flow::kNormal;
     case StmtKind::kOutput: append(out, eval(*st.expr, scope)); return Flow::kNormal;
     case StmtKind::kIf:
@@ -241,8 +261,9 @@ Value Interpreter::call(const Value& callee, const Args& args) {
   }
   const Callable& c = callee.as_callable();
   charge(1);
-  if (c.builtin != nullptr) return c.builtin(*this, args);
-  return call_macro(c, args);
+  Value result = c.builtin != nullptr ? c.builtin(*this, args) : call_macro(c, args);
+  account(result);
+  return result;
 }
 
 Value Interpreter::call_macro(const Callable& c, const Args& args) {
@@ -300,7 +321,9 @@ Value Interpreter::eval_call(const Expr& e, Scope& scope) {
     if (obj.is_undefined()) fail("'" + obj.undefined_name() + "' is undefined");
     Args args = eval_args(e, scope, 1);
     charge(1);
-    return call_method(*this, obj, callee.name, args);
+    Value result = call_method(*this, obj, callee.name, args);
+    account(result);
+    return result;
   }
   Value fn = eval(callee, scope);
   if (fn.is_undefined()) fail("'" + fn.undefined_name() + "' is undefined");
@@ -315,7 +338,9 @@ Value Interpreter::eval_filter_chain(const Expr& e, Value innermost, Scope& scop
 
 Value Interpreter::apply_filter(const std::string& name, const Value& value, const Args& args) {
   charge(1);
-  return call_filter(*this, name, value, args);
+  Value result = call_filter(*this, name, value, args);
+  account(result);
+  return result;
 }
 
 bool Interpreter::apply_test(const std::string& name, const Value& value, const Args& args) {
@@ -337,7 +362,9 @@ Value Interpreter::eval(const Expr& e, Scope& scope) {
       for (int k = 0; k < 3; ++k) {
         if (e.children[k + 1]) parts[k] = eval(*e.children[k + 1], scope);
       }
-      return slice_value(*this, obj, parts[0], parts[1], parts[2]);
+      Value result = slice_value(*this, obj, parts[0], parts[1], parts[2]);
+      account(result);
+      return result;
     }
     case ExprKind::kCall: return eval_call(e, scope);
     case ExprKind::kFilter: {
@@ -402,8 +429,9 @@ Value Interpreter::eval_binary(const Expr& e, Scope& scope) {
     charge(r.as_string().size() / kBytesPerStep);
   } else if (r.is_list()) {
     check_list_size(r.as_list().size());
-    charge(r.as_list().size() / 16);
+    charge(r.as_list().size());
   }
+  account(r);
   return r;
 }
 

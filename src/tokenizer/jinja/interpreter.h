@@ -20,8 +20,9 @@ namespace baton::jinja {
 
 struct RenderLimits {
   uint64_t max_steps = 1'000'000;
-  size_t max_output_bytes = 16u << 20;  // also the largest string a template may build
-  size_t max_list_items = 1'000'000;
+  size_t max_output_bytes = 16u << 20;   // also the largest string a template may build
+  size_t max_bytes_built = 256u << 20;   // all strings a render builds, together (bounds its memory)
+  size_t max_list_items = 100'000;       // the longest list a template may build
   int max_call_depth = 64;
 };
 
@@ -72,6 +73,10 @@ class Interpreter {
   void charge(uint64_t steps);
   void check_string_size(size_t num_bytes) const;
   void check_list_size(size_t num_items) const;
+  // Counts the text a computed value holds (a string, or a list's strings)
+  // against max_bytes_built.
+  void account(const Value& v);
+  void account_bytes(size_t num_bytes);
   [[noreturn]] void fail(const std::string& message) const;
 
   // Filters and tests that take a filter or test by name (map, select, ...).
@@ -102,6 +107,7 @@ class Interpreter {
 
   RenderLimits limits_;
   uint64_t steps_ = 0;
+  size_t bytes_built_ = 0;
   int call_depth_ = 0;
   int line_ = 0;
   Scope* root_ = nullptr;

@@ -98,7 +98,7 @@ Value repeat(Interpreter& in, const Value& seq, int64_t times) {
   const List& l = seq.as_list();
   if (!l.empty() && n > (1ull << 40) / l.size()) in.check_list_size(SIZE_MAX);
   in.check_list_size(l.size() * n);
-  in.charge(l.size() * n / 16);
+  in.charge(l.size() * n);
   List out;
   out.reserve(l.size() * n);
   for (uint64_t k = 0; k < n; ++k) out.insert(out.end(), l.begin(), l.end());
@@ -168,6 +168,7 @@ Value binary_op(Interpreter& in, const std::string& op, const Value& a, const Va
     }
     if (a.is_list() && b.is_list()) {
       in.check_list_size(a.as_list().size() + b.as_list().size());
+      in.charge(a.as_list().size() + b.as_list().size());
       List l = a.as_list();
       l.insert(l.end(), b.as_list().begin(), b.as_list().end());
       return Value::list(std::move(l));

@@ -40,7 +40,8 @@ Value Value::dict(std::shared_ptr<Dict> d) {
 }
 
 std::string Value::undefined_name() const {
-  if (kind_ == Kind::kUndefined && std::holds_alternative<std::string>(data_)) return std::get<std::string>(data_);
+  using Text = std::shared_ptr<const std::string>;
+  if (kind_ == Kind::kUndefined && std::holds_alternative<Text>(data_)) return *std::get<Text>(data_);
   return {};
 }
 

@@ -46,14 +46,17 @@ class Value {
   static Value boolean(bool b) { return Value(Kind::kBool, b); }
   static Value integer(int64_t i) { return Value(Kind::kInt, i); }
   static Value number(double d) { return Value(Kind::kFloat, d); }
-  static Value string(std::string s) { return Value(Kind::kString, std::move(s)); }
+  // Strings are shared too: copying a Value never copies text.
+  static Value string(std::string s) { return Value(Kind::kString, std::make_shared<const std::string>(std::move(s))); }
   // Containers record how deeply they nest (see depth()).
   static Value list(List items);
   static Value dict(std::shared_ptr<Dict> d);
   static Value loop(std::shared_ptr<const LoopState> s) { return Value(Kind::kLoop, std::move(s)); }
   static Value callable(std::shared_ptr<const Callable> c) { return Value(Kind::kCallable, std::move(c)); }
   // An undefined value that remembers what was looked up, for error messages.
-  static Value undefined(std::string name) { return Value(Kind::kUndefined, std::move(name)); }
+  static Value undefined(std::string name) {
+    return Value(Kind::kUndefined, std::make_shared<const std::string>(std::move(name)));
+  }
 
   Kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == Kind::kUndefined; }
@@ -70,7 +73,7 @@ class Value {
   bool as_bool() const { return std::get<bool>(data_); }
   int64_t as_int() const { return kind_ == Kind::kBool ? int64_t(as_bool()) : std::get<int64_t>(data_); }
   double as_float() const { return kind_ == Kind::kFloat ? std::get<double>(data_) : double(as_int()); }
-  const std::string& as_string() const { return std::get<std::string>(data_); }
+  const std::string& as_string() const { return *std::get<std::shared_ptr<const std::string>>(data_); }
   const List& as_list() const { return *std::get<std::shared_ptr<const List>>(data_); }
   const std::shared_ptr<const List>& list_ptr() const { return std::get<std::shared_ptr<const List>>(data_); }
   const Dict& as_dict() const { return *std::get<std::shared_ptr<Dict>>(data_); }
@@ -91,7 +94,8 @@ class Value {
   const char* type_name() const;
 
  private:
-  using Data = std::variant<std::monostate, bool, int64_t, double, std::string, std::shared_ptr<const List>,
+  using Data = std::variant<std::monostate, bool, int64_t, double, std::shared_ptr<const std::string>,
+                            std::shared_ptr<const List>,
                             std::shared_ptr<Dict>, std::shared_ptr<const LoopState>,
                             std::shared_ptr<const Callable>>;
   Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
