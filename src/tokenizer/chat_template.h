@@ -30,9 +30,9 @@ struct ChatMessage {
   // Assistant tool calls as the client sent them, each function's
   // `arguments` JSON string parsed into an object (as vLLM passes them to
   // templates); null when none.
-  OrderedJson tool_calls;
-  std::optional<std::string> tool_call_id;  // role "tool"
-  std::optional<std::string> name;
+  OrderedJson tool_calls = nullptr;
+  std::optional<std::string> tool_call_id = std::nullopt;  // role "tool"
+  std::optional<std::string> name = std::nullopt;
 };
 
 struct ChatTemplateOptions {
@@ -40,10 +40,10 @@ struct ChatTemplateOptions {
   // Shorthand for chat_template_kwargs {"enable_thinking": ...} (Qwen3).
   std::optional<bool> enable_thinking;
   // The request's `tools` (null: none; the template sees none).
-  OrderedJson tools;
+  OrderedJson tools = nullptr;
   // The request's chat_template_kwargs: more template variables (null or an
   // object). They cannot replace messages, tools or add_generation_prompt.
-  OrderedJson chat_template_kwargs;
+  OrderedJson chat_template_kwargs = nullptr;
 };
 
 // The special tokens of tokenizer_config.json the template can use.

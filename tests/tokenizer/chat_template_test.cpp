@@ -16,6 +16,12 @@ namespace {
 
 using testing::real_tokenizer;
 
+ChatTemplateOptions without_prompt() {
+  ChatTemplateOptions o;
+  o.add_generation_prompt = false;
+  return o;
+}
+
 ChatMessage msg(std::string role, std::string content, std::optional<std::string> reasoning = std::nullopt) {
   ChatMessage m;
   m.role = std::move(role);
@@ -74,7 +80,7 @@ TEST(ChatTemplateTest, Qwen3StripsReasoningFromEarlierAssistantTurns) {
   };
   // The first answer precedes the last user turn: its reasoning goes. The
   // final answer follows it and keeps its reasoning.
-  EXPECT_EQ(render("qwen3", m, {.add_generation_prompt = false, .enable_thinking = std::nullopt}),
+  EXPECT_EQ(render("qwen3", m, without_prompt()),
             "<|im_start|>user\nQ1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n"
             "<|im_start|>user\nQ2<|im_end|>\n"
             "<|im_start|>assistant\n<think>\nplan two\n</think>\n\nA2<|im_end|>\n");
@@ -87,7 +93,7 @@ TEST(ChatTemplateTest, Qwen3StripsReasoningFromEarlierAssistantTurns) {
       msg("tool", "r2"),
       msg("assistant", "done", ""),
   };
-  EXPECT_EQ(render("qwen3", t, {.add_generation_prompt = false, .enable_thinking = std::nullopt}),
+  EXPECT_EQ(render("qwen3", t, without_prompt()),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n"
             "<|im_start|>assistant\n<think>\nwhy\n</think>\n\ncalling<|im_end|>\n"
             "<|im_start|>user\n<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response><|im_end|>\n"

@@ -142,21 +142,29 @@ bool less_than(Interpreter& in, const Value& a, const Value& b) {
 }
 
 Value binary_op(Interpreter& in, const std::string& op, const Value& a, const Value& b) {
-  if (op == "==") return Value::boolean(values_equal(a, b));
-  if (op == "!=") return Value::boolean(!values_equal(a, b));
-  if (op == "~") {
-    std::string s = python_str(a);
-    append_python_str(s, b);
-    return Value::string(std::move(s));
+  // Dispatch on the first character: this runs for every operator a render meets.
+  switch (op[0]) {
+    case '=': return Value::boolean(values_equal(a, b));
+    case '!': return Value::boolean(!values_equal(a, b));
+    case '~': {
+      std::string s = python_str(a);
+      append_python_str(s, b);
+      return Value::string(std::move(s));
+    }
+    case 'i': return Value::boolean(contains(in, b, a));
+    case 'n': return Value::boolean(!contains(in, b, a));  // "not in"
+    case '<':
+    case '>':
+      require_defined(in, a);
+      require_defined(in, b);
+      if (op == "<") return Value::boolean(less_than(in, a, b));
+      if (op == ">") return Value::boolean(less_than(in, b, a));
+      if (op == "<=") return Value::boolean(!less_than(in, b, a));
+      return Value::boolean(!less_than(in, a, b));
+    default: break;
   }
-  if (op == "in") return Value::boolean(contains(in, b, a));
-  if (op == "not in") return Value::boolean(!contains(in, b, a));
   require_defined(in, a);
   require_defined(in, b);
-  if (op == "<") return Value::boolean(less_than(in, a, b));
-  if (op == ">") return Value::boolean(less_than(in, b, a));
-  if (op == "<=") return Value::boolean(!less_than(in, b, a));
-  if (op == ">=") return Value::boolean(!less_than(in, a, b));
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       in.check_string_size(a.as_string().size() + b.as_string().size());
