@@ -103,6 +103,11 @@ CASES = [
     ("literals", "{{ [1, 2.5, 'three', none, true] }} {{ {'a': 1, 'b': [2]} }} {{ 1e3 }} {{ 0.1 + 0.2 }}", {}),
     ("print_values", "{{ none }}|{{ true }}|{{ 1.0 }}|{{ 1e20 }}|{{ 1e-5 }}|{{ 123456789012345678 }}|{{ 'it''s' }}"
      "|{{ [\"it's\"] }}|{{ ['a\\nb'] }}", {}),
+    ("string_escapes", "{{ \"a\\u00e9b\\x41\\t|\\U0001F600|\\\\n|it\\'s\" }}", {}),
+    ("hub_constructs", "{{ builtin_tools | reject('equalto', 'code_interpreter') | join(', ') }}|{% for m in messages %}"
+     "{{ 'tool_calls' in m }}{% endfor %}|{% if messages[0]['role'] == 'system' %}{% set messages = messages[1:] %}{% endif %}"
+     "{{ messages | length }}|{{ 'citations' in controls }}|{{ messages | rejectattr('tool_calls') | map(attribute='role') | join(',') }}",
+     {"builtin_tools": ["brave_search", "code_interpreter", "wolfram"], "messages": MSGS}),
     ("undefined_print", "[{{ nothing }}][{{ d.missing }}][{{ nothing is defined }}][{{ d.missing is undefined }}]", {"d": {}}),
     ("subscript", "{{ xs[0] }} {{ xs[-1] }} {{ d['k'] }} {{ d.k }} {{ s[1:3] }} {{ xs[1:] }} {{ xs[:-1] }} {{ s[::-1] }}"
      " {{ xs[::2] }} {{ 'héllo'[1] }} {{ 'héllo'[1:3] }}", {"xs": [1, 2, 3], "d": {"k": "v"}, "s": "abcdef"}),

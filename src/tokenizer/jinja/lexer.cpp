@@ -1,6 +1,9 @@
 #include "tokenizer/jinja/lexer.h"
 
 #include <cctype>
+#include <cstdint>
+
+#include "tokenizer/utf8.h"
 
 namespace baton::jinja {
 
@@ -188,7 +191,26 @@ size_t read_string(std::string_view s, size_t i, std::string& out, int line) {
       case '\\': out += '\\'; break;
       case '\'': out += '\''; break;
       case '"': out += '"'; break;
+      case 'a': out += '\a'; break;
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'v': out += '\v'; break;
       case '\n': break;
+      case 'x':
+      case 'u':
+      case 'U': {  // \xXX, \uXXXX, \UXXXXXXXX: a code point, written as UTF-8
+        const size_t num_digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
+        uint32_t cp = 0;
+        for (size_t k = 0; k < num_digits; ++k) {
+          const char h = i + k < s.size() ? s[i + k] : '\0';
+          if (!std::isxdigit(static_cast<unsigned char>(h))) throw TemplateError{"bad \\" + std::string(1, c) + " escape", line};
+          cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+        }
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) throw TemplateError{"escape outside Unicode", line};
+        i += num_digits;
+        tokenizer::append_utf8(out, static_cast<char32_t>(cp));
+        break;
+      }
       default:
         out += '\\';
         out += c;
