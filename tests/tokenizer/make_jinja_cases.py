@@ -138,7 +138,7 @@ CASES = [
      " {{ none | d('n') }}", {"y": "set"}),
     ("f_items_dictsort", "{% for k, v in d | items %}{{ k }}{{ v }}{% endfor %} {% for k, v in d | dictsort %}{{ k }}{% endfor %}",
      {"d": {"b": 2, "a": 1, "C": 3}}),
-    ("f_numbers", "{{ '42' | int }} {{ 'x' | int }} {{ 'x' | int(7) }} {{ 3.7 | int }} {{ '2.5' | float }} {{ -3 | abs }}"
+    ("f_numbers", "{{ '42' | int }} {{ '12abc' | int }} {{ '3.9' | int }} {{ 'x' | int }} {{ 'x' | int(7) }} {{ 3.7 | int }} {{ '2.5' | float }} {{ -3 | abs }}"
      " {{ 2.567 | round(2) }} {{ 2.5 | round }} {{ 7 | string }} {{ 1 | float }}", {}),
     ("f_indent", "{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a\\nb' | indent(4, true) }}|{{ 'a\\n\\nb' | indent(2, blank=true) }}", {}),
     ("f_misc", "{{ '<a&b>' | e }} {{ 'x' | safe }} {{ d | attr('k') }} {{ [1, 2] | map('string') | join('-') }}", {"d": {"k": 5}}),

@@ -1,6 +1,7 @@
 // Tests, methods of strings/dicts/loops, and global functions (see builtins.h).
 #include "tokenizer/jinja/builtins.h"
 
+#include <charconv>
 #include <ctime>
 #include <unordered_map>
 
@@ -119,8 +120,9 @@ Value format(Interpreter& in, const std::string& s, const Args& args) {
     if (field.empty()) {
       if (next_auto < args.positional.size()) v = &args.positional[next_auto++];
     } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-      const size_t k = std::stoul(field);
-      if (k < args.positional.size()) v = &args.positional[k];
+      size_t k = 0;
+      auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), k);
+      if (ec == std::errc() && end == field.data() + field.size() && k < args.positional.size()) v = &args.positional[k];
     } else {
       for (const auto& [name, val] : args.named) {
         if (name == field) v = &val;

@@ -276,20 +276,36 @@ Value f_first_last(Interpreter& in, const Value& v, bool first) {
   return first ? items->front() : items->back();
 }
 
+// A float's integer part, when int64 holds it.
+std::optional<int64_t> truncate_float(double d) {
+  if (!std::isfinite(d) || d >= 9.2e18 || d <= -9.2e18) return std::nullopt;
+  return static_cast<int64_t>(d);
+}
+
 Value f_int(Interpreter&, const Value& v, const Args& args) {
-  const Value& dflt = args.get(0, "default");
-  if (v.is_float()) return Value::integer(static_cast<int64_t>(v.as_float()));
+  const Value dflt = args.get(0, "default").is_undefined() ? Value::integer(0) : args.get(0, "default");
+  if (v.is_float()) {
+    auto n = truncate_float(v.as_float());
+    return n ? Value::integer(*n) : dflt;
+  }
   if (v.is_number()) return Value::integer(v.as_int());
   if (v.is_string()) {
+    const std::string& s = v.as_string();
     try {
       size_t used = 0;
-      const long long n = std::stoll(v.as_string(), &used, 10);
-      if (used == v.as_string().size()) return Value::integer(n);
-      return Value::integer(static_cast<int64_t>(std::stod(v.as_string())));
+      const long long n = std::stoll(s, &used, 10);
+      if (used == s.size()) return Value::integer(n);
+    } catch (const std::exception&) {
+    }
+    try {  // int(float(value)), as jinja2 falls back to
+      size_t used = 0;
+      const double d = std::stod(s, &used);
+      auto n = truncate_float(d);
+      if (used == s.size() && n) return Value::integer(*n);
     } catch (const std::exception&) {
     }
   }
-  return dflt.is_undefined() ? Value::integer(0) : dflt;
+  return dflt;
 }
 
 Value f_float(Interpreter&, const Value& v, const Args& args) {
@@ -408,6 +424,7 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
       {"abs", [](Interpreter& in, const Value& v, const Args&) {
          if (v.is_float()) return Value::number(std::fabs(v.as_float()));
          if (!v.is_number()) in.fail(std::string("bad operand type for abs(): '") + v.type_name() + "'");
+         if (v.as_int() == INT64_MIN) in.fail("integer overflow in abs()");
          return Value::integer(v.as_int() < 0 ? -v.as_int() : v.as_int());
        }},
       {"round", [](Interpreter& in, const Value& v, const Args& a) {

@@ -381,7 +381,10 @@ Value Interpreter::eval(const Expr& e, Scope& scope) {
       Value v = eval(*e.children[0], scope);
       if (e.name == "not") return Value::boolean(!v.truthy());
       if (v.is_float()) return Value::number(e.name == "-" ? -v.as_float() : v.as_float());
-      if (v.is_number()) return Value::integer(e.name == "-" ? -v.as_int() : v.as_int());
+      if (v.is_number()) {
+        if (e.name == "-" && v.as_int() == INT64_MIN) fail("integer overflow in unary -");
+        return Value::integer(e.name == "-" ? -v.as_int() : v.as_int());
+      }
       fail(std::string("bad operand type for unary ") + e.name + ": '" + v.type_name() + "'");
     }
     case ExprKind::kBinary: return eval_binary(e, scope);
