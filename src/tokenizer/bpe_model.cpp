@@ -88,6 +88,11 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(
 Status BpeModel::load_vocab(std::vector<std::pair<std::string, int64_t>> vocab) {
   int64_t max_id = -1;
   for (const auto& entry : vocab) max_id = std::max(max_id, entry.second);
+  // Ids index a table: a few gaps are fine, a lone id of a billion is not.
+  if (static_cast<uint64_t>(max_id) >= 16 * vocab.size() + 65536) {
+    return invalid_argument("tokenizer.json: vocab id {} is far beyond the {} entries of the vocabulary", max_id,
+                            vocab.size());
+  }
   const size_t num_ids = static_cast<size_t>(max_id + 1);
   id_to_bytes_.resize(num_ids);
   has_token_.assign(num_ids, 0);

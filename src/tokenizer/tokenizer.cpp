@@ -114,6 +114,19 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view tokenizer_json,
                                                              std::string_view tokenizer_config_json) {
+  // Json's accessors throw on a field of the wrong type (value("split", true)
+  // on a string); such a file is malformed, not a crash.
+  try {
+    return build(tokenizer_json, tokenizer_config_json);
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("out of memory loading tokenizer.json");
+  } catch (const std::exception& e) {
+    return invalid_argument("malformed tokenizer.json or tokenizer_config.json: {}", e.what());
+  }
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::build(std::string_view tokenizer_json,
+                                                    std::string_view tokenizer_config_json) {
   BATON_ASSIGN_OR_RETURN(tokenizer::TokenizerJson parsed, tokenizer::parse_tokenizer_json(tokenizer_json));
   const Json& j = parsed.rest;
   if (!j.is_object()) return invalid_argument("tokenizer.json is not a JSON object");

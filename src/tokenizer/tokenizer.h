@@ -39,7 +39,8 @@ class Tokenizer {
   static Result<std::unique_ptr<Tokenizer>> load(const std::string& path);
 
   // From the texts of tokenizer.json and tokenizer_config.json (the latter
-  // may be empty: no special-token names, no chat template).
+  // may be empty: no special-token names, no chat template). Never throws:
+  // any malformed input is a Status naming the problem.
   static Result<std::unique_ptr<Tokenizer>> from_json_text(std::string_view tokenizer_json,
                                                            std::string_view tokenizer_config_json);
 
@@ -96,6 +97,8 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static Result<std::unique_ptr<Tokenizer>> build(std::string_view tokenizer_json,
+                                                  std::string_view tokenizer_config_json);
   Status load_config(const Json& config);
   Status build_decoding(const Json& decoder_spec);
   Status encode_text(std::string_view text, bool at_input_start, std::vector<int32_t>& ids,

@@ -179,6 +179,11 @@ TEST(TokenizerFamiliesTest, UnsupportedComponentsAreRefusedByName) {
   }
   auto bad_strip = with_component("llama2", "decoder", R"({"type": "Strip", "content": "ab", "start": 1, "stop": 0})");
   EXPECT_EQ(bad_strip.status().code(), StatusCode::kInvalidArgument);
+  // A field of the wrong type is an error, not an exception.
+  auto wrong_type = with_component("llama2", "pre_tokenizer", R"({"type": "Metaspace", "replacement": "▁", "split": "yes"})");
+  EXPECT_EQ(wrong_type.status().code(), StatusCode::kInvalidArgument) << wrong_type.status().to_string();
+  auto sparse = with_component("llama2", "model", R"({"type": "BPE", "vocab": {"a": 0, "b": 1000000000}, "merges": []})");
+  EXPECT_NE(sparse.status().message().find("far beyond"), std::string::npos) << sparse.status().to_string();
   auto bad_unk = with_component("llama2", "model", R"({"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<x>"})");
   EXPECT_FALSE(bad_unk.is_ok());
 }
