@@ -21,6 +21,8 @@ uint64_t hash_key(uint64_t key) {
   return key;
 }
 
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581 ▁
+
 bool is_null_or_empty_string(const Json& j, std::string_view key) {
   auto it = j.find(key);
   return it == j.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty());
@@ -82,7 +84,28 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     BATON_RETURN_IF_ERROR(m->add_merge(merges[rank].first, merges[rank].second, static_cast<int32_t>(rank), buf));
   }
+  if (!m->byte_level_ && !m->ignore_merges_) m->find_metaspace_boundaries(merges);
   return m;
+}
+
+void BpeModel::find_metaspace_boundaries(const std::vector<std::pair<std::string, std::string>>& merges) {
+  crossing_chars_.clear();
+  for (const auto& [left, right] : merges) {
+    if (!right.starts_with(kMetaspace) || left.ends_with(kMetaspace) || left.empty()) continue;
+    // A byte-fallback or unk symbol stands for characters its spelling does
+    // not show: give up rather than reason about them.
+    auto id = bytes_to_id(left);
+    if (!id || *id == unk_id_ || std::find(fallback_ids_.begin(), fallback_ids_.end(), *id) != fallback_ids_.end()) {
+      crossing_chars_.clear();
+      split_at_metaspace_ = false;
+      return;
+    }
+    size_t last = left.size() - 1;
+    while (last > 0 && (static_cast<uint8_t>(left[last]) & 0xC0) == 0x80) --last;
+    crossing_chars_.push_back(utf8_step(left, last).code_point);
+  }
+  std::sort(crossing_chars_.begin(), crossing_chars_.end());
+  split_at_metaspace_ = true;
 }
 
 Status BpeModel::load_vocab(std::vector<std::pair<std::string, int64_t>> vocab) {
@@ -209,6 +232,24 @@ std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
 }
 
 void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out) const {
+  if (!split_at_metaspace_) {
+    encode_piece(bytes, out);
+    return;
+  }
+  size_t start = 0;
+  for (size_t pos = bytes.find(kMetaspace, 1); pos != std::string_view::npos;
+       pos = bytes.find(kMetaspace, pos + kMetaspace.size())) {
+    size_t prev = pos - 1;
+    while (prev > start && (static_cast<uint8_t>(bytes[prev]) & 0xC0) == 0x80) --prev;
+    const char32_t c = utf8_step(bytes, prev).code_point;
+    if (c == 0x2581 || std::binary_search(crossing_chars_.begin(), crossing_chars_.end(), c)) continue;
+    encode_piece(bytes.substr(start, pos - start), out);
+    start = pos;
+  }
+  encode_piece(bytes.substr(start), out);
+}
+
+void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) const {
   if (bytes.empty()) return;
   if (bytes.size() == 1 && byte_level_) {
     out.push_back(byte_ids_[static_cast<uint8_t>(bytes[0])]);

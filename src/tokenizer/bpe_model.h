@@ -75,7 +75,9 @@ class BpeModel {
   Status add_merge(std::string_view left, std::string_view right, int32_t rank, std::string& buf);
   void insert_merge(uint64_t key, int32_t rank, int32_t new_id);
   const MergeEntry* find_merge(int32_t left, int32_t right) const;
+  void encode_piece(std::string_view bytes, std::vector<int32_t>& out) const;
   void merge_word(std::string_view bytes, std::vector<int32_t>& out) const;
+  void find_metaspace_boundaries(const std::vector<std::pair<std::string, std::string>>& merges);
   // The ids a word starts as, before merging; returns how many (<= size).
   size_t initial_symbols(std::string_view word, int32_t* ids) const;
   Status load_vocab(std::vector<std::pair<std::string, int64_t>> vocab);
@@ -102,6 +104,14 @@ class BpeModel {
   size_t num_merges_ = 0;
 
   bool ignore_merges_ = false;  // a pre-token that is a whole vocabulary entry skips merging
+
+  // Characters alphabet without a pre-tokenizer (Llama-2): a whole text is
+  // one word. When no merge can join a symbol ending in character c to one
+  // starting with "▁" (checked on the merges at load), the word is cut before
+  // each "▁" that follows such a c, which changes no result and lets the
+  // pieces use the word cache. Off when any merge could cross.
+  bool split_at_metaspace_ = false;
+  std::vector<char32_t> crossing_chars_;  // sorted: the c for which a merge could cross
 
   // Word cache, sharded to keep lock contention low across request threads.
   static constexpr size_t kNumCacheShards = 16;
