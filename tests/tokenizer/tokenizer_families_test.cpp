@@ -223,5 +223,19 @@ TEST(TokenizerFamiliesTest, UnknownCharactersFuseOrFallBackToBytes) {
   EXPECT_EQ(*(*bytes)->encode("éx", false), (std::vector<int32_t>{1, 7, 8, 0}));
 }
 
+TEST(TokenizerFamiliesTest, MergesAcrossMetaspaceStillApplyWhenTheFileHasThem) {
+  // No pre-tokenizer: the text is one word. The merge "a ▁b" crosses a ▁, so
+  // the word must not be cut before the ▁ that follows an "a" (it may be
+  // after a "c", which no merge joins to a ▁).
+  auto tok = Tokenizer::from_json_text(R"({"normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+      "pre_tokenizer": null, "decoder": {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+      "model": {"type": "BPE", "vocab": {"a": 0, "▁": 1, "b": 2, "▁b": 3, "a▁b": 4, "c": 5},
+                "merges": ["▁ b", "a ▁b"]}})", "");
+  ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
+  EXPECT_EQ(*(*tok)->encode("a b", false), std::vector<int32_t>{4});
+  EXPECT_EQ(*(*tok)->encode("c b a b", false), (std::vector<int32_t>{5, 3, 1, 4}));
+  EXPECT_EQ(*(*tok)->decode(std::vector<int32_t>{5, 3, 1, 4}), "c b a b");
+}
+
 }  // namespace
 }  // namespace baton
