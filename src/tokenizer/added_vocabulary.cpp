@@ -10,16 +10,6 @@ namespace baton::tokenizer {
 
 namespace {
 
-bool is_whitespace(char32_t cp) {
-  switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
-  }
-}
-
 bool is_alphanumeric(char32_t cp) {
   if (cp < 0x80) return (cp >= '0' && cp <= '9') || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z');
   const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
@@ -48,6 +38,7 @@ Result<AddedVocabulary> AddedVocabulary::from_json(const Json& added_tokens) {
     AddedToken a;
     a.id = t["id"].get<int32_t>();
     a.content = t["content"].get<std::string>();
+    a.pattern = a.content;
     if (a.id < 0) return invalid_argument("tokenizer.json: added token '{}' has a negative id", a.content);
     if (a.content.empty()) return invalid_argument("tokenizer.json: added token {} has empty content", a.id);
     a.special = t.value("special", false);
@@ -58,24 +49,30 @@ Result<AddedVocabulary> AddedVocabulary::from_json(const Json& added_tokens) {
     if (a.normalized) ++v.num_normalized_;
     v.tokens_.push_back(std::move(a));
   }
-  for (uint32_t i = 0; i < v.tokens_.size(); ++i) {
-    v.by_first_byte_[static_cast<uint8_t>(v.tokens_[i].content[0])].push_back(i);
+  v.index();
+  return v;
+}
+
+void AddedVocabulary::index() {
+  for (auto& list : by_first_byte_) list.clear();
+  for (uint32_t i = 0; i < tokens_.size(); ++i) {
+    if (tokens_[i].pattern.empty()) continue;  // normalized to nothing: never matches
+    by_first_byte_[static_cast<uint8_t>(tokens_[i].pattern[0])].push_back(i);
   }
-  for (auto& list : v.by_first_byte_) {
+  for (auto& list : by_first_byte_) {
     std::stable_sort(list.begin(), list.end(), [&](uint32_t a, uint32_t b) {
-      return v.tokens_[a].content.size() > v.tokens_[b].content.size();
+      return tokens_[a].pattern.size() > tokens_[b].pattern.size();
     });
   }
-  return v;
 }
 
 bool AddedVocabulary::match_at(std::string_view text, size_t pos, bool normalized, size_t& token_index) const {
   for (uint32_t idx : by_first_byte_[static_cast<uint8_t>(text[pos])]) {
     const AddedToken& t = tokens_[idx];
     if (t.normalized != normalized) continue;
-    if (text.compare(pos, t.content.size(), t.content) != 0) continue;
+    if (text.compare(pos, t.pattern.size(), t.pattern) != 0) continue;
     if (t.single_word) {
-      const size_t end = pos + t.content.size();
+      const size_t end = pos + t.pattern.size();
       if (pos > 0 && is_alphanumeric(code_point_before(text, pos))) continue;
       if (end < text.size() && is_alphanumeric(utf8_step(text, end).code_point)) continue;
     }
@@ -96,19 +93,19 @@ void AddedVocabulary::split(std::string_view text, bool normalized, std::vector<
     }
     const AddedToken& t = tokens_[idx];
     size_t start = pos;
-    size_t end = pos + t.content.size();
+    size_t end = pos + t.pattern.size();
     if (t.lstrip) {  // the token swallows the whitespace before it
       while (start > emitted) {
         size_t prev = start - 1;
         while (prev > emitted && (static_cast<uint8_t>(text[prev]) & 0xC0) == 0x80) --prev;
-        if (!is_whitespace(utf8_step(text, prev).code_point)) break;
+        if (!is_unicode_whitespace(utf8_step(text, prev).code_point)) break;
         start = prev;
       }
     }
     if (t.rstrip) {  // and the whitespace after it
       while (end < text.size()) {
         Utf8Step s = utf8_step(text, end);
-        if (s.kind != Utf8Step::Kind::kValid || !is_whitespace(s.code_point)) break;
+        if (s.kind != Utf8Step::Kind::kValid || !is_unicode_whitespace(s.code_point)) break;
         end += s.num_bytes;
       }
     }

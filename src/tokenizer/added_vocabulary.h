@@ -19,6 +19,9 @@ namespace baton::tokenizer {
 struct AddedToken {
   int32_t id = 0;
   std::string content;
+  // What is matched in the text and handed to the decoder: the content, run
+  // through the normalizer when `normalized` (as HF caches it).
+  std::string pattern;
   bool special = false;
   bool lstrip = false;
   bool rstrip = false;
@@ -44,7 +47,22 @@ class AddedVocabulary {
 
   bool has_normalized_tokens() const { return num_normalized_ > 0; }
 
+  // Sets each normalized token's pattern to its content after `normalize`
+  // (a callable from content to Result<std::string>).
+  template <typename F>
+  Status normalize_patterns(F&& normalize) {
+    for (auto& t : tokens_) {
+      if (!t.normalized) continue;
+      Result<std::string> p = normalize(t.content);
+      if (!p.is_ok()) return p.status();
+      t.pattern = std::move(p).value();
+    }
+    index();
+    return Status::ok();
+  }
+
  private:
+  void index();  // fills by_first_byte_ from the patterns
   // A match of token `index` at [start, end) of the text, after stripping.
   bool match_at(std::string_view text, size_t pos, bool normalized, size_t& token_index) const;
 

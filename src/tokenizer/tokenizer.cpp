@@ -4,6 +4,8 @@
 
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe_model.h"
+#include "tokenizer/byte_level.h"
+#include "tokenizer/decoder.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer_json.h"
@@ -74,19 +76,6 @@ Status parse_post_processor(const Json& spec, std::vector<int32_t>& prefix, std:
   return Status::ok();
 }
 
-Status check_decoder(const Json& spec) {
-  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
-    return unimplemented("tokenizer.json: no ByteLevel decoder (only byte-level BPE is supported)");
-  }
-  const auto& type = spec["type"].get_ref<const std::string&>();
-  if (type == "ByteLevel") return Status::ok();
-  if (type == "Sequence" && spec.contains("decoders") && spec["decoders"].is_array() &&
-      spec["decoders"].size() == 1) {
-    return check_decoder(spec["decoders"][0]);
-  }
-  return unimplemented("tokenizer.json: decoder type '{}' is not supported (only ByteLevel)", type);
-}
-
 }  // namespace
 
 Tokenizer::Tokenizer() = default;
@@ -125,6 +114,19 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view tokenizer_json,
                                                              std::string_view tokenizer_config_json) {
+  // Json's accessors throw on a field of the wrong type (value("split", true)
+  // on a string); such a file is malformed, not a crash.
+  try {
+    return build(tokenizer_json, tokenizer_config_json);
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("out of memory loading tokenizer.json");
+  } catch (const std::exception& e) {
+    return invalid_argument("malformed tokenizer.json or tokenizer_config.json: {}", e.what());
+  }
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::build(std::string_view tokenizer_json,
+                                                    std::string_view tokenizer_config_json) {
   BATON_ASSIGN_OR_RETURN(tokenizer::TokenizerJson parsed, tokenizer::parse_tokenizer_json(tokenizer_json));
   const Json& j = parsed.rest;
   if (!j.is_object()) return invalid_argument("tokenizer.json is not a JSON object");
@@ -136,16 +138,21 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view to
   if (!j.contains("model")) return invalid_argument("tokenizer.json has no 'model' section");
 
   std::unique_ptr<Tokenizer> t(new Tokenizer());
-  BATON_ASSIGN_OR_RETURN(t->model_,
-                         tokenizer::BpeModel::from_json(j["model"], std::move(parsed.vocab), parsed.merges));
-  BATON_ASSIGN_OR_RETURN(auto normalizer, tokenizer::Normalizer::from_json(field("normalizer")));
-  t->normalizer_ = std::make_unique<tokenizer::Normalizer>(normalizer);
   BATON_ASSIGN_OR_RETURN(auto pre, tokenizer::PreTokenizer::from_json(field("pre_tokenizer")));
   t->pre_tokenizer_ = std::make_unique<tokenizer::PreTokenizer>(std::move(pre));
+  BATON_ASSIGN_OR_RETURN(t->model_, tokenizer::BpeModel::from_json(j["model"], std::move(parsed.vocab), parsed.merges,
+                                                                   t->pre_tokenizer_->byte_level()));
+  BATON_ASSIGN_OR_RETURN(auto normalizer, tokenizer::Normalizer::from_json(field("normalizer")));
+  t->normalizer_ = std::make_unique<tokenizer::Normalizer>(std::move(normalizer));
   BATON_ASSIGN_OR_RETURN(auto added, tokenizer::AddedVocabulary::from_json(field("added_tokens")));
   t->added_ = std::make_unique<tokenizer::AddedVocabulary>(std::move(added));
+  BATON_RETURN_IF_ERROR(t->added_->normalize_patterns([&](const std::string& content) -> Result<std::string> {
+    std::string out;
+    BATON_RETURN_IF_ERROR(t->normalizer_->apply(content, out));
+    return out;
+  }));
   BATON_RETURN_IF_ERROR(parse_post_processor(field("post_processor"), t->prefix_ids_, t->suffix_ids_));
-  BATON_RETURN_IF_ERROR(check_decoder(field("decoder")));
+  BATON_RETURN_IF_ERROR(t->build_decoding(field("decoder")));
 
   t->vocab_size_ = t->model_->id_limit();
   const auto& added_tokens = t->added_->tokens();
@@ -167,6 +174,27 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view to
   BATON_ASSIGN_OR_RETURN(Json config, parse_json(tokenizer_config_json, "tokenizer_config.json"));
   BATON_RETURN_IF_ERROR(t->load_config(config));
   return t;
+}
+
+Status Tokenizer::build_decoding(const Json& decoder_spec) {
+  BATON_ASSIGN_OR_RETURN(auto decoder, tokenizer::Decoder::from_json(decoder_spec));
+  decoder_ = std::make_unique<tokenizer::Decoder>(std::move(decoder));
+  concat_decode_ = decoder_->is_byte_level() && model_->byte_level();
+  for (const auto& t : added_->tokens()) {
+    if (concat_decode_) {
+      auto bytes = tokenizer::byte_level_to_bytes(t.pattern);
+      added_bytes_.push_back(bytes ? std::move(*bytes) : t.pattern);
+    } else {
+      added_bytes_.push_back(decoder_->token_piece(t.pattern));
+    }
+  }
+  if (!concat_decode_) {
+    model_pieces_.resize(static_cast<size_t>(model_->id_limit()));
+    for (int32_t id = 0; id < model_->id_limit(); ++id) {
+      if (model_->has_id(id)) model_pieces_[id] = decoder_->token_piece(model_->id_token(id));
+    }
+  }
+  return Status::ok();
 }
 
 Status Tokenizer::load_config(const Json& config) {
@@ -231,14 +259,15 @@ Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_s
     if (seg.token_id >= 0) {
       ids.push_back(seg.token_id);
     } else {
-      BATON_RETURN_IF_ERROR(encode_text(seg.text, ids, scratch));
+      BATON_RETURN_IF_ERROR(encode_text(seg.text, seg.text.data() == text.data(), ids, scratch));
     }
   }
   if (add_special_tokens) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
   return ids;
 }
 
-Status Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& ids, std::string& scratch) const {
+Status Tokenizer::encode_text(std::string_view text, bool at_input_start, std::vector<int32_t>& ids,
+                              std::string& scratch) const {
   std::string_view normalized = text;
   if (!normalizer_->is_identity()) {
     BATON_RETURN_IF_ERROR(normalizer_->apply(text, scratch));
@@ -251,13 +280,15 @@ Status Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& ids, 
     segments.push_back({normalized, -1});
   }
   std::vector<std::string_view> pieces;
+  tokenizer::PieceArena arena;
   for (const auto& seg : segments) {
     if (seg.token_id >= 0) {
       ids.push_back(seg.token_id);
       continue;
     }
     pieces.clear();
-    BATON_RETURN_IF_ERROR(pre_tokenizer_->split(seg.text, pieces));
+    const bool at_start = at_input_start && seg.text.data() == normalized.data();
+    BATON_RETURN_IF_ERROR(pre_tokenizer_->split(seg.text, at_start, pieces, arena));
     for (auto piece : pieces) model_->encode_word(piece, ids);
   }
   return Status::ok();
@@ -265,12 +296,27 @@ Status Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& ids, 
 
 std::string_view Tokenizer::token_bytes(int32_t id) const {
   auto it = added_by_id_.find(id);
-  if (it != added_by_id_.end()) return added_->tokens()[it->second].content;
-  if (model_->has_id(id)) return model_->id_bytes(id);
-  return {};
+  if (it != added_by_id_.end()) return added_bytes_[it->second];
+  if (!model_->has_id(id)) return {};
+  return concat_decode_ ? std::string_view(model_->id_bytes(id)) : std::string_view(model_pieces_[id]);
 }
 
 Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  if (!concat_decode_) {
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (int32_t id : ids) {
+      if (id < 0) return invalid_argument("cannot decode negative token id {}", id);
+      if (skip_special_tokens && is_special(id)) continue;
+      auto it = added_by_id_.find(id);
+      if (it != added_by_id_.end()) {
+        tokens.push_back(added_->tokens()[it->second].pattern);
+      } else if (model_->has_id(id)) {
+        tokens.push_back(model_->id_token(id));
+      }
+    }
+    return decoder_->decode(std::move(tokens));
+  }
   std::string bytes;
   for (int32_t id : ids) {
     if (id < 0) return invalid_argument("cannot decode negative token id {}", id);

