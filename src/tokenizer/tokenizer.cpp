@@ -102,7 +102,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
   if (!(*tok)->chat_template_ && (*tok)->chat_template_status_.code() == StatusCode::kNotFound &&
       fs::is_regular_file(jinja_path, ec)) {
     BATON_ASSIGN_OR_RETURN(std::string text, read_file(jinja_path.string()));
-    auto ct = ChatTemplate::recognize(text, (*tok)->bos_token_);
+    auto ct = ChatTemplate::parse(text, (*tok)->template_tokens_);
     if (ct.is_ok()) {
       (*tok)->chat_template_ = std::move(ct).value();
     } else {
@@ -213,6 +213,9 @@ Status Tokenizer::load_config(const Json& config) {
       return invalid_argument("tokenizer_config.json: {} '{}' is not a token of the vocabulary", n.key, *n.name);
     }
   }
+  // Every special token the template may print (bos_token, eos_token, ...).
+  template_tokens_ = {bos_token_, eos_token_, "", pad_token_};
+  if (auto unk = config_token(config, "unk_token"); unk.is_ok()) template_tokens_.unk_token = *unk;
   auto ct = config.find("chat_template");
   std::string text;
   if (ct == config.end() || ct->is_null()) {
@@ -223,8 +226,9 @@ Status Tokenizer::load_config(const Json& config) {
     text = ct->get<std::string>();
   } else if (ct->is_array()) {  // [{"name": "default", "template": "..."}, ...]
     for (const auto& entry : *ct) {
-      if (entry.is_object() && entry.value("name", std::string()) == "default" && entry.contains("template") &&
-          entry["template"].is_string()) {
+      auto name = entry.is_object() ? entry.find("name") : entry.end();
+      if (entry.is_object() && name != entry.end() && name->is_string() && *name == "default" &&
+          entry.contains("template") && entry["template"].is_string()) {
         text = entry["template"].get<std::string>();
       }
     }
@@ -235,7 +239,7 @@ Status Tokenizer::load_config(const Json& config) {
   } else {
     return invalid_argument("tokenizer_config.json: chat_template is neither a string nor a list");
   }
-  auto recognized = ChatTemplate::recognize(text, bos_token_);
+  auto recognized = ChatTemplate::parse(text, template_tokens_);
   if (recognized.is_ok()) {
     chat_template_ = std::move(recognized).value();
   } else {

@@ -118,6 +118,7 @@ class Tokenizer {
   int32_t vocab_size_ = 0;
 
   std::string bos_token_, eos_token_, pad_token_;
+  ChatTemplateTokens template_tokens_;  // what the chat template sees
   std::optional<int32_t> bos_id_, eos_id_, pad_id_;
   std::optional<ChatTemplate> chat_template_;
   Status chat_template_status_;  // why chat_template_ is empty
