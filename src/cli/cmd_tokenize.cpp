@@ -1,6 +1,8 @@
-// `baton tokenize`: text -> ids, or ids -> text (--ids), with a tokenizer
-// folder (or a model folder holding tokenizer.json).
+// `baton tokenize`: text -> ids, ids -> text (--ids), or a chat request
+// rendered through the model's chat template (--chat, --messages), with a
+// tokenizer folder (or a model folder holding tokenizer.json).
 #include <charconv>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -20,6 +22,7 @@ struct TokenizeOptions {
   std::string text;
   std::string ids;
   std::string messages;
+  std::string chat;
   std::string enable_thinking;
   bool no_generation_prompt = false;
   bool json = false;
@@ -53,16 +56,60 @@ baton::Result<std::vector<int32_t>> parse_ids(const std::string& list) {
   return ids;
 }
 
-// --messages: renders the chat template, then encodes the prompt as
-// apply_chat_template does (no post-processor tokens: the template has them).
-int run_chat(const baton::Tokenizer& tok, const TokenizeOptions& o) {
+// The chat template of the folder `--tokenizer` names (it may name
+// tokenizer.json itself).
+baton::Result<baton::ChatTemplate> load_template(const std::string& tokenizer_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = tokenizer_path;
+  if (!fs::is_directory(dir, ec)) dir = dir.parent_path();
+  return baton::ChatTemplate::load(dir.string());
+}
+
+// A --chat request file: {"messages", "tools", "add_generation_prompt",
+// "chat_template_kwargs"}, as a chat completion request carries them.
+baton::Status read_chat_request(const std::string& path, std::vector<baton::ChatMessage>& messages,
+                                baton::ChatTemplateOptions& options) {
   using namespace baton;
-  auto parsed = parse_json(o.messages, "--messages");
-  if (!parsed.is_ok()) return fail(parsed.status());
-  auto messages = parse_chat_messages(*parsed);
-  if (!messages.is_ok()) return fail(messages.status());
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    BATON_ASSIGN_OR_RETURN(text, read_file(path));
+  }
+  BATON_ASSIGN_OR_RETURN(OrderedJson request, parse_ordered_json(text, "--chat file"));
+  if (!request.is_object()) return invalid_argument("--chat file: expected a JSON object with 'messages'");
+  auto m = request.find("messages");
+  if (m == request.end()) return invalid_argument("--chat file: no 'messages'");
+  BATON_ASSIGN_OR_RETURN(messages, parse_chat_messages(*m));
+  auto tools = request.find("tools");
+  if (tools != request.end()) options.tools = *tools;
+  auto kwargs = request.find("chat_template_kwargs");
+  if (kwargs != request.end()) options.chat_template_kwargs = *kwargs;
+  auto gen = request.find("add_generation_prompt");
+  if (gen != request.end() && !gen->is_null()) {
+    if (!gen->is_boolean()) return invalid_argument("--chat file: 'add_generation_prompt' must be true or false");
+    options.add_generation_prompt = gen->get<bool>();
+  }
+  return Status::ok();
+}
+
+// --chat / --messages: renders the chat template, then encodes the prompt as
+// apply_chat_template does (no post-processor tokens: the template has them).
+int run_chat(const baton::Tokenizer& tok, const std::string& tokenizer_path, const TokenizeOptions& o) {
+  using namespace baton;
+  std::vector<ChatMessage> messages;
   ChatTemplateOptions options;
-  options.add_generation_prompt = !o.no_generation_prompt;
+  if (!o.chat.empty()) {
+    if (Status st = read_chat_request(o.chat, messages, options); !st.is_ok()) return fail(st);
+  } else {
+    auto parsed = parse_ordered_json(o.messages, "--messages");
+    if (!parsed.is_ok()) return fail(parsed.status());
+    auto m = parse_chat_messages(*parsed);
+    if (!m.is_ok()) return fail(m.status());
+    messages = std::move(*m);
+  }
+  if (o.no_generation_prompt) options.add_generation_prompt = false;
   if (o.enable_thinking == "true") {
     options.enable_thinking = true;
   } else if (o.enable_thinking == "false") {
@@ -70,22 +117,25 @@ int run_chat(const baton::Tokenizer& tok, const TokenizeOptions& o) {
   } else if (!o.enable_thinking.empty()) {
     return fail(invalid_argument("--enable-thinking must be true or false (got '{}')", o.enable_thinking));
   }
-  auto prompt = tok.apply_chat_template(*messages, options);
+  auto tmpl = load_template(tokenizer_path);
+  if (!tmpl.is_ok()) return fail(tmpl.status());
+  auto prompt = tmpl->render(messages, options);
   if (!prompt.is_ok()) return fail(prompt.status());
   auto ids = tok.encode(*prompt, /*add_special_tokens=*/false);
   if (!ids.is_ok()) return fail(ids.status());
   if (o.json) {
-    std::cout << Json{{"prompt", *prompt}, {"ids", *ids}}.dump() << "\n";
+    // --messages printed "prompt" before --chat existed; --chat prints "text".
+    std::cout << dump_json(Json{{o.chat.empty() ? "prompt" : "text", *prompt}, {"ids", *ids}}) << "\n";
   } else {
     std::cout << *prompt << "\n";
   }
   return 0;
 }
 
-int run(const TokenizeOptions& o, bool have_text, bool have_ids, bool have_messages) {
+int run(const TokenizeOptions& o, bool have_text, bool have_ids, bool have_messages, bool have_chat) {
   using namespace baton;
-  if (int(have_text) + int(have_ids) + int(have_messages) != 1) {
-    return fail(invalid_argument("give exactly one of --text TEXT, --ids 1,2,3 or --messages JSON"));
+  if (int(have_text) + int(have_ids) + int(have_messages) + int(have_chat) != 1) {
+    return fail(invalid_argument("give exactly one of --text TEXT, --ids 1,2,3, --chat FILE or --messages JSON"));
   }
   const std::string dir = o.tokenizer.empty() ? default_model_dir() : o.tokenizer;
   auto tok = Tokenizer::load(dir);
@@ -95,7 +145,7 @@ int run(const TokenizeOptions& o, bool have_text, bool have_ids, bool have_messa
     }
     return fail(tok.status());
   }
-  if (have_messages) return run_chat(**tok, o);
+  if (have_messages || have_chat) return run_chat(**tok, dir, o);
   if (have_ids) {
     auto ids = parse_ids(o.ids);
     if (!ids.is_ok()) return fail(ids.status());
@@ -135,14 +185,23 @@ baton::cli::RunFn setup(CLI::App& sub) {
   auto* messages = sub.add_option(
       "--messages", o->messages,
       "Chat messages as JSON ([{\"role\": \"user\", \"content\": \"Hi\"}]): print the prompt the chat template renders");
-  sub.add_option("--enable-thinking", o->enable_thinking, "With --messages: true or false (Qwen3's thinking switch)");
-  sub.add_flag("--no-generation-prompt", o->no_generation_prompt, "With --messages: leave out the assistant prefix");
+  auto* chat = sub.add_option(
+      "--chat", o->chat,
+      "A chat request file ('-' reads standard input): {\"messages\": [...], \"tools\": [...], "
+      "\"add_generation_prompt\": true, \"chat_template_kwargs\": {...}}: print the prompt the model's chat "
+      "template renders, and its ids");
+  sub.add_option("--enable-thinking", o->enable_thinking,
+                 "With --chat or --messages: true or false (Qwen3's thinking switch)");
+  sub.add_flag("--no-generation-prompt", o->no_generation_prompt,
+               "With --chat or --messages: leave out the assistant prefix");
   sub.add_flag("--json", o->json,
                "Print JSON: {\"ids\": [...]} when encoding, {\"text\": ...} when decoding, "
-               "{\"prompt\": ..., \"ids\": [...]} with --messages");
+               "{\"text\": ..., \"ids\": [...]} with --chat, {\"prompt\": ..., \"ids\": [...]} with --messages");
   sub.add_flag("--no-special", o->no_special,
                "Encode without the post-processor's special tokens (e.g. a BOS); decode skipping special tokens");
-  return [o, text, ids, messages] { return run(*o, text->count() > 0, ids->count() > 0, messages->count() > 0); };
+  return [o, text, ids, messages, chat] {
+    return run(*o, text->count() > 0, ids->count() > 0, messages->count() > 0, chat->count() > 0);
+  };
 }
 
 const baton::cli::Command kCmd("tokenize", "Encode text to token ids, or decode ids to text", &setup);

@@ -1,241 +1,251 @@
 #include "tokenizer/chat_template.h"
 
-#include "tokenizer/utf8.h"
+#include <filesystem>
 
 namespace baton {
 
 namespace {
 
-// Fingerprints of the template texts shipped in tokenizer_config.json.
-constexpr uint64_t kQwen3Fingerprint = 0x2bfdb7aa9754484eull;   // Qwen3 (hybrid thinking)
-constexpr uint64_t kLlama3Fingerprint = 0x74891e390e614ae2ull;  // Llama-3 (8B/70B Instruct)
+namespace fs = std::filesystem;
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
-  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
-}
-
-// Python str.lstrip(c) / rstrip(c) / strip(c) for one ASCII character.
-std::string_view lstrip_char(std::string_view s, char c) {
-  while (!s.empty() && s.front() == c) s.remove_prefix(1);
-  return s;
-}
-std::string_view rstrip_char(std::string_view s, char c) {
-  while (!s.empty() && s.back() == c) s.remove_suffix(1);
-  return s;
-}
-std::string_view strip_char(std::string_view s, char c) { return rstrip_char(lstrip_char(s, c), c); }
-
-// Python's str.isspace() (what Jinja's trim filter strips).
-bool is_python_space(char32_t cp) {
-  switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E: case 0x1F:
-    case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-    case 0x3000:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
+// tokenizer_config.json names a special token as a string or as an
+// AddedToken object {"content": ...}; null or absent: not set.
+std::string config_token(const Json& config, const char* key) {
+  auto it = config.find(key);
+  if (it == config.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object()) {
+    auto content = it->find("content");
+    if (content != it->end() && content->is_string()) return content->get<std::string>();
   }
+  return {};
 }
 
-// Jinja `| trim`: Python str.strip() on valid UTF-8.
-std::string_view python_strip(std::string_view s) {
-  size_t begin = 0;
-  while (begin < s.size()) {
-    auto step = tokenizer::utf8_step(s, begin);
-    if (step.kind != tokenizer::Utf8Step::Kind::kValid || !is_python_space(step.code_point)) break;
-    begin += step.num_bytes;
+template <typename J>
+Result<std::string> message_text(const J& content, size_t i) {
+  if (content.is_null()) return std::string();
+  if (content.is_string()) return content.template get<std::string>();
+  if (!content.is_array()) {
+    return invalid_argument("messages[{}].content must be a string, null or a list of text parts", i);
   }
-  size_t end = s.size();
-  while (end > begin) {
-    size_t start = end - 1;
-    while (start > begin && (static_cast<uint8_t>(s[start]) & 0xC0) == 0x80) --start;
-    auto step = tokenizer::utf8_step(s, start);
-    if (step.kind != tokenizer::Utf8Step::Kind::kValid || !is_python_space(step.code_point)) break;
-    end = start;
-  }
-  return s.substr(begin, end - begin);
-}
-
-// Python s.split(sep)[0] and s.split(sep)[-1].
-std::string_view before_first(std::string_view s, std::string_view sep) {
-  const size_t p = s.find(sep);
-  return p == std::string_view::npos ? s : s.substr(0, p);
-}
-std::string_view after_last(std::string_view s, std::string_view sep) {
-  const size_t p = s.rfind(sep);
-  return p == std::string_view::npos ? s : s.substr(p + sep.size());
-}
-
-Status check_roles(const std::vector<ChatMessage>& messages) {
-  if (messages.empty()) return invalid_argument("chat template: the conversation has no messages");
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const auto& r = messages[i].role;
-    if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
-      return invalid_argument("chat template: message {} has an unknown role '{}' "
-                              "(expected system, user, assistant or tool)", i, r);
+  std::string text;
+  for (size_t k = 0; k < content.size(); ++k) {
+    const J& part = content[k];
+    if (!part.is_object()) return invalid_argument("messages[{}].content[{}] is not an object", i, k);
+    auto type = part.find("type");
+    if (type == part.end() || !type->is_string()) {
+      return invalid_argument("messages[{}].content[{}] has no string 'type'", i, k);
     }
-  }
-  return Status::ok();
-}
-
-}  // namespace
-
-const char* chat_template_family_name(ChatTemplateFamily family) {
-  switch (family) {
-    case ChatTemplateFamily::kQwen3: return "qwen3";
-    case ChatTemplateFamily::kLlama3: return "llama3";
-  }
-  return "?";
-}
-
-uint64_t ChatTemplate::fingerprint(std::string_view text) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (char c : text) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-Result<ChatTemplate> ChatTemplate::recognize(std::string_view template_text, std::string bos_token) {
-  const uint64_t fp = fingerprint(template_text);
-  if (fp == kQwen3Fingerprint) return ChatTemplate(ChatTemplateFamily::kQwen3, std::move(bos_token));
-  if (fp == kLlama3Fingerprint) return ChatTemplate(ChatTemplateFamily::kLlama3, std::move(bos_token));
-  std::string head(template_text.substr(0, 60));
-  for (char& c : head) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return unimplemented(
-      "chat template not recognized (fingerprint {:016x}, {} bytes, starting '{}'): only the Qwen3 and "
-      "Llama-3 templates are known",
-      fp, template_text.size(), head);
-}
-
-Result<std::string> ChatTemplate::render(const std::vector<ChatMessage>& messages,
-                                         const ChatTemplateOptions& options) const {
-  BATON_RETURN_IF_ERROR(check_roles(messages));
-  switch (family_) {
-    case ChatTemplateFamily::kQwen3: return render_qwen3(messages, options);
-    case ChatTemplateFamily::kLlama3: return render_llama3(messages);
-  }
-  return internal_error("unknown chat template family");
-}
-
-Result<std::string> ChatTemplate::render_qwen3(const std::vector<ChatMessage>& messages,
-                                               const ChatTemplateOptions& options) const {
-  std::string out;
-  const size_t n = messages.size();
-  if (messages[0].role == "system") out += "<|im_start|>system\n" + messages[0].content + "<|im_end|>\n";
-  // The last user turn that is not a tool result: assistant turns after it
-  // keep their reasoning, earlier ones lose it.
-  size_t last_query_index = n - 1;
-  for (size_t k = n; k-- > 0;) {
-    const auto& m = messages[k];
-    if (m.role == "user" &&
-        !(starts_with(m.content, "<tool_response>") && ends_with(m.content, "</tool_response>"))) {
-      last_query_index = k;
-      break;
+    if (type->template get<std::string>() != "text") {
+      return unimplemented("messages[{}].content[{}]: content part type '{}' is not supported (text only)", i, k,
+                           type->template get<std::string>());
     }
+    auto t = part.find("text");
+    if (t == part.end() || !t->is_string()) return invalid_argument("messages[{}].content[{}] has no string 'text'", i, k);
+    if (k > 0) text += "\n";
+    text += t->template get<std::string>();
   }
-  for (size_t i = 0; i < n; ++i) {
-    const ChatMessage& m = messages[i];
-    if (m.role == "user" || (m.role == "system" && i != 0)) {
-      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    } else if (m.role == "assistant") {
-      std::string_view content = m.content;
-      std::string_view reasoning;
-      if (m.reasoning_content.has_value()) {
-        reasoning = *m.reasoning_content;
-      } else if (m.content.find("</think>") != std::string::npos) {
-        std::string_view full = m.content;
-        content = lstrip_char(after_last(full, "</think>"), '\n');
-        reasoning = lstrip_char(after_last(rstrip_char(before_first(full, "</think>"), '\n'), "<think>"), '\n');
+  return text;
+}
+
+template <typename J>
+Result<std::optional<std::string>> optional_string(const J& m, const char* key, size_t i) {
+  auto it = m.find(key);
+  if (it == m.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return invalid_argument("messages[{}].{} must be a string", i, key);
+  return std::optional<std::string>(it->template get<std::string>());
+}
+
+// tool_calls as the template sees them: each function's `arguments` string
+// parsed into an object, as vLLM does before rendering.
+template <typename J>
+Result<OrderedJson> parse_tool_calls(const J& calls, size_t i) {
+  if (calls.is_null()) return OrderedJson();
+  if (!calls.is_array()) return invalid_argument("messages[{}].tool_calls must be a list", i);
+  OrderedJson out = OrderedJson::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const J& call = calls[k];
+    if (!call.is_object()) return invalid_argument("messages[{}].tool_calls[{}] is not an object", i, k);
+    auto fn = call.find("function");
+    if (fn == call.end() || !fn->is_object()) {
+      return invalid_argument("messages[{}].tool_calls[{}] has no 'function' object", i, k);
+    }
+    auto name = fn->find("name");
+    if (name == fn->end() || !name->is_string()) {
+      return invalid_argument("messages[{}].tool_calls[{}].function has no string 'name'", i, k);
+    }
+    OrderedJson converted(call);
+    auto args = fn->find("arguments");
+    if (args != fn->end() && args->is_string()) {
+      auto parsed = parse_ordered_json(args->template get<std::string>(), "tool call arguments");
+      if (!parsed.is_ok()) {
+        return invalid_argument("messages[{}].tool_calls[{}].function.arguments is not valid JSON: {}", i, k,
+                                parsed.status().message());
       }
-      out += "<|im_start|>assistant\n";
-      if (i > last_query_index && (i == n - 1 || !reasoning.empty())) {
-        out += "<think>\n";
-        out += strip_char(reasoning, '\n');
-        out += "\n</think>\n\n";
-        out += lstrip_char(content, '\n');
-      } else {
-        out += content;
-      }
-      out += "<|im_end|>\n";
-    } else if (m.role == "tool") {
-      if (i == 0 || messages[i - 1].role != "tool") out += "<|im_start|>user";
-      out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
-      if (i == n - 1 || messages[i + 1].role != "tool") out += "<|im_end|>\n";
+      converted["function"]["arguments"] = std::move(*parsed);
     }
-  }
-  if (options.add_generation_prompt) {
-    out += "<|im_start|>assistant\n";
-    if (options.enable_thinking.has_value() && !*options.enable_thinking) out += "<think>\n\n</think>\n\n";
+    out.push_back(std::move(converted));
   }
   return out;
 }
 
-Result<std::string> ChatTemplate::render_llama3(const std::vector<ChatMessage>& messages) const {
-  // The template always ends with the assistant header, whatever
-  // add_generation_prompt says.
-  std::string out;
-  for (size_t i = 0; i < messages.size(); ++i) {
-    if (i == 0) out += bos_token_;
-    out += "<|start_header_id|>" + messages[i].role + "<|end_header_id|>\n\n";
-    out += python_strip(messages[i].content);
-    out += "<|eot_id|>";
-  }
-  out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  return out;
-}
-
-Result<std::vector<ChatMessage>> parse_chat_messages(const Json& messages) {
+template <typename J>
+Result<std::vector<ChatMessage>> parse_messages(const J& messages) {
   if (!messages.is_array()) return invalid_argument("'messages' must be an array");
   std::vector<ChatMessage> out;
   out.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
-    const Json& m = messages[i];
+    const J& m = messages[i];
     if (!m.is_object()) return invalid_argument("messages[{}] is not an object", i);
     auto role = m.find("role");
     if (role == m.end() || !role->is_string()) return invalid_argument("messages[{}] has no string 'role'", i);
     ChatMessage msg;
-    msg.role = role->get<std::string>();
-    auto tool_calls = m.find("tool_calls");
-    if (tool_calls != m.end() && !tool_calls->is_null() && !(tool_calls->is_array() && tool_calls->empty())) {
-      return unimplemented("messages[{}]: tool calls are not supported", i);
-    }
+    msg.role = role->template get<std::string>();
     auto content = m.find("content");
-    if (content == m.end() || content->is_null()) {
-      msg.content.clear();
-    } else if (content->is_string()) {
-      msg.content = content->get<std::string>();
-    } else if (content->is_array()) {
-      for (size_t k = 0; k < content->size(); ++k) {
-        const Json& part = (*content)[k];
-        if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
-          return invalid_argument("messages[{}].content[{}] has no 'type'", i, k);
-        }
-        if (part["type"] != "text") {
-          return unimplemented("messages[{}].content[{}]: content part type '{}' is not supported (text only)", i,
-                               k, part["type"].get<std::string>());
-        }
-        if (!part.contains("text") || !part["text"].is_string()) {
-          return invalid_argument("messages[{}].content[{}] has no string 'text'", i, k);
-        }
-        if (k > 0) msg.content += "\n";
-        msg.content += part["text"].get<std::string>();
-      }
-    } else {
-      return invalid_argument("messages[{}].content must be a string, null or a list of text parts", i);
+    if (content != m.end()) {
+      BATON_ASSIGN_OR_RETURN(msg.content, message_text(*content, i));
     }
-    auto reasoning = m.find("reasoning_content");
-    if (reasoning != m.end() && !reasoning->is_null()) {
-      if (!reasoning->is_string()) return invalid_argument("messages[{}].reasoning_content is not a string", i);
-      msg.reasoning_content = reasoning->get<std::string>();
+    BATON_ASSIGN_OR_RETURN(msg.reasoning_content, optional_string(m, "reasoning_content", i));
+    BATON_ASSIGN_OR_RETURN(msg.name, optional_string(m, "name", i));
+    BATON_ASSIGN_OR_RETURN(msg.tool_call_id, optional_string(m, "tool_call_id", i));
+    auto calls = m.find("tool_calls");
+    if (calls != m.end()) {
+      BATON_ASSIGN_OR_RETURN(msg.tool_calls, parse_tool_calls(*calls, i));
+      if (msg.tool_calls.is_array() && msg.tool_calls.empty()) msg.tool_calls = nullptr;
     }
     out.push_back(std::move(msg));
   }
   return out;
+}
+
+jinja::Value message_value(const ChatMessage& m) {
+  auto d = std::make_shared<jinja::Dict>();
+  d->items.reserve(6);
+  d->items.emplace_back("role", jinja::Value::string(m.role));
+  d->items.emplace_back("content", jinja::Value::string(m.content));
+  if (m.reasoning_content) d->items.emplace_back("reasoning_content", jinja::Value::string(*m.reasoning_content));
+  if (!m.tool_calls.is_null()) d->items.emplace_back("tool_calls", jinja::from_json(m.tool_calls));
+  if (m.tool_call_id) d->items.emplace_back("tool_call_id", jinja::Value::string(*m.tool_call_id));
+  if (m.name) d->items.emplace_back("name", jinja::Value::string(*m.name));
+  return jinja::Value::dict(std::move(d));
+}
+
+}  // namespace
+
+Result<OrderedJson> parse_ordered_json(std::string_view text, std::string_view what) {
+  BATON_RETURN_IF_ERROR(check_json_depth(text, what, kMaxJsonDepth));
+  OrderedJson j = OrderedJson::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_discarded()) return j;
+  try {  // again with exceptions, for the reason and position
+    auto reparsed = OrderedJson::parse(text);
+    (void)reparsed;
+  } catch (const std::exception& e) {
+    return invalid_argument("malformed {}: {}", what, e.what());
+  }
+  return invalid_argument("malformed {}", what);
+}
+
+const char* chat_template_family_name(ChatTemplateFamily family) {
+  switch (family) {
+    case ChatTemplateFamily::kJinja: return "jinja";
+  }
+  return "?";
+}
+
+Result<ChatTemplate> ChatTemplate::parse(std::string_view template_text, ChatTemplateTokens tokens) {
+  BATON_ASSIGN_OR_RETURN(jinja::Template tmpl, jinja::Template::parse(template_text));
+  return ChatTemplate(std::move(tmpl), std::move(tokens));
+}
+
+Result<ChatTemplate> ChatTemplate::recognize(std::string_view template_text, std::string bos_token) {
+  ChatTemplateTokens tokens;
+  tokens.bos_token = std::move(bos_token);
+  return parse(template_text, std::move(tokens));
+}
+
+Result<ChatTemplate> ChatTemplate::load(const std::string& dir) {
+  std::error_code ec;
+  const fs::path config_path = fs::path(dir) / "tokenizer_config.json";
+  Json config = Json::object();
+  if (fs::is_regular_file(config_path, ec)) {
+    BATON_ASSIGN_OR_RETURN(std::string text, read_file(config_path.string()));
+    BATON_ASSIGN_OR_RETURN(config, parse_json(text, "tokenizer_config.json"));
+    if (!config.is_object()) return invalid_argument("tokenizer_config.json is not a JSON object");
+  }
+  ChatTemplateTokens tokens{config_token(config, "bos_token"), config_token(config, "eos_token"),
+                            config_token(config, "unk_token"), config_token(config, "pad_token")};
+  auto ct = config.find("chat_template");
+  if (ct != config.end() && ct->is_string()) return parse(ct->get<std::string>(), std::move(tokens));
+  if (ct != config.end() && ct->is_array()) {  // [{"name": "default", "template": "..."}, ...]
+    for (const auto& entry : *ct) {
+      if (!entry.is_object()) continue;
+      auto name = entry.find("name");
+      auto text = entry.find("template");
+      if (name != entry.end() && *name == "default" && text != entry.end() && text->is_string()) {
+        return parse(text->get<std::string>(), std::move(tokens));
+      }
+    }
+    return not_found("tokenizer_config.json in '{}' has no chat_template named 'default'", dir);
+  }
+  if (ct != config.end() && !ct->is_null()) {
+    return invalid_argument("tokenizer_config.json: chat_template is neither a string nor a list");
+  }
+  const fs::path jinja_path = fs::path(dir) / "chat_template.jinja";
+  if (fs::is_regular_file(jinja_path, ec)) {
+    BATON_ASSIGN_OR_RETURN(std::string text, read_file(jinja_path.string()));
+    return parse(text, std::move(tokens));
+  }
+  return not_found("'{}' has no chat template (neither in tokenizer_config.json nor chat_template.jinja)", dir);
+}
+
+Result<std::string> ChatTemplate::render(const std::vector<ChatMessage>& messages,
+                                         const ChatTemplateOptions& options) const {
+  if (messages.empty()) return invalid_argument("chat template: the conversation has no messages");
+  if (!options.tools.is_null() && !options.tools.is_array()) return invalid_argument("'tools' must be a list");
+  if (!options.chat_template_kwargs.is_null() && !options.chat_template_kwargs.is_object()) {
+    return invalid_argument("'chat_template_kwargs' must be an object");
+  }
+  jinja::List message_values;
+  message_values.reserve(messages.size());
+  for (const ChatMessage& m : messages) message_values.push_back(message_value(m));
+
+  std::vector<std::pair<std::string_view, jinja::Value>> globals;
+  globals.reserve(8 + options.chat_template_kwargs.size());
+  globals.emplace_back("messages", jinja::Value::list(std::move(message_values)));
+  globals.emplace_back("tools", options.tools.is_null() ? jinja::Value::none() : jinja::from_json(options.tools));
+  globals.emplace_back("documents", jinja::Value::none());
+  globals.emplace_back("add_generation_prompt", jinja::Value::boolean(options.add_generation_prompt));
+  const std::pair<std::string_view, const std::string*> special[] = {
+      {"bos_token", &tokens_.bos_token}, {"eos_token", &tokens_.eos_token},
+      {"unk_token", &tokens_.unk_token}, {"pad_token", &tokens_.pad_token}};
+  for (const auto& [name, token] : special) {
+    if (!token->empty()) globals.emplace_back(name, jinja::Value::string(*token));
+  }
+  if (options.enable_thinking) globals.emplace_back("enable_thinking", jinja::Value::boolean(*options.enable_thinking));
+  if (options.chat_template_kwargs.is_object()) {
+    for (auto it = options.chat_template_kwargs.begin(); it != options.chat_template_kwargs.end(); ++it) {
+      const std::string& key = it.key();
+      if (key == "messages" || key == "tools" || key == "add_generation_prompt" || key == "documents") {
+        return invalid_argument("chat_template_kwargs cannot set '{}'", key);
+      }
+      globals.emplace_back(key, jinja::from_json(it.value()));  // a later name shadows an earlier one
+    }
+  }
+  // Later entries win: kwargs override the enable_thinking shorthand and the tokens.
+  std::vector<std::pair<std::string_view, jinja::Value>> unique;
+  unique.reserve(globals.size());
+  for (auto it = globals.rbegin(); it != globals.rend(); ++it) {
+    bool seen = false;
+    for (const auto& u : unique) seen = seen || u.first == it->first;
+    if (!seen) unique.push_back(std::move(*it));
+  }
+  return template_.render(unique, limits_);
+}
+
+Result<std::vector<ChatMessage>> parse_chat_messages(const Json& messages) { return parse_messages(messages); }
+
+Result<std::vector<ChatMessage>> parse_chat_messages(const OrderedJson& messages) {
+  return parse_messages(messages);
 }
 
 }  // namespace baton

@@ -1,9 +1,14 @@
 // `baton tokenize` end to end: runs the built binary.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+
+#include "tokenizer/chat_template.h"
 
 #include "tokenizer_test_util.h"
 
@@ -49,9 +54,75 @@ TEST(TokenizeCommandTest, RendersChatMessages) {
   Json out = Json::parse(chat.out);
   EXPECT_EQ(out["prompt"], fx["rendered"]);
   EXPECT_EQ(out["ids"], fx["ids"]);
-  Output unknown = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --messages '[{\"role\": \"x\"}]'");
-  EXPECT_EQ(unknown.rc, 1);
-  EXPECT_NE(unknown.out.find("unknown role 'x'"), std::string::npos) << unknown.out;
+  Output bad = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --messages '[{\"role\": 1}]'");
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.out.find("messages[0] has no string 'role'"), std::string::npos) << bad.out;
+}
+
+// A scratch folder for request files and tokenizer folders.
+struct Scratch {
+  Scratch() {
+    dir = std::filesystem::temp_directory_path() / ("baton_tokenize_chat_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+  }
+  ~Scratch() { std::filesystem::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string path = (dir / name).string();
+    EXPECT_TRUE(write_file(path, text).is_ok());
+    return path;
+  }
+  std::filesystem::path dir;
+};
+
+TEST(TokenizeCommandTest, ChatRequestFileWithTools) {
+  // The Qwen3 "tools" case of the chat-template fixtures, as a request file.
+  auto cases = read_json_file(std::string(BATON_TEST_DATA) + "/fixtures/chat_templates/cases.json");
+  ASSERT_TRUE(cases.is_ok());
+  Json fx;
+  for (const auto& c : (*cases)["cases"]) {
+    if (c["template"] == "qwen3" && c["case"] == "tools") fx = c;
+  }
+  ASSERT_FALSE(fx.is_null());
+  Scratch scratch;
+  // Written by hand so the tool's keys keep the fixture's order ("type" before "function").
+  const std::string request = R"({"messages": )" + fx["messages"].dump() + R"(, "tools": [{"type": "function", "function": )"
+      R"({"name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", )"
+      R"("properties": {"city": {"type": "string"}}, "required": ["city"]}}}], "add_generation_prompt": true})";
+  const std::string file = scratch.write("request.json", request);
+  Output out = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --chat " + file + " --json");
+  ASSERT_EQ(out.rc, 0) << out.out;
+  Json j = Json::parse(out.out);
+  EXPECT_EQ(j["text"], fx["rendered"]);
+  auto ids = testing::real_tokenizer("qwen3").encode(fx["rendered"].get<std::string>(), false);
+  ASSERT_TRUE(ids.is_ok());
+  EXPECT_EQ(j["ids"], Json(*ids));
+
+  // chat_template_kwargs and add_generation_prompt reach the template.
+  const std::string thinking = scratch.write(
+      "thinking.json", R"({"messages": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"enable_thinking": false}})");
+  Output off = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --chat " + thinking + " --json");
+  ASSERT_EQ(off.rc, 0) << off.out;
+  EXPECT_EQ(Json::parse(off.out)["text"], "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+}
+
+TEST(TokenizeCommandTest, ChatTemplateErrorExitsNonZeroWithItsMessage) {
+  Scratch scratch;
+  std::filesystem::create_directories(scratch.dir / "tok");
+  std::filesystem::create_symlink(testing::tokenizer_dir("qwen3") + "/tokenizer.json", scratch.dir / "tok/tokenizer.json");
+  scratch.write("tok/tokenizer_config.json",
+                R"({"chat_template": "{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{% endif %}ok"})");
+  const std::string request = scratch.write("r.json", R"({"messages": [{"role": "assistant", "content": "x"}]})");
+  Output out = run_baton("--tokenizer " + (scratch.dir / "tok").string() + " --chat " + request);
+  EXPECT_EQ(out.rc, 1);
+  EXPECT_NE(out.out.find("Conversation must start with a user message"), std::string::npos) << out.out;
+
+  const std::string bad = scratch.write("bad.json", R"({"messages": "not a list"})");
+  Output bad_out = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --chat " + bad);
+  EXPECT_EQ(bad_out.rc, 1);
+  EXPECT_NE(bad_out.out.find("'messages' must be an array"), std::string::npos) << bad_out.out;
+  Output missing = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --chat /nonexistent.json");
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.out.find("cannot open"), std::string::npos) << missing.out;
 }
 
 TEST(TokenizeCommandTest, BadInputIsAClearErrorAndExitCode) {
