@@ -68,15 +68,17 @@ std::optional<ApiError> read_tool_calls(const Json& calls, const std::string& wh
     if (fn == call.end() || !fn->is_object() || !is_string(*fn, "name")) {
       return bad_request(at + ".function must be an object with a string 'name'", "messages");
     }
-    Json arguments = Json::object();
+    // Arguments stay the JSON text the client sent (the template parses it,
+    // keeping its key order); it must hold an object.
+    std::string arguments = "{}";
     if (auto a = fn->find("arguments"); a != fn->end() && !a->is_null()) {
       if (a->is_object()) {
-        arguments = *a;
+        arguments = dump_json(*a);
       } else if (a->is_string()) {
         Result<Json> parsed = parse_json(a->get_ref<const std::string&>(), at + ".function.arguments");
         if (!parsed.is_ok()) return bad_request(parsed.status().message(), "messages");
         if (!parsed->is_object()) return bad_request(at + ".function.arguments must hold a JSON object", "messages");
-        arguments = std::move(parsed).value();
+        arguments = a->get<std::string>();
       } else {
         return bad_request(at + ".function.arguments must be a JSON string", "messages");
       }

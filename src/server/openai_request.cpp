@@ -287,7 +287,7 @@ std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& co
     }
     ChatRenderInput input;
     input.messages = chat.messages;
-    if (use_tools) input.tools = chat.tools;
+    if (use_tools) input.tools = chat.tools_in_order.is_null() ? nlohmann::ordered_json(chat.tools) : chat.tools_in_order;
     input.add_generation_prompt = req->add_generation_prompt;
     input.template_kwargs = chat.chat_template_kwargs;
     Result<std::string> text = codec.render_chat(input);

@@ -11,6 +11,7 @@
 #include "server/openai_request.h"
 #include "server/active_request.h"
 #include "server/openai_response.h"
+#include "tokenizer/chat_template.h"
 
 namespace baton {
 
@@ -139,6 +140,11 @@ void OpenAiService::handle_generate(ApiKind kind, const HttpRequest& http_reques
   ParseResult parsed = parse_openai_request(kind, *body);
   if (!parsed.request) return exchange->reply(error_response(parsed.error));
   OpenAiRequest& req = *parsed.request;
+  if (req.chat.has_tools()) {
+    // Once more, keeping key order: templates print the tools as sent.
+    Result<OrderedJson> ordered = parse_ordered_json(http_request.body, "JSON body");
+    if (ordered.is_ok() && ordered->contains("tools")) req.chat.tools_in_order = (*ordered)["tools"];
+  }
   if (!req.ignored_fields.empty()) {
     BATON_LOG_WARN("ignoring unknown request fields: {}", fmt::join(req.ignored_fields, ", "));
   }

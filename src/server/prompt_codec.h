@@ -18,7 +18,7 @@ namespace baton {
 // tools (null for none), and the request's chat_template_kwargs.
 struct ChatRenderInput {
   Json messages = Json::array();
-  Json tools;
+  nlohmann::ordered_json tools;  // keys in the client's order
   bool add_generation_prompt = true;
   Json template_kwargs = Json::object();
 };

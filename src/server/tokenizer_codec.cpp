@@ -14,12 +14,13 @@ std::string TokenizerCodec::token_text(int32_t token_id) const {
 
 Result<std::string> TokenizerCodec::render_chat(const ChatRenderInput& input) const {
   if (!tokenizer_) return invalid_argument("this model has no tokenizer, so it has no chat template");
-  if (input.tools.is_array() && !input.tools.empty()) {
-    return unimplemented("this model's chat template is rendered without tools");
-  }
   BATON_ASSIGN_OR_RETURN(std::vector<ChatMessage> parsed, parse_chat_messages(input.messages));
   ChatTemplateOptions options;
   options.add_generation_prompt = input.add_generation_prompt;
+  options.tools = input.tools;
+  if (input.template_kwargs.is_object() && !input.template_kwargs.empty()) {
+    options.chat_template_kwargs = OrderedJson(input.template_kwargs);
+  }
   return tokenizer_->apply_chat_template(parsed, options);
 }
 

@@ -250,7 +250,7 @@ class FakeCodec : public PromptCodec {
   Result<std::string> render_chat(const ChatRenderInput& input) const override {
     std::string out;
     if (input.tools.is_array()) {
-      for (const Json& t : input.tools) out += "<|tool|>" + t["function"]["name"].get<std::string>() + "\n";
+      for (const auto& t : input.tools) out += "<|tool|>" + t["function"]["name"].get<std::string>() + "\n";
     }
     for (const Json& m : input.messages) {
       out += "<|" + m.at("role").get<std::string>() + "|>";
