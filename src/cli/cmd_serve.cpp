@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "server/api_server.h"
 #include "server/tokenizer_codec.h"
+#include "server/tool_call_parser.h"
 
 namespace baton::cli {
 namespace {
@@ -23,6 +24,7 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
+  std::string tool_call_parser = "auto";
   int64_t max_body_bytes = 1 << 20;
   double shutdown_grace_s = 30.0;
   double header_timeout_s = 10.0;
@@ -37,6 +39,21 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+// --tool-call-parser: a format by name, or (auto) the one the model's chat
+// template (tokenizer_config.json or chat_template.jinja) asks for.
+Result<ToolCallFormat> resolve_tool_call_parser(const std::string& name, const std::string& model_dir) {
+  if (name != "auto") return parse_tool_call_format(name);
+  std::string source;
+  if (auto jinja = read_file(model_dir + "/chat_template.jinja"); jinja.is_ok()) source = *jinja;
+  if (auto config = read_json_file(model_dir + "/tokenizer_config.json"); config.is_ok() && config->is_object()) {
+    auto t = config->find("chat_template");
+    if (t != config->end()) source += t->is_string() ? t->get<std::string>() : dump_json(*t);
+  }
+  ToolCallFormat format = detect_tool_call_format(source);
+  if (format != ToolCallFormat::kNone) BATON_LOG_INFO("tool calls: {} format", tool_call_format_name(format));
+  return format;
 }
 
 int run_serve(const ServeArgs& a) {
@@ -59,6 +76,12 @@ int run_serve(const ServeArgs& a) {
   o.service.served_model_name = a.served_model_name.empty() ? le.model_dir : a.served_model_name;
   o.service.model_path = le.model_dir;
   o.service.api_key = a.api_key;
+  auto tool_format = resolve_tool_call_parser(a.tool_call_parser, le.model_dir);
+  if (!tool_format.is_ok()) {
+    std::cerr << "error: " << tool_format.status().message() << "\n";
+    return 1;
+  }
+  o.service.tool_call_format = *tool_format;
   o.shutdown_grace_s = a.shutdown_grace_s;
   // With --discovery, this command catches the signals itself: it leaves the
   // registry before the server's graceful shutdown.
@@ -109,6 +132,10 @@ RunFn setup(CLI::App& sub) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   sub.add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1 routes");
+  sub.add_option("--tool-call-parser", a->tool_call_parser,
+                 "How tool calls are read out of chat outputs: hermes, llama3_json, deepseek_v3, none, or auto "
+                 "(the format the model's chat template writes)")
+      ->capture_default_str();
   sub.add_option("--max-body-bytes", a->max_body_bytes, "Largest request body (413 beyond)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -4,6 +4,8 @@
 
 #include "backend/backend_factory.h"
 #include "common/log.h"
+#include "backend/scripted_backend.h"
+#include "common/json.h"
 #include "engine/tokenizer_detokenizer.h"
 #include "model/default_model.h"
 
@@ -53,9 +55,30 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
                  "Waiting requests at most (0 = unbounded); beyond it new requests are refused")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--scripted-output", f.scripted_output,
+                 "Testing only: a JSON file [\"text\", ...]; request i writes text i (cycling), whatever the "
+                 "model samples")
+      ->group("Testing")
+      ->check(CLI::ExistingFile);
 }
 
 namespace {
+
+// The scripted outputs of --scripted-output as token ids.
+Result<std::vector<std::vector<int32_t>>> read_scripts(const std::string& path, const Tokenizer* tokenizer) {
+  if (!tokenizer) return invalid_argument("--scripted-output needs a model with a tokenizer");
+  BATON_ASSIGN_OR_RETURN(Json texts, read_json_file(path));
+  if (!texts.is_array() || texts.empty()) {
+    return invalid_argument("{}: expected a non-empty JSON array of strings", path);
+  }
+  std::vector<std::vector<int32_t>> scripts;
+  for (const Json& t : texts) {
+    if (!t.is_string()) return invalid_argument("{}: every element must be a string, got {}", path, t.type_name());
+    BATON_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer->encode(t.get<std::string>(), false));
+    scripts.push_back(std::move(ids));
+  }
+  return scripts;
+}
 
 struct Parts {
   std::string model_dir;
@@ -84,6 +107,13 @@ Result<Parts> build_parts(const EngineFlags& flags) {
   } else {
     BATON_LOG_WARN("{} has no tokenizer.json: token ids only (no text, no stop strings)",
                    p.model_dir);
+  }
+  if (!flags.scripted_output.empty()) {
+    BATON_ASSIGN_OR_RETURN(auto scripts, read_scripts(flags.scripted_output, p.tokenizer.get()));
+    const auto& eos = p.checkpoint->config().eos_token_ids;
+    if (eos.empty()) return invalid_argument("--scripted-output needs a model with an EOS token id");
+    BATON_LOG_WARN("--scripted-output {}: outputs are scripted, not sampled (a test hook)", flags.scripted_output);
+    backend = std::make_unique<ScriptedBackend>(std::move(backend), std::move(scripts), eos.front());
   }
   EngineOptions opts = flags.engine;
   opts.kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);

@@ -128,50 +128,6 @@ void parse_prompt(FieldReader& f, const Json& body, OpenAiRequest* req) {
   f.fail(fmt::format("'prompt' must be a string or a list of token ids, got {}", p->type_name()), "prompt");
 }
 
-// Chat messages: content may be a string or a list of {"type": "text", "text"} parts,
-// normalized here to a string.
-void parse_messages(FieldReader& f, const Json& body, OpenAiRequest* req) {
-  static const std::set<std::string> roles = {"system", "developer", "user", "assistant", "tool"};
-  auto it = body.find("messages");
-  if (it == body.end() || it->is_null()) return f.fail("'messages' is required", "messages");
-  if (!it->is_array() || it->empty()) return f.fail("'messages' must be a non-empty array", "messages");
-  Json out = Json::array();
-  for (size_t i = 0; i < it->size(); ++i) {
-    const Json& m = (*it)[i];
-    std::string where = fmt::format("messages[{}]", i);
-    if (!m.is_object()) return f.fail(where + " must be an object", "messages");
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) return f.fail(where + ".role must be a string", "messages");
-    if (!roles.count(role->get<std::string>())) {
-      return f.fail(fmt::format("{}.role '{}' is not one of system, developer, user, assistant, tool", where,
-                                role->get<std::string>()),
-                    "messages");
-    }
-    std::string content;
-    auto c = m.find("content");
-    if (c != m.end() && !c->is_null()) {
-      if (c->is_string()) {
-        content = c->get<std::string>();
-      } else if (c->is_array()) {
-        for (const Json& part : *c) {
-          auto text = part.is_object() ? part.find("text") : part.end();
-          if (!part.is_object() || part.value("type", "") != "text" || text == part.end() || !text->is_string()) {
-            return f.fail(where + ".content parts must be {\"type\": \"text\", \"text\": string}", "messages");
-          }
-          if (&part != &c->front()) content += "\n";  // parts joined by newlines, as vLLM does
-          content += text->get<std::string>();
-        }
-      } else {
-        return f.fail(where + ".content must be a string or a list of text parts", "messages");
-      }
-    } else if (role->get<std::string>() != "assistant") {
-      return f.fail(where + ".content is required", "messages");
-    }
-    out.push_back({{"role", role->get<std::string>()}, {"content", std::move(content)}});
-  }
-  req->messages = std::move(out);
-}
-
 void parse_stop(FieldReader& f, OpenAiRequest* req) {
   const Json* s = f.find("stop");
   if (!s) return;
@@ -224,7 +180,7 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
     else req.model = m->get<std::string>();
   }
   if (kind == ApiKind::kCompletion) parse_prompt(f, body, &req);
-  else parse_messages(f, body, &req);
+  else if (auto e = parse_chat_fields(body, &req.chat)) f.fail(e->message, e->param);
 
   f.get_bool("stream", &req.stream);
   if (const Json* so = f.find("stream_options")) {
@@ -239,7 +195,10 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
   }
 
   int64_t v = 0;
-  if (f.get_int("n", &v) && v != 1) f.fail(fmt::format("only n=1 is supported, got n={}", v), "n");
+  if (f.get_int("n", &v)) {
+    if (v < 1 || v > kMaxChoices) f.fail(fmt::format("'n' must be in [1, {}], got {}", kMaxChoices, v), "n");
+    else req.n = static_cast<int>(v);
+  }
   if (f.get_int("best_of", &v) && v != 1) f.fail(fmt::format("only best_of=1 is supported, got {}", v), "best_of");
 
   const char* max_key = "max_tokens";
@@ -302,6 +261,7 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
 
   if (const Json* kv = f.find("kv_transfer_params")) {
     if (!kv->is_object()) f.fail("'kv_transfer_params' must be an object", "kv_transfer_params");
+    else if (req.n > 1) f.fail("'n' > 1 cannot be combined with 'kv_transfer_params' (PD)", "n");
     else req.gen.kv_transfer_params = *kv;
   }
 
@@ -313,12 +273,35 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
   return result;
 }
 
-std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& codec, int max_model_len) {
+std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& codec, int max_model_len,
+                                       ToolCallFormat tool_format) {
   const char* param = req->kind == ApiKind::kChat ? "messages" : "prompt";
   if (req->kind == ApiKind::kChat) {
-    Result<std::string> text = codec.render_chat(req->messages, req->add_generation_prompt);
+    const ChatFields& chat = req->chat;
+    const bool use_tools = chat.has_tools() && chat.tool_choice != ToolChoice::kNone;
+    if (use_tools && tool_format == ToolCallFormat::kNone) {
+      return bad_request(
+          "tools need a tool-call parser: this server has none for its chat template (start it with "
+          "--tool-call-parser hermes|llama3_json|deepseek_v3, or send tool_choice \"none\")",
+          "tools");
+    }
+    ChatRenderInput input;
+    input.messages = chat.messages;
+    if (use_tools) input.tools = chat.tools_in_order.is_null() ? nlohmann::ordered_json(chat.tools) : chat.tools_in_order;
+    input.add_generation_prompt = req->add_generation_prompt;
+    input.template_kwargs = chat.chat_template_kwargs;
+    Result<std::string> text = codec.render_chat(input);
     if (!text.is_ok()) return bad_request("cannot render the chat template: " + text.status().message(), param);
     req->prompt_text = std::move(text).value();
+    if (use_tools) {
+      req->tool_format = tool_format;
+      if (chat.tool_choice == ToolChoice::kRequired || chat.tool_choice == ToolChoice::kNamed) {
+        // No guided decoding: the call is opened in the prompt, so that the
+        // model writes a call of any function, or of the named one.
+        req->tool_call_prefix = tool_call_opening(tool_format, chat.tool_choice_name);
+        *req->prompt_text += req->tool_call_prefix;
+      }
+    }
   }
   if (req->prompt_text) {
     Result<std::vector<int32_t>> ids = codec.encode(*req->prompt_text, /*add_special_tokens=*/req->kind == ApiKind::kCompletion);

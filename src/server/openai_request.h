@@ -11,7 +11,9 @@
 #include "common/json.h"
 #include "engine/request_types.h"
 #include "server/api_error.h"
+#include "server/chat_request.h"
 #include "server/prompt_codec.h"
+#include "server/tool_call_parser.h"
 
 namespace baton {
 
@@ -28,8 +30,14 @@ struct OpenAiRequest {
   // Prompt: text to encode, or ids given directly (completions only).
   std::optional<std::string> prompt_text;
   std::vector<int32_t> prompt_ids;
-  Json messages;                      // chat only
+  ChatFields chat;                    // chat only
   bool add_generation_prompt = true;  // chat only
+  // Chat with tools: how the output is read back into tool_calls (kNone: not
+  // at all), and the call opening the prompt ends with (tool_choice required
+  // or named), which the output parser starts from.
+  ToolCallFormat tool_format = ToolCallFormat::kNone;
+  std::string tool_call_prefix;
+  int n = 1;                          // choices to sample, sharing the prompt
   bool max_tokens_given = false;      // chat without max_tokens fills the context
   GenerationRequest gen;              // request_id and prompt_ids filled later
   std::vector<std::string> ignored_fields;  // unknown fields, for a warning
@@ -43,9 +51,16 @@ struct ParseResult {
 
 ParseResult parse_openai_request(ApiKind kind, const Json& body);
 
-// Tokenizes the prompt (chat: renders the template first), checks token ids
-// against the vocabulary and prompt + max_tokens against max_model_len, and
-// fills request->gen.prompt_ids and the chat default max_tokens.
-std::optional<ApiError> prepare_prompt(OpenAiRequest* request, const PromptCodec& codec, int max_model_len);
+// The most choices one request may ask for (n): each is a sequence in the engine.
+inline constexpr int kMaxChoices = 128;
+
+// Tokenizes the prompt (chat: renders the template first, with the tools
+// unless tool_choice is none), checks token ids against the vocabulary and
+// prompt + max_tokens against max_model_len, and fills
+// request->gen.prompt_ids and the chat default max_tokens. `tool_format` is
+// the server's tool-call parser: tools with tool_choice other than none need
+// one.
+std::optional<ApiError> prepare_prompt(OpenAiRequest* request, const PromptCodec& codec, int max_model_len,
+                                       ToolCallFormat tool_format = ToolCallFormat::kNone);
 
 }  // namespace baton

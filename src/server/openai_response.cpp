@@ -87,35 +87,74 @@ Json usage_json(int num_prompt_tokens, int num_output_tokens) {
               {"total_tokens", num_prompt_tokens + num_output_tokens}};
 }
 
-Json final_response(const ResponseHeader& h, const std::string& text, Json logprobs, FinishReason reason,
-                    int num_prompt_tokens, int num_output_tokens, const Json& kv_transfer_params) {
+Json finish_reason_json(FinishReason reason, bool called_tools) {
+  if (called_tools && reason == FinishReason::kStop) return "tool_calls";
+  return reason_json(reason);
+}
+
+namespace {
+
+Json tool_call_json(const ToolCallOut& c) {
+  return Json{{"id", c.id},
+              {"type", "function"},
+              {"function", {{"name", c.call.name}, {"arguments", c.call.arguments}}}};
+}
+
+}  // namespace
+
+Json final_response(const ResponseHeader& h, std::vector<ChoiceResult> choices, int num_prompt_tokens,
+                    int num_output_tokens, const Json& kv_transfer_params) {
   Json body = header_json(h, false);
-  Json choice;
-  if (h.kind == ApiKind::kChat) {
-    choice = Json{{"index", 0},
-                  {"message", {{"role", "assistant"}, {"content", text}}},
-                  {"logprobs", std::move(logprobs)},
-                  {"finish_reason", reason_json(reason)}};
-  } else {
-    choice = Json{{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)}, {"finish_reason", reason_json(reason)}};
+  body["choices"] = Json::array();
+  for (ChoiceResult& c : choices) {
+    const bool called = !c.tool_calls.empty();
+    Json choice;
+    if (h.kind == ApiKind::kChat) {
+      Json message = {{"role", "assistant"}, {"content", c.text}};
+      if (called) {
+        // Content beside calls is null when there is none, as OpenAI sends it.
+        bool blank = c.text.find_first_not_of(" \t\r\n") == std::string::npos;
+        if (blank) message["content"] = nullptr;
+        message["tool_calls"] = Json::array();
+        for (const ToolCallOut& t : c.tool_calls) message["tool_calls"].push_back(tool_call_json(t));
+      }
+      choice = Json{{"index", c.index},
+                    {"message", std::move(message)},
+                    {"logprobs", std::move(c.logprobs)},
+                    {"finish_reason", finish_reason_json(c.reason, called)}};
+    } else {
+      choice = Json{{"index", c.index},
+                    {"text", std::move(c.text)},
+                    {"logprobs", std::move(c.logprobs)},
+                    {"finish_reason", reason_json(c.reason)}};
+    }
+    body["choices"].push_back(std::move(choice));
   }
-  body["choices"] = Json::array({std::move(choice)});
   body["usage"] = usage_json(num_prompt_tokens, num_output_tokens);
   if (!kv_transfer_params.is_null()) body["kv_transfer_params"] = kv_transfer_params;
   return body;
 }
 
+Json final_response(const ResponseHeader& h, const std::string& text, Json logprobs, FinishReason reason,
+                    int num_prompt_tokens, int num_output_tokens, const Json& kv_transfer_params) {
+  std::vector<ChoiceResult> choices(1);
+  choices[0].text = text;
+  choices[0].logprobs = std::move(logprobs);
+  choices[0].reason = reason;
+  return final_response(h, std::move(choices), num_prompt_tokens, num_output_tokens, kv_transfer_params);
+}
+
 Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json logprobs, FinishReason reason,
-                  bool include_usage_field) {
+                  bool include_usage_field, int index, bool called_tools) {
   Json body = header_json(h, true);
   Json choice;
   if (h.kind == ApiKind::kChat) {
     Json delta = Json::object();
     if (!delta_text.empty() || reason == FinishReason::kNone) delta["content"] = delta_text;
-    choice = Json{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
-                  {"finish_reason", reason_json(reason)}};
+    choice = Json{{"index", index}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
+                  {"finish_reason", finish_reason_json(reason, called_tools)}};
   } else {
-    choice = Json{{"index", 0}, {"text", delta_text}, {"logprobs", std::move(logprobs)},
+    choice = Json{{"index", index}, {"text", delta_text}, {"logprobs", std::move(logprobs)},
                   {"finish_reason", reason_json(reason)}};
   }
   body["choices"] = Json::array({std::move(choice)});
@@ -123,10 +162,27 @@ Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json l
   return body;
 }
 
-DeltaChunkWriter::DeltaChunkWriter(const ResponseHeader& h, bool include_usage_field) {
+Json tool_calls_chunk(const ResponseHeader& h, int index, const std::vector<ToolCallOut>& calls,
+                      int first_call_index, bool include_usage_field) {
+  Json body = header_json(h, true);
+  Json list = Json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    Json c = tool_call_json(calls[k]);
+    c["index"] = first_call_index + static_cast<int>(k);
+    list.push_back(std::move(c));
+  }
+  body["choices"] = Json::array({Json{{"index", index},
+                                      {"delta", {{"tool_calls", std::move(list)}}},
+                                      {"logprobs", nullptr},
+                                      {"finish_reason", nullptr}}});
+  if (include_usage_field) body["usage"] = nullptr;
+  return body;
+}
+
+DeltaChunkWriter::DeltaChunkWriter(const ResponseHeader& h, bool include_usage_field, int index) {
   auto str = [](const std::string& v) { return Json(v).dump(-1, ' ', false, Json::error_handler_t::replace); };
   prefix_ = "{\"id\":" + str(h.id) + ",\"object\":" + str(object_name(h.kind, true)) +
-            ",\"created\":" + std::to_string(h.created) + ",\"model\":" + str(h.model) + ",\"choices\":[{\"index\":0,";
+            ",\"created\":" + std::to_string(h.created) + ",\"model\":" + str(h.model) + ",\"choices\":[{\"index\":" + std::to_string(index) + ",";
   prefix_ += h.kind == ApiKind::kChat ? "\"delta\":{\"content\":" : "\"text\":";
   suffix_ = h.kind == ApiKind::kChat ? "}," : ",";
   suffix_ += "\"logprobs\":null,\"finish_reason\":null}]";
@@ -143,9 +199,9 @@ std::string DeltaChunkWriter::chunk(const std::string& delta_text) const {
   return out;
 }
 
-Json chat_role_chunk(const ResponseHeader& h, bool include_usage_field) {
+Json chat_role_chunk(const ResponseHeader& h, bool include_usage_field, int index) {
   Json body = header_json(h, true);
-  body["choices"] = Json::array({Json{{"index", 0},
+  body["choices"] = Json::array({Json{{"index", index},
                                       {"delta", {{"role", "assistant"}, {"content", ""}}},
                                       {"logprobs", nullptr},
                                       {"finish_reason", nullptr}}});

@@ -9,7 +9,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "server/openai_request.h"
+#include "server/active_request.h"
 #include "server/openai_response.h"
+#include "tokenizer/chat_template.h"
 
 namespace baton {
 
@@ -33,129 +35,8 @@ HttpResponse error_response(const ApiError& e) {
   return r;
 }
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 }  // namespace
-
-// One submitted request: turns engine outputs into the response, on the
-// exchange's executor.
-class ActiveRequest {
- public:
-  ActiveRequest(OpenAiService& service, std::shared_ptr<HttpExchange> exchange, OpenAiRequest request,
-                ResponseHeader header)
-      : service_(service),
-        exchange_(std::move(exchange)),
-        request_(std::move(request)),
-        header_(std::move(header)),
-        logprobs_(request_.kind, service.codec_),
-        delta_writer_(header_, request_.include_usage) {
-    timings_.arrival_s = monotonic_s();
-  }
-
-  void start_stream() {
-    if (!request_.stream) return;
-    exchange_->start_events();
-    if (request_.kind == ApiKind::kChat) {
-      exchange_->send_event(dump(chat_role_chunk(header_, request_.include_usage)));
-    }
-  }
-
-  void on_output(RequestOutput out) {
-    if (done_) return;
-    double now = monotonic_s();
-    if (!out.new_token_ids.empty()) {
-      if (timings_.first_token_s == 0) timings_.first_token_s = now;
-      if (out.new_token_times_s.size() == out.new_token_ids.size()) {
-        timings_.token_times_s.insert(timings_.token_times_s.end(), out.new_token_times_s.begin(),
-                                      out.new_token_times_s.end());
-      } else {
-        timings_.token_times_s.insert(timings_.token_times_s.end(), out.new_token_ids.size(), now);
-      }
-    }
-    num_output_tokens_ = std::max(num_output_tokens_, out.num_output_tokens);
-    if (out.num_output_tokens == 0) num_output_tokens_ += static_cast<int>(out.new_token_ids.size());
-    if (out.num_prompt_tokens > 0) num_prompt_tokens_ = out.num_prompt_tokens;
-    if (request_.want_logprobs && !out.new_logprobs.empty()) logprobs_.add(out.new_logprobs, text_.size());
-    text_ += out.new_text;
-
-    if (!out.finished) {
-      if (request_.stream && (!out.new_token_ids.empty() || !out.new_text.empty())) {
-        if (request_.want_logprobs) {
-          exchange_->send_event(dump(
-              stream_chunk(header_, out.new_text, logprobs_.take(), FinishReason::kNone, request_.include_usage)));
-        } else {
-          exchange_->send_event(delta_writer_.chunk(out.new_text));
-        }
-      }
-      return;
-    }
-    finish(std::move(out), now);
-  }
-
- private:
-  void finish(RequestOutput out, double now) {
-    done_ = true;
-    FinishReason reason = out.finish_reason == FinishReason::kNone ? FinishReason::kStop : out.finish_reason;
-    if (!out.error.empty()) {
-      ApiError e;
-      e.http_status = 500;
-      e.type = "internal_error";
-      e.message = "generation failed: " + out.error;
-      if (request_.stream) {
-        exchange_->send_event(dump(e.to_json()));
-        exchange_->send_event("[DONE]");
-        exchange_->end_events();
-      } else {
-        exchange_->reply(error_response(e));
-      }
-    } else if (request_.stream) {
-      Json lp = request_.want_logprobs && !logprobs_.empty() ? logprobs_.take() : Json(nullptr);
-      if (request_.kind == ApiKind::kChat && !out.new_text.empty()) {
-        exchange_->send_event(
-            dump(stream_chunk(header_, out.new_text, std::move(lp), FinishReason::kNone, request_.include_usage)));
-        lp = nullptr;
-        out.new_text.clear();
-      }
-      Json last = stream_chunk(header_, out.new_text, std::move(lp), reason, request_.include_usage);
-      if (!out.kv_transfer_params.is_null()) last["kv_transfer_params"] = out.kv_transfer_params;
-      exchange_->send_event(dump(last));
-      if (request_.include_usage) {
-        exchange_->send_event(dump(usage_chunk(header_, prompt_tokens(), num_output_tokens_)));
-      }
-      exchange_->send_event("[DONE]");
-      exchange_->end_events();
-    } else {
-      Json lp = request_.want_logprobs ? logprobs_.take() : Json(nullptr);
-      exchange_->reply(json_response(200, final_response(header_, text_, std::move(lp), reason, prompt_tokens(),
-                                                         num_output_tokens_, out.kv_transfer_params)));
-    }
-    if (out.arrival_time_s > 0) {
-      // Engine timings are on the same monotonic clock; prefer them.
-      timings_.arrival_s = std::min(timings_.arrival_s, out.arrival_time_s);
-      timings_.first_scheduled_s = out.first_scheduled_time_s;
-      if (out.first_token_time_s > 0) timings_.first_token_s = out.first_token_time_s;
-    }
-    timings_.finished_s = out.finished_time_s > 0 ? out.finished_time_s : now;
-    service_.metrics_.record_finished(out.error.empty() ? reason : FinishReason::kNone, num_output_tokens_, timings_);
-    service_.finished(header_.id);  // may destroy this
-  }
-
-  int prompt_tokens() const {
-    return num_prompt_tokens_ > 0 ? num_prompt_tokens_ : static_cast<int>(request_.gen.prompt_ids.size());
-  }
-
-  OpenAiService& service_;
-  std::shared_ptr<HttpExchange> exchange_;
-  OpenAiRequest request_;
-  ResponseHeader header_;
-  LogprobsBuilder logprobs_;
-  DeltaChunkWriter delta_writer_;
-  RequestTimings timings_;
-  std::string text_;
-  int num_output_tokens_ = 0;
-  int num_prompt_tokens_ = 0;
-  bool done_ = false;
-};
 
 OpenAiService::OpenAiService(EngineApi& engine, const PromptCodec& codec, OpenAiServiceOptions options)
     : engine_(engine), codec_(codec), options_(std::move(options)), metrics_(options_.served_model_name) {
@@ -178,7 +59,9 @@ void OpenAiService::abort_all() {
   std::vector<std::string> ids;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, req] : active_) ids.push_back(id);
+    for (const auto& [id, req] : active_) {
+      for (int i = 0; i < req->num_choices(); ++i) ids.push_back(req->engine_request_id(i));
+    }
   }
   for (const auto& id : ids) engine_.abort(id);
 }
@@ -257,6 +140,11 @@ void OpenAiService::handle_generate(ApiKind kind, const HttpRequest& http_reques
   ParseResult parsed = parse_openai_request(kind, *body);
   if (!parsed.request) return exchange->reply(error_response(parsed.error));
   OpenAiRequest& req = *parsed.request;
+  if (req.chat.has_tools()) {
+    // Once more, keeping key order: templates print the tools as sent.
+    Result<OrderedJson> ordered = parse_ordered_json(http_request.body, "JSON body");
+    if (ordered.is_ok() && ordered->contains("tools")) req.chat.tools_in_order = (*ordered)["tools"];
+  }
   if (!req.ignored_fields.empty()) {
     BATON_LOG_WARN("ignoring unknown request fields: {}", fmt::join(req.ignored_fields, ", "));
   }
@@ -269,7 +157,9 @@ void OpenAiService::handle_generate(ApiKind kind, const HttpRequest& http_reques
     e.code = "model_not_found";
     return exchange->reply(error_response(e));
   }
-  if (auto err = prepare_prompt(&req, codec_, engine_.max_model_len())) return exchange->reply(error_response(*err));
+  if (auto err = prepare_prompt(&req, codec_, engine_.max_model_len(), options_.tool_call_format)) {
+    return exchange->reply(error_response(*err));
+  }
   if (options_.max_waiting_requests > 0 && engine_.stats().num_waiting >= options_.max_waiting_requests) {
     ApiError e = api_error_from_status(
         resource_exhausted("too many waiting requests ({}); retry later", options_.max_waiting_requests));
@@ -279,25 +169,39 @@ void OpenAiService::handle_generate(ApiKind kind, const HttpRequest& http_reques
   ResponseHeader header{kind, next_request_id(kind), options_.served_model_name, unix_seconds()};
   req.gen.request_id = header.id;
   GenerationRequest gen = req.gen;
-  auto active = std::make_shared<ActiveRequest>(*this, exchange, std::move(req), header);
+  ActiveRequest::Hooks hooks;
+  hooks.on_finished = [this](const std::string& id) { finished(id); };
+  hooks.abort = [this](const std::string& id) { engine_.abort(id); };
+  hooks.next_tool_call_id = [this] { return fmt::format("chatcmpl-tool-{}{:x}", id_prefix_, next_id_++); };
+  auto active = std::make_shared<ActiveRequest>(exchange, std::move(req), header, codec_, metrics_, std::move(hooks));
   {
     std::lock_guard<std::mutex> lock(mu_);
     active_[header.id] = active;
   }
   auto executor = exchange->executor();
   std::weak_ptr<ActiveRequest> weak = active;
-  Status st = engine_.submit(std::move(gen), [executor, weak](RequestOutput out) {
-    boost::asio::post(executor, [weak, out = std::move(out)]() mutable {
-      if (auto a = weak.lock()) a->on_output(std::move(out));
+  // n choices: n engine requests on one prompt (the prefix cache shares its
+  // blocks), each with its own seed when the request pinned one (as vLLM).
+  std::vector<std::string> submitted;
+  for (int i = 0; i < active->num_choices(); ++i) {
+    GenerationRequest choice = gen;
+    choice.request_id = active->engine_request_id(i);
+    if (choice.sampling.seed) *choice.sampling.seed += static_cast<uint64_t>(i);
+    Status st = engine_.submit(std::move(choice), [executor, weak, i](RequestOutput out) {
+      boost::asio::post(executor, [weak, i, out = std::move(out)]() mutable {
+        if (auto a = weak.lock()) a->on_output(i, std::move(out));
+      });
     });
-  });
-  if (!st.is_ok()) {
-    finished(header.id);
-    return exchange->reply(error_response(api_error_from_status(st)));
+    if (!st.is_ok()) {
+      for (const std::string& id : submitted) engine_.abort(id);
+      finished(header.id);
+      return exchange->reply(error_response(api_error_from_status(st)));
+    }
+    submitted.push_back(active->engine_request_id(i));
   }
-  exchange->set_disconnect_handler([this, id = header.id] {
-    BATON_LOG_DEBUG("client of {} went away: aborting", id);
-    engine_.abort(id);
+  exchange->set_disconnect_handler([this, submitted] {
+    BATON_LOG_DEBUG("client of {} went away: aborting", submitted.front());
+    for (const std::string& id : submitted) engine_.abort(id);
   });
   active->start_stream();
 }

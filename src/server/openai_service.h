@@ -14,6 +14,7 @@
 #include "server/openai_request.h"
 #include "server/prompt_codec.h"
 #include "server/server_metrics.h"
+#include "server/tool_call_parser.h"
 
 namespace baton {
 
@@ -22,6 +23,9 @@ struct OpenAiServiceOptions {
   std::string model_path;        // reported as the model's "root"
   std::string api_key;           // "" = no authentication
   int max_waiting_requests = 0;  // 0 = only the engine's own limit
+  // How tool calls are read out of chat outputs (--tool-call-parser); kNone:
+  // requests with tools are refused unless tool_choice is "none".
+  ToolCallFormat tool_call_format = ToolCallFormat::kNone;
 };
 
 class ActiveRequest;

@@ -14,6 +14,15 @@
 
 namespace baton {
 
+// What a chat template renders: messages as ChatFields normalises them, the
+// tools (null for none), and the request's chat_template_kwargs.
+struct ChatRenderInput {
+  Json messages = Json::array();
+  nlohmann::ordered_json tools;  // keys in the client's order
+  bool add_generation_prompt = true;
+  Json template_kwargs = Json::object();
+};
+
 class PromptCodec {
  public:
   virtual ~PromptCodec() = default;
@@ -23,8 +32,9 @@ class PromptCodec {
   virtual Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens) const = 0;
   // The decoded text of one token (may be a partial UTF-8 sequence).
   virtual std::string token_text(int32_t token_id) const = 0;
-  // messages: a JSON array of {"role", "content": string}; returns the prompt.
-  virtual Result<std::string> render_chat(const Json& messages, bool add_generation_prompt) const = 0;
+  // Renders the model's chat template; a template's own error (its
+  // raise_exception) comes back as kInvalidArgument with its message.
+  virtual Result<std::string> render_chat(const ChatRenderInput& input) const = 0;
   virtual int vocab_size() const = 0;
 };
 

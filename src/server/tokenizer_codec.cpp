@@ -12,11 +12,15 @@ std::string TokenizerCodec::token_text(int32_t token_id) const {
   return std::string(tokenizer_->token_bytes(token_id));
 }
 
-Result<std::string> TokenizerCodec::render_chat(const Json& messages, bool add_generation_prompt) const {
+Result<std::string> TokenizerCodec::render_chat(const ChatRenderInput& input) const {
   if (!tokenizer_) return invalid_argument("this model has no tokenizer, so it has no chat template");
-  BATON_ASSIGN_OR_RETURN(std::vector<ChatMessage> parsed, parse_chat_messages(messages));
+  BATON_ASSIGN_OR_RETURN(std::vector<ChatMessage> parsed, parse_chat_messages(input.messages));
   ChatTemplateOptions options;
-  options.add_generation_prompt = add_generation_prompt;
+  options.add_generation_prompt = input.add_generation_prompt;
+  options.tools = input.tools;
+  if (input.template_kwargs.is_object() && !input.template_kwargs.empty()) {
+    options.chat_template_kwargs = OrderedJson(input.template_kwargs);
+  }
   return tokenizer_->apply_chat_template(parsed, options);
 }
 

@@ -17,7 +17,7 @@ class TokenizerCodec : public PromptCodec {
 
   Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens) const override;
   std::string token_text(int32_t token_id) const override;
-  Result<std::string> render_chat(const Json& messages, bool add_generation_prompt) const override;
+  Result<std::string> render_chat(const ChatRenderInput& input) const override;
   int vocab_size() const override { return vocab_size_; }
 
  private:

@@ -35,6 +35,8 @@ class FakeEngine : public EngineApi {
     int block_size = 16;
     int max_running = 1 << 30;
     int max_waiting = 1 << 30;
+    // When set, every request writes these bytes (one token each) and stops.
+    std::string scripted_output;
   };
 
   explicit FakeEngine(Options options) : options_(options) { thread_ = std::thread([this] { loop(); }); }
@@ -152,7 +154,8 @@ class FakeEngine : public EngineApi {
       for (auto it = running_.begin(); !paused_ && it != running_.end();) {
         Req& r = *it;
         size_t L = r.request.prompt_ids.size();
-        int32_t tok = fake_token(L, r.num_out);
+        const std::string& script = options_.scripted_output;
+        int32_t tok = script.empty() ? fake_token(L, r.num_out) : static_cast<unsigned char>(script[r.num_out]);
         ++r.num_out;
         ++generated_;
         if (r.first_token_s == 0) r.first_token_s = now;
@@ -165,9 +168,10 @@ class FakeEngine : public EngineApi {
           for (int k = 0; k < r.request.sampling.num_logprobs; ++k) lp.top.emplace_back(tok + k, -0.5f - k);
           out.new_logprobs = {lp};
         }
-        bool stop = r.num_out >= r.request.min_tokens &&
-                    std::find(r.request.stop_token_ids.begin(), r.request.stop_token_ids.end(), tok) !=
-                        r.request.stop_token_ids.end();
+        bool stop = (r.num_out >= r.request.min_tokens &&
+                     std::find(r.request.stop_token_ids.begin(), r.request.stop_token_ids.end(), tok) !=
+                         r.request.stop_token_ids.end()) ||
+                    (!script.empty() && r.num_out >= static_cast<int>(script.size()));
         if (stop || r.num_out >= r.request.max_tokens) {
           RequestOutput fin = final_output(r, stop ? FinishReason::kStop : FinishReason::kLength);
           fin.new_token_ids = out.new_token_ids;
@@ -242,12 +246,19 @@ class FakeCodec : public PromptCodec {
   std::string token_text(int32_t id) const override {
     return id < 256 ? std::string(1, static_cast<char>(id)) : "<" + std::to_string(id) + ">";
   }
-  Result<std::string> render_chat(const Json& messages, bool add_generation_prompt) const override {
+  // <|role|>content, tool calls as JSON; the tools' names first.
+  Result<std::string> render_chat(const ChatRenderInput& input) const override {
     std::string out;
-    for (const Json& m : messages) {
-      out += "<|" + m.at("role").get<std::string>() + "|>" + m.at("content").get<std::string>() + "\n";
+    if (input.tools.is_array()) {
+      for (const auto& t : input.tools) out += "<|tool|>" + t["function"]["name"].get<std::string>() + "\n";
     }
-    if (add_generation_prompt) out += "<|assistant|>";
+    for (const Json& m : input.messages) {
+      out += "<|" + m.at("role").get<std::string>() + "|>";
+      if (m.at("content").is_string()) out += m.at("content").get<std::string>();
+      if (m.contains("tool_calls")) out += dump_json(m["tool_calls"]);
+      out += "\n";
+    }
+    if (input.add_generation_prompt) out += "<|assistant|>";
     return out;
   }
   int vocab_size() const override { return 300; }
