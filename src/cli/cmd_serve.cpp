@@ -23,7 +23,8 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
-  int64_t max_body_bytes = 1 << 20;
+  int64_t max_body_bytes = 0;  // 0: request_body_limit(max_model_len)
+  int max_connections = 4096;
   double shutdown_grace_s = 30.0;
   double header_timeout_s = 10.0;
   double idle_timeout_s = 60.0;
@@ -53,7 +54,9 @@ int run_serve(const ServeArgs& a) {
   o.http.host = a.host;
   o.http.port = a.port;
   o.http.num_io_threads = a.num_io_threads;
-  o.http.limits.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
+  o.http.limits.max_body_bytes = a.max_body_bytes > 0 ? static_cast<size_t>(a.max_body_bytes)
+                                                      : request_body_limit(le.engine->max_model_len());
+  o.http.max_connections = a.max_connections;
   o.http.limits.header_timeout_s = a.header_timeout_s;
   o.http.limits.idle_timeout_s = a.idle_timeout_s;
   o.service.served_model_name = a.served_model_name.empty() ? le.model_dir : a.served_model_name;
@@ -71,8 +74,8 @@ int run_serve(const ServeArgs& a) {
     std::cerr << "error: " << st.message() << "\n";
     return 1;
   }
-  BATON_LOG_INFO("serving {} (max_model_len {}) at {}", o.service.served_model_name, le.engine->max_model_len(),
-                 server.url());
+  BATON_LOG_INFO("serving {} (max_model_len {}) at {}; bodies up to {} bytes, {} connections", o.service.served_model_name,
+                 le.engine->max_model_len(), server.url(), o.http.limits.max_body_bytes, o.http.max_connections);
   auto registration = register_instance(a.pd, server.url(), o.service.served_model_name);
   if (!registration.is_ok()) {
     std::cerr << "error: " << registration.status().message() << "\n";
@@ -109,8 +112,14 @@ RunFn setup(CLI::App& sub) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   sub.add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1 routes");
-  sub.add_option("--max-body-bytes", a->max_body_bytes, "Largest request body (413 beyond)")
-      ->check(CLI::PositiveNumber)
+  sub.add_option("--max-body-bytes", a->max_body_bytes,
+                 "Largest request body, 413 beyond (0: 1 MiB + 32 bytes per token of --max-model-len, "
+                 "so a whole-context prompt fits as text or token ids)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--max-connections", a->max_connections,
+                 "Open connections at most; beyond them a new one gets 503 and is closed (0 = no cap)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub.add_option("--shutdown-grace-s", a->shutdown_grace_s,
                  "On SIGTERM/SIGINT, how long running requests may finish before being aborted")

@@ -23,7 +23,7 @@ int64_t unix_seconds() {
 HttpResponse json_response(int status, const Json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  r.body = dump_json(body);
   return r;
 }
 
@@ -33,7 +33,15 @@ HttpResponse error_response(const ApiError& e) {
   return r;
 }
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& j) { return dump_json(j); }
+
+HttpResponse internal_error_response(const char* what) {
+  ApiError e;
+  e.http_status = 500;
+  e.type = "internal_error";
+  e.message = fmt::format("internal error while {}; the request was dropped", what);
+  return error_response(e);
+}
 
 }  // namespace
 
@@ -52,6 +60,8 @@ class ActiveRequest {
     timings_.arrival_s = monotonic_s();
   }
 
+  const HttpExchange* exchange() const { return exchange_.get(); }
+
   void start_stream() {
     if (!request_.stream) return;
     exchange_->start_events();
@@ -60,8 +70,37 @@ class ActiveRequest {
     }
   }
 
+  // The last guard of a running request: an unexpected exception while
+  // turning an output into bytes ends this request (aborted in the engine,
+  // a 500 or an error event for its client), never the process.
   void on_output(RequestOutput out) {
     if (done_) return;
+    try {
+      handle_output(std::move(out));
+    } catch (const std::exception& e) {
+      fail_internal(e.what());
+    } catch (...) {
+      fail_internal("unknown exception");
+    }
+  }
+
+ private:
+  void fail_internal(const char* what) {
+    BATON_LOG_ERROR("request {}: unexpected error while writing its response: {}", header_.id, what);
+    done_ = true;
+    service_.engine_.abort(header_.id);
+    if (request_.stream) {
+      exchange_->send_event(
+          R"({"error":{"message":"internal error while writing the response","type":"internal_error","param":null,"code":null}})");
+      exchange_->send_event("[DONE]");
+      exchange_->end_events();
+    } else {
+      exchange_->reply(internal_error_response("writing the response"));
+    }
+    service_.finished(header_.id);  // may destroy this
+  }
+
+  void handle_output(RequestOutput out) {
     double now = monotonic_s();
     if (!out.new_token_ids.empty()) {
       if (timings_.first_token_s == 0) timings_.first_token_s = now;
@@ -92,7 +131,6 @@ class ActiveRequest {
     finish(std::move(out), now);
   }
 
- private:
   void finish(RequestOutput out, double now) {
     done_ = true;
     FinishReason reason = out.finish_reason == FinishReason::kNone ? FinishReason::kStop : out.finish_reason;
@@ -194,6 +232,40 @@ void OpenAiService::finished(const std::string& request_id) {
 }
 
 void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange) {
+  // The last guard: an unexpected exception becomes a 500 for this request
+  // and a log line, never a dead process. A request already submitted when
+  // it happened is aborted.
+  std::string method = request.method, path = request.path;
+  try {
+    route(std::move(request), exchange);
+  } catch (const std::exception& e) {
+    recover(method, path, exchange, e.what());
+  } catch (...) {
+    recover(method, path, exchange, "unknown exception");
+  }
+}
+
+void OpenAiService::recover(const std::string& method, const std::string& path,
+                            const std::shared_ptr<HttpExchange>& exchange, const char* what) {
+  BATON_LOG_ERROR("{} {}: unexpected error: {}", method, path, what);
+  std::shared_ptr<ActiveRequest> submitted;  // destroyed after the lock is released
+  std::string submitted_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = active_.begin(); it != active_.end(); ++it) {
+      if (it->second->exchange() == exchange.get()) {
+        submitted_id = it->first;
+        submitted = std::move(it->second);
+        active_.erase(it);
+        break;
+      }
+    }
+  }
+  if (!submitted_id.empty()) engine_.abort(submitted_id);
+  exchange->reply(internal_error_response("handling the request"));  // ends a started stream too
+}
+
+void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange) {
   const std::string& path = request.path;
   auto only = [&](const char* method) {
     if (request.method == method) return true;
