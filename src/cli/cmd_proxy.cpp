@@ -82,6 +82,8 @@ cli::RunFn setup(CLI::App& sub) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   return [o] {
+    // Two descriptors per client connection (its own and one upstream), and a margin.
+    cli::raise_fd_limit(2L * o->max_connections + 256);
     RouterServiceOptions sopts;
     sopts.mode = o->mode == "pd" ? RouterMode::kPd : RouterMode::kAgg;
     sopts.request_timeout_s = o->request_timeout_s;

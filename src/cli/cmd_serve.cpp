@@ -1,11 +1,10 @@
 // `baton serve`: one engine behind the OpenAI-compatible HTTP API (see
 // server/api_server.h). Runs until SIGTERM or SIGINT, then drains.
-#include <sys/resource.h>
-
 #include <csignal>
 #include <iostream>
 #include <thread>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "cli/pd_serve.h"
@@ -31,17 +30,9 @@ struct ServeArgs {
   int num_io_threads = 2;
 };
 
-// Many concurrent connections need many descriptors: raise the soft limit.
-void raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 int run_serve(const ServeArgs& a) {
-  raise_fd_limit();
+  // One descriptor per connection, and a margin for the engine, KV transfer and logs.
+  raise_fd_limit(static_cast<long>(a.max_connections) + 256);
   auto built = build_pd_engine(a.engine, a.pd, a.host, a.served_model_name);
   if (!built.is_ok()) {
     std::cerr << "error: " << built.status().message() << "\n";
