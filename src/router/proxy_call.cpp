@@ -237,6 +237,8 @@ void ProxyCall::relay(const InstancePtr& inst, std::string body) {
       } else if (!st.is_ok()) {
         return self->reply_error(502, "instance " + inst->url + ": " + st.message(), "upstream_error");
       } else {
+        // A decode that refused (overload, a bad field): the prefill's grant goes unused.
+        if (self->upstream_status_ != 200) self->give_up("the instance answered " + std::to_string(self->upstream_status_));
         HttpResponse out;
         out.status = self->upstream_status_;
         out.body = std::move(self->upstream_body_);
