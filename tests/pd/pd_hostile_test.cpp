@@ -65,10 +65,16 @@ TEST(PdHostileTest, ProbesThroughTheProxyAndADecodeStoppedMidStream) {
   // seconds (the proxy's idle timeout), not at --request-timeout-s.
   Completion result;
   std::thread client([&] {
-    result = post_completion(proxy.url(), completion_body(prompt_of(30, 5), 4000, true), 60.0);
+    // Under a loaded machine a health check may time out and the proxy answer
+    // 503 for a moment: try again until the stream is under way.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      result = post_completion(proxy.url(), completion_body(prompt_of(30, 5), 4000, true), 60.0);
+      if (result.http_status == 200) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
   });
   const bool streaming = wait_until([&] { return metric(decode.url(), "baton:num_requests_running").value_or(0) >= 1; },
-                                    20.0);
+                                    30.0);
   decode.signal(SIGSTOP);
   Stopwatch sw;
   client.join();
