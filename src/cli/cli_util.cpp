@@ -1,10 +1,13 @@
 #include "cli/cli_util.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <climits>
 #include <sstream>
+
+#include "common/log.h"
 
 namespace baton::cli {
 
@@ -37,6 +40,21 @@ const std::atomic<bool>& install_stop_flag() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   return g_stop_requested;
+}
+
+void raise_fd_limit(long needed) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && static_cast<long>(rl.rlim_cur) < needed) {
+    BATON_LOG_WARN("open descriptors are limited to {} (ulimit -n), below the {} the connection cap needs: "
+                   "raise the limit or lower --max-connections",
+                   static_cast<long>(rl.rlim_cur), needed);
+  }
 }
 
 }  // namespace baton::cli

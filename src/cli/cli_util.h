@@ -1,5 +1,5 @@
 // Small helpers shared by the commands: the running binary's path, comma
-// lists, and a stop flag raised by SIGINT/SIGTERM.
+// lists, a stop flag raised by SIGINT/SIGTERM, the descriptor limit.
 #pragma once
 
 #include <atomic>
@@ -17,5 +17,11 @@ std::vector<std::string> split_commas(const std::string& text);
 // Installs SIGINT/SIGTERM handlers that raise the returned flag (once per
 // process; later calls return the same flag).
 const std::atomic<bool>& install_stop_flag();
+
+// Raises the soft limit on open descriptors to the hard one (many concurrent
+// connections need many), and warns when it stays below `needed` (a server's
+// connection cap plus what else it holds): it would then run out of
+// descriptors before its cap refuses anyone.
+void raise_fd_limit(long needed);
 
 }  // namespace baton::cli

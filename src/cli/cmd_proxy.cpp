@@ -40,8 +40,12 @@ cli::RunFn setup(CLI::App& sub) {
     std::string discovery;
     double health_interval_s = 1.0;
     double request_timeout_s = 3600.0;
+    double first_byte_timeout_s = 20.0;
+    double idle_timeout_s = 20.0;
     int num_io_threads = 2;
-    size_t max_body_bytes = 64 << 20;
+    int64_t max_model_len = 131072;
+    size_t max_body_bytes = 0;  // 0: request_body_limit(max_model_len)
+    int max_connections = 4096;
   };
   auto o = std::make_shared<Opts>();
   sub.add_option("--host", o->host, "Address to bind");
@@ -57,11 +61,34 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");
   sub.add_option("--request-timeout-s", o->request_timeout_s, "Deadline of one upstream exchange");
   sub.add_option("--num-io-threads", o->num_io_threads, "Threads serving clients (and as many for upstreams)");
-  sub.add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted");
+  sub.add_option("--upstream-first-byte-timeout-s", o->first_byte_timeout_s,
+                 "Streamed requests: an instance that sends no response headers within this is given up (0 = off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--upstream-idle-timeout-s", o->idle_timeout_s,
+                 "Streamed requests: an instance silent this long mid-stream is given up; baton instances send a "
+                 "heartbeat every 5 s (0 = off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--max-model-len", o->max_model_len,
+                 "The instances' context length, for the default --max-body-bytes")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub.add_option("--max-body-bytes", o->max_body_bytes,
+                 "Largest request body, 413 beyond (0: 1 MiB + 32 bytes per token of --max-model-len)")
+      ->capture_default_str();
+  sub.add_option("--max-connections", o->max_connections,
+                 "Open client connections at most; beyond them a new one gets 503 and is closed (0 = no cap)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   return [o] {
+    // Two descriptors per client connection (its own and one upstream), and a margin.
+    cli::raise_fd_limit(2L * o->max_connections + 256);
     RouterServiceOptions sopts;
     sopts.mode = o->mode == "pd" ? RouterMode::kPd : RouterMode::kAgg;
     sopts.request_timeout_s = o->request_timeout_s;
+    sopts.first_byte_timeout_s = o->first_byte_timeout_s;
+    sopts.idle_timeout_s = o->idle_timeout_s;
     InstancePool pool;
     if (!o->discovery.empty()) {
       // Instances come from etcd; static lists may add more.
@@ -127,7 +154,8 @@ cli::RunFn setup(CLI::App& sub) {
     hopts.host = o->host;
     hopts.port = o->port;
     hopts.num_io_threads = o->num_io_threads;
-    hopts.limits.max_body_bytes = o->max_body_bytes;
+    hopts.limits.max_body_bytes = o->max_body_bytes > 0 ? o->max_body_bytes : request_body_limit(o->max_model_len);
+    hopts.max_connections = o->max_connections;
     hopts.limits.idle_timeout_s = 600.0;
     HttpServer server(hopts, [service](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
       service->handle(std::move(req), std::move(ex));
@@ -137,7 +165,8 @@ cli::RunFn setup(CLI::App& sub) {
       std::cerr << "baton proxy: " << st.message() << "\n";
       return 1;
     }
-    BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}", o->mode, o->policy, o->host, server.port());
+    BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}; bodies up to {} bytes, {} connections", o->mode,
+                   o->policy, o->host, server.port(), hopts.limits.max_body_bytes, hopts.max_connections);
 
     boost::asio::io_context ioc;
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);

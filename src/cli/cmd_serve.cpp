@@ -1,11 +1,10 @@
 // `baton serve`: one engine behind the OpenAI-compatible HTTP API (see
 // server/api_server.h). Runs until SIGTERM or SIGINT, then drains.
-#include <sys/resource.h>
-
 #include <csignal>
 #include <iostream>
 #include <thread>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "cli/pd_serve.h"
@@ -25,21 +24,13 @@ struct ServeArgs {
   int port = 8000;
   std::string api_key;
   std::string tool_call_parser = "auto";
-  int64_t max_body_bytes = 1 << 20;
+  int64_t max_body_bytes = 0;  // 0: request_body_limit(max_model_len)
+  int max_connections = 4096;
   double shutdown_grace_s = 30.0;
   double header_timeout_s = 10.0;
   double idle_timeout_s = 60.0;
   int num_io_threads = 2;
 };
-
-// Many concurrent connections need many descriptors: raise the soft limit.
-void raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 // --tool-call-parser: a format by name, or (auto) the one the model's chat
 // template (tokenizer_config.json or chat_template.jinja) asks for.
@@ -57,7 +48,8 @@ Result<ToolCallFormat> resolve_tool_call_parser(const std::string& name, const s
 }
 
 int run_serve(const ServeArgs& a) {
-  raise_fd_limit();
+  // One descriptor per connection, and a margin for the engine, KV transfer and logs.
+  raise_fd_limit(static_cast<long>(a.max_connections) + 256);
   auto built = build_pd_engine(a.engine, a.pd, a.host, a.served_model_name);
   if (!built.is_ok()) {
     std::cerr << "error: " << built.status().message() << "\n";
@@ -70,7 +62,9 @@ int run_serve(const ServeArgs& a) {
   o.http.host = a.host;
   o.http.port = a.port;
   o.http.num_io_threads = a.num_io_threads;
-  o.http.limits.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
+  o.http.limits.max_body_bytes = a.max_body_bytes > 0 ? static_cast<size_t>(a.max_body_bytes)
+                                                      : request_body_limit(le.engine->max_model_len());
+  o.http.max_connections = a.max_connections;
   o.http.limits.header_timeout_s = a.header_timeout_s;
   o.http.limits.idle_timeout_s = a.idle_timeout_s;
   o.service.served_model_name = a.served_model_name.empty() ? le.model_dir : a.served_model_name;
@@ -94,8 +88,8 @@ int run_serve(const ServeArgs& a) {
     std::cerr << "error: " << st.message() << "\n";
     return 1;
   }
-  BATON_LOG_INFO("serving {} (max_model_len {}) at {}", o.service.served_model_name, le.engine->max_model_len(),
-                 server.url());
+  BATON_LOG_INFO("serving {} (max_model_len {}) at {}; bodies up to {} bytes, {} connections", o.service.served_model_name,
+                 le.engine->max_model_len(), server.url(), o.http.limits.max_body_bytes, o.http.max_connections);
   auto registration = register_instance(a.pd, server.url(), o.service.served_model_name);
   if (!registration.is_ok()) {
     std::cerr << "error: " << registration.status().message() << "\n";
@@ -136,8 +130,14 @@ RunFn setup(CLI::App& sub) {
                  "How tool calls are read out of chat outputs: hermes, llama3_json, deepseek_v3, none, or auto "
                  "(the format the model's chat template writes)")
       ->capture_default_str();
-  sub.add_option("--max-body-bytes", a->max_body_bytes, "Largest request body (413 beyond)")
-      ->check(CLI::PositiveNumber)
+  sub.add_option("--max-body-bytes", a->max_body_bytes,
+                 "Largest request body, 413 beyond (0: 1 MiB + 32 bytes per token of --max-model-len, "
+                 "so a whole-context prompt fits as text or token ids)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--max-connections", a->max_connections,
+                 "Open connections at most; beyond them a new one gets 503 and is closed (0 = no cap)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub.add_option("--shutdown-grace-s", a->shutdown_grace_s,
                  "On SIGTERM/SIGINT, how long running requests may finish before being aborted")

@@ -52,7 +52,7 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
                "CUDA: a sequence's tokens do not depend on what shares its batch or how its prompt "
                "was chunked (row-invariant GEMMs, one attention kernel); slower");
   app.add_option("--max-waiting-requests", f.engine.max_waiting_requests,
-                 "Waiting requests at most (0 = unbounded); beyond it new requests are refused")
+                 "Waiting requests at most (0 = unbounded); beyond it new requests get 503 with Retry-After")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--scripted-output", f.scripted_output,

@@ -41,7 +41,8 @@ Status AsyncEngine::submit(GenerationRequest request, OutputCallback on_output) 
       int num_queued = num_waiting_;
       for (const Command& c : commands_) num_queued += c.kind == Command::Kind::kSubmit;
       if (num_queued >= max_waiting_) {
-        return resource_exhausted("the waiting queue is full ({} requests)", max_waiting_);
+        return resource_exhausted("the waiting queue is full ({} requests, --max-waiting-requests); retry later",
+                                  max_waiting_);
       }
     }
     callbacks_.emplace(request.request_id, std::move(on_output));

@@ -16,7 +16,10 @@ struct EngineOptions {
   int max_model_len = 0;               // 0 = the model's max_position_embeddings
   bool enable_prefix_caching = true;
   uint64_t seed = 0;                   // seeds requests that bring none
-  int max_waiting_requests = 0;        // AsyncEngine: 0 = unbounded; full -> kResourceExhausted
+  // AsyncEngine: requests queued for a slot at most (0 = unbounded); beyond
+  // it submit() is kResourceExhausted (serve: 503 with Retry-After). Four
+  // batches of the default max_num_seqs: more would wait minutes anyway.
+  int max_waiting_requests = 1024;
 };
 
 }  // namespace baton

@@ -76,6 +76,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   bool retried = false;
   bool done = false;
   bool cancelled = false;
+  const char* timeout_what = nullptr;  // set while a shorter read timer than the deadline runs
+  double timeout_wait_s = 0;
 
   HttpClient::Impl& impl() { return *client->impl_; }
 
@@ -137,7 +139,25 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     });
   }
 
+  // The next read's deadline: `wait_s` from now (0 = none), never past the
+  // whole exchange's deadline.
+  void arm_read_timer(double wait_s, const char* waiting_for) {
+    TimePoint at = deadline;
+    timeout_what = nullptr;
+    if (wait_s > 0) {
+      TimePoint soon = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                std::chrono::duration<double>(wait_s));
+      if (soon < at) {
+        at = soon;
+        timeout_what = waiting_for;
+        timeout_wait_s = wait_s;
+      }
+    }
+    conn->stream.expires_at(at);
+  }
+
   void read_header() {
+    arm_read_timer(request.first_byte_timeout_s, "no response headers");
     bhttp::async_read_header(conn->stream, conn->buffer, *parser,
                              [self = shared_from_this()](const beast::error_code& ec, size_t) {
                                if (ec) return self->fail(ec, "read");
@@ -163,6 +183,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     if (parser->is_done()) return complete();
     parser->get().body().data = buf.get();
     parser->get().body().size = buf_size;
+    arm_read_timer(request.idle_timeout_s, "no body bytes");
     bhttp::async_read_some(conn->stream, conn->buffer, *parser,
                            [self = shared_from_this()](beast::error_code ec, size_t) {
                              if (ec == bhttp::error::need_buffer) ec = {};
@@ -199,7 +220,10 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
       acquire(/*allow_idle=*/false);
       return;
     }
-    if (ec == beast::error::timeout) {
+    if (ec == beast::error::timeout && timeout_what) {
+      finish(deadline_exceeded("{} {}{}: {} within {:.3f} s: the peer stopped answering", request.method,
+                               client->origin_.host_port(), request.target, timeout_what, timeout_wait_s));
+    } else if (ec == beast::error::timeout) {
       finish(deadline_exceeded("{} {}{}: no complete response within {:.3f} s", request.method,
                                client->origin_.host_port(), request.target, request.timeout_s));
     } else if (ec == asio::error::operation_aborted) {

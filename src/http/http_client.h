@@ -42,6 +42,10 @@ struct Request {
   std::string content_type = "application/json";
   std::vector<Header> headers;        // extra headers (Authorization, Accept, ...)
   double timeout_s = 600.0;           // deadline for the whole exchange, connect included
+  // A peer that stops answering (a stopped process keeps its sockets open)
+  // fails the exchange with kDeadlineExceeded after these, 0 = only timeout_s:
+  double first_byte_timeout_s = 0;    // from the request written to the response headers
+  double idle_timeout_s = 0;          // between two reads of body bytes
 };
 
 struct Response {

@@ -39,9 +39,47 @@ Status HttpServer::start() {
   accepting_ = true;
   net::post(acceptor_.get_executor(), [this] { do_accept(); });
   for (int i = 0; i < std::max(1, options_.num_io_threads); ++i) {
-    threads_.emplace_back([this] { ioc_.run(); });
+    threads_.emplace_back([this] { run_io_thread(); });
   }
   return Status::ok();
+}
+
+// An exception thrown by a completion handler (an engine output posted to a
+// connection, an upstream's answer) leaves io_context::run(); the thread logs
+// it and runs on instead of taking the process down.
+void HttpServer::run_io_thread() {
+  for (;;) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      BATON_LOG_ERROR("HTTP I/O thread: unexpected error in a handler: {}", e.what());
+    } catch (...) {
+      BATON_LOG_ERROR("HTTP I/O thread: unexpected error in a handler");
+    }
+  }
+}
+
+void HttpServer::refuse(tcp::socket socket) {
+  uint64_t n = ++num_refused_;
+  if (n == 1 || n % 1000 == 0) {
+    BATON_LOG_WARN("refusing connections: {} open (--max-connections); {} refused so far",
+                   options_.max_connections, n);
+  }
+  // Best effort, without blocking: a 503 that fits in the socket buffer, then close.
+  static const std::string kBusy = [] {
+    HttpResponse r;
+    r.status = 503;
+    r.body = R"({"error":{"message":"too many open connections; retry later","type":"service_unavailable",)"
+             R"("param":null,"code":null}})";
+    r.headers.emplace_back("Retry-After", "1");
+    return serialize_http_response(r, /*keep_alive=*/false);
+  }();
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(kBusy), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
 }
 
 void HttpServer::do_accept() {
@@ -49,7 +87,11 @@ void HttpServer::do_accept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
     if (!accepting_) return;
     if (!ec) {
-      std::make_shared<HttpSession>(std::move(socket), ctx_)->start();
+      if (options_.max_connections > 0 && num_connections() >= options_.max_connections) {
+        refuse(std::move(socket));
+      } else {
+        std::make_shared<HttpSession>(std::move(socket), ctx_)->start();
+      }
       return do_accept();
     }
     if (ec == net::error::operation_aborted) return;

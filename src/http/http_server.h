@@ -21,6 +21,10 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;  // 0 picks a free port (see port())
   int num_io_threads = 2;
+  // Open connections at most; one more is answered 503 at once and closed
+  // (a client holding thousands of idle sockets cannot starve the others of
+  // descriptors and memory). 0 = no cap.
+  int max_connections = 4096;
   HttpLimits limits;
 };
 
@@ -40,10 +44,14 @@ class HttpServer {
   void stop_accepting();
   void close_idle_connections();
   int num_connections() const;
+  // Connections refused because max_connections were open.
+  uint64_t num_refused_connections() const { return num_refused_.load(); }
   void stop();  // stops the I/O threads; open connections are dropped
 
  private:
   void do_accept();
+  void refuse(boost::asio::ip::tcp::socket socket);
+  void run_io_thread();
 
   HttpServerOptions options_;
   std::shared_ptr<HttpSessionContext> ctx_;
@@ -51,6 +59,7 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
   std::atomic<bool> accepting_{false};
+  std::atomic<uint64_t> num_refused_{0};
   int port_ = 0;
   std::vector<std::thread> threads_;
 };

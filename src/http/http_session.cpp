@@ -62,7 +62,7 @@ std::string serialize_http_response(const HttpResponse& r, bool keep_alive) {
 }
 
 HttpSession::HttpSession(net::ip::tcp::socket socket, std::shared_ptr<HttpSessionContext> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)) {}
+    : stream_(std::move(socket)), ctx_(std::move(ctx)), heartbeat_(stream_.get_executor()) {}
 
 HttpSession::~HttpSession() {
   std::lock_guard<std::mutex> lock(ctx_->mu);
@@ -150,7 +150,23 @@ void HttpSession::on_read(beast::error_code ec) {
   state_ = State::kHandling;
   stream_.expires_never();
   start_watch();
-  ctx_->handler(std::move(req), shared_from_this());
+  // The last guard of every request: whatever the handler throws becomes a
+  // 500 for this request and a log line (reply() is safe in any state).
+  try {
+    ctx_->handler(std::move(req), shared_from_this());
+  } catch (const std::exception& e) {
+    handler_failed(e.what());
+  } catch (...) {
+    handler_failed("unknown exception");
+  }
+}
+
+void HttpSession::handler_failed(const char* what) {
+  BATON_LOG_ERROR("request handler failed: {}", what);
+  HttpResponse r;
+  r.status = 500;
+  r.body = error_body("internal error while handling the request", "internal_error");
+  reply(std::move(r));
 }
 
 void HttpSession::reply_and_close(int status, const std::string& message) {
@@ -206,6 +222,7 @@ void HttpSession::close_now() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   out_.clear();
+  heartbeat_.cancel();
   beast::error_code ec;
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
   stream_.close();
@@ -216,7 +233,13 @@ void HttpSession::set_disconnect_handler(std::function<void()> on_disconnect) {
 }
 
 void HttpSession::reply(HttpResponse response) {
-  if (state_ == State::kClosed || state_ == State::kClosing) return;
+  if (response_done_) return;  // answered already
+  if (state_ == State::kStreaming) {
+    // Events have started: the answer becomes the stream's last event.
+    send_event(response.body);
+    return end_events();
+  }
+  if (state_ != State::kHandling) return;  // closed, or no request to answer
   bool keep = keep_alive_ && !ctx_->draining.load();
   keep_alive_ = keep;
   response_done_ = true;
@@ -224,16 +247,29 @@ void HttpSession::reply(HttpResponse response) {
 }
 
 void HttpSession::start_events() {
-  if (state_ != State::kHandling) return;
+  if (state_ != State::kHandling || response_done_) return;
   state_ = State::kStreaming;
   queue(fmt::format(
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
       "Connection: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
       keep_alive_ ? "keep-alive" : "close"));
+  arm_heartbeat();
+}
+
+void HttpSession::arm_heartbeat() {
+  if (ctx_->limits.event_heartbeat_s <= 0) return;
+  sent_since_heartbeat_ = false;
+  heartbeat_.expires_after(seconds(ctx_->limits.event_heartbeat_s));
+  heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->state_ != State::kStreaming || self->response_done_) return;
+    if (!self->sent_since_heartbeat_) self->queue("3\r\n:\n\n\r\n");  // one SSE comment line, chunked
+    self->arm_heartbeat();
+  });
 }
 
 void HttpSession::send_event(std::string_view data) {
-  if (state_ != State::kStreaming) return;
+  if (state_ != State::kStreaming || response_done_) return;
+  sent_since_heartbeat_ = true;
   size_t payload = data.size() + 8;  // "data: " + data + "\n\n"
   out_ += fmt::format("{:x}\r\ndata: ", payload);
   out_ += data;
@@ -247,8 +283,9 @@ void HttpSession::send_event(std::string_view data) {
 }
 
 void HttpSession::end_events() {
-  if (state_ != State::kStreaming) return;
+  if (state_ != State::kStreaming || response_done_) return;
   response_done_ = true;
+  heartbeat_.cancel();
   queue("0\r\n\r\n");
 }
 

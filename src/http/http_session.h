@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -34,7 +36,24 @@ struct HttpLimits {
   // as for a stalled write (its request aborted), so memory stays bounded even
   // when the events come faster than the write timeout can be noticed.
   size_t max_pending_bytes = 64 << 20;
+  // A streamed response that has sent nothing for this long gets an SSE
+  // comment line (":\n\n", ignored by SSE clients), so that a peer with an
+  // inter-chunk idle timeout (baton proxy) tells a live but busy server (a
+  // request queued, a long prefill) from a stopped one. 0 = never.
+  double event_heartbeat_s = 5.0;
 };
+
+// The request body limit for a model of `max_model_len` tokens: its whole
+// context as a prompt fits, as text or as token ids, with room for the rest
+// of the request. 32 bytes per token covers the worst realistic text (4 on
+// average for English; a JSON-escaped non-ASCII character is 6 bytes for about
+// one token) and ids ("151643, " is 8); 1 MiB is for the other fields and
+// chat structure. 128K tokens -> 5 MiB.
+inline constexpr size_t kBodyBytesPerToken = 32;
+inline constexpr size_t kBodyBytesOverhead = 1 << 20;
+inline size_t request_body_limit(int64_t max_model_len) {
+  return kBodyBytesOverhead + kBodyBytesPerToken * static_cast<size_t>(max_model_len > 0 ? max_model_len : 0);
+}
 
 class HttpSession;
 
@@ -72,6 +91,8 @@ class HttpSession : public HttpExchange, public std::enable_shared_from_this<Htt
   void read_body();
   void on_read(boost::beast::error_code ec);
   void reply_and_close(int status, const std::string& message);
+  void handler_failed(const char* what);
+  void arm_heartbeat();
   void start_watch();
   void on_watch(boost::beast::error_code ec, size_t n);
   void queue(std::string_view bytes);
@@ -97,6 +118,8 @@ class HttpSession : public HttpExchange, public std::enable_shared_from_this<Htt
   std::string out_;       // queued bytes
   std::string inflight_;  // bytes being written
   std::string drain_buf_;
+  boost::asio::steady_timer heartbeat_;
+  bool sent_since_heartbeat_ = false;
   std::function<void()> on_disconnect_;
 };
 

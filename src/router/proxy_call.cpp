@@ -18,7 +18,35 @@ ProxyCall::ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request
   const Json* prompt = nullptr;
   if (body_.contains("prompt")) prompt = &body_["prompt"];
   if (body_.contains("messages")) prompt = &body_["messages"];
-  if (prompt) key_.prefix = prefix_key_of(prompt->is_string() ? prompt->get<std::string>() : prompt->dump());
+  if (prompt) key_.prefix = prefix_key_of(prompt->is_string() ? prompt->get<std::string>() : dump_json(*prompt));
+  auto stream = body_.find("stream");
+  streamed_ = stream != body_.end() && stream->is_boolean() && stream->get<bool>();
+  // One copy of the body is held: the text where it is relayed as is (agg),
+  // the parsed document where it is edited (pd).
+  if (service_->options().mode == RouterMode::kAgg) {
+    body_ = nullptr;
+  } else {
+    std::string().swap(request_.body);
+  }
+}
+
+std::string ProxyCall::dump_edited(const std::function<void(Json&)>& edit) {
+  // The prompt and messages (nearly all of the bytes) are lent to the copy,
+  // not copied, and given back after serialising.
+  static const char* const kLent[] = {"prompt", "messages"};
+  Json copy = Json::object();
+  for (auto it = body_.begin(); it != body_.end(); ++it) {
+    if (it.key() != kLent[0] && it.key() != kLent[1]) copy[it.key()] = it.value();
+  }
+  for (const char* key : kLent) {
+    if (auto it = body_.find(key); it != body_.end()) copy[key] = std::move(*it);
+  }
+  edit(copy);
+  std::string out = dump_json(copy);
+  for (const char* key : kLent) {
+    if (auto it = copy.find(key); it != copy.end()) body_[key] = std::move(*it);
+  }
+  return out;
 }
 
 ProxyCall::~ProxyCall() { service_->call_finished(); }
@@ -26,16 +54,13 @@ ProxyCall::~ProxyCall() { service_->call_finished(); }
 void ProxyCall::start() {
   std::weak_ptr<ProxyCall> weak = weak_from_this();
   exchange_->set_disconnect_handler([weak] {
-    if (auto self = weak.lock()) {
-      self->stage_ = Stage::kDone;
-      self->upstream_.cancel();  // the instance sees its client go and aborts the request
-    }
+    if (auto self = weak.lock()) self->give_up("the client went away");
   });
   if (service_->options().mode == RouterMode::kAgg) {
     stage_ = Stage::kDecode;
     InstancePtr inst = service_->pick(PoolRole::kReplica, key_, nullptr);
     if (!inst) return reply_error(503, "no healthy replica", "service_unavailable");
-    relay(inst, request_.body);
+    relay(inst, std::move(request_.body));
   } else {
     start_prefill(nullptr, false);
   }
@@ -54,20 +79,21 @@ void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
   auto client = service_->clients().get(inst->url);
   if (!client.is_ok()) return reply_error(502, client.status().message(), "upstream_error");
 
-  Json prefill_body = body_;
-  prefill_body["max_tokens"] = 1;
-  if (prefill_body.contains("max_completion_tokens")) prefill_body["max_completion_tokens"] = 1;
-  prefill_body["stream"] = false;
-  prefill_body.erase("stream_options");
-  prefill_body.erase("min_tokens");
-  prefill_body["kv_transfer_params"] = Json{{"do_remote_decode", true}};
-
   in_flight_.emplace(inst);
   service_->count_request(*inst);
   http::Request req;
   req.target = request_.path;
-  req.body = prefill_body.dump();
+  req.body = dump_edited([](Json& prefill_body) {
+    prefill_body["max_tokens"] = 1;
+    if (prefill_body.contains("max_completion_tokens")) prefill_body["max_completion_tokens"] = 1;
+    prefill_body["stream"] = false;
+    prefill_body.erase("stream_options");
+    prefill_body.erase("min_tokens");
+    prefill_body["kv_transfer_params"] = Json{{"do_remote_decode", true}};
+  });
   req.headers = forwarded_headers();
+  // Not streamed: the instance's first byte is its whole answer, so only
+  // the request timeout bounds it.
   req.timeout_s = service_->options().request_timeout_s;
 
   auto self = shared_from_this();
@@ -81,7 +107,7 @@ void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
   h.on_data = [response](std::string_view bytes) { response->body.append(bytes); };
   h.on_done = [self, inst, is_retry, response, executor](const Status& st) {
     asio::post(executor, [self, inst, is_retry, response, st] {
-      self->on_prefill_done(inst, is_retry, st, std::move(*response));
+      self->guarded([&] { self->on_prefill_done(inst, is_retry, st, std::move(*response)); });
     });
   };
   upstream_ = (*client)->stream(std::move(req), std::move(h));
@@ -111,16 +137,34 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
     return finish();
   }
   auto parsed = parse_json(response.body, "prefill response");
-  if (!parsed.is_ok() || !parsed->is_object() || !(*parsed)["kv_transfer_params"].is_object()) {
+  const Json* params = nullptr;
+  if (parsed.is_ok() && parsed->is_object()) {
+    auto it = parsed->find("kv_transfer_params");
+    if (it != parsed->end() && it->is_object()) params = &*it;
+  }
+  if (!params) {
     service_->count_upstream_error(*inst, "protocol");
     return reply_error(502, "prefill instance " + inst->url + " returned no kv_transfer_params", "upstream_error");
   }
-  Json decode_body = body_;
-  decode_body["kv_transfer_params"] = (*parsed)["kv_transfer_params"];
+  granted_kv_params_ = *params;
   stage_ = Stage::kDecode;
   InstancePtr decode = service_->pick(PoolRole::kDecode, key_, nullptr);
-  if (!decode) return reply_error(503, "no healthy decode instance", "service_unavailable");
-  relay(decode, decode_body.dump());
+  if (!decode) {
+    give_up("no healthy decode instance");
+    return reply_error(503, "no healthy decode instance", "service_unavailable");
+  }
+  relay(decode, dump_edited([this](Json& decode_body) { decode_body["kv_transfer_params"] = granted_kv_params_; }));
+}
+
+void ProxyCall::give_up(const std::string& why) {
+  if (stage_ == Stage::kDone) return;
+  stage_ = Stage::kDone;
+  BATON_LOG_DEBUG("{} {}: giving up ({})", request_.method, request_.path, why);
+  // The instance working on it sees its connection close and aborts the request.
+  upstream_.cancel();
+  // A prefill that granted blocks for a decode which will now never read
+  // them: the place to release them early (granted_kv_params_ names them);
+  // until then they go at lease expiry.
 }
 
 void ProxyCall::relay(const InstancePtr& inst, std::string body) {
@@ -134,6 +178,12 @@ void ProxyCall::relay(const InstancePtr& inst, std::string body) {
   req.body = std::move(body);
   req.headers = forwarded_headers();
   req.timeout_s = service_->options().request_timeout_s;
+  if (streamed_) {
+    // A streaming instance answers its headers at once and sends a byte at
+    // least every few seconds (events or heartbeats): silence means it stopped.
+    req.first_byte_timeout_s = service_->options().first_byte_timeout_s;
+    req.idle_timeout_s = service_->options().idle_timeout_s;
+  }
 
   auto self = shared_from_this();
   auto executor = exchange_->executor();
@@ -146,7 +196,7 @@ void ProxyCall::relay(const InstancePtr& inst, std::string body) {
         is_sse = true;
       }
     }
-    asio::post(executor, [self, status, is_sse] {
+    asio::post(executor, [self, status, is_sse] { self->guarded([&] {
       self->upstream_status_ = status;
       if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
       if (status == 200 && is_sse) {
@@ -155,44 +205,65 @@ void ProxyCall::relay(const InstancePtr& inst, std::string body) {
         self->sse_ = std::make_unique<http::SseParser>(
             [raw = self.get()](const http::SseEvent& e) { raw->exchange_->send_event(e.data); });
       }
-    });
+    }); });
   };
   h.on_data = [self, executor](std::string_view bytes) {
-    asio::post(executor, [self, data = std::string(bytes)] {
+    asio::post(executor, [self, data = std::string(bytes)] { self->guarded([&] {
       if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
       if (self->relaying_events_) {
         self->sse_->feed(data);
       } else {
         self->upstream_body_ += data;
       }
-    });
+    }); });
   };
   h.on_done = [self, inst, executor](const Status& st) {
-    asio::post(executor, [self, inst, st] {
+    asio::post(executor, [self, inst, st] { self->guarded([&] {
       if (!st.is_ok()) {
-        self->service_->count_upstream_error(*inst, st.code() == StatusCode::kAborted ? "aborted" : "stream");
+        self->service_->count_upstream_error(*inst, st.code() == StatusCode::kAborted            ? "aborted"
+                                                    : st.code() == StatusCode::kDeadlineExceeded ? "timeout"
+                                                                                                 : "stream");
       }
       if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return self->finish();
+      if (!st.is_ok()) self->give_up(st.message());
       if (self->relaying_events_) {
         self->sse_->finish();
         if (!st.is_ok()) {
           Json err = {{"error", {{"message", "upstream " + inst->url + ": " + st.message()},
                                  {"type", "upstream_error"}, {"param", nullptr}, {"code", 502}}}};
-          self->exchange_->send_event(err.dump());
+          self->exchange_->send_event(dump_json(err));
         }
         self->exchange_->end_events();
       } else if (!st.is_ok()) {
         return self->reply_error(502, "instance " + inst->url + ": " + st.message(), "upstream_error");
       } else {
+        // A decode that refused (overload, a bad field): the prefill's grant goes unused.
+        if (self->upstream_status_ != 200) self->give_up("the instance answered " + std::to_string(self->upstream_status_));
         HttpResponse out;
         out.status = self->upstream_status_;
         out.body = std::move(self->upstream_body_);
         self->exchange_->reply(std::move(out));
       }
       self->finish();
-    });
+    }); });
   };
   upstream_ = (*client)->stream(std::move(req), std::move(h));
+}
+
+void ProxyCall::guarded(const std::function<void()>& step) {
+  try {
+    step();
+  } catch (const std::exception& e) {
+    fail_internal(e.what());
+  } catch (...) {
+    fail_internal("unknown exception");
+  }
+}
+
+void ProxyCall::fail_internal(const char* what) {
+  BATON_LOG_ERROR("{} {}: unexpected error while relaying: {}", request_.method, request_.path, what);
+  give_up(what);
+  reply_error(500, "internal error while relaying the request", "internal_error");
 }
 
 void ProxyCall::reply_error(int status, const std::string& message, const std::string& type) {

@@ -3,6 +3,7 @@
 // executor; upstream callbacks are posted there.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,12 +35,24 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   // Sends `body` to `inst` and relays its answer (SSE or whole) to the client.
   void relay(const InstancePtr& inst, std::string body);
   void reply_error(int status, const std::string& message, const std::string& type);
+  // Where the router gives up on the request (the client went away, an
+  // instance failed or stopped answering, no decode instance is left):
+  // cancels the upstream exchange, so that its instance aborts the request.
+  void give_up(const std::string& why);
+  // Runs one step of the call; an unexpected exception ends this call alone
+  // (a 500 or an error event for the client, the upstream cancelled).
+  void guarded(const std::function<void()>& step);
+  void fail_internal(const char* what);
+  // body_ serialised with `edit` applied to a copy (whose prompt/messages are lent, not copied).
+  std::string dump_edited(const std::function<void(Json&)>& edit);
   void finish();
   std::vector<http::Header> forwarded_headers() const;
 
   std::shared_ptr<RouterService> service_;
   HttpRequest request_;
-  Json body_;
+  Json body_;        // pd: the parsed request (agg relays request_.body as is)
+  bool streamed_ = false;
+  Json granted_kv_params_;  // pd: what the prefill granted, once it has
   std::shared_ptr<HttpExchange> exchange_;
   RouteKey key_;
   Stage stage_ = Stage::kPrefill;

@@ -2,6 +2,9 @@
 
 #include "router/proxy_call.h"
 
+#include "common/log.h"
+#include "server/openai_request.h"
+
 #include <boost/asio/post.hpp>
 
 namespace baton::router {
@@ -9,7 +12,8 @@ namespace baton::router {
 HttpResponse router_error(int status, const std::string& message, const std::string& type) {
   HttpResponse r;
   r.status = status;
-  r.body = Json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", status}}}}.dump();
+  // dump_json: the message may quote a client's bytes (a path with invalid UTF-8).
+  r.body = dump_json(Json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", status}}}});
   if (status == 503) r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -41,6 +45,21 @@ void RouterService::count_upstream_error(const Instance& inst, const std::string
 }
 
 void RouterService::handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange) {
+  // The last guard: an unexpected exception becomes a 500 for this request
+  // and a log line, never a dead proxy.
+  std::string method = request.method, path = request.path;
+  try {
+    route(std::move(request), exchange);
+  } catch (const std::exception& e) {
+    BATON_LOG_ERROR("{} {}: unexpected error: {}", method, path, e.what());
+    exchange->reply(router_error(500, "internal error while handling the request", "internal_error"));
+  } catch (...) {
+    BATON_LOG_ERROR("{} {}: unexpected error", method, path);
+    exchange->reply(router_error(500, "internal error while handling the request", "internal_error"));
+  }
+}
+
+void RouterService::route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange) {
   const std::string& path = request.path;
   if (path == "/health") return handle_health(exchange);
   if (path == "/metrics") {
@@ -71,6 +90,16 @@ void RouterService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
         "invalid_request_error"));
   }
   Json parsed = std::move(body).value();
+  // Checked as an instance would (types, ranges, fields named): a request a
+  // decode would refuse must not cost a prefill first.
+  ParseResult checked = parse_openai_request(path == "/v1/completions" ? ApiKind::kCompletion : ApiKind::kChat, parsed);
+  if (!checked.request) {
+    HttpResponse r;
+    r.status = checked.error.http_status;
+    r.body = dump_json(checked.error.to_json());
+    return exchange->reply(std::move(r));
+  }
+  checked = {};
   auto call = std::make_shared<ProxyCall>(shared_from_this(), std::move(request), std::move(parsed), exchange);
   call->start();
 }

@@ -24,6 +24,11 @@ enum class RouterMode { kAgg, kPd };
 struct RouterServiceOptions {
   RouterMode mode = RouterMode::kAgg;
   double request_timeout_s = 3600.0;  // one upstream exchange
+  // Streamed upstream exchanges (0 = off): a baton instance answers a
+  // streamed request's headers at once and sends a byte at least every
+  // event_heartbeat_s (5 s), so silence past these means a stopped instance.
+  double first_byte_timeout_s = 20.0;
+  double idle_timeout_s = 20.0;
 };
 
 class RouterService : public std::enable_shared_from_this<RouterService> {
@@ -48,6 +53,7 @@ class RouterService : public std::enable_shared_from_this<RouterService> {
   void call_finished() { num_in_flight_.fetch_sub(1); }
 
  private:
+  void route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange);
   void handle_health(const std::shared_ptr<HttpExchange>& exchange);
   void handle_models(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
 

@@ -2,10 +2,26 @@
 
 #include <boost/asio/strand.hpp>
 
+#include "common/log.h"
+
 namespace baton::router {
 
 UpstreamClients::UpstreamClients(int num_threads) : work_(io_.get_executor()) {
-  for (int i = 0; i < std::max(1, num_threads); ++i) threads_.emplace_back([this] { io_.run(); });
+  for (int i = 0; i < std::max(1, num_threads); ++i) {
+    threads_.emplace_back([this] {
+      // An exception from a handler leaves run(): log it and run on.
+      for (;;) {
+        try {
+          io_.run();
+          return;
+        } catch (const std::exception& e) {
+          BATON_LOG_ERROR("upstream I/O thread: unexpected error in a handler: {}", e.what());
+        } catch (...) {
+          BATON_LOG_ERROR("upstream I/O thread: unexpected error in a handler");
+        }
+      }
+    });
+  }
 }
 
 UpstreamClients::~UpstreamClients() {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 
 namespace baton {
 
@@ -62,6 +63,36 @@ std::vector<ToolCallOut> ActiveRequest::name_calls(std::vector<ToolCall> calls, 
 
 void ActiveRequest::on_output(int choice, RequestOutput out) {
   if (failed_ || choice < 0 || choice >= num_choices()) return;
+  try {
+    handle_output(choice, std::move(out));
+  } catch (const std::exception& e) {
+    fail_internal(e.what());
+  } catch (...) {
+    fail_internal("unknown exception");
+  }
+}
+
+void ActiveRequest::fail_internal(const char* what) {
+  BATON_LOG_ERROR("request {}: unexpected error while writing its response: {}", header_.id, what);
+  failed_ = true;
+  for (int i = 0; i < num_choices(); ++i) {
+    if (!choices_[i].done) hooks_.abort(engine_request_id(i));
+  }
+  ApiError e;
+  e.http_status = 500;
+  e.type = "internal_error";
+  e.message = "internal error while writing the response; the request was dropped";
+  if (request_.stream) {
+    exchange_->send_event(dump_json(e.to_json()));
+    exchange_->send_event("[DONE]");
+    exchange_->end_events();
+  } else {
+    exchange_->reply(json_response(e.http_status, e.to_json()));
+  }
+  hooks_.on_finished(header_.id);  // may destroy this
+}
+
+void ActiveRequest::handle_output(int choice, RequestOutput out) {
   Choice& c = choices_[choice];
   if (c.done) return;
   const double now = monotonic_s();

@@ -36,10 +36,17 @@ class ActiveRequest {
   std::string engine_request_id(int choice) const;
   int num_choices() const { return static_cast<int>(choices_.size()); }
 
+  const HttpExchange* exchange() const { return exchange_.get(); }
+
   void start_stream();
+  // The last guard of a running request: an unexpected exception while
+  // turning an output into bytes ends this request (its choices aborted in
+  // the engine, a 500 or an error event for its client), never the process.
   void on_output(int choice, RequestOutput out);
 
  private:
+  void handle_output(int choice, RequestOutput out);
+  void fail_internal(const char* what);
   struct Choice {
     explicit Choice(int index, const OpenAiRequest& request, const ResponseHeader& header, const PromptCodec& codec);
     int index;

@@ -10,6 +10,20 @@ namespace {
 
 constexpr int kMaxLogprobs = 20;
 
+// A token id: an integer in [0, INT32_MAX], checked before converting (a
+// float, or 1e30, never reaches a narrowing conversion).
+std::optional<int32_t> token_id(const Json& v) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT32_MAX)) return std::nullopt;
+    return static_cast<int32_t>(u);
+  }
+  if (!v.is_number_integer()) return std::nullopt;
+  int64_t i = v.get<int64_t>();
+  if (i < 0 || i > INT32_MAX) return std::nullopt;
+  return static_cast<int32_t>(i);
+}
+
 // Reads typed fields out of the body; the first failure is kept.
 class FieldReader {
  public:
@@ -119,9 +133,9 @@ void parse_prompt(FieldReader& f, const Json& body, OpenAiRequest* req) {
       if (!t.is_number_integer()) {
         return f.fail("'prompt' must be a string or a list of integer token ids", "prompt");
       }
-      int64_t id = t.get<int64_t>();
-      if (id < 0 || id > INT32_MAX) return f.fail(fmt::format("token id {} out of range", id), "prompt");
-      req->prompt_ids.push_back(static_cast<int32_t>(id));
+      std::optional<int32_t> id = token_id(t);
+      if (!id) return f.fail(fmt::format("token id {} is out of range [0, {}]", dump_json(t), INT32_MAX), "prompt");
+      req->prompt_ids.push_back(*id);
     }
     return;
   }
@@ -153,7 +167,9 @@ void parse_sampling(FieldReader& f, OpenAiRequest* req) {
   f.get_ranged("repetition_penalty", 0.0, 2.0, true, &sp.repetition_penalty);
   int64_t v = 0;
   if (f.get_int("top_k", &v)) {
-    if (v < -1 || v > INT32_MAX) return f.fail(fmt::format("'top_k' must be -1, 0 or positive, got {}", v), "top_k");
+    if (v < -1 || v > INT32_MAX) {
+      return f.fail(fmt::format("'top_k' must be -1, 0 or in [1, {}], got {}", INT32_MAX, v), "top_k");
+    }
     sp.top_k = v < 0 ? 0 : static_cast<int>(v);
   }
   if (f.get_int("seed", &v)) sp.seed = static_cast<uint64_t>(v);
@@ -204,11 +220,11 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
   const char* max_key = "max_tokens";
   if (kind == ApiKind::kChat && f.find("max_completion_tokens")) max_key = "max_completion_tokens";
   if (f.get_int(max_key, &v)) {
-    if (v < 1 || v > INT32_MAX) f.fail(fmt::format("'{}' must be at least 1, got {}", max_key, v), max_key);
+    if (v < 1 || v > INT32_MAX) f.fail(fmt::format("'{}' must be at least 1 and at most {}, got {}", max_key, INT32_MAX, v), max_key);
     else req.gen.max_tokens = static_cast<int>(v), req.max_tokens_given = true;
   }
   if (f.get_int("min_tokens", &v)) {
-    if (v < 0 || v > INT32_MAX) f.fail(fmt::format("'min_tokens' must be >= 0, got {}", v), "min_tokens");
+    if (v < 0 || v > INT32_MAX) f.fail(fmt::format("'min_tokens' must be in [0, {}], got {}", INT32_MAX, v), "min_tokens");
     else req.gen.min_tokens = static_cast<int>(v);
   }
   if (req.max_tokens_given && req.gen.min_tokens > req.gen.max_tokens) {
@@ -223,23 +239,22 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
     if (!ids->is_array()) f.fail("'stop_token_ids' must be a list of integers", "stop_token_ids");
     else
       for (const Json& x : *ids) {
-        if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX) {
-          f.fail("'stop_token_ids' must be a list of non-negative integers", "stop_token_ids");
+        std::optional<int32_t> id = token_id(x);
+        if (!id) {
+          f.fail(fmt::format("'stop_token_ids' must be a list of integers in [0, {}]", INT32_MAX), "stop_token_ids");
           break;
         }
-        req.gen.stop_token_ids.push_back(x.get<int32_t>());
+        req.gen.stop_token_ids.push_back(*id);
       }
   }
 
   if (kind == ApiKind::kCompletion) {
-    if (const Json* lp = f.find("logprobs")) {
-      if (!lp->is_number_integer()) {
-        f.fail("'logprobs' must be an integer (completions)", "logprobs");
-      } else if (lp->get<int64_t>() < 0 || lp->get<int64_t>() > kMaxLogprobs) {
-        f.fail(fmt::format("'logprobs' must be in [0, {}]", kMaxLogprobs), "logprobs");
+    if (f.get_int("logprobs", &v)) {
+      if (v < 0 || v > kMaxLogprobs) {
+        f.fail(fmt::format("'logprobs' must be in [0, {}], got {}", kMaxLogprobs, v), "logprobs");
       } else {
         req.want_logprobs = true;
-        req.top_logprobs = lp->get<int>();
+        req.top_logprobs = static_cast<int>(v);
       }
     }
     bool echo = false;

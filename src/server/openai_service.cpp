@@ -25,7 +25,7 @@ int64_t unix_seconds() {
 HttpResponse json_response(int status, const Json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  r.body = dump_json(body);
   return r;
 }
 
@@ -35,6 +35,13 @@ HttpResponse error_response(const ApiError& e) {
   return r;
 }
 
+HttpResponse internal_error_response(const char* what) {
+  ApiError e;
+  e.http_status = 500;
+  e.type = "internal_error";
+  e.message = fmt::format("internal error while {}; the request was dropped", what);
+  return error_response(e);
+}
 
 }  // namespace
 
@@ -77,6 +84,40 @@ void OpenAiService::finished(const std::string& request_id) {
 }
 
 void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange) {
+  // The last guard: an unexpected exception becomes a 500 for this request
+  // and a log line, never a dead process. A request already submitted when
+  // it happened is aborted.
+  std::string method = request.method, path = request.path;
+  try {
+    route(std::move(request), exchange);
+  } catch (const std::exception& e) {
+    recover(method, path, exchange, e.what());
+  } catch (...) {
+    recover(method, path, exchange, "unknown exception");
+  }
+}
+
+void OpenAiService::recover(const std::string& method, const std::string& path,
+                            const std::shared_ptr<HttpExchange>& exchange, const char* what) {
+  BATON_LOG_ERROR("{} {}: unexpected error: {}", method, path, what);
+  std::shared_ptr<ActiveRequest> submitted;  // destroyed after the lock is released
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = active_.begin(); it != active_.end(); ++it) {
+      if (it->second->exchange() == exchange.get()) {
+        submitted = std::move(it->second);
+        active_.erase(it);
+        break;
+      }
+    }
+  }
+  if (submitted) {
+    for (int i = 0; i < submitted->num_choices(); ++i) engine_.abort(submitted->engine_request_id(i));
+  }
+  exchange->reply(internal_error_response("handling the request"));  // ends a started stream too
+}
+
+void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange) {
   const std::string& path = request.path;
   auto only = [&](const char* method) {
     if (request.method == method) return true;

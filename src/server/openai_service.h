@@ -47,6 +47,9 @@ class OpenAiService {
 
  private:
   friend class ActiveRequest;
+  void route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange);
+  void recover(const std::string& method, const std::string& path, const std::shared_ptr<HttpExchange>& exchange,
+               const char* what);
   void handle_generate(ApiKind kind, const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
   void finished(const std::string& request_id);
   std::string next_request_id(ApiKind kind);

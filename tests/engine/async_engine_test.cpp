@@ -236,6 +236,26 @@ TEST(AsyncEngine, FullWaitingQueueIsResourceExhausted) {
   }
 }
 
+TEST(AsyncEngine, WaitingQueueIsBoundedByDefault) {
+  EngineOptions opts;  // the default bound, as `baton serve` gets it without --max-waiting-requests
+  ASSERT_GT(opts.max_waiting_requests, 0);
+  opts.max_num_seqs = 1;
+  AsyncEngine engine(make_engine(opts));
+  std::vector<std::unique_ptr<Stream>> streams;
+  int accepted = 0;
+  Status refused;
+  for (int i = 0; i < 4 * opts.max_waiting_requests && refused.is_ok(); ++i) {
+    streams.push_back(std::make_unique<Stream>());
+    Status st = engine.submit(gen("w" + std::to_string(i), {1, 2}, 2000), streams.back()->callback());
+    if (st.is_ok()) ++accepted;
+    else refused = st;
+  }
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused.to_string();
+  EXPECT_NE(refused.message().find("--max-waiting-requests"), std::string::npos) << refused.message();
+  EXPECT_GE(accepted, opts.max_waiting_requests);  // the queue, plus what ran and finished meanwhile
+  engine.shutdown(AsyncEngine::ShutdownMode::kAbort);
+}
+
 TEST(AsyncEngine, ShutdownDrainFinishesLiveRequestsAndRefusesNewOnes) {
   AsyncEngine engine(make_engine({}));
   Stream a;

@@ -16,103 +16,10 @@
 #include "http/http_server.h"
 #include "http/sse_parser.h"
 #include "router/health_checker.h"
+#include "fake_instance.h"
 
 namespace baton::router {
 namespace {
-
-// A fake instance: records the bodies it got; prefill answers with
-// kv_transfer_params; decode/agg answers a completion, streamed if asked.
-class FakeInstance {
- public:
-  explicit FakeInstance(std::string name) : name_(std::move(name)) {
-    HttpServerOptions opts;
-    opts.port = 0;
-    opts.num_io_threads = 1;
-    server_ = std::make_unique<HttpServer>(opts, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
-      handle(std::move(req), std::move(ex));
-    });
-    EXPECT_TRUE(server_->start().is_ok());
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-  std::vector<Json> bodies() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return bodies_;
-  }
-  std::atomic<int> num_disconnects{0};
-  std::atomic<bool> slow_stream{false};
-
- private:
-  void handle(HttpRequest req, std::shared_ptr<HttpExchange> ex) {
-    if (req.path == "/health") return ex->reply(HttpResponse{});
-    Json body = Json::parse(req.body);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      bodies_.push_back(body);
-    }
-    const Json& kv = body["kv_transfer_params"];
-    if (kv.is_object() && kv.value("do_remote_decode", false)) {
-      HttpResponse r;
-      r.body = Json{{"choices", {{{"text", "x"}}}},
-                    {"kv_transfer_params",
-                     {{"do_remote_prefill", true}, {"remote_engine_id", name_}, {"remote_block_ids", {3, 4}}}}}
-                   .dump();
-      return ex->reply(std::move(r));
-    }
-    std::string text = name_ + ":" + (kv.is_object() ? kv.value("remote_engine_id", "") : std::string("local"));
-    if (!body.value("stream", false)) {
-      HttpResponse r;
-      r.body = Json{{"choices", {{{"text", text}, {"finish_reason", "length"}}}}}.dump();
-      return ex->reply(std::move(r));
-    }
-    ex->set_disconnect_handler([this] { num_disconnects++; });
-    ex->start_events();
-    if (slow_stream) {
-      // Never finishes: a client that goes away must cancel it.
-      auto timer = std::make_shared<boost::asio::steady_timer>(ex->executor(), std::chrono::seconds(30));
-      ex->send_event(Json{{"choices", {{{"text", "first"}}}}}.dump());
-      timer->async_wait([timer, ex](const boost::system::error_code&) {
-        if (!ex->disconnected()) ex->end_events();
-      });
-      return;
-    }
-    for (int i = 0; i < 3; ++i) ex->send_event(Json{{"choices", {{{"text", text + std::to_string(i)}}}}}.dump());
-    ex->send_event("[DONE]");
-    ex->end_events();
-  }
-
-  std::string name_;
-  std::unique_ptr<HttpServer> server_;
-  std::mutex mu_;
-  std::vector<Json> bodies_;
-};
-
-class RouterFixture {
- public:
-  RouterFixture(RouterMode mode, const std::string& policy = "round_robin") {
-    RouterServiceOptions opts;
-    opts.mode = mode;
-    opts.request_timeout_s = 10.0;
-    service_ = std::make_shared<RouterService>(opts, pool, make_routing_policy(policy).value(), clients_);
-    HttpServerOptions hopts;
-    hopts.port = 0;
-    server_ = std::make_unique<HttpServer>(hopts, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
-      service_->handle(std::move(req), std::move(ex));
-    });
-    EXPECT_TRUE(server_->start().is_ok());
-  }
-  ~RouterFixture() { server_->stop(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-  Result<http::Response> post(const std::string& path, const Json& body) {
-    return http::fetch(url() + path, "POST", body.dump(), 10.0);
-  }
-
-  InstancePool pool;
-  std::shared_ptr<RouterService> service_;
-
- private:
-  UpstreamClients clients_{1};
-  std::unique_ptr<HttpServer> server_;
-};
 
 std::vector<std::string> sse_data(const std::string& body) {
   std::vector<std::string> out;
@@ -152,6 +59,7 @@ TEST(RouterServiceTest, PdHandoffShapesAndStreaming) {
   EXPECT_EQ(db[0]["kv_transfer_params"]["remote_block_ids"], Json({3, 4}));
 
   req["stream"] = false;
+  req.erase("stream_options");  // only allowed with stream (the router checks requests as instances do)
   r = router.post("/v1/completions", req);
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(Json::parse(r->body)["choices"][0]["text"], "D0:P0");

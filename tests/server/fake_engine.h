@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -238,12 +239,18 @@ class FakeEngine : public EngineApi {
 // Chat template: "<|role|>content\n" per message, then "<|assistant|>".
 class FakeCodec : public PromptCodec {
  public:
+  // Fault injection: the next call throws, as a bug in a tokenizer would.
+  mutable std::atomic<bool> throw_in_encode{false};
+  mutable std::atomic<bool> throw_in_token_text{false};
+
   Result<std::vector<int32_t>> encode(std::string_view text, bool) const override {
+    if (throw_in_encode.exchange(false)) throw std::runtime_error("injected fault in encode");
     std::vector<int32_t> ids;
     for (unsigned char c : text) ids.push_back(c);
     return ids;
   }
   std::string token_text(int32_t id) const override {
+    if (throw_in_token_text.exchange(false)) throw std::runtime_error("injected fault in token_text");
     return id < 256 ? std::string(1, static_cast<char>(id)) : "<" + std::to_string(id) + ">";
   }
   // <|role|>content, tool calls as JSON; the tools' names first.

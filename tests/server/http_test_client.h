@@ -81,12 +81,17 @@ inline TestResponse http_call(int port, const std::string& method, const std::st
   return send_raw(port, build_request(method, path, body, extra_headers));
 }
 
-// The payloads of "data: ..." events in an SSE body; checks the framing.
+// The payloads of "data: ..." events in an SSE body (comment lines, the
+// server's heartbeats, skipped); checks the framing.
 inline std::vector<std::string> sse_events(const std::string& body, std::string* framing_error = nullptr) {
   std::vector<std::string> events;
   size_t pos = 0;
   while (pos < body.size()) {
     size_t end = body.find("\n\n", pos);
+    if (end != std::string::npos && body.compare(pos, 1, ":") == 0) {  // a comment (heartbeat)
+      pos = end + 2;
+      continue;
+    }
     if (end == std::string::npos || body.compare(pos, 6, "data: ") != 0) {
       if (framing_error) *framing_error = "bad SSE framing at byte " + std::to_string(pos);
       break;
