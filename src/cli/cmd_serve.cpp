@@ -59,6 +59,7 @@ int run_serve(const ServeArgs& a) {
   o.service.served_model_name = a.served_model_name.empty() ? le.model_dir : a.served_model_name;
   o.service.model_path = le.model_dir;
   o.service.api_key = a.api_key;
+  if (connector) o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
   o.shutdown_grace_s = a.shutdown_grace_s;
   // With --discovery, this command catches the signals itself: it leaves the
   // registry before the server's graceful shutdown.

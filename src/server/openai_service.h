@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,9 @@ struct OpenAiServiceOptions {
   std::string model_path;        // reported as the model's "root"
   std::string api_key;           // "" = no authentication
   int max_waiting_requests = 0;  // 0 = only the engine's own limit
+  // PD prefill: POST /v1/kv/release {kv_transfer_params} frees that lease at
+  // once (the router gave up on the request). Unset: no such route.
+  std::function<Status(const Json& kv_transfer_params)> kv_release;
 };
 
 class ActiveRequest;
