@@ -175,6 +175,73 @@ void KvAgent::close_conn(uint64_t id) {
   gone->conn->shutdown();
 }
 
+void KvAgent::reap_closed() {
+  // One poll() over every connection the poller owns: those whose peer
+  // closed (an EOF or an error waiting) go now, not a poll cycle later.
+  std::vector<pollfd> fds;
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, c] : conns_) {
+      if (c->state == AgentConn::State::kBusy) continue;
+      fds.push_back({c->conn->native_handle(), POLLIN, 0});
+      ids.push_back(id);
+    }
+  }
+  if (fds.empty() || ::poll(fds.data(), fds.size(), 0) <= 0) return;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds[i].revents == 0) continue;
+    char byte = 0;
+    const bool closed = (fds[i].revents & (POLLERR | POLLHUP)) != 0 ||
+                        ::recv(fds[i].fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    if (closed) close_conn(ids[i]);
+  }
+}
+
+bool KvAgent::make_room(const std::string& peer) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(conns_.size()) < options_.max_connections) {
+      ++stats_.num_connections;
+      return true;
+    }
+  }
+  reap_closed();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (static_cast<int>(conns_.size()) < options_.max_connections) {
+    ++stats_.num_connections;
+    return true;
+  }
+  // At the cap: a connection still in its handshake, or partway through a
+  // frame, is slow or suspect (an honest one takes milliseconds); the one
+  // nearest its deadline makes room, so a flood of them cannot keep an
+  // authenticated peer out. Idle connections of peers are never evicted.
+  AgentConn* victim = nullptr;
+  for (auto& [id, c] : conns_) {
+    if (c->state == AgentConn::State::kBusy) continue;
+    if (c->state != AgentConn::State::kAuth && !c->reader.in_frame()) continue;
+    if (victim == nullptr || c->deadline < victim->deadline) victim = c.get();
+  }
+  if (victim == nullptr) {
+    const uint64_t n = ++stats_.num_connections_refused;
+    if (should_log(n)) {
+      BATON_LOG_WARN("KV agent: refusing {}: {} connections open (max_connections; {} refused so far)", peer,
+                     conns_.size(), n);
+    }
+    return false;
+  }
+  const uint64_t n = ++stats_.num_connections_evicted;
+  if (should_log(n)) {
+    BATON_LOG_WARN("KV agent: at {} connections, closing {} (still in its handshake or a frame) for {}; {} so far",
+                   conns_.size(), victim->conn->peer_name(), peer, n);
+  }
+  ++stats_.num_connections;
+  const uint64_t victim_id = victim->id;
+  lock.unlock();
+  close_conn(victim_id);
+  return true;
+}
+
 void KvAgent::accept_ready() {
   for (;;) {
     auto io = std::make_unique<asio::io_context>();
@@ -185,18 +252,7 @@ void KvAgent::accept_ready() {
     std::string peer = "?";
     auto remote = socket.remote_endpoint(ec);
     if (!ec) peer = remote.address().to_string() + ":" + std::to_string(remote.port());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (static_cast<int>(conns_.size()) >= options_.max_connections) {
-        const uint64_t n = ++stats_.num_connections_refused;
-        if (should_log(n)) {
-          BATON_LOG_WARN("KV agent: refusing {}: {} connections open (max_connections; {} refused so far)", peer,
-                         conns_.size(), n);
-        }
-        continue;  // the socket closes here
-      }
-      ++stats_.num_connections;
-    }
+    if (!make_room(peer)) continue;  // the socket closes here
     auto c = std::make_unique<AgentConn>();
     c->conn = std::make_unique<Connection>(std::move(io), std::move(socket), peer);
     const bool auth = options_.secret != nullptr;
@@ -329,7 +385,6 @@ void KvAgent::poll_loop() {
       }
     }
     if (stopping_.load()) break;
-    if (fds[1].revents != 0) accept_ready();
     const TimePoint now = SteadyClock::now();
     for (size_t i = 0; i < polled.size(); ++i) {
       AgentConn& c = *polled[i];
@@ -356,6 +411,9 @@ void KvAgent::poll_loop() {
         close_conn(c.id);
       }
     }
+    // Accept last: closes seen above have freed their slots, and `polled`
+    // is not used past here (accepting may evict a connection).
+    if (fds[1].revents != 0) accept_ready();
   }
 }
 

@@ -9,7 +9,9 @@
 //  - with a grant check (the connector's lease table), a read is served only
 //    for blocks of the lease whose token it presents, and only that lease's
 //    holder may renew it or say "done";
-//  - bounded: at most max_connections at once (more are closed at accept),
+//  - bounded: at most max_connections at once (at the cap, a connection
+//    still in its handshake or partway through a frame makes room for a new
+//    one; if there is none, the new one is closed at accept),
 //    frame JSON at most max_frame_json_bytes (handshake frames 4 KiB), memory
 //    only for bytes that came, a deadline per frame and per idle connection,
 //    and a fixed pool of num_workers threads.
@@ -84,6 +86,7 @@ struct KvAgentStats {
   uint64_t num_errors = 0;               // requests answered with an error, or failed mid-answer
   uint64_t num_connections = 0;          // accepted, ever
   uint64_t num_connections_refused = 0;  // closed at accept: max_connections open
+  uint64_t num_connections_evicted = 0;  // closed to make room: still in a handshake or a frame at the cap
   uint64_t num_auth_failures = 0;
   uint64_t num_bad_frames = 0;           // undecodable, oversized, mistyped
   uint64_t num_timeouts = 0;             // idle or frame deadline passed
@@ -123,6 +126,12 @@ class KvAgent {
   void poll_loop();
   void worker_loop();
   void accept_ready();
+  // Whether a new connection may be kept: under the cap, at it once the
+  // connections whose peers left are closed, or by evicting the non-busy connection still in its handshake or a frame nearest its
+  // deadline. Counts the outcome.
+  bool make_room(const std::string& peer);
+  // Closes the connections (not busy) whose peer has gone.
+  void reap_closed();
   enum class ReadOutcome { kKeep, kClose, kDispatched };
   // Reads what the connection has (never past the current frame); a whole
   // request frame goes to the workers (kDispatched: the poller lets go of it).
