@@ -71,20 +71,32 @@ void BM_ConnectHandshake(benchmark::State& state) {
   KvRegionDesc region;
   region.base = memory.data();
   region.num_blocks = 64;
-  region.block_bytes = 1024;
   region.dtype = KvDType::kF16;
   region.num_layers = 2;
   region.num_kv_heads = 2;
   region.head_dim = 8;
   region.block_size = 4;
+  region.block_bytes = region.shape_block_bytes();
   KvAgentOptions o;
   if (with_secret) o.secret = bench_secret();
-  auto agent = KvAgent::start(region, PeerDescriptor::from_region(region, "bench", "m"), nullptr, o).value();
+  auto agent = KvAgent::start(region, PeerDescriptor::from_region(region, "bench", "m"), nullptr, o);
+  if (!agent.is_ok()) {
+    state.SkipWithError(agent.status().to_string().c_str());
+    return;
+  }
+  const int port = (*agent)->port();
   for (auto _ : state) {
     const ReadContext ctx{deadline_after_ms(5000), nullptr};
-    auto conn = Connection::connect("127.0.0.1", agent->port(), ctx);
+    auto conn = Connection::connect("127.0.0.1", port, ctx);
+    if (!conn.is_ok()) {
+      state.SkipWithError(conn.status().to_string().c_str());
+      break;
+    }
     auto hs = reader_handshake(**conn, with_secret ? bench_secret().get() : nullptr, ctx);
-    if (!hs.is_ok()) state.SkipWithError(hs.status().to_string().c_str());
+    if (!hs.is_ok()) {
+      state.SkipWithError(hs.status().to_string().c_str());
+      break;
+    }
   }
   state.SetLabel(with_secret ? "hmac-sha256" : "none");
 }
