@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
       libboost-all-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libxxhash-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev
       etcd-server chromium)
 # Node.js and npm: the machine's own if present, else Debian's.
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi

@@ -76,6 +76,7 @@ int run_serve(const ServeArgs& a) {
     return 1;
   }
   o.service.tool_call_format = *tool_format;
+  if (connector) o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
   o.shutdown_grace_s = a.shutdown_grace_s;
   // With --discovery, this command catches the signals itself: it leaves the
   // registry before the server's graceful shutdown.

@@ -13,6 +13,8 @@
 
 #include "common/log.h"
 #include "kv_transfer/checksum.h"
+#include "kv_transfer/kv_agent.h"
+#include "kv_transfer/kv_secret.h"
 
 namespace baton::cli {
 
@@ -37,6 +39,26 @@ void add_pd_flags(CLI::App& app, PdFlags& f) {
       ->capture_default_str();
   app.add_option("--kv-port", f.kv_port, "Prefill: port of the KV agent (0 picks a free one)")
       ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--kv-host", f.kv_host,
+                 "Prefill: the KV agent's address (default: --host with a KV secret, else 127.0.0.1; a "
+                 "non-loopback address needs a secret)");
+  app.add_option("--kv-secret-file", f.kv_secret_file,
+                 "File holding the KV secret (mode 600) that PD peers authenticate with and sign "
+                 "kv_transfer_params with (else $BATON_KV_SECRET; without one, KV stays on loopback)");
+  app.add_option("--kv-max-connections", f.kv_max_connections, "Prefill: KV agent connections open at once")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  app.add_option("--kv-agent-workers", f.kv_agent_workers, "Prefill: KV agent threads answering requests")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--kv-idle-timeout-ms", f.kv_idle_timeout_ms,
+                 "Prefill: the KV agent closes a connection idle this long")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--kv-frame-timeout-ms", f.kv_frame_timeout_ms,
+                 "Prefill: a KV request frame (or the handshake) must arrive whole within this")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--kv-lease-ms", f.kv_lease_ms,
                  "Prefill: how long a finished prompt's KV blocks wait for a decode instance")
@@ -70,14 +92,35 @@ Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, c
   TransferKvConnectorOptions o;
   o.role = role;
   o.transport = pd.kv_transport;
-  o.host = host;
+  BATON_ASSIGN_OR_RETURN(o.secret, KvSecret::load(pd.kv_secret_file));
+  if (!pd.kv_host.empty()) {
+    if (!o.secret && !is_loopback_host(pd.kv_host)) {
+      return invalid_argument(
+          "--kv-host {} is not a loopback address, and there is no KV secret: anyone who reaches it could read "
+          "every request's KV cache. Give a secret (--kv-secret-file PATH or ${}) or use 127.0.0.1",
+          pd.kv_host, kKvSecretEnv);
+    }
+    o.host = pd.kv_host;
+  } else if (o.secret || is_loopback_host(host)) {
+    o.host = host;
+  } else {
+    o.host = "127.0.0.1";
+    if (role == PdRole::kPrefill) {
+      BATON_LOG_WARN("no KV secret: the KV agent listens on 127.0.0.1 only, not on --host {} (decode instances "
+                     "on other hosts need --kv-secret-file on both sides)", host);
+    }
+  }
+  o.agent_max_connections = pd.kv_max_connections;
+  o.agent_workers = pd.kv_agent_workers;
+  o.agent_idle_timeout_ms = pd.kv_idle_timeout_ms;
+  o.agent_frame_timeout_ms = pd.kv_frame_timeout_ms;
   o.kv_port = pd.kv_port;
   o.lease_ms = pd.kv_lease_ms;
   BATON_ASSIGN_OR_RETURN(o.failure_policy, parse_kv_load_failure_policy(pd.kv_load_failure_policy));
   o.checksum = pd.kv_checksum;
   o.fault = pd.kv_fault;
   std::random_device rd;
-  o.engine_id = fmt::format("{}-{}-{}-{:08x}", pd.role, host, ::getpid(), rd());
+  o.engine_id = fmt::format("{}-{}-{}-{:08x}", pd.role, o.host, ::getpid(), rd());
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<LoadedCore> core, build_engine_core(engine));
   o.model = model_identity(core->model_dir);
   o.metric_labels = {{"model_name", model_name.empty() ? core->model_dir : model_name}};

@@ -19,6 +19,12 @@ struct PdFlags {
   std::string role = "agg";          // agg | prefill | decode
   std::string kv_transport = "shm";  // local | shm | tcp | cuda_ipc
   int kv_port = 0;                   // the prefill's KV agent; 0 = ephemeral
+  std::string kv_host;               // the KV agent's address; "" = --host with a secret, else 127.0.0.1
+  std::string kv_secret_file;        // the KV secret (else $BATON_KV_SECRET; never a flag value)
+  int kv_max_connections = 256;      // the KV agent's limits (KvAgentOptions)
+  int kv_agent_workers = 8;
+  int64_t kv_idle_timeout_ms = 60000;
+  int64_t kv_frame_timeout_ms = 10000;
   int64_t kv_lease_ms = 30000;
   std::string kv_load_failure_policy = "fail";
   bool kv_checksum = false;
@@ -28,9 +34,11 @@ struct PdFlags {
   double leave_grace_s = 1.0;        // on SIGTERM: serve this long after deregistering
 };
 
-// Adds --role, --kv-transport, --kv-port, --kv-lease-ms,
-// --kv-load-failure-policy, --kv-checksum, --discovery, --advertise-url,
-// --leave-grace-s (and the hidden --kv-fault).
+// Adds --role, --kv-transport, --kv-port, --kv-host, --kv-secret-file,
+// --kv-max-connections, --kv-agent-workers, --kv-idle-timeout-ms,
+// --kv-frame-timeout-ms, --kv-lease-ms, --kv-load-failure-policy,
+// --kv-checksum, --discovery, --advertise-url, --leave-grace-s (and the
+// hidden --kv-fault).
 void add_pd_flags(CLI::App& app, PdFlags& flags);
 
 struct PdEngine {
@@ -39,7 +47,9 @@ struct PdEngine {
 };
 
 // build_engine for agg; for prefill/decode, the core gets a connector first.
-// `host` is where the KV agent binds and what it advertises.
+// `host` is the server's --host: the KV agent binds it when a KV secret is
+// given and --kv-host is not; without a secret the agent binds 127.0.0.1 and
+// a non-loopback --kv-host is refused.
 Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, const std::string& host,
                                  const std::string& model_name);
 

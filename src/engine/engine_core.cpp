@@ -87,6 +87,11 @@ Status EngineCore::validate(const GenerationRequest& r) const {
 
 Status EngineCore::validate_params(const GenerationRequest& r) const {
   if (r.request_id.empty()) return invalid_argument("request_id must not be empty");
+  // PD decode: the client hands back kv_transfer_params; the connector
+  // refuses ones it cannot trust (mistyped, unsigned, altered, another host).
+  if (kv_connector_ && wants_remote_prefill(r.kv_transfer_params)) {
+    BATON_RETURN_IF_ERROR(kv_connector_->check_transfer_params(r.kv_transfer_params));
+  }
   if (r.prompt_ids.empty()) return invalid_argument("the prompt is empty");
   const int vocab = backend_->model_config().vocab_size;
   for (size_t i = 0; i < r.prompt_ids.size(); ++i) {

@@ -74,6 +74,12 @@ class KvConnector {
   virtual Json on_prefill_finished(const std::string& request_id, int num_prompt_tokens,
                                    std::vector<int> block_ids) = 0;
 
+  // Decode side, any thread: whether a request's kv_transfer_params may be
+  // acted on (types, signature, host); an error refuses the request (400).
+  virtual Status check_transfer_params(const Json& params) const {
+    (void)params;
+    return Status::ok();
+  }
   // Decode side. Starts the pull; its result comes back through poll(). An
   // error returned here is a failed load (nothing started).
   virtual Status start_load(const KvLoadRequest& load) = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kv_transfer/kv_handshake.h"
 #include "kv_transfer/staged_copy.h"
 #include "kv_transfer/wire.h"
 
@@ -12,19 +13,31 @@ namespace asio = boost::asio;
 Result<std::unique_ptr<Connection>> AgentClient::acquire(const ReadContext& ctx) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // The agent closes a connection idle past its timeout: one idle for half
+    // of it is dropped here rather than raced.
+    const TimePoint now = SteadyClock::now();
+    const auto max_idle = std::chrono::milliseconds(agent_idle_timeout_ms_ / 2);
     while (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
+      Idle idle = std::move(idle_.back());
       idle_.pop_back();
-      if (conn->is_open()) return conn;
+      if (!idle.conn->is_open() || idle.conn->peer_closed()) continue;
+      if (agent_idle_timeout_ms_ > 0 && now - idle.since > max_idle) continue;
+      return std::move(idle.conn);
     }
   }
-  return Connection::connect(host_, port_, ctx);
+  BATON_ASSIGN_OR_RETURN(auto conn, Connection::connect(host_, port_, ctx));
+  BATON_ASSIGN_OR_RETURN(int64_t idle_ms, reader_handshake(*conn, secret_.get(), ctx));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    agent_idle_timeout_ms_ = idle_ms;
+  }
+  return conn;
 }
 
 void AgentClient::release(std::unique_ptr<Connection> conn) {
   if (!conn->is_open()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  idle_.push_back(std::move(conn));
+  idle_.push_back({std::move(conn), SteadyClock::now()});
 }
 
 Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engine_id,
@@ -44,14 +57,18 @@ Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engin
   return desc;
 }
 
-Status AgentClient::notify_done(const std::string& my_engine_id, const std::string& request_id,
-                                const ReadContext& ctx, bool renew) {
+Status AgentClient::notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx,
+                                bool renew) {
   BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
-  Json msg{{"engine_id", my_engine_id}, {"request_id", request_id}};
+  Json msg{{"engine_id", my_engine_id}, {"request_id", grant.request_id}};
+  if (!grant.lease_token.empty()) msg["lease_token"] = grant.lease_token;
   if (renew) msg["renew"] = true;
   BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kDone, msg, 0, ctx));
   BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
-  if (frame.type == MsgType::kError) return status_from_error_frame(frame, address());
+  if (frame.type == MsgType::kError) {
+    release(std::move(conn));
+    return status_from_error_frame(frame, address());
+  }
   if (frame.type != MsgType::kAck) {
     return data_loss("KV peer {}: expected an ack, got message type {}", address(),
                      static_cast<int>(frame.type));
@@ -99,9 +116,13 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<
   }
   Json jruns = Json::array();
   for (const auto& run : runs) jruns.push_back({run.remote_first, run.num_blocks});
+  Json request{{"runs", std::move(jruns)}, {"checksums", want_checksums}};
+  if (ctx.grant != nullptr) {
+    request["request_id"] = ctx.grant->request_id;
+    request["lease_token"] = ctx.grant->lease_token;
+  }
   BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
-  BATON_RETURN_IF_ERROR(send_frame(
-      *conn, MsgType::kReadBlocks, Json{{"runs", jruns}, {"checksums", want_checksums}}, 0, ctx));
+  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kReadBlocks, request, 0, ctx));
   BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
   if (frame.type == MsgType::kError) {
     release(std::move(conn));

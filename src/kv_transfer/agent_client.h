@@ -1,6 +1,8 @@
 // AgentClient: the decode side's handle on one peer's KV agent. It keeps a
 // small pool of connections (one per concurrent call) and speaks the wire
-// protocol: fetch the descriptor, read blocks (tcp transport), say done.
+// protocol: the handshake (kv_handshake.h) on each new connection, fetch the
+// descriptor, read blocks (tcp transport), say done. A pooled connection idle
+// for half the agent's idle timeout, or closed by the agent, is not reused.
 #pragma once
 
 #include <memory>
@@ -12,6 +14,7 @@
 #include "kv_transfer/block_runs.h"
 #include "kv_transfer/connection.h"
 #include "kv_transfer/kv_region.h"
+#include "kv_transfer/kv_secret.h"
 #include "kv_transfer/peer_descriptor.h"
 #include "kv_transfer/staging_pool.h"
 
@@ -19,19 +22,21 @@ namespace baton {
 
 class AgentClient {
  public:
-  AgentClient(std::string host, int port) : host_(std::move(host)), port_(port) {}
+  AgentClient(std::string host, int port, std::shared_ptr<const KvSecret> secret = nullptr)
+      : host_(std::move(host)), port_(port), secret_(std::move(secret)) {}
 
   Result<PeerDescriptor> fetch_descriptor(const std::string& my_engine_id, const ReadContext& ctx);
 
-  // Tells the peer that this engine finished reading `request_id`.
-  // With renew, asks for more lease time instead (the read goes on).
-  Status notify_done(const std::string& my_engine_id, const std::string& request_id,
-                     const ReadContext& ctx, bool renew = false);
+  // Tells the peer that this engine finished reading the lease `grant`
+  // (presenting its token). With renew, asks for more lease time instead.
+  Status notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx,
+                     bool renew = false);
 
   // Streams the remote side of `runs` into the local side of `runs` in
   // `local` (host, or device through local.copier, staged in chunks of
   // staging->buffer_bytes() through a pair leased from `staging`, which a
-  // device region needs). Returns the peer's per-block checksums when asked.
+  // device region needs). Presents ctx.grant when set. Returns the peer's
+  // per-block checksums when asked.
   Result<std::vector<uint64_t>> read_blocks(const std::vector<BlockRun>& runs,
                                             const KvRegionDesc& local, bool want_checksums,
                                             const ReadContext& ctx, StagingPool* staging = nullptr);
@@ -50,10 +55,17 @@ class AgentClient {
   Result<std::unique_ptr<Connection>> acquire(const ReadContext& ctx);
   void release(std::unique_ptr<Connection> conn);
 
+  struct Idle {
+    std::unique_ptr<Connection> conn;
+    TimePoint since;
+  };
+
   std::string host_;
   int port_;
+  std::shared_ptr<const KvSecret> secret_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_;
+  std::vector<Idle> idle_;
+  int64_t agent_idle_timeout_ms_ = 0;  // from the agent's hello; 0 = unknown
 };
 
 }  // namespace baton

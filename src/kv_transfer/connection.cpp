@@ -44,6 +44,16 @@ void Connection::shutdown() {
   socket_.shutdown(tcp::socket::shutdown_both, ec);
 }
 
+bool Connection::peer_closed() {
+  if (!open_.load()) return true;
+  pollfd pfd{socket_.native_handle(), POLLIN, 0};
+  if (::poll(&pfd, 1, 0) <= 0) return false;
+  if ((pfd.revents & (POLLERR | POLLHUP)) != 0) return true;
+  char byte = 0;
+  const ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host, int port,
                                                         const ReadContext& ctx) {
   const std::string name = host + ":" + std::to_string(port);

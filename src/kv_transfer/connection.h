@@ -42,6 +42,10 @@ class Connection {
   // Closes the socket; safe from another thread to unblock a pending call.
   void shutdown();
   bool is_open() const { return open_.load(); }
+  // Whether the peer has closed its end (an EOF or error is waiting), checked
+  // without blocking or consuming data. For pooled connections.
+  bool peer_closed();
+  int native_handle() { return socket_.native_handle(); }
   const std::string& peer_name() const { return peer_name_; }
 
  private:

@@ -39,6 +39,7 @@ class FaultTransport : public Transport {
   TransportCaps caps() const override { return inner_->caps(); }
   Status register_local(const KvRegionDesc& region, PeerDescriptor& desc) override;
   Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) override;
+  void set_kv_secret(std::shared_ptr<const KvSecret> secret) override { inner_->set_kv_secret(std::move(secret)); }
 
   // Changes the fault for reads from now on (links already open included).
   void set_spec(const FaultSpec& spec);

@@ -1,17 +1,54 @@
 #include "kv_transfer/kv_agent.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <vector>
+#include <cstring>
 
 #include "common/log.h"
-#include "kv_transfer/checksum.h"
-#include "kv_transfer/staged_copy.h"
-#include "kv_transfer/wire.h"
+#include "kv_transfer/kv_handshake.h"
 
 namespace baton {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+
+namespace {
+
+constexpr size_t kNonceBytes = 32;
+// The poller writes only small frames (hello, proof, an error) and never
+// waits long for a peer that does not read them.
+constexpr int64_t kPollerWriteMs = 200;
+constexpr int64_t kMaxPollSliceMs = 200;
+constexpr size_t kReadChunkBytes = 64u << 10;
+
+// The first few of a kind of event, then one in a thousand: a flood of
+// garbage connections must not become a flood of log lines.
+bool should_log(uint64_t count) { return count <= 10 || count % 1000 == 0; }
+
+}  // namespace
+
+struct KvAgent::AgentConn {
+  enum class State { kAuth, kIdle, kBusy };
+  uint64_t id = 0;
+  std::unique_ptr<Connection> conn;
+  FrameReader reader;
+  State state = State::kIdle;
+  std::string nonce;  // the agent's, for the handshake
+  TimePoint deadline;
+};
+
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
 
 KvAgent::KvAgent(const KvRegionDesc& region, PeerDescriptor descriptor, DoneCallback on_done,
                  KvAgentOptions options)
@@ -32,30 +69,54 @@ Result<std::unique_ptr<KvAgent>> KvAgent::start(const KvRegionDesc& region,
     return invalid_argument("KV agent: max_staging_pairs must be >= 1, got {}", options.max_staging_pairs);
   }
   if (options.staging_bytes == 0) return invalid_argument("KV agent: staging_bytes must be > 0");
-  std::unique_ptr<KvAgent> agent(
-      new KvAgent(region, std::move(descriptor), std::move(on_done), options));
+  if (options.max_connections < 1 || options.num_workers < 1) {
+    return invalid_argument("KV agent: max_connections and num_workers must be >= 1 (got {}, {})",
+                            options.max_connections, options.num_workers);
+  }
+  if (options.idle_timeout_ms <= 0 || options.frame_timeout_ms <= 0 || options.io_timeout_ms <= 0) {
+    return invalid_argument("KV agent: timeouts must be > 0");
+  }
+  if (options.max_frame_json_bytes < kMaxHandshakeJsonBytes || options.max_frame_json_bytes > kMaxFrameJsonBytes) {
+    return invalid_argument("KV agent: max_frame_json_bytes must be in [{}, {}], got {}", kMaxHandshakeJsonBytes,
+                            kMaxFrameJsonBytes, options.max_frame_json_bytes);
+  }
+  if (options.secret == nullptr && !is_loopback_host(options.host)) {
+    return failed_precondition(
+        "the KV agent would listen on {} without a KV secret, and anyone who reaches that address could read "
+        "the KV cache: give it a secret (--kv-secret-file PATH or ${}) or a loopback --kv-host",
+        options.host, kKvSecretEnv);
+  }
+  std::unique_ptr<KvAgent> agent(new KvAgent(region, std::move(descriptor), std::move(on_done), options));
   if (region.memory == MemoryKind::kDevice && region.copier != nullptr) {
     agent->staging_ =
         std::make_unique<StagingPool>(region.copier, options.staging_bytes, options.max_staging_pairs);
   }
   boost::system::error_code ec;
-  auto address = asio::ip::make_address(options.host, ec);
+  auto address = asio::ip::make_address(options.host == "localhost" ? "127.0.0.1" : options.host, ec);
   if (ec) return invalid_argument("KV agent: bad listen address '{}': {}", options.host, ec.message());
   tcp::endpoint endpoint(address, static_cast<unsigned short>(options.port));
   agent->acceptor_.open(endpoint.protocol(), ec);
   if (!ec) agent->acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) agent->acceptor_.bind(endpoint, ec);
   if (!ec) agent->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) agent->acceptor_.non_blocking(true, ec);
   if (ec) {
-    return unavailable("KV agent: cannot listen on {}:{}: {}", options.host, options.port,
-                       ec.message());
+    return unavailable("KV agent: cannot listen on {}:{}: {}", options.host, options.port, ec.message());
+  }
+  if (::pipe2(agent->wake_fds_, O_NONBLOCK | O_CLOEXEC) != 0) {
+    return internal_error("KV agent: cannot create its wakeup pipe: {}", std::strerror(errno));
   }
   agent->descriptor_.host = options.host;
   agent->descriptor_.port = agent->acceptor_.local_endpoint().port();
-  agent->accept_next();
-  agent->accept_thread_ = std::thread([a = agent.get()] { a->accept_io_.run(); });
-  BATON_LOG_INFO("KV agent for engine '{}' listening on {}:{}", agent->descriptor_.engine_id,
-                 options.host, agent->descriptor_.port);
+  agent->poll_thread_ = std::thread([a = agent.get()] { a->poll_loop(); });
+  for (int i = 0; i < options.num_workers; ++i) {
+    agent->workers_.emplace_back([a = agent.get()] { a->worker_loop(); });
+  }
+  BATON_LOG_INFO("KV agent for engine '{}' listening on {}:{} ({}; at most {} connections, {} workers)",
+                 agent->descriptor_.engine_id, options.host, agent->descriptor_.port,
+                 options.secret ? "peers authenticate with the KV secret from " + options.secret->origin()
+                                : std::string("no KV secret: unauthenticated, loopback only"),
+                 options.max_connections, options.num_workers);
   return agent;
 }
 
@@ -63,208 +124,332 @@ KvAgent::~KvAgent() { stop(); }
 
 void KvAgent::stop() {
   if (stopping_.exchange(true)) return;
-  asio::post(accept_io_, [this] {
-    boost::system::error_code ec;
-    acceptor_.close(ec);
-  });
-  if (accept_thread_.joinable()) accept_thread_.join();
-  std::list<ConnSlot> conns;
+  wake_poller();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    conns.swap(conns_);
+    for (auto& [id, c] : conns_) c->conn->shutdown();  // a worker mid-write returns
   }
-  for (auto& slot : conns) slot.conn->shutdown();
-  for (auto& slot : conns) {
-    if (slot.thread.joinable()) slot.thread.join();
+  work_cv_.notify_all();
+  if (poll_thread_.joinable()) poll_thread_.join();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  conns_.clear();
+  work_.clear();
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  for (int& fd : wake_fds_) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
   }
 }
 
 KvAgentStats KvAgent::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  KvAgentStats s = stats_;
+  s.num_open_connections = static_cast<int64_t>(conns_.size());
+  return s;
 }
 
-void KvAgent::reap_finished() {
-  // Called with mu_ held.
-  for (auto it = conns_.begin(); it != conns_.end();) {
-    if (it->finished.load()) {
-      if (it->thread.joinable()) it->thread.join();
-      it = conns_.erase(it);
-    } else {
-      ++it;
+void KvAgent::count_error(uint64_t KvAgentStats::*counter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(stats_.*counter);
+}
+
+void KvAgent::wake_poller() {
+  if (wake_fds_[1] < 0) return;
+  const char byte = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fds_[1], &byte, 1);  // a full pipe already wakes it
+}
+
+void KvAgent::close_conn(uint64_t id) {
+  std::unique_ptr<AgentConn> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    gone = std::move(it->second);
+    conns_.erase(it);
+  }
+  gone->conn->shutdown();
+}
+
+void KvAgent::reap_closed() {
+  // One poll() over every connection the poller owns: those whose peer
+  // closed (an EOF or an error waiting) go now, not a poll cycle later.
+  std::vector<pollfd> fds;
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, c] : conns_) {
+      if (c->state == AgentConn::State::kBusy) continue;
+      fds.push_back({c->conn->native_handle(), POLLIN, 0});
+      ids.push_back(id);
     }
+  }
+  if (fds.empty() || ::poll(fds.data(), fds.size(), 0) <= 0) return;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds[i].revents == 0) continue;
+    char byte = 0;
+    const bool closed = (fds[i].revents & (POLLERR | POLLHUP)) != 0 ||
+                        ::recv(fds[i].fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    if (closed) close_conn(ids[i]);
   }
 }
 
-void KvAgent::accept_next() {
-  auto io = std::make_unique<asio::io_context>();
-  asio::io_context& io_ref = *io;
-  acceptor_.async_accept(io_ref, [this, io = std::move(io)](const boost::system::error_code& ec,
-                                                            tcp::socket socket) mutable {
-    if (ec || stopping_.load()) return;  // acceptor closed
+bool KvAgent::make_room(const std::string& peer) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(conns_.size()) < options_.max_connections) {
+      ++stats_.num_connections;
+      return true;
+    }
+  }
+  reap_closed();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (static_cast<int>(conns_.size()) < options_.max_connections) {
+    ++stats_.num_connections;
+    return true;
+  }
+  // At the cap: a connection still in its handshake, or partway through a
+  // frame, is slow or suspect (an honest one takes milliseconds); the one
+  // nearest its deadline makes room, so a flood of them cannot keep an
+  // authenticated peer out. Idle connections of peers are never evicted.
+  AgentConn* victim = nullptr;
+  for (auto& [id, c] : conns_) {
+    if (c->state == AgentConn::State::kBusy) continue;
+    if (c->state != AgentConn::State::kAuth && !c->reader.in_frame()) continue;
+    if (victim == nullptr || c->deadline < victim->deadline) victim = c.get();
+  }
+  if (victim == nullptr) {
+    const uint64_t n = ++stats_.num_connections_refused;
+    if (should_log(n)) {
+      BATON_LOG_WARN("KV agent: refusing {}: {} connections open (max_connections; {} refused so far)", peer,
+                     conns_.size(), n);
+    }
+    return false;
+  }
+  const uint64_t n = ++stats_.num_connections_evicted;
+  if (should_log(n)) {
+    BATON_LOG_WARN("KV agent: at {} connections, closing {} (still in its handshake or a frame) for {}; {} so far",
+                   conns_.size(), victim->conn->peer_name(), peer, n);
+  }
+  ++stats_.num_connections;
+  const uint64_t victim_id = victim->id;
+  lock.unlock();
+  close_conn(victim_id);
+  return true;
+}
+
+void KvAgent::accept_ready() {
+  for (;;) {
+    auto io = std::make_unique<asio::io_context>();
+    tcp::socket socket(*io);
+    boost::system::error_code ec;
+    acceptor_.accept(socket, ec);
+    if (ec) return;  // would block (or a transient error: the next poll retries)
     std::string peer = "?";
-    boost::system::error_code ep_ec;
-    auto remote = socket.remote_endpoint(ep_ec);
-    if (!ep_ec) peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+    auto remote = socket.remote_endpoint(ec);
+    if (!ec) peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+    if (!make_room(peer)) continue;  // the socket closes here
+    auto c = std::make_unique<AgentConn>();
+    c->conn = std::make_unique<Connection>(std::move(io), std::move(socket), peer);
+    const bool auth = options_.secret != nullptr;
+    if (auth) {
+      auto nonce = random_hex(kNonceBytes);
+      if (!nonce.is_ok()) {
+        BATON_LOG_ERROR("KV agent: {}", nonce.status().to_string());
+        continue;
+      }
+      c->nonce = std::move(nonce).value();
+    }
+    c->state = auth ? AgentConn::State::kAuth : AgentConn::State::kIdle;
+    c->reader.set_max_json_bytes(auth ? kMaxHandshakeJsonBytes : options_.max_frame_json_bytes);
+    const ReadContext ctx{deadline_after_ms(kPollerWriteMs), &stopping_};
+    if (!send_frame(*c->conn, MsgType::kHello, make_hello(options_.secret.get(), c->nonce, options_.idle_timeout_ms),
+                    0, ctx)
+             .is_ok()) {
+      continue;
+    }
+    c->deadline = deadline_after_ms(auth ? options_.frame_timeout_ms : options_.idle_timeout_ms);
+    std::lock_guard<std::mutex> lock(mu_);
+    c->id = next_conn_id_++;
+    conns_.emplace(c->id, std::move(c));
+  }
+}
+
+bool KvAgent::on_handshake_frame(AgentConn& c, const Frame& frame) {
+  const ReadContext ctx{deadline_after_ms(kPollerWriteMs), &stopping_};
+  Status refused;
+  Result<Json> proof = frame.type == MsgType::kAuth
+                           ? answer_auth(*options_.secret, c.nonce, frame.json)
+                           : Result<Json>(permission_denied("this KV agent requires authentication: the first frame "
+                                                            "must be kAuth (message type {}), not {}",
+                                                            static_cast<int>(MsgType::kAuth),
+                                                            static_cast<int>(frame.type)));
+  if (!proof.is_ok()) {
+    uint64_t n = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      reap_finished();
-      ++stats_.num_connections;
-      ConnSlot& slot = conns_.emplace_back();
-      slot.conn = std::make_unique<Connection>(std::move(io), std::move(socket), peer);
-      Connection* conn = slot.conn.get();
-      ConnSlot* slot_ptr = &slot;
-      slot.thread = std::thread([this, conn, slot_ptr] {
-        serve_connection(conn);
-        conn->shutdown();  // the reader sees EOF now, not when the slot is reaped
-        slot_ptr->finished = true;
-      });
+      n = ++stats_.num_auth_failures;
     }
-    accept_next();
-  });
+    if (should_log(n)) BATON_LOG_WARN("KV agent: {} failed to authenticate: {}", c.conn->peer_name(), proof.status().message());
+    (void)send_error(*c.conn, proof.status(), ctx);
+    return false;
+  }
+  if (!send_frame(*c.conn, MsgType::kAuthOk, *proof, 0, ctx).is_ok()) return false;
+  c.state = AgentConn::State::kIdle;
+  c.reader.set_max_json_bytes(options_.max_frame_json_bytes);
+  c.deadline = deadline_after_ms(options_.idle_timeout_ms);
+  return true;
 }
 
-void KvAgent::serve_connection(Connection* conn) {
-  // Waiting for the next request has no deadline (stop() cancels); answering
-  // one does.
-  ReadContext idle_ctx{TimePoint::max(), &stopping_};
-  while (!stopping_.load()) {
-    Result<Frame> frame = recv_frame(*conn, idle_ctx);
-    if (!frame.is_ok()) {
-      if (frame.status().code() != StatusCode::kUnavailable &&
-          frame.status().code() != StatusCode::kAborted) {
-        BATON_LOG_WARN("KV agent: {}", frame.status().to_string());
-      }
-      return;  // peer closed, or garbage: drop the connection
+KvAgent::ReadOutcome KvAgent::read_ready(AgentConn& c) {
+  uint8_t buf[kReadChunkBytes];
+  const int fd = c.conn->native_handle();
+  for (;;) {
+    const size_t want = std::min(c.reader.bytes_wanted(), sizeof(buf));
+    const ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
+    if (n == 0) return ReadOutcome::kClose;  // the peer closed
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? ReadOutcome::kKeep : ReadOutcome::kClose;
     }
-    ReadContext ctx{deadline_after_ms(options_.io_timeout_ms),
-                    &stopping_};
-    Status st;
-    switch (frame->type) {
-      case MsgType::kGetDescriptor:
-        st = send_frame(*conn, MsgType::kDescriptor, descriptor_.to_json(), 0, ctx);
-        break;
-      case MsgType::kReadBlocks:
-        st = handle_read(*conn, frame->json);
-        break;
-      case MsgType::kDone: {
-        const std::string engine_id = frame->json.value("engine_id", std::string());
-        const std::string request_id = frame->json.value("request_id", std::string());
-        if (request_id.empty()) {
-          st = send_error(*conn, invalid_argument("done notification without request_id"), ctx);
-          break;
+    const bool was_in_frame = c.reader.in_frame();
+    auto used = c.reader.feed(buf, static_cast<size_t>(n), c.conn->peer_name());
+    if (!used.is_ok()) {
+      uint64_t count = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        count = ++stats_.num_bad_frames;
+      }
+      if (should_log(count)) BATON_LOG_WARN("KV agent: dropping {}: {}", c.conn->peer_name(), used.status().message());
+      (void)send_error(*c.conn, used.status(), ReadContext{deadline_after_ms(kPollerWriteMs), &stopping_});
+      return ReadOutcome::kClose;
+    }
+    if (!was_in_frame && c.reader.in_frame() && c.state == AgentConn::State::kIdle) {
+      c.deadline = deadline_after_ms(options_.frame_timeout_ms);  // the frame must come whole by then
+    }
+    if (!c.reader.has_frame()) continue;
+    Frame frame = c.reader.take();
+    if (c.state == AgentConn::State::kAuth) {
+      if (!on_handshake_frame(c, frame)) return ReadOutcome::kClose;
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      c.state = AgentConn::State::kBusy;  // a worker owns it from here: `c` is not touched again
+      work_.emplace_back(c.id, std::move(frame));
+    }
+    work_cv_.notify_one();
+    return ReadOutcome::kDispatched;
+  }
+}
+
+void KvAgent::poll_loop() {
+  std::vector<pollfd> fds;
+  std::vector<AgentConn*> polled;
+  while (!stopping_.load()) {
+    fds.clear();
+    polled.clear();
+    fds.push_back({wake_fds_[0], POLLIN, 0});
+    fds.push_back({acceptor_.native_handle(), POLLIN, 0});
+    TimePoint next_deadline = SteadyClock::now() + std::chrono::milliseconds(kMaxPollSliceMs);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (uint64_t id : returned_) {
+        auto it = conns_.find(id);
+        if (it == conns_.end()) continue;
+        it->second->state = AgentConn::State::kIdle;
+        it->second->deadline = deadline_after_ms(options_.idle_timeout_ms);
+      }
+      returned_.clear();
+      for (auto& [id, c] : conns_) {
+        if (c->state == AgentConn::State::kBusy) continue;
+        fds.push_back({c->conn->native_handle(), POLLIN, 0});
+        polled.push_back(c.get());
+        next_deadline = std::min(next_deadline, c->deadline);
+      }
+    }
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_deadline - SteadyClock::now());
+    const int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait.count(), 0, kMaxPollSliceMs)));
+    if (r < 0 && errno != EINTR) {
+      BATON_LOG_ERROR("KV agent: poll failed: {}", std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    if (fds[0].revents != 0) {
+      char drain[256];
+      while (::read(wake_fds_[0], drain, sizeof(drain)) > 0) {
+      }
+    }
+    if (stopping_.load()) break;
+    const TimePoint now = SteadyClock::now();
+    for (size_t i = 0; i < polled.size(); ++i) {
+      AgentConn& c = *polled[i];
+      if (fds[i + 2].revents != 0) {
+        const ReadOutcome outcome = read_ready(c);
+        if (outcome == ReadOutcome::kDispatched) continue;
+        if (outcome == ReadOutcome::kClose) {
+          close_conn(c.id);
+          continue;
         }
-        auto renew_it = frame->json.find("renew");
-        const bool renew = renew_it != frame->json.end() && renew_it->is_boolean() && renew_it->get<bool>();
-        if (renew) {
-          if (options_.on_renew) options_.on_renew(engine_id, request_id);
-          st = send_frame(*conn, MsgType::kAck, Json::object(), 0, ctx);
-          break;
-        }
+      }
+      if (c.deadline <= now) {
+        uint64_t n = 0;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          ++stats_.num_done;
+          n = ++stats_.num_timeouts;
         }
-        if (on_done_) on_done_(engine_id, request_id);
-        st = send_frame(*conn, MsgType::kAck, Json::object(), 0, ctx);
-        break;
+        if (should_log(n)) {
+          BATON_LOG_WARN("KV agent: closing {}: {}", c.conn->peer_name(),
+                         c.state == AgentConn::State::kAuth ? "no handshake within the frame deadline"
+                         : c.reader.in_frame()              ? "a frame did not arrive whole within the frame deadline"
+                                                            : "idle past the idle deadline");
+        }
+        close_conn(c.id);
       }
-      default:
-        st = send_error(*conn,
-                        invalid_argument("unexpected message type {}",
-                                         static_cast<int>(frame->type)),
-                        ctx);
-        break;
     }
-    if (!st.is_ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.num_errors;
-      if (st.code() != StatusCode::kAborted) BATON_LOG_WARN("KV agent: {}", st.to_string());
-      return;
-    }
+    // Accept last: closes seen above have freed their slots, and `polled`
+    // is not used past here (accepting may evict a connection).
+    if (fds[1].revents != 0) accept_ready();
   }
 }
 
-Status KvAgent::handle_read(Connection& conn, const Json& request) {
-  ReadContext ctx{deadline_after_ms(options_.io_timeout_ms),
-                  &stopping_};
-  // Parse and validate the runs before sending anything; a bad request gets
-  // a kError reply and the connection stays usable.
-  std::vector<BlockRun> runs;
-  const bool want_checksums = request.value("checksums", false);
-  auto it = request.find("runs");
-  if (it == request.end() || !it->is_array()) {
-    return send_error(conn, invalid_argument("read request without 'runs'"), ctx);
-  }
-  for (const auto& r : *it) {
-    if (!r.is_array() || r.size() != 2 || !r[0].is_number_integer() || !r[1].is_number_integer()) {
-      return send_error(conn, invalid_argument("read request: each run must be [first, count]"), ctx);
+void KvAgent::worker_loop() {
+  for (;;) {
+    std::pair<uint64_t, Frame> job;
+    Connection* conn = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_.load() || !work_.empty(); });
+      if (stopping_.load()) return;
+      job = std::move(work_.front());
+      work_.pop_front();
+      auto it = conns_.find(job.first);
+      if (it == conns_.end()) continue;
+      conn = it->second->conn.get();
     }
-    const int64_t first = r[0].get<int64_t>();
-    const int64_t n = r[1].get<int64_t>();
-    if (first < 0 || n <= 0 || first + n > region_.num_blocks) {
-      return send_error(conn,
-                        out_of_range("read request: blocks [{}, {}) outside [0, {})", first,
-                                     first + n, region_.num_blocks),
-                        ctx);
-    }
-    runs.push_back({first, 0, n});
-  }
-  const int64_t num_blocks = count_blocks(runs);
-  const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * region_.block_bytes;
-  const uint64_t trailer_bytes = want_checksums ? 8ull * static_cast<uint64_t>(num_blocks) : 0;
-  if (region_.memory == MemoryKind::kDevice && staging_ == nullptr) {
-    return send_error(conn, unimplemented("KV agent: device region without a staging copier"), ctx);
-  }
-  // Device KV: chunks of whole blocks staged through a pooled pair of host
-  // buffers, taken before the reply so that a failure is still an error frame.
-  std::vector<StagedChunk> chunks;
-  StagingPool::Lease staging;
-  if (region_.memory == MemoryKind::kDevice) {
-    chunks = staged_chunks(runs, region_.block_bytes, options_.staging_bytes, /*use_remote=*/true);
-    if (!chunks.empty()) {
-      auto lease = staging_->acquire(staging_buffer_bytes(chunks), ctx);
-      if (!lease.is_ok()) return send_error(conn, lease.status(), ctx);
-      staging = std::move(lease).value();
-    }
-  }
-  BATON_RETURN_IF_ERROR(send_frame(conn, MsgType::kBlocks, Json{{"num_blocks", num_blocks}},
-                                   data_bytes + trailer_bytes, ctx));
-  std::vector<uint64_t> sums;
-  if (region_.memory == MemoryKind::kHost) {
-    // Zero-copy: one gathered write straight from the region.
-    if (want_checksums) {
-      sums = run_checksums(static_cast<const uint8_t*>(region_.base), region_.block_bytes, runs,
-                           /*use_remote=*/true);
-    }
-    std::vector<asio::const_buffer> buffers;
-    buffers.reserve(runs.size());
-    for (const auto& run : runs) {
-      buffers.emplace_back(region_.block_ptr(run.remote_first),
-                           static_cast<size_t>(run.num_blocks) * region_.block_bytes);
-    }
-    BATON_RETURN_IF_ERROR(conn.write_all(buffers, ctx));
-  } else {
-    // The copy of one chunk to the host overlaps the send of the previous one.
-    auto copy = [&](size_t i, uint8_t* buf) {
-      return region_.copier->to_host(buf, region_.block_ptr(chunks[i].first_block), chunks[i].num_bytes);
-    };
-    auto send = [&](size_t i, uint8_t* buf) {
-      if (want_checksums) {
-        for (size_t off = 0; off < chunks[i].num_bytes; off += region_.block_bytes) {
-          sums.push_back(block_checksum(buf + off, region_.block_bytes));
-        }
+    Status st = handle_frame(*conn, job.second);
+    if (st.is_ok() && conn->is_open()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        returned_.push_back(job.first);
       }
-      return conn.write_all(buf, chunks[i].num_bytes, ctx);
-    };
-    BATON_RETURN_IF_ERROR(run_staged(StageDirection::kToHost, chunks.size(), staging.buffers(), copy, send));
+      wake_poller();
+      continue;
+    }
+    if (!st.is_ok()) {
+      uint64_t n = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        n = ++stats_.num_errors;
+      }
+      if (st.code() != StatusCode::kAborted && should_log(n)) BATON_LOG_WARN("KV agent: {}", st.to_string());
+    }
+    close_conn(job.first);
   }
-  if (want_checksums) BATON_RETURN_IF_ERROR(conn.write_all(sums.data(), sums.size() * 8, ctx));
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.num_bytes_served += data_bytes;
-  stats_.num_blocks_served += static_cast<uint64_t>(num_blocks);
-  ++stats_.num_reads;
-  return Status::ok();
 }
 
 }  // namespace baton

@@ -1,34 +1,57 @@
 // KvAgent: the serving side that a prefill instance runs (on --kv-port). It
 // answers descriptor requests, streams blocks to tcp readers, and reports
 // "peer X finished reading request R" through the done callback, so that the
-// owner (later: the engine's lease table) frees the blocks.
+// owner (the connector's lease table) frees the blocks.
 //
-// One thread accepts; each connection gets its own thread (a handful of
-// decode peers, each with a few connections).
+// The KV port is a trust boundary (docs/security-kv.md):
+//  - every connection opens with the handshake of kv_handshake.h; with a
+//    secret, nothing but the proof is read until it checks;
+//  - with a grant check (the connector's lease table), a read is served only
+//    for blocks of the lease whose token it presents, and only that lease's
+//    holder may renew it or say "done";
+//  - bounded: at most max_connections at once (at the cap, a connection
+//    still in its handshake or partway through a frame makes room for a new
+//    one; if there is none, the new one is closed at accept),
+//    frame JSON at most max_frame_json_bytes (handshake frames 4 KiB), memory
+//    only for bytes that came, a deadline per frame and per idle connection,
+//    and a fixed pool of num_workers threads.
+//
+// Threads: one poller (accepts, reads and assembles request frames without
+// blocking, enforces deadlines) and num_workers workers (each answers one
+// complete frame at a time, then hands the connection back).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 #include <boost/asio.hpp>
 
 #include "common/status.h"
+#include "kv_transfer/block_runs.h"
 #include "kv_transfer/connection.h"
 #include "kv_transfer/kv_region.h"
+#include "kv_transfer/kv_secret.h"
 #include "kv_transfer/peer_descriptor.h"
 #include "kv_transfer/staging_pool.h"
+#include "kv_transfer/wire.h"
 
 namespace baton {
 
 // Called on an agent thread when a peer says it is done reading a request.
 using DoneCallback =
     std::function<void(const std::string& peer_engine_id, const std::string& request_id)>;
+// Asked before a read is served (`runs`: the blocks asked for) and before a
+// done/renew is passed on (`runs` null): OK, or the error the peer gets.
+using GrantCheck = std::function<Status(const KvGrant& grant, const std::vector<BlockRun>* runs)>;
 
 struct KvAgentOptions {
   std::string host = "127.0.0.1";  // address to bind and to advertise
@@ -42,6 +65,17 @@ struct KvAgentOptions {
   // lease time) goes here instead of on_done; unset: such frames are acked
   // and otherwise ignored.
   DoneCallback on_renew;
+  // Peers prove they hold it at connect. Null: no authentication, and then
+  // the agent binds only a loopback address.
+  std::shared_ptr<const KvSecret> secret;
+  // The lease table's check. Unset (a bare agent: tests, benchmarks): any
+  // block of the region may be read and every done is passed on.
+  GrantCheck check_grant;
+  int max_connections = 256;        // open at once; more are closed at accept
+  int num_workers = 8;              // threads answering requests
+  int64_t idle_timeout_ms = 60000;  // a connection with no frame for this long is closed
+  int64_t frame_timeout_ms = 10000; // a frame (or the handshake) must arrive whole within this
+  uint32_t max_frame_json_bytes = kMaxFrameJsonBytes;
 };
 
 struct KvAgentStats {
@@ -49,8 +83,15 @@ struct KvAgentStats {
   uint64_t num_blocks_served = 0;
   uint64_t num_reads = 0;
   uint64_t num_done = 0;
-  uint64_t num_errors = 0;
-  uint64_t num_connections = 0;  // accepted, ever
+  uint64_t num_errors = 0;               // requests answered with an error, or failed mid-answer
+  uint64_t num_connections = 0;          // accepted, ever
+  uint64_t num_connections_refused = 0;  // closed at accept: max_connections open
+  uint64_t num_connections_evicted = 0;  // closed to make room: still in a handshake or a frame at the cap
+  uint64_t num_auth_failures = 0;
+  uint64_t num_bad_frames = 0;           // undecodable, oversized, mistyped
+  uint64_t num_timeouts = 0;             // idle or frame deadline passed
+  uint64_t num_denied = 0;               // refused by the grant check
+  int64_t num_open_connections = 0;      // now
 };
 
 class KvAgent {
@@ -69,20 +110,38 @@ class KvAgent {
   int port() const { return descriptor_.port; }
   const PeerDescriptor& descriptor() const { return descriptor_; }
   KvAgentStats stats() const;
+  // Threads the agent runs (poller + workers), whatever the connections.
+  int num_threads() const { return 1 + options_.num_workers; }
+
+  // Answers one request frame of an authenticated connection (a worker's
+  // job; fuzz targets call it over a socketpair). An error means the
+  // connection is to be dropped; a bad request gets a kError reply and OK.
+  Status handle_frame(Connection& conn, const Frame& frame);
 
  private:
+  struct AgentConn;
+
   KvAgent(const KvRegionDesc& region, PeerDescriptor descriptor, DoneCallback on_done,
           KvAgentOptions options);
-  void accept_next();
-  void serve_connection(Connection* conn);
+  void poll_loop();
+  void worker_loop();
+  void accept_ready();
+  // Whether a new connection may be kept: under the cap, at it once the
+  // connections whose peers left are closed, or by evicting the non-busy connection still in its handshake or a frame nearest its
+  // deadline. Counts the outcome.
+  bool make_room(const std::string& peer);
+  // Closes the connections (not busy) whose peer has gone.
+  void reap_closed();
+  enum class ReadOutcome { kKeep, kClose, kDispatched };
+  // Reads what the connection has (never past the current frame); a whole
+  // request frame goes to the workers (kDispatched: the poller lets go of it).
+  ReadOutcome read_ready(AgentConn& c);
+  bool on_handshake_frame(AgentConn& c, const Frame& frame);
+  void close_conn(uint64_t id);
+  void wake_poller();
   Status handle_read(Connection& conn, const Json& request);
-  void reap_finished();
-
-  struct ConnSlot {
-    std::unique_ptr<Connection> conn;
-    std::thread thread;
-    std::atomic<bool> finished{false};
-  };
+  Status handle_done(Connection& conn, const Json& request);
+  void count_error(uint64_t KvAgentStats::*counter);
 
   KvRegionDesc region_;
   PeerDescriptor descriptor_;
@@ -90,12 +149,22 @@ class KvAgent {
   KvAgentOptions options_;
   boost::asio::io_context accept_io_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  std::thread accept_thread_;
+  int wake_fds_[2] = {-1, -1};  // a pipe: workers hand connections back, stop() wakes the poller
+  std::thread poll_thread_;
+  std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
-  mutable std::mutex mu_;  // guards conns_ and stats_
-  std::list<ConnSlot> conns_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable work_cv_;
+  std::unordered_map<uint64_t, std::unique_ptr<AgentConn>> conns_;
+  std::deque<std::pair<uint64_t, Frame>> work_;  // complete frames for the workers
+  std::vector<uint64_t> returned_;               // handed back by workers, to poll again
+  uint64_t next_conn_id_ = 1;
   KvAgentStats stats_;
-  std::unique_ptr<StagingPool> staging_;  // device regions only; outlives the connection threads
+  std::unique_ptr<StagingPool> staging_;  // device regions only; outlives the workers
 };
+
+// Whether `host` is a loopback address (127.0.0.0/8, ::1) or "localhost".
+bool is_loopback_host(const std::string& host);
 
 }  // namespace baton

@@ -64,7 +64,7 @@ Result<std::vector<uint64_t>> read_blocks_multi_stream(AgentClient& client, cons
   // The parts share the read's deadline and a cancel flag of their own,
   // raised by the first failure or by the read's cancellation.
   std::atomic<bool> stop{false};
-  const ReadContext part_ctx{ctx.deadline, &stop};
+  const ReadContext part_ctx{ctx.deadline, &stop, ctx.grant};
   std::mutex mu;
   std::condition_variable cv;
   size_t num_finished = 0;

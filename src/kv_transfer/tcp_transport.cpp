@@ -10,8 +10,8 @@ namespace {
 class TcpLink : public PeerLink {
  public:
   TcpLink(const KvRegionDesc& local, std::shared_ptr<StagingPool> staging, MultiStreamOptions streams,
-          const std::string& host, int port)
-      : local_(local), staging_(std::move(staging)), streams_(streams), client_(host, port) {}
+          const std::string& host, int port, std::shared_ptr<const KvSecret> secret)
+      : local_(local), staging_(std::move(staging)), streams_(streams), client_(host, port, std::move(secret)) {}
 
   Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs, bool want_checksums,
                                      const ReadContext& ctx) override {
@@ -56,7 +56,8 @@ Result<std::unique_ptr<PeerLink>> TcpTransport::connect(const PeerDescriptor& re
     return invalid_argument("tcp transport: peer '{}' has no agent address", remote.engine_id);
   }
   return std::unique_ptr<PeerLink>(std::make_unique<TcpLink>(
-      local_, staging_, MultiStreamOptions{options_.num_streams, options_.min_stream_bytes}, remote.host, remote.port));
+      local_, staging_, MultiStreamOptions{options_.num_streams, options_.min_stream_bytes}, remote.host, remote.port,
+      secret_));
 }
 
 }  // namespace baton

@@ -33,6 +33,7 @@ class TcpTransport : public Transport {
   }
   Status register_local(const KvRegionDesc& region, PeerDescriptor& desc) override;
   Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) override;
+  void set_kv_secret(std::shared_ptr<const KvSecret> secret) override { secret_ = std::move(secret); }
 
   // Null until a device region registers. Shared with the links, which may
   // outlive this transport in a caller's hands.
@@ -43,6 +44,7 @@ class TcpTransport : public Transport {
   KvRegionDesc local_;
   bool registered_ = false;
   std::shared_ptr<StagingPool> staging_;
+  std::shared_ptr<const KvSecret> secret_;  // null: peers' agents serve without authentication
 };
 
 }  // namespace baton

@@ -26,6 +26,8 @@ Result<std::unique_ptr<TransferEngine>> TransferEngine::create(std::unique_ptr<T
   if (options.default_timeout_ms <= 0 || options.connect_timeout_ms <= 0) {
     return invalid_argument("transfer engine: timeouts must be > 0");
   }
+  if (options.secret) options.agent.secret = options.secret;
+  transport->set_kv_secret(options.secret);
   std::unique_ptr<TransferEngine> engine(new TransferEngine(std::move(transport), options));
   for (int i = 0; i < options.num_workers; ++i) {
     engine->workers_.emplace_back([e = engine.get()] { e->worker_loop(); });
@@ -81,7 +83,7 @@ Result<PeerDescriptor> TransferEngine::connect_peer(const std::string& host, int
   // maps a peer's IPC handle once, "resource already mapped"). The second
   // finds the first's link.
   std::lock_guard<std::mutex> connecting(connect_mu_);
-  auto control = std::make_shared<AgentClient>(host, port);
+  auto control = std::make_shared<AgentClient>(host, port, options_.secret);
   BATON_ASSIGN_OR_RETURN(PeerDescriptor remote,
                          control->fetch_descriptor(options_.engine_id,
                                                    context_in(options_.connect_timeout_ms)));
@@ -159,8 +161,8 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
     std::weak_ptr<TransferHandle> weak = handle;
     std::erase_if(in_flight_, [](const auto& w) { return w.expired(); });
     in_flight_.push_back(weak);
-    queue_.push_back([this, peer, runs = std::move(runs), checksum, deadline, handle] {
-      ReadContext ctx{deadline, handle->cancel_flag()};
+    queue_.push_back([this, peer, runs = std::move(runs), checksum, deadline, handle, grant = options.grant] {
+      ReadContext ctx{deadline, handle->cancel_flag(), grant.request_id.empty() ? nullptr : &grant};
       Status st;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -198,18 +200,15 @@ Status TransferEngine::run_read(Peer& peer, const std::vector<BlockRun>& runs, b
   return Status::ok();
 }
 
-Status TransferEngine::notify_done(const std::string& peer_engine_id,
-                                   const std::string& request_id) {
+Status TransferEngine::notify_done(const std::string& peer_engine_id, const KvGrant& grant) {
   BATON_ASSIGN_OR_RETURN(auto peer, find_peer(peer_engine_id));
-  return peer->control->notify_done(options_.engine_id, request_id,
-                                    context_in(options_.connect_timeout_ms));
+  return peer->control->notify_done(options_.engine_id, grant, context_in(options_.connect_timeout_ms));
 }
 
-Status TransferEngine::notify_renew(const std::string& peer_engine_id,
-                                    const std::string& request_id) {
+Status TransferEngine::notify_renew(const std::string& peer_engine_id, const KvGrant& grant) {
   BATON_ASSIGN_OR_RETURN(auto peer, find_peer(peer_engine_id));
-  return peer->control->notify_done(options_.engine_id, request_id,
-                                    context_in(options_.connect_timeout_ms), /*renew=*/true);
+  return peer->control->notify_done(options_.engine_id, grant, context_in(options_.connect_timeout_ms),
+                                    /*renew=*/true);
 }
 
 TransferEngineStats TransferEngine::stats() const {

@@ -37,11 +37,15 @@ struct TransferEngineOptions {
   int64_t connect_timeout_ms = 5000;
   int64_t default_timeout_ms = 30000;  // a read's limit unless ReadOptions says
   bool checksum = false;      // verify xxHash64 per block unless ReadOptions says
+  // The KV secret: peers' agents are authenticated with it, and this
+  // engine's agent requires it (agent.secret is set from it). Null: none.
+  std::shared_ptr<const KvSecret> secret;
   KvAgentOptions agent;       // where start_agent() listens
 };
 
 struct ReadOptions {
   std::string request_id;            // for logs and errors
+  KvGrant grant;                     // the peer's lease the read presents (empty: none)
   int64_t timeout_ms = 0;            // <= 0: the engine's default
   std::optional<bool> checksum;      // unset: the engine's default
 };
@@ -87,11 +91,15 @@ class TransferEngine {
                                                       const std::vector<int64_t>& local_block_ids,
                                                       const ReadOptions& options = {});
 
-  // Tells the peer this engine is done reading `request_id` (it frees them).
-  Status notify_done(const std::string& peer_engine_id, const std::string& request_id);
-  // Asks the peer to extend its lease on `request_id` (a read still runs);
-  // the peer's agent calls its KvAgentOptions::on_renew.
-  Status notify_renew(const std::string& peer_engine_id, const std::string& request_id);
+  // Tells the peer this engine is done reading the lease `grant` (it frees
+  // its blocks).
+  Status notify_done(const std::string& peer_engine_id, const KvGrant& grant);
+  Status notify_done(const std::string& peer_engine_id, const std::string& request_id) {
+    return notify_done(peer_engine_id, KvGrant{request_id, ""});
+  }
+  // Asks the peer to extend the lease `grant` (a read still runs); the
+  // peer's agent calls its KvAgentOptions::on_renew.
+  Status notify_renew(const std::string& peer_engine_id, const KvGrant& grant);
 
   const Transport& transport() const { return *transport_; }
   TransferEngineStats stats() const;

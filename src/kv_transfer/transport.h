@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "kv_transfer/block_runs.h"
 #include "kv_transfer/kv_region.h"
+#include "kv_transfer/kv_secret.h"
 #include "kv_transfer/peer_descriptor.h"
 
 namespace baton {
@@ -25,11 +26,21 @@ struct TransportCaps {
   bool cross_host = false;     // works between two hosts
 };
 
+// The lease a reader presents to a serving KV agent: the prefill's request
+// id and the unguessable token its kv_transfer_params carry. The agent serves
+// only blocks of that lease, and only its holder may renew it or say "done".
+struct KvGrant {
+  std::string request_id;
+  std::string lease_token;
+};
+
 // What one read may spend: it must return by `deadline` (DEADLINE_EXCEEDED)
-// and soon after `cancelled` turns true (ABORTED).
+// and soon after `cancelled` turns true (ABORTED); `grant` is the lease it
+// presents to the serving agent (tcp; null: none).
 struct ReadContext {
   TimePoint deadline = TimePoint::max();
   const std::atomic<bool>* cancelled = nullptr;
+  const KvGrant* grant = nullptr;
 
   bool is_cancelled() const { return cancelled != nullptr && cancelled->load(); }
   bool expired() const { return SteadyClock::now() >= deadline; }
@@ -63,6 +74,9 @@ class Transport {
   virtual Status register_local(const KvRegionDesc& region, PeerDescriptor& desc) = 0;
   // Opens a link to a peer whose descriptor was checked compatible.
   virtual Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) = 0;
+  // The KV secret links authenticate with to a peer's agent (transports that
+  // talk to the agent for their data: tcp). Called before connect().
+  virtual void set_kv_secret(std::shared_ptr<const KvSecret> secret) { (void)secret; }
 };
 
 // Refuses a region the transport's capabilities do not cover.

@@ -115,7 +115,15 @@ void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
 
 void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response) {
   in_flight_.reset();
-  if (stage_ == Stage::kDone || exchange_->disconnected()) return;
+  if (status.is_ok() && response.status == 200) {
+    auto parsed = parse_json(response.body, "prefill response");
+    if (parsed.is_ok() && parsed->is_object() && parsed->contains("kv_transfer_params") &&
+        (*parsed)["kv_transfer_params"].is_object()) {
+      lease_holder_ = inst;
+      lease_params_ = (*parsed)["kv_transfer_params"];
+    }
+  }
+  if (stage_ == Stage::kDone || exchange_->disconnected()) return release_prefill_lease();
   if (!status.is_ok()) {
     service_->count_upstream_error(*inst, status.code() == StatusCode::kDeadlineExceeded ? "timeout" : "connect");
     if (status.code() == StatusCode::kUnavailable && response.status == 0 && !is_retry) {
@@ -163,8 +171,8 @@ void ProxyCall::give_up(const std::string& why) {
   // The instance working on it sees its connection close and aborts the request.
   upstream_.cancel();
   // A prefill that granted blocks for a decode which will now never read
-  // them: the place to release them early (granted_kv_params_ names them);
-  // until then they go at lease expiry.
+  // them frees them at once, not at lease expiry.
+  release_prefill_lease();
 }
 
 void ProxyCall::relay(const InstancePtr& inst, std::string body) {
@@ -224,6 +232,9 @@ void ProxyCall::relay(const InstancePtr& inst, std::string body) {
                                                     : st.code() == StatusCode::kDeadlineExceeded ? "timeout"
                                                                                                  : "stream");
       }
+      // A decode that answered 200 pulled the KV and said "done" itself.
+      if (st.is_ok() && self->upstream_status_ == 200) self->lease_params_ = nullptr;
+      self->release_prefill_lease();
       if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return self->finish();
       if (!st.is_ok()) self->give_up(st.message());
       if (self->relaying_events_) {
@@ -269,6 +280,22 @@ void ProxyCall::fail_internal(const char* what) {
 void ProxyCall::reply_error(int status, const std::string& message, const std::string& type) {
   if (!exchange_->disconnected()) exchange_->reply(router_error(status, message, type));
   finish();
+}
+
+void ProxyCall::release_prefill_lease() {
+  if (!lease_holder_ || !lease_params_.is_object()) return;
+  const InstancePtr inst = std::move(lease_holder_);
+  http::Request req;
+  req.target = "/v1/kv/release";
+  req.body = dump_json(Json{{"kv_transfer_params", std::move(lease_params_)}});
+  req.headers = forwarded_headers();
+  req.timeout_s = 10.0;
+  lease_params_ = nullptr;
+  auto client = service_->clients().get(inst->url);
+  if (!client.is_ok()) return;
+  (*client)->send(std::move(req), [url = inst->url](Result<http::Response> r) {
+    if (!r.is_ok()) BATON_LOG_WARN("releasing a KV lease on {} failed: {}", url, r.status().message());
+  });
 }
 
 void ProxyCall::finish() {

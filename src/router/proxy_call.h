@@ -47,6 +47,10 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   std::string dump_edited(const std::function<void(Json&)>& edit);
   void finish();
   std::vector<http::Header> forwarded_headers() const;
+  // The router gives up on a PD request after its prefill answered (no
+  // decode instance, the decode refused or failed, the client left): the
+  // prefill frees that KV lease now (POST /v1/kv/release), not at expiry.
+  void release_prefill_lease();
 
   std::shared_ptr<RouterService> service_;
   HttpRequest request_;
@@ -63,6 +67,9 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   int upstream_status_ = 0;
   std::string upstream_body_;
   std::unique_ptr<http::SseParser> sse_;
+  // PD: the prefill that holds this request's KV lease, and its params.
+  InstancePtr lease_holder_;
+  Json lease_params_;
 };
 
 }  // namespace baton::router

@@ -159,6 +159,18 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
                   {"vocab_size", codec_.vocab_size()}};
     return exchange->reply(json_response(200, Json{{"object", "list"}, {"data", Json::array({model})}}));
   }
+  if (path == "/v1/kv/release" && options_.kv_release) {
+    if (!only("POST")) return;
+    Result<Json> body = parse_json(request.body, "JSON body");
+    Status st = body.status();
+    if (body.is_ok()) {
+      auto it = body->is_object() ? body->find("kv_transfer_params") : body->end();
+      st = it == body->end() ? invalid_argument("the body needs 'kv_transfer_params' (an object)")
+                             : options_.kv_release(*it);
+    }
+    if (!st.is_ok()) return exchange->reply(error_response(api_error_from_status(st)));
+    return exchange->reply(json_response(200, Json{{"released", true}}));
+  }
   if (path == "/v1/completions" || path == "/v1/chat/completions") {
     if (!only("POST")) return;
     return handle_generate(path == "/v1/completions" ? ApiKind::kCompletion : ApiKind::kChat, request, exchange);

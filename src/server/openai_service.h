@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,6 +27,9 @@ struct OpenAiServiceOptions {
   // How tool calls are read out of chat outputs (--tool-call-parser); kNone:
   // requests with tools are refused unless tool_choice is "none".
   ToolCallFormat tool_call_format = ToolCallFormat::kNone;
+  // PD prefill: POST /v1/kv/release {kv_transfer_params} frees that lease at
+  // once (the router gave up on the request). Unset: no such route.
+  std::function<Status(const Json& kv_transfer_params)> kv_release;
 };
 
 class ActiveRequest;

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "kv_transfer/fault_transport.h"
+#include "kv_transfer/transfer_params.h"
 #include "kv_transfer/transport_registry.h"
 
 namespace baton {
@@ -20,6 +21,7 @@ namespace {
 
 constexpr int64_t kMinRenewIntervalMs = 10;
 constexpr int64_t kMinLoadTimeoutMs = 10000;  // a pull's limit: the lease length, at least this
+constexpr size_t kLeaseTokenBytes = 16;       // 128 random bits: unguessable
 
 KvDType kv_dtype_of(DType d) {
   switch (d) {
@@ -44,18 +46,6 @@ Result<FaultSpec> parse_fault(const std::string& text) {
   }
   BATON_ASSIGN_OR_RETURN(spec.kind, parse_fault_kind(text));
   return spec;
-}
-
-// Reads a required field of the decode request's kv_transfer_params.
-template <typename T>
-Result<T> param(const Json& p, const char* key) {
-  auto it = p.find(key);
-  if (it == p.end()) return invalid_argument("kv_transfer_params has no '{}'", key);
-  try {
-    return it->get<T>();
-  } catch (const std::exception&) {
-    return invalid_argument("kv_transfer_params '{}' has the wrong type ({})", key, it->dump());
-  }
 }
 
 // A prefill process killed with SIGKILL leaves its shared-memory mirror
@@ -169,8 +159,16 @@ Status TransferKvConnector::init(const KvMemory& memory) {
   // A pull renews the lease while it runs, so its own limit may exceed it.
   to.default_timeout_ms = options_.load_timeout_ms > 0 ? options_.load_timeout_ms
                                                        : std::max<int64_t>(options_.lease_ms, kMinLoadTimeoutMs);
+  to.secret = options_.secret;
   to.agent.host = options_.host;
   to.agent.port = options_.kv_port;
+  to.agent.max_connections = options_.agent_max_connections;
+  to.agent.num_workers = options_.agent_workers;
+  to.agent.idle_timeout_ms = options_.agent_idle_timeout_ms;
+  to.agent.frame_timeout_ms = options_.agent_frame_timeout_ms;
+  to.agent.check_grant = [this](const KvGrant& grant, const std::vector<BlockRun>* runs) {
+    return check_grant(grant, runs);
+  };
   to.agent.on_renew = [this](const std::string& peer, const std::string& id) { on_agent_done(peer, id, true); };
   BATON_ASSIGN_OR_RETURN(transfer_, TransferEngine::create(std::move(transport), to));
   BATON_RETURN_IF_ERROR(transfer_->register_memory(region).with_context("registering the KV cache"));
@@ -289,21 +287,24 @@ Json TransferKvConnector::on_prefill_finished(const std::string& request_id, int
       i = j;
     }
   }
-  const int64_t expires_wall_ms = wall_ms() + options_.lease_ms;
-  Json params = {
-      {"do_remote_prefill", true},
-      {"do_remote_decode", false},
-      {"remote_engine_id", options_.engine_id},
-      {"remote_request_id", request_id},
-      {"remote_block_ids", block_ids},
-      {"remote_host", local_desc_.host},
-      {"remote_port", local_desc_.port},
-      {"remote_num_tokens", num_prompt_tokens},
-      {"remote_block_size", block_size_},
-      {"lease_expires_ms", expires_wall_ms},
-      {"lease_ms", options_.lease_ms},
-      {"kv_transport", options_.transport},
-  };
+  TransferParams params;
+  params.engine_id = options_.engine_id;
+  params.request_id = request_id;
+  params.block_ids.assign(block_ids.begin(), block_ids.end());
+  params.host = local_desc_.host;
+  params.port = local_desc_.port;
+  params.num_tokens = num_prompt_tokens;
+  params.block_size = block_size_;
+  params.lease_expires_ms = wall_ms() + options_.lease_ms;
+  params.lease_ms = options_.lease_ms;
+  params.transport = options_.transport;
+  if (auto token = random_hex(kLeaseTokenBytes); token.is_ok()) {
+    params.lease_token = std::move(token).value();
+  } else {
+    // No token: no reader can present it, and the lease simply expires.
+    BATON_LOG_ERROR("KV lease of '{}': {}", request_id, token.status().to_string());
+  }
+  if (options_.secret) params.sign(*options_.secret);
   std::vector<int> replaced;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -317,11 +318,78 @@ Json TransferKvConnector::on_prefill_finished(const std::string& request_id, int
     stats_.num_blocks_pinned += static_cast<int64_t>(block_ids.size());
     ++stats_.num_leases;
     leases_[request_id] = Lease{std::move(block_ids),
-                                SteadyClock::now() + std::chrono::milliseconds(options_.lease_ms)};
+                                SteadyClock::now() + std::chrono::milliseconds(options_.lease_ms), params.lease_token};
     if (!replaced.empty()) to_release_.push_back(std::move(replaced));
     update_gauges_locked();
   }
-  return params;
+  return params.to_json();
+}
+
+void TransferKvConnector::end_lease_locked(std::unordered_map<std::string, Lease>::iterator it) {
+  stats_.num_blocks_pinned -= static_cast<int64_t>(it->second.block_ids.size());
+  --stats_.num_leases;
+  to_release_.push_back(std::move(it->second.block_ids));
+  leases_.erase(it);
+  update_gauges_locked();
+}
+
+Status TransferKvConnector::check_grant(const KvGrant& grant, const std::vector<BlockRun>* runs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(grant.request_id);
+  Status denied;
+  if (it == leases_.end()) {
+    denied = not_found("no KV lease for request '{}' (it ended, or never was)", grant.request_id);
+  } else if (it->second.token.empty() || !equal_constant_time(it->second.token, grant.lease_token)) {
+    denied = permission_denied("the lease token for request '{}' does not match", grant.request_id);
+  } else if (runs != nullptr) {
+    // Every block asked for must be one of the lease's.
+    std::vector<int> owned = it->second.block_ids;
+    std::sort(owned.begin(), owned.end());
+    for (const BlockRun& run : *runs) {
+      for (int64_t b = run.remote_first; b < run.remote_first + run.num_blocks; ++b) {
+        if (!std::binary_search(owned.begin(), owned.end(), static_cast<int>(b))) {
+          denied = permission_denied("block {} is not one of the KV lease of request '{}'", b, grant.request_id);
+          break;
+        }
+      }
+      if (!denied.is_ok()) break;
+    }
+  }
+  if (!denied.is_ok()) ++stats_.num_grants_denied;
+  return denied;
+}
+
+Status TransferKvConnector::release_lease(const Json& params) {
+  if (options_.role != PdRole::kPrefill) {
+    return failed_precondition("this instance's role is {}, not prefill: it holds no KV leases",
+                               pd_role_name(options_.role));
+  }
+  BATON_ASSIGN_OR_RETURN(TransferParams p, TransferParams::parse(params));
+  if (p.engine_id != options_.engine_id) {
+    return not_found("kv_transfer_params name engine '{}', not this instance ('{}')", p.engine_id, options_.engine_id);
+  }
+  if (options_.secret) BATON_RETURN_IF_ERROR(p.verify(options_.secret.get()));
+  if (Status st = check_grant(KvGrant{p.request_id, p.lease_token}, nullptr); !st.is_ok()) {
+    // A wrong token is a bad request here (the caller's HTTP credentials are fine).
+    return st.code() == StatusCode::kPermissionDenied ? invalid_argument("{}", st.message()) : st;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = leases_.find(p.request_id);
+    if (it == leases_.end()) return not_found("no KV lease for request '{}'", p.request_id);
+    BATON_LOG_INFO("KV lease of request '{}' released early: its decode never came ({} blocks freed)", p.request_id,
+                   it->second.block_ids.size());
+    ++stats_.num_leases_released;
+    end_lease_locked(it);
+  }
+  wake();
+  return Status::ok();
+}
+
+Status TransferKvConnector::check_transfer_params(const Json& params) const {
+  if (options_.role != PdRole::kDecode) return Status::ok();  // a prefill ignores them (poll never loads)
+  BATON_ASSIGN_OR_RETURN(TransferParams p, TransferParams::parse(params));
+  return p.verify(options_.secret.get());
 }
 
 void TransferKvConnector::on_agent_done(const std::string& peer_engine_id, const std::string& request_id,
@@ -341,17 +409,13 @@ void TransferKvConnector::on_agent_done(const std::string& peer_engine_id, const
       return;
     }
     const size_t n = it->second.block_ids.size();
-    stats_.num_blocks_pinned -= static_cast<int64_t>(n);
-    --stats_.num_leases;
     ++stats_.num_leases_done;
     if (metrics_) {
       metrics_->leases_done->inc();
       metrics_->blocks_sent->inc(static_cast<double>(n));
       metrics_->bytes_sent->inc(static_cast<double>(n * block_bytes_));
     }
-    to_release_.push_back(std::move(it->second.block_ids));
-    leases_.erase(it);
-    update_gauges_locked();
+    end_lease_locked(it);
   }
   wake();
 }
@@ -453,42 +517,39 @@ void TransferKvConnector::run_load(const KvLoadRequest& load, std::shared_ptr<Lo
 }
 
 Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t* num_blocks_pulled) {
-  const Json& p = load.kv_transfer_params;
-  BATON_ASSIGN_OR_RETURN(std::string peer_id, param<std::string>(p, "remote_engine_id"));
-  BATON_ASSIGN_OR_RETURN(std::string remote_request, param<std::string>(p, "remote_request_id"));
-  BATON_ASSIGN_OR_RETURN(std::string host, param<std::string>(p, "remote_host"));
-  BATON_ASSIGN_OR_RETURN(int port, param<int>(p, "remote_port"));
-  BATON_ASSIGN_OR_RETURN(std::vector<int64_t> remote_ids, param<std::vector<int64_t>>(p, "remote_block_ids"));
-  BATON_ASSIGN_OR_RETURN(int remote_tokens, param<int>(p, "remote_num_tokens"));
+  // Checked when the request came (check_transfer_params); again here, so
+  // that nothing unchecked is ever acted on.
+  BATON_ASSIGN_OR_RETURN(const TransferParams p, TransferParams::parse(load.kv_transfer_params));
+  BATON_RETURN_IF_ERROR(p.verify(options_.secret.get()));
+  const KvGrant grant{p.request_id, p.lease_token};
   // First the peer: an incompatible one is refused naming the field. A peer
   // already connected costs no round trip (every request names its own).
-  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->peer_for(peer_id, host, port));
-  if (peer.engine_id != peer_id) {
-    return failed_precondition("the KV agent at {}:{} is engine '{}', not '{}' named by kv_transfer_params", host,
-                               port, peer.engine_id, peer_id);
+  BATON_ASSIGN_OR_RETURN(PeerDescriptor peer, transfer_->peer_for(p.engine_id, p.host, p.port));
+  if (peer.engine_id != p.engine_id) {
+    return failed_precondition("the KV agent at {}:{} is engine '{}', not '{}' named by kv_transfer_params", p.host,
+                               p.port, peer.engine_id, p.engine_id);
   }
   // Whatever happens from here (read or not, failed or not), the prefill
   // side may free its blocks when this returns.
   struct DoneOnExit {
     TransferEngine* transfer;
     const std::string& peer;
-    const std::string& request;
+    const KvGrant& grant;
     ~DoneOnExit() {
-      if (Status d = transfer->notify_done(peer, request); !d.is_ok()) {
-        BATON_LOG_WARN("telling '{}' that '{}' is done failed: {}", peer, request, d.to_string());
+      if (Status d = transfer->notify_done(peer, grant); !d.is_ok()) {
+        BATON_LOG_WARN("telling '{}' that '{}' is done failed: {}", peer, grant.request_id, d.to_string());
       }
     }
-  } done_on_exit{transfer_.get(), peer.engine_id, remote_request};
-  if (remote_tokens != load.num_prompt_tokens) {
-    return invalid_argument("the prefill instance computed {} prompt tokens, this request has {}",
-                            remote_tokens, load.num_prompt_tokens);
+  } done_on_exit{transfer_.get(), peer.engine_id, grant};
+  const std::string& remote_request = p.request_id;
+  const std::vector<int64_t>& remote_ids = p.block_ids;
+  if (p.num_tokens != load.num_prompt_tokens) {
+    return invalid_argument("the prefill instance computed {} prompt tokens, this request has {}", p.num_tokens,
+                            load.num_prompt_tokens);
   }
   // A lease that ended may have had its blocks reused: never read it.
-  if (auto it = p.find("lease_expires_ms"); it != p.end() && it->is_number_integer()) {
-    const int64_t late_ms = wall_ms() - it->get<int64_t>();
-    if (late_ms > 0) {
-      return failed_precondition("the prefill instance's KV lease of '{}' expired {} ms ago", remote_request, late_ms);
-    }
+  if (const int64_t late_ms = wall_ms() - p.lease_expires_ms; late_ms > 0) {
+    return failed_precondition("the prefill instance's KV lease of '{}' expired {} ms ago", remote_request, late_ms);
   }
   const int first = load.num_local_tokens / block_size_;
   const int end = (load.num_tokens_to_load + block_size_ - 1) / block_size_;
@@ -502,6 +563,7 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
     std::vector<int64_t> local(load.local_block_ids.begin() + first, load.local_block_ids.begin() + end);
     ReadOptions ro;
     ro.request_id = load.request_id;
+    ro.grant = grant;
     BATON_ASSIGN_OR_RETURN(auto handle, transfer_->read_blocks(peer.engine_id, remote, local, ro));
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -510,21 +572,17 @@ Status TransferKvConnector::pull(const KvLoadRequest& load, Load& state, int64_t
     }
     // Renew the prefill's lease (its length is in the params) at a third of
     // its length while the read runs, and at once if half of it is gone.
-    int64_t lease_ms = options_.lease_ms;
-    if (auto it = p.find("lease_ms"); it != p.end() && it->is_number_integer() && it->get<int64_t>() > 0) {
-      lease_ms = it->get<int64_t>();
-    }
+    const int64_t lease_ms = p.lease_ms;
     const int64_t renew_ms = std::max(kMinRenewIntervalMs, lease_ms / 3);
-    if (auto it = p.find("lease_expires_ms"); it != p.end() && it->is_number_integer() &&
-                                              it->get<int64_t>() - wall_ms() < lease_ms / 2) {
-      if (Status r = transfer_->notify_renew(peer.engine_id, remote_request); !r.is_ok()) {
+    if (p.lease_expires_ms - wall_ms() < lease_ms / 2) {
+      if (Status r = transfer_->notify_renew(peer.engine_id, grant); !r.is_ok()) {
         BATON_LOG_WARN("renewing the KV lease of '{}' failed: {}", remote_request, r.to_string());
       }
     }
     for (;;) {
       st = handle->wait(renew_ms);
       if (st.code() != StatusCode::kDeadlineExceeded || handle->poll() != TransferState::kPending) break;
-      if (Status r = transfer_->notify_renew(peer.engine_id, remote_request); !r.is_ok()) {
+      if (Status r = transfer_->notify_renew(peer.engine_id, grant); !r.is_ok()) {
         BATON_LOG_WARN("renewing the KV lease of '{}' failed: {}", remote_request, r.to_string());
       }
     }

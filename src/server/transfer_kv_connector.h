@@ -3,12 +3,20 @@
 //
 // Prefill role: runs the KV agent on --kv-port; a finished do_remote_decode
 // request's blocks are held under a lease until the decode side says "done"
-// (freed at once), "renew" (extended) or the lease expires (freed, counted).
+// (freed at once), "renew" (extended), the router releases it (it gave up on
+// the request: release_lease) or the lease expires (freed, counted). Each
+// lease has an unguessable token (RAND_bytes) in its kv_transfer_params; the
+// agent serves only that lease's blocks to a reader presenting it, and only
+// its holder may renew it, say "done" or release it. With a KV secret the
+// params are signed too, and peers authenticate at connect
+// (docs/security-kv.md).
 // With the shm transport and host KV, the region peers map is a shared-memory
 // mirror of the backend's KV: a finished prompt's blocks are copied into it at
 // the same block ids when the lease starts (one memcpy per run of blocks).
 //
-// Decode role: a pull runs on a loader thread: connect to the prefill's agent
+// Decode role: kv_transfer_params are checked when the request arrives
+// (check_transfer_params: types; with a secret the signature, without one a
+// loopback host), then a pull runs on a loader thread: connect to the prefill's agent
 // (once per peer; an incompatible peer is refused there, naming the field),
 // read the blocks the local prefix cache lacks as ONE batched read, renew the
 // lease while it runs, say "done" to the prefill side, queue the result.
@@ -33,6 +41,7 @@
 #include "common/metrics_registry.h"
 #include "common/status.h"
 #include "engine/kv_connector.h"
+#include "kv_transfer/kv_secret.h"
 #include "kv_transfer/shm_buffer.h"
 #include "kv_transfer/transfer_engine.h"
 
@@ -57,6 +66,14 @@ struct TransferKvConnectorOptions {
   int num_loaders = 2;              // concurrent pulls
   int64_t load_timeout_ms = 0;      // a pull's limit; 0 = the lease length, at least 10 s
   MetricLabels metric_labels;
+  // The KV secret (KvSecret::load): peers authenticate, params are signed.
+  // Null: none, and then the agent must bind a loopback host.
+  std::shared_ptr<const KvSecret> secret;
+  // The KV agent's limits (KvAgentOptions).
+  int agent_max_connections = 256;
+  int agent_workers = 8;
+  int64_t agent_idle_timeout_ms = 60000;
+  int64_t agent_frame_timeout_ms = 10000;
 };
 
 class TransferKvConnector : public KvConnector {
@@ -82,10 +99,17 @@ class TransferKvConnector : public KvConnector {
   bool has_timers() const override;
   Json on_prefill_finished(const std::string& request_id, int num_prompt_tokens,
                            std::vector<int> block_ids) override;
+  Status check_transfer_params(const Json& params) const override;
   Status start_load(const KvLoadRequest& load) override;
   void cancel_load(const std::string& request_id, std::vector<int> block_ids) override;
   KvLoadFailurePolicy load_failure_policy() const override { return options_.failure_policy; }
   KvConnectorEvents poll() override;
+
+  // Prefill side, any thread: the router gave up on a request whose prefill
+  // returned `params` (no decode came, or its client left): frees the lease
+  // at once. The params' lease token must match (and, with a secret, their
+  // signature); NOT_FOUND when the lease already ended.
+  Status release_lease(const Json& params);
 
   struct Stats {
     int64_t num_leases = 0;              // live
@@ -97,6 +121,8 @@ class TransferKvConnector : public KvConnector {
     int64_t num_loads_failed = 0;
     int64_t num_blocks_received = 0;
     int64_t num_blocks_local_hit = 0;    // not pulled: the local prefix cache had them
+    int64_t num_leases_released = 0;     // ended by release_lease (the router gave up)
+    int64_t num_grants_denied = 0;       // reads/done/renew/release refused: unknown lease, wrong token or blocks
   };
   Stats stats() const;
 
@@ -104,6 +130,7 @@ class TransferKvConnector : public KvConnector {
   struct Lease {
     std::vector<int> block_ids;
     TimePoint expires;
+    std::string token;  // hex from RAND_bytes; a reader presents it
   };
   struct Load {
     std::string request_id;
@@ -117,6 +144,11 @@ class TransferKvConnector : public KvConnector {
   TransferKvConnector(TransferKvConnectorOptions options, size_t block_bytes, int block_size);
   Status init(const KvMemory& memory);
   void on_agent_done(const std::string& peer_engine_id, const std::string& request_id, bool renew);
+  // The agent's GrantCheck: the lease exists, the token matches, the runs
+  // (when a read) lie inside its blocks.
+  Status check_grant(const KvGrant& grant, const std::vector<BlockRun>* runs);
+  // Ends a lease (mu_ held); its blocks go back through poll().
+  void end_lease_locked(std::unordered_map<std::string, Lease>::iterator it);
   void loader_loop();
   void run_load(const KvLoadRequest& load, std::shared_ptr<Load> state);
   Status pull(const KvLoadRequest& load, Load& state, int64_t* num_blocks_pulled);

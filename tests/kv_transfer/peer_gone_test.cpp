@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "kv_transfer/engine_pair.h"
+#include "kv_transfer/kv_handshake.h"
 #include "kv_transfer/wire.h"
 
 namespace baton {
@@ -62,6 +63,8 @@ class ScriptedPeer {
   void serve(std::unique_ptr<Connection> conn_ptr) {
     Connection& conn = *conn_ptr;
     ReadContext ctx{TimePoint::max(), &stop_};
+    // As an agent without a secret does: the hello first.
+    if (!send_frame(conn, MsgType::kHello, make_hello(nullptr, "", 60000), 0, ctx).is_ok()) return;
     {
       for (;;) {
         auto frame = recv_frame(conn, ctx);
@@ -154,13 +157,14 @@ TEST(KvAgent, BadReadRequestGetsErrorAndConnectionSurvives) {
   ReadContext ctx{SteadyClock::now() + std::chrono::seconds(5), nullptr};
   auto conn = Connection::connect("127.0.0.1", prefill->agent_port(), ctx);
   ASSERT_TRUE(conn.is_ok());
+  ASSERT_TRUE(reader_handshake(**conn, nullptr, ctx).is_ok());
   ASSERT_TRUE(send_frame(**conn, MsgType::kReadBlocks, Json{{"runs", {{6, 5}}}}, 0, ctx).is_ok());
   auto reply = recv_frame(**conn, ctx);
   ASSERT_TRUE(reply.is_ok());
   EXPECT_EQ(reply->type, MsgType::kError);
   Status st = status_from_error_frame(*reply, "agent");
   EXPECT_EQ(st.code(), StatusCode::kOutOfRange);
-  EXPECT_NE(st.message().find("outside [0, 8)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("not inside the cache's [0, 8)"), std::string::npos) << st.message();
   // Same connection still answers.
   ASSERT_TRUE(send_frame(**conn, MsgType::kGetDescriptor, Json::object(), 0, ctx).is_ok());
   auto desc = recv_frame(**conn, ctx);
@@ -187,6 +191,7 @@ TEST(KvAgent, CountsServedBlocksAndDoneNotifications) {
   ReadContext ctx{SteadyClock::now() + std::chrono::seconds(5), nullptr};
   auto conn = Connection::connect("127.0.0.1", prefill->agent_port(), ctx);
   ASSERT_TRUE(conn.is_ok());
+  ASSERT_TRUE(reader_handshake(**conn, nullptr, ctx).is_ok());
   ASSERT_TRUE(send_frame(**conn, MsgType::kDone, Json{{"engine_id", "x"}}, 0, ctx).is_ok());
   auto reply = recv_frame(**conn, ctx);
   ASSERT_TRUE(reply.is_ok());

@@ -143,6 +143,9 @@ class Proc {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // The whole log (log() keeps only its tail).
+  std::string full_log() const { return read_file(log_path_); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const {
     std::string s = read_file(log_path_);
