@@ -70,7 +70,7 @@ for name in "${NAMES[@]}"; do
   # shellcheck disable=SC2086
   "$bin" -max_total_time="$SECONDS_EACH" -timeout=25 -rss_limit_mb=2560 -print_final_stats=1 \
     -artifact_prefix="$ARTIFACTS/$name-" ${BATON_FUZZ_ARGS:-} "$new" "$corpus" >"$log" 2>&1 || status=$?
-  grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | sed "s/^/fuzz.sh: $name: /" || true
+  grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | sed "s/^/fuzz.sh: $name: /" || true
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$log" |
     sed "s/^/fuzz.sh: $name: /" || true
   if [ "$status" -ne 0 ]; then

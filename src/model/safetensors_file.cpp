@@ -75,7 +75,7 @@ Result<std::map<std::string, TensorView>> parse_safetensors_header(const unsigne
   const size_t data_size = size_bytes - data_start;
   std::string_view text(reinterpret_cast<const char*>(base + 8), static_cast<size_t>(header_len));
   // parse_json: never throws, and refuses nesting past kMaxJsonDepth.
-  auto parsed = parse_json(text, "header");
+  auto parsed = parse_json(text, "JSON header");
   if (!parsed.is_ok()) {
     return data_loss("safetensors file '{}' has a corrupt header: {}", path, parsed.status().message());
   }
