@@ -80,7 +80,7 @@ for name in "${NAMES[@]}"; do
   elif [ "$MERGE" = 1 ] && [ -n "$(ls -A "$new")" ]; then
     before=$(find "$corpus" -type f | wc -l)
     "$bin" -merge=1 ${BATON_FUZZ_ARGS:-} "$corpus" "$new" >>"$log" 2>&1
-    echo "fuzz.sh: $name: corpus $before -> $(find "$corpus" -type f | wc -l) inputs, $(du -sk "$corpus" | cut -f1) KiB"
+    echo "fuzz.sh: $name: corpus $before -> $(find "$corpus" -type f | wc -l) inputs, $(cat "$corpus"/* | wc -c) bytes"
   fi
   rm -rf "$new"
 done

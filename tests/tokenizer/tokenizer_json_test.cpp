@@ -20,7 +20,7 @@ std::string tokenizer_json_with_normalizer(const std::string& normalizer) {
 
 TEST(TokenizerJsonTest, DeeplyNestedSequenceIsRefusedNotAStackOverflow) {
   // 50,000 nested "Sequence" normalizers overflowed the stack of the
-  // recursive normalizer loader (found by fuzz/tokenizer_json_fuzz).
+  // recursive normalizer loader (reproduced through fuzz/tokenizer_json_fuzz).
   const int depth = 50000;
   std::string deep;
   for (int i = 0; i < depth; ++i) deep += R"({"type": "Sequence", "normalizers": [)";
