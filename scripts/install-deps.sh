@@ -11,7 +11,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
       libboost-all-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev
-      etcd-server chromium)
+      etcd-server chromium
+      clang libclang-rt-14-dev llvm)  # sanitizer and libFuzzer builds (scripts/sanitize.sh, fuzz.sh); llvm: llvm-symbolizer
 # Node.js and npm: the machine's own if present, else Debian's.
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 

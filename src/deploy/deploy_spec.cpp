@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/json.h"
+#include "deploy/yaml_limits.h"
 
 namespace baton::deploy {
 
@@ -60,6 +61,7 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
   DeploySpec spec;
   try {
     YAML::Node root = YAML::Load(text);
+    BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the deployment spec"));
     if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
     static const char* kKnown[] = {"name", "model", "device", "mode", "kv_transport", "engine_args",
                                    "prefill", "decode", "agg", "replicas", "router", "base_port",

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/json.h"
+#include "deploy/yaml_limits.h"
 
 namespace baton::deploy {
 
@@ -241,6 +242,7 @@ Result<Experiment> Experiment::parse_yaml(const std::string& text, const std::st
   e.source_text = text;
   try {
     YAML::Node root = YAML::Load(text);
+    BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the experiment"));
     if (!root.IsMap()) return invalid_argument("an experiment must be a YAML mapping");
     BATON_RETURN_IF_ERROR(check_keys(root, "the experiment",
                                      {"name", "baseline", "deployments", "workloads", "search", "load",

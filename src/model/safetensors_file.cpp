@@ -53,31 +53,41 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
   ::close(fd);
   if (m == MAP_FAILED) return unavailable("cannot mmap '{}': {}", path, std::strerror(err));
   f->map_ = m;
-  BATON_RETURN_IF_ERROR(f->parse_header());
+  BATON_ASSIGN_OR_RETURN(f->tensors_,
+                         parse_safetensors_header(static_cast<const unsigned char*>(m), f->size_bytes_, path));
   return f;
 }
 
-Status SafetensorsFile::parse_header() {
-  const auto* base = static_cast<const unsigned char*>(map_);
+Result<std::map<std::string, TensorView>> parse_safetensors_header(const unsigned char* base, size_t size_bytes,
+                                                                   const std::string& path) {
+  if (size_bytes < 8) {
+    return data_loss("safetensors file '{}' is truncated: {} bytes, less than the 8-byte header length",
+                     path, size_bytes);
+  }
+  std::map<std::string, TensorView> tensors;
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | base[i];  // little-endian
-  if (header_len > size_bytes_ - 8) {
+  if (header_len > size_bytes - 8) {
     return data_loss("safetensors file '{}' is corrupt or truncated: header length {} is beyond the file size {}",
-                     path_, header_len, size_bytes_);
+                     path, header_len, size_bytes);
   }
   const size_t data_start = 8 + static_cast<size_t>(header_len);
-  const size_t data_size = size_bytes_ - data_start;
+  const size_t data_size = size_bytes - data_start;
   std::string_view text(reinterpret_cast<const char*>(base + 8), static_cast<size_t>(header_len));
-  Json header = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (header.is_discarded()) {
-    return data_loss("safetensors file '{}' has a corrupt header: not valid JSON", path_);
+  // parse_json: never throws, and refuses nesting past kMaxJsonDepth.
+  auto parsed = parse_json(text, "JSON header");
+  if (!parsed.is_ok()) {
+    return data_loss("safetensors file '{}' has a corrupt header: {}", path, parsed.status().message());
   }
-  if (!header.is_object()) return data_loss("safetensors file '{}' has a corrupt header: not a JSON object", path_);
+  const Json header = std::move(parsed).value();
+  if (!header.is_object()) return data_loss("safetensors file '{}' has a corrupt header: not a JSON object", path);
 
-  for (const auto& [name, info] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& name = item.key();
+    const Json& info = item.value();
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& why) {
-      return data_loss("safetensors file '{}' is corrupt: tensor '{}' {}", path_, name, why);
+      return data_loss("safetensors file '{}' is corrupt: tensor '{}' {}", path, name, why);
     };
     if (!info.is_object()) return bad("has no header object");
     auto dt = info.find("dtype");
@@ -91,7 +101,7 @@ Status SafetensorsFile::parse_header() {
     auto dtype = parse_safetensors_dtype(dt->get<std::string>());
     if (!dtype.is_ok()) {
       return Status(dtype.status().code(),
-                    fmt::format("safetensors file '{}': tensor '{}': {}", path_, name, dtype.status().message()));
+                    fmt::format("safetensors file '{}': tensor '{}': {}", path, name, dtype.status().message()));
     }
     view.dtype = *dtype;
     // Element count with overflow checks: a corrupt shape must not wrap.
@@ -99,7 +109,10 @@ Status SafetensorsFile::parse_header() {
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned()) return bad("has a shape entry that is not a non-negative integer");
       uint64_t v = d.get<uint64_t>();
-      if (v != 0 && numel > std::numeric_limits<uint64_t>::max() / 8 / v) return bad("has an absurdly large shape");
+      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+          (v != 0 && numel > std::numeric_limits<uint64_t>::max() / 8 / v)) {
+        return bad("has an absurdly large shape");
+      }
       numel *= v;
       view.shape.push_back(static_cast<int64_t>(v));
     }
@@ -111,16 +124,16 @@ Status SafetensorsFile::parse_header() {
     if (begin > end) return bad(fmt::format("has data_offsets [{}, {}] with begin after end", begin, end));
     if (end > data_size) {
       return data_loss("safetensors file '{}' is truncated or corrupt: tensor '{}' data_offsets [{}, {}] run past the "
-                       "end of the data ({} bytes)", path_, name, begin, end, data_size);
+                       "end of the data ({} bytes)", path, name, begin, end, data_size);
     }
     const uint64_t expected = numel * dtype_size(view.dtype);
     if (end - begin != expected) {
       return bad(fmt::format("holds {} bytes but its shape and dtype need {}", end - begin, expected));
     }
     view.data = base + data_start + begin;
-    tensors_.emplace(name, std::move(view));
+    tensors.emplace(name, std::move(view));
   }
-  return Status::ok();
+  return tensors;
 }
 
 }  // namespace baton

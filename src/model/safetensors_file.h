@@ -30,13 +30,18 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
-  Status parse_header();
 
   std::string path_;
   void* map_ = nullptr;
   size_t size_bytes_ = 0;
   std::map<std::string, TensorView> tensors_;
 };
+
+// Checks and parses the header of a whole safetensors file held in memory
+// (`file`, `file_size` bytes; `path` names it in errors): the tensors, whose
+// views point into `file`. What SafetensorsFile::open does after mapping.
+Result<std::map<std::string, TensorView>> parse_safetensors_header(const unsigned char* file, size_t file_size,
+                                                                   const std::string& path);
 
 // Parses a safetensors dtype name ("F32", "F16", "BF16"); others are
 // kUnimplemented naming the dtype.

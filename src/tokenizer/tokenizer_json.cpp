@@ -145,6 +145,10 @@ class TokenizerJsonSax {
 }  // namespace
 
 Result<TokenizerJson> parse_tokenizer_json(std::string_view text) {
+  // The loaders of normalizers, pre-tokenizers and decoders recurse into
+  // "Sequence"s: a file nested 50,000 deep overflowed the stack. Real files
+  // nest about 5 deep.
+  BATON_RETURN_IF_ERROR(check_json_depth(text, "tokenizer.json", kMaxJsonDepth));
   TokenizerJson out;
   out.vocab.reserve(text.size() / 64);
   out.merges.reserve(text.size() / 64);

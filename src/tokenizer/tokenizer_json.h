@@ -21,8 +21,9 @@ struct TokenizerJson {
 };
 
 // Parses tokenizer.json text. Syntax errors are kInvalidArgument
-// ("malformed tokenizer.json: ..."), as are vocab entries whose id is not an
-// integer and merges that are neither "a b" nor ["a", "b"].
+// ("malformed tokenizer.json: ..."), as are nesting deeper than
+// kMaxJsonDepth, vocab entries whose id is not an integer and merges that are
+// neither "a b" nor ["a", "b"].
 Result<TokenizerJson> parse_tokenizer_json(std::string_view text);
 
 }  // namespace baton::tokenizer

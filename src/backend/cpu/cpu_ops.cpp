@@ -138,7 +138,9 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
     std::vector<float> scores;  // [rows, max_context]
     std::vector<float> row_max, row_sum;  // [rows]
     for (int64_t item = begin; item < end; ++item) {
-      const auto [t0, t1] = tiles[item / L.num_kv_heads];
+      // Not a structured binding: clang 14 (the sanitizer and fuzz builds) cannot capture one in a lambda.
+      const int64_t t0 = tiles[item / L.num_kv_heads].first;
+      const int64_t t1 = tiles[item / L.num_kv_heads].second;
       const int kvh = static_cast<int>(item % L.num_kv_heads);
       const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t0]) * a.max_blocks_per_seq;
       const int rows = static_cast<int>(t1 - t0) * group;  // row r: token t0 + r / group, head kvh * group + r % group

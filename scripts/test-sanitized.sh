@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# CI's security lanes, after scripts/test.sh: one clang build (build-asan/:
+# ASan+UBSan, libFuzzer coverage, CUDA off) that serves both
+#   1. the whole CPU suite under ASan+UBSan, plus each fuzz corpus replayed
+#      (ctest -L fuzz), and
+#   2. every fuzz target fuzzed briefly on its corpus (BATON_CI_FUZZ_SECONDS
+#      each, default 20), the corpus left as committed.
+# Timings of each lane: docs/security-fuzz.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${BATON_CI_FUZZ_SECONDS:-20}"
+start=$(date +%s)
+BATON_SANITIZE_BUILD_DIR=build-asan BATON_CMAKE_ARGS="-DBATON_FUZZ=ON ${BATON_CMAKE_ARGS:-}" \
+  bash scripts/sanitize.sh address,undefined "$@"
+echo "test-sanitized.sh: ASan+UBSan build and suite took $(( $(date +%s) - start )) s"
+start=$(date +%s)
+BATON_FUZZ_BUILD_DIR=build-asan BATON_FUZZ_MERGE=0 BATON_FUZZ_ARTIFACTS="$PWD/build-asan/fuzz-crashes" \
+  bash scripts/fuzz.sh all "$SECONDS_EACH"
+echo "test-sanitized.sh: fuzzing took $(( $(date +%s) - start )) s"
