@@ -5,6 +5,7 @@
 // invalid). Parsing and rendering must end in a value or an error Status:
 // never a crash, a hang or unbounded memory (limits below are tighter than
 // the defaults so that each input runs fast).
+// fuzz-link: baton_tokenizer
 #include <cstddef>
 #include <cstdint>
 #include <string_view>

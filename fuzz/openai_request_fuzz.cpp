@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "fuzz_util.h"
 #include "server/openai_request.h"
+#include "server/tool_call_parser.h"
 #include "tokenizer/chat_template.h"
 
 namespace {
@@ -22,11 +23,12 @@ class ByteCodec : public baton::PromptCodec {
     return std::vector<int32_t>(text.begin(), text.end());
   }
   std::string token_text(int32_t id) const override { return std::string(1, static_cast<char>(id)); }
-  baton::Result<std::string> render_chat(const baton::Json& messages, bool add_generation_prompt) const override {
-    BATON_ASSIGN_OR_RETURN(auto parsed, baton::parse_chat_messages(messages));
+  baton::Result<std::string> render_chat(const baton::ChatRenderInput& input) const override {
+    BATON_ASSIGN_OR_RETURN(auto parsed, baton::parse_chat_messages(input.messages));
     std::string out;
+    if (input.tools.is_array()) out += baton::dump_json(baton::Json::parse(input.tools.dump())) + "\n";
     for (const auto& m : parsed) out += m.role + ":" + m.content + "\n";
-    if (add_generation_prompt) out += "assistant:";
+    if (input.add_generation_prompt) out += "assistant:";
     return out;
   }
   int vocab_size() const override { return 256; }
@@ -45,7 +47,19 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto body = baton::parse_json(baton::fuzz::as_text(data, size), "request body");
+  std::string_view text = baton::fuzz::as_text(data, size);
+  // The same bytes as a model's output: every tool-call format, whole and
+  // streamed in pieces, must agree and never crash.
+  for (baton::ToolCallFormat f : {baton::ToolCallFormat::kHermes, baton::ToolCallFormat::kLlama3Json,
+                                  baton::ToolCallFormat::kDeepSeekV3}) {
+    baton::ParsedToolOutput whole = baton::parse_tool_calls(f, text);
+    baton::ToolCallStreamParser stream(f);
+    size_t num_calls = 0;
+    for (size_t i = 0; i < text.size(); i += 7) num_calls += stream.push(text.substr(i, 7)).tool_calls.size();
+    num_calls += stream.finish().tool_calls.size();
+    if (!stream.failed() && num_calls != whole.tool_calls.size()) std::abort();
+  }
+  auto body = baton::parse_json(text, "request body");
   if (!body.is_ok()) return 0;
   static const ByteCodec codec;
   for (baton::ApiKind kind : {baton::ApiKind::kCompletion, baton::ApiKind::kChat}) {
@@ -54,7 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check_error(parsed.error);
       continue;
     }
-    if (auto error = baton::prepare_prompt(&*parsed.request, codec, /*max_model_len=*/512)) check_error(*error);
+    if (auto error = baton::prepare_prompt(&*parsed.request, codec, /*max_model_len=*/512,
+                                           baton::ToolCallFormat::kHermes)) {
+      check_error(*error);
+    }
   }
   return 0;
 }
