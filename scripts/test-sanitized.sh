@@ -5,7 +5,7 @@
 #      (ctest -L fuzz), and
 #   2. every fuzz target fuzzed briefly on its corpus (BATON_CI_FUZZ_SECONDS
 #      each, default 20), the corpus left as committed.
-# Timings of each lane: docs/security-fuzz.md.
+# Timings of each lane: docs/security.md ("Fuzzing and sanitizers").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${BATON_CI_FUZZ_SECONDS:-20}"

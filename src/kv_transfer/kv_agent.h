@@ -3,7 +3,7 @@
 // "peer X finished reading request R" through the done callback, so that the
 // owner (the connector's lease table) frees the blocks.
 //
-// The KV port is a trust boundary (docs/security-kv.md):
+// The KV port is a trust boundary (docs/security.md ("The KV port")):
 //  - every connection opens with the handshake of kv_handshake.h; with a
 //    secret, nothing but the proof is read until it checks;
 //  - with a grant check (the connector's lease table), a read is served only

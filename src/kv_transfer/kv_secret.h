@@ -1,7 +1,7 @@
 // KvSecret: the shared secret that KV peers (prefill agents, decode readers)
 // prove they hold, and the HMAC-SHA256 and random tokens built on it. All of
 // the cryptography is OpenSSL's libcrypto (HMAC, RAND_bytes, CRYPTO_memcmp);
-// nothing here is hand-written crypto. docs/security-kv.md has the protocol.
+// nothing here is hand-written crypto. docs/security.md ("The KV port") has the protocol.
 #pragma once
 
 #include <memory>

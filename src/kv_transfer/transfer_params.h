@@ -5,7 +5,7 @@
 // on) and a decode refuses any whose signature fails, so a client cannot
 // point a decode at another host or at another request's blocks. The lease
 // token (RAND_bytes) is what a reader presents to the prefill's agent: reads,
-// renewals and "done" of a lease need it. docs/security-kv.md.
+// renewals and "done" of a lease need it. docs/security.md ("The KV port").
 #pragma once
 
 #include <cstdint>

@@ -7,7 +7,7 @@
 //
 // A connection opens with the agent's kHello; with a secret, the reader then
 // proves it holds it (kAuth, HMAC-SHA256 over both nonces) and the agent
-// proves it back (kAuthOk). docs/security-kv.md has the handshake.
+// proves it back (kAuthOk). docs/security.md ("The KV port") has the handshake.
 //
 //   agent, at accept                                   kHello {auth: "none"|"hmac-sha256", nonce?, idle_timeout_ms}
 //   kAuth {client_nonce, mac}                          -> kAuthOk {mac}

@@ -9,7 +9,7 @@
 // agent serves only that lease's blocks to a reader presenting it, and only
 // its holder may renew it, say "done" or release it. With a KV secret the
 // params are signed too, and peers authenticate at connect
-// (docs/security-kv.md).
+// (docs/security.md ("The KV port")).
 // With the shm transport and host KV, the region peers map is a shared-memory
 // mirror of the backend's KV: a finished prompt's blocks are copied into it at
 // the same block ids when the lease starts (one memcpy per run of blocks).
