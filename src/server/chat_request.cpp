@@ -36,12 +36,11 @@ std::optional<ApiError> read_content(const Json& m, const std::string& where, bo
   for (size_t k = 0; k < c->size(); ++k) {
     const Json& part = (*c)[k];
     std::string at = fmt::format("{}.content[{}]", where, k);
-    if (!part.is_object() || !is_string(part, "type")) {
-      return bad_request(at + " must be an object with a string 'type'", "messages");
-    }
-    const std::string& type = part["type"].get_ref<const std::string&>();
-    if (type != "text") {
-      return bad_request(fmt::format("{}: content parts of type '{}' are not supported (text only)", at, type),
+    if (!part.is_object()) return bad_request(at + " must be an object", "messages");
+    auto type = part.find("type");
+    if (type == part.end() || !type->is_string() || *type != "text") {
+      return bad_request(fmt::format("{}.type must be the string \"text\", got {} (only text parts are supported)",
+                                     at, type == part.end() ? std::string("nothing") : dump_json(*type)),
                          "messages");
     }
     if (!is_string(part, "text")) return bad_request(at + ".text must be a string", "messages");

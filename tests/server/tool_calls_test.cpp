@@ -158,7 +158,7 @@ TEST_F(ToolCallsTest, BadToolRequestsAreRefusedNamingTheField) {
       {{{"tool_choice", {{"type", "function"}, {"function", {{"name", "nope"}}}}}}, "tool_choice", "nope"},
       {{{"tool_choice", "required"}, {"tools", nullptr}}, "tool_choice", "needs 'tools'"},
       {{{"messages", bad_args_msg}}, "messages", "arguments"},
-      {{{"messages", {{{"role", "user"}, {"content", {{{"type", 1}, {"text", "x"}}}}}}}}, "messages", "'type'"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", 1}, {"text", "x"}}}}}}}}, "messages", ".type must be"},
       {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}}}, "messages", "image_url"},
       {{{"parallel_tool_calls", "yes"}}, "parallel_tool_calls", "boolean"},
       {{{"chat_template_kwargs", 3}}, "chat_template_kwargs", "object"},
