@@ -74,22 +74,7 @@ void ActiveRequest::on_output(int choice, RequestOutput out) {
 
 void ActiveRequest::fail_internal(const char* what) {
   BATON_LOG_ERROR("request {}: unexpected error while writing its response: {}", header_.id, what);
-  failed_ = true;
-  for (int i = 0; i < num_choices(); ++i) {
-    if (!choices_[i].done) hooks_.abort(engine_request_id(i));
-  }
-  ApiError e;
-  e.http_status = 500;
-  e.type = "internal_error";
-  e.message = "internal error while writing the response; the request was dropped";
-  if (request_.stream) {
-    exchange_->send_event(dump_json(e.to_json()));
-    exchange_->send_event("[DONE]");
-    exchange_->end_events();
-  } else {
-    exchange_->reply(json_response(e.http_status, e.to_json()));
-  }
-  hooks_.on_finished(header_.id);  // may destroy this
+  fail("internal error while writing the response; the request was dropped");
 }
 
 void ActiveRequest::handle_output(int choice, RequestOutput out) {
@@ -155,7 +140,7 @@ void ActiveRequest::finish_choice(Choice& c, RequestOutput out, double now) {
   }
   c.timings.finished_s = out.finished_time_s > 0 ? out.finished_time_s : now;
   metrics_.record_finished(out.error.empty() ? c.reason : FinishReason::kNone, c.num_output_tokens, c.timings);
-  if (!out.error.empty()) return fail(out.error);
+  if (!out.error.empty()) return fail("generation failed: " + out.error);
 
   if (request_.stream) {
     std::string content = out.new_text;
@@ -191,7 +176,7 @@ void ActiveRequest::finish_choice(Choice& c, RequestOutput out, double now) {
   if (num_done_ == num_choices()) complete(out.kv_transfer_params);
 }
 
-void ActiveRequest::fail(const std::string& error) {
+void ActiveRequest::fail(const std::string& message) {
   failed_ = true;
   for (int i = 0; i < num_choices(); ++i) {
     if (!choices_[i].done) hooks_.abort(engine_request_id(i));
@@ -199,7 +184,7 @@ void ActiveRequest::fail(const std::string& error) {
   ApiError e;
   e.http_status = 500;
   e.type = "internal_error";
-  e.message = "generation failed: " + error;
+  e.message = message;
   if (request_.stream) {
     exchange_->send_event(dump_json(e.to_json()));
     exchange_->send_event("[DONE]");

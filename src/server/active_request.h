@@ -64,7 +64,9 @@ class ActiveRequest {
   void stream_delta(Choice& c, const RequestOutput& out, const std::string& content,
                     std::vector<ToolCall> calls);
   void finish_choice(Choice& c, RequestOutput out, double now);
-  void fail(const std::string& error);
+  // Ends the request with a 500 (or an error event) carrying `message`;
+  // the other choices are aborted.
+  void fail(const std::string& message);
   void complete(const Json& kv_transfer_params);
   std::vector<ToolCallOut> name_calls(std::vector<ToolCall> calls, const Choice& c);
   int prompt_tokens() const;
