@@ -32,10 +32,13 @@ class ServerFixture : public ::testing::Test {
     o.shutdown_grace_s = 5.0;
     return o;
   }
+  // The engine goes before the server: it may still hold output callbacks
+  // that carry the server's executors, which must outlive them (ASan/UBSan
+  // saw a strand destroyed after its io_context).
   void TearDown() override {
     if (server_) server_->shutdown();
-    server_.reset();
     engine_.reset();
+    server_.reset();
   }
 
   TestResponse post(const std::string& path, const Json& body, const std::vector<std::string>& headers = {}) {
