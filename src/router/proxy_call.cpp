@@ -144,12 +144,8 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
     exchange_->reply(std::move(out));
     return finish();
   }
-  auto parsed = parse_json(response.body, "prefill response");
-  const Json* params = nullptr;
-  if (parsed.is_ok() && parsed->is_object()) {
-    auto it = parsed->find("kv_transfer_params");
-    if (it != parsed->end() && it->is_object()) params = &*it;
-  }
+  // The 200 answer was parsed above: lease_params_ holds its params, if any.
+  const Json* params = lease_params_.is_object() ? &lease_params_ : nullptr;
   if (!params) {
     service_->count_upstream_error(*inst, "protocol");
     return reply_error(502, "prefill instance " + inst->url + " returned no kv_transfer_params", "upstream_error");
