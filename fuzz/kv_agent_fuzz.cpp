@@ -4,6 +4,10 @@
 // is then closed, and the replies are drained until the agent closes. A
 // request must get a reply or a closed connection, never a dead process, and
 // the agent must close within the deadline once the client stops sending.
+// A failure says which of the two it was (the connect, with its errno, or
+// the close deadline, with the agent's counters) before aborting; running
+// out of local ports (EADDRNOTAVAIL, many fuzzers sharing loopback) is the
+// harness's limit, not the agent's, and is waited out.
 // fuzz-link: baton_kv_transfer
 #include <netinet/in.h>
 #include <poll.h>
@@ -13,7 +17,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <thread>
 #include <memory>
 #include <vector>
 
@@ -24,6 +31,7 @@ namespace {
 
 constexpr int64_t kNumBlocks = 16;
 constexpr int kCloseDeadlineMs = 5000;
+constexpr int kConnectRetryMs = 10000;
 
 struct AgentFixture {
   std::vector<uint8_t> memory;
@@ -52,22 +60,41 @@ AgentFixture* start_agent() {
   return f;
 }
 
-// Connects to the agent; SO_LINGER 0 so that closing resets the connection
-// and leaves no TIME_WAIT behind (thousands of inputs a second).
-int connect_to(int port) {
+// Connects to the agent; -errno on failure. SO_LINGER 0: closing resets a
+// connection the agent has not closed yet. One it closed after our
+// half-close still leaves a TIME_WAIT (thousands of inputs a second), which
+// is why connect_to waits out EADDRNOTAVAIL.
+int connect_once(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0) return -errno;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
     ::close(fd);
-    return -1;
+    return -err;
   }
   linger lin{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
   return fd;
+}
+
+// Waits out a shortage of local ports; any other failure to connect means
+// the agent stopped listening, which is a finding.
+int connect_to(int port) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectRetryMs);
+  for (;;) {
+    const int fd = connect_once(port);
+    if (fd >= 0) return fd;
+    if (-fd != EADDRNOTAVAIL || std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "kv_agent_fuzz: connecting to the agent on port %d failed: %s\n", port,
+                   std::strerror(-fd));
+      return fd;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 // Sends `bytes` then closes the write side, reading and dropping replies
@@ -113,8 +140,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static AgentFixture* fixture = start_agent();  // lives for the process
   const int fd = connect_to(fixture->agent->port());
   if (fd < 0) std::abort();
+  const auto start = std::chrono::steady_clock::now();
   const bool closed = exchange(fd, data, size);
   ::close(fd);
-  if (!closed) std::abort();  // the agent held a finished client open
+  if (!closed) {  // the agent held a finished client open
+    const auto held_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    const baton::KvAgentStats s = fixture->agent->stats();
+    std::fprintf(stderr,
+                 "kv_agent_fuzz: the agent did not close a finished client within %d ms (held %lld ms); "
+                 "agent: open=%lld accepted=%llu refused=%llu evicted=%llu bad_frames=%llu errors=%llu "
+                 "timeouts=%llu reads=%llu done=%llu\n",
+                 kCloseDeadlineMs, static_cast<long long>(held_ms), static_cast<long long>(s.num_open_connections),
+                 static_cast<unsigned long long>(s.num_connections),
+                 static_cast<unsigned long long>(s.num_connections_refused),
+                 static_cast<unsigned long long>(s.num_connections_evicted),
+                 static_cast<unsigned long long>(s.num_bad_frames), static_cast<unsigned long long>(s.num_errors),
+                 static_cast<unsigned long long>(s.num_timeouts), static_cast<unsigned long long>(s.num_reads),
+                 static_cast<unsigned long long>(s.num_done));
+    std::abort();
+  }
   return 0;
 }

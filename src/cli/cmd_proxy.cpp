@@ -178,6 +178,7 @@ cli::RunFn setup(CLI::App& sub) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     server.stop();
+    clients.stop();  // before `server` is destroyed: see UpstreamClients::stop
     health.stop();
     if (watcher) watcher->stop();
     return 0;

@@ -24,19 +24,25 @@ UpstreamClients::UpstreamClients(int num_threads) : work_(io_.get_executor()) {
   }
 }
 
-UpstreamClients::~UpstreamClients() {
+UpstreamClients::~UpstreamClients() { stop(); }
+
+void UpstreamClients::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
     for (auto& [url, client] : clients_) client->cancel_all();
   }
   work_.reset();
   io_.stop();
   for (auto& t : threads_) t.join();
+  std::lock_guard<std::mutex> lock(mu_);
   clients_.clear();
 }
 
 Result<std::shared_ptr<http::HttpClient>> UpstreamClients::get(const std::string& url) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return unavailable("the router is stopping: no new upstream connection to {}", url);
   auto it = clients_.find(url);
   if (it != clients_.end()) return it->second;
   BATON_ASSIGN_OR_RETURN(http::Url parsed, http::parse_url(url));

@@ -122,7 +122,10 @@ class RouterFixture {
     });
     EXPECT_TRUE(server_->start().is_ok());
   }
-  ~RouterFixture() { server_->stop(); }
+  ~RouterFixture() {
+    server_->stop();
+    clients_.stop();  // before server_ is destroyed: see UpstreamClients::stop
+  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
   Result<http::Response> post(const std::string& path, const Json& body) {
     return http::fetch(url() + path, "POST", body.dump(), 10.0);
