@@ -4,6 +4,13 @@
 // afterwards.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+
 #include "pd_cluster.h"
 
 namespace baton::pd_test {
@@ -18,6 +25,64 @@ Reply post_raw(const std::string& url, const std::string& target, const std::str
   auto r = http::fetch(url + target, "POST", body, 30.0);
   if (!r.is_ok()) return {0, r.status().to_string()};
   return {r->status, r->body};
+}
+
+// A streamed completion through `url`, with `stop` called once the client
+// has received its first bytes of tokens (a 503 while a health check is
+// late on a loaded machine is retried until the stream is under way); then
+// how long the stream took to end.
+struct StreamedCompletion {
+  bool got_tokens = false;
+  double waited_after_stop_s = 0;
+  std::string raw;
+};
+
+StreamedCompletion stream_until_stopped(const std::string& url, const Json& body, const std::function<void()>& stop) {
+  StreamedCompletion out;
+  auto parsed = http::parse_url(url);
+  if (!parsed.is_ok()) return out;
+  for (int attempt = 0; attempt < 20 && !out.got_tokens; ++attempt) {
+    boost::asio::io_context io;
+    auto client = http::HttpClient::create(io.get_executor(), *parsed);
+    if (!client.is_ok()) return out;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool got_tokens = false, done = false;
+    int status = 0;
+    std::string raw;
+    (*client)->stream(http::Request{.target = "/v1/completions", .body = body.dump(), .timeout_s = 60.0},
+                      {.on_headers = [&](int s, const std::vector<http::Header>&) { status = s; },
+                       .on_data =
+                           [&](std::string_view bytes) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             raw.append(bytes);
+                             if (status == 200 && raw.find("\"text\"") != std::string::npos) got_tokens = true;
+                             cv.notify_all();
+                           },
+                       .on_done =
+                           [&](const Status&) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             done = true;
+                             cv.notify_all();
+                           }});
+    std::thread runner([&] { io.run(); });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return got_tokens || done; });
+    if (got_tokens) {
+      out.got_tokens = true;
+      lock.unlock();
+      stop();
+      Stopwatch sw;
+      lock.lock();
+      cv.wait(lock, [&] { return done; });
+      out.waited_after_stop_s = sw.elapsed_s();
+    }
+    out.raw = raw;
+    lock.unlock();
+    runner.join();
+    if (!out.got_tokens) std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a 503: retry shortly
+  }
+  return out;
 }
 
 TEST(PdHostileTest, ProbesThroughTheProxyAndADecodeStoppedMidStream) {
@@ -62,27 +127,15 @@ TEST(PdHostileTest, ProbesThroughTheProxyAndADecodeStoppedMidStream) {
   EXPECT_EQ(post_completion(proxy.url(), completion_body(prompt_of(12), 3, false)).http_status, 200);
 
   // A decode stopped mid-stream: the client's stream ends with an error in
-  // seconds (the proxy's idle timeout), not at --request-timeout-s.
-  Completion result;
-  std::thread client([&] {
-    // Under a loaded machine a health check may time out and the proxy answer
-    // 503 for a moment: try again until the stream is under way.
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      result = post_completion(proxy.url(), completion_body(prompt_of(30, 5), 4000, true), 60.0);
-      if (result.http_status == 200) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-  });
-  const bool streaming = wait_until([&] { return metric(decode.url(), "baton:num_requests_running").value_or(0) >= 1; },
-                                    30.0);
-  decode.signal(SIGSTOP);
-  Stopwatch sw;
-  client.join();
-  const double waited_s = sw.elapsed_s();
+  // seconds (the proxy's idle timeout), not at --request-timeout-s. The
+  // decode is stopped only once the client has tokens: stopped before its
+  // first byte, the proxy's first-byte timeout (20 s) would apply instead.
+  const StreamedCompletion streamed = stream_until_stopped(proxy.url(), completion_body(prompt_of(30, 5), 4000, true),
+                                                           [&] { decode.signal(SIGSTOP); });
   decode.signal(SIGCONT);
-  EXPECT_TRUE(streaming);
-  EXPECT_LT(waited_s, 10.0) << result.raw.substr(0, 300) << "\nproxy log:\n" << proxy.log();
-  EXPECT_NE(result.error.find("stopped answering"), std::string::npos) << result.error;
+  EXPECT_TRUE(streamed.got_tokens) << streamed.raw.substr(0, 300);
+  EXPECT_LT(streamed.waited_after_stop_s, 10.0) << streamed.raw.substr(0, 300) << "\nproxy log:\n" << proxy.log();
+  EXPECT_NE(streamed.raw.find("stopped answering"), std::string::npos) << streamed.raw.substr(0, 600);
   // Resumed, the decode finds its client gone and aborts the request.
   EXPECT_TRUE(wait_until([&] { return metric(decode.url(), "baton:num_requests_running").value_or(-1) == 0; }, 10.0));
   EXPECT_TRUE(pool_fully_free(decode));
