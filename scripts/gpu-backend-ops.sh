@@ -8,7 +8,8 @@
 #   bash scripts/gpu-backend-ops.sh      or      bash .gpu-carry/gpu-backend-ops.sh
 # Results under $OUT (default /tmp/baton-gpu-out; at most 7 files, with gtest
 # XML only when BATON_GTEST_XML=1). BATON_GPU_PROFILE=1 adds
-# `baton_gpu_profile --models llama3.1-8b --quick` (about a minute).
+# `baton_gpu_profile --models llama3.1-8b --quick` (about a minute). Time limits:
+# BATON_SUITE_TIMEOUT (400 s), BATON_TESTS_TIMEOUT (300), BATON_PROFILE_TIMEOUT (150).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -x "$here/bin/test_backend_cuda" ]; then bundle=$here; else bundle=$(cd "$here/.." && pwd)/.gpu-carry; fi
@@ -35,13 +36,13 @@ suite='Grid/BackendOps.*:BackendOpsList.*'
 echo "== backend-ops suite ($SECONDS s)"
 xml() { [ "${BATON_GTEST_XML:-0}" != 0 ] && echo "--gtest_output=xml:$OUT/$1.xml"; }
 # shellcheck disable=SC2046
-timeout 400 "$bin" --gtest_filter="$suite" $(xml backend_ops) > "$OUT/backend_ops.log" 2>&1 || status=1
+timeout "${BATON_SUITE_TIMEOUT:-400}" "$bin" --gtest_filter="$suite" $(xml backend_ops) > "$OUT/backend_ops.log" 2>&1 || status=1
 grep -E "^\[  FAILED  \]|Failure|> tol" "$OUT/backend_ops.log" | head -40
 grep -E "^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test|^\[==========\]" "$OUT/backend_ops.log"
 sed -n '/^backend-ops: largest error/,$p' "$OUT/backend_ops.log"
 echo "== other CUDA tests ($SECONDS s)"
 # shellcheck disable=SC2046
-timeout 300 "$bin" --gtest_filter="-$suite" $(xml test_backend_cuda) > "$OUT/test_backend_cuda.log" 2>&1 || status=1
+timeout "${BATON_TESTS_TIMEOUT:-300}" "$bin" --gtest_filter="-$suite" $(xml test_backend_cuda) > "$OUT/test_backend_cuda.log" 2>&1 || status=1
 grep -E "^\[  (FAILED|PASSED) |^\[==========\]|Failure" "$OUT/test_backend_cuda.log" | tail -30
 if grep -q "SKIPPED" "$OUT/backend_ops.log" "$OUT/test_backend_cuda.log"; then echo "tests were skipped: no GPU?"; status=1; fi
 # Tensor-core instructions and local-memory traffic per attention kernel.
