@@ -34,12 +34,34 @@ status=0
 bin=$bundle/bin/test_backend_cuda
 suite='Grid/BackendOps.*:BackendOpsList.*'
 echo "== backend-ops suite ($SECONDS s)"
-xml() { [ "${BATON_GTEST_XML:-0}" != 0 ] && echo "--gtest_output=xml:$OUT/$1.xml"; }
-# shellcheck disable=SC2046
-timeout "${BATON_SUITE_TIMEOUT:-400}" "$bin" --gtest_filter="$suite" $(xml backend_ops) > "$OUT/backend_ops.log" 2>&1 || status=1
-grep -E "^\[  FAILED  \]|Failure|> tol" "$OUT/backend_ops.log" | head -40
-grep -E "^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test|^\[==========\]" "$OUT/backend_ops.log"
-sed -n '/^backend-ops: largest error/,$p' "$OUT/backend_ops.log"
+# One process per op, so that a kernel fault (which poisons the CUDA context)
+# fails that op's cases and not the rest.
+ops="attention_prefill attention_decode embedding add_rmsnorm silu_mul fill_convert qkv_rope_cache gemm gemv
+  gemm_row_invariant gemm_buckets moe_topk moe_align grouped_gemm moe_experts sample"
+: > "$OUT/backend_ops.log"
+passed=0 failed=0
+for op in $ops; do
+  neg=""
+  for other in $ops; do  # gemm_* also names gemm_buckets_* and gemm_row_invariant_*
+    case $other in "${op}"_*) neg="$neg${neg:+:}Grid/BackendOps.MatchesCpu/${other}_*" ;; esac
+  done
+  filter="Grid/BackendOps.MatchesCpu/${op}_*${neg:+-$neg}"
+  # shellcheck disable=SC2046
+  timeout "${BATON_SUITE_TIMEOUT:-400}" "$bin" --gtest_filter="$filter" $(xml "backend_ops_$op") \
+    > "$OUT/op.log" 2>&1 || status=1
+  p=$(grep -c '^\[       OK \]' "$OUT/op.log")
+  ran=$(grep -c '^\[ RUN      \]' "$OUT/op.log")
+  passed=$((passed + p)); failed=$((failed + ran - p))
+  echo "$op: $p of $ran cases passed"
+  grep -E "^\[  FAILED  \] Grid|> tol|check failed" "$OUT/op.log" | head -8
+  cat "$OUT/op.log" >> "$OUT/backend_ops.log"
+done
+rm -f "$OUT/op.log"
+"$bin" --gtest_filter='BackendOpsList.*' >> "$OUT/backend_ops.log" 2>&1 || status=1
+echo "backend-ops: $passed cases passed, $failed failed"
+# The per-op summaries (each process prints its op's), as one table.
+awk '/^backend-ops: largest error/ { on = 1; next } /^\[/ || /^$/ { on = 0 } on && !/^op  / { print }' \
+  "$OUT/backend_ops.log"
 echo "== other CUDA tests ($SECONDS s)"
 # shellcheck disable=SC2046
 timeout "${BATON_TESTS_TIMEOUT:-300}" "$bin" --gtest_filter="-$suite" $(xml test_backend_cuda) > "$OUT/test_backend_cuda.log" 2>&1 || status=1
