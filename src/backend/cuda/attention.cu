@@ -105,7 +105,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
                                             int tile_start, int end, float scale_log2,
                                             const bf16 (*qs)[HD + 8] = nullptr) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  float sc[MT][NK / 8][4];
+  float sc[MT][NK / 2];  // 8-key group j: sc[mt][4j .. 4j + 3] (attention_softmax.cuh)
+  auto acc = [&](int mt, int j) -> float (&)[4] { return *reinterpret_cast<float (*)[4]>(&sc[mt][4 * j]); };
   if constexpr (QS) {
     // q from shared memory (warp rows [32 * warp, +32)), one k-step at a time;
     // K fragments for two 8-key groups per ldmatrix.x4.
@@ -113,7 +114,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
     for (int j = 0; j < NK / 8; ++j)
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) sc[mt][j][0] = sc[mt][j][1] = sc[mt][j][2] = sc[mt][j][3] = 0.0f;
+      for (int mt = 0; mt < MT; ++mt) sc[mt][4 * j] = sc[mt][4 * j + 1] = sc[mt][4 * j + 2] = sc[mt][4 * j + 3] = 0.0f;
 #pragma unroll 2
     for (int kk = 0; kk < HD / 16; ++kk) {
       uint32_t qa[MT][4];
@@ -125,8 +126,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
         ldmatrix_x4(kb, &s.k[key0 + j * 8 + (lane & 7) + ((lane >> 4) << 3)][kk * 16 + ((lane >> 3) & 1) * 8]);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-          mma_bf16_16816(sc[mt][j], qa[mt], kb[0], kb[1]);
-          mma_bf16_16816(sc[mt][j + 1], qa[mt], kb[2], kb[3]);
+          mma_bf16_16816(acc(mt, j), qa[mt], kb[0], kb[1]);
+          mma_bf16_16816(acc(mt, j + 1), qa[mt], kb[2], kb[3]);
         }
       }
     }
@@ -134,7 +135,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
   for (int j = 0; j < NK / 8 && !QS; ++j) {
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) sc[mt][j][0] = sc[mt][j][1] = sc[mt][j][2] = sc[mt][j][3] = 0.0f;
+    for (int mt = 0; mt < MT; ++mt) sc[mt][4 * j] = sc[mt][4 * j + 1] = sc[mt][4 * j + 2] = sc[mt][4 * j + 3] = 0.0f;
     if constexpr (HD % 32 == 0) {
 #pragma unroll
       for (int kk = 0; kk < HD / 16; kk += 2) {
@@ -143,8 +144,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           if constexpr (!QS) {
-            mma_bf16_16816(sc[mt][j], st.q[mt][kk], kb[0], kb[1]);
-            mma_bf16_16816(sc[mt][j], st.q[mt][kk + 1], kb[2], kb[3]);
+            mma_bf16_16816(acc(mt, j), st.q[mt][kk], kb[0], kb[1]);
+            mma_bf16_16816(acc(mt, j), st.q[mt][kk + 1], kb[2], kb[3]);
           }
         }
       }
@@ -155,7 +156,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
         const uint32_t b0 = ld_u32(kr), b1 = ld_u32(kr + 8);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
-          if constexpr (!QS) mma_bf16_16816(sc[mt][j], st.q[mt][kk], b0, b1);
+          if constexpr (!QS) mma_bf16_16816(acc(mt, j), st.q[mt][kk], b0, b1);
       }
     }
   }
@@ -165,7 +166,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     float corr[2];
-    online_softmax_tile(sc[mt], st.m[mt], st.l[mt], corr, st.qpos[mt], tile_start + key0, end, need_mask, scale_log2);
+    online_softmax_tile(sc[mt], st.m[mt], st.l[mt], corr, st.qpos[mt], tile_start + key0, end, need_mask, scale_log2,
+                        t);
     // Once the running max settles, corr is 1 for every row: skip the rescale.
     if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) {
 #pragma unroll
@@ -182,10 +184,10 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
     uint32_t pa[MT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-      pa[mt][0] = pack_bf16(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
-      pa[mt][1] = pack_bf16(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
-      pa[mt][2] = pack_bf16(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
-      pa[mt][3] = pack_bf16(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+      pa[mt][0] = pack_bf16(sc[mt][8 * kk + 0], sc[mt][8 * kk + 1]);
+      pa[mt][1] = pack_bf16(sc[mt][8 * kk + 2], sc[mt][8 * kk + 3]);
+      pa[mt][2] = pack_bf16(sc[mt][8 * kk + 4], sc[mt][8 * kk + 5]);
+      pa[mt][3] = pack_bf16(sc[mt][8 * kk + 6], sc[mt][8 * kk + 7]);
     }
 #pragma unroll
     for (int d = 0; d < HD / 8; d += 2) {

@@ -18,59 +18,46 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-// A score of the tile: flat (s[4j + e]) or by 8-key group (s[j][e]).
+// One tile of the online softmax, in place: scores s (raw Q.K, 4 per 8-key
+// group) become P = 2^(s * scale_log2 - m) with m the rows' running maximum
+// (log2 units); l, the rows' running sum, is updated; corr receives the factor
+// by which the rows' output accumulators must be rescaled. With need_mask,
+// keys at or past `end` or past the row's causal limit qpos[r] (-1: a padding
+// row) are masked. t: lane % 4.
 template <int N>
-__device__ __forceinline__ float& tile_score(float (&s)[N], int j, int e) {
-  return s[4 * j + e];
-}
-template <int G>
-__device__ __forceinline__ float& tile_score(float (&s)[G][4], int j, int e) {
-  return s[j][e];
-}
-
-// One tile of the online softmax, in place: scores s (raw Q.K; float[4 G] or
-// float[G][4] for G 8-key groups) become P = 2^(s * scale_log2 - m) with m
-// the rows' running maximum (log2 units); l, the rows' running sum, is
-// updated; corr receives the factor by which the rows' output accumulators
-// must be rescaled. With need_mask, keys at or past `end` or past the row's
-// causal limit qpos[r] (-1: a padding row) are masked.
-template <bool kScaleFirst = false, typename Scores>
-__device__ __forceinline__ void online_softmax_tile(Scores& s, float (&m)[2], float (&l)[2], float (&corr)[2],
+__device__ __forceinline__ void online_softmax_tile(float (&s)[N], float (&m)[2], float (&l)[2], float (&corr)[2],
                                                     const int (&qpos)[2], int key0, int end, bool need_mask,
-                                                    float scale_log2) {
-  constexpr int kGroups = sizeof(Scores) / (4 * sizeof(float));
-  const int t = threadIdx.x & 3;
+                                                    float scale_log2, int t) {
+  static_assert(N % 4 == 0, "scores come in 8-key groups of 4 per lane");
   float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-  for (int j = 0; j < kGroups; ++j) {
+  for (int j = 0; j < N / 4; ++j) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int r = e >> 1;
       if (need_mask) {
         const int kg = key0 + 8 * j + 2 * t + (e & 1);
-        if (kg >= end || kg > qpos[r]) tile_score(s, j, e) = -INFINITY;
+        if (kg >= end || kg > qpos[r]) s[4 * j + e] = -INFINITY;
       }
-      if constexpr (kScaleFirst) tile_score(s, j, e) *= scale_log2;
-      mx[r] = fmaxf(mx[r], tile_score(s, j, e));
+      mx[r] = fmaxf(mx[r], s[4 * j + e]);
     }
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-    const float mnew = fmaxf(m[r], kScaleFirst ? mx[r] : mx[r] * scale_log2);
+    const float mnew = fmaxf(m[r], mx[r] * scale_log2);
     corr[r] = mnew == -INFINITY ? 1.0f : fast_exp2(m[r] - mnew);
     m[r] = mnew;
   }
   float rs[2] = {0.0f, 0.0f};
 #pragma unroll
-  for (int j = 0; j < kGroups; ++j) {
+  for (int j = 0; j < N / 4; ++j) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int r = e >> 1;
-      const float x = kScaleFirst ? tile_score(s, j, e) - m[r] : fmaf(tile_score(s, j, e), scale_log2, -m[r]);
-      const float p = m[r] == -INFINITY ? 0.0f : fast_exp2(x);
-      tile_score(s, j, e) = p;
+      const float p = m[r] == -INFINITY ? 0.0f : fast_exp2(fmaf(s[4 * j + e], scale_log2, -m[r]));
+      s[4 * j + e] = p;
       rs[r] += p;
     }
   }

@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     auto softmax = [&](int i, float (&corr)[2]) {
       const int tile_start = i * kKeys;
       const bool need_mask = tile_start + kKeys - 1 > min_qpos || tile_start + kKeys > end;
-      online_softmax_tile(s, m, l, corr, qpos, tile_start, end, need_mask, scale_log2);
+      online_softmax_tile(s, m, l, corr, qpos, tile_start, end, need_mask, scale_log2, t);
     };
     auto rescale_and_pack = [&](const float (&corr)[2]) {
       if (corr[0] != 1.0f || corr[1] != 1.0f) {
