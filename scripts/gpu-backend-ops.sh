@@ -33,6 +33,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=c
 status=0
 bin=$bundle/bin/test_backend_cuda
 suite='Grid/BackendOps.*:BackendOpsList.*'
+xml() { [ "${BATON_GTEST_XML:-0}" != 0 ] && echo "--gtest_output=xml:$OUT/$1.xml"; }
 echo "== backend-ops suite ($SECONDS s)"
 # One process per op, so that a kernel fault (which poisons the CUDA context)
 # fails that op's cases and not the rest.
