@@ -1,4 +1,4 @@
-// `baton profile`: the GPU benchmark (backend/cuda/cuda_profile.h): the card's
+// `baton profile`: the GPU benchmark (tools/gpu_profile/cuda_profile.h): the card's
 // ceilings, then decode step and prefill times of model shapes with random
 // weights made on the GPU, written as JSON and Markdown.
 #include <iostream>
@@ -7,7 +7,7 @@
 
 #include "cli/command.h"
 #ifdef BATON_HAVE_CUDA
-#include "backend/cuda/cuda_profile.h"
+#include "tools/gpu_profile/cuda_profile.h"
 #endif
 
 namespace {

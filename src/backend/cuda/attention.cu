@@ -1,12 +1,15 @@
 // Attention over the paged KV cache with tensor cores (mma.sync, FA2-style
 // online softmax). Rows of a tile are (query token, query head of the group)
 // pairs of one KV head, so the heads of a GQA group share every K/V load.
-// Prefill: 4 warps x 32 rows, 64-key tiles, causal, any cached prefix (head_dim
-// 128 goes to the wgmma kernel of attention_wgmma.cu; variants 0/1 force this one).
-// Decode: one token; the 4 warps split each 64-key tile, the context is split
-// over blocks and merged by a combine kernel.
+// Prefill: 4 warps x 32 rows, 64-key tiles, causal, any cached prefix; any
+// head_dim the backend serves and any cache block size. Where the Hopper
+// kernel serves the arguments (head_dim 128, power-of-two block size:
+// attention_wgmma_ws.cu) prefill goes there instead; this one is the general
+// fallback. Decode: one token; the 4 warps split each 64-key tile, the context
+// is split over blocks and merged by a combine kernel.
 #include <cfloat>
 
+#include "backend/cuda/attention_softmax.cuh"
 #include "backend/cuda/attention_wgmma.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
@@ -43,13 +46,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(s));
-}
-
-// 2^x in one MUFU op (inputs here are <= 0 or -inf; -inf gives 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
@@ -109,7 +105,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
                                             int tile_start, int end, float scale_log2,
                                             const bf16 (*qs)[HD + 8] = nullptr) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  float sc[MT][NK / 8][4];
+  float sc[MT][NK / 2];  // 8-key group j: sc[mt][4j .. 4j + 3] (attention_softmax.cuh)
+  auto acc = [&](int mt, int j) -> float (&)[4] { return *reinterpret_cast<float (*)[4]>(&sc[mt][4 * j]); };
   if constexpr (QS) {
     // q from shared memory (warp rows [32 * warp, +32)), one k-step at a time;
     // K fragments for two 8-key groups per ldmatrix.x4.
@@ -117,7 +114,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
     for (int j = 0; j < NK / 8; ++j)
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) sc[mt][j][0] = sc[mt][j][1] = sc[mt][j][2] = sc[mt][j][3] = 0.0f;
+      for (int mt = 0; mt < MT; ++mt) sc[mt][4 * j] = sc[mt][4 * j + 1] = sc[mt][4 * j + 2] = sc[mt][4 * j + 3] = 0.0f;
 #pragma unroll 2
     for (int kk = 0; kk < HD / 16; ++kk) {
       uint32_t qa[MT][4];
@@ -129,8 +126,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
         ldmatrix_x4(kb, &s.k[key0 + j * 8 + (lane & 7) + ((lane >> 4) << 3)][kk * 16 + ((lane >> 3) & 1) * 8]);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-          mma_bf16_16816(sc[mt][j], qa[mt], kb[0], kb[1]);
-          mma_bf16_16816(sc[mt][j + 1], qa[mt], kb[2], kb[3]);
+          mma_bf16_16816(acc(mt, j), qa[mt], kb[0], kb[1]);
+          mma_bf16_16816(acc(mt, j + 1), qa[mt], kb[2], kb[3]);
         }
       }
     }
@@ -138,7 +135,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
   for (int j = 0; j < NK / 8 && !QS; ++j) {
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) sc[mt][j][0] = sc[mt][j][1] = sc[mt][j][2] = sc[mt][j][3] = 0.0f;
+    for (int mt = 0; mt < MT; ++mt) sc[mt][4 * j] = sc[mt][4 * j + 1] = sc[mt][4 * j + 2] = sc[mt][4 * j + 3] = 0.0f;
     if constexpr (HD % 32 == 0) {
 #pragma unroll
       for (int kk = 0; kk < HD / 16; kk += 2) {
@@ -147,8 +144,8 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           if constexpr (!QS) {
-            mma_bf16_16816(sc[mt][j], st.q[mt][kk], kb[0], kb[1]);
-            mma_bf16_16816(sc[mt][j], st.q[mt][kk + 1], kb[2], kb[3]);
+            mma_bf16_16816(acc(mt, j), st.q[mt][kk], kb[0], kb[1]);
+            mma_bf16_16816(acc(mt, j), st.q[mt][kk + 1], kb[2], kb[3]);
           }
         }
       }
@@ -159,7 +156,7 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
         const uint32_t b0 = ld_u32(kr), b1 = ld_u32(kr + 8);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
-          if constexpr (!QS) mma_bf16_16816(sc[mt][j], st.q[mt][kk], b0, b1);
+          if constexpr (!QS) mma_bf16_16816(acc(mt, j), st.q[mt][kk], b0, b1);
       }
     }
   }
@@ -168,48 +165,9 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
   const bool need_mask = tile_start + key0 + NK - 1 > st.min_qpos || tile_start + key0 + NK > end;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < NK / 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        int r = e >> 1;
-        if (need_mask) {
-          int kg = tile_start + key0 + j * 8 + 2 * t + (e & 1);
-          bool ok = kg < end && kg <= st.qpos[mt][r];
-          sc[mt][j][e] = ok ? sc[mt][j][e] * scale_log2 : -INFINITY;
-        } else {
-          sc[mt][j][e] *= scale_log2;
-        }
-        mx[r] = fmaxf(mx[r], sc[mt][j][e]);
-      }
-    }
     float corr[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      float mnew = fmaxf(st.m[mt][r], mx[r]);
-      corr[r] = mnew == -INFINITY ? 1.0f : fast_exp2(st.m[mt][r] - mnew);
-      st.m[mt][r] = mnew;
-    }
-    float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int j = 0; j < NK / 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        int r = e >> 1;
-        float p = st.m[mt][r] == -INFINITY ? 0.0f : fast_exp2(sc[mt][j][e] - st.m[mt][r]);
-        sc[mt][j][e] = p;
-        rs[r] += p;
-      }
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 1);
-      rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
-      st.l[mt][r] = st.l[mt][r] * corr[r] + rs[r];
-    }
+    online_softmax_tile(sc[mt], st.m[mt], st.l[mt], corr, st.qpos[mt], tile_start + key0, end, need_mask, scale_log2,
+                        t);
     // Once the running max settles, corr is 1 for every row: skip the rescale.
     if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) {
 #pragma unroll
@@ -226,10 +184,10 @@ __device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Sta
     uint32_t pa[MT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-      pa[mt][0] = pack_bf16(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
-      pa[mt][1] = pack_bf16(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
-      pa[mt][2] = pack_bf16(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
-      pa[mt][3] = pack_bf16(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+      pa[mt][0] = pack_bf16(sc[mt][8 * kk + 0], sc[mt][8 * kk + 1]);
+      pa[mt][1] = pack_bf16(sc[mt][8 * kk + 2], sc[mt][8 * kk + 3]);
+      pa[mt][2] = pack_bf16(sc[mt][8 * kk + 4], sc[mt][8 * kk + 5]);
+      pa[mt][3] = pack_bf16(sc[mt][8 * kk + 6], sc[mt][8 * kk + 7]);
     }
 #pragma unroll
     for (int d = 0; d < HD / 8; d += 2) {
@@ -464,25 +422,14 @@ __global__ void attn_combine_kernel(AttnArgs a, int split_len, int max_splits, c
 
 int attention_rows_per_tile() { return kPrefillRows; }
 
-template <int HD, bool QS>
-void prefill_variant(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
-  constexpr size_t smem = kStages * sizeof(Stage<HD>) + (QS ? kPrefillRows * (HD + 8) * sizeof(bf16) : 0);
-  set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_kernel<HD, QS>), smem, stream);
-  BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  attn_prefill_kernel<HD, QS><<<dim3(a.num_kv_heads, num_items), kThreads, smem, stream>>>(a, work);
-}
-
+// q lives in shared memory for head_dim 128 (in registers it spills), in
+// registers below.
 template <int HD>
 void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
-  // head_dim 128: the Hopper wgmma kernel (attention_wgmma.cu) unless a variant of this one is asked for.
-  if (attention_wgmma_supports(HD) && (a.prefill_variant < 0 || a.prefill_variant >= 2)) {
-    launch_attention_prefill_wgmma(a, work, num_items, stream);
-    return;
-  }
-  // q in shared memory for head_dim 128 (q in registers there spills), unless asked otherwise.
-  const bool qs = a.prefill_variant == 1 || (a.prefill_variant < 0 && HD == 128);
-  if (qs) prefill_variant<HD, true>(a, work, num_items, stream);
-  else prefill_variant<HD, false>(a, work, num_items, stream);
+  constexpr bool kQs = HD == 128;
+  constexpr size_t smem = kStages * sizeof(Stage<HD>) + (kQs ? kPrefillRows * (HD + 8) * sizeof(bf16) : 0);
+  set_dynamic_smem(reinterpret_cast<const void*>(attn_prefill_kernel<HD, kQs>), smem, stream);
+  attn_prefill_kernel<HD, kQs><<<dim3(a.num_kv_heads, num_items), kThreads, smem, stream>>>(a, work);
 }
 
 template <int HD>
@@ -496,6 +443,11 @@ void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial,
 void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items,
                               cudaStream_t stream) {
   if (num_items == 0) return;
+  BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
+  if (attention_wgmma_ws_supports(a)) {
+    launch_attention_prefill_wgmma_ws(a, work, num_items, stream);
+    return;
+  }
   switch (a.head_dim) {
     case 16: prefill_hd<16>(a, work, num_items, stream); break;
     case 32: prefill_hd<32>(a, work, num_items, stream); break;

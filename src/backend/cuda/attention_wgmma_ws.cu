@@ -1,51 +1,44 @@
-// Warp-specialised variant of the wgmma prefill attention (head_dim 128),
-// FlashAttention-3 style: prefill_variant 4, 5 (4 + ping-pong) and 6 (5 with
-// 128-key tiles). Not the default; written without a GPU, first to be run by
-// scripts/gpu-check.sh.
+// Prefill attention over the paged KV cache for head_dim 128 on Hopper
+// (sm_90a): the production kernel for head_dim 128 with a power-of-two cache
+// block size, FlashAttention-3 style (warp-specialised, ping-pong, 128-key
+// tiles). Other shapes go to the mma.sync kernel of attention.cu. Measured
+// history and the variants this replaced: docs/gpu-notes.md.
 //
-// Design. The same work items, q layout, swizzle, descriptors, masking, online
-// softmax, GQA row mapping and output write as the default kernel (variant 2,
-// attention_wgmma.cu); what changes is who loads and how the warps meet.
-//   block = 3 warpgroups (384 threads):
-//     warpgroups 0, 1 (threads 0-255): consumers, 64 query rows each, exactly
-//       variant 2's per-warpgroup work: S_i = Q K_i (8 x wgmma m64n64k16, SS)
-//       issued with O += P_{i-1} V_{i-1} (4 x m64n128k16, P from registers),
-//       softmax of tile i under the P V product (intra-warpgroup pipelining);
-//     warpgroup 2 (threads 256-383): producer. Gathers each 64-key K/V tile
-//       from the paged cache with cp.async (16 bytes a thread, 16 per tile),
-//       into kStages stages, then `cp.async.mbarrier.arrive.noinc` on the
-//       stage's full barrier: the barrier completes when all 128 producer
-//       threads' copies of that tile have landed (init count 128).
+// Design. A block serves 128 rows, (query token, head of the GQA group)
+// pairs of one KV head, in 3 warpgroups (384 threads):
+//   warpgroups 0, 1 (threads 0-255): consumers, 64 query rows each:
+//     S_i = Q K_i^T (8 x wgmma m64n128k16, Q and K in 128-byte-swizzled shared
+//     memory) issued with O += P_{i-1} V_{i-1} (8 x m64n128k16, P from
+//     registers, V read N-major), the softmax of tile i under the P V product
+//     (intra-warpgroup pipelining);
+//   warpgroup 2 (threads 256-383): producer. Gathers each 128-key K/V tile
+//     from the paged cache with cp.async (16 bytes a thread) into kStages
+//     stages, then `cp.async.mbarrier.arrive.noinc` on the stage's full
+//     barrier: it completes when all 128 producer threads' copies of that tile
+//     have landed (init count 128).
 //   Each consumer warp waits on full[stage] (try_wait.parity), issues its
 //   wgmma, and when the tile's last use is over (P V of tile i, waited in
 //   iteration i + 1) lane 0 of each of the 8 consumer warps arrives on
 //   empty[stage] (init count 8). The producer waits on empty[stage] before
-//   refilling it. No block-wide barrier after the start: the two consumer
-//   warpgroups drift freely (or alternate, with ping-pong).
+//   refilling it. No block-wide barrier after the start.
 //   Q: each consumer warpgroup loads its own 64 rows with cp.async, waits,
 //   fences (generic -> async proxy) and meets its own 128 threads at a named
 //   barrier (ids 3, 4) before its first wgmma.
-//   Registers: __launch_bounds__(384, 1) caps the kernel at 168 a thread
-//   (ptxas: 168, no stack, no spills); setmaxnreg gives the producer 40 and
-//   the consumers 232 (40 x 128 + 232 x 256 = 64,512 <= 65,536), and ptxas
-//   allocates the consumer branch to that budget: with 168 for consumers it
-//   spills (136 bytes), with 200 the 128-key form spills 12 bytes, from 216
-//   on none. A producer at 24 spills. A __trap() anywhere made ptxas ignore
-//   the setmaxnreg budget (spills at any value), hence no trap below.
-//   Variant 6: 128-key tiles (S is m64n128, 8 P V k-steps, s[64] + pa[8][4]
-//   + o[64] live at once), 3 stages of 64 KB: the producer runs one tile
-//   ahead (the consumers hold two), so it is latency-bound where variant 5 is
-//   not; it halves the softmax's per-tile overheads (max/sum shuffles,
-//   rescale checks, barrier waits) per key.
-//   Ping-pong (variant 5): the two consumer warpgroups take turns to issue
-//   their GEMMs (named barriers 1 and 2, 256 threads: warpgroup w syncs on
-//   1 + w before issuing S_i and P_{i-1} V_{i-1}, and arrives on the other's
-//   once its S_i is done), so one warpgroup's softmax runs while the other's
-//   GEMMs hold the tensor cores. The arrive sits after the S wait because one
-//   between wgmma issue and that wait made ptxas serialise the wgmma pipeline
-//   (C7514). Warpgroup 1 gives warpgroup 0 the first turn and skips its last
-//   arrive, so every barrier generation is matched (num_tiles syncs and
-//   num_tiles arrives on each).
+//   Registers: __launch_bounds__(384, 1) caps the kernel at 168 a thread;
+//   setmaxnreg gives the producer 40 and the consumers 232 (40 x 128 + 232 x
+//   256 = 64,512 <= 65,536); ptxas allocates the consumer branch to that
+//   budget (below 216 it spills). A __trap() anywhere made ptxas ignore the
+//   setmaxnreg budget, hence no trap below.
+//   128-key tiles: S is m64n128, s[64] + pa[8][4] + o[64] live at once; 3
+//   stages of 64 KB, so the producer runs one tile ahead.
+//   Ping-pong: the two consumer warpgroups take turns to issue their GEMMs
+//   (named barriers 1 and 2, 256 threads: warpgroup w syncs on 1 + w before
+//   issuing S_i and P_{i-1} V_{i-1}, and arrives on the other's once its S_i
+//   is done), so one warpgroup's softmax runs while the other's GEMMs hold the
+//   tensor cores. The arrive sits after the S wait because one between wgmma
+//   issue and that wait made ptxas serialise the wgmma pipeline (C7514).
+//   Warpgroup 1 gives warpgroup 0 the first turn and skips its last arrive,
+//   so every barrier generation is matched (num_tiles syncs and arrives each).
 //
 // Barrier phases. Tile i uses stage s = i % kStages, fill f = i / kStages.
 //   consumer: wait full[s] for parity f & 1 (its f-th completion);
@@ -54,39 +47,19 @@
 //   of a waiter: full[s]'s next completion needs the producer to pass
 //   empty[s], which needs this waiter's own release; empty[s]'s next needs
 //   full[s], which needs the producer's next fill after this wait.
-//   A deadlock check: releasing tile i - 1 needs only tiles <= i loaded,
-//   and loading tile i needs only tile i - kStages released.
-//   Checked off the GPU with a random-interleaving model of this protocol
-//   (producer threads with delayed async arrivals, 8 consumer warps, named
-//   barriers; 1-13 tiles, 2-5 stages, with and without ping-pong): no
-//   deadlock, no stage refilled while read, no stale read, no leftover
-//   named-barrier arrival; and it caught each of five seeded mistakes.
+//   Releasing tile i - 1 needs only tiles <= i loaded, and loading tile i
+//   needs only tile i - kStages released: no deadlock.
 // Memory ordering. cp.async writes complete, then the noinc arrive releases
 // them (mbarrier arrive: release.cta); try_wait acquires; each consumer then
 // executes fence.proxy.async.shared::cta before its wgmma (async proxy)
 // reads the stage. The producer drains its copies (cp.async.wait_all) before
 // it exits.
-//
-// Prediction (H100, 8K-token Llama prefill, same run as variant 2): the
-// block-wide __syncthreads per tile is gone and the loads no longer take
-// consumer issue slots: +5-15% over variant 2 (2.40-2.70 ms/layer ->
-// ~2.2-2.4), ping-pong another 0-10%. Registers: consumers ~170-200 of 232.
-// If it is wrong:
-//   - a hang: a barrier phase or count is off. An mbarrier wait gives up
-//     after 2^32 clock cycles (~2.5 s), and that thread waits no more and
-//     writes NaN rows: the op test fails on NaN (a few seconds late) instead
-//     of hanging, and the CUDA context survives. Named-barrier (bar.sync)
-//     hangs cannot time out: ping-pong counts were checked in the model.
-//   - wrong numbers only with several tiles (> 64 keys): stage/parity mixup
-//     or the empty release coming too early (a stage refilled while a P V
-//     product still reads it); only in the first tile: the Q barrier/fence.
-//   - wrong at random (moving error): missing proxy fence; try a producer-side
-//     wait_group + fence.proxy.async + plain arrive instead of noinc.
-//   - slower: look at the producer (a full warpgroup of cp.async issue may
-//     steal issue slots; try fewer producer warps) and at stage count (5 here,
-//     3 tiles of load lookahead, vs 2 in variant 2).
+// A hang guard: an mbarrier wait gives up after 2^32 clock cycles (~2.5 s);
+// that thread waits no more and writes NaN rows, so a protocol bug fails the
+// op test instead of hanging the GPU.
 #include "backend/cuda/attention_wgmma.h"
 
+#include "backend/cuda/attention_softmax.cuh"
 #include "backend/cuda/attention_wgmma.cuh"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
@@ -102,15 +75,11 @@ constexpr int kProducers = 128;     // one producer warpgroup
 constexpr int kThreads = kConsumers + kProducers;
 constexpr int kRowBytes = 128;      // one swizzle row: 64 bf16
 constexpr int kQBytes = 2 * kRows * kRowBytes;   // [2 dim halves][128 rows][64]
-// Per tile width KEYS (64 or 128 keys): K or V of one stage is [2 dim halves][KEYS keys][64].
-template <int KEYS>
-struct WsShape {
-  static constexpr int kKvBytes = 2 * KEYS * kRowBytes;
-  static constexpr int kStages = KEYS == 64 ? 5 : 3;  // what fits in 227 KB beside q
-  static constexpr size_t kSmemBytes =
-      kQBytes + kStages * 2 * kKvBytes + 2 * kStages * 8 + 1024;  // + full/empty mbarriers, alignment slack
-};
-static_assert(WsShape<128>::kSmemBytes <= 232448, "shared memory");
+constexpr int kKeys = 128;          // keys per tile
+constexpr int kKvBytes = 2 * kKeys * kRowBytes;  // K or V of one stage: [2 dim halves][128 keys][64]
+constexpr int kStages = 3;          // what fits in 227 KB beside q
+constexpr size_t kSmemBytes = kQBytes + kStages * 2 * kKvBytes + 2 * kStages * 8 + 1024;  // + mbarriers, alignment
+static_assert(kSmemBytes <= 232448, "shared memory");
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert(kProducerRegs * kProducers + kConsumerRegs * kConsumers <= 65536, "register file");
 // A wait this long (~2.5 s) is a protocol bug: stop waiting and poison the output.
@@ -168,13 +137,7 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 
-// PP: the two consumer warpgroups take turns issuing their GEMMs (variants 5, 6).
-// KEYS: keys per tile, 64 (variants 4, 5) or 128 (variant 6).
-template <bool PP, int KEYS>
 __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(AttnArgs a, const int32_t* work) {
-  constexpr int kKeys = KEYS;
-  constexpr int kKvBytes = WsShape<KEYS>::kKvBytes;
-  constexpr int kStages = WsShape<KEYS>::kStages;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
   const uint32_t q_s = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
@@ -229,7 +192,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {
-    // ---- consumer warpgroups: variant 2's per-warpgroup work, fed by the barriers.
+    // ---- consumer warpgroups, fed by the barriers.
     setmaxnreg_inc<kConsumerRegs>();
     const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -248,9 +211,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     cp_async_wait<0>();
     fence_proxy_async_smem();
     named_sync(kBarQ + wg, 128);
-    if constexpr (PP) {
-      named_arrive_if(wg == 1 && num_tiles > 0, kBarPingPong, 2 * 128);  // warpgroup 0 issues first
-    }
+    named_arrive_if(wg == 1 && num_tiles > 0, kBarPingPong, 2 * 128);  // warpgroup 0 issues first
 
     // This thread's two rows: r = 0, 1 -> local row 64 wg + 16 warp + g + 8 r.
     int qpos[2];
@@ -272,7 +233,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // m in log2 units (scaled)
     bool alive = true;  // false once a wait timed out: the rows are written as NaN
 
-    // S = Q K^T of tile i: [64 rows, 64 keys] per warpgroup (one commit group).
+    // S = Q K^T of tile i: [64 rows, 128 keys] per warpgroup (one commit group).
     auto issue_s = [&](int i) {
       wgmma_fence();
 #pragma unroll
@@ -280,12 +241,11 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
         const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
         const uint64_t da =
             wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32, 0, 1024);
-        if constexpr (kKeys == 64) wgmma_m64n64k16_ss(s, da, db, kk > 0 ? 1 : 0);
-        else wgmma_m64n128k16_ss(s, da, db, kk > 0 ? 1 : 0);
+        wgmma_m64n128k16_ss(s, da, db, kk > 0 ? 1 : 0);
       }
       wgmma_commit();
     };
-    // O += P V of tile i: V [64 keys][128 dims] read N-major; lbo = the second 64-dim half.
+    // O += P V of tile i: V [128 keys][128 dims] read N-major; lbo = the second 64-dim half.
     auto issue_pv = [&](int i) {
       wgmma_fence_regs(o);
       wgmma_fence();
@@ -298,46 +258,9 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     };
     // Online softmax of tile i in place (s becomes P); returns O's rescale factors.
     auto softmax = [&](int i, float (&corr)[2]) {
-      const int tile_start = i * kKeys;  // s[4j + e]: row r = e / 2, key tile_start + 8j + 2t + e % 2
+      const int tile_start = i * kKeys;
       const bool need_mask = tile_start + kKeys - 1 > min_qpos || tile_start + kKeys > end;
-      float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int j = 0; j < kKeys / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = e >> 1;
-          if (need_mask) {
-            const int kg = tile_start + 8 * j + 2 * t + (e & 1);
-            if (kg >= end || kg > qpos[r]) s[4 * j + e] = -INFINITY;
-          }
-          mx[r] = fmaxf(mx[r], s[4 * j + e]);
-        }
-      }
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float mnew = fmaxf(m[r], mx[r] * scale_log2);
-        corr[r] = mnew == -INFINITY ? 1.0f : fast_exp2(m[r] - mnew);
-        m[r] = mnew;
-      }
-      float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-      for (int j = 0; j < kKeys / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = e >> 1;
-          const float p = m[r] == -INFINITY ? 0.0f : fast_exp2(fmaf(s[4 * j + e], scale_log2, -m[r]));
-          s[4 * j + e] = p;
-          rs[r] += p;
-        }
-      }
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 1);
-        rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
-        l[r] = l[r] * corr[r] + rs[r];
-      }
+      online_softmax_tile(s, m, l, corr, qpos, tile_start, end, need_mask, scale_log2, t);
     };
     auto rescale_and_pack = [&](const float (&corr)[2]) {
       if (corr[0] != 1.0f || corr[1] != 1.0f) {
@@ -376,13 +299,13 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
       if (alive) alive = mbar_wait(full_bar + 8 * (tile % kStages), (tile / kStages) & 1);
       __syncwarp();  // lanes leave the wait loop apart; wgmma and bar.sync are .aligned
       fence_proxy_async_smem();  // the producer's (generic-proxy) copies before wgmma's reads
-      if constexpr (PP) named_sync(kBarPingPong + wg, 2 * 128);
+      named_sync(kBarPingPong + wg, 2 * 128);
       issue_s(tile);
       if (tile > 0) issue_pv(tile - 1);
       float corr[2];
       if (tile > 0) {
         wgmma_wait<1>();  // S_tile done; P V still running
-        if constexpr (PP) hand_over(tile);
+        hand_over(tile);
         wgmma_fence_regs(s);
         softmax(tile, corr);
         wgmma_wait<0>();
@@ -390,7 +313,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
         release(tile - 1);
       } else {
         wgmma_wait<0>();
-        if constexpr (PP) hand_over(tile);
+        hand_over(tile);
         wgmma_fence_regs(s);
         softmax(tile, corr);
       }
@@ -428,17 +351,10 @@ void launch_attention_prefill_wgmma_ws(const AttnArgs& a, const int32_t* work, i
               a.head_dim, kHd, a.kv.block_size);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  const dim3 grid(a.num_kv_heads, num_items);
-  auto launch = [&](auto kernel, size_t smem_bytes) {
-    set_dynamic_smem(reinterpret_cast<const void*>(kernel), smem_bytes, stream);
-    kernel<<<grid, kThreads, smem_bytes, stream>>>(a, work);
-    BATON_LAUNCH_CHECK();
-  };
-  switch (a.prefill_variant) {
-    case 5: launch(attn_prefill_wgmma_ws_kernel<true, 64>, WsShape<64>::kSmemBytes); break;
-    case 6: launch(attn_prefill_wgmma_ws_kernel<true, 128>, WsShape<128>::kSmemBytes); break;
-    default: launch(attn_prefill_wgmma_ws_kernel<false, 64>, WsShape<64>::kSmemBytes); break;
-  }
+  const auto kernel = attn_prefill_wgmma_ws_kernel;
+  set_dynamic_smem(reinterpret_cast<const void*>(kernel), kSmemBytes, stream);
+  kernel<<<dim3(a.num_kv_heads, num_items), kThreads, kSmemBytes, stream>>>(a, work);
+  BATON_LAUNCH_CHECK();
 }
 
 }  // namespace baton::cuda

@@ -16,6 +16,24 @@ size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 }  // namespace
 
+SampleRowParams sample_row_params(const SampleRequest& req, int penalty_begin) {
+  const SamplingParams& sp = *req.params;
+  SampleRowParams p;
+  p.temperature = sp.temperature;
+  p.top_k = sp.top_k;
+  p.top_p = sp.top_p;
+  p.min_p = sp.min_p;
+  p.repetition_penalty = sp.repetition_penalty;
+  p.presence_penalty = sp.presence_penalty;
+  p.frequency_penalty = sp.frequency_penalty;
+  p.num_logprobs = sp.num_logprobs;
+  p.seed = req.seed;
+  p.step = static_cast<uint64_t>(req.num_output_tokens);
+  p.penalty_begin = penalty_begin;
+  p.penalty_end = penalty_begin;
+  return p;
+}
+
 CudaBackend::Layout CudaBackend::make_layout(int t, int s, int mbps, int ns, int items, int pens) {
   Layout l;
   l.num_tokens = t;
@@ -160,17 +178,7 @@ bool CudaBackend::pack(const StepInput& in, const Layout& lay, bool pad, const s
     const SampleRequest& req = in.samples[si];
     sr[r] = in.query_start[req.seq_index + 1] - 1;
     const SamplingParams& sp = *req.params;
-    p.temperature = sp.temperature;
-    p.top_k = sp.top_k;
-    p.top_p = sp.top_p;
-    p.min_p = sp.min_p;
-    p.repetition_penalty = sp.repetition_penalty;
-    p.presence_penalty = sp.presence_penalty;
-    p.frequency_penalty = sp.frequency_penalty;
-    p.num_logprobs = sp.num_logprobs;
-    p.seed = req.seed;
-    p.step = static_cast<uint64_t>(req.num_output_tokens);
-    p.penalty_begin = np;
+    p = sample_row_params(req, np);
     index.clear();
     auto entry = [&](int32_t id) -> PenaltyToken* {
       auto it = index.find(id);

@@ -39,26 +39,25 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Block-wide sum; `scratch` holds >= 32 floats. All threads get the result.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// Block-wide reduction through one warp reduction per warp; `scratch` holds
+// >= 32 floats; `identity` fills the lanes past the last warp. All threads get
+// the result.
+template <typename WarpReduce>
+__device__ __forceinline__ float block_reduce(float v, float* scratch, float identity, WarpReduce warp_reduce) {
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_sum(v);
+  v = warp_reduce(v);
   __syncthreads();
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
   int nw = (blockDim.x + 31) >> 5;
-  float r = lane < nw ? scratch[lane] : 0.0f;
-  return warp_sum(r);
+  float r = lane < nw ? scratch[lane] : identity;
+  return warp_reduce(r);
+}
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  return block_reduce(v, scratch, 0.0f, [](float x) { return warp_sum(x); });
 }
 __device__ __forceinline__ float block_max(float v, float* scratch) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  int nw = (blockDim.x + 31) >> 5;
-  float r = lane < nw ? scratch[lane] : -INFINITY;
-  return warp_max(r);
+  return block_reduce(v, scratch, -INFINITY, [](float x) { return warp_max(x); });
 }
 
 // Philox4x32-10 (Salmon et al. 2011): counter-based, so any (key, counter)

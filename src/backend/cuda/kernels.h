@@ -69,14 +69,11 @@ struct AttnArgs {
   int max_blocks_per_seq = 0;
   int num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;
-  // -1 auto. Benchmarks and tests: mma.sync kernel 0 q in registers, 1 q in shared memory; wgmma
-  // kernel (head_dim 128) 2 q in shared memory, 3 q in registers, 4 warp-specialised (producer
-  // warpgroup + mbarrier stages), 5 the same with ping-pong between the consumer warpgroups, 6 = 5
-  // with 128-key tiles (the auto choice for head_dim 128 and power-of-two cache blocks; else 2).
-  int prefill_variant = -1;
 };
 // Any query lengths. work: [num_items, 2] (seq, first query row of the tile);
-// a tile is 64 (token, head-in-group) rows.
+// a tile is attention_rows_per_tile() (token, head-in-group) rows. Head_dim
+// 128 with a power-of-two block size runs the Hopper kernel
+// (attention_wgmma.h), every other shape the mma.sync kernel (attention.cu).
 int attention_rows_per_tile();
 void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items,
                               cudaStream_t stream);

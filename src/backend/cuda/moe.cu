@@ -105,9 +105,15 @@ __device__ __forceinline__ void cp_async16g(void* smem, const void* gmem, bool v
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
 }
 
+// Two adjacent outputs; one 4-byte store where p is 4-byte aligned (with an
+// odd n, every other row's pairs start at an odd element).
 __device__ __forceinline__ void store2(bf16* p, float x, float y, bool both) {
-  if (both) *reinterpret_cast<uint32_t*>(p) = pack_bf16(x, y);
-  else p[0] = __float2bfloat16(x);
+  if (both && (reinterpret_cast<uintptr_t>(p) & 3) == 0) {
+    *reinterpret_cast<uint32_t*>(p) = pack_bf16(x, y);
+    return;
+  }
+  p[0] = __float2bfloat16(x);
+  if (both) p[1] = __float2bfloat16(y);
 }
 __device__ __forceinline__ void store2(float* p, float x, float y, bool both) {
   p[0] = x;

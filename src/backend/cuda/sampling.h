@@ -9,6 +9,10 @@
 
 #include <cstdint>
 
+namespace baton {
+struct SampleRequest;  // backend/step.h
+}
+
 namespace baton::cuda {
 
 constexpr int kMaxTopLogprobs = 20;
@@ -41,6 +45,10 @@ struct SampleOutputs {
   int32_t* top_ids = nullptr;    // [S, kMaxTopLogprobs]
   float* top_logprobs = nullptr; // [S, kMaxTopLogprobs]
 };
+
+// The row parameters of one request (its penalty tokens: [penalty_begin,
+// penalty_end), which the caller sets once it has listed them).
+SampleRowParams sample_row_params(const SampleRequest& req, int penalty_begin);
 
 // logits: [S, vocab] fp32 (left unmodified); work: [S, vocab] scratch.
 void launch_sample(const float* logits, float* work, int num_rows, int vocab,

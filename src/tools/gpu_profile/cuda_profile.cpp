@@ -1,4 +1,4 @@
-#include "backend/cuda/cuda_profile.h"
+#include "tools/gpu_profile/cuda_profile.h"
 
 #include <algorithm>
 #include <chrono>
@@ -193,7 +193,7 @@ double attention_flops(const ModelConfig& c, double keys_total) {
 // Times one layer's attention kernel alone on the backend's KV cache:
 // `batch` sequences of `q_len` new tokens after `ctx` cached ones.
 Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, int q_len,
-                                 cudaStream_t stream, int variant = -1) {
+                                 cudaStream_t stream) {
   const int len = ctx + q_len, nb = (len + kBlockSize - 1) / kBlockSize;
   if (static_cast<int64_t>(batch) * nb > kvm.layout.num_blocks) return failed_precondition("KV too small");
   const int n = batch * q_len, group = c.num_heads / c.num_kv_heads;
@@ -238,7 +238,6 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
   a.num_kv_heads = c.num_kv_heads;
   a.head_dim = c.head_dim;
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  a.prefill_variant = variant;
   const bool decode = q_len == 1;
   int split = 0, splits = 0;
   if (decode) {
@@ -297,6 +296,22 @@ StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingPara
   return in;
 }
 
+// The median wall time of b.execute() over `iters` steps after `warmup`
+// untimed ones; step i is make_input(i).
+template <typename MakeInput>
+Result<double> median_step_ms(CudaBackend& b, int warmup, int iters, MakeInput make_input) {
+  std::vector<double> t;
+  for (int it = 0; it < warmup + iters; ++it) {
+    StepInput in = make_input(it);
+    auto s0 = std::chrono::steady_clock::now();
+    Result<StepOutput> out = b.execute(in);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
+    if (!out.is_ok()) return out.status();
+    if (it >= warmup) t.push_back(ms);
+  }
+  return median(t);
+}
+
 Result<Json> profile_model(const std::string& name, const ModelConfig& config, const ProfileOptions& o,
                            const Ceilings& ceil) {
   Json m;
@@ -342,16 +357,11 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("decode  {:>14} batch {:>3}: skipped (KV does not fit)\n", name, batch);
       continue;
     }
-    std::vector<double> t;
-    for (int it = 0; it < o.decode_iters + 3; ++it) {
-      StepInput in = make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it);
-      auto s0 = std::chrono::steady_clock::now();
-      Result<StepOutput> out = b->execute(in);
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
-      if (!out.is_ok()) return out.status().with_context(fmt::format("decode batch {}", batch));
-      if (it >= 3) t.push_back(ms);
-    }
-    const double ms = median(t);
+    Result<double> step_ms = median_step_ms(*b, 3, o.decode_iters, [&](int it) {
+      return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it);
+    });
+    if (!step_ms.is_ok()) return step_ms.status().with_context(fmt::format("decode batch {}", batch));
+    const double ms = *step_ms;
     const double wbytes = weight_bytes_read(c, batch);
     const double kvbytes = k.kv_bytes_per_token * batch * ctx;
     const double gbps = (wbytes + kvbytes) / (ms * 1e-3) / 1e9;
@@ -389,16 +399,10 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       prefill.push_back(row);
       continue;
     }
-    std::vector<double> t;
-    for (int it = 0; it < o.prefill_iters + 1; ++it) {
-      StepInput in = make_step(1, 0, n, c.vocab_size, &greedy, it);
-      auto s0 = std::chrono::steady_clock::now();
-      Result<StepOutput> out = b->execute(in);
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
-      if (!out.is_ok()) return out.status().with_context(fmt::format("prefill {}", n));
-      if (it >= 1) t.push_back(ms);
-    }
-    const double ms = median(t);
+    Result<double> step_ms =
+        median_step_ms(*b, 1, o.prefill_iters, [&](int it) { return make_step(1, 0, n, c.vocab_size, &greedy, it); });
+    if (!step_ms.is_ok()) return step_ms.status().with_context(fmt::format("prefill {}", n));
+    const double ms = *step_ms;
     const double lin = linear_flops(c, n, 1);
     const double att = attention_flops(c, double(n) * (n + 1) / 2.0);
     const double tflops = (lin + att) / (ms * 1e-3) / 1e12;
@@ -418,20 +422,6 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     if (!c.is_moe()) {
       Result<Json> gemms = time_layer_gemms(c, n, ceil.gemm_tflops, b->stream());
       if (gemms.is_ok()) row["linear_gemms"] = *gemms;
-    }
-    for (int variant : o.attention_variants) {  // other kernel variants (kernels.h), for the notes
-      if (variant < 0 || variant > 6 || variant == 3) continue;
-      Result<double> v_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream(), variant);
-      if (v_ms.is_ok()) {
-        static constexpr const char* kKey[] = {"attention_ms_q_in_registers", "attention_ms_q_in_smem", "attention_ms_wgmma_q_in_smem", "",
-                                               "attention_ms_warp_specialized", "attention_ms_ws_pingpong",
-                                               "attention_ms_ws_pingpong_128keys"};
-        static constexpr const char* kName[] = {"q in registers", "q in smem", "2 wgmma, q in smem", "", "4 warp-specialised",
-                                                "5 warp-specialised + ping-pong", "6 ws + ping-pong, 128-key tiles"};
-        row[kKey[variant]] = *v_ms;
-        fmt::print("        variant {}: {:.3f} ms/layer ({:.0f} TFLOP/s)\n", kName[variant], *v_ms,
-                   att / c.num_layers / (*v_ms * 1e-3) / 1e12);
-      }
     }
     fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of GEMM rate\n", name, n, ms, tflops,
                100 * tflops / ceil.gemm_tflops);

@@ -1,13 +1,12 @@
 // baton_gpu_profile: the GPU benchmark as a small standalone binary (the same
 // code as `baton profile`), easy to carry to a GPU host.
 //   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
-//                     [--attention-variants 0,1,2,4,5,6]
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cuda_profile.h"
+#include "tools/gpu_profile/cuda_profile.h"
 
 namespace {
 std::vector<std::string> split_commas(const std::string& v) {
@@ -38,15 +37,11 @@ int main(int argc, char** argv) {
     else if (a == "--md") o.md_path = next();
     else if (a == "--models") {
       o.presets = split_commas(next());
-    } else if (a == "--attention-variants") {
-      o.attention_variants.clear();
-      for (const std::string& v : split_commas(next())) o.attention_variants.push_back(std::atoi(v.c_str()));
     } else if (a == "--quick") {
       o.decode_iters = 5;
       o.prefill_iters = 2;
     } else {
-      std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
-                   "[--attention-variants 0,1,2,4,5,6]\n",
+      std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]\n",
                    a.c_str());
       return 2;
     }

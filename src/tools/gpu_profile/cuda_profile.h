@@ -1,4 +1,5 @@
-// The GPU benchmark behind `baton profile` and baton_gpu_profile: measures the
+// The GPU benchmark behind `baton profile` and baton_gpu_profile (a tool over
+// the CUDA backend, not part of it): measures the
 // card's ceilings (device copy bandwidth, cuBLASLt bf16 GEMM rate) and the
 // CUDA backend's decode step and prefill times for model shapes, with
 // bandwidth and FLOP utilisation against those ceilings, in one run.
@@ -21,9 +22,6 @@ struct ProfileOptions {
   int decode_iters = 30;
   int prefill_iters = 5;
   double gpu_memory_utilization = 0.95;
-  // Other prefill attention variants (kernels.h) timed beside the default at
-  // each prefill length, for the notes; 4-6 only once their op test passed.
-  std::vector<int> attention_variants = {0, 1};
   std::string json_path;  // written when set
   std::string md_path;    // written when set
 };

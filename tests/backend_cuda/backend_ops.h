@@ -1,0 +1,135 @@
+// The backend-ops suite (after llama.cpp's test-backend-ops): every CUDA op
+// runs over a grid of shapes against the CPU backend's op (backend/cpu/
+// cpu_ops.h, backend/sampler.h) on fresh random inputs, with outputs poisoned
+// (NaN) first so an unwritten element fails. One case list
+// (backend_ops_cases.cpp) and one comparison helper (compare below); each case
+// is its own test named by op and shape, and the suite prints the largest
+// error per op and output at the end.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/kv_layout.h"
+#include "backend/sampling_params.h"
+#include "cuda_test_util.h"
+
+namespace baton::cuda::ops {
+
+// Tolerances, by the output's dtype (METHOD.md: bf16 operands land between
+// 1e-3 and 1e-2 of relative L2 error; fp32 arithmetic on bf16-exact inputs far
+// under 1e-3).
+constexpr double kTolBf16 = 1e-2;   // bf16 outputs: relative L2
+constexpr double kTolF32 = 1e-4;    // fp32 outputs of bf16 inputs: relative L2
+constexpr double kTolRouteW = 1e-5; // MoE routing weights (fp32 softmax): relative L2
+constexpr double kTolLogprob = 1e-4;  // sampling logprobs: max absolute difference
+constexpr double kExact = 0.0;      // ids, counts, gathers: the fraction that differs
+
+// One compared output of one case: err against tol (err <= tol passes).
+struct Check {
+  std::string output;  // "out", "residual", "cache", "tokens", ...
+  double err = 0.0;
+  double tol = 0.0;
+  std::string metric;  // "rel_l2", "max_abs", "mismatch"
+};
+
+// The comparison helper: relative L2 error (NaN or a size mismatch: +inf).
+Check compare(const std::string& output, const std::vector<float>& out, const std::vector<float>& ref, double tol);
+// Fraction of elements that differ (exact outputs: ids, offsets, tokens).
+template <typename T>
+Check compare_exact(const std::string& output, const std::vector<T>& out, const std::vector<T>& ref,
+                    double tol = kExact) {
+  size_t bad = out.size() == ref.size() ? 0 : std::max(out.size(), ref.size());
+  for (size_t i = 0; i < std::min(out.size(), ref.size()); ++i) bad += !(out[i] == ref[i]);
+  const double n = static_cast<double>(std::max<size_t>(1, std::max(out.size(), ref.size())));
+  return Check{output, bad / n, tol, "mismatch"};
+}
+// Largest absolute difference (logprobs).
+Check compare_max_abs(const std::string& output, const std::vector<float>& out, const std::vector<float>& ref,
+                      double tol);
+
+// A case: op and shape name it; run() launches the op and the CPU reference
+// on inputs drawn from rng and returns the compared outputs.
+struct OpCase {
+  std::string op;
+  std::string shape;
+  std::function<std::vector<Check>(std::mt19937& rng)> run;
+};
+
+// A case of `op` at `shape` that runs run(s, rng).
+template <typename Shape, typename Run>
+OpCase make_case(std::string op, std::string shape, Shape s, Run run) {
+  return OpCase{std::move(op), std::move(shape), [s, run](std::mt19937& rng) { return run(s, rng); }};
+}
+
+// ---- the ops' shapes (each family's runner lives in backend_ops_<family>.cpp)
+
+struct AttnShape {
+  int num_heads = 8, num_kv_heads = 8, head_dim = 128, block_size = 16;
+  std::vector<int> q_lens, ctx_lens;  // per sequence: new tokens, cached tokens before them
+  bool decode = false;                // q_lens all 1: the split-context decode kernel
+  int split_len = 128;                // decode only
+};
+OpCase attention_case(const AttnShape& s);
+
+struct RowsShape {
+  int rows = 1, cols = 1;
+};
+OpCase embedding_case(RowsShape s);
+OpCase add_rmsnorm_case(RowsShape s);
+OpCase silu_mul_case(RowsShape s);
+OpCase fill_convert_case(RowsShape s);
+
+struct RopeShape {
+  int num_heads = 8, num_kv_heads = 2, head_dim = 64, tokens = 21, block_size = 16;
+  bool qwen3 = false;  // q/k RMSNorm, no bias, plain RoPE; else bias and llama3 scaling
+};
+OpCase qkv_rope_cache_case(const RopeShape& s);
+
+struct GemmShape {
+  int m = 1, n = 1, k = 1;
+};
+OpCase gemm_case(GemmShape s);
+OpCase gemv_case(GemmShape s);
+OpCase gemm_row_invariant_case(GemmShape s);
+// One Gemm object over several m in turn: algorithm choices reused per bucket of m.
+OpCase gemm_buckets_case(std::vector<int> ms, int n, int k);
+
+struct MoeShape {
+  int tokens = 1, experts = 8, top_k = 2, hidden = 64, inter = 32;
+  bool renorm = false;
+};
+OpCase moe_topk_case(const MoeShape& s);
+OpCase moe_align_case(const MoeShape& s);
+OpCase grouped_gemm_case(const MoeShape& s);
+OpCase moe_experts_case(const MoeShape& s);
+
+struct SampleShape {
+  std::string name;  // which filters: greedy, top_k, ...
+  SamplingParams params;
+  int rows = 64, vocab = 5000;
+};
+OpCase sampling_case(const SampleShape& s);
+
+// The case list.
+std::vector<OpCase> all_cases();
+
+// ---- helpers shared by the runners
+
+// A paged KV cache of random bf16 values (an fp32 copy for the CPU).
+struct PagedCache {
+  KvLayout layout;
+  std::vector<float> host;
+  DeviceBuffer dev;
+  KvDev kv;
+};
+PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int block_size, int num_blocks,
+                            std::mt19937& rng);
+
+// "1,37,130" for shape names ("1x40" for 40 equal values).
+std::string join(const std::vector<int>& v);
+
+}  // namespace baton::cuda::ops

@@ -1,0 +1,156 @@
+// The backend-ops case list: every CUDA op over its grid of shapes. Add a
+// shape here and it runs against the CPU with its op's tolerances.
+//
+// Attention covers both prefill paths: head_dim 128 with a power-of-two block
+// size runs the Hopper kernel (attention_wgmma_ws.cu), every other head_dim or
+// block size the mma.sync kernel (attention.cu).
+#include "backend_ops.h"
+
+namespace baton::cuda::ops {
+namespace {
+
+// Sequence sets (new tokens, cached tokens before them) for prefill.
+struct SeqSet {
+  std::vector<int> q, ctx;
+};
+const std::vector<SeqSet> kMixed = {
+    {{1, 37, 130, 5}, {0, 0, 200, 77}},  // varlen, cached prefixes, one-token rows
+    {{64, 17}, {16, 3}},                 // tiles that end mid-block
+};
+// For head_dim 128 (the Hopper kernel): long causal prompts, chunked prefill
+// after a long cached prefix, odd lengths, one-token rows beside 64-key edges.
+const std::vector<SeqSet> kHd128 = {
+    {{1000}, {0}},
+    {{77, 1, 300, 16}, {0, 5, 1234, 64}},
+    {{129, 33}, {0, 190}},
+    {{300, 1, 129}, {700, 1000, 0}},
+    {{1, 1, 1}, {0, 63, 64}},
+    {{257, 255}, {511, 129}},  // 128-key tile edges
+};
+
+void add_attention(std::vector<OpCase>& c) {
+  // (heads, kv heads): GQA groups 1, 4, 8, 16.
+  const std::vector<std::pair<int, int>> gqa = {{8, 8}, {8, 2}, {16, 2}, {16, 1}};
+  for (int hd : {16, 32, 64, 128})
+    for (auto [nh, nkv] : gqa)
+      for (int bs : {16, 12})  // 12: not a power of two
+        for (const SeqSet& s : kMixed) c.push_back(attention_case({nh, nkv, hd, bs, s.q, s.ctx}));
+  const std::vector<std::pair<int, int>> gqa128 = {{32, 8}, {8, 8}, {64, 8}, {16, 2}};
+  for (auto [nh, nkv] : gqa128)
+    for (int bs : {16, 32, 64, 24, 1})
+      for (const SeqSet& s : kHd128) {
+        if (s.q[0] == 1000 && nh != 32 && bs != 16) continue;  // the long prompt: at two shapes only
+        c.push_back(attention_case({nh, nkv, 128, bs, s.q, s.ctx}));
+      }
+  // Decode: one token per sequence over contexts up to 2K, split over blocks.
+  for (int hd : {16, 32, 64, 128})
+    for (auto [nh, nkv] : gqa)
+      for (int bs : {16, 12}) {
+        AttnShape d{nh, nkv, hd, bs, {1, 1, 1, 1}, {0, 15, 300, 1023}, true, 128};
+        c.push_back(attention_case(d));
+        d.q_lens = {1, 1};
+        d.ctx_lens = {64, 513};
+        d.split_len = 64;
+        c.push_back(attention_case(d));
+      }
+  for (int batch : {1, 40})
+    for (int split : {64, 512})
+      c.push_back(attention_case({32, 8, 128, 16, std::vector<int>(batch, 1), std::vector<int>(batch, 2047), true,
+                                  split}));
+}
+
+void add_layer_ops(std::vector<OpCase>& c) {
+  for (RowsShape s : {RowsShape{1, 64}, RowsShape{37, 96}, RowsShape{300, 4096}}) c.push_back(embedding_case(s));
+  // 1002 and 1001: not a multiple of the kernel's vector width (the scalar path).
+  for (int hidden : {64, 1000, 1001, 1002, 4096, 5120})
+    for (int rows : {1, 19}) c.push_back(add_rmsnorm_case({rows, hidden}));
+  for (RowsShape s : {RowsShape{1, 8}, RowsShape{13, 700}, RowsShape{3, 701}, RowsShape{64, 14336}})
+    c.push_back(silu_mul_case(s));
+  for (RowsShape s : {RowsShape{1, 1}, RowsShape{3, 5}, RowsShape{257, 1000}}) c.push_back(fill_convert_case(s));
+  for (bool qwen3 : {false, true})
+    for (int hd : {64, 128})
+      for (auto [nh, nkv] : {std::pair{8, 2}, std::pair{8, 8}, std::pair{32, 8}})
+        for (int bs : {16, 12}) c.push_back(qkv_rope_cache_case({nh, nkv, hd, 21, bs, qwen3}));
+  c.push_back(qkv_rope_cache_case({16, 2, 32, 1, 16, false}));
+  c.push_back(qkv_rope_cache_case({16, 2, 128, 300, 32, true}));
+}
+
+void add_matmul_ops(std::vector<OpCase>& c) {
+  for (GemmShape s : {GemmShape{1, 512, 256}, GemmShape{77, 1000, 320}, GemmShape{300, 64, 4096},
+                      GemmShape{513, 1024, 1024}, GemmShape{9, 4096, 512}})
+    c.push_back(gemm_case(s));
+  for (int m : {1, 2, 3, 5, 8})
+    for (auto [n, k] : {std::pair{1001, 4096}, std::pair{64, 14336}, std::pair{3, 40}})
+      c.push_back(gemv_case({m, n, k}));
+  for (GemmShape s : {GemmShape{300, 1000, 520}, GemmShape{1, 256, 64}, GemmShape{33, 127, 1000}})
+    c.push_back(gemm_row_invariant_case(s));
+  c.push_back(gemm_buckets_case({1100, 1025, 1152, 1101, 3, 7}, 576, 1024));
+  c.push_back(gemm_buckets_case({65, 71, 72, 64}, 256, 512));
+}
+
+void add_moe_ops(std::vector<OpCase>& c) {
+  // (tokens, experts, top_k, hidden, expert inter)
+  const std::vector<MoeShape> shapes = {
+      {1, 8, 2, 64, 32},     {70, 16, 4, 256, 96}, {300, 128, 8, 512, 64},
+      {2000, 8, 2, 256, 96},  // 128x128 tiles
+      {5, 60, 4, 128, 32},   {33, 128, 1, 64, 64},
+  };
+  for (const MoeShape& s : shapes) {
+    for (bool renorm : {false, true}) {
+      MoeShape r = s;
+      r.renorm = renorm;
+      c.push_back(moe_topk_case(r));
+    }
+    c.push_back(moe_align_case(s));
+    c.push_back(grouped_gemm_case(s));
+    c.push_back(moe_experts_case(s));
+  }
+}
+
+void add_sampling(std::vector<OpCase>& c) {
+  auto mk = [](const char* name, float t, int k, float tp, float mp, float rep, float pres, float freq, int nlp) {
+    SampleShape s;
+    s.name = name;
+    SamplingParams& p = s.params;
+    p.temperature = t;
+    p.top_k = k;
+    p.top_p = tp;
+    p.min_p = mp;
+    p.repetition_penalty = rep;
+    p.presence_penalty = pres;
+    p.frequency_penalty = freq;
+    p.num_logprobs = nlp;
+    return s;
+  };
+  const std::vector<SampleShape> kinds = {
+      mk("greedy", 0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 5),
+      mk("temperature", 1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, -1),
+      mk("top_k", 0.7f, 50, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0),
+      mk("top_p", 1.3f, 0, 0.8f, 0.0f, 1.0f, 0.0f, 0.0f, 3),
+      mk("min_p", 1.0f, 0, 1.0f, 0.05f, 1.0f, 0.0f, 0.0f, -1),
+      mk("all_filters", 0.9f, 100, 0.9f, 0.01f, 1.0f, 0.0f, 0.0f, -1),
+      mk("penalties", 0.8f, 0, 1.0f, 0.0f, 1.3f, 0.5f, 0.2f, 2),
+      mk("greedy_penalties", 0.0f, 0, 1.0f, 0.0f, 1.5f, 0.0f, 1.0f, -1),
+      mk("top_logprobs_20", 1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 20),
+  };
+  for (SampleShape s : kinds)
+    for (auto [rows, vocab] : {std::pair{64, 5000}, std::pair{1, 151936}}) {
+      s.rows = rows;
+      s.vocab = vocab;
+      c.push_back(sampling_case(s));
+    }
+}
+
+}  // namespace
+
+std::vector<OpCase> all_cases() {
+  std::vector<OpCase> c;
+  add_attention(c);
+  add_layer_ops(c);
+  add_matmul_ops(c);
+  add_moe_ops(c);
+  add_sampling(c);
+  return c;
+}
+
+}  // namespace baton::cuda::ops

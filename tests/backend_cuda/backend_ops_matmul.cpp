@@ -1,0 +1,274 @@
+// backend-ops runners: the dense GEMMs (cuBLASLt through Gemm, the skinny
+// GEMV kernel, the batch-invariant GEMM) and the MoE ops (top-k routing, the
+// expert sort, the grouped GEMM, the whole expert block), against the CPU's
+// matmul, silu_mul and moe_route.
+#include <algorithm>
+#include <numeric>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
+#include "backend_ops.h"
+
+namespace baton::cuda::ops {
+namespace {
+
+using testing::download;
+using testing::download_bf16;
+using testing::poisoned_bf16;
+using testing::poisoned_f32;
+using testing::random_bf16_values;
+using testing::upload;
+using testing::upload_bf16;
+
+std::string mnk(GemmShape s) {
+  return std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k);
+}
+
+struct GemmInputs {
+  std::vector<float> x, w, ref;
+  DeviceBuffer dx, dw;
+};
+GemmInputs gemm_inputs(GemmShape s, std::mt19937& rng) {
+  GemmInputs g;
+  g.x = random_bf16_values(static_cast<size_t>(s.m) * s.k, 1.0f, rng);
+  g.w = random_bf16_values(static_cast<size_t>(s.n) * s.k, 0.1f, rng);
+  g.dx = upload_bf16(g.x);
+  g.dw = upload_bf16(g.w);
+  g.ref.resize(static_cast<size_t>(s.m) * s.n);
+  matmul(g.x.data(), s.m, s.k, g.w.data(), s.n, nullptr, g.ref.data(), nullptr);
+  return g;
+}
+
+// Both output dtypes of one y = x . w^T launcher.
+template <typename Launch>
+std::vector<Check> both_dtypes(GemmShape s, const GemmInputs& g, Launch launch) {
+  const size_t elems = static_cast<size_t>(s.m) * s.n;
+  auto dy = poisoned_bf16(elems);
+  auto dyf = poisoned_f32(elems);
+  launch(dy.get(), false);
+  launch(dyf.get(), true);
+  return {compare("bf16_out", download_bf16(dy, elems), g.ref, kTolBf16),
+          compare("f32_out", download<float>(dyf, elems), g.ref, kTolF32)};
+}
+
+std::vector<Check> run_gemm(GemmShape s, std::mt19937& rng) {
+  const GemmInputs g = gemm_inputs(s, rng);
+  Gemm gemm;
+  BATON_CHECK_OK(gemm.init());
+  return both_dtypes(s, g, [&](void* y, bool f32) {
+    gemm.run(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr);
+  });
+}
+
+std::vector<Check> run_gemv(GemmShape s, std::mt19937& rng) {
+  BATON_CHECK(gemv_supports(s.m, s.k), "gemv case {} outside the kernel's shapes", mnk(s));
+  const GemmInputs g = gemm_inputs(s, rng);
+  return both_dtypes(s, g, [&](void* y, bool f32) {
+    launch_gemv(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr);
+  });
+}
+
+// Both dtypes, and the middle row alone gives bit-identical fp32 results.
+std::vector<Check> run_gemm_row_invariant(GemmShape s, std::mt19937& rng) {
+  const GemmInputs g = gemm_inputs(s, rng);
+  std::vector<Check> checks = both_dtypes(s, g, [&](void* y, bool f32) {
+    launch_gemm_row_invariant(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr);
+  });
+  const size_t elems = static_cast<size_t>(s.m) * s.n;
+  auto dall = poisoned_f32(elems);
+  launch_gemm_row_invariant(g.dx.as<bf16>(), g.dw.as<bf16>(), dall.get(), s.m, s.n, s.k, true, nullptr);
+  const auto all = download<float>(dall, elems);
+  const int r = s.m / 2;
+  std::vector<float> row(g.x.begin() + static_cast<size_t>(r) * s.k, g.x.begin() + static_cast<size_t>(r + 1) * s.k);
+  auto drow = upload_bf16(row);
+  auto done = poisoned_f32(s.n);
+  launch_gemm_row_invariant(drow.as<bf16>(), g.dw.as<bf16>(), done.get(), 1, s.n, s.k, true, nullptr);
+  const std::vector<float> batch_row(all.begin() + static_cast<size_t>(r) * s.n,
+                                     all.begin() + static_cast<size_t>(r + 1) * s.n);
+  checks.push_back(compare_exact("row_alone", download<float>(done, s.n), batch_row));
+  return checks;
+}
+
+// One Gemm over the sizes in turn: whichever size of a bucket comes first
+// chooses the algorithm, and every size must still match the CPU.
+std::vector<Check> run_gemm_buckets(const std::vector<int>& ms, int n, int k, std::mt19937& rng) {
+  Gemm gemm;
+  BATON_CHECK_OK(gemm.init());
+  const auto w = random_bf16_values(static_cast<size_t>(n) * k, 0.1f, rng);
+  auto dw = upload_bf16(w);
+  std::vector<Check> checks;
+  for (int m : ms) {
+    const auto x = random_bf16_values(static_cast<size_t>(m) * k, 1.0f, rng);
+    auto dx = upload_bf16(x);
+    auto dy = poisoned_bf16(static_cast<size_t>(m) * n);
+    gemm.run(dx.as<bf16>(), dw.as<bf16>(), dy.get(), m, n, k, false, nullptr);
+    std::vector<float> ref(static_cast<size_t>(m) * n);
+    matmul(x.data(), m, k, w.data(), n, nullptr, ref.data(), nullptr);
+    checks.push_back(compare("m" + std::to_string(m), download_bf16(dy, ref.size()), ref, kTolBf16));
+  }
+  return checks;
+}
+
+// ---- MoE
+
+std::string moe_name(const MoeShape& s) {
+  return "t" + std::to_string(s.tokens) + " e" + std::to_string(s.experts) + " k" + std::to_string(s.top_k) + " h" +
+         std::to_string(s.hidden) + " i" + std::to_string(s.inter) + (s.renorm ? " renorm" : "");
+}
+
+// Distinct random experts per token and random weights.
+void random_routes(const MoeShape& s, std::mt19937& rng, std::vector<int32_t>& ids, std::vector<float>& w) {
+  ids.resize(static_cast<size_t>(s.tokens) * s.top_k);
+  w.resize(ids.size());
+  std::vector<int> all(s.experts);
+  for (int t = 0; t < s.tokens; ++t) {
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng);
+    for (int j = 0; j < s.top_k; ++j) {
+      ids[t * s.top_k + j] = all[j];
+      w[t * s.top_k + j] = std::uniform_real_distribution<float>(0.0f, 1.0f)(rng);
+    }
+  }
+}
+
+std::vector<Check> run_moe_topk(const MoeShape& s, std::mt19937& rng) {
+  const int n = s.tokens, e = s.experts, k = s.top_k;
+  std::uniform_real_distribution<float> d(-3.0f, 3.0f);
+  std::vector<float> logits(static_cast<size_t>(n) * e);
+  for (auto& x : logits) x = d(rng);
+  auto dl = upload(logits);
+  auto dids = upload(std::vector<int32_t>(static_cast<size_t>(n) * k, -1));
+  auto dw = poisoned_f32(static_cast<size_t>(n) * k);
+  launch_moe_topk(dl.as<float>(), n, e, k, s.renorm, dids.as<int32_t>(), dw.as<float>(), nullptr);
+  std::vector<int32_t> ids(static_cast<size_t>(n) * k);
+  std::vector<float> w(ids.size());
+  moe_route(logits.data(), n, e, k, s.renorm, ids.data(), w.data());
+  return {compare_exact("ids", download<int32_t>(dids, ids.size()), ids),
+          compare("weights", download<float>(dw, w.size()), w, kTolRouteW)};
+}
+
+// The expert sort: offsets are the per-expert counts' prefix sums; the sorted
+// slots of expert e are exactly its (token, choice) slots; slot_pos inverts it.
+std::vector<Check> run_moe_align(const MoeShape& s, std::mt19937& rng) {
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+  random_routes(s, rng, ids, w);
+  const int slots = static_cast<int>(ids.size()), e = s.experts;
+  auto dids = upload(ids);
+  auto doff = upload(std::vector<int32_t>(e + 1, -1));
+  auto dsorted = upload(std::vector<int32_t>(slots, -1)), dpos = upload(std::vector<int32_t>(slots, -1));
+  launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
+                   nullptr);
+  const auto off = download<int32_t>(doff, e + 1);
+  const auto sorted = download<int32_t>(dsorted, slots);
+  const auto pos = download<int32_t>(dpos, slots);
+  std::vector<int32_t> ref_off(e + 1, 0);
+  for (int32_t id : ids) ++ref_off[id + 1];
+  std::partial_sum(ref_off.begin(), ref_off.end(), ref_off.begin());
+  // The GPU's order within an expert is free: compare each expert's slot set.
+  std::vector<int32_t> got_sets = sorted, ref_sets;
+  for (int ex = 0; ex < e; ++ex) {
+    for (int i = 0; i < slots; ++i)
+      if (ids[i] == ex) ref_sets.push_back(i);
+    if (off == ref_off) std::sort(got_sets.begin() + off[ex], got_sets.begin() + off[ex + 1]);
+  }
+  std::vector<int32_t> inverse(slots, -1);
+  for (int i = 0; i < slots; ++i)
+    if (sorted[i] >= 0 && sorted[i] < slots) inverse[sorted[i]] = i;
+  return {compare_exact("offsets", off, ref_off), compare_exact("sorted_slots", got_sets, ref_sets),
+          compare_exact("slot_pos", pos, inverse)};
+}
+
+// C[i] = A[a_rows[i] / k] . W[expert of i]^T over the sorted slots.
+std::vector<Check> run_grouped_gemm(const MoeShape& s, std::mt19937& rng) {
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+  random_routes(s, rng, ids, w);
+  const int slots = static_cast<int>(ids.size()), e = s.experts, k = s.top_k, h = s.hidden, n = 2 * s.inter;
+  const auto x = random_bf16_values(static_cast<size_t>(s.tokens) * h, 1.0f, rng);
+  const auto wt = random_bf16_values(static_cast<size_t>(e) * n * h, 0.1f, rng);
+  auto dids = upload(ids), dx = upload_bf16(x), dwt = upload_bf16(wt);
+  auto doff = upload(std::vector<int32_t>(e + 1, 0));
+  auto dsorted = upload(std::vector<int32_t>(slots, 0)), dpos = upload(std::vector<int32_t>(slots, 0));
+  auto dc = poisoned_bf16(static_cast<size_t>(slots) * n);
+  launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
+                   nullptr);
+  launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dwt.as<bf16>(), doff.as<int32_t>(), e, slots, n, h,
+                      dc.as<bf16>(), nullptr);
+  const auto sorted = download<int32_t>(dsorted, slots);
+  std::vector<float> ref(static_cast<size_t>(slots) * n);
+  for (int i = 0; i < slots; ++i) {
+    const int slot = sorted[i], ex = ids[slot], tok = slot / k;
+    matmul(x.data() + static_cast<size_t>(tok) * h, 1, h, wt.data() + static_cast<size_t>(ex) * n * h, n, nullptr,
+           ref.data() + static_cast<size_t>(i) * n, nullptr);
+  }
+  return {compare("out", download_bf16(dc, ref.size()), ref, kTolBf16)};
+}
+
+// The whole expert block as the backend runs it: align, gate/up grouped GEMM,
+// SiLU-mul, down grouped GEMM, weighted combine.
+std::vector<Check> run_moe_experts(const MoeShape& s, std::mt19937& rng) {
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+  random_routes(s, rng, ids, w);
+  const int n = s.tokens, e = s.experts, k = s.top_k, h = s.hidden, mi = s.inter, slots = n * k;
+  const auto x = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
+  const auto wgu = random_bf16_values(static_cast<size_t>(e) * 2 * mi * h, 0.1f, rng);
+  const auto wd = random_bf16_values(static_cast<size_t>(e) * h * mi, 0.1f, rng);
+  auto dids = upload(ids), dw = upload(w), dx = upload_bf16(x), dgu = upload_bf16(wgu), dwd = upload_bf16(wd);
+  auto doff = upload(std::vector<int32_t>(e + 1, 0));
+  auto dsorted = upload(std::vector<int32_t>(slots, 0)), dpos = upload(std::vector<int32_t>(slots, 0));
+  auto dgu_out = poisoned_bf16(static_cast<size_t>(slots) * 2 * mi), dact = poisoned_bf16(static_cast<size_t>(slots) * mi);
+  auto deo = poisoned_bf16(static_cast<size_t>(slots) * h), dout = poisoned_bf16(static_cast<size_t>(n) * h);
+  launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
+                   nullptr);
+  launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi,
+                      h, dgu_out.as<bf16>(), nullptr);
+  launch_silu_mul(dgu_out.as<bf16>(), dact.as<bf16>(), slots, mi, nullptr);
+  launch_grouped_gemm(dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi,
+                      deo.as<bf16>(), nullptr);
+  launch_moe_combine(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h, dout.as<bf16>(), nullptr);
+  std::vector<float> ref(static_cast<size_t>(n) * h, 0.0f), gu(2 * mi), act(mi), y(h);
+  for (int t = 0; t < n; ++t)
+    for (int j = 0; j < k; ++j) {
+      const int ex = ids[t * k + j];
+      matmul(x.data() + static_cast<size_t>(t) * h, 1, h, wgu.data() + static_cast<size_t>(ex) * 2 * mi * h, 2 * mi,
+             nullptr, gu.data(), nullptr);
+      silu_mul(gu.data(), 1, mi, act.data());
+      matmul(act.data(), 1, mi, wd.data() + static_cast<size_t>(ex) * h * mi, h, nullptr, y.data(), nullptr);
+      for (int i = 0; i < h; ++i) ref[static_cast<size_t>(t) * h + i] += w[t * k + j] * y[i];
+    }
+  return {compare("out", download_bf16(dout, ref.size()), ref, kTolBf16)};
+}
+
+}  // namespace
+
+OpCase gemm_case(GemmShape s) {
+  return make_case("gemm", mnk(s), s, run_gemm);
+}
+OpCase gemv_case(GemmShape s) {
+  return make_case("gemv", mnk(s), s, run_gemv);
+}
+OpCase gemm_row_invariant_case(GemmShape s) {
+  return make_case("gemm_row_invariant", mnk(s), s, run_gemm_row_invariant);
+}
+OpCase gemm_buckets_case(std::vector<int> ms, int n, int k) {
+  const std::string shape = "m" + join(ms) + " n" + std::to_string(n) + " k" + std::to_string(k);
+  return OpCase{"gemm_buckets", shape,
+                [ms, n, k](std::mt19937& rng) { return run_gemm_buckets(ms, n, k, rng); }};
+}
+OpCase moe_topk_case(const MoeShape& s) {
+  return make_case("moe_topk", moe_name(s), s, run_moe_topk);
+}
+OpCase moe_align_case(const MoeShape& s) {
+  return make_case("moe_align", moe_name(s), s, run_moe_align);
+}
+OpCase grouped_gemm_case(const MoeShape& s) {
+  return make_case("grouped_gemm", moe_name(s), s, run_grouped_gemm);
+}
+OpCase moe_experts_case(const MoeShape& s) {
+  return make_case("moe_experts", moe_name(s), s, run_moe_experts);
+}
+
+}  // namespace baton::cuda::ops
