@@ -235,15 +235,29 @@ void print_search_result(const BenchArgs& a, const SearchResult& res) {
                            res.converged ? "" : " (did not converge: " + res.note + ")");
 }
 
-// Runs the trials (one rate, each --sweep rate, or a --search) through the trial engine.
-Status run_trials(const BenchArgs& a, const BenchConfig& cfg, BenchOutcome* outcome) {
+// What the trial flags ask for, checked before anything runs.
+struct TrialPlan {
+  std::vector<deploy::SampleTarget> watch;
+  std::vector<double> rates;  // --sweep's; empty: one run at --rate, or a --search
+};
+
+Result<TrialPlan> plan_trials(const BenchArgs& a, const BenchConfig& cfg) {
   if (a.search && !a.sweep.empty()) return invalid_argument("--search and --sweep exclude each other");
   if (a.search && cfg.slo.empty()) return invalid_argument("--search needs an --slo to judge rates by");
-  BATON_ASSIGN_OR_RETURN(auto watch, cli::parse_watch_targets(a.watch));
+  TrialPlan plan;
+  BATON_ASSIGN_OR_RETURN(plan.watch, cli::parse_watch_targets(a.watch));
+  if (!a.sweep.empty()) {
+    BATON_ASSIGN_OR_RETURN(plan.rates, parse_sweep_rates(a.sweep));
+  }
+  return plan;
+}
+
+// Runs the trials (one rate, each --sweep rate, or a --search) through the trial engine.
+Status run_trials(const BenchArgs& a, const BenchConfig& cfg, const TrialPlan& plan, BenchOutcome* outcome) {
   std::string instances;  // the peaks of the watched instances during the last trial
   TrialHooks hooks;
   hooks.run = [&](const BenchConfig& c, std::optional<double> rate, size_t index) -> Result<RunReport> {
-    BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(c, rate, watch, a.out, index));
+    BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(c, rate, plan.watch, a.out, index));
     instances = std::move(run.instances);
     return std::move(run.report);
   };
@@ -258,24 +272,30 @@ Status run_trials(const BenchArgs& a, const BenchConfig& cfg, BenchOutcome* outc
     print_search_result(a, *outcome->search);
     return Status::ok();
   }
-  if (a.sweep.empty()) return engine.run_trial().status();
-  BATON_ASSIGN_OR_RETURN(auto rates, parse_sweep_rates(a.sweep));
-  return engine.run_rates(rates).status();
+  if (plan.rates.empty()) return engine.run_trial().status();
+  return engine.run_rates(plan.rates).status();
 }
 
 int run_bench(BenchArgs a, bool rate_given) {
+  // A flag's own error is printed as it is; a failure while running with its status code.
+  auto usage = [](const Status& st) {
+    std::cerr << "error: " << st.message() << "\n";
+    return 1;
+  };
   auto fail = [](const Status& st) {
     std::cerr << "error: " << st.to_string() << "\n";
     return 1;
   };
-  if (Status st = resolve_model(a); !st.is_ok()) return fail(st);
+  if (Status st = resolve_model(a); !st.is_ok()) return usage(st);
   auto cfg = make_config(a, rate_given);
   if (!cfg) return fail(cfg.status());
+  auto plan = plan_trials(a, *cfg);
+  if (!plan) return usage(plan.status());
   BenchOutcome outcome;
   outcome.label = a.label;
   outcome.slo = cfg->slo;
   outcome.config = config_json(a, *cfg);
-  if (Status st = run_trials(a, *cfg, &outcome); !st.is_ok()) return fail(st);
+  if (Status st = run_trials(a, *cfg, *plan, &outcome); !st.is_ok()) return fail(st);
   std::cout << "\n" << metric_definitions();
   for (const auto& r : outcome.runs) {
     if (r.load.fell_behind) {

@@ -29,6 +29,8 @@ TEST(WorkloadFlagsTest, ABadValueIsAParseError) {
   bench::WorkloadSettings s;
   add_workload_flags(app, s);
   EXPECT_THROW(app.parse("--num-requests many", false), CLI::ParseError);
+  EXPECT_THROW(app.parse("--warmup-s -1", false), CLI::ParseError);  // the schema's range
+  EXPECT_THROW(app.parse("--attainment 1.5", false), CLI::ParseError);
 }
 
 }  // namespace
