@@ -166,6 +166,9 @@ class SweepRunner {
       say(name.find("(unfinished") == std::string::npos ? "on disk, not run again: " + name
                                                          : "on disk, to be continued: " + name);
     }
+    // The budget counts from here: the checks above take no measurable time for a user, but a
+    // budget shorter than them (a test's) would stop the sweep before any deployment came up.
+    sweep_clock_.reset();
     for (size_t i = 0; i < e_.deployments.size() && !interrupted(); ++i) {
       const auto& d = e_.deployments[i];
       if (todo[i].empty()) continue;
