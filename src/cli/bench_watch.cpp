@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli_util.h"
+#include "deploy/sampled_run.h"
 #include "http/url.h"
 
 namespace baton::cli {
@@ -37,27 +38,21 @@ Result<std::vector<deploy::SampleTarget>> parse_watch_targets(const std::string&
 Result<WatchedRun> run_watched(const bench::BenchConfig& config, std::optional<double> rate,
                                const std::vector<deploy::SampleTarget>& targets, const std::string& out_dir,
                                size_t run_index) {
-  WatchedRun out;
-  if (targets.empty()) {
-    BATON_ASSIGN_OR_RETURN(out.report, bench::run_benchmark(config, rate));
-    return out;
-  }
   deploy::MetricsSamplerOptions o;
-  if (!out_dir.empty()) {
+  if (!targets.empty() && !out_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(out_dir, ec);
     o.out_path = (std::filesystem::path(out_dir) / "metrics.jsonl").string();
   }
   o.tags = {{"run", run_index}};
   if (rate) o.tags["rate"] = *rate;
-  deploy::MetricsSampler sampler(targets, o);
-  if (Status st = sampler.start(); !st.is_ok()) std::cerr << "warning: instances not sampled: " << st.message() << "\n";
-  auto rep = bench::run_benchmark(config, rate);
-  auto loads = sampler.stop();
-  BATON_ASSIGN_OR_RETURN(out.report, std::move(rep));
-  if (!loads.empty()) {
+  auto warn = [](const std::string& m) { std::cerr << "warning: " << m << "\n"; };
+  BATON_ASSIGN_OR_RETURN(auto run, deploy::run_sampled(config, rate, targets, o, warn));
+  WatchedRun out;
+  out.report = std::move(run.report);
+  if (!run.loads.empty()) {
     out.instances = fmt::format("  instances during the run{}:\n", out_dir.empty() ? "" : " (metrics.jsonl)") +
-                    deploy::format_instance_loads(loads);
+                    deploy::format_instance_loads(run.loads);
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // `baton bench --watch`: while each run goes, scrape the /metrics of the
-// instances behind the endpoint (deploy::MetricsSampler), print their peaks
+// instances behind the endpoint (deploy::run_sampled), print their peaks
 // after the run and, with --out, append their timeline to OUT/metrics.jsonl.
 #pragma once
 
@@ -25,7 +25,7 @@ struct WatchedRun {
 
 // Runs one benchmark with the targets sampled (none: just runs it).
 Result<WatchedRun> run_watched(const bench::BenchConfig& config, std::optional<double> rate,
-                                     const std::vector<deploy::SampleTarget>& targets, const std::string& out_dir,
-                                     size_t run_index);
+                               const std::vector<deploy::SampleTarget>& targets, const std::string& out_dir,
+                               size_t run_index);
 
 }  // namespace baton::cli

@@ -18,7 +18,10 @@
 #include "bench/html_report.h"
 #include "bench/rate_search.h"
 #include "bench/sim_server.h"
+#include "bench/trial_engine.h"
+#include "bench/workload_schema.h"
 #include "cli/bench_watch.h"
+#include "cli/workload_flags.h"
 #include "cli/command.h"
 #include "common/log.h"
 #include "http/http_client.h"
@@ -32,20 +35,8 @@ struct BenchArgs {
   std::string url = "http://127.0.0.1:8000";
   std::string endpoint = "/v1/completions";
   std::string model;
-  std::string workload = "random";
-  std::string input_len = "512";
-  std::string output_len = "128";
+  WorkloadSettings w;  // the workload options (bench/workload_schema.h); w.vocab_size 0: ask the server
   double rate = 1.0;
-  size_t num_requests = 200;
-  double duration_s = 0;
-  std::string arrival = "poisson";
-  double burstiness = 1.0;
-  size_t max_concurrency = 0;
-  size_t warmup = 0;
-  double warmup_s = 0;
-  uint64_t seed = 0;
-  std::string slo;
-  double attainment = 0;
   bool search = false;
   bool early_stop = false, no_early_stop = false;
   std::string sweep;
@@ -57,15 +48,6 @@ struct BenchArgs {
   std::string out;
   std::string watch;  // NAME=URL,... of the instances to sample during each run
   std::string label = "default";
-  std::string trace;
-  std::string trace_format = "azure";
-  double time_scale = 1.0;
-  size_t prefix_groups = 8;
-  double prefix_hit_rate = 0.5;
-  int turns = 4;
-  double think_time_s = 1.0;
-  std::string prompt_format = "ids";
-  int64_t vocab_size = 0;  // 0: what GET /v1/models says, else kQwen3VocabSize
   int threads = 1;
   double timeout_s = 600;
   std::string extra_body;
@@ -149,30 +131,10 @@ Result<ServedModel> discover_model(const std::string& url) {
 Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
   BenchConfig c;
   c.label = a.label;
+  BATON_ASSIGN_OR_RETURN(c.workload, to_workload_options(a.w, OptionNames::kFlag));
   auto& w = c.workload;
-  w.kind = a.workload;
-  BATON_ASSIGN_OR_RETURN(w.input_len, parse_length_range(a.input_len, "--input-len"));
-  BATON_ASSIGN_OR_RETURN(w.output_len, parse_length_range(a.output_len, "--output-len"));
-  w.num_requests = a.duration_s > 0 ? 0 : a.num_requests;
-  w.duration_s = a.duration_s;
-  BATON_ASSIGN_OR_RETURN(w.arrival.kind, parse_arrival_kind(a.arrival));
   w.arrival.rate = a.rate;
-  w.arrival.burstiness = a.burstiness;
-  w.arrival.seed = a.seed;
-  w.seed = a.seed;
-  w.num_prefix_groups = a.prefix_groups;
-  w.prefix_hit_rate = a.prefix_hit_rate;
-  w.num_turns = a.turns;
-  w.think_time_s = a.think_time_s;
-  w.trace_path = a.trace;
-  if (!a.trace.empty() && a.workload == "random") w.kind = "trace";  // --trace implies the trace workload
-  BATON_ASSIGN_OR_RETURN(w.trace_format, parse_trace_format(a.trace_format));
-  w.time_scale = a.time_scale;
   w.rate_overrides_trace = w.kind == "trace" && rate_given;
-  if (a.prompt_format == "ids") w.prompt_format = PromptFormat::kTokenIds;
-  else if (a.prompt_format == "text") w.prompt_format = PromptFormat::kText;
-  else return invalid_argument("--prompt-format must be ids or text (got '{}')", a.prompt_format);
-  w.vocab_size = a.vocab_size;
   BATON_RETURN_IF_ERROR(validate(w));
 
   auto& l = c.load;
@@ -180,10 +142,10 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
   l.endpoint = a.endpoint;
   l.model = a.model;
   l.prompt_format = w.prompt_format;
-  l.vocab_size = a.vocab_size;
-  l.max_concurrency = a.max_concurrency;
-  l.num_warmup = a.warmup;
-  l.warmup_s = a.warmup_s;
+  l.vocab_size = w.vocab_size;
+  l.max_concurrency = a.w.max_concurrency;
+  l.num_warmup = a.w.warmup;
+  l.warmup_s = a.w.warmup_s;
   l.request_timeout_s = a.timeout_s;
   l.num_threads = a.threads;
   if (!a.extra_body.empty()) {
@@ -191,148 +153,149 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
     if (!l.extra_body.is_object()) return invalid_argument("--extra-body must be a JSON object");
   }
   if (!a.no_progress && isatty(STDERR_FILENO)) l.on_progress = print_progress;
-  BATON_ASSIGN_OR_RETURN(c.slo, parse_slo(a.slo, a.attainment));
+  BATON_ASSIGN_OR_RETURN(c.slo, settings_slo(a.w, OptionNames::kFlag));
   if (a.early_stop && a.no_early_stop) return invalid_argument("--early-stop and --no-early-stop exclude each other");
   c.early_stop = a.early_stop || (a.search && !a.no_early_stop);
   return c;
 }
 
+// The run's settings for summary.json: every workload option as given (keyed as in an experiment), the
+// effective workload kind under "workload", and the bench's own flags.
 Json config_json(const BenchArgs& a, const BenchConfig& c) {
-  return Json{{"url", a.url},
-              {"endpoint", a.endpoint},
-              {"model", c.load.model},
-              {"workload", c.workload.kind},
-              {"input_len", a.input_len},
-              {"output_len", a.output_len},
-              {"arrival", a.arrival},
-              {"burstiness", a.burstiness},
-              {"rate", a.rate},
-              {"num_requests", a.num_requests},
-              {"duration_s", a.duration_s},
-              {"max_concurrency", a.max_concurrency},
-              {"warmup", a.warmup},
-              {"warmup_s", a.warmup_s},
-              {"seed", a.seed},
-              {"slo", a.slo},
-              {"attainment", a.attainment},
-              {"search", a.search},
-              {"early_stop", c.early_stop},
-              {"sweep", a.sweep},
-              {"search_precision", a.search_precision},
-              {"trace", a.trace},
-              {"trace_format", a.trace_format},
-              {"time_scale", a.time_scale},
-              {"prompt_format", a.prompt_format},
-              {"vocab_size", a.vocab_size},
-              {"threads", a.threads}};
+  Json j = settings_json(a.w);
+  j.update(Json{{"url", a.url},
+                {"endpoint", a.endpoint},
+                {"model", c.load.model},
+                {"workload", c.workload.kind},
+                {"rate", a.rate},
+                {"search", a.search},
+                {"early_stop", c.early_stop},
+                {"sweep", a.sweep},
+                {"search_precision", a.search_precision},
+                {"threads", a.threads}});
+  return j;
+}
+
+// Fills in the model name and vocabulary size from GET /v1/models where not given.
+Status resolve_model(BenchArgs& a) {
+  if (!a.model.empty() && a.w.vocab_size > 0) return Status::ok();
+  auto m = discover_model(a.url);
+  if (!m && a.model.empty()) return invalid_argument("no --model given and none found: {}", m.status().to_string());
+  if (a.model.empty()) a.model = m->id;
+  if (a.w.vocab_size > 0) return Status::ok();
+  if (m && m->vocab_size > 0) {
+    a.w.vocab_size = m->vocab_size;
+    return Status::ok();
+  }
+  a.w.vocab_size = kQwen3VocabSize;
+  if (a.w.prompt_format == "ids") {
+    std::cerr << "note: the server does not say its vocabulary size: token ids are drawn below " << kQwen3VocabSize
+              << " (Qwen3's); pass --vocab-size for another model\n";
+  }
+  return Status::ok();
+}
+
+// "1,2,4,8" -> the rates of --sweep.
+Result<std::vector<double>> parse_sweep_rates(const std::string& list) {
+  std::vector<double> rates;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = list.find(',', start);
+    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    try {
+      size_t used = 0;
+      double r = std::stod(item, &used);
+      if (used != item.size() || !(r > 0)) throw std::invalid_argument(item);
+      rates.push_back(r);
+    } catch (const std::exception&) {
+      return invalid_argument("--sweep '{}': '{}' is not a rate > 0", list, item);
+    }
+  }
+  return rates;
+}
+
+SearchOptions search_options(const BenchArgs& a) {
+  SearchOptions so;
+  so.start_rate = a.search_start;
+  so.precision = a.search_precision;
+  so.max_rate = std::max(a.search_max_rate, a.search_start);
+  so.min_rate = std::min(1e-3, a.search_start);
+  so.max_trials = a.search_max_trials;
+  so.close_margin = a.search_close_margin;
+  return so;
+}
+
+void print_search_result(const BenchArgs& a, const SearchResult& res) {
+  const std::string unit = rate_unit(a.w.trace.empty() ? a.w.kind : "trace");
+  std::cout << fmt::format("\n[{}] max sustainable rate: {:.3f} {}; lowest failed: {}; broke first: {}{}\n", a.label,
+                           res.max_passed_rate, unit,
+                           std::isfinite(res.min_failed_rate) ? fmt::format("{:.3f} {}", res.min_failed_rate, unit)
+                                                              : "none",
+                           res.broke_first.empty() ? "-" : res.broke_first,
+                           res.converged ? "" : " (did not converge: " + res.note + ")");
+}
+
+// What the trial flags ask for, checked before anything runs.
+struct TrialPlan {
+  std::vector<deploy::SampleTarget> watch;
+  std::vector<double> rates;  // --sweep's; empty: one run at --rate, or a --search
+};
+
+Result<TrialPlan> plan_trials(const BenchArgs& a, const BenchConfig& cfg) {
+  if (a.search && !a.sweep.empty()) return invalid_argument("--search and --sweep exclude each other");
+  if (a.search && cfg.slo.empty()) return invalid_argument("--search needs an --slo to judge rates by");
+  TrialPlan plan;
+  BATON_ASSIGN_OR_RETURN(plan.watch, cli::parse_watch_targets(a.watch));
+  if (!a.sweep.empty()) {
+    BATON_ASSIGN_OR_RETURN(plan.rates, parse_sweep_rates(a.sweep));
+  }
+  return plan;
+}
+
+// Runs the trials (one rate, each --sweep rate, or a --search) through the trial engine.
+Status run_trials(const BenchArgs& a, const BenchConfig& cfg, const TrialPlan& plan, BenchOutcome* outcome) {
+  std::string instances;  // the peaks of the watched instances during the last trial
+  TrialHooks hooks;
+  hooks.run = [&](const BenchConfig& c, std::optional<double> rate, size_t index) -> Result<RunReport> {
+    BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(c, rate, plan.watch, a.out, index));
+    instances = std::move(run.instances);
+    return std::move(run.report);
+  };
+  hooks.after = [&](size_t, std::optional<double>, RunReport report) -> Result<TrialOutcome> {
+    std::cout << format_run(report) << instances << std::flush;
+    outcome->runs.push_back(std::move(report));
+    return outcome->runs.back().to_trial();
+  };
+  TrialEngine engine(cfg, a.w.seed, std::move(hooks));
+  if (a.search) {
+    BATON_ASSIGN_OR_RETURN(outcome->search, engine.search(search_options(a)));
+    print_search_result(a, *outcome->search);
+    return Status::ok();
+  }
+  if (plan.rates.empty()) return engine.run_trial().status();
+  return engine.run_rates(plan.rates).status();
 }
 
 int run_bench(BenchArgs a, bool rate_given) {
-  if (a.model.empty() || a.vocab_size <= 0) {
-    auto m = discover_model(a.url);
-    if (!m && a.model.empty()) {
-      std::cerr << "error: no --model given and none found: " << m.status().to_string() << "\n";
-      return 1;
-    }
-    if (a.model.empty()) a.model = m->id;
-    if (a.vocab_size <= 0) {
-      if (m && m->vocab_size > 0) {
-        a.vocab_size = m->vocab_size;
-      } else {
-        a.vocab_size = kQwen3VocabSize;
-        if (a.prompt_format == "ids") {
-          std::cerr << "note: the server does not say its vocabulary size: token ids are drawn below "
-                    << kQwen3VocabSize << " (Qwen3's); pass --vocab-size for another model\n";
-        }
-      }
-    }
-  }
-  auto cfg = make_config(a, rate_given);
-  if (!cfg) {
-    std::cerr << "error: " << cfg.status().to_string() << "\n";
+  // A flag's own error is printed as it is; a failure while running with its status code.
+  auto usage = [](const Status& st) {
+    std::cerr << "error: " << st.message() << "\n";
     return 1;
-  }
-  if (a.search && !a.sweep.empty()) {
-    std::cerr << "error: --search and --sweep exclude each other\n";
-    return 1;
-  }
-  if (a.search && cfg->slo.empty()) {
-    std::cerr << "error: --search needs an --slo to judge rates by\n";
-    return 1;
-  }
-  auto watch = cli::parse_watch_targets(a.watch);
-  if (!watch) {
-    std::cerr << "error: " << watch.status().message() << "\n";
-    return 1;
-  }
-  BenchOutcome outcome;
-  // Each run (a search's trial, a --sweep rate) draws its own prompts: reusing
-  // one seed would let a run hit the prefix cache that the runs before it filled.
-  auto config_for_run = [&] {
-    BenchConfig c = *cfg;
-    c.workload.seed = a.seed + outcome.runs.size();
-    c.workload.arrival.seed = a.seed + outcome.runs.size();
-    return c;
   };
+  auto fail = [](const Status& st) {
+    std::cerr << "error: " << st.to_string() << "\n";
+    return 1;
+  };
+  if (Status st = resolve_model(a); !st.is_ok()) return usage(st);
+  auto cfg = make_config(a, rate_given);
+  if (!cfg) return fail(cfg.status());
+  auto plan = plan_trials(a, *cfg);
+  if (!plan) return usage(plan.status());
+  BenchOutcome outcome;
   outcome.label = a.label;
   outcome.slo = cfg->slo;
   outcome.config = config_json(a, *cfg);
-  if (a.search) {
-    SearchOptions so;
-    so.start_rate = a.search_start;
-    so.precision = a.search_precision;
-    so.max_rate = std::max(a.search_max_rate, a.search_start);
-    so.min_rate = std::min(1e-3, a.search_start);
-    so.max_trials = a.search_max_trials;
-    so.close_margin = a.search_close_margin;
-    auto trial = [&](double rate) -> Result<TrialOutcome> {
-      BATON_ASSIGN_OR_RETURN(auto run, cli::run_watched(config_for_run(), rate, *watch, a.out, outcome.runs.size()));
-      std::cout << format_run(run.report) << run.instances << std::flush;
-      outcome.runs.push_back(std::move(run.report));
-      return outcome.runs.back().to_trial();
-    };
-    auto res = search_max_rate(trial, so);
-    if (!res) {
-      std::cerr << "error: " << res.status().to_string() << "\n";
-      return 1;
-    }
-    outcome.search = *res;
-    const std::string unit = rate_unit(a.trace.empty() ? a.workload : "trace");
-    std::cout << fmt::format("\n[{}] max sustainable rate: {:.3f} {}; lowest failed: {}; broke first: {}{}\n",
-                             a.label, res->max_passed_rate, unit,
-                             std::isfinite(res->min_failed_rate) ? fmt::format("{:.3f} {}", res->min_failed_rate, unit)
-                                                                 : "none",
-                             res->broke_first.empty() ? "-" : res->broke_first,
-                             res->converged ? "" : " (did not converge: " + res->note + ")");
-  } else {
-    std::vector<std::optional<double>> rates{std::nullopt};
-    if (!a.sweep.empty()) {
-      rates.clear();
-      for (size_t start = 0; start <= a.sweep.size();) {
-        size_t comma = a.sweep.find(',', start);
-        std::string item = a.sweep.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        start = comma == std::string::npos ? a.sweep.size() + 1 : comma + 1;
-        try {
-          size_t used = 0;
-          double r = std::stod(item, &used);
-          if (used != item.size() || !(r > 0)) throw std::invalid_argument(item);
-          rates.push_back(r);
-        } catch (const std::exception&) {
-          std::cerr << "error: --sweep '" << a.sweep << "': '" << item << "' is not a rate > 0\n";
-          return 1;
-        }
-      }
-    }
-    for (const auto& r : rates) {
-      auto run = cli::run_watched(config_for_run(), r, *watch, a.out, outcome.runs.size());
-      if (!run) {
-        std::cerr << "error: " << run.status().to_string() << "\n";
-        return 1;
-      }
-      std::cout << format_run(run->report) << run->instances << std::flush;
-      outcome.runs.push_back(std::move(run->report));
-    }
-  }
+  if (Status st = run_trials(a, *cfg, *plan, &outcome); !st.is_ok()) return fail(st);
   std::cout << "\n" << metric_definitions();
   for (const auto& r : outcome.runs) {
     if (r.load.fell_behind) {
@@ -340,11 +303,7 @@ int run_bench(BenchArgs a, bool rate_given) {
     }
   }
   if (!a.out.empty()) {
-    auto st = write_outputs(outcome, a.out);
-    if (!st.is_ok()) {
-      std::cerr << "error: " << st.to_string() << "\n";
-      return 1;
-    }
+    if (Status st = write_outputs(outcome, a.out); !st.is_ok()) return fail(st);
     std::cout << "wrote " << a.out << "/{summary.json,requests.jsonl,runs.csv,report.html}\n";
   }
   return 0;
@@ -396,26 +355,9 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--url", a->url, "Server base URL")->capture_default_str();
   sub.add_option("--endpoint", a->endpoint, "Completions path")->capture_default_str();
   sub.add_option("--model", a->model, "Model name (default: the first of GET /v1/models)");
-  sub.add_option("--workload", a->workload, "random | prefix | multiturn | trace")->capture_default_str();
-  sub.add_option("--input-len", a->input_len, "Prompt tokens: N or MIN:MAX")->capture_default_str();
-  sub.add_option("--output-len", a->output_len, "Output tokens (exact): N or MIN:MAX")->capture_default_str();
+  cli::add_workload_flags(sub, a->w);
   auto* rate = sub.add_option("--rate", a->rate, "Requests/s (multiturn: sessions/s; trace: rescales it)")
                    ->capture_default_str();
-  sub.add_option("--num-requests", a->num_requests,
-                 "Requests to send (multiturn: / turns = sessions; trace: the first N, 0 = all)")
-      ->capture_default_str();
-  sub.add_option("--duration-s", a->duration_s, "Send for this long instead of a count");
-  sub.add_option("--arrival", a->arrival, "poisson | gamma | constant")->capture_default_str();
-  sub.add_option("--burstiness", a->burstiness, "Gamma shape (1 = Poisson, < 1 burstier)")->capture_default_str();
-  sub.add_option("--max-concurrency", a->max_concurrency, "Cap on requests in flight (0: none)");
-  sub.add_option("--warmup", a->warmup, "First N requests are excluded from results");
-  sub.add_option("--warmup-s", a->warmup_s,
-                 "Requests (sessions) scheduled in the first S seconds are excluded from results: the load is "
-                 "still building up")
-      ->check(CLI::NonNegativeNumber);
-  sub.add_option("--seed", a->seed, "Seed for arrivals, lengths and prompts")->capture_default_str();
-  sub.add_option("--slo", a->slo, "e.g. \"ttft:p90<500ms,tpot:p90<40ms,e2e:p99<20s\"");
-  sub.add_option("--attainment", a->attainment, "Also require this fraction of good requests (0..1)");
   sub.add_flag("--search", a->search, "Find the max sustainable rate under --slo");
   sub.add_flag("--early-stop", a->early_stop,
                "Stop a run as soon as its --slo verdict is certainly FAIL (default with --search)");
@@ -435,21 +377,6 @@ cli::RunFn setup(CLI::App& sub) {
                  "NAME=URL or URL, comma-separated, e.g. prefill-0=http://127.0.0.1:8100,router=http://127.0.0.1:8000. "
                  "With --out, the timeline goes to metrics.jsonl");
   sub.add_option("--label", a->label, "Deployment label for comparisons")->capture_default_str();
-  sub.add_option("--trace", a->trace, "Trace file to replay (implies --workload trace)");
-  sub.add_option("--trace-format", a->trace_format, "azure | mooncake")->capture_default_str();
-  sub.add_option("--time-scale", a->time_scale, "Multiply trace timestamps by this (0.5 = twice as fast)")
-      ->capture_default_str();
-  sub.add_option("--prefix-groups", a->prefix_groups, "prefix workload: number of shared prefixes")
-      ->capture_default_str();
-  sub.add_option("--prefix-hit-rate", a->prefix_hit_rate, "prefix workload: target prefix-cache hit rate")
-      ->capture_default_str();
-  sub.add_option("--turns", a->turns, "multiturn: turns per session")->capture_default_str();
-  sub.add_option("--think-time-s", a->think_time_s, "multiturn: pause after each answer")->capture_default_str();
-  sub.add_option("--prompt-format", a->prompt_format, "ids (exact lengths) | text")->capture_default_str();
-  sub.add_option("--vocab-size", a->vocab_size,
-                 "Token ids are drawn below this, away from special ids (default: the vocab_size GET /v1/models "
-                 "reports, else 151936, Qwen3's)")
-      ->capture_default_str();
   sub.add_option("--threads", a->threads, "Client I/O threads")->capture_default_str();
   sub.add_option("--timeout-s", a->timeout_s, "Per-request deadline")->capture_default_str();
   sub.add_option("--extra-body", a->extra_body, "JSON object merged into every request body");
@@ -468,9 +395,10 @@ cli::RunFn setup(CLI::App& sub) {
   sim->add_option("--threads", a->sim.num_io_threads, "I/O threads")->capture_default_str();
   sim->add_option("--fail-every", a->sim.fail_every_n, "Answer every n-th request with HTTP 503");
   sub.require_subcommand(0, 1);
-  return [a, cmp, rate, sim] {
+  return [a, cmp, rate, sim, &sub] {
     if (cmp->parsed()) return run_compare(*a);
     if (sim->parsed()) return run_sim_server(*a);
+    cli::note_given_workload_flags(sub, a->w);
     return run_bench(*a, rate->count() > 0);
   };
 }

@@ -2,37 +2,17 @@
 // Llama-3.1-8B shape, 32 layers x 8 KV heads x head_dim 128, bf16, block 16)
 // at several prompt lengths over each transport, against ceilings measured
 // in the same run (memcpy, loopback TCP; with --device cuda, KV in GPU memory
-// on both ends: cudaMemcpyPeer for cuda_ipc, loopback TCP for tcp).
-//
-// shm and tcp run the serving side in a forked child process, as in
-// deployment; local runs both engines in this process. Block ids are
-// scattered (runs of 1..16 consecutive blocks, shuffled) on both sides.
-#include <signal.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstring>
-#include <fstream>
-#include <functional>
+// on both ends: cudaMemcpyPeer for cuda_ipc, loopback TCP for tcp). The
+// benches themselves live in the tools layer (src/tools/transfer_bench).
 #include <iostream>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "cli/command.h"
-#include "common/json.h"
-#include "common/log.h"
-#include "kv_transfer/bandwidth.h"
-#include "kv_transfer/bench_util.h"
-#include "kv_transfer/shm_buffer.h"
-#include "kv_transfer/tcp_transport.h"
-#include "kv_transfer/transfer_engine.h"
-#include "kv_transfer/transport_registry.h"
+#include "tools/transfer_bench/cpu_transfer_bench.h"
 #ifdef BATON_HAVE_KV_CUDA
-#include "kv_transfer/cuda/cuda_transfer_bench.h"
+#include "tools/transfer_bench/cuda/cuda_transfer_bench.h"
 #endif
 
 namespace {
@@ -40,38 +20,17 @@ namespace {
 using namespace baton;
 
 struct Options {
-  std::vector<int> tokens = {1024, 4096, 16384};
-  std::vector<std::string> transports = {"local", "shm", "tcp"};
-  int repeats = 5;
+  CpuTransferBenchOptions cpu;
   int num_layers = 32;
   int num_kv_heads = 8;
   int head_dim = 128;
   int block_size = 16;
   std::string dtype = "bf16";
   std::string device = "cpu";
-  bool checksum_every_read = false;
-  int tcp_streams = TcpTransportOptions{}.num_streams;  // the reading side's parallel connections
-  std::string json_path;
 };
 
-struct Row {
-  std::string transport;
-  int tcp_streams = 0;  // tcp only
-  int tokens = 0;
-  int64_t num_blocks = 0;
-  size_t num_runs = 0;
-  uint64_t num_bytes = 0;
-  double best_s = 0;
-  double median_s = 0;
-  std::string ceiling_name;
-  double ceiling_gbps = 0;
-  double gbps() const { return static_cast<double>(num_bytes) / best_s / 1e9; }
-  double median_gbps() const { return static_cast<double>(num_bytes) / median_s / 1e9; }
-};
-
-KvRegionDesc shape(const Options& o, KvDType dtype, int64_t num_blocks) {
+KvRegionDesc region_shape(const Options& o, KvDType dtype) {
   KvRegionDesc d;
-  d.num_blocks = num_blocks;
   d.dtype = dtype;
   d.num_layers = o.num_layers;
   d.num_kv_heads = o.num_kv_heads;
@@ -81,216 +40,45 @@ KvRegionDesc shape(const Options& o, KvDType dtype, int64_t num_blocks) {
   return d;
 }
 
-Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport,
-                                                    const std::string& id, int tcp_streams) {
-  std::unique_ptr<Transport> t;
-  if (transport == "tcp") {
-    TcpTransportOptions topts;
-    topts.num_streams = tcp_streams;
-    t = std::make_unique<TcpTransport>(topts);
-  } else {
-    BATON_ASSIGN_OR_RETURN(t, make_transport(transport));
+int run(Options& o, bool transports_given) {
+  auto dtype = parse_kv_dtype(o.dtype);
+  if (!dtype.is_ok()) {
+    std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
+    return 2;
   }
-  TransferEngineOptions opts;
-  opts.engine_id = id;
-  opts.default_timeout_ms = 120000;
-  opts.num_workers = 1;
-  opts.agent.io_timeout_ms = 120000;
-  return TransferEngine::create(std::move(t), opts);
-}
-
-// The serving side in a child process: allocates the region in shared
-// memory, fills it, starts the agent, reports the port, waits to be told to
-// exit. Never returns.
-[[noreturn]] void child_serve(const std::string& transport, const KvRegionDesc& s, int port_fd,
-                              int stop_fd) {
-  int port = -1;
-  auto buf = SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("bench"), s.total_bytes());
-  std::unique_ptr<TransferEngine> engine;
-  if (buf.is_ok()) {
-    KvRegionDesc region = s;
-    region.base = (*buf)->data();
-    region.shm_name = (*buf)->name();
-    fill_pattern(region.base, region.total_bytes(), 42);
-    auto e = make_engine(transport, "bench-prefill", 1);  // the serving side reads nothing
-    if (e.is_ok() && (*e)->register_memory(region).is_ok() && (*e)->start_agent(nullptr).is_ok()) {
-      port = (*e)->agent_port();
-      engine = std::move(e).value();
-    }
-  }
-  if (port < 0) BATON_LOG_ERROR("bench-transfer: the serving child could not start");
-  ssize_t w = ::write(port_fd, &port, sizeof(port));
-  (void)w;
-  char c;
-  while (::read(stop_fd, &c, 1) > 0) {
-  }
-  engine.reset();
-  buf = Status(StatusCode::kAborted, "done");  // unmaps and unlinks
-  ::_exit(0);
-}
-
-// `ceiling_gbps()` measures the row's ceiling once; it is called before
-// every timed transfer, so that under a varying load both see the same
-// conditions (best of each is reported).
-Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transport, int tokens,
-                      const std::function<Result<double>()>& ceiling_gbps) {
-  const int64_t n = (tokens + o.block_size - 1) / o.block_size;
-  const KvRegionDesc s = shape(o, dtype, n);
-  Row row;
-  row.transport = transport;
-  if (transport == "tcp") row.tcp_streams = o.tcp_streams;
-  row.tokens = tokens;
-  row.num_blocks = n;
-  row.num_bytes = s.total_bytes();
-
-  std::vector<uint8_t> src_mem;
-  std::unique_ptr<TransferEngine> prefill;
-  std::unique_ptr<ForkedServer> child;  // the serving side of shm and tcp
-  std::string host = "127.0.0.1";
-  int port = 0;
-  if (transport == "local") {
-    src_mem.resize(s.total_bytes());
-    KvRegionDesc src = s;
-    src.base = src_mem.data();
-    fill_pattern(src.base, src.total_bytes(), 42);
-    BATON_ASSIGN_OR_RETURN(prefill, make_engine(transport, "bench-prefill", o.tcp_streams));
-    BATON_RETURN_IF_ERROR(prefill->register_memory(src));
-    BATON_RETURN_IF_ERROR(prefill->start_agent(nullptr));
-    port = prefill->agent_port();
-  } else {
-    BATON_ASSIGN_OR_RETURN(child, fork_server([&](int port_fd, int stop_fd) { child_serve(transport, s, port_fd, stop_fd); },
-                                              {}, transport));
-    port = child->port;
-  }
-
-  std::vector<uint8_t> dst_mem(s.total_bytes(), 0);  // touched: pages faulted in
-  KvRegionDesc dst = s;
-  dst.base = dst_mem.data();
-  BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode", o.tcp_streams));
-  BATON_RETURN_IF_ERROR(decode->register_memory(dst));
-  BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer(host, port));
-  const std::vector<int64_t> remote = scattered_block_ids(n, 1);
-  const std::vector<int64_t> local = scattered_block_ids(n, 2);
-  BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote, local, n, n));
-  row.num_runs = runs.size();
-
-  // Warm-up, verified end to end with per-block checksums.
-  {
-    ReadOptions warm;
-    warm.request_id = "warmup";
-    warm.checksum = true;
-    BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local, warm));
-    BATON_RETURN_IF_ERROR(h->wait(300000));
-  }
-  std::vector<double> times;
-  for (int r = 0; r < std::max(1, o.repeats); ++r) {
-    BATON_ASSIGN_OR_RETURN(double ceiling, ceiling_gbps());
-    row.ceiling_gbps = std::max(row.ceiling_gbps, ceiling);
-    ReadOptions timed;
-    timed.request_id = fmt::format("r{}", r);
-    timed.checksum = o.checksum_every_read;
-    BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local, timed));
-    BATON_RETURN_IF_ERROR(h->wait(300000));
-    times.push_back(h->elapsed_s());
-  }
-  std::sort(times.begin(), times.end());
-  row.best_s = times.front();
-  row.median_s = times[times.size() / 2];
-  BATON_RETURN_IF_ERROR(decode->notify_done(peer.engine_id, "bench"));
-  return row;
-}
-
-Json row_json(const Row& r) {
-  Json j{{"transport", r.transport},   {"tokens", r.tokens},
-              {"num_blocks", r.num_blocks}, {"num_runs", r.num_runs},
-              {"bytes", r.num_bytes},       {"best_ms", r.best_s * 1e3},
-              {"median_ms", r.median_s * 1e3}, {"gbps", r.gbps()},
-              {"median_gbps", r.median_gbps()}, {"ceiling", r.ceiling_name},
-              {"ceiling_gbps", r.ceiling_gbps},
-              {"pct_of_ceiling", 100.0 * r.gbps() / r.ceiling_gbps}};
-  if (r.tcp_streams > 0) j["tcp_streams"] = r.tcp_streams;
-  return j;
-}
-
-void print_row(const Row& r) {
-  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f} {:>8.2f}  {:>5.1f}% of {}\n",
-                           r.tcp_streams > 0 ? fmt::format("{}x{}", r.transport, r.tcp_streams) : r.transport,
-                           r.tokens, r.num_blocks, r.num_runs,
-                           static_cast<double>(r.num_bytes) / (1 << 20), r.best_s * 1e3,
-                           r.median_s * 1e3, r.gbps(), r.median_gbps(), r.ceiling_gbps,
-                           100.0 * r.gbps() / r.ceiling_gbps, r.ceiling_name);
-}
-
-int run_cpu(const Options& o, KvDType dtype) {
-  for (const auto& t : o.transports) {
-    if (t != "local" && t != "shm" && t != "tcp") {
-      std::cerr << "bench-transfer: unknown CPU transport '" << t << "' (local, shm, tcp)\n";
+  for (int t : o.cpu.tokens) {
+    if (t <= 0) {
+      std::cerr << "bench-transfer: --tokens must be positive, got " << t << "\n";
       return 2;
     }
   }
-  const KvRegionDesc one = shape(o, dtype, 1);
-  std::cout << fmt::format(
-      "KV shape: {} layers x {} KV heads x head_dim {}, {}, block {} tokens: {} KiB/token, {} "
-      "MiB/block\n",
-      o.num_layers, o.num_kv_heads, o.head_dim, kv_dtype_name(dtype), o.block_size,
-      one.block_bytes / o.block_size / 1024, static_cast<double>(one.block_bytes) / (1 << 20));
-  // The machine may be shared: each row's ceiling is measured before each of
-  // its timed transfers (same size, up to 512 MiB for memcpy and 1 GiB for
-  // loopback TCP), and the best of each is compared.
-  std::cout << "ceilings, measured interleaved with each row's transfers: memcpy (1 thread, "
-               "pre-faulted buffers), loopback TCP (as many plain socket streams at once as tcp uses, "
-               "4 MiB writes)\n";
-  std::cout << fmt::format("tcp reads: up to {} parallel connection(s) (tcpxN), one stream for reads of at most {} "
-                           "MiB\n\n",
-                           o.tcp_streams, TcpTransportOptions{}.min_stream_bytes >> 20);
-  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n",
-                           "transport", "tokens", "blocks", "runs", "MiB", "best_ms", "med_ms",
-                           "GB/s", "med_GB/s", "ceil_GB/s", "best vs ceiling");
-  Json rows = Json::array();
-  for (const auto& t : o.transports) {
-    for (int tokens : o.tokens) {
-      const size_t bytes = static_cast<size_t>((tokens + o.block_size - 1) / o.block_size) *
-                           one.block_bytes;
-      auto ceiling = [&]() -> Result<double> {
-        if (t == "tcp") {
-          return measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1, o.tcp_streams);
-        }
-        return measure_memcpy_gbps(std::min<size_t>(bytes, 512u << 20), 2);
-      };
-      auto row = bench_one(o, dtype, t, tokens, ceiling);
-      if (!row.is_ok()) {
-        std::cerr << fmt::format("bench-transfer: {} at {} tokens: {}\n", t, tokens,
-                                 row.status().to_string());
-        return 1;
-      }
-      row->ceiling_name = t == "tcp" ? fmt::format("loopback TCP x{}", o.tcp_streams) : "memcpy";
-      print_row(*row);
-      rows.push_back(row_json(*row));
-    }
+  o.cpu.region = region_shape(o, *dtype);
+  if (o.device == "cuda") {
+#ifdef BATON_HAVE_KV_CUDA
+    CudaTransferBenchOptions co;
+    co.tokens = o.cpu.tokens;
+    co.repeats = o.cpu.repeats;
+    co.region = o.cpu.region;
+    co.json_path = o.cpu.json_path;
+    co.tcp_streams = o.cpu.tcp_streams;
+    if (transports_given) co.transports = o.cpu.transports;
+    return run_cuda_transfer_bench(co);
+#else
+    std::cerr << "bench-transfer: --device cuda needs a CUDA build of baton\n";
+    return 2;
+#endif
   }
-  if (!o.json_path.empty()) {
-    Json out{{"shape",
-              {{"num_layers", o.num_layers}, {"num_kv_heads", o.num_kv_heads},
-               {"head_dim", o.head_dim}, {"block_size", o.block_size},
-               {"dtype", kv_dtype_name(dtype)}, {"block_bytes", one.block_bytes}}},
-             {"rows", rows}};
-    Status st = write_file(o.json_path, out.dump(2) + "\n");
-    if (!st.is_ok()) {
-      std::cerr << "bench-transfer: " << st.to_string() << "\n";
-      return 1;
-    }
-  }
-  return 0;
+  return run_cpu_transfer_bench(o.cpu);
 }
 
 baton::cli::RunFn setup(CLI::App& sub) {
   auto o = std::make_shared<Options>();
-  sub.add_option("--tokens", o->tokens, "Prompt lengths to move (tokens)")->delimiter(',');
+  sub.add_option("--tokens", o->cpu.tokens, "Prompt lengths to move (tokens)")->delimiter(',');
   CLI::Option* transports_opt =
-      sub.add_option("--transports", o->transports,
+      sub.add_option("--transports", o->cpu.transports,
                      "Transports: local,shm,tcp (cpu, the default all three); cuda_ipc,tcp (cuda, the default both)")
           ->delimiter(',');
-  sub.add_option("--repeats", o->repeats, "Timed transfers per case (after one verified warm-up)")
+  sub.add_option("--repeats", o->cpu.repeats, "Timed transfers per case (after one verified warm-up)")
       ->check(CLI::Range(1, 1000));
   sub.add_option("--layers", o->num_layers, "KV layers")->check(CLI::Range(1, 1024));
   sub.add_option("--kv-heads", o->num_kv_heads, "KV heads")->check(CLI::Range(1, 1024));
@@ -301,41 +89,13 @@ baton::cli::RunFn setup(CLI::App& sub) {
                  "cpu (host KV: local, shm, tcp) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs, tcp "
                  "staged through pinned host memory, on 2 GPUs or one)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  sub.add_flag("--checksum", o->checksum_every_read,
+  sub.add_flag("--checksum", o->cpu.checksum_every_read,
                "Verify xxHash64 per block on every timed read (the warm-up always does)");
-  sub.add_option("--tcp-streams", o->tcp_streams,
+  sub.add_option("--tcp-streams", o->cpu.tcp_streams,
                  "tcp: parallel connections one large read is split over (default the transport's)")
       ->check(CLI::Range(1, 64));
-  sub.add_option("--json", o->json_path, "Also write the results as JSON here");
-  return [o, transports_opt]() -> int {
-    auto dtype = parse_kv_dtype(o->dtype);
-    if (!dtype.is_ok()) {
-      std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
-      return 2;
-    }
-    for (int t : o->tokens) {
-      if (t <= 0) {
-        std::cerr << "bench-transfer: --tokens must be positive, got " << t << "\n";
-        return 2;
-      }
-    }
-    if (o->device == "cuda") {
-#ifdef BATON_HAVE_KV_CUDA
-      CudaTransferBenchOptions co;
-      co.tokens = o->tokens;
-      co.repeats = o->repeats;
-      co.region = shape(*o, *dtype, 0);
-      co.json_path = o->json_path;
-      co.tcp_streams = o->tcp_streams;
-      if (transports_opt->count() > 0) co.transports = o->transports;
-      return run_cuda_transfer_bench(co);
-#else
-      std::cerr << "bench-transfer: --device cuda needs a CUDA build of baton\n";
-      return 2;
-#endif
-    }
-    return run_cpu(*o, *dtype);
-  };
+  sub.add_option("--json", o->cpu.json_path, "Also write the results as JSON here");
+  return [o, transports_opt]() -> int { return run(*o, transports_opt->count() > 0); };
 }
 
 const baton::cli::Command kCmd("bench-transfer",

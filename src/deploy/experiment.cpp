@@ -6,7 +6,10 @@
 
 #include <filesystem>
 #include <set>
+#include <type_traits>
+#include <variant>
 
+#include "bench/workload_schema.h"
 #include "common/json.h"
 #include "deploy/yaml_limits.h"
 
@@ -54,6 +57,17 @@ std::vector<std::string> string_list(const YAML::Node& node, const std::string& 
 const std::set<std::string> kSearchKeys = {"start_rate", "precision", "num_requests", "warmup", "warmup_s", "seed",
                                            "max_trials", "max_rate",  "min_rate",     "close_margin"};
 
+// The YAML binding of the workload schema (bench/workload_schema.h): reads each option present in `node`.
+// `own`: the workload's own mapping (its keys count as given; those of the defaults do not).
+void read_settings(const YAML::Node& node, bench::WorkloadSettings* s, bool own) {
+  for (const auto& o : bench::workload_options()) {
+    const YAML::Node value = node[o.key];
+    if (!value) continue;
+    std::visit([&](auto field) { s->*field = value.as<std::remove_cvref_t<decltype(s->*field)>>(); }, o.field);
+    if (own) s->given.insert(o.key);
+  }
+}
+
 // Reads the search fields present in `node` over `w` (experiment defaults first, then the workload's own).
 // `own`: the workload's own fields (an explicit start rate there overrides a trace's own rate).
 void read_search(const YAML::Node& node, ExperimentWorkload* w, bool own) {
@@ -66,111 +80,81 @@ void read_search(const YAML::Node& node, ExperimentWorkload* w, bool own) {
   if (node["max_rate"]) w->search.max_rate = node["max_rate"].as<double>();
   if (node["min_rate"]) w->search.min_rate = node["min_rate"].as<double>();
   if (node["close_margin"]) w->search.close_margin = node["close_margin"].as<double>();
-  if (node["num_requests"]) w->options.num_requests = node["num_requests"].as<size_t>();
-  if (node["warmup"]) w->num_warmup = node["warmup"].as<size_t>();
-  if (node["warmup_s"]) w->warmup_s = node["warmup_s"].as<double>();
-  if (node["seed"]) {
-    w->options.seed = node["seed"].as<uint64_t>();
-    w->options.arrival.seed = w->options.seed;
+}
+
+Result<std::map<std::string, double>> read_start_rates(const YAML::Node& rates, const std::string& where) {
+  std::map<std::string, double> out;
+  if (!rates) return out;
+  if (!rates.IsMap()) return invalid_argument("{}: start_rates must map deployment names to rates", where);
+  for (const auto& kv : rates) {
+    const std::string dn = kv.first.as<std::string>();
+    const double rate = kv.second.as<double>();
+    if (!(rate > 0) || !std::isfinite(rate)) {
+      return invalid_argument("{}: start_rates '{}' must be a rate > 0 (got {})", where, dn, rate);
+    }
+    out[dn] = rate;
   }
+  return out;
+}
+
+// The workload's options from its settings; checked with placeholders for what the search and the model set.
+Status apply_settings(const bench::WorkloadSettings& settings, const std::string& where, ExperimentWorkload* w) {
+  auto options = bench::to_workload_options(settings, bench::OptionNames::kKey);
+  if (!options.is_ok()) return options.status().with_context(where);
+  w->options = std::move(*options);
+  w->options.rate_overrides_trace = w->options.kind == "trace";
+  w->num_warmup = settings.warmup;
+  w->warmup_s = settings.warmup_s;
+  w->max_concurrency = settings.max_concurrency;
+  if (!settings.given.count("slo")) {
+    return invalid_argument("{} needs an slo (e.g. \"ttft:p90<2s,tpot:p90<50ms\")", where);
+  }
+  w->slo_text = settings.slo;
+  auto slo = bench::settings_slo(settings, bench::OptionNames::kKey);
+  if (!slo.is_ok()) return slo.status().with_context(where);
+  w->slo = *slo;
+  if (w->slo.empty()) return invalid_argument("{}: the slo names no target", where);
+  // The arrival rate is the search's; validate everything else with a placeholder.
+  bench::WorkloadOptions check = w->options;
+  check.arrival.rate = 1.0;
+  if (check.vocab_size == 0) check.vocab_size = 151936;
+  Status st = bench::validate(check);
+  if (!st.is_ok()) return st.with_context(where);
+  const auto& o = w->options;
+  if (o.duration_s > 0 && o.num_requests == 0 && w->warmup_s >= o.duration_s) {
+    return invalid_argument("{}: warmup_s {} leaves nothing of the {} s window to measure", where, w->warmup_s,
+                            o.duration_s);
+  }
+  return Status::ok();
 }
 
 Result<ExperimentWorkload> read_workload(const YAML::Node& node, const YAML::Node& search_defaults,
                                          const YAML::Node& load_defaults, const std::string& base_dir) {
   if (!node.IsMap()) return invalid_argument("each workload must be a mapping");
-  std::set<std::string> known = {"name",        "kind",         "input_len",       "output_len",  "num_requests",
-                                 "duration_s",  "arrival",      "burstiness",      "prefix_groups",
-                                 "prefix_hit_rate", "turns",    "think_time_s",    "trace",       "trace_format",
-                                 "time_scale",  "prompt_format", "vocab_size",     "slo",         "attainment",
-                                 "max_concurrency", "deployments", "start_rates"};
+  std::set<std::string> known = {"name", "deployments", "start_rates"};
+  for (const auto& o : bench::workload_options()) known.insert(o.key);
   known.insert(kSearchKeys.begin(), kSearchKeys.end());
   ExperimentWorkload w;
   w.name = node["name"] ? node["name"].as<std::string>() : "";
   BATON_RETURN_IF_ERROR(check_result_name(w.name, "a workload"));
   const std::string where = "workload '" + w.name + "'";
   BATON_RETURN_IF_ERROR(check_keys(node, where, known));
-  auto& o = w.options;
-  o.num_requests = 100;
-  if (search_defaults) read_search(search_defaults, &w, false);
-  if (load_defaults && load_defaults["max_concurrency"]) {
-    w.max_concurrency = load_defaults["max_concurrency"].as<size_t>();
+  bench::WorkloadSettings settings;
+  if (search_defaults) {
+    read_settings(search_defaults, &settings, false);
+    read_search(search_defaults, &w, false);
   }
+  if (load_defaults) read_settings(load_defaults, &settings, false);
+  read_settings(node, &settings, true);
   read_search(node, &w, true);
-  if (node["kind"]) o.kind = node["kind"].as<std::string>();
-  if (node["input_len"]) {
-    BATON_ASSIGN_OR_RETURN(o.input_len, bench::parse_length_range(node["input_len"].as<std::string>(),
-                                                                  where + " input_len"));
-  }
-  if (node["output_len"]) {
-    BATON_ASSIGN_OR_RETURN(o.output_len, bench::parse_length_range(node["output_len"].as<std::string>(),
-                                                                   where + " output_len"));
-  }
-  if (node["duration_s"]) {
-    o.duration_s = node["duration_s"].as<double>();
-    if (!node["num_requests"]) o.num_requests = 0;
-  }
-  if (node["arrival"]) {
-    BATON_ASSIGN_OR_RETURN(o.arrival.kind, bench::parse_arrival_kind(node["arrival"].as<std::string>()));
-  }
-  if (node["burstiness"]) o.arrival.burstiness = node["burstiness"].as<double>();
-  if (node["prefix_groups"]) o.num_prefix_groups = node["prefix_groups"].as<size_t>();
-  if (node["prefix_hit_rate"]) o.prefix_hit_rate = node["prefix_hit_rate"].as<double>();
-  if (node["turns"]) o.num_turns = node["turns"].as<int>();
-  if (node["think_time_s"]) o.think_time_s = node["think_time_s"].as<double>();
-  if (node["trace"]) {
-    o.trace_path = resolve_path(node["trace"].as<std::string>(), base_dir);
-    if (!node["kind"]) o.kind = "trace";
-  }
-  if (node["trace_format"]) {
-    BATON_ASSIGN_OR_RETURN(o.trace_format, bench::parse_trace_format(node["trace_format"].as<std::string>()));
-  }
-  if (node["time_scale"]) o.time_scale = node["time_scale"].as<double>();
-  if (node["prompt_format"]) {
-    std::string f = node["prompt_format"].as<std::string>();
-    if (f == "ids") o.prompt_format = bench::PromptFormat::kTokenIds;
-    else if (f == "text") o.prompt_format = bench::PromptFormat::kText;
-    else return invalid_argument("{}: prompt_format must be ids or text, got '{}'", where, f);
-  }
-  o.vocab_size = 0;  // 0: from the deployment's model (sweep.cpp)
-  if (node["vocab_size"]) o.vocab_size = node["vocab_size"].as<int64_t>();
-  if (node["max_concurrency"]) w.max_concurrency = node["max_concurrency"].as<size_t>();
-  o.rate_overrides_trace = o.kind == "trace";
-  if (!node["slo"]) return invalid_argument("{} needs an slo (e.g. \"ttft:p90<2s,tpot:p90<50ms\")", where);
-  w.slo_text = node["slo"].as<std::string>();
-  double attainment = node["attainment"] ? node["attainment"].as<double>() : 0.0;
-  auto slo = bench::parse_slo(w.slo_text, attainment);
-  if (!slo.is_ok()) return slo.status().with_context(where);
-  w.slo = *slo;
-  if (w.slo.empty()) return invalid_argument("{}: the slo names no target", where);
+  settings.trace = resolve_path(settings.trace, base_dir);
+  BATON_RETURN_IF_ERROR(apply_settings(settings, where, &w));
   w.deployments = string_list(node["deployments"], where + " deployments");
-  if (const YAML::Node rates = node["start_rates"]) {
-    if (!rates.IsMap()) return invalid_argument("{}: start_rates must map deployment names to rates", where);
-    for (const auto& kv : rates) {
-      const std::string dn = kv.first.as<std::string>();
-      const double rate = kv.second.as<double>();
-      if (!(rate > 0) || !std::isfinite(rate)) {
-        return invalid_argument("{}: start_rates '{}' must be a rate > 0 (got {})", where, dn, rate);
-      }
-      w.start_rates[dn] = rate;
-    }
-  }
-  // The arrival rate is the search's; validate everything else with a placeholder.
-  bench::WorkloadOptions check = o;
-  check.arrival.rate = 1.0;
-  if (check.vocab_size == 0) check.vocab_size = 151936;
-  Status st = bench::validate(check);
-  if (!st.is_ok()) return st.with_context(where);
-  if (!(w.warmup_s >= 0) || !std::isfinite(w.warmup_s)) {
-    return invalid_argument("{}: warmup_s must be a number of seconds >= 0 (got {})", where, w.warmup_s);
-  }
-  if (o.duration_s > 0 && o.num_requests == 0 && w.warmup_s >= o.duration_s) {
-    return invalid_argument("{}: warmup_s {} leaves nothing of the {} s window to measure", where, w.warmup_s,
-                            o.duration_s);
-  }
+  BATON_ASSIGN_OR_RETURN(w.start_rates, read_start_rates(node["start_rates"], where));
   if (!(w.search.start_rate > 0)) w.search.start_rate = 1.0;
   w.search.min_rate = std::min(w.search.min_rate, w.search.start_rate);
   w.search.max_rate = std::max(w.search.max_rate, w.search.start_rate);
-  st = bench::validate(w.search);
+  Status st = bench::validate(w.search);
   if (!st.is_ok()) return st.with_context(where);
   return w;
 }

@@ -14,9 +14,11 @@
 //       output_len: 256
 //       slo: "ttft:p90<2s,tpot:p90<50ms"   # the bench's --slo syntax
 //       attainment: 0             # optional minimum fraction of good requests
-//       # also: num_requests, duration_s, arrival, burstiness, prefix_groups,
+//       # also: num_requests (default 200), duration_s, arrival, burstiness, prefix_groups,
 //       # prefix_hit_rate, turns, think_time_s, trace, trace_format, time_scale,
-//       # prompt_format, vocab_size, max_concurrency, and any search field below
+//       # prompt_format, vocab_size, max_concurrency, and any search field below.
+//       # The workload keys are bench's option schema (bench/workload_schema.h,
+//       # docs/bench.md): the same options, defaults and rules as `baton bench`.
 //   search: {start_rate: 1, precision: 0.1, num_requests: 200, warmup: 10, seed: 0,
 //            max_trials: 16, max_rate: 1000, min_rate: 0.01, close_margin: 0.05}
 //   load: {threads: 2, timeout_s: 600, max_concurrency: 0}

@@ -16,10 +16,13 @@
 #include "bench/bench_result.h"
 #include "bench/bench_run.h"
 #include "bench/rate_search.h"
+#include "bench/trial_engine.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "deploy/metrics_sampler.h"
+#include "deploy/sampled_run.h"
 #include "deploy/supervisor.h"
+#include "deploy/sweep_trials.h"
 
 namespace baton::deploy {
 
@@ -116,107 +119,6 @@ uint64_t name_hash(const std::string& s) {
   return h;
 }
 
-Status write_atomically(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp";
-  BATON_RETURN_IF_ERROR(write_file(tmp, data));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return unavailable("cannot move '{}' to '{}': {}", tmp, path, ec.message());
-  return Status::ok();
-}
-
-// One trial as kept on disk: its verdict, its summary (RunReport::to_json), the
-// CDFs of its distributions and its per-request records (no ITL arrays).
-Json trial_entry(size_t index, double rate, bench::RunReport rep, const bench::SloSpec& slo) {
-  bench::TrialOutcome t = rep.to_trial();
-  Json requests = Json::array();
-  for (const auto& rec : rep.load.records) {
-    Json j = bench::record_to_json(rec);
-    j.erase("itl_ms");  // every gap of every request would dwarf the rest; TPOT and E2E stay
-    j["trial"] = index;
-    j["target_rate_rps"] = rep.target_rate;
-    requests.push_back(std::move(j));
-  }
-  bench::BenchOutcome one;
-  one.slo = slo;
-  one.runs.push_back(std::move(rep));
-  Json doc = bench::result_document(one);
-  return Json{{"rate", rate},
-              {"sustainable", t.sustainable},
-              {"worst_ratio", std::isfinite(t.worst_ratio) ? Json(t.worst_ratio) : Json(nullptr)},
-              {"first_broken", t.first_broken},
-              {"run", t.summary},
-              {"cdf", doc.value("cdf", Json::object())},
-              {"requests", std::move(requests)}};
-}
-
-bench::TrialOutcome trial_of(const Json& entry) {
-  bench::TrialOutcome t;
-  t.rate = entry.value("rate", 0.0);
-  t.sustainable = entry.value("sustainable", false);
-  const Json& wr = entry.contains("worst_ratio") ? entry["worst_ratio"] : Json();
-  t.worst_ratio = wr.is_number() ? wr.get<double>() : std::numeric_limits<double>::infinity();
-  t.first_broken = entry.value("first_broken", "");
-  t.summary = entry.value("run", Json::object());
-  return t;
-}
-
-// The result document of a finished search over `entries` (bench_result.h's
-// format; the distribution run is the highest sustainable trial, else the last).
-Json document_of(const bench::BenchOutcome& head, const std::vector<Json>& entries) {
-  Json doc = bench::result_document(head);  // head carries no runs: filled in here
-  Json runs = Json::array();
-  size_t best = entries.empty() ? 0 : entries.size() - 1;
-  double best_rate = -1;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const Json& run = entries[i]["run"];
-    runs.push_back(run);
-    double rate = run.value("target_rate_rps", 0.0);
-    if (entries[i].value("sustainable", false) && rate > best_rate) {
-      best = i;
-      best_rate = rate;
-    }
-  }
-  doc["runs"] = runs;
-  if (!entries.empty()) {
-    doc["distribution_run"] = best;
-    doc["cdf"] = entries[best].value("cdf", Json::object());
-  }
-  return doc;
-}
-
-Status append_partial(const std::string& path, const Json& entry) {
-  std::ofstream f(path, std::ios::app);
-  f << entry.dump() << '\n';
-  f.flush();
-  if (!f) return unavailable("cannot append to '{}'", path);
-  return Status::ok();
-}
-
-Status write_partial(const std::string& path, const std::vector<Json>& entries) {
-  std::string text;
-  for (const auto& e : entries) text += e.dump() + "\n";
-  return write_atomically(path, text);
-}
-
-Result<std::vector<Json>> read_partial(const std::string& path) {
-  BATON_ASSIGN_OR_RETURN(std::string text, read_file(path));
-  std::vector<Json> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) break;  // a line cut short by a crash: dropped, that trial runs again
-    auto j = parse_json(std::string_view(text).substr(start, nl - start), path);
-    if (!j.is_ok() || !j->is_object() || !j->contains("rate") || !j->contains("run")) {
-      return data_loss("'{}' line {} is not a trial record; delete the file to run this search again", path,
-                       out.size() + 1);
-    }
-    out.push_back(std::move(*j));
-    start = nl + 1;
-  }
-  return out;
-}
-
 bool selected(const std::vector<std::string>& only, const std::string& name) {
   if (only.empty()) return true;
   for (const auto& n : only) {
@@ -264,6 +166,9 @@ class SweepRunner {
       say(name.find("(unfinished") == std::string::npos ? "on disk, not run again: " + name
                                                          : "on disk, to be continued: " + name);
     }
+    // The budget counts from here: the checks above take no measurable time for a user, but a
+    // budget shorter than them (a test's) would stop the sweep before any deployment came up.
+    sweep_clock_.reset();
     for (size_t i = 0; i < e_.deployments.size() && !interrupted(); ++i) {
       const auto& d = e_.deployments[i];
       if (todo[i].empty()) continue;
@@ -337,9 +242,9 @@ class SweepRunner {
     sup.stop(10.0);
   }
 
-  Status run_workload(const ExperimentDeployment& d, const ExperimentWorkload& w, Supervisor* sup, const Json& gpus,
-                      const std::string& log_dir) {
-    const std::string tag = d.name + "/" + w.name;
+  // What every trial of workload `w` on deployment `d` runs (the search sets the rate, the engine the seed).
+  bench::BenchConfig trial_config(const ExperimentDeployment& d, const ExperimentWorkload& w,
+                                  const std::string& endpoint) const {
     bench::BenchConfig cfg;
     cfg.label = d.name;
     cfg.workload = w.options;
@@ -347,7 +252,7 @@ class SweepRunner {
     cfg.slo = w.slo;
     cfg.early_stop = true;  // a trial stops once its FAIL is certain (its summary says stopped_early)
     auto& l = cfg.load;
-    l.url = sup->endpoint();
+    l.url = endpoint;
     l.model = d.spec.name;
     l.prompt_format = cfg.workload.prompt_format;
     l.vocab_size = cfg.workload.vocab_size;
@@ -356,99 +261,149 @@ class SweepRunner {
     l.warmup_s = w.warmup_s;
     l.request_timeout_s = e_.request_timeout_s;
     l.num_threads = e_.num_threads;
+    return cfg;
+  }
 
-    BATON_ASSIGN_OR_RETURN(bench::SearchOptions search, effective_search(w, d.name));
-
-    std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"), std::ios::app);
-    const std::string partial = partial_path(o_.out_dir, d.name, w.name);
-    std::error_code ec;
-    fs::create_directories(fs::path(partial).parent_path(), ec);
-    if (ec) return unavailable("cannot create '{}': {}", fs::path(partial).parent_path().string(), ec.message());
-    std::vector<Json> entries;  // one per trial: what the partial file holds
-    std::vector<Json> replay;   // trials of an earlier, unfinished search of this pair
-    if (fs::exists(partial)) {
-      BATON_ASSIGN_OR_RETURN(replay, read_partial(partial));
-      // Trials measured on other cards are not this search's: a result mixes no cards.
-      const std::string cards = gpu_cards(gpus);
-      const std::string then = replay.empty() ? cards : gpu_cards(replay.front().value("gpus", Json::array()));
-      if (then != cards) {
-        say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk ran on {}, this host has {}: "
-                        "searching again",
-                        tag, replay.size(), then.empty() ? "unrecorded cards" : then, cards.empty() ? "none" : cards));
-        replay.clear();
-        fs::remove(partial, ec);
-      } else {
-        say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk; replaying them", tag, replay.size()));
-      }
+  // The trials of an earlier, unfinished search of this pair (none when they ran on other cards).
+  Result<std::vector<Json>> load_replay(const std::string& tag, const std::string& partial, const Json& gpus) {
+    if (!fs::exists(partial)) return std::vector<Json>{};
+    BATON_ASSIGN_OR_RETURN(auto replay, read_partial_trials(partial));
+    // Trials measured on other cards are not this search's: a result mixes no cards.
+    const std::string cards = gpu_cards(gpus);
+    const std::string then = replay.empty() ? cards : gpu_cards(replay.front().value("gpus", Json::array()));
+    if (then != cards) {
+      say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk ran on {}, this host has {}: "
+                      "searching again",
+                      tag, replay.size(), then.empty() ? "unrecorded cards" : then, cards.empty() ? "none" : cards));
+      std::error_code ec;
+      fs::remove(partial, ec);
+      return std::vector<Json>{};
     }
-    bool replaying = !replay.empty();
-    Stopwatch clock;
-    const uint64_t seed_base = w.options.seed ^ name_hash(w.name);
-    const std::string unit = bench::rate_unit(w.options.kind);  // multi-turn: sessions/s
-    say(fmt::format("--- {}: searching (slo {}, start {:.3g} {}, precision {:.2g}, {} trials at most)", tag,
-                    w.slo_text, search.start_rate, unit, search.precision, search.max_trials));
-    auto trial = [&](double rate) -> Result<bench::TrialOutcome> {
-      const size_t k = entries.size();
-      if (replaying && k < replay.size() && std::abs(replay[k].value("rate", -1.0) - rate) <= 1e-9 * rate) {
-        entries.push_back(replay[k]);
-        say(fmt::format("    {} trial {} at {:.3f} {}: from disk -> {}", tag, k, rate, unit,
-                        replay[k].value("sustainable", false) ? "PASS" : "FAIL"));
-        return trial_of(replay[k]);
-      }
-      if (replaying) {  // the search went elsewhere (settings changed): keep only what matched
-        replaying = false;
-        BATON_RETURN_IF_ERROR(write_partial(partial, entries));
-      }
-      if (interrupted()) return aborted("interrupted");
-      if (budget_spent()) return aborted("the time budget is spent");
-      Status health = sup->poll();
-      if (!health.is_ok()) return health;
-      // Fresh prompts for every trial (deterministic): a repeated prompt would hit the
-      // prefix cache the previous trial filled.
-      bench::BenchConfig c = cfg;
-      c.workload.seed = seed_base + k * 0x9e3779b97f4a7c15ULL;
-      c.workload.arrival.seed = c.workload.seed;
+    say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk; replaying them", tag, replay.size()));
+    return replay;
+  }
+
+  // One search's state on disk: the trials run (or replayed) so far, as the partial file holds them.
+  struct SearchState {
+    std::string tag, unit, partial;
+    std::vector<Json> entries;  // one per trial
+    std::vector<Json> replay;   // trials of an earlier, unfinished search of this pair
+    bool replaying = false;
+    std::vector<InstanceLoad> loads;  // of the last trial run
+  };
+
+  // Before a trial: replay it from disk while the search retraces the unfinished one; else check that it may run.
+  Result<std::optional<bench::TrialOutcome>> before_trial(SearchState& s, size_t k, double rate, Supervisor* sup) {
+    if (s.replaying && k < s.replay.size() && std::abs(s.replay[k].value("rate", -1.0) - rate) <= 1e-9 * rate) {
+      s.entries.push_back(s.replay[k]);
+      say(fmt::format("    {} trial {} at {:.3f} {}: from disk -> {}", s.tag, k, rate, s.unit,
+                      s.replay[k].value("sustainable", false) ? "PASS" : "FAIL"));
+      return std::optional<bench::TrialOutcome>(trial_of(s.replay[k]));
+    }
+    if (s.replaying) {  // the search went elsewhere (settings changed): keep only what matched
+      s.replaying = false;
+      BATON_RETURN_IF_ERROR(write_partial(s.partial, s.entries));
+    }
+    if (interrupted()) return aborted("interrupted");
+    if (budget_spent()) return aborted("the time budget is spent");
+    BATON_RETURN_IF_ERROR(sup->poll());
+    return std::optional<bench::TrialOutcome>();
+  }
+
+  // After a trial ran: log it, keep it on disk, hand the search its verdict.
+  Result<bench::TrialOutcome> after_trial(SearchState& s, const ExperimentWorkload& w, size_t k, double rate,
+                                          bench::RunReport rep, const Json& gpus, std::ofstream& bench_log) {
+    bench_log << "trial " << k << "\n" << bench::format_run(rep);
+    if (!s.loads.empty()) {
+      bench_log << "  instances during the trial (" << w.name << ".metrics.jsonl):\n" << format_instance_loads(s.loads);
+    }
+    bench_log << std::flush;
+    // A stopped trial cancelled its requests in flight: its latencies are of the few that
+    // finished (often none), so the line gives the reason instead.
+    std::string measured = rep.load.stopped_early
+                               ? fmt::format("stopped after {:.0f} s: {}", rep.load.wall_s, rep.load.stop_reason)
+                               : fmt::format("TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms", rep.metrics.ttft_s.p90 * 1e3,
+                                             rep.metrics.tpot_s.p90 * 1e3);
+    say(fmt::format("    {} trial {} at {:.3f} {}: {} ok, {} failed; {} -> {}", s.tag, k, rep.target_rate, s.unit,
+                    rep.metrics.num_ok, rep.metrics.num_failed, measured,
+                    rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
+    if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
+    Json entry = trial_entry(k, rate, std::move(rep), w.slo);
+    entry["gpus"] = gpus;
+    entry["run"]["instances"] = instance_loads_json(s.loads);  // the result file's runs[k].instances
+    BATON_RETURN_IF_ERROR(append_partial(s.partial, entry));
+    s.entries.push_back(std::move(entry));
+    return trial_of(s.entries.back());
+  }
+
+  // The trial engine's hooks for one search: replay, sample each instance around the trial, keep it on disk.
+  bench::TrialHooks trial_hooks(SearchState& s, const ExperimentDeployment& d, const ExperimentWorkload& w,
+                                Supervisor* sup, const Json& gpus, const std::string& log_dir,
+                                std::ofstream& bench_log) {
+    bench::TrialHooks h;
+    h.before = [this, &s, sup](size_t k, std::optional<double> rate) { return before_trial(s, k, rate.value_or(0), sup); };
+    h.run = [this, &s, &d, &w, sup, log_dir](const bench::BenchConfig& c, std::optional<double> rate,
+                                             size_t k) -> Result<bench::RunReport> {
       // Each instance's queue, batch and KV over the trial, beside the client's view.
-      MetricsSampler sampler(sample_targets(d.spec, *sup),
-                             {.out_path = (fs::path(log_dir) / (w.name + ".metrics.jsonl")).string(),
-                              .tags = {{"trial", k}, {"rate", rate}}});
-      // A diagnostic: a sampler that cannot write costs the trial nothing but its timeline.
-      if (Status st = sampler.start(); !st.is_ok()) say("    WARNING: instances not sampled: " + st.message());
-      auto run = bench::run_benchmark(c, rate);
-      std::vector<InstanceLoad> loads = sampler.stop();
-      BATON_ASSIGN_OR_RETURN(auto rep, std::move(run));
-      bench_log << "trial " << k << "\n" << bench::format_run(rep);
-      if (!loads.empty()) {
-        bench_log << "  instances during the trial (" << w.name << ".metrics.jsonl):\n" << format_instance_loads(loads);
-      }
-      bench_log << std::flush;
-      // A stopped trial cancelled its requests in flight: its latencies are of the few that
-      // finished (often none), so the line gives the reason instead.
-      std::string measured = rep.load.stopped_early
-                                 ? fmt::format("stopped after {:.0f} s: {}", rep.load.wall_s, rep.load.stop_reason)
-                                 : fmt::format("TTFT p90 {:.1f} ms, TPOT p90 {:.2f} ms", rep.metrics.ttft_s.p90 * 1e3,
-                                               rep.metrics.tpot_s.p90 * 1e3);
-      say(fmt::format("    {} trial {} at {:.3f} {}: {} ok, {} failed; {} -> {}", tag, k, rep.target_rate, unit,
-                      rep.metrics.num_ok, rep.metrics.num_failed, measured,
-                      rep.slo.sustainable ? "PASS" : "FAIL (" + rep.slo.first_broken + ")"));
-      if (rep.load.fell_behind) say("    WARNING: " + rep.load.warning);
-      Json entry = trial_entry(k, rate, std::move(rep), w.slo);
-      entry["gpus"] = gpus;
-      entry["run"]["instances"] = instance_loads_json(loads);  // the result file's runs[k].instances
-      BATON_RETURN_IF_ERROR(append_partial(partial, entry));
-      entries.push_back(std::move(entry));
-      return trial_of(entries.back());
+      MetricsSamplerOptions mo{.out_path = (fs::path(log_dir) / (w.name + ".metrics.jsonl")).string(),
+                               .tags = {{"trial", k}, {"rate", rate.value_or(0)}}};
+      auto warn = [this](const std::string& m) { say("    WARNING: " + m); };
+      BATON_ASSIGN_OR_RETURN(auto run, run_sampled(c, rate, sample_targets(d.spec, *sup), mo, warn));
+      s.loads = std::move(run.loads);
+      return std::move(run.report);
     };
-    auto res = bench::search_max_rate(trial, search);
+    h.after = [this, &s, &w, &gpus, &bench_log](size_t k, std::optional<double> rate, bench::RunReport rep) {
+      return after_trial(s, w, k, rate.value_or(0), std::move(rep), gpus, bench_log);
+    };
+    return h;
+  }
+
+  Status run_workload(const ExperimentDeployment& d, const ExperimentWorkload& w, Supervisor* sup, const Json& gpus,
+                      const std::string& log_dir) {
+    SearchState s;
+    s.tag = d.name + "/" + w.name;
+    s.unit = bench::rate_unit(w.options.kind);  // multi-turn: sessions/s
+    s.partial = partial_path(o_.out_dir, d.name, w.name);
+    const bench::BenchConfig cfg = trial_config(d, w, sup->endpoint());
+    BATON_ASSIGN_OR_RETURN(bench::SearchOptions search, effective_search(w, d.name));
+    std::ofstream bench_log(fs::path(log_dir) / (w.name + ".bench.log"), std::ios::app);
+    std::error_code ec;
+    fs::create_directories(fs::path(s.partial).parent_path(), ec);
+    if (ec) return unavailable("cannot create '{}': {}", fs::path(s.partial).parent_path().string(), ec.message());
+    BATON_ASSIGN_OR_RETURN(s.replay, load_replay(s.tag, s.partial, gpus));
+    s.replaying = !s.replay.empty();
+    Stopwatch clock;
+    say(fmt::format("--- {}: searching (slo {}, start {:.3g} {}, precision {:.2g}, {} trials at most)", s.tag,
+                    w.slo_text, search.start_rate, s.unit, search.precision, search.max_trials));
+    // Seeded by the workload's name too, so that two workloads of one seed send different prompts.
+    bench::TrialEngine engine(cfg, w.options.seed ^ name_hash(w.name),
+                              trial_hooks(s, d, w, sup, gpus, log_dir, bench_log));
+    auto res = engine.search(search);
     if (!res.is_ok()) {
-      if (!entries.empty()) say(fmt::format("--- {}: {} trial(s) kept in {}; --resume continues", tag,
-                                            entries.size(), partial));
+      if (!s.entries.empty()) {
+        say(fmt::format("--- {}: {} trial(s) kept in {}; --resume continues", s.tag, s.entries.size(), s.partial));
+      }
       return res.status();
     }
+    BATON_RETURN_IF_ERROR(write_result(d, w, search, cfg.workload.vocab_size, gpus, *res, s.entries, clock.elapsed_s()));
+    fs::remove(s.partial, ec);
+    ++summary_.num_run;
+    say(fmt::format("--- {}: max sustainable {}{:.3f} {} (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
+                    s.tag, res->converged || std::isfinite(res->min_failed_rate) ? "" : ">= ", res->max_passed_rate,
+                    s.unit, std::isfinite(res->min_failed_rate) ? fmt::format("{:.3f}", res->min_failed_rate) : "none",
+                    res->broke_first.empty() ? "-" : res->broke_first, clock.elapsed_s(),
+                    result_path(o_.out_dir, d.name, w.name)));
+    return Status::ok();
+  }
+
+  // Writes a finished search: its per-request records, then its result document.
+  Status write_result(const ExperimentDeployment& d, const ExperimentWorkload& w, const bench::SearchOptions& search,
+                      int64_t vocab_size, const Json& gpus, const bench::SearchResult& res,
+                      const std::vector<Json>& entries, double wall_s) {
     bench::BenchOutcome outcome;
     outcome.label = d.name;
     outcome.slo = w.slo;
-    outcome.search = *res;
+    outcome.search = res;
     outcome.config = Json{{"sweep", {{"experiment", e_.name},
                                      {"deployment", spec_json(d)},
                                      {"workload", w.name},
@@ -464,15 +419,14 @@ class SweepRunner {
                                                  {"warmup", w.num_warmup},
                                                  {"warmup_s", w.warmup_s},
                                                  {"seed", w.options.seed}}},
-                                     {"vocab_size", cfg.workload.vocab_size},
+                                     {"vocab_size", vocab_size},
                                      {"threads", e_.num_threads},
                                      {"host", hostname()},
                                      {"gpus", gpus},
                                      {"finished_utc", utc_now()},
-                                     {"search_wall_s", clock.elapsed_s()},
+                                     {"search_wall_s", wall_s},
                                      {"supervisor_events", events_}}}};
     Json doc = document_of(outcome, entries);
-    const std::string path = result_path(o_.out_dir, d.name, w.name);
     // Per-request records first: the summary's presence is what marks the result done.
     std::string lines;
     for (const auto& e : entries) {
@@ -482,15 +436,7 @@ class SweepRunner {
       }
     }
     BATON_RETURN_IF_ERROR(write_atomically(requests_path(o_.out_dir, d.name, w.name), lines));
-    BATON_RETURN_IF_ERROR(write_atomically(path, doc.dump(2) + "\n"));
-    fs::remove(partial, ec);
-    ++summary_.num_run;
-    const auto& s = *outcome.search;
-    say(fmt::format("--- {}: max sustainable {}{:.3f} {} (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
-                    tag, s.converged || std::isfinite(s.min_failed_rate) ? "" : ">= ", s.max_passed_rate, unit,
-                    std::isfinite(s.min_failed_rate) ? fmt::format("{:.3f}", s.min_failed_rate) : "none",
-                    s.broke_first.empty() ? "-" : s.broke_first, clock.elapsed_s(), path));
-    return Status::ok();
+    return write_atomically(result_path(o_.out_dir, d.name, w.name), doc.dump(2) + "\n");
   }
 
   const Experiment& e_;
@@ -502,8 +448,6 @@ class SweepRunner {
 };
 
 }  // namespace
-
-Result<std::vector<Json>> read_partial_trials(const std::string& path) { return read_partial(path); }
 
 std::string gpu_cards(const Json& gpus) {
   if (!gpus.is_array()) return "";

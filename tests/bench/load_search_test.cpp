@@ -8,6 +8,7 @@
 #include "bench/completion_protocol.h"
 #include "bench/rate_search.h"
 #include "bench/sim_server.h"
+#include "bench/trial_engine.h"
 #include "http/http_client.h"
 #include "sim_config.h"
 
@@ -254,13 +255,7 @@ TEST(RateSearchTest, FindsTheSimServerCapacity) {
   SearchOptions o;
   o.start_rate = 20;
   o.precision = 0.05;
-  auto r = search_max_rate(
-               [&](double rate) -> Result<TrialOutcome> {
-                 BATON_ASSIGN_OR_RETURN(auto rep, run_benchmark(cfg, rate));
-                 return rep.to_trial();
-               },
-               o)
-               .value();
+  auto r = TrialEngine(cfg, 0).search(o).value();
   EXPECT_TRUE(r.converged) << r.note;
   EXPECT_GE(r.max_passed_rate, 0.85 * cap) << r.to_json().dump(1);
   EXPECT_LE(r.max_passed_rate, 1.05 * cap) << r.to_json().dump(1);

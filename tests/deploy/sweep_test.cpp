@@ -92,6 +92,47 @@ TEST(ExperimentTest, ParsesDeploymentsWorkloadsAndSearchDefaults) {
   EXPECT_EQ(chat.describe["turns"], 3);
 }
 
+// The workloads are read through the bench's option schema: the same defaults
+// as `baton bench` (200 requests), and a count set only in `search:` does not
+// stop a workload's own duration_s from sending for that long.
+TEST(ExperimentTest, WorkloadsReadThroughTheSharedSchema) {
+  auto e = Experiment::parse_yaml(R"(
+deployments:
+  - {name: agg-1, spec: {mode: agg, replicas: 1}}
+workloads:
+  - {name: plain, slo: "ttft:p90<1s"}
+  - {name: timed, duration_s: 20, slo: "ttft:p90<1s"}
+  - {name: both, duration_s: 20, num_requests: 30, arrival: constant, slo: "ttft:p90<1s", attainment: 0.9}
+search: {seed: 5, num_requests: 60}
+load: {max_concurrency: 3}
+)");
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  const auto& plain = e->workloads[0];
+  EXPECT_EQ(plain.options.num_requests, 60u);  // search's default
+  EXPECT_EQ(plain.options.seed, 5u);
+  EXPECT_EQ(plain.max_concurrency, 3u);
+  EXPECT_EQ(e->workloads[1].options.num_requests, 0u);
+  EXPECT_EQ(e->workloads[2].options.num_requests, 30u);
+  EXPECT_EQ(e->workloads[2].options.arrival.kind, bench::ArrivalKind::kConstant);
+  EXPECT_DOUBLE_EQ(e->workloads[2].slo.min_attainment, 0.9);
+  auto bare = Experiment::parse_yaml(R"(
+deployments:
+  - {name: agg-1, spec: {mode: agg, replicas: 1}}
+workloads:
+  - {name: plain, slo: "ttft:p90<1s"}
+)");
+  ASSERT_TRUE(bare.is_ok()) << bare.status().to_string();
+  EXPECT_EQ(bare->workloads[0].options.num_requests, 200u);  // as `baton bench --num-requests`
+  auto bad = Experiment::parse_yaml(R"(
+deployments:
+  - {name: agg-1, spec: {mode: agg, replicas: 1}}
+workloads:
+  - {name: w, prompt_format: words, slo: "ttft:p90<1s"}
+)");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("workload 'w': prompt_format"), std::string::npos) << bad.status().message();
+}
+
 TEST(ExperimentTest, DeploymentFromAFileRenamedAndRestricted) {
   fs::path dir = fresh_dir("file");
   std::ofstream(dir / "pd.yaml") << "name: pd\nmode: pd\nprefill: 1\ndecode: 2\nkv_transport: tcp\n";

@@ -1,4 +1,4 @@
-#include "kv_transfer/bandwidth.h"
+#include "tools/transfer_bench/bandwidth.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "kv_transfer/cuda/cuda_transfer_bench.h"
+#include "tools/transfer_bench/cuda/cuda_transfer_bench.h"
 
 #include <cuda_runtime.h>
 #include <unistd.h>
@@ -12,8 +12,8 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "kv_transfer/bandwidth.h"
-#include "kv_transfer/bench_util.h"
+#include "tools/transfer_bench/bandwidth.h"
+#include "tools/transfer_bench/bench_util.h"
 #include "kv_transfer/cuda/cuda_block_copy.h"
 #include "kv_transfer/cuda/cuda_device_copier.h"
 #include "kv_transfer/cuda/cuda_ipc_transport.h"

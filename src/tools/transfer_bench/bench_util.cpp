@@ -1,4 +1,4 @@
-#include "kv_transfer/bench_util.h"
+#include "tools/transfer_bench/bench_util.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
