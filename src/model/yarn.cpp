@@ -50,7 +50,8 @@ double rope_attention_factor(const ModelConfig& config) {
   if (!config.rope_scaling || config.rope_scaling->rope_type != "yarn") return 1.0;
   const RopeScaling& y = *config.rope_scaling;
   if (y.attention_factor > 0) return y.attention_factor;
-  if (y.mscale != 0 && y.mscale_all_dim != 0) return yarn_mscale(y.factor, y.mscale) / yarn_mscale(y.factor, y.mscale_all_dim);
+  if (y.mscale != 0 && y.mscale_all_dim != 0)
+    return yarn_mscale(y.factor, y.mscale) / yarn_mscale(y.factor, y.mscale_all_dim);
   return yarn_mscale(y.factor, 1.0);
 }
 
