@@ -47,6 +47,8 @@ TEST(DeepseekKvCache, OneLatentRowPerTokenPerLayer) {
   EXPECT_EQ(l.kv_lora_rank, 32);
   EXPECT_EQ(l.qk_rope_head_dim, 8);
   EXPECT_EQ(l.block_bytes() * 32, l.total_bytes());
+  // [block][layer][1][row][40]: layer 1 of block 2 starts 16 rows after layer 0.
+  EXPECT_EQ(l.offset(2, 1, 0, 3), 2 * (3 * 16 * 40) + 1 * 16 * 40 + 3 * 40);
 
   // The real model: 576 bf16 values per token per layer, ~70 KB per token over
   // 61 layers, against 128 KB for Llama-3.1-8B's per-head K and V.
