@@ -11,9 +11,9 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/model_kv_layout.h"
+#include "backend/fp32_random_checkpoint.h"
 #include "backend/step_builder.h"
 #include "model/presets.h"
-#include "model/random_checkpoint.h"
 #include "model/safetensors_writer.h"
 #include "model/weight_names.h"
 
@@ -155,17 +155,10 @@ TEST(DeepseekMla, QLoraNullMatchesAnIdentityLora) {
   const std::string dir_null = (base / "null").string(), dir_lora = (base / "lora").string();
   ModelConfig c = find_model_preset("tiny-deepseek-v3")->config;
   ASSERT_EQ(c.mla.q_lora_rank, 0);
-  RandomCheckpointOptions options;
-  options.out_dir = dir_null;
-  options.seed = 3;
-  options.dtype = DType::kF32;
-  options.num_threads = 1;
-  options.initializer_range = 0.2;
-  ASSERT_TRUE(write_random_checkpoint(c, options).is_ok());
-  auto ckpt = Checkpoint::open(dir_null);
-  ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
+  std::unique_ptr<Checkpoint> ckpt = testing::write_fp32_random_checkpoint(c, dir_null, 3, 0.2);
+  ASSERT_NE(ckpt, nullptr);
 
-  ModelConfig lora = (*ckpt)->config();
+  ModelConfig lora = ckpt->config();
   const int64_t h = lora.hidden_size;
   lora.mla.q_lora_rank = static_cast<int>(h);
   std::vector<float> identity(h * h, 0.0f), ones(h, 1.0f);
@@ -178,7 +171,7 @@ TEST(DeepseekMla, QLoraNullMatchesAnIdentityLora) {
     else {
       std::string from = w.name;
       if (from.ends_with("q_b_proj.weight")) from.replace(from.find("q_b_proj"), 8, "q_proj");
-      auto src = (*ckpt)->tensor(from, w.shape);
+      auto src = ckpt->tensor(from, w.shape);
       ASSERT_TRUE(src.is_ok()) << src.status().to_string();
       t.data = src->data;
     }

@@ -241,7 +241,8 @@ TEST_P(CpuGolden, SeededSamplingIndependentOfBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden,
-                         ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny", "deepseek-v3-tiny"),
+                         ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
+                                           "deepseek-v3-tiny"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
