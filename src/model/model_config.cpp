@@ -7,13 +7,14 @@
 namespace baton {
 namespace {
 
-constexpr const char* kSupportedTypes = "llama, qwen2, qwen3, qwen3_moe";
+constexpr const char* kSupportedTypes = "llama, qwen2, qwen3, qwen3_moe, deepseek_v3";
 
 Result<Arch> parse_arch(const std::string& model_type) {
   if (model_type == "llama") return Arch::kLlama;
   if (model_type == "qwen2") return Arch::kQwen2;
   if (model_type == "qwen3") return Arch::kQwen3;
   if (model_type == "qwen3_moe") return Arch::kQwen3Moe;
+  if (model_type == "deepseek_v3") return Arch::kDeepseekV3;
   return unimplemented("unknown model_type '{}' (supported: {})", model_type, kSupportedTypes);
 }
 
@@ -81,6 +82,26 @@ Result<std::vector<int>> get_int_list(const Json& j, const char* key) {
   return out;
 }
 
+// The yarn fields of rope_scaling (HF's names and defaults); an absent
+// original_max_position_embeddings is filled from the model's context later.
+Result<std::optional<RopeScaling>> parse_yarn(const Json& rs, RopeScaling s) {
+  BATON_ASSIGN_OR_RETURN(s.original_max_position_embeddings, get_int(rs, "original_max_position_embeddings", 0));
+  BATON_ASSIGN_OR_RETURN(s.beta_fast, get_double(rs, "beta_fast", 32.0));
+  BATON_ASSIGN_OR_RETURN(s.beta_slow, get_double(rs, "beta_slow", 1.0));
+  BATON_ASSIGN_OR_RETURN(s.mscale, get_double(rs, "mscale", 1.0));
+  BATON_ASSIGN_OR_RETURN(s.mscale_all_dim, get_double(rs, "mscale_all_dim", 0.0));
+  BATON_ASSIGN_OR_RETURN(s.attention_factor, get_double(rs, "attention_factor", 0.0));
+  BATON_ASSIGN_OR_RETURN(s.truncate, get_bool(rs, "truncate", true));
+  if (!(s.factor >= 1.0)) return invalid_argument("rope_scaling.factor must be >= 1 for yarn (got {})", s.factor);
+  if (!(s.beta_fast > s.beta_slow) || !(s.beta_slow > 0))
+    return invalid_argument("rope_scaling.beta_fast ({}) must be greater than beta_slow ({}) > 0", s.beta_fast,
+                            s.beta_slow);
+  if (s.original_max_position_embeddings < 0)
+    return invalid_argument("rope_scaling.original_max_position_embeddings must be > 0");
+  if (s.attention_factor < 0) return invalid_argument("rope_scaling.attention_factor must be > 0");
+  return std::optional<RopeScaling>(s);
+}
+
 // rope_scaling, or (transformers v5) rope_parameters, which holds the same
 // fields plus rope_theta.
 Result<std::optional<RopeScaling>> parse_rope_scaling(const Json& j) {
@@ -100,12 +121,13 @@ Result<std::optional<RopeScaling>> parse_rope_scaling(const Json& j) {
   }
   if (type.empty()) return invalid_argument("rope_scaling has no 'rope_type' (or 'type')");
   if (type == "default") return std::optional<RopeScaling>();  // plain RoPE
-  if (type != "llama3") {
-    return unimplemented("rope_scaling type '{}' is not supported (supported: llama3, default)", type);
+  if (type != "llama3" && type != "yarn") {
+    return unimplemented("rope_scaling type '{}' is not supported (supported: llama3, yarn, default)", type);
   }
   RopeScaling s;
   s.rope_type = type;
   BATON_ASSIGN_OR_RETURN(s.factor, get_double(rs, "factor", 0.0));
+  if (type == "yarn") return parse_yarn(rs, std::move(s));
   BATON_ASSIGN_OR_RETURN(s.low_freq_factor, get_double(rs, "low_freq_factor", 1.0));
   BATON_ASSIGN_OR_RETURN(s.high_freq_factor, get_double(rs, "high_freq_factor", 4.0));
   BATON_ASSIGN_OR_RETURN(s.original_max_position_embeddings,
@@ -167,6 +189,106 @@ Status validate(const ModelConfig& c, bool explicit_head_dim) {
   return Status::ok();
 }
 
+
+// A string field that must hold one value baton implements (absent: `fallback`).
+Status require_string(const Json& j, const char* key, const char* fallback, const char* supported) {
+  auto it = j.find(key);
+  std::string v = fallback;
+  if (it != j.end() && !it->is_null()) {
+    if (!it->is_string()) return invalid_argument("config field '{}' must be a string, got {}", key, it->type_name());
+    v = it->get<std::string>();
+  }
+  if (v != supported) return unimplemented("config field '{}' = '{}' is not supported (only '{}')", key, v, supported);
+  return Status::ok();
+}
+
+// deepseek_v3's MLA and DeepSeekMoE fields, with HF DeepseekV3Config's
+// defaults; what baton does not implement is refused naming the field.
+Status parse_deepseek(const Json& j, ModelConfig& c) {
+  MlaConfig& m = c.mla;
+  auto q_lora = j.find("q_lora_rank");
+  if (q_lora == j.end()) {
+    m.q_lora_rank = 1536;
+  } else if (q_lora->is_null()) {
+    m.q_lora_rank = 0;
+  } else {
+    BATON_ASSIGN_OR_RETURN(m.q_lora_rank, get_int(j, "q_lora_rank", 0));
+    if (m.q_lora_rank <= 0)
+      return invalid_argument("config field 'q_lora_rank' must be > 0 or null (got {})", m.q_lora_rank);
+  }
+  BATON_ASSIGN_OR_RETURN(m.kv_lora_rank, get_int(j, "kv_lora_rank", 512));
+  BATON_ASSIGN_OR_RETURN(m.qk_nope_head_dim, get_int(j, "qk_nope_head_dim", 128));
+  BATON_ASSIGN_OR_RETURN(m.qk_rope_head_dim, get_int(j, "qk_rope_head_dim", 64));
+  BATON_ASSIGN_OR_RETURN(m.v_head_dim, get_int(j, "v_head_dim", 128));
+  BATON_ASSIGN_OR_RETURN(m.rope_interleave, get_bool(j, "rope_interleave", true));
+  BATON_RETURN_IF_ERROR(require_positive(m.kv_lora_rank, "kv_lora_rank"));
+  BATON_RETURN_IF_ERROR(require_positive(m.qk_nope_head_dim, "qk_nope_head_dim"));
+  BATON_RETURN_IF_ERROR(require_positive(m.qk_rope_head_dim, "qk_rope_head_dim"));
+  BATON_RETURN_IF_ERROR(require_positive(m.v_head_dim, "v_head_dim"));
+  if (m.qk_rope_head_dim % 2 != 0)
+    return invalid_argument("config field 'qk_rope_head_dim' ({}) must be even for RoPE", m.qk_rope_head_dim);
+  c.head_dim = m.qk_rope_head_dim;  // HF: the rotary dimension
+
+  DeepseekMoeConfig& d = c.deepseek_moe;
+  BATON_ASSIGN_OR_RETURN(c.num_experts, get_int(j, "n_routed_experts", 256));
+  BATON_ASSIGN_OR_RETURN(c.num_experts_per_tok, get_int(j, "num_experts_per_tok", 8));
+  BATON_ASSIGN_OR_RETURN(c.moe_intermediate_size, get_int(j, "moe_intermediate_size", 2048));
+  BATON_ASSIGN_OR_RETURN(c.norm_topk_prob, get_bool(j, "norm_topk_prob", true));
+  BATON_ASSIGN_OR_RETURN(d.n_shared_experts, get_int(j, "n_shared_experts", 1));
+  BATON_ASSIGN_OR_RETURN(d.n_group, get_int(j, "n_group", 8));
+  BATON_ASSIGN_OR_RETURN(d.topk_group, get_int(j, "topk_group", 4));
+  BATON_ASSIGN_OR_RETURN(d.routed_scaling_factor, get_double(j, "routed_scaling_factor", 2.5));
+  BATON_ASSIGN_OR_RETURN(d.first_k_dense_replace, get_int(j, "first_k_dense_replace", 3));
+  BATON_ASSIGN_OR_RETURN(d.moe_layer_freq, get_int(j, "moe_layer_freq", 1));
+  BATON_RETURN_IF_ERROR(require_string(j, "scoring_func", "sigmoid", "sigmoid"));
+  BATON_RETURN_IF_ERROR(require_string(j, "topk_method", "noaux_tc", "noaux_tc"));
+  if (c.num_experts < 0) return invalid_argument("config field 'n_routed_experts' must be >= 0");
+  if (d.n_shared_experts < 0) return invalid_argument("config field 'n_shared_experts' must be >= 0");
+  BATON_RETURN_IF_ERROR(require_positive(d.n_group, "n_group"));
+  BATON_RETURN_IF_ERROR(require_positive(d.moe_layer_freq, "moe_layer_freq"));
+  if (d.topk_group <= 0 || d.topk_group > d.n_group)
+    return invalid_argument("config field 'topk_group' ({}) must be in [1, n_group={}]", d.topk_group, d.n_group);
+  if (c.num_experts > 0) {
+    if (c.num_experts % d.n_group != 0 || c.num_experts / d.n_group < 2)
+      return invalid_argument("config field 'n_group' ({}) must divide n_routed_experts ({}) into groups of >= 2",
+                              d.n_group, c.num_experts);
+    const int selectable = d.topk_group * (c.num_experts / d.n_group);
+    if (c.num_experts_per_tok > selectable)
+      return invalid_argument("config field 'num_experts_per_tok' ({}) exceeds the {} experts of topk_group={} groups",
+                              c.num_experts_per_tok, selectable, d.topk_group);
+  }
+  if (!(d.routed_scaling_factor > 0))
+    return invalid_argument("config field 'routed_scaling_factor' must be > 0 (got {})", d.routed_scaling_factor);
+  if (d.first_k_dense_replace < 0)
+    return invalid_argument("config field 'first_k_dense_replace' must be >= 0 (got {})", d.first_k_dense_replace);
+  BATON_ASSIGN_OR_RETURN(bool attention_bias, get_bool(j, "attention_bias", false));
+  if (attention_bias) return unimplemented("config field 'attention_bias' = true is not supported for deepseek_v3");
+  return Status::ok();
+}
+
+void deepseek_to_json(const ModelConfig& c, Json& j) {
+  j.erase("head_dim");
+  j["q_lora_rank"] = c.mla.q_lora_rank > 0 ? Json(c.mla.q_lora_rank) : Json(nullptr);
+  j["kv_lora_rank"] = c.mla.kv_lora_rank;
+  j["qk_nope_head_dim"] = c.mla.qk_nope_head_dim;
+  j["qk_rope_head_dim"] = c.mla.qk_rope_head_dim;
+  j["v_head_dim"] = c.mla.v_head_dim;
+  j["rope_interleave"] = c.mla.rope_interleave;
+  j["n_routed_experts"] = c.num_experts;
+  j["num_experts_per_tok"] = c.num_experts_per_tok;
+  j["moe_intermediate_size"] = c.moe_intermediate_size;
+  j["norm_topk_prob"] = c.norm_topk_prob;
+  j["n_shared_experts"] = c.deepseek_moe.n_shared_experts;
+  j["n_group"] = c.deepseek_moe.n_group;
+  j["topk_group"] = c.deepseek_moe.topk_group;
+  j["routed_scaling_factor"] = c.deepseek_moe.routed_scaling_factor;
+  j["first_k_dense_replace"] = c.deepseek_moe.first_k_dense_replace;
+  j["moe_layer_freq"] = c.deepseek_moe.moe_layer_freq;
+  j["scoring_func"] = "sigmoid";
+  j["topk_method"] = "noaux_tc";
+  j.erase("use_sliding_window");
+}
+
 }  // namespace
 
 const char* arch_name(Arch arch) {
@@ -175,11 +297,16 @@ const char* arch_name(Arch arch) {
     case Arch::kQwen2: return "qwen2";
     case Arch::kQwen3: return "qwen3";
     case Arch::kQwen3Moe: return "qwen3_moe";
+    case Arch::kDeepseekV3: return "deepseek_v3";
   }
   return "?";
 }
 
 bool ModelConfig::is_moe_layer(int layer) const {
+  if (arch == Arch::kDeepseekV3) {
+    return num_experts > 0 && layer >= deepseek_moe.first_k_dense_replace &&
+           deepseek_moe.moe_layer_freq > 0 && layer % deepseek_moe.moe_layer_freq == 0;
+  }
   if (num_experts <= 0 || decoder_sparse_step <= 0) return false;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end()) return false;
   return (layer + 1) % decoder_sparse_step == 0;
@@ -255,7 +382,15 @@ Result<ModelConfig> ModelConfig::from_json(const Json& j) {
     BATON_ASSIGN_OR_RETURN(c.decoder_sparse_step, get_int(j, "decoder_sparse_step", 1));
     BATON_ASSIGN_OR_RETURN(c.mlp_only_layers, get_int_list(j, "mlp_only_layers"));
   }
-  BATON_RETURN_IF_ERROR(validate(c, explicit_head_dim));
+  if (c.arch == Arch::kDeepseekV3) BATON_RETURN_IF_ERROR(parse_deepseek(j, c));
+  if (c.rope_scaling && c.rope_scaling->rope_type == "yarn") {
+    if (c.arch != Arch::kDeepseekV3)
+      return unimplemented("rope_scaling type 'yarn' is supported for deepseek_v3 only (model_type {})",
+                           arch_name(c.arch));
+    if (c.rope_scaling->original_max_position_embeddings == 0)
+      c.rope_scaling->original_max_position_embeddings = c.max_position_embeddings;
+  }
+  BATON_RETURN_IF_ERROR(validate(c, explicit_head_dim || c.arch == Arch::kDeepseekV3));
   return c;
 }
 
@@ -268,7 +403,7 @@ Result<ModelConfig> ModelConfig::from_file(const std::string& path) {
 
 Json ModelConfig::to_json() const {
   static constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-                                                   "Qwen3MoeForCausalLM"};
+                                                   "Qwen3MoeForCausalLM", "DeepseekV3ForCausalLM"};
   Json j;
   j["architectures"] = Json::array({kArchitectures[static_cast<int>(arch)]});
   j["model_type"] = arch_name(arch);
@@ -283,7 +418,15 @@ Json ModelConfig::to_json() const {
   j["max_position_embeddings"] = max_position_embeddings;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;
-  if (rope_scaling) {
+  if (rope_scaling && rope_scaling->rope_type == "yarn") {
+    const RopeScaling& r = *rope_scaling;
+    j["rope_scaling"] = {{"rope_type", "yarn"},       {"factor", r.factor},
+                         {"beta_fast", r.beta_fast},  {"beta_slow", r.beta_slow},
+                         {"mscale", r.mscale},        {"mscale_all_dim", r.mscale_all_dim},
+                         {"original_max_position_embeddings", r.original_max_position_embeddings}};
+    if (r.attention_factor > 0) j["rope_scaling"]["attention_factor"] = r.attention_factor;
+    if (!r.truncate) j["rope_scaling"]["truncate"] = false;
+  } else if (rope_scaling) {
     j["rope_scaling"] = {{"rope_type", rope_scaling->rope_type},
                          {"factor", rope_scaling->factor},
                          {"low_freq_factor", rope_scaling->low_freq_factor},
@@ -312,6 +455,7 @@ Json ModelConfig::to_json() const {
     j["mlp_only_layers"] = mlp_only_layers;
     j["output_router_logits"] = false;
   }
+  if (arch == Arch::kDeepseekV3) deepseek_to_json(*this, j);
   return j;
 }
 

@@ -68,6 +68,48 @@ ModelConfig qwen3_30b_a3b() {
   return c;
 }
 
+ModelConfig deepseek_v3() {
+  ModelConfig c;  // deepseek-ai/DeepSeek-V3 config.json
+  c.arch = Arch::kDeepseekV3;
+  c.vocab_size = 129280;
+  c.hidden_size = 7168;
+  c.intermediate_size = 18432;
+  c.num_layers = 61;
+  c.num_heads = 128;
+  c.num_kv_heads = 128;
+  c.max_position_embeddings = 163840;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 10000.0;
+  RopeScaling yarn;
+  yarn.rope_type = "yarn";
+  yarn.factor = 40.0;
+  yarn.original_max_position_embeddings = 4096;
+  yarn.beta_fast = 32.0;
+  yarn.beta_slow = 1.0;
+  yarn.mscale = 1.0;
+  yarn.mscale_all_dim = 1.0;
+  c.rope_scaling = yarn;
+  c.torch_dtype = DType::kBF16;
+  c.bos_token_id = 0;
+  c.eos_token_ids = {1};
+  c.mla = MlaConfig{1536, 512, 128, 64, 128, true};
+  c.head_dim = c.mla.qk_rope_head_dim;
+  c.num_experts = 256;
+  c.num_experts_per_tok = 8;
+  c.moe_intermediate_size = 2048;
+  c.norm_topk_prob = true;
+  c.deepseek_moe = DeepseekMoeConfig{1, 8, 4, 2.5, 3, 1};
+  return c;
+}
+
+// DeepSeek-V3's widths with 6 layers (3 dense, 3 MoE): 38.1B parameters, 76 GB in bf16,
+// one GPU's worth, for profiling.
+ModelConfig deepseek_v3_6l() {
+  ModelConfig c = deepseek_v3();
+  c.num_layers = 6;
+  return c;
+}
+
 ModelConfig default_model() {
   ModelConfig c = qwen3_base();  // small enough for 2 CPU cores, real Qwen3 vocab
   c.hidden_size = 256;
@@ -110,6 +152,20 @@ ModelConfig tiny(Arch arch) {
       c.qk_norm = true;
       c.head_dim = 32;  // explicit, != hidden / heads, as Qwen3 does
       break;
+    case Arch::kDeepseekV3:  // the shape of tests/data/fixtures/models/deepseek-v3-tiny, q_lora_rank null
+      c.num_layers = 3;
+      c.num_kv_heads = c.num_heads;
+      c.intermediate_size = 160;
+      c.rope_theta = 10000.0;
+      c.mla = MlaConfig{0, 32, 16, 8, 16, true};
+      c.head_dim = c.mla.qk_rope_head_dim;
+      c.rope_scaling = RopeScaling{"yarn", 4.0, 1.0, 4.0, 1024, 32.0, 1.0, 1.0, 1.0, 0.0, true};
+      c.num_experts = 8;
+      c.num_experts_per_tok = 2;
+      c.moe_intermediate_size = 32;
+      c.norm_topk_prob = true;
+      c.deepseek_moe = DeepseekMoeConfig{1, 2, 1, 2.5, 1, 1};
+      break;
     case Arch::kQwen3Moe:
       c.qk_norm = true;
       c.head_dim = 32;
@@ -135,6 +191,11 @@ std::vector<ModelPreset> make_presets() {
       {"tiny-qwen2", "tiny qwen2 (vocab 512) with q/k/v bias and tied embeddings, for tests", tiny(Arch::kQwen2)},
       {"tiny-qwen3", "tiny qwen3 (vocab 512) with q/k norm, for tests", tiny(Arch::kQwen3)},
       {"tiny-qwen3-moe", "tiny qwen3_moe (vocab 512, 8 experts, a dense layer 1), for tests", tiny(Arch::kQwen3Moe)},
+      {"deepseek-v3", "the shape of DeepSeek-V3 (671B: MLA, 256 experts, 8 per token, yarn)", deepseek_v3()},
+      {"deepseek-v3-6l", "DeepSeek-V3's widths with 6 layers (3 dense, 3 MoE; 76 GB bf16), for one GPU",
+       deepseek_v3_6l()},
+      {"tiny-deepseek-v3", "tiny deepseek_v3 (vocab 512, MLA with q_lora_rank null, yarn, 8 experts), for tests",
+       tiny(Arch::kDeepseekV3)},
   };
 }
 
@@ -155,7 +216,9 @@ Result<ModelPreset> find_model_preset(const std::string& name) {
 }
 
 std::string default_tokenizer_package(Arch arch) {
-  return arch == Arch::kLlama ? "tokenizer-llama3" : "tokenizer-qwen3";
+  if (arch == Arch::kLlama) return "tokenizer-llama3";
+  if (arch == Arch::kDeepseekV3) return "tokenizer-deepseek_v3";
+  return "tokenizer-qwen3";
 }
 
 }  // namespace baton

@@ -103,7 +103,8 @@ TEST_P(CpuConsistency, SameLogitsWhateverTheChunkingThreadsAndBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, CpuConsistency,
-                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe"),
+                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-deepseek-v3"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

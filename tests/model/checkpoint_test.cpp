@@ -43,7 +43,8 @@ TEST_P(FixtureCheckpointTest, OpensWithEveryExpectedTensor) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureCheckpointTest,
-                         ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"));
+                         ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
+                                           "deepseek-v3-tiny"));
 
 TEST(CheckpointTest, MissingTensorIsNotFoundNamingIt) {
   auto r = Checkpoint::open(fixture_dir("qwen3-tiny"));

@@ -166,7 +166,7 @@ TEST(ModelConfigTest, LlamaAttentionBiasAndHeadDimDefault) {
 }
 
 TEST(ModelConfigTest, RoundTripsThroughJson) {
-  for (const char* m : {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"}) {
+  for (const char* m : {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny", "deepseek-v3-tiny"}) {
     auto a = ModelConfig::from_file(fixture_config(m));
     ASSERT_TRUE(a.is_ok()) << m;
     auto b = ModelConfig::from_json(a->to_json());

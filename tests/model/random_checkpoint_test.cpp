@@ -54,6 +54,12 @@ TEST(PresetTest, RealShapesHaveTheRealParameterCounts) {
   auto moe = find_model_preset("qwen3-30b-a3b");
   ASSERT_TRUE(moe.is_ok());
   EXPECT_EQ(count_parameters(moe->config), 30532122624ull);  // Qwen3-30B-A3B
+  auto dsv3 = find_model_preset("deepseek-v3");
+  ASSERT_TRUE(dsv3.is_ok());
+  EXPECT_EQ(count_parameters(dsv3->config), 671026419200ull);  // DeepSeek-V3 without its MTP layer
+  auto dsv3_6l = find_model_preset("deepseek-v3-6l");
+  ASSERT_TRUE(dsv3_6l.is_ok());
+  EXPECT_EQ(count_parameters(dsv3_6l->config), 38125674240ull);  // 3 dense + 3 MoE layers: 76 GB in bf16
   for (const auto& p : model_presets()) {
     auto c = ModelConfig::from_json(p.config.to_json());
     EXPECT_TRUE(c.is_ok()) << p.name << ": " << c.status().to_string();
@@ -116,7 +122,8 @@ TEST_P(TinyPresetTest, RoundTripsWithEveryTensor) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, TinyPresetTest,
-                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe"));
+                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-deepseek-v3"));
 
 TEST_F(RandomCheckpointTest, TinyMoeHasDenseAndSparseLayers) {
   auto preset = find_model_preset("tiny-qwen3-moe");

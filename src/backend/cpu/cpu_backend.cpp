@@ -5,8 +5,10 @@
 #include <new>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/model_kv_layout.h"
 #include "backend/step_validation.h"
 #include "common/check.h"
+#include "model/yarn.h"
 
 namespace baton {
 namespace {
@@ -16,8 +18,8 @@ constexpr size_t kDefaultCpuKvBytes = size_t{1} << 30;  // 1 GiB
 Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const Checkpoint& ckpt, const BackendOptions& options) {
   if (options.num_threads < 0) return invalid_argument("num_threads must be >= 0, got {}", options.num_threads);
   const ModelConfig& c = ckpt.config();
-  if (c.rope_scaling.has_value() && c.rope_scaling->rope_type != "llama3")
-    return unimplemented("rope_scaling type '{}' is not supported (only llama3)", c.rope_scaling->rope_type);
+  if (c.rope_scaling.has_value() && c.rope_scaling->rope_type != "llama3" && c.rope_scaling->rope_type != "yarn")
+    return unimplemented("rope_scaling type '{}' is not supported (only llama3, yarn)", c.rope_scaling->rope_type);
   auto pool = std::make_unique<ThreadPool>(options.num_threads);
   Result<CpuWeights> weights = [&]() -> Result<CpuWeights> {
     try {
@@ -39,11 +41,7 @@ CpuBackend::CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<T
       pool_(std::move(pool)),
       inv_freq_(rope_inv_freq(config_.head_dim, config_.rope_theta, config_.rope_scaling)),
       kv_budget_bytes_(kv_budget_bytes) {
-  layout_.num_layers = config_.num_layers;
-  layout_.num_kv_heads = config_.num_kv_heads;
-  layout_.head_dim = config_.head_dim;
-  layout_.dtype = DType::kF32;
-  layout_.num_blocks = 0;
+  layout_ = model_kv_layout(config_, DType::kF32);
 }
 
 size_t CpuBackend::kv_block_bytes(int block_size) const {
@@ -126,11 +124,14 @@ void CpuBackend::forward_layers(const StepInput& in) {
   else embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
   cos_sin_.resize(n * config_.head_dim);  // [n, 2, head_dim / 2], shared by every layer
   rope_cos_sin(in.positions.data(), n, inv_freq_.data(), config_.head_dim / 2, cos_sin_.data());
+  if (const float mscale = static_cast<float>(rope_attention_factor(config_)); mscale != 1.0f)
+    for (float& v : cos_sin_) v *= mscale;  // yarn: HF scales cos and sin themselves
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     const CpuLayerWeights& L = weights_.layers[layer];
     rmsnorm(hidden_.data(), L.input_norm.data(), n, h, eps, normed_.data());
-    attention(in, layer);  // proj_ = attention output after o_proj
+    if (config_.is_mla()) mla_attention(in, layer);  // proj_ = attention output after o_proj
+    else attention(in, layer);
     for (int64_t i = 0; i < n * h; ++i) hidden_[i] += proj_[i];
     rmsnorm(hidden_.data(), L.post_norm.data(), n, h, eps, normed_.data());
     if (L.is_moe) moe_mlp(layer, n);
@@ -165,10 +166,18 @@ void CpuBackend::attention(const StepInput& in, int layer) {
   apply_rope_cos_sin(k_.data(), n, nkv, hd, cos_sin_.data());
   write_kv(k_.data(), v_.data(), in.slot_mapping.data(), n, layout_, layer, kv_.get());
 
+  attn_.resize(n * qs);
+  paged_attention(paged_args(in, layer, q_.data(), 1.0f / std::sqrt(static_cast<float>(hd))), attn_.data(),
+                  pool_.get());  // [n, nh, hd]
+  matmul_packed(attn_.data(), n, L.o_proj, L.o_bias.empty() ? nullptr : L.o_bias.data(), proj_.data(),
+                pool_.get());  // [n, h]
+}
+
+PagedAttentionArgs CpuBackend::paged_args(const StepInput& in, int layer, const float* q, float scale) const {
   PagedAttentionArgs args;
-  args.q = q_.data();
-  args.num_tokens = n;
-  args.num_heads = nh;
+  args.q = q;
+  args.num_tokens = in.num_tokens();
+  args.num_heads = config_.num_heads;
   args.positions = in.positions.data();
   args.seq_of_token = seq_of_token_.data();
   args.block_tables = in.block_tables.data();
@@ -176,11 +185,8 @@ void CpuBackend::attention(const StepInput& in, int layer) {
   args.kv_cache = kv_.get();
   args.layout = layout_;
   args.layer = layer;
-  args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  attn_.resize(n * qs);
-  paged_attention(args, attn_.data(), pool_.get());  // [n, nh, hd]
-  matmul_packed(attn_.data(), n, L.o_proj, L.o_bias.empty() ? nullptr : L.o_bias.data(), proj_.data(),
-                pool_.get());  // [n, h]
+  args.scale = scale;
+  return args;
 }
 
 void CpuBackend::dense_mlp(int layer, int64_t n) {
@@ -201,7 +207,18 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
   matmul_packed(normed_.data(), n, L.router, nullptr, router_logits.data(), pool_.get());
   std::vector<int32_t> ids(n * k);   // [n, k]
   std::vector<float> weights(n * k);  // [n, k]
-  moe_route(router_logits.data(), n, ne, k, config_.norm_topk_prob, ids.data(), weights.data());
+  if (config_.arch == Arch::kDeepseekV3) {
+    GroupedTopkArgs route;
+    route.num_experts = ne;
+    route.top_k = k;
+    route.n_group = config_.deepseek_moe.n_group;
+    route.topk_group = config_.deepseek_moe.topk_group;
+    route.renormalize = config_.norm_topk_prob;
+    route.routed_scaling_factor = static_cast<float>(config_.deepseek_moe.routed_scaling_factor);
+    grouped_topk_route(router_logits.data(), L.expert_bias.data(), n, route, ids.data(), weights.data());
+  } else {
+    moe_route(router_logits.data(), n, ne, k, config_.norm_topk_prob, ids.data(), weights.data());
+  }
   std::fill(proj_.begin(), proj_.begin() + n * h, 0.0f);
   std::vector<int64_t> rows;
   std::vector<float> row_w, xe, ye;
@@ -231,6 +248,19 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
       for (int64_t i = 0; i < h; ++i) dst[i] += src[i] * row_w[r];
     }
   }
+  if (!L.shared_down.empty()) add_shared_experts(layer, n);
+}
+
+void CpuBackend::add_shared_experts(int layer, int64_t n) {
+  const CpuLayerWeights& L = weights_.layers[layer];
+  const int64_t h = config_.hidden_size, si = L.shared_down.in;
+  gate_up_.resize(n * 2 * si);
+  act_.resize(n * si);
+  std::vector<float> shared(n * h);  // [n, h]
+  matmul_packed(normed_.data(), n, L.shared_gate_up, nullptr, gate_up_.data(), pool_.get());  // [n, 2 si]
+  silu_mul(gate_up_.data(), n, si, act_.data());                                               // [n, si]
+  matmul_packed(act_.data(), n, L.shared_down, nullptr, shared.data(), pool_.get());           // [n, h]
+  for (int64_t i = 0; i < n * h; ++i) proj_[i] += shared[i];
 }
 
 void CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits) {

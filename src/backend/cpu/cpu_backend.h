@@ -1,6 +1,7 @@
-// The reference backend: the forward pass of llama, qwen2, qwen3 and
-// qwen3_moe on the CPU in fp32 (weights converted at load), over a paged KV
-// cache in kv_layout.h's layout, multi-threaded with its own ThreadPool.
+// The reference backend: the forward pass of llama, qwen2, qwen3, qwen3_moe
+// and deepseek_v3 on the CPU in fp32 (weights converted at load), over a
+// paged KV cache in kv_layout.h's layout (per-head K/V, or deepseek_v3's
+// latent rows), multi-threaded with its own ThreadPool.
 //
 // Each output element is computed by the same arithmetic wherever its token
 // sits, so results are bitwise independent of batch composition, chunking
@@ -50,6 +51,13 @@ class CpuBackend final : public Backend {
   // Runs every layer over in's tokens; leaves the hidden states in hidden_.
   void forward_layers(const StepInput& in);
   void attention(const StepInput& in, int layer);
+  // paged_attention's arguments for this step's tokens over layer `layer`'s cache.
+  PagedAttentionArgs paged_args(const StepInput& in, int layer, const float* q, float scale) const;
+  // Multi-head latent attention (cpu_mla_attention.cpp): caches the latent
+  // row, attends in latent space (absorbed form), leaves o_proj's output in proj_.
+  void mla_attention(const StepInput& in, int layer);
+  // DeepSeekMoE's shared experts over normed_, added into proj_.
+  void add_shared_experts(int layer, int64_t num_tokens);
   void dense_mlp(int layer, int64_t num_tokens);
   void moe_mlp(int layer, int64_t num_tokens);
   // Final norm + LM head for `rows` of hidden_: logits [rows.size(), vocab].
@@ -77,6 +85,11 @@ class CpuBackend final : public Backend {
   std::vector<float> act_;       // [num_tokens, intermediate]
   std::vector<int32_t> seq_of_token_;  // [num_tokens]
   std::vector<float> cos_sin_;   // [num_tokens, 2, head_dim / 2]: RoPE of this step
+  // MLA scratch (deepseek_v3).
+  std::vector<float> latent_rows_;  // [num_tokens, kv_lora_rank + qk_rope_head_dim]: the rows cached
+  std::vector<float> q_latent_;     // [num_tokens, num_heads, kv_lora_rank + qk_rope_head_dim]
+  std::vector<float> head_in_;      // [num_tokens, max(qk_nope_head_dim, kv_lora_rank)]: one head's input
+  std::vector<float> head_out_;     // [num_tokens, max(kv_lora_rank, v_head_dim)]: one head's output
 };
 
 }  // namespace baton

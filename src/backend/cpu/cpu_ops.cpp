@@ -2,6 +2,8 @@
 // cpu_ops.h (matmul lives in cpu_matmul.cpp).
 #include "backend/cpu/cpu_ops.h"
 
+#include "model/yarn.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -37,6 +39,7 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional
     inv[i] = 1.0f / pw;
   }
   if (!scaling.has_value()) return inv;
+  if (scaling->rope_type == "yarn") return yarn_inv_freq(head_dim, theta, *scaling);
   // HF _compute_llama3_parameters.
   const double factor = scaling->factor;
   const double low = scaling->low_freq_factor;
@@ -118,7 +121,9 @@ void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64
 
 void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) {
   const KvLayout& L = a.layout;
-  const int head_dim = L.head_dim;
+  const int head_dim = L.head_dim;                                   // key width (q rows)
+  const int value_dim = L.is_latent() ? L.kv_lora_rank : L.head_dim;  // out rows
+  const int value_plane = L.is_latent() ? 0 : 1;                    // the latent row is its own value
   const int group = a.num_heads / L.num_kv_heads;  // query heads per KV head
   BATON_CHECK(group * L.num_kv_heads == a.num_heads, "{} heads over {} kv heads", a.num_heads,
               L.num_kv_heads);
@@ -153,7 +158,7 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
         return a.q + ((t0 + r / group) * a.num_heads + kvh * group + r % group) * head_dim;  // [head_dim]
       };
       auto out_of = [&](int r) {
-        return out + ((t0 + r / group) * a.num_heads + kvh * group + r % group) * head_dim;  // [head_dim]
+        return out + ((t0 + r / group) * a.num_heads + kvh * group + r % group) * value_dim;  // [value_dim]
       };
       auto context_of = [&](int r) { return a.positions[t0 + r / group] + 1; };
       for (int p = 0; p < max_context; ++p) {
@@ -176,22 +181,22 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
         }
         row_sum[r] = sum;
         float* o = out_of(r);
-        std::fill(o, o + head_dim, 0.0f);
+        std::fill(o, o + value_dim, 0.0f);
       }
       for (int p = 0; p < max_context; ++p) {
         const int64_t block = table[p / L.block_size];
-        const float* v = a.kv_cache + L.offset(block, a.layer, 1, p % L.block_size) + kvh * head_dim;
+        const float* v = a.kv_cache + L.offset(block, a.layer, value_plane, p % L.block_size) + kvh * head_dim;
         for (int r = 0; r < rows; ++r) {
           if (p >= context_of(r)) continue;
           const float w = scores[static_cast<size_t>(r) * max_context + p];
           float* o = out_of(r);
-          for (int d = 0; d < head_dim; ++d) o[d] += w * v[d];
+          for (int d = 0; d < value_dim; ++d) o[d] += w * v[d];
         }
       }
       for (int r = 0; r < rows; ++r) {
         const float inv = 1.0f / row_sum[r];
         float* o = out_of(r);
-        for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+        for (int d = 0; d < value_dim; ++d) o[d] *= inv;
       }
     }
   };

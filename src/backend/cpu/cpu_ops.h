@@ -52,7 +52,7 @@ void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim,
 
 // HF's inverse frequencies, [head_dim / 2]: 1 / theta^(2i / head_dim), then
 // the llama3 rescaling (low/high frequency factors, smooth interpolation)
-// when `scaling` is given.
+// when `scaling` is given; yarn's (model/yarn.h) when it is of type yarn.
 std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional<RopeScaling>& scaling);
 
 // In-place rotate_half RoPE (non-interleaved: pairs (i, i + head_dim / 2)):
@@ -77,11 +77,21 @@ void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* ou
 void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens,
               const KvLayout& layout, int layer, float* kv_cache);
 
+// Writes the MLA latent row of each new token into its slot of layer `layer`
+// of a latent layout (layout.is_latent()): rows: [num_tokens, kv_lora_rank +
+// qk_rope_head_dim] (normalised latent, then the roped key part).
+void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
+                  int layer, float* kv_cache);
+
 // Causal GQA attention over the paged cache of layer `layer`: token t of
 // sequence seq_of_token[t] attends to its sequence's positions
 // 0..positions[t] (inclusive), found through its block table row.
 // q: [num_tokens, num_heads, head_dim], out: [num_tokens, num_heads, head_dim],
 // block_tables: [num_seqs, max_blocks_per_seq]. Softmax in fp32 with scale.
+// Over a latent layout (MLA in its absorbed form, one KV head) the cached
+// row is every head's key and its first kv_lora_rank values its value:
+// q: [num_tokens, num_heads, kv_lora_rank + qk_rope_head_dim],
+// out: [num_tokens, num_heads, kv_lora_rank].
 struct PagedAttentionArgs {
   const float* q = nullptr;
   int64_t num_tokens = 0;
@@ -102,6 +112,31 @@ void paged_attention(const PagedAttentionArgs& args, float* out, ThreadPool* poo
 // router_logits: [num_tokens, num_experts], topk_ids / topk_weights: [num_tokens, top_k].
 void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k,
                bool renormalize, int32_t* topk_ids, float* topk_weights);
+
+// DeepSeek-V3 routing (noaux_tc): scores = sigmoid(logits); experts are
+// chosen by scores + correction_bias, only within the topk_group groups (of
+// num_experts / n_group consecutive experts) whose two best biased scores sum
+// highest; the chosen experts' unbiased scores are renormalised to sum 1 when
+// `renormalize`, then multiplied by routed_scaling_factor.
+// router_logits: [num_tokens, num_experts], correction_bias: [num_experts],
+// topk_ids / topk_weights: [num_tokens, top_k] (descending biased score).
+struct GroupedTopkArgs {
+  int num_experts = 0;
+  int top_k = 0;
+  int n_group = 1;
+  int topk_group = 1;
+  bool renormalize = true;
+  float routed_scaling_factor = 1.0f;
+};
+void grouped_topk_route(const float* router_logits, const float* correction_bias, int64_t num_tokens,
+                        const GroupedTopkArgs& args, int32_t* topk_ids, float* topk_weights);
+
+// In-place RoPE on the first rotary_dim values of each head row:
+// head h of token t starts at x + (t * num_heads + h) * head_stride.
+// interleaved: pairs (2i, 2i + 1) (GPT-J style; DeepSeek checkpoints),
+// else pairs (i, i + rotary_dim / 2). cos_sin as rope_cos_sin writes it.
+void apply_rope_strided(float* x, int64_t num_tokens, int num_heads, int64_t head_stride, int rotary_dim,
+                        bool interleaved, const float* cos_sin);
 
 // Row gather: out[t, :] = table[ids[t], :]; table: [rows, dim], out: [num_ids, dim].
 void embedding(const float* table, int64_t dim, const int32_t* ids, int64_t num_ids, float* out);

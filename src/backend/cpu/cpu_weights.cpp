@@ -48,12 +48,87 @@ Result<PackedWeight> load_packed(const Checkpoint& ckpt, const std::vector<std::
   return pack_weight(w.data(), total, in, pool);
 }
 
+// The layer's MLP: dense, or the sparse MoE block (with DeepSeekMoE's
+// correction bias and shared experts when the config has them).
+Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, int i, const std::string& p, ThreadPool* pool,
+                CpuLayerWeights& L) {
+  const int64_t h = c.hidden_size;
+  L.is_moe = c.is_moe_layer(i);
+  if (!L.is_moe) {
+    const int64_t inter = c.intermediate_size;
+    BATON_ASSIGN_OR_RETURN(
+        L.gate_up, load_packed(ckpt, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, {inter, inter}, h, pool));
+    BATON_ASSIGN_OR_RETURN(L.down, load_packed(ckpt, {p + "mlp.down_proj.weight"}, {h}, inter, pool));
+    return Status::ok();
+  }
+  const int64_t ne = c.num_experts, mi = c.moe_intermediate_size;
+  BATON_ASSIGN_OR_RETURN(L.router, load_packed(ckpt, {p + "mlp.gate.weight"}, {ne}, h, pool));
+  L.expert_gate_up.resize(ne);
+  L.expert_down.resize(ne);
+  for (int64_t e = 0; e < ne; ++e) {
+    const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
+    BATON_ASSIGN_OR_RETURN(L.expert_gate_up[e],
+                           load_packed(ckpt, {ep + "gate_proj.weight", ep + "up_proj.weight"}, {mi, mi}, h, pool));
+    BATON_ASSIGN_OR_RETURN(L.expert_down[e], load_packed(ckpt, {ep + "down_proj.weight"}, {h}, mi, pool));
+  }
+  if (c.arch != Arch::kDeepseekV3) return Status::ok();
+  BATON_ASSIGN_OR_RETURN(L.expert_bias, load_tensor(ckpt, p + "mlp.gate.e_score_correction_bias", {ne}, pool));
+  if (c.deepseek_moe.n_shared_experts > 0) {
+    const int64_t si = mi * c.deepseek_moe.n_shared_experts;
+    const std::string sp = p + "mlp.shared_experts.";
+    BATON_ASSIGN_OR_RETURN(L.shared_gate_up,
+                           load_packed(ckpt, {sp + "gate_proj.weight", sp + "up_proj.weight"}, {si, si}, h, pool));
+    BATON_ASSIGN_OR_RETURN(L.shared_down, load_packed(ckpt, {sp + "down_proj.weight"}, {h}, si, pool));
+  }
+  return Status::ok();
+}
+
+
+Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const std::string& p, ThreadPool* pool,
+                CpuLayerWeights& L) {
+  const MlaConfig& m = c.mla;
+  const int64_t h = c.hidden_size, nh = c.num_heads, nope = m.qk_nope_head_dim, vd = m.v_head_dim;
+  const int64_t rank = m.kv_lora_rank;
+  CpuMlaWeights& w = L.mla;
+  const std::string kv_a = p + "self_attn.kv_a_proj_with_mqa.weight";
+  if (m.q_lora_rank > 0) {
+    BATON_ASSIGN_OR_RETURN(w.qkv_a, load_packed(ckpt, {p + "self_attn.q_a_proj.weight", kv_a},
+                                                {m.q_lora_rank, m.latent_dim()}, h, pool));
+    BATON_ASSIGN_OR_RETURN(w.q_a_norm, load_tensor(ckpt, p + "self_attn.q_a_layernorm.weight", {m.q_lora_rank}, pool));
+    BATON_ASSIGN_OR_RETURN(w.q_b, load_packed(ckpt, {p + "self_attn.q_b_proj.weight"}, {nh * m.qk_head_dim()},
+                                              m.q_lora_rank, pool));
+  } else {
+    BATON_ASSIGN_OR_RETURN(w.qkv_a, load_packed(ckpt, {p + "self_attn.q_proj.weight", kv_a},
+                                                {nh * m.qk_head_dim(), m.latent_dim()}, h, pool));
+  }
+  BATON_ASSIGN_OR_RETURN(w.kv_a_norm, load_tensor(ckpt, p + "self_attn.kv_a_layernorm.weight", {rank}, pool));
+  // kv_b_proj: [heads * (nope + v), rank]; head j's rows are its K-nope rows then its V rows.
+  BATON_ASSIGN_OR_RETURN(std::vector<float> kv_b,
+                         load_tensor(ckpt, p + "self_attn.kv_b_proj.weight", {nh * (nope + vd), rank}, pool));
+  w.uk_t.resize(nh);
+  w.uv.resize(nh);
+  std::vector<float> uk_t(rank * nope);  // [rank, nope]
+  for (int64_t j = 0; j < nh; ++j) {
+    const float* head = kv_b.data() + j * (nope + vd) * rank;  // [nope + v, rank]
+    for (int64_t d = 0; d < nope; ++d)
+      for (int64_t r = 0; r < rank; ++r) uk_t[r * nope + d] = head[d * rank + r];
+    w.uk_t[j] = pack_weight(uk_t.data(), rank, nope);
+    w.uv[j] = pack_weight(head + nope * rank, vd, rank);
+  }
+  BATON_ASSIGN_OR_RETURN(L.o_proj, load_packed(ckpt, {p + "self_attn.o_proj.weight"}, {h}, nh * vd, pool));
+  return Status::ok();
+}
+
 Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPool* pool,
                   CpuLayerWeights& L) {
   const std::string p = fmt::format("model.layers.{}.", i);
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
   BATON_ASSIGN_OR_RETURN(L.input_norm, load_tensor(ckpt, p + "input_layernorm.weight", {h}, pool));
   BATON_ASSIGN_OR_RETURN(L.post_norm, load_tensor(ckpt, p + "post_attention_layernorm.weight", {h}, pool));
+  if (c.is_mla()) {
+    BATON_RETURN_IF_ERROR(load_mla(ckpt, c, p, pool, L));
+    return load_mlp(ckpt, c, i, p, pool, L);
+  }
 
   BATON_ASSIGN_OR_RETURN(L.qkv, load_packed(ckpt,
                                             {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
@@ -76,25 +151,7 @@ Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPoo
     BATON_ASSIGN_OR_RETURN(L.o_bias, load_tensor(ckpt, p + "self_attn.o_proj.bias", {h}, pool));
   }
 
-  L.is_moe = c.is_moe_layer(i);
-  if (!L.is_moe) {
-    const int64_t inter = c.intermediate_size;
-    BATON_ASSIGN_OR_RETURN(
-        L.gate_up, load_packed(ckpt, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, {inter, inter}, h, pool));
-    BATON_ASSIGN_OR_RETURN(L.down, load_packed(ckpt, {p + "mlp.down_proj.weight"}, {h}, inter, pool));
-    return Status::ok();
-  }
-  const int64_t ne = c.num_experts, mi = c.moe_intermediate_size;
-  BATON_ASSIGN_OR_RETURN(L.router, load_packed(ckpt, {p + "mlp.gate.weight"}, {ne}, h, pool));
-  L.expert_gate_up.resize(ne);
-  L.expert_down.resize(ne);
-  for (int64_t e = 0; e < ne; ++e) {
-    const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
-    BATON_ASSIGN_OR_RETURN(L.expert_gate_up[e],
-                           load_packed(ckpt, {ep + "gate_proj.weight", ep + "up_proj.weight"}, {mi, mi}, h, pool));
-    BATON_ASSIGN_OR_RETURN(L.expert_down[e], load_packed(ckpt, {ep + "down_proj.weight"}, {h}, mi, pool));
-  }
-  return Status::ok();
+  return load_mlp(ckpt, c, i, p, pool, L);
 }
 
 size_t bytes_of(const std::vector<float>& v) { return v.size() * sizeof(float); }
@@ -113,7 +170,9 @@ size_t CpuWeights::num_bytes() const {
     n += bytes_of(L.input_norm) + bytes_of(L.qkv) + bytes_of(L.qkv_bias) + bytes_of(L.q_norm) +
          bytes_of(L.k_norm) + bytes_of(L.o_proj) + bytes_of(L.o_bias) + bytes_of(L.post_norm) +
          bytes_of(L.gate_up) + bytes_of(L.down) + bytes_of(L.router) + bytes_of(L.expert_gate_up) +
-         bytes_of(L.expert_down);
+         bytes_of(L.expert_down) + bytes_of(L.expert_bias) + bytes_of(L.shared_gate_up) + bytes_of(L.shared_down) +
+         bytes_of(L.mla.qkv_a) + bytes_of(L.mla.q_a_norm) + bytes_of(L.mla.q_b) + bytes_of(L.mla.kv_a_norm) +
+         bytes_of(L.mla.uk_t) + bytes_of(L.mla.uv);
   }
   return n;
 }

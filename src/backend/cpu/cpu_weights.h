@@ -14,8 +14,25 @@ namespace baton {
 
 class ThreadPool;
 
+// DeepSeek-V3's multi-head latent attention, kept for the absorbed form
+// (the query is taken into latent space, attention runs on the cached
+// latent, the result is taken out of it per head), as FlashMLA and vLLM's
+// MLA decode do.
+struct CpuMlaWeights {
+  // Fused over the normed hidden state: q rows (q_a_proj [q_lora_rank], or
+  // q_proj [heads * qk_head_dim] when q_lora_rank is null), then
+  // kv_a_proj_with_mqa [kv_lora_rank + qk_rope_head_dim].
+  PackedWeight qkv_a;
+  std::vector<float> q_a_norm;     // [q_lora_rank]; empty when q_lora_rank is null
+  PackedWeight q_b;                // [heads * qk_head_dim, q_lora_rank]; empty when null
+  std::vector<float> kv_a_norm;    // [kv_lora_rank]
+  std::vector<PackedWeight> uk_t;  // [heads] x [kv_lora_rank, qk_nope_head_dim]: kv_b_proj's K rows, transposed
+  std::vector<PackedWeight> uv;    // [heads] x [v_head_dim, kv_lora_rank]: kv_b_proj's V rows
+};
+
 struct CpuLayerWeights {
   std::vector<float> input_norm;   // [hidden]
+  CpuMlaWeights mla;               // deepseek_v3 (then qkv, q/k norms and biases are empty)
   PackedWeight qkv;                // [q_size + 2 * kv_size, hidden]: q rows, k rows, v rows
   std::vector<float> qkv_bias;     // [q_size + 2 * kv_size], empty without bias
   std::vector<float> q_norm;       // [head_dim], empty without qk norm
@@ -31,6 +48,9 @@ struct CpuLayerWeights {
   PackedWeight router;                       // [num_experts, hidden]
   std::vector<PackedWeight> expert_gate_up;  // [num_experts] x [2 * moe_intermediate, hidden]
   std::vector<PackedWeight> expert_down;     // [num_experts] x [hidden, moe_intermediate]
+  std::vector<float> expert_bias;            // deepseek_v3: e_score_correction_bias [num_experts]
+  PackedWeight shared_gate_up;               // deepseek_v3: [2 * shared_inter, hidden]; empty without
+  PackedWeight shared_down;                  // deepseek_v3: [hidden, shared_inter]
 };
 
 struct CpuWeights {

@@ -66,6 +66,9 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create_random(const ModelConfi
 // (workspace and the KV budget).
 Status CudaBackend::init_common(const CudaBackendOptions& options) {
   const ModelConfig& c = config_;
+  if (c.arch == Arch::kDeepseekV3 || c.is_mla())
+    return unimplemented("the CUDA backend does not run model_type deepseek_v3 (multi-head latent attention) yet; "
+                         "use --device cpu");
   if (stream_ == nullptr) {
     options_ = options;
     if (!(options.gpu_memory_utilization > 0.0 && options.gpu_memory_utilization <= 1.0))
