@@ -110,8 +110,9 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
     server_.reset();
     return st;
   }
+  port_ = server_->port();
   BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}; bodies up to {} bytes, {} connections", o.mode,
-                 o.policy, o.host, server_->port(), hopts.limits.max_body_bytes, hopts.max_connections);
+                 o.policy, o.host, port_, hopts.limits.max_body_bytes, hopts.max_connections);
   return Status::ok();
 }
 
@@ -128,6 +129,7 @@ void RouterInstance::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     server_->stop();
+    server_.reset();  // closes the listening socket
   }
   if (health_) health_->stop();
   if (watcher_) watcher_->stop();

