@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,9 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   static Result<ChildProcess> spawn(const ProcessOptions& options);
+  // Forks a child that runs `body` and exits with what it returns (tests:
+  // the serving side of a cross-process exchange). Output as in spawn.
+  static Result<ChildProcess> fork_call(const std::function<int()>& body, const std::string& log_path = "");
 
   pid_t pid() const { return pid_; }
   // Non-blocking: true while the child has not exited (reaps it when it has).
@@ -42,9 +46,14 @@ class ChildProcess {
   void signal(int sig);
   // SIGTERM, then SIGKILL after grace_s; returns when reaped.
   void stop(double grace_s);
+  // SIGKILL to the child alone (not its group), and reaps it.
+  void kill_now();
+  // Waits until the child has exited (true) or timeout_s passed (false).
+  bool wait_exit(double timeout_s);
 
  private:
   void record_exit(int wait_status);
+  static Result<ChildProcess> start_child(const std::function<void()>& in_child, int log_fd);
 
   pid_t pid_ = -1;
   bool exited_ = true;

@@ -1,31 +1,25 @@
-// End to end: `baton bench` against a real `baton serve` on the CPU (a tiny
-// random Qwen3 with the real Qwen3 tokenizer), producing JSON, JSONL, CSV and
-// the HTML report, then a headless-Chromium screenshot of the report.
+// End to end: the `baton bench` CLI against a real server on the CPU (an
+// in-process instance, instance/instance.h, of a tiny random Qwen3 with the
+// real Qwen3 tokenizer), producing JSON, JSONL, CSV and the HTML report, then
+// a headless-Chromium screenshot of the report.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fcntl.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
-#include <thread>
 
 #include "common/json.h"
-
-extern char** environ;
+#include "common/metrics_text.h"
+#include "http/http_client.h"
+#include "instance/instance.h"
+#include "support/test_process.h"
 
 namespace baton::bench {
 namespace {
 
 namespace fs = std::filesystem;
+using baton::testing::run_shell;
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -34,58 +28,23 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-// Runs a command to completion; returns its exit status, output in `out`.
-int run(const std::string& cmd, std::string* out = nullptr) {
-  std::string full = cmd + " 2>&1";
-  FILE* p = popen(full.c_str(), "r");
-  if (!p) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
-  int st = pclose(p);
-  if (out) *out = text;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+// Runs a command line to completion; returns its exit status, output in `out`.
+int run(const std::string& cmd, std::string* out = nullptr) { return run_shell(cmd, out); }
+
+// An in-process `baton serve` for the bench to run against.
+std::unique_ptr<instance::Instance> start_server(const std::string& model, const std::string& name) {
+  instance::InstanceOptions o;
+  o.engine.model = model;
+  o.engine.num_threads = 1;
+  o.server.served_model_name = name;
+  o.server.port = 0;
+  auto started = instance::Instance::start(o);
+  EXPECT_TRUE(started.is_ok()) << started.status().to_string();
+  return started.is_ok() ? std::move(started).value() : nullptr;
 }
-
-// A child process with stdout and stderr in a file, stopped on destruction.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const fs::path& log) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Child() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
 
 TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   const std::string baton = BATON_BINARY;
-  std::string help;
-  run(baton + " --help", &help);
-  if (help.find("  serve") == std::string::npos) {
-    GTEST_SKIP() << "`baton serve` is not a registered command yet: the end-to-end bench test needs it";
-  }
   fs::path tmp = fs::temp_directory_path() / ("baton_bench_e2e_" + std::to_string(getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
@@ -93,22 +52,9 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   ASSERT_EQ(run(baton + " init-model --preset tiny-qwen3 --out " + (tmp / "model").string(), &out), 0) << out;
   ASSERT_TRUE(fs::exists(tmp / "model" / "tokenizer.json")) << out;
 
-  Child server({baton, "serve", "--model", (tmp / "model").string(), "--port", "0", "--num-threads", "1",
-                "--served-model-name", "tiny"},
-               tmp / "serve.log");
-  ASSERT_GT(server.pid(), 0);
-  std::string url;
-  std::regex listening("listening on (http://[0-9.]+:[0-9]+)");
-  for (int i = 0; i < 600 && url.empty(); ++i) {
-    std::smatch m;
-    std::string log = slurp(tmp / "serve.log");
-    if (std::regex_search(log, m, listening)) url = m[1];
-    if (url.empty()) {
-      ASSERT_TRUE(server.alive()) << "baton serve exited:\n" << log;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  ASSERT_FALSE(url.empty()) << "baton serve did not print its URL:\n" << slurp(tmp / "serve.log");
+  auto server = start_server((tmp / "model").string(), "tiny");
+  ASSERT_TRUE(server);
+  const std::string url = server->url();
 
   // A short search: 4 trials of 3 s, so that the report has a curve.
   const fs::path res = tmp / "out";
@@ -118,7 +64,7 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
                     " --search-max-trials 4 --label cpu-tiny --no-progress --out " +
                     res.string();
   int rc = run(cmd, &out);
-  ASSERT_EQ(rc, 0) << out << "\nserver log:\n" << slurp(tmp / "serve.log");
+  ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("TTFT  = first content-bearing chunk - send"), std::string::npos) << out;
   EXPECT_NE(out.find("max sustainable rate"), std::string::npos) << out;
 
@@ -202,6 +148,70 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   fs::copy_file(png, fs::path(BATON_BINARY).parent_path() / "bench_e2e_report.png",
                 fs::copy_options::overwrite_existing, ec);
   if (!HasFailure()) fs::remove_all(tmp);
+}
+
+// `baton bench --watch`: a run against a real server also samples the
+// server's /metrics, prints its peaks and writes the timeline with --out.
+TEST(BenchWatchTest, ARunSamplesTheWatchedInstanceAndWritesItsTimeline) {
+  std::string model = baton::testing::tiny_model_dir();
+  ASSERT_FALSE(model.empty());
+  auto server = start_server(model, "m");
+  ASSERT_TRUE(server);
+  const std::string dir = baton::testing::test_tmp_dir() + "/bench_watch";
+  const std::string out = dir + "/out";
+  const std::string log = dir + "/bench.log";
+  run("rm -rf " + dir + " && mkdir -p " + dir);
+  std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
+                    " --model m --prompt-format ids --vocab-size 512 --input-len 16 --output-len 8 --rate 20 --num-requests 12"
+                    " --no-progress --watch agg-0=" +
+                    server->url() + " --out " + out + " > " + log + " 2>&1";
+  ASSERT_EQ(run(cmd), 0) << slurp(log);
+  std::string printed = slurp(log);
+  EXPECT_NE(printed.find("12 requests, 12 ok, 0 failed"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("instances during the run (metrics.jsonl):\n    agg-0 (agg): waiting max "),
+            std::string::npos)
+      << printed;
+  std::ifstream timeline(out + "/metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(timeline, line); ++lines) {
+    Json j = Json::parse(line);
+    EXPECT_EQ(j["instance"], "agg-0");
+    EXPECT_EQ(j["run"], 0);
+    EXPECT_TRUE(j.contains("running") && j.contains("kv_usage")) << line;
+  }
+  EXPECT_GE(lines, 2);  // a first and a last sample at least
+
+  // A watch list that is not URLs is refused before anything runs.
+  const std::string bad_log = dir + "/bad.log";
+  EXPECT_NE(run(std::string(BATON_BINARY) + " bench --url " + server->url() +
+                        " --watch prefill-0=localhost:8100 --num-requests 2 > " + bad_log + " 2>&1"),
+            0);
+  std::string bad = slurp(bad_log);
+  EXPECT_NE(bad.find("--watch 'prefill-0=localhost:8100': 'localhost:8100' is not an http URL"), std::string::npos)
+      << bad;
+}
+
+// Each rate of a --sweep draws its own prompts (as a search's trials do), so a
+// repeated rate measures the server, not its prefix cache. The model and its
+// vocabulary (512 here, where the bench's fallback is Qwen3's 151,936) come
+// from GET /v1/models.
+TEST(BenchWatchTest, SweepRunsDrawFreshPromptsSoARepeatedRateMissesThePrefixCache) {
+  std::string model = baton::testing::tiny_model_dir();
+  ASSERT_FALSE(model.empty());
+  auto server = start_server(model, "m");
+  ASSERT_TRUE(server);
+  const std::string log = baton::testing::test_tmp_dir() + "/bench_sweep_seeds.log";
+  std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
+                    " --prompt-format ids --input-len 48 --output-len 2 --sweep 30,30 --num-requests 10"
+                    " --no-progress > " + log + " 2>&1";
+  ASSERT_EQ(run(cmd), 0) << slurp(log);
+  auto r = http::fetch(server->url() + "/metrics", "GET", {}, 5.0);
+  ASSERT_TRUE(r.is_ok());
+  auto m = sum_metrics_by_name(r->body);
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  EXPECT_EQ(m->at("baton:prompt_tokens_total"), 2 * 10 * 48) << slurp(log);
+  EXPECT_GT(m->at("baton:prefix_cache_queries_total"), 0);
+  EXPECT_EQ(m->at("baton:prefix_cache_hits_total"), 0) << "the second run resent the first run's prompts";
 }
 
 }  // namespace

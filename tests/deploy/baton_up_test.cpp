@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "deploy/child_process.h"
 #include "http/http_client.h"
+#include "support/wait.h"
 
 namespace baton::deploy {
 namespace {
@@ -66,7 +67,7 @@ class BatonUpTest : public ::testing::Test {
     init.log_path = (dir_ / "init.log").string();
     auto child = ChildProcess::spawn(init);
     ASSERT_TRUE(child.is_ok());
-    while (child->running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(child->wait_exit(300.0)) << read_all(dir_ / "init.log");
     ASSERT_EQ(child->exit_code(), 0) << read_all(dir_ / "init.log");
     base_port_ = free_port_block(8);
     ASSERT_GT(base_port_, 0) << "no 8 free consecutive ports below the ephemeral range";
@@ -89,12 +90,11 @@ class BatonUpTest : public ::testing::Test {
     auto child = ChildProcess::spawn(o);
     ASSERT_TRUE(child.is_ok());
     up_ = std::move(child).value();
-    for (int i = 0; i < 1200; ++i) {
-      if (read_all(dir_ / "up.log").find("endpoint: ") != std::string::npos) return;
-      ASSERT_TRUE(up_.running()) << read_all(dir_ / "up.log");
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL() << "baton up did not come up: " << read_all(dir_ / "up.log");
+    // Up once its log names the endpoint; a supervisor that exits first fails.
+    const bool up = ::baton::testing::wait_until(
+        [&] { return read_all(dir_ / "up.log").find("endpoint: ") != std::string::npos || !up_.running(); }, 60.0,
+        50);
+    ASSERT_TRUE(up && up_.running()) << "baton up did not come up: " << read_all(dir_ / "up.log");
   }
 
   std::map<std::string, pid_t> pids() {
@@ -117,7 +117,7 @@ class BatonUpTest : public ::testing::Test {
   void stop_and_check_nothing_left() {
     auto before = pids();
     up_.signal(SIGTERM);
-    for (int i = 0; i < 600 && up_.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ::baton::testing::wait_until([&] { return !up_.running(); }, 30, 50);
     EXPECT_FALSE(up_.running()) << "baton up did not exit on SIGTERM";
     EXPECT_EQ(up_.exit_code(), 0) << read_all(dir_ / "up.log");
     for (const auto& [name, pid] : before) EXPECT_FALSE(alive(pid)) << name << " (pid " << pid << ") left behind";
@@ -142,22 +142,25 @@ TEST_F(BatonUpTest, AggComesUpServesRestartsAndStops) {
   // Kill one instance: baton up reports it and starts it again.
   pid_t victim = p["agg-1"];
   ASSERT_EQ(kill(victim, SIGKILL), 0);
-  bool restarted = false;
-  for (int i = 0; i < 600 && !restarted; ++i) {
-    std::string log = read_all(dir_ / "up.log");
-    restarted = log.find("agg-1 exited (signal 9)") != std::string::npos &&
-                log.find("restarted agg-1") != std::string::npos;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const bool restarted = ::baton::testing::wait_until(
+      [&] {
+        std::string log = read_all(dir_ / "up.log");
+        return log.find("agg-1 exited (signal 9)") != std::string::npos &&
+               log.find("restarted agg-1") != std::string::npos;
+      },
+      30.0, 50);
   ASSERT_TRUE(restarted) << read_all(dir_ / "up.log");
   EXPECT_NE(pids()["agg-1"], victim);
   // Requests keep succeeding (the router's health checks skip the dead one meanwhile).
   for (int i = 0; i < 4; ++i) {
     Result<http::Response> r = complete(2);
-    for (int tries = 0; tries < 50 && (!r.is_ok() || r->status != 200); ++tries) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      r = complete(2);
-    }
+    ::baton::testing::wait_until(
+        [&] {
+          if (r.is_ok() && r->status == 200) return true;
+          r = complete(2);
+          return false;
+        },
+        5.0, 100);
     ASSERT_TRUE(r.is_ok());
     EXPECT_EQ(r->status, 200) << r->body;
   }

@@ -16,6 +16,7 @@
 #include "deploy/metrics_sampler.h"
 #include "deploy/test_dir.h"
 #include "http/http_server.h"
+#include "support/wait.h"
 
 namespace baton::deploy {
 namespace {
@@ -66,6 +67,19 @@ std::vector<Json> read_lines(const std::string& path) {
   return out;
 }
 
+// The samples of `instance` written so far (the sampler flushes each round;
+// a line still being written is skipped).
+int num_samples_of(const std::string& path, const std::string& instance, int waiting = -1) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    Json j = Json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("instance", "") != instance) continue;
+    if (waiting < 0 || j.value("waiting", -1.0) == waiting) ++n;
+  }
+  return n;
+}
+
 TEST(MetricsSamplerTest, RecordsATimelineAndEachInstancesPeaksAndCounterGrowth) {
   const std::string dir = fresh_test_dir("baton_metrics_sampler", "timeline").string();
   FakeInstance prefill, garbage(/*garbage=*/true);
@@ -75,12 +89,14 @@ TEST(MetricsSamplerTest, RecordsATimelineAndEachInstancesPeaksAndCounterGrowth) 
                     {"gone", "decode", "http://127.0.0.1:1"}},  // nothing listens there
                    {.interval_s = 0.05, .scrape_timeout_s = 0.5, .out_path = path, .tags = {{"trial", 4}}});
   ASSERT_TRUE(s.start().is_ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Two rounds of the first values, then two of the second: a wait on the
+  // samples written, not on time.
+  ASSERT_TRUE(baton::testing::wait_until([&] { return num_samples_of(path, "prefill-0") >= 2; }, 10.0));
   prefill.waiting = 12;
   prefill.running = 30;
   prefill.kv_usage = 0.45;
   prefill.preemptions = 5;
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(baton::testing::wait_until([&] { return num_samples_of(path, "prefill-0", 12) >= 2; }, 10.0));
   prefill.waiting = 1;  // the peak stays
   auto loads = s.stop();
 

@@ -17,6 +17,7 @@
 #include "deploy/sweep.h"
 #include "deploy/sweep_report.h"
 #include "deploy/test_dir.h"
+#include "support/wait.h"
 
 namespace baton::deploy {
 namespace {
@@ -239,9 +240,7 @@ std::pair<int, std::string> run_baton(const std::vector<std::string>& args, cons
   o.log_path = log.string();
   auto child = ChildProcess::spawn(o);
   if (!child.is_ok()) return {-1, child.status().to_string()};
-  for (int i = 0; i < timeout_s * 20 && child->running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  child->wait_exit(timeout_s);
   if (child->running()) {
     child->stop(5.0);
     return {-1, "timed out: " + read_all(log)};
@@ -416,13 +415,15 @@ TEST(SweepEndToEndTest, SigtermKeepsFinishedTrialsTearsDownAndResumeReplaysThem)
   auto child = ChildProcess::spawn(o);
   ASSERT_TRUE(child.is_ok());
   bool in_search = false;
-  for (int i = 0; i < 1200 && !in_search && child->running(); ++i) {
-    in_search = read_all(dir / "sweep.log").find("searching") != std::string::npos;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
+  ::baton::testing::wait_until(
+      [&] {
+        in_search = read_all(dir / "sweep.log").find("searching") != std::string::npos;
+        return in_search || !child->running();
+      },
+      30.0, 25);
   ASSERT_TRUE(in_search) << read_all(dir / "sweep.log");
   child->signal(SIGTERM);
-  for (int i = 0; i < 1200 && child->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::baton::testing::wait_until([&] { return !child->running(); }, 60, 50);
   ASSERT_FALSE(child->running());
   EXPECT_EQ(child->exit_code(), 1);
   std::string log = read_all(dir / "sweep.log");

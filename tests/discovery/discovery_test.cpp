@@ -6,7 +6,8 @@
 
 #include "discovery/etcd_client.h"
 #include "discovery/registry_watcher.h"
-#include "discovery/etcd_fixture.h"
+#include "support/test_process.h"
+#include "support/wait.h"
 
 namespace baton::discovery {
 namespace {
@@ -27,14 +28,12 @@ class Recorder {
             [this](const InstanceRecord& r) { add("-" + r.role + " " + r.url); }};
   }
   bool wait_for(const std::string& event, double timeout_s = 10.0) {
-    for (int i = 0; i < timeout_s * 50; ++i) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (events_.count(event)) return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+    return ::baton::testing::wait_until(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu_);
+          return events_.count(event) > 0;
+        },
+        timeout_s, 20);
   }
 
  private:

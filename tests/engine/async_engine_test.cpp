@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine_test_util.h"
+#include "support/wait.h"
 
 namespace baton {
 namespace {
@@ -187,9 +188,8 @@ TEST(AsyncEngine, AbortMidStreamFreesBlocksAndEndsWithAbort) {
   engine.abort("long");     // no-op now
   engine.abort("unknown");  // no-op
   // The engine thread publishes stats after the step that ran the abort.
-  for (int i = 0; i < 100 && engine.stats().num_kv_blocks_free != engine.stats().num_kv_blocks_total; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  ::baton::testing::wait_until(
+      [&] { return engine.stats().num_kv_blocks_free == engine.stats().num_kv_blocks_total; }, 0.5, 5);
   EXPECT_EQ(engine.stats().num_kv_blocks_free, engine.stats().num_kv_blocks_total);
   EXPECT_EQ(engine.num_live_requests(), 0);
 }

@@ -125,6 +125,7 @@ class FakeBackend : public Backend {
     if (!async_submit) return Backend::submit(in);
     in_flight = true;
     pending_ = std::async(std::launch::async, [this, &in] {
+      // The step's device time (simulated), overlapped with the caller's work.
       std::this_thread::sleep_for(std::chrono::duration<double>(async_delay_s));
       return execute(in);
     });

@@ -72,6 +72,7 @@ class TestServer {
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
         asio::write(sock, asio::buffer(head), ec);
         for (int i = 0; i < 3; ++i) {
+          // Pacing under test: the events arrive apart, as a real stream's do.
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
           std::string ev = "data: " + std::to_string(i) + "\n\n";
           char size[16];
@@ -82,6 +83,7 @@ class TestServer {
         if (ec) return;
         continue;
       }
+      // A slow server is the thing under test (the client's timeout).
       if (target == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(400));
       bhttp::response<bhttp::string_body> res{target == "/len" || target == "/drop" || target == "/slow"
                                                   ? bhttp::status::ok

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "http/http_client.h"
 #include "http/http_server.h"
+#include "support/wait.h"
 
 namespace baton {
 namespace {
@@ -71,12 +72,7 @@ HttpHandler ok_handler() {
 
 template <typename Cond>
 bool eventually(Cond cond, double timeout_s = 5.0) {
-  Stopwatch sw;
-  while (!cond()) {
-    if (sw.elapsed_s() > timeout_s) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
+  return ::baton::testing::wait_until(cond, timeout_s, 5);
 }
 
 TEST(HttpServerLimitsTest, ConnectionsBeyondTheCapAreRefusedAt503) {

@@ -18,6 +18,7 @@
 #include "kv_transfer/kv_handshake.h"
 #include "kv_transfer/kv_test_util.h"
 #include "kv_transfer/wire.h"
+#include "support/wait.h"
 
 namespace baton::testing {
 
@@ -87,12 +88,7 @@ inline int64_t raise_fd_limit() {
 }
 
 inline bool wait_until_true(const std::function<bool()>& pred, double timeout_s) {
-  Stopwatch sw;
-  while (sw.elapsed_s() < timeout_s) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
+  return ::baton::testing::wait_until(pred, timeout_s);
 }
 
 // Raw bytes of a frame header claiming `json_bytes` of JSON.

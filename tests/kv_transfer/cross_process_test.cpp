@@ -1,18 +1,67 @@
-// shm and tcp between two processes: the serving side is a forked child.
+// shm and tcp between two processes: the serving side is a forked child
+// (deploy::ChildProcess, the one child-process helper).
 #include <signal.h>
+#include <unistd.h>
 
+#include <functional>
 #include <limits>
 
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
+#include "deploy/child_process.h"
 #include "kv_transfer/engine_pair.h"
 
 namespace baton {
 namespace {
 
-using testing::ChildProcess;
 using testing::TestRegion;
+
+// A forked child that runs `serve()`, reports the port it returns, then
+// stays up until the parent closes the control pipe (or signals it).
+class ServingChild {
+ public:
+  ~ServingChild() { child_.kill_now(); }
+
+  // The port the child reported, or -1.
+  int start(const std::function<int()>& serve) {
+    int port_pipe[2];
+    int stop_pipe[2];
+    if (::pipe(port_pipe) != 0 || ::pipe(stop_pipe) != 0) return -1;
+    auto child = deploy::ChildProcess::fork_call([&] {
+      ::close(port_pipe[0]);
+      ::close(stop_pipe[1]);
+      const int port = serve();
+      [[maybe_unused]] ssize_t w = ::write(port_pipe[1], &port, sizeof(port));
+      char c;
+      while (::read(stop_pipe[0], &c, 1) > 0) {
+      }
+      return 0;
+    });
+    ::close(port_pipe[1]);
+    ::close(stop_pipe[0]);
+    stop_fd_ = stop_pipe[1];
+    int port = -1;
+    if (child.is_ok()) {
+      child_ = std::move(child).value();
+      if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) port = -1;
+    }
+    ::close(port_pipe[0]);
+    return port;
+  }
+  void kill_now(int sig = SIGKILL) { child_.signal(sig); }
+  // Closes the control pipe and reaps the child; returns its exit code.
+  int stop() {
+    if (stop_fd_ >= 0) ::close(stop_fd_);
+    stop_fd_ = -1;
+    if (!child_.wait_exit(30.0)) child_.kill_now();
+    return child_.exit_code();
+  }
+
+ private:
+  deploy::ChildProcess child_;
+  int stop_fd_ = -1;
+};
 
 constexpr uint64_t kSeed = 1234;
 constexpr int64_t kNumBlocks = 256;  // 1 KiB blocks
@@ -39,8 +88,8 @@ int serve_in_child(const std::string& transport) {
 class CrossProcessTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CrossProcessTest, MovesBlocksBetweenProcesses) {
-  ChildProcess child;
-  const int port = child.start([&](int) { return serve_in_child(GetParam()); });
+  ServingChild child;
+  const int port = child.start([&] { return serve_in_child(GetParam()); });
   ASSERT_GT(port, 0);
   TestRegion expected = TestRegion::heap(testing::small_shape(kNumBlocks));
   expected.fill_random(kSeed);
@@ -72,8 +121,8 @@ TEST_P(CrossProcessTest, MovesBlocksBetweenProcesses) {
 }
 
 TEST_P(CrossProcessTest, PeerKilledGivesClearError) {
-  ChildProcess child;
-  const int port = child.start([&](int) { return serve_in_child(GetParam()); });
+  ServingChild child;
+  const int port = child.start([&] { return serve_in_child(GetParam()); });
   ASSERT_GT(port, 0);
   TestRegion dst = TestRegion::heap(testing::small_shape(16));
   auto decode = testing::make_engine(GetParam(), "decode-parent");
@@ -93,8 +142,8 @@ TEST_P(CrossProcessTest, PeerKilledGivesClearError) {
 }
 
 TEST(CrossProcess, FrozenPeerTimesOut) {
-  ChildProcess child;
-  const int port = child.start([&](int) { return serve_in_child("tcp"); });
+  ServingChild child;
+  const int port = child.start([&] { return serve_in_child("tcp"); });
   ASSERT_GT(port, 0);
   TestRegion dst = TestRegion::heap(testing::small_shape(16));
   auto decode = testing::make_engine("tcp", "decode-parent");
@@ -112,8 +161,8 @@ TEST(CrossProcess, FrozenPeerTimesOut) {
 }
 
 TEST(CrossProcess, LocalTransportRefusesAnotherProcess) {
-  ChildProcess child;
-  const int port = child.start([&](int) { return serve_in_child("local"); });
+  ServingChild child;
+  const int port = child.start([&] { return serve_in_child("local"); });
   ASSERT_GT(port, 0);
   TestRegion dst = TestRegion::heap(testing::small_shape(16));
   auto decode = testing::make_engine("local", "decode-parent");
@@ -125,8 +174,8 @@ TEST(CrossProcess, LocalTransportRefusesAnotherProcess) {
 }
 
 TEST(CrossProcess, HugeTimeoutsDoNotOverflow) {
-  ChildProcess child;
-  const int port = child.start([&](int) { return serve_in_child("tcp"); });
+  ServingChild child;
+  const int port = child.start([&] { return serve_in_child("tcp"); });
   ASSERT_GT(port, 0);
   TestRegion expected = TestRegion::heap(testing::small_shape(kNumBlocks));
   expected.fill_random(kSeed);

@@ -1,5 +1,5 @@
 // Helpers for kv_transfer tests: small KV regions with random contents, in
-// ordinary memory or in POSIX shared memory, and a forked serving process.
+// ordinary memory or in POSIX shared memory.
 #pragma once
 
 #include <signal.h>
@@ -78,60 +78,6 @@ class TestRegion {
   KvRegionDesc desc_;
   std::vector<uint8_t> heap_;
   std::unique_ptr<SharedMemoryBuffer> shm_;
-};
-
-// A forked child that runs `serve(write_fd)` and must write one int (its port)
-// to write_fd, then stay up until the parent closes the control pipe (or
-// kill()s it).
-class ChildProcess {
- public:
-  // Returns the port the child reported, or -1.
-  int start(const std::function<int(int stop_fd)>& serve) {
-    int port_pipe[2];
-    int stop_pipe[2];
-    if (::pipe(port_pipe) != 0 || ::pipe(stop_pipe) != 0) return -1;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::close(port_pipe[0]);
-      ::close(stop_pipe[1]);
-      const int port = serve(stop_pipe[0]);
-      ssize_t w = ::write(port_pipe[1], &port, sizeof(port));
-      (void)w;
-      char c;
-      while (::read(stop_pipe[0], &c, 1) > 0) {
-      }
-      ::_exit(0);
-    }
-    ::close(port_pipe[1]);
-    ::close(stop_pipe[0]);
-    stop_fd_ = stop_pipe[1];
-    int port = -1;
-    if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) port = -1;
-    ::close(port_pipe[0]);
-    return port;
-  }
-  void kill_now(int sig = SIGKILL) {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-  // Closes the control pipe and reaps the child; returns its exit status.
-  int stop() {
-    if (stop_fd_ >= 0) ::close(stop_fd_);
-    stop_fd_ = -1;
-    int status = 0;
-    if (pid_ > 0) ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-  ~ChildProcess() {
-    if (pid_ > 0) {
-      kill_now(SIGKILL);
-      stop();
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  int stop_fd_ = -1;
 };
 
 }  // namespace baton::testing

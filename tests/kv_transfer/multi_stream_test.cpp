@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "kv_transfer/engine_pair.h"
 #include "kv_transfer/tcp_transport.h"
+#include "support/wait.h"
 
 namespace baton {
 namespace {
@@ -22,9 +23,7 @@ using testing::TestRegion;
 // be just after the reader has them all: wait (up to 2 s) for `expected`,
 // then return the count (still compared exactly by the caller).
 uint64_t reads_served(const TransferEngine& prefill, uint64_t expected) {
-  for (int i = 0; i < 200 && prefill.agent_stats().num_reads < expected; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ::baton::testing::wait_until([&] { return prefill.agent_stats().num_reads >= expected; }, 2, 10);
   return prefill.agent_stats().num_reads;
 }
 
@@ -44,8 +43,7 @@ class GateCopier : public DeviceCopier {
     if (fail >= first && fail < first + count) return internal_error("injected copy fault at block {}", fail);
     if (stall.load() && !(first < static_cast<int64_t>(never_stall.size()) && never_stall[first] != 0)) {
       ++num_stalled;
-      const auto until = SteadyClock::now() + std::chrono::seconds(20);
-      while (stall.load() && SteadyClock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      ::baton::testing::wait_until([&] { return !stall.load(); }, 20.0, 2);
     }
     std::memcpy(dst, src, n);
     return Status::ok();
@@ -227,9 +225,7 @@ class MultiStreamFaultTest : public ::testing::Test {
     // wind down; a read started before that would get fewer pairs, hence fewer
     // streams and connections than the next one (a leaked pair fails below).
     auto pool = dynamic_cast<const TcpTransport&>(decode_->transport()).staging();
-    for (int i = 0; i < 200 && pool->stats().num_idle != pool->stats().num_pairs; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    ::baton::testing::wait_until([&] { return pool->stats().num_idle == pool->stats().num_pairs; }, 2, 10);
     for (int round = 0; round < 3; ++round) {
       dst_.fill(0);
       Status st = read_and_wait(*decode_, remote_, local_, false);
@@ -274,10 +270,7 @@ TEST_F(MultiStreamFaultTest, CancelStopsEveryStream) {
   src_copier_.stall = true;
   auto h = decode_->read_blocks("prefill-m", remote_, local_, {.request_id = "c"});
   ASSERT_TRUE(h.is_ok());
-  const auto until = SteadyClock::now() + std::chrono::seconds(5);
-  while (src_copier_.num_stalled.load() < 4 && SteadyClock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  ::baton::testing::wait_until([&] { return src_copier_.num_stalled.load() >= 4; }, 5.0, 2);
   EXPECT_EQ(src_copier_.num_stalled.load(), 4) << "all four streams are mid-read";
   Stopwatch sw;
   (*h)->cancel();
@@ -293,10 +286,7 @@ TEST_F(MultiStreamFaultTest, PeerGoneMidReadFailsTheRead) {
   src_copier_.stall = true;
   auto h = decode_->read_blocks("prefill-m", remote_, local_);
   ASSERT_TRUE(h.is_ok());
-  const auto until = SteadyClock::now() + std::chrono::seconds(5);
-  while (src_copier_.num_stalled.load() < 4 && SteadyClock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  ::baton::testing::wait_until([&] { return src_copier_.num_stalled.load() >= 4; }, 5.0, 2);
   // The agent shuts its connections down, then waits for its serving
   // threads, which the gate holds until the read has failed.
   std::thread stopper([&] { prefill_.reset(); });

@@ -10,6 +10,7 @@
 #include "kv_transfer/engine_pair.h"
 #include "kv_transfer/kv_handshake.h"
 #include "kv_transfer/wire.h"
+#include "support/wait.h"
 
 namespace baton {
 namespace {
@@ -83,7 +84,7 @@ class ScriptedPeer {
           (void)send_frame(conn, MsgType::kBlocks, Json::object(), n, ctx);
           (void)conn.write_all(bytes.data(), n / 2, ctx);
           if (how_ == Misbehaviour::kStallHalfway) {
-            while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            ::baton::testing::wait_until([&] { return stop_.load(); }, 60.0, 5);
           }
         }
         break;  // closes the connection

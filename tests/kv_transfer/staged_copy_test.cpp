@@ -46,6 +46,8 @@ void check_direction(StageDirection dir) {
   };
   std::vector<size_t> order;
   std::mutex mu;
+  // Each stage takes 5 ms (simulated copy work), so that stages overlap
+  // when the pipeline lets them; the test measures that overlap.
   StageFn fill = [&](size_t i, uint8_t* buf) {
     enter();
     std::this_thread::sleep_for(5ms);

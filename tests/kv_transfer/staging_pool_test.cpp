@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "kv_transfer/staging_pool.h"
+#include "support/wait.h"
 
 namespace baton {
 namespace {
@@ -123,9 +124,12 @@ TEST(StagingPool, BoundedWaitsThenTimesOutOrIsCancelled) {
   EXPECT_NE(late.status().message().find("staging buffer"), std::string::npos) << late.status().message();
   EXPECT_GE(SteadyClock::now() - t0, 50ms);
 
+  // Cancelled (and below, released) once the acquire is waiting: a wait on
+  // the pool's own count of waits, not on time.
   std::atomic<bool> cancelled{false};
+  const uint64_t waits_before_cancel = pool.stats().num_waits;
   std::thread canceller([&] {
-    std::this_thread::sleep_for(30ms);
+    ::baton::testing::wait_until([&] { return pool.stats().num_waits > waits_before_cancel; }, 10.0, 1);
     cancelled = true;
   });
   auto gone = pool.acquire(1024, within_ms(10000, &cancelled));
@@ -134,8 +138,9 @@ TEST(StagingPool, BoundedWaitsThenTimesOutOrIsCancelled) {
 
   // A pair given back wakes a waiter, which gets that very pair.
   const auto b_buffers = b->buffers();
+  const uint64_t waits_before_release = pool.stats().num_waits;
   std::thread releaser([&] {
-    std::this_thread::sleep_for(30ms);
+    ::baton::testing::wait_until([&] { return pool.stats().num_waits > waits_before_release; }, 10.0, 1);
     b->reset();
   });
   auto waited = pool.acquire(1024, within_ms(10000));
@@ -170,6 +175,8 @@ TEST(StagingPool, ConcurrentUsersNeverSharePairs) {
         const uint8_t stamp = static_cast<uint8_t>(t * 40 + i);
         std::memset(bufs[0], stamp, kBytes);
         std::memset(bufs[1], stamp ^ 0xff, kBytes);
+        // Holds the lease a moment (simulated work), so that the threads'
+        // leases overlap; the test checks no two share a pair.
         std::this_thread::sleep_for(100us);
         for (size_t k = 0; k < kBytes; ++k) {
           if (bufs[0][k] != stamp || bufs[1][k] != static_cast<uint8_t>(stamp ^ 0xff)) {

@@ -196,6 +196,8 @@ class MapOnceTransport : public Transport {
   Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) override {
     ++num_connects;
     if (mapped.exchange(true)) return internal_error("peer '{}': resource already mapped", remote.engine_id);
+    // A slow connect (simulated mapping work) widens the window in which
+    // concurrent callers would race to connect twice: the race under test.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     return inner_->connect(remote);
   }

@@ -1,190 +1,94 @@
-// Real processes for the PD end-to-end tests: `baton serve` (agg, prefill,
-// decode) and `baton proxy`, each on a free port (--port 0; the port is read
-// from its "listening on http://" line), plus small HTTP helpers: greedy
-// completions (streamed or not) whose text, for models without a tokenizer,
-// spells the token ids ("token_id:N" per token), and /metrics readers.
+// The PD test cluster, in-process: agg, prefill and decode instances
+// (instance::Instance) and routers (instance::RouterInstance) built in the
+// test process itself over the local, shm or tcp KV transports, each on a
+// free port. A router has run its first health round when it starts, so it
+// routes at once. Plus small HTTP helpers: greedy completions (streamed or
+// not) whose text, for models without a tokenizer, spells the token ids
+// ("token_id:N" per token), and /metrics readers. Tests that need a peer as
+// a real process (kill -9, SIGSTOP, SIGTERM) use support/test_process.h.
 #pragma once
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "common/clock.h"
+#include <gtest/gtest.h>
+
 #include "common/json.h"
 #include "http/http_client.h"
+#include "instance/instance.h"
+#include "instance/router_instance.h"
+#include "support/wait.h"
 
 namespace baton::pd_test {
 
-// Emptied first: an earlier test process with the same pid left its logs
-// there, and a stale "listening on" line would name a dead server's port.
-inline std::string tmp_dir() {
-  static const std::string dir = [] {
-    std::string d = "/tmp/baton_pd_test_" + std::to_string(getpid());
-    std::filesystem::remove_all(d);
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+using baton::testing::wait_until;
+using instance::Instance;
+using instance::InstanceOptions;
+using instance::RouterInstance;
+using instance::RouterOptions;
 
 inline std::string fixture_model(const std::string& name) {
   return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name;
 }
 
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+// Changes to an instance's options on top of serve_options'.
+using Tweak = std::function<void(InstanceOptions&)>;
+
+// What the process tests ran as `baton serve --model MODEL
+// --served-model-name m --port 0 --num-kv-blocks N --num-threads 1 --role ROLE`.
+inline InstanceOptions serve_options(const std::string& model, const std::string& role, int num_kv_blocks = 64) {
+  InstanceOptions o;
+  o.engine.model = model;
+  o.engine.num_threads = 1;
+  o.engine.engine.num_kv_blocks = num_kv_blocks;
+  o.server.served_model_name = "m";
+  o.server.port = 0;
+  o.pd.role = role;
+  return o;
 }
 
-// One `baton <args>` child; stdout and stderr go to a log file.
-class Proc {
- public:
-  static std::unique_ptr<Proc> spawn(const std::vector<std::string>& args) {
-    static int counter = 0;
-    auto p = std::unique_ptr<Proc>(new Proc());
-    p->log_path_ = tmp_dir() + "/proc_" + std::to_string(++counter) + "_" + args[0] + ".log";
-    std::vector<std::string> argv_s = {BATON_BINARY};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    // Created (empty) before the fork, so that wait_listening never reads an
-    // older file of the same name.
-    int log = open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid_t pid = fork();
-    if (pid == 0) {
-      if (log >= 0) {
-        dup2(log, 1);
-        dup2(log, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& s : argv_s) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    if (log >= 0) close(log);
-    p->pid_ = pid;
-    return p;
-  }
-
-  // SIGTERM first, so that a prefill removes its shared-memory KV mirror.
-  ~Proc() { terminate(10.0); }
-
-  // Waits for the "listening on http://HOST:PORT" line; false if the process
-  // died or timed out.
-  bool wait_listening(double timeout_s = 90.0) {
-    static const std::regex re(R"(listening on http://[0-9.]+:(\d+))");
-    Stopwatch sw;
-    while (sw.elapsed_s() < timeout_s) {
-      std::string log = read_file(log_path_);
-      std::smatch m;
-      if (std::regex_search(log, m, re)) {
-        port_ = std::stoi(m[1]);
-        return true;
-      }
-      if (!running()) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
-
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-
-  void kill_now() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-
-  void signal(int sig) {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-
-  // SIGTERM and wait; the exit code, or -1 (killed after timeout_s).
-  int terminate(double timeout_s = 30.0) {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    Stopwatch sw;
-    while (sw.elapsed_s() < timeout_s) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    kill_now();
-    return -1;
-  }
-
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  // The whole log (log() keeps only its tail).
-  std::string full_log() const { return read_file(log_path_); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string log() const {
-    std::string s = read_file(log_path_);
-    return s.size() > 3000 ? s.substr(s.size() - 3000) : s;
-  }
-
- private:
-  Proc() = default;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string log_path_;
-};
-
-// Spawns all, then waits for all (they load in parallel).
-inline std::vector<std::unique_ptr<Proc>> spawn_all(const std::vector<std::vector<std::string>>& arg_lists,
-                                                   std::string* error) {
-  std::vector<std::unique_ptr<Proc>> procs;
-  for (const auto& args : arg_lists) procs.push_back(Proc::spawn(args));
-  for (auto& p : procs) {
-    if (!p->wait_listening()) {
-      *error = "process did not come up: " + p->log();
-      return {};
-    }
-  }
-  return procs;
+// A prefill or decode (or agg) over `transport`, with `tweak` applied.
+inline std::unique_ptr<Instance> start_instance(const std::string& model, const std::string& role,
+                                                const std::string& transport = "shm", const Tweak& tweak = {},
+                                                int num_kv_blocks = 64) {
+  InstanceOptions o = serve_options(model, role, num_kv_blocks);
+  o.pd.kv_transport = transport;
+  if (tweak) tweak(o);
+  auto started = Instance::start(o);
+  EXPECT_TRUE(started.is_ok()) << role << " over " << transport << ": " << started.status().to_string();
+  return started.is_ok() ? std::move(started).value() : nullptr;
 }
 
-inline std::vector<std::string> serve_args(const std::string& model, const std::string& role,
-                                           std::vector<std::string> extra = {}, int num_kv_blocks = 64) {
-  std::vector<std::string> a = {"serve", "--model", model, "--served-model-name", "m", "--port", "0",
-                                "--num-kv-blocks", std::to_string(num_kv_blocks), "--num-threads", "1",
-                                "--role", role};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+// What the process tests ran as `baton proxy --port 0 --mode pd --prefill P
+// --decode D --health-interval-s 0.2`.
+inline RouterOptions router_options(const std::string& prefill_url, const std::string& decode_url) {
+  RouterOptions o;
+  o.port = 0;
+  o.mode = "pd";
+  o.prefill = prefill_url;
+  o.decode = decode_url;
+  o.health_interval_s = 0.2;
+  return o;
 }
 
-inline std::vector<std::string> proxy_args(const Proc& prefill, const Proc& decode) {
-  return {"proxy", "--port", "0", "--mode", "pd", "--prefill", prefill.url(), "--decode", decode.url(),
-          "--health-interval-s", "0.2"};
+inline std::unique_ptr<RouterInstance> start_router(const RouterOptions& options) {
+  auto started = RouterInstance::start(options);
+  EXPECT_TRUE(started.is_ok()) << started.status().to_string();
+  return started.is_ok() ? std::move(started).value() : nullptr;
+}
+
+template <class Prefill, class Decode>
+std::unique_ptr<RouterInstance> start_router(const Prefill& prefill, const Decode& decode) {
+  return start_router(router_options(prefill.url(), decode.url()));
 }
 
 struct Completion {
@@ -286,24 +190,48 @@ inline int open_request(int port, const Json& body) {
   return fd;
 }
 
-inline bool wait_until(const std::function<bool()>& pred, double timeout_s) {
-  Stopwatch sw;
-  while (sw.elapsed_s() < timeout_s) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
+// What a router sends a prefill instance; returns the kv_transfer_params.
+template <class Node>
+Json prefill_direct(const Node& prefill, const std::vector<int>& prompt) {
+  Json body = completion_body(prompt, 1, false);
+  body["kv_transfer_params"] = {{"do_remote_decode", true}};
+  Completion c = post_completion(prefill.url(), body);
+  EXPECT_EQ(c.http_status, 200) << c.raw;
+  EXPECT_TRUE(c.kv_transfer_params.is_object()) << c.raw;
+  return c.kv_transfer_params;
 }
 
-// True once the instance's block pool is entirely free again.
-inline bool pool_fully_free(const Proc& p, double timeout_s = 5.0) {
+// What a router then sends the decode instance.
+template <class Node>
+Completion decode_direct(const Node& decode, const std::vector<int>& prompt, const Json& params, bool stream = false,
+                         int max_tokens = 5) {
+  Json body = completion_body(prompt, max_tokens, stream);
+  body["kv_transfer_params"] = params;
+  return post_completion(decode.url(), body);
+}
+
+// True once the node's block pool is entirely free again.
+template <class Node>
+bool pool_fully_free(const Node& node, double timeout_s = 5.0) {
   return wait_until(
       [&] {
-        auto free = metric(p.url(), "baton:num_kv_blocks_free");
-        auto total = metric(p.url(), "baton:num_kv_blocks_total");
+        auto free = metric(node.url(), "baton:num_kv_blocks_free");
+        auto total = metric(node.url(), "baton:num_kv_blocks_total");
         return free && total && *total > 0 && *free == *total;
       },
       timeout_s);
+}
+
+// True while the node answers GET /health with 200.
+template <class Node>
+bool serving(const Node& node) {
+  auto r = http::fetch(node.url() + "/health", "GET", {}, 10.0);
+  return r.is_ok() && r->status == 200;
+}
+
+template <class Node>
+double counter(const Node& node, const std::string& name) {
+  return metric(node.url(), name).value_or(-1);
 }
 
 inline std::vector<int> prompt_of(int n, int start = 1) {

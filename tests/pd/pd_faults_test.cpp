@@ -1,4 +1,6 @@
-// Faults of the PD handoff on real processes, each ending with a clear error
+// Faults of the PD handoff on in-process instances (the faults that need a
+// real peer process, kill -9 and SIGSTOP, are in pd_process_test.cpp), each
+// ending with a clear error
 // or a correct answer, no request hanging past the lease, and every
 // instance's block pool fully free afterwards. Where the router is not the
 // point, the test plays the router itself (prefill with do_remote_decode,
@@ -14,109 +16,41 @@ namespace {
 constexpr int kMaxTokens = 5;
 const std::string kModel = "qwen3-tiny";
 
-// What the router sends a prefill instance; returns the kv_transfer_params.
-Json prefill_direct(const Proc& prefill, const std::vector<int>& prompt) {
-  Json body = completion_body(prompt, 1, false);
-  body["kv_transfer_params"] = {{"do_remote_decode", true}};
-  Completion c = post_completion(prefill.url(), body);
-  EXPECT_EQ(c.http_status, 200) << c.raw;
-  EXPECT_TRUE(c.kv_transfer_params.is_object()) << c.raw;
-  return c.kv_transfer_params;
-}
-
-Completion decode_direct(const Proc& decode, const std::vector<int>& prompt, const Json& params,
-                         bool stream = false, int max_tokens = kMaxTokens) {
-  Json body = completion_body(prompt, max_tokens, stream);
-  body["kv_transfer_params"] = params;
-  return post_completion(decode.url(), body);
-}
-
-std::vector<std::string> agg_tokens(const Proc& agg, const std::vector<int>& prompt) {
+std::vector<std::string> agg_tokens(const Instance& agg, const std::vector<int>& prompt) {
   Completion c = post_completion(agg.url(), completion_body(prompt, kMaxTokens, false));
   EXPECT_EQ(c.http_status, 200) << c.raw;
   return c.tokens;
 }
 
-double counter(const Proc& p, const std::string& name) { return metric(p.url(), name).value_or(-1); }
-
-std::vector<std::unique_ptr<Proc>> start(const std::vector<std::vector<std::string>>& args) {
-  std::string error;
-  auto procs = spawn_all(args, &error);
-  EXPECT_EQ(procs.size(), args.size()) << error;
-  return procs;
+// Sets PD options the way the serve flags of the same names do.
+Tweak lease_ms(int64_t ms) {
+  return [ms](InstanceOptions& o) { o.pd.kv_lease_ms = ms; };
 }
-
-TEST(PdFaultsTest, PrefillKilledAfterAnsweringBeforeThePull) {
-  const std::string model = fixture_model(kModel);
-  auto p = start({serve_args(model, "agg"), serve_args(model, "prefill", {"--kv-transport", "tcp"}),
-                  serve_args(model, "decode", {"--kv-transport", "tcp", "--kv-load-failure-policy", "fail"}),
-                  serve_args(model, "decode", {"--kv-transport", "tcp", "--kv-load-failure-policy", "recompute"})});
-  ASSERT_EQ(p.size(), 4u);
-  Proc &agg = *p[0], &prefill = *p[1], &dec_fail = *p[2], &dec_recompute = *p[3];
-  const std::vector<int> prompt = prompt_of(40, 11);
-  Json a = prefill_direct(prefill, prompt);
-  Json b = prefill_direct(prefill, prompt);
-  ASSERT_FALSE(a.is_null());
-  prefill.kill_now();
-
-  Stopwatch sw;
-  Completion failed = decode_direct(dec_fail, prompt, a);
-  EXPECT_EQ(failed.http_status, 500) << failed.raw;
-  EXPECT_NE(failed.error.find("KV transfer failed"), std::string::npos) << failed.error;
-  Completion recomputed = decode_direct(dec_recompute, prompt, b);
-  EXPECT_EQ(recomputed.http_status, 200) << recomputed.raw;
-  EXPECT_EQ(recomputed.tokens, agg_tokens(agg, prompt));
-  EXPECT_LT(sw.elapsed_s(), 10.0);
-  EXPECT_EQ(counter(dec_fail, "baton:kv_transfers_failed_total"), 1);
-  EXPECT_TRUE(pool_fully_free(dec_fail));
-  EXPECT_TRUE(pool_fully_free(dec_recompute));
-}
-
-TEST(PdFaultsTest, DecodeKilledMidStream) {
-  const std::string model = fixture_model(kModel);
-  auto p = start({serve_args(model, "prefill", {"--kv-transport", "shm"}, 512),
-                  serve_args(model, "decode", {"--kv-transport", "shm"}, 512)});
-  ASSERT_EQ(p.size(), 2u);
-  Proc &prefill = *p[0], &decode = *p[1];
-  auto proxy = start({proxy_args(prefill, decode)});
-  ASSERT_EQ(proxy.size(), 1u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-
-  Completion result;
-  std::thread client([&] {
-    result = post_completion(proxy[0]->url(), completion_body(prompt_of(30, 5), 4000, true), 30.0);
-  });
-  const bool streaming = wait_until([&] { return counter(decode, "baton:num_requests_running") >= 1; }, 20.0);
-  decode.kill_now();
-  Stopwatch sw;
-  client.join();
-  EXPECT_TRUE(streaming);
-  // (Once, under a parallel ctest, the client waited out its 30 s: the logs say where it hung.)
-  EXPECT_LT(sw.elapsed_s(), 15.0) << "client: " << result.error << "\nproxy log:\n"
-                                  << proxy[0]->log() << "\ndecode log:\n" << decode.log();
-  // The stream ends without a full answer, and says why.
-  EXPECT_NE(result.finish_reason, "length") << result.raw.substr(0, 500);
-  EXPECT_FALSE(result.error.empty()) << result.raw.substr(result.raw.size() > 500 ? result.raw.size() - 500 : 0);
-  // The pull had finished and said done: the prefill side holds nothing.
-  EXPECT_TRUE(wait_until([&] { return counter(prefill, "baton:kv_leases") == 0; }, 5.0));
-  EXPECT_TRUE(pool_fully_free(prefill));
+Tweak fault(const std::string& kind, bool checksum = false, const std::string& policy = "fail") {
+  return [=](InstanceOptions& o) {
+    o.pd.kv_fault = kind;
+    o.pd.kv_checksum = checksum;
+    o.pd.kv_load_failure_policy = policy;
+  };
 }
 
 TEST(PdFaultsTest, ClientDisconnectsDuringPrefillAndDuringDecode) {
   const std::string model = fixture_model(kModel);
   // A small step budget makes a long prompt's prefill take many steps.
-  auto p = start({serve_args(model, "prefill",
-                             {"--kv-transport", "shm", "--kv-lease-ms", "1500", "--max-num-batched-tokens", "16"},
-                             512),
-                  serve_args(model, "decode", {"--kv-transport", "shm"}, 512)});
-  ASSERT_EQ(p.size(), 2u);
-  Proc &prefill = *p[0], &decode = *p[1];
-  auto proxy = start({proxy_args(prefill, decode)});
-  ASSERT_EQ(proxy.size(), 1u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  auto prefill_ptr = start_instance(model, "prefill", "shm",
+                                    [](InstanceOptions& o) {
+                                      o.pd.kv_lease_ms = 1500;
+                                      o.engine.engine.max_num_batched_tokens = 16;
+                                    },
+                                    512);
+  auto decode_ptr = start_instance(model, "decode", "shm", {}, 512);
+  ASSERT_TRUE(prefill_ptr && decode_ptr);
+  Instance &prefill = *prefill_ptr, &decode = *decode_ptr;
+  auto proxy = start_router(prefill, decode);
+  ASSERT_TRUE(proxy);
 
   // During prefill.
-  int fd = open_request(proxy[0]->port(), completion_body(prompt_of(3000, 1), 8, true));
+  int fd = open_request(proxy->port(), completion_body(prompt_of(3000, 1), 8, true));
   ASSERT_GE(fd, 0);
   EXPECT_TRUE(wait_until([&] { return counter(prefill, "baton:num_requests_running") >= 1; }, 20.0));
   ::close(fd);
@@ -126,7 +60,7 @@ TEST(PdFaultsTest, ClientDisconnectsDuringPrefillAndDuringDecode) {
   EXPECT_EQ(counter(prefill, "baton:kv_leases"), 0);
 
   // During decode.
-  fd = open_request(proxy[0]->port(), completion_body(prompt_of(30, 9), 4000, true));
+  fd = open_request(proxy->port(), completion_body(prompt_of(30, 9), 4000, true));
   ASSERT_GE(fd, 0);
   EXPECT_TRUE(wait_until([&] { return counter(decode, "baton:num_requests_running") >= 1; }, 20.0));
   ::close(fd);
@@ -138,19 +72,19 @@ TEST(PdFaultsTest, ClientDisconnectsDuringPrefillAndDuringDecode) {
 
 TEST(PdFaultsTest, FailedAndCorruptedTransfersUnderBothPolicies) {
   const std::string model = fixture_model(kModel);
-  auto p = start({serve_args(model, "agg"), serve_args(model, "prefill", {"--kv-transport", "shm"}),
-                  serve_args(model, "decode", {"--kv-transport", "shm", "--kv-fault", "fail"}),
-                  serve_args(model, "decode",
-                             {"--kv-transport", "shm", "--kv-fault", "fail", "--kv-load-failure-policy", "recompute"}),
-                  serve_args(model, "decode", {"--kv-transport", "shm", "--kv-fault", "corrupt", "--kv-checksum"}),
-                  serve_args(model, "decode", {"--kv-transport", "shm", "--kv-fault", "corrupt", "--kv-checksum",
-                                               "--kv-load-failure-policy", "recompute"})});
-  ASSERT_EQ(p.size(), 6u);
-  Proc &agg = *p[0], &prefill = *p[1];
+  std::vector<std::unique_ptr<Instance>> p;
+  p.push_back(start_instance(model, "agg"));
+  p.push_back(start_instance(model, "prefill", "shm"));
+  p.push_back(start_instance(model, "decode", "shm", fault("fail")));
+  p.push_back(start_instance(model, "decode", "shm", fault("fail", false, "recompute")));
+  p.push_back(start_instance(model, "decode", "shm", fault("corrupt", true)));
+  p.push_back(start_instance(model, "decode", "shm", fault("corrupt", true, "recompute")));
+  for (const auto& inst : p) ASSERT_TRUE(inst);
+  Instance &agg = *p[0], &prefill = *p[1];
   const std::vector<int> prompt = prompt_of(37, 21);
   const std::vector<std::string> want = agg_tokens(agg, prompt);
   struct Case {
-    Proc* decode;
+    Instance* decode;
     bool fails;
     const char* detail;
   } cases[] = {{p[2].get(), true, "UNAVAILABLE"},
@@ -186,10 +120,10 @@ TEST(PdFaultsTest, FailedAndCorruptedTransfersUnderBothPolicies) {
 
 TEST(PdFaultsTest, DecodeThatNeverComesLetsTheLeaseExpire) {
   const std::string model = fixture_model(kModel);
-  auto p = start({serve_args(model, "prefill", {"--kv-transport", "shm", "--kv-lease-ms", "300"}),
-                  serve_args(model, "decode", {"--kv-transport", "shm"})});
-  ASSERT_EQ(p.size(), 2u);
-  Proc &prefill = *p[0], &decode = *p[1];
+  auto prefill_ptr = start_instance(model, "prefill", "shm", lease_ms(300));
+  auto decode_ptr = start_instance(model, "decode", "shm");
+  ASSERT_TRUE(prefill_ptr && decode_ptr);
+  Instance &prefill = *prefill_ptr, &decode = *decode_ptr;
   const std::vector<int> prompt = prompt_of(50, 3);
   Json params = prefill_direct(prefill, prompt);
   EXPECT_EQ(params["remote_block_ids"].size(), 4u) << params.dump();
@@ -210,10 +144,11 @@ TEST(PdFaultsTest, DecodeThatNeverComesLetsTheLeaseExpire) {
 TEST(PdFaultsTest, SlowPullRenewsTheLease) {
   const std::string model = fixture_model(kModel);
   // The read takes 700 ms, the lease 300 ms: renewals keep it alive.
-  auto p = start({serve_args(model, "agg"), serve_args(model, "prefill", {"--kv-transport", "shm", "--kv-lease-ms", "300"}),
-                  serve_args(model, "decode", {"--kv-transport", "shm", "--kv-fault", "delay_ms=700"})});
-  ASSERT_EQ(p.size(), 3u);
-  Proc &agg = *p[0], &prefill = *p[1], &decode = *p[2];
+  auto agg_ptr = start_instance(model, "agg");
+  auto prefill_ptr = start_instance(model, "prefill", "shm", lease_ms(300));
+  auto decode_ptr = start_instance(model, "decode", "shm", fault("delay_ms=700"));
+  ASSERT_TRUE(agg_ptr && prefill_ptr && decode_ptr);
+  Instance &agg = *agg_ptr, &prefill = *prefill_ptr, &decode = *decode_ptr;
   const std::vector<int> prompt = prompt_of(33, 8);
   Completion r = decode_direct(decode, prompt, prefill_direct(prefill, prompt));
   EXPECT_EQ(r.http_status, 200) << r.raw;
@@ -226,12 +161,14 @@ TEST(PdFaultsTest, SlowPullRenewsTheLease) {
 }
 
 TEST(PdFaultsTest, IncompatiblePeerIsRefusedNamingTheMismatch) {
-  auto p = start({serve_args(fixture_model("llama3-tiny"), "prefill", {"--kv-transport", "tcp", "--kv-lease-ms", "500"}),
-                  serve_args(fixture_model(kModel), "prefill",
-                             {"--kv-transport", "tcp", "--block-size", "32", "--kv-lease-ms", "500"}),
-                  serve_args(fixture_model(kModel), "decode", {"--kv-transport", "tcp"})});
-  ASSERT_EQ(p.size(), 3u);
-  Proc &other_model = *p[0], &other_layout = *p[1], &decode = *p[2];
+  auto other_model_ptr = start_instance(fixture_model("llama3-tiny"), "prefill", "tcp", lease_ms(500));
+  auto other_layout_ptr = start_instance(fixture_model(kModel), "prefill", "tcp", [](InstanceOptions& o) {
+    o.pd.kv_lease_ms = 500;
+    o.engine.engine.block_size = 32;
+  });
+  auto decode_ptr = start_instance(fixture_model(kModel), "decode", "tcp");
+  ASSERT_TRUE(other_model_ptr && other_layout_ptr && decode_ptr);
+  Instance &other_model = *other_model_ptr, &other_layout = *other_layout_ptr, &decode = *decode_ptr;
   const std::vector<int> prompt = prompt_of(20, 2);
   Completion a = decode_direct(decode, prompt, prefill_direct(other_model, prompt));
   EXPECT_EQ(a.http_status, 500) << a.raw;

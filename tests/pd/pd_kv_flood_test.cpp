@@ -2,10 +2,13 @@
 // with garbage, truncated and oversized frames keeps its memory (RSS grows
 // < 64 MiB) and its threads (under the agent's fixed pool), and a PD request
 // made afterwards is answered correctly. Prints the numbers it measured.
+// The instances run in the test process, so what is measured is the whole
+// process's memory and threads: an upper bound on the prefill's.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <random>
 
 #include "pd_cluster.h"
@@ -54,23 +57,20 @@ std::string header(uint16_t type, uint32_t json_bytes) {
 
 TEST(PdKvFlood, TenThousandHostileConnectionsThenAPdRequest) {
   const std::string model = fixture_model(kModel);
-  std::string error;
-  auto p = spawn_all({serve_args(model, "agg"), serve_args(model, "prefill", {"--kv-transport", "tcp"}),
-                      serve_args(model, "decode", {"--kv-transport", "tcp"})},
-                     &error);
-  ASSERT_EQ(p.size(), 3u) << error;
-  Proc &agg = *p[0], &prefill = *p[1], &decode = *p[2];
-  std::smatch m;
-  const std::string log = prefill.full_log();
-  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(KV agent for engine '[^']*' listening on [0-9.]+:(\d+))"))) << log;
-  const int kv_port = std::stoi(m[1]);
+  auto agg_ptr = start_instance(model, "agg");
+  auto prefill_ptr = start_instance(model, "prefill", "tcp");
+  auto decode_ptr = start_instance(model, "decode", "tcp");
+  ASSERT_TRUE(agg_ptr && prefill_ptr && decode_ptr);
+  Instance &agg = *agg_ptr, &prefill = *prefill_ptr, &decode = *decode_ptr;
+  const int kv_port = prefill.kv_port();
+  ASSERT_GT(kv_port, 0);
   const std::vector<int> prompt = prompt_of(40, 13);
   // One PD request first, so that the agent's lazily built state is there.
   Json warm = completion_body(prompt_of(20, 1), 1, false);
   warm["kv_transfer_params"] = {{"do_remote_decode", true}};
   ASSERT_EQ(post_completion(prefill.url(), warm).http_status, 200);
 
-  const auto [rss_before, threads_before] = rss_and_threads(prefill.pid());
+  const auto [rss_before, threads_before] = rss_and_threads(::getpid());
   int64_t rss_peak = rss_before;
   int threads_peak = threads_before;
   std::mt19937 rng(14);
@@ -110,13 +110,13 @@ TEST(PdKvFlood, TenThousandHostileConnectionsThenAPdRequest) {
       ::close(fd);
     }
     if (i % 500 == 0) {
-      const auto [rss, threads] = rss_and_threads(prefill.pid());
+      const auto [rss, threads] = rss_and_threads(::getpid());
       rss_peak = std::max(rss_peak, rss);
       threads_peak = std::max(threads_peak, threads);
     }
   }
   const double flood_s = sw.elapsed_s();
-  const auto [rss_during, threads_during] = rss_and_threads(prefill.pid());
+  const auto [rss_during, threads_during] = rss_and_threads(::getpid());
   rss_peak = std::max(rss_peak, rss_during);
   threads_peak = std::max(threads_peak, threads_during);
   for (int fd : held) ::close(fd);
@@ -132,7 +132,7 @@ TEST(PdKvFlood, TenThousandHostileConnectionsThenAPdRequest) {
   Completion want = post_completion(agg.url(), completion_body(prompt, 5, false));
   EXPECT_EQ(pd.http_status, 200) << pd.raw;
   EXPECT_EQ(pd.tokens, want.tokens);
-  EXPECT_TRUE(prefill.running());
+  EXPECT_TRUE(serving(prefill));
 
   const double rss_growth_mib = static_cast<double>(rss_peak - rss_before) / (1 << 20);
   std::cout << "KV flood: " << connected << " of " << kAttempts << " connection attempts in " << flood_s

@@ -1,7 +1,7 @@
-// Same output: for every fixture model, a PD deployment of real processes
-// (baton proxy + baton serve --role prefill + --role decode) over shm and over
-// tcp returns exactly the tokens `baton serve --role agg` returns for the same
-// greedy requests, streamed and not; a repeated prompt pulls only the blocks
+// Same output: for every fixture model, an in-process PD deployment (a
+// router, a prefill and a decode instance) over local, shm and tcp returns
+// exactly the tokens an agg instance returns for the same greedy requests,
+// streamed and not; a repeated prompt pulls only the blocks
 // the decode side's prefix cache lacks (shown by the kv counters); and every
 // instance's block pool is fully free afterwards.
 #include <gtest/gtest.h>
@@ -14,27 +14,25 @@ namespace {
 constexpr int kMaxTokens = 6;
 
 struct Deployment {
-  Proc* prefill;
-  Proc* decode;
-  Proc* proxy;
+  Instance* prefill;
+  Instance* decode;
+  RouterInstance* proxy;
 };
 
-void expect_same_as_agg(Proc& agg, const Deployment& d, const std::vector<int>& prompt, bool stream,
+void expect_same_as_agg(Instance& agg, const Deployment& d, const std::vector<int>& prompt, bool stream,
                         const std::string& what) {
   Completion want = post_completion(agg.url(), completion_body(prompt, kMaxTokens, false));
   ASSERT_EQ(want.http_status, 200) << want.raw;
   ASSERT_EQ(want.tokens.size(), static_cast<size_t>(kMaxTokens)) << want.raw;
   Completion got = post_completion(d.proxy->url(), completion_body(prompt, kMaxTokens, stream));
-  ASSERT_EQ(got.http_status, 200) << what << ": " << got.raw << d.decode->log();
+  ASSERT_EQ(got.http_status, 200) << what << ": " << got.raw;
   EXPECT_EQ(got.error, "") << what;
   EXPECT_EQ(got.tokens, want.tokens) << what << (stream ? " (stream)" : "");
   EXPECT_EQ(got.text, want.text) << what << (stream ? " (stream)" : "");
   EXPECT_EQ(got.finish_reason, "length") << what;
 }
 
-double counter(const Proc& p, const std::string& name) { return metric(p.url(), name).value_or(-1); }
-
-void check_deployment(Proc& agg, const Deployment& d, const std::string& label) {
+void check_deployment(Instance& agg, const Deployment& d, const std::string& label) {
   // Prompt lengths around block edges (block size 16): the last token is
   // computed on the decode side, so 17 tokens pull exactly one block.
   for (int n : {2, 5, 17, 35}) {
@@ -70,25 +68,19 @@ void check_deployment(Proc& agg, const Deployment& d, const std::string& label) 
 
 class PdSameOutputTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(PdSameOutputTest, PdOverShmAndTcpMatchesAgg) {
+TEST_P(PdSameOutputTest, PdOverLocalShmAndTcpMatchesAgg) {
   const std::string model = fixture_model(GetParam());
-  std::string error;
-  auto procs = spawn_all({serve_args(model, "agg"),
-                          serve_args(model, "prefill", {"--kv-transport", "shm"}),
-                          serve_args(model, "decode", {"--kv-transport", "shm"}),
-                          serve_args(model, "prefill", {"--kv-transport", "tcp"}),
-                          serve_args(model, "decode", {"--kv-transport", "tcp"})},
-                         &error);
-  ASSERT_EQ(procs.size(), 5u) << error;
-  auto proxies = spawn_all({proxy_args(*procs[1], *procs[2]), proxy_args(*procs[3], *procs[4])}, &error);
-  ASSERT_EQ(proxies.size(), 2u) << error;
-  // The proxies' first health checks.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  check_deployment(*procs[0], {procs[1].get(), procs[2].get(), proxies[0].get()}, GetParam() + " shm");
-  check_deployment(*procs[0], {procs[3].get(), procs[4].get(), proxies[1].get()}, GetParam() + " tcp");
-  EXPECT_TRUE(pool_fully_free(*procs[0])) << "agg";
-  for (auto& p : proxies) EXPECT_EQ(p->terminate(), 0) << p->log();
-  for (auto& p : procs) EXPECT_EQ(p->terminate(), 0) << p->log();
+  auto agg = start_instance(model, "agg");
+  ASSERT_TRUE(agg);
+  for (const std::string transport : {"local", "shm", "tcp"}) {
+    auto prefill = start_instance(model, "prefill", transport);
+    auto decode = start_instance(model, "decode", transport);
+    ASSERT_TRUE(prefill && decode) << transport;
+    auto proxy = start_router(*prefill, *decode);
+    ASSERT_TRUE(proxy) << transport;
+    check_deployment(*agg, {prefill.get(), decode.get(), proxy.get()}, GetParam() + " " + transport);
+  }
+  EXPECT_TRUE(pool_fully_free(*agg)) << "agg";
 }
 
 INSTANTIATE_TEST_SUITE_P(FixtureModels, PdSameOutputTest,

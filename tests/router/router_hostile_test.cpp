@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "fake_instance.h"
 #include "http/sse_parser.h"
+#include "support/wait.h"
 
 namespace baton::router {
 namespace {
@@ -174,9 +175,7 @@ TEST(RouterHostileTest, DecodeStoppedMidStreamEndsTheClientStreamInSeconds) {
   ASSERT_TRUE(err.is_object()) << events[1];
   EXPECT_NE(err["message"].get<std::string>().find("stopped answering"), std::string::npos) << err;
   // The router gave up: it closed its upstream, so the instance aborts the request.
-  for (int i = 0; i < 100 && pd.decode.num_disconnects.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return pd.decode.num_disconnects.load() != 0; }, 2, 20);
   EXPECT_EQ(pd.decode.num_disconnects.load(), 1);
   pd.decode.stall_s = 0;
   pd.expect_still_serving();
@@ -209,9 +208,7 @@ TEST(RouterHostileTest, InstanceThatSendsNoHeadersIsGivenUp) {
   EXPECT_LT(sw.elapsed_s(), 5.0);
   EXPECT_EQ(r->status, 502) << r->body;
   EXPECT_NE(r->body.find("no response headers"), std::string::npos) << r->body;
-  for (int i = 0; i < 100 && mute.num_disconnects.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return mute.num_disconnects.load() != 0; }, 2, 20);
   EXPECT_EQ(mute.num_disconnects.load(), 1);
 }
 
@@ -239,9 +236,7 @@ TEST(RouterHostileTest, UnexpectedExceptionIs500AndTheRouterServesOn) {
   ASSERT_TRUE(ok.is_ok());
   EXPECT_EQ(ok->status, 200) << ok->body;
   // The calls end once their last step has run (just after the reply is written).
-  for (int i = 0; i < 100 && router.service_->num_in_flight() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return router.service_->num_in_flight() <= 0; }, 2, 20);
   EXPECT_EQ(router.service_->num_in_flight(), 0);
 }
 

@@ -17,6 +17,7 @@
 #include "http/sse_parser.h"
 #include "router/health_checker.h"
 #include "fake_instance.h"
+#include "support/wait.h"
 
 namespace baton::router {
 namespace {
@@ -144,13 +145,9 @@ TEST(RouterServiceTest, ClientDisconnectCancelsTheDecodeStream) {
   io.run();
   EXPECT_TRUE(got_first.load());
   EXPECT_EQ(done_status.code(), StatusCode::kAborted);
-  for (int i = 0; i < 100 && decode.num_disconnects.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return decode.num_disconnects.load() != 0; }, 2, 20);
   EXPECT_EQ(decode.num_disconnects.load(), 1);  // the router closed its upstream stream
-  for (int i = 0; i < 100 && router.service_->num_in_flight() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return router.service_->num_in_flight() <= 0; }, 2, 20);
   EXPECT_EQ(router.service_->num_in_flight(), 0);
 }
 

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "server_fixture.h"
+#include "support/wait.h"
 
 namespace baton::testing {
 namespace {
@@ -169,12 +170,7 @@ TEST_F(ApiErrorsTest, ApiKey) {
 // Waits (up to 10 s) for cond.
 template <typename Cond>
 bool eventually(Cond cond) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
+  return ::baton::testing::wait_until(cond, 10.0, 1);
 }
 
 TEST_F(ApiErrorsTest, FullWaitingQueueIs503WithRetryAfter) {

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "server_fixture.h"
+#include "support/wait.h"
 
 namespace baton::testing {
 namespace {
@@ -234,10 +235,7 @@ TEST_F(ApiServerTest, ClientDisconnectAbortsTheRequestAndFreesItsBlocks) {
   ASSERT_NE(raw.find("data: "), std::string::npos) << raw;
   EXPECT_EQ(engine_->stats().num_running, 1);
   s.close();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 5, 5);
   EXPECT_EQ(engine_->num_aborted(), 1);
   EngineStats st = engine_->stats();
   EXPECT_EQ(st.num_running, 0);
@@ -256,12 +254,10 @@ TEST_F(ApiServerTest, NonStreamingClientDisconnectAlsoAborts) {
     auto s = connect_to(ioc, port_);
     std::string body = Json{{"prompt", "abc"}, {"max_tokens", 400}}.dump();
     boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
-    std::this_thread::sleep_for(milliseconds(100));
+    // Closed once the request runs (not before the server has read it).
+    ASSERT_TRUE(::baton::testing::wait_until([&] { return engine_->stats().num_running >= 1; }, 10.0, 2));
   }  // closed
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 5, 5);
   EXPECT_EQ(engine_->num_aborted(), 1);
 }
 
@@ -289,14 +285,11 @@ TEST_F(ApiServerTest, ShutdownLetsRunningRequestsFinishWithinGrace) {
   std::thread client([&] {
     result = post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 40}, {"stream", true}});
   });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (engine_->stats().num_running == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ::baton::testing::wait_until([&] { return engine_->stats().num_running != 0; }, 10, 2);
   ASSERT_EQ(engine_->stats().num_running, 1);
   std::thread stopper([&] { server_->shutdown(); });  // grace 5 s
-  std::this_thread::sleep_for(milliseconds(100));
-  EXPECT_NE(http_call(port_, "GET", "/health").error, "");  // no longer accepting
+  // No longer accepting (as soon as the shutdown has begun).
+  EXPECT_TRUE(::baton::testing::wait_until([&] { return http_call(port_, "GET", "/health").error != ""; }, 5.0));
   engine_->set_paused(false);
   stopper.join();
   client.join();
@@ -317,10 +310,7 @@ TEST_F(ApiServerTest, ShutdownAbortsWhatOutlivesTheGrace) {
   std::thread client([&] {
     result = post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 450}, {"stream", true}});
   });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (engine_->stats().num_running == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ::baton::testing::wait_until([&] { return engine_->stats().num_running != 0; }, 10, 2);
   ASSERT_EQ(engine_->stats().num_running, 1);
   auto t0 = std::chrono::steady_clock::now();
   server_->shutdown();
@@ -417,10 +407,7 @@ TEST_F(ApiServerTest, StalledReaderTimesOutAndIsAborted) {
   std::string body = Json{{"prompt", "abc"}, {"max_tokens", 5'000'000}, {"stream", true}}.dump();
   boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
   // Never read. The server must give up on its own.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 60, 20);
   EXPECT_EQ(engine_->num_aborted(), 1);
   EngineStats st = engine_->stats();
   EXPECT_EQ(st.num_running, 0);
@@ -446,10 +433,7 @@ TEST_F(ApiServerTest, AClientFarBehindItsStreamIsClosedAndItsRequestAborted) {
   std::string body = Json{{"prompt", "abc"}, {"max_tokens", 5'000'000}, {"stream", true}}.dump();
   boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
   auto t0 = std::chrono::steady_clock::now();
-  auto deadline = t0 + std::chrono::seconds(60);
-  while (engine_->num_aborted() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 60.0, 20);
   EXPECT_EQ(engine_->num_aborted(), 1);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
   EngineStats st = engine_->stats();

@@ -5,6 +5,7 @@
 
 #include "server_fixture.h"
 #include "stream_load_client.h"
+#include "support/wait.h"
 
 namespace baton::testing {
 namespace {
@@ -49,10 +50,7 @@ TEST_F(ConcurrentStreamsTest, ThousandStreamsHalfClosedMidStream) {
   EXPECT_EQ(num_complete, kStreams / 2);
   EXPECT_EQ(num_closed, kStreams / 2);
   // Within a few engine steps every aborted request is gone.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (server_->service().num_active() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ::baton::testing::wait_until([&] { return server_->service().num_active() <= 0; }, 10, 10);
   EXPECT_EQ(server_->service().num_active(), 0);
   std::string labels = "{model_name=\"fake-model\"}";
   EXPECT_EQ(metric("baton:num_requests_running" + labels), 0);

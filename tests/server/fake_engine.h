@@ -192,6 +192,7 @@ class FakeEngine : public EngineApi {
       }
       lock.unlock();
       for (auto& [cb, out] : outs) cb(std::move(out));
+      // The time one step takes (simulated model work; 0 by default).
       std::this_thread::sleep_for(std::chrono::duration<double>(options_.token_delay_s));
       lock.lock();
     }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "server_fixture.h"
+#include "support/wait.h"
 
 namespace baton::testing {
 namespace {
@@ -135,9 +136,7 @@ TEST_F(HostileInputTest, FaultInTheHandlerIs500AndTheServerServesOn) {
   EXPECT_EQ(r.json()["error"]["type"], "internal_error") << r.body;
   expect_still_serving("a fault in encode");
   // Nothing left behind (a request ends just after its reply is written).
-  for (int i = 0; i < 200 && server_->service().num_active() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ::baton::testing::wait_until([&] { return server_->service().num_active() <= 0; }, 2, 10);
   EXPECT_EQ(server_->service().num_active(), 0);
 }
 
@@ -149,13 +148,9 @@ TEST_F(HostileInputTest, FaultWhileStreamingEndsThatStreamAndAbortsItsRequest) {
   ASSERT_GE(events.size(), 2u) << r.body;
   EXPECT_NE(events[events.size() - 2].find("internal_error"), std::string::npos) << r.body;
   EXPECT_EQ(events.back(), "[DONE]");
-  for (int i = 0; i < 200 && server_->service().num_active() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ::baton::testing::wait_until([&] { return server_->service().num_active() <= 0; }, 2, 10);
   EXPECT_EQ(server_->service().num_active(), 0);
-  for (int i = 0; i < 200 && engine_->num_aborted() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 2, 10);
   EXPECT_EQ(engine_->num_aborted(), 1);  // its generation stopped
   expect_still_serving("a fault while streaming");
 

@@ -1,7 +1,10 @@
-// End to end on real `baton serve` processes: the official openai npm client
-// and curl against the default model agree with `baton generate`; SIGTERM
-// drains and aborts; 1,000 concurrent streams (half closed mid-stream) on a
-// tiny model leave no request and no KV block behind.
+// End to end: the official openai npm client (a tool-calling exchange too)
+// and curl against the default model agree with `baton generate`; `baton
+// serve` drains and aborts on SIGTERM; 1,000 concurrent streams (half closed
+// mid-stream) on a tiny model leave no request and no KV block behind. Only
+// the SIGTERM tests need `baton serve` as a process; the other servers are
+// built in-process (instance/instance.h), the clients are processes.
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -9,8 +12,9 @@
 
 #include "common/json.h"
 #include "http_test_client.h"
-#include "serve_process.h"
+#include "instance/instance.h"
 #include "stream_load_client.h"
+#include "support/test_process.h"
 
 namespace baton::testing {
 namespace {
@@ -20,6 +24,14 @@ const char* kPrompt = "The capital of France is";
 const char* kChatMessage = "Say hello.";
 // What the Qwen3 chat template renders for one user message.
 const char* kChatRendered = "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n";
+
+// Runs a shell command line (a client: node, curl) to completion; its exit
+// code in *rc, its output returned.
+std::string capture_output(const std::string& cmd, int* rc) {
+  std::string out;
+  *rc = run_shell(cmd, &out);
+  return out;
+}
 
 // `baton generate --json` for the same greedy request.
 Json generate(const std::string& model, const std::string& prompt) {
@@ -32,28 +44,37 @@ Json generate(const std::string& model, const std::string& prompt) {
   return Json::parse(out, nullptr, false);
 }
 
+// An in-process server on a free port.
+std::unique_ptr<instance::Instance> start_server(const std::string& model, const std::string& name,
+                                                 int max_model_len, const std::string& scripted_output = "") {
+  instance::InstanceOptions o;
+  o.engine.model = model;
+  o.engine.engine.max_model_len = max_model_len;
+  o.engine.scripted_output = scripted_output;
+  o.server.served_model_name = name;
+  o.server.port = 0;
+  auto started = instance::Instance::start(o);
+  EXPECT_TRUE(started.is_ok()) << started.status().to_string();
+  return started.is_ok() ? std::move(started).value() : nullptr;
+}
+
 class ServeDefaultModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     model_ = default_model_dir();
     ASSERT_FALSE(model_.empty()) << "could not create the default model";
-    std::string error;
-    server_ = ServeProcess::start({"--model", model_, "--served-model-name", "default", "--max-model-len", "2048"},
-                                  &error)
-                  .release();
-    ASSERT_NE(server_, nullptr) << error;
+    server_ = start_server(model_, "default", 2048).release();
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() {
-    if (server_) EXPECT_EQ(server_->terminate(30.0), 0) << server_->log();
     delete server_;
     server_ = nullptr;
   }
-  void SetUp() override {
-    if (!server_) GTEST_SKIP() << "no server";
-  }
+  // A server that did not start fails every test, it does not skip them.
+  void SetUp() override { ASSERT_NE(server_, nullptr) << "the server did not start (see SetUpTestSuite)"; }
 
   static inline std::string model_;
-  static inline ServeProcess* server_ = nullptr;
+  static inline instance::Instance* server_ = nullptr;
 };
 
 TEST_F(ServeDefaultModelTest, OpenAiNpmClientAgreesWithGenerate) {
@@ -68,7 +89,7 @@ TEST_F(ServeDefaultModelTest, OpenAiNpmClientAgreesWithGenerate) {
                     std::to_string(kMaxTokens) + " 2>&1";
   int rc = 0;
   std::string out = capture_output(cmd, &rc);
-  ASSERT_EQ(rc, 0) << out << server_->log();
+  ASSERT_EQ(rc, 0) << out;
   Json r = Json::parse(out, nullptr, false);
   ASSERT_TRUE(r.is_object()) << out;
 
@@ -158,8 +179,8 @@ class ServeTinyModelTest : public ::testing::Test {
 
 TEST_F(ServeTinyModelTest, SigtermAbortsWhatOutlivesTheGraceAndExitsZero) {
   std::string error;
-  auto server = ServeProcess::start({"--model", model_, "--shutdown-grace-s", "0.5", "--max-model-len", "4096"},
-                                    &error);
+  auto server = TestProcess::start_server(
+      {"serve", "--model", model_, "--shutdown-grace-s", "0.5", "--max-model-len", "4096", "--port", "0"}, &error);
   ASSERT_NE(server, nullptr) << error;
   boost::asio::io_context ioc;
   auto s = connect_to(ioc, server->port());
@@ -181,12 +202,13 @@ TEST_F(ServeTinyModelTest, SigtermAbortsWhatOutlivesTheGraceAndExitsZero) {
   Json last = Json::parse(events[events.size() - 2]);
   EXPECT_EQ(last["choices"][0]["finish_reason"], "abort");
   EXPECT_LT(events.size(), 4000u);
-  EXPECT_NE(server->log().find("received SIGTERM"), std::string::npos);
+  EXPECT_NE(server->full_log().find("received SIGTERM"), std::string::npos);
 }
 
 TEST_F(ServeTinyModelTest, SigtermLetsRequestsFinishWithinTheGrace) {
   std::string error;
-  auto server = ServeProcess::start({"--model", model_, "--shutdown-grace-s", "30"}, &error);
+  auto server =
+      TestProcess::start_server({"serve", "--model", model_, "--shutdown-grace-s", "30", "--port", "0"}, &error);
   ASSERT_NE(server, nullptr) << error;
   TestResponse result;
   std::thread client([&] {
@@ -194,11 +216,11 @@ TEST_F(ServeTinyModelTest, SigtermLetsRequestsFinishWithinTheGrace) {
                        Json{{"prompt", {1, 2, 3}}, {"max_tokens", 300}, {"ignore_eos", true}}.dump());
   });
   // Wait until the request runs, then ask the server to stop.
-  for (int i = 0; i < 500 && metric_value(server->port(), "baton:num_requests_running{model_name=\"" + model_ +
-                                                               "\"}") < 1;
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric_value(server->port(), "baton:num_requests_running{model_name=\"" + model_ + "\"}") >= 1;
+      },
+      10.0, 2));
   EXPECT_EQ(server->terminate(30.0), 0) << server->log();
   client.join();
   ASSERT_EQ(result.status, 200) << result.error << server->log();
@@ -207,10 +229,15 @@ TEST_F(ServeTinyModelTest, SigtermLetsRequestsFinishWithinTheGrace) {
 }
 
 TEST_F(ServeTinyModelTest, ThousandConcurrentStreamsHalfClosedLeaveNothingBehind) {
-  std::string error;
-  auto server = ServeProcess::start(
-      {"--model", model_, "--served-model-name", "tiny", "--max-model-len", "256", "--max-num-seqs", "256"}, &error);
-  ASSERT_NE(server, nullptr) << error;
+  instance::InstanceOptions o;
+  o.engine.model = model_;
+  o.engine.engine.max_model_len = 256;
+  o.engine.engine.max_num_seqs = 256;
+  o.server.served_model_name = "tiny";
+  o.server.port = 0;
+  auto started = instance::Instance::start(o);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  auto server = std::move(started).value();
   constexpr int kStreams = 1000;
   constexpr int kTokens = 8;
   auto outcomes = run_concurrent_streams(
@@ -242,11 +269,12 @@ TEST_F(ServeTinyModelTest, ThousandConcurrentStreamsHalfClosedLeaveNothingBehind
   EXPECT_EQ(num_closed, kStreams / 2);
   const std::string l = "{model_name=\"tiny\"}";
   int port = server->port();
-  for (int i = 0; i < 500 && (metric_value(port, "baton:num_requests_running" + l) != 0 ||
-                              metric_value(port, "baton:num_requests_waiting" + l) != 0);
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_until(
+      [&] {
+        return metric_value(port, "baton:num_requests_running" + l) == 0 &&
+               metric_value(port, "baton:num_requests_waiting" + l) == 0;
+      },
+      5.0);
   EXPECT_EQ(metric_value(port, "baton:num_requests_running" + l), 0);
   EXPECT_EQ(metric_value(port, "baton:num_requests_waiting" + l), 0);
   double total = metric_value(port, "baton:num_kv_blocks_total" + l);
@@ -258,20 +286,47 @@ TEST_F(ServeTinyModelTest, ThousandConcurrentStreamsHalfClosedLeaveNothingBehind
   std::cout << "finished by length: " << length << ", aborted by disconnect: " << aborted << "\n";
   EXPECT_GE(length, kStreams / 2);
   EXPECT_GT(aborted, kStreams / 4);  // closed streams are aborted, not run to the end (500 of 500 when measured)
-  EXPECT_EQ(server->terminate(30.0), 0) << server->log();
+}
+
+const char* kCall = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+const char* kAnswer = "It is sunny in Paris.";
+
+// The official openai npm client runs a whole tool-calling exchange on the
+// default model (Qwen3's chat template, hermes tool calls). A random-weight
+// model cannot write a tool call, so the outputs are forced with the
+// scripted-output test hook (backend/scripted_backend.h): the backend runs
+// every step for real and the scripted tokens replace what it sampled.
+TEST(ServeToolsTest, OpenAiNpmClientToolExchangeStreamingAndNot) {
+  std::string model = default_model_dir();
+  ASSERT_FALSE(model.empty());
+  std::string script = test_tmp_dir() + "/tool_script.json";
+  {
+    // Request i gets script i: call, answer (plain), call, answer (streaming).
+    std::ofstream f(script);
+    f << Json::array({kCall, kAnswer, kCall, kAnswer}).dump();
+  }
+  auto server = start_server(model, "default", 2048, script);
+  ASSERT_NE(server, nullptr);
+  std::string js = std::filesystem::path(BATON_TEST_DATA).parent_path() / "server" / "openai_tools_client.mjs";
+  int rc = 0;
+  std::string out = capture_output("node " + js + " " + server->url() + " default 2>&1", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  Json r = Json::parse(out, nullptr, false);
+  ASSERT_FALSE(r.is_discarded()) << out;
+  for (const char* mode : {"plain", "stream"}) {
+    SCOPED_TRACE(mode);
+    const Json& x = r[mode];
+    EXPECT_EQ(x["first_finish_reason"], "tool_calls");
+    EXPECT_TRUE(x["content"].is_null()) << x["content"];
+    ASSERT_EQ(x["tool_calls"].size(), 1u) << x.dump();
+    EXPECT_EQ(x["tool_calls"][0]["function"]["name"], "get_weather");
+    EXPECT_EQ(Json::parse(x["tool_calls"][0]["function"]["arguments"].get<std::string>()), (Json{{"city", "Paris"}}));
+    EXPECT_FALSE(x["tool_calls"][0]["id"].get<std::string>().empty());
+    EXPECT_EQ(x["answer"], kAnswer);
+    EXPECT_EQ(x["answer_finish_reason"], "stop");
+    EXPECT_TRUE(x["answer_tool_calls"].is_null());
+  }
 }
 
 }  // namespace
 }  // namespace baton::testing
-
-namespace {
-// Removes the models and logs the e2e tests wrote under /tmp.
-class TmpCleanup : public ::testing::Environment {
- public:
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(baton::testing::test_tmp_dir(), ec);
-  }
-};
-[[maybe_unused]] ::testing::Environment* const kTmpCleanup = ::testing::AddGlobalTestEnvironment(new TmpCleanup);
-}  // namespace

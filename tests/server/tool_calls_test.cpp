@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "server_fixture.h"
+#include "support/wait.h"
 
 namespace baton::testing {
 namespace {
@@ -268,10 +269,7 @@ TEST_F(ChoicesTest, ClientGoneAbortsEveryChoice) {
   char buf[256];
   ASSERT_GT(s.read_some(boost::asio::buffer(buf)), 0u);  // the stream has started
   s.close();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (engine_->num_aborted() < 4 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  ::baton::testing::wait_until([&] { return engine_->num_aborted() >= 4; }, 5, 5);
   EXPECT_EQ(engine_->num_aborted(), 4);
   EXPECT_EQ(engine_->stats().num_running, 0);
 }

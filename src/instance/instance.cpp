@@ -1,0 +1,137 @@
+#include "instance/instance.h"
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "server/tool_call_parser.h"
+
+namespace baton::instance {
+
+namespace {
+
+// tool_call_parser: a format by name, or (auto) the one the model's chat
+// template (tokenizer_config.json or chat_template.jinja) asks for.
+Result<ToolCallFormat> resolve_tool_call_parser(const std::string& name, const std::string& model_dir) {
+  if (name != "auto") return parse_tool_call_format(name);
+  std::string source;
+  if (auto jinja = read_file(model_dir + "/chat_template.jinja"); jinja.is_ok()) source = *jinja;
+  if (auto config = read_json_file(model_dir + "/tokenizer_config.json"); config.is_ok() && config->is_object()) {
+    auto t = config->find("chat_template");
+    if (t != config->end()) source += t->is_string() ? t->get<std::string>() : dump_json(*t);
+  }
+  ToolCallFormat format = detect_tool_call_format(source);
+  if (format != ToolCallFormat::kNone) BATON_LOG_INFO("tool calls: {} format", tool_call_format_name(format));
+  return format;
+}
+
+// With pd.discovery, registers the instance in etcd under its role (null
+// without). Destroying or deregister()ing it leaves at once.
+Result<std::unique_ptr<discovery::Registration>> register_instance(const PdOptions& pd, const std::string& url,
+                                                                   const std::string& model_name) {
+  if (pd.discovery.empty()) return std::unique_ptr<discovery::Registration>();
+  discovery::InstanceRecord record;
+  record.url = pd.advertise_url.empty() ? url : pd.advertise_url;
+  record.role = pd.role;
+  record.model = model_name;
+  auto reg = discovery::Registration::start(pd.discovery, record);
+  if (!reg.is_ok()) return reg.status().with_context("registering with " + pd.discovery);
+  return std::move(reg).value();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Instance>> Instance::start(const InstanceOptions& options) {
+  auto instance = std::unique_ptr<Instance>(new Instance());
+  BATON_RETURN_IF_ERROR(instance->start_parts(options));
+  return instance;
+}
+
+Status Instance::start_parts(const InstanceOptions& options) {
+  options_ = options;
+  const ServerConfig& s = options.server;
+  BATON_ASSIGN_OR_RETURN(role_, parse_pd_role(options.pd.role));
+  if (role_ == PdRole::kAgg) {
+    BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
+  } else {
+    BATON_ASSIGN_OR_RETURN(TransferKvConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
+    auto attach = [&](LoadedCore& core) -> Status {
+      BATON_ASSIGN_OR_RETURN(connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir,
+                                                           s.served_model_name));
+      core.core->set_kv_connector(connector_);
+      return Status::ok();
+    };
+    BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine, attach));
+  }
+  LoadedEngine& le = *engine_;
+  codec_ = std::make_unique<TokenizerCodec>(le.tokenizer, le.checkpoint->config().vocab_size);
+  ApiServerOptions o;
+  o.http.host = s.host;
+  o.http.port = s.port;
+  o.http.num_io_threads = s.num_io_threads;
+  o.http.limits.max_body_bytes = s.max_body_bytes > 0 ? static_cast<size_t>(s.max_body_bytes)
+                                                      : request_body_limit(le.engine->max_model_len());
+  o.http.max_connections = s.max_connections;
+  o.http.limits.header_timeout_s = s.header_timeout_s;
+  o.http.limits.idle_timeout_s = s.idle_timeout_s;
+  served_model_name_ = s.served_model_name.empty() ? le.model_dir : s.served_model_name;
+  o.service.served_model_name = served_model_name_;
+  o.service.model_path = le.model_dir;
+  o.service.api_key = s.api_key;
+  BATON_ASSIGN_OR_RETURN(o.service.tool_call_format, resolve_tool_call_parser(s.tool_call_parser, le.model_dir));
+  if (connector_) {
+    std::shared_ptr<TransferKvConnector> connector = connector_;
+    o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
+  }
+  o.shutdown_grace_s = s.shutdown_grace_s;
+  // Registered in discovery, the instance catches the signals itself: it
+  // leaves the registry before the server's graceful shutdown.
+  o.handle_signals = options.handle_signals && options.pd.discovery.empty();
+  if (options.handle_signals && !o.handle_signals) signals_ = std::make_unique<SignalWaiter>();
+  server_ = std::make_unique<ApiServer>(*le.engine, *codec_, o);
+  if (connector_) connector_->attach_metrics(server_->service().metrics().registry());
+  if (Status st = server_->start(); !st.is_ok()) {
+    server_.reset();
+    return st;
+  }
+  BATON_LOG_INFO("serving {} (max_model_len {}) at {}; bodies up to {} bytes, {} connections", served_model_name_,
+                 le.engine->max_model_len(), server_->url(), o.http.limits.max_body_bytes, o.http.max_connections);
+  auto registration = register_instance(options.pd, server_->url(), served_model_name_);
+  if (!registration.is_ok()) {
+    server_->shutdown();
+    return registration.status();
+  }
+  registration_ = std::move(registration).value();
+  return Status::ok();
+}
+
+Instance::~Instance() { stop(); }
+
+void Instance::run_until_signal() {
+  if (signals_) {
+    const int sig = signals_->wait();
+    // Leave first, keep serving while routers notice, then drain as usual:
+    // no request fails on an instance that leaves gracefully.
+    BATON_LOG_INFO("received {}: leaving {} and serving {} s more", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                   options_.pd.discovery, options_.pd.leave_grace_s);
+    if (registration_) registration_->deregister();
+    std::this_thread::sleep_for(std::chrono::duration<double>(options_.pd.leave_grace_s));
+    stop();
+  } else if (server_) {
+    server_->run_until_signal();
+    stop();
+  }
+}
+
+void Instance::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (registration_) registration_->deregister();
+  if (server_) server_->shutdown();
+  if (engine_ && engine_->engine) engine_->engine->shutdown(AsyncEngine::ShutdownMode::kAbort);
+  if (connector_) connector_->stop();
+}
+
+}  // namespace baton::instance

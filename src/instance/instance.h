@@ -1,0 +1,86 @@
+// One whole serving instance, built in-process from one options struct:
+// backend and engine (instance/engine_builder.h), the PD KV connector for a
+// prefill or decode role (instance/kv_connector_setup.h), the OpenAI HTTP
+// server, and its discovery registration. `baton serve` fills the options
+// from flags and calls Instance::start; tests call it directly, so agg,
+// prefill and decode instances can share one test process.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "discovery/registration.h"
+#include "instance/engine_builder.h"
+#include "instance/kv_connector_setup.h"
+#include "instance/signal_waiter.h"
+#include "server/api_server.h"
+#include "server/tokenizer_codec.h"
+
+namespace baton::instance {
+
+// The HTTP server and the API in front of the engine.
+struct ServerConfig {
+  std::string served_model_name;  // default: the model folder
+  std::string host = "127.0.0.1";
+  int port = 8000;                // 0 picks a free one (see Instance::port)
+  std::string api_key;
+  std::string tool_call_parser = "auto";  // a format name, none, or auto (the chat template's)
+  int64_t max_body_bytes = 0;             // 0: request_body_limit(max_model_len)
+  int max_connections = 4096;
+  double shutdown_grace_s = 30.0;
+  double header_timeout_s = 10.0;
+  double idle_timeout_s = 60.0;
+  int num_io_threads = 2;
+};
+
+struct InstanceOptions {
+  EngineBuildOptions engine;
+  PdOptions pd;
+  ServerConfig server;
+  // Catch SIGINT/SIGTERM from start() on, for run_until_signal (the CLI).
+  bool handle_signals = false;
+};
+
+class Instance {
+ public:
+  // Builds everything, binds the server and (with pd.discovery) registers.
+  static Result<std::unique_ptr<Instance>> start(const InstanceOptions& options);
+  ~Instance();  // stop()
+
+  int port() const { return server_->port(); }
+  std::string url() const { return server_->url(); }
+  // The prefill's KV agent port; 0 for other roles.
+  int kv_port() const { return connector_ ? connector_->kv_port() : 0; }
+  PdRole role() const { return role_; }
+  const std::string& model_dir() const { return engine_->model_dir; }
+  const std::string& served_model_name() const { return served_model_name_; }
+  AsyncEngine& engine() { return *engine_->engine; }
+  ApiServer& server() { return *server_; }
+  TransferKvConnector* connector() { return connector_.get(); }
+
+  // Needs handle_signals. Blocks until SIGINT or SIGTERM, then (registered)
+  // leaves discovery, serves pd.leave_grace_s more, and stops.
+  void run_until_signal();
+  // Graceful server shutdown (in-flight requests get server.shutdown_grace_s),
+  // then the engine and the connector stop. Idempotent.
+  void stop();
+
+ private:
+  Instance() = default;
+  Status start_parts(const InstanceOptions& options);
+
+  InstanceOptions options_;
+  PdRole role_ = PdRole::kAgg;
+  std::string served_model_name_;
+  std::unique_ptr<LoadedEngine> engine_;
+  std::shared_ptr<TransferKvConnector> connector_;
+  std::unique_ptr<TokenizerCodec> codec_;
+  std::unique_ptr<SignalWaiter> signals_;  // handle_signals with discovery
+  std::unique_ptr<ApiServer> server_;
+  std::unique_ptr<discovery::Registration> registration_;
+  bool stopped_ = false;
+};
+
+}  // namespace baton::instance

@@ -1,0 +1,51 @@
+// The PD settings of an instance and the one function that turns them into
+// the KV connector a prefill or decode engine core gets before its engine
+// thread starts (server/transfer_kv_connector.h; docs/pd.md describes the
+// protocol). Kept self-contained: it is the only place that constructs the
+// connector.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "backend/kv_layout.h"
+#include "server/transfer_kv_connector.h"
+
+namespace baton::instance {
+
+struct PdOptions {
+  std::string role = "agg";          // agg | prefill | decode
+  std::string kv_transport = "shm";  // local | shm | tcp | cuda_ipc
+  int kv_port = 0;                   // the prefill's KV agent; 0 = ephemeral
+  std::string kv_host;               // the KV agent's address; "" = the server host with a secret, else 127.0.0.1
+  std::string kv_secret_file;        // the KV secret (else $BATON_KV_SECRET; never a flag value)
+  int kv_max_connections = 256;      // the KV agent's limits (KvAgentOptions)
+  int kv_agent_workers = 8;
+  int64_t kv_idle_timeout_ms = 60000;
+  int64_t kv_frame_timeout_ms = 10000;
+  int64_t kv_lease_ms = 30000;
+  std::string kv_load_failure_policy = "fail";
+  bool kv_checksum = false;
+  std::string kv_fault;              // tests only: fail|corrupt|drop|delay_ms=N
+  std::string discovery;             // etcd://HOST:PORT: register there (role, URL, model)
+  std::string advertise_url;         // the URL routers use; default: the server's own
+  double leave_grace_s = 1.0;        // on SIGTERM: serve this long after deregistering
+};
+
+// The connector's options for a prefill or decode instance, checked before
+// the model loads (a bad secret or KV address fails fast). `host` is the
+// server's host: the KV agent binds it when a KV secret is given and kv_host
+// is not; without a secret the agent binds 127.0.0.1 and a non-loopback
+// kv_host is refused.
+Result<TransferKvConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd, const std::string& host);
+
+// The connector over the engine's KV memory. `model_dir` gives the model's
+// identity for peers; `model_name` labels the connector's metrics (default:
+// the model folder).
+Result<std::shared_ptr<TransferKvConnector>> make_kv_connector(TransferKvConnectorOptions options,
+                                                               const KvMemory& memory, const std::string& model_dir,
+                                                               const std::string& model_name);
+
+}  // namespace baton::instance

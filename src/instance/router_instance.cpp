@@ -1,0 +1,138 @@
+#include "instance/router_instance.h"
+
+#include <chrono>
+#include <optional>
+#include <thread>
+
+#include "common/log.h"
+
+namespace baton::instance {
+
+using namespace baton::router;
+
+namespace {
+
+// "a/,b,,c" -> {"a", "b", "c"}: trailing slashes and empty items dropped.
+std::vector<std::string> split_urls(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    std::string item = list.substr(start, end - start);
+    while (!item.empty() && item.back() == '/') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::optional<PoolRole> pool_role(const std::string& role) {
+  if (role == "prefill") return PoolRole::kPrefill;
+  if (role == "decode") return PoolRole::kDecode;
+  if (role == "agg") return PoolRole::kReplica;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Status RouterInstance::check(const RouterOptions& o) {
+  if (o.mode != "pd" && o.mode != "agg") return invalid_argument("--mode {}: expected pd or agg", o.mode);
+  if (o.discovery.empty()) {
+    if (o.mode == "pd" && (o.prefill.empty() || o.decode.empty())) {
+      return invalid_argument("--mode pd needs --prefill and --decode");
+    }
+    if (o.mode == "agg" && o.replica.empty()) return invalid_argument("--mode agg needs --replica");
+  }
+  return make_routing_policy(o.policy).status();
+}
+
+Result<std::unique_ptr<RouterInstance>> RouterInstance::start(const RouterOptions& options) {
+  BATON_RETURN_IF_ERROR(check(options));
+  auto router = std::unique_ptr<RouterInstance>(new RouterInstance());
+  BATON_RETURN_IF_ERROR(router->start_parts(options));
+  return router;
+}
+
+Status RouterInstance::start_parts(const RouterOptions& o) {
+  options_ = o;
+  RouterServiceOptions sopts;
+  sopts.mode = o.mode == "pd" ? RouterMode::kPd : RouterMode::kAgg;
+  sopts.request_timeout_s = o.request_timeout_s;
+  sopts.first_byte_timeout_s = o.first_byte_timeout_s;
+  sopts.idle_timeout_s = o.idle_timeout_s;
+  // Without discovery only the mode's own lists count; with it, static lists
+  // of any role add to the registry's instances.
+  const bool all_lists = !o.discovery.empty();
+  if (all_lists || sopts.mode == RouterMode::kPd) {
+    for (const auto& u : split_urls(o.prefill)) pool_.add(u, PoolRole::kPrefill);
+    for (const auto& u : split_urls(o.decode)) pool_.add(u, PoolRole::kDecode);
+  }
+  if (all_lists || sopts.mode == RouterMode::kAgg) {
+    for (const auto& u : split_urls(o.replica)) pool_.add(u, PoolRole::kReplica);
+  }
+  if (!o.discovery.empty()) {
+    discovery::WatcherCallbacks cbs;
+    cbs.on_join = [this](const discovery::InstanceRecord& r) {
+      if (auto role = pool_role(r.role)) {
+        pool_.add(r.url, *role);
+        BATON_LOG_INFO("{} {} joined", r.role, r.url);
+      }
+    };
+    cbs.on_leave = [this](const discovery::InstanceRecord& r) {
+      if (auto role = pool_role(r.role)) {
+        pool_.remove(r.url, *role);
+        BATON_LOG_INFO("{} {} left", r.role, r.url);
+      }
+    };
+    watcher_ = std::make_unique<discovery::RegistryWatcher>(o.discovery, cbs);
+    BATON_RETURN_IF_ERROR(watcher_->start());
+  }
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<RoutingPolicy> policy, make_routing_policy(o.policy));
+  clients_ = std::make_unique<UpstreamClients>(o.num_io_threads);
+  service_ = std::make_shared<RouterService>(sopts, pool_, std::move(policy), *clients_);
+  health_ = std::make_unique<HealthChecker>(pool_, o.health_interval_s);
+  health_->check_all();
+  health_->start();
+
+  HttpServerOptions hopts;
+  hopts.host = o.host;
+  hopts.port = o.port;
+  hopts.num_io_threads = o.num_io_threads;
+  hopts.limits.max_body_bytes = o.max_body_bytes > 0 ? o.max_body_bytes : request_body_limit(o.max_model_len);
+  hopts.max_connections = o.max_connections;
+  hopts.limits.idle_timeout_s = 600.0;
+  std::shared_ptr<RouterService> service = service_;
+  server_ = std::make_unique<HttpServer>(hopts, [service](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+    service->handle(std::move(req), std::move(ex));
+  });
+  if (Status st = server_->start(); !st.is_ok()) {
+    server_.reset();
+    return st;
+  }
+  port_ = server_->port();
+  BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}; bodies up to {} bytes, {} connections", o.mode,
+                 o.policy, o.host, port_, hopts.limits.max_body_bytes, hopts.max_connections);
+  return Status::ok();
+}
+
+std::string RouterInstance::url() const { return "http://" + options_.host + ":" + std::to_string(port()); }
+
+RouterInstance::~RouterInstance() { stop(); }
+
+void RouterInstance::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_) {
+    server_->stop_accepting();
+    for (int i = 0; i < 100 && service_->num_in_flight() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    server_->stop();
+    server_.reset();  // closes the listening socket
+  }
+  if (health_) health_->stop();
+  if (watcher_) watcher_->stop();
+}
+
+}  // namespace baton::instance
