@@ -129,6 +129,9 @@ void RouterInstance::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     server_->stop();
+    // Before the server is destroyed: an upstream exchange's callback can hold
+    // the last reference to a client session (UpstreamClients::stop).
+    if (clients_) clients_->stop();
     server_.reset();  // closes the listening socket
   }
   if (health_) health_->stop();

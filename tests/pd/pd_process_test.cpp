@@ -96,11 +96,11 @@ TEST(PdProcessTest, DecodeKilledMidStream) {
 }
 
 // A streamed completion through `url`, with `stop` called once the client
-// has received its first tokens (a 503 while a health check is late on a
-// loaded machine is retried, after `before_retry`, until the stream is
-// under way); then how long
-// the stream took to end after `stop`. Stopped before its first byte, the
-// router's first-byte timeout (20 s) would apply instead of its idle timeout.
+// has its first tokens (a 503 while a health check is late on a loaded
+// machine is retried, after `before_retry`, until the stream is under way);
+// then how long the stream took to end after `stop`. Stopped before its
+// first byte, the router's first-byte timeout (20 s) would apply instead of
+// its idle timeout.
 struct StreamedCompletion {
   bool got_tokens = false;
   double waited_after_stop_s = 0;
