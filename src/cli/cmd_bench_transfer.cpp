@@ -69,15 +69,14 @@ struct Row {
   double median_gbps() const { return static_cast<double>(num_bytes) / median_s / 1e9; }
 };
 
-KvRegionDesc shape(const Options& o, KvDType dtype, int64_t num_blocks) {
+KvRegionDesc shape(const Options& o, DType dtype, int64_t num_blocks) {
   KvRegionDesc d;
-  d.num_blocks = num_blocks;
-  d.dtype = dtype;
-  d.num_layers = o.num_layers;
-  d.num_kv_heads = o.num_kv_heads;
-  d.head_dim = o.head_dim;
-  d.block_size = o.block_size;
-  d.block_bytes = d.shape_block_bytes();
+  d.layout.num_blocks = static_cast<int>(num_blocks);
+  d.layout.dtype = dtype;
+  d.layout.num_layers = o.num_layers;
+  d.layout.num_kv_heads = o.num_kv_heads;
+  d.layout.head_dim = o.head_dim;
+  d.layout.block_size = o.block_size;
   return d;
 }
 
@@ -132,7 +131,7 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
 // `ceiling_gbps()` measures the row's ceiling once; it is called before
 // every timed transfer, so that under a varying load both see the same
 // conditions (best of each is reported).
-Result<Row> bench_one(const Options& o, KvDType dtype, const std::string& transport, int tokens,
+Result<Row> bench_one(const Options& o, DType dtype, const std::string& transport, int tokens,
                       const std::function<Result<double>()>& ceiling_gbps) {
   const int64_t n = (tokens + o.block_size - 1) / o.block_size;
   const KvRegionDesc s = shape(o, dtype, n);
@@ -221,7 +220,7 @@ void print_row(const Row& r) {
                            100.0 * r.gbps() / r.ceiling_gbps, r.ceiling_name);
 }
 
-int run_cpu(const Options& o, KvDType dtype) {
+int run_cpu(const Options& o, DType dtype) {
   for (const auto& t : o.transports) {
     if (t != "local" && t != "shm" && t != "tcp") {
       std::cerr << "bench-transfer: unknown CPU transport '" << t << "' (local, shm, tcp)\n";
@@ -232,8 +231,8 @@ int run_cpu(const Options& o, KvDType dtype) {
   std::cout << fmt::format(
       "KV shape: {} layers x {} KV heads x head_dim {}, {}, block {} tokens: {} KiB/token, {} "
       "MiB/block\n",
-      o.num_layers, o.num_kv_heads, o.head_dim, kv_dtype_name(dtype), o.block_size,
-      one.block_bytes / o.block_size / 1024, static_cast<double>(one.block_bytes) / (1 << 20));
+      o.num_layers, o.num_kv_heads, o.head_dim, dtype_name(dtype), o.block_size,
+      one.block_bytes() / o.block_size / 1024, static_cast<double>(one.block_bytes()) / (1 << 20));
   // The machine may be shared: each row's ceiling is measured before each of
   // its timed transfers (same size, up to 512 MiB for memcpy and 1 GiB for
   // loopback TCP), and the best of each is compared.
@@ -250,7 +249,7 @@ int run_cpu(const Options& o, KvDType dtype) {
   for (const auto& t : o.transports) {
     for (int tokens : o.tokens) {
       const size_t bytes = static_cast<size_t>((tokens + o.block_size - 1) / o.block_size) *
-                           one.block_bytes;
+                           one.block_bytes();
       auto ceiling = [&]() -> Result<double> {
         if (t == "tcp") {
           return measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1, o.tcp_streams);
@@ -272,7 +271,7 @@ int run_cpu(const Options& o, KvDType dtype) {
     Json out{{"shape",
               {{"num_layers", o.num_layers}, {"num_kv_heads", o.num_kv_heads},
                {"head_dim", o.head_dim}, {"block_size", o.block_size},
-               {"dtype", kv_dtype_name(dtype)}, {"block_bytes", one.block_bytes}}},
+               {"dtype", dtype_name(dtype)}, {"block_bytes", one.block_bytes()}}},
              {"rows", rows}};
     Status st = write_file(o.json_path, out.dump(2) + "\n");
     if (!st.is_ok()) {
@@ -308,7 +307,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       ->check(CLI::Range(1, 64));
   sub.add_option("--json", o->json_path, "Also write the results as JSON here");
   return [o, transports_opt]() -> int {
-    auto dtype = parse_kv_dtype(o->dtype);
+    auto dtype = parse_dtype(o->dtype);
     if (!dtype.is_ok()) {
       std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
       return 2;

@@ -14,7 +14,7 @@ namespace baton {
 
 // Bumped when the wire protocol or the descriptor changes incompatibly.
 inline constexpr int kKvTransferProtocolVersion = 1;
-// The only block layout today (backend/kv_layout.h).
+// The only block layout today (kv/kv_layout.h).
 inline constexpr const char* kKvBlockLayout = "blocks,layers,kv,block_size,kv_heads,head_dim";
 
 struct PeerDescriptor {
@@ -26,7 +26,7 @@ struct PeerDescriptor {
   Json transport_params = Json::object();  // transport-specific (shm name, IPC handle, ...)
   std::string model;  // model identity (name or hash); empty = not checked
   std::string layout = kKvBlockLayout;
-  KvDType dtype = KvDType::kBF16;
+  DType dtype = DType::kBF16;
   int num_layers = 0;
   int num_kv_heads = 0;
   int head_dim = 0;

@@ -23,15 +23,6 @@ constexpr int64_t kMinRenewIntervalMs = 10;
 constexpr int64_t kMinLoadTimeoutMs = 10000;  // a pull's limit: the lease length, at least this
 constexpr size_t kLeaseTokenBytes = 16;       // 128 random bits: unguessable
 
-KvDType kv_dtype_of(DType d) {
-  switch (d) {
-    case DType::kF32: return KvDType::kF32;
-    case DType::kF16: return KvDType::kF16;
-    case DType::kBF16: return KvDType::kBF16;
-  }
-  return KvDType::kF32;
-}
-
 Result<FaultSpec> parse_fault(const std::string& text) {
   FaultSpec spec;
   if (text.rfind("delay_ms=", 0) == 0) {
@@ -121,17 +112,7 @@ Result<std::shared_ptr<TransferKvConnector>> TransferKvConnector::create(
 }
 
 Status TransferKvConnector::init(const KvMemory& memory) {
-  KvRegionDesc region;
-  region.base = memory.base;
-  region.num_blocks = memory.layout.num_blocks;
-  region.block_bytes = memory.layout.block_bytes();
-  region.dtype = kv_dtype_of(memory.layout.dtype);
-  region.num_layers = memory.layout.num_layers;
-  region.num_kv_heads = memory.layout.num_kv_heads;
-  region.head_dim = memory.layout.head_dim;
-  region.block_size = memory.layout.block_size;
-  region.memory = memory.on_device ? MemoryKind::kDevice : MemoryKind::kHost;
-  region.device_id = memory.device_id;
+  KvRegionDesc region = KvRegionDesc::of(memory);
   if (options_.role == PdRole::kPrefill && options_.transport == "shm" && !memory.on_device) {
     // Peers map the region: serve it from a shared-memory mirror.
     remove_stale_mirrors();

@@ -37,7 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backend/kv_layout.h"
+#include "kv/kv_layout.h"
 #include "common/metrics_registry.h"
 #include "common/status.h"
 #include "engine/kv_connector.h"
