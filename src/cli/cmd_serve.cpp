@@ -56,7 +56,7 @@ int run_serve(const ServeArgs& a) {
     return 1;
   }
   LoadedEngine& le = *built->loaded;
-  std::shared_ptr<TransferKvConnector> connector = built->connector;
+  std::shared_ptr<PdKvConnector> connector = built->connector;
   TokenizerCodec codec(le.tokenizer, le.checkpoint->config().vocab_size);
   ApiServerOptions o;
   o.http.host = a.host;

@@ -89,7 +89,7 @@ Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, c
     BATON_ASSIGN_OR_RETURN(out.loaded, build_engine(engine));
     return out;
   }
-  TransferKvConnectorOptions o;
+  PdConnectorOptions o;
   o.role = role;
   o.transport = pd.kv_transport;
   BATON_ASSIGN_OR_RETURN(o.secret, KvSecret::load(pd.kv_secret_file));
@@ -124,7 +124,7 @@ Result<PdEngine> build_pd_engine(const EngineFlags& engine, const PdFlags& pd, c
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<LoadedCore> core, build_engine_core(engine));
   o.model = model_identity(core->model_dir);
   o.metric_labels = {{"model_name", model_name.empty() ? core->model_dir : model_name}};
-  BATON_ASSIGN_OR_RETURN(out.connector, TransferKvConnector::create(core->core->backend().kv_memory(), o));
+  BATON_ASSIGN_OR_RETURN(out.connector, create_pd_connector(core->core->backend().kv_memory(), o));
   core->core->set_kv_connector(out.connector);
   out.loaded = std::make_unique<LoadedEngine>();
   out.loaded->model_dir = core->model_dir;

@@ -1,5 +1,5 @@
 // `baton serve --role prefill|decode`: the PD flags and the engine build that
-// puts a TransferKvConnector (server/transfer_kv_connector.h) into the core
+// puts a PD KV connector (pd/pd_kv_connector.h) into the core
 // before its engine thread starts. docs/pd.md describes the protocol.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include "cli/engine_flags.h"
 #include "discovery/registration.h"
-#include "server/transfer_kv_connector.h"
+#include "pd/pd_kv_connector.h"
 
 namespace baton::cli {
 
@@ -43,7 +43,7 @@ void add_pd_flags(CLI::App& app, PdFlags& flags);
 
 struct PdEngine {
   std::unique_ptr<LoadedEngine> loaded;
-  std::shared_ptr<TransferKvConnector> connector;  // null for agg
+  std::shared_ptr<PdKvConnector> connector;  // null for agg
 };
 
 // build_engine for agg; for prefill/decode, the core gets a connector first.

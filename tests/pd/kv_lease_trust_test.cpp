@@ -8,7 +8,7 @@
 
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
-#include "server/transfer_kv_connector.h"
+#include "pd/pd_kv_connector.h"
 
 namespace baton {
 namespace {
@@ -37,15 +37,15 @@ std::shared_ptr<const KvSecret> secret(const char* text = "shared-kv-secret-for-
   return KvSecret::from_bytes(text, "test").value();
 }
 
-std::shared_ptr<TransferKvConnector> connector(const HostKv& kv, PdRole role, const std::string& id,
-                                               std::shared_ptr<const KvSecret> key = nullptr) {
-  TransferKvConnectorOptions o;
+std::shared_ptr<PdKvConnector> connector(const HostKv& kv, PdRole role, const std::string& id,
+                                         std::shared_ptr<const KvSecret> key = nullptr) {
+  PdConnectorOptions o;
   o.role = role;
   o.engine_id = id;
   o.model = "m";
   o.transport = "tcp";
   o.secret = std::move(key);
-  auto c = TransferKvConnector::create(kv.memory, o);
+  auto c = create_pd_connector(kv.memory, o);
   EXPECT_TRUE(c.is_ok()) << c.status().to_string();
   return c.is_ok() ? *c : nullptr;
 }
@@ -61,15 +61,7 @@ struct Peer {
     o.model = "m";
     o.secret = std::move(key);
     engine = TransferEngine::create(make_transport("tcp").value(), o).value();
-    KvRegionDesc region;
-    region.base = kv.memory.base;
-    region.layout.num_blocks = 32;
-    region.layout.dtype = DType::kF16;
-    region.layout.num_layers = 2;
-    region.layout.num_kv_heads = 2;
-    region.layout.head_dim = 8;
-    region.layout.block_size = 4;
-    EXPECT_TRUE(engine->register_memory(region).is_ok());
+    EXPECT_TRUE(engine->register_memory(KvRegionDesc::of(kv.memory)).is_ok());
     auto r = engine->connect_peer("127.0.0.1", port);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (r.is_ok()) remote = *r;
