@@ -11,11 +11,7 @@ DecodeKvConnector::DecodeKvConnector(PdConnectorOptions options, const KvLayout&
 Result<std::shared_ptr<DecodeKvConnector>> DecodeKvConnector::create(const KvMemory& memory,
                                                                      PdConnectorOptions options,
                                                                      std::unique_ptr<Transport> transport) {
-  if (options.role != PdRole::kDecode) return invalid_argument("a decode KV connector needs --role decode");
-  if (memory.base == nullptr) return failed_precondition("KV connector: the KV cache is not allocated");
-  if (options.lease_ms <= 0) return invalid_argument("--kv-lease-ms must be positive, got {}", options.lease_ms);
-  if (options.num_loaders < 1) return invalid_argument("KV connector: num_loaders must be >= 1");
-  if (options.engine_id.empty()) return invalid_argument("KV connector: empty engine id");
+  BATON_RETURN_IF_ERROR(check_options(memory, options, PdRole::kDecode));
   std::shared_ptr<DecodeKvConnector> c(new DecodeKvConnector(std::move(options), memory.layout));
   BATON_RETURN_IF_ERROR(c->init(memory, std::move(transport)));
   return c;

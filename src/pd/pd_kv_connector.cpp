@@ -19,6 +19,17 @@ void PdKvConnector::wake() {
   if (w) w();
 }
 
+Status PdKvConnector::check_options(const KvMemory& memory, const PdConnectorOptions& options, PdRole role) {
+  if (options.role != role) {
+    return invalid_argument("a {} KV connector needs --role {}", pd_role_name(role), pd_role_name(role));
+  }
+  if (memory.base == nullptr) return failed_precondition("KV connector: the KV cache is not allocated");
+  if (options.lease_ms <= 0) return invalid_argument("--kv-lease-ms must be positive, got {}", options.lease_ms);
+  if (options.num_loaders < 1) return invalid_argument("KV connector: num_loaders must be >= 1");
+  if (options.engine_id.empty()) return invalid_argument("KV connector: empty engine id");
+  return Status::ok();
+}
+
 Result<std::shared_ptr<PdKvConnector>> create_pd_connector(const KvMemory& memory, PdConnectorOptions options,
                                                            std::unique_ptr<Transport> transport) {
   switch (options.role) {

@@ -65,6 +65,9 @@ class PdKvConnector : public KvConnector {
 
  protected:
   explicit PdKvConnector(PdConnectorOptions options) : options_(std::move(options)) {}
+  // What either role needs before it is built: the KV allocated, a positive
+  // lease and loader count, an engine id, and `role` (the class's own).
+  static Status check_options(const KvMemory& memory, const PdConnectorOptions& options, PdRole role);
   // Calls the engine's wakeup (without any lock held).
   void wake();
 

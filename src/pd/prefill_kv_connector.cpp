@@ -18,11 +18,7 @@ PrefillKvConnector::PrefillKvConnector(PdConnectorOptions options, const KvLayou
 Result<std::shared_ptr<PrefillKvConnector>> PrefillKvConnector::create(const KvMemory& memory,
                                                                        PdConnectorOptions options,
                                                                        std::unique_ptr<Transport> transport) {
-  if (options.role != PdRole::kPrefill) return invalid_argument("a prefill KV connector needs --role prefill");
-  if (memory.base == nullptr) return failed_precondition("KV connector: the KV cache is not allocated");
-  if (options.lease_ms <= 0) return invalid_argument("--kv-lease-ms must be positive, got {}", options.lease_ms);
-  if (options.num_loaders < 1) return invalid_argument("KV connector: num_loaders must be >= 1");
-  if (options.engine_id.empty()) return invalid_argument("KV connector: empty engine id");
+  BATON_RETURN_IF_ERROR(check_options(memory, options, PdRole::kPrefill));
   std::shared_ptr<PrefillKvConnector> c(new PrefillKvConnector(std::move(options), memory.layout));
   BATON_RETURN_IF_ERROR(c->init(memory, std::move(transport)));
   return c;

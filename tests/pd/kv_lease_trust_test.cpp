@@ -8,30 +8,12 @@
 
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
-#include "pd/pd_kv_connector.h"
+#include "pd/pd_connector_fixture.h"
 
 namespace baton {
 namespace {
 
-KvLayout tiny_layout() {
-  KvLayout l;
-  l.num_layers = 2;
-  l.num_kv_heads = 2;
-  l.head_dim = 8;
-  l.block_size = 4;
-  l.num_blocks = 32;
-  l.dtype = DType::kF16;
-  return l;
-}
-
-struct HostKv {
-  std::vector<uint8_t> bytes;
-  KvMemory memory;
-  explicit HostKv(uint8_t fill) : bytes(tiny_layout().total_bytes(), fill) {
-    memory.base = bytes.data();
-    memory.layout = tiny_layout();
-  }
-};
+using testing::HostKv;
 
 std::shared_ptr<const KvSecret> secret(const char* text = "shared-kv-secret-for-tests") {
   return KvSecret::from_bytes(text, "test").value();
@@ -107,7 +89,7 @@ TEST(KvLeaseTrust, OnlyTheLeaseHolderReadsRenewsOrEndsIt) {
   EXPECT_GE(prefill->stats().num_grants_denied, 6);
   // The holder: reads its blocks, renews, ends its lease.
   EXPECT_TRUE(peer.read({1, 2}, grant_of(a)).is_ok());
-  EXPECT_EQ(peer.kv.bytes[0], 0x5a);
+  EXPECT_EQ(peer.kv.bytes[0], 0x5a + 1);  // block 1 of the prefill
   EXPECT_TRUE(peer.engine->notify_renew(peer.remote.engine_id, grant_of(a)).is_ok());
   EXPECT_TRUE(peer.engine->notify_done(peer.remote.engine_id, grant_of(a)).is_ok());
   EXPECT_EQ(prefill->stats().num_leases, 1);
