@@ -1,7 +1,8 @@
 // The paged KV cache's memory layout, defined once here, below both the
 // backends (which allocate it) and kv_transfer (whose KvRegionDesc holds it
-// to move blocks and check peers). One allocation holds all blocks; a block is contiguous across
-// all layers, so a request's KV moves as whole-block copies:
+// to move blocks and check peers). One allocation holds all blocks; a block
+// is contiguous across all layers, so a request's KV moves as whole-block
+// copies:
 //
 //   kv[num_blocks][num_layers][2 (K, V)][block_size][num_kv_heads][head_dim]
 //
