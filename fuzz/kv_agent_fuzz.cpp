@@ -41,13 +41,12 @@ struct AgentFixture {
 AgentFixture* start_agent() {
   auto* f = new AgentFixture();
   baton::KvRegionDesc region;
-  region.num_blocks = kNumBlocks;
-  region.dtype = baton::KvDType::kF16;
-  region.num_layers = 2;
-  region.num_kv_heads = 2;
-  region.head_dim = 8;
-  region.block_size = 4;
-  region.block_bytes = region.shape_block_bytes();
+  region.layout.num_blocks = kNumBlocks;
+  region.layout.dtype = baton::DType::kF16;
+  region.layout.num_layers = 2;
+  region.layout.num_kv_heads = 2;
+  region.layout.head_dim = 8;
+  region.layout.block_size = 4;
   f->memory.assign(region.total_bytes(), 0x5a);
   region.base = f->memory.data();
   auto desc = baton::PeerDescriptor::from_region(region, "fuzz-prefill", "fuzz-model");

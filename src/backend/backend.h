@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "backend/kv_layout.h"
+#include "kv/kv_layout.h"
 #include "backend/step.h"
 #include "common/status.h"
 #include "model/model_config.h"

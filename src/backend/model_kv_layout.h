@@ -4,7 +4,7 @@
 // num_blocks are left at their defaults.
 #pragma once
 
-#include "backend/kv_layout.h"
+#include "kv/kv_layout.h"
 #include "model/model_config.h"
 
 namespace baton {

@@ -29,19 +29,18 @@ struct Options {
   std::string device = "cpu";
 };
 
-KvRegionDesc region_shape(const Options& o, KvDType dtype) {
+KvRegionDesc region_shape(const Options& o, DType dtype) {
   KvRegionDesc d;
-  d.dtype = dtype;
-  d.num_layers = o.num_layers;
-  d.num_kv_heads = o.num_kv_heads;
-  d.head_dim = o.head_dim;
-  d.block_size = o.block_size;
-  d.block_bytes = d.shape_block_bytes();
+  d.layout.dtype = dtype;
+  d.layout.num_layers = o.num_layers;
+  d.layout.num_kv_heads = o.num_kv_heads;
+  d.layout.head_dim = o.head_dim;
+  d.layout.block_size = o.block_size;
   return d;
 }
 
 int run(Options& o, bool transports_given) {
-  auto dtype = parse_kv_dtype(o.dtype);
+  auto dtype = parse_dtype(o.dtype);
   if (!dtype.is_ok()) {
     std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
     return 2;

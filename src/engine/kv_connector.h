@@ -1,7 +1,7 @@
 // KvConnector: the engine's side of the PD handoff (DESIGN.md "PD handoff",
 // docs/pd.md), vLLM V1's KV-connector split. The engine may not use
-// kv_transfer, so it calls this interface and the server layer implements it
-// over the transfer engine (server/transfer_kv_connector.h).
+// kv_transfer, so it calls this interface and the pd layer implements it
+// over the transfer engine (pd/pd_kv_connector.h: one class a role).
 //
 // Every call below except has_events() and set_wakeup() is made on the engine
 // thread. All KvCacheManager mutations stay there: the connector never frees

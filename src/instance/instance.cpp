@@ -56,7 +56,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
   if (role_ == PdRole::kAgg) {
     BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
   } else {
-    BATON_ASSIGN_OR_RETURN(TransferKvConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
+    BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
     auto attach = [&](LoadedCore& core) -> Status {
       BATON_ASSIGN_OR_RETURN(connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir,
                                                            s.served_model_name));
@@ -82,7 +82,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
   o.service.api_key = s.api_key;
   BATON_ASSIGN_OR_RETURN(o.service.tool_call_format, resolve_tool_call_parser(s.tool_call_parser, le.model_dir));
   if (connector_) {
-    std::shared_ptr<TransferKvConnector> connector = connector_;
+    std::shared_ptr<PdKvConnector> connector = connector_;
     o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
   }
   o.shutdown_grace_s = s.shutdown_grace_s;

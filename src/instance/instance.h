@@ -58,7 +58,7 @@ class Instance {
   const std::string& served_model_name() const { return served_model_name_; }
   AsyncEngine& engine() { return *engine_->engine; }
   ApiServer& server() { return *server_; }
-  TransferKvConnector* connector() { return connector_.get(); }
+  PdKvConnector* connector() { return connector_.get(); }
 
   // Needs handle_signals. Blocks until SIGINT or SIGTERM, then (registered)
   // leaves discovery, serves pd.leave_grace_s more, and stops.
@@ -75,7 +75,7 @@ class Instance {
   PdRole role_ = PdRole::kAgg;
   std::string served_model_name_;
   std::unique_ptr<LoadedEngine> engine_;
-  std::shared_ptr<TransferKvConnector> connector_;
+  std::shared_ptr<PdKvConnector> connector_;
   std::unique_ptr<TokenizerCodec> codec_;
   std::unique_ptr<SignalWaiter> signals_;  // handle_signals with discovery
   std::unique_ptr<ApiServer> server_;

@@ -26,8 +26,8 @@ std::string model_identity(const std::string& model_dir) {
 
 }  // namespace
 
-Result<TransferKvConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd, const std::string& host) {
-  TransferKvConnectorOptions o;
+Result<PdConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd, const std::string& host) {
+  PdConnectorOptions o;
   o.role = role;
   o.transport = pd.kv_transport;
   BATON_ASSIGN_OR_RETURN(o.secret, KvSecret::load(pd.kv_secret_file));
@@ -62,12 +62,12 @@ Result<TransferKvConnectorOptions> kv_connector_options(PdRole role, const PdOpt
   return o;
 }
 
-Result<std::shared_ptr<TransferKvConnector>> make_kv_connector(TransferKvConnectorOptions o, const KvMemory& memory,
+Result<std::shared_ptr<PdKvConnector>> make_kv_connector(PdConnectorOptions o, const KvMemory& memory,
                                                                const std::string& model_dir,
                                                                const std::string& model_name) {
   o.model = model_identity(model_dir);
   o.metric_labels = {{"model_name", model_name.empty() ? model_dir : model_name}};
-  return TransferKvConnector::create(memory, o);
+  return create_pd_connector(memory, o);
 }
 
 }  // namespace baton::instance

@@ -1,6 +1,6 @@
 // The PD settings of an instance and the one function that turns them into
 // the KV connector a prefill or decode engine core gets before its engine
-// thread starts (server/transfer_kv_connector.h; docs/pd.md describes the
+// thread starts (pd/pd_kv_connector.h; docs/pd.md describes the
 // protocol). Kept self-contained: it is the only place that constructs the
 // connector.
 #pragma once
@@ -10,8 +10,8 @@
 #include <string>
 
 #include "common/status.h"
-#include "backend/kv_layout.h"
-#include "server/transfer_kv_connector.h"
+#include "kv/kv_layout.h"
+#include "pd/pd_kv_connector.h"
 
 namespace baton::instance {
 
@@ -39,12 +39,12 @@ struct PdOptions {
 // server's host: the KV agent binds it when a KV secret is given and kv_host
 // is not; without a secret the agent binds 127.0.0.1 and a non-loopback
 // kv_host is refused.
-Result<TransferKvConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd, const std::string& host);
+Result<PdConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd, const std::string& host);
 
 // The connector over the engine's KV memory. `model_dir` gives the model's
 // identity for peers; `model_name` labels the connector's metrics (default:
 // the model folder).
-Result<std::shared_ptr<TransferKvConnector>> make_kv_connector(TransferKvConnectorOptions options,
+Result<std::shared_ptr<PdKvConnector>> make_kv_connector(PdConnectorOptions options,
                                                                const KvMemory& memory, const std::string& model_dir,
                                                                const std::string& model_name);
 

@@ -90,7 +90,7 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
     if (local.copier == nullptr) return unimplemented("tcp transport: device KV region without a staging copier");
     if (staging == nullptr) return failed_precondition("tcp transport: device KV region without a staging pool");
     chunk_bytes = staging->buffer_bytes();
-    auto chunks = staged_chunks(runs, local.block_bytes, chunk_bytes, /*use_remote=*/false);
+    auto chunks = staged_chunks(runs, local.block_bytes(), chunk_bytes, /*use_remote=*/false);
     if (!chunks.empty()) {
       BATON_ASSIGN_OR_RETURN(lease, staging->acquire(staging_buffer_bytes(chunks), ctx));
     }
@@ -107,7 +107,7 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<
   std::vector<StagedChunk> chunks;
   if (local.memory == MemoryKind::kDevice) {
     if (local.copier == nullptr) return unimplemented("tcp transport: device KV region without a staging copier");
-    chunks = staged_chunks(runs, local.block_bytes, chunk_bytes, /*use_remote=*/false);
+    chunks = staged_chunks(runs, local.block_bytes(), chunk_bytes, /*use_remote=*/false);
     if (!chunks.empty() && (lease == nullptr || !lease->valid() ||
                             lease->buffer_bytes() < staging_buffer_bytes(chunks))) {
       return failed_precondition("tcp transport: a device read needs a staging lease of {} bytes a buffer",
@@ -129,7 +129,7 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<
     return status_from_error_frame(frame, address());
   }
   const int64_t num_blocks = count_blocks(runs);
-  const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * local.block_bytes;
+  const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * local.block_bytes();
   const uint64_t expected = data_bytes + (want_checksums ? 8ull * num_blocks : 0);
   if (frame.type != MsgType::kBlocks || frame.payload_bytes != expected) {
     conn->shutdown();
@@ -142,7 +142,7 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<
     buffers.reserve(runs.size());
     for (const auto& run : runs) {
       buffers.emplace_back(local.block_ptr(run.local_first),
-                           static_cast<size_t>(run.num_blocks) * local.block_bytes);
+                           static_cast<size_t>(run.num_blocks) * local.block_bytes());
     }
     BATON_RETURN_IF_ERROR(conn->read_all(buffers, ctx));
   } else {

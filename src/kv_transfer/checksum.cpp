@@ -34,7 +34,7 @@ Status verify_run_checksums(const KvRegionDesc& local, const std::vector<BlockRu
   size_t i = 0;
   for (const auto& run : runs) {
     for (int64_t b = 0; b < run.num_blocks; ++b, ++i) {
-      const uint64_t got = block_checksum(local.block_ptr(run.local_first + b), local.block_bytes);
+      const uint64_t got = block_checksum(local.block_ptr(run.local_first + b), local.block_bytes());
       if (got != expected[i]) {
         return data_loss(
             "KV checksum mismatch: remote block {} -> local block {} (xxh64 {:016x}, expected "

@@ -73,7 +73,7 @@ class FaultLink : public PeerLink {
         for (const auto& run : runs) {
           if (index < run.num_blocks) {
             uint8_t* block = local.block_ptr(run.local_first + index);
-            block[(pick >> 20) % local.block_bytes] ^= 0x5a;
+            block[(pick >> 20) % local.block_bytes()] ^= 0x5a;
             break;
           }
           index -= run.num_blocks;

@@ -101,7 +101,7 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
     return send_error(conn, want_checksums_or.status(), ctx);
   }
   const bool want_checksums = *want_checksums_or;
-  auto runs_or = parse_runs(request, region_.num_blocks);
+  auto runs_or = parse_runs(request, region_.layout.num_blocks);
   if (!runs_or.is_ok()) {
     count_error(&KvAgentStats::num_bad_frames);
     return send_error(conn, runs_or.status(), ctx);
@@ -119,7 +119,7 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
     }
   }
   const int64_t num_blocks = count_blocks(runs);
-  const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * region_.block_bytes;
+  const uint64_t data_bytes = static_cast<uint64_t>(num_blocks) * region_.block_bytes();
   const uint64_t trailer_bytes = want_checksums ? 8ull * static_cast<uint64_t>(num_blocks) : 0;
   if (region_.memory == MemoryKind::kDevice && staging_ == nullptr) {
     return send_error(conn, unimplemented("KV agent: device region without a staging copier"), ctx);
@@ -129,7 +129,7 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
   std::vector<StagedChunk> chunks;
   StagingPool::Lease staging;
   if (region_.memory == MemoryKind::kDevice) {
-    chunks = staged_chunks(runs, region_.block_bytes, options_.staging_bytes, /*use_remote=*/true);
+    chunks = staged_chunks(runs, region_.block_bytes(), options_.staging_bytes, /*use_remote=*/true);
     if (!chunks.empty()) {
       auto lease = staging_->acquire(staging_buffer_bytes(chunks), ctx);
       if (!lease.is_ok()) return send_error(conn, lease.status(), ctx);
@@ -142,14 +142,14 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
   if (region_.memory == MemoryKind::kHost) {
     // Zero-copy: one gathered write straight from the region.
     if (want_checksums) {
-      sums = run_checksums(static_cast<const uint8_t*>(region_.base), region_.block_bytes, runs,
+      sums = run_checksums(static_cast<const uint8_t*>(region_.base), region_.block_bytes(), runs,
                            /*use_remote=*/true);
     }
     std::vector<asio::const_buffer> buffers;
     buffers.reserve(runs.size());
     for (const auto& run : runs) {
       buffers.emplace_back(region_.block_ptr(run.remote_first),
-                           static_cast<size_t>(run.num_blocks) * region_.block_bytes);
+                           static_cast<size_t>(run.num_blocks) * region_.block_bytes());
     }
     BATON_RETURN_IF_ERROR(conn.write_all(buffers, ctx));
   } else {
@@ -159,8 +159,8 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
     };
     auto send = [&](size_t i, uint8_t* buf) {
       if (want_checksums) {
-        for (size_t off = 0; off < chunks[i].num_bytes; off += region_.block_bytes) {
-          sums.push_back(block_checksum(buf + off, region_.block_bytes));
+        for (size_t off = 0; off < chunks[i].num_bytes; off += region_.block_bytes()) {
+          sums.push_back(block_checksum(buf + off, region_.block_bytes()));
         }
       }
       return conn.write_all(buf, chunks[i].num_bytes, ctx);

@@ -1,11 +1,7 @@
-// KvRegionDesc: a plain description of one instance's KV memory, as
-// kv_transfer sees it. It mirrors backend/kv_layout.h (KvMemory) without
-// depending on the backend: the server fills it from the backend's KvMemory.
-//
-//   kv[num_blocks][num_layers][2 (K, V)][block_size][num_kv_heads][head_dim]
-//
-// A block is contiguous across all layers (block_bytes), so moving a
-// request's KV means copying whole blocks.
+// KvRegionDesc: one instance's KV memory as kv_transfer sees it: the
+// layout (kv/kv_layout.h, the one the backends allocate), where it lives and
+// how peers reach it. A block is contiguous across all layers
+// (layout.block_bytes()), so moving a request's KV means copying whole blocks.
 #pragma once
 
 #include <cstddef>
@@ -13,14 +9,9 @@
 #include <string>
 
 #include "common/status.h"
+#include "kv/kv_layout.h"
 
 namespace baton {
-
-enum class KvDType { kF32, kF16, kBF16 };
-
-const char* kv_dtype_name(KvDType dtype);  // "F32", "F16", "BF16"
-size_t kv_dtype_size(KvDType dtype);
-Result<KvDType> parse_kv_dtype(const std::string& name);
 
 enum class MemoryKind { kHost, kDevice };
 const char* memory_kind_name(MemoryKind kind);  // "host", "device"
@@ -50,13 +41,7 @@ class DeviceCopier {
 
 struct KvRegionDesc {
   void* base = nullptr;  // start of block 0
-  int64_t num_blocks = 0;
-  size_t block_bytes = 0;  // must equal the product of the shape below
-  KvDType dtype = KvDType::kBF16;
-  int num_layers = 0;
-  int num_kv_heads = 0;
-  int head_dim = 0;
-  int block_size = 16;  // tokens per block
+  KvLayout layout;
   MemoryKind memory = MemoryKind::kHost;
   int device_id = -1;  // CUDA ordinal when memory == kDevice
   // Name of the POSIX shared-memory object that holds the region, when it
@@ -65,17 +50,16 @@ struct KvRegionDesc {
   // Staging hook for device regions (not owned); may be null.
   DeviceCopier* copier = nullptr;
 
-  // Bytes of one block computed from the shape.
-  size_t shape_block_bytes() const {
-    return static_cast<size_t>(num_layers) * 2 * block_size * num_kv_heads * head_dim *
-           kv_dtype_size(dtype);
-  }
-  size_t total_bytes() const { return block_bytes * static_cast<size_t>(num_blocks); }
+  // The region of a backend's KV cache (no shm name, no copier yet).
+  static KvRegionDesc of(const KvMemory& memory);
+
+  size_t block_bytes() const { return layout.block_bytes(); }
+  size_t total_bytes() const { return layout.total_bytes(); }
   uint8_t* block_ptr(int64_t block_id) const {
-    return static_cast<uint8_t*>(base) + static_cast<size_t>(block_id) * block_bytes;
+    return static_cast<uint8_t*>(base) + static_cast<size_t>(block_id) * block_bytes();
   }
 
-  // OK when the shape is positive, block_bytes matches it and base is set.
+  // OK when the shape is positive and base is set.
   Status validate() const;
 };
 

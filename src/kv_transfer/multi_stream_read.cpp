@@ -32,7 +32,7 @@ Result<std::vector<uint64_t>> read_blocks_multi_stream(AgentClient& client, cons
                                                        const ReadContext& ctx, StagingPool* staging,
                                                        const MultiStreamOptions& options) {
   const int64_t num_blocks = count_blocks(runs);
-  int num_parts = num_stream_parts(num_blocks, local.block_bytes, options.num_streams, options.min_stream_bytes);
+  int num_parts = num_stream_parts(num_blocks, local.block_bytes(), options.num_streams, options.min_stream_bytes);
   if (num_parts <= 1) return client.read_blocks(runs, local, want_checksums, ctx, staging);
 
   // Device KV: one staging pair a part; only the first is waited for.
@@ -44,7 +44,7 @@ Result<std::vector<uint64_t>> read_blocks_multi_stream(AgentClient& client, cons
     chunk_bytes = staging->buffer_bytes();
     // A part's chunks are pieces of the whole read's chunks: this fits them all.
     const size_t lease_bytes =
-        staging_buffer_bytes(staged_chunks(runs, local.block_bytes, chunk_bytes, /*use_remote=*/false));
+        staging_buffer_bytes(staged_chunks(runs, local.block_bytes(), chunk_bytes, /*use_remote=*/false));
     BATON_ASSIGN_OR_RETURN(auto first, staging->acquire(lease_bytes, ctx));
     leases.push_back(std::move(first));
     while (static_cast<int>(leases.size()) < num_parts) {

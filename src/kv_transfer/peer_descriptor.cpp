@@ -6,19 +6,24 @@
 
 namespace baton {
 
+std::string kv_latent_layout(int kv_lora_rank, int qk_rope_head_dim) {
+  return fmt::format("blocks,layers,latent,block_size,latent{}+rope{}", kv_lora_rank, qk_rope_head_dim);
+}
+
 PeerDescriptor PeerDescriptor::from_region(const KvRegionDesc& region,
                                            const std::string& engine_id,
                                            const std::string& model) {
   PeerDescriptor d;
   d.engine_id = engine_id;
   d.model = model;
-  d.dtype = region.dtype;
-  d.num_layers = region.num_layers;
-  d.num_kv_heads = region.num_kv_heads;
-  d.head_dim = region.head_dim;
-  d.block_size = region.block_size;
-  d.num_blocks = region.num_blocks;
-  d.block_bytes = region.block_bytes;
+  if (region.layout.is_latent()) d.layout = kv_latent_layout(region.layout.kv_lora_rank, region.layout.qk_rope_head_dim);
+  d.dtype = region.layout.dtype;
+  d.num_layers = region.layout.num_layers;
+  d.num_kv_heads = region.layout.num_kv_heads;
+  d.head_dim = region.layout.head_dim;
+  d.block_size = region.layout.block_size;
+  d.num_blocks = region.layout.num_blocks;
+  d.block_bytes = region.block_bytes();
   d.memory = region.memory;
   d.device_id = region.device_id;
   d.compat_hash = d.compute_compat_hash();
@@ -28,7 +33,7 @@ PeerDescriptor PeerDescriptor::from_region(const KvRegionDesc& region,
 uint64_t PeerDescriptor::compute_compat_hash() const {
   const std::string key =
       fmt::format("v{}|{}|{}|L{}|H{}|D{}|B{}|{}", protocol_version, layout,
-                  kv_dtype_name(dtype), num_layers, num_kv_heads, head_dim, block_size, block_bytes);
+                  dtype_name(dtype), num_layers, num_kv_heads, head_dim, block_size, block_bytes);
   return XXH64(key.data(), key.size(), 0);
 }
 
@@ -41,7 +46,7 @@ Json PeerDescriptor::to_json() const {
               {"transport_params", transport_params},
               {"model", model},
               {"layout", layout},
-              {"dtype", kv_dtype_name(dtype)},
+              {"dtype", dtype_name(dtype)},
               {"num_layers", num_layers},
               {"num_kv_heads", num_kv_heads},
               {"head_dim", head_dim},
@@ -66,7 +71,7 @@ Result<PeerDescriptor> PeerDescriptor::from_json(const Json& j) {
   BATON_ASSIGN_OR_RETURN(d.model, json_get<std::string>(j, "model", ""));
   BATON_ASSIGN_OR_RETURN(d.layout, json_require<std::string>(j, "layout"));
   BATON_ASSIGN_OR_RETURN(std::string dtype, json_require<std::string>(j, "dtype"));
-  BATON_ASSIGN_OR_RETURN(d.dtype, parse_kv_dtype(dtype));
+  BATON_ASSIGN_OR_RETURN(d.dtype, parse_dtype(dtype));
   BATON_ASSIGN_OR_RETURN(d.num_layers, json_require<int>(j, "num_layers"));
   BATON_ASSIGN_OR_RETURN(d.num_kv_heads, json_require<int>(j, "num_kv_heads"));
   BATON_ASSIGN_OR_RETURN(d.head_dim, json_require<int>(j, "head_dim"));
@@ -118,8 +123,8 @@ Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remot
   }
   if (local.layout != remote.layout) return field_mismatch("layout", remote, local.layout, remote.layout);
   if (local.dtype != remote.dtype) {
-    return field_mismatch("dtype", remote, std::string(kv_dtype_name(local.dtype)),
-                          std::string(kv_dtype_name(remote.dtype)));
+    return field_mismatch("dtype", remote, std::string(dtype_name(local.dtype)),
+                          std::string(dtype_name(remote.dtype)));
   }
   if (local.num_layers != remote.num_layers) {
     return field_mismatch("num_layers", remote, local.num_layers, remote.num_layers);

@@ -14,8 +14,11 @@ namespace baton {
 
 // Bumped when the wire protocol or the descriptor changes incompatibly.
 inline constexpr int kKvTransferProtocolVersion = 1;
-// The only block layout today (backend/kv_layout.h).
+// The block layout of K and V (kv/kv_layout.h). A latent (MLA) cache is
+// named by kv_latent_layout(): its row's split into latent and rope dims is
+// part of what two peers must agree on.
 inline constexpr const char* kKvBlockLayout = "blocks,layers,kv,block_size,kv_heads,head_dim";
+std::string kv_latent_layout(int kv_lora_rank, int qk_rope_head_dim);
 
 struct PeerDescriptor {
   int protocol_version = kKvTransferProtocolVersion;
@@ -26,7 +29,7 @@ struct PeerDescriptor {
   Json transport_params = Json::object();  // transport-specific (shm name, IPC handle, ...)
   std::string model;  // model identity (name or hash); empty = not checked
   std::string layout = kKvBlockLayout;
-  KvDType dtype = KvDType::kBF16;
+  DType dtype = DType::kBF16;
   int num_layers = 0;
   int num_kv_heads = 0;
   int head_dim = 0;

@@ -142,7 +142,7 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
   if (!registered_) return failed_precondition("transfer engine: no KV memory registered");
   BATON_ASSIGN_OR_RETURN(auto peer, find_peer(peer_engine_id));
   BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote_block_ids, local_block_ids,
-                                                        peer->desc.num_blocks, region_.num_blocks));
+                                                        peer->desc.num_blocks, region_.layout.num_blocks));
   const bool checksum = options.checksum.value_or(options_.checksum);
   if (checksum && region_.memory != MemoryKind::kHost) {
     return unimplemented("KV checksums need a host KV region (this one is on device {})",
@@ -155,7 +155,7 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return aborted("transfer engine is shutting down");
     handle = std::make_shared<TransferHandle>(next_id_++, peer_engine_id, options.request_id,
-                                              num_blocks, num_blocks * region_.block_bytes);
+                                              num_blocks, num_blocks * region_.block_bytes());
     // The deadline runs from submission: queueing counts.
     const TimePoint deadline = deadline_after_ms(timeout_ms);
     std::weak_ptr<TransferHandle> weak = handle;

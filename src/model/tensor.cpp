@@ -6,15 +6,6 @@
 
 namespace baton {
 
-const char* dtype_name(DType d) {
-  switch (d) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-  }
-  return "?";
-}
-
 void TensorView::to_float(float* out) const {
   const int64_t n = num_elements();
   switch (dtype) {

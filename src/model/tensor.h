@@ -6,12 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "common/dtype.h"
+
 namespace baton {
-
-enum class DType { kF32, kF16, kBF16 };
-
-inline size_t dtype_size(DType d) { return d == DType::kF32 ? 4 : 2; }
-const char* dtype_name(DType d);  // "F32", "F16", "BF16" (safetensors names)
 
 struct TensorView {
   std::string name;

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/kv_layout.h"
+#include "kv/kv_layout.h"
 #include "backend/sampling_params.h"
 #include "cuda_test_util.h"
 

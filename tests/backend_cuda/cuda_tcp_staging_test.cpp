@@ -46,13 +46,12 @@ class CountingCudaCopier : public CudaDeviceCopier {
 KvRegionDesc gpu_region(void* base, int64_t num_blocks, DeviceCopier* copier) {
   KvRegionDesc d;
   d.base = base;
-  d.num_blocks = num_blocks;
-  d.dtype = KvDType::kBF16;
-  d.num_layers = 4;
-  d.num_kv_heads = 2;
-  d.head_dim = 64;
-  d.block_size = 16;
-  d.block_bytes = d.shape_block_bytes();
+  d.layout.num_blocks = static_cast<int>(num_blocks);
+  d.layout.dtype = DType::kBF16;
+  d.layout.num_layers = 4;
+  d.layout.num_kv_heads = 2;
+  d.layout.head_dim = 64;
+  d.layout.block_size = 16;
   d.memory = MemoryKind::kDevice;
   d.device_id = 0;
   d.copier = copier;
@@ -85,7 +84,7 @@ TEST(CudaTcpStaging, ScatteredBlocksByteExactBetweenGpuRegions) {
   constexpr int64_t kBlocks = 96;
   CountingCudaCopier src_copier(0), dst_copier(0);
   const KvRegionDesc shape = gpu_region(nullptr, kBlocks, nullptr);
-  const size_t block_bytes = shape.block_bytes;
+  const size_t block_bytes = shape.block_bytes();
   const size_t total = shape.total_bytes();
   DeviceMemory src_mem, dst_mem;
   ASSERT_CUDA_OK(cudaMalloc(&src_mem.ptr, total));
@@ -159,7 +158,7 @@ TEST(CudaTcpStaging, LargeReadSplitOverStreamsByteExact) {
   constexpr int64_t kBlocks = 1024;  // 32 MiB of 32 KiB blocks
   CountingCudaCopier src_copier(0), dst_copier(0);
   const KvRegionDesc shape = gpu_region(nullptr, kBlocks, nullptr);
-  const size_t block_bytes = shape.block_bytes;
+  const size_t block_bytes = shape.block_bytes();
   const size_t total = shape.total_bytes();
   DeviceMemory src_mem, dst_mem;
   ASSERT_CUDA_OK(cudaMalloc(&src_mem.ptr, total));

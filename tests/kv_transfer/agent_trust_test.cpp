@@ -49,7 +49,7 @@ TEST(AgentTrust, OverflowingBlockRunsAreRefused) {
   auto ok = ask(*conn, MsgType::kReadBlocks, Json{{"runs", Json::array({Json::array({63, 1})})}});
   ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
   ASSERT_EQ(ok->type, MsgType::kBlocks);
-  EXPECT_EQ(ok->payload_bytes, f.region.desc().block_bytes);
+  EXPECT_EQ(ok->payload_bytes, f.region.desc().block_bytes());
   std::vector<uint8_t> block(ok->payload_bytes);
   ASSERT_TRUE(conn->read_all(block.data(), block.size(), ctx_ms(5000)).is_ok());
   EXPECT_EQ(std::memcmp(block.data(), f.region.block(63), block.size()), 0);

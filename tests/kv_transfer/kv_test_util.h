@@ -24,13 +24,12 @@ namespace baton::testing {
 // 2 layers, 2 KV heads, head_dim 8, block 4 tokens, F16: 1 KiB blocks.
 inline KvRegionDesc small_shape(int64_t num_blocks) {
   KvRegionDesc d;
-  d.num_blocks = num_blocks;
-  d.dtype = KvDType::kF16;
-  d.num_layers = 2;
-  d.num_kv_heads = 2;
-  d.head_dim = 8;
-  d.block_size = 4;
-  d.block_bytes = d.shape_block_bytes();
+  d.layout.num_blocks = static_cast<int>(num_blocks);
+  d.layout.dtype = DType::kF16;
+  d.layout.num_layers = 2;
+  d.layout.num_kv_heads = 2;
+  d.layout.head_dim = 8;
+  d.layout.block_size = 4;
   return d;
 }
 
@@ -71,7 +70,7 @@ class TestRegion {
   void fill(uint8_t value) { std::memset(desc_.base, value, desc_.total_bytes()); }
 
   bool block_equals(int64_t id, const TestRegion& other, int64_t other_id) const {
-    return std::memcmp(block(id), other.block(other_id), desc_.block_bytes) == 0;
+    return std::memcmp(block(id), other.block(other_id), desc_.block_bytes()) == 0;
   }
 
  private:

@@ -37,8 +37,8 @@ class GateCopier : public DeviceCopier {
   explicit GateCopier(const TestRegion* region) : region_(region) {}
   Status to_host(void* dst, const void* src, size_t n) override {
     const auto* p = static_cast<const uint8_t*>(src);
-    const int64_t first = (p - region_->block(0)) / static_cast<int64_t>(region_->desc().block_bytes);
-    const int64_t count = static_cast<int64_t>(n / region_->desc().block_bytes);
+    const int64_t first = (p - region_->block(0)) / static_cast<int64_t>(region_->desc().block_bytes());
+    const int64_t count = static_cast<int64_t>(n / region_->desc().block_bytes());
     const int64_t fail = fail_block.load();
     if (fail >= first && fail < first + count) return internal_error("injected copy fault at block {}", fail);
     if (stall.load() && !(first < static_cast<int64_t>(never_stall.size()) && never_stall[first] != 0)) {
@@ -79,7 +79,7 @@ std::unique_ptr<TransferEngine> tcp_engine(const std::string& id, int num_stream
   opts.agent.io_timeout_ms = 30000;
   TcpTransportOptions topts{.staging_bytes = 4096, .max_staging_pairs = max_pairs};
   topts.num_streams = num_streams;
-  topts.min_stream_bytes = 8 * testing::small_shape(1).block_bytes;  // reads over 8 blocks are split
+  topts.min_stream_bytes = 8 * testing::small_shape(1).block_bytes();  // reads over 8 blocks are split
   auto engine = TransferEngine::create(std::make_unique<TcpTransport>(topts), opts);
   EXPECT_TRUE(engine.is_ok()) << engine.status().to_string();
   return std::move(engine).value();
@@ -133,7 +133,7 @@ TEST_P(MultiStreamTest, ScatteredBlocksByteExactOverFourStreams) {
   // Untouched blocks stay untouched.
   std::vector<bool> written(kNumBlocks, false);
   for (int64_t l : local) written[l] = true;
-  std::vector<uint8_t> zero(dst.desc().block_bytes, 0);
+  std::vector<uint8_t> zero(dst.desc().block_bytes(), 0);
   for (int64_t b = 0; b < kNumBlocks; ++b) {
     if (!written[b]) {
       EXPECT_EQ(std::memcmp(dst.block(b), zero.data(), zero.size()), 0) << b;

@@ -25,7 +25,7 @@ TEST(PeerDescriptor, JsonRoundTrip) {
   ASSERT_TRUE(back.is_ok()) << back.status().to_string();
   EXPECT_EQ(back->engine_id, "prefill-0");
   EXPECT_EQ(back->port, 5555);
-  EXPECT_EQ(back->dtype, KvDType::kF16);
+  EXPECT_EQ(back->dtype, DType::kF16);
   EXPECT_EQ(back->block_bytes, d.block_bytes);
   EXPECT_EQ(back->compat_hash, d.compat_hash);
   EXPECT_EQ(back->transport_params["shm_name"], "/x");
@@ -51,7 +51,7 @@ TEST(PeerDescriptor, MismatchNamesTheField) {
       {"num_kv_heads", [](PeerDescriptor& d) { d.num_kv_heads = 4; }},
       {"head_dim", [](PeerDescriptor& d) { d.head_dim = 16; }},
       {"block_size", [](PeerDescriptor& d) { d.block_size = 16; }},
-      {"dtype", [](PeerDescriptor& d) { d.dtype = KvDType::kBF16; }},
+      {"dtype", [](PeerDescriptor& d) { d.dtype = DType::kBF16; }},
       {"model", [](PeerDescriptor& d) { d.model = "other-model"; }},
       {"transport", [](PeerDescriptor& d) { d.transport = "shm"; }},
       {"layout", [](PeerDescriptor& d) { d.layout = "layers,blocks"; }},
@@ -91,9 +91,9 @@ TEST(KvRegion, ValidateNamesProblem) {
   std::vector<uint8_t> mem(r.total_bytes());
   r.base = mem.data();
   EXPECT_TRUE(r.validate().is_ok());
-  r.block_bytes += 2;
-  EXPECT_NE(r.validate().message().find("block_bytes"), std::string::npos);
-  EXPECT_FALSE(parse_kv_dtype("int4").is_ok());
+  r.layout.head_dim = 0;
+  EXPECT_NE(r.validate().message().find("head_dim=0"), std::string::npos);
+  EXPECT_FALSE(parse_dtype("int4").is_ok());
 }
 
 }  // namespace

@@ -199,10 +199,10 @@ TEST(KvAgent, CountsServedBlocksAndDoneNotifications) {
   EXPECT_EQ(reply->type, MsgType::kError);
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log.events[0].second, "req-7");
-  EXPECT_EQ(decode->stats().num_bytes_received, 3 * src.desc().block_bytes);
+  EXPECT_EQ(decode->stats().num_bytes_received, 3 * src.desc().block_bytes());
   const KvAgentStats served = prefill->agent_stats();
   EXPECT_EQ(served.num_blocks_served, 3u);
-  EXPECT_EQ(served.num_bytes_served, 3 * src.desc().block_bytes);
+  EXPECT_EQ(served.num_bytes_served, 3 * src.desc().block_bytes());
   EXPECT_EQ(served.num_done, 1u);
 }
 

@@ -45,7 +45,7 @@ TEST_P(TransportTest, MovesNonContiguousBlocksByteExact) {
   Status st = (*h)->wait(10000);
   ASSERT_TRUE(st.is_ok()) << st.to_string();
   EXPECT_EQ((*h)->poll(), TransferState::kDone);
-  EXPECT_EQ((*h)->num_bytes(), remote.size() * src_.desc().block_bytes);
+  EXPECT_EQ((*h)->num_bytes(), remote.size() * src_.desc().block_bytes());
   std::vector<bool> written(48, false);
   for (size_t i = 0; i < remote.size(); ++i) {
     EXPECT_TRUE(dst_.block_equals(local[i], src_, remote[i])) << "block " << remote[i];
@@ -53,7 +53,7 @@ TEST_P(TransportTest, MovesNonContiguousBlocksByteExact) {
   }
   for (int64_t b = 0; b < 48; ++b) {  // nothing else touched
     if (written[b]) continue;
-    for (size_t i = 0; i < dst_.desc().block_bytes; ++i) ASSERT_EQ(dst_.block(b)[i], 0xEE) << b;
+    for (size_t i = 0; i < dst_.desc().block_bytes(); ++i) ASSERT_EQ(dst_.block(b)[i], 0xEE) << b;
   }
   EXPECT_EQ(decode_->stats().num_blocks_received, remote.size());
 
@@ -131,8 +131,7 @@ INSTANTIATE_TEST_SUITE_P(Cpu, TransportTest, ::testing::Values("local", "shm", "
 TEST(TransferEngine, IncompatiblePeerRefusedNamingField) {
   TestRegion src = TestRegion::heap(testing::small_shape(8));
   KvRegionDesc other = testing::small_shape(8);
-  other.head_dim = 16;
-  other.block_bytes = other.shape_block_bytes();
+  other.layout.head_dim = 16;
   TestRegion dst = TestRegion::heap(other);
   auto prefill = testing::make_engine("tcp", "prefill-x");
   ASSERT_NO_FATAL_FAILURE(testing::serve(*prefill, src, nullptr));

@@ -8,44 +8,26 @@
 
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
-#include "server/transfer_kv_connector.h"
+#include "pd/pd_connector_fixture.h"
 
 namespace baton {
 namespace {
 
-KvLayout tiny_layout() {
-  KvLayout l;
-  l.num_layers = 2;
-  l.num_kv_heads = 2;
-  l.head_dim = 8;
-  l.block_size = 4;
-  l.num_blocks = 32;
-  l.dtype = DType::kF16;
-  return l;
-}
-
-struct HostKv {
-  std::vector<uint8_t> bytes;
-  KvMemory memory;
-  explicit HostKv(uint8_t fill) : bytes(tiny_layout().total_bytes(), fill) {
-    memory.base = bytes.data();
-    memory.layout = tiny_layout();
-  }
-};
+using testing::HostKv;
 
 std::shared_ptr<const KvSecret> secret(const char* text = "shared-kv-secret-for-tests") {
   return KvSecret::from_bytes(text, "test").value();
 }
 
-std::shared_ptr<TransferKvConnector> connector(const HostKv& kv, PdRole role, const std::string& id,
-                                               std::shared_ptr<const KvSecret> key = nullptr) {
-  TransferKvConnectorOptions o;
+std::shared_ptr<PdKvConnector> connector(const HostKv& kv, PdRole role, const std::string& id,
+                                         std::shared_ptr<const KvSecret> key = nullptr) {
+  PdConnectorOptions o;
   o.role = role;
   o.engine_id = id;
   o.model = "m";
   o.transport = "tcp";
   o.secret = std::move(key);
-  auto c = TransferKvConnector::create(kv.memory, o);
+  auto c = create_pd_connector(kv.memory, o);
   EXPECT_TRUE(c.is_ok()) << c.status().to_string();
   return c.is_ok() ? *c : nullptr;
 }
@@ -61,16 +43,7 @@ struct Peer {
     o.model = "m";
     o.secret = std::move(key);
     engine = TransferEngine::create(make_transport("tcp").value(), o).value();
-    KvRegionDesc region;
-    region.base = kv.memory.base;
-    region.num_blocks = 32;
-    region.block_bytes = tiny_layout().block_bytes();
-    region.dtype = KvDType::kF16;
-    region.num_layers = 2;
-    region.num_kv_heads = 2;
-    region.head_dim = 8;
-    region.block_size = 4;
-    EXPECT_TRUE(engine->register_memory(region).is_ok());
+    EXPECT_TRUE(engine->register_memory(KvRegionDesc::of(kv.memory)).is_ok());
     auto r = engine->connect_peer("127.0.0.1", port);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (r.is_ok()) remote = *r;
@@ -116,7 +89,7 @@ TEST(KvLeaseTrust, OnlyTheLeaseHolderReadsRenewsOrEndsIt) {
   EXPECT_GE(prefill->stats().num_grants_denied, 6);
   // The holder: reads its blocks, renews, ends its lease.
   EXPECT_TRUE(peer.read({1, 2}, grant_of(a)).is_ok());
-  EXPECT_EQ(peer.kv.bytes[0], 0x5a);
+  EXPECT_EQ(peer.kv.bytes[0], 0x5a + 1);  // block 1 of the prefill
   EXPECT_TRUE(peer.engine->notify_renew(peer.remote.engine_id, grant_of(a)).is_ok());
   EXPECT_TRUE(peer.engine->notify_done(peer.remote.engine_id, grant_of(a)).is_ok());
   EXPECT_EQ(prefill->stats().num_leases, 1);

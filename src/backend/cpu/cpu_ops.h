@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "backend/kv_layout.h"
+#include "kv/kv_layout.h"
 #include "model/model_config.h"
 
 namespace baton {

@@ -12,7 +12,7 @@ namespace baton::cuda {
 
 using bf16 = __nv_bfloat16;
 
-// The paged KV cache (backend/kv_layout.h) as the kernels address it:
+// The paged KV cache (kv/kv_layout.h) as the kernels address it:
 // kv[num_blocks][num_layers][2][block_size][num_kv_heads][head_dim].
 struct KvDev {
   bf16* base = nullptr;

@@ -41,8 +41,7 @@ struct Row {
 
 KvRegionDesc shape(const CpuTransferBenchOptions& o, int64_t num_blocks) {
   KvRegionDesc d = o.region;
-  d.num_blocks = num_blocks;
-  d.block_bytes = d.shape_block_bytes();
+  d.layout.num_blocks = static_cast<int>(num_blocks);
   return d;
 }
 
@@ -99,7 +98,7 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
 // conditions (best of each is reported).
 Result<Row> bench_one(const CpuTransferBenchOptions& o, const std::string& transport, int tokens,
                       const std::function<Result<double>()>& ceiling_gbps) {
-  const int64_t n = (tokens + o.region.block_size - 1) / o.region.block_size;
+  const int64_t n = (tokens + o.region.layout.block_size - 1) / o.region.layout.block_size;
   const KvRegionDesc s = shape(o, n);
   Row row;
   row.transport = transport;
@@ -200,8 +199,8 @@ int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
   std::cout << fmt::format(
       "KV shape: {} layers x {} KV heads x head_dim {}, {}, block {} tokens: {} KiB/token, {} "
       "MiB/block\n",
-      r.num_layers, r.num_kv_heads, r.head_dim, kv_dtype_name(r.dtype), r.block_size,
-      one.block_bytes / r.block_size / 1024, static_cast<double>(one.block_bytes) / (1 << 20));
+      r.layout.num_layers, r.layout.num_kv_heads, r.layout.head_dim, dtype_name(r.layout.dtype), r.layout.block_size,
+      one.block_bytes() / r.layout.block_size / 1024, static_cast<double>(one.block_bytes()) / (1 << 20));
   // The machine may be shared: each row's ceiling is measured before each of
   // its timed transfers (same size, up to 512 MiB for memcpy and 1 GiB for
   // loopback TCP), and the best of each is compared.
@@ -217,8 +216,8 @@ int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
   Json rows = Json::array();
   for (const auto& t : o.transports) {
     for (int tokens : o.tokens) {
-      const size_t bytes = static_cast<size_t>((tokens + r.block_size - 1) / r.block_size) *
-                           one.block_bytes;
+      const size_t bytes = static_cast<size_t>((tokens + r.layout.block_size - 1) / r.layout.block_size) *
+                           one.block_bytes();
       auto ceiling = [&]() -> Result<double> {
         if (t == "tcp") {
           return measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1, o.tcp_streams);
@@ -238,9 +237,9 @@ int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
   }
   if (!o.json_path.empty()) {
     Json out{{"shape",
-              {{"num_layers", r.num_layers}, {"num_kv_heads", r.num_kv_heads},
-               {"head_dim", r.head_dim}, {"block_size", r.block_size},
-               {"dtype", kv_dtype_name(r.dtype)}, {"block_bytes", one.block_bytes}}},
+              {{"num_layers", r.layout.num_layers}, {"num_kv_heads", r.layout.num_kv_heads},
+               {"head_dim", r.layout.head_dim}, {"block_size", r.layout.block_size},
+               {"dtype", dtype_name(r.layout.dtype)}, {"block_bytes", one.block_bytes()}}},
              {"rows", rows}};
     Status st = write_file(o.json_path, out.dump(2) + "\n");
     if (!st.is_ok()) {

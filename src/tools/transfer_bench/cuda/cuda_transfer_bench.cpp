@@ -68,7 +68,7 @@ Status fill_device(uint8_t* dev, size_t num_bytes) {
   std::unique_ptr<TransferEngine> engine;
   void* dev = nullptr;
   KvRegionDesc region = o.region;
-  region.num_blocks = num_blocks;
+  region.layout.num_blocks = static_cast<int>(num_blocks);
   region.memory = MemoryKind::kDevice;
   region.device_id = o.src_device;
   Status st = cuda_status(cudaSetDevice(o.src_device), "cudaSetDevice (serving side)");
@@ -179,8 +179,8 @@ Status run(const CudaTransferBenchOptions& o) {
     }
   }
   const int max_tokens = *std::max_element(o.tokens.begin(), o.tokens.end());
-  const int64_t n_max = (max_tokens + o.region.block_size - 1) / o.region.block_size;
-  const size_t block_bytes = o.region.block_bytes;
+  const int64_t n_max = (max_tokens + o.region.layout.block_size - 1) / o.region.layout.block_size;
+  const size_t block_bytes = o.region.block_bytes();
 
   // Every serving process is forked before this process touches CUDA.
   std::vector<std::unique_ptr<ForkedServer>> servers;
@@ -206,7 +206,7 @@ Status run(const CudaTransferBenchOptions& o) {
 
   BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(dst_device), "cudaSetDevice"));
   KvRegionDesc dst = o.region;
-  dst.num_blocks = n_max;
+  dst.layout.num_blocks = static_cast<int>(n_max);
   dst.memory = MemoryKind::kDevice;
   dst.device_id = dst_device;
   void* dst_mem = nullptr;
@@ -253,7 +253,7 @@ Status run(const CudaTransferBenchOptions& o) {
     BATON_RETURN_IF_ERROR(decode->register_memory(local));
     BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer("127.0.0.1", servers[t]->port));
     for (int tokens : o.tokens) {
-      const int64_t n = (tokens + o.region.block_size - 1) / o.region.block_size;
+      const int64_t n = (tokens + o.region.layout.block_size - 1) / o.region.layout.block_size;
       const size_t bytes = static_cast<size_t>(n) * block_bytes;
       const auto remote = scattered_block_ids(n, 1);
       const auto local_ids = scattered_block_ids(n, 2);

@@ -1,6 +1,8 @@
-// The paged KV cache's memory layout, shared by every backend and by
-// kv_transfer. One allocation holds all blocks; a block is contiguous across
-// all layers, so a request's KV moves as whole-block copies:
+// The paged KV cache's memory layout, defined once here, below both the
+// backends (which allocate it) and kv_transfer (whose KvRegionDesc holds it
+// to move blocks and check peers). One allocation holds all blocks; a block
+// is contiguous across all layers, so a request's KV moves as whole-block
+// copies:
 //
 //   kv[num_blocks][num_layers][2 (K, V)][block_size][num_kv_heads][head_dim]
 //
@@ -19,7 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "model/tensor.h"
+#include "common/dtype.h"
 
 namespace baton {
 

@@ -1,0 +1,18 @@
+// Element types of stored tensors and of the KV cache (the safetensors names).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "common/status.h"
+
+namespace baton {
+
+enum class DType { kF32, kF16, kBF16 };
+
+inline size_t dtype_size(DType d) { return d == DType::kF32 ? 4 : 2; }
+const char* dtype_name(DType d);  // "F32", "F16", "BF16" (safetensors names)
+// F32|F16|BF16, also lower case and float32|float16|bfloat16.
+Result<DType> parse_dtype(const std::string& name);
+
+}  // namespace baton

@@ -1,0 +1,39 @@
+// PdTransfer: the transfer engine a PD connector moves KV with, built from
+// its options over the backend's KV cache: the transport (options.transport,
+// or the one given; wrapped in a FaultTransport for --kv-fault), the staging
+// copier for device KV over tcp, the shared-memory mirror a shm prefill
+// serves from, and (prefill) the KV agent with the lease hooks.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kv/kv_layout.h"
+#include "kv_transfer/kv_agent.h"
+#include "kv_transfer/transfer_engine.h"
+#include "pd/pd_options.h"
+#include "pd/shm_kv_mirror.h"
+
+namespace baton {
+
+// What the prefill's KV agent asks its lease table.
+struct PdAgentHooks {
+  GrantCheck check_grant;
+  DoneCallback on_done;
+  DoneCallback on_renew;
+};
+
+struct PdTransfer {
+  std::unique_ptr<DeviceCopier> copier;  // device KV staged through the host (tcp); outlives engine
+  std::unique_ptr<ShmKvMirror> mirror;   // shm prefill with host KV: what peers map
+  std::unique_ptr<TransferEngine> engine;
+
+  // `hooks` non-null (prefill): the agent is started with them.
+  static Result<PdTransfer> open(const KvMemory& memory, const PdConnectorOptions& options,
+                                 std::unique_ptr<Transport> transport, const PdAgentHooks* hooks);
+};
+
+}  // namespace baton
