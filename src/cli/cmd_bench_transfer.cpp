@@ -338,7 +338,9 @@ baton::cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const baton::cli::Command kCmd("bench-transfer",
-                               "Benchmark moving one request's KV over each transport", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::bench_transfer_command() {
+  return {"bench-transfer",
+          "Benchmark moving one request's KV over each transport", &setup};
+}
