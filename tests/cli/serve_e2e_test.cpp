@@ -8,9 +8,9 @@
 #include <gtest/gtest.h>
 
 #include "common/json.h"
-#include "http_test_client.h"
-#include "serve_process.h"
-#include "stream_load_client.h"
+#include "server/http_test_client.h"
+#include "server/serve_process.h"
+#include "server/stream_load_client.h"
 
 namespace baton::testing {
 namespace {

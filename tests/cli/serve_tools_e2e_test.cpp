@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/json.h"
-#include "serve_process.h"
+#include "server/serve_process.h"
 
 namespace baton::testing {
 namespace {

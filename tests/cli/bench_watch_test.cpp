@@ -8,7 +8,7 @@
 #include "common/json.h"
 #include "common/metrics_text.h"
 #include "http/http_client.h"
-#include "serve_process.h"
+#include "server/serve_process.h"
 
 namespace baton {
 namespace {
