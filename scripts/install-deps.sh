@@ -12,7 +12,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificat
       libboost-all-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev
       etcd-server chromium
-      clang libclang-rt-14-dev llvm)  # sanitizer and libFuzzer builds (scripts/sanitize.sh, fuzz.sh); llvm: llvm-symbolizer
+      clang libclang-rt-14-dev llvm  # sanitizer and libFuzzer builds (scripts/sanitize.sh, fuzz.sh); llvm: llvm-symbolizer
+      clang-format python3)  # the style and include-layer checks (scripts/check-format.sh, check-layers.py)
 # Node.js and npm: the machine's own if present, else Debian's.
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 

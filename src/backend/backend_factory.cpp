@@ -14,8 +14,8 @@ Result<std::unique_ptr<Backend>> make_cpu(const Checkpoint& ckpt, const BackendO
   return std::unique_ptr<Backend>(std::move(b));
 }
 
-// The registry: device name -> maker. Written during static initialisation
-// (registrations) and read afterwards; the mutex covers both.
+// The registry: device name -> maker. Written by explicit registrations at
+// start and read afterwards; the mutex covers both.
 struct Registry {
   std::mutex mu;
   std::map<std::string, BackendMaker> makers{{"cpu", &make_cpu}};
@@ -28,11 +28,10 @@ Registry& registry() {
 
 }  // namespace
 
-bool register_backend(const std::string& device, BackendMaker maker) {
+void register_backend(const std::string& device, BackendMaker maker) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   r.makers[device] = maker;
-  return true;
 }
 
 std::vector<std::string> registered_backends() {

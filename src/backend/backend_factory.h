@@ -1,8 +1,7 @@
 // Makes a Backend by device name. "cpu" is built in; other devices (the CUDA
-// backend) register a maker from their own library at static-initialisation
-// time, so a build without them simply has no maker and says so:
-//
-//   static const bool kRegistered = baton::register_backend("cuda", &make_cuda_backend);
+// backend) are registered explicitly by the program that links them, before
+// it makes a backend (cli/main.cpp calls cuda::register_cuda_backend()), so a
+// build without them simply has no maker and says so.
 #pragma once
 
 #include <cstddef>
@@ -28,8 +27,8 @@ using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt
                                                           const BackendOptions& options);
 
 // Registers `maker` for `device`; a later registration of the same name
-// replaces the earlier. Returns true (so it can initialise a static).
-bool register_backend(const std::string& device, BackendMaker maker);
+// replaces the earlier.
+void register_backend(const std::string& device, BackendMaker maker);
 
 // Device names with a maker, sorted ("cpu" always among them).
 std::vector<std::string> registered_backends();

@@ -403,7 +403,9 @@ cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const cli::Command kCmd("bench", "Benchmark an OpenAI-compatible endpoint: latency, goodput, max sustainable QPS",
-                        &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::bench_command() {
+  return {"bench", "Benchmark an OpenAI-compatible endpoint: latency, goodput, max sustainable QPS",
+          &setup};
+}

@@ -97,7 +97,9 @@ baton::cli::RunFn setup(CLI::App& sub) {
   return [o, transports_opt]() -> int { return run(*o, transports_opt->count() > 0); };
 }
 
-const baton::cli::Command kCmd("bench-transfer",
-                               "Benchmark moving one request's KV over each transport", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::bench_transfer_command() {
+  return {"bench-transfer",
+          "Benchmark moving one request's KV over each transport", &setup};
+}

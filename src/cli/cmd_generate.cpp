@@ -271,7 +271,10 @@ RunFn setup(CLI::App& sub) {
   };
 }
 
-const Command kCmd("generate", "Generate tokens for prompts on one engine", &setup);
-
 }  // namespace
+
+CommandSpec generate_command() {
+  return {"generate", "Generate tokens for prompts on one engine", &setup};
+}
+
 }  // namespace baton::cli

@@ -92,6 +92,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   return [o] { return run(*o); };
 }
 
-const baton::cli::Command kCmd("init-model", "Write a random-weight checkpoint (HF layout) for a preset", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::init_model_command() {
+  return {"init-model", "Write a random-weight checkpoint (HF layout) for a preset", &setup};
+}

@@ -53,7 +53,9 @@ baton::cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const baton::cli::Command kCmd("profile", "Measure the GPU's ceilings and the CUDA backend's decode/prefill speed",
-                               &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::profile_command() {
+  return {"profile", "Measure the GPU's ceilings and the CUDA backend's decode/prefill speed",
+          &setup};
+}

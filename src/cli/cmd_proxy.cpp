@@ -76,6 +76,8 @@ cli::RunFn setup(CLI::App& sub) {
   return [o] { return run_proxy(*o); };
 }
 
-const cli::Command kCmd("proxy", "Route OpenAI requests over baton instances (PD or agg)", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::proxy_command() {
+  return {"proxy", "Route OpenAI requests over baton instances (PD or agg)", &setup};
+}

@@ -69,7 +69,10 @@ RunFn setup(CLI::App& sub) {
   return [a] { return run_serve(*a); };
 }
 
-const Command kCmd("serve", "Serve a model over the OpenAI-compatible HTTP API", &setup);
-
 }  // namespace
+
+CommandSpec serve_command() {
+  return {"serve", "Serve a model over the OpenAI-compatible HTTP API", &setup};
+}
+
 }  // namespace baton::cli

@@ -113,9 +113,11 @@ baton::cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const baton::cli::Command kCmd("sweep",
-                               "Run an experiment: each deployment up in turn, max sustainable QPS per workload "
-                               "under its SLO, one comparison report",
-                               &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::sweep_command() {
+  return {"sweep",
+          "Run an experiment: each deployment up in turn, max sustainable QPS per workload "
+          "under its SLO, one comparison report",
+          &setup};
+}

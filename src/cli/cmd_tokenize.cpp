@@ -204,6 +204,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const baton::cli::Command kCmd("tokenize", "Encode text to token ids, or decode ids to text", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::tokenize_command() {
+  return {"tokenize", "Encode text to token ids, or decode ids to text", &setup};
+}

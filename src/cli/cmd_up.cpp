@@ -83,6 +83,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const baton::cli::Command kCmd("up", "Start a deployment (instances and router) from a YAML spec", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::up_command() {
+  return {"up", "Start a deployment (instances and router) from a YAML spec", &setup};
+}

@@ -16,6 +16,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   };
 }
 
-const baton::cli::Command kCmd("version", "Print the version", &setup);
-
 }  // namespace
+
+baton::cli::CommandSpec baton::cli::version_command() {
+  return {"version", "Print the version", &setup};
+}

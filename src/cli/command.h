@@ -1,10 +1,11 @@
-// Self-registering subcommands of `baton`. Each command lives in its own
-// src/cli/cmd_NAME.cpp and registers itself with a static Command object:
+// The subcommands of `baton`. Each command lives in its own
+// src/cli/cmd_NAME.cpp and exports one function that describes it:
 //
-//   static baton::cli::Command kCmd("generate", "Generate tokens", &setup);
+//   CommandSpec generate_command() { return {"generate", "Generate tokens", &setup}; }
 //
 // setup(app) adds options to the subcommand and returns the function that runs
-// it (returning the process exit code).
+// it (returning the process exit code). all_commands() (cli/main.cpp) lists
+// them: a new command adds its function there.
 #pragma once
 
 #include <functional>
@@ -24,12 +25,20 @@ struct CommandSpec {
   SetupFn setup;
 };
 
-class Command {
- public:
-  Command(std::string name, std::string description, SetupFn setup);
-};
+// One function a command, defined in its cmd_NAME.cpp.
+CommandSpec bench_command();
+CommandSpec bench_transfer_command();
+CommandSpec generate_command();
+CommandSpec init_model_command();
+CommandSpec profile_command();
+CommandSpec proxy_command();
+CommandSpec serve_command();
+CommandSpec sweep_command();
+CommandSpec tokenize_command();
+CommandSpec up_command();
+CommandSpec version_command();
 
-// All registered commands, in registration order.
-std::vector<CommandSpec>& registered_commands();
+// Every command of the binary, sorted by name.
+std::vector<CommandSpec> all_commands();
 
 }  // namespace baton::cli

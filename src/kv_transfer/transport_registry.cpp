@@ -12,7 +12,7 @@
 namespace baton {
 
 namespace {
-// Filled by static registration objects before main; read-only afterwards.
+// Filled by explicit registrations at start; read-only afterwards.
 std::map<std::string, TransportFactory>& extra_factories() {
   static std::map<std::string, TransportFactory> factories;
   return factories;

@@ -1,5 +1,6 @@
 // Transports by name. local, shm and tcp are built in; optional ones (the
-// CUDA build's cuda_ipc) register a factory from their own library.
+// CUDA build's cuda_ipc) are registered explicitly by the program that links
+// them, at start (cli/main.cpp calls register_cuda_kv_transfer()).
 #pragma once
 
 #include <functional>
@@ -16,7 +17,7 @@ using TransportFactory = std::function<Result<std::unique_ptr<Transport>>()>;
 // Makes the staging copier for KV in the memory of one device (CUDA ordinal).
 using DeviceCopierFactory = std::function<Result<std::unique_ptr<DeviceCopier>>(int device_id)>;
 
-// Called from a static object in the registering library.
+// Called at start, before any make_transport / make_device_copier.
 void register_transport_factory(const std::string& name, TransportFactory factory);
 void register_device_copier_factory(DeviceCopierFactory factory);
 

@@ -483,8 +483,6 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const
   return std::unique_ptr<Backend>(std::move(b));
 }
 
-namespace {
-const bool kRegistered = register_backend("cuda", &make_cuda_backend);
-}  // namespace
+void register_cuda_backend() { register_backend("cuda", &make_cuda_backend); }
 
 }  // namespace baton::cuda

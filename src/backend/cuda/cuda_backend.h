@@ -137,4 +137,8 @@ class CudaBackend final : public Backend {
 // The factory hook (backend_factory.h): "cuda".
 Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const BackendOptions& options);
 
+// Adds "cuda" to the backend factory (make_backend). Called once, at start,
+// by the program that links this library (cli/main.cpp).
+void register_cuda_backend();
+
 }  // namespace baton::cuda

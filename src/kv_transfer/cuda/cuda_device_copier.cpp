@@ -4,7 +4,6 @@
 
 #include "common/log.h"
 #include "kv_transfer/cuda/cuda_block_copy.h"
-#include "kv_transfer/transport_registry.h"
 
 namespace baton {
 
@@ -84,16 +83,5 @@ void CudaDeviceCopier::free_host(void* ptr) {
   const cudaError_t err = cudaFreeHost(ptr);
   if (err != cudaSuccess) BATON_LOG_WARN("cudaFreeHost of a KV staging buffer failed: {}", cudaGetErrorString(err));
 }
-
-namespace {
-// Lets a tcp KV connector stage a GPU-resident KV cache through the host.
-const bool kRegistered = [] {
-  register_device_copier_factory([](int device_id) -> Result<std::unique_ptr<DeviceCopier>> {
-    if (device_id < 0) return invalid_argument("device copier: no CUDA device ordinal ({})", device_id);
-    return std::unique_ptr<DeviceCopier>(std::make_unique<CudaDeviceCopier>(device_id));
-  });
-  return true;
-}();
-}  // namespace
 
 }  // namespace baton

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "kv_transfer/cuda/cuda_block_copy.h"
+#include "kv_transfer/cuda/cuda_device_copier.h"
 #include "kv_transfer/transport_registry.h"
 
 namespace baton {
@@ -189,14 +190,16 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
       static_cast<size_t>(remote.block_bytes), stream));
 }
 
-namespace {
-// Makes "cuda_ipc" available through make_transport() in CUDA builds.
-const bool kRegistered = [] {
+void register_cuda_kv_transfer() {
+  // "cuda_ipc" through make_transport().
   register_transport_factory("cuda_ipc", []() -> Result<std::unique_ptr<Transport>> {
     return std::unique_ptr<Transport>(std::make_unique<CudaIpcTransport>());
   });
-  return true;
-}();
-}  // namespace
+  // Lets a tcp KV connector stage a GPU-resident KV cache through the host.
+  register_device_copier_factory([](int device_id) -> Result<std::unique_ptr<DeviceCopier>> {
+    if (device_id < 0) return invalid_argument("device copier: no CUDA device ordinal ({})", device_id);
+    return std::unique_ptr<DeviceCopier>(std::make_unique<CudaDeviceCopier>(device_id));
+  });
+}
 
 }  // namespace baton

@@ -21,4 +21,10 @@ class CudaIpcTransport : public Transport {
   bool registered_ = false;
 };
 
+// Adds what the CUDA build brings to kv_transfer's registry (transport_registry.h):
+// the "cuda_ipc" transport and the device copier that tcp stages GPU-resident
+// KV with. Called once, at start, by the program that links this library
+// (cli/main.cpp).
+void register_cuda_kv_transfer();
+
 }  // namespace baton

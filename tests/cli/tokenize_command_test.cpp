@@ -10,7 +10,7 @@
 
 #include "tokenizer/chat_template.h"
 
-#include "tokenizer_test_util.h"
+#include "tokenizer/tokenizer_test_util.h"
 
 namespace baton {
 namespace {

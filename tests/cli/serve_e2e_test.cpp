@@ -11,9 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "common/json.h"
-#include "http_test_client.h"
 #include "instance/instance.h"
-#include "stream_load_client.h"
+#include "server/http_test_client.h"
+#include "server/stream_load_client.h"
 #include "support/test_process.h"
 
 namespace baton::testing {

@@ -1,0 +1,66 @@
+// `baton init-model`: the CLI writes a random checkpoint that loads, and
+// refuses a preset that does not match the architecture asked for.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "common/json.h"
+#include "model/checkpoint.h"
+#include "model/weight_names.h"
+
+namespace baton {
+namespace {
+
+namespace fs = std::filesystem;
+
+class InitModelCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           fmt::format("baton_init_model_{}_{}", getpid(),
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+std::string file_bytes(const std::string& p) {
+  auto r = read_file(p);
+  EXPECT_TRUE(r.is_ok()) << p;
+  return r.is_ok() ? *r : std::string();
+}
+
+TEST_F(InitModelCommandTest, CliWritesALoadableCheckpoint) {
+  ASSERT_TRUE(fs::exists(BATON_BINARY)) << "baton binary not built: " << BATON_BINARY;
+  const std::string out = path("cli");
+  const std::string cmd = fmt::format("'{}' init-model --arch llama --preset tiny-llama --out '{}' --seed 3 > '{}' 2>&1",
+                                      BATON_BINARY, out, path("log"));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
+  auto ckpt = Checkpoint::open(out);
+  ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
+  EXPECT_EQ((*ckpt)->config().arch, Arch::kLlama);
+  EXPECT_TRUE(validate_weights(**ckpt).is_ok());
+  // The llama preset gets the Llama-3 tokenizer by default.
+  auto tok = read_json_file(out + "/tokenizer_config.json");
+  ASSERT_TRUE(tok.is_ok());
+  EXPECT_NE(tok->dump().find("begin_of_text"), std::string::npos);
+}
+
+TEST_F(InitModelCommandTest, CliRefusesAPresetOfAnotherArchitecture) {
+  ASSERT_TRUE(fs::exists(BATON_BINARY)) << "baton binary not built: " << BATON_BINARY;
+  const std::string bad = fmt::format("'{}' init-model --arch qwen3 --preset tiny-llama --out '{}' > '{}' 2>&1",
+                                      BATON_BINARY, path("bad"), path("log"));
+  EXPECT_NE(std::system(bad.c_str()), 0);
+  EXPECT_NE(file_bytes(path("log")).find("does not match"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace baton
