@@ -135,10 +135,13 @@ Result<Plan> make_plan(const PlanInputs& in) {
   }
   for (const DeploymentPlan& split : splits) {
     BATON_ASSIGN_OR_RETURN(DeploymentPlan best, best_of_split(in, split));
-    const DeploymentSpec d = spec_of(in, best);
-    BATON_ASSIGN_OR_RETURN(best.rate_low, max_sustainable_rate(in, d, in.model.scaled(1 + in.model_rel_error)));
-    BATON_ASSIGN_OR_RETURN(best.rate_high,
-                           max_sustainable_rate(in, d, in.model.scaled(std::max(0.0, 1 - in.model_rel_error))));
+    best.rate_low = best.rate_high = best.max_rate;
+    if (in.model_rel_error > 0) {
+      const DeploymentSpec d = spec_of(in, best);
+      BATON_ASSIGN_OR_RETURN(best.rate_low, max_sustainable_rate(in, d, in.model.scaled(1 + in.model_rel_error)));
+      BATON_ASSIGN_OR_RETURN(best.rate_high,
+                             max_sustainable_rate(in, d, in.model.scaled(std::max(0.0, 1 - in.model_rel_error))));
+    }
     plan.deployments.push_back(best);
   }
   for (size_t i = 0; i < plan.deployments.size(); ++i) {
