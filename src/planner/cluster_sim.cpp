@@ -42,7 +42,9 @@ class ClusterSim {
     add(d.num_decode, d.decode, SimRole::kDecode, decode_);
     kicked_.assign(instances_.size(), false);
     records_.resize(w.requests.size());
+    const std::vector<bool> warm = bench::warmup_flags(w, options.num_warmup, options.warmup_s);
     for (size_t i = 0; i < w.requests.size(); ++i) {
+      records_[i].warmup = warm[i];
       records_[i].index = static_cast<int64_t>(i);
       records_[i].session = w.requests[i].session;
       records_[i].turn = w.requests[i].turn;
@@ -90,19 +92,41 @@ class ClusterSim {
     events_.push(Event{t, next_seq_++, kind, instance, key});
   }
 
-  int pick(const std::vector<int>& ids, size_t& cursor) {
+  int pick(const std::vector<int>& ids, size_t& cursor, uint64_t key) {
     if (d_.policy == SimPolicy::kRoundRobin) return ids[cursor++ % ids.size()];
-    int best = ids.front();
+    int least = ids.front();
     for (int id : ids) {
-      if (instances_[id]->num_requests() < instances_[best]->num_requests()) best = id;
+      if (instances_[id]->num_requests() < instances_[least]->num_requests()) least = id;
     }
-    return best;
+    const std::vector<bench::Segment>& prompt = w_.requests[key].prompt;
+    if (d_.policy == SimPolicy::kLeastLoaded || prompt.empty()) return least;
+    constexpr int kLoadSlack = 8;  // the router's
+    const int limit = 2 * instances_[least]->num_requests() + kLoadSlack;
+    const uint64_t prefix = splitmix(prompt.front().key);
+    int best = -1;
+    uint64_t best_score = 0;
+    for (int id : ids) {
+      if (instances_[id]->num_requests() > limit) continue;
+      const uint64_t score = splitmix(prefix ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(id + 1)));
+      if (best < 0 || score > best_score) {
+        best = id;
+        best_score = score;
+      }
+    }
+    return best < 0 ? least : best;
+  }
+
+  static uint64_t splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
   }
 
   void on_arrival(uint64_t key) {
     bench::RequestRecord& rec = records_[key];
     rec.scheduled_s = rec.ready_s = rec.send_s = now_;
-    const int inst = pick(front_, front_cursor_);
+    const int inst = pick(front_, front_cursor_, key);
     if (d_.is_pd()) prefill_of_[key] = inst;
     post(now_ + d_.router_hop_s, EventKind::kDeliver, inst, key);
   }
@@ -116,7 +140,7 @@ class ClusterSim {
 
   void on_decode_handoff(uint64_t key) {
     const bench::RequestSpec& spec = w_.requests[key];
-    const int inst = pick(decode_, decode_cursor_);
+    const int inst = pick(decode_, decode_cursor_, key);
     instances_[inst]->add(key, bench::materialize_ids(spec.prompt, options_.vocab_size),
                           static_cast<int>(spec.output_tokens), /*remote_kv=*/true);
     kick(inst);
@@ -216,7 +240,8 @@ double TransferModel::seconds(int64_t num_tokens) const {
 Result<SimPolicy> parse_sim_policy(const std::string& name) {
   if (name == "round_robin") return SimPolicy::kRoundRobin;
   if (name == "least_loaded") return SimPolicy::kLeastLoaded;
-  return invalid_argument("the planner simulates routing policies round_robin and least_loaded, not '{}'", name);
+  if (name == "prefix_aware") return SimPolicy::kPrefixAware;
+  return invalid_argument("unknown routing policy '{}' (expected round_robin, least_loaded, prefix_aware)", name);
 }
 
 Status DeploymentSpec::validate() const {

@@ -27,7 +27,11 @@ struct TransferModel {
   double seconds(int64_t num_tokens) const;
 };
 
-enum class SimPolicy { kRoundRobin, kLeastLoaded };
+// The router's policies. kPrefixAware: rendezvous hashing of the prompt's
+// start (the router hashes its first 256 characters; the simulation, the
+// prompt's first segment), skipping an instance far busier than the least
+// loaded, as router/routing_policy.cpp does.
+enum class SimPolicy { kRoundRobin, kLeastLoaded, kPrefixAware };
 Result<SimPolicy> parse_sim_policy(const std::string& name);  // the router's names
 
 struct DeploymentSpec {
@@ -45,6 +49,8 @@ struct DeploymentSpec {
 struct SimOptions {
   bool record_chunks = false;  // per-token times (ITL targets need them; memory grows with tokens)
   int64_t vocab_size = 151936; // for the prompts' token ids (prefix sharing is by segment)
+  size_t num_warmup = 0;       // not measured, as the bench (bench::warmup_flags)
+  double warmup_s = 0;
 };
 
 struct InstanceStats {

@@ -17,10 +17,13 @@ bool needs_chunks(const bench::SloSpec& slo) {
 Result<bench::SloReport> trial(const PlanInputs& in, const DeploymentSpec& d, const StepTimeModel& model, double rate) {
   bench::WorkloadOptions w = in.workload;
   w.arrival.rate = rate;
+  w.rate_overrides_trace = w.kind == "trace";  // a trace is replayed faster or slower to reach the rate
   BATON_ASSIGN_OR_RETURN(bench::Workload workload, bench::make_workload(w));
   SimOptions options;
   options.record_chunks = needs_chunks(in.slo);
   options.vocab_size = w.vocab_size;
+  options.num_warmup = in.num_warmup;
+  options.warmup_s = in.warmup_s;
   BATON_ASSIGN_OR_RETURN(SimResult sim, simulate(d, workload, model, in.transfer, options));
   return bench::evaluate_slo(in.slo, sim.records, sim.duration_s);
 }

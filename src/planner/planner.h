@@ -21,6 +21,8 @@ namespace baton::planner {
 
 struct PlanInputs {
   bench::WorkloadOptions workload;  // its arrival rate is what the search varies
+  size_t num_warmup = 0;            // requests a trial does not measure, as the bench
+  double warmup_s = 0;
   bench::SloSpec slo;
   StepTimeModel model;
   double model_rel_error = 0;       // the band: the model scaled by 1 -/+ this

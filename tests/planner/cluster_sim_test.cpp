@@ -169,6 +169,40 @@ TEST(ClusterSimTest, RecordsAreJudgedByTheBenchsSloCode) {
   EXPECT_FALSE(bench::evaluate_slo(*fail, r->records, r->duration_s).sustainable);
 }
 
+TEST(ClusterSimTest, WarmUpRequestsAreMarkedAsTheBenchMarksThem) {
+  auto w = fixed_workload({0.0, 0.1, 0.2, 0.3, 0.4}, 16, 2);
+  SimOptions o;
+  o.num_warmup = 1;
+  o.warmup_s = 0.25;
+  auto r = simulate(agg(1, role(8)), w, StepTimeModel::constant(kStep), TransferModel{}, o);
+  ASSERT_TRUE(r.is_ok());
+  // The first by count, the next two by time: only 0.3 and 0.4 are measured.
+  std::vector<bool> warm;
+  for (const auto& rec : r->records) warm.push_back(rec.warmup);
+  EXPECT_EQ(warm, (std::vector<bool>{true, true, true, false, false}));
+}
+
+TEST(ClusterSimTest, PrefixAwareRoutingKeepsAPrefixOnOneInstance) {
+  // Requests with one shared first segment go where its hash says (the load
+  // skip aside): all on one of four replicas, so the prefix is computed once.
+  const StepTimeModel model(StepTimeModel::Coefficients{kStep, 1e-5, 0, 0, 0});
+  std::vector<double> arrivals;
+  for (int i = 0; i < 8; ++i) arrivals.push_back(i * 1.0);
+  auto w = fixed_workload(arrivals, 1024, 2, /*shared_prefix=*/true);
+  DeploymentSpec d = agg(4, role(8));
+  d.policy = SimPolicy::kPrefixAware;
+  auto r = simulate(d, w, model, TransferModel{});
+  ASSERT_TRUE(r.is_ok());
+  int busy = 0;
+  for (const InstanceStats& s : r->instances) busy += s.num_steps > 0 ? 1 : 0;
+  EXPECT_EQ(busy, 1);
+  for (size_t i = 1; i < r->records.size(); ++i) EXPECT_NEAR(r->records[i].ttft_s(), kStep + 16 * 1e-5, 1e-12) << i;
+  d.policy = SimPolicy::kRoundRobin;
+  auto rr = simulate(d, w, model, TransferModel{});
+  ASSERT_TRUE(rr.is_ok());
+  for (const InstanceStats& s : rr->instances) EXPECT_GT(s.num_steps, 0);
+}
+
 TEST(ClusterSimTest, RefusesWhatCouldNeverRun) {
   auto w = fixed_workload({0.0}, 10000, 10);
   auto r = simulate(agg(1, role(8, 8192, /*blocks=*/64)), w, StepTimeModel::constant(kStep), TransferModel{});
@@ -177,7 +211,7 @@ TEST(ClusterSimTest, RefusesWhatCouldNeverRun) {
   DeploymentSpec empty;
   empty.agg = empty.prefill = empty.decode = role(8);
   EXPECT_FALSE(simulate(empty, w, StepTimeModel::constant(kStep), TransferModel{}).is_ok());
-  EXPECT_FALSE(parse_sim_policy("prefix_aware").is_ok());
+  EXPECT_FALSE(parse_sim_policy("random").is_ok());
   EXPECT_TRUE(parse_sim_policy("least_loaded").is_ok());
 }
 
