@@ -390,16 +390,8 @@ Result<LoadResult> Runner::run() {
   }
   std::stable_sort(firsts.begin(), firsts.end(),
                    [&](size_t a, size_t b) { return w_.requests[a].arrival_s < w_.requests[b].arrival_s; });
-  for (size_t k = 0; k < firsts.size() && k < o_.num_warmup; ++k) records_[firsts[k]].warmup = true;
-  for (size_t i : firsts) {  // the load is still building up before warmup_s
-    if (w_.requests[i].arrival_s < o_.warmup_s) records_[i].warmup = true;
-  }
-  // Follow-up turns of a warm-up session are warm-up too.
-  for (size_t i = 0; i < num_total_; ++i) {
-    if (records_[i].warmup && w_.requests[i].next_turn >= 0) {
-      records_[static_cast<size_t>(w_.requests[i].next_turn)].warmup = true;
-    }
-  }
+  const std::vector<bool> warm = warmup_flags(w_, o_.num_warmup, o_.warmup_s);
+  for (size_t i = 0; i < num_total_; ++i) records_[i].warmup = warm[i];
 
   for (const auto& r : records_) num_measured_ += r.warmup ? 0 : 1;
   for (int t = 0; t < o_.num_threads; ++t) {

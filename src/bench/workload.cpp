@@ -77,6 +77,28 @@ std::vector<int32_t> materialize_ids(const std::vector<Segment>& prompt, int64_t
   return ids;
 }
 
+std::vector<bool> warmup_flags(const Workload& workload, size_t num_warmup, double warmup_s) {
+  const auto& reqs = workload.requests;
+  std::vector<bool> warm(reqs.size(), false);
+  std::vector<size_t> firsts;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].turn == 0) firsts.push_back(i);
+  }
+  std::stable_sort(firsts.begin(), firsts.end(), [&](size_t a, size_t b) { return reqs[a].arrival_s < reqs[b].arrival_s; });
+  for (size_t k = 0; k < firsts.size(); ++k) {
+    if (k < num_warmup || reqs[firsts[k]].arrival_s < warmup_s) warm[firsts[k]] = true;
+  }
+  // Follow-up turns of a warm-up session are warm-up too (a turn's next turn
+  // comes later in the list or anywhere: follow the chains).
+  for (size_t i : firsts) {
+    if (!warm[i]) continue;
+    for (int64_t next = reqs[i].next_turn; next >= 0; next = reqs[static_cast<size_t>(next)].next_turn) {
+      warm[static_cast<size_t>(next)] = true;
+    }
+  }
+  return warm;
+}
+
 std::string materialize_text(const std::vector<Segment>& prompt) {
   std::string text;
   for (const auto& s : prompt) {

@@ -97,6 +97,11 @@ Result<Workload> make_trace_workload(const std::vector<TraceEntry>& entries, con
 // Token ids of a prompt: ids uniform in [lo, hi) of the vocabulary, away from
 // both ends where tokenizers keep special tokens.
 std::vector<int32_t> materialize_ids(const std::vector<Segment>& prompt, int64_t vocab_size);
+
+// Which requests a run does not measure (the load is still building up): the
+// first `num_warmup` first turns by arrival, every first turn scheduled before
+// `warmup_s`, and the follow-up turns of those sessions. One flag per request.
+std::vector<bool> warmup_flags(const Workload& workload, size_t num_warmup, double warmup_s);
 // Text of a prompt: one common English word per planned token.
 std::string materialize_text(const std::vector<Segment>& prompt);
 // The id range materialize_ids draws from: [first, second).

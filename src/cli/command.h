@@ -30,6 +30,7 @@ CommandSpec bench_command();
 CommandSpec bench_transfer_command();
 CommandSpec generate_command();
 CommandSpec init_model_command();
+CommandSpec plan_command();
 CommandSpec profile_command();
 CommandSpec proxy_command();
 CommandSpec serve_command();

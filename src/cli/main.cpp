@@ -17,7 +17,8 @@ namespace baton::cli {
 
 std::vector<CommandSpec> all_commands() {
   std::vector<CommandSpec> commands = {
-      bench_command(),   bench_transfer_command(), generate_command(), init_model_command(), profile_command(),
+      bench_command(),   bench_transfer_command(), generate_command(), init_model_command(), plan_command(),
+      profile_command(),
       proxy_command(),   serve_command(),          sweep_command(),    tokenize_command(),   up_command(),
       version_command(),
   };
