@@ -69,8 +69,8 @@ void run_case(benchmark::State& state, double rate, double duration_s, int64_t t
     const auto& m = rep->metrics;
     state.counters["target_rps"] = rate;
     state.counters["offered_rps"] = m.offered_rate;
-    state.counters["sent_per_s"] = static_cast<double>(m.num_requests) / (rep->load.records.back().send_s -
-                                                                         rep->load.records.front().send_s);
+    state.counters["sent_per_s"] = static_cast<double>(m.num_requests) /
+                                   (rep->load.records.back().send_s - rep->load.records.front().send_s);
     state.counters["done_rps"] = m.request_throughput;
     state.counters["requests"] = static_cast<double>(m.num_requests);
     state.counters["failed"] = static_cast<double>(m.num_failed);
@@ -91,19 +91,16 @@ void run_case(benchmark::State& state, double rate, double duration_s, int64_t t
                   if (r.error_kind == kind) return r.error;
                 }
                 return std::string();
-              }().c_str());
+              }()
+                  .c_str());
     }
   }
 }
 
-void BM_ClientRate(benchmark::State& state) {
-  run_case(state, static_cast<double>(state.range(0)), 5.0, 4, 0.0);
-}
+void BM_ClientRate(benchmark::State& state) { run_case(state, static_cast<double>(state.range(0)), 5.0, 4, 0.0); }
 BENCHMARK(BM_ClientRate)->Arg(1000)->Arg(2000)->Arg(3000)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
-void BM_ClientStreams(benchmark::State& state) {
-  run_case(state, static_cast<double>(state.range(0)), 7.0, 13, 0.5);
-}
+void BM_ClientStreams(benchmark::State& state) { run_case(state, static_cast<double>(state.range(0)), 7.0, 13, 0.5); }
 BENCHMARK(BM_ClientStreams)->Arg(1000)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 }  // namespace

@@ -53,8 +53,8 @@ CpuBackend& backend() {
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     BATON_CHECK(made.is_ok(), "{}", made.status().to_string());
     BATON_CHECK_OK((*made)->init_kv_cache(8 * (520 / kBlockSize + 1), kBlockSize));
-    fmt::print(stderr, "cpu_forward_bench: model {} ({} MB of fp32 weights, loaded in {:.2f} s), {} threads\n",
-               dir, (*made)->weight_bytes() >> 20, load_s, (*made)->num_threads());
+    fmt::print(stderr, "cpu_forward_bench: model {} ({} MB of fp32 weights, loaded in {:.2f} s), {} threads\n", dir,
+               (*made)->weight_bytes() >> 20, load_s, (*made)->num_threads());
     return std::move(made).value();
   }();
   return *b;
@@ -97,8 +97,8 @@ void BM_Prefill(benchmark::State& state) {
     BATON_CHECK(out.is_ok(), "{}", out.status().to_string());
     benchmark::DoNotOptimize(out->samples[0].token_id);
   }
-  state.counters["tokens/s"] =
-      benchmark::Counter(static_cast<double>(prompt), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(prompt),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Prefill)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -119,8 +119,8 @@ void BM_Decode(benchmark::State& state) {
     BATON_CHECK(out.is_ok(), "{}", out.status().to_string());
     benchmark::DoNotOptimize(out->samples[0].token_id);
   }
-  state.counters["tokens/s"] =
-      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(batch),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Decode)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -186,8 +186,8 @@ void BM_Http(benchmark::State& state) {
     auto outcomes = testing::run_concurrent_streams(
         s.server->port(), "/v1/completions", c,
         [&](int i) {
-          return Json{{"prompt", prompt_of(i)}, {"max_tokens", t}, {"ignore_eos", true}, {"temperature", 0},
-                      {"stream", true}}
+          return Json{
+              {"prompt", prompt_of(i)}, {"max_tokens", t}, {"ignore_eos", true}, {"temperature", 0}, {"stream", true}}
               .dump();
         },
         [](int) { return 0; }, 600.0);

@@ -50,15 +50,95 @@ struct Lcg {
 };
 
 std::string english_prose() {
-  static const char* kWords[] = {
-      "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on",
-      "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they",
-      "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
-      "will", "would", "who", "so", "no", "serving", "latency", "throughput", "disaggregation", "prefill",
-      "decode", "scheduler", "tokenizer", "request", "cache", "memory", "bandwidth", "GPU", "model", "batch",
-      "transformer", "attention", "Paris", "London", "government", "history", "university", "development",
-      "information", "international", "particularly", "nevertheless", "straightforward", "approximately",
-      "don't", "it's", "we'll", "they've", "I'm", "e.g.", "2024", "3.14", "1,000,000", "(see", "above)"};
+  static const char* kWords[] = {"the",
+                                 "of",
+                                 "and",
+                                 "to",
+                                 "in",
+                                 "a",
+                                 "is",
+                                 "that",
+                                 "for",
+                                 "it",
+                                 "as",
+                                 "was",
+                                 "with",
+                                 "be",
+                                 "by",
+                                 "on",
+                                 "not",
+                                 "he",
+                                 "this",
+                                 "are",
+                                 "or",
+                                 "his",
+                                 "from",
+                                 "at",
+                                 "which",
+                                 "but",
+                                 "have",
+                                 "an",
+                                 "had",
+                                 "they",
+                                 "you",
+                                 "were",
+                                 "their",
+                                 "one",
+                                 "all",
+                                 "we",
+                                 "can",
+                                 "her",
+                                 "has",
+                                 "there",
+                                 "been",
+                                 "if",
+                                 "more",
+                                 "when",
+                                 "will",
+                                 "would",
+                                 "who",
+                                 "so",
+                                 "no",
+                                 "serving",
+                                 "latency",
+                                 "throughput",
+                                 "disaggregation",
+                                 "prefill",
+                                 "decode",
+                                 "scheduler",
+                                 "tokenizer",
+                                 "request",
+                                 "cache",
+                                 "memory",
+                                 "bandwidth",
+                                 "GPU",
+                                 "model",
+                                 "batch",
+                                 "transformer",
+                                 "attention",
+                                 "Paris",
+                                 "London",
+                                 "government",
+                                 "history",
+                                 "university",
+                                 "development",
+                                 "information",
+                                 "international",
+                                 "particularly",
+                                 "nevertheless",
+                                 "straightforward",
+                                 "approximately",
+                                 "don't",
+                                 "it's",
+                                 "we'll",
+                                 "they've",
+                                 "I'm",
+                                 "e.g.",
+                                 "2024",
+                                 "3.14",
+                                 "1,000,000",
+                                 "(see",
+                                 "above)"};
   constexpr size_t kNumWords = sizeof(kWords) / sizeof(kWords[0]);
   Lcg rng{1};
   std::string s;
@@ -76,8 +156,9 @@ std::string english_prose() {
 }
 
 std::string source_code() {
-  static const char* kIdents[] = {"num_tokens", "block_table", "kv_cache", "hidden", "i", "j", "x", "result",
-                                  "scheduler", "request_id", "max_num_seqs", "logits", "status", "offset"};
+  static const char* kIdents[] = {
+      "num_tokens", "block_table", "kv_cache",   "hidden",       "i",      "j",      "x",
+      "result",     "scheduler",   "request_id", "max_num_seqs", "logits", "status", "offset"};
   constexpr size_t kNumIdents = sizeof(kIdents) / sizeof(kIdents[0]);
   Lcg rng{2};
   std::string s;
@@ -165,8 +246,8 @@ void BM_Encode(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
   state.SetLabel(fmt::format("{} {} ({} KB, {} tokens)", tokenizer_name(static_cast<int>(state.range(0))),
                              corpus_name(static_cast<int>(state.range(1))), text.size() / 1024, num_tokens));
-  state.counters["tokens_per_s"] =
-      benchmark::Counter(static_cast<double>(num_tokens * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(num_tokens * state.iterations()),
+                                                      benchmark::Counter::kIsRate);
 }
 
 void BM_Decode(benchmark::State& state) {

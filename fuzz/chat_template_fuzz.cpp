@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto parsed = baton::parse_ordered_json(input.substr(split + 5), "request");
     if (parsed.is_ok() && parsed->is_object() && parsed->contains("messages")) request = std::move(*parsed);
   }
-  auto tmpl = baton::ChatTemplate::parse(template_text, {.bos_token = "<s>", .eos_token = "</s>", .unk_token = "",
-                                                         .pad_token = ""});
+  auto tmpl = baton::ChatTemplate::parse(template_text,
+                                         {.bos_token = "<s>", .eos_token = "</s>", .unk_token = "", .pad_token = ""});
   if (!tmpl.is_ok()) return 0;
   baton::jinja::RenderLimits limits;
   limits.max_steps = 20'000;

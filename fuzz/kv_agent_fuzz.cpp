@@ -20,8 +20,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "fuzz_util.h"
@@ -53,7 +53,8 @@ AgentFixture* start_agent() {
   desc.transport = "tcp";
   baton::KvAgentOptions options;
   options.io_timeout_ms = 2000;
-  auto agent = baton::KvAgent::start(region, desc, [](const std::string&, const std::string&) {}, options);
+  auto agent = baton::KvAgent::start(
+      region, desc, [](const std::string&, const std::string&) {}, options);
   if (!agent.is_ok()) std::abort();
   f->agent = std::move(agent).value();
   return f;
@@ -88,8 +89,7 @@ int connect_to(int port) {
     const int fd = connect_once(port);
     if (fd >= 0) return fd;
     if (-fd != EADDRNOTAVAIL || std::chrono::steady_clock::now() > deadline) {
-      std::fprintf(stderr, "kv_agent_fuzz: connecting to the agent on port %d failed: %s\n", port,
-                   std::strerror(-fd));
+      std::fprintf(stderr, "kv_agent_fuzz: connecting to the agent on port %d failed: %s\n", port, std::strerror(-fd));
       return fd;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -109,7 +109,8 @@ bool exchange(int fd, const uint8_t* bytes, size_t size) {
       shutdown(fd, SHUT_WR);
       write_open = false;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                            std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd, static_cast<short>(POLLIN | (write_open ? POLLOUT : 0)), 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -146,17 +147,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto held_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
     const baton::KvAgentStats s = fixture->agent->stats();
-    std::fprintf(stderr,
-                 "kv_agent_fuzz: the agent did not close a finished client within %d ms (held %lld ms); "
-                 "agent: open=%lld accepted=%llu refused=%llu evicted=%llu bad_frames=%llu errors=%llu "
-                 "timeouts=%llu reads=%llu done=%llu\n",
-                 kCloseDeadlineMs, static_cast<long long>(held_ms), static_cast<long long>(s.num_open_connections),
-                 static_cast<unsigned long long>(s.num_connections),
-                 static_cast<unsigned long long>(s.num_connections_refused),
-                 static_cast<unsigned long long>(s.num_connections_evicted),
-                 static_cast<unsigned long long>(s.num_bad_frames), static_cast<unsigned long long>(s.num_errors),
-                 static_cast<unsigned long long>(s.num_timeouts), static_cast<unsigned long long>(s.num_reads),
-                 static_cast<unsigned long long>(s.num_done));
+    std::fprintf(
+        stderr,
+        "kv_agent_fuzz: the agent did not close a finished client within %d ms (held %lld ms); "
+        "agent: open=%lld accepted=%llu refused=%llu evicted=%llu bad_frames=%llu errors=%llu "
+        "timeouts=%llu reads=%llu done=%llu\n",
+        kCloseDeadlineMs, static_cast<long long>(held_ms), static_cast<long long>(s.num_open_connections),
+        static_cast<unsigned long long>(s.num_connections), static_cast<unsigned long long>(s.num_connections_refused),
+        static_cast<unsigned long long>(s.num_connections_evicted), static_cast<unsigned long long>(s.num_bad_frames),
+        static_cast<unsigned long long>(s.num_errors), static_cast<unsigned long long>(s.num_timeouts),
+        static_cast<unsigned long long>(s.num_reads), static_cast<unsigned long long>(s.num_done));
     std::abort();
   }
   return 0;

@@ -50,8 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text = baton::fuzz::as_text(data, size);
   // The same bytes as a model's output: every tool-call format, whole and
   // streamed in pieces, must agree and never crash.
-  for (baton::ToolCallFormat f : {baton::ToolCallFormat::kHermes, baton::ToolCallFormat::kLlama3Json,
-                                  baton::ToolCallFormat::kDeepSeekV3}) {
+  for (baton::ToolCallFormat f :
+       {baton::ToolCallFormat::kHermes, baton::ToolCallFormat::kLlama3Json, baton::ToolCallFormat::kDeepSeekV3}) {
     baton::ParsedToolOutput whole = baton::parse_tool_calls(f, text);
     baton::ToolCallStreamParser stream(f);
     size_t num_calls = 0;

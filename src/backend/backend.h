@@ -7,9 +7,9 @@
 #include <optional>
 #include <string>
 
-#include "kv/kv_layout.h"
 #include "backend/step.h"
 #include "common/status.h"
+#include "kv/kv_layout.h"
 #include "model/model_config.h"
 
 namespace baton {

@@ -23,8 +23,7 @@ struct BackendOptions {
   bool batch_invariant = false;         // CUDA: results independent of batch shape (slower)
 };
 
-using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt,
-                                                          const BackendOptions& options);
+using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt, const BackendOptions& options);
 
 // Registers `maker` for `device`; a later registration of the same name
 // replaces the earlier.

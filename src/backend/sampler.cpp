@@ -27,10 +27,8 @@ Status validate_sampling_params(const SamplingParams& p) {
   if (!std::isfinite(p.temperature) || p.temperature < 0.0f)
     return invalid_argument("temperature must be >= 0, got {}", p.temperature);
   if (p.top_k < -1) return invalid_argument("top_k must be -1, 0 or positive, got {}", p.top_k);
-  if (!(p.top_p > 0.0f && p.top_p <= 1.0f))
-    return invalid_argument("top_p must be in (0, 1], got {}", p.top_p);
-  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f))
-    return invalid_argument("min_p must be in [0, 1], got {}", p.min_p);
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return invalid_argument("top_p must be in (0, 1], got {}", p.top_p);
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return invalid_argument("min_p must be in [0, 1], got {}", p.min_p);
   if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty))
     return invalid_argument("repetition_penalty must be > 0, got {}", p.repetition_penalty);
   if (!std::isfinite(p.presence_penalty))
@@ -59,7 +57,8 @@ Result<SampleResult> Sampler::sample(const float* logits, int vocab, const Sampl
   work_.assign(logits, logits + vocab);  // [vocab]
   float* w = work_.data();
   auto check_id = [vocab](int32_t id, const char* what) -> Status {
-    if (id < 0 || id >= vocab) return invalid_argument("{} token id {} outside the vocabulary [0, {})", what, id, vocab);
+    if (id < 0 || id >= vocab)
+      return invalid_argument("{} token id {} outside the vocabulary [0, {})", what, id, vocab);
     return Status::ok();
   };
 
@@ -121,8 +120,7 @@ Result<SampleResult> Sampler::sample(const float* logits, int vocab, const Sampl
     const int num_kept = static_cast<int>(order_.size());
     if (p.top_k > 0 && p.top_k < num_kept) {
       auto kth = order_.begin() + (p.top_k - 1);
-      std::nth_element(order_.begin(), kth, order_.end(),
-                       [w](int32_t a, int32_t b) { return w[a] > w[b]; });
+      std::nth_element(order_.begin(), kth, order_.end(), [w](int32_t a, int32_t b) { return w[a] > w[b]; });
       const float threshold = w[*kth];
       std::vector<int32_t> kept;
       for (int32_t id : order_) {
@@ -133,9 +131,7 @@ Result<SampleResult> Sampler::sample(const float* logits, int vocab, const Sampl
     }
     if (p.top_p < 1.0f && order_.size() > 1) {
       // Ascending by logit (ties by descending id, so the lowest id is "largest").
-      std::sort(order_.begin(), order_.end(), [w](int32_t a, int32_t b) {
-        return w[a] != w[b] ? w[a] < w[b] : a > b;
-      });
+      std::sort(order_.begin(), order_.end(), [w](int32_t a, int32_t b) { return w[a] != w[b] ? w[a] < w[b] : a > b; });
       const float top = w[order_.back()];
       double total = 0.0;
       for (int32_t id : order_) total += std::exp(static_cast<double>(w[id]) - top);
@@ -174,8 +170,7 @@ Result<SampleResult> Sampler::sample(const float* logits, int vocab, const Sampl
       return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
     });
     out.top_logprobs.reserve(n);
-    for (int j = 0; j < n; ++j)
-      out.top_logprobs.emplace_back(order_[j], static_cast<float>(logits[order_[j]] - lse));
+    for (int j = 0; j < n; ++j) out.top_logprobs.emplace_back(order_[j], static_cast<float>(logits[order_[j]] - lse));
   }
   return out;
 }

@@ -38,10 +38,10 @@ class Sampler {
   Result<SampleResult> sample(const float* logits, int vocab, const SampleRequest& req);
 
  private:
-  std::vector<float> work_;         // [vocab] processed logits
-  std::vector<int32_t> order_;      // [vocab] scratch indices
-  std::vector<uint8_t> seen_;       // [vocab] repetition-penalty marks
-  std::vector<int32_t> counts_;     // [vocab] output-token counts
+  std::vector<float> work_;      // [vocab] processed logits
+  std::vector<int32_t> order_;   // [vocab] scratch indices
+  std::vector<uint8_t> seen_;    // [vocab] repetition-penalty marks
+  std::vector<int32_t> counts_;  // [vocab] output-token counts
 };
 
 // Greedy choice over a row: the largest value, lowest index on ties.

@@ -10,15 +10,15 @@
 namespace baton {
 
 struct SamplingParams {
-  float temperature = 1.0f;        // 0 = greedy
-  int top_k = 0;                   // 0 or -1 = off
-  float top_p = 1.0f;              // 1 = off
-  float min_p = 0.0f;              // 0 = off
-  float repetition_penalty = 1.0f; // 1 = off (HF/vLLM: divides positive logits, multiplies negative)
-  float presence_penalty = 0.0f;   // OpenAI semantics, over output tokens
-  float frequency_penalty = 0.0f;  // OpenAI semantics, over output tokens
-  std::optional<uint64_t> seed;    // per-request generator; none = engine's own seed stream
-  int num_logprobs = -1;           // -1 none; 0 sampled token only; N also the top N
+  float temperature = 1.0f;         // 0 = greedy
+  int top_k = 0;                    // 0 or -1 = off
+  float top_p = 1.0f;               // 1 = off
+  float min_p = 0.0f;               // 0 = off
+  float repetition_penalty = 1.0f;  // 1 = off (HF/vLLM: divides positive logits, multiplies negative)
+  float presence_penalty = 0.0f;    // OpenAI semantics, over output tokens
+  float frequency_penalty = 0.0f;   // OpenAI semantics, over output tokens
+  std::optional<uint64_t> seed;     // per-request generator; none = engine's own seed stream
+  int num_logprobs = -1;            // -1 none; 0 sampled token only; N also the top N
 
   bool is_greedy() const { return temperature <= 0.0f; }
   bool needs_penalties() const {

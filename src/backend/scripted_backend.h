@@ -25,7 +25,9 @@ class ScriptedBackend : public Backend {
   std::string device_name() const override { return inner_->device_name() + " (scripted output)"; }
   size_t kv_block_bytes(int block_size) const override { return inner_->kv_block_bytes(block_size); }
   size_t available_kv_bytes() const override { return inner_->available_kv_bytes(); }
-  Status init_kv_cache(int num_blocks, int block_size) override { return inner_->init_kv_cache(num_blocks, block_size); }
+  Status init_kv_cache(int num_blocks, int block_size) override {
+    return inner_->init_kv_cache(num_blocks, block_size);
+  }
   KvMemory kv_memory() override { return inner_->kv_memory(); }
   Result<StepOutput> execute(const StepInput& in) override;
   Status submit(const StepInput& in) override;

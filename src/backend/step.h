@@ -12,13 +12,13 @@ namespace baton {
 
 // One sequence that samples its next token at its last scheduled position.
 struct SampleRequest {
-  int seq_index = 0;                       // index into StepInput's sequences
-  const SamplingParams* params = nullptr;  // owned by the engine's request
-  uint64_t seed = 0;                       // generator seed of this request
-  int64_t num_output_tokens = 0;           // tokens generated so far: the RNG counter
+  int seq_index = 0;                                 // index into StepInput's sequences
+  const SamplingParams* params = nullptr;            // owned by the engine's request
+  uint64_t seed = 0;                                 // generator seed of this request
+  int64_t num_output_tokens = 0;                     // tokens generated so far: the RNG counter
   const std::vector<int32_t>* output_ids = nullptr;  // for penalties (may be null)
   const std::vector<int32_t>* prompt_ids = nullptr;  // for repetition_penalty (may be null)
-  std::vector<int32_t> banned_token_ids;   // e.g. stop ids before min_tokens
+  std::vector<int32_t> banned_token_ids;             // e.g. stop ids before min_tokens
 };
 
 struct StepInput {

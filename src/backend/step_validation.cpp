@@ -14,8 +14,8 @@ Status validate_step_shape(const StepInput& in) {
     return invalid_argument("query_start must have num_seqs + 1 = {} entries from 0 to {}", num_seqs + 1, n);
   if (in.max_blocks_per_seq <= 0 ||
       in.block_tables.size() != static_cast<size_t>(num_seqs) * static_cast<size_t>(in.max_blocks_per_seq))
-    return invalid_argument("block_tables must hold num_seqs x max_blocks_per_seq = {} x {} entries, has {}",
-                            num_seqs, in.max_blocks_per_seq, in.block_tables.size());
+    return invalid_argument("block_tables must hold num_seqs x max_blocks_per_seq = {} x {} entries, has {}", num_seqs,
+                            in.max_blocks_per_seq, in.block_tables.size());
   return Status::ok();
 }
 

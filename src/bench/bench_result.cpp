@@ -77,7 +77,8 @@ Json result_document(const BenchOutcome& o) {
   doc["metric_definitions"] = metric_definitions();
   Json slo = Json::array();
   for (const auto& t : o.slo.targets) {
-    slo.push_back({{"target", t.text}, {"metric", t.metric}, {"statistic", t.statistic}, {"limit_ms", t.limit_s * 1e3}});
+    slo.push_back(
+        {{"target", t.text}, {"metric", t.metric}, {"statistic", t.statistic}, {"limit_ms", t.limit_s * 1e3}});
   }
   doc["slo"] = slo;
   doc["slo_min_attainment"] = o.slo.min_attainment;
@@ -91,7 +92,8 @@ Json result_document(const BenchOutcome& o) {
     size_t d = distribution_run(o);
     doc["distribution_run"] = d;
     const auto& m = o.runs[d].metrics;
-    doc["cdf"] = {{"ttft_ms", cdf_points(m.ttft_s)}, {"tpot_ms", cdf_points(m.tpot_s)}, {"e2e_ms", cdf_points(m.e2e_s)}};
+    doc["cdf"] = {
+        {"ttft_ms", cdf_points(m.ttft_s)}, {"tpot_ms", cdf_points(m.tpot_s)}, {"e2e_ms", cdf_points(m.e2e_s)}};
   }
   return doc;
 }

@@ -17,9 +17,9 @@ inline constexpr const char* kResultFormat = "baton-bench-result/1";
 
 struct BenchOutcome {
   std::string label;
-  Json config = Json::object();        // the command's settings, for the record
+  Json config = Json::object();  // the command's settings, for the record
   SloSpec slo;
-  std::vector<RunReport> runs;         // every run (search trials in order)
+  std::vector<RunReport> runs;  // every run (search trials in order)
   std::optional<SearchResult> search;
 };
 

@@ -11,7 +11,8 @@ __asm__(
     ".balign 16\n"
     ".global baton_chart_js_begin\n"
     "baton_chart_js_begin:\n"
-    ".incbin \"" BATON_CHART_JS "\"\n"
+    ".incbin \"" BATON_CHART_JS
+    "\"\n"
     ".global baton_chart_js_end\n"
     "baton_chart_js_end:\n"
     ".byte 0\n"

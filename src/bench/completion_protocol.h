@@ -29,10 +29,10 @@ std::string make_completion_body(const RequestSpec& spec, const CompletionBodyOp
                                  const std::string* text_prompt = nullptr);
 
 struct ChunkInfo {
-  bool done = false;          // "data: [DONE]"
-  bool content = false;       // carries generated text (a non-empty choices[].text or delta.content)
+  bool done = false;     // "data: [DONE]"
+  bool content = false;  // carries generated text (a non-empty choices[].text or delta.content)
   size_t text_bytes = 0;
-  std::string text;           // the generated text of this chunk
+  std::string text;  // the generated text of this chunk
   bool has_usage = false;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;

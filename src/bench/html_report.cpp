@@ -217,7 +217,8 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
   for (const auto& d : docs) {
     for (const auto& r : d.value("runs", Json::array())) any_instances = any_instances || r.contains("instances");
   }
-  h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target " + unit + "</th><th>offered req/s</th>"
+  h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target " + unit +
+       "</th><th>offered req/s</th>"
        "<th>done</th><th>failed</th><th>throughput req/s</th><th>output tok/s</th><th>goodput req/s</th>"
        "<th>attainment</th><th>TTFT p50/p90/p99 ms</th><th>TPOT p50/p90/p99 ms</th><th>E2E p50/p90/p99 ms</th>"
        "<th>sched. delay p99 ms</th><th class=\"t\">SLO</th>" +

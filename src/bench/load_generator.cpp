@@ -1,8 +1,8 @@
 #include "bench/load_generator.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <deque>
 #include <limits>
 #include <mutex>
@@ -401,8 +401,8 @@ Result<LoadResult> Runner::run() {
   }
   for (size_t k = 0; k < firsts.size(); ++k) workers_[k % workers_.size()]->schedule.push_back(firsts[k]);
 
-  start_ = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                    std::chrono::duration<double>(o_.start_delay_s));
+  start_ = SteadyClock::now() +
+           std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(o_.start_delay_s));
   for (auto& w : workers_) {
     arm(*w);
     Worker* wp = w.get();

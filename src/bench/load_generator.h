@@ -27,7 +27,7 @@ namespace baton::bench {
 struct Progress {
   double elapsed_s = 0;
   size_t num_total = 0, num_sent = 0, num_done = 0, num_failed = 0, num_in_flight = 0;
-  double send_rate = 0;        // requests/s sent over the last interval
+  double send_rate = 0;           // requests/s sent over the last interval
   double running_ttft_p50_s = 0;  // over the last 1000 TTFTs (NaN before any)
 };
 
@@ -35,7 +35,7 @@ struct Progress {
 struct StopCheck {
   size_t num_measured = 0;  // measured requests of the whole run
   double elapsed_s = 0;
-  std::vector<RequestRecord> finished;  // finished since the previous tick
+  std::vector<RequestRecord> finished;    // finished since the previous tick
   std::vector<InFlightSample> in_flight;  // sent, not finished, now
 };
 
@@ -45,13 +45,13 @@ struct LoadOptions {
   std::string model;
   PromptFormat prompt_format = PromptFormat::kTokenIds;
   int64_t vocab_size = 151936;
-  size_t max_concurrency = 0;     // 0: no cap
-  size_t num_warmup = 0;          // the first N scheduled requests are excluded from results
-  double warmup_s = 0;            // so are those scheduled before this time (a session: by its start)
+  size_t max_concurrency = 0;  // 0: no cap
+  size_t num_warmup = 0;       // the first N scheduled requests are excluded from results
+  double warmup_s = 0;         // so are those scheduled before this time (a session: by its start)
   double request_timeout_s = 600;
   int num_threads = 1;
   Json extra_body = Json::object();
-  double start_delay_s = 0.05;    // t = 0 of the schedule is this long after run() starts
+  double start_delay_s = 0.05;  // t = 0 of the schedule is this long after run() starts
   double progress_interval_s = 0.5;
   std::function<void(const Progress&)> on_progress;  // on the calling thread
   // Early stop, on the calling thread every progress tick: a returned reason
@@ -72,7 +72,7 @@ struct LoadResult {
   std::string warning;
   bool stopped_early = false;  // should_stop ended the run
   std::string stop_reason;
-  size_t num_not_sent = 0;     // requests never sent (not in `records`)
+  size_t num_not_sent = 0;  // requests never sent (not in `records`)
 };
 
 // p99 client lag above this marks a run as fallen behind (and warns).

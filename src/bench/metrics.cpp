@@ -66,8 +66,7 @@ Result<double> Distribution::statistic(const std::string& name) const {
     } catch (const std::exception&) {
     }
   }
-  return invalid_argument("unknown statistic '{}' (use mean, median, min, max or pNN such as p90, p99.9)",
-                          name);
+  return invalid_argument("unknown statistic '{}' (use mean, median, min, max or pNN such as p90, p99.9)", name);
 }
 
 Json Distribution::to_json(double scale) const {
@@ -75,9 +74,8 @@ Json Distribution::to_json(double scale) const {
     if (std::isnan(x)) return nullptr;
     return x * scale;
   };
-  return Json{{"count", count},   {"mean", v(mean)}, {"median", v(p50)}, {"std", v(stddev)},
-              {"min", v(min)},    {"p50", v(p50)},   {"p90", v(p90)},    {"p95", v(p95)},
-              {"p99", v(p99)},    {"max", v(max)}};
+  return Json{{"count", count}, {"mean", v(mean)}, {"median", v(p50)}, {"std", v(stddev)}, {"min", v(min)},
+              {"p50", v(p50)},  {"p90", v(p90)},   {"p95", v(p95)},    {"p99", v(p99)},    {"max", v(max)}};
 }
 
 RunMetrics compute_metrics(const std::vector<RequestRecord>& records) {
@@ -122,8 +120,7 @@ RunMetrics compute_metrics(const std::vector<RequestRecord>& records) {
   if (m.duration_s > 0) {
     m.request_throughput = static_cast<double>(m.num_ok) / m.duration_s;
     m.output_token_throughput = static_cast<double>(m.total_output_tokens) / m.duration_s;
-    m.total_token_throughput =
-        static_cast<double>(m.total_input_tokens + m.total_output_tokens) / m.duration_s;
+    m.total_token_throughput = static_cast<double>(m.total_input_tokens + m.total_output_tokens) / m.duration_s;
   }
   m.ttft_s = summarize(std::move(ttft));
   m.tpot_s = summarize(std::move(tpot));

@@ -26,9 +26,9 @@ namespace baton::bench {
 
 // One request's measurements. Times are seconds since the run's start.
 struct RequestRecord {
-  int64_t index = 0;            // position in the schedule
-  bool warmup = false;          // excluded from results
-  int64_t session = -1;         // multiturn session (-1: none)
+  int64_t index = 0;     // position in the schedule
+  bool warmup = false;   // excluded from results
+  int64_t session = -1;  // multiturn session (-1: none)
   int turn = 0;
   double scheduled_s = 0;       // scheduled arrival
   double ready_s = 0;           // when a concurrency slot was free (= scheduled without a cap)
@@ -41,9 +41,9 @@ struct RequestRecord {
   int64_t output_tokens = 0;
   bool usage_reported = false;
   bool ok = false;
-  std::string error_kind;       // "" when ok: http_4xx, http_5xx, connect, timeout, stream, ...
-  std::string error;            // message
-  std::string output_text;      // kept only for multiturn text prompts
+  std::string error_kind;   // "" when ok: http_4xx, http_5xx, connect, timeout, stream, ...
+  std::string error;        // message
+  std::string output_text;  // kept only for multiturn text prompts
 
   double ttft_s() const { return first_token_s - send_s; }
   double e2e_s() const { return end_s - send_s; }
@@ -81,7 +81,7 @@ struct RunMetrics {
   double request_throughput = 0;  // ok requests / duration
   double output_token_throughput = 0;
   double total_token_throughput = 0;
-  double offered_rate = 0;        // measured requests / scheduled span
+  double offered_rate = 0;  // measured requests / scheduled span
   Distribution ttft_s, tpot_s, itl_s, e2e_s, ttft_from_arrival_s, e2e_from_arrival_s;
   Distribution scheduling_delay_s, client_lag_s;
   Json to_json() const;

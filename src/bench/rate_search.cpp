@@ -46,8 +46,8 @@ class Searcher {
     BATON_ASSIGN_OR_RETURN(auto t, trial_(rate));
     t.rate = rate;
     BATON_LOG_INFO("trial at {:.3f} req/s: {} (worst target at {:.2f}x its limit{}{})", rate,
-                   t.sustainable ? "PASS" : "FAIL", t.worst_ratio, t.first_broken.empty() ? "" : ", broke: ",
-                   t.first_broken);
+                   t.sustainable ? "PASS" : "FAIL", t.worst_ratio,
+                   t.first_broken.empty() ? "" : ", broke: ", t.first_broken);
     result_.trials.push_back(t);
     return t;
   }

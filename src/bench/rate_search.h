@@ -20,18 +20,18 @@
 namespace baton::bench {
 
 struct TrialOutcome {
-  double rate = 0;            // the target rate
+  double rate = 0;  // the target rate
   bool sustainable = false;
-  double worst_ratio = 0;     // max over targets of value / limit (> 1 broke)
-  std::string first_broken;   // "" when sustainable
-  Json summary;               // whatever the trial wants to keep (metrics, SLO report)
+  double worst_ratio = 0;    // max over targets of value / limit (> 1 broke)
+  std::string first_broken;  // "" when sustainable
+  Json summary;              // whatever the trial wants to keep (metrics, SLO report)
 };
 
 using TrialFn = std::function<Result<TrialOutcome>(double rate)>;
 
 struct SearchOptions {
   double start_rate = 1.0;
-  double precision = 0.05;    // relative width of the final bracket
+  double precision = 0.05;  // relative width of the final bracket
   double min_rate = 1e-3;
   double max_rate = 1e5;
   double close_margin = 0.05;
@@ -39,12 +39,12 @@ struct SearchOptions {
 };
 
 struct SearchResult {
-  double max_passed_rate = 0;  // 0: no rate passed
+  double max_passed_rate = 0;                                        // 0: no rate passed
   double min_failed_rate = std::numeric_limits<double>::infinity();  // inf: none failed
   std::string broke_first;
   std::vector<TrialOutcome> trials;  // every trial run, in order (repeats included)
   bool converged = false;
-  std::string note;            // why it stopped, when it did not converge
+  std::string note;  // why it stopped, when it did not converge
   Json to_json() const;
 };
 

@@ -27,8 +27,7 @@ struct SimServer::Job {
 
 namespace {
 
-std::string chunk_json(const std::string& id, const std::string& model, std::string_view text,
-                       const char* finish) {
+std::string chunk_json(const std::string& id, const std::string& model, std::string_view text, const char* finish) {
   return fmt::format(
       R"({{"id":"{}","object":"text_completion","model":"{}","choices":[{{"index":0,"text":"{}","finish_reason":{}}}]}})",
       id, model, text, finish);
@@ -83,8 +82,8 @@ double SimServer::capacity_rps(int64_t max_tokens) const {
 void SimServer::on_completion(std::string body, std::shared_ptr<HttpExchange> ex) {
   size_t n = num_requests_.fetch_add(1) + 1;
   auto bad = [&](const std::string& msg) {
-    ex->reply({400, "application/json",
-               Json{{"error", {{"message", msg}, {"type", "invalid_request_error"}}}}.dump(), {}});
+    ex->reply(
+        {400, "application/json", Json{{"error", {{"message", msg}, {"type", "invalid_request_error"}}}}.dump(), {}});
   };
   if (options_.fail_every_n > 0 && n % options_.fail_every_n == 0) {
     ex->reply({503, "application/json", R"({"error":{"message":"injected failure","type":"overloaded"}})", {}});
@@ -140,8 +139,8 @@ void SimServer::tick(std::shared_ptr<Job> job) {
   // Emit every token that is due (several when delays are zero).
   for (;;) {
     double due_s = options_.first_token_delay_s + static_cast<double>(job->emitted) * options_.per_token_delay_s;
-    TimePoint due = job->start + std::chrono::duration_cast<SteadyClock::duration>(
-                                     std::chrono::duration<double>(due_s));
+    TimePoint due = job->start +
+                    std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(due_s));
     if (due > SteadyClock::now()) {
       job->timer->expires_at(due);
       job->timer->async_wait([this, job](const boost::system::error_code& ec) {

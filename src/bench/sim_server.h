@@ -27,12 +27,12 @@ namespace baton::bench {
 
 struct SimServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;                  // 0: pick a free port
+  int port = 0;  // 0: pick a free port
   int num_io_threads = 1;
-  size_t num_slots = 0;          // 0: unlimited
+  size_t num_slots = 0;  // 0: unlimited
   double first_token_delay_s = 0;
   double per_token_delay_s = 0;
-  size_t fail_every_n = 0;       // every n-th request gets HTTP 503 (0: never)
+  size_t fail_every_n = 0;  // every n-th request gets HTTP 503 (0: never)
   std::string model = "sim";
 };
 
@@ -64,8 +64,8 @@ class SimServer {
   std::unique_ptr<HttpServer> http_;
   std::atomic<size_t> num_requests_{0};
   std::mutex mu_;
-  size_t active_ = 0;        // under mu_
-  size_t max_active_ = 0;    // under mu_
+  size_t active_ = 0;                       // under mu_
+  size_t max_active_ = 0;                   // under mu_
   std::deque<std::shared_ptr<Job>> queue_;  // under mu_
 };
 

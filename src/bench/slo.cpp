@@ -91,7 +91,8 @@ Result<SloSpec> parse_slo(const std::string& text, double min_attainment) {
     }
     spec.targets.push_back(std::move(t));
   }
-  if (spec.targets.empty() && !text.empty() && trim(text) != "") return invalid_argument("SLO '{}' has no target", text);
+  if (spec.targets.empty() && !text.empty() && trim(text) != "")
+    return invalid_argument("SLO '{}' has no target", text);
   return spec;
 }
 
@@ -163,10 +164,10 @@ Json SloReport::to_json() const {
                             {"value_ms", std::isfinite(t.value_s) ? Json(t.value_s * 1e3) : Json("inf")},
                             {"passed", t.passed}});
   }
-  return Json{{"targets", targets_json},  {"num_measured", num_measured}, {"num_good", num_good},
-              {"attainment", attainment}, {"goodput_rps", goodput_rps},  {"attainment_ok", attainment_ok},
-              {"sustainable", sustainable}, {"first_broken", first_broken},
-              {"stopped_early", stopped_early}, {"stop_reason", stop_reason}};
+  return Json{{"targets", targets_json},    {"num_measured", num_measured}, {"num_good", num_good},
+              {"attainment", attainment},   {"goodput_rps", goodput_rps},   {"attainment_ok", attainment_ok},
+              {"sustainable", sustainable}, {"first_broken", first_broken}, {"stopped_early", stopped_early},
+              {"stop_reason", stop_reason}};
 }
 
 }  // namespace baton::bench

@@ -22,7 +22,7 @@ struct SloTarget {
   std::string metric;     // ttft | tpot | itl | e2e
   std::string statistic;  // mean | median | pNN
   double limit_s = 0;
-  std::string text;       // as written, e.g. "ttft:p90<500ms"
+  std::string text;  // as written, e.g. "ttft:p90<500ms"
 };
 
 struct SloSpec {
@@ -42,9 +42,9 @@ Result<double> parse_duration_s(const std::string& text);
 
 struct TargetResult {
   SloTarget target;
-  double value_s = 0;   // the statistic measured (inf when nothing succeeded)
+  double value_s = 0;  // the statistic measured (inf when nothing succeeded)
   bool passed = false;
-  double ratio = 0;     // value / limit: > 1 breaks
+  double ratio = 0;  // value / limit: > 1 breaks
 };
 
 struct SloReport {

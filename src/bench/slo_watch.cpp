@@ -98,16 +98,19 @@ std::optional<SloBreak> SloWatch::certainly_broken(const std::vector<InFlightSam
     if (auto p = percentile_of(t.statistic)) {
       size_t k = violators_needed(*p, n);
       if (violators >= k) {
-        return SloBreak{t.text, fmt::format(
-            "{}: {} of {} measured requests already failed or took >= {} ({}), so its {} is over the limit "
-            "whatever the other {} do (it takes {})",
-            t.text, violators, n, fmt_limit(t.limit_s), t.metric, t.statistic, n - violators, k)};
+        return SloBreak{
+            t.text,
+            fmt::format("{}: {} of {} measured requests already failed or took >= {} ({}), so its {} is over the limit "
+                        "whatever the other {} do (it takes {})",
+                        t.text, violators, n, fmt_limit(t.limit_s), t.metric, t.statistic, n - violators, k)};
       }
     } else if (t.statistic == "mean") {
       double lower_mean = sum / static_cast<double>(n);
       if (lower_mean >= t.limit_s * (1 + kMeanMargin)) {
-        return SloBreak{t.text, fmt::format("{}: the {} of {} measured requests is already at least {} (failed requests are infinite)",
-                           t.text, t.metric, n, std::isfinite(lower_mean) ? fmt_limit(lower_mean) : "inf")};
+        return SloBreak{
+            t.text,
+            fmt::format("{}: the {} of {} measured requests is already at least {} (failed requests are infinite)",
+                        t.text, t.metric, n, std::isfinite(lower_mean) ? fmt_limit(lower_mean) : "inf")};
       }
     }
   }
@@ -115,7 +118,7 @@ std::optional<SloBreak> SloWatch::certainly_broken(const std::vector<InFlightSam
     size_t bad = num_bad_;
     for (const auto& f : in_flight) {
       for (const auto& t : spec_.targets) {
-        double lower = t.metric == "ttft" ? (f.ttft_s >= 0 ? f.ttft_s : f.elapsed_s)
+        double lower = t.metric == "ttft"  ? (f.ttft_s >= 0 ? f.ttft_s : f.elapsed_s)
                        : t.metric == "e2e" ? f.elapsed_s
                                            : -1;
         if (lower >= 0 && lower >= t.limit_s) {
@@ -127,9 +130,11 @@ std::optional<SloBreak> SloWatch::certainly_broken(const std::vector<InFlightSam
     bad = std::min(bad, n);
     double best = static_cast<double>(n - bad) / static_cast<double>(n);
     if (best < spec_.min_attainment) {
-      return SloBreak{"attainment", fmt::format("attainment: {} of {} measured requests already failed or missed a limit, so attainment "
-                         "is at most {:.4f} < {:.4f}",
-                         bad, n, best, spec_.min_attainment)};
+      return SloBreak{
+          "attainment",
+          fmt::format("attainment: {} of {} measured requests already failed or missed a limit, so attainment "
+                      "is at most {:.4f} < {:.4f}",
+                      bad, n, best, spec_.min_attainment)};
     }
   }
   return std::nullopt;

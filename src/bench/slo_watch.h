@@ -71,7 +71,7 @@ class SloWatch {
   SloSpec spec_;
   size_t num_measured_;
   size_t num_finished_ = 0;
-  size_t num_bad_ = 0;  // finished requests that are not good (attainment)
+  size_t num_bad_ = 0;              // finished requests that are not good (attainment)
   std::vector<TargetState> state_;  // one per spec_.targets
 };
 

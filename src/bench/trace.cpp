@@ -63,17 +63,16 @@ Result<double> parse_timestamp(std::string_view text) {
   text = trim(text);
   int64_t y, mo, d, h, mi;
   // YYYY-MM-DD HH:MM:SS[.fff]
-  if (text.size() < 19 || text[4] != '-' || text[7] != '-' || (text[10] != ' ' && text[10] != 'T') ||
-      text[13] != ':' || text[16] != ':' || !parse_int(text.substr(0, 4), y) ||
-      !parse_int(text.substr(5, 2), mo) || !parse_int(text.substr(8, 2), d) ||
-      !parse_int(text.substr(11, 2), h) || !parse_int(text.substr(14, 2), mi)) {
+  if (text.size() < 19 || text[4] != '-' || text[7] != '-' || (text[10] != ' ' && text[10] != 'T') || text[13] != ':' ||
+      text[16] != ':' || !parse_int(text.substr(0, 4), y) || !parse_int(text.substr(5, 2), mo) ||
+      !parse_int(text.substr(8, 2), d) || !parse_int(text.substr(11, 2), h) || !parse_int(text.substr(14, 2), mi)) {
     return invalid_argument("bad timestamp '{}' (expected YYYY-MM-DD HH:MM:SS[.fraction])", text);
   }
   std::string seconds(text.substr(17));
   double sec = 0;
   auto [ptr, ec] = std::from_chars(seconds.data(), seconds.data() + seconds.size(), sec);
-  if (ec != std::errc() || ptr != seconds.data() + seconds.size() || sec < 0 || sec >= 61 || mo < 1 ||
-      mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59) {
+  if (ec != std::errc() || ptr != seconds.data() + seconds.size() || sec < 0 || sec >= 61 || mo < 1 || mo > 12 ||
+      d < 1 || d > 31 || h > 23 || mi > 59) {
     return invalid_argument("bad timestamp '{}' (expected YYYY-MM-DD HH:MM:SS[.fraction])", text);
   }
   return static_cast<double>(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60) + sec;
@@ -117,8 +116,8 @@ Result<std::vector<TraceEntry>> parse_azure_csv(std::string_view text, std::stri
       start = comma + 1;
     }
     if (static_cast<int>(fields.size()) != num_cols) {
-      return invalid_argument("{}:{}: expected {} fields, got {} in '{}'", source, ln + 1, num_cols,
-                              fields.size(), line);
+      return invalid_argument("{}:{}: expected {} fields, got {} in '{}'", source, ln + 1, num_cols, fields.size(),
+                              line);
     }
     TraceEntry e;
     auto ts = parse_timestamp(fields[col_ts]);
@@ -145,9 +144,7 @@ Result<std::vector<TraceEntry>> parse_mooncake_jsonl(std::string_view text, std:
   for (size_t ln = 0; ln < lines.size(); ++ln) {
     std::string_view line = trim(lines[ln]);
     if (line.empty()) continue;
-    auto where = [&](const Status& st) {
-      return invalid_argument("{}:{}: {}", source, ln + 1, st.message());
-    };
+    auto where = [&](const Status& st) { return invalid_argument("{}:{}: {}", source, ln + 1, st.message()); };
     auto json = parse_json(line, "trace line");
     if (!json) return where(json.status());
     if (!json->is_object()) return invalid_argument("{}:{}: expected a JSON object", source, ln + 1);

@@ -21,12 +21,12 @@ uint64_t key_of(uint64_t seed, char tag, uint64_t a, uint64_t b = 0) {
 }
 
 constexpr const char* kWords[] = {
-    "the",   "of",    "and",   "to",    "in",    "is",    "that",  "for",   "it",    "as",    "was",
-    "with",  "be",    "by",    "on",    "not",   "he",    "this",  "are",   "or",    "his",   "from",
-    "at",    "which", "but",   "have",  "an",    "had",   "they",  "you",   "were",  "their", "one",
-    "all",   "we",    "can",   "her",   "has",   "there", "been",  "if",    "more",  "when",  "will",
-    "would", "who",   "so",    "no",    "time",  "people", "water", "world", "house", "light", "music",
-    "river", "stone", "city",  "green", "paper", "story", "table", "money", "night"};
+    "the",   "of",    "and",  "to",    "in",    "is",     "that",  "for",   "it",    "as",    "was",
+    "with",  "be",    "by",   "on",    "not",   "he",     "this",  "are",   "or",    "his",   "from",
+    "at",    "which", "but",  "have",  "an",    "had",    "they",  "you",   "were",  "their", "one",
+    "all",   "we",    "can",  "her",   "has",   "there",  "been",  "if",    "more",  "when",  "will",
+    "would", "who",   "so",   "no",    "time",  "people", "water", "world", "house", "light", "music",
+    "river", "stone", "city", "green", "paper", "story",  "table", "money", "night"};
 constexpr uint64_t kNumWords = sizeof(kWords) / sizeof(kWords[0]);
 
 int64_t draw(std::mt19937_64& rng, const LengthRange& r) {
@@ -48,10 +48,9 @@ Result<LengthRange> parse_length_range(const std::string& text, const std::strin
     return ec == std::errc() && p == s.data() + s.size() && !s.empty();
   };
   auto colon = text.find(':');
-  bool ok = colon == std::string::npos
-                ? parse(text, r.min) && (r.max = r.min, true)
-                : parse(std::string_view(text).substr(0, colon), r.min) &&
-                      parse(std::string_view(text).substr(colon + 1), r.max);
+  bool ok = colon == std::string::npos ? parse(text, r.min) && (r.max = r.min, true)
+                                       : parse(std::string_view(text).substr(0, colon), r.min) &&
+                                             parse(std::string_view(text).substr(colon + 1), r.max);
   if (!ok) return invalid_argument("{} '{}': expected N or MIN:MAX (token counts)", what, text);
   if (r.min < 1 || r.max < r.min) {
     return invalid_argument("{} '{}': need 1 <= MIN <= MAX", what, text);
@@ -71,7 +70,8 @@ std::vector<int32_t> materialize_ids(const std::vector<Segment>& prompt, int64_t
   std::vector<int32_t> ids;
   for (const auto& s : prompt) {
     for (int64_t i = 0; i < s.num_tokens; ++i) {
-      ids.push_back(lo + static_cast<int32_t>(splitmix64(s.key + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL) % span));
+      ids.push_back(lo +
+                    static_cast<int32_t>(splitmix64(s.key + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL) % span));
     }
   }
   return ids;
@@ -84,7 +84,8 @@ std::vector<bool> warmup_flags(const Workload& workload, size_t num_warmup, doub
   for (size_t i = 0; i < reqs.size(); ++i) {
     if (reqs[i].turn == 0) firsts.push_back(i);
   }
-  std::stable_sort(firsts.begin(), firsts.end(), [&](size_t a, size_t b) { return reqs[a].arrival_s < reqs[b].arrival_s; });
+  std::stable_sort(firsts.begin(), firsts.end(),
+                   [&](size_t a, size_t b) { return reqs[a].arrival_s < reqs[b].arrival_s; });
   for (size_t k = 0; k < firsts.size(); ++k) {
     if (k < num_warmup || reqs[firsts[k]].arrival_s < warmup_s) warm[firsts[k]] = true;
   }
@@ -158,7 +159,8 @@ Result<Workload> make_trace_workload(const std::vector<TraceEntry>& all, const W
   w.natural_rate = span > 0 ? static_cast<double>(n - 1) / span : 0;
   w.time_scale = o.time_scale;
   if (o.rate_overrides_trace) {
-    if (!(w.natural_rate > 0)) return invalid_argument("the trace's first {} requests span no time: cannot set a rate", n);
+    if (!(w.natural_rate > 0))
+      return invalid_argument("the trace's first {} requests span no time: cannot set a rate", n);
     w.time_scale = w.natural_rate / o.arrival.rate;
   }
   for (size_t i = 0; i < n; ++i) {
@@ -210,8 +212,7 @@ Result<Workload> make_workload(const WorkloadOptions& o) {
         r.turn = k;
         r.think_time_s = k == 0 ? 0 : o.think_time_s;
         if (k > 0) {  // the previous answer, as planned
-          history.push_back({key_of(o.seed, 'A', s, static_cast<uint64_t>(k - 1)),
-                             w.requests.back().output_tokens});
+          history.push_back({key_of(o.seed, 'A', s, static_cast<uint64_t>(k - 1)), w.requests.back().output_tokens});
         }
         history.push_back({key_of(o.seed, 'U', s, static_cast<uint64_t>(k)), draw(rng, o.input_len)});
         r.prompt = history;

@@ -34,14 +34,14 @@ struct Segment {
 };
 
 struct RequestSpec {
-  double arrival_s = 0;          // scheduled arrival (turn 0); turns > 0 follow their previous turn
+  double arrival_s = 0;  // scheduled arrival (turn 0); turns > 0 follow their previous turn
   std::vector<Segment> prompt;
-  int64_t prompt_tokens = 0;     // sum of the segments
-  int64_t output_tokens = 0;     // exact: max_tokens = min_tokens, ignore_eos
-  int64_t session = -1;          // multiturn: session id
+  int64_t prompt_tokens = 0;  // sum of the segments
+  int64_t output_tokens = 0;  // exact: max_tokens = min_tokens, ignore_eos
+  int64_t session = -1;       // multiturn: session id
   int turn = 0;
-  double think_time_s = 0;       // multiturn: wait after the previous turn completes
-  int64_t next_turn = -1;        // index of the session's next turn, or -1
+  double think_time_s = 0;  // multiturn: wait after the previous turn completes
+  int64_t next_turn = -1;   // index of the session's next turn, or -1
 };
 
 struct LengthRange {
@@ -56,7 +56,7 @@ struct WorkloadOptions {
   std::string kind = "random";  // random | prefix | multiturn | trace
   LengthRange input_len{512, 512};
   LengthRange output_len{128, 128};
-  size_t num_requests = 200;    // 0 with duration_s > 0: as many as arrive in duration_s
+  size_t num_requests = 200;  // 0 with duration_s > 0: as many as arrive in duration_s
   double duration_s = 0;
   ArrivalSpec arrival;
   // prefix
@@ -68,7 +68,7 @@ struct WorkloadOptions {
   // trace
   std::string trace_path;
   TraceFormat trace_format = TraceFormat::kAzure;
-  double time_scale = 1.0;      // trace timestamps are multiplied by this
+  double time_scale = 1.0;            // trace timestamps are multiplied by this
   bool rate_overrides_trace = false;  // true: time_scale = natural rate / arrival.rate
   // prompts
   PromptFormat prompt_format = PromptFormat::kTokenIds;

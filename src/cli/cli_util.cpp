@@ -51,9 +51,10 @@ void raise_fd_limit(long needed) {
     getrlimit(RLIMIT_NOFILE, &rl);
   }
   if (rl.rlim_cur != RLIM_INFINITY && static_cast<long>(rl.rlim_cur) < needed) {
-    BATON_LOG_WARN("open descriptors are limited to {} (ulimit -n), below the {} the connection cap needs: "
-                   "raise the limit or lower --max-connections",
-                   static_cast<long>(rl.rlim_cur), needed);
+    BATON_LOG_WARN(
+        "open descriptors are limited to {} (ulimit -n), below the {} the connection cap needs: "
+        "raise the limit or lower --max-connections",
+        static_cast<long>(rl.rlim_cur), needed);
   }
 }
 

@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <filesystem>
-#include <cstdio>
-#include <iostream>
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -21,8 +21,8 @@
 #include "bench/trial_engine.h"
 #include "bench/workload_schema.h"
 #include "cli/bench_watch.h"
-#include "cli/workload_flags.h"
 #include "cli/command.h"
+#include "cli/workload_flags.h"
 #include "common/log.h"
 #include "http/http_client.h"
 
@@ -71,8 +71,8 @@ int run_sim_server(BenchArgs& a) {
     return 1;
   }
   std::cout << "sim server listening on " << server.url() << " (slots "
-            << (a.sim.num_slots ? std::to_string(a.sim.num_slots) : std::string("unlimited"))
-            << ", first token " << a.sim_first_ms << " ms, then " << a.sim_token_ms << " ms/token)" << std::endl;
+            << (a.sim.num_slots ? std::to_string(a.sim.num_slots) : std::string("unlimited")) << ", first token "
+            << a.sim_first_ms << " ms, then " << a.sim_token_ms << " ms/token)" << std::endl;
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -115,8 +115,8 @@ Result<ServedModel> discover_model(const std::string& url) {
   if (resp.status != 200) return unavailable("GET {} answered HTTP {}", models_url.to_string(), resp.status);
   auto j = parse_json(resp.body, "/v1/models");
   if (!j) return j.status();
-  if (!j->contains("data") || !(*j)["data"].is_array() || (*j)["data"].empty() ||
-      !(*j)["data"][0].contains("id") || !(*j)["data"][0]["id"].is_string()) {
+  if (!j->contains("data") || !(*j)["data"].is_array() || (*j)["data"].empty() || !(*j)["data"][0].contains("id") ||
+      !(*j)["data"][0]["id"].is_string()) {
     return invalid_argument("GET {} lists no model: pass --model", models_url.to_string());
   }
   const Json& first = (*j)["data"][0];
@@ -227,12 +227,10 @@ SearchOptions search_options(const BenchArgs& a) {
 
 void print_search_result(const BenchArgs& a, const SearchResult& res) {
   const std::string unit = rate_unit(a.w.trace.empty() ? a.w.kind : "trace");
-  std::cout << fmt::format("\n[{}] max sustainable rate: {:.3f} {}; lowest failed: {}; broke first: {}{}\n", a.label,
-                           res.max_passed_rate, unit,
-                           std::isfinite(res.min_failed_rate) ? fmt::format("{:.3f} {}", res.min_failed_rate, unit)
-                                                              : "none",
-                           res.broke_first.empty() ? "-" : res.broke_first,
-                           res.converged ? "" : " (did not converge: " + res.note + ")");
+  std::cout << fmt::format(
+      "\n[{}] max sustainable rate: {:.3f} {}; lowest failed: {}; broke first: {}{}\n", a.label, res.max_passed_rate,
+      unit, std::isfinite(res.min_failed_rate) ? fmt::format("{:.3f} {}", res.min_failed_rate, unit) : "none",
+      res.broke_first.empty() ? "-" : res.broke_first, res.converged ? "" : " (did not converge: " + res.note + ")");
 }
 
 // What the trial flags ask for, checked before anything runs.
@@ -335,11 +333,11 @@ int run_compare(const BenchArgs& a) {
                        {"ratio_to_baseline", r.ratio ? Json(*r.ratio) : Json(nullptr)}});
     }
     std::string base = a.baseline.empty() ? rows->front().label : a.baseline;
-    for (auto st : {write_file(a.compare_out + "/compare.json",
-                               Json{{"baseline", base}, {"deployments", table}}.dump(2) + "\n"),
-                    write_file(a.compare_out + "/runs.csv", runs_csv(docs)),
-                    write_file(a.compare_out + "/report.html",
-                               render_html_report(docs, base, "baton bench: comparison (baseline " + base + ")"))}) {
+    for (auto st :
+         {write_file(a.compare_out + "/compare.json", Json{{"baseline", base}, {"deployments", table}}.dump(2) + "\n"),
+          write_file(a.compare_out + "/runs.csv", runs_csv(docs)),
+          write_file(a.compare_out + "/report.html",
+                     render_html_report(docs, base, "baton bench: comparison (baseline " + base + ")"))}) {
       if (!st.is_ok()) {
         std::cerr << "error: " << st.to_string() << "\n";
         return 1;
@@ -406,6 +404,5 @@ cli::RunFn setup(CLI::App& sub) {
 }  // namespace
 
 baton::cli::CommandSpec baton::cli::bench_command() {
-  return {"bench", "Benchmark an OpenAI-compatible endpoint: latency, goodput, max sustainable QPS",
-          &setup};
+  return {"bench", "Benchmark an OpenAI-compatible endpoint: latency, goodput, max sustainable QPS", &setup};
 }

@@ -100,6 +100,5 @@ baton::cli::RunFn setup(CLI::App& sub) {
 }  // namespace
 
 baton::cli::CommandSpec baton::cli::bench_transfer_command() {
-  return {"bench-transfer",
-          "Benchmark moving one request's KV over each transport", &setup};
+  return {"bench-transfer", "Benchmark moving one request's KV over each transport", &setup};
 }

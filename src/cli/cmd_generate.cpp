@@ -273,8 +273,6 @@ RunFn setup(CLI::App& sub) {
 
 }  // namespace
 
-CommandSpec generate_command() {
-  return {"generate", "Generate tokens for prompts on one engine", &setup};
-}
+CommandSpec generate_command() { return {"generate", "Generate tokens for prompts on one engine", &setup}; }
 
 }  // namespace baton::cli

@@ -71,9 +71,10 @@ int run(const InitModelOptions& o) {
   auto stats = write_random_checkpoint(preset->config, opts);
   if (!stats.is_ok()) return fail(stats.status());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << fmt::format("wrote {} ({} {}): {:.3f}B parameters, {:.2f} GB in {} safetensors file(s), {:.1f} s ({:.2f} GB/s)\n",
-                           o.out, o.preset, arch_name(preset->config.arch), stats->num_parameters / 1e9,
-                           stats->num_bytes / 1e9, stats->num_files, secs, stats->num_bytes / 1e9 / secs);
+  std::cout << fmt::format(
+      "wrote {} ({} {}): {:.3f}B parameters, {:.2f} GB in {} safetensors file(s), {:.1f} s ({:.2f} GB/s)\n", o.out,
+      o.preset, arch_name(preset->config.arch), stats->num_parameters / 1e9, stats->num_bytes / 1e9, stats->num_files,
+      secs, stats->num_bytes / 1e9 / secs);
   return 0;
 }
 

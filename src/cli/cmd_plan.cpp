@@ -82,8 +82,9 @@ Result<Prepared> prepare(const PlanArgs& a) {
   in.num_kv_blocks = a.kv_blocks;
   if (in.num_kv_blocks == 0) {
     if (a.gpu_memory_gib <= 0) {
-      return invalid_argument("give the KV capacity of an instance: --kv-blocks, or --gpu-memory-gib (the card's "
-                              "memory, with --gpu-memory-utilization)");
+      return invalid_argument(
+          "give the KV capacity of an instance: --kv-blocks, or --gpu-memory-gib (the card's "
+          "memory, with --gpu-memory-utilization)");
     }
     double weights = 0;
     for (const Json& m : profile["models"]) {
@@ -105,11 +106,16 @@ Result<Prepared> prepare(const PlanArgs& a) {
   in.token_budgets = a.token_budgets;
   in.router_hop_s = a.router_hop_ms / 1000.0;
   in.max_rate = a.max_rate;
-  p.described = Json{{"profile", a.profile_path},       {"device", profile.value("device", "")},
-                     {"model", model},                  {"gpus", a.gpus},
-                     {"kv_blocks_per_instance", in.num_kv_blocks}, {"kv_bytes_per_token", in.transfer.kv_bytes_per_token},
-                     {"workload", bench::settings_json(a.w)}, {"slo", a.w.slo},
-                     {"transfer_gbps", a.transfer_gbps},  {"policy", a.policy}};
+  p.described = Json{{"profile", a.profile_path},
+                     {"device", profile.value("device", "")},
+                     {"model", model},
+                     {"gpus", a.gpus},
+                     {"kv_blocks_per_instance", in.num_kv_blocks},
+                     {"kv_bytes_per_token", in.transfer.kv_bytes_per_token},
+                     {"workload", bench::settings_json(a.w)},
+                     {"slo", a.w.slo},
+                     {"transfer_gbps", a.transfer_gbps},
+                     {"policy", a.policy}};
   return p;
 }
 
@@ -120,8 +126,8 @@ void print_plan(const Plan& plan, const FitReport& fit) {
                            "token budget", "breaks first");
   for (size_t i = 0; i < plan.deployments.size(); ++i) {
     const DeploymentPlan& d = plan.deployments[i];
-    const std::string budget =
-        d.num_agg > 0 ? std::to_string(d.prefill_budget) : fmt::format("P {} / D {}", d.prefill_budget, d.decode_budget);
+    const std::string budget = d.num_agg > 0 ? std::to_string(d.prefill_budget)
+                                             : fmt::format("P {} / D {}", d.prefill_budget, d.decode_budget);
     std::cout << fmt::format("{:<12} {:>12.3g} {:>8.3g} - {:<6.3g} {:>22}  {}{}\n", d.name, d.max_rate, d.rate_low,
                              d.rate_high, budget, d.first_broken.empty() ? "-" : d.first_broken,
                              static_cast<int>(i) == plan.recommended ? "   <- recommended" : "");
@@ -145,8 +151,8 @@ Status run_plan(const PlanArgs& a) {
       maps.push_back(std::move(hit));
     }
   }
-  Json doc{{"inputs", p.described}, {"model", p.inputs.model.to_json()}, {"fit", p.fit.to_json()},
-           {"plan", plan.to_json()}};
+  Json doc{
+      {"inputs", p.described}, {"model", p.inputs.model.to_json()}, {"fit", p.fit.to_json()}, {"plan", plan.to_json()}};
   for (const CrossoverMap& m : maps) doc["crossover_maps"].push_back(m.to_json());
   if (!a.json_path.empty()) {
     std::ofstream(a.json_path) << dump_json(doc, 2) << "\n";
@@ -154,7 +160,12 @@ Status run_plan(const PlanArgs& a) {
   }
   if (!a.html_path.empty()) {
     PlanReportInputs r{fmt::format("baton plan: {} on {} GPUs", p.described["model"].get<std::string>(), a.gpus),
-                       p.described, p.inputs.model.to_json(), p.fit, p.fit_labels, plan, maps};
+                       p.described,
+                       p.inputs.model.to_json(),
+                       p.fit,
+                       p.fit_labels,
+                       plan,
+                       maps};
     std::ofstream(a.html_path) << render_plan_html(r);
     std::cout << "wrote " << a.html_path << "\n";
   }
@@ -174,7 +185,9 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--max-num-seqs", a->max_num_seqs, "running sequences per instance")
       ->check(CLI::Range(1, 65536))
       ->capture_default_str();
-  sub.add_option("--block-size", a->block_size, "KV block size in tokens")->check(CLI::Range(1, 1024))->capture_default_str();
+  sub.add_option("--block-size", a->block_size, "KV block size in tokens")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   sub.add_option("--kv-blocks", a->kv_blocks, "KV blocks per instance (else from --gpu-memory-gib)")
       ->check(CLI::Range(1, 1 << 30));
   sub.add_option("--gpu-memory-gib", a->gpu_memory_gib, "the card's memory, for the KV capacity")
@@ -185,10 +198,16 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--transfer-gbps", a->transfer_gbps, "KV pull bandwidth between instances, GB/s")
       ->check(CLI::Range(0.001, 1e5))
       ->capture_default_str();
-  sub.add_option("--transfer-latency-ms", a->transfer_latency_ms, "per pull")->check(CLI::Range(0.0, 1e5))->capture_default_str();
-  sub.add_option("--router-hop-ms", a->router_hop_ms, "per router hop")->check(CLI::Range(0.0, 1e5))->capture_default_str();
+  sub.add_option("--transfer-latency-ms", a->transfer_latency_ms, "per pull")
+      ->check(CLI::Range(0.0, 1e5))
+      ->capture_default_str();
+  sub.add_option("--router-hop-ms", a->router_hop_ms, "per router hop")
+      ->check(CLI::Range(0.0, 1e5))
+      ->capture_default_str();
   sub.add_option("--policy", a->policy, "routing: round_robin or least_loaded")->capture_default_str();
-  sub.add_option("--max-rate", a->max_rate, "the search's ceiling")->check(CLI::Range(0.01, 1e7))->capture_default_str();
+  sub.add_option("--max-rate", a->max_rate, "the search's ceiling")
+      ->check(CLI::Range(0.01, 1e7))
+      ->capture_default_str();
   sub.add_flag("--maps", a->maps, "add crossover maps (input x output length; prefix hits x TPOT limit)");
   sub.add_option("--json", a->json_path, "write the plan as JSON");
   sub.add_option("--html", a->html_path, "write the plan as a self-contained HTML report");

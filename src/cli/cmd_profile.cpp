@@ -56,6 +56,5 @@ baton::cli::RunFn setup(CLI::App& sub) {
 }  // namespace
 
 baton::cli::CommandSpec baton::cli::profile_command() {
-  return {"profile", "Measure the GPU's ceilings and the CUDA backend's decode/prefill speed",
-          &setup};
+  return {"profile", "Measure the GPU's ceilings and the CUDA backend's decode/prefill speed", &setup};
 }

@@ -62,8 +62,7 @@ cli::RunFn setup(CLI::App& sub) {
                  "heartbeat every 5 s (0 = off)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub.add_option("--max-model-len", o->max_model_len,
-                 "The instances' context length, for the default --max-body-bytes")
+  sub.add_option("--max-model-len", o->max_model_len, "The instances' context length, for the default --max-body-bytes")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub.add_option("--max-body-bytes", o->max_body_bytes,

@@ -33,8 +33,7 @@ RunFn setup(CLI::App& sub) {
   instance::ServerConfig& s = a->server;
   add_engine_flags(sub, a->engine);
   add_pd_flags(sub, a->pd);
-  sub.add_option("--served-model-name", s.served_model_name,
-                 "Model name in the API (default: the model folder)");
+  sub.add_option("--served-model-name", s.served_model_name, "Model name in the API (default: the model folder)");
   sub.add_option("--host", s.host, "Address to bind (loopback unless told otherwise)")->capture_default_str();
   sub.add_option("--port", s.port, "Port (0 picks a free one; the URL is printed)")
       ->check(CLI::Range(0, 65535))
@@ -71,8 +70,6 @@ RunFn setup(CLI::App& sub) {
 
 }  // namespace
 
-CommandSpec serve_command() {
-  return {"serve", "Serve a model over the OpenAI-compatible HTTP API", &setup};
-}
+CommandSpec serve_command() { return {"serve", "Serve a model over the OpenAI-compatible HTTP API", &setup}; }
 
 }  // namespace baton::cli

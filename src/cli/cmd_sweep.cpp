@@ -71,8 +71,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
           const std::string per_trial = w.options.num_requests > 0
                                             ? fmt::format("{} requests/trial", w.options.num_requests)
                                             : fmt::format("{:g} s of arrivals/trial", w.options.duration_s);
-          std::cout << fmt::format("  {:<24} {:<8} slo {}; {}, start {} {}, {} trials at most\n",
-                                   w.name, done ? "on disk" : (partial ? "part" : "to run"), w.slo_text, per_trial,
+          std::cout << fmt::format("  {:<24} {:<8} slo {}; {}, start {} {}, {} trials at most\n", w.name,
+                                   done ? "on disk" : (partial ? "part" : "to run"), w.slo_text, per_trial,
                                    fmt::format("{:.3g}", search->start_rate), baton::bench::rate_unit(w.options.kind),
                                    search->max_trials);
         }
@@ -107,8 +107,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
       std::cerr << "baton sweep: " << table.status().message() << "\n";
       return 1;
     }
-    std::cout << "\n" << table->to_markdown() << "\nwrote " << out << "/{table.md,table.json,report.html}"
-              << std::endl;
+    std::cout << "\n" << table->to_markdown() << "\nwrote " << out << "/{table.md,table.json,report.html}" << std::endl;
     return failed ? 1 : 0;
   };
 }

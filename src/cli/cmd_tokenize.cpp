@@ -141,7 +141,8 @@ int run(const TokenizeOptions& o, bool have_text, bool have_ids, bool have_messa
   auto tok = Tokenizer::load(dir);
   if (!tok.is_ok()) {
     if (o.tokenizer.empty()) {
-      return fail(tok.status().with_context("no --tokenizer given, so using the default model (run scripts/build.sh to create it)"));
+      return fail(tok.status().with_context(
+          "no --tokenizer given, so using the default model (run scripts/build.sh to create it)"));
     }
     return fail(tok.status());
   }

@@ -18,6 +18,4 @@ baton::cli::RunFn setup(CLI::App& sub) {
 
 }  // namespace
 
-baton::cli::CommandSpec baton::cli::version_command() {
-  return {"version", "Print the version", &setup};
-}
+baton::cli::CommandSpec baton::cli::version_command() { return {"version", "Print the version", &setup}; }

@@ -3,22 +3,19 @@
 namespace baton::cli {
 
 void add_engine_flags(CLI::App& app, EngineFlags& f) {
-  app.add_option("--model", f.model,
-                 "Model folder (config.json + safetensors); default: the embedded default model");
+  app.add_option("--model", f.model, "Model folder (config.json + safetensors); default: the embedded default model");
   app.add_option("--device", f.device, "Backend device: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   app.add_option("--block-size", f.engine.block_size, "Tokens per KV cache block")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  app.add_option("--num-kv-blocks", f.engine.num_kv_blocks,
-                 "KV cache blocks (overrides --kv-cache-bytes)")
+  app.add_option("--num-kv-blocks", f.engine.num_kv_blocks, "KV cache blocks (overrides --kv-cache-bytes)")
       ->check(CLI::PositiveNumber);
   app.add_option("--kv-cache-bytes", f.kv_cache_bytes,
                  "Bytes for the KV cache (default: the backend's rule; CPU 1 GiB)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--max-num-batched-tokens", f.engine.max_num_batched_tokens,
-                 "Token budget of one engine step")
+  app.add_option("--max-num-batched-tokens", f.engine.max_num_batched_tokens, "Token budget of one engine step")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--max-num-seqs", f.engine.max_num_seqs, "Running requests at most")
@@ -27,10 +24,9 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
   app.add_option("--max-model-len", f.engine.max_model_len,
                  "Context length (prompt + output); default: the model's max_position_embeddings")
       ->check(CLI::PositiveNumber);
-  app.add_flag_callback("--no-prefix-caching", [&f] { f.engine.enable_prefix_caching = false; },
-                        "Turn prefix caching off");
-  app.add_option("--seed", f.engine.seed,
-                 "Engine seed: requests without their own seed draw one from it")
+  app.add_flag_callback(
+      "--no-prefix-caching", [&f] { f.engine.enable_prefix_caching = false; }, "Turn prefix caching off");
+  app.add_option("--seed", f.engine.seed, "Engine seed: requests without their own seed draw one from it")
       ->capture_default_str();
   app.add_option("--num-threads", f.num_threads, "CPU backend threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)

@@ -17,10 +17,9 @@ namespace baton::cli {
 
 std::vector<CommandSpec> all_commands() {
   std::vector<CommandSpec> commands = {
-      bench_command(),   bench_transfer_command(), generate_command(), init_model_command(), plan_command(),
-      profile_command(),
-      proxy_command(),   serve_command(),          sweep_command(),    tokenize_command(),   up_command(),
-      version_command(),
+      bench_command(), bench_transfer_command(), generate_command(), init_model_command(),
+      plan_command(),  profile_command(),        proxy_command(),    serve_command(),
+      sweep_command(), tokenize_command(),       up_command(),       version_command(),
   };
   std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return commands;

@@ -48,8 +48,7 @@ void add_pd_flags(CLI::App& app, PdFlags& f) {
                  "On SIGTERM with --discovery: keep serving this long after leaving, so routers see it")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--kv-fault", f.kv_fault, "Tests only: inject fail|corrupt|drop|delay_ms=N into KV reads")
-      ->group("");
+  app.add_option("--kv-fault", f.kv_fault, "Tests only: inject fail|corrupt|drop|delay_ms=N into KV reads")->group("");
 }
 
 }  // namespace baton::cli

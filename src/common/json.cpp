@@ -22,8 +22,7 @@ Status check_json_depth(std::string_view text, std::string_view what, int max_de
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) {
-        return invalid_argument("malformed {}: nested deeper than {} levels (at byte {})", what,
-                                max_depth, i);
+        return invalid_argument("malformed {}: nested deeper than {} levels (at byte {})", what, max_depth, i);
       }
     } else if (c == ']' || c == '}') {
       --depth;

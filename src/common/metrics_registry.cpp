@@ -81,8 +81,7 @@ Histogram::Snapshot Histogram::snapshot() const {
   return s;
 }
 
-MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const std::string& help,
-                                                 Type type) {
+MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const std::string& help, Type type) {
   auto [it, inserted] = families_.try_emplace(name);
   if (inserted) {
     it->second.type = type;
@@ -92,16 +91,14 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const 
   return it->second;
 }
 
-Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
-                                  const MetricLabels& labels) {
+Counter& MetricsRegistry::counter(const std::string& name, const std::string& help, const MetricLabels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = family(name, help, Type::kCounter).counters[render_metric_labels(labels)];
   if (!slot) slot = std::make_unique<Counter>();
   return *slot;
 }
 
-Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
-                              const MetricLabels& labels) {
+Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help, const MetricLabels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = family(name, help, Type::kGauge).gauges[render_metric_labels(labels)];
   if (!slot) slot = std::make_unique<Gauge>();
@@ -109,8 +106,7 @@ Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
 }
 
 Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
-                                      const std::vector<double>& upper_bounds,
-                                      const MetricLabels& labels) {
+                                      const std::vector<double>& upper_bounds, const MetricLabels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = family(name, help, Type::kHistogram).histograms[render_metric_labels(labels)];
   if (!slot) slot = std::make_unique<Histogram>(upper_bounds);
@@ -122,9 +118,7 @@ std::string MetricsRegistry::render() const {
   std::string out;
   out.reserve(families_.size() * 256);
   for (const auto& [name, fam] : families_) {
-    const char* type_name = fam.type == Type::kCounter ? "counter"
-                            : fam.type == Type::kGauge ? "gauge"
-                                                       : "histogram";
+    const char* type_name = fam.type == Type::kCounter ? "counter" : fam.type == Type::kGauge ? "gauge" : "histogram";
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, fam.help, name, type_name);
     for (const auto& [labels, c] : fam.counters) {
       out += fmt::format("{}{} {}\n", name, labels, format_value(c->value()));
@@ -139,8 +133,7 @@ std::string MetricsRegistry::render() const {
                            with_extra_label(labels, "le=\"" + format_value(s.upper_bounds[i]) + "\""),
                            s.cumulative_counts[i]);
       }
-      out += fmt::format("{}_bucket{} {}\n", name, with_extra_label(labels, "le=\"+Inf\""),
-                         s.cumulative_counts.back());
+      out += fmt::format("{}_bucket{} {}\n", name, with_extra_label(labels, "le=\"+Inf\""), s.cumulative_counts.back());
       out += fmt::format("{}_sum{} {}\n", name, labels, format_value(s.sum));
       out += fmt::format("{}_count{} {}\n", name, labels, s.count);
     }

@@ -64,8 +64,8 @@ class MetricsRegistry {
   // another type is a bug (checked).
   Counter& counter(const std::string& name, const std::string& help, const MetricLabels& labels = {});
   Gauge& gauge(const std::string& name, const std::string& help, const MetricLabels& labels = {});
-  Histogram& histogram(const std::string& name, const std::string& help,
-                       const std::vector<double>& upper_bounds, const MetricLabels& labels = {});
+  Histogram& histogram(const std::string& name, const std::string& help, const std::vector<double>& upper_bounds,
+                       const MetricLabels& labels = {});
 
   // The whole registry in the text exposition format, families sorted by name.
   std::string render() const;

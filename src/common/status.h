@@ -13,18 +13,18 @@ namespace baton {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong (maps to HTTP 400)
-  kNotFound,           // a named thing does not exist (404)
-  kOutOfRange,         // a value is beyond a limit (e.g. context length)
-  kFailedPrecondition, // the system is not in a state to do this
-  kResourceExhausted,  // queue full, out of blocks (503)
-  kUnavailable,        // a peer is down or unreachable
-  kDeadlineExceeded,   // a timeout or an expired lease
-  kDataLoss,           // corrupt or truncated data
-  kAborted,            // the operation was cancelled
-  kPermissionDenied,   // bad credentials (401)
-  kUnimplemented,      // a feature this build or device lacks
-  kInternal,           // a bug or an unexpected system error
+  kInvalidArgument,     // the caller's input is wrong (maps to HTTP 400)
+  kNotFound,            // a named thing does not exist (404)
+  kOutOfRange,          // a value is beyond a limit (e.g. context length)
+  kFailedPrecondition,  // the system is not in a state to do this
+  kResourceExhausted,   // queue full, out of blocks (503)
+  kUnavailable,         // a peer is down or unreachable
+  kDeadlineExceeded,    // a timeout or an expired lease
+  kDataLoss,            // corrupt or truncated data
+  kAborted,             // the operation was cancelled
+  kPermissionDenied,    // bad credentials (401)
+  kUnimplemented,       // a feature this build or device lacks
+  kInternal,            // a bug or an unexpected system error
 };
 
 const char* status_code_name(StatusCode code);
@@ -57,9 +57,9 @@ Status make_status(StatusCode code, fmt::format_string<Args...> f, Args&&... arg
   return Status(code, fmt::format(f, std::forward<Args>(args)...));
 }
 
-#define BATON_DEFINE_STATUS_FACTORY(name, code)                                \
-  template <typename... Args>                                                  \
-  Status name(fmt::format_string<Args...> f, Args&&... args) {                 \
+#define BATON_DEFINE_STATUS_FACTORY(name, code)                                   \
+  template <typename... Args>                                                     \
+  Status name(fmt::format_string<Args...> f, Args&&... args) {                    \
     return Status(StatusCode::code, fmt::format(f, std::forward<Args>(args)...)); \
   }
 BATON_DEFINE_STATUS_FACTORY(invalid_argument, kInvalidArgument)
@@ -80,7 +80,7 @@ BATON_DEFINE_STATUS_FACTORY(internal_error, kInternal)
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     if (status_.is_ok()) status_ = Status(StatusCode::kInternal, "Result built from an OK status");
   }
@@ -108,15 +108,14 @@ class [[nodiscard]] Result {
 #define BATON_CONCAT(a, b) BATON_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define BATON_RETURN_IF_ERROR(expr)              \
-  do {                                           \
-    ::baton::Status _baton_st = (expr);          \
-    if (!_baton_st.is_ok()) return _baton_st;    \
+#define BATON_RETURN_IF_ERROR(expr)           \
+  do {                                        \
+    ::baton::Status _baton_st = (expr);       \
+    if (!_baton_st.is_ok()) return _baton_st; \
   } while (0)
 
 // `BATON_ASSIGN_OR_RETURN(auto x, make_x());` unwraps a Result or returns its Status.
-#define BATON_ASSIGN_OR_RETURN(lhs, expr) \
-  BATON_ASSIGN_OR_RETURN_IMPL(BATON_CONCAT(_baton_res_, __LINE__), lhs, expr)
+#define BATON_ASSIGN_OR_RETURN(lhs, expr) BATON_ASSIGN_OR_RETURN_IMPL(BATON_CONCAT(_baton_res_, __LINE__), lhs, expr)
 #define BATON_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                \
   if (!tmp.is_ok()) return tmp.status();            \

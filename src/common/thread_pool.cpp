@@ -24,8 +24,7 @@ static void run_chunk(const std::function<void(int64_t, int64_t)>& fn, int64_t n
   if (begin < end) fn(begin, end);
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
-                              int64_t min_chunk) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk) {
   if (n <= 0) return;
   int64_t max_chunks = std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk));
   int chunks = static_cast<int>(std::min<int64_t>(num_threads(), max_chunks));

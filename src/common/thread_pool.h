@@ -24,8 +24,7 @@ class ThreadPool {
   // Calls fn(begin, end) over [0, n) split into contiguous chunks, one per
   // thread (the caller's thread takes one); returns when all are done.
   // Not reentrant: fn must not call parallel_for on the same pool.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
-                    int64_t min_chunk = 1);
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk = 1);
 
  private:
   void worker_loop(int index);

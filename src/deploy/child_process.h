@@ -15,10 +15,10 @@
 namespace baton::deploy {
 
 struct ProcessOptions {
-  std::string program;                 // path of the executable
-  std::vector<std::string> args;       // argv[1..]
+  std::string program;                                   // path of the executable
+  std::vector<std::string> args;                         // argv[1..]
   std::vector<std::pair<std::string, std::string>> env;  // added to the parent's environment
-  std::string log_path;                // stdout and stderr, appended ("" = inherit)
+  std::string log_path;                                  // stdout and stderr, appended ("" = inherit)
 };
 
 class ChildProcess {

@@ -63,10 +63,10 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     YAML::Node root = YAML::Load(text);
     BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the deployment spec"));
     if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
-    static const char* kKnown[] = {"name", "model", "device", "mode", "kv_transport", "engine_args",
-                                   "prefill", "decode", "agg", "replicas", "router", "base_port",
-                                   "base_kv_port", "gpus", "discovery", "restart", "host",
-                                   "health_timeout_s"};
+    static const char* kKnown[] = {"name",        "model",     "device",          "mode", "kv_transport",
+                                   "engine_args", "prefill",   "decode",          "agg",  "replicas",
+                                   "router",      "base_port", "base_kv_port",    "gpus", "discovery",
+                                   "restart",     "host",      "health_timeout_s"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;
@@ -131,9 +131,7 @@ Result<DeploySpec> DeploySpec::load(const std::string& path) {
   return spec;
 }
 
-std::string InstanceSpec::url(const std::string& host) const {
-  return "http://" + host + ":" + std::to_string(port);
-}
+std::string InstanceSpec::url(const std::string& host) const { return "http://" + host + ":" + std::to_string(port); }
 
 namespace {
 
@@ -169,15 +167,22 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       inst.port = spec.base_port + index;
       inst.kv_port = spec.base_kv_port + index;
       if (spec.device == "cuda") inst.gpu = spec.gpus.empty() ? index : spec.gpus[index];
-      inst.args = {"serve", "--host", spec.host, "--port", std::to_string(inst.port),
-                   "--device", spec.device, "--served-model-name", spec.name};
+      inst.args = {"serve",
+                   "--host",
+                   spec.host,
+                   "--port",
+                   std::to_string(inst.port),
+                   "--device",
+                   spec.device,
+                   "--served-model-name",
+                   spec.name};
       if (!spec.model.empty()) {
         inst.args.push_back("--model");
         inst.args.push_back(spec.model);
       }
       if (role != InstanceRole::kAgg) {
-        inst.args.insert(inst.args.end(), {"--role", role_name(role), "--kv-transport", spec.kv_transport,
-                                           "--kv-port", std::to_string(inst.kv_port)});
+        inst.args.insert(inst.args.end(), {"--role", role_name(role), "--kv-transport", spec.kv_transport, "--kv-port",
+                                           std::to_string(inst.kv_port)});
       }
       std::map<std::string, std::string> args = spec.engine_args;
       for (const auto& [k, v] : group->engine_args) args[k] = v;
@@ -192,7 +197,7 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
 }
 
 std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances) {
-  std::vector<std::string> args = {"proxy", "--host", spec.host, "--port", std::to_string(spec.router_port),
+  std::vector<std::string> args = {"proxy",  "--host",  spec.host,  "--port",          std::to_string(spec.router_port),
                                    "--mode", spec.mode, "--policy", spec.router_policy};
   auto join = [&](InstanceRole role) {
     std::string urls;

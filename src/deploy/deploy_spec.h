@@ -60,7 +60,7 @@ struct InstanceSpec {
   InstanceRole role = InstanceRole::kAgg;
   int port = 0;
   int kv_port = 0;
-  int gpu = -1;  // CUDA_VISIBLE_DEVICES, -1 = none
+  int gpu = -1;                   // CUDA_VISIBLE_DEVICES, -1 = none
   std::vector<std::string> args;  // argv after the binary
 
   std::string url(const std::string& host) const;

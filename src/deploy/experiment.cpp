@@ -54,8 +54,8 @@ std::vector<std::string> string_list(const YAML::Node& node, const std::string& 
   return node.as<std::vector<std::string>>();
 }
 
-const std::set<std::string> kSearchKeys = {"start_rate", "precision", "num_requests", "warmup", "warmup_s", "seed",
-                                           "max_trials", "max_rate",  "min_rate",     "close_margin"};
+const std::set<std::string> kSearchKeys = {"start_rate", "precision",  "num_requests", "warmup",   "warmup_s",
+                                           "seed",       "max_trials", "max_rate",     "min_rate", "close_margin"};
 
 // The YAML binding of the workload schema (bench/workload_schema.h): reads each option present in `node`.
 // `own`: the workload's own mapping (its keys count as given; those of the defaults do not).
@@ -228,9 +228,8 @@ Result<Experiment> Experiment::parse_yaml(const std::string& text, const std::st
     YAML::Node root = YAML::Load(text);
     BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the experiment"));
     if (!root.IsMap()) return invalid_argument("an experiment must be a YAML mapping");
-    BATON_RETURN_IF_ERROR(check_keys(root, "the experiment",
-                                     {"name", "baseline", "deployments", "workloads", "search", "load",
-                                      "comparisons"}));
+    BATON_RETURN_IF_ERROR(check_keys(
+        root, "the experiment", {"name", "baseline", "deployments", "workloads", "search", "load", "comparisons"}));
     if (root["name"]) e.name = root["name"].as<std::string>();
     BATON_RETURN_IF_ERROR(check_result_name(e.name, "the experiment"));
     const YAML::Node search = root["search"];

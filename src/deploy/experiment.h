@@ -30,8 +30,8 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,27 +43,27 @@
 namespace baton::deploy {
 
 struct ExperimentDeployment {
-  std::string name;                    // the label in results and reports
-  std::string source;                  // the spec file, or "inline"
+  std::string name;    // the label in results and reports
+  std::string source;  // the spec file, or "inline"
   DeploySpec spec;
   std::vector<std::string> workloads;  // empty: every workload
 };
 
 struct ExperimentWorkload {
   std::string name;
-  bench::WorkloadOptions options;      // arrival.rate is set by the search
+  bench::WorkloadOptions options;  // arrival.rate is set by the search
   std::string slo_text;
   bench::SloSpec slo;
   bench::SearchOptions search;
-  bool start_rate_given = false;       // trace: otherwise the search starts at its time-scaled rate
+  bool start_rate_given = false;  // trace: otherwise the search starts at its time-scaled rate
   // Per-deployment start rates (`start_rates: {pd-1p3d: 4}`): where a
   // deployment's limit is known to lie elsewhere, its search starts there.
   std::map<std::string, double> start_rates;
   size_t num_warmup = 0;
-  double warmup_s = 0;   // requests (sessions) starting before this are not measured either
+  double warmup_s = 0;  // requests (sessions) starting before this are not measured either
   size_t max_concurrency = 0;
   std::vector<std::string> deployments;  // empty: every deployment
-  Json describe;                       // the settings as written, for the record
+  Json describe;                         // the settings as written, for the record
 };
 
 struct ExperimentComparison {
@@ -74,13 +74,13 @@ struct ExperimentComparison {
 
 struct Experiment {
   std::string name = "experiment";
-  std::string baseline;                // a deployment name
+  std::string baseline;  // a deployment name
   std::vector<ExperimentDeployment> deployments;
   std::vector<ExperimentWorkload> workloads;
   std::vector<ExperimentComparison> comparisons;
   int num_threads = 2;
   double request_timeout_s = 600;
-  std::string source_text;             // the YAML as read
+  std::string source_text;  // the YAML as read
 
   static Result<Experiment> parse_yaml(const std::string& text, const std::string& base_dir = "");
   static Result<Experiment> load(const std::string& path);
@@ -94,8 +94,7 @@ struct Experiment {
 // particular): its start_rates entry for the deployment if any; else a trace
 // without its own start_rate starts at its natural rate under its time_scale
 // (reads the trace).
-Result<bench::SearchOptions> effective_search(const ExperimentWorkload& workload,
-                                              const std::string& deployment = "");
+Result<bench::SearchOptions> effective_search(const ExperimentWorkload& workload, const std::string& deployment = "");
 
 // A name usable as a file name: [A-Za-z0-9._-]+, not "." or "..".
 Status check_result_name(const std::string& name, const std::string& what);

@@ -29,7 +29,7 @@ struct SampleTarget {
 struct MetricsSamplerOptions {
   double interval_s = 0.5;
   double scrape_timeout_s = 1.0;
-  std::string out_path;  // JSON lines, appended; empty: keep only the summary
+  std::string out_path;        // JSON lines, appended; empty: keep only the summary
   Json tags = Json::object();  // copied into every line (e.g. {"trial": 3, "rate": 12})
 };
 
@@ -37,11 +37,11 @@ struct MetricsSamplerOptions {
 // the counters between the first and the last good scrape.
 struct InstanceLoad {
   std::string name, role;
-  int num_samples = 0;      // good scrapes
-  int num_failed = 0;       // scrapes that got no answer or an unreadable one
-  std::string last_error;   // of the last failed scrape
+  int num_samples = 0;                                        // good scrapes
+  int num_failed = 0;                                         // scrapes that got no answer or an unreadable one
+  std::string last_error;                                     // of the last failed scrape
   double max_running = 0, max_waiting = 0, max_kv_usage = 0;  // kv_usage: 0..1
-  double max_in_flight = 0;                                  // the router's requests in flight
+  double max_in_flight = 0;                                   // the router's requests in flight
   double max_kv_leases = 0;  // a prefill instance's prompts whose KV waits to be pulled
   double preemptions = 0, lease_expirations = 0, transfers_failed = 0;
 };

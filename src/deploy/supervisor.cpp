@@ -36,15 +36,14 @@ Status Supervisor::wait_healthy(Managed* m, double timeout_s) {
   Stopwatch sw;
   while (sw.elapsed_s() < timeout_s) {
     if (!m->child.running()) {
-      return unavailable("{} exited ({}) before it was healthy; see {}", m->spec.name,
-                         m->child.exit_description(), m->process.log_path);
+      return unavailable("{} exited ({}) before it was healthy; see {}", m->spec.name, m->child.exit_description(),
+                         m->process.log_path);
     }
     auto r = http::fetch(url, "GET", {}, 2.0);
     if (r.is_ok() && r->status == 200) return Status::ok();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return deadline_exceeded("{} not healthy after {:.0f} s; see {}", m->spec.name, timeout_s,
-                           m->process.log_path);
+  return deadline_exceeded("{} not healthy after {:.0f} s; see {}", m->spec.name, timeout_s, m->process.log_path);
 }
 
 Status Supervisor::start() {
@@ -91,8 +90,7 @@ Status Supervisor::poll() {
     if (is_router) return unavailable("the router exited ({}); see {}", m.child.exit_description(), m.process.log_path);
     if (!spec_.restart) continue;
     if (m.num_restarts >= options_.max_restarts) {
-      return unavailable("{} died {} times; giving up (see {})", m.spec.name, m.num_restarts + 1,
-                         m.process.log_path);
+      return unavailable("{} died {} times; giving up (see {})", m.spec.name, m.num_restarts + 1, m.process.log_path);
     }
     ++m.num_restarts;
     BATON_RETURN_IF_ERROR(launch(&m));
@@ -121,9 +119,7 @@ void Supervisor::stop(double grace_s) {
   managed_.clear();
 }
 
-std::string Supervisor::endpoint() const {
-  return "http://" + spec_.host + ":" + std::to_string(spec_.router_port);
-}
+std::string Supervisor::endpoint() const { return "http://" + spec_.host + ":" + std::to_string(spec_.router_port); }
 
 pid_t Supervisor::pid_of(const std::string& name) const {
   for (const auto& m : managed_) {

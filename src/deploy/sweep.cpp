@@ -100,9 +100,13 @@ std::vector<SampleTarget> sample_targets(const DeploySpec& spec, const Superviso
 
 Json spec_json(const ExperimentDeployment& d) {
   const DeploySpec& s = d.spec;
-  Json j{{"name", d.name},    {"source", d.source},         {"mode", s.mode},
-         {"device", s.device}, {"model", s.model.empty() ? "default" : s.model},
-         {"router_policy", s.router_policy}, {"engine_args", s.engine_args}};
+  Json j{{"name", d.name},
+         {"source", d.source},
+         {"mode", s.mode},
+         {"device", s.device},
+         {"model", s.model.empty() ? "default" : s.model},
+         {"router_policy", s.router_policy},
+         {"engine_args", s.engine_args}};
   if (s.mode == "agg") {
     j["replicas"] = s.agg.replicas;
   } else {
@@ -164,7 +168,7 @@ class SweepRunner {
     BATON_RETURN_IF_ERROR(write_file((fs::path(o_.out_dir) / "experiment.yaml").string(), e_.source_text));
     for (const auto& name : existing) {
       say(name.find("(unfinished") == std::string::npos ? "on disk, not run again: " + name
-                                                         : "on disk, to be continued: " + name);
+                                                        : "on disk, to be continued: " + name);
     }
     // The budget counts from here: the checks above take no measurable time for a user, but a
     // budget shorter than them (a test's) would stop the sweep before any deployment came up.
@@ -272,7 +276,8 @@ class SweepRunner {
     const std::string cards = gpu_cards(gpus);
     const std::string then = replay.empty() ? cards : gpu_cards(replay.front().value("gpus", Json::array()));
     if (then != cards) {
-      say(fmt::format("--- {}: {} trial(s) of an unfinished search on disk ran on {}, this host has {}: "
+      say(
+          fmt::format("--- {}: {} trial(s) of an unfinished search on disk ran on {}, this host has {}: "
                       "searching again",
                       tag, replay.size(), then.empty() ? "unrecorded cards" : then, cards.empty() ? "none" : cards));
       std::error_code ec;
@@ -341,7 +346,9 @@ class SweepRunner {
                                 Supervisor* sup, const Json& gpus, const std::string& log_dir,
                                 std::ofstream& bench_log) {
     bench::TrialHooks h;
-    h.before = [this, &s, sup](size_t k, std::optional<double> rate) { return before_trial(s, k, rate.value_or(0), sup); };
+    h.before = [this, &s, sup](size_t k, std::optional<double> rate) {
+      return before_trial(s, k, rate.value_or(0), sup);
+    };
     h.run = [this, &s, &d, &w, sup, log_dir](const bench::BenchConfig& c, std::optional<double> rate,
                                              size_t k) -> Result<bench::RunReport> {
       // Each instance's queue, batch and KV over the trial, beside the client's view.
@@ -385,12 +392,13 @@ class SweepRunner {
       }
       return res.status();
     }
-    BATON_RETURN_IF_ERROR(write_result(d, w, search, cfg.workload.vocab_size, gpus, *res, s.entries, clock.elapsed_s()));
+    BATON_RETURN_IF_ERROR(
+        write_result(d, w, search, cfg.workload.vocab_size, gpus, *res, s.entries, clock.elapsed_s()));
     fs::remove(s.partial, ec);
     ++summary_.num_run;
-    say(fmt::format("--- {}: max sustainable {}{:.3f} {} (lowest failed {}; broke first: {}) in {:.0f} s -> {}",
-                    s.tag, res->converged || std::isfinite(res->min_failed_rate) ? "" : ">= ", res->max_passed_rate,
-                    s.unit, std::isfinite(res->min_failed_rate) ? fmt::format("{:.3f}", res->min_failed_rate) : "none",
+    say(fmt::format("--- {}: max sustainable {}{:.3f} {} (lowest failed {}; broke first: {}) in {:.0f} s -> {}", s.tag,
+                    res->converged || std::isfinite(res->min_failed_rate) ? "" : ">= ", res->max_passed_rate, s.unit,
+                    std::isfinite(res->min_failed_rate) ? fmt::format("{:.3f}", res->min_failed_rate) : "none",
                     res->broke_first.empty() ? "-" : res->broke_first, clock.elapsed_s(),
                     result_path(o_.out_dir, d.name, w.name)));
     return Status::ok();
@@ -404,28 +412,30 @@ class SweepRunner {
     outcome.label = d.name;
     outcome.slo = w.slo;
     outcome.search = res;
-    outcome.config = Json{{"sweep", {{"experiment", e_.name},
-                                     {"deployment", spec_json(d)},
-                                     {"workload", w.name},
-                                     {"workload_settings", w.describe},
-                                     {"slo", w.slo_text},
-                                     {"search", {{"start_rate", search.start_rate},
-                                                 {"precision", search.precision},
-                                                 {"max_trials", search.max_trials},
-                                                 {"max_rate", search.max_rate},
-                                                 {"min_rate", search.min_rate},
-                                                 {"close_margin", search.close_margin},
-                                                 {"num_requests", w.options.num_requests},
-                                                 {"warmup", w.num_warmup},
-                                                 {"warmup_s", w.warmup_s},
-                                                 {"seed", w.options.seed}}},
-                                     {"vocab_size", vocab_size},
-                                     {"threads", e_.num_threads},
-                                     {"host", hostname()},
-                                     {"gpus", gpus},
-                                     {"finished_utc", utc_now()},
-                                     {"search_wall_s", wall_s},
-                                     {"supervisor_events", events_}}}};
+    outcome.config = Json{{"sweep",
+                           {{"experiment", e_.name},
+                            {"deployment", spec_json(d)},
+                            {"workload", w.name},
+                            {"workload_settings", w.describe},
+                            {"slo", w.slo_text},
+                            {"search",
+                             {{"start_rate", search.start_rate},
+                              {"precision", search.precision},
+                              {"max_trials", search.max_trials},
+                              {"max_rate", search.max_rate},
+                              {"min_rate", search.min_rate},
+                              {"close_margin", search.close_margin},
+                              {"num_requests", w.options.num_requests},
+                              {"warmup", w.num_warmup},
+                              {"warmup_s", w.warmup_s},
+                              {"seed", w.options.seed}}},
+                            {"vocab_size", vocab_size},
+                            {"threads", e_.num_threads},
+                            {"host", hostname()},
+                            {"gpus", gpus},
+                            {"finished_utc", utc_now()},
+                            {"search_wall_s", wall_s},
+                            {"supervisor_events", events_}}}};
     Json doc = document_of(outcome, entries);
     // Per-request records first: the summary's presence is what marks the result done.
     std::string lines;

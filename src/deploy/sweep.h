@@ -29,17 +29,17 @@ namespace baton::deploy {
 struct SweepOptions {
   std::string out_dir;
   bool resume = false;
-  std::string baton_binary;                   // for `baton serve` / `baton proxy`
-  std::vector<std::string> only_deployments;  // empty: all
-  std::vector<std::string> only_workloads;    // empty: all
+  std::string baton_binary;                           // for `baton serve` / `baton proxy`
+  std::vector<std::string> only_deployments;          // empty: all
+  std::vector<std::string> only_workloads;            // empty: all
   const std::atomic<bool>* stop_requested = nullptr;  // checked between trials
-  double time_budget_s = 0;  // > 0: start no trial after this long (the sweep stops as on a signal)
-  std::function<void(const std::string&)> log;        // progress lines for the user
+  double time_budget_s = 0;                     // > 0: start no trial after this long (the sweep stops as on a signal)
+  std::function<void(const std::string&)> log;  // progress lines for the user
 };
 
 struct SweepSummary {
-  int num_run = 0;       // results searched and written now
-  int num_skipped = 0;   // results found on disk (resume)
+  int num_run = 0;                    // results searched and written now
+  int num_skipped = 0;                // results found on disk (resume)
   std::vector<std::string> failures;  // "DEPLOYMENT/WORKLOAD: why"
   bool interrupted = false;
 };

@@ -275,8 +275,9 @@ std::string SweepTable::to_markdown() const {
     for (const auto& c : r.cells) md += " " + cell_text(c, true) + " |";
     md += " " + (r.best.empty() ? std::string("none") : r.best) + " |\n";
   }
-  md += "\n## The SLO target that broke first\n\nAt the lowest rate that failed, the target furthest over its "
-        "limit.\n\n| workload |";
+  md +=
+      "\n## The SLO target that broke first\n\nAt the lowest rate that failed, the target furthest over its "
+      "limit.\n\n| workload |";
   for (const auto& d : deployments) md += " " + d + " |";
   md += "\n|---|";
   for (size_t i = 0; i < deployments.size(); ++i) md += "---|";
@@ -309,8 +310,7 @@ Result<SweepTable> write_sweep_report(const Experiment& e, const std::string& ou
   BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "table.json").string(), t.to_json().dump(2) + "\n"));
   BATON_RETURN_IF_ERROR(write_file((fs::path(out_dir) / "table.md").string(), t.to_markdown()));
 
-  std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>baton sweep: " +
-                  html_escape(e.name) +
+  std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>baton sweep: " + html_escape(e.name) +
                   "</title><style>body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}"
                   "table{border-collapse:collapse;background:#fff;font-size:13px}td,th{border:1px solid #ddd;"
                   "padding:4px 8px;text-align:right}th{background:#f0f0f0}td.t,th.t{text-align:left}"
@@ -329,7 +329,8 @@ Result<SweepTable> write_sweep_report(const Experiment& e, const std::string& ou
     std::string broke;
     for (const auto& c : r.cells) {
       h += "<td>" + html_escape(cell_text(c, true)) + "</td>";
-      if (c.applies && c.present) broke += (broke.empty() ? "" : "; ") + c.deployment + ": " + broke_text(c, r.rate_unit);
+      if (c.applies && c.present)
+        broke += (broke.empty() ? "" : "; ") + c.deployment + ": " + broke_text(c, r.rate_unit);
     }
     h += "<td class=\"t\">" + html_escape(r.best.empty() ? "none" : r.best) + "</td><td class=\"t\">" +
          html_escape(broke) + "</td></tr>";

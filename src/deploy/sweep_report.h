@@ -21,31 +21,31 @@ namespace baton::deploy {
 
 struct SweepCell {
   std::string deployment;
-  bool applies = true;    // the experiment runs this pair
-  bool present = false;   // its result is on disk
+  bool applies = true;                   // the experiment runs this pair
+  bool present = false;                  // its result is on disk
   std::optional<double> max_rps;         // nullopt: no rate passed
   std::optional<double> min_failed_rps;  // nullopt: no rate failed (every rate passed)
   std::string broke_first;
-  std::optional<double> ratio;           // max_rps / baseline's, when both ran on the same cards
+  std::optional<double> ratio;  // max_rps / baseline's, when both ran on the same cards
   bool converged = false;
   size_t num_trials = 0;
   // Not finished: the trials of its partial file so far (max_rps / min_failed_rps
   // from them); shown, but neither compared nor ranked.
   bool partial = false;
-  std::string cards;     // gpu_cards() of the run ("" for none recorded: a CPU run or an older file)
-  std::string measured;  // the day it finished (UTC, YYYY-MM-DD), "" when unknown
+  std::string cards;         // gpu_cards() of the run ("" for none recorded: a CPU run or an older file)
+  std::string measured;      // the day it finished (UTC, YYYY-MM-DD), "" when unknown
   bool other_cards = false;  // ran on other cards than the baseline: no ratio
 };
 
 struct SweepRow {
   std::string workload;
   std::string slo;
-  std::string baseline;   // the experiment's, or for a workload without it, its first deployment
-  std::vector<SweepCell> cells;  // in the experiment's deployment order
-  std::string best;       // the deployment with the highest max_rps ("" when none passed; "a = b" for a tie),
-                          // among those on the baseline's cards
-  std::string cards;      // the cards of its results: one set, or "mixed: ..." (ratios only within one set)
-  std::string measured;   // the days its results finished, "2026-11-27" or "2026-11-27, 2026-11-28"
+  std::string baseline;             // the experiment's, or for a workload without it, its first deployment
+  std::vector<SweepCell> cells;     // in the experiment's deployment order
+  std::string best;                 // the deployment with the highest max_rps ("" when none passed; "a = b" for a tie),
+                                    // among those on the baseline's cards
+  std::string cards;                // the cards of its results: one set, or "mixed: ..." (ratios only within one set)
+  std::string measured;             // the days its results finished, "2026-11-27" or "2026-11-27, 2026-11-28"
   std::string rate_unit = "req/s";  // what its rates count (multi-turn: sessions/s)
 };
 

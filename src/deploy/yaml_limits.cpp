@@ -15,8 +15,7 @@ Status check_yaml_limits(const YAML::Node& root, std::string_view what) {
     auto [node, depth] = std::move(pending.back());
     pending.pop_back();
     if (++num_nodes > kMaxYamlNodes) {
-      return invalid_argument("{}: more than {} YAML nodes (aliases count as what they repeat)", what,
-                              kMaxYamlNodes);
+      return invalid_argument("{}: more than {} YAML nodes (aliases count as what they repeat)", what, kMaxYamlNodes);
     }
     if (!node.IsMap() && !node.IsSequence()) continue;
     if (depth >= kMaxJsonDepth) {

@@ -152,8 +152,8 @@ Result<std::vector<KeyValue>> EtcdClient::get_prefix(const std::string& prefix, 
 }
 
 Status EtcdClient::watch_prefix(const std::string& prefix, int64_t start_revision,
-                                const std::function<void(const WatchEvent&)>& on_event,
-                                const std::atomic<bool>& stop, double poll_s) {
+                                const std::function<void(const WatchEvent&)>& on_event, const std::atomic<bool>& stop,
+                                double poll_s) {
   namespace asio = boost::asio;
   asio::io_context io;
   BATON_ASSIGN_OR_RETURN(auto client, http::HttpClient::create(io.get_executor(), url_));

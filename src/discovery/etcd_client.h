@@ -43,8 +43,8 @@ class EtcdClient {
   // true (checked between events and at least every `poll_s`) or the
   // connection breaks (returns its error).
   Status watch_prefix(const std::string& prefix, int64_t start_revision,
-                      const std::function<void(const WatchEvent&)>& on_event,
-                      const std::atomic<bool>& stop, double poll_s = 1.0);
+                      const std::function<void(const WatchEvent&)>& on_event, const std::atomic<bool>& stop,
+                      double poll_s = 1.0);
 
   const http::Url& url() const { return url_; }
 

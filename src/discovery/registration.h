@@ -32,8 +32,7 @@ struct InstanceRecord {
 class Registration {
  public:
   // Registers now (an unreachable etcd is an error) and keeps the lease alive.
-  static Result<std::unique_ptr<Registration>> start(const std::string& endpoint, InstanceRecord record,
-                                                     int ttl_s = 5);
+  static Result<std::unique_ptr<Registration>> start(const std::string& endpoint, InstanceRecord record, int ttl_s = 5);
   ~Registration();  // deregisters
   // Revokes the lease (the key disappears at once) and stops the keep-alive.
   void deregister();

@@ -58,16 +58,17 @@ Status RegistryWatcher::start() {
 void RegistryWatcher::loop(int64_t revision) {
   while (!stop_.load()) {
     auto etcd = EtcdClient::connect(endpoint_);
-    Status st = etcd.is_ok() ? etcd->watch_prefix(kInstancePrefix, revision + 1,
-                                                  [this, &revision](const WatchEvent& ev) {
-                                                    revision = std::max(revision, ev.kv.mod_revision);
-                                                    if (ev.type == WatchEvent::Type::kPut) {
-                                                      apply_put(ev.kv.key, ev.kv.value);
-                                                    } else {
-                                                      apply_delete(ev.kv.key);
-                                                    }
-                                                  },
-                                                  stop_, 0.2)
+    Status st = etcd.is_ok() ? etcd->watch_prefix(
+                                   kInstancePrefix, revision + 1,
+                                   [this, &revision](const WatchEvent& ev) {
+                                     revision = std::max(revision, ev.kv.mod_revision);
+                                     if (ev.type == WatchEvent::Type::kPut) {
+                                       apply_put(ev.kv.key, ev.kv.value);
+                                     } else {
+                                       apply_delete(ev.kv.key);
+                                     }
+                                   },
+                                   stop_, 0.2)
                              : etcd.status();
     if (stop_.load()) break;
     BATON_LOG_WARN("etcd watch broke ({}); re-reading the registry", st.message());

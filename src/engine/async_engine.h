@@ -61,8 +61,8 @@ class AsyncEngine : public EngineApi {
   std::condition_variable cv_;
   std::deque<Command> commands_;
   std::unordered_map<std::string, OutputCallback> callbacks_;  // live requests
-  EngineStats stats_;     // snapshot after the last step
-  int num_waiting_ = 0;   // core's waiting count after the last step
+  EngineStats stats_;                                          // snapshot after the last step
+  int num_waiting_ = 0;                                        // core's waiting count after the last step
   bool stopping_ = false;
   ShutdownMode mode_ = ShutdownMode::kAbort;
   bool joined_ = false;

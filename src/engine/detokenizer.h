@@ -26,8 +26,7 @@ class Detokenizer {
   virtual ~Detokenizer() = default;
   // A stream for one request's output, given its prompt (some decoders need
   // the preceding tokens to decode the first output token right).
-  virtual std::unique_ptr<DetokenizerStream> open_stream(
-      std::span<const int32_t> prompt_ids) const = 0;
+  virtual std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t> prompt_ids) const = 0;
 };
 
 }  // namespace baton

@@ -12,7 +12,7 @@ namespace baton {
 namespace {
 
 constexpr size_t kDefaultKvCapBytes = size_t{1} << 30;  // CPU default: at most 1 GiB
-constexpr int kDefaultKvSeqs = 4;                        // ... or max_model_len x 4 sequences
+constexpr int kDefaultKvSeqs = 4;                       // ... or max_model_len x 4 sequences
 constexpr int kMaxLogprobs = 20;
 
 }  // namespace
@@ -26,8 +26,7 @@ Result<std::unique_ptr<EngineCore>> EngineCore::create(std::unique_ptr<Backend> 
     return invalid_argument("--block-size must be in [1, 1024], got {}", options.block_size);
   }
   if (options.max_num_batched_tokens <= 0) {
-    return invalid_argument("--max-num-batched-tokens must be positive, got {}",
-                            options.max_num_batched_tokens);
+    return invalid_argument("--max-num-batched-tokens must be positive, got {}", options.max_num_batched_tokens);
   }
   if (options.max_num_seqs <= 0) {
     return invalid_argument("--max-num-seqs must be positive, got {}", options.max_num_seqs);
@@ -36,10 +35,11 @@ Result<std::unique_ptr<EngineCore>> EngineCore::create(std::unique_ptr<Backend> 
     return invalid_argument("--num-kv-blocks must not be negative, got {}", options.num_kv_blocks);
   }
   int max_model_len = options.max_model_len > 0 ? options.max_model_len : cfg.max_position_embeddings;
-  if (max_model_len <= 0) return invalid_argument("engine: the model gives no max_position_embeddings; pass --max-model-len");
+  if (max_model_len <= 0)
+    return invalid_argument("engine: the model gives no max_position_embeddings; pass --max-model-len");
   if (cfg.max_position_embeddings > 0 && max_model_len > cfg.max_position_embeddings) {
-    return invalid_argument("--max-model-len {} exceeds the model's max_position_embeddings {}",
-                            max_model_len, cfg.max_position_embeddings);
+    return invalid_argument("--max-model-len {} exceeds the model's max_position_embeddings {}", max_model_len,
+                            cfg.max_position_embeddings);
   }
 
   int num_blocks = options.num_kv_blocks;
@@ -58,11 +58,9 @@ Result<std::unique_ptr<EngineCore>> EngineCore::create(std::unique_ptr<Backend> 
     }
     num_blocks = static_cast<int>(std::min<size_t>(n, 1u << 30));
   }
-  BATON_RETURN_IF_ERROR(backend->init_kv_cache(num_blocks, options.block_size)
-                            .with_context("allocating the KV cache"));
-  BATON_LOG_INFO("engine: {} KV blocks of {} tokens, max_model_len {}, prefix caching {}",
-                 num_blocks, options.block_size, max_model_len,
-                 options.enable_prefix_caching ? "on" : "off");
+  BATON_RETURN_IF_ERROR(backend->init_kv_cache(num_blocks, options.block_size).with_context("allocating the KV cache"));
+  BATON_LOG_INFO("engine: {} KV blocks of {} tokens, max_model_len {}, prefix caching {}", num_blocks,
+                 options.block_size, max_model_len, options.enable_prefix_caching ? "on" : "off");
   return std::unique_ptr<EngineCore>(
       new EngineCore(std::move(backend), std::move(detokenizer), options, num_blocks, max_model_len));
 }
@@ -96,8 +94,8 @@ Status EngineCore::validate_params(const GenerationRequest& r) const {
   const int vocab = backend_->model_config().vocab_size;
   for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
     if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= vocab) {
-      return invalid_argument("prompt token {} at position {} is outside the vocabulary [0, {})",
-                              r.prompt_ids[i], i, vocab);
+      return invalid_argument("prompt token {} at position {} is outside the vocabulary [0, {})", r.prompt_ids[i], i,
+                              vocab);
     }
   }
   for (int32_t t : r.stop_token_ids) {
@@ -142,8 +140,7 @@ Status EngineCore::validate_params(const GenerationRequest& r) const {
     return invalid_argument(
         "the prompt ({} tokens) plus max_tokens ({}) needs {} KV blocks, more than the whole cache "
         "({} blocks of {} tokens)",
-        r.prompt_ids.size(), r.max_tokens, kv_.num_blocks_for(total - 1), kv_.num_blocks(),
-        kv_.block_size());
+        r.prompt_ids.size(), r.max_tokens, kv_.num_blocks_for(total - 1), kv_.num_blocks(), kv_.block_size());
   }
   return Status::ok();
 }
@@ -157,7 +154,8 @@ Status EngineCore::add_request(GenerationRequest request) {
     for (int32_t t : r->params.stop_token_ids) r->banned_before_min_tokens.push_back(t);
   }
   // Stop strings are matched on text, so they need a stream even without detokenize.
-  if (detokenizer_ && (r->params.detokenize || !r->params.stop.empty())) r->detok = detokenizer_->open_stream(r->params.prompt_ids);
+  if (detokenizer_ && (r->params.detokenize || !r->params.stop.empty()))
+    r->detok = detokenizer_->open_stream(r->params.prompt_ids);
   if (kv_connector_ && wants_remote_prefill(r->params.kv_transfer_params)) r->remote_kv = RemoteKvState::kPending;
   Request* raw = r.get();
   requests_.emplace(raw->id(), std::move(r));
@@ -174,8 +172,7 @@ void EngineCore::finish(Request& r, FinishReason reason, double now_s) {
       // A pull may still write into the blocks: the connector gives them
       // back once it has stopped.
       kv_connector_->cancel_load(r.id(), kv_.detach(r.key));
-    } else if (r.finish_reason != FinishReason::kAbort &&
-               wants_remote_decode(r.params.kv_transfer_params)) {
+    } else if (r.finish_reason != FinishReason::kAbort && wants_remote_decode(r.params.kv_transfer_params)) {
       // PD prefill: publish the prompt's full blocks, keep them under a lease.
       const int num_prompt = r.num_prompt_tokens();
       kv_.cache_blocks(r.key, r.all_token_ids, std::min(r.num_computed_tokens, num_prompt));
@@ -186,8 +183,7 @@ void EngineCore::finish(Request& r, FinishReason reason, double now_s) {
   r.finished_time_s = now_s;
 }
 
-void EngineCore::fail_step(const SchedulerOutput& out, const Status& error,
-                           std::vector<RequestOutput>& outs) {
+void EngineCore::fail_step(const SchedulerOutput& out, const Status& error, std::vector<RequestOutput>& outs) {
   BATON_LOG_ERROR("engine step failed: {}", error.to_string());
   const double now = monotonic_s();
   for (const ScheduledSeq& s : out.seqs) {
@@ -228,8 +224,7 @@ void EngineCore::start_loads(const SchedulerOutput& out, std::vector<RequestOutp
   }
 }
 
-void EngineCore::finish_load(const std::string& request_id, const Status& status,
-                             std::vector<RequestOutput>& outs) {
+void EngineCore::finish_load(const std::string& request_id, const Status& status, std::vector<RequestOutput>& outs) {
   auto it = requests_.find(request_id);
   if (it == requests_.end()) return;  // aborted meanwhile: its blocks come back through poll()
   Request& r = *it->second;

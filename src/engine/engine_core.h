@@ -66,15 +66,11 @@ class EngineCore {
   std::optional<RequestOutput> abort_request(const std::string& request_id);
 
   // Live requests, those waiting for remote KV (PD decode) included.
-  bool has_unfinished_requests() const {
-    return scheduler_.has_requests() || scheduler_.num_loading() > 0;
-  }
+  bool has_unfinished_requests() const { return scheduler_.has_requests() || scheduler_.num_loading() > 0; }
   // Whether step() has work now: requests to schedule, or PD events to apply
   // (a finished pull, a lease ended). Requests waiting for remote KV alone
   // need no step.
-  bool needs_step() const {
-    return scheduler_.has_requests() || (kv_connector_ && kv_connector_->has_events());
-  }
+  bool needs_step() const { return scheduler_.has_requests() || (kv_connector_ && kv_connector_->has_events()); }
 
   // PD (engine/kv_connector.h): set before the first request, on the thread
   // that will step. Without one, kv_transfer_params are ignored.
@@ -99,8 +95,7 @@ class EngineCore {
   // PD: applies the connector's queued events; starts this step's pulls.
   void apply_kv_events(std::vector<RequestOutput>& outs);
   void start_loads(const SchedulerOutput& out, std::vector<RequestOutput>& outs);
-  void finish_load(const std::string& request_id, const Status& status,
-                   std::vector<RequestOutput>& outs);
+  void finish_load(const std::string& request_id, const Status& status, std::vector<RequestOutput>& outs);
   RequestOutput take_output(Request& r);
 
   std::unique_ptr<Backend> backend_;

@@ -38,13 +38,11 @@ void InputBuilder::build(const SchedulerOutput& out, StepInput& in) const {
     for (int pos = start; pos < end; ++pos) {
       in.token_ids.push_back(r.all_token_ids[pos]);
       in.positions.push_back(pos);
-      in.slot_mapping.push_back(static_cast<int64_t>(blocks[pos / block_size]) * block_size +
-                                pos % block_size);
+      in.slot_mapping.push_back(static_cast<int64_t>(blocks[pos / block_size]) * block_size + pos % block_size);
     }
     in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
     in.seq_lens.push_back(end);
-    std::copy(blocks.begin(), blocks.end(),
-              in.block_tables.begin() + static_cast<ptrdiff_t>(i) * max_blocks);
+    std::copy(blocks.begin(), blocks.end(), in.block_tables.begin() + static_cast<ptrdiff_t>(i) * max_blocks);
     if (s.samples) {
       SampleRequest sr;
       sr.seq_index = i;

@@ -37,11 +37,11 @@ enum class KvLoadFailurePolicy {
 
 struct KvLoadRequest {
   std::string request_id;
-  Json kv_transfer_params;          // the request's (do_remote_prefill=true, remote_*)
-  std::vector<int> local_block_ids; // the request's block table, covering the prompt
+  Json kv_transfer_params;           // the request's (do_remote_prefill=true, remote_*)
+  std::vector<int> local_block_ids;  // the request's block table, covering the prompt
   int num_prompt_tokens = 0;
-  int num_local_tokens = 0;         // leading tokens the local prefix cache holds (whole blocks)
-  int num_tokens_to_load = 0;       // num_prompt_tokens - 1: the last token is computed locally
+  int num_local_tokens = 0;    // leading tokens the local prefix cache holds (whole blocks)
+  int num_tokens_to_load = 0;  // num_prompt_tokens - 1: the last token is computed locally
 };
 
 struct KvLoadResult {

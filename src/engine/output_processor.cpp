@@ -12,9 +12,7 @@ size_t utf8_boundary_at_or_before(const std::string& s, size_t i) {
   return i;
 }
 
-bool contains(const std::vector<int32_t>& v, int32_t x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
+bool contains(const std::vector<int32_t>& v, int32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
 }  // namespace
 

@@ -23,11 +23,11 @@ const char* request_status_name(RequestStatus s);
 struct Request {
   Request(uint64_t key, GenerationRequest request, uint64_t seed, double arrival_time_s);
 
-  uint64_t key;                 // engine-internal id (the KV manager's key)
-  GenerationRequest params;     // as submitted (prompt_ids, sampling, stops)
-  uint64_t seed;                // the sampler's seed (given or drawn at submission)
-  std::vector<int32_t> all_token_ids;  // [num_prompt_tokens + num_output_tokens]
-  std::vector<int32_t> output_ids;     // the generated tokens
+  uint64_t key;                                   // engine-internal id (the KV manager's key)
+  GenerationRequest params;                       // as submitted (prompt_ids, sampling, stops)
+  uint64_t seed;                                  // the sampler's seed (given or drawn at submission)
+  std::vector<int32_t> all_token_ids;             // [num_prompt_tokens + num_output_tokens]
+  std::vector<int32_t> output_ids;                // the generated tokens
   std::vector<int32_t> banned_before_min_tokens;  // EOS/stop ids while under min_tokens
 
   RequestStatus status = RequestStatus::kWaiting;
@@ -42,14 +42,13 @@ struct Request {
   std::vector<int32_t> pending_ids;
   std::vector<TokenLogprob> pending_logprobs;
   std::vector<double> pending_times_s;
-  std::string pending_text;   // decoded, stop-checked, not yet delivered
-  std::string held_text;      // held back: may begin a stop string
-  std::string text_tail;      // the last output text, searched for stop strings
+  std::string pending_text;  // decoded, stop-checked, not yet delivered
+  std::string held_text;     // held back: may begin a stop string
+  std::string text_tail;     // the last output text, searched for stop strings
   std::unique_ptr<DetokenizerStream> detok;
   size_t max_stop_len = 0;
 
-  double arrival_time_s = 0, first_scheduled_time_s = 0, first_token_time_s = 0,
-         finished_time_s = 0;
+  double arrival_time_s = 0, first_scheduled_time_s = 0, first_token_time_s = 0, finished_time_s = 0;
 
   const std::string& id() const { return params.request_id; }
   int num_prompt_tokens() const { return static_cast<int>(params.prompt_ids.size()); }

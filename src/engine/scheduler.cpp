@@ -8,8 +8,7 @@
 namespace baton {
 
 Scheduler::Scheduler(SchedulerConfig config, KvCacheManager* kv) : config_(config), kv_(kv) {
-  BATON_CHECK(config_.max_num_batched_tokens > 0 && config_.max_num_seqs > 0,
-              "scheduler limits must be positive");
+  BATON_CHECK(config_.max_num_batched_tokens > 0 && config_.max_num_seqs > 0, "scheduler limits must be positive");
 }
 
 void Scheduler::add_request(Request* request) {
@@ -73,8 +72,7 @@ SchedulerOutput Scheduler::schedule() {
 
   // 2. Waiting requests, in arrival order (not in a step that preempted).
   if (out.preempted.empty()) {
-    while (!waiting_.empty() && budget > 0 &&
-           static_cast<int>(running_.size()) < config_.max_num_seqs) {
+    while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < config_.max_num_seqs) {
       Request* r = waiting_.front();
       if (r->remote_kv == RemoteKvState::kPending) {
         // PD decode: allocate the whole prompt now (a local prefix hit

@@ -11,8 +11,7 @@ namespace baton {
 
 class TokenizerDetokenizer final : public Detokenizer {
  public:
-  explicit TokenizerDetokenizer(std::shared_ptr<const Tokenizer> tokenizer,
-                                bool skip_special_tokens = true)
+  explicit TokenizerDetokenizer(std::shared_ptr<const Tokenizer> tokenizer, bool skip_special_tokens = true)
       : tokenizer_(std::move(tokenizer)), skip_special_tokens_(skip_special_tokens) {}
 
   std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t> prompt_ids) const override;

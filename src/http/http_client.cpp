@@ -82,15 +82,15 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   HttpClient::Impl& impl() { return *client->impl_; }
 
   void start() {
-    if (cancelled) return finish(aborted("{} {}{}: cancelled", request.method, client->origin_.host_port(),
-                                         request.target));
+    if (cancelled)
+      return finish(aborted("{} {}{}: cancelled", request.method, client->origin_.host_port(), request.target));
     auto verb = bhttp::string_to_verb(request.method);
     if (verb == bhttp::verb::unknown) {
       finish(invalid_argument("unknown HTTP method '{}'", request.method));
       return;
     }
-    deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                        std::chrono::duration<double>(request.timeout_s));
+    deadline = SteadyClock::now() +
+               std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(request.timeout_s));
     req = bhttp::request<bhttp::string_body>(verb, request.target, 11);
     req.set(bhttp::field::host, client->origin_.host_port());
     req.set(bhttp::field::user_agent, client->options_.user_agent);
@@ -119,13 +119,13 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     conn = std::make_unique<Connection>(client->executor_);
     ++client->num_connections_opened_;
     conn->stream.expires_at(deadline);
-    conn->stream.async_connect(impl().endpoints, [self = shared_from_this()](
-                                                     const beast::error_code& ec, const tcp::endpoint&) {
-      if (ec) return self->fail(ec, "connect");
-      beast::error_code ignored;
-      self->conn->stream.socket().set_option(tcp::no_delay(true), ignored);
-      self->write();
-    });
+    conn->stream.async_connect(impl().endpoints,
+                               [self = shared_from_this()](const beast::error_code& ec, const tcp::endpoint&) {
+                                 if (ec) return self->fail(ec, "connect");
+                                 beast::error_code ignored;
+                                 self->conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+                                 self->write();
+                               });
   }
 
   void write() {
@@ -145,8 +145,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     TimePoint at = deadline;
     timeout_what = nullptr;
     if (wait_s > 0) {
-      TimePoint soon = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                std::chrono::duration<double>(wait_s));
+      TimePoint soon = SteadyClock::now() +
+                       std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(wait_s));
       if (soon < at) {
         at = soon;
         timeout_what = waiting_for;
@@ -212,8 +212,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
       finish(aborted("{} {}{}: cancelled", request.method, client->origin_.host_port(), request.target));
       return;
     }
-    bool stale = ec == asio::error::eof || ec == bhttp::error::end_of_stream ||
-                 ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+    bool stale = ec == asio::error::eof || ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
+                 ec == asio::error::broken_pipe;
     if (stale && conn && conn->reused && !got_headers && !retried) {
       retried = true;  // the peer closed an idle keep-alive connection: one fresh try
       conn.reset();
@@ -229,8 +229,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     } else if (ec == asio::error::operation_aborted) {
       finish(aborted("{} {}{}: cancelled", request.method, client->origin_.host_port(), request.target));
     } else {
-      finish(unavailable("{} {}{}: {} failed: {}", request.method, client->origin_.host_port(),
-                         request.target, what, ec.message()));
+      finish(unavailable("{} {}{}: {} failed: {}", request.method, client->origin_.host_port(), request.target, what,
+                         ec.message()));
     }
   }
 

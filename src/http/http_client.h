@@ -37,15 +37,15 @@ struct Header {
 
 struct Request {
   std::string method = "POST";
-  std::string target = "/";           // path and query
-  std::string body;                   // sent only when not empty (or method is POST/PUT)
+  std::string target = "/";  // path and query
+  std::string body;          // sent only when not empty (or method is POST/PUT)
   std::string content_type = "application/json";
-  std::vector<Header> headers;        // extra headers (Authorization, Accept, ...)
-  double timeout_s = 600.0;           // deadline for the whole exchange, connect included
+  std::vector<Header> headers;  // extra headers (Authorization, Accept, ...)
+  double timeout_s = 600.0;     // deadline for the whole exchange, connect included
   // A peer that stops answering (a stopped process keeps its sockets open)
   // fails the exchange with kDeadlineExceeded after these, 0 = only timeout_s:
-  double first_byte_timeout_s = 0;    // from the request written to the response headers
-  double idle_timeout_s = 0;          // between two reads of body bytes
+  double first_byte_timeout_s = 0;  // from the request written to the response headers
+  double idle_timeout_s = 0;        // between two reads of body bytes
 };
 
 struct Response {
@@ -92,8 +92,7 @@ class StreamHandle {
 class HttpClient : public std::enable_shared_from_this<HttpClient> {
  public:
   // Resolves the origin's host now (a name that cannot be resolved is an error).
-  static Result<std::shared_ptr<HttpClient>> create(boost::asio::any_io_executor executor,
-                                                    const Url& origin,
+  static Result<std::shared_ptr<HttpClient>> create(boost::asio::any_io_executor executor, const Url& origin,
                                                     ClientOptions options = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
@@ -130,7 +129,6 @@ class HttpClient : public std::enable_shared_from_this<HttpClient> {
 // Blocking one-shot request on its own io_context (health checks, tests,
 // small control calls). `url` names the origin and target.
 Result<Response> fetch(const Url& url, Request request);
-Result<Response> fetch(std::string_view url, std::string_view method, std::string body = {},
-                       double timeout_s = 30.0);
+Result<Response> fetch(std::string_view url, std::string_view method, std::string body = {}, double timeout_s = 30.0);
 
 }  // namespace baton::http

@@ -16,9 +16,9 @@
 namespace baton {
 
 struct HttpRequest {
-  std::string method;                         // "GET", "POST", ...
-  std::string path;                           // the target without the query string
-  std::map<std::string, std::string> headers; // names lower-cased
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // the target without the query string
+  std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 
   std::string header(const std::string& lower_name) const {

@@ -63,8 +63,7 @@ void HttpServer::run_io_thread() {
 void HttpServer::refuse(tcp::socket socket) {
   uint64_t n = ++num_refused_;
   if (n == 1 || n % 1000 == 0) {
-    BATON_LOG_WARN("refusing connections: {} open (--max-connections); {} refused so far",
-                   options_.max_connections, n);
+    BATON_LOG_WARN("refusing connections: {} open (--max-connections); {} refused so far", options_.max_connections, n);
   }
   // Best effort, without blocking: a 503 that fits in the socket buffer, then close.
   static const std::string kBusy = [] {

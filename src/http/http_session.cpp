@@ -2,12 +2,12 @@
 
 #include <chrono>
 
+#include <fmt/format.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/error.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <fmt/format.h>
 
 #include "common/log.h"
 
@@ -185,9 +185,8 @@ void HttpSession::start_watch() {
   if (buffer_.size() > 256 * 1024) return;
   watching_ = true;
   stream_.expires_never();
-  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
-    self->on_watch(ec, n);
-  });
+  stream_.async_read_some(buffer_.prepare(4096),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_watch(ec, n); });
 }
 
 void HttpSession::on_watch(beast::error_code ec, size_t n) {
@@ -249,10 +248,10 @@ void HttpSession::reply(HttpResponse response) {
 void HttpSession::start_events() {
   if (state_ != State::kHandling || response_done_) return;
   state_ = State::kStreaming;
-  queue(fmt::format(
-      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-      "Connection: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
-      keep_alive_ ? "keep-alive" : "close"));
+  queue(
+      fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                  "Connection: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  keep_alive_ ? "keep-alive" : "close"));
   arm_heartbeat();
 }
 

@@ -36,8 +36,8 @@ class SseParser {
   void dispatch();
 
   EventFn on_event_;
-  std::string line_;     // the incomplete current line
-  bool skip_lf_ = false; // the previous chunk ended in CR: a leading LF is part of it
+  std::string line_;      // the incomplete current line
+  bool skip_lf_ = false;  // the previous chunk ended in CR: a leading LF is part of it
   SseEvent current_;
   bool has_data_ = false;
   size_t num_events_ = 0;

@@ -67,8 +67,8 @@ Result<Url> parse_url(std::string_view text) {
   if (!port_text.empty() || authority.ends_with(":")) {
     unsigned value = 0;
     auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-    if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
-        value == 0 || value > 65535) {
+    if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || value == 0 ||
+        value > 65535) {
       return invalid_argument("URL '{}': bad port '{}'", text, port_text);
     }
     url.port = static_cast<uint16_t>(value);

@@ -3,9 +3,9 @@
 #include <filesystem>
 
 #include "backend/backend_factory.h"
-#include "common/log.h"
 #include "backend/scripted_backend.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "engine/tokenizer_detokenizer.h"
 #include "model/default_model.h"
 
@@ -45,8 +45,7 @@ Result<Parts> build_parts(const EngineBuildOptions& flags) {
   bo.cpu_kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
   bo.gpu_memory_utilization = flags.gpu_memory_utilization;
   bo.batch_invariant = flags.batch_invariant;
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                         make_backend(flags.device, *p.checkpoint, bo));
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(flags.device, *p.checkpoint, bo));
   std::shared_ptr<const Detokenizer> detok;
   if (std::filesystem::exists(std::filesystem::path(p.model_dir) / "tokenizer.json")) {
     auto tok = Tokenizer::load(p.model_dir);
@@ -54,8 +53,7 @@ Result<Parts> build_parts(const EngineBuildOptions& flags) {
     p.tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());
     detok = std::make_shared<TokenizerDetokenizer>(p.tokenizer);
   } else {
-    BATON_LOG_WARN("{} has no tokenizer.json: token ids only (no text, no stop strings)",
-                   p.model_dir);
+    BATON_LOG_WARN("{} has no tokenizer.json: token ids only (no text, no stop strings)", p.model_dir);
   }
   if (!flags.scripted_output.empty()) {
     BATON_ASSIGN_OR_RETURN(auto scripts, read_scripts(flags.scripted_output, p.tokenizer.get()));
@@ -78,8 +76,7 @@ LoadedEngine::~LoadedEngine() {
 
 LoadedCore::~LoadedCore() { core.reset(); }
 
-Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineBuildOptions& flags,
-                                                   const CoreConfigurer& configure) {
+Result<std::unique_ptr<LoadedEngine>> build_engine(const EngineBuildOptions& flags, const CoreConfigurer& configure) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<LoadedCore> c, build_engine_core(flags));
   if (configure) BATON_RETURN_IF_ERROR(configure(*c));
   auto e = std::make_unique<LoadedEngine>();

@@ -58,8 +58,8 @@ Status Instance::start_parts(const InstanceOptions& options) {
   } else {
     BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
     auto attach = [&](LoadedCore& core) -> Status {
-      BATON_ASSIGN_OR_RETURN(connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir,
-                                                           s.served_model_name));
+      BATON_ASSIGN_OR_RETURN(
+          connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir, s.served_model_name));
       core.core->set_kv_connector(connector_);
       return Status::ok();
     };

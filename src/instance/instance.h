@@ -24,7 +24,7 @@ namespace baton::instance {
 struct ServerConfig {
   std::string served_model_name;  // default: the model folder
   std::string host = "127.0.0.1";
-  int port = 8000;                // 0 picks a free one (see Instance::port)
+  int port = 8000;  // 0 picks a free one (see Instance::port)
   std::string api_key;
   std::string tool_call_parser = "auto";  // a format name, none, or auto (the chat template's)
   int64_t max_body_bytes = 0;             // 0: request_body_limit(max_model_len)

@@ -44,8 +44,10 @@ Result<PdConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd
   } else {
     o.host = "127.0.0.1";
     if (role == PdRole::kPrefill) {
-      BATON_LOG_WARN("no KV secret: the KV agent listens on 127.0.0.1 only, not on --host {} (decode instances "
-                     "on other hosts need --kv-secret-file on both sides)", host);
+      BATON_LOG_WARN(
+          "no KV secret: the KV agent listens on 127.0.0.1 only, not on --host {} (decode instances "
+          "on other hosts need --kv-secret-file on both sides)",
+          host);
     }
   }
   o.agent_max_connections = pd.kv_max_connections;
@@ -63,8 +65,7 @@ Result<PdConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd
 }
 
 Result<std::shared_ptr<PdKvConnector>> make_kv_connector(PdConnectorOptions o, const KvMemory& memory,
-                                                               const std::string& model_dir,
-                                                               const std::string& model_name) {
+                                                         const std::string& model_dir, const std::string& model_name) {
   o.model = model_identity(model_dir);
   o.metric_labels = {{"model_name", model_name.empty() ? model_dir : model_name}};
   return create_pd_connector(memory, o);

@@ -28,10 +28,10 @@ struct PdOptions {
   int64_t kv_lease_ms = 30000;
   std::string kv_load_failure_policy = "fail";
   bool kv_checksum = false;
-  std::string kv_fault;              // tests only: fail|corrupt|drop|delay_ms=N
-  std::string discovery;             // etcd://HOST:PORT: register there (role, URL, model)
-  std::string advertise_url;         // the URL routers use; default: the server's own
-  double leave_grace_s = 1.0;        // on SIGTERM: serve this long after deregistering
+  std::string kv_fault;        // tests only: fail|corrupt|drop|delay_ms=N
+  std::string discovery;       // etcd://HOST:PORT: register there (role, URL, model)
+  std::string advertise_url;   // the URL routers use; default: the server's own
+  double leave_grace_s = 1.0;  // on SIGTERM: serve this long after deregistering
 };
 
 // The connector's options for a prefill or decode instance, checked before
@@ -44,8 +44,7 @@ Result<PdConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd
 // The connector over the engine's KV memory. `model_dir` gives the model's
 // identity for peers; `model_name` labels the connector's metrics (default:
 // the model folder).
-Result<std::shared_ptr<PdKvConnector>> make_kv_connector(PdConnectorOptions options,
-                                                               const KvMemory& memory, const std::string& model_dir,
-                                                               const std::string& model_name);
+Result<std::shared_ptr<PdKvConnector>> make_kv_connector(PdConnectorOptions options, const KvMemory& memory,
+                                                         const std::string& model_dir, const std::string& model_name);
 
 }  // namespace baton::instance

@@ -18,11 +18,11 @@ namespace baton::instance {
 
 struct RouterOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;                     // 0 picks a free one (see RouterInstance::port)
-  std::string mode = "pd";             // pd | agg
+  int port = 8000;                       // 0 picks a free one (see RouterInstance::port)
+  std::string mode = "pd";               // pd | agg
   std::string prefill, decode, replica;  // URL[,URL...]
-  std::string policy = "round_robin";  // round_robin | least_loaded | prefix_aware
-  std::string discovery;               // etcd://HOST:PORT: instances from the registry
+  std::string policy = "round_robin";    // round_robin | least_loaded | prefix_aware
+  std::string discovery;                 // etcd://HOST:PORT: instances from the registry
   double health_interval_s = 1.0;
   double request_timeout_s = 3600.0;
   double first_byte_timeout_s = 20.0;

@@ -21,7 +21,7 @@ BlockHash hash_block(BlockHash parent, std::span<const int32_t> block_token_ids)
 
 // Extends `hashes` with the hashes of every further full block of `token_ids`
 // (blocks already hashed are kept). Returns the number of full blocks.
-int extend_block_hashes(std::vector<BlockHash>& hashes, std::span<const int32_t> token_ids,
-                        int block_size, uint64_t extra_key = 0);
+int extend_block_hashes(std::vector<BlockHash>& hashes, std::span<const int32_t> token_ids, int block_size,
+                        uint64_t extra_key = 0);
 
 }  // namespace baton

@@ -18,8 +18,7 @@ KvBlock* FreeBlockQueue::pop_front() {
 }
 
 void FreeBlockQueue::push_back(KvBlock* block) {
-  BATON_CHECK(block->prev_free == nullptr && block->next_free == nullptr,
-              "block {} is already free", block->block_id);
+  BATON_CHECK(block->prev_free == nullptr && block->next_free == nullptr, "block {} is already free", block->block_id);
   block->prev_free = tail_.prev_free;
   block->next_free = &tail_;
   tail_.prev_free->next_free = block;
@@ -28,8 +27,8 @@ void FreeBlockQueue::push_back(KvBlock* block) {
 }
 
 void FreeBlockQueue::remove(KvBlock* block) {
-  BATON_CHECK(block->prev_free != nullptr && block->next_free != nullptr,
-              "block {} is not in the free queue", block->block_id);
+  BATON_CHECK(block->prev_free != nullptr && block->next_free != nullptr, "block {} is not in the free queue",
+              block->block_id);
   block->prev_free->next_free = block->next_free;
   block->next_free->prev_free = block->prev_free;
   block->prev_free = block->next_free = nullptr;

@@ -32,9 +32,9 @@ class FreeBlockQueue {
  public:
   FreeBlockQueue();
   int size() const { return size_; }
-  KvBlock* pop_front();          // nullptr when empty
+  KvBlock* pop_front();  // nullptr when empty
   void push_back(KvBlock* block);
-  void remove(KvBlock* block);   // must be in the queue
+  void remove(KvBlock* block);  // must be in the queue
   bool contains(const KvBlock* block) const { return block->prev_free != nullptr; }
   // Block ids from front to back (tests).
   std::vector<int> ids() const;

@@ -5,15 +5,11 @@
 namespace baton {
 
 KvCacheManager::KvCacheManager(int num_blocks, int block_size, bool enable_prefix_caching)
-    : pool_(num_blocks, enable_prefix_caching),
-      block_size_(block_size),
-      enable_prefix_caching_(enable_prefix_caching) {
+    : pool_(num_blocks, enable_prefix_caching), block_size_(block_size), enable_prefix_caching_(enable_prefix_caching) {
   BATON_CHECK(block_size > 0, "block_size must be positive, got {}", block_size);
 }
 
-double KvCacheManager::usage() const {
-  return 1.0 - static_cast<double>(pool_.num_free_blocks()) / pool_.num_blocks();
-}
+double KvCacheManager::usage() const { return 1.0 - static_cast<double>(pool_.num_free_blocks()) / pool_.num_blocks(); }
 
 KvCacheCounters KvCacheManager::counters() const {
   KvCacheCounters c;
@@ -25,8 +21,7 @@ KvCacheCounters KvCacheManager::counters() const {
   return c;
 }
 
-ComputedBlocks KvCacheManager::get_computed_blocks(uint64_t request,
-                                                   std::span<const int32_t> token_ids,
+ComputedBlocks KvCacheManager::get_computed_blocks(uint64_t request, std::span<const int32_t> token_ids,
                                                    uint64_t extra_key) {
   ComputedBlocks out;
   out.num_queried_tokens = static_cast<int>(token_ids.size());
@@ -35,8 +30,8 @@ ComputedBlocks KvCacheManager::get_computed_blocks(uint64_t request,
   BATON_CHECK(e.block_ids.empty(), "prefix lookup for a request that holds blocks");
   // Never the whole prompt: the last token must be computed to sample.
   const int max_blocks = static_cast<int>((token_ids.size() - 1) / block_size_);
-  extend_block_hashes(e.block_hashes, token_ids.first(static_cast<size_t>(max_blocks) * block_size_),
-                      block_size_, extra_key);
+  extend_block_hashes(e.block_hashes, token_ids.first(static_cast<size_t>(max_blocks) * block_size_), block_size_,
+                      extra_key);
   for (int b = 0; b < max_blocks; ++b) {
     const int id = pool_.lookup(e.block_hashes[b]);
     if (id < 0) break;
@@ -50,12 +45,10 @@ bool KvCacheManager::allocate_slots(uint64_t request, int num_computed_tokens, i
                                     const ComputedBlocks* computed) {
   Entry& e = entries_[request];
   const int num_hit_blocks = computed ? static_cast<int>(computed->block_ids.size()) : 0;
-  BATON_CHECK(num_hit_blocks == 0 || e.block_ids.empty(),
-              "a prefix hit for a request that already holds blocks");
-  const int64_t total_tokens = static_cast<int64_t>(num_computed_tokens) +
-                               (computed ? computed->num_tokens : 0) + num_new_tokens;
-  const int num_needed =
-      num_blocks_for(total_tokens) - static_cast<int>(e.block_ids.size()) - num_hit_blocks;
+  BATON_CHECK(num_hit_blocks == 0 || e.block_ids.empty(), "a prefix hit for a request that already holds blocks");
+  const int64_t total_tokens = static_cast<int64_t>(num_computed_tokens) + (computed ? computed->num_tokens : 0) +
+                               num_new_tokens;
+  const int num_needed = num_blocks_for(total_tokens) - static_cast<int>(e.block_ids.size()) - num_hit_blocks;
   // Hit blocks that sit in the free queue leave it when touched.
   int num_evictable_hits = 0;
   for (int i = 0; i < num_hit_blocks; ++i) {
@@ -75,17 +68,16 @@ bool KvCacheManager::allocate_slots(uint64_t request, int num_computed_tokens, i
   return true;
 }
 
-void KvCacheManager::cache_blocks(uint64_t request, std::span<const int32_t> token_ids,
-                                  int num_computed_tokens, uint64_t extra_key) {
+void KvCacheManager::cache_blocks(uint64_t request, std::span<const int32_t> token_ids, int num_computed_tokens,
+                                  uint64_t extra_key) {
   if (!enable_prefix_caching_) return;
   auto it = entries_.find(request);
   if (it == entries_.end()) return;
   Entry& e = it->second;
-  const int num_full = std::min(num_computed_tokens / block_size_,
-                                static_cast<int>(e.block_ids.size()));
+  const int num_full = std::min(num_computed_tokens / block_size_, static_cast<int>(e.block_ids.size()));
   if (num_full <= e.num_cached_blocks) return;
-  extend_block_hashes(e.block_hashes, token_ids.first(static_cast<size_t>(num_full) * block_size_),
-                      block_size_, extra_key);
+  extend_block_hashes(e.block_hashes, token_ids.first(static_cast<size_t>(num_full) * block_size_), block_size_,
+                      extra_key);
   for (int b = e.num_cached_blocks; b < num_full; ++b) pool_.cache_block(e.block_ids[b], e.block_hashes[b]);
   e.num_cached_blocks = num_full;
 }
@@ -105,9 +97,7 @@ std::vector<int> KvCacheManager::detach(uint64_t request) {
   return ids;
 }
 
-void KvCacheManager::release_detached(std::span<const int> block_ids) {
-  pool_.free_blocks_reversed(block_ids);
-}
+void KvCacheManager::release_detached(std::span<const int> block_ids) { pool_.free_blocks_reversed(block_ids); }
 
 std::span<const int> KvCacheManager::block_ids(uint64_t request) const {
   auto it = entries_.find(request);

@@ -30,7 +30,7 @@ struct ComputedBlocks {
 struct KvCacheCounters {
   int num_blocks_total = 0;
   int num_blocks_free = 0;
-  int num_blocks_cached = 0;  // free but holding a reusable prefix
+  int num_blocks_cached = 0;         // free but holding a reusable prefix
   int64_t prefix_cache_queries = 0;  // tokens looked up by admitted requests
   int64_t prefix_cache_hits = 0;     // tokens found
 };
@@ -54,8 +54,7 @@ class KvCacheManager {
   // The longest cached prefix of `token_ids` (all of the request's tokens),
   // in whole blocks, leaving at least the last token to compute. Does not
   // take references: pass the result to allocate_slots in the same step.
-  ComputedBlocks get_computed_blocks(uint64_t request, std::span<const int32_t> token_ids,
-                                     uint64_t extra_key = 0);
+  ComputedBlocks get_computed_blocks(uint64_t request, std::span<const int32_t> token_ids, uint64_t extra_key = 0);
 
   // Grows the request's table to hold num_computed_tokens (already in its
   // table) + computed->num_tokens (a prefix hit, only when its table is

@@ -51,17 +51,17 @@ struct KvLayout {
   // Element offset of K (kv=0) or V (kv=1), or of the latent (kv=0), for
   // (block, layer, row) from the base.
   int64_t offset(int64_t block, int layer, int kv, int row) const {
-    return block * block_elems() + layer * layer_block_elems() +
-           kv * half_layer_block_elems() + static_cast<int64_t>(row) * token_elems();
+    return block * block_elems() + layer * layer_block_elems() + kv * half_layer_block_elems() +
+           static_cast<int64_t>(row) * token_elems();
   }
 };
 
 // Where a backend's KV cache lives, for kv_transfer to register.
 struct KvMemory {
-  void* base = nullptr;   // start of block 0
+  void* base = nullptr;  // start of block 0
   KvLayout layout;
-  bool on_device = false; // false: host memory; true: CUDA device memory
-  int device_id = -1;     // CUDA device ordinal when on_device
+  bool on_device = false;  // false: host memory; true: CUDA device memory
+  int device_id = -1;      // CUDA device ordinal when on_device
 };
 
 }  // namespace baton

@@ -40,16 +40,13 @@ void AgentClient::release(std::unique_ptr<Connection> conn) {
   idle_.push_back({std::move(conn), SteadyClock::now()});
 }
 
-Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engine_id,
-                                                     const ReadContext& ctx) {
+Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engine_id, const ReadContext& ctx) {
   BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
-  BATON_RETURN_IF_ERROR(
-      send_frame(*conn, MsgType::kGetDescriptor, Json{{"engine_id", my_engine_id}}, 0, ctx));
+  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kGetDescriptor, Json{{"engine_id", my_engine_id}}, 0, ctx));
   BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
   if (frame.type == MsgType::kError) return status_from_error_frame(frame, address());
   if (frame.type != MsgType::kDescriptor) {
-    return data_loss("KV peer {}: expected a descriptor, got message type {}", address(),
-                     static_cast<int>(frame.type));
+    return data_loss("KV peer {}: expected a descriptor, got message type {}", address(), static_cast<int>(frame.type));
   }
   auto desc = PeerDescriptor::from_json(frame.json);
   if (!desc.is_ok()) return desc.status().with_context("KV peer " + address() + " descriptor");
@@ -70,17 +67,14 @@ Status AgentClient::notify_done(const std::string& my_engine_id, const KvGrant& 
     return status_from_error_frame(frame, address());
   }
   if (frame.type != MsgType::kAck) {
-    return data_loss("KV peer {}: expected an ack, got message type {}", address(),
-                     static_cast<int>(frame.type));
+    return data_loss("KV peer {}: expected an ack, got message type {}", address(), static_cast<int>(frame.type));
   }
   release(std::move(conn));
   return Status::ok();
 }
 
-Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRun>& runs,
-                                                       const KvRegionDesc& local,
-                                                       bool want_checksums,
-                                                       const ReadContext& ctx,
+Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRun>& runs, const KvRegionDesc& local,
+                                                       bool want_checksums, const ReadContext& ctx,
                                                        StagingPool* staging) {
   // Device KV: chunks of whole blocks staged through a pooled pair of host
   // buffers, leased before anything is asked of the peer.
@@ -99,17 +93,15 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRu
 }
 
 Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<BlockRun>& runs,
-                                                              const KvRegionDesc& local,
-                                                              bool want_checksums,
-                                                              const ReadContext& ctx,
-                                                              const StagingPool::Lease* lease,
+                                                              const KvRegionDesc& local, bool want_checksums,
+                                                              const ReadContext& ctx, const StagingPool::Lease* lease,
                                                               size_t chunk_bytes) {
   std::vector<StagedChunk> chunks;
   if (local.memory == MemoryKind::kDevice) {
     if (local.copier == nullptr) return unimplemented("tcp transport: device KV region without a staging copier");
     chunks = staged_chunks(runs, local.block_bytes(), chunk_bytes, /*use_remote=*/false);
-    if (!chunks.empty() && (lease == nullptr || !lease->valid() ||
-                            lease->buffer_bytes() < staging_buffer_bytes(chunks))) {
+    if (!chunks.empty() &&
+        (lease == nullptr || !lease->valid() || lease->buffer_bytes() < staging_buffer_bytes(chunks))) {
       return failed_precondition("tcp transport: a device read needs a staging lease of {} bytes a buffer",
                                  staging_buffer_bytes(chunks));
     }
@@ -133,16 +125,15 @@ Result<std::vector<uint64_t>> AgentClient::read_blocks_leased(const std::vector<
   const uint64_t expected = data_bytes + (want_checksums ? 8ull * num_blocks : 0);
   if (frame.type != MsgType::kBlocks || frame.payload_bytes != expected) {
     conn->shutdown();
-    return data_loss("KV peer {}: expected {} bytes of blocks, peer announced {} (type {})",
-                     address(), expected, frame.payload_bytes, static_cast<int>(frame.type));
+    return data_loss("KV peer {}: expected {} bytes of blocks, peer announced {} (type {})", address(), expected,
+                     frame.payload_bytes, static_cast<int>(frame.type));
   }
   if (local.memory == MemoryKind::kHost) {
     // Zero-copy: one scattered read straight into the local blocks.
     std::vector<asio::mutable_buffer> buffers;
     buffers.reserve(runs.size());
     for (const auto& run : runs) {
-      buffers.emplace_back(local.block_ptr(run.local_first),
-                           static_cast<size_t>(run.num_blocks) * local.block_bytes());
+      buffers.emplace_back(local.block_ptr(run.local_first), static_cast<size_t>(run.num_blocks) * local.block_bytes());
     }
     BATON_RETURN_IF_ERROR(conn->read_all(buffers, ctx));
   } else {

@@ -29,25 +29,23 @@ class AgentClient {
 
   // Tells the peer that this engine finished reading the lease `grant`
   // (presenting its token). With renew, asks for more lease time instead.
-  Status notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx,
-                     bool renew = false);
+  Status notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx, bool renew = false);
 
   // Streams the remote side of `runs` into the local side of `runs` in
   // `local` (host, or device through local.copier, staged in chunks of
   // staging->buffer_bytes() through a pair leased from `staging`, which a
   // device region needs). Presents ctx.grant when set. Returns the peer's
   // per-block checksums when asked.
-  Result<std::vector<uint64_t>> read_blocks(const std::vector<BlockRun>& runs,
-                                            const KvRegionDesc& local, bool want_checksums,
-                                            const ReadContext& ctx, StagingPool* staging = nullptr);
+  Result<std::vector<uint64_t>> read_blocks(const std::vector<BlockRun>& runs, const KvRegionDesc& local,
+                                            bool want_checksums, const ReadContext& ctx,
+                                            StagingPool* staging = nullptr);
 
   // The same over one pooled connection, staging device KV through the
   // caller's `lease` (device regions; chunks of at most chunk_bytes, which
   // the lease's buffers must hold). The multi-stream read runs one per part.
-  Result<std::vector<uint64_t>> read_blocks_leased(const std::vector<BlockRun>& runs,
-                                                   const KvRegionDesc& local, bool want_checksums,
-                                                   const ReadContext& ctx, const StagingPool::Lease* lease,
-                                                   size_t chunk_bytes);
+  Result<std::vector<uint64_t>> read_blocks_leased(const std::vector<BlockRun>& runs, const KvRegionDesc& local,
+                                                   bool want_checksums, const ReadContext& ctx,
+                                                   const StagingPool::Lease* lease, size_t chunk_bytes);
 
   std::string address() const { return host_ + ":" + std::to_string(port_); }
 

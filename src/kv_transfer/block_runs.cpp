@@ -5,12 +5,11 @@
 namespace baton {
 
 Result<std::vector<BlockRun>> coalesce_block_runs(const std::vector<int64_t>& remote_ids,
-                                                  const std::vector<int64_t>& local_ids,
-                                                  int64_t num_remote_blocks,
+                                                  const std::vector<int64_t>& local_ids, int64_t num_remote_blocks,
                                                   int64_t num_local_blocks) {
   if (remote_ids.size() != local_ids.size()) {
-    return invalid_argument("block lists differ in length: {} remote ids, {} local ids",
-                            remote_ids.size(), local_ids.size());
+    return invalid_argument("block lists differ in length: {} remote ids, {} local ids", remote_ids.size(),
+                            local_ids.size());
   }
   std::vector<BlockRun> runs;
   std::unordered_set<int64_t> seen_local;

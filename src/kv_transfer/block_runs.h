@@ -20,8 +20,7 @@ struct BlockRun {
 // [0, num_remote_blocks) / [0, num_local_blocks), and no local block is
 // written twice; then merges consecutive pairs into runs (in list order).
 Result<std::vector<BlockRun>> coalesce_block_runs(const std::vector<int64_t>& remote_ids,
-                                                  const std::vector<int64_t>& local_ids,
-                                                  int64_t num_remote_blocks,
+                                                  const std::vector<int64_t>& local_ids, int64_t num_remote_blocks,
                                                   int64_t num_local_blocks);
 
 int64_t count_blocks(const std::vector<BlockRun>& runs);

@@ -4,12 +4,10 @@
 
 namespace baton {
 
-uint64_t block_checksum(const void* data, size_t num_bytes) {
-  return XXH64(data, num_bytes, /*seed=*/0);
-}
+uint64_t block_checksum(const void* data, size_t num_bytes) { return XXH64(data, num_bytes, /*seed=*/0); }
 
-std::vector<uint64_t> run_checksums(const uint8_t* base, size_t block_bytes,
-                                    const std::vector<BlockRun>& runs, bool use_remote) {
+std::vector<uint64_t> run_checksums(const uint8_t* base, size_t block_bytes, const std::vector<BlockRun>& runs,
+                                    bool use_remote) {
   std::vector<uint64_t> sums;
   sums.reserve(static_cast<size_t>(count_blocks(runs)));
   for (const auto& run : runs) {
@@ -24,8 +22,7 @@ std::vector<uint64_t> run_checksums(const uint8_t* base, size_t block_bytes,
 Status verify_run_checksums(const KvRegionDesc& local, const std::vector<BlockRun>& runs,
                             const std::vector<uint64_t>& expected) {
   if (local.memory != MemoryKind::kHost) {
-    return unimplemented("KV checksums need host memory; this region is on device {}",
-                         local.device_id);
+    return unimplemented("KV checksums need host memory; this region is on device {}", local.device_id);
   }
   const size_t n = static_cast<size_t>(count_blocks(runs));
   if (expected.size() != n) {

@@ -25,8 +25,7 @@ void tune_socket(tcp::socket& socket) {
 }
 }  // namespace
 
-Connection::Connection(std::unique_ptr<asio::io_context> io, tcp::socket socket,
-                       std::string peer_name)
+Connection::Connection(std::unique_ptr<asio::io_context> io, tcp::socket socket, std::string peer_name)
     : io_(std::move(io)), socket_(std::move(socket)), peer_name_(std::move(peer_name)) {
   tune_socket(socket_);
   boost::system::error_code ec;
@@ -54,8 +53,7 @@ bool Connection::peer_closed() {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host, int port,
-                                                        const ReadContext& ctx) {
+Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host, int port, const ReadContext& ctx) {
   const std::string name = host + ":" + std::to_string(port);
   if (port <= 0 || port > 65535) return invalid_argument("KV peer {}: bad port", name);
   auto io = std::make_unique<asio::io_context>();
@@ -91,8 +89,8 @@ enum class IoDir { kRead, kWrite };
 // waiting in poll() slices so that the deadline and cancel flag are honoured.
 // No event loop on the data path: large transfers are one syscall per
 // socket-buffer's worth, like a plain blocking stream.
-Status transfer_all(int fd, IoDir dir, std::vector<iovec> iov, const ReadContext& ctx,
-                    const std::atomic<bool>& open, const std::string& peer, size_t* moved) {
+Status transfer_all(int fd, IoDir dir, std::vector<iovec> iov, const ReadContext& ctx, const std::atomic<bool>& open,
+                    const std::string& peer, size_t* moved) {
   const char* what = dir == IoDir::kRead ? "read" : "write";
   size_t total = 0;
   for (const auto& v : iov) total += v.iov_len;
@@ -127,13 +125,12 @@ Status transfer_all(int fd, IoDir dir, std::vector<iovec> iov, const ReadContext
       continue;
     }
     if (n == 0 && dir == IoDir::kRead) {
-      return unavailable("KV peer {}: connection closed by peer after {} of {} bytes", peer,
-                         *moved, total);
+      return unavailable("KV peer {}: connection closed by peer after {} of {} bytes", peer, *moved, total);
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return unavailable("KV peer {}: {} failed after {} of {} bytes: {}", peer, what, *moved,
-                         total, std::strerror(errno));
+      return unavailable("KV peer {}: {} failed after {} of {} bytes: {}", peer, what, *moved, total,
+                         std::strerror(errno));
     }
     // Would block: wait for the socket, a slice at a time.
     for (;;) {
@@ -141,8 +138,7 @@ Status transfer_all(int fd, IoDir dir, std::vector<iovec> iov, const ReadContext
       if (!open.load()) return unavailable("KV peer {}: connection shut down during {}", peer, what);
       const auto now = SteadyClock::now();
       if (now >= ctx.deadline) {
-        return deadline_exceeded("KV peer {}: {} timed out after {} of {} bytes", peer, what,
-                                 *moved, total);
+        return deadline_exceeded("KV peer {}: {} timed out after {} of {} bytes", peer, what, *moved, total);
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - now);
       const int wait_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 1, kPollSlice.count()));
@@ -159,28 +155,24 @@ Status transfer_all(int fd, IoDir dir, std::vector<iovec> iov, const ReadContext
 
 }  // namespace
 
-Status Connection::write_all(const std::vector<asio::const_buffer>& buffers,
-                             const ReadContext& ctx) {
+Status Connection::write_all(const std::vector<asio::const_buffer>& buffers, const ReadContext& ctx) {
   if (!open_.load()) return unavailable("KV peer {}: connection is closed", peer_name_);
   std::vector<iovec> iov;
   iov.reserve(buffers.size());
   for (const auto& b : buffers) iov.push_back({const_cast<void*>(b.data()), b.size()});
   size_t moved = 0;
-  Status st = transfer_all(socket_.native_handle(), IoDir::kWrite, std::move(iov), ctx, open_,
-                           peer_name_, &moved);
+  Status st = transfer_all(socket_.native_handle(), IoDir::kWrite, std::move(iov), ctx, open_, peer_name_, &moved);
   if (!st.is_ok()) shutdown();
   return st;
 }
 
-Status Connection::read_all(const std::vector<asio::mutable_buffer>& buffers,
-                            const ReadContext& ctx) {
+Status Connection::read_all(const std::vector<asio::mutable_buffer>& buffers, const ReadContext& ctx) {
   if (!open_.load()) return unavailable("KV peer {}: connection is closed", peer_name_);
   std::vector<iovec> iov;
   iov.reserve(buffers.size());
   for (const auto& b : buffers) iov.push_back({b.data(), b.size()});
   size_t moved = 0;
-  Status st = transfer_all(socket_.native_handle(), IoDir::kRead, std::move(iov), ctx, open_,
-                           peer_name_, &moved);
+  Status st = transfer_all(socket_.native_handle(), IoDir::kRead, std::move(iov), ctx, open_, peer_name_, &moved);
   if (!st.is_ok()) shutdown();
   return st;
 }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 #include <boost/asio.hpp>
+#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 
 #include "common/status.h"
 #include "kv_transfer/transport.h"
@@ -19,14 +19,13 @@ namespace baton {
 
 class Connection {
  public:
-  explicit Connection(std::unique_ptr<boost::asio::io_context> io,
-                      boost::asio::ip::tcp::socket socket, std::string peer_name);
+  explicit Connection(std::unique_ptr<boost::asio::io_context> io, boost::asio::ip::tcp::socket socket,
+                      std::string peer_name);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  static Result<std::unique_ptr<Connection>> connect(const std::string& host, int port,
-                                                     const ReadContext& ctx);
+  static Result<std::unique_ptr<Connection>> connect(const std::string& host, int port, const ReadContext& ctx);
 
   // Writes / reads every byte of the buffers, or fails: UNAVAILABLE when the
   // peer closed or reset, DEADLINE_EXCEEDED, ABORTED when cancelled.

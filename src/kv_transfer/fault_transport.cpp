@@ -47,15 +47,12 @@ class FaultLink : public PeerLink {
     uint64_t pick = 0;
     const FaultSpec fault = state_->draw(&pick);
     switch (fault.kind) {
-      case FaultKind::kNone:
-        return inner_->read(runs, want_checksums, ctx);
-      case FaultKind::kFail:
-        ++state_->num_injected;
-        return unavailable("injected fault: KV read failed");
+      case FaultKind::kNone: return inner_->read(runs, want_checksums, ctx);
+      case FaultKind::kFail: ++state_->num_injected; return unavailable("injected fault: KV read failed");
       case FaultKind::kDelay: {
         ++state_->num_injected;
-        BATON_RETURN_IF_ERROR(sleep_until(
-            SteadyClock::now() + std::chrono::milliseconds(fault.delay_ms), ctx, "delay"));
+        BATON_RETURN_IF_ERROR(
+            sleep_until(SteadyClock::now() + std::chrono::milliseconds(fault.delay_ms), ctx, "delay"));
         return inner_->read(runs, want_checksums, ctx);
       }
       case FaultKind::kDrop:

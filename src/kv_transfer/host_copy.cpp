@@ -47,9 +47,9 @@ void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n) {
 }
 }  // namespace
 
-Result<std::vector<uint64_t>> copy_runs_host(uint8_t* dst_base, const uint8_t* src_base,
-                                             size_t block_bytes, const std::vector<BlockRun>& runs,
-                                             bool want_checksums, const ReadContext& ctx) {
+Result<std::vector<uint64_t>> copy_runs_host(uint8_t* dst_base, const uint8_t* src_base, size_t block_bytes,
+                                             const std::vector<BlockRun>& runs, bool want_checksums,
+                                             const ReadContext& ctx) {
   std::vector<uint64_t> sums;
   if (want_checksums) sums = run_checksums(src_base, block_bytes, runs, /*use_remote=*/true);
   for (const auto& run : runs) {

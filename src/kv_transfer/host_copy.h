@@ -13,8 +13,8 @@ namespace baton {
 
 // dst[local_first..] <- src[remote_first..] for every run. With
 // want_checksums, returns the xxHash64 of each source block (run order).
-Result<std::vector<uint64_t>> copy_runs_host(uint8_t* dst_base, const uint8_t* src_base,
-                                             size_t block_bytes, const std::vector<BlockRun>& runs,
-                                             bool want_checksums, const ReadContext& ctx);
+Result<std::vector<uint64_t>> copy_runs_host(uint8_t* dst_base, const uint8_t* src_base, size_t block_bytes,
+                                             const std::vector<BlockRun>& runs, bool want_checksums,
+                                             const ReadContext& ctx);
 
 }  // namespace baton

@@ -50,17 +50,15 @@ bool is_loopback_host(const std::string& host) {
   return !ec && address.is_loopback();
 }
 
-KvAgent::KvAgent(const KvRegionDesc& region, PeerDescriptor descriptor, DoneCallback on_done,
-                 KvAgentOptions options)
+KvAgent::KvAgent(const KvRegionDesc& region, PeerDescriptor descriptor, DoneCallback on_done, KvAgentOptions options)
     : region_(region),
       descriptor_(std::move(descriptor)),
       on_done_(std::move(on_done)),
       options_(std::move(options)),
       acceptor_(accept_io_) {}
 
-Result<std::unique_ptr<KvAgent>> KvAgent::start(const KvRegionDesc& region,
-                                                PeerDescriptor descriptor, DoneCallback on_done,
-                                                KvAgentOptions options) {
+Result<std::unique_ptr<KvAgent>> KvAgent::start(const KvRegionDesc& region, PeerDescriptor descriptor,
+                                                DoneCallback on_done, KvAgentOptions options) {
   BATON_RETURN_IF_ERROR(region.validate());
   if (options.port < 0 || options.port > 65535) {
     return invalid_argument("KV agent: bad port {}", options.port);
@@ -88,8 +86,7 @@ Result<std::unique_ptr<KvAgent>> KvAgent::start(const KvRegionDesc& region,
   }
   std::unique_ptr<KvAgent> agent(new KvAgent(region, std::move(descriptor), std::move(on_done), options));
   if (region.memory == MemoryKind::kDevice && region.copier != nullptr) {
-    agent->staging_ =
-        std::make_unique<StagingPool>(region.copier, options.staging_bytes, options.max_staging_pairs);
+    agent->staging_ = std::make_unique<StagingPool>(region.copier, options.staging_bytes, options.max_staging_pairs);
   }
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.host == "localhost" ? "127.0.0.1" : options.host, ec);
@@ -267,8 +264,8 @@ void KvAgent::accept_ready() {
     c->state = auth ? AgentConn::State::kAuth : AgentConn::State::kIdle;
     c->reader.set_max_json_bytes(auth ? kMaxHandshakeJsonBytes : options_.max_frame_json_bytes);
     const ReadContext ctx{deadline_after_ms(kPollerWriteMs), &stopping_};
-    if (!send_frame(*c->conn, MsgType::kHello, make_hello(options_.secret.get(), c->nonce, options_.idle_timeout_ms),
-                    0, ctx)
+    if (!send_frame(*c->conn, MsgType::kHello, make_hello(options_.secret.get(), c->nonce, options_.idle_timeout_ms), 0,
+                    ctx)
              .is_ok()) {
       continue;
     }
@@ -294,7 +291,8 @@ bool KvAgent::on_handshake_frame(AgentConn& c, const Frame& frame) {
       std::lock_guard<std::mutex> lock(mu_);
       n = ++stats_.num_auth_failures;
     }
-    if (should_log(n)) BATON_LOG_WARN("KV agent: {} failed to authenticate: {}", c.conn->peer_name(), proof.status().message());
+    if (should_log(n))
+      BATON_LOG_WARN("KV agent: {} failed to authenticate: {}", c.conn->peer_name(), proof.status().message());
     (void)send_error(*c.conn, proof.status(), ctx);
     return false;
   }
@@ -373,7 +371,8 @@ void KvAgent::poll_loop() {
       }
     }
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_deadline - SteadyClock::now());
-    const int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait.count(), 0, kMaxPollSliceMs)));
+    const int r = ::poll(fds.data(), fds.size(),
+                         static_cast<int>(std::clamp<int64_t>(wait.count(), 0, kMaxPollSliceMs)));
     if (r < 0 && errno != EINTR) {
       BATON_LOG_ERROR("KV agent: poll failed: {}", std::strerror(errno));
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -32,8 +32,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 #include <boost/asio.hpp>
+#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 
 #include "common/status.h"
 #include "kv_transfer/block_runs.h"
@@ -47,16 +47,15 @@
 namespace baton {
 
 // Called on an agent thread when a peer says it is done reading a request.
-using DoneCallback =
-    std::function<void(const std::string& peer_engine_id, const std::string& request_id)>;
+using DoneCallback = std::function<void(const std::string& peer_engine_id, const std::string& request_id)>;
 // Asked before a read is served (`runs`: the blocks asked for) and before a
 // done/renew is passed on (`runs` null): OK, or the error the peer gets.
 using GrantCheck = std::function<Status(const KvGrant& grant, const std::vector<BlockRun>* runs)>;
 
 struct KvAgentOptions {
-  std::string host = "127.0.0.1";  // address to bind and to advertise
-  int port = 0;                    // 0: an ephemeral port
-  int64_t io_timeout_ms = 60000;   // one request's I/O limit once it started
+  std::string host = "127.0.0.1";    // address to bind and to advertise
+  int port = 0;                      // 0: an ephemeral port
+  int64_t io_timeout_ms = 60000;     // one request's I/O limit once it started
   size_t staging_bytes = 16u << 20;  // device regions: host staging per chunk
   // Device regions: staging buffer pairs kept for concurrent reads (pinned
   // when the copier can); a read beyond them waits for one (StagingPool).
@@ -71,10 +70,10 @@ struct KvAgentOptions {
   // The lease table's check. Unset (a bare agent: tests, benchmarks): any
   // block of the region may be read and every done is passed on.
   GrantCheck check_grant;
-  int max_connections = 256;        // open at once; more are closed at accept
-  int num_workers = 8;              // threads answering requests
-  int64_t idle_timeout_ms = 60000;  // a connection with no frame for this long is closed
-  int64_t frame_timeout_ms = 10000; // a frame (or the handshake) must arrive whole within this
+  int max_connections = 256;         // open at once; more are closed at accept
+  int num_workers = 8;               // threads answering requests
+  int64_t idle_timeout_ms = 60000;   // a connection with no frame for this long is closed
+  int64_t frame_timeout_ms = 10000;  // a frame (or the handshake) must arrive whole within this
   uint32_t max_frame_json_bytes = kMaxFrameJsonBytes;
 };
 
@@ -88,18 +87,17 @@ struct KvAgentStats {
   uint64_t num_connections_refused = 0;  // closed at accept: max_connections open
   uint64_t num_connections_evicted = 0;  // closed to make room: still in a handshake or a frame at the cap
   uint64_t num_auth_failures = 0;
-  uint64_t num_bad_frames = 0;           // undecodable, oversized, mistyped
-  uint64_t num_timeouts = 0;             // idle or frame deadline passed
-  uint64_t num_denied = 0;               // refused by the grant check
-  int64_t num_open_connections = 0;      // now
+  uint64_t num_bad_frames = 0;       // undecodable, oversized, mistyped
+  uint64_t num_timeouts = 0;         // idle or frame deadline passed
+  uint64_t num_denied = 0;           // refused by the grant check
+  int64_t num_open_connections = 0;  // now
 };
 
 class KvAgent {
  public:
   // Binds and starts serving; `descriptor` gets the bound host and port.
-  static Result<std::unique_ptr<KvAgent>> start(const KvRegionDesc& region,
-                                                PeerDescriptor descriptor, DoneCallback on_done,
-                                                KvAgentOptions options = {});
+  static Result<std::unique_ptr<KvAgent>> start(const KvRegionDesc& region, PeerDescriptor descriptor,
+                                                DoneCallback on_done, KvAgentOptions options = {});
   ~KvAgent();
   KvAgent(const KvAgent&) = delete;
   KvAgent& operator=(const KvAgent&) = delete;
@@ -121,14 +119,13 @@ class KvAgent {
  private:
   struct AgentConn;
 
-  KvAgent(const KvRegionDesc& region, PeerDescriptor descriptor, DoneCallback on_done,
-          KvAgentOptions options);
+  KvAgent(const KvRegionDesc& region, PeerDescriptor descriptor, DoneCallback on_done, KvAgentOptions options);
   void poll_loop();
   void worker_loop();
   void accept_ready();
   // Whether a new connection may be kept: under the cap, at it once the
-  // connections whose peers left are closed, or by evicting the non-busy connection still in its handshake or a frame nearest its
-  // deadline. Counts the outcome.
+  // connections whose peers left are closed, or by evicting the non-busy connection still in its handshake or a frame
+  // nearest its deadline. Counts the outcome.
   bool make_room(const std::string& peer);
   // Closes the connections (not busy) whose peer has gone.
   void reap_closed();

@@ -48,12 +48,9 @@ Result<std::vector<BlockRun>> parse_runs(const Json& request, int64_t num_blocks
 Status KvAgent::handle_frame(Connection& conn, const Frame& frame) {
   const ReadContext ctx{deadline_after_ms(options_.io_timeout_ms), &stopping_};
   switch (frame.type) {
-    case MsgType::kGetDescriptor:
-      return send_frame(conn, MsgType::kDescriptor, descriptor_.to_json(), 0, ctx);
-    case MsgType::kReadBlocks:
-      return handle_read(conn, frame.json);
-    case MsgType::kDone:
-      return handle_done(conn, frame.json);
+    case MsgType::kGetDescriptor: return send_frame(conn, MsgType::kDescriptor, descriptor_.to_json(), 0, ctx);
+    case MsgType::kReadBlocks: return handle_read(conn, frame.json);
+    case MsgType::kDone: return handle_done(conn, frame.json);
     default:
       count_error(&KvAgentStats::num_bad_frames);
       return send_error(conn, invalid_argument("unexpected message type {}", static_cast<int>(frame.type)), ctx);
@@ -136,8 +133,8 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
       staging = std::move(lease).value();
     }
   }
-  BATON_RETURN_IF_ERROR(send_frame(conn, MsgType::kBlocks, Json{{"num_blocks", num_blocks}},
-                                   data_bytes + trailer_bytes, ctx));
+  BATON_RETURN_IF_ERROR(
+      send_frame(conn, MsgType::kBlocks, Json{{"num_blocks", num_blocks}}, data_bytes + trailer_bytes, ctx));
   std::vector<uint64_t> sums;
   if (region_.memory == MemoryKind::kHost) {
     // Zero-copy: one gathered write straight from the region.

@@ -80,8 +80,10 @@ Result<int64_t> reader_handshake(Connection& conn, const KvSecret* secret, const
   }
   BATON_ASSIGN_OR_RETURN(std::string mac, frame_string(ok.json, "mac", true));
   if (!secret->verify(agent_message(agent_nonce, reader_nonce), mac)) {
-    return permission_denied("KV peer {}: its proof does not match this instance's KV secret (an impostor, or "
-                             "another secret)", conn.peer_name());
+    return permission_denied(
+        "KV peer {}: its proof does not match this instance's KV secret (an impostor, or "
+        "another secret)",
+        conn.peer_name());
   }
   return idle_ms;
 }

@@ -4,9 +4,7 @@
 
 namespace baton {
 
-const char* memory_kind_name(MemoryKind kind) {
-  return kind == MemoryKind::kHost ? "host" : "device";
-}
+const char* memory_kind_name(MemoryKind kind) { return kind == MemoryKind::kHost ? "host" : "device"; }
 
 Result<void*> DeviceCopier::alloc_host(size_t num_bytes) {
   if (num_bytes == 0) return invalid_argument("staging buffer: zero bytes asked");

@@ -15,8 +15,7 @@ class LocalLink : public PeerLink {
 
   Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs, bool want_checksums,
                                      const ReadContext& ctx) override {
-    return copy_runs_host(static_cast<uint8_t*>(local_.base), remote_base_, block_bytes_, runs,
-                          want_checksums, ctx);
+    return copy_runs_host(static_cast<uint8_t*>(local_.base), remote_base_, block_bytes_, runs, want_checksums, ctx);
   }
 
  private:
@@ -48,8 +47,7 @@ Result<std::unique_ptr<PeerLink>> LocalTransport::connect(const PeerDescriptor& 
   }
   if (base == 0) return invalid_argument("local transport: peer '{}' sent no region address", remote.engine_id);
   return std::unique_ptr<PeerLink>(std::make_unique<LocalLink>(
-      local_, reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(base)),
-      static_cast<size_t>(remote.block_bytes)));
+      local_, reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(base)), static_cast<size_t>(remote.block_bytes)));
 }
 
 }  // namespace baton

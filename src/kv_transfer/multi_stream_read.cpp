@@ -43,8 +43,8 @@ Result<std::vector<uint64_t>> read_blocks_multi_stream(AgentClient& client, cons
     if (staging == nullptr) return failed_precondition("tcp transport: device KV region without a staging pool");
     chunk_bytes = staging->buffer_bytes();
     // A part's chunks are pieces of the whole read's chunks: this fits them all.
-    const size_t lease_bytes =
-        staging_buffer_bytes(staged_chunks(runs, local.block_bytes(), chunk_bytes, /*use_remote=*/false));
+    const size_t lease_bytes = staging_buffer_bytes(
+        staged_chunks(runs, local.block_bytes(), chunk_bytes, /*use_remote=*/false));
     BATON_ASSIGN_OR_RETURN(auto first, staging->acquire(lease_bytes, ctx));
     leases.push_back(std::move(first));
     while (static_cast<int>(leases.size()) < num_parts) {
@@ -53,8 +53,8 @@ Result<std::vector<uint64_t>> read_blocks_multi_stream(AgentClient& client, cons
       leases.push_back(std::move(more).value());
     }
     if (static_cast<int>(leases.size()) < num_parts) {
-      BATON_LOG_DEBUG("tcp read from {}: {} of {} staging pairs free, {} streams", client.address(),
-                      leases.size(), num_parts, leases.size());
+      BATON_LOG_DEBUG("tcp read from {}: {} of {} staging pairs free, {} streams", client.address(), leases.size(),
+                      num_parts, leases.size());
       num_parts = static_cast<int>(leases.size());
     }
     if (num_parts <= 1) return client.read_blocks_leased(runs, local, want_checksums, ctx, &leases[0], chunk_bytes);

@@ -10,13 +10,13 @@ std::string kv_latent_layout(int kv_lora_rank, int qk_rope_head_dim) {
   return fmt::format("blocks,layers,latent,block_size,latent{}+rope{}", kv_lora_rank, qk_rope_head_dim);
 }
 
-PeerDescriptor PeerDescriptor::from_region(const KvRegionDesc& region,
-                                           const std::string& engine_id,
+PeerDescriptor PeerDescriptor::from_region(const KvRegionDesc& region, const std::string& engine_id,
                                            const std::string& model) {
   PeerDescriptor d;
   d.engine_id = engine_id;
   d.model = model;
-  if (region.layout.is_latent()) d.layout = kv_latent_layout(region.layout.kv_lora_rank, region.layout.qk_rope_head_dim);
+  if (region.layout.is_latent())
+    d.layout = kv_latent_layout(region.layout.kv_lora_rank, region.layout.qk_rope_head_dim);
   d.dtype = region.layout.dtype;
   d.num_layers = region.layout.num_layers;
   d.num_kv_heads = region.layout.num_kv_heads;
@@ -31,9 +31,8 @@ PeerDescriptor PeerDescriptor::from_region(const KvRegionDesc& region,
 }
 
 uint64_t PeerDescriptor::compute_compat_hash() const {
-  const std::string key =
-      fmt::format("v{}|{}|{}|L{}|H{}|D{}|B{}|{}", protocol_version, layout,
-                  dtype_name(dtype), num_layers, num_kv_heads, head_dim, block_size, block_bytes);
+  const std::string key = fmt::format("v{}|{}|{}|L{}|H{}|D{}|B{}|{}", protocol_version, layout, dtype_name(dtype),
+                                      num_layers, num_kv_heads, head_dim, block_size, block_bytes);
   return XXH64(key.data(), key.size(), 0);
 }
 
@@ -101,19 +100,16 @@ Result<PeerDescriptor> PeerDescriptor::from_json(const Json& j) {
 namespace {
 
 template <typename T>
-Status field_mismatch(const char* field, const PeerDescriptor& remote, const T& local_value,
-                      const T& remote_value) {
-  return failed_precondition(
-      "KV peer '{}' is incompatible: {} differs (local {}, remote {})", remote.engine_id, field,
-      local_value, remote_value);
+Status field_mismatch(const char* field, const PeerDescriptor& remote, const T& local_value, const T& remote_value) {
+  return failed_precondition("KV peer '{}' is incompatible: {} differs (local {}, remote {})", remote.engine_id, field,
+                             local_value, remote_value);
 }
 
 }  // namespace
 
 Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remote) {
   if (local.protocol_version != remote.protocol_version) {
-    return field_mismatch("protocol_version", remote, local.protocol_version,
-                          remote.protocol_version);
+    return field_mismatch("protocol_version", remote, local.protocol_version, remote.protocol_version);
   }
   if (local.transport != remote.transport) {
     return field_mismatch("transport", remote, local.transport, remote.transport);
@@ -123,8 +119,7 @@ Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remot
   }
   if (local.layout != remote.layout) return field_mismatch("layout", remote, local.layout, remote.layout);
   if (local.dtype != remote.dtype) {
-    return field_mismatch("dtype", remote, std::string(dtype_name(local.dtype)),
-                          std::string(dtype_name(remote.dtype)));
+    return field_mismatch("dtype", remote, std::string(dtype_name(local.dtype)), std::string(dtype_name(remote.dtype)));
   }
   if (local.num_layers != remote.num_layers) {
     return field_mismatch("num_layers", remote, local.num_layers, remote.num_layers);

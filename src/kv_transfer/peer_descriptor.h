@@ -25,9 +25,9 @@ struct PeerDescriptor {
   std::string engine_id;
   std::string host;  // where the peer's KV agent listens
   int port = 0;
-  std::string transport;  // "local", "shm", "tcp", "cuda_ipc"
+  std::string transport;                   // "local", "shm", "tcp", "cuda_ipc"
   Json transport_params = Json::object();  // transport-specific (shm name, IPC handle, ...)
-  std::string model;  // model identity (name or hash); empty = not checked
+  std::string model;                       // model identity (name or hash); empty = not checked
   std::string layout = kKvBlockLayout;
   DType dtype = DType::kBF16;
   int num_layers = 0;
@@ -41,8 +41,7 @@ struct PeerDescriptor {
   uint64_t compat_hash = 0;  // over layout, dtype and shape (not model, not num_blocks)
 
   // Fills the layout fields and compat_hash from a region.
-  static PeerDescriptor from_region(const KvRegionDesc& region, const std::string& engine_id,
-                                    const std::string& model);
+  static PeerDescriptor from_region(const KvRegionDesc& region, const std::string& engine_id, const std::string& model);
   uint64_t compute_compat_hash() const;
 
   Json to_json() const;

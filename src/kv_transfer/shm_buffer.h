@@ -15,11 +15,9 @@ class SharedMemoryBuffer {
  public:
   // Creates (exclusively) and maps read-write; the object is unlinked when
   // the buffer is destroyed. `name` must look like "/something".
-  static Result<std::unique_ptr<SharedMemoryBuffer>> create(const std::string& name,
-                                                            size_t num_bytes);
+  static Result<std::unique_ptr<SharedMemoryBuffer>> create(const std::string& name, size_t num_bytes);
   // Maps an existing object read-only; it must hold at least min_bytes.
-  static Result<std::unique_ptr<SharedMemoryBuffer>> open_read_only(const std::string& name,
-                                                                     size_t min_bytes);
+  static Result<std::unique_ptr<SharedMemoryBuffer>> open_read_only(const std::string& name, size_t min_bytes);
   // A name unique to this process: "/baton-kv-<pid>-<random>-<tag>".
   static std::string unique_name(const std::string& tag);
 

@@ -28,8 +28,8 @@ std::string pid_namespace() {
 
 class ShmLink : public PeerLink {
  public:
-  ShmLink(const KvRegionDesc& local, std::unique_ptr<SharedMemoryBuffer> mapping,
-          size_t block_bytes, std::string peer, int64_t peer_pid)
+  ShmLink(const KvRegionDesc& local, std::unique_ptr<SharedMemoryBuffer> mapping, size_t block_bytes, std::string peer,
+          int64_t peer_pid)
       : local_(local),
         mapping_(std::move(mapping)),
         block_bytes_(block_bytes),
@@ -41,10 +41,9 @@ class ShmLink : public PeerLink {
     // The mapping outlives the peer, but its KV is meaningless once the
     // peer's process is gone: check before and after copying.
     BATON_RETURN_IF_ERROR(check_alive("before"));
-    BATON_ASSIGN_OR_RETURN(auto sums,
-                           copy_runs_host(static_cast<uint8_t*>(local_.base),
-                                          static_cast<const uint8_t*>(mapping_->data()),
-                                          block_bytes_, runs, want_checksums, ctx));
+    BATON_ASSIGN_OR_RETURN(
+        auto sums, copy_runs_host(static_cast<uint8_t*>(local_.base), static_cast<const uint8_t*>(mapping_->data()),
+                                  block_bytes_, runs, want_checksums, ctx));
     BATON_RETURN_IF_ERROR(check_alive("during"));
     return sums;
   }
@@ -53,8 +52,7 @@ class ShmLink : public PeerLink {
   Status check_alive(const char* when) const {
     if (peer_pid_ <= 0) return Status::ok();
     if (::kill(static_cast<pid_t>(peer_pid_), 0) == 0 || errno == EPERM) return Status::ok();
-    return unavailable("shm transport: peer '{}' (pid {}) exited {} the transfer", peer_, peer_pid_,
-                       when);
+    return unavailable("shm transport: peer '{}' (pid {}) exited {} the transfer", peer_, peer_pid_, when);
   }
 
   KvRegionDesc local_;
@@ -90,8 +88,8 @@ Result<std::unique_ptr<PeerLink>> ShmTransport::connect(const PeerDescriptor& re
         remote.engine_id);
   }
   if (!host.empty() && host != this_hostname()) {
-    return failed_precondition("shm transport: peer '{}' is on host '{}', this is '{}' (use tcp)",
-                               remote.engine_id, host, this_hostname());
+    return failed_precondition("shm transport: peer '{}' is on host '{}', this is '{}' (use tcp)", remote.engine_id,
+                               host, this_hostname());
   }
   const size_t bytes = static_cast<size_t>(remote.num_blocks) * remote.block_bytes;
   BATON_ASSIGN_OR_RETURN(auto mapping, SharedMemoryBuffer::open_read_only(name, bytes));

@@ -26,8 +26,8 @@ size_t staging_buffer_bytes(const std::vector<StagedChunk>& chunks) {
   return most;
 }
 
-Status run_staged(StageDirection direction, size_t num_chunks, std::array<uint8_t*, 2> buffers,
-                  const StageFn& copy, const StageFn& io) {
+Status run_staged(StageDirection direction, size_t num_chunks, std::array<uint8_t*, 2> buffers, const StageFn& copy,
+                  const StageFn& io) {
   if (num_chunks == 0) return Status::ok();
   if (buffers[0] == nullptr || buffers[1] == nullptr || buffers[0] == buffers[1]) {
     return invalid_argument("staged copy: needs two distinct staging buffers");

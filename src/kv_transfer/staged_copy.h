@@ -43,7 +43,7 @@ using StageFn = std::function<Status(size_t chunk, uint8_t* buffer)>;
 // `buffers`: the two staging buffers, each holding every chunk (the caller's:
 // a StagingPool lease, so nothing is allocated per transfer). Chunk i goes
 // through buffers[i % 2].
-Status run_staged(StageDirection direction, size_t num_chunks, std::array<uint8_t*, 2> buffers,
-                  const StageFn& copy, const StageFn& io);
+Status run_staged(StageDirection direction, size_t num_chunks, std::array<uint8_t*, 2> buffers, const StageFn& copy,
+                  const StageFn& io);
 
 }  // namespace baton

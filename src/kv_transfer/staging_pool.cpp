@@ -154,8 +154,7 @@ Result<StagingPool::Lease> StagingPool::acquire_impl(size_t num_bytes, const Rea
     const ReadContext& ctx = *wait_ctx;
     if (ctx.is_cancelled()) return aborted("KV transfer cancelled while waiting for a staging buffer");
     if (ctx.expired()) {
-      return deadline_exceeded("KV transfer timed out waiting for a staging buffer (all {} pairs in use)",
-                               max_pairs_);
+      return deadline_exceeded("KV transfer timed out waiting for a staging buffer (all {} pairs in use)", max_pairs_);
     }
     if (!waited) {
       waited = true;

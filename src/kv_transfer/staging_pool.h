@@ -32,11 +32,11 @@
 namespace baton {
 
 struct StagingPoolStats {
-  int num_pairs = 0;               // pairs that exist now
-  int num_idle = 0;                // of which idle
-  uint64_t num_allocations = 0;    // pairs ever allocated (a resize counts)
-  uint64_t num_reuses = 0;         // leases served by an existing pair
-  uint64_t num_waits = 0;          // leases that had to wait for a pair
+  int num_pairs = 0;                  // pairs that exist now
+  int num_idle = 0;                   // of which idle
+  uint64_t num_allocations = 0;       // pairs ever allocated (a resize counts)
+  uint64_t num_reuses = 0;            // leases served by an existing pair
+  uint64_t num_waits = 0;             // leases that had to wait for a pair
   uint64_t num_pinned_fallbacks = 0;  // buffers that fell back to heap memory
 };
 
@@ -63,7 +63,7 @@ class StagingPool {
     Lease& operator=(const Lease&) = delete;
 
     std::array<uint8_t*, 2> buffers() const;  // {nullptr, nullptr} when none is held
-    size_t buffer_bytes() const;  // capacity of each buffer
+    size_t buffer_bytes() const;              // capacity of each buffer
     bool valid() const { return pair_ != nullptr; }
     void reset();  // gives the pair back now
 
@@ -93,7 +93,7 @@ class StagingPool {
   };
 
   Result<Lease> acquire_impl(size_t num_bytes, const ReadContext* wait_ctx);  // null: never wait
-  Result<std::unique_ptr<Pair>> allocate_pair(size_t num_bytes);  // without mu_
+  Result<std::unique_ptr<Pair>> allocate_pair(size_t num_bytes);              // without mu_
   void free_pair(Pair& pair);
   void release(Pair* pair);
 

@@ -10,8 +10,8 @@ int num_stream_parts(int64_t num_blocks, size_t block_bytes, int num_streams, si
   if (data_bytes <= min_stream_bytes) return 1;
   const uint64_t min_part = std::max<uint64_t>(min_stream_bytes, 1);
   const uint64_t by_size = (data_bytes + min_part - 1) / min_part;
-  return static_cast<int>(std::min<uint64_t>({static_cast<uint64_t>(num_streams),
-                                              static_cast<uint64_t>(num_blocks), by_size}));
+  return static_cast<int>(
+      std::min<uint64_t>({static_cast<uint64_t>(num_streams), static_cast<uint64_t>(num_blocks), by_size}));
 }
 
 std::vector<StreamPart> split_runs_for_streams(const std::vector<BlockRun>& runs, int num_parts) {

@@ -39,8 +39,7 @@ Status TcpTransport::register_local(const KvRegionDesc& region, PeerDescriptor& 
                             options_.staging_bytes, options_.max_staging_pairs);
   }
   if (options_.num_streams < 1 || options_.num_streams > kMaxStreams) {
-    return invalid_argument("tcp transport: num_streams must be in [1, {}], got {}", kMaxStreams,
-                            options_.num_streams);
+    return invalid_argument("tcp transport: num_streams must be in [1, {}], got {}", kMaxStreams, options_.num_streams);
   }
   if (region.memory == MemoryKind::kDevice) {
     staging_ = std::make_shared<StagingPool>(region.copier, options_.staging_bytes, options_.max_staging_pairs);
@@ -55,9 +54,9 @@ Result<std::unique_ptr<PeerLink>> TcpTransport::connect(const PeerDescriptor& re
   if (remote.host.empty() || remote.port <= 0) {
     return invalid_argument("tcp transport: peer '{}' has no agent address", remote.engine_id);
   }
-  return std::unique_ptr<PeerLink>(std::make_unique<TcpLink>(
-      local_, staging_, MultiStreamOptions{options_.num_streams, options_.min_stream_bytes}, remote.host, remote.port,
-      secret_));
+  return std::unique_ptr<PeerLink>(
+      std::make_unique<TcpLink>(local_, staging_, MultiStreamOptions{options_.num_streams, options_.min_stream_bytes},
+                                remote.host, remote.port, secret_));
 }
 
 }  // namespace baton

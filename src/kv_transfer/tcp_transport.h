@@ -18,9 +18,9 @@
 namespace baton {
 
 struct TcpTransportOptions {
-  size_t staging_bytes = 16u << 20;  // device regions: host staging per chunk
-  int max_staging_pairs = 8;         // concurrent device reads staged at once; more wait
-  int num_streams = 4;               // parallel TCP connections a large read is split over
+  size_t staging_bytes = 16u << 20;    // device regions: host staging per chunk
+  int max_staging_pairs = 8;           // concurrent device reads staged at once; more wait
+  int num_streams = 4;                 // parallel TCP connections a large read is split over
   size_t min_stream_bytes = 8u << 20;  // reads of at most this many bytes use one stream
 };
 
@@ -28,9 +28,7 @@ class TcpTransport : public Transport {
  public:
   explicit TcpTransport(TcpTransportOptions options = {}) : options_(options) {}
   std::string name() const override { return "tcp"; }
-  TransportCaps caps() const override {
-    return {.host_memory = true, .device_memory = true, .cross_host = true};
-  }
+  TransportCaps caps() const override { return {.host_memory = true, .device_memory = true, .cross_host = true}; }
   Status register_local(const KvRegionDesc& region, PeerDescriptor& desc) override;
   Result<std::unique_ptr<PeerLink>> connect(const PeerDescriptor& remote) override;
   void set_kv_secret(std::shared_ptr<const KvSecret> secret) override { secret_ = std::move(secret); }

@@ -65,8 +65,7 @@ Status TransferEngine::register_memory(const KvRegionDesc& region) {
 Status TransferEngine::start_agent(DoneCallback on_done) {
   if (!registered_) return failed_precondition("transfer engine: register KV memory before the agent");
   if (agent_) return failed_precondition("transfer engine: agent already running");
-  BATON_ASSIGN_OR_RETURN(agent_, KvAgent::start(region_, descriptor_, std::move(on_done),
-                                                options_.agent));
+  BATON_ASSIGN_OR_RETURN(agent_, KvAgent::start(region_, descriptor_, std::move(on_done), options_.agent));
   descriptor_.host = agent_->descriptor().host;
   descriptor_.port = agent_->descriptor().port;
   return Status::ok();
@@ -85,11 +84,9 @@ Result<PeerDescriptor> TransferEngine::connect_peer(const std::string& host, int
   std::lock_guard<std::mutex> connecting(connect_mu_);
   auto control = std::make_shared<AgentClient>(host, port, options_.secret);
   BATON_ASSIGN_OR_RETURN(PeerDescriptor remote,
-                         control->fetch_descriptor(options_.engine_id,
-                                                   context_in(options_.connect_timeout_ms)));
+                         control->fetch_descriptor(options_.engine_id, context_in(options_.connect_timeout_ms)));
   if (remote.engine_id == options_.engine_id) {
-    return failed_precondition("KV peer at {}:{} has this engine's own id '{}'", host, port,
-                               remote.engine_id);
+    return failed_precondition("KV peer at {}:{} has this engine's own id '{}'", host, port, remote.engine_id);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -107,8 +104,7 @@ Result<PeerDescriptor> TransferEngine::connect_peer(const std::string& host, int
   peer->control = std::move(control);
   std::lock_guard<std::mutex> lock(mu_);
   peers_[remote.engine_id] = peer;
-  BATON_LOG_INFO("KV peer '{}' connected at {}:{} over {}", remote.engine_id, host, port,
-                 transport_->name());
+  BATON_LOG_INFO("KV peer '{}' connected at {}:{} over {}", remote.engine_id, host, port, transport_->name());
   return remote;
 }
 
@@ -126,8 +122,7 @@ void TransferEngine::disconnect_peer(const std::string& peer_engine_id) {
   peers_.erase(peer_engine_id);
 }
 
-Result<std::shared_ptr<TransferEngine::Peer>> TransferEngine::find_peer(
-    const std::string& peer_engine_id) const {
+Result<std::shared_ptr<TransferEngine::Peer>> TransferEngine::find_peer(const std::string& peer_engine_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = peers_.find(peer_engine_id);
   if (it == peers_.end()) {
@@ -136,17 +131,17 @@ Result<std::shared_ptr<TransferEngine::Peer>> TransferEngine::find_peer(
   return it->second;
 }
 
-Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
-    const std::string& peer_engine_id, const std::vector<int64_t>& remote_block_ids,
-    const std::vector<int64_t>& local_block_ids, const ReadOptions& options) {
+Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(const std::string& peer_engine_id,
+                                                                    const std::vector<int64_t>& remote_block_ids,
+                                                                    const std::vector<int64_t>& local_block_ids,
+                                                                    const ReadOptions& options) {
   if (!registered_) return failed_precondition("transfer engine: no KV memory registered");
   BATON_ASSIGN_OR_RETURN(auto peer, find_peer(peer_engine_id));
-  BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote_block_ids, local_block_ids,
-                                                        peer->desc.num_blocks, region_.layout.num_blocks));
+  BATON_ASSIGN_OR_RETURN(auto runs, coalesce_block_runs(remote_block_ids, local_block_ids, peer->desc.num_blocks,
+                                                        region_.layout.num_blocks));
   const bool checksum = options.checksum.value_or(options_.checksum);
   if (checksum && region_.memory != MemoryKind::kHost) {
-    return unimplemented("KV checksums need a host KV region (this one is on device {})",
-                         region_.device_id);
+    return unimplemented("KV checksums need a host KV region (this one is on device {})", region_.device_id);
   }
   const int64_t timeout_ms = options.timeout_ms > 0 ? options.timeout_ms : options_.default_timeout_ms;
   const int64_t num_blocks = count_blocks(runs);
@@ -154,8 +149,8 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return aborted("transfer engine is shutting down");
-    handle = std::make_shared<TransferHandle>(next_id_++, peer_engine_id, options.request_id,
-                                              num_blocks, num_blocks * region_.block_bytes());
+    handle = std::make_shared<TransferHandle>(next_id_++, peer_engine_id, options.request_id, num_blocks,
+                                              num_blocks * region_.block_bytes());
     // The deadline runs from submission: queueing counts.
     const TimePoint deadline = deadline_after_ms(timeout_ms);
     std::weak_ptr<TransferHandle> weak = handle;
@@ -170,8 +165,7 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
       }
       if (st.is_ok()) st = run_read(*peer, runs, checksum, ctx);
       if (!st.is_ok() && !handle->request_id().empty()) {
-        st = st.with_context("reading request '" + handle->request_id() + "' from '" +
-                             handle->peer_engine_id() + "'");
+        st = st.with_context("reading request '" + handle->request_id() + "' from '" + handle->peer_engine_id() + "'");
       }
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -191,8 +185,7 @@ Result<std::shared_ptr<TransferHandle>> TransferEngine::read_blocks(
   return handle;
 }
 
-Status TransferEngine::run_read(Peer& peer, const std::vector<BlockRun>& runs, bool checksum,
-                                const ReadContext& ctx) {
+Status TransferEngine::run_read(Peer& peer, const std::vector<BlockRun>& runs, bool checksum, const ReadContext& ctx) {
   if (ctx.is_cancelled()) return aborted("KV transfer cancelled before it started");
   if (ctx.expired()) return deadline_exceeded("KV transfer timed out before it started");
   BATON_ASSIGN_OR_RETURN(auto sums, peer.link->read(runs, checksum, ctx));

@@ -31,23 +31,23 @@
 namespace baton {
 
 struct TransferEngineOptions {
-  std::string engine_id;      // unique per instance
-  std::string model;          // model identity for compatibility; empty = unchecked
-  int num_workers = 2;        // concurrent transfers
+  std::string engine_id;  // unique per instance
+  std::string model;      // model identity for compatibility; empty = unchecked
+  int num_workers = 2;    // concurrent transfers
   int64_t connect_timeout_ms = 5000;
   int64_t default_timeout_ms = 30000;  // a read's limit unless ReadOptions says
-  bool checksum = false;      // verify xxHash64 per block unless ReadOptions says
+  bool checksum = false;               // verify xxHash64 per block unless ReadOptions says
   // The KV secret: peers' agents are authenticated with it, and this
   // engine's agent requires it (agent.secret is set from it). Null: none.
   std::shared_ptr<const KvSecret> secret;
-  KvAgentOptions agent;       // where start_agent() listens
+  KvAgentOptions agent;  // where start_agent() listens
 };
 
 struct ReadOptions {
-  std::string request_id;            // for logs and errors
-  KvGrant grant;                     // the peer's lease the read presents (empty: none)
-  int64_t timeout_ms = 0;            // <= 0: the engine's default
-  std::optional<bool> checksum;      // unset: the engine's default
+  std::string request_id;        // for logs and errors
+  KvGrant grant;                 // the peer's lease the read presents (empty: none)
+  int64_t timeout_ms = 0;        // <= 0: the engine's default
+  std::optional<bool> checksum;  // unset: the engine's default
 };
 
 struct TransferEngineStats {
@@ -116,8 +116,7 @@ class TransferEngine {
   TransferEngine(std::unique_ptr<Transport> transport, TransferEngineOptions options);
   void worker_loop();
   Result<std::shared_ptr<Peer>> find_peer(const std::string& peer_engine_id) const;
-  Status run_read(Peer& peer, const std::vector<BlockRun>& runs, bool checksum,
-                  const ReadContext& ctx);
+  Status run_read(Peer& peer, const std::vector<BlockRun>& runs, bool checksum, const ReadContext& ctx);
 
   std::unique_ptr<Transport> transport_;
   TransferEngineOptions options_;
@@ -126,7 +125,7 @@ class TransferEngine {
   PeerDescriptor descriptor_;
   std::unique_ptr<KvAgent> agent_;
 
-  std::mutex connect_mu_;   // serialises connect_peer (taken before mu_)
+  std::mutex connect_mu_;  // serialises connect_peer (taken before mu_)
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Peer>> peers_;

@@ -16,8 +16,8 @@ Status TransferHandle::wait(int64_t timeout_ms) const {
   const auto wait = std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kMaxWaitMs));
   const bool done = cv_.wait_for(lock, wait, [&] { return state_ != TransferState::kPending; });
   if (!done) {
-    return deadline_exceeded("KV transfer {} (request '{}' from '{}') not done after {} ms", id_,
-                             request_id_, peer_engine_id_, timeout_ms);
+    return deadline_exceeded("KV transfer {} (request '{}' from '{}') not done after {} ms", id_, request_id_,
+                             peer_engine_id_, timeout_ms);
   }
   return status_;
 }

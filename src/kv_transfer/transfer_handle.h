@@ -17,8 +17,8 @@ enum class TransferState { kPending, kDone, kFailed };
 
 class TransferHandle {
  public:
-  TransferHandle(uint64_t id, std::string peer_engine_id, std::string request_id,
-                 int64_t num_blocks, uint64_t num_bytes)
+  TransferHandle(uint64_t id, std::string peer_engine_id, std::string request_id, int64_t num_blocks,
+                 uint64_t num_bytes)
       : id_(id),
         peer_engine_id_(std::move(peer_engine_id)),
         request_id_(std::move(request_id)),

@@ -24,7 +24,8 @@ Result<std::string> get_string(const Json& p, const char* key, bool required) {
 Result<int64_t> get_int(const Json& p, const char* key, int64_t lo, int64_t hi) {
   auto it = p.find(key);
   if (it == p.end() || it->is_null()) return invalid_argument("{} has no '{}'", kWhat, key);
-  if (!it->is_number_integer()) return invalid_argument("{} '{}' must be an integer, not {}", kWhat, key, it->type_name());
+  if (!it->is_number_integer())
+    return invalid_argument("{} '{}' must be an integer, not {}", kWhat, key, it->type_name());
   if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return out_of_range("{} '{}' is out of range", kWhat, key);
   }
@@ -100,19 +101,24 @@ std::string TransferParams::signing_message() const {
 Status TransferParams::verify(const KvSecret* secret) const {
   if (secret != nullptr) {
     if (signature.empty()) {
-      return invalid_argument("{} are not signed, and this instance has a KV secret: only params a prefill "
-                              "instance with the same secret returned are accepted", kWhat);
+      return invalid_argument(
+          "{} are not signed, and this instance has a KV secret: only params a prefill "
+          "instance with the same secret returned are accepted",
+          kWhat);
     }
     if (!secret->verify(signing_message(), signature)) {
-      return invalid_argument("{} signature does not match: they were changed after the prefill instance "
-                              "signed them, or it has another KV secret", kWhat);
+      return invalid_argument(
+          "{} signature does not match: they were changed after the prefill instance "
+          "signed them, or it has another KV secret",
+          kWhat);
     }
     return Status::ok();
   }
   if (!is_loopback_host(host)) {
-    return invalid_argument("{} name KV agent host '{}', which is not loopback; without a KV secret this "
-                            "instance reads KV only from loopback (give both instances --kv-secret-file)",
-                            kWhat, host);
+    return invalid_argument(
+        "{} name KV agent host '{}', which is not loopback; without a KV secret this "
+        "instance reads KV only from loopback (give both instances --kv-secret-file)",
+        kWhat, host);
   }
   return Status::ok();
 }

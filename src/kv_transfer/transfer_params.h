@@ -19,13 +19,13 @@
 namespace baton {
 
 struct TransferParams {
-  std::string engine_id;    // remote_engine_id: the prefill instance
-  std::string request_id;   // remote_request_id: its request (the lease)
+  std::string engine_id;           // remote_engine_id: the prefill instance
+  std::string request_id;          // remote_request_id: its request (the lease)
   std::vector<int64_t> block_ids;  // remote_block_ids
-  std::string host;         // remote_host, remote_port: its KV agent
+  std::string host;                // remote_host, remote_port: its KV agent
   int port = 0;
-  int num_tokens = 0;       // remote_num_tokens
-  int block_size = 0;       // remote_block_size
+  int num_tokens = 0;            // remote_num_tokens
+  int block_size = 0;            // remote_block_size
   int64_t lease_expires_ms = 0;  // wall clock
   int64_t lease_ms = 0;
   std::string transport;    // kv_transport

@@ -8,8 +8,7 @@ Status check_region_caps(const Transport& transport, const KvRegionDesc& region)
     return failed_precondition("transport '{}' cannot move KV in host memory", transport.name());
   }
   if (region.memory == MemoryKind::kDevice && !caps.device_memory) {
-    return failed_precondition("transport '{}' cannot move KV in device memory",
-                               transport.name());
+    return failed_precondition("transport '{}' cannot move KV in device memory", transport.name());
   }
   return Status::ok();
 }

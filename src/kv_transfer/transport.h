@@ -49,8 +49,7 @@ struct ReadContext {
 // now + timeout_ms, clamped to [0, 30 days] so that huge values cannot overflow.
 inline TimePoint deadline_after_ms(int64_t timeout_ms) {
   constexpr int64_t kMaxMs = 30ll * 24 * 3600 * 1000;
-  return SteadyClock::now() +
-         std::chrono::milliseconds(std::min<int64_t>(std::max<int64_t>(timeout_ms, 0), kMaxMs));
+  return SteadyClock::now() + std::chrono::milliseconds(std::min<int64_t>(std::max<int64_t>(timeout_ms, 0), kMaxMs));
 }
 
 // An open path to one peer's region.
@@ -60,8 +59,8 @@ class PeerLink {
   // Copies the runs (remote -> local) into the local region as one batched
   // operation. With want_checksums, returns the xxHash64 of every source
   // block in run order (computed on the serving side), else an empty vector.
-  virtual Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs,
-                                             bool want_checksums, const ReadContext& ctx) = 0;
+  virtual Result<std::vector<uint64_t>> read(const std::vector<BlockRun>& runs, bool want_checksums,
+                                             const ReadContext& ctx) = 0;
 };
 
 class Transport {

@@ -51,8 +51,7 @@ Result<std::unique_ptr<Transport>> make_transport(const std::string& name) {
   if (name == "cuda_ipc") {
     return unimplemented("KV transport 'cuda_ipc' needs a CUDA build of baton");
   }
-  return invalid_argument("unknown KV transport '{}' (available: {})", name,
-                          fmt::join(transport_names(), ", "));
+  return invalid_argument("unknown KV transport '{}' (available: {})", name, fmt::join(transport_names(), ", "));
 }
 
 }  // namespace baton

@@ -27,8 +27,8 @@ Result<FrameHeader> decode_frame_header(const uint8_t* header, uint32_t max_json
     return data_loss("KV peer {}: bad frame magic {:08x} (not a baton KV agent?)", peer, get<uint32_t>(header));
   }
   if (get<uint16_t>(header + 4) != kWireVersion) {
-    return failed_precondition("KV peer {}: wire version {} (this build speaks {})", peer,
-                               get<uint16_t>(header + 4), kWireVersion);
+    return failed_precondition("KV peer {}: wire version {} (this build speaks {})", peer, get<uint16_t>(header + 4),
+                               kWireVersion);
   }
   const uint16_t type = get<uint16_t>(header + 6);
   if (type < 1 || type > kMaxMsgType) return data_loss("KV peer {}: unknown message type {}", peer, type);
@@ -92,8 +92,7 @@ Frame FrameReader::take() {
   return out;
 }
 
-Status send_frame(Connection& conn, MsgType type, const Json& json, uint64_t payload_bytes,
-                  const ReadContext& ctx) {
+Status send_frame(Connection& conn, MsgType type, const Json& json, uint64_t payload_bytes, const ReadContext& ctx) {
   const std::string body = dump_json(json);
   if (body.size() > kMaxFrameJsonBytes) {
     return out_of_range("KV frame JSON of {} bytes exceeds the limit of {}", body.size(), kMaxFrameJsonBytes);

@@ -97,8 +97,7 @@ class FrameReader {
 };
 
 // Sends header + json (the payload, if any, is written by the caller next).
-Status send_frame(Connection& conn, MsgType type, const Json& json, uint64_t payload_bytes,
-                  const ReadContext& ctx);
+Status send_frame(Connection& conn, MsgType type, const Json& json, uint64_t payload_bytes, const ReadContext& ctx);
 // Reads header + json (at most max_json_bytes); the caller then reads payload_bytes.
 Result<Frame> recv_frame(Connection& conn, const ReadContext& ctx, uint32_t max_json_bytes = kMaxFrameJsonBytes);
 

@@ -28,8 +28,7 @@ class Checkpoint {
 
   // The tensor `name`; kNotFound naming it if absent, kInvalidArgument if its
   // shape differs from `expected_shape` (when given).
-  virtual Result<TensorView> tensor(const std::string& name,
-                                    const std::vector<int64_t>& expected_shape = {}) const = 0;
+  virtual Result<TensorView> tensor(const std::string& name, const std::vector<int64_t>& expected_shape = {}) const = 0;
 };
 
 }  // namespace baton

@@ -46,7 +46,8 @@ Result<int> get_int(const Json& j, const char* key, int fallback) {
   }
   if (it->is_number_float()) {
     double v = it->get<double>();
-    if (v == static_cast<double>(static_cast<int64_t>(v)) && v >= INT32_MIN && v <= INT32_MAX) return static_cast<int>(v);
+    if (v == static_cast<double>(static_cast<int64_t>(v)) && v >= INT32_MIN && v <= INT32_MAX)
+      return static_cast<int>(v);
     return invalid_argument("config field '{}' = {} is not an integer", key, v);
   }
   return invalid_argument("config field '{}' must be an integer, got {}", key, it->type_name());
@@ -130,8 +131,7 @@ Result<std::optional<RopeScaling>> parse_rope_scaling(const Json& j) {
   if (type == "yarn") return parse_yarn(rs, std::move(s));
   BATON_ASSIGN_OR_RETURN(s.low_freq_factor, get_double(rs, "low_freq_factor", 1.0));
   BATON_ASSIGN_OR_RETURN(s.high_freq_factor, get_double(rs, "high_freq_factor", 4.0));
-  BATON_ASSIGN_OR_RETURN(s.original_max_position_embeddings,
-                         get_int(rs, "original_max_position_embeddings", 8192));
+  BATON_ASSIGN_OR_RETURN(s.original_max_position_embeddings, get_int(rs, "original_max_position_embeddings", 8192));
   if (!(s.factor > 0)) return invalid_argument("rope_scaling.factor must be > 0 (got {})", s.factor);
   if (!(s.low_freq_factor > 0)) return invalid_argument("rope_scaling.low_freq_factor must be > 0");
   if (!(s.high_freq_factor > s.low_freq_factor)) {
@@ -158,8 +158,8 @@ Status validate(const ModelConfig& c, bool explicit_head_dim) {
   BATON_RETURN_IF_ERROR(require_positive(c.num_kv_heads, "num_key_value_heads"));
   BATON_RETURN_IF_ERROR(require_positive(c.max_position_embeddings, "max_position_embeddings"));
   if (c.num_heads % c.num_kv_heads != 0) {
-    return invalid_argument("num_attention_heads ({}) must be divisible by num_key_value_heads ({})",
-                            c.num_heads, c.num_kv_heads);
+    return invalid_argument("num_attention_heads ({}) must be divisible by num_key_value_heads ({})", c.num_heads,
+                            c.num_kv_heads);
   }
   if (!explicit_head_dim && c.hidden_size % c.num_heads != 0) {
     return invalid_argument("hidden_size ({}) must be divisible by num_attention_heads ({}) when head_dim is absent",
@@ -188,7 +188,6 @@ Status validate(const ModelConfig& c, bool explicit_head_dim) {
   }
   return Status::ok();
 }
-
 
 // A string field that must hold one value baton implements (absent: `fallback`).
 Status require_string(const Json& j, const char* key, const char* fallback, const char* supported) {
@@ -304,8 +303,8 @@ const char* arch_name(Arch arch) {
 
 bool ModelConfig::is_moe_layer(int layer) const {
   if (arch == Arch::kDeepseekV3) {
-    return num_experts > 0 && layer >= deepseek_moe.first_k_dense_replace &&
-           deepseek_moe.moe_layer_freq > 0 && layer % deepseek_moe.moe_layer_freq == 0;
+    return num_experts > 0 && layer >= deepseek_moe.first_k_dense_replace && deepseek_moe.moe_layer_freq > 0 &&
+           layer % deepseek_moe.moe_layer_freq == 0;
   }
   if (num_experts <= 0 || decoder_sparse_step <= 0) return false;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end()) return false;
@@ -328,8 +327,7 @@ Result<ModelConfig> ModelConfig::from_json(const Json& j) {
   BATON_ASSIGN_OR_RETURN(c.num_layers, get_int(j, "num_hidden_layers", 0));
   BATON_ASSIGN_OR_RETURN(c.num_heads, get_int(j, "num_attention_heads", 0));
   BATON_ASSIGN_OR_RETURN(c.num_kv_heads, get_int(j, "num_key_value_heads", c.num_heads));
-  BATON_ASSIGN_OR_RETURN(c.max_position_embeddings,
-                         get_int(j, "max_position_embeddings", is_qwen ? 32768 : 2048));
+  BATON_ASSIGN_OR_RETURN(c.max_position_embeddings, get_int(j, "max_position_embeddings", is_qwen ? 32768 : 2048));
   BATON_ASSIGN_OR_RETURN(c.rms_norm_eps, get_double(j, "rms_norm_eps", 1e-6));
   double rope_theta_fallback = 10000.0;
   if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object()) {
@@ -420,9 +418,12 @@ Json ModelConfig::to_json() const {
   j["rope_theta"] = rope_theta;
   if (rope_scaling && rope_scaling->rope_type == "yarn") {
     const RopeScaling& r = *rope_scaling;
-    j["rope_scaling"] = {{"rope_type", "yarn"},       {"factor", r.factor},
-                         {"beta_fast", r.beta_fast},  {"beta_slow", r.beta_slow},
-                         {"mscale", r.mscale},        {"mscale_all_dim", r.mscale_all_dim},
+    j["rope_scaling"] = {{"rope_type", "yarn"},
+                         {"factor", r.factor},
+                         {"beta_fast", r.beta_fast},
+                         {"beta_slow", r.beta_slow},
+                         {"mscale", r.mscale},
+                         {"mscale_all_dim", r.mscale_all_dim},
                          {"original_max_position_embeddings", r.original_max_position_embeddings}};
     if (r.attention_factor > 0) j["rope_scaling"]["attention_factor"] = r.attention_factor;
     if (!r.truncate) j["rope_scaling"]["truncate"] = false;

@@ -64,10 +64,10 @@ struct ModelConfig {
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;
-  int num_layers = 0;          // num_hidden_layers
-  int num_heads = 0;           // num_attention_heads
-  int num_kv_heads = 0;        // num_key_value_heads
-  int head_dim = 0;            // explicit, else hidden_size / num_heads
+  int num_layers = 0;    // num_hidden_layers
+  int num_heads = 0;     // num_attention_heads
+  int num_kv_heads = 0;  // num_key_value_heads
+  int head_dim = 0;      // explicit, else hidden_size / num_heads
   int max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
@@ -88,8 +88,8 @@ struct ModelConfig {
   int decoder_sparse_step = 1;
   std::vector<int> mlp_only_layers;
 
-  MlaConfig mla;                  // deepseek_v3 only
-  DeepseekMoeConfig deepseek_moe; // deepseek_v3 only
+  MlaConfig mla;                   // deepseek_v3 only
+  DeepseekMoeConfig deepseek_moe;  // deepseek_v3 only
 
   bool is_mla() const { return mla.kv_lora_rank > 0; }
   bool is_moe() const { return num_experts > 0; }

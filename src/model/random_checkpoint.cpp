@@ -27,9 +27,7 @@ uint64_t fnv1a(std::string_view s) {
 
 void store(DType dtype, std::byte* out, int64_t i, float v) {
   switch (dtype) {
-    case DType::kF32:
-      std::memcpy(out + i * 4, &v, 4);
-      break;
+    case DType::kF32: std::memcpy(out + i * 4, &v, 4); break;
     case DType::kBF16: {
       uint16_t h = float_to_bf16(v);
       std::memcpy(out + i * 2, &h, 2);
@@ -131,7 +129,8 @@ Result<RandomCheckpointStats> write_random_checkpoint(ModelConfig config, const 
       },
       options.max_shard_bytes));
   // config.json last: a folder with a config is a complete checkpoint.
-  BATON_RETURN_IF_ERROR(write_file((fs::path(options.out_dir) / "config.json").string(), config.to_json().dump(2) + "\n"));
+  BATON_RETURN_IF_ERROR(
+      write_file((fs::path(options.out_dir) / "config.json").string(), config.to_json().dump(2) + "\n"));
   return stats;
 }
 

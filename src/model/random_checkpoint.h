@@ -20,10 +20,10 @@ namespace baton {
 struct RandomCheckpointOptions {
   std::string out_dir;
   uint64_t seed = 0;
-  DType dtype = DType::kBF16;       // stored dtype; also written as torch_dtype
-  std::string tokenizer_dir;        // holds tokenizer.json + tokenizer_config.json; empty: none copied
+  DType dtype = DType::kBF16;  // stored dtype; also written as torch_dtype
+  std::string tokenizer_dir;   // holds tokenizer.json + tokenizer_config.json; empty: none copied
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
-  int num_threads = 0;              // <= 0: all cores
+  int num_threads = 0;  // <= 0: all cores
   double initializer_range = 0.02;
 };
 

@@ -121,7 +121,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
     }
     std::map<std::string, std::set<std::string>> by_file;
     for (const auto& [name, file] : wm->items()) {
-      if (!file.is_string()) return data_loss("'{}': weight_map entry '{}' is not a file name", index_path.string(), name);
+      if (!file.is_string())
+        return data_loss("'{}': weight_map entry '{}' is not a file name", index_path.string(), name);
       BATON_RETURN_IF_ERROR(check_shard_name(file.get<std::string>()));
       by_file[file.get<std::string>()].insert(name);
     }

@@ -45,8 +45,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
   f->size_bytes_ = static_cast<size_t>(st.st_size);
   if (f->size_bytes_ < 8) {
     ::close(fd);
-    return data_loss("safetensors file '{}' is truncated: {} bytes, less than the 8-byte header length",
-                     path, f->size_bytes_);
+    return data_loss("safetensors file '{}' is truncated: {} bytes, less than the 8-byte header length", path,
+                     f->size_bytes_);
   }
   void* m = mmap(nullptr, f->size_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
   int err = errno;
@@ -61,15 +61,15 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
 Result<std::map<std::string, TensorView>> parse_safetensors_header(const unsigned char* base, size_t size_bytes,
                                                                    const std::string& path) {
   if (size_bytes < 8) {
-    return data_loss("safetensors file '{}' is truncated: {} bytes, less than the 8-byte header length",
-                     path, size_bytes);
+    return data_loss("safetensors file '{}' is truncated: {} bytes, less than the 8-byte header length", path,
+                     size_bytes);
   }
   std::map<std::string, TensorView> tensors;
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | base[i];  // little-endian
   if (header_len > size_bytes - 8) {
-    return data_loss("safetensors file '{}' is corrupt or truncated: header length {} is beyond the file size {}",
-                     path, header_len, size_bytes);
+    return data_loss("safetensors file '{}' is corrupt or truncated: header length {} is beyond the file size {}", path,
+                     header_len, size_bytes);
   }
   const size_t data_start = 8 + static_cast<size_t>(header_len);
   const size_t data_size = size_bytes - data_start;
@@ -118,13 +118,16 @@ Result<std::map<std::string, TensorView>> parse_safetensors_header(const unsigne
     }
     const auto& b = (*off)[0];
     const auto& e = (*off)[1];
-    if (!b.is_number_unsigned() || !e.is_number_unsigned()) return bad("has data_offsets that are not non-negative integers");
+    if (!b.is_number_unsigned() || !e.is_number_unsigned())
+      return bad("has data_offsets that are not non-negative integers");
     uint64_t begin = b.get<uint64_t>();
     uint64_t end = e.get<uint64_t>();
     if (begin > end) return bad(fmt::format("has data_offsets [{}, {}] with begin after end", begin, end));
     if (end > data_size) {
-      return data_loss("safetensors file '{}' is truncated or corrupt: tensor '{}' data_offsets [{}, {}] run past the "
-                       "end of the data ({} bytes)", path, name, begin, end, data_size);
+      return data_loss(
+          "safetensors file '{}' is truncated or corrupt: tensor '{}' data_offsets [{}, {}] run past the "
+          "end of the data ({} bytes)",
+          path, name, begin, end, data_size);
     }
     const uint64_t expected = numel * dtype_size(view.dtype);
     if (end - begin != expected) {

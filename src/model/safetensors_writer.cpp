@@ -46,8 +46,7 @@ std::string make_header(const std::vector<TensorSpec>& tensors) {
 
 }  // namespace
 
-Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
-                         const TensorFillFn& fill) {
+Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors, const TensorFillFn& fill) {
   std::unordered_set<std::string_view> names;
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (tensors[i].name.empty()) return invalid_argument("tensor {} has an empty name", i);

@@ -34,8 +34,7 @@ using TensorFillFn = std::function<Status(size_t index, std::span<std::byte> out
 // Writes one safetensors file holding `tensors` in order; each tensor's bytes
 // come from fill(), called once per tensor in order. The file appears under
 // `path` only when complete (written to path + ".tmp", then renamed).
-Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
-                         const TensorFillFn& fill);
+Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors, const TensorFillFn& fill);
 
 // Writes in-memory tensors (their views' data) to one file.
 Status write_safetensors(const std::string& path, const std::vector<TensorView>& tensors);

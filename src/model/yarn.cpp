@@ -32,7 +32,7 @@ std::vector<float> yarn_inv_freq(int rotary_dim, double theta, const RopeScaling
   low = std::max(low, 0.0);
   high = std::min(high, static_cast<double>(rotary_dim - 1));
   if (low == high) high += 0.001;  // no division by zero in the ramp
-  std::vector<float> inv(half);  // [rotary_dim / 2]
+  std::vector<float> inv(half);    // [rotary_dim / 2]
   for (int i = 0; i < half; ++i) {
     // fp32 like HF: base ** (arange(0, dim, 2) / dim).
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);

@@ -8,8 +8,7 @@ namespace baton {
 DecodeKvConnector::DecodeKvConnector(PdConnectorOptions options, const KvLayout& layout)
     : PdKvConnector(std::move(options)), layout_(layout) {}
 
-Result<std::shared_ptr<DecodeKvConnector>> DecodeKvConnector::create(const KvMemory& memory,
-                                                                     PdConnectorOptions options,
+Result<std::shared_ptr<DecodeKvConnector>> DecodeKvConnector::create(const KvMemory& memory, PdConnectorOptions options,
                                                                      std::unique_ptr<Transport> transport) {
   BATON_RETURN_IF_ERROR(check_options(memory, options, PdRole::kDecode));
   std::shared_ptr<DecodeKvConnector> c(new DecodeKvConnector(std::move(options), memory.layout));

@@ -20,13 +20,13 @@
 namespace baton {
 
 struct LeaseStats {
-  int64_t num_leases = 0;             // live
-  int64_t num_blocks_pinned = 0;      // under live leases
+  int64_t num_leases = 0;         // live
+  int64_t num_blocks_pinned = 0;  // under live leases
   int64_t num_lease_expirations = 0;
-  int64_t num_leases_done = 0;        // ended by the reader's "done"
+  int64_t num_leases_done = 0;  // ended by the reader's "done"
   int64_t num_lease_renewals = 0;
-  int64_t num_leases_released = 0;    // ended by the router giving up (release)
-  int64_t num_grants_denied = 0;      // reads/done/renew/release refused: unknown lease, wrong token or blocks
+  int64_t num_leases_released = 0;  // ended by the router giving up (release)
+  int64_t num_grants_denied = 0;    // reads/done/renew/release refused: unknown lease, wrong token or blocks
 };
 
 // Why a lease ends before it expires.

@@ -26,17 +26,17 @@
 namespace baton {
 
 struct PdStats {
-  int64_t num_leases = 0;              // live
-  int64_t num_blocks_pinned = 0;       // under live leases
+  int64_t num_leases = 0;         // live
+  int64_t num_blocks_pinned = 0;  // under live leases
   int64_t num_lease_expirations = 0;
-  int64_t num_leases_done = 0;         // ended by the decode side's "done"
+  int64_t num_leases_done = 0;  // ended by the decode side's "done"
   int64_t num_lease_renewals = 0;
   int64_t num_loads_ok = 0;
   int64_t num_loads_failed = 0;
   int64_t num_blocks_received = 0;
-  int64_t num_blocks_local_hit = 0;    // not pulled: the local prefix cache had them
-  int64_t num_leases_released = 0;     // ended by release_lease (the router gave up)
-  int64_t num_grants_denied = 0;       // reads/done/renew/release refused: unknown lease, wrong token or blocks
+  int64_t num_blocks_local_hit = 0;  // not pulled: the local prefix cache had them
+  int64_t num_leases_released = 0;   // ended by release_lease (the router gave up)
+  int64_t num_grants_denied = 0;     // reads/done/renew/release refused: unknown lease, wrong token or blocks
 };
 
 class PdKvConnector : public KvConnector {

@@ -25,17 +25,17 @@ struct PdClock {
 
 struct PdConnectorOptions {
   PdRole role = PdRole::kPrefill;
-  std::string engine_id;            // unique per instance
-  std::string model;                // model identity, checked against peers
-  std::string transport = "shm";    // local|shm|tcp|cuda_ipc
-  std::string host = "127.0.0.1";   // the KV agent's bind and advertised address
-  int kv_port = 0;                  // 0: ephemeral
+  std::string engine_id;           // unique per instance
+  std::string model;               // model identity, checked against peers
+  std::string transport = "shm";   // local|shm|tcp|cuda_ipc
+  std::string host = "127.0.0.1";  // the KV agent's bind and advertised address
+  int kv_port = 0;                 // 0: ephemeral
   int64_t lease_ms = 30000;
   KvLoadFailurePolicy failure_policy = KvLoadFailurePolicy::kFail;
-  bool checksum = false;            // xxHash64 every pulled block
-  std::string fault;                // tests only: fail|corrupt|drop|delay_ms=N ("" = none)
-  int num_loaders = 2;              // concurrent pulls
-  int64_t load_timeout_ms = 0;      // a pull's limit; 0 = the lease length, at least 10 s
+  bool checksum = false;        // xxHash64 every pulled block
+  std::string fault;            // tests only: fail|corrupt|drop|delay_ms=N ("" = none)
+  int num_loaders = 2;          // concurrent pulls
+  int64_t load_timeout_ms = 0;  // a pull's limit; 0 = the lease length, at least 10 s
   MetricLabels metric_labels;
   // The KV secret (KvSecret::load): peers authenticate, params are signed.
   // Null: none, and then the agent must bind a loopback host.

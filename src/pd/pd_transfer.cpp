@@ -78,8 +78,9 @@ Result<PdTransfer> PdTransfer::open(const KvMemory& memory, const PdConnectorOpt
   BATON_ASSIGN_OR_RETURN(t.engine, TransferEngine::create(std::move(transport), to));
   BATON_RETURN_IF_ERROR(t.engine->register_memory(region).with_context("registering the KV cache"));
   if (hooks != nullptr) {
-    BATON_RETURN_IF_ERROR(t.engine->start_agent(hooks->on_done)
-                              .with_context(fmt::format("starting the KV agent on {}:{}", options.host, options.kv_port)));
+    BATON_RETURN_IF_ERROR(
+        t.engine->start_agent(hooks->on_done)
+            .with_context(fmt::format("starting the KV agent on {}:{}", options.host, options.kv_port)));
   }
   return t;
 }

@@ -34,8 +34,8 @@ void remove_stale_mirrors() {
 Result<std::unique_ptr<ShmKvMirror>> ShmKvMirror::create(const KvMemory& memory) {
   if (memory.on_device) return invalid_argument("a shared-memory KV mirror needs host KV");
   remove_stale_mirrors();
-  BATON_ASSIGN_OR_RETURN(auto buffer, SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("pdkv"),
-                                                                 memory.layout.total_bytes()));
+  BATON_ASSIGN_OR_RETURN(
+      auto buffer, SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("pdkv"), memory.layout.total_bytes()));
   return std::unique_ptr<ShmKvMirror>(
       new ShmKvMirror(std::move(buffer), static_cast<const uint8_t*>(memory.base), memory.layout.block_bytes()));
 }

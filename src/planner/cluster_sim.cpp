@@ -224,7 +224,7 @@ class ClusterSim {
   uint64_t next_seq_ = 0;
   double now_ = 0;
   std::vector<bench::RequestRecord> records_;
-  std::vector<bool> kicked_;     // per instance: a step start is pending this instant
+  std::vector<bool> kicked_;  // per instance: a step start is pending this instant
   std::vector<int> kicked_ids_;
   std::unordered_map<uint64_t, int> prefill_of_;  // PD: the prefill instance holding the request's lease
 };
@@ -267,7 +267,9 @@ Status DeploymentSpec::validate() const {
 Json SimResult::to_json() const {
   Json inst = Json::array();
   for (const InstanceStats& s : instances) {
-    inst.push_back({{"role", s.role}, {"num_steps", s.num_steps}, {"num_preemptions", s.num_preemptions},
+    inst.push_back({{"role", s.role},
+                    {"num_steps", s.num_steps},
+                    {"num_preemptions", s.num_preemptions},
                     {"busy_fraction", s.busy_fraction}});
   }
   return Json{{"duration_s", duration_s}, {"num_requests", records.size()}, {"instances", inst}};

@@ -36,7 +36,7 @@ Result<SimPolicy> parse_sim_policy(const std::string& name);  // the router's na
 
 struct DeploymentSpec {
   std::string name;
-  int num_agg = 0;      // agg replicas (a PD deployment has none)
+  int num_agg = 0;  // agg replicas (a PD deployment has none)
   int num_prefill = 0;
   int num_decode = 0;
   SimInstanceOptions agg, prefill, decode;  // per role (their `role` is set by the simulator)
@@ -47,9 +47,9 @@ struct DeploymentSpec {
 };
 
 struct SimOptions {
-  bool record_chunks = false;  // per-token times (ITL targets need them; memory grows with tokens)
-  int64_t vocab_size = 151936; // for the prompts' token ids (prefix sharing is by segment)
-  size_t num_warmup = 0;       // not measured, as the bench (bench::warmup_flags)
+  bool record_chunks = false;   // per-token times (ITL targets need them; memory grows with tokens)
+  int64_t vocab_size = 151936;  // for the prompts' token ids (prefix sharing is by segment)
+  size_t num_warmup = 0;        // not measured, as the bench (bench::warmup_flags)
   double warmup_s = 0;
 };
 

@@ -16,8 +16,8 @@ namespace baton::planner {
 
 struct PlanReportInputs {
   std::string title;
-  Json inputs;       // what was planned for (model, GPUs, workload, SLO), shown as given
-  Json model;        // StepTimeModel::to_json()
+  Json inputs;  // what was planned for (model, GPUs, workload, SLO), shown as given
+  Json model;   // StepTimeModel::to_json()
   FitReport fit;
   std::vector<std::string> fit_labels;  // one per fit residual
   Plan plan;

@@ -10,7 +10,8 @@ namespace baton::planner {
 namespace {
 
 bool needs_chunks(const bench::SloSpec& slo) {
-  return std::any_of(slo.targets.begin(), slo.targets.end(), [](const bench::SloTarget& t) { return t.metric == "itl"; });
+  return std::any_of(slo.targets.begin(), slo.targets.end(),
+                     [](const bench::SloTarget& t) { return t.metric == "itl"; });
 }
 
 // One trial: the workload at `rate`, simulated and judged.
@@ -70,8 +71,8 @@ Result<DeploymentPlan> best_of_split(const PlanInputs& in, DeploymentPlan p) {
 }  // namespace
 
 Json DeploymentPlan::to_json() const {
-  Json j{{"name", name},       {"num_agg", num_agg},   {"num_prefill", num_prefill}, {"num_decode", num_decode},
-         {"max_rate", max_rate}, {"rate_low", rate_low}, {"rate_high", rate_high},   {"first_broken", first_broken}};
+  Json j{{"name", name},         {"num_agg", num_agg},   {"num_prefill", num_prefill}, {"num_decode", num_decode},
+         {"max_rate", max_rate}, {"rate_low", rate_low}, {"rate_high", rate_high},     {"first_broken", first_broken}};
   if (num_agg > 0) {
     j["max_num_batched_tokens"] = prefill_budget;
   } else {
@@ -133,8 +134,8 @@ Result<Plan> make_plan(const PlanInputs& in) {
   std::vector<DeploymentPlan> splits;
   splits.push_back(DeploymentPlan{.name = fmt::format("agg-{}gpu", in.num_gpus), .num_agg = in.num_gpus});
   for (int p = 1; p < in.num_gpus; ++p) {
-    splits.push_back(
-        DeploymentPlan{.name = fmt::format("pd-{}p{}d", p, in.num_gpus - p), .num_prefill = p, .num_decode = in.num_gpus - p});
+    splits.push_back(DeploymentPlan{
+        .name = fmt::format("pd-{}p{}d", p, in.num_gpus - p), .num_prefill = p, .num_decode = in.num_gpus - p});
   }
   for (const DeploymentPlan& split : splits) {
     BATON_ASSIGN_OR_RETURN(DeploymentPlan best, best_of_split(in, split));
@@ -149,7 +150,8 @@ Result<Plan> make_plan(const PlanInputs& in) {
   }
   for (size_t i = 0; i < plan.deployments.size(); ++i) {
     if (plan.deployments[i].max_rate > 0 &&
-        (plan.recommended < 0 || plan.deployments[i].max_rate > plan.deployments[static_cast<size_t>(plan.recommended)].max_rate)) {
+        (plan.recommended < 0 ||
+         plan.deployments[i].max_rate > plan.deployments[static_cast<size_t>(plan.recommended)].max_rate)) {
       plan.recommended = static_cast<int>(i);
     }
   }

@@ -25,25 +25,25 @@ struct PlanInputs {
   double warmup_s = 0;
   bench::SloSpec slo;
   StepTimeModel model;
-  double model_rel_error = 0;       // the band: the model scaled by 1 -/+ this
+  double model_rel_error = 0;  // the band: the model scaled by 1 -/+ this
   TransferModel transfer;
-  int num_gpus = 1;                 // one GPU per instance (until instances span GPUs)
-  int num_kv_blocks = 0;            // per instance
+  int num_gpus = 1;       // one GPU per instance (until instances span GPUs)
+  int num_kv_blocks = 0;  // per instance
   int block_size = 16;
   int max_num_seqs = 256;
   std::vector<int> token_budgets = {1024, 2048, 4096, 8192};  // max_num_batched_tokens tried per role
   SimPolicy policy = SimPolicy::kRoundRobin;
   double router_hop_s = 0.0005;
-  double max_rate = 1000;           // the search's ceiling (req/s, or sessions/s)
-  double rate_precision = 0.02;     // relative width the bisection stops at
+  double max_rate = 1000;        // the search's ceiling (req/s, or sessions/s)
+  double rate_precision = 0.02;  // relative width the bisection stops at
 };
 
 struct DeploymentPlan {
   std::string name;  // "agg-4gpu", "pd-1p3d", ...
   int num_agg = 0, num_prefill = 0, num_decode = 0;
-  int prefill_budget = 0;  // agg: the replicas' budget
-  int decode_budget = 0;   // PD only
-  double max_rate = 0;     // predicted: the highest rate that met the SLO (0: none did)
+  int prefill_budget = 0;              // agg: the replicas' budget
+  int decode_budget = 0;               // PD only
+  double max_rate = 0;                 // predicted: the highest rate that met the SLO (0: none did)
   double rate_low = 0, rate_high = 0;  // the band (model slower / faster by its residuals)
   std::string first_broken;            // just above max_rate: the target that broke
   Json to_json() const;

@@ -36,8 +36,8 @@ struct SimStepEvents {
     uint64_t key = 0;
     bool finished = false;  // the request's last token (a prefill instance: its prompt is done)
   };
-  std::vector<Token> tokens;            // one per request that sampled, in batch order
-  std::vector<uint64_t> preempted;      // requests sent back to the queue
+  std::vector<Token> tokens;        // one per request that sampled, in batch order
+  std::vector<uint64_t> preempted;  // requests sent back to the queue
 };
 
 class SimInstance {

@@ -10,8 +10,8 @@ namespace baton::planner {
 namespace {
 
 StepTimeModel::Coefficients terms_of(const StepShape& s) {
-  return {1.0, static_cast<double>(s.prefill_tokens), s.prefill_attention_pairs,
-          static_cast<double>(s.decode_seqs), static_cast<double>(s.decode_context_tokens)};
+  return {1.0, static_cast<double>(s.prefill_tokens), s.prefill_attention_pairs, static_cast<double>(s.decode_seqs),
+          static_cast<double>(s.decode_context_tokens)};
 }
 
 // Projected coordinate descent for min ||A x - b||^2, x >= 0 (a handful of
@@ -60,7 +60,9 @@ double causal_pairs(int64_t computed, int64_t new_tokens) {
 }
 
 Json FitReport::to_json() const {
-  return Json{{"num_samples", num_samples}, {"rms_rel_error", rms_rel_error}, {"max_rel_error", max_rel_error},
+  return Json{{"num_samples", num_samples},
+              {"rms_rel_error", rms_rel_error},
+              {"max_rel_error", max_rel_error},
               {"rel_errors", rel_errors}};
 }
 

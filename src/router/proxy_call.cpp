@@ -11,7 +11,9 @@ namespace asio = boost::asio;
 
 ProxyCall::ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request, Json body,
                      std::shared_ptr<HttpExchange> exchange)
-    : service_(std::move(service)), request_(std::move(request)), body_(std::move(body)),
+    : service_(std::move(service)),
+      request_(std::move(request)),
+      body_(std::move(body)),
       exchange_(std::move(exchange)) {
   service_->call_started();
   // The prompt (or the chat messages) keys prefix-aware routing.
@@ -200,59 +202,69 @@ void ProxyCall::relay(const InstancePtr& inst, std::string body) {
         is_sse = true;
       }
     }
-    asio::post(executor, [self, status, is_sse] { self->guarded([&] {
-      self->upstream_status_ = status;
-      if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
-      if (status == 200 && is_sse) {
-        self->relaying_events_ = true;
-        self->exchange_->start_events();
-        self->sse_ = std::make_unique<http::SseParser>(
-            [raw = self.get()](const http::SseEvent& e) { raw->exchange_->send_event(e.data); });
-      }
-    }); });
+    asio::post(executor, [self, status, is_sse] {
+      self->guarded([&] {
+        self->upstream_status_ = status;
+        if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
+        if (status == 200 && is_sse) {
+          self->relaying_events_ = true;
+          self->exchange_->start_events();
+          self->sse_ = std::make_unique<http::SseParser>(
+              [raw = self.get()](const http::SseEvent& e) { raw->exchange_->send_event(e.data); });
+        }
+      });
+    });
   };
   h.on_data = [self, executor](std::string_view bytes) {
-    asio::post(executor, [self, data = std::string(bytes)] { self->guarded([&] {
-      if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
-      if (self->relaying_events_) {
-        self->sse_->feed(data);
-      } else {
-        self->upstream_body_ += data;
-      }
-    }); });
+    asio::post(executor, [self, data = std::string(bytes)] {
+      self->guarded([&] {
+        if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return;
+        if (self->relaying_events_) {
+          self->sse_->feed(data);
+        } else {
+          self->upstream_body_ += data;
+        }
+      });
+    });
   };
   h.on_done = [self, inst, executor](const Status& st) {
-    asio::post(executor, [self, inst, st] { self->guarded([&] {
-      if (!st.is_ok()) {
-        self->service_->count_upstream_error(*inst, st.code() == StatusCode::kAborted            ? "aborted"
-                                                    : st.code() == StatusCode::kDeadlineExceeded ? "timeout"
-                                                                                                 : "stream");
-      }
-      // A decode that answered 200 pulled the KV and said "done" itself.
-      if (st.is_ok() && self->upstream_status_ == 200) self->lease_params_ = nullptr;
-      self->release_prefill_lease();
-      if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return self->finish();
-      if (!st.is_ok()) self->give_up(st.message());
-      if (self->relaying_events_) {
-        self->sse_->finish();
+    asio::post(executor, [self, inst, st] {
+      self->guarded([&] {
         if (!st.is_ok()) {
-          Json err = {{"error", {{"message", "upstream " + inst->url + ": " + st.message()},
-                                 {"type", "upstream_error"}, {"param", nullptr}, {"code", 502}}}};
-          self->exchange_->send_event(dump_json(err));
+          self->service_->count_upstream_error(*inst, st.code() == StatusCode::kAborted            ? "aborted"
+                                                      : st.code() == StatusCode::kDeadlineExceeded ? "timeout"
+                                                                                                   : "stream");
         }
-        self->exchange_->end_events();
-      } else if (!st.is_ok()) {
-        return self->reply_error(502, "instance " + inst->url + ": " + st.message(), "upstream_error");
-      } else {
-        // A decode that refused (overload, a bad field): the prefill's grant goes unused.
-        if (self->upstream_status_ != 200) self->give_up("the instance answered " + std::to_string(self->upstream_status_));
-        HttpResponse out;
-        out.status = self->upstream_status_;
-        out.body = std::move(self->upstream_body_);
-        self->exchange_->reply(std::move(out));
-      }
-      self->finish();
-    }); });
+        // A decode that answered 200 pulled the KV and said "done" itself.
+        if (st.is_ok() && self->upstream_status_ == 200) self->lease_params_ = nullptr;
+        self->release_prefill_lease();
+        if (self->stage_ == Stage::kDone || self->exchange_->disconnected()) return self->finish();
+        if (!st.is_ok()) self->give_up(st.message());
+        if (self->relaying_events_) {
+          self->sse_->finish();
+          if (!st.is_ok()) {
+            Json err = {{"error",
+                         {{"message", "upstream " + inst->url + ": " + st.message()},
+                          {"type", "upstream_error"},
+                          {"param", nullptr},
+                          {"code", 502}}}};
+            self->exchange_->send_event(dump_json(err));
+          }
+          self->exchange_->end_events();
+        } else if (!st.is_ok()) {
+          return self->reply_error(502, "instance " + inst->url + ": " + st.message(), "upstream_error");
+        } else {
+          // A decode that refused (overload, a bad field): the prefill's grant goes unused.
+          if (self->upstream_status_ != 200)
+            self->give_up("the instance answered " + std::to_string(self->upstream_status_));
+          HttpResponse out;
+          out.status = self->upstream_status_;
+          out.body = std::move(self->upstream_body_);
+          self->exchange_->reply(std::move(out));
+        }
+        self->finish();
+      });
+    });
   };
   upstream_ = (*client)->stream(std::move(req), std::move(h));
 }

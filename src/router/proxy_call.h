@@ -54,7 +54,7 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
 
   std::shared_ptr<RouterService> service_;
   HttpRequest request_;
-  Json body_;        // pd: the parsed request (agg relays request_.body as is)
+  Json body_;  // pd: the parsed request (agg relays request_.body as is)
   bool streamed_ = false;
   Json granted_kv_params_;  // pd: what the prefill granted, once it has
   std::shared_ptr<HttpExchange> exchange_;

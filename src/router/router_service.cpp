@@ -18,8 +18,8 @@ HttpResponse router_error(int status, const std::string& message, const std::str
   return r;
 }
 
-RouterService::RouterService(RouterServiceOptions options, InstancePool& pool,
-                             std::unique_ptr<RoutingPolicy> policy, UpstreamClients& clients)
+RouterService::RouterService(RouterServiceOptions options, InstancePool& pool, std::unique_ptr<RoutingPolicy> policy,
+                             UpstreamClients& clients)
     : options_(options), pool_(pool), policy_(std::move(policy)), clients_(clients) {}
 
 InstancePtr RouterService::pick(PoolRole role, const RouteKey& key, const Instance* exclude) {
@@ -29,19 +29,24 @@ InstancePtr RouterService::pick(PoolRole role, const RouteKey& key, const Instan
 }
 
 void RouterService::count_request(const Instance& inst) {
-  metrics_.counter("baton:router_requests_total", "Requests sent to each instance",
-                   {{"instance", inst.url}, {"role", pool_role_name(inst.role)}}).inc();
+  metrics_
+      .counter("baton:router_requests_total", "Requests sent to each instance",
+               {{"instance", inst.url}, {"role", pool_role_name(inst.role)}})
+      .inc();
 }
 
 void RouterService::count_retry(PoolRole role) {
-  metrics_.counter("baton:router_retries_total", "Requests retried on another instance",
-                   {{"role", pool_role_name(role)}}).inc();
+  metrics_
+      .counter("baton:router_retries_total", "Requests retried on another instance", {{"role", pool_role_name(role)}})
+      .inc();
 }
 
 void RouterService::count_upstream_error(const Instance& inst, const std::string& kind) {
   inst.num_errors.fetch_add(1);
-  metrics_.counter("baton:router_upstream_errors_total", "Failed exchanges with instances",
-                   {{"instance", inst.url}, {"kind", kind}}).inc();
+  metrics_
+      .counter("baton:router_upstream_errors_total", "Failed exchanges with instances",
+               {{"instance", inst.url}, {"kind", kind}})
+      .inc();
 }
 
 void RouterService::handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange) {
@@ -85,9 +90,9 @@ void RouterService::route(HttpRequest request, const std::shared_ptr<HttpExchang
   }
   auto body = parse_json(request.body, "request body");
   if (!body.is_ok() || !body->is_object()) {
-    return exchange->reply(router_error(
-        400, body.is_ok() ? "the request body must be a JSON object" : body.status().message(),
-        "invalid_request_error"));
+    return exchange->reply(
+        router_error(400, body.is_ok() ? "the request body must be a JSON object" : body.status().message(),
+                     "invalid_request_error"));
   }
   Json parsed = std::move(body).value();
   // Checked as an instance would (types, ranges, fields named): a request a

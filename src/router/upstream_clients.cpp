@@ -49,8 +49,7 @@ Result<std::shared_ptr<http::HttpClient>> UpstreamClients::get(const std::string
   http::ClientOptions options;
   options.read_buffer_bytes = 16 << 10;
   // Each client on its own strand: its pool is touched by one thread at a time.
-  BATON_ASSIGN_OR_RETURN(auto client,
-                         http::HttpClient::create(boost::asio::make_strand(io_), parsed, options));
+  BATON_ASSIGN_OR_RETURN(auto client, http::HttpClient::create(boost::asio::make_strand(io_), parsed, options));
   clients_[url] = client;
   return client;
 }

@@ -113,8 +113,8 @@ void ActiveRequest::stream_delta(Choice& c, const RequestOutput& out, const std:
                                  std::vector<ToolCall> calls) {
   if (request_.want_logprobs) {
     if (!content.empty() || !c.logprobs.empty()) {
-      exchange_->send_event(dump_json(stream_chunk(header_, content, c.logprobs.take(), FinishReason::kNone,
-                                                   request_.include_usage, c.index)));
+      exchange_->send_event(dump_json(
+          stream_chunk(header_, content, c.logprobs.take(), FinishReason::kNone, request_.include_usage, c.index)));
     }
   } else if (!content.empty() || !c.tools) {
     exchange_->send_event(c.delta_writer.chunk(content));
@@ -122,8 +122,8 @@ void ActiveRequest::stream_delta(Choice& c, const RequestOutput& out, const std:
   if (!calls.empty()) {
     std::vector<ToolCallOut> named = name_calls(std::move(calls), c);
     if (named.empty()) return;
-    exchange_->send_event(dump_json(tool_calls_chunk(header_, c.index, named,
-                                                     static_cast<int>(c.tool_calls.size()), request_.include_usage)));
+    exchange_->send_event(dump_json(
+        tool_calls_chunk(header_, c.index, named, static_cast<int>(c.tool_calls.size()), request_.include_usage)));
     for (ToolCallOut& t : named) c.tool_calls.push_back(std::move(t));
   }
 }
@@ -156,8 +156,8 @@ void ActiveRequest::finish_choice(Choice& c, RequestOutput out, double now) {
     if (request_.kind == ApiKind::kChat && (!content.empty() || !calls.empty())) {
       // Chat sends the last text as its own delta, then a chunk with the reason.
       if (!content.empty()) {
-        exchange_->send_event(dump_json(stream_chunk(header_, content, std::move(lp), FinishReason::kNone,
-                                                     request_.include_usage, c.index)));
+        exchange_->send_event(dump_json(
+            stream_chunk(header_, content, std::move(lp), FinishReason::kNone, request_.include_usage, c.index)));
         lp = nullptr;
       }
       content.clear();

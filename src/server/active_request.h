@@ -61,8 +61,7 @@ class ActiveRequest {
     FinishReason reason = FinishReason::kNone;
   };
 
-  void stream_delta(Choice& c, const RequestOutput& out, const std::string& content,
-                    std::vector<ToolCall> calls);
+  void stream_delta(Choice& c, const RequestOutput& out, const std::string& content, std::vector<ToolCall> calls);
   void finish_choice(Choice& c, RequestOutput out, double now);
   // Ends the request with a 500 (or an error event) carrying `message`;
   // the other choices are aborted.

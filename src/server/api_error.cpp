@@ -23,9 +23,7 @@ ApiError api_error_from_status(const Status& status, std::string param) {
   e.param = std::move(param);
   switch (status.code()) {
     case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange:
-      e.http_status = 400;
-      break;
+    case StatusCode::kOutOfRange: e.http_status = 400; break;
     case StatusCode::kNotFound:
       e.http_status = 404;
       e.code = "not_found";

@@ -13,8 +13,8 @@ struct ApiError {
   int http_status = 400;
   std::string message;
   std::string type = "invalid_request_error";
-  std::string param;  // the offending request field, "" for none (rendered null)
-  std::string code;   // "" for none (rendered null)
+  std::string param;      // the offending request field, "" for none (rendered null)
+  std::string code;       // "" for none (rendered null)
   int retry_after_s = 0;  // > 0 adds a Retry-After header (503)
 
   Json to_json() const;

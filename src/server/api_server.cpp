@@ -3,9 +3,9 @@
 #include <csignal>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <fmt/format.h>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -31,10 +31,10 @@ bool wait_for(Cond cond, double timeout_s) {
 ApiServer::ApiServer(EngineApi& engine, const PromptCodec& codec, ApiServerOptions options)
     : options_(std::move(options)) {
   service_ = std::make_unique<OpenAiService>(engine, codec, options_.service);
-  http_ = std::make_unique<HttpServer>(options_.http, [svc = service_.get()](HttpRequest req,
-                                                                              std::shared_ptr<HttpExchange> ex) {
-    svc->handle(std::move(req), std::move(ex));
-  });
+  http_ = std::make_unique<HttpServer>(options_.http,
+                                       [svc = service_.get()](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+                                         svc->handle(std::move(req), std::move(ex));
+                                       });
 }
 
 ApiServer::~ApiServer() {

@@ -28,9 +28,8 @@ std::optional<ApiError> read_content(const Json& m, const std::string& where, bo
     return std::nullopt;
   }
   if (!c->is_array()) {
-    return bad_request(fmt::format("{}.content must be a string or a list of text parts, got {}", where,
-                                   c->type_name()),
-                       "messages");
+    return bad_request(
+        fmt::format("{}.content must be a string or a list of text parts, got {}", where, c->type_name()), "messages");
   }
   std::string text;
   for (size_t k = 0; k < c->size(); ++k) {
@@ -39,8 +38,8 @@ std::optional<ApiError> read_content(const Json& m, const std::string& where, bo
     if (!part.is_object()) return bad_request(at + " must be an object", "messages");
     auto type = part.find("type");
     if (type == part.end() || !type->is_string() || *type != "text") {
-      return bad_request(fmt::format("{}.type must be the string \"text\", got {} (only text parts are supported)",
-                                     at, type == part.end() ? std::string("nothing") : dump_json(*type)),
+      return bad_request(fmt::format("{}.type must be the string \"text\", got {} (only text parts are supported)", at,
+                                     type == part.end() ? std::string("nothing") : dump_json(*type)),
                          "messages");
     }
     if (!is_string(part, "text")) return bad_request(at + ".text must be a string", "messages");
@@ -170,9 +169,10 @@ std::optional<ApiError> read_tool_choice(const Json& choice, ChatFields* out) {
     auto fn = choice.find("function");
     if (!is_string(choice, "type") || choice["type"] != "function" || fn == choice.end() || !fn->is_object() ||
         !is_string(*fn, "name")) {
-      return bad_request("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": "
-                         "{\"name\": ...}}",
-                         "tool_choice");
+      return bad_request(
+          "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": "
+          "{\"name\": ...}}",
+          "tool_choice");
     }
     out->tool_choice = ToolChoice::kNamed;
     out->tool_choice_name = (*fn)["name"].get<std::string>();
@@ -200,9 +200,9 @@ std::optional<ApiError> parse_chat_fields(const Json& body, ChatFields* out) {
     bool found = false;
     for (const Json& t : out->tools) found = found || t["function"]["name"] == out->tool_choice_name;
     if (!found) {
-      return bad_request(fmt::format("'tool_choice' names function '{}', which is not in 'tools'",
-                                     out->tool_choice_name),
-                         "tool_choice");
+      return bad_request(
+          fmt::format("'tool_choice' names function '{}', which is not in 'tools'", out->tool_choice_name),
+          "tool_choice");
     }
   }
   if (auto p = body.find("parallel_tool_calls"); p != body.end() && !p->is_null()) {

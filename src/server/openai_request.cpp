@@ -95,12 +95,37 @@ class FieldReader {
 };
 
 const std::set<std::string>& known_fields(ApiKind kind) {
-  static const std::set<std::string> common = {
-      "model", "stream", "stream_options", "n", "max_tokens", "temperature", "top_p", "seed", "stop",
-      "logprobs", "presence_penalty", "frequency_penalty", "top_k", "min_p", "min_tokens", "ignore_eos",
-      "repetition_penalty", "kv_transfer_params", "stop_token_ids", "user", "best_of", "logit_bias",
-      "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output", "metadata",
-      "store", "service_tier", "parallel_tool_calls", "request_id", "priority"};
+  static const std::set<std::string> common = {"model",
+                                               "stream",
+                                               "stream_options",
+                                               "n",
+                                               "max_tokens",
+                                               "temperature",
+                                               "top_p",
+                                               "seed",
+                                               "stop",
+                                               "logprobs",
+                                               "presence_penalty",
+                                               "frequency_penalty",
+                                               "top_k",
+                                               "min_p",
+                                               "min_tokens",
+                                               "ignore_eos",
+                                               "repetition_penalty",
+                                               "kv_transfer_params",
+                                               "stop_token_ids",
+                                               "user",
+                                               "best_of",
+                                               "logit_bias",
+                                               "skip_special_tokens",
+                                               "spaces_between_special_tokens",
+                                               "include_stop_str_in_output",
+                                               "metadata",
+                                               "store",
+                                               "service_tier",
+                                               "parallel_tool_calls",
+                                               "request_id",
+                                               "priority"};
   static const std::set<std::string> completion = [] {
     std::set<std::string> s = common;
     s.insert({"prompt", "echo", "suffix"});
@@ -108,8 +133,8 @@ const std::set<std::string>& known_fields(ApiKind kind) {
   }();
   static const std::set<std::string> chat = [] {
     std::set<std::string> s = common;
-    s.insert({"messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt",
-              "chat_template_kwargs", "tools", "tool_choice", "response_format", "modalities"});
+    s.insert({"messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt", "chat_template_kwargs",
+              "tools", "tool_choice", "response_format", "modalities"});
     return s;
   }();
   return kind == ApiKind::kChat ? chat : completion;
@@ -220,11 +245,13 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
   const char* max_key = "max_tokens";
   if (kind == ApiKind::kChat && f.find("max_completion_tokens")) max_key = "max_completion_tokens";
   if (f.get_int(max_key, &v)) {
-    if (v < 1 || v > INT32_MAX) f.fail(fmt::format("'{}' must be at least 1 and at most {}, got {}", max_key, INT32_MAX, v), max_key);
+    if (v < 1 || v > INT32_MAX)
+      f.fail(fmt::format("'{}' must be at least 1 and at most {}, got {}", max_key, INT32_MAX, v), max_key);
     else req.gen.max_tokens = static_cast<int>(v), req.max_tokens_given = true;
   }
   if (f.get_int("min_tokens", &v)) {
-    if (v < 0 || v > INT32_MAX) f.fail(fmt::format("'min_tokens' must be in [0, {}], got {}", INT32_MAX, v), "min_tokens");
+    if (v < 0 || v > INT32_MAX)
+      f.fail(fmt::format("'min_tokens' must be in [0, {}], got {}", INT32_MAX, v), "min_tokens");
     else req.gen.min_tokens = static_cast<int>(v);
   }
   if (req.max_tokens_given && req.gen.min_tokens > req.gen.max_tokens) {
@@ -266,7 +293,8 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
   } else {
     f.get_bool("logprobs", &req.want_logprobs);
     if (f.get_int("top_logprobs", &v)) {
-      if (v < 0 || v > kMaxLogprobs) f.fail(fmt::format("'top_logprobs' must be in [0, {}]", kMaxLogprobs), "top_logprobs");
+      if (v < 0 || v > kMaxLogprobs)
+        f.fail(fmt::format("'top_logprobs' must be in [0, {}]", kMaxLogprobs), "top_logprobs");
       else if (!req.want_logprobs && v > 0) f.fail("'top_logprobs' requires 'logprobs' to be true", "top_logprobs");
       else req.top_logprobs = static_cast<int>(v);
     }
@@ -302,7 +330,8 @@ std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& co
     }
     ChatRenderInput input;
     input.messages = chat.messages;
-    if (use_tools) input.tools = chat.tools_in_order.is_null() ? nlohmann::ordered_json(chat.tools) : chat.tools_in_order;
+    if (use_tools)
+      input.tools = chat.tools_in_order.is_null() ? nlohmann::ordered_json(chat.tools) : chat.tools_in_order;
     input.add_generation_prompt = req->add_generation_prompt;
     input.template_kwargs = chat.chat_template_kwargs;
     Result<std::string> text = codec.render_chat(input);
@@ -319,7 +348,8 @@ std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& co
     }
   }
   if (req->prompt_text) {
-    Result<std::vector<int32_t>> ids = codec.encode(*req->prompt_text, /*add_special_tokens=*/req->kind == ApiKind::kCompletion);
+    Result<std::vector<int32_t>> ids = codec.encode(*req->prompt_text,
+                                                    /*add_special_tokens=*/req->kind == ApiKind::kCompletion);
     if (!ids.is_ok()) return bad_request("cannot tokenize the prompt: " + ids.status().message(), param);
     req->prompt_ids = std::move(ids).value();
   } else {

@@ -37,9 +37,9 @@ struct OpenAiRequest {
   // or named), which the output parser starts from.
   ToolCallFormat tool_format = ToolCallFormat::kNone;
   std::string tool_call_prefix;
-  int n = 1;                          // choices to sample, sharing the prompt
-  bool max_tokens_given = false;      // chat without max_tokens fills the context
-  GenerationRequest gen;              // request_id and prompt_ids filled later
+  int n = 1;                                // choices to sample, sharing the prompt
+  bool max_tokens_given = false;            // chat without max_tokens fills the context
+  GenerationRequest gen;                    // request_id and prompt_ids filled later
   std::vector<std::string> ignored_fields;  // unknown fields, for a warning
 };
 

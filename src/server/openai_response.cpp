@@ -95,9 +95,8 @@ Json finish_reason_json(FinishReason reason, bool called_tools) {
 namespace {
 
 Json tool_call_json(const ToolCallOut& c) {
-  return Json{{"id", c.id},
-              {"type", "function"},
-              {"function", {{"name", c.call.name}, {"arguments", c.call.arguments}}}};
+  return Json{
+      {"id", c.id}, {"type", "function"}, {"function", {{"name", c.call.name}, {"arguments", c.call.arguments}}}};
 }
 
 }  // namespace
@@ -151,10 +150,14 @@ Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json l
   if (h.kind == ApiKind::kChat) {
     Json delta = Json::object();
     if (!delta_text.empty() || reason == FinishReason::kNone) delta["content"] = delta_text;
-    choice = Json{{"index", index}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
+    choice = Json{{"index", index},
+                  {"delta", std::move(delta)},
+                  {"logprobs", std::move(logprobs)},
                   {"finish_reason", finish_reason_json(reason, called_tools)}};
   } else {
-    choice = Json{{"index", index}, {"text", delta_text}, {"logprobs", std::move(logprobs)},
+    choice = Json{{"index", index},
+                  {"text", delta_text},
+                  {"logprobs", std::move(logprobs)},
                   {"finish_reason", reason_json(reason)}};
   }
   body["choices"] = Json::array({std::move(choice)});
@@ -162,8 +165,8 @@ Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json l
   return body;
 }
 
-Json tool_calls_chunk(const ResponseHeader& h, int index, const std::vector<ToolCallOut>& calls,
-                      int first_call_index, bool include_usage_field) {
+Json tool_calls_chunk(const ResponseHeader& h, int index, const std::vector<ToolCallOut>& calls, int first_call_index,
+                      bool include_usage_field) {
   Json body = header_json(h, true);
   Json list = Json::array();
   for (size_t k = 0; k < calls.size(); ++k) {
@@ -182,7 +185,8 @@ Json tool_calls_chunk(const ResponseHeader& h, int index, const std::vector<Tool
 DeltaChunkWriter::DeltaChunkWriter(const ResponseHeader& h, bool include_usage_field, int index) {
   auto str = [](const std::string& v) { return Json(v).dump(-1, ' ', false, Json::error_handler_t::replace); };
   prefix_ = "{\"id\":" + str(h.id) + ",\"object\":" + str(object_name(h.kind, true)) +
-            ",\"created\":" + std::to_string(h.created) + ",\"model\":" + str(h.model) + ",\"choices\":[{\"index\":" + std::to_string(index) + ",";
+            ",\"created\":" + std::to_string(h.created) + ",\"model\":" + str(h.model) +
+            ",\"choices\":[{\"index\":" + std::to_string(index) + ",";
   prefix_ += h.kind == ApiKind::kChat ? "\"delta\":{\"content\":" : "\"text\":";
   suffix_ = h.kind == ApiKind::kChat ? "}," : ",";
   suffix_ += "\"logprobs\":null,\"finish_reason\":null}]";

@@ -17,7 +17,7 @@ namespace baton {
 // What every body of one request repeats.
 struct ResponseHeader {
   ApiKind kind = ApiKind::kCompletion;
-  std::string id;     // "cmpl-..." or "chatcmpl-..."
+  std::string id;  // "cmpl-..." or "chatcmpl-..."
   std::string model;
   int64_t created = 0;  // unix seconds
 };
@@ -73,8 +73,8 @@ Json stream_chunk(const ResponseHeader& h, const std::string& delta_text, Json l
                   bool include_usage_field, int index = 0, bool called_tools = false);
 // A chat chunk carrying completed tool calls; `first_call_index` numbers them
 // within the choice (OpenAI's tool_calls[].index).
-Json tool_calls_chunk(const ResponseHeader& h, int index, const std::vector<ToolCallOut>& calls,
-                      int first_call_index, bool include_usage_field);
+Json tool_calls_chunk(const ResponseHeader& h, int index, const std::vector<ToolCallOut>& calls, int first_call_index,
+                      bool include_usage_field);
 // The serialized chunk of a non-final delta without logprobs, the hot path
 // of streaming: the parts around the text are rendered once per request.
 // Parses to the same JSON as stream_chunk(h, text, nullptr, kNone, usage).

@@ -3,13 +3,13 @@
 #include <chrono>
 #include <random>
 
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+#include <boost/asio/post.hpp>
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "server/openai_request.h"
 #include "server/active_request.h"
+#include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "tokenizer/chat_template.h"
 
@@ -18,8 +18,7 @@ namespace baton {
 namespace {
 
 int64_t unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 HttpResponse json_response(int status, const Json& body) {
@@ -151,8 +150,12 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
   }
   if (path == "/v1/models") {
     if (!only("GET")) return;
-    Json model = {{"id", options_.served_model_name}, {"object", "model"},         {"created", unix_seconds()},
-                  {"owned_by", "baton"},              {"root", options_.model_path}, {"parent", nullptr},
+    Json model = {{"id", options_.served_model_name},
+                  {"object", "model"},
+                  {"created", unix_seconds()},
+                  {"owned_by", "baton"},
+                  {"root", options_.model_path},
+                  {"parent", nullptr},
                   {"max_model_len", engine_.max_model_len()},
                   // An extension (like vLLM's max_model_len): clients that send token ids,
                   // such as `baton bench`, draw them below this.

@@ -5,14 +5,13 @@
 namespace baton {
 namespace {
 
-const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
-                                          0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0,
-                                          160.0, 640.0, 2560.0};
-const std::vector<double> kTokenBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
-                                           0.4,   0.5,   0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
-const std::vector<double> kRequestBuckets = {0.01, 0.05, 0.1,  0.3,  0.5,  0.8,   1.0,   1.5,   2.0,
-                                             2.5,  5.0,  10.0, 15.0, 20.0, 30.0,  40.0,  50.0,  60.0,
-                                             120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
+                                          1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
+const std::vector<double> kTokenBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,  0.3, 0.4,
+                                           0.5,   0.75,  1.0,  2.5,   5.0,  7.5,   10.0, 20.0, 40.0, 80.0};
+const std::vector<double> kRequestBuckets = {0.01, 0.05, 0.1,   0.3,   0.5,   0.8,   1.0,    1.5,
+                                             2.0,  2.5,  5.0,   10.0,  15.0,  20.0,  30.0,   40.0,
+                                             50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
 const char* reason_label(FinishReason r) {
   switch (r) {
@@ -35,8 +34,8 @@ ServerMetrics::ServerMetrics(std::string model_name) : labels_{{"model_name", st
                        kTokenBuckets, labels_);
   itl_ = &r.histogram("baton:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
                       kTokenBuckets, labels_);
-  e2e_ = &r.histogram("baton:e2e_request_latency_seconds",
-                      "Histogram of end to end request latency in seconds.", kRequestBuckets, labels_);
+  e2e_ = &r.histogram("baton:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.",
+                      kRequestBuckets, labels_);
   queue_ = &r.histogram("baton:request_queue_time_seconds",
                         "Histogram of time spent waiting before first scheduled, in seconds.", kRequestBuckets,
                         labels_);
@@ -76,10 +75,8 @@ void ServerMetrics::record_finished(FinishReason reason, int num_output_tokens, 
 
 std::string ServerMetrics::render(const EngineStats& s) {
   auto& r = registry_;
-  r.gauge("baton:num_requests_running", "Number of requests in model execution batches.", labels_)
-      .set(s.num_running);
-  r.gauge("baton:num_requests_waiting", "Number of requests waiting to be processed.", labels_)
-      .set(s.num_waiting);
+  r.gauge("baton:num_requests_running", "Number of requests in model execution batches.", labels_).set(s.num_running);
+  r.gauge("baton:num_requests_waiting", "Number of requests waiting to be processed.", labels_).set(s.num_waiting);
   r.gauge("baton:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", labels_).set(s.kv_usage);
   r.gauge("baton:num_kv_blocks_total", "Number of KV-cache blocks.", labels_).set(s.num_kv_blocks_total);
   r.gauge("baton:num_kv_blocks_free", "Number of free KV-cache blocks (cached prefixes included).", labels_)

@@ -6,16 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "engine/request_types.h"
 #include "common/metrics_registry.h"
+#include "engine/request_types.h"
 
 namespace baton {
 
 // Timings of one finished request, in seconds on the monotonic clock.
 struct RequestTimings {
   double arrival_s = 0;
-  double first_scheduled_s = 0;   // 0 if unknown
-  double first_token_s = 0;       // 0 if no token was produced
+  double first_scheduled_s = 0;  // 0 if unknown
+  double first_token_s = 0;      // 0 if no token was produced
   double finished_s = 0;
   std::vector<double> token_times_s;  // one per output token
 };

@@ -113,8 +113,8 @@ const char* tool_call_format_name(ToolCallFormat format) {
 }
 
 Result<ToolCallFormat> parse_tool_call_format(std::string_view name) {
-  for (ToolCallFormat f : {ToolCallFormat::kNone, ToolCallFormat::kHermes, ToolCallFormat::kLlama3Json,
-                           ToolCallFormat::kDeepSeekV3}) {
+  for (ToolCallFormat f :
+       {ToolCallFormat::kNone, ToolCallFormat::kHermes, ToolCallFormat::kLlama3Json, ToolCallFormat::kDeepSeekV3}) {
     if (name == tool_call_format_name(f)) return f;
   }
   return invalid_argument("unknown tool call parser '{}' (known: hermes, llama3_json, deepseek_v3, none)", name);

@@ -73,11 +73,11 @@ class ToolCallStreamParser {
 
   ToolCallFormat format_;
   std::string buffer_;
-  size_t emitted_ = 0;       // buffer_ bytes already returned as content or calls
-  bool in_calls_ = false;    // past the first call's opening
-  bool json_mode_ = false;   // llama3_json: the output began with a call
-  bool decided_ = false;     // llama3_json: the first non-space byte was seen
-  bool failed_ = false;      // a call did not parse: the rest is content
+  size_t emitted_ = 0;      // buffer_ bytes already returned as content or calls
+  bool in_calls_ = false;   // past the first call's opening
+  bool json_mode_ = false;  // llama3_json: the output began with a call
+  bool decided_ = false;    // llama3_json: the first non-space byte was seen
+  bool failed_ = false;     // a call did not parse: the rest is content
   int num_calls_ = 0;
 };
 

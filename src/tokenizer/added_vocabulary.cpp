@@ -60,9 +60,8 @@ void AddedVocabulary::index() {
     by_first_byte_[static_cast<uint8_t>(tokens_[i].pattern[0])].push_back(i);
   }
   for (auto& list : by_first_byte_) {
-    std::stable_sort(list.begin(), list.end(), [&](uint32_t a, uint32_t b) {
-      return tokens_[a].pattern.size() > tokens_[b].pattern.size();
-    });
+    std::stable_sort(list.begin(), list.end(),
+                     [&](uint32_t a, uint32_t b) { return tokens_[a].pattern.size() > tokens_[b].pattern.size(); });
   }
 }
 

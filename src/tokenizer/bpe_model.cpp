@@ -30,9 +30,10 @@ bool is_null_or_empty_string(const Json& j, std::string_view key) {
 
 }  // namespace
 
-Result<std::unique_ptr<BpeModel>> BpeModel::from_json(
-    const Json& model, std::vector<std::pair<std::string, int64_t>> vocab,
-    const std::vector<std::pair<std::string, std::string>>& merges, bool byte_level) {
+Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& model,
+                                                      std::vector<std::pair<std::string, int64_t>> vocab,
+                                                      const std::vector<std::pair<std::string, std::string>>& merges,
+                                                      bool byte_level) {
   if (!model.is_object()) return invalid_argument("tokenizer.json: 'model' is not an object");
   auto type_it = model.find("type");
   if (type_it == model.end() || !type_it->is_string() || *type_it != "BPE") {
@@ -148,8 +149,10 @@ Status BpeModel::load_vocab(std::vector<std::pair<std::string, int64_t>> vocab) 
   }
   for (int b = 0; b < 256; ++b) {
     if (byte_ids_[b] < 0) {
-      return unimplemented("tokenizer.json: the vocabulary lacks the byte-level token of byte 0x{:02X}, "
-                           "which its ByteLevel pre-tokenizer needs", b);
+      return unimplemented(
+          "tokenizer.json: the vocabulary lacks the byte-level token of byte 0x{:02X}, "
+          "which its ByteLevel pre-tokenizer needs",
+          b);
     }
   }
   return Status::ok();
@@ -178,8 +181,8 @@ Status BpeModel::add_merge(std::string_view left, std::string_view right, int32_
   auto l = lookup(left);
   auto r = lookup(right);
   if (!l || !r) {
-    return invalid_argument("tokenizer.json: merge {} ('{}' '{}') uses a token that is not in the vocabulary",
-                            rank, left, right);
+    return invalid_argument("tokenizer.json: merge {} ('{}' '{}') uses a token that is not in the vocabulary", rank,
+                            left, right);
   }
   std::string merged;
   merged.reserve(left.size() + right.size());
@@ -285,7 +288,8 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
   compute(out);
   std::lock_guard<std::mutex> lock(shard.mu);
   if (shard.words.size() >= kCacheEntriesPerShard) shard.words.clear();
-  shard.words.emplace(std::string(bytes), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
+  shard.words.emplace(std::string(bytes),
+                      std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
 }
 
 size_t BpeModel::initial_symbols(std::string_view word, int32_t* ids) const {
@@ -305,7 +309,8 @@ size_t BpeModel::initial_symbols(std::string_view word, int32_t* ids) const {
       ids[n++] = *id;
       continue;
     }
-    if (byte_fallback_ && std::all_of(ch.begin(), ch.end(), [&](char b) { return fallback_ids_[static_cast<uint8_t>(b)] >= 0; })) {
+    if (byte_fallback_ &&
+        std::all_of(ch.begin(), ch.end(), [&](char b) { return fallback_ids_[static_cast<uint8_t>(b)] >= 0; })) {
       for (char b : ch) ids[n++] = fallback_ids_[static_cast<uint8_t>(b)];
       continue;
     }
@@ -344,7 +349,7 @@ void BpeModel::merge_word(std::string_view bytes, std::vector<int32_t>& out) con
   std::vector<Symbol> big_syms;
   std::vector<Candidate> big_heap;
   std::vector<int32_t> big_ids;
-  Symbol* syms = stack_syms;  // [n]
+  Symbol* syms = stack_syms;     // [n]
   Candidate* heap = stack_heap;  // [<= 3n]
   int32_t* initial = stack_ids;  // [n]: the ids the word starts as
   if (n > kStackSymbols) {

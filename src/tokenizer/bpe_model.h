@@ -34,9 +34,10 @@ class BpeModel {
  public:
   // Builds the model from the "model" object of tokenizer.json (its options)
   // and the vocabulary and merges that parse_tokenizer_json pulled out of it.
-  static Result<std::unique_ptr<BpeModel>> from_json(
-      const Json& model, std::vector<std::pair<std::string, int64_t>> vocab,
-      const std::vector<std::pair<std::string, std::string>>& merges, bool byte_level);
+  static Result<std::unique_ptr<BpeModel>> from_json(const Json& model,
+                                                     std::vector<std::pair<std::string, int64_t>> vocab,
+                                                     const std::vector<std::pair<std::string, std::string>>& merges,
+                                                     bool byte_level);
 
   BpeModel(const BpeModel&) = delete;
   BpeModel& operator=(const BpeModel&) = delete;
@@ -95,7 +96,7 @@ class BpeModel {
   bool byte_level_ = true;
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
-  int32_t unk_id_ = -1;  // none
+  int32_t unk_id_ = -1;                      // none
   std::array<int32_t, 256> fallback_ids_{};  // id of each <0xXX> token, or -1
 
   // Merges: open addressing over a power-of-two table.

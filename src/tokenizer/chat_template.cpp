@@ -41,7 +41,8 @@ Result<std::string> message_text(const J& content, size_t i) {
                            type->template get<std::string>());
     }
     auto t = part.find("text");
-    if (t == part.end() || !t->is_string()) return invalid_argument("messages[{}].content[{}] has no string 'text'", i, k);
+    if (t == part.end() || !t->is_string())
+      return invalid_argument("messages[{}].content[{}] has no string 'text'", i, k);
     if (k > 0) text += "\n";
     text += t->template get<std::string>();
   }
@@ -215,9 +216,10 @@ Result<std::string> ChatTemplate::render(const std::vector<ChatMessage>& message
   globals.emplace_back("tools", options.tools.is_null() ? jinja::Value::none() : jinja::from_json(options.tools));
   globals.emplace_back("documents", jinja::Value::none());
   globals.emplace_back("add_generation_prompt", jinja::Value::boolean(options.add_generation_prompt));
-  const std::pair<std::string_view, const std::string*> special[] = {
-      {"bos_token", &tokens_.bos_token}, {"eos_token", &tokens_.eos_token},
-      {"unk_token", &tokens_.unk_token}, {"pad_token", &tokens_.pad_token}};
+  const std::pair<std::string_view, const std::string*> special[] = {{"bos_token", &tokens_.bos_token},
+                                                                     {"eos_token", &tokens_.eos_token},
+                                                                     {"unk_token", &tokens_.unk_token},
+                                                                     {"pad_token", &tokens_.pad_token}};
   for (const auto& [name, token] : special) {
     if (!token->empty()) globals.emplace_back(name, jinja::Value::string(*token));
   }
@@ -244,8 +246,6 @@ Result<std::string> ChatTemplate::render(const std::vector<ChatMessage>& message
 
 Result<std::vector<ChatMessage>> parse_chat_messages(const Json& messages) { return parse_messages(messages); }
 
-Result<std::vector<ChatMessage>> parse_chat_messages(const OrderedJson& messages) {
-  return parse_messages(messages);
-}
+Result<std::vector<ChatMessage>> parse_chat_messages(const OrderedJson& messages) { return parse_messages(messages); }
 
 }  // namespace baton

@@ -24,8 +24,8 @@ using OrderedJson = nlohmann::ordered_json;
 Result<OrderedJson> parse_ordered_json(std::string_view text, std::string_view what = "JSON");
 
 struct ChatMessage {
-  std::string role;     // system, user, assistant, tool, or any role the template knows
-  std::string content;  // text parts joined by "\n"; null content is ""
+  std::string role;                              // system, user, assistant, tool, or any role the template knows
+  std::string content;                           // text parts joined by "\n"; null content is ""
   std::optional<std::string> reasoning_content;  // assistant history (Qwen3)
   // Assistant tool calls as the client sent them, each function's
   // `arguments` JSON string parsed into an object (as vLLM passes them to
@@ -81,7 +81,8 @@ class ChatTemplate {
   void set_limits(const jinja::RenderLimits& limits) { limits_ = limits; }
 
  private:
-  ChatTemplate(jinja::Template tmpl, ChatTemplateTokens tokens) : template_(std::move(tmpl)), tokens_(std::move(tokens)) {}
+  ChatTemplate(jinja::Template tmpl, ChatTemplateTokens tokens)
+      : template_(std::move(tmpl)), tokens_(std::move(tokens)) {}
 
   jinja::Template template_;
   ChatTemplateTokens tokens_;

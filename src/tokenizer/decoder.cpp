@@ -68,9 +68,7 @@ struct Decoder::Step {
       case Kind::kReplace:
         for (auto& t : tokens) t = replace_all(*pattern, content, t);
         return;
-      case Kind::kByteFallback:
-        apply_byte_fallback(tokens);
-        return;
+      case Kind::kByteFallback: apply_byte_fallback(tokens); return;
       case Kind::kFuse: {
         std::string all;
         for (const auto& t : tokens) all += t;
@@ -142,7 +140,8 @@ using Step = Decoder::Step;
 // A "content"/"replacement" field that must be exactly one character.
 Result<std::string> one_char(const Json& spec, const char* key, const std::string& type) {
   auto it = spec.find(key);
-  if (it == spec.end() || !it->is_string()) return invalid_argument("tokenizer.json: {} decoder has no '{}'", type, key);
+  if (it == spec.end() || !it->is_string())
+    return invalid_argument("tokenizer.json: {} decoder has no '{}'", type, key);
   const auto& s = it->get_ref<const std::string&>();
   if (s.empty() || find_invalid_utf8(s) || utf8_step(s, 0).num_bytes != s.size()) {
     return invalid_argument("tokenizer.json: {} decoder's '{}' is not one character", type, key);
@@ -183,8 +182,8 @@ Status add_spec(const Json& spec, std::vector<std::unique_ptr<Step>>& steps, int
       return invalid_argument("tokenizer.json: Replace decoder pattern is neither Regex nor String");
     }
     step->content = content->get<std::string>();
-    BATON_ASSIGN_OR_RETURN(step->pattern, Regex::compile((*pat)[is_regex ? "Regex" : "String"].get_ref<const std::string&>(),
-                                                         !is_regex));
+    BATON_ASSIGN_OR_RETURN(
+        step->pattern, Regex::compile((*pat)[is_regex ? "Regex" : "String"].get_ref<const std::string&>(), !is_regex));
   } else if (type == "Strip") {
     step->kind = Step::Kind::kStrip;
     BATON_ASSIGN_OR_RETURN(step->content, one_char(spec, "content", type));
@@ -247,24 +246,16 @@ std::string Decoder::token_piece(std::string_view token) const {
   bool fused = false;
   for (const auto& step : steps_) {
     switch (step->kind) {
-      case Step::Kind::kByteLevel:
-        piece = byte_level_bytes(piece);
-        break;
-      case Step::Kind::kReplace:
-        piece = replace_all(*step->pattern, step->content, piece);
-        break;
+      case Step::Kind::kByteLevel: piece = byte_level_bytes(piece); break;
+      case Step::Kind::kReplace: piece = replace_all(*step->pattern, step->content, piece); break;
       case Step::Kind::kByteFallback:
         if (auto b = byte_fallback_value(piece)) piece.assign(1, static_cast<char>(*b));
         break;
-      case Step::Kind::kFuse:
-        fused = true;
-        break;
+      case Step::Kind::kFuse: fused = true; break;
       case Step::Kind::kStrip:
         if (!fused) piece = step->strip(piece);
         break;
-      case Step::Kind::kMetaspace:
-        piece = step->metaspace(piece, /*drop=*/false);
-        break;
+      case Step::Kind::kMetaspace: piece = step->metaspace(piece, /*drop=*/false); break;
     }
   }
   return piece;

@@ -62,8 +62,7 @@ Result<std::string> IncrementalDetokenizer::step_in_context(int32_t id) {
   BATON_ASSIGN_OR_RETURN(std::string all, tokenizer_->decode(ids_, skip_special_tokens_));
   if (all.size() <= prefix_.size() || all.ends_with(kReplacementChar)) return std::string();
   if (!all.starts_with(prefix_)) {
-    return internal_error("incremental decode: the text of token {} does not extend '{}' (got '{}')", id, prefix_,
-                          all);
+    return internal_error("incremental decode: the text of token {} does not extend '{}' (got '{}')", id, prefix_, all);
   }
   std::string delta = all.substr(prefix_.size());
   const size_t new_prefix_index = ids_.size() - prefix_index_;

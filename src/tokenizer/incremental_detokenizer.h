@@ -52,7 +52,7 @@ class IncrementalDetokenizer {
 
   const Tokenizer* tokenizer_;
   bool skip_special_tokens_;
-  bool concat_;  // the tokenizer decodes by concatenation
+  bool concat_;          // the tokenizer decodes by concatenation
   std::string pending_;  // concat: bytes of an incomplete trailing sequence
   // Other decoders: the ids since the start of the emitted prefix, that
   // prefix's text, and how many of ids_ it covers.

@@ -28,9 +28,9 @@ bool is_stable_code_point(char32_t cp) {
 
 Status unicode_normalize(std::string_view text, int options, std::string& out) {
   utf8proc_uint8_t* result = nullptr;
-  const utf8proc_ssize_t len =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
-                   &result, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | options));
+  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                            static_cast<utf8proc_ssize_t>(text.size()), &result,
+                                            static_cast<utf8proc_option_t>(UTF8PROC_STABLE | options));
   if (len < 0) return invalid_argument("Unicode normalization failed: {}", utf8proc_errmsg(len));
   out.assign(reinterpret_cast<const char*>(result), static_cast<size_t>(len));
   std::free(result);
@@ -57,10 +57,10 @@ void lowercase(std::string_view text, std::string& out) {
 struct Normalizer::Step {
   enum class Kind { kUnicode, kLowercase, kPrepend, kReplace, kStrip };
   Kind kind = Kind::kUnicode;
-  int utf8proc_options = 0;  // kUnicode
-  bool nfc = false;          // kUnicode: plain NFC, which has a fast check
-  std::string content;       // kPrepend: the prefix; kReplace: the replacement
-  std::unique_ptr<Regex> pattern;  // kReplace
+  int utf8proc_options = 0;                      // kUnicode
+  bool nfc = false;                              // kUnicode: plain NFC, which has a fast check
+  std::string content;                           // kPrepend: the prefix; kReplace: the replacement
+  std::unique_ptr<Regex> pattern;                // kReplace
   bool strip_left = false, strip_right = false;  // kStrip
 
   Status apply(std::string_view in, std::string& out) const {
@@ -68,9 +68,7 @@ struct Normalizer::Step {
       case Kind::kUnicode:
         if (nfc && is_trivially_nfc(in)) break;
         return unicode_normalize(in, utf8proc_options, out);
-      case Kind::kLowercase:
-        lowercase(in, out);
-        return Status::ok();
+      case Kind::kLowercase: lowercase(in, out); return Status::ok();
       case Kind::kPrepend:
         if (in.empty()) break;
         out.assign(content).append(in);
@@ -126,8 +124,8 @@ Result<std::unique_ptr<Step>> replace_step(const Json& spec) {
     return invalid_argument("tokenizer.json: Replace pattern is neither Regex nor String");
   }
   step->content = content->get<std::string>();
-  BATON_ASSIGN_OR_RETURN(step->pattern,
-                         Regex::compile((*pat)[is_regex ? "Regex" : "String"].get_ref<const std::string&>(), !is_regex));
+  BATON_ASSIGN_OR_RETURN(
+      step->pattern, Regex::compile((*pat)[is_regex ? "Regex" : "String"].get_ref<const std::string&>(), !is_regex));
   return step;
 }
 
@@ -156,7 +154,8 @@ Status add_spec(const Json& spec, std::vector<std::unique_ptr<Step>>& steps, int
     step->kind = Step::Kind::kLowercase;
   } else if (type == "Prepend") {
     auto it = spec.find("prepend");
-    if (it == spec.end() || !it->is_string()) return invalid_argument("tokenizer.json: Prepend has no string 'prepend'");
+    if (it == spec.end() || !it->is_string())
+      return invalid_argument("tokenizer.json: Prepend has no string 'prepend'");
     step->kind = Step::Kind::kPrepend;
     step->content = it->get<std::string>();
   } else if (type == "Replace") {

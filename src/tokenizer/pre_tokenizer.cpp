@@ -67,9 +67,7 @@ void split_by_matches(const Piece& piece, const std::vector<std::pair<size_t, si
   groups.reserve(spans.size());
   switch (behavior) {
     case Behavior::kIsolated:  // handled above
-    case Behavior::kRemoved:
-      groups = spans;
-      break;
+    case Behavior::kRemoved: groups = spans; break;
     case Behavior::kContiguous: {
       bool previous_match = false;
       for (const Span& s : spans) {
@@ -140,8 +138,7 @@ struct PreTokenizer::Step {
           out.push_back({arena.emplace_back(" " + std::string(piece.text)), piece.at_start});
         }
         return Status::ok();
-      case Kind::kMetaspace:
-        return apply_metaspace(piece, out, arena, matches);
+      case Kind::kMetaspace: return apply_metaspace(piece, out, arena, matches);
     }
     return Status::ok();
   }

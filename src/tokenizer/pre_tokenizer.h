@@ -39,8 +39,7 @@ class PreTokenizer {
   // Splits valid UTF-8 text into pieces, appended to out: views into text or
   // into strings appended to arena. at_input_start says that text begins at
   // offset 0 of the encoded input (Metaspace's prepend_scheme "first").
-  Status split(std::string_view text, bool at_input_start, std::vector<std::string_view>& out,
-               PieceArena& arena) const;
+  Status split(std::string_view text, bool at_input_start, std::vector<std::string_view>& out, PieceArena& arena) const;
 
   struct Step;  // one pre-tokenizer of the sequence (defined in the .cpp)
 

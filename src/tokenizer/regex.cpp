@@ -45,7 +45,8 @@ Status Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size
   if (text.empty()) return Status::ok();
   if (code_ == nullptr) {  // a literal; valid UTF-8 in both, so a byte match is a character match
     if (literal_.empty()) return Status::ok();
-    for (size_t hit = text.find(literal_); hit != std::string_view::npos; hit = text.find(literal_, hit + literal_.size())) {
+    for (size_t hit = text.find(literal_); hit != std::string_view::npos;
+         hit = text.find(literal_, hit + literal_.size())) {
       out.emplace_back(hit, hit + literal_.size());
     }
     return Status::ok();

@@ -161,10 +161,12 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::build(std::string_view tokenizer_j
     t->vocab_size_ = std::max(t->vocab_size_, added_tokens[i].id + 1);
   }
   for (int32_t id : t->prefix_ids_) {
-    if (id < 0 || id >= t->vocab_size_) return invalid_argument("tokenizer.json: post_processor id {} is out of range", id);
+    if (id < 0 || id >= t->vocab_size_)
+      return invalid_argument("tokenizer.json: post_processor id {} is out of range", id);
   }
   for (int32_t id : t->suffix_ids_) {
-    if (id < 0 || id >= t->vocab_size_) return invalid_argument("tokenizer.json: post_processor id {} is out of range", id);
+    if (id < 0 || id >= t->vocab_size_)
+      return invalid_argument("tokenizer.json: post_processor id {} is out of range", id);
   }
 
   if (tokenizer_config_json.empty()) {
@@ -250,8 +252,8 @@ Status Tokenizer::load_config(const Json& config) {
 
 Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   if (auto bad = tokenizer::find_invalid_utf8(text)) {
-    return invalid_argument("text is not valid UTF-8: bad byte 0x{:02X} at offset {}",
-                            static_cast<uint8_t>(text[*bad]), *bad);
+    return invalid_argument("text is not valid UTF-8: bad byte 0x{:02X} at offset {}", static_cast<uint8_t>(text[*bad]),
+                            *bad);
   }
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);

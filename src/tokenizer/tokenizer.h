@@ -101,8 +101,7 @@ class Tokenizer {
                                                   std::string_view tokenizer_config_json);
   Status load_config(const Json& config);
   Status build_decoding(const Json& decoder_spec);
-  Status encode_text(std::string_view text, bool at_input_start, std::vector<int32_t>& ids,
-                     std::string& scratch) const;
+  Status encode_text(std::string_view text, bool at_input_start, std::vector<int32_t>& ids, std::string& scratch) const;
 
   std::unique_ptr<tokenizer::BpeModel> model_;
   std::unique_ptr<tokenizer::Normalizer> normalizer_;
@@ -110,10 +109,10 @@ class Tokenizer {
   std::unique_ptr<tokenizer::AddedVocabulary> added_;
   std::unique_ptr<tokenizer::Decoder> decoder_;
   bool concat_decode_ = false;
-  std::vector<std::string> added_bytes_;  // token_bytes of each added token
-  std::vector<std::string> model_pieces_;  // token_bytes of model ids, unless concat_decode_
+  std::vector<std::string> added_bytes_;             // token_bytes of each added token
+  std::vector<std::string> model_pieces_;            // token_bytes of model ids, unless concat_decode_
   std::unordered_map<int32_t, size_t> added_by_id_;  // id -> index in added_->tokens()
-  std::vector<int32_t> prefix_ids_;  // post-processor template, add_special_tokens only
+  std::vector<int32_t> prefix_ids_;                  // post-processor template, add_special_tokens only
   std::vector<int32_t> suffix_ids_;
   int32_t vocab_size_ = 0;
 

@@ -88,7 +88,7 @@ class TokenizerJsonSax {
   enum class Kind { kObject, kArray, kMergePair };
   struct Frame {
     Kind kind;
-    std::string key;  // the last key read, for objects
+    std::string key;         // the last key read, for objects
     std::string parent_key;  // the key this container sits under
   };
 
@@ -99,8 +99,7 @@ class TokenizerJsonSax {
   // The container at the top is root.model.vocab / root.model.merges.
   bool at_model_child(Kind kind, std::string_view name) const {
     return frames_.size() == 3 && frames_[2].kind == kind && frames_[2].parent_key == name &&
-           frames_[1].parent_key == "model" && frames_[1].kind == Kind::kObject &&
-           frames_[0].kind == Kind::kObject;
+           frames_[1].parent_key == "model" && frames_[1].kind == Kind::kObject && frames_[0].kind == Kind::kObject;
   }
   bool in_vocab() const { return at_model_child(Kind::kObject, "vocab"); }
   bool in_merges() const { return at_model_child(Kind::kArray, "merges"); }

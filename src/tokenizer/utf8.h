@@ -16,7 +16,7 @@ namespace baton::tokenizer {
 struct Utf8Step {
   enum class Kind { kValid, kInvalid, kIncomplete };
   Kind kind;
-  size_t num_bytes;  // kValid: the sequence; kInvalid/kIncomplete: bytes to replace by one U+FFFD
+  size_t num_bytes;         // kValid: the sequence; kInvalid/kIncomplete: bytes to replace by one U+FFFD
   char32_t code_point = 0;  // kValid only
 };
 

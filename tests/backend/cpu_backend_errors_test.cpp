@@ -57,18 +57,20 @@ void expect_load_error(const std::string& dir, const std::string& needle) {
 
 TEST(CpuBackendErrors, MissingTensorIsNamed) {
   const std::string name = "model.layers.1.mlp.down_proj.weight";
-  expect_load_error(edited_copy("missing", [&](std::vector<TensorView>& v) {
-                      std::erase_if(v, [&](const TensorView& t) { return t.name == name; });
-                    }),
+  expect_load_error(edited_copy("missing",
+                                [&](std::vector<TensorView>& v) {
+                                  std::erase_if(v, [&](const TensorView& t) { return t.name == name; });
+                                }),
                     name);
 }
 
 TEST(CpuBackendErrors, WrongShapeIsNamed) {
   const std::string name = "model.layers.0.self_attn.q_proj.weight";
-  expect_load_error(edited_copy("shape", [&](std::vector<TensorView>& v) {
-                      for (TensorView& t : v)
-                        if (t.name == name) t.shape = {32, 128};  // same bytes as [64, 64]
-                    }),
+  expect_load_error(edited_copy("shape",
+                                [&](std::vector<TensorView>& v) {
+                                  for (TensorView& t : v)
+                                    if (t.name == name) t.shape = {32, 128};  // same bytes as [64, 64]
+                                }),
                     name);
 }
 

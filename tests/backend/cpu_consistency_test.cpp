@@ -69,8 +69,7 @@ class CpuConsistency : public ::testing::TestWithParam<std::string> {
     std::vector<float> logits;
     while (seqs[0].num_computed < kPromptLen) {
       std::vector<int> chunks;
-      for (auto& s : seqs)
-        chunks.push_back(std::min<int>(chunk, static_cast<int>(prompt_.size()) - s.num_computed));
+      for (auto& s : seqs) chunks.push_back(std::min<int>(chunk, static_cast<int>(prompt_.size()) - s.num_computed));
       StepInput in = testing::build_step(seqs, chunks, kBlockSize);
       Result<std::vector<float>> all = b.forward_all_logits(in);
       EXPECT_TRUE(all.is_ok()) << all.status().to_string();

@@ -10,8 +10,8 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ops.h"
-#include "backend/model_kv_layout.h"
 #include "backend/fp32_random_checkpoint.h"
+#include "backend/model_kv_layout.h"
 #include "backend/step_builder.h"
 #include "model/presets.h"
 #include "model/safetensors_writer.h"

@@ -29,9 +29,7 @@ struct GoldenPrompt {
   std::vector<int32_t> prompt_argmax;
 };
 
-std::string model_dir(const std::string& name) {
-  return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name;
-}
+std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
 
 std::vector<GoldenPrompt> load_golden(const std::string& name) {
   Result<Json> j = read_json_file(model_dir(name) + "/golden.json");
@@ -177,8 +175,8 @@ TEST_P(CpuGolden, BatchedChunkedPrefillMatchesGreedy) {
     seqs[i].tokens = golden[i].prompt_ids;
     seqs[i].prompt_len = static_cast<int>(golden[i].prompt_ids.size());
     seqs[i].params.temperature = 0.0f;
-    seqs[i].blocks = scattered_blocks(
-        static_cast<int>(golden[i].prompt_ids.size() + golden[i].greedy_ids.size()), rng, free_blocks);
+    seqs[i].blocks = scattered_blocks(static_cast<int>(golden[i].prompt_ids.size() + golden[i].greedy_ids.size()), rng,
+                                      free_blocks);
   }
   for (int step = 0; step < 200; ++step) {
     std::vector<int> chunk(seqs.size(), 0);
@@ -237,7 +235,7 @@ TEST_P(CpuGolden, SeededSamplingIndependentOfBatch) {
     EXPECT_EQ(alone[0], batched[p]) << "prompt " << p;
   }
   EXPECT_NE(batched[1], std::vector<int32_t>(golden[1].greedy_ids.begin(),
-                                              golden[1].greedy_ids.begin() + kNew));  // it really sampled
+                                             golden[1].greedy_ids.begin() + kNew));  // it really sampled
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden,

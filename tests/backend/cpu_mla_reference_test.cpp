@@ -86,11 +86,10 @@ Vec Reference::attention(const Vec& x, int64_t n, int l) const {
   const MlaConfig& m = c.mla;
   const int64_t nh = c.num_heads, qk = m.qk_head_dim(), nope = m.qk_nope_head_dim, vd = m.v_head_dim;
   const int64_t rank = m.kv_lora_rank, rope_dim = m.qk_rope_head_dim;
-  Vec q = m.q_lora_rank > 0
-              ? linear(rmsnorm(linear(x, n, weight(p + "q_a_proj.weight"), m.q_lora_rank), m.q_lora_rank,
-                               weight(p + "q_a_layernorm.weight")),
-                       n, weight(p + "q_b_proj.weight"), nh * qk)
-              : linear(x, n, weight(p + "q_proj.weight"), nh * qk);  // [n, nh, qk]
+  Vec q = m.q_lora_rank > 0 ? linear(rmsnorm(linear(x, n, weight(p + "q_a_proj.weight"), m.q_lora_rank), m.q_lora_rank,
+                                             weight(p + "q_a_layernorm.weight")),
+                                     n, weight(p + "q_b_proj.weight"), nh * qk)
+                            : linear(x, n, weight(p + "q_proj.weight"), nh * qk);  // [n, nh, qk]
   Vec ckv = linear(x, n, weight(p + "kv_a_proj_with_mqa.weight"), rank + rope_dim);
   Vec latent(n * rank), k_pe(n * rope_dim);
   for (int64_t t = 0; t < n; ++t) {
@@ -98,8 +97,8 @@ Vec Reference::attention(const Vec& x, int64_t n, int l) const {
     std::copy(row, row + rank, latent.begin() + t * rank);
     std::copy(row + rank, row + rank + rope_dim, k_pe.begin() + t * rope_dim);
   }
-  const Vec kv = linear(rmsnorm(latent, rank, weight(p + "kv_a_layernorm.weight")), n,
-                        weight(p + "kv_b_proj.weight"), nh * (nope + vd));  // [n, nh, nope + vd]
+  const Vec kv = linear(rmsnorm(latent, rank, weight(p + "kv_a_layernorm.weight")), n, weight(p + "kv_b_proj.weight"),
+                        nh * (nope + vd));  // [n, nh, nope + vd]
   const std::vector<float> inv_freq = rope_inv_freq(static_cast<int>(rope_dim), c.rope_theta, c.rope_scaling);
   const double af = rope_attention_factor(c), scale = attention_softmax_scale(c);
   for (int64_t t = 0; t < n; ++t) {
@@ -196,8 +195,8 @@ TEST_P(CpuMlaReference, AbsorbedPagedForwardMatchesExpandedReference) {
   c.mla.v_head_dim = 24;  // != qk_nope_head_dim 16 != kv_lora_rank 32
   c.mla.q_lora_rank = v.q_lora_rank;
   c.rope_scaling->mscale_all_dim = v.mscale_all_dim;
-  const std::string dir = (fs::temp_directory_path() / ("baton_mla_ref_" + std::string(v.name) + "_" +
-                                                        std::to_string(std::random_device{}())))
+  const std::string dir = (fs::temp_directory_path() /
+                           ("baton_mla_ref_" + std::string(v.name) + "_" + std::to_string(std::random_device{}())))
                               .string();
   std::unique_ptr<Checkpoint> ckpt = testing::write_fp32_random_checkpoint(c, dir, 11, 0.15);
   ASSERT_NE(ckpt, nullptr);

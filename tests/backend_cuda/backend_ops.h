@@ -13,20 +13,20 @@
 #include <string>
 #include <vector>
 
-#include "kv/kv_layout.h"
 #include "backend/sampling_params.h"
 #include "cuda_test_util.h"
+#include "kv/kv_layout.h"
 
 namespace baton::cuda::ops {
 
 // Tolerances, by the output's dtype (METHOD.md: bf16 operands land between
 // 1e-3 and 1e-2 of relative L2 error; fp32 arithmetic on bf16-exact inputs far
 // under 1e-3).
-constexpr double kTolBf16 = 1e-2;   // bf16 outputs: relative L2
-constexpr double kTolF32 = 1e-4;    // fp32 outputs of bf16 inputs: relative L2
-constexpr double kTolRouteW = 1e-5; // MoE routing weights (fp32 softmax): relative L2
+constexpr double kTolBf16 = 1e-2;     // bf16 outputs: relative L2
+constexpr double kTolF32 = 1e-4;      // fp32 outputs of bf16 inputs: relative L2
+constexpr double kTolRouteW = 1e-5;   // MoE routing weights (fp32 softmax): relative L2
 constexpr double kTolLogprob = 1e-4;  // sampling logprobs: max absolute difference
-constexpr double kExact = 0.0;      // ids, counts, gathers: the fraction that differs
+constexpr double kExact = 0.0;        // ids, counts, gathers: the fraction that differs
 
 // One compared output of one case: err against tol (err <= tol passes).
 struct Check {

@@ -55,8 +55,8 @@ void add_attention(std::vector<OpCase>& c) {
       }
   for (int batch : {1, 40})
     for (int split : {64, 512})
-      c.push_back(attention_case({32, 8, 128, 16, std::vector<int>(batch, 1), std::vector<int>(batch, 2047), true,
-                                  split}));
+      c.push_back(
+          attention_case({32, 8, 128, 16, std::vector<int>(batch, 1), std::vector<int>(batch, 2047), true, split}));
 }
 
 void add_layer_ops(std::vector<OpCase>& c) {
@@ -91,9 +91,8 @@ void add_matmul_ops(std::vector<OpCase>& c) {
 void add_moe_ops(std::vector<OpCase>& c) {
   // (tokens, experts, top_k, hidden, expert inter)
   const std::vector<MoeShape> shapes = {
-      {1, 8, 2, 64, 32},     {70, 16, 4, 256, 96}, {300, 128, 8, 512, 64},
-      {2000, 8, 2, 256, 96},  // 128x128 tiles
-      {5, 60, 4, 128, 32},   {33, 128, 1, 64, 64},
+      {1, 8, 2, 64, 32},   {70, 16, 4, 256, 96}, {300, 128, 8, 512, 64}, {2000, 8, 2, 256, 96},  // 128x128 tiles
+      {5, 60, 4, 128, 32}, {33, 128, 1, 64, 64},
   };
   for (const MoeShape& s : shapes) {
     for (bool renorm : {false, true}) {

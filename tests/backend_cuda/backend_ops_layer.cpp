@@ -188,18 +188,10 @@ std::vector<Check> run_qkv_rope_cache(const RopeShape& s, std::mt19937& rng) {
 
 }  // namespace
 
-OpCase embedding_case(RowsShape s) {
-  return make_case("embedding", rows_cols(s), s, run_embedding);
-}
-OpCase add_rmsnorm_case(RowsShape s) {
-  return make_case("add_rmsnorm", rows_cols(s), s, run_add_rmsnorm);
-}
-OpCase silu_mul_case(RowsShape s) {
-  return make_case("silu_mul", rows_cols(s), s, run_silu_mul);
-}
-OpCase fill_convert_case(RowsShape s) {
-  return make_case("fill_convert", rows_cols(s), s, run_fill_convert);
-}
+OpCase embedding_case(RowsShape s) { return make_case("embedding", rows_cols(s), s, run_embedding); }
+OpCase add_rmsnorm_case(RowsShape s) { return make_case("add_rmsnorm", rows_cols(s), s, run_add_rmsnorm); }
+OpCase silu_mul_case(RowsShape s) { return make_case("silu_mul", rows_cols(s), s, run_silu_mul); }
+OpCase fill_convert_case(RowsShape s) { return make_case("fill_convert", rows_cols(s), s, run_fill_convert); }
 OpCase qkv_rope_cache_case(const RopeShape& s) {
   const std::string shape = std::string(s.qwen3 ? "qwen3" : "llama3") + " hd" + std::to_string(s.head_dim) + " nh" +
                             std::to_string(s.num_heads) + " nkv" + std::to_string(s.num_kv_heads) + " t" +

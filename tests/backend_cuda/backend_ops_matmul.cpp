@@ -21,9 +21,7 @@ using testing::random_bf16_values;
 using testing::upload;
 using testing::upload_bf16;
 
-std::string mnk(GemmShape s) {
-  return std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k);
-}
+std::string mnk(GemmShape s) { return std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k); }
 
 struct GemmInputs {
   std::vector<float> x, w, ref;
@@ -56,17 +54,15 @@ std::vector<Check> run_gemm(GemmShape s, std::mt19937& rng) {
   const GemmInputs g = gemm_inputs(s, rng);
   Gemm gemm;
   BATON_CHECK_OK(gemm.init());
-  return both_dtypes(s, g, [&](void* y, bool f32) {
-    gemm.run(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr);
-  });
+  return both_dtypes(
+      s, g, [&](void* y, bool f32) { gemm.run(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr); });
 }
 
 std::vector<Check> run_gemv(GemmShape s, std::mt19937& rng) {
   BATON_CHECK(gemv_supports(s.m, s.k), "gemv case {} outside the kernel's shapes", mnk(s));
   const GemmInputs g = gemm_inputs(s, rng);
-  return both_dtypes(s, g, [&](void* y, bool f32) {
-    launch_gemv(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr);
-  });
+  return both_dtypes(
+      s, g, [&](void* y, bool f32) { launch_gemv(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr); });
 }
 
 // Both dtypes, and the middle row alone gives bit-identical fp32 results.
@@ -219,15 +215,16 @@ std::vector<Check> run_moe_experts(const MoeShape& s, std::mt19937& rng) {
   auto dids = upload(ids), dw = upload(w), dx = upload_bf16(x), dgu = upload_bf16(wgu), dwd = upload_bf16(wd);
   auto doff = upload(std::vector<int32_t>(e + 1, 0));
   auto dsorted = upload(std::vector<int32_t>(slots, 0)), dpos = upload(std::vector<int32_t>(slots, 0));
-  auto dgu_out = poisoned_bf16(static_cast<size_t>(slots) * 2 * mi), dact = poisoned_bf16(static_cast<size_t>(slots) * mi);
+  auto dgu_out = poisoned_bf16(static_cast<size_t>(slots) * 2 * mi),
+       dact = poisoned_bf16(static_cast<size_t>(slots) * mi);
   auto deo = poisoned_bf16(static_cast<size_t>(slots) * h), dout = poisoned_bf16(static_cast<size_t>(n) * h);
   launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
                    nullptr);
-  launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi,
-                      h, dgu_out.as<bf16>(), nullptr);
+  launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi, h,
+                      dgu_out.as<bf16>(), nullptr);
   launch_silu_mul(dgu_out.as<bf16>(), dact.as<bf16>(), slots, mi, nullptr);
-  launch_grouped_gemm(dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi,
-                      deo.as<bf16>(), nullptr);
+  launch_grouped_gemm(dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi, deo.as<bf16>(),
+                      nullptr);
   launch_moe_combine(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h, dout.as<bf16>(), nullptr);
   std::vector<float> ref(static_cast<size_t>(n) * h, 0.0f), gu(2 * mi), act(mi), y(h);
   for (int t = 0; t < n; ++t)
@@ -244,31 +241,18 @@ std::vector<Check> run_moe_experts(const MoeShape& s, std::mt19937& rng) {
 
 }  // namespace
 
-OpCase gemm_case(GemmShape s) {
-  return make_case("gemm", mnk(s), s, run_gemm);
-}
-OpCase gemv_case(GemmShape s) {
-  return make_case("gemv", mnk(s), s, run_gemv);
-}
+OpCase gemm_case(GemmShape s) { return make_case("gemm", mnk(s), s, run_gemm); }
+OpCase gemv_case(GemmShape s) { return make_case("gemv", mnk(s), s, run_gemv); }
 OpCase gemm_row_invariant_case(GemmShape s) {
   return make_case("gemm_row_invariant", mnk(s), s, run_gemm_row_invariant);
 }
 OpCase gemm_buckets_case(std::vector<int> ms, int n, int k) {
   const std::string shape = "m" + join(ms) + " n" + std::to_string(n) + " k" + std::to_string(k);
-  return OpCase{"gemm_buckets", shape,
-                [ms, n, k](std::mt19937& rng) { return run_gemm_buckets(ms, n, k, rng); }};
+  return OpCase{"gemm_buckets", shape, [ms, n, k](std::mt19937& rng) { return run_gemm_buckets(ms, n, k, rng); }};
 }
-OpCase moe_topk_case(const MoeShape& s) {
-  return make_case("moe_topk", moe_name(s), s, run_moe_topk);
-}
-OpCase moe_align_case(const MoeShape& s) {
-  return make_case("moe_align", moe_name(s), s, run_moe_align);
-}
-OpCase grouped_gemm_case(const MoeShape& s) {
-  return make_case("grouped_gemm", moe_name(s), s, run_grouped_gemm);
-}
-OpCase moe_experts_case(const MoeShape& s) {
-  return make_case("moe_experts", moe_name(s), s, run_moe_experts);
-}
+OpCase moe_topk_case(const MoeShape& s) { return make_case("moe_topk", moe_name(s), s, run_moe_topk); }
+OpCase moe_align_case(const MoeShape& s) { return make_case("moe_align", moe_name(s), s, run_moe_align); }
+OpCase grouped_gemm_case(const MoeShape& s) { return make_case("grouped_gemm", moe_name(s), s, run_grouped_gemm); }
+OpCase moe_experts_case(const MoeShape& s) { return make_case("moe_experts", moe_name(s), s, run_moe_experts); }
 
 }  // namespace baton::cuda::ops

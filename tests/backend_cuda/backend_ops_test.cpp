@@ -110,8 +110,8 @@ TEST_P(BackendOps, MatchesCpu) {
   ASSERT_FALSE(checks.empty()) << c.op << " [" << c.shape << "]: compared nothing";
   for (const Check& k : checks) {
     // One line per output as it is measured: a run that dies later still shows it.
-    std::printf("  %s [%s] %s: %s %.3e (tol %.1e)\n", c.op.c_str(), c.shape.c_str(), k.output.c_str(),
-                k.metric.c_str(), k.err, k.tol);
+    std::printf("  %s [%s] %s: %s %.3e (tol %.1e)\n", c.op.c_str(), c.shape.c_str(), k.output.c_str(), k.metric.c_str(),
+                k.err, k.tol);
     EXPECT_LE(k.err, k.tol) << c.op << " [" << c.shape << "] " << k.output << ": " << k.metric << " " << k.err
                             << " > tol " << k.tol;
     Worst& w = worst_errors()[{c.op, k.output}];

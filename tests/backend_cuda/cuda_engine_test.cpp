@@ -86,9 +86,10 @@ TEST_P(CudaEngine, BatchInvarianceUnderPressure) {
     auto e = make_engine(GetParam(), opts, true);
     ASSERT_TRUE(e);
     for (size_t i = 0; i < prompts.size(); ++i) {
-      ASSERT_TRUE(e->add_request(greedy("solo" + std::to_string(i), prompts[i]["prompt_ids"].get<std::vector<int32_t>>(),
-                                        static_cast<int>(prompts[i]["greedy_ids"].size())))
-                      .is_ok());
+      ASSERT_TRUE(
+          e->add_request(greedy("solo" + std::to_string(i), prompts[i]["prompt_ids"].get<std::vector<int32_t>>(),
+                                static_cast<int>(prompts[i]["greedy_ids"].size())))
+              .is_ok());
       auto out = run(*e);
       alone["p" + std::to_string(i)] = out["solo" + std::to_string(i)].ids;
     }
@@ -111,8 +112,8 @@ TEST_P(CudaEngine, BatchInvarianceUnderPressure) {
       for (size_t i = 0; i < prompts.size(); ++i) {
         const Out& o = out["p" + std::to_string(i) + "c" + std::to_string(copy)];
         EXPECT_TRUE(o.finished && o.error.empty()) << o.error;
-        EXPECT_EQ(o.ids, alone["p" + std::to_string(i)]) << GetParam() << " prompt " << i << " copy " << copy
-                                                         << (prefix ? " prefix on" : " prefix off");
+        EXPECT_EQ(o.ids, alone["p" + std::to_string(i)])
+            << GetParam() << " prompt " << i << " copy " << copy << (prefix ? " prefix on" : " prefix off");
       }
     EngineStats s = e->stats();
     EXPECT_GT(s.num_preemptions, 0);
@@ -155,9 +156,20 @@ TEST(CudaEngineStability, TenThousandMixedRequests) {
       GenerationRequest g = greedy("r" + std::to_string(submitted), prompt, 1 + static_cast<int>(rng() % 48));
       switch (rng() % 4) {
         case 0: break;  // greedy
-        case 1: g.sampling.temperature = 0.8f; g.sampling.top_p = 0.9f; break;
-        case 2: g.sampling.temperature = 1.0f; g.sampling.top_k = 20; g.sampling.seed = rng(); break;
-        default: g.sampling.temperature = 0.7f; g.sampling.min_p = 0.05f; g.sampling.repetition_penalty = 1.1f; break;
+        case 1:
+          g.sampling.temperature = 0.8f;
+          g.sampling.top_p = 0.9f;
+          break;
+        case 2:
+          g.sampling.temperature = 1.0f;
+          g.sampling.top_k = 20;
+          g.sampling.seed = rng();
+          break;
+        default:
+          g.sampling.temperature = 0.7f;
+          g.sampling.min_p = 0.05f;
+          g.sampling.repetition_penalty = 1.1f;
+          break;
       }
       want[g.request_id] = g.max_tokens;
       ASSERT_TRUE(e->add_request(g).is_ok());
@@ -175,8 +187,8 @@ TEST(CudaEngineStability, TenThousandMixedRequests) {
   EXPECT_EQ(errors, 0);
   EXPECT_EQ(wrong_length, 0);
   const size_t free_end = device_free_bytes();
-  EXPECT_GE(free_end + (8u << 20), free_after_warmup) << "device memory grew by "
-                                                      << (free_after_warmup - free_end) / 1048576.0 << " MiB";
+  EXPECT_GE(free_end + (8u << 20), free_after_warmup)
+      << "device memory grew by " << (free_after_warmup - free_end) / 1048576.0 << " MiB";
   EngineStats s = e->stats();
   EXPECT_EQ(s.num_kv_blocks_free, s.num_kv_blocks_total);
   EXPECT_EQ(s.num_running, 0);

@@ -191,8 +191,8 @@ TEST_P(CudaModel, ChunkedPrefillMatchesOneShot) {
   Pair p = open(GetParam());
   ASSERT_TRUE(p.gpu);
   std::vector<Golden> golden = load_golden(GetParam());
-  const Golden& g = *std::max_element(golden.begin(), golden.end(),
-                                      [](const Golden& a, const Golden& b) { return a.prompt.size() < b.prompt.size(); });
+  const Golden& g = *std::max_element(
+      golden.begin(), golden.end(), [](const Golden& a, const Golden& b) { return a.prompt.size() < b.prompt.size(); });
   ASSERT_GT(g.prompt.size(), 100u);
   std::vector<TestSeq> one = {make_seq(g.prompt, 0)};
   StepInput in = baton::testing::build_step(one, {static_cast<int>(g.prompt.size())}, kBlockSize);

@@ -80,8 +80,7 @@ TEST(ArrivalTest, SeededAndDurationBounded) {
 }
 
 TEST(ArrivalTest, RejectsBadParameters) {
-  EXPECT_NE(arrival_times({ArrivalKind::kPoisson, 0.0, 1.0, 0}, 3).status().message().find("rate"),
-            std::string::npos);
+  EXPECT_NE(arrival_times({ArrivalKind::kPoisson, 0.0, 1.0, 0}, 3).status().message().find("rate"), std::string::npos);
   EXPECT_NE(arrival_times({ArrivalKind::kGamma, 1.0, -1.0, 0}, 3).status().message().find("burstiness"),
             std::string::npos);
   EXPECT_FALSE(parse_arrival_kind("weibull").is_ok());

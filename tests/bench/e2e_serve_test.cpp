@@ -116,12 +116,11 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   EXPECT_EQ(html.find("<link "), std::string::npos);
 
   // compare: of itself with a clear error for duplicate labels; of one file, fine.
-  ASSERT_NE(run(baton + " bench compare " + (res / "summary.json").string() + " " + (res / "summary.json").string(),
-                &out),
-            0);
+  ASSERT_NE(
+      run(baton + " bench compare " + (res / "summary.json").string() + " " + (res / "summary.json").string(), &out),
+      0);
   EXPECT_NE(out.find("share the label 'cpu-tiny'"), std::string::npos) << out;
-  ASSERT_EQ(run(baton + " bench compare " + (res / "summary.json").string() + " --out " + (tmp / "cmp").string(),
-                &out),
+  ASSERT_EQ(run(baton + " bench compare " + (res / "summary.json").string() + " --out " + (tmp / "cmp").string(), &out),
             0)
       << out;
   EXPECT_NE(out.find("cpu-tiny"), std::string::npos);
@@ -134,7 +133,8 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   std::string shot = "cd " + tmp.string() + " && timeout 120 " + chromium +
                      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                      " --disable-background-networking --disable-component-update --disable-sync"
-                     " --user-data-dir=" + (tmp / "chrome-profile").string() + " --screenshot=" + png.string() +
+                     " --user-data-dir=" +
+                     (tmp / "chrome-profile").string() + " --screenshot=" + png.string() +
                      " --window-size=1400,2400 file://" + (res / "report.html").string();
   run(shot, &out);
   ASSERT_TRUE(fs::exists(png)) << out;
@@ -161,15 +161,15 @@ TEST(BenchWatchTest, ARunSamplesTheWatchedInstanceAndWritesItsTimeline) {
   const std::string out = dir + "/out";
   const std::string log = dir + "/bench.log";
   run("rm -rf " + dir + " && mkdir -p " + dir);
-  std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
-                    " --model m --prompt-format ids --vocab-size 512 --input-len 16 --output-len 8 --rate 20 --num-requests 12"
-                    " --no-progress --watch agg-0=" +
-                    server->url() + " --out " + out + " > " + log + " 2>&1";
+  std::string cmd =
+      std::string(BATON_BINARY) + " bench --url " + server->url() +
+      " --model m --prompt-format ids --vocab-size 512 --input-len 16 --output-len 8 --rate 20 --num-requests 12"
+      " --no-progress --watch agg-0=" +
+      server->url() + " --out " + out + " > " + log + " 2>&1";
   ASSERT_EQ(run(cmd), 0) << slurp(log);
   std::string printed = slurp(log);
   EXPECT_NE(printed.find("12 requests, 12 ok, 0 failed"), std::string::npos) << printed;
-  EXPECT_NE(printed.find("instances during the run (metrics.jsonl):\n    agg-0 (agg): waiting max "),
-            std::string::npos)
+  EXPECT_NE(printed.find("instances during the run (metrics.jsonl):\n    agg-0 (agg): waiting max "), std::string::npos)
       << printed;
   std::ifstream timeline(out + "/metrics.jsonl");
   int lines = 0;
@@ -184,7 +184,7 @@ TEST(BenchWatchTest, ARunSamplesTheWatchedInstanceAndWritesItsTimeline) {
   // A watch list that is not URLs is refused before anything runs.
   const std::string bad_log = dir + "/bad.log";
   EXPECT_NE(run(std::string(BATON_BINARY) + " bench --url " + server->url() +
-                        " --watch prefill-0=localhost:8100 --num-requests 2 > " + bad_log + " 2>&1"),
+                " --watch prefill-0=localhost:8100 --num-requests 2 > " + bad_log + " 2>&1"),
             0);
   std::string bad = slurp(bad_log);
   EXPECT_NE(bad.find("--watch 'prefill-0=localhost:8100': 'localhost:8100' is not an http URL"), std::string::npos)
@@ -203,7 +203,8 @@ TEST(BenchWatchTest, SweepRunsDrawFreshPromptsSoARepeatedRateMissesThePrefixCach
   const std::string log = baton::testing::test_tmp_dir() + "/bench_sweep_seeds.log";
   std::string cmd = std::string(BATON_BINARY) + " bench --url " + server->url() +
                     " --prompt-format ids --input-len 48 --output-len 2 --sweep 30,30 --num-requests 10"
-                    " --no-progress > " + log + " 2>&1";
+                    " --no-progress > " +
+                    log + " 2>&1";
   ASSERT_EQ(run(cmd), 0) << slurp(log);
   auto r = http::fetch(server->url() + "/metrics", "GET", {}, 5.0);
   ASSERT_TRUE(r.is_ok());

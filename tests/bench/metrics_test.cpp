@@ -26,9 +26,9 @@ TEST(DistributionTest, SummaryStatistics) {
   EXPECT_EQ(d.count, 10u);
   EXPECT_DOUBLE_EQ(d.mean, 5.5);
   EXPECT_DOUBLE_EQ(d.p50, 5.5);
-  EXPECT_DOUBLE_EQ(d.p90, 9.1);   // rank 8.1
-  EXPECT_DOUBLE_EQ(d.p95, 9.55);  // rank 8.55
-  EXPECT_DOUBLE_EQ(d.p99, 9.91);  // rank 8.91
+  EXPECT_DOUBLE_EQ(d.p90, 9.1);                   // rank 8.1
+  EXPECT_DOUBLE_EQ(d.p95, 9.55);                  // rank 8.55
+  EXPECT_DOUBLE_EQ(d.p99, 9.91);                  // rank 8.91
   EXPECT_NEAR(d.stddev, std::sqrt(8.25), 1e-12);  // population std
   EXPECT_DOUBLE_EQ(*d.statistic("median"), 5.5);
   EXPECT_DOUBLE_EQ(*d.statistic("p99.9"), 9.991);

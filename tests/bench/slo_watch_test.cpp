@@ -154,7 +154,7 @@ TEST(SloWatchTest, MeanUsesLowerBounds) {
   SloWatch w(spec_of("e2e:mean<1s"), 10);
   w.on_finished(ok_record(0.1, 3.0));
   EXPECT_FALSE(w.certainly_broken({{2.0, 0.1}, {2.0, -1}}));  // (3 + 4) / 10 < 1
-  auto why = w.certainly_broken({{3.0, 0.1}, {4.5, -1}});   // (3 + 7.5) / 10 >= 1
+  auto why = w.certainly_broken({{3.0, 0.1}, {4.5, -1}});     // (3 + 7.5) / 10 >= 1
   ASSERT_TRUE(why);
   EXPECT_NE(why->reason.find("e2e:mean<1s"), std::string::npos);
   // Held to evaluate_slo: a finished run with those values fails.

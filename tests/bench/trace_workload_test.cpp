@@ -171,12 +171,11 @@ TEST(WorkloadTest, MultiturnPromptIsTheConversationSoFar) {
 }
 
 TEST(WorkloadTest, MooncakeHashIdsBecomeEqualBlocks) {
-  std::string text =
-      R"({"timestamp": 0, "input_length": 1100, "output_length": 4, "hash_ids": [1, 2, 3]})"
-      "\n"
-      R"({"timestamp": 500, "input_length": 700, "output_length": 4, "hash_ids": [1, 9]})"
-      "\n"
-      R"({"timestamp": 1500, "input_length": 1300, "output_length": 4, "hash_ids": [1, 2]})";
+  std::string text = R"({"timestamp": 0, "input_length": 1100, "output_length": 4, "hash_ids": [1, 2, 3]})"
+                     "\n"
+                     R"({"timestamp": 500, "input_length": 700, "output_length": 4, "hash_ids": [1, 9]})"
+                     "\n"
+                     R"({"timestamp": 1500, "input_length": 1300, "output_length": 4, "hash_ids": [1, 2]})";
   auto entries = parse_mooncake_jsonl(text, "m").value();
   WorkloadOptions o;
   o.kind = "trace";
@@ -194,10 +193,10 @@ TEST(WorkloadTest, MooncakeHashIdsBecomeEqualBlocks) {
   ASSERT_EQ(r0.size(), 1100u);
   ASSERT_EQ(r1.size(), 700u);
   ASSERT_EQ(r2.size(), 1300u);
-  EXPECT_TRUE(std::equal(r0.begin(), r0.begin() + 512, r1.begin()));        // block 1 shared
+  EXPECT_TRUE(std::equal(r0.begin(), r0.begin() + 512, r1.begin()));               // block 1 shared
   EXPECT_FALSE(std::equal(r0.begin() + 512, r0.begin() + 700, r1.begin() + 512));  // 2 vs 9
-  EXPECT_TRUE(std::equal(r0.begin(), r0.begin() + 1024, r2.begin()));       // blocks 1, 2 shared
-  EXPECT_FALSE(std::equal(r0.begin() + 1024, r0.end(), r2.begin() + 1024));  // 3 vs unique tail
+  EXPECT_TRUE(std::equal(r0.begin(), r0.begin() + 1024, r2.begin()));              // blocks 1, 2 shared
+  EXPECT_FALSE(std::equal(r0.begin() + 1024, r0.end(), r2.begin() + 1024));        // 3 vs unique tail
   EXPECT_NEAR(w.natural_rate, 2 / 1.5, 1e-12);
   o.rate_overrides_trace = true;
   o.arrival.rate = 4.0;  // 3x the natural 1.333/s

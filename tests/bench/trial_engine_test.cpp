@@ -41,8 +41,9 @@ TEST(TrialEngineTest, SeedRuleGivesEachTrialFreshPromptsAndTrialZeroTheBaseSeed)
   }
   EXPECT_EQ(first_prompt_keys.size(), 3u) << "two trials would send the same prompts";
   // The same base seed gives the same series.
-  EXPECT_EQ(make_workload(TrialEngine(engine.config_for(0), 7).config_for(1).workload).value().requests[0].prompt[0].key,
-            make_workload(engine.config_for(1).workload).value().requests[0].prompt[0].key);
+  EXPECT_EQ(
+      make_workload(TrialEngine(engine.config_for(0), 7).config_for(1).workload).value().requests[0].prompt[0].key,
+      make_workload(engine.config_for(1).workload).value().requests[0].prompt[0].key);
 }
 
 TEST(TrialEngineTest, SearchRunsEachProbeThroughTheHooksInOrder) {

@@ -28,12 +28,12 @@ TEST(WorkloadSchemaTest, KeysAndFlagsAreUniqueAndSpelledAsBefore) {
     EXPECT_TRUE(keys.insert(o.key).second) << o.key;
     EXPECT_TRUE(flags.insert(o.flag).second) << o.flag;
   }
-  for (const char* k : {"kind", "input_len", "num_requests", "duration_s", "warmup_s", "max_concurrency", "seed",
-                        "slo", "trace", "prompt_format", "vocab_size"}) {
+  for (const char* k : {"kind", "input_len", "num_requests", "duration_s", "warmup_s", "max_concurrency", "seed", "slo",
+                        "trace", "prompt_format", "vocab_size"}) {
     EXPECT_TRUE(keys.count(k)) << k;
   }
-  for (const char* f : {"--workload", "--input-len", "--num-requests", "--duration-s", "--warmup-s", "--seed",
-                        "--slo", "--trace", "--prompt-format", "--vocab-size"}) {
+  for (const char* f : {"--workload", "--input-len", "--num-requests", "--duration-s", "--warmup-s", "--seed", "--slo",
+                        "--trace", "--prompt-format", "--vocab-size"}) {
     EXPECT_TRUE(flags.count(f)) << f;
   }
 }

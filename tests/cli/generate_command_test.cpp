@@ -43,9 +43,7 @@ RunResult run(const std::string& args) {
   return r;
 }
 
-std::string model_dir(const std::string& name) {
-  return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name;
-}
+std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
 
 std::vector<Json> json_lines(const std::string& out) {
   std::vector<Json> lines;
@@ -102,8 +100,8 @@ TEST(GenerateCommand, NoPrefixCachingFlag) {
     f << line.dump() << "\n" << line.dump() << "\n";
   }
   for (bool caching : {true, false}) {
-    RunResult r = run("--model " + model + " --prompts-file " + file.string() +
-                      " --json --max-num-batched-tokens 32" + (caching ? "" : " --no-prefix-caching"));
+    RunResult r = run("--model " + model + " --prompts-file " + file.string() + " --json --max-num-batched-tokens 32" +
+                      (caching ? "" : " --no-prefix-caching"));
     ASSERT_EQ(r.rc, 0) << r.err;
     auto lines = json_lines(r.out);
     ASSERT_EQ(lines.size(), 2u);
@@ -121,7 +119,8 @@ TEST(GenerateCommand, PromptIdsJson) {
   const Json& p = (*golden)["prompts"][1];
   std::string ids;
   for (const Json& t : p["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
-  RunResult r = run("--model " + model + " --prompt-ids " + ids + " --max-tokens 24 --temperature 0 --ignore-eos --json");
+  RunResult r = run("--model " + model + " --prompt-ids " + ids +
+                    " --max-tokens 24 --temperature 0 --ignore-eos --json");
   ASSERT_EQ(r.rc, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 1u);
@@ -170,7 +169,8 @@ TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
   const std::string init = std::string(BATON_BINARY) + " init-model --arch qwen3 --preset default --out " +
                            dir.string() + " --seed 3 > /dev/null 2>&1";
   ASSERT_EQ(std::system(init.c_str()), 0) << "init-model failed";
-  RunResult r = run("--model " + dir.string() + " --prompt 'The capital of France is' --max-tokens 6 "
+  RunResult r = run("--model " + dir.string() +
+                    " --prompt 'The capital of France is' --max-tokens 6 "
                     "--temperature 0 --ignore-eos --json --num-threads 2");
   ASSERT_EQ(r.rc, 0) << r.err;
   auto lines = json_lines(r.out);
@@ -179,7 +179,8 @@ TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
   const std::string text = lines[0]["text"].get<std::string>();
   EXPECT_FALSE(text.empty());
   // Plain output prints the same text.
-  RunResult plain = run("--model " + dir.string() + " --prompt 'The capital of France is' --max-tokens 6 "
+  RunResult plain = run("--model " + dir.string() +
+                        " --prompt 'The capital of France is' --max-tokens 6 "
                         "--temperature 0 --ignore-eos --num-threads 2");
   ASSERT_EQ(plain.rc, 0) << plain.err;
   EXPECT_EQ(plain.out, text + "\n");

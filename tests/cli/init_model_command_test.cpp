@@ -21,9 +21,8 @@ namespace fs = std::filesystem;
 class InitModelCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("baton_init_model_{}_{}", getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / fmt::format("baton_init_model_{}_{}", getpid(),
+                                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -41,8 +40,9 @@ std::string file_bytes(const std::string& p) {
 TEST_F(InitModelCommandTest, CliWritesALoadableCheckpoint) {
   ASSERT_TRUE(fs::exists(BATON_BINARY)) << "baton binary not built: " << BATON_BINARY;
   const std::string out = path("cli");
-  const std::string cmd = fmt::format("'{}' init-model --arch llama --preset tiny-llama --out '{}' --seed 3 > '{}' 2>&1",
-                                      BATON_BINARY, out, path("log"));
+  const std::string cmd = fmt::format(
+      "'{}' init-model --arch llama --preset tiny-llama --out '{}' --seed 3 > '{}' 2>&1", BATON_BINARY, out,
+      path("log"));
   ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
   auto ckpt = Checkpoint::open(out);
   ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();

@@ -45,8 +45,8 @@ Json generate(const std::string& model, const std::string& prompt) {
 }
 
 // An in-process server on a free port.
-std::unique_ptr<instance::Instance> start_server(const std::string& model, const std::string& name,
-                                                 int max_model_len, const std::string& scripted_output = "") {
+std::unique_ptr<instance::Instance> start_server(const std::string& model, const std::string& name, int max_model_len,
+                                                 const std::string& scripted_output = "") {
   instance::InstanceOptions o;
   o.engine.model = model;
   o.engine.engine.max_model_len = max_model_len;
@@ -95,9 +95,10 @@ TEST_F(ServeDefaultModelTest, OpenAiNpmClientAgreesWithGenerate) {
 
   const int num_prompt = gen["num_prompt_tokens"];
   const int num_chat_prompt = gen_chat["num_prompt_tokens"];
-  Json usage = {{"prompt_tokens", num_prompt}, {"completion_tokens", kMaxTokens},
-                {"total_tokens", num_prompt + kMaxTokens}};
-  Json chat_usage = {{"prompt_tokens", num_chat_prompt}, {"completion_tokens", kMaxTokens},
+  Json usage = {
+      {"prompt_tokens", num_prompt}, {"completion_tokens", kMaxTokens}, {"total_tokens", num_prompt + kMaxTokens}};
+  Json chat_usage = {{"prompt_tokens", num_chat_prompt},
+                     {"completion_tokens", kMaxTokens},
                      {"total_tokens", num_chat_prompt + kMaxTokens}};
 
   EXPECT_EQ(r["completion"]["object"], "text_completion");
@@ -133,8 +134,8 @@ TEST_F(ServeDefaultModelTest, OpenAiNpmClientAgreesWithGenerate) {
 TEST_F(ServeDefaultModelTest, CurlAgreesWithGenerate) {
   Json gen = generate(model_, kPrompt);
   ASSERT_TRUE(gen.is_object());
-  Json body = {{"model", "default"}, {"prompt", kPrompt}, {"max_tokens", kMaxTokens}, {"temperature", 0},
-               {"ignore_eos", true}};
+  Json body = {
+      {"model", "default"}, {"prompt", kPrompt}, {"max_tokens", kMaxTokens}, {"temperature", 0}, {"ignore_eos", true}};
   std::string curl = "curl -s -H 'Content-Type: application/json' " + server_->url() + "/v1/completions -d '";
   int rc = 0;
   std::string out = capture_output(curl + body.dump() + "'", &rc);
@@ -150,9 +151,9 @@ TEST_F(ServeDefaultModelTest, CurlAgreesWithGenerate) {
   Json ids = gen["token_ids"];  // any valid ids will do as a prompt
   body["prompt"] = ids;
   body["stream"] = true;
-  out = capture_output("curl -sN -H 'Content-Type: application/json' " + server_->url() + "/v1/completions -d '" +
-                           body.dump() + "'",
-                       &rc);
+  out = capture_output(
+      "curl -sN -H 'Content-Type: application/json' " + server_->url() + "/v1/completions -d '" + body.dump() + "'",
+      &rc);
   ASSERT_EQ(rc, 0);
   std::string framing;
   auto events = sse_events(out, &framing);
@@ -207,8 +208,8 @@ TEST_F(ServeTinyModelTest, SigtermAbortsWhatOutlivesTheGraceAndExitsZero) {
 
 TEST_F(ServeTinyModelTest, SigtermLetsRequestsFinishWithinTheGrace) {
   std::string error;
-  auto server =
-      TestProcess::start_server({"serve", "--model", model_, "--shutdown-grace-s", "30", "--port", "0"}, &error);
+  auto server = TestProcess::start_server({"serve", "--model", model_, "--shutdown-grace-s", "30", "--port", "0"},
+                                          &error);
   ASSERT_NE(server, nullptr) << error;
   TestResponse result;
   std::thread client([&] {
@@ -217,9 +218,7 @@ TEST_F(ServeTinyModelTest, SigtermLetsRequestsFinishWithinTheGrace) {
   });
   // Wait until the request runs, then ask the server to stop.
   EXPECT_TRUE(wait_until(
-      [&] {
-        return metric_value(server->port(), "baton:num_requests_running{model_name=\"" + model_ + "\"}") >= 1;
-      },
+      [&] { return metric_value(server->port(), "baton:num_requests_running{model_name=\"" + model_ + "\"}") >= 1; },
       10.0, 2));
   EXPECT_EQ(server->terminate(30.0), 0) << server->log();
   client.join();
@@ -243,9 +242,9 @@ TEST_F(ServeTinyModelTest, ThousandConcurrentStreamsHalfClosedLeaveNothingBehind
   auto outcomes = run_concurrent_streams(
       server->port(), "/v1/completions", kStreams,
       [&](int i) {
-        return Json{{"model", "tiny"},          {"prompt", {10 + i % 400, 11, 12, 13, 14}},
-                    {"max_tokens", kTokens},    {"ignore_eos", true},
-                    {"stream", true},           {"stream_options", {{"include_usage", true}}}}
+        return Json{{"model", "tiny"},       {"prompt", {10 + i % 400, 11, 12, 13, 14}},
+                    {"max_tokens", kTokens}, {"ignore_eos", true},
+                    {"stream", true},        {"stream_options", {{"include_usage", true}}}}
             .dump();
       },
       [](int i) { return i % 2 == 1 ? 2 : 0; }, 300.0);

@@ -68,8 +68,8 @@ TEST(TokenizeCommandTest, EncodesAndDecodesEveryFamily) {
 TEST(TokenizeCommandTest, RendersChatMessages) {
   // The first Qwen3 chat case of the fixture, through the command line.
   Json fx = testing::fixture("qwen3")["chat_template_cases"][0];
-  const std::string args = "--tokenizer " + testing::tokenizer_dir("qwen3") + " --messages '" +
-                           fx["messages"].dump() + "' --enable-thinking false --json";
+  const std::string args = "--tokenizer " + testing::tokenizer_dir("qwen3") + " --messages '" + fx["messages"].dump() +
+                           "' --enable-thinking false --json";
   Output chat = run_baton(args);
   ASSERT_EQ(chat.rc, 0) << chat.out;
   Json out = Json::parse(chat.out);
@@ -106,7 +106,9 @@ TEST(TokenizeCommandTest, ChatRequestFileWithTools) {
   ASSERT_FALSE(fx.is_null());
   Scratch scratch;
   // Written by hand so the tool's keys keep the fixture's order ("type" before "function").
-  const std::string request = R"({"messages": )" + fx["messages"].dump() + R"(, "tools": [{"type": "function", "function": )"
+  const std::string request =
+      R"({"messages": )" + fx["messages"].dump() +
+      R"(, "tools": [{"type": "function", "function": )"
       R"({"name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", )"
       R"("properties": {"city": {"type": "string"}}, "required": ["city"]}}}], "add_generation_prompt": true})";
   const std::string file = scratch.write("request.json", request);
@@ -120,18 +122,22 @@ TEST(TokenizeCommandTest, ChatRequestFileWithTools) {
 
   // chat_template_kwargs and add_generation_prompt reach the template.
   const std::string thinking = scratch.write(
-      "thinking.json", R"({"messages": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"enable_thinking": false}})");
+      "thinking.json",
+      R"({"messages": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"enable_thinking": false}})");
   Output off = run_baton("--tokenizer " + testing::tokenizer_dir("qwen3") + " --chat " + thinking + " --json");
   ASSERT_EQ(off.rc, 0) << off.out;
-  EXPECT_EQ(Json::parse(off.out)["text"], "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  EXPECT_EQ(Json::parse(off.out)["text"],
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
 }
 
 TEST(TokenizeCommandTest, ChatTemplateErrorExitsNonZeroWithItsMessage) {
   Scratch scratch;
   std::filesystem::create_directories(scratch.dir / "tok");
-  std::filesystem::create_symlink(testing::tokenizer_dir("qwen3") + "/tokenizer.json", scratch.dir / "tok/tokenizer.json");
-  scratch.write("tok/tokenizer_config.json",
-                R"({"chat_template": "{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{% endif %}ok"})");
+  std::filesystem::create_symlink(testing::tokenizer_dir("qwen3") + "/tokenizer.json",
+                                  scratch.dir / "tok/tokenizer.json");
+  scratch.write(
+      "tok/tokenizer_config.json",
+      R"({"chat_template": "{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{% endif %}ok"})");
   const std::string request = scratch.write("r.json", R"({"messages": [{"role": "assistant", "content": "x"}]})");
   Output out = run_baton("--tokenizer " + (scratch.dir / "tok").string() + " --chat " + request);
   EXPECT_EQ(out.rc, 1);

@@ -19,8 +19,8 @@ TEST(WorkloadFlagsTest, EveryOptionIsAFlagAndGivenFlagsAreNoted) {
   EXPECT_EQ(s.seed, 7u);
   EXPECT_EQ(s.given, (std::set<std::string>{"input_len", "duration_s", "trace", "seed"}));
   auto w = bench::to_workload_options(s, bench::OptionNames::kFlag).value();
-  EXPECT_EQ(w.kind, "trace");         // --trace without --workload
-  EXPECT_EQ(w.num_requests, 0u);      // --duration-s without --num-requests
+  EXPECT_EQ(w.kind, "trace");     // --trace without --workload
+  EXPECT_EQ(w.num_requests, 0u);  // --duration-s without --num-requests
   EXPECT_EQ(w.input_len.max, 128);
 }
 

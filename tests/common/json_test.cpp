@@ -7,9 +7,7 @@
 namespace baton {
 namespace {
 
-std::string nested_arrays(int depth) {
-  return std::string(depth, '[') + std::string(depth, ']');
-}
+std::string nested_arrays(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
 TEST(ParseJson, NumberOutOfRangeIsAnErrorNotAnException) {
   auto parsed = parse_json(R"({"temperature": 1e400})", "request body");

@@ -50,12 +50,12 @@ TEST(MetricsTextTest, ALineThatIsNotASampleIsAnErrorThatQuotesIt) {
     const char* text;
     const char* says;
   };
-  for (const Case& c : {Case{"a 1\n{x=\"1\"} 2\n", "line 2: no metric name"},
-                        Case{"a{x=\"1\" 2\n", "line 1: labels without a closing '}'"},
-                        Case{"a\n", "line 1: no value after the name"},
-                        Case{"a 12abc\n", "line 1: the value is not a number: 'a 12abc'"},
-                        Case{"a 1 2 3\n", "line 1: the value is not a number"},
-                        Case{"<html>oops</html>\n", "line 1: no metric name: '<html>oops</html>'"}}) {
+  for (const Case& c :
+       {Case{"a 1\n{x=\"1\"} 2\n", "line 2: no metric name"},
+        Case{"a{x=\"1\" 2\n", "line 1: labels without a closing '}'"}, Case{"a\n", "line 1: no value after the name"},
+        Case{"a 12abc\n", "line 1: the value is not a number: 'a 12abc'"},
+        Case{"a 1 2 3\n", "line 1: the value is not a number"},
+        Case{"<html>oops</html>\n", "line 1: no metric name: '<html>oops</html>'"}}) {
     auto m = sum_metrics_by_name(c.text);
     ASSERT_FALSE(m.is_ok()) << c.text;
     EXPECT_NE(m.status().message().find(c.says), std::string::npos) << m.status().message();

@@ -4,8 +4,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,8 +92,7 @@ class BatonUpTest : public ::testing::Test {
     up_ = std::move(child).value();
     // Up once its log names the endpoint; a supervisor that exits first fails.
     const bool up = ::baton::testing::wait_until(
-        [&] { return read_all(dir_ / "up.log").find("endpoint: ") != std::string::npos || !up_.running(); }, 60.0,
-        50);
+        [&] { return read_all(dir_ / "up.log").find("endpoint: ") != std::string::npos || !up_.running(); }, 60.0, 50);
     ASSERT_TRUE(up && up_.running()) << "baton up did not come up: " << read_all(dir_ / "up.log");
   }
 
@@ -108,10 +107,12 @@ class BatonUpTest : public ::testing::Test {
   }
 
   Result<http::Response> complete(int max_tokens) {
-    Json body = {{"model", model_name_}, {"prompt", std::vector<int>{5, 6, 7, 8}}, {"max_tokens", max_tokens},
-                 {"temperature", 0}, {"ignore_eos", true}};
-    return http::fetch("http://127.0.0.1:" + std::to_string(base_port_) + "/v1/completions", "POST",
-                       body.dump(), 60.0);
+    Json body = {{"model", model_name_},
+                 {"prompt", std::vector<int>{5, 6, 7, 8}},
+                 {"max_tokens", max_tokens},
+                 {"temperature", 0},
+                 {"ignore_eos", true}};
+    return http::fetch("http://127.0.0.1:" + std::to_string(base_port_) + "/v1/completions", "POST", body.dump(), 60.0);
   }
 
   void stop_and_check_nothing_left() {

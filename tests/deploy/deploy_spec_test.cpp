@@ -73,8 +73,7 @@ TEST(DeploySpecTest, BadSpecsNameTheProblem) {
   for (const auto& c : cases) {
     auto spec = DeploySpec::parse_yaml(c.yaml);
     ASSERT_FALSE(spec.is_ok()) << c.yaml;
-    EXPECT_NE(spec.status().message().find(c.needle), std::string::npos)
-        << c.yaml << " -> " << spec.status().message();
+    EXPECT_NE(spec.status().message().find(c.needle), std::string::npos) << c.yaml << " -> " << spec.status().message();
   }
   auto spec = DeploySpec::parse_yaml("device: cuda\nreplicas: 3\ngpus: [0, 1]\n");
   ASSERT_TRUE(spec.is_ok());

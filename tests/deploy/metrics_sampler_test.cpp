@@ -131,16 +131,16 @@ TEST(MetricsSamplerTest, RecordsATimelineAndEachInstancesPeaksAndCounterGrowth) 
     EXPECT_EQ(j["role"], "prefill");
     EXPECT_GE(j["t_s"].get<double>(), last_t);
     last_t = j["t_s"].get<double>();
-    EXPECT_TRUE(j.contains("waiting") && j.contains("running") && j.contains("kv_usage") &&
-                j.contains("preemptions"))
+    EXPECT_TRUE(j.contains("waiting") && j.contains("running") && j.contains("kv_usage") && j.contains("preemptions"))
         << j.dump();
     EXPECT_FALSE(j.contains("other_thing"));  // only the kept series
   }
   EXPECT_EQ(prefill_lines, p.num_samples);
 
   std::string text = format_instance_loads(loads);
-  EXPECT_NE(text.find("prefill-0 (prefill): waiting max 12, running max 30, KV max 45.0%, KV leases max 0, 3 preemptions"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("prefill-0 (prefill): waiting max 12, running max 30, KV max 45.0%, KV leases max 0, 3 preemptions"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("decode-0 (decode): no sample"), std::string::npos) << text;
   Json j = instance_loads_json(loads);

@@ -38,9 +38,9 @@ void write_result(const fs::path& out, const std::string& dep, const std::string
              {"converged", !min_failed.is_null() && !max_rps.is_null()},
              {"num_trials", 5}}}};
   if (!card.empty()) {
-    doc["config"]["sweep"] = {{"finished_utc", "2026-11-27T06:03:11Z"},
-                              {"gpus", {{{"instance", "a"}, {"gpu", 0}, {"name", card}},
-                                        {{"instance", "b"}, {"gpu", 1}, {"name", card}}}}};
+    doc["config"]["sweep"] = {
+        {"finished_utc", "2026-11-27T06:03:11Z"},
+        {"gpus", {{{"instance", "a"}, {"gpu", 0}, {"name", card}}, {{"instance", "b"}, {"gpu", 1}, {"name", card}}}}};
   }
   fs::create_directories(out / "results" / dep);
   std::ofstream(result_path(out.string(), dep, workload)) << doc.dump();
@@ -84,8 +84,7 @@ comparisons: [{name: tcp-vs-shm, deployment: pd-tcp, against: pd}]
   ASSERT_EQ(t->comparisons.size(), 1u);
   EXPECT_DOUBLE_EQ(*t->comparisons[0].ratio, 1.5 / 6.0);
   std::string md = t->to_markdown();
-  EXPECT_NE(md.find("| a | `ttft:p90<1s` | unrecorded | 4 (1.00x) | 6 (1.50x) | 1.5 (0.38x) | pd |"),
-            std::string::npos)
+  EXPECT_NE(md.find("| a | `ttft:p90<1s` | unrecorded | 4 (1.00x) | 6 (1.50x) | 1.5 (0.38x) | pd |"), std::string::npos)
       << md;
   EXPECT_NE(md.find("| b | `tpot:p90<40ms` | unrecorded | < 0.5 | missing | - | none |"), std::string::npos) << md;
   EXPECT_NE(md.find("tcp-vs-shm (`pd-tcp` / `pd`) | a | 0.25x"), std::string::npos) << md;
@@ -126,11 +125,15 @@ comparisons: [{name: tcp-vs-ipc, deployment: pd-tcp, against: pd}]
   write_result(out, "agg", "b", 3.0, 4.0, "tpot:p90<40ms", "H100");
   write_result(out, "pd", "b", 2.0, 3.0, "tpot:p90<40ms", "H100");
   // pd-tcp/b: a search cut short after 3 trials.
-  const Json gpus = {{{"instance", "a"}, {"gpu", 0}, {"name", "H100"}}, {{"instance", "b"}, {"gpu", 1}, {"name", "H100"}}};
+  const Json gpus = {{{"instance", "a"}, {"gpu", 0}, {"name", "H100"}},
+                     {{"instance", "b"}, {"gpu", 1}, {"name", "H100"}}};
   {
     std::ofstream f(partial_path(out.string(), "pd-tcp", "b"));
     for (auto [rate, ok] : {std::pair{4.0, false}, std::pair{2.0, true}, std::pair{3.0, true}}) {
-      f << Json{{"rate", rate}, {"sustainable", ok}, {"first_broken", ok ? "" : "ttft:p90<1s"}, {"run", Json::object()},
+      f << Json{{"rate", rate},
+                {"sustainable", ok},
+                {"first_broken", ok ? "" : "ttft:p90<1s"},
+                {"run", Json::object()},
                 {"gpus", gpus}}
                .dump()
         << "\n";

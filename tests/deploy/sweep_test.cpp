@@ -137,9 +137,10 @@ workloads:
 TEST(ExperimentTest, DeploymentFromAFileRenamedAndRestricted) {
   fs::path dir = fresh_dir("file");
   std::ofstream(dir / "pd.yaml") << "name: pd\nmode: pd\nprefill: 1\ndecode: 2\nkv_transport: tcp\n";
-  std::string text = "deployments:\n  - pd.yaml\n  - {path: pd.yaml, name: pd-again, workloads: [w]}\n"
-                     "workloads: [{name: w, slo: \"ttft:p90<1s\"}, {name: v, slo: \"ttft:p90<1s\"}]\n"
-                     "baseline: pd-again\ncomparisons: [{deployment: pd, against: pd-again}]\n";
+  std::string text =
+      "deployments:\n  - pd.yaml\n  - {path: pd.yaml, name: pd-again, workloads: [w]}\n"
+      "workloads: [{name: w, slo: \"ttft:p90<1s\"}, {name: v, slo: \"ttft:p90<1s\"}]\n"
+      "baseline: pd-again\ncomparisons: [{deployment: pd, against: pd-again}]\n";
   std::ofstream(dir / "exp.yaml") << text;
   auto e = Experiment::load((dir / "exp.yaml").string());  // pd.yaml found beside the experiment
   ASSERT_TRUE(e.is_ok()) << e.status().to_string();
@@ -158,8 +159,11 @@ TEST(ExperimentTest, TraceSearchStartsAtItsScaledRateUnlessGivenOne) {
   const std::string trace = std::string(BATON_TEST_DATA) + "/traces/azure_llm_2023_conv.csv";
   auto e = Experiment::parse_yaml(
       "deployments: [{name: a, spec: {mode: agg, replicas: 1}}]\nsearch: {start_rate: 2}\nworkloads:\n"
-      "  - {name: t, trace: " + trace + ", time_scale: 0.5, num_requests: 500, slo: \"ttft:p90<1s\"}\n"
-      "  - {name: u, trace: " + trace + ", time_scale: 0.5, num_requests: 500, start_rate: 3, slo: \"ttft:p90<1s\"}\n");
+      "  - {name: t, trace: " +
+      trace +
+      ", time_scale: 0.5, num_requests: 500, slo: \"ttft:p90<1s\"}\n"
+      "  - {name: u, trace: " +
+      trace + ", time_scale: 0.5, num_requests: 500, start_rate: 3, slo: \"ttft:p90<1s\"}\n");
   ASSERT_TRUE(e.is_ok()) << e.status().to_string();
   EXPECT_EQ(e->workloads[0].options.kind, "trace");
   auto t = effective_search(e->workloads[0]);
@@ -175,20 +179,23 @@ TEST(ExperimentTest, PerDeploymentStartRates) {
   const std::string head =
       "deployments: [{name: a, spec: {mode: agg, replicas: 1}}, {name: b, spec: {mode: agg, replicas: 2}}]\n"
       "search: {start_rate: 2}\nworkloads:\n";
-  auto e = Experiment::parse_yaml(head + "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
-                                         "start_rates: {b: 0.5}}\n");
+  auto e = Experiment::parse_yaml(head +
+                                  "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
+                                  "start_rates: {b: 0.5}}\n");
   ASSERT_TRUE(e.is_ok()) << e.status().to_string();
   EXPECT_DOUBLE_EQ(effective_search(e->workloads[0], "a")->start_rate, 2.0);
   auto b = effective_search(e->workloads[0], "b");
   EXPECT_DOUBLE_EQ(b->start_rate, 0.5);
   EXPECT_LE(b->min_rate, 0.5);
   EXPECT_DOUBLE_EQ(effective_search(e->workloads[0])->start_rate, 2.0);
-  auto unknown = Experiment::parse_yaml(head + "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
-                                               "start_rates: {c: 1}}\n");
+  auto unknown = Experiment::parse_yaml(head +
+                                        "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
+                                        "start_rates: {c: 1}}\n");
   ASSERT_FALSE(unknown.is_ok());
   EXPECT_NE(unknown.status().message().find("'c'"), std::string::npos) << unknown.status().message();
-  auto zero = Experiment::parse_yaml(head + "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
-                                            "start_rates: {a: 0}}\n");
+  auto zero = Experiment::parse_yaml(head +
+                                     "  - {name: w, input_len: 8, output_len: 4, slo: \"ttft:p90<1s\", "
+                                     "start_rates: {a: 0}}\n");
   ASSERT_FALSE(zero.is_ok());
   EXPECT_NE(zero.status().message().find("rate > 0"), std::string::npos) << zero.status().message();
 }
@@ -219,9 +226,9 @@ TEST(ExperimentTest, BadExperimentsSayWhatIsWrong) {
   EXPECT_NE(err("deployments: [{name: a, spec: {mode: pd}}]\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n")
                 .find("prefill.replicas"),
             std::string::npos);
-  EXPECT_NE(err("deployments: [missing-file.yaml]\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n")
-                .find("missing-file.yaml"),
-            std::string::npos);
+  EXPECT_NE(
+      err("deployments: [missing-file.yaml]\nworkloads: [{name: w, slo: \"ttft:p90<1s\"}]\n").find("missing-file.yaml"),
+      std::string::npos);
   EXPECT_NE(err("[1, 2]"), "accepted");
   EXPECT_NE(err("deployments: [\n"), "accepted");
 }
@@ -346,8 +353,8 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
   // With --resume nothing runs again; the table is rebuilt the same.
   auto mtime1 = fs::last_write_time(result_path(out.string(), "agg-1", "short"));
   auto mtime2 = fs::last_write_time(result_path(out.string(), "agg-2", "short"));
-  auto resumed =
-      run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "sweep3.log", 60);
+  auto resumed = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"},
+                           dir / "sweep3.log", 60);
   ASSERT_EQ(resumed.first, 0) << resumed.second;
   EXPECT_NE(resumed.second.find("0 result(s) run now, 3 already on disk"), std::string::npos) << resumed.second;
   EXPECT_EQ(resumed.second.find("bringing it up"), std::string::npos) << resumed.second;
@@ -452,9 +459,9 @@ TEST(SweepEndToEndTest, SigtermKeepsFinishedTrialsTearsDownAndResumeReplaysThem)
     Json foreign = Json::parse(kept);
     foreign["gpus"] = Json::array({{{"instance", "agg-0"}, {"gpu", 0}, {"name", "H100"}}});
     std::ofstream(partial) << foreign.dump() << "\n";
-    auto other = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume",
-                            "--time-budget-s", "0.01"},
-                           dir / "other-cards.log", 60);
+    auto other = run_baton(
+        {"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume", "--time-budget-s", "0.01"},
+        dir / "other-cards.log", 60);
     EXPECT_EQ(other.first, 1) << other.second;
     EXPECT_NE(other.second.find("ran on 1x H100, this host has none: searching again"), std::string::npos)
         << other.second;
@@ -462,15 +469,15 @@ TEST(SweepEndToEndTest, SigtermKeepsFinishedTrialsTearsDownAndResumeReplaysThem)
     std::ofstream(partial) << kept;
   }
   // A spent time budget starts no new trial: the kept one is replayed, nothing else runs.
-  auto budget = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume",
-                           "--time-budget-s", "0.01"},
-                          dir / "budget.log", 60);
+  auto budget = run_baton(
+      {"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume", "--time-budget-s", "0.01"},
+      dir / "budget.log", 60);
   EXPECT_EQ(budget.first, 1) << budget.second;
   EXPECT_NE(budget.second.find("trial 0 at 4.000 req/s: from disk"), std::string::npos) << budget.second;
   EXPECT_NE(budget.second.find("time budget"), std::string::npos) << budget.second;
   EXPECT_EQ(read_all(partial), kept);
-  auto resumed =
-      run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"}, dir / "resume.log", 90);
+  auto resumed = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string(), "--resume"},
+                           dir / "resume.log", 90);
   ASSERT_EQ(resumed.first, 0) << resumed.second;
   EXPECT_NE(resumed.second.find("1 result(s) run now, 0 already on disk"), std::string::npos) << resumed.second;
   EXPECT_NE(resumed.second.find("trial 0 at 4.000 req/s: from disk"), std::string::npos) << resumed.second;

@@ -13,7 +13,8 @@ namespace baton::discovery {
 namespace {
 
 TEST(Base64Test, RoundTrips) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", "/baton/instances/prefill/x", std::string("\x00\xff\x10", 3)}) {
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", "/baton/instances/prefill/x",
+                                                       std::string("\x00\xff\x10", 3)}) {
     EXPECT_EQ(base64_decode(base64_encode(s)).value(), s);
   }
   EXPECT_EQ(base64_encode("/baton/a"), "L2JhdG9uL2E=");

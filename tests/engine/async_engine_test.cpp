@@ -45,8 +45,7 @@ struct Stream {
     };
   }
   bool wait(double seconds = 10) {
-    return done.get_future().wait_for(std::chrono::duration<double>(seconds)) ==
-           std::future_status::ready;
+    return done.get_future().wait_for(std::chrono::duration<double>(seconds)) == std::future_status::ready;
   }
 };
 
@@ -74,8 +73,7 @@ TEST(AsyncEngine, StreamsTokensFromManyThreads) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kN; ++i) {
     threads.emplace_back([&, i] {
-      auto st = engine.submit(gen("r" + std::to_string(i), tokens(3 + 4 * i, 10 * i), 12),
-                              streams[i]->callback());
+      auto st = engine.submit(gen("r" + std::to_string(i), tokens(3 + 4 * i, 10 * i), 12), streams[i]->callback());
       EXPECT_TRUE(st.is_ok()) << st.to_string();
     });
   }
@@ -188,8 +186,8 @@ TEST(AsyncEngine, AbortMidStreamFreesBlocksAndEndsWithAbort) {
   engine.abort("long");     // no-op now
   engine.abort("unknown");  // no-op
   // The engine thread publishes stats after the step that ran the abort.
-  ::baton::testing::wait_until(
-      [&] { return engine.stats().num_kv_blocks_free == engine.stats().num_kv_blocks_total; }, 0.5, 5);
+  ::baton::testing::wait_until([&] { return engine.stats().num_kv_blocks_free == engine.stats().num_kv_blocks_total; },
+                               0.5, 5);
   EXPECT_EQ(engine.stats().num_kv_blocks_free, engine.stats().num_kv_blocks_total);
   EXPECT_EQ(engine.num_live_requests(), 0);
 }
@@ -273,8 +271,7 @@ TEST(AsyncEngine, DuplicateLiveRequestIdIsRefused) {
   AsyncEngine engine(make_engine({}));
   Stream a, b;
   ASSERT_TRUE(engine.submit(gen("same", tokens(4, 1), 2000), a.callback()).is_ok());
-  EXPECT_EQ(engine.submit(gen("same", tokens(4, 1), 5), b.callback()).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine.submit(gen("same", tokens(4, 1), 5), b.callback()).code(), StatusCode::kInvalidArgument);
   engine.abort("same");
   ASSERT_TRUE(a.wait());
   EXPECT_EQ(a.reason, FinishReason::kAbort);

@@ -203,8 +203,8 @@ TEST(EngineCore, EosStopsUnlessIgnoredAndNotBeforeMinTokens) {
 
 TEST(EngineCore, StopStringsMatchAcrossTokenBoundariesAndAreExcluded) {
   FakeBackend* backend = nullptr;
-  auto detok = std::make_shared<TableDetokenizer>(std::map<int32_t, std::string>{
-      {10, "Hel"}, {11, "lo wo"}, {12, "rld"}, {13, "!"}, {14, " and"}, {15, " more"}});
+  auto detok = std::make_shared<TableDetokenizer>(
+      std::map<int32_t, std::string>{{10, "Hel"}, {11, "lo wo"}, {12, "rld"}, {13, "!"}, {14, " and"}, {15, " more"}});
   auto engine = make_engine({}, &backend, detok);
   backend->script = {10, 11, 12, 13, 14, 15};
   auto a = gen("a", {1}, 10);
@@ -235,8 +235,7 @@ TEST(EngineCore, StopStringsMatchAcrossTokenBoundariesAndAreExcluded) {
 
 TEST(EngineCore, StreamedTextHoldsBackAPossibleStopStringStart) {
   FakeBackend* backend = nullptr;
-  auto detok = std::make_shared<TableDetokenizer>(
-      std::map<int32_t, std::string>{{10, "ab"}, {11, "cd"}, {12, "ef"}});
+  auto detok = std::make_shared<TableDetokenizer>(std::map<int32_t, std::string>{{10, "ab"}, {11, "cd"}, {12, "ef"}});
   auto engine = make_engine({}, &backend, detok);
   backend->script = {10, 11, 12};
   auto g = gen("a", {1}, 3);
@@ -253,8 +252,11 @@ TEST(EngineCore, StreamedTextHoldsBackAPossibleStopStringStart) {
 TEST(EngineCore, HeldBackTextNeverSplitsAUtf8Character) {
   FakeBackend* backend = nullptr;
   // "é" is 2 bytes, "€" 3: a byte-count hold-back would cut them.
-  auto detok = std::make_shared<TableDetokenizer>(
-      std::map<int32_t, std::string>{{10, "a\xc3\xa9"}, {11, "\xe2\x82\xac"}, {12, "b\xc3\xa9" "c"}});
+  auto detok = std::make_shared<TableDetokenizer>(std::map<int32_t, std::string>{{10, "a\xc3\xa9"},
+                                                                                 {11, "\xe2\x82\xac"},
+                                                                                 {12,
+                                                                                  "b\xc3\xa9"
+                                                                                  "c"}});
   auto engine = make_engine({}, &backend, detok);
   backend->script = {10, 11, 12, 10};
   auto g = gen("a", {1}, 4);
@@ -275,7 +277,11 @@ TEST(EngineCore, HeldBackTextNeverSplitsAUtf8Character) {
       all += t;
     }
   }
-  EXPECT_EQ(all, "a\xc3\xa9\xe2\x82\xac" "b\xc3\xa9" "c" "a\xc3\xa9");
+  EXPECT_EQ(all,
+            "a\xc3\xa9\xe2\x82\xac"
+            "b\xc3\xa9"
+            "c"
+            "a\xc3\xa9");
 }
 
 TEST(EngineCore, LogprobsOfTheSampledTokenAndTopN) {

@@ -41,8 +41,8 @@ inline ModelConfig fake_model_config(int vocab = 1000, int max_len = 4096) {
 }
 
 // The token a request with this context samples (no bans).
-inline int32_t fake_next_token(const std::vector<int32_t>& context, const SamplingParams& p,
-                               uint64_t seed, int64_t num_output_tokens, int vocab) {
+inline int32_t fake_next_token(const std::vector<int32_t>& context, const SamplingParams& p, uint64_t seed,
+                               int64_t num_output_tokens, int vocab) {
   uint64_t h = XXH64(context.data(), context.size() * sizeof(int32_t), 7);
   if (!p.is_greedy()) {
     uint64_t key[3] = {h, seed, static_cast<uint64_t>(num_output_tokens)};
@@ -93,16 +93,14 @@ class FakeBackend : public Backend {
         const int block = in.block_tables[static_cast<size_t>(i) * in.max_blocks_per_seq + pos / block_size_];
         const int64_t slot = static_cast<int64_t>(block) * block_size_ + pos % block_size_;
         if (block < 0 || slot_pos_[slot] != pos) {
-          return internal_error("seq {}: KV of position {} missing (block {}, found position {})", i,
-                                pos, block, block < 0 ? -1 : slot_pos_[slot]);
+          return internal_error("seq {}: KV of position {} missing (block {}, found position {})", i, pos, block,
+                                block < 0 ? -1 : slot_pos_[slot]);
         }
         context.push_back(slot_token_[slot]);
       }
-      int32_t tok = script.empty()
-                        ? fake_next_token(context, *s.params, s.seed, s.num_output_tokens, cfg_.vocab_size)
-                        : script[static_cast<size_t>(s.num_output_tokens) % script.size()];
-      while (std::find(s.banned_token_ids.begin(), s.banned_token_ids.end(), tok) !=
-             s.banned_token_ids.end()) {
+      int32_t tok = script.empty() ? fake_next_token(context, *s.params, s.seed, s.num_output_tokens, cfg_.vocab_size)
+                                   : script[static_cast<size_t>(s.num_output_tokens) % script.size()];
+      while (std::find(s.banned_token_ids.begin(), s.banned_token_ids.end(), tok) != s.banned_token_ids.end()) {
         tok = (tok + 1) % cfg_.vocab_size;
       }
       SampleResult r;
@@ -165,8 +163,8 @@ inline SamplingParams greedy_params() {
 }
 
 inline std::vector<int32_t> fake_reference(std::vector<int32_t> prompt, int max_tokens,
-                                           const SamplingParams& p = greedy_params(),
-                                           uint64_t seed = 0, int vocab = 1000) {
+                                           const SamplingParams& p = greedy_params(), uint64_t seed = 0,
+                                           int vocab = 1000) {
   std::vector<int32_t> out;
   for (int i = 0; i < max_tokens; ++i) {
     int32_t t = fake_next_token(prompt, p, seed, i, vocab);

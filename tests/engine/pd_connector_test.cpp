@@ -79,7 +79,9 @@ class LoopbackConnector : public KvConnector {
   bool has_timers() const override { return !leases_.empty(); }
   Json on_prefill_finished(const std::string& id, int num_prompt_tokens, std::vector<int> blocks) override {
     leases_[id] = blocks;
-    return {{"do_remote_prefill", true}, {"remote_request_id", id}, {"remote_block_ids", blocks},
+    return {{"do_remote_prefill", true},
+            {"remote_request_id", id},
+            {"remote_block_ids", blocks},
             {"remote_num_tokens", num_prompt_tokens}};
   }
   Status start_load(const KvLoadRequest& load) override {
@@ -250,8 +252,7 @@ TEST(PdConnectorTest, FailedPullFailsOrRecomputesByPolicy) {
     auto out = run_to_completion(*p.decode, 50);
     ASSERT_TRUE(out["d"].finished);
     if (policy == KvLoadFailurePolicy::kFail) {
-      EXPECT_NE(out["d"].error.find("KV transfer failed: UNAVAILABLE: peer gone"), std::string::npos)
-          << out["d"].error;
+      EXPECT_NE(out["d"].error.find("KV transfer failed: UNAVAILABLE: peer gone"), std::string::npos) << out["d"].error;
       EXPECT_TRUE(out["d"].ids.empty());
     } else {
       EXPECT_EQ(out["d"].error, "");

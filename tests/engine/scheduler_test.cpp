@@ -115,7 +115,7 @@ TEST_F(SchedulerTest, MaxNumSeqsCapsRunningRequests) {
 
 TEST_F(SchedulerTest, AHeadOfLineRequestThatDoesNotFitBlocksLaterOnes) {
   make(4, 4, 100);
-  add("a", 12);        // 3 blocks
+  add("a", 12);              // 3 blocks
   Request* b = add("b", 8);  // 2 blocks: does not fit beside a
   Request* c = add("c", 2);  // 1 block would fit, but arrival order holds
   SchedulerOutput out = sched_->schedule();

@@ -44,9 +44,7 @@ class TestServer {
   }
   uint16_t port() const { return port_; }
   int num_accepted() const { return num_accepted_; }
-  std::string url(const std::string& target) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + target;
-  }
+  std::string url(const std::string& target) const { return "http://127.0.0.1:" + std::to_string(port_) + target; }
 
  private:
   void run() {
@@ -68,8 +66,7 @@ class TestServer {
       if (ec) return;
       std::string target(req.target());
       if (target == "/sse") {
-        std::string head =
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
         asio::write(sock, asio::buffer(head), ec);
         for (int i = 0; i < 3; ++i) {
           // Pacing under test: the events arrive apart, as a real stream's do.
@@ -85,10 +82,9 @@ class TestServer {
       }
       // A slow server is the thing under test (the client's timeout).
       if (target == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(400));
-      bhttp::response<bhttp::string_body> res{target == "/len" || target == "/drop" || target == "/slow"
-                                                  ? bhttp::status::ok
-                                                  : bhttp::status::not_found,
-                                              11};
+      bhttp::response<bhttp::string_body> res{
+          target == "/len" || target == "/drop" || target == "/slow" ? bhttp::status::ok : bhttp::status::not_found,
+          11};
       res.set("X-Test", "yes");
       res.body() = target == "/len" ? "echo:" + req.body() : std::string("body of ") + target;
       res.keep_alive(true);

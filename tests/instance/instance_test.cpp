@@ -10,9 +10,7 @@
 namespace baton::instance {
 namespace {
 
-std::string fixture_model(const std::string& name) {
-  return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name;
-}
+std::string fixture_model(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
 
 InstanceOptions options_for(const std::string& role, const std::string& transport = "local") {
   InstanceOptions o;

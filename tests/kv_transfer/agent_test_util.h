@@ -9,9 +9,9 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
-#include <thread>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "common/clock.h"
 #include "kv_transfer/kv_agent.h"

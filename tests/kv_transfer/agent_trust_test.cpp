@@ -32,10 +32,8 @@ TEST(AgentTrust, OverflowingBlockRunsAreRefused) {
   auto conn = connect_peer(f.agent->port());
   ASSERT_TRUE(conn);
   const Json probes = Json::array({
-      Json::array({Json::array({9223090561878081536ull, 281474976710657ull})}),
-      Json::array({Json::array({63, 2})}),
-      Json::array({Json::array({64, 1})}),
-      Json::array({Json::array({18446744073709551615ull, 1})}),
+      Json::array({Json::array({9223090561878081536ull, 281474976710657ull})}), Json::array({Json::array({63, 2})}),
+      Json::array({Json::array({64, 1})}), Json::array({Json::array({18446744073709551615ull, 1})}),
       Json::array({Json::array({0, 9223372036854775807ll})}),
       Json::array({Json::array({0, 64}), Json::array({0, 64})}),  // more than the whole cache
   });
@@ -162,7 +160,8 @@ TEST(AgentTrust, IdleConnectionsCostNoThreadsAndAreCapped) {
     ASSERT_TRUE(c.is_ok()) << i << ": " << c.status().to_string();
     idle.push_back(std::move(c).value());
   }
-  ASSERT_TRUE(wait_until_true([&] { return f.agent->stats().num_connections_refused >= static_cast<uint64_t>(num_attempts - 64); }, 10.0));
+  ASSERT_TRUE(wait_until_true(
+      [&] { return f.agent->stats().num_connections_refused >= static_cast<uint64_t>(num_attempts - 64); }, 10.0));
   EXPECT_EQ(num_threads(), threads_before);
   EXPECT_EQ(f.agent->num_threads(), 1 + o.num_workers);
   EXPECT_LE(f.agent->stats().num_open_connections, 64);
@@ -267,13 +266,13 @@ TEST(AgentTrust, GrantCheckGatesReadsRenewsAndDone) {
   ASSERT_TRUE(conn);
   const Json run = Json::array({Json::array({0, 2})});
   EXPECT_EQ(error_code(ask(*conn, MsgType::kReadBlocks, Json{{"runs", run}})), StatusCode::kInvalidArgument);
-  EXPECT_EQ(error_code(ask(*conn, MsgType::kReadBlocks,
-                           Json{{"runs", run}, {"request_id", "r"}, {"lease_token", "bad"}})),
-            StatusCode::kPermissionDenied);
-  EXPECT_EQ(error_code(ask(*conn, MsgType::kReadBlocks,
-                           Json{{"runs", Json::array({Json::array({3, 2})})}, {"request_id", "r"},
-                                {"lease_token", "good"}})),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      error_code(ask(*conn, MsgType::kReadBlocks, Json{{"runs", run}, {"request_id", "r"}, {"lease_token", "bad"}})),
+      StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      error_code(ask(*conn, MsgType::kReadBlocks,
+                     Json{{"runs", Json::array({Json::array({3, 2})})}, {"request_id", "r"}, {"lease_token", "good"}})),
+      StatusCode::kPermissionDenied);
   EXPECT_EQ(error_code(ask(*conn, MsgType::kDone, Json{{"request_id", "r"}, {"renew", true}})),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(error_code(ask(*conn, MsgType::kDone, Json{{"request_id", "r"}, {"lease_token", "forged"}})),

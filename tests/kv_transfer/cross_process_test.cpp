@@ -184,8 +184,7 @@ TEST(CrossProcess, HugeTimeoutsDoNotOverflow) {
   ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
   auto peer = decode->connect_peer("127.0.0.1", port);
   ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
-  auto h = decode->read_blocks(peer->engine_id, {200}, {3},
-                               {.timeout_ms = std::numeric_limits<int64_t>::max()});
+  auto h = decode->read_blocks(peer->engine_id, {200}, {3}, {.timeout_ms = std::numeric_limits<int64_t>::max()});
   ASSERT_TRUE(h.is_ok());
   ASSERT_TRUE((*h)->wait(std::numeric_limits<int64_t>::max()).is_ok());
   EXPECT_TRUE(dst.block_equals(3, expected, 200));

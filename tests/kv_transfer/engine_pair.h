@@ -24,8 +24,8 @@ struct DoneLog {
   }
 };
 
-inline std::unique_ptr<TransferEngine> make_engine(std::unique_ptr<Transport> transport,
-                                                   const std::string& id, bool checksum = false) {
+inline std::unique_ptr<TransferEngine> make_engine(std::unique_ptr<Transport> transport, const std::string& id,
+                                                   bool checksum = false) {
   TransferEngineOptions opts;
   opts.engine_id = id;
   opts.model = "tiny";
@@ -37,8 +37,8 @@ inline std::unique_ptr<TransferEngine> make_engine(std::unique_ptr<Transport> tr
   return std::move(engine).value();
 }
 
-inline std::unique_ptr<TransferEngine> make_engine(const std::string& transport,
-                                                   const std::string& id, bool checksum = false) {
+inline std::unique_ptr<TransferEngine> make_engine(const std::string& transport, const std::string& id,
+                                                   bool checksum = false) {
   auto t = make_transport(transport);
   EXPECT_TRUE(t.is_ok()) << t.status().to_string();
   return make_engine(std::move(t).value(), id, checksum);

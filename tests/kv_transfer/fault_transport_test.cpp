@@ -138,8 +138,7 @@ TEST(TransferEngine, DestroyWithTransferInFlightDoesNotHang) {
   auto prefill = testing::make_engine("local", "prefill-d");
   ASSERT_NO_FATAL_FAILURE(testing::serve(*prefill, src, nullptr));
   auto decode = testing::make_engine(
-      std::make_unique<FaultTransport>(std::make_unique<LocalTransport>(),
-                                       FaultSpec{.kind = FaultKind::kDrop}),
+      std::make_unique<FaultTransport>(std::make_unique<LocalTransport>(), FaultSpec{.kind = FaultKind::kDrop}),
       "decode-d");
   ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
   ASSERT_TRUE(decode->connect_peer("127.0.0.1", prefill->agent_port()).is_ok());

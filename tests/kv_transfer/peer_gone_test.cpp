@@ -3,8 +3,8 @@
 #include <thread>
 #include <utility>
 
-#include <boost/asio.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio.hpp>
 
 #include "common/clock.h"
 #include "kv_transfer/engine_pair.h"
@@ -105,8 +105,8 @@ Status read_from(const ScriptedPeer& peer, TestRegion& dst, int64_t timeout_ms) 
   auto decode = testing::make_engine("tcp", "decode-s");
   BATON_RETURN_IF_ERROR(decode->register_memory(dst.desc()));
   BATON_ASSIGN_OR_RETURN(auto desc, decode->connect_peer("127.0.0.1", peer.port()));
-  BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(desc.engine_id, {0, 1, 2, 3}, {4, 5, 6, 7},
-                                                     {.timeout_ms = timeout_ms}));
+  BATON_ASSIGN_OR_RETURN(auto h,
+                         decode->read_blocks(desc.engine_id, {0, 1, 2, 3}, {4, 5, 6, 7}, {.timeout_ms = timeout_ms}));
   return h->wait(10000);
 }
 

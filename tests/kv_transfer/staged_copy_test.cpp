@@ -122,9 +122,9 @@ TEST(RunStaged, UsesTheCallersTwoBuffersAlternately) {
     ASSERT_TRUE(run_staged(dir, 5, {a.data(), b.data()}, record, record).is_ok());
     ASSERT_EQ(seen.size(), 10u);
     for (const auto& [i, buf] : seen) EXPECT_EQ(buf, i % 2 == 0 ? a.data() : b.data()) << i;
-    for (std::array<uint8_t*, 2> bad : {std::array<uint8_t*, 2>{nullptr, b.data()},
-                                        std::array<uint8_t*, 2>{a.data(), nullptr},
-                                        std::array<uint8_t*, 2>{a.data(), a.data()}}) {
+    for (std::array<uint8_t*, 2> bad :
+         {std::array<uint8_t*, 2>{nullptr, b.data()}, std::array<uint8_t*, 2>{a.data(), nullptr},
+          std::array<uint8_t*, 2>{a.data(), a.data()}}) {
       Status st = run_staged(dir, 3, bad, record, record);
       EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
       EXPECT_NE(st.message().find("staging buffers"), std::string::npos) << st.message();

@@ -72,7 +72,7 @@ TEST(StagingPool, PairsAreReusedAcrossLeases) {
       EXPECT_NE(first[1], nullptr);
       EXPECT_NE(first[0], first[1]);
       EXPECT_EQ(lease->buffer_bytes(), 4096u);  // the pool's size, not the ask
-      std::memset(first[0], 1, 4096);  // the whole capacity is usable
+      std::memset(first[0], 1, 4096);           // the whole capacity is usable
       std::memset(first[1], 2, 4096);
     }
     for (int i = 0; i < 5; ++i) {
@@ -208,7 +208,7 @@ TEST(StagingPool, GrowsForLargerChunksWithinTheBound) {
   std::memset(big->buffers()[1], 7, 5000);
   big->reset();
   EXPECT_EQ(pool.stats().num_pairs, 1);
-  EXPECT_EQ(copier.num_frees.load(), 2);  // the small pair went back
+  EXPECT_EQ(copier.num_frees.load(), 2);            // the small pair went back
   auto small = pool.acquire(100, within_ms(1000));  // the big pair serves small asks too
   ASSERT_TRUE(small.is_ok());
   EXPECT_GE(small->buffer_bytes(), 5000u);

@@ -91,9 +91,9 @@ std::unique_ptr<TransferEngine> tcp_engine(const std::string& id, size_t staging
   opts.default_timeout_ms = 10000;
   opts.agent.staging_bytes = staging_bytes;
   opts.agent.max_staging_pairs = max_pairs;
-  auto engine = TransferEngine::create(
-      std::make_unique<TcpTransport>(TcpTransportOptions{.staging_bytes = staging_bytes, .max_staging_pairs = max_pairs}),
-      opts);
+  auto engine = TransferEngine::create(std::make_unique<TcpTransport>(TcpTransportOptions{
+                                           .staging_bytes = staging_bytes, .max_staging_pairs = max_pairs}),
+                                       opts);
   EXPECT_TRUE(engine.is_ok()) << engine.status().to_string();
   return std::move(engine).value();
 }

@@ -17,7 +17,7 @@ std::vector<std::pair<int64_t, int64_t>> expand(const std::vector<BlockRun>& run
 
 TEST(StreamSplit, NumPartsSmallReadsAreNotSplit) {
   constexpr size_t kMiB = 1u << 20;
-  EXPECT_EQ(num_stream_parts(8, kMiB, 4, 8 * kMiB), 1);   // exactly the minimum
+  EXPECT_EQ(num_stream_parts(8, kMiB, 4, 8 * kMiB), 1);  // exactly the minimum
   EXPECT_EQ(num_stream_parts(4, kMiB, 4, 8 * kMiB), 1);
   EXPECT_EQ(num_stream_parts(1, 64 * kMiB, 4, 8 * kMiB), 1);  // one block cannot be split
   EXPECT_EQ(num_stream_parts(1000, kMiB, 1, 8 * kMiB), 1);    // one stream asked
@@ -26,12 +26,12 @@ TEST(StreamSplit, NumPartsSmallReadsAreNotSplit) {
 
 TEST(StreamSplit, NumPartsLargeReadsAreSplit) {
   constexpr size_t kMiB = 1u << 20;
-  EXPECT_EQ(num_stream_parts(9, kMiB, 4, 8 * kMiB), 2);      // just over: two parts of ~4.5 MiB
+  EXPECT_EQ(num_stream_parts(9, kMiB, 4, 8 * kMiB), 2);  // just over: two parts of ~4.5 MiB
   EXPECT_EQ(num_stream_parts(24, kMiB, 4, 8 * kMiB), 3);
-  EXPECT_EQ(num_stream_parts(1024, kMiB, 4, 8 * kMiB), 4);   // capped by num_streams
+  EXPECT_EQ(num_stream_parts(1024, kMiB, 4, 8 * kMiB), 4);  // capped by num_streams
   EXPECT_EQ(num_stream_parts(1024, kMiB, 16, 8 * kMiB), 16);
-  EXPECT_EQ(num_stream_parts(3, 64 * kMiB, 4, 8 * kMiB), 3); // capped by the block count
-  EXPECT_EQ(num_stream_parts(10, 1, 4, 0), 4);               // no minimum: always split
+  EXPECT_EQ(num_stream_parts(3, 64 * kMiB, 4, 8 * kMiB), 3);  // capped by the block count
+  EXPECT_EQ(num_stream_parts(10, 1, 4, 0), 4);                // no minimum: always split
 }
 
 TEST(StreamSplit, WholeBlocksInOrderNearEqual) {

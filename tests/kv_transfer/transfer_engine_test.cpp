@@ -140,10 +140,8 @@ TEST(TransferEngine, IncompatiblePeerRefusedNamingField) {
   auto peer = decode->connect_peer("127.0.0.1", prefill->agent_port());
   ASSERT_FALSE(peer.is_ok());
   EXPECT_EQ(peer.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(peer.status().message().find("head_dim"), std::string::npos)
-      << peer.status().message();
-  EXPECT_NE(peer.status().message().find("local 16, remote 8"), std::string::npos)
-      << peer.status().message();
+  EXPECT_NE(peer.status().message().find("head_dim"), std::string::npos) << peer.status().message();
+  EXPECT_NE(peer.status().message().find("local 16, remote 8"), std::string::npos) << peer.status().message();
 }
 
 TEST(TransferEngine, TransportMismatchRefused) {
@@ -167,8 +165,7 @@ TEST(TransferEngine, ShmNeedsSharedRegion) {
   ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
   auto peer = decode->connect_peer("127.0.0.1", prefill->agent_port());
   ASSERT_FALSE(peer.is_ok());
-  EXPECT_NE(peer.status().message().find("shared memory"), std::string::npos)
-      << peer.status().message();
+  EXPECT_NE(peer.status().message().find("shared memory"), std::string::npos) << peer.status().message();
 }
 
 TEST(TransferEngine, NoAgentListening) {

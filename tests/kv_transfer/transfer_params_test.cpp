@@ -55,10 +55,17 @@ TEST(TransferParams, AnyAlteredFieldFailsTheSignature) {
   p.sign(*key);
   const Json good = p.to_json();
   const std::vector<std::pair<const char*, Json>> edits = {
-      {"remote_engine_id", "prefill-2"}, {"remote_request_id", "cmpl-2"}, {"remote_block_ids", Json({3, 4, 6})},
-      {"remote_host", "10.0.0.9"},       {"remote_port", 7001},           {"remote_num_tokens", 41},
-      {"remote_block_size", 32},         {"lease_expires_ms", 1800000000000}, {"lease_ms", 99999999},
-      {"kv_transport", "shm"},           {"lease_token", "ffffffffffffffffffffffffffffffff"},
+      {"remote_engine_id", "prefill-2"},
+      {"remote_request_id", "cmpl-2"},
+      {"remote_block_ids", Json({3, 4, 6})},
+      {"remote_host", "10.0.0.9"},
+      {"remote_port", 7001},
+      {"remote_num_tokens", 41},
+      {"remote_block_size", 32},
+      {"lease_expires_ms", 1800000000000},
+      {"lease_ms", 99999999},
+      {"kv_transport", "shm"},
+      {"lease_token", "ffffffffffffffffffffffffffffffff"},
   };
   for (const auto& [key_name, value] : edits) {
     Json j = good;
@@ -91,10 +98,17 @@ TEST(TransferParams, WithoutASecretOnlyLoopbackHosts) {
 TEST(TransferParams, MistypedFieldsAreNamed) {
   const Json good = sample().to_json();
   const std::vector<std::pair<const char*, Json>> bad = {
-      {"remote_port", "7000"},       {"remote_port", 70000},           {"remote_port", 1.5},
-      {"remote_block_ids", "3,4"},   {"remote_block_ids", Json({3, -1})}, {"remote_block_ids", Json({3, 1e3})},
-      {"remote_block_ids", Json({18446744073709551615ull})},            {"remote_num_tokens", true},
-      {"remote_engine_id", 5},       {"lease_token", nullptr},          {"lease_ms", 0},
+      {"remote_port", "7000"},
+      {"remote_port", 70000},
+      {"remote_port", 1.5},
+      {"remote_block_ids", "3,4"},
+      {"remote_block_ids", Json({3, -1})},
+      {"remote_block_ids", Json({3, 1e3})},
+      {"remote_block_ids", Json({18446744073709551615ull})},
+      {"remote_num_tokens", true},
+      {"remote_engine_id", 5},
+      {"lease_token", nullptr},
+      {"lease_ms", 0},
   };
   for (const auto& [name, value] : bad) {
     Json j = good;

@@ -14,9 +14,7 @@
 namespace baton {
 namespace {
 
-std::string fixture_dir(const std::string& model) {
-  return std::string(BATON_TEST_DATA) + "/fixtures/models/" + model;
-}
+std::string fixture_dir(const std::string& model) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + model; }
 
 class FixtureCheckpointTest : public ::testing::TestWithParam<std::string> {};
 
@@ -29,8 +27,7 @@ TEST_P(FixtureCheckpointTest, OpensWithEveryExpectedTensor) {
   const auto expected = expected_weights(ckpt.config());
   EXPECT_EQ(ckpt.tensor_names().size(), expected.size());
   // Norm weights are finite and the embedding is not all zeros.
-  auto emb = ckpt.tensor("model.embed_tokens.weight",
-                         {ckpt.config().vocab_size, ckpt.config().hidden_size});
+  auto emb = ckpt.tensor("model.embed_tokens.weight", {ckpt.config().vocab_size, ckpt.config().hidden_size});
   ASSERT_TRUE(emb.is_ok()) << emb.status().to_string();
   EXPECT_EQ(emb->dtype, ckpt.config().torch_dtype);
   std::vector<float> v = emb->to_float();
@@ -84,7 +81,8 @@ TEST(CheckpointTest, GenerationConfigEosIdsAreAdded) {
   fs::path dir = fs::temp_directory_path() / ("baton-genconfig-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fixture_dir("qwen3-tiny") + "/" + f, dir / f);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fixture_dir("qwen3-tiny") + "/" + f, dir / f);
   {
     std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [2, 7], "temperature": 0.6})";
     auto r = Checkpoint::open(dir.string());

@@ -75,8 +75,12 @@ TEST(DeepseekConfig, QLoraRankNullAndMoeLayerFreq) {
 TEST(DeepseekConfig, YarnIsParsedWithItsMscaleTerms) {
   Json j = fixture_json();
   j["max_position_embeddings"] = 163840;
-  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 40},          {"beta_fast", 32},
-                       {"beta_slow", 1}, {"mscale", 1.0},         {"mscale_all_dim", 0.707},
+  j["rope_scaling"] = {{"type", "yarn"},
+                       {"factor", 40},
+                       {"beta_fast", 32},
+                       {"beta_slow", 1},
+                       {"mscale", 1.0},
+                       {"mscale_all_dim", 0.707},
                        {"original_max_position_embeddings", 4096}};
   auto r = ModelConfig::from_json(j);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -105,11 +109,11 @@ TEST(DeepseekConfig, RoundTripsPresetsThroughJson) {
 
 TEST(DeepseekConfig, UnsupportedValuesAreRefusedNamingTheField) {
   const std::pair<const char*, Json> cases[] = {
-      {"scoring_func", "softmax"},  {"topk_method", "greedy"},    {"n_group", 3},
-      {"topk_group", 3},            {"num_experts_per_tok", 5},   {"kv_lora_rank", 0},
-      {"qk_rope_head_dim", 7},      {"v_head_dim", -1},           {"q_lora_rank", 0},
-      {"attention_bias", true},     {"routed_scaling_factor", 0}, {"first_k_dense_replace", -1},
-      {"n_shared_experts", -1},     {"hidden_act", "gelu"},       {"qk_nope_head_dim", "wide"}};
+      {"scoring_func", "softmax"}, {"topk_method", "greedy"},    {"n_group", 3},
+      {"topk_group", 3},           {"num_experts_per_tok", 5},   {"kv_lora_rank", 0},
+      {"qk_rope_head_dim", 7},     {"v_head_dim", -1},           {"q_lora_rank", 0},
+      {"attention_bias", true},    {"routed_scaling_factor", 0}, {"first_k_dense_replace", -1},
+      {"n_shared_experts", -1},    {"hidden_act", "gelu"},       {"qk_nope_head_dim", "wide"}};
   for (const auto& [field, value] : cases) {
     Json j = fixture_json();
     j[field] = value;

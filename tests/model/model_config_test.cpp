@@ -142,8 +142,8 @@ TEST(ModelConfigTest, AcceptsTransformersV5RopeParameters) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_DOUBLE_EQ(r->rope_theta, 1e6);
   EXPECT_FALSE(r->rope_scaling.has_value());
-  j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
-                          {"original_max_position_embeddings", 8192}};
+  j["rope_parameters"] = {
+      {"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0}, {"original_max_position_embeddings", 8192}};
   r = ModelConfig::from_json(j);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_DOUBLE_EQ(r->rope_theta, 500000.0);

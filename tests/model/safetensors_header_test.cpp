@@ -22,9 +22,9 @@ Result<std::map<std::string, TensorView>> parse(const std::string& file) {
 }
 
 TEST(SafetensorsHeaderTest, ValidHeaderFromMemory) {
-  const std::string file =
-      file_with(R"({"__metadata__": {}, "w": {"dtype": "F16", "shape": [2, 3], "data_offsets": [0, 12]}})",
-                std::string(12, '\1'));
+  const std::string file = file_with(
+      R"({"__metadata__": {}, "w": {"dtype": "F16", "shape": [2, 3], "data_offsets": [0, 12]}})",
+      std::string(12, '\1'));
   auto tensors = parse(file);
   ASSERT_TRUE(tensors.is_ok()) << tensors.status().to_string();
   ASSERT_EQ(tensors->size(), 1u);
@@ -45,8 +45,8 @@ TEST(SafetensorsHeaderTest, NumbersOutOfRangeAreDataLoss) {
   auto huge = parse(file_with(R"({"w": {"dtype": "F32", "shape": [1e400], "data_offsets": [0, 4]}})", "abcd"));
   EXPECT_EQ(huge.status().code(), StatusCode::kDataLoss);
   // A dimension past int64 would turn negative in TensorView::shape.
-  auto wide = parse(file_with(
-      R"({"w": {"dtype": "F32", "shape": [0, 18446744073709551615], "data_offsets": [0, 0]}})"));
+  auto wide = parse(
+      file_with(R"({"w": {"dtype": "F32", "shape": [0, 18446744073709551615], "data_offsets": [0, 0]}})"));
   ASSERT_FALSE(wide.is_ok());
   EXPECT_NE(wide.status().message().find("absurdly large shape"), std::string::npos) << wide.status().message();
 }

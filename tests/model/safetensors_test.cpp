@@ -108,8 +108,8 @@ TEST_F(SafetensorsTest, OffsetsOutOfRangeAreDataLoss) {
 TEST_F(SafetensorsTest, SizeNotMatchingShapeIsDataLoss) {
   auto file = write_raw("size.safetensors", R"({"w":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,24]}})", 24);
   expect_open_error(file, StatusCode::kDataLoss, {"'w'", "24 bytes", "need 12"});
-  file = write_raw("huge.safetensors",
-                   R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,24]}})", 24);
+  file = write_raw("huge.safetensors", R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,24]}})",
+                   24);
   expect_open_error(file, StatusCode::kDataLoss, {"'w'", "shape"});
 }
 
@@ -182,12 +182,13 @@ TEST_F(SafetensorsTest, ShardedCheckpointReadsBackIdentical) {
     total += t->num_bytes();
   }
   const std::string out = path("sharded");
-  Status st = write_checkpoint_weights(out, specs,
-                                       [&](size_t i, std::span<std::byte> bytes) {
-                                         std::memcpy(bytes.data(), views[i].data, bytes.size());
-                                         return Status::ok();
-                                       },
-                                       /*max_shard_bytes=*/total - views.back().num_bytes());
+  Status st = write_checkpoint_weights(
+      out, specs,
+      [&](size_t i, std::span<std::byte> bytes) {
+        std::memcpy(bytes.data(), views[i].data, bytes.size());
+        return Status::ok();
+      },
+      /*max_shard_bytes=*/total - views.back().num_bytes());
   ASSERT_TRUE(st.is_ok()) << st.to_string();
   fs::copy_file(src + "/config.json", out + "/config.json");
   EXPECT_TRUE(fs::exists(out + "/model-00001-of-00002.safetensors"));
@@ -212,7 +213,7 @@ TEST_F(SafetensorsTest, ShardedCheckpointReadsBackIdentical) {
   const std::string first = bad["weight_map"].begin().key();
   const std::string file = bad["weight_map"][first].get<std::string>();
   bad["weight_map"][first] = file == "model-00001-of-00002.safetensors" ? "model-00002-of-00002.safetensors"
-                                                                         : "model-00001-of-00002.safetensors";
+                                                                        : "model-00001-of-00002.safetensors";
   ASSERT_TRUE(write_file(out + "/model.safetensors.index.json", bad.dump()).is_ok());
   auto r = Checkpoint::open(out);
   ASSERT_FALSE(r.is_ok());

@@ -58,9 +58,8 @@ TEST(DecodeKvConnector, WholePromptCachedPullsNothingAndEndsTheLease) {
 TEST(DecodeKvConnector, CorruptedBlockFailsTheChecksum) {
   PdPair pair;
   FaultTransport* fault = nullptr;
-  ASSERT_TRUE(pair.open("local", faulty(FaultKind::kCorrupt, &fault), [](PdConnectorOptions& o) {
-                    o.checksum = true;
-                  }).is_ok());
+  ASSERT_TRUE(pair.open("local", faulty(FaultKind::kCorrupt, &fault), [](PdConnectorOptions& o) { o.checksum = true; })
+                  .is_ok());
   EventWaiter events(*pair.decode);
   const Json params = pair.prefill->on_prefill_finished("req-a", 8, {3, 4});
   ASSERT_TRUE(pair.decode->start_load(load_of("d-a", params, {1, 2}, 8)).is_ok());
@@ -74,10 +73,12 @@ TEST(DecodeKvConnector, CorruptedBlockFailsTheChecksum) {
 TEST(DecodeKvConnector, PeerDyingMidPullFailsTheLoadAtItsDeadline) {
   PdPair pair;
   FaultTransport* fault = nullptr;
-  ASSERT_TRUE(pair.open("local", faulty(FaultKind::kDrop, &fault), [](PdConnectorOptions& o) {
-                    o.load_timeout_ms = 300;
-                    o.failure_policy = KvLoadFailurePolicy::kRecompute;
-                  }).is_ok());
+  ASSERT_TRUE(pair.open("local", faulty(FaultKind::kDrop, &fault),
+                        [](PdConnectorOptions& o) {
+                          o.load_timeout_ms = 300;
+                          o.failure_policy = KvLoadFailurePolicy::kRecompute;
+                        })
+                  .is_ok());
   EventWaiter events(*pair.decode);
   const Json params = pair.prefill->on_prefill_finished("req-a", 8, {3, 4});
   ASSERT_TRUE(pair.decode->start_load(load_of("d-a", params, {1, 2}, 8)).is_ok());
@@ -96,9 +97,9 @@ TEST(DecodeKvConnector, FailedReadReportsThePolicyForTheEngineToFallBack) {
   for (KvLoadFailurePolicy policy : {KvLoadFailurePolicy::kFail, KvLoadFailurePolicy::kRecompute}) {
     PdPair pair;
     FaultTransport* fault = nullptr;
-    ASSERT_TRUE(pair.open("local", faulty(FaultKind::kFail, &fault), [&](PdConnectorOptions& o) {
-                      o.failure_policy = policy;
-                    }).is_ok());
+    ASSERT_TRUE(
+        pair.open("local", faulty(FaultKind::kFail, &fault), [&](PdConnectorOptions& o) { o.failure_policy = policy; })
+            .is_ok());
     EventWaiter events(*pair.decode);
     EventWaiter prefill_events(*pair.prefill);
     const Json params = pair.prefill->on_prefill_finished("req-a", 8, {3, 4});

@@ -133,19 +133,27 @@ TEST(KvLeaseTrust, DecodeRefusesParamsItCannotTrust) {
   ASSERT_TRUE(prefill && decode && open_decode);
   const Json a = prefill->on_prefill_finished("req-a", 8, {1, 2});
   EXPECT_TRUE(decode->check_transfer_params(a).is_ok());
-  for (const auto& [field, value] : std::vector<std::pair<const char*, Json>>{
-           {"remote_host", "203.0.113.7"}, {"remote_port", 22}, {"remote_block_ids", Json({9, 10})},
-           {"remote_request_id", "req-b"}}) {
+  for (const auto& [field, value] : std::vector<std::pair<const char*, Json>>{{"remote_host", "203.0.113.7"},
+                                                                              {"remote_port", 22},
+                                                                              {"remote_block_ids", Json({9, 10})},
+                                                                              {"remote_request_id", "req-b"}}) {
     Json j = a;
     j[field] = value;
     Status st = decode->check_transfer_params(j);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << field;
     EXPECT_NE(st.message().find("signature"), std::string::npos) << st.message();
   }
-  Json client_written = {{"do_remote_prefill", true}, {"remote_engine_id", "x"}, {"remote_request_id", "y"},
-                         {"remote_block_ids", Json({0, 1})}, {"remote_host", "203.0.113.7"}, {"remote_port", 9},
-                         {"remote_num_tokens", 8}, {"remote_block_size", 4}, {"lease_expires_ms", 1},
-                         {"lease_ms", 1}, {"lease_token", "t"}};
+  Json client_written = {{"do_remote_prefill", true},
+                         {"remote_engine_id", "x"},
+                         {"remote_request_id", "y"},
+                         {"remote_block_ids", Json({0, 1})},
+                         {"remote_host", "203.0.113.7"},
+                         {"remote_port", 9},
+                         {"remote_num_tokens", 8},
+                         {"remote_block_size", 4},
+                         {"lease_expires_ms", 1},
+                         {"lease_ms", 1},
+                         {"lease_token", "t"}};
   EXPECT_NE(decode->check_transfer_params(client_written).message().find("not signed"), std::string::npos);
   // Without a secret: only loopback agents.
   Status open = open_decode->check_transfer_params(client_written);

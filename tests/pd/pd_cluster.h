@@ -93,17 +93,18 @@ std::unique_ptr<RouterInstance> start_router(const Prefill& prefill, const Decod
 
 struct Completion {
   int http_status = 0;
-  std::string text;          // concatenated choice text
+  std::string text;                 // concatenated choice text
   std::vector<std::string> tokens;  // logprobs.tokens: "token_id:N" without a tokenizer
-  std::string error;         // error message (body or SSE event), "" if none
+  std::string error;                // error message (body or SSE event), "" if none
   std::string finish_reason;
-  Json kv_transfer_params;   // from the final response / chunk
+  Json kv_transfer_params;  // from the final response / chunk
   std::string raw;
 };
 
 inline Json completion_body(const std::vector<int>& prompt, int max_tokens, bool stream) {
-  return Json{{"model", "m"}, {"prompt", prompt}, {"max_tokens", max_tokens},
-              {"temperature", 0}, {"ignore_eos", true}, {"stream", stream}, {"logprobs", 0}};
+  return Json{{"model", "m"},     {"prompt", prompt},   {"max_tokens", max_tokens},
+              {"temperature", 0}, {"ignore_eos", true}, {"stream", stream},
+              {"logprobs", 0}};
 }
 
 inline Completion post_completion(const std::string& base_url, const Json& body, double timeout_s = 60.0) {
@@ -181,8 +182,10 @@ inline int open_request(int port, const Json& body) {
     return -1;
   }
   const std::string b = body.dump();
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
+  const std::string req =
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(b.size()) + "\r\n\r\n" + b;
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return -1;

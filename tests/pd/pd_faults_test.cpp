@@ -37,12 +37,13 @@ Tweak fault(const std::string& kind, bool checksum = false, const std::string& p
 TEST(PdFaultsTest, ClientDisconnectsDuringPrefillAndDuringDecode) {
   const std::string model = fixture_model(kModel);
   // A small step budget makes a long prompt's prefill take many steps.
-  auto prefill_ptr = start_instance(model, "prefill", "shm",
-                                    [](InstanceOptions& o) {
-                                      o.pd.kv_lease_ms = 1500;
-                                      o.engine.engine.max_num_batched_tokens = 16;
-                                    },
-                                    512);
+  auto prefill_ptr = start_instance(
+      model, "prefill", "shm",
+      [](InstanceOptions& o) {
+        o.pd.kv_lease_ms = 1500;
+        o.engine.engine.max_num_batched_tokens = 16;
+      },
+      512);
   auto decode_ptr = start_instance(model, "decode", "shm", {}, 512);
   ASSERT_TRUE(prefill_ptr && decode_ptr);
   Instance &prefill = *prefill_ptr, &decode = *decode_ptr;

@@ -35,10 +35,11 @@ TEST(PdHostileTest, ProbesThroughTheProxy) {
       {"/v1/completions", R"({"model": "m", "prompt": [5, 6], "temperature": 1e400})"},
       {"/v1/completions", R"({"model": "m", "prompt": [5, 6], "max_tokens": 1e30})"},
       {"/v1/completions", R"({"model": "m", "prompt": [5, 4294967296]})"},
-      {"/v1/chat/completions", R"({"model": "m", "messages": [{"role": "user", "content": [{"type": 1, "text": "x"}]}]})"},
+      {"/v1/chat/completions",
+       R"({"model": "m", "messages": [{"role": "user", "content": [{"type": 1, "text": "x"}]}]})"},
       {"/v1/completions", "{\"model\": \"m\", \"prompt\": \"\xff\xfe\"}"},
-      {"/v1/completions", R"({"model": "m", "prompt": [5], "metadata": )" + std::string(100000, '[') +
-                              std::string(100000, ']') + "}"},
+      {"/v1/completions",
+       R"({"model": "m", "prompt": [5], "metadata": )" + std::string(100000, '[') + std::string(100000, ']') + "}"},
       {"/v1/\xff\xfe", "{}"},
   };
   for (const auto& [target, body] : probes) {

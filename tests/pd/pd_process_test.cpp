@@ -32,9 +32,10 @@ const std::string kModel = "qwen3-tiny";
 // `baton serve` with the options serve_options gives an in-process instance.
 std::unique_ptr<TestProcess> serve_process(const std::string& role, std::vector<std::string> extra,
                                            int num_kv_blocks = 64) {
-  std::vector<std::string> args = {"serve", "--model", fixture_model(kModel), "--served-model-name", "m",
-                                   "--port", "0", "--num-kv-blocks", std::to_string(num_kv_blocks),
-                                   "--num-threads", "1", "--role", role};
+  std::vector<std::string> args = {
+      "serve", "--model",         fixture_model(kModel),         "--served-model-name", "m", "--port",
+      "0",     "--num-kv-blocks", std::to_string(num_kv_blocks), "--num-threads",       "1", "--role",
+      role};
   args.insert(args.end(), extra.begin(), extra.end());
   std::string error;
   auto p = TestProcess::start_server(args, &error);
@@ -47,8 +48,8 @@ TEST(PdProcessTest, PrefillKilledAfterAnsweringBeforeThePull) {
   auto agg = start_instance(model, "agg");
   auto prefill = serve_process("prefill", {"--kv-transport", "tcp"});
   auto dec_fail = start_instance(model, "decode", "tcp");
-  auto dec_recompute =
-      start_instance(model, "decode", "tcp", [](InstanceOptions& o) { o.pd.kv_load_failure_policy = "recompute"; });
+  auto dec_recompute = start_instance(model, "decode", "tcp",
+                                      [](InstanceOptions& o) { o.pd.kv_load_failure_policy = "recompute"; });
   ASSERT_TRUE(agg && prefill && dec_fail && dec_recompute);
   const std::vector<int> prompt = prompt_of(40, 11);
   Json a = prefill_direct(*prefill, prompt);
@@ -78,9 +79,8 @@ TEST(PdProcessTest, DecodeKilledMidStream) {
   ASSERT_TRUE(proxy);
 
   Completion result;
-  std::thread client([&] {
-    result = post_completion(proxy->url(), completion_body(prompt_of(30, 5), 4000, true), 30.0);
-  });
+  std::thread client(
+      [&] { result = post_completion(proxy->url(), completion_body(prompt_of(30, 5), 4000, true), 30.0); });
   const bool streaming = wait_until([&] { return counter(*decode, "baton:num_requests_running") >= 1; }, 20.0);
   decode->kill_now();
   Stopwatch sw;
@@ -166,16 +166,15 @@ TEST(PdProcessTest, DecodeStoppedMidStream) {
   ro.idle_timeout_s = 2.0;
   auto proxy = start_router(ro);
   ASSERT_TRUE(proxy);
-  const StreamedCompletion streamed = stream_until_stopped(proxy->url(), completion_body(prompt_of(30, 5), 4000, true),
-                                                           [&] { decode->signal(SIGSTOP); },
-                                                           [&] { wait_until([&] { return serving(*proxy); }, 1.0, 50); });
+  const StreamedCompletion streamed = stream_until_stopped(
+      proxy->url(), completion_body(prompt_of(30, 5), 4000, true), [&] { decode->signal(SIGSTOP); },
+      [&] { wait_until([&] { return serving(*proxy); }, 1.0, 50); });
   decode->signal(SIGCONT);
   EXPECT_TRUE(streamed.got_tokens) << streamed.raw.substr(0, 300);
   EXPECT_LT(streamed.waited_after_stop_s, 10.0) << streamed.raw.substr(0, 300);
   EXPECT_NE(streamed.raw.find("stopped answering"), std::string::npos) << streamed.raw.substr(0, 600);
   // Resumed, the decode finds its client gone and aborts the request.
-  EXPECT_TRUE(
-      wait_until([&] { return metric(decode->url(), "baton:num_requests_running").value_or(-1) == 0; }, 10.0));
+  EXPECT_TRUE(wait_until([&] { return metric(decode->url(), "baton:num_requests_running").value_or(-1) == 0; }, 10.0));
   EXPECT_TRUE(pool_fully_free(*decode));
   EXPECT_TRUE(decode->running()) << decode->log();
   EXPECT_EQ(post_completion(proxy->url(), completion_body(prompt_of(12), 3, true)).http_status, 200);

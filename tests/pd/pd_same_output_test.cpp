@@ -84,7 +84,8 @@ TEST_P(PdSameOutputTest, PdOverLocalShmAndTcpMatchesAgg) {
 }
 
 INSTANTIATE_TEST_SUITE_P(FixtureModels, PdSameOutputTest,
-                         ::testing::Values("qwen3-tiny", "qwen2-tiny", "llama3-tiny", "qwen3-moe-tiny", "deepseek-v3-tiny"),
+                         ::testing::Values("qwen3-tiny", "qwen2-tiny", "llama3-tiny", "qwen3-moe-tiny",
+                                           "deepseek-v3-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n) {

@@ -76,10 +76,17 @@ TEST(PdTrustTest, ClientWrittenParamsWithoutASecretAreRefused) {
   ASSERT_TRUE(started);
   Instance& decode = *started;
   const std::vector<int> prompt = prompt_of(20, 1);
-  Json forged = {{"do_remote_prefill", true}, {"remote_engine_id", "x"},       {"remote_request_id", "victim"},
-                 {"remote_block_ids", Json({0, 1, 2, 3, 4})},                 {"remote_host", "198.51.100.4"},
-                 {"remote_port", 6379},       {"remote_num_tokens", 20},      {"remote_block_size", 16},
-                 {"lease_expires_ms", 99999999999999}, {"lease_ms", 30000},   {"lease_token", "guess"}};
+  Json forged = {{"do_remote_prefill", true},
+                 {"remote_engine_id", "x"},
+                 {"remote_request_id", "victim"},
+                 {"remote_block_ids", Json({0, 1, 2, 3, 4})},
+                 {"remote_host", "198.51.100.4"},
+                 {"remote_port", 6379},
+                 {"remote_num_tokens", 20},
+                 {"remote_block_size", 16},
+                 {"lease_expires_ms", 99999999999999},
+                 {"lease_ms", 30000},
+                 {"lease_token", "guess"}};
   Completion c = decode_direct(decode, prompt, forged, false, 4);
   EXPECT_EQ(c.http_status, 400) << c.raw;
   EXPECT_NE(c.error.find("198.51.100.4"), std::string::npos) << c.error;

@@ -51,8 +51,8 @@ TEST(ClusterSimTest, OneRequestAloneTakesOneStepPerToken) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const bench::RequestRecord& rec = r->records[0];
   EXPECT_TRUE(rec.ok);
-  EXPECT_NEAR(rec.ttft_s(), kStep, 1e-12);        // the prefill step samples the first token
-  EXPECT_NEAR(rec.e2e_s(), 20 * kStep, 1e-12);    // then one decode step per token
+  EXPECT_NEAR(rec.ttft_s(), kStep, 1e-12);      // the prefill step samples the first token
+  EXPECT_NEAR(rec.e2e_s(), 20 * kStep, 1e-12);  // then one decode step per token
   EXPECT_NEAR(rec.tpot_s(), kStep, 1e-12);
   EXPECT_EQ(rec.output_tokens, 20);
 }

@@ -17,7 +17,7 @@ StepSample sample(int64_t prefill, int64_t seqs, int64_t context, const StepTime
 
 TEST(StepTimeModelTest, CausalPairsCountQueriesTimesKeys) {
   EXPECT_DOUBLE_EQ(causal_pairs(0, 1), 1);
-  EXPECT_DOUBLE_EQ(causal_pairs(0, 4), 10);   // 1 + 2 + 3 + 4
+  EXPECT_DOUBLE_EQ(causal_pairs(0, 4), 10);     // 1 + 2 + 3 + 4
   EXPECT_DOUBLE_EQ(causal_pairs(100, 2), 203);  // 101 + 102
 }
 
@@ -33,7 +33,9 @@ TEST(StepTimeModelTest, FitRecoversTheCoefficientsOfExactMeasurements) {
   ASSERT_TRUE(fitted.is_ok()) << fitted.status().to_string();
   EXPECT_LT(report.max_rel_error, 1e-4);
   EXPECT_EQ(report.num_samples, static_cast<int>(samples.size()));
-  StepShape mixed{.prefill_tokens = 1000, .prefill_attention_pairs = causal_pairs(3000, 1000), .decode_seqs = 40,
+  StepShape mixed{.prefill_tokens = 1000,
+                  .prefill_attention_pairs = causal_pairs(3000, 1000),
+                  .decode_seqs = 40,
                   .decode_context_tokens = 40 * 2000};
   EXPECT_NEAR(fitted->step_s(mixed), truth.step_s(mixed), 1e-4 * truth.step_s(mixed));
 }

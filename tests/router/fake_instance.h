@@ -30,9 +30,8 @@ class FakeInstance {
     opts.port = 0;
     opts.num_io_threads = 1;
     opts.limits.event_heartbeat_s = heartbeat_s;
-    server_ = std::make_unique<HttpServer>(opts, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
-      handle(std::move(req), std::move(ex));
-    });
+    server_ = std::make_unique<HttpServer>(
+        opts, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) { handle(std::move(req), std::move(ex)); });
     EXPECT_TRUE(server_->start().is_ok());
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }

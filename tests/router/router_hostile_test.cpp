@@ -123,9 +123,10 @@ TEST(RouterHostileTest, SixtyMegabyteBodyIsRefusedBeforeItIsRead) {
   router.pool.add(pd.decode.url(), PoolRole::kDecode);
   size_t before = rss_bytes();
   // The headers announce 60 MB; 1 MB of it follows. The 413 comes at once.
-  std::string bytes = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      "Content-Length: 60000000\r\n\r\n{\"prompt\": \"" +
-                      std::string(1 << 20, 'a');
+  std::string bytes =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 60000000\r\n\r\n{\"prompt\": \"" +
+      std::string(1 << 20, 'a');
   Stopwatch sw;
   std::string reply = raw_exchange(port_of(router.url()), bytes);
   EXPECT_LT(sw.elapsed_s(), 5.0);
@@ -160,8 +161,8 @@ TEST(RouterHostileTest, DecodeStoppedMidStreamEndsTheClientStreamInSeconds) {
   PdRouter pd(opts);
   pd.decode.stall_s = 30;  // one event, then silence: no heartbeat (a SIGSTOPped process)
   Stopwatch sw;
-  auto r = http::fetch(pd.router.url() + "/v1/completions", "POST",
-                       Json{{"prompt", "x"}, {"stream", true}}.dump(), 20.0);
+  auto r = http::fetch(pd.router.url() + "/v1/completions", "POST", Json{{"prompt", "x"}, {"stream", true}}.dump(),
+                       20.0);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_LT(sw.elapsed_s(), 5.0);
   EXPECT_EQ(r->status, 200);

@@ -12,11 +12,11 @@
 #include <thread>
 
 #include "common/json.h"
+#include "fake_instance.h"
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "http/sse_parser.h"
 #include "router/health_checker.h"
-#include "fake_instance.h"
 #include "support/wait.h"
 
 namespace baton::router {
@@ -36,8 +36,8 @@ TEST(RouterServiceTest, PdHandoffShapesAndStreaming) {
   router.pool.add(prefill.url(), PoolRole::kPrefill);
   router.pool.add(decode.url(), PoolRole::kDecode);
 
-  Json req = {{"model", "m"}, {"prompt", "hello"}, {"max_tokens", 5}, {"min_tokens", 2}, {"stream", true},
-              {"stream_options", {{"include_usage", true}}}};
+  Json req = {{"model", "m"},    {"prompt", "hello"}, {"max_tokens", 5},
+              {"min_tokens", 2}, {"stream", true},    {"stream_options", {{"include_usage", true}}}};
   auto r = router.post("/v1/completions", req);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->status, 200);

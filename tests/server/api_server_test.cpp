@@ -35,10 +35,20 @@ TEST_F(ApiServerTest, CompletionNonStreaming) {
 }
 
 TEST_F(ApiServerTest, CompletionFromTokenIdsAndSamplingParamsReachTheEngine) {
-  Json body = {{"prompt", {1, 2, 3}}, {"max_tokens", 4}, {"temperature", 0.5}, {"top_p", 0.9},
-               {"top_k", 7},          {"min_p", 0.1},    {"seed", 42},          {"presence_penalty", 0.5},
-               {"frequency_penalty", -0.5}, {"repetition_penalty", 1.2}, {"min_tokens", 2},
-               {"ignore_eos", true},  {"stop", {"xyz", "q"}}, {"stop_token_ids", {99}},
+  Json body = {{"prompt", {1, 2, 3}},
+               {"max_tokens", 4},
+               {"temperature", 0.5},
+               {"top_p", 0.9},
+               {"top_k", 7},
+               {"min_p", 0.1},
+               {"seed", 42},
+               {"presence_penalty", 0.5},
+               {"frequency_penalty", -0.5},
+               {"repetition_penalty", 1.2},
+               {"min_tokens", 2},
+               {"ignore_eos", true},
+               {"stop", {"xyz", "q"}},
+               {"stop_token_ids", {99}},
                {"some_unknown_field", 1}};
   TestResponse r = post("/v1/completions", body);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -71,8 +81,9 @@ TEST_F(ApiServerTest, StopTokenFinishesWithStop) {
 
 TEST_F(ApiServerTest, ChatNonStreamingUsesTheTemplate) {
   Json body = {{"model", "fake-model"},
-               {"messages", {{{"role", "system"}, {"content", "be brief"}},
-                             {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "hi"}}}}}}},
+               {"messages",
+                {{{"role", "system"}, {"content", "be brief"}},
+                 {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "hi"}}}}}}},
                {"max_completion_tokens", 3}};
   TestResponse r = post("/v1/chat/completions", body);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -153,9 +164,10 @@ TEST_F(ApiServerTest, LogprobsShapes) {
   EXPECT_EQ(lp["top_logprobs"][0], (Json{{"c", -0.5}, {"d", -1.5}}));
   EXPECT_EQ(engine_->last_request().sampling.num_logprobs, 2);
 
-  r = post("/v1/chat/completions",
-           {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"max_tokens", 1}, {"logprobs", true},
-            {"top_logprobs", 1}});
+  r = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+                                    {"max_tokens", 1},
+                                    {"logprobs", true},
+                                    {"top_logprobs", 1}});
   ASSERT_EQ(r.status, 200) << r.body;
   Json content = r.json()["choices"][0]["logprobs"]["content"];
   ASSERT_EQ(content.size(), 1u);
@@ -335,8 +347,10 @@ TEST_F(ApiServerTest, ExpectContinueGetsAnInterimResponse) {
   boost::asio::io_context ioc;
   auto s = connect_to(ioc, port_);
   std::string body = Json{{"prompt", std::string(300, 'x')}, {"max_tokens", 2}}.dump();
-  std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
-                     "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  std::string head =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
   boost::asio::write(s, boost::asio::buffer(head));
   char buf[64];
   size_t n = s.read_some(boost::asio::buffer(buf));  // before any body byte is sent
@@ -346,7 +360,8 @@ TEST_F(ApiServerTest, ExpectContinueGetsAnInterimResponse) {
   EXPECT_EQ(rest.rfind("HTTP/1.1 200 OK", 0), 0u) << rest;
   // A body over the limit is refused without the interim response.
   auto s2 = connect_to(ioc, port_);
-  std::string big = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n";
+  std::string big =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n";
   boost::asio::write(s2, boost::asio::buffer(big));
   std::string reply = read_events(s2, 1 << 30);
   EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;

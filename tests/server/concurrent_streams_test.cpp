@@ -24,7 +24,9 @@ TEST_F(ConcurrentStreamsTest, ThousandStreamsHalfClosedMidStream) {
   auto outcomes = run_concurrent_streams(
       port_, "/v1/completions", kStreams,
       [&](int i) {
-        return Json{{"prompt", "p" + std::to_string(i)}, {"max_tokens", kTokens}, {"stream", true},
+        return Json{{"prompt", "p" + std::to_string(i)},
+                    {"max_tokens", kTokens},
+                    {"stream", true},
                     {"stream_options", {{"include_usage", true}}}}
             .dump();
       },

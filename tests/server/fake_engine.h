@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <stdexcept>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "common/clock.h"
@@ -40,7 +40,9 @@ class FakeEngine : public EngineApi {
     std::string scripted_output;
   };
 
-  explicit FakeEngine(Options options) : options_(options) { thread_ = std::thread([this] { loop(); }); }
+  explicit FakeEngine(Options options) : options_(options) {
+    thread_ = std::thread([this] { loop(); });
+  }
   FakeEngine() : FakeEngine(Options{}) {}
   ~FakeEngine() override {
     {

@@ -12,7 +12,7 @@ namespace {
 
 struct Probe {
   std::string name;
-  std::string body;          // raw
+  std::string body;  // raw
   int status;
   std::string param;         // expected error.param ("" = null)
   std::string message_part;  // expected inside error.message
@@ -53,7 +53,8 @@ TEST_F(HostileInputTest, NumbersOutOfRangeAndWrongTypesNameTheField) {
   const std::vector<Probe> probes = {
       {"temperature 1e400", R"({"prompt": "a", "temperature": 1e400})", 400, "", "1e400"},
       {"temperature 1e30", R"({"prompt": "a", "temperature": 1e30})", 400, "temperature", "'temperature' must be in"},
-      {"max_tokens 1e30", R"({"prompt": "a", "max_tokens": 1e30})", 400, "max_tokens", "'max_tokens' must be an integer"},
+      {"max_tokens 1e30", R"({"prompt": "a", "max_tokens": 1e30})", 400, "max_tokens",
+       "'max_tokens' must be an integer"},
       {"max_tokens 2^63", R"({"prompt": "a", "max_tokens": 9223372036854775808})", 400, "max_tokens", "out of range"},
       {"max_tokens 2^40", R"({"prompt": "a", "max_tokens": 1099511627776})", 400, "max_tokens", "max_tokens"},
       {"n 1e30", R"({"prompt": "a", "n": 1e30})", 400, "n", "'n' must be an integer"},

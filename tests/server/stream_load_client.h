@@ -19,7 +19,7 @@ namespace baton::testing {
 
 struct StreamOutcome {
   bool closed_early = false;
-  bool complete = false;    // ended with data: [DONE]
+  bool complete = false;  // ended with data: [DONE]
   int status = 0;
   std::vector<std::string> events;  // SSE payloads (complete streams only)
   std::string error;
@@ -63,8 +63,8 @@ inline std::vector<StreamOutcome> run_concurrent_streams(int port, const std::st
   };
   std::vector<std::shared_ptr<Conn>> conns;
   tcp::endpoint ep(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
-  net::steady_timer deadline(ioc, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                      std::chrono::duration<double>(timeout_s)));
+  net::steady_timer deadline(
+      ioc, std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s)));
   int remaining = num_streams;
   auto done = [&](const std::shared_ptr<Conn>& c) {
     boost::system::error_code ignored;

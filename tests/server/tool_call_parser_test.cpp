@@ -65,8 +65,8 @@ TEST(ToolCallParser, BrokenCallLeavesTheTextAsContent) {
   EXPECT_TRUE(out.tool_calls.empty());
   // Unterminated at the end of output, and a call without a name.
   EXPECT_TRUE(parse_tool_calls(ToolCallFormat::kHermes, "<tool_call>{\"name\": \"f\"").tool_calls.empty());
-  EXPECT_TRUE(parse_tool_calls(ToolCallFormat::kHermes, "<tool_call>{\"arguments\": {}}</tool_call>")
-                  .tool_calls.empty());
+  EXPECT_TRUE(
+      parse_tool_calls(ToolCallFormat::kHermes, "<tool_call>{\"arguments\": {}}</tool_call>").tool_calls.empty());
   // Hostile nesting is refused by the JSON reader, not by a crash.
   std::string deep = "<tool_call>{\"name\": \"f\", \"arguments\": " + std::string(100000, '[') + "}</tool_call>";
   EXPECT_TRUE(parse_tool_calls(ToolCallFormat::kHermes, deep).tool_calls.empty());
@@ -122,7 +122,8 @@ TEST(ToolCallParser, OpeningPrefixMakesTheGeneratedTextACall) {
     std::string generated;
     if (f == ToolCallFormat::kHermes) generated = "{\"city\": \"Rome\"}}\n</tool_call>";
     if (f == ToolCallFormat::kLlama3Json) generated = "{\"city\": \"Rome\"}}";
-    if (f == ToolCallFormat::kDeepSeekV3) generated = "{\"city\": \"Rome\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+    if (f == ToolCallFormat::kDeepSeekV3)
+      generated = "{\"city\": \"Rome\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
     ParsedToolOutput out = stream(f, generated, 3, tool_call_opening(f, "get_weather"));
     ASSERT_EQ(out.tool_calls.size(), 1u) << tool_call_format_name(f);
     EXPECT_EQ(out.tool_calls[0].name, "get_weather");

@@ -13,8 +13,9 @@ namespace {
 
 Json weather_tools() {
   Json params = {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}};
-  Json weather = {{"type", "function"},
-                  {"function", {{"name", "get_weather"}, {"description", "Weather in a city"}, {"parameters", params}}}};
+  Json weather = {
+      {"type", "function"},
+      {"function", {{"name", "get_weather"}, {"description", "Weather in a city"}, {"parameters", params}}}};
   Json time = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
   return Json::array({weather, time});
 }
@@ -123,15 +124,14 @@ TEST_F(ToolCallsTest, ToolChoiceNoneRendersNoToolsAndParsesNothing) {
 
 TEST_F(ToolCallsTest, ToolHistoryReachesTheTemplate) {
   start("It is sunny.");
-  Json messages = {
-      {{"role", "user"}, {"content", "weather in Paris?"}},
-      {{"role", "assistant"},
-       {"content", nullptr},
-       {"tool_calls",
-        {{{"id", "call_1"},
-          {"type", "function"},
-          {"function", {{"name", "get_weather"}, {"arguments", "{\"city\": \"Paris\"}"}}}}}}},
-      {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny, 21C"}}};
+  Json messages = {{{"role", "user"}, {"content", "weather in Paris?"}},
+                   {{"role", "assistant"},
+                    {"content", nullptr},
+                    {"tool_calls",
+                     {{{"id", "call_1"},
+                       {"type", "function"},
+                       {"function", {{"name", "get_weather"}, {"arguments", "{\"city\": \"Paris\"}"}}}}}}},
+                   {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny, 21C"}}};
   TestResponse r = post("/v1/chat/completions", chat_with_tools({{"messages", messages}}));
   ASSERT_EQ(r.status, 200) << r.body;
   std::string prompt = last_prompt();
@@ -149,8 +149,9 @@ TEST_F(ToolCallsTest, BadToolRequestsAreRefusedNamingTheField) {
     Json extra;
     std::string param, part;
   };
-  Json bad_args_msg = {{{"role", "assistant"},
-                        {"tool_calls", {{{"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{oops"}}}}}}}};
+  Json bad_args_msg = {
+      {{"role", "assistant"},
+       {"tool_calls", {{{"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{oops"}}}}}}}};
   std::vector<Case> cases = {
       {{{"tools", "x"}}, "tools", "must be a list"},
       {{{"tools", {{{"type", "function"}, {"function", {{"name", 7}}}}}}}, "tools", "name"},

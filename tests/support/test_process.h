@@ -119,16 +119,16 @@ class TestProcess {
   bool wait_listening(double timeout_s = 90.0) {
     static const std::regex re(R"(listening on http://[0-9.]+:(\d+))");
     return wait_until(
-        [&] {
-          std::smatch m;
-          const std::string log = log_.full();
-          if (std::regex_search(log, m, re)) {
-            port_ = std::stoi(m[1]);
-            return true;
-          }
-          return !running();
-        },
-        timeout_s, 20) &&
+               [&] {
+                 std::smatch m;
+                 const std::string log = log_.full();
+                 if (std::regex_search(log, m, re)) {
+                   port_ = std::stoi(m[1]);
+                   return true;
+                 }
+                 return !running();
+               },
+               timeout_s, 20) &&
            port_ > 0;
   }
 
@@ -211,9 +211,7 @@ inline std::string default_model_dir() {
 // The tiny-qwen3 preset (vocab 512) with the Qwen3 tokenizer: fast enough for
 // a thousand streams on two cores.
 inline std::string tiny_model_dir() {
-  static const std::string dir = [] {
-    return init_model("tiny-qwen3", test_tmp_dir() + "/tiny-qwen3");
-  }();
+  static const std::string dir = [] { return init_model("tiny-qwen3", test_tmp_dir() + "/tiny-qwen3"); }();
   return dir;
 }
 
@@ -231,17 +229,17 @@ class EtcdProcess {
     std::filesystem::remove_all(dir_);
     const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
     const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port);
-    process_ = TestProcess::spawn({"--data-dir", dir_.string(), "--listen-client-urls", client,
-                                   "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                                   "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=" + peer},
-                                  "/usr/bin/etcd");
+    process_ = TestProcess::spawn(
+        {"--data-dir", dir_.string(), "--listen-client-urls", client, "--advertise-client-urls", client,
+         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=" + peer},
+        "/usr/bin/etcd");
     ready_ = wait_until(
-        [&] {
-          if (!process_->running()) return true;
-          auto r = http::fetch(client + "/version", "GET", {}, 1.0);
-          return r.is_ok() && r->status == 200;
-        },
-        10.0, 50) &&
+                 [&] {
+                   if (!process_->running()) return true;
+                   auto r = http::fetch(client + "/version", "GET", {}, 1.0);
+                   return r.is_ok() && r->status == 200;
+                 },
+                 10.0, 50) &&
              process_->running();
   }
   ~EtcdProcess() {

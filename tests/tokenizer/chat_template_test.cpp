@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <unistd.h>
+#include <filesystem>
 
 #include "tokenizer_test_util.h"
 
@@ -39,8 +39,8 @@ std::string render(const char* name, const std::vector<ChatMessage>& messages, C
 // A scratch folder, removed at the end of the test.
 struct TempDir {
   TempDir() {
-    path = std::filesystem::temp_directory_path() / ("baton_chat_template_" + std::to_string(getpid()) + "_" +
-                                                     std::to_string(counter++));
+    path = std::filesystem::temp_directory_path() /
+           ("baton_chat_template_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
     std::filesystem::create_directories(path);
   }
   ~TempDir() { std::filesystem::remove_all(path); }
@@ -64,8 +64,7 @@ TEST(ChatTemplateTest, Qwen3ThinkingOnOffAndNoGenerationPrompt) {
   EXPECT_EQ(render("qwen3", m, on), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   ChatTemplateOptions off;
   off.enable_thinking = false;
-  EXPECT_EQ(render("qwen3", m, off),
-            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  EXPECT_EQ(render("qwen3", m, off), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
   ChatTemplateOptions no_prompt;
   no_prompt.add_generation_prompt = false;
   EXPECT_EQ(render("qwen3", m, no_prompt), "<|im_start|>user\nHi<|im_end|>\n");
@@ -86,12 +85,8 @@ TEST(ChatTemplateTest, Qwen3StripsReasoningFromEarlierAssistantTurns) {
             "<|im_start|>assistant\n<think>\nplan two\n</think>\n\nA2<|im_end|>\n");
   // reasoning_content given separately, and tool results after the query.
   std::vector<ChatMessage> t = {
-      msg("system", "S"),
-      msg("user", "Q"),
-      msg("assistant", "calling", "why"),
-      msg("tool", "r1"),
-      msg("tool", "r2"),
-      msg("assistant", "done", ""),
+      msg("system", "S"), msg("user", "Q"),  msg("assistant", "calling", "why"),
+      msg("tool", "r1"),  msg("tool", "r2"), msg("assistant", "done", ""),
   };
   EXPECT_EQ(render("qwen3", t, without_prompt()),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n"
@@ -115,13 +110,13 @@ TEST(ChatTemplateTest, AnyTemplateTextRenders) {
   ASSERT_TRUE(cfg.is_ok());
   auto edited = ChatTemplate::recognize((*cfg)["chat_template"].get<std::string>() + "{{ '!' }}", "<s>");
   ASSERT_TRUE(edited.is_ok()) << edited.status().to_string();
-  EXPECT_EQ(*edited->render({msg("user", "Hi")}, {}),
-            "<s><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n!");
+  EXPECT_EQ(
+      *edited->render({msg("user", "Hi")}, {}),
+      "<s><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n!");
   auto own = ChatTemplate::parse("{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{{ eos_token }}",
                                  {.bos_token = "", .eos_token = "</s>", .unk_token = "", .pad_token = ""});
   ASSERT_TRUE(own.is_ok());
-  EXPECT_EQ(*own->render({msg("system", "S"), msg("user", "U")}, {}),
-            "[system] S\n[user] U\n</s>");
+  EXPECT_EQ(*own->render({msg("system", "S"), msg("user", "U")}, {}), "[system] S\n[user] U\n</s>");
   auto broken = ChatTemplate::parse("{% for m in messages %}", {});
   ASSERT_FALSE(broken.is_ok());
   EXPECT_EQ(broken.status().code(), StatusCode::kInvalidArgument);
@@ -170,7 +165,8 @@ TEST(ChatTemplateTest, OptionsReachTheTemplate) {
 }
 
 TEST(ChatTemplateTest, RenderLimitsApply) {
-  auto t = ChatTemplate::parse("{% for m in messages %}{% for i in range(1000) %}{{ m.content }}{% endfor %}{% endfor %}", {});
+  auto t = ChatTemplate::parse(
+      "{% for m in messages %}{% for i in range(1000) %}{{ m.content }}{% endfor %}{% endfor %}", {});
   ASSERT_TRUE(t.is_ok());
   jinja::RenderLimits limits;
   limits.max_output_bytes = 4096;
@@ -193,8 +189,8 @@ TEST(ChatTemplateTest, BadMessagesAreClearErrors) {
       R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{\"b\": 1, \"a\": 2}"}}]}])"));
   ASSERT_TRUE(ordered.is_ok());
   EXPECT_EQ((*ordered)[0].tool_calls[0]["function"]["arguments"].dump(), R"({"b":1,"a":2})");  // order kept
-  auto bad_args = parse_chat_messages(Json::parse(
-      R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}]}])"));
+  auto bad_args = parse_chat_messages(
+      Json::parse(R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}]}])"));
   EXPECT_EQ(bad_args.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad_args.status().message().find("arguments is not valid JSON"), std::string::npos);
   EXPECT_FALSE(parse_chat_messages(Json::parse(R"([{"role": "assistant", "tool_calls": [{"id": 1}]}])")).is_ok());
@@ -205,8 +201,8 @@ TEST(ChatTemplateTest, BadMessagesAreClearErrors) {
   EXPECT_FALSE(parse_chat_messages(Json::parse(R"([{"role": "user", "content": 5}])")).is_ok());
   EXPECT_FALSE(parse_chat_messages(Json::parse(R"([{"role": "user", "name": 5}])")).is_ok());
 
-  auto parts = parse_chat_messages(Json::parse(
-      R"([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])"));
+  auto parts = parse_chat_messages(
+      Json::parse(R"([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])"));
   ASSERT_TRUE(parts.is_ok());
   EXPECT_EQ((*parts)[0].content, "a\nb");
 }

@@ -22,8 +22,8 @@ TEST(DecoderTest, SentencePieceSequence) {
   EXPECT_EQ(decode(kLlama2, {"▁", "▁Hey"}), " Hey");  // only one leading space is stripped
   EXPECT_EQ(decode(kLlama2, {"<0xE2>", "<0x82>", "<0xAC>", "▁x"}), "€ x");
   EXPECT_EQ(decode(kLlama2, {"a", "<0xE2>", "<0x82>"}), "a\xEF\xBF\xBD\xEF\xBF\xBD");  // one U+FFFD per byte
-  EXPECT_EQ(decode(kLlama2, {"<0xe2>", "<0x82>", "<0xac>"}), "€");  // lowercase hex parses too
-  EXPECT_EQ(decode(kLlama2, {"<0xZZ>"}), "<0xZZ>");  // not a byte token
+  EXPECT_EQ(decode(kLlama2, {"<0xe2>", "<0x82>", "<0xac>"}), "€");                     // lowercase hex parses too
+  EXPECT_EQ(decode(kLlama2, {"<0xZZ>"}), "<0xZZ>");                                    // not a byte token
 }
 
 TEST(DecoderTest, MetaspaceAndStripAndNone) {

@@ -32,7 +32,8 @@ void expect_streams_like_decode(const Tokenizer& tok, const std::vector<int32_t>
 }
 
 TEST(IncrementalDetokenizerTest, MultiByteCharactersSplitAcrossTokens) {
-  const std::string text = "👍🏽 emoji 🚀🔥 你好，世界！ こんにちは 안녕하세요 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 naïve";
+  const std::string text =
+      "👍🏽 emoji 🚀🔥 你好，世界！ こんにちは 안녕하세요 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 naïve";
   for (const char* name : {"qwen3", "llama3"}) {
     const Tokenizer& tok = real_tokenizer(name);
     auto ids = tok.encode(text, false);

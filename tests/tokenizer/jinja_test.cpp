@@ -87,7 +87,8 @@ TEST(JinjaLimitsTest, StepLimitStopsHugeLoops) {
   ASSERT_FALSE(huge_range.is_ok());
   EXPECT_NE(huge_range.status().message().find("list past its limit"), std::string::npos);
   // Within the limit the same loop completes.
-  EXPECT_TRUE(render("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}ok", {}, limits).is_ok());
+  EXPECT_TRUE(
+      render("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}ok", {}, limits).is_ok());
 }
 
 TEST(JinjaLimitsTest, OutputAndStringSizeLimits) {
@@ -108,7 +109,8 @@ TEST(JinjaLimitsTest, OutputAndStringSizeLimits) {
       "{% set s = 'x' * 10000000 %}{% set l = [s] * 100000 %}{% for i in range(1000) %}{% set t = s ~ i %}{% endfor %}"
       "{{ l | length }}");
   ASSERT_FALSE(rebuilt.is_ok());
-  EXPECT_NE(rebuilt.status().message().find("more text than its limit"), std::string::npos) << rebuilt.status().message();
+  EXPECT_NE(rebuilt.status().message().find("more text than its limit"), std::string::npos)
+      << rebuilt.status().message();
   EXPECT_FALSE(render("{% set s = 'x' * 10000000 %}{{ ([s] * 100000) | join }}").is_ok());
   auto list_doubling = render(
       "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}");

@@ -64,9 +64,11 @@ TEST(NormalizerTest, OtherUnicodeFormsLowercaseAndStrip) {
   EXPECT_EQ(normalize(R"({"type": "NFKC"})", "\xEF\xAC\x81"), "fi");  // the ligature ﬁ
   EXPECT_EQ(normalize(R"({"type": "NFD"})", "\xC3\xA9"), "e\xCC\x81");
   EXPECT_EQ(normalize(R"({"type": "Lowercase"})", "HeLLo \xC3\x89\xC4\xB0"), "hello \xC3\xA9i\xCC\x87");
-  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": false})", " \t a b \n"),
-            "a b \n");
-  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": true})", "\xE3\x80\x80" "a b "), "a b");
+  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": false})", " \t a b \n"), "a b \n");
+  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": true})",
+                      "\xE3\x80\x80"
+                      "a b "),
+            "a b");
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ using Pieces = std::vector<std::string>;
 TEST(PreTokenizerTest, SplitBehaviours) {
   auto with = [](const char* behavior, bool invert = false) {
     const std::string spec = fmt::format(R"({{"type": "Split", "pattern": {{"String": "-"}}, "behavior": "{}",
-                                             "invert": {}}})", behavior, invert);
+                                             "invert": {}}})",
+                                         behavior, invert);
     return split(spec.c_str(), "the-final--countdown");
   };
   EXPECT_EQ(with("Removed"), (Pieces{"the", "final", "countdown"}));
@@ -69,7 +70,8 @@ TEST(PreTokenizerTest, SequenceRefinesPiecesInOrder) {
       {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": false},
       {"type": "Digits", "individual_digits": true}]})";
   EXPECT_EQ(split(seq, "ab12  c3"), (Pieces{"ab", "1", "2", "c", "3"}));
-  auto bert = PreTokenizer::from_json(Json::parse(R"({"type": "Sequence", "pretokenizers": [{"type": "Whitespace"}]})"));
+  auto bert = PreTokenizer::from_json(
+      Json::parse(R"({"type": "Sequence", "pretokenizers": [{"type": "Whitespace"}]})"));
   EXPECT_EQ(bert.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(bert.status().message().find("Whitespace"), std::string::npos);
 }

@@ -180,11 +180,14 @@ TEST(TokenizerFamiliesTest, UnsupportedComponentsAreRefusedByName) {
   auto bad_strip = with_component("llama2", "decoder", R"({"type": "Strip", "content": "ab", "start": 1, "stop": 0})");
   EXPECT_EQ(bad_strip.status().code(), StatusCode::kInvalidArgument);
   // A field of the wrong type is an error, not an exception.
-  auto wrong_type = with_component("llama2", "pre_tokenizer", R"({"type": "Metaspace", "replacement": "▁", "split": "yes"})");
+  auto wrong_type = with_component("llama2", "pre_tokenizer",
+                                   R"({"type": "Metaspace", "replacement": "▁", "split": "yes"})");
   EXPECT_EQ(wrong_type.status().code(), StatusCode::kInvalidArgument) << wrong_type.status().to_string();
-  auto sparse = with_component("llama2", "model", R"({"type": "BPE", "vocab": {"a": 0, "b": 1000000000}, "merges": []})");
+  auto sparse = with_component("llama2", "model",
+                               R"({"type": "BPE", "vocab": {"a": 0, "b": 1000000000}, "merges": []})");
   EXPECT_NE(sparse.status().message().find("far beyond"), std::string::npos) << sparse.status().to_string();
-  auto bad_unk = with_component("llama2", "model", R"({"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<x>"})");
+  auto bad_unk = with_component("llama2", "model",
+                                R"({"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<x>"})");
   EXPECT_FALSE(bad_unk.is_ok());
 }
 
@@ -210,7 +213,7 @@ TEST(TokenizerFamiliesTest, UnknownCharactersFuseOrFallBackToBytes) {
   ASSERT_TRUE(plain.is_ok()) << plain.status().to_string();
   // "ab ab": Metaspace "first" prepends ▁ to the start of the input only.
   EXPECT_EQ(*(*plain)->encode("ab ab", false), (std::vector<int32_t>{6, 6}));
-  EXPECT_EQ(*(*plain)->decode(std::vector<int32_t>{6, 6}), "ab ab");  // the first token's ▁ is dropped
+  EXPECT_EQ(*(*plain)->decode(std::vector<int32_t>{6, 6}), "ab ab");             // the first token's ▁ is dropped
   EXPECT_EQ(*(*plain)->encode("<unk>ab", false), (std::vector<int32_t>{0, 5}));  // not at the start: no ▁
   // x and y are unknown: one <unk> each, or one for the run with fuse_unk.
   EXPECT_EQ(*(*plain)->encode("axyb", false), (std::vector<int32_t>{4, 0, 0, 3}));
@@ -227,10 +230,12 @@ TEST(TokenizerFamiliesTest, MergesAcrossMetaspaceStillApplyWhenTheFileHasThem) {
   // No pre-tokenizer: the text is one word. The merge "a ▁b" crosses a ▁, so
   // the word must not be cut before the ▁ that follows an "a" (it may be
   // after a "c", which no merge joins to a ▁).
-  auto tok = Tokenizer::from_json_text(R"({"normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+  auto tok = Tokenizer::from_json_text(
+      R"({"normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
       "pre_tokenizer": null, "decoder": {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
       "model": {"type": "BPE", "vocab": {"a": 0, "▁": 1, "b": 2, "▁b": 3, "a▁b": 4, "c": 5},
-                "merges": ["▁ b", "a ▁b"]}})", "");
+                "merges": ["▁ b", "a ▁b"]}})",
+      "");
   ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
   EXPECT_EQ(*(*tok)->encode("a b", false), std::vector<int32_t>{4});
   EXPECT_EQ(*(*tok)->encode("c b a b", false), (std::vector<int32_t>{5, 3, 1, 4}));

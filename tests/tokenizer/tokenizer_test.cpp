@@ -121,7 +121,13 @@ TEST(TokenizerTest, InvalidUtf8IsInvalidArgumentWithOffset) {
     std::string text;
     size_t offset;
   };
-  for (const Case& c : {Case{"ab\xFF" "cd", 2}, Case{"hello \xC3", 6}, Case{"x\xE4\xBD" "y", 3},
+  for (const Case& c : {Case{"ab\xFF"
+                             "cd",
+                             2},
+                        Case{"hello \xC3", 6},
+                        Case{"x\xE4\xBD"
+                             "y",
+                             3},
                         Case{"\xED\xA0\x80", 1} /* surrogate */, Case{"\xC0\xAF", 0} /* overlong */}) {
     auto ids = tok.encode(c.text);
     ASSERT_FALSE(ids.is_ok());
@@ -144,25 +150,31 @@ TEST(TokenizerTest, DecodeHandlesBrokenBytesAndUnknownIds) {
   // 9468 is the first byte of an emoji on its own: a lone lead byte.
   auto text = tok.decode(std::vector<int32_t>{9468, 13347});
   ASSERT_TRUE(text.is_ok());
-  EXPECT_EQ(*text, "\xEF\xBF\xBD" "Hi");
+  EXPECT_EQ(*text,
+            "\xEF\xBF\xBD"
+            "Hi");
   EXPECT_FALSE(tok.decode(std::vector<int32_t>{-1}).is_ok());
   EXPECT_EQ(*tok.decode(std::vector<int32_t>{13347, 500000}), "Hi");
 }
 
 TEST(TokenizerTest, NfcNormalizesForQwenOnly) {
   // "e" + combining acute: Qwen3 (NFC) encodes it as the precomposed é.
-  auto decomposed = real_tokenizer("qwen3").encode("caf" "e\xCC\x81");
+  auto decomposed = real_tokenizer("qwen3").encode(
+      "caf"
+      "e\xCC\x81");
   auto composed = real_tokenizer("qwen3").encode("caf\xC3\xA9");
   EXPECT_EQ(*decomposed, *composed);
-  auto l_decomposed = real_tokenizer("llama3").encode("caf" "e\xCC\x81");
+  auto l_decomposed = real_tokenizer("llama3").encode(
+      "caf"
+      "e\xCC\x81");
   auto l_composed = real_tokenizer("llama3").encode("caf\xC3\xA9");
   EXPECT_NE(*l_decomposed, *l_composed);
 }
 
 TEST(TokenizerTest, LongAndRepetitiveInputs) {
   const Tokenizer& tok = real_tokenizer("qwen3");
-  for (const std::string& text : {std::string(200000, ' '), std::string(100000, 'a'), std::string(50000, '\n'),
-                                  std::string(30000, '1')}) {
+  for (const std::string& text :
+       {std::string(200000, ' '), std::string(100000, 'a'), std::string(50000, '\n'), std::string(30000, '1')}) {
     auto ids = tok.encode(text);
     ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
     EXPECT_EQ(*tok.decode(*ids), text);
@@ -175,8 +187,8 @@ TEST(TokenizerTest, ConcurrentEncodesAgree) {
   const Tokenizer& tok = real_tokenizer("qwen3");
   std::vector<std::string> texts;
   for (int i = 0; i < 64; ++i) {
-    texts.push_back(fmt::format("request {} asks about word{} and 数字{} with emoji 🚀 and code x_{} += {};", i,
-                                i % 7, i * 31, i, i * i));
+    texts.push_back(fmt::format("request {} asks about word{} and 数字{} with emoji 🚀 and code x_{} += {};", i, i % 7,
+                                i * 31, i, i * i));
   }
   std::vector<std::vector<int32_t>> expected;
   for (const auto& t : texts) expected.push_back(*tok.encode(t));

@@ -30,12 +30,10 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const Checkpoint& ckpt, c
   }();
   if (!weights.is_ok()) return weights.status().with_context("loading " + ckpt.dir());
   const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultCpuKvBytes;
-  return std::unique_ptr<CpuBackend>(
-      new CpuBackend(c, std::move(weights).value(), std::move(pool), kv_bytes));
+  return std::unique_ptr<CpuBackend>(new CpuBackend(c, std::move(weights).value(), std::move(pool), kv_bytes));
 }
 
-CpuBackend::CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool,
-                       size_t kv_budget_bytes)
+CpuBackend::CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes)
     : config_(std::move(config)),
       weights_(std::move(weights)),
       pool_(std::move(pool)),
@@ -81,14 +79,14 @@ Status CpuBackend::validate(const StepInput& in) const {
   const int bs = layout_.block_size;
   for (int s = 0; s < num_seqs; ++s) {
     const int begin = in.query_start[s], end = in.query_start[s + 1];
-    if (end < begin || end > n) return invalid_argument("query_start[{}] = {} is outside [{}, {}]", s + 1, end, begin, n);
+    if (end < begin || end > n)
+      return invalid_argument("query_start[{}] = {} is outside [{}, {}]", s + 1, end, begin, n);
     const int32_t* table = in.block_tables.data() + static_cast<size_t>(s) * in.max_blocks_per_seq;
     int max_pos = -1;
     for (int t = begin; t < end; ++t) {
       const int32_t id = in.token_ids[t], pos = in.positions[t];
       if (id < 0 || id >= config_.vocab_size)
-        return invalid_argument("token id {} at index {} is outside the vocabulary [0, {})", id, t,
-                                config_.vocab_size);
+        return invalid_argument("token id {} at index {} is outside the vocabulary [0, {})", id, t, config_.vocab_size);
       if (pos < 0) return invalid_argument("negative position {} at token {}", pos, t);
       if (pos >= config_.max_position_embeddings)
         return out_of_range("position {} is beyond the model's context of {} tokens", pos,
@@ -100,8 +98,8 @@ Status CpuBackend::validate(const StepInput& in) const {
                                 in.max_blocks_per_seq);
       const int64_t expected_slot = static_cast<int64_t>(table[pos / bs]) * bs + pos % bs;
       if (in.slot_mapping[t] != expected_slot)
-        return invalid_argument("token {} (sequence {}, position {}) maps to slot {}, but its block table says {}",
-                                t, s, pos, in.slot_mapping[t], expected_slot);
+        return invalid_argument("token {} (sequence {}, position {}) maps to slot {}, but its block table says {}", t,
+                                s, pos, in.slot_mapping[t], expected_slot);
       max_pos = std::max(max_pos, pos);
     }
     for (int b = 0; b <= max_pos / bs && max_pos >= 0; ++b)
@@ -205,7 +203,7 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
   const int ne = config_.num_experts, k = config_.num_experts_per_tok;
   std::vector<float> router_logits(n * ne);  // [n, num_experts]
   matmul_packed(normed_.data(), n, L.router, nullptr, router_logits.data(), pool_.get());
-  std::vector<int32_t> ids(n * k);   // [n, k]
+  std::vector<int32_t> ids(n * k);    // [n, k]
   std::vector<float> weights(n * k);  // [n, k]
   if (config_.arch == Arch::kDeepseekV3) {
     GroupedTopkArgs route;
@@ -240,7 +238,7 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
     act_.resize(m * mi);
     ye.resize(m * h);
     matmul_packed(xe.data(), m, L.expert_gate_up[e], nullptr, gate_up_.data(), pool_.get());  // [m, 2 mi]
-    silu_mul(gate_up_.data(), m, mi, act_.data());                                             // [m, mi]
+    silu_mul(gate_up_.data(), m, mi, act_.data());                                            // [m, mi]
     matmul_packed(act_.data(), m, L.expert_down[e], nullptr, ye.data(), pool_.get());         // [m, h]
     for (int64_t r = 0; r < m; ++r) {
       float* dst = proj_.data() + rows[r] * h;
@@ -256,10 +254,10 @@ void CpuBackend::add_shared_experts(int layer, int64_t n) {
   const int64_t h = config_.hidden_size, si = L.shared_down.in;
   gate_up_.resize(n * 2 * si);
   act_.resize(n * si);
-  std::vector<float> shared(n * h);  // [n, h]
+  std::vector<float> shared(n * h);                                                           // [n, h]
   matmul_packed(normed_.data(), n, L.shared_gate_up, nullptr, gate_up_.data(), pool_.get());  // [n, 2 si]
-  silu_mul(gate_up_.data(), n, si, act_.data());                                               // [n, si]
-  matmul_packed(act_.data(), n, L.shared_down, nullptr, shared.data(), pool_.get());           // [n, h]
+  silu_mul(gate_up_.data(), n, si, act_.data());                                              // [n, si]
+  matmul_packed(act_.data(), n, L.shared_down, nullptr, shared.data(), pool_.get());          // [n, h]
   for (int64_t i = 0; i < n * h; ++i) proj_[i] += shared[i];
 }
 
@@ -267,8 +265,8 @@ void CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<fl
   const int64_t h = config_.hidden_size, vocab = config_.vocab_size, m = static_cast<int64_t>(rows.size());
   std::vector<float> x(m * h);  // [m, h]
   for (int64_t r = 0; r < m; ++r)
-    rmsnorm(hidden_.data() + rows[r] * h, weights_.final_norm.data(), 1, h,
-            static_cast<float>(config_.rms_norm_eps), x.data() + r * h);
+    rmsnorm(hidden_.data() + rows[r] * h, weights_.final_norm.data(), 1, h, static_cast<float>(config_.rms_norm_eps),
+            x.data() + r * h);
   logits.resize(m * vocab);
   matmul_packed(x.data(), m, weights_.lm_head, nullptr, logits.data(), pool_.get());  // [m, vocab]
 }

@@ -24,8 +24,7 @@ namespace baton {
 class CpuBackend final : public Backend {
  public:
   // Converts the checkpoint's weights; the checkpoint may be closed afterwards.
-  static Result<std::unique_ptr<CpuBackend>> create(const Checkpoint& ckpt,
-                                                    const BackendOptions& options = {});
+  static Result<std::unique_ptr<CpuBackend>> create(const Checkpoint& ckpt, const BackendOptions& options = {});
 
   const ModelConfig& model_config() const override { return config_; }
   std::string device_name() const override { return "cpu"; }
@@ -44,8 +43,7 @@ class CpuBackend final : public Backend {
   size_t weight_bytes() const { return weights_.num_bytes(); }
 
  private:
-  CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool,
-             size_t kv_budget_bytes);
+  CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes);
 
   Status validate(const StepInput& in) const;
   // Runs every layer over in's tokens; leaves the hidden states in hidden_.
@@ -73,18 +71,18 @@ class CpuBackend final : public Backend {
   Sampler sampler_;
 
   // Per-step scratch, resized to the step's token count.
-  std::vector<float> hidden_;    // [num_tokens, hidden]
-  std::vector<float> normed_;    // [num_tokens, hidden]
-  std::vector<float> qkv_;       // [num_tokens, q_size + 2 * kv_size]
-  std::vector<float> q_;         // [num_tokens, num_heads, head_dim]
-  std::vector<float> k_;         // [num_tokens, num_kv_heads, head_dim]
-  std::vector<float> v_;         // [num_tokens, num_kv_heads, head_dim]
-  std::vector<float> attn_;      // [num_tokens, num_heads * head_dim]
-  std::vector<float> proj_;      // [num_tokens, hidden]
-  std::vector<float> gate_up_;   // [num_tokens, 2 * intermediate]
-  std::vector<float> act_;       // [num_tokens, intermediate]
+  std::vector<float> hidden_;          // [num_tokens, hidden]
+  std::vector<float> normed_;          // [num_tokens, hidden]
+  std::vector<float> qkv_;             // [num_tokens, q_size + 2 * kv_size]
+  std::vector<float> q_;               // [num_tokens, num_heads, head_dim]
+  std::vector<float> k_;               // [num_tokens, num_kv_heads, head_dim]
+  std::vector<float> v_;               // [num_tokens, num_kv_heads, head_dim]
+  std::vector<float> attn_;            // [num_tokens, num_heads * head_dim]
+  std::vector<float> proj_;            // [num_tokens, hidden]
+  std::vector<float> gate_up_;         // [num_tokens, 2 * intermediate]
+  std::vector<float> act_;             // [num_tokens, intermediate]
   std::vector<int32_t> seq_of_token_;  // [num_tokens]
-  std::vector<float> cos_sin_;   // [num_tokens, 2, head_dim / 2]: RoPE of this step
+  std::vector<float> cos_sin_;         // [num_tokens, 2, head_dim / 2]: RoPE of this step
   // MLA scratch (deepseek_v3).
   std::vector<float> latent_rows_;  // [num_tokens, kv_lora_rank + qk_rope_head_dim]: the rows cached
   std::vector<float> q_latent_;     // [num_tokens, num_heads, kv_lora_rank + qk_rope_head_dim]

@@ -11,8 +11,8 @@
 
 namespace baton {
 
-void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
-                  int layer, float* kv_cache) {
+void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout, int layer,
+                  float* kv_cache) {
   BATON_CHECK(layout.is_latent(), "write_latent over a per-head K/V layout");
   const int64_t width = layout.token_elems();  // [kv_lora_rank + qk_rope_head_dim]
   for (int64_t t = 0; t < num_tokens; ++t) {
@@ -59,9 +59,8 @@ void grouped_topk_route(const float* router_logits, const float* correction_bias
       if (!kept[e / per_group]) biased[e] = kMasked;  // as vLLM and DeepSeek's reference do
       order[e] = e;
     }
-    std::partial_sort(order.begin(), order.begin() + a.top_k, order.end(), [&](int32_t x, int32_t y) {
-      return biased[x] != biased[y] ? biased[x] > biased[y] : x < y;
-    });
+    std::partial_sort(order.begin(), order.begin() + a.top_k, order.end(),
+                      [&](int32_t x, int32_t y) { return biased[x] != biased[y] ? biased[x] > biased[y] : x < y; });
     float chosen = 0.0f;
     for (int j = 0; j < a.top_k; ++j) chosen += scores[order[j]];
     const float denom = a.renormalize ? chosen + 1e-20f : 1.0f;

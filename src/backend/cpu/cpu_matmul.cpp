@@ -58,8 +58,8 @@ inline void kernel_nx4(const float* x, int64_t in, const float* w, float* y, int
 #endif
 }
 
-void matmul_rows(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t o_begin,
-                 int64_t o_end, int64_t out, const float* bias, float* y) {
+void matmul_rows(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t o_begin, int64_t o_end,
+                 int64_t out, const float* bias, float* y) {
   // Token blocks of ~256 KiB of x, so they stay in L2 while weight rows stream.
   const int64_t token_block = std::max<int64_t>(2, (256 * 1024 / 4) / std::max<int64_t>(1, in));
   for (int64_t t0 = 0; t0 < num_rows; t0 += token_block) {
@@ -122,8 +122,7 @@ inline void kernel_panel(const float* x, int64_t in, const float* panel, float* 
 }
 
 template <int NR>
-void kernel_panel_rest(int64_t rest, const float* x, int64_t in, const float* panel, float* y, int64_t ldy,
-                       int nout) {
+void kernel_panel_rest(int64_t rest, const float* x, int64_t in, const float* panel, float* y, int64_t ldy, int nout) {
   if constexpr (NR > 0) {
     if (rest == NR) kernel_panel<NR>(x, in, panel, y, ldy, nout);
     else kernel_panel_rest<NR - 1>(rest, x, in, panel, y, ldy, nout);
@@ -135,8 +134,7 @@ void matmul_panels(const float* x, int64_t num_rows, const PackedWeight& w, int6
   const int64_t in = w.in, out = w.out;
   constexpr int kRows = 6;
   // Token blocks of ~256 KiB of x, so they stay in L2 while panels stream.
-  const int64_t token_block =
-      std::max<int64_t>(kRows, (256 * 1024 / 4) / std::max<int64_t>(1, in) / kRows * kRows);
+  const int64_t token_block = std::max<int64_t>(kRows, (256 * 1024 / 4) / std::max<int64_t>(1, in) / kRows * kRows);
   for (int64_t t0 = 0; t0 < num_rows; t0 += token_block) {
     const int64_t t1 = std::min(num_rows, t0 + token_block);
     for (int64_t p = p_begin; p < p_end; ++p) {
@@ -213,8 +211,8 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 #endif
 }
 
-void matmul(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t out,
-            const float* bias, float* y, ThreadPool* pool) {
+void matmul(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t out, const float* bias, float* y,
+            ThreadPool* pool) {
   if (num_rows <= 0 || out <= 0) return;
   // Parallel over groups of 4 weight rows; each chunk gets >= ~256 KFLOP.
   const int64_t num_groups = (out + 3) / 4;

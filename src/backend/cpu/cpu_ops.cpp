@@ -15,8 +15,7 @@
 
 namespace baton {
 
-void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps,
-             float* out) {
+void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps, float* out) {
   for (int64_t r = 0; r < num_rows; ++r) {
     const float* xr = x + r * dim;  // [dim]
     float* o = out + r * dim;       // [dim]
@@ -61,8 +60,7 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional
   return inv;
 }
 
-void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const float* inv_freq, int half_dim,
-                  float* cos_sin) {
+void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const float* inv_freq, int half_dim, float* cos_sin) {
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float pos = static_cast<float>(positions[t]);
     float* c = cos_sin + t * 2 * half_dim;  // [half_dim]
@@ -107,8 +105,8 @@ void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* ou
   }
 }
 
-void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens,
-              const KvLayout& layout, int layer, float* kv_cache) {
+void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
+              int layer, float* kv_cache) {
   const int64_t row = layout.token_elems();  // [num_kv_heads * head_dim]
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t slot = slot_mapping[t];
@@ -121,12 +119,11 @@ void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64
 
 void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) {
   const KvLayout& L = a.layout;
-  const int head_dim = L.head_dim;                                   // key width (q rows)
+  const int head_dim = L.head_dim;                                    // key width (q rows)
   const int value_dim = L.is_latent() ? L.kv_lora_rank : L.head_dim;  // out rows
-  const int value_plane = L.is_latent() ? 0 : 1;                    // the latent row is its own value
-  const int group = a.num_heads / L.num_kv_heads;  // query heads per KV head
-  BATON_CHECK(group * L.num_kv_heads == a.num_heads, "{} heads over {} kv heads", a.num_heads,
-              L.num_kv_heads);
+  const int value_plane = L.is_latent() ? 0 : 1;                      // the latent row is its own value
+  const int group = a.num_heads / L.num_kv_heads;                     // query heads per KV head
+  BATON_CHECK(group * L.num_kv_heads == a.num_heads, "{} heads over {} kv heads", a.num_heads, L.num_kv_heads);
   // Work items: (tile of up to kTile consecutive tokens of one sequence, KV
   // head). Each K/V row is loaded once per tile for all its query rows
   // (tokens x heads of the group); every output keeps its own sequential
@@ -140,7 +137,7 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
     t = e;
   }
   auto body = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;  // [rows, max_context]
+    std::vector<float> scores;            // [rows, max_context]
     std::vector<float> row_max, row_sum;  // [rows]
     for (int64_t item = begin; item < end; ++item) {
       // Not a structured binding: clang 14 (the sanitizer and fuzz builds) cannot capture one in a lambda.
@@ -208,8 +205,8 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
   pool->parallel_for(items, body, 1);
 }
 
-void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k,
-               bool renormalize, int32_t* topk_ids, float* topk_weights) {
+void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k, bool renormalize,
+               int32_t* topk_ids, float* topk_weights) {
   std::vector<float> probs(num_experts);  // [num_experts]
   std::vector<int32_t> order(num_experts);
   for (int64_t t = 0; t < num_tokens; ++t) {
@@ -222,9 +219,8 @@ void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, 
     }
     for (int e = 0; e < num_experts; ++e) probs[e] /= sum;
     for (int e = 0; e < num_experts; ++e) order[e] = e;
-    std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int32_t x, int32_t y) {
-      return probs[x] != probs[y] ? probs[x] > probs[y] : x < y;
-    });
+    std::partial_sort(order.begin(), order.begin() + top_k, order.end(),
+                      [&](int32_t x, int32_t y) { return probs[x] != probs[y] ? probs[x] > probs[y] : x < y; });
     float chosen = 0.0f;
     for (int j = 0; j < top_k; ++j) chosen += probs[order[j]];
     for (int j = 0; j < top_k; ++j) {
@@ -244,7 +240,7 @@ void embedding_packed(const PackedWeight& table, const int32_t* ids, int64_t num
   const int64_t dim = table.in;
   for (int64_t t = 0; t < num_ids; ++t) {
     const float* src = table.data.data() + (ids[t] / kPanel) * dim * kPanel + ids[t] % kPanel;  // stride 16
-    float* dst = out + t * dim;  // [dim]
+    float* dst = out + t * dim;                                                                 // [dim]
     for (int64_t k = 0; k < dim; ++k) dst[k] = src[k * kPanel];
   }
 }

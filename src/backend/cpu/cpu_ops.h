@@ -20,8 +20,8 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // y[t, o] = sum_i x[t, i] * w[o, i] + bias[o]    (x @ w^T + bias, a Linear)
 // x: [num_rows, in], w: [out, in], bias: [out] or null, y: [num_rows, out].
 // Cache-blocked, parallel over output rows when `pool` is given.
-void matmul(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t out,
-            const float* bias, float* y, ThreadPool* pool);
+void matmul(const float* x, int64_t num_rows, int64_t in, const float* w, int64_t out, const float* bias, float* y,
+            ThreadPool* pool);
 
 // A [out, in] weight repacked for matmul_packed: panels of kPanelRows rows,
 // each stored k-major, data[p][k][j] = w[p * kPanelRows + j, k] (rows past
@@ -47,8 +47,7 @@ void matmul_packed(const float* x, int64_t num_rows, const PackedWeight& w, cons
 
 // out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * weight
 // x, out: [num_rows, dim] (may alias), weight: [dim].
-void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps,
-             float* out);
+void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps, float* out);
 
 // HF's inverse frequencies, [head_dim / 2]: 1 / theta^(2i / head_dim), then
 // the llama3 rescaling (low/high frequency factors, smooth interpolation)
@@ -58,13 +57,12 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::optional
 // In-place rotate_half RoPE (non-interleaved: pairs (i, i + head_dim / 2)):
 // x: [num_tokens, num_heads, head_dim], positions: [num_tokens],
 // inv_freq: [head_dim / 2]. Angle = float(position) * inv_freq[i] in fp32.
-void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim,
-                const int32_t* positions, const float* inv_freq);
+void apply_rope(float* x, int64_t num_tokens, int num_heads, int head_dim, const int32_t* positions,
+                const float* inv_freq);
 
 // apply_rope in two parts, so a step computes its angles once for all layers:
 // cos_sin: [num_tokens, 2, head_dim / 2] (cos then sin of float(position) * inv_freq[i]).
-void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const float* inv_freq, int half_dim,
-                  float* cos_sin);
+void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const float* inv_freq, int half_dim, float* cos_sin);
 void apply_rope_cos_sin(float* x, int64_t num_tokens, int num_heads, int head_dim, const float* cos_sin);
 
 // out[t, j] = silu(gate_up[t, j]) * gate_up[t, inter + j]
@@ -74,14 +72,14 @@ void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* ou
 // Writes K and V of each new token into its slot of layer `layer`:
 // k, v: [num_tokens, num_kv_heads, head_dim], slot_mapping: [num_tokens],
 // kv_cache laid out as kv_layout.h says.
-void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens,
-              const KvLayout& layout, int layer, float* kv_cache);
+void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
+              int layer, float* kv_cache);
 
 // Writes the MLA latent row of each new token into its slot of layer `layer`
 // of a latent layout (layout.is_latent()): rows: [num_tokens, kv_lora_rank +
 // qk_rope_head_dim] (normalised latent, then the roped key part).
-void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
-                  int layer, float* kv_cache);
+void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout, int layer,
+                  float* kv_cache);
 
 // Causal GQA attention over the paged cache of layer `layer`: token t of
 // sequence seq_of_token[t] attends to its sequence's positions
@@ -110,8 +108,8 @@ void paged_attention(const PagedAttentionArgs& args, float* out, ThreadPool* poo
 // Qwen3-MoE routing: softmax over the experts in fp32, top-k (descending
 // weight), then renormalised to sum 1 when `renormalize` (norm_topk_prob).
 // router_logits: [num_tokens, num_experts], topk_ids / topk_weights: [num_tokens, top_k].
-void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k,
-               bool renormalize, int32_t* topk_ids, float* topk_weights);
+void moe_route(const float* router_logits, int64_t num_tokens, int num_experts, int top_k, bool renormalize,
+               int32_t* topk_ids, float* topk_weights);
 
 // DeepSeek-V3 routing (noaux_tc): scores = sigmoid(logits); experts are
 // chosen by scores + correction_bias, only within the topk_group groups (of

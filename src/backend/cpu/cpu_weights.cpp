@@ -8,8 +8,8 @@ namespace baton {
 namespace {
 
 // Converts `name` (checked against `shape`) into dst, in parallel chunks.
-Status load_into(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape,
-                 float* dst, ThreadPool* pool) {
+Status load_into(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape, float* dst,
+                 ThreadPool* pool) {
   BATON_ASSIGN_OR_RETURN(TensorView t, ckpt.tensor(name, shape));
   const int64_t n = t.num_elements();
   const size_t elem = dtype_size(t.dtype);
@@ -26,7 +26,7 @@ Status load_into(const Checkpoint& ckpt, const std::string& name, const std::vec
 }
 
 Result<std::vector<float>> load_tensor(const Checkpoint& ckpt, const std::string& name,
-                                const std::vector<int64_t>& shape, ThreadPool* pool) {
+                                       const std::vector<int64_t>& shape, ThreadPool* pool) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   std::vector<float> v(static_cast<size_t>(n));
@@ -83,7 +83,6 @@ Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, int i, const std::
   return Status::ok();
 }
 
-
 Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const std::string& p, ThreadPool* pool,
                 CpuLayerWeights& L) {
   const MlaConfig& m = c.mla;
@@ -92,11 +91,11 @@ Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const std::string&
   CpuMlaWeights& w = L.mla;
   const std::string kv_a = p + "self_attn.kv_a_proj_with_mqa.weight";
   if (m.q_lora_rank > 0) {
-    BATON_ASSIGN_OR_RETURN(w.qkv_a, load_packed(ckpt, {p + "self_attn.q_a_proj.weight", kv_a},
-                                                {m.q_lora_rank, m.latent_dim()}, h, pool));
+    BATON_ASSIGN_OR_RETURN(
+        w.qkv_a, load_packed(ckpt, {p + "self_attn.q_a_proj.weight", kv_a}, {m.q_lora_rank, m.latent_dim()}, h, pool));
     BATON_ASSIGN_OR_RETURN(w.q_a_norm, load_tensor(ckpt, p + "self_attn.q_a_layernorm.weight", {m.q_lora_rank}, pool));
-    BATON_ASSIGN_OR_RETURN(w.q_b, load_packed(ckpt, {p + "self_attn.q_b_proj.weight"}, {nh * m.qk_head_dim()},
-                                              m.q_lora_rank, pool));
+    BATON_ASSIGN_OR_RETURN(
+        w.q_b, load_packed(ckpt, {p + "self_attn.q_b_proj.weight"}, {nh * m.qk_head_dim()}, m.q_lora_rank, pool));
   } else {
     BATON_ASSIGN_OR_RETURN(w.qkv_a, load_packed(ckpt, {p + "self_attn.q_proj.weight", kv_a},
                                                 {nh * m.qk_head_dim(), m.latent_dim()}, h, pool));
@@ -119,8 +118,7 @@ Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const std::string&
   return Status::ok();
 }
 
-Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPool* pool,
-                  CpuLayerWeights& L) {
+Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPool* pool, CpuLayerWeights& L) {
   const std::string p = fmt::format("model.layers.{}.", i);
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
   BATON_ASSIGN_OR_RETURN(L.input_norm, load_tensor(ckpt, p + "input_layernorm.weight", {h}, pool));
@@ -130,16 +128,15 @@ Status load_layer(const Checkpoint& ckpt, const ModelConfig& c, int i, ThreadPoo
     return load_mlp(ckpt, c, i, p, pool, L);
   }
 
-  BATON_ASSIGN_OR_RETURN(L.qkv, load_packed(ckpt,
-                                            {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                                             p + "self_attn.v_proj.weight"},
-                                            {q, kv, kv}, h, pool));
+  BATON_ASSIGN_OR_RETURN(
+      L.qkv,
+      load_packed(ckpt, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"},
+                  {q, kv, kv}, h, pool));
   if (c.qkv_bias) {
     L.qkv_bias.resize(static_cast<size_t>(q + 2 * kv));
     BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.q_proj.bias", {q}, L.qkv_bias.data(), pool));
     BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.k_proj.bias", {kv}, L.qkv_bias.data() + q, pool));
-    BATON_RETURN_IF_ERROR(
-        load_into(ckpt, p + "self_attn.v_proj.bias", {kv}, L.qkv_bias.data() + q + kv, pool));
+    BATON_RETURN_IF_ERROR(load_into(ckpt, p + "self_attn.v_proj.bias", {kv}, L.qkv_bias.data() + q + kv, pool));
   }
   if (c.qk_norm) {
     BATON_ASSIGN_OR_RETURN(L.q_norm, load_tensor(ckpt, p + "self_attn.q_norm.weight", {c.head_dim}, pool));
@@ -167,29 +164,29 @@ size_t bytes_of(const std::vector<PackedWeight>& ws) {
 size_t CpuWeights::num_bytes() const {
   size_t n = bytes_of(embed) + bytes_of(final_norm) + bytes_of(lm_head);
   for (const auto& L : layers) {
-    n += bytes_of(L.input_norm) + bytes_of(L.qkv) + bytes_of(L.qkv_bias) + bytes_of(L.q_norm) +
-         bytes_of(L.k_norm) + bytes_of(L.o_proj) + bytes_of(L.o_bias) + bytes_of(L.post_norm) +
-         bytes_of(L.gate_up) + bytes_of(L.down) + bytes_of(L.router) + bytes_of(L.expert_gate_up) +
-         bytes_of(L.expert_down) + bytes_of(L.expert_bias) + bytes_of(L.shared_gate_up) + bytes_of(L.shared_down) +
-         bytes_of(L.mla.qkv_a) + bytes_of(L.mla.q_a_norm) + bytes_of(L.mla.q_b) + bytes_of(L.mla.kv_a_norm) +
-         bytes_of(L.mla.uk_t) + bytes_of(L.mla.uv);
+    n += bytes_of(L.input_norm) + bytes_of(L.qkv) + bytes_of(L.qkv_bias) + bytes_of(L.q_norm) + bytes_of(L.k_norm) +
+         bytes_of(L.o_proj) + bytes_of(L.o_bias) + bytes_of(L.post_norm) + bytes_of(L.gate_up) + bytes_of(L.down) +
+         bytes_of(L.router) + bytes_of(L.expert_gate_up) + bytes_of(L.expert_down) + bytes_of(L.expert_bias) +
+         bytes_of(L.shared_gate_up) + bytes_of(L.shared_down) + bytes_of(L.mla.qkv_a) + bytes_of(L.mla.q_a_norm) +
+         bytes_of(L.mla.q_b) + bytes_of(L.mla.kv_a_norm) + bytes_of(L.mla.uk_t) + bytes_of(L.mla.uv);
   }
   return n;
 }
 
 Result<CpuWeights> CpuWeights::load(const Checkpoint& ckpt, ThreadPool* pool) {
   const ModelConfig& c = ckpt.config();
-  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 ||
-      c.num_kv_heads <= 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 || c.num_heads % c.num_kv_heads != 0)
+  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
+      c.head_dim <= 0 || c.head_dim % 2 != 0 || c.num_heads % c.num_kv_heads != 0)
     return invalid_argument(
         "model config is not runnable: hidden_size {}, num_hidden_layers {}, vocab_size {}, heads {}/{}, "
         "head_dim {}",
         c.hidden_size, c.num_layers, c.vocab_size, c.num_heads, c.num_kv_heads, c.head_dim);
-  if (c.is_moe() && (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts ||
-                     c.moe_intermediate_size <= 0))
-    return invalid_argument("MoE config is not runnable: num_experts {}, num_experts_per_tok {}, "
-                            "moe_intermediate_size {}",
-                            c.num_experts, c.num_experts_per_tok, c.moe_intermediate_size);
+  if (c.is_moe() &&
+      (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts || c.moe_intermediate_size <= 0))
+    return invalid_argument(
+        "MoE config is not runnable: num_experts {}, num_experts_per_tok {}, "
+        "moe_intermediate_size {}",
+        c.num_experts, c.num_experts_per_tok, c.moe_intermediate_size);
   const int64_t h = c.hidden_size, vocab = c.vocab_size;
   CpuWeights w;
 
@@ -201,8 +198,7 @@ Result<CpuWeights> CpuWeights::load(const Checkpoint& ckpt, ThreadPool* pool) {
     BATON_ASSIGN_OR_RETURN(w.lm_head, load_packed(ckpt, {"lm_head.weight"}, {vocab}, h, pool));
   }
   w.layers.resize(c.num_layers);
-  for (int i = 0; i < c.num_layers; ++i)
-    BATON_RETURN_IF_ERROR(load_layer(ckpt, c, i, pool, w.layers[i]));
+  for (int i = 0; i < c.num_layers; ++i) BATON_RETURN_IF_ERROR(load_layer(ckpt, c, i, pool, w.layers[i]));
   return w;
 }
 

@@ -31,18 +31,18 @@ struct CpuMlaWeights {
 };
 
 struct CpuLayerWeights {
-  std::vector<float> input_norm;   // [hidden]
-  CpuMlaWeights mla;               // deepseek_v3 (then qkv, q/k norms and biases are empty)
-  PackedWeight qkv;                // [q_size + 2 * kv_size, hidden]: q rows, k rows, v rows
-  std::vector<float> qkv_bias;     // [q_size + 2 * kv_size], empty without bias
-  std::vector<float> q_norm;       // [head_dim], empty without qk norm
-  std::vector<float> k_norm;       // [head_dim]
-  PackedWeight o_proj;             // [hidden, q_size]
-  std::vector<float> o_bias;       // [hidden], empty without bias
-  std::vector<float> post_norm;    // [hidden]
+  std::vector<float> input_norm;  // [hidden]
+  CpuMlaWeights mla;              // deepseek_v3 (then qkv, q/k norms and biases are empty)
+  PackedWeight qkv;               // [q_size + 2 * kv_size, hidden]: q rows, k rows, v rows
+  std::vector<float> qkv_bias;    // [q_size + 2 * kv_size], empty without bias
+  std::vector<float> q_norm;      // [head_dim], empty without qk norm
+  std::vector<float> k_norm;      // [head_dim]
+  PackedWeight o_proj;            // [hidden, q_size]
+  std::vector<float> o_bias;      // [hidden], empty without bias
+  std::vector<float> post_norm;   // [hidden]
   // Dense MLP (empty in MoE layers).
-  PackedWeight gate_up;            // [2 * intermediate, hidden]: gate rows then up rows
-  PackedWeight down;               // [hidden, intermediate]
+  PackedWeight gate_up;  // [2 * intermediate, hidden]: gate rows then up rows
+  PackedWeight down;     // [hidden, intermediate]
   // Sparse MoE block (empty in dense layers).
   bool is_moe = false;
   PackedWeight router;                       // [num_experts, hidden]
@@ -54,9 +54,9 @@ struct CpuLayerWeights {
 };
 
 struct CpuWeights {
-  std::vector<float> embed;        // [vocab, hidden], row-major; empty when tied (rows come from lm_head)
-  std::vector<float> final_norm;   // [hidden]
-  PackedWeight lm_head;            // [vocab, hidden]; embed_tokens itself when tied
+  std::vector<float> embed;       // [vocab, hidden], row-major; empty when tied (rows come from lm_head)
+  std::vector<float> final_norm;  // [hidden]
+  PackedWeight lm_head;           // [vocab, hidden]; embed_tokens itself when tied
   std::vector<CpuLayerWeights> layers;
 
   size_t num_bytes() const;

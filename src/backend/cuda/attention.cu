@@ -39,7 +39,9 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
 
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
   unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -58,8 +60,8 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
 // Starts the asynchronous copy of keys [start, start + 64) of (seq, kvh) into
 // `st`; keys at or past `end` are zero-filled.
 template <int HD>
-__device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, const int32_t* btab,
-                                              int kvh, int start, int end) {
+__device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, const int32_t* btab, int kvh, int start,
+                                              int end) {
   constexpr int kChunks = HD / 8;
   for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
     int key = c / kChunks, chunk = c % kChunks;
@@ -84,8 +86,8 @@ struct WarpState {
   float o[MT][HD / 8][4];
   float m[MT][2], l[MT][2];
   uint32_t q[QS ? 1 : MT][QS ? 1 : HD / 16][4];  // unused when q lives in shared memory
-  int qpos[MT][2];  // causal limit of each row (-1: padding row)
-  int min_qpos;     // the smallest over the warp's rows
+  int qpos[MT][2];                               // causal limit of each row (-1: padding row)
+  int min_qpos;                                  // the smallest over the warp's rows
 };
 
 template <typename St>
@@ -101,12 +103,11 @@ __device__ __forceinline__ void set_min_qpos(St& st, int mt_count) {
 // first key has global index tile_start. Keys > qpos or >= end are masked.
 // Every K and V fragment loaded from shared memory serves all MT m-tiles.
 template <int HD, int MT, int NK, bool QS = false>
-__device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Stage<HD>& s, int key0,
-                                            int tile_start, int end, float scale_log2,
-                                            const bf16 (*qs)[HD + 8] = nullptr) {
+__device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Stage<HD>& s, int key0, int tile_start,
+                                            int end, float scale_log2, const bf16 (*qs)[HD + 8] = nullptr) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   float sc[MT][NK / 2];  // 8-key group j: sc[mt][4j .. 4j + 3] (attention_softmax.cuh)
-  auto acc = [&](int mt, int j) -> float (&)[4] { return *reinterpret_cast<float (*)[4]>(&sc[mt][4 * j]); };
+  auto acc = [&](int mt, int j) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(&sc[mt][4 * j]); };
   if constexpr (QS) {
     // q from shared memory (warp rows [32 * warp, +32)), one k-step at a time;
     // K fragments for two 8-key groups per ldmatrix.x4.
@@ -232,7 +233,7 @@ template <int HD, bool QS>
 __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, const int32_t* work) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
-  bf16 (*qsm)[HD + 8] = reinterpret_cast<bf16 (*)[HD + 8]>(smem_raw + kStages * sizeof(Stage<HD>));  // [128][HD + 8]
+  bf16(*qsm)[HD + 8] = reinterpret_cast<bf16(*)[HD + 8]>(smem_raw + kStages * sizeof(Stage<HD>));  // [128][HD + 8]
   // grid (kv heads, items): blocks launch item-major, so the heaviest items of
   // every head start first and the causal tail is light.
   const int seq = work[2 * blockIdx.y], row0 = work[2 * blockIdx.y + 1];
@@ -250,8 +251,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
       const int rr = c / kChunks, chunk = c % kChunks, row = row0 + rr, i = row / group;
       uint4 v = make_uint4(0, 0, 0, 0);
       if (i < q_len)
-        v = *reinterpret_cast<const uint4*>(a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group +
-                                                   row % group) * HD + chunk * 8);
+        v = *reinterpret_cast<const uint4*>(
+            a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * HD + chunk * 8);
       *reinterpret_cast<uint4*>(&qsm[rr][chunk * 8]) = v;
     }
   }
@@ -289,7 +290,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
     else cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    const bf16 (*wq)[HD + 8] = qsm + warp * 16 * kPrefillMT;
+    const bf16(*wq)[HD + 8] = qsm + warp * 16 * kPrefillMT;
     warp_attend<HD, kPrefillMT, kKeyTile / 2, QS>(st, stages[i & 1], 0, i * kKeyTile, end, scale_log2, wq);
     warp_attend<HD, kPrefillMT, kKeyTile / 2, QS>(st, stages[i & 1], kKeyTile / 2, i * kKeyTile, end, scale_log2, wq);
     __syncthreads();
@@ -304,8 +305,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
       bf16* op = a.out + ((static_cast<int64_t>(q0) + row / group) * a.num_heads + kvh * group + row % group) * HD;
 #pragma unroll
       for (int d = 0; d < HD / 8; ++d) {
-        *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) =
-            pack_bf16(st.o[mt][d][2 * r] * inv, st.o[mt][d][2 * r + 1] * inv);
+        *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) = pack_bf16(st.o[mt][d][2 * r] * inv,
+                                                                     st.o[mt][d][2 * r + 1] * inv);
       }
     }
   }
@@ -313,8 +314,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
 
 // grid (S, nkv, max_splits). Rows: the group's heads of the one query token.
 template <int HD>
-__global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int split_len,
-                                                               int max_splits, float* partial) {
+__global__ void __launch_bounds__(kThreads)
+    attn_decode_kernel(AttnArgs a, int split_len, int max_splits, float* partial) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
   const int seq = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
@@ -360,7 +361,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
   cp_async_wait<0>();
   __syncthreads();
   // Merge the 4 warps' states through shared memory (reusing the stages).
-  float* red = reinterpret_cast<float*>(smem_raw);   // [warps][16][HD + 2]
+  float* red = reinterpret_cast<float*>(smem_raw);  // [warps][16][HD + 2]
   constexpr int kStride = HD + 2;
   static_assert(kStages * sizeof(Stage<HD>) >= kWarps * 16 * kStride * sizeof(float), "smem reuse");
 #pragma unroll
@@ -389,8 +390,8 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnArgs a, int s
       l += rp[HD + 1] * f;
     }
     // partial: [S, nh, max_splits, HD + 2]: o / l, then m (log2 units), l
-    float* pp = partial + ((static_cast<int64_t>(seq) * a.num_heads + kvh * group + row) * max_splits +
-                           split) * (HD + 2);
+    float* pp = partial +
+                ((static_cast<int64_t>(seq) * a.num_heads + kvh * group + row) * max_splits + split) * (HD + 2);
     pp[d] = l > 0.0f ? o / l : 0.0f;
     if (d == 0) {
       pp[HD] = mm;
@@ -436,12 +437,11 @@ template <int HD>
 void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream) {
   constexpr size_t smem = kStages * sizeof(Stage<HD>);
   set_dynamic_smem(reinterpret_cast<const void*>(attn_decode_kernel<HD>), smem, stream);
-  attn_decode_kernel<HD><<<dim3(a.num_seqs, a.num_kv_heads, max_splits), kThreads, smem, stream>>>(
-      a, split_len, max_splits, partial);
+  attn_decode_kernel<HD>
+      <<<dim3(a.num_seqs, a.num_kv_heads, max_splits), kThreads, smem, stream>>>(a, split_len, max_splits, partial);
 }
 
-void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items,
-                              cudaStream_t stream) {
+void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
   if (num_items == 0) return;
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
   if (attention_wgmma_ws_supports(a)) {
@@ -458,8 +458,7 @@ void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_it
   BATON_LAUNCH_CHECK();
 }
 
-void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, float* partial,
-                             cudaStream_t stream) {
+void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream) {
   if (a.num_seqs == 0) return;
   BATON_CHECK(a.num_heads / a.num_kv_heads <= 16, "decode attention: GQA group > 16");
   BATON_CHECK(split_len % kKeyTile == 0, "split_len {}", split_len);
@@ -471,8 +470,7 @@ void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, f
     default: BATON_CHECK(false, "attention: unsupported head_dim {}", a.head_dim);
   }
   BATON_LAUNCH_CHECK();
-  attn_combine_kernel<<<dim3(a.num_seqs, a.num_heads), a.head_dim, 0, stream>>>(a, split_len, max_splits,
-                                                                               partial);
+  attn_combine_kernel<<<dim3(a.num_seqs, a.num_heads), a.head_dim, 0, stream>>>(a, split_len, max_splits, partial);
   BATON_LAUNCH_CHECK();
 }
 

@@ -69,15 +69,15 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kHd = 128;
-constexpr int kRows = 128;          // rows per block (attention_rows_per_tile())
-constexpr int kConsumers = 256;     // two consumer warpgroups
-constexpr int kProducers = 128;     // one producer warpgroup
+constexpr int kRows = 128;       // rows per block (attention_rows_per_tile())
+constexpr int kConsumers = 256;  // two consumer warpgroups
+constexpr int kProducers = 128;  // one producer warpgroup
 constexpr int kThreads = kConsumers + kProducers;
-constexpr int kRowBytes = 128;      // one swizzle row: 64 bf16
+constexpr int kRowBytes = 128;                   // one swizzle row: 64 bf16
 constexpr int kQBytes = 2 * kRows * kRowBytes;   // [2 dim halves][128 rows][64]
-constexpr int kKeys = 128;          // keys per tile
+constexpr int kKeys = 128;                       // keys per tile
 constexpr int kKvBytes = 2 * kKeys * kRowBytes;  // K or V of one stage: [2 dim halves][128 keys][64]
-constexpr int kStages = 3;          // what fits in 227 KB beside q
+constexpr int kStages = 3;                       // what fits in 227 KB beside q
 constexpr size_t kSmemBytes = kQBytes + kStages * 2 * kKvBytes + 2 * kStages * 8 + 1024;  // + mbarriers, alignment
 static_assert(kSmemBytes <= 232448, "shared memory");
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
@@ -93,11 +93,10 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
 }
 __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
   uint32_t ok;
-  asm volatile(
-      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(ok)
-      : "r"(bar), "r"(parity)
-      : "memory");
+  asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+               : "=r"(ok)
+               : "r"(bar), "r"(parity)
+               : "memory");
   return ok != 0;
 }
 // Waits for the completion of the barrier's phase of this parity. False after
@@ -141,7 +140,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
   const uint32_t q_s = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
-  const uint32_t kv_s = q_s + kQBytes;  // stage st: K at kv_s + st * 2 * kKvBytes, V after it
+  const uint32_t kv_s = q_s + kQBytes;                      // stage st: K at kv_s + st * 2 * kKvBytes, V after it
   const uint32_t full_bar = kv_s + kStages * 2 * kKvBytes;  // [kStages] x 8 bytes
   const uint32_t empty_bar = full_bar + kStages * 8;        // [kStages] x 8 bytes
 
@@ -173,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
     const bf16* kv_head = a.kv.base + a.layer * a.kv.layer_block_elems + kvh * kHd + chunk * 8;
     const int bs_shift = __ffs(a.kv.block_size) - 1;  // block_size is a power of two (host check)
-    bool alive = true;  // false once a wait timed out
+    bool alive = true;                                // false once a wait timed out
     for (int i = 0; i < num_tiles; ++i) {
       if (i >= kStages && alive) alive = mbar_wait(empty_bar + 8 * (i % kStages), ((i / kStages) - 1) & 1);
       const uint32_t k_s = stage_k(i), v_s = k_s + kKvBytes;
@@ -185,7 +184,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
         const bf16* src = kv_head;
         if (ok) src += btab[kg >> bs_shift] * a.kv.block_elems + (kg & (a.kv.block_size - 1)) * a.kv.token_elems;
         const uint32_t off = sw128_off(key, chunk, kKeys);
-        cp_async16(k_s + off, src, ok);                  // K [key][dims]
+        cp_async16(k_s + off, src, ok);                    // K [key][dims]
         cp_async16(v_s + off, src + a.kv.half_elems, ok);  // V [key][dims]
       }
       cp_async_mbar_arrive_noinc(full_bar + 8 * (i % kStages));
@@ -202,9 +201,9 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     for (int c = threadIdx.x & 127; c < 64 * 16; c += 128) {
       const int rr = wg * 64 + (c >> 4), chunk = c & 15, row = row0 + rr, i = row / group;
       const bool ok = i < q_len;
-      const bf16* src =
-          ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd + chunk * 8
-             : a.q;
+      const bf16* src = ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * kHd +
+                                 chunk * 8
+                           : a.q;
       cp_async16(q_s + sw128_off(rr, chunk, kRows), src, ok);
     }
     cp_async_commit();
@@ -239,8 +238,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
 #pragma unroll
       for (int kk = 0; kk < kHd / 16; ++kk) {
         const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
-        const uint64_t da =
-            wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32, 0, 1024);
+        const uint64_t da = wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32,
+                                             0, 1024);
         wgmma_m64n128k16_ss(s, da, db, kk > 0 ? 1 : 0);
       }
       wgmma_commit();
@@ -257,12 +256,12 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
       wgmma_commit();
     };
     // Online softmax of tile i in place (s becomes P); returns O's rescale factors.
-    auto softmax = [&](int i, float (&corr)[2]) {
+    auto softmax = [&](int i, float(&corr)[2]) {
       const int tile_start = i * kKeys;
       const bool need_mask = tile_start + kKeys - 1 > min_qpos || tile_start + kKeys > end;
       online_softmax_tile(s, m, l, corr, qpos, tile_start, end, need_mask, scale_log2, t);
     };
-    auto rescale_and_pack = [&](const float (&corr)[2]) {
+    auto rescale_and_pack = [&](const float(&corr)[2]) {
       if (corr[0] != 1.0f || corr[1] != 1.0f) {
 #pragma unroll
         for (int d = 0; d < 16; ++d) {
@@ -297,7 +296,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
     // the softmax of tile i overlaps the P V product of tile i - 1.
     for (int tile = 0; tile < num_tiles; ++tile) {
       if (alive) alive = mbar_wait(full_bar + 8 * (tile % kStages), (tile / kStages) & 1);
-      __syncwarp();  // lanes leave the wait loop apart; wgmma and bar.sync are .aligned
+      __syncwarp();              // lanes leave the wait loop apart; wgmma and bar.sync are .aligned
       fence_proxy_async_smem();  // the producer's (generic-proxy) copies before wgmma's reads
       named_sync(kBarPingPong + wg, 2 * 128);
       issue_s(tile);
@@ -333,7 +332,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(Attn
       bf16* op = a.out + ((static_cast<int64_t>(q0) + row / group) * a.num_heads + kvh * group + row % group) * kHd;
 #pragma unroll
       for (int d = 0; d < 16; ++d)
-        *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) = pack_bf16(o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
+        *reinterpret_cast<uint32_t*>(op + d * 8 + 2 * t) = pack_bf16(o[4 * d + 2 * r] * inv,
+                                                                     o[4 * d + 2 * r + 1] * inv);
     }
   }
 }

@@ -41,8 +41,7 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
-Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const Checkpoint& ckpt,
-                                                         const CudaBackendOptions& options) {
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const Checkpoint& ckpt, const CudaBackendOptions& options) {
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   b->config_ = ckpt.config();
   BATON_RETURN_IF_ERROR(b->init_common(options));
@@ -52,8 +51,7 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const Checkpoint& ckpt,
 }
 
 Result<std::unique_ptr<CudaBackend>> CudaBackend::create_random(const ModelConfig& config,
-                                                                const CudaBackendOptions& options,
-                                                                uint64_t seed) {
+                                                                const CudaBackendOptions& options, uint64_t seed) {
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   b->config_ = config;
   BATON_RETURN_IF_ERROR(b->init_common(options));
@@ -67,8 +65,9 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create_random(const ModelConfi
 Status CudaBackend::init_common(const CudaBackendOptions& options) {
   const ModelConfig& c = config_;
   if (c.arch == Arch::kDeepseekV3 || c.is_mla())
-    return unimplemented("the CUDA backend does not run model_type deepseek_v3 (multi-head latent attention) yet; "
-                         "use --device cpu");
+    return unimplemented(
+        "the CUDA backend does not run model_type deepseek_v3 (multi-head latent attention) yet; "
+        "use --device cpu");
   if (stream_ == nullptr) {
     options_ = options;
     if (!(options.gpu_memory_utilization > 0.0 && options.gpu_memory_utilization <= 1.0))
@@ -81,8 +80,8 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     cudaDeviceProp prop;
     BATON_CUDA_RETURN(cudaGetDeviceProperties(&prop, options.device_id));
     if (prop.major != 9)
-      return unimplemented("the CUDA backend is built for sm_90a (Hopper); device {} is sm_{}{}", prop.name,
-                           prop.major, prop.minor);
+      return unimplemented("the CUDA backend is built for sm_90a (Hopper); device {} is sm_{}{}", prop.name, prop.major,
+                           prop.minor);
     device_name_ = prop.name;
     num_sms_ = prop.multiProcessorCount;
     const int hd = c.head_dim;
@@ -114,11 +113,19 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     size_t bytes;
   };
   attn_partial_floats_ = sm * c.num_heads * kMaxSplits * (c.head_dim + 2);
-  std::vector<Alloc> allocs = {
-      {&residual_, tm * h * 4}, {&normed_, tm * h * 2}, {&qkv_, tm * (q + 2 * kv) * 2}, {&q_, tm * q * 2},
-      {&attn_, tm * q * 2}, {&proj_, tm * h * 2}, {&gate_up_, tm * 2 * inter * 2}, {&act_, tm * inter * 2},
-      {&attn_partial_, attn_partial_floats_ * 4}, {&final_normed_, sm * h * 2}, {&logits_, sm * vocab * 4},
-      {&sample_work_, sm * vocab * 4}, {&sample_out_, sm * (2 + 2 * kMaxTopLogprobs) * 4}};
+  std::vector<Alloc> allocs = {{&residual_, tm * h * 4},
+                               {&normed_, tm * h * 2},
+                               {&qkv_, tm * (q + 2 * kv) * 2},
+                               {&q_, tm * q * 2},
+                               {&attn_, tm * q * 2},
+                               {&proj_, tm * h * 2},
+                               {&gate_up_, tm * 2 * inter * 2},
+                               {&act_, tm * inter * 2},
+                               {&attn_partial_, attn_partial_floats_ * 4},
+                               {&final_normed_, sm * h * 2},
+                               {&logits_, sm * vocab * 4},
+                               {&sample_work_, sm * vocab * 4},
+                               {&sample_out_, sm * (2 + 2 * kMaxTopLogprobs) * 4}};
   if (c.is_moe()) {
     allocs.push_back({&router_, tm * e * 4});
     allocs.push_back({&topk_ids_, tm * k * 4});
@@ -134,8 +141,9 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
   for (const Alloc& a : allocs) {
     Status st = a.buf->allocate(a.bytes);
     if (!st.is_ok())
-      return resource_exhausted("the step workspace for {} tokens does not fit on the GPU after {:.2f} GiB of weights: {}",
-                                tm, weights_.num_bytes() / 1073741824.0, st.message());
+      return resource_exhausted(
+          "the step workspace for {} tokens does not fit on the GPU after {:.2f} GiB of weights: {}", tm,
+          weights_.num_bytes() / 1073741824.0, st.message());
     ws += a.bytes;
   }
   BATON_CUDA_RETURN(cudaHostAlloc(&output_host_, sample_out_.bytes(), cudaHostAllocDefault));
@@ -153,9 +161,8 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
         weights_.num_bytes() / 1073741824.0, ws / 1073741824.0, options_.gpu_memory_utilization, device_name_,
         total_b / 1073741824.0, (total_b - free_b) / 1073741824.0);
   available_kv_bytes_ = static_cast<size_t>(budget);
-  BATON_LOG_INFO("cuda backend on {}: weights {:.2f} GiB, workspace {:.2f} GiB, KV budget {:.2f} GiB",
-                 device_name_, weights_.num_bytes() / 1073741824.0, ws / 1073741824.0,
-                 available_kv_bytes_ / 1073741824.0);
+  BATON_LOG_INFO("cuda backend on {}: weights {:.2f} GiB, workspace {:.2f} GiB, KV budget {:.2f} GiB", device_name_,
+                 weights_.num_bytes() / 1073741824.0, ws / 1073741824.0, available_kv_bytes_ / 1073741824.0);
   return Status::ok();
 }
 
@@ -212,8 +219,8 @@ void CudaBackend::forward(const Launch& l) {
   const auto* rows = reinterpret_cast<const int32_t*>(dev + lay.sample_rows);
   const int ns = lay.num_samples;
   if (ns == 0) return;
-  launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), nullptr, weights_.final_norm,
-                     final_normed_.as<bf16>(), rows, ns, h, eps, stream_);
+  launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), nullptr, weights_.final_norm, final_normed_.as<bf16>(),
+                     rows, ns, h, eps, stream_);
   gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, logits_.get(), ns, vocab, h, true, stream_);  // [ns, vocab]
   if (!l.sample) return;
   const size_t sm = options_.max_num_samples;
@@ -283,8 +290,8 @@ void CudaBackend::run_layers(const Launch& l) {
       launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
     }
     gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, q, false, stream_);  // [t, h]
-    launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), L.o_bias, L.post_norm, normed_.as<bf16>(), nullptr,
-                       t, h, eps, stream_);
+    launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), L.o_bias, L.post_norm, normed_.as<bf16>(), nullptr, t,
+                       h, eps, stream_);
     if (!L.is_moe) {
       const int in = c.intermediate_size;
       gemm_.run(normed_.as<bf16>(), L.gate_up, gate_up_.get(), t, 2 * in, h, false, stream_);  // [t, 2 in]
@@ -300,23 +307,23 @@ void CudaBackend::run_layers(const Launch& l) {
       launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up,
                           moe_offsets_.as<int32_t>(), e, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
       launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
-      launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), e, t * k, h,
-                          mi, moe_out_.as<bf16>(), stream_);
-      launch_moe_combine(moe_out_.as<bf16>(), slot_pos_.as<int32_t>(), topk_w_.as<float>(), t, k, h,
-                         proj_.as<bf16>(), stream_);
+      launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), e, t * k, h, mi,
+                          moe_out_.as<bf16>(), stream_);
+      launch_moe_combine(moe_out_.as<bf16>(), slot_pos_.as<int32_t>(), topk_w_.as<float>(), t, k, h, proj_.as<bf16>(),
+                         stream_);
     }
   }
 }
 
 Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {
   if (!in.samples.empty()) {
-    BATON_CUDA_RETURN(cudaMemcpyAsync(output_host_, sample_out_.get(), sample_out_.bytes(), cudaMemcpyDeviceToHost,
-                                      stream_));
+    BATON_CUDA_RETURN(
+        cudaMemcpyAsync(output_host_, sample_out_.get(), sample_out_.bytes(), cudaMemcpyDeviceToHost, stream_));
   }
   if (in.return_logits && !in.samples.empty()) {
     host_logits_.resize(static_cast<size_t>(l.lay.num_samples) * config_.vocab_size);
-    BATON_CUDA_RETURN(cudaMemcpyAsync(host_logits_.data(), logits_.get(), host_logits_.size() * 4,
-                                      cudaMemcpyDeviceToHost, stream_));
+    BATON_CUDA_RETURN(
+        cudaMemcpyAsync(host_logits_.data(), logits_.get(), host_logits_.size() * 4, cudaMemcpyDeviceToHost, stream_));
   }
   pending_ = Pending{&in, l, std::move(sample_of_row)};
   return Status::ok();
@@ -381,7 +388,8 @@ Status CudaBackend::launch(const StepInput& in) {
   const bool decode_only = n == s;
   for (const SampleRequest& r : in.samples)
     if (r.params->num_logprobs > kMaxTopLogprobs)
-      return invalid_argument("num_logprobs {} is above the CUDA backend's {}", r.params->num_logprobs, kMaxTopLogprobs);
+      return invalid_argument("num_logprobs {} is above the CUDA backend's {}", r.params->num_logprobs,
+                              kMaxTopLogprobs);
   Launch l;
   l.decode_only = decode_only && s <= options_.max_num_samples && !options_.batch_invariant;
   const int bucket = batch_bucket(s);
@@ -394,7 +402,8 @@ Status CudaBackend::launch(const StepInput& in) {
     if (pack(in, l.lay, true, sample_of_row)) {
       const int ctx_cap = mbps_b * layout_.block_size;
       const int want = (8 * num_sms_ + bucket * config_.num_kv_heads - 1) / (bucket * config_.num_kv_heads);
-      l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64), align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
+      l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64),
+                                  align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
       l.max_splits = (ctx_cap + l.split_len - 1) / l.split_len;
       BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));
       auto key = std::make_pair(bucket, mbps_b);
@@ -442,7 +451,8 @@ Status CudaBackend::launch(const StepInput& in) {
   if (l.decode_only) {
     const int ctx_cap = in.max_blocks_per_seq * layout_.block_size;
     const int want = std::max(1, (8 * num_sms_ + s * config_.num_kv_heads - 1) / (s * config_.num_kv_heads));
-    l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64), align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
+    l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64),
+                                align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
     l.max_splits = (ctx_cap + l.split_len - 1) / l.split_len;
   }
   BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));

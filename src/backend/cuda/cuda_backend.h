@@ -28,8 +28,8 @@ namespace baton::cuda {
 struct CudaBackendOptions {
   int device_id = 0;
   double gpu_memory_utilization = 0.9;
-  int max_num_tokens = 16384;   // the largest step (tokens) the workspace holds
-  int max_num_samples = 512;    // the most sampling rows in one step
+  int max_num_tokens = 16384;  // the largest step (tokens) the workspace holds
+  int max_num_samples = 512;   // the most sampling rows in one step
   bool use_cuda_graphs = true;
   // Batch invariance: a sequence's tokens do not depend on what shares its
   // batch (row-invariant GEMMs, one attention kernel for prefill and decode).
@@ -39,12 +39,10 @@ struct CudaBackendOptions {
 
 class CudaBackend final : public Backend {
  public:
-  static Result<std::unique_ptr<CudaBackend>> create(const Checkpoint& ckpt,
-                                                     const CudaBackendOptions& options);
+  static Result<std::unique_ptr<CudaBackend>> create(const Checkpoint& ckpt, const CudaBackendOptions& options);
   // Random weights made on the GPU from `config` (benchmarks).
   static Result<std::unique_ptr<CudaBackend>> create_random(const ModelConfig& config,
-                                                            const CudaBackendOptions& options,
-                                                            uint64_t seed);
+                                                            const CudaBackendOptions& options, uint64_t seed);
   ~CudaBackend() override;
 
   const ModelConfig& model_config() const override { return config_; }
@@ -77,11 +75,10 @@ class CudaBackend final : public Backend {
   // Device-side layout of one step's inputs (one upload).
   struct Layout {
     int num_tokens = 0, num_seqs = 0, mbps = 0, num_samples = 0, num_items = 0, num_penalties = 0;
-    size_t token_ids = 0, positions = 0, slots = 0, query_start = 0, seq_lens = 0, block_tables = 0,
-           sample_rows = 0, items = 0, params = 0, penalties = 0, bytes = 0;
+    size_t token_ids = 0, positions = 0, slots = 0, query_start = 0, seq_lens = 0, block_tables = 0, sample_rows = 0,
+           items = 0, params = 0, penalties = 0, bytes = 0;
   };
-  static Layout make_layout(int num_tokens, int num_seqs, int mbps, int num_samples, int num_items,
-                            int num_penalties);
+  static Layout make_layout(int num_tokens, int num_seqs, int mbps, int num_samples, int num_items, int num_penalties);
   Status ensure_input_capacity(size_t bytes);
   // Fills the pinned staging buffer for `in` (padded to `lay`); returns false
   // when a sample's penalty list does not fit lay.num_penalties.
@@ -120,9 +117,9 @@ class CudaBackend final : public Backend {
   DeviceBuffer kv_;
 
   // Workspace for max_num_tokens tokens.
-  DeviceBuffer residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, router_, topk_ids_,
-      topk_w_, moe_offsets_, sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_,
-      final_normed_, logits_, sample_work_, sample_out_;
+  DeviceBuffer residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, router_, topk_ids_, topk_w_, moe_offsets_,
+      sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_, final_normed_, logits_, sample_work_,
+      sample_out_;
   size_t attn_partial_floats_ = 0;
   // Step inputs: pinned staging and the device copy.
   DeviceBuffer input_dev_;

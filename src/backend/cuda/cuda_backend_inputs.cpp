@@ -74,9 +74,11 @@ Status CudaBackend::validate(const StepInput& in) const {
   const int bs = layout_.block_size;
   for (int s = 0; s < num_seqs; ++s) {
     const int begin = in.query_start[s], end = in.query_start[s + 1];
-    if (end < begin || end > n) return invalid_argument("query_start[{}] = {} is outside [{}, {}]", s + 1, end, begin, n);
+    if (end < begin || end > n)
+      return invalid_argument("query_start[{}] = {} is outside [{}, {}]", s + 1, end, begin, n);
     const int q_len = end - begin, seq_len = in.seq_lens[s];
-    if (seq_len < q_len) return invalid_argument("sequence {} has seq_len {} below its {} new tokens", s, seq_len, q_len);
+    if (seq_len < q_len)
+      return invalid_argument("sequence {} has seq_len {} below its {} new tokens", s, seq_len, q_len);
     if (static_cast<int64_t>(seq_len) > static_cast<int64_t>(in.max_blocks_per_seq) * bs)
       return invalid_argument("sequence {} has seq_len {} past its block table of {} blocks", s, seq_len,
                               in.max_blocks_per_seq);
@@ -86,8 +88,8 @@ Status CudaBackend::validate(const StepInput& in) const {
       if (id < 0 || id >= config_.vocab_size)
         return invalid_argument("token id {} at index {} is outside the vocabulary [0, {})", id, t, config_.vocab_size);
       if (pos != seq_len - q_len + (t - begin))
-        return invalid_argument("token {} of sequence {} has position {}, expected {} (cached context + offset)", t,
-                                s, pos, seq_len - q_len + (t - begin));
+        return invalid_argument("token {} of sequence {} has position {}, expected {} (cached context + offset)", t, s,
+                                pos, seq_len - q_len + (t - begin));
       if (pos >= config_.max_position_embeddings)
         return out_of_range("position {} is beyond the model's context of {} tokens", pos,
                             config_.max_position_embeddings);

@@ -15,18 +15,16 @@ namespace baton::cuda {
 
 inline Status cuda_status(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::ok();
-  return internal_error("CUDA error in {}: {} ({})", what, cudaGetErrorString(err),
-                        static_cast<int>(err));
+  return internal_error("CUDA error in {}: {} ({})", what, cudaGetErrorString(err), static_cast<int>(err));
 }
 
 }  // namespace baton::cuda
 
 #define BATON_CUDA_RETURN(expr) BATON_RETURN_IF_ERROR(::baton::cuda::cuda_status((expr), #expr))
-#define BATON_CUDA_CHECK(expr)                                                       \
-  do {                                                                               \
-    cudaError_t _baton_err = (expr);                                                 \
-    BATON_CHECK(_baton_err == cudaSuccess, "CUDA error in {}: {}", #expr,            \
-                cudaGetErrorString(_baton_err));                                     \
+#define BATON_CUDA_CHECK(expr)                                                                             \
+  do {                                                                                                     \
+    cudaError_t _baton_err = (expr);                                                                       \
+    BATON_CHECK(_baton_err == cudaSuccess, "CUDA error in {}: {}", #expr, cudaGetErrorString(_baton_err)); \
   } while (0)
 
 namespace baton::cuda {
@@ -68,7 +66,9 @@ class DeviceBuffer {
   }
   void* get() const { return ptr_; }
   template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
   size_t bytes() const { return bytes_; }
 
  private:

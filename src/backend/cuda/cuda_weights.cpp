@@ -76,8 +76,7 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
         add(at + x * 2 * mi * h + mi * h, ep + "up_proj.weight", {mi, h});
       }
       at = region(&L.expert_down, e * h * mi);
-      for (int x = 0; x < e; ++x)
-        add(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, x), {h, mi});
+      for (int x = 0; x < e; ++x) add(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, x), {h, mi});
     } else {
       const int64_t in = c.intermediate_size;
       at = region(&L.gate_up, 2 * in * h);
@@ -109,7 +108,8 @@ size_t CudaWeights::bytes_for(const ModelConfig& c, bool has_o_bias) {
   for (int i = 0; i < c.num_layers; ++i) {
     n += 2 * h + (q + 2 * kv) * h + h * q + (c.qkv_bias ? q + 2 * kv : 0) + (c.qk_norm ? 2 * c.head_dim : 0) +
          (has_o_bias ? h : 0);
-    if (c.is_moe_layer(i)) n += c.num_experts * h + 3 * static_cast<size_t>(c.num_experts) * c.moe_intermediate_size * h;
+    if (c.is_moe_layer(i))
+      n += c.num_experts * h + 3 * static_cast<size_t>(c.num_experts) * c.moe_intermediate_size * h;
     else n += 3 * static_cast<size_t>(c.intermediate_size) * h;
   }
   return n * sizeof(bf16);

@@ -27,9 +27,9 @@ struct CudaLayerWeights {
   bf16* o_proj = nullptr;      // [hidden, q]
   bf16* o_bias = nullptr;      // [hidden] or null
   bool is_moe = false;
-  bf16* gate_up = nullptr;     // dense: [2 inter, hidden]
-  bf16* down = nullptr;        // dense: [hidden, inter]
-  bf16* router = nullptr;      // moe: [experts, hidden]
+  bf16* gate_up = nullptr;         // dense: [2 inter, hidden]
+  bf16* down = nullptr;            // dense: [hidden, inter]
+  bf16* router = nullptr;          // moe: [experts, hidden]
   bf16* expert_gate_up = nullptr;  // moe: [experts, 2 moe_inter, hidden]
   bf16* expert_down = nullptr;     // moe: [experts, hidden, moe_inter]
 };
@@ -53,10 +53,10 @@ class CudaWeights {
 
  private:
   struct Item {
-    std::string name;             // checkpoint tensor name
-    std::vector<int64_t> shape;   // expected shape
-    size_t offset_elems = 0;      // destination in the arena
-    bool ones = false;            // random init: a norm weight
+    std::string name;            // checkpoint tensor name
+    std::vector<int64_t> shape;  // expected shape
+    size_t offset_elems = 0;     // destination in the arena
+    bool ones = false;           // random init: a norm weight
   };
   // Lays out the arena and sets the pointers; returns the tensors to fill.
   Status plan(const ModelConfig& config, bool has_o_bias, std::vector<Item>* items);

@@ -10,9 +10,9 @@
 
 namespace baton::cuda {
 
-#define BATON_LAUNCH_CHECK()                                                          \
-  do {                                                                                \
-    cudaError_t _e = cudaGetLastError();                                              \
+#define BATON_LAUNCH_CHECK()                                                            \
+  do {                                                                                  \
+    cudaError_t _e = cudaGetLastError();                                                \
     BATON_CHECK(_e == cudaSuccess, "kernel launch failed: {}", cudaGetErrorString(_e)); \
   } while (0)
 
@@ -65,15 +65,18 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
 struct Philox4 {
   uint32_t v[4];
 };
-__host__ __device__ inline Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2,
-                                                  uint32_t c3, uint32_t k0, uint32_t k1) {
+__host__ __device__ inline Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                                                 uint32_t k1) {
   for (int r = 0; r < 10; ++r) {
     uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
     uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
     uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
     uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
     uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }

@@ -4,9 +4,9 @@
 
 namespace baton::cuda {
 
-#define BATON_CUBLAS_CHECK(expr)                                                 \
-  do {                                                                           \
-    cublasStatus_t _s = (expr);                                                  \
+#define BATON_CUBLAS_CHECK(expr)                                                                      \
+  do {                                                                                                \
+    cublasStatus_t _s = (expr);                                                                       \
     BATON_CHECK(_s == CUBLAS_STATUS_SUCCESS, "cuBLASLt error {} in {}", static_cast<int>(_s), #expr); \
   } while (0)
 
@@ -50,18 +50,18 @@ struct Gemm::Choice {
 
 // Times each candidate (one warm-up, then kReps launches) and the skinny
 // kernel where it applies; returns the fastest.
-Gemm::Choice Gemm::time_candidates(Plan& p, const bf16* x, const bf16* w, void* y, int m, int n, int k,
-                                   bool y_f32, cudaStream_t stream) {
+Gemm::Choice Gemm::time_candidates(Plan& p, const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
+                                   cudaStream_t stream) {
   cublasLtMatmulPreference_t pref;
   BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   size_t ws = workspace_.bytes();
-  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  BATON_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
   constexpr int kCandidates = 8;
   cublasLtMatmulHeuristicResult_t res[kCandidates];
   int found = 0;
-  BATON_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates,
-                                                    res, &found));
+  BATON_CUBLAS_CHECK(
+      cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates, res, &found));
   cublasLtMatmulPreferenceDestroy(pref);
   BATON_CHECK(found > 0, "cuBLASLt found no algorithm for {}x{}x{}", m, n, k);
   Choice choice;
@@ -113,8 +113,7 @@ Gemm::Choice Gemm::time_candidates(Plan& p, const bf16* x, const bf16* w, void* 
 }
 
 // Column-major view: C^T[N, M] = W[N, K] (row-major = col-major [K, N], op T) . x^T.
-Gemm::Plan* Gemm::plan(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
-                       cudaStream_t stream) {
+Gemm::Plan* Gemm::plan(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream) {
   Key key{m, n, k, y_f32};
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
@@ -155,8 +154,7 @@ Gemm::Plan* Gemm::plan(const bf16* x, const bf16* w, void* y, int m, int n, int 
   return raw;
 }
 
-void Gemm::run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
-               cudaStream_t stream) {
+void Gemm::run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream) {
   if (m == 0) return;
   if (row_invariant_) {
     launch_gemm_row_invariant(x, w, y, m, n, k, y_f32, stream);
@@ -168,8 +166,8 @@ void Gemm::run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool 
     return;
   }
   float alpha = 1.0f, beta = 0.0f;
-  BATON_CUBLAS_CHECK(cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
-                                    p->c, &p->algo, workspace_.get(), workspace_.bytes(), stream));
+  BATON_CUBLAS_CHECK(cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
+                                    workspace_.get(), workspace_.bytes(), stream));
 }
 
 }  // namespace baton::cuda

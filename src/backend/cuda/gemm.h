@@ -35,8 +35,7 @@ class Gemm {
 
   // y = x . w^T; y_f32 selects a float output. Aborts on a cuBLAS failure
   // (shapes are validated by the caller at load).
-  void run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
-           cudaStream_t stream);
+  void run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
 
  private:
   struct Plan;
@@ -56,7 +55,7 @@ class Gemm {
   bool row_invariant_ = false;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
-  std::map<Key, std::unique_ptr<Plan>> plans_;   // per exact shape
+  std::map<Key, std::unique_ptr<Plan>> plans_;      // per exact shape
   std::map<Key, std::unique_ptr<Choice>> choices_;  // per bucket of m
 };
 

@@ -7,8 +7,8 @@
 namespace baton::cuda {
 namespace {
 
-constexpr int kRows = 2;     // rows of w per warp
-constexpr int kUnroll = 4;   // chunks per lane per iteration
+constexpr int kRows = 2;    // rows of w per warp
+constexpr int kUnroll = 4;  // chunks per lane per iteration
 constexpr int kWarpsPerBlock = 8;
 
 __device__ __forceinline__ void fma8(float& acc, const uint4& w, const uint4& x) {
@@ -27,8 +27,8 @@ __device__ __forceinline__ void out_store(bf16* p, float v) { *p = __float2bfloa
 __device__ __forceinline__ void out_store(float* p, float v) { *p = v; }
 
 template <int M, typename OutT>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* x, const bf16* w, OutT* y, int n,
-                                                                   int k) {
+__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+    gemv_kernel(const bf16* x, const bf16* w, OutT* y, int n, int k) {
   const int warp = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   const int n0 = warp * kRows;
@@ -41,7 +41,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* x
     for (int r = 0; r < kRows; ++r) acc[m][r] = 0.0f;
   const uint4* wr[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) wr[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(n0 + r, n - 1)) * k);
+  for (int r = 0; r < kRows; ++r)
+    wr[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(n0 + r, n - 1)) * k);
   for (int c0 = 0; c0 < kc; c0 += 32 * kUnroll) {
     uint4 wv[kUnroll][kRows];
 #pragma unroll

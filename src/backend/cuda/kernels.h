@@ -24,23 +24,22 @@ struct KvDev {
 };
 
 // residual[t, :] = float(table[ids[t], :])            // [T, H]
-void launch_embedding(const int32_t* ids, const bf16* table, float* residual, int num_tokens,
-                      int hidden, int vocab, cudaStream_t stream);
+void launch_embedding(const int32_t* ids, const bf16* table, float* residual, int num_tokens, int hidden, int vocab,
+                      cudaStream_t stream);
 
 // For each output row r: x = residual[src] (+ add[src] + add_bias); out[r] =
 // rmsnorm(x) * w. src = rows ? rows[r] : r. Without `rows`, residual[src] = x.
-void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight,
-                        bf16* out, const int32_t* rows, int num_rows, int hidden, float eps,
-                        cudaStream_t stream);
+void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight, bf16* out,
+                        const int32_t* rows, int num_rows, int hidden, float eps, cudaStream_t stream);
 
 // qkv: [T, (nh + 2*nkv) * hd]. Adds the bias, applies the per-head q/k RMSNorm
 // (Qwen3) and RoPE (inv_freq: [hd/2]) to q and k, writes q to q_out [T, nh*hd]
 // and k, v to the cache rows of slot_mapping[t] in `layer`.
 struct QkvRopeArgs {
   const bf16* qkv = nullptr;
-  const bf16* bias = nullptr;      // [(nh + 2*nkv) * hd] or null
-  const bf16* q_norm = nullptr;    // [hd] or null
-  const bf16* k_norm = nullptr;    // [hd] or null
+  const bf16* bias = nullptr;    // [(nh + 2*nkv) * hd] or null
+  const bf16* q_norm = nullptr;  // [hd] or null
+  const bf16* k_norm = nullptr;  // [hd] or null
   float eps = 1e-6f;
   const int32_t* positions = nullptr;
   const int64_t* slot_mapping = nullptr;
@@ -63,9 +62,9 @@ struct AttnArgs {
   bf16* out = nullptr;      // [T, nh, hd]
   KvDev kv;
   int layer = 0;
-  const int32_t* query_start = nullptr;  // [S + 1]
-  const int32_t* seq_lens = nullptr;     // [S]
-  const int32_t* block_tables = nullptr; // [S, max_blocks_per_seq]
+  const int32_t* query_start = nullptr;   // [S + 1]
+  const int32_t* seq_lens = nullptr;      // [S]
+  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
   int max_blocks_per_seq = 0;
   int num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;
@@ -75,26 +74,23 @@ struct AttnArgs {
 // 128 with a power-of-two block size runs the Hopper kernel
 // (attention_wgmma.h), every other shape the mma.sync kernel (attention.cu).
 int attention_rows_per_tile();
-void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items,
-                              cudaStream_t stream);
+void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream);
 // One query token per sequence, the context split in chunks of split_len
 // keys (a multiple of 64) over up to max_splits blocks (max_splits * split_len
 // must cover the longest context); partial: [S, nh, max_splits, hd + 2] floats.
-void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, float* partial,
-                             cudaStream_t stream);
+void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream);
 
 // MoE. router: [T, E] fp32 logits -> softmax, top-k (ties: lower expert), optional renorm.
-void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm,
-                     int32_t* topk_ids, float* topk_w, cudaStream_t stream);
+void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* topk_ids,
+                     float* topk_w, cudaStream_t stream);
 // Sorts the T*k (token, choice) slots by expert: offsets [E+1], sorted_slots
 // [T*k] (slot = t*k + j), slot_pos [T*k] (slot -> sorted position).
-void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets,
-                      int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream);
+void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
+                      int32_t* slot_pos, cudaStream_t stream);
 // Grouped GEMM: for each expert e and sorted row i in [offsets[e], offsets[e+1]):
 // C[i, :] = A[a_rows ? a_rows[i] / a_row_div : i, :] . W[e]^T    W: [E, N, K]
-void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w,
-                         const int32_t* offsets, int num_experts, int num_rows, int n, int k,
-                         bf16* c, cudaStream_t stream);
+void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* offsets,
+                         int num_experts, int num_rows, int n, int k, bf16* c, cudaStream_t stream);
 // y[m, n] = x[m, k] . w[n, k]^T with each row computed the same way whatever
 // m is (batch-invariant mode; cuBLASLt picks algorithms by shape).
 void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
@@ -103,14 +99,14 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
 bool gemv_supports(int m, int k);
 void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :]
-void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w,
-                        int num_tokens, int k, int hidden, bf16* out, cudaStream_t stream);
+void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
+                        int hidden, bf16* out, cudaStream_t stream);
 
 // Random init (benchmarks): x[i] = bf16(uniform(-scale, scale)) from (seed, i).
 void launch_fill_random(bf16* x, int64_t n, float scale, uint64_t seed, cudaStream_t stream);
 void launch_fill_const(bf16* x, int64_t n, float value, cudaStream_t stream);
 // fp32/fp16 -> bf16 on the device (weights staged in their stored dtype).
-void launch_convert_to_bf16(const void* src, int src_dtype /*0 f32, 1 f16, 2 bf16*/, bf16* dst,
-                            int64_t n, cudaStream_t stream);
+void launch_convert_to_bf16(const void* src, int src_dtype /*0 f32, 1 f16, 2 bf16*/, bf16* dst, int64_t n,
+                            cudaStream_t stream);
 
 }  // namespace baton::cuda

@@ -15,8 +15,8 @@ namespace {
 constexpr int kMaxExperts = 512;
 
 // One warp per token.
-__global__ void moe_topk_kernel(const float* router, int num_tokens, int num_experts, int k,
-                                bool renorm, int32_t* ids, float* w) {
+__global__ void moe_topk_kernel(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* ids,
+                                float* w) {
   int tkn = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (tkn >= num_tokens) return;
@@ -46,13 +46,19 @@ __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_exp
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
       int e = lane + 32 * j;
-      if (v[j] > best) { best = v[j]; best_e = e; }
+      if (v[j] > best) {
+        best = v[j];
+        best_e = e;
+      }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
       float ob = __shfl_xor_sync(0xffffffffu, best, o);
       int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
-      if (ob > best || (ob == best && oe < best_e)) { best = ob; best_e = oe; }
+      if (ob > best || (ob == best && oe < best_e)) {
+        best = ob;
+        best_e = oe;
+      }
     }
     if (lane == 0) {
       ids[tkn * k + c] = best_e;
@@ -71,8 +77,8 @@ __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_exp
   }
 }
 
-__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts,
-                                 int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
+__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int32_t* offsets,
+                                 int32_t* sorted_slots, int32_t* slot_pos) {
   __shared__ int32_t count[kMaxExperts + 1];
   __shared__ int32_t cursor[kMaxExperts];
   for (int e = threadIdx.x; e < num_experts; e += blockDim.x) count[e] = 0;
@@ -137,10 +143,9 @@ __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
 // cp.async pipeline over 64-wide k tiles; fragments through ldmatrix.
 // offsets == null: one expert over rows [0, num_rows) (the dense, row-invariant GEMM).
 template <int BM, int BN, int WM, int WN, typename OutT>
-__global__ void __launch_bounds__(32 * (BM / WM) * (BN / WN)) grouped_gemm_kernel(const bf16* a, const int32_t* a_rows,
-                                                           int a_row_div, const bf16* w,
-                                                           const int32_t* offsets, int num_experts,
-                                                           int num_rows, int n, int k, OutT* c) {
+__global__ void __launch_bounds__(32 * (BM / WM) * (BN / WN))
+    grouped_gemm_kernel(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* offsets,
+                        int num_experts, int num_rows, int n, int k, OutT* c) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kBM = BM, kBN = BN, kThreadsG = 32 * (BM / WM) * (BN / WN);
   constexpr int kMT = WM / 16, kNT = WN / 8;
@@ -285,12 +290,12 @@ void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf1
   // Non-empty tiles: at most ceil(rows / BM) + E, and at most one per row.
   const int tiles = offsets ? std::min((num_rows + BM - 1) / BM + num_experts, num_rows) : (num_rows + BM - 1) / BM;
   dim3 grid((n + BN - 1) / BN, tiles);
-  grouped_gemm_kernel<BM, BN, WM, WN, OutT><<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets,
-                                                                             num_experts, num_rows, n, k, c);
+  grouped_gemm_kernel<BM, BN, WM, WN, OutT>
+      <<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c);
 }
 
-__global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w,
-                                   int k, int hidden, bf16* out) {
+__global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
+                                   bf16* out) {
   int tkn = blockIdx.x;
   for (int h = threadIdx.x; h < hidden; h += blockDim.x) {
     float acc = 0.0f;
@@ -304,35 +309,30 @@ __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, cons
 
 }  // namespace
 
-void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm,
-                     int32_t* topk_ids, float* topk_w, cudaStream_t stream) {
+void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* topk_ids,
+                     float* topk_w, cudaStream_t stream) {
   if (num_tokens == 0) return;
-  BATON_CHECK(num_experts <= kMaxExperts && k <= 32 && k <= num_experts, "moe: {} experts top-{}",
-              num_experts, k);
+  BATON_CHECK(num_experts <= kMaxExperts && k <= 32 && k <= num_experts, "moe: {} experts top-{}", num_experts, k);
   int blocks = (num_tokens * 32 + 255) / 256;
-  moe_topk_kernel<<<blocks, 256, 0, stream>>>(router, num_tokens, num_experts, k, renorm, topk_ids,
-                                              topk_w);
+  moe_topk_kernel<<<blocks, 256, 0, stream>>>(router, num_tokens, num_experts, k, renorm, topk_ids, topk_w);
   BATON_LAUNCH_CHECK();
 }
 
-void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets,
-                      int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream) {
+void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
+                      int32_t* slot_pos, cudaStream_t stream) {
   BATON_CHECK(num_experts <= kMaxExperts, "moe: {} experts", num_experts);
-  moe_align_kernel<<<1, 1024, 0, stream>>>(topk_ids, num_slots, num_experts, offsets, sorted_slots,
-                                           slot_pos);
+  moe_align_kernel<<<1, 1024, 0, stream>>>(topk_ids, num_slots, num_experts, offsets, sorted_slots, slot_pos);
   BATON_LAUNCH_CHECK();
 }
 
-void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w,
-                         const int32_t* offsets, int num_experts, int num_rows, int n, int k,
-                         bf16* c, cudaStream_t stream) {
+void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* offsets,
+                         int num_experts, int num_rows, int n, int k, bf16* c, cudaStream_t stream) {
   if (num_rows == 0) return;
   BATON_CHECK(k % 8 == 0, "grouped gemm: k {} not a multiple of 8", k);
   // Many rows per expert (prefill): 128 x 128 tiles of 8 warps; else 64 x 64.
   if (num_rows >= 128 * num_experts)
     launch_tiles<128, 128, 64, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
-  else
-    launch_tiles<64, 64, 32, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
+  else launch_tiles<64, 64, 32, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
   BATON_LAUNCH_CHECK();
 }
 
@@ -341,15 +341,13 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
   if (m == 0) return;
   BATON_CHECK(k % 8 == 0, "gemm: k {} not a multiple of 8", k);
   // Row-invariant: one tile shape for every m (the k order is the same in both anyway).
-  if (y_f32)
-    launch_tiles<64, 64, 32, 32, float>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<float*>(y), stream);
-  else
-    launch_tiles<64, 64, 32, 32, bf16>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<bf16*>(y), stream);
+  if (y_f32) launch_tiles<64, 64, 32, 32, float>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<float*>(y), stream);
+  else launch_tiles<64, 64, 32, 32, bf16>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<bf16*>(y), stream);
   BATON_LAUNCH_CHECK();
 }
 
-void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w,
-                        int num_tokens, int k, int hidden, bf16* out, cudaStream_t stream) {
+void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
+                        int hidden, bf16* out, cudaStream_t stream) {
   if (num_tokens == 0) return;
   moe_combine_kernel<<<num_tokens, 256, 0, stream>>>(expert_out, slot_pos, topk_w, k, hidden, out);
   BATON_LAUNCH_CHECK();

@@ -6,11 +6,10 @@
 namespace baton::cuda {
 namespace {
 
-__global__ void embedding_kernel(const int32_t* ids, const bf16* table, float* residual,
-                                 int hidden, int vocab) {
+__global__ void embedding_kernel(const int32_t* ids, const bf16* table, float* residual, int hidden, int vocab) {
   int t = blockIdx.x;
   int id = ids[t];
-  id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);  // the backend validates ids before
+  id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);             // the backend validates ids before
   const bf16* row = table + static_cast<int64_t>(id) * hidden;  // [hidden]
   float* out = residual + static_cast<int64_t>(t) * hidden;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = bf(row[i]);
@@ -18,9 +17,8 @@ __global__ void embedding_kernel(const int32_t* ids, const bf16* table, float* r
 
 // One block per output row; the row is held in shared memory. 4 elements per
 // thread access (16-byte fp32, 8-byte bf16) when hidden % 4 == 0.
-__global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias,
-                                   const bf16* w, bf16* out, const int32_t* rows, int hidden,
-                                   float eps) {
+__global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias, const bf16* w, bf16* out,
+                                   const int32_t* rows, int hidden, float eps) {
   extern __shared__ float xs[];  // [hidden]
   __shared__ float scratch[32];
   int r = blockIdx.x;
@@ -144,8 +142,8 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
     if (slot < 0) return;  // padding token: no cache write
     int64_t block = slot / a.kv.block_size, row = slot % a.kv.block_size;
     int kvh = is_k ? h - a.num_heads : h - a.num_heads - a.num_kv_heads;
-    dst = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems +
-          (is_k ? 0 : a.kv.half_elems) + row * a.kv.token_elems + static_cast<int64_t>(kvh) * hd;
+    dst = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems + (is_k ? 0 : a.kv.half_elems) +
+          row * a.kv.token_elems + static_cast<int64_t>(kvh) * hd;
   }
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
@@ -216,21 +214,20 @@ __global__ void convert_kernel(const void* src, int dtype, bf16* dst, int64_t n)
 
 }  // namespace
 
-void launch_embedding(const int32_t* ids, const bf16* table, float* residual, int num_tokens,
-                      int hidden, int vocab, cudaStream_t stream) {
+void launch_embedding(const int32_t* ids, const bf16* table, float* residual, int num_tokens, int hidden, int vocab,
+                      cudaStream_t stream) {
   if (num_tokens == 0) return;
   embedding_kernel<<<num_tokens, 256, 0, stream>>>(ids, table, residual, hidden, vocab);
   BATON_LAUNCH_CHECK();
 }
 
-void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight,
-                        bf16* out, const int32_t* rows, int num_rows, int hidden, float eps,
-                        cudaStream_t stream) {
+void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight, bf16* out,
+                        const int32_t* rows, int num_rows, int hidden, float eps, cudaStream_t stream) {
   if (num_rows == 0) return;
   const int lanes = hidden % 4 == 0 ? hidden / 4 : hidden;  // threads with work
   int threads = lanes >= 1024 ? 1024 : ((lanes + 31) / 32) * 32;
-  add_rmsnorm_kernel<<<num_rows, threads, hidden * sizeof(float), stream>>>(
-      residual, add, add_bias, weight, out, rows, hidden, eps);
+  add_rmsnorm_kernel<<<num_rows, threads, hidden * sizeof(float), stream>>>(residual, add, add_bias, weight, out, rows,
+                                                                            hidden, eps);
   BATON_LAUNCH_CHECK();
 }
 
@@ -254,8 +251,7 @@ void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStr
 void launch_fill_random(bf16* x, int64_t n, float scale, uint64_t seed, cudaStream_t stream) {
   if (n == 0) return;
   int64_t threads = (n + 3) / 4;
-  fill_random_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, n, scale,
-                                                                                      seed);
+  fill_random_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, n, scale, seed);
   BATON_LAUNCH_CHECK();
 }
 
@@ -265,8 +261,7 @@ void launch_fill_const(bf16* x, int64_t n, float value, cudaStream_t stream) {
   BATON_LAUNCH_CHECK();
 }
 
-void launch_convert_to_bf16(const void* src, int src_dtype, bf16* dst, int64_t n,
-                            cudaStream_t stream) {
+void launch_convert_to_bf16(const void* src, int src_dtype, bf16* dst, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   convert_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(src, src_dtype, dst, n);
   BATON_LAUNCH_CHECK();

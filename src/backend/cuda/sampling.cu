@@ -41,17 +41,26 @@ __device__ void block_argmax(int n, Val val, float* fs, int* is, float* best_v, 
   int bi = 0x7fffffff;
   for (int i = threadIdx.x; i < n; i += kThreads) {
     float v = val(i);
-    if (v > bv || (v == bv && v != -INFINITY && i < bi)) { bv = v; bi = v == -INFINITY ? bi : i; }
+    if (v > bv || (v == bv && v != -INFINITY && i < bi)) {
+      bv = v;
+      bi = v == -INFINITY ? bi : i;
+    }
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     float ov = __shfl_xor_sync(0xffffffffu, bv, o);
     int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+    if (ov > bv || (ov == bv && oi < bi)) {
+      bv = ov;
+      bi = oi;
+    }
   }
   __syncthreads();
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) { fs[warp] = bv; is[warp] = bi; }
+  if (lane == 0) {
+    fs[warp] = bv;
+    is[warp] = bi;
+  }
   __syncthreads();
   if (warp == 0) {
     bv = fs[lane];
@@ -60,9 +69,15 @@ __device__ void block_argmax(int n, Val val, float* fs, int* is, float* best_v, 
     for (int o = 16; o > 0; o >>= 1) {
       float ov = __shfl_xor_sync(0xffffffffu, bv, o);
       int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+      if (ov > bv || (ov == bv && oi < bi)) {
+        bv = ov;
+        bi = oi;
+      }
     }
-    if (lane == 0) { fs[0] = bv; is[0] = bi; }
+    if (lane == 0) {
+      fs[0] = bv;
+      is[0] = bi;
+    }
   }
   __syncthreads();
   *best_v = fs[0];
@@ -70,9 +85,9 @@ __device__ void block_argmax(int n, Val val, float* fs, int* is, float* best_v, 
   __syncthreads();
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, float* work,
-                                                          int vocab, const SampleRowParams* params,
-                                                          const PenaltyToken* pen, SampleOutputs out) {
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(const float* logits, float* work, int vocab, const SampleRowParams* params, const PenaltyToken* pen,
+                  SampleOutputs out) {
   __shared__ double ds[32];
   __shared__ float fs[32];
   __shared__ int is[32];
@@ -84,7 +99,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, f
   // log-sum-exp of the raw row (double, like the CPU).
   float mx_raw;
   int dummy;
-  block_argmax(vocab, [&](int i) { return raw[i]; }, fs, is, &mx_raw, &dummy);
+  block_argmax(
+      vocab, [&](int i) { return raw[i]; }, fs, is, &mx_raw, &dummy);
   // fp32 terms (each in (0, 1]) summed per thread, then across the block in double.
   float sef = 0.0f;
   for (int i = threadIdx.x; i < vocab; i += kThreads) {
@@ -101,10 +117,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, f
     for (int j = 0; j < n; ++j) {
       float bv;
       int bi;
-      block_argmax(vocab, [&](int i) {
-        for (int q = 0; q < j; ++q) if (prev[q] == i) return -INFINITY;
-        return raw[i];
-      }, fs, is, &bv, &bi);
+      block_argmax(
+          vocab,
+          [&](int i) {
+            for (int q = 0; q < j; ++q)
+              if (prev[q] == i) return -INFINITY;
+            return raw[i];
+          },
+          fs, is, &bv, &bi);
       prev[j] = bi;
       if (threadIdx.x == 0) {
         out.top_ids[row * kMaxTopLogprobs + j] = bi;
@@ -131,14 +151,16 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, f
   int chosen = -1;
   float bv;
   if (p.temperature <= 0.0f) {
-    block_argmax(vocab, [&](int i) { return w[i]; }, fs, is, &bv, &chosen);
+    block_argmax(
+        vocab, [&](int i) { return w[i]; }, fs, is, &bv, &chosen);
   } else {
     const float inv_t = 1.0f / p.temperature;
     for (int i = threadIdx.x; i < vocab; i += kThreads) w[i] *= inv_t;
     __syncthreads();
     float mx;
     int top_id;
-    block_argmax(vocab, [&](int i) { return w[i]; }, fs, is, &mx, &top_id);
+    block_argmax(
+        vocab, [&](int i) { return w[i]; }, fs, is, &mx, &top_id);
     if (mx != -INFINITY) {
       if (p.min_p > 0.0f) {
         for (int i = threadIdx.x; i < vocab; i += kThreads)
@@ -214,12 +236,15 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, f
         }
         __syncthreads();
       }
-      block_argmax(vocab, [&](int i) {
-        float v = w[i];
-        if (v == -INFINITY) return -INFINITY;
-        float u = philox_uniform(p.seed, p.step, static_cast<uint64_t>(i));
-        return v - logf(-logf(u));
-      }, fs, is, &bv, &chosen);
+      block_argmax(
+          vocab,
+          [&](int i) {
+            float v = w[i];
+            if (v == -INFINITY) return -INFINITY;
+            float u = philox_uniform(p.seed, p.step, static_cast<uint64_t>(i));
+            return v - logf(-logf(u));
+          },
+          fs, is, &bv, &chosen);
     }
   }
   if (threadIdx.x == 0) {
@@ -232,9 +257,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, f
 
 }  // namespace
 
-void launch_sample(const float* logits, float* work, int num_rows, int vocab,
-                   const SampleRowParams* params, const PenaltyToken* penalties, SampleOutputs out,
-                   cudaStream_t stream) {
+void launch_sample(const float* logits, float* work, int num_rows, int vocab, const SampleRowParams* params,
+                   const PenaltyToken* penalties, SampleOutputs out, cudaStream_t stream) {
   if (num_rows == 0) return;
   sample_kernel<<<num_rows, kThreads, 0, stream>>>(logits, work, vocab, params, penalties, out);
   BATON_LAUNCH_CHECK();

@@ -40,10 +40,10 @@ struct PenaltyToken {
 };
 
 struct SampleOutputs {
-  int32_t* tokens = nullptr;     // [S]
-  float* logprobs = nullptr;     // [S]
-  int32_t* top_ids = nullptr;    // [S, kMaxTopLogprobs]
-  float* top_logprobs = nullptr; // [S, kMaxTopLogprobs]
+  int32_t* tokens = nullptr;      // [S]
+  float* logprobs = nullptr;      // [S]
+  int32_t* top_ids = nullptr;     // [S, kMaxTopLogprobs]
+  float* top_logprobs = nullptr;  // [S, kMaxTopLogprobs]
 };
 
 // The row parameters of one request (its penalty tokens: [penalty_begin,
@@ -51,8 +51,7 @@ struct SampleOutputs {
 SampleRowParams sample_row_params(const SampleRequest& req, int penalty_begin);
 
 // logits: [S, vocab] fp32 (left unmodified); work: [S, vocab] scratch.
-void launch_sample(const float* logits, float* work, int num_rows, int vocab,
-                   const SampleRowParams* params, const PenaltyToken* penalties, SampleOutputs out,
-                   cudaStream_t stream);
+void launch_sample(const float* logits, float* work, int num_rows, int vocab, const SampleRowParams* params,
+                   const PenaltyToken* penalties, SampleOutputs out, cudaStream_t stream);
 
 }  // namespace baton::cuda

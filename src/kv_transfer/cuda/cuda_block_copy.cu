@@ -13,7 +13,8 @@ __global__ void gather_kernel(uint8_t* __restrict__ dst, const uint8_t* __restri
     const uint8_t* s = src + ch.src_offset;
     uint8_t* d = dst + ch.dst_offset;
     const bool aligned = ((reinterpret_cast<uintptr_t>(s) | reinterpret_cast<uintptr_t>(d) |
-                           static_cast<uintptr_t>(ch.num_bytes)) & 15) == 0;
+                           static_cast<uintptr_t>(ch.num_bytes)) &
+                          15) == 0;
     if (aligned) {
       const int64_t n = ch.num_bytes / 16;
       const uint4* s4 = reinterpret_cast<const uint4*>(s);
@@ -29,8 +30,7 @@ __global__ void gather_kernel(uint8_t* __restrict__ dst, const uint8_t* __restri
 
 Status cuda_status(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::ok();
-  return internal_error("CUDA error in {}: {} ({})", what, cudaGetErrorString(err),
-                        static_cast<int>(err));
+  return internal_error("CUDA error in {}: {} ({})", what, cudaGetErrorString(err), static_cast<int>(err));
 }
 
 std::vector<DeviceCopyChunk> split_runs(const std::vector<BlockRun>& runs, size_t block_bytes) {
@@ -46,16 +46,15 @@ std::vector<DeviceCopyChunk> split_runs(const std::vector<BlockRun>& runs, size_
   return chunks;
 }
 
-Status enqueue_gather(uint8_t* dst_base, const uint8_t* src_base,
-                      const std::vector<DeviceCopyChunk>& chunks, cudaStream_t stream) {
+Status enqueue_gather(uint8_t* dst_base, const uint8_t* src_base, const std::vector<DeviceCopyChunk>& chunks,
+                      cudaStream_t stream) {
   if (chunks.empty()) return Status::ok();
   const size_t table_bytes = chunks.size() * sizeof(DeviceCopyChunk);
   DeviceCopyChunk* table = nullptr;
-  BATON_RETURN_IF_ERROR(cuda_status(
-      cudaMallocAsync(reinterpret_cast<void**>(&table), table_bytes, stream), "cudaMallocAsync"));
-  BATON_RETURN_IF_ERROR(cuda_status(
-      cudaMemcpyAsync(table, chunks.data(), table_bytes, cudaMemcpyHostToDevice, stream),
-      "uploading the copy table"));
+  BATON_RETURN_IF_ERROR(
+      cuda_status(cudaMallocAsync(reinterpret_cast<void**>(&table), table_bytes, stream), "cudaMallocAsync"));
+  BATON_RETURN_IF_ERROR(cuda_status(cudaMemcpyAsync(table, chunks.data(), table_bytes, cudaMemcpyHostToDevice, stream),
+                                    "uploading the copy table"));
   // The upload above reads pageable memory: it completes before returning,
   // so `chunks` may go away after this call.
   const int64_t num_chunks = static_cast<int64_t>(chunks.size());
@@ -72,8 +71,7 @@ Status enqueue_block_copy(uint8_t* dst_base, const uint8_t* src_base, size_t blo
       BATON_RETURN_IF_ERROR(cuda_status(
           cudaMemcpyAsync(dst_base + static_cast<size_t>(run.local_first) * block_bytes,
                           src_base + static_cast<size_t>(run.remote_first) * block_bytes,
-                          static_cast<size_t>(run.num_blocks) * block_bytes,
-                          cudaMemcpyDeviceToDevice, stream),
+                          static_cast<size_t>(run.num_blocks) * block_bytes, cudaMemcpyDeviceToDevice, stream),
           "cudaMemcpyAsync (KV run)"));
     }
     return Status::ok();

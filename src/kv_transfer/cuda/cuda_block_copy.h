@@ -36,8 +36,8 @@ Status enqueue_block_copy(uint8_t* dst_base, const uint8_t* src_base, size_t blo
                           const std::vector<BlockRun>& runs, cudaStream_t stream);
 
 // Enqueues the gather kernel over chunks (device table uploaded here).
-Status enqueue_gather(uint8_t* dst_base, const uint8_t* src_base,
-                      const std::vector<DeviceCopyChunk>& chunks, cudaStream_t stream);
+Status enqueue_gather(uint8_t* dst_base, const uint8_t* src_base, const std::vector<DeviceCopyChunk>& chunks,
+                      cudaStream_t stream);
 
 // Status from a CUDA error code, naming what was being done.
 Status cuda_status(cudaError_t err, const char* what);

@@ -42,8 +42,7 @@ void CudaDeviceCopier::give_back(cudaStream_t stream) {
   idle_streams_.push_back(stream);
 }
 
-Status CudaDeviceCopier::copy(void* dst, const void* src, size_t num_bytes, cudaMemcpyKind kind,
-                              const char* what) {
+Status CudaDeviceCopier::copy(void* dst, const void* src, size_t num_bytes, cudaMemcpyKind kind, const char* what) {
   if (num_bytes == 0) return Status::ok();
   // The calling thread may be new (a staging worker): bind it to our device.
   BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device_id_), "cudaSetDevice (KV staging)"));

@@ -45,8 +45,8 @@ std::string this_hostname() {
 
 class CudaIpcLink : public PeerLink {
  public:
-  CudaIpcLink(const KvRegionDesc& local, void* mapped_alloc, const uint8_t* remote_base,
-              size_t block_bytes, cudaStream_t stream)
+  CudaIpcLink(const KvRegionDesc& local, void* mapped_alloc, const uint8_t* remote_base, size_t block_bytes,
+              cudaStream_t stream)
       : local_(local),
         mapped_alloc_(mapped_alloc),
         remote_base_(remote_base),
@@ -65,10 +65,8 @@ class CudaIpcLink : public PeerLink {
     if (want_checksums) return unimplemented("cuda_ipc: KV checksums are not computed on device");
     BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(local_.device_id), "cudaSetDevice"));
     cudaEvent_t done = nullptr;
-    BATON_RETURN_IF_ERROR(
-        cuda_status(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate"));
-    Status st = enqueue_block_copy(static_cast<uint8_t*>(local_.base), remote_base_, block_bytes_,
-                                   runs, stream_);
+    BATON_RETURN_IF_ERROR(cuda_status(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate"));
+    Status st = enqueue_block_copy(static_cast<uint8_t*>(local_.base), remote_base_, block_bytes_, runs, stream_);
     if (st.is_ok()) st = cuda_status(cudaEventRecord(done, stream_), "cudaEventRecord");
     // Poll: the copy cannot be interrupted, but the caller gets its answer
     // by the deadline.
@@ -116,22 +114,20 @@ Status CudaIpcTransport::register_local(const KvRegionDesc& region, PeerDescript
   auto get_address_range = reinterpret_cast<GetAddressRangeFn>(entry);
   CUdeviceptr alloc_base = 0;
   size_t alloc_bytes = 0;
-  if (get_address_range(&alloc_base, &alloc_bytes, reinterpret_cast<CUdeviceptr>(region.base)) !=
-      CUDA_SUCCESS) {
-    return invalid_argument("cuda_ipc: KV base {} is not a cudaMalloc'd device pointer",
-                            region.base);
+  if (get_address_range(&alloc_base, &alloc_bytes, reinterpret_cast<CUdeviceptr>(region.base)) != CUDA_SUCCESS) {
+    return invalid_argument("cuda_ipc: KV base {} is not a cudaMalloc'd device pointer", region.base);
   }
   cudaIpcMemHandle_t handle;
-  BATON_RETURN_IF_ERROR(cuda_status(
-      cudaIpcGetMemHandle(&handle, reinterpret_cast<void*>(alloc_base)), "cudaIpcGetMemHandle"));
+  BATON_RETURN_IF_ERROR(
+      cuda_status(cudaIpcGetMemHandle(&handle, reinterpret_cast<void*>(alloc_base)), "cudaIpcGetMemHandle"));
   char bus_id[32] = {};
-  BATON_RETURN_IF_ERROR(cuda_status(cudaDeviceGetPCIBusId(bus_id, sizeof(bus_id), region.device_id),
-                                    "cudaDeviceGetPCIBusId"));
+  BATON_RETURN_IF_ERROR(
+      cuda_status(cudaDeviceGetPCIBusId(bus_id, sizeof(bus_id), region.device_id), "cudaDeviceGetPCIBusId"));
   local_ = region;
   registered_ = true;
   desc.transport_params["ipc_handle"] = to_hex(&handle, sizeof(handle));
-  desc.transport_params["offset_bytes"] =
-      static_cast<uint64_t>(reinterpret_cast<CUdeviceptr>(region.base) - alloc_base);
+  desc.transport_params["offset_bytes"] = static_cast<uint64_t>(reinterpret_cast<CUdeviceptr>(region.base) -
+                                                                alloc_base);
   desc.transport_params["pci_bus_id"] = std::string(bus_id);
   desc.transport_params["hostname"] = this_hostname();
   return Status::ok();
@@ -144,12 +140,11 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
   }
   const std::string host = remote.transport_params.value("hostname", std::string());
   if (!host.empty() && host != this_hostname()) {
-    return failed_precondition("cuda_ipc: peer '{}' is on host '{}', this is '{}' (use tcp)",
-                               remote.engine_id, host, this_hostname());
+    return failed_precondition("cuda_ipc: peer '{}' is on host '{}', this is '{}' (use tcp)", remote.engine_id, host,
+                               this_hostname());
   }
   cudaIpcMemHandle_t handle;
-  BATON_RETURN_IF_ERROR(from_hex(remote.transport_params.value("ipc_handle", std::string()),
-                                 &handle, sizeof(handle))
+  BATON_RETURN_IF_ERROR(from_hex(remote.transport_params.value("ipc_handle", std::string()), &handle, sizeof(handle))
                             .with_context("cuda_ipc: peer '" + remote.engine_id + "' ipc_handle"));
   const uint64_t offset = remote.transport_params.value("offset_bytes", uint64_t{0});
   BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(local_.device_id), "cudaSetDevice"));
@@ -171,14 +166,15 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
       }
       cudaGetLastError();
     } else {
-      BATON_LOG_WARN("cuda_ipc: GPU {} cannot access peer GPU {} directly; copies go through the "
-                     "driver", local_.device_id, remote_device);
+      BATON_LOG_WARN(
+          "cuda_ipc: GPU {} cannot access peer GPU {} directly; copies go through the "
+          "driver",
+          local_.device_id, remote_device);
     }
   }
   void* mapped = nullptr;
-  BATON_RETURN_IF_ERROR(cuda_status(
-      cudaIpcOpenMemHandle(&mapped, handle, cudaIpcMemLazyEnablePeerAccess),
-      "cudaIpcOpenMemHandle (the peer must be another process on this host)"));
+  BATON_RETURN_IF_ERROR(cuda_status(cudaIpcOpenMemHandle(&mapped, handle, cudaIpcMemLazyEnablePeerAccess),
+                                    "cudaIpcOpenMemHandle (the peer must be another process on this host)"));
   cudaStream_t stream = nullptr;
   Status st = cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (!st.is_ok()) {
@@ -186,8 +182,7 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
     return st;
   }
   return std::unique_ptr<PeerLink>(std::make_unique<CudaIpcLink>(
-      local_, mapped, static_cast<const uint8_t*>(mapped) + offset,
-      static_cast<size_t>(remote.block_bytes), stream));
+      local_, mapped, static_cast<const uint8_t*>(mapped) + offset, static_cast<size_t>(remote.block_bytes), stream));
 }
 
 void register_cuda_kv_transfer() {

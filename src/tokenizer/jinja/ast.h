@@ -57,7 +57,7 @@ enum class StmtKind {
   kFilterBlock,  // filter expr (a filter chain with a null innermost value): body
   kBreak,
   kContinue,
-  kGeneration,   // transformers' {% generation %}: body, rendered as is
+  kGeneration,  // transformers' {% generation %}: body, rendered as is
 };
 
 struct Stmt {

@@ -45,14 +45,16 @@ Value split(Interpreter& in, const std::string& s, const Args& args, bool from_r
     if (max_splits < 0 || static_cast<size_t>(max_splits) + 1 >= words.size()) {
       for (auto [b, e] : words) parts.push_back(s.substr(b, e - b));
     } else if (!from_right) {
-      for (int64_t k = 0; k < max_splits; ++k) parts.push_back(s.substr(words[k].first, words[k].second - words[k].first));
+      for (int64_t k = 0; k < max_splits; ++k)
+        parts.push_back(s.substr(words[k].first, words[k].second - words[k].first));
       std::string rest = s.substr(words[max_splits].first);
       while (!rest.empty() && is_ascii_space(rest.back())) rest.pop_back();
       parts.push_back(rest);
     } else {
       const size_t keep = words.size() - static_cast<size_t>(max_splits);
       parts.push_back(s.substr(words[0].first, words[keep - 1].second - words[0].first));
-      for (size_t k = keep; k < words.size(); ++k) parts.push_back(s.substr(words[k].first, words[k].second - words[k].first));
+      for (size_t k = keep; k < words.size(); ++k)
+        parts.push_back(s.substr(words[k].first, words[k].second - words[k].first));
     }
     return make_string_list(std::move(parts));
   }
@@ -122,7 +124,8 @@ Value format(Interpreter& in, const std::string& s, const Args& args) {
     } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
       size_t k = 0;
       auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), k);
-      if (ec == std::errc() && end == field.data() + field.size() && k < args.positional.size()) v = &args.positional[k];
+      if (ec == std::errc() && end == field.data() + field.size() && k < args.positional.size())
+        v = &args.positional[k];
     } else {
       for (const auto& [name, val] : args.named) {
         if (name == field) v = &val;
@@ -239,29 +242,31 @@ const std::unordered_map<std::string, TestFn>& test_table() {
       {"number", [](Interpreter&, const Value& v, const Args&) { return v.is_number(); }},
       {"string", [](Interpreter&, const Value& v, const Args&) { return v.is_string(); }},
       {"mapping", [](Interpreter&, const Value& v, const Args&) { return v.is_dict(); }},
-      {"iterable", [](Interpreter&, const Value& v, const Args&) {
-         return v.is_list() || v.is_dict() || v.is_string();
-       }},
-      {"sequence", [](Interpreter&, const Value& v, const Args&) {
-         return v.is_list() || v.is_dict() || v.is_string();
-       }},
+      {"iterable",
+       [](Interpreter&, const Value& v, const Args&) { return v.is_list() || v.is_dict() || v.is_string(); }},
+      {"sequence",
+       [](Interpreter&, const Value& v, const Args&) { return v.is_list() || v.is_dict() || v.is_string(); }},
       {"callable", [](Interpreter&, const Value& v, const Args&) { return v.is_callable(); }},
-      {"sameas", [](Interpreter&, const Value& v, const Args& a) {
+      {"sameas",
+       [](Interpreter&, const Value& v, const Args& a) {
          const Value& o = a.get(0, "other");
          if (v.kind() != o.kind()) return false;
          if (v.is_none() || v.is_undefined()) return true;
          if (v.is_bool()) return v.as_bool() == o.as_bool();
          return v.depth() > 0 && values_equal(v, o) && (v.is_list() ? &v.as_list() == &o.as_list() : true);
        }},
-      {"even", [](Interpreter& in, const Value& v, const Args&) {
+      {"even",
+       [](Interpreter& in, const Value& v, const Args&) {
          if (!v.is_number()) in.fail("test 'even' needs a number");
          return v.as_int() % 2 == 0;
        }},
-      {"odd", [](Interpreter& in, const Value& v, const Args&) {
+      {"odd",
+       [](Interpreter& in, const Value& v, const Args&) {
          if (!v.is_number()) in.fail("test 'odd' needs a number");
          return v.as_int() % 2 != 0;
        }},
-      {"divisibleby", [](Interpreter& in, const Value& v, const Args& a) {
+      {"divisibleby",
+       [](Interpreter& in, const Value& v, const Args& a) {
          const Value& n = a.get(0, "num");
          if (!v.is_number() || !n.is_number() || n.as_int() == 0) in.fail("test 'divisibleby' needs nonzero numbers");
          return v.as_int() % n.as_int() == 0;
@@ -277,13 +282,14 @@ const std::unordered_map<std::string, TestFn>& test_table() {
       {"gt", [](Interpreter& in, const Value& v, const Args& a) { return compare_test(in, ">", v, a); }},
       {"greaterthan", [](Interpreter& in, const Value& v, const Args& a) { return compare_test(in, ">", v, a); }},
       {"ge", [](Interpreter& in, const Value& v, const Args& a) { return compare_test(in, ">=", v, a); }},
-      {"in", [](Interpreter& in, const Value& v, const Args& a) {
-         return binary_op(in, "in", v, a.get(0, "seq")).truthy();
-       }},
-      {"lower", [](Interpreter& in, const Value& v, const Args&) {
+      {"in",
+       [](Interpreter& in, const Value& v, const Args& a) { return binary_op(in, "in", v, a.get(0, "seq")).truthy(); }},
+      {"lower",
+       [](Interpreter& in, const Value& v, const Args&) {
          return v.is_string() && in.apply_filter("lower", v, {}).as_string() == v.as_string();
        }},
-      {"upper", [](Interpreter& in, const Value& v, const Args&) {
+      {"upper",
+       [](Interpreter& in, const Value& v, const Args&) {
          return v.is_string() && in.apply_filter("upper", v, {}).as_string() == v.as_string();
        }},
   };
@@ -378,7 +384,8 @@ Value call_method(Interpreter& in, const Value& obj, const std::string& name, co
 const Value* find_global_function(std::string_view name) {
   static const std::unordered_map<std::string_view, Value> globals = {
       {"range", make_builtin("range", fn_range)},
-      {"namespace", make_builtin("namespace", [](Interpreter& in, const Args& a) { return fn_namespace(in, a, true); })},
+      {"namespace",
+       make_builtin("namespace", [](Interpreter& in, const Args& a) { return fn_namespace(in, a, true); })},
       {"dict", make_builtin("dict", [](Interpreter& in, const Args& a) { return fn_namespace(in, a, false); })},
       {"raise_exception", make_builtin("raise_exception", fn_raise_exception)},
       {"strftime_now", make_builtin("strftime_now", fn_strftime_now)},

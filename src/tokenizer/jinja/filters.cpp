@@ -186,8 +186,10 @@ Value f_sort(Interpreter& in, const Value& v, const Args& args) {
 
 Value f_dictsort(Interpreter& in, const Value& v, const Args& args) {
   Args sort_args;
-  sort_args.named = {{"case_sensitive", args.get(0, "case_sensitive")}, {"reverse", args.get(2, "reverse")},
-                     {"attribute", Value::integer(args.get(1, "by").is_string() && args.get(1, "by").as_string() == "value")}};
+  sort_args.named = {
+      {"case_sensitive", args.get(0, "case_sensitive")},
+      {"reverse", args.get(2, "reverse")},
+      {"attribute", Value::integer(args.get(1, "by").is_string() && args.get(1, "by").as_string() == "value")}};
   return f_sort(in, f_items(in, v, {}), sort_args);
 }
 
@@ -212,10 +214,11 @@ Value f_unique(Interpreter& in, const Value& v, const Args& args) {
 Value f_indent(Interpreter& in, const Value& v, const Args& args) {
   const std::string& s = want_string(in, v, "indent");
   const Value& width = args.get(0, "width");
-  std::string pad = width.is_string() ? width.as_string()
-                                      : std::string(static_cast<size_t>(std::clamp<int64_t>(
-                                                        width.is_number() ? width.as_int() : 4, 0, 256)),
-                                                    ' ');
+  std::string pad = width.is_string()
+                        ? width.as_string()
+                        : std::string(
+                              static_cast<size_t>(std::clamp<int64_t>(width.is_number() ? width.as_int() : 4, 0, 256)),
+                              ' ');
   const bool first = args.get(1, "first").truthy();
   const bool blank = args.get(2, "blank").truthy();
   std::string out;
@@ -393,9 +396,8 @@ Value f_title(Interpreter&, const Value& v, bool only_first) {
 const std::unordered_map<std::string, FilterFn>& filter_table() {
   static const std::unordered_map<std::string, FilterFn> table = {
       {"tojson", f_tojson},
-      {"trim", [](Interpreter& in, const Value& v, const Args& a) {
-         return Value::string(python_strip(str_of(v), a.get(0, "chars"), true, true));
-       }},
+      {"trim", [](Interpreter& in, const Value& v,
+                  const Args& a) { return Value::string(python_strip(str_of(v), a.get(0, "chars"), true, true)); }},
       {"length", f_length},
       {"count", f_length},
       {"items", f_items},
@@ -404,7 +406,8 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
       {"select", [](Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, false, true); }},
       {"reject", [](Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, false, false); }},
       {"selectattr", [](Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, true, true); }},
-      {"rejectattr", [](Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, true, false); }},
+      {"rejectattr",
+       [](Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, true, false); }},
       {"upper", [](Interpreter&, const Value& v, const Args&) { return Value::string(map_case(str_of(v), to_upper)); }},
       {"lower", [](Interpreter&, const Value& v, const Args&) { return Value::string(map_case(str_of(v), to_lower)); }},
       {"title", [](Interpreter& in, const Value& v, const Args&) { return f_title(in, v, false); }},
@@ -414,20 +417,23 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
       {"d", f_default},
       {"first", [](Interpreter& in, const Value& v, const Args&) { return f_first_last(in, v, true); }},
       {"last", [](Interpreter& in, const Value& v, const Args&) { return f_first_last(in, v, false); }},
-      {"list", [](Interpreter& in, const Value& v, const Args&) { return v.is_list() ? v : Value::list(List(*iterate(in, v))); }},
+      {"list", [](Interpreter& in, const Value& v,
+                  const Args&) { return v.is_list() ? v : Value::list(List(*iterate(in, v))); }},
       {"string", [](Interpreter&, const Value& v, const Args&) { return Value::string(str_of(v)); }},
       {"safe", [](Interpreter&, const Value& v, const Args&) { return v; }},
       {"escape", f_escape},
       {"e", f_escape},
       {"int", f_int},
       {"float", f_float},
-      {"abs", [](Interpreter& in, const Value& v, const Args&) {
+      {"abs",
+       [](Interpreter& in, const Value& v, const Args&) {
          if (v.is_float()) return Value::number(std::fabs(v.as_float()));
          if (!v.is_number()) in.fail(std::string("bad operand type for abs(): '") + v.type_name() + "'");
          if (v.as_int() == INT64_MIN) in.fail("integer overflow in abs()");
          return Value::integer(v.as_int() < 0 ? -v.as_int() : v.as_int());
        }},
-      {"round", [](Interpreter& in, const Value& v, const Args& a) {
+      {"round",
+       [](Interpreter& in, const Value& v, const Args& a) {
          if (!v.is_number()) in.fail("filter 'round' needs a number");
          const Value& p = a.get(0, "precision");
          const double scale = std::pow(10.0, p.is_number() ? static_cast<double>(p.as_int()) : 0.0);
@@ -438,7 +444,8 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
          if (method.is_string() && method.as_string() == "ceil") r = std::ceil(x);
          return Value::number(r / scale);
        }},
-      {"reverse", [](Interpreter& in, const Value& v, const Args&) {
+      {"reverse",
+       [](Interpreter& in, const Value& v, const Args&) {
          if (v.is_string()) return slice_value(in, v, Value(), Value(), Value::integer(-1));
          List items = *iterate(in, v);
          std::reverse(items.begin(), items.end());
@@ -451,12 +458,14 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
       {"sum", f_sum},
       {"min", [](Interpreter& in, const Value& v, const Args& a) { return f_min_max(in, v, a, false); }},
       {"max", [](Interpreter& in, const Value& v, const Args& a) { return f_min_max(in, v, a, true); }},
-      {"attr", [](Interpreter& in, const Value& v, const Args& a) {
+      {"attr",
+       [](Interpreter& in, const Value& v, const Args& a) {
          // Attributes only: a dict's items are not attributes.
          if (v.is_dict() && !v.as_dict().is_namespace) return Value::undefined(str_of(a.get(0, "name")));
          return get_attribute(in, v, str_of(a.get(0, "name")));
        }},
-      {"wordcount", [](Interpreter&, const Value& v, const Args&) {
+      {"wordcount",
+       [](Interpreter&, const Value& v, const Args&) {
          int64_t n = 0;
          bool in_word = false;
          for (char c : str_of(v)) {

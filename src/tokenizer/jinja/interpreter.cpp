@@ -68,8 +68,7 @@ void Interpreter::charge(uint64_t steps) {
 
 void Interpreter::check_string_size(size_t num_bytes) const {
   if (num_bytes > limits_.max_output_bytes) {
-    fail("the template built a string past the output limit (" + std::to_string(limits_.max_output_bytes) +
-         " bytes)");
+    fail("the template built a string past the output limit (" + std::to_string(limits_.max_output_bytes) + " bytes)");
   }
 }
 

@@ -20,9 +20,9 @@ namespace baton::jinja {
 
 struct RenderLimits {
   uint64_t max_steps = 1'000'000;
-  size_t max_output_bytes = 16u << 20;   // also the largest string a template may build
-  size_t max_bytes_built = 256u << 20;   // all strings a render builds, together (bounds its memory)
-  size_t max_list_items = 100'000;       // the longest list a template may build
+  size_t max_output_bytes = 16u << 20;  // also the largest string a template may build
+  size_t max_bytes_built = 256u << 20;  // all strings a render builds, together (bounds its memory)
+  size_t max_list_items = 100'000;      // the longest list a template may build
   int max_call_depth = 64;
 };
 
@@ -42,10 +42,10 @@ using BuiltinFunction = Value (*)(Interpreter&, const Args&);
 
 struct Callable {
   std::string name;
-  BuiltinFunction builtin = nullptr;           // a global function (range, namespace, ...)
-  const ast::Stmt* macro = nullptr;            // a {% macro %}, or a {% call %} block (caller)
-  Scope* caller_scope = nullptr;               // caller(): the scope of its call block
-  std::shared_ptr<bool> caller_active;         // caller(): false once its call block ended
+  BuiltinFunction builtin = nullptr;    // a global function (range, namespace, ...)
+  const ast::Stmt* macro = nullptr;     // a {% macro %}, or a {% call %} block (caller)
+  Scope* caller_scope = nullptr;        // caller(): the scope of its call block
+  std::shared_ptr<bool> caller_active;  // caller(): false once its call block ended
 };
 
 // Variables of one level (template, loop, macro call), chained to the level

@@ -121,8 +121,7 @@ std::vector<Segment> split_template(std::string_view raw_source) {
     const std::string_view closer = type == '{' ? "}}" : type == '%' ? "%}" : "#}";
     size_t end = type == '#' ? src.find("#}", inner) : find_tag_end(src, inner, closer);
     if (end == std::string::npos) {
-      throw TemplateError{std::string("unclosed ") + (type == '{' ? "'{{'" : type == '%' ? "'{%'" : "comment"),
-                          line};
+      throw TemplateError{std::string("unclosed ") + (type == '{' ? "'{{'" : type == '%' ? "'{%'" : "comment"), line};
     }
     size_t body_end = end;
     char end_sign = 0;
@@ -203,17 +202,17 @@ size_t read_string(std::string_view s, size_t i, std::string& out, int line) {
         uint32_t cp = 0;
         for (size_t k = 0; k < num_digits; ++k) {
           const char h = i + k < s.size() ? s[i + k] : '\0';
-          if (!std::isxdigit(static_cast<unsigned char>(h))) throw TemplateError{"bad \\" + std::string(1, c) + " escape", line};
-          cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+          if (!std::isxdigit(static_cast<unsigned char>(h)))
+            throw TemplateError{"bad \\" + std::string(1, c) + " escape", line};
+          cp = cp * 16 +
+               static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
         }
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) throw TemplateError{"escape outside Unicode", line};
         i += num_digits;
         tokenizer::append_utf8(out, static_cast<char32_t>(cp));
         break;
       }
-      default:
-        out += '\\';
-        out += c;
+      default: out += '\\'; out += c;
     }
   }
   if (i >= s.size()) throw TemplateError{"unterminated string literal", line};

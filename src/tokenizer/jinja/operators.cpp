@@ -107,7 +107,8 @@ Value repeat(Interpreter& in, const Value& seq, int64_t times) {
 
 bool contains(Interpreter& in, const Value& haystack, const Value& needle) {
   if (haystack.is_string()) {
-    if (!needle.is_string()) in.fail("'in <string>' requires string as left operand, not " + std::string(needle.type_name()));
+    if (!needle.is_string())
+      in.fail("'in <string>' requires string as left operand, not " + std::string(needle.type_name()));
     return haystack.as_string().find(needle.as_string()) != std::string::npos;
   }
   if (haystack.is_list()) {
@@ -334,12 +335,25 @@ std::string python_strip(std::string_view s, const Value& chars, bool left, bool
   auto strip_cp = [&](char32_t cp, std::string_view cp_bytes) {
     if (chars.is_string()) return chars.as_string().find(cp_bytes) != std::string::npos;
     switch (cp) {
-      case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E: case 0x1F:
-      case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-      case 0x3000:
-        return true;
-      default:
-        return cp >= 0x2000 && cp <= 0x200A;
+      case 0x09:
+      case 0x0A:
+      case 0x0B:
+      case 0x0C:
+      case 0x0D:
+      case 0x1C:
+      case 0x1D:
+      case 0x1E:
+      case 0x1F:
+      case 0x20:
+      case 0x85:
+      case 0xA0:
+      case 0x1680:
+      case 0x2028:
+      case 0x2029:
+      case 0x202F:
+      case 0x205F:
+      case 0x3000: return true;
+      default: return cp >= 0x2000 && cp <= 0x200A;
     }
   };
   size_t begin = 0;

@@ -351,9 +351,8 @@ class Parser {
     ExprPtr left = parse_math1();
     for (;;) {
       std::string op;
-      if (peek().kind == Token::Kind::kOperator &&
-          (peek().text == "==" || peek().text == "!=" || peek().text == "<" || peek().text == ">" ||
-           peek().text == "<=" || peek().text == ">=")) {
+      if (peek().kind == Token::Kind::kOperator && (peek().text == "==" || peek().text == "!=" || peek().text == "<" ||
+                                                    peek().text == ">" || peek().text == "<=" || peek().text == ">=")) {
         op = next().text;
       } else if (accept_name("in")) {
         op = "in";

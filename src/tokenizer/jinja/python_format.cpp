@@ -128,9 +128,7 @@ bool append_json(std::string& out, const Value& v, std::optional<int> indent, bo
       out += '}';
       return true;
     }
-    default:
-      what = std::string("Object of type ") + v.type_name() + " is not JSON serializable";
-      return false;
+    default: what = std::string("Object of type ") + v.type_name() + " is not JSON serializable"; return false;
   }
 }
 

@@ -22,8 +22,7 @@ void append_python_repr(std::string& out, const Value& v);
 // json.dumps(v, ensure_ascii=False, indent=indent, sort_keys=sort_keys):
 // separators ", " and ": " without indent, "," and ": " with it. False when
 // v holds something JSON cannot (undefined, a callable): `what` names it.
-bool append_python_json(std::string& out, const Value& v, std::optional<int> indent, bool sort_keys,
-                        std::string& what);
+bool append_python_json(std::string& out, const Value& v, std::optional<int> indent, bool sort_keys, std::string& what);
 
 std::string python_str(const Value& v);
 

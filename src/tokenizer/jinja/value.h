@@ -95,8 +95,7 @@ class Value {
 
  private:
   using Data = std::variant<std::monostate, bool, int64_t, double, std::shared_ptr<const std::string>,
-                            std::shared_ptr<const List>,
-                            std::shared_ptr<Dict>, std::shared_ptr<const LoopState>,
+                            std::shared_ptr<const List>, std::shared_ptr<Dict>, std::shared_ptr<const LoopState>,
                             std::shared_ptr<const Callable>>;
   Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
 

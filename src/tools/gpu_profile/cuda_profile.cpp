@@ -25,8 +25,8 @@ double median(std::vector<double> v) {
 
 struct Ceilings {
   std::string device;
-  double copy_gbps = 0;      // read + write bytes / s
-  double gemm_tflops = 0;    // bf16 8192^3 through cuBLASLt
+  double copy_gbps = 0;    // read + write bytes / s
+  double gemm_tflops = 0;  // bf16 8192^3 through cuBLASLt
   double h2d_pinned_gbps = 0;
 };
 
@@ -131,7 +131,12 @@ Result<Json> time_layer_gemms(const ModelConfig& c, int m, double ceiling_tflops
     const double ms = median(t);
     const double tflops = 2.0 * m * double(sh.n) * sh.k / (ms * 1e-3) / 1e12;
     layer_ms += ms;
-    rows.push_back({{"gemm", sh.name}, {"m", m}, {"n", sh.n}, {"k", sh.k}, {"ms", ms}, {"tflops", tflops},
+    rows.push_back({{"gemm", sh.name},
+                    {"m", m},
+                    {"n", sh.n},
+                    {"k", sh.k},
+                    {"ms", ms},
+                    {"tflops", tflops},
                     {"of_ceiling", tflops / ceiling_tflops}});
     fmt::print("        GEMM {:<8} {:>5} x {:>5} x {:>5}: {:.3f} ms ({:.0f} TFLOP/s, {:.1f}% of the ceiling)\n",
                sh.name, m, sh.n, sh.k, ms, tflops, 100 * tflops / ceiling_tflops);
@@ -148,7 +153,7 @@ struct Counts {
   double mlp_params_per_layer = 0;   // dense: 3 h I; moe: one expert's 3 h mi
   double router_params = 0;
   double lm_head_params = 0;
-  double kv_bytes_per_token = 0;     // all layers, K and V
+  double kv_bytes_per_token = 0;  // all layers, K and V
 };
 
 Counts counts_for(const ModelConfig& c) {
@@ -244,7 +249,8 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
     // The backend's choice (cuda_backend.cpp): enough blocks for 8 per SM, at most 32 splits.
     int sms = 0;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-    const int cap = nb * kBlockSize, want = std::max(1, (8 * sms + batch * c.num_kv_heads - 1) / (batch * c.num_kv_heads));
+    const int cap = nb * kBlockSize,
+              want = std::max(1, (8 * sms + batch * c.num_kv_heads - 1) / (batch * c.num_kv_heads));
     auto up64 = [](int x) { return (x + 63) / 64 * 64; };
     split = std::max(up64((cap + want - 1) / want), up64((cap + 31) / 32));
     splits = (cap + split - 1) / split;
@@ -357,9 +363,8 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("decode  {:>14} batch {:>3}: skipped (KV does not fit)\n", name, batch);
       continue;
     }
-    Result<double> step_ms = median_step_ms(*b, 3, o.decode_iters, [&](int it) {
-      return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it);
-    });
+    Result<double> step_ms = median_step_ms(
+        *b, 3, o.decode_iters, [&](int it) { return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it); });
     if (!step_ms.is_ok()) return step_ms.status().with_context(fmt::format("decode batch {}", batch));
     const double ms = *step_ms;
     const double wbytes = weight_bytes_read(c, batch);
@@ -399,8 +404,8 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       prefill.push_back(row);
       continue;
     }
-    Result<double> step_ms =
-        median_step_ms(*b, 1, o.prefill_iters, [&](int it) { return make_step(1, 0, n, c.vocab_size, &greedy, it); });
+    Result<double> step_ms = median_step_ms(*b, 1, o.prefill_iters,
+                                            [&](int it) { return make_step(1, 0, n, c.vocab_size, &greedy, it); });
     if (!step_ms.is_ok()) return step_ms.status().with_context(fmt::format("prefill {}", n));
     const double ms = *step_ms;
     const double lin = linear_flops(c, n, 1);
@@ -439,18 +444,20 @@ std::string markdown(const Json& r) {
   if (r.contains("targets")) {
     s += "Targets (Llama-3.1-8B shape):\n\n| target | value | goal | met |\n|---|---|---|---|\n";
     for (const Json& t : r["targets"]) {
-      s += fmt::format("| {} | {:.1f}% | {:.0f}% | {} |\n", t["name"].get<std::string>(), 100 * t["value"].get<double>(),
-                       100 * t["target"].get<double>(), t["met"].get<bool>() ? "yes" : "no");
+      s += fmt::format("| {} | {:.1f}% | {:.0f}% | {} |\n", t["name"].get<std::string>(),
+                       100 * t["value"].get<double>(), 100 * t["target"].get<double>(),
+                       t["met"].get<bool>() ? "yes" : "no");
     }
     for (const Json& t : r["targets"])
       if (t.contains("limited_by"))
         s += fmt::format("\n{}: short; {}.\n", t["name"].get<std::string>(), t["limited_by"].get<std::string>());
     s += "\n";
   }
-  s += fmt::format("Ceilings measured in the same run: device copy {:.0f} GB/s (read + write), cuBLASLt bf16 "
-                   "8192^3 GEMM {:.0f} TFLOP/s, pinned host->device {:.1f} GB/s.\n\n",
-                   r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
-                   r["ceilings"]["h2d_pinned_gbps"].get<double>());
+  s += fmt::format(
+      "Ceilings measured in the same run: device copy {:.0f} GB/s (read + write), cuBLASLt bf16 "
+      "8192^3 GEMM {:.0f} TFLOP/s, pinned host->device {:.1f} GB/s.\n\n",
+      r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
+      r["ceilings"]["h2d_pinned_gbps"].get<double>());
   for (const Json& m : r["models"]) {
     s += fmt::format("## {}\n\nDecode (context {} tokens per sequence; bytes = weights read + KV read):\n\n",
                      m["model"].get<std::string>(), m["decode"].empty() ? 0 : m["decode"][0]["context"].get<int>());
@@ -471,8 +478,8 @@ std::string markdown(const Json& r) {
         s += fmt::format("| {} | skipped | | | |\n", p["tokens"].get<int>());
         continue;
       }
-      s += fmt::format("| {} | {:.2f} | {:.0f} | {:.1f} | {:.1f}% |\n", p["tokens"].get<int>(), p["time_ms"].get<double>(),
-                       p["tokens_per_s"].get<double>(), p["achieved_tflops"].get<double>(),
+      s += fmt::format("| {} | {:.2f} | {:.0f} | {:.1f} | {:.1f}% |\n", p["tokens"].get<int>(),
+                       p["time_ms"].get<double>(), p["tokens_per_s"].get<double>(), p["achieved_tflops"].get<double>(),
                        100 * p["flop_utilization"].get<double>());
     }
     s += "\n";
@@ -489,8 +496,10 @@ Json targets(const Json& r) {
       for (const Json& d : m["decode"]) {
         if (d["batch"] != batch || !d.contains("bandwidth_utilization")) continue;
         const double v = d["bandwidth_utilization"].get<double>();
-        Json t = {{"name", fmt::format("decode batch {} bandwidth utilisation", batch)}, {"value", v},
-                  {"target", target}, {"met", v >= target}};
+        Json t = {{"name", fmt::format("decode batch {} bandwidth utilisation", batch)},
+                  {"value", v},
+                  {"target", target},
+                  {"met", v >= target}};
         if (v < target)
           t["limited_by"] = fmt::format("step {:.3f} ms: weights at {:.0f} GB/s plus fixed per-step costs",
                                         d["step_ms"].get<double>(), d["achieved_gbps"].get<double>());
@@ -529,16 +538,16 @@ Result<Json> run_gpu_profile(const ProfileOptions& o) {
   std::fflush(stdout);
   Json r;
   r["device"] = ceil.device;
-  r["ceilings"] = {{"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops},
-                   {"h2d_pinned_gbps", ceil.h2d_pinned_gbps}};
+  r["ceilings"] = {
+      {"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops}, {"h2d_pinned_gbps", ceil.h2d_pinned_gbps}};
   r["models"] = Json::array();
   for (const std::string& name : o.presets) {
     BATON_ASSIGN_OR_RETURN(ModelPreset p, find_model_preset(name));
     Result<Json> m = profile_model(name, p.config, o, ceil);
     if (!m.is_ok()) {
       fmt::print("{}: {}\n", name, m.status().to_string());
-      r["models"].push_back(Json{{"model", name}, {"error", m.status().to_string()}, {"decode", Json::array()},
-                                 {"prefill", Json::array()}});
+      r["models"].push_back(Json{
+          {"model", name}, {"error", m.status().to_string()}, {"decode", Json::array()}, {"prefill", Json::array()}});
       continue;
     }
     r["models"].push_back(*m);

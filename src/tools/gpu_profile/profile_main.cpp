@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
       o.decode_iters = 5;
       o.prefill_iters = 2;
     } else {
-      std::fprintf(stderr, "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]\n",
+      std::fprintf(stderr,
+                   "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]\n",
                    a.c_str());
       return 2;
     }

@@ -13,11 +13,11 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "tools/transfer_bench/bandwidth.h"
 #include "kv_transfer/block_runs.h"
 #include "kv_transfer/shm_buffer.h"
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
+#include "tools/transfer_bench/bandwidth.h"
 #include "tools/transfer_bench/bench_util.h"
 
 namespace baton {
@@ -45,8 +45,8 @@ KvRegionDesc shape(const CpuTransferBenchOptions& o, int64_t num_blocks) {
   return d;
 }
 
-Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport,
-                                                    const std::string& id, int tcp_streams) {
+Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport, const std::string& id,
+                                                    int tcp_streams) {
   std::unique_ptr<Transport> t;
   if (transport == "tcp") {
     TcpTransportOptions topts;
@@ -66,8 +66,7 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
 // The serving side in a child process: allocates the region in shared
 // memory, fills it, starts the agent, reports the port, waits to be told to
 // exit. Never returns.
-[[noreturn]] void child_serve(const std::string& transport, const KvRegionDesc& s, int port_fd,
-                              int stop_fd) {
+[[noreturn]] void child_serve(const std::string& transport, const KvRegionDesc& s, int port_fd, int stop_fd) {
   int port = -1;
   auto buf = SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("bench"), s.total_bytes());
   std::unique_ptr<TransferEngine> engine;
@@ -122,8 +121,9 @@ Result<Row> bench_one(const CpuTransferBenchOptions& o, const std::string& trans
     BATON_RETURN_IF_ERROR(prefill->start_agent(nullptr));
     port = prefill->agent_port();
   } else {
-    BATON_ASSIGN_OR_RETURN(child, fork_server([&](int port_fd, int stop_fd) { child_serve(transport, s, port_fd, stop_fd); },
-                                              {}, transport));
+    BATON_ASSIGN_OR_RETURN(
+        child,
+        fork_server([&](int port_fd, int stop_fd) { child_serve(transport, s, port_fd, stop_fd); }, {}, transport));
     port = child->port;
   }
 
@@ -165,24 +165,22 @@ Result<Row> bench_one(const CpuTransferBenchOptions& o, const std::string& trans
 }
 
 Json row_json(const Row& r) {
-  Json j{{"transport", r.transport},   {"tokens", r.tokens},
-              {"num_blocks", r.num_blocks}, {"num_runs", r.num_runs},
-              {"bytes", r.num_bytes},       {"best_ms", r.best_s * 1e3},
-              {"median_ms", r.median_s * 1e3}, {"gbps", r.gbps()},
-              {"median_gbps", r.median_gbps()}, {"ceiling", r.ceiling_name},
-              {"ceiling_gbps", r.ceiling_gbps},
-              {"pct_of_ceiling", 100.0 * r.gbps() / r.ceiling_gbps}};
+  Json j{{"transport", r.transport},       {"tokens", r.tokens},
+         {"num_blocks", r.num_blocks},     {"num_runs", r.num_runs},
+         {"bytes", r.num_bytes},           {"best_ms", r.best_s * 1e3},
+         {"median_ms", r.median_s * 1e3},  {"gbps", r.gbps()},
+         {"median_gbps", r.median_gbps()}, {"ceiling", r.ceiling_name},
+         {"ceiling_gbps", r.ceiling_gbps}, {"pct_of_ceiling", 100.0 * r.gbps() / r.ceiling_gbps}};
   if (r.tcp_streams > 0) j["tcp_streams"] = r.tcp_streams;
   return j;
 }
 
 void print_row(const Row& r) {
-  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f} {:>8.2f}  {:>5.1f}% of {}\n",
-                           r.tcp_streams > 0 ? fmt::format("{}x{}", r.transport, r.tcp_streams) : r.transport,
-                           r.tokens, r.num_blocks, r.num_runs,
-                           static_cast<double>(r.num_bytes) / (1 << 20), r.best_s * 1e3,
-                           r.median_s * 1e3, r.gbps(), r.median_gbps(), r.ceiling_gbps,
-                           100.0 * r.gbps() / r.ceiling_gbps, r.ceiling_name);
+  std::cout << fmt::format(
+      "{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f} {:>8.2f}  {:>5.1f}% of {}\n",
+      r.tcp_streams > 0 ? fmt::format("{}x{}", r.transport, r.tcp_streams) : r.transport, r.tokens, r.num_blocks,
+      r.num_runs, static_cast<double>(r.num_bytes) / (1 << 20), r.best_s * 1e3, r.median_s * 1e3, r.gbps(),
+      r.median_gbps(), r.ceiling_gbps, 100.0 * r.gbps() / r.ceiling_gbps, r.ceiling_name);
 }
 
 }  // namespace
@@ -207,12 +205,13 @@ int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
   std::cout << "ceilings, measured interleaved with each row's transfers: memcpy (1 thread, "
                "pre-faulted buffers), loopback TCP (as many plain socket streams at once as tcp uses, "
                "4 MiB writes)\n";
-  std::cout << fmt::format("tcp reads: up to {} parallel connection(s) (tcpxN), one stream for reads of at most {} "
-                           "MiB\n\n",
-                           o.tcp_streams, TcpTransportOptions{}.min_stream_bytes >> 20);
-  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n",
-                           "transport", "tokens", "blocks", "runs", "MiB", "best_ms", "med_ms",
-                           "GB/s", "med_GB/s", "ceil_GB/s", "best vs ceiling");
+  std::cout << fmt::format(
+      "tcp reads: up to {} parallel connection(s) (tcpxN), one stream for reads of at most {} "
+      "MiB\n\n",
+      o.tcp_streams, TcpTransportOptions{}.min_stream_bytes >> 20);
+  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n", "transport", "tokens",
+                           "blocks", "runs", "MiB", "best_ms", "med_ms", "GB/s", "med_GB/s", "ceil_GB/s",
+                           "best vs ceiling");
   Json rows = Json::array();
   for (const auto& t : o.transports) {
     for (int tokens : o.tokens) {
@@ -226,8 +225,7 @@ int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
       };
       auto row = bench_one(o, t, tokens, ceiling);
       if (!row.is_ok()) {
-        std::cerr << fmt::format("bench-transfer: {} at {} tokens: {}\n", t, tokens,
-                                 row.status().to_string());
+        std::cerr << fmt::format("bench-transfer: {} at {} tokens: {}\n", t, tokens, row.status().to_string());
         return 1;
       }
       row->ceiling_name = t == "tcp" ? fmt::format("loopback TCP x{}", o.tcp_streams) : "memcpy";
@@ -237,9 +235,12 @@ int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
   }
   if (!o.json_path.empty()) {
     Json out{{"shape",
-              {{"num_layers", r.layout.num_layers}, {"num_kv_heads", r.layout.num_kv_heads},
-               {"head_dim", r.layout.head_dim}, {"block_size", r.layout.block_size},
-               {"dtype", dtype_name(r.layout.dtype)}, {"block_bytes", one.block_bytes()}}},
+              {{"num_layers", r.layout.num_layers},
+               {"num_kv_heads", r.layout.num_kv_heads},
+               {"head_dim", r.layout.head_dim},
+               {"block_size", r.layout.block_size},
+               {"dtype", dtype_name(r.layout.dtype)},
+               {"block_bytes", one.block_bytes()}}},
              {"rows", rows}};
     Status st = write_file(o.json_path, out.dump(2) + "\n");
     if (!st.is_ok()) {

@@ -12,13 +12,13 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "tools/transfer_bench/bandwidth.h"
-#include "tools/transfer_bench/bench_util.h"
 #include "kv_transfer/cuda/cuda_block_copy.h"
 #include "kv_transfer/cuda/cuda_device_copier.h"
 #include "kv_transfer/cuda/cuda_ipc_transport.h"
 #include "kv_transfer/tcp_transport.h"
 #include "kv_transfer/transfer_engine.h"
+#include "tools/transfer_bench/bandwidth.h"
+#include "tools/transfer_bench/bench_util.h"
 
 namespace baton {
 
@@ -27,7 +27,7 @@ namespace {
 constexpr uint64_t kSeed = 42;
 
 Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport, const std::string& id,
-                                                   int tcp_streams) {
+                                                    int tcp_streams) {
   TransferEngineOptions opts;
   opts.engine_id = id;
   opts.num_workers = 1;
@@ -53,8 +53,8 @@ Status fill_device(uint8_t* dev, size_t num_bytes) {
   for (size_t off = 0; off < num_bytes; off += kChunk) {
     const size_t n = std::min(kChunk, num_bytes - off);
     fill_pattern(host.data(), n, kSeed, off / 8);
-    BATON_RETURN_IF_ERROR(cuda_status(cudaMemcpy(dev + off, host.data(), n, cudaMemcpyHostToDevice),
-                                      "filling the source KV"));
+    BATON_RETURN_IF_ERROR(
+        cuda_status(cudaMemcpy(dev + off, host.data(), n, cudaMemcpyHostToDevice), "filling the source KV"));
   }
   return Status::ok();
 }
@@ -121,8 +121,8 @@ Result<double> time_peer_copy(void* dst, int dst_dev, const void* src, int src_d
   double best = 1e30;
   for (int r = 0; r < repeats + 1; ++r) {  // the first is a warm-up
     cudaEventRecord(start, stream);
-    BATON_RETURN_IF_ERROR(cuda_status(cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, num_bytes, stream),
-                                      "cudaMemcpyPeerAsync"));
+    BATON_RETURN_IF_ERROR(
+        cuda_status(cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, num_bytes, stream), "cudaMemcpyPeerAsync"));
     cudaEventRecord(stop, stream);
     BATON_RETURN_IF_ERROR(cuda_status(cudaEventSynchronize(stop), "peer copy"));
     float ms = 0;
@@ -165,8 +165,7 @@ Status verify_sample(const std::string& transport, const uint8_t* dst_dev, size_
                                       "reading back a moved block"));
     fill_pattern(want.data(), block_bytes, kSeed, static_cast<uint64_t>(remote[i]) * block_bytes / 8);
     if (std::memcmp(got.data(), want.data(), block_bytes) != 0) {
-      return data_loss("{} moved remote block {} into local block {} with wrong bytes", transport, remote[i],
-                       local[i]);
+      return data_loss("{} moved remote block {} into local block {} with wrong bytes", transport, remote[i], local[i]);
     }
   }
   return Status::ok();
@@ -202,7 +201,8 @@ Status run(const CudaTransferBenchOptions& o) {
   if (dst_device != o.src_device) cudaDeviceCanAccessPeer(&can_peer, dst_device, o.src_device);
   std::cout << fmt::format("GPUs: {} -> {} ({}){}\n", o.src_device, dst_device, prop.name,
                            dst_device == o.src_device ? ", one GPU: both ends on it"
-                                                      : can_peer ? ", peer access yes" : ", peer access no");
+                           : can_peer                 ? ", peer access yes"
+                                                      : ", peer access no");
 
   BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(dst_device), "cudaSetDevice"));
   KvRegionDesc dst = o.region;
@@ -234,8 +234,8 @@ Status run(const CudaTransferBenchOptions& o) {
   if (std::find(o.transports.begin(), o.transports.end(), "tcp") != o.transports.end()) {
     const size_t bytes = std::min<size_t>(dst.total_bytes(), 256u << 20);
     BATON_ASSIGN_OR_RETURN(auto pinned, time_pinned_copies(dst_mem, bytes, 3, stream));
-    std::cout << fmt::format("pinned host<->GPU {} ({} MiB): to host {:.1f} GB/s, to device {:.1f} GB/s\n",
-                             dst_device, bytes >> 20, pinned.first, pinned.second);
+    std::cout << fmt::format("pinned host<->GPU {} ({} MiB): to host {:.1f} GB/s, to device {:.1f} GB/s\n", dst_device,
+                             bytes >> 20, pinned.first, pinned.second);
   }
 
   std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>10}  {}\n", "transport", "tokens",
@@ -264,15 +264,15 @@ Status run(const CudaTransferBenchOptions& o) {
       warm_opts.request_id = "warmup";
       BATON_ASSIGN_OR_RETURN(auto warm, decode->read_blocks(peer.engine_id, remote, local_ids, warm_opts));
       BATON_RETURN_IF_ERROR(warm->wait(300000));
-      BATON_RETURN_IF_ERROR(verify_sample(transport, static_cast<const uint8_t*>(dst_mem), block_bytes, remote,
-                                          local_ids));
+      BATON_RETURN_IF_ERROR(
+          verify_sample(transport, static_cast<const uint8_t*>(dst_mem), block_bytes, remote, local_ids));
       std::vector<double> times;
       double ceiling_gbps = 0;
       for (int r = 0; r < std::max(1, o.repeats); ++r) {
         if (transport == "tcp") {
           // Measured before each timed read, so both see the same load.
-          BATON_ASSIGN_OR_RETURN(double g, measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1,
-                                                                     o.tcp_streams));
+          BATON_ASSIGN_OR_RETURN(
+              double g, measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1, o.tcp_streams));
           ceiling_gbps = std::max(ceiling_gbps, g);
         }
         BATON_ASSIGN_OR_RETURN(auto h, decode->read_blocks(peer.engine_id, remote, local_ids, {}));
@@ -288,16 +288,25 @@ Status run(const CudaTransferBenchOptions& o) {
         ceiling_gbps = static_cast<double>(bytes) / peer_s / 1e9;
       }
       const double gbps = static_cast<double>(bytes) / times.front() / 1e9;
-      std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.3f} {:>9.3f} {:>8.2f} {:>10.2f}  {:>5.1f}% of {}\n",
-                               transport == "tcp" ? fmt::format("tcpx{}", o.tcp_streams) : transport, tokens, n,
-                               runs.size(), static_cast<double>(bytes) / (1 << 20),
-                               times.front() * 1e3, times[times.size() / 2] * 1e3, gbps, ceiling_gbps,
-                               100.0 * gbps / ceiling_gbps, ceiling);
-      rows.push_back(Json{{"transport", transport}, {"tokens", tokens}, {"num_blocks", n},
-                          {"num_runs", runs.size()}, {"bytes", bytes}, {"best_ms", times.front() * 1e3},
-                          {"median_ms", times[times.size() / 2] * 1e3}, {"gbps", gbps}, {"ceiling", ceiling},
-                          {"ceiling_gbps", ceiling_gbps}, {"pct_of_ceiling", 100.0 * gbps / ceiling_gbps},
-                          {"gpu", prop.name}, {"src_device", o.src_device}, {"dst_device", dst_device},
+      std::cout << fmt::format(
+          "{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.3f} {:>9.3f} {:>8.2f} {:>10.2f}  {:>5.1f}% of {}\n",
+          transport == "tcp" ? fmt::format("tcpx{}", o.tcp_streams) : transport, tokens, n, runs.size(),
+          static_cast<double>(bytes) / (1 << 20), times.front() * 1e3, times[times.size() / 2] * 1e3, gbps,
+          ceiling_gbps, 100.0 * gbps / ceiling_gbps, ceiling);
+      rows.push_back(Json{{"transport", transport},
+                          {"tokens", tokens},
+                          {"num_blocks", n},
+                          {"num_runs", runs.size()},
+                          {"bytes", bytes},
+                          {"best_ms", times.front() * 1e3},
+                          {"median_ms", times[times.size() / 2] * 1e3},
+                          {"gbps", gbps},
+                          {"ceiling", ceiling},
+                          {"ceiling_gbps", ceiling_gbps},
+                          {"pct_of_ceiling", 100.0 * gbps / ceiling_gbps},
+                          {"gpu", prop.name},
+                          {"src_device", o.src_device},
+                          {"dst_device", dst_device},
                           {"tcp_streams", transport == "tcp" ? o.tcp_streams : 0}});
     }
     BATON_RETURN_IF_ERROR(decode->notify_done(peer.engine_id, "bench"));

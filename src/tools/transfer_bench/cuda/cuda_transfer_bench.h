@@ -23,7 +23,7 @@ struct CudaTransferBenchOptions {
   int repeats = 5;
   KvRegionDesc region;  // shape only (num_blocks and base unused)
   int src_device = 0;
-  int dst_device = 1;  // falls back to src_device when it is not visible
+  int dst_device = 1;                                   // falls back to src_device when it is not visible
   int tcp_streams = TcpTransportOptions{}.num_streams;  // tcp: the reading side's parallel connections
   std::string json_path;
 };
