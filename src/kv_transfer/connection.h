@@ -7,10 +7,10 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 #include <vector>
 
 #include <boost/asio.hpp>
-#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 
 #include "common/status.h"
 #include "kv_transfer/transport.h"

@@ -30,10 +30,10 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 #include <vector>
 
 #include <boost/asio.hpp>
-#include <utility>  // before asio: Boost 1.74 awaitable.hpp needs std::exchange
 
 #include "common/status.h"
 #include "kv_transfer/block_runs.h"

@@ -334,27 +334,8 @@ std::shared_ptr<const List> iterate(Interpreter& in, const Value& v) {
 std::string python_strip(std::string_view s, const Value& chars, bool left, bool right) {
   auto strip_cp = [&](char32_t cp, std::string_view cp_bytes) {
     if (chars.is_string()) return chars.as_string().find(cp_bytes) != std::string::npos;
-    switch (cp) {
-      case 0x09:
-      case 0x0A:
-      case 0x0B:
-      case 0x0C:
-      case 0x0D:
-      case 0x1C:
-      case 0x1D:
-      case 0x1E:
-      case 0x1F:
-      case 0x20:
-      case 0x85:
-      case 0xA0:
-      case 0x1680:
-      case 0x2028:
-      case 0x2029:
-      case 0x202F:
-      case 0x205F:
-      case 0x3000: return true;
-      default: return cp >= 0x2000 && cp <= 0x200A;
-    }
+    // Python's str.isspace: Unicode White_Space and the four separators 0x1C-0x1F.
+    return tokenizer::is_unicode_whitespace(cp) || (cp >= 0x1C && cp <= 0x1F);
   };
   size_t begin = 0;
   if (left) {

@@ -171,6 +171,45 @@ Status verify_sample(const std::string& transport, const uint8_t* dst_dev, size_
   return Status::ok();
 }
 
+struct RowShape {
+  std::string transport;
+  int tokens = 0;
+  int64_t num_blocks = 0;
+  size_t num_runs = 0;
+  size_t bytes = 0;
+};
+
+struct GpuPair {
+  std::string name;
+  int src_device = 0, dst_device = 0;
+};
+
+// Prints one measured row (times sorted, fastest first) and returns it as JSON.
+Json report_row(const RowShape& r, const std::vector<double>& times, double ceiling_gbps, const std::string& ceiling,
+                const GpuPair& gpus, int tcp_streams) {
+  const double gbps = static_cast<double>(r.bytes) / times.front() / 1e9;
+  const bool tcp = r.transport == "tcp";
+  std::cout << fmt::format("{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.3f} {:>9.3f} {:>8.2f} {:>10.2f}  {:>5.1f}% of {}\n",
+                           tcp ? fmt::format("tcpx{}", tcp_streams) : r.transport, r.tokens, r.num_blocks, r.num_runs,
+                           static_cast<double>(r.bytes) / (1 << 20), times.front() * 1e3, times[times.size() / 2] * 1e3,
+                           gbps, ceiling_gbps, 100.0 * gbps / ceiling_gbps, ceiling);
+  return Json{{"transport", r.transport},
+              {"tokens", r.tokens},
+              {"num_blocks", r.num_blocks},
+              {"num_runs", r.num_runs},
+              {"bytes", r.bytes},
+              {"best_ms", times.front() * 1e3},
+              {"median_ms", times[times.size() / 2] * 1e3},
+              {"gbps", gbps},
+              {"ceiling", ceiling},
+              {"ceiling_gbps", ceiling_gbps},
+              {"pct_of_ceiling", 100.0 * gbps / ceiling_gbps},
+              {"gpu", gpus.name},
+              {"src_device", gpus.src_device},
+              {"dst_device", gpus.dst_device},
+              {"tcp_streams", tcp ? tcp_streams : 0}};
+}
+
 Status run(const CudaTransferBenchOptions& o) {
   for (const auto& t : o.transports) {
     if (t != "cuda_ipc" && t != "tcp") {
@@ -287,27 +326,8 @@ Status run(const CudaTransferBenchOptions& o) {
                                                              std::max(1, o.repeats), stream));
         ceiling_gbps = static_cast<double>(bytes) / peer_s / 1e9;
       }
-      const double gbps = static_cast<double>(bytes) / times.front() / 1e9;
-      std::cout << fmt::format(
-          "{:<9} {:>6} {:>6} {:>5} {:>9.1f} {:>9.3f} {:>9.3f} {:>8.2f} {:>10.2f}  {:>5.1f}% of {}\n",
-          transport == "tcp" ? fmt::format("tcpx{}", o.tcp_streams) : transport, tokens, n, runs.size(),
-          static_cast<double>(bytes) / (1 << 20), times.front() * 1e3, times[times.size() / 2] * 1e3, gbps,
-          ceiling_gbps, 100.0 * gbps / ceiling_gbps, ceiling);
-      rows.push_back(Json{{"transport", transport},
-                          {"tokens", tokens},
-                          {"num_blocks", n},
-                          {"num_runs", runs.size()},
-                          {"bytes", bytes},
-                          {"best_ms", times.front() * 1e3},
-                          {"median_ms", times[times.size() / 2] * 1e3},
-                          {"gbps", gbps},
-                          {"ceiling", ceiling},
-                          {"ceiling_gbps", ceiling_gbps},
-                          {"pct_of_ceiling", 100.0 * gbps / ceiling_gbps},
-                          {"gpu", prop.name},
-                          {"src_device", o.src_device},
-                          {"dst_device", dst_device},
-                          {"tcp_streams", transport == "tcp" ? o.tcp_streams : 0}});
+      rows.push_back(report_row(RowShape{transport, tokens, n, runs.size(), bytes}, times, ceiling_gbps, ceiling,
+                                GpuPair{prop.name, o.src_device, dst_device}, o.tcp_streams));
     }
     BATON_RETURN_IF_ERROR(decode->notify_done(peer.engine_id, "bench"));
   }
