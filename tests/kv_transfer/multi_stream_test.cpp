@@ -117,10 +117,12 @@ TEST_P(MultiStreamTest, ScatteredBlocksByteExactOverFourStreams) {
   ASSERT_TRUE(decode->connect_peer("127.0.0.1", prefill->agent_port()).is_ok());
 
   std::vector<int64_t> remote, local;
+  // Counted from the start, not per round: the agent may count a round's last
+  // read just after its data reached the reader.
+  const uint64_t reads_at_start = prefill->agent_stats().num_reads;
   for (int round = 0; round < 4; ++round) {
     // Checksums need host memory; host reads alternate with and without.
     const bool checksum = !device && round % 2 == 0;
-    const uint64_t reads_before = prefill->agent_stats().num_reads;
     dst.fill(0);
     scattered(round, &remote, &local);
     Status st = read_and_wait(*decode, remote, local, checksum);
@@ -128,7 +130,8 @@ TEST_P(MultiStreamTest, ScatteredBlocksByteExactOverFourStreams) {
     for (size_t i = 0; i < remote.size(); ++i) {
       ASSERT_TRUE(dst.block_equals(local[i], src, remote[i])) << "round " << round << " block " << i;
     }
-    EXPECT_EQ(reads_served(*prefill, reads_before + 4) - reads_before, 4u) << "one kReadBlocks per stream";
+    const uint64_t expected = reads_at_start + 4 * static_cast<uint64_t>(round + 1);
+    EXPECT_EQ(reads_served(*prefill, expected), expected) << "one kReadBlocks per stream, round " << round;
   }
   // Untouched blocks stay untouched.
   std::vector<bool> written(kNumBlocks, false);
@@ -139,8 +142,10 @@ TEST_P(MultiStreamTest, ScatteredBlocksByteExactOverFourStreams) {
       EXPECT_EQ(std::memcmp(dst.block(b), zero.data(), zero.size()), 0) << b;
     }
   }
-  // Four connections for the streams (and one for control), reused by every read.
-  EXPECT_EQ(prefill->agent_stats().num_connections, 5u);
+  // Four connections for the streams and the control one (which a stream may
+  // take when it is idle), reused by every read: 4 or 5 over all the rounds.
+  EXPECT_GE(prefill->agent_stats().num_connections, 4u);
+  EXPECT_LE(prefill->agent_stats().num_connections, 5u);
   EXPECT_EQ(decode->stats().num_checksum_failures, 0u);
 
   // A small read is not split.
@@ -226,12 +231,15 @@ class MultiStreamFaultTest : public ::testing::Test {
     // streams and connections than the next one (a leaked pair fails below).
     auto pool = dynamic_cast<const TcpTransport&>(decode_->transport()).staging();
     ::baton::testing::wait_until([&] { return pool->stats().num_idle == pool->stats().num_pairs; }, 2, 10);
-    for (int round = 0; round < 3; ++round) {
+    // A connection the agent closed as the failed read wound down may be
+    // found dead (and reopened) by the first read after it, or the second:
+    // from the third on, connections are reused.
+    for (int round = 0; round < 4; ++round) {
       dst_.fill(0);
       Status st = read_and_wait(*decode_, remote_, local_, false);
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       for (size_t i = 0; i < remote_.size(); ++i) ASSERT_TRUE(dst_.block_equals(local_[i], src_, remote_[i])) << i;
-      if (round == 0) connections_after_recovery_ = prefill_->agent_stats().num_connections;
+      if (round == 1) connections_after_recovery_ = prefill_->agent_stats().num_connections;
     }
     EXPECT_EQ(prefill_->agent_stats().num_connections, connections_after_recovery_) << "connections not reused";
     EXPECT_EQ(pool->stats().num_idle, pool->stats().num_pairs) << "a staging pair leaked";
