@@ -1,0 +1,89 @@
+// `baton plan` end to end: runs the built binary on a small profile.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "common/json.h"
+
+namespace baton {
+namespace {
+
+struct Output {
+  int rc;
+  std::string out;
+};
+
+Output run_plan(const std::string& args) {
+  const std::string cmd = std::string(BATON_BINARY) + " plan " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Output o{-1, {}};
+  if (p == nullptr) return o;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
+  o.rc = WEXITSTATUS(pclose(p));
+  return o;
+}
+
+class PlanCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("baton_plan_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    // A profile of the shape `baton profile` writes: decode and prefill steps of one model.
+    std::ofstream(dir_ / "profile.json") << R"({"device": "test card", "models": [{"model": "llama3.1-8b",
+      "weight_bytes": 16060522496.0,
+      "decode": [{"batch": 1, "context": 1024, "step_ms": 4.7}, {"batch": 32, "context": 1024, "step_ms": 6.6},
+                 {"batch": 128, "context": 1024, "step_ms": 10.9}, {"batch": 256, "context": 1024, "step_ms": 18.1}],
+      "prefill": [{"tokens": 512, "time_ms": 13.0}, {"tokens": 2048, "time_ms": 50.9},
+                  {"tokens": 8192, "time_ms": 241.3}]}]})";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(PlanCommandTest, PredictsEveryDeploymentAndWritesJsonAndHtml) {
+  const std::string json = (dir_ / "plan.json").string(), html = (dir_ / "plan.html").string();
+  Output o = run_plan(
+      "--profile " + (dir_ / "profile.json").string() +
+      " --gpus 2 --input-len 1024 --output-len 32 --num-requests 100 --slo 'ttft:p90<500ms,tpot:p90<40ms'"
+      " --kv-blocks 20000 --token-budgets 2048,8192 --json " +
+      json + " --html " + html);
+  ASSERT_EQ(o.rc, 0) << o.out;
+  EXPECT_NE(o.out.find("agg-2gpu"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("pd-1p1d"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("<- recommended"), std::string::npos) << o.out;
+  std::ifstream in(json);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto doc = parse_json(text, "plan.json");
+  ASSERT_TRUE(doc.is_ok()) << text;
+  ASSERT_EQ((*doc)["plan"]["deployments"].size(), 2u);
+  EXPECT_GT((*doc)["plan"]["deployments"][0]["max_rate"].get<double>(), 0);
+  EXPECT_EQ((*doc)["fit"]["num_samples"], 7);
+  EXPECT_TRUE(std::filesystem::file_size(html) > 1000);
+}
+
+TEST_F(PlanCommandTest, RefusesWhatItCannotPlan) {
+  const std::string profile = (dir_ / "profile.json").string();
+  Output no_kv = run_plan("--profile " + profile + " --gpus 2 --slo 'ttft:p90<1s'");
+  EXPECT_EQ(no_kv.rc, 2);
+  EXPECT_NE(no_kv.out.find("--kv-blocks"), std::string::npos) << no_kv.out;
+  Output no_file = run_plan("--profile " + (dir_ / "missing.json").string() +
+                            " --gpus 2 --kv-blocks 100 --slo 'ttft:p90<1s'");
+  EXPECT_EQ(no_file.rc, 2);
+  EXPECT_NE(no_file.out.find("missing.json"), std::string::npos) << no_file.out;
+  Output bad_policy = run_plan("--profile " + profile +
+                               " --gpus 2 --kv-blocks 20000 --slo 'ttft:p90<1s' --policy random");
+  EXPECT_EQ(bad_policy.rc, 2);
+  EXPECT_NE(bad_policy.out.find("routing policy"), std::string::npos) << bad_policy.out;
+}
+
+}  // namespace
+}  // namespace baton
