@@ -10,27 +10,15 @@
 #include <fstream>
 #include <string>
 
+#include "cli/run_baton.h"
 #include "common/json.h"
 
 namespace baton {
 namespace {
 
-struct Output {
-  int rc;
-  std::string out;
-};
+using Output = testing::BatonOutput;
 
-Output run_plan(const std::string& args) {
-  const std::string cmd = std::string(BATON_BINARY) + " plan " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Output o{-1, {}};
-  if (p == nullptr) return o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  o.rc = WEXITSTATUS(pclose(p));
-  return o;
-}
+Output run_plan(const std::string& args) { return testing::run_baton("plan " + args); }
 
 class PlanCommandTest : public ::testing::Test {
  protected:

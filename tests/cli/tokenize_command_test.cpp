@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "cli/run_baton.h"
 #include "tokenizer/chat_template.h"
 
 #include "tokenizer/tokenizer_test_util.h"
@@ -15,22 +16,9 @@
 namespace baton {
 namespace {
 
-struct Output {
-  int rc;
-  std::string out;
-};
+using Output = testing::BatonOutput;
 
-Output run_baton(const std::string& args) {
-  const std::string cmd = std::string(BATON_BINARY) + " tokenize " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Output o{-1, {}};
-  if (p == nullptr) return o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  o.rc = WEXITSTATUS(pclose(p));
-  return o;
-}
+Output run_baton(const std::string& args) { return testing::run_baton("tokenize " + args); }
 
 TEST(TokenizeCommandTest, EncodesAndDecodes) {
   const std::string dir = testing::tokenizer_dir("llama3");
