@@ -7,7 +7,8 @@
 // A failure says which of the two it was (the connect, with its errno, or
 // the close deadline, with the agent's counters) before aborting; running
 // out of local ports (EADDRNOTAVAIL, many fuzzers sharing loopback) is the
-// harness's limit, not the agent's, and is waited out.
+// harness's limit, not the agent's, and is waited out (as is a connect
+// interrupted by libFuzzer's own alarm signal).
 // fuzz-link: baton_kv_transfer
 #include <netinet/in.h>
 #include <poll.h>
@@ -81,18 +82,22 @@ int connect_once(int port) {
   return fd;
 }
 
-// Waits out a shortage of local ports; any other failure to connect means
-// the agent stopped listening, which is a finding.
+// Waits out a shortage of local ports and retries a connect a signal
+// interrupted; any other failure to connect means the agent stopped
+// listening, which is a finding.
 int connect_to(int port) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectRetryMs);
   for (;;) {
     const int fd = connect_once(port);
     if (fd >= 0) return fd;
-    if (-fd != EADDRNOTAVAIL || std::chrono::steady_clock::now() > deadline) {
+    // EADDRNOTAVAIL: local ports used up; EINTR: libFuzzer's once-a-second
+    // SIGALRM (its -timeout check) landed in connect. Both are the harness's.
+    const bool retry = -fd == EADDRNOTAVAIL || -fd == EINTR;
+    if (!retry || std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "kv_agent_fuzz: connecting to the agent on port %d failed: %s\n", port, std::strerror(-fd));
       return fd;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (-fd == EADDRNOTAVAIL) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
 
