@@ -3,7 +3,6 @@
 // role, from a `baton profile` of the model on the card (planner/planner.h,
 // docs/planner.md). Nothing runs on a GPU.
 #include <algorithm>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -45,13 +44,6 @@ struct PlanArgs {
   bool maps = false;
   std::string json_path, html_path;
 };
-
-Result<Json> read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("cannot read the profile '{}'", path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_json(text, path);
-}
 
 // Bytes of KV one token holds over all layers (K and V, the model's dtype).
 int64_t kv_bytes_per_token(const ModelConfig& c) {
@@ -155,7 +147,7 @@ Status run_plan(const PlanArgs& a) {
       {"inputs", p.described}, {"model", p.inputs.model.to_json()}, {"fit", p.fit.to_json()}, {"plan", plan.to_json()}};
   for (const CrossoverMap& m : maps) doc["crossover_maps"].push_back(m.to_json());
   if (!a.json_path.empty()) {
-    std::ofstream(a.json_path) << dump_json(doc, 2) << "\n";
+    BATON_RETURN_IF_ERROR(write_file(a.json_path, dump_json(doc, 2) + "\n"));
     std::cout << "wrote " << a.json_path << "\n";
   }
   if (!a.html_path.empty()) {
@@ -166,7 +158,7 @@ Status run_plan(const PlanArgs& a) {
                        p.fit_labels,
                        plan,
                        maps};
-    std::ofstream(a.html_path) << render_plan_html(r);
+    BATON_RETURN_IF_ERROR(write_file(a.html_path, render_plan_html(r)));
     std::cout << "wrote " << a.html_path << "\n";
   }
   return Status::ok();
