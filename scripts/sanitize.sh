@@ -6,7 +6,8 @@
 #   scripts/sanitize.sh thread -L 'engine|http|kv_transfer'  # -> build-tsan
 # BATON_SANITIZE_TARGETS="test_engine baton" builds only those targets.
 # BATON_CMAKE_ARGS adds configure arguments (first configure only);
-# BATON_SANITIZE_BUILD_DIR overrides the folder. A sanitizer finding fails
+# BATON_SANITIZE_BUILD_DIR overrides the folder; BATON_TEST_TIMEOUT is each
+# test's limit in seconds (default 900). A sanitizer finding fails
 # the test that hit it (UBSan does not recover; ASan, LSan, TSan exit non-zero).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,6 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:all
 cd "$BUILD"
 start=$(date +%s)
 status=0
-ctest --output-on-failure -j "${BATON_TEST_JOBS:-2}" --timeout 900 "$@" || status=$?
+ctest --output-on-failure -j "${BATON_TEST_JOBS:-2}" --timeout "${BATON_TEST_TIMEOUT:-900}" "$@" || status=$?
 echo "sanitize.sh: tests in $BUILD took $(( $(date +%s) - start )) s"
 exit "$status"
