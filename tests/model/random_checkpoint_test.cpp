@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -25,8 +26,11 @@ namespace fs = std::filesystem;
 class RandomCheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("baton_rc_{}_{}", getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // A parameterised test's name is "Name/0": the slash would make a
+    // subfolder, and TearDown would leave its parent behind.
+    std::string test_name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(test_name.begin(), test_name.end(), '/', '_');
+    dir_ = fs::temp_directory_path() / fmt::format("baton_rc_{}_{}", getpid(), test_name);
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
