@@ -15,9 +15,9 @@
 #include "cli/workload_flags.h"
 #include "common/json.h"
 #include "model/presets.h"
-#include "model/tensor.h"
 #include "planner/crossover.h"
 #include "planner/plan_report.h"
+#include "planner/plan_validation.h"
 #include "planner/planner.h"
 
 namespace {
@@ -43,12 +43,9 @@ struct PlanArgs {
   double max_rate = 1000;
   bool maps = false;
   std::string json_path, html_path;
+  std::string validate_dir, profiles_dir;  // --validate: predicted against a recorded sweep
+  bool json_given = false;                 // --json without a file: print JSON (--validate)
 };
-
-// Bytes of KV one token holds over all layers (K and V, the model's dtype).
-int64_t kv_bytes_per_token(const ModelConfig& c) {
-  return 2LL * c.num_layers * c.kv_size() * static_cast<int64_t>(dtype_size(c.torch_dtype));
-}
 
 struct Prepared {
   PlanInputs inputs;
@@ -127,7 +124,66 @@ void print_plan(const Plan& plan, const FitReport& fit) {
   if (plan.recommended < 0) std::cout << "no deployment meets the SLO at any rate searched\n";
 }
 
+void print_validation(const Validation& v) {
+  std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16} {:>10} {:>8}  {}\n", "workload", "deployment", "card",
+                           "measured (fail)", "predicted", "error", "breaks first: measured / predicted");
+  for (const ValidationCell& c : v.cells) {
+    const std::string measured = c.measured_failed_rps > 0
+                                     ? fmt::format("{:.3g} ({:.3g})", c.measured_rps, c.measured_failed_rps)
+                                     : fmt::format("{:.3g} (-)", c.measured_rps);
+    if (!c.predicted()) {
+      std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16}  skipped: {}\n", c.workload, c.deployment, c.card, measured,
+                               c.skipped);
+      continue;
+    }
+    std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16} {:>10.3g} {:>+7.0f}%{} {} / {}\n", c.workload, c.deployment,
+                             c.card, measured, c.predicted_rps, 100 * c.rel_error, c.in_measured_bracket ? "*" : " ",
+                             c.measured_broke_first.empty() ? "-" : c.measured_broke_first,
+                             c.predicted_broke_first.empty() ? "-" : c.predicted_broke_first);
+  }
+  size_t right = 0;
+  for (const ValidationWorkload& w : v.workloads) {
+    right += w.within_5pct ? 1 : 0;
+    std::cout << fmt::format("{}: measured best {} ({:.3g}); predicted best {} (measured {:.3g}){}\n", w.workload,
+                             w.measured_best, w.measured_best_rps, w.predicted_best, w.predicted_best_measured_rps,
+                             w.within_5pct ? "" : "  <- more than 5% below the best");
+  }
+  std::cout << fmt::format(
+      "{} of {} cells predicted: median |error| {:.1f}%, max {:.1f}%; {} inside the measured bracket (*: between "
+      "the rate that passed and the one that failed); recommendation within 5% of the measured best on {} of {} "
+      "workloads\n",
+      v.num_predicted, v.cells.size(), 100 * v.median_abs_rel_error, 100 * v.max_abs_rel_error, v.num_in_bracket, right,
+      v.workloads.size());
+}
+
+Status run_validation(const PlanArgs& a) {
+  ValidationOptions o;
+  o.results_dir = a.validate_dir;
+  o.profiles_dir = a.profiles_dir;
+  o.gpu_memory_gib = a.gpu_memory_gib;
+  o.transfer_gbps = a.transfer_gbps;
+  o.transfer_latency_s = a.transfer_latency_ms / 1000.0;
+  o.router_hop_s = a.router_hop_ms / 1000.0;
+  BATON_ASSIGN_OR_RETURN(Validation v, validate_results(o));
+  if (a.json_given && a.json_path.empty()) {
+    std::cout << dump_json(v.to_json(), 2) << "\n";
+    return Status::ok();
+  }
+  print_validation(v);
+  if (!a.json_path.empty()) {
+    BATON_RETURN_IF_ERROR(write_file(a.json_path, dump_json(v.to_json(), 2) + "\n"));
+    std::cout << "wrote " << a.json_path << "\n";
+  }
+  return Status::ok();
+}
+
 Status run_plan(const PlanArgs& a) {
+  if (!a.validate_dir.empty()) return run_validation(a);
+  if (a.profile_path.empty()) return invalid_argument("--profile is required (or --validate RESULTS_DIR)");
+  if (a.gpus < 1) return invalid_argument("--gpus is required (or --validate RESULTS_DIR)");
+  if (a.json_given && a.json_path.empty()) {
+    return invalid_argument("--json needs a file name here (it prints to the terminal with --validate only)");
+  }
   BATON_ASSIGN_OR_RETURN(Prepared p, prepare(a));
   BATON_ASSIGN_OR_RETURN(Plan plan, make_plan(p.inputs));
   print_plan(plan, p.fit);
@@ -166,9 +222,9 @@ Status run_plan(const PlanArgs& a) {
 
 cli::RunFn setup(CLI::App& sub) {
   auto a = std::make_shared<PlanArgs>();
-  sub.add_option("--profile", a->profile_path, "`baton profile` JSON of the model on the card")->required();
+  sub.add_option("--profile", a->profile_path, "`baton profile` JSON of the model on the card");
   sub.add_option("--model", a->model, "the profile's model entry (a preset name; default: the first)");
-  sub.add_option("--gpus", a->gpus, "GPUs to deploy over (one per instance)")->required()->check(CLI::Range(1, 1024));
+  sub.add_option("--gpus", a->gpus, "GPUs to deploy over (one per instance)")->check(CLI::Range(1, 1024));
   cli::add_workload_flags(sub, a->w);
   sub.add_option("--token-budgets", a->token_budgets, "max_num_batched_tokens values tried per role")
       ->delimiter(',')
@@ -201,10 +257,15 @@ cli::RunFn setup(CLI::App& sub) {
       ->check(CLI::Range(0.01, 1e7))
       ->capture_default_str();
   sub.add_flag("--maps", a->maps, "add crossover maps (input x output length; prefix hits x TPOT limit)");
-  sub.add_option("--json", a->json_path, "write the plan as JSON");
+  sub.add_option("--json", a->json_path, "write the plan as JSON (--validate: to this file, or to stdout when no file)")
+      ->expected(0, 1);
+  sub.add_option("--validate", a->validate_dir,
+                 "predict every cell of a recorded sweep (its --out folder) and set it against what it measured");
+  sub.add_option("--profiles", a->profiles_dir, "--validate: the cards' profiles (default: RESULTS_DIR/profiles)");
   sub.add_option("--html", a->html_path, "write the plan as a self-contained HTML report");
   return [a, &sub]() -> int {
     cli::note_given_workload_flags(sub, a->w);
+    a->json_given = sub.count("--json") > 0;
     Status st = run_plan(*a);
     if (!st.is_ok()) {
       std::cerr << "baton plan: " << st.message() << "\n";

@@ -73,5 +73,32 @@ TEST_F(PlanCommandTest, RefusesWhatItCannotPlan) {
   EXPECT_NE(bad_policy.out.find("routing policy"), std::string::npos) << bad_policy.out;
 }
 
+TEST_F(PlanCommandTest, ValidatePrintsPredictedAgainstMeasuredAsJson) {
+  // A sweep's --out folder with one cell on a card that has a profile.
+  std::filesystem::create_directories(dir_ / "sweep" / "profiles");
+  std::filesystem::create_directories(dir_ / "sweep" / "results" / "agg-1gpu");
+  std::filesystem::copy_file(dir_ / "profile.json", dir_ / "sweep" / "profiles" / "card.json");
+  std::ofstream(dir_ / "sweep" / "results" / "agg-1gpu" / "short.json") << R"({"config": {"sweep": {
+      "deployment": {"name": "agg-1gpu", "mode": "agg", "replicas": 1, "model": "models/llama3.1-8b"},
+      "workload": "short", "workload_settings": {"kind": "random", "input_len": 1024, "output_len": 32,
+      "num_requests": 100}, "slo": "ttft:p90<500ms", "vocab_size": 128256,
+      "gpus": [{"gpu": 0, "name": "test card"}]}},
+    "search": {"max_sustainable_rps": 20, "min_failed_rps": 24, "broke_first": "ttft:p90<500ms"}})";
+  Output o = run_plan("--validate " + (dir_ / "sweep").string() + " --gpu-memory-gib 80 --json");
+  ASSERT_EQ(o.rc, 0) << o.out;
+  auto doc = parse_json(o.out, "stdout");
+  ASSERT_TRUE(doc.is_ok()) << o.out;
+  ASSERT_EQ((*doc)["cells"].size(), 1u);
+  EXPECT_EQ((*doc)["cells"][0]["deployment"], "agg-1gpu");
+  EXPECT_EQ((*doc)["cells"][0]["measured_rps"], 20.0);
+  EXPECT_GT((*doc)["cells"][0]["predicted_rps"].get<double>(), 0);
+  EXPECT_TRUE(doc->contains("median_abs_rel_error"));
+  EXPECT_TRUE(doc->contains("max_abs_rel_error"));
+  // Without the card's memory there is no KV capacity: said, not guessed.
+  Output no_memory = run_plan("--validate " + (dir_ / "sweep").string());
+  EXPECT_EQ(no_memory.rc, 2);
+  EXPECT_NE(no_memory.out.find("--gpu-memory-gib"), std::string::npos) << no_memory.out;
+}
+
 }  // namespace
 }  // namespace baton
