@@ -10,6 +10,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command.h"
+#include "cli/k8s_emit.h"
 #include "deploy/supervisor.h"
 
 namespace {
@@ -22,13 +23,16 @@ baton::cli::RunFn setup(CLI::App& sub) {
     std::string run_dir;
     bool dry_run = false;
     int max_restarts = 5;
+    baton::cli::K8sEmitFlags k8s;
   };
   auto opts = std::make_shared<Opts>();
   sub.add_option("spec", opts->spec_path, "Deployment spec (YAML)")->required();
   sub.add_option("--run-dir", opts->run_dir, "Folder for the processes' logs (default runs/NAME-TIME)");
   sub.add_option("--max-restarts", opts->max_restarts, "Restarts allowed per instance");
   sub.add_flag("--dry-run", opts->dry_run, "Print the command lines and exit");
+  baton::cli::add_k8s_emit_flags(sub, opts->k8s);
   return [opts] {
+    if (!opts->k8s.emit.empty()) return baton::cli::emit_k8s(opts->spec_path, opts->k8s);
     auto spec = baton::deploy::DeploySpec::load(opts->spec_path);
     if (!spec.is_ok()) {
       std::cerr << "baton up: " << spec.status().message() << "\n";

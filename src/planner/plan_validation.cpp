@@ -105,8 +105,8 @@ Result<std::map<std::string, CardProfile>> load_profiles(const std::string& dir)
     const std::string card = doc.is_object() ? doc.value("device", "") : "";
     if (card.empty()) return invalid_argument("profile '{}' names no device", f.string());
     if (by_card.count(card) > 0) {
-      return invalid_argument("two profiles of '{}': '{}' and '{}'; keep one per card", card,
-                              by_card[card].path, f.string());
+      return invalid_argument("two profiles of '{}': '{}' and '{}'; keep one per card", card, by_card[card].path,
+                              f.string());
     }
     by_card[card] = CardProfile{f.string(), std::move(doc), {}};
   }
@@ -161,9 +161,10 @@ Result<CellInputs> cell_inputs(const ValidationOptions& o, const Json& sweep, co
   }
   const double card_bytes = profile.doc.value("gpu_memory_bytes", o.gpu_memory_gib * (1 << 30));
   if (card_bytes <= 0) {
-    return invalid_argument("the KV capacity needs the card's memory: give --gpu-memory-gib (the profile '{}' has no "
-                            "gpu_memory_bytes)",
-                            profile.path);
+    return invalid_argument(
+        "the KV capacity needs the card's memory: give --gpu-memory-gib (the profile '{}' has no "
+        "gpu_memory_bytes)",
+        profile.path);
   }
   auto role = [&](const char* name) -> Result<SimInstanceOptions> {
     SimInstanceOptions r;
@@ -325,9 +326,9 @@ Result<Validation> validate_results(const ValidationOptions& o) {
   if (!fs::is_directory(results, ec)) {
     return not_found("'{}' has no results/ folder: give the --out folder of a `baton sweep`", o.results_dir);
   }
-  BATON_ASSIGN_OR_RETURN(auto profiles, load_profiles(o.profiles_dir.empty()
-                                                          ? (fs::path(o.results_dir) / "profiles").string()
-                                                          : o.profiles_dir));
+  BATON_ASSIGN_OR_RETURN(
+      auto profiles,
+      load_profiles(o.profiles_dir.empty() ? (fs::path(o.results_dir) / "profiles").string() : o.profiles_dir));
   std::vector<fs::path> files;
   for (const auto& dir : fs::directory_iterator(results, ec)) {
     if (!dir.is_directory()) continue;

@@ -27,11 +27,11 @@ struct ValidationOptions {
   // and gpu-memory-utilization from the profile and the deployment); a
   // profile that records gpu_memory_bytes overrides it for its card.
   double gpu_memory_gib = 0;
-  double transfer_gbps = 50;        // KV pulls between PD instances
+  double transfer_gbps = 50;  // KV pulls between PD instances
   double transfer_latency_s = 0.001;
   double router_hop_s = 0.0005;
-  double rate_precision = 0.02;     // the simulated search's bisection width
-  double max_rate = 10000;          // its ceiling (req/s or sessions/s), the same for every cell
+  double rate_precision = 0.02;  // the simulated search's bisection width
+  double max_rate = 10000;       // its ceiling (req/s or sessions/s), the same for every cell
 };
 
 struct ValidationCell {
@@ -46,7 +46,7 @@ struct ValidationCell {
   // passed and the one that failed. A prediction in [measured, failed) is as
   // right as the measurement can tell.
   bool in_measured_bracket = false;
-  std::string skipped;   // why the cell has no prediction; empty when it has one
+  std::string skipped;  // why the cell has no prediction; empty when it has one
   bool predicted() const { return skipped.empty(); }
   Json to_json() const;
 };

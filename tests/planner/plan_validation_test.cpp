@@ -39,7 +39,9 @@ class PlanValidationTest : public ::testing::Test {
   void write_cell(const std::string& deployment, const std::string& card, double measured, double failed) {
     Json spec = deployment == "agg-2gpu"
                     ? Json{{"name", deployment}, {"mode", "agg"}, {"replicas", 2}}
-                    : Json{{"name", deployment}, {"mode", "pd"}, {"kv_transport", "cuda_ipc"},
+                    : Json{{"name", deployment},
+                           {"mode", "pd"},
+                           {"kv_transport", "cuda_ipc"},
                            {"prefill", {{"replicas", 1}, {"engine_args", Json::object()}}},
                            {"decode", {{"replicas", 1}, {"engine_args", {{"max-num-batched-tokens", "2048"}}}}}};
     spec["model"] = "models/llama3.1-8b";
@@ -47,17 +49,17 @@ class PlanValidationTest : public ::testing::Test {
     spec["engine_args"] = {{"max-num-seqs", "256"}, {"max-num-batched-tokens", "8192"}};
     Json gpus = Json::array();
     for (int g = 0; g < 2; ++g) gpus.push_back({{"gpu", g}, {"name", card}});
-    Json doc{{"config",
-              {{"sweep",
-                {{"deployment", spec},
-                 {"workload", "short"},
-                 {"workload_settings",
-                  {{"kind", "random"}, {"input_len", 1024}, {"output_len", 32}, {"num_requests", 150.0}}},
-                 {"slo", "ttft:p90<500ms,tpot:p90<40ms"},
-                 {"vocab_size", 128256},
-                 {"gpus", gpus}}}}},
-             {"search",
-              {{"max_sustainable_rps", measured}, {"min_failed_rps", failed}, {"broke_first", "ttft:p90<500ms"}}}};
+    Json doc{
+        {"config",
+         {{"sweep",
+           {{"deployment", spec},
+            {"workload", "short"},
+            {"workload_settings",
+             {{"kind", "random"}, {"input_len", 1024}, {"output_len", 32}, {"num_requests", 150.0}}},
+            {"slo", "ttft:p90<500ms,tpot:p90<40ms"},
+            {"vocab_size", 128256},
+            {"gpus", gpus}}}}},
+        {"search", {{"max_sustainable_rps", measured}, {"min_failed_rps", failed}, {"broke_first", "ttft:p90<500ms"}}}};
     fs::create_directories(dir_ / "results" / deployment);
     std::ofstream(dir_ / "results" / deployment / "short.json") << doc.dump();
   }
