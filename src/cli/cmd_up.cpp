@@ -11,6 +11,7 @@
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/k8s_emit.h"
+#include "cli/slurm_launch.h"
 #include "deploy/supervisor.h"
 
 namespace {
@@ -24,6 +25,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
     bool dry_run = false;
     int max_restarts = 5;
     baton::cli::K8sEmitFlags k8s;
+    std::string launcher = "local";
+    std::vector<std::string> srun_args;
   };
   auto opts = std::make_shared<Opts>();
   sub.add_option("spec", opts->spec_path, "Deployment spec (YAML)")->required();
@@ -31,6 +34,13 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--max-restarts", opts->max_restarts, "Restarts allowed per instance");
   sub.add_flag("--dry-run", opts->dry_run, "Print the command lines and exit");
   baton::cli::add_k8s_emit_flags(sub, opts->k8s);
+  sub.add_option("--launcher", opts->launcher,
+                 "local (processes on this host) or slurm (job steps of the Slurm allocation it runs in)")
+      ->check(CLI::IsMember({"local", "slurm"}))
+      ->capture_default_str();
+  sub.add_option("--srun-arg", opts->srun_args,
+                 "--launcher slurm: an argument for every step's srun (repeatable; "
+                 "write it as --srun-arg=--cpus-per-task=8)");
   return [opts] {
     if (!opts->k8s.emit.empty()) return baton::cli::emit_k8s(opts->spec_path, opts->k8s);
     auto spec = baton::deploy::DeploySpec::load(opts->spec_path);
@@ -68,6 +78,15 @@ baton::cli::RunFn setup(CLI::App& sub) {
     sopts.run_dir = run_dir;
     sopts.max_restarts = opts->max_restarts;
     sopts.on_event = [](const std::string& m) { std::cerr << "baton up: " << m << std::endl; };
+    if (opts->launcher == "slurm") {
+      std::string summary;
+      baton::Status placed = baton::cli::use_slurm_launcher(*spec, opts->srun_args, &sopts, &summary);
+      if (!placed.is_ok()) {
+        std::cerr << "baton up: " << placed.message() << "\n";
+        return 2;
+      }
+      std::cerr << "baton up: " << summary << std::endl;
+    }
     baton::deploy::Supervisor supervisor(*spec, sopts);
     baton::Status st = supervisor.start();
     if (!st.is_ok()) {

@@ -51,8 +51,7 @@ int emit_k8s(const std::string& spec_path, K8sEmitFlags f) {
       // Owner-only before the secret is written into it.
       Status made = write_file(path, "");
       if (!made.is_ok()) return fail(made.message());
-      std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-                                   ec);
+      std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
       if (ec) return fail("cannot make '" + path + "' private: " + ec.message());
     }
     Status st = write_file(path, file.yaml);

@@ -131,7 +131,9 @@ Result<DeploySpec> DeploySpec::load(const std::string& path) {
   return spec;
 }
 
-std::string InstanceSpec::url(const std::string& host) const { return "http://" + host + ":" + std::to_string(port); }
+std::string InstanceSpec::url(const std::string& spec_host) const {
+  return "http://" + (host.empty() ? spec_host : host) + ":" + std::to_string(port);
+}
 
 namespace {
 

@@ -62,8 +62,9 @@ struct InstanceSpec {
   int kv_port = 0;
   int gpu = -1;                   // CUDA_VISIBLE_DEVICES, -1 = none
   std::vector<std::string> args;  // argv after the binary
+  std::string host;               // where it is reached when not the spec's host (a Slurm node)
 
-  std::string url(const std::string& host) const;
+  std::string url(const std::string& spec_host) const;  // on `host` when set, else on spec_host
 };
 
 // Resolves ports, GPUs and command lines for every instance.

@@ -23,8 +23,9 @@ constexpr const char* kSecretKey = "kv-secret";
 // null): Kubernetes wants args and annotations as strings, so it is quoted.
 bool reads_as_non_string(const std::string& s) {
   static const std::regex kNumber("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+");
-  static const std::regex kWord("(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|"
-                                "OFF|null|Null|NULL|~|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))");
+  static const std::regex kWord(
+      "(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|"
+      "OFF|null|Null|NULL|~|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))");
   return s.empty() || std::regex_match(s, kNumber) || std::regex_match(s, kWord);
 }
 
@@ -98,7 +99,8 @@ Json metadata(const K8sOptions& o, const std::string& name, const Json& labels) 
 }
 
 Json http_probe(int port, const std::string& path, int period_s, int failures) {
-  return Json{{"httpGet", {{"path", path}, {"port", port}}}, {"periodSeconds", period_s}, {"failureThreshold", failures}};
+  return Json{
+      {"httpGet", {{"path", path}, {"port", port}}}, {"periodSeconds", period_s}, {"failureThreshold", failures}};
 }
 
 // The value after `flag` in `args` set to `value` (appended when absent).
@@ -136,28 +138,29 @@ std::vector<Json> role_objects(const DeploySpec& spec, const K8sOptions& o, cons
     ports.push_back({{"name", "kv"}, {"containerPort", spec.base_kv_port}});
     volume_mounts.push_back({{"name", "kv-secret"}, {"mountPath", kSecretMount}, {"readOnly", true}});
     // 0400: the instance refuses a secret file others can read.
-    volumes.push_back({{"name", "kv-secret"},
-                       {"secret",
-                        {{"secretName", o.existing_secret.empty() ? n.secret() : o.existing_secret},
-                         {"defaultMode", 0400}}}});
+    volumes.push_back(
+        {{"name", "kv-secret"},
+         {"secret",
+          {{"secretName", o.existing_secret.empty() ? n.secret() : o.existing_secret}, {"defaultMode", 0400}}}});
   }
   if (!spec.model.empty()) {
     volume_mounts.push_back({{"name", "models"}, {"mountPath", kModelsMount}, {"readOnly", true}});
-    volumes.push_back({{"name", "models"}, {"persistentVolumeClaim", {{"claimName", o.model_pvc}, {"readOnly", true}}}});
+    volumes.push_back(
+        {{"name", "models"}, {"persistentVolumeClaim", {{"claimName", o.model_pvc}, {"readOnly", true}}}});
   }
-  Json container{{"name", "baton"},
-                 {"image", o.image},
-                 {"command", Json::array({"baton"})},
-                 {"args", args},
-                 {"env", Json::array({{{"name", "POD_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}})},
-                 {"ports", ports},
-                 // Loading a model takes minutes: the startup probe allows the spec's health_timeout_s.
-                 {"startupProbe",
-                  http_probe(spec.base_port, "/health", 10,
-                             std::max(1, static_cast<int>(std::ceil(spec.health_timeout_s / 10))))},
-                 {"readinessProbe", http_probe(spec.base_port, "/health", 5, 2)},
-                 {"livenessProbe", http_probe(spec.base_port, "/health", 10, 3)},
-                 {"volumeMounts", volume_mounts}};
+  Json container{
+      {"name", "baton"},
+      {"image", o.image},
+      {"command", Json::array({"baton"})},
+      {"args", args},
+      {"env", Json::array({{{"name", "POD_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}})},
+      {"ports", ports},
+      // Loading a model takes minutes: the startup probe allows the spec's health_timeout_s.
+      {"startupProbe",
+       http_probe(spec.base_port, "/health", 10, std::max(1, static_cast<int>(std::ceil(spec.health_timeout_s / 10))))},
+      {"readinessProbe", http_probe(spec.base_port, "/health", 5, 2)},
+      {"livenessProbe", http_probe(spec.base_port, "/health", 10, 3)},
+      {"volumeMounts", volume_mounts}};
   if (spec.device == "cuda") container["resources"] = {{"limits", {{"nvidia.com/gpu", 1}}}};
   Json pod_annotations{{"prometheus.io/scrape", "true"},
                        {"prometheus.io/port", std::to_string(spec.base_port)},
@@ -188,33 +191,33 @@ std::vector<Json> role_objects(const DeploySpec& spec, const K8sOptions& o, cons
 
 std::vector<Json> router_objects(const DeploySpec& spec, const K8sOptions& o, const Names& n) {
   const Json pod_labels = labels(n, "router");
-  std::vector<std::string> args = {"proxy",  "--host",  "0.0.0.0",          "--port",      std::to_string(spec.router_port),
-                                   "--mode", spec.mode, "--policy",         spec.router_policy, "--discovery",
-                                   etcd_url(o, n)};
-  Json container{{"name", "router"},
-                 {"image", o.image},
-                 {"command", Json::array({"baton"})},
-                 {"args", args},
-                 {"ports", Json::array({{{"name", "http"}, {"containerPort", spec.router_port}}})},
-                 // Ready when every role has a healthy instance; alive while it listens.
-                 {"readinessProbe", http_probe(spec.router_port, "/health", 5, 2)},
-                 {"livenessProbe",
-                  {{"tcpSocket", {{"port", spec.router_port}}}, {"periodSeconds", 10}, {"failureThreshold", 3}}}};
-  Json deployment{
-      {"apiVersion", "apps/v1"},
-      {"kind", "Deployment"},
-      {"metadata", metadata(o, n.router(), pod_labels)},
-      {"spec",
-       {{"replicas", 1},
-        {"selector", {{"matchLabels", pod_labels}}},
-        {"template",
-         {{"metadata",
-           {{"labels", pod_labels},
-            {"annotations",
-             {{"prometheus.io/scrape", "true"},
-              {"prometheus.io/port", std::to_string(spec.router_port)},
-              {"prometheus.io/path", "/metrics"}}}}},
-          {"spec", {{"containers", Json::array({container})}}}}}}}};
+  std::vector<std::string> args = {
+      "proxy",       "--host",  "0.0.0.0",  "--port",           std::to_string(spec.router_port),
+      "--mode",      spec.mode, "--policy", spec.router_policy, "--discovery",
+      etcd_url(o, n)};
+  Json container{
+      {"name", "router"},
+      {"image", o.image},
+      {"command", Json::array({"baton"})},
+      {"args", args},
+      {"ports", Json::array({{{"name", "http"}, {"containerPort", spec.router_port}}})},
+      // Ready when every role has a healthy instance; alive while it listens.
+      {"readinessProbe", http_probe(spec.router_port, "/health", 5, 2)},
+      {"livenessProbe", {{"tcpSocket", {{"port", spec.router_port}}}, {"periodSeconds", 10}, {"failureThreshold", 3}}}};
+  Json deployment{{"apiVersion", "apps/v1"},
+                  {"kind", "Deployment"},
+                  {"metadata", metadata(o, n.router(), pod_labels)},
+                  {"spec",
+                   {{"replicas", 1},
+                    {"selector", {{"matchLabels", pod_labels}}},
+                    {"template",
+                     {{"metadata",
+                       {{"labels", pod_labels},
+                        {"annotations",
+                         {{"prometheus.io/scrape", "true"},
+                          {"prometheus.io/port", std::to_string(spec.router_port)},
+                          {"prometheus.io/path", "/metrics"}}}}},
+                      {"spec", {{"containers", Json::array({container})}}}}}}}};
   Json service{{"apiVersion", "v1"},
                {"kind", "Service"},
                {"metadata", metadata(o, n.router(), pod_labels)},
@@ -231,8 +234,8 @@ std::vector<Json> etcd_objects(const K8sOptions& o, const Names& n) {
   Json container{{"name", "etcd"},
                  {"image", o.etcd_image},
                  {"command", Json::array({"etcd"})},
-                 {"args", Json::array({"--name=etcd", "--data-dir=/var/lib/etcd", "--listen-client-urls=http://0.0.0.0:2379",
-                                       "--advertise-client-urls=" + url})},
+                 {"args", Json::array({"--name=etcd", "--data-dir=/var/lib/etcd",
+                                       "--listen-client-urls=http://0.0.0.0:2379", "--advertise-client-urls=" + url})},
                  {"ports", Json::array({{{"name", "client"}, {"containerPort", 2379}}})},
                  {"readinessProbe", http_probe(2379, "/health", 5, 3)},
                  {"volumeMounts", Json::array({{{"name", "data"}, {"mountPath", "/var/lib/etcd"}}})}};
@@ -269,8 +272,9 @@ Result<std::vector<K8sFile>> k8s_manifests(const DeploySpec& spec, const K8sOpti
   }
   const bool pd = spec.mode == "pd";
   if (pd && o.existing_secret.empty() && o.kv_secret_hex.size() < 32) {
-    return invalid_argument("a PD deployment needs a KV secret of at least 16 bytes (32 hex digits), or an existing "
-                            "Secret");
+    return invalid_argument(
+        "a PD deployment needs a KV secret of at least 16 bytes (32 hex digits), or an existing "
+        "Secret");
   }
   const Names n{spec.name};
   DeploySpec k = spec;
@@ -283,9 +287,10 @@ Result<std::vector<K8sFile>> k8s_manifests(const DeploySpec& spec, const K8sOpti
                                  spec.model, k.model, o.model_pvc, kModelsMount));
   }
   if (pd && k.kv_transport != "tcp") {
-    notes->push_back(fmt::format("kv_transport {} moves KV between processes of one host, and pods are not: the "
-                                 "manifests use tcp",
-                                 k.kv_transport));
+    notes->push_back(
+        fmt::format("kv_transport {} moves KV between processes of one host, and pods are not: the "
+                    "manifests use tcp",
+                    k.kv_transport));
     k.kv_transport = "tcp";
   }
   BATON_ASSIGN_OR_RETURN(std::vector<InstanceSpec> instances, plan_instances(k));
@@ -301,7 +306,8 @@ Result<std::vector<K8sFile>> k8s_manifests(const DeploySpec& spec, const K8sOpti
   }
   if (o.etcd_endpoint.empty()) files.push_back({"etcd.yaml", yaml_documents(etcd_objects(o, n))});
   for (InstanceRole role : {InstanceRole::kAgg, InstanceRole::kPrefill, InstanceRole::kDecode}) {
-    auto first = std::find_if(instances.begin(), instances.end(), [&](const InstanceSpec& i) { return i.role == role; });
+    auto first = std::find_if(instances.begin(), instances.end(),
+                              [&](const InstanceSpec& i) { return i.role == role; });
     if (first == instances.end()) continue;
     const int replicas = static_cast<int>(
         std::count_if(instances.begin(), instances.end(), [&](const InstanceSpec& i) { return i.role == role; }));

@@ -20,13 +20,13 @@
 namespace baton::deploy {
 
 struct K8sOptions {
-  std::string image = "baton:latest";  // an image with the baton binary on its PATH
-  std::string ns;                      // metadata.namespace; empty: the kubectl context's
+  std::string image = "baton:latest";      // an image with the baton binary on its PATH
+  std::string ns;                          // metadata.namespace; empty: the kubectl context's
   std::string model_pvc = "baton-models";  // PersistentVolumeClaim of model folders, mounted at /models
   std::string etcd_endpoint;               // etcd://HOST:PORT of an existing etcd; empty: emit one
   std::string etcd_image = "quay.io/coreos/etcd:v3.5.17";
-  std::string kv_secret_hex;    // the Secret's value (PD); ignored with existing_secret
-  std::string existing_secret;  // a Secret already in the cluster, key "kv-secret"
+  std::string kv_secret_hex;               // the Secret's value (PD); ignored with existing_secret
+  std::string existing_secret;             // a Secret already in the cluster, key "kv-secret"
   std::string service_type = "ClusterIP";  // the router's Service: ClusterIP, NodePort or LoadBalancer
 };
 

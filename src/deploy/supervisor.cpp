@@ -24,6 +24,14 @@ void Supervisor::emit(const std::string& message) {
   }
 }
 
+void Supervisor::ask_to_stop(Managed& m) {
+  if (options_.ask_to_stop && m.spec.name != "router" && m.child.running()) {
+    options_.ask_to_stop(m.spec);
+  } else {
+    m.child.signal(SIGTERM);
+  }
+}
+
 Status Supervisor::launch(Managed* m) {
   auto child = ChildProcess::spawn(m->process);
   if (!child.is_ok()) return child.status().with_context("starting " + m->spec.name);
@@ -51,14 +59,15 @@ Status Supervisor::start() {
   std::error_code ec;
   std::filesystem::create_directories(options_.run_dir, ec);
   if (ec) return unavailable("cannot create run folder '{}': {}", options_.run_dir, ec.message());
-  for (const auto& inst : instances_) {
+  for (auto& inst : instances_) {
     Managed m;
-    m.spec = inst;
     m.process.program = options_.baton_binary;
     m.process.args = inst.args;
     m.process.log_path = options_.run_dir + "/" + inst.name + ".log";
     if (inst.gpu >= 0) m.process.env.emplace_back("CUDA_VISIBLE_DEVICES", std::to_string(inst.gpu));
     m.process.env.emplace_back("NCCL_NVLS_ENABLE", "0");
+    if (options_.place) BATON_RETURN_IF_ERROR(options_.place(&inst, &m.process));
+    m.spec = inst;
     managed_.push_back(std::move(m));
   }
   for (auto& m : managed_) {
@@ -114,8 +123,10 @@ void Supervisor::stop(double grace_s) {
   for (auto it = managed_.rbegin(); it != managed_.rend(); ++it) {
     if (it->spec.name == "router") it->child.stop(grace_s);
   }
-  for (auto& m : managed_) m.child.signal(SIGTERM);
-  for (auto& m : managed_) m.child.stop(grace_s);
+  for (auto& m : managed_) ask_to_stop(m);
+  for (auto& m : managed_) {
+    if (!m.child.wait_exit(grace_s)) m.child.stop(0.0);  // SIGKILL to what is left
+  }
   managed_.clear();
 }
 

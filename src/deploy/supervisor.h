@@ -21,6 +21,14 @@ struct SupervisorOptions {
   int max_restarts = 5;      // per instance
   // Called for every event worth telling the user ("prefill-0 exited (signal 9); restarting").
   std::function<void(const std::string&)> on_event;
+  // A launcher other than this host's fork/exec (deploy/slurm_launcher.h):
+  // called once per instance before it starts, it may wrap the command
+  // (`srun ... baton serve ...`) and say where the instance is reached.
+  std::function<Status(InstanceSpec*, ProcessOptions*)> place;
+  // How an instance is asked to stop gracefully, when not by SIGTERM to its
+  // process (srun would cancel its step at once: the Slurm launcher signals
+  // the step itself). SIGKILL after the grace is still sent to the process.
+  std::function<void(const InstanceSpec&)> ask_to_stop;
 };
 
 class Supervisor {
@@ -54,6 +62,7 @@ class Supervisor {
   Status launch(Managed* m);
   Status wait_healthy(Managed* m, double timeout_s);
   void emit(const std::string& message);
+  void ask_to_stop(Managed& m);
 
   DeploySpec spec_;
   SupervisorOptions options_;

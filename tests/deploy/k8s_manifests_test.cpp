@@ -60,8 +60,8 @@ TEST(K8sManifestsTest, APdSpecBecomesOneStatefulSetPerRoleWithGpusProbesAndTheSe
   ASSERT_TRUE(files.is_ok()) << files.status().to_string();
   std::vector<std::string> names;
   for (const K8sFile& f : *files) names.push_back(f.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"kv-secret.yaml", "etcd.yaml", "prefill.yaml", "decode.yaml",
-                                             "router.yaml"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"kv-secret.yaml", "etcd.yaml", "prefill.yaml", "decode.yaml", "router.yaml"}));
 
   auto secret = documents(*files, "kv-secret.yaml");
   ASSERT_EQ(secret.size(), 1u);
