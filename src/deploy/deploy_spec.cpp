@@ -1,6 +1,7 @@
 #include "deploy/deploy_spec.h"
 
 #include <yaml-cpp/yaml.h>
+#include <algorithm>
 
 #include "common/json.h"
 #include "deploy/yaml_limits.h"
@@ -196,6 +197,15 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
     }
   }
   return out;
+}
+
+void set_flag(std::vector<std::string>* args, const std::string& flag, const std::string& value) {
+  auto it = std::find(args->begin(), args->end(), flag);
+  if (it != args->end() && it + 1 != args->end()) {
+    *(it + 1) = value;
+  } else {
+    args->insert(args->end(), {flag, value});
+  }
 }
 
 std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances) {

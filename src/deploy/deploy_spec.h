@@ -70,6 +70,10 @@ struct InstanceSpec {
 // Resolves ports, GPUs and command lines for every instance.
 Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec);
 
+// The value after `flag` in an instance's `args` set to `value` (appended
+// when absent): how a launcher adapts a planned command line.
+void set_flag(std::vector<std::string>* args, const std::string& flag, const std::string& value);
+
 // The router's command line given the instances.
 std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances);
 

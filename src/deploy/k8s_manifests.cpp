@@ -103,16 +103,6 @@ Json http_probe(int port, const std::string& path, int period_s, int failures) {
       {"httpGet", {{"path", path}, {"port", port}}}, {"periodSeconds", period_s}, {"failureThreshold", failures}};
 }
 
-// The value after `flag` in `args` set to `value` (appended when absent).
-void set_flag(std::vector<std::string>* args, const std::string& flag, const std::string& value) {
-  auto it = std::find(args->begin(), args->end(), flag);
-  if (it != args->end() && it + 1 != args->end()) {
-    *(it + 1) = value;
-  } else {
-    args->insert(args->end(), {flag, value});
-  }
-}
-
 std::string etcd_url(const K8sOptions& o, const Names& n) {
   return o.etcd_endpoint.empty() ? fmt::format("etcd://{}:2379", n.etcd()) : o.etcd_endpoint;
 }

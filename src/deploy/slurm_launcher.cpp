@@ -39,15 +39,6 @@ Result<std::string> resolve_ipv4(const std::string& node) {
   return std::string(text);
 }
 
-void set_flag(std::vector<std::string>* args, const std::string& flag, const std::string& value) {
-  auto it = std::find(args->begin(), args->end(), flag);
-  if (it != args->end() && it + 1 != args->end()) {
-    *(it + 1) = value;
-  } else {
-    args->insert(args->end(), {flag, value});
-  }
-}
-
 // `name` on $PATH, or "" (ChildProcess executes a path, not a name).
 std::string find_on_path(const std::map<std::string, std::string>& env, const std::string& name) {
   std::istringstream dirs(env_value(env, "PATH"));
@@ -178,7 +169,8 @@ Status SlurmLauncher::place(const DeploySpec& spec, InstanceSpec* inst, ProcessO
 namespace baton::deploy {
 
 Status SlurmLauncher::ask_to_stop(const InstanceSpec& instance) const {
-  BATON_ASSIGN_OR_RETURN(std::string steps, run_command(fmt::format("squeue -h -s -j {} -o '%i %j'", allocation_.job_id)));
+  BATON_ASSIGN_OR_RETURN(std::string steps,
+                         run_command(fmt::format("squeue -h -s -j {} -o '%i %j'", allocation_.job_id)));
   std::istringstream lines(steps);
   for (std::string id, name; lines >> id >> name;) {
     if (name == step_name(instance)) return run_command("scancel --signal=TERM " + id).status();

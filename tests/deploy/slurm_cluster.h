@@ -54,10 +54,10 @@ class SlurmCluster {
     }
     std::filesystem::permissions(dir_ / "munge.key", std::filesystem::perms::owner_read);
     const std::string d = dir_.string();
-    munged_ = TestProcess::spawn({"--foreground", "--force", "--key-file=" + d + "/munge.key",
-                                  "--socket=" + d + "/munge.sock", "--pid-file=" + d + "/munged.pid",
-                                  "--log-file=" + d + "/munged.log", "--seed-file=" + d + "/munge.seed"},
-                                 "/usr/sbin/munged");
+    munged_ = TestProcess::spawn(
+        {"--foreground", "--force", "--key-file=" + d + "/munge.key", "--socket=" + d + "/munge.sock",
+         "--pid-file=" + d + "/munged.pid", "--log-file=" + d + "/munged.log", "--seed-file=" + d + "/munge.seed"},
+        "/usr/sbin/munged");
     const std::string user = ::geteuid() == 0 ? "root" : std::string(::getenv("USER") ? ::getenv("USER") : "root");
     std::ofstream(dir_ / "slurm.conf")
         << "ClusterName=batontest\n"
@@ -67,7 +67,8 @@ class SlurmCluster {
         << "SlurmUser=" << user << "\nSlurmdUser=" << user << "\n"
         << "StateSaveLocation=" << d << "/state\nSlurmdSpoolDir=" << d << "/spool\n"
         << "SlurmctldPidFile=" << d << "/slurmctld.pid\nSlurmdPidFile=" << d << "/slurmd.pid\n"
-        << "SlurmctldLogFile=" << d << "/slurmctld.log\nSlurmdLogFile=" << d << "/slurmd.log\n"
+        << "SlurmctldLogFile=" << d << "/slurmctld.log\nSlurmdLogFile=" << d
+        << "/slurmd.log\n"
         // No cgroups in a CI container: processes are tracked by their parent ids.
         << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
         << "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"

@@ -49,8 +49,8 @@ TEST(SlurmLauncherTest, A1P1DDeploymentRunsAsJobStepsRestartsACancelledStepAndSt
   const fs::path run_dir = fs::path(test_tmp_dir()) / "slurm-run";
   auto up = TestProcess::spawn({"up", "--launcher", "slurm", spec.string(), "--run-dir", run_dir.string()},
                                BATON_BINARY, env);
-  ASSERT_TRUE(wait_until([&] { return up->full_log().find("endpoint: ") != std::string::npos || !up->running(); },
-                         150.0, 50))
+  ASSERT_TRUE(
+      wait_until([&] { return up->full_log().find("endpoint: ") != std::string::npos || !up->running(); }, 150.0, 50))
       << up->log();
   ASSERT_TRUE(up->running()) << up->log();
   EXPECT_NE(up->full_log().find("instances as job steps on " + slurm.node()), std::string::npos) << up->log();
@@ -72,15 +72,14 @@ TEST(SlurmLauncherTest, A1P1DDeploymentRunsAsJobStepsRestartsACancelledStepAndSt
   slurm.run("scancel " + step);
   EXPECT_TRUE(wait_until([&] { return up->full_log().find("restarted prefill-0") != std::string::npos; }, 60.0, 50))
       << up->log();
-  EXPECT_TRUE(wait_until([&] { return up->full_log().find("prefill-0 healthy") != std::string::npos &&
-                                      completes(router); },
-                         120.0, 200))
+  EXPECT_TRUE(wait_until(
+      [&] { return up->full_log().find("prefill-0 healthy") != std::string::npos && completes(router); }, 120.0, 200))
       << up->log();
 
   // SIGTERM: every step drains and exits, and no step is left in the allocation.
   EXPECT_EQ(up->terminate(60.0), 0) << up->log();
-  EXPECT_TRUE(wait_until([&] { return slurm.run("squeue -h -s -j " + job).find("baton-") == std::string::npos; },
-                         30.0, 200))
+  EXPECT_TRUE(
+      wait_until([&] { return slurm.run("squeue -h -s -j " + job).find("baton-") == std::string::npos; }, 30.0, 200))
       << slurm.run("squeue -s");
   const std::string prefill_log = read_whole_file((run_dir / "prefill-0.log").string());
   const std::string decode_log = read_whole_file((run_dir / "decode-0.log").string());
@@ -90,8 +89,8 @@ TEST(SlurmLauncherTest, A1P1DDeploymentRunsAsJobStepsRestartsACancelledStepAndSt
 
 TEST(SlurmLauncherTest, OutsideAnAllocationItSaysHowToGetOne) {
   std::string out;
-  const int rc = run_baton({"up", "--launcher", "slurm", (fs::path(BATON_TEST_DATA) / "../../examples/agg-cpu.yaml").string()},
-                           &out, 30.0);
+  const int rc = run_baton(
+      {"up", "--launcher", "slurm", (fs::path(BATON_TEST_DATA) / "../../examples/agg-cpu.yaml").string()}, &out, 30.0);
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("SLURM_JOB_ID"), std::string::npos) << out;
   EXPECT_NE(out.find("salloc"), std::string::npos) << out;

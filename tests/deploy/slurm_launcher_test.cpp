@@ -13,8 +13,8 @@ namespace baton::deploy {
 namespace {
 
 SlurmAllocation two_nodes() {
-  return SlurmAllocation{.job_id = "42", .nodes = {"n1", "n2"}, .addresses = {"10.0.0.1", "10.0.0.2"},
-                         .srun = "/usr/bin/srun"};
+  return SlurmAllocation{
+      .job_id = "42", .nodes = {"n1", "n2"}, .addresses = {"10.0.0.1", "10.0.0.2"}, .srun = "/usr/bin/srun"};
 }
 
 DeploySpec pd_spec(const std::string& transport) {
