@@ -97,6 +97,33 @@ TEST(RunMetricsTest, AggregatesExcludeWarmupAndCountErrors) {
   EXPECT_NEAR(j["ttft_ms"]["mean"].get<double>(), 150.0, 1e-9);
 }
 
+// Issue 22, finding 3: requests the bench cancelled itself (early stop) read as failures
+// ("48 ok, 108 failed", all 108 cancelled). They are their own category: neither ok nor
+// failed, in no latency and no SLO figure; the offered rate still counts them (they were sent).
+TEST(RunMetricsTest, RequestsTheBenchCancelledAreNeitherOkNorFailed) {
+  std::vector<RequestRecord> recs;
+  recs.push_back(record(1.0, {1.2, 1.25, 1.35}, 1.4, 3));
+  auto cut = record(2.0, {}, 2.2, 0);
+  cut.ok = false;
+  cut.cancelled = true;
+  cut.error_kind = "cancelled_by_early_stop";
+  recs.push_back(cut);
+  auto m = compute_metrics(recs);
+  EXPECT_EQ(m.num_requests, 1u);
+  EXPECT_EQ(m.num_ok, 1u);
+  EXPECT_EQ(m.num_failed, 0u);
+  EXPECT_EQ(m.num_cancelled, 1u);
+  EXPECT_TRUE(m.errors_by_kind.empty());
+  EXPECT_NEAR(m.duration_s, 0.4, 1e-12) << "a cancelled request's end is not the run's";
+  EXPECT_NEAR(m.offered_rate, 1.0, 1e-12);  // 2 arrivals, 1 s apart
+  EXPECT_EQ(m.to_json()["num_cancelled"], 1);
+  auto rep = evaluate_slo(parse_slo("ttft:p90<500ms,e2e:p99<1s").value(), recs, m.duration_s);
+  EXPECT_EQ(rep.num_measured, 1u);
+  EXPECT_EQ(rep.num_good, 1u);
+  EXPECT_TRUE(rep.sustainable) << "a cancelled request is no evidence against the server";
+  for (const auto& t : rep.targets) EXPECT_TRUE(std::isfinite(t.value_s)) << t.target.text;
+}
+
 TEST(SloTest, ParsesTargetsAndUnits) {
   auto s = parse_slo("ttft:p90<500ms, tpot:p90<40ms,e2e:p99<20s,itl:mean<=150us");
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
