@@ -201,9 +201,10 @@ std::string format_run(const RunReport& r) {
   const std::string unit =
       rate_unit(r.workload_describe.is_object() ? r.workload_describe.value("kind", std::string()) : "");
   std::string s = fmt::format(
-      "offered {:.3f} req/s (requested {:.3f} {}): {} requests, {} ok, {} failed{} in {:.2f} s\n"
+      "offered {} (requested {:.3f} {}): {} requests, {} ok, {} failed{} in {:.2f} s\n"
       "  throughput {:.3f} req/s, {:.1f} output tok/s, {:.1f} total tok/s\n",
-      m.offered_rate, r.target_rate, unit, m.num_requests, m.num_ok, m.num_failed,
+      m.offered_rate > 0 ? fmt::format("{:.3f} req/s", m.offered_rate) : std::string("- (under 2 arrivals)"),
+      r.target_rate, unit, m.num_requests, m.num_ok, m.num_failed,
       m.num_cancelled ? fmt::format(" (and {} cancelled by the early stop: not counted)", m.num_cancelled) : "",
       m.duration_s, m.request_throughput, m.output_token_throughput, m.total_token_throughput);
   for (const auto& [k, v] : m.errors_by_kind) s += fmt::format("  errors: {} x {}\n", v, k);

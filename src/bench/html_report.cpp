@@ -68,10 +68,17 @@ bool has_slo(const Json& doc) {
   return !doc.value("slo", Json::array()).empty() || doc.value("slo_min_attainment", 0.0) > 0;
 }
 
-// "agg, 2.00 req/s offered (4.00 requested)": a run, as notes and warnings name it.
+// "2.00 req/s offered (4.00 req/s requested)": where a run ran, the offered rate first.
+std::string rates_text(const Json& doc, const Json& run) {
+  const std::string requested = num(run["target_rate_rps"]) + " " + result_rate_unit(doc) + " requested";
+  const Json& offered = run["metrics"].value("offered_rate_rps", Json());
+  if (!offered.is_number()) return requested + " (under 2 arrivals: no offered rate)";
+  return num(offered) + " req/s offered (" + requested + ")";
+}
+
+// "agg, 2.00 req/s offered (4.00 req/s requested)": a run, as notes and warnings name it.
 std::string run_name(const Json& doc, const Json& run) {
-  return esc(doc.value("label", "")) + ", " + num(run["metrics"]["offered_rate_rps"]) + " req/s offered (" +
-         num(run["target_rate_rps"]) + " " + result_rate_unit(doc) + " requested)";
+  return esc(doc.value("label", "")) + ", " + rates_text(doc, run);
 }
 
 // The SLO cell of a run's row, after its opening `class="t `: the class, then the verdict and why.
@@ -99,9 +106,8 @@ std::string headline_card(const Json& d) {
   };
   if (!search.is_object() && runs.size() == 1) {
     const Json& r = runs[0];
-    const std::string at = "at " + num(r["metrics"]["offered_rate_rps"]) + " req/s offered (" +
-                           num(r["target_rate_rps"]) + " " + unit + " requested)";
-    if (!has_slo(d)) return card("single run, no SLO given", "", num(r["metrics"]["offered_rate_rps"]) + " req/s offered", at);
+    const std::string at = "at " + rates_text(d, r);
+    if (!has_slo(d)) return card("single run, no SLO given", "", "no verdict", at);
     const Json& s = r["slo"];
     if (s.value("sustainable", false)) return card("single run", "ok", "SLO met", at);
     std::string why = "broke " + esc(s.value("first_broken", ""));

@@ -114,8 +114,9 @@ function cdfRun(doc) {
   const r = doc.runs[doc.distribution_run];
   if (!r) return doc.label;
   const v = verdict(doc, r);
-  return doc.label + ' at ' + offered(r).toFixed(2) + ' req/s offered (' + r.target_rate_rps.toFixed(2) +
-         ' requested): ' + (v === null ? 'no SLO' : v ? 'SLO met' : 'SLO broken');
+  const at = r.metrics.offered_rate_rps ? r.metrics.offered_rate_rps.toFixed(2) + ' req/s offered (' +
+             r.target_rate_rps.toFixed(2) + ' requested)' : r.target_rate_rps.toFixed(2) + ' ' + D.unit + ' requested';
+  return doc.label + ' at ' + at + ': ' + (v === null ? 'no SLO' : v ? 'SLO met' : 'SLO broken');
 }
 function cdf(id, key, name) {
   const ds = D.docs.map((doc, i) => ({label: cdfRun(doc), data: ((doc.cdf || {})[key] || []).map(p => ({x: p[0], y: p[1]})),

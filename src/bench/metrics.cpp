@@ -150,7 +150,7 @@ Json RunMetrics::to_json() const {
       {"total_input_tokens", total_input_tokens},
       {"total_output_tokens", total_output_tokens},
       {"num_without_usage", num_without_usage},
-      {"offered_rate_rps", offered_rate},
+      {"offered_rate_rps", offered_rate > 0 ? Json(offered_rate) : Json(nullptr)},  // null: under 2 arrivals
       {"request_throughput_rps", request_throughput},
       {"output_token_throughput_tps", output_token_throughput},
       {"total_token_throughput_tps", total_token_throughput},

@@ -86,7 +86,9 @@ struct RunMetrics {
   double request_throughput = 0;  // ok requests / duration
   double output_token_throughput = 0;
   double total_token_throughput = 0;
-  double offered_rate = 0;  // measured requests sent (cancelled ones too) / scheduled span
+  // Measured requests sent (cancelled ones too) - 1 / span of their scheduled
+  // arrivals; 0 (JSON null) when there are under two arrivals to span.
+  double offered_rate = 0;
   Distribution ttft_s, tpot_s, itl_s, e2e_s, ttft_from_arrival_s, e2e_from_arrival_s;
   Distribution scheduling_delay_s, client_lag_s;
   Json to_json() const;

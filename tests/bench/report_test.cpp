@@ -98,18 +98,22 @@ TEST(HtmlReportTest, ASingleRunsHeadlineStatesItsVerdict) {
   t.target = o.slo.targets[0];
   t.value_s = 0.541;
   broken.slo.targets = {t};
+  broken.metrics.offered_rate = 0.97;
   o.runs = {broken};
   auto html = render_html_report({result_document(o)}, "", "t");
   EXPECT_EQ(html.substr(0, html.find("<script")).find("max sustainable"), std::string::npos);
   EXPECT_NE(html.find("agg: single run</div><div class=\"v bad\">SLO broken</div>"), std::string::npos) << html.substr(0, 4000);
-  EXPECT_NE(html.find("at 0.00 req/s offered (1.00 req/s requested); broke ttft:p90&lt;50ms (measured 541.0 ms)"),
+  EXPECT_NE(html.find("at 0.97 req/s offered (1.00 req/s requested); broke ttft:p90&lt;50ms (measured 541.0 ms)"),
             std::string::npos);
   o.runs = {fake_run(1.0, true)};
   html = render_html_report({result_document(o)}, "", "t");
   EXPECT_NE(html.find("<div class=\"v ok\">SLO met</div>"), std::string::npos);
   o.slo = {};
+  o.runs = {fake_run(1.0, true)};  // one arrival: no offered rate
   html = render_html_report({result_document(o)}, "", "t");
-  EXPECT_NE(html.find("agg: single run, no SLO given"), std::string::npos);
+  EXPECT_NE(html.find("agg: single run, no SLO given</div><div class=\"v\">no verdict</div><div class=\"l\">at "
+                      "1.00 req/s requested (under 2 arrivals: no offered rate)"),
+            std::string::npos);
 }
 
 // Issue 22, findings 4 and 5: a search's headline leads with the offered load, then the requested
@@ -151,11 +155,12 @@ TEST(HtmlReportTest, ClientLagIsANoteAndPrefixCacheHitsAWarning) {
   r.load.fell_behind = true;
   r.load.warning = "the client sent late (lag)";
   r.prefix_cache = check_prefix_cache(0.0, 9920.0, 10000, false);
+  r.metrics.offered_rate = 1.9;
   o.runs = {r};
   auto html = render_html_report({result_document(o)}, "", "t");
-  size_t note = html.find("<div class=\"note\">agg, 0.00 req/s offered (2.00 req/s requested): the client sent late");
+  size_t note = html.find("<div class=\"note\">agg, 1.90 req/s offered (2.00 req/s requested): the client sent late");
   size_t table = html.find("<h2>Runs</h2>");
-  size_t warn = html.find("<div class=\"warn\"><b>agg, 0.00 req/s offered (2.00 req/s requested):</b> the server "
+  size_t warn = html.find("<div class=\"warn\"><b>agg, 1.90 req/s offered (2.00 req/s requested):</b> the server "
                           "reported 9920 prefix-cache hit tokens (99% of the 10000 prompt tokens sent)");
   ASSERT_NE(note, std::string::npos);
   ASSERT_NE(warn, std::string::npos);
