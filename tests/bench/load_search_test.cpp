@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -53,6 +54,15 @@ TEST(CompletionProtocolTest, BodyAndChunks) {
 
 using test_util::sim_config;
 
+// A SimServer with no slot limit and `per_token_s` between tokens, started.
+std::unique_ptr<SimServer> started_sim_server(double per_token_s) {
+  SimServerOptions so;
+  so.per_token_delay_s = per_token_s;
+  auto server = std::make_unique<SimServer>(so);
+  EXPECT_TRUE(server->start().is_ok());
+  return server;
+}
+
 TEST(LoadGeneratorTest, MeasuresTheSimServerExactly) {
   SimServerOptions so;
   so.first_token_delay_s = 0.020;
@@ -85,11 +95,8 @@ TEST(LoadGeneratorTest, MeasuresTheSimServerExactly) {
 // A time-based warm-up: requests scheduled before warmup_s are not measured,
 // whatever the rate (constant arrivals 20 ms apart: t = 0, 0.02, ... 0.78 s).
 TEST(LoadGeneratorTest, WarmupSecondsExcludeTheRampByScheduleTime) {
-  SimServerOptions so;
-  so.per_token_delay_s = 0.002;
-  SimServer server(so);
-  ASSERT_TRUE(server.start().is_ok());
-  auto cfg = sim_config(server.url(), 50, 40, 3);
+  auto server = started_sim_server(0.002);
+  auto cfg = sim_config(server->url(), 50, 40, 3);
   cfg.load.warmup_s = 0.199;  // t = 0 ... 0.18: 10 requests
   auto rep = run_benchmark(cfg).value();
   ASSERT_EQ(rep.load.records.size(), 40u);
@@ -231,11 +238,8 @@ TEST(LoadGeneratorTest, TextPromptsAndTraceReplay) {
 // takes more than half a run: one that would is cut to the first half, the run says so, and the
 // search goes on.
 TEST(RateSearchTest, AWarmUpLongerThanATrialIsShortenedAndTheSearchGoesOn) {
-  SimServerOptions so;
-  so.per_token_delay_s = 0.001;
-  SimServer server(so);
-  ASSERT_TRUE(server.start().is_ok());
-  auto cfg = sim_config(server.url(), 1, 0, 2);
+  auto server = started_sim_server(0.001);
+  auto cfg = sim_config(server->url(), 1, 0, 2);
   cfg.workload.duration_s = 0.25;
   cfg.load.warmup_s = 3;  // longer than the whole trial
   cfg.slo = parse_slo("e2e:p90<1s").value();

@@ -53,6 +53,14 @@ RequestRecord record(double send, std::vector<double> chunks, double end, int64_
   return r;
 }
 
+// A request sent at `send` that ended at `end` without success (`kind`).
+RequestRecord unsuccessful(double send, double end, const std::string& kind) {
+  RequestRecord r = record(send, {}, end, 0);
+  r.ok = false;
+  r.error_kind = kind;
+  return r;
+}
+
 TEST(RequestRecordTest, PerRequestMetricsByHand) {
   auto r = record(1.0, {1.2, 1.25, 1.35}, 1.4, 3);
   EXPECT_NEAR(r.ttft_s(), 0.2, 1e-12);
@@ -72,10 +80,7 @@ TEST(RunMetricsTest, AggregatesExcludeWarmupAndCountErrors) {
   recs.push_back(warm);
   recs.push_back(record(1.0, {1.2, 1.25, 1.35}, 1.4, 3));  // ttft .2 tpot .1 e2e .4
   recs.push_back(record(2.0, {2.1, 2.3}, 2.5, 4));         // ttft .1 tpot (0.5-0.1)/3 e2e .5
-  auto bad = record(2.5, {}, 2.6, 0);
-  bad.ok = false;
-  bad.error_kind = "http_5xx";
-  recs.push_back(bad);
+  recs.push_back(unsuccessful(2.5, 2.6, "http_5xx"));
   auto m = compute_metrics(recs);
   EXPECT_EQ(m.num_requests, 3u);
   EXPECT_EQ(m.num_ok, 2u);
@@ -103,11 +108,8 @@ TEST(RunMetricsTest, AggregatesExcludeWarmupAndCountErrors) {
 TEST(RunMetricsTest, RequestsTheBenchCancelledAreNeitherOkNorFailed) {
   std::vector<RequestRecord> recs;
   recs.push_back(record(1.0, {1.2, 1.25, 1.35}, 1.4, 3));
-  auto cut = record(2.0, {}, 2.2, 0);
-  cut.ok = false;
-  cut.cancelled = true;
-  cut.error_kind = "cancelled_by_early_stop";
-  recs.push_back(cut);
+  recs.push_back(unsuccessful(2.0, 2.2, "cancelled_by_early_stop"));
+  recs.back().cancelled = true;
   auto m = compute_metrics(recs);
   EXPECT_EQ(m.num_requests, 1u);
   EXPECT_EQ(m.num_ok, 1u);

@@ -28,6 +28,15 @@ RunReport fake_run(double rate, bool sustainable) {
   return r;
 }
 
+// The result of deployment "agg" under `slo` ("" for none) with these runs.
+BenchOutcome agg_outcome(const std::string& slo, std::vector<RunReport> runs) {
+  BenchOutcome o;
+  o.label = "agg";
+  if (!slo.empty()) o.slo = parse_slo(slo).value();
+  o.runs = std::move(runs);
+  return o;
+}
+
 Json doc_for(const std::string& label, double max_rate) {
   BenchOutcome o;
   o.label = label;
@@ -74,13 +83,10 @@ TEST(BenchResultTest, CsvHasOneRowPerRun) {
 }
 
 TEST(HtmlReportTest, StoppedEarlyTrialsSaySo) {
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<500ms").value();
   RunReport stopped = fake_run(8.0, false);
   stopped.slo.stopped_early = true;
   stopped.slo.stop_reason = "ttft:p90<500ms: 12 of 40 measured requests already over the limit";
-  o.runs = {fake_run(4.0, true), stopped};
+  BenchOutcome o = agg_outcome("ttft:p90<500ms", {fake_run(4.0, true), stopped});
   auto html = render_html_report({result_document(o)}, "", "t");
   EXPECT_NE(html.find("(stopped early, certain: ttft:p90&lt;500ms: 12 of 40"), std::string::npos);
   const std::string table = html.substr(html.find("<h2>Runs</h2>"), html.find("</table>") - html.find("<h2>Runs</h2>"));
@@ -90,16 +96,13 @@ TEST(HtmlReportTest, StoppedEarlyTrialsSaySo) {
 // Issue 22, finding 5: a single run's headline read "max sustainable – req/s". It states the
 // run's verdict, where it ran (offered rate first) and, when broken, what broke.
 TEST(HtmlReportTest, ASingleRunsHeadlineStatesItsVerdict) {
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<50ms").value();
   RunReport broken = fake_run(1.0, false);
   TargetResult t;
-  t.target = o.slo.targets[0];
+  t.target = parse_slo("ttft:p90<50ms").value().targets[0];
   t.value_s = 0.541;
   broken.slo.targets = {t};
   broken.metrics.offered_rate = 0.97;
-  o.runs = {broken};
+  BenchOutcome o = agg_outcome("ttft:p90<50ms", {broken});
   auto html = render_html_report({result_document(o)}, "", "t");
   EXPECT_EQ(html.substr(0, html.find("<script")).find("max sustainable"), std::string::npos);
   EXPECT_NE(html.find("agg: single run</div><div class=\"v bad\">SLO broken</div>"), std::string::npos) << html.substr(0, 4000);
@@ -119,15 +122,12 @@ TEST(HtmlReportTest, ASingleRunsHeadlineStatesItsVerdict) {
 // Issue 22, findings 4 and 5: a search's headline leads with the offered load, then the requested
 // one; a trial stopped early is no run for the CDFs (its slowest requests were cancelled).
 TEST(HtmlReportTest, ASearchLeadsWithTheOfferedLoadAndItsCdfsSkipStoppedTrials) {
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<500ms").value();
   RunReport passed = fake_run(4.0, true);
   passed.metrics.offered_rate = 3.5;
   RunReport stopped = fake_run(8.0, false);
   stopped.slo.stopped_early = true;
   stopped.slo.stop_reason = "ttft:p90<500ms: 12 of 40 measured requests already over the limit";
-  o.runs = {passed, stopped};
+  BenchOutcome o = agg_outcome("ttft:p90<500ms", {passed, stopped});
   o.search = SearchResult{};
   o.search->max_passed_rate = 4.0;
   o.search->min_failed_rate = 8.0;
@@ -148,16 +148,12 @@ TEST(HtmlReportTest, ASearchLeadsWithTheOfferedLoadAndItsCdfsSkipStoppedTrials) 
 
 // Issue 22, finding 3: the client's lag is a note after the table, never a banner at the top.
 TEST(HtmlReportTest, ClientLagIsANoteAndPrefixCacheHitsAWarning) {
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<500ms").value();
   RunReport r = fake_run(2.0, true);
   r.load.fell_behind = true;
   r.load.warning = "the client sent late (lag)";
   r.prefix_cache = check_prefix_cache(0.0, 9920.0, 10000, false);
   r.metrics.offered_rate = 1.9;
-  o.runs = {r};
-  auto html = render_html_report({result_document(o)}, "", "t");
+  auto html = render_html_report({result_document(agg_outcome("ttft:p90<500ms", {r}))}, "", "t");
   size_t note = html.find("<div class=\"note\">agg, 1.90 req/s offered (2.00 req/s requested): the client sent late");
   size_t table = html.find("<h2>Runs</h2>");
   size_t warn = html.find("<div class=\"warn\"><b>agg, 1.90 req/s offered (2.00 req/s requested):</b> the server "
@@ -201,10 +197,7 @@ TEST(HtmlReportTest, MultiTurnRatesAreSessionsPerSecond) {
   EXPECT_STREQ(rate_unit("multiturn"), "sessions/s");
   EXPECT_STREQ(rate_unit("trace"), "req/s");
   EXPECT_EQ(result_rate_unit(Json::object()), "req/s");
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<500ms").value();
-  o.runs = {fake_run(2.0, true), fake_run(4.0, false)};
+  BenchOutcome o = agg_outcome("ttft:p90<500ms", {fake_run(2.0, true), fake_run(4.0, false)});
   for (auto& r : o.runs) r.workload_describe = {{"kind", "multiturn"}};
   const Json doc = result_document(o);
   EXPECT_EQ(result_rate_unit(doc), "sessions/s");
