@@ -155,15 +155,7 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
     if (!l.extra_body.is_object()) return invalid_argument("--extra-body must be a JSON object");
   }
   if (!a.no_progress && isatty(STDERR_FILENO)) l.on_progress = print_progress;
-  // The prefix-cache check reads the server's /metrics and the watched instances' (PD: the
-  // router has no prefix cache, its prefill instances do).
-  c.metrics_urls.push_back(a.url);
-  BATON_ASSIGN_OR_RETURN(auto watched, cli::parse_watch_targets(a.watch));
-  for (const auto& t : watched) {
-    if (std::find(c.metrics_urls.begin(), c.metrics_urls.end(), t.url) == c.metrics_urls.end()) {
-      c.metrics_urls.push_back(t.url);
-    }
-  }
+
   BATON_ASSIGN_OR_RETURN(c.slo, settings_slo(a.w, OptionNames::kFlag));
   if (a.early_stop && a.no_early_stop) return invalid_argument("--early-stop and --no-early-stop exclude each other");
   c.early_stop = a.early_stop || (a.search && !a.no_early_stop);
@@ -320,6 +312,16 @@ int run_bench(BenchArgs a, bool rate_given) {
   if (!cfg) return fail(cfg.status());
   auto plan = plan_trials(a, *cfg);
   if (!plan) return usage(plan.status());
+  // The prefix-cache check reads the server's /metrics and the watched instances' (PD: the
+  // router has no prefix cache, its prefill instances do).
+  if (auto base = http::parse_url(a.url); base.is_ok()) {
+    cfg->metrics_urls.push_back("http://" + base->host_port());
+  }
+  for (const auto& t : plan->watch) {
+    if (std::find(cfg->metrics_urls.begin(), cfg->metrics_urls.end(), t.url) == cfg->metrics_urls.end()) {
+      cfg->metrics_urls.push_back(t.url);
+    }
+  }
   BenchOutcome outcome;
   outcome.label = a.label;
   outcome.slo = cfg->slo;
