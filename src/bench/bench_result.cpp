@@ -1,5 +1,6 @@
 #include "bench/bench_result.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -25,8 +26,16 @@ Json cdf_points(const Distribution& d, size_t num_points = 200) {
   return pts;
 }
 
+// The run the CDFs show: the highest sustainable one, else the last that ran to its end (a run
+// stopped early lost its slowest requests), else the last.
 size_t distribution_run(const BenchOutcome& o) {
   size_t best = o.runs.size() - 1;
+  for (size_t i = o.runs.size(); i-- > 0;) {
+    if (!o.runs[i].slo.stopped_early) {
+      best = i;
+      break;
+    }
+  }
   double best_rate = -1;
   for (size_t i = 0; i < o.runs.size(); ++i) {
     if (o.runs[i].slo.sustainable && !o.slo.empty() && o.runs[i].target_rate > best_rate) {
@@ -54,6 +63,18 @@ std::string csv_text(const std::string& s) {
 }
 
 }  // namespace
+
+std::optional<double> offered_rps_at(const BenchOutcome& o, double requested_rate) {
+  std::vector<double> offered;
+  for (const auto& r : o.runs) {
+    if (r.target_rate == requested_rate && r.slo.sustainable && r.metrics.offered_rate > 0) {
+      offered.push_back(r.metrics.offered_rate);
+    }
+  }
+  if (offered.empty()) return std::nullopt;
+  std::sort(offered.begin(), offered.end());
+  return offered[(offered.size() - 1) / 2];
+}
 
 std::optional<double> max_sustainable_rps(const BenchOutcome& o) {
   if (o.search) {
@@ -84,6 +105,8 @@ Json result_document(const BenchOutcome& o) {
   doc["slo_min_attainment"] = o.slo.min_attainment;
   auto best = max_sustainable_rps(o);
   doc["max_sustainable_rps"] = best ? Json(*best) : Json(nullptr);
+  std::optional<double> best_offered = best ? offered_rps_at(o, *best) : std::nullopt;
+  doc["max_sustainable_offered_rps"] = best_offered ? Json(*best_offered) : Json(nullptr);
   doc["search"] = o.search ? o.search->to_json() : Json(nullptr);
   Json runs = Json::array();
   for (const auto& r : o.runs) runs.push_back(r.to_json());
@@ -100,7 +123,7 @@ Json result_document(const BenchOutcome& o) {
 
 std::string runs_csv(const std::vector<Json>& docs) {
   std::string out =
-      "label,run,target_rate_rps,offered_rate_rps,num_requests,num_ok,num_failed,request_throughput_rps,"
+      "label,run,target_rate_rps,offered_rate_rps,num_requests,num_ok,num_failed,num_cancelled,request_throughput_rps,"
       "output_token_throughput_tps,goodput_rps,attainment,sustainable,first_broken,"
       "ttft_mean_ms,ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_mean_ms,tpot_p50_ms,tpot_p90_ms,tpot_p99_ms,"
       "itl_p50_ms,itl_p90_ms,itl_p99_ms,e2e_mean_ms,e2e_p50_ms,e2e_p90_ms,e2e_p99_ms,"
@@ -115,9 +138,10 @@ std::string runs_csv(const std::vector<Json>& docs) {
       for (auto& [k, v] : m.at("errors_by_kind").items()) {
         errors += fmt::format("{}{}={}", errors.empty() ? "" : ";", k, v.get<size_t>());
       }
-      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}", csv_text(doc.value("label", "")), i,
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}", csv_text(doc.value("label", "")), i,
                          csv_num(r.at("target_rate_rps")), csv_num(m.at("offered_rate_rps")),
                          csv_num(m.at("num_requests")), csv_num(m.at("num_ok")), csv_num(m.at("num_failed")),
+                         csv_num(m.value("num_cancelled", Json())),
                          csv_num(m.at("request_throughput_rps")), csv_num(m.at("output_token_throughput_tps")),
                          csv_num(s.at("goodput_rps")), csv_num(s.at("attainment")), csv_num(s.at("sustainable")),
                          csv_text(s.value("first_broken", "")));
@@ -157,6 +181,16 @@ Status write_outputs(const BenchOutcome& o, const std::string& dir) {
   return Status::ok();
 }
 
+namespace {
+
+// A target's measured value for the terminal: never "inf".
+std::string target_value_text(const TargetResult& t, const RunReport& r) {
+  if (std::isfinite(t.value_s)) return fmt::format("{:10.2f} ms", t.value_s * 1e3);
+  return r.metrics.num_ok == 0 ? "(no measured request succeeded)" : "(failed requests put it over any limit)";
+}
+
+}  // namespace
+
 std::string format_run(const RunReport& r) {
   const auto& m = r.metrics;
   auto line = [](const char* name, const Distribution& d) {
@@ -164,12 +198,15 @@ std::string format_run(const RunReport& r) {
     return fmt::format("  {:<18} mean {:9.2f}  p50 {:9.2f}  p90 {:9.2f}  p95 {:9.2f}  p99 {:9.2f}\n", name,
                        d.mean * 1e3, d.p50 * 1e3, d.p90 * 1e3, d.p95 * 1e3, d.p99 * 1e3);
   };
+  const std::string unit =
+      rate_unit(r.workload_describe.is_object() ? r.workload_describe.value("kind", std::string()) : "");
   std::string s = fmt::format(
-      "rate {:.3f} {} (offered {:.3f} req/s): {} requests, {} ok, {} failed in {:.2f} s\n"
+      "offered {} (requested {:.3f} {}): {} requests, {} ok, {} failed{} in {:.2f} s\n"
       "  throughput {:.3f} req/s, {:.1f} output tok/s, {:.1f} total tok/s\n",
-      r.target_rate, rate_unit(r.workload_describe.is_object() ? r.workload_describe.value("kind", std::string()) : ""),
-      m.offered_rate, m.num_requests, m.num_ok, m.num_failed, m.duration_s, m.request_throughput,
-      m.output_token_throughput, m.total_token_throughput);
+      m.offered_rate > 0 ? fmt::format("{:.3f} req/s", m.offered_rate) : std::string("- (under 2 arrivals)"),
+      r.target_rate, unit, m.num_requests, m.num_ok, m.num_failed,
+      m.num_cancelled ? fmt::format(" (and {} cancelled by the early stop: not counted)", m.num_cancelled) : "",
+      m.duration_s, m.request_throughput, m.output_token_throughput, m.total_token_throughput);
   for (const auto& [k, v] : m.errors_by_kind) s += fmt::format("  errors: {} x {}\n", v, k);
   s += "  latency (ms):\n";
   s += line("TTFT", m.ttft_s);
@@ -180,19 +217,24 @@ std::string format_run(const RunReport& r) {
   s += line("E2E from arrival", m.e2e_from_arrival_s);
   s += line("scheduling delay", m.scheduling_delay_s);
   if (!r.slo.targets.empty() || r.slo.attainment_ok == false) {
-    s += fmt::format("  SLO: {} | attainment {:.1f}% | goodput {:.3f} req/s\n",
-                     r.slo.sustainable ? "MET" : "BROKEN (" + r.slo.first_broken + ")", r.slo.attainment * 100,
-                     r.slo.goodput_rps);
+    if (r.slo.stopped_early) {
+      s += fmt::format("  SLO: BROKEN ({}), certain before the run ended: stopped early\n    why: {}\n",
+                       r.slo.first_broken, r.slo.stop_reason);
+      s += fmt::format("    {} request(s) not sent, those in flight cancelled; over the {} that finished:\n",
+                       r.load.num_not_sent, m.num_requests);
+    } else {
+      s += fmt::format("  SLO: {} | attainment {:.1f}% | goodput {:.3f} req/s\n",
+                       r.slo.sustainable ? "MET" : "BROKEN (" + r.slo.first_broken + ")", r.slo.attainment * 100,
+                       r.slo.goodput_rps);
+    }
     for (const auto& t : r.slo.targets) {
-      s += fmt::format("    {:<22} measured {:10.2f} ms  {}\n", t.target.text, t.value_s * 1e3,
-                       t.passed ? "ok" : "BROKEN");
+      s += fmt::format("    {:<22} measured {}  {}\n", t.target.text, target_value_text(t, r),
+                       t.passed ? "ok" : "over the limit");
     }
   }
-  if (r.load.fell_behind) s += "  WARNING: " + r.load.warning + "\n";
-  if (r.load.stopped_early) {
-    s += fmt::format("  STOPPED EARLY (verdict certain, FAIL): {}; {} request(s) not sent, those in flight cancelled\n",
-                     r.load.stop_reason, r.load.num_not_sent);
-  }
+  if (!r.load.warmup_note.empty()) s += "  note: " + r.load.warmup_note + "\n";
+  if (r.load.fell_behind) s += "  note: " + r.load.warning + "\n";
+  if (!r.prefix_cache.warning.empty()) s += "  WARNING: " + r.prefix_cache.warning + "\n";
   return s;
 }
 

@@ -23,12 +23,16 @@ struct BenchOutcome {
   std::optional<SearchResult> search;
 };
 
-// The highest sustainable rate: the search's answer, or a single run's rate
-// when an SLO was given and held; nullopt otherwise.
+// The highest sustainable rate as requested: the search's answer, or a single
+// run's rate when an SLO was given and held; nullopt otherwise.
 std::optional<double> max_sustainable_rps(const BenchOutcome& outcome);
+// The rate the server was offered by the sustainable runs at `requested_rate`
+// (their median): what a report leads with.
+std::optional<double> offered_rps_at(const BenchOutcome& outcome, double requested_rate);
 
 // The summary document (no per-request records; CDF points of the
-// distribution run: the highest sustainable run, else the last).
+// distribution run: the highest sustainable run, else the last that was not
+// stopped early, else the last).
 Json result_document(const BenchOutcome& outcome);
 
 // One CSV row per run (header first).

@@ -34,13 +34,19 @@ Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double>
       return b->reason;
     };
   }
+  std::optional<double> hits_before;
+  if (!config.metrics_urls.empty()) hits_before = read_prefix_cache_hits(config.metrics_urls);
   BATON_ASSIGN_OR_RETURN(rep.load, run_load(workload, lo));
   rep.metrics = compute_metrics(rep.load.records);
-  if (rep.metrics.num_requests == 0) {
-    return invalid_argument(
-        "all {} requests of the run at {:.3f} req/s were warm-up: nothing to measure (send more requests, "
-        "run longer, or lower --warmup)",
-        rep.load.records.size(), rep.target_rate);
+  if (!config.metrics_urls.empty()) {
+    rep.prefix_cache = check_prefix_cache(hits_before, read_prefix_cache_hits(config.metrics_urls),
+                                          rep.metrics.total_input_tokens, workload_shares_prefixes(workload));
+  }
+  // The warm-up never takes more than half a run (LoadOptions), so only a run that measured nothing
+  // at all gets here: an empty schedule.
+  if (rep.metrics.num_requests + rep.metrics.num_cancelled == 0) {
+    return invalid_argument("the run at {:.3f} req/s sent no measured request: nothing to measure",
+                            rep.target_rate);
   }
   rep.slo = evaluate_slo(config.slo, rep.load.records, rep.metrics.duration_s);
   if (rep.load.stopped_early) {
@@ -59,7 +65,10 @@ TrialOutcome RunReport::to_trial() const {
   t.first_broken = slo.first_broken;
   t.worst_ratio = 0;
   for (const auto& tr : slo.targets) t.worst_ratio = std::max(t.worst_ratio, tr.ratio);
-  // A stopped run failed for certain: never "close" (the search repeats close trials).
+  // A stopped run failed for certain: never "close" (the search repeats close trials). Its
+  // ratio is not a measurement (its slowest requests were cancelled): infinite, and said as
+  // "stopped early" wherever it is printed.
+  t.stopped_early = slo.stopped_early;
   if (slo.stopped_early) t.worst_ratio = std::numeric_limits<double>::infinity();
   t.summary = to_json();
   return t;
@@ -80,7 +89,9 @@ Json RunReport::to_json() const {
            {"warning", load.warning},
            {"stopped_early", load.stopped_early},
            {"stop_reason", load.stop_reason},
-           {"not_sent", load.num_not_sent}}}};
+           {"not_sent", load.num_not_sent},
+           {"warmup_note", load.warmup_note}}},
+         {"prefix_cache", prefix_cache.to_json()}};
   return j;
 }
 
@@ -97,6 +108,7 @@ Json record_to_json(const RequestRecord& r) {
          {"output_tokens", r.output_tokens},
          {"expected_output_tokens", r.expected_output_tokens},
          {"usage_reported", r.usage_reported}};
+  if (r.cancelled) j["cancelled"] = true;
   if (r.session >= 0) {
     j["session"] = r.session;
     j["turn"] = r.turn;

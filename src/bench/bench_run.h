@@ -8,6 +8,7 @@
 
 #include "bench/load_generator.h"
 #include "bench/metrics.h"
+#include "bench/prefix_cache_check.h"
 #include "bench/rate_search.h"
 #include "bench/slo.h"
 #include "bench/workload.h"
@@ -23,17 +24,24 @@ struct BenchConfig {
   // its report keeps the requests sent, its verdict is FAIL with the certain
   // target, and its trial never counts as close to the limit.
   bool early_stop = false;
+  // Origins (http://HOST:PORT) whose /metrics are read before and after the
+  // run for their prefix-cache hits (prefix_cache_check.h); empty: not checked.
+  std::vector<std::string> metrics_urls;
 };
 
 // How often an early-stopping run checks its SLO (at most).
 inline constexpr double kEarlyStopIntervalS = 0.25;
 
 struct RunReport {
-  double target_rate = 0;  // requests/s asked for (sessions/s for multiturn)
+  // Requests/s asked for (sessions/s for multiturn); the rate the server was
+  // offered is metrics.offered_rate (a rescaled trace's window, client lag and
+  // an early stop make the two differ), and reports lead with that one.
+  double target_rate = 0;
   Json workload_describe;
   LoadResult load;
   RunMetrics metrics;
   SloReport slo;
+  PrefixCacheCheck prefix_cache;
   // Summary without the per-request records.
   Json to_json() const;
   TrialOutcome to_trial() const;

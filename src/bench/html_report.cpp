@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "bench/chart_js_asset.h"
+#include "bench/html_report_script.h"
 #include "bench/workload.h"
 
 namespace baton::bench {
@@ -63,6 +64,79 @@ std::string instance_peaks(const Json& run) {
   return out.empty() ? "&ndash;" : out;
 }
 
+bool has_slo(const Json& doc) {
+  return !doc.value("slo", Json::array()).empty() || doc.value("slo_min_attainment", 0.0) > 0;
+}
+
+// "2.00 req/s offered (4.00 req/s requested)": where a run ran, the offered rate first.
+std::string rates_text(const Json& doc, const Json& run) {
+  const std::string requested = num(run["target_rate_rps"]) + " " + result_rate_unit(doc) + " requested";
+  const Json& offered = run["metrics"].value("offered_rate_rps", Json());
+  if (!offered.is_number()) return requested + " (under 2 arrivals: no offered rate)";
+  return num(offered) + " req/s offered (" + requested + ")";
+}
+
+// "agg, 2.00 req/s offered (4.00 req/s requested)": a run, as notes and warnings name it.
+std::string run_name(const Json& doc, const Json& run) {
+  return esc(doc.value("label", "")) + ", " + rates_text(doc, run);
+}
+
+// The SLO cell of a run's row, after its opening `class="t `: the class, then the verdict and why.
+std::string verdict_cell(const Json& doc, const Json& run) {
+  const Json& s = run["slo"];
+  if (!has_slo(doc)) return "\">&ndash;";
+  if (s.value("sustainable", false)) return "ok\">met";
+  std::string out = "bad\">broken: " + esc(s.value("first_broken", ""));
+  if (s.value("stopped_early", false)) out += " (stopped early, certain: " + esc(s.value("stop_reason", "")) + ")";
+  return out;
+}
+
+// The headline of one result: a search's (or a sweep's) max sustainable load, the offered rate
+// leading; a single run's verdict.
+std::string headline_card(const Json& d) {
+  const std::string label = esc(d.value("label", ""));
+  const std::string unit = result_rate_unit(d);
+  const Json runs = d.value("runs", Json::array());
+  const Json& search = d.contains("search") ? d["search"] : Json();
+  auto card = [&](const std::string& title, const std::string& cls, const std::string& value,
+                  const std::string& sub) {
+    return "<div class=\"card\"><div class=\"l\">" + label + ": " + title + "</div><div class=\"v" +
+           (cls.empty() ? "" : " " + cls) + "\">" + value + "</div>" +
+           (sub.empty() ? "" : "<div class=\"l\">" + sub + "</div>") + "</div>";
+  };
+  if (!search.is_object() && runs.size() == 1) {
+    const Json& r = runs[0];
+    const std::string at = "at " + rates_text(d, r);
+    if (!has_slo(d)) return card("single run, no SLO given", "", "no verdict", at);
+    const Json& s = r["slo"];
+    if (s.value("sustainable", false)) return card("single run", "ok", "SLO met", at);
+    std::string why = "broke " + esc(s.value("first_broken", ""));
+    for (const auto& t : s.value("targets", Json::array())) {
+      if (t.value("target", "") == s.value("first_broken", "") && t.value("value_ms", Json()).is_number()) {
+        why += " (measured " + num(t["value_ms"], "{:.1f}") + " ms)";
+      }
+    }
+    if (s.value("stopped_early", false)) why += ", stopped early: " + esc(s.value("stop_reason", ""));
+    return card("single run", "bad", "SLO broken", at + "; " + why);
+  }
+  const bool converged = search.is_object() && search.value("converged", false);
+  const bool open_ended =
+      search.is_object() && !converged && !(search.contains("min_failed_rps") && search["min_failed_rps"].is_number());
+  const Json offered = d.value("max_sustainable_offered_rps", Json());
+  const Json requested = d.value("max_sustainable_rps", Json());
+  std::string sub = requested.is_number() ? num(requested) + " " + unit + " requested" : "";
+  if (!has_slo(d)) sub = "no SLO given: no verdict";
+  else if (!requested.is_number()) sub = "no rate met the SLO";
+  size_t num_stopped = 0;
+  for (const auto& r : runs) num_stopped += r["slo"].value("stopped_early", false) ? 1 : 0;
+  sub += (sub.empty() ? "" : "; ") + std::to_string(runs.size()) + " trial(s)" +
+         (num_stopped ? ", " + std::to_string(num_stopped) + " stopped early" : "");
+  if (search.is_object() && !converged && !search.value("note", "").empty()) sub += "; " + esc(search.value("note", ""));
+  const Json& value = offered.is_number() ? offered : requested;
+  return card("max sustainable offered load", "", (open_ended ? "&ge; " : "") + num(value) + " " +
+              (offered.is_number() ? std::string("req/s") : unit + " requested"), sub);
+}
+
 constexpr const char* kStyle = R"CSS(
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
@@ -77,95 +151,11 @@ td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f0f0
 td.t,th.t{text-align:left}.bad{color:#b00020;font-weight:600}.ok{color:#1b7f3a;font-weight:600}
 pre{background:#fff;border:1px solid #ddd;padding:10px;font-size:12px;white-space:pre-wrap}
 .warn{background:#fff3f3;border:1px solid #e99;padding:8px 12px;border-radius:6px;margin:8px 0}
+.note{color:#555;font-size:12px;margin:4px 0}
+.card .v.ok{color:#1b7f3a}.card .v.bad{color:#b00020}
 )CSS";
 
-constexpr const char* kScript = R"JS(
-const D = JSON.parse(document.getElementById('baton-data').textContent);
-const COLORS = ['#1f77b4','#d62728','#2ca02c','#ff7f0e','#9467bd','#8c564b','#e377c2','#17becf'];
-const color = i => COLORS[i % COLORS.length];
-// One point per target rate (repeated trials: their median), sorted by offered load.
-function curve(doc, f) {
-  const byRate = {};
-  doc.runs.forEach(r => { const y = f(r); if (y === null || y === undefined) return;
-    (byRate[r.target_rate_rps] = byRate[r.target_rate_rps] || []).push(
-        {x: r.metrics.offered_rate_rps || r.target_rate_rps, y: y}); });
-  return Object.values(byRate).map(g => { g.sort((a, b) => a.y - b.y); return g[(g.length - 1) >> 1]; })
-               .sort((a, b) => a.x - b.x);
-}
-function limitsFor(metric) {
-  const seen = {};
-  D.docs.forEach(d => (d.slo || []).forEach(t => { if (t.metric === metric) seen[t.target] = t.limit_ms; }));
-  return Object.entries(seen);
-}
-function vsRate(id, metric, title, logY) {
-  const ds = []; let minX = Infinity, maxX = 0;
-  D.docs.forEach((doc, i) => {
-    for (const [stat, dash] of [['p90', []], ['p50', [6, 4]]]) {
-      const pts = curve(doc, r => r.metrics[metric + '_ms'][stat]).filter(p => p.y > 0);
-      pts.forEach(p => { minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x); });
-      ds.push({label: doc.label + ' ' + stat, data: pts, showLine: true, borderColor: color(i),
-               backgroundColor: color(i), borderDash: dash, pointRadius: 3});
-    }
-  });
-  if (!isFinite(minX)) { minX = 0; maxX = 1; }
-  limitsFor(metric).forEach(([name, ms]) => ds.push({label: 'SLO ' + name, data: [{x: minX, y: ms}, {x: maxX, y: ms}],
-      showLine: true, borderColor: '#888', borderDash: [2, 3], pointRadius: 0, borderWidth: 1.5}));
-  new Chart(document.getElementById(id), {type: 'scatter', data: {datasets: ds}, options: {
-    animation: false, responsive: true, maintainAspectRatio: false,
-    plugins: {title: {display: true, text: title}, legend: {labels: {boxWidth: 12, font: {size: 11}}}},
-    scales: {x: {title: {display: true, text: 'offered load (req/s)'}},
-             y: logY ? {type: 'logarithmic', title: {display: true, text: 'ms (log scale)'}}
-                     : {title: {display: true, text: 'ms'}}}}});
-}
-function bars(id) {
-  const labels = D.docs.map(d => d.label);
-  const base = D.docs.find(d => d.label === D.baseline) || D.docs[0];
-  const b = base.max_sustainable_rps;
-  new Chart(document.getElementById(id), {type: 'bar', data: {labels: labels.map((l, i) => {
-      const v = D.docs[i].max_sustainable_rps;
-      return (v !== null && b) ? l + ' (' + (v / b).toFixed(2) + 'x)' : l; }),
-    datasets: [{label: 'max sustainable ' + D.unit, data: D.docs.map(d => d.max_sustainable_rps || 0),
-                backgroundColor: D.docs.map((d, i) => color(i))}]},
-    options: {animation: false, responsive: true, maintainAspectRatio: false,
-      plugins: {title: {display: true, text: 'Max sustainable QPS under the SLO (ratio to ' + base.label + ')'},
-                legend: {display: false}},
-      scales: {y: {beginAtZero: true, title: {display: true, text: D.unit}}}}});
-}
-function goodput(id) {
-  const ds = [];
-  D.docs.forEach((doc, i) => {
-    for (const [key, dash, name] of [['goodput', [], 'goodput'], ['throughput', [6, 4], 'throughput']]) {
-      const pts = curve(doc, r => key === 'goodput' ? r.slo.goodput_rps : r.metrics.request_throughput_rps);
-      ds.push({label: doc.label + ' ' + name, data: pts, showLine: true, borderColor: color(i),
-               backgroundColor: color(i), borderDash: dash, pointRadius: 3});
-    }
-  });
-  new Chart(document.getElementById(id), {type: 'scatter', data: {datasets: ds}, options: {
-    animation: false, responsive: true, maintainAspectRatio: false,
-    plugins: {title: {display: true, text: 'Goodput (requests meeting every SLO limit) and throughput vs offered load'},
-              legend: {labels: {boxWidth: 12, font: {size: 11}}}},
-    scales: {x: {title: {display: true, text: 'offered load (req/s)'}},
-             y: {beginAtZero: true, title: {display: true, text: 'req/s'}}}}});
-}
-function cdf(id, key, title) {
-  const ds = D.docs.map((doc, i) => ({label: doc.label, data: ((doc.cdf || {})[key] || []).map(p => ({x: p[0], y: p[1]})),
-      showLine: true, borderColor: color(i), backgroundColor: color(i), pointRadius: 0, borderWidth: 2}));
-  limitsFor(key.replace('_ms', '')).forEach(([name, ms]) => ds.push({label: 'SLO ' + name,
-      data: [{x: ms, y: 0}, {x: ms, y: 1}], showLine: true, borderColor: '#888', borderDash: [2, 3], pointRadius: 0}));
-  new Chart(document.getElementById(id), {type: 'scatter', data: {datasets: ds}, options: {
-    animation: false, responsive: true, maintainAspectRatio: false,
-    plugins: {title: {display: true, text: title}, legend: {labels: {boxWidth: 12, font: {size: 11}}}},
-    scales: {x: {title: {display: true, text: 'ms'}}, y: {min: 0, max: 1, title: {display: true, text: 'fraction of requests'}}}}});
-}
-vsRate('c-ttft', 'ttft', 'TTFT vs offered load (p90 solid, p50 dashed)', true);
-vsRate('c-tpot', 'tpot', 'TPOT vs offered load (p90 solid, p50 dashed)', false);
-vsRate('c-e2e', 'e2e', 'E2E latency vs offered load (p90 solid, p50 dashed)', true);
-bars('c-max');
-goodput('c-good');
-cdf('d-ttft', 'ttft_ms', 'TTFT distribution (CDF)');
-cdf('d-tpot', 'tpot_ms', 'TPOT distribution (CDF)');
-cdf('d-e2e', 'e2e_ms', 'E2E latency distribution (CDF)');
-)JS";
+
 
 }  // namespace
 
@@ -185,24 +175,13 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
   h += "<div class=\"sub\">SLO: " + esc(slo_text.empty() ? "none given" : slo_text) +
        ". Charts are drawn from the data in this file; nothing is fetched.</div>";
   h += "<div class=\"headline\">";
-  for (const auto& d : docs) {
-    const Json& search = d.contains("search") ? d["search"] : Json();
-    bool open_ended = search.is_object() && !search.value("converged", false) &&
-                      !(search.contains("min_failed_rps") && search["min_failed_rps"].is_number());
-    std::string note = search.is_object() && !search.value("converged", false) ? search.value("note", "") : "";
-    h += "<div class=\"card\"><div class=\"l\">" + esc(d.value("label", "")) +
-         ": max sustainable</div><div class=\"v\">" + (open_ended ? "&ge; " : "") +
-         num(d.value("max_sustainable_rps", Json()), "{:.2f}") + " " + result_rate_unit(d) + "</div>" +
-         (note.empty() ? "" : "<div class=\"l\">" + esc(note) + "</div>") + "</div>";
-  }
+  for (const auto& d : docs) h += headline_card(d);
   h += "</div>";
+  // What makes the figures suspect leads; the client's own small lags follow the table.
   for (const auto& d : docs) {
     for (const auto& r : d.value("runs", Json::array())) {
-      const auto& c = r.value("client", Json::object());
-      if (c.value("fell_behind", false)) {
-        h += "<div class=\"warn\"><b>" + esc(d.value("label", "")) + ", " + num(r["target_rate_rps"]) + " " +
-             result_rate_unit(d) + ":</b> " + esc(c.value("warning", "")) + "</div>";
-      }
+      std::string w = r.value("prefix_cache", Json::object()).value("warning", "");
+      if (!w.empty()) h += "<div class=\"warn\"><b>" + run_name(d, r) + ":</b> " + esc(w) + "</div>";
     }
   }
   h += "<div class=\"grid\">";
@@ -217,39 +196,44 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
   for (const auto& d : docs) {
     for (const auto& r : d.value("runs", Json::array())) any_instances = any_instances || r.contains("instances");
   }
-  h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>target " + unit +
-       "</th><th>offered req/s</th>"
-       "<th>done</th><th>failed</th><th>throughput req/s</th><th>output tok/s</th><th>goodput req/s</th>"
-       "<th>attainment</th><th>TTFT p50/p90/p99 ms</th><th>TPOT p50/p90/p99 ms</th><th>E2E p50/p90/p99 ms</th>"
-       "<th>sched. delay p99 ms</th><th class=\"t\">SLO</th>" +
+  h += "<h2>Runs</h2><table><tr><th class=\"t\">deployment</th><th>offered req/s</th><th>requested " + unit +
+       "</th><th>done</th><th>failed</th><th>cancelled by early stop</th><th>throughput req/s</th>"
+       "<th>output tok/s</th><th>goodput req/s</th><th>attainment</th><th>TTFT p50/p90/p99 ms</th>"
+       "<th>TPOT p50/p90/p99 ms</th><th>E2E p50/p90/p99 ms</th><th>sched. delay p99 ms</th><th class=\"t\">SLO</th>" +
        std::string(any_instances ? "<th class=\"t\">instances: waiting max (KV max)</th>" : "") + "</tr>";
+  std::string notes;
   for (const auto& d : docs) {
-    for (const auto& r : d.value("runs", Json::array())) {
+    const Json runs = d.value("runs", Json::array());
+    for (size_t k = 0; k < runs.size(); ++k) {
+      const Json& r = runs[k];
       const auto& m = r["metrics"];
-      const auto& s = r["slo"];
-      auto three = [&](const char* k) {
-        return num(m[k]["p50"], "{:.1f}") + " / " + num(m[k]["p90"], "{:.1f}") + " / " + num(m[k]["p99"], "{:.1f}");
+      auto three = [&](const char* key) {
+        return num(m[key]["p50"], "{:.1f}") + " / " + num(m[key]["p90"], "{:.1f}") + " / " +
+               num(m[key]["p99"], "{:.1f}");
       };
-      bool sustainable = s.value("sustainable", false);
-      bool has_slo = !d.value("slo", Json::array()).empty() || d.value("slo_min_attainment", 0.0) > 0;
-      h += "<tr><td class=\"t\">" + esc(d.value("label", "")) + "</td><td>" + num(r["target_rate_rps"]) + "</td><td>" +
-           num(m["offered_rate_rps"]) + "</td><td>" + num(m["num_ok"], "{:.0f}") + "</td><td>" +
-           num(m["num_failed"], "{:.0f}") + "</td><td>" + num(m["request_throughput_rps"]) + "</td><td>" +
-           num(m["output_token_throughput_tps"], "{:.1f}") + "</td><td>" + num(s["goodput_rps"]) + "</td><td>" +
-           num(s["attainment"], "{:.3f}") + "</td><td>" + three("ttft_ms") + "</td><td>" + three("tpot_ms") +
-           "</td><td>" + three("e2e_ms") + "</td><td>" + num(m["scheduling_delay_ms"]["p99"]) + "</td><td class=\"t " +
-           (has_slo ? (sustainable ? "ok\">met" : "bad\">broken: " + esc(s.value("first_broken", ""))) : "\">&ndash;") +
-           (s.value("stopped_early", false) ? " (stopped early: " + esc(s.value("stop_reason", "")) + ")" : "") +
-           "</td>" + (any_instances ? "<td class=\"t\">" + instance_peaks(r) + "</td>" : "") + "</tr>";
+      const bool cdf_run = d.value("distribution_run", Json()).is_number() && d["distribution_run"] == k;
+      h += "<tr><td class=\"t\">" + esc(d.value("label", "")) + "</td><td>" + num(m["offered_rate_rps"]) +
+           "</td><td>" + num(r["target_rate_rps"]) + "</td><td>" + num(m["num_ok"], "{:.0f}") + "</td><td>" +
+           num(m["num_failed"], "{:.0f}") + "</td><td>" + num(m.value("num_cancelled", Json(0)), "{:.0f}") +
+           "</td><td>" + num(m["request_throughput_rps"]) + "</td><td>" +
+           num(m["output_token_throughput_tps"], "{:.1f}") + "</td><td>" + num(r["slo"]["goodput_rps"]) +
+           "</td><td>" + num(r["slo"]["attainment"], "{:.3f}") + "</td><td>" + three("ttft_ms") + "</td><td>" +
+           three("tpot_ms") + "</td><td>" + three("e2e_ms") + "</td><td>" + num(m["scheduling_delay_ms"]["p99"]) +
+           "</td><td class=\"t " + verdict_cell(d, r) + (cdf_run ? " (the CDFs' run)" : "") + "</td>" +
+           (any_instances ? "<td class=\"t\">" + instance_peaks(r) + "</td>" : "") + "</tr>";
+      const Json c = r.value("client", Json::object());
+      for (const char* key : {"warning", "warmup_note"}) {
+        if (!c.value(key, "").empty()) notes += "<div class=\"note\">" + run_name(d, r) + ": " + esc(c.value(key, "")) + "</div>";
+      }
     }
   }
-  h += "</table>";
+  h += "</table>" + notes;
   Json data{{"baseline", base}, {"docs", docs}, {"unit", unit}};
   h += "<script id=\"baton-data\" type=\"application/json\">" + script_json(data) + "</script>";
   h += "<script>";
   h += chart_js_source();
   h += "</script><script>";
-  h += kScript;
+  h += kHtmlReportScript;
   h += "</script></body></html>\n";
   return h;
 }

@@ -1,8 +1,10 @@
 // The self-contained HTML report: Chart.js inlined, data inlined, no network.
-// Charts: TTFT, TPOT and E2E (p50 and p90) against offered QPS for each
-// deployment with the SLO limit drawn in; max sustainable QPS as bars;
-// latency CDFs of TTFT, TPOT and E2E; a summary table and the metric
-// definitions.
+// A headline per deployment (a search's max sustainable offered load, or a
+// single run's verdict), warnings that make figures suspect (prefix-cache
+// hits), the charts (html_report_script.h: latency and goodput curves of the
+// completed trials, marked met or broken; the trials or the max-load bars;
+// CDFs labelled with their run's rate), the runs table with notes (client
+// lag, shortened warm-ups) after it, and the metric definitions.
 #pragma once
 
 #include <string>

@@ -173,7 +173,11 @@ struct Runner::Exchange {
       rec.end_s = runner->now_s();
     }
     sse.finish();
-    if (!st.is_ok()) {
+    if (!st.is_ok() && st.code() == StatusCode::kAborted && runner->stopping_.load()) {
+      rec.cancelled = true;  // the bench's own early stop: no verdict on the server
+      rec.error_kind = "cancelled_by_early_stop";
+      rec.error = "cancelled: the run stopped early (its verdict was already certain)";
+    } else if (!st.is_ok()) {
       rec.error_kind = error_kind_of(status, st);
       rec.error = st.message();
     } else if (status != 200) {
@@ -284,7 +288,7 @@ void Runner::finish(Worker& w, size_t i) {
     std::lock_guard<std::mutex> lock(track_mu_);
     finished_.push_back(rec);
   }
-  if (!rec.ok) failed_.fetch_add(1);
+  if (!rec.ok && !rec.cancelled) failed_.fetch_add(1);
   done_.fetch_add(1);  // counted first, so that sent - done never overstates the in-flight count
   if (o_.max_concurrency > 0) {
     std::unique_lock<std::mutex> lock(wait_mu_);
@@ -390,7 +394,18 @@ Result<LoadResult> Runner::run() {
   }
   std::stable_sort(firsts.begin(), firsts.end(),
                    [&](size_t a, size_t b) { return w_.requests[a].arrival_s < w_.requests[b].arrival_s; });
-  const std::vector<bool> warm = warmup_flags(w_, o_.num_warmup, o_.warmup_s);
+  LoadResult out;
+  std::vector<bool> warm = warmup_flags(w_, o_.num_warmup, o_.warmup_s);
+  size_t num_warm_firsts = 0;
+  for (size_t i : firsts) num_warm_firsts += warm[i] ? 1 : 0;
+  if (num_warm_firsts > firsts.size() / 2) {
+    // A trial always measures something: the warm-up never takes more than half of it.
+    warm = warmup_flags(w_, firsts.size() / 2, 0);
+    out.warmup_note = fmt::format(
+        "the warm-up (--warmup {}, --warmup-s {:g}) covered {} of the run's {} requests: it was shortened to the "
+        "first {}, since a warm-up never takes more than half a run",
+        o_.num_warmup, o_.warmup_s, num_warm_firsts, firsts.size(), firsts.size() / 2);
+  }
   for (size_t i = 0; i < num_total_; ++i) records_[i].warmup = warm[i];
 
   for (const auto& r : records_) num_measured_ += r.warmup ? 0 : 1;
@@ -410,7 +425,6 @@ Result<LoadResult> Runner::run() {
   }
   Stopwatch wall;
   double last = 0;
-  LoadResult out;
   while (done_.load() < num_total_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     double t = wall.elapsed_s();
@@ -444,21 +458,17 @@ Result<LoadResult> Runner::run() {
   }
   out.wall_s = wall.elapsed_s();
   out.max_in_flight = max_in_flight_.load();
-  std::vector<double> lag;
+  std::vector<double> lag, ttft_from_arrival;
   for (size_t i = 0; i < num_total_; ++i) {
-    if (was_sent_[i]) lag.push_back(records_[i].client_lag_s());
+    const auto& r = records_[i];
+    if (was_sent_[i]) lag.push_back(r.client_lag_s());
+    if (r.ok && !r.warmup && r.first_token_s >= 0) ttft_from_arrival.push_back(r.first_token_s - r.scheduled_s);
   }
   auto d = summarize(std::move(lag));
   out.lag_p99_s = d.p99;
   out.lag_max_s = d.max;
-  if (d.p99 > kLagWarnP99S || d.max > kLagWarnMaxS) {
-    out.fell_behind = true;
-    out.warning = fmt::format(
-        "THE CLIENT FELL BEHIND ITS SCHEDULE: its own lag (send - due time) was p99 {:.2f} ms, "
-        "max {:.2f} ms. The offered load was lower than asked; latencies from arrival include "
-        "this lag. Use more --threads or a faster client host.",
-        d.p99 * 1e3, d.max * 1e3);
-  }
+  out.warning = client_lag_warning(d.p99, d.max, percentile(std::move(ttft_from_arrival), 50));
+  out.fell_behind = !out.warning.empty();
   if (out.stopped_early) {
     for (size_t i = 0; i < num_total_; ++i) {
       if (was_sent_[i]) out.records.push_back(std::move(records_[i]));
@@ -471,6 +481,20 @@ Result<LoadResult> Runner::run() {
 }
 
 }  // namespace
+
+std::string client_lag_warning(double lag_p99_s, double lag_max_s, double ttft_from_arrival_p50_s) {
+  if (!(lag_max_s > kLagNegligibleS)) return "";
+  const bool have_ttft = ttft_from_arrival_p50_s > 0;
+  if (have_ttft && lag_max_s <= kLagNegligibleFraction * ttft_from_arrival_p50_s) return "";
+  return fmt::format(
+      "the client sent late (its lag, send - due time: p99 {:.2f} ms, max {:.2f} ms): a percentile measured from "
+      "arrival may read up to {:.2f} ms higher than the server made it{}, and the server saw a slightly lower, "
+      "burstier load than asked (more --threads or a faster client host remove it)",
+      lag_p99_s * 1e3, lag_max_s * 1e3, lag_max_s * 1e3,
+      have_ttft ? fmt::format(" ({:.1f}% of TTFT p50 from arrival, {:.2f} ms)",
+                              100 * lag_max_s / ttft_from_arrival_p50_s, ttft_from_arrival_p50_s * 1e3)
+                : std::string());
+}
 
 Result<LoadResult> run_load(const Workload& workload, const LoadOptions& options) {
   Runner runner(workload, options);

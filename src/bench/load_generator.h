@@ -46,8 +46,12 @@ struct LoadOptions {
   PromptFormat prompt_format = PromptFormat::kTokenIds;
   int64_t vocab_size = 151936;
   size_t max_concurrency = 0;  // 0: no cap
-  size_t num_warmup = 0;       // the first N scheduled requests are excluded from results
-  double warmup_s = 0;         // so are those scheduled before this time (a session: by its start)
+  // The first N scheduled requests are excluded from results, and so are those
+  // scheduled before warmup_s (a session: by its start); a warm-up that would
+  // cover more than half the first turns is cut to the first half (a trial
+  // always measures something; LoadResult::warmup_note says so).
+  size_t num_warmup = 0;
+  double warmup_s = 0;
   double request_timeout_s = 600;
   int num_threads = 1;
   Json extra_body = Json::object();
@@ -56,8 +60,9 @@ struct LoadOptions {
   std::function<void(const Progress&)> on_progress;  // on the calling thread
   // Early stop, on the calling thread every progress tick: a returned reason
   // stops the run at once: nothing more is sent, the requests in flight are
-  // cancelled (their connections closed, so the server aborts them), and the
-  // result keeps only the requests that were sent.
+  // cancelled (their connections closed, so the server aborts them; their
+  // records are `cancelled`, not failed), and the result keeps only the
+  // requests that were sent.
   std::function<std::optional<std::string>(const StopCheck&)> should_stop;
 };
 
@@ -66,18 +71,26 @@ struct LoadResult {
   double wall_s = 0;
   size_t max_in_flight = 0;
   size_t num_connections_opened = 0;
-  // The client's own lag (send - ready): a client that falls behind says so.
+  // The client's own lag (send - ready): when it could move a reported
+  // percentile, `warning` says by how much (client_lag_warning).
   double lag_p99_s = 0, lag_max_s = 0;
-  bool fell_behind = false;
+  bool fell_behind = false;  // the warning is set
   std::string warning;
+  // The warm-up was shortened (it would have covered more than half the run): why.
+  std::string warmup_note;
   bool stopped_early = false;  // should_stop ended the run
   std::string stop_reason;
   size_t num_not_sent = 0;  // requests never sent (not in `records`)
 };
 
-// p99 client lag above this marks a run as fallen behind (and warns).
-inline constexpr double kLagWarnP99S = 0.005;
-inline constexpr double kLagWarnMaxS = 0.050;
+// The client's lag delays a request's send past its due time; every latency
+// measured from arrival includes it, so no such percentile moves by more than
+// the largest lag. It is negligible (no warning) at or below 1 ms, or at or
+// below 1% of the run's TTFT p50 from arrival, the smallest percentile it
+// could move; otherwise the warning gives the bound. "" when negligible.
+inline constexpr double kLagNegligibleS = 0.001;
+inline constexpr double kLagNegligibleFraction = 0.01;
+std::string client_lag_warning(double lag_p99_s, double lag_max_s, double ttft_from_arrival_p50_s);
 
 Result<LoadResult> run_load(const Workload& workload, const LoadOptions& options);
 

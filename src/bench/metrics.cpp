@@ -83,13 +83,19 @@ RunMetrics compute_metrics(const std::vector<RequestRecord>& records) {
   std::vector<double> ttft, tpot, itl, e2e, ttft_arr, e2e_arr, sched, lag;
   double first_send = std::numeric_limits<double>::infinity(), last_end = 0;
   double first_sched = std::numeric_limits<double>::infinity(), last_sched = -1;
+  size_t num_sent = 0;  // measured, cancelled ones included
   for (const auto& r : records) {
     if (r.warmup) continue;
+    ++num_sent;
+    first_sched = std::min(first_sched, r.scheduled_s);
+    last_sched = std::max(last_sched, r.scheduled_s);
+    if (r.cancelled) {
+      ++m.num_cancelled;
+      continue;
+    }
     ++m.num_requests;
     first_send = std::min(first_send, r.send_s);
     last_end = std::max(last_end, r.end_s);
-    first_sched = std::min(first_sched, r.scheduled_s);
-    last_sched = std::max(last_sched, r.scheduled_s);
     sched.push_back(r.scheduling_delay_s());
     lag.push_back(r.client_lag_s());
     if (!r.ok) {
@@ -111,11 +117,9 @@ RunMetrics compute_metrics(const std::vector<RequestRecord>& records) {
     auto gaps = r.itl_s();
     itl.insert(itl.end(), gaps.begin(), gaps.end());
   }
-  if (m.num_requests > 0) {
-    m.duration_s = std::max(0.0, last_end - first_send);
-    if (m.num_requests >= 2 && last_sched > first_sched) {
-      m.offered_rate = static_cast<double>(m.num_requests - 1) / (last_sched - first_sched);
-    }
+  if (m.num_requests > 0) m.duration_s = std::max(0.0, last_end - first_send);
+  if (num_sent >= 2 && last_sched > first_sched) {
+    m.offered_rate = static_cast<double>(num_sent - 1) / (last_sched - first_sched);
   }
   if (m.duration_s > 0) {
     m.request_throughput = static_cast<double>(m.num_ok) / m.duration_s;
@@ -141,11 +145,12 @@ Json RunMetrics::to_json() const {
       {"num_requests", num_requests},
       {"num_ok", num_ok},
       {"num_failed", num_failed},
+      {"num_cancelled", num_cancelled},
       {"errors_by_kind", errors},
       {"total_input_tokens", total_input_tokens},
       {"total_output_tokens", total_output_tokens},
       {"num_without_usage", num_without_usage},
-      {"offered_rate_rps", offered_rate},
+      {"offered_rate_rps", offered_rate > 0 ? Json(offered_rate) : Json(nullptr)},  // null: under 2 arrivals
       {"request_throughput_rps", request_throughput},
       {"output_token_throughput_tps", output_token_throughput},
       {"total_token_throughput_tps", total_token_throughput},
@@ -168,6 +173,9 @@ std::string metric_definitions() {
          "  E2E   = response complete - send\n"
          "  *_from_arrival = the same from the scheduled arrival (includes client delays)\n"
          "  scheduling delay = send - scheduled arrival (includes --max-concurrency waits)\n"
+         "  cancelled = requests the bench itself cancelled when it stopped a run early:\n"
+         "    neither ok nor failed, and in no latency, percentile or SLO figure\n"
+         "  offered rate = measured requests sent / span of their scheduled arrivals\n"
          "  client lag = send - moment the request could go (the client's own delay)\n"
          "  output tokens = usage.completion_tokens from the server\n"
          "  throughput = successful requests (tokens) / (last completion - first send)\n"

@@ -41,6 +41,9 @@ struct RequestRecord {
   int64_t output_tokens = 0;
   bool usage_reported = false;
   bool ok = false;
+  // Cancelled by the bench itself (an early stop): neither ok nor failed, and
+  // left out of every latency and of the SLO (it says nothing of the server).
+  bool cancelled = false;
   std::string error_kind;   // "" when ok: http_4xx, http_5xx, connect, timeout, stream, ...
   std::string error;        // message
   std::string output_text;  // kept only for multiturn text prompts
@@ -71,17 +74,21 @@ struct Distribution {
 
 Distribution summarize(std::vector<double> values);
 
-// Aggregate results of one run (warm-up excluded).
+// Aggregate results of one run (warm-up excluded). num_requests = num_ok +
+// num_failed: the measured requests that ran to an answer or an error; those
+// the bench cancelled itself (early stop) are num_cancelled, apart.
 struct RunMetrics {
   double duration_s = 0;  // first send .. last completion of measured requests
-  size_t num_requests = 0, num_ok = 0, num_failed = 0;
+  size_t num_requests = 0, num_ok = 0, num_failed = 0, num_cancelled = 0;
   std::map<std::string, size_t> errors_by_kind;
   int64_t total_input_tokens = 0, total_output_tokens = 0;
   size_t num_without_usage = 0;
   double request_throughput = 0;  // ok requests / duration
   double output_token_throughput = 0;
   double total_token_throughput = 0;
-  double offered_rate = 0;  // measured requests / scheduled span
+  // Measured requests sent (cancelled ones too) - 1 / span of their scheduled
+  // arrivals; 0 (JSON null) when there are under two arrivals to span.
+  double offered_rate = 0;
   Distribution ttft_s, tpot_s, itl_s, e2e_s, ttft_from_arrival_s, e2e_from_arrival_s;
   Distribution scheduling_delay_s, client_lag_s;
   Json to_json() const;

@@ -19,6 +19,14 @@ Status validate(const SearchOptions& o) {
   return Status::ok();
 }
 
+std::string trial_verdict(const TrialOutcome& t) {
+  if (t.sustainable) return fmt::format("PASS (worst target at {:.2f}x its limit)", t.worst_ratio);
+  std::string broke = t.first_broken.empty() ? "" : ", broke: " + t.first_broken;
+  if (t.stopped_early) return "FAIL (stopped early, the verdict certain" + broke + ")";
+  if (!std::isfinite(t.worst_ratio)) return "FAIL (no measured request succeeded" + broke + ")";
+  return fmt::format("FAIL (worst target at {:.2f}x its limit{})", t.worst_ratio, broke);
+}
+
 namespace {
 
 class Searcher {
@@ -45,9 +53,7 @@ class Searcher {
     }
     BATON_ASSIGN_OR_RETURN(auto t, trial_(rate));
     t.rate = rate;
-    BATON_LOG_INFO("trial at {:.3f} req/s: {} (worst target at {:.2f}x its limit{}{})", rate,
-                   t.sustainable ? "PASS" : "FAIL", t.worst_ratio,
-                   t.first_broken.empty() ? "" : ", broke: ", t.first_broken);
+    BATON_LOG_INFO("trial at {:.3f} req/s: {}", rate, trial_verdict(t));
     result_.trials.push_back(t);
     return t;
   }
@@ -143,7 +149,8 @@ Json SearchResult::to_json() const {
   for (const auto& t : trials) {
     trials_json.push_back({{"rate_rps", t.rate},
                            {"sustainable", t.sustainable},
-                           {"worst_ratio", std::isfinite(t.worst_ratio) ? Json(t.worst_ratio) : Json("inf")},
+                           {"worst_ratio", std::isfinite(t.worst_ratio) ? Json(t.worst_ratio) : Json(nullptr)},
+                           {"stopped_early", t.stopped_early},
                            {"first_broken", t.first_broken}});
   }
   return Json{{"max_sustainable_rps", max_passed_rate},

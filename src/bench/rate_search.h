@@ -25,6 +25,7 @@ struct TrialOutcome {
   double worst_ratio = 0;    // max over targets of value / limit (> 1 broke)
   std::string first_broken;  // "" when sustainable
   Json summary;              // whatever the trial wants to keep (metrics, SLO report)
+  bool stopped_early = false;  // stopped once its FAIL was certain: worst_ratio is inf, not a measurement
 };
 
 using TrialFn = std::function<Result<TrialOutcome>(double rate)>;
@@ -47,6 +48,10 @@ struct SearchResult {
   std::string note;  // why it stopped, when it did not converge
   Json to_json() const;
 };
+
+// "PASS (worst target at 0.84x its limit)", "FAIL (stopped early, the verdict certain, broke: ...)":
+// a trial's verdict and why, never an infinite ratio.
+std::string trial_verdict(const TrialOutcome& t);
 
 Status validate(const SearchOptions& options);
 Result<SearchResult> search_max_rate(const TrialFn& trial, const SearchOptions& options);

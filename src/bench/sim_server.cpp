@@ -54,6 +54,16 @@ Status SimServer::start() {
       ex->reply(std::move(r));
       return;
     }
+    if (req.method == "GET" && req.path == "/metrics") {
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = fmt::format(
+          "# HELP baton:prefix_cache_hits_total Prefix-cache hits, in prompt tokens.\n"
+          "# TYPE baton:prefix_cache_hits_total counter\nbaton:prefix_cache_hits_total {}\n",
+          prefix_cache_hits_.load());
+      ex->reply(std::move(r));
+      return;
+    }
     if (req.method == "POST" && req.path == "/v1/completions") {
       on_completion(std::move(req.body), std::move(ex));
       return;
@@ -110,6 +120,7 @@ void SimServer::on_completion(std::string body, std::shared_ptr<HttpExchange> ex
   job->id = fmt::format("cmpl-sim-{}", n);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!prompts_seen_.insert(std::hash<std::string>{}(p->dump())).second) prefix_cache_hits_.fetch_add(job->prompt_tokens);
     if (options_.num_slots > 0 && active_ >= options_.num_slots) {
       queue_.push_back(job);
       return;

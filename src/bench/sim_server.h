@@ -6,7 +6,10 @@
 // a final usage chunk and [DONE]. Its service time is therefore
 //   T = first_token_delay_s + (max_tokens - 1) * per_token_delay_s
 // and its capacity is num_slots / T requests per second: a known answer for
-// the rate search. Endpoints: POST /v1/completions, GET /v1/models, GET /health.
+// the rate search. Endpoints: POST /v1/completions, GET /v1/models, GET /health,
+// and GET /metrics with baton:prefix_cache_hits_total: a whole-prompt cache,
+// where a prompt sent before counts all its tokens as hits (no speed-up; it
+// lets tests see a bench resend its prompts).
 #pragma once
 
 #include <atomic>
@@ -15,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "common/status.h"
 
@@ -51,6 +55,7 @@ class SimServer {
 
   size_t num_requests() const { return num_requests_.load(); }
   size_t max_active_seen() const { return max_active_; }
+  int64_t prefix_cache_hits() const { return prefix_cache_hits_.load(); }
 
   struct Job;
 
@@ -67,6 +72,8 @@ class SimServer {
   size_t active_ = 0;                       // under mu_
   size_t max_active_ = 0;                   // under mu_
   std::deque<std::shared_ptr<Job>> queue_;  // under mu_
+  std::unordered_set<size_t> prompts_seen_;       // hashes of the prompts served, under mu_
+  std::atomic<int64_t> prefix_cache_hits_{0};     // prompt tokens of prompts seen before
 };
 
 }  // namespace baton::bench

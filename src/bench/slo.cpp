@@ -100,7 +100,7 @@ SloReport evaluate_slo(const SloSpec& spec, const std::vector<RequestRecord>& re
   SloReport rep;
   std::vector<const RequestRecord*> measured;
   for (const auto& r : records) {
-    if (!r.warmup) measured.push_back(&r);
+    if (!r.warmup && !r.cancelled) measured.push_back(&r);  // a request the bench cancelled is no evidence
   }
   rep.num_measured = measured.size();
   for (const auto* r : measured) {
@@ -161,7 +161,7 @@ Json SloReport::to_json() const {
                             {"metric", t.target.metric},
                             {"statistic", t.target.statistic},
                             {"limit_ms", t.target.limit_s * 1e3},
-                            {"value_ms", std::isfinite(t.value_s) ? Json(t.value_s * 1e3) : Json("inf")},
+                            {"value_ms", std::isfinite(t.value_s) ? Json(t.value_s * 1e3) : Json(nullptr)},
                             {"passed", t.passed}});
   }
   return Json{{"targets", targets_json},    {"num_measured", num_measured}, {"num_good", num_good},

@@ -8,6 +8,8 @@
 //     its gaps); attainment = good / measured; goodput = good / duration
 //   a rate is sustainable when every target holds and, if a minimum attainment
 //     is set, attainment >= it
+//   requests the bench cancelled itself (an early stop) are not measured: they
+//   are no evidence either way
 #pragma once
 
 #include <string>
@@ -42,7 +44,7 @@ Result<double> parse_duration_s(const std::string& text);
 
 struct TargetResult {
   SloTarget target;
-  double value_s = 0;  // the statistic measured (inf when nothing succeeded)
+  double value_s = 0;  // the statistic measured (inf when nothing succeeded; JSON null)
   bool passed = false;
   double ratio = 0;  // value / limit: > 1 breaks
 };

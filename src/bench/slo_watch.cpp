@@ -109,8 +109,13 @@ std::optional<SloBreak> SloWatch::certainly_broken(const std::vector<InFlightSam
       if (lower_mean >= t.limit_s * (1 + kMeanMargin)) {
         return SloBreak{
             t.text,
-            fmt::format("{}: the {} of {} measured requests is already at least {} (failed requests are infinite)",
-                        t.text, t.metric, n, std::isfinite(lower_mean) ? fmt_limit(lower_mean) : "inf")};
+            std::isfinite(lower_mean)
+                ? fmt::format("{}: the {} of {} measured requests is already at least {} (a failed request counts "
+                              "as infinitely slow)",
+                              t.text, t.metric, n, fmt_limit(lower_mean))
+                : fmt::format("{}: a measured request failed, and a failed request counts as infinitely slow, so the "
+                              "{} of {} is over any limit",
+                              t.text, t.metric, n)};
       }
     }
   }

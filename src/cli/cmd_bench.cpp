@@ -4,6 +4,7 @@
 // `baton bench compare A.json B.json ... --baseline LABEL`: side by side.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "bench/bench_result.h"
@@ -153,6 +155,7 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
     if (!l.extra_body.is_object()) return invalid_argument("--extra-body must be a JSON object");
   }
   if (!a.no_progress && isatty(STDERR_FILENO)) l.on_progress = print_progress;
+
   BATON_ASSIGN_OR_RETURN(c.slo, settings_slo(a.w, OptionNames::kFlag));
   if (a.early_stop && a.no_early_stop) return invalid_argument("--early-stop and --no-early-stop exclude each other");
   c.early_stop = a.early_stop || (a.search && !a.no_early_stop);
@@ -163,7 +166,8 @@ Result<BenchConfig> make_config(const BenchArgs& a, bool rate_given) {
 // effective workload kind under "workload", and the bench's own flags.
 Json config_json(const BenchArgs& a, const BenchConfig& c) {
   Json j = settings_json(a.w);
-  j.update(Json{{"url", a.url},
+  j.update(Json{{"seed_pinned", a.w.given.contains("seed")},
+                {"url", a.url},
                 {"endpoint", a.endpoint},
                 {"model", c.load.model},
                 {"workload", c.workload.kind},
@@ -225,12 +229,24 @@ SearchOptions search_options(const BenchArgs& a) {
   return so;
 }
 
-void print_search_result(const BenchArgs& a, const SearchResult& res) {
+void print_search_result(const BenchArgs& a, const BenchOutcome& outcome) {
+  const SearchResult& res = *outcome.search;
   const std::string unit = rate_unit(a.w.trace.empty() ? a.w.kind : "trace");
+  auto offered = offered_rps_at(outcome, res.max_passed_rate);
+  std::string best = res.max_passed_rate <= 0 ? std::string("none (no rate passed)")
+                     : offered ? fmt::format("offered {:.3f} req/s (requested {:.3f} {})", *offered,
+                                             res.max_passed_rate, unit)
+                               : fmt::format("{:.3f} {} (requested)", res.max_passed_rate, unit);
+  size_t num_stopped = 0;
+  for (const auto& t : res.trials) num_stopped += t.stopped_early ? 1 : 0;
   std::cout << fmt::format(
-      "\n[{}] max sustainable rate: {:.3f} {}; lowest failed: {}; broke first: {}{}\n", a.label, res.max_passed_rate,
-      unit, std::isfinite(res.min_failed_rate) ? fmt::format("{:.3f} {}", res.min_failed_rate, unit) : "none",
-      res.broke_first.empty() ? "-" : res.broke_first, res.converged ? "" : " (did not converge: " + res.note + ")");
+      "\n[{}] max sustainable rate: {}; lowest failed: {}; broke first: {}{}{}\n", a.label, best,
+      std::isfinite(res.min_failed_rate) ? fmt::format("{:.3f} {} (requested)", res.min_failed_rate, unit) : "none",
+      res.broke_first.empty() ? "-" : res.broke_first,
+      num_stopped ? fmt::format("; {} of {} trials stopped early once their FAIL was certain", num_stopped,
+                                res.trials.size())
+                  : "",
+      res.converged ? "" : " (did not converge: " + res.note + ")");
 }
 
 // What the trial flags ask for, checked before anything runs.
@@ -267,7 +283,7 @@ Status run_trials(const BenchArgs& a, const BenchConfig& cfg, const TrialPlan& p
   TrialEngine engine(cfg, a.w.seed, std::move(hooks));
   if (a.search) {
     BATON_ASSIGN_OR_RETURN(outcome->search, engine.search(search_options(a)));
-    print_search_result(a, *outcome->search);
+    print_search_result(a, *outcome);
     return Status::ok();
   }
   if (plan.rates.empty()) return engine.run_trial().status();
@@ -285,21 +301,33 @@ int run_bench(BenchArgs a, bool rate_given) {
     return 1;
   };
   if (Status st = resolve_model(a); !st.is_ok()) return usage(st);
+  if (!a.w.given.contains("seed")) {
+    // A fresh seed each run, so that no run measures a prefix cache an earlier one warmed with
+    // the same prompts; --seed pins it on purpose (and repeats a run).
+    a.w.seed = std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
+    std::cout << fmt::format("seed {} (drawn for this run: --seed {} sends the same prompts again)\n", a.w.seed,
+                             a.w.seed);
+  }
   auto cfg = make_config(a, rate_given);
   if (!cfg) return fail(cfg.status());
   auto plan = plan_trials(a, *cfg);
   if (!plan) return usage(plan.status());
+  // The prefix-cache check reads the server's /metrics and the watched instances' (PD: the
+  // router has no prefix cache, its prefill instances do).
+  if (auto base = http::parse_url(a.url); base.is_ok()) {
+    cfg->metrics_urls.push_back("http://" + base->host_port());
+  }
+  for (const auto& t : plan->watch) {
+    if (std::find(cfg->metrics_urls.begin(), cfg->metrics_urls.end(), t.url) == cfg->metrics_urls.end()) {
+      cfg->metrics_urls.push_back(t.url);
+    }
+  }
   BenchOutcome outcome;
   outcome.label = a.label;
   outcome.slo = cfg->slo;
   outcome.config = config_json(a, *cfg);
   if (Status st = run_trials(a, *cfg, *plan, &outcome); !st.is_ok()) return fail(st);
   std::cout << "\n" << metric_definitions();
-  for (const auto& r : outcome.runs) {
-    if (r.load.fell_behind) {
-      std::cerr << "\n!!!!!!!! WARNING (rate " << r.target_rate << "/s): " << r.load.warning << " !!!!!!!!\n";
-    }
-  }
   if (!a.out.empty()) {
     if (Status st = write_outputs(outcome, a.out); !st.is_ok()) return fail(st);
     std::cout << "wrote " << a.out << "/{summary.json,requests.jsonl,runs.csv,report.html}\n";

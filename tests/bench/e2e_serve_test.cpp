@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/json.h"
@@ -43,6 +44,51 @@ std::unique_ptr<instance::Instance> start_server(const std::string& model, const
   return started.is_ok() ? std::move(started).value() : nullptr;
 }
 
+// `doc` with one more trial at twice the last one's rate, stopped early (a search's FAIL).
+Json with_a_stopped_trial(Json doc) {
+  Json stopped = doc["runs"].back();
+  stopped["target_rate_rps"] = stopped["target_rate_rps"].get<double>() * 2;
+  stopped["slo"]["stopped_early"] = true;
+  stopped["slo"]["sustainable"] = false;
+  stopped["slo"]["first_broken"] = "ttft:p90<2s";
+  stopped["slo"]["stop_reason"] = "ttft:p90<2s: 9 of 20 measured requests already took >= 2 s";
+  doc["runs"].push_back(stopped);
+  return doc;
+}
+
+// Issue 22, finding 5: the report plotted early-stopped trials (the goodput line zigzagged
+// 0.76 -> 0 -> 0.66), marked pass/fail only in its table, and drew CDFs without saying which
+// rate they showed. `page` is the report of `doc` as headless Chromium left it after its scripts
+// ran: the curves hold the completed trials only, every chart names the SLO, the trials chart
+// marks the broken one, and the CDFs name their run's rate.
+void expect_report_layout(const Json& doc, const std::string& page) {
+  std::set<double> completed_rates;
+  for (const auto& r : doc["runs"]) {
+    if (!r["slo"].value("stopped_early", false)) completed_rates.insert(r["target_rate_rps"].get<double>());
+  }
+  ASSERT_LT(completed_rates.size(), doc["runs"].size()) << "no stopped trial to leave out";
+  // canvas id -> its attributes, as the scripts left them
+  auto canvas = [&](const std::string& id) {
+    size_t at = page.find("<canvas id=\"" + id + "\"");
+    return at == std::string::npos ? std::string() : page.substr(at, page.find('>', at) - at);
+  };
+  for (const char* id : {"c-ttft", "c-tpot", "c-e2e", "c-max", "c-good", "d-ttft", "d-tpot", "d-e2e"}) {
+    EXPECT_NE(canvas(id).find("SLO ttft:p90"), std::string::npos) << id << ": " << canvas(id);
+  }
+  // The latency and goodput curves: two lines (p50 and p90; goodput and throughput) of one
+  // point per completed rate; the stopped trial is on none of them.
+  const std::string on_curves = "data-points=\"" + std::to_string(2 * completed_rates.size()) + "\"";
+  EXPECT_NE(canvas("c-ttft").find(on_curves), std::string::npos) << canvas("c-ttft");
+  EXPECT_NE(canvas("c-good").find(on_curves), std::string::npos) << canvas("c-good");
+  // The trials chart shows every trial (offered and requested), the stopped one marked broken.
+  EXPECT_NE(canvas("c-max").find("data-points=\"" + std::to_string(2 * doc["runs"].size()) + "\""),
+            std::string::npos)
+      << canvas("c-max");
+  EXPECT_EQ(canvas("c-max").find("data-broken=\"0\""), std::string::npos) << canvas("c-max");
+  EXPECT_NE(canvas("d-ttft").find("req/s offered"), std::string::npos) << canvas("d-ttft");
+  EXPECT_NE(page.find("max sustainable offered load"), std::string::npos);
+}
+
 TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   const std::string baton = BATON_BINARY;
   fs::path tmp = fs::temp_directory_path() / ("baton_bench_e2e_" + std::to_string(getpid()));
@@ -56,12 +102,12 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
   ASSERT_TRUE(server);
   const std::string url = server->url();
 
-  // A short search: 4 trials of 3 s, so that the report has a curve.
+  // A short search: 3 trials of 1 s, so that the report has a curve.
   const fs::path res = tmp / "out";
   std::string cmd = baton + " bench --url " + url +
-                    " --input-len 16:48 --output-len 8 --vocab-size 512 --duration-s 3 --warmup 2"
-                    " --slo 'ttft:p90<2s,tpot:p90<500ms,e2e:p99<10s' --search --search-start 4"
-                    " --search-max-trials 4 --label cpu-tiny --no-progress --out " +
+                    " --input-len 16:48 --output-len 8 --vocab-size 512 --duration-s 1 --warmup 2"
+                    " --slo 'ttft:p90<2s,tpot:p90<500ms,e2e:p99<10s' --search --search-start 8"
+                    " --search-max-trials 3 --label cpu-tiny --no-progress --out " +
                     res.string();
   int rc = run(cmd, &out);
   ASSERT_EQ(rc, 0) << out;
@@ -125,19 +171,28 @@ TEST(BenchEndToEndTest, AgainstRealBatonServeWithReportScreenshot) {
       << out;
   EXPECT_NE(out.find("cpu-tiny"), std::string::npos);
 
-  // Headless Chromium screenshot of the report.
+  // Headless Chromium: a screenshot of the report, with one more trial that stopped early, and
+  // its page as the scripts left it.
+  const Json shown = with_a_stopped_trial(*doc);
+  ASSERT_TRUE(write_file((tmp / "shown.json").string(), shown.dump()).is_ok());
+  ASSERT_EQ(run(baton + " bench compare " + (tmp / "shown.json").string() + " --out " + (tmp / "shown").string(), &out),
+            0)
+      << out;
   const std::string chromium = "/usr/bin/chromium";
   ASSERT_TRUE(fs::exists(chromium)) << "Chromium is missing: scripts/install-deps.sh installs Debian's chromium";
   fs::create_directories(tmp / "chrome-profile");
   const fs::path png = tmp / "report.png";
+  const fs::path dom = tmp / "dom.html";
   std::string shot = "cd " + tmp.string() + " && timeout 120 " + chromium +
                      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                      " --disable-background-networking --disable-component-update --disable-sync"
                      " --user-data-dir=" +
                      (tmp / "chrome-profile").string() + " --screenshot=" + png.string() +
-                     " --window-size=1400,2400 file://" + (res / "report.html").string();
+                     " --window-size=1400,2400 --dump-dom file://" + (tmp / "shown" / "report.html").string() + " > " +
+                     dom.string();
   run(shot, &out);
   ASSERT_TRUE(fs::exists(png)) << out;
+  expect_report_layout(shown, slurp(dom));
   std::string bytes = slurp(png);
   ASSERT_GT(bytes.size(), 8u);
   EXPECT_EQ(bytes.substr(1, 3), "PNG");

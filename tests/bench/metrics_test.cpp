@@ -53,6 +53,14 @@ RequestRecord record(double send, std::vector<double> chunks, double end, int64_
   return r;
 }
 
+// A request sent at `send` that ended at `end` without success (`kind`).
+RequestRecord unsuccessful(double send, double end, const std::string& kind) {
+  RequestRecord r = record(send, {}, end, 0);
+  r.ok = false;
+  r.error_kind = kind;
+  return r;
+}
+
 TEST(RequestRecordTest, PerRequestMetricsByHand) {
   auto r = record(1.0, {1.2, 1.25, 1.35}, 1.4, 3);
   EXPECT_NEAR(r.ttft_s(), 0.2, 1e-12);
@@ -72,10 +80,7 @@ TEST(RunMetricsTest, AggregatesExcludeWarmupAndCountErrors) {
   recs.push_back(warm);
   recs.push_back(record(1.0, {1.2, 1.25, 1.35}, 1.4, 3));  // ttft .2 tpot .1 e2e .4
   recs.push_back(record(2.0, {2.1, 2.3}, 2.5, 4));         // ttft .1 tpot (0.5-0.1)/3 e2e .5
-  auto bad = record(2.5, {}, 2.6, 0);
-  bad.ok = false;
-  bad.error_kind = "http_5xx";
-  recs.push_back(bad);
+  recs.push_back(unsuccessful(2.5, 2.6, "http_5xx"));
   auto m = compute_metrics(recs);
   EXPECT_EQ(m.num_requests, 3u);
   EXPECT_EQ(m.num_ok, 2u);
@@ -95,6 +100,30 @@ TEST(RunMetricsTest, AggregatesExcludeWarmupAndCountErrors) {
   EXPECT_NEAR(m.offered_rate, 2 / 1.5, 1e-12);  // 3 arrivals over 0.99 .. 2.49
   auto j = m.to_json();
   EXPECT_NEAR(j["ttft_ms"]["mean"].get<double>(), 150.0, 1e-9);
+}
+
+// Issue 22, finding 3: requests the bench cancelled itself (early stop) read as failures
+// ("48 ok, 108 failed", all 108 cancelled). They are their own category: neither ok nor
+// failed, in no latency and no SLO figure; the offered rate still counts them (they were sent).
+TEST(RunMetricsTest, RequestsTheBenchCancelledAreNeitherOkNorFailed) {
+  std::vector<RequestRecord> recs;
+  recs.push_back(record(1.0, {1.2, 1.25, 1.35}, 1.4, 3));
+  recs.push_back(unsuccessful(2.0, 2.2, "cancelled_by_early_stop"));
+  recs.back().cancelled = true;
+  auto m = compute_metrics(recs);
+  EXPECT_EQ(m.num_requests, 1u);
+  EXPECT_EQ(m.num_ok, 1u);
+  EXPECT_EQ(m.num_failed, 0u);
+  EXPECT_EQ(m.num_cancelled, 1u);
+  EXPECT_TRUE(m.errors_by_kind.empty());
+  EXPECT_NEAR(m.duration_s, 0.4, 1e-12) << "a cancelled request's end is not the run's";
+  EXPECT_NEAR(m.offered_rate, 1.0, 1e-12);  // 2 arrivals, 1 s apart
+  EXPECT_EQ(m.to_json()["num_cancelled"], 1);
+  auto rep = evaluate_slo(parse_slo("ttft:p90<500ms,e2e:p99<1s").value(), recs, m.duration_s);
+  EXPECT_EQ(rep.num_measured, 1u);
+  EXPECT_EQ(rep.num_good, 1u);
+  EXPECT_TRUE(rep.sustainable) << "a cancelled request is no evidence against the server";
+  for (const auto& t : rep.targets) EXPECT_TRUE(std::isfinite(t.value_s)) << t.target.text;
 }
 
 TEST(SloTest, ParsesTargetsAndUnits) {

@@ -28,6 +28,15 @@ RunReport fake_run(double rate, bool sustainable) {
   return r;
 }
 
+// The result of deployment "agg" under `slo` ("" for none) with these runs.
+BenchOutcome agg_outcome(const std::string& slo, std::vector<RunReport> runs) {
+  BenchOutcome o;
+  o.label = "agg";
+  if (!slo.empty()) o.slo = parse_slo(slo).value();
+  o.runs = std::move(runs);
+  return o;
+}
+
 Json doc_for(const std::string& label, double max_rate) {
   BenchOutcome o;
   o.label = label;
@@ -74,16 +83,86 @@ TEST(BenchResultTest, CsvHasOneRowPerRun) {
 }
 
 TEST(HtmlReportTest, StoppedEarlyTrialsSaySo) {
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<500ms").value();
   RunReport stopped = fake_run(8.0, false);
   stopped.slo.stopped_early = true;
   stopped.slo.stop_reason = "ttft:p90<500ms: 12 of 40 measured requests already over the limit";
-  o.runs = {fake_run(4.0, true), stopped};
+  BenchOutcome o = agg_outcome("ttft:p90<500ms", {fake_run(4.0, true), stopped});
   auto html = render_html_report({result_document(o)}, "", "t");
-  EXPECT_NE(html.find("(stopped early: ttft:p90&lt;500ms: 12 of 40"), std::string::npos);
-  EXPECT_EQ(html.find("stopped early", html.find("stopped early") + 1), std::string::npos) << "only the stopped run";
+  EXPECT_NE(html.find("(stopped early, certain: ttft:p90&lt;500ms: 12 of 40"), std::string::npos);
+  const std::string table = html.substr(html.find("<h2>Runs</h2>"), html.find("</table>") - html.find("<h2>Runs</h2>"));
+  EXPECT_EQ(table.find("stopped early", table.find("stopped early") + 1), std::string::npos) << "only the stopped run";
+}
+
+// Issue 22, finding 5: a single run's headline read "max sustainable – req/s". It states the
+// run's verdict, where it ran (offered rate first) and, when broken, what broke.
+TEST(HtmlReportTest, ASingleRunsHeadlineStatesItsVerdict) {
+  RunReport broken = fake_run(1.0, false);
+  TargetResult t;
+  t.target = parse_slo("ttft:p90<50ms").value().targets[0];
+  t.value_s = 0.541;
+  broken.slo.targets = {t};
+  broken.metrics.offered_rate = 0.97;
+  BenchOutcome o = agg_outcome("ttft:p90<50ms", {broken});
+  auto html = render_html_report({result_document(o)}, "", "t");
+  EXPECT_EQ(html.substr(0, html.find("<script")).find("max sustainable"), std::string::npos);
+  EXPECT_NE(html.find("agg: single run</div><div class=\"v bad\">SLO broken</div>"), std::string::npos) << html.substr(0, 4000);
+  EXPECT_NE(html.find("at 0.97 req/s offered (1.00 req/s requested); broke ttft:p90&lt;50ms (measured 541.0 ms)"),
+            std::string::npos);
+  o.runs = {fake_run(1.0, true)};
+  html = render_html_report({result_document(o)}, "", "t");
+  EXPECT_NE(html.find("<div class=\"v ok\">SLO met</div>"), std::string::npos);
+  o.slo = {};
+  o.runs = {fake_run(1.0, true)};  // one arrival: no offered rate
+  html = render_html_report({result_document(o)}, "", "t");
+  EXPECT_NE(html.find("agg: single run, no SLO given</div><div class=\"v\">no verdict</div><div class=\"l\">at "
+                      "1.00 req/s requested (under 2 arrivals: no offered rate)"),
+            std::string::npos);
+}
+
+// Issue 22, findings 4 and 5: a search's headline leads with the offered load, then the requested
+// one; a trial stopped early is no run for the CDFs (its slowest requests were cancelled).
+TEST(HtmlReportTest, ASearchLeadsWithTheOfferedLoadAndItsCdfsSkipStoppedTrials) {
+  RunReport passed = fake_run(4.0, true);
+  passed.metrics.offered_rate = 3.5;
+  RunReport stopped = fake_run(8.0, false);
+  stopped.slo.stopped_early = true;
+  stopped.slo.stop_reason = "ttft:p90<500ms: 12 of 40 measured requests already over the limit";
+  BenchOutcome o = agg_outcome("ttft:p90<500ms", {passed, stopped});
+  o.search = SearchResult{};
+  o.search->max_passed_rate = 4.0;
+  o.search->min_failed_rate = 8.0;
+  o.search->converged = true;
+  Json doc = result_document(o);
+  EXPECT_EQ(doc["max_sustainable_offered_rps"], 3.5);
+  EXPECT_EQ(doc["distribution_run"], 0);
+  auto html = render_html_report({doc}, "", "t");
+  EXPECT_NE(html.find("agg: max sustainable offered load</div><div class=\"v\">3.50 req/s</div><div class=\"l\">"
+                      "4.00 req/s requested; 2 trial(s), 1 stopped early"),
+            std::string::npos);
+  EXPECT_NE(html.find("ok\">met (the CDFs' run)"), std::string::npos);
+  // No SLO met anywhere and the last run stopped: the CDFs show the last run that completed.
+  o.runs = {fake_run(4.0, false), stopped};
+  o.search->max_passed_rate = 0;
+  EXPECT_EQ(result_document(o)["distribution_run"], 0);
+}
+
+// Issue 22, finding 3: the client's lag is a note after the table, never a banner at the top.
+TEST(HtmlReportTest, ClientLagIsANoteAndPrefixCacheHitsAWarning) {
+  RunReport r = fake_run(2.0, true);
+  r.load.fell_behind = true;
+  r.load.warning = "the client sent late (lag)";
+  r.prefix_cache = check_prefix_cache(0.0, 9920.0, 10000, false);
+  r.metrics.offered_rate = 1.9;
+  auto html = render_html_report({result_document(agg_outcome("ttft:p90<500ms", {r}))}, "", "t");
+  size_t note = html.find("<div class=\"note\">agg, 1.90 req/s offered (2.00 req/s requested): the client sent late");
+  size_t table = html.find("<h2>Runs</h2>");
+  size_t warn = html.find("<div class=\"warn\"><b>agg, 1.90 req/s offered (2.00 req/s requested):</b> the server "
+                          "reported 9920 prefix-cache hit tokens (99% of the 10000 prompt tokens sent)");
+  ASSERT_NE(note, std::string::npos);
+  ASSERT_NE(warn, std::string::npos);
+  EXPECT_GT(note, table);
+  EXPECT_LT(warn, table);
+  EXPECT_EQ(html.find("!!!"), std::string::npos);
 }
 
 TEST(HtmlReportTest, RunsOfASweepShowEachInstancesPeakQueue) {
@@ -118,19 +197,16 @@ TEST(HtmlReportTest, MultiTurnRatesAreSessionsPerSecond) {
   EXPECT_STREQ(rate_unit("multiturn"), "sessions/s");
   EXPECT_STREQ(rate_unit("trace"), "req/s");
   EXPECT_EQ(result_rate_unit(Json::object()), "req/s");
-  BenchOutcome o;
-  o.label = "agg";
-  o.slo = parse_slo("ttft:p90<500ms").value();
-  o.runs = {fake_run(2.0, true), fake_run(4.0, false)};
+  BenchOutcome o = agg_outcome("ttft:p90<500ms", {fake_run(2.0, true), fake_run(4.0, false)});
   for (auto& r : o.runs) r.workload_describe = {{"kind", "multiturn"}};
   const Json doc = result_document(o);
   EXPECT_EQ(result_rate_unit(doc), "sessions/s");
   auto html = render_html_report({doc}, "", "t");
-  EXPECT_NE(html.find("2.00 sessions/s</div>"), std::string::npos);
-  EXPECT_NE(html.find("<th>target sessions/s</th>"), std::string::npos);
+  EXPECT_NE(html.find("2.00 sessions/s requested"), std::string::npos);
+  EXPECT_NE(html.find("<th>requested sessions/s</th>"), std::string::npos);
   EXPECT_NE(html.find("\"unit\":\"sessions/s\""), std::string::npos);
   auto plain = render_html_report({doc_for("agg", 4.0)}, "", "t");
-  EXPECT_NE(plain.find("<th>target req/s</th>"), std::string::npos);
+  EXPECT_NE(plain.find("<th>requested req/s</th>"), std::string::npos);
 }
 
 }  // namespace

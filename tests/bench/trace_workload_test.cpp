@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "bench/prefix_cache_check.h"
 #include "bench/trace.h"
 #include "bench/workload.h"
 
@@ -207,6 +208,36 @@ TEST(WorkloadTest, MooncakeHashIdsBecomeEqualBlocks) {
 // A sweep trial over a time window (duration_s, no request count): the trace
 // rescaled to the rate asked, and only what arrives inside the window; a
 // multi-turn workload starts its sessions inside the window, every turn kept.
+// Which workloads should find the server's prefix cache cold (prefix_cache_check.h): those whose
+// prompts share no segment. Random and Azure-trace prompts share none; prefix groups, multiturn
+// histories and Mooncake hash ids do.
+TEST(WorkloadTest, OnlyWorkloadsThatSharePrefixesExpectPrefixCacheHits) {
+  WorkloadOptions o;
+  o.num_requests = 50;
+  o.input_len = {64, 64};
+  EXPECT_FALSE(workload_shares_prefixes(make_workload(o).value()));
+  o.kind = "prefix";
+  EXPECT_TRUE(workload_shares_prefixes(make_workload(o).value()));
+  o.kind = "multiturn";
+  o.num_requests = 8;
+  EXPECT_TRUE(workload_shares_prefixes(make_workload(o).value()));
+  o.kind = "trace";
+  o.trace_path = kTraces + "azure_llm_2023_conv.csv";
+  o.num_requests = 40;
+  EXPECT_FALSE(workload_shares_prefixes(make_workload(o).value()));
+  std::string text = R"({"timestamp": 0, "input_length": 600, "output_length": 4, "hash_ids": [1, 2]})"
+                     "\n"
+                     R"({"timestamp": 500, "input_length": 600, "output_length": 4, "hash_ids": [1, 3]})";
+  o.trace_path = "m";
+  EXPECT_TRUE(workload_shares_prefixes(make_trace_workload(parse_mooncake_jsonl(text, "m").value(), o).value()));
+  // The check's verdict: hits are news only where none were expected.
+  EXPECT_EQ(check_prefix_cache(100, 100, 1000, false).warning, "");
+  EXPECT_EQ(check_prefix_cache(100, 600, 1000, true).warning, "");
+  EXPECT_NE(check_prefix_cache(100, 600, 1000, false).warning.find("500 prefix-cache hit tokens (50% of the 1000"),
+            std::string::npos);
+  EXPECT_FALSE(check_prefix_cache(std::nullopt, 600, 1000, false).checked) << "not read before: no verdict";
+}
+
 TEST(WorkloadTest, TimeWindowsForTracesAndSessions) {
   WorkloadOptions o;
   o.kind = "trace";

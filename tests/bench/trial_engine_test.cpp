@@ -117,7 +117,8 @@ TEST(TrialEngineTest, RunRatesDrivesTheSimServerAtEachRateWithItsOwnSeed) {
     reports.push_back(rep);
     return rep.to_trial();
   };
-  BenchConfig cfg = sim_config(server.url(), 1, 6, 3);
+  // The configured rate (25/s) is the third trial's: 6 requests in 0.2 s.
+  BenchConfig cfg = sim_config(server.url(), 25, 6, 3);
   cfg.slo = parse_slo("e2e:p90<2s").value();
   TrialEngine engine(cfg, 11, h);
   auto trials = engine.run_rates({50, 100}).value();
@@ -130,7 +131,7 @@ TEST(TrialEngineTest, RunRatesDrivesTheSimServerAtEachRateWithItsOwnSeed) {
   EXPECT_EQ(server.num_requests(), 12u);
   // One trial at the configured rate.
   auto one = engine.run_trial().value();
-  EXPECT_EQ(one.rate, 1.0);
+  EXPECT_EQ(one.rate, 25.0);
   EXPECT_EQ(engine.num_trials(), 3u);
 }
 
