@@ -13,6 +13,7 @@
 #include "backend/backend_factory.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_communicator.h"
+#include "backend/fixture_models.h"
 #include "backend/step_builder.h"
 #include "backend/tensor_parallel_backend.h"
 #include "common/json.h"
@@ -29,7 +30,7 @@ constexpr int kNewTokens = 6;
 constexpr int kPrefillChunk = 5;  // prompts longer than this prefill over several steps
 constexpr double kLogitTolerance = 1e-4;
 
-std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
+std::string model_dir(const std::string& name) { return testing::fixture_model_dir(name); }
 
 std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   Result<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(model_dir(name));
@@ -135,14 +136,8 @@ TEST_P(TensorParallelModels, GreedyTokensAndLogitsMatchOneRank) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelModels,
-                         ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
-                                           "deepseek-v3-tiny"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelModels, ::testing::ValuesIn(testing::kFixtureModels),
+                         testing::model_param_name);
 
 // Each rank's cache holds only its KV heads: the instance's block is the
 // sum of the ranks' (TP=4 replicates the 2 KV heads, so it doubles).

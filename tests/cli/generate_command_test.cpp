@@ -45,6 +45,13 @@ RunResult run(const std::string& args) {
 
 std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
 
+// --prompt-ids' value: "1,2,3".
+std::string ids_arg(const Json& ids) {
+  std::string arg;
+  for (const Json& t : ids) arg += (arg.empty() ? "" : ",") + std::to_string(t.get<int>());
+  return arg;
+}
+
 std::vector<Json> json_lines(const std::string& out) {
   std::vector<Json> lines;
   std::istringstream in(out);
@@ -117,8 +124,7 @@ TEST(GenerateCommand, PromptIdsJson) {
   auto golden = read_json_file(model + "/golden.json");
   ASSERT_TRUE(golden.is_ok());
   const Json& p = (*golden)["prompts"][1];
-  std::string ids;
-  for (const Json& t : p["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+  const std::string ids = ids_arg(p["prompt_ids"]);
   RunResult r = run("--model " + model + " --prompt-ids " + ids +
                     " --max-tokens 24 --temperature 0 --ignore-eos --json");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -168,8 +174,7 @@ TEST(GenerateCommand, TensorParallelSize) {
   auto golden = read_json_file(model + "/golden.json");
   ASSERT_TRUE(golden.is_ok());
   const Json& p = (*golden)["prompts"][2];
-  std::string ids;
-  for (const Json& t : p["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+  const std::string ids = ids_arg(p["prompt_ids"]);
   const std::string request = "--model " + model + " --prompt-ids " + ids + " --max-tokens " +
                               std::to_string(p["greedy_ids"].size()) + " --temperature 0 --ignore-eos --json";
   for (int tp : {2, 4}) {
