@@ -24,7 +24,8 @@ Result<std::unique_ptr<Backend>> make_cpu_tensor_parallel(const Checkpoint& ckpt
   BackendOptions per_rank = options;
   const int threads = options.num_threads > 0 ? options.num_threads : static_cast<int>(std::thread::hardware_concurrency());
   per_rank.num_threads = std::max(1, threads / n);
-  if (options.cpu_kv_cache_bytes > 0) per_rank.cpu_kv_cache_bytes = std::max<size_t>(1, options.cpu_kv_cache_bytes / n);
+  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : CpuBackend::kDefaultKvBytes;
+  per_rank.cpu_kv_cache_bytes = std::max<size_t>(1, kv_bytes / n);  // one memory for all ranks
   std::vector<std::unique_ptr<CpuCommunicator>> group = CpuCommunicator::make_group(n, kRankTimeout);
   std::vector<std::unique_ptr<Communicator>> comms;
   std::vector<std::unique_ptr<Backend>> ranks;

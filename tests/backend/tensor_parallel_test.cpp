@@ -151,6 +151,8 @@ TEST(TensorParallel, KvCacheSplitsAndReplicatesHeads) {
   EXPECT_EQ(two->kv_memory().layout.num_kv_heads, 1);
   EXPECT_EQ(four->kv_memory().layout.num_kv_heads, 1);
   EXPECT_NE(four->device_name().find("tensor parallel x4"), std::string::npos) << four->device_name();
+  // The CPU's KV budget is the instance's, shared by its ranks (all in one memory).
+  EXPECT_EQ(four->available_kv_bytes(), one->available_kv_bytes());
 }
 
 TEST(TensorParallel, LayoutsThatCannotShardAreRefusedNamingTheHeads) {

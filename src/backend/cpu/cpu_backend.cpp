@@ -11,10 +11,6 @@
 #include "model/yarn.h"
 
 namespace baton {
-namespace {
-constexpr size_t kDefaultCpuKvBytes = size_t{1} << 30;  // 1 GiB
-}  // namespace
-
 Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const Checkpoint& ckpt, const BackendOptions& options) {
   BATON_ASSIGN_OR_RETURN(TpShard whole, TpShard::make(ckpt.config(), 0, 1));
   return create_rank(ckpt, options, CpuTpRank{whole, nullptr});
@@ -39,7 +35,7 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create_rank(const Checkpoint& ck
     }
   }();
   if (!weights.is_ok()) return weights.status().with_context("loading " + ckpt.dir());
-  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultCpuKvBytes;
+  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultKvBytes;
   return std::unique_ptr<CpuBackend>(new CpuBackend(c, rank, std::move(weights).value(), std::move(pool), kv_bytes));
 }
 

@@ -39,6 +39,10 @@ struct CpuTpRank {
 
 class CpuBackend final : public Backend {
  public:
+  // The KV cache budget when BackendOptions::cpu_kv_cache_bytes is 0 (a
+  // tensor-parallel instance divides it among its ranks).
+  static constexpr size_t kDefaultKvBytes = size_t{1} << 30;  // 1 GiB
+
   // Converts the checkpoint's weights; the checkpoint may be closed afterwards.
   static Result<std::unique_ptr<CpuBackend>> create(const Checkpoint& ckpt, const BackendOptions& options = {});
   // One rank of a tensor-parallel instance: converts only its slice.
