@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_communicator.h"
@@ -22,7 +22,8 @@ Result<std::unique_ptr<Backend>> make_cpu_tensor_parallel(const Checkpoint& ckpt
   const int n = options.tensor_parallel_size;
   BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n));
   BackendOptions per_rank = options;
-  const int threads = options.num_threads > 0 ? options.num_threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = options.num_threads > 0 ? options.num_threads
+                                              : static_cast<int>(std::thread::hardware_concurrency());
   per_rank.num_threads = std::max(1, threads / n);
   const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : CpuBackend::kDefaultKvBytes;
   per_rank.cpu_kv_cache_bytes = std::max<size_t>(1, kv_bytes / n);  // one memory for all ranks
@@ -31,7 +32,8 @@ Result<std::unique_ptr<Backend>> make_cpu_tensor_parallel(const Checkpoint& ckpt
   std::vector<std::unique_ptr<Backend>> ranks;
   for (int r = 0; r < n; ++r) {
     BATON_ASSIGN_OR_RETURN(TpShard shard, TpShard::make(ckpt.config(), r, n));
-    Result<std::unique_ptr<CpuBackend>> rank = CpuBackend::create_rank(ckpt, per_rank, CpuTpRank{shard, group[r].get()});
+    Result<std::unique_ptr<CpuBackend>> rank = CpuBackend::create_rank(ckpt, per_rank,
+                                                                       CpuTpRank{shard, group[r].get()});
     if (!rank.is_ok()) return rank.status().with_context(fmt::format("tensor parallel rank {} of {}", r, n));
     ranks.push_back(std::move(rank).value());
     comms.push_back(std::move(group[r]));

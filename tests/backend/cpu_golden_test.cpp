@@ -239,8 +239,7 @@ TEST_P(CpuGolden, SeededSamplingIndependentOfBatch) {
                                              golden[1].greedy_ids.begin() + kNew));  // it really sampled
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden, ::testing::ValuesIn(testing::kFixtureModels),
-                         testing::model_param_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden, ::testing::ValuesIn(testing::kFixtureModels), testing::model_param_name);
 
 }  // namespace
 }  // namespace baton

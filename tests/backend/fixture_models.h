@@ -11,7 +11,7 @@
 namespace baton::testing {
 
 inline const std::vector<std::string> kFixtureModels = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
-                                                         "deepseek-v3-tiny"};
+                                                        "deepseek-v3-tiny"};
 
 inline std::string fixture_model_dir(const std::string& name) {
   return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name;

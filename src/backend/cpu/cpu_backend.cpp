@@ -11,6 +11,7 @@
 #include "model/yarn.h"
 
 namespace baton {
+
 Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const Checkpoint& ckpt, const BackendOptions& options) {
   BATON_ASSIGN_OR_RETURN(TpShard whole, TpShard::make(ckpt.config(), 0, 1));
   return create_rank(ckpt, options, CpuTpRank{whole, nullptr});
@@ -21,8 +22,8 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create_rank(const Checkpoint& ck
   if (options.num_threads < 0) return invalid_argument("num_threads must be >= 0, got {}", options.num_threads);
   if (rank.shard.world_size > 1 && (rank.comm == nullptr || rank.comm->world_size() != rank.shard.world_size ||
                                     rank.comm->rank() != rank.shard.rank))
-    return invalid_argument("tensor parallel rank {} of {} needs a communicator of that rank and size",
-                            rank.shard.rank, rank.shard.world_size);
+    return invalid_argument("tensor parallel rank {} of {} needs a communicator of that rank and size", rank.shard.rank,
+                            rank.shard.world_size);
   const ModelConfig& c = ckpt.config();
   if (c.rope_scaling.has_value() && c.rope_scaling->rope_type != "llama3" && c.rope_scaling->rope_type != "yarn")
     return unimplemented("rope_scaling type '{}' is not supported (only llama3, yarn)", c.rope_scaling->rope_type);
@@ -314,7 +315,8 @@ Status CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<
   if (mine > 0) {
     std::vector<float> y(m * mine);
     matmul_packed(x.data(), m, weights_.lm_head, nullptr, y.data(), pool_.get());  // [m, mine]
-    for (int64_t r = 0; r < m; ++r) std::copy(y.data() + r * mine, y.data() + (r + 1) * mine, part.data() + r * per_rank);
+    for (int64_t r = 0; r < m; ++r)
+      std::copy(y.data() + r * mine, y.data() + (r + 1) * mine, part.data() + r * per_rank);
   }
   std::vector<float> gathered(world * m * per_rank);  // [world, m, per_rank]
   BATON_RETURN_IF_ERROR(comm_->all_gather(part.data(), m * per_rank, gathered.data()));

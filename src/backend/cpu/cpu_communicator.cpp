@@ -78,7 +78,7 @@ Status CpuCommunicator::publish(const float* data, int64_t count) {
   for (int r = 0; r < world_size(); ++r) {
     if (group_->counts()[r] == count) continue;
     Status mismatch = internal_error("tensor parallel collective: rank {} passed {} elements, rank {} passed {}", rank_,
-                               count, r, group_->counts()[r]);
+                                     count, r, group_->counts()[r]);
     group_->abort(mismatch);
     return mismatch;
   }

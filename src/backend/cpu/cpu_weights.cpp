@@ -51,7 +51,7 @@ Status load_into(const Checkpoint& ckpt, const Slice& s, float* dst, ThreadPool*
   const int64_t cols = s.cols(), rows = s.num_rows(), width = s.num_cols();
   if (s.row_begin < 0 || s.row_begin + rows > s.shape[0] || s.col_begin < 0 || s.col_begin + width > cols)
     return internal_error("{}: slice rows [{}, +{}) cols [{}, +{}) is outside its shape", s.name, s.row_begin, rows,
-                    s.col_begin, width);
+                          s.col_begin, width);
   if (width == cols) {
     convert_range(t, s.row_begin * cols, rows * cols, dst, pool);
     return Status::ok();
@@ -92,8 +92,8 @@ Status load_gated_mlp(const Checkpoint& ckpt, const std::string& prefix, int64_t
                                               {row_slice(prefix + "gate_proj.weight", {inter, h}, begin, count),
                                                row_slice(prefix + "up_proj.weight", {inter, h}, begin, count)},
                                               pool));
-  BATON_ASSIGN_OR_RETURN(down, load_packed(ckpt, {col_slice(prefix + "down_proj.weight", {h, inter}, begin, count)},
-                                           pool));
+  BATON_ASSIGN_OR_RETURN(down,
+                         load_packed(ckpt, {col_slice(prefix + "down_proj.weight", {h, inter}, begin, count)}, pool));
   return Status::ok();
 }
 
@@ -112,13 +112,13 @@ Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, 
   L.expert_gate_up.resize(ne);
   L.expert_down.resize(ne);
   for (int64_t e = 0; e < ne; ++e)
-    BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, fmt::format("{}mlp.experts.{}.", p, e), h, mi,
-                                         s.moe_intermediate_begin, s.moe_intermediate_size, pool,
-                                         L.expert_gate_up[e], L.expert_down[e]));
+    BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, fmt::format("{}mlp.experts.{}.", p, e), h, mi, s.moe_intermediate_begin,
+                                         s.moe_intermediate_size, pool, L.expert_gate_up[e], L.expert_down[e]));
   if (c.arch != Arch::kDeepseekV3) return Status::ok();
   BATON_ASSIGN_OR_RETURN(L.expert_bias, load_tensor(ckpt, whole(p + "mlp.gate.e_score_correction_bias", {ne}), pool));
   if (c.deepseek_moe.n_shared_experts > 0) {
-    const int64_t shared = c.deepseek_moe.n_shared_experts, si = mi * shared, rank_si = s.moe_intermediate_size * shared;
+    const int64_t shared = c.deepseek_moe.n_shared_experts, si = mi * shared,
+                  rank_si = s.moe_intermediate_size * shared;
     BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, p + "mlp.shared_experts.", h, si, s.rank * rank_si, rank_si, pool,
                                          L.shared_gate_up, L.shared_down));
   }
@@ -127,8 +127,8 @@ Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, 
 
 // MLA: the latent projections (q_a, kv_a and their norms) whole; q_b (or
 // q_proj), kv_b_proj and o_proj for the shard's heads only.
-Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, const std::string& p,
-                ThreadPool* pool, CpuLayerWeights& L) {
+Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, const std::string& p, ThreadPool* pool,
+                CpuLayerWeights& L) {
   const MlaConfig& m = c.mla;
   const int64_t h = c.hidden_size, nh = c.num_heads, nope = m.qk_nope_head_dim, vd = m.v_head_dim;
   const int64_t rank = m.kv_lora_rank, qk = m.qk_head_dim(), head0 = s.head_begin, heads = s.num_heads;
@@ -137,16 +137,17 @@ Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, 
   if (m.q_lora_rank > 0) {
     BATON_ASSIGN_OR_RETURN(w.qkv_a,
                            load_packed(ckpt, {whole(p + "self_attn.q_a_proj.weight", {m.q_lora_rank, h}), kv_a}, pool));
-    BATON_ASSIGN_OR_RETURN(w.q_a_norm, load_tensor(ckpt, whole(p + "self_attn.q_a_layernorm.weight", {m.q_lora_rank}),
-                                                   pool));
-    BATON_ASSIGN_OR_RETURN(w.q_b, load_packed(ckpt,
-                                              {row_slice(p + "self_attn.q_b_proj.weight", {nh * qk, m.q_lora_rank},
-                                                         head0 * qk, heads * qk)},
-                                              pool));
+    BATON_ASSIGN_OR_RETURN(w.q_a_norm,
+                           load_tensor(ckpt, whole(p + "self_attn.q_a_layernorm.weight", {m.q_lora_rank}), pool));
+    BATON_ASSIGN_OR_RETURN(
+        w.q_b, load_packed(
+                   ckpt, {row_slice(p + "self_attn.q_b_proj.weight", {nh * qk, m.q_lora_rank}, head0 * qk, heads * qk)},
+                   pool));
   } else {
     BATON_ASSIGN_OR_RETURN(
         w.qkv_a,
-        load_packed(ckpt, {row_slice(p + "self_attn.q_proj.weight", {nh * qk, h}, head0 * qk, heads * qk), kv_a}, pool));
+        load_packed(ckpt, {row_slice(p + "self_attn.q_proj.weight", {nh * qk, h}, head0 * qk, heads * qk), kv_a},
+                    pool));
   }
   BATON_ASSIGN_OR_RETURN(w.kv_a_norm, load_tensor(ckpt, whole(p + "self_attn.kv_a_layernorm.weight", {rank}), pool));
   // kv_b_proj: [heads * (nope + v), rank]; head j's rows are its K-nope rows then its V rows.
@@ -166,7 +167,8 @@ Status load_mla(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, 
     w.uv[j] = pack_weight(head + nope * rank, vd, rank);
   }
   BATON_ASSIGN_OR_RETURN(
-      L.o_proj, load_packed(ckpt, {col_slice(p + "self_attn.o_proj.weight", {h, nh * vd}, head0 * vd, heads * vd)}, pool));
+      L.o_proj,
+      load_packed(ckpt, {col_slice(p + "self_attn.o_proj.weight", {h, nh * vd}, head0 * vd, heads * vd)}, pool));
   return Status::ok();
 }
 
@@ -255,7 +257,8 @@ Result<CpuWeights> CpuWeights::load(const Checkpoint& ckpt, const TpShard& shard
     BATON_ASSIGN_OR_RETURN(w.lm_head,
                            load_packed(ckpt, {row_slice("model.embed_tokens.weight", {vocab, h}, v0, vn)}, pool));
   } else {
-    BATON_ASSIGN_OR_RETURN(w.embed, load_tensor(ckpt, row_slice("model.embed_tokens.weight", {vocab, h}, v0, vn), pool));
+    BATON_ASSIGN_OR_RETURN(w.embed,
+                           load_tensor(ckpt, row_slice("model.embed_tokens.weight", {vocab, h}, v0, vn), pool));
     BATON_ASSIGN_OR_RETURN(w.lm_head, load_packed(ckpt, {row_slice("lm_head.weight", {vocab, h}, v0, vn)}, pool));
   }
   w.layers.resize(c.num_layers);
