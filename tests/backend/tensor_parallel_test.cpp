@@ -1,13 +1,16 @@
 // Tensor parallelism on the CPU backend: every fixture model at TP=2 and
 // TP=4 (4 query heads, 2 KV heads: TP=4 replicates each KV head on two
 // ranks) generates exactly TP=1's greedy tokens with logits within 1e-4, over
-// a batch of prompts with chunked prefill; layouts that cannot shard are
+// a batch of prompts with chunked prefill (and so do two random-weight
+// presets with shapes the fixtures lack); layouts that cannot shard are
 // refused naming the heads; a failed rank ends the instance with an error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <random>
 #include <string>
 
 #include "backend/backend_factory.h"
@@ -18,6 +21,8 @@
 #include "backend/tensor_parallel_backend.h"
 #include "common/json.h"
 #include "model/checkpoint.h"
+#include "model/presets.h"
+#include "model/random_checkpoint.h"
 
 namespace baton {
 namespace {
@@ -113,20 +118,14 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return worst;
 }
 
-class TensorParallelModels : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(TensorParallelModels, GreedyTokensAndLogitsMatchOneRank) {
-  auto ckpt = open_checkpoint(GetParam());
-  ASSERT_NE(ckpt, nullptr);
-  const auto prompts = prompts_of(GetParam());
-  ASSERT_EQ(prompts.size(), 3u);
-  auto single = make_tp_backend(*ckpt, 1);
+void expect_tp_matches_one_rank(const Checkpoint& ckpt, const std::vector<std::vector<int32_t>>& prompts) {
+  auto single = make_tp_backend(ckpt, 1);
   ASSERT_NE(single, nullptr);
   const Generation reference = generate(*single, prompts);
   for (const auto& out : reference.outputs) ASSERT_EQ(out.size(), static_cast<size_t>(kNewTokens));
   for (int tp : {2, 4}) {
     SCOPED_TRACE("tensor parallel size " + std::to_string(tp));
-    auto sharded = make_tp_backend(*ckpt, tp);
+    auto sharded = make_tp_backend(ckpt, tp);
     ASSERT_NE(sharded, nullptr);
     EXPECT_EQ(sharded->model_config().vocab_size, single->model_config().vocab_size);
     const Generation g = generate(*sharded, prompts);
@@ -136,7 +135,48 @@ TEST_P(TensorParallelModels, GreedyTokensAndLogitsMatchOneRank) {
   }
 }
 
+class TensorParallelModels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TensorParallelModels, GreedyTokensAndLogitsMatchOneRank) {
+  auto ckpt = open_checkpoint(GetParam());
+  ASSERT_NE(ckpt, nullptr);
+  const auto prompts = prompts_of(GetParam());
+  ASSERT_EQ(prompts.size(), 3u);
+  expect_tp_matches_one_rank(*ckpt, prompts);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelModels, ::testing::ValuesIn(testing::kFixtureModels),
+                         testing::model_param_name);
+
+// Shapes the fixtures lack, from random-weight presets: a dense layer
+// between MoE layers (tiny-qwen3-moe) and MLA without q LoRA, its q_proj
+// split by head (tiny-deepseek-v3).
+class TensorParallelPresets : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TensorParallelPresets, GreedyTokensAndLogitsMatchOneRank) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("baton_tp_" + GetParam() + "_" + std::to_string(std::random_device{}()));
+  Result<ModelPreset> preset = find_model_preset(GetParam());
+  ASSERT_TRUE(preset.is_ok()) << preset.status().to_string();
+  RandomCheckpointOptions options;
+  options.out_dir = dir.string();
+  options.seed = 11;
+  options.num_threads = 1;
+  options.initializer_range = 0.2;  // logits far from uniform, so greedy picks are clear
+  auto written = write_random_checkpoint(preset->config, options);
+  ASSERT_TRUE(written.is_ok()) << written.status().to_string();
+  Result<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(dir.string());
+  ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int32_t> token(0, (*ckpt)->config().vocab_size - 1);
+  std::vector<std::vector<int32_t>> prompts(3);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    for (size_t t = 0; t < 4 + 5 * i; ++t) prompts[i].push_back(token(rng));
+  expect_tp_matches_one_rank(**ckpt, prompts);
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, TensorParallelPresets, ::testing::Values("tiny-qwen3-moe", "tiny-deepseek-v3"),
                          testing::model_param_name);
 
 // Each rank's cache holds only its KV heads: the instance's block is the
