@@ -1,15 +1,53 @@
 #include "backend/backend_factory.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_communicator.h"
+#include "backend/tensor_parallel_backend.h"
 
 namespace baton {
 namespace {
 
+// How long a rank waits at a collective for the others before the instance
+// fails (issue 16: a lost rank ends the instance within 5 s). Every rank does
+// the same work between two collectives (one layer), so a healthy wait is
+// the ranks' imbalance over one layer, far below this.
+constexpr std::chrono::milliseconds kRankTimeout{5000};
+
+// tensor_parallel_size CPU ranks, each converting only its slice, with the
+// threads and the KV budget shared among them.
+Result<std::unique_ptr<Backend>> make_cpu_tensor_parallel(const Checkpoint& ckpt, const BackendOptions& options) {
+  const int n = options.tensor_parallel_size;
+  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n));
+  BackendOptions per_rank = options;
+  const int threads = options.num_threads > 0 ? options.num_threads
+                                              : static_cast<int>(std::thread::hardware_concurrency());
+  per_rank.num_threads = std::max(1, threads / n);
+  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : CpuBackend::kDefaultKvBytes;
+  per_rank.cpu_kv_cache_bytes = std::max<size_t>(1, kv_bytes / n);  // one memory for all ranks
+  std::vector<std::unique_ptr<CpuCommunicator>> group = CpuCommunicator::make_group(n, kRankTimeout);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  std::vector<std::unique_ptr<Backend>> ranks;
+  for (int r = 0; r < n; ++r) {
+    BATON_ASSIGN_OR_RETURN(TpShard shard, TpShard::make(ckpt.config(), r, n));
+    Result<std::unique_ptr<CpuBackend>> rank = CpuBackend::create_rank(ckpt, per_rank,
+                                                                       CpuTpRank{shard, group[r].get()});
+    if (!rank.is_ok()) return rank.status().with_context(fmt::format("tensor parallel rank {} of {}", r, n));
+    ranks.push_back(std::move(rank).value());
+    comms.push_back(std::move(group[r]));
+  }
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> tp,
+                         TensorParallelBackend::create(std::move(comms), std::move(ranks)));
+  return std::unique_ptr<Backend>(std::move(tp));
+}
+
 Result<std::unique_ptr<Backend>> make_cpu(const Checkpoint& ckpt, const BackendOptions& options) {
+  if (options.tensor_parallel_size > 1) return make_cpu_tensor_parallel(ckpt, options);
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> b, CpuBackend::create(ckpt, options));
   return std::unique_ptr<Backend>(std::move(b));
 }
@@ -44,6 +82,13 @@ std::vector<std::string> registered_backends() {
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const Checkpoint& ckpt,
                                               const BackendOptions& options) {
+  if (options.tensor_parallel_size < 1)
+    return invalid_argument("--tensor-parallel-size must be at least 1, got {}", options.tensor_parallel_size);
+  if (options.tensor_parallel_size > 1 && device != "cpu")
+    return unimplemented(
+        "--tensor-parallel-size {} on device '{}': only the cpu backend runs more than one rank so far (the "
+        "NCCL communicator for GPUs is not built yet); use --tensor-parallel-size 1",
+        options.tensor_parallel_size, device);
   BackendMaker maker = nullptr;
   {
     Registry& r = registry();

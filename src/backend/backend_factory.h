@@ -21,6 +21,9 @@ struct BackendOptions {
   int device_id = 0;                    // CUDA: device ordinal
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   bool batch_invariant = false;         // CUDA: results independent of batch shape (slower)
+  // Ranks of one instance (--tensor-parallel-size); the CPU backend runs
+  // them as threads over a CpuCommunicator; other devices take only 1 so far.
+  int tensor_parallel_size = 1;
 };
 
 using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt, const BackendOptions& options);
@@ -33,7 +36,9 @@ void register_backend(const std::string& device, BackendMaker maker);
 std::vector<std::string> registered_backends();
 
 // The backend for `device`; kUnimplemented when this build has no such
-// backend (e.g. "cuda" built without CUDA), kInvalidArgument for an unknown name.
+// backend (e.g. "cuda" built without CUDA) or the device cannot run
+// options.tensor_parallel_size ranks, kInvalidArgument for an unknown name or
+// a model whose heads cannot be split across that many ranks.
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const Checkpoint& ckpt,
                                               const BackendOptions& options = {});
 

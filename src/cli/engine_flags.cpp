@@ -31,6 +31,10 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
   app.add_option("--num-threads", f.num_threads, "CPU backend threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--tensor-parallel-size", f.tensor_parallel_size,
+                 "Ranks the model is split over (heads, MLP, vocabulary); cpu backend only so far")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--gpu-memory-utilization", f.gpu_memory_utilization,
                  "CUDA: share of the GPU's memory for weights and KV cache")
       ->check(CLI::Range(0.05, 1.0))

@@ -18,7 +18,8 @@ using instance::LoadedEngine;
 // Adds --model, --device, --block-size, --num-kv-blocks, --kv-cache-bytes,
 // --max-num-batched-tokens, --max-num-seqs, --max-model-len,
 // --no-prefix-caching, --seed, --num-threads, --max-waiting-requests,
-// --gpu-memory-utilization, --batch-invariant and --scripted-output.
+// --gpu-memory-utilization, --batch-invariant, --tensor-parallel-size and
+// --scripted-output.
 void add_engine_flags(CLI::App& app, EngineFlags& flags);
 
 }  // namespace baton::cli

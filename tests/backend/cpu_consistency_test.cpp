@@ -8,6 +8,7 @@
 #include <random>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/fixture_models.h"
 #include "backend/step_builder.h"
 #include "model/checkpoint.h"
 #include "model/presets.h"
@@ -104,11 +105,7 @@ TEST_P(CpuConsistency, SameLogitsWhateverTheChunkingThreadsAndBatch) {
 INSTANTIATE_TEST_SUITE_P(Presets, CpuConsistency,
                          ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
                                            "tiny-deepseek-v3"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         testing::model_param_name);
 
 }  // namespace
 }  // namespace baton

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/fixture_models.h"
 #include "backend/step_builder.h"
 #include "common/json.h"
 #include "model/checkpoint.h"
@@ -29,7 +30,7 @@ struct GoldenPrompt {
   std::vector<int32_t> prompt_argmax;
 };
 
-std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
+std::string model_dir(const std::string& name) { return testing::fixture_model_dir(name); }
 
 std::vector<GoldenPrompt> load_golden(const std::string& name) {
   Result<Json> j = read_json_file(model_dir(name) + "/golden.json");
@@ -238,14 +239,7 @@ TEST_P(CpuGolden, SeededSamplingIndependentOfBatch) {
                                              golden[1].greedy_ids.begin() + kNew));  // it really sampled
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden,
-                         ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
-                                           "deepseek-v3-tiny"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, CpuGolden, ::testing::ValuesIn(testing::kFixtureModels), testing::model_param_name);
 
 }  // namespace
 }  // namespace baton

@@ -45,6 +45,13 @@ RunResult run(const std::string& args) {
 
 std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
 
+// --prompt-ids' value: "1,2,3".
+std::string ids_arg(const Json& ids) {
+  std::string arg;
+  for (const Json& t : ids) arg += (arg.empty() ? "" : ",") + std::to_string(t.get<int>());
+  return arg;
+}
+
 std::vector<Json> json_lines(const std::string& out) {
   std::vector<Json> lines;
   std::istringstream in(out);
@@ -117,8 +124,7 @@ TEST(GenerateCommand, PromptIdsJson) {
   auto golden = read_json_file(model + "/golden.json");
   ASSERT_TRUE(golden.is_ok());
   const Json& p = (*golden)["prompts"][1];
-  std::string ids;
-  for (const Json& t : p["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+  const std::string ids = ids_arg(p["prompt_ids"]);
   RunResult r = run("--model " + model + " --prompt-ids " + ids +
                     " --max-tokens 24 --temperature 0 --ignore-eos --json");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -159,6 +165,31 @@ TEST(GenerateCommand, ClearErrors) {
   fs::remove(file);
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+}
+
+// --tensor-parallel-size: the golden greedy tokens at TP=2 and TP=4 (KV
+// heads replicated), and clear refusals of what cannot run.
+TEST(GenerateCommand, TensorParallelSize) {
+  const std::string model = model_dir("qwen3-moe-tiny");
+  auto golden = read_json_file(model + "/golden.json");
+  ASSERT_TRUE(golden.is_ok());
+  const Json& p = (*golden)["prompts"][2];
+  const std::string ids = ids_arg(p["prompt_ids"]);
+  const std::string request = "--model " + model + " --prompt-ids " + ids + " --max-tokens " +
+                              std::to_string(p["greedy_ids"].size()) + " --temperature 0 --ignore-eos --json";
+  for (int tp : {2, 4}) {
+    RunResult r = run(request + " --tensor-parallel-size " + std::to_string(tp));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto lines = json_lines(r.out);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0]["token_ids"], p["greedy_ids"]) << "TP=" << tp;
+  }
+  RunResult r = run(request + " --tensor-parallel-size 3");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("4 attention heads"), std::string::npos) << r.err;
+  r = run(request + " --device cuda --tensor-parallel-size 2");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("--tensor-parallel-size 2"), std::string::npos) << r.err;
 }
 
 // A random-weight model with the real Qwen3 tokenizer: text in, text out,

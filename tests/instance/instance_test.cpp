@@ -81,6 +81,25 @@ TEST(InstanceTest, BadOptionsAreClearErrors) {
   EXPECT_FALSE(second.is_ok());
 }
 
+// An aggregated instance runs at --tensor-parallel-size 2; PD roles refuse
+// it (the KV handoff between layouts is not built yet), naming both flags.
+TEST(InstanceTest, TensorParallelAggStartsAndPdRolesRefuseIt) {
+  InstanceOptions o = options_for("agg");
+  o.engine.tensor_parallel_size = 2;
+  auto agg = Instance::start(o);
+  ASSERT_TRUE(agg.is_ok()) << agg.status().to_string();
+  EXPECT_TRUE(answers_health((*agg)->url()));
+  for (const std::string role : {"prefill", "decode"}) {
+    o = options_for(role);
+    o.engine.tensor_parallel_size = 2;
+    auto refused = Instance::start(o);
+    ASSERT_FALSE(refused.is_ok()) << role;
+    EXPECT_EQ(refused.status().code(), StatusCode::kUnimplemented);
+    EXPECT_NE(refused.status().message().find("--role " + role + " with --tensor-parallel-size 2"), std::string::npos)
+        << refused.status().to_string();
+  }
+}
+
 TEST(RouterInstanceTest, RoutesOverInProcessInstancesAndChecksItsOptions) {
   auto prefill = Instance::start(options_for("prefill"));
   auto decode = Instance::start(options_for("decode"));

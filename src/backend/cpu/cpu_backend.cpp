@@ -11,30 +11,41 @@
 #include "model/yarn.h"
 
 namespace baton {
-namespace {
-constexpr size_t kDefaultCpuKvBytes = size_t{1} << 30;  // 1 GiB
-}  // namespace
 
 Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const Checkpoint& ckpt, const BackendOptions& options) {
+  BATON_ASSIGN_OR_RETURN(TpShard whole, TpShard::make(ckpt.config(), 0, 1));
+  return create_rank(ckpt, options, CpuTpRank{whole, nullptr});
+}
+
+Result<std::unique_ptr<CpuBackend>> CpuBackend::create_rank(const Checkpoint& ckpt, const BackendOptions& options,
+                                                            const CpuTpRank& rank) {
   if (options.num_threads < 0) return invalid_argument("num_threads must be >= 0, got {}", options.num_threads);
+  if (rank.shard.world_size > 1 && (rank.comm == nullptr || rank.comm->world_size() != rank.shard.world_size ||
+                                    rank.comm->rank() != rank.shard.rank))
+    return invalid_argument("tensor parallel rank {} of {} needs a communicator of that rank and size", rank.shard.rank,
+                            rank.shard.world_size);
   const ModelConfig& c = ckpt.config();
   if (c.rope_scaling.has_value() && c.rope_scaling->rope_type != "llama3" && c.rope_scaling->rope_type != "yarn")
     return unimplemented("rope_scaling type '{}' is not supported (only llama3, yarn)", c.rope_scaling->rope_type);
   auto pool = std::make_unique<ThreadPool>(options.num_threads);
   Result<CpuWeights> weights = [&]() -> Result<CpuWeights> {
     try {
-      return CpuWeights::load(ckpt, pool.get());
+      return CpuWeights::load(ckpt, rank.shard, pool.get());
     } catch (const std::bad_alloc&) {
       return resource_exhausted("out of memory converting the weights of {} to fp32", ckpt.dir());
     }
   }();
   if (!weights.is_ok()) return weights.status().with_context("loading " + ckpt.dir());
-  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultCpuKvBytes;
-  return std::unique_ptr<CpuBackend>(new CpuBackend(c, std::move(weights).value(), std::move(pool), kv_bytes));
+  const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultKvBytes;
+  return std::unique_ptr<CpuBackend>(new CpuBackend(c, rank, std::move(weights).value(), std::move(pool), kv_bytes));
 }
 
-CpuBackend::CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes)
-    : config_(std::move(config)),
+CpuBackend::CpuBackend(const ModelConfig& model_config, const CpuTpRank& rank, CpuWeights weights,
+                       std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes)
+    : model_config_(model_config),
+      config_(rank.shard.rank_config(model_config)),
+      shard_(rank.shard),
+      comm_(rank.shard.world_size > 1 ? rank.comm : nullptr),
       weights_(std::move(weights)),
       pool_(std::move(pool)),
       inv_freq_(rope_inv_freq(config_.head_dim, config_.rope_theta, config_.rope_scaling)),
@@ -110,7 +121,31 @@ Status CpuBackend::validate(const StepInput& in) const {
   return validate_sample_rows(in);
 }
 
-void CpuBackend::forward_layers(const StepInput& in) {
+Status CpuBackend::all_reduce(float* data, int64_t count) {
+  return comm_ == nullptr ? Status::ok() : comm_->all_reduce_sum(data, count);
+}
+
+Status CpuBackend::embed(const StepInput& in) {
+  const int64_t n = in.num_tokens(), h = config_.hidden_size;
+  if (comm_ == nullptr) {
+    if (weights_.embed.empty()) embedding_packed(weights_.lm_head, in.token_ids.data(), n, hidden_.data());
+    else embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
+    return Status::ok();
+  }
+  // Vocabulary-parallel: each rank writes the rows of its tokens, zeros for
+  // the others', and the sum over ranks is every token's row.
+  const int64_t v0 = shard_.vocab_begin, vn = shard_.vocab_count(model_config_);
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = hidden_.data() + t * h;
+    const int32_t local = static_cast<int32_t>(in.token_ids[t] - v0);
+    if (local < 0 || local >= vn) std::fill(row, row + h, 0.0f);
+    else if (weights_.embed.empty()) embedding_packed(weights_.lm_head, &local, 1, row);
+    else embedding(weights_.embed.data(), h, &local, 1, row);
+  }
+  return all_reduce(hidden_.data(), n * h);
+}
+
+Status CpuBackend::forward_layers(const StepInput& in) {
   const int64_t n = in.num_tokens(), h = config_.hidden_size;
   seq_of_token_.resize(n);
   for (int s = 0; s < in.num_seqs(); ++s)
@@ -118,8 +153,7 @@ void CpuBackend::forward_layers(const StepInput& in) {
   hidden_.resize(n * h);
   normed_.resize(n * h);
   proj_.resize(n * h);
-  if (weights_.embed.empty()) embedding_packed(weights_.lm_head, in.token_ids.data(), n, hidden_.data());
-  else embedding(weights_.embed.data(), h, in.token_ids.data(), n, hidden_.data());  // [n, h]
+  BATON_RETURN_IF_ERROR(embed(in));       // [n, h]
   cos_sin_.resize(n * config_.head_dim);  // [n, 2, head_dim / 2], shared by every layer
   rope_cos_sin(in.positions.data(), n, inv_freq_.data(), config_.head_dim / 2, cos_sin_.data());
   if (const float mscale = static_cast<float>(rope_attention_factor(config_)); mscale != 1.0f)
@@ -130,12 +164,15 @@ void CpuBackend::forward_layers(const StepInput& in) {
     rmsnorm(hidden_.data(), L.input_norm.data(), n, h, eps, normed_.data());
     if (config_.is_mla()) mla_attention(in, layer);  // proj_ = attention output after o_proj
     else attention(in, layer);
+    BATON_RETURN_IF_ERROR(all_reduce(proj_.data(), n * h));  // o_proj is row-parallel
     for (int64_t i = 0; i < n * h; ++i) hidden_[i] += proj_[i];
     rmsnorm(hidden_.data(), L.post_norm.data(), n, h, eps, normed_.data());
     if (L.is_moe) moe_mlp(layer, n);
     else dense_mlp(layer, n);
+    BATON_RETURN_IF_ERROR(all_reduce(proj_.data(), n * h));  // down (and each expert's) is row-parallel
     for (int64_t i = 0; i < n * h; ++i) hidden_[i] += proj_[i];
   }
+  return Status::ok();
 }
 
 void CpuBackend::attention(const StepInput& in, int layer) {
@@ -261,26 +298,55 @@ void CpuBackend::add_shared_experts(int layer, int64_t n) {
   for (int64_t i = 0; i < n * h; ++i) proj_[i] += shared[i];
 }
 
-void CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits) {
+Status CpuBackend::compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits) {
   const int64_t h = config_.hidden_size, vocab = config_.vocab_size, m = static_cast<int64_t>(rows.size());
   std::vector<float> x(m * h);  // [m, h]
   for (int64_t r = 0; r < m; ++r)
     rmsnorm(hidden_.data() + rows[r] * h, weights_.final_norm.data(), 1, h, static_cast<float>(config_.rms_norm_eps),
             x.data() + r * h);
+  if (comm_ == nullptr) {
+    logits.resize(m * vocab);
+    matmul_packed(x.data(), m, weights_.lm_head, nullptr, logits.data(), pool_.get());  // [m, vocab]
+    return Status::ok();
+  }
+  // Vocabulary-parallel LM head: this rank's columns, gathered from every rank.
+  const int64_t per_rank = shard_.vocab_per_rank, mine = weights_.lm_head.out, world = shard_.world_size;
+  std::vector<float> part(m * per_rank, 0.0f);  // [m, per_rank]; padding columns stay 0 and are dropped
+  if (mine > 0) {
+    std::vector<float> y(m * mine);
+    matmul_packed(x.data(), m, weights_.lm_head, nullptr, y.data(), pool_.get());  // [m, mine]
+    for (int64_t r = 0; r < m; ++r)
+      std::copy(y.data() + r * mine, y.data() + (r + 1) * mine, part.data() + r * per_rank);
+  }
+  std::vector<float> gathered(world * m * per_rank);  // [world, m, per_rank]
+  BATON_RETURN_IF_ERROR(comm_->all_gather(part.data(), m * per_rank, gathered.data()));
   logits.resize(m * vocab);
-  matmul_packed(x.data(), m, weights_.lm_head, nullptr, logits.data(), pool_.get());  // [m, vocab]
+  for (int64_t w = 0; w < world; ++w) {
+    const int64_t v0 = w * per_rank, count = std::max<int64_t>(0, std::min(per_rank, vocab - v0));
+    for (int64_t r = 0; r < m; ++r) {
+      const float* src = gathered.data() + (w * m + r) * per_rank;
+      std::copy(src, src + count, logits.data() + r * vocab + v0);
+    }
+  }
+  return Status::ok();
+}
+
+Status CpuBackend::forward(const StepInput& in, const std::vector<int64_t>& rows, std::vector<float>& logits) {
+  Status st = forward_layers(in);
+  if (st.is_ok() && !rows.empty()) st = compute_logits(rows, logits);
+  if (!st.is_ok() && comm_ != nullptr) comm_->abort(st);  // no peer waits for this rank any more
+  return st;
 }
 
 Result<StepOutput> CpuBackend::execute(const StepInput& in) {
   BATON_RETURN_IF_ERROR(validate(in));
-  forward_layers(in);
   std::vector<int64_t> rows;
   rows.reserve(in.samples.size());
   for (const SampleRequest& r : in.samples) rows.push_back(in.query_start[r.seq_index + 1] - 1);
-  StepOutput out;
-  if (rows.empty()) return out;
   std::vector<float> logits;
-  compute_logits(rows, logits);  // [num_samples, vocab]
+  BATON_RETURN_IF_ERROR(forward(in, rows, logits));  // [num_samples, vocab]
+  StepOutput out;
+  if (rows.empty() || shard_.rank != 0) return out;  // rank 0 samples for the instance
   const int vocab = config_.vocab_size;
   out.samples.reserve(rows.size());
   for (size_t i = 0; i < in.samples.size(); ++i) {
@@ -294,11 +360,10 @@ Result<StepOutput> CpuBackend::execute(const StepInput& in) {
 
 Result<std::vector<float>> CpuBackend::forward_all_logits(const StepInput& in) {
   BATON_RETURN_IF_ERROR(validate(in));
-  forward_layers(in);
   std::vector<int64_t> rows(in.num_tokens());
   for (int64_t t = 0; t < in.num_tokens(); ++t) rows[t] = t;
   std::vector<float> logits;
-  compute_logits(rows, logits);  // [num_tokens, vocab]
+  BATON_RETURN_IF_ERROR(forward(in, rows, logits));  // [num_tokens, vocab]
   return logits;
 }
 

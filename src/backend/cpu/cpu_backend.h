@@ -7,6 +7,13 @@
 // sits, so results are bitwise independent of batch composition, chunking
 // and thread count (tests/backend/cpu_consistency_test.cpp).
 // execute() and forward_all_logits() are called from one thread at a time.
+//
+// Tensor parallelism: a CpuBackend made with a CpuTpRank is one rank of an
+// instance. It holds its shard's weights and KV heads (model/tp_shard.h),
+// all-reduces after o_proj and the MLP and gathers the logits over its
+// Communicator; rank 0 samples, the other ranks return no samples. The
+// ranks run together under TensorParallelBackend (backend/
+// tensor_parallel_backend.h).
 #pragma once
 
 #include <memory>
@@ -14,19 +21,35 @@
 
 #include "backend/backend.h"
 #include "backend/backend_factory.h"
+#include "backend/communicator.h"
 #include "backend/cpu/cpu_weights.h"
 #include "backend/sampler.h"
 #include "common/thread_pool.h"
 #include "model/checkpoint.h"
+#include "model/tp_shard.h"
 
 namespace baton {
 
+// One rank of a tensor-parallel instance: its slice and its link to the
+// other ranks (not owned; it outlives the backend).
+struct CpuTpRank {
+  TpShard shard;
+  Communicator* comm = nullptr;
+};
+
 class CpuBackend final : public Backend {
  public:
+  // The KV cache budget when BackendOptions::cpu_kv_cache_bytes is 0 (a
+  // tensor-parallel instance divides it among its ranks).
+  static constexpr size_t kDefaultKvBytes = size_t{1} << 30;  // 1 GiB
+
   // Converts the checkpoint's weights; the checkpoint may be closed afterwards.
   static Result<std::unique_ptr<CpuBackend>> create(const Checkpoint& ckpt, const BackendOptions& options = {});
+  // One rank of a tensor-parallel instance: converts only its slice.
+  static Result<std::unique_ptr<CpuBackend>> create_rank(const Checkpoint& ckpt, const BackendOptions& options,
+                                                         const CpuTpRank& rank);
 
-  const ModelConfig& model_config() const override { return config_; }
+  const ModelConfig& model_config() const override { return model_config_; }
   std::string device_name() const override { return "cpu"; }
   size_t kv_block_bytes(int block_size) const override;
   size_t available_kv_bytes() const override { return kv_budget_bytes_; }
@@ -39,15 +62,26 @@ class CpuBackend final : public Backend {
   // [num_tokens, vocab].
   Result<std::vector<float>> forward_all_logits(const StepInput& in);
 
+  // The checks execute() makes of `in` before it computes anything (no
+  // collective is entered when they fail).
+  Status validate(const StepInput& in) const;
+
   int num_threads() const { return pool_->num_threads(); }
   size_t weight_bytes() const { return weights_.num_bytes(); }
 
  private:
-  CpuBackend(ModelConfig config, CpuWeights weights, std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes);
+  CpuBackend(const ModelConfig& model_config, const CpuTpRank& rank, CpuWeights weights,
+             std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes);
 
-  Status validate(const StepInput& in) const;
   // Runs every layer over in's tokens; leaves the hidden states in hidden_.
-  void forward_layers(const StepInput& in);
+  // An error (a failed collective) has already broken the rank group.
+  Status forward_layers(const StepInput& in);
+  // forward_layers then compute_logits for `rows`; a failure aborts the rank group.
+  Status forward(const StepInput& in, const std::vector<int64_t>& rows, std::vector<float>& logits);
+  // The token embeddings into hidden_ (vocabulary-parallel: summed over ranks).
+  Status embed(const StepInput& in);
+  // Sums `count` floats of `data` over the ranks (nothing at TP=1).
+  Status all_reduce(float* data, int64_t count);
   void attention(const StepInput& in, int layer);
   // paged_attention's arguments for this step's tokens over layer `layer`'s cache.
   PagedAttentionArgs paged_args(const StepInput& in, int layer, const float* q, float scale) const;
@@ -58,10 +92,14 @@ class CpuBackend final : public Backend {
   void add_shared_experts(int layer, int64_t num_tokens);
   void dense_mlp(int layer, int64_t num_tokens);
   void moe_mlp(int layer, int64_t num_tokens);
-  // Final norm + LM head for `rows` of hidden_: logits [rows.size(), vocab].
-  void compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits);
+  // Final norm + LM head for `rows` of hidden_: logits [rows.size(), vocab]
+  // (every rank's vocabulary slice, gathered).
+  Status compute_logits(const std::vector<int64_t>& rows, std::vector<float>& logits);
 
-  ModelConfig config_;
+  ModelConfig model_config_;  // the model's
+  ModelConfig config_;        // this rank's share of it (TpShard::rank_config): the shapes computed here
+  TpShard shard_;
+  Communicator* comm_ = nullptr;  // null at TP=1
   CpuWeights weights_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<float> inv_freq_;  // [head_dim / 2]

@@ -1,6 +1,8 @@
 // A checkpoint's weights converted to fp32 for the CPU backend, with q/k/v
 // and gate/up fused so each is one matmul, and every matrix packed for
-// matmul_packed (cpu_ops.h).
+// matmul_packed (cpu_ops.h). Under tensor parallelism each rank loads only
+// its slice (model/tp_shard.h): the shapes below are then the rank's (its
+// heads, its intermediate slice, its vocabulary rows).
 #pragma once
 
 #include <vector>
@@ -9,6 +11,7 @@
 #include "common/status.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
+#include "model/tp_shard.h"
 
 namespace baton {
 
@@ -38,7 +41,7 @@ struct CpuLayerWeights {
   std::vector<float> q_norm;      // [head_dim], empty without qk norm
   std::vector<float> k_norm;      // [head_dim]
   PackedWeight o_proj;            // [hidden, q_size]
-  std::vector<float> o_bias;      // [hidden], empty without bias
+  std::vector<float> o_bias;      // [hidden], empty without bias (and on every rank but 0)
   std::vector<float> post_norm;   // [hidden]
   // Dense MLP (empty in MoE layers).
   PackedWeight gate_up;  // [2 * intermediate, hidden]: gate rows then up rows
@@ -54,16 +57,16 @@ struct CpuLayerWeights {
 };
 
 struct CpuWeights {
-  std::vector<float> embed;       // [vocab, hidden], row-major; empty when tied (rows come from lm_head)
+  std::vector<float> embed;       // [vocab rows, hidden], row-major; empty when tied (rows come from lm_head)
   std::vector<float> final_norm;  // [hidden]
-  PackedWeight lm_head;           // [vocab, hidden]; embed_tokens itself when tied
+  PackedWeight lm_head;           // [vocab rows, hidden]; embed_tokens itself when tied
   std::vector<CpuLayerWeights> layers;
 
   size_t num_bytes() const;
 
-  // Reads and converts every tensor the config calls for; a missing tensor or
-  // one of the wrong shape is an error naming it.
-  static Result<CpuWeights> load(const Checkpoint& ckpt, ThreadPool* pool);
+  // Reads and converts this shard's part of every tensor the config calls
+  // for; a missing tensor or one of the wrong shape is an error naming it.
+  static Result<CpuWeights> load(const Checkpoint& ckpt, const TpShard& shard, ThreadPool* pool);
 };
 
 }  // namespace baton

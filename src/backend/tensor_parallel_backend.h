@@ -1,0 +1,67 @@
+// One instance over several ranks (tensor parallelism, docs/parallelism.md):
+// the engine sees one Backend; each step runs on every rank at once, each
+// rank on its own worker thread with its own model slice and KV cache slice,
+// and rank 0's samples are the step's. The scheduler stays one per instance.
+//
+// The ranks are joined by Communicators owned here. A rank that fails
+// mid-step breaks their group, so the other ranks return instead of waiting;
+// every later step then fails at once with that error (the instance is done,
+// no request waits forever). A step's invalid input fails on every rank
+// before any collective and leaves the instance usable.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/communicator.h"
+
+namespace baton {
+
+class TensorParallelBackend final : public Backend {
+ public:
+  // ranks[r] is rank r, made with comms[r] (which must outlive it: both are
+  // kept here, the ranks destroyed first). At least two ranks.
+  static Result<std::unique_ptr<TensorParallelBackend>> create(std::vector<std::unique_ptr<Communicator>> comms,
+                                                               std::vector<std::unique_ptr<Backend>> ranks);
+  ~TensorParallelBackend() override;
+  TensorParallelBackend(const TensorParallelBackend&) = delete;
+  TensorParallelBackend& operator=(const TensorParallelBackend&) = delete;
+
+  const ModelConfig& model_config() const override { return ranks_.front()->model_config(); }
+  std::string device_name() const override;  // "cpu (tensor parallel x2)"
+  // All ranks' blocks together: one engine block is a block on every rank.
+  size_t kv_block_bytes(int block_size) const override;
+  size_t available_kv_bytes() const override;
+  Status init_kv_cache(int num_blocks, int block_size) override;
+  // Rank 0's slice of the cache (its KV heads only).
+  KvMemory kv_memory() override { return ranks_.front()->kv_memory(); }
+  Result<StepOutput> execute(const StepInput& in) override;
+
+  int world_size() const { return static_cast<int>(ranks_.size()); }
+  Backend& rank(int r) { return *ranks_[r]; }
+
+ private:
+  TensorParallelBackend(std::vector<std::unique_ptr<Communicator>> comms, std::vector<std::unique_ptr<Backend>> ranks);
+  void worker_loop(int rank);
+
+  std::vector<std::unique_ptr<Communicator>> comms_;
+  std::vector<std::unique_ptr<Backend>> ranks_;
+  std::vector<std::thread> workers_;  // ranks 1..N-1; rank 0 runs on the caller's thread
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  const StepInput* step_ = nullptr;  // the step in flight, for the workers
+  uint64_t step_id_ = 0;
+  int pending_ = 0;  // workers still running step_id_
+  bool stop_ = false;
+  std::vector<std::optional<Result<StepOutput>>> results_;  // [world_size]: the ranks' outputs
+};
+
+}  // namespace baton
