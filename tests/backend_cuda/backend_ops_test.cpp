@@ -145,7 +145,9 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
   }
   for (const char* op : {"attention_prefill", "attention_decode", "embedding", "add_rmsnorm", "silu_mul",
                          "fill_convert", "qkv_rope_cache", "gemm", "gemv", "gemm_row_invariant", "gemm_buckets",
-                         "moe_topk", "moe_align", "grouped_gemm", "moe_experts", "sample"})
+                         "moe_topk", "moe_align", "grouped_gemm", "moe_experts", "sample", "mla_attention_prefill",
+                         "mla_attention_decode", "mla_prepare", "mla_q_latent", "mla_unabsorb", "mla_split_uk",
+                         "moe_grouped_topk"})
     EXPECT_GT(per_op[op], 0) << op << " has no case";
 }
 

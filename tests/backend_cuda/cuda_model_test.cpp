@@ -26,7 +26,7 @@ using namespace baton::cuda::testing;
 constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 256;
 
-const char* kModels[] = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"};
+const char* kModels[] = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny", "deepseek-v3-tiny"};
 
 std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
 
