@@ -19,6 +19,7 @@
 
 namespace baton {
 class ThreadPool;
+struct PagedAttentionArgs;
 }
 
 namespace baton::cuda::ops {
@@ -161,6 +162,8 @@ struct PagedCache {
 };
 PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int block_size, int num_blocks,
                             std::mt19937& rng);
+// Any layout (a latent one too): its num_blocks blocks, random.
+PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng);
 
 // The thread pool the CPU references run on.
 ThreadPool& reference_pool();
@@ -173,6 +176,10 @@ struct Batch {
   int max_blocks_per_seq = 0, num_tokens = 0, max_len = 0, total_blocks = 0;
 };
 Batch make_batch(const std::vector<int>& q_lens, const std::vector<int>& ctx_lens, int block_size, std::mt19937& rng);
+
+// The CPU reference's arguments for q over the batch's cache (layer `layer`).
+PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& cache, int layer, const float* q,
+                                            int num_heads, float scale);
 
 // "1,37,130" for shape names ("1x40" for 40 equal values).
 std::string join(const std::vector<int>& v);

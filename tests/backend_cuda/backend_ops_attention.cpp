@@ -67,18 +67,7 @@ std::vector<Check> run_attention(const AttnShape& s, std::mt19937& rng) {
   }
   const auto out = download_bf16(dout, q_elems);  // synchronises
 
-  PagedAttentionArgs c;
-  c.q = q.data();
-  c.num_tokens = b.num_tokens;
-  c.num_heads = nh;
-  c.positions = b.positions.data();
-  c.seq_of_token = b.seq_of_token.data();
-  c.block_tables = b.block_tables.data();
-  c.max_blocks_per_seq = b.max_blocks_per_seq;
-  c.kv_cache = cache.host.data();
-  c.layout = cache.layout;
-  c.layer = layer;
-  c.scale = scale;
+  const PagedAttentionArgs c = reference_attention_args(b, cache, layer, q.data(), nh, scale);
   std::vector<float> ref(q_elems);
   paged_attention(c, ref.data(), &reference_pool());
   return {compare("out", out, ref, kTolBf16)};

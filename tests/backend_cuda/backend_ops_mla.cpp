@@ -25,17 +25,7 @@ using testing::upload_bf16;
 
 // A latent cache of random bf16 values (an fp32 copy for the CPU).
 PagedCache make_latent_cache(int layers, int rank, int rope, int block_size, int num_blocks, std::mt19937& rng) {
-  PagedCache p;
-  p.layout = KvLayout{layers, 1, rank + rope, block_size, num_blocks, DType::kBF16, rank, rope};
-  p.host = random_bf16_values(p.layout.block_elems() * num_blocks, 1.0f, rng);
-  p.dev = upload_bf16(p.host);
-  p.kv.base = p.dev.as<bf16>();
-  p.kv.block_elems = p.layout.block_elems();
-  p.kv.layer_block_elems = p.layout.layer_block_elems();
-  p.kv.half_elems = p.layout.half_layer_block_elems();
-  p.kv.token_elems = p.layout.token_elems();
-  p.kv.block_size = block_size;
-  return p;
+  return make_paged_cache(KvLayout{layers, 1, rank + rope, block_size, num_blocks, DType::kBF16, rank, rope}, rng);
 }
 
 std::vector<Check> run_mla_attention(const MlaShape& s, std::mt19937& rng) {
@@ -80,18 +70,7 @@ std::vector<Check> run_mla_attention(const MlaShape& s, std::mt19937& rng) {
   }
   const auto out = download_bf16(dout, out_elems);
 
-  PagedAttentionArgs c;
-  c.q = q.data();
-  c.num_tokens = b.num_tokens;
-  c.num_heads = nh;
-  c.positions = b.positions.data();
-  c.seq_of_token = b.seq_of_token.data();
-  c.block_tables = b.block_tables.data();
-  c.max_blocks_per_seq = b.max_blocks_per_seq;
-  c.kv_cache = cache.host.data();
-  c.layout = cache.layout;
-  c.layer = layer;
-  c.scale = scale;
+  const PagedAttentionArgs c = reference_attention_args(b, cache, layer, q.data(), nh, scale);
   std::vector<float> ref(out_elems);
   paged_attention(c, ref.data(), &reference_pool());
   return {compare("out", out, ref, kTolBf16)};
