@@ -177,6 +177,15 @@ struct Batch {
 };
 Batch make_batch(const std::vector<int>& q_lens, const std::vector<int>& ctx_lens, int block_size, std::mt19937& rng);
 
+// The batch's sequence arrays on the device, and the attention kernels'
+// arguments over them (q, out: device pointers).
+struct DeviceBatch {
+  DeviceBuffer query_start, seq_lens, block_tables;
+};
+DeviceBatch upload_batch(const Batch& b);
+AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer,
+                               const bf16* q, bf16* out, int num_heads, float scale);
+
 // The CPU reference's arguments for q over the batch's cache (layer `layer`).
 PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& cache, int layer, const float* q,
                                             int num_heads, float scale);

@@ -40,21 +40,10 @@ std::vector<Check> run_attention(const AttnShape& s, std::mt19937& rng) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   auto dq = upload_bf16(q);
   auto dout = poisoned_bf16(q_elems);
-  auto dqs = upload(b.query_start), dsl = upload(b.seq_lens), dbt = upload(b.block_tables);
-  AttnArgs a;
-  a.q = dq.as<bf16>();
-  a.out = dout.as<bf16>();
-  a.kv = cache.kv;
-  a.layer = layer;
-  a.query_start = dqs.as<int32_t>();
-  a.seq_lens = dsl.as<int32_t>();
-  a.block_tables = dbt.as<int32_t>();
-  a.max_blocks_per_seq = b.max_blocks_per_seq;
-  a.num_seqs = static_cast<int>(s.q_lens.size());
-  a.num_heads = nh;
+  const DeviceBatch db = upload_batch(b);
+  AttnArgs a = device_attention_args(db, b, cache, layer, dq.as<bf16>(), dout.as<bf16>(), nh, scale);
   a.num_kv_heads = s.num_kv_heads;
   a.head_dim = hd;
-  a.scale = scale;
   DeviceBuffer partial, ditems;
   if (s.decode) {
     const int max_splits = std::max(1, (b.max_len + s.split_len - 1) / s.split_len);

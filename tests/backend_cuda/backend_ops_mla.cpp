@@ -37,21 +37,11 @@ std::vector<Check> run_mla_attention(const MlaShape& s, std::mt19937& rng) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(latent));
   auto dq = upload_bf16(q);
   auto dout = poisoned_bf16(out_elems);
-  auto dqs = upload(b.query_start), dsl = upload(b.seq_lens), dbt = upload(b.block_tables);
+  const DeviceBatch db = upload_batch(b);
   MlaAttnArgs a;
-  a.q = dq.as<bf16>();
-  a.out = dout.as<bf16>();
-  a.kv = cache.kv;
-  a.layer = layer;
-  a.query_start = dqs.as<int32_t>();
-  a.seq_lens = dsl.as<int32_t>();
-  a.block_tables = dbt.as<int32_t>();
-  a.max_blocks_per_seq = b.max_blocks_per_seq;
-  a.num_seqs = static_cast<int>(s.q_lens.size());
-  a.num_heads = nh;
+  static_cast<AttnArgs&>(a) = device_attention_args(db, b, cache, layer, dq.as<bf16>(), dout.as<bf16>(), nh, scale);
   a.kv_lora_rank = rank;
   a.rope_dim = s.rope_dim;
-  a.scale = scale;
   DeviceBuffer partial, ditems;
   if (s.decode) {
     const int splits = s.split_len > 0 ? (b.max_len + s.split_len - 1) / s.split_len : 1;

@@ -63,6 +63,27 @@ PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng) {
   return p;
 }
 
+DeviceBatch upload_batch(const Batch& b) {
+  return DeviceBatch{testing::upload(b.query_start), testing::upload(b.seq_lens), testing::upload(b.block_tables)};
+}
+
+AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer,
+                               const bf16* q, bf16* out, int num_heads, float scale) {
+  AttnArgs a;
+  a.q = q;
+  a.out = out;
+  a.kv = cache.kv;
+  a.layer = layer;
+  a.query_start = d.query_start.as<int32_t>();
+  a.seq_lens = d.seq_lens.as<int32_t>();
+  a.block_tables = d.block_tables.as<int32_t>();
+  a.max_blocks_per_seq = b.max_blocks_per_seq;
+  a.num_seqs = static_cast<int>(b.seq_lens.size());
+  a.num_heads = num_heads;
+  a.scale = scale;
+  return a;
+}
+
 PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& cache, int layer, const float* q,
                                             int num_heads, float scale) {
   PagedAttentionArgs c;

@@ -342,6 +342,22 @@ void CudaBackend::run_layers(const Launch& l) {
   }
 }
 
+AttnArgs CudaBackend::paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const {
+  const char* dev = static_cast<const char*>(input_dev_.get());
+  AttnArgs a;
+  a.q = q;
+  a.out = out;
+  a.kv = kv;
+  a.layer = i;
+  a.query_start = reinterpret_cast<const int32_t*>(dev + l.lay.query_start);
+  a.seq_lens = reinterpret_cast<const int32_t*>(dev + l.lay.seq_lens);
+  a.block_tables = reinterpret_cast<const int32_t*>(dev + l.lay.block_tables);
+  a.max_blocks_per_seq = l.lay.mbps;
+  a.num_seqs = l.lay.num_seqs;
+  a.num_heads = config_.num_heads;
+  return a;
+}
+
 void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
   const ModelConfig& c = config_;
   const Layout& lay = l.lay;
@@ -367,17 +383,7 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
   ra.num_kv_heads = c.num_kv_heads;
   ra.head_dim = c.head_dim;
   launch_qkv_rope_cache(ra, stream_);
-  AttnArgs aa;
-  aa.q = q_.as<bf16>();
-  aa.out = attn_.as<bf16>();
-  aa.kv = kvd;
-  aa.layer = i;
-  aa.query_start = reinterpret_cast<const int32_t*>(dev + lay.query_start);
-  aa.seq_lens = reinterpret_cast<const int32_t*>(dev + lay.seq_lens);
-  aa.block_tables = reinterpret_cast<const int32_t*>(dev + lay.block_tables);
-  aa.max_blocks_per_seq = lay.mbps;
-  aa.num_seqs = lay.num_seqs;
-  aa.num_heads = c.num_heads;
+  AttnArgs aa = paged_attention_args(l, i, kvd, q_.as<bf16>(), attn_.as<bf16>());
   aa.num_kv_heads = c.num_kv_heads;
   aa.head_dim = c.head_dim;
   aa.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));

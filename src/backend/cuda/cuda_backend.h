@@ -93,6 +93,8 @@ class CudaBackend final : public Backend {
   };
   void forward(const Launch& l);
   void run_layers(const Launch& l);
+  // The step's sequences over the paged cache for layer i's attention kernel.
+  AttnArgs paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const;
   // The attention block of layer i over per-head K/V, normed_ -> proj_ (after o_proj).
   void attention_block(const Launch& l, int i, const KvDev& kv);
   // MLA (cuda_mla_layer.cpp): the attention block of layer i, normed_ -> proj_ (after o_proj).

@@ -91,16 +91,7 @@ void CudaBackend::mla_attention(const Launch& l, int i, const KvDev& kvd) {
   gemm_.run_batched(absorb_q, stream_);
 
   MlaAttnArgs aa;
-  aa.q = q_latent_.as<bf16>();
-  aa.out = o_latent_.as<bf16>();
-  aa.kv = kvd;
-  aa.layer = i;
-  aa.query_start = reinterpret_cast<const int32_t*>(dev + lay.query_start);
-  aa.seq_lens = reinterpret_cast<const int32_t*>(dev + lay.seq_lens);
-  aa.block_tables = reinterpret_cast<const int32_t*>(dev + lay.block_tables);
-  aa.max_blocks_per_seq = lay.mbps;
-  aa.num_seqs = lay.num_seqs;
-  aa.num_heads = nh;
+  static_cast<AttnArgs&>(aa) = paged_attention_args(l, i, kvd, q_latent_.as<bf16>(), o_latent_.as<bf16>());
   aa.kv_lora_rank = rank;
   aa.rope_dim = rope;
   aa.scale = static_cast<float>(attention_softmax_scale(c));

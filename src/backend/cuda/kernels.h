@@ -154,19 +154,11 @@ void launch_mla_split_uk(const bf16* kv_b, bf16* uk_t, int num_heads, int nope, 
 
 // Attention on the latent: every head attends to the cached rows (keys, all
 // kv_lora_rank + rope_dim wide) with values their first kv_lora_rank values.
+// The AttnArgs fields as there (num_kv_heads and head_dim unused), with
 // q: [T, heads, rank + rope], out: [T, heads, rank]. Rows of sequence s are
 // (token, head) pairs, head fastest; causal as AttnArgs.
-struct MlaAttnArgs {
-  const bf16* q = nullptr;
-  bf16* out = nullptr;
-  KvDev kv;
-  int layer = 0;
-  const int32_t* query_start = nullptr;   // [S + 1]
-  const int32_t* seq_lens = nullptr;      // [S]
-  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
-  int max_blocks_per_seq = 0;
-  int num_seqs = 0, num_heads = 0, kv_lora_rank = 0, rope_dim = 0;
-  float scale = 1.0f;
+struct MlaAttnArgs : AttnArgs {
+  int kv_lora_rank = 0, rope_dim = 0;
 };
 // The (kv_lora_rank, rope_dim) pairs the kernel is built for.
 bool mla_attention_supports(int kv_lora_rank, int rope_dim);

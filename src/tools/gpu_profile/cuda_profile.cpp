@@ -202,15 +202,7 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
   a.head_dim = c.head_dim;
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   MlaAttnArgs ma;
-  ma.q = a.q;
-  ma.out = a.out;
-  ma.kv = a.kv;
-  ma.query_start = a.query_start;
-  ma.seq_lens = a.seq_lens;
-  ma.block_tables = a.block_tables;
-  ma.max_blocks_per_seq = nb;
-  ma.num_seqs = batch;
-  ma.num_heads = c.num_heads;
+  static_cast<AttnArgs&>(ma) = a;
   if (mla) {
     ma.kv_lora_rank = c.mla.kv_lora_rank;
     ma.rope_dim = c.mla.qk_rope_head_dim;
