@@ -39,7 +39,8 @@ __global__ void mla_prepare_kernel(MlaPrepareArgs a) {
     ss = block_sum(ss, scratch);
     const float inv = rsqrtf(ss / a.q_cols + a.eps);
     bf16* out = a.q_a_out + static_cast<int64_t>(t) * a.q_cols;
-    for (int i = threadIdx.x; i < a.q_cols; i += blockDim.x) out[i] = __float2bfloat16(bf(row[i]) * inv * bf(a.q_a_norm[i]));
+    for (int i = threadIdx.x; i < a.q_cols; i += blockDim.x)
+      out[i] = __float2bfloat16(bf(row[i]) * inv * bf(a.q_a_norm[i]));
   }
   const int64_t slot = a.slot_mapping[t];
   if (slot < 0) return;  // padding token: no cache write
@@ -115,8 +116,8 @@ __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p, bool tr
 template <int RANK, int ROPE>
 struct MlaCfg {
   static constexpr int D = RANK + ROPE;
-  static constexpr int DP = (D + 15) / 16 * 16;  // padded to whole k steps
-  static constexpr int LD = DP + 8;              // shared row stride: conflict-free ldmatrix
+  static constexpr int DP = (D + 15) / 16 * 16;              // padded to whole k steps
+  static constexpr int LD = DP + 8;                          // shared row stride: conflict-free ldmatrix
   static constexpr int WN = RANK / 16 >= 4 ? 4 : RANK / 16;  // warps along the value dims
   static constexpr int WM = kWarps / WN;                     // warps along the rows
   static constexpr int MT = kRows / 16 / WM;                 // 16-row tiles per warp (P V)
@@ -127,6 +128,116 @@ struct MlaCfg {
   static constexpr size_t kSmem = kQBytes + kKBytes + kSBytes + kPBytes + 3 * 4 * kRows;
   static_assert(RANK % 16 == 0 && D % 8 == 0 && NT % 2 == 0 && MT >= 1, "MLA tile shape");
 };
+
+// The tile's scores: S = Q K^T * scale over one step of keys, masked
+// (causal, past the split, rows past the sequence) to -inf; warp -> 16 rows x 16 keys.
+template <int RANK, int ROPE>
+__device__ __forceinline__ void mla_scores(const bf16 (*sq)[MlaCfg<RANK, ROPE>::LD],
+                                           const bf16 (*sk)[MlaCfg<RANK, ROPE>::LD],
+                                           float (*ss)[MlaCfg<RANK, ROPE>::SLD], const MlaAttnArgs& a, int row0,
+                                           int rows, int ctx0, int k0, int key_end) {
+  using C = MlaCfg<RANK, ROPE>;
+  const int nh = a.num_heads, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int mt = warp >> 1, kp = warp & 1;
+  float s0[4] = {}, s1[4] = {};
+#pragma unroll 4
+  for (int kk = 0; kk < C::DP / 16; ++kk) {
+    uint32_t af[4], bfr[4];
+    ldsm_x4(af, &sq[mt * 16 + (lane & 15)][kk * 16 + (lane >> 4) * 8], false);
+    ldsm_x4(bfr, &sk[kp * 16 + (lane & 7) + ((lane >> 4) << 3)][kk * 16 + ((lane >> 3) & 1) * 8], false);
+    mma_bf16_16816(s0, af, bfr[0], bfr[1]);
+    mma_bf16_16816(s1, af, bfr[2], bfr[3]);
+  }
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+    const float* sv = nt ? s1 : s0;
+    const int col = kp * 16 + nt * 8 + 2 * t4;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = mt * 16 + g + 8 * h, grow = row0 + r;
+      const int limit = min(key_end, ctx0 + grow / nh + 1);  // keys < limit are visible
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = k0 + col + e;
+        ss[r][col + e] = (grow < rows && key < limit) ? sv[2 * h + e] * a.scale : -INFINITY;
+      }
+    }
+  }
+}
+
+// Online softmax over the step's scores: 4 threads per row, 8 keys each;
+// P (bf16) for P V, and each row's running max, sum and rescale factor.
+template <int SLD, int PLD>
+__device__ __forceinline__ void mla_softmax(const float (*ss)[SLD], bf16 (*sp)[PLD], float* m_s, float* l_s,
+                                            float* al_s) {
+  const int tid = threadIdx.x;
+  const int r = tid >> 2, part = tid & 3;
+  float v[8], mx = -INFINITY;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    v[e] = ss[r][part * 8 + e];
+    mx = fmaxf(mx, v[e]);
+  }
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_old = m_s[r], m_new = fmaxf(m_old, mx);
+  const float base = m_new == -INFINITY ? 0.0f : m_new;
+  float sum = 0.0f;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float p = __expf(v[e] - base);
+    sp[r][part * 8 + e] = __float2bfloat16(p);
+    sum += p;
+  }
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  __syncwarp();
+  if (part == 0) {
+    const float alpha = __expf(m_old - base);
+    m_s[r] = m_new;
+    l_s[r] = l_s[r] * alpha + sum;
+    al_s[r] = alpha;
+  }
+}
+
+// O = O * alpha + P V over one step of keys: warp -> MT x 16 rows, NT x 8 value dims.
+template <int RANK, int ROPE>
+__device__ __forceinline__ void mla_pv(float (&acc)[MlaCfg<RANK, ROPE>::MT][MlaCfg<RANK, ROPE>::NT][4],
+                                       const bf16 (*sp)[MlaCfg<RANK, ROPE>::PLD],
+                                       const bf16 (*sk)[MlaCfg<RANK, ROPE>::LD], const float* al_s) {
+  using C = MlaCfg<RANK, ROPE>;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  const int wm = warp / C::WN, wn = warp % C::WN;
+#pragma unroll
+  for (int mi = 0; mi < C::MT; ++mi) {
+    const int r = (wm * C::MT + mi) * 16 + g;
+    const float a0 = al_s[r], a1 = al_s[r + 8];
+#pragma unroll
+    for (int ni = 0; ni < C::NT; ++ni) {
+      acc[mi][ni][0] *= a0;
+      acc[mi][ni][1] *= a0;
+      acc[mi][ni][2] *= a1;
+      acc[mi][ni][3] *= a1;
+    }
+  }
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk) {
+    uint32_t pf[C::MT][4];
+#pragma unroll
+    for (int mi = 0; mi < C::MT; ++mi)
+      ldsm_x4(pf[mi], &sp[(wm * C::MT + mi) * 16 + (lane & 15)][kk * 16 + (lane >> 4) * 8], false);
+#pragma unroll
+    for (int ni = 0; ni < C::NT; ni += 2) {
+      uint32_t vb[4];
+      ldsm_x4(vb, &sk[kk * 16 + (lane & 15)][(wn * C::NT + ni) * 8 + (lane >> 4) * 8], true);
+#pragma unroll
+      for (int mi = 0; mi < C::MT; ++mi) {
+        mma_bf16_16816(acc[mi][ni], pf[mi], vb[0], vb[1]);
+        mma_bf16_16816(acc[mi][ni + 1], pf[mi], vb[2], vb[3]);
+      }
+    }
+  }
+}
 
 // grid (tiles, splits). work == null: decode, tile i = (seq i / tiles_per_seq,
 // rows (i % tiles_per_seq) * kRows). partial == null: one split, out written.
@@ -200,95 +311,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("cp.async.commit_group;\n" ::);
     asm volatile("cp.async.wait_group 1;\n" ::);
     __syncthreads();
-    {  // S = Q K^T: warp -> 16 rows x 16 keys
-      const int mt = warp >> 1, kp = warp & 1;
-      float s0[4] = {}, s1[4] = {};
-#pragma unroll 4
-      for (int kk = 0; kk < C::DP / 16; ++kk) {
-        uint32_t af[4], bfr[4];
-        ldsm_x4(af, &sq[mt * 16 + (lane & 15)][kk * 16 + (lane >> 4) * 8], false);
-        ldsm_x4(bfr, &sk[buf][kp * 16 + (lane & 7) + ((lane >> 4) << 3)][kk * 16 + ((lane >> 3) & 1) * 8], false);
-        mma_bf16_16816(s0, af, bfr[0], bfr[1]);
-        mma_bf16_16816(s1, af, bfr[2], bfr[3]);
-      }
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        const float* sv = nt ? s1 : s0;
-        const int col = kp * 16 + nt * 8 + 2 * t4;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int r = mt * 16 + g + 8 * h, grow = row0 + r;
-          const int limit = min(key_end, ctx0 + grow / nh + 1);  // keys < limit are visible
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int key = k0 + col + e;
-            ss[r][col + e] = (grow < rows && key < limit) ? sv[2 * h + e] * a.scale : -INFINITY;
-          }
-        }
-      }
-    }
+    mla_scores<RANK, ROPE>(sq, sk[buf], ss, a, row0, rows, ctx0, k0, key_end);
     __syncthreads();
-    {  // online softmax: 4 threads per row, 8 keys each
-      const int r = tid >> 2, part = tid & 3;
-      float v[8], mx = -INFINITY;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        v[e] = ss[r][part * 8 + e];
-        mx = fmaxf(mx, v[e]);
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_old = m_s[r], m_new = fmaxf(m_old, mx);
-      const float base = m_new == -INFINITY ? 0.0f : m_new;
-      float sum = 0.0f;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float p = __expf(v[e] - base);
-        sp[r][part * 8 + e] = __float2bfloat16(p);
-        sum += p;
-      }
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      __syncwarp();
-      if (part == 0) {
-        const float alpha = __expf(m_old - base);
-        m_s[r] = m_new;
-        l_s[r] = l_s[r] * alpha + sum;
-        al_s[r] = alpha;
-      }
-    }
+    mla_softmax<C::SLD, C::PLD>(ss, sp, m_s, l_s, al_s);
     __syncthreads();
-    {  // O = O * alpha + P V: warp -> MT x 16 rows, NT x 8 value dims
-#pragma unroll
-      for (int mi = 0; mi < C::MT; ++mi) {
-        const int r = (wm * C::MT + mi) * 16 + g;
-        const float a0 = al_s[r], a1 = al_s[r + 8];
-#pragma unroll
-        for (int ni = 0; ni < C::NT; ++ni) {
-          acc[mi][ni][0] *= a0;
-          acc[mi][ni][1] *= a0;
-          acc[mi][ni][2] *= a1;
-          acc[mi][ni][3] *= a1;
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        uint32_t pf[C::MT][4];
-#pragma unroll
-        for (int mi = 0; mi < C::MT; ++mi)
-          ldsm_x4(pf[mi], &sp[(wm * C::MT + mi) * 16 + (lane & 15)][kk * 16 + (lane >> 4) * 8], false);
-#pragma unroll
-        for (int ni = 0; ni < C::NT; ni += 2) {
-          uint32_t vb[4];
-          ldsm_x4(vb, &sk[buf][kk * 16 + (lane & 15)][(wn * C::NT + ni) * 8 + (lane >> 4) * 8], true);
-#pragma unroll
-          for (int mi = 0; mi < C::MT; ++mi) {
-            mma_bf16_16816(acc[mi][ni], pf[mi], vb[0], vb[1]);
-            mma_bf16_16816(acc[mi][ni + 1], pf[mi], vb[2], vb[3]);
-          }
-        }
-      }
-    }
+    mla_pv<RANK, ROPE>(acc, sp, sk[buf], al_s);
     __syncthreads();
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
@@ -388,7 +415,7 @@ void launch_mla_split_uk(const bf16* kv_b, bf16* uk_t, int num_heads, int nope, 
   const int64_t n = static_cast<int64_t>(num_heads) * nope * rank;
   if (n == 0) return;
   mla_split_uk_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(kv_b, uk_t, num_heads, nope, v_dim,
-                                                                                   rank);
+                                                                                  rank);
   BATON_LAUNCH_CHECK();
 }
 
