@@ -17,6 +17,9 @@ struct Args {
   std::string json_path = "perf-gpu.json";
   std::string md_path = "perf-gpu.md";
   bool quick = false;
+  int decode_context = 1024;
+  std::vector<int> decode_batches = {1, 8, 32, 64, 128, 256};
+  std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
   double gpu_memory_utilization = 0.95;
 };
 
@@ -28,6 +31,14 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--gpu-memory-utilization", args->gpu_memory_utilization, "share of GPU memory to use")
       ->check(CLI::Range(0.05, 1.0));
   sub.add_flag("--quick", args->quick, "fewer repetitions");
+  sub.add_option("--decode-context", args->decode_context, "cached tokens per sequence in the decode rows")
+      ->check(CLI::Range(16, 1 << 20));
+  sub.add_option("--decode-batches", args->decode_batches, "decode batch sizes")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
+  sub.add_option("--prefill-tokens", args->prefill_tokens, "prefill lengths")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1 << 20));
   return [args]() -> int {
 #ifdef BATON_HAVE_CUDA
     baton::cuda::ProfileOptions o;
@@ -35,6 +46,9 @@ baton::cli::RunFn setup(CLI::App& sub) {
     o.json_path = args->json_path;
     o.md_path = args->md_path;
     o.gpu_memory_utilization = args->gpu_memory_utilization;
+    o.decode_context = args->decode_context;
+    o.decode_batches = args->decode_batches;
+    o.prefill_tokens = args->prefill_tokens;
     if (args->quick) {
       o.decode_iters = 5;
       o.prefill_iters = 2;

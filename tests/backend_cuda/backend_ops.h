@@ -17,6 +17,11 @@
 #include "cuda_test_util.h"
 #include "kv/kv_layout.h"
 
+namespace baton {
+class ThreadPool;
+struct PagedAttentionArgs;
+}
+
 namespace baton::cuda::ops {
 
 // Tolerances, by the output's dtype (METHOD.md: bf16 operands land between
@@ -107,6 +112,35 @@ OpCase moe_align_case(const MoeShape& s);
 OpCase grouped_gemm_case(const MoeShape& s);
 OpCase moe_experts_case(const MoeShape& s);
 
+// MLA (backend_ops_mla.cpp): attention on the latent, prefill and decode.
+struct MlaShape {
+  int num_heads = 4, kv_lora_rank = 32, rope_dim = 8, block_size = 16;
+  std::vector<int> q_lens, ctx_lens;
+  bool decode = false;
+  int split_len = 0;  // decode: keys per split (0: one split)
+};
+OpCase mla_attention_case(const MlaShape& s);
+// MLA's projections around the attention: the latent row and q LoRA norm
+// (mla_prepare), the queries into latent space (mla_q_latent: rope and the
+// W_UK batched GEMM), the heads out of it (mla_unabsorb: the W_UV batched
+// GEMM) and the W_UK^T split of kv_b (mla_split_uk).
+struct MlaProjShape {
+  int tokens = 5, num_heads = 4, q_lora_rank = 0, kv_lora_rank = 32, nope = 16, rope_dim = 8, v_dim = 16;
+  int block_size = 16;
+  bool interleaved = true;
+};
+OpCase mla_prepare_case(const MlaProjShape& s);
+OpCase mla_q_latent_case(const MlaProjShape& s);
+OpCase mla_unabsorb_case(const MlaProjShape& s);
+OpCase mla_split_uk_case(const MlaProjShape& s);
+// DeepSeek-V3 routing.
+struct GroupedRouteShape {
+  int tokens = 1, experts = 8, top_k = 2, n_group = 2, topk_group = 1;
+  bool renorm = true;
+  float scaling = 2.5f;
+};
+OpCase moe_grouped_topk_case(const GroupedRouteShape& s);
+
 struct SampleShape {
   std::string name;  // which filters: greedy, top_k, ...
   SamplingParams params;
@@ -128,6 +162,33 @@ struct PagedCache {
 };
 PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int block_size, int num_blocks,
                             std::mt19937& rng);
+// Any layout (a latent one too): its num_blocks blocks, random.
+PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng);
+
+// The thread pool the CPU references run on.
+ThreadPool& reference_pool();
+
+// The sequences' block tables over a shuffled cache (blocks in random order,
+// 3 more than used), with the per-token position and sequence the CPU
+// reference needs.
+struct Batch {
+  std::vector<int32_t> query_start = {0}, seq_lens, block_tables, positions, seq_of_token;
+  int max_blocks_per_seq = 0, num_tokens = 0, max_len = 0, total_blocks = 0;
+};
+Batch make_batch(const std::vector<int>& q_lens, const std::vector<int>& ctx_lens, int block_size, std::mt19937& rng);
+
+// The batch's sequence arrays on the device, and the attention kernels'
+// arguments over them (q, out: device pointers).
+struct DeviceBatch {
+  DeviceBuffer query_start, seq_lens, block_tables;
+};
+DeviceBatch upload_batch(const Batch& b);
+AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer,
+                               const bf16* q, bf16* out, int num_heads, float scale);
+
+// The CPU reference's arguments for q over the batch's cache (layer `layer`).
+PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& cache, int layer, const float* q,
+                                            int num_heads, float scale);
 
 // "1,37,130" for shape names ("1x40" for 40 equal values).
 std::string join(const std::vector<int>& v);

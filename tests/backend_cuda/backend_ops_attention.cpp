@@ -19,46 +19,6 @@ using testing::random_bf16_values;
 using testing::upload;
 using testing::upload_bf16;
 
-ThreadPool& reference_pool() {
-  static ThreadPool pool(0);
-  return pool;
-}
-
-// The sequences' block tables over a shuffled cache (blocks in random order),
-// with the per-token position and sequence the CPU reference needs.
-struct Batch {
-  std::vector<int32_t> query_start = {0}, seq_lens, block_tables, positions, seq_of_token;
-  int max_blocks_per_seq = 0, num_tokens = 0, max_len = 0, total_blocks = 0;
-};
-
-Batch make_batch(const AttnShape& s, std::mt19937& rng) {
-  Batch b;
-  const int n = static_cast<int>(s.q_lens.size()), bs = s.block_size;
-  for (int i = 0; i < n; ++i) {
-    const int len = s.q_lens[i] + s.ctx_lens[i];
-    b.max_len = std::max(b.max_len, len);
-    b.total_blocks += (len + bs - 1) / bs;
-  }
-  b.max_blocks_per_seq = (b.max_len + bs - 1) / bs;
-  std::vector<int> perm(b.total_blocks + 3);  // 3 blocks nobody uses
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  b.block_tables.assign(static_cast<size_t>(n) * b.max_blocks_per_seq, -1);
-  int next = 0;
-  for (int i = 0; i < n; ++i) {
-    const int len = s.q_lens[i] + s.ctx_lens[i];
-    for (int k = 0; k < (len + bs - 1) / bs; ++k) b.block_tables[i * b.max_blocks_per_seq + k] = perm[next++];
-    for (int j = 0; j < s.q_lens[i]; ++j) {
-      b.positions.push_back(s.ctx_lens[i] + j);
-      b.seq_of_token.push_back(i);
-    }
-    b.query_start.push_back(b.query_start.back() + s.q_lens[i]);
-    b.seq_lens.push_back(len);
-  }
-  b.num_tokens = b.query_start.back();
-  return b;
-}
-
 // Prefill work items: (sequence, first row) per tile of attention_rows_per_tile() rows.
 std::vector<int32_t> work_items(const AttnShape& s) {
   const int group = s.num_heads / s.num_kv_heads, rpt = attention_rows_per_tile();
@@ -73,28 +33,17 @@ std::vector<int32_t> work_items(const AttnShape& s) {
 
 std::vector<Check> run_attention(const AttnShape& s, std::mt19937& rng) {
   const int layers = 2, layer = 1, nh = s.num_heads, hd = s.head_dim;
-  const Batch b = make_batch(s, rng);
+  const Batch b = make_batch(s.q_lens, s.ctx_lens, s.block_size, rng);
   PagedCache cache = make_paged_cache(layers, s.num_kv_heads, hd, s.block_size, b.total_blocks + 3, rng);
   const size_t q_elems = static_cast<size_t>(b.num_tokens) * nh * hd;
   const auto q = random_bf16_values(q_elems, 2.0f, rng);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   auto dq = upload_bf16(q);
   auto dout = poisoned_bf16(q_elems);
-  auto dqs = upload(b.query_start), dsl = upload(b.seq_lens), dbt = upload(b.block_tables);
-  AttnArgs a;
-  a.q = dq.as<bf16>();
-  a.out = dout.as<bf16>();
-  a.kv = cache.kv;
-  a.layer = layer;
-  a.query_start = dqs.as<int32_t>();
-  a.seq_lens = dsl.as<int32_t>();
-  a.block_tables = dbt.as<int32_t>();
-  a.max_blocks_per_seq = b.max_blocks_per_seq;
-  a.num_seqs = static_cast<int>(s.q_lens.size());
-  a.num_heads = nh;
+  const DeviceBatch db = upload_batch(b);
+  AttnArgs a = device_attention_args(db, b, cache, layer, dq.as<bf16>(), dout.as<bf16>(), nh, scale);
   a.num_kv_heads = s.num_kv_heads;
   a.head_dim = hd;
-  a.scale = scale;
   DeviceBuffer partial, ditems;
   if (s.decode) {
     const int max_splits = std::max(1, (b.max_len + s.split_len - 1) / s.split_len);
@@ -107,24 +56,46 @@ std::vector<Check> run_attention(const AttnShape& s, std::mt19937& rng) {
   }
   const auto out = download_bf16(dout, q_elems);  // synchronises
 
-  PagedAttentionArgs c;
-  c.q = q.data();
-  c.num_tokens = b.num_tokens;
-  c.num_heads = nh;
-  c.positions = b.positions.data();
-  c.seq_of_token = b.seq_of_token.data();
-  c.block_tables = b.block_tables.data();
-  c.max_blocks_per_seq = b.max_blocks_per_seq;
-  c.kv_cache = cache.host.data();
-  c.layout = cache.layout;
-  c.layer = layer;
-  c.scale = scale;
+  const PagedAttentionArgs c = reference_attention_args(b, cache, layer, q.data(), nh, scale);
   std::vector<float> ref(q_elems);
   paged_attention(c, ref.data(), &reference_pool());
   return {compare("out", out, ref, kTolBf16)};
 }
 
 }  // namespace
+
+ThreadPool& reference_pool() {
+  static ThreadPool pool(0);
+  return pool;
+}
+
+Batch make_batch(const std::vector<int>& q_lens, const std::vector<int>& ctx_lens, int block_size, std::mt19937& rng) {
+  Batch b;
+  const int n = static_cast<int>(q_lens.size()), bs = block_size;
+  for (int i = 0; i < n; ++i) {
+    const int len = q_lens[i] + ctx_lens[i];
+    b.max_len = std::max(b.max_len, len);
+    b.total_blocks += (len + bs - 1) / bs;
+  }
+  b.max_blocks_per_seq = (b.max_len + bs - 1) / bs;
+  std::vector<int> perm(b.total_blocks + 3);  // 3 blocks nobody uses
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  b.block_tables.assign(static_cast<size_t>(n) * b.max_blocks_per_seq, -1);
+  int next = 0;
+  for (int i = 0; i < n; ++i) {
+    const int len = q_lens[i] + ctx_lens[i];
+    for (int k = 0; k < (len + bs - 1) / bs; ++k) b.block_tables[i * b.max_blocks_per_seq + k] = perm[next++];
+    for (int j = 0; j < q_lens[i]; ++j) {
+      b.positions.push_back(ctx_lens[i] + j);
+      b.seq_of_token.push_back(i);
+    }
+    b.query_start.push_back(b.query_start.back() + q_lens[i]);
+    b.seq_lens.push_back(len);
+  }
+  b.num_tokens = b.query_start.back();
+  return b;
+}
 
 OpCase attention_case(const AttnShape& s) {
   std::string shape = "hd" + std::to_string(s.head_dim) + " nh" + std::to_string(s.num_heads) + " nkv" +

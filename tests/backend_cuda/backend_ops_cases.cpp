@@ -106,6 +106,53 @@ void add_moe_ops(std::vector<OpCase>& c) {
   }
 }
 
+// DeepSeek-V3: attention on the latent (its real widths, 512 + 64, and the
+// tiny fixture's, 32 + 8), heads in tiles of 64 rows (4, 16, 128 heads),
+// block sizes 16 / 12 / 64, cached prefixes, chunks, one-token rows; decode
+// over one split or many; the projections around it; the grouped routing.
+void add_mla_ops(std::vector<OpCase>& c) {
+  const std::vector<std::pair<int, int>> dims = {{32, 8}, {512, 64}};
+  const std::vector<SeqSet> prefill = {
+      {{1, 37, 130, 5}, {0, 0, 200, 77}},
+      {{64, 17}, {16, 3}},
+      {{300}, {0}},
+  };
+  for (auto [rank, rope] : dims)
+    for (int nh : {4, 16, 128})
+      for (int bs : {16, 12}) {
+        for (const SeqSet& s : prefill) {
+          if (nh == 128 && s.q[0] == 300) continue;  // 38K rows: the long prompt at fewer heads
+          c.push_back(mla_attention_case({nh, rank, rope, bs, s.q, s.ctx, false, 0}));
+        }
+        c.push_back(mla_attention_case({nh, rank, rope, bs, {1, 1, 1, 1}, {0, 15, 300, 1023}, true, 0}));
+        c.push_back(mla_attention_case({nh, rank, rope, bs, {1, 1, 1, 1}, {0, 15, 300, 1023}, true, 128}));
+        c.push_back(mla_attention_case({nh, rank, rope, bs, {1, 1}, {64, 513}, true, 64}));
+      }
+  c.push_back(mla_attention_case({128, 512, 64, 64, std::vector<int>(40, 1), std::vector<int>(40, 4095), true, 512}));
+  c.push_back(mla_attention_case({128, 512, 64, 16, {1}, {4095}, true, 128}));
+  // (tokens, heads, q_lora_rank, kv_lora_rank, nope, rope, v, block size, interleaved)
+  const std::vector<MlaProjShape> proj = {
+      {5, 4, 0, 32, 16, 8, 16, 16, true},      {5, 4, 48, 32, 16, 8, 16, 12, false},
+      {33, 16, 1536, 512, 128, 64, 128, 16, true}, {1, 128, 1536, 512, 128, 64, 128, 64, true},
+      {70, 128, 0, 512, 128, 64, 128, 16, false},
+  };
+  for (const MlaProjShape& s : proj) {
+    c.push_back(mla_prepare_case(s));
+    c.push_back(mla_q_latent_case(s));
+    c.push_back(mla_unabsorb_case(s));
+    c.push_back(mla_split_uk_case(s));
+  }
+  // (tokens, experts, top_k, n_group, topk_group): the fixture's, DeepSeek-V3's, odd groupings.
+  const std::vector<GroupedRouteShape> routes = {
+      {1, 8, 2, 2, 1}, {37, 8, 2, 2, 1}, {64, 256, 8, 8, 4}, {300, 256, 8, 8, 4}, {9, 64, 6, 4, 2}, {5, 60, 4, 3, 3},
+  };
+  for (GroupedRouteShape s : routes)
+    for (bool renorm : {true, false}) {
+      s.renorm = renorm;
+      c.push_back(moe_grouped_topk_case(s));
+    }
+}
+
 void add_sampling(std::vector<OpCase>& c) {
   auto mk = [](const char* name, float t, int k, float tp, float mp, float rep, float pres, float freq, int nlp) {
     SampleShape s;
@@ -148,6 +195,7 @@ std::vector<OpCase> all_cases() {
   add_layer_ops(c);
   add_matmul_ops(c);
   add_moe_ops(c);
+  add_mla_ops(c);
   add_sampling(c);
   return c;
 }

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "backend/cuda/gemm.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend_ops.h"
 
 namespace baton::cuda::ops {
@@ -44,9 +45,14 @@ Check compare_max_abs(const std::string& output, const std::vector<float>& out, 
 
 PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int block_size, int num_blocks,
                             std::mt19937& rng) {
+  return make_paged_cache(KvLayout{layers, num_kv_heads, head_dim, block_size, num_blocks, DType::kBF16}, rng);
+}
+
+PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng) {
   PagedCache p;
-  p.layout = KvLayout{layers, num_kv_heads, head_dim, block_size, num_blocks, DType::kBF16};
-  p.host = testing::random_bf16_values(p.layout.block_elems() * num_blocks, 1.0f, rng);
+  p.layout = layout;
+  const int block_size = layout.block_size;
+  p.host = testing::random_bf16_values(p.layout.block_elems() * layout.num_blocks, 1.0f, rng);
   p.dev = testing::upload_bf16(p.host);
   p.kv.base = p.dev.as<bf16>();
   p.kv.block_elems = p.layout.block_elems();
@@ -55,6 +61,44 @@ PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int bloc
   p.kv.token_elems = p.layout.token_elems();
   p.kv.block_size = block_size;
   return p;
+}
+
+DeviceBatch upload_batch(const Batch& b) {
+  return DeviceBatch{testing::upload(b.query_start), testing::upload(b.seq_lens), testing::upload(b.block_tables)};
+}
+
+AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer,
+                               const bf16* q, bf16* out, int num_heads, float scale) {
+  AttnArgs a;
+  a.q = q;
+  a.out = out;
+  a.kv = cache.kv;
+  a.layer = layer;
+  a.query_start = d.query_start.as<int32_t>();
+  a.seq_lens = d.seq_lens.as<int32_t>();
+  a.block_tables = d.block_tables.as<int32_t>();
+  a.max_blocks_per_seq = b.max_blocks_per_seq;
+  a.num_seqs = static_cast<int>(b.seq_lens.size());
+  a.num_heads = num_heads;
+  a.scale = scale;
+  return a;
+}
+
+PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& cache, int layer, const float* q,
+                                            int num_heads, float scale) {
+  PagedAttentionArgs c;
+  c.q = q;
+  c.num_tokens = b.num_tokens;
+  c.num_heads = num_heads;
+  c.positions = b.positions.data();
+  c.seq_of_token = b.seq_of_token.data();
+  c.block_tables = b.block_tables.data();
+  c.max_blocks_per_seq = b.max_blocks_per_seq;
+  c.kv_cache = cache.host.data();
+  c.layout = cache.layout;
+  c.layer = layer;
+  c.scale = scale;
+  return c;
 }
 
 std::string join(const std::vector<int>& v) {
@@ -145,7 +189,9 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
   }
   for (const char* op : {"attention_prefill", "attention_decode", "embedding", "add_rmsnorm", "silu_mul",
                          "fill_convert", "qkv_rope_cache", "gemm", "gemv", "gemm_row_invariant", "gemm_buckets",
-                         "moe_topk", "moe_align", "grouped_gemm", "moe_experts", "sample"})
+                         "moe_topk", "moe_align", "grouped_gemm", "moe_experts", "sample", "mla_attention_prefill",
+                         "mla_attention_decode", "mla_prepare", "mla_q_latent", "mla_unabsorb", "mla_split_uk",
+                         "moe_grouped_topk"})
     EXPECT_GT(per_op[op], 0) << op << " has no case";
 }
 

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/model_kv_layout.h"
 #include "backend/sampler.h"
 #include "common/log.h"
 
@@ -64,10 +65,6 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create_random(const ModelConfi
 // (workspace and the KV budget).
 Status CudaBackend::init_common(const CudaBackendOptions& options) {
   const ModelConfig& c = config_;
-  if (c.arch == Arch::kDeepseekV3 || c.is_mla())
-    return unimplemented(
-        "the CUDA backend does not run model_type deepseek_v3 (multi-head latent attention) yet; "
-        "use --device cpu");
   if (stream_ == nullptr) {
     options_ = options;
     if (!(options.gpu_memory_utilization > 0.0 && options.gpu_memory_utilization <= 1.0))
@@ -84,14 +81,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
                            prop.minor);
     device_name_ = prop.name;
     num_sms_ = prop.multiProcessorCount;
-    const int hd = c.head_dim;
-    if (hd != 16 && hd != 32 && hd != 64 && hd != 128)
-      return unimplemented("the CUDA backend supports head_dim 16, 32, 64, 128; the model has {}", hd);
-    if (c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 16)
-      return unimplemented("the CUDA backend needs num_heads a multiple of num_kv_heads, group <= 16 ({} / {})",
-                           c.num_heads, c.num_kv_heads);
-    if (c.hidden_size % 8 != 0 || (c.is_moe() && c.moe_intermediate_size % 8 != 0))
-      return unimplemented("the CUDA backend needs hidden and MoE intermediate sizes divisible by 8");
+    BATON_RETURN_IF_ERROR(check_model_shapes());
     BATON_CUDA_RETURN(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     return Status::ok();
   }
@@ -126,6 +116,27 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
                                {&logits_, sm * vocab * 4},
                                {&sample_work_, sm * vocab * 4},
                                {&sample_out_, sm * (2 + 2 * kMaxTopLogprobs) * 4}};
+  if (c.is_mla()) {
+    const MlaConfig& m = c.mla;
+    const size_t nh = c.num_heads, latent = m.latent_dim(), rank = m.kv_lora_rank;
+    const size_t q_cols = m.q_lora_rank > 0 ? m.q_lora_rank : nh * m.qk_head_dim();
+    // qkv_ holds the fused q/latent projection, q_ the per-head queries, attn_ the heads' outputs.
+    allocs[2] = {&qkv_, tm * (q_cols + latent) * 2};
+    allocs[3] = {&q_, tm * nh * m.qk_head_dim() * 2};
+    allocs[4] = {&attn_, tm * nh * m.v_head_dim * 2};
+    if (m.q_lora_rank > 0) allocs.push_back({&q_a_, tm * q_cols * 2});
+    allocs.push_back({&q_latent_, tm * nh * latent * 2});
+    allocs.push_back({&o_latent_, tm * nh * rank * 2});
+    mla_partial_rows_ = std::max<size_t>(2 * sm, 512) * nh;
+    allocs.push_back({&mla_partial_, mla_partial_rows_ * (rank + 2) * 4});
+    allocs[8] = {&attn_partial_, 16};
+  }
+  if (c.arch == Arch::kDeepseekV3 && c.is_moe() && c.deepseek_moe.n_shared_experts > 0) {
+    const size_t si = mi * c.deepseek_moe.n_shared_experts;
+    allocs.push_back({&shared_gu_, tm * 2 * si * 2});
+    allocs.push_back({&shared_act_, tm * si * 2});
+    allocs.push_back({&shared_out_, tm * h * 2});
+  }
   if (c.is_moe()) {
     allocs.push_back({&router_, tm * e * 4});
     allocs.push_back({&topk_ids_, tm * k * 4});
@@ -167,13 +178,17 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
 }
 
 size_t CudaBackend::kv_block_bytes(int block_size) const {
-  return static_cast<size_t>(config_.num_layers) * 2 * block_size * config_.num_kv_heads * config_.head_dim * 2;
+  KvLayout l = model_kv_layout(config_, DType::kBF16);
+  l.block_size = block_size;
+  return l.block_bytes();
 }
 
 Status CudaBackend::init_kv_cache(int num_blocks, int block_size) {
   if (num_blocks <= 0 || block_size <= 0)
     return invalid_argument("KV cache needs positive num_blocks and block_size, got {} and {}", num_blocks, block_size);
-  layout_ = KvLayout{config_.num_layers, config_.num_kv_heads, config_.head_dim, block_size, num_blocks, DType::kBF16};
+  layout_ = model_kv_layout(config_, DType::kBF16);
+  layout_.block_size = block_size;
+  layout_.num_blocks = num_blocks;
   Status st = kv_.allocate(layout_.total_bytes());
   if (!st.is_ok())
     return resource_exhausted("KV cache of {} blocks ({:.2f} GiB) does not fit on the GPU: {}", num_blocks,
@@ -207,6 +222,65 @@ Status CudaBackend::ensure_input_capacity(size_t bytes) {
   return Status::ok();
 }
 
+int CudaBackend::attention_rows_per_item() const {
+  return config_.is_mla() ? mla_rows_per_tile() : attention_rows_per_tile();
+}
+
+int CudaBackend::attention_rows_per_token() const {
+  return config_.is_mla() ? config_.num_heads : config_.num_heads / config_.num_kv_heads;
+}
+
+int CudaBackend::count_work_items(const StepInput& in) const {
+  const int per_token = attention_rows_per_token(), rpt = attention_rows_per_item();
+  int items = 0;
+  for (int i = 0; i < in.num_seqs(); ++i)
+    items += ((in.query_start[i + 1] - in.query_start[i]) * per_token + rpt - 1) / rpt;
+  return items;
+}
+
+void CudaBackend::choose_decode_split(int seqs, int ctx_cap, Launch* l) const {
+  // Blocks per split of the context: one per KV head per sequence, or for MLA
+  // one per tile of heads; enough splits for 8 blocks per SM (MLA: 2, its
+  // blocks fill an SM), within the partials' buffer.
+  int max_splits = kMaxSplits, per_split = seqs * config_.num_kv_heads, per_sm = 8;
+  if (config_.is_mla()) {
+    const int rpt = mla_rows_per_tile();
+    per_split = seqs * ((config_.num_heads + rpt - 1) / rpt);
+    per_sm = 2;
+    max_splits = std::max<int>(1, std::min<size_t>(kMaxSplits, mla_partial_rows_ / (size_t(seqs) * config_.num_heads)));
+  }
+  const int want = std::max(1, (per_sm * num_sms_ + per_split - 1) / per_split);
+  l->split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64),
+                               align_up((ctx_cap + max_splits - 1) / max_splits, 64));
+  l->max_splits = (ctx_cap + l->split_len - 1) / l->split_len;
+}
+
+Status CudaBackend::check_model_shapes() const {
+  const ModelConfig& c = config_;
+  if (c.hidden_size % 8 != 0 || (c.is_moe() && c.moe_intermediate_size % 8 != 0))
+    return unimplemented("the CUDA backend needs hidden and MoE intermediate sizes divisible by 8");
+  if (c.is_mla()) {
+    const MlaConfig& m = c.mla;
+    if (!mla_attention_supports(m.kv_lora_rank, m.qk_rope_head_dim))
+      return unimplemented(
+          "the CUDA backend's MLA kernel is built for kv_lora_rank 512 with qk_rope_head_dim 64 (DeepSeek-V3) and 32 "
+          "with 8; the model has {} and {}",
+          m.kv_lora_rank, m.qk_rope_head_dim);
+    if (m.qk_nope_head_dim % 8 != 0 || m.v_head_dim % 8 != 0 || (m.q_lora_rank > 0 && m.q_lora_rank % 8 != 0))
+      return unimplemented("the CUDA backend needs MLA head dims and q_lora_rank divisible by 8");
+    if (options_.batch_invariant)
+      return unimplemented("batch-invariant mode does not cover MLA (its per-head projections are batched GEMMs)");
+    return Status::ok();
+  }
+  const int hd = c.head_dim;
+  if (hd != 16 && hd != 32 && hd != 64 && hd != 128)
+    return unimplemented("the CUDA backend supports head_dim 16, 32, 64, 128; the model has {}", hd);
+  if (c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 16)
+    return unimplemented("the CUDA backend needs num_heads a multiple of num_kv_heads, group <= 16 ({} / {})",
+                         c.num_heads, c.num_kv_heads);
+  return Status::ok();
+}
+
 void CudaBackend::forward(const Launch& l) {
   const ModelConfig& c = config_;
   const Layout& lay = l.lay;
@@ -236,9 +310,7 @@ void CudaBackend::forward(const Launch& l) {
 
 void CudaBackend::run_layers(const Launch& l) {
   const ModelConfig& c = config_;
-  const Layout& lay = l.lay;
-  char* dev = static_cast<char*>(input_dev_.get());
-  const int t = lay.num_tokens, h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
+  const int t = l.lay.num_tokens, h = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   KvDev kvd;
   kvd.base = kv_.as<bf16>();
@@ -252,44 +324,11 @@ void CudaBackend::run_layers(const Launch& l) {
     // residual += previous MLP output; normed = rmsnorm(residual) * input_norm
     launch_add_rmsnorm(residual_.as<float>(), i == 0 ? nullptr : proj_.as<bf16>(), nullptr, L.input_norm,
                        normed_.as<bf16>(), nullptr, t, h, eps, stream_);
-    gemm_.run(normed_.as<bf16>(), L.qkv, qkv_.get(), t, q + 2 * kv, h, false, stream_);  // [t, q + 2kv]
-    QkvRopeArgs ra;
-    ra.qkv = qkv_.as<bf16>();
-    ra.bias = L.qkv_bias;
-    ra.q_norm = L.q_norm;
-    ra.k_norm = L.k_norm;
-    ra.eps = eps;
-    ra.positions = reinterpret_cast<const int32_t*>(dev + lay.positions);
-    ra.slot_mapping = reinterpret_cast<const int64_t*>(dev + lay.slots);
-    ra.inv_freq = inv_freq_.as<float>();
-    ra.q_out = q_.as<bf16>();
-    ra.kv = kvd;
-    ra.layer = i;
-    ra.num_tokens = t;
-    ra.num_heads = c.num_heads;
-    ra.num_kv_heads = c.num_kv_heads;
-    ra.head_dim = c.head_dim;
-    launch_qkv_rope_cache(ra, stream_);
-    AttnArgs aa;
-    aa.q = q_.as<bf16>();
-    aa.out = attn_.as<bf16>();
-    aa.kv = kvd;
-    aa.layer = i;
-    aa.query_start = reinterpret_cast<const int32_t*>(dev + lay.query_start);
-    aa.seq_lens = reinterpret_cast<const int32_t*>(dev + lay.seq_lens);
-    aa.block_tables = reinterpret_cast<const int32_t*>(dev + lay.block_tables);
-    aa.max_blocks_per_seq = lay.mbps;
-    aa.num_seqs = lay.num_seqs;
-    aa.num_heads = c.num_heads;
-    aa.num_kv_heads = c.num_kv_heads;
-    aa.head_dim = c.head_dim;
-    aa.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    if (l.decode_only) {
-      launch_attention_decode(aa, l.split_len, l.max_splits, attn_partial_.as<float>(), stream_);
+    if (c.is_mla()) {
+      mla_attention(l, i, kvd);
     } else {
-      launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
+      attention_block(l, i, kvd);
     }
-    gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, q, false, stream_);  // [t, h]
     launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), L.o_bias, L.post_norm, normed_.as<bf16>(), nullptr, t,
                        h, eps, stream_);
     if (!L.is_moe) {
@@ -298,21 +337,62 @@ void CudaBackend::run_layers(const Launch& l) {
       launch_silu_mul(gate_up_.as<bf16>(), act_.as<bf16>(), t, in, stream_);
       gemm_.run(act_.as<bf16>(), L.down, proj_.get(), t, h, in, false, stream_);  // [t, h]
     } else {
-      const int e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size;
-      gemm_.run(normed_.as<bf16>(), L.router, router_.get(), t, e, h, true, stream_);  // [t, e] fp32
-      launch_moe_topk(router_.as<float>(), t, e, k, c.norm_topk_prob, topk_ids_.as<int32_t>(), topk_w_.as<float>(),
-                      stream_);
-      launch_moe_align(topk_ids_.as<int32_t>(), t * k, e, moe_offsets_.as<int32_t>(), sorted_slots_.as<int32_t>(),
-                       slot_pos_.as<int32_t>(), stream_);
-      launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up,
-                          moe_offsets_.as<int32_t>(), e, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
-      launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
-      launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), e, t * k, h, mi,
-                          moe_out_.as<bf16>(), stream_);
-      launch_moe_combine(moe_out_.as<bf16>(), slot_pos_.as<int32_t>(), topk_w_.as<float>(), t, k, h, proj_.as<bf16>(),
-                         stream_);
+      moe_block(i, t);
     }
   }
+}
+
+AttnArgs CudaBackend::paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const {
+  const char* dev = static_cast<const char*>(input_dev_.get());
+  AttnArgs a;
+  a.q = q;
+  a.out = out;
+  a.kv = kv;
+  a.layer = i;
+  a.query_start = reinterpret_cast<const int32_t*>(dev + l.lay.query_start);
+  a.seq_lens = reinterpret_cast<const int32_t*>(dev + l.lay.seq_lens);
+  a.block_tables = reinterpret_cast<const int32_t*>(dev + l.lay.block_tables);
+  a.max_blocks_per_seq = l.lay.mbps;
+  a.num_seqs = l.lay.num_seqs;
+  a.num_heads = config_.num_heads;
+  return a;
+}
+
+void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
+  const ModelConfig& c = config_;
+  const Layout& lay = l.lay;
+  const CudaLayerWeights& L = weights_.layers[i];
+  char* dev = static_cast<char*>(input_dev_.get());
+  const int t = lay.num_tokens, h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  gemm_.run(normed_.as<bf16>(), L.qkv, qkv_.get(), t, q + 2 * kv, h, false, stream_);  // [t, q + 2kv]
+  QkvRopeArgs ra;
+  ra.qkv = qkv_.as<bf16>();
+  ra.bias = L.qkv_bias;
+  ra.q_norm = L.q_norm;
+  ra.k_norm = L.k_norm;
+  ra.eps = eps;
+  ra.positions = reinterpret_cast<const int32_t*>(dev + lay.positions);
+  ra.slot_mapping = reinterpret_cast<const int64_t*>(dev + lay.slots);
+  ra.inv_freq = inv_freq_.as<float>();
+  ra.q_out = q_.as<bf16>();
+  ra.kv = kvd;
+  ra.layer = i;
+  ra.num_tokens = t;
+  ra.num_heads = c.num_heads;
+  ra.num_kv_heads = c.num_kv_heads;
+  ra.head_dim = c.head_dim;
+  launch_qkv_rope_cache(ra, stream_);
+  AttnArgs aa = paged_attention_args(l, i, kvd, q_.as<bf16>(), attn_.as<bf16>());
+  aa.num_kv_heads = c.num_kv_heads;
+  aa.head_dim = c.head_dim;
+  aa.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (l.decode_only) {
+    launch_attention_decode(aa, l.split_len, l.max_splits, attn_partial_.as<float>(), stream_);
+  } else {
+    launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
+  }
+  gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, q, false, stream_);  // [t, h]
 }
 
 Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {
@@ -400,11 +480,7 @@ Status CudaBackend::launch(const StepInput& in) {
     for (size_t i = 0; i < in.samples.size(); ++i) sample_of_row[in.samples[i].seq_index] = static_cast<int>(i);
     BATON_RETURN_IF_ERROR(ensure_input_capacity(l.lay.bytes));
     if (pack(in, l.lay, true, sample_of_row)) {
-      const int ctx_cap = mbps_b * layout_.block_size;
-      const int want = (8 * num_sms_ + bucket * config_.num_kv_heads - 1) / (bucket * config_.num_kv_heads);
-      l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64),
-                                  align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
-      l.max_splits = (ctx_cap + l.split_len - 1) / l.split_len;
+      choose_decode_split(bucket, mbps_b * layout_.block_size, &l);
       BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));
       auto key = std::make_pair(bucket, mbps_b);
       auto it = graphs_.find(key);
@@ -427,11 +503,7 @@ Status CudaBackend::launch(const StepInput& in) {
     }
   }
   // Eager path.
-  int items = 0;
-  if (!l.decode_only) {
-    const int group = config_.num_heads / config_.num_kv_heads, rpt = attention_rows_per_tile();
-    for (int i = 0; i < s; ++i) items += ((in.query_start[i + 1] - in.query_start[i]) * group + rpt - 1) / rpt;
-  }
+  const int items = l.decode_only ? 0 : count_work_items(in);
   int pens = 0;
   for (const SampleRequest& r : in.samples) {
     pens += static_cast<int>(r.banned_token_ids.size());
@@ -448,13 +520,7 @@ Status CudaBackend::launch(const StepInput& in) {
   for (int i = 0; i < ns; ++i) sample_of_row[i] = i;
   BATON_RETURN_IF_ERROR(ensure_input_capacity(l.lay.bytes));
   BATON_CHECK(pack(in, l.lay, false, sample_of_row), "penalty list sized exactly");
-  if (l.decode_only) {
-    const int ctx_cap = in.max_blocks_per_seq * layout_.block_size;
-    const int want = std::max(1, (8 * num_sms_ + s * config_.num_kv_heads - 1) / (s * config_.num_kv_heads));
-    l.split_len = std::max<int>(align_up((ctx_cap + want - 1) / want, 64),
-                                align_up((ctx_cap + kMaxSplits - 1) / kMaxSplits, 64));
-    l.max_splits = (ctx_cap + l.split_len - 1) / l.split_len;
-  }
+  if (l.decode_only) choose_decode_split(s, in.max_blocks_per_seq * layout_.block_size, &l);
   BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));
   forward(l);
   return queue_readback(in, l, std::move(sample_of_row));
@@ -467,9 +533,7 @@ Result<std::vector<float>> CudaBackend::forward_all_logits(const StepInput& in) 
     return invalid_argument("forward_all_logits: {} tokens is above max_num_samples {}", n, options_.max_num_samples);
   Launch l;
   l.sample = false;
-  const int group = config_.num_heads / config_.num_kv_heads, rpt = attention_rows_per_tile();
-  int items = 0;
-  for (int i = 0; i < s; ++i) items += ((in.query_start[i + 1] - in.query_start[i]) * group + rpt - 1) / rpt;
+  const int items = count_work_items(in);
   l.lay = make_layout(n, s, in.max_blocks_per_seq, n, items, 0);
   BATON_RETURN_IF_ERROR(ensure_input_capacity(l.lay.bytes));
   BATON_CHECK(pack(in, l.lay, false, std::vector<int>(n, -1)), "no penalties");

@@ -1,6 +1,8 @@
-// The CUDA backend: the forward pass of llama, qwen2, qwen3 and qwen3_moe on
-// one NVIDIA GPU (sm_90a) in bf16 with fp32 accumulation, over the paged KV
-// cache of kv_layout.h (bf16, one device allocation), sampling on the GPU.
+// The CUDA backend: the forward pass of llama, qwen2, qwen3, qwen3_moe and
+// deepseek_v3 (multi-head latent attention over a latent KV cache, absorbed
+// projections; DeepSeekMoE routing) on one NVIDIA GPU (sm_90a) in bf16 with
+// fp32 accumulation, over the paged KV cache of kv_layout.h (bf16, one device
+// allocation), sampling on the GPU.
 // Decode-only steps replay a CUDA graph captured per (batch bucket, block
 // table width bucket); other steps launch eagerly.
 #pragma once
@@ -91,6 +93,23 @@ class CudaBackend final : public Backend {
   };
   void forward(const Launch& l);
   void run_layers(const Launch& l);
+  // The step's sequences over the paged cache for layer i's attention kernel.
+  AttnArgs paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const;
+  // The attention block of layer i over per-head K/V, normed_ -> proj_ (after o_proj).
+  void attention_block(const Launch& l, int i, const KvDev& kv);
+  // MLA (cuda_mla_layer.cpp): the attention block of layer i, normed_ -> proj_ (after o_proj).
+  void mla_attention(const Launch& l, int i, const KvDev& kv);
+  // The MoE block of layer i, normed_ -> proj_ (routed and shared experts).
+  void moe_block(int i, int num_tokens);
+  // Rows per prefill work tile and (token, head) rows per token the attention kernel tiles.
+  int attention_rows_per_item() const;
+  int attention_rows_per_token() const;
+  // Work items for a prefill step's sequences.
+  int count_work_items(const StepInput& in) const;
+  // The decode split of the context (split_len, max_splits) for `seqs` sequences over ctx_cap keys.
+  void choose_decode_split(int seqs, int ctx_cap, Launch* l) const;
+  // Checks that the model's shapes run here (init_common).
+  Status check_model_shapes() const;
   // The step submitted and not yet waited for.
   struct Pending {
     const StepInput* in = nullptr;
@@ -121,6 +140,10 @@ class CudaBackend final : public Backend {
       sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_, final_normed_, logits_, sample_work_,
       sample_out_;
   size_t attn_partial_floats_ = 0;
+  // MLA: q LoRA output, queries and outputs in latent space, the decode
+  // splits' partials; DeepSeekMoE's shared experts.
+  DeviceBuffer q_a_, q_latent_, o_latent_, mla_partial_, shared_gu_, shared_act_, shared_out_;
+  size_t mla_partial_rows_ = 0;  // (row, split) pairs mla_partial_ holds
   // Step inputs: pinned staging and the device copy.
   DeviceBuffer input_dev_;
   void* input_host_ = nullptr;

@@ -155,10 +155,10 @@ bool CudaBackend::pack(const StepInput& in, const Layout& lay, bool pad, const s
   }
   // Prefill work items: (seq, first row of the tile), heaviest (last) tiles first.
   if (lay.num_items > 0) {
-    const int group = config_.num_heads / config_.num_kv_heads, rpt = attention_rows_per_tile();
+    const int per_token = attention_rows_per_token(), rpt = attention_rows_per_item();
     int k = 0;
     for (int i = 0; i < s; ++i) {
-      int rows_i = (in.query_start[i + 1] - in.query_start[i]) * group;
+      int rows_i = (in.query_start[i + 1] - in.query_start[i]) * per_token;
       for (int tile = (rows_i + rpt - 1) / rpt - 1; tile >= 0; --tile) {
         items[2 * k] = i;
         items[2 * k + 1] = tile * rpt;

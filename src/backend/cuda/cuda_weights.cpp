@@ -24,6 +24,35 @@ struct Pinned {
 
 }  // namespace
 
+void CudaWeights::plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
+                           const std::function<size_t(bf16**, int64_t)>& region,
+                           const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add) {
+  const MlaConfig& m = c.mla;
+  const int64_t h = c.hidden_size, nh = c.num_heads, qk = m.qk_head_dim(), latent = m.latent_dim();
+  const int64_t rank = m.kv_lora_rank, nope = m.qk_nope_head_dim, vd = m.v_head_dim;
+  const int64_t q_cols = m.q_lora_rank > 0 ? m.q_lora_rank : nh * qk;
+  const size_t at = region(&L.qkv_a, (q_cols + latent) * h);
+  add(at, p + (m.q_lora_rank > 0 ? "self_attn.q_a_proj.weight" : "self_attn.q_proj.weight"), {q_cols, h}, false);
+  add(at + q_cols * h, p + "self_attn.kv_a_proj_with_mqa.weight", {latent, h}, false);
+  if (m.q_lora_rank > 0) {
+    add(region(&L.q_a_norm, q_cols), p + "self_attn.q_a_layernorm.weight", {q_cols}, true);
+    add(region(&L.q_b, nh * qk * q_cols), p + "self_attn.q_b_proj.weight", {nh * qk, q_cols}, false);
+  }
+  add(region(&L.kv_a_norm, rank), p + "self_attn.kv_a_layernorm.weight", {rank}, true);
+  add(region(&L.kv_b, nh * (nope + vd) * rank), p + "self_attn.kv_b_proj.weight", {nh * (nope + vd), rank}, false);
+  region(&L.uk_t, nh * rank * nope);  // derive() fills it
+  add(region(&L.o_proj, h * nh * vd), p + "self_attn.o_proj.weight", {h, nh * vd}, false);
+}
+
+Status CudaWeights::derive(const ModelConfig& c, cudaStream_t stream) {
+  if (!c.is_mla()) return Status::ok();
+  const MlaConfig& m = c.mla;
+  for (const CudaLayerWeights& L : layers)
+    launch_mla_split_uk(L.kv_b, L.uk_t, c.num_heads, m.qk_nope_head_dim, m.v_head_dim, m.kv_lora_rank, stream);
+  BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
+  return Status::ok();
+}
+
 Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item>* items) {
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), vocab = c.vocab_size;
   size_t off = 0;
@@ -32,16 +61,21 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
     size_t off;
   };
   std::vector<Ptr> ptrs;
-  auto region = [&](bf16** dst, int64_t elems) {
+  std::function<size_t(bf16**, int64_t)> region = [&](bf16** dst, int64_t elems) {
     off = (off + 127) & ~size_t{127};  // 256-byte alignment for every tensor
     ptrs.push_back({dst, off});
     size_t at = off;
     off += static_cast<size_t>(elems);
     return at;
   };
+  std::function<void(size_t, std::string, std::vector<int64_t>, bool)> add_item =
+      [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones) {
+        items->push_back(Item{std::move(name), std::move(shape), at, ones});
+      };
   auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
-    items->push_back(Item{std::move(name), std::move(shape), at, ones});
+    add_item(at, std::move(name), std::move(shape), ones);
   };
+  std::vector<std::pair<float**, size_t>> f32_ptrs;
   add(region(&embed, vocab * h), "model.embed_tokens.weight", {vocab, h});
   layers.assign(c.num_layers, {});
   for (int i = 0; i < c.num_layers; ++i) {
@@ -49,26 +83,45 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
     const std::string p = fmt::format("model.layers.{}.", i);
     add(region(&L.input_norm, h), p + "input_layernorm.weight", {h}, true);
     add(region(&L.post_norm, h), p + "post_attention_layernorm.weight", {h}, true);
-    size_t at = region(&L.qkv, (q + 2 * kv) * h);
-    add(at, p + "self_attn.q_proj.weight", {q, h});
-    add(at + q * h, p + "self_attn.k_proj.weight", {kv, h});
-    add(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv, h});
-    if (c.qkv_bias) {
-      at = region(&L.qkv_bias, q + 2 * kv);
-      add(at, p + "self_attn.q_proj.bias", {q});
-      add(at + q, p + "self_attn.k_proj.bias", {kv});
-      add(at + q + kv, p + "self_attn.v_proj.bias", {kv});
+    size_t at = 0;
+    if (c.is_mla()) {
+      plan_mla(c, p, L, region, add_item);
+    } else {
+      at = region(&L.qkv, (q + 2 * kv) * h);
+      add(at, p + "self_attn.q_proj.weight", {q, h});
+      add(at + q * h, p + "self_attn.k_proj.weight", {kv, h});
+      add(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv, h});
+      if (c.qkv_bias) {
+        at = region(&L.qkv_bias, q + 2 * kv);
+        add(at, p + "self_attn.q_proj.bias", {q});
+        add(at + q, p + "self_attn.k_proj.bias", {kv});
+        add(at + q + kv, p + "self_attn.v_proj.bias", {kv});
+      }
+      if (c.qk_norm) {
+        add(region(&L.q_norm, c.head_dim), p + "self_attn.q_norm.weight", {c.head_dim}, true);
+        add(region(&L.k_norm, c.head_dim), p + "self_attn.k_norm.weight", {c.head_dim}, true);
+      }
+      add(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q});
+      if (has_o_bias) add(region(&L.o_bias, h), p + "self_attn.o_proj.bias", {h});
     }
-    if (c.qk_norm) {
-      add(region(&L.q_norm, c.head_dim), p + "self_attn.q_norm.weight", {c.head_dim}, true);
-      add(region(&L.k_norm, c.head_dim), p + "self_attn.k_norm.weight", {c.head_dim}, true);
-    }
-    add(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q});
-    if (has_o_bias) add(region(&L.o_bias, h), p + "self_attn.o_proj.bias", {h});
     L.is_moe = c.is_moe_layer(i);
     if (L.is_moe) {
       const int64_t e = c.num_experts, mi = c.moe_intermediate_size;
       add(region(&L.router, e * h), p + "mlp.gate.weight", {e, h});
+      if (c.arch == Arch::kDeepseekV3) {
+        off = (off + 127) & ~size_t{127};
+        f32_ptrs.push_back({&L.expert_bias, off});
+        items->push_back(Item{p + "mlp.gate.e_score_correction_bias", {e}, off, false, true});
+        off += 2 * static_cast<size_t>(e);
+        if (c.deepseek_moe.n_shared_experts > 0) {
+          const int64_t si = mi * c.deepseek_moe.n_shared_experts;
+          const std::string sp = p + "mlp.shared_experts.";
+          at = region(&L.shared_gate_up, 2 * si * h);
+          add(at, sp + "gate_proj.weight", {si, h});
+          add(at + si * h, sp + "up_proj.weight", {si, h});
+          add(region(&L.shared_down, h * si), sp + "down_proj.weight", {h, si});
+        }
+      }
       at = region(&L.expert_gate_up, e * 2 * mi * h);
       for (int x = 0; x < e; ++x) {
         const std::string ep = fmt::format("{}mlp.experts.{}.", p, x);
@@ -98,6 +151,7 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
   }
   bf16* base = arena_.as<bf16>();
   for (const Ptr& p : ptrs) *p.dst = base + p.off;
+  for (const auto& [dst, at] : f32_ptrs) *dst = reinterpret_cast<float*>(base + at);
   if (c.tie_word_embeddings) lm_head = embed;
   return Status::ok();
 }
@@ -105,12 +159,24 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
 size_t CudaWeights::bytes_for(const ModelConfig& c, bool has_o_bias) {
   const size_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), vocab = c.vocab_size;
   size_t n = vocab * h * (c.tie_word_embeddings ? 1 : 2) + h;
+  const MlaConfig& m = c.mla;
+  const size_t nh = c.num_heads, q_cols = m.q_lora_rank > 0 ? m.q_lora_rank : nh * m.qk_head_dim();
   for (int i = 0; i < c.num_layers; ++i) {
-    n += 2 * h + (q + 2 * kv) * h + h * q + (c.qkv_bias ? q + 2 * kv : 0) + (c.qk_norm ? 2 * c.head_dim : 0) +
-         (has_o_bias ? h : 0);
-    if (c.is_moe_layer(i))
+    if (c.is_mla()) {
+      n += 2 * h + (q_cols + m.latent_dim()) * h + m.kv_lora_rank + h * nh * m.v_head_dim +
+           nh * (m.qk_nope_head_dim + m.v_head_dim) * m.kv_lora_rank + nh * m.kv_lora_rank * m.qk_nope_head_dim;
+      if (m.q_lora_rank > 0) n += q_cols + nh * m.qk_head_dim() * q_cols;
+    } else {
+      n += 2 * h + (q + 2 * kv) * h + h * q + (c.qkv_bias ? q + 2 * kv : 0) + (c.qk_norm ? 2 * c.head_dim : 0) +
+           (has_o_bias ? h : 0);
+    }
+    if (c.is_moe_layer(i)) {
       n += c.num_experts * h + 3 * static_cast<size_t>(c.num_experts) * c.moe_intermediate_size * h;
-    else n += 3 * static_cast<size_t>(c.intermediate_size) * h;
+      if (c.arch == Arch::kDeepseekV3)
+        n += 2 * c.num_experts + 3 * static_cast<size_t>(c.deepseek_moe.n_shared_experts) * c.moe_intermediate_size * h;
+    } else {
+      n += 3 * static_cast<size_t>(c.intermediate_size) * h;
+    }
   }
   return n * sizeof(bf16);
 }
@@ -142,6 +208,14 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t strea
       status = tv.status();
       break;
     }
+    if (it.f32) {  // small (a routing bias): converted on the host, kept in fp32
+      std::vector<float> f(static_cast<size_t>(tv->num_elements()));
+      tv->to_float(f.data());
+      BATON_CUDA_RETURN(cudaMemcpy(w.arena_.as<bf16>() + it.offset_elems, f.data(), f.size() * 4,
+                                   cudaMemcpyHostToDevice));
+      total += f.size() * dtype_size(tv->dtype);
+      continue;
+    }
     const size_t esize = dtype_size(tv->dtype);
     const int code = tv->dtype == DType::kF32 ? 0 : (tv->dtype == DType::kF16 ? 1 : 2);
     const int64_t n = tv->num_elements();
@@ -161,6 +235,7 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t strea
   for (auto& e : done) cudaEventDestroy(e);
   BATON_RETURN_IF_ERROR(status);
   BATON_CUDA_RETURN(sync);
+  BATON_RETURN_IF_ERROR(w.derive(ckpt.config(), stream));
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (load_gbps) *load_gbps = s > 0 ? total / s / 1e9 : 0.0;
   return w;
@@ -174,10 +249,12 @@ Result<CudaWeights> CudaWeights::random(const ModelConfig& config, uint64_t seed
   uint64_t s = seed;
   for (const Item& it : items) {
     bf16* dst = w.arena_.as<bf16>() + it.offset_elems;
-    if (it.ones) launch_fill_const(dst, prod(it.shape), 1.0f, stream);
+    if (it.f32) BATON_CUDA_RETURN(cudaMemsetAsync(dst, 0, prod(it.shape) * sizeof(float), stream));
+    else if (it.ones) launch_fill_const(dst, prod(it.shape), 1.0f, stream);
     else launch_fill_random(dst, prod(it.shape), scale, s++ * 0x9E3779B97F4A7C15ull, stream);
   }
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
+  BATON_RETURN_IF_ERROR(w.derive(config, stream));
   return w;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,18 @@ struct CudaLayerWeights {
   bf16* router = nullptr;          // moe: [experts, hidden]
   bf16* expert_gate_up = nullptr;  // moe: [experts, 2 moe_inter, hidden]
   bf16* expert_down = nullptr;     // moe: [experts, hidden, moe_inter]
+  // deepseek_v3 (then qkv, q/k norms and biases are null). qkv_a fuses the q
+  // rows (q_a_proj [q_lora_rank], or q_proj [heads * qk_head_dim] without q
+  // LoRA) and kv_a_proj_with_mqa [kv_lora_rank + rope].
+  bf16* qkv_a = nullptr;            // [q_cols + kv_lora_rank + rope, hidden]
+  bf16* q_a_norm = nullptr;         // [q_lora_rank] or null
+  bf16* q_b = nullptr;              // [heads * qk_head_dim, q_lora_rank] or null
+  bf16* kv_a_norm = nullptr;        // [kv_lora_rank]
+  bf16* kv_b = nullptr;             // [heads * (nope + v), kv_lora_rank]: head j's V rows are W_UV[j]
+  bf16* uk_t = nullptr;             // [heads, kv_lora_rank, nope]: W_UK[j]^T, made from kv_b
+  float* expert_bias = nullptr;     // moe: e_score_correction_bias [experts], fp32
+  bf16* shared_gate_up = nullptr;   // moe: [2 * shared_inter, hidden] or null
+  bf16* shared_down = nullptr;      // moe: [hidden, shared_inter]
 };
 
 class CudaWeights {
@@ -57,7 +70,14 @@ class CudaWeights {
     std::vector<int64_t> shape;  // expected shape
     size_t offset_elems = 0;     // destination in the arena
     bool ones = false;           // random init: a norm weight
+    bool f32 = false;            // kept in fp32 (two arena elements each); random init: zeros
   };
+  // Makes the weights that are not checkpoint tensors (MLA's W_UK^T).
+  Status derive(const ModelConfig& config, cudaStream_t stream);
+  // The MLA attention block's tensors of layer prefix `p`.
+  void plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
+                const std::function<size_t(bf16**, int64_t)>& region,
+                const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add);
   // Lays out the arena and sets the pointers; returns the tensors to fill.
   Status plan(const ModelConfig& config, bool has_o_bias, std::vector<Item>* items);
 

@@ -27,6 +27,7 @@ Gemm::Gemm() = default;
 
 Gemm::~Gemm() {
   plans_.clear();
+  batched_plans_.clear();
   if (handle_) cublasLtDestroy(handle_);
 }
 
@@ -167,6 +168,70 @@ void Gemm::run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool 
   }
   float alpha = 1.0f, beta = 0.0f;
   BATON_CUBLAS_CHECK(cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
+                                    workspace_.get(), workspace_.bytes(), stream));
+}
+
+namespace {
+
+// The largest power of two (<= 256 bytes) dividing a bf16 pointer and its strides.
+uint32_t alignment_bytes(const void* p, int64_t ld, int64_t batch_stride) {
+  const uint64_t v = reinterpret_cast<uintptr_t>(p) | static_cast<uint64_t>(ld * 2) |
+                     static_cast<uint64_t>(batch_stride * 2) | 256u;
+  return static_cast<uint32_t>(v & (~v + 1));
+}
+
+void set_batch(cublasLtMatrixLayout_t l, int batch, int64_t stride) {
+  int32_t b = batch;
+  BATON_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof(b)));
+  BATON_CUBLAS_CHECK(
+      cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+}
+
+}  // namespace
+
+void Gemm::run_batched(const BatchedGemm& g, cudaStream_t stream) {
+  if (g.m == 0 || g.batch == 0) return;
+  const uint32_t align_w = alignment_bytes(g.w, g.ldw, g.w_batch), align_x = alignment_bytes(g.x, g.ldx, g.x_batch),
+                 align_y = alignment_bytes(g.y, g.ldy, g.y_batch);
+  BatchedKey key{g.m, g.n, g.k, g.batch, g.ldx, g.x_batch, g.ldw, g.w_batch, g.ldy, g.y_batch, align_w, align_x,
+                 align_y};
+  auto it = batched_plans_.find(key);
+  if (it == batched_plans_.end()) {
+    auto p = std::make_unique<Plan>();
+    BATON_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    BATON_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    BATON_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    // Column-major view as run(): C^T[n, m] = W[n, k] (col-major [k, n], op T) . x^T.
+    BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, g.k, g.n, g.ldw));
+    BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, g.k, g.m, g.ldx));
+    BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16BF, g.n, g.m, g.ldy));
+    set_batch(p->a, g.batch, g.w_batch);
+    set_batch(p->b, g.batch, g.x_batch);
+    set_batch(p->c, g.batch, g.y_batch);
+    cublasLtMatmulPreference_t pref;
+    BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = workspace_.bytes();
+    BATON_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_w},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_x},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_y},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_y}};
+    for (const auto& [attr, bytes] : aligns)
+      BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    BATON_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1, &res, &found));
+    cublasLtMatmulPreferenceDestroy(pref);
+    BATON_CHECK(found > 0, "cuBLASLt found no algorithm for {} batched {}x{}x{}", g.batch, g.m, g.n, g.k);
+    p->algo = res.algo;
+    it = batched_plans_.emplace(key, std::move(p)).first;
+  }
+  const Plan& p = *it->second;
+  float alpha = 1.0f, beta = 0.0f;
+  BATON_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, g.w, p.a, g.x, p.b, &beta, g.y, p.c, g.y, p.c, &p.algo,
                                     workspace_.get(), workspace_.bytes(), stream));
 }
 

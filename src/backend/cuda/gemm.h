@@ -7,6 +7,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -22,6 +23,20 @@ namespace baton::cuda {
 // to one of 8 steps per power of two (a step is at most 12.5% of m).
 int gemm_m_bucket(int m);
 
+// A strided batched GEMM (MLA's per-head projections into and out of the
+// latent): for b in [0, batch), y_b[m, n] = x_b[m, k] . w_b[n, k]^T with
+// x_b = x + b * x_batch (rows ldx apart), w_b = w + b * w_batch (rows ldw
+// apart), y_b = y + b * y_batch (rows ldy apart); element strides, bf16 out.
+struct BatchedGemm {
+  const bf16* x = nullptr;
+  int64_t ldx = 0, x_batch = 0;
+  const bf16* w = nullptr;
+  int64_t ldw = 0, w_batch = 0;
+  bf16* y = nullptr;
+  int64_t ldy = 0, y_batch = 0;
+  int batch = 0, m = 0, n = 0, k = 0;
+};
+
 class Gemm {
  public:
   Gemm();
@@ -36,6 +51,9 @@ class Gemm {
   // y = x . w^T; y_f32 selects a float output. Aborts on a cuBLAS failure
   // (shapes are validated by the caller at load).
   void run(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
+  // One cuBLASLt call over all b (its heuristic's first algorithm, planned
+  // once per shape, strides and alignment). Aborts on a cuBLAS failure.
+  void run_batched(const BatchedGemm& g, cudaStream_t stream);
 
  private:
   struct Plan;
@@ -57,6 +75,8 @@ class Gemm {
   DeviceBuffer workspace_;
   std::map<Key, std::unique_ptr<Plan>> plans_;      // per exact shape
   std::map<Key, std::unique_ptr<Choice>> choices_;  // per bucket of m
+  using BatchedKey = std::array<int64_t, 13>;
+  std::map<BatchedKey, std::unique_ptr<Plan>> batched_plans_;
 };
 
 }  // namespace baton::cuda

@@ -98,9 +98,91 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
 // Skinny GEMM for m <= 8 (decode): y[m, n] = x[m, k] . w[n, k]^T, k % 8 == 0.
 bool gemv_supports(int m, int k);
 void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
-// out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :]
+// out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :] (+ add[t, :]: shared experts)
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
-                        int hidden, bf16* out, cudaStream_t stream);
+                        int hidden, bf16* out, cudaStream_t stream, const bf16* add = nullptr);
+
+// ---- Multi-head latent attention (DeepSeek-V3), absorbed form (mla.cu).
+// The cache is a latent layout (kv_layout.h): one row of kv_lora_rank +
+// rope_dim values per token per layer (KvDev with token_elems = that width).
+
+// Per token t of qkv_a [T, qkv_a_stride] (q rows first, q_cols of them, then
+// the latent's kv_lora_rank and the key's rope_dim): with q LoRA
+// (q_a_norm set), q_a_out[t] = rmsnorm(q rows) * q_a_norm [T, q_cols]; the
+// cache row of slot_mapping[t] (skipped when < 0) = [rmsnorm(latent) *
+// kv_a_norm, rope(key part)]. RoPE: angle position * inv_freq[i] (fp32),
+// cos and sin times rope_scale (yarn's attention factor), pairs (2i, 2i+1)
+// when interleaved else (i, i + rope_dim / 2).
+struct MlaPrepareArgs {
+  const bf16* qkv_a = nullptr;
+  int64_t qkv_a_stride = 0;
+  int q_cols = 0;
+  const bf16* q_a_norm = nullptr;  // [q_cols] or null (no q LoRA)
+  bf16* q_a_out = nullptr;         // [T, q_cols] with q_a_norm
+  const bf16* kv_a_norm = nullptr;  // [kv_lora_rank]
+  float eps = 1e-6f;
+  const int32_t* positions = nullptr;
+  const int64_t* slot_mapping = nullptr;
+  const float* inv_freq = nullptr;  // [rope_dim / 2]
+  float rope_scale = 1.0f;
+  bool interleaved = true;
+  KvDev kv;
+  int layer = 0;
+  int num_tokens = 0, kv_lora_rank = 0, rope_dim = 0;
+};
+void launch_mla_prepare(const MlaPrepareArgs& a, cudaStream_t stream);
+
+// q: [T, heads, nope + rope_dim] with rows q_stride apart. Writes
+// rope(q[t, h, nope:]) to q_latent[t, h, kv_lora_rank:] ([T, heads,
+// kv_lora_rank + rope_dim]); the absorbed nope part is a batched GEMM.
+struct MlaQRopeArgs {
+  const bf16* q = nullptr;
+  int64_t q_stride = 0;
+  bf16* q_latent = nullptr;
+  const int32_t* positions = nullptr;
+  const float* inv_freq = nullptr;
+  float rope_scale = 1.0f;
+  bool interleaved = true;
+  int num_tokens = 0, num_heads = 0, nope = 0, rope_dim = 0, kv_lora_rank = 0;
+};
+void launch_mla_q_rope(const MlaQRopeArgs& a, cudaStream_t stream);
+
+// uk_t[h, r, d] = kv_b[h * (nope + v_dim) + d, r]: each head's W_UK,
+// transposed, from kv_b_proj [heads * (nope + v_dim), rank].
+void launch_mla_split_uk(const bf16* kv_b, bf16* uk_t, int num_heads, int nope, int v_dim, int rank,
+                         cudaStream_t stream);
+
+// Attention on the latent: every head attends to the cached rows (keys, all
+// kv_lora_rank + rope_dim wide) with values their first kv_lora_rank values.
+// The AttnArgs fields as there (num_kv_heads and head_dim unused), with
+// q: [T, heads, rank + rope], out: [T, heads, rank]. Rows of sequence s are
+// (token, head) pairs, head fastest; causal as AttnArgs.
+struct MlaAttnArgs : AttnArgs {
+  int kv_lora_rank = 0, rope_dim = 0;
+};
+// The (kv_lora_rank, rope_dim) pairs the kernel is built for.
+bool mla_attention_supports(int kv_lora_rank, int rope_dim);
+// Rows (token, head) per work tile.
+int mla_rows_per_tile();
+// Any query lengths; work: [num_items, 2] (seq, first row of the tile).
+void launch_mla_attention_prefill(const MlaAttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream);
+// One query token per sequence, the context split in chunks of split_len keys
+// (a multiple of 64) over max_splits; partial: [S, heads, max_splits, rank + 2]
+// floats (unused when max_splits == 1).
+void launch_mla_attention_decode(const MlaAttnArgs& a, int split_len, int max_splits, float* partial,
+                                 cudaStream_t stream);
+
+// DeepSeek-V3 routing (cpu_ops.h grouped_topk_route): router [T, E] fp32
+// logits, bias [E] fp32; sigmoid scores, group-limited top-k on the biased
+// scores (ties: lower group, lower expert), weights = scores (renormalised
+// when renorm) * scaling.
+struct GroupedTopkDevArgs {
+  int num_experts = 0, top_k = 0, n_group = 1, topk_group = 1;
+  bool renorm = true;
+  float scaling = 1.0f;
+};
+void launch_moe_grouped_topk(const float* router, const float* bias, int num_tokens, const GroupedTopkDevArgs& a,
+                             int32_t* topk_ids, float* topk_w, cudaStream_t stream);
 
 // Random init (benchmarks): x[i] = bf16(uniform(-scale, scale)) from (seed, i).
 void launch_fill_random(bf16* x, int64_t n, float scale, uint64_t seed, cudaStream_t stream);

@@ -77,6 +77,104 @@ __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_exp
   }
 }
 
+// The best (value, expert) of the warp: higher value, then lower expert.
+__device__ __forceinline__ void warp_argmax(float& v, int& e, float& payload) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    int oe = __shfl_xor_sync(0xffffffffu, e, o);
+    float op = __shfl_xor_sync(0xffffffffu, payload, o);
+    if (ov > v || (ov == v && oe < e)) {
+      v = ov;
+      e = oe;
+      payload = op;
+    }
+  }
+}
+
+// DeepSeek-V3 routing, one warp per token; lane l holds experts l + 32 j.
+__global__ void moe_grouped_topk_kernel(const float* router, const float* bias, int num_tokens,
+                                        GroupedTopkDevArgs a, int32_t* ids, float* w) {
+  const int tkn = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+  if (tkn >= num_tokens) return;
+  const float* r = router + static_cast<int64_t>(tkn) * a.num_experts;  // [E]
+  constexpr int kPer = kMaxExperts / 32;
+  const int per_group = a.num_experts / a.n_group;
+  float score[kPer], biased[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int e = lane + 32 * j;
+    score[j] = e < a.num_experts ? 1.0f / (1.0f + expf(-r[e])) : 0.0f;
+    biased[j] = e < a.num_experts ? score[j] + bias[e] : -INFINITY;
+  }
+  // Each group's score, the sum of its two best biased scores, lands on lane g.
+  float group_score = -INFINITY;
+  for (int g = 0; g < a.n_group; ++g) {
+    float best = -INFINITY, second = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e < a.num_experts && e / per_group == g) {
+        if (biased[j] > best) {
+          second = best;
+          best = biased[j];
+        } else if (biased[j] > second) {
+          second = biased[j];
+        }
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {  // merge two top-2 lists
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o), os = __shfl_xor_sync(0xffffffffu, second, o);
+      second = fmaxf(fminf(best, ob), fmaxf(second, os));
+      best = fmaxf(best, ob);
+    }
+    if (lane == g) group_score = best + second;
+  }
+  uint32_t kept = 0;
+  bool group_taken = lane >= a.n_group;
+  for (int i = 0; i < a.topk_group; ++i) {
+    float v = group_taken ? -INFINITY : group_score;
+    int g = group_taken ? 0x7fffffff : lane;
+    float unused = 0.0f;
+    warp_argmax(v, g, unused);
+    kept |= 1u << g;
+    if (lane == g) group_taken = true;
+  }
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int e = lane + 32 * j;
+    if (e < a.num_experts && !((kept >> (e / per_group)) & 1u)) biased[j] = -INFINITY;
+  }
+  uint32_t taken = 0;  // bit j: expert lane + 32 j already chosen
+  float picked_sum = 0.0f;
+  for (int c = 0; c < a.top_k; ++c) {
+    float best = -INFINITY, best_score = 0.0f;
+    int best_e = 0x7fffffff;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e < a.num_experts && !((taken >> j) & 1u) && (biased[j] > best || best_e == 0x7fffffff)) {
+        best = biased[j];
+        best_e = e;
+        best_score = score[j];
+      }
+    }
+    warp_argmax(best, best_e, best_score);
+    if ((best_e & 31) == lane) taken |= 1u << (best_e >> 5);
+    if (lane == 0) {
+      ids[tkn * a.top_k + c] = best_e;
+      w[tkn * a.top_k + c] = best_score;
+    }
+    picked_sum += best_score;
+  }
+  __syncwarp();
+  if (lane < a.top_k) {
+    const float denom = a.renorm ? picked_sum + 1e-20f : 1.0f;
+    w[tkn * a.top_k + lane] = w[tkn * a.top_k + lane] / denom * a.scaling;
+  }
+}
+
 __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int32_t* offsets,
                                  int32_t* sorted_slots, int32_t* slot_pos) {
   __shared__ int32_t count[kMaxExperts + 1];
@@ -295,7 +393,7 @@ void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf1
 }
 
 __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
-                                   bf16* out) {
+                                   const bf16* add, bf16* out) {
   int tkn = blockIdx.x;
   for (int h = threadIdx.x; h < hidden; h += blockDim.x) {
     float acc = 0.0f;
@@ -303,6 +401,7 @@ __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, cons
       int pos = slot_pos[tkn * k + j];
       acc += bf(eo[static_cast<int64_t>(pos) * hidden + h]) * topk_w[tkn * k + j];
     }
+    if (add) acc += bf(add[static_cast<int64_t>(tkn) * hidden + h]);
     out[static_cast<int64_t>(tkn) * hidden + h] = __float2bfloat16(acc);
   }
 }
@@ -315,6 +414,18 @@ void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k
   BATON_CHECK(num_experts <= kMaxExperts && k <= 32 && k <= num_experts, "moe: {} experts top-{}", num_experts, k);
   int blocks = (num_tokens * 32 + 255) / 256;
   moe_topk_kernel<<<blocks, 256, 0, stream>>>(router, num_tokens, num_experts, k, renorm, topk_ids, topk_w);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_moe_grouped_topk(const float* router, const float* bias, int num_tokens, const GroupedTopkDevArgs& a,
+                             int32_t* topk_ids, float* topk_w, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  BATON_CHECK(a.num_experts <= kMaxExperts && a.top_k <= 32 && a.n_group >= 1 && a.n_group <= 32 &&
+                  a.num_experts % a.n_group == 0 && a.topk_group >= 1 && a.topk_group <= a.n_group &&
+                  a.top_k <= a.topk_group * (a.num_experts / a.n_group),
+              "moe: {} experts in {} groups, top-{} of {} groups", a.num_experts, a.n_group, a.top_k, a.topk_group);
+  const int blocks = (num_tokens * 32 + 255) / 256;
+  moe_grouped_topk_kernel<<<blocks, 256, 0, stream>>>(router, bias, num_tokens, a, topk_ids, topk_w);
   BATON_LAUNCH_CHECK();
 }
 
@@ -347,9 +458,9 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
 }
 
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
-                        int hidden, bf16* out, cudaStream_t stream) {
+                        int hidden, bf16* out, cudaStream_t stream, const bf16* add) {
   if (num_tokens == 0) return;
-  moe_combine_kernel<<<num_tokens, 256, 0, stream>>>(expert_out, slot_pos, topk_w, k, hidden, out);
+  moe_combine_kernel<<<num_tokens, 256, 0, stream>>>(expert_out, slot_pos, topk_w, k, hidden, add, out);
   BATON_LAUNCH_CHECK();
 }
 

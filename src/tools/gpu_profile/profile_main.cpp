@@ -1,7 +1,9 @@
 // baton_gpu_profile: the GPU benchmark as a small standalone binary (the same
 // code as `baton profile`), easy to carry to a GPU host.
 //   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
+//                     [--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b]
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,6 +22,24 @@ std::vector<std::string> split_commas(const std::string& v) {
   }
   return parts;
 }
+
+std::vector<int> split_ints(const std::string& v) {
+  std::vector<int> out;
+  for (const std::string& part : split_commas(v)) {
+    char* end = nullptr;
+    const long x = std::strtol(part.c_str(), &end, 10);
+    if (end == part.c_str() || *end != '\0' || x <= 0 || x > 1 << 20) {
+      std::fprintf(stderr, "not a positive count: %s\n", part.c_str());
+      std::exit(2);
+    }
+    out.push_back(static_cast<int>(x));
+  }
+  if (out.empty()) {
+    std::fprintf(stderr, "an empty list: %s\n", v.c_str());
+    std::exit(2);
+  }
+  return out;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,12 +57,19 @@ int main(int argc, char** argv) {
     else if (a == "--md") o.md_path = next();
     else if (a == "--models") {
       o.presets = split_commas(next());
+    } else if (a == "--decode-context") {
+      o.decode_context = split_ints(next()).at(0);
+    } else if (a == "--decode-batches") {
+      o.decode_batches = split_ints(next());
+    } else if (a == "--prefill-tokens") {
+      o.prefill_tokens = split_ints(next());
     } else if (a == "--quick") {
       o.decode_iters = 5;
       o.prefill_iters = 2;
     } else {
       std::fprintf(stderr,
-                   "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]\n",
+                   "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
+                   "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b]\n",
                    a.c_str());
       return 2;
     }

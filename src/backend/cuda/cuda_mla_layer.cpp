@@ -1,0 +1,161 @@
+// CudaBackend's DeepSeek-V3 blocks: multi-head latent attention in the
+// absorbed form (as the CPU backend's cpu_mla_attention.cpp, FlashMLA and
+// vLLM's MLA backends), for prefill and decode alike:
+//
+//   qkv_a      = normed . [q_a_proj | q_proj ; kv_a_proj_with_mqa]^T
+//   cache row  = [rmsnorm(c_kv) * kv_a_norm, rope(k_pe)]          (mla_prepare)
+//   q          = q_b_proj(rmsnorm(q_a) * q_a_norm), or q_proj's rows
+//   q_latent   = [q_nope[h] . W_UK[h], rope(q_pe[h])]              (batched GEMM, mla_q_rope)
+//   o_latent   = attention of q_latent over the cached rows
+//   out[h]     = o_latent[h] . W_UV[h]^T, then o_proj              (batched GEMM, GEMM)
+//
+// and the MoE block shared with Qwen3-MoE, with DeepSeekMoE's routing
+// (sigmoid, correction bias, group-limited top-k, routed scaling) and its
+// shared experts added in the combine.
+#include "backend/cuda/cuda_backend.h"
+#include "model/yarn.h"
+
+namespace baton::cuda {
+
+void CudaBackend::mla_attention(const Launch& l, int i, const KvDev& kvd) {
+  const ModelConfig& c = config_;
+  const MlaConfig& m = c.mla;
+  const Layout& lay = l.lay;
+  const CudaLayerWeights& L = weights_.layers[i];
+  char* dev = static_cast<char*>(input_dev_.get());
+  const int t = lay.num_tokens, h = c.hidden_size, nh = c.num_heads;
+  const int rank = m.kv_lora_rank, rope = m.qk_rope_head_dim, nope = m.qk_nope_head_dim, vd = m.v_head_dim;
+  const int qk = m.qk_head_dim(), latent = m.latent_dim();
+  const int q_cols = m.q_lora_rank > 0 ? m.q_lora_rank : nh * qk;
+  const auto* positions = reinterpret_cast<const int32_t*>(dev + lay.positions);
+  const float rope_scale = static_cast<float>(rope_attention_factor(c));
+
+  gemm_.run(normed_.as<bf16>(), L.qkv_a, qkv_.get(), t, q_cols + latent, h, false, stream_);  // [t, q_cols + latent]
+  MlaPrepareArgs pa;
+  pa.qkv_a = qkv_.as<bf16>();
+  pa.qkv_a_stride = q_cols + latent;
+  pa.q_cols = q_cols;
+  pa.q_a_norm = L.q_a_norm;
+  pa.q_a_out = q_a_.as<bf16>();
+  pa.kv_a_norm = L.kv_a_norm;
+  pa.eps = static_cast<float>(c.rms_norm_eps);
+  pa.positions = positions;
+  pa.slot_mapping = reinterpret_cast<const int64_t*>(dev + lay.slots);
+  pa.inv_freq = inv_freq_.as<float>();
+  pa.rope_scale = rope_scale;
+  pa.interleaved = m.rope_interleave;
+  pa.kv = kvd;
+  pa.layer = i;
+  pa.num_tokens = t;
+  pa.kv_lora_rank = rank;
+  pa.rope_dim = rope;
+  launch_mla_prepare(pa, stream_);
+
+  // The per-head queries [t, nh, qk]: q_b_proj's output, or q_proj's rows of qkv_a.
+  const bf16* q = qkv_.as<bf16>();
+  int64_t q_stride = q_cols + latent;
+  if (m.q_lora_rank > 0) {
+    gemm_.run(q_a_.as<bf16>(), L.q_b, q_.get(), t, nh * qk, q_cols, false, stream_);  // [t, nh * qk]
+    q = q_.as<bf16>();
+    q_stride = static_cast<int64_t>(nh) * qk;
+  }
+  MlaQRopeArgs qa;
+  qa.q = q;
+  qa.q_stride = q_stride;
+  qa.q_latent = q_latent_.as<bf16>();
+  qa.positions = positions;
+  qa.inv_freq = inv_freq_.as<float>();
+  qa.rope_scale = rope_scale;
+  qa.interleaved = m.rope_interleave;
+  qa.num_tokens = t;
+  qa.num_heads = nh;
+  qa.nope = nope;
+  qa.rope_dim = rope;
+  qa.kv_lora_rank = rank;
+  launch_mla_q_rope(qa, stream_);
+  // q_latent[:, h, :rank] = q[:, h, :nope] . uk_t[h]^T (uk_t[h]: [rank, nope])
+  BatchedGemm absorb_q;
+  absorb_q.x = q;
+  absorb_q.ldx = q_stride;
+  absorb_q.x_batch = qk;
+  absorb_q.w = L.uk_t;
+  absorb_q.ldw = nope;
+  absorb_q.w_batch = static_cast<int64_t>(rank) * nope;
+  absorb_q.y = q_latent_.as<bf16>();
+  absorb_q.ldy = static_cast<int64_t>(nh) * latent;
+  absorb_q.y_batch = latent;
+  absorb_q.batch = nh;
+  absorb_q.m = t;
+  absorb_q.n = rank;
+  absorb_q.k = nope;
+  gemm_.run_batched(absorb_q, stream_);
+
+  MlaAttnArgs aa;
+  static_cast<AttnArgs&>(aa) = paged_attention_args(l, i, kvd, q_latent_.as<bf16>(), o_latent_.as<bf16>());
+  aa.kv_lora_rank = rank;
+  aa.rope_dim = rope;
+  aa.scale = static_cast<float>(attention_softmax_scale(c));
+  if (l.decode_only) {
+    launch_mla_attention_decode(aa, l.split_len, l.max_splits, mla_partial_.as<float>(), stream_);
+  } else {
+    launch_mla_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
+  }
+
+  // attn[:, h, :] = o_latent[:, h, :] . W_UV[h]^T (W_UV[h]: kv_b's V rows of head h, [vd, rank])
+  BatchedGemm unabsorb;
+  unabsorb.x = o_latent_.as<bf16>();
+  unabsorb.ldx = static_cast<int64_t>(nh) * rank;
+  unabsorb.x_batch = rank;
+  unabsorb.w = L.kv_b + static_cast<int64_t>(nope) * rank;
+  unabsorb.ldw = rank;
+  unabsorb.w_batch = static_cast<int64_t>(nope + vd) * rank;
+  unabsorb.y = attn_.as<bf16>();
+  unabsorb.ldy = static_cast<int64_t>(nh) * vd;
+  unabsorb.y_batch = vd;
+  unabsorb.batch = nh;
+  unabsorb.m = t;
+  unabsorb.n = vd;
+  unabsorb.k = rank;
+  gemm_.run_batched(unabsorb, stream_);
+  gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, nh * vd, false, stream_);  // [t, h]
+}
+
+void CudaBackend::moe_block(int i, int t) {
+  const ModelConfig& c = config_;
+  const CudaLayerWeights& L = weights_.layers[i];
+  const int h = c.hidden_size, e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size;
+  gemm_.run(normed_.as<bf16>(), L.router, router_.get(), t, e, h, true, stream_);  // [t, e] fp32
+  if (c.arch == Arch::kDeepseekV3) {
+    GroupedTopkDevArgs ra;
+    ra.num_experts = e;
+    ra.top_k = k;
+    ra.n_group = c.deepseek_moe.n_group;
+    ra.topk_group = c.deepseek_moe.topk_group;
+    ra.renorm = c.norm_topk_prob;
+    ra.scaling = static_cast<float>(c.deepseek_moe.routed_scaling_factor);
+    launch_moe_grouped_topk(router_.as<float>(), L.expert_bias, t, ra, topk_ids_.as<int32_t>(), topk_w_.as<float>(),
+                            stream_);
+  } else {
+    launch_moe_topk(router_.as<float>(), t, e, k, c.norm_topk_prob, topk_ids_.as<int32_t>(), topk_w_.as<float>(),
+                    stream_);
+  }
+  launch_moe_align(topk_ids_.as<int32_t>(), t * k, e, moe_offsets_.as<int32_t>(), sorted_slots_.as<int32_t>(),
+                   slot_pos_.as<int32_t>(), stream_);
+  launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up, moe_offsets_.as<int32_t>(),
+                      e, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
+  launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
+  launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), e, t * k, h, mi,
+                      moe_out_.as<bf16>(), stream_);
+  const bf16* shared = nullptr;
+  if (L.shared_down) {  // DeepSeekMoE's shared experts: one dense MLP of n_shared * moe_inter
+    const int si = mi * c.deepseek_moe.n_shared_experts;
+    gemm_.run(normed_.as<bf16>(), L.shared_gate_up, shared_gu_.get(), t, 2 * si, h, false, stream_);  // [t, 2 si]
+    launch_silu_mul(shared_gu_.as<bf16>(), shared_act_.as<bf16>(), t, si, stream_);
+    gemm_.run(shared_act_.as<bf16>(), L.shared_down, shared_out_.get(), t, h, si, false, stream_);  // [t, h]
+    shared = shared_out_.as<bf16>();
+  }
+  launch_moe_combine(moe_out_.as<bf16>(), slot_pos_.as<int32_t>(), topk_w_.as<float>(), t, k, h, proj_.as<bf16>(),
+                     stream_, shared);
+}
+
+}  // namespace baton::cuda
