@@ -43,6 +43,10 @@ Result<std::unique_ptr<discovery::Registration>> register_instance(const PdOptio
 
 }  // namespace
 
+std::string default_served_model_name(const std::string& model_arg) {
+  return model_arg.empty() ? "default" : model_arg;
+}
+
 Result<std::unique_ptr<Instance>> Instance::start(const InstanceOptions& options) {
   auto instance = std::unique_ptr<Instance>(new Instance());
   BATON_RETURN_IF_ERROR(instance->start_parts(options));
@@ -76,7 +80,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
   o.http.max_connections = s.max_connections;
   o.http.limits.header_timeout_s = s.header_timeout_s;
   o.http.limits.idle_timeout_s = s.idle_timeout_s;
-  served_model_name_ = s.served_model_name.empty() ? le.model_dir : s.served_model_name;
+  served_model_name_ = s.served_model_name.empty() ? default_served_model_name(options.engine.model) : s.served_model_name;
   o.service.served_model_name = served_model_name_;
   o.service.model_path = le.model_dir;
   o.service.api_key = s.api_key;
