@@ -107,7 +107,7 @@ Status Supervisor::poll() {
     BATON_RETURN_IF_ERROR(launch(&m));
     emit(fmt::format("restarted {} (pid {}, restart {})", m.spec.name, m.child.pid(), m.num_restarts));
     Status healthy = wait_healthy(&m, spec_.health_timeout_s);
-    if (!healthy.is_ok()) emit(healthy.message());
+    emit(healthy.is_ok() ? fmt::format("{} healthy again", m.spec.name) : healthy.message());
   }
   return Status::ok();
 }

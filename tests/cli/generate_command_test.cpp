@@ -183,7 +183,23 @@ TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
                         " --prompt 'The capital of France is' --max-tokens 6 "
                         "--temperature 0 --ignore-eos --num-threads 2");
   ASSERT_EQ(plain.rc, 0) << plain.err;
-  EXPECT_EQ(plain.out, text + "\n");
+  EXPECT_EQ(plain.out, text + (text.back() == '\n' ? "" : "\n"));
+  // The checkpoint came from init-model: stderr says its weights are random (issue 22, finding 1).
+  EXPECT_NE(plain.err.find("holds RANDOM weights"), std::string::npos) << plain.err;
+  // Several prompts, plain: each answer under a line naming its prompt, the output ending with a
+  // newline (issue 22, finding 8).
+  const fs::path prompts = dir / "prompts.jsonl";
+  std::ofstream(prompts) << "{\"prompt\": \"The capital of France is\"}\n{\"prompt_ids\": [1, 2, 3]}\n";
+  RunResult many = run("--prompts-file " + prompts.string() + " --model " + dir.string() +
+                       " --max-tokens 4 --temperature 0 --ignore-eos --num-threads 2");
+  ASSERT_EQ(many.rc, 0) << many.err;
+  const size_t first = many.out.find("--- prompt 1: \"The capital of France is\"\n");
+  const size_t second = many.out.find("--- prompt 2: [1,2,3]\n");
+  EXPECT_EQ(first, 0u) << many.out;
+  EXPECT_NE(second, std::string::npos) << many.out;
+  EXPECT_GT(second, first) << many.out;
+  ASSERT_FALSE(many.out.empty());
+  EXPECT_EQ(many.out.back(), '\n');
   // Invalid UTF-8 in the prompt is a clear error.
   RunResult bad = run("--model " + dir.string() + " --prompt \"$(printf 'abc\\377')\" --max-tokens 2");
   EXPECT_NE(bad.rc, 0);

@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "deploy/child_process.h"
 #include "deploy/experiment.h"
+#include "deploy/kv_segments.h"
 #include "deploy/sweep.h"
 #include "deploy/sweep_report.h"
 #include "deploy/test_dir.h"
@@ -342,8 +343,14 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
     ++num_started;
     pid_t pid = std::stoi((*it)[2]);
     EXPECT_FALSE(alive(pid)) << (*it)[1] << " (pid " << pid << ") left behind";
+    EXPECT_TRUE(kv_segments_of(pid).empty()) << (*it)[1] << " (pid " << pid << ") left a /dev/shm KV segment";
   }
-  EXPECT_EQ(num_started, 5);  // 1 + 2 + (1 + 1) instances (the router's pid is not announced)
+  EXPECT_EQ(num_started, 5);
+  // Torn down gracefully, not killed at the grace (issue 22, finding 7).
+  EXPECT_EQ(first.second.find("killing it"), std::string::npos) << first.second;
+  for (const char* log : {"agg-2/agg-1.log", "pd-1p1d/prefill-0.log", "pd-1p1d/decode-0.log"}) {
+    EXPECT_NE(read_all(out / "logs" / log).find("server stopped"), std::string::npos) << log;
+  }  // 1 + 2 + (1 + 1) instances (the router's pid is not announced)
 
   // Without --resume the sweep refuses to overwrite.
   auto refused = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "sweep2.log", 60);
