@@ -161,6 +161,30 @@ TEST(GenerateCommand, ClearErrors) {
   EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
 }
 
+// Several prompts, plain: each answer under a line naming its prompt, the
+// output ending with a newline (issue 22, finding 8).
+TEST(GenerateCommand, PlainOutputNamesEachPromptAndEndsWithANewline) {
+  const fs::path prompts = fs::temp_directory_path() / ("baton_gen_prompts_" + std::to_string(getpid()) + ".jsonl");
+  std::ofstream(prompts) << "{\"prompt_ids\": [5, 6, 7]}\n{\"prompt_ids\": [1, 2, 3], \"max_tokens\": 2}\n";
+  RunResult r = run("--prompts-file " + prompts.string() + " --model " + model_dir("qwen3-tiny") +
+                    " --max-tokens 4 --temperature 0 --ignore-eos");
+  fs::remove(prompts);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const size_t first = r.out.find("--- prompt 1: [5,6,7]\n");
+  const size_t second = r.out.find("--- prompt 2: [1,2,3]\n");
+  EXPECT_EQ(first, 0u) << r.out;
+  ASSERT_NE(second, std::string::npos) << r.out;
+  EXPECT_GT(second, first) << r.out;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n');
+  // One prompt: the answer alone.
+  RunResult one = run("--prompt-ids 5,6,7 --model " + model_dir("qwen3-tiny") + " --max-tokens 4 --temperature 0");
+  ASSERT_EQ(one.rc, 0) << one.err;
+  EXPECT_EQ(one.out.find("--- prompt"), std::string::npos) << one.out;
+  ASSERT_FALSE(one.out.empty());
+  EXPECT_EQ(one.out.back(), '\n');
+}
+
 // A random-weight model with the real Qwen3 tokenizer: text in, text out,
 // stop strings, and invalid UTF-8 refused.
 TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
@@ -186,20 +210,6 @@ TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
   EXPECT_EQ(plain.out, text + (text.back() == '\n' ? "" : "\n"));
   // The checkpoint came from init-model: stderr says its weights are random (issue 22, finding 1).
   EXPECT_NE(plain.err.find("holds RANDOM weights"), std::string::npos) << plain.err;
-  // Several prompts, plain: each answer under a line naming its prompt, the output ending with a
-  // newline (issue 22, finding 8).
-  const fs::path prompts = dir / "prompts.jsonl";
-  std::ofstream(prompts) << "{\"prompt\": \"The capital of France is\"}\n{\"prompt_ids\": [1, 2, 3]}\n";
-  RunResult many = run("--prompts-file " + prompts.string() + " --model " + dir.string() +
-                       " --max-tokens 4 --temperature 0 --ignore-eos --num-threads 2");
-  ASSERT_EQ(many.rc, 0) << many.err;
-  const size_t first = many.out.find("--- prompt 1: \"The capital of France is\"\n");
-  const size_t second = many.out.find("--- prompt 2: [1,2,3]\n");
-  EXPECT_EQ(first, 0u) << many.out;
-  EXPECT_NE(second, std::string::npos) << many.out;
-  EXPECT_GT(second, first) << many.out;
-  ASSERT_FALSE(many.out.empty());
-  EXPECT_EQ(many.out.back(), '\n');
   // Invalid UTF-8 in the prompt is a clear error.
   RunResult bad = run("--model " + dir.string() + " --prompt \"$(printf 'abc\\377')\" --max-tokens 2");
   EXPECT_NE(bad.rc, 0);
