@@ -68,7 +68,12 @@ std::optional<uint64_t> free_bytes_at(const std::string& out) {
   if (p.empty()) return std::nullopt;
   fs::space_info info = fs::space(p, ec);
   if (ec) return std::nullopt;
-  return info.available;
+  // A checkpoint written again in place frees what its old files take.
+  uint64_t replaced = 0;
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() == ".safetensors") replaced += it->file_size(ec);
+  }
+  return info.available + replaced;
 }
 
 int run(const InitModelOptions& o) {
@@ -113,8 +118,8 @@ int run(const InitModelOptions& o) {
   const std::string free_text = avail ? fmt::format(", {:.2f} GB free there", *avail / 1e9) : "";
   if (o.dry_run) {
     std::cout << fmt::format("would write {} ({} {}): {} parameters, {:.2f} GB of weights{}\n", o.out, o.preset,
-                             arch_name(preset->config.arch), cli::format_parameter_count(checkpoint_parameters(preset->config)),
-                             need / 1e9, free_text);
+                             arch_name(preset->config.arch),
+                             cli::format_parameter_count(checkpoint_parameters(preset->config)), need / 1e9, free_text);
     return 0;
   }
   if (avail && *avail < need) {

@@ -36,7 +36,8 @@ RunFn setup(CLI::App& sub) {
   instance::ServerConfig& s = a->server;
   add_engine_flags(sub, a->engine);
   add_pd_flags(sub, a->pd);
-  sub.add_option("--served-model-name", s.served_model_name, "The model id that /v1/models lists and requests name (default, as vLLM: the --model argument as "
+  sub.add_option("--served-model-name", s.served_model_name,
+                 "The model id that /v1/models lists and requests name (default, as vLLM: the --model argument as "
                  "given; \"default\" for the embedded model)");
   sub.add_option("--host", s.host, "Address to bind (loopback unless told otherwise)")->capture_default_str();
   sub.add_option("--port", s.port, "Port (0 picks a free one; the URL is printed)")

@@ -80,7 +80,8 @@ Status Instance::start_parts(const InstanceOptions& options) {
   o.http.max_connections = s.max_connections;
   o.http.limits.header_timeout_s = s.header_timeout_s;
   o.http.limits.idle_timeout_s = s.idle_timeout_s;
-  served_model_name_ = s.served_model_name.empty() ? default_served_model_name(options.engine.model) : s.served_model_name;
+  served_model_name_ = s.served_model_name.empty() ? default_served_model_name(options.engine.model)
+                                                   : s.served_model_name;
   o.service.served_model_name = served_model_name_;
   o.service.model_path = le.model_dir;
   o.service.api_key = s.api_key;

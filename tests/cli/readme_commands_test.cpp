@@ -27,19 +27,16 @@
 #include "cli/run_baton.h"
 #include "deploy/child_process.h"
 #include "deploy/kv_segments.h"
+#include "deploy/test_dir.h"
 #include "support/wait.h"
 
 namespace baton {
 namespace {
 
 namespace fs = std::filesystem;
+using deploy::read_all;
 
 const fs::path kSourceDir = fs::path(BATON_TEST_DATA).parent_path().parent_path();
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 struct ReadmeCommand {
   int block = 0;     // which ```sh block (commands of one block share background servers)

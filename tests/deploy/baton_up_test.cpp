@@ -20,6 +20,7 @@
 #include "common/json.h"
 #include "deploy/child_process.h"
 #include "deploy/kv_segments.h"
+#include "deploy/test_dir.h"
 #include "http/http_client.h"
 #include "support/wait.h"
 
@@ -27,13 +28,6 @@ namespace baton::deploy {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
 // The first of `count` consecutive free ports, below the kernel's ephemeral
 // range (32768+, where other tests' client sockets land), starting from a
@@ -130,6 +124,8 @@ class BatonUpTest : public ::testing::Test {
       std::string log = read_all(dir_ / "run" / (name + ".log"));
       while (!log.empty() && log.back() == '\n') log.pop_back();
       EXPECT_NE(log.substr(log.rfind('\n') + 1).find("server stopped"), std::string::npos) << name << ":\n" << log;
+      // The model came from init-model: the instance says its weights are random (issue 22, finding 1).
+      EXPECT_NE(log.find("holds RANDOM weights"), std::string::npos) << name << ":\n" << log;
     }
     const std::string up_log = read_all(dir_ / "up.log");
     EXPECT_EQ(up_log.find("killing it"), std::string::npos) << up_log;

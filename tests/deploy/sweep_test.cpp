@@ -25,11 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 fs::path fresh_dir(const std::string& tag) { return fresh_test_dir("baton-sweep-test", tag); }
 
 constexpr const char* kTwoAgg = R"(
@@ -233,8 +228,6 @@ TEST(ExperimentTest, BadExperimentsSayWhatIsWrong) {
   EXPECT_NE(err("[1, 2]"), "accepted");
   EXPECT_NE(err("deployments: [\n"), "accepted");
 }
-
-bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
 // 16 ports from the pid, so parallel tests do not collide, below Linux's
 // ephemeral range (32768 up), where an outgoing connection may hold one.
