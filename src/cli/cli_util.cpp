@@ -7,6 +7,8 @@
 #include <climits>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "common/log.h"
 
 namespace baton::cli {
@@ -56,6 +58,14 @@ void raise_fd_limit(long needed) {
         "raise the limit or lower --max-connections",
         static_cast<long>(rl.rlim_cur), needed);
   }
+}
+
+std::string format_parameter_count(uint64_t count) {
+  const double n = static_cast<double>(count);
+  if (count >= 1'000'000'000) return fmt::format("{:.2f}B", n / 1e9);
+  if (count >= 1'000'000) return fmt::format("{:.3g}M", n / 1e6);
+  if (count >= 1'000) return fmt::format("{:.3g}K", n / 1e3);
+  return std::to_string(count);
 }
 
 }  // namespace baton::cli

@@ -1,8 +1,9 @@
 // Small helpers shared by the commands: the running binary's path, comma
-// lists, a stop flag raised by SIGINT/SIGTERM, the descriptor limit.
+// lists, a stop flag raised by SIGINT/SIGTERM, the descriptor limit, parameter counts.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,8 @@ const std::atomic<bool>& install_stop_flag();
 // connection cap plus what else it holds): it would then run out of
 // descriptors before its cap refuses anyone.
 void raise_fd_limit(long needed);
+
+// A parameter count in the unit that suits it: "8.03B", "14.2M", "918K", "512".
+std::string format_parameter_count(uint64_t count);
 
 }  // namespace baton::cli

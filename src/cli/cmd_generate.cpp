@@ -1,7 +1,10 @@
 // `baton generate`: offline generation on one engine. One prompt (--prompt
 // TEXT or --prompt-ids 1,2,3) or a JSONL file of them (--prompts-file, all
 // submitted at once; one output line per input line, in input order).
-// Default temperature is 1.0 (vLLM's); --temperature 0 is greedy.
+// Default temperature is 1.0 (vLLM's); --temperature 0 is greedy. Plain
+// output with several prompts puts a "--- prompt N: ..." line before each
+// answer; every answer ends with a newline. A checkpoint with random weights
+// (cli/random_weights.h) gets a note on stderr.
 #include <condition_variable>
 #include <fstream>
 #include <iostream>
@@ -9,6 +12,7 @@
 
 #include "cli/command.h"
 #include "cli/engine_flags.h"
+#include "cli/random_weights.h"
 #include "common/json.h"
 
 namespace baton::cli {
@@ -138,6 +142,21 @@ Result<std::vector<Item>> collect_items(const GenerateArgs& a) {
   return items;
 }
 
+// The header line before answer i in plain output: the prompt, shortened.
+std::string prompt_header(size_t i, const Item& it) {
+  constexpr size_t kShown = 60;
+  std::string shown;
+  if (it.has_text) {
+    shown = Json(it.text.size() > kShown ? it.text.substr(0, kShown) + "..." : it.text)
+                .dump(-1, ' ', false, Json::error_handler_t::replace);
+  } else {
+    size_t k = 0;
+    for (; k < it.ids.size() && shown.size() < kShown; ++k) shown += (k ? "," : "") + std::to_string(it.ids[k]);
+    shown = "[" + shown + (k < it.ids.size() ? ",...]" : "]");
+  }
+  return fmt::format("--- prompt {}: {}", i + 1, shown);
+}
+
 struct Result1 {
   std::vector<int32_t> ids;
   std::string text;
@@ -160,6 +179,7 @@ int run_generate(const GenerateArgs& a) {
     return 1;
   }
   LoadedEngine& le = **loaded;
+  if (auto note = random_weights_note(le.model_dir)) std::cerr << *note << std::endl;
   // Tokenize every text prompt first: a bad one stops everything before any work.
   for (size_t i = 0; i < items->size(); ++i) {
     Item& it = (*items)[i];
@@ -175,6 +195,14 @@ int run_generate(const GenerateArgs& a) {
         return 1;
       }
       it.ids = std::move(ids).value();
+      const int64_t vocab_size = le.checkpoint->config().vocab_size;
+      for (int32_t id : it.ids) {
+        if (id < vocab_size) continue;
+        std::cerr << "error: prompt " << i + 1 << ": the tokenizer wrote token " << id << ", past the model's "
+                  << vocab_size << "-token vocabulary (a tiny-* preset?): give token ids below " << vocab_size
+                  << " with --prompt-ids\n";
+        return 1;
+      }
     }
     it.request.prompt_ids = it.ids;
     it.request.request_id = "gen-" + std::to_string(i);
@@ -226,8 +254,11 @@ int run_generate(const GenerateArgs& a) {
       j["num_cached_tokens"] = r.num_cached_tokens;
       if (!r.error.empty()) j["error"] = r.error;
       std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
-    } else if (le.tokenizer) {
-      std::cout << r.text << "\n";
+      continue;
+    }
+    if (results.size() > 1) std::cout << prompt_header(i, (*items)[i]) << "\n";
+    if (le.tokenizer) {
+      std::cout << r.text << (r.text.empty() || r.text.back() != '\n' ? "\n" : "");
     } else {
       for (size_t k = 0; k < r.ids.size(); ++k) std::cout << (k ? " " : "") << r.ids[k];
       std::cout << "\n";

@@ -1,15 +1,23 @@
 // `baton init-model`: writes a random-weight checkpoint in the Hugging Face
-// layout (config.json, safetensors, tokenizer files) for a named preset.
+// layout (config.json, safetensors, tokenizer files) for a named preset, and
+// marks it as random (cli/random_weights.h) so that `generate` and `serve`
+// say its output is noise. Checks the disk space first; --dry-run only says
+// what it would write.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include <fmt/format.h>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
+#include "cli/random_weights.h"
+#include "common/dtype.h"
 #include "model/default_model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
+#include "model/weight_names.h"
 
 namespace {
 
@@ -23,11 +31,49 @@ struct InitModelOptions {
   double max_shard_gb = 4.0;
   int num_threads = 0;
   bool list = false;
+  bool dry_run = false;
 };
+
+// Below any real tokenizer's vocabulary (Llama 3: 128256, Qwen: 151k+): the
+// tiny-* presets (512) cannot take text prompts, since the tokenizer copied
+// beside them writes ids past their vocabulary.
+constexpr int64_t kSmallVocabSize = 32000;
 
 int fail(const baton::Status& st) {
   std::cerr << "baton init-model: " << st.to_string() << "\n";
   return 1;
+}
+
+// The bytes the checkpoint's weights take on disk (what write_random_checkpoint writes).
+uint64_t checkpoint_bytes(const baton::ModelConfig& config, baton::DType dtype) {
+  uint64_t bytes = 0;
+  for (const auto& w : baton::expected_weights(config)) {
+    bytes += static_cast<uint64_t>(w.num_elements()) * baton::dtype_size(dtype);
+  }
+  return bytes;
+}
+
+uint64_t checkpoint_parameters(const baton::ModelConfig& config) {
+  uint64_t n = 0;
+  for (const auto& w : baton::expected_weights(config)) n += static_cast<uint64_t>(w.num_elements());
+  return n;
+}
+
+// Free bytes where `out` will be (its nearest existing ancestor); nullopt when unknown.
+std::optional<uint64_t> free_bytes_at(const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(out, ec);
+  while (!p.empty() && !fs::exists(p, ec)) p = p.parent_path();
+  if (p.empty()) return std::nullopt;
+  fs::space_info info = fs::space(p, ec);
+  if (ec) return std::nullopt;
+  // A checkpoint written again in place frees what its old files take.
+  uint64_t replaced = 0;
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() == ".safetensors") replaced += it->file_size(ec);
+  }
+  return info.available + replaced;
 }
 
 int run(const InitModelOptions& o) {
@@ -67,14 +113,35 @@ int run(const InitModelOptions& o) {
     if (!dir.is_ok()) return fail(dir.status());
     opts.tokenizer_dir = *dir;
   }
+  const uint64_t need = checkpoint_bytes(preset->config, opts.dtype);
+  const std::optional<uint64_t> avail = free_bytes_at(o.out);
+  const std::string free_text = avail ? fmt::format(", {:.2f} GB free there", *avail / 1e9) : "";
+  if (o.dry_run) {
+    std::cout << fmt::format("would write {} ({} {}): {} parameters, {:.2f} GB of weights{}\n", o.out, o.preset,
+                             arch_name(preset->config.arch),
+                             cli::format_parameter_count(checkpoint_parameters(preset->config)), need / 1e9, free_text);
+    return 0;
+  }
+  if (avail && *avail < need) {
+    return fail(resource_exhausted("{} needs {:.2f} GB of disk for its weights{}; free some or pick a smaller preset",
+                                   o.preset, need / 1e9, free_text));
+  }
   const auto start = std::chrono::steady_clock::now();
   auto stats = write_random_checkpoint(preset->config, opts);
   if (!stats.is_ok()) return fail(stats.status());
+  if (Status st = cli::mark_random_weights(o.out, o.preset, o.seed); !st.is_ok()) return fail(st);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << fmt::format(
-      "wrote {} ({} {}): {:.3f}B parameters, {:.2f} GB in {} safetensors file(s), {:.1f} s ({:.2f} GB/s)\n", o.out,
-      o.preset, arch_name(preset->config.arch), stats->num_parameters / 1e9, stats->num_bytes / 1e9, stats->num_files,
-      secs, stats->num_bytes / 1e9 / secs);
+      "wrote {} ({} {}): {} parameters, {:.2f} GB in {} safetensors file(s), {:.1f} s ({:.2f} GB/s)\n"
+      "its weights are random: what it generates is noise (serve a real checkpoint with --model DIR)\n",
+      o.out, o.preset, arch_name(preset->config.arch), cli::format_parameter_count(stats->num_parameters),
+      stats->num_bytes / 1e9, stats->num_files, secs, stats->num_bytes / 1e9 / secs);
+  if (preset->config.vocab_size < kSmallVocabSize) {
+    std::cout << fmt::format(
+        "its vocabulary has {} tokens, fewer than the tokenizer's: give prompts as token ids "
+        "(generate --prompt-ids 1,2,3; \"prompt\": [1, 2, 3] in the API)\n",
+        preset->config.vocab_size);
+  }
   return 0;
 }
 
@@ -90,6 +157,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--max-shard-gb", o->max_shard_gb, "Largest safetensors shard, in GiB")->capture_default_str();
   sub.add_option("--threads", o->num_threads, "Threads for the random fill (0: all cores)");
   sub.add_flag("--list", o->list, "List the presets and exit");
+  sub.add_flag("--dry-run", o->dry_run, "Print the parameter count and disk space needed; write nothing");
   return [o] { return run(*o); };
 }
 

@@ -1,7 +1,11 @@
 // `baton profile`: the GPU benchmark (tools/gpu_profile/cuda_profile.h): the card's
 // ceilings, then decode step and prefill times of model shapes with random
-// weights made on the GPU, written as JSON and Markdown.
+// weights made on the GPU, written as JSON and Markdown. On a machine with
+// no NVIDIA device it says "no GPU" before anything else (the CUDA runtime's
+// own error there reads "driver version is insufficient").
+#include <filesystem>
 #include <iostream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -23,6 +27,17 @@ struct Args {
   double gpu_memory_utilization = 0.95;
 };
 
+// Whether an NVIDIA GPU's device node (/dev/nvidia0, /dev/nvidia1, ...) exists:
+// the driver creates one per GPU, and containers given a GPU see it.
+bool has_nvidia_device() {
+  static const std::regex kDeviceNode("nvidia[0-9]+");
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/dev", ec), end; !ec && it != end; it.increment(ec)) {
+    if (std::regex_match(it->path().filename().string(), kDeviceNode)) return true;
+  }
+  return false;
+}
+
 baton::cli::RunFn setup(CLI::App& sub) {
   auto args = std::make_shared<Args>();
   sub.add_option("--models", args->models, "model presets to profile (model/presets.h names)")->delimiter(',');
@@ -40,6 +55,12 @@ baton::cli::RunFn setup(CLI::App& sub) {
       ->delimiter(',')
       ->check(CLI::Range(1, 1 << 20));
   return [args]() -> int {
+    if (!has_nvidia_device()) {
+      std::cerr << "baton profile: no GPU: this machine has no NVIDIA device (/dev/nvidia0 is absent); profile "
+                   "measures a GPU, so run it on a GPU host. To predict without one, `baton plan --profile` reads "
+                   "a profile measured elsewhere (docs/results/pd-vs-agg/profiles/)\n";
+      return 1;
+    }
 #ifdef BATON_HAVE_CUDA
     baton::cuda::ProfileOptions o;
     o.presets = args->models;

@@ -1,12 +1,14 @@
 // `baton serve`: one engine behind the OpenAI-compatible HTTP API. The flags
 // fill instance::InstanceOptions; the instance layer builds and runs it
-// (instance/instance.h). Runs until SIGTERM or SIGINT, then drains.
+// (instance/instance.h). Runs until SIGTERM or SIGINT, then drains. A
+// checkpoint with random weights gets a note on stderr (cli/random_weights.h).
 #include <iostream>
 
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "cli/pd_serve.h"
+#include "cli/random_weights.h"
 #include "instance/instance.h"
 
 namespace baton::cli {
@@ -21,6 +23,7 @@ int run_serve(const instance::InstanceOptions& options) {
     return 1;
   }
   instance::Instance& inst = **started;
+  if (auto note = random_weights_note(inst.model_dir())) std::cerr << *note << std::endl;
   // A machine-readable line for scripts and tests that start the server on port 0.
   std::cout << "listening on " << inst.url() << std::endl;
   inst.run_until_signal();
@@ -33,7 +36,9 @@ RunFn setup(CLI::App& sub) {
   instance::ServerConfig& s = a->server;
   add_engine_flags(sub, a->engine);
   add_pd_flags(sub, a->pd);
-  sub.add_option("--served-model-name", s.served_model_name, "Model name in the API (default: the model folder)");
+  sub.add_option("--served-model-name", s.served_model_name,
+                 "The model id that /v1/models lists and requests name (default, as vLLM: the --model argument as "
+                 "given; \"default\" for the embedded model)");
   sub.add_option("--host", s.host, "Address to bind (loopback unless told otherwise)")->capture_default_str();
   sub.add_option("--port", s.port, "Port (0 picks a free one; the URL is printed)")
       ->check(CLI::Range(0, 65535))

@@ -91,13 +91,13 @@ baton::cli::RunFn setup(CLI::App& sub) {
     baton::Status st = supervisor.start();
     if (!st.is_ok()) {
       std::cerr << "baton up: " << st.message() << "\n";
-      supervisor.stop(5.0);
+      supervisor.stop();
       return 1;
     }
     std::cout << "endpoint: " << supervisor.endpoint() << "\nlogs: " << run_dir << std::endl;
     st = supervisor.run_until(stop_requested);
     std::cerr << "baton up: stopping" << std::endl;
-    supervisor.stop(10.0);
+    supervisor.stop();
     if (!st.is_ok()) {
       std::cerr << "baton up: " << st.message() << "\n";
       return 1;

@@ -1,5 +1,6 @@
 #include "deploy/deploy_spec.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 #include <algorithm>
 
@@ -64,10 +65,25 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     YAML::Node root = YAML::Load(text);
     BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the deployment spec"));
     if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
-    static const char* kKnown[] = {"name",        "model",     "device",          "mode", "kv_transport",
-                                   "engine_args", "prefill",   "decode",          "agg",  "replicas",
-                                   "router",      "base_port", "base_kv_port",    "gpus", "discovery",
-                                   "restart",     "host",      "health_timeout_s"};
+    static const char* kKnown[] = {"name",
+                                   "model",
+                                   "device",
+                                   "mode",
+                                   "kv_transport",
+                                   "engine_args",
+                                   "prefill",
+                                   "decode",
+                                   "agg",
+                                   "replicas",
+                                   "router",
+                                   "base_port",
+                                   "base_kv_port",
+                                   "gpus",
+                                   "discovery",
+                                   "restart",
+                                   "host",
+                                   "health_timeout_s",
+                                   "shutdown_grace_s"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;
@@ -86,6 +102,10 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     if (root["discovery"]) spec.discovery = root["discovery"].as<std::string>();
     if (root["restart"]) spec.restart = root["restart"].as<bool>();
     if (root["health_timeout_s"]) spec.health_timeout_s = root["health_timeout_s"].as<double>();
+    if (root["shutdown_grace_s"]) spec.shutdown_grace_s = root["shutdown_grace_s"].as<double>();
+    if (!(spec.shutdown_grace_s >= 0 && spec.shutdown_grace_s <= 3600)) {
+      return invalid_argument("shutdown_grace_s must be between 0 and 3600 seconds, got {}", spec.shutdown_grace_s);
+    }
     if (root["gpus"]) spec.gpus = root["gpus"].as<std::vector<int>>();
     BATON_RETURN_IF_ERROR(read_args(root["engine_args"], "engine_args", &spec.engine_args));
     BATON_RETURN_IF_ERROR(read_group(root["prefill"], "prefill", &spec.prefill));
@@ -189,6 +209,9 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       }
       std::map<std::string, std::string> args = spec.engine_args;
       for (const auto& [k, v] : group->engine_args) args[k] = v;
+      // The drain each instance gets on SIGTERM: within the supervisor's grace, so it ends
+      // with "server stopped" rather than a SIGKILL.
+      args["shutdown-grace-s"] = fmt::format("{}", spec.shutdown_grace_s);
       append_args(args, &inst.args);
       if (!spec.discovery.empty()) {
         inst.args.insert(inst.args.end(), {"--discovery", spec.discovery});

@@ -14,6 +14,8 @@
 //   gpus: [0, 1, 2, 3]        # cuda: the GPUs to use, in order (default 0..N-1)
 //   discovery: etcd://127.0.0.1:2379    # optional; else the static list
 //   restart: true             # restart an instance that dies
+//   shutdown_grace_s: 5       # on stop, in-flight requests get this long (each
+//                             # instance's --shutdown-grace-s), then are aborted
 #pragma once
 
 #include <map>
@@ -49,6 +51,7 @@ struct DeploySpec {
   std::string discovery;  // "" or etcd://HOST:PORT
   bool restart = true;
   double health_timeout_s = 300.0;
+  double shutdown_grace_s = 5.0;  // each instance's --shutdown-grace-s (Supervisor::stop)
 
   static Result<DeploySpec> parse_yaml(const std::string& text);
   static Result<DeploySpec> load(const std::string& path);

@@ -2,11 +2,13 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "deploy/kv_segments.h"
 #include "http/http_client.h"
 
 namespace baton::deploy {
@@ -14,7 +16,7 @@ namespace baton::deploy {
 Supervisor::Supervisor(DeploySpec spec, SupervisorOptions options)
     : spec_(std::move(spec)), options_(std::move(options)) {}
 
-Supervisor::~Supervisor() { stop(2.0); }
+Supervisor::~Supervisor() { stop(); }
 
 void Supervisor::emit(const std::string& message) {
   if (options_.on_event) {
@@ -91,11 +93,20 @@ Status Supervisor::start() {
   return Status::ok();
 }
 
+void Supervisor::remove_leftovers(const Managed& m, pid_t pid) {
+  if (pid <= 0) return;
+  const int num_removed = remove_kv_segments_of(pid);
+  if (num_removed > 0) {
+    emit(fmt::format("removed {} shared-memory KV segment(s) that {} (pid {}) left", num_removed, m.spec.name, pid));
+  }
+}
+
 Status Supervisor::poll() {
   for (auto& m : managed_) {
     if (m.child.running()) continue;
     bool is_router = m.spec.name == "router";
     emit(fmt::format("{} exited ({})", m.spec.name, m.child.exit_description()));
+    remove_leftovers(m, m.child.pid());
     if (is_router) return unavailable("the router exited ({}); see {}", m.child.exit_description(), m.process.log_path);
     if (!spec_.restart) continue;
     if (m.num_restarts >= options_.max_restarts) {
@@ -105,7 +116,7 @@ Status Supervisor::poll() {
     BATON_RETURN_IF_ERROR(launch(&m));
     emit(fmt::format("restarted {} (pid {}, restart {})", m.spec.name, m.child.pid(), m.num_restarts));
     Status healthy = wait_healthy(&m, spec_.health_timeout_s);
-    if (!healthy.is_ok()) emit(healthy.message());
+    emit(healthy.is_ok() ? fmt::format("{} healthy again", m.spec.name) : healthy.message());
   }
   return Status::ok();
 }
@@ -118,15 +129,34 @@ Status Supervisor::run_until(const std::atomic<bool>& stop_requested) {
   return Status::ok();
 }
 
+double Supervisor::stop_grace_s() const { return spec_.shutdown_grace_s + kStopMarginS; }
+
+void Supervisor::stop() { stop(stop_grace_s()); }
+
 void Supervisor::stop(double grace_s) {
-  // Router first so no new request reaches an instance going away; then the rest together.
-  for (auto it = managed_.rbegin(); it != managed_.rend(); ++it) {
-    if (it->spec.name == "router") it->child.stop(grace_s);
+  if (managed_.empty()) return;
+  Stopwatch sw;
+  size_t num_running = 0;
+  for (auto& m : managed_) num_running += m.child.running() ? 1 : 0;
+  if (num_running > 0) emit(fmt::format("stopping {} process(es) (grace {:.0f} s)", num_running, grace_s));
+  // The router first, so that no new request reaches an instance going away.
+  for (auto& m : managed_) {
+    if (m.spec.name != "router") continue;
+    m.child.signal(SIGTERM);
+    m.child.wait_exit(grace_s);
   }
+  // Then every instance at once; they drain in parallel within what is left of the grace.
   for (auto& m : managed_) ask_to_stop(m);
   for (auto& m : managed_) {
-    if (!m.child.wait_exit(grace_s)) m.child.stop(0.0);  // SIGKILL to what is left
+    if (m.child.wait_exit(std::max(0.0, grace_s - sw.elapsed_s()))) continue;
+    emit(fmt::format("{} still running after {:.0f} s: killing it (see {})", m.spec.name, grace_s, m.process.log_path));
   }
+  for (auto& m : managed_) {
+    const pid_t pid = m.child.pid();
+    m.child.stop(0.0);  // SIGKILL to what is left; reaps it
+    remove_leftovers(m, pid);
+  }
+  if (num_running > 0) emit(fmt::format("stopped in {:.1f} s", sw.elapsed_s()));
   managed_.clear();
 }
 

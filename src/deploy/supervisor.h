@@ -1,7 +1,9 @@
 // Runs a deployment: starts every instance (one process per GPU, or CPU
 // instances), waits until each answers /health, starts the router, then
 // watches them: an instance that dies is reported and, if the spec says so,
-// restarted. stop() ends everything it started.
+// restarted. stop() ends everything it started, gracefully and in parallel,
+// and removes the shared-memory segments a killed instance left
+// (deploy/kv_segments.h).
 #pragma once
 
 #include <atomic>
@@ -43,8 +45,16 @@ class Supervisor {
   Status poll();
   // Polls until `stop_requested` becomes true or poll() fails.
   Status run_until(const std::atomic<bool>& stop_requested);
-  // Stops the router, then the instances (SIGTERM, SIGKILL after grace_s).
-  void stop(double grace_s = 10.0);
+  // Stops the router, then every instance at once: SIGTERM to all, then waits
+  // for all within one shared grace period (the spec's shutdown_grace_s, which
+  // each instance also gets as --shutdown-grace-s, plus kStopMarginS for the
+  // engine to stop); SIGKILL to any left. Then removes the KV segments any of
+  // them left. Idempotent.
+  void stop();
+  void stop(double grace_s);
+  // The grace stop() gives: shutdown_grace_s + kStopMarginS.
+  double stop_grace_s() const;
+  static constexpr double kStopMarginS = 5.0;
 
   std::string endpoint() const;  // the router's URL
   const std::vector<InstanceSpec>& instances() const { return instances_; }
@@ -61,6 +71,8 @@ class Supervisor {
   };
   Status launch(Managed* m);
   Status wait_healthy(Managed* m, double timeout_s);
+  // After m's process is reaped: removes the KV segments it left, and says so.
+  void remove_leftovers(const Managed& m, pid_t pid);
   void emit(const std::string& message);
   void ask_to_stop(Managed& m);
 

@@ -227,7 +227,7 @@ class SweepRunner {
     Status st = sup.start();
     if (!st.is_ok()) {
       for (const auto* w : workloads) fail(d.name + "/" + w->name, "deployment did not come up: " + st.message());
-      sup.stop(10.0);
+      sup.stop();
       return;
     }
     Json gpus = gpu_names(sup.instances());
@@ -243,7 +243,7 @@ class SweepRunner {
       health = sup.poll();
     }
     say(fmt::format("=== {}: tearing it down", d.name));
-    sup.stop(10.0);
+    sup.stop();
   }
 
   // What every trial of workload `w` on deployment `d` runs (the search sets the rate, the engine the seed).

@@ -43,6 +43,10 @@ Result<std::unique_ptr<discovery::Registration>> register_instance(const PdOptio
 
 }  // namespace
 
+std::string default_served_model_name(const std::string& model_arg) {
+  return model_arg.empty() ? "default" : model_arg;
+}
+
 Result<std::unique_ptr<Instance>> Instance::start(const InstanceOptions& options) {
   auto instance = std::unique_ptr<Instance>(new Instance());
   BATON_RETURN_IF_ERROR(instance->start_parts(options));
@@ -52,6 +56,8 @@ Result<std::unique_ptr<Instance>> Instance::start(const InstanceOptions& options
 Status Instance::start_parts(const InstanceOptions& options) {
   options_ = options;
   const ServerConfig& s = options.server;
+  served_model_name_ = s.served_model_name.empty() ? default_served_model_name(options.engine.model)
+                                                   : s.served_model_name;
   BATON_ASSIGN_OR_RETURN(role_, parse_pd_role(options.pd.role));
   if (role_ == PdRole::kAgg) {
     BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
@@ -64,7 +70,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
     BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
     auto attach = [&](LoadedCore& core) -> Status {
       BATON_ASSIGN_OR_RETURN(
-          connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir, s.served_model_name));
+          connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir, served_model_name_));
       core.core->set_kv_connector(connector_);
       return Status::ok();
     };
@@ -81,7 +87,6 @@ Status Instance::start_parts(const InstanceOptions& options) {
   o.http.max_connections = s.max_connections;
   o.http.limits.header_timeout_s = s.header_timeout_s;
   o.http.limits.idle_timeout_s = s.idle_timeout_s;
-  served_model_name_ = s.served_model_name.empty() ? le.model_dir : s.served_model_name;
   o.service.served_model_name = served_model_name_;
   o.service.model_path = le.model_dir;
   o.service.api_key = s.api_key;

@@ -22,7 +22,7 @@ namespace baton::instance {
 
 // The HTTP server and the API in front of the engine.
 struct ServerConfig {
-  std::string served_model_name;  // default: the model folder
+  std::string served_model_name;  // default: default_served_model_name(engine.model)
   std::string host = "127.0.0.1";
   int port = 8000;  // 0 picks a free one (see Instance::port)
   std::string api_key;
@@ -34,6 +34,11 @@ struct ServerConfig {
   double idle_timeout_s = 60.0;
   int num_io_threads = 2;
 };
+
+// The model id served when none is given: as vLLM, the --model argument as
+// given (a Hub-style name or a path, not resolved); "default" for the
+// embedded default model (no --model).
+std::string default_served_model_name(const std::string& model_arg);
 
 struct InstanceOptions {
   EngineBuildOptions engine;

@@ -192,6 +192,30 @@ TEST(GenerateCommand, TensorParallelSize) {
   EXPECT_NE(r.err.find("--tensor-parallel-size 2"), std::string::npos) << r.err;
 }
 
+// Several prompts, plain: each answer under a line naming its prompt, the
+// output ending with a newline (issue 22, finding 8).
+TEST(GenerateCommand, PlainOutputNamesEachPromptAndEndsWithANewline) {
+  const fs::path prompts = fs::temp_directory_path() / ("baton_gen_prompts_" + std::to_string(getpid()) + ".jsonl");
+  std::ofstream(prompts) << "{\"prompt_ids\": [5, 6, 7]}\n{\"prompt_ids\": [1, 2, 3], \"max_tokens\": 2}\n";
+  RunResult r = run("--prompts-file " + prompts.string() + " --model " + model_dir("qwen3-tiny") +
+                    " --max-tokens 4 --temperature 0 --ignore-eos");
+  fs::remove(prompts);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const size_t first = r.out.find("--- prompt 1: [5,6,7]\n");
+  const size_t second = r.out.find("--- prompt 2: [1,2,3]\n");
+  EXPECT_EQ(first, 0u) << r.out;
+  ASSERT_NE(second, std::string::npos) << r.out;
+  EXPECT_GT(second, first) << r.out;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n');
+  // One prompt: the answer alone.
+  RunResult one = run("--prompt-ids 5,6,7 --model " + model_dir("qwen3-tiny") + " --max-tokens 4 --temperature 0");
+  ASSERT_EQ(one.rc, 0) << one.err;
+  EXPECT_EQ(one.out.find("--- prompt"), std::string::npos) << one.out;
+  ASSERT_FALSE(one.out.empty());
+  EXPECT_EQ(one.out.back(), '\n');
+}
+
 // A random-weight model with the real Qwen3 tokenizer: text in, text out,
 // stop strings, and invalid UTF-8 refused.
 TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
@@ -214,7 +238,9 @@ TEST(GenerateCommand, TextPromptsThroughTheTokenizer) {
                         " --prompt 'The capital of France is' --max-tokens 6 "
                         "--temperature 0 --ignore-eos --num-threads 2");
   ASSERT_EQ(plain.rc, 0) << plain.err;
-  EXPECT_EQ(plain.out, text + "\n");
+  EXPECT_EQ(plain.out, text + (text.back() == '\n' ? "" : "\n"));
+  // The checkpoint came from init-model: stderr says its weights are random (issue 22, finding 1).
+  EXPECT_NE(plain.err.find("holds RANDOM weights"), std::string::npos) << plain.err;
   // Invalid UTF-8 in the prompt is a clear error.
   RunResult bad = run("--model " + dir.string() + " --prompt \"$(printf 'abc\\377')\" --max-tokens 2");
   EXPECT_NE(bad.rc, 0);

@@ -62,5 +62,43 @@ TEST_F(InitModelCommandTest, CliRefusesAPresetOfAnotherArchitecture) {
   EXPECT_NE(file_bytes(path("log")).find("does not match"), std::string::npos);
 }
 
+// Finding 1 and 8 of issue 22: a checkpoint made here says it is random (a
+// marker that generate reads), a tiny preset's size is not "0.000B", and a
+// tiny preset says it takes token ids.
+TEST_F(InitModelCommandTest, MarksRandomWeightsCountsInUnitsAndSaysTinyTakesTokenIds) {
+  const std::string out = path("tiny");
+  const std::string cmd = fmt::format("'{}' init-model --preset tiny-qwen3 --out '{}' > '{}' 2>&1", BATON_BINARY, out,
+                                      path("log"));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
+  const std::string log = file_bytes(path("log"));
+  EXPECT_EQ(log.find("0.000B"), std::string::npos) << log;
+  EXPECT_NE(log.find("K parameters"), std::string::npos) << log;
+  EXPECT_NE(log.find("weights are random"), std::string::npos) << log;
+  EXPECT_NE(log.find("--prompt-ids"), std::string::npos) << log;
+  auto marker = read_json_file(out + "/random-weights.json");
+  ASSERT_TRUE(marker.is_ok()) << marker.status().to_string();
+  EXPECT_EQ((*marker)["preset"], "tiny-qwen3");
+  EXPECT_EQ((*marker)["written_by"], "baton init-model");
+  // generate on it says the weights are random, and that text needs ids here.
+  const std::string gen = fmt::format("'{}' generate --model '{}' --prompt 'Hello' --max-tokens 2 > '{}' 2>&1",
+                                      BATON_BINARY, out, path("gen.log"));
+  EXPECT_NE(std::system(gen.c_str()), 0);
+  const std::string gen_log = file_bytes(path("gen.log"));
+  EXPECT_NE(gen_log.find("holds RANDOM weights"), std::string::npos) << gen_log;
+  EXPECT_NE(gen_log.find("give token ids below 512 with --prompt-ids"), std::string::npos) << gen_log;
+}
+
+// The 8B preset's size is said before 16 GB are written; --dry-run writes nothing.
+TEST_F(InitModelCommandTest, DryRunSaysTheSizeAndWritesNothing) {
+  const std::string out = path("big");
+  const std::string cmd = fmt::format("'{}' init-model --preset llama3.1-8b --out '{}' --dry-run > '{}' 2>&1",
+                                      BATON_BINARY, out, path("log"));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
+  const std::string log = file_bytes(path("log"));
+  EXPECT_NE(log.find("8.03B parameters, 16.06 GB of weights"), std::string::npos) << log;
+  EXPECT_NE(log.find("GB free there"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 }  // namespace
 }  // namespace baton

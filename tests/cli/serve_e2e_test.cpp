@@ -4,6 +4,7 @@
 // mid-stream) on a tiny model leave no request and no KV block behind. Only
 // the SIGTERM tests need `baton serve` as a process; the other servers are
 // built in-process (instance/instance.h), the clients are processes.
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -177,6 +178,30 @@ class ServeTinyModelTest : public ::testing::Test {
   }
   std::string model_;
 };
+
+// Without --served-model-name, the id is the --model argument as given (vLLM's default), not the
+// folder's absolute path; requests must name it (issue 22, finding 8).
+TEST_F(ServeTinyModelTest, ServedModelNameDefaultsToTheModelArgumentAsGiven) {
+  EXPECT_EQ(instance::default_served_model_name(""), "default");
+  // A relative path, as a user types it: served as typed, not resolved.
+  const std::string as_given = std::filesystem::relative(model_).string();
+  ASSERT_NE(as_given, model_);
+  instance::InstanceOptions o;
+  o.engine.model = as_given;
+  o.engine.engine.max_model_len = 256;
+  o.engine.engine.num_kv_blocks = 16;
+  o.server.port = 0;
+  auto started = instance::Instance::start(o);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  auto server = std::move(started).value();
+  EXPECT_EQ(server->served_model_name(), as_given);
+  TestResponse models = http_call(server->port(), "GET", "/v1/models");
+  ASSERT_EQ(models.status, 200) << models.body;
+  EXPECT_EQ(models.json()["data"][0]["id"], as_given);
+  const Json body = {{"model", "someone-else"}, {"prompt", {1, 2, 3}}, {"max_tokens", 1}};
+  TestResponse wrong = http_call(server->port(), "POST", "/v1/completions", body.dump());
+  EXPECT_EQ(wrong.status, 404) << wrong.body;
+}
 
 TEST_F(ServeTinyModelTest, SigtermAbortsWhatOutlivesTheGraceAndExitsZero) {
   std::string error;

@@ -1,6 +1,7 @@
 // `baton up` end to end on the CPU: a deployment comes up from a spec,
 // serves through its router, restarts an instance the test kills, and leaves
-// no process behind when stopped.
+// no process and no shared-memory KV segment behind when stopped; every
+// instance drains and logs "server stopped" (none is killed at the grace).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,6 +19,8 @@
 
 #include "common/json.h"
 #include "deploy/child_process.h"
+#include "deploy/kv_segments.h"
+#include "deploy/test_dir.h"
 #include "http/http_client.h"
 #include "support/wait.h"
 
@@ -25,13 +28,6 @@ namespace baton::deploy {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
 // The first of `count` consecutive free ports, below the kernel's ephemeral
 // range (32768+, where other tests' client sockets land), starting from a
@@ -121,7 +117,19 @@ class BatonUpTest : public ::testing::Test {
     ::baton::testing::wait_until([&] { return !up_.running(); }, 30, 50);
     EXPECT_FALSE(up_.running()) << "baton up did not exit on SIGTERM";
     EXPECT_EQ(up_.exit_code(), 0) << read_all(dir_ / "up.log");
-    for (const auto& [name, pid] : before) EXPECT_FALSE(alive(pid)) << name << " (pid " << pid << ") left behind";
+    for (const auto& [name, pid] : before) {
+      EXPECT_FALSE(alive(pid)) << name << " (pid " << pid << ") left behind";
+      EXPECT_TRUE(kv_segments_of(pid).empty()) << name << " (pid " << pid << ") left a /dev/shm KV segment";
+      // The last run of each instance drained: its log ends with the server's goodbye.
+      std::string log = read_all(dir_ / "run" / (name + ".log"));
+      while (!log.empty() && log.back() == '\n') log.pop_back();
+      EXPECT_NE(log.substr(log.rfind('\n') + 1).find("server stopped"), std::string::npos) << name << ":\n" << log;
+      // The model came from init-model: the instance says its weights are random (issue 22, finding 1).
+      EXPECT_NE(log.find("holds RANDOM weights"), std::string::npos) << name << ":\n" << log;
+    }
+    const std::string up_log = read_all(dir_ / "up.log");
+    EXPECT_EQ(up_log.find("killing it"), std::string::npos) << up_log;
+    EXPECT_NE(up_log.find("stopped in "), std::string::npos) << up_log;
   }
 
   fs::path dir_;
@@ -147,7 +155,7 @@ TEST_F(BatonUpTest, AggComesUpServesRestartsAndStops) {
       [&] {
         std::string log = read_all(dir_ / "up.log");
         return log.find("agg-1 exited (signal 9)") != std::string::npos &&
-               log.find("restarted agg-1") != std::string::npos;
+               log.find("agg-1 healthy again") != std::string::npos;
       },
       30.0, 50);
   ASSERT_TRUE(restarted) << read_all(dir_ / "up.log");
@@ -168,13 +176,24 @@ TEST_F(BatonUpTest, AggComesUpServesRestartsAndStops) {
   stop_and_check_nothing_left();
 }
 
+// The prefill maps its KV in /dev/shm; killed, it cannot unlink it: baton up does (issue 22, finding 7).
 TEST_F(BatonUpTest, PdOnePrefillOneDecodeComesUpServesAndStops) {
   up("pd-test", "mode: pd\nkv_transport: shm\nprefill: 1\ndecode: 1\n");
-  ASSERT_EQ(pids().size(), 2u);
+  auto p = pids();
+  ASSERT_EQ(p.size(), 2u);
   auto r = complete(6);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(Json::parse(r->body)["usage"]["completion_tokens"], 6);
+  const pid_t victim = p["prefill-0"];
+  ASSERT_EQ(kv_segments_of(victim).size(), 1u) << "the prefill maps its KV in one /dev/shm segment";
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  const bool restarted = ::baton::testing::wait_until(
+      [&] { return read_all(dir_ / "up.log").find("prefill-0 healthy again") != std::string::npos; }, 60.0, 50);
+  ASSERT_TRUE(restarted) << read_all(dir_ / "up.log");
+  EXPECT_TRUE(kv_segments_of(victim).empty()) << "the killed prefill's KV segment is left";
+  EXPECT_NE(read_all(dir_ / "up.log").find("removed 1 shared-memory KV segment(s) that prefill-0"), std::string::npos)
+      << read_all(dir_ / "up.log");
   stop_and_check_nothing_left();
 }
 

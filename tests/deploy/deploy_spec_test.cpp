@@ -54,6 +54,14 @@ TEST(DeploySpecTest, AggSpec) {
   EXPECT_EQ((*instances)[1].gpu, -1);
   EXPECT_FALSE(contains((*instances)[0].args, "--role"));
   EXPECT_TRUE(contains(router_args(*spec, *instances), "--replica"));
+  // Each instance drains for the spec's shutdown_grace_s (5 s unless given), inside the supervisor's grace.
+  const auto& args = (*instances)[0].args;
+  auto grace = std::find(args.begin(), args.end(), "--shutdown-grace-s");
+  ASSERT_NE(grace, args.end());
+  EXPECT_EQ(*(grace + 1), "5");
+  auto quick = DeploySpec::parse_yaml("mode: agg\nreplicas: 1\nshutdown_grace_s: 0.5\n");
+  ASSERT_TRUE(quick.is_ok()) << quick.status().to_string();
+  EXPECT_TRUE(contains(plan_instances(*quick)->at(0).args, "0.5"));
 }
 
 TEST(DeploySpecTest, BadSpecsNameTheProblem) {
@@ -69,6 +77,7 @@ TEST(DeploySpecTest, BadSpecsNameTheProblem) {
       {"replicas: [1\n", "bad deployment spec"},
       {"replicas: 1\ndiscovery: consul://x\n", "etcd://"},
       {"mode: pd\nprefill: {replicas: 1, colour: 2}\ndecode: 1\n", "prefill.colour"},
+      {"replicas: 1\nshutdown_grace_s: -1\n", "shutdown_grace_s must be between 0 and 3600"},
   };
   for (const auto& c : cases) {
     auto spec = DeploySpec::parse_yaml(c.yaml);

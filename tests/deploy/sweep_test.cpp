@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "deploy/child_process.h"
 #include "deploy/experiment.h"
+#include "deploy/kv_segments.h"
 #include "deploy/sweep.h"
 #include "deploy/sweep_report.h"
 #include "deploy/test_dir.h"
@@ -23,11 +24,6 @@ namespace baton::deploy {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 fs::path fresh_dir(const std::string& tag) { return fresh_test_dir("baton-sweep-test", tag); }
 
@@ -233,8 +229,6 @@ TEST(ExperimentTest, BadExperimentsSayWhatIsWrong) {
   EXPECT_NE(err("deployments: [\n"), "accepted");
 }
 
-bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
-
 // 16 ports from the pid, so parallel tests do not collide, below Linux's
 // ephemeral range (32768 up), where an outgoing connection may hold one.
 int test_port_base() { return 21000 + (getpid() % 700) * 16; }
@@ -342,8 +336,14 @@ TEST(SweepEndToEndTest, TwoDeploymentsResultsTableReportResumeAndNothingLeft) {
     ++num_started;
     pid_t pid = std::stoi((*it)[2]);
     EXPECT_FALSE(alive(pid)) << (*it)[1] << " (pid " << pid << ") left behind";
+    EXPECT_TRUE(kv_segments_of(pid).empty()) << (*it)[1] << " (pid " << pid << ") left a /dev/shm KV segment";
   }
-  EXPECT_EQ(num_started, 5);  // 1 + 2 + (1 + 1) instances (the router's pid is not announced)
+  EXPECT_EQ(num_started, 5);
+  // Torn down gracefully, not killed at the grace (issue 22, finding 7).
+  EXPECT_EQ(first.second.find("killing it"), std::string::npos) << first.second;
+  for (const char* log : {"agg-2/agg-1.log", "pd-1p1d/prefill-0.log", "pd-1p1d/decode-0.log"}) {
+    EXPECT_NE(read_all(out / "logs" / log).find("server stopped"), std::string::npos) << log;
+  }  // 1 + 2 + (1 + 1) instances (the router's pid is not announced)
 
   // Without --resume the sweep refuses to overwrite.
   auto refused = run_baton({"sweep", (dir / "exp.yaml").string(), "--out", out.string()}, dir / "sweep2.log", 60);
