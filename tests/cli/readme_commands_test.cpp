@@ -94,6 +94,7 @@ std::vector<Rule> rules() {
       {R"(^build/baton bench .*--search)", Action::kRun, " --search-max-trials 2 --duration-s 3",
        "searches for minutes on a CPU"},
       {R"(^build/baton sweep )", Action::kRun, " --plan", "runs for minutes (tests/deploy/sweep_test.cpp runs one)"},
+      {R"(^build/baton up --emit )", Action::kRun, "", "writes manifests and exits (not a server)"},
       {R"(^build/baton (serve|proxy|up) )", Action::kBackground, "", "a server: runs until the block ends"},
   };
 }
