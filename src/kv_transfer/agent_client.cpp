@@ -73,6 +73,27 @@ Status AgentClient::notify_done(const std::string& my_engine_id, const KvGrant& 
   return Status::ok();
 }
 
+Result<Json> AgentClient::query_progress(const KvGrant& grant, int64_t num_blocks_known, int64_t wait_ms,
+                                         const ReadContext& ctx) {
+  BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
+  Json msg{{"request_id", grant.request_id},
+           {"lease_token", grant.lease_token},
+           {"num_blocks_known", num_blocks_known},
+           {"wait_ms", wait_ms}};
+  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kProgress, msg, 0, ctx));
+  BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
+  if (frame.type == MsgType::kError) {
+    release(std::move(conn));
+    return status_from_error_frame(frame, address());
+  }
+  if (frame.type != MsgType::kAck) {
+    return data_loss("KV peer {}: expected a progress ack, got message type {}", address(),
+                     static_cast<int>(frame.type));
+  }
+  release(std::move(conn));
+  return std::move(frame.json);
+}
+
 Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRun>& runs, const KvRegionDesc& local,
                                                        bool want_checksums, const ReadContext& ctx,
                                                        StagingPool* staging) {

@@ -31,6 +31,11 @@ class AgentClient {
   // (presenting its token). With renew, asks for more lease time instead.
   Status notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx, bool renew = false);
 
+  // Streamed KV: asks how far the lease `grant` (still being computed) has
+  // got, waiting up to wait_ms for more than num_blocks_known blocks. The
+  // peer's answer (kAck JSON: block_ids, num_blocks_ready, finished).
+  Result<Json> query_progress(const KvGrant& grant, int64_t num_blocks_known, int64_t wait_ms, const ReadContext& ctx);
+
   // Streams the remote side of `runs` into the local side of `runs` in
   // `local` (host, or device through local.copier, staged in chunks of
   // staging->buffer_bytes() through a pair leased from `staging`, which a
