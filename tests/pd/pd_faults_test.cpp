@@ -104,7 +104,9 @@ TEST_P(PdFaultsModeTest, FailedAndCorruptedTransfersUnderBothPolicies) {
     for (bool stream : {false, true}) {
       std::unique_ptr<StreamedPrefill> sp = streamed() ? prefill_streamed(prefill, prompt) : nullptr;
       Completion r = decode_direct(*c.decode, prompt, sp ? sp->params : prefill_direct(prefill, prompt), stream);
-      if (sp) EXPECT_TRUE(sp->finish()) << sp->raw;
+      if (sp) {
+        EXPECT_TRUE(sp->finish()) << sp->raw;
+      }
       if (c.fails) {
         if (!stream) {
           EXPECT_EQ(r.http_status, 500) << r.raw;
