@@ -17,6 +17,7 @@
 #include "kv_transfer/kv_secret.h"
 #include "kv_transfer/peer_descriptor.h"
 #include "kv_transfer/staging_pool.h"
+#include "kv_transfer/wire.h"
 
 namespace baton {
 
@@ -55,6 +56,8 @@ class AgentClient {
   std::string address() const { return host_ + ":" + std::to_string(port_); }
 
  private:
+  // Sends one request frame and reads the agent's kAck (its JSON) or error.
+  Result<Json> ask_for_ack(MsgType type, const Json& msg, const ReadContext& ctx);
   Result<std::unique_ptr<Connection>> acquire(const ReadContext& ctx);
   void release(std::unique_ptr<Connection> conn);
 

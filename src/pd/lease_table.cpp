@@ -52,33 +52,33 @@ std::vector<int> LeaseTable::start_streamed(const std::string& request_id, std::
   return replaced;
 }
 
+LeaseTable::Lease* LeaseTable::computing_stream_locked(const std::string& request_id,
+                                                       const std::vector<int>& block_ids) {
+  auto it = leases_.find(request_id);
+  if (it == leases_.end() || !it->second.aborted.empty() || it->second.finished) return nullptr;
+  Lease& l = it->second;
+  progress_cv_.notify_all();
+  if (keeps_ready_blocks(l, block_ids)) return &l;
+  // The blocks a reader may have read were freed and reused.
+  l.aborted = kPreempted;
+  return nullptr;
+}
+
 bool LeaseTable::publish(const std::string& request_id, std::vector<int> block_ids, int64_t num_blocks_ready) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = leases_.find(request_id);
-  if (it == leases_.end() || !it->second.aborted.empty() || it->second.finished) return false;
-  Lease& l = it->second;
-  if (!keeps_ready_blocks(l, block_ids)) {
-    // The blocks a reader may have read were freed and reused.
-    l.aborted = kPreempted;
-  } else {
-    l.block_ids = std::move(block_ids);
-    l.num_blocks_ready = std::clamp<int64_t>(num_blocks_ready, l.num_blocks_ready,
-                                             static_cast<int64_t>(l.block_ids.size()));
-  }
-  progress_cv_.notify_all();
-  return l.aborted.empty();
+  Lease* l = computing_stream_locked(request_id, block_ids);
+  if (l == nullptr) return false;
+  l->block_ids = std::move(block_ids);
+  l->num_blocks_ready = std::clamp<int64_t>(num_blocks_ready, l->num_blocks_ready,
+                                            static_cast<int64_t>(l->block_ids.size()));
+  return true;
 }
 
 bool LeaseTable::finish_streamed(const std::string& request_id, std::vector<int>& block_ids) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = leases_.find(request_id);
-  if (it == leases_.end() || !it->second.aborted.empty() || it->second.owns_blocks) return false;
-  Lease& l = it->second;
-  if (!keeps_ready_blocks(l, block_ids)) {
-    l.aborted = kPreempted;
-    progress_cv_.notify_all();
-    return false;
-  }
+  Lease* found = computing_stream_locked(request_id, block_ids);
+  if (found == nullptr) return false;
+  Lease& l = *found;
   l.block_ids = std::move(block_ids);
   block_ids.clear();
   l.num_blocks_ready = static_cast<int64_t>(l.block_ids.size());

@@ -98,6 +98,10 @@ class LeaseTable {
   };
   using Map = std::unordered_map<std::string, Lease>;
   static bool keeps_ready_blocks(const Lease& lease, const std::vector<int>& block_ids);
+  // The live streamed lease of a prompt still computing whose final blocks
+  // `block_ids` keep (mu_ held; wakes progress waiters). Null when there is
+  // none; one whose final blocks moved is aborted (preempted) first.
+  Lease* computing_stream_locked(const std::string& request_id, const std::vector<int>& block_ids);
   // Removes a lease (mu_ held) and returns its blocks.
   std::vector<int> erase_locked(Map::iterator it);
 

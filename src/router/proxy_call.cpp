@@ -154,15 +154,8 @@ void ProxyCall::on_prefill_params(const InstancePtr& inst, Json params) {
   lease_holder_ = inst;
   lease_params_ = params;
   if (stage_ == Stage::kDone || exchange_->disconnected()) return release_prefill_lease();
-  granted_kv_params_ = std::move(params);
   in_flight_.reset();
-  stage_ = Stage::kDecode;
-  InstancePtr decode = service_->pick(PoolRole::kDecode, key_, nullptr);
-  if (!decode) {
-    give_up("no healthy decode instance");
-    return reply_error(503, "no healthy decode instance", "service_unavailable");
-  }
-  relay(decode, dump_edited([this](Json& decode_body) { decode_body["kv_transfer_params"] = granted_kv_params_; }));
+  start_decode(std::move(params));
 }
 
 void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response) {
@@ -202,7 +195,11 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
     service_->count_upstream_error(*inst, "protocol");
     return reply_error(502, "prefill instance " + inst->url + " returned no kv_transfer_params", "upstream_error");
   }
-  granted_kv_params_ = *params;
+  start_decode(*params);
+}
+
+void ProxyCall::start_decode(Json params) {
+  granted_kv_params_ = std::move(params);
   stage_ = Stage::kDecode;
   InstancePtr decode = service_->pick(PoolRole::kDecode, key_, nullptr);
   if (!decode) {

@@ -35,6 +35,8 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   // Streamed KV: the prefill's first event carried its lease's params; the
   // decode request goes out now, while the prompt still computes.
   void on_prefill_params(const InstancePtr& inst, Json params);
+  // Sends the request with the prefill's granted params to a decode instance.
+  void start_decode(Json params);
   // Sends `body` to `inst` and relays its answer (SSE or whole) to the client.
   void relay(const InstancePtr& inst, std::string body);
   void reply_error(int status, const std::string& message, const std::string& type);
