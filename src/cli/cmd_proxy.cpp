@@ -53,6 +53,8 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");
   sub.add_option("--request-timeout-s", o->request_timeout_s, "Deadline of one upstream exchange");
   sub.add_option("--num-io-threads", o->num_io_threads, "Threads serving clients (and as many for upstreams)");
+  sub.add_flag("--pd-stream-kv", o->stream_kv,
+               "PD: stream the KV (the decode pulls while the prefill computes; docs/pd.md, \"Streamed KV\")");
   sub.add_option("--upstream-first-byte-timeout-s", o->first_byte_timeout_s,
                  "Streamed requests: an instance that sends no response headers within this is given up (0 = off)")
       ->check(CLI::NonNegativeNumber)

@@ -172,6 +172,16 @@ void EngineCore::finish(Request& r, FinishReason reason, double now_s) {
       // A pull may still write into the blocks: the connector gives them
       // back once it has stopped.
       kv_connector_->cancel_load(r.id(), kv_.detach(r.key));
+    } else if (r.remote_kv == RemoteKvState::kPending) {
+      // Never pulled: the prefill's lease need not wait for its expiry.
+      kv_connector_->abandon_load(r.id(), r.params.kv_transfer_params);
+    } else if (r.kv_stream == KvStreamState::kOpen && r.finish_reason == FinishReason::kAbort) {
+      // A reader may be copying the streamed blocks: the connector keeps
+      // those it must and returns the rest.
+      r.kv_stream = KvStreamState::kStopped;
+      kv_.release_detached(kv_connector_->on_prefill_stopped(r.id(), "it was aborted", kv_.detach(r.key)));
+    } else if (r.kv_stream == KvStreamState::kStopped) {
+      // Its stream was stopped (preempted): nobody holds a lease on it.
     } else if (r.finish_reason != FinishReason::kAbort && wants_remote_decode(r.params.kv_transfer_params)) {
       // PD prefill: publish the prompt's full blocks, keep them under a lease.
       const int num_prompt = r.num_prompt_tokens();
@@ -251,6 +261,42 @@ void EngineCore::finish_load(const std::string& request_id, const Status& status
   requests_.erase(it);
 }
 
+void EngineCore::open_kv_streams(const SchedulerOutput& out, std::vector<RequestOutput>& outs) {
+  for (Request* r : out.preempted) {
+    if (r->kv_stream != KvStreamState::kOpen) continue;
+    // Its blocks are already free: a reader must not trust what it read.
+    r->kv_stream = KvStreamState::kStopped;
+    kv_.release_detached(kv_connector_->on_prefill_stopped(r->id(), "it was preempted", {}));
+  }
+  for (const ScheduledSeq& s : out.seqs) {
+    Request& r = *s.request;
+    if (r.kv_stream != KvStreamState::kNone || !wants_stream_kv(r.params.kv_transfer_params)) continue;
+    // Before its first chunk computes, so that the decode side connects
+    // meanwhile: the lease starts with the blocks a prefix hit filled.
+    const std::span<const int> ids = kv_.block_ids(r.key);
+    Json params = kv_connector_->on_prefill_progress(r.id(), r.num_prompt_tokens(), r.num_computed_tokens,
+                                                     std::vector<int>(ids.begin(), ids.end()));
+    if (params.is_null()) continue;
+    r.kv_stream = KvStreamState::kOpen;
+    RequestOutput o;
+    o.request_id = r.id();
+    o.num_prompt_tokens = r.num_prompt_tokens();
+    o.kv_transfer_params = std::move(params);
+    outs.push_back(std::move(o));
+  }
+}
+
+void EngineCore::publish_kv_streams(const SchedulerOutput& out) {
+  for (const ScheduledSeq& s : out.seqs) {
+    Request& r = *s.request;
+    if (r.kv_stream != KvStreamState::kOpen) continue;
+    const std::span<const int> ids = kv_.block_ids(r.key);
+    kv_connector_->on_prefill_progress(r.id(), r.num_prompt_tokens(),
+                                       std::min(r.num_computed_tokens, r.num_prompt_tokens()),
+                                       std::vector<int>(ids.begin(), ids.end()));
+  }
+}
+
 std::vector<RequestOutput> EngineCore::step() {
   std::vector<RequestOutput> outs;
   if (!begin_step(outs)) return outs;
@@ -265,6 +311,7 @@ bool EngineCore::begin_step(std::vector<RequestOutput>& outs) {
   if (kv_connector_) apply_kv_events(outs);
   SchedulerOutput out = scheduler_.schedule();
   if (!out.remote_loads.empty()) start_loads(out, outs);
+  if (kv_connector_) open_kv_streams(out, outs);
   if (out.empty()) return false;
   builder_.build(out, step_input_);
   Status submitted = backend_->submit(step_input_);
@@ -291,6 +338,7 @@ std::vector<RequestOutput> EngineCore::end_step() {
     return outs;
   }
   scheduler_.update_after_step(out);
+  if (kv_connector_) publish_kv_streams(out);
   const double now = monotonic_s();
   size_t k = 0;
   int num_sampled = 0;

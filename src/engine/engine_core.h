@@ -95,6 +95,12 @@ class EngineCore {
   // PD: applies the connector's queued events; starts this step's pulls.
   void apply_kv_events(std::vector<RequestOutput>& outs);
   void start_loads(const SchedulerOutput& out, std::vector<RequestOutput>& outs);
+  // PD prefill, streamed KV: starts the lease of each stream_kv request
+  // scheduled for the first time (its params go out as an output of their
+  // own) and stops those of preempted ones; after the step, publishes how
+  // much of each open stream's prompt is computed.
+  void open_kv_streams(const SchedulerOutput& out, std::vector<RequestOutput>& outs);
+  void publish_kv_streams(const SchedulerOutput& out);
   void finish_load(const std::string& request_id, const Status& status, std::vector<RequestOutput>& outs);
   RequestOutput take_output(Request& r);
 

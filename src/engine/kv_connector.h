@@ -13,6 +13,11 @@
 //   prefill: a do_remote_decode request finishes -> the engine detaches its
 //            blocks and calls on_prefill_finished (the lease starts there);
 //            poll() returns the leases ended by "done" or by expiry.
+//            Streamed KV (params "stream_kv": true): after every step that
+//            computed part of such a prompt, on_prefill_progress (the first
+//            call starts a lease still being computed and returns its params,
+//            which the engine sends at once); an abort or a preemption calls
+//            on_prefill_stopped; the normal end calls on_prefill_finished.
 //   decode:  a do_remote_prefill request is admitted -> the engine allocates
 //            its prompt's blocks and calls start_load; the request waits
 //            (holding its blocks, not scheduled) until poll() returns its
@@ -74,6 +79,26 @@ class KvConnector {
   virtual Json on_prefill_finished(const std::string& request_id, int num_prompt_tokens,
                                    std::vector<int> block_ids) = 0;
 
+  // Prefill side, streamed KV: `num_computed_tokens` of the prompt's
+  // `num_prompt_tokens` now hold final KV in `block_ids` (the request's table
+  // so far; it still owns them). The first call starts the lease and returns
+  // its kv_transfer_params; later calls return null.
+  virtual Json on_prefill_progress(const std::string& request_id, int num_prompt_tokens, int num_computed_tokens,
+                                   const std::vector<int>& block_ids) {
+    (void)request_id, (void)num_prompt_tokens, (void)num_computed_tokens, (void)block_ids;
+    return Json();
+  }
+  // Prefill side, streamed KV: the prompt will not finish as published
+  // (`why`: aborted, preempted). `block_ids` are detached and now the
+  // connector's (empty after a preemption: those blocks were freed).
+  // Returns the blocks the engine frees now (a reader may still be copying
+  // the others: they come back through poll()).
+  virtual std::vector<int> on_prefill_stopped(const std::string& request_id, const std::string& why,
+                                              std::vector<int> block_ids) {
+    (void)request_id, (void)why;
+    return block_ids;
+  }
+
   // Decode side, any thread: whether a request's kv_transfer_params may be
   // acted on (types, signature, host); an error refuses the request (400).
   virtual Status check_transfer_params(const Json& params) const {
@@ -87,6 +112,12 @@ class KvConnector {
   // `block_ids` come back through poll() once the pull has stopped.
   virtual void cancel_load(const std::string& request_id, std::vector<int> block_ids) = 0;
   virtual KvLoadFailurePolicy load_failure_policy() const = 0;
+  // Decode side: a do_remote_prefill request ended before its pull started
+  // (aborted while it waited for blocks): the prefill is told at once that
+  // nobody will read its lease, instead of holding it until expiry.
+  virtual void abandon_load(const std::string& request_id, const Json& kv_transfer_params) {
+    (void)request_id, (void)kv_transfer_params;
+  }
 
   // Both sides: drains finished loads and blocks to release (leases ended by
   // "done" or expiry, cancelled loads).
@@ -101,5 +132,7 @@ inline bool kv_param_flag(const Json& p, const char* key) {
 }
 inline bool wants_remote_decode(const Json& p) { return kv_param_flag(p, "do_remote_decode"); }
 inline bool wants_remote_prefill(const Json& p) { return kv_param_flag(p, "do_remote_prefill"); }
+// Prefill side: publish the lease while the prompt computes (streamed KV).
+inline bool wants_stream_kv(const Json& p) { return wants_remote_decode(p) && kv_param_flag(p, "stream_kv"); }
 
 }  // namespace baton

@@ -18,6 +18,10 @@ enum class RequestStatus { kWaiting, kRunning, kPreempted, kFinished, kWaitingFo
 // prompt KV stands. kPending until admitted, kLoading while the pull runs,
 // kDone after it (or after a failed pull turned into a local recompute).
 enum class RemoteKvState { kNone, kPending, kLoading, kDone };
+// PD prefill side, streamed KV: kOpen once the lease of a stream_kv request
+// started (its params went out), kStopped once it was aborted or preempted
+// (the rest of the prompt is computed for nobody's lease).
+enum class KvStreamState { kNone, kOpen, kStopped };
 const char* request_status_name(RequestStatus s);
 
 struct Request {
@@ -36,6 +40,7 @@ struct Request {
   int num_cached_tokens = -1;   // prompt tokens from the prefix cache at first scheduling
   int num_preemptions = 0;
   RemoteKvState remote_kv = RemoteKvState::kNone;
+  KvStreamState kv_stream = KvStreamState::kNone;
   Json kv_transfer_out;  // PD prefill side: kv_transfer_params of the final output
 
   // Output not yet delivered.

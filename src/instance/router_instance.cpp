@@ -60,6 +60,7 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
   sopts.mode = o.mode == "pd" ? RouterMode::kPd : RouterMode::kAgg;
   sopts.request_timeout_s = o.request_timeout_s;
   sopts.first_byte_timeout_s = o.first_byte_timeout_s;
+  sopts.stream_kv = o.stream_kv;
   sopts.idle_timeout_s = o.idle_timeout_s;
   // Without discovery only the mode's own lists count; with it, static lists
   // of any role add to the registry's instances.

@@ -27,6 +27,7 @@ struct RouterOptions {
   double request_timeout_s = 3600.0;
   double first_byte_timeout_s = 20.0;
   double idle_timeout_s = 20.0;
+  bool stream_kv = false;  // PD: streamed KV (RouterServiceOptions::stream_kv)
   int num_io_threads = 2;
   int64_t max_model_len = 131072;
   size_t max_body_bytes = 0;  // 0: request_body_limit(max_model_len)

@@ -54,13 +54,9 @@ Result<PeerDescriptor> AgentClient::fetch_descriptor(const std::string& my_engin
   return desc;
 }
 
-Status AgentClient::notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx,
-                                bool renew) {
+Result<Json> AgentClient::ask_for_ack(MsgType type, const Json& msg, const ReadContext& ctx) {
   BATON_ASSIGN_OR_RETURN(auto conn, acquire(ctx));
-  Json msg{{"engine_id", my_engine_id}, {"request_id", grant.request_id}};
-  if (!grant.lease_token.empty()) msg["lease_token"] = grant.lease_token;
-  if (renew) msg["renew"] = true;
-  BATON_RETURN_IF_ERROR(send_frame(*conn, MsgType::kDone, msg, 0, ctx));
+  BATON_RETURN_IF_ERROR(send_frame(*conn, type, msg, 0, ctx));
   BATON_ASSIGN_OR_RETURN(Frame frame, recv_frame(*conn, ctx));
   if (frame.type == MsgType::kError) {
     release(std::move(conn));
@@ -70,7 +66,25 @@ Status AgentClient::notify_done(const std::string& my_engine_id, const KvGrant& 
     return data_loss("KV peer {}: expected an ack, got message type {}", address(), static_cast<int>(frame.type));
   }
   release(std::move(conn));
-  return Status::ok();
+  return std::move(frame.json);
+}
+
+Status AgentClient::notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx,
+                                bool renew) {
+  Json msg{{"engine_id", my_engine_id}, {"request_id", grant.request_id}};
+  if (!grant.lease_token.empty()) msg["lease_token"] = grant.lease_token;
+  if (renew) msg["renew"] = true;
+  return ask_for_ack(MsgType::kDone, msg, ctx).status();
+}
+
+Result<Json> AgentClient::query_progress(const KvGrant& grant, int64_t num_blocks_known, int64_t wait_ms,
+                                         const ReadContext& ctx) {
+  return ask_for_ack(MsgType::kProgress,
+                     Json{{"request_id", grant.request_id},
+                          {"lease_token", grant.lease_token},
+                          {"num_blocks_known", num_blocks_known},
+                          {"wait_ms", wait_ms}},
+                     ctx);
 }
 
 Result<std::vector<uint64_t>> AgentClient::read_blocks(const std::vector<BlockRun>& runs, const KvRegionDesc& local,

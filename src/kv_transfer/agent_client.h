@@ -17,6 +17,7 @@
 #include "kv_transfer/kv_secret.h"
 #include "kv_transfer/peer_descriptor.h"
 #include "kv_transfer/staging_pool.h"
+#include "kv_transfer/wire.h"
 
 namespace baton {
 
@@ -30,6 +31,11 @@ class AgentClient {
   // Tells the peer that this engine finished reading the lease `grant`
   // (presenting its token). With renew, asks for more lease time instead.
   Status notify_done(const std::string& my_engine_id, const KvGrant& grant, const ReadContext& ctx, bool renew = false);
+
+  // Streamed KV: asks how far the lease `grant` (still being computed) has
+  // got, waiting up to wait_ms for more than num_blocks_known blocks. The
+  // peer's answer (kAck JSON: block_ids, num_blocks_ready, finished).
+  Result<Json> query_progress(const KvGrant& grant, int64_t num_blocks_known, int64_t wait_ms, const ReadContext& ctx);
 
   // Streams the remote side of `runs` into the local side of `runs` in
   // `local` (host, or device through local.copier, staged in chunks of
@@ -50,6 +56,8 @@ class AgentClient {
   std::string address() const { return host_ + ":" + std::to_string(port_); }
 
  private:
+  // Sends one request frame and reads the agent's kAck (its JSON) or error.
+  Result<Json> ask_for_ack(MsgType type, const Json& msg, const ReadContext& ctx);
   Result<std::unique_ptr<Connection>> acquire(const ReadContext& ctx);
   void release(std::unique_ptr<Connection> conn);
 

@@ -51,6 +51,12 @@ using DoneCallback = std::function<void(const std::string& peer_engine_id, const
 // Asked before a read is served (`runs`: the blocks asked for) and before a
 // done/renew is passed on (`runs` null): OK, or the error the peer gets.
 using GrantCheck = std::function<Status(const KvGrant& grant, const std::vector<BlockRun>* runs)>;
+// Streamed KV: a reader asks how far a lease still being computed has got
+// (kProgress). Waits up to wait_ms for more than num_blocks_known blocks;
+// returns the kAck's JSON, or the error the peer gets.
+using ProgressQuery = std::function<Result<Json>(const KvGrant& grant, int64_t num_blocks_known, int64_t wait_ms)>;
+// The longest a kProgress may hold a worker.
+inline constexpr int64_t kMaxProgressWaitMs = 1000;
 
 struct KvAgentOptions {
   std::string host = "127.0.0.1";    // address to bind and to advertise
@@ -70,6 +76,8 @@ struct KvAgentOptions {
   // The lease table's check. Unset (a bare agent: tests, benchmarks): any
   // block of the region may be read and every done is passed on.
   GrantCheck check_grant;
+  // Answers kProgress (streamed KV). Unset: such requests get an error.
+  ProgressQuery on_progress;
   int max_connections = 256;         // open at once; more are closed at accept
   int num_workers = 8;               // threads answering requests
   int64_t idle_timeout_ms = 60000;   // a connection with no frame for this long is closed
@@ -138,6 +146,7 @@ class KvAgent {
   void wake_poller();
   Status handle_read(Connection& conn, const Json& request);
   Status handle_done(Connection& conn, const Json& request);
+  Status handle_progress(Connection& conn, const Json& request);
   void count_error(uint64_t KvAgentStats::*counter);
 
   KvRegionDesc region_;

@@ -2,6 +2,7 @@
 // type-checked before it is read, every range a peer gives is checked
 // without overflow, and a request refused (bad input, no lease) gets a
 // kError reply naming the problem with the connection kept.
+#include <algorithm>
 #include <vector>
 
 #include "common/log.h"
@@ -51,6 +52,7 @@ Status KvAgent::handle_frame(Connection& conn, const Frame& frame) {
     case MsgType::kGetDescriptor: return send_frame(conn, MsgType::kDescriptor, descriptor_.to_json(), 0, ctx);
     case MsgType::kReadBlocks: return handle_read(conn, frame.json);
     case MsgType::kDone: return handle_done(conn, frame.json);
+    case MsgType::kProgress: return handle_progress(conn, frame.json);
     default:
       count_error(&KvAgentStats::num_bad_frames);
       return send_error(conn, invalid_argument("unexpected message type {}", static_cast<int>(frame.type)), ctx);
@@ -86,6 +88,38 @@ Status KvAgent::handle_done(Connection& conn, const Json& request) {
     if (on_done_) on_done_(*engine_id, *request_id);
   }
   return send_frame(conn, MsgType::kAck, Json::object(), 0, ctx);
+}
+
+Status KvAgent::handle_progress(Connection& conn, const Json& request) {
+  auto request_id = frame_string(request, "request_id", true);
+  auto token = frame_string(request, "lease_token", true);
+  Result<int64_t> known = invalid_argument("progress request without 'num_blocks_known'");
+  Result<int64_t> wait_ms = int64_t{0};
+  if (auto it = request.find("num_blocks_known"); it != request.end()) {
+    known = frame_nonnegative_int(*it, "progress request: num_blocks_known");
+  }
+  if (auto it = request.find("wait_ms"); it != request.end())
+    wait_ms = frame_nonnegative_int(*it, "progress request: wait_ms");
+  for (const Status* st : {&request_id.status(), &token.status(), &known.status(), &wait_ms.status()}) {
+    if (!st->is_ok()) {
+      count_error(&KvAgentStats::num_bad_frames);
+      return send_error(conn, st->with_context("progress request"),
+                        {deadline_after_ms(options_.io_timeout_ms), &stopping_});
+    }
+  }
+  Result<Json> answer = unimplemented("this KV agent serves no streamed leases (no progress)");
+  if (options_.on_progress) {
+    answer = options_.on_progress(KvGrant{*request_id, *token}, *known, std::min(*wait_ms, kMaxProgressWaitMs));
+  }
+  // The deadline starts after the wait: the answer itself must go out in time.
+  const ReadContext ctx{deadline_after_ms(options_.io_timeout_ms), &stopping_};
+  if (!answer.is_ok()) {
+    if (answer.status().code() == StatusCode::kNotFound || answer.status().code() == StatusCode::kPermissionDenied) {
+      count_error(&KvAgentStats::num_denied);
+    }
+    return send_error(conn, answer.status(), ctx);
+  }
+  return send_frame(conn, MsgType::kAck, *answer, 0, ctx);
 }
 
 Status KvAgent::handle_read(Connection& conn, const Json& request) {

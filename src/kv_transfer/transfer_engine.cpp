@@ -204,6 +204,13 @@ Status TransferEngine::notify_renew(const std::string& peer_engine_id, const KvG
                                     /*renew=*/true);
 }
 
+Result<Json> TransferEngine::query_progress(const std::string& peer_engine_id, const KvGrant& grant,
+                                            int64_t num_blocks_known, int64_t wait_ms) {
+  BATON_ASSIGN_OR_RETURN(auto peer, find_peer(peer_engine_id));
+  return peer->control->query_progress(grant, num_blocks_known, wait_ms,
+                                       context_in(options_.connect_timeout_ms + wait_ms));
+}
+
 TransferEngineStats TransferEngine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;

@@ -100,6 +100,10 @@ class TransferEngine {
   // Asks the peer to extend the lease `grant` (a read still runs); the
   // peer's agent calls its KvAgentOptions::on_renew.
   Status notify_renew(const std::string& peer_engine_id, const KvGrant& grant);
+  // Streamed KV: how far the peer's lease `grant` has got (AgentClient::
+  // query_progress), waiting up to wait_ms for more than num_blocks_known.
+  Result<Json> query_progress(const std::string& peer_engine_id, const KvGrant& grant, int64_t num_blocks_known,
+                              int64_t wait_ms);
 
   const Transport& transport() const { return *transport_; }
   TransferEngineStats stats() const;

@@ -55,6 +55,11 @@ Result<TransferParams> TransferParams::parse(const Json& p) {
   BATON_ASSIGN_OR_RETURN(t.transport, get_string(p, "kv_transport", false));
   BATON_ASSIGN_OR_RETURN(t.lease_token, get_string(p, "lease_token", true));
   BATON_ASSIGN_OR_RETURN(t.signature, get_string(p, "signature", false));
+  if (auto stream = p.find("stream_kv"); stream != p.end() && !stream->is_null()) {
+    if (!stream->is_boolean())
+      return invalid_argument("{} 'stream_kv' must be a boolean, not {}", kWhat, stream->type_name());
+    t.stream_kv = stream->get<bool>();
+  }
   auto ids = p.find("remote_block_ids");
   if (ids == p.end() || !ids->is_array()) return invalid_argument("{} has no 'remote_block_ids' array", kWhat);
   t.block_ids.reserve(ids->size());
@@ -87,6 +92,7 @@ Json TransferParams::to_json() const {
       {"kv_transport", transport},
       {"lease_token", lease_token},
   };
+  if (stream_kv) j["stream_kv"] = true;
   if (!signature.empty()) j["signature"] = signature;
   return j;
 }
@@ -94,8 +100,10 @@ Json TransferParams::to_json() const {
 std::string TransferParams::signing_message() const {
   // A JSON array: every field in a fixed order, strings quoted, so that no
   // two different parameter sets serialise alike.
-  return dump_json(Json::array({"baton-kv-params-v1", engine_id, request_id, block_ids, host, port, num_tokens,
-                                block_size, lease_expires_ms, lease_ms, transport, lease_token}));
+  Json fields = Json::array({"baton-kv-params-v1", engine_id, request_id, block_ids, host, port, num_tokens, block_size,
+                             lease_expires_ms, lease_ms, transport, lease_token});
+  if (stream_kv) fields.push_back("stream_kv");
+  return dump_json(fields);
 }
 
 Status TransferParams::verify(const KvSecret* secret) const {

@@ -30,7 +30,11 @@ struct TransferParams {
   int64_t lease_ms = 0;
   std::string transport;    // kv_transport
   std::string lease_token;  // hex, from RAND_bytes
-  std::string signature;    // hex HMAC-SHA256; empty without a secret
+  // stream_kv: the lease started while the prompt was still being computed;
+  // block_ids is then empty and the reader learns them from the agent's
+  // progress answers (docs/pd.md, "Streamed KV").
+  bool stream_kv = false;
+  std::string signature;  // hex HMAC-SHA256; empty without a secret
 
   // Reads the fields of a decode request's kv_transfer_params; a missing or
   // mistyped field is INVALID_ARGUMENT naming it.

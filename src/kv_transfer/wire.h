@@ -15,6 +15,11 @@
 //   kReadBlocks {runs: [[remote_first, n], ...], checksums: bool, request_id?, lease_token?}
 //                                                      -> kBlocks {num_blocks} + payload
 //   kDone {engine_id, request_id, lease_token?, renew?} -> kAck {}  (renew: extend the lease)
+//   kProgress {request_id, lease_token, num_blocks_known, wait_ms}
+//                                                      -> kAck {block_ids, num_blocks_ready, finished}
+//        (streamed KV: waits up to wait_ms for more than num_blocks_known
+//         blocks of a lease still being computed; block_ids are the ready
+//         ones past num_blocks_known; also renews the lease)
 //   any request                                        -> kError {code, message}
 #pragma once
 
@@ -46,8 +51,9 @@ enum class MsgType : uint16_t {
   kHello = 8,
   kAuth = 9,
   kAuthOk = 10,
+  kProgress = 11,
 };
-inline constexpr uint16_t kMaxMsgType = 10;
+inline constexpr uint16_t kMaxMsgType = 11;
 
 struct FrameHeader {
   MsgType type = MsgType::kError;

@@ -100,6 +100,18 @@ void DecodeKvConnector::cancel_load(const std::string& request_id, std::vector<i
   wake();
 }
 
+void DecodeKvConnector::abandon_load(const std::string& request_id, const Json& kv_transfer_params) {
+  auto tell = [this, request_id, kv_transfer_params] {
+    if (Status st = pull_->abandon(kv_transfer_params); !st.is_ok()) {
+      BATON_LOG_WARN("telling the prefill that request '{}' will not pull its KV failed: {}", request_id,
+                     st.to_string());
+    }
+  };
+  if (!loaders_->submit(std::move(tell))) {
+    BATON_LOG_WARN("request '{}' ended unpulled while the KV connector stops: its lease expires", request_id);
+  }
+}
+
 void DecodeKvConnector::run_load(const KvLoadRequest& load, Load& state) {
   Stopwatch watch;
   PullCounts counts;

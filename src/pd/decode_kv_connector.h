@@ -7,7 +7,10 @@
 // refused there, naming the field), read the blocks the local prefix cache
 // lacks as ONE batched read, renew the lease while it runs, say "done", queue
 // the result for poll(). A failed pull fails the request or, with the
-// recompute policy, the engine prefills it locally.
+// recompute policy, the engine prefills it locally. A request aborted before
+// its pull started still tells the prefill "done" (abandon_load), so that an
+// early-stopped request's lease does not wait for its expiry. With params of
+// a streamed lease ("stream_kv") the pull runs while the prefill computes.
 #pragma once
 
 #include <memory>
@@ -44,6 +47,7 @@ class DecodeKvConnector : public PdKvConnector {
   Status check_transfer_params(const Json& params) const override;
   Status start_load(const KvLoadRequest& load) override;
   void cancel_load(const std::string& request_id, std::vector<int> block_ids) override;
+  void abandon_load(const std::string& request_id, const Json& kv_transfer_params) override;
   KvConnectorEvents poll() override;
 
  private:

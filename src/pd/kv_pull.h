@@ -3,6 +3,9 @@
 // cache already holds are skipped; the rest are read as ONE batched read,
 // renewing the prefill's lease while it runs; whatever happens once the peer
 // is reached, the prefill side is told "done" (it may then free the blocks).
+// Streamed KV (params "stream_kv"): the prefill is still computing; the pull
+// long-polls its agent for progress and reads each batch of blocks as soon
+// as it is final, so that the transfer hides behind the prefill's compute.
 #pragma once
 
 #include <atomic>
@@ -47,6 +50,9 @@ class KvPull {
 
   // Runs the pull of `load` (on the calling thread) and fills `counts`.
   Status run(const KvLoadRequest& load, PullCancel& cancel, PullCounts* counts);
+  // Tells the prefill named by `params` that its lease will never be read
+  // (the request ended before its pull started).
+  Status abandon(const Json& params);
 
  private:
   // Reads remote -> local, renewing the lease every third of its length.
@@ -54,6 +60,10 @@ class KvPull {
                        const KvLoadRequest& load, std::vector<int64_t> remote, std::vector<int64_t> local,
                        PullCancel& cancel);
   void renew(const std::string& peer, const KvGrant& grant);
+  // Streamed: reads blocks [first, end) of the prompt as the prefill makes
+  // them final (their remote ids come with the progress answers).
+  Status read_streamed(const std::string& peer, const KvGrant& grant, const TransferParams& p,
+                       const KvLoadRequest& load, int first, int end, PullCancel& cancel);
 
   TransferEngine& transfer_;
   std::shared_ptr<const KvSecret> secret_;

@@ -74,6 +74,7 @@ Result<PdTransfer> PdTransfer::open(const KvMemory& memory, const PdConnectorOpt
   if (hooks != nullptr) {
     to.agent.check_grant = hooks->check_grant;
     to.agent.on_renew = hooks->on_renew;
+    to.agent.on_progress = hooks->on_progress;
   }
   BATON_ASSIGN_OR_RETURN(t.engine, TransferEngine::create(std::move(transport), to));
   BATON_RETURN_IF_ERROR(t.engine->register_memory(region).with_context("registering the KV cache"));

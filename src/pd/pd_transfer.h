@@ -24,6 +24,7 @@ struct PdAgentHooks {
   GrantCheck check_grant;
   DoneCallback on_done;
   DoneCallback on_renew;
+  ProgressQuery on_progress;  // streamed leases
 };
 
 struct PdTransfer {

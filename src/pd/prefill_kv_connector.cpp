@@ -1,5 +1,7 @@
 #include "pd/prefill_kv_connector.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "kv_transfer/kv_secret.h"
 #include "kv_transfer/transfer_params.h"
@@ -31,6 +33,9 @@ Status PrefillKvConnector::init(const KvMemory& memory, std::unique_ptr<Transpor
   };
   hooks.on_done = [this](const std::string& peer, const std::string& id) { on_agent_done(peer, id); };
   hooks.on_renew = [this](const std::string& peer, const std::string& id) { on_agent_renew(peer, id); };
+  hooks.on_progress = [this](const KvGrant& grant, int64_t known, int64_t wait_ms) {
+    return leases_.progress(grant, known, wait_ms);
+  };
   BATON_ASSIGN_OR_RETURN(transfer_, PdTransfer::open(memory, options_, std::move(transport), &hooks));
   const PeerDescriptor desc = transfer_.engine->local_descriptor();
   port_ = desc.port;
@@ -44,6 +49,7 @@ PrefillKvConnector::~PrefillKvConnector() { stop(); }
 
 void PrefillKvConnector::stop() {
   set_wakeup(nullptr);
+  leases_.close();           // no progress query waits any longer
   transfer_.engine.reset();  // stops the agent
 }
 
@@ -61,13 +67,11 @@ void PrefillKvConnector::update_gauges() {
   if (metrics_) metrics_->set_leases(s.num_leases, s.num_blocks_pinned);
 }
 
-Json PrefillKvConnector::on_prefill_finished(const std::string& request_id, int num_prompt_tokens,
-                                             std::vector<int> block_ids) {
-  if (transfer_.mirror) transfer_.mirror->copy_blocks(block_ids);
+TransferParams PrefillKvConnector::new_params(const std::string& request_id, int num_prompt_tokens,
+                                              bool stream_kv) const {
   TransferParams params;
   params.engine_id = options_.engine_id;
   params.request_id = request_id;
-  params.block_ids.assign(block_ids.begin(), block_ids.end());
   params.host = host_;
   params.port = port_;
   params.num_tokens = num_prompt_tokens;
@@ -75,12 +79,70 @@ Json PrefillKvConnector::on_prefill_finished(const std::string& request_id, int 
   params.lease_expires_ms = options_.clock.wall_now_ms() + options_.lease_ms;
   params.lease_ms = options_.lease_ms;
   params.transport = options_.transport;
+  params.stream_kv = stream_kv;
   if (auto token = random_hex(kLeaseTokenBytes); token.is_ok()) {
     params.lease_token = std::move(token).value();
   } else {
     // No token: no reader can present it, and the lease simply expires.
     BATON_LOG_ERROR("KV lease of '{}': {}", request_id, token.status().to_string());
   }
+  return params;
+}
+
+void PrefillKvConnector::mirror_up_to(Stream& s, const std::vector<int>& block_ids, size_t n) {
+  n = std::min(n, block_ids.size());
+  if (transfer_.mirror && n > s.num_blocks_mirrored) {
+    transfer_.mirror->copy_blocks(std::vector<int>(block_ids.begin() + s.num_blocks_mirrored, block_ids.begin() + n));
+  }
+  s.num_blocks_mirrored = std::max(s.num_blocks_mirrored, n);
+}
+
+Json PrefillKvConnector::on_prefill_progress(const std::string& request_id, int num_prompt_tokens,
+                                             int num_computed_tokens, const std::vector<int>& block_ids) {
+  Json first_params;
+  auto it = streams_.find(request_id);
+  if (it == streams_.end()) {
+    TransferParams params = new_params(request_id, num_prompt_tokens, /*stream_kv=*/true);
+    if (options_.secret) params.sign(*options_.secret);
+    std::vector<int> replaced = leases_.start_streamed(request_id, params.lease_token);
+    if (!replaced.empty()) hand_back(std::move(replaced));
+    first_params = params.to_json();
+    it = streams_.emplace(request_id, Stream{first_params, 0}).first;
+  }
+  // Only whole blocks are final before the prompt ends.
+  const size_t ready = std::min(block_ids.size(), static_cast<size_t>(num_computed_tokens / layout_.block_size));
+  mirror_up_to(it->second, block_ids, ready);
+  leases_.publish(request_id, block_ids, static_cast<int64_t>(ready));
+  update_gauges();
+  return first_params;
+}
+
+std::vector<int> PrefillKvConnector::on_prefill_stopped(const std::string& request_id, const std::string& why,
+                                                        std::vector<int> block_ids) {
+  streams_.erase(request_id);
+  std::vector<int> free_now = leases_.abort_streamed(request_id, why, std::move(block_ids));
+  BATON_LOG_INFO("KV stream of request '{}' stopped ({}): its lease ends with its reader", request_id, why);
+  update_gauges();
+  return free_now;
+}
+
+Json PrefillKvConnector::on_prefill_finished(const std::string& request_id, int num_prompt_tokens,
+                                             std::vector<int> block_ids) {
+  if (auto it = streams_.find(request_id); it != streams_.end()) {
+    Stream s = std::move(it->second);
+    streams_.erase(it);
+    mirror_up_to(s, block_ids, block_ids.size());
+    if (!leases_.finish_streamed(request_id, block_ids)) {
+      // Its reader already left (done, release, expiry) or the lease stopped.
+      hand_back(std::move(block_ids));
+      return Json();
+    }
+    update_gauges();
+    return s.params;
+  }
+  if (transfer_.mirror) transfer_.mirror->copy_blocks(block_ids);
+  TransferParams params = new_params(request_id, num_prompt_tokens, /*stream_kv=*/false);
+  params.block_ids.assign(block_ids.begin(), block_ids.end());
   if (options_.secret) params.sign(*options_.secret);
   // An id reused while its lease lives: the old lease ends.
   std::vector<int> replaced = leases_.start(request_id, std::move(block_ids), params.lease_token);

@@ -9,13 +9,18 @@
 // signed too, and peers authenticate at connect (docs/security.md, "The KV
 // port"). With the shm transport and host KV, peers map a shared-memory
 // mirror (ShmKvMirror) that a lease's blocks are copied into when it starts.
+// Streamed KV (params "stream_kv"): the lease starts before the prompt is
+// computed, readers long-poll the agent for its progress and read blocks as
+// they become final (LeaseTable); the mirror is filled as they do.
 #pragma once
 
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "kv_transfer/transfer_params.h"
 #include "pd/lease_table.h"
 #include "pd/pd_kv_connector.h"
 #include "pd/pd_metrics.h"
@@ -40,12 +45,26 @@ class PrefillKvConnector : public PdKvConnector {
   bool has_events() const override;
   bool has_timers() const override { return !leases_.empty(); }
   Json on_prefill_finished(const std::string& request_id, int num_prompt_tokens, std::vector<int> block_ids) override;
+  Json on_prefill_progress(const std::string& request_id, int num_prompt_tokens, int num_computed_tokens,
+                           const std::vector<int>& block_ids) override;
+  std::vector<int> on_prefill_stopped(const std::string& request_id, const std::string& why,
+                                      std::vector<int> block_ids) override;
   Status start_load(const KvLoadRequest& load) override;
   void cancel_load(const std::string& request_id, std::vector<int> block_ids) override;
   KvConnectorEvents poll() override;
 
  private:
+  // A streamed prompt still computing (engine thread only).
+  struct Stream {
+    Json params;                     // what its lease was started with
+    size_t num_blocks_mirrored = 0;  // shm: blocks copied into the mirror
+  };
+
   PrefillKvConnector(PdConnectorOptions options, const KvLayout& layout);
+  // A new lease's params (token drawn, signed), without block ids.
+  TransferParams new_params(const std::string& request_id, int num_prompt_tokens, bool stream_kv) const;
+  // shm: copies blocks [s.num_blocks_mirrored, n) of `block_ids` into the mirror.
+  void mirror_up_to(Stream& s, const std::vector<int>& block_ids, size_t n);
   Status init(const KvMemory& memory, std::unique_ptr<Transport> transport);
   // The agent's callbacks (its threads).
   void on_agent_done(const std::string& peer_engine_id, const std::string& request_id);
@@ -59,6 +78,7 @@ class PrefillKvConnector : public PdKvConnector {
   PdTransfer transfer_;
   int port_ = 0;
   std::string host_;  // the agent's advertised address
+  std::unordered_map<std::string, Stream> streams_;
 
   mutable std::mutex mu_;  // guards what follows
   std::unique_ptr<PdMetrics> metrics_;

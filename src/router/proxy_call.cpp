@@ -85,13 +85,15 @@ void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
   service_->count_request(*inst);
   http::Request req;
   req.target = request_.path;
-  req.body = dump_edited([](Json& prefill_body) {
+  const bool stream_kv = service_->options().stream_kv;
+  req.body = dump_edited([stream_kv](Json& prefill_body) {
     prefill_body["max_tokens"] = 1;
     if (prefill_body.contains("max_completion_tokens")) prefill_body["max_completion_tokens"] = 1;
-    prefill_body["stream"] = false;
+    prefill_body["stream"] = stream_kv;
     prefill_body.erase("stream_options");
     prefill_body.erase("min_tokens");
     prefill_body["kv_transfer_params"] = Json{{"do_remote_decode", true}};
+    if (stream_kv) prefill_body["kv_transfer_params"]["stream_kv"] = true;
   });
   req.headers = forwarded_headers();
   // Not streamed: the instance's first byte is its whole answer, so only
@@ -106,13 +108,54 @@ void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
     response->status = status;
     response->headers = headers;
   };
-  h.on_data = [response](std::string_view bytes) { response->body.append(bytes); };
+  if (!stream_kv) {
+    h.on_data = [response](std::string_view bytes) { response->body.append(bytes); };
+  } else {
+    // Streamed KV: the first event with kv_transfer_params starts the decode;
+    // the rest of a 200 answer is not needed (an error answer is kept whole).
+    // The parser is this call's, fed on its executor (in order with the
+    // answer's end) and replaced only by a retry, never during a feed.
+    prefill_sse_ = std::make_unique<http::SseParser>([this, inst](const http::SseEvent& e) {
+      if (e.data.find("\"kv_transfer_params\"") == std::string::npos) return;
+      auto parsed = parse_json(e.data, "prefill event");
+      if (!parsed.is_ok() || !parsed->is_object() || !(*parsed)["kv_transfer_params"].is_object()) return;
+      on_prefill_params(inst, std::move((*parsed)["kv_transfer_params"]));
+    });
+    h.on_data = [self, response, executor](std::string_view bytes) {
+      if (response->status != 200) {
+        response->body.append(bytes);
+        return;
+      }
+      asio::post(executor,
+                 [self, data = std::string(bytes)] { self->guarded([&] { self->prefill_sse_->feed(data); }); });
+    };
+  }
   h.on_done = [self, inst, is_retry, response, executor](const Status& st) {
     asio::post(executor, [self, inst, is_retry, response, st] {
-      self->guarded([&] { self->on_prefill_done(inst, is_retry, st, std::move(*response)); });
+      self->guarded([&] {
+        // Streamed KV, once the decode runs: the prefill's end changes
+        // nothing here (a prefill that failed fails the decode's pull).
+        if (self->granted_kv_params_.is_object()) return;
+        self->on_prefill_done(inst, is_retry, st, std::move(*response));
+      });
     });
   };
-  upstream_ = (*client)->stream(std::move(req), std::move(h));
+  if (stream_kv) {
+    req.first_byte_timeout_s = service_->options().first_byte_timeout_s;
+    req.idle_timeout_s = service_->options().idle_timeout_s;
+    prefill_upstream_ = (*client)->stream(std::move(req), std::move(h));
+  } else {
+    upstream_ = (*client)->stream(std::move(req), std::move(h));
+  }
+}
+
+void ProxyCall::on_prefill_params(const InstancePtr& inst, Json params) {
+  if (granted_kv_params_.is_object()) return;  // only the first event's
+  lease_holder_ = inst;
+  lease_params_ = params;
+  if (stage_ == Stage::kDone || exchange_->disconnected()) return release_prefill_lease();
+  in_flight_.reset();
+  start_decode(std::move(params));
 }
 
 void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response) {
@@ -152,7 +195,11 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
     service_->count_upstream_error(*inst, "protocol");
     return reply_error(502, "prefill instance " + inst->url + " returned no kv_transfer_params", "upstream_error");
   }
-  granted_kv_params_ = *params;
+  start_decode(*params);
+}
+
+void ProxyCall::start_decode(Json params) {
+  granted_kv_params_ = std::move(params);
   stage_ = Stage::kDecode;
   InstancePtr decode = service_->pick(PoolRole::kDecode, key_, nullptr);
   if (!decode) {
@@ -168,6 +215,7 @@ void ProxyCall::give_up(const std::string& why) {
   BATON_LOG_DEBUG("{} {}: giving up ({})", request_.method, request_.path, why);
   // The instance working on it sees its connection close and aborts the request.
   upstream_.cancel();
+  prefill_upstream_.cancel();
   // A prefill that granted blocks for a decode which will now never read
   // them frees them at once, not at lease expiry.
   release_prefill_lease();
@@ -310,6 +358,8 @@ void ProxyCall::finish() {
   stage_ = Stage::kDone;
   in_flight_.reset();
   sse_.reset();
+  // Streamed KV: the prefill's answer (and its parser) is left to end by
+  // itself: closing it would abort the prefill request mid-prompt.
 }
 
 }  // namespace baton::router

@@ -32,6 +32,11 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
 
   void start_prefill(const Instance* exclude, bool is_retry);
   void on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response);
+  // Streamed KV: the prefill's first event carried its lease's params; the
+  // decode request goes out now, while the prompt still computes.
+  void on_prefill_params(const InstancePtr& inst, Json params);
+  // Sends the request with the prefill's granted params to a decode instance.
+  void start_decode(Json params);
   // Sends `body` to `inst` and relays its answer (SSE or whole) to the client.
   void relay(const InstancePtr& inst, std::string body);
   void reply_error(int status, const std::string& message, const std::string& type);
@@ -61,6 +66,8 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   RouteKey key_;
   Stage stage_ = Stage::kPrefill;
   http::StreamHandle upstream_;
+  http::StreamHandle prefill_upstream_;  // streamed KV: the prefill's answer, open while the decode runs
+  std::unique_ptr<http::SseParser> prefill_sse_;
   std::optional<InFlightGuard> in_flight_;
   // Relay state.
   bool relaying_events_ = false;

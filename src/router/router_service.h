@@ -29,6 +29,10 @@ struct RouterServiceOptions {
   // event_heartbeat_s (5 s), so silence past these means a stopped instance.
   double first_byte_timeout_s = 20.0;
   double idle_timeout_s = 20.0;
+  // PD, streamed KV (docs/pd.md): the prefill request is streamed with
+  // "stream_kv", and the decode request goes out as soon as the prefill's
+  // first event carries the lease's params, so the pull overlaps the prefill.
+  bool stream_kv = false;
 };
 
 class RouterService : public std::enable_shared_from_this<RouterService> {

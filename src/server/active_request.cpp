@@ -98,6 +98,13 @@ void ActiveRequest::handle_output(int choice, RequestOutput out) {
 
   if (!out.finished) {
     if (!request_.stream) return;
+    if (!out.kv_transfer_params.is_null()) {
+      // PD prefill with streamed KV: the lease's params go out while the
+      // prompt still computes, so that the decode side starts pulling.
+      Json chunk = stream_chunk(header_, "", nullptr, FinishReason::kNone, request_.include_usage, c.index);
+      chunk["kv_transfer_params"] = out.kv_transfer_params;
+      exchange_->send_event(dump_json(chunk));
+    }
     if (c.tools) {
       ToolCallStreamParser::Delta d = c.tools->push(out.new_text);
       stream_delta(c, out, d.content, std::move(d.tool_calls));

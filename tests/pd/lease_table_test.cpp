@@ -1,6 +1,8 @@
 // LeaseTable on a fake clock: a lease ends by expiry exactly at its length,
 // renew pushes that back, done and release end it at once, and only its
-// token and its blocks are honoured.
+// token and its blocks are honoured; a streamed lease serves only the blocks
+// announced final, answers progress, takes its blocks over at the end, and
+// once stopped serves nothing.
 #include <gtest/gtest.h>
 
 #include "pd/lease_table.h"
@@ -89,6 +91,56 @@ TEST_F(LeaseTableTest, ReusedIdReplacesTheLiveLease) {
   EXPECT_EQ(table_.stats().num_blocks_pinned, 1);
   EXPECT_EQ(table_.check({"a", "t1"}, nullptr).code(), StatusCode::kPermissionDenied);
   EXPECT_TRUE(table_.check({"a", "t2"}, nullptr).is_ok());
+}
+
+TEST_F(LeaseTableTest, StreamedLeaseServesOnlyWhatIsFinalThenOwnsTheBlocks) {
+  table_.start_streamed("a", "tok");
+  EXPECT_EQ(table_.stats().num_blocks_pinned, 0);
+  EXPECT_TRUE(table_.publish("a", {5, 6, 7}, 1));
+  const std::vector<BlockRun> first = {{5, 0, 1}};
+  const std::vector<BlockRun> second = {{6, 0, 1}};
+  EXPECT_TRUE(table_.check({"a", "tok"}, &first).is_ok());
+  EXPECT_EQ(table_.check({"a", "tok"}, &second).code(), StatusCode::kPermissionDenied);
+  auto p = table_.progress({"a", "tok"}, 0, 0);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  EXPECT_EQ((*p)["block_ids"], Json::array({5}));
+  EXPECT_FALSE((*p)["finished"].get<bool>());
+  EXPECT_EQ(table_.progress({"a", "wrong"}, 0, 0).status().code(), StatusCode::kPermissionDenied);
+  std::vector<int> blocks = {5, 6, 7};
+  EXPECT_TRUE(table_.finish_streamed("a", blocks));
+  EXPECT_TRUE(blocks.empty());
+  EXPECT_EQ(table_.stats().num_blocks_pinned, 3);
+  p = table_.progress({"a", "tok"}, 1, 0);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ((*p)["block_ids"], Json::array({6, 7}));
+  EXPECT_TRUE((*p)["finished"].get<bool>());
+  bool found = false;
+  EXPECT_EQ(table_.end("a", LeaseEnd::kDone, &found), (std::vector<int>{5, 6, 7}));
+}
+
+TEST_F(LeaseTableTest, StoppedStreamServesNothingAndEndsWithoutAReaderAtOnce) {
+  table_.start_streamed("a", "tok");
+  table_.publish("a", {5, 6}, 1);
+  // No reader came: the blocks go straight back.
+  EXPECT_EQ(table_.abort_streamed("a", "it was aborted", {5, 6}), (std::vector<int>{5, 6}));
+  EXPECT_TRUE(table_.empty());
+  table_.start_streamed("b", "tok");
+  table_.publish("b", {8, 9}, 1);
+  ASSERT_TRUE(table_.progress({"b", "tok"}, 0, 0).is_ok());
+  // Preempted: the final block moved; the lease stops for good.
+  EXPECT_FALSE(table_.publish("b", {3, 4}, 1));
+  const std::vector<BlockRun> run = {{8, 0, 1}};
+  EXPECT_EQ(table_.check({"b", "tok"}, &run).code(), StatusCode::kAborted);
+  auto p = table_.progress({"b", "tok"}, 1, 0);
+  EXPECT_EQ(p.status().code(), StatusCode::kAborted);
+  EXPECT_NE(p.status().message().find("preempted"), std::string::npos) << p.status().message();
+  std::vector<int> blocks = {3, 4};
+  EXPECT_FALSE(table_.finish_streamed("b", blocks)) << "the caller frees them";
+  // A streamed lease still computing expires like any other, owning nothing.
+  table_.start_streamed("c", "tok");
+  advance_ms(1000);
+  EXPECT_TRUE(table_.expire().empty());
+  EXPECT_EQ(table_.stats().num_lease_expirations, 2);
 }
 
 }  // namespace

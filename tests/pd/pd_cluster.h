@@ -10,9 +10,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -202,6 +204,61 @@ Json prefill_direct(const Node& prefill, const std::vector<int>& prompt) {
   EXPECT_EQ(c.http_status, 200) << c.raw;
   EXPECT_TRUE(c.kv_transfer_params.is_object()) << c.raw;
   return c.kv_transfer_params;
+}
+
+// A prefill request with streamed KV (stream_kv) whose answer is still
+// open: `params` came in its first event, while the prompt computes. Its
+// connection stays open (closing it aborts the prefill) until finish().
+struct StreamedPrefill {
+  int fd = -1;
+  Json params;
+  std::string raw;  // what the prefill sent so far
+  StreamedPrefill() = default;
+  StreamedPrefill(const StreamedPrefill&) = delete;
+  StreamedPrefill& operator=(const StreamedPrefill&) = delete;
+  ~StreamedPrefill() {
+    if (fd >= 0) ::close(fd);
+  }
+  // Reads until `pred(raw)` holds or the prefill closes (10 s at most).
+  bool read_until(const std::function<bool(const std::string&)>& pred) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    char buf[4096];
+    while (!pred(raw)) {
+      pollfd p{fd, POLLIN, 0};
+      if (std::chrono::steady_clock::now() >= deadline || ::poll(&p, 1, 100) < 0) return false;
+      if (!(p.revents & (POLLIN | POLLHUP))) continue;
+      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return pred(raw);
+      raw.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // The rest of the prefill's answer (it ends with the prompt).
+  bool finish() {
+    return read_until([](const std::string& r) { return r.find("data: [DONE]") != std::string::npos; });
+  }
+};
+
+template <class Node>
+std::unique_ptr<StreamedPrefill> prefill_streamed(const Node& prefill, const std::vector<int>& prompt) {
+  Json body = completion_body(prompt, 1, true);
+  body["kv_transfer_params"] = {{"do_remote_decode", true}, {"stream_kv", true}};
+  auto s = std::make_unique<StreamedPrefill>();
+  s->fd = open_request(prefill.port(), body);
+  EXPECT_GE(s->fd, 0);
+  const std::string key = "\"kv_transfer_params\":";
+  const bool got = s->read_until([&](const std::string& r) {
+    const size_t at = r.find(key);
+    return at != std::string::npos && r.find("\n\n", at) != std::string::npos;
+  });
+  EXPECT_TRUE(got) << s->raw;
+  if (!got) return s;
+  const size_t at = s->raw.find(key);
+  const size_t begin = s->raw.rfind("data: ", at) + 6;
+  Json chunk = Json::parse(s->raw.substr(begin, s->raw.find("\n", at) - begin), nullptr, false);
+  if (!chunk.is_discarded() && chunk.contains("kv_transfer_params")) s->params = chunk["kv_transfer_params"];
+  EXPECT_TRUE(s->params.is_object()) << s->raw;
+  return s;
 }
 
 // What a router then sends the decode instance.

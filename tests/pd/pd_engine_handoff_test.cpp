@@ -6,9 +6,13 @@
 // transport. The decode samples what an agg engine would after computing only
 // the last prompt token; when the pull fails (a fault-injecting transport)
 // the recompute policy prefills locally and still samples the same tokens,
-// and the fail policy fails the request naming the fault.
+// and the fail policy fails the request naming the fault. With streamed KV
+// the prefill's params come out before its prompt is done and the decode
+// pulls between its chunks; a decode request aborted before its pull ends
+// the prefill's lease at once.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "engine/engine_core.h"
@@ -67,6 +71,14 @@ class KvBytesBackend : public Backend {
   }
 
   int64_t num_tokens_computed = 0;
+  // Slots holding a position (written by a step or by a pull). Any thread.
+  int num_slots_written() {
+    int n = 0;
+    for (int64_t slot = 0; slot < static_cast<int64_t>(layout_.num_blocks) * layout_.block_size; ++slot) {
+      if (std::atomic_ref<int32_t>(*at(slot, 1)).load() != -1) ++n;
+    }
+    return n;
+  }
 
  private:
   int32_t* at(int64_t slot, int kv) {
@@ -87,10 +99,12 @@ struct Instance {
   std::shared_ptr<PdKvConnector> connector;
 };
 
-Instance make_instance(PdConnectorOptions options, std::unique_ptr<Transport> transport = nullptr) {
+Instance make_instance(PdConnectorOptions options, std::unique_ptr<Transport> transport = nullptr,
+                       int max_num_batched_tokens = 0) {
   EngineOptions o;
   o.block_size = kBlockSize;
   o.num_kv_blocks = kNumBlocks;
+  if (max_num_batched_tokens > 0) o.max_num_batched_tokens = max_num_batched_tokens;
   Instance in;
   auto backend = std::make_unique<KvBytesBackend>();
   in.backend = backend.get();
@@ -199,6 +213,59 @@ TEST_F(PdEngineHandoff, FailedPullRecomputesOrFailsByPolicy) {
     EXPECT_EQ(decode.connector->stats().num_loads_failed, 1);
     decode.connector->stop();
   }
+}
+
+TEST_F(PdEngineHandoff, StreamedPrefillSendsItsParamsFirstAndTheDecodePullsBetweenChunks) {
+  // Chunks of 4 tokens: a 17-token prompt takes 5 prefill steps.
+  Instance prefill = make_instance(pd_options(PdRole::kPrefill, "prefill-s", clock_), nullptr, 4);
+  Instance decode = make_instance(pd_options(PdRole::kDecode, "decode-s", clock_));
+  const std::vector<int32_t> prompt = tokens(17, 500);
+  GenerationRequest g = gen("p-s", prompt, 1);
+  g.kv_transfer_params = {{"do_remote_decode", true}, {"stream_kv", true}};
+  ASSERT_TRUE(prefill.engine->add_request(g).is_ok());
+  Json params;
+  for (RequestOutput& o : prefill.engine->step()) {
+    EXPECT_FALSE(o.finished);
+    params = o.kv_transfer_params;
+  }
+  ASSERT_TRUE(params.value("stream_kv", false)) << params.dump();
+  ASSERT_TRUE(decode.engine->add_request(decode_request("d-s", prompt, params)).is_ok());
+  std::map<std::string, Collected> out;
+  collect(out, decode.engine->step());  // admits it: the pull starts
+  prefill.engine->step();
+  prefill.engine->step();
+  // 12 of 17 prompt tokens computed: their 3 blocks arrive while the rest waits.
+  EXPECT_TRUE(prefill.engine->has_unfinished_requests());
+  EXPECT_TRUE(wait_until([&] { return decode.backend->num_slots_written() >= 12; }));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (decode.engine->has_unfinished_requests() && std::chrono::steady_clock::now() < deadline) {
+    if (prefill.engine->has_unfinished_requests()) prefill.engine->step();
+    collect(out, decode.engine->step());
+  }
+  EXPECT_EQ(out["d-s"].ids, fake_reference(prompt, 6));
+  EXPECT_EQ(out["d-s"].error, "");
+  EXPECT_EQ(decode.backend->num_tokens_computed, 6);  // the last prompt token + 5 decode steps
+  EXPECT_EQ(decode.connector->stats().num_blocks_received, 4);
+  drive(prefill);
+  EXPECT_EQ(prefill.connector->stats().num_leases_done, 1);
+  EXPECT_EQ(prefill.connector->stats().num_blocks_pinned, 0);
+  decode.connector->stop();
+  prefill.connector->stop();
+}
+
+// Issue 22: a decode request aborted while it waited for its pull (an early
+// stop) ends the prefill's lease at once instead of at its expiry.
+TEST_F(PdEngineHandoff, DecodeAbortedBeforeItsPullEndsThePrefillsLease) {
+  Instance decode = make_instance(pd_options(PdRole::kDecode, "decode-a", clock_));
+  const std::vector<int32_t> prompt = tokens(13, 700);
+  const Json params = run_prefill(prefill_, "p-a", prompt);
+  EXPECT_EQ(prefill_.connector->stats().num_leases, 1);
+  ASSERT_TRUE(decode.engine->add_request(decode_request("d-a", prompt, params)).is_ok());
+  ASSERT_TRUE(decode.engine->abort_request("d-a").has_value());  // before any step: never pulled
+  EXPECT_TRUE(wait_until([&] { return prefill_.connector->stats().num_leases_done == 1; }));
+  EXPECT_EQ(prefill_.connector->stats().num_lease_expirations, 0);
+  EXPECT_EQ(decode.connector->stats().num_loads_ok + decode.connector->stats().num_loads_failed, 0);
+  decode.connector->stop();
 }
 
 }  // namespace

@@ -71,11 +71,19 @@ TEST(PdFaultsTest, ClientDisconnectsDuringPrefillAndDuringDecode) {
   EXPECT_EQ(counter(prefill, "baton:kv_leases"), 0);
 }
 
-TEST(PdFaultsTest, FailedAndCorruptedTransfersUnderBothPolicies) {
+// Each fault, on the whole-prompt handoff and mid-stream (streamed KV: the
+// decode pulls while the prefill still computes, a few tokens a step).
+class PdFaultsModeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool streamed() const { return GetParam(); }
+};
+
+TEST_P(PdFaultsModeTest, FailedAndCorruptedTransfersUnderBothPolicies) {
   const std::string model = fixture_model(kModel);
   std::vector<std::unique_ptr<Instance>> p;
   p.push_back(start_instance(model, "agg"));
-  p.push_back(start_instance(model, "prefill", "shm"));
+  p.push_back(
+      start_instance(model, "prefill", "shm", [](InstanceOptions& o) { o.engine.engine.max_num_batched_tokens = 16; }));
   p.push_back(start_instance(model, "decode", "shm", fault("fail")));
   p.push_back(start_instance(model, "decode", "shm", fault("fail", false, "recompute")));
   p.push_back(start_instance(model, "decode", "shm", fault("corrupt", true)));
@@ -94,7 +102,11 @@ TEST(PdFaultsTest, FailedAndCorruptedTransfersUnderBothPolicies) {
                {p[5].get(), false, ""}};
   for (const Case& c : cases) {
     for (bool stream : {false, true}) {
-      Completion r = decode_direct(*c.decode, prompt, prefill_direct(prefill, prompt), stream);
+      std::unique_ptr<StreamedPrefill> sp = streamed() ? prefill_streamed(prefill, prompt) : nullptr;
+      Completion r = decode_direct(*c.decode, prompt, sp ? sp->params : prefill_direct(prefill, prompt), stream);
+      if (sp) {
+        EXPECT_TRUE(sp->finish()) << sp->raw;
+      }
       if (c.fails) {
         if (!stream) {
           EXPECT_EQ(r.http_status, 500) << r.raw;
@@ -118,6 +130,9 @@ TEST(PdFaultsTest, FailedAndCorruptedTransfersUnderBothPolicies) {
   EXPECT_EQ(counter(prefill, "baton:kv_lease_expirations_total"), 0);
   EXPECT_TRUE(pool_fully_free(prefill));
 }
+
+INSTANTIATE_TEST_SUITE_P(WholeAndStreamed, PdFaultsModeTest, ::testing::Values(false, true),
+                         [](const auto& info) { return std::string(info.param ? "streamed" : "whole"); });
 
 TEST(PdFaultsTest, DecodeThatNeverComesLetsTheLeaseExpire) {
   const std::string model = fixture_model(kModel);

@@ -3,7 +3,8 @@
 // (SIGSTOP) mid-stream, and a decode that gets SIGTERM while registered in
 // etcd. The peer under attack is `baton serve` (support/test_process.h);
 // everything else runs in-process (pd_cluster.h). Each ends with a clear
-// error or a correct answer and nothing left pinned.
+// error or a correct answer and nothing left pinned, with the whole-prompt
+// handoff and with streamed KV (the pull running while the prefill computes).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -43,17 +44,31 @@ std::unique_ptr<TestProcess> serve_process(const std::string& role, std::vector<
   return p;
 }
 
-TEST(PdProcessTest, PrefillKilledAfterAnsweringBeforeThePull) {
+// Whole-prompt handoff (false) or streamed KV (true).
+class PdProcessModeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool streamed() const { return GetParam(); }
+  RouterOptions router_for(const Instance& prefill, const TestProcess& decode) const {
+    RouterOptions ro = router_options(prefill.url(), decode.url());
+    ro.stream_kv = streamed();
+    return ro;
+  }
+};
+
+TEST_P(PdProcessModeTest, PrefillKilledAfterAnsweringOrMidStreamBeforeThePull) {
   const std::string model = fixture_model(kModel);
   auto agg = start_instance(model, "agg");
-  auto prefill = serve_process("prefill", {"--kv-transport", "tcp"});
+  auto prefill = serve_process("prefill", {"--kv-transport", "tcp", "--max-num-batched-tokens", "16"});
   auto dec_fail = start_instance(model, "decode", "tcp");
   auto dec_recompute = start_instance(model, "decode", "tcp",
                                       [](InstanceOptions& o) { o.pd.kv_load_failure_policy = "recompute"; });
   ASSERT_TRUE(agg && prefill && dec_fail && dec_recompute);
   const std::vector<int> prompt = prompt_of(40, 11);
-  Json a = prefill_direct(*prefill, prompt);
-  Json b = prefill_direct(*prefill, prompt);
+  // Streamed: the params come while the prompt computes, its answer stays open.
+  std::unique_ptr<StreamedPrefill> sa = streamed() ? prefill_streamed(*prefill, prompt) : nullptr;
+  std::unique_ptr<StreamedPrefill> sb = streamed() ? prefill_streamed(*prefill, prompt) : nullptr;
+  Json a = sa ? sa->params : prefill_direct(*prefill, prompt);
+  Json b = sb ? sb->params : prefill_direct(*prefill, prompt);
   ASSERT_FALSE(a.is_null());
   prefill->kill_now();
 
@@ -71,11 +86,11 @@ TEST(PdProcessTest, PrefillKilledAfterAnsweringBeforeThePull) {
   EXPECT_TRUE(pool_fully_free(*dec_recompute));
 }
 
-TEST(PdProcessTest, DecodeKilledMidStream) {
+TEST_P(PdProcessModeTest, DecodeKilledMidStream) {
   auto prefill = start_instance(fixture_model(kModel), "prefill", "shm", {}, 512);
   auto decode = serve_process("decode", {"--kv-transport", "shm"}, 512);
   ASSERT_TRUE(prefill && decode);
-  auto proxy = start_router(*prefill, *decode);
+  auto proxy = start_router(router_for(*prefill, *decode));
   ASSERT_TRUE(proxy);
 
   Completion result;
@@ -158,11 +173,11 @@ StreamedCompletion stream_until_stopped(const std::string& url, const Json& body
 
 // A decode stopped mid-stream: the client's stream ends with an error in
 // seconds (the router's idle timeout), not at the request timeout.
-TEST(PdProcessTest, DecodeStoppedMidStream) {
+TEST_P(PdProcessModeTest, DecodeStoppedMidStream) {
   auto prefill = start_instance(fixture_model(kModel), "prefill", "shm", {}, 512);
   auto decode = serve_process("decode", {"--kv-transport", "shm"}, 512);
   ASSERT_TRUE(prefill && decode);
-  RouterOptions ro = router_options(prefill->url(), decode->url());
+  RouterOptions ro = router_for(*prefill, *decode);
   ro.idle_timeout_s = 2.0;
   auto proxy = start_router(ro);
   ASSERT_TRUE(proxy);
@@ -179,6 +194,9 @@ TEST(PdProcessTest, DecodeStoppedMidStream) {
   EXPECT_TRUE(decode->running()) << decode->log();
   EXPECT_EQ(post_completion(proxy->url(), completion_body(prompt_of(12), 3, true)).http_status, 200);
 }
+
+INSTANTIATE_TEST_SUITE_P(WholeAndStreamed, PdProcessModeTest, ::testing::Values(false, true),
+                         [](const auto& info) { return std::string(info.param ? "streamed" : "whole"); });
 
 int num_registered(const std::string& endpoint, const std::string& role) {
   auto etcd = discovery::EtcdClient::connect(endpoint);

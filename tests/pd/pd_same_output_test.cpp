@@ -1,7 +1,9 @@
 // Same output: for every fixture model, an in-process PD deployment (a
 // router, a prefill and a decode instance) over local, shm and tcp returns
 // exactly the tokens an agg instance returns for the same greedy requests,
-// streamed and not; a repeated prompt pulls only the blocks
+// streamed and not, and with streamed KV (the router starts the decode as
+// the prefill's first event comes; the prefill computes a few tokens a step,
+// so the pull runs mid-prompt); a repeated prompt pulls only the blocks
 // the decode side's prefix cache lacks (shown by the kv counters); and every
 // instance's block pool is fully free afterwards.
 #include <gtest/gtest.h>
@@ -79,6 +81,18 @@ TEST_P(PdSameOutputTest, PdOverLocalShmAndTcpMatchesAgg) {
     auto proxy = start_router(*prefill, *decode);
     ASSERT_TRUE(proxy) << transport;
     check_deployment(*agg, {prefill.get(), decode.get(), proxy.get()}, GetParam() + " " + transport);
+  }
+  {
+    auto prefill = start_instance(model, "prefill", "tcp",
+                                  [](InstanceOptions& o) { o.engine.engine.max_num_batched_tokens = 16; });
+    auto decode = start_instance(model, "decode", "tcp");
+    ASSERT_TRUE(prefill && decode);
+    RouterOptions ro = router_options(prefill->url(), decode->url());
+    ro.stream_kv = true;
+    auto proxy = start_router(ro);
+    ASSERT_TRUE(proxy);
+    check_deployment(*agg, {prefill.get(), decode.get(), proxy.get()}, GetParam() + " tcp streamed");
+    EXPECT_EQ(counter(*decode, "baton:kv_transfers_failed_total"), 0);
   }
   EXPECT_TRUE(pool_fully_free(*agg)) << "agg";
 }

@@ -1,7 +1,8 @@
 // The KV port as a trust boundary, on in-process instances: a decode refuses
 // client-written kv_transfer_params (400, still serving), PD works with a KV
 // secret on both sides, and a prefill whose decode never comes frees its
-// lease as soon as the router gives up, not at lease expiry.
+// lease as soon as the router gives up, not at lease expiry; with the
+// whole-prompt handoff and with streamed KV (params sent mid-prompt).
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -22,7 +23,20 @@ std::string secret_file(const std::string& name, const std::string& value) {
   return path;
 }
 
-TEST(PdTrustTest, SignedParamsWorkAndAlteredOnesAreRefused) {
+// Whole-prompt handoff (false) or streamed KV (true).
+class PdTrustModeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool streamed() const { return GetParam(); }
+  // What the prefill grants; a streamed answer stays open in `held`.
+  Json grant(const Instance& prefill, const std::vector<int>& prompt) {
+    if (!streamed()) return prefill_direct(prefill, prompt);
+    held_.push_back(prefill_streamed(prefill, prompt));
+    return held_.back()->params;
+  }
+  std::vector<std::unique_ptr<StreamedPrefill>> held_;
+};
+
+TEST_P(PdTrustModeTest, SignedParamsWorkAndAlteredOnesAreRefused) {
   const std::string model = fixture_model(kModel);
   const std::string key = secret_file("kv.secret", "pd-trust-test-secret-0123456789");
   const std::string other = secret_file("other.secret", "a-different-secret-9876543210");
@@ -41,10 +55,12 @@ TEST(PdTrustTest, SignedParamsWorkAndAlteredOnesAreRefused) {
   ASSERT_EQ(want.http_status, 200) << want.raw;
 
   // Client-written params (another host, another request's blocks): 400.
-  const Json params = prefill_direct(*prefill, prompt);
+  const Json params = grant(*prefill, prompt);
   ASSERT_TRUE(params.contains("signature")) << params.dump();
-  for (const auto& [field, value] : std::vector<std::pair<const char*, Json>>{
-           {"remote_host", "203.0.113.9"}, {"remote_block_ids", Json({0, 1, 2, 3, 4, 5, 6, 7, 8, 9})}}) {
+  for (const auto& [field, value] :
+       std::vector<std::pair<const char*, Json>>{{"remote_host", "203.0.113.9"},
+                                                 {"remote_block_ids", Json({0, 1, 2, 3, 4, 5, 6, 7, 8, 9})},
+                                                 {"stream_kv", !streamed()}}) {
     Json forged = params;
     forged[field] = value;
     Completion c = decode_direct(*decode, prompt, forged, false, 4);
@@ -59,7 +75,7 @@ TEST(PdTrustTest, SignedParamsWorkAndAlteredOnesAreRefused) {
   Completion open = decode_direct(*no_secret, prompt, params, false, 4);
   EXPECT_NE(open.http_status, 200) << open.raw;
   // The real decode: the same tokens as agg, every instance still serving.
-  const Json fresh = prefill_direct(*prefill, prompt);
+  const Json fresh = grant(*prefill, prompt);
   Completion ok = decode_direct(*decode, prompt, fresh, false, 4);
   EXPECT_EQ(ok.http_status, 200) << ok.raw;
   EXPECT_EQ(ok.tokens, want.tokens);
@@ -99,13 +115,15 @@ TEST(PdTrustTest, ClientWrittenParamsWithoutASecretAreRefused) {
 
 // A prefill whose decode never comes frees its blocks when the router gives
 // up (here: no healthy decode instance), long before the 60 s lease.
-TEST(PdTrustTest, RouterReleasesTheLeaseWhenItGivesUp) {
+TEST_P(PdTrustModeTest, RouterReleasesTheLeaseWhenItGivesUp) {
   const std::string model = fixture_model(kModel);
   auto started = start_instance(model, "prefill", "tcp", [](InstanceOptions& o) { o.pd.kv_lease_ms = 60000; });
   ASSERT_TRUE(started);
   Instance& prefill = *started;
   // The router's first health round (done when it starts) finds the decode down.
-  auto proxy = start_router(router_options(prefill.url(), "http://127.0.0.1:1"));
+  RouterOptions ro = router_options(prefill.url(), "http://127.0.0.1:1");
+  ro.stream_kv = streamed();
+  auto proxy = start_router(ro);
   ASSERT_TRUE(proxy);
   Completion c = post_completion(proxy->url(), completion_body(prompt_of(40, 2), 4, false));
   EXPECT_EQ(c.http_status, 503) << c.raw;
@@ -128,6 +146,9 @@ TEST(PdTrustTest, RouterReleasesTheLeaseWhenItGivesUp) {
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->status, 404) << r->body;
 }
+
+INSTANTIATE_TEST_SUITE_P(WholeAndStreamed, PdTrustModeTest, ::testing::Values(false, true),
+                         [](const auto& info) { return std::string(info.param ? "streamed" : "whole"); });
 
 }  // namespace
 }  // namespace baton::pd_test
