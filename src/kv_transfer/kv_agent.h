@@ -48,9 +48,6 @@ namespace baton {
 
 // Called on an agent thread when a peer says it is done reading a request.
 using DoneCallback = std::function<void(const std::string& peer_engine_id, const std::string& request_id)>;
-// Asked before a read is served (`runs`: the blocks asked for) and before a
-// done/renew is passed on (`runs` null): OK, or the error the peer gets.
-using GrantCheck = std::function<Status(const KvGrant& grant, const std::vector<BlockRun>* runs)>;
 
 struct KvAgentOptions {
   std::string host = "127.0.0.1";    // address to bind and to advertise
