@@ -33,7 +33,7 @@ TEST(KvRequire, RdmaOverUcxOnAHostWithoutRdmaRefusesToStart) {
   EXPECT_NE(m.find("--kv-require rdma: UCX on this host has no rdma transport"), std::string::npos) << m;
   EXPECT_NE(m.find("it found: "), std::string::npos) << m;
   EXPECT_NE(m.find("tcp/"), std::string::npos) << m;  // what it found is named
-  EXPECT_EQ(std::getenv("UCX_TLS"), nullptr);          // nothing confined on a refusal
+  EXPECT_EQ(std::getenv("UCX_TLS"), nullptr);         // nothing confined on a refusal
 }
 
 TEST(KvRequire, TcpTransportIsNotRdmaAndTcpIsTcp) {
