@@ -78,8 +78,10 @@ Status UcxLink::connect() {
   ep_error_ = UCS_OK;
   ucs_status_t st = ucp_ep_create(worker_->worker(), &params, &ep_);
   if (st == UCS_ERR_UNREACHABLE) {
-    // UCX's shared-memory transports cannot report a peer's failure; without
-    // UCX's own failure handling the peer's pid and the read's deadline stand in.
+    // UCX's shared-memory transports cannot report a peer's failure (UCX
+    // logs that it left them out); without UCX's failure handling the peer's
+    // pid and the read's deadline stand in. Over tcp or RDMA it must stay on:
+    // without it UCX aborts the process on a connection lost mid-operation.
     params.field_mask &= ~(UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER);
     st = ucp_ep_create(worker_->worker(), &params, &ep_);
   }
