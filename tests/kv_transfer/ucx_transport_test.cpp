@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "common/clock.h"
 #include "kv_transfer/checksum.h"
 #include "kv_transfer/engine_pair.h"
 #include "kv_transfer/ucx_inventory.h"
@@ -189,6 +190,20 @@ TEST_F(UcxTransportTest, AnUnreachablePeerFailsFastNamingUcx) {
   none.transport_params["ucx_address"] = "zz";
   none.transport_params["ucx_access_token"] = "t";
   EXPECT_EQ(reader.connect(none).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(UcxTransportTest, NoUcxTransportInCommonFailsTheConnectAtOnce) {
+  UcxTransport server({.tls = "sm"}), reader({.tls = "tcp"});
+  PeerDescriptor served = PeerDescriptor::from_region(src_.desc(), "prefill-sm", "tiny");
+  ASSERT_TRUE(server.register_local(src_.desc(), served).is_ok());
+  ASSERT_TRUE(server.start_serving(served, {}).is_ok());
+  PeerDescriptor mine = PeerDescriptor::from_region(dst_.desc(), "decode-tcp", "tiny");
+  ASSERT_TRUE(reader.register_local(dst_.desc(), mine).is_ok());
+  Stopwatch sw;
+  auto link = reader.connect(served);
+  EXPECT_EQ(link.status().code(), StatusCode::kUnavailable) << link.status().to_string();
+  EXPECT_NE(link.status().message().find("no UCX transport in common"), std::string::npos);
+  EXPECT_LT(sw.elapsed_ms(), 5000.0);
 }
 
 TEST(KvRequire, RdmaWithoutRdmaRefusesNamingWhatWasFound) {
