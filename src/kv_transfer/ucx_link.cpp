@@ -1,29 +1,36 @@
 #include "kv_transfer/ucx_link.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "kv_transfer/peer_process.h"
-#include "kv_transfer/stream_split.h"
 #include "kv_transfer/ucx_protocol.h"
 
 namespace baton {
 
 namespace {
-constexpr int64_t kCloseTimeoutMs = 1000;  // a forced endpoint close waits at most this long
+constexpr int64_t kCloseTimeoutMs = 1000;   // a forced endpoint close waits at most this long
+constexpr size_t kMaxRequestsInFlight = 8;  // per read: bounds staging memory, keeps the pipe full
 }  // namespace
 
-// One request of a read: where its reply goes and how it ended.
+// One request of a read: whole blocks of one run, contiguous on both sides
+// (so a large reply goes by zero-copy rendezvous), where they land and how
+// the request ended.
 struct UcxLink::Pending {
   uint64_t seq = 0;
-  std::string body;               // the request, alive until its send completes
-  std::vector<ucp_dt_iov_t> iov;  // destinations: local blocks (or staging), then checksums
-  size_t expected_bytes = 0;
+  BlockRun run;
+  std::string body;           // the request, alive until its send completes
+  uint8_t* buffer = nullptr;  // the local blocks, or host staging for them
+  uint8_t* staging = nullptr;
+  size_t data_bytes = 0;
   ucs_memory_type_t memory_type = UCS_MEMORY_TYPE_HOST;
-  std::vector<uint64_t> sums;
+  std::vector<uint64_t> sums;     // when asked: one per block, after the data
+  std::vector<ucp_dt_iov_t> iov;  // with sums: the data, then the sums
+  size_t expected_bytes = 0;
   bool send_done = false;
   bool done = false;  // the reply came and its data landed, or it failed
   Status status;
-  UcxWorker* worker = nullptr;
 };
 
 Result<std::unique_ptr<UcxLink>> UcxLink::open(const KvRegionDesc& local, UcxPeer peer, UcxLinkOptions options) {
@@ -49,48 +56,63 @@ UcxLink::~UcxLink() {
 
 bool UcxLink::direct_device() const { return local_.memory == MemoryKind::kDevice && worker_->supports_cuda_memory(); }
 
-Status UcxLink::connect() {
-  if (worker_ == nullptr) {
-    UcxWorkerOptions wo = options_.worker;
-    wo.serialized = true;
-    BATON_ASSIGN_OR_RETURN(worker_, UcxWorker::create(wo));
-    ucp_am_handler_param_t handler{};
-    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
-                         UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS;
-    handler.id = kUcxReadReply;
-    handler.cb = &UcxLink::on_reply;
-    handler.arg = this;
-    handler.flags = UCP_AM_FLAG_WHOLE_MSG;
-    const ucs_status_t st = ucp_worker_set_am_recv_handler(worker_->worker(), &handler);
-    if (st != UCS_OK) {
-      worker_.reset();
-      return unavailable("ucx: cannot set the reply handler: {}", ucx_error(st));
-    }
-  }
-  if (ep_ != nullptr) return Status::ok();
-  ucp_ep_params_t params{};
-  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                      UCP_EP_PARAM_FIELD_ERR_HANDLER;
-  params.address = reinterpret_cast<const ucp_address_t*>(peer_.address.data());
-  params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
-  params.err_handler.cb = &UcxLink::on_ep_error;
-  params.err_handler.arg = this;
-  ep_error_ = UCS_OK;
-  ucs_status_t st = ucp_ep_create(worker_->worker(), &params, &ep_);
-  if (st == UCS_ERR_UNREACHABLE) {
-    // UCX's shared-memory transports cannot report a peer's failure (UCX
-    // logs that it left them out); without UCX's failure handling the peer's
-    // pid and the read's deadline stand in. Over tcp or RDMA it must stay on:
-    // without it UCX aborts the process on a connection lost mid-operation.
-    params.field_mask &= ~(UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER);
-    st = ucp_ep_create(worker_->worker(), &params, &ep_);
-  }
+Status UcxLink::create_worker(const std::string& tls) {
+  UcxWorkerOptions wo = options_.worker;
+  wo.tls = tls;
+  wo.serialized = true;
+  BATON_ASSIGN_OR_RETURN(worker_, UcxWorker::create(wo));
+  ucp_am_handler_param_t handler{};
+  handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG |
+                       UCP_AM_HANDLER_PARAM_FIELD_FLAGS;
+  handler.id = kUcxReadReply;
+  handler.cb = &UcxLink::on_reply;
+  handler.arg = this;
+  handler.flags = UCP_AM_FLAG_WHOLE_MSG;
+  const ucs_status_t st = ucp_worker_set_am_recv_handler(worker_->worker(), &handler);
   if (st != UCS_OK) {
-    ep_ = nullptr;
-    return unavailable("ucx transport: cannot reach peer '{}' ({}): no UCX transport in common, or it is gone",
-                       peer_.engine_id, ucx_error(st));
+    worker_.reset();
+    return unavailable("ucx: cannot set the reply handler: {}", ucx_error(st));
   }
   return Status::ok();
+}
+
+Status UcxLink::create_ep(bool handle_peer_failure) {
+  ucp_ep_params_t params{};
+  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
+  params.address = reinterpret_cast<const ucp_address_t*>(peer_.address.data());
+  if (handle_peer_failure) {
+    params.field_mask |= UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    params.err_handler.cb = &UcxLink::on_ep_error;
+    params.err_handler.arg = this;
+  }
+  ep_error_ = UCS_OK;
+  const ucs_status_t st = ucp_ep_create(worker_->worker(), &params, &ep_);
+  if (st == UCS_OK) return Status::ok();
+  ep_ = nullptr;
+  return unavailable("ucx transport: cannot reach peer '{}' ({}): no UCX transport in common, or it is gone",
+                     peer_.engine_id, ucx_error(st));
+}
+
+Status UcxLink::connect() {
+  if (ep_ != nullptr) return Status::ok();
+  // UCX's shared-memory transports cannot report a peer's failure, so an
+  // endpoint that asks for failure handling leaves them out; there the
+  // peer's pid and the read's deadline stand in. Over tcp or RDMA failure
+  // handling stays on: without it UCX aborts the process when a connection
+  // is lost mid-operation. A peer on this host with no transports asked for
+  // gets shared memory first (the fast path there), else UCX's choice.
+  const bool same_host_default = options_.worker.tls.empty() && std::getenv("UCX_TLS") == nullptr && peer_.pid > 0;
+  if (same_host_default && worker_ == nullptr) {
+    BATON_RETURN_IF_ERROR(create_worker("sm"));
+    if (create_ep(/*handle_peer_failure=*/false).is_ok()) return Status::ok();
+    worker_.reset();
+  }
+  if (worker_ == nullptr) BATON_RETURN_IF_ERROR(create_worker(options_.worker.tls));
+  if (options_.worker.tls == "sm") return create_ep(/*handle_peer_failure=*/false);
+  Status st = create_ep(/*handle_peer_failure=*/true);
+  if (!st.is_ok()) st = create_ep(/*handle_peer_failure=*/false);  // shared memory only, after all
+  return st;
 }
 
 void UcxLink::reset(bool force) {
@@ -113,20 +135,29 @@ void UcxLink::reset(bool force) {
 void UcxLink::on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t status) {
   auto* link = static_cast<UcxLink*>(arg);
   link->ep_error_ = status;
-  if (link->pending_ != nullptr && !link->pending_->done) {
-    link->pending_->status = unavailable("ucx transport: connection to peer '{}' failed: {}", link->peer_.engine_id,
-                                         ucx_error(status));
-    link->pending_->done = true;
+  for (auto& [seq, pending] : link->in_flight_) {
+    if (pending->done) continue;
+    pending->status = unavailable("ucx transport: connection to peer '{}' failed: {}", link->peer_.engine_id,
+                                  ucx_error(status));
+    pending->done = true;
   }
 }
 
 ucs_status_t UcxLink::on_reply(void* arg, const void* header, size_t header_length, void* data, size_t length,
                                const ucp_am_recv_param_t* param) {
   auto* link = static_cast<UcxLink*>(arg);
-  Pending* p = link->pending_;
   auto reply = decode_ucx_reply_header(header, header_length);
-  if (p == nullptr || p->done || (reply.is_ok() && reply->seq != p->seq)) return UCS_OK;  // stale: dropped
-  Status st = !reply.is_ok() ? reply.status() : reply->status;
+  if (!reply.is_ok()) {  // garbage: every request in flight fails
+    for (auto& [seq, pending] : link->in_flight_) {
+      if (!pending->done) pending->status = reply.status();
+      pending->done = true;
+    }
+    return UCS_OK;
+  }
+  auto it = link->in_flight_.find(reply->seq);
+  if (it == link->in_flight_.end() || it->second->done) return UCS_OK;  // stale: dropped
+  Pending* p = it->second;
+  Status st = reply->status;
   if (st.is_ok() && length != p->expected_bytes) {
     st = data_loss("ucx transport: peer '{}' sent {} bytes for a read of {}", link->peer_.engine_id, length,
                    p->expected_bytes);
@@ -134,10 +165,9 @@ ucs_status_t UcxLink::on_reply(void* arg, const void* header, size_t header_leng
   const bool rendezvous = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
   if (!st.is_ok() || !rendezvous) {
     if (st.is_ok()) {  // eager: the data is here, in host memory
-      const auto* src = static_cast<const uint8_t*>(data);
-      for (const auto& v : p->iov) {
-        std::memcpy(v.buffer, src, v.length);
-        src += v.length;
+      std::memcpy(p->buffer, data, p->data_bytes);
+      if (!p->sums.empty()) {
+        std::memcpy(p->sums.data(), static_cast<const uint8_t*>(data) + p->data_bytes, p->sums.size() * 8);
       }
     }
     p->status = std::move(st);
@@ -154,9 +184,15 @@ ucs_status_t UcxLink::on_reply(void* arg, const void* header, size_t header_leng
     ucp_request_free(request);
   };
   params.user_data = p;
-  params.datatype = ucp_dt_make_iov();
   params.memory_type = p->memory_type;
-  void* request = ucp_am_recv_data_nbx(link->worker_->worker(), data, p->iov.data(), p->iov.size(), &params);
+  void* request = nullptr;
+  if (p->iov.empty()) {  // contiguous: zero-copy rendezvous where the transport has it
+    params.datatype = ucp_dt_make_contig(1);
+    request = ucp_am_recv_data_nbx(link->worker_->worker(), data, p->buffer, p->data_bytes, &params);
+  } else {
+    params.datatype = ucp_dt_make_iov();
+    request = ucp_am_recv_data_nbx(link->worker_->worker(), data, p->iov.data(), p->iov.size(), &params);
+  }
   if (UCS_PTR_IS_ERR(request)) {
     p->status = unavailable("ucx transport: cannot receive KV: {}", ucx_error(UCS_PTR_STATUS(request)));
     p->done = true;
@@ -166,8 +202,7 @@ ucs_status_t UcxLink::on_reply(void* arg, const void* header, size_t header_leng
   return UCS_INPROGRESS;
 }
 
-Status UcxLink::send_request(Pending& pending, const std::vector<BlockRun>& runs, bool want_checksums,
-                             const KvGrant* grant) {
+Status UcxLink::send_request(Pending& pending, bool want_checksums, const KvGrant* grant) {
   UcxReadRequest request;
   request.seq = pending.seq;
   request.access_token = peer_.access_token;
@@ -175,7 +210,7 @@ Status UcxLink::send_request(Pending& pending, const std::vector<BlockRun>& runs
     request.request_id = grant->request_id;
     request.lease_token = grant->lease_token;
   }
-  request.runs = runs;
+  request.runs = {pending.run};
   request.checksums = want_checksums;
   request.rendezvous = pending.memory_type != UCS_MEMORY_TYPE_HOST;
   pending.body = encode_ucx_read_request(request);
@@ -187,8 +222,10 @@ Status UcxLink::send_request(Pending& pending, const std::vector<BlockRun>& runs
     ucp_request_free(req);
   };
   params.user_data = &pending;
+  in_flight_[pending.seq] = &pending;
   void* req = ucp_am_send_nbx(ep_, kUcxReadRequest, nullptr, 0, pending.body.data(), pending.body.size(), &params);
   if (UCS_PTR_IS_ERR(req)) {
+    pending.send_done = pending.done = true;
     return unavailable("ucx transport: cannot send a read request to '{}': {}", peer_.engine_id,
                        ucx_error(UCS_PTR_STATUS(req)));
   }
@@ -196,71 +233,81 @@ Status UcxLink::send_request(Pending& pending, const std::vector<BlockRun>& runs
   return Status::ok();
 }
 
+std::vector<std::unique_ptr<UcxLink::Pending>> UcxLink::plan(const std::vector<BlockRun>& runs, bool want_checksums) {
+  const size_t block_bytes = local_.block_bytes();
+  const int64_t max_blocks = static_cast<int64_t>(std::max<size_t>(options_.max_request_bytes / block_bytes, 1));
+  std::vector<std::unique_ptr<Pending>> pieces;
+  for (const auto& run : runs) {
+    for (int64_t offset = 0; offset < run.num_blocks; offset += max_blocks) {
+      auto p = std::make_unique<Pending>();
+      const int64_t n = std::min(max_blocks, run.num_blocks - offset);
+      p->run = {run.remote_first + offset, run.local_first + offset, n};
+      p->data_bytes = static_cast<size_t>(n) * block_bytes;
+      p->expected_bytes = p->data_bytes;
+      if (want_checksums) {
+        p->sums.resize(static_cast<size_t>(n));
+        p->expected_bytes += p->sums.size() * sizeof(uint64_t);
+      }
+      pieces.push_back(std::move(p));
+    }
+  }
+  return pieces;
+}
+
+Status UcxLink::start_piece(Pending& p, bool want_checksums, const KvGrant* grant) {
+  p.seq = next_seq_++;
+  // Device KV that UCX cannot reach lands in host staging first.
+  if (local_.memory == MemoryKind::kDevice && !direct_device()) {
+    BATON_ASSIGN_OR_RETURN(void* staging, local_.copier->alloc_host(p.data_bytes));
+    p.staging = static_cast<uint8_t*>(staging);
+    p.buffer = p.staging;
+  } else {
+    p.buffer = local_.block_ptr(p.run.local_first);
+    if (local_.memory == MemoryKind::kDevice) p.memory_type = UCS_MEMORY_TYPE_CUDA;
+  }
+  if (!p.sums.empty()) {
+    p.iov = {{p.buffer, p.data_bytes}, {p.sums.data(), p.sums.size() * sizeof(uint64_t)}};
+  }
+  return send_request(p, want_checksums, grant);
+}
+
 Result<std::vector<uint64_t>> UcxLink::read(const std::vector<BlockRun>& runs, bool want_checksums,
                                             const ReadContext& ctx) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t num_blocks = count_blocks(runs);
-  const size_t bytes = static_cast<size_t>(num_blocks) * local_.block_bytes();
-  const int num_parts = static_cast<int>(std::min<size_t>(
-      (bytes + options_.max_request_bytes - 1) / options_.max_request_bytes, static_cast<size_t>(num_blocks)));
-  std::vector<uint64_t> sums;
-  for (const StreamPart& part : split_runs_for_streams(runs, std::max(num_parts, 1))) {
-    BATON_ASSIGN_OR_RETURN(auto part_sums, read_part(part.runs, want_checksums, ctx));
-    sums.insert(sums.end(), part_sums.begin(), part_sums.end());
-  }
-  return sums;
-}
-
-Result<std::vector<uint64_t>> UcxLink::read_part(const std::vector<BlockRun>& runs, bool want_checksums,
-                                                 const ReadContext& ctx) {
   BATON_RETURN_IF_ERROR(connect());
-  const size_t block_bytes = local_.block_bytes();
-  const int64_t num_blocks = count_blocks(runs);
-  Pending pending;
-  pending.seq = next_seq_++;
-  pending.expected_bytes = static_cast<size_t>(num_blocks) * block_bytes;
-  // Device KV that UCX cannot reach lands in host staging first.
-  const bool staged = local_.memory == MemoryKind::kDevice && !direct_device();
-  void* staging = nullptr;
-  if (staged) {
-    BATON_ASSIGN_OR_RETURN(staging, local_.copier->alloc_host(pending.expected_bytes));
-    pending.iov.push_back({staging, pending.expected_bytes});
-  } else {
-    for (const auto& run : runs) {
-      pending.iov.push_back({local_.block_ptr(run.local_first), static_cast<size_t>(run.num_blocks) * block_bytes});
+  std::vector<std::unique_ptr<Pending>> pieces = plan(runs, want_checksums);
+  const std::string what = fmt::format("reading {} blocks from '{}'", count_blocks(runs), peer_.engine_id);
+  const int64_t pid = peer_.pid;
+  auto peer_gone = [pid] { return peer_process_exited(pid); };
+  // Up to kMaxRequestsInFlight requests at once; they finish in any order,
+  // and are taken in order.
+  size_t num_started = 0;
+  Status st;
+  for (size_t i = 0; i < pieces.size() && st.is_ok(); ++i) {
+    while (st.is_ok() && num_started < pieces.size() && num_started < i + kMaxRequestsInFlight) {
+      st = start_piece(*pieces[num_started++], want_checksums, ctx.grant);
     }
-    if (local_.memory == MemoryKind::kDevice) pending.memory_type = UCS_MEMORY_TYPE_CUDA;
+    if (!st.is_ok()) break;
+    Pending& p = *pieces[i];
+    st = worker_->progress_until([&] { return p.done && p.send_done; }, ctx, what, peer_gone);
+    if (st.is_ok()) st = p.status;
+    if (st.is_ok() && p.staging != nullptr) {
+      st = local_.copier->to_device(local_.block_ptr(p.run.local_first), p.staging, p.data_bytes);
+    }
   }
-  if (want_checksums) {
-    pending.sums.resize(static_cast<size_t>(num_blocks));
-    pending.iov.push_back({pending.sums.data(), pending.sums.size() * sizeof(uint64_t)});
-    pending.expected_bytes += pending.sums.size() * sizeof(uint64_t);
-  }
-  pending_ = &pending;
-  Status st = send_request(pending, runs, want_checksums, ctx.grant);
-  if (st.is_ok()) {
-    const int64_t pid = peer_.pid;
-    st = worker_->progress_until([&] { return pending.done && pending.send_done; }, ctx,
-                                 fmt::format("reading {} blocks from '{}'", num_blocks, peer_.engine_id),
-                                 [pid] { return peer_process_exited(pid); });
-  }
-  if (st.is_ok()) st = pending.status;
-  // Anything still in flight is cancelled before `pending` goes away (a
+  // Anything still in flight is cancelled before the pieces go away (a
   // refusal from the server leaves nothing in flight: the link stays).
-  if (!(pending.done && pending.send_done) || ep_error_ != UCS_OK) reset(/*force=*/true);
-  pending_ = nullptr;
-  if (st.is_ok() && staged) {
-    size_t offset = 0;
-    for (const auto& run : runs) {
-      const size_t n = static_cast<size_t>(run.num_blocks) * block_bytes;
-      st = local_.copier->to_device(local_.block_ptr(run.local_first), static_cast<uint8_t*>(staging) + offset, n);
-      if (!st.is_ok()) break;
-      offset += n;
-    }
+  const bool settled = std::all_of(pieces.begin(), pieces.begin() + static_cast<std::ptrdiff_t>(num_started),
+                                   [](const auto& p) { return p->done && p->send_done; });
+  if (!settled || ep_error_ != UCS_OK) reset(/*force=*/true);
+  in_flight_.clear();
+  std::vector<uint64_t> sums;
+  for (const auto& p : pieces) {
+    if (p->staging != nullptr) local_.copier->free_host(p->staging);
+    sums.insert(sums.end(), p->sums.begin(), p->sums.end());
   }
-  if (staging != nullptr) local_.copier->free_host(staging);
   BATON_RETURN_IF_ERROR(st);
-  return std::move(pending.sums);
+  return sums;
 }
 
 }  // namespace baton

@@ -1,14 +1,16 @@
 // UcxLink: the reading side of the ucx transport, one per peer. It owns a
 // UCX worker and an endpoint to the peer's UcxServer; a read sends one
-// request per part (at most max_request_bytes of blocks) and receives the
-// reply straight into the local blocks (an iov of the runs: host KV, or
-// device KV when UCX moves CUDA memory) or through a host staging buffer
+// request per run (cut into pieces of at most max_request_bytes), up to 8 in
+// flight, and receives each reply straight into the run's local blocks, one
+// contiguous buffer, so that large ones go by zero-copy rendezvous (host KV,
+// or device KV when UCX moves CUDA memory), or through a host staging buffer
 // (device KV otherwise). Reads on one link take turns. A read that ends
 // early (deadline, cancel, peer gone) closes the endpoint and the worker
 // before it returns, so nothing lands in the local blocks afterwards; the
 // next read reconnects.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,13 +46,19 @@ class UcxLink : public PeerLink {
 
   UcxLink(const KvRegionDesc& local, UcxPeer peer, UcxLinkOptions options)
       : local_(local), peer_(std::move(peer)), options_(std::move(options)) {}
+  // Creates the worker (if none) and the endpoint (if none).
   Status connect();
+  Status create_worker(const std::string& tls);
+  Status create_ep(bool handle_peer_failure);
   // Closes the endpoint (force: at once, without telling the peer) and
   // destroys the worker: every operation still in flight is cancelled.
   void reset(bool force);
-  Result<std::vector<uint64_t>> read_part(const std::vector<BlockRun>& runs, bool want_checksums,
-                                          const ReadContext& ctx);
-  Status send_request(Pending& pending, const std::vector<BlockRun>& runs, bool want_checksums, const KvGrant* grant);
+  // The read's requests: each run cut into pieces of at most
+  // max_request_bytes of whole blocks.
+  std::vector<std::unique_ptr<Pending>> plan(const std::vector<BlockRun>& runs, bool want_checksums);
+  // Sets where the piece lands (staging taken if needed) and sends its request.
+  Status start_piece(Pending& piece, bool want_checksums, const KvGrant* grant);
+  Status send_request(Pending& pending, bool want_checksums, const KvGrant* grant);
   bool direct_device() const;
 
   static ucs_status_t on_reply(void* arg, const void* header, size_t header_length, void* data, size_t length,
@@ -64,7 +72,7 @@ class UcxLink : public PeerLink {
   std::unique_ptr<UcxWorker> worker_;
   ucp_ep_h ep_ = nullptr;
   ucs_status_t ep_error_ = UCS_OK;
-  Pending* pending_ = nullptr;  // the read in flight, for the callbacks
+  std::map<uint64_t, Pending*> in_flight_;  // the read's requests by sequence number, for the callbacks
   uint64_t next_seq_ = 1;
 };
 

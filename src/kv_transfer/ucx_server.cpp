@@ -169,15 +169,18 @@ void UcxServer::send_reply(ucp_ep_h ep, uint64_t seq, const Status& status, std:
   params.flags = send->rendezvous && !send->iov.empty() ? UCP_AM_SEND_FLAG_RNDV : 0;
   params.cb.send = &UcxServer::on_send_done;
   params.user_data = send.get();
-  // An error reply carries no data (and UCX wants no empty iov).
-  params.datatype = send->iov.empty() ? ucp_dt_make_contig(1) : ucp_dt_make_iov();
+  // One buffer goes as contiguous data (zero-copy rendezvous where the
+  // transport has it); an error reply carries none.
+  const bool contiguous = send->iov.size() <= 1;
+  params.datatype = contiguous ? ucp_dt_make_contig(1) : ucp_dt_make_iov();
   params.memory_type = send->memory_type;
   if (status.is_ok()) {  // counted before the reader can see the reply
     ++num_reads_;
     num_bytes_served_ += send->data_bytes;
   }
-  void* request = ucp_am_send_nbx(ep, kUcxReadReply, send->header.data(), send->header.size(),
-                                  send->iov.empty() ? nullptr : send->iov.data(), send->iov.size(), &params);
+  const void* data = send->iov.empty() ? nullptr : contiguous ? send->iov[0].buffer : send->iov.data();
+  const size_t count = send->iov.empty() ? 0 : contiguous ? send->iov[0].length : send->iov.size();
+  void* request = ucp_am_send_nbx(ep, kUcxReadReply, send->header.data(), send->header.size(), data, count, &params);
   if (UCS_PTR_IS_ERR(request)) {
     BATON_LOG_WARN("ucx transport: cannot send a KV reply: {}", ucx_error(UCS_PTR_STATUS(request)));
     send->done = true;
