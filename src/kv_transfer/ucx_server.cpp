@@ -11,6 +11,9 @@ namespace baton {
 namespace {
 constexpr size_t kAccessTokenBytes = 16;  // 128 random bits
 constexpr int kLoopSliceMs = 50;          // how often the idle loop looks at stopping_
+// Requests waiting for an answer; more are dropped unread (a flood costs
+// bounded memory; honest readers keep at most 8 in flight per link).
+constexpr size_t kMaxQueuedRequests = 4096;
 }  // namespace
 
 // One reply in flight: what UCX reads from until the send completes.
@@ -68,7 +71,8 @@ ucs_status_t UcxServer::on_request(void* arg, const void* header, size_t header_
   auto* server = static_cast<UcxServer*>(arg);
   const bool has_reply_ep = (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0 && param->reply_ep != nullptr;
   // A request is small and eager; a rendezvous one is dropped unread.
-  if (!has_reply_ep || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || length > kMaxUcxRequestBytes) {
+  if (!has_reply_ep || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || length > kMaxUcxRequestBytes ||
+      server->queue_.size() >= kMaxQueuedRequests) {
     ++server->num_refused_;
     return UCS_OK;
   }
