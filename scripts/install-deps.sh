@@ -11,6 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
       libboost-all-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev
+      libucx-dev  # the ucx KV transport (Debian 12: UCX 1.13; libucx0 comes with it)
       etcd-server chromium
       clang libclang-rt-14-dev llvm  # sanitizer and libFuzzer builds (scripts/sanitize.sh, fuzz.sh); llvm: llvm-symbolizer
       clang-format python3  # the style and include-layer checks (scripts/check-format.sh, check-layers.py)

@@ -75,7 +75,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--tokens", o->cpu.tokens, "Prompt lengths to move (tokens)")->delimiter(',');
   CLI::Option* transports_opt =
       sub.add_option("--transports", o->cpu.transports,
-                     "Transports: local,shm,tcp (cpu, the default all three); cuda_ipc,tcp (cuda, the default both)")
+                     "Transports: local,shm,tcp,ucx (cpu, the default all four); cuda_ipc,tcp,ucx (cuda, the default "
+                     "all three); ucx uses the transports UCX_TLS allows")
           ->delimiter(',');
   sub.add_option("--repeats", o->cpu.repeats, "Timed transfers per case (after one verified warm-up)")
       ->check(CLI::Range(1, 1000));
@@ -85,8 +86,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--block-size", o->block_size, "Tokens per KV block")->check(CLI::Range(1, 4096));
   sub.add_option("--dtype", o->dtype, "KV dtype: bf16, f16, f32");
   sub.add_option("--device", o->device,
-                 "cpu (host KV: local, shm, tcp) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs, tcp "
-                 "staged through pinned host memory, on 2 GPUs or one)")
+                 "cpu (host KV: local, shm, tcp, ucx) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs, tcp "
+                 "staged through pinned host memory, ucx, on 2 GPUs or one)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_flag("--checksum", o->cpu.checksum_every_read,
                "Verify xxHash64 per block on every timed read (the warm-up always does)");

@@ -6,8 +6,12 @@ void add_pd_flags(CLI::App& app, PdFlags& f) {
   app.add_option("--role", f.role, "agg (everything), prefill or decode (PD disaggregation)")
       ->check(CLI::IsMember({"agg", "prefill", "decode"}))
       ->capture_default_str();
-  app.add_option("--kv-transport", f.kv_transport, "KV transfer between PD instances: local, shm, tcp, cuda_ipc")
+  app.add_option("--kv-transport", f.kv_transport, "KV transfer between PD instances: local, shm, tcp, ucx, cuda_ipc")
       ->capture_default_str();
+  app.add_option("--kv-require", f.kv_require,
+                 "Refuse to start unless KV moves over this class of link: rdma, sm or tcp (ucx: UCX is "
+                 "then confined to it, no silent fallback)")
+      ->check(CLI::IsMember({"rdma", "sm", "tcp"}));
   app.add_option("--kv-port", f.kv_port, "Prefill: port of the KV agent (0 picks a free one)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();

@@ -11,7 +11,7 @@ namespace baton::cli {
 
 using PdFlags = instance::PdOptions;
 
-// Adds --role, --kv-transport, --kv-port, --kv-host, --kv-secret-file,
+// Adds --role, --kv-transport, --kv-require, --kv-port, --kv-host, --kv-secret-file,
 // --kv-max-connections, --kv-agent-workers, --kv-idle-timeout-ms,
 // --kv-frame-timeout-ms, --kv-lease-ms, --kv-load-failure-policy,
 // --kv-checksum, --discovery, --advertise-url, --leave-grace-s (and the

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -10,6 +12,7 @@
 #include "kv_transfer/checksum.h"
 #include "kv_transfer/kv_agent.h"
 #include "kv_transfer/kv_secret.h"
+#include "kv_transfer/ucx_inventory.h"
 
 namespace baton::instance {
 
@@ -24,12 +27,30 @@ std::string model_identity(const std::string& model_dir) {
   return fmt::format("config-{:016x}", block_checksum(text.data(), text.size()));
 }
 
+// --kv-require: refuses a KV path of another class before anything starts.
+Status apply_kv_require(const PdOptions& pd) {
+  if (pd.kv_require.empty()) return Status::ok();
+  std::vector<UcxResource> resources;
+  if (pd.kv_transport == "ucx") {
+    BATON_ASSIGN_OR_RETURN(resources, list_ucx_resources());
+  }
+  const char* tls_env = std::getenv("UCX_TLS");
+  BATON_ASSIGN_OR_RETURN(KvRequirement req,
+                         check_kv_require(pd.kv_transport, pd.kv_require, tls_env ? tls_env : "", resources));
+  if (!req.ucx_tls.empty()) {
+    ::setenv("UCX_TLS", req.ucx_tls.c_str(), 1);  // read by every UCX context this process creates
+    BATON_LOG_INFO("--kv-require {}: UCX confined to UCX_TLS={}", pd.kv_require, req.ucx_tls);
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<PdConnectorOptions> kv_connector_options(PdRole role, const PdOptions& pd, const std::string& host) {
   PdConnectorOptions o;
   o.role = role;
   o.transport = pd.kv_transport;
+  BATON_RETURN_IF_ERROR(apply_kv_require(pd));
   BATON_ASSIGN_OR_RETURN(o.secret, KvSecret::load(pd.kv_secret_file));
   if (!pd.kv_host.empty()) {
     if (!o.secret && !is_loopback_host(pd.kv_host)) {

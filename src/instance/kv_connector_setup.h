@@ -17,7 +17,8 @@ namespace baton::instance {
 
 struct PdOptions {
   std::string role = "agg";          // agg | prefill | decode
-  std::string kv_transport = "shm";  // local | shm | tcp | cuda_ipc
+  std::string kv_transport = "shm";  // local | shm | tcp | ucx | cuda_ipc
+  std::string kv_require;            // rdma | sm | tcp: refuse to start unless KV moves over it; "" = any
   int kv_port = 0;                   // the prefill's KV agent; 0 = ephemeral
   std::string kv_host;               // the KV agent's address; "" = the server host with a secret, else 127.0.0.1
   std::string kv_secret_file;        // the KV secret (else $BATON_KV_SECRET; never a flag value)

@@ -48,9 +48,6 @@ namespace baton {
 
 // Called on an agent thread when a peer says it is done reading a request.
 using DoneCallback = std::function<void(const std::string& peer_engine_id, const std::string& request_id)>;
-// Asked before a read is served (`runs`: the blocks asked for) and before a
-// done/renew is passed on (`runs` null): OK, or the error the peer gets.
-using GrantCheck = std::function<Status(const KvGrant& grant, const std::vector<BlockRun>* runs)>;
 // Streamed KV: a reader asks how far a lease still being computed has got
 // (kProgress). Waits up to wait_ms for more than num_blocks_known blocks;
 // returns the kAck's JSON, or the error the peer gets.

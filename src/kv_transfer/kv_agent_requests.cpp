@@ -14,38 +14,6 @@ namespace baton {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// The runs of a read request, each checked inside [0, num_blocks) without
-// computing first + n (a peer's numbers may be anything).
-Result<std::vector<BlockRun>> parse_runs(const Json& request, int64_t num_blocks) {
-  auto it = request.find("runs");
-  if (it == request.end() || !it->is_array()) return invalid_argument("read request without 'runs' (an array)");
-  if (it->empty()) return invalid_argument("read request with no runs");
-  std::vector<BlockRun> runs;
-  runs.reserve(it->size());
-  int64_t total = 0;
-  for (const Json& r : *it) {
-    if (!r.is_array() || r.size() != 2) return invalid_argument("read request: each run must be [first, count]");
-    BATON_ASSIGN_OR_RETURN(const int64_t first, frame_nonnegative_int(r[0], "read request: a run's first block"));
-    BATON_ASSIGN_OR_RETURN(const int64_t n, frame_nonnegative_int(r[1], "read request: a run's block count"));
-    if (n == 0) return invalid_argument("read request: a run of 0 blocks");
-    if (first >= num_blocks || n > num_blocks - first) {
-      return out_of_range("read request: {} blocks from block {} are not inside the cache's [0, {})", n, first,
-                          num_blocks);
-    }
-    // No read needs more blocks than the whole cache.
-    if (n > num_blocks - total) {
-      return out_of_range("read request: more blocks than the cache holds ({})", num_blocks);
-    }
-    total += n;
-    runs.push_back({first, 0, n});
-  }
-  return runs;
-}
-
-}  // namespace
-
 Status KvAgent::handle_frame(Connection& conn, const Frame& frame) {
   const ReadContext ctx{deadline_after_ms(options_.io_timeout_ms), &stopping_};
   switch (frame.type) {
@@ -132,7 +100,7 @@ Status KvAgent::handle_read(Connection& conn, const Json& request) {
     return send_error(conn, want_checksums_or.status(), ctx);
   }
   const bool want_checksums = *want_checksums_or;
-  auto runs_or = parse_runs(request, region_.layout.num_blocks);
+  auto runs_or = parse_read_runs(request, region_.layout.num_blocks);
   if (!runs_or.is_ok()) {
     count_error(&KvAgentStats::num_bad_frames);
     return send_error(conn, runs_or.status(), ctx);

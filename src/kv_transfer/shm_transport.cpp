@@ -1,30 +1,12 @@
 #include "kv_transfer/shm_transport.h"
 
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include "kv_transfer/host_copy.h"
+#include "kv_transfer/peer_process.h"
 #include "kv_transfer/shm_buffer.h"
 
 namespace baton {
 
 namespace {
-
-std::string this_hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "";
-  return buf;
-}
-
-// Identifies this process's PID namespace, so that a peer's pid is only
-// checked when it means the same process here.
-std::string pid_namespace() {
-  char buf[128] = {};
-  const ssize_t n = ::readlink("/proc/self/ns/pid", buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
 
 class ShmLink : public PeerLink {
  public:
@@ -50,8 +32,7 @@ class ShmLink : public PeerLink {
 
  private:
   Status check_alive(const char* when) const {
-    if (peer_pid_ <= 0) return Status::ok();
-    if (::kill(static_cast<pid_t>(peer_pid_), 0) == 0 || errno == EPERM) return Status::ok();
+    if (!peer_process_exited(peer_pid_)) return Status::ok();
     return unavailable("shm transport: peer '{}' (pid {}) exited {} the transfer", peer_, peer_pid_, when);
   }
 
@@ -71,9 +52,7 @@ Status ShmTransport::register_local(const KvRegionDesc& region, PeerDescriptor& 
   // Only a serving region needs to be in shared memory; a region that only
   // reads may be ordinary memory (then peers cannot read from it).
   desc.transport_params["shm_name"] = region.shm_name;
-  desc.transport_params["hostname"] = this_hostname();
-  desc.transport_params["pid"] = static_cast<int64_t>(::getpid());
-  desc.transport_params["pid_namespace"] = pid_namespace();
+  describe_this_process(desc.transport_params);
   return Status::ok();
 }
 
@@ -93,8 +72,7 @@ Result<std::unique_ptr<PeerLink>> ShmTransport::connect(const PeerDescriptor& re
   }
   const size_t bytes = static_cast<size_t>(remote.num_blocks) * remote.block_bytes;
   BATON_ASSIGN_OR_RETURN(auto mapping, SharedMemoryBuffer::open_read_only(name, bytes));
-  int64_t pid = remote.transport_params.value("pid", int64_t{0});
-  if (remote.transport_params.value("pid_namespace", std::string()) != pid_namespace()) pid = 0;
+  const int64_t pid = checkable_peer_pid(remote.transport_params);
   return std::unique_ptr<PeerLink>(std::make_unique<ShmLink>(
       local_, std::move(mapping), static_cast<size_t>(remote.block_bytes), remote.engine_id, pid));
 }

@@ -65,6 +65,7 @@ Status TransferEngine::register_memory(const KvRegionDesc& region) {
 Status TransferEngine::start_agent(DoneCallback on_done) {
   if (!registered_) return failed_precondition("transfer engine: register KV memory before the agent");
   if (agent_) return failed_precondition("transfer engine: agent already running");
+  BATON_RETURN_IF_ERROR(transport_->start_serving(descriptor_, options_.agent.check_grant));
   BATON_ASSIGN_OR_RETURN(agent_, KvAgent::start(region_, descriptor_, std::move(on_done), options_.agent));
   descriptor_.host = agent_->descriptor().host;
   descriptor_.port = agent_->descriptor().port;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ struct KvGrant {
   std::string request_id;
   std::string lease_token;
 };
+
+// Asked before a read is served (`runs`: the blocks asked for) and before a
+// done/renew is passed on (`runs` null): OK, or the error the peer gets.
+using GrantCheck = std::function<Status(const KvGrant& grant, const std::vector<BlockRun>* runs)>;
 
 // What one read may spend: it must return by `deadline` (DEADLINE_EXCEEDED)
 // and soon after `cancelled` turns true (ABORTED); `grant` is the lease it
@@ -76,6 +81,16 @@ class Transport {
   // The KV secret links authenticate with to a peer's agent (transports that
   // talk to the agent for their data: tcp). Called before connect().
   virtual void set_kv_secret(std::shared_ptr<const KvSecret> secret) { (void)secret; }
+  // The serving side, before its KV agent starts (TransferEngine::start_agent):
+  // a transport that serves reads itself rather than through the agent (ucx)
+  // starts doing so, checking each read with `check_grant` (unset: any block
+  // may be read), and adds to `desc` what readers need to reach it. The
+  // descriptor is handed out only by the agent, after its handshake.
+  virtual Status start_serving(PeerDescriptor& desc, GrantCheck check_grant) {
+    (void)desc;
+    (void)check_grant;
+    return Status::ok();
+  }
 };
 
 // Refuses a region the transport's capabilities do not cover.

@@ -8,6 +8,7 @@
 #include "kv_transfer/local_transport.h"
 #include "kv_transfer/shm_transport.h"
 #include "kv_transfer/tcp_transport.h"
+#include "kv_transfer/ucx_transport.h"
 
 namespace baton {
 
@@ -37,7 +38,7 @@ void register_transport_factory(const std::string& name, TransportFactory factor
 }
 
 std::vector<std::string> transport_names() {
-  std::vector<std::string> names = {"local", "shm", "tcp"};
+  std::vector<std::string> names = {"local", "shm", "tcp", "ucx"};
   for (const auto& [name, factory] : extra_factories()) names.push_back(name);
   return names;
 }
@@ -46,6 +47,7 @@ Result<std::unique_ptr<Transport>> make_transport(const std::string& name) {
   if (name == "local") return std::unique_ptr<Transport>(std::make_unique<LocalTransport>());
   if (name == "shm") return std::unique_ptr<Transport>(std::make_unique<ShmTransport>());
   if (name == "tcp") return std::unique_ptr<Transport>(std::make_unique<TcpTransport>());
+  if (name == "ucx") return std::unique_ptr<Transport>(std::make_unique<UcxTransport>());
   auto it = extra_factories().find(name);
   if (it != extra_factories().end()) return it->second();
   if (name == "cuda_ipc") {

@@ -1,4 +1,4 @@
-// Transports by name. local, shm and tcp are built in; optional ones (the
+// Transports by name. local, shm, tcp and ucx are built in; optional ones (the
 // CUDA build's cuda_ipc) are registered explicitly by the program that links
 // them, at start (cli/main.cpp calls register_cuda_kv_transfer()).
 #pragma once

@@ -118,4 +118,9 @@ Result<bool> frame_bool(const Json& obj, const char* key, bool fallback);
 // An integer in [0, INT64_MAX] (no floats, no unsigned beyond int64).
 Result<int64_t> frame_nonnegative_int(const Json& value, const char* what);
 
+// The "runs" ([[first, count], ...]) of a read request from a peer, each
+// checked inside [0, num_blocks) without computing first + count (a peer's
+// numbers may be anything); remote_first and num_blocks are set.
+Result<std::vector<BlockRun>> parse_read_runs(const Json& request, int64_t num_blocks);
+
 }  // namespace baton

@@ -1,4 +1,4 @@
-// shm and tcp between two processes: the serving side is a forked child
+// shm, tcp and ucx between two processes: the serving side is a forked child
 // (deploy::ChildProcess, the one child-process helper).
 #include <signal.h>
 #include <unistd.h>
@@ -72,7 +72,7 @@ int serve_in_child(const std::string& transport) {
   region = TestRegion::shm(testing::small_shape(kNumBlocks));
   region.fill_random(kSeed);
   static std::unique_ptr<TransferEngine> engine;
-  auto t = make_transport(transport);
+  auto t = testing::make_test_transport(transport);
   if (!t.is_ok()) return -1;
   TransferEngineOptions opts;
   opts.engine_id = "prefill-child";
@@ -141,12 +141,17 @@ TEST_P(CrossProcessTest, PeerKilledGivesClearError) {
   EXPECT_EQ(done.code(), StatusCode::kUnavailable) << done.to_string();
 }
 
-TEST(CrossProcess, FrozenPeerTimesOut) {
+// A peer that stops answering (SIGSTOP): a read ends at its deadline, and
+// one cancelled ends soon after, over the transports whose serving side is
+// a process that must answer (tcp's agent, ucx's server).
+class FrozenPeerTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FrozenPeerTest, ReadsEndAtTheirDeadlineOrWhenCancelled) {
   ServingChild child;
-  const int port = child.start([&] { return serve_in_child("tcp"); });
+  const int port = child.start([&] { return serve_in_child(GetParam()); });
   ASSERT_GT(port, 0);
   TestRegion dst = TestRegion::heap(testing::small_shape(16));
-  auto decode = testing::make_engine("tcp", "decode-parent");
+  auto decode = testing::make_engine(GetParam(), "decode-parent");
   ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
   auto peer = decode->connect_peer("127.0.0.1", port);
   ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
@@ -157,8 +162,20 @@ TEST(CrossProcess, FrozenPeerTimesOut) {
   Status st = (*h)->wait(5000);
   EXPECT_EQ(st.code(), StatusCode::kDeadlineExceeded) << st.to_string();
   EXPECT_LT(sw.elapsed_ms(), 2000.0);
+  auto cancelled = decode->read_blocks(peer->engine_id, {3}, {3}, {.timeout_ms = 60000});
+  ASSERT_TRUE(cancelled.is_ok());
+  // Still running after a while (it waits on the frozen peer), then cancelled.
+  EXPECT_EQ((*cancelled)->wait(200).code(), StatusCode::kDeadlineExceeded);
+  Stopwatch sw2;
+  (*cancelled)->cancel();
+  st = (*cancelled)->wait(5000);
+  EXPECT_EQ(st.code(), StatusCode::kAborted) << st.to_string();
+  EXPECT_LT(sw2.elapsed_ms(), 2000.0);
   child.kill_now(SIGKILL);
 }
+
+INSTANTIATE_TEST_SUITE_P(Cpu, FrozenPeerTest, ::testing::Values("tcp", "ucx_tcp", "ucx_sm"),
+                         [](const auto& info) { return info.param; });
 
 TEST(CrossProcess, LocalTransportRefusesAnotherProcess) {
   ServingChild child;
@@ -190,7 +207,7 @@ TEST(CrossProcess, HugeTimeoutsDoNotOverflow) {
   EXPECT_TRUE(dst.block_equals(3, expected, 200));
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, CrossProcessTest, ::testing::Values("shm", "tcp"),
+INSTANTIATE_TEST_SUITE_P(Cpu, CrossProcessTest, ::testing::Values("shm", "tcp", "ucx_tcp", "ucx_sm"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

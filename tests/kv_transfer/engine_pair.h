@@ -12,6 +12,7 @@
 #include "kv_transfer/kv_test_util.h"
 #include "kv_transfer/transfer_engine.h"
 #include "kv_transfer/transport_registry.h"
+#include "kv_transfer/ucx_transport.h"
 
 namespace baton::testing {
 
@@ -37,9 +38,18 @@ inline std::unique_ptr<TransferEngine> make_engine(std::unique_ptr<Transport> tr
   return std::move(engine).value();
 }
 
+// A transport by registry name, or "ucx_tcp" / "ucx_sm": the ucx transport
+// limited to UCX's tcp or shared-memory transports (UCX_TLS), as CI runs it.
+inline Result<std::unique_ptr<Transport>> make_test_transport(const std::string& name) {
+  if (name.rfind("ucx_", 0) == 0) {
+    return std::unique_ptr<Transport>(std::make_unique<UcxTransport>(UcxTransportOptions{.tls = name.substr(4)}));
+  }
+  return make_transport(name);
+}
+
 inline std::unique_ptr<TransferEngine> make_engine(const std::string& transport, const std::string& id,
                                                    bool checksum = false) {
-  auto t = make_transport(transport);
+  auto t = make_test_transport(transport);
   EXPECT_TRUE(t.is_ok()) << t.status().to_string();
   return make_engine(std::move(t).value(), id, checksum);
 }

@@ -125,7 +125,7 @@ TEST_P(TransportTest, PeerForAConnectedEngineIsFoundWithoutARoundTrip) {
   EXPECT_FALSE(decode_->peer_for("prefill-0", "127.0.0.1", 1).is_ok());  // not where it was connected: asks port 1
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, TransportTest, ::testing::Values("local", "shm", "tcp"),
+INSTANTIATE_TEST_SUITE_P(Cpu, TransportTest, ::testing::Values("local", "shm", "tcp", "ucx_tcp", "ucx_sm"),
                          [](const auto& info) { return info.param; });
 
 TEST(TransferEngine, IncompatiblePeerRefusedNamingField) {

@@ -1,5 +1,6 @@
 // Same output: for every fixture model, an in-process PD deployment (a
-// router, a prefill and a decode instance) over local, shm and tcp returns
+// router, a prefill and a decode instance) over local, shm and tcp (and ucx
+// over UCX's tcp and shared memory) returns
 // exactly the tokens an agg instance returns for the same greedy requests,
 // streamed and not, and with streamed KV (the router starts the decode as
 // the prefill's first event comes; the prefill computes a few tokens a step,
@@ -7,6 +8,8 @@
 // the decode side's prefix cache lacks (shown by the kv counters); and every
 // instance's block pool is fully free afterwards.
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 
 #include "pd_cluster.h"
 
@@ -95,6 +98,30 @@ TEST_P(PdSameOutputTest, PdOverLocalShmAndTcpMatchesAgg) {
     EXPECT_EQ(counter(*decode, "baton:kv_transfers_failed_total"), 0);
   }
   EXPECT_TRUE(pool_fully_free(*agg)) << "agg";
+}
+
+// The ucx transport, as CI runs it without RDMA: UCX limited to its tcp, then
+// to its shared-memory transports (UCX_TLS, read when each UCX worker starts).
+TEST(PdSameOutputUcx, PdOverUcxTcpAndSmMatchesAgg) {
+  const std::string model = fixture_model("qwen3-tiny");
+  auto agg = start_instance(model, "agg");
+  ASSERT_TRUE(agg);
+  const char* before = std::getenv("UCX_TLS");
+  const std::string saved = before != nullptr ? before : "";
+  for (const std::string tls : {"tcp", "sm"}) {
+    ::setenv("UCX_TLS", tls.c_str(), 1);
+    auto prefill = start_instance(model, "prefill", "ucx");
+    auto decode = start_instance(model, "decode", "ucx");
+    ASSERT_TRUE(prefill && decode) << tls;
+    auto proxy = start_router(*prefill, *decode);
+    ASSERT_TRUE(proxy) << tls;
+    check_deployment(*agg, {prefill.get(), decode.get(), proxy.get()}, "ucx UCX_TLS=" + tls);
+  }
+  if (before != nullptr) {
+    ::setenv("UCX_TLS", saved.c_str(), 1);
+  } else {
+    ::unsetenv("UCX_TLS");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(FixtureModels, PdSameOutputTest,

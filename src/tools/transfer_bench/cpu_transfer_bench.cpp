@@ -188,8 +188,8 @@ void print_row(const Row& r) {
 int run_cpu_transfer_bench(const CpuTransferBenchOptions& o) {
   const KvRegionDesc& r = o.region;
   for (const auto& t : o.transports) {
-    if (t != "local" && t != "shm" && t != "tcp") {
-      std::cerr << "bench-transfer: unknown CPU transport '" << t << "' (local, shm, tcp)\n";
+    if (t != "local" && t != "shm" && t != "tcp" && t != "ucx") {
+      std::cerr << "bench-transfer: unknown CPU transport '" << t << "' (local, shm, tcp, ucx)\n";
       return 2;
     }
   }

@@ -1,9 +1,9 @@
 // The CPU part of `baton bench-transfer`: moves one request's host-resident
-// KV at several prompt lengths over each transport (local, shm, tcp) against
+// KV at several prompt lengths over each transport (local, shm, tcp, ucx) against
 // ceilings measured in the same run (memcpy, loopback TCP), and prints a
 // table (and JSON when asked).
 //
-// shm and tcp run the serving side in a forked child process, as in
+// shm, tcp and ucx run the serving side in a forked child process, as in
 // deployment; local runs both engines in this process. Block ids are
 // scattered (runs of 1..16 consecutive blocks, shuffled) on both sides.
 #pragma once
@@ -18,7 +18,7 @@ namespace baton {
 
 struct CpuTransferBenchOptions {
   std::vector<int> tokens = {1024, 4096, 16384};
-  std::vector<std::string> transports = {"local", "shm", "tcp"};
+  std::vector<std::string> transports = {"local", "shm", "tcp", "ucx"};
   int repeats = 5;
   KvRegionDesc region;  // shape only (num_blocks and base unused)
   bool checksum_every_read = false;

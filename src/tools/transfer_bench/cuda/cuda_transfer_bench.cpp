@@ -17,6 +17,7 @@
 #include "kv_transfer/cuda/cuda_ipc_transport.h"
 #include "kv_transfer/tcp_transport.h"
 #include "kv_transfer/transfer_engine.h"
+#include "kv_transfer/ucx_transport.h"
 #include "tools/transfer_bench/bandwidth.h"
 #include "tools/transfer_bench/bench_util.h"
 
@@ -25,6 +26,10 @@ namespace baton {
 namespace {
 
 constexpr uint64_t kSeed = 42;
+
+// tcp stages GPU KV through pinned host memory; so does ucx when its UCX
+// build has no CUDA transports (with them, the copier goes unused).
+bool needs_copier(const std::string& transport) { return transport == "tcp" || transport == "ucx"; }
 
 Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport, const std::string& id,
                                                     int tcp_streams) {
@@ -40,8 +45,10 @@ Result<std::unique_ptr<TransferEngine>> make_engine(const std::string& transport
     TcpTransportOptions topts;
     topts.num_streams = tcp_streams;
     t = std::make_unique<TcpTransport>(topts);
+  } else if (transport == "ucx") {
+    t = std::make_unique<UcxTransport>();  // UCX_TLS picks UCX's transports
   } else {
-    return invalid_argument("unknown transport '{}' (cuda_ipc, tcp)", transport);
+    return invalid_argument("unknown transport '{}' (cuda_ipc, tcp, ucx)", transport);
   }
   return TransferEngine::create(std::move(t), opts);
 }
@@ -76,7 +83,7 @@ Status fill_device(uint8_t* dev, size_t num_bytes) {
   if (st.is_ok()) st = fill_device(static_cast<uint8_t*>(dev), region.total_bytes());
   if (st.is_ok()) {
     region.base = dev;
-    if (transport == "tcp") {
+    if (needs_copier(transport)) {
       copier = std::make_unique<CudaDeviceCopier>(o.src_device);
       region.copier = copier.get();
     }
@@ -212,8 +219,8 @@ Json report_row(const RowShape& r, const std::vector<double>& times, double ceil
 
 Status run(const CudaTransferBenchOptions& o) {
   for (const auto& t : o.transports) {
-    if (t != "cuda_ipc" && t != "tcp") {
-      return invalid_argument("unknown transport '{}' (cuda_ipc, tcp)", t);
+    if (t != "cuda_ipc" && t != "tcp" && t != "ucx") {
+      return invalid_argument("unknown transport '{}' (cuda_ipc, tcp, ucx)", t);
     }
   }
   const int max_tokens = *std::max_element(o.tokens.begin(), o.tokens.end());
@@ -270,7 +277,7 @@ Status run(const CudaTransferBenchOptions& o) {
       cudaGetLastError();
     }
   }
-  if (std::find(o.transports.begin(), o.transports.end(), "tcp") != o.transports.end()) {
+  if (std::any_of(o.transports.begin(), o.transports.end(), needs_copier)) {
     const size_t bytes = std::min<size_t>(dst.total_bytes(), 256u << 20);
     BATON_ASSIGN_OR_RETURN(auto pinned, time_pinned_copies(dst_mem, bytes, 3, stream));
     std::cout << fmt::format("pinned host<->GPU {} ({} MiB): to host {:.1f} GB/s, to device {:.1f} GB/s\n", dst_device,
@@ -287,7 +294,7 @@ Status run(const CudaTransferBenchOptions& o) {
       continue;
     }
     KvRegionDesc local = dst;
-    if (transport == "tcp") local.copier = &copier;
+    if (needs_copier(transport)) local.copier = &copier;
     BATON_ASSIGN_OR_RETURN(auto decode, make_engine(transport, "bench-decode-" + transport, o.tcp_streams));
     BATON_RETURN_IF_ERROR(decode->register_memory(local));
     BATON_ASSIGN_OR_RETURN(auto peer, decode->connect_peer("127.0.0.1", servers[t]->port));
@@ -308,8 +315,9 @@ Status run(const CudaTransferBenchOptions& o) {
       std::vector<double> times;
       double ceiling_gbps = 0;
       for (int r = 0; r < std::max(1, o.repeats); ++r) {
-        if (transport == "tcp") {
-          // Measured before each timed read, so both see the same load.
+        if (needs_copier(transport)) {
+          // Measured before each timed read, so both see the same load (ucx
+          // rows get tcp's ceiling, to be read against the tcp rows).
           BATON_ASSIGN_OR_RETURN(
               double g, measure_loopback_tcp_gbps(std::min<size_t>(bytes, 1u << 30), 4u << 20, 1, o.tcp_streams));
           ceiling_gbps = std::max(ceiling_gbps, g);

@@ -5,7 +5,10 @@
 //   cuda_ipc: cudaMemcpyPeer of the same bytes (needs two GPUs; skipped on one);
 //   tcp:      one plain loopback TCP stream of the same bytes (both ends stage
 //             through pinned host buffers; the pinned host<->device copy rates
-//             are printed too, as the other bound of that path).
+//             are printed too, as the other bound of that path);
+//   ucx:      the same loopback TCP ceiling, to read against the tcp rows
+//             (UCX_TLS picks UCX's transports; GPU memory goes through UCX's
+//             CUDA transports when its build has them, else staged like tcp).
 #pragma once
 
 #include <string>
@@ -19,7 +22,7 @@ namespace baton {
 
 struct CudaTransferBenchOptions {
   std::vector<int> tokens;
-  std::vector<std::string> transports = {"cuda_ipc", "tcp"};
+  std::vector<std::string> transports = {"cuda_ipc", "tcp", "ucx"};
   int repeats = 5;
   KvRegionDesc region;  // shape only (num_blocks and base unused)
   int src_device = 0;
