@@ -13,9 +13,12 @@
 
 #include "common/metrics_registry.h"
 #include "http/http_exchange.h"
+#include "router/disagg_decider.h"
 #include "router/instance_pool.h"
+#include "router/kv_index.h"
 #include "router/routing_policy.h"
 #include "router/upstream_clients.h"
+#include "server/prompt_codec.h"
 
 namespace baton::router {
 
@@ -29,12 +32,21 @@ struct RouterServiceOptions {
   // event_heartbeat_s (5 s), so silence past these means a stopped instance.
   double first_byte_timeout_s = 20.0;
   double idle_timeout_s = 20.0;
+  // pd: where each request is prefilled (router/disagg_decider.h).
+  DisaggOptions disagg;
+  // Tokenize prompts (kv_aware routing, conditional disaggregation): with
+  // the instances' tokenizer (`codec`) for text, as given for token ids.
+  bool tokenize_prompts = false;
+  int64_t max_model_len = 131072;
 };
+
 
 class RouterService : public std::enable_shared_from_this<RouterService> {
  public:
+  // `index` (may be null) holds the instances' KV events; `codec` (may be
+  // null: text prompts are then not tokenized) is the instances' tokenizer.
   RouterService(RouterServiceOptions options, InstancePool& pool, std::unique_ptr<RoutingPolicy> policy,
-                UpstreamClients& clients);
+                UpstreamClients& clients, const KvIndex* index = nullptr, const PromptCodec* codec = nullptr);
 
   // The HttpHandler: runs on the exchange's executor.
   void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
@@ -49,6 +61,9 @@ class RouterService : public std::enable_shared_from_this<RouterService> {
   void count_request(const Instance& inst);
   void count_retry(PoolRole role);
   void count_upstream_error(const Instance& inst, const std::string& kind);
+  void count_prefill_place(const DisaggDecision& decision);
+  // The KV state of `url` for `prompt` (nothing synced without an index).
+  KvView kv_view(const std::string& url, const PromptHashes& prompt) const;
   void call_started() { num_in_flight_.fetch_add(1); }
   void call_finished() { num_in_flight_.fetch_sub(1); }
 
@@ -56,11 +71,15 @@ class RouterService : public std::enable_shared_from_this<RouterService> {
   void route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange);
   void handle_health(const std::shared_ptr<HttpExchange>& exchange);
   void handle_models(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
+  void render_kv_metrics();
+  void count_kv_pick(PoolRole role, const Instance& inst, const RouteNote& note);
 
   RouterServiceOptions options_;
   InstancePool& pool_;
   std::unique_ptr<RoutingPolicy> policy_;
   UpstreamClients& clients_;
+  const KvIndex* index_;
+  const PromptCodec* codec_;
   MetricsRegistry metrics_;
   std::atomic<int> num_in_flight_{0};
 };
