@@ -1,25 +1,19 @@
 #include "kv/kv_event_publisher.h"
 
-#include <numeric>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "kv/kv_cache_manager.h"
+#include "kv/kv_requests.h"
 
 namespace baton {
 namespace {
 
-std::vector<int32_t> iota_tokens(int n, int start) {
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  std::iota(t.begin(), t.end(), start);
-  return t;
-}
+using kv_test::iota_tokens;
 
 void admit(KvCacheManager& kv, uint64_t id, const std::vector<int32_t>& tokens) {
-  ComputedBlocks c = kv.get_computed_blocks(id, tokens);
-  ASSERT_TRUE(kv.allocate_slots(id, 0, static_cast<int>(tokens.size()) - c.num_tokens, &c));
-  kv.cache_blocks(id, tokens, static_cast<int>(tokens.size()));
+  ASSERT_TRUE(kv_test::admit(kv, id, tokens));
 }
 
 TEST(KvEvents, PoolRecordsStoredRemovedAndClearedInOrder) {

@@ -1,21 +1,17 @@
 #include "router/kv_index.h"
 
-#include <numeric>
 
 #include <gtest/gtest.h>
 
 #include "kv/kv_cache_manager.h"
+#include "kv/kv_requests.h"
 
 namespace baton::router {
 namespace {
 
 const std::string kUrl = "http://127.0.0.1:9001";
 
-std::vector<int32_t> iota_tokens(int n, int start) {
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  std::iota(t.begin(), t.end(), start);
-  return t;
-}
+using kv_test::iota_tokens;
 
 // An instance's side: a KV cache whose events feed a publisher.
 struct FakeInstance {
@@ -29,9 +25,7 @@ struct FakeInstance {
   }
   void serve(const std::vector<int32_t>& tokens) {
     const uint64_t id = next_id++;
-    ComputedBlocks c = kv.get_computed_blocks(id, tokens);
-    ASSERT_TRUE(kv.allocate_slots(id, 0, static_cast<int>(tokens.size()) - c.num_tokens, &c));
-    kv.cache_blocks(id, tokens, static_cast<int>(tokens.size()));
+    ASSERT_TRUE(kv_test::admit(kv, id, tokens));
     kv.free(id);
     pub.publish(kv.take_events(), {});
   }

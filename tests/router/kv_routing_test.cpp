@@ -20,7 +20,7 @@ double metric_with(const std::string& base_url, const std::string& name, const s
   std::istringstream lines(r->body);
   std::string line;
   while (std::getline(lines, line)) {
-    if (line.rfind(name + "{", 0) != 0) continue;
+    if (line.rfind(name + "{", 0) != 0 && line.rfind(name + " ", 0) != 0) continue;
     bool all = true;
     for (const auto& l : labels) all = all && line.find(l) != std::string::npos;
     if (all) return std::stod(line.substr(line.rfind(' ') + 1));
@@ -136,8 +136,20 @@ TEST(KvRouting, ConditionalDisaggregationFollowsTheThreshold) {
   EXPECT_EQ(far.tokens.size(), 4u);
   EXPECT_EQ(count("remote", "long"), 1);
   EXPECT_EQ(count("local", "short"), 1);
-  // The prefill did the work: the decode instance got no prompt to compute.
   EXPECT_EQ(metric_with(base, "baton:router_requests_total", {label("instance", prefill->url())}), 1);
+
+  // The decode instance cached the pulled blocks: the same 60 tokens again
+  // are mostly cached there (48 of them), so the 12 left prefill locally.
+  ASSERT_TRUE(wait_until(
+      [&] { return metric_with(base, "baton:router_kv_index_blocks", {label("instance", decode->url())}) >= 3; },
+      20.0));
+  Completion again = post_completion(base, completion_body(long_prompt, 4, false));
+  ASSERT_EQ(again.http_status, 200) << again.raw;
+  EXPECT_EQ(again.tokens, far.tokens);
+  EXPECT_EQ(count("local", "short"), 2);
+  EXPECT_EQ(count("remote", "long"), 1);
+  EXPECT_EQ(metric_with(base, "baton:router_requests_total", {label("instance", prefill->url())}), 1);
+  EXPECT_EQ(metric_with(base, "baton:router_pd_local_prefill_tokens_total", {}), 20 + 12);
 }
 
 }  // namespace
