@@ -4,14 +4,23 @@
 
 namespace baton {
 
-KvEventStreams::~KvEventStreams() {
-  std::set<uint64_t> ids;
+KvEventStreams::~KvEventStreams() { end_all(); }
+
+void KvEventStreams::end_all() {
+  std::map<uint64_t, std::weak_ptr<HttpExchange>> streams;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ids.swap(ids_);
+    streams.swap(streams_);
   }
-  // After unsubscribe() returns, the publisher never calls that sink again.
-  for (uint64_t id : ids) publisher_->unsubscribe(id);
+  for (auto& [id, weak] : streams) {
+    // After unsubscribe() returns, the publisher never calls that sink again.
+    publisher_->unsubscribe(id);
+    if (auto ex = weak.lock()) {
+      boost::asio::post(ex->executor(), [ex] {
+        if (!ex->disconnected()) ex->end_events();
+      });
+    }
+  }
 }
 
 void KvEventStreams::serve(const std::shared_ptr<HttpExchange>& exchange) {
@@ -27,7 +36,7 @@ void KvEventStreams::serve(const std::shared_ptr<HttpExchange>& exchange) {
   });
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ids_.insert(id);
+    streams_.emplace(id, exchange);
   }
   exchange->send_event(snapshot);
   exchange->set_disconnect_handler([this, id = id] { end(id); });
@@ -36,14 +45,14 @@ void KvEventStreams::serve(const std::shared_ptr<HttpExchange>& exchange) {
 void KvEventStreams::end(uint64_t id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (ids_.erase(id) == 0) return;
+    if (streams_.erase(id) == 0) return;
   }
   publisher_->unsubscribe(id);
 }
 
 int KvEventStreams::num_streams() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int>(ids_.size());
+  return static_cast<int>(streams_.size());
 }
 
 }  // namespace baton

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <mutex>
-#include <set>
 
 #include "http/http_exchange.h"
 #include "kv/kv_event_publisher.h"
@@ -26,13 +26,16 @@ class KvEventStreams {
   // until the client leaves or the server stops.
   void serve(const std::shared_ptr<HttpExchange>& exchange);
   int num_streams() const;
+  // Shutdown: ends every stream (each client sees a complete response and
+  // its connection goes idle, so the server can close it at once).
+  void end_all();
 
  private:
   void end(uint64_t id);
 
   std::shared_ptr<KvEventPublisher> publisher_;
   mutable std::mutex mu_;
-  std::set<uint64_t> ids_;
+  std::map<uint64_t, std::weak_ptr<HttpExchange>> streams_;  // by subscription id
 };
 
 }  // namespace baton

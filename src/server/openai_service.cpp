@@ -54,6 +54,11 @@ OpenAiService::OpenAiService(EngineApi& engine, const PromptCodec& codec, OpenAi
 
 OpenAiService::~OpenAiService() = default;
 
+void OpenAiService::set_draining() {
+  draining_ = true;
+  if (kv_streams_) kv_streams_->end_all();
+}
+
 std::string OpenAiService::next_request_id(ApiKind kind) {
   return fmt::format("{}-{}{:x}", kind == ApiKind::kChat ? "chatcmpl" : "cmpl", id_prefix_, next_id_++);
 }

@@ -48,7 +48,8 @@ class OpenAiService {
   void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
 
   // Shutdown: refuse new generation requests (503), then abort the live ones.
-  void set_draining() { draining_ = true; }
+  // Also ends the KV event streams (GET /v1/kv/events).
+  void set_draining();
   void abort_all();
   int num_active() const;
 

@@ -3,6 +3,8 @@
 // engine computed (the hashes a router computes from the same token ids).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "kv/block_hash.h"
 #include "pd/pd_cluster.h"
 #include "server/http_test_client.h"
@@ -65,6 +67,19 @@ TEST(KvEventsEndpoint, StreamsASnapshotThenNumberedBatchesOfTheEnginesBlocks) {
   }
   EXPECT_EQ(stored, (std::set<BlockHash>(want.begin(), want.end())));
   EXPECT_EQ(testing::http_call(inst->port(), "POST", "/v1/kv/events", "{}").status, 405);
+
+  // Shutdown ends the stream (a complete chunked response), so that the
+  // server does not wait out its grace for this connection.
+  std::thread stopper([&] { inst->stop(); });
+  std::string rest;
+  char buf[4096];
+  boost::system::error_code ec;
+  while (!ec) {
+    size_t n = sock.read_some(boost::asio::buffer(buf), ec);
+    rest.append(buf, n);
+  }
+  stopper.join();
+  EXPECT_NE(rest.find("0\r\n\r\n"), std::string::npos) << rest;
 }
 
 }  // namespace
