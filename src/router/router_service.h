@@ -18,7 +18,7 @@
 #include "router/kv_index.h"
 #include "router/routing_policy.h"
 #include "router/upstream_clients.h"
-#include "server/prompt_codec.h"
+#include "server/openai_request.h"  // PromptCodec
 
 namespace baton::router {
 
