@@ -47,7 +47,34 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--prefill", o->prefill, "Prefill instances, URL[,URL...] (pd)");
   sub.add_option("--decode", o->decode, "Decode instances, URL[,URL...] (pd)");
   sub.add_option("--replica", o->replica, "Replicas, URL[,URL...] (agg)");
-  sub.add_option("--policy", o->policy, "round_robin, least_loaded or prefix_aware");
+  sub.add_option("--policy", o->policy,
+                 "round_robin, least_loaded, kv_aware (longest cached prefix from the instances' KV events, "
+                 "weighed against load) or prefix_aware (a hash of the prompt's first 256 characters)")
+      ->capture_default_str();
+  sub.add_option("--kv-load-weight", o->kv_load_weight,
+                 "kv_aware: how many uncached prompt tokens one request in flight on an instance weighs")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--tokenizer", o->tokenizer,
+                 "A model folder with the instances' tokenizer.json: kv_aware and --disagg tokenize text prompts "
+                 "as the instances do (without it, only token-id prompts are matched)");
+  sub.add_option("--disagg", o->disagg,
+                 "pd: always (every request prefills remotely), conditional (--disagg-max-local-prefill-tokens, "
+                 "--disagg-max-prefill-queue) or auto (from the instances' measured queues and prefill throughput)")
+      ->check(CLI::IsMember({"always", "conditional", "auto"}))
+      ->capture_default_str();
+  sub.add_option("--disagg-max-local-prefill-tokens", o->disagg_max_local_prefill_tokens,
+                 "conditional: a prompt with at most this many tokens uncached on its decode instance prefills there")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--disagg-max-prefill-queue", o->disagg_max_prefill_queue,
+                 "conditional: prefill on the decode instance when the prefill instance has more requests waiting")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub.add_option("--disagg-hop-ms", o->disagg_hop_ms,
+                 "auto: what a remote prefill adds to a request besides the prefill's queue (exchanges, KV pull)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   sub.add_option("--discovery", o->discovery,
                  "etcd://HOST:PORT: take instances from the etcd registry (joins and leaves live)");
   sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");

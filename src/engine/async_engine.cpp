@@ -16,6 +16,8 @@ AsyncEngine::AsyncEngine(std::unique_ptr<EngineCore> core)
       max_model_len_(core_->max_model_len()),
       max_waiting_(core_->options().max_waiting_requests) {
   stats_ = core_->stats();
+  kv_events_ = std::make_shared<KvEventPublisher>(core_->options().block_size);
+  core_->enable_kv_events();
   if (KvConnector* c = core_->kv_connector()) {
     // PD events arrive on other threads: wake the engine thread to apply them.
     c->set_wakeup([this] {
@@ -105,6 +107,23 @@ void AsyncEngine::deliver(RequestOutput out) {
   }
 }
 
+void AsyncEngine::publish_kv_events() {
+  const EngineStats s = core_->stats();
+  if (s.last_step_prefill_tokens > 0 && s.last_step_time_s > 0) {
+    // The prompt throughput of recent steps that had prompt work: an
+    // exponential moving average, so one odd step moves it a little.
+    const double rate = s.last_step_prefill_tokens / s.last_step_time_s;
+    prefill_tokens_per_s_ = prefill_tokens_per_s_ > 0 ? 0.8 * prefill_tokens_per_s_ + 0.2 * rate : rate;
+  }
+  KvLoad load;
+  load.num_waiting = s.num_waiting;
+  load.num_running = s.num_running;
+  load.kv_usage = s.kv_usage;
+  load.waiting_prompt_tokens = core_->waiting_prompt_tokens();
+  load.prefill_tokens_per_s = prefill_tokens_per_s_;
+  kv_events_->publish(core_->take_kv_events(), load);
+}
+
 void AsyncEngine::loop() {
   // The last step's outputs, delivered while the next step runs on the
   // backend (EngineCore::begin_step/end_step), or before anything else
@@ -180,6 +199,7 @@ void AsyncEngine::loop() {
       if (running) held = core_->end_step();
       if (!core_->steps_overlap()) deliver_held();  // nothing to overlap with: deliver now
     }
+    publish_kv_events();
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = core_->stats();
     num_waiting_ = core_->num_waiting();

@@ -15,6 +15,7 @@
 
 #include "engine/async_engine_api.h"
 #include "engine/engine_core.h"
+#include "kv/kv_event_publisher.h"
 
 namespace baton {
 
@@ -43,6 +44,10 @@ class AsyncEngine : public EngineApi {
   // Live requests (submitted, no final output yet).
   int num_live_requests() const;
 
+  // The engine's KV events and load, published after every step
+  // (kv/kv_event_publisher.h; served at GET /v1/kv/events).
+  const std::shared_ptr<KvEventPublisher>& kv_events() const { return kv_events_; }
+
  private:
   struct Command {
     enum class Kind { kSubmit, kAbort } kind;
@@ -52,6 +57,8 @@ class AsyncEngine : public EngineApi {
 
   void loop();
   void deliver(RequestOutput out);
+  // Engine thread: the step's KV events and the load after it.
+  void publish_kv_events();
 
   std::unique_ptr<EngineCore> core_;
   const int max_model_len_;
@@ -66,6 +73,8 @@ class AsyncEngine : public EngineApi {
   bool stopping_ = false;
   ShutdownMode mode_ = ShutdownMode::kAbort;
   bool joined_ = false;
+  std::shared_ptr<KvEventPublisher> kv_events_;
+  double prefill_tokens_per_s_ = 0.0;  // moving average over steps with prompt work (engine thread)
   std::thread thread_;
 };
 

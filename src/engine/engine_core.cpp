@@ -374,6 +374,12 @@ std::optional<RequestOutput> EngineCore::abort_request(const std::string& reques
   return o;
 }
 
+int64_t EngineCore::waiting_prompt_tokens() const {
+  int64_t n = 0;
+  for (const Request* r : scheduler_.waiting()) n += std::max(0, r->num_prompt_tokens() - r->num_computed_tokens);
+  return n;
+}
+
 EngineStats EngineCore::stats() const {
   EngineStats s = stats_;
   s.num_running = scheduler_.num_running();

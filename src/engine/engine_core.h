@@ -85,6 +85,12 @@ class EngineCore {
   const EngineOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
   const KvCacheManager& kv_cache() const { return kv_; }
+  // KV events (kv/kv_event.h): recorded once enabled, drained by the caller
+  // after each step (AsyncEngine publishes them).
+  void enable_kv_events() { kv_.set_record_events(true); }
+  std::vector<KvEvent> take_kv_events() { return kv_.take_events(); }
+  // Prompt tokens the waiting requests still have to compute.
+  int64_t waiting_prompt_tokens() const;
   const Scheduler& scheduler() const { return scheduler_; }
 
  private:

@@ -95,6 +95,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
     std::shared_ptr<PdKvConnector> connector = connector_;
     o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
   }
+  o.service.kv_events = le.engine->kv_events();
   o.shutdown_grace_s = s.shutdown_grace_s;
   // Registered in discovery, the instance catches the signals itself: it
   // leaves the registry before the server's graceful shutdown.

@@ -1,6 +1,7 @@
 #include "instance/router_instance.h"
 
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -44,7 +45,14 @@ Status RouterInstance::check(const RouterOptions& o) {
     }
     if (o.mode == "agg" && o.replica.empty()) return invalid_argument("--mode agg needs --replica");
   }
-  return make_routing_policy(o.policy).status();
+  router::KvIndex index;
+  BATON_RETURN_IF_ERROR(make_routing_policy(o.policy, &index, {o.kv_load_weight}).status());
+  BATON_RETURN_IF_ERROR(parse_disagg_mode(o.disagg).status());
+  if (o.disagg_max_local_prefill_tokens < 0 || o.disagg_max_prefill_queue < 0 || !(o.disagg_hop_ms >= 0)) {
+    return invalid_argument("--disagg-max-local-prefill-tokens, --disagg-max-prefill-queue and --disagg-hop-ms must "
+                            "be >= 0");
+  }
+  return Status::ok();
 }
 
 Result<std::unique_ptr<RouterInstance>> RouterInstance::start(const RouterOptions& options) {
@@ -62,6 +70,19 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
   sopts.first_byte_timeout_s = o.first_byte_timeout_s;
   sopts.stream_kv = o.stream_kv;
   sopts.idle_timeout_s = o.idle_timeout_s;
+  sopts.disagg.mode = parse_disagg_mode(o.disagg).value();
+  sopts.disagg.max_local_prefill_tokens = o.disagg_max_local_prefill_tokens;
+  sopts.disagg.max_prefill_queue = o.disagg_max_prefill_queue;
+  sopts.disagg.hop_s = o.disagg_hop_ms / 1000.0;
+  sopts.max_model_len = o.max_model_len;
+  const bool uses_kv = o.policy == "kv_aware" || sopts.disagg.mode != DisaggMode::kAlways;
+  sopts.tokenize_prompts = uses_kv;
+  if (!o.tokenizer.empty()) {
+    auto tok = Tokenizer::load(o.tokenizer);
+    if (!tok.is_ok()) return tok.status().with_context("loading the tokenizer of " + o.tokenizer);
+    codec_ = std::make_unique<TokenizerCodec>(std::shared_ptr<const Tokenizer>(std::move(tok).value()),
+                                              std::numeric_limits<int>::max());
+  }
   // Without discovery only the mode's own lists count; with it, static lists
   // of any role add to the registry's instances.
   const bool all_lists = !o.discovery.empty();
@@ -89,9 +110,14 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
     watcher_ = std::make_unique<discovery::RegistryWatcher>(o.discovery, cbs);
     BATON_RETURN_IF_ERROR(watcher_->start());
   }
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<RoutingPolicy> policy, make_routing_policy(o.policy));
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<RoutingPolicy> policy,
+                         make_routing_policy(o.policy, &kv_index_, {o.kv_load_weight}));
   clients_ = std::make_unique<UpstreamClients>(o.num_io_threads);
-  service_ = std::make_shared<RouterService>(sopts, pool_, std::move(policy), *clients_);
+  service_ = std::make_shared<RouterService>(sopts, pool_, std::move(policy), *clients_, &kv_index_, codec_.get());
+  if (uses_kv) {
+    kv_events_ = std::make_unique<KvEventSubscriber>(pool_, *clients_, kv_index_);
+    kv_events_->start();
+  }
   health_ = std::make_unique<HealthChecker>(pool_, o.health_interval_s);
   health_->check_all();
   health_->start();
@@ -112,6 +138,9 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
     return st;
   }
   port_ = server_->port();
+  if (uses_kv && !codec_) {
+    BATON_LOG_WARN("no --tokenizer: only prompts sent as token ids are matched against the instances' KV caches");
+  }
   BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}; bodies up to {} bytes, {} connections", o.mode,
                  o.policy, o.host, port_, hopts.limits.max_body_bytes, hopts.max_connections);
   return Status::ok();
@@ -124,6 +153,7 @@ RouterInstance::~RouterInstance() { stop(); }
 void RouterInstance::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (kv_events_) kv_events_->stop();
   if (server_) {
     server_->stop_accepting();
     for (int i = 0; i < 100 && service_->num_in_flight() > 0; ++i) {

@@ -12,7 +12,10 @@
 #include "discovery/registry_watcher.h"
 #include "http/http_server.h"
 #include "router/health_checker.h"
+#include "router/kv_event_subscriber.h"
+#include "router/kv_index.h"
 #include "router/router_service.h"
+#include "server/tokenizer_codec.h"
 
 namespace baton::instance {
 
@@ -21,7 +24,13 @@ struct RouterOptions {
   int port = 8000;                       // 0 picks a free one (see RouterInstance::port)
   std::string mode = "pd";               // pd | agg
   std::string prefill, decode, replica;  // URL[,URL...]
-  std::string policy = "round_robin";    // round_robin | least_loaded | prefix_aware
+  std::string policy = "round_robin";    // round_robin | least_loaded | prefix_aware | kv_aware
+  double kv_load_weight = 256.0;         // kv_aware: uncached prompt tokens one request in flight weighs
+  std::string tokenizer;                 // a model folder with tokenizer.json: text prompts are tokenized as the instances do
+  std::string disagg = "always";         // pd: always | conditional | auto (router/disagg_decider.h)
+  int disagg_max_local_prefill_tokens = 512;
+  int disagg_max_prefill_queue = 8;
+  double disagg_hop_ms = 30.0;
   std::string discovery;                 // etcd://HOST:PORT: instances from the registry
   double health_interval_s = 1.0;
   double request_timeout_s = 3600.0;
@@ -60,10 +69,13 @@ class RouterInstance {
 
   RouterOptions options_;
   router::InstancePool pool_;
+  router::KvIndex kv_index_;  // outlives the clients, whose callbacks write it
+  std::unique_ptr<TokenizerCodec> codec_;
   std::unique_ptr<discovery::RegistryWatcher> watcher_;
   std::unique_ptr<router::UpstreamClients> clients_;
   std::shared_ptr<router::RouterService> service_;
   std::unique_ptr<router::HealthChecker> health_;
+  std::unique_ptr<router::KvEventSubscriber> kv_events_;
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
   bool stopped_ = false;

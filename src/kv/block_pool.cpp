@@ -61,6 +61,7 @@ int BlockPool::lookup(BlockHash hash) const {
 void BlockPool::evict(KvBlock& block) {
   if (!block.has_hash) return;
   cached_.erase(block.hash, block.block_id);
+  if (record_events_) events_.push_back({KvEvent::Kind::kRemoved, block.hash});
   block.has_hash = false;
   block.hash = 0;
 }
@@ -115,6 +116,7 @@ void BlockPool::cache_block(int block_id, BlockHash hash) {
   if (!cached_.insert(hash, block_id)) return;  // another block holds this prefix already
   b.has_hash = true;
   b.hash = hash;
+  if (record_events_) events_.push_back({KvEvent::Kind::kStored, hash});
 }
 
 bool BlockPool::reset_prefix_cache() {
@@ -125,7 +127,22 @@ bool BlockPool::reset_prefix_cache() {
   }
   cached_.clear();
   num_cached_free_ = 0;
+  if (record_events_) events_.push_back({KvEvent::Kind::kCleared, 0});
   return true;
+}
+
+std::vector<KvEvent> BlockPool::take_events() {
+  std::vector<KvEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+std::vector<BlockHash> BlockPool::cached_hashes() const {
+  std::vector<BlockHash> out;
+  for (const KvBlock& b : blocks_) {
+    if (b.has_hash) out.push_back(b.hash);
+  }
+  return out;
 }
 
 }  // namespace baton

@@ -14,6 +14,7 @@
 
 #include "kv/block_hash.h"
 #include "kv/block_hash_map.h"
+#include "kv/kv_event.h"
 
 namespace baton {
 
@@ -91,6 +92,13 @@ class BlockPool {
   // Free-queue order, front to back (tests).
   std::vector<int> free_queue_ids() const { return free_queue_.ids(); }
 
+  // KV events (kv/kv_event.h): once on, every hash that enters or leaves the
+  // cache, and every reset, is recorded in order until take_events().
+  void set_record_events(bool on) { record_events_ = on; }
+  std::vector<KvEvent> take_events();
+  // Every hash in the cache now (in use or free), in no order.
+  std::vector<BlockHash> cached_hashes() const;
+
  private:
   void evict(KvBlock& block);
   void release(int block_id);
@@ -100,6 +108,8 @@ class BlockPool {
   BlockHashMap cached_;
   bool enable_caching_;
   int num_cached_free_ = 0;
+  bool record_events_ = false;
+  std::vector<KvEvent> events_;
 };
 
 }  // namespace baton

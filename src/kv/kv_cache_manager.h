@@ -85,6 +85,10 @@ class KvCacheManager {
   // Forgets all cached prefixes; false if some block is in use.
   bool reset_prefix_cache() { return pool_.reset_prefix_cache(); }
 
+  // KV events of the pool (BlockPool::set_record_events / take_events).
+  void set_record_events(bool on) { pool_.set_record_events(on); }
+  std::vector<KvEvent> take_events() { return pool_.take_events(); }
+
  private:
   struct Entry {
     std::vector<int> block_ids;

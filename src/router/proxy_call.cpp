@@ -10,7 +10,7 @@ namespace baton::router {
 namespace asio = boost::asio;
 
 ProxyCall::ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request, Json body,
-                     std::shared_ptr<HttpExchange> exchange)
+                     std::shared_ptr<HttpExchange> exchange, PromptHashes prompt_hashes)
     : service_(std::move(service)),
       request_(std::move(request)),
       body_(std::move(body)),
@@ -21,6 +21,7 @@ ProxyCall::ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request
   if (body_.contains("prompt")) prompt = &body_["prompt"];
   if (body_.contains("messages")) prompt = &body_["messages"];
   if (prompt) key_.prefix = prefix_key_of(prompt->is_string() ? prompt->get<std::string>() : dump_json(*prompt));
+  key_.prompt = std::move(prompt_hashes);
   auto stream = body_.find("stream");
   streamed_ = stream != body_.end() && stream->is_boolean() && stream->get<bool>();
   // One copy of the body is held: the text where it is relayed as is (agg),
@@ -64,8 +65,34 @@ void ProxyCall::start() {
     if (!inst) return reply_error(503, "no healthy replica", "service_unavailable");
     relay(inst, std::move(request_.body));
   } else {
-    start_prefill(nullptr, false);
+    start_pd();
   }
+}
+
+void ProxyCall::start_pd() {
+  const DisaggOptions& disagg = service_->options().disagg;
+  // Always remote: the decode instance is picked once the prefill answered.
+  if (disagg.mode == DisaggMode::kAlways) return start_prefill(nullptr, false);
+  decode_ = service_->pick(PoolRole::kDecode, key_, nullptr);
+  if (!decode_) return reply_error(503, "no healthy decode instance", "service_unavailable");
+  InstancePtr prefill = service_->pick(PoolRole::kPrefill, key_, nullptr);
+  const KvView dv = service_->kv_view(decode_->url, key_.prompt);
+  const KvView pv = prefill ? service_->kv_view(prefill->url, key_.prompt) : KvView{};
+  DisaggInputs in;
+  in.prompt_known = key_.prompt.known();
+  in.prompt_tokens = key_.prompt.num_tokens();
+  in.decode_overlap_tokens = dv.overlap_blocks * dv.block_size;
+  in.decode_synced = dv.synced;
+  in.decode_load = dv.load;
+  in.prefill_synced = pv.synced;
+  in.prefill_load = pv.load;
+  DisaggDecision d = decide_prefill_place(disagg, in);
+  if (!prefill && !d.local) d = {true, "no_prefill", in.prompt_tokens - in.decode_overlap_tokens};
+  service_->count_prefill_place(d);
+  if (!d.local) return start_prefill(nullptr, false, std::move(prefill));
+  // Local: the decode instance serves it as an agg instance would.
+  stage_ = Stage::kDecode;
+  relay(decode_, dump_edited([](Json&) {}));
 }
 
 std::vector<http::Header> ProxyCall::forwarded_headers() const {
@@ -75,8 +102,8 @@ std::vector<http::Header> ProxyCall::forwarded_headers() const {
   return headers;
 }
 
-void ProxyCall::start_prefill(const Instance* exclude, bool is_retry) {
-  InstancePtr inst = service_->pick(PoolRole::kPrefill, key_, exclude);
+void ProxyCall::start_prefill(const Instance* exclude, bool is_retry, InstancePtr chosen) {
+  InstancePtr inst = chosen ? std::move(chosen) : service_->pick(PoolRole::kPrefill, key_, exclude);
   if (!inst) return reply_error(503, "no healthy prefill instance", "service_unavailable");
   auto client = service_->clients().get(inst->url);
   if (!client.is_ok()) return reply_error(502, client.status().message(), "upstream_error");
@@ -201,7 +228,7 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
 void ProxyCall::start_decode(Json params) {
   granted_kv_params_ = std::move(params);
   stage_ = Stage::kDecode;
-  InstancePtr decode = service_->pick(PoolRole::kDecode, key_, nullptr);
+  InstancePtr decode = decode_ && decode_->healthy.load() ? decode_ : service_->pick(PoolRole::kDecode, key_, nullptr);
   if (!decode) {
     give_up("no healthy decode instance");
     return reply_error(503, "no healthy decode instance", "service_unavailable");

@@ -21,8 +21,9 @@ class RouterService;
 
 class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
  public:
+  // `prompt`: the prompt's token ids when the router could tokenize it.
   ProxyCall(std::shared_ptr<RouterService> service, HttpRequest request, Json body,
-            std::shared_ptr<HttpExchange> exchange);
+            std::shared_ptr<HttpExchange> exchange, PromptHashes prompt);
   ~ProxyCall();
 
   void start();
@@ -30,7 +31,11 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
  private:
   enum class Stage { kPrefill, kDecode, kDone };
 
-  void start_prefill(const Instance* exclude, bool is_retry);
+  // pd: picks the decode instance, then prefills remotely (start_prefill)
+  // or lets the decode instance prefill (conditional disaggregation).
+  void start_pd();
+  // `chosen` (may be null: picked here) prefills the request.
+  void start_prefill(const Instance* exclude, bool is_retry, InstancePtr chosen = nullptr);
   void on_prefill_done(const InstancePtr& inst, bool is_retry, Status status, http::Response response);
   // Streamed KV: the prefill's first event carried its lease's params; the
   // decode request goes out now, while the prompt still computes.
@@ -64,6 +69,7 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   Json granted_kv_params_;  // pd: what the prefill granted, once it has
   std::shared_ptr<HttpExchange> exchange_;
   RouteKey key_;
+  InstancePtr decode_;  // pd: the decode instance picked up front (re-picked if it left the rotation)
   Stage stage_ = Stage::kPrefill;
   http::StreamHandle upstream_;
   http::StreamHandle prefill_upstream_;  // streamed KV: the prefill's answer, open while the decode runs

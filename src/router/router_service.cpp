@@ -19,13 +19,63 @@ HttpResponse router_error(int status, const std::string& message, const std::str
 }
 
 RouterService::RouterService(RouterServiceOptions options, InstancePool& pool, std::unique_ptr<RoutingPolicy> policy,
-                             UpstreamClients& clients)
-    : options_(options), pool_(pool), policy_(std::move(policy)), clients_(clients) {}
+                             UpstreamClients& clients, const KvIndex* index, const PromptCodec* codec)
+    : options_(options), pool_(pool), policy_(std::move(policy)), clients_(clients), index_(index), codec_(codec) {}
 
 InstancePtr RouterService::pick(PoolRole role, const RouteKey& key, const Instance* exclude) {
   auto candidates = pool_.healthy(role);
   if (candidates.empty()) return nullptr;
-  return policy_->pick(candidates, key, exclude);
+  key.note = {};
+  InstancePtr inst = policy_->pick(candidates, key, exclude);
+  if (inst && key.note.consulted) count_kv_pick(role, *inst, key.note);
+  return inst;
+}
+
+KvView RouterService::kv_view(const std::string& url, const PromptHashes& prompt) const {
+  return index_ ? index_->view(url, prompt) : KvView{};
+}
+
+void RouterService::count_kv_pick(PoolRole role, const Instance& inst, const RouteNote& note) {
+  // longest: the pick holds the longest cached prefix on offer; shorter: a
+  // less loaded instance won over it; none: no candidate held any of it.
+  const char* match = note.best_overlap_tokens == 0                     ? "none"
+                      : note.overlap_tokens == note.best_overlap_tokens ? "longest"
+                                                                        : "shorter";
+  MetricLabels labels = {{"instance", inst.url}, {"role", pool_role_name(role)}};
+  metrics_.counter("baton:router_kv_overlap_tokens_total", "Prompt tokens cached on the instance kv_aware picked", labels)
+      .inc(note.overlap_tokens);
+  labels.emplace_back("match", match);
+  metrics_.counter("baton:router_kv_picks_total", "kv_aware picks, by how the pick's cached prefix compared", labels)
+      .inc();
+}
+
+void RouterService::count_prefill_place(const DisaggDecision& d) {
+  metrics_
+      .counter("baton:router_pd_prefill_total", "PD requests by where they were prefilled (conditional disaggregation)",
+               {{"place", d.local ? "local" : "remote"}, {"reason", d.reason}})
+      .inc();
+  if (d.local) {
+    metrics_.counter("baton:router_pd_local_prefill_tokens_total", "Uncached prompt tokens prefilled on decode instances")
+        .inc(d.uncached_tokens);
+  }
+}
+
+void RouterService::render_kv_metrics() {
+  if (!index_) return;
+  for (const KvIndexEntry& e : index_->entries()) {
+    MetricLabels labels = {{"instance", e.url}};
+    metrics_.gauge("baton:router_kv_index_synced", "1 while the instance's KV event stream is in sync", labels)
+        .set(e.synced ? 1 : 0);
+    metrics_.gauge("baton:router_kv_index_blocks", "Cached blocks the router knows of per instance", labels)
+        .set(static_cast<double>(e.num_blocks));
+    metrics_.counter("baton:router_kv_snapshots_total", "KV snapshots applied (first syncs and resyncs)", labels)
+        .set_total(static_cast<double>(e.num_snapshots));
+    metrics_.counter("baton:router_kv_gaps_total", "KV event batches that skipped a number (each forces a resync)",
+                     labels)
+        .set_total(static_cast<double>(e.num_gaps));
+    metrics_.counter("baton:router_kv_batches_total", "KV event batches applied", labels)
+        .set_total(static_cast<double>(e.num_batches));
+  }
 }
 
 void RouterService::count_request(const Instance& inst) {
@@ -76,6 +126,7 @@ void RouterService::route(HttpRequest request, const std::shared_ptr<HttpExchang
           .set(inst->num_in_flight.load());
     }
     metrics_.gauge("baton:router_requests_in_flight", "Client requests in flight").set(num_in_flight());
+    render_kv_metrics();
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.render();
@@ -104,8 +155,20 @@ void RouterService::route(HttpRequest request, const std::shared_ptr<HttpExchang
     r.body = dump_json(checked.error.to_json());
     return exchange->reply(std::move(r));
   }
+  PromptHashes prompt;
+  if (options_.tokenize_prompts) {
+    OpenAiRequest& req = *checked.request;
+    // The instance's own tokenization (server/openai_request.h); a prompt
+    // it cannot reproduce (no tokenizer here, tools without a parser) stays unknown.
+    if (!req.prompt_text) {
+      prompt = PromptHashes(std::move(req.prompt_ids));
+    } else if (codec_ && !prepare_prompt(&req, *codec_, static_cast<int>(options_.max_model_len), ToolCallFormat::kNone)) {
+      prompt = PromptHashes(std::move(req.prompt_ids));
+    }
+  }
   checked = {};
-  auto call = std::make_shared<ProxyCall>(shared_from_this(), std::move(request), std::move(parsed), exchange);
+  auto call = std::make_shared<ProxyCall>(shared_from_this(), std::move(request), std::move(parsed), exchange,
+                                          std::move(prompt));
   call->start();
 }
 

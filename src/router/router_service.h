@@ -13,9 +13,12 @@
 
 #include "common/metrics_registry.h"
 #include "http/http_exchange.h"
+#include "router/disagg_decider.h"
 #include "router/instance_pool.h"
+#include "router/kv_index.h"
 #include "router/routing_policy.h"
 #include "router/upstream_clients.h"
+#include "server/openai_request.h"  // PromptCodec
 
 namespace baton::router {
 
@@ -33,12 +36,20 @@ struct RouterServiceOptions {
   // "stream_kv", and the decode request goes out as soon as the prefill's
   // first event carries the lease's params, so the pull overlaps the prefill.
   bool stream_kv = false;
+  // pd: where each request is prefilled (router/disagg_decider.h).
+  DisaggOptions disagg;
+  // Tokenize prompts (kv_aware routing, conditional disaggregation): with
+  // the instances' tokenizer (`codec`) for text, as given for token ids.
+  bool tokenize_prompts = false;
+  int64_t max_model_len = 131072;
 };
 
 class RouterService : public std::enable_shared_from_this<RouterService> {
  public:
+  // `index` (may be null) holds the instances' KV events; `codec` (may be
+  // null: text prompts are then not tokenized) is the instances' tokenizer.
   RouterService(RouterServiceOptions options, InstancePool& pool, std::unique_ptr<RoutingPolicy> policy,
-                UpstreamClients& clients);
+                UpstreamClients& clients, const KvIndex* index = nullptr, const PromptCodec* codec = nullptr);
 
   // The HttpHandler: runs on the exchange's executor.
   void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
@@ -53,6 +64,9 @@ class RouterService : public std::enable_shared_from_this<RouterService> {
   void count_request(const Instance& inst);
   void count_retry(PoolRole role);
   void count_upstream_error(const Instance& inst, const std::string& kind);
+  void count_prefill_place(const DisaggDecision& decision);
+  // The KV state of `url` for `prompt` (nothing synced without an index).
+  KvView kv_view(const std::string& url, const PromptHashes& prompt) const;
   void call_started() { num_in_flight_.fetch_add(1); }
   void call_finished() { num_in_flight_.fetch_sub(1); }
 
@@ -60,11 +74,15 @@ class RouterService : public std::enable_shared_from_this<RouterService> {
   void route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange);
   void handle_health(const std::shared_ptr<HttpExchange>& exchange);
   void handle_models(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
+  void render_kv_metrics();
+  void count_kv_pick(PoolRole role, const Instance& inst, const RouteNote& note);
 
   RouterServiceOptions options_;
   InstancePool& pool_;
   std::unique_ptr<RoutingPolicy> policy_;
   UpstreamClients& clients_;
+  const KvIndex* index_;
+  const PromptCodec* codec_;
   MetricsRegistry metrics_;
   std::atomic<int> num_in_flight_{0};
 };

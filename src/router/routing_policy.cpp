@@ -79,13 +79,65 @@ class PrefixAware : public RoutingPolicy {
   LeastLoaded least_loaded_;
 };
 
+// cost = uncached prompt tokens + load_weight_tokens * requests in flight;
+// the cheapest wins, ties rotate. An instance's load is the larger of what
+// it reported (waiting + running) and the router's own in-flight count
+// (which the report may not show yet).
+class KvAware : public RoutingPolicy {
+ public:
+  KvAware(const KvIndex& index, KvAwareOptions options) : index_(index), options_(options) {}
+
+  InstancePtr pick(const std::vector<InstancePtr>& candidates, const RouteKey& key, const Instance* exclude) override {
+    auto c = without(candidates, exclude);
+    const size_t start = next_.fetch_add(1) % c.size();
+    const int prompt_tokens = key.prompt.num_tokens();
+    InstancePtr best;
+    double best_cost = 0;
+    RouteNote note;
+    int best_overlap = 0;
+    for (size_t i = 0; i < c.size(); ++i) {
+      const auto& inst = c[(start + i) % c.size()];
+      const KvView v = index_.view(inst->url, key.prompt);
+      const int overlap = v.overlap_blocks * v.block_size;
+      best_overlap = std::max(best_overlap, overlap);
+      const int load = std::max(v.load.num_waiting + v.load.num_running, inst->num_in_flight.load());
+      const double cost = (prompt_tokens - overlap) + options_.load_weight_tokens * load;
+      if (!best || cost < best_cost) {
+        best = inst;
+        best_cost = cost;
+        note.overlap_tokens = overlap;
+        note.synced = v.synced;
+        note.load = v.load;
+      }
+    }
+    note.consulted = key.prompt.known();
+    note.best_overlap_tokens = best_overlap;
+    key.note = note;
+    return best;
+  }
+
+ private:
+  const KvIndex& index_;
+  const KvAwareOptions options_;
+  std::atomic<uint64_t> next_{0};
+};
+
 }  // namespace
 
-Result<std::unique_ptr<RoutingPolicy>> make_routing_policy(const std::string& name) {
+Result<std::unique_ptr<RoutingPolicy>> make_routing_policy(const std::string& name, const KvIndex* index,
+                                                           KvAwareOptions kv_options) {
   if (name == "round_robin") return std::unique_ptr<RoutingPolicy>(new RoundRobin());
   if (name == "least_loaded") return std::unique_ptr<RoutingPolicy>(new LeastLoaded());
   if (name == "prefix_aware") return std::unique_ptr<RoutingPolicy>(new PrefixAware());
-  return invalid_argument("unknown routing policy '{}' (expected round_robin, least_loaded, prefix_aware)", name);
+  if (name == "kv_aware") {
+    if (!index) return invalid_argument("the kv_aware routing policy needs the router's KV index");
+    if (!(kv_options.load_weight_tokens >= 0)) {
+      return invalid_argument("--kv-load-weight must be >= 0, got {}", kv_options.load_weight_tokens);
+    }
+    return std::unique_ptr<RoutingPolicy>(new KvAware(*index, kv_options));
+  }
+  return invalid_argument("unknown routing policy '{}' (expected round_robin, least_loaded, prefix_aware, kv_aware)",
+                          name);
 }
 
 std::string prefix_key_of(const std::string& serialized_prompt, size_t max_chars) {

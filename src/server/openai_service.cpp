@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "server/active_request.h"
+#include "server/kv_event_streams.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "tokenizer/chat_template.h"
@@ -48,9 +49,15 @@ OpenAiService::OpenAiService(EngineApi& engine, const PromptCodec& codec, OpenAi
     : engine_(engine), codec_(codec), options_(std::move(options)), metrics_(options_.served_model_name) {
   std::random_device rd;
   id_prefix_ = fmt::format("{:08x}", rd());
+  if (options_.kv_events) kv_streams_ = std::make_unique<KvEventStreams>(options_.kv_events);
 }
 
 OpenAiService::~OpenAiService() = default;
+
+void OpenAiService::set_draining() {
+  draining_ = true;
+  if (kv_streams_) kv_streams_->end_all();
+}
 
 std::string OpenAiService::next_request_id(ApiKind kind) {
   return fmt::format("{}-{}{:x}", kind == ApiKind::kChat ? "chatcmpl" : "cmpl", id_prefix_, next_id_++);
@@ -161,6 +168,10 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
                   // such as `baton bench`, draw them below this.
                   {"vocab_size", codec_.vocab_size()}};
     return exchange->reply(json_response(200, Json{{"object", "list"}, {"data", Json::array({model})}}));
+  }
+  if (path == "/v1/kv/events" && kv_streams_) {
+    if (!only("GET")) return;
+    return kv_streams_->serve(exchange);
   }
   if (path == "/v1/kv/release" && options_.kv_release) {
     if (!only("POST")) return;

@@ -12,6 +12,7 @@
 
 #include "engine/async_engine_api.h"
 #include "http/http_exchange.h"
+#include "kv/kv_event_publisher.h"
 #include "server/openai_request.h"
 #include "server/prompt_codec.h"
 #include "server/server_metrics.h"
@@ -30,9 +31,13 @@ struct OpenAiServiceOptions {
   // PD prefill: POST /v1/kv/release {kv_transfer_params} frees that lease at
   // once (the router gave up on the request). Unset: no such route.
   std::function<Status(const Json& kv_transfer_params)> kv_release;
+  // The engine's KV events and load: GET /v1/kv/events streams them
+  // (server/kv_event_streams.h). Unset: no such route.
+  std::shared_ptr<KvEventPublisher> kv_events;
 };
 
 class ActiveRequest;
+class KvEventStreams;
 
 class OpenAiService {
  public:
@@ -43,7 +48,8 @@ class OpenAiService {
   void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
 
   // Shutdown: refuse new generation requests (503), then abort the live ones.
-  void set_draining() { draining_ = true; }
+  // Also ends the KV event streams (GET /v1/kv/events).
+  void set_draining();
   void abort_all();
   int num_active() const;
 
@@ -67,6 +73,7 @@ class OpenAiService {
   std::string id_prefix_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<ActiveRequest>> active_;
+  std::unique_ptr<KvEventStreams> kv_streams_;  // with options_.kv_events
 };
 
 }  // namespace baton

@@ -1,27 +1,14 @@
 #include "kv/kv_cache_manager.h"
 
-#include <numeric>
-
 #include <gtest/gtest.h>
+
+#include "kv/kv_requests.h"
 
 namespace baton {
 namespace {
 
-std::vector<int32_t> iota_tokens(int n, int start) {
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  std::iota(t.begin(), t.end(), start);
-  return t;
-}
-
-// Admits a request the way the scheduler does: prefix lookup, then all of
-// its tokens in one chunk; then marks them computed.
-bool admit(KvCacheManager& kv, uint64_t id, const std::vector<int32_t>& tokens, int* hit = nullptr) {
-  ComputedBlocks c = kv.get_computed_blocks(id, tokens);
-  if (!kv.allocate_slots(id, 0, static_cast<int>(tokens.size()) - c.num_tokens, &c)) return false;
-  kv.cache_blocks(id, tokens, static_cast<int>(tokens.size()));
-  if (hit) *hit = c.num_tokens;
-  return true;
-}
+using kv_test::admit;
+using kv_test::iota_tokens;
 
 TEST(KvCacheManager, PrefixHitNeverCoversTheLastToken) {
   KvCacheManager kv(16, 4, true);

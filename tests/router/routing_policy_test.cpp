@@ -85,5 +85,75 @@ TEST(InstancePoolTest, HealthTakesOutAndBringsBack) {
   EXPECT_TRUE(pool.healthy(PoolRole::kDecode).empty());
 }
 
+// A snapshot saying `url` holds the first `num_blocks` blocks of `tokens`
+// (block size 4), with `num_waiting` requests waiting.
+void hold(KvIndex& index, const std::string& url, const std::vector<int32_t>& tokens, int num_blocks,
+          int num_waiting = 0) {
+  Json hashes = Json::array();
+  std::vector<BlockHash> h;
+  extend_block_hashes(h, tokens, 4);
+  for (int b = 0; b < num_blocks; ++b) hashes.push_back(h[b]);
+  Json snap = {{"type", "snapshot"}, {"epoch", 1},     {"seq", 0},
+               {"block_size", 4},    {"hashes", hashes}, {"load", {{"num_waiting", num_waiting}}}};
+  ASSERT_TRUE(index.apply(url, snap.dump()).is_ok());
+}
+
+std::vector<int32_t> tokens(int n, int start = 1) {
+  std::vector<int32_t> t;
+  for (int i = 0; i < n; ++i) t.push_back(start + i);
+  return t;
+}
+
+TEST(RoutingPolicyTest, KvAwarePicksTheLongestCachedPrefix) {
+  InstancePool pool;
+  auto c = make_instances(pool, 3);
+  KvIndex index;
+  auto prompt = tokens(41);  // 10 full blocks before the last token
+  hold(index, c[0]->url, prompt, 2);
+  hold(index, c[1]->url, prompt, 7);
+  hold(index, c[2]->url, tokens(41, 900), 10);  // another prompt's blocks
+  auto kv = make_routing_policy("kv_aware", &index).value();
+  RouteKey key;
+  key.prompt = PromptHashes(prompt);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(kv->pick(c, key, nullptr), c[1]);
+    EXPECT_TRUE(key.note.consulted);
+    EXPECT_EQ(key.note.overlap_tokens, 28);
+    EXPECT_EQ(key.note.best_overlap_tokens, 28);
+  }
+  // The retry of a failed request avoids it.
+  EXPECT_EQ(kv->pick(c, key, c[1].get()), c[0]);
+  // An unknown prompt: by load alone, spread over equals.
+  std::map<std::string, int> spread;
+  for (int i = 0; i < 30; ++i) spread[kv->pick(c, RouteKey{}, nullptr)->url]++;
+  for (const auto& inst : c) EXPECT_EQ(spread[inst->url], 10);
+}
+
+TEST(RoutingPolicyTest, KvAwareWeighsOverlapAgainstLoad) {
+  InstancePool pool;
+  auto c = make_instances(pool, 2);
+  KvIndex index;
+  auto prompt = tokens(41);
+  hold(index, c[0]->url, prompt, 10, /*num_waiting=*/3);  // 40 tokens cached, 3 waiting
+  hold(index, c[1]->url, prompt, 0);
+  RouteKey key;
+  key.prompt = PromptHashes(prompt);
+  // 3 requests at 10 tokens each cost less than 40 uncached tokens.
+  EXPECT_EQ(make_routing_policy("kv_aware", &index, {10.0}).value()->pick(c, key, nullptr), c[0]);
+  // At 20 tokens each they cost more.
+  EXPECT_EQ(make_routing_policy("kv_aware", &index, {20.0}).value()->pick(c, key, nullptr), c[1]);
+  EXPECT_EQ(key.note.best_overlap_tokens, 40);
+  EXPECT_EQ(key.note.overlap_tokens, 0);
+  // The router's own in-flight count counts when the report lags.
+  InFlightGuard g1(c[1]), g2(c[1]), g3(c[1]), g4(c[1]), g5(c[1]);
+  EXPECT_EQ(make_routing_policy("kv_aware", &index, {20.0}).value()->pick(c, key, nullptr), c[0]);
+}
+
+TEST(RoutingPolicyTest, KvAwareNeedsAnIndex) {
+  EXPECT_FALSE(make_routing_policy("kv_aware").is_ok());
+  KvIndex index;
+  EXPECT_FALSE(make_routing_policy("kv_aware", &index, {-1.0}).is_ok());
+}
+
 }  // namespace
 }  // namespace baton::router
