@@ -141,9 +141,9 @@ std::string runs_csv(const std::vector<Json>& docs) {
       out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}", csv_text(doc.value("label", "")), i,
                          csv_num(r.at("target_rate_rps")), csv_num(m.at("offered_rate_rps")),
                          csv_num(m.at("num_requests")), csv_num(m.at("num_ok")), csv_num(m.at("num_failed")),
-                         csv_num(m.value("num_cancelled", Json())),
-                         csv_num(m.at("request_throughput_rps")), csv_num(m.at("output_token_throughput_tps")),
-                         csv_num(s.at("goodput_rps")), csv_num(s.at("attainment")), csv_num(s.at("sustainable")),
+                         csv_num(m.value("num_cancelled", Json())), csv_num(m.at("request_throughput_rps")),
+                         csv_num(m.at("output_token_throughput_tps")), csv_num(s.at("goodput_rps")),
+                         csv_num(s.at("attainment")), csv_num(s.at("sustainable")),
                          csv_text(s.value("first_broken", "")));
       for (const char* metric : {"ttft_ms", "tpot_ms"}) {
         for (const char* stat : {"mean", "p50", "p90", "p99"}) out += "," + csv_num(m.at(metric).at(stat));
@@ -198,8 +198,8 @@ std::string format_run(const RunReport& r) {
     return fmt::format("  {:<18} mean {:9.2f}  p50 {:9.2f}  p90 {:9.2f}  p95 {:9.2f}  p99 {:9.2f}\n", name,
                        d.mean * 1e3, d.p50 * 1e3, d.p90 * 1e3, d.p95 * 1e3, d.p99 * 1e3);
   };
-  const std::string unit =
-      rate_unit(r.workload_describe.is_object() ? r.workload_describe.value("kind", std::string()) : "");
+  const std::string unit = rate_unit(r.workload_describe.is_object() ? r.workload_describe.value("kind", std::string())
+                                                                     : "");
   std::string s = fmt::format(
       "offered {} (requested {:.3f} {}): {} requests, {} ok, {} failed{} in {:.2f} s\n"
       "  throughput {:.3f} req/s, {:.1f} output tok/s, {:.1f} total tok/s\n",

@@ -45,8 +45,7 @@ Result<RunReport> run_benchmark(const BenchConfig& config, std::optional<double>
   // The warm-up never takes more than half a run (LoadOptions), so only a run that measured nothing
   // at all gets here: an empty schedule.
   if (rep.metrics.num_requests + rep.metrics.num_cancelled == 0) {
-    return invalid_argument("the run at {:.3f} req/s sent no measured request: nothing to measure",
-                            rep.target_rate);
+    return invalid_argument("the run at {:.3f} req/s sent no measured request: nothing to measure", rep.target_rate);
   }
   rep.slo = evaluate_slo(config.slo, rep.load.records, rep.metrics.duration_s);
   if (rep.load.stopped_early) {

@@ -98,8 +98,7 @@ std::string headline_card(const Json& d) {
   const std::string unit = result_rate_unit(d);
   const Json runs = d.value("runs", Json::array());
   const Json& search = d.contains("search") ? d["search"] : Json();
-  auto card = [&](const std::string& title, const std::string& cls, const std::string& value,
-                  const std::string& sub) {
+  auto card = [&](const std::string& title, const std::string& cls, const std::string& value, const std::string& sub) {
     return "<div class=\"card\"><div class=\"l\">" + label + ": " + title + "</div><div class=\"v" +
            (cls.empty() ? "" : " " + cls) + "\">" + value + "</div>" +
            (sub.empty() ? "" : "<div class=\"l\">" + sub + "</div>") + "</div>";
@@ -120,8 +119,8 @@ std::string headline_card(const Json& d) {
     return card("single run", "bad", "SLO broken", at + "; " + why);
   }
   const bool converged = search.is_object() && search.value("converged", false);
-  const bool open_ended =
-      search.is_object() && !converged && !(search.contains("min_failed_rps") && search["min_failed_rps"].is_number());
+  const bool open_ended = search.is_object() && !converged &&
+                          !(search.contains("min_failed_rps") && search["min_failed_rps"].is_number());
   const Json offered = d.value("max_sustainable_offered_rps", Json());
   const Json requested = d.value("max_sustainable_rps", Json());
   std::string sub = requested.is_number() ? num(requested) + " " + unit + " requested" : "";
@@ -131,10 +130,13 @@ std::string headline_card(const Json& d) {
   for (const auto& r : runs) num_stopped += r["slo"].value("stopped_early", false) ? 1 : 0;
   sub += (sub.empty() ? "" : "; ") + std::to_string(runs.size()) + " trial(s)" +
          (num_stopped ? ", " + std::to_string(num_stopped) + " stopped early" : "");
-  if (search.is_object() && !converged && !search.value("note", "").empty()) sub += "; " + esc(search.value("note", ""));
+  if (search.is_object() && !converged && !search.value("note", "").empty())
+    sub += "; " + esc(search.value("note", ""));
   const Json& value = offered.is_number() ? offered : requested;
-  return card("max sustainable offered load", "", (open_ended ? "&ge; " : "") + num(value) + " " +
-              (offered.is_number() ? std::string("req/s") : unit + " requested"), sub);
+  return card("max sustainable offered load", "",
+              (open_ended ? "&ge; " : "") + num(value) + " " +
+                  (offered.is_number() ? std::string("req/s") : unit + " requested"),
+              sub);
 }
 
 constexpr const char* kStyle = R"CSS(
@@ -154,8 +156,6 @@ pre{background:#fff;border:1px solid #ddd;padding:10px;font-size:12px;white-spac
 .note{color:#555;font-size:12px;margin:4px 0}
 .card .v.ok{color:#1b7f3a}.card .v.bad{color:#b00020}
 )CSS";
-
-
 
 }  // namespace
 
@@ -212,18 +212,19 @@ std::string render_html_report(const std::vector<Json>& docs, const std::string&
                num(m[key]["p99"], "{:.1f}");
       };
       const bool cdf_run = d.value("distribution_run", Json()).is_number() && d["distribution_run"] == k;
-      h += "<tr><td class=\"t\">" + esc(d.value("label", "")) + "</td><td>" + num(m["offered_rate_rps"]) +
-           "</td><td>" + num(r["target_rate_rps"]) + "</td><td>" + num(m["num_ok"], "{:.0f}") + "</td><td>" +
+      h += "<tr><td class=\"t\">" + esc(d.value("label", "")) + "</td><td>" + num(m["offered_rate_rps"]) + "</td><td>" +
+           num(r["target_rate_rps"]) + "</td><td>" + num(m["num_ok"], "{:.0f}") + "</td><td>" +
            num(m["num_failed"], "{:.0f}") + "</td><td>" + num(m.value("num_cancelled", Json(0)), "{:.0f}") +
            "</td><td>" + num(m["request_throughput_rps"]) + "</td><td>" +
-           num(m["output_token_throughput_tps"], "{:.1f}") + "</td><td>" + num(r["slo"]["goodput_rps"]) +
-           "</td><td>" + num(r["slo"]["attainment"], "{:.3f}") + "</td><td>" + three("ttft_ms") + "</td><td>" +
-           three("tpot_ms") + "</td><td>" + three("e2e_ms") + "</td><td>" + num(m["scheduling_delay_ms"]["p99"]) +
-           "</td><td class=\"t " + verdict_cell(d, r) + (cdf_run ? " (the CDFs' run)" : "") + "</td>" +
+           num(m["output_token_throughput_tps"], "{:.1f}") + "</td><td>" + num(r["slo"]["goodput_rps"]) + "</td><td>" +
+           num(r["slo"]["attainment"], "{:.3f}") + "</td><td>" + three("ttft_ms") + "</td><td>" + three("tpot_ms") +
+           "</td><td>" + three("e2e_ms") + "</td><td>" + num(m["scheduling_delay_ms"]["p99"]) + "</td><td class=\"t " +
+           verdict_cell(d, r) + (cdf_run ? " (the CDFs' run)" : "") + "</td>" +
            (any_instances ? "<td class=\"t\">" + instance_peaks(r) + "</td>" : "") + "</tr>";
       const Json c = r.value("client", Json::object());
       for (const char* key : {"warning", "warmup_note"}) {
-        if (!c.value(key, "").empty()) notes += "<div class=\"note\">" + run_name(d, r) + ": " + esc(c.value(key, "")) + "</div>";
+        if (!c.value(key, "").empty())
+          notes += "<div class=\"note\">" + run_name(d, r) + ": " + esc(c.value(key, "")) + "</div>";
       }
     }
   }

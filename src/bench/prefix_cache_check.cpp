@@ -49,8 +49,8 @@ PrefixCacheCheck check_prefix_cache(std::optional<double> before, std::optional<
       "above are lower than fresh prompts get. Rerun without --seed (a fresh seed each run) or with another one",
       c.hit_tokens,
       prompt_tokens_sent > 0
-          ? fmt::format(" ({:.0f}% of the {} prompt tokens sent)", 100 * c.hit_tokens / static_cast<double>(prompt_tokens_sent),
-                        prompt_tokens_sent)
+          ? fmt::format(" ({:.0f}% of the {} prompt tokens sent)",
+                        100 * c.hit_tokens / static_cast<double>(prompt_tokens_sent), prompt_tokens_sent)
           : std::string());
   return c;
 }

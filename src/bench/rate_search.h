@@ -22,9 +22,9 @@ namespace baton::bench {
 struct TrialOutcome {
   double rate = 0;  // the target rate
   bool sustainable = false;
-  double worst_ratio = 0;    // max over targets of value / limit (> 1 broke)
-  std::string first_broken;  // "" when sustainable
-  Json summary;              // whatever the trial wants to keep (metrics, SLO report)
+  double worst_ratio = 0;      // max over targets of value / limit (> 1 broke)
+  std::string first_broken;    // "" when sustainable
+  Json summary;                // whatever the trial wants to keep (metrics, SLO report)
   bool stopped_early = false;  // stopped once its FAIL was certain: worst_ratio is inf, not a measurement
 };
 

@@ -120,7 +120,8 @@ void SimServer::on_completion(std::string body, std::shared_ptr<HttpExchange> ex
   job->id = fmt::format("cmpl-sim-{}", n);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!prompts_seen_.insert(std::hash<std::string>{}(p->dump())).second) prefix_cache_hits_.fetch_add(job->prompt_tokens);
+    if (!prompts_seen_.insert(std::hash<std::string>{}(p->dump())).second)
+      prefix_cache_hits_.fetch_add(job->prompt_tokens);
     if (options_.num_slots > 0 && active_ >= options_.num_slots) {
       queue_.push_back(job);
       return;

@@ -69,11 +69,11 @@ class SimServer {
   std::unique_ptr<HttpServer> http_;
   std::atomic<size_t> num_requests_{0};
   std::mutex mu_;
-  size_t active_ = 0;                       // under mu_
-  size_t max_active_ = 0;                   // under mu_
-  std::deque<std::shared_ptr<Job>> queue_;  // under mu_
-  std::unordered_set<size_t> prompts_seen_;       // hashes of the prompts served, under mu_
-  std::atomic<int64_t> prefix_cache_hits_{0};     // prompt tokens of prompts seen before
+  size_t active_ = 0;                          // under mu_
+  size_t max_active_ = 0;                      // under mu_
+  std::deque<std::shared_ptr<Job>> queue_;     // under mu_
+  std::unordered_set<size_t> prompts_seen_;    // hashes of the prompts served, under mu_
+  std::atomic<int64_t> prefix_cache_hits_{0};  // prompt tokens of prompts seen before
 };
 
 }  // namespace baton::bench

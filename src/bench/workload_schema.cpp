@@ -55,7 +55,8 @@ const std::vector<WorkloadOption>& workload_options() {
        "Requests (sessions) scheduled in the first S seconds are excluded from results: the load is still "
        "building up",
        0},
-      {"seed", "--seed", &S::seed, "Seed for arrivals, lengths and prompts (bench: drawn fresh each run unless given, and printed)"},
+      {"seed", "--seed", &S::seed,
+       "Seed for arrivals, lengths and prompts (bench: drawn fresh each run unless given, and printed)"},
       {"slo", "--slo", &S::slo, "e.g. \"ttft:p90<500ms,tpot:p90<40ms,e2e:p99<20s\""},
       {"attainment", "--attainment", &S::attainment, "Also require this fraction of good requests (0..1)", 0, 1},
       {"trace", "--trace", &S::trace, "Trace file to replay (implies --workload trace)"},

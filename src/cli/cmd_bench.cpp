@@ -234,18 +234,18 @@ void print_search_result(const BenchArgs& a, const BenchOutcome& outcome) {
   const std::string unit = rate_unit(a.w.trace.empty() ? a.w.kind : "trace");
   auto offered = offered_rps_at(outcome, res.max_passed_rate);
   std::string best = res.max_passed_rate <= 0 ? std::string("none (no rate passed)")
-                     : offered ? fmt::format("offered {:.3f} req/s (requested {:.3f} {})", *offered,
-                                             res.max_passed_rate, unit)
-                               : fmt::format("{:.3f} {} (requested)", res.max_passed_rate, unit);
+                     : offered                ? fmt::format("offered {:.3f} req/s (requested {:.3f} {})", *offered,
+                                                            res.max_passed_rate, unit)
+                                              : fmt::format("{:.3f} {} (requested)", res.max_passed_rate, unit);
   size_t num_stopped = 0;
   for (const auto& t : res.trials) num_stopped += t.stopped_early ? 1 : 0;
   std::cout << fmt::format(
       "\n[{}] max sustainable rate: {}; lowest failed: {}; broke first: {}{}{}\n", a.label, best,
       std::isfinite(res.min_failed_rate) ? fmt::format("{:.3f} {} (requested)", res.min_failed_rate, unit) : "none",
       res.broke_first.empty() ? "-" : res.broke_first,
-      num_stopped ? fmt::format("; {} of {} trials stopped early once their FAIL was certain", num_stopped,
-                                res.trials.size())
-                  : "",
+      num_stopped
+          ? fmt::format("; {} of {} trials stopped early once their FAIL was certain", num_stopped, res.trials.size())
+          : "",
       res.converged ? "" : " (did not converge: " + res.note + ")");
 }
 

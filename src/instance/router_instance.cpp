@@ -49,8 +49,9 @@ Status RouterInstance::check(const RouterOptions& o) {
   BATON_RETURN_IF_ERROR(make_routing_policy(o.policy, &index, {o.kv_load_weight}).status());
   BATON_RETURN_IF_ERROR(parse_disagg_mode(o.disagg).status());
   if (o.disagg_max_local_prefill_tokens < 0 || o.disagg_max_prefill_queue < 0 || !(o.disagg_hop_ms >= 0)) {
-    return invalid_argument("--disagg-max-local-prefill-tokens, --disagg-max-prefill-queue and --disagg-hop-ms must "
-                            "be >= 0");
+    return invalid_argument(
+        "--disagg-max-local-prefill-tokens, --disagg-max-prefill-queue and --disagg-hop-ms must "
+        "be >= 0");
   }
   return Status::ok();
 }

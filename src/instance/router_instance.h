@@ -26,12 +26,12 @@ struct RouterOptions {
   std::string prefill, decode, replica;  // URL[,URL...]
   std::string policy = "round_robin";    // round_robin | least_loaded | prefix_aware | kv_aware
   double kv_load_weight = 256.0;         // kv_aware: uncached prompt tokens one request in flight weighs
-  std::string tokenizer;                 // a model folder with tokenizer.json: text prompts are tokenized as the instances do
-  std::string disagg = "always";         // pd: always | conditional | auto (router/disagg_decider.h)
+  std::string tokenizer;          // a model folder with tokenizer.json: text prompts are tokenized as the instances do
+  std::string disagg = "always";  // pd: always | conditional | auto (router/disagg_decider.h)
   int disagg_max_local_prefill_tokens = 512;
   int disagg_max_prefill_queue = 8;
   double disagg_hop_ms = 30.0;
-  std::string discovery;                 // etcd://HOST:PORT: instances from the registry
+  std::string discovery;  // etcd://HOST:PORT: instances from the registry
   double health_interval_s = 1.0;
   double request_timeout_s = 3600.0;
   double first_byte_timeout_s = 20.0;

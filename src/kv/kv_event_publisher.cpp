@@ -66,8 +66,8 @@ bool KvEventPublisher::publish(const std::vector<KvEvent>& events, const KvLoad&
     }
     if (e.kind != KvEvent::Kind::kCleared) entries.back()["hashes"].push_back(e.hash);
   }
-  auto text = std::make_shared<const std::string>(dump_json(
-      Json{{"type", "events"}, {"epoch", epoch_}, {"seq", seq_}, {"events", std::move(entries)}, {"load", load.to_json()}}));
+  auto text = std::make_shared<const std::string>(dump_json(Json{
+      {"type", "events"}, {"epoch", epoch_}, {"seq", seq_}, {"events", std::move(entries)}, {"load", load.to_json()}}));
   for (auto& [id, sink] : sinks_) sink(text);
   return true;
 }

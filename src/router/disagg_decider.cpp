@@ -28,8 +28,7 @@ DisaggDecision decide_prefill_place(const DisaggOptions& o, const DisaggInputs& 
   if (o.mode == DisaggMode::kAuto && in.prefill_synced && in.decode_synced &&
       in.prefill_load.prefill_tokens_per_s > 0 && in.decode_load.prefill_tokens_per_s > 0) {
     const double local_s = uncached / in.decode_load.prefill_tokens_per_s;
-    const double remote_wait_s =
-        in.prefill_load.waiting_prompt_tokens / in.prefill_load.prefill_tokens_per_s + o.hop_s;
+    const double remote_wait_s = in.prefill_load.waiting_prompt_tokens / in.prefill_load.prefill_tokens_per_s + o.hop_s;
     return {local_s <= remote_wait_s, local_s <= remote_wait_s ? "auto_local" : "auto_remote", uncached};
   }
   return conditional(o, in, uncached);

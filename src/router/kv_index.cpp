@@ -74,8 +74,8 @@ Status KvIndex::apply_batch(State& s, const Json& j) {
   if (!s.synced) return failed_precondition("KV events batch {} before any snapshot", seq);
   if (epoch != s.epoch || seq != s.seq + 1) {
     ++s.num_gaps;
-    return failed_precondition("KV events: expected batch {} of epoch {}, got {} of epoch {}", s.seq + 1, s.epoch,
-                               seq, epoch);
+    return failed_precondition("KV events: expected batch {} of epoch {}, got {} of epoch {}", s.seq + 1, s.epoch, seq,
+                               epoch);
   }
   auto events = j.find("events");
   if (events == j.end() || !events->is_array()) return invalid_argument("KV events batch needs 'events' (an array)");

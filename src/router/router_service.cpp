@@ -42,7 +42,8 @@ void RouterService::count_kv_pick(PoolRole role, const Instance& inst, const Rou
                       : note.overlap_tokens == note.best_overlap_tokens ? "longest"
                                                                         : "shorter";
   MetricLabels labels = {{"instance", inst.url}, {"role", pool_role_name(role)}};
-  metrics_.counter("baton:router_kv_overlap_tokens_total", "Prompt tokens cached on the instance kv_aware picked", labels)
+  metrics_
+      .counter("baton:router_kv_overlap_tokens_total", "Prompt tokens cached on the instance kv_aware picked", labels)
       .inc(note.overlap_tokens);
   labels.emplace_back("match", match);
   metrics_.counter("baton:router_kv_picks_total", "kv_aware picks, by how the pick's cached prefix compared", labels)
@@ -55,7 +56,8 @@ void RouterService::count_prefill_place(const DisaggDecision& d) {
                {{"place", d.local ? "local" : "remote"}, {"reason", d.reason}})
       .inc();
   if (d.local) {
-    metrics_.counter("baton:router_pd_local_prefill_tokens_total", "Uncached prompt tokens prefilled on decode instances")
+    metrics_
+        .counter("baton:router_pd_local_prefill_tokens_total", "Uncached prompt tokens prefilled on decode instances")
         .inc(d.uncached_tokens);
   }
 }
@@ -70,8 +72,8 @@ void RouterService::render_kv_metrics() {
         .set(static_cast<double>(e.num_blocks));
     metrics_.counter("baton:router_kv_snapshots_total", "KV snapshots applied (first syncs and resyncs)", labels)
         .set_total(static_cast<double>(e.num_snapshots));
-    metrics_.counter("baton:router_kv_gaps_total", "KV event batches that skipped a number (each forces a resync)",
-                     labels)
+    metrics_
+        .counter("baton:router_kv_gaps_total", "KV event batches that skipped a number (each forces a resync)", labels)
         .set_total(static_cast<double>(e.num_gaps));
     metrics_.counter("baton:router_kv_batches_total", "KV event batches applied", labels)
         .set_total(static_cast<double>(e.num_batches));
@@ -162,7 +164,8 @@ void RouterService::route(HttpRequest request, const std::shared_ptr<HttpExchang
     // it cannot reproduce (no tokenizer here, tools without a parser) stays unknown.
     if (!req.prompt_text) {
       prompt = PromptHashes(std::move(req.prompt_ids));
-    } else if (codec_ && !prepare_prompt(&req, *codec_, static_cast<int>(options_.max_model_len), ToolCallFormat::kNone)) {
+    } else if (codec_ &&
+               !prepare_prompt(&req, *codec_, static_cast<int>(options_.max_model_len), ToolCallFormat::kNone)) {
       prompt = PromptHashes(std::move(req.prompt_ids));
     }
   }

@@ -27,8 +27,8 @@ struct RouteNote {
 };
 
 struct RouteKey {
-  std::string prefix;    // prefix_aware: the prompt's leading text or token ids, serialised
-  PromptHashes prompt;   // kv_aware: the prompt's token ids (unknown when the router cannot tokenize)
+  std::string prefix;      // prefix_aware: the prompt's leading text or token ids, serialised
+  PromptHashes prompt;     // kv_aware: the prompt's token ids (unknown when the router cannot tokenize)
   mutable RouteNote note;  // filled by kv_aware's pick
 };
 

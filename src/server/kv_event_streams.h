@@ -6,8 +6,8 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "http/http_exchange.h"

@@ -20,7 +20,7 @@
 namespace baton {
 class ThreadPool;
 struct PagedAttentionArgs;
-}
+}  // namespace baton
 
 namespace baton::cuda::ops {
 
@@ -183,8 +183,8 @@ struct DeviceBatch {
   DeviceBuffer query_start, seq_lens, block_tables;
 };
 DeviceBatch upload_batch(const Batch& b);
-AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer,
-                               const bf16* q, bf16* out, int num_heads, float scale);
+AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer, const bf16* q,
+                               bf16* out, int num_heads, float scale);
 
 // The CPU reference's arguments for q over the batch's cache (layer `layer`).
 PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& cache, int layer, const float* q,

@@ -132,7 +132,7 @@ void add_mla_ops(std::vector<OpCase>& c) {
   c.push_back(mla_attention_case({128, 512, 64, 16, {1}, {4095}, true, 128}));
   // (tokens, heads, q_lora_rank, kv_lora_rank, nope, rope, v, block size, interleaved)
   const std::vector<MlaProjShape> proj = {
-      {5, 4, 0, 32, 16, 8, 16, 16, true},      {5, 4, 48, 32, 16, 8, 16, 12, false},
+      {5, 4, 0, 32, 16, 8, 16, 16, true},          {5, 4, 48, 32, 16, 8, 16, 12, false},
       {33, 16, 1536, 512, 128, 64, 128, 16, true}, {1, 128, 1536, 512, 128, 64, 128, 64, true},
       {70, 128, 0, 512, 128, 64, 128, 16, false},
   };

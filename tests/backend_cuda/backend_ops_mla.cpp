@@ -126,19 +126,22 @@ std::vector<Check> run_mla_prepare(const MlaProjShape& s, std::mt19937& rng) {
   for (int t = 0; t < n; ++t)
     std::copy(qkv.begin() + static_cast<size_t>(t) * p.stride + p.q_cols,
               qkv.begin() + static_cast<size_t>(t + 1) * p.stride, rows.begin() + static_cast<size_t>(t) * p.latent);
-  for (int t = 0; t < n; ++t) rmsnorm(&rows[static_cast<size_t>(t) * p.latent], kn.data(), 1, rank, 1e-6f,
-                                      &rows[static_cast<size_t>(t) * p.latent]);
+  for (int t = 0; t < n; ++t)
+    rmsnorm(&rows[static_cast<size_t>(t) * p.latent], kn.data(), 1, rank, 1e-6f,
+            &rows[static_cast<size_t>(t) * p.latent]);
   rope_cos_sin(p.positions.data(), n, p.inv_freq.data(), s.rope_dim / 2, cos_sin.data());
   for (float& v : cos_sin) v *= mscale;
   apply_rope_strided(rows.data() + rank, n, 1, p.latent, s.rope_dim, s.interleaved, cos_sin.data());
   std::vector<float> ref = cache.host;
   for (int t = 0; t < n; ++t)
-    if (slots[t] >= 0) write_latent(&rows[static_cast<size_t>(t) * p.latent], &slots[t], 1, cache.layout, layer, ref.data());
+    if (slots[t] >= 0)
+      write_latent(&rows[static_cast<size_t>(t) * p.latent], &slots[t], 1, cache.layout, layer, ref.data());
   checks.push_back(compare("cache", cache_out, ref, kTolBf16));
   if (s.q_lora_rank > 0) {
     std::vector<float> qa(static_cast<size_t>(n) * p.q_cols);
     for (int t = 0; t < n; ++t)
-      rmsnorm(&qkv[static_cast<size_t>(t) * p.stride], qn.data(), 1, p.q_cols, 1e-6f, &qa[static_cast<size_t>(t) * p.q_cols]);
+      rmsnorm(&qkv[static_cast<size_t>(t) * p.stride], qn.data(), 1, p.q_cols, 1e-6f,
+              &qa[static_cast<size_t>(t) * p.q_cols]);
     checks.push_back(compare("q_a", download_bf16(dqa, qa.size()), qa, kTolBf16));
   }
   return checks;
@@ -157,7 +160,8 @@ std::vector<float> split_uk_ref(const std::vector<float>& kv_b, const MlaProjSha
 }
 
 std::vector<Check> run_mla_split_uk(const MlaProjShape& s, std::mt19937& rng) {
-  const auto kv_b = random_bf16_values(static_cast<size_t>(s.num_heads) * (s.nope + s.v_dim) * s.kv_lora_rank, 1.0f, rng);
+  const auto kv_b = random_bf16_values(static_cast<size_t>(s.num_heads) * (s.nope + s.v_dim) * s.kv_lora_rank, 1.0f,
+                                       rng);
   auto dkvb = upload_bf16(kv_b);
   const size_t n = static_cast<size_t>(s.num_heads) * s.kv_lora_rank * s.nope;
   auto duk = poisoned_bf16(n);
@@ -319,9 +323,9 @@ OpCase mla_q_latent_case(const MlaProjShape& s) { return make_case("mla_q_latent
 OpCase mla_unabsorb_case(const MlaProjShape& s) { return make_case("mla_unabsorb", proj_name(s), s, run_mla_unabsorb); }
 OpCase mla_split_uk_case(const MlaProjShape& s) { return make_case("mla_split_uk", proj_name(s), s, run_mla_split_uk); }
 OpCase moe_grouped_topk_case(const GroupedRouteShape& s) {
-  std::string shape = "t" + std::to_string(s.tokens) + " e" + std::to_string(s.experts) + " k" + std::to_string(s.top_k) +
-                      " groups" + std::to_string(s.n_group) + " keep" + std::to_string(s.topk_group) +
-                      (s.renorm ? " renorm" : "");
+  std::string shape = "t" + std::to_string(s.tokens) + " e" + std::to_string(s.experts) + " k" +
+                      std::to_string(s.top_k) + " groups" + std::to_string(s.n_group) + " keep" +
+                      std::to_string(s.topk_group) + (s.renorm ? " renorm" : "");
   return make_case("moe_grouped_topk", shape, s, run_moe_grouped_topk);
 }
 

@@ -12,8 +12,8 @@
 #include <mutex>
 #include <tuple>
 
-#include "backend/cuda/gemm.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cuda/gemm.h"
 #include "backend_ops.h"
 
 namespace baton::cuda::ops {
@@ -67,8 +67,8 @@ DeviceBatch upload_batch(const Batch& b) {
   return DeviceBatch{testing::upload(b.query_start), testing::upload(b.seq_lens), testing::upload(b.block_tables)};
 }
 
-AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer,
-                               const bf16* q, bf16* out, int num_heads, float scale) {
+AttnArgs device_attention_args(const DeviceBatch& d, const Batch& b, const PagedCache& cache, int layer, const bf16* q,
+                               bf16* out, int num_heads, float scale) {
   AttnArgs a;
   a.q = q;
   a.out = out;
@@ -187,10 +187,28 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
     ++per_op[c.op];
     EXPECT_EQ(++seen[c.op + "|" + c.shape], 1) << "duplicate case " << c.op << " [" << c.shape << "]";
   }
-  for (const char* op : {"attention_prefill", "attention_decode", "embedding", "add_rmsnorm", "silu_mul",
-                         "fill_convert", "qkv_rope_cache", "gemm", "gemv", "gemm_row_invariant", "gemm_buckets",
-                         "moe_topk", "moe_align", "grouped_gemm", "moe_experts", "sample", "mla_attention_prefill",
-                         "mla_attention_decode", "mla_prepare", "mla_q_latent", "mla_unabsorb", "mla_split_uk",
+  for (const char* op : {"attention_prefill",
+                         "attention_decode",
+                         "embedding",
+                         "add_rmsnorm",
+                         "silu_mul",
+                         "fill_convert",
+                         "qkv_rope_cache",
+                         "gemm",
+                         "gemv",
+                         "gemm_row_invariant",
+                         "gemm_buckets",
+                         "moe_topk",
+                         "moe_align",
+                         "grouped_gemm",
+                         "moe_experts",
+                         "sample",
+                         "mla_attention_prefill",
+                         "mla_attention_decode",
+                         "mla_prepare",
+                         "mla_q_latent",
+                         "mla_unabsorb",
+                         "mla_split_uk",
                          "moe_grouped_topk"})
     EXPECT_GT(per_op[op], 0) << op << " has no case";
 }

@@ -19,8 +19,8 @@ using baton::testing::read_whole_file;
 using baton::testing::run_baton;
 
 std::vector<std::string> bench_args(const std::string& url) {
-  return {"bench", "--url", url, "--input-len", "32", "--output-len", "2", "--num-requests", "8", "--rate", "200",
-          "--vocab-size", "1000", "--slo", "ttft:p90<1s", "--no-progress"};
+  return {"bench", "--url",  url,   "--input-len",  "32",   "--output-len", "2",           "--num-requests",
+          "8",     "--rate", "200", "--vocab-size", "1000", "--slo",        "ttft:p90<1s", "--no-progress"};
 }
 
 // The seed a run printed ("seed N (drawn for this run ..."), or "" when it printed none.

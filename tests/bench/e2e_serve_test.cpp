@@ -81,8 +81,7 @@ void expect_report_layout(const Json& doc, const std::string& page) {
   EXPECT_NE(canvas("c-ttft").find(on_curves), std::string::npos) << canvas("c-ttft");
   EXPECT_NE(canvas("c-good").find(on_curves), std::string::npos) << canvas("c-good");
   // The trials chart shows every trial (offered and requested), the stopped one marked broken.
-  EXPECT_NE(canvas("c-max").find("data-points=\"" + std::to_string(2 * doc["runs"].size()) + "\""),
-            std::string::npos)
+  EXPECT_NE(canvas("c-max").find("data-points=\"" + std::to_string(2 * doc["runs"].size()) + "\""), std::string::npos)
       << canvas("c-max");
   EXPECT_EQ(canvas("c-max").find("data-broken=\"0\""), std::string::npos) << canvas("c-max");
   EXPECT_NE(canvas("d-ttft").find("req/s offered"), std::string::npos) << canvas("d-ttft");

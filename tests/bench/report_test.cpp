@@ -105,7 +105,8 @@ TEST(HtmlReportTest, ASingleRunsHeadlineStatesItsVerdict) {
   BenchOutcome o = agg_outcome("ttft:p90<50ms", {broken});
   auto html = render_html_report({result_document(o)}, "", "t");
   EXPECT_EQ(html.substr(0, html.find("<script")).find("max sustainable"), std::string::npos);
-  EXPECT_NE(html.find("agg: single run</div><div class=\"v bad\">SLO broken</div>"), std::string::npos) << html.substr(0, 4000);
+  EXPECT_NE(html.find("agg: single run</div><div class=\"v bad\">SLO broken</div>"), std::string::npos)
+      << html.substr(0, 4000);
   EXPECT_NE(html.find("at 0.97 req/s offered (1.00 req/s requested); broke ttft:p90&lt;50ms (measured 541.0 ms)"),
             std::string::npos);
   o.runs = {fake_run(1.0, true)};
@@ -156,8 +157,9 @@ TEST(HtmlReportTest, ClientLagIsANoteAndPrefixCacheHitsAWarning) {
   auto html = render_html_report({result_document(agg_outcome("ttft:p90<500ms", {r}))}, "", "t");
   size_t note = html.find("<div class=\"note\">agg, 1.90 req/s offered (2.00 req/s requested): the client sent late");
   size_t table = html.find("<h2>Runs</h2>");
-  size_t warn = html.find("<div class=\"warn\"><b>agg, 1.90 req/s offered (2.00 req/s requested):</b> the server "
-                          "reported 9920 prefix-cache hit tokens (99% of the 10000 prompt tokens sent)");
+  size_t warn = html.find(
+      "<div class=\"warn\"><b>agg, 1.90 req/s offered (2.00 req/s requested):</b> the server "
+      "reported 9920 prefix-cache hit tokens (99% of the 10000 prompt tokens sent)");
   ASSERT_NE(note, std::string::npos);
   ASSERT_NE(warn, std::string::npos);
   EXPECT_GT(note, table);

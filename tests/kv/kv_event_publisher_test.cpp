@@ -23,8 +23,8 @@ TEST(KvEvents, PoolRecordsStoredRemovedAndClearedInOrder) {
   admit(kv, 1, a);
   std::vector<BlockHash> hashes;
   extend_block_hashes(hashes, a, 4);
-  EXPECT_EQ(kv.take_events(), (std::vector<KvEvent>{{KvEvent::Kind::kStored, hashes[0]},
-                                                     {KvEvent::Kind::kStored, hashes[1]}}));
+  EXPECT_EQ(kv.take_events(),
+            (std::vector<KvEvent>{{KvEvent::Kind::kStored, hashes[0]}, {KvEvent::Kind::kStored, hashes[1]}}));
   EXPECT_TRUE(kv.take_events().empty());
   kv.free(1);
   // Four new blocks: the two cached ones are evicted (tail first).
@@ -53,7 +53,8 @@ TEST(KvEventPublisher, NumbersBatchesAndSnapshotsTheCache) {
   KvLoad load;
   load.num_waiting = 1;
   EXPECT_TRUE(pub.publish({{KvEvent::Kind::kStored, 11}, {KvEvent::Kind::kStored, 12}}, load));
-  auto [id, snapshot_text] = pub.subscribe([&](std::shared_ptr<const std::string> b) { got.push_back(Json::parse(*b)); });
+  auto [id,
+        snapshot_text] = pub.subscribe([&](std::shared_ptr<const std::string> b) { got.push_back(Json::parse(*b)); });
   Json snapshot = Json::parse(snapshot_text);
   EXPECT_EQ(snapshot["type"], "snapshot");
   EXPECT_EQ(snapshot["seq"], 1u);
@@ -62,8 +63,8 @@ TEST(KvEventPublisher, NumbersBatchesAndSnapshotsTheCache) {
   EXPECT_EQ(snapshot["hashes"].size(), 2u);
   EXPECT_EQ(snapshot["load"]["num_waiting"], 1);
 
-  EXPECT_TRUE(pub.publish({{KvEvent::Kind::kRemoved, 11}, {KvEvent::Kind::kStored, 13}, {KvEvent::Kind::kStored, 14}},
-                          load));
+  EXPECT_TRUE(
+      pub.publish({{KvEvent::Kind::kRemoved, 11}, {KvEvent::Kind::kStored, 13}, {KvEvent::Kind::kStored, 14}}, load));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]["seq"], 2u);
   ASSERT_EQ(got[0]["events"].size(), 2u);  // runs of one kind are one entry

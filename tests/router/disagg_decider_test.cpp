@@ -61,9 +61,9 @@ TEST(DisaggDecider, AutoWeighsLocalPrefillAgainstTheRemoteWait) {
   o.hop_s = 0.02;
   DisaggInputs in = prompt(1000, 0);
   in.prefill_synced = in.decode_synced = true;
-  in.decode_load.prefill_tokens_per_s = 10000;   // 1000 tokens: 0.1 s locally
+  in.decode_load.prefill_tokens_per_s = 10000;  // 1000 tokens: 0.1 s locally
   in.prefill_load.prefill_tokens_per_s = 10000;
-  in.prefill_load.waiting_prompt_tokens = 0;     // remote wait 0.02 s
+  in.prefill_load.waiting_prompt_tokens = 0;  // remote wait 0.02 s
   EXPECT_FALSE(decide_prefill_place(o, in).local);
   EXPECT_STREQ(decide_prefill_place(o, in).reason, "auto_remote");
   in.prefill_load.waiting_prompt_tokens = 1000;  // remote wait 0.12 s

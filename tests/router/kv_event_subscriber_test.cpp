@@ -27,17 +27,13 @@ TEST(KvEventSubscriber, AGapInTheStreamIsHealedByANewSnapshot) {
     if (num_streams.fetch_add(1) == 0) {
       // Batch 1 is lost: batch 2 follows snapshot 0.
       ex->send_event(event({{"type", "snapshot"}, {"epoch", 7}, {"seq", 0}, {"block_size", 4}, {"hashes", {101}}}));
-      ex->send_event(event({{"type", "events"},
-                            {"epoch", 7},
-                            {"seq", 2},
-                            {"events", {{{"type", "stored"}, {"hashes", {103}}}}}}));
+      ex->send_event(
+          event({{"type", "events"}, {"epoch", 7}, {"seq", 2}, {"events", {{{"type", "stored"}, {"hashes", {103}}}}}}));
     } else {
       ex->send_event(
           event({{"type", "snapshot"}, {"epoch", 7}, {"seq", 2}, {"block_size", 4}, {"hashes", {101, 102, 103}}}));
-      ex->send_event(event({{"type", "events"},
-                            {"epoch", 7},
-                            {"seq", 3},
-                            {"events", {{{"type", "removed"}, {"hashes", {101}}}}}}));
+      ex->send_event(event(
+          {{"type", "events"}, {"epoch", 7}, {"seq", 3}, {"events", {{{"type", "removed"}, {"hashes", {101}}}}}}));
     }
     // Both streams stay open (as an instance's do).
   });

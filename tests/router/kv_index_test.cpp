@@ -1,6 +1,5 @@
 #include "router/kv_index.h"
 
-
 #include <gtest/gtest.h>
 
 #include "kv/kv_cache_manager.h"
@@ -105,7 +104,8 @@ TEST(KvIndex, BadEventsAreErrorsNotCrashes) {
   EXPECT_FALSE(index.view(kUrl, PromptHashes()).synced);
   EXPECT_EQ(index.apply(kUrl, R"({"type":"hello"})").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(index.apply(kUrl, R"({"type":5})").code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(index.apply(kUrl, R"({"type":"snapshot","epoch":1,"seq":0,"block_size":4,"hashes":[],"load":7})").is_ok());
+  ASSERT_TRUE(
+      index.apply(kUrl, R"({"type":"snapshot","epoch":1,"seq":0,"block_size":4,"hashes":[],"load":7})").is_ok());
   EXPECT_EQ(index.apply(kUrl, R"({"type":"events","epoch":1,"seq":1,"events":[{"type":[1]}]})").code(),
             StatusCode::kInvalidArgument);
 }

@@ -93,7 +93,7 @@ void hold(KvIndex& index, const std::string& url, const std::vector<int32_t>& to
   std::vector<BlockHash> h;
   extend_block_hashes(h, tokens, 4);
   for (int b = 0; b < num_blocks; ++b) hashes.push_back(h[b]);
-  Json snap = {{"type", "snapshot"}, {"epoch", 1},     {"seq", 0},
+  Json snap = {{"type", "snapshot"}, {"epoch", 1},       {"seq", 0},
                {"block_size", 4},    {"hashes", hashes}, {"load", {{"num_waiting", num_waiting}}}};
   ASSERT_TRUE(index.apply(url, snap.dump()).is_ok());
 }

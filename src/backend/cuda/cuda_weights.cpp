@@ -211,8 +211,8 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t strea
     if (it.f32) {  // small (a routing bias): converted on the host, kept in fp32
       std::vector<float> f(static_cast<size_t>(tv->num_elements()));
       tv->to_float(f.data());
-      BATON_CUDA_RETURN(cudaMemcpy(w.arena_.as<bf16>() + it.offset_elems, f.data(), f.size() * 4,
-                                   cudaMemcpyHostToDevice));
+      BATON_CUDA_RETURN(
+          cudaMemcpy(w.arena_.as<bf16>() + it.offset_elems, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
       total += f.size() * dtype_size(tv->dtype);
       continue;
     }

@@ -36,15 +36,15 @@ struct CudaLayerWeights {
   // deepseek_v3 (then qkv, q/k norms and biases are null). qkv_a fuses the q
   // rows (q_a_proj [q_lora_rank], or q_proj [heads * qk_head_dim] without q
   // LoRA) and kv_a_proj_with_mqa [kv_lora_rank + rope].
-  bf16* qkv_a = nullptr;            // [q_cols + kv_lora_rank + rope, hidden]
-  bf16* q_a_norm = nullptr;         // [q_lora_rank] or null
-  bf16* q_b = nullptr;              // [heads * qk_head_dim, q_lora_rank] or null
-  bf16* kv_a_norm = nullptr;        // [kv_lora_rank]
-  bf16* kv_b = nullptr;             // [heads * (nope + v), kv_lora_rank]: head j's V rows are W_UV[j]
-  bf16* uk_t = nullptr;             // [heads, kv_lora_rank, nope]: W_UK[j]^T, made from kv_b
-  float* expert_bias = nullptr;     // moe: e_score_correction_bias [experts], fp32
-  bf16* shared_gate_up = nullptr;   // moe: [2 * shared_inter, hidden] or null
-  bf16* shared_down = nullptr;      // moe: [hidden, shared_inter]
+  bf16* qkv_a = nullptr;           // [q_cols + kv_lora_rank + rope, hidden]
+  bf16* q_a_norm = nullptr;        // [q_lora_rank] or null
+  bf16* q_b = nullptr;             // [heads * qk_head_dim, q_lora_rank] or null
+  bf16* kv_a_norm = nullptr;       // [kv_lora_rank]
+  bf16* kv_b = nullptr;            // [heads * (nope + v), kv_lora_rank]: head j's V rows are W_UV[j]
+  bf16* uk_t = nullptr;            // [heads, kv_lora_rank, nope]: W_UK[j]^T, made from kv_b
+  float* expert_bias = nullptr;    // moe: e_score_correction_bias [experts], fp32
+  bf16* shared_gate_up = nullptr;  // moe: [2 * shared_inter, hidden] or null
+  bf16* shared_down = nullptr;     // moe: [hidden, shared_inter]
 };
 
 class CudaWeights {

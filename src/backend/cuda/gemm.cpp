@@ -193,8 +193,8 @@ void Gemm::run_batched(const BatchedGemm& g, cudaStream_t stream) {
   if (g.m == 0 || g.batch == 0) return;
   const uint32_t align_w = alignment_bytes(g.w, g.ldw, g.w_batch), align_x = alignment_bytes(g.x, g.ldx, g.x_batch),
                  align_y = alignment_bytes(g.y, g.ldy, g.y_batch);
-  BatchedKey key{g.m, g.n, g.k, g.batch, g.ldx, g.x_batch, g.ldw, g.w_batch, g.ldy, g.y_batch, align_w, align_x,
-                 align_y};
+  BatchedKey key{g.m,       g.n,   g.k,       g.batch, g.ldx,   g.x_batch, g.ldw,
+                 g.w_batch, g.ldy, g.y_batch, align_w, align_x, align_y};
   auto it = batched_plans_.find(key);
   if (it == batched_plans_.end()) {
     auto p = std::make_unique<Plan>();

@@ -117,8 +117,8 @@ struct MlaPrepareArgs {
   const bf16* qkv_a = nullptr;
   int64_t qkv_a_stride = 0;
   int q_cols = 0;
-  const bf16* q_a_norm = nullptr;  // [q_cols] or null (no q LoRA)
-  bf16* q_a_out = nullptr;         // [T, q_cols] with q_a_norm
+  const bf16* q_a_norm = nullptr;   // [q_cols] or null (no q LoRA)
+  bf16* q_a_out = nullptr;          // [T, q_cols] with q_a_norm
   const bf16* kv_a_norm = nullptr;  // [kv_lora_rank]
   float eps = 1e-6f;
   const int32_t* positions = nullptr;

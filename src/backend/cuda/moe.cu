@@ -93,8 +93,8 @@ __device__ __forceinline__ void warp_argmax(float& v, int& e, float& payload) {
 }
 
 // DeepSeek-V3 routing, one warp per token; lane l holds experts l + 32 j.
-__global__ void moe_grouped_topk_kernel(const float* router, const float* bias, int num_tokens,
-                                        GroupedTopkDevArgs a, int32_t* ids, float* w) {
+__global__ void moe_grouped_topk_kernel(const float* router, const float* bias, int num_tokens, GroupedTopkDevArgs a,
+                                        int32_t* ids, float* w) {
   const int tkn = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
   if (tkn >= num_tokens) return;
   const float* r = router + static_cast<int64_t>(tkn) * a.num_experts;  // [E]

@@ -434,7 +434,8 @@ std::string markdown(const Json& r) {
   for (const Json& m : r["models"]) {
     s += fmt::format("## {}\n\n", m["model"].get<std::string>());
     if (m.contains("kv_bytes_per_token"))
-      s += fmt::format("KV cache: {:.0f} bytes per token (all layers, bf16).\n\n", m["kv_bytes_per_token"].get<double>());
+      s += fmt::format("KV cache: {:.0f} bytes per token (all layers, bf16).\n\n",
+                       m["kv_bytes_per_token"].get<double>());
     s += fmt::format(
         "Decode (context {} tokens per sequence; bytes = weights read, the experts the batch is expected to hit, + KV "
         "read):\n\n",
@@ -521,8 +522,9 @@ Json targets(const Json& r) {
             p["linear_flops"].get<double>() / ((total - att_all) * 1e-3) / 1e12);
         if (p.contains("attention_flops_executed"))
           t["limited_by"] = t["limited_by"].get<std::string>() +
-                            fmt::format(" (MLA's absorbed form executes {:.1f}x the model's attention FLOPs)",
-                                        p["attention_flops_executed"].get<double>() / p["attention_flops"].get<double>());
+                            fmt::format(
+                                " (MLA's absorbed form executes {:.1f}x the model's attention FLOPs)",
+                                p["attention_flops_executed"].get<double>() / p["attention_flops"].get<double>());
       }
       out.push_back(t);
     }

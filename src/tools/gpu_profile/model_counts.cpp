@@ -53,16 +53,15 @@ double linear_flops(const ModelConfig& c, double tokens, double samples) {
   for (int i = 0; i < c.num_layers; ++i) {
     per_token += attention_params(c);
     if (c.is_moe_layer(i))
-      per_token +=
-          double(c.num_experts) * c.hidden_size + shared_expert_params(c) + expert_params(c) * c.num_experts_per_tok;
+      per_token += double(c.num_experts) * c.hidden_size + shared_expert_params(c) +
+                   expert_params(c) * c.num_experts_per_tok;
     else per_token += 3.0 * c.hidden_size * c.intermediate_size;
   }
   return 2.0 * tokens * per_token + 2.0 * samples * double(c.vocab_size) * c.hidden_size;
 }
 
 double attention_flops(const ModelConfig& c, double keys_total) {
-  if (c.is_mla())
-    return 2.0 * c.num_heads * double(c.mla.qk_head_dim() + c.mla.v_head_dim) * keys_total * c.num_layers;
+  if (c.is_mla()) return 2.0 * c.num_heads * double(c.mla.qk_head_dim() + c.mla.v_head_dim) * keys_total * c.num_layers;
   return 4.0 * c.num_heads * c.head_dim * keys_total * c.num_layers;
 }
 
