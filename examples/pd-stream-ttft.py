@@ -25,6 +25,7 @@ import json
 import random
 import statistics
 import threading
+import contextlib
 import time
 import urllib.parse
 
@@ -71,17 +72,17 @@ def body(prompt, max_tokens, stream, kv=None):
 def run_agg(a, prompt):
     t0 = time.perf_counter()
     conn, resp = open_post(a.agg, body(prompt, a.max_tokens, True))
-    with conn:
+    with contextlib.closing(conn):
         return first_token_time(resp, t0)
 
 
 def run_pd(a, prompt):
     t0 = time.perf_counter()
     conn, resp = open_post(a.prefill, body(prompt, 1, False, {"do_remote_decode": True}))
-    with conn:
+    with contextlib.closing(conn):
         params = json.loads(resp.read())["kv_transfer_params"]
     conn, resp = open_post(a.decode, body(prompt, a.max_tokens, True, params))
-    with conn:
+    with contextlib.closing(conn):
         return first_token_time(resp, t0)
 
 
@@ -100,7 +101,7 @@ def run_pd_stream(a, prompt):
     drain = threading.Thread(target=lambda: [None for _ in events])
     drain.start()
     conn, resp = open_post(a.decode, body(prompt, a.max_tokens, True, params))
-    with conn:
+    with contextlib.closing(conn):
         ttft = first_token_time(resp, t0)
     drain.join()
     pconn.close()

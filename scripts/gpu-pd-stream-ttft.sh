@@ -23,7 +23,7 @@ MODEL=/tmp/llama3.1-8b
 echo "== model ($SECONDS s)"
 "$B" init-model --preset llama3.1-8b --out "$MODEL" --seed 0 > "$FINAL/init-model.log" 2>&1 ||
   { tail "$FINAL/init-model.log"; exit 1; }
-ENGINE="--model $MODEL --device cuda --served-model-name m --max-num-batched-tokens $CHUNK --gpu-memory-utilization 0.28"
+ENGINE="--model $MODEL --device cuda --served-model-name m --max-num-batched-tokens $CHUNK"
 pids=()
 serve() {  # port, log, extra...
   local port=$1 log=$2
@@ -32,18 +32,20 @@ serve() {  # port, log, extra...
   pids+=($!)
 }
 wait_healthy() {
-  for _ in $(seq 1 180); do
+  for _ in $(seq 1 90); do
     curl -sf "$1/health" > /dev/null 2>&1 && return 0
     sleep 1
   done
   echo "not healthy: $1"; return 1
 }
 echo "== serve ($SECONDS s)"
-serve 8100 agg
+# --gpu-memory-utilization counts the memory the instances started before it
+# hold (as vLLM does): each takes about 0.3 of the card.
+serve 8100 agg --gpu-memory-utilization 0.3
 wait_healthy http://127.0.0.1:8100 || exit 1
-serve 8101 prefill --role prefill --kv-transport "$TRANSPORT" --kv-port 9101
+serve 8101 prefill --gpu-memory-utilization 0.6 --role prefill --kv-transport "$TRANSPORT" --kv-port 9101
 wait_healthy http://127.0.0.1:8101 || exit 1
-serve 8102 decode --role decode --kv-transport "$TRANSPORT"
+serve 8102 decode --gpu-memory-utilization 0.9 --role decode --kv-transport "$TRANSPORT"
 wait_healthy http://127.0.0.1:8102 || exit 1
 echo "== ttft ($SECONDS s)"
 python3 examples/pd-stream-ttft.py --agg http://127.0.0.1:8100 --prefill http://127.0.0.1:8101 \
