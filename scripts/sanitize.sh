@@ -47,7 +47,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # UCX patches malloc and mmap to track memory for its RDMA registration
 # cache; under a sanitizer's own allocator that is not wanted (and the tests
 # use tcp and shared memory, which need no registration cache).
-export UCX_MEM_MALLOC_HOOKS="${UCX_MEM_MALLOC_HOOKS:-no}" UCX_MEM_EVENTS="${UCX_MEM_EVENTS:-no}"
+export UCX_MEM_MALLOC_HOOKS="${UCX_MEM_MALLOC_HOOKS:-no}" UCX_MEM_MMAP_HOOK_MODE="${UCX_MEM_MMAP_HOOK_MODE:-none}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1:suppressions=$SUPP/tsan.supp}"
 cd "$BUILD"
 start=$(date +%s)
