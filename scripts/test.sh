@@ -6,4 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 cd build
-ctest --output-on-failure -j "${BATON_TEST_JOBS:-2}" --timeout 900 -LE gpu "$@"
+# Four tests at once on two cores: many end-to-end tests spend most of their
+# time waiting on servers they started, so more of them than cores keeps the
+# cores busy (the few that time a simulated server run alone: RUN_SERIAL in
+# tests/CMakeLists.txt).
+ctest --output-on-failure -j "${BATON_TEST_JOBS:-4}" --timeout 900 -LE gpu "$@"
