@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "deploy/child_process.h"
+#include "deploy/kv_segments.h"
 #include "kv_transfer/engine_pair.h"
 
 namespace baton {
@@ -21,7 +22,12 @@ using testing::TestRegion;
 // stays up until the parent closes the control pipe (or signals it).
 class ServingChild {
  public:
-  ~ServingChild() { child_.kill_now(); }
+  // The child's shm segment outlives it (it exits without destructors, or
+  // is killed): removed once the child is reaped, as the Supervisor does.
+  ~ServingChild() {
+    child_.kill_now();
+    if (child_.pid() > 0) deploy::remove_kv_segments_of(child_.pid());
+  }
 
   // The port the child reported, or -1.
   int start(const std::function<int()>& serve) {
