@@ -38,6 +38,7 @@ Status Supervisor::launch(Managed* m) {
   auto child = ChildProcess::spawn(m->process);
   if (!child.is_ok()) return child.status().with_context("starting " + m->spec.name);
   m->child = std::move(child).value();
+  m->exit_reported = false;
   return Status::ok();
 }
 
@@ -103,7 +104,8 @@ void Supervisor::remove_leftovers(const Managed& m, pid_t pid) {
 
 Status Supervisor::poll() {
   for (auto& m : managed_) {
-    if (m.child.running()) continue;
+    if (m.child.running() || m.exit_reported) continue;
+    m.exit_reported = true;
     bool is_router = m.spec.name == "router";
     emit(fmt::format("{} exited ({})", m.spec.name, m.child.exit_description()));
     remove_leftovers(m, m.child.pid());

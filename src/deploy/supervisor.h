@@ -68,6 +68,7 @@ class Supervisor {
     ProcessOptions process;
     ChildProcess child;
     int num_restarts = 0;
+    bool exit_reported = false;  // its exit was reported (without restart it stays dead)
   };
   Status launch(Managed* m);
   Status wait_healthy(Managed* m, double timeout_s);

@@ -197,5 +197,41 @@ TEST_F(BatonUpTest, PdOnePrefillOneDecodeComesUpServesAndStops) {
   stop_and_check_nothing_left();
 }
 
+// restart: false: a dead instance is reported once (not on every poll), and
+// the router serves on through the one left.
+TEST_F(BatonUpTest, WithoutRestartADeadInstanceIsReportedOnce) {
+  up("norestart-test", "mode: agg\nreplicas: 2\nrestart: false\n");
+  auto p = pids();
+  ASSERT_EQ(p.size(), 2u) << read_all(dir_ / "up.log");
+  ASSERT_EQ(kill(p["agg-1"], SIGKILL), 0);
+  auto times_reported = [&] {
+    const std::string log = read_all(dir_ / "up.log");
+    int n = 0;
+    for (size_t at = log.find("agg-1 exited"); at != std::string::npos; at = log.find("agg-1 exited", at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(::baton::testing::wait_until([&] { return times_reported() >= 1; }, 30.0, 50))
+      << read_all(dir_ / "up.log");
+  // The supervisor polls every 200 ms: ten polls later it has said it once.
+  EXPECT_FALSE(::baton::testing::wait_until([&] { return times_reported() >= 2; }, 2.0, 50))
+      << read_all(dir_ / "up.log");
+  EXPECT_EQ(read_all(dir_ / "up.log").find("restarted agg-1"), std::string::npos);
+  Result<http::Response> r = complete(2);
+  ::baton::testing::wait_until(
+      [&] {
+        if (r.is_ok() && r->status == 200) return true;
+        r = complete(2);
+        return false;
+      },
+      10.0, 100);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200) << r->body;
+  up_.signal(SIGTERM);
+  ::baton::testing::wait_until([&] { return !up_.running(); }, 30, 50);
+  EXPECT_FALSE(up_.running());
+  EXPECT_EQ(up_.exit_code(), 0) << read_all(dir_ / "up.log");
+  EXPECT_FALSE(alive(p["agg-0"]));
+}
+
 }  // namespace
 }  // namespace baton::deploy
