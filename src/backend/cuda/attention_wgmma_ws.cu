@@ -101,6 +101,7 @@ struct PagedHd128 {
   static constexpr int kDqk = 128;
   static constexpr int kStages = 3;  // what fits in 227 KB beside q
   static constexpr bool kSplitKv = false;
+  static constexpr bool kItemsFastest = false;  // grid (KV heads, items)
 };
 struct MlaExpanded {
   using Args = MlaExpandedAttnArgs;
@@ -108,6 +109,10 @@ struct MlaExpanded {
   static constexpr int kNope = 128;  // K's columns from the expanded rows; the rest from k_rope
   static constexpr int kStages = 2;
   static constexpr bool kSplitKv = true;
+  // Grid (items, heads): the blocks resident at once are mostly tiles of the
+  // same head, which share its K/V (8K keys: 4 MB a head, 512 MB for 128
+  // heads) in L2; head-fastest order streamed every tile's K/V from memory.
+  static constexpr bool kItemsFastest = true;
 };
 // Shared memory: q [Dqk / 64 thirds or halves][128 rows][64], then per stage
 // K [Dqk / 64][128 keys][64] and V [2 halves][128 keys][64], then the mbarriers.
@@ -251,8 +256,10 @@ template <class P>
 __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(typename P::Args a, const int32_t* work) {
   using S = Smem<P>;
   constexpr int kStages = P::kStages, kQChunks = P::kDqk / 8;
+  const int item = P::kItemsFastest ? blockIdx.x : blockIdx.y;
+  const int kvh = P::kItemsFastest ? blockIdx.y : blockIdx.x;
   if constexpr (P::kSplitKv) {
-    if (static_cast<int>(blockIdx.y) >= *a.num_items) return;  // launched for an upper bound of the items
+    if (item >= *a.num_items) return;  // launched for an upper bound of the items
   }
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
@@ -263,8 +270,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
   // Split K/V: full_v, empty_v follow ([kStages] x 8 bytes each).
   const uint32_t full_v = empty_bar + kStages * 8, empty_v = full_v + kStages * 8;
 
-  const int seq = work[2 * blockIdx.y], row0 = work[2 * blockIdx.y + 1];
-  const int kvh = blockIdx.x;
+  const int seq = work[2 * item], row0 = work[2 * item + 1];
   const int group = group_of(a);
   const int q0 = a.query_start[seq], q_len = a.query_start[seq + 1] - q0;
   const int seq_len = a.seq_lens[seq], ctx = seq_len - q_len;
@@ -464,7 +470,8 @@ void launch_ws(const typename P::Args& a, const int32_t* work, int num_items, cu
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
   const auto kernel = attn_prefill_wgmma_ws_kernel<P>;
   set_dynamic_smem(reinterpret_cast<const void*>(kernel), Smem<P>::kBytes, stream);
-  kernel<<<dim3(grid_heads(a), num_items), kThreads, Smem<P>::kBytes, stream>>>(a, work);
+  const dim3 grid = P::kItemsFastest ? dim3(num_items, grid_heads(a)) : dim3(grid_heads(a), num_items);
+  kernel<<<grid, kThreads, Smem<P>::kBytes, stream>>>(a, work);
   BATON_LAUNCH_CHECK();
 }
 

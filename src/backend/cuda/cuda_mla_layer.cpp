@@ -25,14 +25,6 @@
 #include "model/yarn.h"
 
 namespace baton::cuda {
-namespace {
-
-// Prefill steps of fewer new tokens run absorbed: expanding costs 2 x 512 x
-// heads x 256 FLOPs per key, which the cheaper attention (2 x heads x 768
-// fewer per query and key) repays from about 170 queries on.
-constexpr int kMlaExpandMinTokens = 128;
-
-}  // namespace
 
 void CudaBackend::mla_attention(const Launch& l, int i, const KvDev& kvd) {
   const ModelConfig& c = config_;

@@ -19,6 +19,12 @@
 
 namespace baton::cuda {
 
+// Prefill steps of fewer new tokens run absorbed: expanding costs 2 x 512 x
+// heads x 256 FLOPs per key, which the cheaper attention (2 x heads x 768
+// fewer per query and key, at a faster kernel) repays from about a hundred
+// queries on.
+constexpr int kMlaExpandMinTokens = 128;
+
 // The shapes the expanded kernel is built for: nope 128, rope 64, v 128.
 bool mla_expanded_supports(int nope, int rope_dim, int v_dim);
 // Query tokens per work item of the expanded attention kernel.
