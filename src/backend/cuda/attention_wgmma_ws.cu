@@ -77,8 +77,8 @@
 #include "backend/cuda/attention_wgmma.cuh"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
-#include "backend/cuda/mma.cuh"
 #include "backend/cuda/mla_prefill.h"
+#include "backend/cuda/mma.cuh"
 
 namespace baton::cuda {
 namespace {
@@ -264,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: regions start 1024-aligned.
   const uint32_t q_s = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
-  const uint32_t kv_s = q_s + S::kQBytes;                    // stage st: K at kv_s + st * kStageBytes, V after it
+  const uint32_t kv_s = q_s + S::kQBytes;                     // stage st: K at kv_s + st * kStageBytes, V after it
   const uint32_t full_bar = kv_s + kStages * S::kStageBytes;  // [kStages] x 8 bytes (split: of K)
   const uint32_t empty_bar = full_bar + kStages * 8;          // [kStages] x 8 bytes (split: of K)
   // Split K/V: full_v, empty_v follow ([kStages] x 8 bytes each).
@@ -309,7 +309,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
     for (int c = threadIdx.x & 127; c < 64 * kQChunks; c += 128) {
       const int rr = wg * 64 + c / kQChunks, chunk = c % kQChunks, row = row0 + rr, i = row / group;
       const bool ok = i < q_len;
-      const bf16* src = ok ? a.q + ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * P::kDqk +
+      const bf16* src = ok ? a.q +
+                                 ((static_cast<int64_t>(q0) + i) * a.num_heads + kvh * group + row % group) * P::kDqk +
                                  chunk * 8
                            : a.q;
       cp_async16(q_s + sw128_off(rr, chunk, kRows), src, ok);
@@ -358,8 +359,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kKeys / 16; ++ks) {
-        const uint64_t dv =
-            wgmma_desc_sw128(stage_k(i) + S::kKBytes + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
+        const uint64_t dv = wgmma_desc_sw128(stage_k(i) + S::kKBytes + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
         wgmma_m64n128k16_rs_tb(o, pa[ks], dv);
       }
       wgmma_commit();
@@ -419,7 +419,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
       if (tile > 0) issue_pv(tile - 1);
       float corr[2];
       if (tile > 0) {
-        wgmma_wait<1>();  // S_tile done; P V still running
+        wgmma_wait<1>();                                      // S_tile done; P V still running
         if constexpr (P::kSplitKv) release(empty_bar, tile);  // K of this tile
         hand_over(tile);
         wgmma_fence_regs(s);

@@ -135,8 +135,8 @@ void CudaBackend::mla_attention(const Launch& l, int i, const KvDev& kvd) {
 }
 
 bool CudaBackend::mla_expands(const Launch& l) const {
-  return mla_expand_keys_ > 0 && !l.decode_only && !options_.batch_invariant && l.lay.num_tokens >= kMlaExpandMinTokens &&
-         l.total_keys <= mla_expand_keys_;
+  return mla_expand_keys_ > 0 && !l.decode_only && !options_.batch_invariant &&
+         l.lay.num_tokens >= kMlaExpandMinTokens && l.total_keys <= mla_expand_keys_;
 }
 
 void CudaBackend::mla_prefill_expanded(const Launch& l, int i, const KvDev& kvd) {

@@ -39,10 +39,10 @@ __global__ void mla_gather_latent_kernel(MlaGatherArgs a) {
   const int keys = min(kGatherKeys, len - key0);
   for (int c = threadIdx.x; c < keys * chunks; c += blockDim.x) {
     const int j = c / chunks, chunk = c % chunks, key = key0 + j;
-    const bf16* src = a.kv.base + btab[key / a.kv.block_size] * a.kv.block_elems +
-                      a.layer * a.kv.layer_block_elems + (key % a.kv.block_size) * a.kv.token_elems;
-    reinterpret_cast<uint4*>(out + static_cast<int64_t>(j) * a.kv.token_elems)[chunk] =
-        reinterpret_cast<const uint4*>(src)[chunk];
+    const bf16* src = a.kv.base + btab[key / a.kv.block_size] * a.kv.block_elems + a.layer * a.kv.layer_block_elems +
+                      (key % a.kv.block_size) * a.kv.token_elems;
+    reinterpret_cast<uint4*>(out + static_cast<int64_t>(j) *
+                                       a.kv.token_elems)[chunk] = reinterpret_cast<const uint4*>(src)[chunk];
   }
 }
 
@@ -50,15 +50,14 @@ __global__ void mla_gather_latent_kernel(MlaGatherArgs a) {
 
 void launch_mla_expand_plan(const int32_t* query_start, const int32_t* seq_lens, int num_seqs, int32_t* key_start,
                             int32_t* items, int32_t* num_items, cudaStream_t stream) {
-  mla_expand_plan_kernel<<<1, 1, 0, stream>>>(query_start, seq_lens, num_seqs, mla_expanded_rows_per_item(),
-                                              key_start, items, num_items);
+  mla_expand_plan_kernel<<<1, 1, 0, stream>>>(query_start, seq_lens, num_seqs, mla_expanded_rows_per_item(), key_start,
+                                              items, num_items);
   BATON_LAUNCH_CHECK();
 }
 
 void launch_mla_gather_latent(const MlaGatherArgs& a, cudaStream_t stream) {
   if (a.num_seqs == 0 || a.max_keys == 0) return;
-  BATON_CHECK(a.kv.token_elems % 8 == 0, "latent gather: rows of {} values (needs a multiple of 8)",
-              a.kv.token_elems);
+  BATON_CHECK(a.kv.token_elems % 8 == 0, "latent gather: rows of {} values (needs a multiple of 8)", a.kv.token_elems);
   BATON_CHECK(a.num_seqs <= 65535, "latent gather: {} sequences", a.num_seqs);
   const dim3 grid((a.max_keys + kGatherKeys - 1) / kGatherKeys, a.num_seqs);
   mla_gather_latent_kernel<<<grid, 256, 0, stream>>>(a);

@@ -57,10 +57,10 @@ void launch_mla_gather_latent(const MlaGatherArgs& a, cudaStream_t stream);
 // head h, keys j <= ctx_s + i of the sequence (row r = key_start[s] + j):
 // K = [kv[r, h, 0:128], k_rope[r, 0:64]], V = kv[r, h, 128:256].
 struct MlaExpandedAttnArgs {
-  const bf16* q = nullptr;  // [T, heads, 192]: q_nope then the roped q_pe
-  bf16* out = nullptr;      // [T, heads, 128]
-  const bf16* kv = nullptr;  // [keys, heads, 256]: K_nope then V per head (kv_b_proj's output)
-  int64_t kv_stride = 0;     // elements between keys
+  const bf16* q = nullptr;       // [T, heads, 192]: q_nope then the roped q_pe
+  bf16* out = nullptr;           // [T, heads, 128]
+  const bf16* kv = nullptr;      // [keys, heads, 256]: K_nope then V per head (kv_b_proj's output)
+  int64_t kv_stride = 0;         // elements between keys
   const bf16* k_rope = nullptr;  // [keys, ...]: the shared roped key part
   int64_t k_rope_stride = 0;
   const int32_t* query_start = nullptr;  // [S + 1]

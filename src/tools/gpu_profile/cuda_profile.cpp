@@ -506,9 +506,10 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     if (att_ms.is_ok() && expanded) {
       row["mla_form"] = "expanded";
       row["attention_kernel_ms_per_layer"] = kernel_ms;
-      fmt::print("        MLA expanded: attention kernel {:.3f} ms/layer ({:.0f} TFLOP/s), the gather and expansion "
-                 "GEMM {:.3f} ms/layer\n",
-                 kernel_ms, att / c.num_layers / (kernel_ms * 1e-3) / 1e12, *att_ms - kernel_ms);
+      fmt::print(
+          "        MLA expanded: attention kernel {:.3f} ms/layer ({:.0f} TFLOP/s), the gather and expansion "
+          "GEMM {:.3f} ms/layer\n",
+          kernel_ms, att / c.num_layers / (kernel_ms * 1e-3) / 1e12, *att_ms - kernel_ms);
     }
     if (att_ms.is_ok()) {
       row["attention_ms_per_layer"] = *att_ms;
