@@ -1,7 +1,7 @@
-// backend-ops runner for MLA's expanded prefill (mla_prefill.h): the plan,
-// the gather of the sequences' latent rows from the paged cache, their
-// expansion through kv_b_proj (the GEMM the backend runs) and the wgmma
-// attention with qk head dim 192 / v head dim 128, against a CPU reference of
+// backend-ops runner for MLA's expanded prefill (mla_prefill.h,
+// launch_mla_expanded_attention, as the backend runs it): the plan, the
+// gather of the sequences' latent rows from the paged cache, their expansion
+// through kv_b_proj and the wgmma attention with qk head dim 192 / v head dim 128, against a CPU reference of
 // the same math: K_nope and V per head from the cached latent rows (rounded
 // to bf16 as the GPU stores them), causal softmax attention in fp32.
 #include <algorithm>
@@ -82,7 +82,6 @@ std::vector<Check> run_mla_expanded(const MlaExpandedShape& s, std::mt19937& rng
   int total_keys = 0;
   for (int len : b.seq_lens) total_keys += len;
   const int seqs = static_cast<int>(b.seq_lens.size());
-  const int max_items = mla_expanded_max_items(b.num_tokens, seqs);
 
   auto dq = upload_bf16(q);
   auto dkv_b = upload_bf16(kv_b);
@@ -90,54 +89,31 @@ std::vector<Check> run_mla_expanded(const MlaExpandedShape& s, std::mt19937& rng
   auto dout = poisoned_bf16(out_elems);
   const DeviceBatch db = upload_batch(b);
   DeviceBuffer plan, lat, kv;
-  BATON_CHECK_OK(plan.allocate((seqs + 1 + 2 * max_items) * 4));
+  BATON_CHECK_OK(plan.allocate(size_t{4} * mla_expanded_plan_ints(b.num_tokens, seqs)));
   BATON_CHECK_OK(lat.allocate(static_cast<size_t>(total_keys) * latent * 2));
   BATON_CHECK_OK(kv.allocate(static_cast<size_t>(total_keys) * cols * 2));
-  auto* key_start = plan.as<int32_t>();
-  int32_t* num_items = key_start + seqs;
-  int32_t* items = num_items + 1;
-  const auto* seq_lens = db.seq_lens.as<int32_t>();
-  launch_mla_expand_plan(db.query_start.as<int32_t>(), seq_lens, seqs, key_start, items, num_items, nullptr);
-  MlaGatherArgs ga;
-  ga.kv = cache.kv;
-  ga.layer = layer;
-  ga.block_tables = db.block_tables.as<int32_t>();
-  ga.max_blocks_per_seq = b.max_blocks_per_seq;
-  ga.seq_lens = seq_lens;
-  ga.key_start = key_start;
-  ga.num_seqs = seqs;
-  ga.max_keys = b.max_blocks_per_seq * s.block_size;
-  ga.latent_out = lat.as<bf16>();
-  launch_mla_gather_latent(ga, nullptr);
   Gemm gemm;
   BATON_CHECK_OK(gemm.init(8u << 20));
-  BatchedGemm g;
-  g.x = lat.as<bf16>();
-  g.ldx = latent;
-  g.w = dkv_b.as<bf16>();
-  g.ldw = rank;
-  g.y = kv.as<bf16>();
-  g.ldy = cols;
-  g.batch = 1;
-  g.m = total_keys;
-  g.n = cols;
-  g.k = rank;
-  gemm.run_batched(g, nullptr);
-  MlaExpandedAttnArgs a;
-  a.q = dq.as<bf16>();
-  a.out = dout.as<bf16>();
-  a.kv = kv.as<bf16>();
-  a.kv_stride = cols;
-  a.k_rope = lat.as<bf16>() + rank;
-  a.k_rope_stride = latent;
-  a.query_start = db.query_start.as<int32_t>();
-  a.seq_lens = seq_lens;
-  a.key_start = key_start;
-  a.num_items = num_items;
-  a.num_seqs = seqs;
-  a.num_heads = nh;
-  a.scale = scale;
-  launch_mla_attention_prefill_expanded(a, items, max_items, nullptr);
+  MlaExpandedStep st;
+  st.q = dq.as<bf16>();
+  st.out = dout.as<bf16>();
+  st.kv = cache.kv;
+  st.layer = layer;
+  st.query_start = db.query_start.as<int32_t>();
+  st.seq_lens = db.seq_lens.as<int32_t>();
+  st.block_tables = db.block_tables.as<int32_t>();
+  st.max_blocks_per_seq = b.max_blocks_per_seq;
+  st.num_seqs = seqs;
+  st.num_tokens = b.num_tokens;
+  st.total_keys = total_keys;
+  st.kv_b = dkv_b.as<bf16>();
+  st.num_heads = nh;
+  st.kv_lora_rank = rank;
+  st.scale = scale;
+  st.latent_rows = lat.as<bf16>();
+  st.kv_rows = kv.as<bf16>();
+  st.plan = plan.as<int32_t>();
+  launch_mla_expanded_attention(st, gemm, nullptr);
   const auto out = download_bf16(dout, out_elems);
   return {compare("out", out, expanded_reference(s, b, cache, layer, q, kv_b, scale), kTolBf16)};
 }

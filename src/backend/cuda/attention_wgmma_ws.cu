@@ -105,8 +105,8 @@ struct PagedHd128 {
 };
 struct MlaExpanded {
   using Args = MlaExpandedAttnArgs;
-  static constexpr int kDqk = 192;
-  static constexpr int kNope = 128;  // K's columns from the expanded rows; the rest from k_rope
+  static constexpr int kDqk = kMlaExpandedNope + kMlaExpandedRope;
+  static constexpr int kNope = kMlaExpandedNope;  // K's columns from the expanded rows; the rest from k_rope
   static constexpr int kStages = 2;
   static constexpr bool kSplitKv = true;
   // Grid (items, heads): the blocks resident at once are mostly tiles of the
@@ -493,6 +493,8 @@ void launch_attention_prefill_wgmma_ws(const AttnArgs& a, const int32_t* work, i
 bool mla_expanded_supports(int nope, int rope_dim, int v_dim) {
   return nope == MlaExpanded::kNope && nope + rope_dim == MlaExpanded::kDqk && v_dim == kDv;
 }
+
+static_assert(kDv == kMlaExpandedV, "the expanded form's v head dim");
 
 int mla_expanded_rows_per_item() { return kRows; }
 

@@ -138,7 +138,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
       const size_t keys = mla_expand_keys_, seqs = tm;  // a sequence has at least one token
       allocs.push_back({&mla_latent_rows_, keys * latent * 2});
       allocs.push_back({&mla_kv_exp_, keys * nh * (m.qk_nope_head_dim + m.v_head_dim) * 2});
-      allocs.push_back({&mla_plan_, (2 * seqs + 1 + 2 * mla_expanded_max_items(tm, seqs)) * 4});
+      allocs.push_back({&mla_plan_, size_t{4} * mla_expanded_plan_ints(static_cast<int>(tm), static_cast<int>(seqs))});
     }
     allocs[8] = {&attn_partial_, 16};
   }

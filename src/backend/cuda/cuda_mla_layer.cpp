@@ -143,12 +143,9 @@ void CudaBackend::mla_prefill_expanded(const Launch& l, int i, const KvDev& kvd)
   const ModelConfig& c = config_;
   const MlaConfig& m = c.mla;
   const Layout& lay = l.lay;
-  const CudaLayerWeights& L = weights_.layers[i];
   char* dev = static_cast<char*>(input_dev_.get());
-  const int t = lay.num_tokens, nh = c.num_heads, s = lay.num_seqs;
-  const int rank = m.kv_lora_rank, nope = m.qk_nope_head_dim, vd = m.v_head_dim, qk = m.qk_head_dim();
+  const int t = lay.num_tokens, nh = c.num_heads, nope = m.qk_nope_head_dim, qk = m.qk_head_dim();
   const auto* query_start = reinterpret_cast<const int32_t*>(dev + lay.query_start);
-  const auto* seq_lens = reinterpret_cast<const int32_t*>(dev + lay.seq_lens);
   // q_ [t, nh, qk]: its rope part roped in place (the rope part's offset in a
   // row of qk values is nope, mla_q_rope's "kv_lora_rank").
   MlaQRopeArgs qa;
@@ -166,53 +163,26 @@ void CudaBackend::mla_prefill_expanded(const Launch& l, int i, const KvDev& kvd)
   qa.kv_lora_rank = nope;
   launch_mla_q_rope(qa, stream_);
 
-  // Plan (key offsets, work items), then the latent rows of every key of the step's sequences.
-  auto* key_start = mla_plan_.as<int32_t>();
-  int32_t* num_items = key_start + s;
-  int32_t* items = num_items + 1;
-  launch_mla_expand_plan(query_start, seq_lens, s, key_start, items, num_items, stream_);
-  MlaGatherArgs ga;
-  ga.kv = kvd;
-  ga.layer = i;
-  ga.block_tables = reinterpret_cast<const int32_t*>(dev + lay.block_tables);
-  ga.max_blocks_per_seq = lay.mbps;
-  ga.seq_lens = seq_lens;
-  ga.key_start = key_start;
-  ga.num_seqs = s;
-  ga.max_keys = lay.mbps * kvd.block_size;
-  ga.latent_out = mla_latent_rows_.as<bf16>();
-  launch_mla_gather_latent(ga, stream_);
-
-  // [K_nope[h], V[h]] for every key: latent[:, :rank] . kv_b^T, [keys, nh * (nope + vd)].
-  const int64_t latent = m.latent_dim(), kv_cols = static_cast<int64_t>(nh) * (nope + vd);
-  BatchedGemm expand;
-  expand.x = mla_latent_rows_.as<bf16>();
-  expand.ldx = latent;
-  expand.w = L.kv_b;
-  expand.ldw = rank;
-  expand.y = mla_kv_exp_.as<bf16>();
-  expand.ldy = kv_cols;
-  expand.batch = 1;
-  expand.m = static_cast<int>(l.total_keys);
-  expand.n = static_cast<int>(kv_cols);
-  expand.k = rank;
-  gemm_.run_batched(expand, stream_);
-
-  MlaExpandedAttnArgs aa;
-  aa.q = q_.as<bf16>();
-  aa.out = attn_.as<bf16>();
-  aa.kv = mla_kv_exp_.as<bf16>();
-  aa.kv_stride = kv_cols;
-  aa.k_rope = mla_latent_rows_.as<bf16>() + rank;
-  aa.k_rope_stride = latent;
-  aa.query_start = query_start;
-  aa.seq_lens = seq_lens;
-  aa.key_start = key_start;
-  aa.num_items = num_items;
-  aa.num_seqs = s;
-  aa.num_heads = nh;
-  aa.scale = static_cast<float>(attention_softmax_scale(c));
-  launch_mla_attention_prefill_expanded(aa, items, mla_expanded_max_items(t, s), stream_);
+  MlaExpandedStep st;
+  st.q = q_.as<bf16>();
+  st.out = attn_.as<bf16>();
+  st.kv = kvd;
+  st.layer = i;
+  st.query_start = query_start;
+  st.seq_lens = reinterpret_cast<const int32_t*>(dev + lay.seq_lens);
+  st.block_tables = reinterpret_cast<const int32_t*>(dev + lay.block_tables);
+  st.max_blocks_per_seq = lay.mbps;
+  st.num_seqs = lay.num_seqs;
+  st.num_tokens = t;
+  st.total_keys = l.total_keys;
+  st.kv_b = weights_.layers[i].kv_b;
+  st.num_heads = nh;
+  st.kv_lora_rank = m.kv_lora_rank;
+  st.scale = static_cast<float>(attention_softmax_scale(c));
+  st.latent_rows = mla_latent_rows_.as<bf16>();
+  st.kv_rows = mla_kv_exp_.as<bf16>();
+  st.plan = mla_plan_.as<int32_t>();
+  launch_mla_expanded_attention(st, gemm_, stream_);
 }
 
 void CudaBackend::moe_block(int i, int t) {

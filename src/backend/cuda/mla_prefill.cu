@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/gemm.h"
 
 namespace baton::cuda {
 namespace {
@@ -62,6 +63,64 @@ void launch_mla_gather_latent(const MlaGatherArgs& a, cudaStream_t stream) {
   const dim3 grid((a.max_keys + kGatherKeys - 1) / kGatherKeys, a.num_seqs);
   mla_gather_latent_kernel<<<grid, 256, 0, stream>>>(a);
   BATON_LAUNCH_CHECK();
+}
+
+int mla_expanded_plan_ints(int num_tokens, int num_seqs) {
+  return num_seqs + 1 + 2 * mla_expanded_max_items(num_tokens, num_seqs);
+}
+
+void launch_mla_expanded_attention(const MlaExpandedStep& s, Gemm& gemm, cudaStream_t stream,
+                                   cudaEvent_t kernel_start) {
+  if (s.num_tokens == 0) return;
+  // plan: key_start [S], num_items [1], items [max_items, 2].
+  int32_t* key_start = s.plan;
+  int32_t* num_items = key_start + s.num_seqs;
+  int32_t* items = num_items + 1;
+  launch_mla_expand_plan(s.query_start, s.seq_lens, s.num_seqs, key_start, items, num_items, stream);
+  MlaGatherArgs ga;
+  ga.kv = s.kv;
+  ga.layer = s.layer;
+  ga.block_tables = s.block_tables;
+  ga.max_blocks_per_seq = s.max_blocks_per_seq;
+  ga.seq_lens = s.seq_lens;
+  ga.key_start = key_start;
+  ga.num_seqs = s.num_seqs;
+  ga.max_keys = s.max_blocks_per_seq * s.kv.block_size;
+  ga.latent_out = s.latent_rows;
+  launch_mla_gather_latent(ga, stream);
+
+  // [K_nope[h], V[h]] for every key: latent[:, :rank] . kv_b^T.
+  const int64_t latent = s.kv.token_elems,
+                cols = static_cast<int64_t>(s.num_heads) * (kMlaExpandedNope + kMlaExpandedV);
+  BatchedGemm g;
+  g.x = s.latent_rows;
+  g.ldx = latent;
+  g.w = s.kv_b;
+  g.ldw = s.kv_lora_rank;
+  g.y = s.kv_rows;
+  g.ldy = cols;
+  g.batch = 1;
+  g.m = static_cast<int>(s.total_keys);
+  g.n = static_cast<int>(cols);
+  g.k = s.kv_lora_rank;
+  gemm.run_batched(g, stream);
+
+  MlaExpandedAttnArgs a;
+  a.q = s.q;
+  a.out = s.out;
+  a.kv = s.kv_rows;
+  a.kv_stride = cols;
+  a.k_rope = s.latent_rows + s.kv_lora_rank;
+  a.k_rope_stride = latent;
+  a.query_start = s.query_start;
+  a.seq_lens = s.seq_lens;
+  a.key_start = key_start;
+  a.num_items = num_items;
+  a.num_seqs = s.num_seqs;
+  a.num_heads = s.num_heads;
+  a.scale = s.scale;
+  if (kernel_start) cudaEventRecord(kernel_start, stream);
+  launch_mla_attention_prefill_expanded(a, items, mla_expanded_max_items(s.num_tokens, s.num_seqs), stream);
 }
 
 }  // namespace baton::cuda

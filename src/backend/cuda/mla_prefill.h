@@ -25,7 +25,9 @@ namespace baton::cuda {
 // queries on.
 constexpr int kMlaExpandMinTokens = 128;
 
-// The shapes the expanded kernel is built for: nope 128, rope 64, v 128.
+// The head dims the expanded kernel is built for (DeepSeek-V3's).
+constexpr int kMlaExpandedNope = 128, kMlaExpandedRope = 64, kMlaExpandedV = 128;
+// Whether a model's head dims are those.
 bool mla_expanded_supports(int nope, int rope_dim, int v_dim);
 // Query tokens per work item of the expanded attention kernel.
 int mla_expanded_rows_per_item();
@@ -72,5 +74,33 @@ struct MlaExpandedAttnArgs {
 };
 void launch_mla_attention_prefill_expanded(const MlaExpandedAttnArgs& a, const int32_t* work, int max_items,
                                            cudaStream_t stream);
+
+class Gemm;
+// One layer's attention in the expanded form over a step's sequences, what
+// the backend runs: the plan, the gather of the latent rows, their expansion
+// through kv_b_proj (`gemm`) and the attention kernel (kernel_start, when
+// given, is recorded just before the kernel: timing).
+struct MlaExpandedStep {
+  const bf16* q = nullptr;  // [T, heads, 192], q_pe roped
+  bf16* out = nullptr;      // [T, heads, 128]
+  KvDev kv;                 // the latent cache (rows of kv_lora_rank + 64)
+  int layer = 0;
+  const int32_t* query_start = nullptr;   // [S + 1]
+  const int32_t* seq_lens = nullptr;      // [S]
+  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
+  int max_blocks_per_seq = 0, num_seqs = 0, num_tokens = 0;
+  int64_t total_keys = 0;      // the sum of seq_lens
+  const bf16* kv_b = nullptr;  // kv_b_proj [heads * 256, kv_lora_rank]
+  int num_heads = 0, kv_lora_rank = 0;
+  float scale = 1.0f;
+  // Workspace: latent_rows [total_keys, kv.token_elems], kv_rows [total_keys,
+  // heads * 256], plan [mla_expanded_plan_ints(num_tokens, num_seqs)].
+  bf16* latent_rows = nullptr;
+  bf16* kv_rows = nullptr;
+  int32_t* plan = nullptr;
+};
+int mla_expanded_plan_ints(int num_tokens, int num_seqs);
+void launch_mla_expanded_attention(const MlaExpandedStep& s, Gemm& gemm, cudaStream_t stream,
+                                   cudaEvent_t kernel_start = nullptr);
 
 }  // namespace baton::cuda

@@ -150,6 +150,18 @@ Result<Json> time_layer_gemms(const ModelConfig& c, int m, double ceiling_tflops
   return Json{{"per_gemm", rows}, {"ms_per_layer", layer_ms}};
 }
 
+// The kernels' view of the backend's KV cache.
+KvDev kv_dev_of(const KvMemory& kvm) {
+  KvDev d;
+  d.base = static_cast<bf16*>(kvm.base);
+  d.block_elems = kvm.layout.block_elems();
+  d.layer_block_elems = kvm.layout.layer_block_elems();
+  d.half_elems = kvm.layout.half_layer_block_elems();
+  d.token_elems = kvm.layout.token_elems();
+  d.block_size = kvm.layout.block_size;
+  return d;
+}
+
 // Whether the backend runs this MLA step's attention in the expanded form
 // (cuda_mla_layer.cpp's rule; the keys fit the workspace at the profile's sizes).
 bool mla_expands(const ModelConfig& c, int q_len) {
@@ -166,7 +178,6 @@ Result<double> time_mla_expanded_ms(const ModelConfig& c, const KvMemory& kvm, i
   const int nb = (q_len + kBlockSize - 1) / kBlockSize, nh = c.num_heads, rank = c.mla.kv_lora_rank;
   if (nb > kvm.layout.num_blocks) return failed_precondition("KV too small");
   const int64_t latent = c.mla.latent_dim(), cols = int64_t{nh} * (c.mla.qk_nope_head_dim + c.mla.v_head_dim);
-  const int max_items = mla_expanded_max_items(q_len, 1);
   std::vector<int32_t> head = {0, q_len, q_len}, bt(nb);  // query_start, seq_lens
   std::iota(bt.begin(), bt.end(), 0);
   DeviceBuffer q, out, lat, kv, kv_b, dhead, dbt, plan;
@@ -175,7 +186,7 @@ Result<double> time_mla_expanded_ms(const ModelConfig& c, const KvMemory& kvm, i
   BATON_RETURN_IF_ERROR(lat.allocate(size_t{2} * q_len * latent));
   BATON_RETURN_IF_ERROR(kv.allocate(size_t{2} * q_len * cols));
   BATON_RETURN_IF_ERROR(kv_b.allocate(size_t{2} * cols * rank));
-  BATON_RETURN_IF_ERROR(plan.allocate(size_t{4} * (2 + 2 * max_items)));
+  BATON_RETURN_IF_ERROR(plan.allocate(size_t{4} * mla_expanded_plan_ints(q_len, 1)));
   launch_fill_random(q.as<bf16>(), int64_t{q_len} * nh * c.mla.qk_head_dim(), 1.0f, 5, stream);
   launch_fill_random(kv_b.as<bf16>(), cols * rank, 0.05f, 6, stream);
   auto up = [&](DeviceBuffer& d, const std::vector<int32_t>& v) -> Status {
@@ -186,48 +197,24 @@ Result<double> time_mla_expanded_ms(const ModelConfig& c, const KvMemory& kvm, i
   BATON_RETURN_IF_ERROR(up(dbt, bt));
   Gemm gemm;
   BATON_RETURN_IF_ERROR(gemm.init());
-  const auto* query_start = dhead.as<int32_t>();
-  const int32_t* seq_lens = query_start + 2;
-  auto* key_start = plan.as<int32_t>();
-  int32_t *num_items = key_start + 1, *items = key_start + 2;
-  MlaGatherArgs ga;
-  ga.kv.base = static_cast<bf16*>(kvm.base);
-  ga.kv.block_elems = kvm.layout.block_elems();
-  ga.kv.layer_block_elems = kvm.layout.layer_block_elems();
-  ga.kv.token_elems = kvm.layout.token_elems();
-  ga.kv.block_size = kvm.layout.block_size;
-  ga.block_tables = dbt.as<int32_t>();
-  ga.max_blocks_per_seq = nb;
-  ga.seq_lens = seq_lens;
-  ga.key_start = key_start;
-  ga.num_seqs = 1;
-  ga.max_keys = nb * kBlockSize;
-  ga.latent_out = lat.as<bf16>();
-  BatchedGemm g;
-  g.x = lat.as<bf16>();
-  g.ldx = latent;
-  g.w = kv_b.as<bf16>();
-  g.ldw = rank;
-  g.y = kv.as<bf16>();
-  g.ldy = cols;
-  g.batch = 1;
-  g.m = q_len;
-  g.n = static_cast<int>(cols);
-  g.k = rank;
-  MlaExpandedAttnArgs a;
-  a.q = q.as<bf16>();
-  a.out = out.as<bf16>();
-  a.kv = kv.as<bf16>();
-  a.kv_stride = cols;
-  a.k_rope = lat.as<bf16>() + rank;
-  a.k_rope_stride = latent;
-  a.query_start = query_start;
-  a.seq_lens = seq_lens;
-  a.key_start = key_start;
-  a.num_items = num_items;
-  a.num_seqs = 1;
-  a.num_heads = nh;
-  a.scale = static_cast<float>(attention_softmax_scale(c));
+  MlaExpandedStep st;
+  st.q = q.as<bf16>();
+  st.out = out.as<bf16>();
+  st.kv = kv_dev_of(kvm);
+  st.query_start = dhead.as<int32_t>();
+  st.seq_lens = st.query_start + 2;
+  st.block_tables = dbt.as<int32_t>();
+  st.max_blocks_per_seq = nb;
+  st.num_seqs = 1;
+  st.num_tokens = q_len;
+  st.total_keys = q_len;
+  st.kv_b = kv_b.as<bf16>();
+  st.num_heads = nh;
+  st.kv_lora_rank = rank;
+  st.scale = static_cast<float>(attention_softmax_scale(c));
+  st.latent_rows = lat.as<bf16>();
+  st.kv_rows = kv.as<bf16>();
+  st.plan = plan.as<int32_t>();
   cudaEvent_t e0, e1, e2;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
@@ -235,11 +222,7 @@ Result<double> time_mla_expanded_ms(const ModelConfig& c, const KvMemory& kvm, i
   std::vector<double> all, kernel;
   for (int it = 0; it < 8; ++it) {
     cudaEventRecord(e0, stream);
-    launch_mla_expand_plan(query_start, seq_lens, 1, key_start, items, num_items, stream);
-    launch_mla_gather_latent(ga, stream);
-    gemm.run_batched(g, stream);
-    cudaEventRecord(e1, stream);
-    launch_mla_attention_prefill_expanded(a, items, max_items, stream);
+    launch_mla_expanded_attention(st, gemm, stream, e1);
     cudaEventRecord(e2, stream);
     BATON_CUDA_RETURN(cudaEventSynchronize(e2));
     float ms_all = 0, ms_kernel = 0;
@@ -294,12 +277,7 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
   AttnArgs a;
   a.q = q.as<bf16>();
   a.out = out.as<bf16>();
-  a.kv.base = static_cast<bf16*>(kvm.base);
-  a.kv.block_elems = kvm.layout.block_elems();
-  a.kv.layer_block_elems = kvm.layout.layer_block_elems();
-  a.kv.half_elems = kvm.layout.half_layer_block_elems();
-  a.kv.token_elems = kvm.layout.token_elems();
-  a.kv.block_size = kvm.layout.block_size;
+  a.kv = kv_dev_of(kvm);
   a.query_start = dqs.as<int32_t>();
   a.seq_lens = dsl.as<int32_t>();
   a.block_tables = dbt.as<int32_t>();
