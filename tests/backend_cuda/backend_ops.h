@@ -120,6 +120,13 @@ struct MlaShape {
   int split_len = 0;  // decode: keys per split (0: one split)
 };
 OpCase mla_attention_case(const MlaShape& s);
+// MLA's expanded prefill (backend_ops_mla_prefill.cpp): plan, latent gather,
+// kv_b_proj expansion and the 192 / 128 wgmma attention (nope 128, rope 64, v 128).
+struct MlaExpandedShape {
+  int num_heads = 2, kv_lora_rank = 64, block_size = 16;
+  std::vector<int> q_lens, ctx_lens;
+};
+OpCase mla_expanded_prefill_case(const MlaExpandedShape& s);
 // MLA's projections around the attention: the latent row and q LoRA norm
 // (mla_prepare), the queries into latent space (mla_q_latent: rope and the
 // W_UK batched GEMM), the heads out of it (mla_unabsorb: the W_UV batched

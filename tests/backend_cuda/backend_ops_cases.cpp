@@ -130,6 +130,16 @@ void add_mla_ops(std::vector<OpCase>& c) {
       }
   c.push_back(mla_attention_case({128, 512, 64, 64, std::vector<int>(40, 1), std::vector<int>(40, 4095), true, 512}));
   c.push_back(mla_attention_case({128, 512, 64, 16, {1}, {4095}, true, 128}));
+  // The expanded prefill (192 / 128 heads): odd lengths, one-token rows,
+  // cached prefixes, several sequences, tiles of 128 keys and queries crossed
+  // unevenly, odd head counts, DeepSeek-V3's latent rank and a small one.
+  const std::vector<SeqSet> expanded = {
+      {{1}, {0}}, {{130}, {0}}, {{77, 300}, {0, 0}}, {{129, 5, 1}, {200, 37, 64}}, {{257}, {1000}},
+  };
+  for (int rank : {64, 512})
+    for (int bs : {16, 12})
+      for (const SeqSet& s : expanded) c.push_back(mla_expanded_prefill_case({2, rank, bs, s.q, s.ctx}));
+  c.push_back(mla_expanded_prefill_case({3, 512, 64, {384, 100}, {128, 600}}));
   // (tokens, heads, q_lora_rank, kv_lora_rank, nope, rope, v, block size, interleaved)
   const std::vector<MlaProjShape> proj = {
       {5, 4, 0, 32, 16, 8, 16, 16, true},          {5, 4, 48, 32, 16, 8, 16, 12, false},

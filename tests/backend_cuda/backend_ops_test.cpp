@@ -209,7 +209,8 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
                          "mla_q_latent",
                          "mla_unabsorb",
                          "mla_split_uk",
-                         "moe_grouped_topk"})
+                         "moe_grouped_topk",
+                         "mla_expanded_prefill"})
     EXPECT_GT(per_op[op], 0) << op << " has no case";
 }
 

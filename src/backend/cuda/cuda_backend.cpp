@@ -1,4 +1,5 @@
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/mla_prefill.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +15,9 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kMaxSplits = 32;
+// The most keys (sum of the sequences' lengths) one MLA prefill step expands
+// (1 GiB of K_nope/V for DeepSeek-V3's 128 heads); longer steps run absorbed.
+constexpr size_t kMlaExpandMaxKeys = 16384;
 constexpr int kGraphMaxBatch = 256;
 constexpr int kGraphPenaltiesPerSeq = 32;
 constexpr size_t kGraphReserveBytes = 512u << 20;  // graphs, cuBLAS, allocator slack
@@ -129,6 +133,13 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     allocs.push_back({&o_latent_, tm * nh * rank * 2});
     mla_partial_rows_ = std::max<size_t>(2 * sm, 512) * nh;
     allocs.push_back({&mla_partial_, mla_partial_rows_ * (rank + 2) * 4});
+    if (m.q_lora_rank > 0 && mla_expanded_supports(m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim)) {
+      mla_expand_keys_ = static_cast<int64_t>(std::min<size_t>(2 * tm, kMlaExpandMaxKeys));
+      const size_t keys = mla_expand_keys_, seqs = tm;  // a sequence has at least one token
+      allocs.push_back({&mla_latent_rows_, keys * latent * 2});
+      allocs.push_back({&mla_kv_exp_, keys * nh * (m.qk_nope_head_dim + m.v_head_dim) * 2});
+      allocs.push_back({&mla_plan_, size_t{4} * mla_expanded_plan_ints(static_cast<int>(tm), static_cast<int>(seqs))});
+    }
     allocs[8] = {&attn_partial_, 16};
   }
   if (c.arch == Arch::kDeepseekV3 && c.is_moe() && c.deepseek_moe.n_shared_experts > 0) {
@@ -516,6 +527,7 @@ Status CudaBackend::launch(const StepInput& in) {
   }
   const int ns = static_cast<int>(in.samples.size());
   l.lay = make_layout(n, s, in.max_blocks_per_seq, ns, items, pens);
+  for (int i = 0; i < s; ++i) l.total_keys += in.seq_lens[i];
   std::vector<int> sample_of_row(ns);
   for (int i = 0; i < ns; ++i) sample_of_row[i] = i;
   BATON_RETURN_IF_ERROR(ensure_input_capacity(l.lay.bytes));
@@ -535,6 +547,7 @@ Result<std::vector<float>> CudaBackend::forward_all_logits(const StepInput& in) 
   l.sample = false;
   const int items = count_work_items(in);
   l.lay = make_layout(n, s, in.max_blocks_per_seq, n, items, 0);
+  for (int i = 0; i < s; ++i) l.total_keys += in.seq_lens[i];
   BATON_RETURN_IF_ERROR(ensure_input_capacity(l.lay.bytes));
   BATON_CHECK(pack(in, l.lay, false, std::vector<int>(n, -1)), "no penalties");
   auto* rows = reinterpret_cast<int32_t*>(static_cast<char*>(input_host_) + l.lay.sample_rows);

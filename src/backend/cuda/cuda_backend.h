@@ -90,6 +90,7 @@ class CudaBackend final : public Backend {
     bool decode_only = false;
     int split_len = 0, max_splits = 0;
     bool sample = true;
+    int64_t total_keys = 0;  // the sequences' keys (sum of seq_lens): MLA's expanded prefill
   };
   void forward(const Launch& l);
   void run_layers(const Launch& l);
@@ -99,6 +100,9 @@ class CudaBackend final : public Backend {
   void attention_block(const Launch& l, int i, const KvDev& kv);
   // MLA (cuda_mla_layer.cpp): the attention block of layer i, normed_ -> proj_ (after o_proj).
   void mla_attention(const Launch& l, int i, const KvDev& kv);
+  // Whether step l runs MLA prefill in the expanded form, and that form's attention (q_ -> attn_).
+  bool mla_expands(const Launch& l) const;
+  void mla_prefill_expanded(const Launch& l, int i, const KvDev& kv);
   // The MoE block of layer i, normed_ -> proj_ (routed and shared experts).
   void moe_block(int i, int num_tokens);
   // Rows per prefill work tile and (token, head) rows per token the attention kernel tiles.
@@ -144,6 +148,10 @@ class CudaBackend final : public Backend {
   // splits' partials; DeepSeekMoE's shared experts.
   DeviceBuffer q_a_, q_latent_, o_latent_, mla_partial_, shared_gu_, shared_act_, shared_out_;
   size_t mla_partial_rows_ = 0;  // (row, split) pairs mla_partial_ holds
+  // MLA's expanded prefill: the gathered latent rows, their K_nope/V per head,
+  // the plan (key offsets, work items) for up to mla_expand_keys_ keys (0: no expanded form).
+  DeviceBuffer mla_latent_rows_, mla_kv_exp_, mla_plan_;
+  int64_t mla_expand_keys_ = 0;
   // Step inputs: pinned staging and the device copy.
   DeviceBuffer input_dev_;
   void* input_host_ = nullptr;

@@ -1,6 +1,6 @@
 // CudaBackend's DeepSeek-V3 blocks: multi-head latent attention in the
 // absorbed form (as the CPU backend's cpu_mla_attention.cpp, FlashMLA and
-// vLLM's MLA backends), for prefill and decode alike:
+// vLLM's MLA backends) for decode and small prefills:
 //
 //   qkv_a      = normed . [q_a_proj | q_proj ; kv_a_proj_with_mqa]^T
 //   cache row  = [rmsnorm(c_kv) * kv_a_norm, rope(k_pe)]          (mla_prepare)
@@ -9,10 +9,19 @@
 //   o_latent   = attention of q_latent over the cached rows
 //   out[h]     = o_latent[h] . W_UV[h]^T, then o_proj              (batched GEMM, GEMM)
 //
+// and in the expanded form for prefill steps of at least kMlaExpandMinTokens
+// new tokens whose keys fit the expansion workspace (mla_prefill.h):
+//
+//   q[h]       = [q_nope[h], rope(q_pe[h])]                         (mla_q_rope, in place)
+//   latent     = the sequences' cached rows, gathered              (mla_gather_latent)
+//   [K_nope[h], V[h]] = latent[:, :rank] . kv_b^T                   (GEMM)
+//   out[h]     = attention of q[h] over [K_nope[h], k_rope], V[h]   (wgmma kernel, 192 / 128)
+//
 // and the MoE block shared with Qwen3-MoE, with DeepSeekMoE's routing
 // (sigmoid, correction bias, group-limited top-k, routed scaling) and its
 // shared experts added in the combine.
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/mla_prefill.h"
 #include "model/yarn.h"
 
 namespace baton::cuda {
@@ -58,6 +67,11 @@ void CudaBackend::mla_attention(const Launch& l, int i, const KvDev& kvd) {
     gemm_.run(q_a_.as<bf16>(), L.q_b, q_.get(), t, nh * qk, q_cols, false, stream_);  // [t, nh * qk]
     q = q_.as<bf16>();
     q_stride = static_cast<int64_t>(nh) * qk;
+  }
+  if (mla_expands(l)) {
+    mla_prefill_expanded(l, i, kvd);
+    gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, nh * vd, false, stream_);  // [t, h]
+    return;
   }
   MlaQRopeArgs qa;
   qa.q = q;
@@ -118,6 +132,57 @@ void CudaBackend::mla_attention(const Launch& l, int i, const KvDev& kvd) {
   unabsorb.k = rank;
   gemm_.run_batched(unabsorb, stream_);
   gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, nh * vd, false, stream_);  // [t, h]
+}
+
+bool CudaBackend::mla_expands(const Launch& l) const {
+  return mla_expand_keys_ > 0 && !l.decode_only && !options_.batch_invariant &&
+         l.lay.num_tokens >= kMlaExpandMinTokens && l.total_keys <= mla_expand_keys_;
+}
+
+void CudaBackend::mla_prefill_expanded(const Launch& l, int i, const KvDev& kvd) {
+  const ModelConfig& c = config_;
+  const MlaConfig& m = c.mla;
+  const Layout& lay = l.lay;
+  char* dev = static_cast<char*>(input_dev_.get());
+  const int t = lay.num_tokens, nh = c.num_heads, nope = m.qk_nope_head_dim, qk = m.qk_head_dim();
+  const auto* query_start = reinterpret_cast<const int32_t*>(dev + lay.query_start);
+  // q_ [t, nh, qk]: its rope part roped in place (the rope part's offset in a
+  // row of qk values is nope, mla_q_rope's "kv_lora_rank").
+  MlaQRopeArgs qa;
+  qa.q = q_.as<bf16>();
+  qa.q_stride = static_cast<int64_t>(nh) * qk;
+  qa.q_latent = q_.as<bf16>();
+  qa.positions = reinterpret_cast<const int32_t*>(dev + lay.positions);
+  qa.inv_freq = inv_freq_.as<float>();
+  qa.rope_scale = static_cast<float>(rope_attention_factor(c));
+  qa.interleaved = m.rope_interleave;
+  qa.num_tokens = t;
+  qa.num_heads = nh;
+  qa.nope = nope;
+  qa.rope_dim = m.qk_rope_head_dim;
+  qa.kv_lora_rank = nope;
+  launch_mla_q_rope(qa, stream_);
+
+  MlaExpandedStep st;
+  st.q = q_.as<bf16>();
+  st.out = attn_.as<bf16>();
+  st.kv = kvd;
+  st.layer = i;
+  st.query_start = query_start;
+  st.seq_lens = reinterpret_cast<const int32_t*>(dev + lay.seq_lens);
+  st.block_tables = reinterpret_cast<const int32_t*>(dev + lay.block_tables);
+  st.max_blocks_per_seq = lay.mbps;
+  st.num_seqs = lay.num_seqs;
+  st.num_tokens = t;
+  st.total_keys = l.total_keys;
+  st.kv_b = weights_.layers[i].kv_b;
+  st.num_heads = nh;
+  st.kv_lora_rank = m.kv_lora_rank;
+  st.scale = static_cast<float>(attention_softmax_scale(c));
+  st.latent_rows = mla_latent_rows_.as<bf16>();
+  st.kv_rows = mla_kv_exp_.as<bf16>();
+  st.plan = mla_plan_.as<int32_t>();
+  launch_mla_expanded_attention(st, gemm_, stream_);
 }
 
 void CudaBackend::moe_block(int i, int t) {

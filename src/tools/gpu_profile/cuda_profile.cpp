@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/mla_prefill.h"
 #include "model/presets.h"
 #include "model/yarn.h"
 #include "tools/gpu_profile/model_counts.h"
@@ -149,6 +150,96 @@ Result<Json> time_layer_gemms(const ModelConfig& c, int m, double ceiling_tflops
   return Json{{"per_gemm", rows}, {"ms_per_layer", layer_ms}};
 }
 
+// The kernels' view of the backend's KV cache.
+KvDev kv_dev_of(const KvMemory& kvm) {
+  KvDev d;
+  d.base = static_cast<bf16*>(kvm.base);
+  d.block_elems = kvm.layout.block_elems();
+  d.layer_block_elems = kvm.layout.layer_block_elems();
+  d.half_elems = kvm.layout.half_layer_block_elems();
+  d.token_elems = kvm.layout.token_elems();
+  d.block_size = kvm.layout.block_size;
+  return d;
+}
+
+// Whether the backend runs this MLA step's attention in the expanded form
+// (cuda_mla_layer.cpp's rule; the keys fit the workspace at the profile's sizes).
+bool mla_expands(const ModelConfig& c, int q_len) {
+  return c.is_mla() && c.mla.q_lora_rank > 0 && q_len >= kMlaExpandMinTokens &&
+         mla_expanded_supports(c.mla.qk_nope_head_dim, c.mla.qk_rope_head_dim, c.mla.v_head_dim);
+}
+
+// One layer's attention in MLA's expanded form, as the backend runs it: plan,
+// latent gather from the backend's KV cache, the kv_b_proj expansion GEMM and
+// the attention kernel; the kernel's share in *kernel_ms. One sequence of q_len
+// new tokens, no cached prefix.
+Result<double> time_mla_expanded_ms(const ModelConfig& c, const KvMemory& kvm, int q_len, cudaStream_t stream,
+                                    double* kernel_ms) {
+  const int nb = (q_len + kBlockSize - 1) / kBlockSize, nh = c.num_heads, rank = c.mla.kv_lora_rank;
+  if (nb > kvm.layout.num_blocks) return failed_precondition("KV too small");
+  const int64_t latent = c.mla.latent_dim(), cols = int64_t{nh} * (c.mla.qk_nope_head_dim + c.mla.v_head_dim);
+  std::vector<int32_t> head = {0, q_len, q_len}, bt(nb);  // query_start, seq_lens
+  std::iota(bt.begin(), bt.end(), 0);
+  DeviceBuffer q, out, lat, kv, kv_b, dhead, dbt, plan;
+  BATON_RETURN_IF_ERROR(q.allocate(size_t{2} * q_len * nh * c.mla.qk_head_dim()));
+  BATON_RETURN_IF_ERROR(out.allocate(size_t{2} * q_len * nh * c.mla.v_head_dim));
+  BATON_RETURN_IF_ERROR(lat.allocate(size_t{2} * q_len * latent));
+  BATON_RETURN_IF_ERROR(kv.allocate(size_t{2} * q_len * cols));
+  BATON_RETURN_IF_ERROR(kv_b.allocate(size_t{2} * cols * rank));
+  BATON_RETURN_IF_ERROR(plan.allocate(size_t{4} * mla_expanded_plan_ints(q_len, 1)));
+  launch_fill_random(q.as<bf16>(), int64_t{q_len} * nh * c.mla.qk_head_dim(), 1.0f, 5, stream);
+  launch_fill_random(kv_b.as<bf16>(), cols * rank, 0.05f, 6, stream);
+  auto up = [&](DeviceBuffer& d, const std::vector<int32_t>& v) -> Status {
+    BATON_RETURN_IF_ERROR(d.allocate(v.size() * 4));
+    return cuda_status(cudaMemcpy(d.get(), v.data(), v.size() * 4, cudaMemcpyHostToDevice), "upload");
+  };
+  BATON_RETURN_IF_ERROR(up(dhead, head));
+  BATON_RETURN_IF_ERROR(up(dbt, bt));
+  Gemm gemm;
+  BATON_RETURN_IF_ERROR(gemm.init());
+  MlaExpandedStep st;
+  st.q = q.as<bf16>();
+  st.out = out.as<bf16>();
+  st.kv = kv_dev_of(kvm);
+  st.query_start = dhead.as<int32_t>();
+  st.seq_lens = st.query_start + 2;
+  st.block_tables = dbt.as<int32_t>();
+  st.max_blocks_per_seq = nb;
+  st.num_seqs = 1;
+  st.num_tokens = q_len;
+  st.total_keys = q_len;
+  st.kv_b = kv_b.as<bf16>();
+  st.num_heads = nh;
+  st.kv_lora_rank = rank;
+  st.scale = static_cast<float>(attention_softmax_scale(c));
+  st.latent_rows = lat.as<bf16>();
+  st.kv_rows = kv.as<bf16>();
+  st.plan = plan.as<int32_t>();
+  cudaEvent_t e0, e1, e2;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  cudaEventCreate(&e2);
+  std::vector<double> all, kernel;
+  for (int it = 0; it < 8; ++it) {
+    cudaEventRecord(e0, stream);
+    launch_mla_expanded_attention(st, gemm, stream, e1);
+    cudaEventRecord(e2, stream);
+    BATON_CUDA_RETURN(cudaEventSynchronize(e2));
+    float ms_all = 0, ms_kernel = 0;
+    cudaEventElapsedTime(&ms_all, e0, e2);
+    cudaEventElapsedTime(&ms_kernel, e1, e2);
+    if (it >= 2) {
+      all.push_back(ms_all);
+      kernel.push_back(ms_kernel);
+    }
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaEventDestroy(e2);
+  *kernel_ms = median(kernel);
+  return median(all);
+}
+
 // Times one layer's attention kernel alone on the backend's KV cache:
 // `batch` sequences of `q_len` new tokens after `ctx` cached ones.
 Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, int q_len,
@@ -186,12 +277,7 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
   AttnArgs a;
   a.q = q.as<bf16>();
   a.out = out.as<bf16>();
-  a.kv.base = static_cast<bf16*>(kvm.base);
-  a.kv.block_elems = kvm.layout.block_elems();
-  a.kv.layer_block_elems = kvm.layout.layer_block_elems();
-  a.kv.half_elems = kvm.layout.half_layer_block_elems();
-  a.kv.token_elems = kvm.layout.token_elems();
-  a.kv.block_size = kvm.layout.block_size;
+  a.kv = kv_dev_of(kvm);
   a.query_start = dqs.as<int32_t>();
   a.seq_lens = dsl.as<int32_t>();
   a.block_tables = dbt.as<int32_t>();
@@ -390,7 +476,19 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     if (c.is_mla()) row["attention_flops_executed"] = attention_flops_executed(c, double(n) * (n + 1) / 2.0);
     row["achieved_tflops"] = tflops;
     row["flop_utilization"] = tflops / ceil.gemm_tflops;
-    Result<double> att_ms = time_attention_ms(c, kvm, 1, 0, n, b->stream());
+    const bool expanded = mla_expands(c, n);
+    double kernel_ms = 0.0;
+    Result<double> att_ms = expanded ? time_mla_expanded_ms(c, kvm, n, b->stream(), &kernel_ms)
+                                     : time_attention_ms(c, kvm, 1, 0, n, b->stream());
+    if (expanded) row["attention_flops_executed"] = att;
+    if (att_ms.is_ok() && expanded) {
+      row["mla_form"] = "expanded";
+      row["attention_kernel_ms_per_layer"] = kernel_ms;
+      fmt::print(
+          "        MLA expanded: attention kernel {:.3f} ms/layer ({:.0f} TFLOP/s), the gather and expansion "
+          "GEMM {:.3f} ms/layer\n",
+          kernel_ms, att / c.num_layers / (kernel_ms * 1e-3) / 1e12, *att_ms - kernel_ms);
+    }
     if (att_ms.is_ok()) {
       row["attention_ms_per_layer"] = *att_ms;
       row["attention_tflops"] = att / c.num_layers / (*att_ms * 1e-3) / 1e12;
@@ -520,7 +618,7 @@ Json targets(const Json& r) {
             "expert GEMMs and elementwise kernels) runs at {:.0f} TFLOP/s",
             p["attention_tflops"].get<double>(), att_all, total,
             p["linear_flops"].get<double>() / ((total - att_all) * 1e-3) / 1e12);
-        if (p.contains("attention_flops_executed"))
+        if (p.contains("attention_flops_executed") && !p.contains("mla_form"))
           t["limited_by"] = t["limited_by"].get<std::string>() +
                             fmt::format(
                                 " (MLA's absorbed form executes {:.1f}x the model's attention FLOPs)",
