@@ -95,7 +95,7 @@ cli::RunFn setup(CLI::App& sub) {
                  "Role control: a switch whose drain takes longer fails (the instance keeps its role)")
       ->capture_default_str();
   sub.add_option("--instance-api-key-file", o->instance_api_key_file,
-                 "Role control: a file holding the instances' --api-key, sent on their admin endpoint");
+                 "A file holding the instances' --api-key, sent on their KV event streams and admin endpoint");
   sub.add_option("--discovery", o->discovery,
                  "etcd://HOST:PORT: take instances from the etcd registry (joins and leaves live)");
   sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");

@@ -113,18 +113,18 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
                          make_routing_policy(o.policy, &kv_index_, {o.kv_load_weight}));
   clients_ = std::make_unique<UpstreamClients>(o.num_io_threads);
   service_ = std::make_shared<RouterService>(sopts, pool_, std::move(policy), *clients_, &kv_index_, codec_.get());
+  std::string api_key;  // the instances': their event streams and admin endpoint need it
+  if (!o.instance_api_key_file.empty()) {
+    auto key = read_file(o.instance_api_key_file);
+    if (!key.is_ok()) return key.status().with_context("--instance-api-key-file");
+    api_key = *key;
+    while (!api_key.empty() && (api_key.back() == '\n' || api_key.back() == '\r')) api_key.pop_back();
+  }
   if (uses_kv) {
-    kv_events_ = std::make_unique<KvEventSubscriber>(pool_, *clients_, kv_index_);
+    kv_events_ = std::make_unique<KvEventSubscriber>(pool_, *clients_, kv_index_, 0.5, api_key);
     kv_events_->start();
   }
   if (o.role_control) {
-    std::string api_key;
-    if (!o.instance_api_key_file.empty()) {
-      auto key = read_file(o.instance_api_key_file);
-      if (!key.is_ok()) return key.status().with_context("--instance-api-key-file");
-      api_key = *key;
-      while (!api_key.empty() && (api_key.back() == '\n' || api_key.back() == '\r')) api_key.pop_back();
-    }
     role_control_ = std::make_unique<RoleControlLoop>(pool_, kv_index_, service_->metrics(), o.role, api_key);
     role_control_->start();
   }

@@ -2,9 +2,9 @@
 // snapshot carrying its load and answers the admin endpoint. With the
 // prefill's queue held over the decodes' by more than the margin, the loop
 // moves the least loaded decode to prefill (once: the cooldown holds the
-// next), through POST /v1/admin/role with the instances' API key, re-adds it
-// to the pool under its new role and counts the switch; an instance whose
-// drain fails rejoins under its old role.
+// next), through POST /v1/admin/role with the instances' API key (sent on
+// the event streams too), re-adds it to the pool under its new role and
+// counts the switch; an instance whose drain fails rejoins under its old role.
 #include "router/role_control_loop.h"
 
 #include <gtest/gtest.h>
@@ -59,6 +59,7 @@ class ScriptedInstance {
       return ex->reply(std::move(r));
     }
     if (req.path == "/v1/kv/events") {
+      if (req.header("authorization") != "Bearer secret") return ex->reply(HttpResponse{401});
       ex->start_events();
       ex->send_event(Json{{"type", "snapshot"},
                           {"epoch", 1},
@@ -126,7 +127,7 @@ struct Router {
   std::unique_ptr<KvEventSubscriber> events;
   std::unique_ptr<RoleControlLoop> loop;
   void start() {
-    events = std::make_unique<KvEventSubscriber>(pool, clients, index, 0.05);
+    events = std::make_unique<KvEventSubscriber>(pool, clients, index, 0.05, "secret");
     events->start();
     loop = std::make_unique<RoleControlLoop>(pool, index, metrics, quick(), "secret");
     loop->start();
