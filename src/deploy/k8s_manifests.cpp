@@ -260,6 +260,11 @@ Result<std::vector<K8sFile>> k8s_manifests(const DeploySpec& spec, const K8sOpti
     return invalid_argument("the etcd endpoint must be etcd://HOST:PORT, got '{}'", o.etcd_endpoint);
   }
   const bool pd = spec.mode != "agg";  // pd or adaptive: KV moves between pods
+  if (spec.mode == "adaptive") {
+    notes->push_back(
+        "mode adaptive: a pod keeps the StatefulSet of its first role; the role it serves now is in its /health "
+        "(X-Baton-Role) and in the etcd registry, which the router follows");
+  }
   if (pd && o.existing_secret.empty() && o.kv_secret_hex.size() < 32) {
     return invalid_argument(
         "a PD deployment needs a KV secret of at least 16 bytes (32 hex digits), or an existing "
