@@ -92,6 +92,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
   server_ = std::make_unique<ApiServer>(*le.engine, *codec_, o);
   if (connector_) connector_->attach_metrics(server_->service().metrics().registry());
   if (role_connector_) role_connector_->attach_metrics(server_->service().metrics().registry());
+  if (switcher_) switcher_->attach_metrics(server_->service().metrics().registry());
   if (Status st = server_->start(); !st.is_ok()) {
     server_.reset();
     return st;

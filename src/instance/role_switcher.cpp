@@ -53,6 +53,16 @@ void RoleSwitcher::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void RoleSwitcher::set_on_flip(std::function<void(PdRole)> on_flip) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_flip_ = std::move(on_flip);
+}
+
+void RoleSwitcher::attach_metrics(MetricsRegistry& registry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics_ = &registry;
+}
+
 PdRole RoleSwitcher::role() const {
   std::lock_guard<std::mutex> lock(mu_);
   return role_;
@@ -165,6 +175,14 @@ void RoleSwitcher::run(std::shared_ptr<PdKvConnector> next, double drain_timeout
   }
   Switch& sw = *switch_;
   sw.elapsed_s = sw.watch.elapsed_s();
+  if (metrics_) {
+    metrics_
+        ->counter("baton:role_switches_total", "Role switches of this instance, by outcome (done or failed)",
+                  {{"from", pd_role_name(sw.from)},
+                   {"to", pd_role_name(sw.to)},
+                   {"result", outstanding.empty() ? "done" : "failed"}})
+        .inc();
+  }
   if (!outstanding.empty()) {
     sw.state = "failed";
     sw.error = stopping_ ? "the instance is stopping"
@@ -185,8 +203,9 @@ void RoleSwitcher::run(std::shared_ptr<PdKvConnector> next, double drain_timeout
   ++num_switches_;
   BATON_LOG_INFO("role switch {} -> {} done after {:.3f} s", pd_role_name(sw.from), pd_role_name(sw.to), sw.elapsed_s);
   const PdRole now = sw.to;
+  std::function<void(PdRole)> on_flip = on_flip_;
   lock.unlock();
-  if (on_flip_) on_flip_(now);
+  if (on_flip) on_flip(now);
 }
 
 Json RoleSwitcher::status() const {

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/metrics_registry.h"
 #include "pd/role_kv_connector.h"
 #include "server/role_admin.h"
 
@@ -41,8 +42,11 @@ class RoleSwitcher : public RoleAdmin, public std::enable_shared_from_this<RoleS
 
   PdRole role() const;
   // Called on the switch's thread right after each flip, with the new role
-  // (the instance re-registers in discovery under it). Set before any switch.
-  void set_on_flip(std::function<void(PdRole)> on_flip) { on_flip_ = std::move(on_flip); }
+  // (the instance re-registers in discovery under it).
+  void set_on_flip(std::function<void(PdRole)> on_flip);
+  // Counts each ended switch in `registry` (which must outlive this) as
+  // baton:role_switches_total{from, to, result}.
+  void attach_metrics(MetricsRegistry& registry);
   // Ends a drain in flight (as failed) and joins its thread. Idempotent.
   void stop();
 
@@ -73,8 +77,9 @@ class RoleSwitcher : public RoleAdmin, public std::enable_shared_from_this<RoleS
   const std::shared_ptr<RoleKvConnector> connector_;
   const ConnectorFactory factory_;
   const double default_drain_timeout_s_;
-  std::function<void(PdRole)> on_flip_;
-  std::mutex request_mu_;  // one request_switch at a time
+  std::function<void(PdRole)> on_flip_;  // under mu_
+  MetricsRegistry* metrics_ = nullptr;   // under mu_
+  std::mutex request_mu_;                // one request_switch at a time
   mutable std::mutex mu_;
   std::condition_variable cv_;
   PdRole role_;

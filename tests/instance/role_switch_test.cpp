@@ -153,6 +153,7 @@ TEST(RoleSwitchTest, ADrainThatCannotFinishIsReportedAndTheRoleStays) {
   Json st = admin_status(*p);
   EXPECT_EQ(st["role"], "prefill");
   EXPECT_EQ(st["num_failed_switches"], 1);
+  EXPECT_EQ(sum_series(p->url(), "baton:role_switches_total", "result=\"failed\""), 1);
   EXPECT_NE(st["switch"].value("error", "").find("1 KV leases held"), std::string::npos) << st.dump();
   EXPECT_EQ(p->role(), PdRole::kPrefill);
   // The old role serves again; once its leases are released the switch goes through.
@@ -168,6 +169,7 @@ TEST(RoleSwitchTest, ADrainThatCannotFinishIsReportedAndTheRoleStays) {
   ASSERT_TRUE(wait_until([&] { return admin_status(*p)["switch"].value("state", "") != "draining"; }, 10.0));
   EXPECT_EQ(admin_status(*p)["switch"]["state"], "done") << admin_status(*p).dump();
   EXPECT_EQ(p->role(), PdRole::kAgg);
+  EXPECT_EQ(sum_series(p->url(), "baton:role_switches_total", "result=\"done\""), 1);
   EXPECT_EQ(p->kv_port(), 0);
   EXPECT_TRUE(pool_fully_free(*p));
 }
