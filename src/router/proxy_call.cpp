@@ -206,6 +206,13 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
     }
     return reply_error(502, "prefill instance " + inst->url + ": " + status.message(), "upstream_error");
   }
+  if (response.status == 503 && !response.header("x-baton-role").empty() && !is_retry) {
+    // Its role is switching (or no longer prefill) and this router has not
+    // seen it yet: another prefill instance takes the request.
+    BATON_LOG_INFO("prefill {} refused the request during a role switch; retrying on another", inst->url);
+    service_->count_retry(PoolRole::kPrefill);
+    return start_prefill(inst.get(), true);
+  }
   if (response.status != 200) {
     // The prefill instance refused the request (bad input, overload): pass its answer on.
     HttpResponse out;

@@ -256,7 +256,12 @@ void OpenAiService::handle_generate(ApiKind kind, const HttpRequest& http_reques
   std::shared_ptr<void> role_ticket;
   if (options_.role_admin) {
     Result<std::shared_ptr<void>> admitted = options_.role_admin->admit(req.gen.kv_transfer_params);
-    if (!admitted.is_ok()) return exchange->reply(error_response(api_error_from_status(admitted.status())));
+    if (!admitted.is_ok()) {
+      // The header tells a router the refusal is the role's (it retries elsewhere).
+      HttpResponse r = error_response(api_error_from_status(admitted.status()));
+      r.headers.emplace_back("X-Baton-Role", options_.role_admin->role_name());
+      return exchange->reply(std::move(r));
+    }
     role_ticket = std::move(admitted).value();
   }
   ResponseHeader header{kind, next_request_id(kind), options_.served_model_name, unix_seconds()};

@@ -174,6 +174,35 @@ TEST(RoleSwitchTest, ADrainThatCannotFinishIsReportedAndTheRoleStays) {
   EXPECT_TRUE(pool_fully_free(*p));
 }
 
+// An operator's switch (through the admin endpoint, not the router's
+// controller): until the router's health checks see the new role, it still
+// sends prefills to the draining instance, which refuses them naming its
+// role; the router retries them on another prefill, and no client sees it.
+TEST(RoleSwitchTest, APrefillRefusedByADrainingInstanceIsRetriedElsewhere) {
+  const std::string model = fixture_model("llama3-tiny");
+  auto agg = start_instance(model, "agg");
+  auto a = start_instance(model, "prefill", "shm", kSwitching);
+  auto b = start_instance(model, "prefill");
+  auto d = start_instance(model, "decode");
+  ASSERT_TRUE(agg && a && b && d);
+  auto proxy = start_router(router_options(a->url() + "," + b->url(), d->url()));
+  ASSERT_TRUE(proxy);
+  Json lease = prefill_direct(*a, prompt_of(20));  // unread: a's drain waits for it
+  ASSERT_EQ(admin(*a, "POST", R"({"role": "decode", "drain_timeout_s": 30})").status, 202);
+  for (int i = 0; i < 6; ++i) {
+    const std::vector<int> prompt = prompt_of(8 + i, 200 + i);
+    Completion want = post_completion(agg->url(), completion_body(prompt, kMaxTokens, false));
+    Completion got = post_completion(proxy->url(), completion_body(prompt, kMaxTokens, false));
+    EXPECT_EQ(got.http_status, 200) << got.raw;
+    EXPECT_EQ(got.tokens, want.tokens) << i;
+  }
+  EXPECT_GE(sum_series(proxy->url(), "baton:router_retries_total", "prefill"), 1);
+  EXPECT_EQ(admin_status(*a)["switch"]["state"], "draining");
+  auto r = http::fetch(a->url() + "/v1/kv/release", "POST", Json{{"kv_transfer_params", lease}}.dump(), 10.0);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_TRUE(wait_until([&] { return a->role() == PdRole::kDecode; }, 10.0));
+}
+
 TEST(RoleSwitchTest, SwitchesBackAndForthAndServesEachRole) {
   const std::string model = fixture_model("llama3-tiny");
   auto x = start_instance(model, "agg", "shm", kSwitching);
