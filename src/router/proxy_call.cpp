@@ -235,7 +235,8 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
 void ProxyCall::start_decode(Json params) {
   granted_kv_params_ = std::move(params);
   stage_ = Stage::kDecode;
-  InstancePtr decode = decode_ && decode_->healthy.load() ? decode_ : service_->pick(PoolRole::kDecode, key_, nullptr);
+  // The decode chosen up front, unless it left the rotation meanwhile (a role switch drains it).
+  InstancePtr decode = service_->in_rotation(decode_) ? decode_ : service_->pick(PoolRole::kDecode, key_, nullptr);
   if (!decode) {
     give_up("no healthy decode instance");
     return reply_error(503, "no healthy decode instance", "service_unavailable");
