@@ -1,42 +1,15 @@
 // Roles that follow the load with discovery: an instance registered in etcd
 // re-registers under its new role right after a switch flips it (it leaves
-// under the old one), so a router that watches the registry follows; and
-// one that leaves on shutdown registers nothing on a later flip.
+// under the old one), so a router that watches the registry follows; on
+// shutdown it leaves under the role it has then.
 #include <gtest/gtest.h>
 
-#include <mutex>
-#include <set>
-
-#include "discovery/registry_watcher.h"
 #include "pd/pd_cluster.h"
+#include "support/registry_recorder.h"
 #include "support/test_process.h"
 
 namespace baton::pd_test {
 namespace {
-
-class Events {
- public:
-  discovery::WatcherCallbacks callbacks() {
-    return {[this](const discovery::InstanceRecord& r) { add("+" + r.role + " " + r.url); },
-            [this](const discovery::InstanceRecord& r) { add("-" + r.role + " " + r.url); }};
-  }
-  bool wait_for(const std::string& event) {
-    return wait_until(
-        [&] {
-          std::lock_guard<std::mutex> lock(mu_);
-          return events_.count(event) > 0;
-        },
-        10.0, 20);
-  }
-
- private:
-  void add(const std::string& e) {
-    std::lock_guard<std::mutex> lock(mu_);
-    events_.insert(e);
-  }
-  std::mutex mu_;
-  std::set<std::string> events_;
-};
 
 TEST(RoleSwitchDiscoveryTest, ASwitchedInstanceReRegistersUnderItsNewRole) {
   baton::testing::EtcdProcess etcd;
@@ -46,7 +19,7 @@ TEST(RoleSwitchDiscoveryTest, ASwitchedInstanceReRegistersUnderItsNewRole) {
     o.pd.discovery = etcd.endpoint();
   });
   ASSERT_TRUE(x);
-  Events events;
+  baton::testing::RegistryRecorder events;
   discovery::RegistryWatcher watcher(etcd.endpoint(), events.callbacks());
   ASSERT_TRUE(watcher.start().is_ok());
   ASSERT_TRUE(events.wait_for("+prefill " + x->url()));
