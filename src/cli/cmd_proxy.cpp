@@ -75,6 +75,27 @@ cli::RunFn setup(CLI::App& sub) {
                  "auto: what a remote prefill adds to a request besides the prefill's queue (exchanges, KV pull)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub.add_flag("--role-control", o->role_control,
+               "pd: move instances between prefill and decode as the queues say (instances need --role-switching; "
+               "docs/routing.md, \"Roles that follow the load\")");
+  sub.add_option("--role-margin", o->role.margin,
+                 "Role control: how far one side's pressure (mean waiting requests + KV usage weight) must be over "
+                 "the other's")
+      ->capture_default_str();
+  sub.add_option("--role-hold-s", o->role.hold_s, "Role control: how long the margin must hold before a switch")
+      ->capture_default_str();
+  sub.add_option("--role-cooldown-s", o->role.cooldown_s, "Role control: after a switch, before the next may start")
+      ->capture_default_str();
+  sub.add_option("--role-kv-usage-weight", o->role.kv_usage_weight,
+                 "Role control: a full KV cache counts as this many waiting requests")
+      ->capture_default_str();
+  sub.add_option("--role-interval-s", o->role.interval_s, "Role control: seconds between two looks")
+      ->capture_default_str();
+  sub.add_option("--role-drain-timeout-s", o->role.drain_timeout_s,
+                 "Role control: a switch whose drain takes longer fails (the instance keeps its role)")
+      ->capture_default_str();
+  sub.add_option("--instance-api-key-file", o->instance_api_key_file,
+                 "A file holding the instances' --api-key, sent on their KV event streams and admin endpoint");
   sub.add_option("--discovery", o->discovery,
                  "etcd://HOST:PORT: take instances from the etcd registry (joins and leaves live)");
   sub.add_option("--health-interval-s", o->health_interval_s, "Seconds between health checks");

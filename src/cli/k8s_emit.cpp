@@ -34,8 +34,8 @@ int emit_k8s(const std::string& spec_path, K8sEmitFlags f) {
   if (f.out_dir.empty()) return fail("--emit k8s needs --out DIR");
   auto spec = deploy::DeploySpec::load(spec_path);
   if (!spec.is_ok()) return fail(spec.status().message());
-  if (spec->mode == "pd" && f.options.existing_secret.empty()) {
-    auto secret = random_hex(32);  // OpenSSL's CSPRNG
+  if (spec->mode != "agg" && f.options.existing_secret.empty()) {  // pd or adaptive: KV moves between pods
+    auto secret = random_hex(32);                                  // OpenSSL's CSPRNG
     if (!secret.is_ok()) return fail(secret.status().message());
     f.options.kv_secret_hex = *secret;
   }

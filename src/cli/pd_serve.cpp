@@ -52,6 +52,12 @@ void add_pd_flags(CLI::App& app, PdFlags& f) {
                  "On SIGTERM with --discovery: keep serving this long after leaving, so routers see it")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_flag("--role-switching", f.role_switching,
+               "Let the role change at run time without a restart (POST /v1/admin/role; docs/pd.md)");
+  app.add_option("--role-drain-timeout-s", f.role_drain_timeout_s,
+                 "A role switch's drain limit unless the request gives one (then it fails, the role unchanged)")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
   app.add_option("--kv-fault", f.kv_fault, "Tests only: inject fail|corrupt|drop|delay_ms=N into KV reads")->group("");
 }
 

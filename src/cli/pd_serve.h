@@ -14,8 +14,8 @@ using PdFlags = instance::PdOptions;
 // Adds --role, --kv-transport, --kv-require, --kv-port, --kv-host, --kv-secret-file,
 // --kv-max-connections, --kv-agent-workers, --kv-idle-timeout-ms,
 // --kv-frame-timeout-ms, --kv-lease-ms, --kv-load-failure-policy,
-// --kv-checksum, --discovery, --advertise-url, --leave-grace-s (and the
-// hidden --kv-fault).
+// --kv-checksum, --discovery, --advertise-url, --leave-grace-s,
+// --role-switching, --role-drain-timeout-s (and the hidden --kv-fault).
 void add_pd_flags(CLI::App& app, PdFlags& flags);
 
 }  // namespace baton::cli

@@ -57,6 +57,47 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   return read_args(node["engine_args"], (std::string(where) + ".engine_args").c_str(), &group->engine_args);
 }
 
+Status read_router(const YAML::Node& router, DeploySpec* spec) {
+  if (!router.IsMap()) return invalid_argument("'router' must be a mapping");
+  for (const auto& kv : router) {
+    const std::string key = kv.first.as<std::string>();
+    if (key != "port" && key != "policy" && key != "disagg" && key != "tokenizer") {
+      return invalid_argument("unknown field 'router.{}' (expected port, policy, disagg, tokenizer)", key);
+    }
+    if (!kv.second.IsScalar()) return invalid_argument("'router.{}' must be a scalar", key);
+  }
+  if (router["port"]) spec->router_port = router["port"].as<int>();
+  if (router["policy"]) spec->router_policy = router["policy"].as<std::string>();
+  if (router["disagg"]) spec->router_disagg = router["disagg"].as<std::string>();
+  if (router["tokenizer"]) spec->router_tokenizer = router["tokenizer"].as<std::string>();
+  return Status::ok();
+}
+
+// role_control: {margin: 2, ...}: each a number, one of the router's
+// --role-* settings.
+Status read_role_control(const YAML::Node& node, std::map<std::string, std::string>* out) {
+  if (!node) return Status::ok();
+  if (!node.IsMap()) return invalid_argument("'role_control' must be a mapping of setting: number");
+  static const char* kSettings[] = {"margin",          "hold_s",     "cooldown_s",
+                                    "kv_usage_weight", "interval_s", "drain_timeout_s"};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (std::find_if(std::begin(kSettings), std::end(kSettings), [&](const char* k) { return key == k; }) ==
+        std::end(kSettings)) {
+      return invalid_argument(
+          "unknown field 'role_control.{}' (expected margin, hold_s, cooldown_s, kv_usage_weight, interval_s, "
+          "drain_timeout_s)",
+          key);
+    }
+    double value = 0;
+    if (!kv.second.IsScalar() || !YAML::convert<double>::decode(kv.second, value) || !(value >= 0)) {
+      return invalid_argument("'role_control.{}' must be a number >= 0", key);
+    }
+    (*out)[key] = kv.second.as<std::string>();
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
@@ -83,7 +124,8 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
                                    "restart",
                                    "host",
                                    "health_timeout_s",
-                                   "shutdown_grace_s"};
+                                   "shutdown_grace_s",
+                                   "role_control"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;
@@ -112,11 +154,8 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     BATON_RETURN_IF_ERROR(read_group(root["decode"], "decode", &spec.decode));
     BATON_RETURN_IF_ERROR(read_group(root["agg"], "agg", &spec.agg));
     if (root["replicas"]) spec.agg.replicas = root["replicas"].as<int>();
-    if (const YAML::Node router = root["router"]) {
-      if (!router.IsMap()) return invalid_argument("'router' must be a mapping");
-      if (router["port"]) spec.router_port = router["port"].as<int>();
-      if (router["policy"]) spec.router_policy = router["policy"].as<std::string>();
-    }
+    if (const YAML::Node router = root["router"]) BATON_RETURN_IF_ERROR(read_router(router, &spec));
+    BATON_RETURN_IF_ERROR(read_role_control(root["role_control"], &spec.role_control));
   } catch (const YAML::Exception& e) {
     return invalid_argument("bad deployment spec: {}", e.what());
   }
@@ -133,8 +172,24 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
       return invalid_argument("mode pd needs prefill.replicas >= 1 and decode.replicas >= 1");
     }
     if (spec.agg.replicas) return invalid_argument("mode pd takes prefill/decode groups, not 'replicas'");
+  } else if (spec.mode == "adaptive") {
+    if (spec.prefill.replicas < 1 || spec.decode.replicas < 1) {
+      return invalid_argument(
+          "mode adaptive needs prefill.replicas >= 1 and decode.replicas >= 1 (the instances' first roles; the "
+          "controller never moves the last of a side)");
+    }
+    if (spec.agg.replicas) return invalid_argument("mode adaptive takes prefill/decode groups, not 'replicas'");
   } else {
-    return invalid_argument("mode must be agg or pd, got '{}'", spec.mode);
+    return invalid_argument("mode must be agg, pd or adaptive, got '{}'", spec.mode);
+  }
+  if (spec.mode != "adaptive" && !spec.role_control.empty()) {
+    return invalid_argument("'role_control' is for mode adaptive (this spec's mode is {})", spec.mode);
+  }
+  if (!spec.router_disagg.empty()) {
+    if (spec.mode == "agg") return invalid_argument("router.disagg is for mode pd or adaptive, not agg");
+    if (spec.router_disagg != "always" && spec.router_disagg != "conditional" && spec.router_disagg != "auto") {
+      return invalid_argument("router.disagg must be always, conditional or auto, got '{}'", spec.router_disagg);
+    }
   }
   if (spec.router_port <= 0 || spec.router_port > 65535) {
     return invalid_argument("router.port out of range: {}", spec.router_port);
@@ -207,6 +262,7 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
         inst.args.insert(inst.args.end(), {"--role", role_name(role), "--kv-transport", spec.kv_transport, "--kv-port",
                                            std::to_string(inst.kv_port)});
       }
+      if (spec.mode == "adaptive") inst.args.push_back("--role-switching");
       std::map<std::string, std::string> args = spec.engine_args;
       for (const auto& [k, v] : group->engine_args) args[k] = v;
       // The drain each instance gets on SIGTERM: within the supervisor's grace, so it ends
@@ -231,9 +287,25 @@ void set_flag(std::vector<std::string>* args, const std::string& flag, const std
   }
 }
 
+std::vector<std::string> router_flags(const DeploySpec& spec) {
+  const std::string mode = spec.mode == "agg" ? "agg" : "pd";  // adaptive: pd with role control
+  std::vector<std::string> args = {"--mode", mode, "--policy", spec.router_policy};
+  if (!spec.router_disagg.empty()) args.insert(args.end(), {"--disagg", spec.router_disagg});
+  if (!spec.router_tokenizer.empty()) args.insert(args.end(), {"--tokenizer", spec.router_tokenizer});
+  if (spec.mode == "adaptive") {
+    args.push_back("--role-control");
+    for (const auto& [key, value] : spec.role_control) {
+      std::string flag = "--role-" + key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      args.insert(args.end(), {flag, value});
+    }
+  }
+  return args;
+}
+
 std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances) {
-  std::vector<std::string> args = {"proxy",  "--host",  spec.host,  "--port",          std::to_string(spec.router_port),
-                                   "--mode", spec.mode, "--policy", spec.router_policy};
+  std::vector<std::string> args = {"proxy", "--host", spec.host, "--port", std::to_string(spec.router_port)};
+  for (std::string& flag : router_flags(spec)) args.push_back(std::move(flag));
   auto join = [&](InstanceRole role) {
     std::string urls;
     for (const auto& inst : instances) {

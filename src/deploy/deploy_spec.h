@@ -3,19 +3,33 @@
 //   name: pd-1p1d
 //   model: /models/llama      # omit for the embedded default model
 //   device: cpu               # or cuda: one process per GPU, pinned
-//   mode: pd                  # or agg
+//   mode: pd                  # or agg, or adaptive (below)
 //   kv_transport: shm         # pd only: local, shm, tcp, cuda_ipc
 //   engine_args: {max-num-seqs: 64}      # every instance
 //   prefill: {replicas: 1, engine_args: {max-num-batched-tokens: 8192}}
 //   decode: {replicas: 1}
 //   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
-//   router: {port: 8000, policy: round_robin}
+//   router: {port: 8000, policy: round_robin,
+//            disagg: conditional,            # pd/adaptive: always | conditional | auto
+//            tokenizer: /models/llama}       # the router's --tokenizer (kv_aware, disagg)
 //   base_port: 8100           # instances listen on base_port, base_port+1, ...
 //   gpus: [0, 1, 2, 3]        # cuda: the GPUs to use, in order (default 0..N-1)
 //   discovery: etcd://127.0.0.1:2379    # optional; else the static list
 //   restart: true             # restart an instance that dies
 //   shutdown_grace_s: 5       # on stop, in-flight requests get this long (each
 //                             # instance's --shutdown-grace-s), then are aborted
+//
+// mode: adaptive is pd whose roles follow the load (docs/routing.md "Roles
+// that follow the load"): prefill/decode give the N instances' first roles,
+// each instance runs with --role-switching (with discovery it re-registers
+// under each new role), and the router with
+// --role-control and the settings of `role_control` (the router's flags
+// --role-margin, --role-hold-s, ... without the prefix):
+//   mode: adaptive
+//   prefill: 1
+//   decode: 3
+//   role_control: {margin: 2, hold_s: 10, cooldown_s: 30, kv_usage_weight: 4,
+//                  interval_s: 0.5, drain_timeout_s: 60}
 #pragma once
 
 #include <map>
@@ -44,6 +58,10 @@ struct DeploySpec {
   RoleGroup agg, prefill, decode;
   int router_port = 8000;
   std::string router_policy = "round_robin";
+  std::string router_disagg;     // "" = the router's default (always)
+  std::string router_tokenizer;  // "" = none
+  // adaptive: the router's role controller, flag name (no --role- prefix) -> value.
+  std::map<std::string, std::string> role_control;
   std::string host = "127.0.0.1";
   int base_port = 8100;
   int base_kv_port = 9100;
@@ -76,6 +94,10 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec);
 // The value after `flag` in an instance's `args` set to `value` (appended
 // when absent): how a launcher adapts a planned command line.
 void set_flag(std::vector<std::string>* args, const std::string& flag, const std::string& value);
+
+// The router's flags that the spec decides (--mode, --policy, --disagg,
+// --tokenizer, role control), for every launcher.
+std::vector<std::string> router_flags(const DeploySpec& spec);
 
 // The router's command line given the instances.
 std::vector<std::string> router_args(const DeploySpec& spec, const std::vector<InstanceSpec>& instances);

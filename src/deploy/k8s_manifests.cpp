@@ -181,10 +181,9 @@ std::vector<Json> role_objects(const DeploySpec& spec, const K8sOptions& o, cons
 
 std::vector<Json> router_objects(const DeploySpec& spec, const K8sOptions& o, const Names& n) {
   const Json pod_labels = labels(n, "router");
-  std::vector<std::string> args = {
-      "proxy",       "--host",  "0.0.0.0",  "--port",           std::to_string(spec.router_port),
-      "--mode",      spec.mode, "--policy", spec.router_policy, "--discovery",
-      etcd_url(o, n)};
+  std::vector<std::string> args = {"proxy", "--host", "0.0.0.0", "--port", std::to_string(spec.router_port)};
+  for (std::string& flag : router_flags(spec)) args.push_back(std::move(flag));
+  args.insert(args.end(), {"--discovery", etcd_url(o, n)});
   Json container{
       {"name", "router"},
       {"image", o.image},
@@ -260,7 +259,12 @@ Result<std::vector<K8sFile>> k8s_manifests(const DeploySpec& spec, const K8sOpti
   if (!o.etcd_endpoint.empty() && o.etcd_endpoint.rfind("etcd://", 0) != 0) {
     return invalid_argument("the etcd endpoint must be etcd://HOST:PORT, got '{}'", o.etcd_endpoint);
   }
-  const bool pd = spec.mode == "pd";
+  const bool pd = spec.mode != "agg";  // pd or adaptive: KV moves between pods
+  if (spec.mode == "adaptive") {
+    notes->push_back(
+        "mode adaptive: a pod keeps the StatefulSet of its first role; the role it serves now is in its /health "
+        "(X-Baton-Role) and in the etcd registry, which the router follows");
+  }
   if (pd && o.existing_secret.empty() && o.kv_secret_hex.size() < 32) {
     return invalid_argument(
         "a PD deployment needs a KV secret of at least 16 bytes (32 hex digits), or an existing "
@@ -271,6 +275,11 @@ Result<std::vector<K8sFile>> k8s_manifests(const DeploySpec& spec, const K8sOpti
   k.host = "0.0.0.0";  // pods listen on their own address
   k.gpus.clear();      // the scheduler places pods on GPUs
   k.discovery = etcd_url(o, n);
+  if (!k.router_tokenizer.empty()) {
+    notes->push_back(fmt::format("router.tokenizer {} is a path on this host, not in the router's pod: left out",
+                                 k.router_tokenizer));
+    k.router_tokenizer.clear();
+  }
   if (!spec.model.empty()) {
     k.model = fmt::format("{}/{}", kModelsMount, std::filesystem::path(spec.model).filename().string());
     notes->push_back(fmt::format("the model '{}' is read from {} in the PersistentVolumeClaim '{}' (mounted at {})",

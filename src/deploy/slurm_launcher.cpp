@@ -111,7 +111,7 @@ Status SlurmLauncher::check(const DeploySpec& spec, bool have_kv_secret) const {
         "--launcher slurm needs 'discovery: etcd://HOST:PORT' in the spec (an etcd the allocation's nodes reach): "
         "instances register there and the router finds them through it");
   }
-  if (spec.mode != "pd") return Status::ok();
+  if (spec.mode == "agg") return Status::ok();
   size_t num_instances = static_cast<size_t>(spec.prefill.replicas + spec.decode.replicas);
   if (std::min(num_instances, allocation_.nodes.size()) <= 1) return Status::ok();  // one node: KV stays local
   if (!moves_kv_between_hosts(spec.kv_transport)) {
@@ -133,8 +133,8 @@ Status SlurmLauncher::place(const DeploySpec& spec, InstanceSpec* inst, ProcessO
   const size_t index = next_node_++ % allocation_.nodes.size();
   const std::string& node = allocation_.nodes[index];
   const std::string& address = allocation_.addresses[index];
-  const size_t num_instances = spec.mode == "pd" ? static_cast<size_t>(spec.prefill.replicas + spec.decode.replicas)
-                                                 : static_cast<size_t>(spec.agg.replicas);
+  const size_t num_instances = spec.mode != "agg" ? static_cast<size_t>(spec.prefill.replicas + spec.decode.replicas)
+                                                  : static_cast<size_t>(spec.agg.replicas);
   const bool spread = std::min(num_instances, allocation_.nodes.size()) > 1;
   std::vector<std::string> args = inst->args;
   set_flag(&args, "--host", "0.0.0.0");

@@ -113,6 +113,8 @@ Json spec_json(const ExperimentDeployment& d) {
     j["kv_transport"] = s.kv_transport;
     j["prefill"] = {{"replicas", s.prefill.replicas}, {"engine_args", s.prefill.engine_args}};
     j["decode"] = {{"replicas", s.decode.replicas}, {"engine_args", s.decode.engine_args}};
+    if (!s.router_disagg.empty()) j["router_disagg"] = s.router_disagg;
+    if (s.mode == "adaptive") j["role_control"] = s.role_control;  // the first roles are prefill/decode's
   }
   return j;
 }

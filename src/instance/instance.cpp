@@ -59,23 +59,7 @@ Status Instance::start_parts(const InstanceOptions& options) {
   served_model_name_ = s.served_model_name.empty() ? default_served_model_name(options.engine.model)
                                                    : s.served_model_name;
   BATON_ASSIGN_OR_RETURN(role_, parse_pd_role(options.pd.role));
-  if (role_ == PdRole::kAgg) {
-    BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
-  } else if (options.engine.tensor_parallel_size > 1) {
-    return unimplemented(
-        "--role {} with --tensor-parallel-size {}: the KV handoff between tensor-parallel layouts is not built "
-        "yet; run PD instances at --tensor-parallel-size 1",
-        options.pd.role, options.engine.tensor_parallel_size);
-  } else {
-    BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
-    auto attach = [&](LoadedCore& core) -> Status {
-      BATON_ASSIGN_OR_RETURN(
-          connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir, served_model_name_));
-      core.core->set_kv_connector(connector_);
-      return Status::ok();
-    };
-    BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine, attach));
-  }
+  BATON_RETURN_IF_ERROR(start_engine(options));
   LoadedEngine& le = *engine_;
   codec_ = std::make_unique<TokenizerCodec>(le.tokenizer, le.checkpoint->config().vocab_size);
   ApiServerOptions o;
@@ -94,7 +78,11 @@ Status Instance::start_parts(const InstanceOptions& options) {
   if (connector_) {
     std::shared_ptr<PdKvConnector> connector = connector_;
     o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
+  } else if (role_connector_) {
+    std::shared_ptr<RoleKvConnector> connector = role_connector_;
+    o.service.kv_release = [connector](const Json& params) { return connector->release_lease(params); };
   }
+  o.service.role_admin = switcher_;
   o.service.kv_events = le.engine->kv_events();
   o.shutdown_grace_s = s.shutdown_grace_s;
   // Registered in discovery, the instance catches the signals itself: it
@@ -103,6 +91,8 @@ Status Instance::start_parts(const InstanceOptions& options) {
   if (options.handle_signals && !o.handle_signals) signals_ = std::make_unique<SignalWaiter>();
   server_ = std::make_unique<ApiServer>(*le.engine, *codec_, o);
   if (connector_) connector_->attach_metrics(server_->service().metrics().registry());
+  if (role_connector_) role_connector_->attach_metrics(server_->service().metrics().registry());
+  if (switcher_) switcher_->attach_metrics(server_->service().metrics().registry());
   if (Status st = server_->start(); !st.is_ok()) {
     server_.reset();
     return st;
@@ -115,6 +105,72 @@ Status Instance::start_parts(const InstanceOptions& options) {
     return registration.status();
   }
   registration_ = std::move(registration).value();
+  if (switcher_ && registration_) {
+    // Routers that watch the registry learn the new role: leave under the
+    // old one, join under the new one.
+    switcher_->set_on_flip([this](PdRole role) {
+      PdOptions pd = options_.pd;
+      pd.role = pd_role_name(role);
+      std::lock_guard<std::mutex> lock(registration_mu_);
+      if (!registration_) return;  // left already (stopping)
+      registration_->deregister();
+      auto again = register_instance(pd, server_->url(), served_model_name_);
+      if (!again.is_ok()) {
+        BATON_LOG_ERROR("re-registering as {}: {}", pd.role, again.status().to_string());
+        registration_.reset();
+        return;
+      }
+      registration_ = std::move(again).value();
+    });
+  }
+  return Status::ok();
+}
+
+Status Instance::start_engine(const InstanceOptions& options) {
+  const ServerConfig& s = options.server;
+  if (role_ == PdRole::kAgg && !options.pd.role_switching) {
+    BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
+    return Status::ok();
+  }
+  if (options.engine.tensor_parallel_size > 1) {
+    return unimplemented(
+        "--role {}{} with --tensor-parallel-size {}: the KV handoff between tensor-parallel layouts is not built "
+        "yet; run PD instances at --tensor-parallel-size 1",
+        options.pd.role, options.pd.role_switching ? " --role-switching" : "", options.engine.tensor_parallel_size);
+  }
+  if (!options.pd.role_switching) {
+    BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
+    auto attach = [&](LoadedCore& core) -> Status {
+      BATON_ASSIGN_OR_RETURN(
+          connector_, make_kv_connector(ko, core.core->backend().kv_memory(), core.model_dir, served_model_name_));
+      core.core->set_kv_connector(connector_);
+      return Status::ok();
+    };
+    BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine, attach));
+    return Status::ok();
+  }
+  // Role switching: one RoleKvConnector for the engine's life, over the
+  // current role's connector; each switch builds the next one.
+  BATON_RETURN_IF_ERROR(kv_connector_options(role_, options.pd, s.host).status());  // bad KV settings fail now
+  RoleSwitcher::ConnectorFactory factory;
+  auto attach = [&](LoadedCore& core) -> Status {
+    const KvMemory memory = core.core->backend().kv_memory();
+    factory = [pd = options.pd, host = s.host, memory, dir = core.model_dir,
+               name = served_model_name_](PdRole role) mutable -> Result<std::shared_ptr<PdKvConnector>> {
+      pd.role = pd_role_name(role);  // names the connector's engine id
+      BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role, pd, host));
+      return make_kv_connector(std::move(ko), memory, dir, name);
+    };
+    std::shared_ptr<PdKvConnector> initial;
+    if (role_ != PdRole::kAgg) {
+      BATON_ASSIGN_OR_RETURN(initial, factory(role_));
+    }
+    role_connector_ = std::make_shared<RoleKvConnector>(std::move(initial));
+    core.core->set_kv_connector(role_connector_);
+    return Status::ok();
+  };
+  BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine, attach));
+  switcher_ = RoleSwitcher::create(role_connector_, std::move(factory), options.pd.role_drain_timeout_s);
   return Status::ok();
 }
 
@@ -127,7 +183,10 @@ void Instance::run_until_signal() {
     // no request fails on an instance that leaves gracefully.
     BATON_LOG_INFO("received {}: leaving {} and serving {} s more", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                    options_.pd.discovery, options_.pd.leave_grace_s);
-    if (registration_) registration_->deregister();
+    {
+      std::lock_guard<std::mutex> lock(registration_mu_);
+      registration_.reset();  // leaves; a role switch from here on registers nothing
+    }
     std::this_thread::sleep_for(std::chrono::duration<double>(options_.pd.leave_grace_s));
     stop();
   } else if (server_) {
@@ -139,10 +198,15 @@ void Instance::run_until_signal() {
 void Instance::stop() {
   if (stopped_) return;
   stopped_ = true;
-  if (registration_) registration_->deregister();
+  if (switcher_) switcher_->stop();  // a drain in flight ends as failed
+  {
+    std::lock_guard<std::mutex> lock(registration_mu_);
+    if (registration_) registration_->deregister();
+  }
   if (server_) server_->shutdown();
   if (engine_ && engine_->engine) engine_->engine->shutdown(AsyncEngine::ShutdownMode::kAbort);
   if (connector_) connector_->stop();
+  if (role_connector_) role_connector_->stop();
 }
 
 }  // namespace baton::instance

@@ -8,12 +8,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/status.h"
 #include "discovery/registration.h"
 #include "instance/engine_builder.h"
 #include "instance/kv_connector_setup.h"
+#include "instance/role_switcher.h"
 #include "instance/signal_waiter.h"
 #include "server/api_server.h"
 #include "server/tokenizer_codec.h"
@@ -57,13 +59,20 @@ class Instance {
   int port() const { return server_->port(); }
   std::string url() const { return server_->url(); }
   // The prefill's KV agent port; 0 for other roles.
-  int kv_port() const { return connector_ ? connector_->kv_port() : 0; }
-  PdRole role() const { return role_; }
+  int kv_port() const {
+    PdKvConnector* c = connector();
+    return c ? c->kv_port() : 0;
+  }
+  // The current role (with pd.role_switching it can change).
+  PdRole role() const { return switcher_ ? switcher_->role() : role_; }
   const std::string& model_dir() const { return engine_->model_dir; }
   const std::string& served_model_name() const { return served_model_name_; }
   AsyncEngine& engine() { return *engine_->engine; }
   ApiServer& server() { return *server_; }
-  PdKvConnector* connector() { return connector_.get(); }
+  // The current role's KV connector; null for agg.
+  PdKvConnector* connector() const { return role_connector_ ? role_connector_->current().get() : connector_.get(); }
+  // With pd.role_switching: drains and flips the role (GET/POST /v1/admin/role).
+  RoleSwitcher* role_switcher() { return switcher_.get(); }
 
   // Needs handle_signals. Blocks until SIGINT or SIGTERM, then (registered)
   // leaves discovery, serves pd.leave_grace_s more, and stops.
@@ -75,15 +84,20 @@ class Instance {
  private:
   Instance() = default;
   Status start_parts(const InstanceOptions& options);
+  // Builds the engine with the KV connector its role(s) need.
+  Status start_engine(const InstanceOptions& options);
 
   InstanceOptions options_;
   PdRole role_ = PdRole::kAgg;
   std::string served_model_name_;
   std::unique_ptr<LoadedEngine> engine_;
-  std::shared_ptr<PdKvConnector> connector_;
+  std::shared_ptr<PdKvConnector> connector_;         // a fixed prefill or decode role
+  std::shared_ptr<RoleKvConnector> role_connector_;  // pd.role_switching: the current role's
+  std::shared_ptr<RoleSwitcher> switcher_;           // pd.role_switching
   std::unique_ptr<TokenizerCodec> codec_;
   std::unique_ptr<SignalWaiter> signals_;  // handle_signals with discovery
   std::unique_ptr<ApiServer> server_;
+  std::mutex registration_mu_;  // a role switch re-registers from its own thread
   std::unique_ptr<discovery::Registration> registration_;
   bool stopped_ = false;
 };

@@ -33,6 +33,10 @@ struct PdOptions {
   std::string discovery;       // etcd://HOST:PORT: register there (role, URL, model)
   std::string advertise_url;   // the URL routers use; default: the server's own
   double leave_grace_s = 1.0;  // on SIGTERM: serve this long after deregistering
+  // Roles that follow the load (instance/role_switcher.h): the role can be
+  // changed at run time through POST /v1/admin/role.
+  bool role_switching = false;
+  double role_drain_timeout_s = 60.0;  // a switch's drain limit unless the request gives one
 };
 
 // The connector's options for a prefill or decode instance, checked before

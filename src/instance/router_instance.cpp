@@ -5,6 +5,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/json.h"
 #include "common/log.h"
 
 namespace baton::instance {
@@ -28,13 +29,6 @@ std::vector<std::string> split_urls(const std::string& list) {
   return out;
 }
 
-std::optional<PoolRole> pool_role(const std::string& role) {
-  if (role == "prefill") return PoolRole::kPrefill;
-  if (role == "decode") return PoolRole::kDecode;
-  if (role == "agg") return PoolRole::kReplica;
-  return std::nullopt;
-}
-
 }  // namespace
 
 Status RouterInstance::check(const RouterOptions& o) {
@@ -52,6 +46,10 @@ Status RouterInstance::check(const RouterOptions& o) {
     return invalid_argument(
         "--disagg-max-local-prefill-tokens, --disagg-max-prefill-queue and --disagg-hop-ms must "
         "be >= 0");
+  }
+  if (o.role_control) {
+    if (o.mode != "pd") return invalid_argument("--role-control needs --mode pd");
+    BATON_RETURN_IF_ERROR(o.role.check());
   }
   return Status::ok();
 }
@@ -76,8 +74,8 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
   sopts.disagg.max_prefill_queue = o.disagg_max_prefill_queue;
   sopts.disagg.hop_s = o.disagg_hop_ms / 1000.0;
   sopts.max_model_len = o.max_model_len;
-  const bool uses_kv = o.policy == "kv_aware" || sopts.disagg.mode != DisaggMode::kAlways;
-  sopts.tokenize_prompts = uses_kv;
+  sopts.tokenize_prompts = o.policy == "kv_aware" || sopts.disagg.mode != DisaggMode::kAlways;
+  const bool uses_kv = sopts.tokenize_prompts || o.role_control;  // role control reads the load the events carry
   if (!o.tokenizer.empty()) {
     auto tok = Tokenizer::load(o.tokenizer);
     if (!tok.is_ok()) return tok.status().with_context("loading the tokenizer of " + o.tokenizer);
@@ -97,13 +95,13 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
   if (!o.discovery.empty()) {
     discovery::WatcherCallbacks cbs;
     cbs.on_join = [this](const discovery::InstanceRecord& r) {
-      if (auto role = pool_role(r.role)) {
+      if (auto role = pool_role_of(r.role)) {
         pool_.add(r.url, *role);
         BATON_LOG_INFO("{} {} joined", r.role, r.url);
       }
     };
     cbs.on_leave = [this](const discovery::InstanceRecord& r) {
-      if (auto role = pool_role(r.role)) {
+      if (auto role = pool_role_of(r.role)) {
         pool_.remove(r.url, *role);
         BATON_LOG_INFO("{} {} left", r.role, r.url);
       }
@@ -115,9 +113,20 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
                          make_routing_policy(o.policy, &kv_index_, {o.kv_load_weight}));
   clients_ = std::make_unique<UpstreamClients>(o.num_io_threads);
   service_ = std::make_shared<RouterService>(sopts, pool_, std::move(policy), *clients_, &kv_index_, codec_.get());
+  std::string api_key;  // the instances': their event streams and admin endpoint need it
+  if (!o.instance_api_key_file.empty()) {
+    auto key = read_file(o.instance_api_key_file);
+    if (!key.is_ok()) return key.status().with_context("--instance-api-key-file");
+    api_key = *key;
+    while (!api_key.empty() && (api_key.back() == '\n' || api_key.back() == '\r')) api_key.pop_back();
+  }
   if (uses_kv) {
-    kv_events_ = std::make_unique<KvEventSubscriber>(pool_, *clients_, kv_index_);
+    kv_events_ = std::make_unique<KvEventSubscriber>(pool_, *clients_, kv_index_, 0.5, api_key);
     kv_events_->start();
+  }
+  if (o.role_control) {
+    role_control_ = std::make_unique<RoleControlLoop>(pool_, kv_index_, service_->metrics(), o.role, api_key);
+    role_control_->start();
   }
   health_ = std::make_unique<HealthChecker>(pool_, o.health_interval_s);
   health_->check_all();
@@ -139,7 +148,7 @@ Status RouterInstance::start_parts(const RouterOptions& o) {
     return st;
   }
   port_ = server_->port();
-  if (uses_kv && !codec_) {
+  if (sopts.tokenize_prompts && !codec_) {
     BATON_LOG_WARN("no --tokenizer: only prompts sent as token ids are matched against the instances' KV caches");
   }
   BATON_LOG_INFO("baton proxy ({}, {}) listening on http://{}:{}; bodies up to {} bytes, {} connections", o.mode,
@@ -154,6 +163,7 @@ RouterInstance::~RouterInstance() { stop(); }
 void RouterInstance::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (role_control_) role_control_->stop();
   if (kv_events_) kv_events_->stop();
   if (server_) {
     server_->stop_accepting();

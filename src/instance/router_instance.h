@@ -14,6 +14,7 @@
 #include "router/health_checker.h"
 #include "router/kv_event_subscriber.h"
 #include "router/kv_index.h"
+#include "router/role_control_loop.h"
 #include "router/router_service.h"
 #include "server/tokenizer_codec.h"
 
@@ -37,6 +38,10 @@ struct RouterOptions {
   double first_byte_timeout_s = 20.0;
   double idle_timeout_s = 20.0;
   bool stream_kv = false;  // PD: streamed KV (RouterServiceOptions::stream_kv)
+  // pd: move instances between prefill and decode by load (router/role_control_loop.h).
+  bool role_control = false;
+  router::RoleControlOptions role;
+  std::string instance_api_key_file;  // the instances' API key, for their admin endpoint
   int num_io_threads = 2;
   int64_t max_model_len = 131072;
   size_t max_body_bytes = 0;  // 0: request_body_limit(max_model_len)
@@ -76,6 +81,7 @@ class RouterInstance {
   std::shared_ptr<router::RouterService> service_;
   std::unique_ptr<router::HealthChecker> health_;
   std::unique_ptr<router::KvEventSubscriber> kv_events_;
+  std::unique_ptr<router::RoleControlLoop> role_control_;
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
   bool stopped_ = false;

@@ -36,6 +36,13 @@ void HealthChecker::check_all() {
     } else if (!was && ok) {
       BATON_LOG_INFO("{} {} is back in the rotation", pool_role_name(inst->role), inst->url);
     }
+    const std::optional<PoolRole> role = ok ? pool_role_of(r->header("X-Baton-Role")) : std::nullopt;
+    if (role && *role != inst->role && pool_.find(inst->url, inst->role)) {
+      BATON_LOG_INFO("{} now reports role {}: moving it from {}", inst->url, pool_role_name(*role),
+                     pool_role_name(inst->role));
+      pool_.remove(inst->url, inst->role);
+      pool_.add(inst->url, *role);
+    }
   }
 }
 

@@ -1,5 +1,8 @@
 // Polls GET /health on every instance of a pool at a fixed interval: a
 // failing instance leaves the rotation, one that answers again comes back.
+// An instance whose answer names another role (X-Baton-Role: an instance
+// with --role-switching whose role was changed through its admin endpoint)
+// moves to that role in the pool.
 #pragma once
 
 #include <atomic>

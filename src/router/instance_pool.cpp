@@ -4,6 +4,13 @@
 
 namespace baton::router {
 
+std::optional<PoolRole> pool_role_of(const std::string& instance_role) {
+  if (instance_role == "prefill") return PoolRole::kPrefill;
+  if (instance_role == "decode") return PoolRole::kDecode;
+  if (instance_role == "agg") return PoolRole::kReplica;
+  return std::nullopt;
+}
+
 const char* pool_role_name(PoolRole role) {
   switch (role) {
     case PoolRole::kReplica: return "replica";

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@ namespace baton::router {
 
 enum class PoolRole { kReplica, kPrefill, kDecode };
 const char* pool_role_name(PoolRole role);
+// An instance's role name (prefill, decode, agg) as a pool role; nullopt for another.
+std::optional<PoolRole> pool_role_of(const std::string& instance_role);
 
 struct Instance {
   explicit Instance(std::string url_, PoolRole role_) : url(std::move(url_)), role(role_) {}

@@ -15,8 +15,9 @@ struct KvEventSubscriber::Stream {
   std::unique_ptr<http::SseParser> parser;  // used on the client's executor only
 };
 
-KvEventSubscriber::KvEventSubscriber(InstancePool& pool, UpstreamClients& clients, KvIndex& index, double retry_s)
-    : pool_(pool), clients_(clients), index_(index), retry_s_(retry_s) {}
+KvEventSubscriber::KvEventSubscriber(InstancePool& pool, UpstreamClients& clients, KvIndex& index, double retry_s,
+                                     std::string api_key)
+    : pool_(pool), clients_(clients), index_(index), retry_s_(retry_s), api_key_(std::move(api_key)) {}
 
 KvEventSubscriber::~KvEventSubscriber() { stop(); }
 
@@ -98,6 +99,7 @@ void KvEventSubscriber::open(const std::string& url) {
   req.timeout_s = 10.0 * 365 * 86400;  // the stream lasts as long as the instance
   req.first_byte_timeout_s = 10.0;
   req.idle_timeout_s = 20.0;  // the instance sends a heartbeat every 5 s
+  if (!api_key_.empty()) req.headers.push_back({"Authorization", "Bearer " + api_key_});
   http::StreamHandlers h;
   h.on_headers = [weak, url](int status, const std::vector<http::Header>&) {
     if (status == 200) return;

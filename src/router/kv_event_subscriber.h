@@ -22,7 +22,9 @@ namespace baton::router {
 
 class KvEventSubscriber {
  public:
-  KvEventSubscriber(InstancePool& pool, UpstreamClients& clients, KvIndex& index, double retry_s = 0.5);
+  // `api_key`: the instances' --api-key, sent on every stream ("" = none).
+  KvEventSubscriber(InstancePool& pool, UpstreamClients& clients, KvIndex& index, double retry_s = 0.5,
+                    std::string api_key = {});
   ~KvEventSubscriber();  // stop()
   KvEventSubscriber(const KvEventSubscriber&) = delete;
   KvEventSubscriber& operator=(const KvEventSubscriber&) = delete;
@@ -44,6 +46,7 @@ class KvEventSubscriber {
   UpstreamClients& clients_;
   KvIndex& index_;
   const double retry_s_;
+  const std::string api_key_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -206,6 +206,13 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
     }
     return reply_error(502, "prefill instance " + inst->url + ": " + status.message(), "upstream_error");
   }
+  if (response.status == 503 && !response.header("x-baton-role").empty() && !is_retry) {
+    // Its role is switching (or no longer prefill) and this router has not
+    // seen it yet: another prefill instance takes the request.
+    BATON_LOG_INFO("prefill {} refused the request during a role switch; retrying on another", inst->url);
+    service_->count_retry(PoolRole::kPrefill);
+    return start_prefill(inst.get(), true);
+  }
   if (response.status != 200) {
     // The prefill instance refused the request (bad input, overload): pass its answer on.
     HttpResponse out;
@@ -228,7 +235,8 @@ void ProxyCall::on_prefill_done(const InstancePtr& inst, bool is_retry, Status s
 void ProxyCall::start_decode(Json params) {
   granted_kv_params_ = std::move(params);
   stage_ = Stage::kDecode;
-  InstancePtr decode = decode_ && decode_->healthy.load() ? decode_ : service_->pick(PoolRole::kDecode, key_, nullptr);
+  // The decode chosen up front, unless it left the rotation meanwhile (a role switch drains it).
+  InstancePtr decode = service_->in_rotation(decode_) ? decode_ : service_->pick(PoolRole::kDecode, key_, nullptr);
   if (!decode) {
     give_up("no healthy decode instance");
     return reply_error(503, "no healthy decode instance", "service_unavailable");

@@ -22,6 +22,10 @@ RouterService::RouterService(RouterServiceOptions options, InstancePool& pool, s
                              UpstreamClients& clients, const KvIndex* index, const PromptCodec* codec)
     : options_(options), pool_(pool), policy_(std::move(policy)), clients_(clients), index_(index), codec_(codec) {}
 
+bool RouterService::in_rotation(const InstancePtr& inst) const {
+  return inst && inst->healthy.load() && pool_.find(inst->url, inst->role) == inst;
+}
+
 InstancePtr RouterService::pick(PoolRole role, const RouteKey& key, const Instance* exclude) {
   auto candidates = pool_.healthy(role);
   if (candidates.empty()) return nullptr;

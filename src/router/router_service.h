@@ -59,6 +59,8 @@ class RouterService : public std::enable_shared_from_this<RouterService> {
 
   // Used by ProxyCall.
   InstancePtr pick(PoolRole role, const RouteKey& key, const Instance* exclude);
+  // Healthy and still in the pool under its role (not moved by role control).
+  bool in_rotation(const InstancePtr& inst) const;
   UpstreamClients& clients() { return clients_; }
   const RouterServiceOptions& options() const { return options_; }
   void count_request(const Instance& inst);

@@ -146,6 +146,7 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
     if (!only("GET")) return;
     HttpResponse r;
     r.content_type = "text/plain";
+    if (options_.role_admin) r.headers.emplace_back("X-Baton-Role", options_.role_admin->role_name());
     return exchange->reply(std::move(r));
   }
   if (path == "/metrics") {
@@ -185,6 +186,10 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
     if (!st.is_ok()) return exchange->reply(error_response(api_error_from_status(st)));
     return exchange->reply(json_response(200, Json{{"released", true}}));
   }
+  if (path == "/v1/admin/role" && options_.role_admin) {
+    if (request.method != "POST" && !only("GET")) return;
+    return handle_role_admin(request, exchange);
+  }
   if (path == "/v1/completions" || path == "/v1/chat/completions") {
     if (!only("POST")) return;
     return handle_generate(path == "/v1/completions" ? ApiKind::kCompletion : ApiKind::kChat, request, exchange);
@@ -193,6 +198,19 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
   e.http_status = 404;
   e.message = fmt::format("no route {} {}", request.method, path);
   e.code = "not_found";
+  exchange->reply(error_response(e));
+}
+
+void OpenAiService::handle_role_admin(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange) {
+  if (request.method == "GET") return exchange->reply(json_response(200, options_.role_admin->status()));
+  Result<Json> body = parse_json(request.body, "JSON body");
+  Result<Json> started = body.is_ok() ? options_.role_admin->request_switch(*body) : Result<Json>(body.status());
+  if (started.is_ok()) return exchange->reply(json_response(202, *started));
+  ApiError e = api_error_from_status(started.status());
+  if (started.status().code() == StatusCode::kFailedPrecondition) {
+    e.http_status = 409;  // a switch is already in flight
+    e.type = "conflict";
+  }
   exchange->reply(error_response(e));
 }
 
@@ -233,11 +251,24 @@ void OpenAiService::handle_generate(ApiKind kind, const HttpRequest& http_reques
     return exchange->reply(error_response(e));
   }
 
+  // A role that can change admits the requests it serves now; the ticket
+  // lives as long as the request (a drain waits for it).
+  std::shared_ptr<void> role_ticket;
+  if (options_.role_admin) {
+    Result<std::shared_ptr<void>> admitted = options_.role_admin->admit(req.gen.kv_transfer_params);
+    if (!admitted.is_ok()) {
+      // The header tells a router the refusal is the role's (it retries elsewhere).
+      HttpResponse r = error_response(api_error_from_status(admitted.status()));
+      r.headers.emplace_back("X-Baton-Role", options_.role_admin->role_name());
+      return exchange->reply(std::move(r));
+    }
+    role_ticket = std::move(admitted).value();
+  }
   ResponseHeader header{kind, next_request_id(kind), options_.served_model_name, unix_seconds()};
   req.gen.request_id = header.id;
   GenerationRequest gen = req.gen;
   ActiveRequest::Hooks hooks;
-  hooks.on_finished = [this](const std::string& id) { finished(id); };
+  hooks.on_finished = [this, role_ticket](const std::string& id) { finished(id); };
   hooks.abort = [this](const std::string& id) { engine_.abort(id); };
   hooks.next_tool_call_id = [this] { return fmt::format("chatcmpl-tool-{}{:x}", id_prefix_, next_id_++); };
   auto active = std::make_shared<ActiveRequest>(exchange, std::move(req), header, codec_, metrics_, std::move(hooks));

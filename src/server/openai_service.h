@@ -15,6 +15,7 @@
 #include "kv/kv_event_publisher.h"
 #include "server/openai_request.h"
 #include "server/prompt_codec.h"
+#include "server/role_admin.h"
 #include "server/server_metrics.h"
 #include "server/tool_call_parser.h"
 
@@ -34,6 +35,10 @@ struct OpenAiServiceOptions {
   // The engine's KV events and load: GET /v1/kv/events streams them
   // (server/kv_event_streams.h). Unset: no such route.
   std::shared_ptr<KvEventPublisher> kv_events;
+  // An instance whose role can change (server/role_admin.h): GET/POST
+  // /v1/admin/role, the role in /health's X-Baton-Role header, and each
+  // generation request admitted by the role. Unset: none of these.
+  std::shared_ptr<RoleAdmin> role_admin;
 };
 
 class ActiveRequest;
@@ -60,6 +65,7 @@ class OpenAiService {
   void route(HttpRequest request, const std::shared_ptr<HttpExchange>& exchange);
   void recover(const std::string& method, const std::string& path, const std::shared_ptr<HttpExchange>& exchange,
                const char* what);
+  void handle_role_admin(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
   void handle_generate(ApiKind kind, const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
   void finished(const std::string& request_id);
   std::string next_request_id(ApiKind kind);

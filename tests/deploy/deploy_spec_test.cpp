@@ -64,6 +64,51 @@ TEST(DeploySpecTest, AggSpec) {
   EXPECT_TRUE(contains(plan_instances(*quick)->at(0).args, "0.5"));
 }
 
+TEST(DeploySpecTest, AdaptiveSpecStartsSwitchableInstancesAndTheController) {
+  auto spec = DeploySpec::parse_yaml(R"(
+name: ad
+mode: adaptive
+prefill: 1
+decode: 3
+router: {policy: kv_aware, disagg: conditional, tokenizer: /models/m}
+role_control: {margin: 3, hold_s: 5, drain_timeout_s: 20, kv_usage_weight: 2}
+)");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  auto instances = plan_instances(*spec);
+  ASSERT_TRUE(instances.is_ok());
+  ASSERT_EQ(instances->size(), 4u);
+  EXPECT_EQ((*instances)[0].role, InstanceRole::kPrefill);
+  EXPECT_EQ((*instances)[3].role, InstanceRole::kDecode);
+  for (const auto& inst : *instances) {
+    EXPECT_TRUE(contains(inst.args, "--role-switching")) << inst.name;
+    EXPECT_TRUE(contains(inst.args, "--kv-port")) << inst.name;
+  }
+  auto args = router_args(*spec, *instances);
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(args.begin(), args.end(), flag);
+    return it != args.end() && it + 1 != args.end() ? *(it + 1) : std::string("<absent>");
+  };
+  EXPECT_EQ(after("--mode"), "pd");
+  EXPECT_EQ(after("--disagg"), "conditional");
+  EXPECT_EQ(after("--tokenizer"), "/models/m");
+  EXPECT_EQ(after("--role-margin"), "3");
+  EXPECT_EQ(after("--role-hold-s"), "5");
+  EXPECT_EQ(after("--role-drain-timeout-s"), "20");
+  EXPECT_EQ(after("--role-kv-usage-weight"), "2");
+  EXPECT_TRUE(contains(args, "--role-control"));
+  EXPECT_EQ(after("--decode").size(), std::string("http://127.0.0.1:8101").size() * 3 + 2);
+
+  // pd specs take disagg and the tokenizer too; without them the router's
+  // command line is as before.
+  auto pd = DeploySpec::parse_yaml("mode: pd\nprefill: 1\ndecode: 1\nrouter: {disagg: auto}\n");
+  ASSERT_TRUE(pd.is_ok()) << pd.status().to_string();
+  auto pd_args = router_args(*pd, *plan_instances(*pd));
+  EXPECT_TRUE(contains(pd_args, "auto"));
+  EXPECT_FALSE(contains(pd_args, "--role-control"));
+  EXPECT_FALSE(contains(pd_args, "--tokenizer"));
+  EXPECT_FALSE(contains(plan_instances(*pd)->at(0).args, "--role-switching"));
+}
+
 TEST(DeploySpecTest, BadSpecsNameTheProblem) {
   struct Case {
     const char* yaml;
@@ -71,7 +116,14 @@ TEST(DeploySpecTest, BadSpecsNameTheProblem) {
   } cases[] = {
       {"mode: pd\nprefill: 1\n", "decode.replicas"},
       {"mode: agg\n", "replicas >= 1"},
-      {"mode: mixed\nreplicas: 1\n", "mode must be agg or pd"},
+      {"mode: mixed\nreplicas: 1\n", "mode must be agg, pd or adaptive"},
+      {"mode: adaptive\nprefill: 1\n", "mode adaptive needs prefill.replicas >= 1 and decode.replicas >= 1"},
+      {"mode: adaptive\nprefill: 1\ndecode: 1\nrole_control: {margin: -1}\n", "'role_control.margin' must be"},
+      {"mode: adaptive\nprefill: 1\ndecode: 1\nrole_control: {speed: 1}\n", "unknown field 'role_control.speed'"},
+      {"mode: pd\nprefill: 1\ndecode: 1\nrole_control: {margin: 1}\n", "'role_control' is for mode adaptive"},
+      {"mode: pd\nprefill: 1\ndecode: 1\nrouter: {disagg: sometimes}\n", "router.disagg must be always"},
+      {"replicas: 1\nrouter: {disagg: conditional}\n", "router.disagg is for mode pd or adaptive"},
+      {"replicas: 1\nrouter: {colour: 1}\n", "unknown field 'router.colour'"},
       {"replicas: 1\ncolour: blue\n", "unknown field 'colour'"},
       {"replicas: 1\ndevice: tpu\n", "device must be cpu or cuda"},
       {"replicas: [1\n", "bad deployment spec"},

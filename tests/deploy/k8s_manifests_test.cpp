@@ -51,6 +51,39 @@ std::string flag(const std::vector<std::string>& args, const std::string& name) 
   return it != args.end() && it + 1 != args.end() ? *(it + 1) : "<absent>";
 }
 
+TEST(K8sManifestsTest, AnAdaptiveSpecSwitchesRolesOverTheRegistry) {
+  auto spec = DeploySpec::parse_yaml(R"(
+name: ad
+mode: adaptive
+prefill: 1
+decode: 2
+router: {policy: kv_aware, disagg: conditional, tokenizer: /models/m}
+role_control: {margin: 3}
+)");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  K8sOptions o;
+  o.kv_secret_hex = kSecretHex;
+  std::vector<std::string> notes;
+  auto files = k8s_manifests(*spec, o, &notes);
+  ASSERT_TRUE(files.is_ok()) << files.status().to_string();
+  for (const char* role : {"prefill.yaml", "decode.yaml"}) {
+    std::vector<std::string> args = args_of(documents(*files, role)[0]);
+    EXPECT_NE(std::find(args.begin(), args.end(), "--role-switching"), args.end()) << role;
+    EXPECT_EQ(flag(args, "--kv-transport"), "tcp") << role;
+    EXPECT_NE(flag(args, "--discovery"), "<absent>") << role;
+  }
+  std::vector<std::string> router = args_of(documents(*files, "router.yaml")[0]);
+  EXPECT_EQ(flag(router, "--mode"), "pd");
+  EXPECT_EQ(flag(router, "--disagg"), "conditional");
+  EXPECT_EQ(flag(router, "--role-margin"), "3");
+  EXPECT_EQ(flag(router, "--tokenizer"), "<absent>");  // a path on this host: left out, with a note
+  EXPECT_NE(std::find(router.begin(), router.end(), "--role-control"), router.end());
+  EXPECT_NE(flag(router, "--discovery"), "<absent>");
+  bool noted = false;
+  for (const std::string& n : notes) noted |= n.find("router.tokenizer") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
 TEST(K8sManifestsTest, APdSpecBecomesOneStatefulSetPerRoleWithGpusProbesAndTheSecret) {
   K8sOptions o;
   o.kv_secret_hex = kSecretHex;

@@ -6,6 +6,7 @@
 
 #include "discovery/etcd_client.h"
 #include "discovery/registry_watcher.h"
+#include "support/registry_recorder.h"
 #include "support/test_process.h"
 #include "support/wait.h"
 
@@ -22,29 +23,7 @@ TEST(Base64Test, RoundTrips) {
   EXPECT_EQ(prefix_range_end("/baton/"), "/baton0");
 }
 
-class Recorder {
- public:
-  WatcherCallbacks callbacks() {
-    return {[this](const InstanceRecord& r) { add("+" + r.role + " " + r.url); },
-            [this](const InstanceRecord& r) { add("-" + r.role + " " + r.url); }};
-  }
-  bool wait_for(const std::string& event, double timeout_s = 10.0) {
-    return ::baton::testing::wait_until(
-        [&] {
-          std::lock_guard<std::mutex> lock(mu_);
-          return events_.count(event) > 0;
-        },
-        timeout_s, 20);
-  }
-
- private:
-  void add(const std::string& e) {
-    std::lock_guard<std::mutex> lock(mu_);
-    events_.insert(e);
-  }
-  std::mutex mu_;
-  std::set<std::string> events_;
-};
+using Recorder = ::baton::testing::RegistryRecorder;
 
 TEST(DiscoveryTest, InstancesJoinAndLeaveGracefully) {
   testing::EtcdProcess etcd;
