@@ -84,10 +84,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const C
                                               const BackendOptions& options) {
   if (options.tensor_parallel_size < 1)
     return invalid_argument("--tensor-parallel-size must be at least 1, got {}", options.tensor_parallel_size);
-  if (options.tensor_parallel_size > 1 && device != "cpu")
+  if (options.tensor_parallel_size > 1 && device != "cpu" && device != "cuda")
     return unimplemented(
-        "--tensor-parallel-size {} on device '{}': only the cpu backend runs more than one rank so far (the "
-        "NCCL communicator for GPUs is not built yet); use --tensor-parallel-size 1",
+        "--tensor-parallel-size {} on device '{}': only the cpu and cuda backends run more than one rank; use "
+        "--tensor-parallel-size 1",
         options.tensor_parallel_size, device);
   BackendMaker maker = nullptr;
   {
