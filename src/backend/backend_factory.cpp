@@ -99,8 +99,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const C
   if (maker != nullptr) return maker(ckpt, options);
   if (device == "cuda")
     return unimplemented(
-        "device 'cuda' is not available: this build of baton has no CUDA backend "
-        "(configure with -DBATON_CUDA=ON on a machine with the CUDA toolkit)");
+        "device 'cuda' is not available{}: this build of baton has no CUDA backend "
+        "(configure with -DBATON_CUDA=ON on a machine with the CUDA toolkit)",
+        options.tensor_parallel_size > 1 ? fmt::format(" (--tensor-parallel-size {})", options.tensor_parallel_size)
+                                         : "");
   std::string known;
   for (const std::string& name : registered_backends()) known += (known.empty() ? "" : ", ") + name;
   return invalid_argument("unknown device '{}' (known: {}{})", device, known,

@@ -27,7 +27,7 @@ struct BackendOptions {
   int tensor_parallel_size = 1;
   // CUDA: the device of each rank (--gpus); empty: the first
   // tensor_parallel_size visible devices.
-  std::vector<int> gpus;
+  std::vector<int> gpus = {};
 };
 
 using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt, const BackendOptions& options);

@@ -4,10 +4,12 @@
 // through CUDA graphs included); the sharded forward pass at TP=2 and TP=4
 // (KV heads replicated) over host-staged CPU collectives, several ranks on
 // the one GPU, teacher-forced against TP=1 (the same greedy picks but at
-// bf16 near-ties, logits within 2e-2); clear refusals of what cannot run.
+// bf16 near-ties, logits within 2e-2); a failed rank ending the instance
+// with its error; clear refusals of what cannot run.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -114,6 +116,24 @@ Generation generate(Backend& backend, const std::vector<std::vector<int32_t>>& p
   return g;
 }
 
+// g (teacher-forced by `reference`) against reference: logits within
+// `tolerance` relative L2, and the same greedy token at every row but where
+// the reference's top two are within bf16 rounding of each other.
+void expect_same_greedy_picks(const Generation& g, const Generation& reference, int vocab, double tolerance) {
+  ASSERT_EQ(g.logits.size(), reference.logits.size());
+  ASSERT_EQ(g.sampled.size(), reference.sampled.size());
+  EXPECT_LT(rel_l2(g.logits, reference.logits), tolerance);
+  int flips = 0;
+  for (size_t r = 0; r < g.sampled.size(); ++r) {
+    if (g.sampled[r] == reference.sampled[r]) continue;
+    std::vector<float> row(reference.logits.begin() + r * vocab, reference.logits.begin() + (r + 1) * vocab);
+    std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<float>());
+    EXPECT_LT(row[0] - row[1], kTieMargin) << "row " << r << ": " << g.sampled[r] << " against " << reference.sampled[r];
+    ++flips;
+  }
+  EXPECT_LE(flips, 1) << "of " << g.sampled.size() << " rows";
+}
+
 std::unique_ptr<CudaBackend> plain_backend(const Checkpoint& ckpt) {
   auto b = CudaBackend::create(ckpt, small_options());
   EXPECT_TRUE(b.is_ok()) << b.status().to_string();
@@ -172,7 +192,8 @@ TEST(NcclCommunicator, OneRankCollectivesRunEagerlyAndInsideAGraph) {
 class CudaTensorParallelModels : public ::testing::TestWithParam<std::string> {};
 
 // The NCCL path with one rank: every collective of the sharded forward pass
-// runs (identity at one rank), the decode steps' graphs capture them.
+// runs (identity at one rank), the decode steps' graphs capture them; the
+// greedy tokens (through the graphs) are the plain backend's.
 TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
   if (!NcclCommunicator::available()) GTEST_SKIP() << "this build has no NCCL";
   auto ckpt = open_checkpoint(GetParam());
@@ -192,10 +213,11 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
   const Generation tokens = generate(**nccl, prompts, false);
   EXPECT_GT((*nccl)->num_graphs(), 0) << "decode steps replay graphs with the NCCL collectives in them";
   EXPECT_EQ(tokens.outputs, ref_tokens.outputs);
-  const Generation logits = generate(**nccl, prompts, true);
-  EXPECT_EQ(logits.outputs, ref_logits.outputs);
-  ASSERT_EQ(logits.logits.size(), ref_logits.logits.size());
-  EXPECT_EQ(logits.logits, ref_logits.logits);
+  // The collectives are identities at one rank, but two backends are not
+  // bitwise alike: each times cuBLASLt's candidates and keeps the fastest
+  // (gemm.cpp), and MoE places tokens with atomics (moe.cu). Bitwise equal
+  // in some H200 runs, last bits apart in others.
+  expect_same_greedy_picks(generate(**nccl, prompts, true, &ref_logits), ref_logits, ckpt->config().vocab_size, 1e-2);
 }
 
 // Several ranks on the one GPU over host-staged collectives: TP=2 and TP=4
@@ -224,22 +246,41 @@ TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
     }
     ASSERT_TRUE(sharded.is_ok()) << sharded.status().to_string();
     ASSERT_TRUE((*sharded)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
-    const int vocab = ckpt->config().vocab_size;
-    EXPECT_EQ((*sharded)->model_config().vocab_size, vocab);
+    EXPECT_EQ((*sharded)->model_config().vocab_size, ckpt->config().vocab_size);
     const Generation g = generate(**sharded, prompts, true, &reference);
-    ASSERT_EQ(g.logits.size(), reference.logits.size());
-    EXPECT_LT(rel_l2(g.logits, reference.logits), 2e-2);
-    // The same greedy token at every row, but where TP=1's top two are
-    // within bf16 rounding of each other (the ranks round their partial sums).
-    int flips = 0;
-    for (size_t r = 0; r < g.sampled.size(); ++r) {
-      if (g.sampled[r] == reference.sampled[r]) continue;
-      std::vector<float> row(reference.logits.begin() + r * vocab, reference.logits.begin() + (r + 1) * vocab);
-      std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<float>());
-      EXPECT_LT(row[0] - row[1], kTieMargin) << "row " << r << ": " << g.sampled[r] << " against " << reference.sampled[r];
-      ++flips;
-    }
-    EXPECT_LE(flips, 1) << "of " << g.sampled.size() << " rows";
+    expect_same_greedy_picks(g, reference, ckpt->config().vocab_size, 2e-2);
+  }
+}
+
+// A rank that fails ends the instance: its abort reaches the other ranks'
+// collectives, the step fails naming the cause within the deadline, and so
+// does every later step (no request waits).
+TEST(CudaTensorParallel, AFailedRankEndsTheInstanceWithItsError) {
+  auto ckpt = open_checkpoint("qwen3-tiny");
+  ASSERT_NE(ckpt, nullptr);
+  std::vector<std::unique_ptr<DeviceCommunicator>> comms;
+  for (auto& c : HostStagedCommunicator::make_group(2, std::chrono::milliseconds(5000))) comms.push_back(std::move(c));
+  DeviceCommunicator* rank1 = comms[1].get();
+  CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
+    return CudaBackend::create(*ckpt, o, rank);
+  };
+  auto tp = make_cuda_tensor_parallel(ckpt->config(), small_options(), {0, 0}, std::move(comms), make_rank);
+  ASSERT_TRUE(tp.is_ok()) << tp.status().to_string();
+  ASSERT_TRUE((*tp)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
+  const auto prompts = prompts_of("qwen3-tiny");
+  EXPECT_EQ(generate(**tp, prompts, false).outputs.size(), prompts.size());  // healthy first
+  rank1->abort(internal_error("rank 1 lost its GPU (injected)"));
+  std::vector<TestSeq> seqs(1);
+  seqs[0].tokens = prompts[0];
+  seqs[0].prompt_len = static_cast<int>(prompts[0].size());
+  for (int b = 0; b * kBlockSize < seqs[0].prompt_len + 1; ++b) seqs[0].blocks.push_back(b);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const auto start = std::chrono::steady_clock::now();
+    StepInput in = baton::testing::build_step(seqs, {seqs[0].prompt_len}, kBlockSize);
+    Result<StepOutput> out = (*tp)->execute(in);
+    ASSERT_FALSE(out.is_ok());
+    EXPECT_NE(out.status().message().find("injected"), std::string::npos) << out.status().to_string();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   }
 }
 

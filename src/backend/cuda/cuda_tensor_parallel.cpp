@@ -53,6 +53,30 @@ Result<std::unique_ptr<TensorParallelBackend>> make_cuda_tensor_parallel(
   return TensorParallelBackend::create(std::move(owned), std::move(ranks));
 }
 
+namespace {
+
+// N ranks over NCCL on `gpus` (or the first N visible devices).
+Result<std::unique_ptr<Backend>> make_cuda_ranks(const Checkpoint& ckpt, const CudaBackendOptions& o,
+                                                 const std::vector<int>& gpus, int n) {
+  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n));
+  if (ckpt.config().is_mla())
+    return unimplemented(
+        "{} (multi-head latent attention) is not sharded on GPUs yet; use --tensor-parallel-size 1 or the cpu backend",
+        arch_name(ckpt.config().arch));
+  BATON_ASSIGN_OR_RETURN(std::vector<int> devices, choose_tp_devices(gpus, n));
+  BATON_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<NcclCommunicator>> nccl, NcclCommunicator::make_group(devices));
+  std::vector<std::unique_ptr<DeviceCommunicator>> comms;
+  for (auto& c : nccl) comms.push_back(std::move(c));
+  CudaRankMaker make_rank = [&ckpt](const CudaBackendOptions& ro, const CudaTpRank& rank) {
+    return CudaBackend::create(ckpt, ro, rank);
+  };
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> tp,
+                         make_cuda_tensor_parallel(ckpt.config(), o, devices, std::move(comms), make_rank));
+  return std::unique_ptr<Backend>(std::move(tp));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const BackendOptions& options) {
   CudaBackendOptions o;
   o.device_id = options.device_id;
@@ -63,21 +87,9 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const
     BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(ckpt, o));
     return std::unique_ptr<Backend>(std::move(b));
   }
-  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n));
-  if (ckpt.config().is_mla())
-    return unimplemented("--tensor-parallel-size {} on cuda: {} (multi-head latent attention) is not sharded on GPUs "
-                         "yet; use --tensor-parallel-size 1 or the cpu backend",
-                         n, arch_name(ckpt.config().arch));
-  BATON_ASSIGN_OR_RETURN(std::vector<int> devices, choose_tp_devices(options.gpus, n));
-  BATON_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<NcclCommunicator>> nccl, NcclCommunicator::make_group(devices));
-  std::vector<std::unique_ptr<DeviceCommunicator>> comms;
-  for (auto& c : nccl) comms.push_back(std::move(c));
-  CudaRankMaker make_rank = [&ckpt](const CudaBackendOptions& ro, const CudaTpRank& rank) {
-    return CudaBackend::create(ckpt, ro, rank);
-  };
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> tp,
-                         make_cuda_tensor_parallel(ckpt.config(), o, devices, std::move(comms), make_rank));
-  return std::unique_ptr<Backend>(std::move(tp));
+  Result<std::unique_ptr<Backend>> tp = make_cuda_ranks(ckpt, o, options.gpus, n);
+  if (!tp.is_ok()) return tp.status().with_context(fmt::format("--tensor-parallel-size {} on cuda", n));
+  return tp;
 }
 
 void register_cuda_backend() { register_backend("cuda", &make_cuda_backend); }

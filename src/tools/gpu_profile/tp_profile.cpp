@@ -90,7 +90,8 @@ Result<Json> measure_all_reduce(int tensor_parallel_size, const std::vector<int>
   for (size_t i = 0; i < sizes_bytes.size(); ++i) {
     double ms = 0;  // the slowest rank's median: the collective ends when its last rank does
     for (int r = 0; r < n; ++r) ms = std::max(ms, median(times[r][i]));
-    const double algbw = ms > 0 ? sizes_bytes[i] / (ms * 1e-3) / 1e9 : 0.0;
+    // At one rank NCCL moves nothing (the time is the call's cost): no bandwidth.
+    const double algbw = ms > 0 && n > 1 ? sizes_bytes[i] / (ms * 1e-3) / 1e9 : 0.0;
     rows.push_back(Json{{"bytes", static_cast<double>(sizes_bytes[i])},
                         {"us", ms * 1e3},
                         {"algbw_gbps", algbw},

@@ -25,7 +25,7 @@ void for_each_cuda_rank(Backend& b, const std::function<void(CudaBackend&)>& fn)
 
 // ncclAllReduce (bf16, sum) over N ranks on `gpus` (or the first N visible):
 // per message size, the median time and the bus bandwidth (nccl-tests'
-// definition: bytes x 2(N-1)/N / time; 0 at one rank, where NCCL moves
+// definition: bytes x 2(N-1)/N / time; both 0 at one rank, where NCCL moves
 // nothing). Rows: {"bytes", "us", "algbw_gbps", "busbw_gbps"}.
 Result<Json> measure_all_reduce(int tensor_parallel_size, const std::vector<int>& gpus,
                                 const std::vector<size_t>& sizes_bytes, int iters);
