@@ -6,20 +6,14 @@
 # --tensor-parallel-size ${BATON_TP:-1} (step times, the NCCL all-reduce's bus
 # bandwidth; compare with docs/results/pd-vs-agg/profiles/h200-llama3.1-8b.json).
 # Expects the bundle of scripts/gpu-build.sh unpacked at $1 (default
-# .gpu-carry). Results under $OUT.
+# .gpu-carry), and gpu-env.sh beside this script. Results under $OUT.
 set -uo pipefail
 bundle=$(cd "${1:-.gpu-carry}" && pwd)
 OUT=${OUT:-/tmp/baton-gpu-out}
 mkdir -p "$OUT"
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export LD_LIBRARY_PATH="$bundle/lib:${LD_LIBRARY_PATH:-}"
-for lib in libcudart.so.13 libcublasLt.so.13 libnccl.so.2; do
-  if ! ldconfig -p | grep -q "$lib"; then
-    found=$(find /usr/local /usr/lib /opt / -xdev -name "$lib" 2>/dev/null | head -1)
-    [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
-    echo "$lib: ${found:-not found}"
-  fi
-done
+# NVLink multicast off; the host's CUDA runtime, cuBLASLt and NCCL on the path.
+source "$(dirname "$0")/gpu-env.sh"
+export LD_LIBRARY_PATH="$bundle/lib:$LD_LIBRARY_PATH"
 data_path=$(cat "$bundle/test-data-path" 2>/dev/null || true)
 if [ -n "$data_path" ] && [ ! -e "$data_path" ]; then
   mkdir -p "$(dirname "$data_path")" && ln -sfn "$bundle/data" "$data_path"

@@ -21,14 +21,15 @@
 #include "backend/cuda/host_staged_communicator.h"
 #include "backend/cuda/nccl_communicator.h"
 #include "backend/fixture_models.h"
+#include "backend/greedy_batch.h"
 #include "backend/step_builder.h"
-#include "common/json.h"
 #include "cuda_test_util.h"
 #include "model/checkpoint.h"
 
 namespace baton::cuda {
 namespace {
 
+using baton::testing::Generation;
 using baton::testing::TestSeq;
 using namespace baton::cuda::testing;
 
@@ -47,18 +48,6 @@ std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   return ckpt.is_ok() ? std::move(ckpt).value() : nullptr;
 }
 
-std::vector<std::vector<int32_t>> prompts_of(const std::string& name) {
-  Result<Json> j = read_json_file(baton::testing::fixture_model_dir(name) + "/golden.json");
-  EXPECT_TRUE(j.is_ok()) << j.status().to_string();
-  std::vector<std::vector<int32_t>> out;
-  if (!j.is_ok()) return out;
-  for (const Json& p : (*j)["prompts"]) {
-    out.push_back(p["prompt_ids"].get<std::vector<int32_t>>());
-    if (out.size() == 3) break;
-  }
-  return out;
-}
-
 CudaBackendOptions small_options() {
   CudaBackendOptions o;
   o.max_num_tokens = 1024;
@@ -67,53 +56,17 @@ CudaBackendOptions small_options() {
   return o;
 }
 
-struct Generation {
-  std::vector<std::vector<int32_t>> outputs;  // what each sequence went on with
-  std::vector<int32_t> sampled;               // every sampled row's token, in order
-  std::vector<float> logits;                  // every sampled row's logits, when asked for
-};
-
 // The prompts as one batch: chunked prefill, then kNewTokens greedy tokens
-// each (decode steps replay CUDA graphs unless logits are asked for). With
-// `forced`, each sequence goes on with forced's tokens instead of its own
-// (teacher forcing: both runs then see the same inputs).
+// each (decode steps replay CUDA graphs unless logits are asked for), maybe
+// teacher-forced by `forced`.
 Generation generate(Backend& backend, const std::vector<std::vector<int32_t>>& prompts, bool with_logits,
                     const Generation* forced = nullptr) {
-  std::vector<TestSeq> seqs(prompts.size());
-  int next_block = 0;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    seqs[i].tokens = prompts[i];
-    seqs[i].prompt_len = static_cast<int>(prompts[i].size());
-    seqs[i].params.temperature = 0.0f;
-    const int blocks = (seqs[i].prompt_len + kNewTokens + kBlockSize - 1) / kBlockSize;
-    for (int b = 0; b < blocks; ++b) seqs[i].blocks.push_back(next_block++);
-  }
-  Generation g;
-  std::vector<int> index_of;
-  for (int step = 0; step < 64; ++step) {
-    std::vector<int> chunk(seqs.size(), 0);
-    bool any = false;
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      if (static_cast<int>(seqs[i].output.size()) >= kNewTokens) continue;
-      chunk[i] = std::min(kPrefillChunk, static_cast<int>(seqs[i].tokens.size()) - seqs[i].num_computed);
-      any = true;
-    }
-    if (!any) break;
-    StepInput in = baton::testing::build_step(seqs, chunk, kBlockSize, &index_of);
-    in.return_logits = with_logits;
-    Result<StepOutput> out = backend.execute(in);
-    EXPECT_TRUE(out.is_ok()) << out.status().to_string();
-    if (!out.is_ok()) break;
-    EXPECT_EQ(out->samples.size(), in.samples.size());
-    g.logits.insert(g.logits.end(), out->logits.begin(), out->logits.end());
-    for (size_t j = 0; j < out->samples.size(); ++j) {
-      g.sampled.push_back(out->samples[j].token_id);
-      if (forced != nullptr) out->samples[j].token_id = forced->outputs[index_of[j]][seqs[index_of[j]].output.size()];
-    }
-    baton::testing::apply_step(seqs, chunk, *out, index_of);
-  }
-  for (const TestSeq& s : seqs) g.outputs.push_back(s.output);
-  return g;
+  baton::testing::GreedyBatch batch;
+  batch.new_tokens = kNewTokens;
+  batch.prefill_chunk = kPrefillChunk;
+  batch.block_size = kBlockSize;
+  batch.with_logits = with_logits;
+  return baton::testing::generate_greedy(backend, prompts, batch, forced);
 }
 
 // g (teacher-forced by `reference`) against reference: logits within
@@ -128,7 +81,8 @@ void expect_same_greedy_picks(const Generation& g, const Generation& reference, 
     if (g.sampled[r] == reference.sampled[r]) continue;
     std::vector<float> row(reference.logits.begin() + r * vocab, reference.logits.begin() + (r + 1) * vocab);
     std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<float>());
-    EXPECT_LT(row[0] - row[1], kTieMargin) << "row " << r << ": " << g.sampled[r] << " against " << reference.sampled[r];
+    EXPECT_LT(row[0] - row[1], kTieMargin)
+        << "row " << r << ": " << g.sampled[r] << " against " << reference.sampled[r];
     ++flips;
   }
   EXPECT_LE(flips, 1) << "of " << g.sampled.size() << " rows";
@@ -198,7 +152,7 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
   if (!NcclCommunicator::available()) GTEST_SKIP() << "this build has no NCCL";
   auto ckpt = open_checkpoint(GetParam());
   ASSERT_NE(ckpt, nullptr);
-  const auto prompts = prompts_of(GetParam());
+  const auto prompts = baton::testing::golden_prompts(GetParam());
   auto plain = plain_backend(*ckpt);
   ASSERT_NE(plain, nullptr);
   const Generation ref_tokens = generate(*plain, prompts, false);
@@ -225,7 +179,7 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
 TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
   auto ckpt = open_checkpoint(GetParam());
   ASSERT_NE(ckpt, nullptr);
-  const auto prompts = prompts_of(GetParam());
+  const auto prompts = baton::testing::golden_prompts(GetParam());
   auto plain = plain_backend(*ckpt);
   ASSERT_NE(plain, nullptr);
   const Generation reference = generate(*plain, prompts, true);
@@ -237,8 +191,8 @@ TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
     CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
       return CudaBackend::create(*ckpt, o, rank);
     };
-    auto sharded = make_cuda_tensor_parallel(ckpt->config(), small_options(), std::vector<int>(tp, 0),
-                                             std::move(comms), make_rank);
+    auto sharded = make_cuda_tensor_parallel(ckpt->config(), small_options(), std::vector<int>(tp, 0), std::move(comms),
+                                             make_rank);
     if (!sharded.is_ok() && sharded.status().code() == StatusCode::kUnimplemented &&
         sharded.status().message().find("intermediate size divisible by 8") != std::string::npos) {
       std::printf("  %s at TP=%d refused: %s\n", GetParam().c_str(), tp, sharded.status().to_string().c_str());
@@ -267,7 +221,7 @@ TEST(CudaTensorParallel, AFailedRankEndsTheInstanceWithItsError) {
   auto tp = make_cuda_tensor_parallel(ckpt->config(), small_options(), {0, 0}, std::move(comms), make_rank);
   ASSERT_TRUE(tp.is_ok()) << tp.status().to_string();
   ASSERT_TRUE((*tp)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
-  const auto prompts = prompts_of("qwen3-tiny");
+  const auto prompts = baton::testing::golden_prompts("qwen3-tiny");
   EXPECT_EQ(generate(**tp, prompts, false).outputs.size(), prompts.size());  // healthy first
   rank1->abort(internal_error("rank 1 lost its GPU (injected)"));
   std::vector<TestSeq> seqs(1);

@@ -579,5 +579,4 @@ Result<std::vector<float>> CudaBackend::forward_all_logits(const StepInput& in) 
   return logits;
 }
 
-
 }  // namespace baton::cuda

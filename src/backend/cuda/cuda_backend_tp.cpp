@@ -10,8 +10,8 @@ Status CudaBackend::set_rank(const ModelConfig& model, const CudaTpRank& rank) {
   model_config_ = model;
   const int n = rank.shard.world_size;
   if (n > 1 && (rank.comm == nullptr || rank.comm->world_size() != n || rank.comm->rank() != rank.shard.rank))
-    return invalid_argument("tensor parallel rank {} of {} needs a communicator of that rank and size",
-                            rank.shard.rank, n);
+    return invalid_argument("tensor parallel rank {} of {} needs a communicator of that rank and size", rank.shard.rank,
+                            n);
   if (rank.comm != nullptr && model.is_mla())
     return unimplemented(
         "tensor parallelism on the cuda backend does not cover {} (multi-head latent attention) yet; run it at "

@@ -60,8 +60,7 @@ class CudaWeights {
   // Loads `shard`'s part of every tensor the config calls for; a missing or
   // misshapen tensor is an error naming it. `load_gbps` receives the
   // host->device rate reached.
-  static Result<CudaWeights> load(const Checkpoint& ckpt, const TpShard& shard, cudaStream_t stream,
-                                  double* load_gbps);
+  static Result<CudaWeights> load(const Checkpoint& ckpt, const TpShard& shard, cudaStream_t stream, double* load_gbps);
   // Random weights (uniform, std 0.02; norms 1) made on the device, `shard`'s slice of them.
   static Result<CudaWeights> random(const ModelConfig& config, const TpShard& shard, uint64_t seed,
                                     cudaStream_t stream);

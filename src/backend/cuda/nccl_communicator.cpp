@@ -92,12 +92,12 @@ Status NcclCommunicator::health() {
   return st;
 }
 
-#define BATON_NCCL_COLLECTIVE(call, what)                                            \
-  do {                                                                               \
-    if (group_->broken()) return group_->cause();                                    \
-    Status _st = nccl_status((call), group_->comm(rank_), rank_, what);              \
-    if (!_st.is_ok()) group_->abort(_st);                                            \
-    return _st;                                                                      \
+#define BATON_NCCL_COLLECTIVE(call, what)                               \
+  do {                                                                  \
+    if (group_->broken()) return group_->cause();                       \
+    Status _st = nccl_status((call), group_->comm(rank_), rank_, what); \
+    if (!_st.is_ok()) group_->abort(_st);                               \
+    return _st;                                                         \
   } while (0)
 
 Status NcclCommunicator::all_reduce_sum(float* data, int64_t count) {
@@ -115,9 +115,9 @@ Status NcclCommunicator::all_gather(const float* in, int64_t count, float* out) 
 }
 
 Status NcclCommunicator::broadcast(float* data, int64_t count, int root) {
-  if (root < 0 || root >= world_size()) return invalid_argument("broadcast root {} is outside [0, {})", root, world_size());
-  BATON_NCCL_COLLECTIVE(ncclBroadcast(data, data, count, ncclFloat32, root, group_->comm(rank_), stream_),
-                        "broadcast");
+  if (root < 0 || root >= world_size())
+    return invalid_argument("broadcast root {} is outside [0, {})", root, world_size());
+  BATON_NCCL_COLLECTIVE(ncclBroadcast(data, data, count, ncclFloat32, root, group_->comm(rank_), stream_), "broadcast");
 }
 
 #undef BATON_NCCL_COLLECTIVE

@@ -17,7 +17,6 @@
 
 #include "backend/cuda/device_communicator.h"
 
-
 namespace baton::cuda {
 
 // The state the ranks of one group share (nccl_communicator.cpp).

@@ -9,9 +9,9 @@
 #include <fmt/format.h>
 
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/nccl_communicator.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/nccl_communicator.h"
 #include "model/presets.h"
 #include "model/yarn.h"
 #include "tools/gpu_profile/model_counts.h"
@@ -412,9 +412,9 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     if (c.is_mla()) row["attention_flops_executed"] = attention_flops_executed(c, double(n) * (n + 1) / 2.0);
     row["achieved_tflops"] = tflops;
     row["flop_utilization"] = tflops / (cards * ceil.gemm_tflops);
-    Result<double> att_ms =
-        single != nullptr ? time_attention_ms(c, kvm, 1, 0, n, single->stream())
-                         : Result<double>(unimplemented("the attention is timed alone on one GPU only"));
+    Result<double> att_ms = single != nullptr
+                                ? time_attention_ms(c, kvm, 1, 0, n, single->stream())
+                                : Result<double>(unimplemented("the attention is timed alone on one GPU only"));
     if (single != nullptr && att_ms.is_ok()) {
       row["attention_ms_per_layer"] = *att_ms;
       row["attention_tflops"] = att / c.num_layers / (*att_ms * 1e-3) / 1e12;
@@ -585,8 +585,8 @@ Result<Json> run_gpu_profile(const ProfileOptions& o) {
   r["tensor_parallel_size"] = cards;
   if (NcclCommunicator::available()) {
     // From one decode row's activations (8 KiB) to a prefill's (256 MiB).
-    const std::vector<size_t> sizes = {size_t{8} << 10,  size_t{64} << 10, size_t{512} << 10,
-                                       size_t{4} << 20,  size_t{32} << 20, size_t{256} << 20};
+    const std::vector<size_t> sizes = {size_t{8} << 10, size_t{64} << 10, size_t{512} << 10,
+                                       size_t{4} << 20, size_t{32} << 20, size_t{256} << 20};
     Result<Json> ar = measure_all_reduce(cards, o.gpus, sizes, std::max(5, o.decode_iters));
     if (!ar.is_ok()) return ar.status().with_context("measuring the NCCL all-reduce");
     r["all_reduce"] = *ar;
