@@ -18,7 +18,7 @@ OUT=${OUT:-/tmp/baton-gpu-out}
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export LD_LIBRARY_PATH="$bundle/lib:${LD_LIBRARY_PATH:-}"
-for lib in libcudart.so.13 libcublasLt.so.13; do
+for lib in libcudart.so.13 libcublasLt.so.13 libnccl.so.2; do
   if ! ldconfig -p | grep -q "$lib"; then
     found=$(find /usr/local /usr/lib /opt -xdev -name "$lib" 2>/dev/null | head -1)
     [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"

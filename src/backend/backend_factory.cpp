@@ -84,10 +84,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const C
                                               const BackendOptions& options) {
   if (options.tensor_parallel_size < 1)
     return invalid_argument("--tensor-parallel-size must be at least 1, got {}", options.tensor_parallel_size);
-  if (options.tensor_parallel_size > 1 && device != "cpu")
+  if (options.tensor_parallel_size > 1 && device != "cpu" && device != "cuda")
     return unimplemented(
-        "--tensor-parallel-size {} on device '{}': only the cpu backend runs more than one rank so far (the "
-        "NCCL communicator for GPUs is not built yet); use --tensor-parallel-size 1",
+        "--tensor-parallel-size {} on device '{}': only the cpu and cuda backends run more than one rank; use "
+        "--tensor-parallel-size 1",
         options.tensor_parallel_size, device);
   BackendMaker maker = nullptr;
   {
@@ -99,8 +99,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device, const C
   if (maker != nullptr) return maker(ckpt, options);
   if (device == "cuda")
     return unimplemented(
-        "device 'cuda' is not available: this build of baton has no CUDA backend "
-        "(configure with -DBATON_CUDA=ON on a machine with the CUDA toolkit)");
+        "device 'cuda' is not available{}: this build of baton has no CUDA backend "
+        "(configure with -DBATON_CUDA=ON on a machine with the CUDA toolkit)",
+        options.tensor_parallel_size > 1 ? fmt::format(" (--tensor-parallel-size {})", options.tensor_parallel_size)
+                                         : "");
   std::string known;
   for (const std::string& name : registered_backends()) known += (known.empty() ? "" : ", ") + name;
   return invalid_argument("unknown device '{}' (known: {}{})", device, known,

@@ -22,8 +22,12 @@ struct BackendOptions {
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   bool batch_invariant = false;         // CUDA: results independent of batch shape (slower)
   // Ranks of one instance (--tensor-parallel-size); the CPU backend runs
-  // them as threads over a CpuCommunicator; other devices take only 1 so far.
+  // them as threads over a CpuCommunicator, the CUDA backend one per GPU
+  // over NCCL; other devices take only 1.
   int tensor_parallel_size = 1;
+  // CUDA: the device of each rank (--gpus); empty: the first
+  // tensor_parallel_size visible devices.
+  std::vector<int> gpus = {};
 };
 
 using BackendMaker = Result<std::unique_ptr<Backend>> (*)(const Checkpoint& ckpt, const BackendOptions& options);

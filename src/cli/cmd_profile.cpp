@@ -25,6 +25,8 @@ struct Args {
   std::vector<int> decode_batches = {1, 8, 32, 64, 128, 256};
   std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
   double gpu_memory_utilization = 0.95;
+  int tensor_parallel_size = 1;
+  std::vector<int> gpus;
 };
 
 // Whether an NVIDIA GPU's device node (/dev/nvidia0, /dev/nvidia1, ...) exists:
@@ -46,6 +48,13 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--gpu-memory-utilization", args->gpu_memory_utilization, "share of GPU memory to use")
       ->check(CLI::Range(0.05, 1.0));
   sub.add_flag("--quick", args->quick, "fewer repetitions");
+  sub.add_option("--tensor-parallel-size", args->tensor_parallel_size,
+                 "ranks of the profiled instance, one GPU each over NCCL; also measures the all-reduce's bus "
+                 "bandwidth, and utilisation is against that many cards")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--gpus", args->gpus, "the ranks' devices, e.g. 0,1,2,3 (default: the first N visible)")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
   sub.add_option("--decode-context", args->decode_context, "cached tokens per sequence in the decode rows")
       ->check(CLI::Range(16, 1 << 20));
   sub.add_option("--decode-batches", args->decode_batches, "decode batch sizes")
@@ -70,6 +79,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
     o.decode_context = args->decode_context;
     o.decode_batches = args->decode_batches;
     o.prefill_tokens = args->prefill_tokens;
+    o.tensor_parallel_size = args->tensor_parallel_size;
+    o.gpus = args->gpus;
     if (args->quick) {
       o.decode_iters = 5;
       o.prefill_iters = 2;

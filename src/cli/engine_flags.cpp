@@ -32,9 +32,14 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--tensor-parallel-size", f.tensor_parallel_size,
-                 "Ranks the model is split over (heads, MLP, vocabulary); cpu backend only so far")
+                 "Ranks the model is split over (heads, MLP, vocabulary): cpu threads, or one GPU each on cuda")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--gpus", f.gpus,
+                 "CUDA: the device of each tensor-parallel rank, e.g. 0,1,2,3 (default: the first "
+                 "--tensor-parallel-size visible devices; CUDA_VISIBLE_DEVICES applies)")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--gpu-memory-utilization", f.gpu_memory_utilization,
                  "CUDA: share of the GPU's memory for weights and KV cache")
       ->check(CLI::Range(0.05, 1.0))

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "common/status.h"
@@ -24,7 +25,8 @@ struct EngineBuildOptions {
   int64_t kv_cache_bytes = 0;
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   bool batch_invariant = false;         // CUDA: tokens independent of batch shape (slower)
-  int tensor_parallel_size = 1;         // ranks of the instance (cpu only for now; docs/parallelism.md)
+  int tensor_parallel_size = 1;         // ranks of the instance (cpu threads or GPUs; docs/parallelism.md)
+  std::vector<int> gpus = {};           // CUDA: one device per rank (--gpus); empty: the first visible
   // Test hook: a JSON file ["output 1", "output 2", ...] that replaces what
   // the model samples (backend/scripted_backend.h). Empty: off.
   std::string scripted_output;

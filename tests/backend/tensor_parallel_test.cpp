@@ -17,6 +17,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_communicator.h"
 #include "backend/fixture_models.h"
+#include "backend/greedy_batch.h"
 #include "backend/step_builder.h"
 #include "backend/tensor_parallel_backend.h"
 #include "common/json.h"
@@ -27,6 +28,7 @@
 namespace baton {
 namespace {
 
+using testing::Generation;
 using testing::TestSeq;
 
 constexpr int kBlockSize = 8;
@@ -55,60 +57,13 @@ std::unique_ptr<Backend> make_tp_backend(const Checkpoint& ckpt, int tp) {
   return std::move(b).value();
 }
 
-// The first three golden prompts of `name`.
-std::vector<std::vector<int32_t>> prompts_of(const std::string& name) {
-  Result<Json> j = read_json_file(model_dir(name) + "/golden.json");
-  EXPECT_TRUE(j.is_ok()) << j.status().to_string();
-  std::vector<std::vector<int32_t>> out;
-  if (!j.is_ok()) return out;
-  for (const Json& p : (*j)["prompts"]) {
-    out.push_back(p["prompt_ids"].get<std::vector<int32_t>>());
-    if (out.size() == 3) break;
-  }
-  return out;
-}
-
-// What a greedy batch run returns: each sequence's tokens, and the logits of
-// every sampling row of every step, in order.
-struct Generation {
-  std::vector<std::vector<int32_t>> outputs;
-  std::vector<float> logits;
-};
-
-// Runs the prompts as one batch: prefill in chunks of kPrefillChunk, then
-// kNewTokens greedy tokens each, returning every sampled row's logits.
+// Chunked prefill of kPrefillChunk, then kNewTokens greedy tokens each.
 Generation generate(Backend& backend, const std::vector<std::vector<int32_t>>& prompts) {
-  std::vector<TestSeq> seqs(prompts.size());
-  int next_block = 0;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    seqs[i].tokens = prompts[i];
-    seqs[i].prompt_len = static_cast<int>(prompts[i].size());
-    seqs[i].params.temperature = 0.0f;
-    const int blocks = (seqs[i].prompt_len + kNewTokens + kBlockSize - 1) / kBlockSize;
-    for (int b = 0; b < blocks; ++b) seqs[i].blocks.push_back(next_block++);
-  }
-  Generation g;
-  std::vector<int> index_of;
-  for (int step = 0; step < 64; ++step) {
-    std::vector<int> chunk(seqs.size(), 0);
-    bool any = false;
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      if (static_cast<int>(seqs[i].output.size()) >= kNewTokens) continue;
-      chunk[i] = std::min(kPrefillChunk, static_cast<int>(seqs[i].tokens.size()) - seqs[i].num_computed);
-      any = true;
-    }
-    if (!any) break;
-    StepInput in = testing::build_step(seqs, chunk, kBlockSize, &index_of);
-    in.return_logits = true;
-    Result<StepOutput> out = backend.execute(in);
-    EXPECT_TRUE(out.is_ok()) << out.status().to_string();
-    if (!out.is_ok()) break;
-    EXPECT_EQ(out->samples.size(), in.samples.size());
-    g.logits.insert(g.logits.end(), out->logits.begin(), out->logits.end());
-    testing::apply_step(seqs, chunk, *out, index_of);
-  }
-  for (const TestSeq& s : seqs) g.outputs.push_back(s.output);
-  return g;
+  testing::GreedyBatch batch;
+  batch.new_tokens = kNewTokens;
+  batch.prefill_chunk = kPrefillChunk;
+  batch.block_size = kBlockSize;
+  return testing::generate_greedy(backend, prompts, batch);
 }
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -140,7 +95,7 @@ class TensorParallelModels : public ::testing::TestWithParam<std::string> {};
 TEST_P(TensorParallelModels, GreedyTokensAndLogitsMatchOneRank) {
   auto ckpt = open_checkpoint(GetParam());
   ASSERT_NE(ckpt, nullptr);
-  const auto prompts = prompts_of(GetParam());
+  const auto prompts = testing::golden_prompts(GetParam());
   ASSERT_EQ(prompts.size(), 3u);
   expect_tp_matches_one_rank(*ckpt, prompts);
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/model_kv_layout.h"
@@ -40,27 +41,30 @@ int pow2_at_least(int n, int lo) {
 }  // namespace
 
 CudaBackend::~CudaBackend() {
+  if (stream_) cudaSetDevice(options_.device_id);  // the rank's device, from whichever thread ends it
   for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
   if (input_host_) cudaFreeHost(input_host_);
   if (output_host_) cudaFreeHost(output_host_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
-Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const Checkpoint& ckpt, const CudaBackendOptions& options) {
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const Checkpoint& ckpt, const CudaBackendOptions& options,
+                                                         const CudaTpRank& rank) {
   std::unique_ptr<CudaBackend> b(new CudaBackend());
-  b->config_ = ckpt.config();
+  BATON_RETURN_IF_ERROR(b->set_rank(ckpt.config(), rank));
   BATON_RETURN_IF_ERROR(b->init_common(options));
-  BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::load(ckpt, b->stream_, &b->load_gbps_));
+  BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::load(ckpt, b->shard_, b->stream_, &b->load_gbps_));
   BATON_RETURN_IF_ERROR(b->init_common(options));
   return b;
 }
 
 Result<std::unique_ptr<CudaBackend>> CudaBackend::create_random(const ModelConfig& config,
-                                                                const CudaBackendOptions& options, uint64_t seed) {
+                                                                const CudaBackendOptions& options, uint64_t seed,
+                                                                const CudaTpRank& rank) {
   std::unique_ptr<CudaBackend> b(new CudaBackend());
-  b->config_ = config;
+  BATON_RETURN_IF_ERROR(b->set_rank(config, rank));
   BATON_RETURN_IF_ERROR(b->init_common(options));
-  BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::random(config, seed, b->stream_));
+  BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::random(config, b->shard_, seed, b->stream_));
   BATON_RETURN_IF_ERROR(b->init_common(options));
   return b;
 }
@@ -87,6 +91,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     num_sms_ = prop.multiProcessorCount;
     BATON_RETURN_IF_ERROR(check_model_shapes());
     BATON_CUDA_RETURN(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (comm_ != nullptr) comm_->set_stream(stream_);
     return Status::ok();
   }
   BATON_RETURN_IF_ERROR(gemm_.init());
@@ -118,6 +123,8 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
                                {&attn_partial_, attn_partial_floats_ * 4},
                                {&final_normed_, sm * h * 2},
                                {&logits_, sm * vocab * 4},
+                               {&rank_logits_, comm_ != nullptr ? sm * vocab_rows_ * 4 : 0},
+                               {&gathered_logits_, comm_ != nullptr ? shard_.world_size * sm * vocab_rows_ * 4 : 0},
                                {&sample_work_, sm * vocab * 4},
                                {&sample_out_, sm * (2 + 2 * kMaxTopLogprobs) * 4}};
   if (c.is_mla()) {
@@ -197,6 +204,7 @@ size_t CudaBackend::kv_block_bytes(int block_size) const {
 Status CudaBackend::init_kv_cache(int num_blocks, int block_size) {
   if (num_blocks <= 0 || block_size <= 0)
     return invalid_argument("KV cache needs positive num_blocks and block_size, got {} and {}", num_blocks, block_size);
+  BATON_CUDA_RETURN(cudaSetDevice(options_.device_id));
   layout_ = model_kv_layout(config_, DType::kBF16);
   layout_.block_size = block_size;
   layout_.num_blocks = num_blocks;
@@ -269,7 +277,15 @@ void CudaBackend::choose_decode_split(int seqs, int ctx_cap, Launch* l) const {
 Status CudaBackend::check_model_shapes() const {
   const ModelConfig& c = config_;
   if (c.hidden_size % 8 != 0 || (c.is_moe() && c.moe_intermediate_size % 8 != 0))
-    return unimplemented("the CUDA backend needs hidden and MoE intermediate sizes divisible by 8");
+    return unimplemented("the CUDA backend needs hidden and MoE intermediate sizes divisible by 8{}",
+                         shard_.world_size > 1 ? " (per tensor parallel rank)" : "");
+  bool dense = false;
+  for (int i = 0; i < c.num_layers; ++i) dense |= !c.is_moe_layer(i);
+  if (shard_.world_size > 1 && dense && c.intermediate_size % 8 != 0)
+    return unimplemented(
+        "the CUDA backend needs each tensor parallel rank's intermediate size divisible by 8 (its GEMMs' rows are "
+        "16-byte aligned); {} ranks leave {} of the model's {}",
+        shard_.world_size, c.intermediate_size, model_config_.intermediate_size);
   if (c.is_mla()) {
     const MlaConfig& m = c.mla;
     if (!mla_attention_supports(m.kv_lora_rank, m.qk_rope_head_dim))
@@ -299,15 +315,23 @@ void CudaBackend::forward(const Launch& l) {
   const auto* tok = reinterpret_cast<const int32_t*>(dev + lay.token_ids);
   const int t = lay.num_tokens, h = c.hidden_size, vocab = c.vocab_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  launch_embedding(tok, weights_.embed, residual_.as<float>(), t, h, vocab, stream_);
+  // A rank of several looks up its vocabulary slice (pack() maps other ids to its zero row).
+  launch_embedding(tok, weights_.embed, residual_.as<float>(), t, h, vocab_rows_ + (shard_.world_size > 1 ? 1 : 0),
+                   stream_);
+  all_reduce_residual(t);
   run_layers(l);
   const auto* rows = reinterpret_cast<const int32_t*>(dev + lay.sample_rows);
   const int ns = lay.num_samples;
   if (ns == 0) return;
   launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), nullptr, weights_.final_norm, final_normed_.as<bf16>(),
                      rows, ns, h, eps, stream_);
-  gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, logits_.get(), ns, vocab, h, true, stream_);  // [ns, vocab]
-  if (!l.sample) return;
+  if (comm_ == nullptr) {
+    gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, logits_.get(), ns, vocab, h, true, stream_);  // [ns, vocab]
+  } else {
+    gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, rank_logits_.get(), ns, vocab_rows_, h, true, stream_);
+    gather_logits(ns);
+  }
+  if (!l.sample || shard_.rank != 0) return;  // rank 0 samples for the instance
   const size_t sm = options_.max_num_samples;
   SampleOutputs out;
   out.tokens = sample_out_.as<int32_t>();
@@ -350,6 +374,7 @@ void CudaBackend::run_layers(const Launch& l) {
     } else {
       moe_block(i, t);
     }
+    all_reduce_proj(t);
   }
 }
 
@@ -404,14 +429,16 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
     launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
   }
   gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, q, false, stream_);  // [t, h]
+  all_reduce_proj(t);
 }
 
 Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {
-  if (!in.samples.empty()) {
+  BATON_RETURN_IF_ERROR(std::exchange(comm_status_, Status::ok()));
+  if (!in.samples.empty() && shard_.rank == 0) {
     BATON_CUDA_RETURN(
         cudaMemcpyAsync(output_host_, sample_out_.get(), sample_out_.bytes(), cudaMemcpyDeviceToHost, stream_));
   }
-  if (in.return_logits && !in.samples.empty()) {
+  if (in.return_logits && !in.samples.empty() && shard_.rank == 0) {
     host_logits_.resize(static_cast<size_t>(l.lay.num_samples) * config_.vocab_size);
     BATON_CUDA_RETURN(
         cudaMemcpyAsync(host_logits_.data(), logits_.get(), host_logits_.size() * 4, cudaMemcpyDeviceToHost, stream_));
@@ -426,9 +453,9 @@ Result<StepOutput> CudaBackend::collect(const Pending& p) {
   const size_t sm = options_.max_num_samples;
   StepOutput out;
   const int vocab = config_.vocab_size;
-  BATON_CUDA_RETURN(cudaStreamSynchronize(stream_));
+  BATON_RETURN_IF_ERROR(sync_stream());
   BATON_CUDA_RETURN(cudaGetLastError());
-  if (in.samples.empty()) return out;
+  if (in.samples.empty() || shard_.rank != 0) return out;
   const auto* tokens = static_cast<const int32_t*>(output_host_);
   const auto* logprobs = static_cast<const float*>(output_host_) + sm;
   const auto* top_ids = static_cast<const int32_t*>(output_host_) + 2 * sm;
@@ -475,6 +502,7 @@ Result<StepOutput> CudaBackend::wait() {
 
 Status CudaBackend::launch(const StepInput& in) {
   BATON_RETURN_IF_ERROR(validate(in));
+  BATON_CUDA_RETURN(cudaSetDevice(options_.device_id));  // this thread may not have run the rank before
   const int n = in.num_tokens(), s = in.num_seqs();
   const bool decode_only = n == s;
   for (const SampleRequest& r : in.samples)
@@ -484,7 +512,8 @@ Status CudaBackend::launch(const StepInput& in) {
   Launch l;
   l.decode_only = decode_only && s <= options_.max_num_samples && !options_.batch_invariant;
   const int bucket = batch_bucket(s);
-  if (options_.use_cuda_graphs && l.decode_only && bucket > 0 && bucket <= kGraphMaxBatch && !in.return_logits) {
+  const bool graphs = options_.use_cuda_graphs && (comm_ == nullptr || comm_->capturable());
+  if (graphs && l.decode_only && bucket > 0 && bucket <= kGraphMaxBatch && !in.return_logits) {
     const int mbps_b = pow2_at_least(in.max_blocks_per_seq, 16);
     l.lay = make_layout(bucket, bucket, mbps_b, bucket, 0, bucket * kGraphPenaltiesPerSeq);
     std::vector<int> sample_of_row(bucket, -1);
@@ -540,6 +569,7 @@ Status CudaBackend::launch(const StepInput& in) {
 
 Result<std::vector<float>> CudaBackend::forward_all_logits(const StepInput& in) {
   BATON_RETURN_IF_ERROR(validate(in));
+  BATON_CUDA_RETURN(cudaSetDevice(options_.device_id));
   const int n = in.num_tokens(), s = in.num_seqs();
   if (n > options_.max_num_samples)
     return invalid_argument("forward_all_logits: {} tokens is above max_num_samples {}", n, options_.max_num_samples);
@@ -554,22 +584,12 @@ Result<std::vector<float>> CudaBackend::forward_all_logits(const StepInput& in) 
   for (int t = 0; t < n; ++t) rows[t] = t;
   BATON_CUDA_RETURN(cudaMemcpyAsync(input_dev_.get(), input_host_, l.lay.bytes, cudaMemcpyHostToDevice, stream_));
   forward(l);
+  BATON_RETURN_IF_ERROR(std::exchange(comm_status_, Status::ok()));
   std::vector<float> logits(static_cast<size_t>(n) * config_.vocab_size);
   BATON_CUDA_RETURN(cudaMemcpyAsync(logits.data(), logits_.get(), logits.size() * 4, cudaMemcpyDeviceToHost, stream_));
-  BATON_CUDA_RETURN(cudaStreamSynchronize(stream_));
+  BATON_RETURN_IF_ERROR(sync_stream());
   BATON_CUDA_RETURN(cudaGetLastError());
   return logits;
 }
-
-Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const BackendOptions& options) {
-  CudaBackendOptions o;
-  o.device_id = options.device_id;
-  o.gpu_memory_utilization = options.gpu_memory_utilization;
-  o.batch_invariant = options.batch_invariant;
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(ckpt, o));
-  return std::unique_ptr<Backend>(std::move(b));
-}
-
-void register_cuda_backend() { register_backend("cuda", &make_cuda_backend); }
 
 }  // namespace baton::cuda

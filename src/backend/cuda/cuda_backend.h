@@ -5,10 +5,17 @@
 // allocation), sampling on the GPU.
 // Decode-only steps replay a CUDA graph captured per (batch bucket, block
 // table width bucket); other steps launch eagerly.
+// A tensor-parallel rank (CudaTpRank) holds its slice of the weights and KV
+// heads (model/tp_shard.h) on its own device and stream: the all-reduces
+// after the row-parallel projections and the embedding, and the gather of
+// the vocabulary-parallel logits, go through its DeviceCommunicator (inside
+// the graphs when it is capturable); rank 0 samples, the others return no
+// samples. cuda_tensor_parallel.h joins the ranks into one Backend.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +27,7 @@
 #include "backend/backend_factory.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/device_communicator.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/sampling.h"
@@ -37,17 +45,30 @@ struct CudaBackendOptions {
   // batch (row-invariant GEMMs, one attention kernel for prefill and decode).
   // Slower; for tests and reproducibility.
   bool batch_invariant = false;
+  // A tensor-parallel rank waits this long for a step's collectives before
+  // it aborts the group (a peer failed or stalls; issue 16: within 5 s).
+  std::chrono::milliseconds rank_timeout{5000};
 };
 
+// Rank shard.rank of shard.world_size, joined to its peers by `comm` (which
+// must outlive the backend). world_size 1 without a communicator: the whole
+// model on one GPU. world_size 1 with one: the same model, with every
+// collective of the sharded path run through it (tests of the NCCL path).
+struct CudaTpRank {
+  TpShard shard;
+  DeviceCommunicator* comm = nullptr;
+};
 class CudaBackend final : public Backend {
  public:
-  static Result<std::unique_ptr<CudaBackend>> create(const Checkpoint& ckpt, const CudaBackendOptions& options);
+  static Result<std::unique_ptr<CudaBackend>> create(const Checkpoint& ckpt, const CudaBackendOptions& options,
+                                                     const CudaTpRank& rank = {});
   // Random weights made on the GPU from `config` (benchmarks).
   static Result<std::unique_ptr<CudaBackend>> create_random(const ModelConfig& config,
-                                                            const CudaBackendOptions& options, uint64_t seed);
+                                                            const CudaBackendOptions& options, uint64_t seed,
+                                                            const CudaTpRank& rank = {});
   ~CudaBackend() override;
 
-  const ModelConfig& model_config() const override { return config_; }
+  const ModelConfig& model_config() const override { return model_config_; }
   std::string device_name() const override { return device_name_; }
   size_t kv_block_bytes(int block_size) const override;
   size_t available_kv_bytes() const override { return available_kv_bytes_; }
@@ -68,10 +89,23 @@ class CudaBackend final : public Backend {
   double weight_load_gbps() const { return load_gbps_; }
   int num_graphs() const { return static_cast<int>(graphs_.size()); }
   cudaStream_t stream() const { return stream_; }
+  int device_id() const { return options_.device_id; }
 
  private:
   CudaBackend() = default;
+  // Sets the model (config_ the rank's slice of it) and the rank.
+  Status set_rank(const ModelConfig& model, const CudaTpRank& rank);
   Status init_common(const CudaBackendOptions& options);
+  // Tensor parallelism: the sum over ranks of proj_'s first `tokens` rows,
+  // and of residual_'s (after the vocabulary-parallel embedding); the full
+  // [rows, vocab] logits from every rank's slice. The first failure is kept
+  // in comm_status_ (forward() queues work and returns nothing).
+  void all_reduce_proj(int tokens);
+  void all_reduce_residual(int tokens);
+  void gather_logits(int rows);
+  // Waits for the stream; a rank polls its communicator's health meanwhile
+  // and aborts the group past options_.rank_timeout.
+  Status sync_stream();
   Status validate(const StepInput& in) const;
 
   // Device-side layout of one step's inputs (one upload).
@@ -126,7 +160,12 @@ class CudaBackend final : public Backend {
   Result<StepOutput> collect(const Pending& p);
   std::optional<Pending> pending_;
 
-  ModelConfig config_;
+  ModelConfig model_config_;  // the model's
+  ModelConfig config_;        // the shapes this rank computes (its slice)
+  TpShard shard_;
+  DeviceCommunicator* comm_ = nullptr;  // null: one GPU, no collectives
+  Status comm_status_;
+  int vocab_rows_ = 0;  // LM head rows this rank computes (the vocabulary, or its padded slice)
   CudaBackendOptions options_;
   std::string device_name_;
   int num_sms_ = 0;
@@ -144,6 +183,7 @@ class CudaBackend final : public Backend {
       sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_, final_normed_, logits_, sample_work_,
       sample_out_;
   size_t attn_partial_floats_ = 0;
+  DeviceBuffer rank_logits_, gathered_logits_;  // tensor parallel: [rows, vocab_rows_], [world, rows, vocab_rows_]
   // MLA: q LoRA output, queries and outputs in latent space, the decode
   // splits' partials; DeepSeekMoE's shared experts.
   DeviceBuffer q_a_, q_latent_, o_latent_, mla_partial_, shared_gu_, shared_act_, shared_out_;
@@ -162,7 +202,8 @@ class CudaBackend final : public Backend {
   std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;  // (batch bucket, mbps bucket)
 };
 
-// The factory hook (backend_factory.h): "cuda".
+// The factory hook (backend_factory.h): "cuda"; tensor_parallel_size > 1
+// through cuda_tensor_parallel.h over NCCL.
 Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const BackendOptions& options);
 
 // Adds "cuda" to the backend factory (make_backend). Called once, at start,

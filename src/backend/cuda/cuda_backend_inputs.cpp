@@ -131,6 +131,11 @@ bool CudaBackend::pack(const StepInput& in, const Layout& lay, bool pad, const s
   auto* pens = reinterpret_cast<PenaltyToken*>(base + lay.penalties);
   const int n = in.num_tokens(), s = in.num_seqs();
   std::memcpy(tok, in.token_ids.data(), 4 * n);
+  if (shard_.world_size > 1) {  // the rank's row of its vocabulary slice, or its zero row (weights_.embed)
+    const int64_t v0 = shard_.vocab_begin, count = shard_.vocab_count(model_config_);
+    for (int t = 0; t < n; ++t)
+      tok[t] = tok[t] >= v0 && tok[t] < v0 + count ? static_cast<int32_t>(tok[t] - v0) : vocab_rows_;
+  }
   std::memcpy(pos, in.positions.data(), 4 * n);
   std::memcpy(slot, in.slot_mapping.data(), 8 * n);
   std::memcpy(qs, in.query_start.data(), 4 * (s + 1));

@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_weights.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -53,8 +54,15 @@ Status CudaWeights::derive(const ModelConfig& c, cudaStream_t stream) {
   return Status::ok();
 }
 
-Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item>* items) {
-  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), vocab = c.vocab_size;
+Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_bias, std::vector<Item>* items) {
+  // c: the whole model (the checkpoint's shapes); rc: this rank's slice of it.
+  const ModelConfig rc = shard.rank_config(c);
+  const bool split = shard.world_size > 1;
+  const int64_t h = c.hidden_size, hd = c.head_dim, q = rc.q_size(), kv = rc.kv_size();
+  const int64_t q_begin = shard.head_begin * hd, kv_begin = shard.kv_head_begin * hd;
+  // Vocabulary rows held: a rank of several holds its slice (padded) and, in
+  // the embedding, one zero row past it.
+  const int64_t vocab_rows = split ? shard.vocab_per_rank : c.vocab_size, vocab_count = shard.vocab_count(c);
   size_t off = 0;
   struct Ptr {
     bf16** dst;
@@ -75,8 +83,24 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
   auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
     add_item(at, std::move(name), std::move(shape), ones);
   };
+  // Rows [r0, r0 + nr) of a tensor, all its columns (column-parallel, or a slice of a bias).
+  auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
+    Item it{std::move(name), std::move(shape), at};
+    it.row_begin = r0;
+    it.rows = nr;
+    items->push_back(std::move(it));
+  };
+  // Columns [c0, c0 + nc) of every row (row-parallel).
+  auto add_cols = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t c0, int64_t nc) {
+    Item it{std::move(name), std::move(shape), at};
+    it.col_begin = c0;
+    it.cols = nc;
+    items->push_back(std::move(it));
+  };
   std::vector<std::pair<float**, size_t>> f32_ptrs;
-  add(region(&embed, vocab * h), "model.embed_tokens.weight", {vocab, h});
+  const int64_t vocab = c.vocab_size;
+  add_rows(region(&embed, (vocab_rows + (split ? 1 : 0)) * h), "model.embed_tokens.weight", {vocab, h},
+           shard.vocab_begin, vocab_count);
   layers.assign(c.num_layers, {});
   for (int i = 0; i < c.num_layers; ++i) {
     CudaLayerWeights& L = layers[i];
@@ -87,26 +111,28 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
     if (c.is_mla()) {
       plan_mla(c, p, L, region, add_item);
     } else {
+      const int64_t q_all = c.q_size(), kv_all = c.kv_size();
       at = region(&L.qkv, (q + 2 * kv) * h);
-      add(at, p + "self_attn.q_proj.weight", {q, h});
-      add(at + q * h, p + "self_attn.k_proj.weight", {kv, h});
-      add(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv, h});
+      add_rows(at, p + "self_attn.q_proj.weight", {q_all, h}, q_begin, q);
+      add_rows(at + q * h, p + "self_attn.k_proj.weight", {kv_all, h}, kv_begin, kv);
+      add_rows(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv_all, h}, kv_begin, kv);
       if (c.qkv_bias) {
         at = region(&L.qkv_bias, q + 2 * kv);
-        add(at, p + "self_attn.q_proj.bias", {q});
-        add(at + q, p + "self_attn.k_proj.bias", {kv});
-        add(at + q + kv, p + "self_attn.v_proj.bias", {kv});
+        add_rows(at, p + "self_attn.q_proj.bias", {q_all}, q_begin, q);
+        add_rows(at + q, p + "self_attn.k_proj.bias", {kv_all}, kv_begin, kv);
+        add_rows(at + q + kv, p + "self_attn.v_proj.bias", {kv_all}, kv_begin, kv);
       }
       if (c.qk_norm) {
         add(region(&L.q_norm, c.head_dim), p + "self_attn.q_norm.weight", {c.head_dim}, true);
         add(region(&L.k_norm, c.head_dim), p + "self_attn.k_norm.weight", {c.head_dim}, true);
       }
-      add(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q});
+      add_cols(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q_all}, q_begin, q);
       if (has_o_bias) add(region(&L.o_bias, h), p + "self_attn.o_proj.bias", {h});
     }
     L.is_moe = c.is_moe_layer(i);
     if (L.is_moe) {
-      const int64_t e = c.num_experts, mi = c.moe_intermediate_size;
+      const int64_t e = c.num_experts, mi = rc.moe_intermediate_size, mi_all = c.moe_intermediate_size;
+      const int64_t m0 = shard.moe_intermediate_begin;
       add(region(&L.router, e * h), p + "mlp.gate.weight", {e, h});
       if (c.arch == Arch::kDeepseekV3) {
         off = (off + 127) & ~size_t{127};
@@ -125,21 +151,23 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
       at = region(&L.expert_gate_up, e * 2 * mi * h);
       for (int x = 0; x < e; ++x) {
         const std::string ep = fmt::format("{}mlp.experts.{}.", p, x);
-        add(at + x * 2 * mi * h, ep + "gate_proj.weight", {mi, h});
-        add(at + x * 2 * mi * h + mi * h, ep + "up_proj.weight", {mi, h});
+        add_rows(at + x * 2 * mi * h, ep + "gate_proj.weight", {mi_all, h}, m0, mi);
+        add_rows(at + x * 2 * mi * h + mi * h, ep + "up_proj.weight", {mi_all, h}, m0, mi);
       }
       at = region(&L.expert_down, e * h * mi);
-      for (int x = 0; x < e; ++x) add(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, x), {h, mi});
+      for (int x = 0; x < e; ++x)
+        add_cols(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, x), {h, mi_all}, m0, mi);
     } else {
-      const int64_t in = c.intermediate_size;
+      const int64_t in = rc.intermediate_size, in_all = c.intermediate_size, i0 = shard.intermediate_begin;
       at = region(&L.gate_up, 2 * in * h);
-      add(at, p + "mlp.gate_proj.weight", {in, h});
-      add(at + in * h, p + "mlp.up_proj.weight", {in, h});
-      add(region(&L.down, h * in), p + "mlp.down_proj.weight", {h, in});
+      add_rows(at, p + "mlp.gate_proj.weight", {in_all, h}, i0, in);
+      add_rows(at + in * h, p + "mlp.up_proj.weight", {in_all, h}, i0, in);
+      add_cols(region(&L.down, h * in), p + "mlp.down_proj.weight", {h, in_all}, i0, in);
     }
   }
   add(region(&final_norm, h), "model.norm.weight", {h}, true);
-  if (!c.tie_word_embeddings) add(region(&lm_head, vocab * h), "lm_head.weight", {vocab, h});
+  if (!c.tie_word_embeddings)
+    add_rows(region(&lm_head, vocab_rows * h), "lm_head.weight", {vocab, h}, shard.vocab_begin, vocab_count);
 
   size_t bytes = ((off + 127) & ~size_t{127}) * sizeof(bf16);
   Status st = arena_.allocate(bytes);
@@ -149,6 +177,8 @@ Status CudaWeights::plan(const ModelConfig& c, bool has_o_bias, std::vector<Item
     return resource_exhausted("the model's weights need {:.2f} GiB but the GPU has {:.2f} GiB free of {:.2f} GiB",
                               bytes / 1073741824.0, free_b / 1073741824.0, total_b / 1073741824.0);
   }
+  // Zeros: the vocabulary's padding rows and the embedding's zero row stay so.
+  BATON_CUDA_RETURN(cudaMemset(arena_.get(), 0, bytes));
   bf16* base = arena_.as<bf16>();
   for (const Ptr& p : ptrs) *p.dst = base + p.off;
   for (const auto& [dst, at] : f32_ptrs) *dst = reinterpret_cast<float*>(base + at);
@@ -181,11 +211,12 @@ size_t CudaWeights::bytes_for(const ModelConfig& c, bool has_o_bias) {
   return n * sizeof(bf16);
 }
 
-Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t stream, double* load_gbps) {
+Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& shard, cudaStream_t stream,
+                                      double* load_gbps) {
   CudaWeights w;
   std::vector<Item> items;
   const bool has_o_bias = ckpt.has("model.layers.0.self_attn.o_proj.bias");
-  BATON_RETURN_IF_ERROR(w.plan(ckpt.config(), has_o_bias, &items));
+  BATON_RETURN_IF_ERROR(w.plan(ckpt.config(), shard, has_o_bias, &items));
   // Two pinned host buffers and two device staging buffers: the host copy of
   // chunk i+1 overlaps the upload and conversion of chunk i.
   constexpr size_t kChunk = 64u << 20;
@@ -218,14 +249,29 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t strea
     }
     const size_t esize = dtype_size(tv->dtype);
     const int code = tv->dtype == DType::kF32 ? 0 : (tv->dtype == DType::kF16 ? 1 : 2);
-    const int64_t n = tv->num_elements();
-    const int64_t per_chunk = static_cast<int64_t>(kChunk / esize);
-    for (int64_t b = 0; b < n; b += per_chunk) {
-      const int64_t m = std::min(per_chunk, n - b);
+    // The slice: rows [r0, r0 + nr) of [all_rows, all_cols], columns [c0, c0 + nc).
+    const int64_t all_rows = it.shape.front(), all_cols = tv->num_elements() / std::max<int64_t>(1, all_rows);
+    const int64_t r0 = it.row_begin, nr = it.rows < 0 ? all_rows : it.rows;
+    const int64_t c0 = it.col_begin, nc = it.cols < 0 ? all_cols : it.cols;
+    const int64_t rows_per_chunk = std::max<int64_t>(1, static_cast<int64_t>(kChunk / esize) / nc);
+    if (nc * static_cast<int64_t>(esize) > static_cast<int64_t>(kChunk)) {
+      status = invalid_argument("{}: a row of {} elements is over the loader's {} MiB staging", it.name, nc,
+                                kChunk >> 20);
+      break;
+    }
+    const char* src = static_cast<const char*>(tv->data);
+    for (int64_t b = 0; b < nr; b += rows_per_chunk) {
+      const int64_t rows = std::min(rows_per_chunk, nr - b), m = rows * nc;
       BATON_CUDA_RETURN(cudaEventSynchronize(done[slot]));  // staging `slot` free again
-      std::memcpy(host[slot].p, static_cast<const char*>(tv->data) + b * esize, m * esize);
+      char* staged = static_cast<char*>(host[slot].p);
+      if (nc == all_cols) {
+        std::memcpy(staged, src + (r0 + b) * all_cols * esize, m * esize);
+      } else {
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(staged + r * nc * esize, src + ((r0 + b + r) * all_cols + c0) * esize, nc * esize);
+      }
       BATON_CUDA_RETURN(cudaMemcpyAsync(dev[slot].get(), host[slot].p, m * esize, cudaMemcpyHostToDevice, stream));
-      launch_convert_to_bf16(dev[slot].get(), code, w.arena_.as<bf16>() + it.offset_elems + b, m, stream);
+      launch_convert_to_bf16(dev[slot].get(), code, w.arena_.as<bf16>() + it.offset_elems + b * nc, m, stream);
       BATON_CUDA_RETURN(cudaEventRecord(done[slot], stream));
       slot ^= 1;
       total += m * esize;
@@ -241,17 +287,20 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, cudaStream_t strea
   return w;
 }
 
-Result<CudaWeights> CudaWeights::random(const ModelConfig& config, uint64_t seed, cudaStream_t stream) {
+Result<CudaWeights> CudaWeights::random(const ModelConfig& config, const TpShard& shard, uint64_t seed,
+                                        cudaStream_t stream) {
   CudaWeights w;
   std::vector<Item> items;
-  BATON_RETURN_IF_ERROR(w.plan(config, false, &items));
+  BATON_RETURN_IF_ERROR(w.plan(config, shard, false, &items));
   const float scale = 0.02f * 1.7320508f;  // uniform(-a, a) has std a / sqrt(3)
   uint64_t s = seed;
   for (const Item& it : items) {
     bf16* dst = w.arena_.as<bf16>() + it.offset_elems;
-    if (it.f32) BATON_CUDA_RETURN(cudaMemsetAsync(dst, 0, prod(it.shape) * sizeof(float), stream));
-    else if (it.ones) launch_fill_const(dst, prod(it.shape), 1.0f, stream);
-    else launch_fill_random(dst, prod(it.shape), scale, s++ * 0x9E3779B97F4A7C15ull, stream);
+    const int64_t all_rows = it.shape.front(), all_cols = prod(it.shape) / std::max<int64_t>(1, all_rows);
+    const int64_t n = (it.rows < 0 ? all_rows : it.rows) * (it.cols < 0 ? all_cols : it.cols);  // this slice's
+    if (it.f32) BATON_CUDA_RETURN(cudaMemsetAsync(dst, 0, n * sizeof(float), stream));
+    else if (it.ones) launch_fill_const(dst, n, 1.0f, stream);
+    else launch_fill_random(dst, n, scale, s++ * 0x9E3779B97F4A7C15ull, stream);
   }
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
   BATON_RETURN_IF_ERROR(w.derive(config, stream));

@@ -2,6 +2,10 @@
 // and gate/up fused (concatenated rows) so each is one GEMM. Loaded from a
 // checkpoint through pinned host staging (any stored dtype, converted on the
 // device), or filled with random values on the device (benchmarks).
+// A tensor-parallel rank holds only its slice (model/tp_shard.h): the rows or
+// columns of its heads and intermediate slice, and vocab_per_rank rows of the
+// embedding and LM head; its embedding has one more row, all zeros, that the
+// tokens of other ranks' vocabulary slices read (the all-reduce sums them).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +19,7 @@
 #include "common/status.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
+#include "model/tp_shard.h"
 
 namespace baton::cuda {
 
@@ -52,25 +57,31 @@ class CudaWeights {
   // Bytes the weights of `config` take on the device (bf16).
   static size_t bytes_for(const ModelConfig& config, bool has_o_bias);
 
-  // Loads every tensor the config calls for; a missing or misshapen tensor is
-  // an error naming it. `load_gbps` receives the host->device rate reached.
-  static Result<CudaWeights> load(const Checkpoint& ckpt, cudaStream_t stream, double* load_gbps);
-  // Random weights (uniform, std 0.02; norms 1) made on the device.
-  static Result<CudaWeights> random(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
+  // Loads `shard`'s part of every tensor the config calls for; a missing or
+  // misshapen tensor is an error naming it. `load_gbps` receives the
+  // host->device rate reached.
+  static Result<CudaWeights> load(const Checkpoint& ckpt, const TpShard& shard, cudaStream_t stream, double* load_gbps);
+  // Random weights (uniform, std 0.02; norms 1) made on the device, `shard`'s slice of them.
+  static Result<CudaWeights> random(const ModelConfig& config, const TpShard& shard, uint64_t seed,
+                                    cudaStream_t stream);
 
   std::vector<CudaLayerWeights> layers;
-  bf16* embed = nullptr;       // [vocab, hidden]
+  bf16* embed = nullptr;       // [vocab, hidden]; a rank of several: [vocab_per_rank + 1, hidden]
   bf16* final_norm = nullptr;  // [hidden]
-  bf16* lm_head = nullptr;     // [vocab, hidden] (= embed when tied)
+  bf16* lm_head = nullptr;     // [vocab, hidden] (= embed when tied); a rank of several: [vocab_per_rank, hidden]
   size_t num_bytes() const { return arena_.bytes(); }
 
  private:
   struct Item {
     std::string name;            // checkpoint tensor name
-    std::vector<int64_t> shape;  // expected shape
+    std::vector<int64_t> shape;  // expected shape (the whole tensor's)
     size_t offset_elems = 0;     // destination in the arena
     bool ones = false;           // random init: a norm weight
     bool f32 = false;            // kept in fp32 (two arena elements each); random init: zeros
+    // The slice this rank holds: rows [row_begin, row_begin + rows) and
+    // columns [col_begin, col_begin + cols) of the tensor seen as
+    // [shape[0], product of the rest]; -1: all of them.
+    int64_t row_begin = 0, rows = -1, col_begin = 0, cols = -1;
   };
   // Makes the weights that are not checkpoint tensors (MLA's W_UK^T).
   Status derive(const ModelConfig& config, cudaStream_t stream);
@@ -78,8 +89,9 @@ class CudaWeights {
   void plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
                 const std::function<size_t(bf16**, int64_t)>& region,
                 const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add);
-  // Lays out the arena and sets the pointers; returns the tensors to fill.
-  Status plan(const ModelConfig& config, bool has_o_bias, std::vector<Item>* items);
+  // Lays out the arena (zeroed) for `shard` and sets the pointers; returns
+  // the tensors to fill.
+  Status plan(const ModelConfig& config, const TpShard& shard, bool has_o_bias, std::vector<Item>* items);
 
   DeviceBuffer arena_;
 };

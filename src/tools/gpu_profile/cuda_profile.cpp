@@ -12,9 +12,11 @@
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mla_prefill.h"
+#include "backend/cuda/nccl_communicator.h"
 #include "model/presets.h"
 #include "model/yarn.h"
 #include "tools/gpu_profile/model_counts.h"
+#include "tools/gpu_profile/tp_profile.h"
 
 namespace baton::cuda {
 namespace {
@@ -362,7 +364,7 @@ StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingPara
 // The median wall time of b.execute() over `iters` steps after `warmup`
 // untimed ones; step i is make_input(i).
 template <typename MakeInput>
-Result<double> median_step_ms(CudaBackend& b, int warmup, int iters, MakeInput make_input) {
+Result<double> median_step_ms(Backend& b, int warmup, int iters, MakeInput make_input) {
   std::vector<double> t;
   for (int it = 0; it < warmup + iters; ++it) {
     StepInput in = make_input(it);
@@ -388,9 +390,23 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   for (int b : o.decode_batches) max_batch = std::max(max_batch, b);
   bo.max_num_samples = std::max(max_batch, 1);
   auto t0 = std::chrono::steady_clock::now();
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create_random(config, bo, 7));
+  // One GPU, or N ranks over NCCL; `single` is the one GPU's backend (the
+  // per-kernel breakdowns below run on it alone).
+  const int cards = std::max(1, o.tensor_parallel_size);
+  std::unique_ptr<Backend> b;
+  CudaBackend* single = nullptr;
+  if (cards == 1) {
+    BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> one, CudaBackend::create_random(config, bo, 7));
+    single = one.get();
+    b = std::move(one);
+  } else {
+    BATON_ASSIGN_OR_RETURN(b, make_random_tensor_parallel(config, bo, cards, o.gpus, 7));
+  }
   m["init_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  m["weight_bytes"] = static_cast<double>(b->weight_bytes());
+  m["tensor_parallel_size"] = cards;
+  double weight_bytes = 0;
+  for_each_cuda_rank(*b, [&](CudaBackend& r) { weight_bytes += static_cast<double>(r.weight_bytes()); });
+  m["weight_bytes"] = weight_bytes;
   m["num_layers"] = config.num_layers;
   const size_t block_bytes = b->kv_block_bytes(kBlockSize);
   const int ctx = o.decode_context;
@@ -399,9 +415,15 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   const int have_blocks = static_cast<int>(std::min<size_t>(want_blocks, b->available_kv_bytes() / block_bytes));
   BATON_RETURN_IF_ERROR(b->init_kv_cache(have_blocks, kBlockSize));
   KvMemory kvm = b->kv_memory();
-  launch_fill_random(static_cast<bf16*>(kvm.base), static_cast<int64_t>(kvm.layout.total_bytes() / 2), 1.0f, 9,
-                     b->stream());
-  BATON_CUDA_RETURN(cudaStreamSynchronize(b->stream()));
+  Status filled;
+  for_each_cuda_rank(*b, [&](CudaBackend& r) {
+    KvMemory rk = r.kv_memory();
+    cudaSetDevice(r.device_id());
+    launch_fill_random(static_cast<bf16*>(rk.base), static_cast<int64_t>(rk.layout.total_bytes() / 2), 1.0f, 9,
+                       r.stream());
+    if (filled.is_ok()) filled = cuda_status(cudaStreamSynchronize(r.stream()), "filling the KV cache");
+  });
+  BATON_RETURN_IF_ERROR(filled);
   m["kv_blocks"] = have_blocks;
   const ModelConfig& c = config;
   const double kv_token_bytes = kv_bytes_per_token(c);
@@ -434,12 +456,12 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["weight_bytes_read"] = wbytes;
     row["kv_bytes_read"] = kvbytes;
     row["achieved_gbps"] = gbps;
-    row["bandwidth_utilization"] = gbps / ceil.copy_gbps;
-    row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / ceil.gemm_tflops;
-    fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of bandwidth\n", name, batch, ms,
-               gbps, 100 * gbps / ceil.copy_gbps);
-    if (batch >= 32) {
-      Result<double> att_ms = time_attention_ms(c, kvm, batch, ctx - 1, 1, b->stream());
+    row["bandwidth_utilization"] = gbps / (cards * ceil.copy_gbps);
+    row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / (cards * ceil.gemm_tflops);
+    fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of {} card(s)' bandwidth\n", name,
+               batch, ms, gbps, 100 * gbps / (cards * ceil.copy_gbps), cards);
+    if (batch >= 32 && single != nullptr) {
+      Result<double> att_ms = time_attention_ms(c, kvm, batch, ctx - 1, 1, single->stream());
       if (att_ms.is_ok()) {
         const double kv_layer = kv_token_bytes / c.num_layers * batch * ctx;
         row["attention_us_per_layer"] = *att_ms * 1e3;
@@ -475,11 +497,13 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["attention_flops"] = att;
     if (c.is_mla()) row["attention_flops_executed"] = attention_flops_executed(c, double(n) * (n + 1) / 2.0);
     row["achieved_tflops"] = tflops;
-    row["flop_utilization"] = tflops / ceil.gemm_tflops;
+    row["flop_utilization"] = tflops / (cards * ceil.gemm_tflops);
     const bool expanded = mla_expands(c, n);
     double kernel_ms = 0.0;
-    Result<double> att_ms = expanded ? time_mla_expanded_ms(c, kvm, n, b->stream(), &kernel_ms)
-                                     : time_attention_ms(c, kvm, 1, 0, n, b->stream());
+    Result<double> att_ms =
+        single == nullptr ? Result<double>(unimplemented("the attention is timed alone on one GPU only"))
+        : expanded        ? time_mla_expanded_ms(c, kvm, n, single->stream(), &kernel_ms)
+                          : time_attention_ms(c, kvm, 1, 0, n, single->stream());
     if (expanded) row["attention_flops_executed"] = att;
     if (att_ms.is_ok() && expanded) {
       row["mla_form"] = "expanded";
@@ -495,12 +519,12 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
     }
-    if (!c.is_moe()) {
-      Result<Json> gemms = time_layer_gemms(c, n, ceil.gemm_tflops, b->stream());
+    if (!c.is_moe() && single != nullptr) {
+      Result<Json> gemms = time_layer_gemms(c, n, ceil.gemm_tflops, single->stream());
       if (gemms.is_ok()) row["linear_gemms"] = *gemms;
     }
-    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of GEMM rate\n", name, n, ms, tflops,
-               100 * tflops / ceil.gemm_tflops);
+    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of {} card(s)' GEMM rate\n", name, n,
+               ms, tflops, 100 * tflops / (cards * ceil.gemm_tflops), cards);
     std::fflush(stdout);
     prefill.push_back(row);
   }
@@ -529,6 +553,20 @@ std::string markdown(const Json& r) {
       "8192^3 GEMM {:.0f} TFLOP/s, pinned host->device {:.1f} GB/s.\n\n",
       r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
       r["ceilings"]["h2d_pinned_gbps"].get<double>());
+  const int cards = r.value("tensor_parallel_size", 1);
+  if (cards > 1)
+    s += fmt::format("Tensor parallel size {}: one rank per GPU over NCCL; utilisation is against {} cards.\n\n", cards,
+                     cards);
+  if (r.contains("all_reduce")) {
+    s += fmt::format(
+        "NCCL all-reduce (bf16, sum) over {} rank(s), same run; bus bandwidth = bytes x 2(N-1)/N / time (0 at one "
+        "rank):\n\n| bytes | us | algbw GB/s | busbw GB/s |\n|---|---|---|---|\n",
+        cards);
+    for (const Json& a : r["all_reduce"])
+      s += fmt::format("| {:.0f} | {:.1f} | {:.1f} | {:.1f} |\n", a["bytes"].get<double>(), a["us"].get<double>(),
+                       a["algbw_gbps"].get<double>(), a["busbw_gbps"].get<double>());
+    s += "\n";
+  }
   for (const Json& m : r["models"]) {
     s += fmt::format("## {}\n\n", m["model"].get<std::string>());
     if (m.contains("kv_bytes_per_token"))
@@ -641,6 +679,22 @@ Result<Json> run_gpu_profile(const ProfileOptions& o) {
   r["device"] = ceil.device;
   r["ceilings"] = {
       {"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops}, {"h2d_pinned_gbps", ceil.h2d_pinned_gbps}};
+  const int cards = std::max(1, o.tensor_parallel_size);
+  r["tensor_parallel_size"] = cards;
+  if (NcclCommunicator::available()) {
+    // From one decode row's activations (8 KiB) to a prefill's (256 MiB).
+    const std::vector<size_t> sizes = {size_t{8} << 10, size_t{64} << 10, size_t{512} << 10,
+                                       size_t{4} << 20, size_t{32} << 20, size_t{256} << 20};
+    Result<Json> ar = measure_all_reduce(cards, o.gpus, sizes, std::max(5, o.decode_iters));
+    if (!ar.is_ok()) return ar.status().with_context("measuring the NCCL all-reduce");
+    r["all_reduce"] = *ar;
+    for (const Json& row : *ar)
+      fmt::print("all-reduce bf16 x{} {:>10.0f} bytes: {:9.1f} us  bus {:7.1f} GB/s\n", cards,
+                 row["bytes"].get<double>(), row["us"].get<double>(), row["busbw_gbps"].get<double>());
+    std::fflush(stdout);
+  } else if (cards > 1) {
+    return unimplemented("--tensor-parallel-size {}: this build has no NCCL", cards);
+  }
   r["models"] = Json::array();
   for (const std::string& name : o.presets) {
     BATON_ASSIGN_OR_RETURN(ModelPreset p, find_model_preset(name));

@@ -2,7 +2,8 @@
 // the CUDA backend, not part of it): measures the
 // card's ceilings (device copy bandwidth, cuBLASLt bf16 GEMM rate) and the
 // CUDA backend's decode step and prefill times for model shapes, with
-// bandwidth and FLOP utilisation against those ceilings, in one run.
+// bandwidth and FLOP utilisation against those ceilings, in one run; with
+// tensor parallelism, also the NCCL all-reduce's bus bandwidth.
 #pragma once
 
 #include <string>
@@ -22,6 +23,11 @@ struct ProfileOptions {
   int decode_iters = 30;
   int prefill_iters = 5;
   double gpu_memory_utilization = 0.95;
+  // Ranks of the profiled instance, one GPU each over NCCL (docs/parallelism.md);
+  // utilisation is then against that many cards. gpus: their devices (empty:
+  // the first N visible).
+  int tensor_parallel_size = 1;
+  std::vector<int> gpus;
   std::string json_path;  // written when set
   std::string md_path;    // written when set
 };

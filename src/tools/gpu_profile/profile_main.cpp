@@ -63,13 +63,18 @@ int main(int argc, char** argv) {
       o.decode_batches = split_ints(next());
     } else if (a == "--prefill-tokens") {
       o.prefill_tokens = split_ints(next());
+    } else if (a == "--tensor-parallel-size") {
+      o.tensor_parallel_size = split_ints(next()).at(0);
+    } else if (a == "--gpus") {
+      o.gpus = split_ints(next());
     } else if (a == "--quick") {
       o.decode_iters = 5;
       o.prefill_iters = 2;
     } else {
       std::fprintf(stderr,
                    "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
-                   "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b]\n",
+                   "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b] [--tensor-parallel-size N] "
+                   "[--gpus a,b]\n",
                    a.c_str());
       return 2;
     }
