@@ -1,6 +1,7 @@
 #include "model/fp8_quantization.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace baton {
@@ -160,15 +161,19 @@ void quantize_fp8(const Fp8Quantization& quant, const float* w, int64_t rows, in
 
 void dequantize_fp8(const Fp8Quantization& quant, const uint8_t* q, const float* scales, int64_t rows, int64_t cols,
                     float* out) {
+  static const std::array<float, 256> kDecoded = [] {  // every code's value, once
+    std::array<float, 256> t{};
+    for (int b = 0; b < 256; ++b) t[static_cast<size_t>(b)] = fp8_e4m3_to_float(static_cast<uint8_t>(b));
+    return t;
+  }();
   if (quant.scheme == Fp8Scheme::kTensor) {
-    for (int64_t i = 0; i < rows * cols; ++i) out[i] = fp8_e4m3_to_float(q[i]) * scales[0];
+    for (int64_t i = 0; i < rows * cols; ++i) out[i] = kDecoded[q[i]] * scales[0];
     return;
   }
   const int64_t grid_cols = ceil_div(cols, quant.block_cols);
   for (int64_t r = 0; r < rows; ++r) {
     const float* srow = scales + (r / quant.block_rows) * grid_cols;
-    for (int64_t c = 0; c < cols; ++c)
-      out[r * cols + c] = fp8_e4m3_to_float(q[r * cols + c]) * srow[c / quant.block_cols];
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = kDecoded[q[r * cols + c]] * srow[c / quant.block_cols];
   }
 }
 

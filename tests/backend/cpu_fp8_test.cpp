@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend_factory.h"
 #include "backend/fixture_models.h"
 #include "backend/step_builder.h"
 #include "common/json.h"
@@ -35,14 +35,15 @@ struct GreedyRun {
 };
 
 // The prompt in one step, then kNewTokens - 1 decode steps.
-GreedyRun run_greedy(const std::string& dir, const std::vector<int32_t>& prompt) {
+GreedyRun run_greedy(const std::string& dir, const std::vector<int32_t>& prompt, int tensor_parallel_size = 1) {
   GreedyRun r;
   auto ckpt = Checkpoint::open(dir);
   EXPECT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
   if (!ckpt.is_ok()) return r;
   BackendOptions options;
   options.num_threads = 2;
-  auto backend = CpuBackend::create(**ckpt, options);
+  options.tensor_parallel_size = tensor_parallel_size;
+  auto backend = make_backend("cpu", **ckpt, options);
   EXPECT_TRUE(backend.is_ok()) << backend.status().to_string();
   if (!backend.is_ok()) return r;
   EXPECT_TRUE((*backend)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
@@ -77,6 +78,7 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 class CpuFp8 : public testing::TempDirTest, public ::testing::WithParamInterface<std::string> {};
+using CpuFp8Sharded = testing::TempDirTest;
 
 TEST_P(CpuFp8, BothSchemesRunWithLogitsCloseToBf16) {
   const std::string bf16_dir = testing::fixture_model_dir(GetParam());
@@ -109,6 +111,24 @@ TEST_P(CpuFp8, BothSchemesRunWithLogitsCloseToBf16) {
     RecordProperty(std::string(scheme_name) + "_cosine", fmt::format("{:.5f}", cos));
     RecordProperty(std::string(scheme_name) + "_greedy_prefix_equal", static_cast<int>(same));
   }
+}
+
+// Tensor-parallel ranks shard the dequantised weights like any others: an
+// FP8 checkpoint at TP=2 generates what it generates at TP=1.
+TEST_F(CpuFp8Sharded, TensorParallelRanksMatchOneRank) {
+  const std::string bf16_dir = testing::fixture_model_dir("qwen3-moe-tiny");
+  auto source = Checkpoint::open(bf16_dir);
+  ASSERT_TRUE(source.is_ok());
+  const std::string out = (dir_ / "fp8").string();
+  ASSERT_TRUE(write_fp8_checkpoint(**source, Fp8Quantization(), out).is_ok());
+  const std::vector<int32_t> prompt = {5, 17, 300, 42, 9, 77, 128};
+  const GreedyRun one = run_greedy(out, prompt, 1);
+  const GreedyRun two = run_greedy(out, prompt, 2);
+  ASSERT_EQ(one.greedy.size(), static_cast<size_t>(kNewTokens));
+  EXPECT_EQ(two.greedy, one.greedy);
+  ASSERT_EQ(two.last_prompt_logits.size(), one.last_prompt_logits.size());
+  for (size_t i = 0; i < one.last_prompt_logits.size(); ++i)
+    ASSERT_NEAR(two.last_prompt_logits[i], one.last_prompt_logits[i], 1e-4) << "logit " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CpuFp8, ::testing::ValuesIn(testing::kFixtureModels), testing::model_param_name);
