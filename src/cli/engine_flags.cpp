@@ -4,6 +4,11 @@ namespace baton::cli {
 
 void add_engine_flags(CLI::App& app, EngineFlags& f) {
   app.add_option("--model", f.model, "Model folder (config.json + safetensors); default: the embedded default model");
+  app.add_option("--load-format", f.load_format,
+                 "auto: the model folder's weights; dummy: random weights made from its config.json alone, "
+                 "or from a preset named by --model (llama3.1-70b, qwen3-235b-a22b, ...), no weight files")
+      ->check(CLI::IsMember({"auto", "dummy"}))
+      ->capture_default_str();
   app.add_option("--device", f.device, "Backend device: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();

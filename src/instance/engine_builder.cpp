@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "engine/tokenizer_detokenizer.h"
 #include "model/default_model.h"
+#include "model/dummy_checkpoint.h"
 
 namespace baton::instance {
 
@@ -36,10 +37,28 @@ struct Parts {
   std::unique_ptr<EngineCore> core;
 };
 
-Result<Parts> build_parts(const EngineBuildOptions& flags) {
-  Parts p;
+// The model's weights: its folder's, or dummy ones (--load-format dummy).
+Status open_checkpoint(const EngineBuildOptions& flags, Parts& p) {
+  if (flags.load_format == "dummy") {
+    BATON_ASSIGN_OR_RETURN(DummyModelSource source, resolve_dummy_model(flags.model));
+    BATON_LOG_WARN(
+        "--load-format dummy: random weights for {} made in memory, no weight file read: its output is noise",
+        source.name);
+    p.model_dir = source.dir;
+    p.checkpoint = make_dummy_checkpoint(std::move(source.config), source.dir, flags.engine.seed);
+    return Status::ok();
+  }
+  if (flags.load_format != "auto") {
+    return invalid_argument("--load-format must be auto or dummy (got '{}')", flags.load_format);
+  }
   BATON_ASSIGN_OR_RETURN(p.model_dir, resolve_model_dir(flags.model));
   BATON_ASSIGN_OR_RETURN(p.checkpoint, Checkpoint::open(p.model_dir));
+  return Status::ok();
+}
+
+Result<Parts> build_parts(const EngineBuildOptions& flags) {
+  Parts p;
+  BATON_RETURN_IF_ERROR(open_checkpoint(flags, p));
   BackendOptions bo;
   bo.num_threads = flags.num_threads;
   bo.cpu_kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
@@ -49,7 +68,7 @@ Result<Parts> build_parts(const EngineBuildOptions& flags) {
   bo.gpus = flags.gpus;
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(flags.device, *p.checkpoint, bo));
   std::shared_ptr<const Detokenizer> detok;
-  if (std::filesystem::exists(std::filesystem::path(p.model_dir) / "tokenizer.json")) {
+  if (!p.model_dir.empty() && std::filesystem::exists(std::filesystem::path(p.model_dir) / "tokenizer.json")) {
     auto tok = Tokenizer::load(p.model_dir);
     if (!tok.is_ok()) return tok.status().with_context("loading the tokenizer of " + p.model_dir);
     p.tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());

@@ -20,6 +20,9 @@ namespace baton::instance {
 
 struct EngineBuildOptions {
   std::string model;           // empty = the embedded default model
+  // "auto": the model folder's weights; "dummy": random weights from its
+  // config alone, or from a preset named by `model` (model/dummy_checkpoint.h).
+  std::string load_format = "auto";
   std::string device = "cpu";  // cpu | cuda
   int num_threads = 0;         // CPU backend threads; 0 = all cores
   int64_t kv_cache_bytes = 0;

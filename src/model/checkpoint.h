@@ -1,6 +1,8 @@
 // A Hugging Face checkpoint folder: config.json plus safetensors weights (one
 // model.safetensors, or shards listed in model.safetensors.index.json), all
-// memory-mapped. Tensors stay in their stored dtype; backends convert.
+// memory-mapped. Tensors stay in their stored dtype; backends convert. FP8
+// weights (quantization_config quant_method fp8) are the exception: they are
+// dequantised at open into config().torch_dtype (model/fp8_checkpoint.h).
 #pragma once
 
 #include <memory>

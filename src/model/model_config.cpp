@@ -30,6 +30,7 @@ const char* torch_dtype_name(DType d) {
     case DType::kF32: return "float32";
     case DType::kF16: return "float16";
     case DType::kBF16: return "bfloat16";
+    case DType::kF8E4M3: return "bfloat16";  // never a torch_dtype: FP8 checkpoints compute in bf16
   }
   return "?";
 }
@@ -381,6 +382,7 @@ Result<ModelConfig> ModelConfig::from_json(const Json& j) {
     BATON_ASSIGN_OR_RETURN(c.mlp_only_layers, get_int_list(j, "mlp_only_layers"));
   }
   if (c.arch == Arch::kDeepseekV3) BATON_RETURN_IF_ERROR(parse_deepseek(j, c));
+  BATON_ASSIGN_OR_RETURN(c.quantization, parse_quantization_config(j));
   if (c.rope_scaling && c.rope_scaling->rope_type == "yarn") {
     if (c.arch != Arch::kDeepseekV3)
       return unimplemented("rope_scaling type 'yarn' is supported for deepseek_v3 only (model_type {})",
@@ -457,6 +459,7 @@ Json ModelConfig::to_json() const {
     j["output_router_logits"] = false;
   }
   if (arch == Arch::kDeepseekV3) deepseek_to_json(*this, j);
+  if (quantization) j["quantization_config"] = quantization->to_json();
   return j;
 }
 

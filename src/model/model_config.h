@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "model/fp8_quantization.h"
 #include "model/tensor.h"
 
 namespace baton {
@@ -90,6 +91,10 @@ struct ModelConfig {
 
   MlaConfig mla;                   // deepseek_v3 only
   DeepseekMoeConfig deepseek_moe;  // deepseek_v3 only
+
+  // quantization_config of an FP8 checkpoint; torch_dtype stays the dtype
+  // of what is not quantised (and of the dequantised weights).
+  std::optional<Fp8Quantization> quantization;
 
   bool is_mla() const { return mla.kv_lora_rank > 0; }
   bool is_moe() const { return num_experts > 0; }

@@ -26,6 +26,16 @@ ModelConfig llama31_8b() {
   return c;
 }
 
+ModelConfig llama31_70b() {
+  ModelConfig c = llama31_8b();  // meta-llama/Llama-3.1-70B(-Instruct) config.json
+  c.hidden_size = 8192;
+  c.intermediate_size = 28672;
+  c.num_layers = 80;
+  c.num_heads = 64;
+  c.num_kv_heads = 8;
+  return c;
+}
+
 ModelConfig qwen3_base() {
   ModelConfig c;  // fields shared by the Qwen3 family
   c.arch = Arch::kQwen3;
@@ -65,6 +75,20 @@ ModelConfig qwen3_30b_a3b() {
   c.moe_intermediate_size = 768;
   c.norm_topk_prob = true;
   c.decoder_sparse_step = 1;
+  return c;
+}
+
+ModelConfig qwen3_235b_a22b() {
+  ModelConfig c = qwen3_30b_a3b();  // Qwen/Qwen3-235B-A22B
+  c.hidden_size = 4096;
+  c.intermediate_size = 12288;
+  c.num_layers = 94;
+  c.num_heads = 64;
+  c.num_kv_heads = 4;
+  c.head_dim = 128;
+  c.num_experts = 128;
+  c.num_experts_per_tok = 8;
+  c.moe_intermediate_size = 1536;
   return c;
 }
 
@@ -185,8 +209,10 @@ std::vector<ModelPreset> make_presets() {
       {"default", "small Qwen3 (hidden 256, 4 layers, Qwen3 vocab, tied embeddings): interactive on 2 CPU cores",
        default_model()},
       {"llama3.1-8b", "the shape of Llama-3.1-8B", llama31_8b()},
+      {"llama3.1-70b", "the shape of Llama-3.1-70B (80 layers, GQA 64/8)", llama31_70b()},
       {"qwen3-8b", "the shape of Qwen3-8B", qwen3_8b()},
       {"qwen3-30b-a3b", "the shape of Qwen3-30B-A3B (128 experts, 8 per token)", qwen3_30b_a3b()},
+      {"qwen3-235b-a22b", "the shape of Qwen3-235B-A22B (94 layers, 128 experts, 8 per token)", qwen3_235b_a22b()},
       {"tiny-llama", "tiny llama (vocab 512) with llama3 rope scaling, for tests", tiny(Arch::kLlama)},
       {"tiny-qwen2", "tiny qwen2 (vocab 512) with q/k/v bias and tied embeddings, for tests", tiny(Arch::kQwen2)},
       {"tiny-qwen3", "tiny qwen3 (vocab 512) with q/k norm, for tests", tiny(Arch::kQwen3)},

@@ -1,5 +1,6 @@
 // Named model shapes for `baton init-model`: the real shapes of served models
-// (Llama-3.1-8B, Qwen3-8B, Qwen3-30B-A3B), the small embedded default model,
+// (Llama-3.1-8B and 70B, Qwen3-8B, Qwen3-30B-A3B and 235B-A22B, DeepSeek-V3),
+// the small embedded default model,
 // and tiny ones for tests.
 #pragma once
 

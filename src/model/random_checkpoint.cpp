@@ -4,7 +4,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "common/float16.h"
+#include "model/fp8_checkpoint.h"
 #include "model/weight_names.h"
 
 namespace baton {
@@ -23,22 +23,6 @@ uint64_t fnv1a(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
   return h;
-}
-
-void store(DType dtype, std::byte* out, int64_t i, float v) {
-  switch (dtype) {
-    case DType::kF32: std::memcpy(out + i * 4, &v, 4); break;
-    case DType::kBF16: {
-      uint16_t h = float_to_bf16(v);
-      std::memcpy(out + i * 2, &h, 2);
-      break;
-    }
-    case DType::kF16: {
-      uint16_t h = float_to_fp16(v);
-      std::memcpy(out + i * 2, &h, 2);
-      break;
-    }
-  }
 }
 
 Status copy_tokenizer(const std::string& from, const std::string& to) {
@@ -74,8 +58,8 @@ void fill_random_normal(uint64_t seed, std::string_view tensor_name, double stdd
           const float u2 = static_cast<float>(r & 0xffffffffu) * kInv32;
           const float radius = scale * std::sqrt(-2.0f * std::log(u1));
           const float angle = kTwoPi * u2;
-          store(dtype, base, 2 * p, radius * std::cos(angle));
-          if (2 * p + 1 < n) store(dtype, base, 2 * p + 1, radius * std::sin(angle));
+          store_float(dtype, base, 2 * p, radius * std::cos(angle));
+          if (2 * p + 1 < n) store_float(dtype, base, 2 * p + 1, radius * std::sin(angle));
         }
       },
       /*min_chunk=*/1 << 14);
@@ -83,13 +67,14 @@ void fill_random_normal(uint64_t seed, std::string_view tensor_name, double stdd
 
 void fill_ones(DType dtype, std::span<std::byte> out) {
   const int64_t n = static_cast<int64_t>(out.size() / dtype_size(dtype));
-  for (int64_t i = 0; i < n; ++i) store(dtype, out.data(), i, 1.0f);
+  for (int64_t i = 0; i < n; ++i) store_float(dtype, out.data(), i, 1.0f);
 }
 
 Result<RandomCheckpointStats> write_random_checkpoint(ModelConfig config, const RandomCheckpointOptions& options) {
   if (options.out_dir.empty()) return invalid_argument("no output folder given");
   if (!(options.initializer_range > 0)) return invalid_argument("initializer_range must be > 0");
   config.torch_dtype = options.dtype;
+  config.quantization = options.quantization;
   // The config must be one the loader accepts: check it the loader's way.
   auto reparsed = ModelConfig::from_json(config.to_json());
   if (!reparsed.is_ok()) return reparsed.status().with_context("model config");
@@ -102,32 +87,49 @@ Result<RandomCheckpointStats> write_random_checkpoint(ModelConfig config, const 
 
   const std::vector<WeightSpec> weights = expected_weights(config);
   std::vector<TensorSpec> specs;
+  for (const auto& w : weights) specs.push_back({w.name, options.dtype, w.shape});
+  const std::vector<TensorSpec> written = options.quantization ? fp8_tensor_specs(specs, *options.quantization, nullptr)
+                                                               : specs;
   RandomCheckpointStats stats;
   uint64_t shard_bytes = 0;
   stats.num_files = 1;
-  for (const auto& w : weights) {
-    specs.push_back({w.name, options.dtype, w.shape});
-    const uint64_t bytes = specs.back().num_bytes();
+  for (const auto& spec : written) {
+    const uint64_t bytes = spec.num_bytes();
     if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {  // mirrors the writer's split
       ++stats.num_files;
       shard_bytes = 0;
     }
     shard_bytes += bytes;
-    stats.num_parameters += static_cast<uint64_t>(w.num_elements());
     stats.num_bytes += bytes;
   }
+  for (const auto& w : weights) stats.num_parameters += static_cast<uint64_t>(w.num_elements());
   ThreadPool pool(options.num_threads);
-  BATON_RETURN_IF_ERROR(write_checkpoint_weights(
-      options.out_dir, specs,
-      [&](size_t i, std::span<std::byte> out) {
-        if (weights[i].init == WeightInit::kOnes) {
-          fill_ones(options.dtype, out);
-        } else {
-          fill_random_normal(options.seed, weights[i].name, options.initializer_range, options.dtype, out, pool);
-        }
-        return Status::ok();
-      },
-      options.max_shard_bytes));
+  if (options.quantization) {
+    BATON_RETURN_IF_ERROR(write_fp8_weights(
+        options.out_dir, specs, *options.quantization,
+        [&](size_t i, std::span<float> out) {
+          auto bytes = std::as_writable_bytes(out);
+          if (weights[i].init == WeightInit::kOnes) {
+            fill_ones(DType::kF32, bytes);
+          } else {
+            fill_random_normal(options.seed, weights[i].name, options.initializer_range, DType::kF32, bytes, pool);
+          }
+          return Status::ok();
+        },
+        options.max_shard_bytes));
+  } else {
+    BATON_RETURN_IF_ERROR(write_checkpoint_weights(
+        options.out_dir, specs,
+        [&](size_t i, std::span<std::byte> out) {
+          if (weights[i].init == WeightInit::kOnes) {
+            fill_ones(options.dtype, out);
+          } else {
+            fill_random_normal(options.seed, weights[i].name, options.initializer_range, options.dtype, out, pool);
+          }
+          return Status::ok();
+        },
+        options.max_shard_bytes));
+  }
   // config.json last: a folder with a config is a complete checkpoint.
   BATON_RETURN_IF_ERROR(
       write_file((fs::path(options.out_dir) / "config.json").string(), config.to_json().dump(2) + "\n"));

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ struct RandomCheckpointOptions {
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   int num_threads = 0;  // <= 0: all cores
   double initializer_range = 0.02;
+  // Set: the Linear weights are written as FP8 (model/fp8_checkpoint.h),
+  // quantised from the same random values a bf16 checkpoint would hold.
+  std::optional<Fp8Quantization> quantization;
 };
 
 struct RandomCheckpointStats {

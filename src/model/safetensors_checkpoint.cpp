@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "model/checkpoint.h"
+#include "model/fp8_checkpoint.h"
 #include "model/safetensors_file.h"
 
 namespace baton {
@@ -62,11 +63,15 @@ class SafetensorsCheckpoint final : public Checkpoint {
     return Status::ok();
   }
 
+  // After every file is added: FP8 weights dequantised (model/fp8_checkpoint.h).
+  Status dequantize_fp8() { return dequantize_fp8_checkpoint(config_, dir_, tensors_, dequantized_); }
+
  private:
   std::string dir_;
   ModelConfig config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  std::vector<std::vector<std::byte>> dequantized_;  // what FP8 weights' views point to
 };
 
 // A shard name from the index must stay inside the checkpoint folder.
@@ -131,6 +136,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   } else {
     return not_found("checkpoint folder '{}' has neither model.safetensors nor model.safetensors.index.json", dir);
   }
+  BATON_RETURN_IF_ERROR(ckpt->dequantize_fp8());
   return std::unique_ptr<Checkpoint>(std::move(ckpt));
 }
 

@@ -17,7 +17,8 @@ Result<DType> parse_safetensors_dtype(const std::string& name) {
   if (name == "F32") return DType::kF32;
   if (name == "F16") return DType::kF16;
   if (name == "BF16") return DType::kBF16;
-  return unimplemented("dtype '{}' is not supported (supported: F32, F16, BF16)", name);
+  if (name == "F8_E4M3") return DType::kF8E4M3;
+  return unimplemented("dtype '{}' is not supported (supported: F32, F16, BF16, F8_E4M3)", name);
 }
 
 SafetensorsFile::~SafetensorsFile() {

@@ -43,7 +43,7 @@ class SafetensorsFile {
 Result<std::map<std::string, TensorView>> parse_safetensors_header(const unsigned char* file, size_t file_size,
                                                                    const std::string& path);
 
-// Parses a safetensors dtype name ("F32", "F16", "BF16"); others are
+// Parses a safetensors dtype name ("F32", "F16", "BF16", "F8_E4M3"); others are
 // kUnimplemented naming the dtype.
 Result<DType> parse_safetensors_dtype(const std::string& name);
 

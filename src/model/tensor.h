@@ -22,7 +22,8 @@ struct TensorView {
     return n;
   }
   size_t num_bytes() const { return static_cast<size_t>(num_elements()) * dtype_size(dtype); }
-  // Copies the elements into fp32 (converting bf16/fp16).
+  // Copies the elements into fp32 (converting bf16/fp16; F8_E4M3 elements
+  // are decoded as they are, without their scale).
   void to_float(float* out) const;
   std::vector<float> to_float() const {
     std::vector<float> v(static_cast<size_t>(num_elements()));
@@ -30,5 +31,9 @@ struct TensorView {
     return v;
   }
 };
+
+// Stores v as element i of `out`, an array of `dtype` (rounding to nearest
+// even; F8_E4M3 saturates to +-448).
+void store_float(DType dtype, std::byte* out, int64_t i, float v);
 
 }  // namespace baton

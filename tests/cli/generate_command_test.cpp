@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -190,6 +191,41 @@ TEST(GenerateCommand, TensorParallelSize) {
   r = run(request + " --device cuda --tensor-parallel-size 2");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("--tensor-parallel-size 2"), std::string::npos) << r.err;
+}
+
+// --load-format dummy: a preset's random weights made in memory are the ones
+// init-model writes (same seed, 0), so greedy tokens match; an FP8 copy of a
+// fixture (init-model --quantize) generates too.
+TEST(GenerateCommand, LoadFormatDummyAndFp8Checkpoints) {
+  const fs::path dir = fs::temp_directory_path() / ("baton_gen_dummy_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string written = (dir / "tiny").string();
+  const std::string init = std::string(BATON_BINARY) + " init-model --preset tiny-qwen3 --out " + written +
+                           " >/dev/null";
+  ASSERT_EQ(std::system(init.c_str()), 0);
+  const std::string request = " --prompt-ids 3,1,4,1,5 --max-tokens 6 --temperature 0 --ignore-eos --json";
+  RunResult from_disk = run("--model " + written + request);
+  ASSERT_EQ(from_disk.rc, 0) << from_disk.err;
+  RunResult dummy = run("--load-format dummy --model tiny-qwen3" + request);
+  ASSERT_EQ(dummy.rc, 0) << dummy.err;
+  EXPECT_NE(dummy.err.find("--load-format dummy"), std::string::npos) << dummy.err;
+  auto a = json_lines(from_disk.out), b = json_lines(dummy.out);
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(a[0]["token_ids"].size(), 6u);
+  EXPECT_EQ(a[0]["token_ids"], b[0]["token_ids"]);
+  RunResult bad = run("--load-format dummy --model no-such-model" + request);
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("neither a model folder nor a preset"), std::string::npos) << bad.err;
+
+  const std::string fp8 = (dir / "fp8").string();
+  const std::string quantize = std::string(BATON_BINARY) + " init-model --quantize fp8-block --from " +
+                               model_dir("qwen3-moe-tiny") + " --out " + fp8 + " >/dev/null";
+  ASSERT_EQ(std::system(quantize.c_str()), 0);
+  RunResult fp8_run = run("--model " + fp8 + request);
+  ASSERT_EQ(fp8_run.rc, 0) << fp8_run.err;
+  EXPECT_EQ(json_lines(fp8_run.out).at(0)["token_ids"].size(), 6u);
+  fs::remove_all(dir);
 }
 
 // Several prompts, plain: each answer under a line naming its prompt, the

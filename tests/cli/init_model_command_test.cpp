@@ -100,5 +100,48 @@ TEST_F(InitModelCommandTest, DryRunSaysTheSizeAndWritesNothing) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// --quantize: a preset's random weights and an existing bf16 checkpoint
+// (--from) are written as FP8 checkpoints that load; generate runs on one;
+// the dry run of the 8B preset in fp8-block counts about half the bytes.
+TEST_F(InitModelCommandTest, QuantizeWritesFp8CheckpointsThatLoadAndRun) {
+  const std::string random_fp8 = path("random_fp8");
+  std::string cmd = fmt::format("'{}' init-model --preset tiny-qwen3 --quantize fp8-tensor --out '{}' > '{}' 2>&1",
+                                BATON_BINARY, random_fp8, path("log"));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
+  auto a = Checkpoint::open(random_fp8);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  ASSERT_TRUE((*a)->config().quantization.has_value());
+  EXPECT_EQ((*a)->config().quantization->scheme, Fp8Scheme::kTensor);
+  EXPECT_TRUE(validate_weights(**a).is_ok());
+
+  const std::string fixture = std::string(BATON_TEST_DATA) + "/fixtures/models/llama3-tiny";
+  const std::string from_fp8 = path("from_fp8");
+  cmd = fmt::format("'{}' init-model --from '{}' --quantize fp8-block --out '{}' > '{}' 2>&1", BATON_BINARY, fixture,
+                    from_fp8, path("log"));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
+  EXPECT_NE(file_bytes(path("log")).find("Linear weights in FP8"), std::string::npos) << file_bytes(path("log"));
+  auto config = read_json_file(from_fp8 + "/config.json");
+  ASSERT_TRUE(config.is_ok());
+  EXPECT_EQ((*config)["quantization_config"]["weight_block_size"], Json::array({128, 128}));
+  EXPECT_EQ((*config)["quantization_config"]["fmt"], "e4m3");
+  const std::string gen = fmt::format("'{}' generate --model '{}' --prompt-ids 1,5,9 --max-tokens 3 > '{}' 2>&1",
+                                      BATON_BINARY, from_fp8, path("gen.log"));
+  EXPECT_EQ(std::system(gen.c_str()), 0) << file_bytes(path("gen.log"));
+
+  cmd = fmt::format("'{}' init-model --from '{}' --out '{}' > '{}' 2>&1", BATON_BINARY, fixture, path("x"),
+                    path("log"));
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  EXPECT_NE(file_bytes(path("log")).find("needs --quantize"), std::string::npos) << file_bytes(path("log"));
+  cmd = fmt::format("'{}' init-model --preset tiny-qwen3 --quantize int4 --out '{}' > '{}' 2>&1", BATON_BINARY,
+                    path("y"), path("log"));
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  EXPECT_NE(file_bytes(path("log")).find("fp8-block or fp8-tensor"), std::string::npos) << file_bytes(path("log"));
+
+  cmd = fmt::format("'{}' init-model --preset llama3.1-8b --quantize fp8-block --out '{}' --dry-run > '{}' 2>&1",
+                    BATON_BINARY, path("big"), path("log"));
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << file_bytes(path("log"));
+  EXPECT_NE(file_bytes(path("log")).find("8.03B parameters, 9.0"), std::string::npos) << file_bytes(path("log"));
+}
+
 }  // namespace
 }  // namespace baton

@@ -59,6 +59,12 @@ TEST(PresetTest, RealShapesHaveTheRealParameterCounts) {
   auto moe = find_model_preset("qwen3-30b-a3b");
   ASSERT_TRUE(moe.is_ok());
   EXPECT_EQ(count_parameters(moe->config), 30532122624ull);  // Qwen3-30B-A3B
+  auto llama70 = find_model_preset("llama3.1-70b");
+  ASSERT_TRUE(llama70.is_ok());
+  EXPECT_EQ(count_parameters(llama70->config), 70553706496ull);  // Llama-3.1-70B
+  auto qwen235 = find_model_preset("qwen3-235b-a22b");
+  ASSERT_TRUE(qwen235.is_ok());
+  EXPECT_EQ(count_parameters(qwen235->config), 235093634560ull);  // Qwen3-235B-A22B
   auto dsv3 = find_model_preset("deepseek-v3");
   ASSERT_TRUE(dsv3.is_ok());
   EXPECT_EQ(count_parameters(dsv3->config), 671026419200ull);  // DeepSeek-V3 without its MTP layer

@@ -11,6 +11,7 @@
 #include "backend/model_kv_layout.h"
 #include "backend/sampler.h"
 #include "common/log.h"
+#include "model/dummy_checkpoint.h"
 
 namespace baton::cuda {
 namespace {
@@ -53,7 +54,12 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const Checkpoint& ckpt,
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   BATON_RETURN_IF_ERROR(b->set_rank(ckpt.config(), rank));
   BATON_RETURN_IF_ERROR(b->init_common(options));
-  BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::load(ckpt, b->shard_, b->stream_, &b->load_gbps_));
+  if (std::optional<uint64_t> seed = dummy_checkpoint_seed(ckpt)) {
+    // --load-format dummy: random weights made on the device (this rank's slice), nothing uploaded.
+    BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::random(b->model_config_, b->shard_, *seed, b->stream_));
+  } else {
+    BATON_ASSIGN_OR_RETURN(b->weights_, CudaWeights::load(ckpt, b->shard_, b->stream_, &b->load_gbps_));
+  }
   BATON_RETURN_IF_ERROR(b->init_common(options));
   return b;
 }
