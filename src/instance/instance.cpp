@@ -61,11 +61,6 @@ Status Instance::start_parts(const InstanceOptions& options) {
   BATON_ASSIGN_OR_RETURN(role_, parse_pd_role(options.pd.role));
   if (role_ == PdRole::kAgg) {
     BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
-  } else if (options.engine.tensor_parallel_size > 1) {
-    return unimplemented(
-        "--role {} with --tensor-parallel-size {}: the KV handoff between tensor-parallel layouts is not built "
-        "yet; run PD instances at --tensor-parallel-size 1",
-        options.pd.role, options.engine.tensor_parallel_size);
   } else {
     BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
     auto attach = [&](LoadedCore& core) -> Status {
