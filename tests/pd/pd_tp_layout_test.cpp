@@ -7,6 +7,8 @@
 // decode of different models are refused naming both layouts.
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "pd_cluster.h"
 
 namespace baton::pd_test {
@@ -33,6 +35,8 @@ std::string label(const Case& c) {
   return c.model + " TP=" + std::to_string(c.prefill_tp) + "->TP=" + std::to_string(c.decode_tp) + " over " +
          c.transport + (c.stream_kv ? " (streamed KV)" : "");
 }
+
+void PrintTo(const Case& c, std::ostream* os) { *os << label(c); }
 
 void expect_same_as_agg(const Case& c) {
   const std::string model = fixture_model(c.model);
