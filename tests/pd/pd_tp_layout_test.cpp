@@ -3,8 +3,9 @@
 // instance returns, streamed and not, and with streamed KV, over the local,
 // shm and tcp transports: 2->1, 1->2, 4->2, and KV heads replicated (the
 // fixtures have 2 KV heads: TP=4 holds each on two ranks) on either side;
-// deepseek-v3's MLA latent (replicated on every rank) too. A prefill and a
-// decode of different models are refused naming both layouts.
+// 2->4 (both sides relayout); every fixture model, deepseek-v3's MLA latent
+// (replicated on every rank) included. A prefill and a decode of different
+// models are refused naming both layouts.
 #include <gtest/gtest.h>
 
 #include <ostream>
@@ -83,6 +84,8 @@ INSTANTIATE_TEST_SUITE_P(Layouts, PdTpLayoutTest,
                                            Case{"qwen3-tiny", 4, 2, "tcp", false},     // replicated -> split
                                            Case{"llama3-tiny", 1, 4, "local", false},  // split -> replicated
                                            Case{"qwen3-tiny", 2, 1, "tcp", true}, Case{"qwen3-tiny", 1, 2, "shm", true},
+                                           Case{"qwen3-moe-tiny", 2, 4, "shm", false},  // both sides relayout
+                                           Case{"qwen2-tiny", 4, 1, "tcp", true},
                                            Case{"deepseek-v3-tiny", 2, 1, "tcp", false},
                                            Case{"deepseek-v3-tiny", 1, 2, "local", true}),
                          [](const auto& info) {
