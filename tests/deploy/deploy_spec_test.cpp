@@ -50,6 +50,16 @@ std::string flag_value(const std::vector<std::string>& args, const std::string& 
   return it == args.end() || it + 1 == args.end() ? "" : *(it + 1);
 }
 
+// The first instance `yaml` plans (a default one, with a failure, when it plans none).
+InstanceSpec first_planned(const std::string& yaml) {
+  auto spec = DeploySpec::parse_yaml(yaml);
+  EXPECT_TRUE(spec.is_ok()) << spec.status().to_string();
+  if (!spec.is_ok()) return {};
+  auto instances = plan_instances(*spec);
+  EXPECT_TRUE(instances.is_ok() && !instances->empty()) << yaml;
+  return instances.is_ok() && !instances->empty() ? instances->front() : InstanceSpec{};
+}
+
 // tensor_parallel_size per role (else the spec's): passed to each instance,
 // and each instance takes that many GPUs, in order.
 TEST(DeploySpecTest, TensorParallelSizePerRole) {
@@ -86,22 +96,16 @@ gpus: [7, 6, 5, 4, 3, 2, 1, 0]
       << refused.status().message();
 
   // On the CPU: no GPUs; the field wins over an engine argument of the same name.
-  auto cpu = DeploySpec::parse_yaml(
+  const InstanceSpec cpu = first_planned(
       "mode: agg\nreplicas: 1\nengine_args: {tensor-parallel-size: 4}\nagg: {replicas: 1, tensor_parallel_size: 2}\n");
-  ASSERT_TRUE(cpu.is_ok()) << cpu.status().to_string();
-  auto cpu_instances = plan_instances(*cpu);
-  ASSERT_TRUE(cpu_instances.is_ok());
-  EXPECT_EQ(flag_value((*cpu_instances)[0].args, "--tensor-parallel-size"), "2");
-  EXPECT_EQ(std::count((*cpu_instances)[0].args.begin(), (*cpu_instances)[0].args.end(), "--tensor-parallel-size"), 1);
-  EXPECT_TRUE((*cpu_instances)[0].gpus.empty());
+  EXPECT_EQ(flag_value(cpu.args, "--tensor-parallel-size"), "2");
+  EXPECT_EQ(std::count(cpu.args.begin(), cpu.args.end(), "--tensor-parallel-size"), 1);
+  EXPECT_TRUE(cpu.gpus.empty());
   // An engine argument alone still counts (it is what specs used before the field).
-  auto by_arg = DeploySpec::parse_yaml(
+  const InstanceSpec by_arg = first_planned(
       "device: cuda\nmode: agg\nreplicas: 1\nengine_args: {tensor-parallel-size: 4}\n");
-  ASSERT_TRUE(by_arg.is_ok()) << by_arg.status().to_string();
-  auto by_arg_instances = plan_instances(*by_arg);
-  ASSERT_TRUE(by_arg_instances.is_ok());
-  EXPECT_EQ(flag_value((*by_arg_instances)[0].args, "--tensor-parallel-size"), "4");
-  EXPECT_EQ((*by_arg_instances)[0].cuda_visible_devices(), "0,1,2,3");
+  EXPECT_EQ(flag_value(by_arg.args, "--tensor-parallel-size"), "4");
+  EXPECT_EQ(by_arg.cuda_visible_devices(), "0,1,2,3");
   EXPECT_NE(DeploySpec::parse_yaml("mode: agg\nreplicas: 1\nengine_args: {tensor-parallel-size: two}\n")
                 .status()
                 .message()
