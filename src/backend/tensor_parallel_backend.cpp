@@ -56,6 +56,18 @@ Status TensorParallelBackend::init_kv_cache(int num_blocks, int block_size) {
   return Status::ok();
 }
 
+KvMemory TensorParallelBackend::kv_memory() {
+  KvMemory m = ranks_.front()->kv_memory();
+  const ModelConfig& c = model_config();
+  const int model_kv_heads = c.is_mla() ? 1 : c.num_kv_heads;  // MLA: the latent row, on every rank
+  m.tp.tp_size = world_size();
+  m.tp.kv_heads_per_rank = m.layout.num_kv_heads;
+  m.tp.kv_head_replicas = model_kv_heads > 0 ? world_size() * m.layout.num_kv_heads / model_kv_heads : 1;
+  m.rank_bases.clear();
+  for (auto& r : ranks_) m.rank_bases.push_back(r->kv_memory().base);
+  return m;
+}
+
 void TensorParallelBackend::worker_loop(int rank) {
   uint64_t seen = 0;
   for (;;) {

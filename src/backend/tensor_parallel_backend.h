@@ -39,8 +39,9 @@ class TensorParallelBackend final : public Backend {
   size_t kv_block_bytes(int block_size) const override;
   size_t available_kv_bytes() const override;
   Status init_kv_cache(int num_blocks, int block_size) override;
-  // Rank 0's slice of the cache (its KV heads only).
-  KvMemory kv_memory() override { return ranks_.front()->kv_memory(); }
+  // Rank 0's slice of the cache (its KV heads only), with every rank's
+  // cache in rank_bases and how the KV heads lie across them in tp.
+  KvMemory kv_memory() override;
   Result<StepOutput> execute(const StepInput& in) override;
 
   int world_size() const { return static_cast<int>(ranks_.size()); }

@@ -55,8 +55,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
         return 2;
       }
       for (const auto& inst : *instances) {
-        std::cout << inst.name << ":" << (inst.gpu >= 0 ? " CUDA_VISIBLE_DEVICES=" + std::to_string(inst.gpu) : "")
-                  << " baton";
+        std::cout << inst.name << ":"
+                  << (inst.gpus.empty() ? "" : " CUDA_VISIBLE_DEVICES=" + inst.cuda_visible_devices()) << " baton";
         for (const auto& a : inst.args) std::cout << " " << a;
         std::cout << "\n";
       }

@@ -1,8 +1,11 @@
 #include "deploy/deploy_spec.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 #include <algorithm>
+#include <charconv>
+#include <optional>
 
 #include "common/json.h"
 #include "deploy/yaml_limits.h"
@@ -40,6 +43,15 @@ Status read_args(const YAML::Node& node, const char* where, std::map<std::string
   return Status::ok();
 }
 
+// A positive integer, or nullopt.
+std::optional<int> parse_positive(const std::string& text) {
+  int value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || value < 1) return std::nullopt;
+  return value;
+}
+
 Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   if (!node) return Status::ok();
   if (node.IsScalar()) {
@@ -49,11 +61,19 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   if (!node.IsMap()) return invalid_argument("'{}' must be a mapping or a replica count", where);
   for (const auto& kv : node) {
     std::string key = kv.first.as<std::string>();
-    if (key != "replicas" && key != "engine_args") {
-      return invalid_argument("unknown field '{}.{}' (expected replicas, engine_args)", where, key);
+    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size") {
+      return invalid_argument("unknown field '{}.{}' (expected replicas, tensor_parallel_size, engine_args)", where,
+                              key);
     }
   }
   if (node["replicas"]) group->replicas = node["replicas"].as<int>();
+  if (node["tensor_parallel_size"]) {
+    group->tensor_parallel_size = node["tensor_parallel_size"].as<int>();
+    if (group->tensor_parallel_size < 1) {
+      return invalid_argument("'{}.tensor_parallel_size' must be at least 1, got {}", where,
+                              group->tensor_parallel_size);
+    }
+  }
   return read_args(node["engine_args"], (std::string(where) + ".engine_args").c_str(), &group->engine_args);
 }
 
@@ -112,6 +132,7 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
                                    "mode",
                                    "kv_transport",
                                    "engine_args",
+                                   "tensor_parallel_size",
                                    "prefill",
                                    "decode",
                                    "agg",
@@ -149,6 +170,12 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
       return invalid_argument("shutdown_grace_s must be between 0 and 3600 seconds, got {}", spec.shutdown_grace_s);
     }
     if (root["gpus"]) spec.gpus = root["gpus"].as<std::vector<int>>();
+    if (root["tensor_parallel_size"]) {
+      spec.tensor_parallel_size = root["tensor_parallel_size"].as<int>();
+      if (spec.tensor_parallel_size < 1) {
+        return invalid_argument("tensor_parallel_size must be at least 1, got {}", spec.tensor_parallel_size);
+      }
+    }
     BATON_RETURN_IF_ERROR(read_args(root["engine_args"], "engine_args", &spec.engine_args));
     BATON_RETURN_IF_ERROR(read_group(root["prefill"], "prefill", &spec.prefill));
     BATON_RETURN_IF_ERROR(read_group(root["decode"], "decode", &spec.decode));
@@ -191,6 +218,13 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
       return invalid_argument("router.disagg must be always, conditional or auto, got '{}'", spec.router_disagg);
     }
   }
+  for (const auto* args :
+       {&spec.engine_args, &spec.agg.engine_args, &spec.prefill.engine_args, &spec.decode.engine_args}) {
+    auto it = args->find("tensor-parallel-size");
+    if (it != args->end() && !parse_positive(it->second)) {
+      return invalid_argument("engine argument tensor-parallel-size must be a positive integer, got '{}'", it->second);
+    }
+  }
   if (spec.router_port <= 0 || spec.router_port > 65535) {
     return invalid_argument("router.port out of range: {}", spec.router_port);
   }
@@ -211,6 +245,17 @@ std::string InstanceSpec::url(const std::string& spec_host) const {
   return "http://" + (host.empty() ? spec_host : host) + ":" + std::to_string(port);
 }
 
+int DeploySpec::tensor_parallel_size_of(const RoleGroup& group) const {
+  if (group.tensor_parallel_size > 0) return group.tensor_parallel_size;
+  if (tensor_parallel_size > 0) return tensor_parallel_size;
+  for (const auto* args : {&group.engine_args, &engine_args}) {
+    if (auto it = args->find("tensor-parallel-size"); it != args->end()) return parse_positive(it->second).value_or(1);
+  }
+  return 1;
+}
+
+std::string InstanceSpec::cuda_visible_devices() const { return fmt::format("{}", fmt::join(gpus, ",")); }
+
 namespace {
 
 void append_args(const std::map<std::string, std::string>& args, std::vector<std::string>* out) {
@@ -230,13 +275,17 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
     groups.emplace_back(InstanceRole::kPrefill, &spec.prefill);
     groups.emplace_back(InstanceRole::kDecode, &spec.decode);
   }
-  int total = 0;
-  for (auto& g : groups) total += g.second->replicas;
-  if (spec.device == "cuda" && !spec.gpus.empty() && static_cast<int>(spec.gpus.size()) < total) {
-    return invalid_argument("{} instances need {} GPUs, but 'gpus' lists {}", total, total, spec.gpus.size());
+  int total = 0, total_gpus = 0;
+  for (auto& g : groups) {
+    total += g.second->replicas;
+    total_gpus += g.second->replicas * spec.tensor_parallel_size_of(*g.second);
+  }
+  if (spec.device == "cuda" && !spec.gpus.empty() && static_cast<int>(spec.gpus.size()) < total_gpus) {
+    return invalid_argument("{} instances need {} GPUs (tensor_parallel_size GPUs each), but 'gpus' lists {}", total,
+                            total_gpus, spec.gpus.size());
   }
   std::vector<InstanceSpec> out;
-  int index = 0;
+  int index = 0, next_gpu = 0;
   for (auto& [role, group] : groups) {
     for (int r = 0; r < group->replicas; ++r, ++index) {
       InstanceSpec inst;
@@ -244,7 +293,12 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       inst.name = std::string(role_name(role)) + "-" + std::to_string(r);
       inst.port = spec.base_port + index;
       inst.kv_port = spec.base_kv_port + index;
-      if (spec.device == "cuda") inst.gpu = spec.gpus.empty() ? index : spec.gpus[index];
+      inst.tensor_parallel_size = spec.tensor_parallel_size_of(*group);
+      if (spec.device == "cuda") {
+        for (int g = 0; g < inst.tensor_parallel_size; ++g, ++next_gpu)
+          inst.gpus.push_back(spec.gpus.empty() ? next_gpu : spec.gpus[next_gpu]);
+        inst.gpu = inst.gpus.front();
+      }
       inst.args = {"serve",
                    "--host",
                    spec.host,
@@ -265,6 +319,10 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       if (spec.mode == "adaptive") inst.args.push_back("--role-switching");
       std::map<std::string, std::string> args = spec.engine_args;
       for (const auto& [k, v] : group->engine_args) args[k] = v;
+      // The field wins over an engine argument of the same name (one value reaches the instance).
+      if (inst.tensor_parallel_size > 1 || args.count("tensor-parallel-size")) {
+        args["tensor-parallel-size"] = std::to_string(inst.tensor_parallel_size);
+      }
       // The drain each instance gets on SIGTERM: within the supervisor's grace, so it ends
       // with "server stopped" rather than a SIGKILL.
       args["shutdown-grace-s"] = fmt::format("{}", spec.shutdown_grace_s);

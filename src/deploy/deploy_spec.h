@@ -7,7 +7,9 @@
 //   kv_transport: shm         # pd only: local, shm, tcp, cuda_ipc
 //   engine_args: {max-num-seqs: 64}      # every instance
 //   prefill: {replicas: 1, engine_args: {max-num-batched-tokens: 8192}}
-//   decode: {replicas: 1}
+//   decode: {replicas: 1, tensor_parallel_size: 2}   # per role; else the spec's
+//   tensor_parallel_size: 1   # ranks per instance (each takes that many GPUs;
+//                             # engine_args' tensor-parallel-size is read too)
 //   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
 //   router: {port: 8000, policy: round_robin,
 //            disagg: conditional,            # pd/adaptive: always | conditional | auto
@@ -45,6 +47,7 @@ const char* role_name(InstanceRole role);  // "agg", "prefill", "decode"
 
 struct RoleGroup {
   int replicas = 0;
+  int tensor_parallel_size = 0;                    // ranks per instance; 0: the spec's
   std::map<std::string, std::string> engine_args;  // flag name (no dashes) -> value ("" = bare flag)
 };
 
@@ -55,6 +58,7 @@ struct DeploySpec {
   std::string mode = "agg";  // agg | pd
   std::string kv_transport = "shm";
   std::map<std::string, std::string> engine_args;
+  int tensor_parallel_size = 0;  // every role's unless its group sets one; 0: unset
   RoleGroup agg, prefill, decode;
   int router_port = 8000;
   std::string router_policy = "round_robin";
@@ -73,6 +77,11 @@ struct DeploySpec {
 
   static Result<DeploySpec> parse_yaml(const std::string& text);
   static Result<DeploySpec> load(const std::string& path);
+
+  // The ranks an instance of `group` runs: the group's tensor_parallel_size,
+  // else the spec's, else a tensor-parallel-size engine argument (the
+  // group's, then the spec's), else 1.
+  int tensor_parallel_size_of(const RoleGroup& group) const;
 };
 
 // One process of the deployment, fully resolved.
@@ -81,14 +90,18 @@ struct InstanceSpec {
   InstanceRole role = InstanceRole::kAgg;
   int port = 0;
   int kv_port = 0;
-  int gpu = -1;                   // CUDA_VISIBLE_DEVICES, -1 = none
+  int tensor_parallel_size = 1;   // its ranks (--tensor-parallel-size)
+  int gpu = -1;                   // its first GPU, -1 = none
+  std::vector<int> gpus;          // cuda: its tensor_parallel_size GPUs (gpus[0] == gpu)
   std::vector<std::string> args;  // argv after the binary
   std::string host;               // where it is reached when not the spec's host (a Slurm node)
 
   std::string url(const std::string& spec_host) const;  // on `host` when set, else on spec_host
+  std::string cuda_visible_devices() const;             // "2,3"; "" without GPUs
 };
 
-// Resolves ports, GPUs and command lines for every instance.
+// Resolves ports, GPUs (tensor_parallel_size per instance) and command
+// lines for every instance.
 Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec);
 
 // The value after `flag` in an instance's `args` set to `value` (appended

@@ -151,7 +151,7 @@ std::vector<Json> role_objects(const DeploySpec& spec, const K8sOptions& o, cons
       {"readinessProbe", http_probe(spec.base_port, "/health", 5, 2)},
       {"livenessProbe", http_probe(spec.base_port, "/health", 10, 3)},
       {"volumeMounts", volume_mounts}};
-  if (spec.device == "cuda") container["resources"] = {{"limits", {{"nvidia.com/gpu", 1}}}};
+  if (spec.device == "cuda") container["resources"] = {{"limits", {{"nvidia.com/gpu", first.tensor_parallel_size}}}};
   Json pod_annotations{{"prometheus.io/scrape", "true"},
                        {"prometheus.io/port", std::to_string(spec.base_port)},
                        {"prometheus.io/path", "/metrics"}};

@@ -150,7 +150,8 @@ Status SlurmLauncher::place(const DeploySpec& spec, InstanceSpec* inst, ProcessO
                                    "--exact",  // the step takes only what it asks for: steps run side by side
                                    "--kill-on-bad-exit=1",
                                    "--job-name=" + step_name(*inst)};
-  if (inst->gpu >= 0) srun.push_back("--gpus-per-task=1");  // Slurm sets CUDA_VISIBLE_DEVICES for the step
+  // Slurm sets CUDA_VISIBLE_DEVICES for the step: one GPU per rank.
+  if (!inst->gpus.empty()) srun.push_back(fmt::format("--gpus-per-task={}", inst->gpus.size()));
   srun.insert(srun.end(), srun_args_.begin(), srun_args_.end());
   srun.push_back(baton_binary_);
   srun.insert(srun.end(), args.begin(), args.end());

@@ -67,7 +67,7 @@ Status Supervisor::start() {
     m.process.program = options_.baton_binary;
     m.process.args = inst.args;
     m.process.log_path = options_.run_dir + "/" + inst.name + ".log";
-    if (inst.gpu >= 0) m.process.env.emplace_back("CUDA_VISIBLE_DEVICES", std::to_string(inst.gpu));
+    if (!inst.gpus.empty()) m.process.env.emplace_back("CUDA_VISIBLE_DEVICES", inst.cuda_visible_devices());
     m.process.env.emplace_back("NCCL_NVLS_ENABLE", "0");
     if (options_.place) BATON_RETURN_IF_ERROR(options_.place(&inst, &m.process));
     m.spec = inst;

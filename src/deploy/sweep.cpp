@@ -73,19 +73,21 @@ std::string hostname() {
   return buf;
 }
 
-// The names of the GPUs a CUDA deployment uses, from nvidia-smi (empty when it is not there).
+// The names of the GPUs a CUDA deployment uses, one entry per GPU (an
+// instance at tensor_parallel_size N has N), from nvidia-smi (empty when it is not there).
 Json gpu_names(const std::vector<InstanceSpec>& instances) {
   Json names = Json::array();
   for (const auto& inst : instances) {
-    if (inst.gpu < 0) continue;
-    std::string cmd = fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null", inst.gpu);
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-    if (!pipe) continue;
-    char line[256] = {};
-    std::string name;
-    if (std::fgets(line, sizeof(line), pipe.get())) name = line;
-    while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.pop_back();
-    names.push_back({{"instance", inst.name}, {"gpu", inst.gpu}, {"name", name}});
+    for (int gpu : inst.gpus) {
+      std::string cmd = fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null", gpu);
+      std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+      if (!pipe) continue;
+      char line[256] = {};
+      std::string name;
+      if (std::fgets(line, sizeof(line), pipe.get())) name = line;
+      while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.pop_back();
+      names.push_back({{"instance", inst.name}, {"gpu", gpu}, {"name", name}});
+    }
   }
   return names;
 }

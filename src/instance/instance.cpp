@@ -132,12 +132,6 @@ Status Instance::start_engine(const InstanceOptions& options) {
     BATON_ASSIGN_OR_RETURN(engine_, build_engine(options.engine));
     return Status::ok();
   }
-  if (options.engine.tensor_parallel_size > 1) {
-    return unimplemented(
-        "--role {}{} with --tensor-parallel-size {}: the KV handoff between tensor-parallel layouts is not built "
-        "yet; run PD instances at --tensor-parallel-size 1",
-        options.pd.role, options.pd.role_switching ? " --role-switching" : "", options.engine.tensor_parallel_size);
-  }
   if (!options.pd.role_switching) {
     BATON_ASSIGN_OR_RETURN(PdConnectorOptions ko, kv_connector_options(role_, options.pd, s.host));
     auto attach = [&](LoadedCore& core) -> Status {

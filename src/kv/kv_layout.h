@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "common/dtype.h"
 
@@ -56,12 +57,36 @@ struct KvLayout {
   }
 };
 
+// How a tensor-parallel instance's KV heads lie across its ranks
+// (docs/parallelism.md): every rank holds kv_heads_per_rank of the model's
+// KV heads, each head held by kv_head_replicas ranks; rank r holds the heads
+// from first_kv_head(r). An MLA latent row counts as one KV head held by
+// every rank. {1, H, 1}: a single rank holding all H heads.
+struct KvTpLayout {
+  int tp_size = 1;
+  int kv_heads_per_rank = 0;
+  int kv_head_replicas = 1;
+
+  // The model's KV heads (each counted once).
+  int total_kv_heads() const { return tp_size * kv_heads_per_rank / kv_head_replicas; }
+  int first_kv_head(int rank) const { return rank / kv_head_replicas * kv_heads_per_rank; }
+  bool operator==(const KvTpLayout&) const = default;
+};
+
 // Where a backend's KV cache lives, for kv_transfer to register.
 struct KvMemory {
-  void* base = nullptr;  // start of block 0
-  KvLayout layout;
+  void* base = nullptr;    // start of block 0 (rank 0's cache when rank_bases is set)
+  KvLayout layout;         // of one rank's cache (its KV heads only)
   bool on_device = false;  // false: host memory; true: CUDA device memory
   int device_id = -1;      // CUDA device ordinal when on_device
+  // A tensor-parallel instance: how its KV heads lie across the ranks, and
+  // each rank's cache ([tp.tp_size], each in `layout`; rank_bases[0] ==
+  // base). Empty at TP=1.
+  KvTpLayout tp;
+  std::vector<void*> rank_bases;
+
+  // tp, or at TP=1 the one rank holding every KV head of `layout`.
+  KvTpLayout tp_layout() const { return rank_bases.empty() ? KvTpLayout{1, layout.num_kv_heads, 1} : tp; }
 };
 
 }  // namespace baton

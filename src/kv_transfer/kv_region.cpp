@@ -23,6 +23,7 @@ KvRegionDesc KvRegionDesc::of(const KvMemory& memory) {
   region.layout = memory.layout;
   region.memory = memory.on_device ? MemoryKind::kDevice : MemoryKind::kHost;
   region.device_id = memory.device_id;
+  region.tp = memory.tp_layout();
   return region;
 }
 

@@ -49,8 +49,14 @@ struct KvRegionDesc {
   std::string shm_name;
   // Staging hook for device regions (not owned); may be null.
   DeviceCopier* copier = nullptr;
+  // How the instance's KV heads lie across its tensor-parallel ranks. The
+  // region itself is in the wire layout (every KV head once: `layout`);
+  // peers exchange this to name both sides' layouts.
+  KvTpLayout tp{1, 0, 1};
 
-  // The region of a backend's KV cache (no shm name, no copier yet).
+  // The region of a backend's KV cache (no shm name, no copier yet); at
+  // TP > 1 its rank 0's cache, with tp set (PdTransfer puts the base of a
+  // region in the wire layout in its place).
   static KvRegionDesc of(const KvMemory& memory);
 
   size_t block_bytes() const { return layout.block_bytes(); }

@@ -38,7 +38,11 @@ struct PeerDescriptor {
   uint64_t block_bytes = 0;
   MemoryKind memory = MemoryKind::kHost;
   int device_id = -1;
-  uint64_t compat_hash = 0;  // over layout, dtype and shape (not model, not num_blocks)
+  // The peer's tensor-parallel layout ("tp" in JSON; absent: TP=1). The
+  // blocks it serves or reads are in the wire layout (num_kv_heads: every
+  // model KV head once) whatever its TP, so two peers' TP may differ.
+  KvTpLayout tp{1, 0, 1};
+  uint64_t compat_hash = 0;  // over layout, dtype and shape (not model, not num_blocks, not tp)
 
   // Fills the layout fields and compat_hash from a region.
   static PeerDescriptor from_region(const KvRegionDesc& region, const std::string& engine_id, const std::string& model);
@@ -48,8 +52,12 @@ struct PeerDescriptor {
   static Result<PeerDescriptor> from_json(const Json& j);
 };
 
+// "model M, F32 LAYOUT, 2 layers x 2 KV heads x 16, block 16, TP=4 (1 KV
+// head per rank, each on 2 ranks)": what a refusal names of each side.
+std::string describe_kv_layout(const PeerDescriptor& d);
+
 // OK when `remote` can serve KV to `local`; otherwise FAILED_PRECONDITION
-// naming the first differing field and both values.
+// naming the first differing field, both values and both layouts.
 Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remote);
 
 }  // namespace baton

@@ -11,7 +11,7 @@ DecodeKvConnector::DecodeKvConnector(PdConnectorOptions options, const KvLayout&
 Result<std::shared_ptr<DecodeKvConnector>> DecodeKvConnector::create(const KvMemory& memory, PdConnectorOptions options,
                                                                      std::unique_ptr<Transport> transport) {
   BATON_RETURN_IF_ERROR(check_options(memory, options, PdRole::kDecode));
-  std::shared_ptr<DecodeKvConnector> c(new DecodeKvConnector(std::move(options), memory.layout));
+  std::shared_ptr<DecodeKvConnector> c(new DecodeKvConnector(std::move(options), wire_kv_layout(memory)));
   BATON_RETURN_IF_ERROR(c->init(memory, std::move(transport)));
   return c;
 }
@@ -19,6 +19,11 @@ Result<std::shared_ptr<DecodeKvConnector>> DecodeKvConnector::create(const KvMem
 Status DecodeKvConnector::init(const KvMemory& memory, std::unique_ptr<Transport> transport) {
   BATON_ASSIGN_OR_RETURN(transfer_, PdTransfer::open(memory, options_, std::move(transport), nullptr));
   pull_ = std::make_unique<KvPull>(*transfer_.engine, options_.secret, layout_.block_size, options_.clock.wall_now_ms);
+  if (TpKvRelayout* relayout = transfer_.relayout.get()) {
+    // A tensor-parallel decode: reads land in the wire-layout region; each
+    // rank takes its heads from there before the pull counts as done.
+    pull_->set_on_read([relayout](const std::vector<int64_t>& block_ids) { relayout->scatter(block_ids); });
+  }
   loaders_ = std::make_unique<LoaderPool>(options_.num_loaders);
   BATON_LOG_INFO("KV connector: role decode, transport {}, engine '{}'", options_.transport, options_.engine_id);
   return Status::ok();

@@ -111,7 +111,10 @@ Status KvPull::read_renewing(const std::string& peer, const KvGrant& grant, cons
     if (st.code() != StatusCode::kDeadlineExceeded || handle->poll() != TransferState::kPending) break;
     renew(peer, grant);
   }
-  return st.is_ok() ? handle->status() : st;
+  if (!st.is_ok()) return st;
+  BATON_RETURN_IF_ERROR(handle->status());
+  if (on_read_) on_read_(local);
+  return Status::ok();
 }
 
 namespace {

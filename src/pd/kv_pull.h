@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "common/status.h"
 #include "engine/kv_connector.h"
@@ -48,6 +49,11 @@ class KvPull {
   KvPull(TransferEngine& transfer, std::shared_ptr<const KvSecret> secret, int block_size,
          std::function<int64_t()> wall_now_ms);
 
+  // Called with the local block ids of every read that completed, before
+  // the pull returns (a tensor-parallel decode scatters them to its ranks).
+  // Set before the first run.
+  void set_on_read(std::function<void(const std::vector<int64_t>&)> on_read) { on_read_ = std::move(on_read); }
+
   // Runs the pull of `load` (on the calling thread) and fills `counts`.
   Status run(const KvLoadRequest& load, PullCancel& cancel, PullCounts* counts);
   // Tells the prefill named by `params` that its lease will never be read
@@ -69,6 +75,7 @@ class KvPull {
   std::shared_ptr<const KvSecret> secret_;
   int block_size_;
   std::function<int64_t()> wall_now_ms_;
+  std::function<void(const std::vector<int64_t>&)> on_read_;
 };
 
 }  // namespace baton

@@ -52,7 +52,14 @@ Result<PdTransfer> PdTransfer::open(const KvMemory& memory, const PdConnectorOpt
                                     std::unique_ptr<Transport> transport, const PdAgentHooks* hooks) {
   PdTransfer t;
   KvRegionDesc region = KvRegionDesc::of(memory);
-  if (hooks != nullptr && options.transport == "shm" && !memory.on_device) {
+  if (memory.tp_layout().tp_size > 1) {
+    // Peers exchange every KV head once: the region is in the wire layout.
+    const bool shared = hooks != nullptr && options.transport == "shm";
+    BATON_ASSIGN_OR_RETURN(t.relayout, TpKvRelayout::create(memory, shared));
+    region.base = t.relayout->data();
+    region.layout = t.relayout->wire_layout();
+    region.shm_name = t.relayout->shm_name();
+  } else if (hooks != nullptr && options.transport == "shm" && !memory.on_device) {
     // Peers map the region: serve it from a shared-memory mirror.
     BATON_ASSIGN_OR_RETURN(t.mirror, ShmKvMirror::create(memory));
     region.base = t.mirror->data();

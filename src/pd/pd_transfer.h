@@ -2,7 +2,8 @@
 // its options over the backend's KV cache: the transport (options.transport,
 // or the one given; wrapped in a FaultTransport for --kv-fault), the staging
 // copier for device KV over tcp, the shared-memory mirror a shm prefill
-// serves from, and (prefill) the KV agent with the lease hooks.
+// serves from, the wire-layout region of a tensor-parallel instance
+// (TpKvRelayout), and (prefill) the KV agent with the lease hooks.
 #pragma once
 
 #include <functional>
@@ -16,6 +17,7 @@
 #include "kv_transfer/transfer_engine.h"
 #include "pd/pd_options.h"
 #include "pd/shm_kv_mirror.h"
+#include "pd/tp_kv_relayout.h"
 
 namespace baton {
 
@@ -30,6 +32,10 @@ struct PdAgentHooks {
 struct PdTransfer {
   std::unique_ptr<DeviceCopier> copier;  // device KV staged through the host (tcp); outlives engine
   std::unique_ptr<ShmKvMirror> mirror;   // shm prefill with host KV: what peers map
+  // A tensor-parallel instance: the region in the wire layout that peers
+  // read (prefill: gathered from the ranks) or reads land in (decode:
+  // scattered to the ranks). Null at TP=1. Outlives engine.
+  std::unique_ptr<TpKvRelayout> relayout;
   std::unique_ptr<TransferEngine> engine;
 
   // `hooks` non-null (prefill): the agent is started with them.

@@ -21,7 +21,7 @@ Result<std::shared_ptr<PrefillKvConnector>> PrefillKvConnector::create(const KvM
                                                                        PdConnectorOptions options,
                                                                        std::unique_ptr<Transport> transport) {
   BATON_RETURN_IF_ERROR(check_options(memory, options, PdRole::kPrefill));
-  std::shared_ptr<PrefillKvConnector> c(new PrefillKvConnector(std::move(options), memory.layout));
+  std::shared_ptr<PrefillKvConnector> c(new PrefillKvConnector(std::move(options), wire_kv_layout(memory)));
   BATON_RETURN_IF_ERROR(c->init(memory, std::move(transport)));
   return c;
 }
@@ -89,10 +89,15 @@ TransferParams PrefillKvConnector::new_params(const std::string& request_id, int
   return params;
 }
 
+void PrefillKvConnector::copy_to_region(const std::vector<int>& block_ids) {
+  if (transfer_.mirror) transfer_.mirror->copy_blocks(block_ids);
+  if (transfer_.relayout) transfer_.relayout->gather(block_ids);
+}
+
 void PrefillKvConnector::mirror_up_to(Stream& s, const std::vector<int>& block_ids, size_t n) {
   n = std::min(n, block_ids.size());
-  if (transfer_.mirror && n > s.num_blocks_mirrored) {
-    transfer_.mirror->copy_blocks(std::vector<int>(block_ids.begin() + s.num_blocks_mirrored, block_ids.begin() + n));
+  if (n > s.num_blocks_mirrored) {
+    copy_to_region(std::vector<int>(block_ids.begin() + s.num_blocks_mirrored, block_ids.begin() + n));
   }
   s.num_blocks_mirrored = std::max(s.num_blocks_mirrored, n);
 }
@@ -140,7 +145,7 @@ Json PrefillKvConnector::on_prefill_finished(const std::string& request_id, int 
     update_gauges();
     return s.params;
   }
-  if (transfer_.mirror) transfer_.mirror->copy_blocks(block_ids);
+  copy_to_region(block_ids);
   TransferParams params = new_params(request_id, num_prompt_tokens, /*stream_kv=*/false);
   params.block_ids.assign(block_ids.begin(), block_ids.end());
   if (options_.secret) params.sign(*options_.secret);

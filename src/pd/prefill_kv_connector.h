@@ -8,7 +8,9 @@
 // may renew it, say "done" or release it. With a KV secret the params are
 // signed too, and peers authenticate at connect (docs/security.md, "The KV
 // port"). With the shm transport and host KV, peers map a shared-memory
-// mirror (ShmKvMirror) that a lease's blocks are copied into when it starts.
+// mirror (ShmKvMirror) that a lease's blocks are copied into when it starts;
+// a tensor-parallel prefill serves a region in the wire layout that its
+// ranks' heads are gathered into the same way (TpKvRelayout).
 // Streamed KV (params "stream_kv"): the lease starts before the prompt is
 // computed, readers long-poll the agent for its progress and read blocks as
 // they become final (LeaseTable); the mirror is filled as they do.
@@ -63,7 +65,11 @@ class PrefillKvConnector : public PdKvConnector {
   PrefillKvConnector(PdConnectorOptions options, const KvLayout& layout);
   // A new lease's params (token drawn, signed), without block ids.
   TransferParams new_params(const std::string& request_id, int num_prompt_tokens, bool stream_kv) const;
-  // shm: copies blocks [s.num_blocks_mirrored, n) of `block_ids` into the mirror.
+  // Copies these blocks into the region peers read, when it is not the
+  // backend's cache itself: the shm mirror, or a tensor-parallel
+  // instance's wire-layout region (gathered from its ranks).
+  void copy_to_region(const std::vector<int>& block_ids);
+  // Copies blocks [s.num_blocks_mirrored, n) of `block_ids` into the region peers read (copy_to_region).
   void mirror_up_to(Stream& s, const std::vector<int>& block_ids, size_t n);
   Status init(const KvMemory& memory, std::unique_ptr<Transport> transport);
   // The agent's callbacks (its threads).

@@ -12,11 +12,9 @@
 
 namespace baton {
 
-namespace {
-
 // A prefill process killed with SIGKILL leaves its shared-memory mirror
 // behind: remove mirrors ("/baton-kv-PID-NONCE-pdkv") whose process is gone.
-void remove_stale_mirrors() {
+void ShmKvMirror::remove_stale() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
     const std::string name = entry.path().filename().string();
@@ -29,11 +27,9 @@ void remove_stale_mirrors() {
   }
 }
 
-}  // namespace
-
 Result<std::unique_ptr<ShmKvMirror>> ShmKvMirror::create(const KvMemory& memory) {
   if (memory.on_device) return invalid_argument("a shared-memory KV mirror needs host KV");
-  remove_stale_mirrors();
+  remove_stale();
   BATON_ASSIGN_OR_RETURN(
       auto buffer, SharedMemoryBuffer::create(SharedMemoryBuffer::unique_name("pdkv"), memory.layout.total_bytes()));
   return std::unique_ptr<ShmKvMirror>(

@@ -21,6 +21,9 @@ class ShmKvMirror {
   // gone (killed with SIGKILL) first.
   static Result<std::unique_ptr<ShmKvMirror>> create(const KvMemory& memory);
 
+  // Removes the mirrors of prefill processes that are gone (killed with SIGKILL).
+  static void remove_stale();
+
   // Copies these blocks of the backend's cache into the mirror.
   void copy_blocks(const std::vector<int>& block_ids);
   void* data() const { return buffer_->data(); }

@@ -145,6 +145,12 @@ TEST(TensorParallel, KvCacheSplitsAndReplicatesHeads) {
   EXPECT_EQ(four->kv_block_bytes(16), 2 * one->kv_block_bytes(16));
   EXPECT_EQ(two->kv_memory().layout.num_kv_heads, 1);
   EXPECT_EQ(four->kv_memory().layout.num_kv_heads, 1);
+  // What PD's relayout reads: every rank's cache and how the heads lie.
+  EXPECT_EQ(one->kv_memory().tp_layout(), (KvTpLayout{1, 2, 1}));
+  EXPECT_EQ(two->kv_memory().tp, (KvTpLayout{2, 1, 1}));
+  EXPECT_EQ(four->kv_memory().tp, (KvTpLayout{4, 1, 2}));
+  EXPECT_EQ(four->kv_memory().rank_bases.size(), 4u);
+  EXPECT_EQ(four->kv_memory().tp.first_kv_head(3), 1);
   EXPECT_NE(four->device_name().find("tensor parallel x4"), std::string::npos) << four->device_name();
   // The CPU's KV budget is the instance's, shared by its ranks (all in one memory).
   EXPECT_EQ(four->available_kv_bytes(), one->available_kv_bytes());

@@ -45,6 +45,89 @@ base_port: 8200
   EXPECT_TRUE(contains(router, "least_loaded"));
 }
 
+std::string flag_value(const std::vector<std::string>& args, const std::string& flag) {
+  auto it = std::find(args.begin(), args.end(), flag);
+  return it == args.end() || it + 1 == args.end() ? "" : *(it + 1);
+}
+
+// The first instance `yaml` plans (a default one, with a failure, when it plans none).
+InstanceSpec first_planned(const std::string& yaml) {
+  auto spec = DeploySpec::parse_yaml(yaml);
+  EXPECT_TRUE(spec.is_ok()) << spec.status().to_string();
+  if (!spec.is_ok()) return {};
+  auto instances = plan_instances(*spec);
+  EXPECT_TRUE(instances.is_ok() && !instances->empty()) << yaml;
+  return instances.is_ok() && !instances->empty() ? instances->front() : InstanceSpec{};
+}
+
+// tensor_parallel_size per role (else the spec's): passed to each instance,
+// and each instance takes that many GPUs, in order.
+TEST(DeploySpecTest, TensorParallelSizePerRole) {
+  auto spec = DeploySpec::parse_yaml(R"(
+device: cuda
+mode: pd
+tensor_parallel_size: 2
+prefill: {replicas: 1, tensor_parallel_size: 4}
+decode: {replicas: 2}
+gpus: [7, 6, 5, 4, 3, 2, 1, 0]
+)");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  auto instances = plan_instances(*spec);
+  ASSERT_TRUE(instances.is_ok()) << instances.status().to_string();
+  ASSERT_EQ(instances->size(), 3u);
+  const auto& p = (*instances)[0];
+  EXPECT_EQ(p.tensor_parallel_size, 4);
+  EXPECT_EQ(flag_value(p.args, "--tensor-parallel-size"), "4");
+  EXPECT_EQ(p.gpus, (std::vector<int>{7, 6, 5, 4}));
+  EXPECT_EQ(p.gpu, 7);
+  EXPECT_EQ(p.cuda_visible_devices(), "7,6,5,4");
+  EXPECT_EQ(flag_value((*instances)[1].args, "--tensor-parallel-size"), "2");
+  EXPECT_EQ((*instances)[1].cuda_visible_devices(), "3,2");
+  EXPECT_EQ((*instances)[2].cuda_visible_devices(), "1,0");
+
+  // 4 + 2 + 2 GPUs needed: a list of 7 is refused, naming the count.
+  auto short_list = DeploySpec::parse_yaml(
+      "device: cuda\nmode: pd\ntensor_parallel_size: 2\nprefill: {replicas: 1, tensor_parallel_size: 4}\n"
+      "decode: {replicas: 2}\ngpus: [0, 1, 2, 3, 4, 5, 6]\n");
+  ASSERT_TRUE(short_list.is_ok()) << short_list.status().to_string();
+  auto refused = plan_instances(*short_list);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("3 instances need 8 GPUs"), std::string::npos)
+      << refused.status().message();
+
+  // On the CPU: no GPUs; the field wins over an engine argument of the same name.
+  const InstanceSpec cpu = first_planned(
+      "mode: agg\nreplicas: 1\nengine_args: {tensor-parallel-size: 4}\nagg: {replicas: 1, tensor_parallel_size: 2}\n");
+  EXPECT_EQ(flag_value(cpu.args, "--tensor-parallel-size"), "2");
+  EXPECT_EQ(std::count(cpu.args.begin(), cpu.args.end(), "--tensor-parallel-size"), 1);
+  EXPECT_TRUE(cpu.gpus.empty());
+  // An engine argument alone still counts (it is what specs used before the field).
+  const InstanceSpec by_arg = first_planned(
+      "device: cuda\nmode: agg\nreplicas: 1\nengine_args: {tensor-parallel-size: 4}\n");
+  EXPECT_EQ(flag_value(by_arg.args, "--tensor-parallel-size"), "4");
+  EXPECT_EQ(by_arg.cuda_visible_devices(), "0,1,2,3");
+  EXPECT_NE(DeploySpec::parse_yaml("mode: agg\nreplicas: 1\nengine_args: {tensor-parallel-size: two}\n")
+                .status()
+                .message()
+                .find("tensor-parallel-size must be a positive integer, got 'two'"),
+            std::string::npos);
+  // TP=1 everywhere adds no flag.
+  auto plain = plan_instances(*DeploySpec::parse_yaml("mode: agg\nreplicas: 1\n"));
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_FALSE(contains((*plain)[0].args, "--tensor-parallel-size"));
+
+  EXPECT_NE(DeploySpec::parse_yaml("mode: agg\nreplicas: 1\ntensor_parallel_size: 0\n")
+                .status()
+                .message()
+                .find("tensor_parallel_size must be at least 1"),
+            std::string::npos);
+  EXPECT_NE(DeploySpec::parse_yaml("mode: pd\nprefill: {replicas: 1, tensor_parallel_size: -2}\ndecode: 1\n")
+                .status()
+                .message()
+                .find("'prefill.tensor_parallel_size' must be at least 1"),
+            std::string::npos);
+}
+
 TEST(DeploySpecTest, AggSpec) {
   auto spec = DeploySpec::parse_yaml("mode: agg\nreplicas: 2\n");
   ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();

@@ -145,6 +145,23 @@ TEST(K8sManifestsTest, APdSpecBecomesOneStatefulSetPerRoleWithGpusProbesAndTheSe
   EXPECT_TRUE(said_tcp);
 }
 
+// A role at tensor_parallel_size N: its pods ask for N GPUs and run N ranks.
+TEST(K8sManifestsTest, ATensorParallelRoleAsksForOneGpuPerRank) {
+  DeploySpec spec = pd_spec();
+  spec.prefill.tensor_parallel_size = 4;
+  K8sOptions o;
+  o.kv_secret_hex = kSecretHex;
+  std::vector<std::string> notes;
+  auto files = k8s_manifests(spec, o, &notes);
+  ASSERT_TRUE(files.is_ok()) << files.status().to_string();
+  const YAML::Node prefill = documents(*files, "prefill.yaml")[0];
+  EXPECT_EQ(prefill["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"].as<int>(), 4);
+  EXPECT_EQ(flag(args_of(prefill), "--tensor-parallel-size"), "4");
+  const YAML::Node decode = documents(*files, "decode.yaml")[0];
+  EXPECT_EQ(decode["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"].as<int>(), 1);
+  EXPECT_EQ(flag(args_of(decode), "--tensor-parallel-size"), "<absent>");
+}
+
 TEST(K8sManifestsTest, ACpuAggSpecHasNoGpuNoSecretAndAnExistingEtcdIsUsed) {
   auto spec = DeploySpec::parse_yaml("name: agg-cpu\nmode: agg\nreplicas: 3\n");
   ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();

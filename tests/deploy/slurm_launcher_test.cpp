@@ -64,6 +64,23 @@ TEST(SlurmLauncherUnitTest, EachInstanceIsAStepOnTheNextNodeAdvertisingItsAddres
   }
 }
 
+// A decode at tensor_parallel_size 2: its step asks for two GPUs, one per rank.
+TEST(SlurmLauncherUnitTest, ATensorParallelStepAsksForOneGpuPerRank) {
+  SlurmLauncher launcher(two_nodes(), {}, "/opt/baton");
+  DeploySpec spec = pd_spec("tcp");
+  spec.decode.tensor_parallel_size = 2;
+  auto instances = plan_instances(spec);
+  ASSERT_TRUE(instances.is_ok()) << instances.status().to_string();
+  ASSERT_EQ(instances->size(), 2u);
+  for (InstanceSpec inst : *instances) {
+    ProcessOptions process;
+    ASSERT_TRUE(launcher.place(spec, &inst, &process).is_ok());
+    const bool decode = inst.role == InstanceRole::kDecode;
+    EXPECT_TRUE(has(process.args, decode ? "--gpus-per-task=2" : "--gpus-per-task=1")) << inst.name;
+    EXPECT_EQ(after(process.args, "--tensor-parallel-size"), decode ? "2" : "<absent>") << inst.name;
+  }
+}
+
 TEST(SlurmLauncherUnitTest, RefusesWhatCannotWorkAcrossNodes) {
   SlurmLauncher launcher(two_nodes(), {}, "/opt/baton");
   DeploySpec no_discovery = pd_spec("tcp");

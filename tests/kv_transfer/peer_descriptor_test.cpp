@@ -85,6 +85,44 @@ TEST(PeerDescriptor, EmptyModelIsNotChecked) {
   EXPECT_TRUE(check_compatible(local, make_desc("prefill-0")).is_ok());
 }
 
+// Peers at different tensor-parallel layouts exchange the same wire layout:
+// compatible; the layout travels in the descriptor, and a refusal names both.
+TEST(PeerDescriptor, TensorParallelLayoutTravelsAndMayDiffer) {
+  PeerDescriptor remote = make_desc("prefill-0");
+  remote.tp = KvTpLayout{4, 1, 2};  // 2 KV heads over 4 ranks: each on two
+  auto back = PeerDescriptor::from_json(remote.to_json());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->tp, remote.tp);
+  const PeerDescriptor local = make_desc("decode-0");  // TP=1
+  EXPECT_EQ(local.tp, (KvTpLayout{1, 2, 1}));
+  EXPECT_TRUE(check_compatible(local, *back).is_ok());
+
+  back->head_dim = 16;
+  back->compat_hash = back->compute_compat_hash();
+  Status st = check_compatible(local, *back);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("head_dim differs (local 8, remote 16)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("local layout: model tiny-llama, F16"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("2 KV heads x 8, block 4, TP=1"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("remote layout: model tiny-llama"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("2 KV heads x 16, block 4, TP=4 (1 KV head per rank, each on 2 ranks)"),
+            std::string::npos)
+      << st.message();
+}
+
+TEST(PeerDescriptor, InconsistentTensorParallelLayoutRefused) {
+  Json j = make_desc("p").to_json();
+  EXPECT_EQ(j["tp"]["size"], 1);
+  j["tp"] = Json{{"size", 2}, {"kv_heads_per_rank", 2}, {"kv_head_replicas", 1}};  // 4 heads, not 2
+  auto back = PeerDescriptor::from_json(j);
+  ASSERT_FALSE(back.is_ok());
+  EXPECT_NE(back.status().message().find("cannot hold 2 KV heads"), std::string::npos) << back.status().message();
+  j.erase("tp");  // a peer from before tensor parallelism: TP=1
+  back = PeerDescriptor::from_json(j);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->tp, (KvTpLayout{1, 2, 1}));
+}
+
 TEST(KvRegion, ValidateNamesProblem) {
   KvRegionDesc r = testing::small_shape(4);
   EXPECT_EQ(r.validate().code(), StatusCode::kInvalidArgument);  // null base

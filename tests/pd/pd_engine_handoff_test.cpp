@@ -47,7 +47,7 @@ class KvBytesBackend : public Backend {
     bytes_.assign(layout_.total_bytes(), 0xff);  // position -1 everywhere
     return Status::ok();
   }
-  KvMemory kv_memory() override { return {bytes_.data(), layout_, false, -1}; }
+  KvMemory kv_memory() override { return {.base = bytes_.data(), .layout = layout_}; }
   Result<StepOutput> execute(const StepInput& in) override {
     num_tokens_computed += in.num_tokens();
     for (int t = 0; t < in.num_tokens(); ++t) {
