@@ -126,27 +126,10 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     YAML::Node root = YAML::Load(text);
     BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the deployment spec"));
     if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
-    static const char* kKnown[] = {"name",
-                                   "model",
-                                   "device",
-                                   "mode",
-                                   "kv_transport",
-                                   "engine_args",
-                                   "tensor_parallel_size",
-                                   "prefill",
-                                   "decode",
-                                   "agg",
-                                   "replicas",
-                                   "router",
-                                   "base_port",
-                                   "base_kv_port",
-                                   "gpus",
-                                   "discovery",
-                                   "restart",
-                                   "host",
-                                   "health_timeout_s",
-                                   "shutdown_grace_s",
-                                   "role_control"};
+    static const char* kKnown[] = {
+        "name",    "model",     "device",  "mode",     "kv_transport",     "engine_args",      "tensor_parallel_size",
+        "prefill", "decode",    "agg",     "replicas", "router",           "base_port",        "base_kv_port",
+        "gpus",    "discovery", "restart", "host",     "health_timeout_s", "shutdown_grace_s", "role_control"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;

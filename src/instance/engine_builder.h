@@ -19,7 +19,7 @@
 namespace baton::instance {
 
 struct EngineBuildOptions {
-  std::string model;           // empty = the embedded default model
+  std::string model;  // empty = the embedded default model
   // "auto": the model folder's weights; "dummy": random weights from its
   // config alone, or from a preset named by `model` (model/dummy_checkpoint.h).
   std::string load_format = "auto";

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 
-
 #include "common/json.h"
 #include "model/dummy_checkpoint.h"
 #include "model/presets.h"

@@ -500,10 +500,10 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["flop_utilization"] = tflops / (cards * ceil.gemm_tflops);
     const bool expanded = mla_expands(c, n);
     double kernel_ms = 0.0;
-    Result<double> att_ms =
-        single == nullptr ? Result<double>(unimplemented("the attention is timed alone on one GPU only"))
-        : expanded        ? time_mla_expanded_ms(c, kvm, n, single->stream(), &kernel_ms)
-                          : time_attention_ms(c, kvm, 1, 0, n, single->stream());
+    Result<double> att_ms = single == nullptr
+                                ? Result<double>(unimplemented("the attention is timed alone on one GPU only"))
+                            : expanded ? time_mla_expanded_ms(c, kvm, n, single->stream(), &kernel_ms)
+                                       : time_attention_ms(c, kvm, 1, 0, n, single->stream());
     if (expanded) row["attention_flops_executed"] = att;
     if (att_ms.is_ok() && expanded) {
       row["mla_form"] = "expanded";
