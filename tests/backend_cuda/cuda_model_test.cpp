@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <numeric>
 
 #include "backend/cpu/cpu_backend.h"
@@ -17,6 +19,8 @@
 #include "common/json.h"
 #include "cuda_test_util.h"
 #include "model/checkpoint.h"
+#include "model/fp8_checkpoint.h"
+#include "model/fp8_quantization.h"
 
 namespace baton::cuda {
 namespace {
@@ -29,7 +33,34 @@ constexpr int kNumBlocks = 256;
 
 const char* kModels[] = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny", "deepseek-v3-tiny"};
 
-std::string model_dir(const std::string& name) { return std::string(BATON_TEST_DATA) + "/fixtures/models/" + name; }
+// A fixture's folder; "NAME@fp8-block" / "NAME@fp8-tensor": the fixture
+// quantised as `baton init-model --quantize` does, written once per process.
+std::string model_dir(const std::string& name) {
+  const std::string fixtures = std::string(BATON_TEST_DATA) + "/fixtures/models/";
+  const size_t at = name.find('@');
+  if (at == std::string::npos) return fixtures + name;
+  static std::map<std::string, std::string> written;
+  auto it = written.find(name);
+  if (it != written.end()) return it->second;
+  const std::string out = (std::filesystem::temp_directory_path() /
+                           fmt::format("baton-cuda-fp8-{}-{}", ::getpid(),
+                                       name.substr(0, at) + "-" + name.substr(at + 1)))
+                              .string();
+  std::filesystem::remove_all(out);
+  auto source = Checkpoint::open(fixtures + name.substr(0, at));
+  EXPECT_TRUE(source.is_ok()) << source.status().to_string();
+  if (!source.is_ok()) return out;
+  Fp8Quantization quant;
+  quant.scheme = name.substr(at + 1) == "fp8-tensor" ? Fp8Scheme::kTensor : Fp8Scheme::kBlock;
+  auto stats = write_fp8_checkpoint(**source, quant, out);
+  EXPECT_TRUE(stats.is_ok()) << stats.status().to_string();
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "golden.json"}) {
+    std::error_code ec;
+    std::filesystem::copy_file(fixtures + name.substr(0, at) + "/" + file, out + "/" + file, ec);
+  }
+  written[name] = out;
+  return out;
+}
 
 struct Golden {
   std::vector<int32_t> prompt, greedy;
@@ -113,13 +144,14 @@ TEST_P(CudaModel, LastPromptLogitsMatchGolden) {
   }
 }
 
-TEST_P(CudaModel, TeacherForcedArgmaxMatchesCpu) {
-  BATON_REQUIRE_GPU();
-  Pair p = open(GetParam());
+// Teacher-forced over each golden prompt and its greedy tokens: the CUDA
+// argmax equals the CPU's wherever the CPU's top-2 margin > 0.05.
+void check_teacher_forced_argmax(const std::string& name) {
+  Pair p = open(name);
   ASSERT_TRUE(p.gpu && p.cpu);
   const int vocab = p.gpu->model_config().vocab_size;
   int checked = 0;
-  for (const Golden& g : load_golden(GetParam())) {
+  for (const Golden& g : load_golden(name)) {
     std::vector<int32_t> all = g.prompt;
     all.insert(all.end(), g.greedy.begin(), g.greedy.end());
     std::vector<TestSeq> seqs = {make_seq(all, 0)};
@@ -160,7 +192,7 @@ TEST_P(CudaModel, TeacherForcedArgmaxMatchesCpu) {
       std::partial_sort(idx.begin(), idx.begin() + 2, idx.end(), [c](int a, int b) { return c[a] > c[b]; });
       if (c[idx[0]] - c[idx[1]] <= 0.05f) continue;
       const int ga = static_cast<int>(std::max_element(q, q + vocab) - q);
-      EXPECT_EQ(ga, idx[0]) << GetParam() << " position " << t;
+      EXPECT_EQ(ga, idx[0]) << name << " position " << t;
       ++checked;
     }
     // bf16 weights/activations vs the CPU's fp32 (MoE routing amplifies it a little).
@@ -168,6 +200,31 @@ TEST_P(CudaModel, TeacherForcedArgmaxMatchesCpu) {
   }
   EXPECT_GT(checked, 50);
 }
+
+TEST_P(CudaModel, TeacherForcedArgmaxMatchesCpu) {
+  BATON_REQUIRE_GPU();
+  check_teacher_forced_argmax(GetParam());
+}
+
+// FP8 checkpoints (issue 18): both backends dequantise at load, so the CUDA
+// backend must agree with the CPU reference on the quantised model as on the
+// bf16 one.
+class CudaFp8Model : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaFp8Model, TeacherForcedArgmaxMatchesCpu) {
+  BATON_REQUIRE_GPU();
+  check_teacher_forced_argmax(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFp8Model,
+                         ::testing::Values("llama3-tiny@fp8-block", "qwen2-tiny@fp8-tensor", "qwen3-tiny@fp8-block",
+                                           "qwen3-moe-tiny@fp8-block", "deepseek-v3-tiny@fp8-block",
+                                           "qwen3-tiny@fp8-tensor"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return n;
+                         });
 
 // Greedy generation of all prompts at once (decode steps replay CUDA graphs)
 // gives the CPU backend's tokens wherever the golden margin allows.
