@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 cd build
-# Four tests at once on two cores: many end-to-end tests spend most of their
-# time waiting on servers they started, so more of them than cores keeps the
-# cores busy (the few that time a simulated server run alone: RUN_SERIAL in
-# tests/CMakeLists.txt).
-ctest --output-on-failure -j "${BATON_TEST_JOBS:-4}" --timeout 900 -LE gpu "$@"
+# Two tests at once on two cores. Four took the suite from 117 s to 83 s on
+# the 2-core dev machine (many end-to-end tests wait on servers they
+# started) and passed, but the fault tests that time a stopped peer
+# (tests/pd/pd_process_test.cpp) have failed under heavy oversubscription:
+# BATON_TEST_JOBS=4 for a quicker local run, not for CI.
+ctest --output-on-failure -j "${BATON_TEST_JOBS:-2}" --timeout 900 -LE gpu "$@"
