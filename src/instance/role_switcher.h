@@ -31,6 +31,18 @@
 
 namespace baton::instance {
 
+// One switch of a RoleSwitcher: the one in flight, or the last. (At namespace
+// scope: clang cannot default-construct a nested struct with member
+// initializers inside an std::optional member of its enclosing class.)
+struct RoleSwitchRecord {
+  PdRole from = PdRole::kAgg, to = PdRole::kAgg;
+  std::string state;  // draining | done | failed
+  std::string error;  // failed: why
+  Stopwatch watch;
+  double elapsed_s = 0;  // when it ended
+  double drain_timeout_s = 0;
+};
+
 class RoleSwitcher : public RoleAdmin, public std::enable_shared_from_this<RoleSwitcher> {
  public:
   // Builds the KV connector of a prefill or decode role.
@@ -59,14 +71,7 @@ class RoleSwitcher : public RoleAdmin, public std::enable_shared_from_this<RoleS
  private:
   RoleSwitcher(std::shared_ptr<RoleKvConnector> connector, ConnectorFactory factory, double default_drain_timeout_s);
 
-  struct Switch {
-    PdRole from = PdRole::kAgg, to = PdRole::kAgg;
-    std::string state;  // draining | done | failed
-    std::string error;  // failed: why
-    Stopwatch watch;
-    double elapsed_s = 0;  // when it ended
-    double drain_timeout_s = 0;
-  };
+  using Switch = RoleSwitchRecord;
 
   void run(std::shared_ptr<PdKvConnector> next, double drain_timeout_s);
   // What the drain still waits for ("" when nothing). Under mu_.
