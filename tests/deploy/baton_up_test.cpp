@@ -111,6 +111,20 @@ class BatonUpTest : public ::testing::Test {
     return http::fetch("http://127.0.0.1:" + std::to_string(base_port_) + "/v1/completions", "POST", body.dump(), 60.0);
   }
 
+  // complete(), retried until it answers 200 or timeout_s passed (the router's
+  // health checks take a dead instance out of rotation meanwhile); the last answer.
+  Result<http::Response> complete_within(int max_tokens, double timeout_s) {
+    Result<http::Response> r = complete(max_tokens);
+    ::baton::testing::wait_until(
+        [&] {
+          if (r.is_ok() && r->status == 200) return true;
+          r = complete(max_tokens);
+          return false;
+        },
+        timeout_s, 100);
+    return r;
+  }
+
   void stop_and_check_nothing_left() {
     auto before = pids();
     up_.signal(SIGTERM);
@@ -162,14 +176,7 @@ TEST_F(BatonUpTest, AggComesUpServesRestartsAndStops) {
   EXPECT_NE(pids()["agg-1"], victim);
   // Requests keep succeeding (the router's health checks skip the dead one meanwhile).
   for (int i = 0; i < 4; ++i) {
-    Result<http::Response> r = complete(2);
-    ::baton::testing::wait_until(
-        [&] {
-          if (r.is_ok() && r->status == 200) return true;
-          r = complete(2);
-          return false;
-        },
-        5.0, 100);
+    Result<http::Response> r = complete_within(2, 5.0);
     ASSERT_TRUE(r.is_ok());
     EXPECT_EQ(r->status, 200) << r->body;
   }
@@ -216,14 +223,7 @@ TEST_F(BatonUpTest, WithoutRestartADeadInstanceIsReportedOnce) {
   EXPECT_FALSE(::baton::testing::wait_until([&] { return times_reported() >= 2; }, 2.0, 50))
       << read_all(dir_ / "up.log");
   EXPECT_EQ(read_all(dir_ / "up.log").find("restarted agg-1"), std::string::npos);
-  Result<http::Response> r = complete(2);
-  ::baton::testing::wait_until(
-      [&] {
-        if (r.is_ok() && r->status == 200) return true;
-        r = complete(2);
-        return false;
-      },
-      10.0, 100);
+  Result<http::Response> r = complete_within(2, 10.0);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->status, 200) << r->body;
   up_.signal(SIGTERM);
