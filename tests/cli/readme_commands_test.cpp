@@ -1,7 +1,8 @@
 // Every command in README.md's ```sh blocks runs as written on a fresh
-// clone (issue 22, findings 1 and 6): the README is parsed, and each command
-// runs, in order, in a scratch folder laid out like a clone after
-// scripts/setup.sh (build/, node_modules/ and docs/ linked, examples/ copied).
+// clone (issue 22, findings 1 and 6): the README is parsed, and each block's
+// commands run, in order, in a scratch folder of the block's own, laid out
+// like a clone after scripts/setup.sh (build/, node_modules/ and docs/
+// linked, examples/ copied); one test per block, so blocks run side by side.
 // Within a block, `serve`, `proxy` and `up` run in the background until the
 // block ends, then get SIGINT (Ctrl-C) and must exit 0 and leave no
 // /dev/shm/baton-kv-* segment; every other command must exit 0, and a curl
@@ -22,6 +23,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "cli/run_baton.h"
@@ -81,7 +83,6 @@ struct Rule {
   Action action;
   std::string appended;  // added to the command line
   std::string why;
-  int num_matched = 0;
 };
 
 std::vector<Rule> rules() {
@@ -237,26 +238,51 @@ class ReadmeCommandsTest : public ::testing::Test {
   std::vector<Background> background_;
 };
 
-TEST_F(ReadmeCommandsTest, EveryCommandRunsAsWritten) {
-  const std::vector<ReadmeCommand> commands = readme_commands(read_all(kSourceDir / "README.md"));
-  ASSERT_GE(commands.size(), 20u) << "README.md's sh blocks hold fewer commands than expected";
-  std::vector<Rule> table = rules();
+const std::vector<ReadmeCommand>& all_commands() {
+  static const std::vector<ReadmeCommand> commands = readme_commands(read_all(kSourceDir / "README.md"));
+  return commands;
+}
+
+// The first rule whose pattern the command matches, if any.
+const Rule* matching_rule(const std::vector<Rule>& table, const std::string& command) {
+  for (const Rule& r : table) {
+    if (std::regex_search(command, std::regex(r.pattern))) return &r;
+  }
+  return nullptr;
+}
+
+// Every ```sh block's number: a test each, so the blocks (each with its own
+// ports and scratch clone) run side by side.
+std::vector<int> readme_blocks() {
+  std::vector<int> blocks;
+  for (const ReadmeCommand& c : all_commands()) {
+    if (blocks.empty() || blocks.back() != c.block) blocks.push_back(c.block);
+  }
+  return blocks;
+}
+
+TEST(ReadmeRulesTest, EveryRuleMatchesSomeCommand) {
+  ASSERT_GE(all_commands().size(), 20u) << "README.md's sh blocks hold fewer commands than expected";
+  const std::vector<Rule> table = rules();
+  std::set<const Rule*> applied;
+  for (const ReadmeCommand& c : all_commands()) applied.insert(matching_rule(table, c.text));
+  for (const Rule& r : table) {
+    EXPECT_TRUE(applied.count(&r)) << "no README command matches the rule " << r.pattern;
+  }
+}
+
+class ReadmeBlockTest : public ReadmeCommandsTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(ReadmeBlockTest, EveryCommandRunsAsWritten) {
+  const std::vector<Rule> table = rules();
   const bool gpu = has_nvidia_device();
-  int block = 0;
+  const std::vector<ReadmeCommand>& commands = all_commands();
+  int num_commands = 0;
   for (size_t i = 0; i < commands.size(); ++i) {
     const ReadmeCommand& c = commands[i];
-    if (c.block != block) {
-      stop_background();
-      block = c.block;
-    }
-    Rule* rule = nullptr;
-    for (Rule& r : table) {
-      if (std::regex_search(c.text, std::regex(r.pattern))) {
-        rule = &r;
-        ++r.num_matched;
-        break;
-      }
-    }
+    if (c.block != GetParam()) continue;
+    ++num_commands;
+    const Rule* rule = matching_rule(table, c.text);
     const Action action = rule ? rule->action : Action::kRun;
     const std::string command = map_ports(c.text + (rule ? rule->appended : ""), base_port_);
     SCOPED_TRACE("README command " + std::to_string(i + 1) + ": " + command);
@@ -278,9 +304,14 @@ TEST_F(ReadmeCommandsTest, EveryCommandRunsAsWritten) {
       EXPECT_EQ(r.out.find("\"error\""), std::string::npos) << r.out;
     }
   }
+  EXPECT_GT(num_commands, 0) << "README.md has no ```sh block " << GetParam();
   stop_background();
-  for (const Rule& r : table) EXPECT_GT(r.num_matched, 0) << "no README command matches the rule " << r.pattern;
 }
+
+INSTANTIATE_TEST_SUITE_P(Readme, ReadmeBlockTest, ::testing::ValuesIn(readme_blocks()),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "Block" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace baton
