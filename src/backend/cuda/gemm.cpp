@@ -1,5 +1,7 @@
 #include "backend/cuda/gemm.h"
 
+#include "backend/cuda/cublaslt_library.h"
+
 #include "common/check.h"
 
 namespace baton::cuda {
@@ -32,6 +34,7 @@ Gemm::~Gemm() {
 }
 
 Status Gemm::init(size_t workspace_bytes) {
+  BATON_RETURN_IF_ERROR(load_cublaslt());
   if (cublasLtCreate(&handle_) != CUBLAS_STATUS_SUCCESS) return internal_error("cublasLtCreate failed");
   return workspace_.allocate(workspace_bytes);
 }
