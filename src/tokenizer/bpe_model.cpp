@@ -121,7 +121,7 @@ Status BpeModel::load_vocab(std::vector<std::pair<std::string, int64_t>> vocab) 
   id_to_bytes_.resize(num_ids);
   has_token_.assign(num_ids, 0);
   is_odd_.assign(num_ids, 0);
-  bytes_to_id_.reserve(vocab.size());
+  bytes_to_id_.reset(vocab.size());
   byte_ids_.fill(-1);
   fallback_ids_.fill(-1);
   for (auto& [token, id64] : vocab) {
@@ -129,12 +129,12 @@ Status BpeModel::load_vocab(std::vector<std::pair<std::string, int64_t>> vocab) 
     if (has_token_[id]) return invalid_argument("tokenizer.json: vocab id {} is used twice", id);
     has_token_[id] = 1;
     if (!byte_level_) {
-      bytes_to_id_.emplace(token, id);
       id_to_bytes_[id] = std::move(token);
+      bytes_to_id_.insert(id, id_to_bytes_);
     } else if (auto bytes = byte_level_to_bytes(token)) {
       if (bytes->size() == 1) byte_ids_[static_cast<uint8_t>((*bytes)[0])] = id;
-      bytes_to_id_.emplace(*bytes, id);
       id_to_bytes_[id] = std::move(*bytes);
+      bytes_to_id_.insert(id, id_to_bytes_);
     } else {
       // Not reachable by byte-level encoding; decodes to its own text, as
       // the HF ByteLevel decoder does.
@@ -221,9 +221,7 @@ const BpeModel::MergeEntry* BpeModel::find_merge(int32_t left, int32_t right) co
 }
 
 std::optional<int32_t> BpeModel::bytes_to_id(std::string_view bytes) const {
-  auto it = bytes_to_id_.find(bytes);
-  if (it == bytes_to_id_.end()) return std::nullopt;
-  return it->second;
+  return bytes_to_id_.find(bytes, id_to_bytes_);
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {

@@ -21,6 +21,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "tokenizer/vocab_index.h"
 
 namespace baton::tokenizer {
 
@@ -89,7 +90,7 @@ class BpeModel {
   std::vector<std::string> id_to_bytes_;
   std::vector<uint8_t> has_token_;
   std::vector<uint8_t> is_odd_;
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> bytes_to_id_;
+  VocabIndex bytes_to_id_;  // over id_to_bytes_
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> odd_tokens_;
   std::array<int32_t, 256> byte_ids_{};  // id of each single byte (byte-level)
 
