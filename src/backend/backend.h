@@ -45,6 +45,11 @@ class Backend {
   // device): only then is there host time to overlap with it.
   virtual bool submit_is_async() const { return false; }
 
+  // Ok, or the error that ended this backend for good: every later step
+  // would fail with it (a tensor parallel group broken by a failed, stalled
+  // or hung rank). Thread-safe: the instance polls it while steps run.
+  virtual Status health() const { return Status::ok(); }
+
  private:
   std::optional<Result<StepOutput>> submitted_;  // the default halves' result
 };

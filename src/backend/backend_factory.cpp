@@ -17,7 +17,7 @@ namespace {
 // fails (issue 16: a lost rank ends the instance within 5 s). Every rank does
 // the same work between two collectives (one layer), so a healthy wait is
 // the ranks' imbalance over one layer, far below this.
-constexpr std::chrono::milliseconds kRankTimeout{5000};
+constexpr std::chrono::milliseconds kRankTimeout{3000};
 
 // tensor_parallel_size CPU ranks, each converting only its slice, with the
 // threads and the KV budget shared among them.

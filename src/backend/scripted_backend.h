@@ -33,6 +33,7 @@ class ScriptedBackend : public Backend {
   Status submit(const StepInput& in) override;
   Result<StepOutput> wait() override;
   bool submit_is_async() const override { return inner_->submit_is_async(); }
+  Status health() const override { return inner_->health(); }
 
  private:
   void rewrite(const StepInput& in, StepOutput* out);

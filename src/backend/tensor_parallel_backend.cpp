@@ -5,7 +5,8 @@
 namespace baton {
 
 Result<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::create(
-    std::vector<std::unique_ptr<Communicator>> comms, std::vector<std::unique_ptr<Backend>> ranks) {
+    std::vector<std::unique_ptr<Communicator>> comms, std::vector<std::unique_ptr<Backend>> ranks,
+    std::chrono::milliseconds hang_timeout) {
   if (ranks.size() < 2) return invalid_argument("tensor parallelism needs at least two ranks, got {}", ranks.size());
   if (comms.size() != ranks.size())
     return invalid_argument("{} ranks but {} communicators", ranks.size(), comms.size());
@@ -14,12 +15,14 @@ Result<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::create(
         comms[r]->world_size() != static_cast<int>(ranks.size()))
       return invalid_argument("tensor parallel rank {} is missing or its communicator is not rank {} of {}", r, r,
                               ranks.size());
-  return std::unique_ptr<TensorParallelBackend>(new TensorParallelBackend(std::move(comms), std::move(ranks)));
+  return std::unique_ptr<TensorParallelBackend>(
+      new TensorParallelBackend(std::move(comms), std::move(ranks), hang_timeout));
 }
 
 TensorParallelBackend::TensorParallelBackend(std::vector<std::unique_ptr<Communicator>> comms,
-                                             std::vector<std::unique_ptr<Backend>> ranks)
-    : comms_(std::move(comms)), ranks_(std::move(ranks)), results_(ranks_.size()) {
+                                             std::vector<std::unique_ptr<Backend>> ranks,
+                                             std::chrono::milliseconds hang_timeout)
+    : comms_(std::move(comms)), ranks_(std::move(ranks)), hang_timeout_(hang_timeout), results_(ranks_.size()) {
   for (int r = 1; r < world_size(); ++r) workers_.emplace_back([this, r] { worker_loop(r); });
 }
 
@@ -71,7 +74,7 @@ KvMemory TensorParallelBackend::kv_memory() {
 void TensorParallelBackend::worker_loop(int rank) {
   uint64_t seen = 0;
   for (;;) {
-    const StepInput* step = nullptr;
+    std::shared_ptr<const StepInput> step;
     {
       std::unique_lock<std::mutex> lock(mu_);
       work_cv_.wait(lock, [&] { return stop_ || step_id_ != seen; });
@@ -81,29 +84,68 @@ void TensorParallelBackend::worker_loop(int rank) {
     }
     Result<StepOutput> out = ranks_[rank]->execute(*step);
     std::lock_guard<std::mutex> lock(mu_);
-    results_[rank] = std::move(out);
-    if (--pending_ == 0) done_cv_.notify_all();
+    if (seen == step_id_) record_locked(rank, std::move(out));
   }
 }
 
+void TensorParallelBackend::record_locked(int rank, Result<StepOutput> out) {
+  if ((rank == 0 || !out.is_ok()) && !hang_clock_) hang_clock_ = std::chrono::steady_clock::now();
+  results_[rank] = std::move(out);
+  --pending_;
+  done_cv_.notify_all();
+}
+
+Status TensorParallelBackend::hang_locked(std::chrono::steady_clock::time_point now) const {
+  if (pending_ == 0 || !hang_clock_ || now - *hang_clock_ < hang_timeout_) return Status::ok();
+  std::string running;
+  for (int r = 0; r < world_size(); ++r)
+    if (!results_[r].has_value()) running += fmt::format("{}{}", running.empty() ? "" : ", ", r);
+  const std::string failed = results_[0].has_value() && results_[0]->is_ok() ? "rank 0 finished the step"
+                                                                             : "a rank failed";
+  return deadline_exceeded(
+      "tensor parallel rank(s) {} of {} hung: still running step {} {} ms after {}; the instance is stopped", running,
+      world_size(), step_id_, hang_timeout_.count(), failed);
+}
+
+Status TensorParallelBackend::health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!broken_.is_ok()) return broken_;
+  return hang_locked(std::chrono::steady_clock::now());
+}
+
 Result<StepOutput> TensorParallelBackend::execute(const StepInput& in) {
+  auto step = std::make_shared<const StepInput>(in);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!broken_.is_ok()) return broken_;
     for (auto& r : results_) r.reset();
-    step_ = &in;
+    hang_clock_.reset();
+    step_ = step;
     ++step_id_;
-    pending_ = world_size() - 1;
+    pending_ = world_size();
   }
   work_cv_.notify_all();
-  results_[0] = ranks_[0]->execute(in);  // workers write only their own slots
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return pending_ == 0; });
-    step_ = nullptr;
+  Result<StepOutput> own = ranks_[0]->execute(*step);
+  std::unique_lock<std::mutex> lock(mu_);
+  record_locked(0, std::move(own));
+  while (pending_ > 0) {
+    // hang_clock_ is set: rank 0 has returned.
+    if (done_cv_.wait_until(lock, *hang_clock_ + hang_timeout_, [&] { return pending_ == 0; })) break;
+    broken_ = hang_locked(std::chrono::steady_clock::now());
+    if (!broken_.is_ok()) return broken_;
   }
-  for (int r = 0; r < world_size(); ++r)
-    if (!results_[r]->is_ok())
-      return results_[r]->status().with_context(fmt::format("tensor parallel rank {} of {}", r, world_size()));
+  step_ = nullptr;
+  // An invalid step fails on every rank before any collective and leaves the
+  // group working; any other failure ends it.
+  Status first_error;
+  for (int r = 0; r < world_size(); ++r) {
+    if (results_[r]->is_ok()) continue;
+    Status st = results_[r]->status().with_context(fmt::format("tensor parallel rank {} of {}", r, world_size()));
+    if (st.code() != StatusCode::kInvalidArgument && broken_.is_ok()) broken_ = st;
+    if (first_error.is_ok()) first_error = st;
+  }
+  if (!broken_.is_ok()) return broken_;
+  if (!first_error.is_ok()) return first_error;
   return std::move(*results_[0]);
 }
 

@@ -5,16 +5,23 @@
 //
 // The ranks are joined by Communicators owned here. A rank that fails
 // mid-step breaks their group, so the other ranks return instead of waiting;
-// every later step then fails at once with that error (the instance is done,
-// no request waits forever). A step's invalid input fails on every rank
-// before any collective and leaves the instance usable.
+// every later step then fails at once with that error, and health() reports
+// it (the instance is done, no request waits forever). A rank that hangs in
+// its own work makes its peers time out at their next collective; once a
+// rank has failed, the others get `hang_timeout` to return, and a rank still
+// running then is reported hung: the step fails, health() says which rank,
+// and the instance stops (a thread cannot be killed: the process exits). A
+// step's invalid input fails on every rank before any collective and leaves
+// the instance usable.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,8 +34,12 @@ class TensorParallelBackend final : public Backend {
  public:
   // ranks[r] is rank r, made with comms[r] (which must outlive it: both are
   // kept here, the ranks destroyed first). At least two ranks.
-  static Result<std::unique_ptr<TensorParallelBackend>> create(std::vector<std::unique_ptr<Communicator>> comms,
-                                                               std::vector<std::unique_ptr<Backend>> ranks);
+  static Result<std::unique_ptr<TensorParallelBackend>> create(
+      std::vector<std::unique_ptr<Communicator>> comms, std::vector<std::unique_ptr<Backend>> ranks,
+      std::chrono::milliseconds hang_timeout = kDefaultHangTimeout);
+  static constexpr std::chrono::milliseconds kDefaultHangTimeout{2000};
+  // Joins the workers: a hung rank must have returned by then (the process
+  // exits rather than destroying a hung instance).
   ~TensorParallelBackend() override;
   TensorParallelBackend(const TensorParallelBackend&) = delete;
   TensorParallelBackend& operator=(const TensorParallelBackend&) = delete;
@@ -43,26 +54,41 @@ class TensorParallelBackend final : public Backend {
   // cache in rank_bases and how the KV heads lie across them in tp.
   KvMemory kv_memory() override;
   Result<StepOutput> execute(const StepInput& in) override;
+  Status health() const override;
 
   int world_size() const { return static_cast<int>(ranks_.size()); }
   Backend& rank(int r) { return *ranks_[r]; }
 
  private:
-  TensorParallelBackend(std::vector<std::unique_ptr<Communicator>> comms, std::vector<std::unique_ptr<Backend>> ranks);
+  TensorParallelBackend(std::vector<std::unique_ptr<Communicator>> comms, std::vector<std::unique_ptr<Backend>> ranks,
+                        std::chrono::milliseconds hang_timeout);
   void worker_loop(int rank);
+  // Under mu_: records rank r's result of the current step.
+  void record_locked(int rank, Result<StepOutput> out);
+  // Under mu_: the error naming the ranks still running the current step
+  // hang_timeout_ after rank 0 returned or a rank failed; ok otherwise.
+  Status hang_locked(std::chrono::steady_clock::time_point now) const;
 
   std::vector<std::unique_ptr<Communicator>> comms_;
   std::vector<std::unique_ptr<Backend>> ranks_;
   std::vector<std::thread> workers_;  // ranks 1..N-1; rank 0 runs on the caller's thread
 
-  std::mutex mu_;
+  const std::chrono::milliseconds hang_timeout_;
+
+  mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  const StepInput* step_ = nullptr;  // the step in flight, for the workers
+  // The step in flight, a copy the workers share: a hung rank may read it
+  // after execute() has returned.
+  std::shared_ptr<const StepInput> step_;
   uint64_t step_id_ = 0;
-  int pending_ = 0;  // workers still running step_id_
+  int pending_ = 0;  // ranks (rank 0 included) still running step_id_
   bool stop_ = false;
   std::vector<std::optional<Result<StepOutput>>> results_;  // [world_size]: the ranks' outputs
+  // When rank 0 returned or a rank failed in the current step, whichever came
+  // first: from then on the other ranks have hang_timeout_ to return.
+  std::optional<std::chrono::steady_clock::time_point> hang_clock_;
+  Status broken_;  // the error that ended the group; ok while it works
 };
 
 }  // namespace baton

@@ -27,6 +27,10 @@ int run_serve(const instance::InstanceOptions& options) {
   // A machine-readable line for scripts and tests that start the server on port 0.
   std::cout << "listening on " << inst.url() << std::endl;
   inst.run_until_signal();
+  if (Status fatal = inst.fatal_error(); !fatal.is_ok()) {
+    std::cerr << "error: the engine stopped: " << fatal.message() << "\n";
+    return 1;
+  }
   return 0;
 }
 

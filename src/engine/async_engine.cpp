@@ -33,6 +33,7 @@ AsyncEngine::~AsyncEngine() { shutdown(ShutdownMode::kAbort); }
 Status AsyncEngine::submit(GenerationRequest request, OutputCallback on_output) {
   if (!on_output) return invalid_argument("submit needs an output callback");
   BATON_RETURN_IF_ERROR(core_->validate_params(request));
+  if (Status h = core_->health(); !h.is_ok()) return unavailable("the engine has stopped: {}", h.message());
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return unavailable("the engine is shutting down");

@@ -36,6 +36,7 @@ class AsyncEngine : public EngineApi {
   void abort(const std::string& request_id) override;
   EngineStats stats() const override;
   int max_model_len() const override { return max_model_len_; }
+  Status health() const override { return core_->health(); }
 
   // Stops the engine thread (idempotent; waits for it). After it, submit()
   // returns kUnavailable.

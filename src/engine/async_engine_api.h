@@ -34,6 +34,9 @@ class EngineApi {
 
   virtual EngineStats stats() const = 0;
   virtual int max_model_len() const = 0;
+  // Ok, or the error that stopped the engine for good (its backend broke:
+  // a tensor parallel rank failed or hung); submit() then refuses with it.
+  virtual Status health() const { return Status::ok(); }
 };
 
 }  // namespace baton

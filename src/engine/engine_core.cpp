@@ -147,6 +147,7 @@ Status EngineCore::validate_params(const GenerationRequest& r) const {
 
 Status EngineCore::add_request(GenerationRequest request) {
   BATON_RETURN_IF_ERROR(validate(request));
+  if (Status h = backend_->health(); !h.is_ok()) return unavailable("the engine has stopped: {}", h.message());
   const uint64_t seed = request.sampling.seed ? *request.sampling.seed : seed_rng_();
   auto r = std::make_unique<Request>(next_key_++, std::move(request), seed, monotonic_s());
   if (r->params.min_tokens > 0) {
@@ -204,6 +205,19 @@ void EngineCore::fail_step(const SchedulerOutput& out, const Status& error, std:
     o.error = error.to_string();
     outs.push_back(std::move(o));
     requests_.erase(r.id());
+  }
+}
+
+void EngineCore::fail_all_if_broken(std::vector<RequestOutput>& outs) {
+  const Status health = backend_->health();
+  if (health.is_ok()) return;
+  std::vector<std::string> ids;
+  for (const auto& [id, request] : requests_) ids.push_back(id);
+  for (const std::string& id : ids) {
+    std::optional<RequestOutput> o = abort_request(id);
+    if (!o) continue;
+    o->error = health.to_string();
+    outs.push_back(std::move(*o));
   }
 }
 
@@ -335,6 +349,7 @@ std::vector<RequestOutput> EngineCore::end_step() {
   }
   if (!res.is_ok()) {
     fail_step(out, res.status(), outs);
+    fail_all_if_broken(outs);
     return outs;
   }
   scheduler_.update_after_step(out);

@@ -84,6 +84,8 @@ class EngineCore {
   int num_kv_blocks() const { return kv_.num_blocks(); }
   const EngineOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
+  // The backend's health (Backend::health): any thread.
+  Status health() const { return backend_->health(); }
   const KvCacheManager& kv_cache() const { return kv_; }
   // KV events (kv/kv_event.h): recorded once enabled, drained by the caller
   // after each step (AsyncEngine publishes them).
@@ -98,6 +100,10 @@ class EngineCore {
              const EngineOptions& options, int num_blocks, int max_model_len);
   void finish(Request& r, FinishReason reason, double now_s);
   void fail_step(const SchedulerOutput& out, const Status& error, std::vector<RequestOutput>& outs);
+  // After a failed step whose backend is broken for good: every other live
+  // request ends too, with the backend's error, instead of failing one step
+  // at a time.
+  void fail_all_if_broken(std::vector<RequestOutput>& outs);
   // PD: applies the connector's queued events; starts this step's pulls.
   void apply_kv_events(std::vector<RequestOutput>& outs);
   void start_loads(const SchedulerOutput& out, std::vector<RequestOutput>& outs);

@@ -1,7 +1,10 @@
 #include "instance/instance.h"
 
+#include <signal.h>
+#include <unistd.h>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include "common/json.h"
@@ -123,7 +126,32 @@ Status Instance::start_parts(const InstanceOptions& options) {
       registration_ = std::move(again).value();
     });
   }
+  watchdog_ = std::thread([this] { watch_engine(); });
   return Status::ok();
+}
+
+void Instance::watch_engine() {
+  std::unique_lock<std::mutex> lock(watchdog_mu_);
+  for (;;) {
+    if (watchdog_cv_.wait_for(lock, kWatchdogPeriod, [&] { return watchdog_stop_; })) return;
+    Status health = engine_->engine->health();
+    if (health.is_ok()) continue;
+    fatal_ = health;
+    break;
+  }
+  BATON_LOG_ERROR("the engine has stopped for good, the instance stops: {}", fatal_.to_string());
+  if (!options_.handle_signals) return;
+  ::kill(::getpid(), SIGTERM);  // the usual graceful stop, from run_until_signal (to the process, not this thread)
+  const auto limit = std::chrono::duration<double>(options_.server.shutdown_grace_s + options_.pd.leave_grace_s) +
+                     kHardExitMargin;
+  if (watchdog_cv_.wait_for(lock, limit, [&] { return watchdog_stop_; })) return;
+  BATON_LOG_ERROR("the instance did not stop within {} s of its engine's failure; exiting", limit.count());
+  std::_Exit(1);
+}
+
+Status Instance::fatal_error() const {
+  std::lock_guard<std::mutex> lock(watchdog_mu_);
+  return fatal_;
 }
 
 Status Instance::start_engine(const InstanceOptions& options) {
@@ -192,6 +220,12 @@ void Instance::run_until_signal() {
 void Instance::stop() {
   if (stopped_) return;
   stopped_ = true;
+  {
+    std::lock_guard<std::mutex> lock(watchdog_mu_);
+    watchdog_stop_ = true;
+  }
+  watchdog_cv_.notify_all();
+  if (watchdog_.joinable()) watchdog_.join();
   if (switcher_) switcher_->stop();  // a drain in flight ends as failed
   {
     std::lock_guard<std::mutex> lock(registration_mu_);

@@ -6,10 +6,13 @@
 // prefill and decode instances can share one test process.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/status.h"
 #include "discovery/registration.h"
@@ -75,8 +78,19 @@ class Instance {
   RoleSwitcher* role_switcher() { return switcher_.get(); }
 
   // Needs handle_signals. Blocks until SIGINT or SIGTERM, then (registered)
-  // leaves discovery, serves pd.leave_grace_s more, and stops.
+  // leaves discovery, serves pd.leave_grace_s more, and stops. An engine
+  // that stops for good (fatal_error) raises SIGTERM itself.
   void run_until_signal();
+  // Ok, or the error that stopped the engine for good (a tensor parallel
+  // rank failed or hung: Backend::health), seen by the watchdog, which checks
+  // every kWatchdogPeriod. /health then answers 503 and requests are refused.
+  // With handle_signals the instance then stops as on SIGTERM, and if that
+  // has not ended the process within shutdown_grace_s + kHardExitMargin (an
+  // engine thread stuck in a hung rank cannot be joined), it exits with
+  // status 1.
+  Status fatal_error() const;
+  static constexpr std::chrono::milliseconds kWatchdogPeriod{100};
+  static constexpr std::chrono::seconds kHardExitMargin{5};
   // Graceful server shutdown (in-flight requests get server.shutdown_grace_s),
   // then the engine and the connector stop. Idempotent.
   void stop();
@@ -86,6 +100,7 @@ class Instance {
   Status start_parts(const InstanceOptions& options);
   // Builds the engine with the KV connector its role(s) need.
   Status start_engine(const InstanceOptions& options);
+  void watch_engine();
 
   InstanceOptions options_;
   PdRole role_ = PdRole::kAgg;
@@ -100,6 +115,12 @@ class Instance {
   std::mutex registration_mu_;  // a role switch re-registers from its own thread
   std::unique_ptr<discovery::Registration> registration_;
   bool stopped_ = false;
+
+  mutable std::mutex watchdog_mu_;
+  std::condition_variable watchdog_cv_;
+  bool watchdog_stop_ = false;
+  Status fatal_;
+  std::thread watchdog_;
 };
 
 }  // namespace baton::instance

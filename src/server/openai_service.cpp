@@ -146,6 +146,10 @@ void OpenAiService::route(HttpRequest request, const std::shared_ptr<HttpExchang
     if (!only("GET")) return;
     HttpResponse r;
     r.content_type = "text/plain";
+    if (Status h = engine_.health(); !h.is_ok()) {  // the engine stopped for good: out of rotation
+      r.status = 503;
+      r.body = "engine stopped: " + h.to_string() + "\n";
+    }
     if (options_.role_admin) r.headers.emplace_back("X-Baton-Role", options_.role_admin->role_name());
     return exchange->reply(std::move(r));
   }

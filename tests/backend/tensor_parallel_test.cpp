@@ -229,6 +229,7 @@ TEST(TensorParallel, BadInputFailsTheStepButNotTheInstance) {
   Result<StepOutput> out = h.backend->execute(bad);
   ASSERT_FALSE(out.is_ok());
   EXPECT_NE(out.status().message().find("outside the vocabulary"), std::string::npos) << out.status().to_string();
+  EXPECT_TRUE(h.backend->health().is_ok()) << h.backend->health().to_string();  // an invalid step breaks nothing
   seqs[0].tokens = {1, 2, 3};
   StepInput good = testing::build_step(seqs, {3}, kBlockSize, &index_of);
   Result<StepOutput> again = h.backend->execute(good);
@@ -255,6 +256,7 @@ TEST(TensorParallel, AFailedRankEndsTheInstanceWithItsError) {
     EXPECT_NE(out.status().message().find("rank 1 ran out of memory"), std::string::npos) << out.status().to_string();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   }
+  EXPECT_NE(h.backend->health().message().find("rank 1 ran out of memory"), std::string::npos);
 }
 
 }  // namespace

@@ -348,6 +348,29 @@ TEST(EngineCore, ABackendFailureEndsTheStepsRequestsWithAnError) {
   EXPECT_EQ(engine->kv_cache().num_free_blocks(), engine->num_kv_blocks());
 }
 
+TEST(EngineCore, ABackendBrokenForGoodEndsEveryLiveRequestAndRefusesNewOnes) {
+  FakeBackend* backend = nullptr;
+  EngineOptions opts;
+  opts.max_num_seqs = 1;  // "b" waits while "a" runs
+  auto engine = make_engine(opts, &backend);
+  ASSERT_TRUE(engine->add_request(gen("a", {1, 2}, 5)).is_ok());
+  ASSERT_TRUE(engine->add_request(gen("b", {3, 4}, 5)).is_ok());
+  EXPECT_TRUE(engine->health().is_ok());
+  backend->broken = true;
+  std::vector<RequestOutput> outs = engine->step();
+  ASSERT_EQ(outs.size(), 2u);  // the step's request, and the one still waiting
+  for (const RequestOutput& o : outs) {
+    EXPECT_TRUE(o.finished) << o.request_id;
+    EXPECT_NE(o.error.find("broken for good"), std::string::npos) << o.request_id << ": " << o.error;
+  }
+  EXPECT_FALSE(engine->has_unfinished_requests());
+  EXPECT_EQ(engine->kv_cache().num_free_blocks(), engine->num_kv_blocks());
+  EXPECT_FALSE(engine->health().is_ok());
+  Status again = engine->add_request(gen("c", {5}, 2));
+  EXPECT_EQ(again.code(), StatusCode::kUnavailable);
+  EXPECT_NE(again.message().find("broken for good"), std::string::npos) << again.to_string();
+}
+
 TEST(EngineCore, OutputsCarryTimingsAndCounts) {
   auto engine = make_engine({});
   ASSERT_TRUE(engine->add_request(gen("a", tokens(20, 1), 5)).is_ok());

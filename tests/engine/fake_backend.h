@@ -70,6 +70,7 @@ class FakeBackend : public Backend {
   Result<StepOutput> execute(const StepInput& in) override {
     ++num_steps;
     num_tokens_per_step.push_back(in.num_tokens());
+    if (broken) return internal_error("injected: the backend is broken for good");
     if (fail_next) {
       fail_next = false;
       return internal_error("injected backend failure");
@@ -143,6 +144,12 @@ class FakeBackend : public Backend {
   int num_steps = 0;
   std::vector<int> num_tokens_per_step;
   bool fail_next = false;
+  // Once set, every step fails and health() reports the backend broken for
+  // good (as a tensor parallel group with a failed rank does).
+  std::atomic<bool> broken{false};
+  Status health() const override {
+    return broken ? internal_error("injected: the backend is broken for good") : Status::ok();
+  }
   std::vector<int32_t> script;  // when set: the n-th output token of every request is script[n]
 
  private:

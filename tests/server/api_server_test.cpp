@@ -34,6 +34,14 @@ TEST_F(ApiServerTest, CompletionNonStreaming) {
   EXPECT_FALSE(j.contains("kv_transfer_params"));
 }
 
+TEST_F(ApiServerTest, HealthAnswers503NamingTheErrorOnceTheEngineHasStopped) {
+  EXPECT_EQ(get("/health").status, 200);
+  engine_->set_health(deadline_exceeded("tensor parallel rank(s) 1 of 2 hung"));
+  TestResponse r = get("/health");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("rank(s) 1 of 2 hung"), std::string::npos) << r.body;
+}
+
 TEST_F(ApiServerTest, CompletionFromTokenIdsAndSamplingParamsReachTheEngine) {
   Json body = {{"prompt", {1, 2, 3}},
                {"max_tokens", 4},

@@ -90,6 +90,15 @@ class FakeEngine : public EngineApi {
     return s;
   }
   int max_model_len() const override { return options_.max_model_len; }
+  Status health() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return health_;
+  }
+  // As an engine whose backend broke for good (a tensor parallel rank lost).
+  void set_health(Status health) {
+    std::lock_guard<std::mutex> lock(mu_);
+    health_ = std::move(health);
+  }
 
   // While paused, running requests produce no tokens (admission and aborts go on).
   void set_paused(bool paused) {
@@ -108,6 +117,7 @@ class FakeEngine : public EngineApi {
   }
 
  private:
+  Status health_;
   struct Req {
     GenerationRequest request;
     OutputCallback cb;
