@@ -61,11 +61,10 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   if (!node.IsMap()) return invalid_argument("'{}' must be a mapping or a replica count", where);
   for (const auto& kv : node) {
     std::string key = kv.first.as<std::string>();
-    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size" &&
-        key != "enable_expert_parallel") {
+    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size" && key != "enable_expert_parallel") {
       return invalid_argument(
-          "unknown field '{}.{}' (expected replicas, tensor_parallel_size, enable_expert_parallel, engine_args)",
-          where, key);
+          "unknown field '{}.{}' (expected replicas, tensor_parallel_size, enable_expert_parallel, engine_args)", where,
+          key);
     }
   }
   if (node["enable_expert_parallel"]) group->enable_expert_parallel = node["enable_expert_parallel"].as<bool>();
@@ -129,11 +128,28 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     YAML::Node root = YAML::Load(text);
     BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the deployment spec"));
     if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
-    static const char* kKnown[] = {
-        "name",    "model",     "device",  "mode",     "kv_transport",     "engine_args",      "tensor_parallel_size",
-        "prefill", "decode",    "agg",     "replicas", "router",           "base_port",        "base_kv_port",
-        "gpus",    "discovery", "restart", "host",     "health_timeout_s", "shutdown_grace_s", "role_control",
-        "enable_expert_parallel"};
+    static const char* kKnown[] = {"name",
+                                   "model",
+                                   "device",
+                                   "mode",
+                                   "kv_transport",
+                                   "engine_args",
+                                   "tensor_parallel_size",
+                                   "prefill",
+                                   "decode",
+                                   "agg",
+                                   "replicas",
+                                   "router",
+                                   "base_port",
+                                   "base_kv_port",
+                                   "gpus",
+                                   "discovery",
+                                   "restart",
+                                   "host",
+                                   "health_timeout_s",
+                                   "shutdown_grace_s",
+                                   "role_control",
+                                   "enable_expert_parallel"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;

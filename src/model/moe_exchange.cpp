@@ -18,8 +18,7 @@ double log_choose(int n, int r) {
 double rank_hit(const ModelConfig& c, int ranks) {
   const int ne = c.num_experts, k = c.num_experts_per_tok;
   const int groups = c.deepseek_moe.n_group, chosen_groups = c.deepseek_moe.topk_group;
-  if (groups <= 1 || chosen_groups >= groups || groups % ranks != 0)
-    return probability_rank_hit(ne, ne / ranks, k);
+  if (groups <= 1 || chosen_groups >= groups || groups % ranks != 0) return probability_rank_hit(ne, ne / ranks, k);
   // Grouped routing: topk_group of the n_group groups, then k experts among
   // theirs; the rank holds n_group / N whole groups, of which g are chosen.
   const int per_group = ne / groups, held_groups = groups / ranks, pool = chosen_groups * per_group;

@@ -150,8 +150,8 @@ decode: {replicas: 1, enable_expert_parallel: false, engine_args: {enable-expert
   EXPECT_FALSE(decode.enable_expert_parallel);  // the field wins over its engine argument
   EXPECT_FALSE(contains(decode.args, "--enable-expert-parallel"));
   // An engine argument alone counts; no mention at all adds no flag.
-  EXPECT_TRUE(first_planned("mode: agg\nreplicas: 1\nengine_args: {enable-expert-parallel: \"\"}\n")
-                  .enable_expert_parallel);
+  EXPECT_TRUE(
+      first_planned("mode: agg\nreplicas: 1\nengine_args: {enable-expert-parallel: \"\"}\n").enable_expert_parallel);
   EXPECT_FALSE(contains(first_planned("mode: agg\nreplicas: 1\n").args, "--enable-expert-parallel"));
   EXPECT_NE(DeploySpec::parse_yaml("mode: agg\nagg: {replicas: 1, expert_parallel: true}\n")
                 .status()

@@ -114,8 +114,8 @@ Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, 
   L.expert_down.resize(s.num_local_experts);
   for (int x = 0; x < s.num_local_experts; ++x)  // local x is the model's expert s.expert_begin + x
     BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, fmt::format("{}mlp.experts.{}.", p, s.expert_begin + x), h, mi,
-                                         s.moe_intermediate_begin, s.moe_intermediate_size, pool,
-                                         L.expert_gate_up[x], L.expert_down[x]));
+                                         s.moe_intermediate_begin, s.moe_intermediate_size, pool, L.expert_gate_up[x],
+                                         L.expert_down[x]));
   if (c.arch != Arch::kDeepseekV3) return Status::ok();
   BATON_ASSIGN_OR_RETURN(L.expert_bias, load_tensor(ckpt, whole(p + "mlp.gate.e_score_correction_bias", {ne}), pool));
   if (c.deepseek_moe.n_shared_experts > 0) {
