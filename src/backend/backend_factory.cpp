@@ -23,7 +23,7 @@ constexpr std::chrono::milliseconds kRankTimeout{3000};
 // threads and the KV budget shared among them.
 Result<std::unique_ptr<Backend>> make_cpu_tensor_parallel(const Checkpoint& ckpt, const BackendOptions& options) {
   const int n = options.tensor_parallel_size;
-  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n));
+  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n, options.enable_expert_parallel));
   BackendOptions per_rank = options;
   const int threads = options.num_threads > 0 ? options.num_threads
                                               : static_cast<int>(std::thread::hardware_concurrency());
@@ -34,7 +34,7 @@ Result<std::unique_ptr<Backend>> make_cpu_tensor_parallel(const Checkpoint& ckpt
   std::vector<std::unique_ptr<Communicator>> comms;
   std::vector<std::unique_ptr<Backend>> ranks;
   for (int r = 0; r < n; ++r) {
-    BATON_ASSIGN_OR_RETURN(TpShard shard, TpShard::make(ckpt.config(), r, n));
+    BATON_ASSIGN_OR_RETURN(TpShard shard, TpShard::make(ckpt.config(), r, n, options.enable_expert_parallel));
     Result<std::unique_ptr<CpuBackend>> rank = CpuBackend::create_rank(ckpt, per_rank,
                                                                        CpuTpRank{shard, group[r].get()});
     if (!rank.is_ok()) return rank.status().with_context(fmt::format("tensor parallel rank {} of {}", r, n));

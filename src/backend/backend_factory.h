@@ -25,6 +25,10 @@ struct BackendOptions {
   // them as threads over a CpuCommunicator, the CUDA backend one per GPU
   // over NCCL; other devices take only 1.
   int tensor_parallel_size = 1;
+  // --enable-expert-parallel: each MoE layer's routed experts spread whole
+  // over the ranks (rank r holds experts [r*E/N, (r+1)*E/N)) instead of every
+  // rank holding a slice of every expert; ignored by models without experts.
+  bool enable_expert_parallel = false;
   // CUDA: the device of each rank (--gpus); empty: the first
   // tensor_parallel_size visible devices.
   std::vector<int> gpus = {};

@@ -26,6 +26,7 @@ struct Args {
   std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
   double gpu_memory_utilization = 0.95;
   int tensor_parallel_size = 1;
+  bool enable_expert_parallel = false;
   std::vector<int> gpus;
 };
 
@@ -52,6 +53,8 @@ baton::cli::RunFn setup(CLI::App& sub) {
                  "ranks of the profiled instance, one GPU each over NCCL; also measures the all-reduce's bus "
                  "bandwidth, and utilisation is against that many cards")
       ->check(CLI::PositiveNumber);
+  sub.add_flag("--enable-expert-parallel", args->enable_expert_parallel,
+               "MoE models: spread each layer's experts whole over the ranks instead of slicing every expert");
   sub.add_option("--gpus", args->gpus, "the ranks' devices, e.g. 0,1,2,3 (default: the first N visible)")
       ->delimiter(',')
       ->check(CLI::NonNegativeNumber);
@@ -80,6 +83,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
     o.decode_batches = args->decode_batches;
     o.prefill_tokens = args->prefill_tokens;
     o.tensor_parallel_size = args->tensor_parallel_size;
+    o.enable_expert_parallel = args->enable_expert_parallel;
     o.gpus = args->gpus;
     if (args->quick) {
       o.decode_iters = 5;

@@ -40,6 +40,10 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
                  "Ranks the model is split over (heads, MLP, vocabulary): cpu threads, or one GPU each on cuda")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--enable-expert-parallel", f.enable_expert_parallel,
+               "MoE models: spread each layer's routed experts whole over the tensor-parallel ranks (rank r holds "
+               "experts [r*E/N, (r+1)*E/N)) instead of slicing every expert; shared experts, dense layers and "
+               "attention stay tensor-parallel");
   app.add_option("--gpus", f.gpus,
                  "CUDA: the device of each tensor-parallel rank, e.g. 0,1,2,3 (default: the first "
                  "--tensor-parallel-size visible devices; CUDA_VISIBLE_DEVICES applies)")

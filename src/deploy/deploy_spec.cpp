@@ -61,11 +61,13 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   if (!node.IsMap()) return invalid_argument("'{}' must be a mapping or a replica count", where);
   for (const auto& kv : node) {
     std::string key = kv.first.as<std::string>();
-    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size") {
-      return invalid_argument("unknown field '{}.{}' (expected replicas, tensor_parallel_size, engine_args)", where,
-                              key);
+    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size" && key != "enable_expert_parallel") {
+      return invalid_argument(
+          "unknown field '{}.{}' (expected replicas, tensor_parallel_size, enable_expert_parallel, engine_args)", where,
+          key);
     }
   }
+  if (node["enable_expert_parallel"]) group->enable_expert_parallel = node["enable_expert_parallel"].as<bool>();
   if (node["replicas"]) group->replicas = node["replicas"].as<int>();
   if (node["tensor_parallel_size"]) {
     group->tensor_parallel_size = node["tensor_parallel_size"].as<int>();
@@ -126,10 +128,28 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     YAML::Node root = YAML::Load(text);
     BATON_RETURN_IF_ERROR(check_yaml_limits(root, "the deployment spec"));
     if (!root.IsMap()) return invalid_argument("a deployment spec must be a YAML mapping");
-    static const char* kKnown[] = {
-        "name",    "model",     "device",  "mode",     "kv_transport",     "engine_args",      "tensor_parallel_size",
-        "prefill", "decode",    "agg",     "replicas", "router",           "base_port",        "base_kv_port",
-        "gpus",    "discovery", "restart", "host",     "health_timeout_s", "shutdown_grace_s", "role_control"};
+    static const char* kKnown[] = {"name",
+                                   "model",
+                                   "device",
+                                   "mode",
+                                   "kv_transport",
+                                   "engine_args",
+                                   "tensor_parallel_size",
+                                   "prefill",
+                                   "decode",
+                                   "agg",
+                                   "replicas",
+                                   "router",
+                                   "base_port",
+                                   "base_kv_port",
+                                   "gpus",
+                                   "discovery",
+                                   "restart",
+                                   "host",
+                                   "health_timeout_s",
+                                   "shutdown_grace_s",
+                                   "role_control",
+                                   "enable_expert_parallel"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;
@@ -159,6 +179,7 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
         return invalid_argument("tensor_parallel_size must be at least 1, got {}", spec.tensor_parallel_size);
       }
     }
+    if (root["enable_expert_parallel"]) spec.enable_expert_parallel = root["enable_expert_parallel"].as<bool>();
     BATON_RETURN_IF_ERROR(read_args(root["engine_args"], "engine_args", &spec.engine_args));
     BATON_RETURN_IF_ERROR(read_group(root["prefill"], "prefill", &spec.prefill));
     BATON_RETURN_IF_ERROR(read_group(root["decode"], "decode", &spec.decode));
@@ -237,6 +258,12 @@ int DeploySpec::tensor_parallel_size_of(const RoleGroup& group) const {
   return 1;
 }
 
+bool DeploySpec::expert_parallel_of(const RoleGroup& group) const {
+  if (group.enable_expert_parallel) return *group.enable_expert_parallel;
+  if (enable_expert_parallel) return *enable_expert_parallel;
+  return group.engine_args.count("enable-expert-parallel") > 0 || engine_args.count("enable-expert-parallel") > 0;
+}
+
 std::string InstanceSpec::cuda_visible_devices() const { return fmt::format("{}", fmt::join(gpus, ",")); }
 
 namespace {
@@ -277,6 +304,7 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       inst.port = spec.base_port + index;
       inst.kv_port = spec.base_kv_port + index;
       inst.tensor_parallel_size = spec.tensor_parallel_size_of(*group);
+      inst.enable_expert_parallel = spec.expert_parallel_of(*group);
       if (spec.device == "cuda") {
         for (int g = 0; g < inst.tensor_parallel_size; ++g, ++next_gpu)
           inst.gpus.push_back(spec.gpus.empty() ? next_gpu : spec.gpus[next_gpu]);
@@ -306,6 +334,8 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       if (inst.tensor_parallel_size > 1 || args.count("tensor-parallel-size")) {
         args["tensor-parallel-size"] = std::to_string(inst.tensor_parallel_size);
       }
+      if (inst.enable_expert_parallel) args["enable-expert-parallel"] = "";  // a bare flag
+      else args.erase("enable-expert-parallel");
       // The drain each instance gets on SIGTERM: within the supervisor's grace, so it ends
       // with "server stopped" rather than a SIGKILL.
       args["shutdown-grace-s"] = fmt::format("{}", spec.shutdown_grace_s);

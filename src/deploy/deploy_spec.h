@@ -10,6 +10,8 @@
 //   decode: {replicas: 1, tensor_parallel_size: 2}   # per role; else the spec's
 //   tensor_parallel_size: 1   # ranks per instance (each takes that many GPUs;
 //                             # engine_args' tensor-parallel-size is read too)
+//   enable_expert_parallel: false   # MoE experts spread whole over an instance's
+//                             # ranks (per role too, next to tensor_parallel_size)
 //   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
 //   router: {port: 8000, policy: round_robin,
 //            disagg: conditional,            # pd/adaptive: always | conditional | auto
@@ -35,6 +37,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +51,7 @@ const char* role_name(InstanceRole role);  // "agg", "prefill", "decode"
 struct RoleGroup {
   int replicas = 0;
   int tensor_parallel_size = 0;                    // ranks per instance; 0: the spec's
+  std::optional<bool> enable_expert_parallel;      // unset: the spec's
   std::map<std::string, std::string> engine_args;  // flag name (no dashes) -> value ("" = bare flag)
 };
 
@@ -59,6 +63,7 @@ struct DeploySpec {
   std::string kv_transport = "shm";
   std::map<std::string, std::string> engine_args;
   int tensor_parallel_size = 0;  // every role's unless its group sets one; 0: unset
+  std::optional<bool> enable_expert_parallel;  // every role's unless its group sets it
   RoleGroup agg, prefill, decode;
   int router_port = 8000;
   std::string router_policy = "round_robin";
@@ -82,6 +87,10 @@ struct DeploySpec {
   // else the spec's, else a tensor-parallel-size engine argument (the
   // group's, then the spec's), else 1.
   int tensor_parallel_size_of(const RoleGroup& group) const;
+  // Whether an instance of `group` spreads its experts over its ranks: the
+  // group's enable_expert_parallel, else the spec's, else whether an
+  // enable-expert-parallel engine argument is given (the group's or the spec's).
+  bool expert_parallel_of(const RoleGroup& group) const;
 };
 
 // One process of the deployment, fully resolved.
@@ -91,6 +100,7 @@ struct InstanceSpec {
   int port = 0;
   int kv_port = 0;
   int tensor_parallel_size = 1;   // its ranks (--tensor-parallel-size)
+  bool enable_expert_parallel = false;  // --enable-expert-parallel
   int gpu = -1;                   // its first GPU, -1 = none
   std::vector<int> gpus;          // cuda: its tensor_parallel_size GPUs (gpus[0] == gpu)
   std::vector<std::string> args;  // argv after the binary

@@ -65,6 +65,7 @@ Result<Parts> build_parts(const EngineBuildOptions& flags) {
   bo.gpu_memory_utilization = flags.gpu_memory_utilization;
   bo.batch_invariant = flags.batch_invariant;
   bo.tensor_parallel_size = flags.tensor_parallel_size;
+  bo.enable_expert_parallel = flags.enable_expert_parallel;
   bo.gpus = flags.gpus;
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(flags.device, *p.checkpoint, bo));
   std::shared_ptr<const Detokenizer> detok;

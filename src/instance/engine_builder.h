@@ -29,6 +29,7 @@ struct EngineBuildOptions {
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   bool batch_invariant = false;         // CUDA: tokens independent of batch shape (slower)
   int tensor_parallel_size = 1;         // ranks of the instance (cpu threads or GPUs; docs/parallelism.md)
+  bool enable_expert_parallel = false;  // MoE experts spread whole over the ranks (docs/parallelism.md)
   std::vector<int> gpus = {};           // CUDA: one device per rank (--gpus); empty: the first visible
   // Test hook: a JSON file ["output 1", "output 2", ...] that replaces what
   // the model samples (backend/scripted_backend.h). Empty: off.

@@ -2,8 +2,10 @@
 // TP=4 (4 query heads, 2 KV heads: TP=4 replicates each KV head on two
 // ranks) generates exactly TP=1's greedy tokens with logits within 1e-4, over
 // a batch of prompts with chunked prefill (and so do two random-weight
-// presets with shapes the fixtures lack); layouts that cannot shard are
-// refused naming the heads; a failed rank ends the instance with an error.
+// presets with shapes the fixtures lack); so do the MoE models with their
+// experts spread over the ranks (--enable-expert-parallel), each rank holding
+// only its experts; layouts that cannot shard are refused naming the heads
+// (or the experts); a failed rank ends the instance with an error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -45,10 +47,11 @@ std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   return ckpt.is_ok() ? std::move(ckpt).value() : nullptr;
 }
 
-std::unique_ptr<Backend> make_tp_backend(const Checkpoint& ckpt, int tp) {
+std::unique_ptr<Backend> make_tp_backend(const Checkpoint& ckpt, int tp, bool expert_parallel = false) {
   BackendOptions options;
   options.num_threads = 2;
   options.tensor_parallel_size = tp;
+  options.enable_expert_parallel = expert_parallel;
   Result<std::unique_ptr<Backend>> b = make_backend("cpu", ckpt, options);
   EXPECT_TRUE(b.is_ok()) << b.status().to_string();
   if (!b.is_ok()) return nullptr;
@@ -73,14 +76,15 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return worst;
 }
 
-void expect_tp_matches_one_rank(const Checkpoint& ckpt, const std::vector<std::vector<int32_t>>& prompts) {
+void expect_tp_matches_one_rank(const Checkpoint& ckpt, const std::vector<std::vector<int32_t>>& prompts,
+                                bool expert_parallel = false) {
   auto single = make_tp_backend(ckpt, 1);
   ASSERT_NE(single, nullptr);
   const Generation reference = generate(*single, prompts);
   for (const auto& out : reference.outputs) ASSERT_EQ(out.size(), static_cast<size_t>(kNewTokens));
   for (int tp : {2, 4}) {
-    SCOPED_TRACE("tensor parallel size " + std::to_string(tp));
-    auto sharded = make_tp_backend(ckpt, tp);
+    SCOPED_TRACE("tensor parallel size " + std::to_string(tp) + (expert_parallel ? ", expert parallel" : ""));
+    auto sharded = make_tp_backend(ckpt, tp, expert_parallel);
     ASSERT_NE(sharded, nullptr);
     EXPECT_EQ(sharded->model_config().vocab_size, single->model_config().vocab_size);
     const Generation g = generate(*sharded, prompts);
@@ -102,6 +106,78 @@ TEST_P(TensorParallelModels, GreedyTokensAndLogitsMatchOneRank) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelModels, ::testing::ValuesIn(testing::kFixtureModels),
                          testing::model_param_name);
+
+// The MoE fixtures (8 experts: 4 a rank at TP=2, 2 at TP=4) with their
+// experts spread over the ranks; DeepSeek-V3's grouped routing and its
+// shared experts (still sliced) included.
+class ExpertParallelModels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ExpertParallelModels, GreedyTokensAndLogitsMatchOneRank) {
+  auto ckpt = open_checkpoint(GetParam());
+  ASSERT_NE(ckpt, nullptr);
+  ASSERT_EQ(ckpt->config().num_experts, 8);
+  expect_tp_matches_one_rank(*ckpt, testing::golden_prompts(GetParam()), /*expert_parallel=*/true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ExpertParallelModels, ::testing::Values("qwen3-moe-tiny", "deepseek-v3-tiny"),
+                         testing::model_param_name);
+
+// Each rank holds E/N whole experts: its routed experts' bytes are the
+// whole model's over N, and its other weights are TP's.
+TEST(ExpertParallel, EachRankHoldsItsShareOfTheExperts) {
+  for (const std::string name : {"qwen3-moe-tiny", "deepseek-v3-tiny"}) {
+    SCOPED_TRACE(name);
+    auto ckpt = open_checkpoint(name);
+    ASSERT_NE(ckpt, nullptr);
+    auto one = make_tp_backend(*ckpt, 1);
+    ASSERT_NE(one, nullptr);
+    const size_t whole = dynamic_cast<CpuBackend&>(*one).routed_expert_bytes();
+    EXPECT_GT(whole, 0u);
+    for (int n : {2, 4}) {
+      auto ep = make_tp_backend(*ckpt, n, true), tp = make_tp_backend(*ckpt, n, false);
+      ASSERT_TRUE(ep && tp);
+      auto& ep_ranks = dynamic_cast<TensorParallelBackend&>(*ep);
+      auto& tp_ranks = dynamic_cast<TensorParallelBackend&>(*tp);
+      ASSERT_EQ(ep_ranks.world_size(), n);
+      for (int r = 0; r < n; ++r) {
+        auto& ep_rank = dynamic_cast<CpuBackend&>(ep_ranks.rank(r));
+        auto& tp_rank = dynamic_cast<CpuBackend&>(tp_ranks.rank(r));
+        EXPECT_EQ(ep_rank.routed_expert_bytes(), whole / n) << "rank " << r << " of " << n;
+        EXPECT_EQ(ep_rank.weight_bytes() - ep_rank.routed_expert_bytes(),
+                  tp_rank.weight_bytes() - tp_rank.routed_expert_bytes());
+      }
+    }
+  }
+}
+
+TEST(ExpertParallel, AnExpertCountTheRanksDoNotDivideIsRefused) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("baton_ep_six_" + std::to_string(std::random_device{}()));
+  Result<ModelPreset> preset = find_model_preset("tiny-qwen3-moe");
+  ASSERT_TRUE(preset.is_ok()) << preset.status().to_string();
+  ModelConfig six = preset->config;
+  six.num_experts = 6;
+  RandomCheckpointOptions options;
+  options.out_dir = dir.string();
+  options.num_threads = 1;
+  ASSERT_TRUE(write_random_checkpoint(six, options).is_ok());
+  Result<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(dir.string());
+  ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
+  BackendOptions bo;
+  bo.num_threads = 1;
+  bo.tensor_parallel_size = 4;
+  bo.enable_expert_parallel = true;
+  Result<std::unique_ptr<Backend>> b = make_backend("cpu", **ckpt, bo);
+  ASSERT_FALSE(b.is_ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find("6 experts evenly over 4 ranks"), std::string::npos) << b.status().to_string();
+  bo.tensor_parallel_size = 2;  // 3 experts a rank
+  EXPECT_TRUE(make_backend("cpu", **ckpt, bo).is_ok());
+  bo.enable_expert_parallel = false;  // sliced experts: TP=4 splits moe_intermediate_size instead
+  bo.tensor_parallel_size = 4;
+  EXPECT_TRUE(make_backend("cpu", **ckpt, bo).is_ok());
+  std::filesystem::remove_all(dir);
+}
 
 // Shapes the fixtures lack, from random-weight presets: a dense layer
 // between MoE layers (tiny-qwen3-moe) and MLA without q LoRA, its q_proj
@@ -128,6 +204,7 @@ TEST_P(TensorParallelPresets, GreedyTokensAndLogitsMatchOneRank) {
   for (size_t i = 0; i < prompts.size(); ++i)
     for (size_t t = 0; t < 4 + 5 * i; ++t) prompts[i].push_back(token(rng));
   expect_tp_matches_one_rank(**ckpt, prompts);
+  expect_tp_matches_one_rank(**ckpt, prompts, /*expert_parallel=*/true);
   std::filesystem::remove_all(dir);
 }
 

@@ -5,7 +5,9 @@
 // (KV heads replicated) over host-staged CPU collectives, several ranks on
 // the one GPU, teacher-forced against TP=1 (the same greedy picks but at
 // bf16 near-ties, logits within 2e-2); a failed rank ending the instance
-// with its error; clear refusals of what cannot run.
+// with its error; clear refusals of what cannot run; the MoE fixture with
+// its experts spread over 2 and 4 ranks (--enable-expert-parallel) against
+// the plain backend.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -174,6 +176,17 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
   expect_same_greedy_picks(generate(**nccl, prompts, true, &ref_logits), ref_logits, ckpt->config().vocab_size, 1e-2);
 }
 
+// `tp` ranks of `ckpt` on GPU 0 over host-staged collectives.
+Result<std::unique_ptr<TensorParallelBackend>> host_staged_ranks(const Checkpoint& ckpt, int tp,
+                                                                 const CudaBackendOptions& options) {
+  std::vector<std::unique_ptr<DeviceCommunicator>> comms;
+  for (auto& c : HostStagedCommunicator::make_group(tp, std::chrono::milliseconds(5000))) comms.push_back(std::move(c));
+  CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
+    return CudaBackend::create(ckpt, o, rank);
+  };
+  return make_cuda_tensor_parallel(ckpt.config(), options, std::vector<int>(tp, 0), std::move(comms), make_rank);
+}
+
 // Several ranks on the one GPU over host-staged collectives: TP=2 and TP=4
 // (the fixtures' 2 KV heads replicated on two ranks each) against TP=1.
 TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
@@ -185,14 +198,7 @@ TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
   const Generation reference = generate(*plain, prompts, true);
   for (int tp : {2, 4}) {
     SCOPED_TRACE("tensor parallel size " + std::to_string(tp));
-    std::vector<std::unique_ptr<DeviceCommunicator>> comms;
-    for (auto& c : HostStagedCommunicator::make_group(tp, std::chrono::milliseconds(5000)))
-      comms.push_back(std::move(c));
-    CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
-      return CudaBackend::create(*ckpt, o, rank);
-    };
-    auto sharded = make_cuda_tensor_parallel(ckpt->config(), small_options(), std::vector<int>(tp, 0), std::move(comms),
-                                             make_rank);
+    auto sharded = host_staged_ranks(*ckpt, tp, small_options());
     if (!sharded.is_ok() && sharded.status().code() == StatusCode::kUnimplemented &&
         sharded.status().message().find("intermediate size divisible by 8") != std::string::npos) {
       std::printf("  %s at TP=%d refused: %s\n", GetParam().c_str(), tp, sharded.status().to_string().c_str());
@@ -235,6 +241,31 @@ TEST(CudaTensorParallel, AFailedRankEndsTheInstanceWithItsError) {
     ASSERT_FALSE(out.is_ok());
     EXPECT_NE(out.status().message().find("injected"), std::string::npos) << out.status().to_string();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  }
+}
+
+// Expert parallelism: qwen3-moe-tiny's 8 experts spread whole over 2 and 4
+// ranks on the one GPU (each rank sorting only its experts' slots, the
+// all-reduce adding the others'), teacher-forced against the plain backend;
+// each rank's weights are smaller than the whole model's by its experts.
+TEST(CudaExpertParallel, SpreadExpertsMatchThePlainBackend) {
+  auto ckpt = open_checkpoint("qwen3-moe-tiny");
+  ASSERT_NE(ckpt, nullptr);
+  const auto prompts = baton::testing::golden_prompts("qwen3-moe-tiny");
+  auto plain = plain_backend(*ckpt);
+  ASSERT_NE(plain, nullptr);
+  const Generation reference = generate(*plain, prompts, true);
+  CudaBackendOptions options = small_options();
+  options.enable_expert_parallel = true;
+  for (int tp : {2, 4}) {
+    SCOPED_TRACE("expert parallel over " + std::to_string(tp) + " ranks");
+    auto ep = host_staged_ranks(*ckpt, tp, options);
+    ASSERT_TRUE(ep.is_ok()) << ep.status().to_string();
+    for (int r = 0; r < tp; ++r)
+      EXPECT_LT(dynamic_cast<CudaBackend&>((*ep)->rank(r)).weight_bytes(), plain->weight_bytes());
+    ASSERT_TRUE((*ep)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
+    const Generation g = generate(**ep, prompts, true, &reference);
+    expect_same_greedy_picks(g, reference, ckpt->config().vocab_size, 2e-2);
   }
 }
 

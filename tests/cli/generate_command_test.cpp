@@ -169,7 +169,8 @@ TEST(GenerateCommand, ClearErrors) {
 }
 
 // --tensor-parallel-size: the golden greedy tokens at TP=2 and TP=4 (KV
-// heads replicated), and clear refusals of what cannot run.
+// heads replicated), with the experts sliced or spread whole over the ranks
+// (--enable-expert-parallel), and clear refusals of what cannot run.
 TEST(GenerateCommand, TensorParallelSize) {
   const std::string model = model_dir("qwen3-moe-tiny");
   auto golden = read_json_file(model + "/golden.json");
@@ -179,11 +180,13 @@ TEST(GenerateCommand, TensorParallelSize) {
   const std::string request = "--model " + model + " --prompt-ids " + ids + " --max-tokens " +
                               std::to_string(p["greedy_ids"].size()) + " --temperature 0 --ignore-eos --json";
   for (int tp : {2, 4}) {
-    RunResult r = run(request + " --tensor-parallel-size " + std::to_string(tp));
-    ASSERT_EQ(r.rc, 0) << r.err;
-    auto lines = json_lines(r.out);
-    ASSERT_EQ(lines.size(), 1u);
-    EXPECT_EQ(lines[0]["token_ids"], p["greedy_ids"]) << "TP=" << tp;
+    for (const std::string ep : {"", " --enable-expert-parallel"}) {
+      RunResult r = run(request + " --tensor-parallel-size " + std::to_string(tp) + ep);
+      ASSERT_EQ(r.rc, 0) << r.err;
+      auto lines = json_lines(r.out);
+      ASSERT_EQ(lines.size(), 1u);
+      EXPECT_EQ(lines[0]["token_ids"], p["greedy_ids"]) << "TP=" << tp << ep;
+    }
   }
   RunResult r = run(request + " --tensor-parallel-size 3");
   EXPECT_NE(r.rc, 0);

@@ -128,6 +128,38 @@ gpus: [7, 6, 5, 4, 3, 2, 1, 0]
             std::string::npos);
 }
 
+// enable_expert_parallel per role (else the spec's, else an engine
+// argument): a bare --enable-expert-parallel on the instances that have it.
+TEST(DeploySpecTest, ExpertParallelPerRole) {
+  auto spec = DeploySpec::parse_yaml(R"(
+mode: pd
+tensor_parallel_size: 2
+enable_expert_parallel: true
+prefill: {replicas: 1, tensor_parallel_size: 4}
+decode: {replicas: 1, enable_expert_parallel: false, engine_args: {enable-expert-parallel: ""}}
+)");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  auto instances = plan_instances(*spec);
+  ASSERT_TRUE(instances.is_ok()) << instances.status().to_string();
+  ASSERT_EQ(instances->size(), 2u);
+  const InstanceSpec& prefill = (*instances)[0];
+  const InstanceSpec& decode = (*instances)[1];
+  EXPECT_TRUE(prefill.enable_expert_parallel);
+  EXPECT_EQ(std::count(prefill.args.begin(), prefill.args.end(), "--enable-expert-parallel"), 1);
+  EXPECT_EQ(flag_value(prefill.args, "--tensor-parallel-size"), "4");
+  EXPECT_FALSE(decode.enable_expert_parallel);  // the field wins over its engine argument
+  EXPECT_FALSE(contains(decode.args, "--enable-expert-parallel"));
+  // An engine argument alone counts; no mention at all adds no flag.
+  EXPECT_TRUE(
+      first_planned("mode: agg\nreplicas: 1\nengine_args: {enable-expert-parallel: \"\"}\n").enable_expert_parallel);
+  EXPECT_FALSE(contains(first_planned("mode: agg\nreplicas: 1\n").args, "--enable-expert-parallel"));
+  EXPECT_NE(DeploySpec::parse_yaml("mode: agg\nagg: {replicas: 1, expert_parallel: true}\n")
+                .status()
+                .message()
+                .find("enable_expert_parallel"),
+            std::string::npos);
+}
+
 TEST(DeploySpecTest, AggSpec) {
   auto spec = DeploySpec::parse_yaml("mode: agg\nreplicas: 2\n");
   ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();

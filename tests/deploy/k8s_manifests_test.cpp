@@ -145,10 +145,12 @@ TEST(K8sManifestsTest, APdSpecBecomesOneStatefulSetPerRoleWithGpusProbesAndTheSe
   EXPECT_TRUE(said_tcp);
 }
 
-// A role at tensor_parallel_size N: its pods ask for N GPUs and run N ranks.
+// A role at tensor_parallel_size N: its pods ask for N GPUs and run N ranks
+// (with its experts spread over them when the role says so).
 TEST(K8sManifestsTest, ATensorParallelRoleAsksForOneGpuPerRank) {
   DeploySpec spec = pd_spec();
   spec.prefill.tensor_parallel_size = 4;
+  spec.prefill.enable_expert_parallel = true;
   K8sOptions o;
   o.kv_secret_hex = kSecretHex;
   std::vector<std::string> notes;
@@ -157,9 +159,13 @@ TEST(K8sManifestsTest, ATensorParallelRoleAsksForOneGpuPerRank) {
   const YAML::Node prefill = documents(*files, "prefill.yaml")[0];
   EXPECT_EQ(prefill["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"].as<int>(), 4);
   EXPECT_EQ(flag(args_of(prefill), "--tensor-parallel-size"), "4");
+  const std::vector<std::string> prefill_args = args_of(prefill);
+  EXPECT_EQ(std::count(prefill_args.begin(), prefill_args.end(), "--enable-expert-parallel"), 1);
   const YAML::Node decode = documents(*files, "decode.yaml")[0];
   EXPECT_EQ(decode["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"].as<int>(), 1);
   EXPECT_EQ(flag(args_of(decode), "--tensor-parallel-size"), "<absent>");
+  const std::vector<std::string> decode_args = args_of(decode);
+  EXPECT_EQ(std::count(decode_args.begin(), decode_args.end(), "--enable-expert-parallel"), 0);
 }
 
 TEST(K8sManifestsTest, ACpuAggSpecHasNoGpuNoSecretAndAnExistingEtcdIsUsed) {

@@ -108,5 +108,68 @@ TEST(TpShard, MlaKeepsTheLatentWholeOnEveryRank) {
   expect_refused(c, 4, "moe_intermediate_size 30");
 }
 
+ModelConfig qwen3_moe(int experts) {
+  ModelConfig c = dense(4, 2);
+  c.arch = Arch::kQwen3Moe;
+  c.num_experts = experts;
+  c.num_experts_per_tok = 2;
+  c.moe_intermediate_size = 32;
+  return c;
+}
+
+TEST(TpShard, ExpertParallelHoldsWholeExpertsOfItsRun) {
+  const ModelConfig c = qwen3_moe(8);
+  for (int r = 0; r < 4; ++r) {
+    Result<TpShard> s = TpShard::make(c, r, 4, /*expert_parallel=*/true);
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    EXPECT_TRUE(s->expert_parallel);
+    EXPECT_EQ(s->expert_begin, 2 * r);
+    EXPECT_EQ(s->num_local_experts, 2);
+    EXPECT_TRUE(s->holds_expert(2 * r + 1));
+    EXPECT_FALSE(s->holds_expert((2 * r + 2) % 8));
+    EXPECT_EQ(s->moe_intermediate_size, 32);  // whole experts
+    EXPECT_EQ(s->moe_intermediate_begin, 0);
+    EXPECT_EQ(s->rank_config(c).moe_intermediate_size, 32);
+    EXPECT_EQ(s->rank_config(c).num_experts, 8);  // the router still scores every expert
+    EXPECT_EQ(s->num_heads, 1);                   // attention stays tensor-parallel
+  }
+  Result<TpShard> tp = TpShard::make(c, 1, 4);  // without the flag: every expert, sliced
+  ASSERT_TRUE(tp.is_ok());
+  EXPECT_FALSE(tp->expert_parallel);
+  EXPECT_EQ(tp->expert_begin, 0);
+  EXPECT_EQ(tp->num_local_experts, 8);
+  EXPECT_EQ(tp->moe_intermediate_size, 8);
+}
+
+TEST(TpShard, ExpertParallelKeepsSharedExpertsTensorParallel) {
+  ModelConfig c = qwen3_moe(8);
+  c.arch = Arch::kDeepseekV3;
+  c.deepseek_moe.n_shared_experts = 2;
+  Result<TpShard> s = TpShard::make(c, 3, 4, true);
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  EXPECT_EQ(s->shared_intermediate_size, 2 * 32 / 4);
+  EXPECT_EQ(s->shared_intermediate_begin, 3 * 16);
+  EXPECT_EQ(s->expert_begin, 6);
+  // The moe_intermediate_size need not divide: experts are whole.
+  c.moe_intermediate_size = 30;
+  c.deepseek_moe.n_shared_experts = 0;
+  EXPECT_TRUE(check_tensor_parallel(c, 4, true).is_ok());
+  EXPECT_FALSE(check_tensor_parallel(c, 4, false).is_ok());
+}
+
+TEST(TpShard, ExpertParallelRefusesAnExpertCountTheRanksDoNotDivide) {
+  const ModelConfig c = qwen3_moe(6);
+  Status st = check_tensor_parallel(c, 4, true);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("--enable-expert-parallel"), std::string::npos) << st.to_string();
+  EXPECT_NE(st.message().find("6 experts"), std::string::npos) << st.to_string();
+  EXPECT_NE(st.message().find("6 % 4 = 2"), std::string::npos) << st.to_string();
+  EXPECT_TRUE(check_tensor_parallel(c, 2, true).is_ok());
+  // A dense model ignores the flag, as vLLM does.
+  EXPECT_TRUE(check_tensor_parallel(dense(4, 2), 4, true).is_ok());
+  EXPECT_FALSE(TpShard::make(dense(4, 2), 0, 4, true)->expert_parallel);
+}
+
 }  // namespace
 }  // namespace baton

@@ -257,7 +257,10 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
   std::fill(proj_.begin(), proj_.begin() + n * h, 0.0f);
   std::vector<int64_t> rows;
   std::vector<float> row_w, xe, ye;
-  for (int e = 0; e < ne; ++e) {  // experts in ascending order, as HF accumulates
+  // This rank's experts (all of them, or its expert-parallel run; the MoE
+  // block's all-reduce adds the others') in ascending order, as HF accumulates.
+  for (int e = shard_.expert_begin; e < shard_.expert_begin + shard_.num_local_experts; ++e) {
+    const int x = e - shard_.expert_begin;  // the local index of its weights
     rows.clear();
     row_w.clear();
     for (int64_t t = 0; t < n; ++t)
@@ -274,9 +277,9 @@ void CpuBackend::moe_mlp(int layer, int64_t n) {
     gate_up_.resize(m * 2 * mi);
     act_.resize(m * mi);
     ye.resize(m * h);
-    matmul_packed(xe.data(), m, L.expert_gate_up[e], nullptr, gate_up_.data(), pool_.get());  // [m, 2 mi]
+    matmul_packed(xe.data(), m, L.expert_gate_up[x], nullptr, gate_up_.data(), pool_.get());  // [m, 2 mi]
     silu_mul(gate_up_.data(), m, mi, act_.data());                                            // [m, mi]
-    matmul_packed(act_.data(), m, L.expert_down[e], nullptr, ye.data(), pool_.get());         // [m, h]
+    matmul_packed(act_.data(), m, L.expert_down[x], nullptr, ye.data(), pool_.get());         // [m, h]
     for (int64_t r = 0; r < m; ++r) {
       float* dst = proj_.data() + rows[r] * h;
       const float* src = ye.data() + r * h;

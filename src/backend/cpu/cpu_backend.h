@@ -68,6 +68,7 @@ class CpuBackend final : public Backend {
 
   int num_threads() const { return pool_->num_threads(); }
   size_t weight_bytes() const { return weights_.num_bytes(); }
+  size_t routed_expert_bytes() const { return weights_.routed_expert_bytes(); }
 
  private:
   CpuBackend(const ModelConfig& model_config, const CpuTpRank& rank, CpuWeights weights,

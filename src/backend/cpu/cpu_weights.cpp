@@ -99,7 +99,8 @@ Status load_gated_mlp(const Checkpoint& ckpt, const std::string& prefix, int64_t
 
 // The layer's MLP: dense, or the sparse MoE block (with DeepSeekMoE's
 // correction bias and shared experts when the config has them); each
-// intermediate dimension split by the shard.
+// intermediate dimension split by the shard, or (expert parallel) only the
+// shard's routed experts, whole.
 Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, int i, const std::string& p,
                 ThreadPool* pool, CpuLayerWeights& L) {
   const int64_t h = c.hidden_size;
@@ -109,18 +110,18 @@ Status load_mlp(const Checkpoint& ckpt, const ModelConfig& c, const TpShard& s, 
                           L.gate_up, L.down);
   const int64_t ne = c.num_experts, mi = c.moe_intermediate_size;
   BATON_ASSIGN_OR_RETURN(L.router, load_packed(ckpt, {whole(p + "mlp.gate.weight", {ne, h})}, pool));
-  L.expert_gate_up.resize(ne);
-  L.expert_down.resize(ne);
-  for (int64_t e = 0; e < ne; ++e)
-    BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, fmt::format("{}mlp.experts.{}.", p, e), h, mi, s.moe_intermediate_begin,
-                                         s.moe_intermediate_size, pool, L.expert_gate_up[e], L.expert_down[e]));
+  L.expert_gate_up.resize(s.num_local_experts);
+  L.expert_down.resize(s.num_local_experts);
+  for (int x = 0; x < s.num_local_experts; ++x)  // local x is the model's expert s.expert_begin + x
+    BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, fmt::format("{}mlp.experts.{}.", p, s.expert_begin + x), h, mi,
+                                         s.moe_intermediate_begin, s.moe_intermediate_size, pool, L.expert_gate_up[x],
+                                         L.expert_down[x]));
   if (c.arch != Arch::kDeepseekV3) return Status::ok();
   BATON_ASSIGN_OR_RETURN(L.expert_bias, load_tensor(ckpt, whole(p + "mlp.gate.e_score_correction_bias", {ne}), pool));
   if (c.deepseek_moe.n_shared_experts > 0) {
-    const int64_t shared = c.deepseek_moe.n_shared_experts, si = mi * shared,
-                  rank_si = s.moe_intermediate_size * shared;
-    BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, p + "mlp.shared_experts.", h, si, s.rank * rank_si, rank_si, pool,
-                                         L.shared_gate_up, L.shared_down));
+    const int64_t si = mi * c.deepseek_moe.n_shared_experts;
+    BATON_RETURN_IF_ERROR(load_gated_mlp(ckpt, p + "mlp.shared_experts.", h, si, s.shared_intermediate_begin,
+                                         s.shared_intermediate_size, pool, L.shared_gate_up, L.shared_down));
   }
   return Status::ok();
 }
@@ -231,6 +232,12 @@ size_t CpuWeights::num_bytes() const {
          bytes_of(L.shared_gate_up) + bytes_of(L.shared_down) + bytes_of(L.mla.qkv_a) + bytes_of(L.mla.q_a_norm) +
          bytes_of(L.mla.q_b) + bytes_of(L.mla.kv_a_norm) + bytes_of(L.mla.uk_t) + bytes_of(L.mla.uv);
   }
+  return n;
+}
+
+size_t CpuWeights::routed_expert_bytes() const {
+  size_t n = 0;
+  for (const auto& L : layers) n += bytes_of(L.expert_gate_up) + bytes_of(L.expert_down);
   return n;
 }
 

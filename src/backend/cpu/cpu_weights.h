@@ -49,8 +49,10 @@ struct CpuLayerWeights {
   // Sparse MoE block (empty in dense layers).
   bool is_moe = false;
   PackedWeight router;                       // [num_experts, hidden]
-  std::vector<PackedWeight> expert_gate_up;  // [num_experts] x [2 * moe_intermediate, hidden]
-  std::vector<PackedWeight> expert_down;     // [num_experts] x [hidden, moe_intermediate]
+  // The shard's routed experts (all, or under expert parallelism its
+  // num_local_experts from expert_begin): local index x is expert expert_begin + x.
+  std::vector<PackedWeight> expert_gate_up;  // [local experts] x [2 * moe_intermediate, hidden]
+  std::vector<PackedWeight> expert_down;     // [local experts] x [hidden, moe_intermediate]
   std::vector<float> expert_bias;            // deepseek_v3: e_score_correction_bias [num_experts]
   PackedWeight shared_gate_up;               // deepseek_v3: [2 * shared_inter, hidden]; empty without
   PackedWeight shared_down;                  // deepseek_v3: [hidden, shared_inter]
@@ -63,6 +65,7 @@ struct CpuWeights {
   std::vector<CpuLayerWeights> layers;
 
   size_t num_bytes() const;
+  size_t routed_expert_bytes() const;  // the routed experts' part of num_bytes()
 
   // Reads and converts this shard's part of every tensor the config calls
   // for; a missing tensor or one of the wrong shape is an error naming it.

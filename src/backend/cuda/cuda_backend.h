@@ -48,6 +48,9 @@ struct CudaBackendOptions {
   // A tensor-parallel rank waits this long for a step's collectives before
   // it aborts the group (a peer failed or stalls; issue 16: within 5 s).
   std::chrono::milliseconds rank_timeout{5000};
+  // Tensor-parallel ranks made by make_cuda_tensor_parallel spread the MoE
+  // experts whole over the ranks (--enable-expert-parallel; model/tp_shard.h).
+  bool enable_expert_parallel = false;
 };
 
 // Rank shard.rank of shard.world_size, joined to its peers by `comm` (which

@@ -22,6 +22,7 @@
 // shared experts added in the combine.
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/mla_prefill.h"
+#include "backend/cuda/moe_local_experts.h"
 #include "model/yarn.h"
 
 namespace baton::cuda {
@@ -204,16 +205,19 @@ void CudaBackend::moe_block(int i, int t) {
     launch_moe_topk(router_.as<float>(), t, e, k, c.norm_topk_prob, topk_ids_.as<int32_t>(), topk_w_.as<float>(),
                     stream_);
   }
-  launch_moe_align(topk_ids_.as<int32_t>(), t * k, e, moe_offsets_.as<int32_t>(), sorted_slots_.as<int32_t>(),
-                   slot_pos_.as<int32_t>(), stream_);
+  // Only this rank's experts (all, or its expert-parallel run): the others'
+  // slots are left out here and summed in by the MoE block's all-reduce.
+  const int local = shard_.num_local_experts;
+  launch_moe_align_local(topk_ids_.as<int32_t>(), t * k, shard_.expert_begin, local, moe_offsets_.as<int32_t>(),
+                         sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
   launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up, moe_offsets_.as<int32_t>(),
-                      e, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
+                      local, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
   launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
-  launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), e, t * k, h, mi,
+  launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), local, t * k, h, mi,
                       moe_out_.as<bf16>(), stream_);
   const bf16* shared = nullptr;
-  if (L.shared_down) {  // DeepSeekMoE's shared experts: one dense MLP of n_shared * moe_inter
-    const int si = mi * c.deepseek_moe.n_shared_experts;
+  if (L.shared_down) {  // DeepSeekMoE's shared experts: one dense MLP of n_shared * moe_inter, sliced by rank
+    const int si = shard_.shared_intermediate_size;
     gemm_.run(normed_.as<bf16>(), L.shared_gate_up, shared_gu_.get(), t, 2 * si, h, false, stream_);  // [t, 2 si]
     launch_silu_mul(shared_gu_.as<bf16>(), shared_act_.as<bf16>(), t, si, stream_);
     gemm_.run(shared_act_.as<bf16>(), L.shared_down, shared_out_.get(), t, h, si, false, stream_);  // [t, h]

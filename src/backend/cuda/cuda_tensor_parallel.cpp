@@ -39,7 +39,7 @@ Result<std::unique_ptr<TensorParallelBackend>> make_cuda_tensor_parallel(
   std::vector<std::unique_ptr<Communicator>> owned;
   std::vector<std::unique_ptr<Backend>> ranks;
   for (int r = 0; r < n; ++r) {
-    BATON_ASSIGN_OR_RETURN(TpShard shard, TpShard::make(model, r, n));
+    BATON_ASSIGN_OR_RETURN(TpShard shard, TpShard::make(model, r, n, base.enable_expert_parallel));
     CudaBackendOptions o = base;
     o.device_id = devices[r];
     o.gpu_memory_utilization = base.gpu_memory_utilization /
@@ -58,7 +58,7 @@ namespace {
 // N ranks over NCCL on `gpus` (or the first N visible devices).
 Result<std::unique_ptr<Backend>> make_cuda_ranks(const Checkpoint& ckpt, const CudaBackendOptions& o,
                                                  const std::vector<int>& gpus, int n) {
-  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n));
+  BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n, o.enable_expert_parallel));
   if (ckpt.config().is_mla())
     return unimplemented(
         "{} (multi-head latent attention) is not sharded on GPUs yet; use --tensor-parallel-size 1 or the cpu backend",
@@ -82,6 +82,7 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const
   o.device_id = options.device_id;
   o.gpu_memory_utilization = options.gpu_memory_utilization;
   o.batch_invariant = options.batch_invariant;
+  o.enable_expert_parallel = options.enable_expert_parallel;
   const int n = options.tensor_parallel_size;
   if (n <= 1) {
     BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(ckpt, o));

@@ -132,7 +132,7 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
     L.is_moe = c.is_moe_layer(i);
     if (L.is_moe) {
       const int64_t e = c.num_experts, mi = rc.moe_intermediate_size, mi_all = c.moe_intermediate_size;
-      const int64_t m0 = shard.moe_intermediate_begin;
+      const int64_t m0 = shard.moe_intermediate_begin, e0 = shard.expert_begin, local = shard.num_local_experts;
       add(region(&L.router, e * h), p + "mlp.gate.weight", {e, h});
       if (c.arch == Arch::kDeepseekV3) {
         off = (off + 127) & ~size_t{127};
@@ -140,23 +140,25 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
         items->push_back(Item{p + "mlp.gate.e_score_correction_bias", {e}, off, false, true});
         off += 2 * static_cast<size_t>(e);
         if (c.deepseek_moe.n_shared_experts > 0) {
-          const int64_t si = mi * c.deepseek_moe.n_shared_experts;
+          const int64_t si_all = mi_all * c.deepseek_moe.n_shared_experts, si = shard.shared_intermediate_size;
+          const int64_t s0 = shard.shared_intermediate_begin;
           const std::string sp = p + "mlp.shared_experts.";
           at = region(&L.shared_gate_up, 2 * si * h);
-          add(at, sp + "gate_proj.weight", {si, h});
-          add(at + si * h, sp + "up_proj.weight", {si, h});
-          add(region(&L.shared_down, h * si), sp + "down_proj.weight", {h, si});
+          add_rows(at, sp + "gate_proj.weight", {si_all, h}, s0, si);
+          add_rows(at + si * h, sp + "up_proj.weight", {si_all, h}, s0, si);
+          add_cols(region(&L.shared_down, h * si), sp + "down_proj.weight", {h, si_all}, s0, si);
         }
       }
-      at = region(&L.expert_gate_up, e * 2 * mi * h);
-      for (int x = 0; x < e; ++x) {
-        const std::string ep = fmt::format("{}mlp.experts.{}.", p, x);
+      // The shard's experts (expert parallel: its run of them, whole): local x is expert e0 + x.
+      at = region(&L.expert_gate_up, local * 2 * mi * h);
+      for (int x = 0; x < local; ++x) {
+        const std::string ep = fmt::format("{}mlp.experts.{}.", p, e0 + x);
         add_rows(at + x * 2 * mi * h, ep + "gate_proj.weight", {mi_all, h}, m0, mi);
         add_rows(at + x * 2 * mi * h + mi * h, ep + "up_proj.weight", {mi_all, h}, m0, mi);
       }
-      at = region(&L.expert_down, e * h * mi);
-      for (int x = 0; x < e; ++x)
-        add_cols(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, x), {h, mi_all}, m0, mi);
+      at = region(&L.expert_down, local * h * mi);
+      for (int x = 0; x < local; ++x)
+        add_cols(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, e0 + x), {h, mi_all}, m0, mi);
     } else {
       const int64_t in = rc.intermediate_size, in_all = c.intermediate_size, i0 = shard.intermediate_begin;
       at = region(&L.gate_up, 2 * in * h);

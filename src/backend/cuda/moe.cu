@@ -8,6 +8,7 @@
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/moe_local_experts.h"
 
 namespace baton::cuda {
 namespace {
@@ -175,13 +176,19 @@ __global__ void moe_grouped_topk_kernel(const float* router, const float* bias, 
   }
 }
 
-__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int32_t* offsets,
+// Experts [expert_begin, expert_begin + num_experts) are this rank's (all of
+// them without expert parallelism); a slot routed elsewhere gets slot_pos -1
+// and no sorted row.
+__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
                                  int32_t* sorted_slots, int32_t* slot_pos) {
   __shared__ int32_t count[kMaxExperts + 1];
   __shared__ int32_t cursor[kMaxExperts];
   for (int e = threadIdx.x; e < num_experts; e += blockDim.x) count[e] = 0;
   __syncthreads();
-  for (int s = threadIdx.x; s < num_slots; s += blockDim.x) atomicAdd(&count[ids[s]], 1);
+  for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
+    const unsigned local = static_cast<unsigned>(ids[s] - expert_begin);
+    if (local < static_cast<unsigned>(num_experts)) atomicAdd(&count[local], 1);
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
     int acc = 0;
@@ -195,7 +202,12 @@ __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_expe
   }
   __syncthreads();
   for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
-    int pos = atomicAdd(&cursor[ids[s]], 1);
+    const unsigned local = static_cast<unsigned>(ids[s] - expert_begin);
+    if (local >= static_cast<unsigned>(num_experts)) {
+      slot_pos[s] = -1;
+      continue;
+    }
+    int pos = atomicAdd(&cursor[local], 1);
     sorted_slots[pos] = s;
     slot_pos[s] = pos;
   }
@@ -399,6 +411,7 @@ __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, cons
     float acc = 0.0f;
     for (int j = 0; j < k; ++j) {
       int pos = slot_pos[tkn * k + j];
+      if (pos < 0) continue;  // an expert of another rank (expert parallel)
       acc += bf(eo[static_cast<int64_t>(pos) * hidden + h]) * topk_w[tkn * k + j];
     }
     if (add) acc += bf(add[static_cast<int64_t>(tkn) * hidden + h]);
@@ -431,8 +444,14 @@ void launch_moe_grouped_topk(const float* router, const float* bias, int num_tok
 
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
                       int32_t* slot_pos, cudaStream_t stream) {
+  launch_moe_align_local(topk_ids, num_slots, 0, num_experts, offsets, sorted_slots, slot_pos, stream);
+}
+
+void launch_moe_align_local(const int32_t* topk_ids, int num_slots, int expert_begin, int num_experts, int32_t* offsets,
+                            int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream) {
   BATON_CHECK(num_experts <= kMaxExperts, "moe: {} experts", num_experts);
-  moe_align_kernel<<<1, 1024, 0, stream>>>(topk_ids, num_slots, num_experts, offsets, sorted_slots, slot_pos);
+  moe_align_kernel<<<1, 1024, 0, stream>>>(topk_ids, num_slots, num_experts, expert_begin, offsets, sorted_slots,
+                                           slot_pos);
   BATON_LAUNCH_CHECK();
 }
 

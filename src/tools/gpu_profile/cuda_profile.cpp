@@ -393,6 +393,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   // One GPU, or N ranks over NCCL; `single` is the one GPU's backend (the
   // per-kernel breakdowns below run on it alone).
   const int cards = std::max(1, o.tensor_parallel_size);
+  bo.enable_expert_parallel = o.enable_expert_parallel;
   std::unique_ptr<Backend> b;
   CudaBackend* single = nullptr;
   if (cards == 1) {
@@ -404,6 +405,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   }
   m["init_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m["tensor_parallel_size"] = cards;
+  m["expert_parallel"] = o.enable_expert_parallel && config.is_moe();
   double weight_bytes = 0;
   for_each_cuda_rank(*b, [&](CudaBackend& r) { weight_bytes += static_cast<double>(r.weight_bytes()); });
   m["weight_bytes"] = weight_bytes;

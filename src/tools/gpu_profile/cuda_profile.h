@@ -27,6 +27,7 @@ struct ProfileOptions {
   // utilisation is then against that many cards. gpus: their devices (empty:
   // the first N visible).
   int tensor_parallel_size = 1;
+  bool enable_expert_parallel = false;  // MoE experts spread whole over the ranks
   std::vector<int> gpus;
   std::string json_path;  // written when set
   std::string md_path;    // written when set

@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
       o.prefill_tokens = split_ints(next());
     } else if (a == "--tensor-parallel-size") {
       o.tensor_parallel_size = split_ints(next()).at(0);
+    } else if (a == "--enable-expert-parallel") {
+      o.enable_expert_parallel = true;
     } else if (a == "--gpus") {
       o.gpus = split_ints(next());
     } else if (a == "--quick") {
@@ -74,7 +76,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
                    "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b] [--tensor-parallel-size N] "
-                   "[--gpus a,b]\n",
+                   "[--enable-expert-parallel] [--gpus a,b]\n",
                    a.c_str());
       return 2;
     }

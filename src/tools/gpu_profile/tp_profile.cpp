@@ -11,7 +11,7 @@ namespace baton::cuda {
 Result<std::unique_ptr<Backend>> make_random_tensor_parallel(const ModelConfig& config, const CudaBackendOptions& o,
                                                              int tensor_parallel_size, const std::vector<int>& gpus,
                                                              uint64_t seed) {
-  BATON_RETURN_IF_ERROR(check_tensor_parallel(config, tensor_parallel_size));
+  BATON_RETURN_IF_ERROR(check_tensor_parallel(config, tensor_parallel_size, o.enable_expert_parallel));
   BATON_ASSIGN_OR_RETURN(std::vector<int> devices, choose_tp_devices(gpus, tensor_parallel_size));
   BATON_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<NcclCommunicator>> nccl, NcclCommunicator::make_group(devices));
   std::vector<std::unique_ptr<DeviceCommunicator>> comms;
