@@ -28,6 +28,7 @@
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/device_communicator.h"
+#include "backend/cuda/fp8_gemm.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/sampling.h"
@@ -139,6 +140,8 @@ class CudaBackend final : public Backend {
   void mla_prefill_expanded(const Launch& l, int i, const KvDev& kv);
   // The MoE block of layer i, normed_ -> proj_ (routed and shared experts).
   void moe_block(int i, int num_tokens);
+  // y = x . W^T through the FP8 GEMM when the projection is held in FP8 (w8), else the bf16 one (w).
+  void linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k);
   // Rows per prefill work tile and (token, head) rows per token the attention kernel tiles.
   int attention_rows_per_item() const;
   int attention_rows_per_token() const;
@@ -172,6 +175,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   CudaWeights weights_;
   Gemm gemm_;
+  Fp8Gemm fp8_gemm_;  // FP8 checkpoints' dense projections (after gemm_: it runs its fallback)
   double load_gbps_ = 0.0;
   DeviceBuffer inv_freq_;  // [head_dim / 2] fp32
   size_t available_kv_bytes_ = 0;
