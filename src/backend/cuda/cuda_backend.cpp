@@ -104,10 +104,13 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
   gemm_.set_row_invariant(options_.batch_invariant);
   if (!weights_.layers.empty() && weights_.layers[0].o_proj_f8.present()) {
     const int max_k = std::max({c.hidden_size, c.q_size(), c.intermediate_size});
-    // Batch-invariant mode runs every FP8 weight dequantised (the row-invariant bf16 GEMM).
-    const int64_t scratch = options_.batch_invariant ? weights_.max_fp8_elems() : weights_.max_fp8_fallback_elems();
+    // Batch-invariant mode (the row-invariant bf16 GEMM) and W8A16 only run
+    // every FP8 weight past the GEMV's rows dequantised.
+    const bool all_dequantised = options_.batch_invariant || !options_.fp8_w8a8;
+    const int64_t scratch = all_dequantised ? weights_.max_fp8_elems() : weights_.max_fp8_fallback_elems();
     BATON_RETURN_IF_ERROR(fp8_gemm_.init(options_.max_num_tokens, max_k, scratch, weights_.max_fp8_elems(), &gemm_));
     fp8_gemm_.set_row_invariant(options_.batch_invariant);
+    fp8_gemm_.set_w8a8(options_.fp8_w8a8);
   }
   std::vector<float> inv = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
   BATON_RETURN_IF_ERROR(inv_freq_.allocate(inv.size() * sizeof(float)));

@@ -46,6 +46,10 @@ struct CudaBackendOptions {
   // batch (row-invariant GEMMs, one attention kernel for prefill and decode).
   // Slower; for tests and reproducibility.
   bool batch_invariant = false;
+  // FP8 checkpoints: quantise the activations of the FP8 linears per token
+  // group (W8A8 through cuBLASLt) where the shapes allow; false: W8A16 only
+  // (bf16 activations, as the CPU reference computes). Tests.
+  bool fp8_w8a8 = true;
   // A tensor-parallel rank waits this long for a step's collectives before
   // it aborts the group (a peer failed or stalls; issue 16: within 5 s).
   std::chrono::milliseconds rank_timeout{5000};

@@ -183,7 +183,7 @@ void Fp8Gemm::run(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int 
     launch_fp8_gemv(x, w, y, m, n, k, stream);
     return;
   }
-  if (!row_invariant_ && w8a8_ && w8a8_supports(w, n, k)) {
+  if (!row_invariant_ && w8a8_enabled_ && w8a8_ && w8a8_supports(w, n, k)) {
     run_w8a8(x, w, y, m, n, k, stream);
     return;
   }

@@ -41,6 +41,10 @@ class Fp8Gemm {
   // `bf16_gemm` runs the fallback (it must outlive this).
   Status init(int max_m, int max_k, int64_t max_fallback_elems, int64_t max_weight_elems, Gemm* bf16_gemm);
   void set_row_invariant(bool on) { row_invariant_ = on; }
+  // false: no activation quantisation (W8A16 everywhere: the GEMV, else the
+  // dequantising path), the CPU reference's numerics. init() must then have
+  // been given the largest weight as the fallback's.
+  void set_w8a8(bool on) { w8a8_enabled_ = on; }
 
   // Whether the W8A8 cuBLASLt path takes a weight of this layout and k.
   static bool w8a8_supports(const Fp8Weight& w, int n, int k);
@@ -66,7 +70,8 @@ class Fp8Gemm {
   void run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
 
   bool row_invariant_ = false;
-  bool w8a8_ = false;
+  bool w8a8_ = false;  // cuBLASLt ran the probe
+  bool w8a8_enabled_ = true;
   Form form_ = Form::kWeightA;
   Gemm* bf16_gemm_ = nullptr;
   cublasLtHandle_t handle_ = nullptr;
