@@ -10,12 +10,6 @@
 
 namespace baton::cuda {
 
-#define BATON_FP8_CUBLAS_CHECK(expr)                                                                  \
-  do {                                                                                                \
-    cublasStatus_t _s = (expr);                                                                       \
-    BATON_CHECK(_s == CUBLAS_STATUS_SUCCESS, "cuBLASLt error {} in {}", static_cast<int>(_s), #expr); \
-  } while (0)
-
 struct Fp8Gemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -96,31 +90,31 @@ bool Fp8Gemm::w8a8_supports(const Fp8Weight& w, int n, int k) {
 std::unique_ptr<Fp8Gemm::Plan> Fp8Gemm::make_plan(int m, int n, int k, const void* w_scales, const void* x_scales,
                                                   cublasStatus_t* status) {
   auto p = std::make_unique<Plan>();
-  BATON_FP8_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  BATON_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  BATON_FP8_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  BATON_FP8_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  BATON_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  BATON_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   const bool weight_a = form_ == Form::kWeightA;
   const int32_t blk = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, vec = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
   const int32_t mode_a = weight_a ? blk : vec, mode_b = weight_a ? vec : blk;
-  BATON_FP8_CUBLAS_CHECK(
+  BATON_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode_a, sizeof(mode_a)));
-  BATON_FP8_CUBLAS_CHECK(
+  BATON_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode_b, sizeof(mode_b)));
   set_scales(*p, w_scales, x_scales);
-  BATON_FP8_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_8F_E4M3, k, weight_a ? n : m, k));
-  BATON_FP8_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_8F_E4M3, k, weight_a ? m : n, k));
+  BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_8F_E4M3, k, weight_a ? n : m, k));
+  BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_8F_E4M3, k, weight_a ? m : n, k));
   if (weight_a) {
-    BATON_FP8_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16BF, n, m, n));
+    BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16BF, n, m, n));
   } else {
-    BATON_FP8_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16BF, m, n, n));
+    BATON_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16BF, m, n, n));
     const cublasLtOrder_t row = CUBLASLT_ORDER_ROW;
-    BATON_FP8_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->c, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof(row)));
+    BATON_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->c, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof(row)));
   }
   cublasLtMatmulPreference_t pref;
-  BATON_FP8_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   size_t ws = workspace_.bytes();
-  BATON_FP8_CUBLAS_CHECK(
+  BATON_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
   cublasLtMatmulHeuristicResult_t res[1] = {};
   int found = 0;
@@ -138,9 +132,9 @@ void Fp8Gemm::set_scales(Plan& p, const void* w_scales, const void* x_scales) {
   const bool weight_a = form_ == Form::kWeightA;
   const void* a_scale = weight_a ? w_scales : x_scales;
   const void* b_scale = weight_a ? x_scales : w_scales;
-  BATON_FP8_CUBLAS_CHECK(
+  BATON_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
-  BATON_FP8_CUBLAS_CHECK(
+  BATON_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
 }
 
