@@ -39,7 +39,8 @@ echo "== backend-ops suite ($SECONDS s)"
 # fails that op's cases and not the rest.
 ops="attention_prefill attention_decode embedding add_rmsnorm silu_mul fill_convert qkv_rope_cache gemm gemv
   gemm_row_invariant gemm_buckets moe_topk moe_align grouped_gemm moe_experts sample mla_attention_prefill
-  mla_attention_decode mla_prepare mla_q_latent mla_unabsorb mla_split_uk moe_grouped_topk mla_expanded_prefill"
+  mla_attention_decode mla_prepare mla_q_latent mla_unabsorb mla_split_uk moe_grouped_topk mla_expanded_prefill
+  fp8_quantize_groups fp8_linear"
 [ -n "${BATON_OPS:-}" ] && ops=$BATON_OPS  # a subset, e.g. BATON_OPS="mla_prepare moe_grouped_topk"
 : > "$OUT/backend_ops.log"
 passed=0 failed=0

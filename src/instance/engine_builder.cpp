@@ -52,7 +52,11 @@ Status open_checkpoint(const EngineBuildOptions& flags, Parts& p) {
     return invalid_argument("--load-format must be auto or dummy (got '{}')", flags.load_format);
   }
   BATON_ASSIGN_OR_RETURN(p.model_dir, resolve_model_dir(flags.model));
-  BATON_ASSIGN_OR_RETURN(p.checkpoint, Checkpoint::open(p.model_dir));
+  // The CUDA backend computes FP8 checkpoints in FP8 (the weights stay e4m3);
+  // the CPU backend, the reference, reads them dequantised.
+  CheckpointOpenOptions open_options;
+  open_options.dequantize_fp8 = flags.device != "cuda";
+  BATON_ASSIGN_OR_RETURN(p.checkpoint, Checkpoint::open(p.model_dir, open_options));
   return Status::ok();
 }
 

@@ -70,7 +70,7 @@ void dequantize_job(const Fp8Quantization& q, DType out_dtype, const Fp8Job& job
 
 Status dequantize_fp8_checkpoint(const ModelConfig& config, const std::string& dir,
                                  std::map<std::string, TensorView>& tensors,
-                                 std::vector<std::vector<std::byte>>& storage) {
+                                 std::vector<std::vector<std::byte>>& storage, bool dequantize) {
   if (!config.quantization) {
     for (const auto& [name, view] : tensors) {
       if (view.dtype == DType::kF8E4M3) {
@@ -98,6 +98,7 @@ Status dequantize_fp8_checkpoint(const ModelConfig& config, const std::string& d
       return invalid_argument("FP8 checkpoint '{}': scale tensor '{}' has no F8_E4M3 weight beside it", dir, name);
     }
   }
+  if (!dequantize) return Status::ok();
   storage.resize(storage.size() + jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) jobs[i].out = &storage[storage.size() - jobs.size() + i];
   const DType out_dtype = config.torch_dtype;

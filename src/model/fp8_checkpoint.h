@@ -26,10 +26,12 @@ namespace baton {
 // static activation schemes' input_scale) are removed. Refused, naming the
 // tensor: F8 weights without quantization_config, a missing scale, a scale
 // of the wrong shape or dtype, a scale without an F8 weight, an F8 weight in
-// modules_to_not_convert / ignored_layers.
+// modules_to_not_convert / ignored_layers. With `dequantize` false the
+// checks alone: the F8 weights and their scales stay as stored (a backend
+// that computes in FP8 reads them).
 Status dequantize_fp8_checkpoint(const ModelConfig& config, const std::string& dir,
                                  std::map<std::string, TensorView>& tensors,
-                                 std::vector<std::vector<std::byte>>& storage);
+                                 std::vector<std::vector<std::byte>>& storage, bool dequantize = true);
 
 // The tensors written for `tensors` (each in its own dtype) under `quant`:
 // every quantisable Linear weight (is_fp8_quantizable, not in

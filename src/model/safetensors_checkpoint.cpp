@@ -64,7 +64,9 @@ class SafetensorsCheckpoint final : public Checkpoint {
   }
 
   // After every file is added: FP8 weights dequantised (model/fp8_checkpoint.h).
-  Status dequantize_fp8() { return dequantize_fp8_checkpoint(config_, dir_, tensors_, dequantized_); }
+  Status dequantize_fp8(bool dequantize) {
+    return dequantize_fp8_checkpoint(config_, dir_, tensors_, dequantized_, dequantize);
+  }
 
  private:
   std::string dir_;
@@ -84,7 +86,7 @@ Status check_shard_name(const std::string& file) {
 
 }  // namespace
 
-Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
+Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir, const CheckpointOpenOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return not_found("checkpoint folder '{}' does not exist", dir);
   const fs::path config_path = fs::path(dir) / "config.json";
@@ -136,7 +138,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   } else {
     return not_found("checkpoint folder '{}' has neither model.safetensors nor model.safetensors.index.json", dir);
   }
-  BATON_RETURN_IF_ERROR(ckpt->dequantize_fp8());
+  BATON_RETURN_IF_ERROR(ckpt->dequantize_fp8(options.dequantize_fp8));
   return std::unique_ptr<Checkpoint>(std::move(ckpt));
 }
 

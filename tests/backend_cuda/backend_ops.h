@@ -102,6 +102,13 @@ OpCase gemv_case(GemmShape s);
 OpCase gemm_row_invariant_case(GemmShape s);
 // One Gemm object over several m in turn: algorithm choices reused per bucket of m.
 OpCase gemm_buckets_case(std::vector<int> ms, int n, int k);
+// FP8 (backend_ops_fp8.cpp): the activations' per-token-group quantiser
+// (rows x cols), and the FP8 linear at m x n x k with its weight's scales in
+// 128-row blocks (scale_rows 128) or per row (1); m picks the path (GEMV up
+// to 8 rows; then cuBLASLt's W8A8 for 128-row blocks and k % 128 == 0, else
+// the dequantising fallback).
+OpCase fp8_quantize_case(RowsShape s);
+OpCase fp8_linear_case(GemmShape s, int scale_rows);
 
 struct MoeShape {
   int tokens = 1, experts = 8, top_k = 2, hidden = 64, inter = 32;

@@ -88,6 +88,19 @@ void add_matmul_ops(std::vector<OpCase>& c) {
   c.push_back(gemm_buckets_case({65, 71, 72, 64}, 256, 512));
 }
 
+void add_fp8_ops(std::vector<OpCase>& c) {
+  for (RowsShape s : {RowsShape{1, 128}, RowsShape{37, 4096}, RowsShape{300, 1000}, RowsShape{5, 64}})
+    c.push_back(fp8_quantize_case(s));
+  // GEMV (m <= 8), W8A8 (m % 4 == 0 and remainders), Llama-3.1-8B's shapes among them.
+  for (GemmShape s :
+       {GemmShape{1, 4096, 4096}, GemmShape{3, 1000, 640}, GemmShape{8, 6144, 4096}, GemmShape{16, 4096, 4096},
+        GemmShape{37, 1024, 1024}, GemmShape{300, 6144, 4096}, GemmShape{130, 4096, 14336}, GemmShape{1030, 512, 2048}})
+    c.push_back(fp8_linear_case(s, 128));
+  // Per-row scales and unaligned k: the dequantising fallback (and the GEMV at m <= 8).
+  for (GemmShape s : {GemmShape{40, 160, 64}, GemmShape{20, 384, 256}, GemmShape{5, 176, 64}, GemmShape{77, 96, 640}})
+    c.push_back(fp8_linear_case(s, 1));
+}
+
 void add_moe_ops(std::vector<OpCase>& c) {
   // (tokens, experts, top_k, hidden, expert inter)
   const std::vector<MoeShape> shapes = {
@@ -204,6 +217,7 @@ std::vector<OpCase> all_cases() {
   add_attention(c);
   add_layer_ops(c);
   add_matmul_ops(c);
+  add_fp8_ops(c);
   add_moe_ops(c);
   add_mla_ops(c);
   add_sampling(c);

@@ -83,21 +83,29 @@ std::vector<Golden> load_golden(const std::string& name) {
 }
 
 struct Pair {
-  std::unique_ptr<Checkpoint> ckpt;
+  std::unique_ptr<Checkpoint> ckpt;      // FP8 weights dequantised (the CPU reference's)
+  std::unique_ptr<Checkpoint> gpu_ckpt;  // FP8 weights as stored (the CUDA backend computes in FP8)
   std::unique_ptr<CudaBackend> gpu;
   std::unique_ptr<CpuBackend> cpu;
 };
 
-Pair open(const std::string& name, bool graphs = true) {
+Pair open(const std::string& name, bool graphs = true, bool fp8_w8a8 = true) {
   Pair p;
   auto ck = Checkpoint::open(model_dir(name));
   EXPECT_TRUE(ck.is_ok()) << ck.status().to_string();
   if (!ck.is_ok()) return p;
   p.ckpt = std::move(ck).value();
+  CheckpointOpenOptions keep_fp8;
+  keep_fp8.dequantize_fp8 = false;
+  auto gck = Checkpoint::open(model_dir(name), keep_fp8);
+  EXPECT_TRUE(gck.is_ok()) << gck.status().to_string();
+  if (!gck.is_ok()) return p;
+  p.gpu_ckpt = std::move(gck).value();
   CudaBackendOptions o;
   o.max_num_tokens = 2048;
   o.use_cuda_graphs = graphs;
-  auto g = CudaBackend::create(*p.ckpt, o);
+  o.fp8_w8a8 = fp8_w8a8;
+  auto g = CudaBackend::create(*p.gpu_ckpt, o);
   EXPECT_TRUE(g.is_ok()) << g.status().to_string();
   if (!g.is_ok()) return p;
   p.gpu = std::move(g).value();
@@ -144,10 +152,21 @@ TEST_P(CudaModel, LastPromptLogitsMatchGolden) {
   }
 }
 
+// What check_teacher_forced_argmax holds the CUDA logits to: the
+// all-position relative L2 error against the CPU's, the positions of an MoE
+// model allowed another route (min_flips, or 1 in flip_every), and whether
+// the argmax must match; fp8_w8a8: the CUDA backend's option.
+struct LogitTolerance {
+  double logits = 3e-2;
+  int min_flips = 1, flip_every = 50;
+  bool argmax = true;
+  bool fp8_w8a8 = true;
+};
+
 // Teacher-forced over each golden prompt and its greedy tokens: the CUDA
 // argmax equals the CPU's wherever the CPU's top-2 margin > 0.05.
-void check_teacher_forced_argmax(const std::string& name) {
-  Pair p = open(name);
+void check_teacher_forced_argmax(const std::string& name, const LogitTolerance& tol = {}) {
+  Pair p = open(name, true, tol.fp8_w8a8);
   ASSERT_TRUE(p.gpu && p.cpu);
   const int vocab = p.gpu->model_config().vocab_size;
   int checked = 0;
@@ -180,10 +199,12 @@ void check_teacher_forced_argmax(const std::string& name) {
       gl_kept.insert(gl_kept.end(), gt.begin(), gt.end());
       cl_kept.insert(cl_kept.end(), ct.begin(), ct.end());
     }
-    const int allowed = p.gpu->model_config().is_moe() ? std::max<int>(1, static_cast<int>(all.size()) / 50) : 0;
+    const int allowed = p.gpu->model_config().is_moe()
+                            ? std::max<int>(tol.min_flips, static_cast<int>(all.size()) / tol.flip_every)
+                            : 0;
     EXPECT_LE(num_flipped, allowed) << num_flipped << " of " << all.size()
                                     << " positions differ by over 10% (position:error)" << spread;
-    for (size_t t = 0; t < all.size(); ++t) {
+    for (size_t t = 0; tol.argmax && t < all.size(); ++t) {
       if (flipped[t]) continue;
       const float* c = cl->data() + t * vocab;
       const float* q = gl->data() + t * vocab;
@@ -196,9 +217,9 @@ void check_teacher_forced_argmax(const std::string& name) {
       ++checked;
     }
     // bf16 weights/activations vs the CPU's fp32 (MoE routing amplifies it a little).
-    EXPECT_LT(rel_l2(gl_kept, cl_kept), 3e-2) << "all-position logits vs CPU (flipped routes left out)";
+    EXPECT_LT(rel_l2(gl_kept, cl_kept), tol.logits) << "all-position logits vs CPU (flipped routes left out)";
   }
-  EXPECT_GT(checked, 50);
+  if (tol.argmax) EXPECT_GT(checked, 50);
 }
 
 TEST_P(CudaModel, TeacherForcedArgmaxMatchesCpu) {
@@ -206,17 +227,53 @@ TEST_P(CudaModel, TeacherForcedArgmaxMatchesCpu) {
   check_teacher_forced_argmax(GetParam());
 }
 
-// FP8 checkpoints (issue 18): both backends dequantise at load, so the CUDA
-// backend must agree with the CPU reference on the quantised model as on the
-// bf16 one. deepseek-v3-tiny is not listed: quantised (fp8-block), 8 of its
+// FP8 checkpoints (issue 18): the CPU reference dequantises at load, the
+// CUDA backend keeps the dense projections in FP8 (W8A16 GEMV at decode, the
+// dequantising path here: the fixtures' k of 64 is no multiple of 128) and
+// must agree with it on the quantised model as on the bf16 one; its weights
+// take fewer bytes than the same model uploaded dequantised.
+// deepseek-v3-tiny is not listed: quantised (fp8-block), 8 of its
 // 224 teacher-forced positions differed by over 10% between the backends on
 // an H200 (2026-12-03), against 4 allowed MoE route flips; that is open in
 // issue 18 (docs/fp8.md).
 class CudaFp8Model : public ::testing::TestWithParam<std::string> {};
 
+// W8A16 (no activation quantisation): the e4m3 weights on the device, the
+// GEMV and the dequantising path hold to the bf16 test's checks.
 TEST_P(CudaFp8Model, TeacherForcedArgmaxMatchesCpu) {
   BATON_REQUIRE_GPU();
-  check_teacher_forced_argmax(GetParam());
+  LogitTolerance w8a16;
+  w8a16.fp8_w8a8 = false;
+  check_teacher_forced_argmax(GetParam(), w8a16);
+}
+
+// W8A8 (the default): the CPU reference keeps bf16 activations, the CUDA
+// backend quantises them per token group of 128 in the projections whose k
+// is a multiple of 128 (qwen3's o_proj here, k = 4 heads x 32): an e4m3
+// rounding (2^-4 relative) the reference does not make. On an H200
+// (2026-12-03) that put the logits 3.1% to 4.7% from the CPU's (rel L2, the
+// flipped routes left out), tipped 2 of 29 to 7 of 224 MoE routes (3 of 41
+// at most, 1 in 14) and turned a few argmaxes of margin > 0.05; so the
+// logits are held to 6% and the routes to 1 in 8, the argmax not checked.
+TEST_P(CudaFp8Model, W8a8LogitsNearCpu) {
+  BATON_REQUIRE_GPU();
+  LogitTolerance w8a8;
+  w8a8.logits = 6e-2;
+  w8a8.min_flips = 4;
+  w8a8.flip_every = 8;
+  w8a8.argmax = false;
+  check_teacher_forced_argmax(GetParam(), w8a8);
+}
+
+TEST_P(CudaFp8Model, KeepsDenseProjectionsInFp8) {
+  BATON_REQUIRE_GPU();
+  Pair p = open(GetParam());
+  ASSERT_NE(p.gpu, nullptr);
+  CudaBackendOptions o;
+  o.max_num_tokens = 256;
+  auto dequantised = CudaBackend::create(*p.ckpt, o);
+  ASSERT_TRUE(dequantised.is_ok()) << dequantised.status().to_string();
+  EXPECT_LT(p.gpu->weight_bytes(), (*dequantised)->weight_bytes());
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFp8Model,

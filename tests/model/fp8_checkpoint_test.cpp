@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <random>
@@ -282,6 +283,42 @@ TEST_F(Fp8CheckpointTest, RefusesBadFilesNamingTheTensor) {
   auto fp8 = Checkpoint::open(good);
   ASSERT_TRUE(fp8.is_ok());
   EXPECT_FALSE(write_fp8_checkpoint(**fp8, q, (dir_ / "twice").string()).is_ok());
+  // Kept FP8 (the CUDA backend's open), the same checks refuse the same file.
+  CheckpointOpenOptions keep;
+  keep.dequantize_fp8 = false;
+  auto kept = Checkpoint::open(variant(good, "no_scale_kept", drop(qproj + "_scale_inv"), nullptr), keep);
+  ASSERT_FALSE(kept.is_ok());
+  EXPECT_NE(kept.status().message().find("no scale"), std::string::npos) << kept.status().to_string();
+}
+
+// Opened with dequantize_fp8 false, the F8 weights stay F8 beside their
+// scale tensors, bit for bit as stored; the rest is as a dequantising open's.
+TEST_F(Fp8CheckpointTest, KeepsF8WeightsAndScalesWhenAsked) {
+  Fp8Quantization q;
+  const std::string out = write_fp8("kept", q);
+  CheckpointOpenOptions keep;
+  keep.dequantize_fp8 = false;
+  auto kept = Checkpoint::open(out, keep);
+  ASSERT_TRUE(kept.is_ok()) << kept.status().to_string();
+  auto raw = SafetensorsFile::open(out + "/model.safetensors");
+  ASSERT_TRUE(raw.is_ok()) << raw.status().to_string();
+  const std::string qproj = "model.layers.0.self_attn.q_proj.weight";
+  auto w = (*kept)->tensor(qproj);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  EXPECT_EQ(w->dtype, DType::kF8E4M3);
+  const TensorView& stored = (*raw)->tensors().at(qproj);
+  ASSERT_EQ(w->num_elements(), stored.num_elements());
+  EXPECT_EQ(std::memcmp(w->data, stored.data, static_cast<size_t>(stored.num_elements())), 0);
+  auto scale = (*kept)->tensor(q.scale_name(qproj));
+  ASSERT_TRUE(scale.is_ok()) << scale.status().to_string();
+  EXPECT_EQ(scale->shape, q.scale_shape(w->shape[0], w->shape[1]));
+  auto norm = (*kept)->tensor("model.norm.weight");
+  ASSERT_TRUE(norm.is_ok());
+  EXPECT_EQ(norm->dtype, DType::kBF16);
+  auto dequantised = Checkpoint::open(out);
+  ASSERT_TRUE(dequantised.is_ok());
+  EXPECT_EQ((*dequantised)->tensor(qproj)->dtype, DType::kBF16);
+  EXPECT_FALSE((*dequantised)->has(q.scale_name(qproj)));
 }
 
 }  // namespace

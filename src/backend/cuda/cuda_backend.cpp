@@ -102,6 +102,16 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
   }
   BATON_RETURN_IF_ERROR(gemm_.init());
   gemm_.set_row_invariant(options_.batch_invariant);
+  if (!weights_.layers.empty() && weights_.layers[0].o_proj_f8.present()) {
+    const int max_k = std::max({c.hidden_size, c.q_size(), c.intermediate_size});
+    // Batch-invariant mode (the row-invariant bf16 GEMM) and W8A16 only run
+    // every FP8 weight past the GEMV's rows dequantised.
+    const bool all_dequantised = options_.batch_invariant || !options_.fp8_w8a8;
+    const int64_t scratch = all_dequantised ? weights_.max_fp8_elems() : weights_.max_fp8_fallback_elems();
+    BATON_RETURN_IF_ERROR(fp8_gemm_.init(options_.max_num_tokens, max_k, scratch, weights_.max_fp8_elems(), &gemm_));
+    fp8_gemm_.set_row_invariant(options_.batch_invariant);
+    fp8_gemm_.set_w8a8(options_.fp8_w8a8);
+  }
   std::vector<float> inv = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
   BATON_RETURN_IF_ERROR(inv_freq_.allocate(inv.size() * sizeof(float)));
   BATON_CUDA_RETURN(cudaMemcpy(inv_freq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice));
@@ -374,9 +384,9 @@ void CudaBackend::run_layers(const Launch& l) {
                        h, eps, stream_);
     if (!L.is_moe) {
       const int in = c.intermediate_size;
-      gemm_.run(normed_.as<bf16>(), L.gate_up, gate_up_.get(), t, 2 * in, h, false, stream_);  // [t, 2 in]
+      linear(normed_.as<bf16>(), L.gate_up, L.gate_up_f8, gate_up_.get(), t, 2 * in, h);  // [t, 2 in]
       launch_silu_mul(gate_up_.as<bf16>(), act_.as<bf16>(), t, in, stream_);
-      gemm_.run(act_.as<bf16>(), L.down, proj_.get(), t, h, in, false, stream_);  // [t, h]
+      linear(act_.as<bf16>(), L.down, L.down_f8, proj_.get(), t, h, in);  // [t, h]
     } else {
       moe_block(i, t);
     }
@@ -407,7 +417,7 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
   char* dev = static_cast<char*>(input_dev_.get());
   const int t = lay.num_tokens, h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
   const float eps = static_cast<float>(c.rms_norm_eps);
-  gemm_.run(normed_.as<bf16>(), L.qkv, qkv_.get(), t, q + 2 * kv, h, false, stream_);  // [t, q + 2kv]
+  linear(normed_.as<bf16>(), L.qkv, L.qkv_f8, qkv_.get(), t, q + 2 * kv, h);  // [t, q + 2kv]
   QkvRopeArgs ra;
   ra.qkv = qkv_.as<bf16>();
   ra.bias = L.qkv_bias;
@@ -434,8 +444,13 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
   } else {
     launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
   }
-  gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, q, false, stream_);  // [t, h]
+  linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);  // [t, h]
   all_reduce_proj(t);
+}
+
+void CudaBackend::linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k) {
+  if (w8.present()) fp8_gemm_.run(x, w8, static_cast<bf16*>(y), m, n, k, stream_);
+  else gemm_.run(x, w, y, m, n, k, false, stream_);
 }
 
 Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {

@@ -28,6 +28,7 @@
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/device_communicator.h"
+#include "backend/cuda/fp8_gemm.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/sampling.h"
@@ -45,6 +46,10 @@ struct CudaBackendOptions {
   // batch (row-invariant GEMMs, one attention kernel for prefill and decode).
   // Slower; for tests and reproducibility.
   bool batch_invariant = false;
+  // FP8 checkpoints: quantise the activations of the FP8 linears per token
+  // group (W8A8 through cuBLASLt) where the shapes allow; false: W8A16 only
+  // (bf16 activations, as the CPU reference computes). Tests.
+  bool fp8_w8a8 = true;
   // A tensor-parallel rank waits this long for a step's collectives before
   // it aborts the group (a peer failed or stalls; issue 16: within 5 s).
   std::chrono::milliseconds rank_timeout{5000};
@@ -142,6 +147,8 @@ class CudaBackend final : public Backend {
   void mla_prefill_expanded(const Launch& l, int i, const KvDev& kv);
   // The MoE block of layer i, normed_ -> proj_ (routed and shared experts).
   void moe_block(int i, int num_tokens);
+  // y = x . W^T through the FP8 GEMM when the projection is held in FP8 (w8), else the bf16 one (w).
+  void linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k);
   // Rows per prefill work tile and (token, head) rows per token the attention kernel tiles.
   int attention_rows_per_item() const;
   int attention_rows_per_token() const;
@@ -175,6 +182,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   CudaWeights weights_;
   Gemm gemm_;
+  Fp8Gemm fp8_gemm_;  // FP8 checkpoints' dense projections (after gemm_: it runs its fallback)
   double load_gbps_ = 0.0;
   DeviceBuffer inv_freq_;  // [head_dim / 2] fp32
   size_t available_kv_bytes_ = 0;

@@ -54,7 +54,8 @@ Status CudaWeights::derive(const ModelConfig& c, cudaStream_t stream) {
   return Status::ok();
 }
 
-Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_bias, std::vector<Item>* items) {
+Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_bias, bool fp8,
+                         std::vector<Item>* items) {
   // c: the whole model (the checkpoint's shapes); rc: this rank's slice of it.
   const ModelConfig rc = shard.rank_config(c);
   const bool split = shard.world_size > 1;
@@ -112,10 +113,20 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
       plan_mla(c, p, L, region, add_item);
     } else {
       const int64_t q_all = c.q_size(), kv_all = c.kv_size();
-      at = region(&L.qkv, (q + 2 * kv) * h);
-      add_rows(at, p + "self_attn.q_proj.weight", {q_all, h}, q_begin, q);
-      add_rows(at + q * h, p + "self_attn.k_proj.weight", {kv_all, h}, kv_begin, kv);
-      add_rows(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv_all, h}, kv_begin, kv);
+      if (fp8) {  // one GPU: the whole tensors
+        fp8_items_.push_back({&L.qkv_f8,
+                              {{p + "self_attn.q_proj.weight", q},
+                               {p + "self_attn.k_proj.weight", kv},
+                               {p + "self_attn.v_proj.weight", kv}},
+                              h});
+        fp8_items_.push_back({&L.o_proj_f8, {{p + "self_attn.o_proj.weight", h}}, q});
+      } else {
+        at = region(&L.qkv, (q + 2 * kv) * h);
+        add_rows(at, p + "self_attn.q_proj.weight", {q_all, h}, q_begin, q);
+        add_rows(at + q * h, p + "self_attn.k_proj.weight", {kv_all, h}, kv_begin, kv);
+        add_rows(at + (q + kv) * h, p + "self_attn.v_proj.weight", {kv_all, h}, kv_begin, kv);
+        add_cols(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q_all}, q_begin, q);
+      }
       if (c.qkv_bias) {
         at = region(&L.qkv_bias, q + 2 * kv);
         add_rows(at, p + "self_attn.q_proj.bias", {q_all}, q_begin, q);
@@ -126,7 +137,6 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
         add(region(&L.q_norm, c.head_dim), p + "self_attn.q_norm.weight", {c.head_dim}, true);
         add(region(&L.k_norm, c.head_dim), p + "self_attn.k_norm.weight", {c.head_dim}, true);
       }
-      add_cols(region(&L.o_proj, h * q), p + "self_attn.o_proj.weight", {h, q_all}, q_begin, q);
       if (has_o_bias) add(region(&L.o_bias, h), p + "self_attn.o_proj.bias", {h});
     }
     L.is_moe = c.is_moe_layer(i);
@@ -161,6 +171,11 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
         add_cols(at + x * h * mi, fmt::format("{}mlp.experts.{}.down_proj.weight", p, e0 + x), {h, mi_all}, m0, mi);
     } else {
       const int64_t in = rc.intermediate_size, in_all = c.intermediate_size, i0 = shard.intermediate_begin;
+      if (fp8) {
+        fp8_items_.push_back({&L.gate_up_f8, {{p + "mlp.gate_proj.weight", in}, {p + "mlp.up_proj.weight", in}}, h});
+        fp8_items_.push_back({&L.down_f8, {{p + "mlp.down_proj.weight", h}}, in});
+        continue;
+      }
       at = region(&L.gate_up, 2 * in * h);
       add_rows(at, p + "mlp.gate_proj.weight", {in_all, h}, i0, in);
       add_rows(at + in * h, p + "mlp.up_proj.weight", {in_all, h}, i0, in);
@@ -185,7 +200,7 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
   for (const Ptr& p : ptrs) *p.dst = base + p.off;
   for (const auto& [dst, at] : f32_ptrs) *dst = reinterpret_cast<float*>(base + at);
   if (c.tie_word_embeddings) lm_head = embed;
-  return Status::ok();
+  return fp8 ? plan_fp8(c) : Status::ok();
 }
 
 size_t CudaWeights::bytes_for(const ModelConfig& c, bool has_o_bias) {
@@ -218,7 +233,8 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& sha
   CudaWeights w;
   std::vector<Item> items;
   const bool has_o_bias = ckpt.has("model.layers.0.self_attn.o_proj.bias");
-  BATON_RETURN_IF_ERROR(w.plan(ckpt.config(), shard, has_o_bias, &items));
+  const bool fp8 = keeps_fp8(ckpt.config(), shard, &ckpt);
+  BATON_RETURN_IF_ERROR(w.plan(ckpt.config(), shard, has_o_bias, fp8, &items));
   // Two pinned host buffers and two device staging buffers: the host copy of
   // chunk i+1 overlaps the upload and conversion of chunk i.
   constexpr size_t kChunk = 64u << 20;
@@ -250,6 +266,17 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& sha
       continue;
     }
     const size_t esize = dtype_size(tv->dtype);
+    const bool f8 = tv->dtype == DType::kF8E4M3;  // dequantised on the device
+    Fp8DequantArgs deq;
+    if (f8) {
+      BATON_CUDA_RETURN(cudaStreamSynchronize(stream));  // the scale staging is free again
+      Result<Fp8DequantArgs> staged_scales = w.stage_fp8_scales(ckpt, it.name);
+      if (!staged_scales.is_ok()) {
+        status = staged_scales.status();
+        break;
+      }
+      deq = *staged_scales;
+    }
     const int code = tv->dtype == DType::kF32 ? 0 : (tv->dtype == DType::kF16 ? 1 : 2);
     // The slice: rows [r0, r0 + nr) of [all_rows, all_cols], columns [c0, c0 + nc).
     const int64_t all_rows = it.shape.front(), all_cols = tv->num_elements() / std::max<int64_t>(1, all_rows);
@@ -273,7 +300,18 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& sha
           std::memcpy(staged + r * nc * esize, src + ((r0 + b + r) * all_cols + c0) * esize, nc * esize);
       }
       BATON_CUDA_RETURN(cudaMemcpyAsync(dev[slot].get(), host[slot].p, m * esize, cudaMemcpyHostToDevice, stream));
-      launch_convert_to_bf16(dev[slot].get(), code, w.arena_.as<bf16>() + it.offset_elems + b * nc, m, stream);
+      bf16* dst = w.arena_.as<bf16>() + it.offset_elems + b * nc;
+      if (f8) {
+        deq.bits = static_cast<const uint8_t*>(dev[slot].get());
+        deq.out = dst;
+        deq.rows = rows;
+        deq.cols = nc;
+        deq.row0 = r0 + b;
+        deq.col0 = c0;
+        launch_fp8_dequantize(deq, stream);
+      } else {
+        launch_convert_to_bf16(dev[slot].get(), code, dst, m, stream);
+      }
       BATON_CUDA_RETURN(cudaEventRecord(done[slot], stream));
       slot ^= 1;
       total += m * esize;
@@ -283,6 +321,7 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& sha
   for (auto& e : done) cudaEventDestroy(e);
   BATON_RETURN_IF_ERROR(status);
   BATON_CUDA_RETURN(sync);
+  if (fp8) BATON_RETURN_IF_ERROR(w.load_fp8(ckpt));
   BATON_RETURN_IF_ERROR(w.derive(ckpt.config(), stream));
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (load_gbps) *load_gbps = s > 0 ? total / s / 1e9 : 0.0;
@@ -293,7 +332,8 @@ Result<CudaWeights> CudaWeights::random(const ModelConfig& config, const TpShard
                                         cudaStream_t stream) {
   CudaWeights w;
   std::vector<Item> items;
-  BATON_RETURN_IF_ERROR(w.plan(config, shard, false, &items));
+  const bool fp8 = keeps_fp8(config, shard, nullptr);
+  BATON_RETURN_IF_ERROR(w.plan(config, shard, false, fp8, &items));
   const float scale = 0.02f * 1.7320508f;  // uniform(-a, a) has std a / sqrt(3)
   uint64_t s = seed;
   for (const Item& it : items) {
@@ -304,6 +344,7 @@ Result<CudaWeights> CudaWeights::random(const ModelConfig& config, const TpShard
     else if (it.ones) launch_fill_const(dst, n, 1.0f, stream);
     else launch_fill_random(dst, n, scale, s++ * 0x9E3779B97F4A7C15ull, stream);
   }
+  if (fp8) BATON_RETURN_IF_ERROR(w.random_fp8(seed, stream));
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
   BATON_RETURN_IF_ERROR(w.derive(config, stream));
   return w;

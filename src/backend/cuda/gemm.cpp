@@ -6,12 +6,6 @@
 
 namespace baton::cuda {
 
-#define BATON_CUBLAS_CHECK(expr)                                                                      \
-  do {                                                                                                \
-    cublasStatus_t _s = (expr);                                                                       \
-    BATON_CHECK(_s == CUBLAS_STATUS_SUCCESS, "cuBLASLt error {} in {}", static_cast<int>(_s), #expr); \
-  } while (0)
-
 struct Gemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;

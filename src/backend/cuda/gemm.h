@@ -14,7 +14,15 @@
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/kernels.h"
+#include "common/check.h"
 #include "common/status.h"
+
+// Aborts naming the call and its status when a cuBLASLt call fails.
+#define BATON_CUBLAS_CHECK(expr)                                                                      \
+  do {                                                                                                \
+    cublasStatus_t _s = (expr);                                                                       \
+    BATON_CHECK(_s == CUBLAS_STATUS_SUCCESS, "cuBLASLt error {} in {}", static_cast<int>(_s), #expr); \
+  } while (0)
 
 namespace baton::cuda {
 

@@ -16,82 +16,14 @@
 #include "model/presets.h"
 #include "model/yarn.h"
 #include "tools/gpu_profile/model_counts.h"
+#include "tools/gpu_profile/profile_ceilings.h"
+#include "tools/gpu_profile/profile_report.h"
 #include "tools/gpu_profile/tp_profile.h"
 
 namespace baton::cuda {
 namespace {
 
 constexpr int kBlockSize = 16;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-struct Ceilings {
-  std::string device;
-  double copy_gbps = 0;    // read + write bytes / s
-  double gemm_tflops = 0;  // bf16 8192^3 through cuBLASLt
-  double h2d_pinned_gbps = 0;
-};
-
-Result<Ceilings> measure_ceilings() {
-  Ceilings c;
-  cudaDeviceProp prop;
-  BATON_CUDA_RETURN(cudaGetDeviceProperties(&prop, 0));
-  c.device = prop.name;
-  cudaStream_t s;
-  BATON_CUDA_RETURN(cudaStreamCreate(&s));
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  auto time_ms = [&](auto&& fn, int iters) {
-    std::vector<double> t;
-    for (int i = 0; i < iters + 3; ++i) {
-      cudaEventRecord(e0, s);
-      fn();
-      cudaEventRecord(e1, s);
-      cudaEventSynchronize(e1);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (i >= 3) t.push_back(ms);
-    }
-    return median(t);
-  };
-  {  // device copy: 2 GiB, random contents
-    const size_t bytes = size_t{2} << 30;
-    DeviceBuffer a, b;
-    BATON_RETURN_IF_ERROR(a.allocate(bytes));
-    BATON_RETURN_IF_ERROR(b.allocate(bytes));
-    launch_fill_random(a.as<bf16>(), bytes / 2, 1.0f, 1, s);
-    double ms = time_ms([&] { cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, s); }, 20);
-    c.copy_gbps = 2.0 * bytes / (ms * 1e-3) / 1e9;
-    void* host = nullptr;
-    BATON_CUDA_RETURN(cudaHostAlloc(&host, size_t{1} << 30, cudaHostAllocDefault));
-    std::memset(host, 1, size_t{1} << 30);
-    ms = time_ms([&] { cudaMemcpyAsync(a.get(), host, size_t{1} << 30, cudaMemcpyHostToDevice, s); }, 5);
-    c.h2d_pinned_gbps = (size_t{1} << 30) / (ms * 1e-3) / 1e9;
-    cudaFreeHost(host);
-  }
-  {  // GEMM 8192^3 bf16, random data
-    const int n = 8192;
-    DeviceBuffer x, w, y;
-    BATON_RETURN_IF_ERROR(x.allocate(size_t{2} * n * n));
-    BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * n * n));
-    BATON_RETURN_IF_ERROR(y.allocate(size_t{2} * n * n));
-    launch_fill_random(x.as<bf16>(), int64_t{n} * n, 1.0f, 2, s);
-    launch_fill_random(w.as<bf16>(), int64_t{n} * n, 1.0f, 3, s);
-    Gemm g;
-    BATON_RETURN_IF_ERROR(g.init());
-    double ms = time_ms([&] { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), n, n, n, false, s); }, 20);
-    c.gemm_tflops = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
-  }
-  BATON_CUDA_RETURN(cudaStreamSynchronize(s));
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cudaStreamDestroy(s);
-  return c;
-}
 
 // The dense layer's four GEMMs alone at `m` tokens (fused qkv, o, fused
 // gate/up, down), each timed on random data as the prefill runs it: where the
@@ -499,7 +431,9 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["attention_flops"] = att;
     if (c.is_mla()) row["attention_flops_executed"] = attention_flops_executed(c, double(n) * (n + 1) / 2.0);
     row["achieved_tflops"] = tflops;
-    row["flop_utilization"] = tflops / (cards * ceil.gemm_tflops);
+    // An FP8 model's linears run at the FP8 GEMM's rate: utilisation against that ceiling.
+    const double gemm_ceiling = c.quantization ? ceil.fp8_gemm_tflops : ceil.gemm_tflops;
+    row["flop_utilization"] = tflops / (cards * gemm_ceiling);
     const bool expanded = mla_expands(c, n);
     double kernel_ms = 0.0;
     Result<double> att_ms = single == nullptr
@@ -521,12 +455,12 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("        attention alone: {:.3f} ms/layer ({:.0f} TFLOP/s), {:.1f} ms of {:.1f} ms in all layers\n",
                  *att_ms, att / c.num_layers / (*att_ms * 1e-3) / 1e12, *att_ms * c.num_layers, ms);
     }
-    if (!c.is_moe() && single != nullptr) {
+    if (!c.is_moe() && !c.quantization && single != nullptr) {  // the bf16 GEMMs' breakdown
       Result<Json> gemms = time_layer_gemms(c, n, ceil.gemm_tflops, single->stream());
       if (gemms.is_ok()) row["linear_gemms"] = *gemms;
     }
-    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of {} card(s)' GEMM rate\n", name, n,
-               ms, tflops, 100 * tflops / (cards * ceil.gemm_tflops), cards);
+    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of {} card(s)' {} GEMM rate\n", name,
+               n, ms, tflops, 100 * tflops / (cards * gemm_ceiling), cards, c.quantization ? "FP8" : "bf16");
     std::fflush(stdout);
     prefill.push_back(row);
   }
@@ -534,153 +468,21 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   return m;
 }
 
-std::string markdown(const Json& r) {
-  std::string s;
-  s += fmt::format("# GPU performance: {}\n\n", r["device"].get<std::string>());
-  s += "Measured in one run of `baton_gpu_profile` (scripts/gpu-check.sh); random bf16 weights made on the GPU.\n\n";
-  if (r.contains("targets")) {
-    s += "Targets:\n\n| target | value | goal | met |\n|---|---|---|---|\n";
-    for (const Json& t : r["targets"]) {
-      s += fmt::format("| {} | {:.1f}% | {:.0f}% | {} |\n", t["name"].get<std::string>(),
-                       100 * t["value"].get<double>(), 100 * t["target"].get<double>(),
-                       t["met"].get<bool>() ? "yes" : "no");
-    }
-    for (const Json& t : r["targets"])
-      if (t.contains("limited_by"))
-        s += fmt::format("\n{}: short; {}.\n", t["name"].get<std::string>(), t["limited_by"].get<std::string>());
-    s += "\n";
-  }
-  s += fmt::format(
-      "Ceilings measured in the same run: device copy {:.0f} GB/s (read + write), cuBLASLt bf16 "
-      "8192^3 GEMM {:.0f} TFLOP/s, pinned host->device {:.1f} GB/s.\n\n",
-      r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
-      r["ceilings"]["h2d_pinned_gbps"].get<double>());
-  const int cards = r.value("tensor_parallel_size", 1);
-  if (cards > 1)
-    s += fmt::format("Tensor parallel size {}: one rank per GPU over NCCL; utilisation is against {} cards.\n\n", cards,
-                     cards);
-  if (r.contains("all_reduce")) {
-    s += fmt::format(
-        "NCCL all-reduce (bf16, sum) over {} rank(s), same run; bus bandwidth = bytes x 2(N-1)/N / time (0 at one "
-        "rank):\n\n| bytes | us | algbw GB/s | busbw GB/s |\n|---|---|---|---|\n",
-        cards);
-    for (const Json& a : r["all_reduce"])
-      s += fmt::format("| {:.0f} | {:.1f} | {:.1f} | {:.1f} |\n", a["bytes"].get<double>(), a["us"].get<double>(),
-                       a["algbw_gbps"].get<double>(), a["busbw_gbps"].get<double>());
-    s += "\n";
-  }
-  for (const Json& m : r["models"]) {
-    s += fmt::format("## {}\n\n", m["model"].get<std::string>());
-    if (m.contains("kv_bytes_per_token"))
-      s += fmt::format("KV cache: {:.0f} bytes per token (all layers, bf16).\n\n",
-                       m["kv_bytes_per_token"].get<double>());
-    s += fmt::format(
-        "Decode (context {} tokens per sequence; bytes = weights read, the experts the batch is expected to hit, + KV "
-        "read):\n\n",
-        m["decode"].empty() ? 0 : m["decode"][0]["context"].get<int>());
-    s += "| batch | step ms | tokens/s | GB/s | bandwidth util | FLOP util |\n|---|---|---|---|---|---|\n";
-    for (const Json& d : m["decode"]) {
-      if (d.contains("skipped")) {
-        s += fmt::format("| {} | skipped: {} | | | | |\n", d["batch"].get<int>(), d["skipped"].get<std::string>());
-        continue;
-      }
-      s += fmt::format("| {} | {:.3f} | {:.0f} | {:.0f} | {:.1f}% | {:.1f}% |\n", d["batch"].get<int>(),
-                       d["step_ms"].get<double>(), d["tokens_per_s"].get<double>(), d["achieved_gbps"].get<double>(),
-                       100 * d["bandwidth_utilization"].get<double>(), 100 * d["flop_utilization"].get<double>());
-    }
-    s += "\nPrefill (one sequence; FLOPs = linear + causal attention):\n\n";
-    s += "| tokens | ms | tokens/s | TFLOP/s | FLOP util |\n|---|---|---|---|---|\n";
-    for (const Json& p : m["prefill"]) {
-      if (p.contains("skipped")) {
-        s += fmt::format("| {} | skipped | | | |\n", p["tokens"].get<int>());
-        continue;
-      }
-      s += fmt::format("| {} | {:.2f} | {:.0f} | {:.1f} | {:.1f}% |\n", p["tokens"].get<int>(),
-                       p["time_ms"].get<double>(), p["tokens_per_s"].get<double>(), p["achieved_tflops"].get<double>(),
-                       100 * p["flop_utilization"].get<double>());
-    }
-    s += "\n";
-  }
-  return s;
-}
-
-// The issues' targets: the Llama-3.1-8B shape's (decode batch 1 / 64, prefill
-// 8K) and DeepSeek-V3's reduced preset's (decode batch 64 at 4K context,
-// prefill 8K); met or not, and what limits a miss.
-Json targets(const Json& r) {
-  struct Goal {
-    double decode1, decode64, prefill;  // 0: none
-  };
-  Json out = Json::array();
-  for (const Json& m : r["models"]) {
-    const std::string name = m["model"].get<std::string>();
-    Goal goal;
-    if (name == "llama3.1-8b") goal = {0.80, 0.65, 0.66};
-    else if (name.rfind("deepseek-v3", 0) == 0) goal = {0.0, 0.70, 0.45};
-    else continue;
-    auto decode_target = [&](int batch, double target) {
-      if (target <= 0.0) return;
-      for (const Json& d : m["decode"]) {
-        if (d["batch"] != batch || !d.contains("bandwidth_utilization")) continue;
-        const double v = d["bandwidth_utilization"].get<double>();
-        Json t = {{"name", fmt::format("{} decode batch {} (context {}) bandwidth utilisation", name, batch,
-                                       d["context"].get<int>())},
-                  {"value", v},
-                  {"target", target},
-                  {"met", v >= target}};
-        if (v < target) {
-          std::string why = fmt::format("step {:.3f} ms: weights and KV at {:.0f} GB/s plus fixed per-step costs",
-                                        d["step_ms"].get<double>(), d["achieved_gbps"].get<double>());
-          if (d.contains("attention_us_per_layer"))
-            why += fmt::format("; attention alone {:.0f} us/layer ({:.0f} GB/s of KV)",
-                               d["attention_us_per_layer"].get<double>(), d["attention_gbps"].get<double>());
-          t["limited_by"] = why;
-        }
-        out.push_back(t);
-      }
-    };
-    decode_target(1, goal.decode1);
-    decode_target(64, goal.decode64);
-    for (const Json& p : m["prefill"]) {
-      if (p["tokens"] != 8192 || !p.contains("flop_utilization")) continue;
-      const double v = p["flop_utilization"].get<double>();
-      Json t = {{"name", name + " prefill 8192 tokens FLOP utilisation"},
-                {"value", v},
-                {"target", goal.prefill},
-                {"met", v >= goal.prefill}};
-      if (v < goal.prefill && p.contains("attention_ms_per_layer")) {
-        const double att_ms = p["attention_ms_per_layer"].get<double>();
-        const double total = p["time_ms"].get<double>();
-        const int layers = m["num_layers"].get<int>();
-        const double att_all = att_ms * layers;
-        t["limited_by"] = fmt::format(
-            "attention at {:.0f} TFLOP/s of the model's FLOPs takes {:.0f} of {:.0f} ms; the rest (GEMMs, grouped "
-            "expert GEMMs and elementwise kernels) runs at {:.0f} TFLOP/s",
-            p["attention_tflops"].get<double>(), att_all, total,
-            p["linear_flops"].get<double>() / ((total - att_all) * 1e-3) / 1e12);
-        if (p.contains("attention_flops_executed") && !p.contains("mla_form"))
-          t["limited_by"] = t["limited_by"].get<std::string>() +
-                            fmt::format(
-                                " (MLA's absorbed form executes {:.1f}x the model's attention FLOPs)",
-                                p["attention_flops_executed"].get<double>() / p["attention_flops"].get<double>());
-      }
-      out.push_back(t);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 Result<Json> run_gpu_profile(const ProfileOptions& o) {
   BATON_ASSIGN_OR_RETURN(Ceilings ceil, measure_ceilings());
-  fmt::print("device {}: copy {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s, pinned H2D {:.1f} GB/s\n", ceil.device,
-             ceil.copy_gbps, ceil.gemm_tflops, ceil.h2d_pinned_gbps);
+  fmt::print(
+      "device {}: copy {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s, FP8 GEMM {:.0f} TFLOP/s ({}), pinned H2D {:.1f} GB/s\n",
+      ceil.device, ceil.copy_gbps, ceil.gemm_tflops, ceil.fp8_gemm_tflops, ceil.fp8_gemm_form, ceil.h2d_pinned_gbps);
   std::fflush(stdout);
   Json r;
   r["device"] = ceil.device;
-  r["ceilings"] = {
-      {"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops}, {"h2d_pinned_gbps", ceil.h2d_pinned_gbps}};
+  r["ceilings"] = {{"copy_gbps", ceil.copy_gbps},
+                   {"gemm_tflops", ceil.gemm_tflops},
+                   {"fp8_gemm_tflops", ceil.fp8_gemm_tflops},
+                   {"fp8_gemm_form", ceil.fp8_gemm_form},
+                   {"h2d_pinned_gbps", ceil.h2d_pinned_gbps}};
   const int cards = std::max(1, o.tensor_parallel_size);
   r["tensor_parallel_size"] = cards;
   if (NcclCommunicator::available()) {
@@ -699,7 +501,17 @@ Result<Json> run_gpu_profile(const ProfileOptions& o) {
   }
   r["models"] = Json::array();
   for (const std::string& name : o.presets) {
-    BATON_ASSIGN_OR_RETURN(ModelPreset p, find_model_preset(name));
+    // "PRESET@fp8-block" / "PRESET@fp8-tensor": the preset with FP8 weights.
+    const size_t at = name.find('@');
+    BATON_ASSIGN_OR_RETURN(ModelPreset p, find_model_preset(name.substr(0, at)));
+    if (at != std::string::npos) {
+      const std::string form = name.substr(at + 1);
+      if (form != "fp8-block" && form != "fp8-tensor")
+        return invalid_argument("preset '{}': the form after @ must be fp8-block or fp8-tensor", name);
+      Fp8Quantization q;
+      q.scheme = form == "fp8-block" ? Fp8Scheme::kBlock : Fp8Scheme::kTensor;
+      p.config.quantization = q;
+    }
     Result<Json> m = profile_model(name, p.config, o, ceil);
     if (!m.is_ok()) {
       fmt::print("{}: {}\n", name, m.status().to_string());

@@ -37,15 +37,18 @@ double expected_experts(const ModelConfig& c, double tokens) {
 }
 
 double weight_bytes_read(const ModelConfig& c, double tokens) {
-  double params = double(c.vocab_size) * c.hidden_size;  // LM head
+  // An FP8 model's dense projections stay e4m3 on one GPU (1 byte; the scales,
+  // 4 bytes per 128x128 block, are left out); experts, MLA and the LM head are bf16.
+  const double dense_bytes = c.quantization && !c.is_mla() ? 1.0 : 2.0;
+  double bytes = 2.0 * double(c.vocab_size) * c.hidden_size;  // LM head
   for (int i = 0; i < c.num_layers; ++i) {
-    params += attention_params(c);
+    bytes += dense_bytes * attention_params(c);
     if (c.is_moe_layer(i))
-      params += double(c.num_experts) * c.hidden_size + shared_expert_params(c) +
-                expert_params(c) * expected_experts(c, tokens);
-    else params += 3.0 * c.hidden_size * c.intermediate_size;
+      bytes += 2.0 * (double(c.num_experts) * c.hidden_size + shared_expert_params(c) +
+                      expert_params(c) * expected_experts(c, tokens));
+    else bytes += dense_bytes * 3.0 * c.hidden_size * c.intermediate_size;
   }
-  return 2.0 * params;
+  return bytes;
 }
 
 double linear_flops(const ModelConfig& c, double tokens, double samples) {

@@ -16,9 +16,10 @@ double kv_bytes_per_token(const ModelConfig& c);
 // Expected distinct experts `tokens` tokens choose (k of E each, uniformly).
 double expected_experts(const ModelConfig& c, double tokens);
 
-// Weight bytes (bf16) one step reads when `tokens` tokens go through it: all
+// Weight bytes one step reads when `tokens` tokens go through it: all
 // attention, router, dense and shared-expert weights, the experts the tokens
-// are expected to hit, the LM head.
+// are expected to hit, the LM head; bf16, but an FP8 model's dense
+// projections at 1 byte (the CUDA backend keeps them in e4m3).
 double weight_bytes_read(const ModelConfig& c, double tokens);
 
 // Linear (GEMM) FLOPs of `tokens` tokens, the LM head at `samples` rows;

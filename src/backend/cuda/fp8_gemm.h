@@ -1,0 +1,84 @@
+// Linears with FP8 (e4m3) weights: y[m, n] = x[m, k] . W[n, k]^T, bf16 x and y.
+//  - m <= 8 (decode's small batches): the W8A16 GEMV (fp8_kernels.h), which
+//    streams the e4m3 bytes once with bf16 activations;
+//  - weights in 128x128 blocks with k a multiple of 128: W8A8 through
+//    cuBLASLt, the activations quantised per token group of 128 columns on the
+//    fly (VEC128_32F scales for x, BLK128x128_32F for W, fp32 accumulation);
+//    a remainder of m mod 4 rows (cuBLASLt wants the activation scales'
+//    token count a multiple of 4) goes through the GEMV; which operand is
+//    cuBLASLt's A is probed once at init (the first form it runs);
+//  - anything else (per-row scales, small or unaligned k) and batch-invariant
+//    mode: the weight dequantised into a bf16 scratch, then the bf16 GEMM.
+// Plans (cuBLASLt's first heuristic algorithm) are cached per shape and every
+// buffer is preallocated by init(), so calls can be captured in a CUDA graph.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/fp8_kernels.h"
+#include "backend/cuda/gemm.h"
+#include "common/status.h"
+
+namespace baton::cuda {
+
+class Fp8Gemm {
+ public:
+  Fp8Gemm();
+  ~Fp8Gemm();
+  Fp8Gemm(const Fp8Gemm&) = delete;
+  Fp8Gemm& operator=(const Fp8Gemm&) = delete;
+
+  // Buffers for up to max_m rows of k <= max_k, and the bf16 scratch for a
+  // dequantised weight of max_fallback_elems (the largest weight that takes
+  // the fallback; 0: none), or of max_weight_elems (the largest of all) when
+  // cuBLASLt runs no block-scaled FP8 here (probed once, logged).
+  // `bf16_gemm` runs the fallback (it must outlive this).
+  Status init(int max_m, int max_k, int64_t max_fallback_elems, int64_t max_weight_elems, Gemm* bf16_gemm);
+  void set_row_invariant(bool on) { row_invariant_ = on; }
+  // false: no activation quantisation (W8A16 everywhere: the GEMV, else the
+  // dequantising path), the CPU reference's numerics. init() must then have
+  // been given the largest weight as the fallback's.
+  void set_w8a8(bool on) { w8a8_enabled_ = on; }
+
+  // Whether the W8A8 cuBLASLt path takes a weight of this layout and k.
+  static bool w8a8_supports(const Fp8Weight& w, int n, int k);
+  // Whether cuBLASLt ran the probe's block-scaled product (then W8A8 is used), and in which form.
+  bool has_w8a8() const { return w8a8_; }
+  const char* w8a8_form() const { return w8a8_ ? form_name(form_) : "none"; }
+
+  // y = x . w^T. Aborts on a cuBLAS failure or a fallback weight larger than
+  // init's (shapes are validated at load).
+  void run(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
+
+ private:
+  struct Plan;
+  using Key = std::tuple<int, int, int>;  // (m, n, k)
+  // Which operand is cuBLASLt's A (the transposed one of the TN form).
+  enum class Form { kWeightA, kActivationA };
+  static const char* form_name(Form f);
+  Status probe_w8a8();
+  std::unique_ptr<Plan> make_plan(int m, int n, int k, const void* w_scales, const void* x_scales,
+                                  cublasStatus_t* status);
+  void set_scales(Plan& p, const void* w_scales, const void* x_scales);
+  cublasStatus_t matmul(const Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream);
+  void run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
+
+  bool row_invariant_ = false;
+  bool w8a8_ = false;  // cuBLASLt ran the probe
+  bool w8a8_enabled_ = true;
+  Form form_ = Form::kWeightA;
+  Gemm* bf16_gemm_ = nullptr;
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer workspace_, act_bits_, act_scales_, fallback_;
+  int max_m_ = 0, max_k_ = 0;
+  int64_t max_fallback_elems_ = 0;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace baton::cuda

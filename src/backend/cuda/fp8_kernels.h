@@ -1,0 +1,63 @@
+// FP8 (e4m3) weights on the device and the kernels around them: the
+// per-token-group activation quantiser feeding the W8A8 GEMM (fp8_gemm.h),
+// the W8A16 GEMV that decode's small batches use, and the dequantiser (FP8
+// weights the GEMMs cannot take in FP8, and the load of tensors kept in bf16).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/kernels.h"
+
+namespace baton::cuda {
+
+// Columns per scale group along k (activations and weights alike).
+constexpr int kFp8GroupCols = 128;
+
+// An FP8 Linear weight on the device: w[r][c] = e4m3(bits[r][c]) *
+// scales[(r / scale_rows) * scale_ld + c / 128]. scale_rows is 128 (the
+// checkpoint's 128x128 blocks, the layout cuBLASLt's BLK128x128_32F mode
+// reads) or 1 (one scale row per weight row: fused parts whose rows are not
+// 128-aligned, per-tensor scales). scale_ld >= ceil(k / 128), a multiple of 4.
+struct Fp8Weight {
+  const uint8_t* bits = nullptr;  // [n, k]
+  const float* scales = nullptr;
+  int scale_rows = 128;
+  int scale_ld = 0;
+  bool present() const { return bits != nullptr; }
+};
+
+// The scale columns an FP8 weight of k columns stores per scale row.
+inline int fp8_scale_ld(int64_t k) { return static_cast<int>(((k + kFp8GroupCols - 1) / kFp8GroupCols + 3) / 4 * 4); }
+
+// Per-token-group quantisation (DeepSeek-V3 / vLLM): for each row r < m and
+// group g of 128 columns, s = amax / 448 (1 when the group is all zeros),
+// q[r][c] = e4m3(x[r][c] / s) rounded to nearest even, saturated;
+// scales[g * m + r] = s (group-major: cuBLASLt's VEC128_32F layout).
+void launch_fp8_quantize_groups(const bf16* x, int m, int k, uint8_t* q, float* scales, cudaStream_t stream);
+
+// W8A16 GEMV for small batches: y[m, n] = x[m, k] . w^T with w dequantised
+// on the fly, fp32 accumulation; bound by streaming the e4m3 bytes once.
+bool fp8_gemv_supports(int m, int k);
+void launch_fp8_gemv(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
+
+// out[r][c] = bf16(e4m3(bits[r][c]) * scale) for a [rows, cols] slice whose
+// element (r, c) is element (r + row0, c + col0) of a weight with block
+// scales scales[((r + row0) / block_rows) * scale_ld + (c + col0) / block_cols]
+// (per-tensor: block_rows = block_cols = INT32_MAX, one scale).
+struct Fp8DequantArgs {
+  const uint8_t* bits = nullptr;
+  const float* scales = nullptr;
+  bf16* out = nullptr;
+  int64_t rows = 0, cols = 0, row0 = 0, col0 = 0;
+  int block_rows = 128, block_cols = 128, scale_ld = 0;
+};
+void launch_fp8_dequantize(const Fp8DequantArgs& a, cudaStream_t stream);
+
+// Random FP8 weights (benchmarks): bits[i] = e4m3(uniform(-448, 448)) from
+// (seed, i); with every scale a / 448 the weight is ~uniform(-a, a).
+void launch_fp8_fill_random(uint8_t* bits, int64_t n, uint64_t seed, cudaStream_t stream);
+void launch_fill_const_f32(float* x, int64_t n, float value, cudaStream_t stream);
+
+}  // namespace baton::cuda

@@ -1,0 +1,27 @@
+// The card's ceilings `baton profile` measures every ratio against, in the
+// same run: device copy bandwidth, cuBLASLt's bf16 GEMM rate, the FP8 (W8A8
+// block-scaled) GEMM rate through Fp8Gemm, pinned host->device bandwidth.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace baton::cuda {
+
+struct Ceilings {
+  std::string device;
+  double copy_gbps = 0;        // read + write bytes / s
+  double gemm_tflops = 0;      // bf16 8192^3 through cuBLASLt
+  double fp8_gemm_tflops = 0;  // FP8 8192^3 through Fp8Gemm (128x128 weight blocks, activations quantised)
+  std::string fp8_gemm_form;   // Fp8Gemm::w8a8_form(): cuBLASLt's operands, or "none" (dequantised)
+  double h2d_pinned_gbps = 0;
+};
+
+Result<Ceilings> measure_ceilings();
+
+// The median of v (0 when empty).
+double median(std::vector<double> v);
+
+}  // namespace baton::cuda
