@@ -10,6 +10,11 @@
 //   decode: {replicas: 1, tensor_parallel_size: 2}   # per role; else the spec's
 //   tensor_parallel_size: 1   # ranks per instance (each takes that many GPUs;
 //                             # engine_args' tensor-parallel-size is read too)
+//   kv_cache_dtype: fp8       # auto | fp8 | fp8_e4m3, every role's unless its
+//                             # group sets one (prefill: {kv_cache_dtype: fp8});
+//                             # engine_args' kv-cache-dtype is read too. pd and
+//                             # adaptive refuse a prefill and decode that differ
+//                             # (their KV blocks would not be the same bytes)
 //   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
 //   router: {port: 8000, policy: round_robin,
 //            disagg: conditional,            # pd/adaptive: always | conditional | auto
@@ -48,6 +53,7 @@ const char* role_name(InstanceRole role);  // "agg", "prefill", "decode"
 struct RoleGroup {
   int replicas = 0;
   int tensor_parallel_size = 0;                    // ranks per instance; 0: the spec's
+  std::string kv_cache_dtype;                      // --kv-cache-dtype; "": the spec's
   std::map<std::string, std::string> engine_args;  // flag name (no dashes) -> value ("" = bare flag)
 };
 
@@ -59,6 +65,7 @@ struct DeploySpec {
   std::string kv_transport = "shm";
   std::map<std::string, std::string> engine_args;
   int tensor_parallel_size = 0;  // every role's unless its group sets one; 0: unset
+  std::string kv_cache_dtype;    // every role's unless its group sets one; "": unset
   RoleGroup agg, prefill, decode;
   int router_port = 8000;
   std::string router_policy = "round_robin";
@@ -82,6 +89,11 @@ struct DeploySpec {
   // else the spec's, else a tensor-parallel-size engine argument (the
   // group's, then the spec's), else 1.
   int tensor_parallel_size_of(const RoleGroup& group) const;
+  // The KV cache dtype of `group`'s instances, named as the flag takes it
+  // (fp8_e4m3 reads as fp8): the group's kv_cache_dtype, else the spec's,
+  // else a kv-cache-dtype engine argument (the group's, then the spec's),
+  // else "auto".
+  std::string kv_cache_dtype_of(const RoleGroup& group) const;
 };
 
 // One process of the deployment, fully resolved.
