@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "deploy/deploy_spec.h"
 
@@ -54,21 +55,20 @@ TEST(DeployKvDtypeTest, SpecAndRoleFieldsReachEveryInstance) {
 }
 
 TEST(DeployKvDtypeTest, MixedPrefillAndDecodeDtypesAreRefused) {
-  EXPECT_NE(refusal("mode: pd\nprefill: {replicas: 1, kv_cache_dtype: fp8}\ndecode: 1\n")
-                .find("prefill kv_cache_dtype fp8 and decode kv_cache_dtype auto differ"),
-            std::string::npos);
-  EXPECT_NE(refusal("mode: adaptive\nprefill: 1\ndecode: {replicas: 1, engine_args: {kv-cache-dtype: fp8}}\n")
-                .find("prefill kv_cache_dtype auto and decode kv_cache_dtype fp8 differ"),
-            std::string::npos);
-  EXPECT_NE(refusal("mode: agg\nreplicas: 1\nkv_cache_dtype: int8\n")
-                .find("'kv_cache_dtype' must be auto, fp8 or fp8_e4m3, got 'int8'"),
-            std::string::npos);
-  EXPECT_NE(refusal("mode: pd\nprefill: {replicas: 1, kv_cache_dtype: e5m2}\ndecode: 1\n")
-                .find("'prefill.kv_cache_dtype' must be auto"),
-            std::string::npos);
-  EXPECT_NE(refusal("mode: agg\nreplicas: 1\nengine_args: {kv-cache-dtype: fp16}\n")
-                .find("engine argument kv-cache-dtype' must be auto"),
-            std::string::npos);
+  const std::pair<const char*, const char*> cases[] = {
+      {"mode: pd\nprefill: {replicas: 1, kv_cache_dtype: fp8}\ndecode: 1\n",
+       "prefill kv_cache_dtype fp8 and decode kv_cache_dtype auto differ"},
+      {"mode: adaptive\nprefill: 1\ndecode: {replicas: 1, engine_args: {kv-cache-dtype: fp8}}\n",
+       "prefill kv_cache_dtype auto and decode kv_cache_dtype fp8 differ"},
+      {"mode: agg\nreplicas: 1\nkv_cache_dtype: int8\n", "'kv_cache_dtype' must be auto, fp8 or fp8_e4m3, got 'int8'"},
+      {"mode: pd\nprefill: {replicas: 1, kv_cache_dtype: e5m2}\ndecode: 1\n", "'prefill.kv_cache_dtype' must be auto"},
+      {"mode: agg\nreplicas: 1\nengine_args: {kv-cache-dtype: fp16}\n",
+       "'engine argument kv-cache-dtype' must be auto"},
+  };
+  for (const auto& [yaml, want] : cases) {
+    const std::string message = refusal(yaml);
+    EXPECT_NE(message.find(want), std::string::npos) << yaml << " -> " << message;
+  }
 }
 
 }  // namespace

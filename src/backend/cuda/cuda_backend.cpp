@@ -133,12 +133,6 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
                                {&gathered_logits_, comm_ != nullptr ? shard_.world_size * sm * vocab_rows_ * 4 : 0},
                                {&sample_work_, sm * vocab * 4},
                                {&sample_out_, sm * (2 + 2 * kMaxTopLogprobs) * 4}};
-  if (options_.kv_dtype != DType::kBF16 && options_.kv_dtype != DType::kF8E4M3)
-    return unimplemented("the CUDA backend's KV cache is BF16 or F8_E4M3, not {}", dtype_name(options_.kv_dtype));
-  if (c.is_mla() && options_.kv_dtype != DType::kBF16)
-    return unimplemented(
-        "--kv-cache-dtype fp8 does not cover MLA (deepseek_v3's latent cache) on the CUDA backend yet; use "
-        "--kv-cache-dtype auto (BF16) for this model, or the CPU backend");
   if (c.is_mla()) {
     const MlaConfig& m = c.mla;
     const size_t nh = c.num_heads, latent = m.latent_dim(), rank = m.kv_lora_rank;
