@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "common/status.h"
+#include "kv/kv_cache_dtype.h"
 #include "model/checkpoint.h"
 
 namespace baton {
@@ -21,6 +22,8 @@ struct BackendOptions {
   int device_id = 0;                    // CUDA: device ordinal
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   bool batch_invariant = false;         // CUDA: results independent of batch shape (slower)
+  // What the KV cache stores (--kv-cache-dtype): auto = the backend's dtype, fp8 = e4m3.
+  KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;
   // Ranks of one instance (--tensor-parallel-size); the CPU backend runs
   // them as threads over a CpuCommunicator, the CUDA backend one per GPU
   // over NCCL; other devices take only 1.

@@ -40,7 +40,8 @@ KvRegionDesc region_shape(const Options& o, DType dtype) {
 }
 
 int run(Options& o, bool transports_given) {
-  auto dtype = parse_dtype(o.dtype);
+  // fp8 (= fp8_e4m3): the blocks of --kv-cache-dtype fp8, a byte a value.
+  auto dtype = o.dtype == "fp8" || o.dtype == "fp8_e4m3" ? Result<DType>(DType::kF8E4M3) : parse_dtype(o.dtype);
   if (!dtype.is_ok()) {
     std::cerr << "bench-transfer: " << dtype.status().message() << "\n";
     return 2;
@@ -84,7 +85,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--kv-heads", o->num_kv_heads, "KV heads")->check(CLI::Range(1, 1024));
   sub.add_option("--head-dim", o->head_dim, "Head dimension")->check(CLI::Range(1, 4096));
   sub.add_option("--block-size", o->block_size, "Tokens per KV block")->check(CLI::Range(1, 4096));
-  sub.add_option("--dtype", o->dtype, "KV dtype: bf16, f16, f32");
+  sub.add_option("--dtype", o->dtype, "KV dtype: bf16, f16, f32, fp8 (--kv-cache-dtype fp8's e4m3: half bf16's bytes)");
   sub.add_option("--device", o->device,
                  "cpu (host KV: local, shm, tcp, ucx) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs, tcp "
                  "staged through pinned host memory, ucx, on 2 GPUs or one)")

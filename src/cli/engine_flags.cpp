@@ -20,6 +20,11 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
   app.add_option("--kv-cache-bytes", f.kv_cache_bytes,
                  "Bytes for the KV cache (default: the backend's rule; CPU 1 GiB)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--kv-cache-dtype", f.kv_cache_dtype,
+                 "What the KV cache stores: auto (the backend's dtype: CPU F32, CUDA BF16) or fp8 (= fp8_e4m3, "
+                 "scale 1.0; a byte a value, so 2x the blocks of BF16 in the same memory)")
+      ->check(CLI::IsMember({"auto", "fp8", "fp8_e4m3"}))
+      ->capture_default_str();
   app.add_option("--max-num-batched-tokens", f.engine.max_num_batched_tokens, "Token budget of one engine step")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -15,7 +15,7 @@ using instance::build_engine_core;
 using instance::LoadedCore;
 using instance::LoadedEngine;
 
-// Adds --model, --load-format, --device, --block-size, --num-kv-blocks, --kv-cache-bytes,
+// Adds --model, --load-format, --device, --block-size, --num-kv-blocks, --kv-cache-bytes, --kv-cache-dtype,
 // --max-num-batched-tokens, --max-num-seqs, --max-model-len,
 // --no-prefix-caching, --seed, --num-threads, --max-waiting-requests,
 // --gpu-memory-utilization, --batch-invariant, --tensor-parallel-size and

@@ -52,6 +52,11 @@ std::optional<int> parse_positive(const std::string& text) {
   return value;
 }
 
+Status check_kv_cache_dtype(const std::string& value, const char* where) {
+  if (value == "auto" || value == "fp8" || value == "fp8_e4m3") return Status::ok();
+  return invalid_argument("'{}' must be auto, fp8 or fp8_e4m3, got '{}'", where, value);
+}
+
 Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   if (!node) return Status::ok();
   if (node.IsScalar()) {
@@ -61,10 +66,12 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   if (!node.IsMap()) return invalid_argument("'{}' must be a mapping or a replica count", where);
   for (const auto& kv : node) {
     std::string key = kv.first.as<std::string>();
-    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size" && key != "enable_expert_parallel") {
+    if (key != "replicas" && key != "engine_args" && key != "tensor_parallel_size" && key != "enable_expert_parallel" &&
+        key != "kv_cache_dtype") {
       return invalid_argument(
-          "unknown field '{}.{}' (expected replicas, tensor_parallel_size, enable_expert_parallel, engine_args)", where,
-          key);
+          "unknown field '{}.{}' (expected replicas, tensor_parallel_size, enable_expert_parallel, kv_cache_dtype, "
+          "engine_args)",
+          where, key);
     }
   }
   if (node["enable_expert_parallel"]) group->enable_expert_parallel = node["enable_expert_parallel"].as<bool>();
@@ -75,6 +82,10 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
       return invalid_argument("'{}.tensor_parallel_size' must be at least 1, got {}", where,
                               group->tensor_parallel_size);
     }
+  }
+  if (node["kv_cache_dtype"]) {
+    group->kv_cache_dtype = node["kv_cache_dtype"].as<std::string>();
+    BATON_RETURN_IF_ERROR(check_kv_cache_dtype(group->kv_cache_dtype, (std::string(where) + ".kv_cache_dtype").c_str()));
   }
   return read_args(node["engine_args"], (std::string(where) + ".engine_args").c_str(), &group->engine_args);
 }
@@ -149,7 +160,8 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
                                    "health_timeout_s",
                                    "shutdown_grace_s",
                                    "role_control",
-                                   "enable_expert_parallel"};
+                                   "enable_expert_parallel",
+                                   "kv_cache_dtype"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       bool known = false;
@@ -180,6 +192,10 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
       }
     }
     if (root["enable_expert_parallel"]) spec.enable_expert_parallel = root["enable_expert_parallel"].as<bool>();
+    if (root["kv_cache_dtype"]) {
+      spec.kv_cache_dtype = root["kv_cache_dtype"].as<std::string>();
+      BATON_RETURN_IF_ERROR(check_kv_cache_dtype(spec.kv_cache_dtype, "kv_cache_dtype"));
+    }
     BATON_RETURN_IF_ERROR(read_args(root["engine_args"], "engine_args", &spec.engine_args));
     BATON_RETURN_IF_ERROR(read_group(root["prefill"], "prefill", &spec.prefill));
     BATON_RETURN_IF_ERROR(read_group(root["decode"], "decode", &spec.decode));
@@ -228,6 +244,14 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
     if (it != args->end() && !parse_positive(it->second)) {
       return invalid_argument("engine argument tensor-parallel-size must be a positive integer, got '{}'", it->second);
     }
+    if (auto kv = args->find("kv-cache-dtype"); kv != args->end())
+      BATON_RETURN_IF_ERROR(check_kv_cache_dtype(kv->second, "engine argument kv-cache-dtype"));
+  }
+  if (spec.mode != "agg" && spec.kv_cache_dtype_of(spec.prefill) != spec.kv_cache_dtype_of(spec.decode)) {
+    return invalid_argument(
+        "prefill kv_cache_dtype {} and decode kv_cache_dtype {} differ: a decode reads the prefill's KV blocks "
+        "as they are, so both roles must cache the same dtype",
+        spec.kv_cache_dtype_of(spec.prefill), spec.kv_cache_dtype_of(spec.decode));
   }
   if (spec.router_port <= 0 || spec.router_port > 65535) {
     return invalid_argument("router.port out of range: {}", spec.router_port);
@@ -262,6 +286,15 @@ bool DeploySpec::expert_parallel_of(const RoleGroup& group) const {
   if (group.enable_expert_parallel) return *group.enable_expert_parallel;
   if (enable_expert_parallel) return *enable_expert_parallel;
   return group.engine_args.count("enable-expert-parallel") > 0 || engine_args.count("enable-expert-parallel") > 0;
+}
+
+std::string DeploySpec::kv_cache_dtype_of(const RoleGroup& group) const {
+  std::string value = "auto";
+  if (!group.kv_cache_dtype.empty()) value = group.kv_cache_dtype;
+  else if (!kv_cache_dtype.empty()) value = kv_cache_dtype;
+  else if (auto it = group.engine_args.find("kv-cache-dtype"); it != group.engine_args.end()) value = it->second;
+  else if (auto it2 = engine_args.find("kv-cache-dtype"); it2 != engine_args.end()) value = it2->second;
+  return value == "fp8_e4m3" ? "fp8" : value;
 }
 
 std::string InstanceSpec::cuda_visible_devices() const { return fmt::format("{}", fmt::join(gpus, ",")); }
@@ -336,6 +369,8 @@ Result<std::vector<InstanceSpec>> plan_instances(const DeploySpec& spec) {
       }
       if (inst.enable_expert_parallel) args["enable-expert-parallel"] = "";  // a bare flag
       else args.erase("enable-expert-parallel");
+      if (const std::string kv = spec.kv_cache_dtype_of(*group); kv != "auto" || args.count("kv-cache-dtype"))
+        args["kv-cache-dtype"] = kv;
       // The drain each instance gets on SIGTERM: within the supervisor's grace, so it ends
       // with "server stopped" rather than a SIGKILL.
       args["shutdown-grace-s"] = fmt::format("{}", spec.shutdown_grace_s);

@@ -12,6 +12,11 @@
 //                             # engine_args' tensor-parallel-size is read too)
 //   enable_expert_parallel: false   # MoE experts spread whole over an instance's
 //                             # ranks (per role too, next to tensor_parallel_size)
+//   kv_cache_dtype: fp8       # auto | fp8 | fp8_e4m3, every role's unless its
+//                             # group sets one (prefill: {kv_cache_dtype: fp8});
+//                             # engine_args' kv-cache-dtype is read too. pd and
+//                             # adaptive refuse a prefill and decode that differ
+//                             # (their KV blocks would not be the same bytes)
 //   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
 //   router: {port: 8000, policy: round_robin,
 //            disagg: conditional,            # pd/adaptive: always | conditional | auto
@@ -52,6 +57,7 @@ struct RoleGroup {
   int replicas = 0;
   int tensor_parallel_size = 0;                    // ranks per instance; 0: the spec's
   std::optional<bool> enable_expert_parallel;      // unset: the spec's
+  std::string kv_cache_dtype;                      // --kv-cache-dtype; "": the spec's
   std::map<std::string, std::string> engine_args;  // flag name (no dashes) -> value ("" = bare flag)
 };
 
@@ -64,6 +70,7 @@ struct DeploySpec {
   std::map<std::string, std::string> engine_args;
   int tensor_parallel_size = 0;  // every role's unless its group sets one; 0: unset
   std::optional<bool> enable_expert_parallel;  // every role's unless its group sets it
+  std::string kv_cache_dtype;    // every role's unless its group sets one; "": unset
   RoleGroup agg, prefill, decode;
   int router_port = 8000;
   std::string router_policy = "round_robin";
@@ -91,6 +98,11 @@ struct DeploySpec {
   // group's enable_expert_parallel, else the spec's, else whether an
   // enable-expert-parallel engine argument is given (the group's or the spec's).
   bool expert_parallel_of(const RoleGroup& group) const;
+  // The KV cache dtype of `group`'s instances, named as the flag takes it
+  // (fp8_e4m3 reads as fp8): the group's kv_cache_dtype, else the spec's,
+  // else a kv-cache-dtype engine argument (the group's, then the spec's),
+  // else "auto".
+  std::string kv_cache_dtype_of(const RoleGroup& group) const;
 };
 
 // One process of the deployment, fully resolved.

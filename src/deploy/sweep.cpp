@@ -111,7 +111,9 @@ Json spec_json(const ExperimentDeployment& d) {
          {"engine_args", s.engine_args}};
   if (s.mode == "agg") {
     j["replicas"] = s.agg.replicas;
+    j["kv_cache_dtype"] = s.kv_cache_dtype_of(s.agg);
   } else {
+    j["kv_cache_dtype"] = s.kv_cache_dtype_of(s.prefill);  // the spec refuses a decode of another
     j["kv_transport"] = s.kv_transport;
     j["prefill"] = {{"replicas", s.prefill.replicas}, {"engine_args", s.prefill.engine_args}};
     j["decode"] = {{"replicas", s.decode.replicas}, {"engine_args", s.decode.engine_args}};

@@ -68,6 +68,7 @@ Result<Parts> build_parts(const EngineBuildOptions& flags) {
   bo.cpu_kv_cache_bytes = static_cast<size_t>(flags.kv_cache_bytes);
   bo.gpu_memory_utilization = flags.gpu_memory_utilization;
   bo.batch_invariant = flags.batch_invariant;
+  BATON_ASSIGN_OR_RETURN(bo.kv_cache_dtype, parse_kv_cache_dtype(flags.kv_cache_dtype));
   bo.tensor_parallel_size = flags.tensor_parallel_size;
   bo.enable_expert_parallel = flags.enable_expert_parallel;
   bo.gpus = flags.gpus;

@@ -28,6 +28,7 @@ struct EngineBuildOptions {
   int64_t kv_cache_bytes = 0;
   double gpu_memory_utilization = 0.9;  // CUDA: share of device memory to use
   bool batch_invariant = false;         // CUDA: tokens independent of batch shape (slower)
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype: auto | fp8 | fp8_e4m3 (kv/kv_cache_dtype.h)
   int tensor_parallel_size = 1;         // ranks of the instance (cpu threads or GPUs; docs/parallelism.md)
   bool enable_expert_parallel = false;  // MoE experts spread whole over the ranks (docs/parallelism.md)
   std::vector<int> gpus = {};           // CUDA: one device per rank (--gpus); empty: the first visible

@@ -97,6 +97,16 @@ Json PeerDescriptor::to_json() const {
       {"compat_hash", fmt::format("{:016x}", compat_hash)}};
 }
 
+namespace {
+
+// The names dtype_name writes: parse_dtype's, and F8_E4M3 (--kv-cache-dtype fp8).
+Result<DType> parse_wire_dtype(const std::string& name) {
+  if (name == dtype_name(DType::kF8E4M3)) return DType::kF8E4M3;
+  return parse_dtype(name);
+}
+
+}  // namespace
+
 Result<PeerDescriptor> PeerDescriptor::from_json(const Json& j) {
   PeerDescriptor d;
   BATON_ASSIGN_OR_RETURN(d.protocol_version, json_require<int>(j, "protocol_version"));
@@ -110,7 +120,7 @@ Result<PeerDescriptor> PeerDescriptor::from_json(const Json& j) {
   BATON_ASSIGN_OR_RETURN(d.model, json_get<std::string>(j, "model", ""));
   BATON_ASSIGN_OR_RETURN(d.layout, json_require<std::string>(j, "layout"));
   BATON_ASSIGN_OR_RETURN(std::string dtype, json_require<std::string>(j, "dtype"));
-  BATON_ASSIGN_OR_RETURN(d.dtype, parse_dtype(dtype));
+  BATON_ASSIGN_OR_RETURN(d.dtype, parse_wire_dtype(dtype));
   BATON_ASSIGN_OR_RETURN(d.num_layers, json_require<int>(j, "num_layers"));
   BATON_ASSIGN_OR_RETURN(d.num_kv_heads, json_require<int>(j, "num_kv_heads"));
   BATON_ASSIGN_OR_RETURN(d.head_dim, json_require<int>(j, "head_dim"));
@@ -163,7 +173,7 @@ Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remot
   }
   if (local.layout != remote.layout) return field_mismatch("layout", local, remote, local.layout, remote.layout);
   if (local.dtype != remote.dtype) {
-    return field_mismatch("dtype", local, remote, std::string(dtype_name(local.dtype)),
+    return field_mismatch("KV cache dtype (--kv-cache-dtype)", local, remote, std::string(dtype_name(local.dtype)),
                           std::string(dtype_name(remote.dtype)));
   }
   if (local.num_layers != remote.num_layers) {

@@ -77,6 +77,7 @@ struct AttnShape {
   std::vector<int> q_lens, ctx_lens;  // per sequence: new tokens, cached tokens before them
   bool decode = false;                // q_lens all 1: the split-context decode kernel
   int split_len = 128;                // decode only
+  bool fp8 = false;                   // an e4m3 cache (--kv-cache-dtype fp8), the CPU reading the same bytes
 };
 OpCase attention_case(const AttnShape& s);
 
@@ -91,6 +92,7 @@ OpCase fill_convert_case(RowsShape s);
 struct RopeShape {
   int num_heads = 8, num_kv_heads = 2, head_dim = 64, tokens = 21, block_size = 16;
   bool qwen3 = false;  // q/k RMSNorm, no bias, plain RoPE; else bias and llama3 scaling
+  bool fp8 = false;    // writes an e4m3 cache (--kv-cache-dtype fp8)
 };
 OpCase qkv_rope_cache_case(const RopeShape& s);
 
@@ -167,15 +169,20 @@ std::vector<OpCase> all_cases();
 
 // ---- helpers shared by the runners
 
-// A paged KV cache of random bf16 values (an fp32 copy for the CPU).
+// A paged KV cache of random bf16 values (an fp32 copy for the CPU), or at
+// layout.dtype F8_E4M3 of random e4m3 codes (the same bytes for the CPU).
 struct PagedCache {
   KvLayout layout;
   std::vector<float> host;
+  std::vector<uint8_t> host_fp8;
   DeviceBuffer dev;
   KvDev kv;
+  const void* host_cache() const {
+    return layout.dtype == DType::kF8E4M3 ? static_cast<const void*>(host_fp8.data()) : host.data();
+  }
 };
 PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int block_size, int num_blocks,
-                            std::mt19937& rng);
+                            std::mt19937& rng, DType dtype = DType::kBF16);
 // Any layout (a latent one too): its num_blocks blocks, random.
 PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng);
 

@@ -34,7 +34,8 @@ std::vector<int32_t> work_items(const AttnShape& s) {
 std::vector<Check> run_attention(const AttnShape& s, std::mt19937& rng) {
   const int layers = 2, layer = 1, nh = s.num_heads, hd = s.head_dim;
   const Batch b = make_batch(s.q_lens, s.ctx_lens, s.block_size, rng);
-  PagedCache cache = make_paged_cache(layers, s.num_kv_heads, hd, s.block_size, b.total_blocks + 3, rng);
+  PagedCache cache = make_paged_cache(layers, s.num_kv_heads, hd, s.block_size, b.total_blocks + 3, rng,
+                                      s.fp8 ? DType::kF8E4M3 : DType::kBF16);
   const size_t q_elems = static_cast<size_t>(b.num_tokens) * nh * hd;
   const auto q = random_bf16_values(q_elems, 2.0f, rng);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -102,6 +103,7 @@ OpCase attention_case(const AttnShape& s) {
                       std::to_string(s.num_kv_heads) + " bs" + std::to_string(s.block_size) + " q" + join(s.q_lens) +
                       " ctx" + join(s.ctx_lens);
   if (s.decode) shape += " split" + std::to_string(s.split_len);
+  if (s.fp8) shape += " fp8";
   return make_case(s.decode ? "attention_decode" : "attention_prefill", shape, s, run_attention);
 }
 

@@ -57,6 +57,13 @@ void add_attention(std::vector<OpCase>& c) {
     for (int split : {64, 512})
       c.push_back(
           attention_case({32, 8, 128, 16, std::vector<int>(batch, 1), std::vector<int>(batch, 2047), true, split}));
+  // --kv-cache-dtype fp8: both kernels over an e4m3 cache (head_dim 128 prefill: the mma.sync kernel, not wgmma).
+  for (int hd : {64, 128})
+    for (int bs : {16, 12}) {
+      c.push_back(attention_case({8, 2, hd, bs, {1, 1, 1, 1}, {0, 15, 300, 1023}, true, 128, true}));
+      for (const SeqSet& s : kMixed) c.push_back(attention_case({16, 2, hd, bs, s.q, s.ctx, false, 128, true}));
+    }
+  c.push_back(attention_case({32, 8, 128, 16, std::vector<int>(40, 1), std::vector<int>(40, 2047), true, 512, true}));
 }
 
 void add_layer_ops(std::vector<OpCase>& c) {
@@ -73,6 +80,9 @@ void add_layer_ops(std::vector<OpCase>& c) {
         for (int bs : {16, 12}) c.push_back(qkv_rope_cache_case({nh, nkv, hd, 21, bs, qwen3}));
   c.push_back(qkv_rope_cache_case({16, 2, 32, 1, 16, false}));
   c.push_back(qkv_rope_cache_case({16, 2, 128, 300, 32, true}));
+  for (bool qwen3 : {false, true})  // --kv-cache-dtype fp8: the write quantises
+    for (int bs : {16, 12}) c.push_back(qkv_rope_cache_case({8, 2, 128, 21, bs, qwen3, true}));
+  c.push_back(qkv_rope_cache_case({32, 8, 64, 300, 16, true, true}));
 }
 
 void add_matmul_ops(std::vector<OpCase>& c) {

@@ -2,6 +2,7 @@
 // RMSNorm, SiLU-mul, QKV bias/norm + RoPE + KV-cache write) and the fill and
 // convert kernels the weight loader uses, against the CPU ops.
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <optional>
 
@@ -142,7 +143,7 @@ std::vector<Check> run_qkv_rope_cache(const RopeShape& s, std::mt19937& rng) {
     pos[t] = static_cast<int32_t>(rng() % 8192);
     slots[t] = perm[t];
   }
-  PagedCache cache = make_paged_cache(layers, nkv, hd, bs, blocks, rng);
+  PagedCache cache = make_paged_cache(layers, nkv, hd, bs, blocks, rng, s.fp8 ? DType::kF8E4M3 : DType::kBF16);
   auto dqkv = upload_bf16(qkv), dbias = upload_bf16(bias), dqn = upload_bf16(qn), dkn = upload_bf16(kn);
   auto dpos = upload(pos);
   auto dslots = upload(slots);
@@ -180,6 +181,23 @@ std::vector<Check> run_qkv_rope_cache(const RopeShape& s, std::mt19937& rng) {
   }
   apply_rope(q.data(), n, nh, hd, pos.data(), inv.data());
   apply_rope(k.data(), n, nkv, hd, pos.data(), inv.data());
+  if (s.fp8) {  // e4m3 codes: at most one step apart (a value on a rounding edge), never more
+    std::vector<uint8_t> ref_codes = cache.host_fp8;
+    write_kv(k.data(), v.data(), slots.data(), n, cache.layout, layer, ref_codes.data());
+    std::vector<uint8_t> codes(ref_codes.size());
+    BATON_CUDA_CHECK(cudaMemcpy(codes.data(), cache.dev.get(), codes.size(), cudaMemcpyDeviceToHost));
+    size_t far = 0, off_by_one = 0;
+    for (size_t i = 0; i < codes.size(); ++i) {
+      const int a = codes[i], b = ref_codes[i];
+      const bool same_sign = (a & 0x80) == (b & 0x80);
+      const int steps = same_sign ? std::abs((a & 0x7f) - (b & 0x7f)) : (a & 0x7f) + (b & 0x7f);
+      far += steps > 1;
+      off_by_one += steps == 1;
+    }
+    return {compare("q", download_bf16(dq, q.size()), q, kTolBf16),
+            Check{"cache_fp8_codes_off_by_more_than_one", static_cast<double>(far), kExact, "count"},
+            Check{"cache_fp8_codes_off_by_one", static_cast<double>(off_by_one) / codes.size(), 1e-3, "fraction"}};
+  }
   std::vector<float> ref_cache = cache.host;
   write_kv(k.data(), v.data(), slots.data(), n, cache.layout, layer, ref_cache.data());
   return {compare("q", download_bf16(dq, q.size()), q, kTolBf16),
@@ -195,7 +213,7 @@ OpCase fill_convert_case(RowsShape s) { return make_case("fill_convert", rows_co
 OpCase qkv_rope_cache_case(const RopeShape& s) {
   const std::string shape = std::string(s.qwen3 ? "qwen3" : "llama3") + " hd" + std::to_string(s.head_dim) + " nh" +
                             std::to_string(s.num_heads) + " nkv" + std::to_string(s.num_kv_heads) + " t" +
-                            std::to_string(s.tokens) + " bs" + std::to_string(s.block_size);
+                            std::to_string(s.tokens) + " bs" + std::to_string(s.block_size) + (s.fp8 ? " fp8" : "");
   return make_case("qkv_rope_cache", shape, s, run_qkv_rope_cache);
 }
 

@@ -44,8 +44,8 @@ Check compare_max_abs(const std::string& output, const std::vector<float>& out, 
 }
 
 PagedCache make_paged_cache(int layers, int num_kv_heads, int head_dim, int block_size, int num_blocks,
-                            std::mt19937& rng) {
-  return make_paged_cache(KvLayout{layers, num_kv_heads, head_dim, block_size, num_blocks, DType::kBF16}, rng);
+                            std::mt19937& rng, DType dtype) {
+  return make_paged_cache(KvLayout{layers, num_kv_heads, head_dim, block_size, num_blocks, dtype}, rng);
 }
 
 PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng) {
@@ -53,8 +53,15 @@ PagedCache make_paged_cache(const KvLayout& layout, std::mt19937& rng) {
   p.layout = layout;
   const int block_size = layout.block_size;
   p.host = testing::random_bf16_values(p.layout.block_elems() * layout.num_blocks, 1.0f, rng);
-  p.dev = testing::upload_bf16(p.host);
-  p.kv.base = p.dev.as<bf16>();
+  if (layout.dtype == DType::kF8E4M3) {
+    p.host_fp8.resize(p.host.size());
+    store_kv_row(p.host.data(), static_cast<int64_t>(p.host.size()), DType::kF8E4M3, p.host_fp8.data(), 0);
+    p.dev = testing::upload(p.host_fp8);
+    p.kv.fp8 = p.dev.as<uint8_t>();
+  } else {
+    p.dev = testing::upload_bf16(p.host);
+    p.kv.base = p.dev.as<bf16>();
+  }
   p.kv.block_elems = p.layout.block_elems();
   p.kv.layer_block_elems = p.layout.layer_block_elems();
   p.kv.half_elems = p.layout.half_layer_block_elems();
@@ -94,7 +101,7 @@ PagedAttentionArgs reference_attention_args(const Batch& b, const PagedCache& ca
   c.seq_of_token = b.seq_of_token.data();
   c.block_tables = b.block_tables.data();
   c.max_blocks_per_seq = b.max_blocks_per_seq;
-  c.kv_cache = cache.host.data();
+  c.kv_cache = cache.host_cache();
   c.layout = cache.layout;
   c.layer = layer;
   c.scale = scale;

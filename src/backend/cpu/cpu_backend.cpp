@@ -37,11 +37,13 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create_rank(const Checkpoint& ck
   }();
   if (!weights.is_ok()) return weights.status().with_context("loading " + ckpt.dir());
   const size_t kv_bytes = options.cpu_kv_cache_bytes > 0 ? options.cpu_kv_cache_bytes : kDefaultKvBytes;
-  return std::unique_ptr<CpuBackend>(new CpuBackend(c, rank, std::move(weights).value(), std::move(pool), kv_bytes));
+  const DType kv_dtype = resolve_kv_cache_dtype(options.kv_cache_dtype, DType::kF32);
+  return std::unique_ptr<CpuBackend>(
+      new CpuBackend(c, rank, std::move(weights).value(), std::move(pool), kv_bytes, kv_dtype));
 }
 
 CpuBackend::CpuBackend(const ModelConfig& model_config, const CpuTpRank& rank, CpuWeights weights,
-                       std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes)
+                       std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes, DType kv_dtype)
     : model_config_(model_config),
       config_(rank.shard.rank_config(model_config)),
       shard_(rank.shard),
@@ -50,7 +52,7 @@ CpuBackend::CpuBackend(const ModelConfig& model_config, const CpuTpRank& rank, C
       pool_(std::move(pool)),
       inv_freq_(rope_inv_freq(config_.head_dim, config_.rope_theta, config_.rope_scaling)),
       kv_budget_bytes_(kv_budget_bytes) {
-  layout_ = model_kv_layout(config_, DType::kF32);
+  layout_ = model_kv_layout(config_, kv_dtype);
 }
 
 size_t CpuBackend::kv_block_bytes(int block_size) const {
@@ -65,9 +67,9 @@ Status CpuBackend::init_kv_cache(int num_blocks, int block_size) {
   KvLayout l = layout_;
   l.block_size = block_size;
   l.num_blocks = num_blocks;
-  const size_t elems = static_cast<size_t>(l.block_elems()) * static_cast<size_t>(num_blocks);
+  const size_t floats = (l.total_bytes() + sizeof(float) - 1) / sizeof(float);
   try {
-    kv_.reset(new float[elems]);
+    kv_.reset(new float[floats]);
   } catch (const std::bad_alloc&) {
     return resource_exhausted("cannot allocate a KV cache of {} blocks ({} bytes)", num_blocks, l.total_bytes());
   }

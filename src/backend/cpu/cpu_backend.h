@@ -1,7 +1,9 @@
 // The reference backend: the forward pass of llama, qwen2, qwen3, qwen3_moe
 // and deepseek_v3 on the CPU in fp32 (weights converted at load), over a
 // paged KV cache in kv_layout.h's layout (per-head K/V, or deepseek_v3's
-// latent rows), multi-threaded with its own ThreadPool.
+// latent rows) of fp32 or, at --kv-cache-dtype fp8, e4m3 values (quantised
+// as they are written, dequantised as attention reads them),
+// multi-threaded with its own ThreadPool.
 //
 // Each output element is computed by the same arithmetic wherever its token
 // sits, so results are bitwise independent of batch composition, chunking
@@ -72,7 +74,7 @@ class CpuBackend final : public Backend {
 
  private:
   CpuBackend(const ModelConfig& model_config, const CpuTpRank& rank, CpuWeights weights,
-             std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes);
+             std::unique_ptr<ThreadPool> pool, size_t kv_budget_bytes, DType kv_dtype);
 
   // Runs every layer over in's tokens; leaves the hidden states in hidden_.
   // An error (a failed collective) has already broken the rank group.
@@ -106,7 +108,8 @@ class CpuBackend final : public Backend {
   std::vector<float> inv_freq_;  // [head_dim / 2]
   size_t kv_budget_bytes_ = 0;
   KvLayout layout_;
-  std::unique_ptr<float[]> kv_;  // layout_.block_elems() * num_blocks
+  // layout_.total_bytes(): F32, or F8_E4M3 at --kv-cache-dtype fp8 (cpu_ops.h's write_kv quantises).
+  std::unique_ptr<float[]> kv_;
   Sampler sampler_;
 
   // Per-step scratch, resized to the step's token count.

@@ -12,14 +12,14 @@
 namespace baton {
 
 void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout, int layer,
-                  float* kv_cache) {
+                  void* kv_cache) {
   BATON_CHECK(layout.is_latent(), "write_latent over a per-head K/V layout");
   const int64_t width = layout.token_elems();  // [kv_lora_rank + qk_rope_head_dim]
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t slot = slot_mapping[t];
     const int64_t block = slot / layout.block_size;
     const int offset = static_cast<int>(slot % layout.block_size);
-    std::memcpy(kv_cache + layout.offset(block, layer, 0, offset), rows + t * width, width * sizeof(float));
+    store_kv_row(rows + t * width, width, layout.dtype, kv_cache, layout.offset(block, layer, 0, offset));
   }
 }
 

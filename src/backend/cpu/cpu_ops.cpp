@@ -5,6 +5,7 @@
 #include "model/yarn.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -12,6 +13,8 @@
 
 #include "common/check.h"
 #include "common/thread_pool.h"
+#include "kv/kv_cache_dtype.h"
+#include "model/fp8_quantization.h"
 
 namespace baton {
 
@@ -105,15 +108,36 @@ void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* ou
   }
 }
 
+void store_kv_row(const float* row, int64_t count, DType dtype, void* kv_cache, int64_t elem_offset) {
+  if (dtype != DType::kF8E4M3) {
+    std::memcpy(static_cast<float*>(kv_cache) + elem_offset, row, count * sizeof(float));
+    return;
+  }
+  uint8_t* out = static_cast<uint8_t*>(kv_cache) + elem_offset;
+  for (int64_t i = 0; i < count; ++i) out[i] = float_to_fp8_e4m3(row[i] / kKvFp8Scale);
+}
+
+const float* load_kv_row(const void* kv_cache, DType dtype, int64_t elem_offset, int64_t count, float* scratch) {
+  if (dtype != DType::kF8E4M3) return static_cast<const float*>(kv_cache) + elem_offset;
+  static const std::array<float, 256> kDecoded = [] {  // every e4m3 code's value, scaled
+    std::array<float, 256> t{};
+    for (int b = 0; b < 256; ++b) t[static_cast<size_t>(b)] = fp8_e4m3_to_float(static_cast<uint8_t>(b)) * kKvFp8Scale;
+    return t;
+  }();
+  const uint8_t* in = static_cast<const uint8_t*>(kv_cache) + elem_offset;
+  for (int64_t i = 0; i < count; ++i) scratch[i] = kDecoded[in[i]];
+  return scratch;
+}
+
 void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
-              int layer, float* kv_cache) {
+              int layer, void* kv_cache) {
   const int64_t row = layout.token_elems();  // [num_kv_heads * head_dim]
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t slot = slot_mapping[t];
     const int64_t block = slot / layout.block_size;
     const int offset = static_cast<int>(slot % layout.block_size);
-    std::memcpy(kv_cache + layout.offset(block, layer, 0, offset), k + t * row, row * sizeof(float));
-    std::memcpy(kv_cache + layout.offset(block, layer, 1, offset), v + t * row, row * sizeof(float));
+    store_kv_row(k + t * row, row, layout.dtype, kv_cache, layout.offset(block, layer, 0, offset));
+    store_kv_row(v + t * row, row, layout.dtype, kv_cache, layout.offset(block, layer, 1, offset));
   }
 }
 
@@ -139,6 +163,7 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
   auto body = [&](int64_t begin, int64_t end) {
     std::vector<float> scores;            // [rows, max_context]
     std::vector<float> row_max, row_sum;  // [rows]
+    std::vector<float> dequantised(head_dim);  // one K or V row of an FP8 cache
     for (int64_t item = begin; item < end; ++item) {
       // Not a structured binding: clang 14 (the sanitizer and fuzz builds) cannot capture one in a lambda.
       const int64_t t0 = tiles[item / L.num_kv_heads].first;
@@ -160,7 +185,8 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
       auto context_of = [&](int r) { return a.positions[t0 + r / group] + 1; };
       for (int p = 0; p < max_context; ++p) {
         const int64_t block = table[p / L.block_size];
-        const float* k = a.kv_cache + L.offset(block, a.layer, 0, p % L.block_size) + kvh * head_dim;
+        const float* k = load_kv_row(a.kv_cache, L.dtype, L.offset(block, a.layer, 0, p % L.block_size) + kvh * head_dim,
+                                     head_dim, dequantised.data());
         for (int r = 0; r < rows; ++r) {
           if (p >= context_of(r)) continue;
           const float s = dot_f32(q_of(r), k, head_dim) * a.scale;
@@ -182,7 +208,9 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
       }
       for (int p = 0; p < max_context; ++p) {
         const int64_t block = table[p / L.block_size];
-        const float* v = a.kv_cache + L.offset(block, a.layer, value_plane, p % L.block_size) + kvh * head_dim;
+        const float* v = load_kv_row(a.kv_cache, L.dtype,
+                                     L.offset(block, a.layer, value_plane, p % L.block_size) + kvh * head_dim,
+                                     value_dim, dequantised.data());
         for (int r = 0; r < rows; ++r) {
           if (p >= context_of(r)) continue;
           const float w = scores[static_cast<size_t>(r) * max_context + p];

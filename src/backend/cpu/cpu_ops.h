@@ -69,17 +69,26 @@ void apply_rope_cos_sin(float* x, int64_t num_tokens, int num_heads, int head_di
 // gate_up: [num_tokens, 2 * inter], out: [num_tokens, inter].
 void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* out);
 
+// One cache row of `count` values at element `elem_offset` of a cache of
+// `dtype`: F8_E4M3 stores e4m3(x / kKvFp8Scale) (kv/kv_cache_dtype.h); any
+// other dtype is held in fp32 here (the CPU backend's F32 cache, or the fp32
+// copy of a BF16 cache the CUDA tests compare against).
+void store_kv_row(const float* row, int64_t count, DType dtype, void* kv_cache, int64_t elem_offset);
+// The row back in fp32: the cache's own floats at F32, else dequantised into
+// `scratch` ([count]), which is returned.
+const float* load_kv_row(const void* kv_cache, DType dtype, int64_t elem_offset, int64_t count, float* scratch);
+
 // Writes K and V of each new token into its slot of layer `layer`:
 // k, v: [num_tokens, num_kv_heads, head_dim], slot_mapping: [num_tokens],
-// kv_cache laid out as kv_layout.h says.
+// kv_cache laid out as kv_layout.h says, in store_kv_row's element type for layout.dtype.
 void write_kv(const float* k, const float* v, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout,
-              int layer, float* kv_cache);
+              int layer, void* kv_cache);
 
 // Writes the MLA latent row of each new token into its slot of layer `layer`
 // of a latent layout (layout.is_latent()): rows: [num_tokens, kv_lora_rank +
 // qk_rope_head_dim] (normalised latent, then the roped key part).
 void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_tokens, const KvLayout& layout, int layer,
-                  float* kv_cache);
+                  void* kv_cache);
 
 // Causal GQA attention over the paged cache of layer `layer`: token t of
 // sequence seq_of_token[t] attends to its sequence's positions
@@ -90,6 +99,7 @@ void write_latent(const float* rows, const int64_t* slot_mapping, int64_t num_to
 // row is every head's key and its first kv_lora_rank values its value:
 // q: [num_tokens, num_heads, kv_lora_rank + qk_rope_head_dim],
 // out: [num_tokens, num_heads, kv_lora_rank].
+// An F8_E4M3 cache is read dequantised (load_kv_row); the arithmetic after is the same.
 struct PagedAttentionArgs {
   const float* q = nullptr;
   int64_t num_tokens = 0;
@@ -98,7 +108,7 @@ struct PagedAttentionArgs {
   const int32_t* seq_of_token = nullptr;  // [num_tokens]
   const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
   int max_blocks_per_seq = 0;
-  const float* kv_cache = nullptr;
+  const void* kv_cache = nullptr;  // of layout.dtype
   KvLayout layout;
   int layer = 0;
   float scale = 1.0f;

@@ -13,6 +13,7 @@
 #include "backend/cuda/attention_wgmma.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
 
@@ -58,7 +59,9 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
 }
 
 // Starts the asynchronous copy of keys [start, start + 64) of (seq, kvh) into
-// `st`; keys at or past `end` are zero-filled.
+// `st`; keys at or past `end` are zero-filled. An FP8 cache (a.kv.fp8) is
+// loaded and converted to bf16 here instead (synchronously: the stage's
+// previous readers are past a __syncthreads, the next ones wait at one).
 template <int HD>
 __device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, const int32_t* btab, int kvh, int start,
                                               int end) {
@@ -67,13 +70,22 @@ __device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, 
     int key = c / kChunks, chunk = c % kChunks;
     int kg = start + key;
     bool ok = kg < end;
-    const bf16* src = a.kv.base;
+    int64_t off = 0;
     if (ok) {
       int64_t block = btab[kg / a.kv.block_size];
       int row = kg % a.kv.block_size;
-      src = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems +
-            static_cast<int64_t>(row) * a.kv.token_elems + static_cast<int64_t>(kvh) * HD + chunk * 8;
+      off = block * a.kv.block_elems + a.layer * a.kv.layer_block_elems + static_cast<int64_t>(row) * a.kv.token_elems +
+            static_cast<int64_t>(kvh) * HD + chunk * 8;
     }
+    if (a.kv.fp8 != nullptr) {
+      const uint4 zero = make_uint4(0, 0, 0, 0);
+      *reinterpret_cast<uint4*>(&st.k[key][chunk * 8]) =
+          ok ? kv_fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(a.kv.fp8 + off)) : zero;
+      *reinterpret_cast<uint4*>(&st.v[key][chunk * 8]) =
+          ok ? kv_fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(a.kv.fp8 + off + a.kv.half_elems)) : zero;
+      continue;
+    }
+    const bf16* src = a.kv.base + off;
     cp_async16(&st.k[key][chunk * 8], src, ok);
     cp_async16(&st.v[key][chunk * 8], ok ? src + a.kv.half_elems : src, ok);
   }
@@ -444,7 +456,7 @@ void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial,
 void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
   if (num_items == 0) return;
   BATON_CHECK(num_items <= 65535, "attention: {} work items in one step", num_items);
-  if (attention_wgmma_ws_supports(a)) {
+  if (attention_wgmma_ws_supports(a) && a.kv.fp8 == nullptr) {  // the Hopper kernel reads a bf16 cache only
     launch_attention_prefill_wgmma_ws(a, work, num_items, stream);
     return;
   }

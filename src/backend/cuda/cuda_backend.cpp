@@ -212,7 +212,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
 }
 
 size_t CudaBackend::kv_block_bytes(int block_size) const {
-  KvLayout l = model_kv_layout(config_, DType::kBF16);
+  KvLayout l = model_kv_layout(config_, options_.kv_dtype);
   l.block_size = block_size;
   return l.block_bytes();
 }
@@ -221,7 +221,7 @@ Status CudaBackend::init_kv_cache(int num_blocks, int block_size) {
   if (num_blocks <= 0 || block_size <= 0)
     return invalid_argument("KV cache needs positive num_blocks and block_size, got {} and {}", num_blocks, block_size);
   BATON_CUDA_RETURN(cudaSetDevice(options_.device_id));
-  layout_ = model_kv_layout(config_, DType::kBF16);
+  layout_ = model_kv_layout(config_, options_.kv_dtype);
   layout_.block_size = block_size;
   layout_.num_blocks = num_blocks;
   Status st = kv_.allocate(layout_.total_bytes());
@@ -302,6 +302,12 @@ Status CudaBackend::check_model_shapes() const {
         "the CUDA backend needs each tensor parallel rank's intermediate size divisible by 8 (its GEMMs' rows are "
         "16-byte aligned); {} ranks leave {} of the model's {}",
         shard_.world_size, c.intermediate_size, model_config_.intermediate_size);
+  if (options_.kv_dtype != DType::kBF16 && options_.kv_dtype != DType::kF8E4M3)
+    return unimplemented("the CUDA backend's KV cache is BF16 or F8_E4M3, not {}", dtype_name(options_.kv_dtype));
+  if (c.is_mla() && options_.kv_dtype != DType::kBF16)
+    return unimplemented(
+        "--kv-cache-dtype fp8 does not cover MLA (deepseek_v3's latent cache) on the CUDA backend yet; use "
+        "--kv-cache-dtype auto (BF16) for this model, or the CPU backend");
   if (c.is_mla()) {
     const MlaConfig& m = c.mla;
     if (!mla_attention_supports(m.kv_lora_rank, m.qk_rope_head_dim))
@@ -364,7 +370,8 @@ void CudaBackend::run_layers(const Launch& l) {
   const int t = l.lay.num_tokens, h = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   KvDev kvd;
-  kvd.base = kv_.as<bf16>();
+  if (layout_.dtype == DType::kF8E4M3) kvd.fp8 = kv_.as<uint8_t>();
+  else kvd.base = kv_.as<bf16>();
   kvd.block_elems = layout_.block_elems();
   kvd.layer_block_elems = layout_.layer_block_elems();
   kvd.half_elems = layout_.half_layer_block_elems();

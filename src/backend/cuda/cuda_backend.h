@@ -1,8 +1,8 @@
 // The CUDA backend: the forward pass of llama, qwen2, qwen3, qwen3_moe and
 // deepseek_v3 (multi-head latent attention over a latent KV cache, absorbed
 // projections; DeepSeekMoE routing) on one NVIDIA GPU (sm_90a) in bf16 with
-// fp32 accumulation, over the paged KV cache of kv_layout.h (bf16, one device
-// allocation), sampling on the GPU.
+// fp32 accumulation, over the paged KV cache of kv_layout.h (bf16 or, at
+// --kv-cache-dtype fp8, e4m3; one device allocation), sampling on the GPU.
 // Decode-only steps replay a CUDA graph captured per (batch bucket, block
 // table width bucket); other steps launch eagerly.
 // A tensor-parallel rank (CudaTpRank) holds its slice of the weights and KV
@@ -50,6 +50,10 @@ struct CudaBackendOptions {
   // group (W8A8 through cuBLASLt) where the shapes allow; false: W8A16 only
   // (bf16 activations, as the CPU reference computes). Tests.
   bool fp8_w8a8 = true;
+  // The KV cache's element type: BF16, or F8_E4M3 at --kv-cache-dtype fp8
+  // (written quantised by the QKV kernel, read by both attention kernels,
+  // which convert each K/V tile to bf16 in shared memory; not for MLA yet).
+  DType kv_dtype = DType::kBF16;
   // A tensor-parallel rank waits this long for a step's collectives before
   // it aborts the group (a peer failed or stalls; issue 16: within 5 s).
   std::chrono::milliseconds rank_timeout{5000};

@@ -83,6 +83,7 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& ckpt, const
   o.gpu_memory_utilization = options.gpu_memory_utilization;
   o.batch_invariant = options.batch_invariant;
   o.enable_expert_parallel = options.enable_expert_parallel;
+  o.kv_dtype = resolve_kv_cache_dtype(options.kv_cache_dtype, DType::kBF16);
   const int n = options.tensor_parallel_size;
   if (n <= 1) {
     BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(ckpt, o));

@@ -14,8 +14,12 @@ using bf16 = __nv_bfloat16;
 
 // The paged KV cache (kv/kv_layout.h) as the kernels address it:
 // kv[num_blocks][num_layers][2][block_size][num_kv_heads][head_dim].
+// At --kv-cache-dtype fp8 the cache is e4m3 (kv/kv_cache_dtype.h, scale
+// kKvFp8Scale): `fp8` points at it and `base` is null; element offsets are
+// the same.
 struct KvDev {
   bf16* base = nullptr;
+  uint8_t* fp8 = nullptr;
   int64_t block_elems = 0;
   int64_t layer_block_elems = 0;
   int64_t half_elems = 0;   // one of K/V of one layer of one block

@@ -1,6 +1,7 @@
 // Elementwise and row kernels: embedding, residual add + RMSNorm, QKV bias +
 // q/k norm + RoPE + paged KV write, SiLU-and-multiply, random init.
 #include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace baton::cuda {
@@ -142,8 +143,21 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
     if (slot < 0) return;  // padding token: no cache write
     int64_t block = slot / a.kv.block_size, row = slot % a.kv.block_size;
     int kvh = is_k ? h - a.num_heads : h - a.num_heads - a.num_kv_heads;
-    dst = a.kv.base + block * a.kv.block_elems + a.layer * a.kv.layer_block_elems + (is_k ? 0 : a.kv.half_elems) +
-          row * a.kv.token_elems + static_cast<int64_t>(kvh) * hd;
+    const int64_t off = block * a.kv.block_elems + a.layer * a.kv.layer_block_elems + (is_k ? 0 : a.kv.half_elems) +
+                        row * a.kv.token_elems + static_cast<int64_t>(kvh) * hd;
+    if (a.kv.fp8 != nullptr) {  // e4m3(x / scale), round to nearest even, saturated (the CPU's store_kv_row)
+      uint8_t* q8 = a.kv.fp8 + off;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        int i = lane + 32 * j;
+        if (i < half) {
+          q8[i] = float_to_kv_fp8(x1[j]);
+          q8[i + half] = float_to_kv_fp8(x2[j]);
+        }
+      }
+      return;
+    }
+    dst = a.kv.base + off;
   }
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
