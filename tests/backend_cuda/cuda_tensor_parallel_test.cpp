@@ -2,8 +2,9 @@
 // one rank (also captured into a CUDA graph); the NCCL path at one rank
 // generating exactly the plain backend's greedy tokens and logits (decode
 // through CUDA graphs included); the sharded forward pass at TP=2 and TP=4
-// (KV heads replicated) over host-staged CPU collectives, several ranks on
-// the one GPU, teacher-forced against TP=1 (the same greedy picks but at
+// (KV heads replicated; DeepSeek-V3's MLA heads split, its latent row whole
+// on every rank) over host-staged CPU collectives, several ranks on the one
+// GPU, teacher-forced against TP=1 (the same greedy picks but at
 // bf16 near-ties, logits within 2e-2); a failed rank ending the instance
 // with its error; clear refusals of what cannot run.
 #include <gtest/gtest.h>
@@ -39,8 +40,9 @@ constexpr int kNewTokens = 8;
 constexpr int kPrefillChunk = 7;
 constexpr float kTieMargin = 0.05f;  // top-2 logit gap under which bf16 rounding may flip the greedy pick
 
-// The fixture models the CUDA ranks shard (MLA is not sharded on GPUs yet).
-const std::vector<std::string> kShardedModels = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"};
+// The fixture models the CUDA ranks shard: every one.
+const std::vector<std::string> kShardedModels = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
+                                                 "deepseek-v3-tiny"};
 
 std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   Result<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(baton::testing::fixture_model_dir(name));
@@ -175,7 +177,8 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
 }
 
 // Several ranks on the one GPU over host-staged collectives: TP=2 and TP=4
-// (the fixtures' 2 KV heads replicated on two ranks each) against TP=1.
+// (the fixtures' 2 KV heads replicated on two ranks each; deepseek-v3-tiny's
+// 4 MLA heads 2 and 1 per rank) against TP=1.
 TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
   auto ckpt = open_checkpoint(GetParam());
   ASSERT_NE(ckpt, nullptr);
@@ -253,13 +256,14 @@ TEST(CudaTensorParallel, DeviceListsThatCannotRunAreRefused) {
   auto count = choose_tp_devices({0}, 2);
   ASSERT_FALSE(count.is_ok());
   EXPECT_NE(count.status().message().find("one GPU per rank"), std::string::npos) << count.status().to_string();
+  // MLA shards by head: 4 heads over 3 ranks is refused naming them, before any GPU is asked for.
   auto ckpt = open_checkpoint("deepseek-v3-tiny");
   ASSERT_NE(ckpt, nullptr);
   BackendOptions options;
-  options.tensor_parallel_size = 2;
+  options.tensor_parallel_size = 3;
   auto mla = make_cuda_backend(*ckpt, options);
   ASSERT_FALSE(mla.is_ok());
-  EXPECT_NE(mla.status().message().find("latent attention"), std::string::npos) << mla.status().to_string();
+  EXPECT_NE(mla.status().message().find("4 attention heads"), std::string::npos) << mla.status().to_string();
 }
 
 }  // namespace

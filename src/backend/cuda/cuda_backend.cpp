@@ -370,6 +370,7 @@ void CudaBackend::run_layers(const Launch& l) {
     } else {
       attention_block(l, i, kvd);
     }
+    all_reduce_proj(t);  // o_proj is row-parallel: the ranks' partial sums (MLA's as any attention's)
     launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), L.o_bias, L.post_norm, normed_.as<bf16>(), nullptr, t,
                        h, eps, stream_);
     if (!L.is_moe) {
@@ -435,7 +436,6 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
     launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
   }
   gemm_.run(attn_.as<bf16>(), L.o_proj, proj_.get(), t, h, q, false, stream_);  // [t, h]
-  all_reduce_proj(t);
 }
 
 Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {

@@ -25,31 +25,54 @@ struct Pinned {
 
 }  // namespace
 
-void CudaWeights::plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
-                           const std::function<size_t(bf16**, int64_t)>& region,
-                           const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add) {
+// MLA at TP > 1 shards as the CPU backend does (cpu_weights.cpp): the
+// latent projections (q_a, kv_a and their norms) whole on every rank; q_b (or
+// q_proj), kv_b_proj and o_proj for the rank's heads only.
+void CudaWeights::plan_mla(const ModelConfig& c, const TpShard& shard, const std::string& p, CudaLayerWeights& L,
+                           const std::function<size_t(bf16**, int64_t)>& region, std::vector<Item>* items) {
   const MlaConfig& m = c.mla;
-  const int64_t h = c.hidden_size, nh = c.num_heads, qk = m.qk_head_dim(), latent = m.latent_dim();
+  const int64_t h = c.hidden_size, nh_all = c.num_heads, qk = m.qk_head_dim(), latent = m.latent_dim();
   const int64_t rank = m.kv_lora_rank, nope = m.qk_nope_head_dim, vd = m.v_head_dim;
+  const int64_t nh = shard.num_heads, head0 = shard.head_begin;
   const int64_t q_cols = m.q_lora_rank > 0 ? m.q_lora_rank : nh * qk;
+  auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
+    items->push_back(Item{std::move(name), std::move(shape), at, ones});
+  };
+  // Rows [r0, r0 + nr) of a tensor (the rank's heads of a per-head projection).
+  auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
+    Item it{std::move(name), std::move(shape), at};
+    it.row_begin = r0;
+    it.rows = nr;
+    items->push_back(std::move(it));
+  };
   const size_t at = region(&L.qkv_a, (q_cols + latent) * h);
-  add(at, p + (m.q_lora_rank > 0 ? "self_attn.q_a_proj.weight" : "self_attn.q_proj.weight"), {q_cols, h}, false);
-  add(at + q_cols * h, p + "self_attn.kv_a_proj_with_mqa.weight", {latent, h}, false);
+  if (m.q_lora_rank > 0) {
+    add(at, p + "self_attn.q_a_proj.weight", {q_cols, h});
+  } else {
+    add_rows(at, p + "self_attn.q_proj.weight", {nh_all * qk, h}, head0 * qk, nh * qk);
+  }
+  add(at + q_cols * h, p + "self_attn.kv_a_proj_with_mqa.weight", {latent, h});
   if (m.q_lora_rank > 0) {
     add(region(&L.q_a_norm, q_cols), p + "self_attn.q_a_layernorm.weight", {q_cols}, true);
-    add(region(&L.q_b, nh * qk * q_cols), p + "self_attn.q_b_proj.weight", {nh * qk, q_cols}, false);
+    add_rows(region(&L.q_b, nh * qk * q_cols), p + "self_attn.q_b_proj.weight", {nh_all * qk, q_cols}, head0 * qk,
+             nh * qk);
   }
   add(region(&L.kv_a_norm, rank), p + "self_attn.kv_a_layernorm.weight", {rank}, true);
-  add(region(&L.kv_b, nh * (nope + vd) * rank), p + "self_attn.kv_b_proj.weight", {nh * (nope + vd), rank}, false);
+  // kv_b_proj: head j's K-nope rows then its V rows, so the rank's heads are one run of rows.
+  add_rows(region(&L.kv_b, nh * (nope + vd) * rank), p + "self_attn.kv_b_proj.weight", {nh_all * (nope + vd), rank},
+           head0 * (nope + vd), nh * (nope + vd));
   region(&L.uk_t, nh * rank * nope);  // derive() fills it
-  add(region(&L.o_proj, h * nh * vd), p + "self_attn.o_proj.weight", {h, nh * vd}, false);
+  Item o{p + "self_attn.o_proj.weight", {h, nh_all * vd}, region(&L.o_proj, h * nh * vd)};
+  o.col_begin = head0 * vd;  // row-parallel: the rank's heads' columns
+  o.cols = nh * vd;
+  items->push_back(std::move(o));
 }
 
-Status CudaWeights::derive(const ModelConfig& c, cudaStream_t stream) {
+Status CudaWeights::derive(const ModelConfig& c, const TpShard& shard, cudaStream_t stream) {
   if (!c.is_mla()) return Status::ok();
   const MlaConfig& m = c.mla;
-  for (const CudaLayerWeights& L : layers)
-    launch_mla_split_uk(L.kv_b, L.uk_t, c.num_heads, m.qk_nope_head_dim, m.v_head_dim, m.kv_lora_rank, stream);
+  for (const CudaLayerWeights& L : layers)  // the rank's heads of kv_b
+    launch_mla_split_uk(L.kv_b, L.uk_t, shard.num_heads, m.qk_nope_head_dim, m.v_head_dim, m.kv_lora_rank, stream);
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
   return Status::ok();
 }
@@ -76,12 +99,8 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
     off += static_cast<size_t>(elems);
     return at;
   };
-  std::function<void(size_t, std::string, std::vector<int64_t>, bool)> add_item =
-      [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones) {
-        items->push_back(Item{std::move(name), std::move(shape), at, ones});
-      };
   auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
-    add_item(at, std::move(name), std::move(shape), ones);
+    items->push_back(Item{std::move(name), std::move(shape), at, ones});
   };
   // Rows [r0, r0 + nr) of a tensor, all its columns (column-parallel, or a slice of a bias).
   auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
@@ -109,7 +128,7 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
     add(region(&L.post_norm, h), p + "post_attention_layernorm.weight", {h}, true);
     size_t at = 0;
     if (c.is_mla()) {
-      plan_mla(c, p, L, region, add_item);
+      plan_mla(c, shard, p, L, region, items);
     } else {
       const int64_t q_all = c.q_size(), kv_all = c.kv_size();
       at = region(&L.qkv, (q + 2 * kv) * h);
@@ -139,13 +158,13 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
         f32_ptrs.push_back({&L.expert_bias, off});
         items->push_back(Item{p + "mlp.gate.e_score_correction_bias", {e}, off, false, true});
         off += 2 * static_cast<size_t>(e);
-        if (c.deepseek_moe.n_shared_experts > 0) {
-          const int64_t si = mi * c.deepseek_moe.n_shared_experts;
+        if (c.deepseek_moe.n_shared_experts > 0) {  // one dense MLP, split as the routed experts are
+          const int64_t shared = c.deepseek_moe.n_shared_experts, si = mi * shared, si_all = mi_all * shared;
           const std::string sp = p + "mlp.shared_experts.";
           at = region(&L.shared_gate_up, 2 * si * h);
-          add(at, sp + "gate_proj.weight", {si, h});
-          add(at + si * h, sp + "up_proj.weight", {si, h});
-          add(region(&L.shared_down, h * si), sp + "down_proj.weight", {h, si});
+          add_rows(at, sp + "gate_proj.weight", {si_all, h}, shard.rank * si, si);
+          add_rows(at + si * h, sp + "up_proj.weight", {si_all, h}, shard.rank * si, si);
+          add_cols(region(&L.shared_down, h * si), sp + "down_proj.weight", {h, si_all}, shard.rank * si, si);
         }
       }
       at = region(&L.expert_gate_up, e * 2 * mi * h);
@@ -281,7 +300,7 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& sha
   for (auto& e : done) cudaEventDestroy(e);
   BATON_RETURN_IF_ERROR(status);
   BATON_CUDA_RETURN(sync);
-  BATON_RETURN_IF_ERROR(w.derive(ckpt.config(), stream));
+  BATON_RETURN_IF_ERROR(w.derive(ckpt.config(), shard, stream));
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (load_gbps) *load_gbps = s > 0 ? total / s / 1e9 : 0.0;
   return w;
@@ -303,7 +322,7 @@ Result<CudaWeights> CudaWeights::random(const ModelConfig& config, const TpShard
     else launch_fill_random(dst, n, scale, s++ * 0x9E3779B97F4A7C15ull, stream);
   }
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
-  BATON_RETURN_IF_ERROR(w.derive(config, stream));
+  BATON_RETURN_IF_ERROR(w.derive(config, shard, stream));
   return w;
 }
 

@@ -84,11 +84,10 @@ class CudaWeights {
     int64_t row_begin = 0, rows = -1, col_begin = 0, cols = -1;
   };
   // Makes the weights that are not checkpoint tensors (MLA's W_UK^T).
-  Status derive(const ModelConfig& config, cudaStream_t stream);
-  // The MLA attention block's tensors of layer prefix `p`.
-  void plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
-                const std::function<size_t(bf16**, int64_t)>& region,
-                const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add);
+  Status derive(const ModelConfig& config, const TpShard& shard, cudaStream_t stream);
+  // The MLA attention block's tensors of layer prefix `p` (the shard's heads).
+  void plan_mla(const ModelConfig& c, const TpShard& shard, const std::string& p, CudaLayerWeights& L,
+                const std::function<size_t(bf16**, int64_t)>& region, std::vector<Item>* items);
   // Lays out the arena (zeroed) for `shard` and sets the pointers; returns
   // the tensors to fill.
   Status plan(const ModelConfig& config, const TpShard& shard, bool has_o_bias, std::vector<Item>* items);
