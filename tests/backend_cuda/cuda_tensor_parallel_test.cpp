@@ -50,14 +50,6 @@ std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   return ckpt.is_ok() ? std::move(ckpt).value() : nullptr;
 }
 
-CudaBackendOptions small_options() {
-  CudaBackendOptions o;
-  o.max_num_tokens = 1024;
-  o.max_num_samples = 64;
-  o.gpu_memory_utilization = 0.3;
-  return o;
-}
-
 // The prompts as one batch: chunked prefill, then kNewTokens greedy tokens
 // each (decode steps replay CUDA graphs unless logits are asked for), maybe
 // teacher-forced by `forced`.
@@ -91,7 +83,7 @@ void expect_same_greedy_picks(const Generation& g, const Generation& reference, 
 }
 
 std::unique_ptr<CudaBackend> plain_backend(const Checkpoint& ckpt) {
-  auto b = CudaBackend::create(ckpt, small_options());
+  auto b = CudaBackend::create(ckpt, small_backend_options());
   EXPECT_TRUE(b.is_ok()) << b.status().to_string();
   if (!b.is_ok()) return nullptr;
   EXPECT_TRUE((*b)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
@@ -163,7 +155,7 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
   ASSERT_TRUE(group.is_ok()) << group.status().to_string();
   Result<TpShard> shard = TpShard::make(ckpt->config(), 0, 1);
   ASSERT_TRUE(shard.is_ok());
-  auto nccl = CudaBackend::create(*ckpt, small_options(), CudaTpRank{*shard, (*group)[0].get()});
+  auto nccl = CudaBackend::create(*ckpt, small_backend_options(), CudaTpRank{*shard, (*group)[0].get()});
   ASSERT_TRUE(nccl.is_ok()) << nccl.status().to_string();
   ASSERT_TRUE((*nccl)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
   const Generation tokens = generate(**nccl, prompts, false);
@@ -194,8 +186,8 @@ TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
     CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
       return CudaBackend::create(*ckpt, o, rank);
     };
-    auto sharded = make_cuda_tensor_parallel(ckpt->config(), small_options(), std::vector<int>(tp, 0), std::move(comms),
-                                             make_rank);
+    auto sharded = make_cuda_tensor_parallel(ckpt->config(), small_backend_options(), std::vector<int>(tp, 0),
+                                             std::move(comms), make_rank);
     if (!sharded.is_ok() && sharded.status().code() == StatusCode::kUnimplemented &&
         sharded.status().message().find("intermediate size divisible by 8") != std::string::npos) {
       std::printf("  %s at TP=%d refused: %s\n", GetParam().c_str(), tp, sharded.status().to_string().c_str());
@@ -221,7 +213,7 @@ TEST(CudaTensorParallel, AFailedRankEndsTheInstanceWithItsError) {
   CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
     return CudaBackend::create(*ckpt, o, rank);
   };
-  auto tp = make_cuda_tensor_parallel(ckpt->config(), small_options(), {0, 0}, std::move(comms), make_rank);
+  auto tp = make_cuda_tensor_parallel(ckpt->config(), small_backend_options(), {0, 0}, std::move(comms), make_rank);
   ASSERT_TRUE(tp.is_ok()) << tp.status().to_string();
   ASSERT_TRUE((*tp)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
   const auto prompts = baton::testing::golden_prompts("qwen3-tiny");
