@@ -15,6 +15,20 @@ int64_t prod(const std::vector<int64_t>& s) {
   return n;
 }
 
+// Adds the tensor `name` (of the whole `shape`) to fill at arena offset `at`:
+// rows [r0, r0 + nr) and columns [c0, c0 + nc) of it seen as [shape[0],
+// the rest] (-1: all of them). Items: CudaWeights' plan.
+template <class Items>
+void add_slice(Items* items, size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr,
+               int64_t c0 = 0, int64_t nc = -1) {
+  typename Items::value_type it{std::move(name), std::move(shape), at};
+  it.row_begin = r0;
+  it.rows = nr;
+  it.col_begin = c0;
+  it.cols = nc;
+  items->push_back(std::move(it));
+}
+
 // Pinned host buffers, freed on destruction.
 struct Pinned {
   void* p = nullptr;
@@ -38,12 +52,9 @@ void CudaWeights::plan_mla(const ModelConfig& c, const TpShard& shard, const std
   auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
     items->push_back(Item{std::move(name), std::move(shape), at, ones});
   };
-  // Rows [r0, r0 + nr) of a tensor (the rank's heads of a per-head projection).
+  // Rows [r0, r0 + nr) of a tensor: the rank's heads of a per-head projection.
   auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
-    Item it{std::move(name), std::move(shape), at};
-    it.row_begin = r0;
-    it.rows = nr;
-    items->push_back(std::move(it));
+    add_slice(items, at, std::move(name), std::move(shape), r0, nr);
   };
   const size_t at = region(&L.qkv_a, (q_cols + latent) * h);
   if (m.q_lora_rank > 0) {
@@ -62,10 +73,9 @@ void CudaWeights::plan_mla(const ModelConfig& c, const TpShard& shard, const std
   add_rows(region(&L.kv_b, nh * (nope + vd) * rank), p + "self_attn.kv_b_proj.weight", {nh_all * (nope + vd), rank},
            head0 * (nope + vd), nh * (nope + vd));
   region(&L.uk_t, nh * rank * nope);  // derive() fills it
-  Item o{p + "self_attn.o_proj.weight", {h, nh_all * vd}, region(&L.o_proj, h * nh * vd)};
-  o.col_begin = head0 * vd;  // row-parallel: the rank's heads' columns
-  o.cols = nh * vd;
-  items->push_back(std::move(o));
+  // o_proj is row-parallel: the rank's heads' columns.
+  add_slice(items, region(&L.o_proj, h * nh * vd), p + "self_attn.o_proj.weight", {h, nh_all * vd}, 0, -1, head0 * vd,
+            nh * vd);
 }
 
 Status CudaWeights::derive(const ModelConfig& c, const TpShard& shard, cudaStream_t stream) {
@@ -104,17 +114,11 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
   };
   // Rows [r0, r0 + nr) of a tensor, all its columns (column-parallel, or a slice of a bias).
   auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
-    Item it{std::move(name), std::move(shape), at};
-    it.row_begin = r0;
-    it.rows = nr;
-    items->push_back(std::move(it));
+    add_slice(items, at, std::move(name), std::move(shape), r0, nr);
   };
   // Columns [c0, c0 + nc) of every row (row-parallel).
   auto add_cols = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t c0, int64_t nc) {
-    Item it{std::move(name), std::move(shape), at};
-    it.col_begin = c0;
-    it.cols = nc;
-    items->push_back(std::move(it));
+    add_slice(items, at, std::move(name), std::move(shape), 0, -1, c0, nc);
   };
   std::vector<std::pair<float**, size_t>> f32_ptrs;
   const int64_t vocab = c.vocab_size;
