@@ -25,6 +25,7 @@
 #include "backend/greedy_batch.h"
 #include "backend/step_builder.h"
 #include "cuda_test_util.h"
+#include "greedy_picks.h"
 #include "model/checkpoint.h"
 
 namespace baton::cuda {
@@ -38,7 +39,6 @@ constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 64;
 constexpr int kNewTokens = 8;
 constexpr int kPrefillChunk = 7;
-constexpr float kTieMargin = 0.05f;  // top-2 logit gap under which bf16 rounding may flip the greedy pick
 
 // The fixture models the CUDA ranks shard: every one.
 const std::vector<std::string> kShardedModels = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
@@ -61,25 +61,6 @@ Generation generate(Backend& backend, const std::vector<std::vector<int32_t>>& p
   batch.block_size = kBlockSize;
   batch.with_logits = with_logits;
   return baton::testing::generate_greedy(backend, prompts, batch, forced);
-}
-
-// g (teacher-forced by `reference`) against reference: logits within
-// `tolerance` relative L2, and the same greedy token at every row but where
-// the reference's top two are within bf16 rounding of each other.
-void expect_same_greedy_picks(const Generation& g, const Generation& reference, int vocab, double tolerance) {
-  ASSERT_EQ(g.logits.size(), reference.logits.size());
-  ASSERT_EQ(g.sampled.size(), reference.sampled.size());
-  EXPECT_LT(rel_l2(g.logits, reference.logits), tolerance);
-  int flips = 0;
-  for (size_t r = 0; r < g.sampled.size(); ++r) {
-    if (g.sampled[r] == reference.sampled[r]) continue;
-    std::vector<float> row(reference.logits.begin() + r * vocab, reference.logits.begin() + (r + 1) * vocab);
-    std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<float>());
-    EXPECT_LT(row[0] - row[1], kTieMargin)
-        << "row " << r << ": " << g.sampled[r] << " against " << reference.sampled[r];
-    ++flips;
-  }
-  EXPECT_LE(flips, 1) << "of " << g.sampled.size() << " rows";
 }
 
 std::unique_ptr<CudaBackend> plain_backend(const Checkpoint& ckpt) {
