@@ -17,6 +17,17 @@ Result<void*> DeviceCopier::alloc_host(size_t num_bytes) {
 
 void DeviceCopier::free_host(void* ptr) { std::free(ptr); }
 
+Result<void*> DeviceCopier::alloc_device(size_t num_bytes) {
+  return unimplemented("no device memory for a {}-byte KV region: device KV needs a CUDA build of baton", num_bytes);
+}
+
+void DeviceCopier::free_device(void* /*ptr*/) {}
+
+Status DeviceCopier::copy_strided(const std::vector<StridedCopy>& copies) {
+  if (copies.empty()) return Status::ok();
+  return unimplemented("no device copies: relayout of device KV needs a CUDA build of baton");
+}
+
 KvRegionDesc KvRegionDesc::of(const KvMemory& memory) {
   KvRegionDesc region;
   region.base = memory.base;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "kv/kv_layout.h"
@@ -25,9 +26,25 @@ const char* memory_kind_name(MemoryKind kind);  // "host", "device"
 // at full speed and asynchronously; the default is plain heap memory aligned
 // to kHostAlignment. Neither is zero-filled. Every pointer from alloc_host
 // goes back through free_host of the same copier.
+//
+// A tensor-parallel instance's device caches also relayout through it
+// (pd/tp_kv_relayout.h): a wire-layout region in device memory (alloc_device,
+// cudaMalloc, so cuda_ipc peers can map it) and strided device-to-device
+// copies of head slices between it and the ranks' caches (copy_strided).
+// Their defaults refuse: a build without device support has no device KV.
 class DeviceCopier {
  public:
   static constexpr size_t kHostAlignment = 4096;
+
+  // `rows` rows of `width` bytes: row r from src + r * src_pitch to dst + r * dst_pitch.
+  struct StridedCopy {
+    void* dst = nullptr;
+    size_t dst_pitch = 0;
+    const void* src = nullptr;
+    size_t src_pitch = 0;
+    size_t width = 0;
+    size_t rows = 0;
+  };
 
   virtual ~DeviceCopier() = default;
   virtual Status to_host(void* host_dst, const void* device_src, size_t num_bytes) = 0;
@@ -37,6 +54,13 @@ class DeviceCopier {
   virtual void free_host(void* ptr);
   // True when alloc_host returns page-locked memory.
   virtual bool pins_host() const { return false; }
+
+  // Device memory on the copier's device; every pointer goes back through free_device.
+  virtual Result<void*> alloc_device(size_t num_bytes);
+  virtual void free_device(void* ptr);
+  // Runs every copy (device memory on either side, any device of the
+  // process) and returns when all have landed.
+  virtual Status copy_strided(const std::vector<StridedCopy>& copies);
 };
 
 struct KvRegionDesc {

@@ -22,7 +22,7 @@ Status DecodeKvConnector::init(const KvMemory& memory, std::unique_ptr<Transport
   if (TpKvRelayout* relayout = transfer_.relayout.get()) {
     // A tensor-parallel decode: reads land in the wire-layout region; each
     // rank takes its heads from there before the pull counts as done.
-    pull_->set_on_read([relayout](const std::vector<int64_t>& block_ids) { relayout->scatter(block_ids); });
+    pull_->set_on_read([relayout](const std::vector<int64_t>& block_ids) { return relayout->scatter(block_ids); });
   }
   loaders_ = std::make_unique<LoaderPool>(options_.num_loaders);
   BATON_LOG_INFO("KV connector: role decode, transport {}, engine '{}'", options_.transport, options_.engine_id);

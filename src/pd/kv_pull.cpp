@@ -113,7 +113,7 @@ Status KvPull::read_renewing(const std::string& peer, const KvGrant& grant, cons
   }
   if (!st.is_ok()) return st;
   BATON_RETURN_IF_ERROR(handle->status());
-  if (on_read_) on_read_(local);
+  if (on_read_) BATON_RETURN_IF_ERROR(on_read_(local));
   return Status::ok();
 }
 

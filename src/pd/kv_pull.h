@@ -50,9 +50,9 @@ class KvPull {
          std::function<int64_t()> wall_now_ms);
 
   // Called with the local block ids of every read that completed, before
-  // the pull returns (a tensor-parallel decode scatters them to its ranks).
-  // Set before the first run.
-  void set_on_read(std::function<void(const std::vector<int64_t>&)> on_read) { on_read_ = std::move(on_read); }
+  // the pull returns (a tensor-parallel decode scatters them to its ranks);
+  // an error it returns fails the pull. Set before the first run.
+  void set_on_read(std::function<Status(const std::vector<int64_t>&)> on_read) { on_read_ = std::move(on_read); }
 
   // Runs the pull of `load` (on the calling thread) and fills `counts`.
   Status run(const KvLoadRequest& load, PullCancel& cancel, PullCounts* counts);
@@ -75,7 +75,7 @@ class KvPull {
   std::shared_ptr<const KvSecret> secret_;
   int block_size_;
   std::function<int64_t()> wall_now_ms_;
-  std::function<void(const std::vector<int64_t>&)> on_read_;
+  std::function<Status(const std::vector<int64_t>&)> on_read_;
 };
 
 }  // namespace baton

@@ -52,10 +52,15 @@ Result<PdTransfer> PdTransfer::open(const KvMemory& memory, const PdConnectorOpt
                                     std::unique_ptr<Transport> transport, const PdAgentHooks* hooks) {
   PdTransfer t;
   KvRegionDesc region = KvRegionDesc::of(memory);
-  if (memory.tp_layout().tp_size > 1) {
+  const bool tensor_parallel = memory.tp_layout().tp_size > 1;
+  if (memory.on_device && (options.transport == "tcp" || tensor_parallel)) {
+    // tcp stages device KV through the host; a tensor-parallel device cache relayouts on the device.
+    BATON_ASSIGN_OR_RETURN(t.copier, make_device_copier(memory.device_id));
+  }
+  if (tensor_parallel) {
     // Peers exchange every KV head once: the region is in the wire layout.
     const bool shared = hooks != nullptr && options.transport == "shm";
-    BATON_ASSIGN_OR_RETURN(t.relayout, TpKvRelayout::create(memory, shared));
+    BATON_ASSIGN_OR_RETURN(t.relayout, TpKvRelayout::create(memory, shared, t.copier.get()));
     region.base = t.relayout->data();
     region.layout = t.relayout->wire_layout();
     region.shm_name = t.relayout->shm_name();
@@ -65,10 +70,7 @@ Result<PdTransfer> PdTransfer::open(const KvMemory& memory, const PdConnectorOpt
     region.base = t.mirror->data();
     region.shm_name = t.mirror->name();
   }
-  if (memory.on_device && options.transport == "tcp") {
-    BATON_ASSIGN_OR_RETURN(t.copier, make_device_copier(memory.device_id));
-    region.copier = t.copier.get();
-  }
+  if (memory.on_device && options.transport == "tcp") region.copier = t.copier.get();
   if (!transport) {
     BATON_ASSIGN_OR_RETURN(transport, make_transport(options.transport));
   }

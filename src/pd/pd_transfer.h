@@ -1,7 +1,7 @@
 // PdTransfer: the transfer engine a PD connector moves KV with, built from
 // its options over the backend's KV cache: the transport (options.transport,
 // or the one given; wrapped in a FaultTransport for --kv-fault), the staging
-// copier for device KV over tcp, the shared-memory mirror a shm prefill
+// copier for device KV (over tcp, or at TP > 1), the shared-memory mirror a shm prefill
 // serves from, the wire-layout region of a tensor-parallel instance
 // (TpKvRelayout), and (prefill) the KV agent with the lease hooks.
 #pragma once
@@ -30,7 +30,8 @@ struct PdAgentHooks {
 };
 
 struct PdTransfer {
-  std::unique_ptr<DeviceCopier> copier;  // device KV staged through the host (tcp); outlives engine
+  // Device KV: staged through the host (tcp), relayout at TP > 1. Outlives relayout and engine.
+  std::unique_ptr<DeviceCopier> copier;
   std::unique_ptr<ShmKvMirror> mirror;   // shm prefill with host KV: what peers map
   // A tensor-parallel instance: the region in the wire layout that peers
   // read (prefill: gathered from the ranks) or reads land in (decode:

@@ -89,15 +89,21 @@ TransferParams PrefillKvConnector::new_params(const std::string& request_id, int
   return params;
 }
 
-void PrefillKvConnector::copy_to_region(const std::vector<int>& block_ids) {
+Status PrefillKvConnector::copy_to_region(const std::vector<int>& block_ids) {
   if (transfer_.mirror) transfer_.mirror->copy_blocks(block_ids);
-  if (transfer_.relayout) transfer_.relayout->gather(block_ids);
+  if (transfer_.relayout) return transfer_.relayout->gather(block_ids);
+  return Status::ok();
 }
 
 void PrefillKvConnector::mirror_up_to(Stream& s, const std::vector<int>& block_ids, size_t n) {
   n = std::min(n, block_ids.size());
   if (n > s.num_blocks_mirrored) {
-    copy_to_region(std::vector<int>(block_ids.begin() + s.num_blocks_mirrored, block_ids.begin() + n));
+    Status st = copy_to_region(std::vector<int>(block_ids.begin() + s.num_blocks_mirrored, block_ids.begin() + n));
+    // Not counted as mirrored: the next progress (or the finish) copies them again.
+    if (!st.is_ok()) {
+      BATON_LOG_ERROR("KV stream: {}", st.to_string());
+      return;
+    }
   }
   s.num_blocks_mirrored = std::max(s.num_blocks_mirrored, n);
 }
@@ -117,7 +123,8 @@ Json PrefillKvConnector::on_prefill_progress(const std::string& request_id, int 
   // Only whole blocks are final before the prompt ends.
   const size_t ready = std::min(block_ids.size(), static_cast<size_t>(num_computed_tokens / layout_.block_size));
   mirror_up_to(it->second, block_ids, ready);
-  leases_.publish(request_id, block_ids, static_cast<int64_t>(ready));
+  // What reached the region peers read (all `ready` blocks unless a copy failed).
+  leases_.publish(request_id, block_ids, static_cast<int64_t>(std::min(ready, it->second.num_blocks_mirrored)));
   update_gauges();
   return first_params;
 }
@@ -137,6 +144,13 @@ Json PrefillKvConnector::on_prefill_finished(const std::string& request_id, int 
     Stream s = std::move(it->second);
     streams_.erase(it);
     mirror_up_to(s, block_ids, block_ids.size());
+    if (s.num_blocks_mirrored < block_ids.size()) {  // a copy failed: the stream ends here, its reader with it
+      std::vector<int> free_now = leases_.abort_streamed(request_id, "its KV could not be copied",
+                                                         std::move(block_ids));
+      if (!free_now.empty()) hand_back(std::move(free_now));
+      update_gauges();
+      return Json();
+    }
     if (!leases_.finish_streamed(request_id, block_ids)) {
       // Its reader already left (done, release, expiry) or the lease stopped.
       hand_back(std::move(block_ids));
@@ -145,7 +159,12 @@ Json PrefillKvConnector::on_prefill_finished(const std::string& request_id, int 
     update_gauges();
     return s.params;
   }
-  copy_to_region(block_ids);
+  if (Status st = copy_to_region(block_ids); !st.is_ok()) {
+    // No lease over KV that peers cannot read: the blocks go back, the request gets no params.
+    BATON_LOG_ERROR("KV of request '{}' not offered: {}", request_id, st.to_string());
+    hand_back(std::move(block_ids));
+    return Json();
+  }
   TransferParams params = new_params(request_id, num_prompt_tokens, /*stream_kv=*/false);
   params.block_ids.assign(block_ids.begin(), block_ids.end());
   if (options_.secret) params.sign(*options_.secret);

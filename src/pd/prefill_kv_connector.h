@@ -68,7 +68,7 @@ class PrefillKvConnector : public PdKvConnector {
   // Copies these blocks into the region peers read, when it is not the
   // backend's cache itself: the shm mirror, or a tensor-parallel
   // instance's wire-layout region (gathered from its ranks).
-  void copy_to_region(const std::vector<int>& block_ids);
+  Status copy_to_region(const std::vector<int>& block_ids);
   // Copies blocks [s.num_blocks_mirrored, n) of `block_ids` into the region peers read (copy_to_region).
   void mirror_up_to(Stream& s, const std::vector<int>& block_ids, size_t n);
   Status init(const KvMemory& memory, std::unique_ptr<Transport> transport);

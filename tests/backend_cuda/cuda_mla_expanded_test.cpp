@@ -3,19 +3,25 @@
 // 128, rope 64, v 128, q LoRA) whose prefill steps of >= kMlaExpandMinTokens
 // new tokens take the expanded form, against the CPU backend (fp32, absorbed
 // form) on the same steps: one sequence, a second chunk over a cached prefix,
-// and two sequences in one step.
+// and two sequences in one step; and the same at tensor parallel size 2 (one
+// head per rank, each rank expanding its head's K and V from the latent rows
+// it holds whole), two ranks on the one GPU over host-staged collectives.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/host_staged_communicator.h"
 #include "backend/cuda/mla_prefill.h"
 #include "backend/fp32_random_checkpoint.h"
 #include "backend/step_builder.h"
 #include "cuda_test_util.h"
 #include "model/presets.h"
+#include "model/tp_shard.h"
 
 namespace baton::cuda {
 namespace {
@@ -115,6 +121,39 @@ TEST_F(CudaMlaExpanded, TwoSequencesInOneStepMatchCpu) {
   std::mt19937 rng(3);
   std::vector<TestSeq> seqs = {random_seq(200, 0, rng), random_seq(133, 20, rng)};
   EXPECT_LT(step_error(seqs, {200, 133}), kTol);
+}
+
+// Two ranks, one head each: the expanded prefill of each rank's head, the
+// o_proj partial sums all-reduced, the same logits as the CPU's.
+TEST_F(CudaMlaExpanded, TwoRanksMatchCpu) {
+  constexpr int kRanks = 2;
+  auto comms = HostStagedCommunicator::make_group(kRanks, std::chrono::milliseconds(5000));
+  std::vector<std::unique_ptr<CudaBackend>> ranks;
+  for (int r = 0; r < kRanks; ++r) {
+    Result<TpShard> shard = TpShard::make(ckpt_->config(), r, kRanks);
+    ASSERT_TRUE(shard.is_ok()) << shard.status().to_string();
+    ASSERT_EQ(shard->num_heads, 1);
+    CudaBackendOptions o;
+    o.max_num_tokens = 1024;
+    o.gpu_memory_utilization = 0.3;
+    auto b = CudaBackend::create(*ckpt_, o, CudaTpRank{*shard, comms[r].get()});
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    ASSERT_TRUE((*b)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
+    ranks.push_back(std::move(b).value());
+  }
+  std::mt19937 rng(4);
+  std::vector<TestSeq> seqs = {random_seq(200, 0, rng), random_seq(133, 20, rng)};
+  StepInput in = baton::testing::build_step(seqs, {200, 133}, kBlockSize);
+  std::vector<Result<std::vector<float>>> out(kRanks, Result<std::vector<float>>(internal_error("not run")));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kRanks; ++r) threads.emplace_back([&, r] { out[r] = ranks[r]->forward_all_logits(in); });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < kRanks; ++r) ASSERT_TRUE(out[r].is_ok()) << "rank " << r << ": " << out[r].status().to_string();
+  Result<std::vector<float>> cpu = cpu_->forward_all_logits(in);
+  ASSERT_TRUE(cpu.is_ok()) << cpu.status().to_string();
+  ASSERT_EQ(out[0]->size(), cpu->size());
+  EXPECT_LT(rel_l2(*out[0], *cpu), kTol);
+  EXPECT_EQ(*out[0], *out[1]) << "every rank gathers the same logits";
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
 // one rank (also captured into a CUDA graph); the NCCL path at one rank
 // generating exactly the plain backend's greedy tokens and logits (decode
 // through CUDA graphs included); the sharded forward pass at TP=2 and TP=4
-// (KV heads replicated) over host-staged CPU collectives, several ranks on
-// the one GPU, teacher-forced against TP=1 (the same greedy picks but at
+// (KV heads replicated; DeepSeek-V3's MLA heads split, its latent row whole
+// on every rank) over host-staged CPU collectives, several ranks on the one
+// GPU, teacher-forced against TP=1 (the same greedy picks but at
 // bf16 near-ties, logits within 2e-2); a failed rank ending the instance
 // with its error; clear refusals of what cannot run; the MoE fixture with
 // its experts spread over 2 and 4 ranks (--enable-expert-parallel) against
@@ -26,6 +27,7 @@
 #include "backend/greedy_batch.h"
 #include "backend/step_builder.h"
 #include "cuda_test_util.h"
+#include "greedy_picks.h"
 #include "model/checkpoint.h"
 
 namespace baton::cuda {
@@ -39,23 +41,15 @@ constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 64;
 constexpr int kNewTokens = 8;
 constexpr int kPrefillChunk = 7;
-constexpr float kTieMargin = 0.05f;  // top-2 logit gap under which bf16 rounding may flip the greedy pick
 
-// The fixture models the CUDA ranks shard (MLA is not sharded on GPUs yet).
-const std::vector<std::string> kShardedModels = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"};
+// The fixture models the CUDA ranks shard: every one.
+const std::vector<std::string> kShardedModels = {"llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny",
+                                                 "deepseek-v3-tiny"};
 
 std::unique_ptr<Checkpoint> open_checkpoint(const std::string& name) {
   Result<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(baton::testing::fixture_model_dir(name));
   EXPECT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
   return ckpt.is_ok() ? std::move(ckpt).value() : nullptr;
-}
-
-CudaBackendOptions small_options() {
-  CudaBackendOptions o;
-  o.max_num_tokens = 1024;
-  o.max_num_samples = 64;
-  o.gpu_memory_utilization = 0.3;
-  return o;
 }
 
 // The prompts as one batch: chunked prefill, then kNewTokens greedy tokens
@@ -71,27 +65,8 @@ Generation generate(Backend& backend, const std::vector<std::vector<int32_t>>& p
   return baton::testing::generate_greedy(backend, prompts, batch, forced);
 }
 
-// g (teacher-forced by `reference`) against reference: logits within
-// `tolerance` relative L2, and the same greedy token at every row but where
-// the reference's top two are within bf16 rounding of each other.
-void expect_same_greedy_picks(const Generation& g, const Generation& reference, int vocab, double tolerance) {
-  ASSERT_EQ(g.logits.size(), reference.logits.size());
-  ASSERT_EQ(g.sampled.size(), reference.sampled.size());
-  EXPECT_LT(rel_l2(g.logits, reference.logits), tolerance);
-  int flips = 0;
-  for (size_t r = 0; r < g.sampled.size(); ++r) {
-    if (g.sampled[r] == reference.sampled[r]) continue;
-    std::vector<float> row(reference.logits.begin() + r * vocab, reference.logits.begin() + (r + 1) * vocab);
-    std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<float>());
-    EXPECT_LT(row[0] - row[1], kTieMargin)
-        << "row " << r << ": " << g.sampled[r] << " against " << reference.sampled[r];
-    ++flips;
-  }
-  EXPECT_LE(flips, 1) << "of " << g.sampled.size() << " rows";
-}
-
 std::unique_ptr<CudaBackend> plain_backend(const Checkpoint& ckpt) {
-  auto b = CudaBackend::create(ckpt, small_options());
+  auto b = CudaBackend::create(ckpt, small_backend_options());
   EXPECT_TRUE(b.is_ok()) << b.status().to_string();
   if (!b.is_ok()) return nullptr;
   EXPECT_TRUE((*b)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
@@ -163,7 +138,7 @@ TEST_P(CudaTensorParallelModels, NcclOneRankMatchesThePlainBackend) {
   ASSERT_TRUE(group.is_ok()) << group.status().to_string();
   Result<TpShard> shard = TpShard::make(ckpt->config(), 0, 1);
   ASSERT_TRUE(shard.is_ok());
-  auto nccl = CudaBackend::create(*ckpt, small_options(), CudaTpRank{*shard, (*group)[0].get()});
+  auto nccl = CudaBackend::create(*ckpt, small_backend_options(), CudaTpRank{*shard, (*group)[0].get()});
   ASSERT_TRUE(nccl.is_ok()) << nccl.status().to_string();
   ASSERT_TRUE((*nccl)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
   const Generation tokens = generate(**nccl, prompts, false);
@@ -188,7 +163,8 @@ Result<std::unique_ptr<TensorParallelBackend>> host_staged_ranks(const Checkpoin
 }
 
 // Several ranks on the one GPU over host-staged collectives: TP=2 and TP=4
-// (the fixtures' 2 KV heads replicated on two ranks each) against TP=1.
+// (the fixtures' 2 KV heads replicated on two ranks each; deepseek-v3-tiny's
+// 4 MLA heads 2 and 1 per rank) against TP=1.
 TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
   auto ckpt = open_checkpoint(GetParam());
   ASSERT_NE(ckpt, nullptr);
@@ -198,7 +174,7 @@ TEST_P(CudaTensorParallelModels, ShardedRanksMatchOneRank) {
   const Generation reference = generate(*plain, prompts, true);
   for (int tp : {2, 4}) {
     SCOPED_TRACE("tensor parallel size " + std::to_string(tp));
-    auto sharded = host_staged_ranks(*ckpt, tp, small_options());
+    auto sharded = host_staged_ranks(*ckpt, tp, small_backend_options());
     if (!sharded.is_ok() && sharded.status().code() == StatusCode::kUnimplemented &&
         sharded.status().message().find("intermediate size divisible by 8") != std::string::npos) {
       std::printf("  %s at TP=%d refused: %s\n", GetParam().c_str(), tp, sharded.status().to_string().c_str());
@@ -224,7 +200,7 @@ TEST(CudaTensorParallel, AFailedRankEndsTheInstanceWithItsError) {
   CudaRankMaker make_rank = [&](const CudaBackendOptions& o, const CudaTpRank& rank) {
     return CudaBackend::create(*ckpt, o, rank);
   };
-  auto tp = make_cuda_tensor_parallel(ckpt->config(), small_options(), {0, 0}, std::move(comms), make_rank);
+  auto tp = make_cuda_tensor_parallel(ckpt->config(), small_backend_options(), {0, 0}, std::move(comms), make_rank);
   ASSERT_TRUE(tp.is_ok()) << tp.status().to_string();
   ASSERT_TRUE((*tp)->init_kv_cache(kNumBlocks, kBlockSize).is_ok());
   const auto prompts = baton::testing::golden_prompts("qwen3-tiny");
@@ -255,7 +231,7 @@ TEST(CudaExpertParallel, SpreadExpertsMatchThePlainBackend) {
   auto plain = plain_backend(*ckpt);
   ASSERT_NE(plain, nullptr);
   const Generation reference = generate(*plain, prompts, true);
-  CudaBackendOptions options = small_options();
+  CudaBackendOptions options = small_backend_options();
   options.enable_expert_parallel = true;
   for (int tp : {2, 4}) {
     SCOPED_TRACE("expert parallel over " + std::to_string(tp) + " ranks");
@@ -284,13 +260,14 @@ TEST(CudaTensorParallel, DeviceListsThatCannotRunAreRefused) {
   auto count = choose_tp_devices({0}, 2);
   ASSERT_FALSE(count.is_ok());
   EXPECT_NE(count.status().message().find("one GPU per rank"), std::string::npos) << count.status().to_string();
+  // MLA shards by head: 4 heads over 3 ranks is refused naming them, before any GPU is asked for.
   auto ckpt = open_checkpoint("deepseek-v3-tiny");
   ASSERT_NE(ckpt, nullptr);
   BackendOptions options;
-  options.tensor_parallel_size = 2;
+  options.tensor_parallel_size = 3;
   auto mla = make_cuda_backend(*ckpt, options);
   ASSERT_FALSE(mla.is_ok());
-  EXPECT_NE(mla.status().message().find("latent attention"), std::string::npos) << mla.status().to_string();
+  EXPECT_NE(mla.status().message().find("4 attention heads"), std::string::npos) << mla.status().to_string();
 }
 
 }  // namespace

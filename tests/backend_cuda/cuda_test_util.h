@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/kernels.h"
 #include "common/float16.h"
@@ -17,6 +18,15 @@
 namespace baton::cuda::testing {
 
 inline float round_bf16(float x) { return bf16_to_float(float_to_bf16(x)); }
+
+// Options for the fixture models' small steps; ranks that share the GPU split its memory.
+inline CudaBackendOptions small_backend_options(double gpu_memory_utilization = 0.3) {
+  CudaBackendOptions o;
+  o.max_num_tokens = 1024;
+  o.max_num_samples = 64;
+  o.gpu_memory_utilization = gpu_memory_utilization;
+  return o;
+}
 
 // Random values in [-scale, scale], already representable in bf16.
 inline std::vector<float> random_bf16_values(size_t n, float scale, std::mt19937& rng) {

@@ -387,6 +387,7 @@ void CudaBackend::run_layers(const Launch& l) {
     } else {
       attention_block(l, i, kvd);
     }
+    all_reduce_proj(t);  // o_proj is row-parallel: the ranks' partial sums (MLA's as any attention's)
     launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), L.o_bias, L.post_norm, normed_.as<bf16>(), nullptr, t,
                        h, eps, stream_);
     if (!L.is_moe) {
@@ -452,7 +453,6 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
     launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
   }
   linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);  // [t, h]
-  all_reduce_proj(t);
 }
 
 void CudaBackend::linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k) {

@@ -12,11 +12,6 @@ Status CudaBackend::set_rank(const ModelConfig& model, const CudaTpRank& rank) {
   if (n > 1 && (rank.comm == nullptr || rank.comm->world_size() != n || rank.comm->rank() != rank.shard.rank))
     return invalid_argument("tensor parallel rank {} of {} needs a communicator of that rank and size", rank.shard.rank,
                             n);
-  if (rank.comm != nullptr && model.is_mla())
-    return unimplemented(
-        "tensor parallelism on the cuda backend does not cover {} (multi-head latent attention) yet; run it at "
-        "--tensor-parallel-size 1, or on the cpu backend",
-        arch_name(model.arch));
   if (n > 1) {
     shard_ = rank.shard;
   } else {

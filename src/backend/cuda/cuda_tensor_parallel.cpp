@@ -59,10 +59,6 @@ namespace {
 Result<std::unique_ptr<Backend>> make_cuda_ranks(const Checkpoint& ckpt, const CudaBackendOptions& o,
                                                  const std::vector<int>& gpus, int n) {
   BATON_RETURN_IF_ERROR(check_tensor_parallel(ckpt.config(), n, o.enable_expert_parallel));
-  if (ckpt.config().is_mla())
-    return unimplemented(
-        "{} (multi-head latent attention) is not sharded on GPUs yet; use --tensor-parallel-size 1 or the cpu backend",
-        arch_name(ckpt.config().arch));
   BATON_ASSIGN_OR_RETURN(std::vector<int> devices, choose_tp_devices(gpus, n));
   BATON_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<NcclCommunicator>> nccl, NcclCommunicator::make_group(devices));
   std::vector<std::unique_ptr<DeviceCommunicator>> comms;

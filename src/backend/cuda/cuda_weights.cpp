@@ -15,6 +15,20 @@ int64_t prod(const std::vector<int64_t>& s) {
   return n;
 }
 
+// Adds the tensor `name` (of the whole `shape`) to fill at arena offset `at`:
+// rows [r0, r0 + nr) and columns [c0, c0 + nc) of it seen as [shape[0],
+// the rest] (-1: all of them). Items: CudaWeights' plan.
+template <class Items>
+void add_slice(Items* items, size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr,
+               int64_t c0 = 0, int64_t nc = -1) {
+  typename Items::value_type it{std::move(name), std::move(shape), at};
+  it.row_begin = r0;
+  it.rows = nr;
+  it.col_begin = c0;
+  it.cols = nc;
+  items->push_back(std::move(it));
+}
+
 // Pinned host buffers, freed on destruction.
 struct Pinned {
   void* p = nullptr;
@@ -25,31 +39,50 @@ struct Pinned {
 
 }  // namespace
 
-void CudaWeights::plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
-                           const std::function<size_t(bf16**, int64_t)>& region,
-                           const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add) {
+// MLA at TP > 1 shards as the CPU backend does (cpu_weights.cpp): the
+// latent projections (q_a, kv_a and their norms) whole on every rank; q_b (or
+// q_proj), kv_b_proj and o_proj for the rank's heads only.
+void CudaWeights::plan_mla(const ModelConfig& c, const TpShard& shard, const std::string& p, CudaLayerWeights& L,
+                           const std::function<size_t(bf16**, int64_t)>& region, std::vector<Item>* items) {
   const MlaConfig& m = c.mla;
-  const int64_t h = c.hidden_size, nh = c.num_heads, qk = m.qk_head_dim(), latent = m.latent_dim();
+  const int64_t h = c.hidden_size, nh_all = c.num_heads, qk = m.qk_head_dim(), latent = m.latent_dim();
   const int64_t rank = m.kv_lora_rank, nope = m.qk_nope_head_dim, vd = m.v_head_dim;
+  const int64_t nh = shard.num_heads, head0 = shard.head_begin;
   const int64_t q_cols = m.q_lora_rank > 0 ? m.q_lora_rank : nh * qk;
+  auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
+    items->push_back(Item{std::move(name), std::move(shape), at, ones});
+  };
+  // Rows [r0, r0 + nr) of a tensor: the rank's heads of a per-head projection.
+  auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
+    add_slice(items, at, std::move(name), std::move(shape), r0, nr);
+  };
   const size_t at = region(&L.qkv_a, (q_cols + latent) * h);
-  add(at, p + (m.q_lora_rank > 0 ? "self_attn.q_a_proj.weight" : "self_attn.q_proj.weight"), {q_cols, h}, false);
-  add(at + q_cols * h, p + "self_attn.kv_a_proj_with_mqa.weight", {latent, h}, false);
+  if (m.q_lora_rank > 0) {
+    add(at, p + "self_attn.q_a_proj.weight", {q_cols, h});
+  } else {
+    add_rows(at, p + "self_attn.q_proj.weight", {nh_all * qk, h}, head0 * qk, nh * qk);
+  }
+  add(at + q_cols * h, p + "self_attn.kv_a_proj_with_mqa.weight", {latent, h});
   if (m.q_lora_rank > 0) {
     add(region(&L.q_a_norm, q_cols), p + "self_attn.q_a_layernorm.weight", {q_cols}, true);
-    add(region(&L.q_b, nh * qk * q_cols), p + "self_attn.q_b_proj.weight", {nh * qk, q_cols}, false);
+    add_rows(region(&L.q_b, nh * qk * q_cols), p + "self_attn.q_b_proj.weight", {nh_all * qk, q_cols}, head0 * qk,
+             nh * qk);
   }
   add(region(&L.kv_a_norm, rank), p + "self_attn.kv_a_layernorm.weight", {rank}, true);
-  add(region(&L.kv_b, nh * (nope + vd) * rank), p + "self_attn.kv_b_proj.weight", {nh * (nope + vd), rank}, false);
+  // kv_b_proj: head j's K-nope rows then its V rows, so the rank's heads are one run of rows.
+  add_rows(region(&L.kv_b, nh * (nope + vd) * rank), p + "self_attn.kv_b_proj.weight", {nh_all * (nope + vd), rank},
+           head0 * (nope + vd), nh * (nope + vd));
   region(&L.uk_t, nh * rank * nope);  // derive() fills it
-  add(region(&L.o_proj, h * nh * vd), p + "self_attn.o_proj.weight", {h, nh * vd}, false);
+  // o_proj is row-parallel: the rank's heads' columns.
+  add_slice(items, region(&L.o_proj, h * nh * vd), p + "self_attn.o_proj.weight", {h, nh_all * vd}, 0, -1, head0 * vd,
+            nh * vd);
 }
 
-Status CudaWeights::derive(const ModelConfig& c, cudaStream_t stream) {
+Status CudaWeights::derive(const ModelConfig& c, const TpShard& shard, cudaStream_t stream) {
   if (!c.is_mla()) return Status::ok();
   const MlaConfig& m = c.mla;
-  for (const CudaLayerWeights& L : layers)
-    launch_mla_split_uk(L.kv_b, L.uk_t, c.num_heads, m.qk_nope_head_dim, m.v_head_dim, m.kv_lora_rank, stream);
+  for (const CudaLayerWeights& L : layers)  // the rank's heads of kv_b
+    launch_mla_split_uk(L.kv_b, L.uk_t, shard.num_heads, m.qk_nope_head_dim, m.v_head_dim, m.kv_lora_rank, stream);
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
   return Status::ok();
 }
@@ -77,26 +110,16 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
     off += static_cast<size_t>(elems);
     return at;
   };
-  std::function<void(size_t, std::string, std::vector<int64_t>, bool)> add_item =
-      [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones) {
-        items->push_back(Item{std::move(name), std::move(shape), at, ones});
-      };
   auto add = [&](size_t at, std::string name, std::vector<int64_t> shape, bool ones = false) {
-    add_item(at, std::move(name), std::move(shape), ones);
+    items->push_back(Item{std::move(name), std::move(shape), at, ones});
   };
   // Rows [r0, r0 + nr) of a tensor, all its columns (column-parallel, or a slice of a bias).
   auto add_rows = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t r0, int64_t nr) {
-    Item it{std::move(name), std::move(shape), at};
-    it.row_begin = r0;
-    it.rows = nr;
-    items->push_back(std::move(it));
+    add_slice(items, at, std::move(name), std::move(shape), r0, nr);
   };
   // Columns [c0, c0 + nc) of every row (row-parallel).
   auto add_cols = [&](size_t at, std::string name, std::vector<int64_t> shape, int64_t c0, int64_t nc) {
-    Item it{std::move(name), std::move(shape), at};
-    it.col_begin = c0;
-    it.cols = nc;
-    items->push_back(std::move(it));
+    add_slice(items, at, std::move(name), std::move(shape), 0, -1, c0, nc);
   };
   std::vector<std::pair<float**, size_t>> f32_ptrs;
   const int64_t vocab = c.vocab_size;
@@ -110,7 +133,7 @@ Status CudaWeights::plan(const ModelConfig& c, const TpShard& shard, bool has_o_
     add(region(&L.post_norm, h), p + "post_attention_layernorm.weight", {h}, true);
     size_t at = 0;
     if (c.is_mla()) {
-      plan_mla(c, p, L, region, add_item);
+      plan_mla(c, shard, p, L, region, items);
     } else {
       const int64_t q_all = c.q_size(), kv_all = c.kv_size();
       if (fp8) {  // one GPU: the whole tensors
@@ -322,7 +345,7 @@ Result<CudaWeights> CudaWeights::load(const Checkpoint& ckpt, const TpShard& sha
   BATON_RETURN_IF_ERROR(status);
   BATON_CUDA_RETURN(sync);
   if (fp8) BATON_RETURN_IF_ERROR(w.load_fp8(ckpt));
-  BATON_RETURN_IF_ERROR(w.derive(ckpt.config(), stream));
+  BATON_RETURN_IF_ERROR(w.derive(ckpt.config(), shard, stream));
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (load_gbps) *load_gbps = s > 0 ? total / s / 1e9 : 0.0;
   return w;
@@ -346,7 +369,7 @@ Result<CudaWeights> CudaWeights::random(const ModelConfig& config, const TpShard
   }
   if (fp8) BATON_RETURN_IF_ERROR(w.random_fp8(seed, stream));
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream));
-  BATON_RETURN_IF_ERROR(w.derive(config, stream));
+  BATON_RETURN_IF_ERROR(w.derive(config, shard, stream));
   return w;
 }
 

@@ -118,11 +118,10 @@ class CudaWeights {
   // arguments with the scale fields set.
   Result<Fp8DequantArgs> stage_fp8_scales(const Checkpoint& ckpt, const std::string& name);
   // Makes the weights that are not checkpoint tensors (MLA's W_UK^T).
-  Status derive(const ModelConfig& config, cudaStream_t stream);
-  // The MLA attention block's tensors of layer prefix `p`.
-  void plan_mla(const ModelConfig& c, const std::string& p, CudaLayerWeights& L,
-                const std::function<size_t(bf16**, int64_t)>& region,
-                const std::function<void(size_t, std::string, std::vector<int64_t>, bool)>& add);
+  Status derive(const ModelConfig& config, const TpShard& shard, cudaStream_t stream);
+  // The MLA attention block's tensors of layer prefix `p` (the shard's heads).
+  void plan_mla(const ModelConfig& c, const TpShard& shard, const std::string& p, CudaLayerWeights& L,
+                const std::function<size_t(bf16**, int64_t)>& region, std::vector<Item>* items);
   // Lays out the arena (zeroed) for `shard` and sets the pointers; returns
   // the tensors to fill.
   Status plan(const ModelConfig& config, const TpShard& shard, bool has_o_bias, bool fp8, std::vector<Item>* items);

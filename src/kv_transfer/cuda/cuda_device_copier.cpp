@@ -1,5 +1,7 @@
 #include "kv_transfer/cuda/cuda_device_copier.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/log.h"
@@ -81,6 +83,52 @@ void CudaDeviceCopier::free_host(void* ptr) {
   if (ptr == nullptr) return;
   const cudaError_t err = cudaFreeHost(ptr);
   if (err != cudaSuccess) BATON_LOG_WARN("cudaFreeHost of a KV staging buffer failed: {}", cudaGetErrorString(err));
+}
+
+Result<void*> CudaDeviceCopier::alloc_device(size_t num_bytes) {
+  if (num_bytes == 0) return invalid_argument("device KV region: zero bytes asked");
+  BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device_id_), "cudaSetDevice (KV region)"));
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, num_bytes);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // not sticky: clear it
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return resource_exhausted(
+        "the wire-layout KV region of a tensor-parallel instance needs {:.2f} GiB on GPU {}, which has {:.2f} GiB "
+        "free: {}",
+        num_bytes / 1073741824.0, device_id_, free_b / 1073741824.0, cudaGetErrorString(err));
+  }
+  return p;
+}
+
+void CudaDeviceCopier::free_device(void* ptr) {
+  if (ptr == nullptr || cudaSetDevice(device_id_) != cudaSuccess) return;
+  cudaFree(ptr);
+}
+
+Status CudaDeviceCopier::copy_strided(const std::vector<StridedCopy>& copies) {
+  if (copies.empty()) return Status::ok();
+  BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device_id_), "cudaSetDevice (KV relayout)"));
+  BATON_ASSIGN_OR_RETURN(cudaStream_t stream, take_stream());
+  // Heights in pieces of at most 65535 rows: a precaution, one call per piece costs microseconds.
+  constexpr size_t kMaxRows = 65535;
+  Status st;
+  for (const StridedCopy& c : copies) {
+    for (size_t r = 0; r < c.rows && st.is_ok(); r += kMaxRows) {
+      st = cuda_status(cudaMemcpy2DAsync(static_cast<char*>(c.dst) + r * c.dst_pitch, c.dst_pitch,
+                                         static_cast<const char*>(c.src) + r * c.src_pitch, c.src_pitch, c.width,
+                                         std::min(kMaxRows, c.rows - r), cudaMemcpyDefault, stream),
+                       "cudaMemcpy2DAsync (KV relayout)");
+    }
+    if (!st.is_ok()) break;
+  }
+  // Synchronise even after a failed enqueue: the copies queued before it still run.
+  Status synced = cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize (KV relayout)");
+  give_back(stream);
+  if (st.is_ok()) st = synced;
+  if (!st.is_ok()) return st.with_context(fmt::format("{} strided KV copies on GPU {}", copies.size(), device_id_));
+  return Status::ok();
 }
 
 }  // namespace baton

@@ -4,6 +4,8 @@
 // so concurrent transfers never serialise on the legacy default stream; the
 // staging buffers it allocates are page-locked (cudaHostAlloc, portable), so
 // copies run at pinned speed instead of bouncing through the driver's buffer.
+// It also holds a tensor-parallel instance's wire-layout KV region in device
+// memory and copies head slices into and out of it (kv_region.h).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -27,6 +29,10 @@ class CudaDeviceCopier : public DeviceCopier {
   Result<void*> alloc_host(size_t num_bytes) override;  // cudaHostAlloc
   void free_host(void* ptr) override;                   // cudaFreeHost
   bool pins_host() const override { return true; }
+  Result<void*> alloc_device(size_t num_bytes) override;  // cudaMalloc
+  void free_device(void* ptr) override;                   // cudaFree
+  // cudaMemcpy2DAsync (cudaMemcpyDefault: any device or host pointer) on one stream, then one synchronise.
+  Status copy_strided(const std::vector<StridedCopy>& copies) override;
 
   int device_id() const { return device_id_; }
   // Streams created so far (at most the number of copies ever in flight at once).
