@@ -85,7 +85,8 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
   }
   if (node["kv_cache_dtype"]) {
     group->kv_cache_dtype = node["kv_cache_dtype"].as<std::string>();
-    BATON_RETURN_IF_ERROR(check_kv_cache_dtype(group->kv_cache_dtype, (std::string(where) + ".kv_cache_dtype").c_str()));
+    BATON_RETURN_IF_ERROR(
+        check_kv_cache_dtype(group->kv_cache_dtype, (std::string(where) + ".kv_cache_dtype").c_str()));
   }
   return read_args(node["engine_args"], (std::string(where) + ".engine_args").c_str(), &group->engine_args);
 }

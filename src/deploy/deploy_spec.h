@@ -68,9 +68,9 @@ struct DeploySpec {
   std::string mode = "agg";  // agg | pd
   std::string kv_transport = "shm";
   std::map<std::string, std::string> engine_args;
-  int tensor_parallel_size = 0;  // every role's unless its group sets one; 0: unset
+  int tensor_parallel_size = 0;                // every role's unless its group sets one; 0: unset
   std::optional<bool> enable_expert_parallel;  // every role's unless its group sets it
-  std::string kv_cache_dtype;    // every role's unless its group sets one; "": unset
+  std::string kv_cache_dtype;                  // every role's unless its group sets one; "": unset
   RoleGroup agg, prefill, decode;
   int router_port = 8000;
   std::string router_policy = "round_robin";
@@ -111,12 +111,12 @@ struct InstanceSpec {
   InstanceRole role = InstanceRole::kAgg;
   int port = 0;
   int kv_port = 0;
-  int tensor_parallel_size = 1;   // its ranks (--tensor-parallel-size)
+  int tensor_parallel_size = 1;         // its ranks (--tensor-parallel-size)
   bool enable_expert_parallel = false;  // --enable-expert-parallel
-  int gpu = -1;                   // its first GPU, -1 = none
-  std::vector<int> gpus;          // cuda: its tensor_parallel_size GPUs (gpus[0] == gpu)
-  std::vector<std::string> args;  // argv after the binary
-  std::string host;               // where it is reached when not the spec's host (a Slurm node)
+  int gpu = -1;                         // its first GPU, -1 = none
+  std::vector<int> gpus;                // cuda: its tensor_parallel_size GPUs (gpus[0] == gpu)
+  std::vector<std::string> args;        // argv after the binary
+  std::string host;                     // where it is reached when not the spec's host (a Slurm node)
 
   std::string url(const std::string& spec_host) const;  // on `host` when set, else on spec_host
   std::string cuda_visible_devices() const;             // "2,3"; "" without GPUs

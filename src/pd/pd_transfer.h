@@ -32,7 +32,7 @@ struct PdAgentHooks {
 struct PdTransfer {
   // Device KV: staged through the host (tcp), relayout at TP > 1. Outlives relayout and engine.
   std::unique_ptr<DeviceCopier> copier;
-  std::unique_ptr<ShmKvMirror> mirror;   // shm prefill with host KV: what peers map
+  std::unique_ptr<ShmKvMirror> mirror;  // shm prefill with host KV: what peers map
   // A tensor-parallel instance: the region in the wire layout that peers
   // read (prefill: gathered from the ranks) or reads land in (decode:
   // scattered to the ranks). Null at TP=1. Outlives engine.

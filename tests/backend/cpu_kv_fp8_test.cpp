@@ -47,7 +47,7 @@ TEST(CpuKvFp8, WriteQuantisesAndAttentionReadsTheDecodedValues) {
   for (float& x : k) x = dist(rng);
   for (float& x : v) x = dist(rng);
   for (float& x : q) x = dist(rng);
-  k[3] = 1000.0f;  // saturates to 448
+  k[3] = 1000.0f;                                                            // saturates to 448
   const std::vector<int64_t> slots = {4, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2};  // blocks 1, 3, 0
   std::vector<uint8_t> cache8(f8.total_bytes(), 0);
   write_kv(k.data(), v.data(), slots.data(), kTokens, f8, 1, cache8.data());
@@ -152,9 +152,10 @@ TEST_P(CpuKvFp8Model, GreedyTokensAgreeWithF32Kv) {
     while (n < want.outputs[i].size() && n < free.outputs[i].size() && want.outputs[i][n] == free.outputs[i][n]) ++n;
     leading += (i ? "," : "") + std::to_string(n);
   }
-  std::printf("%s: cosine min %.5f; argmax equal at %d of %d rows (margin > 0.05) of %zu; greedy tokens equal "
-              "before the first difference, per prompt (of 8): %s\n",
-              GetParam().c_str(), worst, agreed, checked, rows, leading.c_str());
+  std::printf(
+      "%s: cosine min %.5f; argmax equal at %d of %d rows (margin > 0.05) of %zu; greedy tokens equal "
+      "before the first difference, per prompt (of 8): %s\n",
+      GetParam().c_str(), worst, agreed, checked, rows, leading.c_str());
   EXPECT_GE(worst, 0.98) << "the lowest logits cosine, fp8 vs F32 KV";
   EXPECT_GT(checked, static_cast<int>(rows) / 2);
   EXPECT_GE(agreed, 0.9 * checked) << agreed << " of " << checked;

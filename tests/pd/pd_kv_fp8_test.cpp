@@ -72,8 +72,7 @@ TEST(PdKvFp8Refusal, MixedKvDtypesNameBoth) {
   Json params = prefill_direct(*prefill, prompt);
   Completion got = decode_direct(*decode, prompt, params);
   EXPECT_NE(got.http_status, 200) << got.raw;
-  EXPECT_NE(got.error.find("KV cache dtype (--kv-cache-dtype) differs (local F32, remote F8_E4M3)"),
-            std::string::npos)
+  EXPECT_NE(got.error.find("KV cache dtype (--kv-cache-dtype) differs (local F32, remote F8_E4M3)"), std::string::npos)
       << got.raw;
   EXPECT_EQ(counter(*decode, "baton:kv_transfers_failed_total"), 1);
   EXPECT_TRUE(pool_fully_free(*decode));

@@ -161,8 +161,8 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
     t = e;
   }
   auto body = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;            // [rows, max_context]
-    std::vector<float> row_max, row_sum;  // [rows]
+    std::vector<float> scores;                 // [rows, max_context]
+    std::vector<float> row_max, row_sum;       // [rows]
     std::vector<float> dequantised(head_dim);  // one K or V row of an FP8 cache
     for (int64_t item = begin; item < end; ++item) {
       // Not a structured binding: clang 14 (the sanitizer and fuzz builds) cannot capture one in a lambda.
@@ -185,8 +185,9 @@ void paged_attention(const PagedAttentionArgs& a, float* out, ThreadPool* pool) 
       auto context_of = [&](int r) { return a.positions[t0 + r / group] + 1; };
       for (int p = 0; p < max_context; ++p) {
         const int64_t block = table[p / L.block_size];
-        const float* k = load_kv_row(a.kv_cache, L.dtype, L.offset(block, a.layer, 0, p % L.block_size) + kvh * head_dim,
-                                     head_dim, dequantised.data());
+        const float* k = load_kv_row(a.kv_cache, L.dtype,
+                                     L.offset(block, a.layer, 0, p % L.block_size) + kvh * head_dim, head_dim,
+                                     dequantised.data());
         for (int r = 0; r < rows; ++r) {
           if (p >= context_of(r)) continue;
           const float s = dot_f32(q_of(r), k, head_dim) * a.scale;

@@ -48,7 +48,7 @@ struct CpuLayerWeights {
   PackedWeight down;     // [hidden, intermediate]
   // Sparse MoE block (empty in dense layers).
   bool is_moe = false;
-  PackedWeight router;                       // [num_experts, hidden]
+  PackedWeight router;  // [num_experts, hidden]
   // The shard's routed experts (all, or under expert parallelism its
   // num_local_experts from expert_begin): local index x is expert expert_begin + x.
   std::vector<PackedWeight> expert_gate_up;  // [local experts] x [2 * moe_intermediate, hidden]

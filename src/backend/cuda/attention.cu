@@ -13,8 +13,8 @@
 #include "backend/cuda/attention_wgmma.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
-#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/mma.cuh"
 
 namespace baton::cuda {
@@ -79,10 +79,11 @@ __device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, 
     }
     if (a.kv.fp8 != nullptr) {
       const uint4 zero = make_uint4(0, 0, 0, 0);
-      *reinterpret_cast<uint4*>(&st.k[key][chunk * 8]) =
-          ok ? kv_fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(a.kv.fp8 + off)) : zero;
-      *reinterpret_cast<uint4*>(&st.v[key][chunk * 8]) =
-          ok ? kv_fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(a.kv.fp8 + off + a.kv.half_elems)) : zero;
+      *reinterpret_cast<uint4*>(
+          &st.k[key][chunk * 8]) = ok ? kv_fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(a.kv.fp8 + off)) : zero;
+      *reinterpret_cast<uint4*>(&st.v[key][chunk * 8]) = ok ? kv_fp8x8_to_bf16x8(*reinterpret_cast<const uint2*>(
+                                                                  a.kv.fp8 + off + a.kv.half_elems))
+                                                            : zero;
       continue;
     }
     const bf16* src = a.kv.base + off;

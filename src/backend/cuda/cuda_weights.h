@@ -39,8 +39,8 @@ struct CudaLayerWeights {
   bf16* o_proj = nullptr;      // [hidden, q]
   bf16* o_bias = nullptr;      // [hidden] or null
   bool is_moe = false;
-  bf16* gate_up = nullptr;         // dense: [2 inter, hidden]
-  bf16* down = nullptr;            // dense: [hidden, inter]
+  bf16* gate_up = nullptr;  // dense: [2 inter, hidden]
+  bf16* down = nullptr;     // dense: [hidden, inter]
   // FP8 in place of qkv, o_proj, gate_up, down (then those are null).
   Fp8Weight qkv_f8, o_proj_f8, gate_up_f8, down_f8;
   bf16* router = nullptr;          // moe: [experts, hidden]

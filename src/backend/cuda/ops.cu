@@ -1,8 +1,8 @@
 // Elementwise and row kernels: embedding, residual add + RMSNorm, QKV bias +
 // q/k norm + RoPE + paged KV write, SiLU-and-multiply, random init.
 #include "backend/cuda/device_utils.cuh"
-#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/kv_fp8.cuh"
 
 namespace baton::cuda {
 namespace {
