@@ -113,6 +113,14 @@ Status TensorParallelBackend::health() const {
   return hang_locked(std::chrono::steady_clock::now());
 }
 
+void TensorParallelBackend::abort(const Status& cause) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_.is_ok()) broken_ = cause;
+  }
+  for (auto& comm : comms_) comm->abort(cause);
+}
+
 Result<StepOutput> TensorParallelBackend::execute(const StepInput& in) {
   auto step = std::make_shared<const StepInput>(in);
   {

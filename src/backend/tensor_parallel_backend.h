@@ -55,6 +55,10 @@ class TensorParallelBackend final : public Backend {
   KvMemory kv_memory() override;
   Result<StepOutput> execute(const StepInput& in) override;
   Status health() const override;
+  // Breaks the group for good with `cause`, as a failed rank does: the ranks'
+  // pending and later collectives fail with it and health() reports it. Any
+  // thread (an operator's stop, a supervisor that lost a rank).
+  void abort(const Status& cause);
 
   int world_size() const { return static_cast<int>(ranks_.size()); }
   Backend& rank(int r) { return *ranks_[r]; }

@@ -37,6 +37,9 @@ class AsyncEngine : public EngineApi {
   EngineStats stats() const override;
   int max_model_len() const override { return max_model_len_; }
   Status health() const override { return core_->health(); }
+  // The backend the engine thread steps, for what is safe from another
+  // thread: its health, or TensorParallelBackend::abort.
+  Backend& backend() { return core_->backend(); }
 
   // Stops the engine thread (idempotent; waits for it). After it, submit()
   // returns kUnavailable.

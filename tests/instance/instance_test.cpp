@@ -3,9 +3,11 @@
 // are clear errors, and stop() leaves nothing listening.
 #include <gtest/gtest.h>
 
+#include "backend/tensor_parallel_backend.h"
 #include "http/http_client.h"
 #include "instance/instance.h"
 #include "instance/router_instance.h"
+#include "support/wait.h"
 
 namespace baton::instance {
 namespace {
@@ -54,6 +56,36 @@ TEST(InstanceTest, APrefillOverTcpReportsItsKvAgentPort) {
   auto decode = Instance::start(options_for("decode", "tcp"));
   ASSERT_TRUE(decode.is_ok()) << decode.status().to_string();
   EXPECT_EQ((*decode)->kv_port(), 0);  // only a prefill runs an agent
+}
+
+// A tensor parallel instance whose rank group breaks: within a watchdog
+// period the instance reports it, /health answers 503 naming it (a router's
+// health check takes the instance out), and requests are refused.
+TEST(InstanceTest, ABrokenRankGroupStopsTheInstanceAndFailsItsHealthCheck) {
+  InstanceOptions o = options_for("agg");
+  o.engine.tensor_parallel_size = 2;
+  auto started = Instance::start(o);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  Instance& inst = **started;
+  const std::string body = R"({"model": "m", "prompt": [1, 2, 3], "max_tokens": 4})";
+  auto ok = http::fetch(inst.url() + "/v1/completions", "POST", body, 30.0);
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_TRUE(inst.fatal_error().is_ok());
+  auto* group = dynamic_cast<TensorParallelBackend*>(&inst.engine().backend());
+  ASSERT_NE(group, nullptr);
+  group->abort(internal_error("rank 1 lost its device"));
+  EXPECT_TRUE(::baton::testing::wait_until([&] { return !inst.fatal_error().is_ok(); }, 5.0, 20));
+  EXPECT_NE(inst.fatal_error().message().find("rank 1 lost its device"), std::string::npos);
+  auto health = http::fetch(inst.url() + "/health", "GET", {}, 5.0);
+  ASSERT_TRUE(health.is_ok()) << health.status().to_string();
+  EXPECT_EQ(health->status, 503);
+  EXPECT_NE(health->body.find("rank 1 lost its device"), std::string::npos) << health->body;
+  auto refused = http::fetch(inst.url() + "/v1/completions", "POST", body, 30.0);
+  ASSERT_TRUE(refused.is_ok()) << refused.status().to_string();
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_NE(refused->body.find("the engine has stopped"), std::string::npos) << refused->body;
+  inst.stop();  // and nothing hangs
 }
 
 TEST(InstanceTest, BadOptionsAreClearErrors) {
