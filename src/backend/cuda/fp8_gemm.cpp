@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -14,6 +15,7 @@ struct Fp8Gemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, best first
   ~Plan() {
     if (desc) cublasLtMatmulDescDestroy(desc);
     if (a) cublasLtMatrixLayoutDestroy(a);
@@ -116,14 +118,16 @@ std::unique_ptr<Fp8Gemm::Plan> Fp8Gemm::make_plan(int m, int n, int k, const voi
   size_t ws = workspace_.bytes();
   BATON_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  cublasLtMatmulHeuristicResult_t res[1] = {};
+  constexpr int kCandidates = 8;
+  cublasLtMatmulHeuristicResult_t res[kCandidates] = {};
   int found = 0;
-  *status = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1, res, &found);
+  *status = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (*status != CUBLAS_STATUS_SUCCESS || found == 0) {
     if (*status == CUBLAS_STATUS_SUCCESS) *status = CUBLAS_STATUS_NOT_SUPPORTED;
     return nullptr;
   }
+  for (int i = 0; i < found; ++i) p->candidates.push_back(res[i].algo);
   p->algo = res[0].algo;
   return p;
 }
@@ -138,11 +142,41 @@ void Fp8Gemm::set_scales(Plan& p, const void* w_scales, const void* x_scales) {
       cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
 }
 
-cublasStatus_t Fp8Gemm::matmul(const Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream) {
+cublasStatus_t Fp8Gemm::matmul(const Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream,
+                               const cublasLtMatmulAlgo_t* algo) {
   const bool weight_a = form_ == Form::kWeightA;
   const float alpha = 1.0f, beta = 0.0f;
   return cublasLtMatmul(handle_, p.desc, &alpha, weight_a ? w_bits : x_bits, p.a, weight_a ? x_bits : w_bits, p.b,
-                        &beta, y, p.c, y, p.c, &p.algo, workspace_.get(), workspace_.bytes(), stream);
+                        &beta, y, p.c, y, p.c, algo ? algo : &p.algo, workspace_.get(), workspace_.bytes(), stream);
+}
+
+// As Gemm: the heuristic's candidates timed on these very buffers (one
+// warm-up, then 3 launches each), the fastest kept; inside a graph capture
+// the heuristic's first.
+void Fp8Gemm::choose_fastest(Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream) {
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  BATON_CUDA_CHECK(cudaStreamIsCapturing(stream, &cap));
+  if (cap != cudaStreamCaptureStatusNone || p.candidates.size() < 2) return;
+  cudaEvent_t e0, e1;
+  BATON_CUDA_CHECK(cudaEventCreate(&e0));
+  BATON_CUDA_CHECK(cudaEventCreate(&e1));
+  float best = 1e30f;
+  for (const cublasLtMatmulAlgo_t& algo : p.candidates) {
+    if (matmul(p, w_bits, x_bits, y, stream, &algo) != CUBLAS_STATUS_SUCCESS) continue;
+    BATON_CUDA_CHECK(cudaEventRecord(e0, stream));
+    bool ok = true;
+    for (int r = 0; r < 3; ++r) ok = ok && matmul(p, w_bits, x_bits, y, stream, &algo) == CUBLAS_STATUS_SUCCESS;
+    BATON_CUDA_CHECK(cudaEventRecord(e1, stream));
+    BATON_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0.0f;
+    BATON_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    if (ok && ms < best) {
+      best = ms;
+      p.algo = algo;
+    }
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
 }
 
 void Fp8Gemm::run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
@@ -158,6 +192,7 @@ void Fp8Gemm::run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n,
       std::unique_ptr<Plan> p = make_plan(m4, n, k, w.scales, s, &st);
       BATON_CHECK(p != nullptr, "cuBLASLt has no FP8 block-scaled algorithm for m {} n {} k {} (status {})", m4, n, k,
                   static_cast<int>(st));
+      choose_fastest(*p, w.bits, q, y, stream);
       it = plans_.emplace(key, std::move(p)).first;
     } else {
       set_scales(*it->second, w.scales, s);  // plans are per shape, shared by the weights of that shape

@@ -9,8 +9,9 @@
 //    cuBLASLt's A is probed once at init (the first form it runs);
 //  - anything else (per-row scales, small or unaligned k) and batch-invariant
 //    mode: the weight dequantised into a bf16 scratch, then the bf16 GEMM.
-// Plans (cuBLASLt's first heuristic algorithm) are cached per shape and every
-// buffer is preallocated by init(), so calls can be captured in a CUDA graph.
+// Plans are cached per shape (the fastest of cuBLASLt's candidates, timed at
+// the first call outside a graph capture) and every buffer is preallocated by
+// init(), so calls can be captured in a CUDA graph.
 #pragma once
 
 #include <cublasLt.h>
@@ -66,7 +67,9 @@ class Fp8Gemm {
   std::unique_ptr<Plan> make_plan(int m, int n, int k, const void* w_scales, const void* x_scales,
                                   cublasStatus_t* status);
   void set_scales(Plan& p, const void* w_scales, const void* x_scales);
-  cublasStatus_t matmul(const Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream);
+  cublasStatus_t matmul(const Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream,
+                        const cublasLtMatmulAlgo_t* algo = nullptr);
+  void choose_fastest(Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream);
   void run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
 
   bool row_invariant_ = false;

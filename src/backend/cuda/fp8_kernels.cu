@@ -22,27 +22,51 @@ __device__ __forceinline__ float2 e4m3x2_to_float2(uint16_t two) {
   return __half22float2(*reinterpret_cast<__half2*>(&h));
 }
 
-// One warp per (row, group): 4 columns per lane.
+// Half a warp per (row, group): 8 columns (16 bytes) per lane.
 __global__ void quantize_groups_kernel(const bf16* x, int m, int k, int groups, uint8_t* q, float* scales) {
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (warp >= static_cast<int64_t>(m) * groups) return;
-  const int row = static_cast<int>(warp / groups), g = static_cast<int>(warp % groups);
-  const int c0 = g * kFp8GroupCols + lane * 4;
+  const int64_t half_warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 4;
+  const int lane = threadIdx.x & 15;
+  const bool active = half_warp < static_cast<int64_t>(m) * groups;  // both halves reach the shuffles
+  const int row = active ? static_cast<int>(half_warp / groups) : 0,
+            g = active ? static_cast<int>(half_warp % groups) : 0;
+  const int c0 = g * kFp8GroupCols + lane * 8;
   const bf16* xr = x + static_cast<int64_t>(row) * k;
-  float v[4];
+  float v[8];
+  const bool vec = (k & 7) == 0;  // 16-byte rows of 8 columns
+  if (active && vec && c0 + 8 <= k) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(xr + c0);
+    const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __bfloat1622float2(p[j]);
+      v[2 * j] = f.x;
+      v[2 * j + 1] = f.y;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = active && c0 + j < k ? __bfloat162float(xr[c0 + j]) : 0.0f;
+  }
   float amax = 0.0f;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    v[j] = c0 + j < k ? __bfloat162float(xr[c0 + j]) : 0.0f;
-    amax = fmaxf(amax, fabsf(v[j]));
-  }
-  amax = warp_max(amax);
+  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(v[j]));
+#pragma unroll
+  for (int off = 8; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+  if (!active) return;
   const float s = amax > 0.0f ? amax / kE4m3Max : 1.0f;
   uint8_t* qr = q + static_cast<int64_t>(row) * k;
+  if (vec && c0 + 8 <= k) {
+    uint32_t lo = 0, hi = 0;
 #pragma unroll
-  for (int j = 0; j < 4; ++j)
-    if (c0 + j < k) qr[c0 + j] = to_e4m3(v[j] / s);
+    for (int j = 0; j < 4; ++j) {
+      lo |= static_cast<uint32_t>(to_e4m3(v[j] / s)) << (8 * j);
+      hi |= static_cast<uint32_t>(to_e4m3(v[4 + j] / s)) << (8 * j);
+    }
+    *reinterpret_cast<uint2*>(qr + c0) = make_uint2(lo, hi);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      if (c0 + j < k) qr[c0 + j] = to_e4m3(v[j] / s);
+  }
   if (lane == 0) scales[static_cast<int64_t>(g) * m + row] = s;
 }
 
@@ -162,7 +186,7 @@ __global__ void fill_f32_kernel(float* x, int64_t n, float value) {
 void launch_fp8_quantize_groups(const bf16* x, int m, int k, uint8_t* q, float* scales, cudaStream_t stream) {
   if (m == 0) return;
   const int groups = (k + kFp8GroupCols - 1) / kFp8GroupCols;
-  const int64_t threads = static_cast<int64_t>(m) * groups * 32;
+  const int64_t threads = static_cast<int64_t>(m) * groups * 16;
   quantize_groups_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, m, k, groups, q, scales);
   BATON_LAUNCH_CHECK();
 }
