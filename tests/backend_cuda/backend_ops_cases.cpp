@@ -109,6 +109,13 @@ void add_fp8_ops(std::vector<OpCase>& c) {
   // Per-row scales and unaligned k: the dequantising fallback (and the GEMV at m <= 8).
   for (GemmShape s : {GemmShape{40, 160, 64}, GemmShape{20, 384, 256}, GemmShape{5, 176, 64}, GemmShape{77, 96, 640}})
     c.push_back(fp8_linear_case(s, 1));
+  // The GEMV's edges: rows not a multiple of its 16-row tile, k ending inside a
+  // 64-column tile and inside a scale group, every batch from 1 to 8, a long k.
+  for (GemmShape s :
+       {GemmShape{2, 100, 208}, GemmShape{4, 33, 1040}, GemmShape{6, 250, 144}, GemmShape{7, 1024, 14336}})
+    c.push_back(fp8_linear_case(s, 1));
+  for (GemmShape s : {GemmShape{2, 4096, 4096}, GemmShape{4, 1040, 1152}, GemmShape{5, 144, 2048}})
+    c.push_back(fp8_linear_case(s, 128));
 }
 
 void add_moe_ops(std::vector<OpCase>& c) {

@@ -15,6 +15,7 @@
 #include "backend/cuda/nccl_communicator.h"
 #include "model/presets.h"
 #include "model/yarn.h"
+#include "tools/gpu_profile/linear_timings.h"
 #include "tools/gpu_profile/model_counts.h"
 #include "tools/gpu_profile/profile_ceilings.h"
 #include "tools/gpu_profile/profile_report.h"
@@ -24,65 +25,6 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kBlockSize = 16;
-
-// The dense layer's four GEMMs alone at `m` tokens (fused qkv, o, fused
-// gate/up, down), each timed on random data as the prefill runs it: where the
-// time outside attention goes, against the same run's GEMM ceiling.
-Result<Json> time_layer_gemms(const ModelConfig& c, int m, double ceiling_tflops, cudaStream_t s) {
-  const int h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), in = c.intermediate_size;
-  struct Shape {
-    const char* name;
-    int n, k;
-  };
-  const Shape shapes[] = {{"qkv", q + 2 * kv, h}, {"o", h, q}, {"gate_up", 2 * in, h}, {"down", h, in}};
-  int64_t max_n = 0, max_k = 0, max_nk = 0;
-  for (const Shape& sh : shapes) {
-    max_n = std::max<int64_t>(max_n, sh.n);
-    max_k = std::max<int64_t>(max_k, sh.k);
-    max_nk = std::max<int64_t>(max_nk, int64_t{sh.n} * sh.k);
-  }
-  DeviceBuffer x, w, y;  // what is left beside the KV cache may not hold them: then no breakdown
-  BATON_RETURN_IF_ERROR(x.allocate(size_t{2} * m * max_k));
-  BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * max_nk));
-  BATON_RETURN_IF_ERROR(y.allocate(size_t{2} * m * max_n));
-  launch_fill_random(x.as<bf16>(), int64_t{m} * max_k, 1.0f, 7, s);
-  launch_fill_random(w.as<bf16>(), max_nk, 0.05f, 8, s);
-  Gemm g;
-  BATON_RETURN_IF_ERROR(g.init());
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  Json rows = Json::array();
-  double layer_ms = 0;
-  for (const Shape& sh : shapes) {
-    std::vector<double> t;
-    for (int i = 0; i < 8; ++i) {  // the first plans the algorithm; 3 warm-ups in all
-      cudaEventRecord(e0, s);
-      g.run(x.as<bf16>(), w.as<bf16>(), y.get(), m, sh.n, sh.k, false, s);
-      cudaEventRecord(e1, s);
-      cudaEventSynchronize(e1);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (i >= 3) t.push_back(ms);
-    }
-    const double ms = median(t);
-    const double tflops = 2.0 * m * double(sh.n) * sh.k / (ms * 1e-3) / 1e12;
-    layer_ms += ms;
-    rows.push_back({{"gemm", sh.name},
-                    {"m", m},
-                    {"n", sh.n},
-                    {"k", sh.k},
-                    {"ms", ms},
-                    {"tflops", tflops},
-                    {"of_ceiling", tflops / ceiling_tflops}});
-    fmt::print("        GEMM {:<8} {:>5} x {:>5} x {:>5}: {:.3f} ms ({:.0f} TFLOP/s, {:.1f}% of the ceiling)\n",
-               sh.name, m, sh.n, sh.k, ms, tflops, 100 * tflops / ceiling_tflops);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  fmt::print("        the four GEMMs: {:.3f} ms/layer, {:.1f} ms in all layers\n", layer_ms, layer_ms * c.num_layers);
-  return Json{{"per_gemm", rows}, {"ms_per_layer", layer_ms}};
-}
 
 // The kernels' view of the backend's KV cache.
 KvDev kv_dev_of(const KvMemory& kvm) {
@@ -394,6 +336,17 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / (cards * ceil.gemm_tflops);
     fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of {} card(s)' bandwidth\n", name,
                batch, ms, gbps, 100 * gbps / (cards * ceil.copy_gbps), cards);
+    if (batch == 1 && single != nullptr && !c.is_moe() && !c.is_mla()) {  // where the step's time goes
+      Result<Json> lin = time_decode_linears(c, batch, ceil.copy_gbps, single->stream());
+      if (lin.is_ok()) {
+        const double lin_ms = (*lin)["ms_per_step"].get<double>();
+        row["linears_alone"] = *lin;
+        row["fixed_ms"] = ms - lin_ms;
+        fmt::print("        the rest of the step (attention, norms, sampling, launches): {:.3f} ms\n", ms - lin_ms);
+      } else {
+        fmt::print("        the linears alone: not timed ({})\n", lin.status().message());
+      }
+    }
     if (batch >= 32 && single != nullptr) {
       Result<double> att_ms = time_attention_ms(c, kvm, batch, ctx - 1, 1, single->stream());
       if (att_ms.is_ok()) {
