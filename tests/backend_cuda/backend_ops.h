@@ -101,6 +101,7 @@ struct GemmShape {
 };
 OpCase gemm_case(GemmShape s);
 OpCase gemv_case(GemmShape s);
+OpCase gemv_silu_mul_case(GemmShape s);  // s.n outputs, 2 s.n weight rows
 OpCase gemm_row_invariant_case(GemmShape s);
 // One Gemm object over several m in turn: algorithm choices reused per bucket of m.
 OpCase gemm_buckets_case(std::vector<int> ms, int n, int k);
@@ -111,6 +112,7 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k);
 // the dequantising fallback).
 OpCase fp8_quantize_case(RowsShape s);
 OpCase fp8_linear_case(GemmShape s, int scale_rows);
+OpCase fp8_gemv_silu_mul_case(GemmShape s, int scale_rows);
 
 struct MoeShape {
   int tokens = 1, experts = 8, top_k = 2, hidden = 64, inter = 32;

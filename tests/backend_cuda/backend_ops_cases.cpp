@@ -92,6 +92,8 @@ void add_matmul_ops(std::vector<OpCase>& c) {
   for (int m : {1, 2, 3, 5, 8})
     for (auto [n, k] : {std::pair{1001, 4096}, std::pair{64, 14336}, std::pair{3, 40}})
       c.push_back(gemv_case({m, n, k}));
+  for (GemmShape s : {GemmShape{1, 14336, 4096}, GemmShape{3, 1000, 520}, GemmShape{8, 768, 2048}})
+    c.push_back(gemv_silu_mul_case(s));
   for (GemmShape s : {GemmShape{300, 1000, 520}, GemmShape{1, 256, 64}, GemmShape{33, 127, 1000}})
     c.push_back(gemm_row_invariant_case(s));
   c.push_back(gemm_buckets_case({1100, 1025, 1152, 1101, 3, 7}, 576, 1024));
@@ -116,6 +118,9 @@ void add_fp8_ops(std::vector<OpCase>& c) {
     c.push_back(fp8_linear_case(s, 1));
   for (GemmShape s : {GemmShape{2, 4096, 4096}, GemmShape{4, 1040, 1152}, GemmShape{5, 144, 2048}})
     c.push_back(fp8_linear_case(s, 128));
+  // The gated GEMV (gate/up with SwiGLU fused; s.n outputs from 2 s.n rows).
+  for (GemmShape s : {GemmShape{1, 14336, 4096}, GemmShape{4, 1000, 640}}) c.push_back(fp8_gemv_silu_mul_case(s, 128));
+  c.push_back(fp8_gemv_silu_mul_case({7, 96, 208}, 1));
 }
 
 void add_moe_ops(std::vector<OpCase>& c) {

@@ -126,12 +126,34 @@ std::vector<Check> run_fp8_linear(GemmShape s, int scale_rows, std::mt19937& rng
   return checks;
 }
 
+// The gated W8A16 GEMV: s.n outputs from a [2 s.n, k] weight, against the
+// CPU's matmul over the dequantised weight, rounded to bf16, then silu_mul.
+std::vector<Check> run_fp8_gemv_silu_mul(GemmShape s, int scale_rows, std::mt19937& rng) {
+  BATON_CHECK(fp8_gemv_supports(s.m, s.k), "fp8 gemv case outside the kernel's shapes");
+  const GemmShape rows{s.m, 2 * s.n, s.k};
+  Fp8Inputs in = fp8_inputs(rows, scale_rows, rng);
+  std::vector<float> gu(static_cast<size_t>(s.m) * rows.n);
+  matmul(in.x.data(), s.m, s.k, in.w_deq.data(), rows.n, nullptr, gu.data(), &reference_pool());
+  for (float& v : gu) v = testing::round_bf16(v);
+  std::vector<float> ref(static_cast<size_t>(s.m) * s.n);
+  silu_mul(gu.data(), s.m, s.n, ref.data());
+  auto dact = poisoned_bf16(ref.size());
+  launch_fp8_gemv_silu_mul(in.dx.as<bf16>(), in.w, dact.as<bf16>(), s.m, s.n, s.k, nullptr);
+  return {compare("act", download_bf16(dact, ref.size()), ref, kTolFp8Linear)};
+}
+
 std::string mnk(GemmShape s) { return std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k); }
 
 }  // namespace
 
 OpCase fp8_quantize_case(RowsShape s) {
   return make_case("fp8_quantize_groups", std::to_string(s.rows) + "x" + std::to_string(s.cols), s, run_quantize);
+}
+
+OpCase fp8_gemv_silu_mul_case(GemmShape s, int scale_rows) {
+  return make_case(
+      "fp8_gemv_silu_mul", mnk(s) + "_scale_rows" + std::to_string(scale_rows), s,
+      [scale_rows](GemmShape sh, std::mt19937& rng) { return run_fp8_gemv_silu_mul(sh, scale_rows, rng); });
 }
 
 OpCase fp8_linear_case(GemmShape s, int scale_rows) {

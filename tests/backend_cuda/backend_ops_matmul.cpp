@@ -65,6 +65,21 @@ std::vector<Check> run_gemv(GemmShape s, std::mt19937& rng) {
       s, g, [&](void* y, bool f32) { launch_gemv(g.dx.as<bf16>(), g.dw.as<bf16>(), y, s.m, s.n, s.k, f32, nullptr); });
 }
 
+// The gated form (decode's gate/up with SwiGLU fused): s.n outputs from 2 s.n
+// rows, against the CPU's matmul, the products rounded to bf16 as the unfused
+// GEMV writes them, then its silu_mul.
+std::vector<Check> run_gemv_silu_mul(GemmShape s, std::mt19937& rng) {
+  BATON_CHECK(gemv_supports(s.m, s.k), "gemv case {} outside the kernel's shapes", mnk(s));
+  const GemmInputs g = gemm_inputs({s.m, 2 * s.n, s.k}, rng);
+  std::vector<float> gu(g.ref);
+  for (float& v : gu) v = testing::round_bf16(v);
+  std::vector<float> ref(static_cast<size_t>(s.m) * s.n);
+  silu_mul(gu.data(), s.m, s.n, ref.data());
+  auto dact = poisoned_bf16(ref.size());
+  launch_gemv_silu_mul(g.dx.as<bf16>(), g.dw.as<bf16>(), dact.as<bf16>(), s.m, s.n, s.k, nullptr);
+  return {compare("act", download_bf16(dact, ref.size()), ref, kTolBf16)};
+}
+
 // Both dtypes, and the middle row alone gives bit-identical fp32 results.
 std::vector<Check> run_gemm_row_invariant(GemmShape s, std::mt19937& rng) {
   const GemmInputs g = gemm_inputs(s, rng);
@@ -243,6 +258,7 @@ std::vector<Check> run_moe_experts(const MoeShape& s, std::mt19937& rng) {
 
 OpCase gemm_case(GemmShape s) { return make_case("gemm", mnk(s), s, run_gemm); }
 OpCase gemv_case(GemmShape s) { return make_case("gemv", mnk(s), s, run_gemv); }
+OpCase gemv_silu_mul_case(GemmShape s) { return make_case("gemv_silu_mul", mnk(s), s, run_gemv_silu_mul); }
 OpCase gemm_row_invariant_case(GemmShape s) {
   return make_case("gemm_row_invariant", mnk(s), s, run_gemm_row_invariant);
 }

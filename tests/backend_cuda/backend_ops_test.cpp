@@ -203,6 +203,7 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
                          "qkv_rope_cache",
                          "gemm",
                          "gemv",
+                         "gemv_silu_mul",
                          "gemm_row_invariant",
                          "gemm_buckets",
                          "moe_topk",

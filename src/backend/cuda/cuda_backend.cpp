@@ -392,8 +392,7 @@ void CudaBackend::run_layers(const Launch& l) {
                        h, eps, stream_);
     if (!L.is_moe) {
       const int in = c.intermediate_size;
-      linear(normed_.as<bf16>(), L.gate_up, L.gate_up_f8, gate_up_.get(), t, 2 * in, h);  // [t, 2 in]
-      launch_silu_mul(gate_up_.as<bf16>(), act_.as<bf16>(), t, in, stream_);
+      gate_up_silu(normed_.as<bf16>(), L, act_.as<bf16>(), t, in, h);     // [t, in]
       linear(act_.as<bf16>(), L.down, L.down_f8, proj_.get(), t, h, in);  // [t, h]
     } else {
       moe_block(i, t);
@@ -453,6 +452,20 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
     launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
   }
   linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);  // [t, h]
+}
+
+// act = silu(x . gate^T) * (x . up^T): at decode's small batches one skinny
+// kernel with the activation fused (gemv.cuh), else the GEMM into gate_up_
+// [m, 2 inter] and silu_mul. Batch-invariant mode keeps the unfused pair.
+void CudaBackend::gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h) {
+  const bool fp8 = L.gate_up_f8.present();
+  if (!options_.batch_invariant && (fp8 ? fp8_gemv_supports(m, h) : gemv_supports(m, h))) {
+    if (fp8) launch_fp8_gemv_silu_mul(x, L.gate_up_f8, act, m, inter, h, stream_);
+    else launch_gemv_silu_mul(x, L.gate_up, act, m, inter, h, stream_);
+    return;
+  }
+  linear(x, L.gate_up, L.gate_up_f8, gate_up_.get(), m, 2 * inter, h);  // [m, 2 inter]
+  launch_silu_mul(gate_up_.as<bf16>(), act, m, inter, stream_);
 }
 
 void CudaBackend::linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k) {

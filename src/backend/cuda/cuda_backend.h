@@ -153,6 +153,7 @@ class CudaBackend final : public Backend {
   void moe_block(int i, int num_tokens);
   // y = x . W^T through the FP8 GEMM when the projection is held in FP8 (w8), else the bf16 one (w).
   void linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k);
+  void gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h);
   // Rows per prefill work tile and (token, head) rows per token the attention kernel tiles.
   int attention_rows_per_item() const;
   int attention_rows_per_token() const;

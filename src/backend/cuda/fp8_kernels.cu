@@ -6,6 +6,7 @@
 
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/fp8_kernels.h"
+#include "backend/cuda/gemv.cuh"
 
 namespace baton::cuda {
 namespace {
@@ -70,89 +71,6 @@ __global__ void quantize_groups_kernel(const bf16* x, int m, int k, int groups, 
   if (lane == 0) scales[static_cast<int64_t>(g) * m + row] = s;
 }
 
-constexpr int kRows = 2;    // rows of w per warp
-constexpr int kUnroll = 4;  // 16-byte chunks per lane per iteration
-constexpr int kWarpsPerBlock = 8;
-
-// Dot of 16 e4m3 weights with 16 bf16 activations.
-__device__ __forceinline__ float dot16(const uint4& w, const uint4& x0, const uint4& x1) {
-  const uint16_t* wp = reinterpret_cast<const uint16_t*>(&w);
-  const __nv_bfloat162* xa = reinterpret_cast<const __nv_bfloat162*>(&x0);
-  const __nv_bfloat162* xb = reinterpret_cast<const __nv_bfloat162*>(&x1);
-  float acc = 0.0f;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const float2 a = e4m3x2_to_float2(wp[j]);
-    const float2 b = __bfloat1622float2(j < 4 ? xa[j] : xb[j - 4]);
-    acc = fmaf(a.x, b.x, acc);
-    acc = fmaf(a.y, b.y, acc);
-  }
-  return acc;
-}
-
-// As gemv.cu's kernel, over e4m3 rows: each warp owns 2 rows of w, each lane
-// walks k in 16-byte chunks (16 weights), scaling each chunk's dot by its group's scale.
-template <int M>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock)
-    fp8_gemv_kernel(const bf16* x, Fp8Weight w, bf16* y, int n, int k) {
-  const int warp = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
-  const int n0 = warp * kRows;
-  if (n0 >= n) return;
-  const int kc = k / 16;
-  float acc[M][kRows];
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) acc[m][r] = 0.0f;
-  const uint4* wr[kRows];
-  const float* sr[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int row = min(n0 + r, n - 1);
-    wr[r] = reinterpret_cast<const uint4*>(w.bits + static_cast<int64_t>(row) * k);
-    sr[r] = w.scales + static_cast<int64_t>(row / w.scale_rows) * w.scale_ld;
-  }
-  for (int c0 = 0; c0 < kc; c0 += 32 * kUnroll) {
-    uint4 wv[kUnroll][kRows];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * 32 + lane;
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) wv[u][r] = c < kc ? __ldcs(wr[r] + c) : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * 32 + lane;
-      if (c >= kc) break;
-      float s[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) s[r] = __ldg(sr[r] + c * 16 / kFp8GroupCols);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const uint4* xm = reinterpret_cast<const uint4*>(x + static_cast<int64_t>(m) * k) + 2 * c;
-        const uint4 x0 = __ldg(xm), x1 = __ldg(xm + 1);
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) acc[m][r] = fmaf(s[r], dot16(wv[u][r], x0, x1), acc[m][r]);
-      }
-    }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const float v = warp_sum(acc[m][r]);
-      if (lane == m * kRows + r && n0 + r < n) y[static_cast<int64_t>(m) * n + n0 + r] = __float2bfloat16(v);
-    }
-}
-
-template <int M>
-void gemv_m(const bf16* x, const Fp8Weight& w, bf16* y, int n, int k, cudaStream_t stream) {
-  const int warps = (n + kRows - 1) / kRows;
-  const int blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  fp8_gemv_kernel<M><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(x, w, y, n, k);
-}
-
 __global__ void dequantize_kernel(Fp8DequantArgs a) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.rows * a.cols) return;
@@ -195,16 +113,15 @@ bool fp8_gemv_supports(int m, int k) { return m >= 1 && m <= 8 && k % 16 == 0; }
 
 void launch_fp8_gemv(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   BATON_CHECK(fp8_gemv_supports(m, k), "fp8 gemv: m {} k {}", m, k);
-  switch (m) {
-    case 1: gemv_m<1>(x, w, y, n, k, stream); break;
-    case 2: gemv_m<2>(x, w, y, n, k, stream); break;
-    case 3: gemv_m<3>(x, w, y, n, k, stream); break;
-    case 4: gemv_m<4>(x, w, y, n, k, stream); break;
-    case 5: gemv_m<5>(x, w, y, n, k, stream); break;
-    case 6: gemv_m<6>(x, w, y, n, k, stream); break;
-    case 7: gemv_m<7>(x, w, y, n, k, stream); break;
-    default: gemv_m<8>(x, w, y, n, k, stream); break;
-  }
+  skinny::launch<true, bf16, false>(x, skinny::Weight{w.bits, w.scales, w.scale_rows, w.scale_ld}, y, m, n, k, stream);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_fp8_gemv_silu_mul(const bf16* x, const Fp8Weight& w, bf16* out, int m, int inter, int k,
+                              cudaStream_t stream) {
+  BATON_CHECK(fp8_gemv_supports(m, k), "fp8 gemv: m {} k {}", m, k);
+  skinny::launch<true, bf16, true>(x, skinny::Weight{w.bits, w.scales, w.scale_rows, w.scale_ld}, out, m, inter, k,
+                                   stream);
   BATON_LAUNCH_CHECK();
 }
 

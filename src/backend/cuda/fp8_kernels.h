@@ -41,6 +41,10 @@ void launch_fp8_quantize_groups(const bf16* x, int m, int k, uint8_t* q, float* 
 // on the fly, fp32 accumulation; bound by streaming the e4m3 bytes once.
 bool fp8_gemv_supports(int m, int k);
 void launch_fp8_gemv(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
+// The same with the SwiGLU activation fused, as launch_gemv_silu_mul (kernels.h):
+// w is [2 * inter, k], out[m, j] = silu(bf16(x.w[j])) * bf16(x.w[inter + j]).
+void launch_fp8_gemv_silu_mul(const bf16* x, const Fp8Weight& w, bf16* out, int m, int inter, int k,
+                              cudaStream_t stream);
 
 // out[r][c] = bf16(e4m3(bits[r][c]) * scale) for a [rows, cols] slice whose
 // element (r, c) is element (r + row0, c + col0) of a weight with block

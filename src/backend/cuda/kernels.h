@@ -102,6 +102,11 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
 // Skinny GEMM for m <= 8 (decode): y[m, n] = x[m, k] . w[n, k]^T, k % 8 == 0.
 bool gemv_supports(int m, int k);
 void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32, cudaStream_t stream);
+// The same with the SwiGLU activation fused (decode's gate/up projection): w is
+// [2 * inter, k] (gate rows, then up rows) and out[m, j] = silu(g) * u for the
+// products g = x.w[j], u = x.w[inter + j], each rounded to bf16 first, as
+// launch_gemv then launch_silu_mul compute it.
+void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int inter, int k, cudaStream_t stream);
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :] (+ add[t, :]: shared experts)
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
                         int hidden, bf16* out, cudaStream_t stream, const bf16* add = nullptr);

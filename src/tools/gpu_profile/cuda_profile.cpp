@@ -235,6 +235,32 @@ StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingPara
   return in;
 }
 
+// Where a decode step of `batch` sequences at `ctx` tokens goes, on one GPU:
+// at batch 1 the dense linears alone (the rest of `step_ms` is the step's
+// fixed cost), and at every batch the attention alone.
+void decode_breakdown(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, double step_ms, double copy_gbps,
+                      cudaStream_t stream, Json* row) {
+  if (batch == 1 && !c.is_moe() && !c.is_mla()) {
+    Result<Json> lin = time_decode_linears(c, batch, copy_gbps, stream);
+    if (lin.is_ok()) {
+      const double lin_ms = (*lin)["ms_per_step"].get<double>();
+      (*row)["linears_alone"] = *lin;
+      (*row)["fixed_ms"] = step_ms - lin_ms;
+      fmt::print("        the rest of the step (attention, norms, sampling, launches): {:.3f} ms\n", step_ms - lin_ms);
+    } else {
+      fmt::print("        the linears alone: not timed ({})\n", lin.status().message());
+    }
+  }
+  Result<double> att_ms = time_attention_ms(c, kvm, batch, ctx - 1, 1, stream);
+  if (att_ms.is_ok()) {
+    const double kv_layer = kv_bytes_per_token(c) / c.num_layers * batch * ctx;
+    (*row)["attention_us_per_layer"] = *att_ms * 1e3;
+    (*row)["attention_gbps"] = kv_layer / (*att_ms * 1e-3) / 1e9;
+    fmt::print("        attention alone: {:.1f} us/layer, KV read at {:.0f} GB/s\n", *att_ms * 1e3,
+               kv_layer / (*att_ms * 1e-3) / 1e9);
+  }
+}
+
 // The median wall time of b.execute() over `iters` steps after `warmup`
 // untimed ones; step i is make_input(i).
 template <typename MakeInput>
@@ -336,27 +362,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / (cards * ceil.gemm_tflops);
     fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of {} card(s)' bandwidth\n", name,
                batch, ms, gbps, 100 * gbps / (cards * ceil.copy_gbps), cards);
-    if (batch == 1 && single != nullptr && !c.is_moe() && !c.is_mla()) {  // where the step's time goes
-      Result<Json> lin = time_decode_linears(c, batch, ceil.copy_gbps, single->stream());
-      if (lin.is_ok()) {
-        const double lin_ms = (*lin)["ms_per_step"].get<double>();
-        row["linears_alone"] = *lin;
-        row["fixed_ms"] = ms - lin_ms;
-        fmt::print("        the rest of the step (attention, norms, sampling, launches): {:.3f} ms\n", ms - lin_ms);
-      } else {
-        fmt::print("        the linears alone: not timed ({})\n", lin.status().message());
-      }
-    }
-    if (batch >= 32 && single != nullptr) {
-      Result<double> att_ms = time_attention_ms(c, kvm, batch, ctx - 1, 1, single->stream());
-      if (att_ms.is_ok()) {
-        const double kv_layer = kv_token_bytes / c.num_layers * batch * ctx;
-        row["attention_us_per_layer"] = *att_ms * 1e3;
-        row["attention_gbps"] = kv_layer / (*att_ms * 1e-3) / 1e9;
-        fmt::print("        attention alone: {:.1f} us/layer, KV read at {:.0f} GB/s\n", *att_ms * 1e3,
-                   kv_layer / (*att_ms * 1e-3) / 1e9);
-      }
-    }
+    if (single != nullptr) decode_breakdown(c, kvm, batch, ctx, ms, ceil.copy_gbps, single->stream(), &row);
     std::fflush(stdout);
     decode.push_back(row);
   }

@@ -72,10 +72,9 @@ Result<double> decode_linear_ms(const LinearShape& sh, int m, bool fp8, const De
   return median_call_ms(5, 30, s, [&](int i) {
     const int64_t off = (i % copies) * bytes;
     if (fp8)
-      fp8_gemm.run(x.as<bf16>(), Fp8Weight{w.as<uint8_t>() + off, scales.as<float>(), 128, ld}, y.as<bf16>(), m,
-                   sh.n, sh.k, s);
-    else
-      gemm.run(x.as<bf16>(), w.as<bf16>() + off / 2, y.get(), m, sh.n, sh.k, false, s);
+      fp8_gemm.run(x.as<bf16>(), Fp8Weight{w.as<uint8_t>() + off, scales.as<float>(), 128, ld}, y.as<bf16>(), m, sh.n,
+                   sh.k, s);
+    else gemm.run(x.as<bf16>(), w.as<bf16>() + off / 2, y.get(), m, sh.n, sh.k, false, s);
   });
 }
 
@@ -103,8 +102,8 @@ Result<Json> time_layer_gemms(const ModelConfig& c, int m, double ceiling_tflops
   double layer_ms = 0;
   for (const LinearShape& sh : shapes) {
     // The first call plans the algorithm; 3 warm-ups in all.
-    const double ms =
-        median_call_ms(3, 5, s, [&](int) { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), m, sh.n, sh.k, false, s); });
+    const double ms = median_call_ms(3, 5, s,
+                                     [&](int) { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), m, sh.n, sh.k, false, s); });
     const double tflops = 2.0 * m * double(sh.n) * sh.k / (ms * 1e-3) / 1e12;
     layer_ms += ms;
     rows.push_back({{"gemm", sh.name},
