@@ -8,12 +8,10 @@ bash scripts/build.sh
 cd build
 # Twice as many tests at once as there are cores (BATON_TEST_JOBS to change
 # it): most end-to-end tests wait on servers, timers and rate-limited clients,
-# so more tests than cores keep the cores busy. The tests that compute for
-# their whole run, and PD's process tests that time a stopped or killed peer,
-# count double (PROCESSORS 2 in tests/CMakeLists.txt), so the CPU is not
-# oversubscribed under them; the few that time a simulated server run alone
-# (RUN_SERIAL). Without earlier timings (a clean clone) the slow and the
-# end-to-end tests start first (their COST). On the 2-core dev machine:
-# 862 tests, 94 s at -j2 before, see docs/DESIGN.md ("Testing") for now.
+# so more tests than cores keep the cores busy. Tests that time a peer or a
+# simulated server with little tolerance run alone (RUN_SERIAL) or one at a
+# time (RESOURCE_LOCK), and long tests start first (COST): tests/CMakeLists.txt,
+# "How a run is scheduled". On the 2-core dev machine, from a clean build
+# directory: 862 tests in 58-63 s (94 s at two at once, unordered, before).
 JOBS="${BATON_TEST_JOBS:-$(( 2 * $(nproc) ))}"
 ctest --output-on-failure -j "$JOBS" --timeout 900 -LE gpu "$@"
