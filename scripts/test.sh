@@ -12,6 +12,6 @@ cd build
 # simulated server with little tolerance run alone (RUN_SERIAL) or one at a
 # time (RESOURCE_LOCK), and long tests start first (COST): tests/CMakeLists.txt,
 # "How a run is scheduled". On the 2-core dev machine, from a clean build
-# directory: 862 tests in 58-63 s (94 s at two at once, unordered, before).
+# directory: 862 tests in 57-59 s (94 s at two at once, unordered, before).
 JOBS="${BATON_TEST_JOBS:-$(( 2 * $(nproc) ))}"
 ctest --output-on-failure -j "$JOBS" --timeout 900 -LE gpu "$@"
