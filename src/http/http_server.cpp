@@ -133,6 +133,11 @@ void HttpServer::stop() {
   ioc_.stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // No thread runs a handler now. Closed, the port refuses a connection at
+  // once; left open (stop_accepting's close may not have run), a client's
+  // connection would wait in the backlog until its own timeout.
+  boost::system::error_code ec;
+  acceptor_.close(ec);
 }
 
 }  // namespace baton

@@ -17,6 +17,20 @@ bool second_byte_ok(uint8_t lead, uint8_t b) {
   }
 }
 
+// The first byte at or after `i` that is not ASCII (bytes.size() if none):
+// 8 bytes at a time while all of them are ASCII.
+size_t skip_ascii(std::string_view bytes, size_t i) {
+  const size_t n = bytes.size();
+  while (i + 8 <= n) {
+    uint64_t w;
+    __builtin_memcpy(&w, bytes.data() + i, 8);
+    if (w & 0x8080808080808080ull) break;
+    i += 8;
+  }
+  while (i < n && static_cast<uint8_t>(bytes[i]) < 0x80) ++i;
+  return i;
+}
+
 }  // namespace
 
 Utf8Step utf8_step(std::string_view bytes, size_t pos) {
@@ -49,21 +63,7 @@ Utf8Step utf8_step(std::string_view bytes, size_t pos) {
 }
 
 std::optional<size_t> find_invalid_utf8(std::string_view bytes) {
-  size_t i = 0;
-  const size_t n = bytes.size();
-  while (i < n) {
-    // ASCII fast path, 8 bytes at a time.
-    while (i + 8 <= n) {
-      uint64_t w;
-      __builtin_memcpy(&w, bytes.data() + i, 8);
-      if (w & 0x8080808080808080ull) break;
-      i += 8;
-    }
-    if (i >= n) break;
-    if (static_cast<uint8_t>(bytes[i]) < 0x80) {
-      ++i;
-      continue;
-    }
+  for (size_t i = skip_ascii(bytes, 0); i < bytes.size(); i = skip_ascii(bytes, i)) {
     Utf8Step s = utf8_step(bytes, i);
     if (s.kind == Utf8Step::Kind::kInvalid) {
       const auto lead = static_cast<uint8_t>(bytes[i]);
@@ -80,11 +80,7 @@ void append_utf8_lossy(std::string& out, std::string_view bytes) {
   size_t i = 0;
   size_t run_start = 0;  // start of the current run of valid bytes
   const size_t n = bytes.size();
-  while (i < n) {
-    if (static_cast<uint8_t>(bytes[i]) < 0x80) {
-      ++i;
-      continue;
-    }
+  while ((i = skip_ascii(bytes, i)) < n) {
     Utf8Step s = utf8_step(bytes, i);
     if (s.kind == Utf8Step::Kind::kValid) {
       i += s.num_bytes;
@@ -99,13 +95,8 @@ void append_utf8_lossy(std::string& out, std::string_view bytes) {
 }
 
 size_t utf8_complete_prefix(std::string_view bytes) {
-  size_t i = 0;
   const size_t n = bytes.size();
-  while (i < n) {
-    if (static_cast<uint8_t>(bytes[i]) < 0x80) {
-      ++i;
-      continue;
-    }
+  for (size_t i = skip_ascii(bytes, 0); i < n; i = skip_ascii(bytes, i)) {
     Utf8Step s = utf8_step(bytes, i);
     if (s.kind == Utf8Step::Kind::kIncomplete) return i;  // reaches the end
     i += s.num_bytes;

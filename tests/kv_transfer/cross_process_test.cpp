@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 
@@ -12,11 +14,28 @@
 #include "deploy/child_process.h"
 #include "deploy/kv_segments.h"
 #include "kv_transfer/engine_pair.h"
+#include "support/wait.h"
 
 namespace baton {
 namespace {
 
 using testing::TestRegion;
+
+// True when every thread of `pid` is in the stopped state ('T' in /proc).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  int num_threads = 0;
+  for (std::filesystem::directory_iterator it(tasks, ec), end; !ec && it != end; it.increment(ec)) {
+    std::ifstream stat(it->path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t comm_end = line.rfind(')');  // the state follows the command name, which may hold spaces
+    if (comm_end == std::string::npos || comm_end + 2 >= line.size() || line[comm_end + 2] != 'T') return false;
+    ++num_threads;
+  }
+  return !ec && num_threads > 0;
+}
 
 // A forked child that runs `serve()`, reports the port it returns, then
 // stays up until the parent closes the control pipe (or signals it).
@@ -56,6 +75,13 @@ class ServingChild {
     return port;
   }
   void kill_now(int sig = SIGKILL) { child_.signal(sig); }
+  // SIGSTOP, and true once every thread of the child is stopped: kill()
+  // returns before a busy machine has stopped them, and a thread still
+  // running (the agent, UCX's progress) could yet answer a read.
+  bool freeze() {
+    child_.signal(SIGSTOP);
+    return ::baton::testing::wait_until([&] { return all_threads_stopped(child_.pid()); }, 5.0, 1);
+  }
   // Closes the control pipe and reaps the child; returns its exit code.
   int stop() {
     if (stop_fd_ >= 0) ::close(stop_fd_);
@@ -161,7 +187,7 @@ TEST_P(FrozenPeerTest, ReadsEndAtTheirDeadlineOrWhenCancelled) {
   ASSERT_TRUE(decode->register_memory(dst.desc()).is_ok());
   auto peer = decode->connect_peer("127.0.0.1", port);
   ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
-  child.kill_now(SIGSTOP);
+  ASSERT_TRUE(child.freeze());
   Stopwatch sw;
   auto h = decode->read_blocks(peer->engine_id, {1, 2}, {1, 2}, {.timeout_ms = 300});
   ASSERT_TRUE(h.is_ok());
