@@ -11,17 +11,9 @@
 
 namespace baton::cuda {
 
-struct Fp8Gemm::Plan {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+struct Fp8Gemm::Plan : LtMatmulDescriptors {
   cublasLtMatmulAlgo_t algo{};
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, best first
-  ~Plan() {
-    if (desc) cublasLtMatmulDescDestroy(desc);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
 };
 
 Fp8Gemm::Fp8Gemm() = default;
@@ -113,22 +105,9 @@ std::unique_ptr<Fp8Gemm::Plan> Fp8Gemm::make_plan(int m, int n, int k, const voi
     const cublasLtOrder_t row = CUBLASLT_ORDER_ROW;
     BATON_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->c, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof(row)));
   }
-  cublasLtMatmulPreference_t pref;
-  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  size_t ws = workspace_.bytes();
-  BATON_CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  constexpr int kCandidates = 8;
-  cublasLtMatmulHeuristicResult_t res[kCandidates] = {};
-  int found = 0;
-  *status = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates, res, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (*status != CUBLAS_STATUS_SUCCESS || found == 0) {
-    if (*status == CUBLAS_STATUS_SUCCESS) *status = CUBLAS_STATUS_NOT_SUPPORTED;
-    return nullptr;
-  }
-  for (int i = 0; i < found; ++i) p->candidates.push_back(res[i].algo);
-  p->algo = res[0].algo;
+  *status = lt_heuristic_algos(handle_, *p, workspace_.bytes(), &p->candidates);
+  if (*status != CUBLAS_STATUS_SUCCESS) return nullptr;
+  p->algo = p->candidates[0];
   return p;
 }
 

@@ -6,17 +6,35 @@
 
 namespace baton::cuda {
 
-struct Gemm::Plan {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+LtMatmulDescriptors::~LtMatmulDescriptors() {
+  if (desc) cublasLtMatmulDescDestroy(desc);
+  if (a) cublasLtMatrixLayoutDestroy(a);
+  if (b) cublasLtMatrixLayoutDestroy(b);
+  if (c) cublasLtMatrixLayoutDestroy(c);
+}
+
+cublasStatus_t lt_heuristic_algos(cublasLtHandle_t handle, const LtMatmulDescriptors& d, size_t workspace_bytes,
+                                  std::vector<cublasLtMatmulAlgo_t>* algos, int max) {
+  algos->clear();
+  cublasLtMatmulPreference_t pref;
+  cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
+  if (st != CUBLAS_STATUS_SUCCESS) return st;
+  st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                            sizeof(workspace_bytes));
+  std::vector<cublasLtMatmulHeuristicResult_t> res(static_cast<size_t>(max));
+  int found = 0;
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st = cublasLtMatmulAlgoGetHeuristic(handle, d.desc, d.a, d.b, d.c, d.c, pref, max, res.data(), &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS) return st;
+  if (found == 0) return CUBLAS_STATUS_NOT_SUPPORTED;
+  for (int i = 0; i < found; ++i) algos->push_back(res[static_cast<size_t>(i)].algo);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+struct Gemm::Plan : LtMatmulDescriptors {
   cublasLtMatmulAlgo_t algo{};
   bool use_gemv = false;  // the skinny kernel (gemv.cu) timed faster
-  ~Plan() {
-    if (desc) cublasLtMatmulDescDestroy(desc);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
 };
 
 Gemm::Gemm() = default;
@@ -50,20 +68,13 @@ struct Gemm::Choice {
 // kernel where it applies; returns the fastest.
 Gemm::Choice Gemm::time_candidates(Plan& p, const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
                                    cudaStream_t stream) {
-  cublasLtMatmulPreference_t pref;
-  BATON_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  size_t ws = workspace_.bytes();
-  BATON_CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  constexpr int kCandidates = 8;
-  cublasLtMatmulHeuristicResult_t res[kCandidates];
-  int found = 0;
-  BATON_CUBLAS_CHECK(
-      cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates, res, &found));
-  cublasLtMatmulPreferenceDestroy(pref);
-  BATON_CHECK(found > 0, "cuBLASLt found no algorithm for {}x{}x{}", m, n, k);
+  std::vector<cublasLtMatmulAlgo_t> algos;
+  const cublasStatus_t st = lt_heuristic_algos(handle_, p, workspace_.bytes(), &algos);
+  BATON_CHECK(st == CUBLAS_STATUS_SUCCESS, "cuBLASLt found no algorithm for {}x{}x{} (status {})", m, n, k,
+              static_cast<int>(st));
+  const int found = static_cast<int>(algos.size());
   Choice choice;
-  choice.algo = res[0].algo;
+  choice.algo = algos[0];
   cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
   BATON_CUDA_CHECK(cudaStreamIsCapturing(stream, &cap));
   if (cap != cudaStreamCaptureStatusNone) {
@@ -90,12 +101,13 @@ Gemm::Choice Gemm::time_candidates(Plan& p, const bf16* x, const bf16* w, void* 
   float best = 1e30f;
   for (int i = 0; i < found; ++i) {
     float ms = time_ms([&] {
-      return cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &res[i].algo,
-                            workspace_.get(), workspace_.bytes(), stream) == CUBLAS_STATUS_SUCCESS;
+      return cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,
+                            &algos[static_cast<size_t>(i)], workspace_.get(), workspace_.bytes(),
+                            stream) == CUBLAS_STATUS_SUCCESS;
     });
     if (ms >= 0 && ms < best) {
       best = ms;
-      choice.algo = res[i].algo;
+      choice.algo = algos[static_cast<size_t>(i)];
     }
   }
   if (gemv_supports(m, k)) {  // the skinny kernel as one more candidate

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/kernels.h"
@@ -25,6 +26,23 @@
   } while (0)
 
 namespace baton::cuda {
+
+// A cuBLASLt matmul's descriptors (the operation and the layouts of A, B and
+// C), destroyed with it; Gemm's and Fp8Gemm's plans hold one.
+struct LtMatmulDescriptors {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  LtMatmulDescriptors() = default;
+  LtMatmulDescriptors(const LtMatmulDescriptors&) = delete;
+  LtMatmulDescriptors& operator=(const LtMatmulDescriptors&) = delete;
+  ~LtMatmulDescriptors();
+};
+
+// The algorithms cuBLASLt's heuristic proposes for `d` (C also as D) within
+// `workspace_bytes`, best first, at most `max`, into *algos; its status
+// (NOT_SUPPORTED when it proposes none).
+cublasStatus_t lt_heuristic_algos(cublasLtHandle_t handle, const LtMatmulDescriptors& d, size_t workspace_bytes,
+                                  std::vector<cublasLtMatmulAlgo_t>* algos, int max = 8);
 
 // The bucket of m whose algorithm choice a GEMM of m rows shares: m itself up
 // to 64 (decode batches: each is captured in a graph once), else m rounded up
