@@ -83,6 +83,15 @@ __host__ __device__ inline Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint3
   return Philox4{{c0, c1, c2, c3}};
 }
 
+// Uniform values in [-1, 1) for elements i4 .. i4 + 3 of the random stream
+// `seed` (Philox with counter i4): the random fills' common source.
+__device__ __forceinline__ void uniform_pm1_x4(int64_t i4, uint64_t seed, float (&v)[4]) {
+  const Philox4 r = philox4x32_10(static_cast<uint32_t>(i4), static_cast<uint32_t>(i4 >> 32), 0, 0,
+                                  static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+#pragma unroll
+  for (int j = 0; j < 4; ++j) v[j] = 2.0f * ((r.v[j] >> 8) * (1.0f / 16777216.0f)) - 1.0f;
+}
+
 __device__ __forceinline__ float bf(const __nv_bfloat16 x) { return __bfloat162float(x); }
 
 }  // namespace baton::cuda

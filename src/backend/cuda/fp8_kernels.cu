@@ -83,15 +83,11 @@ __global__ void dequantize_kernel(Fp8DequantArgs a) {
 __global__ void fp8_fill_random_kernel(uint8_t* bits, int64_t n, uint64_t seed) {
   const int64_t i4 = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
   if (i4 >= n) return;
-  Philox4 r = philox4x32_10(static_cast<uint32_t>(i4), static_cast<uint32_t>(i4 >> 32), 0, 0,
-                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  float v[4];
+  uniform_pm1_x4(i4, seed, v);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    if (i4 + j < n) {
-      const float u = (r.v[j] >> 8) * (1.0f / 16777216.0f);  // [0, 1)
-      bits[i4 + j] = to_e4m3((2.0f * u - 1.0f) * kE4m3Max);
-    }
-  }
+  for (int j = 0; j < 4; ++j)
+    if (i4 + j < n) bits[i4 + j] = to_e4m3(v[j] * kE4m3Max);
 }
 
 __global__ void fill_f32_kernel(float* x, int64_t n, float value) {

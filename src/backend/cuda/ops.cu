@@ -202,15 +202,11 @@ __global__ void silu_mul_kernel(const bf16* gu, bf16* out, int num_rows, int int
 __global__ void fill_random_kernel(bf16* x, int64_t n, float scale, uint64_t seed) {
   int64_t i4 = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
   if (i4 >= n) return;
-  Philox4 r = philox4x32_10(static_cast<uint32_t>(i4), static_cast<uint32_t>(i4 >> 32), 0, 0,
-                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  float v[4];
+  uniform_pm1_x4(i4, seed, v);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    if (i4 + j < n) {
-      float u = (r.v[j] >> 8) * (1.0f / 16777216.0f);  // [0, 1)
-      x[i4 + j] = __float2bfloat16((2.0f * u - 1.0f) * scale);
-    }
-  }
+  for (int j = 0; j < 4; ++j)
+    if (i4 + j < n) x[i4 + j] = __float2bfloat16(v[j] * scale);
 }
 
 __global__ void fill_const_kernel(bf16* x, int64_t n, float v) {
