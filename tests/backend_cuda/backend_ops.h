@@ -122,6 +122,7 @@ OpCase moe_topk_case(const MoeShape& s);
 OpCase moe_align_case(const MoeShape& s);
 OpCase grouped_gemm_case(const MoeShape& s);
 OpCase moe_experts_case(const MoeShape& s);
+OpCase moe_skinny_case(const MoeShape& s);  // tokens <= 8
 
 // MLA (backend_ops_mla.cpp): attention on the latent, prefill and decode.
 struct MlaShape {

@@ -139,6 +139,11 @@ void add_moe_ops(std::vector<OpCase>& c) {
     c.push_back(grouped_gemm_case(s));
     c.push_back(moe_experts_case(s));
   }
+  // Decode's small batches through the skinny expert kernels: one token, up to
+  // 8 rows of one expert, Qwen3-30B-A3B's widths.
+  for (const MoeShape& s : std::vector<MoeShape>{
+           {1, 8, 2, 64, 32}, {5, 60, 4, 128, 32}, {8, 8, 2, 256, 96}, {3, 16, 4, 72, 40}, {1, 128, 8, 2048, 768}})
+    c.push_back(moe_skinny_case(s));
 }
 
 // DeepSeek-V3: attention on the latent (its real widths, 512 + 64, and the

@@ -218,8 +218,10 @@ std::vector<Check> run_grouped_gemm(const MoeShape& s, std::mt19937& rng) {
 }
 
 // The whole expert block as the backend runs it: align, gate/up grouped GEMM,
-// SiLU-mul, down grouped GEMM, weighted combine.
-std::vector<Check> run_moe_experts(const MoeShape& s, std::mt19937& rng) {
+// SiLU-mul, down grouped GEMM, weighted combine; or with `skinny` (decode's
+// small batches) the gated skinny kernel and the plain one in place of the
+// three middle steps.
+std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937& rng) {
   std::vector<int32_t> ids;
   std::vector<float> w;
   random_routes(s, rng, ids, w);
@@ -235,11 +237,39 @@ std::vector<Check> run_moe_experts(const MoeShape& s, std::mt19937& rng) {
   auto deo = poisoned_bf16(static_cast<size_t>(slots) * h), dout = poisoned_bf16(static_cast<size_t>(n) * h);
   launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
                    nullptr);
-  launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi, h,
-                      dgu_out.as<bf16>(), nullptr);
-  launch_silu_mul(dgu_out.as<bf16>(), dact.as<bf16>(), slots, mi, nullptr);
-  launch_grouped_gemm(dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi, deo.as<bf16>(),
-                      nullptr);
+  if (skinny) {
+    MoeSkinnyArgs g{dx.as<bf16>(),
+                    dsorted.as<int32_t>(),
+                    k,
+                    dgu.as<bf16>(),
+                    dids.as<int32_t>(),
+                    dsorted.as<int32_t>(),
+                    doff.as<int32_t>(),
+                    0,
+                    e,
+                    n,
+                    slots,
+                    mi,
+                    h,
+                    true,
+                    dact.as<bf16>()};
+    launch_moe_skinny(g, nullptr);
+    g.a = dact.as<bf16>();
+    g.a_rows = nullptr;
+    g.a_row_div = 1;
+    g.w = dwd.as<bf16>();
+    g.n = h;
+    g.k = mi;
+    g.gated = false;
+    g.c = deo.as<bf16>();
+    launch_moe_skinny(g, nullptr);
+  } else {
+    launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi,
+                        h, dgu_out.as<bf16>(), nullptr);
+    launch_silu_mul(dgu_out.as<bf16>(), dact.as<bf16>(), slots, mi, nullptr);
+    launch_grouped_gemm(dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi,
+                        deo.as<bf16>(), nullptr);
+  }
   launch_moe_combine(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h, dout.as<bf16>(), nullptr);
   std::vector<float> ref(static_cast<size_t>(n) * h, 0.0f), gu(2 * mi), act(mi), y(h);
   for (int t = 0; t < n; ++t)
@@ -269,6 +299,13 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k) {
 OpCase moe_topk_case(const MoeShape& s) { return make_case("moe_topk", moe_name(s), s, run_moe_topk); }
 OpCase moe_align_case(const MoeShape& s) { return make_case("moe_align", moe_name(s), s, run_moe_align); }
 OpCase grouped_gemm_case(const MoeShape& s) { return make_case("grouped_gemm", moe_name(s), s, run_grouped_gemm); }
-OpCase moe_experts_case(const MoeShape& s) { return make_case("moe_experts", moe_name(s), s, run_moe_experts); }
+OpCase moe_experts_case(const MoeShape& s) {
+  return make_case("moe_experts", moe_name(s), s,
+                   [](const MoeShape& sh, std::mt19937& rng) { return run_moe_experts(sh, false, rng); });
+}
+OpCase moe_skinny_case(const MoeShape& s) {
+  return make_case("moe_skinny", moe_name(s), s,
+                   [](const MoeShape& sh, std::mt19937& rng) { return run_moe_experts(sh, true, rng); });
+}
 
 }  // namespace baton::cuda::ops

@@ -210,6 +210,7 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
                          "moe_align",
                          "grouped_gemm",
                          "moe_experts",
+                         "moe_skinny",
                          "sample",
                          "mla_attention_prefill",
                          "mla_attention_decode",

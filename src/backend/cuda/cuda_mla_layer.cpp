@@ -210,11 +210,41 @@ void CudaBackend::moe_block(int i, int t) {
   const int local = shard_.num_local_experts;
   launch_moe_align_local(topk_ids_.as<int32_t>(), t * k, shard_.expert_begin, local, moe_offsets_.as<int32_t>(),
                          sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
-  launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up, moe_offsets_.as<int32_t>(),
-                      local, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
-  launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
-  launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), local, t * k, h, mi,
-                      moe_out_.as<bf16>(), stream_);
+  if (!options_.batch_invariant && moe_skinny_supports(t, h) && moe_skinny_supports(t, mi)) {
+    // Decode's small batches: each routed expert's weights read once, SwiGLU fused.
+    MoeSkinnyArgs g;
+    g.topk_ids = topk_ids_.as<int32_t>();
+    g.sorted_slots = sorted_slots_.as<int32_t>();
+    g.offsets = moe_offsets_.as<int32_t>();
+    g.expert_begin = shard_.expert_begin;
+    g.num_experts = local;
+    g.num_tokens = t;
+    g.num_rows = t * k;
+    g.a = normed_.as<bf16>();
+    g.a_rows = sorted_slots_.as<int32_t>();
+    g.a_row_div = k;
+    g.w = L.expert_gate_up;
+    g.n = mi;
+    g.k = h;
+    g.gated = true;
+    g.c = moe_act_.as<bf16>();
+    launch_moe_skinny(g, stream_);  // [t k, mi]
+    g.a = moe_act_.as<bf16>();
+    g.a_rows = nullptr;
+    g.a_row_div = 1;
+    g.w = L.expert_down;
+    g.n = h;
+    g.k = mi;
+    g.gated = false;
+    g.c = moe_out_.as<bf16>();
+    launch_moe_skinny(g, stream_);  // [t k, h]
+  } else {
+    launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up,
+                        moe_offsets_.as<int32_t>(), local, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
+    launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
+    launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), local, t * k, h, mi,
+                        moe_out_.as<bf16>(), stream_);
+  }
   const bf16* shared = nullptr;
   if (L.shared_down) {  // DeepSeekMoE's shared experts: one dense MLP of n_shared * moe_inter, sliced by rank
     const int si = shard_.shared_intermediate_size;

@@ -1,7 +1,52 @@
-// Skinny GEMMs with bf16 weights (decode at small batch): the kernel of gemv.cuh.
+// Skinny GEMMs with bf16 weights (decode at small batch): the kernel of gemv.cuh,
+// dense and over MoE experts.
 #include "backend/cuda/gemv.cuh"
 
 namespace baton::cuda {
+namespace {
+
+// Block (x, y) of the MoE form: sorted position p = y. Only the first position
+// of an expert's run works: it computes all of that expert's rows (at most 8,
+// moe_skinny_supports) with warp blockIdx.x * 8 + w over the expert's weight,
+// so each routed expert's weight is read once.
+template <int M, bool kGated>
+__device__ __forceinline__ void expert_rows(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, int p,
+                                            int n, int k, bf16* c) {
+  const bf16* x_rows[M];
+  bf16* y_rows[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const int src = a_rows ? a_rows[p + m] / a_row_div : p + m;
+    x_rows[m] = a + static_cast<int64_t>(src) * k;
+    y_rows[m] = c + static_cast<int64_t>(p + m) * n;
+  }
+  skinny::warp_outputs<false, M, bf16, kGated>(blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5), x_rows,
+                                               skinny::Weight{w}, y_rows, n, k);
+}
+
+template <bool kGated>
+__global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
+    moe_skinny_kernel(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* topk_ids,
+                      const int32_t* sorted_slots, const int32_t* offsets, int expert_begin, int num_experts, int n,
+                      int k, bf16* c) {
+  const int p = blockIdx.y;
+  if (p >= offsets[num_experts]) return;  // slots routed to other ranks' experts
+  const int e = topk_ids[sorted_slots[p]] - expert_begin;
+  if (offsets[e] != p) return;  // not the first row of its expert
+  const bf16* we = w + static_cast<int64_t>(e) * (kGated ? 2 : 1) * n * k;
+  switch (offsets[e + 1] - p) {
+    case 1: expert_rows<1, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    case 2: expert_rows<2, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    case 3: expert_rows<3, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    case 4: expert_rows<4, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    case 5: expert_rows<5, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    case 6: expert_rows<6, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    case 7: expert_rows<7, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+    default: expert_rows<8, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
+  }
+}
+
+}  // namespace
 
 bool gemv_supports(int m, int k) { return m >= 1 && m <= 8 && k % 8 == 0; }
 
@@ -16,6 +61,23 @@ void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, boo
 void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int inter, int k, cudaStream_t stream) {
   BATON_CHECK(gemv_supports(m, k), "gemv: m {} k {}", m, k);
   skinny::launch<false, bf16, true>(x, skinny::Weight{w}, out, m, inter, k, stream);
+  BATON_LAUNCH_CHECK();
+}
+
+bool moe_skinny_supports(int num_tokens, int k) { return num_tokens >= 1 && num_tokens <= 8 && k % 8 == 0; }
+
+void launch_moe_skinny(const MoeSkinnyArgs& g, cudaStream_t stream) {
+  if (g.num_rows == 0) return;
+  BATON_CHECK(moe_skinny_supports(g.num_tokens, g.k), "moe skinny: {} tokens, k {}", g.num_tokens, g.k);
+  const int warps = g.gated ? g.n : (g.n + skinny::kRows - 1) / skinny::kRows;
+  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock, g.num_rows);
+  const dim3 block(32 * skinny::kWarpsPerBlock);
+  if (g.gated)
+    moe_skinny_kernel<true><<<grid, block, 0, stream>>>(g.a, g.a_rows, g.a_row_div, g.w, g.topk_ids, g.sorted_slots,
+                                                        g.offsets, g.expert_begin, g.num_experts, g.n, g.k, g.c);
+  else
+    moe_skinny_kernel<false><<<grid, block, 0, stream>>>(g.a, g.a_rows, g.a_row_div, g.w, g.topk_ids, g.sorted_slots,
+                                                         g.offsets, g.expert_begin, g.num_experts, g.n, g.k, g.c);
   BATON_LAUNCH_CHECK();
 }
 

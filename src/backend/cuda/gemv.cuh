@@ -64,11 +64,13 @@ __device__ __forceinline__ float dot16_e4m3(const uint4& w, const uint4& x0, con
 __device__ __forceinline__ void out_store(bf16* p, float v) { *p = __float2bfloat16(v); }
 __device__ __forceinline__ void out_store(float* p, float v) { *p = v; }
 
-// kFp8: e4m3 rows; M: rows of x; kGated: the SwiGLU form (n outputs from 2n rows).
+// One warp's outputs: x_rows[m] is row m of x (k values), y_rows[m] row m of
+// the output (n values). kFp8: e4m3 rows; M: rows of x; kGated: the SwiGLU
+// form (n outputs from 2n rows of w).
 template <bool kFp8, int M, typename OutT, bool kGated>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Weight w, OutT* y, int n, int k) {
+__device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_rows)[M], const Weight& w,
+                                             OutT* const (&y_rows)[M], int n, int k) {
   constexpr int kChunkCols = kFp8 ? 16 : 8;
-  const int warp = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   const int n0 = kGated ? warp : warp * kRows;  // the first output this warp computes
   if (n0 >= n) return;
@@ -105,7 +107,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Wei
         for (int r = 0; r < kRows; ++r) s[r] = __ldg(sr[r] + c * kChunkCols / kScaleGroupCols);
 #pragma unroll
         for (int m = 0; m < M; ++m) {
-          const uint4* xm = reinterpret_cast<const uint4*>(x + static_cast<int64_t>(m) * k) + 2 * c;
+          const uint4* xm = reinterpret_cast<const uint4*>(x_rows[m]) + 2 * c;
           const uint4 x0 = __ldg(xm), x1 = __ldg(xm + 1);
 #pragma unroll
           for (int r = 0; r < kRows; ++r) acc[m][r] = fmaf(s[r], dot16_e4m3(wv[u][r], x0, x1), acc[m][r]);
@@ -113,7 +115,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Wei
       } else {
 #pragma unroll
         for (int m = 0; m < M; ++m) {
-          const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + static_cast<int64_t>(m) * k) + c);
+          const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x_rows[m]) + c);
 #pragma unroll
           for (int r = 0; r < kRows; ++r) fma8(acc[m][r], wv[u][r], xv);
         }
@@ -128,14 +130,27 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Wei
     if constexpr (kGated) {
       if (lane == m) {
         const float g = __bfloat162float(__float2bfloat16(v[0])), u = __bfloat162float(__float2bfloat16(v[1]));
-        out_store(y + static_cast<int64_t>(m) * n + n0, g / (1.0f + __expf(-g)) * u);
+        out_store(y_rows[m] + n0, g / (1.0f + __expf(-g)) * u);
       }
     } else {
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
-        if (lane == m * kRows + r && n0 + r < n) out_store(y + static_cast<int64_t>(m) * n + n0 + r, v[r]);
+        if (lane == m * kRows + r && n0 + r < n) out_store(y_rows[m] + n0 + r, v[r]);
     }
   }
+}
+
+// The dense form: x [M, k], y [M, n].
+template <bool kFp8, int M, typename OutT, bool kGated>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Weight w, OutT* y, int n, int k) {
+  const bf16* x_rows[M];
+  OutT* y_rows[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    x_rows[m] = x + static_cast<int64_t>(m) * k;
+    y_rows[m] = y + static_cast<int64_t>(m) * n;
+  }
+  warp_outputs<kFp8, M, OutT, kGated>(blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k);
 }
 
 // Launches kernel<kFp8, M, OutT, kGated> for m in [1, 8].

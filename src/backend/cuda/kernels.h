@@ -107,6 +107,29 @@ void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, boo
 // products g = x.w[j], u = x.w[inter + j], each rounded to bf16 first, as
 // launch_gemv then launch_silu_mul compute it.
 void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int inter, int k, cudaStream_t stream);
+// The expert GEMMs at decode's small batches (num_tokens <= 8, so no expert
+// has more than 8 rows): the skinny kernel per routed expert over moe_align's
+// sorted slots, each expert's weight read once for all its rows, instead of
+// the grouped GEMM's 16-row tiles. For sorted position p of expert e:
+//   gated: C[p, :n] = silu(g) * u, g|u = A[a_rows[p] / a_row_div] . W[e]^T,
+//          W [E, 2n, k] (gate rows, then up rows), both rounded to bf16 first;
+//   plain: C[p, :n] = A[p] . W[e]^T (a_rows null), W [E, n, k].
+struct MoeSkinnyArgs {
+  const bf16* a = nullptr;
+  const int32_t* a_rows = nullptr;  // sorted_slots for the gate/up (row = slot / a_row_div), null: row p
+  int a_row_div = 1;
+  const bf16* w = nullptr;
+  const int32_t* topk_ids = nullptr;  // [num_tokens * top_k], global expert ids
+  const int32_t* sorted_slots = nullptr;
+  const int32_t* offsets = nullptr;  // [num_experts + 1], moe_align_local's
+  int expert_begin = 0, num_experts = 0;
+  int num_tokens = 0, num_rows = 0;  // rows: num_tokens * top_k slots
+  int n = 0, k = 0;
+  bool gated = false;
+  bf16* c = nullptr;  // [num_rows, n]
+};
+bool moe_skinny_supports(int num_tokens, int k);
+void launch_moe_skinny(const MoeSkinnyArgs& args, cudaStream_t stream);
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :] (+ add[t, :]: shared experts)
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
                         int hidden, bf16* out, cudaStream_t stream, const bf16* add = nullptr);
