@@ -105,7 +105,8 @@ std::vector<Check> run_fp8_linear(GemmShape s, int scale_rows, std::mt19937& rng
   auto dy = poisoned_bf16(elems);
   fp8.run(in.dx.as<bf16>(), in.w, dy.as<bf16>(), s.m, s.n, s.k, nullptr);
   std::vector<float> x_ref = in.x;
-  const bool w8a8 = !fp8_gemv_supports(s.m, s.k) && fp8.has_w8a8() && Fp8Gemm::w8a8_supports(in.w, s.n, s.k);
+  const Fp8Gemm::Path path = fp8.path_of(in.w, s.m, s.n, s.k);
+  const bool w8a8 = path == Fp8Gemm::Path::kW8a8;
   const int quantised_rows = w8a8 ? s.m / 4 * 4 : 0;
   if (quantised_rows > 0) {
     std::vector<uint8_t> bits;
@@ -118,7 +119,7 @@ std::vector<Check> run_fp8_linear(GemmShape s, int scale_rows, std::mt19937& rng
   }
   std::vector<float> ref(elems);
   matmul(x_ref.data(), s.m, s.k, in.w_deq.data(), s.n, nullptr, ref.data(), &reference_pool());
-  std::vector<Check> checks = {compare(w8a8 ? "w8a8" : (fp8_gemv_supports(s.m, s.k) ? "w8a16_gemv" : "dequant_gemm"),
+  std::vector<Check> checks = {compare(w8a8 ? "w8a8" : (path == Fp8Gemm::Path::kGemv ? "w8a16_gemv" : "dequant_gemm"),
                                        download_bf16(dy, elems), ref, kTolFp8Linear)};
   // On Hopper cuBLASLt must take the block-scaled form (else prefill runs dequantised).
   if (Fp8Gemm::w8a8_supports(in.w, s.n, s.k))

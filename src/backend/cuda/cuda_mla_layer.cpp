@@ -211,7 +211,10 @@ void CudaBackend::moe_block(int i, int t) {
   launch_moe_align_local(topk_ids_.as<int32_t>(), t * k, shard_.expert_begin, local, moe_offsets_.as<int32_t>(),
                          sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
   if (!options_.batch_invariant && moe_skinny_supports(t, h) && moe_skinny_supports(t, mi)) {
-    // Decode's small batches: each routed expert's weights read once, SwiGLU fused.
+    // Decode's small batches: each routed expert's weights read once, SwiGLU
+    // fused. On an H200 (Qwen3-30B-A3B) it beat the grouped GEMMs at every
+    // batch up to 8: 5.10 against 5.69 ms a step at 2, 7.11 against 7.80 at 4,
+    // 10.54 against 11.37 at 8.
     MoeSkinnyArgs g;
     g.topk_ids = topk_ids_.as<int32_t>();
     g.sorted_slots = sorted_slots_.as<int32_t>();

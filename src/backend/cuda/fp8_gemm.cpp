@@ -184,14 +184,22 @@ void Fp8Gemm::run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n,
     launch_fp8_gemv(x + static_cast<int64_t>(m4) * k, w, y + static_cast<int64_t>(m4) * n, m - m4, n, k, stream);
 }
 
+Fp8Gemm::Path Fp8Gemm::path_of(const Fp8Weight& w, int m, int n, int k) const {
+  if (row_invariant_) return Path::kDequant;
+  const bool w8a8 = w8a8_enabled_ && w8a8_ && w8a8_supports(w, n, k);
+  if (fp8_gemv_supports(m, k) && (m <= kGemvMaxRowsBeforeW8a8 || !w8a8)) return Path::kGemv;
+  return w8a8 ? Path::kW8a8 : Path::kDequant;
+}
+
 void Fp8Gemm::run(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   if (m == 0) return;
   BATON_CHECK(m <= max_m_ && k <= max_k_, "fp8 gemm: m {} k {} over the buffers' {} x {}", m, k, max_m_, max_k_);
-  if (!row_invariant_ && fp8_gemv_supports(m, k)) {
+  const Path path = path_of(w, m, n, k);
+  if (path == Path::kGemv) {
     launch_fp8_gemv(x, w, y, m, n, k, stream);
     return;
   }
-  if (!row_invariant_ && w8a8_enabled_ && w8a8_ && w8a8_supports(w, n, k)) {
+  if (path == Path::kW8a8) {
     run_w8a8(x, w, y, m, n, k, stream);
     return;
   }

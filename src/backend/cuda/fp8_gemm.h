@@ -1,6 +1,9 @@
 // Linears with FP8 (e4m3) weights: y[m, n] = x[m, k] . W[n, k]^T, bf16 x and y.
-//  - m <= 8 (decode's small batches): the W8A16 GEMV (fp8_kernels.h), which
-//    streams the e4m3 bytes once with bf16 activations;
+//  - m <= 3, or m <= 8 where W8A8 does not take the weight (decode's small
+//    batches): the W8A16 GEMV (fp8_kernels.h), which streams the e4m3 bytes
+//    once with bf16 activations (from 4 rows its conversions cost more than
+//    cuBLASLt's W8A8: on an H200, Llama-3.1-8B's batch-8 step took 9.5 ms
+//    through the GEMV and 5.0 ms through W8A8; batch 4 4.82 and 4.70 ms);
 //  - weights in 128x128 blocks with k a multiple of 128: W8A8 through
 //    cuBLASLt, the activations quantised per token group of 128 columns on the
 //    fly (VEC128_32F scales for x, BLK128x128_32F for W, fp32 accumulation);
@@ -52,6 +55,13 @@ class Fp8Gemm {
   // Whether cuBLASLt ran the probe's block-scaled product (then W8A8 is used), and in which form.
   bool has_w8a8() const { return w8a8_; }
   const char* w8a8_form() const { return w8a8_ ? form_name(form_) : "none"; }
+
+  // The rows up to which the GEMV runs although W8A8 takes the weight.
+  static constexpr int kGemvMaxRowsBeforeW8a8 = 3;
+  // Which path run() takes for this weight and shape (W8A8's m mod 4
+  // remainder rows go through the GEMV).
+  enum class Path { kGemv, kW8a8, kDequant };
+  Path path_of(const Fp8Weight& w, int m, int n, int k) const;
 
   // y = x . w^T. Aborts on a cuBLAS failure or a fallback weight larger than
   // init's (shapes are validated at load).
