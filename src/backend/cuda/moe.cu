@@ -52,15 +52,7 @@ __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_exp
         best_e = e;
       }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      float ob = __shfl_xor_sync(0xffffffffu, best, o);
-      int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
-      if (ob > best || (ob == best && oe < best_e)) {
-        best = ob;
-        best_e = oe;
-      }
-    }
+    warp_argmax(best, best_e);
     if (lane == 0) {
       ids[tkn * k + c] = best_e;
       w[tkn * k + c] = best / sum;

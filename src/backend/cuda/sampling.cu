@@ -34,19 +34,6 @@ __device__ int block_count(int v, double* scratch) {
   return static_cast<int>(block_sum_d(static_cast<double>(v), scratch) + 0.5);
 }
 
-// The warp's largest (bv, bi) (ties: lowest id), in every lane.
-__device__ __forceinline__ void warp_argmax(float& bv, int& bi) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (ov > bv || (ov == bv && oi < bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
-}
-
 // Argmax (ties: lowest id) of val(i) over i in [0, n) where val(i) > -inf.
 template <typename Val>
 __device__ void block_argmax(int n, Val val, float* fs, int* is, float* best_v, int* best_i) {
