@@ -238,31 +238,18 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
   launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
                    nullptr);
   if (skinny) {
-    MoeSkinnyArgs g{dx.as<bf16>(),
-                    dsorted.as<int32_t>(),
-                    k,
-                    dgu.as<bf16>(),
-                    dids.as<int32_t>(),
-                    dsorted.as<int32_t>(),
-                    doff.as<int32_t>(),
-                    0,
-                    e,
-                    n,
-                    slots,
-                    mi,
-                    h,
-                    true,
-                    dact.as<bf16>()};
-    launch_moe_skinny(g, nullptr);
-    g.a = dact.as<bf16>();
-    g.a_rows = nullptr;
-    g.a_row_div = 1;
-    g.w = dwd.as<bf16>();
-    g.n = h;
-    g.k = mi;
-    g.gated = false;
-    g.c = deo.as<bf16>();
-    launch_moe_skinny(g, nullptr);
+    const MoeRouting r{dids.as<int32_t>(), dsorted.as<int32_t>(), doff.as<int32_t>(), 0, e, n, slots};
+    launch_moe_skinny(r,
+                      {.a = dx.as<bf16>(),
+                       .a_rows = dsorted.as<int32_t>(),
+                       .a_row_div = k,
+                       .w = dgu.as<bf16>(),
+                       .n = mi,
+                       .k = h,
+                       .gated = true,
+                       .c = dact.as<bf16>()},
+                      nullptr);
+    launch_moe_skinny(r, {.a = dact.as<bf16>(), .w = dwd.as<bf16>(), .n = h, .k = mi, .c = deo.as<bf16>()}, nullptr);
   } else {
     launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi,
                         h, dgu_out.as<bf16>(), nullptr);

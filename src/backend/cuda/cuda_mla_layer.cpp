@@ -215,32 +215,25 @@ void CudaBackend::moe_block(int i, int t) {
     // fused. On an H200 (Qwen3-30B-A3B) it beat the grouped GEMMs at every
     // batch up to 8: 5.10 against 5.69 ms a step at 2, 7.11 against 7.80 at 4,
     // 10.54 against 11.37 at 8.
-    MoeSkinnyArgs g;
-    g.topk_ids = topk_ids_.as<int32_t>();
-    g.sorted_slots = sorted_slots_.as<int32_t>();
-    g.offsets = moe_offsets_.as<int32_t>();
-    g.expert_begin = shard_.expert_begin;
-    g.num_experts = local;
-    g.num_tokens = t;
-    g.num_rows = t * k;
-    g.a = normed_.as<bf16>();
-    g.a_rows = sorted_slots_.as<int32_t>();
-    g.a_row_div = k;
-    g.w = L.expert_gate_up;
-    g.n = mi;
-    g.k = h;
-    g.gated = true;
-    g.c = moe_act_.as<bf16>();
-    launch_moe_skinny(g, stream_);  // [t k, mi]
-    g.a = moe_act_.as<bf16>();
-    g.a_rows = nullptr;
-    g.a_row_div = 1;
-    g.w = L.expert_down;
-    g.n = h;
-    g.k = mi;
-    g.gated = false;
-    g.c = moe_out_.as<bf16>();
-    launch_moe_skinny(g, stream_);  // [t k, h]
+    const MoeRouting r{topk_ids_.as<int32_t>(),
+                       sorted_slots_.as<int32_t>(),
+                       moe_offsets_.as<int32_t>(),
+                       shard_.expert_begin,
+                       local,
+                       t,
+                       t * k};
+    launch_moe_skinny(r,
+                      {.a = normed_.as<bf16>(),
+                       .a_rows = sorted_slots_.as<int32_t>(),
+                       .a_row_div = k,
+                       .w = L.expert_gate_up,
+                       .n = mi,
+                       .k = h,
+                       .gated = true,
+                       .c = moe_act_.as<bf16>()},
+                      stream_);  // [t k, mi]
+    launch_moe_skinny(r, {.a = moe_act_.as<bf16>(), .w = L.expert_down, .n = h, .k = mi, .c = moe_out_.as<bf16>()},
+                      stream_);  // [t k, h]
   } else {
     launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up,
                         moe_offsets_.as<int32_t>(), local, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);

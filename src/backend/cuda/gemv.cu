@@ -66,18 +66,15 @@ void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int in
 
 bool moe_skinny_supports(int num_tokens, int k) { return num_tokens >= 1 && num_tokens <= 8 && k % 8 == 0; }
 
-void launch_moe_skinny(const MoeSkinnyArgs& g, cudaStream_t stream) {
-  if (g.num_rows == 0) return;
-  BATON_CHECK(moe_skinny_supports(g.num_tokens, g.k), "moe skinny: {} tokens, k {}", g.num_tokens, g.k);
-  const int warps = g.gated ? g.n : (g.n + skinny::kRows - 1) / skinny::kRows;
-  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock, g.num_rows);
+void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream) {
+  if (r.num_rows == 0) return;
+  BATON_CHECK(moe_skinny_supports(r.num_tokens, p.k), "moe skinny: {} tokens, k {}", r.num_tokens, p.k);
+  const int warps = p.gated ? p.n : (p.n + skinny::kRows - 1) / skinny::kRows;
+  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock, r.num_rows);
   const dim3 block(32 * skinny::kWarpsPerBlock);
-  if (g.gated)
-    moe_skinny_kernel<true><<<grid, block, 0, stream>>>(g.a, g.a_rows, g.a_row_div, g.w, g.topk_ids, g.sorted_slots,
-                                                        g.offsets, g.expert_begin, g.num_experts, g.n, g.k, g.c);
-  else
-    moe_skinny_kernel<false><<<grid, block, 0, stream>>>(g.a, g.a_rows, g.a_row_div, g.w, g.topk_ids, g.sorted_slots,
-                                                         g.offsets, g.expert_begin, g.num_experts, g.n, g.k, g.c);
+  auto kernel = p.gated ? moe_skinny_kernel<true> : moe_skinny_kernel<false>;
+  kernel<<<grid, block, 0, stream>>>(p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,
+                                     r.expert_begin, r.num_experts, p.n, p.k, p.c);
   BATON_LAUNCH_CHECK();
 }
 

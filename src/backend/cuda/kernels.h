@@ -114,22 +114,24 @@ void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int in
 //   gated: C[p, :n] = silu(g) * u, g|u = A[a_rows[p] / a_row_div] . W[e]^T,
 //          W [E, 2n, k] (gate rows, then up rows), both rounded to bf16 first;
 //   plain: C[p, :n] = A[p] . W[e]^T (a_rows null), W [E, n, k].
-struct MoeSkinnyArgs {
-  const bf16* a = nullptr;
-  const int32_t* a_rows = nullptr;  // sorted_slots for the gate/up (row = slot / a_row_div), null: row p
-  int a_row_div = 1;
-  const bf16* w = nullptr;
+struct MoeRouting {                   // moe_align_local's sorted slots
   const int32_t* topk_ids = nullptr;  // [num_tokens * top_k], global expert ids
   const int32_t* sorted_slots = nullptr;
-  const int32_t* offsets = nullptr;  // [num_experts + 1], moe_align_local's
+  const int32_t* offsets = nullptr;  // [num_experts + 1]
   int expert_begin = 0, num_experts = 0;
   int num_tokens = 0, num_rows = 0;  // rows: num_tokens * top_k slots
+};
+struct MoeProjection {
+  const bf16* a = nullptr;
+  const int32_t* a_rows = nullptr;  // the gate/up's: sorted_slots (row = slot / a_row_div); null: row p
+  int a_row_div = 1;
+  const bf16* w = nullptr;
   int n = 0, k = 0;
   bool gated = false;
   bf16* c = nullptr;  // [num_rows, n]
 };
 bool moe_skinny_supports(int num_tokens, int k);
-void launch_moe_skinny(const MoeSkinnyArgs& args, cudaStream_t stream);
+void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream);
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :] (+ add[t, :]: shared experts)
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
                         int hidden, bf16* out, cudaStream_t stream, const bf16* add = nullptr);
