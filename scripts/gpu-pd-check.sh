@@ -27,13 +27,6 @@ MODEL=/tmp/llama3.1-8b
 "$B" init-model --preset llama3.1-8b --out "$MODEL" --seed 0 --tokenizer .gpu-carry/tokenizer-llama3 \
   > "$OUT/init-model.log" 2>&1 || { echo "init-model failed"; tail "$OUT/init-model.log"; exit 1; }
 
-wait_healthy() {  # url, seconds
-  for _ in $(seq 1 "$2"); do
-    curl -sf "$1/health" > /dev/null 2>&1 && return 0
-    sleep 1
-  done
-  echo "not healthy: $1"; return 1
-}
 ENGINE="--model $MODEL --device cuda --served-model-name llama --max-num-batched-tokens 8192 --gpu-memory-utilization 0.85"
 greedy() {  # url, out-file: 4 greedy requests, token ids via logprobs
   : > "$2"

@@ -15,13 +15,8 @@ BUNDLE=${BUNDLE:-$PWD/.gpu-carry}
 FINAL=${OUT:-/tmp/baton-gpu-pd-fp8-out}
 OUT=/tmp/baton-gpu-pd-fp8-work
 rm -rf "$OUT"; mkdir -p "$OUT" "$FINAL"
-export NCCL_NVLS_ENABLE=0 LD_LIBRARY_PATH="$BUNDLE/lib:${LD_LIBRARY_PATH:-}"
-for lib in libcudart.so.13 libcublasLt.so.13; do
-  if ! ldconfig -p | grep -q "$lib"; then
-    found=$(find /usr/local /usr/lib /opt -xdev -name "$lib" 2>/dev/null | head -1)
-    [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
-  fi
-done
+source scripts/gpu-env.sh
+export LD_LIBRARY_PATH="$BUNDLE/lib:$LD_LIBRARY_PATH"
 B="$BUNDLE/bin/baton"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.csv"
 status=0
@@ -31,13 +26,6 @@ status=0
 ENGINE="--load-format dummy --model llama3.1-8b --device cuda --served-model-name llama --batch-invariant
   --max-num-batched-tokens 4096"
 
-wait_healthy() {  # url, seconds
-  for _ in $(seq 1 "$2"); do
-    curl -sf "$1/health" > /dev/null 2>&1 && return 0
-    sleep 1
-  done
-  echo "not healthy: $1"; return 1
-}
 greedy() {  # url, out-file: 4 greedy requests of 37-1500 prompt tokens; their tokens
   : > "$2"
   for seed in 1 2 3 4; do

@@ -31,13 +31,6 @@ serve() {  # port, log, extra...
   "$B" serve $ENGINE --port "$port" "$@" > "$FINAL/$log.log" 2>&1 &
   pids+=($!)
 }
-wait_healthy() {
-  for _ in $(seq 1 90); do
-    curl -sf "$1/health" > /dev/null 2>&1 && return 0
-    sleep 1
-  done
-  echo "not healthy: $1"; return 1
-}
 echo "== serve ($SECONDS s)"
 # --gpu-memory-utilization counts the memory the instances started before it
 # hold (as vLLM does): each takes about 0.3 of the card.
