@@ -121,6 +121,9 @@ struct MoeShape {
 OpCase moe_topk_case(const MoeShape& s);
 OpCase moe_align_case(const MoeShape& s);
 OpCase grouped_gemm_case(const MoeShape& s);
+// tile_n 128 or 256; gather: A through a_rows (gate/up), else in sorted order
+// (down); gated: the SwiGLU fused (C = silu(gate) * up).
+OpCase grouped_gemm_wgmma_case(const MoeShape& s, int tile_n, bool gather, bool gated);
 OpCase moe_experts_case(const MoeShape& s);
 OpCase moe_skinny_case(const MoeShape& s);  // tokens <= 8
 

@@ -139,6 +139,16 @@ void add_moe_ops(std::vector<OpCase>& c) {
     c.push_back(grouped_gemm_case(s));
     c.push_back(moe_experts_case(s));
   }
+  // The wgmma kernel (steps past the skinny kernels' 8 tokens), both tile
+  // widths, A gathered and in sorted order, plain and gated: partial n tiles
+  // (n 192, 272, 320; gated 96, 136, 160 outputs), a k tail (200), uneven
+  // experts, a decode-sized step (a few rows an expert).
+  for (const MoeShape& s : std::vector<MoeShape>{
+           {2000, 8, 2, 256, 96}, {600, 8, 2, 200, 136}, {1024, 16, 4, 512, 160}, {24, 64, 4, 128, 64}})
+    for (int tile_n : {128, 256})
+      for (bool gather : {true, false})
+        for (bool gated : {false, true}) c.push_back(grouped_gemm_wgmma_case(s, tile_n, gather, gated));
+  c.push_back(grouped_gemm_wgmma_case({1024, 64, 8, 1024, 384}, 256, true, true));
   // Decode's small batches through the skinny expert kernels: one token, up to
   // 8 rows of one expert, Qwen3-30B-A3B's widths.
   for (const MoeShape& s : std::vector<MoeShape>{

@@ -191,8 +191,11 @@ std::vector<Check> run_moe_align(const MoeShape& s, std::mt19937& rng) {
           compare_exact("slot_pos", pos, inverse)};
 }
 
-// C[i] = A[a_rows[i] / k] . W[expert of i]^T over the sorted slots.
-std::vector<Check> run_grouped_gemm(const MoeShape& s, std::mt19937& rng) {
+// C[i] = A[a_rows[i] / k] . W[expert of i]^T over the sorted slots: the
+// mma.sync tiles (tile_n 0) or the wgmma kernel's 128 x tile_n tiles, with
+// A's rows gathered through a_rows, or (gather false) A already in sorted
+// order, as the down projection has it.
+std::vector<Check> run_grouped_gemm(const MoeShape& s, int tile_n, bool gather, bool gated, std::mt19937& rng) {
   std::vector<int32_t> ids;
   std::vector<float> w;
   random_routes(s, rng, ids, w);
@@ -205,16 +208,38 @@ std::vector<Check> run_grouped_gemm(const MoeShape& s, std::mt19937& rng) {
   auto dc = poisoned_bf16(static_cast<size_t>(slots) * n);
   launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
                    nullptr);
-  launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dwt.as<bf16>(), doff.as<int32_t>(), e, slots, n, h,
-                      dc.as<bf16>(), nullptr);
   const auto sorted = download<int32_t>(dsorted, slots);
+  std::vector<float> x_sorted;  // [slots, h]: A in sorted order, for gather false
+  for (int i = 0; i < slots && !gather; ++i)
+    x_sorted.insert(x_sorted.end(), x.begin() + static_cast<size_t>(sorted[i] / k) * h,
+                    x.begin() + static_cast<size_t>(sorted[i] / k + 1) * h);
+  auto dxs = upload_bf16(gather ? std::vector<float>(1) : x_sorted);
+  const GroupedGemmArgs g{gather ? dx.as<bf16>() : dxs.as<bf16>(),
+                          gather ? dsorted.as<int32_t>() : nullptr,
+                          gather ? k : 1,
+                          dwt.as<bf16>(),
+                          doff.as<int32_t>(),
+                          e,
+                          slots,
+                          n,
+                          h,
+                          dc.as<bf16>(),
+                          gated};
+  if (tile_n > 0) launch_grouped_gemm_wgmma(g, tile_n, nullptr);
+  else launch_grouped_gemm(g, /*row_invariant=*/true, nullptr);
   std::vector<float> ref(static_cast<size_t>(slots) * n);
   for (int i = 0; i < slots; ++i) {
     const int slot = sorted[i], ex = ids[slot], tok = slot / k;
     matmul(x.data() + static_cast<size_t>(tok) * h, 1, h, wt.data() + static_cast<size_t>(ex) * n * h, n, nullptr,
            ref.data() + static_cast<size_t>(i) * n, nullptr);
   }
-  return {compare("out", download_bf16(dc, ref.size()), ref, kTolBf16)};
+  if (gated) {  // [slots, n / 2] = silu(gate) * up, from the products rounded to bf16
+    std::vector<float> act(static_cast<size_t>(slots) * s.inter);
+    for (auto& v : ref) v = testing::round_bf16(v);
+    silu_mul(ref.data(), slots, s.inter, act.data());
+    ref = std::move(act);
+  }
+  return {compare(gated ? "act" : "out", download_bf16(dc, ref.size()), ref, kTolBf16)};
 }
 
 // The whole expert block as the backend runs it: align, gate/up grouped GEMM,
@@ -251,11 +276,13 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
                       nullptr);
     launch_moe_skinny(r, {.a = dact.as<bf16>(), .w = dwd.as<bf16>(), .n = h, .k = mi, .c = deo.as<bf16>()}, nullptr);
   } else {
-    launch_grouped_gemm(dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi,
-                        h, dgu_out.as<bf16>(), nullptr);
-    launch_silu_mul(dgu_out.as<bf16>(), dact.as<bf16>(), slots, mi, nullptr);
-    launch_grouped_gemm(dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi,
-                        deo.as<bf16>(), nullptr);
+    // As the backend runs it outside batch-invariant mode (the fused gated wgmma GEMM where it runs).
+    launch_moe_gate_up(
+        {dx.as<bf16>(), dsorted.as<int32_t>(), k, dgu.as<bf16>(), doff.as<int32_t>(), e, slots, 2 * mi, h, nullptr},
+        dgu_out.as<bf16>(), dact.as<bf16>(), /*row_invariant=*/false, nullptr);
+    launch_grouped_gemm(
+        {dact.as<bf16>(), nullptr, 1, dwd.as<bf16>(), doff.as<int32_t>(), e, slots, h, mi, deo.as<bf16>()},
+        /*row_invariant=*/false, nullptr);
   }
   launch_moe_combine(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h, dout.as<bf16>(), nullptr);
   std::vector<float> ref(static_cast<size_t>(n) * h, 0.0f), gu(2 * mi), act(mi), y(h);
@@ -285,7 +312,18 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k) {
 }
 OpCase moe_topk_case(const MoeShape& s) { return make_case("moe_topk", moe_name(s), s, run_moe_topk); }
 OpCase moe_align_case(const MoeShape& s) { return make_case("moe_align", moe_name(s), s, run_moe_align); }
-OpCase grouped_gemm_case(const MoeShape& s) { return make_case("grouped_gemm", moe_name(s), s, run_grouped_gemm); }
+OpCase grouped_gemm_case(const MoeShape& s) {
+  return make_case("grouped_gemm", moe_name(s), s,
+                   [](const MoeShape& sh, std::mt19937& rng) { return run_grouped_gemm(sh, 0, true, false, rng); });
+}
+OpCase grouped_gemm_wgmma_case(const MoeShape& s, int tile_n, bool gather, bool gated) {
+  return make_case(
+      "grouped_gemm_wgmma",
+      moe_name(s) + " tile_n" + std::to_string(tile_n) + (gather ? " gather" : " sorted") + (gated ? " gated" : ""), s,
+      [tile_n, gather, gated](const MoeShape& sh, std::mt19937& rng) {
+        return run_grouped_gemm(sh, tile_n, gather, gated, rng);
+      });
+}
 OpCase moe_experts_case(const MoeShape& s) {
   return make_case("moe_experts", moe_name(s), s,
                    [](const MoeShape& sh, std::mt19937& rng) { return run_moe_experts(sh, false, rng); });

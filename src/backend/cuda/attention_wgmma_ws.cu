@@ -77,6 +77,7 @@
 #include "backend/cuda/attention_wgmma.cuh"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/mbarrier.cuh"
 #include "backend/cuda/mla_prefill.h"
 #include "backend/cuda/mma.cuh"
 
@@ -92,8 +93,6 @@ constexpr int kRowBytes = 128;  // one swizzle row: 64 bf16
 constexpr int kKeys = 128;      // keys per tile
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert(kProducerRegs * kProducers + kConsumerRegs * kConsumers <= 65536, "register file");
-// A wait this long (~2.5 s) is a protocol bug: stop waiting and poison the output.
-constexpr long long kHangCycles = 1LL << 32;
 
 // The two instantiations (see the top).
 struct PagedHd128 {
@@ -128,54 +127,6 @@ struct Smem {
 
 // Named barrier ids (0 is __syncthreads): 1, 2 ping-pong; 3, 4 q ready per warpgroup.
 constexpr int kBarPingPong = 1, kBarQ = 3;
-
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
-  uint32_t ok;
-  asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-               : "=r"(ok)
-               : "r"(bar), "r"(parity)
-               : "memory");
-  return ok != 0;
-}
-// Waits for the completion of the barrier's phase of this parity. False after
-// kHangCycles: the caller stops waiting from then on and writes NaN, so a
-// protocol bug fails the test instead of hanging the GPU. (Not __trap(): a
-// trap made ptxas ignore setmaxnreg.inc's budget and spill the consumers.)
-__device__ __forceinline__ bool mbar_wait(uint32_t bar, uint32_t parity) {
-  if (mbar_try_wait(bar, parity)) return true;
-  const long long t0 = clock64();
-  while (!mbar_try_wait(bar, parity)) {
-    if (clock64() - t0 > kHangCycles) return false;
-  }
-  return true;
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
-}
-// Arrives on `bar` once all of this thread's earlier cp.async have landed;
-// noinc: the arrival counts against the barrier's init count.
-__device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void named_sync(int id, int num_threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(num_threads) : "memory");
-}
-__device__ __forceinline__ void named_arrive_if(bool cond, int id, int num_threads) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n@p bar.arrive %1, %2;\n}\n" ::"r"(static_cast<int>(cond)),
-               "r"(id), "r"(num_threads)
-               : "memory");
-}
-template <int N>
-__device__ __forceinline__ void setmaxnreg_inc() {
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
-}
-template <int N>
-__device__ __forceinline__ void setmaxnreg_dec() {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
-}
 
 // (query token, head) rows per KV head: the GQA group (1 for MLA).
 __device__ __forceinline__ int group_of(const AttnArgs& a) { return a.num_heads / a.num_kv_heads; }

@@ -235,11 +235,29 @@ void CudaBackend::moe_block(int i, int t) {
     launch_moe_skinny(r, {.a = moe_act_.as<bf16>(), .w = L.expert_down, .n = h, .k = mi, .c = moe_out_.as<bf16>()},
                       stream_);  // [t k, h]
   } else {
-    launch_grouped_gemm(normed_.as<bf16>(), sorted_slots_.as<int32_t>(), k, L.expert_gate_up,
-                        moe_offsets_.as<int32_t>(), local, t * k, 2 * mi, h, moe_gu_.as<bf16>(), stream_);
-    launch_silu_mul(moe_gu_.as<bf16>(), moe_act_.as<bf16>(), t * k, mi, stream_);
-    launch_grouped_gemm(moe_act_.as<bf16>(), nullptr, 1, L.expert_down, moe_offsets_.as<int32_t>(), local, t * k, h, mi,
-                        moe_out_.as<bf16>(), stream_);
+    const bool row_invariant = options_.batch_invariant;
+    launch_moe_gate_up({.a = normed_.as<bf16>(),
+                        .a_rows = sorted_slots_.as<int32_t>(),
+                        .a_row_div = k,
+                        .w = L.expert_gate_up,
+                        .offsets = moe_offsets_.as<int32_t>(),
+                        .num_experts = local,
+                        .num_rows = t * k,
+                        .n = 2 * mi,
+                        .k = h,
+                        .c = nullptr},
+                       moe_gu_.as<bf16>(), moe_act_.as<bf16>(), row_invariant, stream_);  // [t k, mi]
+    launch_grouped_gemm({.a = moe_act_.as<bf16>(),
+                         .a_rows = nullptr,
+                         .a_row_div = 1,
+                         .w = L.expert_down,
+                         .offsets = moe_offsets_.as<int32_t>(),
+                         .num_experts = local,
+                         .num_rows = t * k,
+                         .n = h,
+                         .k = mi,
+                         .c = moe_out_.as<bf16>()},
+                        row_invariant, stream_);  // [t k, h]
   }
   const bf16* shared = nullptr;
   if (L.shared_down) {  // DeepSeekMoE's shared experts: one dense MLP of n_shared * moe_inter, sliced by rank

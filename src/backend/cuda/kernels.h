@@ -93,8 +93,31 @@ void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, i
                       int32_t* slot_pos, cudaStream_t stream);
 // Grouped GEMM: for each expert e and sorted row i in [offsets[e], offsets[e+1]):
 // C[i, :] = A[a_rows ? a_rows[i] / a_row_div : i, :] . W[e]^T    W: [E, N, K]
-void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* offsets,
-                         int num_experts, int num_rows, int n, int k, bf16* c, cudaStream_t stream);
+struct GroupedGemmArgs {
+  const bf16* a;           // [*, k]
+  const int32_t* a_rows;   // [num_rows] or null (row i of A)
+  int a_row_div;           // a_rows holds (token, choice) slots: token = slot / a_row_div
+  const bf16* w;           // [num_experts, n, k]
+  const int32_t* offsets;  // [num_experts + 1], on the device
+  int num_experts, num_rows, n, k;
+  bf16* c;  // [num_rows, n], or gated [num_rows, n / 2]
+  // W's rows are gate [n / 2] then up [n / 2] (an expert's gate/up projection)
+  // and C = silu(gate) * up, each product rounded to bf16 first as the
+  // unfused GEMM and silu_mul do: the wgmma kernel only.
+  bool gated = false;
+};
+// row_invariant: every row computed the same way whatever the others are
+// (batch-invariant mode: the mma.sync tiles, one k order at every tile shape);
+// otherwise many rows an expert (prefill) take the wgmma kernel.
+void launch_grouped_gemm(const GroupedGemmArgs& g, bool row_invariant, cudaStream_t stream);
+// An expert block's gate/up projection and SwiGLU: act [num_rows, n / 2] =
+// silu(gate) * up of g (g.c, g.gated ignored): in one gated wgmma GEMM where
+// it runs, else the GEMM into gu [num_rows, n] and launch_silu_mul.
+void launch_moe_gate_up(GroupedGemmArgs g, bf16* gu, bf16* act, bool row_invariant, cudaStream_t stream);
+// The wgmma kernel (sm_90a) alone, in 128 x tile_n tiles (tile_n 128 or 256),
+// for shapes grouped_gemm_wgmma_fits.
+bool grouped_gemm_wgmma_fits(int n, int k, int num_experts);
+void launch_grouped_gemm_wgmma(const GroupedGemmArgs& g, int tile_n, cudaStream_t stream);
 // y[m, n] = x[m, k] . w[n, k]^T with each row computed the same way whatever
 // m is (batch-invariant mode; cuBLASLt picks algorithms by shape).
 void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,

@@ -9,11 +9,10 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
 #include "backend/cuda/moe_local_experts.h"
+#include "backend/cuda/moe_tiles.cuh"
 
 namespace baton::cuda {
 namespace {
-
-constexpr int kMaxExperts = 512;
 
 // One warp per token.
 __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* ids,
@@ -253,56 +252,12 @@ __global__ void __launch_bounds__(32 * (BM / WM) * (BN / WN))
   constexpr int kMT = WM / 16, kNT = WN / 8;
   using Stage = GemmStage<BM, BN>;
   Stage* st = reinterpret_cast<Stage*>(smem_raw);
-  __shared__ int s_expert, s_row0, s_row_end;
-  __shared__ int s_tiles_before[kMaxExperts + 1];  // m tiles of experts < e
-  if (offsets == nullptr) {
-    if (threadIdx.x == 0) {
-      s_expert = blockIdx.y * kBM < num_rows ? 0 : -1;
-      s_row0 = blockIdx.y * kBM;
-      s_row_end = num_rows;
-    }
-  } else {
-    // Tiles per expert, loaded by all threads at once, then a prefix sum by warp 0.
-    for (int e = threadIdx.x; e < num_experts; e += blockDim.x)
-      s_tiles_before[e + 1] = (offsets[e + 1] - offsets[e] + kBM - 1) / kBM;
-    if (threadIdx.x == 0) s_tiles_before[0] = 0;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-      int carry = 0;
-      for (int base = 1; base <= num_experts; base += 32) {
-        int i = base + threadIdx.x;
-        int v = i <= num_experts ? s_tiles_before[i] : 0;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-          int u = __shfl_up_sync(0xffffffffu, v, o);
-          if (threadIdx.x >= o) v += u;
-        }
-        if (i <= num_experts) s_tiles_before[i] = v + carry;
-        carry += __shfl_sync(0xffffffffu, v, 31);
-      }
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      const int tile = blockIdx.y;
-      int lo = 0, hi = num_experts;  // the expert e with before[e] <= tile < before[e + 1]
-      if (tile >= s_tiles_before[num_experts]) {
-        s_expert = -1;
-      } else {
-        while (hi - lo > 1) {
-          int mid = (lo + hi) / 2;
-          if (s_tiles_before[mid] <= tile) lo = mid;
-          else hi = mid;
-        }
-        s_expert = lo;
-        s_row0 = offsets[lo] + (tile - s_tiles_before[lo]) * kBM;
-        s_row_end = offsets[lo + 1];
-      }
-    }
-  }
-  __syncthreads();
-  const int expert = s_expert;
+  __shared__ int s_tiles_before[kMaxExperts + 1];
+  const ExpertTile tile = offsets == nullptr ? dense_tile(blockIdx.y, kBM, num_rows)
+                                             : find_expert_tile(offsets, num_experts, blockIdx.y, kBM, s_tiles_before);
+  const int expert = tile.expert;
   if (expert < 0) return;
-  const int row0 = s_row0, row_end = s_row_end, n0 = blockIdx.x * kBN;
+  const int row0 = tile.row0, row_end = tile.row_end, n0 = blockIdx.x * kBN;
   const bf16* we = w + static_cast<int64_t>(expert) * n * k;  // [n, k]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int wm = (warp / (BN / WN)) * WM, wn = (warp % (BN / WN)) * WN;
@@ -447,15 +402,32 @@ void launch_moe_align_local(const int32_t* topk_ids, int num_slots, int expert_b
   BATON_LAUNCH_CHECK();
 }
 
-void launch_grouped_gemm(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* offsets,
-                         int num_experts, int num_rows, int n, int k, bf16* c, cudaStream_t stream) {
-  if (num_rows == 0) return;
-  BATON_CHECK(k % 8 == 0, "grouped gemm: k {} not a multiple of 8", k);
-  // Many rows per expert (prefill): 128 x 128 tiles of 8 warps; else 64 x 64.
-  if (num_rows >= 128 * num_experts)
-    launch_tiles<128, 128, 64, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
-  else launch_tiles<64, 64, 32, 32, bf16>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c, stream);
+void launch_grouped_gemm(const GroupedGemmArgs& g, bool row_invariant, cudaStream_t stream) {
+  if (g.num_rows == 0) return;
+  BATON_CHECK(g.k % 8 == 0, "grouped gemm: k {} not a multiple of 8", g.k);
+  // The wgmma kernel wherever it may run: on an H200 (Qwen3-30B-A3B's experts)
+  // it beat these tiles from 16 tokens (a few rows an expert: it streams the
+  // weights by TMA at copy bandwidth) to 8K (539 against 228 TFLOP/s).
+  if (!row_invariant && grouped_gemm_wgmma_fits(g.n, g.k, g.num_experts)) {
+    launch_grouped_gemm_wgmma(g, g.n > 128 ? 256 : 128, stream);
+    return;
+  }
+  BATON_CHECK(!g.gated, "grouped gemm: the gated form runs on the wgmma kernel only (n {}, k {})", g.n, g.k);
+  // Many rows per expert: 128 x 128 tiles of 8 warps; else 64 x 64.
+  if (g.num_rows >= 128 * g.num_experts)
+    launch_tiles<128, 128, 64, 32, bf16>(g.a, g.a_rows, g.a_row_div, g.w, g.offsets, g.num_experts, g.num_rows, g.n,
+                                         g.k, g.c, stream);
+  else
+    launch_tiles<64, 64, 32, 32, bf16>(g.a, g.a_rows, g.a_row_div, g.w, g.offsets, g.num_experts, g.num_rows, g.n, g.k,
+                                       g.c, stream);
   BATON_LAUNCH_CHECK();
+}
+
+void launch_moe_gate_up(GroupedGemmArgs g, bf16* gu, bf16* act, bool row_invariant, cudaStream_t stream) {
+  g.gated = !row_invariant && g.n % 16 == 0 && grouped_gemm_wgmma_fits(g.n, g.k, g.num_experts);
+  g.c = g.gated ? act : gu;
+  launch_grouped_gemm(g, row_invariant, stream);
+  if (!g.gated) launch_silu_mul(gu, act, g.num_rows, g.n / 2, stream);
 }
 
 void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int n, int k, bool y_f32,
