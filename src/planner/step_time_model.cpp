@@ -9,9 +9,18 @@ namespace baton::planner {
 
 namespace {
 
-StepTimeModel::Coefficients terms_of(const StepShape& s) {
-  return {1.0, static_cast<double>(s.prefill_tokens), s.prefill_attention_pairs, static_cast<double>(s.decode_seqs),
-          static_cast<double>(s.decode_context_tokens)};
+// The fit's row of one sample: the terms its time is the sum of. A whole
+// step is on the floor branch (fixed: its weights' stream sets its base) or
+// the compute branch (per_prefill_token * prefill_tokens: its prompt's GEMMs
+// do); a part timed alone has its own term only.
+StepTimeModel::Coefficients terms_of(const StepShape& s, StepPart part, bool floor_branch) {
+  switch (part) {
+    case StepPart::kPrefillAttention: return {0, 0, s.prefill_attention_pairs, 0, 0};
+    case StepPart::kDecodeAttention: return {0, 0, 0, 0, static_cast<double>(s.decode_context_tokens)};
+    case StepPart::kWholeStep: break;
+  }
+  return {floor_branch ? 1.0 : 0.0, floor_branch ? 0.0 : static_cast<double>(s.prefill_tokens),
+          s.prefill_attention_pairs, static_cast<double>(s.decode_seqs), static_cast<double>(s.decode_context_tokens)};
 }
 
 // Projected coordinate descent for min ||A x - b||^2, x >= 0 (a handful of
@@ -72,25 +81,42 @@ Result<StepTimeModel> StepTimeModel::fit(std::span<const StepSample> samples, Fi
   if (samples.size() < 2) {
     return invalid_argument("a step-time fit needs at least 2 measured steps, got {}", samples.size());
   }
-  std::vector<Coefficients> rows;
-  std::vector<double> b;
   for (const StepSample& s : samples) {
     if (!(s.seconds > 0) || !std::isfinite(s.seconds)) {
       return invalid_argument("measured step '{}' has a step time of {} s: must be positive", s.label, s.seconds);
     }
-    // Relative error: divide the row by what was measured.
-    Coefficients row = terms_of(s.shape);
-    for (double& v : row) v /= s.seconds;
-    rows.push_back(row);
-    b.push_back(1.0);
   }
-  StepTimeModel model(nnls(rows, b));
+  // The max is linear on each branch: fit with every step on the branch the
+  // last fit puts it on (first: a step with prompt tokens computes), until
+  // no step changes branch.
+  std::vector<bool> floor(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) floor[i] = samples[i].shape.prefill_tokens == 0;
+  StepTimeModel model;
+  for (int round = 0; round < 16; ++round) {
+    std::vector<Coefficients> rows;
+    std::vector<double> b;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      // Relative error: divide the row by what was measured.
+      Coefficients row = terms_of(samples[i].shape, samples[i].part, floor[i]);
+      for (double& v : row) v /= samples[i].seconds;
+      rows.push_back(row);
+      b.push_back(1.0);
+    }
+    model = StepTimeModel(nnls(rows, b));
+    bool changed = false;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const bool f = model.c_[0] >= model.c_[1] * static_cast<double>(samples[i].shape.prefill_tokens);
+      changed = changed || f != floor[i];
+      floor[i] = f;
+    }
+    if (!changed) break;
+  }
   if (report != nullptr) {
     *report = FitReport{};
     report->num_samples = static_cast<int>(samples.size());
     double sum_sq = 0;
     for (const StepSample& s : samples) {
-      const double rel = (model.step_s(s.shape) - s.seconds) / s.seconds;
+      const double rel = (model.part_s(s.shape, s.part) - s.seconds) / s.seconds;
       report->rel_errors.push_back(rel);
       sum_sq += rel * rel;
       report->max_rel_error = std::max(report->max_rel_error, std::abs(rel));
@@ -101,10 +127,17 @@ Result<StepTimeModel> StepTimeModel::fit(std::span<const StepSample> samples, Fi
 }
 
 double StepTimeModel::step_s(const StepShape& shape) const {
-  const Coefficients t = terms_of(shape);
-  double s = 0;
-  for (int j = 0; j < kNumTerms; ++j) s += c_[j] * t[j];
-  return s;
+  return std::max(c_[0], c_[1] * static_cast<double>(shape.prefill_tokens)) + c_[2] * shape.prefill_attention_pairs +
+         c_[3] * static_cast<double>(shape.decode_seqs) + c_[4] * static_cast<double>(shape.decode_context_tokens);
+}
+
+double StepTimeModel::part_s(const StepShape& shape, StepPart part) const {
+  switch (part) {
+    case StepPart::kPrefillAttention: return c_[2] * shape.prefill_attention_pairs;
+    case StepPart::kDecodeAttention: return c_[4] * static_cast<double>(shape.decode_context_tokens);
+    case StepPart::kWholeStep: break;
+  }
+  return step_s(shape);
 }
 
 StepTimeModel StepTimeModel::scaled(double factor) const {
@@ -141,8 +174,20 @@ Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const 
     }
     return j[key].get<double>();
   };
+  // The attention kernels timed alone are per layer: they need the layer count.
+  const double layers = entry->contains("num_layers") && (*entry)["num_layers"].is_number()
+                            ? (*entry)["num_layers"].get<double>()
+                            : 0;
+  auto timed_alone = [&](const Json& row, const char* key, double to_s, StepSample whole, StepPart part) {
+    if (layers <= 0 || !row.contains(key) || !row[key].is_number()) return;
+    whole.part = part;
+    whole.seconds = row[key].get<double>() * layers * to_s;
+    whole.label += fmt::format(", its attention alone ({})", key);
+    out.push_back(std::move(whole));
+  };
   if (entry->contains("decode") && (*entry)["decode"].is_array()) {
     for (const Json& d : (*entry)["decode"]) {
+      if (d.is_object() && d.contains("skipped")) continue;
       BATON_ASSIGN_OR_RETURN(double batch, number(d, "batch"));
       BATON_ASSIGN_OR_RETURN(double context, number(d, "context"));
       BATON_ASSIGN_OR_RETURN(double ms, number(d, "step_ms"));
@@ -151,18 +196,24 @@ Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const 
       s.shape.decode_context_tokens = static_cast<int64_t>(batch * context);
       s.seconds = ms / 1000.0;
       s.label = fmt::format("decode batch {}, context {}", batch, context);
+      timed_alone(d, "attention_us_per_layer", 1e-6, s, StepPart::kDecodeAttention);
       out.push_back(std::move(s));
     }
   }
   if (entry->contains("prefill") && (*entry)["prefill"].is_array()) {
     for (const Json& p : (*entry)["prefill"]) {
+      if (p.is_object() && p.contains("skipped")) continue;
       BATON_ASSIGN_OR_RETURN(double tokens, number(p, "tokens"));
       BATON_ASSIGN_OR_RETURN(double ms, number(p, "time_ms"));
+      // After `context` tokens already computed (a later chunk of a long prompt); 0: a fresh prompt.
+      const double context = p.contains("context") && p["context"].is_number() ? p["context"].get<double>() : 0;
       StepSample s;
       s.shape.prefill_tokens = static_cast<int64_t>(tokens);
-      s.shape.prefill_attention_pairs = causal_pairs(0, static_cast<int64_t>(tokens));
+      s.shape.prefill_attention_pairs = causal_pairs(static_cast<int64_t>(context), static_cast<int64_t>(tokens));
       s.seconds = ms / 1000.0;
-      s.label = fmt::format("prefill {} tokens", tokens);
+      s.label = context > 0 ? fmt::format("prefill {} tokens after {}", tokens, context)
+                            : fmt::format("prefill {} tokens", tokens);
+      timed_alone(p, "attention_ms_per_layer", 1e-3, s, StepPart::kPrefillAttention);
       out.push_back(std::move(s));
     }
   }
