@@ -15,12 +15,16 @@ namespace {
 // do); a part timed alone has its own term only.
 StepTimeModel::Coefficients terms_of(const StepShape& s, StepPart part, bool floor_branch) {
   switch (part) {
-    case StepPart::kPrefillAttention: return {0, 0, s.prefill_attention_pairs, 0, 0};
-    case StepPart::kDecodeAttention: return {0, 0, 0, 0, static_cast<double>(s.decode_context_tokens)};
+    case StepPart::kPrefillAttention: return {0, 0, s.prefill_attention_pairs, 0, 0, 0};
+    case StepPart::kDecodeAttention: return {0, 0, 0, 0, static_cast<double>(s.decode_context_tokens), 0};
     case StepPart::kWholeStep: break;
   }
-  return {floor_branch ? 1.0 : 0.0, floor_branch ? 0.0 : static_cast<double>(s.prefill_tokens),
-          s.prefill_attention_pairs, static_cast<double>(s.decode_seqs), static_cast<double>(s.decode_context_tokens)};
+  return {floor_branch ? 1.0 : 0.0,
+          floor_branch ? 0.0 : static_cast<double>(s.prefill_tokens),
+          s.prefill_attention_pairs,
+          static_cast<double>(s.decode_seqs),
+          static_cast<double>(s.decode_context_tokens),
+          static_cast<double>(s.first_token_seqs)};
 }
 
 // Projected coordinate descent for min ||A x - b||^2, x >= 0 (a handful of
@@ -75,7 +79,7 @@ Json FitReport::to_json() const {
               {"rel_errors", rel_errors}};
 }
 
-StepTimeModel StepTimeModel::constant(double step_s) { return StepTimeModel(Coefficients{step_s, 0, 0, 0, 0}); }
+StepTimeModel StepTimeModel::constant(double step_s) { return StepTimeModel(Coefficients{step_s, 0, 0, 0, 0, 0}); }
 
 Result<StepTimeModel> StepTimeModel::fit(std::span<const StepSample> samples, FitReport* report) {
   if (samples.size() < 2) {
@@ -114,21 +118,27 @@ Result<StepTimeModel> StepTimeModel::fit(std::span<const StepSample> samples, Fi
   if (report != nullptr) {
     *report = FitReport{};
     report->num_samples = static_cast<int>(samples.size());
+    // The band is of whole steps: their residuals make the RMS and the max;
+    // a part timed alone has its residual listed only.
     double sum_sq = 0;
+    int num_whole = 0;
     for (const StepSample& s : samples) {
       const double rel = (model.part_s(s.shape, s.part) - s.seconds) / s.seconds;
       report->rel_errors.push_back(rel);
+      if (s.part != StepPart::kWholeStep) continue;
+      ++num_whole;
       sum_sq += rel * rel;
       report->max_rel_error = std::max(report->max_rel_error, std::abs(rel));
     }
-    report->rms_rel_error = std::sqrt(sum_sq / static_cast<double>(samples.size()));
+    report->rms_rel_error = num_whole > 0 ? std::sqrt(sum_sq / num_whole) : 0;
   }
   return model;
 }
 
 double StepTimeModel::step_s(const StepShape& shape) const {
   return std::max(c_[0], c_[1] * static_cast<double>(shape.prefill_tokens)) + c_[2] * shape.prefill_attention_pairs +
-         c_[3] * static_cast<double>(shape.decode_seqs) + c_[4] * static_cast<double>(shape.decode_context_tokens);
+         c_[3] * static_cast<double>(shape.decode_seqs) + c_[4] * static_cast<double>(shape.decode_context_tokens) +
+         c_[5] * static_cast<double>(shape.first_token_seqs);
 }
 
 double StepTimeModel::part_s(const StepShape& shape, StepPart part) const {
@@ -147,11 +157,8 @@ StepTimeModel StepTimeModel::scaled(double factor) const {
 }
 
 Json StepTimeModel::to_json() const {
-  return Json{{"fixed_s", c_[0]},
-              {"per_prefill_token_s", c_[1]},
-              {"per_attention_pair_s", c_[2]},
-              {"per_decode_seq_s", c_[3]},
-              {"per_context_token_s", c_[4]}};
+  return Json{{"fixed_s", c_[0]},          {"per_prefill_token_s", c_[1]}, {"per_attention_pair_s", c_[2]},
+              {"per_decode_seq_s", c_[3]}, {"per_context_token_s", c_[4]}, {"per_first_token_s", c_[5]}};
 }
 
 Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model) {
@@ -210,10 +217,30 @@ Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const 
       StepSample s;
       s.shape.prefill_tokens = static_cast<int64_t>(tokens);
       s.shape.prefill_attention_pairs = causal_pairs(static_cast<int64_t>(context), static_cast<int64_t>(tokens));
+      s.shape.first_token_seqs = 1;  // the profile's step samples, as a prompt's last chunk does
       s.seconds = ms / 1000.0;
       s.label = context > 0 ? fmt::format("prefill {} tokens after {}", tokens, context)
                             : fmt::format("prefill {} tokens", tokens);
       timed_alone(p, "attention_ms_per_layer", 1e-3, s, StepPart::kPrefillAttention);
+      out.push_back(std::move(s));
+    }
+  }
+  if (entry->contains("served_prefill") && (*entry)["served_prefill"].is_array()) {
+    for (const Json& p : (*entry)["served_prefill"]) {
+      BATON_ASSIGN_OR_RETURN(double tokens, number(p, "prompt_tokens"));
+      BATON_ASSIGN_OR_RETURN(double batch, number(p, "batch"));
+      BATON_ASSIGN_OR_RETURN(double rps, number(p, "requests_per_s"));
+      if (!(tokens >= 1 && batch >= 1 && rps > 0)) {
+        return invalid_argument("served_prefill row needs prompt_tokens >= 1, batch >= 1, requests_per_s > 0: {}",
+                                p.dump().substr(0, 200));
+      }
+      const auto n = static_cast<int64_t>(tokens), b = static_cast<int64_t>(batch);
+      StepSample s;
+      s.shape.prefill_tokens = b * n;
+      s.shape.prefill_attention_pairs = static_cast<double>(b) * causal_pairs(0, n);
+      s.shape.first_token_seqs = b;
+      s.seconds = batch / rps;
+      s.label = fmt::format("served prefill, {} prompts of {} tokens a step, {:.1f} req/s", b, n, rps);
       out.push_back(std::move(s));
     }
   }

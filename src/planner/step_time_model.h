@@ -3,13 +3,17 @@
 //       + per_attention_pair * prefill_attention_pairs
 //       + per_decode_seq * decode_seqs
 //       + per_context_token * decode_context_tokens
+//       + per_first_token * first_token_seqs
 // A step streams the weights once (fixed: what a decode step costs before
 // its sequences); the GEMMs of its prompt tokens read those same weights, so
 // a step with enough prompt tokens is bound by their FLOPs and the stream
 // hides under them (the max: a 1,024-token prompt is not cheaper by a
 // decode step's weight read when it shares a step with seven others).
 // Prefill attention grows with query x key pairs; decode attention reads each
-// sequence's whole KV. Fitted from measured steps only (`baton profile`),
+// sequence's whole KV. A request whose prompt is done this step (it samples
+// its first token) costs the engine host work besides (its answer's start;
+// on a PD prefill instance the KV lease): measured on a serving instance
+// (scripts/gpu-plan-measure.sh), not by the kernel profile. Fitted from measured steps only (`baton profile`),
 // with non-negative coefficients, minimising the relative error, so a short
 // decode step counts as much as a long prefill; the profile's attention
 // kernels timed alone pin the two attention terms. The fit's residuals are
@@ -32,6 +36,7 @@ struct StepShape {
   double prefill_attention_pairs = 0;  // sum over chunks of query x key pairs (causal)
   int64_t decode_seqs = 0;             // sequences computing one token
   int64_t decode_context_tokens = 0;   // sum of those sequences' contexts (KV read)
+  int64_t first_token_seqs = 0;        // requests sampling their first token (their prompt done)
 };
 
 // Query x key pairs of a causal chunk of `new_tokens` after `computed` tokens.
@@ -50,15 +55,15 @@ struct StepSample {
 
 struct FitReport {
   int num_samples = 0;
-  double rms_rel_error = 0;  // of predicted vs measured step time
+  double rms_rel_error = 0;  // of predicted vs measured whole steps
   double max_rel_error = 0;
-  std::vector<double> rel_errors;  // per sample, (predicted - measured) / measured
+  std::vector<double> rel_errors;  // per sample (parts timed alone too), (predicted - measured) / measured
   Json to_json() const;
 };
 
 class StepTimeModel {
  public:
-  static constexpr int kNumTerms = 5;
+  static constexpr int kNumTerms = 6;
   using Coefficients = std::array<double, kNumTerms>;
 
   StepTimeModel() = default;
@@ -86,7 +91,11 @@ class StepTimeModel {
 // time_ms), and, where the profile timed them and gives num_layers, the
 // attention kernels alone (decode[].attention_us_per_layer,
 // prefill[].attention_ms_per_layer). Rows the profile skipped (KV did not
-// fit) are left out. `model` picks the entry by name ("" = the first).
+// fit) are left out. A served instance's prefill throughput, measured at
+// saturation (models[].served_prefill[]: prompt_tokens, batch = the prompts
+// one step holds, requests_per_s; scripts/gpu-plan-measure.sh), is a step of
+// `batch` whole prompts taking batch / requests_per_s. `model` picks the
+// entry by name ("" = the first).
 Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model);
 
 }  // namespace baton::planner

@@ -107,6 +107,20 @@ TEST(ClusterSimTest, TheStepShapeReachesTheModel) {
   EXPECT_NEAR(short_prompt->records[0].ttft_s(), kStep, 1e-12);  // 5 ms of GEMMs under a 10 ms floor
 }
 
+TEST(ClusterSimTest, EachRequestWhosePromptEndsPaysItsHostWork) {
+  // 1 ms per first token (the host work of a request whose prompt is done):
+  // four prompts that share a step pay it four times; their decode steps,
+  // which sample no first token, do not.
+  const StepTimeModel model(StepTimeModel::Coefficients{kStep, 0, 0, 0, 0, 1e-3});
+  auto w = fixed_workload({0.0, 0.0, 0.0, 0.0}, 100, 3);
+  auto r = simulate(agg(1, role(8)), w, model, TransferModel{});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  for (const bench::RequestRecord& rec : r->records) {
+    EXPECT_NEAR(rec.ttft_s(), kStep + 4e-3, 1e-12);
+    EXPECT_NEAR(rec.e2e_s(), kStep + 4e-3 + 2 * kStep, 1e-12);
+  }
+}
+
 TEST(ClusterSimTest, PdAddsTheHopsThePullAndTheDecodesFirstStep) {
   DeploymentSpec d;
   d.name = "1p1d";

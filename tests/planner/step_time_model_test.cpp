@@ -81,6 +81,43 @@ TEST(StepTimeModelTest, AttentionTimedAloneSeparatesTheContextFromTheSequenceCou
   EXPECT_NEAR(fitted->step_s(long_context), truth.step_s(long_context), 1e-3 * truth.step_s(long_context));
 }
 
+TEST(StepTimeModelTest, AServedInstancesThroughputPinsThePerRequestHostWork) {
+  // The kernel profile times one prompt a step: its host work per request is
+  // in every prefill sample alike. A served instance at saturation, eight
+  // prompts a step, shows it apart (served_prefill: batch / requests_per_s).
+  const StepTimeModel truth(StepTimeModel::Coefficients{4e-3, 2e-5, 3e-10, 1e-5, 4e-8, 2e-3});
+  std::vector<StepSample> samples;
+  for (int64_t b : {1, 8, 64, 256}) {
+    for (int64_t ctx : {1024, 8192}) samples.push_back(sample(0, b, ctx, truth));
+  }
+  for (int64_t t : {512, 2048, 8192}) {
+    StepSample s = sample(t, 0, 0, truth);
+    s.shape.first_token_seqs = 1;
+    s.seconds = truth.step_s(s.shape);
+    samples.push_back(s);
+  }
+  const double rps = 8 / truth.step_s({.prefill_tokens = 8 * 1024,
+                                       .prefill_attention_pairs = 8 * causal_pairs(0, 1024),
+                                       .first_token_seqs = 8});
+  const Json profile{
+      {"models",
+       {{{"model", "m"}, {"served_prefill", {{{"prompt_tokens", 1024}, {"batch", 8}, {"requests_per_s", rps}}}}}}}};
+  auto served = samples_from_profile(profile, "m");
+  ASSERT_TRUE(served.is_ok()) << served.status().to_string();
+  ASSERT_EQ(served->size(), 1u);
+  EXPECT_EQ((*served)[0].shape.first_token_seqs, 8);
+  samples.push_back((*served)[0]);
+  FitReport report;
+  auto fitted = StepTimeModel::fit(samples, &report);
+  ASSERT_TRUE(fitted.is_ok()) << fitted.status().to_string();
+  EXPECT_LT(report.max_rel_error, 1e-3);
+  EXPECT_NEAR(fitted->coefficients()[5], 2e-3, 2e-6);
+  const Json bad{{"models", {{{"model", "m"}, {"served_prefill", {{{"prompt_tokens", 1024}, {"batch", 8}}}}}}}};
+  auto refused = samples_from_profile(bad, "m");
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("requests_per_s"), std::string::npos);
+}
+
 TEST(StepTimeModelTest, FitKeepsCoefficientsNonNegativeAndReportsItsResiduals) {
   // Decode steps that get cheaper with batch cannot be fitted by a
   // non-negative model: the fit says how far off it is.
