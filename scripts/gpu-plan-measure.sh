@@ -3,8 +3,10 @@
 # lacks (issue 20, docs/planner.md "Validation"), about 5 minutes:
 #  1. the kernel profile (baton_gpu_profile --quick, Llama-3.1-8B shape,
 #     random weights) at decode context 1024 (the sweep's profile again, with
-#     prefill at 1024 and 4096 tokens too), 4096 and 8192: decode attention by
-#     context, which one context cannot separate from the sequence count;
+#     prefill at 1024 and 4096 tokens too, and steps of mixed shape: a decode
+#     batch beside a prompt's chunk, a chunk after 7K of context, as an agg
+#     instance runs them), 4096 and 8192: decode attention by context, which
+#     one context cannot separate from the sequence count;
 #  2. a served instance's prefill throughput at saturation (`baton serve` on
 #     the GPU, `baton bench` of 1-token answers far above its capacity, the
 #     sweep's engine arguments): prompts of 1024, 2048 and 8192 tokens, eight,
@@ -44,13 +46,19 @@ wait_healthy() {  # url, seconds
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.csv"
 
 echo "== 1. kernel profiles ($SECONDS s)"
-profile() {  # context, decode batches, prefill tokens
+profile() {  # context, decode batches, prefill tokens, more flags
   timeout 150 "$P" --models llama3.1-8b --quick --decode-context "$1" --decode-batches "$2" --prefill-tokens "$3" \
-    --json "$OUT/profile-ctx$1.json" > "$OUT/profile-ctx$1.log" 2>&1 \
+    "${@:4}" --json "$OUT/profile-ctx$1.json" > "$OUT/profile-ctx$1.log" 2>&1 \
     || { echo "profile at context $1 failed"; tail -n 20 "$OUT/profile-ctx$1.log"; exit 1; }
-  grep -E "^decode|^prefill" "$OUT/profile-ctx$1.log" | head -20
+  grep -E "^decode|^prefill|^mixed" "$OUT/profile-ctx$1.log" | head -30
 }
-profile 1024 1,8,32,64,128,256 512,1024,2048,4096,8192,16384
+# Mixed steps, DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT: long-in-short-out's agg
+# steps (decodes at 8K beside an 8K prompt's first chunk or its tail) and
+# short-output's (decodes at 1K beside 1-7K prompt tokens), and chunks after
+# context alone.
+MIXED=32:8192:8160:0,64:8192:8128:0,32:8192:512:7680,16:1024:4096:0,64:1024:1024:0,128:1024:1024:0
+MIXED=$MIXED,32:1024:7168:0,0:0:1024:7168,0:0:4096:4096
+profile 1024 1,8,32,64,128,256 512,1024,2048,4096,8192,16384 --mixed-steps "$MIXED"
 profile 4096 1,8,32,64,128 1024
 profile 8192 1,8,32,64 1024
 
@@ -100,5 +108,5 @@ base["note"] = ("scripts/gpu-plan-measure.sh: baton_gpu_profile --quick at decod
 json.dump(base, open(f"{out}/h200-llama3.1-8b.json", "w"), indent=2)
 PY
 cat "$OUT/combine.log"
-{ cat "$OUT/gpu.csv"; grep -hE "^decode|^prefill" "$OUT"/profile-ctx*.log; cat "$OUT/combine.log"; } > "$OUT/summary.txt"
+{ cat "$OUT/gpu.csv"; grep -hE "^decode|^prefill|^mixed" "$OUT"/profile-ctx*.log; cat "$OUT/combine.log"; } > "$OUT/summary.txt"
 echo "done in $SECONDS s: $OUT/h200-llama3.1-8b.json"

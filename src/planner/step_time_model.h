@@ -88,14 +88,17 @@ class StepTimeModel {
 
 // The measured steps of one model in a `baton profile` JSON document
 // (models[].decode[]: batch, context, step_ms; models[].prefill[]: tokens,
-// time_ms), and, where the profile timed them and gives num_layers, the
+// time_ms, and context when the chunk follows computed tokens;
+// models[].mixed[]: decode_batch, decode_context, prefill_tokens,
+// prefill_context, step_ms, a decode batch beside a chunk, from
+// baton_gpu_profile --mixed-steps), and, where the profile timed them and gives num_layers, the
 // attention kernels alone (decode[].attention_us_per_layer,
 // prefill[].attention_ms_per_layer). Rows the profile skipped (KV did not
 // fit) are left out. A served instance's prefill throughput, measured at
 // saturation (models[].served_prefill[]: prompt_tokens, batch = the prompts
 // one step holds, requests_per_s; scripts/gpu-plan-measure.sh), is a step of
 // `batch` whole prompts taking batch / requests_per_s. `model` picks the
-// entry by name ("" = the first).
+// entry by name ("" = the first). Defined in profile_samples.cpp.
 Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model);
 
 }  // namespace baton::planner

@@ -169,17 +169,30 @@ TEST(StepTimeModelTest, ReadsTheMeasuredStepsOfABatonProfile) {
   EXPECT_NE(broken.status().message().find("context"), std::string::npos);
 }
 
-TEST(StepTimeModelTest, ReadsTheAttentionTimedAloneAndLeavesSkippedRowsOut) {
+TEST(StepTimeModelTest, ReadsTheAttentionTimedAloneMixedStepsAndLeavesSkippedRowsOut) {
   // 2 layers: the per-layer kernel times double. A row the profile skipped
   // has no time; a prefill row with a context is a later chunk.
   const Json profile = Json::parse(R"({"device": "X", "models": [{"model": "a", "num_layers": 2,
     "decode": [{"batch": 32, "context": 1024, "step_ms": 6.6, "attention_us_per_layer": 60.0},
                {"batch": 256, "context": 8192, "skipped": "KV does not fit"}],
     "prefill": [{"tokens": 2048, "time_ms": 50.9, "attention_ms_per_layer": 0.15},
-                {"tokens": 1024, "context": 7168, "time_ms": 30.0}]}]})");
+                {"tokens": 1024, "context": 7168, "time_ms": 30.0}],
+    "mixed": [{"decode_batch": 32, "decode_context": 8192, "prefill_tokens": 512, "prefill_context": 7680,
+               "step_ms": 40.0}]}]})");
   auto s = samples_from_profile(profile, "a");
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-  ASSERT_EQ(s->size(), 5u);
+  ASSERT_EQ(s->size(), 6u);
+  const StepShape& mixed = (*s)[5].shape;
+  EXPECT_EQ(mixed.decode_seqs, 32);
+  EXPECT_EQ(mixed.decode_context_tokens, 32 * 8192);
+  EXPECT_EQ(mixed.prefill_tokens, 512);
+  EXPECT_DOUBLE_EQ(mixed.prefill_attention_pairs, causal_pairs(7680, 512));
+  EXPECT_EQ(mixed.first_token_seqs, 1);
+  EXPECT_DOUBLE_EQ((*s)[5].seconds, 0.040);
+  auto broken = samples_from_profile(
+      Json::parse(R"({"models": [{"mixed": [{"decode_batch": 4, "decode_context": 64, "step_ms": 5}]}]})"), "");
+  ASSERT_FALSE(broken.is_ok());
+  EXPECT_NE(broken.status().message().find("prefill_tokens"), std::string::npos);
   EXPECT_EQ((*s)[0].part, StepPart::kDecodeAttention);
   EXPECT_DOUBLE_EQ((*s)[0].seconds, 120e-6);
   EXPECT_EQ((*s)[0].shape.decode_context_tokens, 32 * 1024);
