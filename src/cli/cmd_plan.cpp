@@ -111,8 +111,10 @@ Result<Prepared> prepare(const PlanArgs& a) {
 }
 
 void print_plan(const Plan& plan, const FitReport& fit) {
-  std::cout << fmt::format("step-time model: {} measured steps, RMS error {:.1f}%, max {:.1f}%\n", fit.num_samples,
-                           100 * fit.rms_rel_error, 100 * fit.max_rel_error);
+  std::cout << fmt::format(
+      "step-time model: {} measurements ({} whole steps, the rest kernels timed alone); over the steps RMS error "
+      "{:.1f}%, max {:.1f}%\n",
+      fit.num_samples, fit.num_whole_steps, 100 * fit.rms_rel_error, 100 * fit.max_rel_error);
   std::cout << fmt::format("{:<12} {:>12} {:>17} {:>22}  {}\n", "deployment", "max " + plan.rate_unit, "band",
                            "token budget", "breaks first");
   for (size_t i = 0; i < plan.deployments.size(); ++i) {

@@ -74,6 +74,7 @@ double causal_pairs(int64_t computed, int64_t new_tokens) {
 
 Json FitReport::to_json() const {
   return Json{{"num_samples", num_samples},
+              {"num_whole_steps", num_whole_steps},
               {"rms_rel_error", rms_rel_error},
               {"max_rel_error", max_rel_error},
               {"rel_errors", rel_errors}};
@@ -130,6 +131,7 @@ Result<StepTimeModel> StepTimeModel::fit(std::span<const StepSample> samples, Fi
       sum_sq += rel * rel;
       report->max_rel_error = std::max(report->max_rel_error, std::abs(rel));
     }
+    report->num_whole_steps = num_whole;
     report->rms_rel_error = num_whole > 0 ? std::sqrt(sum_sq / num_whole) : 0;
   }
   return model;

@@ -55,6 +55,7 @@ struct StepSample {
 
 struct FitReport {
   int num_samples = 0;
+  int num_whole_steps = 0;   // of them, whole steps (the rest: parts timed alone)
   double rms_rel_error = 0;  // of predicted vs measured whole steps
   double max_rel_error = 0;
   std::vector<double> rel_errors;  // per sample (parts timed alone too), (predicted - measured) / measured
