@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On one H200 (the device machine): the measurements `baton plan --validate`
-# lacks (issue 20, docs/planner.md "Validation"), about 5 minutes:
+# lacks (issue 20, docs/planner.md "Validation"), about 4 minutes (estimated):
 #  1. the kernel profile (baton_gpu_profile --quick, Llama-3.1-8B shape,
 #     random weights) at decode context 1024 (the sweep's profile again, with
 #     prefill at 1024 and 4096 tokens too, and steps of mixed shape: a decode
@@ -30,6 +30,9 @@ export LD_LIBRARY_PATH="$BUNDLE/lib:${LD_LIBRARY_PATH:-}"
 export NCCL_NVLS_ENABLE=0
 B="$BUNDLE/bin/baton"
 P="$BUNDLE/bin/baton_gpu_profile"
+for bin in "$B" "$P"; do
+  [ -x "$bin" ] || { echo "no $bin: extract the GPU bundle (scripts/gpu-build.sh) to \$BUNDLE ($BUNDLE)"; exit 1; }
+done
 PORT=8100
 SERVED=""
 cleanup() { [ -n "$SERVED" ] && kill -TERM "$SERVED" 2>/dev/null && wait "$SERVED" 2>/dev/null || true; }
@@ -50,7 +53,7 @@ profile() {  # context, decode batches, prefill tokens, more flags
   timeout 150 "$P" --models llama3.1-8b --quick --decode-context "$1" --decode-batches "$2" --prefill-tokens "$3" \
     "${@:4}" --json "$OUT/profile-ctx$1.json" > "$OUT/profile-ctx$1.log" 2>&1 \
     || { echo "profile at context $1 failed"; tail -n 20 "$OUT/profile-ctx$1.log"; exit 1; }
-  grep -E "^decode|^prefill|^mixed" "$OUT/profile-ctx$1.log" | head -30
+  grep -E "^decode|^prefill|^mixed" "$OUT/profile-ctx$1.log" | head -30 || true
 }
 # Mixed steps, DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT: long-in-short-out's agg
 # steps (decodes at 8K beside an 8K prompt's first chunk or its tail) and
