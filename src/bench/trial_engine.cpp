@@ -8,6 +8,12 @@ uint64_t trial_seed(uint64_t base_seed, size_t trial_index) {
   return base_seed + static_cast<uint64_t>(trial_index) * 0x9e3779b97f4a7c15ULL;
 }
 
+uint64_t series_seed(uint64_t sweep_seed, const std::string& workload_name) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : workload_name) h = (h ^ c) * 1099511628211ULL;
+  return sweep_seed ^ h;
+}
+
 TrialEngine::TrialEngine(BenchConfig config, uint64_t base_seed, TrialHooks hooks)
     : config_(std::move(config)), base_seed_(base_seed), hooks_(std::move(hooks)) {}
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "bench/bench_run.h"
@@ -27,6 +28,10 @@
 namespace baton::bench {
 
 uint64_t trial_seed(uint64_t base_seed, size_t trial_index);
+// The base seed of a sweep's series for one workload: the sweep's seed mixed
+// with the workload's name (FNV-1a), so that two workloads of one seed send
+// different prompts. `baton plan --validate` replays a trial by it.
+uint64_t series_seed(uint64_t sweep_seed, const std::string& workload_name);
 
 struct TrialHooks {
   // Before trial `index` at `rate`: an outcome to take instead of running it

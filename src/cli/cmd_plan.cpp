@@ -44,6 +44,8 @@ struct PlanArgs {
   bool maps = false;
   std::string json_path, html_path;
   std::string validate_dir, profiles_dir;  // --validate: predicted against a recorded sweep
+  bool compare_trials = false;             // --validate: each measured trial replayed in the simulator
+  std::string sim_records_dir;             // --validate: where the replayed trials' requests go
   bool json_given = false;                 // --json without a file: print JSON (--validate)
 };
 
@@ -109,8 +111,10 @@ Result<Prepared> prepare(const PlanArgs& a) {
 }
 
 void print_plan(const Plan& plan, const FitReport& fit) {
-  std::cout << fmt::format("step-time model: {} measured steps, RMS error {:.1f}%, max {:.1f}%\n", fit.num_samples,
-                           100 * fit.rms_rel_error, 100 * fit.max_rel_error);
+  std::cout << fmt::format(
+      "step-time model: {} measurements ({} whole steps, the rest kernels timed alone); over the steps RMS error "
+      "{:.1f}%, max {:.1f}%\n",
+      fit.num_samples, fit.num_whole_steps, 100 * fit.rms_rel_error, 100 * fit.max_rel_error);
   std::cout << fmt::format("{:<12} {:>12} {:>17} {:>22}  {}\n", "deployment", "max " + plan.rate_unit, "band",
                            "token budget", "breaks first");
   for (size_t i = 0; i < plan.deployments.size(); ++i) {
@@ -164,6 +168,8 @@ Status run_validation(const PlanArgs& a) {
   o.transfer_gbps = a.transfer_gbps;
   o.transfer_latency_s = a.transfer_latency_ms / 1000.0;
   o.router_hop_s = a.router_hop_ms / 1000.0;
+  o.compare_trials = a.compare_trials;
+  o.records_dir = a.sim_records_dir;
   BATON_ASSIGN_OR_RETURN(Validation v, validate_results(o));
   if (a.json_given && a.json_path.empty()) {
     std::cout << dump_json(v.to_json(), 2) << "\n";
@@ -262,6 +268,12 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--validate", a->validate_dir,
                  "predict every cell of a recorded sweep (its --out folder) and set it against what it measured");
   sub.add_option("--profiles", a->profiles_dir, "--validate: the cards' profiles (default: RESULTS_DIR/profiles)");
+  sub.add_flag("--compare-trials", a->compare_trials,
+               "--validate: replay each measured trial (its rate and seed) in the simulator; the JSON gets "
+               "measured and simulated TTFT/TPOT percentiles per trial");
+  sub.add_option(
+      "--sim-records", a->sim_records_dir,
+      "--validate: write each replayed trial's simulated requests to DIR/DEPLOYMENT/WORKLOAD.sim.requests.jsonl");
   sub.add_option("--html", a->html_path, "write the plan as a self-contained HTML report");
   return [a, &sub]() -> int {
     cli::note_given_workload_flags(sub, a->w);

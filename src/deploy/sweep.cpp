@@ -123,12 +123,6 @@ Json spec_json(const ExperimentDeployment& d) {
   return j;
 }
 
-uint64_t name_hash(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
-
 bool selected(const std::vector<std::string>& only, const std::string& name) {
   if (only.empty()) return true;
   for (const auto& n : only) {
@@ -388,8 +382,7 @@ class SweepRunner {
     Stopwatch clock;
     say(fmt::format("--- {}: searching (slo {}, start {:.3g} {}, precision {:.2g}, {} trials at most)", s.tag,
                     w.slo_text, search.start_rate, s.unit, search.precision, search.max_trials));
-    // Seeded by the workload's name too, so that two workloads of one seed send different prompts.
-    bench::TrialEngine engine(cfg, w.options.seed ^ name_hash(w.name),
+    bench::TrialEngine engine(cfg, bench::series_seed(w.options.seed, w.name),
                               trial_hooks(s, d, w, sup, gpus, log_dir, bench_log));
     auto res = engine.search(search);
     if (!res.is_ok()) {

@@ -42,9 +42,11 @@ std::string deployments_table(const Plan& plan) {
 
 std::string fit_table(const PlanReportInputs& r) {
   std::string h = fmt::format(
-      "<p>Step-time model: <code>{}</code>. Fit over {} measured steps: RMS relative error "
-      "{:.1f}%, max {:.1f}%.</p>\n<table><tr><th>measured step</th><th>model error</th></tr>\n",
-      html_escape(r.model.dump()), r.fit.num_samples, 100 * r.fit.rms_rel_error, 100 * r.fit.max_rel_error);
+      "<p>Step-time model: <code>{}</code>. Fit over {} measurements ({} whole steps, the rest kernels timed "
+      "alone); over the steps RMS relative error {:.1f}%, max {:.1f}%.</p>\n<table><tr><th>measurement</th><th>model "
+      "error</th></tr>\n",
+      html_escape(r.model.dump()), r.fit.num_samples, r.fit.num_whole_steps, 100 * r.fit.rms_rel_error,
+      100 * r.fit.max_rel_error);
   for (size_t i = 0; i < r.fit.rel_errors.size(); ++i) {
     const std::string label = i < r.fit_labels.size() ? r.fit_labels[i] : std::to_string(i);
     h += fmt::format("<tr><td>{}</td><td>{:+.1f}%</td></tr>\n", html_escape(label), 100 * r.fit.rel_errors[i]);

@@ -236,6 +236,19 @@ Result<ValidationCell> validate_cell(const ValidationOptions& o, const fs::path&
   inputs->inputs.max_rate = o.max_rate;
   BATON_ASSIGN_OR_RETURN(cell.predicted_rps, max_sustainable_rate(inputs->inputs, inputs->deployment,
                                                                   inputs->inputs.model, &cell.predicted_broke_first));
+  if (o.compare_trials || !o.records_dir.empty()) {
+    std::string records;
+    if (!o.records_dir.empty()) {
+      const fs::path dir = fs::path(o.records_dir) / cell.deployment;
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) return unavailable("cannot create '{}': {}", dir.string(), ec.message());
+      records = (dir / (file.stem().string() + ".sim.requests.jsonl")).string();
+    }
+    auto trials = replay_trials(doc, inputs->inputs, inputs->deployment, records);
+    if (!trials.is_ok()) return Status(trials.status().code(), where + ": " + trials.status().message());
+    cell.trials = std::move(*trials);
+  }
   if (cell.measured_rps > 0) cell.rel_error = (cell.predicted_rps - cell.measured_rps) / cell.measured_rps;
   cell.in_measured_bracket = cell.predicted_rps >= cell.measured_rps &&
                              (cell.measured_failed_rps <= 0 || cell.predicted_rps < cell.measured_failed_rps);
@@ -294,6 +307,10 @@ Json ValidationCell::to_json() const {
     j["in_measured_bracket"] = in_measured_bracket;
   } else {
     j["skipped"] = skipped;
+  }
+  if (!trials.empty()) {
+    j["trials"] = Json::array();
+    for (const TrialComparison& t : trials) j["trials"].push_back(t.to_json());
   }
   return j;
 }

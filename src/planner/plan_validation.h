@@ -17,6 +17,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "model/model_config.h"
+#include "planner/trial_replay.h"
 
 namespace baton::planner {
 
@@ -32,6 +33,11 @@ struct ValidationOptions {
   double router_hop_s = 0.0005;
   double rate_precision = 0.02;  // the simulated search's bisection width
   double max_rate = 10000;       // its ceiling (req/s or sessions/s), the same for every cell
+  // Diagnosis: replay each measured trial in the simulator (trial_replay.h)
+  // and, when records_dir is set, write its simulated requests to
+  // records_dir/DEPLOYMENT/WORKLOAD.sim.requests.jsonl.
+  bool compare_trials = false;
+  std::string records_dir;
 };
 
 struct ValidationCell {
@@ -46,7 +52,8 @@ struct ValidationCell {
   // passed and the one that failed. A prediction in [measured, failed) is as
   // right as the measurement can tell.
   bool in_measured_bracket = false;
-  std::string skipped;  // why the cell has no prediction; empty when it has one
+  std::vector<TrialComparison> trials;  // with compare_trials: each measured trial, replayed
+  std::string skipped;                  // why the cell has no prediction; empty when it has one
   bool predicted() const { return skipped.empty(); }
   Json to_json() const;
 };

@@ -16,16 +16,7 @@ bool needs_chunks(const bench::SloSpec& slo) {
 
 // One trial: the workload at `rate`, simulated and judged.
 Result<bench::SloReport> trial(const PlanInputs& in, const DeploymentSpec& d, const StepTimeModel& model, double rate) {
-  bench::WorkloadOptions w = in.workload;
-  w.arrival.rate = rate;
-  w.rate_overrides_trace = w.kind == "trace";  // a trace is replayed faster or slower to reach the rate
-  BATON_ASSIGN_OR_RETURN(bench::Workload workload, bench::make_workload(w));
-  SimOptions options;
-  options.record_chunks = needs_chunks(in.slo);
-  options.vocab_size = w.vocab_size;
-  options.num_warmup = in.num_warmup;
-  options.warmup_s = in.warmup_s;
-  BATON_ASSIGN_OR_RETURN(SimResult sim, simulate(d, workload, model, in.transfer, options));
+  BATON_ASSIGN_OR_RETURN(SimResult sim, simulate_at(in, d, model, rate));
   return bench::evaluate_slo(in.slo, sim.records, sim.duration_s);
 }
 
@@ -88,6 +79,19 @@ Json Plan::to_json() const {
   Json j{{"deployments", d}, {"rate_unit", rate_unit}};
   if (recommended >= 0) j["recommended"] = deployments[static_cast<size_t>(recommended)].name;
   return j;
+}
+
+Result<SimResult> simulate_at(const PlanInputs& in, const DeploymentSpec& d, const StepTimeModel& model, double rate) {
+  bench::WorkloadOptions w = in.workload;
+  w.arrival.rate = rate;
+  w.rate_overrides_trace = w.kind == "trace";  // a trace is replayed faster or slower to reach the rate
+  BATON_ASSIGN_OR_RETURN(bench::Workload workload, bench::make_workload(w));
+  SimOptions options;
+  options.record_chunks = needs_chunks(in.slo);
+  options.vocab_size = w.vocab_size;
+  options.num_warmup = in.num_warmup;
+  options.warmup_s = in.warmup_s;
+  return simulate(d, workload, model, in.transfer, options);
 }
 
 Result<double> max_sustainable_rate(const PlanInputs& in, const DeploymentSpec& d, const StepTimeModel& model,

@@ -56,6 +56,11 @@ struct Plan {
   Json to_json() const;
 };
 
+// The workload at `rate` (its seed as inputs.workload has it), simulated:
+// one trial of the search, before it is judged.
+Result<SimResult> simulate_at(const PlanInputs& inputs, const DeploymentSpec& deployment, const StepTimeModel& model,
+                              double rate);
+
 // The highest rate in (0, inputs.max_rate] at which `deployment` meets the
 // SLO under `model`, to inputs.rate_precision; 0 when even the lowest rate
 // tried fails. `first_broken` gets the target that broke above it.

@@ -37,6 +37,7 @@ StepShape SimInstance::shape_of(const SchedulerOutput& out) const {
   StepShape shape;
   for (const ScheduledSeq& s : out.seqs) {
     const Request& r = *s.request;
+    if (s.samples && r.num_output_tokens() == 0) ++shape.first_token_seqs;
     if (s.num_new_tokens == 1) {  // a decode, or a decode side's last prompt token: one query over the context
       ++shape.decode_seqs;
       shape.decode_context_tokens += r.num_computed_tokens + 1;

@@ -9,9 +9,22 @@ namespace baton::planner {
 
 namespace {
 
-StepTimeModel::Coefficients terms_of(const StepShape& s) {
-  return {1.0, static_cast<double>(s.prefill_tokens), s.prefill_attention_pairs, static_cast<double>(s.decode_seqs),
-          static_cast<double>(s.decode_context_tokens)};
+// The fit's row of one sample: the terms its time is the sum of. A whole
+// step is on the floor branch (fixed: its weights' stream sets its base) or
+// the compute branch (per_prefill_token * prefill_tokens: its prompt's GEMMs
+// do); a part timed alone has its own term only.
+StepTimeModel::Coefficients terms_of(const StepShape& s, StepPart part, bool floor_branch) {
+  switch (part) {
+    case StepPart::kPrefillAttention: return {0, 0, s.prefill_attention_pairs, 0, 0, 0};
+    case StepPart::kDecodeAttention: return {0, 0, 0, 0, static_cast<double>(s.decode_context_tokens), 0};
+    case StepPart::kWholeStep: break;
+  }
+  return {floor_branch ? 1.0 : 0.0,
+          floor_branch ? 0.0 : static_cast<double>(s.prefill_tokens),
+          s.prefill_attention_pairs,
+          static_cast<double>(s.decode_seqs),
+          static_cast<double>(s.decode_context_tokens),
+          static_cast<double>(s.first_token_seqs)};
 }
 
 // Projected coordinate descent for min ||A x - b||^2, x >= 0 (a handful of
@@ -61,50 +74,82 @@ double causal_pairs(int64_t computed, int64_t new_tokens) {
 
 Json FitReport::to_json() const {
   return Json{{"num_samples", num_samples},
+              {"num_whole_steps", num_whole_steps},
               {"rms_rel_error", rms_rel_error},
               {"max_rel_error", max_rel_error},
               {"rel_errors", rel_errors}};
 }
 
-StepTimeModel StepTimeModel::constant(double step_s) { return StepTimeModel(Coefficients{step_s, 0, 0, 0, 0}); }
+StepTimeModel StepTimeModel::constant(double step_s) { return StepTimeModel(Coefficients{step_s, 0, 0, 0, 0, 0}); }
 
 Result<StepTimeModel> StepTimeModel::fit(std::span<const StepSample> samples, FitReport* report) {
   if (samples.size() < 2) {
     return invalid_argument("a step-time fit needs at least 2 measured steps, got {}", samples.size());
   }
-  std::vector<Coefficients> rows;
-  std::vector<double> b;
   for (const StepSample& s : samples) {
     if (!(s.seconds > 0) || !std::isfinite(s.seconds)) {
       return invalid_argument("measured step '{}' has a step time of {} s: must be positive", s.label, s.seconds);
     }
-    // Relative error: divide the row by what was measured.
-    Coefficients row = terms_of(s.shape);
-    for (double& v : row) v /= s.seconds;
-    rows.push_back(row);
-    b.push_back(1.0);
   }
-  StepTimeModel model(nnls(rows, b));
+  // The max is linear on each branch: fit with every step on the branch the
+  // last fit puts it on (first: a step with prompt tokens computes), until
+  // no step changes branch.
+  std::vector<bool> floor(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) floor[i] = samples[i].shape.prefill_tokens == 0;
+  StepTimeModel model;
+  for (int round = 0; round < 16; ++round) {
+    std::vector<Coefficients> rows;
+    std::vector<double> b;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      // Relative error: divide the row by what was measured.
+      Coefficients row = terms_of(samples[i].shape, samples[i].part, floor[i]);
+      for (double& v : row) v /= samples[i].seconds;
+      rows.push_back(row);
+      b.push_back(1.0);
+    }
+    model = StepTimeModel(nnls(rows, b));
+    bool changed = false;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const bool f = model.c_[0] >= model.c_[1] * static_cast<double>(samples[i].shape.prefill_tokens);
+      changed = changed || f != floor[i];
+      floor[i] = f;
+    }
+    if (!changed) break;
+  }
   if (report != nullptr) {
     *report = FitReport{};
     report->num_samples = static_cast<int>(samples.size());
+    // The band is of whole steps: their residuals make the RMS and the max;
+    // a part timed alone has its residual listed only.
     double sum_sq = 0;
+    int num_whole = 0;
     for (const StepSample& s : samples) {
-      const double rel = (model.step_s(s.shape) - s.seconds) / s.seconds;
+      const double rel = (model.part_s(s.shape, s.part) - s.seconds) / s.seconds;
       report->rel_errors.push_back(rel);
+      if (s.part != StepPart::kWholeStep) continue;
+      ++num_whole;
       sum_sq += rel * rel;
       report->max_rel_error = std::max(report->max_rel_error, std::abs(rel));
     }
-    report->rms_rel_error = std::sqrt(sum_sq / static_cast<double>(samples.size()));
+    report->num_whole_steps = num_whole;
+    report->rms_rel_error = num_whole > 0 ? std::sqrt(sum_sq / num_whole) : 0;
   }
   return model;
 }
 
 double StepTimeModel::step_s(const StepShape& shape) const {
-  const Coefficients t = terms_of(shape);
-  double s = 0;
-  for (int j = 0; j < kNumTerms; ++j) s += c_[j] * t[j];
-  return s;
+  return std::max(c_[0], c_[1] * static_cast<double>(shape.prefill_tokens)) + c_[2] * shape.prefill_attention_pairs +
+         c_[3] * static_cast<double>(shape.decode_seqs) + c_[4] * static_cast<double>(shape.decode_context_tokens) +
+         c_[5] * static_cast<double>(shape.first_token_seqs);
+}
+
+double StepTimeModel::part_s(const StepShape& shape, StepPart part) const {
+  switch (part) {
+    case StepPart::kPrefillAttention: return c_[2] * shape.prefill_attention_pairs;
+    case StepPart::kDecodeAttention: return c_[4] * static_cast<double>(shape.decode_context_tokens);
+    case StepPart::kWholeStep: break;
+  }
+  return step_s(shape);
 }
 
 StepTimeModel StepTimeModel::scaled(double factor) const {
@@ -114,60 +159,8 @@ StepTimeModel StepTimeModel::scaled(double factor) const {
 }
 
 Json StepTimeModel::to_json() const {
-  return Json{{"fixed_s", c_[0]},
-              {"per_prefill_token_s", c_[1]},
-              {"per_attention_pair_s", c_[2]},
-              {"per_decode_seq_s", c_[3]},
-              {"per_context_token_s", c_[4]}};
-}
-
-Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model) {
-  if (!profile.is_object() || !profile.contains("models") || !profile["models"].is_array()) {
-    return invalid_argument("a profile must be a JSON object with a 'models' array (baton profile --json)");
-  }
-  const Json* entry = nullptr;
-  for (const Json& m : profile["models"]) {
-    if (!m.is_object()) continue;
-    if (model.empty() || (m.contains("model") && m["model"].is_string() && m["model"].get<std::string>() == model)) {
-      entry = &m;
-      break;
-    }
-  }
-  if (entry == nullptr) return not_found("the profile has no model '{}'", model);
-  std::vector<StepSample> out;
-  auto number = [](const Json& j, const char* key) -> Result<double> {
-    if (!j.is_object() || !j.contains(key) || !j[key].is_number()) {
-      return invalid_argument("profile entry lacks a numeric '{}': {}", key, j.dump().substr(0, 200));
-    }
-    return j[key].get<double>();
-  };
-  if (entry->contains("decode") && (*entry)["decode"].is_array()) {
-    for (const Json& d : (*entry)["decode"]) {
-      BATON_ASSIGN_OR_RETURN(double batch, number(d, "batch"));
-      BATON_ASSIGN_OR_RETURN(double context, number(d, "context"));
-      BATON_ASSIGN_OR_RETURN(double ms, number(d, "step_ms"));
-      StepSample s;
-      s.shape.decode_seqs = static_cast<int64_t>(batch);
-      s.shape.decode_context_tokens = static_cast<int64_t>(batch * context);
-      s.seconds = ms / 1000.0;
-      s.label = fmt::format("decode batch {}, context {}", batch, context);
-      out.push_back(std::move(s));
-    }
-  }
-  if (entry->contains("prefill") && (*entry)["prefill"].is_array()) {
-    for (const Json& p : (*entry)["prefill"]) {
-      BATON_ASSIGN_OR_RETURN(double tokens, number(p, "tokens"));
-      BATON_ASSIGN_OR_RETURN(double ms, number(p, "time_ms"));
-      StepSample s;
-      s.shape.prefill_tokens = static_cast<int64_t>(tokens);
-      s.shape.prefill_attention_pairs = causal_pairs(0, static_cast<int64_t>(tokens));
-      s.seconds = ms / 1000.0;
-      s.label = fmt::format("prefill {} tokens", tokens);
-      out.push_back(std::move(s));
-    }
-  }
-  if (out.empty()) return invalid_argument("the profile's model entry has no decode or prefill measurements");
-  return out;
+  return Json{{"fixed_s", c_[0]},          {"per_prefill_token_s", c_[1]}, {"per_attention_pair_s", c_[2]},
+              {"per_decode_seq_s", c_[3]}, {"per_context_token_s", c_[4]}, {"per_first_token_s", c_[5]}};
 }
 
 }  // namespace baton::planner

@@ -93,13 +93,32 @@ TEST(ClusterSimTest, TheEnginesTokenBudgetMovesThePrediction) {
 }
 
 TEST(ClusterSimTest, TheStepShapeReachesTheModel) {
-  // Prefill tokens cost; decode steps cost a fixed amount: TTFT grows with the prompt.
+  // Prefill tokens cost 1e-5 s each; a step costs at least kStep (the
+  // weights' stream), which a long enough prompt's GEMMs hide: TTFT grows
+  // with the prompt once its tokens outweigh the floor.
   const StepTimeModel model(StepTimeModel::Coefficients{kStep, 1e-5, 0, 0, 0});
-  auto w = fixed_workload({0.0}, 1000, 3);
+  auto w = fixed_workload({0.0}, 3000, 3);
   auto r = simulate(agg(1, role(8)), w, model, TransferModel{});
   ASSERT_TRUE(r.is_ok());
-  EXPECT_NEAR(r->records[0].ttft_s(), kStep + 1000 * 1e-5, 1e-12);
-  EXPECT_NEAR(r->records[0].e2e_s(), 3 * kStep + 1000 * 1e-5, 1e-12);
+  EXPECT_NEAR(r->records[0].ttft_s(), 3000 * 1e-5, 1e-12);
+  EXPECT_NEAR(r->records[0].e2e_s(), 3000 * 1e-5 + 2 * kStep, 1e-12);
+  auto short_prompt = simulate(agg(1, role(8)), fixed_workload({0.0}, 500, 3), model, TransferModel{});
+  ASSERT_TRUE(short_prompt.is_ok());
+  EXPECT_NEAR(short_prompt->records[0].ttft_s(), kStep, 1e-12);  // 5 ms of GEMMs under a 10 ms floor
+}
+
+TEST(ClusterSimTest, EachRequestWhosePromptEndsPaysItsHostWork) {
+  // 1 ms per first token (the host work of a request whose prompt is done):
+  // four prompts that share a step pay it four times; their decode steps,
+  // which sample no first token, do not.
+  const StepTimeModel model(StepTimeModel::Coefficients{kStep, 0, 0, 0, 0, 1e-3});
+  auto w = fixed_workload({0.0, 0.0, 0.0, 0.0}, 100, 3);
+  auto r = simulate(agg(1, role(8)), w, model, TransferModel{});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  for (const bench::RequestRecord& rec : r->records) {
+    EXPECT_NEAR(rec.ttft_s(), kStep + 4e-3, 1e-12);
+    EXPECT_NEAR(rec.e2e_s(), kStep + 4e-3 + 2 * kStep, 1e-12);
+  }
 }
 
 TEST(ClusterSimTest, PdAddsTheHopsThePullAndTheDecodesFirstStep) {
@@ -130,9 +149,10 @@ TEST(ClusterSimTest, PrefixCachingShortensASharedPrompt) {
   auto w = fixed_workload({0.0, 1.0}, 1024, 2, /*shared_prefix=*/true);
   auto r = simulate(agg(1, role(8)), w, model, TransferModel{});
   ASSERT_TRUE(r.is_ok());
-  EXPECT_NEAR(r->records[0].ttft_s(), kStep + 1024 * 1e-5, 1e-12);
-  // All but the last block is cached: 16 tokens computed (the last block).
-  EXPECT_NEAR(r->records[1].ttft_s(), kStep + 16 * 1e-5, 1e-12);
+  EXPECT_NEAR(r->records[0].ttft_s(), 1024 * 1e-5, 1e-12);
+  // All but the last block is cached: 16 tokens computed (the last block),
+  // a step at the weights' floor.
+  EXPECT_NEAR(r->records[1].ttft_s(), kStep, 1e-12);
 }
 
 TEST(ClusterSimTest, MD1QueueWaitMatchesPollaczekKhinchine) {
@@ -196,7 +216,7 @@ TEST(ClusterSimTest, PrefixAwareRoutingKeepsAPrefixOnOneInstance) {
   int busy = 0;
   for (const InstanceStats& s : r->instances) busy += s.num_steps > 0 ? 1 : 0;
   EXPECT_EQ(busy, 1);
-  for (size_t i = 1; i < r->records.size(); ++i) EXPECT_NEAR(r->records[i].ttft_s(), kStep + 16 * 1e-5, 1e-12) << i;
+  for (size_t i = 1; i < r->records.size(); ++i) EXPECT_NEAR(r->records[i].ttft_s(), kStep, 1e-12) << i;
   d.policy = SimPolicy::kRoundRobin;
   auto rr = simulate(d, w, model, TransferModel{});
   ASSERT_TRUE(rr.is_ok());

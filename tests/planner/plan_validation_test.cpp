@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "bench/trial_engine.h"
+#include "bench/workload.h"
 #include "model/presets.h"
 
 namespace baton::planner {
@@ -111,18 +113,72 @@ TEST_F(PlanValidationTest, PredictsEveryCellOfAProfiledCardAndMeasuresTheError) 
   EXPECT_NEAR(j["max_abs_rel_error"].get<double>(), 1.0, 1e-9);
 }
 
-TEST_F(PlanValidationTest, ARoleTokenBudgetFromTheSpecMovesThePrediction) {
-  // A role's engine_args override the deployment's: a prefill budget of one
-  // prompt a step (1024 tokens, against 8192) predicts less.
+TEST_F(PlanValidationTest, ARoleEngineArgumentFromTheSpecMovesThePrediction) {
+  // A role's engine_args override the deployment's: a decode instance whose
+  // memory share leaves KV for two requests (0.191 of 80 GiB, less 16 GB of
+  // weights: 164 blocks of 16 tokens, 66 a request) predicts less.
   write_cell("pd-1p1d", "Card A", 5, 6);
   auto base = validate_results(options());
   ASSERT_TRUE(base.is_ok()) << base.status().to_string();
   Json doc = read_json_file((dir_ / "results" / "pd-1p1d" / "short.json").string()).value();
-  doc["config"]["sweep"]["deployment"]["prefill"]["engine_args"]["max-num-batched-tokens"] = "1024";
+  doc["config"]["sweep"]["deployment"]["decode"]["engine_args"]["gpu-memory-utilization"] = "0.191";
   std::ofstream(dir_ / "results" / "pd-1p1d" / "short.json") << doc.dump();
   auto small = validate_results(options());
   ASSERT_TRUE(small.is_ok()) << small.status().to_string();
-  EXPECT_LT(small->cells[0].predicted_rps, base->cells[0].predicted_rps);
+  EXPECT_LT(small->cells[0].predicted_rps, 0.5 * base->cells[0].predicted_rps);
+}
+
+TEST_F(PlanValidationTest, ReplaysEachMeasuredTrialWithTheWorkloadItSent) {
+  // Two recorded trials (runs[]): each is simulated at its rate with the
+  // seed the sweep gave it (trial_seed(series_seed(seed, workload), k)), so
+  // the simulated requests are the ones the trial sent, arrival for arrival.
+  write_cell("agg-2gpu", "Card A", 10, 12);
+  const fs::path file = dir_ / "results" / "agg-2gpu" / "short.json";
+  Json doc = read_json_file(file.string()).value();
+  doc["config"]["sweep"]["search"] = {{"seed", 7}};
+  auto run = [](double rate, bool ok, double ttft_p90_ms) {
+    return Json{
+        {"target_rate_rps", rate},
+        {"slo", {{"sustainable", ok}}},
+        {"metrics", {{"ttft_ms", {{"p50", 30.0}, {"p90", ttft_p90_ms}}}, {"tpot_ms", {{"p50", 6.0}, {"p90", 7.0}}}}}};
+  };
+  doc["runs"] = Json::array({run(4, true, 45.0), run(16, false, 900.0)});
+  std::ofstream(file) << doc.dump();
+  ValidationOptions o = options();
+  o.compare_trials = true;
+  o.records_dir = (dir_ / "sim").string();
+  auto v = validate_results(o);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  const ValidationCell& cell = v->cells[0];
+  ASSERT_EQ(cell.trials.size(), 2u);
+  EXPECT_DOUBLE_EQ(cell.trials[1].rate, 16);
+  EXPECT_DOUBLE_EQ(cell.trials[1].measured.ttft_p90_ms, 900.0);
+  EXPECT_FALSE(cell.trials[1].measured.sustainable);
+  EXPECT_GT(cell.trials[0].simulated.ttft_p50_ms, 0);
+  EXPECT_GT(cell.trials[0].simulated.tpot_p90_ms, 0);
+  EXPECT_TRUE(cell.to_json().contains("trials"));
+
+  bench::WorkloadOptions w;
+  w.kind = "random";
+  w.input_len = {1024, 1024};
+  w.output_len = {32, 32};
+  w.num_requests = 150;
+  w.vocab_size = 128256;
+  w.arrival.rate = 16;
+  w.seed = w.arrival.seed = bench::trial_seed(bench::series_seed(7, "short"), 1);
+  auto sent = bench::make_workload(w);
+  ASSERT_TRUE(sent.is_ok()) << sent.status().to_string();
+  std::ifstream records(dir_ / "sim" / "agg-2gpu" / "short.sim.requests.jsonl");
+  size_t num_second = 0;
+  for (std::string line; std::getline(records, line);) {
+    const Json r = Json::parse(line);
+    if (r["trial"].get<int>() != 1) continue;
+    const size_t i = r["index"].get<size_t>();
+    ASSERT_LT(i, sent->requests.size());
+    EXPECT_NEAR(r["send_ms"].get<double>(), sent->requests[i].arrival_s * 1e3, 1e-3) << i;
+    ++num_second;
+  }
+  EXPECT_EQ(num_second, sent->requests.size());
 }
 
 TEST_F(PlanValidationTest, ACellOfAnUnprofiledCardIsSkippedAndSaysWhy) {

@@ -19,6 +19,7 @@
 #include "tools/gpu_profile/model_counts.h"
 #include "tools/gpu_profile/profile_ceilings.h"
 #include "tools/gpu_profile/profile_report.h"
+#include "tools/gpu_profile/step_builder.h"
 #include "tools/gpu_profile/tp_profile.h"
 
 namespace baton::cuda {
@@ -210,29 +211,8 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
 
 // A step of `batch` sequences with `ctx` cached tokens each plus `q_len` new.
 StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingParams* params, uint64_t salt) {
-  StepInput in;
-  const int len = ctx + q_len, nb = (len + kBlockSize - 1) / kBlockSize;
-  in.max_blocks_per_seq = nb;
-  in.query_start.push_back(0);
-  for (int s = 0; s < batch; ++s) {
-    const int first = s * nb;
-    for (int j = 0; j < q_len; ++j) {
-      const int pos = ctx + j;
-      in.token_ids.push_back(static_cast<int32_t>((salt * 7919 + s * 131 + pos * 31) % vocab));
-      in.positions.push_back(pos);
-      in.slot_mapping.push_back(static_cast<int64_t>(first + pos / kBlockSize) * kBlockSize + pos % kBlockSize);
-    }
-    in.query_start.push_back(in.num_tokens());
-    in.seq_lens.push_back(len);
-    for (int b = 0; b < nb; ++b) in.block_tables.push_back(first + b);
-    SampleRequest r;
-    r.seq_index = s;
-    r.params = params;
-    r.seed = 1234 + s;
-    r.num_output_tokens = static_cast<int64_t>(salt);
-    in.samples.push_back(r);
-  }
-  return in;
+  return build_step(std::vector<SeqShape>(static_cast<size_t>(batch), SeqShape{ctx, q_len}), kBlockSize, vocab, params,
+                    salt);
 }
 
 // Where a decode step of `batch` sequences at `ctx` tokens goes, on one GPU:
@@ -277,6 +257,38 @@ Result<double> median_step_ms(Backend& b, int warmup, int iters, MakeInput make_
   return median(t);
 }
 
+// Steps of mixed shape (models[].mixed[]): a decode batch beside a prompt's
+// chunk, or a later chunk of a long prompt alone; what an agg instance runs
+// and a profile of pure steps does not measure.
+Result<Json> time_mixed_steps(Backend& b, const ProfileOptions& o, int vocab, int have_blocks,
+                              const SamplingParams* greedy) {
+  Json rows = Json::array();
+  for (const MixedStep& x : o.mixed_steps) {
+    const std::vector<SeqShape> seqs = seqs_of(x);
+    Json row{{"decode_batch", x.decodes},
+             {"decode_context", x.decode_context},
+             {"prefill_tokens", x.chunk_tokens},
+             {"prefill_context", x.chunk_context}};
+    if (blocks_of(seqs, kBlockSize) > have_blocks) {
+      row["skipped"] = fmt::format("KV for the step does not fit next to the weights ({} blocks)", have_blocks);
+      rows.push_back(row);
+      continue;
+    }
+    Result<double> step_ms = median_step_ms(b, 1, o.prefill_iters,
+                                            [&](int it) { return build_step(seqs, kBlockSize, vocab, greedy, it); });
+    if (!step_ms.is_ok()) {
+      return step_ms.status().with_context(fmt::format("mixed step {} x {} + {} after {}", x.decodes, x.decode_context,
+                                                       x.chunk_tokens, x.chunk_context));
+    }
+    row["step_ms"] = *step_ms;
+    fmt::print("mixed   {:>4} decodes at {:>5} + {:>5} tokens after {:>5}: {:9.2f} ms\n", x.decodes, x.decode_context,
+               x.chunk_tokens, x.chunk_context, *step_ms);
+    std::fflush(stdout);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 Result<Json> profile_model(const std::string& name, const ModelConfig& config, const ProfileOptions& o,
                            const Ceilings& ceil) {
   Json m;
@@ -285,6 +297,11 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   bo.gpu_memory_utilization = o.gpu_memory_utilization;
   int max_prefill = 0;
   for (int n : o.prefill_tokens) max_prefill = std::max(max_prefill, n);
+  int mixed_blocks = 0;  // the largest mixed step's KV
+  for (const MixedStep& x : o.mixed_steps) {
+    max_prefill = std::max(max_prefill, x.decodes + x.chunk_tokens);
+    mixed_blocks = std::max(mixed_blocks, blocks_of(seqs_of(x), kBlockSize));
+  }
   bo.max_num_tokens = std::max(max_prefill, 512);
   int max_batch = 0;
   for (int b : o.decode_batches) max_batch = std::max(max_batch, b);
@@ -313,7 +330,8 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
   const size_t block_bytes = b->kv_block_bytes(kBlockSize);
   const int ctx = o.decode_context;
   const int blocks_per_seq = (ctx + kBlockSize) / kBlockSize + 1;
-  const int want_blocks = std::max(max_batch * blocks_per_seq, (max_prefill + kBlockSize - 1) / kBlockSize + 1);
+  const int want_blocks = std::max(
+      {max_batch * blocks_per_seq, (max_prefill + kBlockSize - 1) / kBlockSize + 1, mixed_blocks});
   const int have_blocks = static_cast<int>(std::min<size_t>(want_blocks, b->available_kv_bytes() / block_bytes));
   BATON_RETURN_IF_ERROR(b->init_kv_cache(have_blocks, kBlockSize));
   KvMemory kvm = b->kv_memory();
@@ -424,6 +442,9 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     prefill.push_back(row);
   }
   m["prefill"] = prefill;
+  if (!o.mixed_steps.empty()) {
+    BATON_ASSIGN_OR_RETURN(m["mixed"], time_mixed_steps(*b, o, c.vocab_size, have_blocks, &greedy));
+  }
   return m;
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "tools/gpu_profile/step_builder.h"
 
 namespace baton::cuda {
 
@@ -20,6 +21,7 @@ struct ProfileOptions {
   std::vector<int> decode_batches = {1, 8, 32, 64, 128, 256};
   int decode_context = 1024;
   std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
+  std::vector<MixedStep> mixed_steps;  // none unless asked (--mixed-steps)
   int decode_iters = 30;
   int prefill_iters = 5;
   double gpu_memory_utilization = 0.95;

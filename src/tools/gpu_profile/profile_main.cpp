@@ -2,6 +2,7 @@
 // code as `baton profile`), easy to carry to a GPU host.
 //   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
 //                     [--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b]
+//                     [--mixed-steps B:CTX:N:C,...]  (B decodes at CTX tokens + a chunk of N after C)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,24 @@ std::vector<std::string> split_commas(const std::string& v) {
     p = q + 1;
   }
   return parts;
+}
+
+std::vector<std::string> split_colons(const std::string& v) {
+  std::vector<std::string> parts;
+  size_t p = 0;
+  for (size_t q; (q = v.find(':', p)) != std::string::npos; p = q + 1) parts.push_back(v.substr(p, q - p));
+  parts.push_back(v.substr(p));
+  return parts;
+}
+
+int non_negative(const std::string& part) {
+  char* end = nullptr;
+  const long x = std::strtol(part.c_str(), &end, 10);
+  if (end == part.c_str() || *end != '\0' || x < 0 || x > 1 << 20) {
+    std::fprintf(stderr, "not a count: '%s'\n", part.c_str());
+    std::exit(2);
+  }
+  return static_cast<int>(x);
 }
 
 std::vector<int> split_ints(const std::string& v) {
@@ -63,6 +82,16 @@ int main(int argc, char** argv) {
       o.decode_batches = split_ints(next());
     } else if (a == "--prefill-tokens") {
       o.prefill_tokens = split_ints(next());
+    } else if (a == "--mixed-steps") {
+      for (const std::string& step : split_commas(next())) {
+        std::vector<int> f;
+        for (const std::string& part : split_colons(step)) f.push_back(non_negative(part));
+        if (f.size() != 4 || (f[0] > 0 && f[1] < 1) || f[0] + f[2] < 1) {
+          std::fprintf(stderr, "--mixed-steps wants DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT, got %s\n", step.c_str());
+          return 2;
+        }
+        o.mixed_steps.push_back({f[0], f[1], f[2], f[3]});
+      }
     } else if (a == "--tensor-parallel-size") {
       o.tensor_parallel_size = split_ints(next()).at(0);
     } else if (a == "--enable-expert-parallel") {
@@ -75,7 +104,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
-                   "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b] [--tensor-parallel-size N] "
+                   "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b] [--mixed-steps B:CTX:N:C,...] "
+                   "[--tensor-parallel-size N] "
                    "[--enable-expert-parallel] [--gpus a,b]\n",
                    a.c_str());
       return 2;
