@@ -90,6 +90,9 @@ class ProfileReader {
     BATON_ASSIGN_OR_RETURN(double chunk, number(x, "prefill_tokens"));
     BATON_ASSIGN_OR_RETURN(double chunk_context, number(x, "prefill_context"));
     BATON_ASSIGN_OR_RETURN(double ms, number(x, "step_ms"));
+    if (!(decodes >= 0 && context >= 0 && chunk >= 0 && chunk_context >= 0 && decodes + chunk >= 1 && ms > 0)) {
+      return invalid_argument("mixed row needs counts >= 0, some work and step_ms > 0: {}", x.dump().substr(0, 200));
+    }
     StepSample s;
     s.shape.decode_seqs = static_cast<int64_t>(decodes);
     s.shape.decode_context_tokens = static_cast<int64_t>(decodes * context);

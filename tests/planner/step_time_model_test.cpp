@@ -193,6 +193,11 @@ TEST(StepTimeModelTest, ReadsTheAttentionTimedAloneMixedStepsAndLeavesSkippedRow
       Json::parse(R"({"models": [{"mixed": [{"decode_batch": 4, "decode_context": 64, "step_ms": 5}]}]})"), "");
   ASSERT_FALSE(broken.is_ok());
   EXPECT_NE(broken.status().message().find("prefill_tokens"), std::string::npos);
+  auto negative = samples_from_profile(Json::parse(R"({"models": [{"mixed": [{"decode_batch": -4,
+      "decode_context": 64, "prefill_tokens": 0, "prefill_context": 0, "step_ms": 5}]}]})"),
+                                       "");
+  ASSERT_FALSE(negative.is_ok());
+  EXPECT_NE(negative.status().message().find("mixed row"), std::string::npos);
   EXPECT_EQ((*s)[0].part, StepPart::kDecodeAttention);
   EXPECT_DOUBLE_EQ((*s)[0].seconds, 120e-6);
   EXPECT_EQ((*s)[0].shape.decode_context_tokens, 32 * 1024);
