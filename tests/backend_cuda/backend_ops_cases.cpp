@@ -139,6 +139,8 @@ void add_moe_ops(std::vector<OpCase>& c) {
     c.push_back(grouped_gemm_case(s));
     c.push_back(moe_experts_case(s));
   }
+  // The expert sort at a prefill's slot count (8,192).
+  c.push_back(moe_align_case({1024, 128, 8, 64, 32}));
   // The wgmma kernel (steps past the skinny kernels' 8 tokens), both tile
   // widths, A gathered and in sorted order, plain and gated: partial n tiles
   // (n 192, 272, 320; gated 96, 136, 160 outputs), a k tail (200), uneven

@@ -29,7 +29,7 @@
 //   out stops waiting and the block's tiles are written as NaN.
 //   Rows of a TMA tile past the expert's rows are the next expert's (or zero
 //   past the tensor): computed and not stored. Columns past n likewise.
-//   Registers: setmaxnreg gives the producer 72 and the consumers 216.
+//   Registers: setmaxnreg gives the producer 88 and the consumers 200.
 // Measured (H200, Qwen3-30B-A3B's experts, 8K tokens, docs/gpu-notes.md): the
 // weights by TMA took the gate/up GEMM from 348 to 476 TFLOP/s against
 // cp.async; 128 x 256 tiles beat 128 x 128; a 2-block cluster sharing the
@@ -51,7 +51,7 @@ namespace {
 constexpr int kBM = 128;  // rows per tile: 64 per consumer warpgroup
 constexpr int kBK = 64;   // k per stage: one 128-byte swizzle row of bf16
 constexpr int kConsumers = 256, kProducers = 128, kThreads = kConsumers + kProducers;
-constexpr int kProducerRegs = 72, kConsumerRegs = 216;
+constexpr int kProducerRegs = 88, kConsumerRegs = 200;
 static_assert(kProducerRegs * kProducers + kConsumerRegs * kConsumers <= 65536, "register file");
 constexpr int kRowBytes = 128;
 
@@ -174,8 +174,8 @@ __device__ __forceinline__ void store_gated(const GroupedGemmArgs& g, const Expe
     for (int j = 0; j < BN / 16; ++j) {
       if (j0 + 8 * j + 2 * (lane & 3) >= inter) break;
       const int gi = 4 * j + 2 * h, ui = 4 * (j + BN / 16) + 2 * h;
-      *reinterpret_cast<uint32_t*>(out + 8 * j) =
-          pack_bf16(silu_mul(acc[gi], acc[ui]), silu_mul(acc[gi + 1], acc[ui + 1]));
+      *reinterpret_cast<uint32_t*>(out + 8 * j) = pack_bf16(silu_mul(acc[gi], acc[ui]),
+                                                            silu_mul(acc[gi + 1], acc[ui + 1]));
     }
   }
 }
@@ -235,7 +235,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ int s_tiles_before[kMaxExperts + 1];
   const int n_tiles = g.gated ? (g.n / 2 + BN / 2 - 1) / (BN / 2) : (g.n + BN - 1) / BN;
-  const TileWalk walk{g, s_tiles_before, n_tiles, count_expert_tiles(g.offsets, g.num_experts, kBM, s_tiles_before) * n_tiles,
+  const TileWalk walk{g, s_tiles_before, n_tiles,
+                      count_expert_tiles(g.offsets, g.num_experts, kBM, s_tiles_before) * n_tiles,
                       (g.k + kBK - 1) / kBK};
   // The swizzle is a function of address bits 4-9: the stages start 1024-aligned.
   const uint32_t stages = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
@@ -266,8 +267,8 @@ CUtensorMap tile_map(const bf16* base, int64_t rows, int cols, int box_rows) {
   static const Encode encode = [] {  // the driver's entry point: resolved once, never changes
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
-    const cudaError_t e =
-        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found);
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                                           &found);
     BATON_CHECK(e == cudaSuccess && found == cudaDriverEntryPointSuccess && fn != nullptr,
                 "grouped gemm: the driver has no cuTensorMapEncodeTiled ({})", cudaGetErrorString(e));
     return reinterpret_cast<Encode>(fn);
@@ -310,8 +311,8 @@ bool grouped_gemm_wgmma_fits(int n, int k, int num_experts) {
 void launch_grouped_gemm_wgmma(const GroupedGemmArgs& g, int tile_n, cudaStream_t stream) {
   BATON_CHECK(grouped_gemm_wgmma_fits(g.n, g.k, g.num_experts) && (tile_n == 128 || tile_n == 256) &&
                   (!g.gated || g.n % 16 == 0),
-              "grouped gemm (wgmma): {} rows, {} experts, n {}, k {}, tile n {}", g.num_rows, g.num_experts, g.n,
-              g.k, tile_n);
+              "grouped gemm (wgmma): {} rows, {} experts, n {}, k {}, tile n {}", g.num_rows, g.num_experts, g.n, g.k,
+              tile_n);
   const bool gather = g.a_rows != nullptr;
   if (tile_n == 256) gather ? launch_variant<256, true>(g, stream) : launch_variant<256, false>(g, stream);
   else gather ? launch_variant<128, true>(g, stream) : launch_variant<128, false>(g, stream);

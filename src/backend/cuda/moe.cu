@@ -351,18 +351,34 @@ void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf1
       <<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c);
 }
 
+// One block per token: out = sum_j w_j expert_out[slot_pos[j]] (+ add), 8
+// columns (16 bytes) a thread (hidden % 8 == 0, as the grouped GEMMs need).
 __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
                                    const bf16* add, bf16* out) {
-  int tkn = blockIdx.x;
-  for (int h = threadIdx.x; h < hidden; h += blockDim.x) {
-    float acc = 0.0f;
+  const int tkn = blockIdx.x;
+  __shared__ int32_t s_pos[32];  // k <= 32 (the top-k launch's check)
+  __shared__ float s_w[32];
+  if (threadIdx.x < k) {
+    s_pos[threadIdx.x] = slot_pos[tkn * k + threadIdx.x];
+    s_w[threadIdx.x] = topk_w[tkn * k + threadIdx.x];
+  }
+  __syncthreads();
+  bf16* o = out + static_cast<int64_t>(tkn) * hidden;
+  const bf16* a = add ? add + static_cast<int64_t>(tkn) * hidden : nullptr;
+  for (int c = 8 * threadIdx.x; c < hidden; c += 8 * blockDim.x) {
+    float acc[8] = {};
     for (int j = 0; j < k; ++j) {
-      int pos = slot_pos[tkn * k + j];
-      if (pos < 0) continue;  // an expert of another rank (expert parallel)
-      acc += bf(eo[static_cast<int64_t>(pos) * hidden + h]) * topk_w[tkn * k + j];
+      if (s_pos[j] < 0) continue;  // an expert of another rank (expert parallel)
+      const uint4 v = *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c);
+      const bf16* x = reinterpret_cast<const bf16*>(&v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
     }
-    if (add) acc += bf(add[static_cast<int64_t>(tkn) * hidden + h]);
-    out[static_cast<int64_t>(tkn) * hidden + h] = __float2bfloat16(acc);
+    uint4 r;
+    bf16* y = reinterpret_cast<bf16*>(&r);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) y[i] = __float2bfloat16(a ? acc[i] + bf(a[c + i]) : acc[i]);
+    *reinterpret_cast<uint4*>(o + c) = r;
   }
 }
 
@@ -443,6 +459,7 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
                         int hidden, bf16* out, cudaStream_t stream, const bf16* add) {
   if (num_tokens == 0) return;
+  BATON_CHECK(k <= 32 && hidden % 8 == 0, "moe combine: top-{}, hidden {}", k, hidden);
   moe_combine_kernel<<<num_tokens, 256, 0, stream>>>(expert_out, slot_pos, topk_w, k, hidden, add, out);
   BATON_LAUNCH_CHECK();
 }

@@ -62,8 +62,8 @@ __device__ __forceinline__ ExpertTile expert_tile_at(const int32_t* offsets, con
 
 // This block's tile `tile` (blockIdx.y of a grid of one block per tile, an
 // upper bound): every thread of the block calls it.
-__device__ __forceinline__ ExpertTile find_expert_tile(const int32_t* offsets, int num_experts, int tile,
-                                                       int tile_rows, int* tiles_before) {
+__device__ __forceinline__ ExpertTile find_expert_tile(const int32_t* offsets, int num_experts, int tile, int tile_rows,
+                                                       int* tiles_before) {
   const int total = count_expert_tiles(offsets, num_experts, tile_rows, tiles_before);
   return tile < total ? expert_tile_at(offsets, tiles_before, num_experts, tile, tile_rows) : ExpertTile{-1, 0, 0};
 }
