@@ -71,8 +71,11 @@ SchedulerOutput Scheduler::schedule() {
   }
 
   // 2. Waiting requests, in arrival order (not in a step that preempted).
+  // A request loading remote KV holds a sequence slot: it joins the running
+  // ones when its pull ends, and max_num_seqs bounds them all.
   if (out.preempted.empty()) {
-    while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < config_.max_num_seqs) {
+    while (!waiting_.empty() && budget > 0 &&
+           static_cast<int>(running_.size() + loading_.size()) < config_.max_num_seqs) {
       Request* r = waiting_.front();
       if (r->remote_kv == RemoteKvState::kPending) {
         // PD decode: allocate the whole prompt now (a local prefix hit

@@ -49,6 +49,27 @@ class SchedulerTest : public ::testing::Test {
   uint64_t next_key_ = 1;
 };
 
+TEST_F(SchedulerTest, RequestsLoadingRemoteKvCountAgainstMaxNumSeqs) {
+  // A PD decode instance admits requests whose KV is still being pulled;
+  // once the pulls end they run, and never more than max_num_seqs of them.
+  make(100, 4, /*budget=*/64, /*max_seqs=*/2);
+  std::vector<Request*> rs;
+  for (const char* id : {"a", "b", "c"}) {
+    rs.push_back(add(id, 8));
+    rs.back()->remote_kv = RemoteKvState::kPending;
+  }
+  SchedulerOutput out = sched_->schedule();
+  ASSERT_EQ(out.remote_loads.size(), 2u);  // c waits for a sequence slot
+  EXPECT_EQ(sched_->num_loading(), 2);
+  EXPECT_EQ(sched_->num_waiting(), 1);
+  run(out);
+  EXPECT_TRUE(sched_->schedule().remote_loads.empty());  // still full while a and b load
+  for (Request* r : out.remote_loads) sched_->resume_after_load(r);
+  EXPECT_EQ(sched_->num_running(), 2);
+  EXPECT_TRUE(sched_->schedule().remote_loads.empty());
+  EXPECT_LE(sched_->num_running() + sched_->num_loading(), 2);
+}
+
 TEST_F(SchedulerTest, BudgetGoesToDecodesFirstThenAChunkOfTheNextPrompt) {
   make(100, 4, /*budget=*/10);
   Request* a = add("a", 3);
