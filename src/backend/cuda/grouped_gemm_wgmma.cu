@@ -1,8 +1,9 @@
-// The MoE grouped GEMM on Hopper's warpgroup MMA (sm_90a), for prefill's many
-// rows per expert: C[i, :] = A[a_rows ? a_rows[i] / a_row_div : i, :] . W[e]^T
-// over each expert e's sorted rows [offsets[e], offsets[e + 1]) (kernels.h).
-// The mma.sync kernel of moe.cu serves the other shapes and batch-invariant
-// mode.
+// The MoE grouped GEMM on Hopper's warpgroup MMA (sm_90a), for every MoE step
+// past the skinny kernels' 8 tokens: C[i, :] = A[a_rows ? a_rows[i] /
+// a_row_div : i, :] . W[e]^T over each expert e's sorted rows [offsets[e],
+// offsets[e + 1]) (kernels.h), or gated: C = silu(gate) * up, the SwiGLU of
+// an expert's gate/up projection fused (the epilogue, store_gated). The
+// mma.sync kernel of moe.cu serves the batch-invariant mode.
 //
 // Design. Persistent blocks (one per SM) walk the 128 x BN tiles of the
 // experts' rows (m tiles numbered expert by expert: moe_tiles.cuh; n fastest),
