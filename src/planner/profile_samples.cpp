@@ -8,12 +8,25 @@ namespace baton::planner {
 
 namespace {
 
-Result<double> number(const Json& j, const char* key) {
+// Every number a row gives is checked before it is cast or fitted: counts of
+// tokens and sequences in [0, kMaxCount], times in (0, kMaxMs].
+constexpr double kMaxCount = 1e9, kMaxMs = 1e9, kMinMs = 1e-9;
+
+Result<double> number(const Json& j, const char* key, double lo, double hi) {
   if (!j.is_object() || !j.contains(key) || !j[key].is_number()) {
     return invalid_argument("profile entry lacks a numeric '{}': {}", key, j.dump().substr(0, 200));
   }
-  return j[key].get<double>();
+  const double v = j[key].get<double>();
+  if (!(v >= lo && v <= hi)) {
+    return invalid_argument("profile entry's '{}' is {}, outside [{}, {}]: {}", key, v, lo, hi,
+                            j.dump().substr(0, 200));
+  }
+  return v;
 }
+Result<double> count(const Json& j, const char* key) { return number(j, key, 0, kMaxCount); }
+Result<double> millis(const Json& j, const char* key) { return number(j, key, kMinMs, kMaxMs); }
+// An optional count: 0 when the row has none.
+Result<double> count_or_zero(const Json& j, const char* key) { return j.contains(key) ? count(j, key) : 0.0; }
 
 double number_or(const Json& j, const char* key, double fallback) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
@@ -34,6 +47,7 @@ class ProfileReader {
   explicit ProfileReader(const Json& entry) : entry_(entry), layers_(number_or(entry, "num_layers", 0)) {}
 
   Status read() {
+    if (entry_.contains("num_layers")) BATON_RETURN_IF_ERROR(number(entry_, "num_layers", 0, 1e6).status());
     for (const Json* d : rows_of(entry_, "decode")) BATON_RETURN_IF_ERROR(decode(*d));
     for (const Json* p : rows_of(entry_, "prefill")) BATON_RETURN_IF_ERROR(prefill(*p));
     for (const Json* x : rows_of(entry_, "mixed")) BATON_RETURN_IF_ERROR(mixed(*x));
@@ -44,33 +58,35 @@ class ProfileReader {
 
  private:
   // The attention kernels timed alone are per layer: they need the layer count.
-  void timed_alone(const Json& row, const char* key, double to_s, StepSample whole, StepPart part) {
-    if (layers_ <= 0 || !row.contains(key) || !row[key].is_number()) return;
+  Status timed_alone(const Json& row, const char* key, double to_s, StepSample whole, StepPart part) {
+    if (layers_ <= 0 || !row.contains(key)) return Status::ok();
+    BATON_ASSIGN_OR_RETURN(double t, number(row, key, kMinMs, kMaxMs));
     whole.part = part;
-    whole.seconds = row[key].get<double>() * layers_ * to_s;
+    whole.seconds = t * layers_ * to_s;
     whole.label += fmt::format(", its attention alone ({})", key);
     out_.push_back(std::move(whole));
+    return Status::ok();
   }
 
   Status decode(const Json& d) {
-    BATON_ASSIGN_OR_RETURN(double batch, number(d, "batch"));
-    BATON_ASSIGN_OR_RETURN(double context, number(d, "context"));
-    BATON_ASSIGN_OR_RETURN(double ms, number(d, "step_ms"));
+    BATON_ASSIGN_OR_RETURN(double batch, number(d, "batch", 1, kMaxCount));
+    BATON_ASSIGN_OR_RETURN(double context, count(d, "context"));
+    BATON_ASSIGN_OR_RETURN(double ms, millis(d, "step_ms"));
     StepSample s;
     s.shape.decode_seqs = static_cast<int64_t>(batch);
     s.shape.decode_context_tokens = static_cast<int64_t>(batch * context);
     s.seconds = ms / 1000.0;
     s.label = fmt::format("decode batch {}, context {}", batch, context);
-    timed_alone(d, "attention_us_per_layer", 1e-6, s, StepPart::kDecodeAttention);
+    BATON_RETURN_IF_ERROR(timed_alone(d, "attention_us_per_layer", 1e-6, s, StepPart::kDecodeAttention));
     out_.push_back(std::move(s));
     return Status::ok();
   }
 
   Status prefill(const Json& p) {
-    BATON_ASSIGN_OR_RETURN(double tokens, number(p, "tokens"));
-    BATON_ASSIGN_OR_RETURN(double ms, number(p, "time_ms"));
+    BATON_ASSIGN_OR_RETURN(double tokens, number(p, "tokens", 1, kMaxCount));
+    BATON_ASSIGN_OR_RETURN(double ms, millis(p, "time_ms"));
     // After `context` tokens already computed (a later chunk of a long prompt); 0: a fresh prompt.
-    const double context = number_or(p, "context", 0);
+    BATON_ASSIGN_OR_RETURN(double context, count_or_zero(p, "context"));
     StepSample s;
     s.shape.prefill_tokens = static_cast<int64_t>(tokens);
     s.shape.prefill_attention_pairs = causal_pairs(static_cast<int64_t>(context), static_cast<int64_t>(tokens));
@@ -78,21 +94,19 @@ class ProfileReader {
     s.seconds = ms / 1000.0;
     s.label = context > 0 ? fmt::format("prefill {} tokens after {}", tokens, context)
                           : fmt::format("prefill {} tokens", tokens);
-    timed_alone(p, "attention_ms_per_layer", 1e-3, s, StepPart::kPrefillAttention);
+    BATON_RETURN_IF_ERROR(timed_alone(p, "attention_ms_per_layer", 1e-3, s, StepPart::kPrefillAttention));
     out_.push_back(std::move(s));
     return Status::ok();
   }
 
   // A decode batch beside a prompt's chunk (baton_gpu_profile --mixed-steps).
   Status mixed(const Json& x) {
-    BATON_ASSIGN_OR_RETURN(double decodes, number(x, "decode_batch"));
-    BATON_ASSIGN_OR_RETURN(double context, number(x, "decode_context"));
-    BATON_ASSIGN_OR_RETURN(double chunk, number(x, "prefill_tokens"));
-    BATON_ASSIGN_OR_RETURN(double chunk_context, number(x, "prefill_context"));
-    BATON_ASSIGN_OR_RETURN(double ms, number(x, "step_ms"));
-    if (!(decodes >= 0 && context >= 0 && chunk >= 0 && chunk_context >= 0 && decodes + chunk >= 1 && ms > 0)) {
-      return invalid_argument("mixed row needs counts >= 0, some work and step_ms > 0: {}", x.dump().substr(0, 200));
-    }
+    BATON_ASSIGN_OR_RETURN(double decodes, count(x, "decode_batch"));
+    BATON_ASSIGN_OR_RETURN(double context, count(x, "decode_context"));
+    BATON_ASSIGN_OR_RETURN(double chunk, count(x, "prefill_tokens"));
+    BATON_ASSIGN_OR_RETURN(double chunk_context, count(x, "prefill_context"));
+    BATON_ASSIGN_OR_RETURN(double ms, millis(x, "step_ms"));
+    if (decodes + chunk < 1) return invalid_argument("mixed row has no work: {}", x.dump().substr(0, 200));
     StepSample s;
     s.shape.decode_seqs = static_cast<int64_t>(decodes);
     s.shape.decode_context_tokens = static_cast<int64_t>(decodes * context);
@@ -107,13 +121,9 @@ class ProfileReader {
 
   // A served instance at saturation: `batch` whole prompts a step.
   Status served(const Json& p) {
-    BATON_ASSIGN_OR_RETURN(double tokens, number(p, "prompt_tokens"));
-    BATON_ASSIGN_OR_RETURN(double batch, number(p, "batch"));
-    BATON_ASSIGN_OR_RETURN(double rps, number(p, "requests_per_s"));
-    if (!(tokens >= 1 && batch >= 1 && rps > 0)) {
-      return invalid_argument("served_prefill row needs prompt_tokens >= 1, batch >= 1, requests_per_s > 0: {}",
-                              p.dump().substr(0, 200));
-    }
+    BATON_ASSIGN_OR_RETURN(double tokens, number(p, "prompt_tokens", 1, kMaxCount));
+    BATON_ASSIGN_OR_RETURN(double batch, number(p, "batch", 1, kMaxCount));
+    BATON_ASSIGN_OR_RETURN(double rps, number(p, "requests_per_s", 1e-9, kMaxCount));
     const auto n = static_cast<int64_t>(tokens), b = static_cast<int64_t>(batch);
     StepSample s;
     s.shape.prefill_tokens = b * n;

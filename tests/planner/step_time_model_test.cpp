@@ -197,7 +197,16 @@ TEST(StepTimeModelTest, ReadsTheAttentionTimedAloneMixedStepsAndLeavesSkippedRow
       "decode_context": 64, "prefill_tokens": 0, "prefill_context": 0, "step_ms": 5}]}]})"),
                                        "");
   ASSERT_FALSE(negative.is_ok());
-  EXPECT_NE(negative.status().message().find("mixed row"), std::string::npos);
+  EXPECT_NE(negative.status().message().find("'decode_batch' is -4"), std::string::npos);
+  // Hostile numbers are refused before any cast: a huge batch, a step that took no time, a context past range.
+  for (const char* row :
+       {R"({"batch": 1e300, "context": 1024, "step_ms": 5})", R"({"batch": 8, "context": 1024, "step_ms": 0})",
+        R"({"batch": 8, "context": -1, "step_ms": 5})"}) {
+    auto refused = samples_from_profile(
+        Json{{"models", Json::array({Json{{"model", "m"}, {"decode", Json::array({Json::parse(row)})}}})}}, "m");
+    ASSERT_FALSE(refused.is_ok()) << row;
+    EXPECT_NE(refused.status().message().find("outside"), std::string::npos) << refused.status().message();
+  }
   EXPECT_EQ((*s)[0].part, StepPart::kDecodeAttention);
   EXPECT_DOUBLE_EQ((*s)[0].seconds, 120e-6);
   EXPECT_EQ((*s)[0].shape.decode_context_tokens, 32 * 1024);
