@@ -187,7 +187,7 @@ template <int BN>
 __device__ __forceinline__ void consume(const TileWalk& w, uint32_t stages, uint32_t full_bar, uint32_t empty_bar) {
   using T = Tiling<BN>;
   const GroupedGemmArgs& g = w.g;
-  const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int wg = threadIdx.x >> 7, lane = threadIdx.x & 31;
   auto release = [&](int it) {  // stage of k tile `it` goes back: its wgmma group is done
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_bar + 8 * (it % T::kStages));

@@ -12,31 +12,26 @@
 #include "tools/gpu_profile/cuda_profile.h"
 
 namespace {
-std::vector<std::string> split_commas(const std::string& v) {
+// The parts of v between the separators; skip_empty drops empty ones.
+std::vector<std::string> split(const std::string& v, char sep, bool skip_empty) {
   std::vector<std::string> parts;
   size_t p = 0;
   while (p <= v.size()) {
-    size_t q = v.find(',', p);
+    size_t q = v.find(sep, p);
     if (q == std::string::npos) q = v.size();
-    if (q > p) parts.push_back(v.substr(p, q - p));
+    if (q > p || !skip_empty) parts.push_back(v.substr(p, q - p));
     p = q + 1;
   }
   return parts;
 }
+std::vector<std::string> split_commas(const std::string& v) { return split(v, ',', true); }
 
-std::vector<std::string> split_colons(const std::string& v) {
-  std::vector<std::string> parts;
-  size_t p = 0;
-  for (size_t q; (q = v.find(':', p)) != std::string::npos; p = q + 1) parts.push_back(v.substr(p, q - p));
-  parts.push_back(v.substr(p));
-  return parts;
-}
-
-int non_negative(const std::string& part) {
+// A count in [min, 2^20], or exit 2 naming the part.
+int count_at_least(const std::string& part, long min) {
   char* end = nullptr;
   const long x = std::strtol(part.c_str(), &end, 10);
-  if (end == part.c_str() || *end != '\0' || x < 0 || x > 1 << 20) {
-    std::fprintf(stderr, "not a count: '%s'\n", part.c_str());
+  if (end == part.c_str() || *end != '\0' || x < min || x > 1 << 20) {
+    std::fprintf(stderr, "not a count of at least %ld: '%s'\n", min, part.c_str());
     std::exit(2);
   }
   return static_cast<int>(x);
@@ -44,15 +39,7 @@ int non_negative(const std::string& part) {
 
 std::vector<int> split_ints(const std::string& v) {
   std::vector<int> out;
-  for (const std::string& part : split_commas(v)) {
-    char* end = nullptr;
-    const long x = std::strtol(part.c_str(), &end, 10);
-    if (end == part.c_str() || *end != '\0' || x <= 0 || x > 1 << 20) {
-      std::fprintf(stderr, "not a positive count: %s\n", part.c_str());
-      std::exit(2);
-    }
-    out.push_back(static_cast<int>(x));
-  }
+  for (const std::string& part : split_commas(v)) out.push_back(count_at_least(part, 1));
   if (out.empty()) {
     std::fprintf(stderr, "an empty list: %s\n", v.c_str());
     std::exit(2);
@@ -85,7 +72,7 @@ int main(int argc, char** argv) {
     } else if (a == "--mixed-steps") {
       for (const std::string& step : split_commas(next())) {
         std::vector<int> f;
-        for (const std::string& part : split_colons(step)) f.push_back(non_negative(part));
+        for (const std::string& part : split(step, ':', false)) f.push_back(count_at_least(part, 0));
         if (f.size() != 4 || (f[0] > 0 && f[1] < 1) || f[0] + f[2] < 1) {
           std::fprintf(stderr, "--mixed-steps wants DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT, got %s\n", step.c_str());
           return 2;
