@@ -197,14 +197,35 @@ Result<CellInputs> cell_inputs(const ValidationOptions& o, const Json& sweep, co
   return c;
 }
 
+// The objects validation walks into by name; every other field is read by
+// value (a wrong type throws, caught in validate_cell).
+bool is_sweep_result(const Json& doc) {
+  auto object_at = [](const Json& j, const char* key) { return j.contains(key) && j[key].is_object(); };
+  return doc.is_object() && object_at(doc, "config") && object_at(doc["config"], "sweep") && object_at(doc, "search") &&
+         object_at(doc["config"]["sweep"], "deployment") && doc["config"]["sweep"].contains("workload_settings");
+}
+
+Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const fs::path& file, const Json& doc,
+                                             std::map<std::string, CardProfile>& profiles);
+
 // One cell: its measured outcome, and the prediction (or why there is none).
 Result<ValidationCell> validate_cell(const ValidationOptions& o, const fs::path& file,
                                      std::map<std::string, CardProfile>& profiles) {
   BATON_ASSIGN_OR_RETURN(Json doc, read_json_file(file.string()));
-  const std::string where = file.string();
-  if (!doc.is_object() || !doc.contains("config") || !doc["config"].contains("sweep") || !doc.contains("search")) {
-    return invalid_argument("'{}' is not a sweep result (no config.sweep or search)", where);
+  if (!is_sweep_result(doc)) {
+    return invalid_argument("'{}' is not a sweep result (no config.sweep.deployment, workload_settings or search)",
+                            file.string());
   }
+  try {
+    return validate_sweep_result(o, file, doc, profiles);
+  } catch (const Json::exception& e) {  // a field of the wrong type: the file's fault, named
+    return invalid_argument("'{}' is not a sweep result baton can read: {}", file.string(), e.what());
+  }
+}
+
+Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const fs::path& file, const Json& doc,
+                                             std::map<std::string, CardProfile>& profiles) {
+  const std::string where = file.string();
   const Json& sweep = doc["config"]["sweep"];
   const Json& search = doc["search"];
   ValidationCell cell;

@@ -205,6 +205,17 @@ TEST_F(PlanValidationTest, RefusesWhatIsNotASweepClearly) {
   auto bad = validate_results(options());
   ASSERT_FALSE(bad.is_ok());
   EXPECT_NE(bad.status().message().find("not a sweep result"), std::string::npos) << bad.status().to_string();
+  // Fields of the wrong type are refused naming the file, not thrown out of the process.
+  for (const char* text :
+       {R"({"config": {"sweep": {"deployment": {"model": 7}, "workload_settings": {}, "gpus": [{"name": "Card A"}]}},
+            "search": {}})",
+        R"({"config": {"sweep": {"deployment": {}, "workload_settings": {}}}, "search": {"max_sustainable_rps": "x"}})",
+        R"({"config": {"sweep": "x"}, "search": {}})"}) {
+    std::ofstream(dir_ / "results" / "agg-2gpu" / "short.json") << text;
+    auto typed = validate_results(options());
+    ASSERT_FALSE(typed.is_ok()) << text;
+    EXPECT_NE(typed.status().message().find("short.json"), std::string::npos) << typed.status().to_string();
+  }
   // Two profiles of one card are ambiguous.
   std::ofstream(dir_ / "profiles" / "card-a-again.json") << kProfile;
   write_cell("agg-2gpu", "Card A", 10, 12);
