@@ -244,6 +244,9 @@ void launch_moe_grouped_topk(const float* router, const float* bias, int num_tok
 // Random init (benchmarks): x[i] = bf16(uniform(-scale, scale)) from (seed, i).
 void launch_fill_random(bf16* x, int64_t n, float scale, uint64_t seed, cudaStream_t stream);
 void launch_fill_const(bf16* x, int64_t n, float value, cudaStream_t stream);
+// Holds `stream` until the host sets *flag (mapped pinned memory) or 2 s pass:
+// the profiler queues a whole step behind it to time the GPU's part alone.
+void launch_hold_stream(const int* flag, cudaStream_t stream);
 // fp32/fp16 -> bf16 on the device (weights staged in their stored dtype).
 void launch_convert_to_bf16(const void* src, int src_dtype /*0 f32, 1 f16, 2 bf16*/, bf16* dst, int64_t n,
                             cudaStream_t stream);

@@ -258,6 +258,23 @@ void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStr
   BATON_LAUNCH_CHECK();
 }
 
+namespace {
+// Spins until *flag is set or timeout_ns pass (the GPU's global timer).
+__global__ void hold_stream_kernel(const volatile int* flag, uint64_t timeout_ns) {
+  uint64_t start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    if (*flag != 0) return;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < timeout_ns);
+}
+}  // namespace
+
+void launch_hold_stream(const int* flag, cudaStream_t stream) {
+  hold_stream_kernel<<<1, 1, 0, stream>>>(flag, 2'000'000'000ull);
+  BATON_LAUNCH_CHECK();
+}
+
 void launch_fill_random(bf16* x, int64_t n, float scale, uint64_t seed, cudaStream_t stream) {
   if (n == 0) return;
   int64_t threads = (n + 3) / 4;

@@ -19,6 +19,7 @@
 #include "tools/gpu_profile/model_counts.h"
 #include "tools/gpu_profile/profile_ceilings.h"
 #include "tools/gpu_profile/profile_report.h"
+#include "tools/gpu_profile/step_anatomy.h"
 #include "tools/gpu_profile/step_builder.h"
 #include "tools/gpu_profile/tp_profile.h"
 
@@ -380,7 +381,21 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / (cards * ceil.gemm_tflops);
     fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of {} card(s)' bandwidth\n", name,
                batch, ms, gbps, 100 * gbps / (cards * ceil.copy_gbps), cards);
-    if (single != nullptr) decode_breakdown(c, kvm, batch, ctx, ms, ceil.copy_gbps, single->stream(), &row);
+    if (single != nullptr) {
+      decode_breakdown(c, kvm, batch, ctx, ms, ceil.copy_gbps, single->stream(), &row);
+      Result<StepAnatomy> an = time_step_anatomy(
+          *single, [&](int it) { return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it); }, o.decode_iters);
+      if (an.is_ok()) {
+        row["gpu_ms"] = an->gpu_ms;
+        row["submit_ms"] = an->submit_ms;
+        fmt::print(
+            "        the GPU alone {:.3f} ms ({:.1f}% of copy bandwidth), the host's submit {:.3f} ms, wall {:.3f} ms\n",
+            an->gpu_ms, 100 * (wbytes + kvbytes) / (an->gpu_ms * 1e-3) / 1e9 / ceil.copy_gbps, an->submit_ms,
+            an->wall_ms);
+      } else {
+        fmt::print("        the GPU alone: not timed ({})\n", an.status().message());
+      }
+    }
     std::fflush(stdout);
     decode.push_back(row);
   }
