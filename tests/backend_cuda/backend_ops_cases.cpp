@@ -139,8 +139,13 @@ void add_moe_ops(std::vector<OpCase>& c) {
     c.push_back(grouped_gemm_case(s));
     c.push_back(moe_experts_case(s));
   }
-  // The expert sort at a prefill's slot count (8,192).
+  // The expert sort at prefill slot counts (8,192 in one block; 16,384 over
+  // several), and an expert-parallel rank's share (experts 32-95; the other
+  // experts' slots get no row), in one block and over several.
   c.push_back(moe_align_case({1024, 128, 8, 64, 32}));
+  c.push_back(moe_align_case({2048, 128, 8, 64, 32}));
+  c.push_back(moe_align_case({2048, 128, 8, 64, 32}, 32, 64));
+  c.push_back(moe_align_case({100, 128, 8, 64, 32}, 32, 64));
   // The wgmma kernel (steps past the skinny kernels' 8 tokens), both tile
   // widths, A gathered and in sorted order, plain and gated: partial n tiles
   // (n 192, 272, 320; gated 96, 136, 160 outputs), a k tail (200), uneven

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/moe_local_experts.h"
 #include "backend_ops.h"
 
 namespace baton::cuda::ops {
@@ -160,32 +161,40 @@ std::vector<Check> run_moe_topk(const MoeShape& s, std::mt19937& rng) {
 }
 
 // The expert sort: offsets are the per-expert counts' prefix sums; the sorted
-// slots of expert e are exactly its (token, choice) slots; slot_pos inverts it.
-std::vector<Check> run_moe_align(const MoeShape& s, std::mt19937& rng) {
+// slots of expert e are exactly its (token, choice) slots; slot_pos inverts
+// it. With local > 0, an expert-parallel rank's sort over experts [begin,
+// begin + local): other experts' slots get slot_pos -1.
+std::vector<Check> run_moe_align(const MoeShape& s, int begin, int local, std::mt19937& rng) {
   std::vector<int32_t> ids;
   std::vector<float> w;
   random_routes(s, rng, ids, w);
-  const int slots = static_cast<int>(ids.size()), e = s.experts;
+  const int slots = static_cast<int>(ids.size()), e = local > 0 ? local : s.experts;
   auto dids = upload(ids);
   auto doff = upload(std::vector<int32_t>(e + 1, -1));
   auto dsorted = upload(std::vector<int32_t>(slots, -1)), dpos = upload(std::vector<int32_t>(slots, -1));
-  launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
-                   nullptr);
+  if (local > 0)
+    launch_moe_align_local(dids.as<int32_t>(), slots, begin, e, doff.as<int32_t>(), dsorted.as<int32_t>(),
+                           dpos.as<int32_t>(), nullptr);
+  else
+    launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
+                     nullptr);
   const auto off = download<int32_t>(doff, e + 1);
-  const auto sorted = download<int32_t>(dsorted, slots);
-  const auto pos = download<int32_t>(dpos, slots);
   std::vector<int32_t> ref_off(e + 1, 0);
-  for (int32_t id : ids) ++ref_off[id + 1];
+  for (int32_t id : ids)
+    if (id >= begin && id < begin + e) ++ref_off[id - begin + 1];
   std::partial_sum(ref_off.begin(), ref_off.end(), ref_off.begin());
+  const int rows = ref_off[e];
+  const auto sorted = download<int32_t>(dsorted, rows);
+  const auto pos = download<int32_t>(dpos, slots);
   // The GPU's order within an expert is free: compare each expert's slot set.
   std::vector<int32_t> got_sets = sorted, ref_sets;
   for (int ex = 0; ex < e; ++ex) {
     for (int i = 0; i < slots; ++i)
-      if (ids[i] == ex) ref_sets.push_back(i);
+      if (ids[i] == begin + ex) ref_sets.push_back(i);
     if (off == ref_off) std::sort(got_sets.begin() + off[ex], got_sets.begin() + off[ex + 1]);
   }
   std::vector<int32_t> inverse(slots, -1);
-  for (int i = 0; i < slots; ++i)
+  for (int i = 0; i < rows; ++i)
     if (sorted[i] >= 0 && sorted[i] < slots) inverse[sorted[i]] = i;
   return {compare_exact("offsets", off, ref_off), compare_exact("sorted_slots", got_sets, ref_sets),
           compare_exact("slot_pos", pos, inverse)};
@@ -311,7 +320,11 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k) {
   return OpCase{"gemm_buckets", shape, [ms, n, k](std::mt19937& rng) { return run_gemm_buckets(ms, n, k, rng); }};
 }
 OpCase moe_topk_case(const MoeShape& s) { return make_case("moe_topk", moe_name(s), s, run_moe_topk); }
-OpCase moe_align_case(const MoeShape& s) { return make_case("moe_align", moe_name(s), s, run_moe_align); }
+OpCase moe_align_case(const MoeShape& s, int begin, int local) {
+  return make_case(
+      "moe_align", moe_name(s) + (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
+      s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_align(sh, begin, local, rng); });
+}
 OpCase grouped_gemm_case(const MoeShape& s) {
   return make_case("grouped_gemm", moe_name(s), s,
                    [](const MoeShape& sh, std::mt19937& rng) { return run_grouped_gemm(sh, 0, true, false, rng); });
