@@ -24,12 +24,12 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kKeyTile = 64;
 
-// One pipeline stage: a 64-key tile of K and V, row-major [key][dim], rows
+// One pipeline stage: a KT-key tile of K and V, row-major [key][dim], rows
 // padded by 16 bytes so fragment loads and ldmatrix hit distinct banks.
-template <int HD>
+template <int HD, int KT = kKeyTile>
 struct Stage {
-  bf16 k[kKeyTile][HD + 8];
-  bf16 v[kKeyTile][HD + 8];
+  bf16 k[KT][HD + 8];
+  bf16 v[KT][HD + 8];
 };
 constexpr int kStages = 2;
 
@@ -62,11 +62,11 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
 // `st`; keys at or past `end` are zero-filled. An FP8 cache (a.kv.fp8) is
 // loaded and converted to bf16 here instead (synchronously: the stage's
 // previous readers are past a __syncthreads, the next ones wait at one).
-template <int HD>
-__device__ __forceinline__ void issue_kv_tile(Stage<HD>& st, const AttnArgs& a, const int32_t* btab, int kvh, int start,
-                                              int end) {
+template <int HD, int KT = kKeyTile, int NT = kThreads>
+__device__ __forceinline__ void issue_kv_tile(Stage<HD, KT>& st, const AttnArgs& a, const int32_t* btab, int kvh,
+                                              int start, int end) {
   constexpr int kChunks = HD / 8;
-  for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
+  for (int c = threadIdx.x; c < KT * kChunks; c += NT) {
     int key = c / kChunks, chunk = c % kChunks;
     int kg = start + key;
     bool ok = kg < end;
@@ -115,8 +115,8 @@ __device__ __forceinline__ void set_min_qpos(St& st, int mt_count) {
 // Attends the warp's rows to keys [key0, key0 + NK) of the smem tile, whose
 // first key has global index tile_start. Keys > qpos or >= end are masked.
 // Every K and V fragment loaded from shared memory serves all MT m-tiles.
-template <int HD, int MT, int NK, bool QS = false>
-__device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Stage<HD>& s, int key0, int tile_start,
+template <int HD, int MT, int NK, bool QS = false, int KT = kKeyTile>
+__device__ __forceinline__ void warp_attend(WarpState<HD, MT, QS>& st, const Stage<HD, KT>& s, int key0, int tile_start,
                                             int end, float scale_log2, const bf16 (*qs)[HD + 8] = nullptr) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   float sc[MT][NK / 2];  // 8-key group j: sc[mt][4j .. 4j + 3] (attention_softmax.cuh)
@@ -326,11 +326,13 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
 }
 
 // grid (S, nkv, max_splits). Rows: the group's heads of the one query token.
-template <int HD>
-__global__ void __launch_bounds__(kThreads)
+// KT-key tiles, one 16-key slice a warp (KT / 16 warps), ST stages in flight.
+template <int HD, int KT, int ST>
+__global__ void __launch_bounds__(2 * KT)
     attn_decode_kernel(AttnArgs a, int split_len, int max_splits, float* partial) {
+  constexpr int kDecWarps = KT / 16, kDecThreads = 32 * kDecWarps;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  Stage<HD>* stages = reinterpret_cast<Stage<HD>*>(smem_raw);
+  Stage<HD, KT>* stages = reinterpret_cast<Stage<HD, KT>*>(smem_raw);
   const int seq = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int group = a.num_heads / a.num_kv_heads;
   const int seq_len = a.seq_lens[seq];
@@ -361,54 +363,78 @@ __global__ void __launch_bounds__(kThreads)
   set_min_qpos(st, 1);
 
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  const int num_tiles = (kv_end - kv_begin + kKeyTile - 1) / kKeyTile;
-  if (num_tiles > 0) issue_kv_tile<HD>(stages[0], a, btab, kvh, kv_begin, kv_end);
-  for (int i = 0; i < num_tiles; ++i) {
-    if (i + 1 < num_tiles) issue_kv_tile<HD>(stages[(i + 1) & 1], a, btab, kvh, kv_begin + (i + 1) * kKeyTile, kv_end);
+  const int num_tiles = (kv_end - kv_begin + KT - 1) / KT;
+#pragma unroll
+  for (int p = 0; p < ST - 1; ++p) {
+    if (p < num_tiles) issue_kv_tile<HD, KT, kDecThreads>(stages[p], a, btab, kvh, kv_begin + p * KT, kv_end);
     else cp_async_commit();
-    cp_async_wait<1>();
+  }
+  for (int i = 0; i < num_tiles; ++i) {
+    const int next = i + ST - 1;
+    if (next < num_tiles)
+      issue_kv_tile<HD, KT, kDecThreads>(stages[next % ST], a, btab, kvh, kv_begin + next * KT, kv_end);
+    else cp_async_commit();
+    cp_async_wait<ST - 1>();
     __syncthreads();
-    warp_attend<HD, 1, 16>(st, stages[i & 1], warp * 16, kv_begin + i * kKeyTile, kv_end, scale_log2);
+    warp_attend<HD, 1, 16, false, KT>(st, stages[i % ST], warp * 16, kv_begin + i * KT, kv_end, scale_log2);
     __syncthreads();
   }
   cp_async_wait<0>();
   __syncthreads();
-  // Merge the 4 warps' states through shared memory (reusing the stages).
-  float* red = reinterpret_cast<float*>(smem_raw);  // [warps][16][HD + 2]
+  // Merge the warps' states through shared memory (reusing the stages): each
+  // warp's rows of the group only (a GQA group of 4 fills 4 of the 16 rows).
+  float* red = reinterpret_cast<float*>(smem_raw);  // [warps][group][HD + 2]
   constexpr int kStride = HD + 2;
-  static_assert(kStages * sizeof(Stage<HD>) >= kWarps * 16 * kStride * sizeof(float), "smem reuse");
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float* rowp = red + (warp * 16 + g + 8 * r) * kStride;
+    if (!valid[r]) continue;
+    float* rowp = red + (warp * group + g + 8 * r) * kStride;
 #pragma unroll
-    for (int d = 0; d < HD / 8; ++d) {
-      rowp[d * 8 + 2 * t] = st.o[0][d][2 * r];
-      rowp[d * 8 + 2 * t + 1] = st.o[0][d][2 * r + 1];
-    }
+    for (int d = 0; d < HD / 8; ++d)
+      *reinterpret_cast<float2*>(rowp + d * 8 + 2 * t) = make_float2(st.o[0][d][2 * r], st.o[0][d][2 * r + 1]);
     if (t == 0) {
       rowp[HD] = st.m[0][r];
       rowp[HD + 1] = st.l[0][r];
     }
   }
+  // Per row: the warps' weights (their max-shifted sums' shares, over the
+  // row's sum), then the row's max and sum: [group][warps + 2] after red.
+  float* fac = red + kDecWarps * group * kStride;
+  static_assert(ST * sizeof(Stage<HD, KT>) >= (kDecWarps * 16 * kStride + 16 * (kDecWarps + 2)) * sizeof(float),
+                "smem reuse");
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * HD; idx += kThreads) {
-    int row = idx / HD, d = idx % HD;
-    float mm = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, red[(w * 16 + row) * kStride + HD]);
-    float o = 0.0f, l = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
-      const float* rp = red + (w * 16 + row) * kStride;
-      float f = rp[HD] == -INFINITY ? 0.0f : exp2f(rp[HD] - mm);
-      o += rp[d] * f;
-      l += rp[HD + 1] * f;
+  if (threadIdx.x < group) {
+    const int row = threadIdx.x;
+    float mm = -INFINITY, l = 0.0f, f[kDecWarps];
+#pragma unroll
+    for (int w = 0; w < kDecWarps; ++w) mm = fmaxf(mm, red[(w * group + row) * kStride + HD]);
+#pragma unroll
+    for (int w = 0; w < kDecWarps; ++w) {
+      const float* rp = red + (w * group + row) * kStride;
+      f[w] = rp[HD] == -INFINITY ? 0.0f : exp2f(rp[HD] - mm);
+      l += rp[HD + 1] * f[w];
     }
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    float* fr = fac + row * (kDecWarps + 2);
+#pragma unroll
+    for (int w = 0; w < kDecWarps; ++w) fr[w] = f[w] * inv;
+    fr[kDecWarps] = mm;
+    fr[kDecWarps + 1] = l;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * HD; idx += kDecThreads) {
+    const int row = idx / HD, d = idx % HD;
+    const float* fr = fac + row * (kDecWarps + 2);
+    float o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecWarps; ++w) o += red[(w * group + row) * kStride + d] * fr[w];
     // partial: [S, nh, max_splits, HD + 2]: o / l, then m (log2 units), l
     float* pp = partial +
                 ((static_cast<int64_t>(seq) * a.num_heads + kvh * group + row) * max_splits + split) * (HD + 2);
-    pp[d] = l > 0.0f ? o / l : 0.0f;
+    pp[d] = o;
     if (d == 0) {
-      pp[HD] = mm;
-      pp[HD + 1] = l;
+      pp[HD] = fr[kDecWarps];
+      pp[HD + 1] = fr[kDecWarps + 1];
     }
   }
 }
@@ -446,12 +472,12 @@ void prefill_hd(const AttnArgs& a, const int32_t* work, int num_items, cudaStrea
   attn_prefill_kernel<HD, kQs><<<dim3(a.num_kv_heads, num_items), kThreads, smem, stream>>>(a, work);
 }
 
-template <int HD>
+template <int HD, int KT = kKeyTile, int ST = kStages>
 void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream) {
-  constexpr size_t smem = kStages * sizeof(Stage<HD>);
-  set_dynamic_smem(reinterpret_cast<const void*>(attn_decode_kernel<HD>), smem, stream);
-  attn_decode_kernel<HD>
-      <<<dim3(a.num_seqs, a.num_kv_heads, max_splits), kThreads, smem, stream>>>(a, split_len, max_splits, partial);
+  constexpr size_t smem = ST * sizeof(Stage<HD, KT>);
+  set_dynamic_smem(reinterpret_cast<const void*>(attn_decode_kernel<HD, KT, ST>), smem, stream);
+  attn_decode_kernel<HD, KT, ST>
+      <<<dim3(a.num_seqs, a.num_kv_heads, max_splits), 2 * KT, smem, stream>>>(a, split_len, max_splits, partial);
 }
 
 void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
