@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/rate_search.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "model/model_config.h"
@@ -38,6 +39,10 @@ struct ValidationOptions {
   // records_dir/DEPLOYMENT/WORKLOAD.sim.requests.jsonl.
   bool compare_trials = false;
   std::string records_dir;
+  // Predict as the sweep ran (sweep_replay.h): its own search over simulated
+  // trials, on processes that start cold (engine_warmup.h) and keep what
+  // they meet. Off: the planner's own search, warm (steady state).
+  bool as_swept = true;
 };
 
 struct ValidationCell {
@@ -47,7 +52,14 @@ struct ValidationCell {
   std::string measured_broke_first;
   double predicted_rps = 0;
   std::string predicted_broke_first;
-  double rel_error = 0;  // (predicted - measured) / measured
+  // The steady state (the planner's search, warm processes): what `baton
+  // plan` predicts. With as_swept, predicted_rps is the sweep's search run
+  // again on the simulator, cold processes and all, and its trials are kept.
+  double predicted_warm_rps = 0;
+  bool as_swept = false;                      // predicted_rps is the sweep's search run again (else the steady state)
+  std::vector<bench::TrialOutcome> searched;  // as_swept: the simulated search's trials, in order
+  double first_use_s = 0;                     // as_swept: what first uses cost its instances, in all
+  double rel_error = 0;                       // (predicted - measured) / measured
   // The sweep knows the capacity only to its precision: between the rate that
   // passed and the one that failed. A prediction in [measured, failed) is as
   // right as the measurement can tell.
