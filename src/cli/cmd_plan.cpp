@@ -46,6 +46,7 @@ struct PlanArgs {
   std::string validate_dir, profiles_dir;  // --validate: predicted against a recorded sweep
   bool compare_trials = false;             // --validate: each measured trial replayed in the simulator
   std::string sim_records_dir;             // --validate: where the replayed trials' requests go
+  std::string transfer_results;            // --validate: a bench-transfer JSON the KV pulls are fitted from
   bool steady_state = false;               // --validate: the planner's warm search, not the sweep's own run again
   bool json_given = false;                 // --json without a file: print JSON (--validate)
 };
@@ -173,6 +174,7 @@ Status run_validation(const PlanArgs& a) {
   o.compare_trials = a.compare_trials;
   o.records_dir = a.sim_records_dir;
   o.as_swept = !a.steady_state;
+  o.transfer_results = a.transfer_results;
   BATON_ASSIGN_OR_RETURN(Validation v, validate_results(o));
   if (a.json_given && a.json_path.empty()) {
     std::cout << dump_json(v.to_json(), 2) << "\n";
@@ -274,6 +276,9 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_flag("--compare-trials", a->compare_trials,
                "--validate: replay each measured trial (its rate and seed) in the simulator; the JSON gets "
                "measured and simulated TTFT/TPOT percentiles per trial");
+  sub.add_option("--transfer-results", a->transfer_results,
+                 "--validate: a `baton bench-transfer --json` result; PD cells' KV pulls are fitted from its rows of "
+                 "their transport (latency + bytes / bandwidth) instead of --transfer-gbps and --transfer-latency-ms");
   sub.add_flag("--steady-state", a->steady_state,
                "--validate: judge the planner's own search on warm processes (steady state) instead of the sweep's "
                "search run again on processes that start cold (docs/planner.md)");

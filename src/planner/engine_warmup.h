@@ -44,17 +44,17 @@ struct StepDims {
 // The shapes a process has met so far (one per instance, kept across the
 // trials that process served).
 struct EngineWarmth {
-  std::set<int> layer_buckets;              // of the four linears' m
-  std::set<int> head_buckets;               // of the LM head's m
-  std::set<std::pair<int, int>> graphs;     // (batch bucket, block-table bucket)
-  int64_t num_tunings = 0;                  // buckets timed (layers and head)
-  int64_t num_graphs = 0;                   // graphs captured
-  double seconds = 0;                       // what first uses cost, in all
+  std::set<int> layer_buckets;           // of the four linears' m
+  std::set<int> head_buckets;            // of the LM head's m
+  std::set<std::pair<int, int>> graphs;  // (batch bucket, block-table bucket)
+  int64_t num_tunings = 0;               // buckets timed (layers and head)
+  int64_t num_graphs = 0;                // graphs captured
+  double seconds = 0;                    // what first uses cost, in all
 };
 
 class FirstUseModel {
  public:
-  static constexpr int kCandidates = 8;          // gemm.cpp: cuBLASLt heuristics asked for
+  static constexpr int kCandidates = 8;            // gemm.cpp: cuBLASLt heuristics asked for
   static constexpr int kLaunchesPerCandidate = 6;  // one warm-up, 5 timed
 
   FirstUseModel() = default;

@@ -18,6 +18,7 @@
 #include "model/presets.h"
 #include "planner/planner.h"
 #include "planner/sweep_replay.h"
+#include "planner/transfer_fit.h"
 
 namespace baton::planner {
 
@@ -152,6 +153,14 @@ Result<CellInputs> cell_inputs(const ValidationOptions& o, const Json& sweep, co
                               .kv_bytes_per_token = kv_bytes_per_token(preset.config)};
   in.router_hop_s = o.router_hop_s;
   in.rate_precision = o.rate_precision;
+  if (!o.transfer_results.empty() && spec.value("mode", std::string("agg")) == "pd") {
+    BATON_ASSIGN_OR_RETURN(Json measured, read_json_file(o.transfer_results));
+    const std::string transport = spec.value("kv_transport", std::string("cuda_ipc"));
+    auto fit = fit_transfer(measured, transport);
+    if (!fit.is_ok()) return Status(fit.status().code(), o.transfer_results + ": " + fit.status().message());
+    in.transfer.latency_s = fit->latency_s;
+    in.transfer.bytes_per_s = fit->bytes_per_s;
+  }
 
   DeploymentSpec& d = c.deployment;
   d.name = spec.value("name", std::string("?"));

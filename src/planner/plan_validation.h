@@ -31,6 +31,10 @@ struct ValidationOptions {
   double gpu_memory_gib = 0;
   double transfer_gbps = 50;  // KV pulls between PD instances
   double transfer_latency_s = 0.001;
+  // A `baton bench-transfer` JSON: when set, each PD cell's pulls are
+  // fitted from its rows of the cell's kv_transport (transfer_fit.h)
+  // instead of the two numbers above.
+  std::string transfer_results;
   double router_hop_s = 0.0005;
   double rate_precision = 0.02;  // the simulated search's bisection width
   double max_rate = 10000;       // its ceiling (req/s or sessions/s), the same for every cell

@@ -23,9 +23,9 @@ namespace baton::planner {
 // record the same process start (their first supervisor event) ran on the
 // same processes, one after the other (by finished_utc).
 struct SweptProcesses {
-  std::string started;                  // the first supervisor event of the cells served so far
-  std::vector<EngineWarmth> searched;   // per instance, as the simulated searches left them
-  std::vector<EngineWarmth> replayed;   // per instance, as the replayed measured trials left them
+  std::string started;                 // the first supervisor event of the cells served so far
+  std::vector<EngineWarmth> searched;  // per instance, as the simulated searches left them
+  std::vector<EngineWarmth> replayed;  // per instance, as the replayed measured trials left them
 };
 
 // The search options a sweep result recorded (config.sweep.search).

@@ -63,8 +63,14 @@ class SweepReplayTest : public ::testing::Test {
                  {"vocab_size", 128256},
                  {"finished_utc", finished},
                  {"supervisor_events", events},
-                 {"search", {{"seed", 7}, {"start_rate", 20.0}, {"precision", 0.2}, {"max_trials", 6},
-                             {"close_margin", 0.0}, {"min_rate", 0.001}, {"max_rate", 100000.0}}},
+                 {"search",
+                  {{"seed", 7},
+                   {"start_rate", 20.0},
+                   {"precision", 0.2},
+                   {"max_trials", 6},
+                   {"close_margin", 0.0},
+                   {"min_rate", 0.001},
+                   {"max_rate", 100000.0}}},
                  {"gpus", Json::array({{{"gpu", 0}, {"name", "Card A"}}, {{"gpu", 1}, {"name", "Card A"}}})}}}}},
              {"search", {{"max_sustainable_rps", 30.0}, {"min_failed_rps", 40.0}}}};
     fs::create_directories(dir_ / "results" / "agg-2gpu");
@@ -87,8 +93,8 @@ TEST_F(SweepReplayTest, RunsTheSweepsOwnSearchOnTheSimulator) {
   const ValidationCell& c = v->cells[0];
   ASSERT_TRUE(c.as_swept);
   ASSERT_GE(c.searched.size(), 2u);
-  EXPECT_LE(c.searched.size(), 6u);                // the recorded max_trials
-  EXPECT_DOUBLE_EQ(c.searched[0].rate, 20.0);      // from the recorded start rate
+  EXPECT_LE(c.searched.size(), 6u);            // the recorded max_trials
+  EXPECT_DOUBLE_EQ(c.searched[0].rate, 20.0);  // from the recorded start rate
   double passed = 0, failed = 1e300;
   for (const bench::TrialOutcome& t : c.searched) {
     if (t.sustainable) passed = std::max(passed, t.rate);
@@ -96,7 +102,7 @@ TEST_F(SweepReplayTest, RunsTheSweepsOwnSearchOnTheSimulator) {
   }
   EXPECT_DOUBLE_EQ(c.predicted_rps, passed);
   if (failed < 1e300) EXPECT_LE((failed - passed) / passed, 0.2 + 1e-9);  // the recorded precision
-  EXPECT_GT(c.first_use_s, 0);  // cold processes paid their first uses
+  EXPECT_GT(c.first_use_s, 0);                                            // cold processes paid their first uses
   EXPECT_GT(c.predicted_warm_rps, 0);
   EXPECT_EQ(c.to_json()["predicted_as"], "swept");
   // In steady state the planner's own search is judged.
@@ -147,8 +153,7 @@ TEST(RouterHashTest, TheKeyIsThePromptAsSentAndTheScoreTheRoutersRendezvous) {
   const std::vector<int32_t> three = bench::materialize_ids(short_prompt, 128256);
   EXPECT_EQ(routing_key(short_prompt, 128256, bench::PromptFormat::kTokenIds),
             "[" + std::to_string(three[0]) + "," + std::to_string(three[1]) + "," + std::to_string(three[2]) + "]");
-  EXPECT_EQ(routing_key(prompt, 128256, bench::PromptFormat::kText),
-            bench::materialize_text(prompt).substr(0, 256));
+  EXPECT_EQ(routing_key(prompt, 128256, bench::PromptFormat::kText), bench::materialize_text(prompt).substr(0, 256));
   // router/routing_policy.cpp: XXH3(url, seed = XXH3(key)).
   const std::string url = "http://127.0.0.1:8100";
   EXPECT_EQ(rendezvous_score(routing_key_hash(key), url),
