@@ -152,7 +152,7 @@ Result<FirstUseModel> first_use_from_profile(const Json& profile, const std::str
       }
       m = one["m"].get<double>();
       const double t = one["us"].get<double>() / 1e3;
-      if (one.value("linear", std::string()) == "lm_head") {
+      if (one.contains("linear") && one["linear"].is_string() && one["linear"].get<std::string>() == "lm_head") {
         head = t;
       } else {
         ms += t;

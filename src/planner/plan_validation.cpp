@@ -308,10 +308,14 @@ Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const f
       cell.skipped = fmt::format("profile '{}': {}", profile.path, samples.status().message());
       return cell;
     }
+    auto first_use = first_use_from_profile(profile.doc, model_name);
+    if (!first_use.is_ok()) {
+      cell.skipped = fmt::format("profile '{}': {}", profile.path, first_use.status().message());
+      return cell;
+    }
     BATON_ASSIGN_OR_RETURN(StepTimeModel model, StepTimeModel::fit(*samples));
     fit = profile.fits.emplace(model_name, model).first;
-    BATON_ASSIGN_OR_RETURN(FirstUseModel first_use, first_use_from_profile(profile.doc, model_name));
-    profile.first_uses[model_name] = std::move(first_use);
+    profile.first_uses[model_name] = std::move(*first_use);
   }
   auto inputs = cell_inputs(o, sweep, profile, fit->second, model_name);
   if (!inputs.is_ok()) return Status(inputs.status().code(), where + ": " + inputs.status().message());

@@ -11,13 +11,18 @@ Json TransferFit::to_json() const {
 
 Result<TransferFit> fit_transfer(const Json& doc, const std::string& transport, int tcp_streams) {
   if (!doc.is_object() || !doc.contains("rows") || !doc["rows"].is_array()) {
-    return invalid_argument("a bench-transfer result is a JSON object with a 'rows' array (baton bench-transfer --json)");
+    return invalid_argument(
+        "a bench-transfer result is a JSON object with a 'rows' array (baton bench-transfer --json)");
   }
   std::vector<double> bytes, seconds;
   for (const Json& r : doc["rows"]) {
-    if (!r.is_object() || r.value("transport", std::string()) != transport) continue;
-    if (tcp_streams > 0 && r.value("tcp_streams", 0) != tcp_streams) continue;
-    const double b = r.value("bytes", 0.0), ms = r.value("median_ms", r.value("best_ms", 0.0));
+    auto number = [&](const char* key) { return r.contains(key) && r[key].is_number() ? r[key].get<double>() : 0.0; };
+    if (!r.is_object() || !r.contains("transport") || !r["transport"].is_string() ||
+        r["transport"].get<std::string>() != transport) {
+      continue;
+    }
+    if (tcp_streams > 0 && number("tcp_streams") != tcp_streams) continue;
+    const double b = number("bytes"), ms = r.contains("median_ms") ? number("median_ms") : number("best_ms");
     if (!(b > 0 && b < 1e15) || !(ms > 0 && ms < 1e9)) {
       return invalid_argument("bench-transfer row lacks positive bytes and median_ms: {}", r.dump().substr(0, 200));
     }

@@ -140,6 +140,18 @@ TEST_F(SweepReplayTest, CellsOnTheSameProcessesCarryWhatTheyMet) {
   for (const ValidationCell& c : fresh->cells) EXPECT_NEAR(c.first_use_s, cold, 1e-12);
 }
 
+TEST_F(SweepReplayTest, AProfileWhoseLinearTimingsAreBrokenSkipsTheCellNamingIt) {
+  std::string profile = kProfile;
+  const std::string good = "\"ms\": 0.37";
+  profile.replace(profile.find(good), good.size(), "\"ms\": -0.37");
+  std::ofstream(dir_ / "profiles" / "card-a.json") << profile;
+  write_cell("short", "T0", "T1");
+  auto v = validate();
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  ASSERT_FALSE(v->cells[0].predicted());
+  EXPECT_NE(v->cells[0].skipped.find("linear_gemms"), std::string::npos) << v->cells[0].skipped;
+}
+
 TEST(RouterHashTest, TheKeyIsThePromptAsSentAndTheScoreTheRoutersRendezvous) {
   const std::vector<bench::Segment> prompt{{42, 300}};
   const std::vector<int32_t> ids = bench::materialize_ids(prompt, 128256);

@@ -23,9 +23,13 @@ TEST(TransferFitTest, LatencyAndBandwidthFromTwoSizes) {
   EXPECT_EQ(tcp->latency_s, 0);
   EXPECT_FALSE(fit_transfer(doc, "tcp", 1).is_ok());
   EXPECT_FALSE(fit_transfer(doc, "shm").is_ok());
-  EXPECT_FALSE(fit_transfer(Json::parse(R"({"rows": [{"transport": "shm", "bytes": -1, "median_ms": 1}]})"), "shm")
-                   .is_ok());
+  EXPECT_FALSE(
+      fit_transfer(Json::parse(R"({"rows": [{"transport": "shm", "bytes": -1, "median_ms": 1}]})"), "shm").is_ok());
   EXPECT_FALSE(fit_transfer(Json::parse("[]"), "shm").is_ok());
+  // Fields of the wrong type are refused or passed over, never thrown.
+  EXPECT_FALSE(
+      fit_transfer(Json::parse(R"({"rows": [{"transport": "shm", "bytes": "x", "median_ms": 1}]})"), "shm").is_ok());
+  EXPECT_FALSE(fit_transfer(Json::parse(R"({"rows": [{"transport": 7, "bytes": 1, "median_ms": 1}]})"), "7").is_ok());
 }
 
 }  // namespace
