@@ -161,6 +161,10 @@ void print_validation(const Validation& v) {
       "workloads\n",
       v.num_predicted, v.cells.size(), 100 * v.median_abs_rel_error, 100 * v.max_abs_rel_error, v.num_in_bracket, right,
       v.workloads.size());
+  if (v.num_trials > 0) {
+    std::cout << fmt::format("{} of {} measured trials replayed get the measured verdict (PASS or FAIL)\n",
+                             v.num_trial_verdicts_agree, v.num_trials);
+  }
 }
 
 Status run_validation(const PlanArgs& a) {

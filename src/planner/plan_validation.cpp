@@ -451,6 +451,8 @@ Json Validation::to_json() const {
               {"num_cells", cells.size()},
               {"num_predicted", num_predicted},
               {"num_in_measured_bracket", num_in_bracket},
+              {"num_trials", num_trials},
+              {"num_trial_verdicts_agree", num_trial_verdicts_agree},
               {"median_abs_rel_error", median_abs_rel_error},
               {"max_abs_rel_error", max_abs_rel_error}};
 }
@@ -497,6 +499,10 @@ Result<Validation> validate_results(const ValidationOptions& o) {
   for (const ValidationCell& c : v.cells) {
     if (c.predicted()) errors.push_back(std::abs(c.rel_error));
     if (c.predicted() && c.in_measured_bracket) ++v.num_in_bracket;
+    for (const TrialComparison& t : c.trials) {
+      ++v.num_trials;
+      if (t.measured.sustainable == t.simulated.sustainable) ++v.num_trial_verdicts_agree;
+    }
   }
   v.num_predicted = errors.size();
   v.median_abs_rel_error = median(errors);

@@ -91,6 +91,9 @@ struct Validation {
   std::vector<ValidationWorkload> workloads;
   size_t num_predicted = 0;
   size_t num_in_bracket = 0;
+  // With compare_trials: the measured trials replayed, and how many of them
+  // the simulation judged as the measurement did (PASS or FAIL).
+  size_t num_trials = 0, num_trial_verdicts_agree = 0;
   double median_abs_rel_error = 0;  // over the predicted cells
   double max_abs_rel_error = 0;
   Json to_json() const;
