@@ -161,6 +161,9 @@ void print_validation(const Validation& v) {
       "workloads\n",
       v.num_predicted, v.cells.size(), 100 * v.median_abs_rel_error, 100 * v.max_abs_rel_error, v.num_in_bracket, right,
       v.workloads.size());
+  std::cout << fmt::format(
+      "{} of {} measured rates inside the prediction's band (every step longer and shorter by the fit's RMS error)\n",
+      v.num_in_band, v.num_predicted);
   if (v.num_trials > 0) {
     std::cout << fmt::format("{} of {} measured trials replayed get the measured verdict (PASS or FAIL)\n",
                              v.num_trial_verdicts_agree, v.num_trials);

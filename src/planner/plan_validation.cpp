@@ -92,6 +92,7 @@ struct CardProfile {
   Json doc;
   std::map<std::string, StepTimeModel> fits;
   std::map<std::string, FirstUseModel> first_uses;
+  std::map<std::string, double> fit_rms;  // the fit's RMS relative error over whole steps: the band
 };
 
 Result<std::map<std::string, CardProfile>> load_profiles(const std::string& dir) {
@@ -313,10 +314,13 @@ Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const f
       cell.skipped = fmt::format("profile '{}': {}", profile.path, first_use.status().message());
       return cell;
     }
-    BATON_ASSIGN_OR_RETURN(StepTimeModel model, StepTimeModel::fit(*samples));
+    FitReport report;
+    BATON_ASSIGN_OR_RETURN(StepTimeModel model, StepTimeModel::fit(*samples, &report));
     fit = profile.fits.emplace(model_name, model).first;
     profile.first_uses[model_name] = std::move(*first_use);
+    profile.fit_rms[model_name] = report.rms_rel_error;
   }
+  const double rms = profile.fit_rms[model_name];
   auto inputs = cell_inputs(o, sweep, profile, fit->second, model_name);
   if (!inputs.is_ok()) return Status(inputs.status().code(), where + ": " + inputs.status().message());
   inputs->inputs.max_rate = o.max_rate;
@@ -325,11 +329,16 @@ Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const f
       max_sustainable_rate(inputs->inputs, inputs->deployment, inputs->inputs.model, &cell.predicted_broke_first));
   cell.predicted_rps = cell.predicted_warm_rps;
   const FirstUseModel& first_use = profile.first_uses[model_name];
+  // The band: every step 1 + rms (low) and 1 - rms (high) times as long.
+  const StepTimeModel slower = inputs->inputs.model.scaled(1 + rms);
+  const StepTimeModel faster = inputs->inputs.model.scaled(std::max(0.0, 1 - rms));
   // A result that records no search to run again is judged in steady state.
   cell.as_swept = o.as_swept && sweep.contains("search") && sweep["search"].is_object();
   if (cell.as_swept) {
     PlanInputs in = inputs->inputs;
     in.first_use = &first_use;
+    // The band's searches start from the same processes and leave them be.
+    std::vector<EngineWarmth> low_warmth = processes.searched, high_warmth = processes.searched;
     double before = 0;
     for (const EngineWarmth& w : processes.searched) before += w.seconds;
     auto searched = search_as_swept(doc, in, inputs->deployment, &processes.searched);
@@ -339,7 +348,18 @@ Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const f
     cell.searched = std::move(searched->trials);
     for (const EngineWarmth& w : processes.searched) cell.first_use_s += w.seconds;
     cell.first_use_s -= before;
+    in.model = slower;
+    BATON_ASSIGN_OR_RETURN(bench::SearchResult low, search_as_swept(doc, in, inputs->deployment, &low_warmth));
+    in.model = faster;
+    BATON_ASSIGN_OR_RETURN(bench::SearchResult high, search_as_swept(doc, in, inputs->deployment, &high_warmth));
+    cell.predicted_low_rps = low.max_passed_rate;
+    cell.predicted_high_rps = high.max_passed_rate;
+  } else {
+    BATON_ASSIGN_OR_RETURN(cell.predicted_low_rps, max_sustainable_rate(inputs->inputs, inputs->deployment, slower));
+    BATON_ASSIGN_OR_RETURN(cell.predicted_high_rps, max_sustainable_rate(inputs->inputs, inputs->deployment, faster));
   }
+  cell.measured_in_band = cell.measured_rps >= std::min(cell.predicted_low_rps, cell.predicted_high_rps) &&
+                          cell.measured_rps <= std::max(cell.predicted_low_rps, cell.predicted_high_rps);
   if (o.compare_trials || !o.records_dir.empty()) {
     std::string records;
     if (!o.records_dir.empty()) {
@@ -413,6 +433,9 @@ Json ValidationCell::to_json() const {
     j["predicted_rps"] = predicted_rps;
     j["predicted_warm_rps"] = predicted_warm_rps;
     j["predicted_as"] = as_swept ? "swept" : "steady_state";
+    j["predicted_low_rps"] = predicted_low_rps;
+    j["predicted_high_rps"] = predicted_high_rps;
+    j["measured_in_band"] = measured_in_band;
     if (!searched.empty()) {
       j["searched"] = Json::array();
       for (const bench::TrialOutcome& t : searched) {
@@ -451,6 +474,7 @@ Json Validation::to_json() const {
               {"num_cells", cells.size()},
               {"num_predicted", num_predicted},
               {"num_in_measured_bracket", num_in_bracket},
+              {"num_in_band", num_in_band},
               {"num_trials", num_trials},
               {"num_trial_verdicts_agree", num_trial_verdicts_agree},
               {"median_abs_rel_error", median_abs_rel_error},
@@ -499,6 +523,7 @@ Result<Validation> validate_results(const ValidationOptions& o) {
   for (const ValidationCell& c : v.cells) {
     if (c.predicted()) errors.push_back(std::abs(c.rel_error));
     if (c.predicted() && c.in_measured_bracket) ++v.num_in_bracket;
+    if (c.predicted() && c.measured_in_band) ++v.num_in_band;
     for (const TrialComparison& t : c.trials) {
       ++v.num_trials;
       if (t.measured.sustainable == t.simulated.sustainable) ++v.num_trial_verdicts_agree;

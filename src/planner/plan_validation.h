@@ -63,7 +63,12 @@ struct ValidationCell {
   bool as_swept = false;                      // predicted_rps is the sweep's search run again (else the steady state)
   std::vector<bench::TrialOutcome> searched;  // as_swept: the simulated search's trials, in order
   double first_use_s = 0;                     // as_swept: what first uses cost its instances, in all
-  double rel_error = 0;                       // (predicted - measured) / measured
+  // The same prediction with every step 1 + e and 1 - e times as long, e the
+  // step-time fit's RMS relative error (the plan's band), and whether the
+  // measured rate lies between them.
+  double predicted_low_rps = 0, predicted_high_rps = 0;
+  bool measured_in_band = false;
+  double rel_error = 0;  // (predicted - measured) / measured
   // The sweep knows the capacity only to its precision: between the rate that
   // passed and the one that failed. A prediction in [measured, failed) is as
   // right as the measurement can tell.
@@ -91,6 +96,7 @@ struct Validation {
   std::vector<ValidationWorkload> workloads;
   size_t num_predicted = 0;
   size_t num_in_bracket = 0;
+  size_t num_in_band = 0;  // cells whose measured rate is inside the prediction's band
   // With compare_trials: the measured trials replayed, and how many of them
   // the simulation judged as the measurement did (PASS or FAIL).
   size_t num_trials = 0, num_trial_verdicts_agree = 0;

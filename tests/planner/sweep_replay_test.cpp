@@ -105,12 +105,20 @@ TEST_F(SweepReplayTest, RunsTheSweepsOwnSearchOnTheSimulator) {
   EXPECT_GT(c.first_use_s, 0);                                            // cold processes paid their first uses
   EXPECT_GT(c.predicted_warm_rps, 0);
   EXPECT_EQ(c.to_json()["predicted_as"], "swept");
+  // The band: the same search with every step longer and shorter by the fit's RMS error.
+  EXPECT_LE(c.predicted_low_rps, c.predicted_rps);
+  EXPECT_GE(c.predicted_high_rps, c.predicted_rps);
+  EXPECT_LT(c.predicted_low_rps, c.predicted_high_rps);
+  EXPECT_EQ(c.measured_in_band, c.predicted_low_rps <= 30.0 && 30.0 <= c.predicted_high_rps);
+  EXPECT_EQ(v->num_in_band, c.measured_in_band ? 1u : 0u);
   // In steady state the planner's own search is judged.
   auto warm = validate(false);
   ASSERT_TRUE(warm.is_ok());
   EXPECT_FALSE(warm->cells[0].as_swept);
   EXPECT_DOUBLE_EQ(warm->cells[0].predicted_rps, warm->cells[0].predicted_warm_rps);
   EXPECT_TRUE(warm->cells[0].searched.empty());
+  EXPECT_LE(warm->cells[0].predicted_low_rps, warm->cells[0].predicted_rps);
+  EXPECT_GE(warm->cells[0].predicted_high_rps, warm->cells[0].predicted_rps);
 }
 
 TEST_F(SweepReplayTest, CellsOnTheSameProcessesCarryWhatTheyMet) {
