@@ -46,6 +46,8 @@ struct PlanArgs {
   std::string validate_dir, profiles_dir;  // --validate: predicted against a recorded sweep
   bool compare_trials = false;             // --validate: each measured trial replayed in the simulator
   std::string sim_records_dir;             // --validate: where the replayed trials' requests go
+  std::string transfer_results;            // --validate: a bench-transfer JSON the KV pulls are fitted from
+  bool steady_state = false;               // --validate: the planner's warm search, not the sweep's own run again
   bool json_given = false;                 // --json without a file: print JSON (--validate)
 };
 
@@ -129,8 +131,8 @@ void print_plan(const Plan& plan, const FitReport& fit) {
 }
 
 void print_validation(const Validation& v) {
-  std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16} {:>10} {:>8}  {}\n", "workload", "deployment", "card",
-                           "measured (fail)", "predicted", "error", "breaks first: measured / predicted");
+  std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16} {:>10} {:>8} {:>6}  {}\n", "workload", "deployment", "card",
+                           "measured (fail)", "predicted", "error", "warm", "breaks first: measured / predicted");
   for (const ValidationCell& c : v.cells) {
     const std::string measured = c.measured_failed_rps > 0
                                      ? fmt::format("{:.3g} ({:.3g})", c.measured_rps, c.measured_failed_rps)
@@ -140,8 +142,9 @@ void print_validation(const Validation& v) {
                                c.skipped);
       continue;
     }
-    std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16} {:>10.3g} {:>+7.0f}%{} {} / {}\n", c.workload, c.deployment,
-                             c.card, measured, c.predicted_rps, 100 * c.rel_error, c.in_measured_bracket ? "*" : " ",
+    std::cout << fmt::format("{:<20} {:<10} {:<16} {:>16} {:>10.3g} {:>+7.0f}%{} {:>6.3g}  {} / {}\n", c.workload,
+                             c.deployment, c.card, measured, c.predicted_rps, 100 * c.rel_error,
+                             c.in_measured_bracket ? "*" : " ", c.predicted_warm_rps,
                              c.measured_broke_first.empty() ? "-" : c.measured_broke_first,
                              c.predicted_broke_first.empty() ? "-" : c.predicted_broke_first);
   }
@@ -158,6 +161,13 @@ void print_validation(const Validation& v) {
       "workloads\n",
       v.num_predicted, v.cells.size(), 100 * v.median_abs_rel_error, 100 * v.max_abs_rel_error, v.num_in_bracket, right,
       v.workloads.size());
+  std::cout << fmt::format(
+      "{} of {} measured rates inside the prediction's band (every step longer and shorter by the fit's RMS error)\n",
+      v.num_in_band, v.num_predicted);
+  if (v.num_trials > 0) {
+    std::cout << fmt::format("{} of {} measured trials replayed get the measured verdict (PASS or FAIL)\n",
+                             v.num_trial_verdicts_agree, v.num_trials);
+  }
 }
 
 Status run_validation(const PlanArgs& a) {
@@ -170,6 +180,8 @@ Status run_validation(const PlanArgs& a) {
   o.router_hop_s = a.router_hop_ms / 1000.0;
   o.compare_trials = a.compare_trials;
   o.records_dir = a.sim_records_dir;
+  o.as_swept = !a.steady_state;
+  o.transfer_results = a.transfer_results;
   BATON_ASSIGN_OR_RETURN(Validation v, validate_results(o));
   if (a.json_given && a.json_path.empty()) {
     std::cout << dump_json(v.to_json(), 2) << "\n";
@@ -271,6 +283,12 @@ cli::RunFn setup(CLI::App& sub) {
   sub.add_flag("--compare-trials", a->compare_trials,
                "--validate: replay each measured trial (its rate and seed) in the simulator; the JSON gets "
                "measured and simulated TTFT/TPOT percentiles per trial");
+  sub.add_option("--transfer-results", a->transfer_results,
+                 "--validate: a `baton bench-transfer --json` result; PD cells' KV pulls are fitted from its rows of "
+                 "their transport (latency + bytes / bandwidth) instead of --transfer-gbps and --transfer-latency-ms");
+  sub.add_flag("--steady-state", a->steady_state,
+               "--validate: judge the planner's own search on warm processes (steady state) instead of the sweep's "
+               "search run again on processes that start cold (docs/planner.md)");
   sub.add_option(
       "--sim-records", a->sim_records_dir,
       "--validate: write each replayed trial's simulated requests to DIR/DEPLOYMENT/WORKLOAD.sim.requests.jsonl");

@@ -6,6 +6,8 @@
 #include <queue>
 #include <unordered_map>
 
+#include <xxhash.h>
+
 namespace baton::planner {
 
 namespace {
@@ -40,7 +42,18 @@ class ClusterSim {
     add(d.num_agg, d.agg, SimRole::kAgg, front_);
     add(d.num_prefill, d.prefill, SimRole::kPrefill, front_);
     add(d.num_decode, d.decode, SimRole::kDecode, decode_);
+    for (size_t i = 0; i < instances_.size(); ++i) {
+      const bool decode = i >= front_.size();
+      const std::vector<std::string>& urls = decode ? d.decode_urls : d.front_urls;
+      const size_t k = decode ? i - front_.size() : i;
+      urls_.push_back(k < urls.size() ? urls[k] : "http://instance-" + std::to_string(i));
+    }
     kicked_.assign(instances_.size(), false);
+    if (options.first_use != nullptr && options.warmth != nullptr) {
+      if (options.warmth->size() < instances_.size()) options.warmth->resize(instances_.size());
+      for (size_t i = 0; i < instances_.size(); ++i)
+        instances_[i]->set_warmth(options.first_use, &(*options.warmth)[i]);
+    }
     records_.resize(w.requests.size());
     const std::vector<bool> warm = bench::warmup_flags(w, options.num_warmup, options.warmup_s);
     for (size_t i = 0; i < w.requests.size(); ++i) {
@@ -102,25 +115,23 @@ class ClusterSim {
     if (d_.policy == SimPolicy::kLeastLoaded || prompt.empty()) return least;
     constexpr int kLoadSlack = 8;  // the router's
     const int limit = 2 * instances_[least]->num_requests() + kLoadSlack;
-    const uint64_t prefix = splitmix(prompt.front().key);
+    auto hashed = key_hash_.find(key);
+    if (hashed == key_hash_.end()) {
+      hashed = key_hash_
+                   .emplace(key, routing_key_hash(routing_key(prompt, options_.vocab_size, options_.prompt_format)))
+                   .first;
+    }
     int best = -1;
     uint64_t best_score = 0;
     for (int id : ids) {
       if (instances_[id]->num_requests() > limit) continue;
-      const uint64_t score = splitmix(prefix ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(id + 1)));
+      const uint64_t score = rendezvous_score(hashed->second, urls_[static_cast<size_t>(id)]);
       if (best < 0 || score > best_score) {
         best = id;
         best_score = score;
       }
     }
     return best < 0 ? least : best;
-  }
-
-  static uint64_t splitmix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
   }
 
   void on_arrival(uint64_t key) {
@@ -226,10 +237,45 @@ class ClusterSim {
   std::vector<bench::RequestRecord> records_;
   std::vector<bool> kicked_;  // per instance: a step start is pending this instant
   std::vector<int> kicked_ids_;
-  std::unordered_map<uint64_t, int> prefill_of_;  // PD: the prefill instance holding the request's lease
+  std::unordered_map<uint64_t, int> prefill_of_;     // PD: the prefill instance holding the request's lease
+  std::vector<std::string> urls_;                    // per instance: the router's URL of it
+  std::unordered_map<uint64_t, uint64_t> key_hash_;  // per request: its routing key's hash (PD picks twice)
 };
 
 }  // namespace
+
+std::string routing_key(const std::vector<bench::Segment>& prompt, int64_t vocab_size, bench::PromptFormat format) {
+  constexpr size_t kKeyChars = 256;  // router/routing_policy.h prefix_key_of
+  std::string text;
+  if (format == bench::PromptFormat::kText) {
+    text = bench::materialize_text(prompt);
+  } else {
+    // The ids as the router serialises the parsed array: "[1,2,3]". Only
+    // the first ids can reach the key's length.
+    std::vector<bench::Segment> head;
+    int64_t need = kKeyChars / 2 + 1;  // every id takes at least 2 characters with its comma
+    for (const bench::Segment& s : prompt) {
+      if (need <= 0) break;
+      head.push_back({s.key, std::min(s.num_tokens, need)});
+      need -= head.back().num_tokens;
+    }
+    const std::vector<int32_t> ids = bench::materialize_ids(head, vocab_size);
+    text = "[";
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i > 0) text += ',';
+      text += std::to_string(ids[i]);
+    }
+    text += ']';
+  }
+  if (text.size() > kKeyChars) text.resize(kKeyChars);
+  return text;
+}
+
+uint64_t routing_key_hash(const std::string& key) { return XXH3_64bits(key.data(), key.size()); }
+
+uint64_t rendezvous_score(uint64_t key_hash, const std::string& url) {
+  return XXH3_64bits_withSeed(url.data(), url.size(), key_hash);
+}
 
 double TransferModel::seconds(int64_t num_tokens) const {
   if (num_tokens <= 0) return latency_s;

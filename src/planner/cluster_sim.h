@@ -28,11 +28,20 @@ struct TransferModel {
 };
 
 // The router's policies. kPrefixAware: rendezvous hashing of the prompt's
-// start (the router hashes its first 256 characters; the simulation, the
-// prompt's first segment), skipping an instance far busier than the least
-// loaded, as router/routing_policy.cpp does.
+// start, skipping an instance far busier than the least loaded, as
+// router/routing_policy.cpp does: the key is the first 256 characters of the
+// prompt as the bench sends it (a JSON array of token ids, or the text), and
+// an instance's score is XXH3(url, seed = XXH3(key)). With the instances'
+// URLs (DeploymentSpec) the simulated router picks what the real one picked
+// for the same prompt.
 enum class SimPolicy { kRoundRobin, kLeastLoaded, kPrefixAware };
 Result<SimPolicy> parse_sim_policy(const std::string& name);  // the router's names
+
+// The prefix-aware router's key of a prompt: its first 256 characters as sent.
+std::string routing_key(const std::vector<bench::Segment>& prompt, int64_t vocab_size, bench::PromptFormat format);
+// Its rendezvous score of an instance for a key's hash (XXH3 of the key).
+uint64_t rendezvous_score(uint64_t key_hash, const std::string& url);
+uint64_t routing_key_hash(const std::string& key);
 
 struct DeploymentSpec {
   std::string name;
@@ -42,6 +51,9 @@ struct DeploymentSpec {
   SimInstanceOptions agg, prefill, decode;  // per role (their `role` is set by the simulator)
   SimPolicy policy = SimPolicy::kRoundRobin;
   double router_hop_s = 0;  // added per hop the router makes (agg: 1, PD: 2)
+  // The router's URL of each instance (agg or prefill, then decode), as the
+  // prefix-aware score hashes it; empty: made-up ones ("http://instance-I").
+  std::vector<std::string> front_urls, decode_urls;
   bool is_pd() const { return num_prefill > 0; }
   Status validate() const;
 };
@@ -49,8 +61,14 @@ struct DeploymentSpec {
 struct SimOptions {
   bool record_chunks = false;   // per-token times (ITL targets need them; memory grows with tokens)
   int64_t vocab_size = 151936;  // for the prompts' token ids (prefix sharing is by segment)
-  size_t num_warmup = 0;        // not measured, as the bench (bench::warmup_flags)
+  bench::PromptFormat prompt_format = bench::PromptFormat::kTokenIds;  // how the bench sends prompts (routing keys)
+  size_t num_warmup = 0;  // not measured, as the bench (bench::warmup_flags)
   double warmup_s = 0;
+  // Cold processes (engine_warmup.h): with both set, instance i pays its
+  // first uses of shapes against (*warmth)[i] (resized to the instance
+  // count; instances in order agg or prefill, then decode). Unset: warm.
+  const FirstUseModel* first_use = nullptr;
+  std::vector<EngineWarmth>* warmth = nullptr;
 };
 
 struct InstanceStats {

@@ -17,6 +17,8 @@
 #include "common/dtype.h"
 #include "model/presets.h"
 #include "planner/planner.h"
+#include "planner/sweep_replay.h"
+#include "planner/transfer_fit.h"
 
 namespace baton::planner {
 
@@ -89,6 +91,8 @@ struct CardProfile {
   std::string path;
   Json doc;
   std::map<std::string, StepTimeModel> fits;
+  std::map<std::string, FirstUseModel> first_uses;
+  std::map<std::string, double> fit_rms;  // the fit's RMS relative error over whole steps: the band
 };
 
 Result<std::map<std::string, CardProfile>> load_profiles(const std::string& dir) {
@@ -150,6 +154,14 @@ Result<CellInputs> cell_inputs(const ValidationOptions& o, const Json& sweep, co
                               .kv_bytes_per_token = kv_bytes_per_token(preset.config)};
   in.router_hop_s = o.router_hop_s;
   in.rate_precision = o.rate_precision;
+  if (!o.transfer_results.empty() && spec.value("mode", std::string("agg")) == "pd") {
+    BATON_ASSIGN_OR_RETURN(Json measured, read_json_file(o.transfer_results));
+    const std::string transport = spec.value("kv_transport", std::string("cuda_ipc"));
+    auto fit = fit_transfer(measured, transport);
+    if (!fit.is_ok()) return Status(fit.status().code(), o.transfer_results + ": " + fit.status().message());
+    in.transfer.latency_s = fit->latency_s;
+    in.transfer.bytes_per_s = fit->bytes_per_s;
+  }
 
   DeploymentSpec& d = c.deployment;
   d.name = spec.value("name", std::string("?"));
@@ -181,6 +193,30 @@ Result<CellInputs> cell_inputs(const ValidationOptions& o, const Json& sweep, co
     if (r.num_kv_blocks < 1) return invalid_argument("the model's weights leave no memory for KV on the card");
     return r;
   };
+  // The router's URL of each instance, from the sweep's supervisor events
+  // ("... started agg-0 (pid 1255) on http://127.0.0.1:8100"): the
+  // prefix-aware router hashes them.
+  std::map<std::string, std::string> url_of;
+  if (sweep.contains("supervisor_events") && sweep["supervisor_events"].is_array()) {
+    for (const Json& e : sweep["supervisor_events"]) {
+      if (!e.is_string()) continue;
+      const std::string line = e.get<std::string>();
+      const size_t started = line.find(" started ");
+      const size_t on = line.find(" on ");
+      if (started == std::string::npos || on == std::string::npos || on < started) continue;
+      const std::string name = line.substr(started + 9, line.find(' ', started + 9) - started - 9);
+      url_of.emplace(name, line.substr(on + 4));
+    }
+  }
+  auto urls = [&](const char* role, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) {
+      auto it = url_of.find(fmt::format("{}-{}", role, i));
+      if (it == url_of.end()) return std::vector<std::string>{};
+      out.push_back(it->second);
+    }
+    return out;
+  };
   if (spec.value("mode", std::string("agg")) == "pd") {
     d.num_prefill = spec.contains("prefill") ? spec["prefill"].value("replicas", 0) : 0;
     d.num_decode = spec.contains("decode") ? spec["decode"].value("replicas", 0) : 0;
@@ -192,6 +228,8 @@ Result<CellInputs> cell_inputs(const ValidationOptions& o, const Json& sweep, co
     BATON_ASSIGN_OR_RETURN(d.agg, role(nullptr));
     d.prefill = d.decode = d.agg;
   }
+  d.front_urls = d.num_agg > 0 ? urls("agg", d.num_agg) : urls("prefill", d.num_prefill);
+  d.decode_urls = urls("decode", d.num_decode);
   BATON_RETURN_IF_ERROR(d.validate());
   in.num_gpus = d.num_agg + d.num_prefill + d.num_decode;
   return c;
@@ -205,26 +243,48 @@ bool is_sweep_result(const Json& doc) {
          object_at(doc["config"]["sweep"], "deployment") && doc["config"]["sweep"].contains("workload_settings");
 }
 
-Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const fs::path& file, const Json& doc,
-                                             std::map<std::string, CardProfile>& profiles);
+// One result file, read.
+struct CellDoc {
+  fs::path file;
+  Json doc;
+  std::string deployment;  // its folder
+  std::string finished;    // config.sweep.finished_utc
+  std::string started;     // the first supervisor event: the processes it ran on
+};
 
-// One cell: its measured outcome, and the prediction (or why there is none).
-Result<ValidationCell> validate_cell(const ValidationOptions& o, const fs::path& file,
-                                     std::map<std::string, CardProfile>& profiles) {
+Result<CellDoc> read_cell(const fs::path& file) {
   BATON_ASSIGN_OR_RETURN(Json doc, read_json_file(file.string()));
   if (!is_sweep_result(doc)) {
     return invalid_argument("'{}' is not a sweep result (no config.sweep.deployment, workload_settings or search)",
                             file.string());
   }
+  CellDoc c{file, std::move(doc), file.parent_path().filename().string(), "", ""};
+  const Json& sweep = c.doc["config"]["sweep"];
+  if (sweep.contains("finished_utc") && sweep["finished_utc"].is_string()) c.finished = sweep["finished_utc"];
+  if (sweep.contains("supervisor_events") && sweep["supervisor_events"].is_array() &&
+      !sweep["supervisor_events"].empty() && sweep["supervisor_events"][0].is_string()) {
+    c.started = sweep["supervisor_events"][0];
+  }
+  return c;
+}
+
+Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const fs::path& file, const Json& doc,
+                                             std::map<std::string, CardProfile>& profiles, SweptProcesses& processes);
+
+// One cell: its measured outcome, and the prediction (or why there is none).
+// `processes`: the deployment's, as the cells before it on the same
+// processes left them.
+Result<ValidationCell> validate_cell(const ValidationOptions& o, const CellDoc& c,
+                                     std::map<std::string, CardProfile>& profiles, SweptProcesses& processes) {
   try {
-    return validate_sweep_result(o, file, doc, profiles);
+    return validate_sweep_result(o, c.file, c.doc, profiles, processes);
   } catch (const Json::exception& e) {  // a field of the wrong type: the file's fault, named
-    return invalid_argument("'{}' is not a sweep result baton can read: {}", file.string(), e.what());
+    return invalid_argument("'{}' is not a sweep result baton can read: {}", c.file.string(), e.what());
   }
 }
 
 Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const fs::path& file, const Json& doc,
-                                             std::map<std::string, CardProfile>& profiles) {
+                                             std::map<std::string, CardProfile>& profiles, SweptProcesses& processes) {
   const std::string where = file.string();
   const Json& sweep = doc["config"]["sweep"];
   const Json& search = doc["search"];
@@ -249,14 +309,57 @@ Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const f
       cell.skipped = fmt::format("profile '{}': {}", profile.path, samples.status().message());
       return cell;
     }
-    BATON_ASSIGN_OR_RETURN(StepTimeModel model, StepTimeModel::fit(*samples));
+    auto first_use = first_use_from_profile(profile.doc, model_name);
+    if (!first_use.is_ok()) {
+      cell.skipped = fmt::format("profile '{}': {}", profile.path, first_use.status().message());
+      return cell;
+    }
+    FitReport report;
+    BATON_ASSIGN_OR_RETURN(StepTimeModel model, StepTimeModel::fit(*samples, &report));
     fit = profile.fits.emplace(model_name, model).first;
+    profile.first_uses[model_name] = std::move(*first_use);
+    profile.fit_rms[model_name] = report.rms_rel_error;
   }
+  const double rms = profile.fit_rms[model_name];
   auto inputs = cell_inputs(o, sweep, profile, fit->second, model_name);
   if (!inputs.is_ok()) return Status(inputs.status().code(), where + ": " + inputs.status().message());
   inputs->inputs.max_rate = o.max_rate;
-  BATON_ASSIGN_OR_RETURN(cell.predicted_rps, max_sustainable_rate(inputs->inputs, inputs->deployment,
-                                                                  inputs->inputs.model, &cell.predicted_broke_first));
+  BATON_ASSIGN_OR_RETURN(
+      cell.predicted_warm_rps,
+      max_sustainable_rate(inputs->inputs, inputs->deployment, inputs->inputs.model, &cell.predicted_broke_first));
+  cell.predicted_rps = cell.predicted_warm_rps;
+  const FirstUseModel& first_use = profile.first_uses[model_name];
+  // The band: every step 1 + rms (low) and 1 - rms (high) times as long.
+  const StepTimeModel slower = inputs->inputs.model.scaled(1 + rms);
+  const StepTimeModel faster = inputs->inputs.model.scaled(std::max(0.0, 1 - rms));
+  // A result that records no search to run again is judged in steady state.
+  cell.as_swept = o.as_swept && sweep.contains("search") && sweep["search"].is_object();
+  if (cell.as_swept) {
+    PlanInputs in = inputs->inputs;
+    in.first_use = &first_use;
+    // The band's searches start from the same processes and leave them be.
+    std::vector<EngineWarmth> low_warmth = processes.searched, high_warmth = processes.searched;
+    double before = 0;
+    for (const EngineWarmth& w : processes.searched) before += w.seconds;
+    auto searched = search_as_swept(doc, in, inputs->deployment, &processes.searched);
+    if (!searched.is_ok()) return Status(searched.status().code(), where + ": " + searched.status().message());
+    cell.predicted_rps = searched->max_passed_rate;
+    cell.predicted_broke_first = searched->broke_first;
+    cell.searched = std::move(searched->trials);
+    for (const EngineWarmth& w : processes.searched) cell.first_use_s += w.seconds;
+    cell.first_use_s -= before;
+    in.model = slower;
+    BATON_ASSIGN_OR_RETURN(bench::SearchResult low, search_as_swept(doc, in, inputs->deployment, &low_warmth));
+    in.model = faster;
+    BATON_ASSIGN_OR_RETURN(bench::SearchResult high, search_as_swept(doc, in, inputs->deployment, &high_warmth));
+    cell.predicted_low_rps = low.max_passed_rate;
+    cell.predicted_high_rps = high.max_passed_rate;
+  } else {
+    BATON_ASSIGN_OR_RETURN(cell.predicted_low_rps, max_sustainable_rate(inputs->inputs, inputs->deployment, slower));
+    BATON_ASSIGN_OR_RETURN(cell.predicted_high_rps, max_sustainable_rate(inputs->inputs, inputs->deployment, faster));
+  }
+  cell.measured_in_band = cell.measured_rps >= std::min(cell.predicted_low_rps, cell.predicted_high_rps) &&
+                          cell.measured_rps <= std::max(cell.predicted_low_rps, cell.predicted_high_rps);
   if (o.compare_trials || !o.records_dir.empty()) {
     std::string records;
     if (!o.records_dir.empty()) {
@@ -266,7 +369,12 @@ Result<ValidationCell> validate_sweep_result(const ValidationOptions& o, const f
       if (ec) return unavailable("cannot create '{}': {}", dir.string(), ec.message());
       records = (dir / (file.stem().string() + ".sim.requests.jsonl")).string();
     }
-    auto trials = replay_trials(doc, inputs->inputs, inputs->deployment, records);
+    PlanInputs in = inputs->inputs;
+    if (cell.as_swept) {
+      in.first_use = &first_use;
+      in.warmth = &processes.replayed;
+    }
+    auto trials = replay_trials(doc, in, inputs->deployment, records);
     if (!trials.is_ok()) return Status(trials.status().code(), where + ": " + trials.status().message());
     cell.trials = std::move(*trials);
   }
@@ -323,6 +431,18 @@ Json ValidationCell::to_json() const {
          {"measured_broke_first", measured_broke_first}};
   if (predicted()) {
     j["predicted_rps"] = predicted_rps;
+    j["predicted_warm_rps"] = predicted_warm_rps;
+    j["predicted_as"] = as_swept ? "swept" : "steady_state";
+    j["predicted_low_rps"] = predicted_low_rps;
+    j["predicted_high_rps"] = predicted_high_rps;
+    j["measured_in_band"] = measured_in_band;
+    if (!searched.empty()) {
+      j["searched"] = Json::array();
+      for (const bench::TrialOutcome& t : searched) {
+        j["searched"].push_back(Json{{"rate", t.rate}, {"sustainable", t.sustainable}, {"worst_ratio", t.worst_ratio}});
+      }
+      j["first_use_s"] = first_use_s;
+    }
     j["predicted_broke_first"] = predicted_broke_first;
     j["rel_error"] = rel_error;
     j["in_measured_bracket"] = in_measured_bracket;
@@ -354,6 +474,9 @@ Json Validation::to_json() const {
               {"num_cells", cells.size()},
               {"num_predicted", num_predicted},
               {"num_in_measured_bracket", num_in_bracket},
+              {"num_in_band", num_in_band},
+              {"num_trials", num_trials},
+              {"num_trial_verdicts_agree", num_trial_verdicts_agree},
               {"median_abs_rel_error", median_abs_rel_error},
               {"max_abs_rel_error", max_abs_rel_error}};
 }
@@ -375,9 +498,22 @@ Result<Validation> validate_results(const ValidationOptions& o) {
     }
   }
   if (files.empty()) return not_found("'{}' holds no sweep results (results/DEPLOYMENT/WORKLOAD.json)", o.results_dir);
-  Validation v;
+  std::vector<CellDoc> docs;
   for (const fs::path& f : files) {
-    BATON_ASSIGN_OR_RETURN(ValidationCell cell, validate_cell(o, f, profiles));
+    BATON_ASSIGN_OR_RETURN(CellDoc c, read_cell(f));
+    docs.push_back(std::move(c));
+  }
+  // In the order the sweep ran them, per deployment: cells on the same
+  // processes carry what those processes met.
+  std::sort(docs.begin(), docs.end(), [](const CellDoc& a, const CellDoc& b) {
+    return std::tie(a.deployment, a.finished, a.file) < std::tie(b.deployment, b.finished, b.file);
+  });
+  Validation v;
+  std::map<std::string, SweptProcesses> processes;
+  for (const CellDoc& c : docs) {
+    SweptProcesses& p = processes[c.deployment];
+    if (c.started.empty() || c.started != p.started) p = SweptProcesses{c.started, {}, {}};
+    BATON_ASSIGN_OR_RETURN(ValidationCell cell, validate_cell(o, c, profiles, p));
     v.cells.push_back(std::move(cell));
   }
   std::sort(v.cells.begin(), v.cells.end(), [](const ValidationCell& a, const ValidationCell& b) {
@@ -387,6 +523,11 @@ Result<Validation> validate_results(const ValidationOptions& o) {
   for (const ValidationCell& c : v.cells) {
     if (c.predicted()) errors.push_back(std::abs(c.rel_error));
     if (c.predicted() && c.in_measured_bracket) ++v.num_in_bracket;
+    if (c.predicted() && c.measured_in_band) ++v.num_in_band;
+    for (const TrialComparison& t : c.trials) {
+      ++v.num_trials;
+      if (t.measured.sustainable == t.simulated.sustainable) ++v.num_trial_verdicts_agree;
+    }
   }
   v.num_predicted = errors.size();
   v.median_abs_rel_error = median(errors);

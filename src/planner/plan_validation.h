@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/rate_search.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "model/model_config.h"
@@ -30,6 +31,10 @@ struct ValidationOptions {
   double gpu_memory_gib = 0;
   double transfer_gbps = 50;  // KV pulls between PD instances
   double transfer_latency_s = 0.001;
+  // A `baton bench-transfer` JSON: when set, each PD cell's pulls are
+  // fitted from its rows of the cell's kv_transport (transfer_fit.h)
+  // instead of the two numbers above.
+  std::string transfer_results;
   double router_hop_s = 0.0005;
   double rate_precision = 0.02;  // the simulated search's bisection width
   double max_rate = 10000;       // its ceiling (req/s or sessions/s), the same for every cell
@@ -38,6 +43,10 @@ struct ValidationOptions {
   // records_dir/DEPLOYMENT/WORKLOAD.sim.requests.jsonl.
   bool compare_trials = false;
   std::string records_dir;
+  // Predict as the sweep ran (sweep_replay.h): its own search over simulated
+  // trials, on processes that start cold (engine_warmup.h) and keep what
+  // they meet. Off: the planner's own search, warm (steady state).
+  bool as_swept = true;
 };
 
 struct ValidationCell {
@@ -47,6 +56,18 @@ struct ValidationCell {
   std::string measured_broke_first;
   double predicted_rps = 0;
   std::string predicted_broke_first;
+  // The steady state (the planner's search, warm processes): what `baton
+  // plan` predicts. With as_swept, predicted_rps is the sweep's search run
+  // again on the simulator, cold processes and all, and its trials are kept.
+  double predicted_warm_rps = 0;
+  bool as_swept = false;                      // predicted_rps is the sweep's search run again (else the steady state)
+  std::vector<bench::TrialOutcome> searched;  // as_swept: the simulated search's trials, in order
+  double first_use_s = 0;                     // as_swept: what first uses cost its instances, in all
+  // The same prediction with every step 1 + e and 1 - e times as long, e the
+  // step-time fit's RMS relative error (the plan's band), and whether the
+  // measured rate lies between them.
+  double predicted_low_rps = 0, predicted_high_rps = 0;
+  bool measured_in_band = false;
   double rel_error = 0;  // (predicted - measured) / measured
   // The sweep knows the capacity only to its precision: between the rate that
   // passed and the one that failed. A prediction in [measured, failed) is as
@@ -75,6 +96,10 @@ struct Validation {
   std::vector<ValidationWorkload> workloads;
   size_t num_predicted = 0;
   size_t num_in_bracket = 0;
+  size_t num_in_band = 0;  // cells whose measured rate is inside the prediction's band
+  // With compare_trials: the measured trials replayed, and how many of them
+  // the simulation judged as the measurement did (PASS or FAIL).
+  size_t num_trials = 0, num_trial_verdicts_agree = 0;
   double median_abs_rel_error = 0;  // over the predicted cells
   double max_abs_rel_error = 0;
   Json to_json() const;

@@ -89,8 +89,11 @@ Result<SimResult> simulate_at(const PlanInputs& in, const DeploymentSpec& d, con
   SimOptions options;
   options.record_chunks = needs_chunks(in.slo);
   options.vocab_size = w.vocab_size;
+  options.prompt_format = w.prompt_format;
   options.num_warmup = in.num_warmup;
   options.warmup_s = in.warmup_s;
+  options.first_use = in.first_use;
+  options.warmth = in.warmth;
   return simulate(d, workload, model, in.transfer, options);
 }
 

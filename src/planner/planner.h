@@ -36,6 +36,11 @@ struct PlanInputs {
   double router_hop_s = 0.0005;
   double max_rate = 1000;        // the search's ceiling (req/s, or sessions/s)
   double rate_precision = 0.02;  // relative width the bisection stops at
+  // Cold processes (engine_warmup.h, SimOptions): each simulated trial pays
+  // the first uses of shapes that *warmth has not met, and adds them to it.
+  // Unset (the plan's default): steady state.
+  const FirstUseModel* first_use = nullptr;
+  std::vector<EngineWarmth>* warmth = nullptr;
 };
 
 struct DeploymentPlan {

@@ -1,5 +1,7 @@
 #include "planner/sim_instance.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 
 namespace baton::planner {
@@ -49,6 +51,18 @@ StepShape SimInstance::shape_of(const SchedulerOutput& out) const {
   return shape;
 }
 
+StepDims SimInstance::dims_of(const SchedulerOutput& out) const {
+  StepDims d;
+  d.num_seqs = static_cast<int>(out.seqs.size());
+  for (const ScheduledSeq& s : out.seqs) {
+    d.num_tokens += s.num_new_tokens;
+    if (s.samples) ++d.num_samples;
+    const int tokens = s.request->num_computed_tokens + s.num_new_tokens;
+    d.max_blocks_per_seq = std::max(d.max_blocks_per_seq, (tokens + options_.block_size - 1) / options_.block_size);
+  }
+  return d;
+}
+
 std::optional<double> SimInstance::begin_step(std::vector<Load>* loads) {
   BATON_CHECK(!in_flight_.has_value(), "begin_step while a step is in flight");
   SchedulerOutput out = scheduler_.schedule();
@@ -57,7 +71,9 @@ std::optional<double> SimInstance::begin_step(std::vector<Load>* loads) {
     loads->push_back({r->key, std::max(0, r->num_prompt_tokens() - 1 - r->num_computed_tokens)});
   }
   if (out.empty()) return std::nullopt;
-  const double duration = model_->step_s(shape_of(out));
+  double duration = model_->step_s(shape_of(out));
+  if (first_use_ != nullptr && warmth_ != nullptr)
+    duration += first_use_->first_use_s(dims_of(out), duration, *warmth_);
   in_flight_.emplace(std::move(out));
   ++num_steps_;
   busy_s_ += duration;

@@ -15,6 +15,7 @@
 #include "engine/request.h"
 #include "engine/scheduler.h"
 #include "kv/kv_cache_manager.h"
+#include "planner/engine_warmup.h"
 #include "planner/step_time_model.h"
 
 namespace baton::planner {
@@ -47,6 +48,14 @@ class SimInstance {
   SimInstance& operator=(const SimInstance&) = delete;
 
   SimRole role() const { return options_.role; }
+  // The process's first-use costs (engine_warmup.h): each step pays what
+  // `model` says its new shapes cost, and `warmth` keeps the shapes met
+  // (it outlives the instance: a sweep's process serves several trials).
+  // Without them (the default) the instance is warm: steady state.
+  void set_warmth(const FirstUseModel* model, EngineWarmth* warmth) {
+    first_use_ = model;
+    warmth_ = warmth;
+  }
   // Queues a request. A decode instance's request (remote_kv) is admitted
   // with blocks for its whole prompt and then waits for its pull; the
   // others compute their prompt. A prefill instance runs max_tokens = 1 and
@@ -84,9 +93,12 @@ class SimInstance {
  private:
   void finish(Request& r);
   StepShape shape_of(const SchedulerOutput& out) const;
+  StepDims dims_of(const SchedulerOutput& out) const;
 
   SimInstanceOptions options_;
   const StepTimeModel* model_;
+  const FirstUseModel* first_use_ = nullptr;
+  EngineWarmth* warmth_ = nullptr;
   KvCacheManager kv_;
   Scheduler scheduler_;
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;

@@ -58,7 +58,11 @@ Json TrialLatency::to_json() const {
 }
 
 Json TrialComparison::to_json() const {
-  return Json{{"trial", index}, {"rate", rate}, {"measured", measured.to_json()}, {"simulated", simulated.to_json()}};
+  return Json{{"trial", index},
+              {"rate", rate},
+              {"measured", measured.to_json()},
+              {"simulated", simulated.to_json()},
+              {"first_use_s", first_use_s}};
 }
 
 Result<std::vector<TrialComparison>> replay_trials(const Json& doc, const PlanInputs& inputs,
@@ -83,7 +87,16 @@ Result<std::vector<TrialComparison>> replay_trials(const Json& doc, const PlanIn
     PlanInputs in = inputs;
     in.workload.seed = bench::trial_seed(base, k);
     in.workload.arrival.seed = in.workload.seed;
+    auto paid = [&] {
+      double total = 0;
+      if (in.warmth != nullptr) {
+        for (const EngineWarmth& w : *in.warmth) total += w.seconds;
+      }
+      return total;
+    };
+    const double before = paid();
     BATON_ASSIGN_OR_RETURN(SimResult sim, simulate_at(in, deployment, in.model, c.rate));
+    c.first_use_s = paid() - before;
     c.simulated = latency_of(sim.records, bench::evaluate_slo(in.slo, sim.records, sim.duration_s));
     if (records.is_open()) {
       for (const bench::RequestRecord& r : sim.records) {

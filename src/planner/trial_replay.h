@@ -28,6 +28,7 @@ struct TrialComparison {
   size_t index = 0;  // the trial's position in the sweep's series
   double rate = 0;   // its target rate (req/s or sessions/s)
   TrialLatency measured, simulated;
+  double first_use_s = 0;  // cold processes (inputs.warmth): what the trial's first uses cost, all instances
   Json to_json() const;
 };
 

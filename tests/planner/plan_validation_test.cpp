@@ -157,6 +157,11 @@ TEST_F(PlanValidationTest, ReplaysEachMeasuredTrialWithTheWorkloadItSent) {
   EXPECT_GT(cell.trials[0].simulated.ttft_p50_ms, 0);
   EXPECT_GT(cell.trials[0].simulated.tpot_p90_ms, 0);
   EXPECT_TRUE(cell.to_json().contains("trials"));
+  EXPECT_EQ(v->num_trials, 2u);
+  size_t agree = 0;
+  for (const TrialComparison& t : cell.trials) agree += t.measured.sustainable == t.simulated.sustainable ? 1 : 0;
+  EXPECT_EQ(v->num_trial_verdicts_agree, agree);
+  EXPECT_EQ(v->to_json()["num_trial_verdicts_agree"], agree);
 
   bench::WorkloadOptions w;
   w.kind = "random";
