@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "planner/step_time_model.h"
+
 namespace baton::planner {
 
 int gemm_m_bucket(int m) {
@@ -108,18 +110,7 @@ bool is_positive_number(const Json& j, const char* key) {
 }  // namespace
 
 Result<FirstUseModel> first_use_from_profile(const Json& profile, const std::string& model) {
-  if (!profile.is_object() || !profile.contains("models") || !profile["models"].is_array()) {
-    return invalid_argument("a profile must be a JSON object with a 'models' array (baton profile --json)");
-  }
-  const Json* entry = nullptr;
-  for (const Json& m : profile["models"]) {
-    if (!m.is_object()) continue;
-    if (model.empty() || (m.contains("model") && m["model"].is_string() && m["model"].get<std::string>() == model)) {
-      entry = &m;
-      break;
-    }
-  }
-  if (entry == nullptr) return not_found("the profile has no model '{}'", model);
+  BATON_ASSIGN_OR_RETURN(const Json* entry, profile_model_entry(profile, model));
   std::map<double, double> layer_ms;  // m -> ms of the four linears (the first row of an m)
   double head_ms = 0;
   auto rows = [&](const char* key) {

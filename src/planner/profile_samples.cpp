@@ -142,7 +142,7 @@ class ProfileReader {
 
 }  // namespace
 
-Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model) {
+Result<const Json*> profile_model_entry(const Json& profile, const std::string& model) {
   if (!profile.is_object() || !profile.contains("models") || !profile["models"].is_array()) {
     return invalid_argument("a profile must be a JSON object with a 'models' array (baton profile --json)");
   }
@@ -155,6 +155,11 @@ Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const 
     }
   }
   if (entry == nullptr) return not_found("the profile has no model '{}'", model);
+  return entry;
+}
+
+Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model) {
+  BATON_ASSIGN_OR_RETURN(const Json* entry, profile_model_entry(profile, model));
   ProfileReader reader(*entry);
   BATON_RETURN_IF_ERROR(reader.read());
   std::vector<StepSample> out = reader.take();

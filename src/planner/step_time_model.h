@@ -101,5 +101,8 @@ class StepTimeModel {
 // `batch` whole prompts taking batch / requests_per_s. `model` picks the
 // entry by name ("" = the first). Defined in profile_samples.cpp.
 Result<std::vector<StepSample>> samples_from_profile(const Json& profile, const std::string& model);
+// The entry of `model` in a profile's models[] (the first entry when `model`
+// is empty); an error naming what is missing.
+Result<const Json*> profile_model_entry(const Json& profile, const std::string& model);
 
 }  // namespace baton::planner
