@@ -3,6 +3,8 @@
 // weights made on the GPU, written as JSON and Markdown. On a machine with
 // no NVIDIA device it says "no GPU" before anything else (the CUDA runtime's
 // own error there reads "driver version is insufficient").
+#include <array>
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 #include <regex>
@@ -28,7 +30,28 @@ struct Args {
   int tensor_parallel_size = 1;
   bool enable_expert_parallel = false;
   std::vector<int> gpus;
+  std::vector<std::string> mixed_steps;  // DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT
 };
+
+// A --mixed-steps entry, DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT: DECODES
+// sequences at CONTEXT cached tokens beside a prompt's CHUNK tokens after
+// CHUNK_CONTEXT of its own. Empty on success, else what is wrong.
+std::string parse_mixed_step(const std::string& v, std::array<int, 4>* out) {
+  size_t begin = 0;
+  for (int i = 0; i < 4; ++i) {
+    const size_t end = i < 3 ? v.find(':', begin) : v.size();
+    if (end == std::string::npos) return "wants DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT (four counts), got '" + v + "'";
+    int x = -1;
+    const auto [ptr, ec] = std::from_chars(v.data() + begin, v.data() + end, x);
+    if (ec != std::errc() || ptr != v.data() + end || x < 0 || x > (1 << 20))
+      return "'" + v.substr(begin, end - begin) + "' in '" + v + "' is not a count in [0, 1048576]";
+    (*out)[i] = x;
+    begin = end + 1;
+  }
+  if ((*out)[0] + (*out)[2] < 1) return "'" + v + "' has neither decodes nor a chunk";
+  if ((*out)[0] > 0 && (*out)[1] < 1) return "'" + v + "': decodes need a context of at least 1 token";
+  return "";
+}
 
 // Whether an NVIDIA GPU's device node (/dev/nvidia0, /dev/nvidia1, ...) exists:
 // the driver creates one per GPU, and containers given a GPU see it.
@@ -66,6 +89,17 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--prefill-tokens", args->prefill_tokens, "prefill lengths")
       ->delimiter(',')
       ->check(CLI::Range(1, 1 << 20));
+  sub.add_option("--mixed-steps", args->mixed_steps,
+                 "steps of mixed shape, each DECODES:CONTEXT:CHUNK:CHUNK_CONTEXT (DECODES sequences at CONTEXT "
+                 "tokens beside a prompt's CHUNK tokens after CHUNK_CONTEXT), e.g. 32:8192:512:7680; the planner "
+                 "fits agg's steps from them")
+      ->delimiter(',')
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            std::array<int, 4> f{};
+            return parse_mixed_step(v, &f);
+          },
+          "D:C:N:K"));
   return [args]() -> int {
     if (!has_nvidia_device()) {
       std::cerr << "baton profile: no GPU: this machine has no NVIDIA device (/dev/nvidia0 is absent); profile "
@@ -85,6 +119,11 @@ baton::cli::RunFn setup(CLI::App& sub) {
     o.tensor_parallel_size = args->tensor_parallel_size;
     o.enable_expert_parallel = args->enable_expert_parallel;
     o.gpus = args->gpus;
+    for (const std::string& step : args->mixed_steps) {
+      std::array<int, 4> f{};
+      parse_mixed_step(step, &f);  // checked when parsed
+      o.mixed_steps.push_back({f[0], f[1], f[2], f[3]});
+    }
     if (args->quick) {
       o.decode_iters = 5;
       o.prefill_iters = 2;
