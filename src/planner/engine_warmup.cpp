@@ -30,8 +30,10 @@ int graph_blocks_bucket(int max_blocks_per_seq) {
   return b;
 }
 
-FirstUseModel::FirstUseModel(std::vector<std::pair<double, double>> layer_ms, double head_ms_m1)
-    : layer_ms_(std::move(layer_ms)), head_ms_m1_(head_ms_m1) {
+FirstUseModel::FirstUseModel(std::vector<std::pair<double, double>> layer_ms, double head_ms_m1, double copy_gbps)
+    : layer_ms_(std::move(layer_ms)),
+      head_ms_m1_(head_ms_m1),
+      flush_s_(copy_gbps > 0 ? kFlushBytes / (copy_gbps * 1e9) : 0) {
   std::sort(layer_ms_.begin(), layer_ms_.end());
 }
 
@@ -54,11 +56,13 @@ double FirstUseModel::head_s(int m) const {
 }
 
 double FirstUseModel::tune_layers_s(int m) const {
-  return kLaunchesPerCandidate * (kCandidates + (m <= 8 ? 1 : 0)) * layer_s(m);
+  const int candidates = kCandidates + (m <= 8 ? 1 : 0);
+  return candidates * (kLaunchesPerCandidate * layer_s(m) + kTimedLaunchesPerCandidate * kLinearsPerLayer * flush_s_);
 }
 
 double FirstUseModel::tune_head_s(int m) const {
-  return kLaunchesPerCandidate * (kCandidates + (m <= 8 ? 1 : 0)) * head_s(m);
+  const int candidates = kCandidates + (m <= 8 ? 1 : 0);
+  return candidates * (kLaunchesPerCandidate * head_s(m) + kTimedLaunchesPerCandidate * flush_s_);
 }
 
 double FirstUseModel::first_use_s(const StepDims& step, double step_s, EngineWarmth& warmth) const {
@@ -97,7 +101,8 @@ Json FirstUseModel::to_json() const {
   return Json{{"layer_linears_ms", layers},
               {"lm_head_ms_m1", head_ms_m1_},
               {"candidates", kCandidates},
-              {"launches_per_candidate", kLaunchesPerCandidate}};
+              {"launches_per_candidate", kLaunchesPerCandidate},
+              {"flush_ms", flush_s_ * 1e3}};
 }
 
 namespace {
@@ -155,7 +160,10 @@ Result<FirstUseModel> first_use_from_profile(const Json& profile, const std::str
     }
   }
   if (layer_ms.empty()) return FirstUseModel();
-  return FirstUseModel(std::vector<std::pair<double, double>>(layer_ms.begin(), layer_ms.end()), head_ms);
+  double copy_gbps = 0;
+  if (profile.contains("ceilings") && is_positive_number(profile["ceilings"], "copy_gbps"))
+    copy_gbps = profile["ceilings"]["copy_gbps"].get<double>();
+  return FirstUseModel(std::vector<std::pair<double, double>>(layer_ms.begin(), layer_ms.end()), head_ms, copy_gbps);
 }
 
 }  // namespace baton::planner

@@ -3,8 +3,9 @@
 // warm-up. They are the CUDA backend's (src/backend/cuda):
 //   - gemm.cpp: the first GEMM of a bucket of m (m exact up to 64, then 8
 //     buckets per power of two) times the cuBLASLt candidates (8, one warm-up
-//     and 5 timed launches each, and the skinny GEMV kernel where m <= 8)
-//     before it runs; every later m of the bucket reuses the choice. m is the
+//     and 5 timed launches each, and the skinny GEMV kernel where m <= 8,
+//     each timed launch after its 64 MiB workspace is overwritten to take the
+//     weights out of L2) before it runs; every later m of the bucket reuses the choice. m is the
 //     step's token count for the layers' four linears and its number of
 //     sampled rows for the LM head;
 //   - cuda_backend.cpp: the first decode-only step of a (batch bucket,
@@ -56,17 +57,22 @@ class FirstUseModel {
  public:
   static constexpr int kCandidates = 8;            // gemm.cpp: cuBLASLt heuristics asked for
   static constexpr int kLaunchesPerCandidate = 6;  // one warm-up, 5 timed
+  static constexpr int kTimedLaunchesPerCandidate = 5;
+  static constexpr int kLinearsPerLayer = 4;               // qkv, o, gate/up, down: each shape tuned
+  static constexpr double kFlushBytes = 64.0 * (1 << 20);  // gemm.cpp's workspace, overwritten per timed launch
 
   FirstUseModel() = default;
   // layer_ms: (m, ms of one layer's four linears at m), measured; head_ms_m1:
-  // the LM head at m = 1.
-  FirstUseModel(std::vector<std::pair<double, double>> layer_ms, double head_ms_m1);
+  // the LM head at m = 1; copy_gbps: the card's copy bandwidth (the flush
+  // before each timed launch writes kFlushBytes at it; 0: not counted).
+  FirstUseModel(std::vector<std::pair<double, double>> layer_ms, double head_ms_m1, double copy_gbps = 0);
 
   bool empty() const { return layer_ms_.empty(); }
   // One layer's linears at m (interpolated between measured m, linear past the last).
   double layer_s(int m) const;
   double head_s(int m) const;
-  // Tuning a new bucket: every candidate (and GEMV where m <= 8) launched 6 times.
+  // Tuning a new bucket: every candidate (and GEMV where m <= 8) launched 6
+  // times, 5 of them after a flush.
   double tune_layers_s(int m) const;
   double tune_head_s(int m) const;
   // What `step` costs besides its steady-state time (`step_s`), given what
@@ -77,11 +83,13 @@ class FirstUseModel {
  private:
   std::vector<std::pair<double, double>> layer_ms_;  // sorted by m
   double head_ms_m1_ = 0;
+  double flush_s_ = 0;  // one overwrite of the workspace
 };
 
 // From a `baton profile` document: models[].prefill[].linear_gemms.per_gemm
 // (the four linears timed alone at the prompt's m) and models[].decode[]
-// .linears_alone.per_linear (at m = 1, with the LM head). An empty model
+// .linears_alone.per_linear (at m = 1, with the LM head), and ceilings
+// .copy_gbps for the flushes where the profile has it. An empty model
 // (no cost) when the profile timed no linears.
 Result<FirstUseModel> first_use_from_profile(const Json& profile, const std::string& model);
 

@@ -146,6 +146,17 @@ void add_moe_ops(std::vector<OpCase>& c) {
   c.push_back(moe_align_case({2048, 128, 8, 64, 32}));
   c.push_back(moe_align_case({2048, 128, 8, 64, 32}, 32, 64));
   c.push_back(moe_align_case({100, 128, 8, 64, 32}, 32, 64));
+  // Routing and sort in one launch (decode's 1-8 tokens; 9 and 40 take the
+  // two kernels), plain and renormalised, all experts and an expert-parallel
+  // rank's share.
+  for (const MoeShape& s : std::vector<MoeShape>{
+           {1, 128, 8, 64, 32}, {3, 60, 4, 64, 32}, {8, 128, 8, 64, 32}, {9, 128, 8, 64, 32}, {40, 256, 8, 64, 32}})
+    for (bool renorm : {false, true}) {
+      MoeShape r = s;
+      r.renorm = renorm;
+      c.push_back(moe_route_case(r));
+      c.push_back(moe_route_case(r, s.experts / 4, s.experts / 2));
+    }
   // The wgmma kernel (steps past the skinny kernels' 8 tokens), both tile
   // widths, A gathered and in sorted order, plain and gated: partial n tiles
   // (n 192, 272, 320; gated 96, 136, 160 outputs), a k tail (200), uneven

@@ -160,24 +160,13 @@ std::vector<Check> run_moe_topk(const MoeShape& s, std::mt19937& rng) {
           compare("weights", download<float>(dw, w.size()), w, kTolRouteW)};
 }
 
-// The expert sort: offsets are the per-expert counts' prefix sums; the sorted
-// slots of expert e are exactly its (token, choice) slots; slot_pos inverts
-// it. With local > 0, an expert-parallel rank's sort over experts [begin,
-// begin + local): other experts' slots get slot_pos -1.
-std::vector<Check> run_moe_align(const MoeShape& s, int begin, int local, std::mt19937& rng) {
-  std::vector<int32_t> ids;
-  std::vector<float> w;
-  random_routes(s, rng, ids, w);
-  const int slots = static_cast<int>(ids.size()), e = local > 0 ? local : s.experts;
-  auto dids = upload(ids);
-  auto doff = upload(std::vector<int32_t>(e + 1, -1));
-  auto dsorted = upload(std::vector<int32_t>(slots, -1)), dpos = upload(std::vector<int32_t>(slots, -1));
-  if (local > 0)
-    launch_moe_align_local(dids.as<int32_t>(), slots, begin, e, doff.as<int32_t>(), dsorted.as<int32_t>(),
-                           dpos.as<int32_t>(), nullptr);
-  else
-    launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
-                     nullptr);
+// The expert sort's result against ids: offsets are the per-expert counts'
+// prefix sums; the sorted slots of expert e are exactly its (token, choice)
+// slots; slot_pos inverts it. Experts [begin, begin + e) are sorted; other
+// experts' slots get slot_pos -1.
+std::vector<Check> check_sort(const std::vector<int32_t>& ids, int begin, int e, const DeviceBuffer& doff,
+                              const DeviceBuffer& dsorted, const DeviceBuffer& dpos) {
+  const int slots = static_cast<int>(ids.size());
   const auto off = download<int32_t>(doff, e + 1);
   std::vector<int32_t> ref_off(e + 1, 0);
   for (int32_t id : ids)
@@ -198,6 +187,48 @@ std::vector<Check> run_moe_align(const MoeShape& s, int begin, int local, std::m
     if (sorted[i] >= 0 && sorted[i] < slots) inverse[sorted[i]] = i;
   return {compare_exact("offsets", off, ref_off), compare_exact("sorted_slots", got_sets, ref_sets),
           compare_exact("slot_pos", pos, inverse)};
+}
+
+// The expert sort alone; with local > 0, an expert-parallel rank's sort over
+// experts [begin, begin + local).
+std::vector<Check> run_moe_align(const MoeShape& s, int begin, int local, std::mt19937& rng) {
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+  random_routes(s, rng, ids, w);
+  const int slots = static_cast<int>(ids.size()), e = local > 0 ? local : s.experts;
+  auto dids = upload(ids);
+  auto doff = upload(std::vector<int32_t>(e + 1, -1));
+  auto dsorted = upload(std::vector<int32_t>(slots, -1)), dpos = upload(std::vector<int32_t>(slots, -1));
+  if (local > 0)
+    launch_moe_align_local(dids.as<int32_t>(), slots, begin, e, doff.as<int32_t>(), dsorted.as<int32_t>(),
+                           dpos.as<int32_t>(), nullptr);
+  else
+    launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
+                     nullptr);
+  return check_sort(ids, begin, e, doff, dsorted, dpos);
+}
+
+// Routing and sort in one call (one kernel up to 8 tokens, topk then align
+// above): the ids and weights as the CPU routes them, the sort as above.
+std::vector<Check> run_moe_route(const MoeShape& s, int begin, int local, std::mt19937& rng) {
+  const int n = s.tokens, k = s.top_k, slots = n * k, e = local > 0 ? local : s.experts;
+  std::uniform_real_distribution<float> d(-3.0f, 3.0f);
+  std::vector<float> logits(static_cast<size_t>(n) * s.experts);
+  for (auto& x : logits) x = d(rng);
+  auto dl = upload(logits);
+  auto dids = upload(std::vector<int32_t>(slots, -1));
+  auto dw = poisoned_f32(slots);
+  auto doff = upload(std::vector<int32_t>(e + 1, -1));
+  auto dsorted = upload(std::vector<int32_t>(slots, -1)), dpos = upload(std::vector<int32_t>(slots, -1));
+  launch_moe_route(dl.as<float>(), n, s.experts, k, s.renorm, begin, e, dids.as<int32_t>(), dw.as<float>(),
+                   doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr);
+  std::vector<int32_t> ids(slots);
+  std::vector<float> w(slots);
+  moe_route(logits.data(), n, s.experts, k, s.renorm, ids.data(), w.data());
+  std::vector<Check> checks = {compare_exact("ids", download<int32_t>(dids, slots), ids),
+                               compare("weights", download<float>(dw, slots), w, kTolRouteW)};
+  for (Check& c : check_sort(ids, begin, e, doff, dsorted, dpos)) checks.push_back(std::move(c));
+  return checks;
 }
 
 // C[i] = A[a_rows[i] / k] . W[expert of i]^T over the sorted slots: the
@@ -324,6 +355,13 @@ OpCase moe_align_case(const MoeShape& s, int begin, int local) {
   return make_case(
       "moe_align", moe_name(s) + (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
       s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_align(sh, begin, local, rng); });
+}
+OpCase moe_route_case(const MoeShape& s, int begin, int local) {
+  return make_case(
+      "moe_route",
+      moe_name(s) + (s.renorm ? " renorm" : "") +
+          (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
+      s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_route(sh, begin, local, rng); });
 }
 OpCase grouped_gemm_case(const MoeShape& s) {
   return make_case("grouped_gemm", moe_name(s), s,

@@ -194,13 +194,34 @@ TEST(BackendOpsList, CasesAreDistinctAndCoverEveryOp) {
     ++per_op[c.op];
     EXPECT_EQ(++seen[c.op + "|" + c.shape], 1) << "duplicate case " << c.op << " [" << c.shape << "]";
   }
-  for (const char* op :
-       {"attention_prefill",    "attention_decode",    "embedding",    "add_rmsnorm",  "silu_mul",
-        "fill_convert",         "qkv_rope_cache",      "gemm",         "gemv",         "gemv_silu_mul",
-        "gemm_row_invariant",   "gemm_buckets",        "moe_topk",     "moe_align",    "grouped_gemm",
-        "grouped_gemm_wgmma",   "moe_experts",         "moe_skinny",   "sample",       "mla_attention_prefill",
-        "mla_attention_decode", "mla_prepare",         "mla_q_latent", "mla_unabsorb", "mla_split_uk",
-        "moe_grouped_topk",     "mla_expanded_prefill"})
+  for (const char* op : {"attention_prefill",
+                         "attention_decode",
+                         "embedding",
+                         "add_rmsnorm",
+                         "silu_mul",
+                         "fill_convert",
+                         "qkv_rope_cache",
+                         "gemm",
+                         "gemv",
+                         "gemv_silu_mul",
+                         "gemm_row_invariant",
+                         "gemm_buckets",
+                         "moe_topk",
+                         "moe_align",
+                         "moe_route",
+                         "grouped_gemm",
+                         "grouped_gemm_wgmma",
+                         "moe_experts",
+                         "moe_skinny",
+                         "sample",
+                         "mla_attention_prefill",
+                         "mla_attention_decode",
+                         "mla_prepare",
+                         "mla_q_latent",
+                         "mla_unabsorb",
+                         "mla_split_uk",
+                         "moe_grouped_topk",
+                         "mla_expanded_prefill"})
     EXPECT_GT(per_op[op], 0) << op << " has no case";
 }
 

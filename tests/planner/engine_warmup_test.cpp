@@ -47,6 +47,17 @@ TEST(EngineWarmupTest, LinearTimesAreTheMeasuredOnes) {
   EXPECT_NEAR(m.tune_layers_s(1), 54 * 1e-3, 1e-12);
 }
 
+TEST(EngineWarmupTest, EachTimedLaunchFirstOverwritesTheWorkspace) {
+  // At 4,000 GB/s the 64 MiB flush takes 16.8 us; each candidate's 5 timed
+  // launches pay it once per linear shape (4 a layer, 1 for the head).
+  const FirstUseModel m({{1, 1.0}, {1024, 2.0}, {2048, 4.0}}, 0.5, 4000);
+  const double flush = 64.0 * (1 << 20) / 4e12;
+  EXPECT_NEAR(m.tune_layers_s(2048), 8 * (6 * 4e-3 + 5 * 4 * flush), 1e-12);
+  EXPECT_NEAR(m.tune_layers_s(1), 9 * (6 * 1e-3 + 5 * 4 * flush), 1e-12);
+  EXPECT_NEAR(m.tune_head_s(1), 9 * (6 * 0.5e-3 + 5 * flush), 1e-12);
+  EXPECT_NEAR(m.to_json()["flush_ms"].get<double>(), flush * 1e3, 1e-12);
+}
+
 TEST(EngineWarmupTest, AnEagerStepPaysEachNewBucketOnce) {
   const FirstUseModel m = toy();
   EngineWarmth w;
@@ -92,6 +103,11 @@ TEST(EngineWarmupTest, ReadsTheProfilesLinearTimings) {
   EXPECT_NEAR(m->layer_s(1024), 0.7e-3, 1e-12);
   EXPECT_NEAR(m->layer_s(1), 0.14e-3, 1e-12);
   EXPECT_NEAR(m->head_s(1), 0.24e-3, 1e-12);
+  EXPECT_EQ(m->to_json()["flush_ms"].get<double>(), 0);  // no ceilings: no flush priced
+  profile["ceilings"] = Json{{"copy_gbps", 4000}};
+  auto with_copy = first_use_from_profile(profile, "m");
+  ASSERT_TRUE(with_copy.is_ok());
+  EXPECT_NEAR(with_copy->to_json()["flush_ms"].get<double>(), 64.0 * (1 << 20) / 4e9, 1e-12);
   // A profile that timed no linears prices nothing.
   auto none = first_use_from_profile(Json::parse(R"({"models": [{"model": "m"}]})"), "m");
   ASSERT_TRUE(none.is_ok());

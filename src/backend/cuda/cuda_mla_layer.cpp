@@ -191,6 +191,10 @@ void CudaBackend::moe_block(int i, int t) {
   const CudaLayerWeights& L = weights_.layers[i];
   const int h = c.hidden_size, e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size;
   gemm_.run(normed_.as<bf16>(), L.router, router_.get(), t, e, h, true, stream_);  // [t, e] fp32
+  // Only this rank's experts (all, or its expert-parallel run) get sorted
+  // rows: the others' slots are left out here and summed in by the MoE
+  // block's all-reduce.
+  const int local = shard_.num_local_experts;
   if (c.arch == Arch::kDeepseekV3) {
     GroupedTopkDevArgs ra;
     ra.num_experts = e;
@@ -201,15 +205,13 @@ void CudaBackend::moe_block(int i, int t) {
     ra.scaling = static_cast<float>(c.deepseek_moe.routed_scaling_factor);
     launch_moe_grouped_topk(router_.as<float>(), L.expert_bias, t, ra, topk_ids_.as<int32_t>(), topk_w_.as<float>(),
                             stream_);
+    launch_moe_align_local(topk_ids_.as<int32_t>(), t * k, shard_.expert_begin, local, moe_offsets_.as<int32_t>(),
+                           sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
   } else {
-    launch_moe_topk(router_.as<float>(), t, e, k, c.norm_topk_prob, topk_ids_.as<int32_t>(), topk_w_.as<float>(),
-                    stream_);
+    launch_moe_route(router_.as<float>(), t, e, k, c.norm_topk_prob, shard_.expert_begin, local,
+                     topk_ids_.as<int32_t>(), topk_w_.as<float>(), moe_offsets_.as<int32_t>(),
+                     sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
   }
-  // Only this rank's experts (all, or its expert-parallel run): the others'
-  // slots are left out here and summed in by the MoE block's all-reduce.
-  const int local = shard_.num_local_experts;
-  launch_moe_align_local(topk_ids_.as<int32_t>(), t * k, shard_.expert_begin, local, moe_offsets_.as<int32_t>(),
-                         sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
   if (!options_.batch_invariant && moe_skinny_supports(t, h) && moe_skinny_supports(t, mi)) {
     // Decode's small batches: each routed expert's weights read once, SwiGLU
     // fused. On an H200 (Qwen3-30B-A3B) it beat the grouped GEMMs at every

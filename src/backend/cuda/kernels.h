@@ -87,6 +87,14 @@ void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, f
 // MoE. router: [T, E] fp32 logits -> softmax, top-k (ties: lower expert), optional renorm.
 void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* topk_ids,
                      float* topk_w, cudaStream_t stream);
+// Softmax top-k routing and the expert sort together (launch_moe_topk, then
+// launch_moe_align_local over experts [expert_begin, expert_begin +
+// num_experts) of total_experts): one launch up to kMoeRouteOneBlockTokens
+// tokens (decode), the two kernels above it.
+constexpr int kMoeRouteOneBlockTokens = 8;
+void launch_moe_route(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
+                      int num_experts, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
+                      int32_t* slot_pos, cudaStream_t stream);
 // Sorts the T*k (token, choice) slots by expert: offsets [E+1], sorted_slots
 // [T*k] (slot = t*k + j), slot_pos [T*k] (slot -> sorted position).
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,

@@ -14,13 +14,10 @@
 namespace baton::cuda {
 namespace {
 
-// One warp per token.
-__global__ void moe_topk_kernel(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* ids,
-                                float* w) {
-  int tkn = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  int lane = threadIdx.x & 31;
-  if (tkn >= num_tokens) return;
-  const float* r = router + static_cast<int64_t>(tkn) * num_experts;  // [E]
+// Softmax over the router's logits, then the top k (ties: the lower expert),
+// for one token by one warp; lane l holds experts l + 32 j.
+__device__ __forceinline__ void warp_topk(const float* r, int num_experts, int k, bool renorm, int32_t* ids, float* w) {
+  const int lane = threadIdx.x & 31;
   constexpr int kPer = kMaxExperts / 32;
   float v[kPer];
   float mx = -INFINITY;
@@ -53,8 +50,8 @@ __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_exp
     }
     warp_argmax(best, best_e);
     if (lane == 0) {
-      ids[tkn * k + c] = best_e;
-      w[tkn * k + c] = best / sum;
+      ids[c] = best_e;
+      w[c] = best / sum;
     }
     picked_sum += best / sum;
     if ((best_e & 31) == lane) {
@@ -65,8 +62,16 @@ __global__ void moe_topk_kernel(const float* router, int num_tokens, int num_exp
   }
   if (renorm) {
     __syncwarp();
-    if (lane < k) w[tkn * k + lane] /= picked_sum;
+    if (lane < k) w[lane] /= picked_sum;
   }
+}
+
+// One warp per token.
+__global__ void moe_topk_kernel(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* ids,
+                                float* w) {
+  const int tkn = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (tkn >= num_tokens) return;
+  warp_topk(router + static_cast<int64_t>(tkn) * num_experts, num_experts, k, renorm, ids + tkn * k, w + tkn * k);
 }
 
 // The best (value, expert) of the warp: higher value, then lower expert.
@@ -169,11 +174,9 @@ __global__ void moe_grouped_topk_kernel(const float* router, const float* bias, 
 
 // Experts [expert_begin, expert_begin + num_experts) are this rank's (all of
 // them without expert parallelism); a slot routed elsewhere gets slot_pos -1
-// and no sorted row.
-__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
-                                 int32_t* sorted_slots, int32_t* slot_pos) {
-  __shared__ int32_t count[kMaxExperts + 1];
-  __shared__ int32_t cursor[kMaxExperts];
+// and no sorted row. One block; count and cursor: shared [num_experts + 1].
+__device__ void block_align(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
+                            int32_t* sorted_slots, int32_t* slot_pos, int32_t* count, int32_t* cursor) {
   for (int e = threadIdx.x; e < num_experts; e += blockDim.x) count[e] = 0;
   __syncthreads();
   for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
@@ -181,15 +184,25 @@ __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_expe
     if (local < static_cast<unsigned>(num_experts)) atomicAdd(&count[local], 1);
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int acc = 0;
-    for (int e = 0; e < num_experts; ++e) {
-      int c = count[e];
+  if (threadIdx.x < 32) {  // the prefix sums: each lane a run of experts, then a warp scan of the runs
+    const int lane = threadIdx.x, per = (num_experts + 31) / 32, e0 = min(num_experts, lane * per),
+              e1 = min(num_experts, e0 + per);
+    int run = 0;
+    for (int e = e0; e < e1; ++e) run += count[e];
+    int incl = run;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    int acc = incl - run;
+    for (int e = e0; e < e1; ++e) {
+      const int c = count[e];
       offsets[e] = acc;
       cursor[e] = acc;
       acc += c;
     }
-    offsets[num_experts] = acc;
+    if (lane == 31) offsets[num_experts] = incl;
   }
   __syncthreads();
   for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
@@ -202,6 +215,29 @@ __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_expe
     sorted_slots[pos] = s;
     slot_pos[s] = pos;
   }
+}
+
+__global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
+                                 int32_t* sorted_slots, int32_t* slot_pos) {
+  __shared__ int32_t count[kMaxExperts + 1];
+  __shared__ int32_t cursor[kMaxExperts];
+  block_align(ids, num_slots, num_experts, expert_begin, offsets, sorted_slots, slot_pos, count, cursor);
+}
+
+// Decode's routing in one launch: warp t picks token t's experts, then the
+// block sorts the slots (launch_moe_topk then launch_moe_align_local, less a
+// launch and a round trip: at most kMoeRouteOneBlockTokens tokens).
+__global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
+    moe_route_kernel(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
+                     int num_experts, int32_t* ids, float* w, int32_t* offsets, int32_t* sorted_slots,
+                     int32_t* slot_pos) {
+  __shared__ int32_t count[kMaxExperts + 1];
+  __shared__ int32_t cursor[kMaxExperts];
+  const int tkn = threadIdx.x >> 5;
+  if (tkn < num_tokens)
+    warp_topk(router + static_cast<int64_t>(tkn) * total_experts, total_experts, k, renorm, ids + tkn * k, w + tkn * k);
+  __syncthreads();  // the block's global writes of ids are visible to it from here
+  block_align(ids, num_tokens * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, count, cursor);
 }
 
 // The sort over several blocks (more slots than one block's chunk), in three
@@ -482,6 +518,24 @@ void launch_moe_grouped_topk(const float* router, const float* bias, int num_tok
               "moe: {} experts in {} groups, top-{} of {} groups", a.num_experts, a.n_group, a.top_k, a.topk_group);
   const int blocks = (num_tokens * 32 + 255) / 256;
   moe_grouped_topk_kernel<<<blocks, 256, 0, stream>>>(router, bias, num_tokens, a, topk_ids, topk_w);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_moe_route(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
+                      int num_experts, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
+                      int32_t* slot_pos, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  if (num_tokens > kMoeRouteOneBlockTokens) {
+    launch_moe_topk(router, num_tokens, total_experts, k, renorm, topk_ids, topk_w, stream);
+    launch_moe_align_local(topk_ids, num_tokens * k, expert_begin, num_experts, offsets, sorted_slots, slot_pos,
+                           stream);
+    return;
+  }
+  BATON_CHECK(total_experts <= kMaxExperts && k <= 32 && k <= total_experts && num_experts <= total_experts,
+              "moe: {} experts top-{} ({} local)", total_experts, k, num_experts);
+  moe_route_kernel<<<1, 32 * kMoeRouteOneBlockTokens, 0, stream>>>(router, num_tokens, total_experts, k, renorm,
+                                                                   expert_begin, num_experts, topk_ids, topk_w, offsets,
+                                                                   sorted_slots, slot_pos);
   BATON_LAUNCH_CHECK();
 }
 
