@@ -122,6 +122,8 @@ OpCase moe_topk_case(const MoeShape& s);
 // local > 0: an expert-parallel rank's sort over experts [begin, begin + local).
 OpCase moe_align_case(const MoeShape& s, int begin = 0, int local = 0);
 OpCase moe_route_case(const MoeShape& s, int begin = 0, int local = 0);
+OpCase moe_router_route_case(const MoeShape& s, int begin = 0, int local = 0);  // tokens <= 8
+OpCase moe_combine_norm_case(const MoeShape& s, int begin = 0, int local = 0, bool shared = false);
 OpCase grouped_gemm_case(const MoeShape& s);
 // tile_n 128 or 256; gather: A through a_rows (gate/up), else in sorted order
 // (down); gated: the SwiGLU fused (C = silu(gate) * up).

@@ -157,6 +157,25 @@ void add_moe_ops(std::vector<OpCase>& c) {
       c.push_back(moe_route_case(r));
       c.push_back(moe_route_case(r, s.experts / 4, s.experts / 2));
     }
+  // Router, routing and sort in one launch: 1, 3 and 8 tokens, Qwen3-30B-A3B's
+  // 128 experts over hidden 2048, 60 experts (a partial warp of rows), a
+  // hidden width past one lane pass (1,000 is not a multiple of 256 columns).
+  for (const MoeShape& s :
+       std::vector<MoeShape>{{1, 128, 8, 2048, 32}, {3, 60, 4, 1000, 32}, {8, 128, 8, 256, 32}, {8, 16, 2, 64, 32}})
+    for (bool renorm : {false, true}) {
+      MoeShape r = s;
+      r.renorm = renorm;
+      c.push_back(moe_router_route_case(r));
+      c.push_back(moe_router_route_case(r, s.experts / 4, s.experts / 2));
+    }
+  // The combine with the next layer's add_rmsnorm: decode and prefill token
+  // counts, hidden widths 64 to 2048 (Qwen3-30B-A3B's), with DeepSeekMoE's
+  // shared-expert row, and an expert-parallel rank's share.
+  for (const MoeShape& s : std::vector<MoeShape>{{1, 128, 8, 2048, 32}, {7, 60, 4, 256, 32}, {300, 16, 2, 64, 32}}) {
+    c.push_back(moe_combine_norm_case(s));
+    c.push_back(moe_combine_norm_case(s, 0, 0, true));
+    c.push_back(moe_combine_norm_case(s, s.experts / 4, s.experts / 2));
+  }
   // The wgmma kernel (steps past the skinny kernels' 8 tokens), both tile
   // widths, A gathered and in sorted order, plain and gated: partial n tiles
   // (n 192, 272, 320; gated 96, 136, 160 outputs), a k tail (200), uneven

@@ -231,6 +231,83 @@ std::vector<Check> run_moe_route(const MoeShape& s, int begin, int local, std::m
   return checks;
 }
 
+// The router, routing and sort in one launch (decode's 1-8 tokens): the
+// logits against the CPU's matmul; ids, weights and the sort against the
+// CPU's routing of the GPU's own logits (a near tie may fall either way
+// between two sums). Launched twice, outputs poisoned between, so the second
+// launch shows the first left its block count at zero.
+std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local, std::mt19937& rng) {
+  const int n = s.tokens, k = s.top_k, h = s.hidden, te = s.experts, slots = n * k, e = local > 0 ? local : te;
+  const auto x = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
+  const auto rw = random_bf16_values(static_cast<size_t>(te) * h, 0.2f, rng);
+  auto dx = upload_bf16(x), drw = upload_bf16(rw), dcount = upload(std::vector<int32_t>(1, 0));
+  DeviceBuffer dlogits, dids, dw, doff, dsorted, dpos;
+  for (int launch = 0; launch < 2; ++launch) {
+    dlogits = poisoned_f32(static_cast<size_t>(n) * te);
+    dids = upload(std::vector<int32_t>(slots, -1));
+    dw = poisoned_f32(slots);
+    doff = upload(std::vector<int32_t>(e + 1, -1));
+    dsorted = upload(std::vector<int32_t>(slots, -1));
+    dpos = upload(std::vector<int32_t>(slots, -1));
+    launch_moe_router_route(dx.as<bf16>(), drw.as<bf16>(), n, h, te, k, s.renorm, begin, e, dlogits.as<float>(),
+                            dcount.as<int32_t>(), dids.as<int32_t>(), dw.as<float>(), doff.as<int32_t>(),
+                            dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr);
+  }
+  const auto logits = download<float>(dlogits, static_cast<size_t>(n) * te);
+  std::vector<float> ref_logits(logits.size());
+  matmul(x.data(), n, h, rw.data(), te, nullptr, ref_logits.data(), nullptr);
+  std::vector<int32_t> ids(slots);
+  std::vector<float> w(slots);
+  moe_route(logits.data(), n, te, k, s.renorm, ids.data(), w.data());
+  std::vector<Check> checks = {compare("logits", logits, ref_logits, kTolF32),
+                               compare_exact("ids", download<int32_t>(dids, slots), ids),
+                               compare("weights", download<float>(dw, slots), w, kTolRouteW),
+                               compare_exact("count", download<int32_t>(dcount, 1), std::vector<int32_t>{0})};
+  for (Check& c : check_sort(ids, begin, e, doff, dsorted, dpos)) checks.push_back(std::move(c));
+  return checks;
+}
+
+// The combine with the next layer's add_rmsnorm (launch_moe_combine_norm):
+// the token's combined row (its slots' expert rows by their weights, plus the
+// shared experts' row when `shared`, rounded to bf16) added into residual, and
+// rmsnorm of that. Experts [begin, begin + local) only when local > 0: the
+// other slots have no row (slot_pos -1) and are left out.
+std::vector<Check> run_moe_combine_norm(const MoeShape& s, int begin, int local, bool shared, std::mt19937& rng) {
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+  random_routes(s, rng, ids, w);
+  const int n = s.tokens, k = s.top_k, h = s.hidden, slots = n * k, e = local > 0 ? local : s.experts;
+  auto dids = upload(ids), dw = upload(w);
+  auto doff = upload(std::vector<int32_t>(e + 1, 0));
+  auto dsorted = upload(std::vector<int32_t>(slots, 0)), dpos = upload(std::vector<int32_t>(slots, 0));
+  launch_moe_align_local(dids.as<int32_t>(), slots, local > 0 ? begin : 0, e, doff.as<int32_t>(), dsorted.as<int32_t>(),
+                         dpos.as<int32_t>(), nullptr);
+  const auto pos = download<int32_t>(dpos, slots);
+  const auto eo = random_bf16_values(static_cast<size_t>(slots) * h, 1.0f, rng);
+  const auto add = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
+  const auto res = random_bf16_values(static_cast<size_t>(n) * h, 2.0f, rng);
+  const auto norm_w = random_bf16_values(h, 1.5f, rng);
+  auto deo = upload_bf16(eo), dadd = upload_bf16(add), dres = upload(res), dnw = upload_bf16(norm_w);
+  auto dnormed = poisoned_bf16(static_cast<size_t>(n) * h);
+  launch_moe_combine_norm(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h,
+                          shared ? dadd.as<bf16>() : nullptr, dres.as<float>(), dnw.as<bf16>(), 1e-5f,
+                          dnormed.as<bf16>(), nullptr);
+  std::vector<float> x = res, ref(x.size());
+  for (int t = 0; t < n; ++t)
+    for (int c = 0; c < h; ++c) {
+      float acc = 0.0f;
+      for (int j = 0; j < k; ++j) {
+        const int p = pos[t * k + j];
+        if (p >= 0) acc += eo[static_cast<size_t>(p) * h + c] * w[t * k + j];
+      }
+      if (shared) acc += add[static_cast<size_t>(t) * h + c];
+      x[static_cast<size_t>(t) * h + c] += testing::round_bf16(acc);
+    }
+  rmsnorm(x.data(), norm_w.data(), n, h, 1e-5f, ref.data());
+  return {compare("residual", download<float>(dres, x.size()), x, kTolF32),
+          compare("normed", download_bf16(dnormed, ref.size()), ref, kTolBf16)};
+}
+
 // C[i] = A[a_rows[i] / k] . W[expert of i]^T over the sorted slots: the
 // mma.sync tiles (tile_n 0) or the wgmma kernel's 128 x tile_n tiles, with
 // A's rows gathered through a_rows, or (gather false) A already in sorted
@@ -362,6 +439,21 @@ OpCase moe_route_case(const MoeShape& s, int begin, int local) {
       moe_name(s) + (s.renorm ? " renorm" : "") +
           (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
       s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_route(sh, begin, local, rng); });
+}
+OpCase moe_router_route_case(const MoeShape& s, int begin, int local) {
+  return make_case(
+      "moe_router_route",
+      moe_name(s) + (s.renorm ? " renorm" : "") +
+          (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
+      s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_router_route(sh, begin, local, rng); });
+}
+OpCase moe_combine_norm_case(const MoeShape& s, int begin, int local, bool shared) {
+  return make_case("moe_combine_norm",
+                   moe_name(s) + (shared ? " shared" : "") +
+                       (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
+                   s, [begin, local, shared](const MoeShape& sh, std::mt19937& rng) {
+                     return run_moe_combine_norm(sh, begin, local, shared, rng);
+                   });
 }
 OpCase grouped_gemm_case(const MoeShape& s) {
   return make_case("grouped_gemm", moe_name(s), s,

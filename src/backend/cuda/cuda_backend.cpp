@@ -176,6 +176,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     allocs.push_back({&topk_ids_, tm * k * 4});
     allocs.push_back({&topk_w_, tm * k * 4});
     allocs.push_back({&moe_offsets_, (e + 1) * 4});
+    allocs.push_back({&moe_route_count_, 4});
     allocs.push_back({&sorted_slots_, tm * k * 4});
     allocs.push_back({&slot_pos_, tm * k * 4});
     allocs.push_back({&moe_gu_, tm * k * 2 * mi * 2});
@@ -191,6 +192,8 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
           weights_.num_bytes() / 1073741824.0, st.message());
     ws += a.bytes;
   }
+  if (moe_route_count_.bytes() > 0)  // launch_moe_router_route's: zero between launches
+    BATON_CUDA_RETURN(cudaMemset(moe_route_count_.get(), 0, moe_route_count_.bytes()));
   BATON_CUDA_RETURN(cudaHostAlloc(&output_host_, sample_out_.bytes(), cudaHostAllocDefault));
   BATON_RETURN_IF_ERROR(ensure_input_capacity(1 << 20));
 
@@ -377,11 +380,14 @@ void CudaBackend::run_layers(const Launch& l) {
   kvd.half_elems = layout_.half_layer_block_elems();
   kvd.token_elems = layout_.token_elems();
   kvd.block_size = layout_.block_size;
+  bool normed_ready = false;  // the previous MoE block's combine already made this layer's normed_
   for (int i = 0; i < c.num_layers; ++i) {
     const CudaLayerWeights& L = weights_.layers[i];
     // residual += previous MLP output; normed = rmsnorm(residual) * input_norm
-    launch_add_rmsnorm(residual_.as<float>(), i == 0 ? nullptr : proj_.as<bf16>(), nullptr, L.input_norm,
-                       normed_.as<bf16>(), nullptr, t, h, eps, stream_);
+    if (!normed_ready)
+      launch_add_rmsnorm(residual_.as<float>(), i == 0 ? nullptr : proj_.as<bf16>(), nullptr, L.input_norm,
+                         normed_.as<bf16>(), nullptr, t, h, eps, stream_);
+    normed_ready = false;
     if (c.is_mla()) {
       mla_attention(l, i, kvd);
     } else {
@@ -394,6 +400,11 @@ void CudaBackend::run_layers(const Launch& l) {
       const int in = c.intermediate_size;
       gate_up_silu(normed_.as<bf16>(), L, act_.as<bf16>(), t, in, h);     // [t, in]
       linear(act_.as<bf16>(), L.down, L.down_f8, proj_.get(), t, h, in);  // [t, h]
+    } else if (comm_ == nullptr && i + 1 < c.num_layers) {
+      // One rank (no all-reduce between the block and the next norm): the
+      // combine also runs the next layer's add_rmsnorm.
+      moe_block(i, t, weights_.layers[i + 1].input_norm);
+      normed_ready = true;
     } else {
       moe_block(i, t);
     }

@@ -149,8 +149,10 @@ class CudaBackend final : public Backend {
   // Whether step l runs MLA prefill in the expanded form, and that form's attention (q_ -> attn_).
   bool mla_expands(const Launch& l) const;
   void mla_prefill_expanded(const Launch& l, int i, const KvDev& kv);
-  // The MoE block of layer i, normed_ -> proj_ (routed and shared experts).
-  void moe_block(int i, int num_tokens);
+  // The MoE block of layer i, normed_ -> proj_ (routed and shared experts);
+  // with next_norm (the next layer's input norm), the combine also adds the
+  // block's output into residual_ and leaves normed_ for the next layer.
+  void moe_block(int i, int num_tokens, const bf16* next_norm = nullptr);
   // y = x . W^T through the FP8 GEMM when the projection is held in FP8 (w8), else the bf16 one (w).
   void linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k);
   void gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h);
@@ -195,6 +197,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer kv_;
 
   // Workspace for max_num_tokens tokens.
+  DeviceBuffer moe_route_count_;  // launch_moe_router_route's block count
   DeviceBuffer residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, router_, topk_ids_, topk_w_, moe_offsets_,
       sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_, final_normed_, logits_, sample_work_,
       sample_out_;

@@ -186,15 +186,25 @@ void CudaBackend::mla_prefill_expanded(const Launch& l, int i, const KvDev& kvd)
   launch_mla_expanded_attention(st, gemm_, stream_);
 }
 
-void CudaBackend::moe_block(int i, int t) {
+void CudaBackend::moe_block(int i, int t, const bf16* next_norm) {
   const ModelConfig& c = config_;
   const CudaLayerWeights& L = weights_.layers[i];
   const int h = c.hidden_size, e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size;
-  gemm_.run(normed_.as<bf16>(), L.router, router_.get(), t, e, h, true, stream_);  // [t, e] fp32
   // Only this rank's experts (all, or its expert-parallel run) get sorted
   // rows: the others' slots are left out here and summed in by the MoE
   // block's all-reduce.
   const int local = shard_.num_local_experts;
+  // Decode (softmax routing): the router's logits, top-k and the sort in one launch.
+  const bool one_launch = c.arch != Arch::kDeepseekV3 && !options_.batch_invariant &&
+                          moe_router_route_supports(t, h, e, k);
+  if (one_launch) {
+    launch_moe_router_route(normed_.as<bf16>(), L.router, t, h, e, k, c.norm_topk_prob, shard_.expert_begin, local,
+                            router_.as<float>(), moe_route_count_.as<int32_t>(), topk_ids_.as<int32_t>(),
+                            topk_w_.as<float>(), moe_offsets_.as<int32_t>(), sorted_slots_.as<int32_t>(),
+                            slot_pos_.as<int32_t>(), stream_);
+  } else {
+    gemm_.run(normed_.as<bf16>(), L.router, router_.get(), t, e, h, true, stream_);  // [t, e] fp32
+  }
   if (c.arch == Arch::kDeepseekV3) {
     GroupedTopkDevArgs ra;
     ra.num_experts = e;
@@ -207,7 +217,7 @@ void CudaBackend::moe_block(int i, int t) {
                             stream_);
     launch_moe_align_local(topk_ids_.as<int32_t>(), t * k, shard_.expert_begin, local, moe_offsets_.as<int32_t>(),
                            sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
-  } else {
+  } else if (!one_launch) {
     launch_moe_route(router_.as<float>(), t, e, k, c.norm_topk_prob, shard_.expert_begin, local,
                      topk_ids_.as<int32_t>(), topk_w_.as<float>(), moe_offsets_.as<int32_t>(),
                      sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
@@ -268,6 +278,12 @@ void CudaBackend::moe_block(int i, int t) {
     launch_silu_mul(shared_gu_.as<bf16>(), shared_act_.as<bf16>(), t, si, stream_);
     gemm_.run(shared_act_.as<bf16>(), L.shared_down, shared_out_.get(), t, h, si, false, stream_);  // [t, h]
     shared = shared_out_.as<bf16>();
+  }
+  if (next_norm != nullptr) {
+    launch_moe_combine_norm(moe_out_.as<bf16>(), slot_pos_.as<int32_t>(), topk_w_.as<float>(), t, k, h, shared,
+                            residual_.as<float>(), next_norm, static_cast<float>(c.rms_norm_eps), normed_.as<bf16>(),
+                            stream_);
+    return;
   }
   launch_moe_combine(moe_out_.as<bf16>(), slot_pos_.as<int32_t>(), topk_w_.as<float>(), t, k, h, proj_.as<bf16>(),
                      stream_, shared);

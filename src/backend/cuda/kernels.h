@@ -95,6 +95,15 @@ constexpr int kMoeRouteOneBlockTokens = 8;
 void launch_moe_route(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
                       int num_experts, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
                       int32_t* slot_pos, cudaStream_t stream);
+// The router's logits (x [T, hidden] . router_w [total_experts, hidden]^T into
+// logits [T, total_experts] fp32, as the skinny GEMV computes them) and
+// launch_moe_route, in one launch, for decode's 1 to kMoeRouteOneBlockTokens
+// tokens. count: one int32, zero before the launch and left zero by it.
+bool moe_router_route_supports(int num_tokens, int hidden, int total_experts, int k);
+void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
+                             bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
+                             int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
+                             int32_t* slot_pos, cudaStream_t stream);
 // Sorts the T*k (token, choice) slots by expert: offsets [E+1], sorted_slots
 // [T*k] (slot = t*k + j), slot_pos [T*k] (slot -> sorted position).
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
@@ -166,6 +175,12 @@ void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t
 // out[t, :] = sum_j topk_w[t, j] * expert_out[slot_pos[t*k + j], :] (+ add[t, :]: shared experts)
 void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens, int k,
                         int hidden, bf16* out, cudaStream_t stream, const bf16* add = nullptr);
+// The combine above, rounded to bf16, then as launch_add_rmsnorm(residual, it,
+// nullptr, norm_w, normed) without rows: residual[t] += it, normed[t] =
+// rmsnorm(residual[t]) * norm_w. One launch; the combined row is not stored.
+void launch_moe_combine_norm(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens,
+                             int k, int hidden, const bf16* add, float* residual, const bf16* norm_w, float eps,
+                             bf16* normed, cudaStream_t stream);
 
 // ---- Multi-head latent attention (DeepSeek-V3), absorbed form (mla.cu).
 // The cache is a latent layout (kv_layout.h): one row of kv_lora_rank +

@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
 #include "backend/cuda/moe_local_experts.h"
@@ -15,7 +16,9 @@ namespace baton::cuda {
 namespace {
 
 // Softmax over the router's logits, then the top k (ties: the lower expert),
-// for one token by one warp; lane l holds experts l + 32 j.
+// for one token by one warp; lane l holds experts l + 32 j. kCg: the logits
+// were written by other blocks of this launch, so they are read past L1.
+template <bool kCg = false>
 __device__ __forceinline__ void warp_topk(const float* r, int num_experts, int k, bool renorm, int32_t* ids, float* w) {
   const int lane = threadIdx.x & 31;
   constexpr int kPer = kMaxExperts / 32;
@@ -24,7 +27,7 @@ __device__ __forceinline__ void warp_topk(const float* r, int num_experts, int k
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     int e = lane + 32 * j;
-    v[j] = e < num_experts ? r[e] : -INFINITY;
+    v[j] = e < num_experts ? (kCg ? __ldcg(r + e) : r[e]) : -INFINITY;
     mx = fmaxf(mx, v[j]);
   }
   mx = warp_max(mx);
@@ -238,6 +241,45 @@ __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
     warp_topk(router + static_cast<int64_t>(tkn) * total_experts, total_experts, k, renorm, ids + tkn * k, w + tkn * k);
   __syncthreads();  // the block's global writes of ids are visible to it from here
   block_align(ids, num_tokens * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, count, cursor);
+}
+
+// Decode's router and routing in one launch: the block's warps compute router
+// logits for their experts (the skinny GEMV's warp, gemv.cuh, fp32 out) for
+// all M tokens; the last block to finish (count: zero before and after) then
+// routes and sorts as moe_route_kernel does.
+template <int M>
+__global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
+    moe_router_route_kernel(const bf16* x, const bf16* router_w, int hidden, int total_experts, int k, bool renorm,
+                            int expert_begin, int num_experts, float* logits, int32_t* count, int32_t* ids, float* w,
+                            int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
+  static_assert(M <= skinny::kWarpsPerBlock, "a warp per token routes");
+  __shared__ int32_t s_count[kMaxExperts + 1];
+  __shared__ int32_t s_cursor[kMaxExperts];
+  __shared__ int s_last;
+  const bf16* x_rows[M];
+  float* y_rows[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    x_rows[m] = x + static_cast<int64_t>(m) * hidden;
+    y_rows[m] = logits + static_cast<int64_t>(m) * total_experts;
+  }
+  skinny::warp_outputs<false, M, float, false>(blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5), x_rows,
+                                               skinny::Weight{router_w}, y_rows, total_experts, hidden);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    s_last = atomicAdd(count, 1) == static_cast<int>(gridDim.x) - 1;
+    if (s_last) *count = 0;  // every block of this launch has counted: ready for the next
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int tkn = threadIdx.x >> 5;
+  if (tkn < M)
+    warp_topk<true>(logits + static_cast<int64_t>(tkn) * total_experts, total_experts, k, renorm, ids + tkn * k,
+                    w + tkn * k);
+  __syncthreads();
+  block_align(ids, M * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, s_count, s_cursor);
 }
 
 // The sort over several blocks (more slots than one block's chunk), in three
@@ -498,6 +540,62 @@ __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, cons
   }
 }
 
+// The combine and the next layer's add_rmsnorm in one block per token: the
+// token's combined row (rounded to bf16, as moe_combine_kernel stores it) is
+// added to residual (fp32), which is written back, and normed = rmsnorm(residual)
+// * w, as add_rmsnorm_kernel computes it. The combined row stays in shared
+// memory: one launch and one [T, hidden] round trip fewer a MoE layer.
+__global__ void moe_combine_norm_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
+                                        const bf16* add, float* residual, const bf16* w, float eps, bf16* normed) {
+  extern __shared__ float xs[];  // [hidden]: residual + combined row
+  __shared__ int32_t s_pos[32];
+  __shared__ float s_w[32];
+  __shared__ float scratch[32];
+  const int tkn = blockIdx.x;
+  if (threadIdx.x < k) {
+    s_pos[threadIdx.x] = slot_pos[tkn * k + threadIdx.x];
+    s_w[threadIdx.x] = topk_w[tkn * k + threadIdx.x];
+  }
+  __syncthreads();
+  float* res = residual + static_cast<int64_t>(tkn) * hidden;
+  const bf16* a = add ? add + static_cast<int64_t>(tkn) * hidden : nullptr;
+  float ss = 0.0f;
+  for (int c = 8 * threadIdx.x; c < hidden; c += 8 * blockDim.x) {
+    float acc[8] = {};
+    for (int j = 0; j < k; ++j) {
+      if (s_pos[j] < 0) continue;  // an expert of another rank (expert parallel)
+      const uint4 v = *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c);
+      const bf16* x = reinterpret_cast<const bf16*>(&v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
+    }
+    const float4 r0 = reinterpret_cast<const float4*>(res + c)[0], r1 = reinterpret_cast<const float4*>(res + c)[1];
+    float x[8] = {r0.x, r0.y, r0.z, r0.w, r1.x, r1.y, r1.z, r1.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      x[i] += bf(__float2bfloat16(a ? acc[i] + bf(a[c + i]) : acc[i]));
+      ss += x[i] * x[i];
+    }
+    const float4 x0 = make_float4(x[0], x[1], x[2], x[3]), x1 = make_float4(x[4], x[5], x[6], x[7]);
+    reinterpret_cast<float4*>(res + c)[0] = x0;
+    reinterpret_cast<float4*>(res + c)[1] = x1;
+    reinterpret_cast<float4*>(xs + c)[0] = x0;
+    reinterpret_cast<float4*>(xs + c)[1] = x1;
+  }
+  ss = block_sum(ss, scratch);
+  const float inv = rsqrtf(ss / hidden + eps);
+  bf16* o = normed + static_cast<int64_t>(tkn) * hidden;
+  for (int c = 8 * threadIdx.x; c < hidden; c += 8 * blockDim.x) {
+    const uint4 wv = *reinterpret_cast<const uint4*>(w + c);
+    const bf16* wb = reinterpret_cast<const bf16*>(&wv);
+    uint4 out;
+    bf16* ob = reinterpret_cast<bf16*>(&out);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ob[i] = __float2bfloat16(bf(wb[i]) * (xs[c + i] * inv));
+    *reinterpret_cast<uint4*>(o + c) = out;
+  }
+}
+
 }  // namespace
 
 void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k, bool renorm, int32_t* topk_ids,
@@ -536,6 +634,36 @@ void launch_moe_route(const float* router, int num_tokens, int total_experts, in
   moe_route_kernel<<<1, 32 * kMoeRouteOneBlockTokens, 0, stream>>>(router, num_tokens, total_experts, k, renorm,
                                                                    expert_begin, num_experts, topk_ids, topk_w, offsets,
                                                                    sorted_slots, slot_pos);
+  BATON_LAUNCH_CHECK();
+}
+
+bool moe_router_route_supports(int num_tokens, int hidden, int total_experts, int k) {
+  return num_tokens >= 1 && num_tokens <= kMoeRouteOneBlockTokens && hidden % 8 == 0 && total_experts <= kMaxExperts &&
+         k <= 32 && k <= total_experts;
+}
+
+void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
+                             bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
+                             int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
+                             int32_t* slot_pos, cudaStream_t stream) {
+  BATON_CHECK(moe_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
+              "moe router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
+  const int warps = (total_experts + skinny::kRows - 1) / skinny::kRows;
+  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock), block(32 * skinny::kWarpsPerBlock);
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, block, 0, stream>>>(x, router_w, hidden, total_experts, k, renorm, expert_begin, num_experts, logits,
+                                       count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
+  };
+  switch (num_tokens) {
+    case 1: launch(moe_router_route_kernel<1>); break;
+    case 2: launch(moe_router_route_kernel<2>); break;
+    case 3: launch(moe_router_route_kernel<3>); break;
+    case 4: launch(moe_router_route_kernel<4>); break;
+    case 5: launch(moe_router_route_kernel<5>); break;
+    case 6: launch(moe_router_route_kernel<6>); break;
+    case 7: launch(moe_router_route_kernel<7>); break;
+    default: launch(moe_router_route_kernel<8>); break;
+  }
   BATON_LAUNCH_CHECK();
 }
 
@@ -600,6 +728,16 @@ void launch_gemm_row_invariant(const bf16* x, const bf16* w, void* y, int m, int
   // Row-invariant: one tile shape for every m (the k order is the same in both anyway).
   if (y_f32) launch_tiles<64, 64, 32, 32, float>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<float*>(y), stream);
   else launch_tiles<64, 64, 32, 32, bf16>(x, nullptr, 1, w, nullptr, 1, m, n, k, static_cast<bf16*>(y), stream);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_moe_combine_norm(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens,
+                             int k, int hidden, const bf16* add, float* residual, const bf16* norm_w, float eps,
+                             bf16* normed, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  BATON_CHECK(k <= 32 && hidden % 8 == 0, "moe combine: top-{}, hidden {}", k, hidden);
+  moe_combine_norm_kernel<<<num_tokens, 256, hidden * sizeof(float), stream>>>(expert_out, slot_pos, topk_w, k, hidden,
+                                                                               add, residual, norm_w, eps, normed);
   BATON_LAUNCH_CHECK();
 }
 
