@@ -509,6 +509,32 @@ void launch_tiles(const bf16* a, const int32_t* a_rows, int a_row_div, const bf1
       <<<grid, threads, smem, stream>>>(a, a_rows, a_row_div, w, offsets, num_experts, num_rows, n, k, c);
 }
 
+// Token tkn's slots (position of each expert row, its weight) into shared memory.
+__device__ __forceinline__ void stage_slots(const int32_t* slot_pos, const float* topk_w, int tkn, int k,
+                                            int32_t* s_pos, float* s_w) {
+  if (threadIdx.x < k) {
+    s_pos[threadIdx.x] = slot_pos[tkn * k + threadIdx.x];
+    s_w[threadIdx.x] = topk_w[tkn * k + threadIdx.x];
+  }
+  __syncthreads();
+}
+
+// Columns [c, c + 8) of a token's combined row: sum_j w_j eo[s_pos[j]] (+ add),
+// each rounded to bf16.
+__device__ __forceinline__ void combined_cols(const bf16* eo, const int32_t* s_pos, const float* s_w, int k, int hidden,
+                                              const bf16* add_row, int c, bf16 (&y)[8]) {
+  float acc[8] = {};
+  for (int j = 0; j < k; ++j) {
+    if (s_pos[j] < 0) continue;  // an expert of another rank (expert parallel)
+    const uint4 v = *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c);
+    const bf16* x = reinterpret_cast<const bf16*>(&v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) y[i] = __float2bfloat16(add_row ? acc[i] + bf(add_row[c + i]) : acc[i]);
+}
+
 // One block per token: out = sum_j w_j expert_out[slot_pos[j]] (+ add), 8
 // columns (16 bytes) a thread (hidden % 8 == 0, as the grouped GEMMs need).
 __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
@@ -516,26 +542,12 @@ __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, cons
   const int tkn = blockIdx.x;
   __shared__ int32_t s_pos[32];  // k <= 32 (the top-k launch's check)
   __shared__ float s_w[32];
-  if (threadIdx.x < k) {
-    s_pos[threadIdx.x] = slot_pos[tkn * k + threadIdx.x];
-    s_w[threadIdx.x] = topk_w[tkn * k + threadIdx.x];
-  }
-  __syncthreads();
+  stage_slots(slot_pos, topk_w, tkn, k, s_pos, s_w);
   bf16* o = out + static_cast<int64_t>(tkn) * hidden;
   const bf16* a = add ? add + static_cast<int64_t>(tkn) * hidden : nullptr;
   for (int c = 8 * threadIdx.x; c < hidden; c += 8 * blockDim.x) {
-    float acc[8] = {};
-    for (int j = 0; j < k; ++j) {
-      if (s_pos[j] < 0) continue;  // an expert of another rank (expert parallel)
-      const uint4 v = *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c);
-      const bf16* x = reinterpret_cast<const bf16*>(&v);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
-    }
     uint4 r;
-    bf16* y = reinterpret_cast<bf16*>(&r);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) y[i] = __float2bfloat16(a ? acc[i] + bf(a[c + i]) : acc[i]);
+    combined_cols(eo, s_pos, s_w, k, hidden, a, c, *reinterpret_cast<bf16(*)[8]>(&r));
     *reinterpret_cast<uint4*>(o + c) = r;
   }
 }
@@ -552,28 +564,18 @@ __global__ void moe_combine_norm_kernel(const bf16* eo, const int32_t* slot_pos,
   __shared__ float s_w[32];
   __shared__ float scratch[32];
   const int tkn = blockIdx.x;
-  if (threadIdx.x < k) {
-    s_pos[threadIdx.x] = slot_pos[tkn * k + threadIdx.x];
-    s_w[threadIdx.x] = topk_w[tkn * k + threadIdx.x];
-  }
-  __syncthreads();
+  stage_slots(slot_pos, topk_w, tkn, k, s_pos, s_w);
   float* res = residual + static_cast<int64_t>(tkn) * hidden;
   const bf16* a = add ? add + static_cast<int64_t>(tkn) * hidden : nullptr;
   float ss = 0.0f;
   for (int c = 8 * threadIdx.x; c < hidden; c += 8 * blockDim.x) {
-    float acc[8] = {};
-    for (int j = 0; j < k; ++j) {
-      if (s_pos[j] < 0) continue;  // an expert of another rank (expert parallel)
-      const uint4 v = *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c);
-      const bf16* x = reinterpret_cast<const bf16*>(&v);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
-    }
+    bf16 y[8];
+    combined_cols(eo, s_pos, s_w, k, hidden, a, c, y);
     const float4 r0 = reinterpret_cast<const float4*>(res + c)[0], r1 = reinterpret_cast<const float4*>(res + c)[1];
     float x[8] = {r0.x, r0.y, r0.z, r0.w, r1.x, r1.y, r1.z, r1.w};
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      x[i] += bf(__float2bfloat16(a ? acc[i] + bf(a[c + i]) : acc[i]));
+      x[i] += bf(y[i]);
       ss += x[i] * x[i];
     }
     const float4 x0 = make_float4(x[0], x[1], x[2], x[3]), x1 = make_float4(x[4], x[5], x[6], x[7]);
