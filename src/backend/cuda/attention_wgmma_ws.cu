@@ -23,6 +23,13 @@
 //     stages, then `cp.async.mbarrier.arrive.noinc` on the stage's full
 //     barrier: it completes when all 128 producer threads' copies of that tile
 //     have landed (init count 128).
+//   Issue slots are the kernel's limit (each scheduler runs one warp of each
+//   consumer warpgroup and one producer warp): the producer's addresses are a
+//   page's 64-bit offset plus 32-bit token offsets, only the last tile checks
+//   the end; the softmax masks only the tiles that need it (a branch on the
+//   warp's smallest row position: the diagonal and last tiles); the wgmma
+//   descriptors are bases plus constant offsets. docs/gpu-notes.md (issue 18,
+//   session 14) has the instruction counts and stalls.
 //   Each consumer warp waits on full[stage] (try_wait.parity), issues its
 //   wgmma, and when the tile's last use is over (P V of tile i, waited in
 //   iteration i + 1) lane 0 of each of the 8 consumer warps arrives on
@@ -93,6 +100,7 @@ constexpr int kRowBytes = 128;  // one swizzle row: 64 bf16
 constexpr int kKeys = 128;      // keys per tile
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert(kProducerRegs * kProducers + kConsumerRegs * kConsumers <= 65536, "register file");
+static_assert(kKeys * 16 / kProducers == kKeys / 8, "PagedHd128's producer: 8 keys a step");
 
 // The two instantiations (see the top).
 struct PagedHd128 {
@@ -133,30 +141,51 @@ __device__ __forceinline__ int group_of(const AttnArgs& a) { return a.num_heads 
 __device__ __forceinline__ int group_of(const MlaExpandedAttnArgs&) { return 1; }
 
 // PagedHd128's producer: K/V tiles of keys [kKeys i, kKeys (i + 1)) from the
-// paged cache into stage i % kStages, one full barrier for both.
+// paged cache into stage i % kStages, one full barrier for both. Thread pt
+// copies 16-byte chunk pt % 16 of keys pt / 16 + 8 j (j < 16): in the swizzled
+// stage those sit 1024 bytes apart, and a key's bytes are its page's (64-bit)
+// plus its token's (32-bit; the host checks the cache's byte strides fit).
+// Only the last tile checks `end` (zero-filling past it): the producer issues
+// few instructions, as it shares each scheduler with the consumers.
 __device__ __forceinline__ void produce(const AttnArgs& a, int seq, int kvh, int end, int num_tiles, uint32_t kv_s,
                                         uint32_t full_bar, uint32_t empty_bar) {
   using P = PagedHd128;
   using S = Smem<P>;
   const int pt = threadIdx.x - kConsumers;  // 0..127
-  const int chunk = pt & 15;                // 16-byte chunk of head_dim
+  const int chunk = pt & 15, key_lo = pt >> 4;
   const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
-  const bf16* kv_head = a.kv.base + a.layer * a.kv.layer_block_elems + kvh * P::kDqk + chunk * 8;
-  const int bs_shift = __ffs(a.kv.block_size) - 1;  // block_size is a power of two (host check)
-  bool alive = true;                                // false once a wait timed out
+  const char* head = reinterpret_cast<const char*>(a.kv.base + a.layer * a.kv.layer_block_elems + kvh * P::kDqk +
+                                                   chunk * 8);
+  const uint32_t block_bytes = static_cast<uint32_t>(a.kv.block_elems * sizeof(bf16));
+  const uint32_t token_bytes = static_cast<uint32_t>(a.kv.token_elems * sizeof(bf16));
+  const uint32_t half_bytes = static_cast<uint32_t>(a.kv.half_elems * sizeof(bf16));
+  const int bs_shift = __ffs(a.kv.block_size) - 1, bs_mask = a.kv.block_size - 1;  // a power of two (host check)
+  const uint32_t dst0 = sw128_off(key_lo, chunk, kKeys);                           // key key_lo + 8 j: + 1024 j
+  auto key_src = [&](int kg) {
+    const uint32_t page = static_cast<uint32_t>(__ldg(btab + (kg >> bs_shift)));
+    return head + static_cast<uint64_t>(page) * block_bytes + static_cast<uint32_t>(kg & bs_mask) * token_bytes;
+  };
+  bool alive = true;  // false once a wait timed out
   for (int i = 0; i < num_tiles; ++i) {
     if (i >= P::kStages && alive) alive = mbar_wait(empty_bar + 8 * (i % P::kStages), ((i / P::kStages) - 1) & 1);
-    const uint32_t k_s = kv_s + (i % P::kStages) * S::kStageBytes, v_s = k_s + S::kKBytes;
+    const uint32_t k_s = kv_s + (i % P::kStages) * S::kStageBytes + dst0, v_s = k_s + S::kKBytes;
+    const int key0 = i * kKeys + key_lo;
+    if ((i + 1) * kKeys <= end) {
 #pragma unroll
-    for (int it = 0; it < kKeys * 16 / kProducers; ++it) {
-      const int key = (pt >> 4) + it * (kProducers / 16);  // 0..kKeys-1
-      const int kg = i * kKeys + key;
-      const bool ok = kg < end;
-      const bf16* src = kv_head;
-      if (ok) src += btab[kg >> bs_shift] * a.kv.block_elems + (kg & (a.kv.block_size - 1)) * a.kv.token_elems;
-      const uint32_t off = sw128_off(key, chunk, kKeys);
-      cp_async16(k_s + off, src, ok);                    // K [key][dims]
-      cp_async16(v_s + off, src + a.kv.half_elems, ok);  // V [key][dims]
+      for (int j = 0; j < kKeys / 8; ++j) {
+        const char* src = key_src(key0 + 8 * j);
+        cp_async16(k_s + 1024 * j, src, true);               // K [key][dims]
+        cp_async16(v_s + 1024 * j, src + half_bytes, true);  // V [key][dims]
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < kKeys / 8; ++j) {
+        const int kg = key0 + 8 * j;
+        const bool ok = kg < end;
+        const char* src = ok ? key_src(kg) : head;
+        cp_async16(k_s + 1024 * j, src, ok);
+        cp_async16(v_s + 1024 * j, src + half_bytes, ok);
+      }
     }
     cp_async_mbar_arrive_noinc(full_bar + 8 * (i % P::kStages));
   }
@@ -228,7 +257,6 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
   const int last_i = min(q_len - 1, (row0 + kRows - 1) / group);
   const int end = min(seq_len, ctx + last_i + 1);  // keys [0, end) serve the block's rows
   const int num_tiles = (end + kKeys - 1) / kKeys;
-  auto stage_k = [&](int i) { return kv_s + (i % kStages) * S::kStageBytes; };
 
   if (threadIdx.x == 0) {
 #pragma unroll
@@ -279,8 +307,16 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
       const int i = (row0 + wg * 64 + warp * 16 + g + 8 * r) / group;
       qpos[r] = i < q_len ? ctx + i : -1;
     }
-    const int min_qpos = min(qpos[0], qpos[1]);
+    // The smallest over the warp's rows: whether a tile needs the mask is then
+    // the same in every lane (online_softmax_tile's branch).
+    const int min_qpos = __reduce_min_sync(0xffffffffu, min(qpos[0], qpos[1]));
     const float scale_log2 = a.scale * 1.4426950408889634f;
+    // Operand descriptors: an offset below 256 KB moves only the start-address
+    // field (the low 14 bits, in 16-byte units), so each is a base plus a constant.
+    const uint64_t desc_q = wgmma_desc_sw128(q_s + wg * 64 * kRowBytes, 0, 1024);
+    const uint64_t desc_k = wgmma_desc_sw128(kv_s, 0, 1024);
+    const uint64_t desc_v = wgmma_desc_sw128(kv_s + S::kKBytes, kKeys * kRowBytes, 1024);
+    auto stage_desc = [&](uint64_t base, int i) { return base + (((i % kStages) * S::kStageBytes) >> 4); };
 
     float o[64];  // [16 dim groups of 8][4]: the m64n128 accumulator
 #pragma unroll
@@ -295,12 +331,11 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
     // S = Q K^T of tile i: [64 rows, 128 keys] per warpgroup (one commit group).
     auto issue_s = [&](int i) {
       wgmma_fence();
+      const uint64_t dk = stage_desc(desc_k, i);
 #pragma unroll
-      for (int kk = 0; kk < P::kDqk / 16; ++kk) {
-        const uint64_t db = wgmma_desc_sw128(stage_k(i) + (kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32, 0, 1024);
-        const uint64_t da = wgmma_desc_sw128(q_s + (kk >> 2) * kRows * kRowBytes + wg * 64 * kRowBytes + (kk & 3) * 32,
-                                             0, 1024);
-        wgmma_m64n128k16_ss(s, da, db, kk > 0 ? 1 : 0);
+      for (int kk = 0; kk < P::kDqk / 16; ++kk) {  // 64-column part kk / 4, k-step kk % 4 (32 bytes)
+        wgmma_m64n128k16_ss(s, desc_q + (((kk >> 2) * kRows * kRowBytes + (kk & 3) * 32) >> 4),
+                            dk + (((kk >> 2) * kKeys * kRowBytes + (kk & 3) * 32) >> 4), kk > 0 ? 1 : 0);
       }
       wgmma_commit();
     };
@@ -308,11 +343,9 @@ __global__ void __launch_bounds__(kThreads, 1) attn_prefill_wgmma_ws_kernel(type
     auto issue_pv = [&](int i) {
       wgmma_fence_regs(o);
       wgmma_fence();
+      const uint64_t dv = stage_desc(desc_v, i);
 #pragma unroll
-      for (int ks = 0; ks < kKeys / 16; ++ks) {
-        const uint64_t dv = wgmma_desc_sw128(stage_k(i) + S::kKBytes + ks * 16 * kRowBytes, kKeys * kRowBytes, 1024);
-        wgmma_m64n128k16_rs_tb(o, pa[ks], dv);
-      }
+      for (int ks = 0; ks < kKeys / 16; ++ks) wgmma_m64n128k16_rs_tb(o, pa[ks], dv + ((ks * 16 * kRowBytes) >> 4));
       wgmma_commit();
     };
     // Online softmax of tile i in place (s becomes P); returns O's rescale factors.
@@ -430,13 +463,17 @@ void launch_ws(const typename P::Args& a, const int32_t* work, int num_items, cu
 
 bool attention_wgmma_ws_supports(const AttnArgs& a) {
   const int bs = a.kv.block_size;
-  return a.head_dim == PagedHd128::kDqk && bs > 0 && (bs & (bs - 1)) == 0;
+  constexpr int64_t kU32 = int64_t{1} << 32;  // the producer's byte strides are 32-bit
+  return a.head_dim == PagedHd128::kDqk && bs > 0 && (bs & (bs - 1)) == 0 &&
+         a.kv.block_elems * static_cast<int64_t>(sizeof(bf16)) < kU32;
 }
 
 void launch_attention_prefill_wgmma_ws(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
   if (num_items == 0) return;
-  BATON_CHECK(attention_wgmma_ws_supports(a), "warp-specialised attention: head_dim {} (needs {}), block_size {}",
-              a.head_dim, PagedHd128::kDqk, a.kv.block_size);
+  BATON_CHECK(attention_wgmma_ws_supports(a),
+              "warp-specialised attention: head_dim {} (needs {}), block_size {} (a power of two), {} elements a "
+              "cache block (under 2^31)",
+              a.head_dim, PagedHd128::kDqk, a.kv.block_size, a.kv.block_elems);
   BATON_CHECK(attention_rows_per_tile() == kRows, "wgmma attention: tiles of {} rows", attention_rows_per_tile());
   launch_ws<PagedHd128>(a, work, num_items, stream);
 }
