@@ -53,8 +53,9 @@ void add_attention(std::vector<OpCase>& c) {
         d.split_len = 64;
         c.push_back(attention_case(d));
       }
+  // Splits: 32, 16 and 4 of them.
   for (int batch : {1, 40})
-    for (int split : {64, 512})
+    for (int split : {64, 128, 512})
       c.push_back(
           attention_case({32, 8, 128, 16, std::vector<int>(batch, 1), std::vector<int>(batch, 2047), true, split}));
   // --kv-cache-dtype fp8: both kernels over an e4m3 cache (head_dim 128 prefill: the mma.sync kernel, not wgmma).
