@@ -171,6 +171,9 @@ struct SampleShape {
   std::string name;  // which filters: greedy, top_k, ...
   SamplingParams params;
   int rows = 64, vocab = 5000;
+  // Rows r with r % history_every == 0 get a token history (penalties) and a
+  // banned id; 0: no row does (plain rows: the split-vocabulary path).
+  int history_every = 1;
 };
 OpCase sampling_case(const SampleShape& s);
 

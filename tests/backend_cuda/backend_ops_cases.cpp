@@ -4,6 +4,8 @@
 // Attention covers both prefill paths: head_dim 128 with a power-of-two block
 // size runs the Hopper kernel (attention_wgmma_ws.cu), every other head_dim or
 // block size the mma.sync kernel (attention.cu).
+#include <tuple>
+
 #include "backend_ops.h"
 
 namespace baton::cuda::ops {
@@ -281,6 +283,19 @@ void add_sampling(std::vector<OpCase>& c) {
     for (auto [rows, vocab] : {std::pair{64, 5000}, std::pair{1, 151936}}) {
       s.rows = rows;
       s.vocab = vocab;
+      c.push_back(sampling_case(s));
+    }
+  // Plain rows (no history, no top logprobs) take the split-vocabulary path:
+  // one chunk (1000), a partial last chunk (5000, 151936); alone and mixed
+  // with rows of the one-block path (every other row with a history).
+  for (SampleShape s : {mk("greedy", 0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, -1),
+                        mk("temperature", 0.8f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0),
+                        mk("temperature_top_k_vocab", 1.2f, 151936, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, -1)})
+    for (auto [rows, vocab, every] :
+         {std::tuple{64, 5000, 0}, std::tuple{3, 1000, 0}, std::tuple{2, 151936, 0}, std::tuple{64, 5000, 2}}) {
+      s.rows = rows;
+      s.vocab = vocab;
+      s.history_every = every;
       c.push_back(sampling_case(s));
     }
 }

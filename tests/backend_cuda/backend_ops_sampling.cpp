@@ -28,7 +28,8 @@ struct SampleInputs {
 };
 
 // Logits with a spread like a model's (a few large, many small), a history
-// of 20 prompt and 30 output tokens and one banned id per row.
+// of 20 prompt and 30 output tokens and one banned id per row (or per
+// s.history_every rows; none: plain rows).
 SampleInputs sample_inputs(const SampleShape& s, const SamplingParams& p, std::mt19937& rng) {
   SampleInputs in;
   const int rows = s.rows, vocab = s.vocab;
@@ -40,8 +41,9 @@ SampleInputs sample_inputs(const SampleShape& s, const SamplingParams& p, std::m
   in.reqs.resize(rows);
   in.params.resize(rows);
   for (int r = 0; r < rows; ++r) {
-    for (int j = 0; j < 30; ++j) in.outputs[r].push_back(static_cast<int32_t>(rng() % vocab));
-    for (int j = 0; j < 20; ++j) in.prompts[r].push_back(static_cast<int32_t>(rng() % vocab));
+    const bool history = s.history_every > 0 && r % s.history_every == 0;
+    for (int j = 0; history && j < 30; ++j) in.outputs[r].push_back(static_cast<int32_t>(rng() % vocab));
+    for (int j = 0; history && j < 20; ++j) in.prompts[r].push_back(static_cast<int32_t>(rng() % vocab));
     SampleRequest& q = in.reqs[r];
     q.seq_index = r;
     q.params = &p;
@@ -49,7 +51,7 @@ SampleInputs sample_inputs(const SampleShape& s, const SamplingParams& p, std::m
     q.num_output_tokens = rng() % 1000;
     q.output_ids = &in.outputs[r];
     q.prompt_ids = &in.prompts[r];
-    q.banned_token_ids = {static_cast<int32_t>(rng() % vocab)};
+    if (history) q.banned_token_ids = {static_cast<int32_t>(rng() % vocab)};
     SampleRowParams& rp = in.params[r];
     rp = sample_row_params(q, static_cast<int>(in.penalties.size()));
     std::map<int32_t, PenaltyToken> m;
@@ -125,7 +127,8 @@ std::vector<Check> run_sampling(const SampleShape& s, std::mt19937& rng) {
 }  // namespace
 
 OpCase sampling_case(const SampleShape& s) {
-  const std::string shape = s.name + " rows" + std::to_string(s.rows) + " vocab" + std::to_string(s.vocab);
+  const std::string shape = s.name + " rows" + std::to_string(s.rows) + " vocab" + std::to_string(s.vocab) +
+                            (s.history_every == 1 ? "" : " history_every" + std::to_string(s.history_every));
   return make_case("sample", shape, s, run_sampling);
 }
 
