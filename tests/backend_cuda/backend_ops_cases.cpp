@@ -70,7 +70,9 @@ void add_attention(std::vector<OpCase>& c) {
 }
 
 void add_layer_ops(std::vector<OpCase>& c) {
-  for (RowsShape s : {RowsShape{1, 64}, RowsShape{37, 96}, RowsShape{300, 4096}}) c.push_back(embedding_case(s));
+  // 100: not a multiple of 8 (the scalar path).
+  for (RowsShape s : {RowsShape{1, 64}, RowsShape{37, 96}, RowsShape{300, 4096}, RowsShape{5, 100}})
+    c.push_back(embedding_case(s));
   // 1002 and 1001: not a multiple of the kernel's vector width (the scalar path).
   for (int hidden : {64, 1000, 1001, 1002, 4096, 5120})
     for (int rows : {1, 19}) c.push_back(add_rmsnorm_case({rows, hidden}));
