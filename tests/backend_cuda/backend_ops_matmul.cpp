@@ -415,6 +415,11 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
   return {compare("out", download_bf16(dout, ref.size()), ref, kTolBf16)};
 }
 
+// " experts begin+local" for an expert-parallel share (local > 0).
+std::string expert_share(int begin, int local) {
+  return local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : "";
+}
+
 }  // namespace
 
 OpCase gemm_case(GemmShape s) { return make_case("gemm", mnk(s), s, run_gemm); }
@@ -430,28 +435,22 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k) {
 OpCase moe_topk_case(const MoeShape& s) { return make_case("moe_topk", moe_name(s), s, run_moe_topk); }
 OpCase moe_align_case(const MoeShape& s, int begin, int local) {
   return make_case(
-      "moe_align", moe_name(s) + (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
-      s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_align(sh, begin, local, rng); });
+      "moe_align", moe_name(s) + expert_share(begin, local), s,
+      [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_align(sh, begin, local, rng); });
 }
 OpCase moe_route_case(const MoeShape& s, int begin, int local) {
   return make_case(
-      "moe_route",
-      moe_name(s) + (s.renorm ? " renorm" : "") +
-          (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
-      s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_route(sh, begin, local, rng); });
+      "moe_route", moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
+      [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_route(sh, begin, local, rng); });
 }
 OpCase moe_router_route_case(const MoeShape& s, int begin, int local) {
   return make_case(
-      "moe_router_route",
-      moe_name(s) + (s.renorm ? " renorm" : "") +
-          (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
-      s, [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_router_route(sh, begin, local, rng); });
+      "moe_router_route", moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
+      [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_router_route(sh, begin, local, rng); });
 }
 OpCase moe_combine_norm_case(const MoeShape& s, int begin, int local, bool shared) {
-  return make_case("moe_combine_norm",
-                   moe_name(s) + (shared ? " shared" : "") +
-                       (local > 0 ? " experts " + std::to_string(begin) + "+" + std::to_string(local) : ""),
-                   s, [begin, local, shared](const MoeShape& sh, std::mt19937& rng) {
+  return make_case("moe_combine_norm", moe_name(s) + (shared ? " shared" : "") + expert_share(begin, local), s,
+                   [begin, local, shared](const MoeShape& sh, std::mt19937& rng) {
                      return run_moe_combine_norm(sh, begin, local, shared, rng);
                    });
 }

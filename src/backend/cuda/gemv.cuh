@@ -140,16 +140,23 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
   }
 }
 
-// The dense form: x [M, k], y [M, n].
-template <bool kFp8, int M, typename OutT, bool kGated>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Weight w, OutT* y, int n, int k) {
-  const bf16* x_rows[M];
-  OutT* y_rows[M];
+// The M rows of dense x [M, k] and y [M, n], as warp_outputs takes them.
+template <int M, typename OutT>
+__device__ __forceinline__ void dense_rows(const bf16* x, int k, OutT* y, int n, const bf16* (&x_rows)[M],
+                                           OutT* (&y_rows)[M]) {
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     x_rows[m] = x + static_cast<int64_t>(m) * k;
     y_rows[m] = y + static_cast<int64_t>(m) * n;
   }
+}
+
+// The dense form: x [M, k], y [M, n].
+template <bool kFp8, int M, typename OutT, bool kGated>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Weight w, OutT* y, int n, int k) {
+  const bf16* x_rows[M];
+  OutT* y_rows[M];
+  dense_rows(x, k, y, n, x_rows, y_rows);
   warp_outputs<kFp8, M, OutT, kGated>(blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k);
 }
 

@@ -256,11 +256,7 @@ __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
   __shared__ int s_last;
   const bf16* x_rows[M];
   float* y_rows[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    x_rows[m] = x + static_cast<int64_t>(m) * hidden;
-    y_rows[m] = logits + static_cast<int64_t>(m) * total_experts;
-  }
+  skinny::dense_rows(x, hidden, logits, total_experts, x_rows, y_rows);
   skinny::warp_outputs<false, M, float, false>(blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5), x_rows,
                                                skinny::Weight{router_w}, y_rows, total_experts, hidden);
   __threadfence();

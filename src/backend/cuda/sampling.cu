@@ -367,7 +367,9 @@ void launch_sample(const float* logits, float* work, int num_rows, int vocab, co
                    const PenaltyToken* penalties, SampleOutputs out, cudaStream_t stream) {
   if (num_rows == 0) return;
   const int chunks = (vocab + kChunkLen - 1) / kChunkLen;
-  // A row's scratch holds its chunks' summaries.
+  // Both kernels launch whatever the rows are, so a captured decode graph
+  // serves any mix (a step without plain rows pays one launch whose blocks
+  // return at once). A row's scratch holds its chunks' summaries.
   static_assert(sizeof(ChunkSummary) == 4 * sizeof(float) && kChunkLen >= 4, "summaries fit in the row's scratch");
   sample_chunks_kernel<<<dim3(chunks, num_rows), kChunkThreads, 0, stream>>>(logits, work, vocab, params);
   BATON_LAUNCH_CHECK();
