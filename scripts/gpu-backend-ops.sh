@@ -40,7 +40,7 @@ echo "== backend-ops suite ($SECONDS s)"
 ops="attention_prefill attention_decode embedding add_rmsnorm silu_mul fill_convert qkv_rope_cache gemm gemv gemv_silu_mul
   gemm_row_invariant gemm_buckets moe_topk moe_align moe_route moe_router_route moe_combine_norm grouped_gemm grouped_gemm_wgmma moe_experts moe_skinny sample
   mla_attention_prefill mla_attention_decode mla_prepare mla_q_latent mla_unabsorb mla_split_uk moe_grouped_topk
-  mla_expanded_prefill fp8_quantize_groups fp8_linear fp8_gemv_silu_mul"
+  mla_expanded_prefill fp8_quantize_groups fp8_linear fp8_gemv_silu_mul gemv_norm_in gemv_residual_add moe_norm_router_route"
 [ -n "${BATON_OPS:-}" ] && ops=$BATON_OPS  # a subset, e.g. BATON_OPS="mla_prepare moe_grouped_topk"
 : > "$OUT/backend_ops.log"
 passed=0 failed=0

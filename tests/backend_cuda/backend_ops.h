@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/fp8_kernels.h"
 #include "backend/sampling_params.h"
 #include "cuda_test_util.h"
 #include "kv/kv_layout.h"
@@ -27,11 +28,16 @@ namespace baton::cuda::ops {
 // Tolerances, by the output's dtype (METHOD.md: bf16 operands land between
 // 1e-3 and 1e-2 of relative L2 error; fp32 arithmetic on bf16-exact inputs far
 // under 1e-3).
-constexpr double kTolBf16 = 1e-2;     // bf16 outputs: relative L2
-constexpr double kTolF32 = 1e-4;      // fp32 outputs of bf16 inputs: relative L2
-constexpr double kTolRouteW = 1e-5;   // MoE routing weights (fp32 softmax): relative L2
-constexpr double kTolLogprob = 1e-4;  // sampling logprobs: max absolute difference
-constexpr double kExact = 0.0;        // ids, counts, gathers: the fraction that differs
+constexpr double kTolBf16 = 1e-2;       // bf16 outputs: relative L2
+constexpr double kTolF32 = 1e-4;        // fp32 outputs of bf16 inputs: relative L2
+constexpr double kTolRouteW = 1e-5;     // MoE routing weights (fp32 softmax): relative L2
+constexpr double kTolFp8Linear = 2e-2;  // FP8 linear outputs (bf16): relative L2
+constexpr double kTolLogprob = 1e-4;    // sampling logprobs: max absolute difference
+constexpr double kExact = 0.0;          // ids, counts, gathers: the fraction that differs
+// bf16 values rounded from fp32 sums taken in another order (a norm's sum of
+// squares, a GEMV's dot products): a rare element one bf16 step (2^-8
+// relative) off.
+constexpr double kTolBf16Step = 1e-3;
 
 // One compared output of one case: err against tol (err <= tol passes).
 struct Check {
@@ -113,6 +119,20 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k);
 OpCase fp8_quantize_case(RowsShape s);
 OpCase fp8_linear_case(GemmShape s, int scale_rows);
 OpCase fp8_gemv_silu_mul_case(GemmShape s, int scale_rows);
+// The GEMV's fused forms (backend_ops_fused.cpp), over bf16 weights or e4m3
+// (fp8: scales in 128-row blocks): norm-in (gated: the SwiGLU form, s.n
+// outputs from 2 s.n rows) and residual-add (with or without a bias).
+OpCase gemv_norm_in_case(GemmShape s, bool gated, bool fp8);
+OpCase gemv_residual_add_case(GemmShape s, bool bias, bool fp8);
+// A random weight quantised by the CPU codec in 128x128 blocks, on the
+// device in the layout fp8_kernels.h names (scale_rows 128, or 1: every row
+// its block's scales), x [m, k] random, and the weight dequantised.
+struct Fp8Inputs {
+  std::vector<float> x, w_deq;
+  DeviceBuffer dx, bits, scales;
+  Fp8Weight w;
+};
+Fp8Inputs fp8_inputs(GemmShape s, int scale_rows, std::mt19937& rng);
 
 struct MoeShape {
   int tokens = 1, experts = 8, top_k = 2, hidden = 64, inter = 32;
@@ -122,7 +142,8 @@ OpCase moe_topk_case(const MoeShape& s);
 // local > 0: an expert-parallel rank's sort over experts [begin, begin + local).
 OpCase moe_align_case(const MoeShape& s, int begin = 0, int local = 0);
 OpCase moe_route_case(const MoeShape& s, int begin = 0, int local = 0);
-OpCase moe_router_route_case(const MoeShape& s, int begin = 0, int local = 0);  // tokens <= 8
+// tokens <= 8; norm_in: with the post-attention norm (launch_moe_norm_router_route).
+OpCase moe_router_route_case(const MoeShape& s, int begin = 0, int local = 0, bool norm_in = false);
 OpCase moe_combine_norm_case(const MoeShape& s, int begin = 0, int local = 0, bool shared = false);
 OpCase grouped_gemm_case(const MoeShape& s);
 // tile_n 128 or 256; gather: A through a_rows (gate/up), else in sorted order

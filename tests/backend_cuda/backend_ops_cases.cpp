@@ -103,6 +103,21 @@ void add_matmul_ops(std::vector<OpCase>& c) {
     c.push_back(gemm_row_invariant_case(s));
   c.push_back(gemm_buckets_case({1100, 1025, 1152, 1101, 3, 7}, 576, 1024));
   c.push_back(gemm_buckets_case({65, 71, 72, 64}, 256, 512));
+  // The GEMV's fused forms at decode's 1 and 2 rows, bf16 and e4m3 weights:
+  // Llama-3.1-8B's qkv (norm-in), gate/up (gated norm-in), o_proj and down
+  // (residual-add); an o_proj bias; odd widths (a partial warp of rows, k
+  // not a multiple of a lane pass).
+  for (bool fp8 : {false, true})
+    for (int m : {1, 2}) {
+      c.push_back(gemv_norm_in_case({m, 6144, 4096}, false, fp8));
+      c.push_back(gemv_norm_in_case({m, 14336, 4096}, true, fp8));
+      c.push_back(gemv_residual_add_case({m, 4096, 4096}, false, fp8));
+      c.push_back(gemv_residual_add_case({m, 4096, 14336}, false, fp8));
+    }
+  c.push_back(gemv_norm_in_case({1, 1001, 520}, false, false));
+  c.push_back(gemv_norm_in_case({2, 96, 208}, true, true));
+  c.push_back(gemv_residual_add_case({1, 1001, 512}, true, false));
+  c.push_back(gemv_residual_add_case({2, 97, 208}, true, true));
 }
 
 void add_fp8_ops(std::vector<OpCase>& c) {
@@ -173,6 +188,16 @@ void add_moe_ops(std::vector<OpCase>& c) {
       c.push_back(moe_router_route_case(r));
       c.push_back(moe_router_route_case(r, s.experts / 4, s.experts / 2));
     }
+  // The same with the post-attention norm in it (decode's 1 and 2 tokens on
+  // one rank; up to 8 run), Qwen3-30B-A3B's widths, a hidden width past one
+  // lane pass, an expert-parallel share.
+  for (const MoeShape& s : std::vector<MoeShape>{{1, 128, 8, 2048, 32}, {2, 128, 8, 2048, 32}, {5, 60, 4, 1000, 32}})
+    for (bool renorm : {false, true}) {
+      MoeShape r = s;
+      r.renorm = renorm;
+      c.push_back(moe_router_route_case(r, 0, 0, true));
+    }
+  c.push_back(moe_router_route_case({2, 128, 8, 2048, 32}, 32, 64, true));
   // The combine with the next layer's add_rmsnorm: decode and prefill token
   // counts, hidden widths 64 to 2048 (Qwen3-30B-A3B's), with DeepSeekMoE's
   // shared-expert row, and an expert-parallel rank's share.

@@ -13,7 +13,6 @@
 #include "model/fp8_quantization.h"
 
 namespace baton::cuda::ops {
-namespace {
 
 using testing::download;
 using testing::download_bf16;
@@ -22,9 +21,34 @@ using testing::random_bf16_values;
 using testing::upload;
 using testing::upload_bf16;
 
-constexpr double kTolFp8Scale = 1e-6;   // the groups' scales: relative L2
-constexpr double kTolFp8Bits = 1e-3;    // quantised bytes that differ from the CPU codec's (division rounding)
-constexpr double kTolFp8Linear = 2e-2;  // FP8 linear outputs (bf16): relative L2
+Fp8Inputs fp8_inputs(GemmShape s, int scale_rows, std::mt19937& rng) {
+  Fp8Inputs in;
+  in.x = random_bf16_values(static_cast<size_t>(s.m) * s.k, 1.0f, rng);
+  const std::vector<float> w = random_bf16_values(static_cast<size_t>(s.n) * s.k, 0.1f, rng);
+  Fp8Quantization quant;  // 128 x 128 blocks
+  const std::vector<int64_t> grid = quant.scale_shape(s.n, s.k);
+  std::vector<uint8_t> bits(w.size());
+  std::vector<float> block_scales(static_cast<size_t>(grid[0] * grid[1]));
+  quantize_fp8(quant, w.data(), s.n, s.k, bits.data(), block_scales.data());
+  in.w_deq.resize(w.size());
+  dequantize_fp8(quant, bits.data(), block_scales.data(), s.n, s.k, in.w_deq.data());
+  const int ld = fp8_scale_ld(s.k), scale_row_count = (s.n + scale_rows - 1) / scale_rows;
+  std::vector<float> dev_scales(static_cast<size_t>(scale_row_count) * ld, 0.0f);
+  for (int sr = 0; sr < scale_row_count; ++sr)
+    for (int g = 0; g < grid[1]; ++g)
+      dev_scales[static_cast<size_t>(sr) * ld + g] =
+          block_scales[static_cast<size_t>(sr * scale_rows / 128) * grid[1] + g];
+  in.dx = upload_bf16(in.x);
+  in.bits = upload(bits);
+  in.scales = upload(dev_scales);
+  in.w = Fp8Weight{in.bits.as<uint8_t>(), in.scales.as<float>(), scale_rows, ld};
+  return in;
+}
+
+namespace {
+
+constexpr double kTolFp8Scale = 1e-6;  // the groups' scales: relative L2
+constexpr double kTolFp8Bits = 1e-3;   // quantised bytes that differ from the CPU codec's (division rounding)
 
 // The CPU reference of launch_fp8_quantize_groups: bits [m, k], scales group-major [groups, m].
 void quantize_groups_reference(const std::vector<float>& x, int m, int k, std::vector<uint8_t>* bits,
@@ -58,38 +82,6 @@ std::vector<Check> run_quantize(RowsShape s, std::mt19937& rng) {
   quantize_groups_reference(x, m, k, &ref_bits, &ref_scales);
   return {compare("scales", download<float>(ds, ref_scales.size()), ref_scales, kTolFp8Scale),
           compare_exact("bits", download<uint8_t>(dq, ref_bits.size()), ref_bits, kTolFp8Bits)};
-}
-
-// A random weight quantised by the CPU codec in 128x128 blocks, on the
-// device in the layout fp8_kernels.h names (scale_rows 128, or 1: every row
-// its block's scales), and its dequantised values.
-struct Fp8Inputs {
-  std::vector<float> x, w_deq;
-  DeviceBuffer dx, bits, scales;
-  Fp8Weight w;
-};
-Fp8Inputs fp8_inputs(GemmShape s, int scale_rows, std::mt19937& rng) {
-  Fp8Inputs in;
-  in.x = random_bf16_values(static_cast<size_t>(s.m) * s.k, 1.0f, rng);
-  const std::vector<float> w = random_bf16_values(static_cast<size_t>(s.n) * s.k, 0.1f, rng);
-  Fp8Quantization quant;  // 128 x 128 blocks
-  const std::vector<int64_t> grid = quant.scale_shape(s.n, s.k);
-  std::vector<uint8_t> bits(w.size());
-  std::vector<float> block_scales(static_cast<size_t>(grid[0] * grid[1]));
-  quantize_fp8(quant, w.data(), s.n, s.k, bits.data(), block_scales.data());
-  in.w_deq.resize(w.size());
-  dequantize_fp8(quant, bits.data(), block_scales.data(), s.n, s.k, in.w_deq.data());
-  const int ld = fp8_scale_ld(s.k), scale_row_count = (s.n + scale_rows - 1) / scale_rows;
-  std::vector<float> dev_scales(static_cast<size_t>(scale_row_count) * ld, 0.0f);
-  for (int sr = 0; sr < scale_row_count; ++sr)
-    for (int g = 0; g < grid[1]; ++g)
-      dev_scales[static_cast<size_t>(sr) * ld + g] =
-          block_scales[static_cast<size_t>(sr * scale_rows / 128) * grid[1] + g];
-  in.dx = upload_bf16(in.x);
-  in.bits = upload(bits);
-  in.scales = upload(dev_scales);
-  in.w = Fp8Weight{in.bits.as<uint8_t>(), in.scales.as<float>(), scale_rows, ld};
-  return in;
 }
 
 // The path Fp8Gemm::run takes decides the reference's activations: the rows

@@ -235,12 +235,18 @@ std::vector<Check> run_moe_route(const MoeShape& s, int begin, int local, std::m
 // logits against the CPU's matmul; ids, weights and the sort against the
 // CPU's routing of the GPU's own logits (a near tie may fall either way
 // between two sums). Launched twice, outputs poisoned between, so the second
-// launch shows the first left its block count at zero.
-std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local, std::mt19937& rng) {
+// launch shows the first left its block count at zero. norm_in: the launch
+// that also runs the post-attention norm (launch_moe_norm_router_route): its
+// normed rows against the CPU's rmsnorm rounded to bf16, the logits against
+// the matmul of the rows it wrote.
+std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local, bool norm_in, std::mt19937& rng) {
   const int n = s.tokens, k = s.top_k, h = s.hidden, te = s.experts, slots = n * k, e = local > 0 ? local : te;
-  const auto x = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
+  auto x = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
+  const auto res = random_bf16_values(static_cast<size_t>(n) * h, 3.0f, rng);
+  const auto norm_w = random_bf16_values(h, 1.5f, rng);
   const auto rw = random_bf16_values(static_cast<size_t>(te) * h, 0.2f, rng);
-  auto dx = upload_bf16(x), drw = upload_bf16(rw), dcount = upload(std::vector<int32_t>(1, 0));
+  auto dx = norm_in ? poisoned_bf16(x.size()) : upload_bf16(x), drw = upload_bf16(rw);
+  auto dres = upload(res), dnw = upload_bf16(norm_w), dcount = upload(std::vector<int32_t>(1, 0));
   DeviceBuffer dlogits, dids, dw, doff, dsorted, dpos;
   for (int launch = 0; launch < 2; ++launch) {
     dlogits = poisoned_f32(static_cast<size_t>(n) * te);
@@ -249,9 +255,23 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
     doff = upload(std::vector<int32_t>(e + 1, -1));
     dsorted = upload(std::vector<int32_t>(slots, -1));
     dpos = upload(std::vector<int32_t>(slots, -1));
-    launch_moe_router_route(dx.as<bf16>(), drw.as<bf16>(), n, h, te, k, s.renorm, begin, e, dlogits.as<float>(),
-                            dcount.as<int32_t>(), dids.as<int32_t>(), dw.as<float>(), doff.as<int32_t>(),
-                            dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr);
+    if (norm_in)
+      launch_moe_norm_router_route({dres.as<float>(), dnw.as<bf16>(), 1e-5f}, dx.as<bf16>(), drw.as<bf16>(), n, h, te,
+                                   k, s.renorm, begin, e, dlogits.as<float>(), dcount.as<int32_t>(), dids.as<int32_t>(),
+                                   dw.as<float>(), doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
+                                   nullptr);
+    else
+      launch_moe_router_route(dx.as<bf16>(), drw.as<bf16>(), n, h, te, k, s.renorm, begin, e, dlogits.as<float>(),
+                              dcount.as<int32_t>(), dids.as<int32_t>(), dw.as<float>(), doff.as<int32_t>(),
+                              dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr);
+  }
+  std::vector<Check> checks;
+  if (norm_in) {
+    std::vector<float> ref_normed(x.size());
+    rmsnorm(res.data(), norm_w.data(), n, h, 1e-5f, ref_normed.data());
+    for (float& v : ref_normed) v = testing::round_bf16(v);
+    x = download_bf16(dx, x.size());
+    checks.push_back(compare("normed", x, ref_normed, kTolBf16Step));
   }
   const auto logits = download<float>(dlogits, static_cast<size_t>(n) * te);
   std::vector<float> ref_logits(logits.size());
@@ -259,10 +279,11 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
   std::vector<int32_t> ids(slots);
   std::vector<float> w(slots);
   moe_route(logits.data(), n, te, k, s.renorm, ids.data(), w.data());
-  std::vector<Check> checks = {compare("logits", logits, ref_logits, kTolF32),
-                               compare_exact("ids", download<int32_t>(dids, slots), ids),
-                               compare("weights", download<float>(dw, slots), w, kTolRouteW),
-                               compare_exact("count", download<int32_t>(dcount, 1), std::vector<int32_t>{0})};
+  for (Check& c : std::vector<Check>{compare("logits", logits, ref_logits, kTolF32),
+                                     compare_exact("ids", download<int32_t>(dids, slots), ids),
+                                     compare("weights", download<float>(dw, slots), w, kTolRouteW),
+                                     compare_exact("count", download<int32_t>(dcount, 1), std::vector<int32_t>{0})})
+    checks.push_back(std::move(c));
   for (Check& c : check_sort(ids, begin, e, doff, dsorted, dpos)) checks.push_back(std::move(c));
   return checks;
 }
@@ -443,10 +464,12 @@ OpCase moe_route_case(const MoeShape& s, int begin, int local) {
       "moe_route", moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
       [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_route(sh, begin, local, rng); });
 }
-OpCase moe_router_route_case(const MoeShape& s, int begin, int local) {
-  return make_case(
-      "moe_router_route", moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
-      [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_router_route(sh, begin, local, rng); });
+OpCase moe_router_route_case(const MoeShape& s, int begin, int local, bool norm_in) {
+  return make_case(norm_in ? "moe_norm_router_route" : "moe_router_route",
+                   moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
+                   [begin, local, norm_in](const MoeShape& sh, std::mt19937& rng) {
+                     return run_moe_router_route(sh, begin, local, norm_in, rng);
+                   });
 }
 OpCase moe_combine_norm_case(const MoeShape& s, int begin, int local, bool shared) {
   return make_case("moe_combine_norm", moe_name(s) + (shared ? " shared" : "") + expert_share(begin, local), s,

@@ -344,12 +344,12 @@ void CudaBackend::forward(const Launch& l) {
   launch_embedding(tok, weights_.embed, residual_.as<float>(), t, h, vocab_rows_ + (shard_.world_size > 1 ? 1 : 0),
                    stream_);
   all_reduce_residual(t);
-  run_layers(l);
+  const bool proj_pending = run_layers(l);
   const auto* rows = reinterpret_cast<const int32_t*>(dev + lay.sample_rows);
   const int ns = lay.num_samples;
   if (ns == 0) return;
-  launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), nullptr, weights_.final_norm, final_normed_.as<bf16>(),
-                     rows, ns, h, eps, stream_);
+  launch_add_rmsnorm(residual_.as<float>(), proj_pending ? proj_.as<bf16>() : nullptr, nullptr, weights_.final_norm,
+                     final_normed_.as<bf16>(), rows, ns, h, eps, stream_);
   if (comm_ == nullptr) {
     gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, logits_.get(), ns, vocab, h, true, stream_);  // [ns, vocab]
   } else {
@@ -366,125 +366,6 @@ void CudaBackend::forward(const Launch& l) {
   launch_sample(logits_.as<float>(), sample_work_.as<float>(), ns, vocab,
                 reinterpret_cast<const SampleRowParams*>(dev + lay.params),
                 reinterpret_cast<const PenaltyToken*>(dev + lay.penalties), out, stream_);
-}
-
-void CudaBackend::run_layers(const Launch& l) {
-  const ModelConfig& c = config_;
-  const int t = l.lay.num_tokens, h = c.hidden_size;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  KvDev kvd;
-  if (layout_.dtype == DType::kF8E4M3) kvd.fp8 = kv_.as<uint8_t>();
-  else kvd.base = kv_.as<bf16>();
-  kvd.block_elems = layout_.block_elems();
-  kvd.layer_block_elems = layout_.layer_block_elems();
-  kvd.half_elems = layout_.half_layer_block_elems();
-  kvd.token_elems = layout_.token_elems();
-  kvd.block_size = layout_.block_size;
-  bool normed_ready = false;  // the previous MoE block's combine already made this layer's normed_
-  for (int i = 0; i < c.num_layers; ++i) {
-    const CudaLayerWeights& L = weights_.layers[i];
-    // residual += previous MLP output; normed = rmsnorm(residual) * input_norm
-    if (!normed_ready)
-      launch_add_rmsnorm(residual_.as<float>(), i == 0 ? nullptr : proj_.as<bf16>(), nullptr, L.input_norm,
-                         normed_.as<bf16>(), nullptr, t, h, eps, stream_);
-    normed_ready = false;
-    if (c.is_mla()) {
-      mla_attention(l, i, kvd);
-    } else {
-      attention_block(l, i, kvd);
-    }
-    all_reduce_proj(t);  // o_proj is row-parallel: the ranks' partial sums (MLA's as any attention's)
-    launch_add_rmsnorm(residual_.as<float>(), proj_.as<bf16>(), L.o_bias, L.post_norm, normed_.as<bf16>(), nullptr, t,
-                       h, eps, stream_);
-    if (!L.is_moe) {
-      const int in = c.intermediate_size;
-      gate_up_silu(normed_.as<bf16>(), L, act_.as<bf16>(), t, in, h);     // [t, in]
-      linear(act_.as<bf16>(), L.down, L.down_f8, proj_.get(), t, h, in);  // [t, h]
-    } else if (comm_ == nullptr && i + 1 < c.num_layers) {
-      // One rank (no all-reduce between the block and the next norm): the
-      // combine also runs the next layer's add_rmsnorm.
-      moe_block(i, t, weights_.layers[i + 1].input_norm);
-      normed_ready = true;
-    } else {
-      moe_block(i, t);
-    }
-    all_reduce_proj(t);
-  }
-}
-
-AttnArgs CudaBackend::paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const {
-  const char* dev = static_cast<const char*>(input_dev_.get());
-  AttnArgs a;
-  a.q = q;
-  a.out = out;
-  a.kv = kv;
-  a.layer = i;
-  a.query_start = reinterpret_cast<const int32_t*>(dev + l.lay.query_start);
-  a.seq_lens = reinterpret_cast<const int32_t*>(dev + l.lay.seq_lens);
-  a.block_tables = reinterpret_cast<const int32_t*>(dev + l.lay.block_tables);
-  a.max_blocks_per_seq = l.lay.mbps;
-  a.num_seqs = l.lay.num_seqs;
-  a.num_heads = config_.num_heads;
-  return a;
-}
-
-void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd) {
-  const ModelConfig& c = config_;
-  const Layout& lay = l.lay;
-  const CudaLayerWeights& L = weights_.layers[i];
-  char* dev = static_cast<char*>(input_dev_.get());
-  const int t = lay.num_tokens, h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  linear(normed_.as<bf16>(), L.qkv, L.qkv_f8, qkv_.get(), t, q + 2 * kv, h);  // [t, q + 2kv]
-  QkvRopeArgs ra;
-  ra.qkv = qkv_.as<bf16>();
-  ra.bias = L.qkv_bias;
-  ra.q_norm = L.q_norm;
-  ra.k_norm = L.k_norm;
-  ra.eps = eps;
-  ra.positions = reinterpret_cast<const int32_t*>(dev + lay.positions);
-  ra.slot_mapping = reinterpret_cast<const int64_t*>(dev + lay.slots);
-  ra.inv_freq = inv_freq_.as<float>();
-  ra.q_out = q_.as<bf16>();
-  ra.kv = kvd;
-  ra.layer = i;
-  ra.num_tokens = t;
-  ra.num_heads = c.num_heads;
-  ra.num_kv_heads = c.num_kv_heads;
-  ra.head_dim = c.head_dim;
-  launch_qkv_rope_cache(ra, stream_);
-  AttnArgs aa = paged_attention_args(l, i, kvd, q_.as<bf16>(), attn_.as<bf16>());
-  aa.num_kv_heads = c.num_kv_heads;
-  aa.head_dim = c.head_dim;
-  aa.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  if (l.decode_only) {
-    launch_attention_decode(aa, l.split_len, l.max_splits, attn_partial_.as<float>(), stream_);
-  } else {
-    launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
-  }
-  linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);  // [t, h]
-}
-
-// act = silu(x . gate^T) * (x . up^T): at 1 or 2 rows one skinny kernel with
-// the activation fused (gemv.cuh), else the GEMM into gate_up_ [m, 2 inter]
-// and silu_mul. On an H200 (Llama-3.1-8B) the fused kernel won at batch 2
-// (4.77 against 4.90 ms a step) and lost from 4 (5.39 against 5.27 ms; at 8
-// 6.88 against 5.47). Batch-invariant mode keeps the unfused pair.
-void CudaBackend::gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h) {
-  constexpr int kFusedMaxRows = 2;
-  const bool fp8 = L.gate_up_f8.present();
-  if (!options_.batch_invariant && m <= kFusedMaxRows && (fp8 ? fp8_gemv_supports(m, h) : gemv_supports(m, h))) {
-    if (fp8) launch_fp8_gemv_silu_mul(x, L.gate_up_f8, act, m, inter, h, stream_);
-    else launch_gemv_silu_mul(x, L.gate_up, act, m, inter, h, stream_);
-    return;
-  }
-  linear(x, L.gate_up, L.gate_up_f8, gate_up_.get(), m, 2 * inter, h);  // [m, 2 inter]
-  launch_silu_mul(gate_up_.as<bf16>(), act, m, inter, stream_);
-}
-
-void CudaBackend::linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k) {
-  if (w8.present()) fp8_gemm_.run(x, w8, static_cast<bf16*>(y), m, n, k, stream_);
-  else gemm_.run(x, w, y, m, n, k, false, stream_);
 }
 
 Status CudaBackend::queue_readback(const StepInput& in, const Launch& l, std::vector<int> sample_of_row) {

@@ -139,11 +139,20 @@ class CudaBackend final : public Backend {
     int64_t total_keys = 0;  // the sequences' keys (sum of seq_lens): MLA's expanded prefill
   };
   void forward(const Launch& l);
-  void run_layers(const Launch& l);
+  // The layers of step l (cuda_backend_layers.cpp); true when proj_ holds the
+  // last block's output, not yet added into residual_.
+  bool run_layers(const Launch& l);
+  // Whether a step of t tokens runs its norms and residual adds inside the
+  // GEMVs (decode at 1 or 2 tokens on one rank, not batch-invariant, no MLA).
+  bool fuses_norms(int t) const;
+  // Whether the MoE block's one-launch router runs the post-attention norm too.
+  bool moe_norms_in(int t) const;
   // The step's sequences over the paged cache for layer i's attention kernel.
   AttnArgs paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const;
-  // The attention block of layer i over per-head K/V, normed_ -> proj_ (after o_proj).
-  void attention_block(const Launch& l, int i, const KvDev& kv);
+  // The attention block of layer i over per-head K/V, normed_ -> proj_ (after
+  // o_proj). qkv_norm_in: from residual_ (its input norm inside the qkv GEMV);
+  // o_residual_add: o_proj's output (and bias) added into residual_.
+  void attention_block(const Launch& l, int i, const KvDev& kv, bool qkv_norm_in = false, bool o_residual_add = false);
   // MLA (cuda_mla_layer.cpp): the attention block of layer i, normed_ -> proj_ (after o_proj).
   void mla_attention(const Launch& l, int i, const KvDev& kv);
   // Whether step l runs MLA prefill in the expanded form, and that form's attention (q_ -> attn_).
@@ -151,11 +160,17 @@ class CudaBackend final : public Backend {
   void mla_prefill_expanded(const Launch& l, int i, const KvDev& kv);
   // The MoE block of layer i, normed_ -> proj_ (routed and shared experts);
   // with next_norm (the next layer's input norm), the combine also adds the
-  // block's output into residual_ and leaves normed_ for the next layer.
-  void moe_block(int i, int num_tokens, const bf16* next_norm = nullptr);
+  // block's output into residual_ and leaves normed_ for the next layer;
+  // with norm_in (moe_norms_in), the router makes normed_ from residual_.
+  void moe_block(int i, int num_tokens, const bf16* next_norm = nullptr, const GemvNormIn* norm_in = nullptr);
   // y = x . W^T through the FP8 GEMM when the projection is held in FP8 (w8), else the bf16 one (w).
   void linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k);
   void gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h);
+  // The GEMV's fused forms over the projection's weight (bf16 w or e4m3 w8):
+  // y = (rmsnorm(in) . w^T) (gated: SwiGLU), and residual_ += x . w^T (+ bias).
+  void linear_norm_in(const GemvNormIn& in, const bf16* w, const Fp8Weight& w8, bf16* y, int m, int n, int k,
+                      bool gated);
+  void linear_residual_add(const bf16* x, const bf16* w, const Fp8Weight& w8, const bf16* bias, int m, int n, int k);
   // Rows per prefill work tile and (token, head) rows per token the attention kernel tiles.
   int attention_rows_per_item() const;
   int attention_rows_per_token() const;

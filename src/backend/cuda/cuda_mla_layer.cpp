@@ -186,7 +186,13 @@ void CudaBackend::mla_prefill_expanded(const Launch& l, int i, const KvDev& kvd)
   launch_mla_expanded_attention(st, gemm_, stream_);
 }
 
-void CudaBackend::moe_block(int i, int t, const bf16* next_norm) {
+bool CudaBackend::moe_norms_in(int t) const {
+  const ModelConfig& c = config_;
+  return c.arch != Arch::kDeepseekV3 && !options_.batch_invariant &&
+         moe_norm_router_route_supports(t, c.hidden_size, c.num_experts, c.num_experts_per_tok);
+}
+
+void CudaBackend::moe_block(int i, int t, const bf16* next_norm, const GemvNormIn* norm_in) {
   const ModelConfig& c = config_;
   const CudaLayerWeights& L = weights_.layers[i];
   const int h = c.hidden_size, e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size;
@@ -197,7 +203,13 @@ void CudaBackend::moe_block(int i, int t, const bf16* next_norm) {
   // Decode (softmax routing): the router's logits, top-k and the sort in one launch.
   const bool one_launch = c.arch != Arch::kDeepseekV3 && !options_.batch_invariant &&
                           moe_router_route_supports(t, h, e, k);
-  if (one_launch) {
+  BATON_CHECK(norm_in == nullptr || (one_launch && moe_norms_in(t)), "moe block: norm-in router at {} tokens", t);
+  if (norm_in != nullptr) {
+    launch_moe_norm_router_route(*norm_in, normed_.as<bf16>(), L.router, t, h, e, k, c.norm_topk_prob,
+                                 shard_.expert_begin, local, router_.as<float>(), moe_route_count_.as<int32_t>(),
+                                 topk_ids_.as<int32_t>(), topk_w_.as<float>(), moe_offsets_.as<int32_t>(),
+                                 sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_);
+  } else if (one_launch) {
     launch_moe_router_route(normed_.as<bf16>(), L.router, t, h, e, k, c.norm_topk_prob, shard_.expert_begin, local,
                             router_.as<float>(), moe_route_count_.as<int32_t>(), topk_ids_.as<int32_t>(),
                             topk_w_.as<float>(), moe_offsets_.as<int32_t>(), sorted_slots_.as<int32_t>(),

@@ -121,6 +121,24 @@ void launch_fp8_gemv_silu_mul(const bf16* x, const Fp8Weight& w, bf16* out, int 
   BATON_LAUNCH_CHECK();
 }
 
+void launch_fp8_gemv_norm_in(const GemvNormIn& in, const Fp8Weight& w, bf16* y, int m, int n, int k, bool gated,
+                             cudaStream_t stream) {
+  BATON_CHECK(gemv_norm_in_supports(m, k, true), "fp8 gemv norm-in: m {} k {}", m, k);
+  const skinny::NormIn ni{in.residual, in.weight, in.eps};
+  const skinny::Weight wt{w.bits, w.scales, w.scale_rows, w.scale_ld};
+  if (gated) skinny::launch_norm_in<true, true>(ni, wt, y, m, n, k, stream);
+  else skinny::launch_norm_in<true, false>(ni, wt, y, m, n, k, stream);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_fp8_gemv_residual_add(const bf16* x, const Fp8Weight& w, const bf16* bias, float* residual, int m, int n,
+                                  int k, cudaStream_t stream) {
+  BATON_CHECK(gemv_residual_add_supports(m, k, true), "fp8 gemv residual-add: m {} k {}", m, k);
+  skinny::launch_residual_add<true>(x, skinny::Weight{w.bits, w.scales, w.scale_rows, w.scale_ld}, bias, residual, m, n,
+                                    k, stream);
+  BATON_LAUNCH_CHECK();
+}
+
 void launch_fp8_dequantize(const Fp8DequantArgs& a, cudaStream_t stream) {
   const int64_t n = a.rows * a.cols;
   if (n == 0) return;

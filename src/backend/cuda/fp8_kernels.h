@@ -45,6 +45,12 @@ void launch_fp8_gemv(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, i
 // w is [2 * inter, k], out[m, j] = silu(bf16(x.w[j])) * bf16(x.w[inter + j]).
 void launch_fp8_gemv_silu_mul(const bf16* x, const Fp8Weight& w, bf16* out, int m, int inter, int k,
                               cudaStream_t stream);
+// The fused forms of launch_gemv_norm_in and launch_gemv_residual_add
+// (kernels.h) over e4m3 weights.
+void launch_fp8_gemv_norm_in(const GemvNormIn& in, const Fp8Weight& w, bf16* y, int m, int n, int k, bool gated,
+                             cudaStream_t stream);
+void launch_fp8_gemv_residual_add(const bf16* x, const Fp8Weight& w, const bf16* bias, float* residual, int m, int n,
+                                  int k, cudaStream_t stream);
 
 // out[r][c] = bf16(e4m3(bits[r][c]) * scale) for a [rows, cols] slice whose
 // element (r, c) is element (r + row0, c + col0) of a weight with block

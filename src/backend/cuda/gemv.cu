@@ -64,6 +64,27 @@ void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int in
   BATON_LAUNCH_CHECK();
 }
 
+bool gemv_norm_in_supports(int m, int k, bool fp8_weight) { return skinny::norm_in_supports(m, k, fp8_weight); }
+bool gemv_residual_add_supports(int m, int k, bool fp8_weight) {
+  return skinny::residual_add_supports(m, k, fp8_weight);
+}
+
+void launch_gemv_norm_in(const GemvNormIn& in, const bf16* w, bf16* y, int m, int n, int k, bool gated,
+                         cudaStream_t stream) {
+  BATON_CHECK(gemv_norm_in_supports(m, k, false), "gemv norm-in: m {} k {}", m, k);
+  const skinny::NormIn ni{in.residual, in.weight, in.eps};
+  if (gated) skinny::launch_norm_in<false, true>(ni, skinny::Weight{w}, y, m, n, k, stream);
+  else skinny::launch_norm_in<false, false>(ni, skinny::Weight{w}, y, m, n, k, stream);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_gemv_residual_add(const bf16* x, const bf16* w, const bf16* bias, float* residual, int m, int n, int k,
+                              cudaStream_t stream) {
+  BATON_CHECK(gemv_residual_add_supports(m, k, false), "gemv residual-add: m {} k {}", m, k);
+  skinny::launch_residual_add<false>(x, skinny::Weight{w}, bias, residual, m, n, k, stream);
+  BATON_LAUNCH_CHECK();
+}
+
 bool moe_skinny_supports(int num_tokens, int k) { return num_tokens >= 1 && num_tokens <= 8 && k % 8 == 0; }
 
 void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream) {

@@ -35,6 +35,14 @@ void launch_embedding(const int32_t* ids, const bf16* table, float* residual, in
 // rmsnorm(x) * w. src = rows ? rows[r] : r. Without `rows`, residual[src] = x.
 void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight, bf16* out,
                         const int32_t* rows, int num_rows, int hidden, float eps, cudaStream_t stream);
+// The input of a kernel that runs that norm itself (the GEMV's norm-in form,
+// the MoE router's): x = rmsnorm(residual) * weight, as launch_add_rmsnorm
+// makes it without `add` and `rows`.
+struct GemvNormIn {
+  const float* residual = nullptr;  // [m, k] fp32
+  const bf16* weight = nullptr;     // [k]
+  float eps = 0.0f;
+};
 
 // qkv: [T, (nh + 2*nkv) * hd]. Adds the bias, applies the per-head q/k RMSNorm
 // (Qwen3) and RoPE (inv_freq: [hd/2]) to q and k, writes q to q_out [T, nh*hd]
@@ -104,6 +112,14 @@ void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens
                              bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
                              int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
                              int32_t* slot_pos, cudaStream_t stream);
+// The same with the post-attention RMSNorm in it (decode on one rank): x =
+// rmsnorm(in.residual) * in.weight, rounded as launch_add_rmsnorm rounds it,
+// is the router's input and is written to normed [T, hidden] for the experts.
+bool moe_norm_router_route_supports(int num_tokens, int hidden, int total_experts, int k);
+void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
+                                  int total_experts, int k, bool renorm, int expert_begin, int num_experts,
+                                  float* logits, int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets,
+                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream);
 // Sorts the T*k (token, choice) slots by expert: offsets [E+1], sorted_slots
 // [T*k] (slot = t*k + j), slot_pos [T*k] (slot -> sorted position).
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
@@ -147,6 +163,20 @@ void launch_gemv(const bf16* x, const bf16* w, void* y, int m, int n, int k, boo
 // products g = x.w[j], u = x.w[inter + j], each rounded to bf16 first, as
 // launch_gemv then launch_silu_mul compute it.
 void launch_gemv_silu_mul(const bf16* x, const bf16* w, bf16* out, int m, int inter, int k, cudaStream_t stream);
+// The GEMV's fused forms for decode at 1 or 2 rows (gemv.cuh), which take in
+// the RMSNorm before a linear and the residual add after it:
+//   norm-in:      y = (rmsnorm(residual[m, :]) * weight) . w^T, x rounded to
+//                 bf16 as launch_add_rmsnorm rounds it (gated: the SwiGLU
+//                 form of launch_gemv_silu_mul, w [2n, k], y [m, n]);
+//   residual-add: residual[m, :n] += bf16(x . w^T) (+ bias), as
+//                 launch_add_rmsnorm adds it.
+// (GemvNormIn: above, with launch_add_rmsnorm.)
+bool gemv_norm_in_supports(int m, int k, bool fp8_weight);
+bool gemv_residual_add_supports(int m, int k, bool fp8_weight);
+void launch_gemv_norm_in(const GemvNormIn& in, const bf16* w, bf16* y, int m, int n, int k, bool gated,
+                         cudaStream_t stream);
+void launch_gemv_residual_add(const bf16* x, const bf16* w, const bf16* bias, float* residual, int m, int n, int k,
+                              cudaStream_t stream);
 // The expert GEMMs at decode's small batches (num_tokens <= 8, so no expert
 // has more than 8 rows): the skinny kernel per routed expert over moe_align's
 // sorted slots, each expert's weight read once for all its rows, instead of

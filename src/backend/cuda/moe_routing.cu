@@ -244,21 +244,35 @@ __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
 // Decode's router and routing in one launch: the block's warps compute router
 // logits for their experts (the skinny GEMV's warp, gemv.cuh, fp32 out) for
 // all M tokens; the last block to finish (count: zero before and after) then
-// routes and sorts as moe_route_kernel does.
-template <int M>
+// routes and sorts as moe_route_kernel does. kNormIn: x is not read but made,
+// x = rmsnorm(in.residual) * in.weight (the norm-in GEMV's rows, in dynamic
+// shared memory), each block writing its share of x for the experts' GEMVs.
+template <int M, bool kNormIn>
 __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
-    moe_router_route_kernel(const bf16* x, const bf16* router_w, int hidden, int total_experts, int k, bool renorm,
-                            int expert_begin, int num_experts, float* logits, int32_t* count, int32_t* ids, float* w,
-                            int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
+    moe_router_route_kernel(skinny::NormIn in, bf16* x, const bf16* router_w, int hidden, int total_experts, int k,
+                            bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count, int32_t* ids,
+                            float* w, int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
   static_assert(M <= skinny::kWarpsPerBlock, "a warp per token routes");
   __shared__ int32_t s_count[kMaxExperts + 1];
   __shared__ int32_t s_cursor[kMaxExperts];
   __shared__ int s_last;
+  extern __shared__ uint4 xs_chunks[];
   const bf16* x_rows[M];
   float* y_rows[M];
-  skinny::dense_rows(x, hidden, logits, total_experts, x_rows, y_rows);
-  skinny::warp_outputs<false, M, float, false>(blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5), x_rows,
-                                               skinny::Weight{router_w}, y_rows, total_experts, hidden);
+  if constexpr (kNormIn) {
+    bf16* xs = reinterpret_cast<bf16*>(xs_chunks);
+    skinny::norm_rows<M, 32 * skinny::kWarpsPerBlock>(in, hidden, xs);
+    const int chunks = M * hidden / 8, share = (chunks + gridDim.x - 1) / gridDim.x;
+    const int end = min(chunks, (static_cast<int>(blockIdx.x) + 1) * share);
+    for (int c = blockIdx.x * share + threadIdx.x; c < end; c += blockDim.x)
+      reinterpret_cast<uint4*>(x)[c] = xs_chunks[c];
+    skinny::dense_rows(static_cast<const bf16*>(xs), hidden, logits, total_experts, x_rows, y_rows);
+  } else {
+    skinny::dense_rows(static_cast<const bf16*>(x), hidden, logits, total_experts, x_rows, y_rows);
+  }
+  skinny::warp_outputs<false, M, float, false, kNormIn>(blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5),
+                                                        x_rows, skinny::Weight{router_w}, y_rows, total_experts,
+                                                        hidden);
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -402,29 +416,66 @@ bool moe_router_route_supports(int num_tokens, int hidden, int total_experts, in
          k <= 32 && k <= total_experts;
 }
 
+bool moe_norm_router_route_supports(int num_tokens, int hidden, int total_experts, int k) {
+  return moe_router_route_supports(num_tokens, hidden, total_experts, k) &&
+         static_cast<int64_t>(num_tokens) * hidden * 2 <= skinny::kNormInMaxSmemBytes;
+}
+
+namespace {
+
+// launch(moe_router_route_kernel<M, kNormIn>) for M = num_tokens.
+template <bool kNormIn, typename Launch>
+void for_tokens(int num_tokens, const Launch& launch) {
+  switch (num_tokens) {
+    case 1: launch(moe_router_route_kernel<1, kNormIn>); break;
+    case 2: launch(moe_router_route_kernel<2, kNormIn>); break;
+    case 3: launch(moe_router_route_kernel<3, kNormIn>); break;
+    case 4: launch(moe_router_route_kernel<4, kNormIn>); break;
+    case 5: launch(moe_router_route_kernel<5, kNormIn>); break;
+    case 6: launch(moe_router_route_kernel<6, kNormIn>); break;
+    case 7: launch(moe_router_route_kernel<7, kNormIn>); break;
+    default: launch(moe_router_route_kernel<8, kNormIn>); break;
+  }
+}
+
+// Both forms of moe_router_route_kernel; `in` null: x is the router's input.
+void router_route(const GemvNormIn* in, bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts,
+                  int k, bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
+                  int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos,
+                  cudaStream_t stream) {
+  const int warps = (total_experts + skinny::kRows - 1) / skinny::kRows;
+  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock), block(32 * skinny::kWarpsPerBlock);
+  const skinny::NormIn ni = in ? skinny::NormIn{in->residual, in->weight, in->eps} : skinny::NormIn{};
+  const size_t smem = in ? static_cast<size_t>(num_tokens) * hidden * sizeof(bf16) : 0;
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, block, smem, stream>>>(ni, x, router_w, hidden, total_experts, k, renorm, expert_begin, num_experts,
+                                          logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
+  };
+  if (in) for_tokens<true>(num_tokens, launch);
+  else for_tokens<false>(num_tokens, launch);
+  BATON_LAUNCH_CHECK();
+}
+
+}  // namespace
+
 void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
                              bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
                              int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
                              int32_t* slot_pos, cudaStream_t stream) {
   BATON_CHECK(moe_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
-  const int warps = (total_experts + skinny::kRows - 1) / skinny::kRows;
-  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock), block(32 * skinny::kWarpsPerBlock);
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, block, 0, stream>>>(x, router_w, hidden, total_experts, k, renorm, expert_begin, num_experts, logits,
-                                       count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
-  };
-  switch (num_tokens) {
-    case 1: launch(moe_router_route_kernel<1>); break;
-    case 2: launch(moe_router_route_kernel<2>); break;
-    case 3: launch(moe_router_route_kernel<3>); break;
-    case 4: launch(moe_router_route_kernel<4>); break;
-    case 5: launch(moe_router_route_kernel<5>); break;
-    case 6: launch(moe_router_route_kernel<6>); break;
-    case 7: launch(moe_router_route_kernel<7>); break;
-    default: launch(moe_router_route_kernel<8>); break;
-  }
-  BATON_LAUNCH_CHECK();
+  router_route(nullptr, const_cast<bf16*>(x), router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin,
+               num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
+}
+
+void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
+                                  int total_experts, int k, bool renorm, int expert_begin, int num_experts,
+                                  float* logits, int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets,
+                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream) {
+  BATON_CHECK(moe_norm_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
+              "moe norm-in router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
+  router_route(&in, normed, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts, logits,
+               count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
 }
 
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
