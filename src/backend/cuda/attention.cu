@@ -330,6 +330,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
 template <int HD, int KT, int ST>
 __global__ void __launch_bounds__(2 * KT)
     attn_decode_kernel(AttnArgs a, int split_len, int max_splits, float* partial) {
+  pdl_wait();
   constexpr int kDecWarps = KT / 16, kDecThreads = 32 * kDecWarps;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Stage<HD, KT>* stages = reinterpret_cast<Stage<HD, KT>*>(smem_raw);
@@ -441,6 +442,7 @@ __global__ void __launch_bounds__(2 * KT)
 
 // grid (S, nh), HD threads.
 __global__ void attn_combine_kernel(AttnArgs a, int split_len, int max_splits, const float* partial) {
+  pdl_wait();
   const int seq = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
   const int hd = a.head_dim;
   const int splits = max(1, min(max_splits, (a.seq_lens[seq] + split_len - 1) / split_len));
@@ -476,8 +478,8 @@ template <int HD, int KT = kKeyTile, int ST = kStages>
 void decode_hd(const AttnArgs& a, int split_len, int max_splits, float* partial, cudaStream_t stream) {
   constexpr size_t smem = ST * sizeof(Stage<HD, KT>);
   set_dynamic_smem(reinterpret_cast<const void*>(attn_decode_kernel<HD, KT, ST>), smem, stream);
-  attn_decode_kernel<HD, KT, ST>
-      <<<dim3(a.num_seqs, a.num_kv_heads, max_splits), 2 * KT, smem, stream>>>(a, split_len, max_splits, partial);
+  launch_pdl(attn_decode_kernel<HD, KT, ST>, dim3(a.num_seqs, a.num_kv_heads, max_splits), 2 * KT, smem, stream, a,
+             split_len, max_splits, partial);
 }
 
 void launch_attention_prefill(const AttnArgs& a, const int32_t* work, int num_items, cudaStream_t stream) {
@@ -509,7 +511,8 @@ void launch_attention_decode(const AttnArgs& a, int split_len, int max_splits, f
     default: BATON_CHECK(false, "attention: unsupported head_dim {}", a.head_dim);
   }
   BATON_LAUNCH_CHECK();
-  attn_combine_kernel<<<dim3(a.num_seqs, a.num_heads), a.head_dim, 0, stream>>>(a, split_len, max_splits, partial);
+  launch_pdl(attn_combine_kernel, dim3(a.num_seqs, a.num_heads), a.head_dim, 0, stream, a, split_len, max_splits,
+             partial);
   BATON_LAUNCH_CHECK();
 }
 

@@ -19,8 +19,8 @@ namespace baton::cuda {
 bool CudaBackend::fuses_norms(int t) const {
   const ModelConfig& c = config_;
   // e4m3's chunk (k % 16) for every linear, so FP8 and bf16 weights alike.
-  return comm_ == nullptr && !options_.batch_invariant && !c.is_mla() && gemv_norm_in_supports(t, c.hidden_size, true) &&
-         gemv_residual_add_supports(t, c.q_size(), true) &&
+  return comm_ == nullptr && !options_.batch_invariant && !c.is_mla() &&
+         gemv_norm_in_supports(t, c.hidden_size, true) && gemv_residual_add_supports(t, c.q_size(), true) &&
          (c.intermediate_size == 0 || gemv_residual_add_supports(t, c.intermediate_size, true));
 }
 
@@ -143,7 +143,7 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd, bool
     launch_attention_prefill(aa, reinterpret_cast<const int32_t*>(dev + lay.items), lay.num_items, stream_);
   }
   if (o_residual_add) linear_residual_add(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, L.o_bias, t, h, q);  // [t, h]
-  else linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);                          // [t, h]
+  else linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);                           // [t, h]
 }
 
 // act = silu(x . gate^T) * (x . up^T): at 1 or 2 rows one skinny kernel with

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "common/check.h"
 
@@ -26,6 +27,36 @@ inline void set_dynamic_smem(const void* kernel, size_t bytes, cudaStream_t stre
   if (st != cudaStreamCaptureStatusNone) return;
   e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   BATON_CHECK(e == cudaSuccess, "cudaFuncSetAttribute: {}", cudaGetErrorString(e));
+}
+
+// Programmatic dependent launch. A kernel launched by launch_pdl may be
+// scheduled while the kernel before it in the stream (or graph) is still
+// running; it must call pdl_wait() before its first access to global memory,
+// which waits for that kernel's completion and writes. pdl_wait() then lets
+// the next kernel be scheduled in turn. Inside a decode step's graph this
+// hides each small kernel's launch behind the one before it (H200, one
+// call: Qwen3-30B-A3B batch 1 3.63 -> 3.43 ms, Llama-3.1-8B 4.49 -> 4.44).
+// Kernels launched the ordinary way pass pdl_wait() at once.
+__device__ __forceinline__ void pdl_wait() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+
+template <typename... KernelArgs, typename... Args>
+void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                Args&&... args) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  BATON_CHECK(e == cudaSuccess, "kernel launch failed: {}", cudaGetErrorString(e));
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

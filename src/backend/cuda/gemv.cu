@@ -29,6 +29,7 @@ __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
     moe_skinny_kernel(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* topk_ids,
                       const int32_t* sorted_slots, const int32_t* offsets, int expert_begin, int num_experts, int n,
                       int k, bf16* c) {
+  pdl_wait();
   const int p = blockIdx.y;
   if (p >= offsets[num_experts]) return;  // slots routed to other ranks' experts
   const int e = topk_ids[sorted_slots[p]] - expert_begin;
@@ -94,8 +95,8 @@ void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t
   const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock, r.num_rows);
   const dim3 block(32 * skinny::kWarpsPerBlock);
   auto kernel = p.gated ? moe_skinny_kernel<true> : moe_skinny_kernel<false>;
-  kernel<<<grid, block, 0, stream>>>(p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,
-                                     r.expert_begin, r.num_experts, p.n, p.k, p.c);
+  launch_pdl(kernel, grid, block, 0, stream, p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,
+             r.expert_begin, r.num_experts, p.n, p.k, p.c);
   BATON_LAUNCH_CHECK();
 }
 

@@ -190,6 +190,7 @@ __device__ __forceinline__ void combined_cols(const bf16* eo, const int32_t* s_p
 // columns (16 bytes) a thread (hidden % 8 == 0, as the grouped GEMMs need).
 __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
                                    const bf16* add, bf16* out) {
+  pdl_wait();
   const int tkn = blockIdx.x;
   __shared__ int32_t s_pos[32];  // k <= 32 (the top-k launch's check)
   __shared__ float s_w[32];
@@ -210,6 +211,7 @@ __global__ void moe_combine_kernel(const bf16* eo, const int32_t* slot_pos, cons
 // memory: one launch and one [T, hidden] round trip fewer a MoE layer.
 __global__ void moe_combine_norm_kernel(const bf16* eo, const int32_t* slot_pos, const float* topk_w, int k, int hidden,
                                         const bf16* add, float* residual, const bf16* w, float eps, bf16* normed) {
+  pdl_wait();
   extern __shared__ float xs[];  // [hidden]: residual + combined row
   __shared__ int32_t s_pos[32];
   __shared__ float s_w[32];
@@ -294,8 +296,8 @@ void launch_moe_combine_norm(const bf16* expert_out, const int32_t* slot_pos, co
                              bf16* normed, cudaStream_t stream) {
   if (num_tokens == 0) return;
   BATON_CHECK(k <= 32 && hidden % 8 == 0, "moe combine: top-{}, hidden {}", k, hidden);
-  moe_combine_norm_kernel<<<num_tokens, 256, hidden * sizeof(float), stream>>>(expert_out, slot_pos, topk_w, k, hidden,
-                                                                               add, residual, norm_w, eps, normed);
+  launch_pdl(moe_combine_norm_kernel, num_tokens, 256, hidden * sizeof(float), stream, expert_out, slot_pos, topk_w, k,
+             hidden, add, residual, norm_w, eps, normed);
   BATON_LAUNCH_CHECK();
 }
 
@@ -303,7 +305,7 @@ void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const f
                         int hidden, bf16* out, cudaStream_t stream, const bf16* add) {
   if (num_tokens == 0) return;
   BATON_CHECK(k <= 32 && hidden % 8 == 0, "moe combine: top-{}, hidden {}", k, hidden);
-  moe_combine_kernel<<<num_tokens, 256, 0, stream>>>(expert_out, slot_pos, topk_w, k, hidden, add, out);
+  launch_pdl(moe_combine_kernel, num_tokens, 256, 0, stream, expert_out, slot_pos, topk_w, k, hidden, add, out);
   BATON_LAUNCH_CHECK();
 }
 

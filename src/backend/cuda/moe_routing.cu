@@ -220,6 +220,7 @@ __device__ void block_align(const int32_t* ids, int num_slots, int num_experts, 
 
 __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
                                  int32_t* sorted_slots, int32_t* slot_pos) {
+  pdl_wait();
   __shared__ int32_t count[kMaxExperts + 1];
   __shared__ int32_t cursor[kMaxExperts];
   block_align(ids, num_slots, num_experts, expert_begin, offsets, sorted_slots, slot_pos, count, cursor);
@@ -232,6 +233,7 @@ __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
     moe_route_kernel(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
                      int num_experts, int32_t* ids, float* w, int32_t* offsets, int32_t* sorted_slots,
                      int32_t* slot_pos) {
+  pdl_wait();
   __shared__ int32_t count[kMaxExperts + 1];
   __shared__ int32_t cursor[kMaxExperts];
   const int tkn = threadIdx.x >> 5;
@@ -252,6 +254,7 @@ __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
     moe_router_route_kernel(skinny::NormIn in, bf16* x, const bf16* router_w, int hidden, int total_experts, int k,
                             bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count, int32_t* ids,
                             float* w, int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
+  pdl_wait();
   static_assert(M <= skinny::kWarpsPerBlock, "a warp per token routes");
   __shared__ int32_t s_count[kMaxExperts + 1];
   __shared__ int32_t s_cursor[kMaxExperts];
@@ -405,9 +408,8 @@ void launch_moe_route(const float* router, int num_tokens, int total_experts, in
   }
   BATON_CHECK(total_experts <= kMaxExperts && k <= 32 && k <= total_experts && num_experts <= total_experts,
               "moe: {} experts top-{} ({} local)", total_experts, k, num_experts);
-  moe_route_kernel<<<1, 32 * kMoeRouteOneBlockTokens, 0, stream>>>(router, num_tokens, total_experts, k, renorm,
-                                                                   expert_begin, num_experts, topk_ids, topk_w, offsets,
-                                                                   sorted_slots, slot_pos);
+  launch_pdl(moe_route_kernel, 1, 32 * kMoeRouteOneBlockTokens, 0, stream, router, num_tokens, total_experts, k, renorm,
+             expert_begin, num_experts, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
   BATON_LAUNCH_CHECK();
 }
 
@@ -448,8 +450,8 @@ void router_route(const GemvNormIn* in, bf16* x, const bf16* router_w, int num_t
   const skinny::NormIn ni = in ? skinny::NormIn{in->residual, in->weight, in->eps} : skinny::NormIn{};
   const size_t smem = in ? static_cast<size_t>(num_tokens) * hidden * sizeof(bf16) : 0;
   auto launch = [&](auto kernel) {
-    kernel<<<grid, block, smem, stream>>>(ni, x, router_w, hidden, total_experts, k, renorm, expert_begin, num_experts,
-                                          logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
+    launch_pdl(kernel, grid, block, smem, stream, ni, x, router_w, hidden, total_experts, k, renorm, expert_begin,
+               num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
   };
   if (in) for_tokens<true>(num_tokens, launch);
   else for_tokens<false>(num_tokens, launch);
@@ -488,8 +490,8 @@ void launch_moe_align_local(const int32_t* topk_ids, int num_slots, int expert_b
   BATON_CHECK(num_experts <= kMaxExperts, "moe: {} experts", num_experts);
   // One block for decode and short prompts, several for long prefills.
   if (num_slots <= kAlignOneBlockMax) {
-    moe_align_kernel<<<1, 1024, 0, stream>>>(topk_ids, num_slots, num_experts, expert_begin, offsets, sorted_slots,
-                                             slot_pos);
+    launch_pdl(moe_align_kernel, 1, 1024, 0, stream, topk_ids, num_slots, num_experts, expert_begin, offsets,
+               sorted_slots, slot_pos);
     BATON_LAUNCH_CHECK();
     return;
   }

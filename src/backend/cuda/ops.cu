@@ -15,6 +15,7 @@ namespace {
 // step at hidden 4096, one table row from memory 16 times over).
 __global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __restrict__ table,
                                  float* __restrict__ residual, int hidden, int vocab) {
+  pdl_wait();
   int t = blockIdx.x;
   int id = ids[t];
   id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);             // the backend validates ids before
@@ -39,6 +40,7 @@ __global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __
 // thread access (16-byte fp32, 8-byte bf16) when hidden % 4 == 0.
 __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias, const bf16* w, bf16* out,
                                    const int32_t* rows, int hidden, float eps) {
+  pdl_wait();
   extern __shared__ float xs[];  // [hidden]
   __shared__ float scratch[32];
   int r = blockIdx.x;
@@ -103,6 +105,7 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16*
 
 // One warp per (token, head) over q heads, then k heads, then v heads.
 __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
+  pdl_wait();
   int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   int heads = a.num_heads + 2 * a.num_kv_heads;
@@ -190,6 +193,7 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
 
 // 8 elements (16 bytes) per thread when inter % 8 == 0, else one.
 __global__ void silu_mul_kernel(const bf16* gu, bf16* out, int num_rows, int inter) {
+  pdl_wait();
   const bool vec = inter % 8 == 0;
   const int per_row = vec ? inter / 8 : inter;
   for (int64_t r = blockIdx.y; r < num_rows; r += gridDim.y) {
@@ -247,7 +251,7 @@ void launch_embedding(const int32_t* ids, const bf16* table, float* residual, in
                       cudaStream_t stream) {
   if (num_tokens == 0) return;
   const int threads = hidden % 8 == 0 ? std::min(1024, (hidden / 8 + 31) / 32 * 32) : 256;
-  embedding_kernel<<<num_tokens, threads, 0, stream>>>(ids, table, residual, hidden, vocab);
+  launch_pdl(embedding_kernel, num_tokens, threads, 0, stream, ids, table, residual, hidden, vocab);
   BATON_LAUNCH_CHECK();
 }
 
@@ -256,8 +260,8 @@ void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, 
   if (num_rows == 0) return;
   const int lanes = hidden % 4 == 0 ? hidden / 4 : hidden;  // threads with work
   int threads = lanes >= 1024 ? 1024 : ((lanes + 31) / 32) * 32;
-  add_rmsnorm_kernel<<<num_rows, threads, hidden * sizeof(float), stream>>>(residual, add, add_bias, weight, out, rows,
-                                                                            hidden, eps);
+  launch_pdl(add_rmsnorm_kernel, num_rows, threads, hidden * sizeof(float), stream, residual, add, add_bias, weight,
+             out, rows, hidden, eps);
   BATON_LAUNCH_CHECK();
 }
 
@@ -266,7 +270,7 @@ void launch_qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream) {
   BATON_CHECK(a.head_dim % 2 == 0 && a.head_dim <= 256, "head_dim {}", a.head_dim);
   int64_t warps = static_cast<int64_t>(a.num_tokens) * (a.num_heads + 2 * a.num_kv_heads);
   int blocks = static_cast<int>((warps * 32 + 255) / 256);
-  qkv_rope_cache_kernel<<<blocks, 256, 0, stream>>>(a);
+  launch_pdl(qkv_rope_cache_kernel, blocks, 256, 0, stream, a);
   BATON_LAUNCH_CHECK();
 }
 
@@ -274,7 +278,7 @@ void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStr
   if (num_rows == 0) return;
   const int per_row = inter % 8 == 0 ? inter / 8 : inter;
   dim3 grid((per_row + 255) / 256, num_rows < 65535 ? num_rows : 65535);
-  silu_mul_kernel<<<grid, 256, 0, stream>>>(gu, out, num_rows, inter);
+  launch_pdl(silu_mul_kernel, grid, 256, 0, stream, gu, out, num_rows, inter);
   BATON_LAUNCH_CHECK();
 }
 

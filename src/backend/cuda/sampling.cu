@@ -104,6 +104,7 @@ struct ChunkSummary {
 // grid (chunks, rows): block c summarises logits [c kChunkLen, (c + 1) kChunkLen) of its row.
 __global__ void __launch_bounds__(kChunkThreads)
     sample_chunks_kernel(const float* logits, float* work, int vocab, const SampleRowParams* params) {
+  pdl_wait();
   __shared__ float fs[kChunkThreads / 32], ps[kChunkThreads / 32];
   __shared__ int is[kChunkThreads / 32];
   __shared__ double ds[kChunkThreads / 32];
@@ -190,6 +191,7 @@ __device__ void merge_chunks(int row, const float* raw, const float* work, int v
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* logits, float* work, int vocab, const SampleRowParams* params, const PenaltyToken* pen,
                   SampleOutputs out) {
+  pdl_wait();
   __shared__ double ds[32];
   __shared__ float fs[32];
   __shared__ int is[32];
@@ -371,9 +373,9 @@ void launch_sample(const float* logits, float* work, int num_rows, int vocab, co
   // serves any mix (a step without plain rows pays one launch whose blocks
   // return at once). A row's scratch holds its chunks' summaries.
   static_assert(sizeof(ChunkSummary) == 4 * sizeof(float) && kChunkLen >= 4, "summaries fit in the row's scratch");
-  sample_chunks_kernel<<<dim3(chunks, num_rows), kChunkThreads, 0, stream>>>(logits, work, vocab, params);
+  launch_pdl(sample_chunks_kernel, dim3(chunks, num_rows), kChunkThreads, 0, stream, logits, work, vocab, params);
   BATON_LAUNCH_CHECK();
-  sample_kernel<<<num_rows, kThreads, 0, stream>>>(logits, work, vocab, params, penalties, out);
+  launch_pdl(sample_kernel, num_rows, kThreads, 0, stream, logits, work, vocab, params, penalties, out);
   BATON_LAUNCH_CHECK();
 }
 
