@@ -91,8 +91,7 @@ bool moe_skinny_supports(int num_tokens, int k) { return num_tokens >= 1 && num_
 void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream) {
   if (r.num_rows == 0) return;
   BATON_CHECK(moe_skinny_supports(r.num_tokens, p.k), "moe skinny: {} tokens, k {}", r.num_tokens, p.k);
-  const int warps = p.gated ? p.n : (p.n + skinny::kRows - 1) / skinny::kRows;
-  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock, r.num_rows);
+  const dim3 grid(skinny::blocks_for(p.n, p.gated), r.num_rows);
   const dim3 block(32 * skinny::kWarpsPerBlock);
   auto kernel = p.gated ? moe_skinny_kernel<true> : moe_skinny_kernel<false>;
   launch_pdl(kernel, grid, block, 0, stream, p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,

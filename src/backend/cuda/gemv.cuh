@@ -203,6 +203,13 @@ __device__ __forceinline__ void dense_rows(const bf16* x, int k, OutT* y, int n,
   }
 }
 
+// Warps that compute n outputs (gated: one output a warp, from 2 rows; else
+// kRows a warp), and the blocks of kWarpsPerBlock that hold them.
+__host__ __device__ constexpr int warps_for(int n, bool gated) { return gated ? n : (n + kRows - 1) / kRows; }
+__host__ __device__ constexpr int blocks_for(int n, bool gated) {
+  return (warps_for(n, gated) + kWarpsPerBlock - 1) / kWarpsPerBlock;
+}
+
 // The dense form: x [M, k], y [M, n].
 template <bool kFp8, int M, typename OutT, bool kGated>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Weight w, OutT* y, int n, int k) {
@@ -280,8 +287,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_in_kernel(NormIn in,
   const bf16* x_rows[M];
   bf16* y_rows[M];
   dense_rows(xs, k, y, n, x_rows, y_rows);
-  const int warps = kGated ? n : (n + kRows - 1) / kRows;
-  for (int warp = first_warp; warp < warps; warp += gridDim.x * kWarpsPerBlock)
+  for (int warp = first_warp; warp < warps_for(n, kGated); warp += gridDim.x * kWarpsPerBlock)
     warp_outputs<kFp8, M, bf16, kGated, true>(warp, x_rows, w, y_rows, n, k);
 }
 
@@ -308,11 +314,6 @@ inline bool norm_in_supports(int m, int k, bool fp8) {
   return residual_add_supports(m, k, fp8) && static_cast<int64_t>(m) * k * 2 <= kNormInMaxSmemBytes;
 }
 
-inline int fused_blocks(int n, bool gated) {
-  const int warps = gated ? n : (n + kRows - 1) / kRows;
-  return (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
-}
-
 // Blocks of `kernel` (32 * kWarpsPerBlock threads, smem bytes) resident on
 // the current device at once: the norm-in grid's cap.
 inline int one_wave_blocks(const void* kernel, size_t smem) {
@@ -334,7 +335,7 @@ template <bool kFp8, bool kGated>
 void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(m) * k * sizeof(bf16);
   auto launch = [&](auto kernel) {
-    const dim3 grid(std::min(fused_blocks(n, kGated), one_wave_blocks(reinterpret_cast<const void*>(kernel), smem)));
+    const dim3 grid(std::min(blocks_for(n, kGated), one_wave_blocks(reinterpret_cast<const void*>(kernel), smem)));
     kernel<<<grid, 32 * kWarpsPerBlock, smem, stream>>>(in, w, y, n, k);
   };
   if (m == 1) launch(norm_in_kernel<kFp8, 1, kGated>);
@@ -344,7 +345,7 @@ void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, in
 template <bool kFp8>
 void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float* residual, int m, int n, int k,
                          cudaStream_t stream) {
-  const dim3 grid(fused_blocks(n, false)), block(32 * kWarpsPerBlock);
+  const dim3 grid(blocks_for(n, false)), block(32 * kWarpsPerBlock);
   if (m == 1) residual_add_kernel<kFp8, 1><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
   else residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
 }
@@ -352,9 +353,7 @@ void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float
 // Launches kernel<kFp8, M, OutT, kGated> for m in [1, 8].
 template <bool kFp8, typename OutT, bool kGated>
 void launch(const bf16* x, const Weight& w, OutT* y, int m, int n, int k, cudaStream_t stream) {
-  const int warps = kGated ? n : (n + kRows - 1) / kRows;
-  const int blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  const dim3 grid(blocks), block(32 * kWarpsPerBlock);
+  const dim3 grid(blocks_for(n, kGated)), block(32 * kWarpsPerBlock);
   switch (m) {
     case 1: launch_pdl(kernel<kFp8, 1, OutT, kGated>, grid, block, 0, stream, x, w, y, n, k); break;
     case 2: launch_pdl(kernel<kFp8, 2, OutT, kGated>, grid, block, 0, stream, x, w, y, n, k); break;

@@ -248,12 +248,14 @@ __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
 // all M tokens; the last block to finish (count: zero before and after) then
 // routes and sorts as moe_route_kernel does. kNormIn: x is not read but made,
 // x = rmsnorm(in.residual) * in.weight (the norm-in GEMV's rows, in dynamic
-// shared memory), each block writing its share of x for the experts' GEMVs.
+// shared memory), each block writing its share of it to `normed` for the
+// experts' GEMVs.
 template <int M, bool kNormIn>
 __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
-    moe_router_route_kernel(skinny::NormIn in, bf16* x, const bf16* router_w, int hidden, int total_experts, int k,
-                            bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count, int32_t* ids,
-                            float* w, int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos) {
+    moe_router_route_kernel(skinny::NormIn in, const bf16* x, bf16* normed, const bf16* router_w, int hidden,
+                            int total_experts, int k, bool renorm, int expert_begin, int num_experts, float* logits,
+                            int32_t* count, int32_t* ids, float* w, int32_t* offsets, int32_t* sorted_slots,
+                            int32_t* slot_pos) {
   pdl_wait();
   static_assert(M <= skinny::kWarpsPerBlock, "a warp per token routes");
   __shared__ int32_t s_count[kMaxExperts + 1];
@@ -268,10 +270,10 @@ __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
     const int chunks = M * hidden / 8, share = (chunks + gridDim.x - 1) / gridDim.x;
     const int end = min(chunks, (static_cast<int>(blockIdx.x) + 1) * share);
     for (int c = blockIdx.x * share + threadIdx.x; c < end; c += blockDim.x)
-      reinterpret_cast<uint4*>(x)[c] = xs_chunks[c];
+      reinterpret_cast<uint4*>(normed)[c] = xs_chunks[c];
     skinny::dense_rows(static_cast<const bf16*>(xs), hidden, logits, total_experts, x_rows, y_rows);
   } else {
-    skinny::dense_rows(static_cast<const bf16*>(x), hidden, logits, total_experts, x_rows, y_rows);
+    skinny::dense_rows(x, hidden, logits, total_experts, x_rows, y_rows);
   }
   skinny::warp_outputs<false, M, float, false, kNormIn>(blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5),
                                                         x_rows, skinny::Weight{router_w}, y_rows, total_experts,
@@ -440,18 +442,18 @@ void for_tokens(int num_tokens, const Launch& launch) {
   }
 }
 
-// Both forms of moe_router_route_kernel; `in` null: x is the router's input.
-void router_route(const GemvNormIn* in, bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts,
-                  int k, bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
-                  int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots, int32_t* slot_pos,
-                  cudaStream_t stream) {
-  const int warps = (total_experts + skinny::kRows - 1) / skinny::kRows;
-  const dim3 grid((warps + skinny::kWarpsPerBlock - 1) / skinny::kWarpsPerBlock), block(32 * skinny::kWarpsPerBlock);
+// Both forms of moe_router_route_kernel: `in` null, x is the router's input;
+// else the kernel makes it from `in` and writes it to normed.
+void router_route(const GemvNormIn* in, const bf16* x, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
+                  int total_experts, int k, bool renorm, int expert_begin, int num_experts, float* logits,
+                  int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
+                  int32_t* slot_pos, cudaStream_t stream) {
+  const dim3 grid(skinny::blocks_for(total_experts, false)), block(32 * skinny::kWarpsPerBlock);
   const skinny::NormIn ni = in ? skinny::NormIn{in->residual, in->weight, in->eps} : skinny::NormIn{};
   const size_t smem = in ? static_cast<size_t>(num_tokens) * hidden * sizeof(bf16) : 0;
   auto launch = [&](auto kernel) {
-    launch_pdl(kernel, grid, block, smem, stream, ni, x, router_w, hidden, total_experts, k, renorm, expert_begin,
-               num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
+    launch_pdl(kernel, grid, block, smem, stream, ni, x, normed, router_w, hidden, total_experts, k, renorm,
+               expert_begin, num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
   };
   if (in) for_tokens<true>(num_tokens, launch);
   else for_tokens<false>(num_tokens, launch);
@@ -466,8 +468,8 @@ void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens
                              int32_t* slot_pos, cudaStream_t stream) {
   BATON_CHECK(moe_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
-  router_route(nullptr, const_cast<bf16*>(x), router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin,
-               num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
+  router_route(nullptr, x, nullptr, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts,
+               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
 }
 
 void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
@@ -476,8 +478,8 @@ void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16
                                   int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream) {
   BATON_CHECK(moe_norm_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe norm-in router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
-  router_route(&in, normed, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts, logits,
-               count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
+  router_route(&in, nullptr, normed, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts,
+               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
 }
 
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
