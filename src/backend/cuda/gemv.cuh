@@ -2,7 +2,8 @@
 // (e4m3 weights, the W8A16 GEMV): y[m, n] = x[m, k] . w[n, k]^T for m <= 8,
 // decode at small batch, bound by streaming w once. Each warp owns 2 rows of w
 // and walks k in 16-byte chunks (8 bf16 or 16 e4m3 columns), 4 chunks per row
-// in flight per lane; x comes through L1; fp32 accumulation. e4m3 chunks are
+// in flight per lane (2 in the one-row e4m3 residual-add form); x comes
+// through L1; fp32 accumulation. e4m3 chunks are
 // scaled by their row's 128-column group scale (Fp8Weight's layout).
 //
 // The gated form fuses the SwiGLU activation into the fused gate/up
@@ -104,8 +105,10 @@ __device__ __forceinline__ int warp_rows(int warp, const Weight& w, int n, int k
 
 // One warp's outputs: x_rows[m] is row m of x (k values), y_rows[m] row m of
 // the output (n values). kFp8: e4m3 rows; M: rows of x; kGated: the SwiGLU
-// form (n outputs from 2n rows of w); kXShared: x is in shared memory.
-template <bool kFp8, int M, typename OutT, bool kGated, bool kXShared = false, Epilogue kEpi = Epilogue::kStore>
+// form (n outputs from 2n rows of w); kXShared: x is in shared memory; kU:
+// chunks per lane in flight (the order of the sums does not depend on it).
+template <bool kFp8, int M, typename OutT, bool kGated, bool kXShared = false, Epilogue kEpi = Epilogue::kStore,
+          int kU = kUnroll>
 __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_rows)[M], const Weight& w,
                                              OutT* const (&y_rows)[M], int n, int k, const bf16* bias = nullptr) {
   static_assert(kEpi == Epilogue::kStore || (!kGated && std::is_same_v<OutT, float>), "residual rows are fp32");
@@ -133,16 +136,16 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
       for (int r = 0; r < kRows; ++r)
         if (lane == m * kRows + r && n0 + r < n) addend = y_rows[m][n0 + r];
   }
-  for (int c0 = 0; c0 < kc; c0 += 32 * kUnroll) {
-    uint4 wv[kUnroll][kRows];
+  for (int c0 = 0; c0 < kc; c0 += 32 * kU) {
+    uint4 wv[kU][kRows];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < kU; ++u) {
       const int c = c0 + u * 32 + lane;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) wv[u][r] = c < kc ? __ldcs(wr[r] + c) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < kU; ++u) {
       const int c = c0 + u * 32 + lane;
       if (c >= kc) break;
       if constexpr (kFp8) {
@@ -291,7 +294,13 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_in_kernel(NormIn in,
     warp_outputs<kFp8, M, bf16, kGated, true>(warp, x_rows, w, y_rows, n, k);
 }
 
-// The residual-add form: residual [M, n] += bf16(x . w^T) (+ bias).
+// The residual-add form: residual [M, n] += bf16(x . w^T) (+ bias). e4m3
+// weights at one row keep 2 chunks a lane in flight, not 4: on an H200
+// (Llama-3.1-8B FP8, batch 1, o_proj and down) the step took 2.814-2.849 ms
+// against 2.861-2.882 with 4, in two calls; 1 chunk took 3.37-3.40. The
+// norm-in forms were level with 2 and slower with 1, and splitting k over
+// 2 or 4 warps of a block was slower in the step (2.91-3.19 ms), though
+// faster alone.
 template <bool kFp8, int M>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock)
     residual_add_kernel(const bf16* x, Weight w, const bf16* bias, float* residual, int n, int k) {
@@ -299,8 +308,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock)
   const bf16* x_rows[M];
   float* y_rows[M];
   dense_rows(x, k, residual, n, x_rows, y_rows);
-  warp_outputs<kFp8, M, float, false, false, Epilogue::kResidualAdd>(blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5),
-                                                                     x_rows, w, y_rows, n, k, bias);
+  constexpr int kU = kFp8 && M == 1 ? 2 : kUnroll;
+  warp_outputs<kFp8, M, float, false, false, Epilogue::kResidualAdd, kU>(
+      blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k, bias);
 }
 
 // Rows the fused forms take, and the norm-in form's shared memory.
