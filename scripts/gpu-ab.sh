@@ -12,11 +12,12 @@
 #   bash scripts/gpu-ab.sh -n 3 base=/tmp/b/bin/prof_base \
 #     'new=env BATON_X=1 /tmp/b/bin/baton_gpu_profile' -- --models llama3.1-8b --quick
 # PROFILER_ARGS default to decode at batch 1, 2 and 64 of Llama-3.1-8B (bf16
-# and FP8) and Qwen3-30B-A3B, with a short prefill.
+# and FP8) and Qwen3-30B-A3B, with a short prefill. The profilers' libraries
+# must be on LD_LIBRARY_PATH (the bundle's lib/ from scripts/gpu-build.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/baton-gpu-out}
-source scripts/gpu-env.sh
+export NCCL_NVLS_ENABLE=0  # always, on these hosts; the carried libraries must be on LD_LIBRARY_PATH already
 runs=2
 if [ "${1:-}" = -n ]; then runs=$2; shift 2; fi
 names=() cmds=()

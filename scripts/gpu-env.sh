@@ -1,4 +1,4 @@
-# Sourced by the scripts that run on a GPU host (gpu-check.sh, gpu-ab.sh, gpu-pd-check.sh,
+# Sourced by the scripts that run on a GPU host (gpu-check.sh, gpu-pd-check.sh,
 # gpu-pd-fp8-check.sh, gpu-pd-stream-ttft.sh): NVLink multicast off, the carried
 # libraries (.gpu-carry/lib) plus the host's CUDA 13 runtime, cuBLASLt and NCCL
 # on the library path, and the helpers below.
