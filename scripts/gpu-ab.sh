@@ -19,7 +19,11 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/baton-gpu-out}
 export NCCL_NVLS_ENABLE=0  # always, on these hosts; the carried libraries must be on LD_LIBRARY_PATH already
 runs=2
-if [ "${1:-}" = -n ]; then runs=$2; shift 2; fi
+if [ "${1:-}" = -n ]; then runs=${2:-}; shift $(($# < 2 ? $# : 2)); fi
+if ! [[ $runs =~ ^[1-9][0-9]{0,2}$ ]]; then
+  echo "gpu-ab: -n takes a run count from 1 to 999, not '$runs'" >&2
+  exit 2
+fi
 names=() cmds=()
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
   case $1 in

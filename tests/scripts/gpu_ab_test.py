@@ -77,6 +77,13 @@ class GpuAbTest(unittest.TestCase):
         p = self.run_ab("base=" + self.fake, "oops")
         self.assertEqual(p.returncode, 2)
         self.assertIn("'oops' is not NAME=COMMAND", p.stderr)
+        for runs in ("x", "0", "-3"):
+            p = self.run_ab("-n", runs, "a=" + self.fake, "b=" + self.fake)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("-n takes a run count from 1 to 999, not '%s'" % runs, p.stderr)
+        p = self.run_ab("-n")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("-n takes a run count", p.stderr)
 
     def test_the_table_reads_unreadable_json_as_a_missing_run(self):
         d = os.path.join(self.tmp.name, "runs")
