@@ -37,9 +37,13 @@ inline void set_dynamic_smem(const void* kernel, size_t bytes, cudaStream_t stre
 // hides each small kernel's launch behind the one before it (H200, one
 // call: Qwen3-30B-A3B batch 1 3.63 -> 3.43 ms, Llama-3.1-8B 4.49 -> 4.44).
 // Kernels launched the ordinary way pass pdl_wait() at once.
+// pdl_wait<false>() waits without letting the next kernel be scheduled: it
+// is then scheduled once every block has called pdl_trigger() or exited.
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+template <bool kTrigger = true>
 __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  if constexpr (kTrigger) pdl_trigger();
 }
 
 template <typename... KernelArgs, typename... Args>

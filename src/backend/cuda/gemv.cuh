@@ -271,18 +271,19 @@ __device__ __forceinline__ void norm_rows(const NormIn& in, int k, bf16* xs) {
 
 // The norm-in form: x = rmsnorm(in.residual) * in.weight (dynamic shared
 // memory of M * k bf16), y [M, n] bf16, plain or gated. The grid is at most
-// one wave of blocks (launch_norm_in) and each warp strides over the
-// outputs, so the norm runs once per resident block, not once per 8 warps'
-// outputs. On an H200 (Llama-3.1-8B, batch 1, each kernel alone) the gated
-// e4m3 GEMV took 37.4 us with a block per 8 outputs (1,792 norms), 34.5 us
-// with one wave (396 blocks), against 33.5 us for the plain kernel after a
-// separate add_rmsnorm of 3.2 us; in the step, FP8 batch 2 took 3.87 ms
-// with a block per 8 outputs, 3.46 with one wave (3.63 unfused). bf16 steps
-// were level between the two grids. Asking L2 for each warp's first chunks
-// before the norm made the qkv GEMV slower (16.0 -> 16.9 us).
-template <bool kFp8, int M, bool kGated>
+// one wave of blocks (launch_norm_in; a block per 8 warps' outputs when the
+// kernel launches late, kLate) and each warp strides over the outputs, so
+// the norm runs once per resident block, not once per 8 warps' outputs. On
+// an H200 (Llama-3.1-8B, batch 1, each kernel alone) the gated e4m3 GEMV
+// took 37.4 us with a block per 8 outputs (1,792 norms), 34.5 us with one
+// wave (396 blocks), against 33.5 us for the plain kernel after a separate
+// add_rmsnorm of 3.2 us; in the step, FP8 batch 2 took 3.87 ms with a block
+// per 8 outputs, 3.46 with one wave (3.63 unfused). bf16 steps were level
+// between the two grids. Asking L2 for each warp's first chunks before the
+// norm made the qkv GEMV slower (16.0 -> 16.9 us).
+template <bool kFp8, int M, bool kGated, bool kLate = false>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_in_kernel(NormIn in, Weight w, bf16* y, int n, int k) {
-  pdl_wait();
+  pdl_wait<!kLate>();
   extern __shared__ uint4 xs_chunks[];
   bf16* xs = reinterpret_cast<bf16*>(xs_chunks);
   const int first_warp = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
@@ -292,6 +293,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_in_kernel(NormIn in,
   dense_rows(xs, k, y, n, x_rows, y_rows);
   for (int warp = first_warp; warp < warps_for(n, kGated); warp += gridDim.x * kWarpsPerBlock)
     warp_outputs<kFp8, M, bf16, kGated, true>(warp, x_rows, w, y_rows, n, k);
+  if constexpr (kLate) pdl_trigger();
 }
 
 // The residual-add form: residual [M, n] += bf16(x . w^T) (+ bias). e4m3
@@ -301,16 +303,17 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_in_kernel(NormIn in,
 // norm-in forms were level with 2 and slower with 1, and splitting k over
 // 2 or 4 warps of a block was slower in the step (2.91-3.19 ms), though
 // faster alone.
-template <bool kFp8, int M>
+template <bool kFp8, int M, bool kLate = false>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock)
     residual_add_kernel(const bf16* x, Weight w, const bf16* bias, float* residual, int n, int k) {
-  pdl_wait();
+  pdl_wait<!kLate>();
   const bf16* x_rows[M];
   float* y_rows[M];
   dense_rows(x, k, residual, n, x_rows, y_rows);
   constexpr int kU = kFp8 && M == 1 ? 2 : kUnroll;
   warp_outputs<kFp8, M, float, false, false, Epilogue::kResidualAdd, kU>(
       blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k, bias);
+  if constexpr (kLate) pdl_trigger();
 }
 
 // Rows the fused forms take, and the norm-in form's shared memory.
@@ -336,17 +339,38 @@ inline int one_wave_blocks(const void* kernel, size_t smem) {
   return sms * (per_sm > 0 ? per_sm : 1);
 }
 
-// The fused forms launch the ordinary way, not by launch_pdl (every other
-// decode kernel's way): on an H200, blocks of theirs made resident early, to
-// wait for the kernel before, slowed the step (Llama-3.1-8B bf16 batch 1:
-// 4.44 ms with the fused forms launched plainly, 5.25 with all launches
-// programmatic; launching only residual-add programmatically: 4.49).
+// How the fused forms launch. e4m3 weights, or 2 rows: the ordinary way,
+// not by launch_pdl (every other decode kernel's way): on an H200, blocks of
+// theirs made resident early, to wait for the kernel before, slowed the step
+// (Llama-3.1-8B bf16 batch 1: 4.44 ms launched plainly, 5.25 with all
+// launches programmatic; launching only residual-add programmatically: 4.49).
+// bf16 weights at one row (kLate): by launch_pdl, each kernel letting the
+// next launch only at its end (pdl_wait<false>, then pdl_trigger), and the
+// norm-in form with a block per 8 warps' outputs rather than one wave.
+// On an H200, Llama-3.1-8B bf16 batch 1 went 4.451-4.457 -> 4.355-4.396 ms
+// (3 runs a side in one call; 4.422-4.438 -> 4.321-4.322 in a lab build's
+// call). The same launches made FP8 batch 1 11-15% slower and bf16 batch 2
+// 2-3.5% slower; Qwen3-30B-A3B batch 1 was level. Why FP8 suffers is not
+// known (docs/gpu-notes.md, session 18).
+template <bool kFp8>
+constexpr bool late_launch(int m) {
+  return !kFp8 && m == 1;
+}
+
 template <bool kFp8, bool kGated>
 void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(m) * k * sizeof(bf16);
+  const dim3 block(32 * kWarpsPerBlock);
+  if constexpr (!kFp8) {
+    if (late_launch<kFp8>(m)) {
+      launch_pdl(norm_in_kernel<kFp8, 1, kGated, true>, dim3(blocks_for(n, kGated)), block, smem, stream, in, w, y, n,
+                 k);
+      return;
+    }
+  }
   auto launch = [&](auto kernel) {
     const dim3 grid(std::min(blocks_for(n, kGated), one_wave_blocks(reinterpret_cast<const void*>(kernel), smem)));
-    kernel<<<grid, 32 * kWarpsPerBlock, smem, stream>>>(in, w, y, n, k);
+    kernel<<<grid, block, smem, stream>>>(in, w, y, n, k);
   };
   if (m == 1) launch(norm_in_kernel<kFp8, 1, kGated>);
   else launch(norm_in_kernel<kFp8, 2, kGated>);
@@ -356,6 +380,12 @@ template <bool kFp8>
 void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float* residual, int m, int n, int k,
                          cudaStream_t stream) {
   const dim3 grid(blocks_for(n, false)), block(32 * kWarpsPerBlock);
+  if constexpr (!kFp8) {
+    if (late_launch<kFp8>(m)) {
+      launch_pdl(residual_add_kernel<kFp8, 1, true>, grid, block, 0, stream, x, w, bias, residual, n, k);
+      return;
+    }
+  }
   if (m == 1) residual_add_kernel<kFp8, 1><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
   else residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
 }
