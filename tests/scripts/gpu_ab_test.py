@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Tests of scripts/gpu-ab.sh and scripts/profile-ab.py with a stand-in
-profiler: the variants run alternately, each row holds every variant's
-times and the ratio of its median to the first's, a failed variant is
-named and shown as '-' without hiding the others, and bad usage is refused."""
+profiler: the variants run alternately (every second round in reverse
+order), each row holds every variant's times and the ratio of its median
+to the first's, a failed variant is named and shown as '-' without hiding
+the others, and bad usage is refused."""
 
 import json
 import os
@@ -52,7 +53,7 @@ class GpuAbTest(unittest.TestCase):
                         "--", "--models", "llama3.1-8b")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         with open(self.order) as f:
-            self.assertEqual(f.read().split(), ["base", "new"] * 3)
+            self.assertEqual(f.read().split(), ["base", "new", "new", "base", "base", "new"])  # every 2nd round reversed
         lines = {l.split()[1] + " " + l.split()[2]: l for l in p.stdout.splitlines() if l.startswith("llama")}
         self.assertIn("base 4.000,4.000,4.000", lines["decode b1"])
         self.assertIn("new 3.600,3.600,3.600", lines["decode b1"])
