@@ -4,10 +4,10 @@
 # compares like with like (device calls differ by card and by minute; a
 # figure is compared only with figures of the same call). Every second round
 # runs them in reverse order, so no variant always runs first: in session
-# 18's calls the first of a round was sometimes 1-2% slower at prefill. Prints, for each
-# decode and prefill row, every variant's times and the ratio of its median
-# to the first variant's, and writes it to $OUT/ab.txt with the runs' JSON
-# under $OUT/ab/.
+# 18's calls the first of a round was sometimes 1-2% slower at prefill.
+# Prints, for each decode and prefill row, every variant's times and the
+# ratio of its median to the first variant's, and writes it to $OUT/ab.txt
+# with the runs' JSON under $OUT/ab/.
 #   bash scripts/gpu-ab.sh [-n RUNS] NAME=COMMAND... [-- PROFILER_ARGS...]
 # COMMAND is a profiler binary, with environment settings before it when a
 # variant is a temporary switch, e.g.
