@@ -5,7 +5,9 @@
 #include <yaml-cpp/yaml.h>
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "common/json.h"
 #include "deploy/yaml_limits.h"
@@ -89,6 +91,40 @@ Status read_group(const YAML::Node& node, const char* where, RoleGroup* group) {
         check_kv_cache_dtype(group->kv_cache_dtype, (std::string(where) + ".kv_cache_dtype").c_str()));
   }
   return read_args(node["engine_args"], (std::string(where) + ".engine_args").c_str(), &group->engine_args);
+}
+
+// Bounds that keep plan_instances' loops and sums small and every port it
+// assigns within 1..65535: a spec of 60 bytes asked for 859,109 replicas (the
+// deploy_spec fuzzer), and a tensor_parallel_size near 2^31 would list that
+// many GPUs for one instance.
+constexpr int kMaxReplicas = 4096;        // instances of one role group
+constexpr int kMaxTensorParallel = 1024;  // GPUs one instance spans
+
+Status check_sizes(const DeploySpec& spec) {
+  const std::pair<const char*, const RoleGroup*> groups[] = {
+      {"replicas", &spec.agg}, {"prefill.replicas", &spec.prefill}, {"decode.replicas", &spec.decode}};
+  int64_t instances = 0;
+  for (const auto& [field, group] : groups) {
+    if (group->replicas > kMaxReplicas)
+      return invalid_argument("{} is {}, more than the {} instances a role group may have", field, group->replicas,
+                              kMaxReplicas);
+    if (group->tensor_parallel_size > kMaxTensorParallel)
+      return invalid_argument("tensor_parallel_size {} (for {}) is more than {}", group->tensor_parallel_size, field,
+                              kMaxTensorParallel);
+    instances += std::max(0, group->replicas);
+  }
+  if (spec.tensor_parallel_size > kMaxTensorParallel)
+    return invalid_argument("tensor_parallel_size {} is more than {}", spec.tensor_parallel_size, kMaxTensorParallel);
+  auto check_ports = [&](const char* field, int base) -> Status {
+    const int64_t last = static_cast<int64_t>(base) + instances - 1;
+    if (base < 1 || last > 65535)
+      return invalid_argument("{} {} gives the {} instances ports {}..{}, outside 1..65535", field, base, instances,
+                              base, last);
+    return Status::ok();
+  };
+  BATON_RETURN_IF_ERROR(check_ports("base_port", spec.base_port));
+  if (spec.mode != "agg") BATON_RETURN_IF_ERROR(check_ports("base_kv_port", spec.base_kv_port));
+  return Status::ok();
 }
 
 Status read_router(const YAML::Node& router, DeploySpec* spec) {
@@ -230,6 +266,7 @@ Result<DeploySpec> DeploySpec::parse_yaml(const std::string& text) {
   } else {
     return invalid_argument("mode must be agg, pd or adaptive, got '{}'", spec.mode);
   }
+  BATON_RETURN_IF_ERROR(check_sizes(spec));
   if (spec.mode != "adaptive" && !spec.role_control.empty()) {
     return invalid_argument("'role_control' is for mode adaptive (this spec's mode is {})", spec.mode);
   }

@@ -17,11 +17,15 @@
 //                             # engine_args' kv-cache-dtype is read too. pd and
 //                             # adaptive refuse a prefill and decode that differ
 //                             # (their KV blocks would not be the same bytes)
-//   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...})
+//   replicas: 4               # agg only (or agg: {replicas: 4, engine_args: ...});
+//                             # at most 4096 a role group, tensor_parallel_size
+//                             # at most 1024
 //   router: {port: 8000, policy: round_robin,
 //            disagg: conditional,            # pd/adaptive: always | conditional | auto
 //            tokenizer: /models/llama}       # the router's --tokenizer (kv_aware, disagg)
 //   base_port: 8100           # instances listen on base_port, base_port+1, ...
+//                             # (and pd's KV ports base_kv_port, +1, ...), all
+//                             # within 1..65535
 //   gpus: [0, 1, 2, 3]        # cuda: the GPUs to use, in order (default 0..N-1)
 //   discovery: etcd://127.0.0.1:2379    # optional; else the static list
 //   restart: true             # restart an instance that dies

@@ -245,6 +245,16 @@ TEST(DeploySpecTest, BadSpecsNameTheProblem) {
       {"replicas: 1\ndiscovery: consul://x\n", "etcd://"},
       {"mode: pd\nprefill: {replicas: 1, colour: 2}\ndecode: 1\n", "prefill.colour"},
       {"replicas: 1\nshutdown_grace_s: -1\n", "shutdown_grace_s must be between 0 and 3600"},
+      // Sizes plan_instances could not plan quickly, or ports past 65535 (the deploy_spec fuzzer's
+      // slow input asked for 859,109 replicas).
+      {"# Ps:\nreplicas: 851100\nbase_kv_port: 9100\n", "replicas is 851100, more than the 4096"},
+      {"mode: pd\nprefill: 1\ndecode: {replicas: 5000}\n", "decode.replicas is 5000"},
+      {"replicas: 1\ntensor_parallel_size: 2000000000\n", "tensor_parallel_size 2000000000 is more than 1024"},
+      {"mode: pd\nprefill: {replicas: 1, tensor_parallel_size: 4096}\ndecode: 1\n",
+       "tensor_parallel_size 4096 (for prefill.replicas) is more than 1024"},
+      {"replicas: 3\nbase_port: 65534\n", "base_port 65534 gives the 3 instances ports 65534..65536"},
+      {"replicas: 1\nbase_port: 0\n", "outside 1..65535"},
+      {"mode: pd\nprefill: 2\ndecode: 2\nbase_kv_port: 65533\n", "base_kv_port 65533 gives the 4 instances"},
   };
   for (const auto& c : cases) {
     auto spec = DeploySpec::parse_yaml(c.yaml);
@@ -254,6 +264,13 @@ TEST(DeploySpecTest, BadSpecsNameTheProblem) {
   auto spec = DeploySpec::parse_yaml("device: cuda\nreplicas: 3\ngpus: [0, 1]\n");
   ASSERT_TRUE(spec.is_ok());
   EXPECT_FALSE(plan_instances(*spec).is_ok());
+  // The bounds themselves are allowed; an agg spec's kv port is never used, so it may run past 65535.
+  spec = DeploySpec::parse_yaml("mode: pd\nprefill: 4096\ndecode: 1\nbase_port: 1\nbase_kv_port: 60000\n");
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  auto instances = plan_instances(*spec);
+  ASSERT_TRUE(instances.is_ok());
+  EXPECT_EQ(instances->back().kv_port, 64096);
+  EXPECT_TRUE(DeploySpec::parse_yaml("replicas: 2\nbase_kv_port: 65535\ntensor_parallel_size: 1024\n").is_ok());
 }
 
 }  // namespace
