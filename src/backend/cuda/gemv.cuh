@@ -352,17 +352,13 @@ inline int one_wave_blocks(const void* kernel, size_t smem) {
 // call). The same launches made FP8 batch 1 11-15% slower and bf16 batch 2
 // 2-3.5% slower; Qwen3-30B-A3B batch 1 was level. Why FP8 suffers is not
 // known (docs/gpu-notes.md, session 18).
-template <bool kFp8>
-constexpr bool late_launch(int m) {
-  return !kFp8 && m == 1;
-}
 
 template <bool kFp8, bool kGated>
 void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(m) * k * sizeof(bf16);
   const dim3 block(32 * kWarpsPerBlock);
   if constexpr (!kFp8) {
-    if (late_launch<kFp8>(m)) {
+    if (m == 1) {  // kLate
       launch_pdl(norm_in_kernel<kFp8, 1, kGated, true>, dim3(blocks_for(n, kGated)), block, smem, stream, in, w, y, n,
                  k);
       return;
@@ -381,7 +377,7 @@ void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float
                          cudaStream_t stream) {
   const dim3 grid(blocks_for(n, false)), block(32 * kWarpsPerBlock);
   if constexpr (!kFp8) {
-    if (late_launch<kFp8>(m)) {
+    if (m == 1) {  // kLate
       launch_pdl(residual_add_kernel<kFp8, 1, true>, grid, block, 0, stream, x, w, bias, residual, n, k);
       return;
     }
