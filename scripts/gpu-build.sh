@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/baton-ccache}
 BUILD=${BATON_CUDA_BUILD:-build-cuda}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBATON_CUDA=ON > /dev/null
-# BATON_GPU_TARGETS: the targets to build (default: the tests, the profiler and baton).
+# BATON_GPU_TARGETS: the targets to build (default: the tests, the profiler and baton;
+# a GPU lab, e.g. baton_gpu_lab_decode_chain, joins the bundle when named).
 targets=(${BATON_GPU_TARGETS:-test_backend_cuda baton_gpu_profile baton})
 cmake --build "$BUILD" -j2 --target "${targets[@]}"
 CARRY=${BATON_GPU_CARRY:-.gpu-carry}
@@ -26,6 +27,10 @@ rm -rf "$CARRY"
 mkdir -p "$CARRY/bin" "$CARRY/lib" "$CARRY/data"
 cp "$BUILD/tests/test_backend_cuda" "$BUILD/baton_gpu_profile" "$CARRY/bin/"
 [ -x "$BUILD/baton" ] && cp "$BUILD/baton" "$CARRY/bin/" || true
+# The GPU labs (src/tools/gpu_lab) when they are among the targets built.
+for lab in "$BUILD"/baton_gpu_lab_*; do
+  if [ -x "$lab" ]; then cp "$lab" "$CARRY/bin/"; fi
+done
 strip "$CARRY"/bin/*
 cp -r tests/data/fixtures "$CARRY/data/"
 echo "$PWD/tests/data" > "$CARRY/test-data-path"

@@ -426,6 +426,20 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     // An FP8 model's linears run at the FP8 GEMM's rate: utilisation against that ceiling.
     const double gemm_ceiling = c.quantization ? ceil.fp8_gemm_tflops : ceil.gemm_tflops;
     row["flop_utilization"] = tflops / (cards * gemm_ceiling);
+    // The same GEMM's rate right after the row, in the clocks and power state
+    // the row ran in (profile_ceilings.h): one card only.
+    std::string adjacent_note;
+    if (single != nullptr) {
+      Result<GemmRate> adjacent = measure_gemm_rate(c.quantization.has_value(), single->stream());
+      if (adjacent.is_ok()) {
+        row["gemm_tflops_adjacent"] = adjacent->tflops;
+        row["flop_utilization_adjacent"] = tflops / adjacent->tflops;
+        adjacent_note = fmt::format(" ({:.1f}% of the {:.0f} TFLOP/s measured right after)",
+                                    100 * tflops / adjacent->tflops, adjacent->tflops);
+      } else {
+        adjacent_note = fmt::format(" (the rate right after: {})", adjacent.status().message());
+      }
+    }
     const bool expanded = mla_expands(c, n);
     double kernel_ms = 0.0;
     Result<double> att_ms = single == nullptr
@@ -451,8 +465,9 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       Result<Json> gemms = time_layer_gemms(c, n, ceil.gemm_tflops, single->stream());
       if (gemms.is_ok()) row["linear_gemms"] = *gemms;
     }
-    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of {} card(s)' {} GEMM rate\n", name,
-               n, ms, tflops, 100 * tflops / (cards * gemm_ceiling), cards, c.quantization ? "FP8" : "bf16");
+    fmt::print("prefill {:>14} {:>6} tokens: {:9.2f} ms  {:6.1f} TFLOP/s  {:5.1f}% of {} card(s)' {} GEMM rate{}\n",
+               name, n, ms, tflops, 100 * tflops / (cards * gemm_ceiling), cards, c.quantization ? "FP8" : "bf16",
+               adjacent_note);
     std::fflush(stdout);
     prefill.push_back(row);
   }

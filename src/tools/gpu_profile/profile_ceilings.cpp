@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/fp8_gemm.h"
@@ -15,6 +16,62 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
+namespace {
+// The median time of iters runs of fn on stream s, after 3 untimed.
+double median_ms(cudaStream_t s, const std::function<void()>& fn, int iters) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> t;
+  for (int i = 0; i < iters + 3; ++i) {
+    cudaEventRecord(e0, s);
+    fn();
+    cudaEventRecord(e1, s);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (i >= 3) t.push_back(ms);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return median(t);
+}
+}  // namespace
+
+Result<GemmRate> measure_gemm_rate(bool fp8, cudaStream_t s) {
+  const int n = 8192;
+  DeviceBuffer x, w, y;
+  BATON_RETURN_IF_ERROR(x.allocate(size_t{2} * n * n));
+  BATON_RETURN_IF_ERROR(y.allocate(size_t{2} * n * n));
+  launch_fill_random(x.as<bf16>(), int64_t{n} * n, 1.0f, 2, s);
+  Gemm g;
+  BATON_RETURN_IF_ERROR(g.init());
+  std::function<void()> run;
+  GemmRate rate;
+  DeviceBuffer bits, scales;
+  Fp8Gemm f;
+  if (!fp8) {
+    BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * n * n));
+    launch_fill_random(w.as<bf16>(), int64_t{n} * n, 1.0f, 3, s);
+    run = [&] { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), n, n, n, false, s); };
+  } else {
+    // W8A8 through Fp8Gemm, the activations' quantisation included.
+    BATON_RETURN_IF_ERROR(bits.allocate(size_t{n} * n));
+    const int ld = fp8_scale_ld(n);
+    BATON_RETURN_IF_ERROR(scales.allocate(size_t{4} * (n / kFp8GroupCols) * ld));
+    launch_fp8_fill_random(bits.as<uint8_t>(), int64_t{n} * n, 4, s);
+    launch_fill_const_f32(scales.as<float>(), int64_t{n / kFp8GroupCols} * ld, 1.0f / 448.0f, s);
+    BATON_RETURN_IF_ERROR(f.init(n, n, 0, int64_t{n} * n, &g));
+    rate.fp8_form = f.w8a8_form();
+    const Fp8Weight w8{bits.as<uint8_t>(), scales.as<float>(), kFp8GroupCols, ld};
+    run = [&, w8] { f.run(x.as<bf16>(), w8, y.as<bf16>(), n, n, n, s); };
+  }
+  const double ms = median_ms(s, run, 20);
+  BATON_CUDA_RETURN(cudaStreamSynchronize(s));
+  rate.tflops = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
+  return rate;
+}
+
 Result<Ceilings> measure_ceilings() {
   Ceilings c;
   cudaDeviceProp prop;
@@ -22,66 +79,31 @@ Result<Ceilings> measure_ceilings() {
   c.device = prop.name;
   cudaStream_t s;
   BATON_CUDA_RETURN(cudaStreamCreate(&s));
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  auto time_ms = [&](auto&& fn, int iters) {
-    std::vector<double> t;
-    for (int i = 0; i < iters + 3; ++i) {
-      cudaEventRecord(e0, s);
-      fn();
-      cudaEventRecord(e1, s);
-      cudaEventSynchronize(e1);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (i >= 3) t.push_back(ms);
-    }
-    return median(t);
-  };
   {  // device copy: 2 GiB, random contents
     const size_t bytes = size_t{2} << 30;
     DeviceBuffer a, b;
     BATON_RETURN_IF_ERROR(a.allocate(bytes));
     BATON_RETURN_IF_ERROR(b.allocate(bytes));
     launch_fill_random(a.as<bf16>(), bytes / 2, 1.0f, 1, s);
-    double ms = time_ms([&] { cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, s); }, 20);
+    double ms = median_ms(
+        s, [&] { cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, s); }, 20);
     c.copy_gbps = 2.0 * bytes / (ms * 1e-3) / 1e9;
     void* host = nullptr;
     BATON_CUDA_RETURN(cudaHostAlloc(&host, size_t{1} << 30, cudaHostAllocDefault));
     std::memset(host, 1, size_t{1} << 30);
-    ms = time_ms([&] { cudaMemcpyAsync(a.get(), host, size_t{1} << 30, cudaMemcpyHostToDevice, s); }, 5);
+    ms = median_ms(
+        s, [&] { cudaMemcpyAsync(a.get(), host, size_t{1} << 30, cudaMemcpyHostToDevice, s); }, 5);
     c.h2d_pinned_gbps = (size_t{1} << 30) / (ms * 1e-3) / 1e9;
     cudaFreeHost(host);
   }
-  {  // GEMM 8192^3 bf16, random data
-    const int n = 8192;
-    DeviceBuffer x, w, y;
-    BATON_RETURN_IF_ERROR(x.allocate(size_t{2} * n * n));
-    BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * n * n));
-    BATON_RETURN_IF_ERROR(y.allocate(size_t{2} * n * n));
-    launch_fill_random(x.as<bf16>(), int64_t{n} * n, 1.0f, 2, s);
-    launch_fill_random(w.as<bf16>(), int64_t{n} * n, 1.0f, 3, s);
-    Gemm g;
-    BATON_RETURN_IF_ERROR(g.init());
-    double ms = time_ms([&] { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), n, n, n, false, s); }, 20);
-    c.gemm_tflops = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
-    // The same shape in FP8: W8A8 through Fp8Gemm, the activations' quantisation included.
-    DeviceBuffer bits, scales;
-    BATON_RETURN_IF_ERROR(bits.allocate(size_t{n} * n));
-    const int ld = fp8_scale_ld(n);
-    BATON_RETURN_IF_ERROR(scales.allocate(size_t{4} * (n / kFp8GroupCols) * ld));
-    launch_fp8_fill_random(bits.as<uint8_t>(), int64_t{n} * n, 4, s);
-    launch_fill_const_f32(scales.as<float>(), int64_t{n / kFp8GroupCols} * ld, 1.0f / 448.0f, s);
-    Fp8Gemm f;
-    BATON_RETURN_IF_ERROR(f.init(n, n, 0, int64_t{n} * n, &g));
-    c.fp8_gemm_form = f.w8a8_form();
-    const Fp8Weight w8{bits.as<uint8_t>(), scales.as<float>(), kFp8GroupCols, ld};
-    ms = time_ms([&] { f.run(x.as<bf16>(), w8, y.as<bf16>(), n, n, n, s); }, 20);
-    c.fp8_gemm_tflops = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
+  {  // GEMM 8192^3, bf16 and FP8
+    BATON_ASSIGN_OR_RETURN(const GemmRate bf16_rate, measure_gemm_rate(false, s));
+    BATON_ASSIGN_OR_RETURN(const GemmRate fp8_rate, measure_gemm_rate(true, s));
+    c.gemm_tflops = bf16_rate.tflops;
+    c.fp8_gemm_tflops = fp8_rate.tflops;
+    c.fp8_gemm_form = fp8_rate.fp8_form;
   }
   BATON_CUDA_RETURN(cudaStreamSynchronize(s));
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
   cudaStreamDestroy(s);
   return c;
 }

@@ -3,6 +3,8 @@
 // block-scaled) GEMM rate through Fp8Gemm, pinned host->device bandwidth.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <string>
 #include <vector>
 
@@ -20,6 +22,17 @@ struct Ceilings {
 };
 
 Result<Ceilings> measure_ceilings();
+
+// The 8192^3 GEMM's rate now, bf16 through cuBLASLt or FP8 (W8A8) through
+// Fp8Gemm: the ceilings' GEMM rates, and each prefill row's adjacent rate,
+// measured right after the row on the same stream, so in the clocks and
+// power state the row ran in (the rate at the start of a run has measured
+// 715-824 TFLOP/s on one kind of H200 card, session to session).
+struct GemmRate {
+  double tflops = 0;
+  std::string fp8_form;  // FP8: Fp8Gemm::w8a8_form()
+};
+Result<GemmRate> measure_gemm_rate(bool fp8, cudaStream_t stream);
 
 // The median of v (0 when empty).
 double median(std::vector<double> v);
