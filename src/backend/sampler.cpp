@@ -36,6 +36,14 @@ Status validate_sampling_params(const SamplingParams& p) {
   if (!std::isfinite(p.frequency_penalty))
     return invalid_argument("frequency_penalty must be finite, got {}", p.frequency_penalty);
   if (p.num_logprobs < -1) return invalid_argument("num_logprobs must be >= -1, got {}", p.num_logprobs);
+  for (size_t i = 0; i < p.logit_bias.size(); ++i) {
+    const auto [id, bias] = p.logit_bias[i];
+    if (id < 0) return invalid_argument("logit_bias token id must be >= 0, got {}", id);
+    if (i > 0 && id <= p.logit_bias[i - 1].first)
+      return invalid_argument("logit_bias token ids must be ascending and distinct ({} after {})", id,
+                              p.logit_bias[i - 1].first);
+    if (!std::isfinite(bias)) return invalid_argument("logit_bias of token {} must be finite, got {}", id, bias);
+  }
   return Status::ok();
 }
 
@@ -66,6 +74,10 @@ Result<SampleResult> Sampler::sample(const float* logits, int vocab, const Sampl
   for (int32_t id : req.banned_token_ids) {
     BATON_RETURN_IF_ERROR(check_id(id, "banned"));
     w[id] = kNegInf;
+  }
+  for (const auto& [id, bias] : p.logit_bias) {
+    BATON_RETURN_IF_ERROR(check_id(id, "logit_bias"));
+    w[id] += bias;  // a banned token stays -inf
   }
   // 2. repetition penalty over prompt + output (each token once).
   if (p.repetition_penalty != 1.0f) {

@@ -1,6 +1,6 @@
 // Draws one token from one logits row, with vLLM's semantics:
 //
-//   1. banned_token_ids            -> -inf
+//   1. banned_token_ids            -> -inf; then logit_bias added
 //   2. repetition_penalty (HF/vLLM) over prompt + output tokens:
 //      a positive logit is divided by it, a negative one multiplied
 //   3. presence / frequency penalty (OpenAI) over output tokens:

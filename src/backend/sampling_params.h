@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace baton {
@@ -19,6 +20,9 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;   // OpenAI semantics, over output tokens
   std::optional<uint64_t> seed;     // per-request generator; none = engine's own seed stream
   int num_logprobs = -1;            // -1 none; 0 sampled token only; N also the top N
+  // OpenAI's logit_bias: (token id, bias) added to the token's logit before
+  // the penalties (vLLM's order), ids ascending and distinct.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   bool is_greedy() const { return temperature <= 0.0f; }
   bool needs_penalties() const {

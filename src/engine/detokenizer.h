@@ -25,8 +25,10 @@ class Detokenizer {
  public:
   virtual ~Detokenizer() = default;
   // A stream for one request's output, given its prompt (some decoders need
-  // the preceding tokens to decode the first output token right).
-  virtual std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t> prompt_ids) const = 0;
+  // the preceding tokens to decode the first output token right); special
+  // tokens give no text when skip_special_tokens.
+  virtual std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t> prompt_ids,
+                                                         bool skip_special_tokens) const = 0;
 };
 
 }  // namespace baton

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "backend/sampler.h"
 #include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -122,6 +123,9 @@ Status EngineCore::validate_params(const GenerationRequest& r) const {
   if (s.num_logprobs > kMaxLogprobs) {
     return invalid_argument("logprobs must be at most {}, got {}", kMaxLogprobs, s.num_logprobs);
   }
+  BATON_RETURN_IF_ERROR(validate_sampling_params(s));  // the rest, logit_bias's order and values among them
+  for (const auto& [id, bias] : s.logit_bias)
+    if (id >= vocab) return invalid_argument("logit_bias token {} is outside the vocabulary [0, {})", id, vocab);
   for (const std::string& stop : r.stop) {
     if (stop.empty()) return invalid_argument("a stop string must not be empty");
   }
@@ -156,7 +160,7 @@ Status EngineCore::add_request(GenerationRequest request) {
   }
   // Stop strings are matched on text, so they need a stream even without detokenize.
   if (detokenizer_ && (r->params.detokenize || !r->params.stop.empty()))
-    r->detok = detokenizer_->open_stream(r->params.prompt_ids);
+    r->detok = detokenizer_->open_stream(r->params.prompt_ids, r->params.skip_special_tokens);
   if (kv_connector_ && wants_remote_prefill(r->params.kv_transfer_params)) r->remote_kv = RemoteKvState::kPending;
   Request* raw = r.get();
   requests_.emplace(raw->id(), std::move(r));

@@ -30,14 +30,14 @@ bool OutputProcessor::add_text(Request& r, std::string piece, bool check_stops) 
   combined += piece;
   r.held_text.clear();
   if (check_stops) {
-    size_t best = std::string::npos;
+    size_t best = std::string::npos, best_len = 0;
     for (const std::string& s : r.params.stop) {
       if (s.empty()) continue;
       size_t p = combined.find(s);
-      if (p < best) best = p;
+      if (p < best) best = p, best_len = s.size();
     }
     if (best != std::string::npos) {
-      r.pending_text.append(combined, 0, best);
+      r.pending_text.append(combined, 0, best + (r.params.include_stop_str_in_output ? best_len : 0));
       return true;
     }
   }

@@ -3,8 +3,8 @@
 // ignore_eos, stop_token_ids, stop strings matched across token boundaries on
 // the decoded text, max_tokens; none of the stops before min_tokens), and the
 // text to deliver is produced, holding back the tail that might begin a stop
-// string. A matched stop string and everything after it never reach the
-// output text.
+// string. Everything after a matched stop string never reaches the output
+// text, nor does the stop string itself unless include_stop_str_in_output.
 #pragma once
 
 #include <cstdint>

@@ -21,9 +21,11 @@ struct GenerationRequest {
   int max_tokens = 16;  // output tokens at most
   int min_tokens = 0;   // stop ids/strings/EOS ignored before this many
   bool ignore_eos = false;
-  std::vector<int32_t> stop_token_ids;  // besides the model's EOS ids
-  std::vector<std::string> stop;        // stop strings, excluded from the output text
-  bool detokenize = true;               // produce text (needs the engine's tokenizer)
+  std::vector<int32_t> stop_token_ids;      // besides the model's EOS ids
+  std::vector<std::string> stop;            // stop strings, excluded from the output text
+  bool include_stop_str_in_output = false;  // a matched stop string ends the text, included
+  bool detokenize = true;                   // produce text (needs the engine's tokenizer)
+  bool skip_special_tokens = true;          // special tokens' text left out (vLLM's default)
   // PD (DESIGN.md "PD handoff"): the kv_transfer_params of the OpenAI request.
   Json kv_transfer_params;  // null when absent
 };
@@ -38,7 +40,7 @@ struct TokenLogprob {
 struct RequestOutput {
   std::string request_id;
   std::vector<int32_t> new_token_ids;
-  std::string new_text;                    // stop strings already removed
+  std::string new_text;                    // stop strings already removed (unless included)
   std::vector<TokenLogprob> new_logprobs;  // when sampling.num_logprobs >= 0
   std::vector<double> new_token_times_s;   // monotonic seconds, one per new token
   bool finished = false;

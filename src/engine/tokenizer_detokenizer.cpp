@@ -29,11 +29,12 @@ class Stream final : public DetokenizerStream {
 
 }  // namespace
 
-std::unique_ptr<DetokenizerStream> TokenizerDetokenizer::open_stream(std::span<const int32_t> prompt_ids) const {
+std::unique_ptr<DetokenizerStream> TokenizerDetokenizer::open_stream(std::span<const int32_t> prompt_ids,
+                                                                     bool skip_special_tokens) const {
   // The prompt's end is context for decoders whose output depends on
   // neighbouring tokens (SentencePiece's leading-space rule); byte-level BPE
   // ignores it.
-  auto stream = std::make_unique<Stream>(tokenizer_, skip_special_tokens_);
+  auto stream = std::make_unique<Stream>(tokenizer_, skip_special_tokens);
   stream->prime(prompt_ids);
   return stream;
 }

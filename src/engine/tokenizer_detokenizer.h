@@ -1,5 +1,6 @@
 // Detokenizer (engine/detokenizer.h) over the tokenizer layer: one
-// IncrementalDetokenizer per request, special tokens skipped (vLLM's default).
+// IncrementalDetokenizer per request, special tokens skipped or not as the
+// request asks.
 #pragma once
 
 #include <memory>
@@ -11,15 +12,14 @@ namespace baton {
 
 class TokenizerDetokenizer final : public Detokenizer {
  public:
-  explicit TokenizerDetokenizer(std::shared_ptr<const Tokenizer> tokenizer, bool skip_special_tokens = true)
-      : tokenizer_(std::move(tokenizer)), skip_special_tokens_(skip_special_tokens) {}
+  explicit TokenizerDetokenizer(std::shared_ptr<const Tokenizer> tokenizer) : tokenizer_(std::move(tokenizer)) {}
 
-  std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t> prompt_ids) const override;
+  std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t> prompt_ids,
+                                                 bool skip_special_tokens) const override;
   const Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;
-  bool skip_special_tokens_;
 };
 
 }  // namespace baton

@@ -1,5 +1,7 @@
 #include "server/openai_request.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <set>
 
@@ -9,6 +11,7 @@ namespace baton {
 namespace {
 
 constexpr int kMaxLogprobs = 20;
+constexpr size_t kMaxLogitBias = 1024;  // tokens one logit_bias may name
 
 // A token id: an integer in [0, INT32_MAX], checked before converting (a
 // float, or 1e30, never reaches a narrowing conversion).
@@ -125,7 +128,13 @@ const std::set<std::string>& known_fields(ApiKind kind) {
                                                "service_tier",
                                                "parallel_tool_calls",
                                                "request_id",
-                                               "priority"};
+                                               "priority",
+                                               "response_format",
+                                               "guided_json",
+                                               "guided_regex",
+                                               "guided_choice",
+                                               "guided_grammar",
+                                               "structured_outputs"};
   static const std::set<std::string> completion = [] {
     std::set<std::string> s = common;
     s.insert({"prompt", "echo", "suffix"});
@@ -134,7 +143,7 @@ const std::set<std::string>& known_fields(ApiKind kind) {
   static const std::set<std::string> chat = [] {
     std::set<std::string> s = common;
     s.insert({"messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt", "chat_template_kwargs",
-              "tools", "tool_choice", "response_format", "modalities"});
+              "tools", "tool_choice", "modalities"});
     return s;
   }();
   return kind == ApiKind::kChat ? chat : completion;
@@ -200,6 +209,59 @@ void parse_sampling(FieldReader& f, OpenAiRequest* req) {
   if (f.get_int("seed", &v)) sp.seed = static_cast<uint64_t>(v);
 }
 
+// The first `n` bytes of a client's string, for an error message.
+std::string clipped(const std::string& s, size_t n = 32) { return s.size() <= n ? s : s.substr(0, n) + "..."; }
+
+// logit_bias (OpenAI): {"token id": bias in [-100, 100]}; the ids are checked
+// against the vocabulary in prepare_prompt.
+void parse_logit_bias(FieldReader& f, OpenAiRequest* req) {
+  const Json* b = f.find("logit_bias");
+  if (!b) return;
+  if (!b->is_object()) return f.fail("'logit_bias' must be an object mapping token ids to numbers", "logit_bias");
+  if (b->size() > kMaxLogitBias)
+    return f.fail(fmt::format("'logit_bias' may name at most {} tokens, got {}", kMaxLogitBias, b->size()),
+                  "logit_bias");
+  auto& bias = req->gen.sampling.logit_bias;
+  for (auto it = b->begin(); it != b->end(); ++it) {
+    const std::string& key = it.key();
+    int64_t id = -1;
+    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (key.empty() || ec != std::errc() || end != key.data() + key.size() || id < 0 || id > INT32_MAX)
+      return f.fail(
+          fmt::format("'logit_bias' keys must be token ids (integers in [0, {}]), got '{}'", INT32_MAX, clipped(key)),
+          "logit_bias");
+    const Json& v = it.value();
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < -100.0 || v.get<double>() > 100.0)
+      return f.fail(
+          fmt::format("'logit_bias' values must be numbers in [-100, 100], got {} for token {}", clipped(v.dump()), id),
+          "logit_bias");
+    bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.get<double>()));
+  }
+  std::sort(bias.begin(), bias.end());
+  for (size_t i = 1; i < bias.size(); ++i)
+    if (bias[i].first == bias[i - 1].first)
+      return f.fail(fmt::format("'logit_bias' names token {} twice", bias[i].first), "logit_bias");
+}
+
+// Guided decoding (response_format json_object / json_schema, vLLM's guided_*
+// and structured_outputs) is refused by name: its output would not follow the
+// format asked for.
+void refuse_guided_decoding(FieldReader& f) {
+  if (const Json* rf = f.find("response_format")) {
+    const auto type = rf->is_object() ? rf->find("type") : rf->end();
+    if (!rf->is_object() || type == rf->end() || !type->is_string())
+      return f.fail("'response_format' must be an object with a string 'type'", "response_format");
+    const std::string& t = type->get_ref<const std::string&>();
+    if (t != "text")
+      return f.fail(fmt::format("'response_format' type '{}' needs guided decoding, which this server does not have "
+                                "(only 'text' is accepted)",
+                                clipped(t)),
+                    "response_format");
+  }
+  for (const char* key : {"guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs"})
+    if (f.find(key)) return f.fail(fmt::format("'{}' (guided decoding) is not supported by this server", key), key);
+}
+
 }  // namespace
 
 ParseResult parse_openai_request(ApiKind kind, const Json& body) {
@@ -260,7 +322,14 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
   }
   f.get_bool("ignore_eos", &req.gen.ignore_eos);
   parse_sampling(f, &req);
+  parse_logit_bias(f, &req);
   parse_stop(f, &req);
+  f.get_bool("include_stop_str_in_output", &req.gen.include_stop_str_in_output);
+  f.get_bool("skip_special_tokens", &req.gen.skip_special_tokens);
+  refuse_guided_decoding(f);
+  if (f.get_int("priority", &v) && v != 0)
+    f.fail(fmt::format("'priority' {} needs priority scheduling, which this server does not run (send 0)", v),
+           "priority");
 
   if (const Json* ids = f.find("stop_token_ids")) {
     if (!ids->is_array()) f.fail("'stop_token_ids' must be a list of integers", "stop_token_ids");
@@ -360,6 +429,11 @@ std::optional<ApiError> prepare_prompt(OpenAiRequest* req, const PromptCodec& co
       }
     }
   }
+  for (const auto& [id, bias] : req->gen.sampling.logit_bias)
+    if (id >= codec.vocab_size())
+      return bad_request(
+          fmt::format("'logit_bias' token id {} is out of the vocabulary (size {})", id, codec.vocab_size()),
+          "logit_bias");
   int num_prompt = static_cast<int>(req->prompt_ids.size());
   if (num_prompt == 0) return bad_request("the prompt is empty after tokenization", param);
   if (!req->max_tokens_given && req->kind == ApiKind::kChat) {

@@ -1,7 +1,10 @@
 // Parsing and validation of OpenAI /v1/completions and /v1/chat/completions
 // bodies (with vLLM's sampling extensions) into a GenerationRequest.
 // Unknown fields are ignored (as vLLM does); known fields are type- and
-// range-checked, and every failure names the offending field.
+// range-checked, and every failure names the offending field. Known fields
+// whose effect baton lacks are refused by name, not ignored (guided decoding,
+// a priority other than 0); spaces_between_special_tokens is accepted and has
+// no effect, as with vLLM's fast tokenizers.
 #pragma once
 
 #include <optional>

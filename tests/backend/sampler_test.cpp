@@ -214,6 +214,39 @@ TEST(Sampler, MinPDropsTokensBelowAShareOfTheMax) {
   EXPECT_NEAR(f[2], 0.15 / 0.95, 0.02);
 }
 
+TEST(Sampler, LogitBiasIsAddedBeforeThePenalties) {
+  Sampler s;
+  // +5 lifts token 2 from last to first; -100 takes token 1 out of greedy reach.
+  Row r = greedy({1.0f, 3.0f, -1.0f});
+  r.params.logit_bias = {{1, -100.0f}, {2, 5.0f}};
+  EXPECT_EQ(token(s, r), 2);
+  // vLLM's order: bias, then the repetition penalty. Token 0 (2.0, seen)
+  // with bias +1 is (2 + 1) / 1.5 = 2.0 < 2.1, so token 1 wins; penalised
+  // first it would be 2 / 1.5 + 1 = 2.33 and win.
+  Row o = greedy({2.0f, 2.1f, 0.0f});
+  o.params.repetition_penalty = 1.5f;
+  o.prompt = {0};
+  o.params.logit_bias = {{0, 1.0f}};
+  EXPECT_EQ(token(s, o), 1);
+  // A banned token stays banned whatever its bias.
+  Row b = greedy({1.0f, 0.0f});
+  b.banned = {0};
+  b.params.logit_bias = {{0, 100.0f}};
+  EXPECT_EQ(token(s, b), 1);
+  // Logprobs stay those of the raw row (vLLM's default).
+  Row l = greedy({0.0f, 0.0f});
+  l.params.num_logprobs = 0;
+  l.params.logit_bias = {{1, 10.0f}};
+  Result<SampleResult> res = draw(s, l);
+  ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+  EXPECT_EQ(res->token_id, 1);
+  EXPECT_NEAR(res->logprob, std::log(0.5), 1e-6);
+  // Sampled: a bias of -100 leaves the token out of 200 draws.
+  Row t = probs_row({0.5, 0.5});
+  t.params.logit_bias = {{0, -100.0f}};
+  for (uint64_t seed = 0; seed < 200; ++seed) EXPECT_EQ(token(s, t, seed), 1);
+}
+
 TEST(Sampler, SameSeedAndStepGiveTheSameToken) {
   Sampler a, b;
   Row r = probs_row(std::vector<double>(64, 1.0 / 64));
@@ -243,6 +276,15 @@ TEST(Sampler, BadParametersAndRowsAreClearErrors) {
   EXPECT_NE(draw(s, r).status().message().find("banned"), std::string::npos);
   r.params.temperature = 0.0f;
   EXPECT_NE(draw(s, r).status().message().find("banned"), std::string::npos);
+  r.banned.clear();
+  r.params.logit_bias = {{5, 1.0f}};
+  EXPECT_NE(draw(s, r).status().message().find("logit_bias token id 5 outside the vocabulary"), std::string::npos);
+  r.params.logit_bias = {{1, 1.0f}, {0, 1.0f}};
+  EXPECT_NE(draw(s, r).status().message().find("ascending"), std::string::npos);
+  r.params.logit_bias = {{0, std::numeric_limits<float>::infinity()}};
+  EXPECT_NE(draw(s, r).status().message().find("finite"), std::string::npos);
+  r.params.logit_bias = {{-1, 1.0f}};
+  EXPECT_NE(draw(s, r).status().message().find(">= 0"), std::string::npos);
   Row nan = greedy({0.0f, std::numeric_limits<float>::quiet_NaN()});
   EXPECT_FALSE(draw(s, nan).is_ok());
   SampleRequest no_params;

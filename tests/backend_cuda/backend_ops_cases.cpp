@@ -307,13 +307,19 @@ void add_sampling(std::vector<OpCase>& c) {
       mk("penalties", 0.8f, 0, 1.0f, 0.0f, 1.3f, 0.5f, 0.2f, 2),
       mk("greedy_penalties", 0.0f, 0, 1.0f, 0.0f, 1.5f, 0.0f, 1.0f, -1),
       mk("top_logprobs_20", 1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 20),
+      mk("logit_bias", 0.9f, 0, 0.95f, 0.0f, 1.0f, 0.0f, 0.0f, 3),
+      mk("greedy_logit_bias_penalties", 0.0f, 0, 1.0f, 0.0f, 1.3f, 0.2f, 0.1f, -1),
   };
-  for (SampleShape s : kinds)
+  for (SampleShape s : kinds) {
+    // Ids below every vocabulary here; +8 lifts a token near the top, -100 takes one out.
+    if (s.name.find("logit_bias") != std::string::npos)
+      s.params.logit_bias = {{3, -100.0f}, {17, 8.0f}, {256, 2.5f}, {999, -1.5f}};
     for (auto [rows, vocab] : {std::pair{64, 5000}, std::pair{1, 151936}}) {
       s.rows = rows;
       s.vocab = vocab;
       c.push_back(sampling_case(s));
     }
+  }
   // Plain rows (no history, no top logprobs) take the split-vocabulary path:
   // one chunk (1000), a partial last chunk (5000, 151936); alone and mixed
   // with rows of the one-block path (every other row with a history).

@@ -1,6 +1,6 @@
 // backend-ops runner: GPU sampling against the CPU sampler (backend/sampler.h).
 // The same Philox draws give the same tokens for greedy, temperature, top-k,
-// top-p, min-p, penalties and banned ids; logprobs and top logprobs agree; a
+// top-p, min-p, penalties, logit bias and banned ids; logprobs and top logprobs agree; a
 // second launch on the same inputs draws the same tokens.
 #include <map>
 
@@ -54,8 +54,9 @@ SampleInputs sample_inputs(const SampleShape& s, const SamplingParams& p, std::m
     if (history) q.banned_token_ids = {static_cast<int32_t>(rng() % vocab)};
     SampleRowParams& rp = in.params[r];
     rp = sample_row_params(q, static_cast<int>(in.penalties.size()));
-    std::map<int32_t, PenaltyToken> m;
+    std::map<int32_t, PenaltyToken> m;  // as CudaBackend::pack lists them
     for (int32_t id : q.banned_token_ids) m[id].banned = 1;
+    for (const auto& [id, bias] : p.logit_bias) m[id].bias = bias;
     for (int32_t id : in.prompts[r]) m[id].seen = 1;
     for (int32_t id : in.outputs[r]) {
       m[id].seen = 1;

@@ -5,8 +5,10 @@
 // complete, the KV pool fully free at the end).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "backend/cuda/cuda_backend.h"
 #include "cuda_test_util.h"
@@ -124,6 +126,46 @@ TEST_P(CudaEngine, BatchInvarianceUnderPressure) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaEngine,
                          ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "qwen3-moe-tiny"));
+
+// logit_bias through CudaBackend::pack, inside the decode graphs (up to
+// kGraphPenaltiesPerSeq = 32 entries a sequence) and past them (the eager
+// step): +100 on one token makes it every greedy pick, -100 on the tokens an
+// unbiased run picked keeps them all out, and a request without a bias in the
+// same steps is unchanged.
+TEST(CudaEngineLogitBias, SteersGreedyPicksInAndOutOfTheGraphs) {
+  BATON_REQUIRE_GPU();
+  EngineOptions opts;
+  opts.num_kv_blocks = 64;
+  auto e = make_engine("qwen3-tiny", opts, false);
+  ASSERT_TRUE(e);
+  const std::vector<int32_t> prompt = {11, 22, 33, 44, 55};
+  ASSERT_TRUE(e->add_request(greedy("plain", prompt, 8)).is_ok());
+  const std::vector<int32_t> plain = run(*e)["plain"].ids;
+  ASSERT_EQ(plain.size(), 8u);
+  const std::set<int32_t> picked(plain.begin(), plain.end());
+  const int32_t lifted = picked.count(7) ? 8 : 7;
+  for (int fillers : {0, 39}) {  // 1 or 40 entries up; picked.size() or + 39 down
+    // Fillers: -1 on ids that no run here picks.
+    std::vector<std::pair<int32_t, float>> filler;
+    for (int32_t id = 300; static_cast<int>(filler.size()) < fillers; ++id)
+      if (!picked.count(id) && id != lifted) filler.emplace_back(id, -1.0f);
+    GenerationRequest up = greedy("up", prompt, 8);
+    up.sampling.logit_bias = filler;
+    up.sampling.logit_bias.emplace_back(lifted, 100.0f);
+    GenerationRequest down = greedy("down", prompt, 8);
+    down.sampling.logit_bias = filler;
+    for (int32_t id : picked) down.sampling.logit_bias.emplace_back(id, -100.0f);
+    for (GenerationRequest* g : {&up, &down}) std::sort(g->sampling.logit_bias.begin(), g->sampling.logit_bias.end());
+    ASSERT_TRUE(e->add_request(up).is_ok());
+    ASSERT_TRUE(e->add_request(down).is_ok());
+    ASSERT_TRUE(e->add_request(greedy("again", prompt, 8)).is_ok());
+    auto out = run(*e);
+    EXPECT_EQ(out["up"].ids, std::vector<int32_t>(8, lifted)) << fillers << " fillers";
+    ASSERT_EQ(out["down"].ids.size(), 8u);
+    for (int32_t id : out["down"].ids) EXPECT_EQ(picked.count(id), 0u) << id << ", " << fillers << " fillers";
+    EXPECT_EQ(out["again"].ids, plain) << fillers << " fillers";
+  }
+}
 
 size_t device_free_bytes() {
   size_t f = 0, t = 0;

@@ -170,6 +170,36 @@ TEST_F(ServeDefaultModelTest, CurlAgreesWithGenerate) {
   EXPECT_NE(out.find(" 400"), std::string::npos) << out;
 }
 
+// On the real Qwen3 tokenizer and the CPU backend: +100 on <|im_start|> (a
+// special token) makes it every greedy pick; its text shows only when the
+// request keeps special tokens; include_stop_str_in_output keeps the stop
+// string that ends the text.
+TEST_F(ServeDefaultModelTest, LogitBiasSkipSpecialTokensAndIncludedStopStrings) {
+  const std::string im_start = "151644";
+  Json body = {{"model", "default"}, {"prompt", kPrompt},  {"max_tokens", 3},
+               {"temperature", 0},   {"ignore_eos", true}, {"logit_bias", {{im_start, 100}}}};
+  TestResponse skip = http_call(server_->port(), "POST", "/v1/completions", body.dump());
+  ASSERT_EQ(skip.status, 200) << skip.body;
+  EXPECT_EQ(skip.json()["choices"][0]["text"], "");
+  EXPECT_EQ(skip.json()["usage"]["completion_tokens"], 3);
+  body["skip_special_tokens"] = false;
+  TestResponse keep = http_call(server_->port(), "POST", "/v1/completions", body.dump());
+  ASSERT_EQ(keep.status, 200) << keep.body;
+  EXPECT_EQ(keep.json()["choices"][0]["text"], "<|im_start|><|im_start|><|im_start|>");
+  body["stop"] = "|><|im";
+  body["include_stop_str_in_output"] = true;
+  TestResponse stop = http_call(server_->port(), "POST", "/v1/completions", body.dump());
+  ASSERT_EQ(stop.status, 200) << stop.body;
+  EXPECT_EQ(stop.json()["choices"][0]["text"], "<|im_start|><|im");
+  EXPECT_EQ(stop.json()["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(stop.json()["usage"]["completion_tokens"], 2);
+  // A token past the vocabulary is a 400 naming logit_bias.
+  body["logit_bias"] = {{"151936", 1}};
+  TestResponse past = http_call(server_->port(), "POST", "/v1/completions", body.dump());
+  EXPECT_EQ(past.status, 400) << past.body;
+  EXPECT_EQ(past.json()["error"]["param"], "logit_bias");
+}
+
 class ServeTinyModelTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -170,6 +170,13 @@ TEST(EngineCore, RejectsRequestsThatCanNeverFit) {
   auto stop = gen("stop", {1}, 2);
   stop.stop = {"x"};  // no tokenizer
   EXPECT_EQ(engine->add_request(stop).code(), StatusCode::kInvalidArgument);
+  auto bias = gen("bias", {1}, 2);
+  bias.sampling.logit_bias = {{5000, 1.0f}};  // past the vocabulary
+  s = engine->add_request(bias);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("logit_bias token 5000"), std::string::npos) << s.message();
+  bias.sampling.logit_bias = {{2, 1.0f}, {1, 1.0f}};  // not ascending
+  EXPECT_EQ(engine->add_request(bias).code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(engine->has_unfinished_requests());
   // Exactly at the limits is fine (the last token needs no slot).
   ASSERT_TRUE(engine->add_request(gen("fits", tokens(30, 1), 11)).is_ok());
@@ -231,6 +238,44 @@ TEST(EngineCore, StopStringsMatchAcrossTokenBoundariesAndAreExcluded) {
   EXPECT_EQ(out["d"].text, "Hello world! and more");
   EXPECT_EQ(out["d"].ids.size(), 7u);
   EXPECT_EQ(out["d"].finish_reason, FinishReason::kStop);
+}
+
+TEST(EngineCore, IncludeStopStrInOutputKeepsTheMatchAndCutsAfterIt) {
+  FakeBackend* backend = nullptr;
+  auto detok = std::make_shared<TableDetokenizer>(
+      std::map<int32_t, std::string>{{10, "Hel"}, {11, "lo wo"}, {12, "rld"}, {13, "!"}, {14, " and"}});
+  auto engine = make_engine({}, &backend, detok);
+  backend->script = {10, 11, 12, 13, 14};
+  auto a = gen("a", {1}, 10);
+  a.stop = {"o wor"};  // across tokens 11 and 12; "ld" after it is cut
+  a.include_stop_str_in_output = true;
+  ASSERT_TRUE(engine->add_request(a).is_ok());
+  auto b = gen("b", {2}, 10);
+  b.stop = {"zz", "! a"};  // the first listed never matches; the match ends inside token 14
+  b.include_stop_str_in_output = true;
+  ASSERT_TRUE(engine->add_request(b).is_ok());
+  auto out = run_to_completion(*engine);
+  EXPECT_EQ(out["a"].text, "Hello wor");
+  EXPECT_EQ(out["a"].ids, (std::vector<int32_t>{10, 11, 12}));
+  EXPECT_EQ(out["a"].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out["b"].text, "Hello world! a");
+  EXPECT_EQ(out["b"].finish_reason, FinishReason::kStop);
+}
+
+TEST(EngineCore, SkipSpecialTokensIsPerRequest) {
+  FakeBackend* backend = nullptr;
+  auto detok = std::make_shared<TableDetokenizer>(
+      std::map<int32_t, std::string>{{10, "a"}, {11, "<|tool|>"}, {12, "b"}}, std::set<int32_t>{11});
+  auto engine = make_engine({}, &backend, detok);
+  backend->script = {10, 11, 12};
+  ASSERT_TRUE(engine->add_request(gen("skip", {1}, 3)).is_ok());
+  auto keep = gen("keep", {2}, 3);
+  keep.skip_special_tokens = false;
+  ASSERT_TRUE(engine->add_request(keep).is_ok());
+  auto out = run_to_completion(*engine);
+  EXPECT_EQ(out["skip"].text, "ab");
+  EXPECT_EQ(out["keep"].text, "a<|tool|>b");
+  EXPECT_EQ(out["keep"].ids, (std::vector<int32_t>{10, 11, 12}));
 }
 
 TEST(EngineCore, StreamedTextHoldsBackAPossibleStopStringStart) {

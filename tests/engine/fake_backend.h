@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -181,25 +182,33 @@ inline std::vector<int32_t> fake_reference(std::vector<int32_t> prompt, int max_
   return out;
 }
 
-// Decodes each token through a fixed table (unknown ids decode to "").
+// Decodes each token through a fixed table (unknown ids decode to ""); the
+// ids in `special` decode to "" too when the request skips special tokens.
 class TableDetokenizer : public Detokenizer {
  public:
-  explicit TableDetokenizer(std::map<int32_t, std::string> table) : table_(std::move(table)) {}
-  std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t>) const override {
+  explicit TableDetokenizer(std::map<int32_t, std::string> table, std::set<int32_t> special = {})
+      : table_(std::move(table)), special_(std::move(special)) {}
+  std::unique_ptr<DetokenizerStream> open_stream(std::span<const int32_t>, bool skip_special_tokens) const override {
     struct Stream : DetokenizerStream {
       const std::map<int32_t, std::string>* table;
+      const std::set<int32_t>* special;
+      bool skip_special = true;
       std::string add(int32_t id) override {
         auto it = table->find(id);
-        return it == table->end() ? std::string() : it->second;
+        if (it == table->end() || (skip_special && special->count(id))) return std::string();
+        return it->second;
       }
     };
     auto s = std::make_unique<Stream>();
     s->table = &table_;
+    s->special = &special_;
+    s->skip_special = skip_special_tokens;
     return s;
   }
 
  private:
   std::map<int32_t, std::string> table_;
+  std::set<int32_t> special_;
 };
 
 }  // namespace baton::testing

@@ -57,6 +57,11 @@ TEST_F(ApiServerTest, CompletionFromTokenIdsAndSamplingParamsReachTheEngine) {
                {"ignore_eos", true},
                {"stop", {"xyz", "q"}},
                {"stop_token_ids", {99}},
+               {"logit_bias", {{"7", 2.5}, {"3", -100}}},
+               {"skip_special_tokens", false},
+               {"include_stop_str_in_output", true},
+               {"priority", 0},
+               {"response_format", {{"type", "text"}}},
                {"some_unknown_field", 1}};
   TestResponse r = post("/v1/completions", body);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -77,6 +82,10 @@ TEST_F(ApiServerTest, CompletionFromTokenIdsAndSamplingParamsReachTheEngine) {
   EXPECT_EQ(g.stop, (std::vector<std::string>{"xyz", "q"}));
   EXPECT_EQ(g.stop_token_ids, (std::vector<int32_t>{99}));
   EXPECT_EQ(g.sampling.num_logprobs, -1);
+  // Ascending by id, whatever the body's order.
+  EXPECT_EQ(g.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{3, -100.0f}, {7, 2.5f}}));
+  EXPECT_FALSE(g.skip_special_tokens);
+  EXPECT_TRUE(g.include_stop_str_in_output);
 }
 
 TEST_F(ApiServerTest, StopTokenFinishesWithStop) {

@@ -79,8 +79,20 @@ TEST_F(HostileInputTest, NumbersOutOfRangeAndWrongTypesNameTheField) {
       {"kv_transfer_params list", R"({"prompt": "a", "kv_transfer_params": [1]})", 400, "kv_transfer_params",
        "must be an object"},
       {"body not an object", R"([1, 2])", 400, "", "must be a JSON object"},
+      {"logit_bias 1e400", R"({"prompt": "a", "logit_bias": {"1": 1e400}})", 400, "", "1e400"},
+      {"logit_bias NaN-like", R"({"prompt": "a", "logit_bias": {"1": 1e30}})", 400, "logit_bias", "[-100, 100]"},
+      {"logit_bias key 1e3", R"({"prompt": "a", "logit_bias": {"1e3": 1}})", 400, "logit_bias", "'1e3'"},
+      {"logit_bias key with a space", R"({"prompt": "a", "logit_bias": {" 1": 1}})", 400, "logit_bias", "token ids"},
+      {"logit_bias long key", R"({"prompt": "a", "logit_bias": {")" + std::string(10000, '9') + R"(": 1}})", 400,
+       "logit_bias", "9999..."},
   };
   for (const auto& p : probes) expect_refused(http_call(port_, "POST", "/v1/completions", p.body), p);
+  // More tokens than one logit_bias may name.
+  Json many = Json::object();
+  for (int i = 0; i < 1025; ++i) many[std::to_string(i)] = 1;
+  const Probe too_many{"logit_bias 1025 tokens", Json{{"prompt", "a"}, {"logit_bias", many}}.dump(), 400, "logit_bias",
+                       "at most 1024"};
+  expect_refused(http_call(port_, "POST", "/v1/completions", too_many.body), too_many);
 }
 
 TEST_F(HostileInputTest, ChatContentPartsAreTypeChecked) {

@@ -482,7 +482,7 @@ Status CudaBackend::launch(const StepInput& in) {
   const int items = l.decode_only ? 0 : count_work_items(in);
   int pens = 0;
   for (const SampleRequest& r : in.samples) {
-    pens += static_cast<int>(r.banned_token_ids.size());
+    pens += static_cast<int>(r.banned_token_ids.size() + r.params->logit_bias.size());
     if (r.params->repetition_penalty != 1.0f) {
       if (r.prompt_ids) pens += static_cast<int>(r.prompt_ids->size());
       if (r.output_ids) pens += static_cast<int>(r.output_ids->size());

@@ -108,6 +108,9 @@ Status CudaBackend::validate(const StepInput& in) const {
     BATON_RETURN_IF_ERROR(validate_sampling_params(*r.params));
     for (int32_t id : r.banned_token_ids)
       if (id < 0 || id >= config_.vocab_size) return invalid_argument("banned token id {} outside the vocabulary", id);
+    for (const auto& bias : r.params->logit_bias)
+      if (bias.first >= config_.vocab_size)
+        return invalid_argument("logit_bias token id {} outside the vocabulary", bias.first);
     for (const auto* ids : {r.prompt_ids, r.output_ids})
       if (ids)
         for (int32_t id : *ids)
@@ -192,13 +195,18 @@ bool CudaBackend::pack(const StepInput& in, const Layout& lay, bool pad, const s
       if (it != index.end()) return &pens[it->second];
       if (np >= lay.num_penalties) return nullptr;
       index.emplace(id, np);
-      pens[np] = PenaltyToken{id, 0, 0, 0};
+      pens[np] = PenaltyToken{id, 0, 0, 0, 0.0f};
       return &pens[np++];
     };
     for (int32_t id : req.banned_token_ids) {
       PenaltyToken* e = entry(id);
       if (!e) return false;
       e->banned = 1;
+    }
+    for (const auto& [id, bias] : sp.logit_bias) {
+      PenaltyToken* e = entry(id);
+      if (!e) return false;
+      e->bias = bias;
     }
     if (sp.repetition_penalty != 1.0f) {
       for (const auto* ids : {req.prompt_ids, req.output_ids})

@@ -241,13 +241,14 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
-  // Banned tokens and penalties, one thread per distinct history token.
+  // Banned tokens, logit bias and penalties, one thread per distinct token.
   for (int e = p.penalty_begin + threadIdx.x; e < p.penalty_end; e += kThreads) {
     PenaltyToken pt = pen[e];
     float v = w[pt.token];
     if (pt.banned) {
       v = -INFINITY;
     } else {
+      v += pt.bias;
       if (p.repetition_penalty != 1.0f && pt.seen) v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
       if (pt.output_count > 0 && (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f))
         v -= p.frequency_penalty * static_cast<float>(pt.output_count) + p.presence_penalty;

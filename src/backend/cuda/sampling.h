@@ -1,5 +1,5 @@
 // GPU sampling with the CPU sampler's semantics (backend/sampler.h): banned
-// tokens, repetition / presence / frequency penalties, greedy (lowest id on
+// tokens, logit bias, repetition / presence / frequency penalties, greedy (lowest id on
 // ties) or temperature, min_p, top_k, top_p and a Gumbel-max draw with the
 // very same Philox numbers (backend/philox.h), so the two backends draw the
 // same tokens. Logits stay on the device; only ids and logprobs come back.
@@ -31,12 +31,14 @@ struct SampleRowParams {
   int penalty_begin = 0, penalty_end = 0;  // range in the penalty token list
 };
 
-// One entry per distinct token of a sampling row's history.
+// One entry per distinct token of a sampling row's history, banned list or
+// logit_bias.
 struct PenaltyToken {
   int32_t token = 0;
   int32_t output_count = 0;  // occurrences in the output (presence/frequency)
   int32_t seen = 0;          // in prompt or output (repetition penalty)
   int32_t banned = 0;        // logit set to -inf
+  float bias = 0.0f;         // logit_bias, added before the penalties
 };
 
 struct SampleOutputs {
