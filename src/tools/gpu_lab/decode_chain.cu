@@ -172,8 +172,8 @@ struct ChainShape {
 };
 
 Result<ChainShape> chain_shape(const std::string& model) {
-  if (model == "llama") return ChainShape{32, 4096, 6144, 4096, 14336, 0};      // Llama-3.1-8B
-  if (model == "qwen3moe") return ChainShape{48, 2048, 5120, 4096, 768, 8};     // Qwen3-30B-A3B, top 8
+  if (model == "llama") return ChainShape{32, 4096, 6144, 4096, 14336, 0};   // Llama-3.1-8B
+  if (model == "qwen3moe") return ChainShape{48, 2048, 5120, 4096, 768, 8};  // Qwen3-30B-A3B, top 8
   return invalid_argument("decode chain: unknown model '{}' (llama, qwen3moe)", model);
 }
 
@@ -215,13 +215,13 @@ Status build_chain(const ChainShape& c, bool fp8, cudaStream_t stream, Chain& ch
   const int groups = moe ? c.experts : 1;
   // Per layer: qkv [qkv_out, hidden], o [hidden, attn], (moe: router [128, hidden]),
   // groups x gate/up [2 inter, hidden], groups x down [hidden, inter].
-  const size_t per_layer =
-      weight_alloc_bytes(c.qkv_out, c.hidden, fp8) + weight_alloc_bytes(c.hidden, c.attn, fp8) +
-      (moe ? weight_alloc_bytes(128, c.hidden, fp8) : 0) +
-      groups * (weight_alloc_bytes(2 * c.inter, c.hidden, fp8) + weight_alloc_bytes(c.hidden, c.inter, fp8));
+  const size_t per_layer = weight_alloc_bytes(c.qkv_out, c.hidden, fp8) + weight_alloc_bytes(c.hidden, c.attn, fp8) +
+                           (moe ? weight_alloc_bytes(128, c.hidden, fp8) : 0) +
+                           groups * (weight_alloc_bytes(2 * c.inter, c.hidden, fp8) +
+                                     weight_alloc_bytes(c.hidden, c.inter, fp8));
   BATON_RETURN_IF_ERROR(chain.weights.allocate(per_layer * c.layers));
-  const size_t act_elems = static_cast<size_t>(c.hidden) + c.qkv_out + c.hidden + 128 + static_cast<size_t>(groups) * c.inter +
-                           static_cast<size_t>(groups) * c.hidden;
+  const size_t act_elems = static_cast<size_t>(c.hidden) + c.qkv_out + c.hidden + 128 +
+                           static_cast<size_t>(groups) * c.inter + static_cast<size_t>(groups) * c.hidden;
   BATON_RETURN_IF_ERROR(chain.acts.allocate(Arena::rounded(2 * act_elems) + 6 * 256));
   bf16* act = chain.acts.take<bf16>(c.hidden);
   bf16* qkv = chain.acts.take<bf16>(c.qkv_out);
@@ -444,18 +444,19 @@ Result<ChainReport> run_decode_chain(const ChainOptions& options) {
       BATON_RETURN_IF_ERROR(a.allocate(bytes));
       BATON_RETURN_IF_ERROR(b.allocate(bytes));
       launch_fill_random(a.as<bf16>(), int64_t(bytes / 2), 1.0f, 1, stream);
-      BATON_ASSIGN_OR_RETURN(const double us, timer.median_us(
-                                                  [&]() -> Status {
-                                                    return cuda_status(cudaMemcpyAsync(b.get(), a.get(), bytes,
-                                                                                       cudaMemcpyDeviceToDevice, stream),
-                                                                       "copy");
-                                                  },
-                                                  options.reps));
+      BATON_ASSIGN_OR_RETURN(
+          const double us,
+          timer.median_us(
+              [&]() -> Status {
+                return cuda_status(cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, stream), "copy");
+              },
+              options.reps));
       report.copy_gbps = 2.0 * bytes / (us * 1e-6) / 1e9;
     }
     for (const std::string& model : options.models) {
       for (const std::string& dtype : options.dtypes) {
-        if (dtype == "bf16") BATON_RETURN_IF_ERROR(run_forms<false>(model, options, report.copy_gbps, stream, report.rows));
+        if (dtype == "bf16")
+          BATON_RETURN_IF_ERROR(run_forms<false>(model, options, report.copy_gbps, stream, report.rows));
         else if (dtype == "e4m3")
           BATON_RETURN_IF_ERROR(run_forms<true>(model, options, report.copy_gbps, stream, report.rows));
         else return invalid_argument("decode chain: unknown dtype '{}' (bf16, e4m3)", dtype);
