@@ -12,6 +12,13 @@ namespace {
 
 constexpr int kMaxLogprobs = 20;
 constexpr size_t kMaxLogitBias = 1024;  // tokens one logit_bias may name
+// Stop conditions a request may set: every output token is checked against
+// each (a megabyte body of 2-byte stop strings would otherwise cost every
+// step of the shared engine loop ~100,000 searches). OpenAI allows 4 stop
+// strings; vLLM sets no limit.
+constexpr size_t kMaxStopStrings = 64;
+constexpr size_t kMaxStopStringBytes = 1024;
+constexpr size_t kMaxStopTokenIds = 1024;
 
 // A token id: an integer in [0, INT32_MAX], checked before converting (a
 // float, or 1e30, never reaches a narrowing conversion).
@@ -179,16 +186,24 @@ void parse_prompt(FieldReader& f, const Json& body, OpenAiRequest* req) {
 void parse_stop(FieldReader& f, OpenAiRequest* req) {
   const Json* s = f.find("stop");
   if (!s) return;
+  std::vector<std::string>& stop = req->gen.stop;
   if (s->is_string()) {
-    if (!s->get_ref<const std::string&>().empty()) req->gen.stop.push_back(s->get<std::string>());
-    return;
+    if (!s->get_ref<const std::string&>().empty()) stop.push_back(s->get<std::string>());
+  } else if (!s->is_array()) {
+    return f.fail("'stop' must be a string or a list of strings", "stop");
+  } else if (s->size() > kMaxStopStrings) {
+    return f.fail(fmt::format("'stop' may hold at most {} strings, got {}", kMaxStopStrings, s->size()), "stop");
+  } else {
+    for (const Json& x : *s) {
+      if (!x.is_string()) return f.fail("'stop' must be a string or a list of strings", "stop");
+      if (x.get_ref<const std::string&>().empty()) return f.fail("'stop' strings must not be empty", "stop");
+      stop.push_back(x.get<std::string>());
+    }
   }
-  if (!s->is_array()) return f.fail("'stop' must be a string or a list of strings", "stop");
-  for (const Json& x : *s) {
-    if (!x.is_string()) return f.fail("'stop' must be a string or a list of strings", "stop");
-    if (x.get_ref<const std::string&>().empty()) return f.fail("'stop' strings must not be empty", "stop");
-    req->gen.stop.push_back(x.get<std::string>());
-  }
+  for (const std::string& x : stop)
+    if (x.size() > kMaxStopStringBytes)
+      return f.fail(fmt::format("'stop' strings may be at most {} bytes, got {}", kMaxStopStringBytes, x.size()),
+                    "stop");
 }
 
 void parse_sampling(FieldReader& f, OpenAiRequest* req) {
@@ -333,6 +348,9 @@ ParseResult parse_openai_request(ApiKind kind, const Json& body) {
 
   if (const Json* ids = f.find("stop_token_ids")) {
     if (!ids->is_array()) f.fail("'stop_token_ids' must be a list of integers", "stop_token_ids");
+    else if (ids->size() > kMaxStopTokenIds)
+      f.fail(fmt::format("'stop_token_ids' may hold at most {} ids, got {}", kMaxStopTokenIds, ids->size()),
+             "stop_token_ids");
     else
       for (const Json& x : *ids) {
         std::optional<int32_t> id = token_id(x);

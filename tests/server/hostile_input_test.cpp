@@ -93,6 +93,22 @@ TEST_F(HostileInputTest, NumbersOutOfRangeAndWrongTypesNameTheField) {
   const Probe too_many{"logit_bias 1025 tokens", Json{{"prompt", "a"}, {"logit_bias", many}}.dump(), 400, "logit_bias",
                        "at most 1024"};
   expect_refused(http_call(port_, "POST", "/v1/completions", too_many.body), too_many);
+  // Stop conditions: every output token is checked against each, so they are bounded.
+  const Probe stops{"65 stop strings", Json{{"prompt", "a"}, {"stop", std::vector<std::string>(65, "ab")}}.dump(), 400,
+                    "stop", "at most 64 strings"};
+  expect_refused(http_call(port_, "POST", "/v1/completions", stops.body), stops);
+  const Probe long_stop{"a 1025-byte stop string", Json{{"prompt", "a"}, {"stop", std::string(1025, 'x')}}.dump(), 400,
+                        "stop", "at most 1024 bytes"};
+  expect_refused(http_call(port_, "POST", "/v1/completions", long_stop.body), long_stop);
+  const Probe ids{"1025 stop_token_ids", Json{{"prompt", "a"}, {"stop_token_ids", std::vector<int>(1025, 1)}}.dump(),
+                  400, "stop_token_ids", "at most 1024 ids"};
+  expect_refused(http_call(port_, "POST", "/v1/completions", ids.body), ids);
+  // At the bounds they are taken.
+  TestResponse at = post("/v1/completions", {{"prompt", "ab"},
+                                             {"max_tokens", 1},
+                                             {"stop", std::vector<std::string>(64, std::string(1024, 'x'))},
+                                             {"stop_token_ids", std::vector<int>(1024, 1)}});
+  EXPECT_EQ(at.status, 200) << at.body.substr(0, 400);
 }
 
 TEST_F(HostileInputTest, ChatContentPartsAreTypeChecked) {
