@@ -188,26 +188,15 @@ Result<double> time_attention_ms(const ModelConfig& c, const KvMemory& kvm, int 
     const int width = mla ? c.mla.kv_lora_rank : c.head_dim;
     BATON_RETURN_IF_ERROR(partial.allocate(size_t{4} * batch * c.num_heads * splits * (width + 2)));
   }
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> t;
-  for (int it = 0; it < 8; ++it) {
-    cudaEventRecord(e0, stream);
-    const int num_items = static_cast<int>(items.size() / 2);
+  const int num_items = static_cast<int>(items.size() / 2);
+  const double ms = median_call_ms(2, 6, stream, [&](int) {
     if (mla && decode) launch_mla_attention_decode(ma, split, splits, partial.as<float>(), stream);
     else if (mla) launch_mla_attention_prefill(ma, ditems.as<int32_t>(), num_items, stream);
     else if (decode) launch_attention_decode(a, split, splits, partial.as<float>(), stream);
     else launch_attention_prefill(a, ditems.as<int32_t>(), num_items, stream);
-    cudaEventRecord(e1, stream);
-    BATON_CUDA_RETURN(cudaEventSynchronize(e1));
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (it >= 2) t.push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return median(t);
+  });
+  BATON_CUDA_RETURN(cudaGetLastError());
+  return ms;
 }
 
 // A step of `batch` sequences with `ctx` cached tokens each plus `q_len` new.

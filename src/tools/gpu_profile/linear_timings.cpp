@@ -25,27 +25,6 @@ std::vector<LinearShape> layer_shapes(const ModelConfig& c) {
   return {{"qkv", q + 2 * kv, h}, {"o", h, q}, {"gate_up", 2 * in, h}, {"down", h, in}};
 }
 
-// The median of `iters` event-timed calls of run(i) after `warmup` untimed ones.
-template <typename Run>
-double median_call_ms(int warmup, int iters, cudaStream_t s, Run run) {
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> t;
-  for (int i = 0; i < warmup + iters; ++i) {
-    cudaEventRecord(e0, s);
-    run(i);
-    cudaEventRecord(e1, s);
-    cudaEventSynchronize(e1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (i >= warmup) t.push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return median(t);
-}
-
 // Copies of a weight that together exceed the L2 (50 MB on Hopper) several times.
 int copies_past_l2(int64_t weight_bytes) {
   constexpr int64_t kRotateBytes = int64_t{256} << 20;

@@ -16,28 +16,6 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-namespace {
-// The median time of iters runs of fn on stream s, after 3 untimed.
-double median_ms(cudaStream_t s, const std::function<void()>& fn, int iters) {
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> t;
-  for (int i = 0; i < iters + 3; ++i) {
-    cudaEventRecord(e0, s);
-    fn();
-    cudaEventRecord(e1, s);
-    cudaEventSynchronize(e1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (i >= 3) t.push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return median(t);
-}
-}  // namespace
-
 Result<GemmRate> measure_gemm_rate(bool fp8, cudaStream_t s) {
   const int n = 8192;
   DeviceBuffer x, w, y;
@@ -46,14 +24,14 @@ Result<GemmRate> measure_gemm_rate(bool fp8, cudaStream_t s) {
   launch_fill_random(x.as<bf16>(), int64_t{n} * n, 1.0f, 2, s);
   Gemm g;
   BATON_RETURN_IF_ERROR(g.init());
-  std::function<void()> run;
+  std::function<void(int)> run;
   GemmRate rate;
   DeviceBuffer bits, scales;
   Fp8Gemm f;
   if (!fp8) {
     BATON_RETURN_IF_ERROR(w.allocate(size_t{2} * n * n));
     launch_fill_random(w.as<bf16>(), int64_t{n} * n, 1.0f, 3, s);
-    run = [&] { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), n, n, n, false, s); };
+    run = [&](int) { g.run(x.as<bf16>(), w.as<bf16>(), y.get(), n, n, n, false, s); };
   } else {
     // W8A8 through Fp8Gemm, the activations' quantisation included.
     BATON_RETURN_IF_ERROR(bits.allocate(size_t{n} * n));
@@ -64,9 +42,9 @@ Result<GemmRate> measure_gemm_rate(bool fp8, cudaStream_t s) {
     BATON_RETURN_IF_ERROR(f.init(n, n, 0, int64_t{n} * n, &g));
     rate.fp8_form = f.w8a8_form();
     const Fp8Weight w8{bits.as<uint8_t>(), scales.as<float>(), kFp8GroupCols, ld};
-    run = [&, w8] { f.run(x.as<bf16>(), w8, y.as<bf16>(), n, n, n, s); };
+    run = [&, w8](int) { f.run(x.as<bf16>(), w8, y.as<bf16>(), n, n, n, s); };
   }
-  const double ms = median_ms(s, run, 20);
+  const double ms = median_call_ms(3, 20, s, run);
   BATON_CUDA_RETURN(cudaStreamSynchronize(s));
   rate.tflops = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
   return rate;
@@ -85,14 +63,14 @@ Result<Ceilings> measure_ceilings() {
     BATON_RETURN_IF_ERROR(a.allocate(bytes));
     BATON_RETURN_IF_ERROR(b.allocate(bytes));
     launch_fill_random(a.as<bf16>(), bytes / 2, 1.0f, 1, s);
-    double ms = median_ms(
-        s, [&] { cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, s); }, 20);
+    double ms = median_call_ms(3, 20, s,
+                               [&](int) { cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, s); });
     c.copy_gbps = 2.0 * bytes / (ms * 1e-3) / 1e9;
     void* host = nullptr;
     BATON_CUDA_RETURN(cudaHostAlloc(&host, size_t{1} << 30, cudaHostAllocDefault));
     std::memset(host, 1, size_t{1} << 30);
-    ms = median_ms(
-        s, [&] { cudaMemcpyAsync(a.get(), host, size_t{1} << 30, cudaMemcpyHostToDevice, s); }, 5);
+    ms = median_call_ms(3, 5, s,
+                        [&](int) { cudaMemcpyAsync(a.get(), host, size_t{1} << 30, cudaMemcpyHostToDevice, s); });
     c.h2d_pinned_gbps = (size_t{1} << 30) / (ms * 1e-3) / 1e9;
     cudaFreeHost(host);
   }

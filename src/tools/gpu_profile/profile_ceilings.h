@@ -37,4 +37,26 @@ Result<GemmRate> measure_gemm_rate(bool fp8, cudaStream_t stream);
 // The median of v (0 when empty).
 double median(std::vector<double> v);
 
+// The median of `iters` event-timed calls of run(i) on stream s after
+// `warmup` untimed ones, in ms.
+template <typename Run>
+double median_call_ms(int warmup, int iters, cudaStream_t s, Run run) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> t;
+  for (int i = 0; i < warmup + iters; ++i) {
+    cudaEventRecord(e0, s);
+    run(i);
+    cudaEventRecord(e1, s);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (i >= warmup) t.push_back(ms);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return median(t);
+}
+
 }  // namespace baton::cuda
