@@ -423,11 +423,15 @@ namespace {
 
 // A client that stops reading (half-open, or just stuck): once the socket
 // buffers are full, the write times out, the request is aborted and its
-// blocks are freed.
+// blocks are freed. The engine steps every 0.1 ms and each event carries 20
+// top logprobs (~0.5 KB), so the buffers fill within a second while the
+// server keeps up with the events: with steps of 0 s the fake engine posted
+// outputs faster than the I/O thread ran them, and the write's timeout
+// waited behind that backlog (1 run in 6 went past the test's 60 s wait on a 2-core machine).
 TEST_F(ApiServerTest, StalledReaderTimesOutAndIsAborted) {
   server_->shutdown();
   FakeEngine::Options e;
-  e.token_delay_s = 0;
+  e.token_delay_s = 1e-4;
   e.max_model_len = 10'000'000;
   ApiServerOptions o = default_options();
   o.http.limits.write_timeout_s = 0.5;
@@ -436,7 +440,7 @@ TEST_F(ApiServerTest, StalledReaderTimesOutAndIsAborted) {
   auto s = connect_to(ioc, port_);
   int small = 4096;
   setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  std::string body = Json{{"prompt", "abc"}, {"max_tokens", 5'000'000}, {"stream", true}}.dump();
+  std::string body = Json{{"prompt", "abc"}, {"max_tokens", 5'000'000}, {"stream", true}, {"logprobs", 20}}.dump();
   boost::asio::write(s, boost::asio::buffer(build_request("POST", "/v1/completions", body)));
   // Never read. The server must give up on its own.
   ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 60, 20);
