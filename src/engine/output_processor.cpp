@@ -63,7 +63,10 @@ bool OutputProcessor::append_token(Request& r, const SampleResult& sample, doubl
   const bool past_min = r.num_output_tokens() >= r.params.min_tokens;
   FinishReason reason = FinishReason::kNone;
   if (past_min && is_stop_token(r, token)) {
-    reason = FinishReason::kStop;  // the stop token's text is not output
+    reason = FinishReason::kStop;
+    // The stop token's text is output only when asked for, as vLLM does
+    // (and then not when it is a special token the request skips).
+    if (r.detok && r.params.include_stop_str_in_output) add_text(r, r.detok->add(token), false);
   } else {
     if (r.detok && add_text(r, r.detok->add(token), past_min)) reason = FinishReason::kStop;
   }

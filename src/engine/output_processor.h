@@ -4,7 +4,8 @@
 // the decoded text, max_tokens; none of the stops before min_tokens), and the
 // text to deliver is produced, holding back the tail that might begin a stop
 // string. Everything after a matched stop string never reaches the output
-// text, nor does the stop string itself unless include_stop_str_in_output.
+// text, nor does the stop string (or a stop token's text) itself unless
+// include_stop_str_in_output.
 #pragma once
 
 #include <cstdint>

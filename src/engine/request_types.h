@@ -23,7 +23,7 @@ struct GenerationRequest {
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;      // besides the model's EOS ids
   std::vector<std::string> stop;            // stop strings, excluded from the output text
-  bool include_stop_str_in_output = false;  // a matched stop string ends the text, included
+  bool include_stop_str_in_output = false;  // a matched stop string (or stop token's text) ends the text
   bool detokenize = true;                   // produce text (needs the engine's tokenizer)
   bool skip_special_tokens = true;          // special tokens' text left out (vLLM's default)
   // PD (DESIGN.md "PD handoff"): the kv_transfer_params of the OpenAI request.

@@ -254,12 +254,24 @@ TEST(EngineCore, IncludeStopStrInOutputKeepsTheMatchAndCutsAfterIt) {
   b.stop = {"zz", "! a"};  // the first listed never matches; the match ends inside token 14
   b.include_stop_str_in_output = true;
   ASSERT_TRUE(engine->add_request(b).is_ok());
+  // A stop token's text too, when asked for (vLLM), and not otherwise.
+  auto c = gen("c", {3}, 10);
+  c.stop_token_ids = {12};
+  c.include_stop_str_in_output = true;
+  ASSERT_TRUE(engine->add_request(c).is_ok());
+  auto d = gen("d", {4}, 10);
+  d.stop_token_ids = {12};
+  ASSERT_TRUE(engine->add_request(d).is_ok());
   auto out = run_to_completion(*engine);
   EXPECT_EQ(out["a"].text, "Hello wor");
   EXPECT_EQ(out["a"].ids, (std::vector<int32_t>{10, 11, 12}));
   EXPECT_EQ(out["a"].finish_reason, FinishReason::kStop);
   EXPECT_EQ(out["b"].text, "Hello world! a");
   EXPECT_EQ(out["b"].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out["c"].text, "Hello world");
+  EXPECT_EQ(out["c"].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out["d"].text, "Hello wo");
+  EXPECT_EQ(out["d"].ids, (std::vector<int32_t>{10, 11, 12}));
 }
 
 TEST(EngineCore, SkipSpecialTokensIsPerRequest) {
