@@ -27,7 +27,7 @@ struct ChainRow {
   std::string model, dtype, form;
   int stages = 0;           // linears and combines a step
   int grid = 0;             // blocks (the persistent forms: the whole grid)
-  int registers = 0;        // a thread, of the form's kernel (the graph forms: the gated linear's)
+  int registers = 0;        // a thread, of the form's kernel (the graph forms: the larger linear kernel's)
   double weight_bytes = 0;  // read a step
   double step_us = 0;       // median over the reps
   double gbps = 0, of_copy = 0;
