@@ -107,13 +107,9 @@ Status EngineCore::validate_params(const GenerationRequest& r) const {
     return invalid_argument("min_tokens must be in [0, max_tokens={}], got {}", r.max_tokens, r.min_tokens);
   }
   const SamplingParams& s = r.sampling;
-  if (!(s.temperature >= 0.0f)) return invalid_argument("temperature must be >= 0, got {}", s.temperature);
-  if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return invalid_argument("top_p must be in (0, 1], got {}", s.top_p);
-  if (s.top_k < -1) return invalid_argument("top_k must be -1, 0 (off) or positive, got {}", s.top_k);
-  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return invalid_argument("min_p must be in [0, 1], got {}", s.min_p);
-  if (!(s.repetition_penalty > 0.0f)) {
-    return invalid_argument("repetition_penalty must be > 0, got {}", s.repetition_penalty);
-  }
+  // The backends' own check (temperature, top_p, top_k, min_p, the
+  // penalties, logit_bias's order and values), then the API's narrower ranges.
+  BATON_RETURN_IF_ERROR(validate_sampling_params(s));
   if (!(s.presence_penalty >= -2.0f && s.presence_penalty <= 2.0f)) {
     return invalid_argument("presence_penalty must be in [-2, 2], got {}", s.presence_penalty);
   }
@@ -123,7 +119,6 @@ Status EngineCore::validate_params(const GenerationRequest& r) const {
   if (s.num_logprobs > kMaxLogprobs) {
     return invalid_argument("logprobs must be at most {}, got {}", kMaxLogprobs, s.num_logprobs);
   }
-  BATON_RETURN_IF_ERROR(validate_sampling_params(s));  // the rest, logit_bias's order and values among them
   for (const auto& [id, bias] : s.logit_bias)
     if (id >= vocab) return invalid_argument("logit_bias token {} is outside the vocabulary [0, {})", id, vocab);
   for (const std::string& stop : r.stop) {
