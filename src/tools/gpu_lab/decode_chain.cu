@@ -31,6 +31,7 @@
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/kernels.h"
 #include "tools/gpu_lab/decode_chain.h"
+#include "tools/gpu_profile/profile_ceilings.h"
 
 namespace baton::cuda {
 namespace {
@@ -282,37 +283,17 @@ Status build_chain(const ChainShape& c, bool fp8, cudaStream_t stream, Chain& ch
 
 // ---- timing ----
 
-class Timer {
- public:
-  explicit Timer(cudaStream_t s) : s_(s) {
-    cudaEventCreate(&e0_);
-    cudaEventCreate(&e1_);
-  }
-  ~Timer() {
-    cudaEventDestroy(e0_);
-    cudaEventDestroy(e1_);
-  }
-  // The median of reps timed runs of fn, after 3 untimed.
-  template <typename Fn>
-  Result<double> median_us(Fn&& fn, int reps) {
-    std::vector<double> t;
-    for (int i = 0; i < reps + 3; ++i) {
-      cudaEventRecord(e0_, s_);
-      BATON_RETURN_IF_ERROR(fn());
-      cudaEventRecord(e1_, s_);
-      BATON_CUDA_RETURN(cudaEventSynchronize(e1_));
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0_, e1_);
-      if (i >= 3) t.push_back(ms * 1e3);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  }
-
- private:
-  cudaStream_t s_;
-  cudaEvent_t e0_{}, e1_{};
-};
+// The median of reps event-timed runs of fn (median_call_ms, after 3
+// untimed), in us; fn's first failure is returned instead.
+template <typename Fn>
+Result<double> median_us(cudaStream_t s, Fn&& fn, int reps) {
+  Status failed = Status::ok();
+  const double ms = median_call_ms(3, reps, s, [&](int) {
+    if (failed.is_ok()) failed = fn();
+  });
+  BATON_RETURN_IF_ERROR(failed);
+  return ms * 1e3;
+}
 
 int registers_of(const void* kernel) {
   cudaFuncAttributes a{};
@@ -331,7 +312,6 @@ Status run_forms(const std::string& model, const ChainOptions& opt, double copy_
   BATON_RETURN_IF_ERROR(d_stages.allocate(sizeof(Stage) * count));
   BATON_CUDA_RETURN(cudaMemcpy(d_stages.get(), chain.stages.data(), sizeof(Stage) * count, cudaMemcpyHostToDevice));
   const Stage* ds = d_stages.as<Stage>();
-  Timer timer(stream);
   std::vector<uint8_t> reference, out(chain.acts.size());
   // Fills the activations the same way before a checked run.
   auto reset_acts = [&] {
@@ -394,7 +374,7 @@ Status run_forms(const std::string& model, const ChainOptions& opt, double copy_
     BATON_CUDA_RETURN(inst);
     auto replay = [&]() -> Status { return cuda_status(cudaGraphLaunch(exec, stream), "graph launch"); };
     auto checked = check(replay);
-    auto us = timer.median_us(replay, opt.reps);
+    auto us = median_us(stream, replay, opt.reps);
     cudaGraphExecDestroy(exec);
     BATON_RETURN_IF_ERROR(checked.status());
     BATON_RETURN_IF_ERROR(us.status());
@@ -426,7 +406,7 @@ Status run_forms(const std::string& model, const ChainOptions& opt, double copy_
     if (checked_form) {
       BATON_ASSIGN_OR_RETURN(verdict, check(launch));
     }
-    BATON_ASSIGN_OR_RETURN(const double us, timer.median_us(launch, opt.reps));
+    BATON_ASSIGN_OR_RETURN(const double us, median_us(stream, launch, opt.reps));
     add_row(form + (blocks_per_sm > 0 ? "-" + std::to_string(per_sm) + "b" : ""), grid.x,
             registers_of(reinterpret_cast<const void*>(kernel)), us, verdict);
     return Status::ok();
@@ -452,7 +432,6 @@ Result<ChainReport> run_decode_chain(const ChainOptions& options) {
   cudaStream_t stream = nullptr;
   BATON_CUDA_RETURN(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   Status status = [&]() -> Status {
-    Timer timer(stream);
     {  // the ceiling: a 2 GiB device copy, read + write
       const size_t bytes = size_t{2} << 30;
       DeviceBuffer a, b;
@@ -461,7 +440,8 @@ Result<ChainReport> run_decode_chain(const ChainOptions& options) {
       launch_fill_random(a.as<bf16>(), int64_t(bytes / 2), 1.0f, 1, stream);
       BATON_ASSIGN_OR_RETURN(
           const double us,
-          timer.median_us(
+          median_us(
+              stream,
               [&]() -> Status {
                 return cuda_status(cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, stream), "copy");
               },
