@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_common.h"
@@ -345,8 +346,10 @@ Status run_forms(const std::string& model, const ChainOptions& opt, double copy_
     return std::string(std::memcmp(out.data(), reference.data(), out.size()) == 0 ? "bit-equal" : "DIFFERS");
   };
 
-  const GraphForm graph_forms[] = {GraphForm::kPlain, GraphForm::kPdlTop, GraphForm::kPdlEnd, GraphForm::kPlain4Blocks};
-  const char* graph_names[] = {"graph", "graph-pdl-top", "graph-pdl-end", "graph-4-blocks-an-sm"};
+  const std::pair<GraphForm, const char*> graph_forms[] = {{GraphForm::kPlain, "graph"},
+                                                           {GraphForm::kPdlTop, "graph-pdl-top"},
+                                                           {GraphForm::kPdlEnd, "graph-pdl-end"},
+                                                           {GraphForm::kPlain4Blocks, "graph-4-blocks-an-sm"}};
   // Registers a thread of a form's linear kernels (gated and not), the larger.
   auto graph_registers = [](GraphForm form) {
     auto larger = [](auto gated, auto plain) {
@@ -358,8 +361,7 @@ Status run_forms(const std::string& model, const ChainOptions& opt, double copy_
       return larger(stage_kernel<kFp8, true, false, 4>, stage_kernel<kFp8, false, false, 4>);
     return larger(stage_kernel<kFp8, true, false>, stage_kernel<kFp8, false, false>);
   };
-  for (int f = 0; f < 4; ++f) {
-    const GraphForm form = graph_forms[f];
+  for (const auto& [form, name] : graph_forms) {
     cudaGraph_t graph = nullptr;
     BATON_CUDA_RETURN(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < count; ++i) {
@@ -378,7 +380,7 @@ Status run_forms(const std::string& model, const ChainOptions& opt, double copy_
     cudaGraphExecDestroy(exec);
     BATON_RETURN_IF_ERROR(checked.status());
     BATON_RETURN_IF_ERROR(us.status());
-    add_row(graph_names[f], 0, graph_registers(form), *us, *checked);
+    add_row(name, 0, graph_registers(form), *us, *checked);
   }
 
   int smem = 0;
