@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <numeric>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "backend/cuda/cuda_backend.h"
@@ -484,6 +486,12 @@ Result<Json> run_gpu_profile(const ProfileOptions& o) {
   std::fflush(stdout);
   Json r;
   r["device"] = ceil.device;
+  r["measured_at"] = fmt::format("{:%Y-%m-%d %H:%M} UTC", fmt::gmtime(std::time(nullptr)));
+  int driver = 0, runtime = 0;
+  if (cudaDriverGetVersion(&driver) == cudaSuccess && cudaRuntimeGetVersion(&runtime) == cudaSuccess) {
+    r["cuda_driver"] = fmt::format("{}.{}", driver / 1000, driver % 1000 / 10);
+    r["cuda_runtime"] = fmt::format("{}.{}", runtime / 1000, runtime % 1000 / 10);
+  }
   r["ceilings"] = {{"copy_gbps", ceil.copy_gbps},
                    {"gemm_tflops", ceil.gemm_tflops},
                    {"fp8_gemm_tflops", ceil.fp8_gemm_tflops},
