@@ -25,9 +25,9 @@ Json decode_row(int batch, double step_ms, double util) {
 }
 
 Json prefill_row(int tokens, double ms, double tokens_per_s, double util) {
-  return {{"tokens", tokens},      {"time_ms", ms},           {"tokens_per_s", tokens_per_s},
-          {"achieved_tflops", 580}, {"flop_utilization", util}, {"linear_flops", 1.2e14},
-          {"attention_flops", 1e13}};
+  return {
+      {"tokens", tokens},         {"time_ms", ms},          {"tokens_per_s", tokens_per_s}, {"achieved_tflops", 580},
+      {"flop_utilization", util}, {"linear_flops", 1.2e14}, {"attention_flops", 1e13}};
 }
 
 Json model(const std::string& name, double step1, double util1, double util64, double prefill_tps,
@@ -44,14 +44,13 @@ Json report() {
   r["measured_at"] = "2026-12-05 07:00 UTC";
   r["cuda_driver"] = "13.0";
   r["cuda_runtime"] = "13.0";
-  r["ceilings"] = {{"copy_gbps", 4200.0}, {"gemm_tflops", 790.0}, {"fp8_gemm_tflops", 1400.0},
-                   {"h2d_pinned_gbps", 55.0}};
+  r["ceilings"] = {
+      {"copy_gbps", 4200.0}, {"gemm_tflops", 790.0}, {"fp8_gemm_tflops", 1400.0}, {"h2d_pinned_gbps", 55.0}};
   r["models"] = Json::array({model("llama3.1-8b", 4.3, 0.829, 0.81, 36000, 0.734),
                              model("llama3.1-8b@fp8-block", 2.8, 0.66, 0.7, 54000, 0.5),
                              model("qwen3-30b-a3b", 3.4, 0.427, 0.794, 40000, 0.58)});
-  r["models"].push_back(
-      Json{{"model", "qwen3-235b-a22b"}, {"error", "out of memory"}, {"decode", Json::array()},
-           {"prefill", Json::array()}});
+  r["models"].push_back(Json{
+      {"model", "qwen3-235b-a22b"}, {"error", "out of memory"}, {"decode", Json::array()}, {"prefill", Json::array()}});
   return r;
 }
 
@@ -138,9 +137,10 @@ TEST(ProfileReportTest, MarkdownOfARunWithoutTargetsOrTimings) {
   Json r = report();
   r.erase("measured_at");
   r.erase("cuda_driver");
-  r["models"] = Json::array({Json{{"model", "tiny"},
-                                  {"decode", Json::array({Json{{"batch", 512}, {"context", 1024}, {"skipped", "KV does not fit"}}})},
-                                  {"prefill", Json::array()}}});
+  r["models"] = Json::array(
+      {Json{{"model", "tiny"},
+            {"decode", Json::array({Json{{"batch", 512}, {"context", 1024}, {"skipped", "KV does not fit"}}})},
+            {"prefill", Json::array()}}});
   r["targets"] = targets(r);
   EXPECT_TRUE(r["targets"].empty());
   const std::string md = markdown(r);
