@@ -9,11 +9,14 @@
 # Results under $OUT (default /tmp/baton-gpu-out; at most 7 files, with gtest
 # XML only when BATON_GTEST_XML=1). BATON_GPU_PROFILE=1 adds
 # `baton_gpu_profile --models llama3.1-8b --quick` (about a minute). Time limits:
-# BATON_SUITE_TIMEOUT (400 s), BATON_TESTS_TIMEOUT (300), BATON_PROFILE_TIMEOUT (150).
+# BATON_SUITE_TIMEOUT (400 s), BATON_TESTS_TIMEOUT (300), BATON_PROFILE_TIMEOUT (150):
+# with a kernel that may hang, keep their sum under the device call's limit.
+# BATON_TEST_BIN runs another test binary of the bundle (a variant's build).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -x "$here/bin/test_backend_cuda" ]; then bundle=$here; else bundle=$(cd "$here/.." && pwd)/.gpu-carry; fi
-[ -x "$bundle/bin/test_backend_cuda" ] || { echo "no $bundle/bin/test_backend_cuda: run scripts/gpu-build.sh first"; exit 2; }
+if [ -x "$here/bin/test_backend_cuda" ] || [ -n "${BATON_TEST_BIN:-}" ]; then bundle=$here; else bundle=$(cd "$here/.." && pwd)/.gpu-carry; fi
+bin=${BATON_TEST_BIN:-$bundle/bin/test_backend_cuda}
+[ -x "$bin" ] || { echo "no $bin: run scripts/gpu-build.sh first"; exit 2; }
 OUT=${OUT:-/tmp/baton-gpu-out}
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -31,7 +34,6 @@ if [ -n "$data_path" ] && [ ! -e "$data_path" ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$OUT/gpu.csv"
 status=0
-bin=$bundle/bin/test_backend_cuda
 suite='Grid/BackendOps.*:BackendOpsList.*'
 xml() { [ "${BATON_GTEST_XML:-0}" != 0 ] && echo "--gtest_output=xml:$OUT/$1.xml"; }
 echo "== backend-ops suite ($SECONDS s)"
