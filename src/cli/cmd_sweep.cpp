@@ -13,6 +13,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "deploy/experiment.h"
 #include "deploy/sweep.h"
@@ -62,7 +63,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
         for (const auto& w : experiment->workloads) {
           if (!experiment->runs(d, w)) continue;
           bool done = baton::deploy::result_on_disk(out, d.name, w.name);
-          bool partial = std::filesystem::exists(baton::deploy::partial_path(out, d.name, w.name));
+          bool partial = baton::path_exists(baton::deploy::partial_path(out, d.name, w.name));
           auto search = baton::deploy::effective_search(w, d.name);
           if (!search.is_ok()) {
             std::cerr << "baton sweep: workload " << w.name << ": " << search.status().message() << "\n";

@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "bench/workload_schema.h"
+#include "common/files.h"
 #include "common/json.h"
 #include "deploy/yaml_limits.h"
 
@@ -42,9 +43,9 @@ Status check_keys(const YAML::Node& node, const std::string& where, const std::s
 }
 
 std::string resolve_path(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || fs::path(path).is_absolute() || fs::exists(path) || base_dir.empty()) return path;
+  if (path.empty() || fs::path(path).is_absolute() || path_exists(path) || base_dir.empty()) return path;
   fs::path alt = fs::path(base_dir) / path;
-  return fs::exists(alt) ? alt.string() : path;
+  return path_exists(alt) ? alt.string() : path;
 }
 
 std::vector<std::string> string_list(const YAML::Node& node, const std::string& where) {

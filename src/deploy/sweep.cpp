@@ -18,6 +18,7 @@
 #include "bench/rate_search.h"
 #include "bench/trial_engine.h"
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/json.h"
 #include "deploy/metrics_sampler.h"
 #include "deploy/sampled_run.h"
@@ -42,7 +43,7 @@ std::string partial_path(const std::string& out_dir, const std::string& deployme
 
 bool result_on_disk(const std::string& out_dir, const std::string& deployment, const std::string& workload) {
   std::string path = result_path(out_dir, deployment, workload);
-  if (!fs::exists(path)) return false;
+  if (!path_exists(path)) return false;
   return bench::load_result(path).is_ok();
 }
 
@@ -150,7 +151,7 @@ class SweepRunner {
           ++summary_.num_skipped;
           continue;
         }
-        if (fs::exists(partial_path(o_.out_dir, d.name, w.name))) {
+        if (path_exists(partial_path(o_.out_dir, d.name, w.name))) {
           existing.push_back(d.name + "/" + w.name + " (unfinished search)");
         }
         todo[i].push_back(&w);
@@ -270,7 +271,7 @@ class SweepRunner {
 
   // The trials of an earlier, unfinished search of this pair (none when they ran on other cards).
   Result<std::vector<Json>> load_replay(const std::string& tag, const std::string& partial, const Json& gpus) {
-    if (!fs::exists(partial)) return std::vector<Json>{};
+    if (!path_exists(partial)) return std::vector<Json>{};
     BATON_ASSIGN_OR_RETURN(auto replay, read_partial_trials(partial));
     // Trials measured on other cards are not this search's: a result mixes no cards.
     const std::string cards = gpu_cards(gpus);

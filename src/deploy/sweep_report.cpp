@@ -8,6 +8,7 @@
 #include "bench/bench_result.h"
 #include "bench/html_report.h"
 #include "bench/workload.h"
+#include "common/files.h"
 #include "deploy/sweep.h"
 
 namespace baton::deploy {
@@ -122,7 +123,7 @@ Result<SweepTable> build_sweep_table(const Experiment& e, const std::string& out
       c.applies = e.runs(d, w);
       const std::string path = result_path(out_dir, d.name, w.name);
       const std::string partial = partial_path(out_dir, d.name, w.name);
-      if (c.applies && fs::exists(path)) {
+      if (c.applies && path_exists(path)) {
         BATON_ASSIGN_OR_RETURN(Json doc, bench::load_result(path));
         c.present = true;
         read_provenance(doc, &c);
@@ -140,7 +141,7 @@ Result<SweepTable> build_sweep_table(const Experiment& e, const std::string& out
         }
         if (docs) (*docs)[wi].push_back(std::move(doc));
       } else if (c.applies) {
-        if (fs::exists(partial)) BATON_RETURN_IF_ERROR(read_partial_cell(partial, &c));
+        if (path_exists(partial)) BATON_RETURN_IF_ERROR(read_partial_cell(partial, &c));
         ++t.num_missing;
       }
       row.cells.push_back(std::move(c));

@@ -4,6 +4,7 @@
 
 #include "backend/backend_factory.h"
 #include "backend/scripted_backend.h"
+#include "common/files.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "engine/tokenizer_detokenizer.h"
@@ -74,7 +75,7 @@ Result<Parts> build_parts(const EngineBuildOptions& flags) {
   bo.gpus = flags.gpus;
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(flags.device, *p.checkpoint, bo));
   std::shared_ptr<const Detokenizer> detok;
-  if (!p.model_dir.empty() && std::filesystem::exists(std::filesystem::path(p.model_dir) / "tokenizer.json")) {
+  if (!p.model_dir.empty() && path_exists(std::filesystem::path(p.model_dir) / "tokenizer.json")) {
     auto tok = Tokenizer::load(p.model_dir);
     if (!tok.is_ok()) return tok.status().with_context("loading the tokenizer of " + p.model_dir);
     p.tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());
