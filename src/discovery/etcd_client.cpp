@@ -1,7 +1,5 @@
 #include "discovery/etcd_client.h"
 
-#include <cstring>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -9,63 +7,6 @@
 #include "http/http_client.h"
 
 namespace baton::discovery {
-
-namespace {
-
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int64_t to_int64(const Json& j) {
-  if (j.is_string()) return std::stoll(j.get<std::string>());  // the gateway sends int64 as strings
-  if (j.is_number()) return j.get<int64_t>();
-  return 0;
-}
-
-Result<KeyValue> parse_kv(const Json& j) {
-  KeyValue kv;
-  BATON_ASSIGN_OR_RETURN(kv.key, base64_decode(j.value("key", "")));
-  BATON_ASSIGN_OR_RETURN(kv.value, base64_decode(j.value("value", "")));
-  if (j.contains("mod_revision")) kv.mod_revision = to_int64(j["mod_revision"]);
-  return kv;
-}
-
-}  // namespace
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t v = uint8_t(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= uint8_t(bytes[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += (i + 1 < bytes.size()) ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-Result<std::string> base64_decode(std::string_view text) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    const char* p = std::strchr(kAlphabet, c);
-    if (c == '\0' || p == nullptr) return invalid_argument("invalid base64 character '{}'", c);
-    acc = (acc << 6) | static_cast<uint32_t>(p - kAlphabet);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 std::string prefix_range_end(const std::string& prefix) {
   std::string end = prefix;
@@ -96,8 +37,7 @@ Result<std::string> EtcdClient::call(const std::string& path, const std::string&
   auto r = http::fetch(u, std::move(req));
   if (!r.is_ok()) return r.status().with_context("etcd " + url_.host_port() + path);
   if (r->status != 200) {
-    auto j = parse_json(r->body, "etcd error");
-    std::string msg = j.is_ok() ? j->value("message", r->body) : r->body;
+    const std::string msg = parse_error_answer(r->body);
     if (msg.find("not found") != std::string::npos) return not_found("etcd {}: {}", path, msg);
     return unavailable("etcd {} answered {}: {}", path, r->status, msg);
   }
@@ -106,17 +46,12 @@ Result<std::string> EtcdClient::call(const std::string& path, const std::string&
 
 Result<int64_t> EtcdClient::grant_lease(int ttl_s) {
   BATON_ASSIGN_OR_RETURN(std::string body, call("/v3/lease/grant", Json{{"TTL", ttl_s}}.dump()));
-  BATON_ASSIGN_OR_RETURN(Json j, parse_json(body, "etcd lease grant"));
-  int64_t id = to_int64(j.value("ID", Json()));
-  if (id == 0) return unavailable("etcd granted no lease: {}", body);
-  return id;
+  return parse_lease_grant(body);
 }
 
 Result<int64_t> EtcdClient::keep_alive(int64_t lease_id) {
   BATON_ASSIGN_OR_RETURN(std::string body, call("/v3/lease/keepalive", Json{{"ID", lease_id}}.dump()));
-  BATON_ASSIGN_OR_RETURN(Json j, parse_json(body, "etcd keepalive"));
-  const Json& result = j.contains("result") ? j["result"] : j;
-  int64_t ttl = to_int64(result.value("TTL", Json(0)));
+  BATON_ASSIGN_OR_RETURN(int64_t ttl, parse_keep_alive(body));
   if (ttl <= 0) return not_found("etcd lease {} has expired", lease_id);
   return ttl;
 }
@@ -141,14 +76,9 @@ Status EtcdClient::remove(const std::string& key) {
 Result<std::vector<KeyValue>> EtcdClient::get_prefix(const std::string& prefix, int64_t* revision) {
   Json req = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_range_end(prefix))}};
   BATON_ASSIGN_OR_RETURN(std::string body, call("/v3/kv/range", req.dump()));
-  BATON_ASSIGN_OR_RETURN(Json j, parse_json(body, "etcd range"));
-  if (revision) *revision = to_int64(j["header"].value("revision", Json(0)));
-  std::vector<KeyValue> out;
-  for (const auto& kv : j.value("kvs", Json::array())) {
-    BATON_ASSIGN_OR_RETURN(KeyValue parsed, parse_kv(kv));
-    out.push_back(std::move(parsed));
-  }
-  return out;
+  BATON_ASSIGN_OR_RETURN(RangeAnswer answer, parse_range(body));
+  if (revision) *revision = answer.revision;
+  return std::move(answer.kvs);
 }
 
 Status EtcdClient::watch_prefix(const std::string& prefix, int64_t start_revision,
@@ -173,6 +103,7 @@ Status EtcdClient::watch_prefix(const std::string& prefix, int64_t start_revisio
     if (status != 200) result = unavailable("etcd watch answered {}", status);
   };
   h.on_data = [&](std::string_view bytes) {
+    if (!result.is_ok()) return;  // a bad message or answer ended the watch
     pending.append(bytes);
     // The gateway sends one JSON object per message, newline-separated.
     size_t nl;
@@ -180,17 +111,13 @@ Status EtcdClient::watch_prefix(const std::string& prefix, int64_t start_revisio
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
       if (line.empty()) continue;
-      auto j = parse_json(line, "etcd watch message");
-      if (!j.is_ok()) continue;
-      const Json& res = j->contains("result") ? (*j)["result"] : *j;
-      for (const auto& ev : res.value("events", Json::array())) {
-        WatchEvent we;
-        we.type = ev.value("type", "PUT") == "DELETE" ? WatchEvent::Type::kDelete : WatchEvent::Type::kPut;
-        auto kv = parse_kv(ev["kv"]);
-        if (!kv.is_ok()) continue;
-        we.kv = std::move(kv).value();
-        on_event(we);
+      auto events = parse_watch_message(line);
+      if (!events.is_ok()) {  // the stream is ended (the timer below cancels it) and the caller re-reads
+        if (result.is_ok()) result = events.status();
+        pending.clear();
+        return;
       }
+      for (const WatchEvent& we : *events) on_event(we);
     }
   };
   h.on_done = [&](const Status& st) {
@@ -204,7 +131,7 @@ Status EtcdClient::watch_prefix(const std::string& prefix, int64_t start_revisio
     timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(poll_s * 1000)));
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      if (stop.load()) {
+      if (stop.load() || !result.is_ok()) {
         handle.cancel();
         return;
       }

@@ -10,21 +10,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "discovery/etcd_messages.h"
 #include "http/url.h"
 
 namespace baton::discovery {
-
-struct KeyValue {
-  std::string key;
-  std::string value;
-  int64_t mod_revision = 0;
-};
-
-struct WatchEvent {
-  enum class Type { kPut, kDelete };
-  Type type = Type::kPut;
-  KeyValue kv;
-};
 
 class EtcdClient {
  public:
@@ -40,8 +29,9 @@ class EtcdClient {
   // Every key starting with `prefix`, and the store revision of the read.
   Result<std::vector<KeyValue>> get_prefix(const std::string& prefix, int64_t* revision = nullptr);
   // Streams events under `prefix` from `start_revision` until `stop` turns
-  // true (checked between events and at least every `poll_s`) or the
-  // connection breaks (returns its error).
+  // true (checked between events and at least every `poll_s`), the
+  // connection breaks, or etcd sends what is no watch message (returns the
+  // error; the caller reads the keys anew).
   Status watch_prefix(const std::string& prefix, int64_t start_revision,
                       const std::function<void(const WatchEvent&)>& on_event, const std::atomic<bool>& stop,
                       double poll_s = 1.0);
@@ -56,8 +46,6 @@ class EtcdClient {
   double timeout_s_;
 };
 
-std::string base64_encode(std::string_view bytes);
-Result<std::string> base64_decode(std::string_view text);
 // The end key of a prefix range (the prefix with its last byte incremented).
 std::string prefix_range_end(const std::string& prefix);
 
