@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
+#include <mutex>
+
 #include "kv_transfer/host_copy.h"
 
 namespace baton {
@@ -24,10 +28,47 @@ class LocalLink : public PeerLink {
   size_t block_bytes_;
 };
 
+// The regions this process's LocalTransports serve, base -> (bytes, how
+// many transports registered it). A
+// descriptor's base and block count come from the peer: a link reads only a
+// region registered here, and only within it (an address a peer made up
+// would otherwise be read as KV). One table for the process, as "local"
+// means one process.
+std::mutex& served_mu() {
+  static std::mutex mu;
+  return mu;
+}
+struct ServedRegion {
+  size_t bytes = 0;
+  int registrations = 0;
+};
+std::map<uintptr_t, ServedRegion>& served_regions() {
+  static std::map<uintptr_t, ServedRegion> regions;
+  return regions;
+}
+
+void unserve(uintptr_t base) {
+  auto it = served_regions().find(base);
+  if (it != served_regions().end() && --it->second.registrations == 0) served_regions().erase(it);
+}
+
 }  // namespace
+
+LocalTransport::~LocalTransport() {
+  if (!registered_) return;
+  std::lock_guard<std::mutex> lock(served_mu());
+  unserve(reinterpret_cast<uintptr_t>(local_.base));
+}
 
 Status LocalTransport::register_local(const KvRegionDesc& region, PeerDescriptor& desc) {
   BATON_RETURN_IF_ERROR(check_region_caps(*this, region));
+  {
+    std::lock_guard<std::mutex> lock(served_mu());
+    if (registered_) unserve(reinterpret_cast<uintptr_t>(local_.base));
+    ServedRegion& served = served_regions()[reinterpret_cast<uintptr_t>(region.base)];
+    served.bytes = std::max(served.bytes, region.total_bytes());
+    ++served.registrations;
+  }
   local_ = region;
   registered_ = true;
   desc.transport_params["pid"] = static_cast<int64_t>(::getpid());
@@ -37,8 +78,8 @@ Status LocalTransport::register_local(const KvRegionDesc& region, PeerDescriptor
 
 Result<std::unique_ptr<PeerLink>> LocalTransport::connect(const PeerDescriptor& remote) {
   if (!registered_) return failed_precondition("local transport: no local KV region registered");
-  const int64_t pid = remote.transport_params.value("pid", int64_t{-1});
-  const uint64_t base = remote.transport_params.value("base", uint64_t{0});
+  BATON_ASSIGN_OR_RETURN(const int64_t pid, transport_param<int64_t>(remote, "pid", -1));
+  BATON_ASSIGN_OR_RETURN(const uint64_t base, transport_param<uint64_t>(remote, "base", 0));
   if (pid != static_cast<int64_t>(::getpid())) {
     return failed_precondition(
         "local transport: peer '{}' runs in process {}, this is process {} (use shm or tcp "
@@ -46,6 +87,18 @@ Result<std::unique_ptr<PeerLink>> LocalTransport::connect(const PeerDescriptor& 
         remote.engine_id, pid, ::getpid());
   }
   if (base == 0) return invalid_argument("local transport: peer '{}' sent no region address", remote.engine_id);
+  {
+    std::lock_guard<std::mutex> lock(served_mu());
+    const auto it = served_regions().find(static_cast<uintptr_t>(base));
+    const uint64_t blocks = static_cast<uint64_t>(std::max<int64_t>(remote.num_blocks, 0));
+    const uint64_t bytes = blocks * remote.block_bytes;
+    const bool overflow = remote.block_bytes != 0 && bytes / remote.block_bytes != blocks;
+    if (it == served_regions().end())
+      return invalid_argument("local transport: peer '{}' names no KV region this process serves", remote.engine_id);
+    if (overflow || bytes > it->second.bytes)
+      return invalid_argument("local transport: peer '{}' names {} blocks of {} bytes in a region of {} bytes",
+                              remote.engine_id, remote.num_blocks, remote.block_bytes, it->second.bytes);
+  }
   return std::unique_ptr<PeerLink>(std::make_unique<LocalLink>(
       local_, reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(base)), static_cast<size_t>(remote.block_bytes)));
 }

@@ -52,6 +52,16 @@ struct PeerDescriptor {
   static Result<PeerDescriptor> from_json(const Json& j);
 };
 
+// A field of a peer's transport_params, typed: `fallback` when absent or
+// null, an error naming the peer and the field when it has another type (a
+// peer's descriptor is input: its fields must not throw).
+template <typename T>
+Result<T> transport_param(const PeerDescriptor& d, const char* key, T fallback) {
+  auto v = json_get<T>(d.transport_params, key, std::move(fallback));
+  if (!v.is_ok()) return v.status().with_context("peer '" + d.engine_id + "' transport_params");
+  return v;
+}
+
 // "model M, F32 LAYOUT, 2 layers x 2 KV heads x 16, block 16, TP=4 (1 KV
 // head per rank, each on 2 ranks)": what a refusal names of each side.
 std::string describe_kv_layout(const PeerDescriptor& d);

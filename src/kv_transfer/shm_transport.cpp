@@ -58,8 +58,8 @@ Status ShmTransport::register_local(const KvRegionDesc& region, PeerDescriptor& 
 
 Result<std::unique_ptr<PeerLink>> ShmTransport::connect(const PeerDescriptor& remote) {
   if (!registered_) return failed_precondition("shm transport: no local KV region registered");
-  const std::string name = remote.transport_params.value("shm_name", std::string());
-  const std::string host = remote.transport_params.value("hostname", std::string());
+  BATON_ASSIGN_OR_RETURN(const std::string name, transport_param<std::string>(remote, "shm_name", ""));
+  BATON_ASSIGN_OR_RETURN(const std::string host, transport_param<std::string>(remote, "hostname", ""));
   if (name.empty()) {
     return failed_precondition(
         "shm transport: peer '{}' has no KV region in shared memory (allocate it with "

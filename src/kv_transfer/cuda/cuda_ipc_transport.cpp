@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -94,15 +95,10 @@ class CudaIpcLink : public PeerLink {
   cudaStream_t stream_;
 };
 
-}  // namespace
-
-Status CudaIpcTransport::register_local(const KvRegionDesc& region, PeerDescriptor& desc) {
-  BATON_RETURN_IF_ERROR(check_region_caps(*this, region));
-  BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(region.device_id), "cudaSetDevice"));
-  // IPC handles name whole allocations: export the allocation holding the
-  // region and send the region's offset within it.
-  // The driver's cuMemGetAddressRange, reached through the runtime so that the
-  // binary does not link libcuda (it must start on machines without a driver).
+// The device allocation holding `ptr`: its base and size, from the driver's
+// cuMemGetAddressRange, reached through the runtime so that the binary does
+// not link libcuda (it must start on machines without a driver).
+Status allocation_of(const void* ptr, CUdeviceptr* alloc_base, size_t* alloc_bytes) {
   using GetAddressRangeFn = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
   void* entry = nullptr;
   cudaDriverEntryPointQueryResult query = cudaDriverEntryPointSymbolNotFound;
@@ -111,12 +107,23 @@ Status CudaIpcTransport::register_local(const KvRegionDesc& region, PeerDescript
       query != cudaDriverEntryPointSuccess || entry == nullptr) {
     return unavailable("cuda_ipc: the CUDA driver does not provide cuMemGetAddressRange");
   }
-  auto get_address_range = reinterpret_cast<GetAddressRangeFn>(entry);
+  if (reinterpret_cast<GetAddressRangeFn>(entry)(alloc_base, alloc_bytes, reinterpret_cast<CUdeviceptr>(ptr)) !=
+      CUDA_SUCCESS) {
+    return invalid_argument("cuda_ipc: {} is not a cudaMalloc'd device pointer", ptr);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status CudaIpcTransport::register_local(const KvRegionDesc& region, PeerDescriptor& desc) {
+  BATON_RETURN_IF_ERROR(check_region_caps(*this, region));
+  BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(region.device_id), "cudaSetDevice"));
+  // IPC handles name whole allocations: export the allocation holding the
+  // region and send the region's offset within it.
   CUdeviceptr alloc_base = 0;
   size_t alloc_bytes = 0;
-  if (get_address_range(&alloc_base, &alloc_bytes, reinterpret_cast<CUdeviceptr>(region.base)) != CUDA_SUCCESS) {
-    return invalid_argument("cuda_ipc: KV base {} is not a cudaMalloc'd device pointer", region.base);
-  }
+  BATON_RETURN_IF_ERROR(allocation_of(region.base, &alloc_base, &alloc_bytes).with_context("the KV base"));
   cudaIpcMemHandle_t handle;
   BATON_RETURN_IF_ERROR(
       cuda_status(cudaIpcGetMemHandle(&handle, reinterpret_cast<void*>(alloc_base)), "cudaIpcGetMemHandle"));
@@ -138,19 +145,20 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
   if (remote.memory != MemoryKind::kDevice) {
     return failed_precondition("cuda_ipc: peer '{}' KV is not in device memory", remote.engine_id);
   }
-  const std::string host = remote.transport_params.value("hostname", std::string());
+  BATON_ASSIGN_OR_RETURN(const std::string host, transport_param<std::string>(remote, "hostname", ""));
   if (!host.empty() && host != this_hostname()) {
     return failed_precondition("cuda_ipc: peer '{}' is on host '{}', this is '{}' (use tcp)", remote.engine_id, host,
                                this_hostname());
   }
   cudaIpcMemHandle_t handle;
-  BATON_RETURN_IF_ERROR(from_hex(remote.transport_params.value("ipc_handle", std::string()), &handle, sizeof(handle))
+  BATON_ASSIGN_OR_RETURN(const std::string handle_hex, transport_param<std::string>(remote, "ipc_handle", ""));
+  BATON_RETURN_IF_ERROR(from_hex(handle_hex, &handle, sizeof(handle))
                             .with_context("cuda_ipc: peer '" + remote.engine_id + "' ipc_handle"));
-  const uint64_t offset = remote.transport_params.value("offset_bytes", uint64_t{0});
+  BATON_ASSIGN_OR_RETURN(const uint64_t offset, transport_param<uint64_t>(remote, "offset_bytes", 0));
   BATON_RETURN_IF_ERROR(cuda_status(cudaSetDevice(local_.device_id), "cudaSetDevice"));
   // Device ordinals differ between processes (CUDA_VISIBLE_DEVICES): find the
   // peer's GPU here by its PCI bus id.
-  const std::string bus_id = remote.transport_params.value("pci_bus_id", std::string());
+  BATON_ASSIGN_OR_RETURN(const std::string bus_id, transport_param<std::string>(remote, "pci_bus_id", ""));
   int remote_device = -1;
   if (cudaDeviceGetByPCIBusId(&remote_device, bus_id.c_str()) != cudaSuccess) {
     cudaGetLastError();
@@ -175,6 +183,26 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
   void* mapped = nullptr;
   BATON_RETURN_IF_ERROR(cuda_status(cudaIpcOpenMemHandle(&mapped, handle, cudaIpcMemLazyEnablePeerAccess),
                                     "cudaIpcOpenMemHandle (the peer must be another process on this host)"));
+  // The offset and the blocks come from the peer: the region they name must
+  // lie inside the allocation the handle opened, or a read would fault the
+  // device (and with it every later CUDA call of this process).
+  CUdeviceptr mapped_base = 0;
+  size_t mapped_bytes = 0;
+  if (allocation_of(mapped, &mapped_base, &mapped_bytes).is_ok()) {
+    const uint64_t blocks = static_cast<uint64_t>(std::max<int64_t>(remote.num_blocks, 0));
+    const uint64_t region_bytes = blocks * remote.block_bytes;
+    const bool overflow = remote.block_bytes != 0 && region_bytes / remote.block_bytes != blocks;
+    if (overflow || offset > mapped_bytes || region_bytes > mapped_bytes - offset) {
+      cudaIpcCloseMemHandle(mapped);
+      return invalid_argument(
+          "cuda_ipc: peer '{}' names {} blocks of {} bytes at offset {} of an allocation of {} bytes", remote.engine_id,
+          remote.num_blocks, remote.block_bytes, offset, mapped_bytes);
+    }
+  } else {
+    cudaGetLastError();
+    BATON_LOG_WARN("cuda_ipc: the size of peer '{}' KV allocation is unknown here; its region is not checked",
+                   remote.engine_id);
+  }
   cudaStream_t stream = nullptr;
   Status st = cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (!st.is_ok()) {
