@@ -240,7 +240,8 @@ std::string format_run(const RunReport& r) {
 
 Result<Json> load_result(const std::string& path) {
   BATON_ASSIGN_OR_RETURN(auto doc, read_json_file(path));
-  if (!doc.is_object() || doc.value("format", "") != kResultFormat) {
+  const auto format = doc.is_object() ? doc.find("format") : doc.end();
+  if (!doc.is_object() || format == doc.end() || !format->is_string() || *format != kResultFormat) {
     return invalid_argument("'{}' is not a baton bench result (format '{}' expected)", path, kResultFormat);
   }
   if (!doc.contains("label") || !doc["label"].is_string() || !doc.contains("runs") || !doc["runs"].is_array()) {

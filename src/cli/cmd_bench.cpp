@@ -335,6 +335,8 @@ int run_bench(BenchArgs a, bool rate_given) {
   return 0;
 }
 
+int write_comparison(const BenchArgs& a, const std::vector<Json>& docs);
+
 int run_compare(const BenchArgs& a) {
   std::vector<Json> docs;
   for (const auto& f : a.compare_files) {
@@ -345,6 +347,21 @@ int run_compare(const BenchArgs& a) {
     }
     docs.push_back(std::move(*d));
   }
+  // The files are input: one whose fields the comparison reads have other
+  // types, or are missing, is an error naming the files, not an abort.
+  try {
+    return write_comparison(a, docs);
+  } catch (const Json::exception& e) {
+    std::string files;
+    for (const auto& f : a.compare_files) files += (files.empty() ? "" : ", ") + f;
+    std::cerr << "error: the results (" << files
+              << ") lack fields a comparison reads, or have them with other types: " << e.what()
+              << " (were they written by this version's `baton bench --out`?)\n";
+    return 1;
+  }
+}
+
+int write_comparison(const BenchArgs& a, const std::vector<Json>& docs) {
   auto rows = compare_results(docs, a.baseline);
   if (!rows) {
     std::cerr << "error: " << rows.status().to_string() << "\n";
