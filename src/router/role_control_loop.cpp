@@ -117,9 +117,14 @@ std::pair<std::string, std::string> RoleControlLoop::switch_instance(const RoleM
     if (!got.is_ok() || got->status != 200) continue;  // look again: one lost answer is no verdict
     Json j = Json::parse(got->body, nullptr, false);
     if (j.is_discarded() || !j.contains("switch") || !j["switch"].is_object()) continue;
-    const std::string state = j["switch"].value("state", "");
-    if (state == "done") return {"done", ""};
-    if (state == "failed") return {"failed", j["switch"].value("error", "")};
+    // An instance's answer is input: fields of other types count as no answer (look again).
+    const auto state = json_get<std::string>(j["switch"], "state", "");
+    if (!state.is_ok()) continue;
+    if (*state == "done") return {"done", ""};
+    if (*state == "failed") {
+      const auto error = json_get<std::string>(j["switch"], "error", "");
+      return {"failed", error.is_ok() ? *error : "(an error that is no string)"};
+    }
   }
   return {"lost", fmt::format("no verdict within {} s", drain_timeout_s + kGraceS)};
 }

@@ -28,8 +28,10 @@ using baton::testing::wait_until;
 // An instance reduced to what role control reads and calls.
 class ScriptedInstance {
  public:
-  ScriptedInstance(std::string role, int num_waiting, int num_running, bool drain_fails = false)
-      : role_(std::move(role)), drain_fails_(drain_fails) {
+  // garbled_polls: that many reads of a switch's progress are answered with
+  // fields of other types ("state": 7) before the real answer.
+  ScriptedInstance(std::string role, int num_waiting, int num_running, bool drain_fails = false, int garbled_polls = 0)
+      : role_(std::move(role)), drain_fails_(drain_fails), garbled_polls_(garbled_polls) {
     load_.num_waiting = num_waiting;
     load_.num_running = num_running;
     HttpServerOptions opts;
@@ -48,6 +50,10 @@ class ScriptedInstance {
   std::vector<std::string> switch_bodies() {
     std::lock_guard<std::mutex> lock(mu_);
     return switch_bodies_;
+  }
+  int garbled_polls_left() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return garbled_polls_;
   }
 
  private:
@@ -83,6 +89,10 @@ class ScriptedInstance {
     }
     Json status = {{"role", role_}};
     if (!state_.empty()) status["switch"] = {{"from", from_}, {"state", state_}, {"error", "the drain timed out"}};
+    if (!state_.empty() && req.method == "GET" && garbled_polls_ > 0) {
+      --garbled_polls_;
+      status["switch"] = {{"from", 1}, {"state", 7}, {"error", Json::array({1})}};
+    }
     r.body = status.dump();
     ex->reply(std::move(r));
   }
@@ -90,6 +100,7 @@ class ScriptedInstance {
   std::mutex mu_;
   std::string role_, from_, state_;
   const bool drain_fails_;
+  int garbled_polls_;
   KvLoad load_;
   std::vector<std::string> switch_bodies_;
   std::unique_ptr<HttpServer> server_;
@@ -174,6 +185,22 @@ TEST(RoleControlLoopTest, AFailedDrainLeavesTheInstanceInItsOldRole) {
   EXPECT_TRUE(r.pool.find(p2.url(), PoolRole::kPrefill));
   EXPECT_FALSE(r.pool.find(p2.url(), PoolRole::kDecode));
   EXPECT_EQ(switches(r.metrics, "done"), 0);
+}
+
+// An instance whose progress answers have fields of other types: role
+// control looks again (those answers threw out of its thread before) and
+// takes the verdict once one reads right.
+TEST(RoleControlLoopTest, AGarbledProgressAnswerIsLookedAtAgain) {
+  ScriptedInstance p("prefill", 0, 1), p2("prefill", 0, 0, /*drain_fails=*/true, /*garbled_polls=*/3),
+      d("decode", 12, 3);
+  Router r;
+  r.pool.add(p.url(), PoolRole::kPrefill);
+  r.pool.add(p2.url(), PoolRole::kPrefill);
+  r.pool.add(d.url(), PoolRole::kDecode);
+  r.start();
+  ASSERT_TRUE(wait_until([&] { return switches(r.metrics, "failed") == 1; }, 10.0));
+  EXPECT_EQ(p2.garbled_polls_left(), 0);
+  EXPECT_EQ(p2.role(), "prefill");
 }
 
 // Outside role control (an operator's POST /v1/admin/role): the health
