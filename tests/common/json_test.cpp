@@ -58,5 +58,34 @@ TEST(DumpJson, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_TRUE(parse_json(text).is_ok());
 }
 
+// Typed fields check a number against the type before converting it:
+// nlohmann's get<int>() of 1e300 is undefined behaviour (UBSan aborts on it),
+// and of 4294967297 it is 1. A peer's descriptor or a profile sends these.
+TEST(JsonGet, NumbersOutOfTheTypesRangeAreErrors) {
+  const Json j = parse_json(R"({"big": 1e300, "wide": 4294967297, "neg": -5, "frac": 2.5, "whole": 7.0,
+                                "u64": 18446744073709551615, "min": -2147483648, "tiny": -1e-300})")
+                     .value();
+  EXPECT_NE(json_get<int>(j, "big", 0).status().message().find("field 'big' must be an integer in range"),
+            std::string::npos);
+  EXPECT_NE(json_get<int>(j, "wide", 0).status().message().find("field 'wide' (4294967297) is out of range"),
+            std::string::npos);
+  EXPECT_EQ(json_get<int64_t>(j, "wide", 0).value(), 4294967297);
+  EXPECT_FALSE(json_get<uint32_t>(j, "neg", 0).is_ok());
+  EXPECT_EQ(json_get<int>(j, "neg", 0).value(), -5);
+  EXPECT_FALSE(json_get<int>(j, "frac", 0).is_ok());
+  EXPECT_EQ(json_get<int>(j, "whole", 0).value(), 7);
+  EXPECT_FALSE(json_get<int64_t>(j, "u64", 0).is_ok());
+  EXPECT_EQ(json_get<uint64_t>(j, "u64", 0).value(), 18446744073709551615u);
+  EXPECT_EQ(json_get<int>(j, "min", 0).value(), -2147483648);
+  EXPECT_FALSE(json_get<int16_t>(j, "min", 0).is_ok());
+  EXPECT_FALSE(json_get<float>(j, "big", 0.0f).is_ok());
+  EXPECT_DOUBLE_EQ(json_get<double>(j, "big", 0.0).value(), 1e300);
+  EXPECT_EQ(json_get<float>(j, "tiny", 1.0f).value(), -0.0f);
+  EXPECT_EQ(json_get<int>(j, "absent", 3).value(), 3);
+  EXPECT_FALSE(json_require<int>(j, "big").is_ok());
+  EXPECT_FALSE(json_get<bool>(j, "neg", false).is_ok());
+  EXPECT_FALSE(json_get<std::string>(j, "neg", "").is_ok());
+}
+
 }  // namespace
 }  // namespace baton
