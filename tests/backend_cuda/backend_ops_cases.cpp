@@ -219,9 +219,16 @@ void add_moe_ops(std::vector<OpCase>& c) {
         for (bool gated : {false, true}) c.push_back(grouped_gemm_wgmma_case(s, tile_n, gather, gated));
   c.push_back(grouped_gemm_wgmma_case({1024, 64, 8, 1024, 384}, 256, true, true));
   // Decode's small batches through the skinny expert kernels: one token, up to
-  // 8 rows of one expert, Qwen3-30B-A3B's widths.
-  for (const MoeShape& s : std::vector<MoeShape>{
-           {1, 8, 2, 64, 32}, {5, 60, 4, 128, 32}, {8, 8, 2, 256, 96}, {3, 16, 4, 72, 40}, {1, 128, 8, 2048, 768}})
+  // 8 rows of one expert, Qwen3-30B-A3B's widths; every kernel form (up to 1,
+  // 2, 4 and 8 rows an expert: 1, 2, 3-4 and 5-8 tokens).
+  for (const MoeShape& s : std::vector<MoeShape>{{1, 8, 2, 64, 32},
+                                                 {5, 60, 4, 128, 32},
+                                                 {8, 8, 2, 256, 96},
+                                                 {3, 16, 4, 72, 40},
+                                                 {1, 128, 8, 2048, 768},
+                                                 {2, 128, 8, 2048, 768},
+                                                 {2, 4, 4, 64, 32},
+                                                 {4, 8, 4, 128, 64}})
     c.push_back(moe_skinny_case(s));
 }
 

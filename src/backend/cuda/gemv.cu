@@ -1,5 +1,7 @@
 // Skinny GEMMs with bf16 weights (decode at small batch): the kernel of gemv.cuh,
 // dense and over MoE experts.
+#include <type_traits>
+
 #include "backend/cuda/gemv.cuh"
 
 namespace baton::cuda {
@@ -24,7 +26,30 @@ __device__ __forceinline__ void expert_rows(const bf16* a, const int32_t* a_rows
                                                skinny::Weight{w}, y_rows, n, k);
 }
 
-template <bool kGated>
+// f(std::integral_constant<int, M>) for M = rows, 1 <= rows <= kMaxM: one
+// instance of f's body per row count, and only up to kMaxM, so a kernel for
+// few tokens is compiled for few rows (its registers, so its occupancy, are
+// those of its largest case).
+template <int kMaxM, typename F>
+__device__ __forceinline__ void with_row_count(int rows, F&& f) {
+  if constexpr (kMaxM > 1) {
+    if (rows < kMaxM) {
+      with_row_count<kMaxM - 1>(rows, f);
+      return;
+    }
+  }
+  f(std::integral_constant<int, kMaxM>{});
+}
+
+// The largest row count an expert has at num_tokens tokens (each token picks
+// distinct experts, so at most num_tokens), rounded up to the kernels' 1, 2,
+// 4 or 8.
+int max_rows_bucket(int num_tokens) { return num_tokens <= 1 ? 1 : num_tokens <= 2 ? 2 : num_tokens <= 4 ? 4 : 8; }
+
+// kMaxM: the most rows an expert has in this launch (max_rows_bucket). At one
+// token every expert has one row, and the one-row kernel holds about 52
+// registers a thread against the eight-row one's 128: 4 blocks an SM, not 2.
+template <bool kGated, int kMaxM>
 __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
     moe_skinny_kernel(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* topk_ids,
                       const int32_t* sorted_slots, const int32_t* offsets, int expert_begin, int num_experts, int n,
@@ -35,16 +60,18 @@ __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
   const int e = topk_ids[sorted_slots[p]] - expert_begin;
   if (offsets[e] != p) return;  // not the first row of its expert
   const bf16* we = w + static_cast<int64_t>(e) * (kGated ? 2 : 1) * n * k;
-  switch (offsets[e + 1] - p) {
-    case 1: expert_rows<1, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    case 2: expert_rows<2, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    case 3: expert_rows<3, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    case 4: expert_rows<4, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    case 5: expert_rows<5, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    case 6: expert_rows<6, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    case 7: expert_rows<7, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-    default: expert_rows<8, kGated>(a, a_rows, a_row_div, we, p, n, k, c); break;
-  }
+  with_row_count<kMaxM>(offsets[e + 1] - p, [&](auto rows) {
+    expert_rows<decltype(rows)::value, kGated>(a, a_rows, a_row_div, we, p, n, k, c);
+  });
+}
+
+template <int kMaxM>
+void launch_moe_skinny_rows(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream) {
+  const dim3 grid(skinny::blocks_for(p.n, p.gated), r.num_rows);
+  const dim3 block(32 * skinny::kWarpsPerBlock);
+  auto kernel = p.gated ? moe_skinny_kernel<true, kMaxM> : moe_skinny_kernel<false, kMaxM>;
+  launch_pdl(kernel, grid, block, 0, stream, p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,
+             r.expert_begin, r.num_experts, p.n, p.k, p.c);
 }
 
 }  // namespace
@@ -91,11 +118,12 @@ bool moe_skinny_supports(int num_tokens, int k) { return num_tokens >= 1 && num_
 void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream) {
   if (r.num_rows == 0) return;
   BATON_CHECK(moe_skinny_supports(r.num_tokens, p.k), "moe skinny: {} tokens, k {}", r.num_tokens, p.k);
-  const dim3 grid(skinny::blocks_for(p.n, p.gated), r.num_rows);
-  const dim3 block(32 * skinny::kWarpsPerBlock);
-  auto kernel = p.gated ? moe_skinny_kernel<true> : moe_skinny_kernel<false>;
-  launch_pdl(kernel, grid, block, 0, stream, p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,
-             r.expert_begin, r.num_experts, p.n, p.k, p.c);
+  switch (max_rows_bucket(r.num_tokens)) {
+    case 1: launch_moe_skinny_rows<1>(r, p, stream); break;
+    case 2: launch_moe_skinny_rows<2>(r, p, stream); break;
+    case 4: launch_moe_skinny_rows<4>(r, p, stream); break;
+    default: launch_moe_skinny_rows<8>(r, p, stream); break;
+  }
   BATON_LAUNCH_CHECK();
 }
 
