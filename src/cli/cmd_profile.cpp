@@ -25,6 +25,7 @@ struct Args {
   bool quick = false;
   int decode_context = 1024;
   std::vector<int> decode_batches = {1, 8, 32, 64, 128, 256};
+  std::vector<int> kernel_cost_batches;
   std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
   double gpu_memory_utilization = 0.95;
   int tensor_parallel_size = 1;
@@ -86,6 +87,11 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--decode-batches", args->decode_batches, "decode batch sizes")
       ->delimiter(',')
       ->check(CLI::Range(1, 4096));
+  sub.add_option("--kernel-costs", args->kernel_cost_batches,
+                 "decode batches (of --decode-batches) whose step is also timed kernel by kernel inside its CUDA "
+                 "graph: each kernel's launches replaced by an empty wait, the saving is its in-step cost")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
   sub.add_option("--prefill-tokens", args->prefill_tokens, "prefill lengths")
       ->delimiter(',')
       ->check(CLI::Range(1, 1 << 20));
@@ -115,6 +121,7 @@ baton::cli::RunFn setup(CLI::App& sub) {
     o.gpu_memory_utilization = args->gpu_memory_utilization;
     o.decode_context = args->decode_context;
     o.decode_batches = args->decode_batches;
+    o.kernel_cost_batches = args->kernel_cost_batches;
     o.prefill_tokens = args->prefill_tokens;
     o.tensor_parallel_size = args->tensor_parallel_size;
     o.enable_expert_parallel = args->enable_expert_parallel;

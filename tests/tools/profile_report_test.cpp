@@ -133,6 +133,22 @@ TEST(ProfileReportTest, MarkdownCarriesTheRunTheTargetsAndEveryRow) {
   EXPECT_NE(md.find("## qwen3-235b-a22b\n\nNot measured: out of memory"), std::string::npos);
 }
 
+TEST(ProfileReportTest, MarkdownListsEachKernelsInStepCost) {
+  Json r = report();
+  Json& row = r["models"][0]["decode"][0];
+  row["graph_ms"] = 4.0;
+  row["kernels"] = Json::array(
+      {Json{{"name", "skinny::kernel<false, 1, __nv_bfloat16, true>"},
+            {"launches", 32},
+            {"without_ms", 3.2},
+            {"cost_us", 800.0}},
+       Json{{"name", "attn_combine_kernel"}, {"launches", 32}, {"without_ms", 3.9}, {"cost_us", 100.0}}});
+  const std::string md = markdown(r);
+  EXPECT_NE(md.find("Batch 1, kernel by kernel inside the step's graph (4.000 ms a replay"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `skinny::kernel<false, 1, __nv_bfloat16, true>` | 32 | 800.0 | 20.0% |"), std::string::npos);
+  EXPECT_NE(md.find("| `attn_combine_kernel` | 32 | 100.0 | 2.5% |"), std::string::npos);
+}
+
 TEST(ProfileReportTest, MarkdownOfARunWithoutTargetsOrTimings) {
   Json r = report();
   r.erase("measured_at");

@@ -43,7 +43,7 @@ int pow2_at_least(int n, int lo) {
 
 CudaBackend::~CudaBackend() {
   if (stream_) cudaSetDevice(options_.device_id);  // the rank's device, from whichever thread ends it
-  for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
+  clear_graphs();
   if (input_host_) cudaFreeHost(input_host_);
   if (output_host_) cudaFreeHost(output_host_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -233,9 +233,21 @@ Status CudaBackend::init_kv_cache(int num_blocks, int block_size) {
                               layout_.total_bytes() / 1073741824.0, st.message());
   BATON_CUDA_RETURN(cudaMemsetAsync(kv_.get(), 0, kv_.bytes(), stream_));
   BATON_CUDA_RETURN(cudaStreamSynchronize(stream_));
-  for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g);
-  graphs_.clear();
+  clear_graphs();
   return Status::ok();
+}
+
+void CudaBackend::clear_graphs() {
+  for (auto& [key, g] : graphs_) {
+    cudaGraphExecDestroy(g.exec);
+    cudaGraphDestroy(g.graph);
+  }
+  graphs_.clear();
+}
+
+cudaGraph_t CudaBackend::decode_graph(int num_seqs, int max_blocks_per_seq) const {
+  auto it = graphs_.find({batch_bucket(num_seqs), pow2_at_least(max_blocks_per_seq, 16)});
+  return it == graphs_.end() ? nullptr : it->second.graph;
 }
 
 KvMemory CudaBackend::kv_memory() {
@@ -255,8 +267,7 @@ Status CudaBackend::ensure_input_capacity(size_t bytes) {
   BATON_CUDA_RETURN(cudaHostAlloc(&input_host_, cap, cudaHostAllocDefault));
   BATON_RETURN_IF_ERROR(input_dev_.allocate(cap));
   input_capacity_ = cap;
-  for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);  // they point at the old buffer
-  graphs_.clear();
+  clear_graphs();  // they point at the old buffer
   return Status::ok();
 }
 
@@ -470,11 +481,11 @@ Status CudaBackend::launch(const StepInput& in) {
         BATON_CUDA_RETURN(cudaStreamEndCapture(stream_, &graph));
         cudaGraphExec_t exec;
         cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
-        cudaGraphDestroy(graph);
+        if (err != cudaSuccess) cudaGraphDestroy(graph);
         BATON_CUDA_RETURN(err);
-        it = graphs_.emplace(key, exec).first;
+        it = graphs_.emplace(key, DecodeGraph{graph, exec}).first;
       }
-      BATON_CUDA_RETURN(cudaGraphLaunch(it->second, stream_));
+      BATON_CUDA_RETURN(cudaGraphLaunch(it->second.exec, stream_));
       return queue_readback(in, l, std::move(sample_of_row));
     }
   }

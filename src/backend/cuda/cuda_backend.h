@@ -100,6 +100,11 @@ class CudaBackend final : public Backend {
   size_t weight_bytes() const { return weights_.num_bytes(); }
   double weight_load_gbps() const { return load_gbps_; }
   int num_graphs() const { return static_cast<int>(graphs_.size()); }
+  // The captured graph a decode step of num_seqs sequences of at most
+  // max_blocks_per_seq blocks replays, or null before its first such step
+  // (or without CUDA graphs): the profiler times copies of it with kernels
+  // left out (tools/gpu_profile/step_kernels.h). Owned by the backend.
+  cudaGraph_t decode_graph(int num_seqs, int max_blocks_per_seq) const;
   cudaStream_t stream() const { return stream_; }
   int device_id() const { return options_.device_id; }
 
@@ -233,7 +238,14 @@ class CudaBackend final : public Backend {
   void* output_host_ = nullptr;  // tokens, logprobs, top ids, top logprobs
   std::vector<float> host_logits_;
 
-  std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;  // (batch bucket, mbps bucket)
+  // A decode step's captured graph, kept beside its instance for the
+  // profiler (decode_graph).
+  struct DecodeGraph {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+  };
+  void clear_graphs();
+  std::map<std::pair<int, int>, DecodeGraph> graphs_;  // (batch bucket, mbps bucket)
 };
 
 // The factory hook (backend_factory.h): "cuda"; tensor_parallel_size > 1

@@ -300,6 +300,10 @@ void launch_fill_const(bf16* x, int64_t n, float value, cudaStream_t stream);
 // Holds `stream` until the host sets *flag (mapped pinned memory) or 2 s pass:
 // the profiler queues a whole step behind it to time the GPU's part alone.
 void launch_hold_stream(const int* flag, cudaStream_t stream);
+// A kernel without parameters that only waits for the kernel before it
+// (griddepcontrol.wait): the profiler puts it in a captured step's graph in
+// place of the kernels it leaves out, keeping the graph's dependencies.
+const void* wait_only_kernel_symbol();
 // fp32/fp16 -> bf16 on the device (weights staged in their stored dtype).
 void launch_convert_to_bf16(const void* src, int src_dtype /*0 f32, 1 f16, 2 bf16*/, bf16* dst, int64_t n,
                             cudaStream_t stream);

@@ -292,7 +292,13 @@ __global__ void hold_stream_kernel(const volatile int* flag, uint64_t timeout_ns
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < timeout_ns);
 }
+
+// Waits for the kernel before it, as every programmatically launched kernel
+// does first, and does nothing else.
+__global__ void wait_only_kernel() { pdl_wait(); }
 }  // namespace
+
+const void* wait_only_kernel_symbol() { return reinterpret_cast<const void*>(&wait_only_kernel); }
 
 void launch_hold_stream(const int* flag, cudaStream_t stream) {
   hold_stream_kernel<<<1, 1, 0, stream>>>(flag, 2'000'000'000ull);

@@ -23,6 +23,7 @@
 #include "tools/gpu_profile/profile_report.h"
 #include "tools/gpu_profile/step_anatomy.h"
 #include "tools/gpu_profile/step_builder.h"
+#include "tools/gpu_profile/step_kernels.h"
 #include "tools/gpu_profile/tp_profile.h"
 
 namespace baton::cuda {
@@ -392,6 +393,25 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
             an->wall_ms);
       } else {
         fmt::print("        the GPU alone: not timed ({})\n", an.status().message());
+      }
+      if (std::find(o.kernel_cost_batches.begin(), o.kernel_cost_batches.end(), batch) != o.kernel_cost_batches.end()) {
+        Result<StepKernels> sk = time_step_kernels(*single, make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, 0),
+                                                   o.kernel_cost_rounds);
+        if (sk.is_ok()) {
+          Json kernels = Json::array();
+          for (const KernelCost& k : sk->kernels)
+            kernels.push_back(
+                {{"name", k.name}, {"launches", k.launches}, {"without_ms", k.without_ms}, {"cost_us", k.cost_us}});
+          row["graph_ms"] = sk->graph_ms;
+          row["kernels"] = kernels;
+          fmt::print("        in the graph ({:.3f} ms, {} kernel launches), each kernel's in-step cost:\n",
+                     sk->graph_ms, sk->kernel_nodes);
+          for (const KernelCost& k : sk->kernels)
+            fmt::print("          {:8.1f} us  x{:<4} {}\n", k.cost_us, k.launches, k.name);
+        } else {
+          row["kernels_error"] = sk.status().to_string();
+          fmt::print("        kernel costs: not timed ({})\n", sk.status().to_string());
+        }
       }
     }
     std::fflush(stdout);

@@ -22,6 +22,10 @@ struct ProfileOptions {
   int decode_context = 1024;
   std::vector<int> prefill_tokens = {512, 2048, 8192, 16384};
   std::vector<MixedStep> mixed_steps;  // none unless asked (--mixed-steps)
+  // Decode batches whose step is also timed kernel by kernel inside its
+  // graph (step_kernels.h); none unless asked (--kernel-costs).
+  std::vector<int> kernel_cost_batches;
+  int kernel_cost_rounds = 5;
   int decode_iters = 30;
   int prefill_iters = 5;
   double gpu_memory_utilization = 0.95;

@@ -1,7 +1,7 @@
 // baton_gpu_profile: the GPU benchmark as a small standalone binary (the same
 // code as `baton profile`), easy to carry to a GPU host.
 //   baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick]
-//                     [--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b]
+//                     [--decode-context N] [--decode-batches a,b] [--kernel-costs a,b] [--prefill-tokens a,b]
 //                     [--mixed-steps B:CTX:N:C,...]  (B decodes at CTX tokens + a chunk of N after C)
 #include <cstdio>
 #include <cstdlib>
@@ -85,13 +85,16 @@ int main(int argc, char** argv) {
       o.enable_expert_parallel = true;
     } else if (a == "--gpus") {
       o.gpus = split_ints(next());
+    } else if (a == "--kernel-costs") {
+      o.kernel_cost_batches = split_ints(next());
     } else if (a == "--quick") {
       o.decode_iters = 5;
       o.prefill_iters = 2;
     } else {
       std::fprintf(stderr,
                    "unknown argument %s\nusage: baton_gpu_profile [--json PATH] [--md PATH] [--models a,b] [--quick] "
-                   "[--decode-context N] [--decode-batches a,b] [--prefill-tokens a,b] [--mixed-steps B:CTX:N:C,...] "
+                   "[--decode-context N] [--decode-batches a,b] [--kernel-costs a,b] [--prefill-tokens a,b] "
+                   "[--mixed-steps B:CTX:N:C,...] "
                    "[--tensor-parallel-size N] "
                    "[--enable-expert-parallel] [--gpus a,b]\n",
                    a.c_str());

@@ -137,6 +137,18 @@ std::string markdown(const Json& r) {
                        d["achieved_gbps"].get<double>(), 100 * d["bandwidth_utilization"].get<double>(),
                        100 * d["flop_utilization"].get<double>(), optional(d, "attention_us_per_layer", "{:.1f}"));
     }
+    for (const Json& d : m["decode"]) {
+      if (!d.contains("kernels")) continue;
+      s += fmt::format(
+          "\nBatch {}, kernel by kernel inside the step's graph ({:.3f} ms a replay, the GPU alone): each kernel's "
+          "launches replaced by an empty wait for the kernel before, the time saved is its in-step cost.\n\n"
+          "| kernel | launches a step | in-step cost, us | share of the replay |\n|---|---|---|---|\n",
+          d["batch"].get<int>(), d["graph_ms"].get<double>());
+      const double graph_us = d["graph_ms"].get<double>() * 1e3;
+      for (const Json& k : d["kernels"])
+        s += fmt::format("| `{}` | {} | {:.1f} | {:.1f}% |\n", k["name"].get<std::string>(), k["launches"].get<int>(),
+                         k["cost_us"].get<double>(), graph_us > 0 ? 100 * k["cost_us"].get<double>() / graph_us : 0.0);
+    }
     s += "\nPrefill (one sequence; FLOPs = linear + causal attention):\n\n";
     s += "| tokens | ms | tokens/s | TFLOP/s | FLOP util | of the GEMM rate right after |\n|---|---|---|---|---|---|\n";
     for (const Json& p : m["prefill"]) {
