@@ -86,9 +86,10 @@ baton::cli::RunFn setup(CLI::App& sub) {
   sub.add_option("--head-dim", o->head_dim, "Head dimension")->check(CLI::Range(1, 4096));
   sub.add_option("--block-size", o->block_size, "Tokens per KV block")->check(CLI::Range(1, 4096));
   sub.add_option("--dtype", o->dtype, "KV dtype: bf16, f16, f32, fp8 (--kv-cache-dtype fp8's e4m3: half bf16's bytes)");
-  sub.add_option("--device", o->device,
-                 "cpu (host KV: local, shm, tcp, ucx) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs, tcp "
-                 "staged through pinned host memory, ucx, on 2 GPUs or one)")
+  sub.add_option(
+         "--device", o->device,
+         "cpu (host KV: local, shm, tcp, ucx) or cuda (GPU KV on both ends: cuda_ipc between 2 GPUs or within one, tcp "
+         "staged through pinned host memory, ucx, on 2 GPUs or one)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_flag("--checksum", o->cpu.checksum_every_read,
                "Verify xxHash64 per block on every timed read (the warm-up always does)");

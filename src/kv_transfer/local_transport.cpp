@@ -90,14 +90,9 @@ Result<std::unique_ptr<PeerLink>> LocalTransport::connect(const PeerDescriptor& 
   {
     std::lock_guard<std::mutex> lock(served_mu());
     const auto it = served_regions().find(static_cast<uintptr_t>(base));
-    const uint64_t blocks = static_cast<uint64_t>(std::max<int64_t>(remote.num_blocks, 0));
-    const uint64_t bytes = blocks * remote.block_bytes;
-    const bool overflow = remote.block_bytes != 0 && bytes / remote.block_bytes != blocks;
     if (it == served_regions().end())
       return invalid_argument("local transport: peer '{}' names no KV region this process serves", remote.engine_id);
-    if (overflow || bytes > it->second.bytes)
-      return invalid_argument("local transport: peer '{}' names {} blocks of {} bytes in a region of {} bytes",
-                              remote.engine_id, remote.num_blocks, remote.block_bytes, it->second.bytes);
+    BATON_RETURN_IF_ERROR(check_peer_region_within(remote, 0, it->second.bytes, "local transport"));
   }
   return std::unique_ptr<PeerLink>(std::make_unique<LocalLink>(
       local_, reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(base)), static_cast<size_t>(remote.block_bytes)));

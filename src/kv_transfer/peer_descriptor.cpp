@@ -161,6 +161,18 @@ Status field_mismatch(const char* field, const PeerDescriptor& local, const Peer
 
 }  // namespace
 
+Status check_peer_region_within(const PeerDescriptor& remote, uint64_t offset, uint64_t available,
+                                std::string_view transport) {
+  const uint64_t blocks = remote.num_blocks < 0 ? 0 : static_cast<uint64_t>(remote.num_blocks);
+  const uint64_t bytes = blocks * remote.block_bytes;
+  const bool overflow = remote.block_bytes != 0 && bytes / remote.block_bytes != blocks;
+  if (remote.num_blocks < 0 || overflow || offset > available || bytes > available - offset) {
+    return invalid_argument("{}: peer '{}' names {} blocks of {} bytes at offset {} of {} bytes it can serve",
+                            transport, remote.engine_id, remote.num_blocks, remote.block_bytes, offset, available);
+  }
+  return Status::ok();
+}
+
 Status check_compatible(const PeerDescriptor& local, const PeerDescriptor& remote) {
   if (local.protocol_version != remote.protocol_version) {
     return field_mismatch("protocol_version", local, remote, local.protocol_version, remote.protocol_version);

@@ -62,6 +62,14 @@ Result<T> transport_param(const PeerDescriptor& d, const char* key, T fallback) 
   return v;
 }
 
+// OK when the peer's KV region (num_blocks x block_bytes from `offset`) lies
+// within the `available` bytes this side can read of it (the allocation an
+// IPC handle opened, a region registered here); otherwise INVALID_ARGUMENT
+// naming the transport, the peer and both sizes. A peer's counts are input:
+// a negative count or an overflowing product is refused too.
+Status check_peer_region_within(const PeerDescriptor& remote, uint64_t offset, uint64_t available,
+                                std::string_view transport);
+
 // "model M, F32 LAYOUT, 2 layers x 2 KV heads x 16, block 16, TP=4 (1 KV
 // head per rank, each on 2 ranks)": what a refusal names of each side.
 std::string describe_kv_layout(const PeerDescriptor& d);

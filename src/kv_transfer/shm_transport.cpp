@@ -1,5 +1,7 @@
 #include "kv_transfer/shm_transport.h"
 
+#include <limits>
+
 #include "kv_transfer/host_copy.h"
 #include "kv_transfer/peer_process.h"
 #include "kv_transfer/shm_buffer.h"
@@ -70,6 +72,9 @@ Result<std::unique_ptr<PeerLink>> ShmTransport::connect(const PeerDescriptor& re
     return failed_precondition("shm transport: peer '{}' is on host '{}', this is '{}' (use tcp)", remote.engine_id,
                                host, this_hostname());
   }
+  // The mapping is as long as the peer's region: open_read_only refuses a
+  // segment shorter than that.
+  BATON_RETURN_IF_ERROR(check_peer_region_within(remote, 0, std::numeric_limits<uint64_t>::max(), "shm transport"));
   const size_t bytes = static_cast<size_t>(remote.num_blocks) * remote.block_bytes;
   BATON_ASSIGN_OR_RETURN(auto mapping, SharedMemoryBuffer::open_read_only(name, bytes));
   const int64_t pid = checkable_peer_pid(remote.transport_params);

@@ -123,6 +123,34 @@ TEST(PeerDescriptor, InconsistentTensorParallelLayoutRefused) {
   EXPECT_EQ(back->tp, (KvTpLayout{1, 2, 1}));
 }
 
+// A peer's block count and size are input: the region they name must lie
+// within what this side can read (cuda_ipc: the allocation its handle opened).
+TEST(PeerDescriptor, RegionWithinWhatCanBeServed) {
+  PeerDescriptor d = make_desc("peer");
+  d.num_blocks = 8;
+  d.block_bytes = 1024;
+  EXPECT_TRUE(check_peer_region_within(d, 0, 8 * 1024, "cuda_ipc").is_ok());
+  EXPECT_TRUE(check_peer_region_within(d, 4096, 4096 + 8 * 1024, "cuda_ipc").is_ok());
+
+  const Status past_end = check_peer_region_within(d, 4096, 8 * 1024, "cuda_ipc");
+  EXPECT_EQ(past_end.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(past_end.message().find("cuda_ipc: peer 'peer' names 8 blocks of 1024 bytes at offset 4096 of 8192"),
+            std::string::npos)
+      << past_end.message();
+  EXPECT_FALSE(check_peer_region_within(d, 8 * 1024 + 1, 8 * 1024, "cuda_ipc").is_ok());  // offset past the end
+  EXPECT_FALSE(check_peer_region_within(d, UINT64_MAX, 8 * 1024, "cuda_ipc").is_ok());
+
+  d.num_blocks = 9;  // one block more than there is
+  EXPECT_FALSE(check_peer_region_within(d, 0, 8 * 1024, "local transport").is_ok());
+  d.num_blocks = -1;
+  EXPECT_FALSE(check_peer_region_within(d, 0, UINT64_MAX, "shm transport").is_ok());
+  d.num_blocks = INT64_MAX;  // the product overflows 64 bits
+  d.block_bytes = 1u << 20;
+  EXPECT_FALSE(check_peer_region_within(d, 0, UINT64_MAX, "shm transport").is_ok());
+  d.num_blocks = 0;
+  EXPECT_TRUE(check_peer_region_within(d, 0, 0, "shm transport").is_ok());
+}
+
 TEST(KvRegion, ValidateNamesProblem) {
   KvRegionDesc r = testing::small_shape(4);
   EXPECT_EQ(r.validate().code(), StatusCode::kInvalidArgument);  // null base

@@ -39,9 +39,9 @@ TEST(TransportDescriptorTrustTest, LocalReadsOnlyARegionThisProcessServes) {
 
   PeerDescriptor too_many = served_desc;  // past the served region's end
   too_many.num_blocks = 9;
-  expect_refused(reader.connect(too_many), "names 9 blocks of 512 bytes in a region of 4096 bytes");
+  expect_refused(reader.connect(too_many), "names 9 blocks of 512 bytes at offset 0 of 4096 bytes it can serve");
   too_many.num_blocks = int64_t{1} << 62;  // blocks x bytes overflows
-  expect_refused(reader.connect(too_many), "in a region of 4096 bytes");
+  expect_refused(reader.connect(too_many), "of 4096 bytes it can serve");
 
   PeerDescriptor wrong_types = served_desc;
   wrong_types.transport_params["pid"] = "not a pid";

@@ -4,7 +4,6 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -189,14 +188,9 @@ Result<std::unique_ptr<PeerLink>> CudaIpcTransport::connect(const PeerDescriptor
   CUdeviceptr mapped_base = 0;
   size_t mapped_bytes = 0;
   if (allocation_of(mapped, &mapped_base, &mapped_bytes).is_ok()) {
-    const uint64_t blocks = static_cast<uint64_t>(std::max<int64_t>(remote.num_blocks, 0));
-    const uint64_t region_bytes = blocks * remote.block_bytes;
-    const bool overflow = remote.block_bytes != 0 && region_bytes / remote.block_bytes != blocks;
-    if (overflow || offset > mapped_bytes || region_bytes > mapped_bytes - offset) {
+    if (Status fits = check_peer_region_within(remote, offset, mapped_bytes, "cuda_ipc"); !fits.is_ok()) {
       cudaIpcCloseMemHandle(mapped);
-      return invalid_argument(
-          "cuda_ipc: peer '{}' names {} blocks of {} bytes at offset {} of an allocation of {} bytes", remote.engine_id,
-          remote.num_blocks, remote.block_bytes, offset, mapped_bytes);
+      return fits;
     }
   } else {
     cudaGetLastError();

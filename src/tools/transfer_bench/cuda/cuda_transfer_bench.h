@@ -2,7 +2,8 @@
 // device-resident KV from a serving process (GPU src_device) to this process
 // (GPU dst_device, or the same GPU when only one is visible) over each
 // transport asked for, against a ceiling measured in the same run:
-//   cuda_ipc: cudaMemcpyPeer of the same bytes (needs two GPUs; skipped on one);
+//   cuda_ipc: cudaMemcpyPeer of the same bytes (on one GPU, serving process
+//             and reader both on it: a copy within the card);
 //   tcp:      one plain loopback TCP stream of the same bytes (both ends stage
 //             through pinned host buffers; the pinned host<->device copy rates
 //             are printed too, as the other bound of that path);
