@@ -264,12 +264,19 @@ TEST_F(ApiServerTest, ClientDisconnectAbortsTheRequestAndFreesItsBlocks) {
   ASSERT_NE(raw.find("data: "), std::string::npos) << raw;
   EXPECT_EQ(engine_->stats().num_running, 1);
   s.close();
-  ::baton::testing::wait_until([&] { return engine_->num_aborted() != 0; }, 5, 5);
+  // The engine counts the abort before the server's handler records it in the
+  // metrics and lets the request go: wait for all three.
+  const std::string aborted_metric = "baton:request_success_total{model_name=\"fake-model\",finished_reason=\"abort\"}";
+  ::baton::testing::wait_until(
+      [&] {
+        return engine_->num_aborted() != 0 && metric(aborted_metric) == 1 && server_->service().num_active() == 0;
+      },
+      5, 20);
   EXPECT_EQ(engine_->num_aborted(), 1);
   EngineStats st = engine_->stats();
   EXPECT_EQ(st.num_running, 0);
   EXPECT_EQ(st.num_kv_blocks_free, st.num_kv_blocks_total);
-  EXPECT_EQ(metric("baton:request_success_total{model_name=\"fake-model\",finished_reason=\"abort\"}"), 1);
+  EXPECT_EQ(metric(aborted_metric), 1);
   EXPECT_EQ(server_->service().num_active(), 0);
 }
 
