@@ -1,7 +1,10 @@
 // KV frame reader (src/kv_transfer/wire): the input is the byte stream a KV
 // agent sends to a reader. It arrives over a socket pair and is read frame by
 // frame as AgentClient reads replies: error frames become a Status, descriptor
-// frames a PeerDescriptor. Every bad frame must be an error, never a crash.
+// frames a PeerDescriptor, which then goes where a reader takes it: against
+// this side's layout (check_compatible), its transport parameters read as the
+// transports read them, its region against what could be served
+// (check_peer_region_within). Every bad frame must be an error, never a crash.
 // fuzz-link: baton_kv_transfer
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "fuzz_util.h"
 #include "kv_transfer/peer_descriptor.h"
@@ -41,6 +45,27 @@ std::unique_ptr<baton::Connection> connection_reading(std::string_view bytes) {
   return std::make_unique<baton::Connection>(std::move(io), std::move(socket), "fuzz-peer");
 }
 
+// What a reader does with a peer's descriptor before it reads a block.
+void use_descriptor(const baton::PeerDescriptor& remote) {
+  baton::KvRegionDesc region;
+  region.layout.num_blocks = 8;
+  region.layout.dtype = baton::DType::kF16;
+  region.layout.num_layers = 2;
+  region.layout.num_kv_heads = 2;
+  region.layout.head_dim = 8;
+  region.layout.block_size = 4;
+  const auto local = baton::PeerDescriptor::from_region(region, "fuzz-local", remote.model);
+  (void)baton::check_compatible(local, remote);
+  (void)baton::describe_kv_layout(remote);
+  for (const char* key : {"shm_name", "hostname", "ipc_handle", "pci_bus_id"})
+    (void)baton::transport_param<std::string>(remote, key, "");
+  (void)baton::transport_param<int64_t>(remote, "pid", -1);
+  const auto offset = baton::transport_param<uint64_t>(remote, "offset_bytes", 0);
+  const auto base = baton::transport_param<uint64_t>(remote, "base", 0);
+  (void)baton::check_peer_region_within(remote, offset.is_ok() ? *offset : 0, local.block_bytes * 8, "fuzz");
+  (void)baton::check_peer_region_within(remote, base.is_ok() ? *base : 0, UINT64_MAX, "fuzz");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -58,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (frame->type == baton::MsgType::kError) {
       (void)baton::status_from_error_frame(*frame, conn->peer_name());
     } else if (frame->type == baton::MsgType::kDescriptor) {
-      (void)baton::PeerDescriptor::from_json(frame->json);
+      auto desc = baton::PeerDescriptor::from_json(frame->json);
+      if (desc.is_ok()) use_descriptor(*desc);
     }
     if (frame->payload_bytes > 0) break;  // the reader would stream the payload next
   }
