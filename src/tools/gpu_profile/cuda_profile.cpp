@@ -17,6 +17,7 @@
 #include "backend/cuda/nccl_communicator.h"
 #include "model/presets.h"
 #include "model/yarn.h"
+#include "tools/gpu_profile/kernel_cost_batches.h"
 #include "tools/gpu_profile/linear_timings.h"
 #include "tools/gpu_profile/model_counts.h"
 #include "tools/gpu_profile/profile_ceilings.h"
@@ -499,6 +500,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
 }  // namespace
 
 Result<Json> run_gpu_profile(const ProfileOptions& o) {
+  BATON_RETURN_IF_ERROR(check_kernel_cost_batches(o.kernel_cost_batches, o.decode_batches, o.tensor_parallel_size));
   BATON_ASSIGN_OR_RETURN(Ceilings ceil, measure_ceilings());
   fmt::print(
       "device {}: copy {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s, FP8 GEMM {:.0f} TFLOP/s ({}), pinned H2D {:.1f} GB/s\n",
