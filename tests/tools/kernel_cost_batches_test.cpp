@@ -14,8 +14,7 @@ TEST(KernelCostBatchesTest, BatchesOfTheDecodeRowsOnOneGpu) {
 
   const Status missing = check_kernel_cost_batches({1, 32}, {1, 64}, 1);
   EXPECT_EQ(missing.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(missing.message().find("batch 32 is not one of --decode-batches"), std::string::npos)
-      << missing.message();
+  EXPECT_NE(missing.message().find("batch 32 is not one of --decode-batches"), std::string::npos) << missing.message();
 
   const Status ranks = check_kernel_cost_batches({1}, {1}, 2);
   EXPECT_EQ(ranks.code(), StatusCode::kInvalidArgument);
