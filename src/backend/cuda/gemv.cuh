@@ -281,8 +281,18 @@ __device__ __forceinline__ void norm_rows(const NormIn& in, int k, bf16* xs) {
 // per 8 outputs, 3.46 with one wave (3.63 unfused). bf16 steps were level
 // between the two grids. Asking L2 for each warp's first chunks before the
 // norm made the qkv GEMV slower (16.0 -> 16.9 us).
+//
+// Registers: __launch_bounds__ names a minimum of one block an SM, which
+// lets ptxas give the bf16 forms 79-80 registers a thread at one row (60
+// without it: 3 blocks an SM, not 4) and the two-row forms 92-106 (64-98).
+// On an H200 Llama-3.1-8B bf16 batch 1 took 0.984x the step, 3 runs a side
+// in one call (docs/gpu-notes.md, session 24); e4m3 batch 2 0.994x. The e4m3
+// one-row forms keep the default (0: ptxas gives them 80, with 1 it gives
+// 88, not measured; capped at 64 they were level).
+constexpr int norm_in_min_blocks(bool fp8, int rows) { return fp8 && rows == 1 ? 0 : 1; }
 template <bool kFp8, int M, bool kGated, bool kLate = false>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_in_kernel(NormIn in, Weight w, bf16* y, int n, int k) {
+__global__ void __launch_bounds__(32 * kWarpsPerBlock, norm_in_min_blocks(kFp8, M))
+    norm_in_kernel(NormIn in, Weight w, bf16* y, int n, int k) {
   pdl_wait<!kLate>();
   extern __shared__ uint4 xs_chunks[];
   bf16* xs = reinterpret_cast<bf16*>(xs_chunks);
