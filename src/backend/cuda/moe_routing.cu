@@ -309,6 +309,8 @@ __global__ void __launch_bounds__(kRouterThreads)
   }
   for (int c = threadIdx.x + kRouterPreloadChunks * kRouterThreads; c < chunks; c += kRouterThreads)
     router_fma(acc, w_row[c], x_rows, c);
+  // The M sums over the block behind one barrier (block_sum, device_utils.cuh,
+  // would take two barriers a token on the experts' chain).
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
