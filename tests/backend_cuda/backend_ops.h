@@ -117,6 +117,11 @@ OpCase gemm_buckets_case(std::vector<int> ms, int n, int k);
 // to 8 rows; then cuBLASLt's W8A8 for 128-row blocks and k % 128 == 0, else
 // the dequantising fallback).
 OpCase fp8_quantize_case(RowsShape s);
+// The norm (with an add and a bias) and the SwiGLU that quantise their own
+// output (rows x cols, cols a multiple of 128), against their bf16 forms
+// followed by the quantiser.
+OpCase fp8_quantizing_norm_case(RowsShape s);
+OpCase fp8_quantizing_silu_mul_case(RowsShape s);
 OpCase fp8_linear_case(GemmShape s, int scale_rows);
 OpCase fp8_gemv_silu_mul_case(GemmShape s, int scale_rows);
 // The GEMV's fused forms (backend_ops_fused.cpp), over bf16 weights or e4m3

@@ -125,6 +125,15 @@ void add_matmul_ops(std::vector<OpCase>& c) {
 void add_fp8_ops(std::vector<OpCase>& c) {
   for (RowsShape s : {RowsShape{1, 128}, RowsShape{37, 4096}, RowsShape{300, 1000}, RowsShape{5, 64}})
     c.push_back(fp8_quantize_case(s));
+  // The quantising norm and SwiGLU: Llama-3.1-8B's widths; widths past one
+  // pass of 1024 threads (5120, 7168); one warp (128); a SwiGLU row of 3 half-
+  // warp groups in a partial block (384); DeepSeek-V3's intermediate (18432).
+  for (RowsShape s :
+       {RowsShape{4, 4096}, RowsShape{37, 4096}, RowsShape{19, 5120}, RowsShape{3, 7168}, RowsShape{8, 128}})
+    c.push_back(fp8_quantizing_norm_case(s));
+  for (RowsShape s :
+       {RowsShape{4, 14336}, RowsShape{37, 1024}, RowsShape{300, 128}, RowsShape{1, 384}, RowsShape{5, 18432}})
+    c.push_back(fp8_quantizing_silu_mul_case(s));
   // GEMV (m <= 8), W8A8 (m % 4 == 0 and remainders), Llama-3.1-8B's shapes among them.
   for (GemmShape s :
        {GemmShape{1, 4096, 4096}, GemmShape{3, 1000, 640}, GemmShape{8, 6144, 4096}, GemmShape{16, 4096, 4096},

@@ -2,7 +2,9 @@
 // per-token-group activation quantiser against the CPU codec
 // (model/fp8_quantization.h), and the FP8 linear on each of its paths (the
 // W8A16 GEMV, cuBLASLt's W8A8 block-scaled GEMM, the dequantising fallback)
-// against the CPU's matmul over the dequantised weight.
+// against the CPU's matmul over the dequantised weight; the norm and SwiGLU
+// that quantise their own output, bit for bit against their bf16 forms
+// followed by the quantiser.
 #include <algorithm>
 #include <cmath>
 
@@ -84,6 +86,50 @@ std::vector<Check> run_quantize(RowsShape s, std::mt19937& rng) {
           compare_exact("bits", download<uint8_t>(dq, ref_bits.size()), ref_bits, kTolFp8Bits)};
 }
 
+// launch_add_rmsnorm_fp8 (norm) or launch_silu_mul_fp8 over s.rows rows of
+// s.cols: the same bits and scales as the bf16 form then the quantiser (and,
+// the norm, the same residual), and those against the CPU codec over the
+// bf16 form's rows.
+std::vector<Check> run_quantizing_producer(RowsShape s, bool norm, std::mt19937& rng) {
+  const int m = s.rows, k = s.cols, groups = k / kFp8GroupCols;
+  const size_t elems = static_cast<size_t>(m) * k;
+  DeviceBuffer q, scales, q_unfused, scales_unfused;
+  for (DeviceBuffer* b : {&q, &q_unfused}) BATON_CHECK_OK(b->allocate(elems));
+  for (DeviceBuffer* b : {&scales, &scales_unfused})
+    BATON_CHECK_OK(b->allocate(static_cast<size_t>(groups) * m * sizeof(float)));
+  auto rows = poisoned_bf16(elems);
+  std::vector<Check> checks;
+  if (norm) {
+    const auto res = random_bf16_values(elems, 2.0f, rng), add = random_bf16_values(elems, 2.0f, rng);
+    const auto bias = random_bf16_values(k, 0.5f, rng), w = random_bf16_values(k, 1.5f, rng);
+    auto dres = upload(res), dres_unfused = upload(res);
+    auto dadd = upload_bf16(add), dbias = upload_bf16(bias), dw = upload_bf16(w);
+    launch_add_rmsnorm_fp8(dres.as<float>(), dadd.as<bf16>(), dbias.as<bf16>(), dw.as<bf16>(), q.as<uint8_t>(),
+                           scales.as<float>(), m, k, 1e-5f, nullptr);
+    launch_add_rmsnorm(dres_unfused.as<float>(), dadd.as<bf16>(), dbias.as<bf16>(), dw.as<bf16>(), rows.as<bf16>(),
+                       nullptr, m, k, 1e-5f, nullptr);
+    checks.push_back(
+        compare_exact("residual_vs_unfused", download<float>(dres, elems), download<float>(dres_unfused, elems)));
+  } else {
+    const auto gu = random_bf16_values(2 * elems, 4.0f, rng);
+    auto dgu = upload_bf16(gu);
+    launch_silu_mul_fp8(dgu.as<bf16>(), q.as<uint8_t>(), scales.as<float>(), m, k, nullptr);
+    launch_silu_mul(dgu.as<bf16>(), rows.as<bf16>(), m, k, nullptr);
+  }
+  launch_fp8_quantize_groups(rows.as<bf16>(), m, k, q_unfused.as<uint8_t>(), scales_unfused.as<float>(), nullptr);
+  const auto bits = download<uint8_t>(q, elems);
+  const auto group_scales = download<float>(scales, static_cast<size_t>(groups) * m);
+  std::vector<uint8_t> ref_bits;
+  std::vector<float> ref_scales;
+  quantize_groups_reference(download_bf16(rows, elems), m, k, &ref_bits, &ref_scales);
+  checks.push_back(compare_exact("bits_vs_unfused", bits, download<uint8_t>(q_unfused, elems)));
+  checks.push_back(
+      compare_exact("scales_vs_unfused", group_scales, download<float>(scales_unfused, group_scales.size())));
+  checks.push_back(compare_exact("bits_vs_cpu_codec", bits, ref_bits, kTolFp8Bits));
+  checks.push_back(compare("scales_vs_cpu_codec", group_scales, ref_scales, kTolFp8Scale));
+  return checks;
+}
+
 // The path Fp8Gemm::run takes decides the reference's activations: the rows
 // cuBLASLt's W8A8 GEMM computes see them quantised per token group, the
 // others (GEMV, fallback, the m mod 4 remainder) in bf16.
@@ -141,6 +187,16 @@ std::string mnk(GemmShape s) { return std::to_string(s.m) + "x" + std::to_string
 
 OpCase fp8_quantize_case(RowsShape s) {
   return make_case("fp8_quantize_groups", std::to_string(s.rows) + "x" + std::to_string(s.cols), s, run_quantize);
+}
+
+OpCase fp8_quantizing_norm_case(RowsShape s) {
+  return make_case("fp8_add_rmsnorm", std::to_string(s.rows) + "x" + std::to_string(s.cols), s,
+                   [](RowsShape sh, std::mt19937& rng) { return run_quantizing_producer(sh, true, rng); });
+}
+
+OpCase fp8_quantizing_silu_mul_case(RowsShape s) {
+  return make_case("fp8_silu_mul", std::to_string(s.rows) + "x" + std::to_string(s.cols), s,
+                   [](RowsShape sh, std::mt19937& rng) { return run_quantizing_producer(sh, false, rng); });
 }
 
 OpCase fp8_gemv_silu_mul_case(GemmShape s, int scale_rows) {

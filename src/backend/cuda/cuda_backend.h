@@ -154,10 +154,12 @@ class CudaBackend final : public Backend {
   bool moe_norms_in(int t) const;
   // The step's sequences over the paged cache for layer i's attention kernel.
   AttnArgs paged_attention_args(const Launch& l, int i, const KvDev& kv, const bf16* q, bf16* out) const;
-  // The attention block of layer i over per-head K/V, normed_ -> proj_ (after
-  // o_proj). qkv_norm_in: from residual_ (its input norm inside the qkv GEMV);
+  // Where the qkv projection reads its input: normed_; residual_ (its input
+  // norm inside the qkv GEMV); the FP8 GEMM's activations the norm quantised.
+  enum class QkvInput { kNormed, kNormIn, kQuantized };
+  // The attention block of layer i over per-head K/V -> proj_ (after o_proj).
   // o_residual_add: o_proj's output (and bias) added into residual_.
-  void attention_block(const Launch& l, int i, const KvDev& kv, bool qkv_norm_in = false, bool o_residual_add = false);
+  void attention_block(const Launch& l, int i, const KvDev& kv, QkvInput qkv_in, bool o_residual_add);
   // MLA (cuda_mla_layer.cpp): the attention block of layer i, normed_ -> proj_ (after o_proj).
   void mla_attention(const Launch& l, int i, const KvDev& kv);
   // Whether step l runs MLA prefill in the expanded form, and that form's attention (q_ -> attn_).
@@ -170,7 +172,13 @@ class CudaBackend final : public Backend {
   void moe_block(int i, int num_tokens, const bf16* next_norm = nullptr, const GemvNormIn* norm_in = nullptr);
   // y = x . W^T through the FP8 GEMM when the projection is held in FP8 (w8), else the bf16 one (w).
   void linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k);
-  void gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h);
+  // The dense MLP of layer L, normed_ (or x_quantized: the FP8 GEMM's activations) -> proj_.
+  void dense_mlp(const CudaLayerWeights& L, bool x_quantized, int m, int inter, int h);
+  // Whether the projection is FP8 and its GEMM takes m rows quantised ahead (Fp8Gemm::takes_quantized).
+  bool quantizes_ahead(const Fp8Weight& w8, int m, int n, int k) const;
+  // residual_ += add (+ bias), then its rmsnorm times weight into normed_, or
+  // (quantized) into the FP8 GEMM's activations for the projection that reads it next.
+  void add_rmsnorm(const bf16* add, const bf16* bias, const bf16* weight, bool quantized, int t);
   // The GEMV's fused forms over the projection's weight (bf16 w or e4m3 w8):
   // y = (rmsnorm(in) . w^T) (gated: SwiGLU), and residual_ += x . w^T (+ bias).
   void linear_norm_in(const GemvNormIn& in, const bf16* w, const Fp8Weight& w8, bf16* y, int m, int n, int k,

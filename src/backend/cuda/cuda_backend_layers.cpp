@@ -2,6 +2,11 @@
 // the backend's activation buffers (attention over the paged cache, the
 // dense MLP; the MLA and MoE blocks are in cuda_mla_layer.cpp).
 //
+// Past that, before an FP8 projection that cuBLASLt's W8A8 takes whole, the
+// norm and the SwiGLU quantise their output for it themselves (as
+// launch_fp8_quantize_groups would, bit for bit), instead of writing bf16
+// rows for the GEMM to quantise.
+//
 // Decode at 1 or 2 tokens on one rank (fuses_norms) runs each norm inside the
 // GEMV that consumes it and each residual add inside the GEMV that produces
 // it (gemv.cuh's norm-in and residual-add forms): a dense layer is then
@@ -44,33 +49,34 @@ bool CudaBackend::run_layers(const Launch& l) {
     // residual += previous block's output; normed = rmsnorm(residual) * input_norm
     // (fused: the qkv GEMV runs the norm itself).
     const bool qkv_norm_in = fused && !normed_ready && !proj_pending;
+    const bool qkv_quantized = !normed_ready && !qkv_norm_in && !c.is_mla() &&
+                               quantizes_ahead(L.qkv_f8, t, c.q_size() + 2 * c.kv_size(), h);
     if (!normed_ready && !qkv_norm_in)
-      launch_add_rmsnorm(residual_.as<float>(), proj_pending ? proj_.as<bf16>() : nullptr, nullptr, L.input_norm,
-                         normed_.as<bf16>(), nullptr, t, h, eps, stream_);
+      add_rmsnorm(proj_pending ? proj_.as<bf16>() : nullptr, nullptr, L.input_norm, qkv_quantized, t);
     normed_ready = false;
     if (c.is_mla()) {
       mla_attention(l, i, kvd);
     } else {
-      attention_block(l, i, kvd, qkv_norm_in, fused);
+      attention_block(l, i, kvd,
+                      qkv_norm_in ? QkvInput::kNormIn : (qkv_quantized ? QkvInput::kQuantized : QkvInput::kNormed),
+                      fused);
     }
     proj_pending = !fused;  // fused: o_proj added its output into residual_
     all_reduce_proj(t);     // o_proj is row-parallel: the ranks' partial sums (MLA's as any attention's)
     const GemvNormIn post_norm{residual_.as<float>(), L.post_norm, eps};
     const bool moe_norm_in = L.is_moe && fused && moe_norms_in(t);
-    if (!fused || (L.is_moe && !moe_norm_in)) {
-      launch_add_rmsnorm(residual_.as<float>(), proj_pending ? proj_.as<bf16>() : nullptr,
-                         proj_pending ? L.o_bias : nullptr, L.post_norm, normed_.as<bf16>(), nullptr, t, h, eps,
-                         stream_);
-    }
+    const int in = c.intermediate_size;
+    const bool mlp_quantized = !fused && !L.is_moe && quantizes_ahead(L.gate_up_f8, t, 2 * in, h);
+    if (!fused || (L.is_moe && !moe_norm_in))
+      add_rmsnorm(proj_pending ? proj_.as<bf16>() : nullptr, proj_pending ? L.o_bias : nullptr, L.post_norm,
+                  mlp_quantized, t);
     proj_pending = false;
     if (!L.is_moe) {
-      const int in = c.intermediate_size;
       if (fused) {
         linear_norm_in(post_norm, L.gate_up, L.gate_up_f8, act_.as<bf16>(), t, in, h, true);  // [t, in]
         linear_residual_add(act_.as<bf16>(), L.down, L.down_f8, nullptr, t, h, in);           // residual += [t, h]
       } else {
-        gate_up_silu(normed_.as<bf16>(), L, act_.as<bf16>(), t, in, h);     // [t, in]
-        linear(act_.as<bf16>(), L.down, L.down_f8, proj_.get(), t, h, in);  // [t, h]
+        dense_mlp(L, mlp_quantized, t, in, h);  // proj_ [t, h]
         proj_pending = true;
       }
     } else if (comm_ == nullptr && i + 1 < c.num_layers) {
@@ -103,16 +109,18 @@ AttnArgs CudaBackend::paged_attention_args(const Launch& l, int i, const KvDev& 
   return a;
 }
 
-void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd, bool qkv_norm_in, bool o_residual_add) {
+void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd, QkvInput qkv_in, bool o_residual_add) {
   const ModelConfig& c = config_;
   const Layout& lay = l.lay;
   const CudaLayerWeights& L = weights_.layers[i];
   char* dev = static_cast<char*>(input_dev_.get());
   const int t = lay.num_tokens, h = c.hidden_size, q = c.q_size(), kv = c.kv_size();
   const float eps = static_cast<float>(c.rms_norm_eps);
-  if (qkv_norm_in) {
+  if (qkv_in == QkvInput::kNormIn) {
     linear_norm_in({residual_.as<float>(), L.input_norm, eps}, L.qkv, L.qkv_f8, qkv_.as<bf16>(), t, q + 2 * kv, h,
                    false);  // [t, q + 2kv]
+  } else if (qkv_in == QkvInput::kQuantized) {
+    fp8_gemm_.run_quantized(L.qkv_f8, qkv_.as<bf16>(), t, q + 2 * kv, h, stream_);  // [t, q + 2kv]
   } else {
     linear(normed_.as<bf16>(), L.qkv, L.qkv_f8, qkv_.get(), t, q + 2 * kv, h);  // [t, q + 2kv]
   }
@@ -146,21 +154,51 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd, bool
   else linear(attn_.as<bf16>(), L.o_proj, L.o_proj_f8, proj_.get(), t, h, q);                           // [t, h]
 }
 
-// act = silu(x . gate^T) * (x . up^T): at 1 or 2 rows one skinny kernel with
-// the activation fused (gemv.cuh), else the GEMM into gate_up_ [m, 2 inter]
-// and silu_mul. On an H200 (Llama-3.1-8B) the fused kernel won at batch 2
-// (4.77 against 4.90 ms a step) and lost from 4 (5.39 against 5.27 ms; at 8
-// 6.88 against 5.47). Batch-invariant mode keeps the unfused pair.
-void CudaBackend::gate_up_silu(const bf16* x, const CudaLayerWeights& L, bf16* act, int m, int inter, int h) {
+// proj_ = down(act), act = silu(x . gate^T) * (x . up^T), x = normed_ (or,
+// x_quantized, the FP8 GEMM's activations the norm quantised for gate/up).
+// At 1 or 2 rows one skinny kernel makes act with the activation fused
+// (gemv.cuh), else the GEMM into gate_up_ [m, 2 inter] and silu_mul, which
+// quantises act for down itself when down's FP8 GEMM takes it whole. On an
+// H200 (Llama-3.1-8B) the fused skinny kernel won at batch 2 (4.77 against
+// 4.90 ms a step) and lost from 4 (5.39 against 5.27 ms; at 8 6.88 against
+// 5.47). Batch-invariant mode keeps the unfused pair.
+void CudaBackend::dense_mlp(const CudaLayerWeights& L, bool x_quantized, int m, int inter, int h) {
   constexpr int kFusedMaxRows = 2;
   const bool fp8 = L.gate_up_f8.present();
-  if (!options_.batch_invariant && m <= kFusedMaxRows && (fp8 ? fp8_gemv_supports(m, h) : gemv_supports(m, h))) {
+  const bf16* x = normed_.as<bf16>();
+  bf16* act = act_.as<bf16>();
+  if (!x_quantized && !options_.batch_invariant && m <= kFusedMaxRows &&
+      (fp8 ? fp8_gemv_supports(m, h) : gemv_supports(m, h))) {
     if (fp8) launch_fp8_gemv_silu_mul(x, L.gate_up_f8, act, m, inter, h, stream_);
     else launch_gemv_silu_mul(x, L.gate_up, act, m, inter, h, stream_);
+    linear(act, L.down, L.down_f8, proj_.get(), m, h, inter);  // [m, h]
     return;
   }
-  linear(x, L.gate_up, L.gate_up_f8, gate_up_.get(), m, 2 * inter, h);  // [m, 2 inter]
-  launch_silu_mul(gate_up_.as<bf16>(), act, m, inter, stream_);
+  if (x_quantized) fp8_gemm_.run_quantized(L.gate_up_f8, gate_up_.as<bf16>(), m, 2 * inter, h, stream_);
+  else linear(x, L.gate_up, L.gate_up_f8, gate_up_.get(), m, 2 * inter, h);  // [m, 2 inter]
+  if (quantizes_ahead(L.down_f8, m, h, inter)) {
+    const Fp8Gemm::QuantizedActs q = fp8_gemm_.quantized_acts();
+    launch_silu_mul_fp8(gate_up_.as<bf16>(), q.bits, q.scales, m, inter, stream_);  // [m, inter] e4m3
+    fp8_gemm_.run_quantized(L.down_f8, proj_.as<bf16>(), m, h, inter, stream_);     // [m, h]
+    return;
+  }
+  launch_silu_mul(gate_up_.as<bf16>(), act, m, inter, stream_);  // [m, inter]
+  linear(act, L.down, L.down_f8, proj_.get(), m, h, inter);      // [m, h]
+}
+
+bool CudaBackend::quantizes_ahead(const Fp8Weight& w8, int m, int n, int k) const {
+  return w8.present() && fp8_gemm_.takes_quantized(w8, m, n, k);
+}
+
+void CudaBackend::add_rmsnorm(const bf16* add, const bf16* bias, const bf16* weight, bool quantized, int t) {
+  const int h = config_.hidden_size;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  if (quantized) {
+    const Fp8Gemm::QuantizedActs q = fp8_gemm_.quantized_acts();
+    launch_add_rmsnorm_fp8(residual_.as<float>(), add, bias, weight, q.bits, q.scales, t, h, eps, stream_);
+  } else {
+    launch_add_rmsnorm(residual_.as<float>(), add, bias, weight, normed_.as<bf16>(), nullptr, t, h, eps, stream_);
+  }
 }
 
 void CudaBackend::linear(const bf16* x, const bf16* w, const Fp8Weight& w8, void* y, int m, int n, int k) {

@@ -158,30 +158,43 @@ void Fp8Gemm::choose_fastest(Plan& p, const void* w_bits, const void* x_bits, vo
   cudaEventDestroy(e1);
 }
 
+void Fp8Gemm::matmul_quantized(const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
+  const uint8_t* q = act_bits_.as<uint8_t>();
+  const float* s = act_scales_.as<float>();
+  Key key{m, n, k};
+  auto it = plans_.find(key);
+  if (it == plans_.end()) {
+    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+    std::unique_ptr<Plan> p = make_plan(m, n, k, w.scales, s, &st);
+    BATON_CHECK(p != nullptr, "cuBLASLt has no FP8 block-scaled algorithm for m {} n {} k {} (status {})", m, n, k,
+                static_cast<int>(st));
+    choose_fastest(*p, w.bits, q, y, stream);
+    it = plans_.emplace(key, std::move(p)).first;
+  } else {
+    set_scales(*it->second, w.scales, s);  // plans are per shape, shared by the weights of that shape
+  }
+  const cublasStatus_t st = matmul(*it->second, w.bits, q, y, stream);
+  BATON_CHECK(st == CUBLAS_STATUS_SUCCESS, "cuBLASLt FP8 matmul m {} n {} k {}: status {}", m, n, k,
+              static_cast<int>(st));
+}
+
 void Fp8Gemm::run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   const int m4 = m / 4 * 4;  // cuBLASLt's share; the rest through the GEMV
   if (m4 > 0) {
-    uint8_t* q = act_bits_.as<uint8_t>();
-    float* s = act_scales_.as<float>();
-    launch_fp8_quantize_groups(x, m4, k, q, s, stream);
-    Key key{m4, n, k};
-    auto it = plans_.find(key);
-    if (it == plans_.end()) {
-      cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-      std::unique_ptr<Plan> p = make_plan(m4, n, k, w.scales, s, &st);
-      BATON_CHECK(p != nullptr, "cuBLASLt has no FP8 block-scaled algorithm for m {} n {} k {} (status {})", m4, n, k,
-                  static_cast<int>(st));
-      choose_fastest(*p, w.bits, q, y, stream);
-      it = plans_.emplace(key, std::move(p)).first;
-    } else {
-      set_scales(*it->second, w.scales, s);  // plans are per shape, shared by the weights of that shape
-    }
-    const cublasStatus_t st = matmul(*it->second, w.bits, q, y, stream);
-    BATON_CHECK(st == CUBLAS_STATUS_SUCCESS, "cuBLASLt FP8 matmul m {} n {} k {}: status {}", m4, n, k,
-                static_cast<int>(st));
+    launch_fp8_quantize_groups(x, m4, k, act_bits_.as<uint8_t>(), act_scales_.as<float>(), stream);
+    matmul_quantized(w, y, m4, n, k, stream);
   }
   if (m4 < m)
     launch_fp8_gemv(x + static_cast<int64_t>(m4) * k, w, y + static_cast<int64_t>(m4) * n, m - m4, n, k, stream);
+}
+
+bool Fp8Gemm::takes_quantized(const Fp8Weight& w, int m, int n, int k) const {
+  return m % 4 == 0 && m <= max_m_ && k <= max_k_ && path_of(w, m, n, k) == Path::kW8a8;
+}
+
+void Fp8Gemm::run_quantized(const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
+  BATON_CHECK(takes_quantized(w, m, n, k), "fp8 gemm: m {} n {} k {} does not take quantised activations", m, n, k);
+  matmul_quantized(w, y, m, n, k, stream);
 }
 
 Fp8Gemm::Path Fp8Gemm::path_of(const Fp8Weight& w, int m, int n, int k) const {

@@ -67,6 +67,21 @@ class Fp8Gemm {
   // init's (shapes are validated at load).
   void run(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
 
+  // Activations quantised ahead by the kernel that produces them (fp8_kernels.h's
+  // launch_add_rmsnorm_fp8, launch_silu_mul_fp8): [m, k] e4m3 and [k / 128, m] scales.
+  struct QuantizedActs {
+    uint8_t* bits = nullptr;
+    float* scales = nullptr;
+  };
+  // Whether run() would take all m rows of this weight and shape through
+  // W8A8 (m a multiple of 4), so that run_quantized may replace it.
+  bool takes_quantized(const Fp8Weight& w, int m, int n, int k) const;
+  // The buffers to quantise into; run() and run_quantized() overwrite them,
+  // so nothing FP8 may run between the producer and its run_quantized.
+  QuantizedActs quantized_acts() const { return {act_bits_.as<uint8_t>(), act_scales_.as<float>()}; }
+  // y = x . w^T, x being what the producer quantised into quantized_acts().
+  void run_quantized(const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
+
  private:
   struct Plan;
   using Key = std::tuple<int, int, int>;  // (m, n, k)
@@ -81,6 +96,8 @@ class Fp8Gemm {
                         const cublasLtMatmulAlgo_t* algo = nullptr);
   void choose_fastest(Plan& p, const void* w_bits, const void* x_bits, void* y, cudaStream_t stream);
   void run_w8a8(const bf16* x, const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
+  // cuBLASLt's product over the activations in act_bits_ / act_scales_ (m a multiple of 4).
+  void matmul_quantized(const Fp8Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream);
 
   bool row_invariant_ = false;
   bool w8a8_ = false;  // cuBLASLt ran the probe

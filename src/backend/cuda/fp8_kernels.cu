@@ -6,16 +6,11 @@
 
 #include "backend/cuda/device_utils.cuh"
 #include "backend/cuda/fp8_kernels.h"
+#include "backend/cuda/fp8_quantize.cuh"
 #include "backend/cuda/gemv.cuh"
 
 namespace baton::cuda {
 namespace {
-
-constexpr float kE4m3Max = 448.0f;
-
-__device__ __forceinline__ uint8_t to_e4m3(float v) {
-  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
 
 // Two e4m3 values (low byte first) as floats.
 __device__ __forceinline__ float2 e4m3x2_to_float2(uint16_t two) {
@@ -47,22 +42,11 @@ __global__ void quantize_groups_kernel(const bf16* x, int m, int k, int groups, 
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = active && c0 + j < k ? __bfloat162float(xr[c0 + j]) : 0.0f;
   }
-  float amax = 0.0f;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(v[j]));
-#pragma unroll
-  for (int off = 8; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+  const float s = fp8_group_scale<16>(v, 0xffffffffu);
   if (!active) return;
-  const float s = amax > 0.0f ? amax / kE4m3Max : 1.0f;
   uint8_t* qr = q + static_cast<int64_t>(row) * k;
   if (vec && c0 + 8 <= k) {
-    uint32_t lo = 0, hi = 0;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      lo |= static_cast<uint32_t>(to_e4m3(v[j] / s)) << (8 * j);
-      hi |= static_cast<uint32_t>(to_e4m3(v[4 + j] / s)) << (8 * j);
-    }
-    *reinterpret_cast<uint2*>(qr + c0) = make_uint2(lo, hi);
+    store_e4m3(qr + c0, v, s);
   } else {
 #pragma unroll
     for (int j = 0; j < 8; ++j)

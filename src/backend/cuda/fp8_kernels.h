@@ -1,5 +1,6 @@
 // FP8 (e4m3) weights on the device and the kernels around them: the
-// per-token-group activation quantiser feeding the W8A8 GEMM (fp8_gemm.h),
+// per-token-group activation quantiser feeding the W8A8 GEMM (fp8_gemm.h)
+// and the norm and SwiGLU forms that quantise their own output for it,
 // the W8A16 GEMV that decode's small batches use, and the dequantiser (FP8
 // weights the GEMMs cannot take in FP8, and the load of tensors kept in bf16).
 #pragma once
@@ -36,6 +37,15 @@ inline int fp8_scale_ld(int64_t k) { return static_cast<int>(((k + kFp8GroupCols
 // q[r][c] = e4m3(x[r][c] / s) rounded to nearest even, saturated;
 // scales[g * m + r] = s (group-major: cuBLASLt's VEC128_32F layout).
 void launch_fp8_quantize_groups(const bf16* x, int m, int k, uint8_t* q, float* scales, cudaStream_t stream);
+// Producers that quantise their own output so, ahead of a W8A8 GEMM
+// (Fp8Gemm::run_quantized), bit for bit as launch_fp8_quantize_groups
+// quantises the bf16 rows their unfused forms write (kernels.h), without
+// writing or reading those rows (ops.cu):
+//  - launch_add_rmsnorm's norm (no `rows`), hidden % 128 == 0;
+//  - launch_silu_mul, inter % 128 == 0.
+void launch_add_rmsnorm_fp8(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight, uint8_t* q,
+                            float* q_scales, int num_rows, int hidden, float eps, cudaStream_t stream);
+void launch_silu_mul_fp8(const bf16* gu, uint8_t* q, float* q_scales, int num_rows, int inter, cudaStream_t stream);
 
 // W8A16 GEMV for small batches: y[m, n] = x[m, k] . w^T with w dequantised
 // on the fly, fp32 accumulation; bound by streaming the e4m3 bytes once.

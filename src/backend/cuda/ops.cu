@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "backend/cuda/device_utils.cuh"
+#include "backend/cuda/fp8_kernels.h"
+#include "backend/cuda/fp8_quantize.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/kv_fp8.cuh"
 
@@ -36,9 +38,19 @@ __global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = bf(row[i]);
 }
 
+// Where a row kernel writes its output: bf16 rows, or (kFp8) the e4m3 groups
+// and scales of launch_fp8_quantize_groups over those bf16 rows.
+struct RowsOut {
+  bf16* bf16_rows = nullptr;    // [rows, cols]
+  uint8_t* fp8_rows = nullptr;  // [rows, cols]
+  float* fp8_scales = nullptr;  // [cols / 128, rows]
+};
+
 // One block per output row; the row is held in shared memory. 4 elements per
-// thread access (16-byte fp32, 8-byte bf16) when hidden % 4 == 0.
-__global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias, const bf16* w, bf16* out,
+// thread access (16-byte fp32, 8-byte bf16) when hidden % 4 == 0. kFp8
+// (hidden % 128 == 0): a warp's 4 x 32 values of one pass are one group.
+template <bool kFp8>
+__global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16* add_bias, const bf16* w, RowsOut out,
                                    const int32_t* rows, int hidden, float eps) {
   pdl_wait();
   extern __shared__ float xs[];  // [hidden]
@@ -47,7 +59,7 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16*
   int src = rows ? rows[r] : r;
   float* res = residual + static_cast<int64_t>(src) * hidden;
   const bf16* ad = add ? add + static_cast<int64_t>(src) * hidden : nullptr;
-  bf16* o = out + static_cast<int64_t>(r) * hidden;
+  bf16* o = kFp8 ? nullptr : out.bf16_rows + static_cast<int64_t>(r) * hidden;
   float ss = 0.0f;
   if (hidden % 4 == 0) {
     const int n4 = hidden / 4;
@@ -81,13 +93,22 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16*
       float2 w1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&wv.y));
       __nv_bfloat162 o0 = __floats2bfloat162_rn(w0.x * (x.x * inv), w0.y * (x.y * inv));
       __nv_bfloat162 o1 = __floats2bfloat162_rn(w1.x * (x.z * inv), w1.y * (x.w * inv));
-      uint2 ov;
-      ov.x = *reinterpret_cast<uint32_t*>(&o0);
-      ov.y = *reinterpret_cast<uint32_t*>(&o1);
-      reinterpret_cast<uint2*>(o)[i] = ov;
+      if constexpr (kFp8) {
+        const float2 f0 = __bfloat1622float2(o0), f1 = __bfloat1622float2(o1);
+        const float v[4] = {f0.x, f0.y, f1.x, f1.y};
+        const float s = fp8_group_scale<32>(v, 0xffffffffu);
+        store_e4m3(out.fp8_rows + static_cast<int64_t>(r) * hidden + 4 * i, v, s);
+        if ((threadIdx.x & 31) == 0) out.fp8_scales[static_cast<int64_t>(i / 32) * gridDim.x + r] = s;
+      } else {
+        uint2 ov;
+        ov.x = *reinterpret_cast<uint32_t*>(&o0);
+        ov.y = *reinterpret_cast<uint32_t*>(&o1);
+        reinterpret_cast<uint2*>(o)[i] = ov;
+      }
     }
     return;
   }
+  if constexpr (kFp8) return;  // the launcher allows no other width
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
     float x = res[i];
     if (ad) x += bf(ad[i]) + (add_bias ? bf(add_bias[i]) : 0.0f);
@@ -191,15 +212,17 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
   }
 }
 
-// 8 elements (16 bytes) per thread when inter % 8 == 0, else one.
-__global__ void silu_mul_kernel(const bf16* gu, bf16* out, int num_rows, int inter) {
+// 8 elements (16 bytes) per thread when inter % 8 == 0, else one. kFp8
+// (inter % 128 == 0): half a warp's 16 x 8 values are one group.
+template <bool kFp8>
+__global__ void silu_mul_kernel(const bf16* gu, RowsOut out, int num_rows, int inter) {
   pdl_wait();
   const bool vec = inter % 8 == 0;
   const int per_row = vec ? inter / 8 : inter;
   for (int64_t r = blockIdx.y; r < num_rows; r += gridDim.y) {
     const bf16* g = gu + r * 2 * inter;  // [2 * inter]: gate, then up
     const bf16* u = g + inter;
-    bf16* o = out + r * inter;
+    bf16* o = kFp8 ? nullptr : out.bf16_rows + r * inter;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < per_row; i += gridDim.x * blockDim.x) {
       if (vec) {
         uint4 gv = *reinterpret_cast<const uint4*>(g + 8 * i);
@@ -213,8 +236,22 @@ __global__ void silu_mul_kernel(const bf16* gu, bf16* out, int num_rows, int int
           float2 x = __bfloat1622float2(gp[j]), y = __bfloat1622float2(up[j]);
           op[j] = __floats2bfloat162_rn(x.x / (1.0f + __expf(-x.x)) * y.x, x.y / (1.0f + __expf(-x.y)) * y.y);
         }
-        *reinterpret_cast<uint4*>(o + 8 * i) = ov;
-      } else {
+        if constexpr (kFp8) {
+          float v[8];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const float2 f = __bfloat1622float2(op[j]);
+            v[2 * j] = f.x;
+            v[2 * j + 1] = f.y;
+          }
+          // per_row and the stride are multiples of 16: a half warp stays in or leaves together.
+          const float s = fp8_group_scale<16>(v, 0xffffu << (threadIdx.x & 16));
+          store_e4m3(out.fp8_rows + r * inter + 8 * i, v, s);
+          if ((threadIdx.x & 15) == 0) out.fp8_scales[static_cast<int64_t>(i / 16) * num_rows + r] = s;
+        } else {
+          *reinterpret_cast<uint4*>(o + 8 * i) = ov;
+        }
+      } else if constexpr (!kFp8) {
         float x = bf(g[i]);
         o[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * bf(u[i]));
       }
@@ -260,8 +297,18 @@ void launch_add_rmsnorm(float* residual, const bf16* add, const bf16* add_bias, 
   if (num_rows == 0) return;
   const int lanes = hidden % 4 == 0 ? hidden / 4 : hidden;  // threads with work
   int threads = lanes >= 1024 ? 1024 : ((lanes + 31) / 32) * 32;
-  launch_pdl(add_rmsnorm_kernel, num_rows, threads, hidden * sizeof(float), stream, residual, add, add_bias, weight,
-             out, rows, hidden, eps);
+  launch_pdl(add_rmsnorm_kernel<false>, num_rows, threads, hidden * sizeof(float), stream, residual, add, add_bias,
+             weight, RowsOut{out}, rows, hidden, eps);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_add_rmsnorm_fp8(float* residual, const bf16* add, const bf16* add_bias, const bf16* weight, uint8_t* q,
+                            float* q_scales, int num_rows, int hidden, float eps, cudaStream_t stream) {
+  BATON_CHECK(hidden % kFp8GroupCols == 0, "add_rmsnorm_fp8: hidden {} is not a multiple of {}", hidden, kFp8GroupCols);
+  if (num_rows == 0) return;
+  const int threads = std::min(1024, hidden / 4);  // a multiple of 32: whole warps, whole groups
+  launch_pdl(add_rmsnorm_kernel<true>, num_rows, threads, hidden * sizeof(float), stream, residual, add, add_bias,
+             weight, RowsOut{nullptr, q, q_scales}, nullptr, hidden, eps);
   BATON_LAUNCH_CHECK();
 }
 
@@ -278,7 +325,15 @@ void launch_silu_mul(const bf16* gu, bf16* out, int num_rows, int inter, cudaStr
   if (num_rows == 0) return;
   const int per_row = inter % 8 == 0 ? inter / 8 : inter;
   dim3 grid((per_row + 255) / 256, num_rows < 65535 ? num_rows : 65535);
-  launch_pdl(silu_mul_kernel, grid, 256, 0, stream, gu, out, num_rows, inter);
+  launch_pdl(silu_mul_kernel<false>, grid, 256, 0, stream, gu, RowsOut{out}, num_rows, inter);
+  BATON_LAUNCH_CHECK();
+}
+
+void launch_silu_mul_fp8(const bf16* gu, uint8_t* q, float* q_scales, int num_rows, int inter, cudaStream_t stream) {
+  BATON_CHECK(inter % kFp8GroupCols == 0, "silu_mul_fp8: inter {} is not a multiple of {}", inter, kFp8GroupCols);
+  if (num_rows == 0) return;
+  dim3 grid((inter / 8 + 255) / 256, num_rows < 65535 ? num_rows : 65535);
+  launch_pdl(silu_mul_kernel<true>, grid, 256, 0, stream, gu, RowsOut{nullptr, q, q_scales}, num_rows, inter);
   BATON_LAUNCH_CHECK();
 }
 
