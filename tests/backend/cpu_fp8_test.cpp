@@ -13,6 +13,7 @@
 
 #include "backend/backend_factory.h"
 #include "backend/fixture_models.h"
+#include "backend/logit_cosine.h"
 #include "backend/step_builder.h"
 #include "common/json.h"
 #include "model/checkpoint.h"
@@ -67,16 +68,6 @@ GreedyRun run_greedy(const std::string& dir, const std::vector<int32_t>& prompt,
   return r;
 }
 
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
 class CpuFp8 : public testing::TempDirTest, public ::testing::WithParamInterface<std::string> {};
 using CpuFp8Sharded = testing::TempDirTest;
 
@@ -100,7 +91,7 @@ TEST_P(CpuFp8, BothSchemesRunWithLogitsCloseToBf16) {
     EXPECT_GT(stats->num_quantized, 0);
     const GreedyRun fp8 = run_greedy(out, prompt);
     ASSERT_EQ(fp8.last_prompt_logits.size(), bf16.last_prompt_logits.size());
-    const double cos = cosine(fp8.last_prompt_logits, bf16.last_prompt_logits);
+    const double cos = testing::cosine(fp8.last_prompt_logits, bf16.last_prompt_logits);
     EXPECT_GE(cos, 0.99);
     EXPECT_LT(cos, 1.0 - 1e-9) << "identical logits: were the weights quantised?";
     size_t same = 0;

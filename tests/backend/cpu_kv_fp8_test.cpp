@@ -13,6 +13,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/fixture_models.h"
 #include "backend/greedy_batch.h"
+#include "backend/logit_cosine.h"
 #include "common/thread_pool.h"
 #include "kv/kv_cache_dtype.h"
 #include "model/checkpoint.h"
@@ -97,16 +98,6 @@ std::unique_ptr<Backend> cpu_backend(const Checkpoint& ckpt, KvCacheDType kv, si
   return b.is_ok() ? std::move(b).value() : nullptr;
 }
 
-double cosine(const float* a, const float* b, int n) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int i = 0; i < n; ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
 class CpuKvFp8Model : public ::testing::TestWithParam<std::string> {};
 
 // The agreement stated in docs/fp8.md (scale 1.0 on random-weight fixtures,
@@ -137,7 +128,7 @@ TEST_P(CpuKvFp8Model, GreedyTokensAgreeWithF32Kv) {
   for (size_t r = 0; r < rows; ++r) {
     const float* w = want.logits.data() + r * vocab;
     const float* g = forced.logits.data() + r * vocab;
-    worst = std::min(worst, cosine(w, g, vocab));
+    worst = std::min(worst, testing::cosine({w, static_cast<size_t>(vocab)}, {g, static_cast<size_t>(vocab)}));
     std::vector<float> sorted(w, w + vocab);
     std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
     if (sorted[0] - sorted[1] <= 0.05f) continue;

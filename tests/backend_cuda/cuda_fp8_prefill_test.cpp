@@ -18,7 +18,6 @@
 // when written). The weights' spread is 0.1, not HF's 0.02.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <iostream>
 #include <random>
 #include <utility>
@@ -26,6 +25,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/logit_cosine.h"
 #include "backend/step_builder.h"
 #include "cuda_test_util.h"
 #include "model/checkpoint.h"
@@ -37,16 +37,6 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kBlockSize = 16, kBlocks = 64;
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0.0, aa = 0.0, bb = 0.0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(std::max(aa * bb, 1e-60));
-}
 
 class CudaFp8Prefill : public baton::testing::TempDirTest {};
 
@@ -106,7 +96,7 @@ TEST_F(CudaFp8Prefill, W8a8LogitsNearCpuAtEveryRowCount) {
     const std::vector<float> g = last_logits(**gpu, prompt), c = last_logits(**cpu, prompt);
     ASSERT_EQ(g.size(), c.size());
     ASSERT_FALSE(c.empty());
-    const double cos = cosine(g, c);
+    const double cos = baton::testing::cosine(g, c);
     EXPECT_GE(cos, min_cosine) << rows << " rows";
     std::cout << "[fp8 prefill] " << rows << " rows: logits cosine " << cos << ", rel L2 "
               << cuda::testing::rel_l2(g, c) << "\n";
@@ -114,8 +104,8 @@ TEST_F(CudaFp8Prefill, W8a8LogitsNearCpuAtEveryRowCount) {
       std::vector<int32_t> other = random_prompt(rows);
       other.back() = prompt.back();
       const std::vector<float> c_other = last_logits(**cpu, other), g_other = last_logits(**gpu, other);
-      EXPECT_LT(cosine(c, c_other), 0.5) << "the logits hardly depend on the context";
-      EXPECT_GE(cosine(g_other, c_other), min_cosine);
+      EXPECT_LT(baton::testing::cosine(c, c_other), 0.5) << "the logits hardly depend on the context";
+      EXPECT_GE(baton::testing::cosine(g_other, c_other), min_cosine);
     }
   }
 }
