@@ -108,7 +108,7 @@ __device__ __forceinline__ int warp_rows(int warp, const Weight& w, int n, int k
 // form (n outputs from 2n rows of w); kXShared: x is in shared memory; kU:
 // chunks per lane in flight (the order of the sums does not depend on it).
 template <bool kFp8, int M, typename OutT, bool kGated, bool kXShared = false, Epilogue kEpi = Epilogue::kStore,
-          int kU = kUnroll>
+          int kU = kUnroll, bool kFullPasses = false>
 __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_rows)[M], const Weight& w,
                                              OutT* const (&y_rows)[M], int n, int k, const bf16* bias = nullptr) {
   static_assert(kEpi == Epilogue::kStore || (!kGated && std::is_same_v<OutT, float>), "residual rows are fp32");
@@ -136,18 +136,20 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
       for (int r = 0; r < kRows; ++r)
         if (lane == m * kRows + r && n0 + r < n) addend = y_rows[m][n0 + r];
   }
-  for (int c0 = 0; c0 < kc; c0 += 32 * kU) {
+  // One pass: each lane's kU chunks of each row, loaded, then multiplied.
+  // kChecked: a pass where a lane's chunk may lie past k.
+  auto pass = [&]<bool kChecked>(int c0) {
     uint4 wv[kU][kRows];
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int c = c0 + u * 32 + lane;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) wv[u][r] = c < kc ? __ldcs(wr[r] + c) : make_uint4(0, 0, 0, 0);
+      for (int r = 0; r < kRows; ++r) wv[u][r] = !kChecked || c < kc ? __ldcs(wr[r] + c) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int c = c0 + u * 32 + lane;
-      if (c >= kc) break;
+      if (kChecked && c >= kc) break;
       if constexpr (kFp8) {
         float s[kRows];
 #pragma unroll
@@ -168,6 +170,23 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
         }
       }
     }
+  };
+  // kFullPasses: the passes where every lane's chunks exist run without bound
+  // checks, the last one with them; the sums and their order are the same.
+  // It moves ptxas's loads: with the checks the bf16 one-row residual-add
+  // issued 2 of a pass's 8 loads before its first product and 6 after it, so
+  // a lane waited on memory twice a pass; without, 4 and 4 (SASS, session 26).
+  // Where it was measured to pay it is on: the one-row dense form and the MoE
+  // experts' one-row kernel (Qwen3-30B-A3B batch 1: 0.981 of the step on an
+  // H100; 0.967 on an H200 with every bf16 form so built). The norm-in and
+  // residual-add forms keep the checks: without, Llama-3.1-8B batch 1 ran
+  // 1.014 (bf16) and 1.049 (FP8) of the step on the H200.
+  if constexpr (kFullPasses) {
+    const int full = kc - kc % (32 * kU);
+    for (int c0 = 0; c0 < full; c0 += 32 * kU) pass.template operator()<false>(c0);
+    if (full < kc) pass.template operator()<true>(full);
+  } else {
+    for (int c0 = 0; c0 < kc; c0 += 32 * kU) pass.template operator()<true>(c0);
   }
 #pragma unroll
   for (int m = 0; m < M; ++m) {
@@ -220,7 +239,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Wei
   const bf16* x_rows[M];
   OutT* y_rows[M];
   dense_rows(x, k, y, n, x_rows, y_rows);
-  warp_outputs<kFp8, M, OutT, kGated>(blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k);
+  warp_outputs<kFp8, M, OutT, kGated, false, Epilogue::kStore, kUnroll, !kFp8 && M == 1>(
+      blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k);
 }
 
 // x = rmsnorm(residual) * weight, the norm-in form's input.
