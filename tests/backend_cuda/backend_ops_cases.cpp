@@ -94,8 +94,10 @@ void add_matmul_ops(std::vector<OpCase>& c) {
   for (GemmShape s : {GemmShape{1, 512, 256}, GemmShape{77, 1000, 320}, GemmShape{300, 64, 4096},
                       GemmShape{513, 1024, 1024}, GemmShape{9, 4096, 512}})
     c.push_back(gemm_case(s));
+  // k 1160: full passes and a last, partial one (at one row the unchecked
+  // passes, kFullPasses); 4096 and 14336: full passes only; 40: one partial.
   for (int m : {1, 2, 3, 5, 8})
-    for (auto [n, k] : {std::pair{1001, 4096}, std::pair{64, 14336}, std::pair{3, 40}})
+    for (auto [n, k] : {std::pair{1001, 4096}, std::pair{64, 14336}, std::pair{3, 40}, std::pair{257, 1160}})
       c.push_back(gemv_case({m, n, k}));
   for (GemmShape s : {GemmShape{1, 14336, 4096}, GemmShape{3, 1000, 520}, GemmShape{8, 768, 2048}})
     c.push_back(gemv_silu_mul_case(s));
@@ -237,7 +239,8 @@ void add_moe_ops(std::vector<OpCase>& c) {
                                                  {1, 128, 8, 2048, 768},
                                                  {2, 128, 8, 2048, 768},
                                                  {2, 4, 4, 64, 32},
-                                                 {4, 8, 4, 128, 64}})
+                                                 {4, 8, 4, 128, 64},
+                                                 {1, 16, 4, 1160, 1160}})  // full passes and a partial one
     c.push_back(moe_skinny_case(s));
 }
 

@@ -106,7 +106,8 @@ __device__ __forceinline__ int warp_rows(int warp, const Weight& w, int n, int k
 // One warp's outputs: x_rows[m] is row m of x (k values), y_rows[m] row m of
 // the output (n values). kFp8: e4m3 rows; M: rows of x; kGated: the SwiGLU
 // form (n outputs from 2n rows of w); kXShared: x is in shared memory; kU:
-// chunks per lane in flight (the order of the sums does not depend on it).
+// chunks per lane in flight (the order of the sums does not depend on it);
+// kFullPasses: no bound checks but in the last pass (below).
 template <bool kFp8, int M, typename OutT, bool kGated, bool kXShared = false, Epilogue kEpi = Epilogue::kStore,
           int kU = kUnroll, bool kFullPasses = false>
 __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_rows)[M], const Weight& w,
