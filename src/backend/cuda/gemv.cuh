@@ -138,8 +138,9 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
         if (lane == m * kRows + r && n0 + r < n) addend = y_rows[m][n0 + r];
   }
   // One pass: each lane's kU chunks of each row, loaded, then multiplied.
-  // kChecked: a pass where a lane's chunk may lie past k.
-  auto pass = [&]<bool kChecked>(int c0) {
+  // checked (std::true_type): a pass where a lane's chunk may lie past k.
+  auto pass = [&](auto checked, int c0) {
+    constexpr bool kChecked = decltype(checked)::value;
     uint4 wv[kU][kRows];
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
@@ -184,10 +185,10 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
   // 1.014 (bf16) and 1.049 (FP8) of the step on the H200.
   if constexpr (kFullPasses) {
     const int full = kc - kc % (32 * kU);
-    for (int c0 = 0; c0 < full; c0 += 32 * kU) pass.template operator()<false>(c0);
-    if (full < kc) pass.template operator()<true>(full);
+    for (int c0 = 0; c0 < full; c0 += 32 * kU) pass(std::false_type{}, c0);
+    if (full < kc) pass(std::true_type{}, full);
   } else {
-    for (int c0 = 0; c0 < kc; c0 += 32 * kU) pass.template operator()<true>(c0);
+    for (int c0 = 0; c0 < kc; c0 += 32 * kU) pass(std::true_type{}, c0);
   }
 #pragma unroll
   for (int m = 0; m < M; ++m) {
