@@ -243,9 +243,11 @@ void decode_breakdown(const ModelConfig& c, const KvMemory& kvm, int batch, int 
 }
 
 // The median wall time of b.execute() over `iters` steps after `warmup`
-// untimed ones; step i is make_input(i).
+// untimed ones; step i is make_input(i). *each_ms, when given, gets every
+// timed step's wall time in order.
 template <typename MakeInput>
-Result<double> median_step_ms(Backend& b, int warmup, int iters, MakeInput make_input) {
+Result<double> median_step_ms(Backend& b, int warmup, int iters, MakeInput make_input,
+                              std::vector<double>* each_ms = nullptr) {
   std::vector<double> t;
   for (int it = 0; it < warmup + iters; ++it) {
     StepInput in = make_input(it);
@@ -255,6 +257,7 @@ Result<double> median_step_ms(Backend& b, int warmup, int iters, MakeInput make_
     if (!out.is_ok()) return out.status();
     if (it >= warmup) t.push_back(ms);
   }
+  if (each_ms != nullptr) *each_ms = t;
   return median(t);
 }
 
@@ -364,8 +367,10 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
       fmt::print("decode  {:>14} batch {:>3}: skipped (KV does not fit)\n", name, batch);
       continue;
     }
+    std::vector<double> each_ms;
     Result<double> step_ms = median_step_ms(
-        *b, 3, o.decode_iters, [&](int it) { return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it); });
+        *b, 3, o.decode_iters, [&](int it) { return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it); },
+        &each_ms);
     if (!step_ms.is_ok()) return step_ms.status().with_context(fmt::format("decode batch {}", batch));
     const double ms = *step_ms;
     const double wbytes = weight_bytes_read(c, batch);
@@ -373,6 +378,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     const double gbps = (wbytes + kvbytes) / (ms * 1e-3) / 1e9;
     const double flops = linear_flops(c, batch, batch) + attention_flops(c, double(batch) * ctx);
     row["step_ms"] = ms;
+    row["step_ms_each"] = each_ms;
     row["tokens_per_s"] = batch / (ms * 1e-3);
     row["weight_bytes_read"] = wbytes;
     row["kv_bytes_read"] = kvbytes;
@@ -381,6 +387,11 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     row["flop_utilization"] = flops / (ms * 1e-3) / 1e12 / (cards * ceil.gemm_tflops);
     fmt::print("decode  {:>14} batch {:>3}: {:8.3f} ms/step  {:7.0f} GB/s  {:5.1f}% of {} card(s)' bandwidth\n", name,
                batch, ms, gbps, 100 * gbps / (cards * ceil.copy_gbps), cards);
+    if (!each_ms.empty()) {  // a median hides a step that drifts: its range, its first and last
+      fmt::print("        {} steps from {:.3f} to {:.3f} ms; the first {:.3f}, the last {:.3f}\n", each_ms.size(),
+                 *std::min_element(each_ms.begin(), each_ms.end()), *std::max_element(each_ms.begin(), each_ms.end()),
+                 each_ms.front(), each_ms.back());
+    }
     if (single != nullptr) {
       decode_breakdown(c, kvm, batch, ctx, ms, ceil.copy_gbps, single->stream(), &row);
       Result<StepAnatomy> an = time_step_anatomy(
