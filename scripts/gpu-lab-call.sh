@@ -8,9 +8,9 @@
 # not take the call:
 #   ops-TAG  backend-ops over $OPS_TAG (op names), then the other CUDA tests,
 #            with TAG's test binary (limits: STIME a op, TTIME_TAG or TTIME)
-#   ab_X     scripts/gpu-ab.sh -n $RUNS over $VARIANTS_X ("name=binary ..."),
+#   ab_X     scripts/gpu-ab.sh -n $RUNS_X or $RUNS over $VARIANTS_X ("name=binary ..."),
 #            models $ABMODELS_X, batches $ABBATCHES_X or $ABBATCHES, extra
-#            profiler arguments $ABEXTRA_X (limit ATIME)
+#            profiler arguments $ABEXTRA_X (limit ATIME_X or ATIME)
 #   kc       decode kernel costs (--kernel-costs $KCB) of $KCMODELS for each
 #            variant in $KCVARIANTS (limit KTIME each)
 #   gap      variant v0 over $GAPMODELS (default qwen3-30b-a3b,llama3.1-8b) at
@@ -51,7 +51,7 @@ for step in "$@"; do
     ab_*)
       x=${step#ab_}
       # shellcheck disable=SC2046  # the variants and extra arguments are words
-      timeout "${ATIME:-300}" bash scripts/gpu-ab.sh -n "${RUNS:-3}" $(var "VARIANTS_$x") -- \
+      timeout "$(var "ATIME_$x" "${ATIME:-300}")" bash scripts/gpu-ab.sh -n "$(var "RUNS_$x" "${RUNS:-3}")" $(var "VARIANTS_$x") -- \
         --models "$(var "ABMODELS_$x")" --quick --decode-batches "$(var "ABBATCHES_$x" "${ABBATCHES:-1,2}")" \
         --prefill-tokens 256 $(var "ABEXTRA_$x") || status=1
       [ -d "$OUT/ab" ] && mv "$OUT/ab" "$OUT/ab_$x" && mv "$OUT/ab.txt" "$OUT/ab_$x.txt"
