@@ -8,7 +8,7 @@
 # not take the call:
 #   ops-TAG  backend-ops over $OPS_TAG (op names), then the other CUDA tests,
 #            with TAG's test binary (limits: STIME a op, TTIME_TAG or TTIME)
-#   ab_X     scripts/gpu-ab.sh -n $RUNS_X or $RUNS over $VARIANTS_X ("name=binary ..."),
+#   ab_X     scripts/gpu-ab.sh -n $RUNS_X or $RUNS over $VARIANTS_X ("NAME=BINARY ...", no spaces in one),
 #            models $ABMODELS_X, batches $ABBATCHES_X or $ABBATCHES, extra
 #            profiler arguments $ABEXTRA_X (limit ATIME_X or ATIME)
 #   kc       decode kernel costs (--kernel-costs $KCB) of $KCMODELS for each
@@ -19,12 +19,14 @@
 #   sass     the SASS of $SASSKERNELS (grep patterns, default the one-row GEMVs)
 #            in $SASSTAGS' test binaries, when the host has cuobjdump
 #   pack     $OUT's logs into one $OUT/lab.tar.xz (a call returns 8 files)
+# The bundle unpacks into $BATON_LAB_DIR (default /tmp/b), the folder the
+# variants' commands name.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 bundle_dir=${1:?usage: gpu-lab-call.sh BUNDLE_DIR STEP...}
 shift
 OUT=${OUT:-/tmp/baton-gpu-out}
-B=/tmp/b
+B=${BATON_LAB_DIR:-/tmp/b}
 mkdir -p "$OUT" "$B"
 export NCCL_NVLS_ENABLE=0
 # Unpacked on every call: a warm host may hold an earlier call's bundle.
