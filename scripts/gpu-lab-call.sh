@@ -28,16 +28,12 @@ shift
 OUT=${OUT:-/tmp/baton-gpu-out}
 B=${BATON_LAB_DIR:-/tmp/b}
 mkdir -p "$OUT" "$B"
-export NCCL_NVLS_ENABLE=0
 # Unpacked on every call: a warm host may hold an earlier call's bundle.
 tar -xJf "$bundle_dir/bundle.tar.xz" -C "$B" || { echo "gpu-lab-call: cannot unpack $bundle_dir/bundle.tar.xz"; exit 2; }
 export LD_LIBRARY_PATH="$B/lib:${LD_LIBRARY_PATH:-}"
-for lib in libcudart.so.13 libcublasLt.so.13 libnccl.so.2; do
-  if ! ldconfig -p | grep -q "$lib"; then
-    found=$(find /usr/local /usr/lib /opt -xdev -name "$lib" 2>/dev/null | head -1)
-    [ -n "$found" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
-  fi
-done
+# NVLink multicast off, and the host's CUDA 13 runtime, cuBLASLt and NCCL on the library path.
+# shellcheck source=gpu-env.sh
+source scripts/gpu-env.sh
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader | tee "$OUT/gpu.csv"
 var() { local name=$1; echo "${!name:-${2:-}}"; }
 status=0

@@ -54,9 +54,13 @@ class GpuLabCallTest(unittest.TestCase):
             tar.add(stage, arcname=".")
         tools = os.path.join(t, "tools")
         os.makedirs(tools)
-        with open(os.path.join(tools, "nvidia-smi"), "w") as f:
-            f.write("#!/bin/sh\necho 'Stand-in GPU, 1 MiB, 1 MHz, 0'\n")
-        os.chmod(os.path.join(tools, "nvidia-smi"), 0o755)
+        # nvidia-smi, and an ldconfig that lists the CUDA libraries (so
+        # gpu-env.sh does not search the disk for them).
+        for name, text in [("nvidia-smi", "echo 'Stand-in GPU, 1 MiB, 1 MHz, 0'"),
+                           ("ldconfig", "echo 'libcudart.so.13 libcublasLt.so.13 libnccl.so.2'")]:
+            with open(os.path.join(tools, name), "w") as f:
+                f.write("#!/bin/sh\n" + text + "\n")
+            os.chmod(os.path.join(tools, name), 0o755)
         self.lab = os.path.join(t, "lab")
         self.out = os.path.join(t, "out")
         self.args_log = os.path.join(t, "args.log")
