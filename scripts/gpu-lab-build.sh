@@ -54,6 +54,5 @@ for spec in "$@"; do
 done
 rm -f "$stage/build.log"
 git checkout -q -- src
-mkdir -p "$pack"
 tar -C "$stage" -cf - . | xz -9e > "$pack/bundle.tar.xz"  # one stream: the variants share most bytes
 ls -la "$pack/bundle.tar.xz"

@@ -44,7 +44,7 @@ for step in "$@"; do
       tag=${step#ops-}
       OUT="$OUT/ops-$tag" BATON_TEST_BIN="$B/bin/test_backend_cuda_$tag" BATON_OPS="$(var "OPS_$tag")" \
         BATON_SUITE_TIMEOUT=${STIME:-60} BATON_TESTS_TIMEOUT="$(var "TTIME_$tag" "${TTIME:-120}")" \
-        bash "$B/gpu-backend-ops.sh" 2>&1 | grep -vE "^(name|NVIDIA|  )" || status=1
+        bash "$B/gpu-backend-ops.sh" || status=1
       ;;
     ab_*)
       x=${step#ab_}
@@ -80,7 +80,8 @@ for step in "$@"; do
       if [ -z "$dump" ]; then echo "no cuobjdump"; continue; fi
       for t in ${SASSTAGS:-v0}; do
         "$dump" -sass "$B/bin/test_backend_cuda_$t" > "$OUT/sass_all.txt" 2>/dev/null
-        # Each matching function's SASS, then its loads, products and waits, in order.
+        # Each matching function's SASS; then, a function a line, its global loads, its
+        # FFMAs and how many loads come before its first FFMA.
         awk -v pat="${SASSKERNELS:-residual_add_kernelILb0ELi1ELb1E|kernelILb0ELi1E}" '
           /Function :/ { keep = ($3 ~ pat) } keep' "$OUT/sass_all.txt" > "$OUT/sass_$t.txt"
         rm -f "$OUT/sass_all.txt"
