@@ -7,6 +7,7 @@
 #   bash scripts/gpu-lab-build.sh PACK_DIR VARIANT...
 # VARIANT: TAG[+tests]=PATCH[:MACRO=VALUE,...], e.g.
 #   v4+tests=docs/lab/gemv-value-gate.patch:BATON_LAB_VGATE=4
+# (session 29's patch; git history keeps it at 861e2fc6)
 # sets `#define BATON_LAB_VGATE 4` in the files the patch adds it to; +tests
 # also carries the variant's test_backend_cuda. v0 (main, with its tests) is
 # always built. PACK_DIR must be a folder git ignores (build-gpu-*): carry it

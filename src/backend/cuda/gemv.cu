@@ -22,7 +22,8 @@ __device__ __forceinline__ void expert_rows(const bf16* a, const int32_t* a_rows
     x_rows[m] = a + static_cast<int64_t>(src) * k;
     y_rows[m] = c + static_cast<int64_t>(p + m) * n;
   }
-  skinny::warp_outputs<false, M, bf16, kGated, false, skinny::Epilogue::kStore, skinny::kUnroll, M == 1>(
+  skinny::warp_outputs<false, M, bf16, kGated, false, skinny::Epilogue::kStore, skinny::kUnroll,
+                       M == 1 ? skinny::Passes::kFull : skinny::Passes::kChecked>(
       blockIdx.x * skinny::kWarpsPerBlock + (threadIdx.x >> 5), x_rows, skinny::Weight{w}, y_rows, n, k);
 }
 

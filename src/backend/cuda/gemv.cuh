@@ -87,6 +87,15 @@ __device__ __forceinline__ uint4 load_x(const uint4* p) {
 // add them rounded to bf16, then bias[j] when there is one, into the row.
 enum class Epilogue { kStore, kResidualAdd };
 
+// How warp_outputs walks k in passes of 32 * kU chunks a row:
+//   kChecked  every pass checks each lane's chunk against k;
+//   kFull     the full passes run without the checks, the last one with them;
+//   kOneWait  kFull, and each full pass (one row of bf16 x) loads x before
+//             its products and makes every product wait on all of the pass's
+//             weight loads (below), so a lane waits on memory once a pass.
+// The sums and their order are the same in all three.
+enum class Passes { kChecked, kFull, kOneWait };
+
 // The first output warp `warp` computes, and its rows of w (wr: 16-byte
 // chunks; sr: e4m3 scales).
 template <bool kFp8, bool kGated>
@@ -107,12 +116,13 @@ __device__ __forceinline__ int warp_rows(int warp, const Weight& w, int n, int k
 // the output (n values). kFp8: e4m3 rows; M: rows of x; kGated: the SwiGLU
 // form (n outputs from 2n rows of w); kXShared: x is in shared memory; kU:
 // chunks per lane in flight (the order of the sums does not depend on it);
-// kFullPasses: no bound checks but in the last pass (below).
+// kPasses: Passes above.
 template <bool kFp8, int M, typename OutT, bool kGated, bool kXShared = false, Epilogue kEpi = Epilogue::kStore,
-          int kU = kUnroll, bool kFullPasses = false>
+          int kU = kUnroll, Passes kPasses = Passes::kChecked>
 __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_rows)[M], const Weight& w,
                                              OutT* const (&y_rows)[M], int n, int k, const bf16* bias = nullptr) {
   static_assert(kEpi == Epilogue::kStore || (!kGated && std::is_same_v<OutT, float>), "residual rows are fp32");
+  static_assert(kPasses != Passes::kOneWait || (!kFp8 && M == 1), "the one-wait passes: one row, bf16 weights");
   constexpr int kChunkCols = kFp8 ? 16 : 8;
   const int lane = threadIdx.x & 31;
   const uint4* wr[kRows];
@@ -148,6 +158,35 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
 #pragma unroll
       for (int r = 0; r < kRows; ++r) wv[u][r] = !kChecked || c < kc ? __ldcs(wr[r] + c) : make_uint4(0, 0, 0, 0);
     }
+    // The one-wait pass: x's chunks load now, behind the weights, then each
+    // of their words is ORed with g, which is 0 (no row of w has 2^30
+    // columns) but depends on one word of every weight load. So ptxas can
+    // place no product before the pass's last weight load, and the lane's
+    // x loads are in flight with its weights: one memory wait a pass, where
+    // the checked and full passes issued part of the weights, waited for them
+    // and x, and then issued the rest (SASS, docs/gpu-notes.md, session 29).
+    if constexpr (kPasses == Passes::kOneWait && !kChecked) {
+      uint4 xv[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u)
+        xv[u] = load_x<kXShared>(reinterpret_cast<const uint4*>(x_rows[0]) + c0 + u * 32 + lane);
+      uint32_t t = 0;
+#pragma unroll
+      for (int u = 0; u < kU; ++u)
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) t |= wv[u][r].x;
+      const uint32_t g = (t >> 31) & (static_cast<uint32_t>(k) >> 30);
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        xv[u].x |= g;
+        xv[u].y |= g;
+        xv[u].z |= g;
+        xv[u].w |= g;
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) fma8(acc[0][r], wv[u][r], xv[u]);
+      }
+      return;
+    }
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int c = c0 + u * 32 + lane;
@@ -173,9 +212,8 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
       }
     }
   };
-  // kFullPasses: the passes where every lane's chunks exist run without bound
-  // checks, the last one with them; the sums and their order are the same.
-  // It moves ptxas's loads: with the checks the bf16 one-row residual-add
+  // kFull and kOneWait: the passes where every lane's chunks exist run
+  // without bound checks, the last one with them. It moves ptxas's loads: with the checks the bf16 one-row residual-add
   // issued 2 of a pass's 8 loads before its first product and 6 after it, so
   // a lane waited on memory twice a pass; without, 4 and 4 (SASS, session 26).
   // Where it was measured to pay it is on: the one-row dense form and the MoE
@@ -183,7 +221,7 @@ __device__ __forceinline__ void warp_outputs(int warp, const bf16* const (&x_row
   // H100; 0.967 on an H200 with every bf16 form so built). The norm-in and
   // residual-add forms keep the checks: without, Llama-3.1-8B batch 1 ran
   // 1.014 (bf16) and 1.049 (FP8) of the step on the H200.
-  if constexpr (kFullPasses) {
+  if constexpr (kPasses != Passes::kChecked) {
     const int full = kc - kc % (32 * kU);
     for (int c0 = 0; c0 < full; c0 += 32 * kU) pass(std::false_type{}, c0);
     if (full < kc) pass(std::true_type{}, full);
@@ -241,8 +279,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) kernel(const bf16* x, Wei
   const bf16* x_rows[M];
   OutT* y_rows[M];
   dense_rows(x, k, y, n, x_rows, y_rows);
-  warp_outputs<kFp8, M, OutT, kGated, false, Epilogue::kStore, kUnroll, !kFp8 && M == 1>(
-      blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k);
+  warp_outputs<kFp8, M, OutT, kGated, false, Epilogue::kStore, kUnroll,
+               !kFp8 && M == 1 ? Passes::kFull : Passes::kChecked>(blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5),
+                                                                   x_rows, w, y_rows, n, k);
 }
 
 // x = rmsnorm(residual) * weight, the norm-in form's input.
@@ -335,15 +374,27 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, norm_in_min_blocks(kFp8, 
 // norm-in forms were level with 2 and slower with 1, and splitting k over
 // 2 or 4 warps of a block was slower in the step (2.91-3.19 ms), though
 // faster alone.
+//
+// bf16 weights at one row walk k in one-wait passes (Passes::kOneWait) and
+// are held to 64 registers a thread (the minimum of 4 blocks an SM below),
+// the 4 blocks an SM the checked form had at 56-58; the gate alone takes 68
+// (3 blocks). On an H100 (session 29, with the gate in the dense, MoE and
+// norm-in one-row forms too) these kernels' in-step cost fell 1,646 ->
+// 1,588 us (Llama-3.1-8B batch 1) and 388 -> 328 us (Qwen3-30B-A3B). In
+// this form alone (session 30, H100, 5 runs each) the decode step at batch 1
+// ran 0.985 of main's (Llama-3.1-8B bf16), 0.998 (FP8 block) and 0.981
+// (Qwen3-30B-A3B); batch 2 0.991-0.995.
+constexpr int residual_add_min_blocks(bool fp8, int rows) { return !fp8 && rows == 1 ? 4 : 0; }
 template <bool kFp8, int M, bool kLate = false>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+__global__ void __launch_bounds__(32 * kWarpsPerBlock, residual_add_min_blocks(kFp8, M))
     residual_add_kernel(const bf16* x, Weight w, const bf16* bias, float* residual, int n, int k) {
   pdl_wait<!kLate>();
   const bf16* x_rows[M];
   float* y_rows[M];
   dense_rows(x, k, residual, n, x_rows, y_rows);
   constexpr int kU = kFp8 && M == 1 ? 2 : kUnroll;
-  warp_outputs<kFp8, M, float, false, false, Epilogue::kResidualAdd, kU>(
+  constexpr Passes kPasses = !kFp8 && M == 1 ? Passes::kOneWait : Passes::kChecked;
+  warp_outputs<kFp8, M, float, false, false, Epilogue::kResidualAdd, kU, kPasses>(
       blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5), x_rows, w, y_rows, n, k, bias);
   if constexpr (kLate) pdl_trigger();
 }
