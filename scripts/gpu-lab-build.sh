@@ -3,7 +3,7 @@
 # tests as variant v0, and one build per variant of a lab patch (docs/lab/)
 # with its switches set, all stripped into PACK_DIR/bundle.tar.xz for
 # scripts/gpu-lab-call.sh. The variants build one after another in
-# build-cuda (or $BATON_CUDA_BUILD); src/ must be clean, and is restored after.
+# build-cuda (or $BATON_CUDA_BUILD); src/ and tests/ must be clean, and are restored after.
 #   bash scripts/gpu-lab-build.sh PACK_DIR VARIANT...
 # VARIANT: TAG[+tests]=PATCH[:MACRO=VALUE,...], e.g.
 #   v4+tests=docs/lab/gemv-value-gate.patch:BATON_LAB_VGATE=4
@@ -18,11 +18,11 @@ pack=${1:?usage: gpu-lab-build.sh PACK_DIR VARIANT...}
 shift
 mkdir -p "$pack"
 git check-ignore -q "$pack" || { echo "gpu-lab-build: $pack is not ignored by git"; exit 2; }
-git diff --quiet -- src || { echo "gpu-lab-build: src/ has changes; commit or stash them first"; exit 2; }
+git diff --quiet -- src tests || { echo "gpu-lab-build: src/ or tests/ has changes; commit or stash them first"; exit 2; }
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/baton-ccache}
 BUILD=${BATON_CUDA_BUILD:-build-cuda}
 stage=$(mktemp -d)
-trap 'git checkout -q -- src; rm -rf "$stage"' EXIT
+trap 'git checkout -q -- src tests; rm -rf "$stage"' EXIT
 # The libraries, fixtures and backend-ops script of main's bundle (and main's binaries).
 BATON_GPU_CARRY="$stage" BATON_GPU_TARGETS="test_backend_cuda baton_gpu_profile" bash scripts/gpu-build.sh > /dev/null
 rm -f "$stage/bin/baton"  # gpu-build.sh carries it when built; the calls do not need it
@@ -33,9 +33,9 @@ for spec in "$@"; do
   tag=${name%+tests} patch=${rest%%:*} switches=""
   [ "$rest" != "$patch" ] && switches=${rest#*:}
   [ -f "$patch" ] || { echo "gpu-lab-build: $tag: no patch $patch"; exit 2; }
-  git checkout -q -- src
+  git checkout -q -- src tests
   git apply "$patch"
-  files=$(git diff --name-only -- src)
+  files=$(git diff --name-only -- src tests)
   for sw in ${switches//,/ }; do
     macro=${sw%%=*} value=${sw#*=}
     # shellcheck disable=SC2086  # the patch's files
@@ -54,6 +54,6 @@ for spec in "$@"; do
   echo "built $tag ($SECONDS s)"
 done
 rm -f "$stage/build.log"
-git checkout -q -- src
+git checkout -q -- src tests
 tar -C "$stage" -cf - . | xz -9e > "$pack/bundle.tar.xz"  # one stream: the variants share most bytes
 ls -la "$pack/bundle.tar.xz"

@@ -193,8 +193,14 @@ void add_moe_ops(std::vector<OpCase>& c) {
   // Router, routing and sort in one launch: 1, 3 and 8 tokens, Qwen3-30B-A3B's
   // 128 experts over hidden 2048, 60 experts (a partial warp of rows), a
   // hidden width past one lane pass (1,000 is not a multiple of 256 columns).
-  for (const MoeShape& s :
-       std::vector<MoeShape>{{1, 128, 8, 2048, 32}, {3, 60, 4, 1000, 32}, {8, 128, 8, 256, 32}, {8, 16, 2, 64, 32}})
+  // One token's top-k is the block's ranking (block_topk_one): also 60 experts
+  // (a row not a multiple of 4) and 512 (two experts a thread).
+  for (const MoeShape& s : std::vector<MoeShape>{{1, 128, 8, 2048, 32},
+                                                 {1, 60, 4, 1000, 32},
+                                                 {1, 512, 8, 256, 32},
+                                                 {3, 60, 4, 1000, 32},
+                                                 {8, 128, 8, 256, 32},
+                                                 {8, 16, 2, 64, 32}})
     for (bool renorm : {false, true}) {
       MoeShape r = s;
       r.renorm = renorm;

@@ -189,6 +189,22 @@ std::vector<Check> check_sort(const std::vector<int32_t>& ids, int begin, int e,
           compare_exact("slot_pos", pos, inverse)};
 }
 
+// The runs of a one-launch routing (MoeRouting::runs) from the CPU's ids: at
+// each sorted position, e | rows << 16 where local expert e's rows start,
+// else -1.
+std::vector<int32_t> expected_runs(const std::vector<int32_t>& ids, int begin, int e) {
+  std::vector<int32_t> count(e, 0), runs(ids.size(), -1);
+  for (int32_t id : ids)
+    if (id >= begin && id < begin + e) ++count[id - begin];
+  for (int ex = 0, p = 0; ex < e; p += count[ex], ++ex)
+    if (count[ex] > 0) runs[p] = ex | count[ex] << 16;
+  return runs;
+}
+
+Check check_runs(const std::vector<int32_t>& ids, int begin, int e, const DeviceBuffer& druns) {
+  return compare_exact("runs", download<int32_t>(druns, ids.size()), expected_runs(ids, begin, e));
+}
+
 // The expert sort alone; with local > 0, an expert-parallel rank's sort over
 // experts [begin, begin + local).
 std::vector<Check> run_moe_align(const MoeShape& s, int begin, int local, std::mt19937& rng) {
@@ -220,14 +236,18 @@ std::vector<Check> run_moe_route(const MoeShape& s, int begin, int local, std::m
   auto dw = poisoned_f32(slots);
   auto doff = upload(std::vector<int32_t>(e + 1, -1));
   auto dsorted = upload(std::vector<int32_t>(slots, -1)), dpos = upload(std::vector<int32_t>(slots, -1));
+  const bool one_block = n <= kMoeRouteOneBlockTokens;  // the form that writes runs
+  auto druns = upload(std::vector<int32_t>(slots, 0x7fff7fff));
   launch_moe_route(dl.as<float>(), n, s.experts, k, s.renorm, begin, e, dids.as<int32_t>(), dw.as<float>(),
-                   doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr);
+                   doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr,
+                   one_block ? druns.as<int32_t>() : nullptr);
   std::vector<int32_t> ids(slots);
   std::vector<float> w(slots);
   moe_route(logits.data(), n, s.experts, k, s.renorm, ids.data(), w.data());
   std::vector<Check> checks = {compare_exact("ids", download<int32_t>(dids, slots), ids),
                                compare("weights", download<float>(dw, slots), w, kTolRouteW)};
   for (Check& c : check_sort(ids, begin, e, doff, dsorted, dpos)) checks.push_back(std::move(c));
+  if (one_block) checks.push_back(check_runs(ids, begin, e, druns));
   return checks;
 }
 
@@ -247,7 +267,7 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
   const auto rw = random_bf16_values(static_cast<size_t>(te) * h, 0.2f, rng);
   auto dx = norm_in ? poisoned_bf16(x.size()) : upload_bf16(x), drw = upload_bf16(rw);
   auto dres = upload(res), dnw = upload_bf16(norm_w), dcount = upload(std::vector<int32_t>(1, 0));
-  DeviceBuffer dlogits, dids, dw, doff, dsorted, dpos;
+  DeviceBuffer dlogits, dids, dw, doff, dsorted, dpos, druns;
   for (int launch = 0; launch < 2; ++launch) {
     dlogits = poisoned_f32(static_cast<size_t>(n) * te);
     dids = upload(std::vector<int32_t>(slots, -1));
@@ -255,15 +275,16 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
     doff = upload(std::vector<int32_t>(e + 1, -1));
     dsorted = upload(std::vector<int32_t>(slots, -1));
     dpos = upload(std::vector<int32_t>(slots, -1));
+    druns = upload(std::vector<int32_t>(slots, 0x7fff7fff));
     if (norm_in)
       launch_moe_norm_router_route({dres.as<float>(), dnw.as<bf16>(), 1e-5f}, dx.as<bf16>(), drw.as<bf16>(), n, h, te,
                                    k, s.renorm, begin, e, dlogits.as<float>(), dcount.as<int32_t>(), dids.as<int32_t>(),
                                    dw.as<float>(), doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
-                                   nullptr);
+                                   nullptr, druns.as<int32_t>());
     else
       launch_moe_router_route(dx.as<bf16>(), drw.as<bf16>(), n, h, te, k, s.renorm, begin, e, dlogits.as<float>(),
                               dcount.as<int32_t>(), dids.as<int32_t>(), dw.as<float>(), doff.as<int32_t>(),
-                              dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr);
+                              dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr, druns.as<int32_t>());
   }
   std::vector<Check> checks;
   if (norm_in) {
@@ -285,6 +306,7 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
                                      compare_exact("count", download<int32_t>(dcount, 1), std::vector<int32_t>{0})})
     checks.push_back(std::move(c));
   for (Check& c : check_sort(ids, begin, e, doff, dsorted, dpos)) checks.push_back(std::move(c));
+  checks.push_back(check_runs(ids, begin, e, druns));
   return checks;
 }
 
@@ -383,7 +405,8 @@ std::vector<Check> run_grouped_gemm(const MoeShape& s, int tile_n, bool gather, 
 // The whole expert block as the backend runs it: align, gate/up grouped GEMM,
 // SiLU-mul, down grouped GEMM, weighted combine; or with `skinny` (decode's
 // small batches) the gated skinny kernel and the plain one in place of the
-// three middle steps.
+// three middle steps, twice: each position's expert looked up through the
+// sort, then read from the runs a one-launch routing writes (MoeRouting::runs).
 std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937& rng) {
   std::vector<int32_t> ids;
   std::vector<float> w;
@@ -400,8 +423,15 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
   auto deo = poisoned_bf16(static_cast<size_t>(slots) * h), dout = poisoned_bf16(static_cast<size_t>(n) * h);
   launch_moe_align(dids.as<int32_t>(), slots, e, doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
                    nullptr);
-  if (skinny) {
-    const MoeRouting r{dids.as<int32_t>(), dsorted.as<int32_t>(), doff.as<int32_t>(), 0, e, n, slots};
+  // The skinny kernels' expert rows [slots, h] into deo.
+  const auto skinny_experts = [&](const int32_t* runs) {
+    const MoeRouting r{.topk_ids = dids.as<int32_t>(),
+                       .sorted_slots = dsorted.as<int32_t>(),
+                       .offsets = doff.as<int32_t>(),
+                       .num_experts = e,
+                       .num_tokens = n,
+                       .num_rows = slots,
+                       .runs = runs};
     launch_moe_skinny(r,
                       {.a = dx.as<bf16>(),
                        .a_rows = dsorted.as<int32_t>(),
@@ -413,6 +443,17 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
                        .c = dact.as<bf16>()},
                       nullptr);
     launch_moe_skinny(r, {.a = dact.as<bf16>(), .w = dwd.as<bf16>(), .n = h, .k = mi, .c = deo.as<bf16>()}, nullptr);
+  };
+  std::vector<float> out_runs;
+  if (skinny) {
+    const auto druns = upload(expected_runs(ids, 0, e));  // as a one-launch routing writes them
+    skinny_experts(druns.as<int32_t>());
+    launch_moe_combine(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h, dout.as<bf16>(), nullptr);
+    out_runs = download_bf16(dout, static_cast<size_t>(n) * h);
+    dact = poisoned_bf16(static_cast<size_t>(slots) * mi);
+    deo = poisoned_bf16(static_cast<size_t>(slots) * h);
+    dout = poisoned_bf16(static_cast<size_t>(n) * h);
+    skinny_experts(nullptr);
   } else {
     // As the backend runs it outside batch-invariant mode (the fused gated wgmma GEMM where it runs).
     launch_moe_gate_up(
@@ -433,7 +474,9 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
       matmul(act.data(), 1, mi, wd.data() + static_cast<size_t>(ex) * h * mi, h, nullptr, y.data(), nullptr);
       for (int i = 0; i < h; ++i) ref[static_cast<size_t>(t) * h + i] += w[t * k + j] * y[i];
     }
-  return {compare("out", download_bf16(dout, ref.size()), ref, kTolBf16)};
+  std::vector<Check> checks = {compare("out", download_bf16(dout, ref.size()), ref, kTolBf16)};
+  if (skinny) checks.push_back(compare("out (runs)", out_runs, ref, kTolBf16));
+  return checks;
 }
 
 // " experts begin+local" for an expert-parallel share (local > 0).

@@ -179,6 +179,7 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
     allocs.push_back({&moe_route_count_, 4});
     allocs.push_back({&sorted_slots_, tm * k * 4});
     allocs.push_back({&slot_pos_, tm * k * 4});
+    allocs.push_back({&moe_runs_, tm * k * 4});
     allocs.push_back({&moe_gu_, tm * k * 2 * mi * 2});
     allocs.push_back({&moe_act_, tm * k * mi * 2});
     allocs.push_back({&moe_out_, tm * k * h * 2});

@@ -102,16 +102,20 @@ void launch_moe_topk(const float* router, int num_tokens, int num_experts, int k
 constexpr int kMoeRouteOneBlockTokens = 8;
 void launch_moe_route(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
                       int num_experts, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                      int32_t* slot_pos, cudaStream_t stream);
+                      int32_t* slot_pos, cudaStream_t stream, int32_t* runs = nullptr);
 // The router's logits (x [T, hidden] . router_w [total_experts, hidden]^T into
 // logits [T, total_experts] fp32, as the skinny GEMV computes them) and
 // launch_moe_route, in one launch, for decode's 1 to kMoeRouteOneBlockTokens
 // tokens. count: one int32, zero before the launch and left zero by it.
+// runs (optional, [T*k]): for each sorted position, e | rows << 16 at the
+// first of local expert e's rows, else -1 (MoeRouting::runs). These forms
+// and launch_moe_route's one-launch form (up to kMoeRouteOneBlockTokens
+// tokens; above, runs must be null) write them.
 bool moe_router_route_supports(int num_tokens, int hidden, int total_experts, int k);
 void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
                              bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
                              int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                             int32_t* slot_pos, cudaStream_t stream);
+                             int32_t* slot_pos, cudaStream_t stream, int32_t* runs = nullptr);
 // The same with the post-attention RMSNorm in it (decode on one rank): x =
 // rmsnorm(in.residual) * in.weight, rounded as launch_add_rmsnorm rounds it,
 // is the router's input and is written to normed [T, hidden] for the experts.
@@ -119,7 +123,8 @@ bool moe_norm_router_route_supports(int num_tokens, int hidden, int total_expert
 void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
                                   int total_experts, int k, bool renorm, int expert_begin, int num_experts,
                                   float* logits, int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets,
-                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream);
+                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream,
+                                  int32_t* runs = nullptr);
 // Sorts the T*k (token, choice) slots by expert: offsets [E+1], sorted_slots
 // [T*k] (slot = t*k + j), slot_pos [T*k] (slot -> sorted position).
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
@@ -190,6 +195,7 @@ struct MoeRouting {                   // moe_align_local's sorted slots
   const int32_t* offsets = nullptr;  // [num_experts + 1]
   int expert_begin = 0, num_experts = 0;
   int num_tokens = 0, num_rows = 0;  // rows: num_tokens * top_k slots
+  const int32_t* runs = nullptr;     // optional: launch_moe_router_route's runs, [num_rows]
 };
 struct MoeProjection {
   const bf16* a = nullptr;

@@ -13,14 +13,14 @@
 namespace baton::cuda {
 namespace {
 
-// Softmax over the router's logits, then the top k (ties: the lower expert),
-// for one token by one warp; lane l holds experts l + 32 j. kCg: the logits
-// were written by other blocks of this launch, so they are read past L1.
-template <bool kCg = false>
-__device__ __forceinline__ void warp_topk(const float* r, int num_experts, int k, bool renorm, int32_t* ids, float* w) {
+// The softmax's numerators over one token's router logits r (v[j]: expert
+// lane + 32 j; -1 past num_experts) and their sum, the same on every lane.
+// kCg: the logits were written by other blocks of this launch, so they are
+// read past L1.
+template <bool kCg>
+__device__ __forceinline__ float warp_softmax_terms(const float* r, int num_experts, float (&v)[kMaxExperts / 32]) {
   const int lane = threadIdx.x & 31;
   constexpr int kPer = kMaxExperts / 32;
-  float v[kPer];
   float mx = -INFINITY;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
@@ -36,7 +36,17 @@ __device__ __forceinline__ void warp_topk(const float* r, int num_experts, int k
     v[j] = e < num_experts ? __expf(v[j] - mx) : -1.0f;
     sum += e < num_experts ? v[j] : 0.0f;
   }
-  sum = warp_sum(sum);
+  return warp_sum(sum);
+}
+
+// Softmax over the router's logits, then the top k (ties: the lower expert),
+// for one token by one warp; lane l holds experts l + 32 j.
+template <bool kCg = false>
+__device__ __forceinline__ void warp_topk(const float* r, int num_experts, int k, bool renorm, int32_t* ids, float* w) {
+  const int lane = threadIdx.x & 31;
+  constexpr int kPer = kMaxExperts / 32;
+  float v[kPer];
+  const float sum = warp_softmax_terms<kCg>(r, num_experts, v);
   float picked_sum = 0.0f;
   for (int c = 0; c < k; ++c) {
     float best = -2.0f;
@@ -176,8 +186,13 @@ __global__ void moe_grouped_topk_kernel(const float* router, const float* bias, 
 // Experts [expert_begin, expert_begin + num_experts) are this rank's (all of
 // them without expert parallelism); a slot routed elsewhere gets slot_pos -1
 // and no sorted row. One block; count and cursor: shared [num_experts + 1].
+//
+// runs (when not null, [num_slots]): for each sorted position p, the first
+// of expert e's c rows holds e | c << 16, every other position -1, so a
+// kernel over positions finds its expert and rows in one load.
 __device__ void block_align(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
-                            int32_t* sorted_slots, int32_t* slot_pos, int32_t* count, int32_t* cursor) {
+                            int32_t* sorted_slots, int32_t* slot_pos, int32_t* count, int32_t* cursor,
+                            int32_t* runs = nullptr) {
   for (int e = threadIdx.x; e < num_experts; e += blockDim.x) count[e] = 0;
   __syncthreads();
   for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
@@ -206,6 +221,8 @@ __device__ void block_align(const int32_t* ids, int num_slots, int num_experts, 
     if (lane == 31) offsets[num_experts] = incl;
   }
   __syncthreads();
+  if (runs != nullptr)  // the positions no local slot takes
+    for (int p = offsets[num_experts] + threadIdx.x; p < num_slots; p += blockDim.x) runs[p] = -1;
   for (int s = threadIdx.x; s < num_slots; s += blockDim.x) {
     const unsigned local = static_cast<unsigned>(ids[s] - expert_begin);
     if (local >= static_cast<unsigned>(num_experts)) {
@@ -215,6 +232,7 @@ __device__ void block_align(const int32_t* ids, int num_slots, int num_experts, 
     int pos = atomicAdd(&cursor[local], 1);
     sorted_slots[pos] = s;
     slot_pos[s] = pos;
+    if (runs != nullptr) runs[pos] = pos == offsets[local] ? static_cast<int32_t>(local) | count[local] << 16 : -1;
   }
 }
 
@@ -232,7 +250,7 @@ __global__ void moe_align_kernel(const int32_t* ids, int num_slots, int num_expe
 __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
     moe_route_kernel(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
                      int num_experts, int32_t* ids, float* w, int32_t* offsets, int32_t* sorted_slots,
-                     int32_t* slot_pos) {
+                     int32_t* slot_pos, int32_t* runs) {
   pdl_wait();
   __shared__ int32_t count[kMaxExperts + 1];
   __shared__ int32_t cursor[kMaxExperts];
@@ -240,7 +258,7 @@ __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
   if (tkn < num_tokens)
     warp_topk(router + static_cast<int64_t>(tkn) * total_experts, total_experts, k, renorm, ids + tkn * k, w + tkn * k);
   __syncthreads();  // the block's global writes of ids are visible to it from here
-  block_align(ids, num_tokens * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, count, cursor);
+  block_align(ids, num_tokens * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, count, cursor, runs);
 }
 
 // Decode's router and routing in one launch: block e computes expert e's
@@ -258,6 +276,60 @@ __global__ void __launch_bounds__(32 * kMoeRouteOneBlockTokens)
 constexpr int kRouterThreads = 32 * skinny::kWarpsPerBlock;
 constexpr int kRouterPreloadChunks = 2;  // a thread's chunks read before pdl_wait: hidden <= 4096 at once
 
+// warp_topk for one token by the whole block, the same ids and weights: warp
+// 0 makes the softmax terms (kCg reads), then each thread ranks an expert by
+// its term (higher, then the lower expert, first) against all the others,
+// and the k ranked first are the picks: one pass, where warp_topk takes k
+// rounds of a warp's argmax. A block barrier follows, so ids are the block's
+// to read. On an H100 (Qwen3-30B-A3B, session 30) the step at one token ran
+// 0.986 of warp_topk's; for 2 and 8 tokens (a token's ranks over 128 or 256
+// threads) 1.006 and 1.021, so those keep warp_topk.
+__device__ __forceinline__ void block_topk_one(const float* logits, int num_experts, int k, bool renorm, int32_t* ids,
+                                               float* w) {
+  constexpr int kPer = kMaxExperts / 32;
+  __shared__ __align__(16) float s_terms[kMaxExperts];
+  __shared__ float s_sum;
+  __shared__ float s_pick[32];
+  const int lane = threadIdx.x & 31;
+  if (threadIdx.x < 32) {
+    float v[kPer];
+    const float sum = warp_softmax_terms<true>(logits, num_experts, v);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int e = lane + 32 * j;
+      // A NaN term ranks as padding does (below every term), so the ranks
+      // stay a permutation and each of ids[0, k) is written once.
+      if (e < num_experts) s_terms[e] = v[j] >= 0.0f ? v[j] : -1.0f;
+    }
+    if (lane < 3 && num_experts + lane < kMaxExperts) s_terms[num_experts + lane] = -2.0f;  // padding to 4
+    if (lane == 0) s_sum = sum;
+  }
+  __syncthreads();
+  const int quads = (num_experts + 3) / 4;
+  const float4* terms4 = reinterpret_cast<const float4*>(s_terms);
+  for (int e = threadIdx.x; e < num_experts; e += blockDim.x) {
+    const float v = s_terms[e];
+    int rank = 0;
+    for (int q = 0; q < quads; ++q) {
+      const float4 o = terms4[q];
+      const int j = 4 * q;
+      rank += (o.x > v || (o.x == v && j < e)) + (o.y > v || (o.y == v && j + 1 < e)) +
+              (o.z > v || (o.z == v && j + 2 < e)) + (o.w > v || (o.w == v && j + 3 < e));
+    }
+    if (rank < k) {
+      ids[rank] = e;
+      s_pick[rank] = v / s_sum;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {  // warp_topk's weights, summed in its order
+    float picked_sum = 0.0f;
+    for (int c = 0; c < k; ++c) picked_sum += s_pick[c];
+    for (int c = 0; c < k; ++c) w[c] = renorm ? s_pick[c] / picked_sum : s_pick[c];
+  }
+  __syncthreads();
+}
+
 template <int M>
 __device__ __forceinline__ void router_fma(float (&acc)[M], const uint4& w, const uint4* const (&x_rows)[M], int c) {
 #pragma unroll
@@ -269,7 +341,7 @@ __global__ void __launch_bounds__(kRouterThreads)
     moe_router_route_kernel(skinny::NormIn in, const bf16* x, bf16* normed, const bf16* router_w, int hidden,
                             int total_experts, int k, bool renorm, int expert_begin, int num_experts, float* logits,
                             int32_t* count, int32_t* ids, float* w, int32_t* offsets, int32_t* sorted_slots,
-                            int32_t* slot_pos) {
+                            int32_t* slot_pos, int32_t* runs) {
   static_assert(M <= skinny::kWarpsPerBlock, "a warp per token routes");
   const int chunks = hidden / 8, expert = blockIdx.x;
   const uint4* w_row = reinterpret_cast<const uint4*>(router_w + static_cast<int64_t>(expert) * hidden);
@@ -333,12 +405,16 @@ __global__ void __launch_bounds__(kRouterThreads)
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  const int tkn = threadIdx.x >> 5;
-  if (tkn < M)
-    warp_topk<true>(logits + static_cast<int64_t>(tkn) * total_experts, total_experts, k, renorm, ids + tkn * k,
-                    w + tkn * k);
-  __syncthreads();
-  block_align(ids, M * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, s_count, s_cursor);
+  if constexpr (M == 1) {
+    block_topk_one(logits, total_experts, k, renorm, ids, w);
+  } else {
+    const int tkn = threadIdx.x >> 5;
+    if (tkn < M)
+      warp_topk<true>(logits + static_cast<int64_t>(tkn) * total_experts, total_experts, k, renorm, ids + tkn * k,
+                      w + tkn * k);
+    __syncthreads();
+  }
+  block_align(ids, M * k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, s_count, s_cursor, runs);
 }
 
 // The sort over several blocks (more slots than one block's chunk), in three
@@ -446,9 +522,10 @@ void launch_moe_grouped_topk(const float* router, const float* bias, int num_tok
 
 void launch_moe_route(const float* router, int num_tokens, int total_experts, int k, bool renorm, int expert_begin,
                       int num_experts, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                      int32_t* slot_pos, cudaStream_t stream) {
+                      int32_t* slot_pos, cudaStream_t stream, int32_t* runs) {
   if (num_tokens == 0) return;
   if (num_tokens > kMoeRouteOneBlockTokens) {
+    BATON_CHECK(runs == nullptr, "moe route: runs at {} tokens", num_tokens);
     launch_moe_topk(router, num_tokens, total_experts, k, renorm, topk_ids, topk_w, stream);
     launch_moe_align_local(topk_ids, num_tokens * k, expert_begin, num_experts, offsets, sorted_slots, slot_pos,
                            stream);
@@ -457,7 +534,7 @@ void launch_moe_route(const float* router, int num_tokens, int total_experts, in
   BATON_CHECK(total_experts <= kMaxExperts && k <= 32 && k <= total_experts && num_experts <= total_experts,
               "moe: {} experts top-{} ({} local)", total_experts, k, num_experts);
   launch_pdl(moe_route_kernel, 1, 32 * kMoeRouteOneBlockTokens, 0, stream, router, num_tokens, total_experts, k, renorm,
-             expert_begin, num_experts, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
+             expert_begin, num_experts, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs);
   BATON_LAUNCH_CHECK();
 }
 
@@ -493,13 +570,13 @@ void for_tokens(int num_tokens, const Launch& launch) {
 void router_route(const GemvNormIn* in, const bf16* x, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
                   int total_experts, int k, bool renorm, int expert_begin, int num_experts, float* logits,
                   int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                  int32_t* slot_pos, cudaStream_t stream) {
+                  int32_t* slot_pos, int32_t* runs, cudaStream_t stream) {
   const dim3 grid(total_experts), block(kRouterThreads);
   const skinny::NormIn ni = in ? skinny::NormIn{in->residual, in->weight, in->eps} : skinny::NormIn{};
   const size_t smem = in ? static_cast<size_t>(num_tokens) * hidden * sizeof(bf16) : 0;
   auto launch = [&](auto kernel) {
     launch_pdl(kernel, grid, block, smem, stream, ni, x, normed, router_w, hidden, total_experts, k, renorm,
-               expert_begin, num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos);
+               expert_begin, num_experts, logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs);
   };
   if (in) for_tokens<true>(num_tokens, launch);
   else for_tokens<false>(num_tokens, launch);
@@ -511,21 +588,21 @@ void router_route(const GemvNormIn* in, const bf16* x, bf16* normed, const bf16*
 void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
                              bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
                              int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                             int32_t* slot_pos, cudaStream_t stream) {
+                             int32_t* slot_pos, cudaStream_t stream, int32_t* runs) {
   BATON_CHECK(moe_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
   router_route(nullptr, x, nullptr, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts,
-               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
+               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs, stream);
 }
 
 void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
                                   int total_experts, int k, bool renorm, int expert_begin, int num_experts,
                                   float* logits, int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets,
-                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream) {
+                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream, int32_t* runs) {
   BATON_CHECK(moe_norm_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe norm-in router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
   router_route(&in, nullptr, normed, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts,
-               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, stream);
+               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs, stream);
 }
 
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,
