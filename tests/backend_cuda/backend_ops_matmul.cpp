@@ -314,7 +314,8 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
 // the token's combined row (its slots' expert rows by their weights, plus the
 // shared experts' row when `shared`, rounded to bf16) added into residual, and
 // rmsnorm of that. Experts [begin, begin + local) only when local > 0: the
-// other slots have no row (slot_pos -1) and are left out.
+// other slots have no row (slot_pos -1) and are left out. Launched with the
+// inputs read after the programmatic wait, then before it (decode's form).
 std::vector<Check> run_moe_combine_norm(const MoeShape& s, int begin, int local, bool shared, std::mt19937& rng) {
   std::vector<int32_t> ids;
   std::vector<float> w;
@@ -330,11 +331,15 @@ std::vector<Check> run_moe_combine_norm(const MoeShape& s, int begin, int local,
   const auto add = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
   const auto res = random_bf16_values(static_cast<size_t>(n) * h, 2.0f, rng);
   const auto norm_w = random_bf16_values(h, 1.5f, rng);
-  auto deo = upload_bf16(eo), dadd = upload_bf16(add), dres = upload(res), dnw = upload_bf16(norm_w);
-  auto dnormed = poisoned_bf16(static_cast<size_t>(n) * h);
-  launch_moe_combine_norm(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h,
-                          shared ? dadd.as<bf16>() : nullptr, dres.as<float>(), dnw.as<bf16>(), 1e-5f,
-                          dnormed.as<bf16>(), nullptr);
+  auto deo = upload_bf16(eo), dadd = upload_bf16(add), dnw = upload_bf16(norm_w);
+  DeviceBuffer dres[2], dnormed[2];
+  for (int early = 0; early < 2; ++early) {
+    dres[early] = upload(res);
+    dnormed[early] = poisoned_bf16(static_cast<size_t>(n) * h);
+    launch_moe_combine_norm(deo.as<bf16>(), dpos.as<int32_t>(), dw.as<float>(), n, k, h,
+                            shared ? dadd.as<bf16>() : nullptr, dres[early].as<float>(), dnw.as<bf16>(), 1e-5f,
+                            dnormed[early].as<bf16>(), nullptr, early == 1);
+  }
   std::vector<float> x = res, ref(x.size());
   for (int t = 0; t < n; ++t)
     for (int c = 0; c < h; ++c) {
@@ -347,8 +352,10 @@ std::vector<Check> run_moe_combine_norm(const MoeShape& s, int begin, int local,
       x[static_cast<size_t>(t) * h + c] += testing::round_bf16(acc);
     }
   rmsnorm(x.data(), norm_w.data(), n, h, 1e-5f, ref.data());
-  return {compare("residual", download<float>(dres, x.size()), x, kTolF32),
-          compare("normed", download_bf16(dnormed, ref.size()), ref, kTolBf16)};
+  return {compare("residual", download<float>(dres[0], x.size()), x, kTolF32),
+          compare("normed", download_bf16(dnormed[0], ref.size()), ref, kTolBf16),
+          compare("residual (inputs before the wait)", download<float>(dres[1], x.size()), x, kTolF32),
+          compare("normed (inputs before the wait)", download_bf16(dnormed[1], ref.size()), ref, kTolBf16)};
 }
 
 // C[i] = A[a_rows[i] / k] . W[expert of i]^T over the sorted slots: the
@@ -406,7 +413,8 @@ std::vector<Check> run_grouped_gemm(const MoeShape& s, int tile_n, bool gather, 
 // SiLU-mul, down grouped GEMM, weighted combine; or with `skinny` (decode's
 // small batches) the gated skinny kernel and the plain one in place of the
 // three middle steps, twice: each position's expert looked up through the
-// sort, then read from the runs a one-launch routing writes (MoeRouting::runs).
+// sort, then read from the runs a one-launch routing writes (MoeRouting::runs;
+// the down projection reads them before its wait, as decode launches it).
 std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937& rng) {
   std::vector<int32_t> ids;
   std::vector<float> w;
@@ -442,7 +450,14 @@ std::vector<Check> run_moe_experts(const MoeShape& s, bool skinny, std::mt19937&
                        .gated = true,
                        .c = dact.as<bf16>()},
                       nullptr);
-    launch_moe_skinny(r, {.a = dact.as<bf16>(), .w = dwd.as<bf16>(), .n = h, .k = mi, .c = deo.as<bf16>()}, nullptr);
+    launch_moe_skinny(r,
+                      {.a = dact.as<bf16>(),
+                       .w = dwd.as<bf16>(),
+                       .n = h,
+                       .k = mi,
+                       .c = deo.as<bf16>(),
+                       .runs_before_wait = runs != nullptr},
+                      nullptr);
   };
   std::vector<float> out_runs;
   if (skinny) {

@@ -58,13 +58,15 @@ int max_rows_bucket(int num_tokens) { return num_tokens <= 1 ? 1 : num_tokens <=
 template <bool kGated, int kMaxM>
 __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
     moe_skinny_kernel(const bf16* a, const int32_t* a_rows, int a_row_div, const bf16* w, const int32_t* topk_ids,
-                      const int32_t* sorted_slots, const int32_t* offsets, const int32_t* runs, int expert_begin,
-                      int num_experts, int n, int k, bf16* c) {
-  pdl_wait();
+                      const int32_t* sorted_slots, const int32_t* offsets, const int32_t* runs, bool runs_before_wait,
+                      int expert_begin, int num_experts, int n, int k, bf16* c) {
   const int p = blockIdx.y;
+  int run = 0;
+  if (runs_before_wait) run = runs[p];
+  pdl_wait();
   int e, num_rows;
   if (runs != nullptr) {  // one load: the expert and its rows, or -1 (MoeRouting::runs)
-    const int run = runs[p];
+    if (!runs_before_wait) run = runs[p];
     if (run < 0) return;
     e = run & 0xffff;
     num_rows = run >> 16;
@@ -85,7 +87,7 @@ void launch_moe_skinny_rows(const MoeRouting& r, const MoeProjection& p, cudaStr
   const dim3 block(32 * skinny::kWarpsPerBlock);
   auto kernel = p.gated ? moe_skinny_kernel<true, kMaxM> : moe_skinny_kernel<false, kMaxM>;
   launch_pdl(kernel, grid, block, 0, stream, p.a, p.a_rows, p.a_row_div, p.w, r.topk_ids, r.sorted_slots, r.offsets,
-             r.runs, r.expert_begin, r.num_experts, p.n, p.k, p.c);
+             r.runs, r.runs != nullptr && p.runs_before_wait, r.expert_begin, r.num_experts, p.n, p.k, p.c);
 }
 
 }  // namespace

@@ -205,6 +205,9 @@ struct MoeProjection {
   int n = 0, k = 0;
   bool gated = false;
   bf16* c = nullptr;  // [num_rows, n]
+  // The runs were written before the kernel this launch follows (the down
+  // projection after the gate/up): read them before the programmatic wait.
+  bool runs_before_wait = false;
 };
 bool moe_skinny_supports(int num_tokens, int k);
 void launch_moe_skinny(const MoeRouting& r, const MoeProjection& p, cudaStream_t stream);
@@ -214,9 +217,13 @@ void launch_moe_combine(const bf16* expert_out, const int32_t* slot_pos, const f
 // The combine above, rounded to bf16, then as launch_add_rmsnorm(residual, it,
 // nullptr, norm_w, normed) without rows: residual[t] += it, normed[t] =
 // rmsnorm(residual[t]) * norm_w. One launch; the combined row is not stored.
+// inputs_before_wait: slot_pos, topk_w and residual were written before the
+// kernel this launch follows (the MoE block's routing and the attention's
+// residual add, with the experts' kernels between): read before the
+// programmatic wait, so only the expert rows and add are read after it.
 void launch_moe_combine_norm(const bf16* expert_out, const int32_t* slot_pos, const float* topk_w, int num_tokens,
                              int k, int hidden, const bf16* add, float* residual, const bf16* norm_w, float eps,
-                             bf16* normed, cudaStream_t stream);
+                             bf16* normed, cudaStream_t stream, bool inputs_before_wait = false);
 
 // ---- Multi-head latent attention (DeepSeek-V3), absorbed form (mla.cu).
 // The cache is a latent layout (kv_layout.h): one row of kv_lora_rank +
