@@ -16,6 +16,9 @@
 #   gap      variant v0 over $GAPMODELS (default qwen3-30b-a3b,llama3.1-8b) at
 #            batches $GB, with nvidia-smi logging clocks, power and throttle
 #            reasons every 100 ms (limit GTIME)
+#   profile  issue 18's full profile (docs/perf-gpu.md's command) with variant
+#            $PTAG (default v0), its --md and --json in $OUT/perf.md, perf.json;
+#            skipped unless the card is an H200 when PH200=1 (limit PTIME)
 #   sass     the SASS of $SASSKERNELS (grep patterns, default the one-row GEMVs)
 #            in $SASSTAGS' test binaries, when the host has cuobjdump
 #   pack     $OUT's logs into one $OUT/lab.tar.xz (a call returns 8 files)
@@ -74,6 +77,13 @@ for step in "$@"; do
       grep -E "^device|^decode|steps from" "$OUT/gap.log" | head -30
       awk -F', ' 'NR > 1 { n++; sm += $2; p += $4 } END { if (n) printf "smi: %d samples, mean SM clock %.0f MHz, mean power %.0f W\n", n, sm / n, p / n }' \
         "$OUT/gap-smi.csv"
+      ;;
+    profile)
+      if [ "${PH200:-0}" = 1 ] && ! nvidia-smi -L | grep -q H200; then echo "not an H200: no profile"; continue; fi
+      timeout "${PTIME:-240}" "$B/bin/baton_gpu_profile_${PTAG:-v0}" --models llama3.1-8b,llama3.1-8b@fp8-block,qwen3-30b-a3b \
+        --quick --decode-batches 1,64 --prefill-tokens 8192 --kernel-costs 1 --md "$OUT/perf.md" \
+        --json "$OUT/perf.json" > "$OUT/perf.log" 2>&1 || status=1
+      grep -E "^device|^decode|^prefill" "$OUT/perf.log"
       ;;
     sass)
       dump=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)
