@@ -197,7 +197,7 @@ std::vector<int32_t> expected_runs(const std::vector<int32_t>& ids, int begin, i
   for (int32_t id : ids)
     if (id >= begin && id < begin + e) ++count[id - begin];
   for (int ex = 0, p = 0; ex < e; p += count[ex], ++ex)
-    if (count[ex] > 0) runs[p] = ex | count[ex] << 16;
+    if (count[ex] > 0) runs[p] = ex | count[ex] << kMoeRunRowsShift;
   return runs;
 }
 

@@ -68,8 +68,8 @@ __global__ void __launch_bounds__(32 * skinny::kWarpsPerBlock)
   if (runs != nullptr) {  // one load: the expert and its rows, or -1 (MoeRouting::runs)
     if (!runs_before_wait) run = runs[p];
     if (run < 0) return;
-    e = run & 0xffff;
-    num_rows = run >> 16;
+    e = run & kMoeRunExpertMask;
+    num_rows = run >> kMoeRunRowsShift;
   } else {
     if (p >= offsets[num_experts]) return;  // slots routed to other ranks' experts
     e = topk_ids[sorted_slots[p]] - expert_begin;

@@ -195,8 +195,12 @@ struct MoeRouting {                   // moe_align_local's sorted slots
   const int32_t* offsets = nullptr;  // [num_experts + 1]
   int expert_begin = 0, num_experts = 0;
   int num_tokens = 0, num_rows = 0;  // rows: num_tokens * top_k slots
-  const int32_t* runs = nullptr;     // optional: launch_moe_router_route's runs, [num_rows]
+  const int32_t* runs = nullptr;     // optional: a one-launch routing's runs, [num_rows] (below)
 };
+// A runs entry: at the first sorted row of local expert e, e | rows << 16
+// (rows of that expert); every other position -1.
+constexpr int kMoeRunRowsShift = 16;
+constexpr int32_t kMoeRunExpertMask = (1 << kMoeRunRowsShift) - 1;
 struct MoeProjection {
   const bf16* a = nullptr;
   const int32_t* a_rows = nullptr;  // the gate/up's: sorted_slots (row = slot / a_row_div); null: row p

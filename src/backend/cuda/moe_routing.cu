@@ -187,9 +187,10 @@ __global__ void moe_grouped_topk_kernel(const float* router, const float* bias, 
 // them without expert parallelism); a slot routed elsewhere gets slot_pos -1
 // and no sorted row. One block; count and cursor: shared [num_experts + 1].
 //
-// runs (when not null, [num_slots]): for each sorted position p, the first
-// of expert e's c rows holds e | c << 16, every other position -1, so a
-// kernel over positions finds its expert and rows in one load.
+// runs (when not null, [num_slots]; kernels.h's kMoeRunRowsShift): the first
+// sorted position of expert e's c rows holds e | c << 16, every other
+// position -1, so a kernel over positions finds its expert and rows in one
+// load.
 __device__ void block_align(const int32_t* ids, int num_slots, int num_experts, int expert_begin, int32_t* offsets,
                             int32_t* sorted_slots, int32_t* slot_pos, int32_t* count, int32_t* cursor,
                             int32_t* runs = nullptr) {
@@ -232,7 +233,8 @@ __device__ void block_align(const int32_t* ids, int num_slots, int num_experts, 
     int pos = atomicAdd(&cursor[local], 1);
     sorted_slots[pos] = s;
     slot_pos[s] = pos;
-    if (runs != nullptr) runs[pos] = pos == offsets[local] ? static_cast<int32_t>(local) | count[local] << 16 : -1;
+    if (runs != nullptr)
+      runs[pos] = pos == offsets[local] ? static_cast<int32_t>(local) | count[local] << kMoeRunRowsShift : -1;
   }
 }
 
