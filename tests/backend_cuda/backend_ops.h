@@ -97,8 +97,9 @@ OpCase fill_convert_case(RowsShape s);
 
 struct RopeShape {
   int num_heads = 8, num_kv_heads = 2, head_dim = 64, tokens = 21, block_size = 16;
-  bool qwen3 = false;  // q/k RMSNorm, no bias, plain RoPE; else bias and llama3 scaling
-  bool fp8 = false;    // writes an e4m3 cache (--kv-cache-dtype fp8)
+  bool qwen3 = false;                 // q/k RMSNorm, no bias, plain RoPE; else bias and llama3 scaling
+  bool fp8 = false;                   // writes an e4m3 cache (--kv-cache-dtype fp8)
+  bool rotation_before_wait = false;  // QkvRopeArgs::rotation_before_wait
 };
 OpCase qkv_rope_cache_case(const RopeShape& s);
 

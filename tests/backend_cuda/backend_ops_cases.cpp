@@ -88,6 +88,14 @@ void add_layer_ops(std::vector<OpCase>& c) {
   for (bool qwen3 : {false, true})  // --kv-cache-dtype fp8: the write quantises
     for (int bs : {16, 12}) c.push_back(qkv_rope_cache_case({8, 2, 128, 21, bs, qwen3, true}));
   c.push_back(qkv_rope_cache_case({32, 8, 64, 300, 16, true, true}));
+  // The rotation computed before the programmatic wait (after the plain
+  // skinny GEMV): Qwen3-30B-A3B's heads at one token and a prefill's worth,
+  // bf16 and e4m3 caches, and Llama's bias and scaling.
+  for (bool fp8 : {false, true}) {
+    c.push_back(qkv_rope_cache_case({32, 4, 128, 1, 16, true, fp8, true}));
+    c.push_back(qkv_rope_cache_case({32, 4, 128, 300, 16, true, fp8, true}));
+  }
+  c.push_back(qkv_rope_cache_case({8, 2, 64, 21, 12, false, false, true}));
 }
 
 void add_matmul_ops(std::vector<OpCase>& c) {

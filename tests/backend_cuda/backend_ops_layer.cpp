@@ -165,6 +165,7 @@ std::vector<Check> run_qkv_rope_cache(const RopeShape& s, std::mt19937& rng) {
   a.num_heads = nh;
   a.num_kv_heads = nkv;
   a.head_dim = hd;
+  a.rotation_before_wait = s.rotation_before_wait;
   launch_qkv_rope_cache(a, nullptr);
   // CPU: bias, split, q/k norm, rope, write_kv.
   std::vector<float> q(static_cast<size_t>(n) * nh * hd), k(static_cast<size_t>(n) * nkv * hd), v(k.size());
@@ -213,7 +214,8 @@ OpCase fill_convert_case(RowsShape s) { return make_case("fill_convert", rows_co
 OpCase qkv_rope_cache_case(const RopeShape& s) {
   const std::string shape = std::string(s.qwen3 ? "qwen3" : "llama3") + " hd" + std::to_string(s.head_dim) + " nh" +
                             std::to_string(s.num_heads) + " nkv" + std::to_string(s.num_kv_heads) + " t" +
-                            std::to_string(s.tokens) + " bs" + std::to_string(s.block_size) + (s.fp8 ? " fp8" : "");
+                            std::to_string(s.tokens) + " bs" + std::to_string(s.block_size) + (s.fp8 ? " fp8" : "") +
+                            (s.rotation_before_wait ? " rotation-early" : "");
   return make_case("qkv_rope_cache", shape, s, run_qkv_rope_cache);
 }
 

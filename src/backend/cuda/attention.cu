@@ -330,7 +330,6 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(AttnArgs a, cons
 template <int HD, int KT, int ST>
 __global__ void __launch_bounds__(2 * KT)
     attn_decode_kernel(AttnArgs a, int split_len, int max_splits, float* partial) {
-  pdl_wait();
   constexpr int kDecWarps = KT / 16, kDecThreads = 32 * kDecWarps;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Stage<HD, KT>* stages = reinterpret_cast<Stage<HD, KT>*>(smem_raw);
@@ -343,6 +342,16 @@ __global__ void __launch_bounds__(2 * KT)
   const int tok0 = a.query_start[seq];
   const int32_t* btab = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int num_tiles = (kv_end - kv_begin + KT - 1) / KT;
+  // Before the wait: the step's inputs above (lengths, query starts, block
+  // tables) and the first tiles that hold no key of this step (the newest,
+  // seq_len - 1, is the rope kernel's write just before).
+  int early_tiles = 0;
+  for (; early_tiles < ST - 1 && early_tiles < num_tiles; ++early_tiles) {
+    if (min(kv_end, kv_begin + (early_tiles + 1) * KT) > seq_len - 1) break;
+    issue_kv_tile<HD, KT, kDecThreads>(stages[early_tiles], a, btab, kvh, kv_begin + early_tiles * KT, kv_end);
+  }
+  pdl_wait();
 
   WarpState<HD, 1> st;
   int64_t tok[2];
@@ -364,9 +373,7 @@ __global__ void __launch_bounds__(2 * KT)
   set_min_qpos(st, 1);
 
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  const int num_tiles = (kv_end - kv_begin + KT - 1) / KT;
-#pragma unroll
-  for (int p = 0; p < ST - 1; ++p) {
+  for (int p = early_tiles; p < ST - 1; ++p) {
     if (p < num_tiles) issue_kv_tile<HD, KT, kDecThreads>(stages[p], a, btab, kvh, kv_begin + p * KT, kv_end);
     else cp_async_commit();
   }
@@ -442,10 +449,11 @@ __global__ void __launch_bounds__(2 * KT)
 
 // grid (S, nh), HD threads.
 __global__ void attn_combine_kernel(AttnArgs a, int split_len, int max_splits, const float* partial) {
-  pdl_wait();
   const int seq = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
   const int hd = a.head_dim;
   const int splits = max(1, min(max_splits, (a.seq_lens[seq] + split_len - 1) / split_len));
+  const int tok = a.query_start[seq];
+  pdl_wait();  // the step's inputs above were read before it
   const float* pp = partial + (static_cast<int64_t>(seq) * a.num_heads + h) * max_splits * (hd + 2);
   float mm = -INFINITY;
   for (int sp = 0; sp < splits; ++sp) mm = fmaxf(mm, pp[sp * (hd + 2) + hd]);
@@ -456,7 +464,6 @@ __global__ void attn_combine_kernel(AttnArgs a, int split_len, int max_splits, c
     o += q[d] * f;
     w += f;
   }
-  int tok = a.query_start[seq];
   a.out[(static_cast<int64_t>(tok) * a.num_heads + h) * hd + d] = __float2bfloat16(w > 0.0f ? o / w : 0.0f);
 }
 

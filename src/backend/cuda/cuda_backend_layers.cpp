@@ -140,6 +140,9 @@ void CudaBackend::attention_block(const Launch& l, int i, const KvDev& kvd, QkvI
   ra.num_heads = c.num_heads;
   ra.num_kv_heads = c.num_kv_heads;
   ra.head_dim = c.head_dim;
+  // After the plain skinny GEMV (it triggers at its start); not after the
+  // norm-in forms (launched late at one row), FP8's or cuBLASLt's.
+  ra.rotation_before_wait = qkv_in == QkvInput::kNormed && !L.qkv_f8.present() && gemv_supports(t, h);
   launch_qkv_rope_cache(ra, stream_);
   AttnArgs aa = paged_attention_args(l, i, kvd, q_.as<bf16>(), attn_.as<bf16>());
   aa.num_kv_heads = c.num_kv_heads;

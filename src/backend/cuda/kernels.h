@@ -60,6 +60,11 @@ struct QkvRopeArgs {
   KvDev kv;
   int layer = 0;
   int num_tokens = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  // The kernel before triggers at its start (a skinny GEMV), so this one's
+  // blocks are resident while it runs: compute the rotation (positions and
+  // inv_freq only) before the programmatic wait. After a kernel that
+  // triggers at its end the rotation covers the row's loads instead.
+  bool rotation_before_wait = false;
 };
 void launch_qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream);
 

@@ -126,7 +126,7 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* add, const bf16*
 
 // One warp per (token, head) over q heads, then k heads, then v heads.
 __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
-  pdl_wait();
+  if (!a.rotation_before_wait) pdl_wait();
   int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   int heads = a.num_heads + 2 * a.num_kv_heads;
@@ -137,6 +137,29 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
   const bf16* src = a.qkv + (static_cast<int64_t>(t) * heads + h) * hd;  // [hd]
   const bf16* bias = a.bias ? a.bias + static_cast<int64_t>(h) * hd : nullptr;
   bool is_q = h < a.num_heads, is_k = !is_q && h < a.num_heads + a.num_kv_heads;
+  // The rotation of pairs (i, i + half): cos and sin of the token's position
+  // times inv_freq[i], from the step's inputs alone, so it may run before the
+  // wait (QkvRopeArgs::rotation_before_wait); else after the row's loads, as
+  // their latency's cover.
+  float rc[4] = {}, rs[4] = {};
+  const auto rotation = [&] {
+    if (!is_q && !is_k) return;
+    float pos = static_cast<float>(a.positions[t]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      int i = lane + 32 * j;
+      if (i < half) {
+        float ang = pos * a.inv_freq[i];
+        rc[j] = cosf(ang);
+        rs[j] = sinf(ang);
+      }
+    }
+  };
+  if (a.rotation_before_wait) {
+    rotation();
+    pdl_wait();
+  }
+  const int64_t slot = is_q ? 0 : a.slot_mapping[t];
   // Each lane holds pairs (i, i + half) for i = lane, lane + 32, ... (hd <= 256).
   float x1[4], x2[4];
   float ss = 0.0f;
@@ -163,16 +186,14 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
       }
     }
   }
+  if (!a.rotation_before_wait) rotation();
   if (is_q || is_k) {
-    float pos = static_cast<float>(a.positions[t]);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       int i = lane + 32 * j;
       if (i < half) {
-        float ang = pos * a.inv_freq[i];
-        float c = cosf(ang), s = sinf(ang);
-        float y1 = x1[j] * c - x2[j] * s;
-        float y2 = x2[j] * c + x1[j] * s;
+        float y1 = x1[j] * rc[j] - x2[j] * rs[j];
+        float y2 = x2[j] * rc[j] + x1[j] * rs[j];
         x1[j] = y1;
         x2[j] = y2;
       }
@@ -182,7 +203,6 @@ __global__ void qkv_rope_cache_kernel(QkvRopeArgs a) {
   if (is_q) {
     dst = a.q_out + (static_cast<int64_t>(t) * a.num_heads + h) * hd;
   } else {
-    int64_t slot = a.slot_mapping[t];
     if (slot < 0) return;  // padding token: no cache write
     int64_t block = slot / a.kv.block_size, row = slot % a.kv.block_size;
     int kvh = is_k ? h - a.num_heads : h - a.num_heads - a.num_kv_heads;
