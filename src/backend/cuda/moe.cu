@@ -171,16 +171,30 @@ __device__ __forceinline__ void stage_slots(const int32_t* slot_pos, const float
 }
 
 // Columns [c, c + 8) of a token's combined row: sum_j w_j eo[s_pos[j]] (+ add),
-// each rounded to bf16.
+// each rounded to bf16. The expert rows load kCombineRowsInFlight at a time,
+// all before the first add (the sums' order is j's): decode's combine is one
+// block for its token, so each load's latency is on the step's path.
+constexpr int kCombineRowsInFlight = 8;
 __device__ __forceinline__ void combined_cols(const bf16* eo, const int32_t* s_pos, const float* s_w, int k, int hidden,
                                               const bf16* add_row, int c, bf16 (&y)[8]) {
   float acc[8] = {};
-  for (int j = 0; j < k; ++j) {
-    if (s_pos[j] < 0) continue;  // an expert of another rank (expert parallel)
-    const uint4 v = *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c);
-    const bf16* x = reinterpret_cast<const bf16*>(&v);
+  for (int j0 = 0; j0 < k; j0 += kCombineRowsInFlight) {
+    uint4 v[kCombineRowsInFlight];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
+    for (int b = 0; b < kCombineRowsInFlight; ++b) {
+      const int j = j0 + b;
+      // s_pos < 0: an expert of another rank (expert parallel), no row.
+      v[b] = j < k && s_pos[j] >= 0 ? *reinterpret_cast<const uint4*>(eo + static_cast<int64_t>(s_pos[j]) * hidden + c)
+                                    : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int b = 0; b < kCombineRowsInFlight; ++b) {
+      const int j = j0 + b;
+      if (j >= k || s_pos[j] < 0) continue;
+      const bf16* x = reinterpret_cast<const bf16*>(&v[b]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] += bf(x[i]) * s_w[j];
+    }
   }
 #pragma unroll
   for (int i = 0; i < 8; ++i) y[i] = __float2bfloat16(add_row ? acc[i] + bf(add_row[c + i]) : acc[i]);
