@@ -129,7 +129,9 @@ void add_matmul_ops(std::vector<OpCase>& c) {
   c.push_back(gemv_residual_add_case({1, 1001, 512}, true, false));
   c.push_back(gemv_residual_add_case({2, 97, 208}, true, true));
   c.push_back(gemv_residual_add_case({1, 1001, 528}, true, true));  // e4m3 at one row: 2 chunks a lane, 33 a row
-  c.push_back(gemv_norm_in_case({1, 97, 208}, true, false));  // bf16 at one row, launched late: a last, partial block
+  c.push_back(
+      gemv_residual_add_case({1, 2048, 4096}, false, false));  // Qwen3-30B-A3B's o_proj: one wave, launched early
+  c.push_back(gemv_norm_in_case({1, 97, 208}, true, false));   // bf16 at one row, launched late: a last, partial block
 }
 
 void add_fp8_ops(std::vector<OpCase>& c) {
