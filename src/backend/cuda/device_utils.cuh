@@ -17,6 +17,15 @@ namespace baton::cuda {
     BATON_CHECK(_e == cudaSuccess, "kernel launch failed: {}", cudaGetErrorString(_e)); \
   } while (0)
 
+// The current device's SM count: the grid size of one block an SM.
+inline int device_sm_count() {
+  int device = 0, sms = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  BATON_CHECK(e == cudaSuccess, "the device's SM count: {}", cudaGetErrorString(e));
+  return sms;
+}
+
 // Raises a kernel's dynamic shared-memory limit on the current device. Skipped
 // while `stream` is being captured into a graph (the backend runs every step
 // shape eagerly once before capturing it, so the attribute is set by then).

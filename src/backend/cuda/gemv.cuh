@@ -410,22 +410,13 @@ inline bool norm_in_supports(int m, int k, bool fp8) {
   return residual_add_supports(m, k, fp8) && static_cast<int64_t>(m) * k * 2 <= kNormInMaxSmemBytes;
 }
 
-// The current device's SMs.
-inline int device_sms() {
-  int device = 0, sms = 0;
-  BATON_CHECK(cudaGetDevice(&device) == cudaSuccess &&
-                  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess,
-              "gemv: the device's SM count");
-  return sms;
-}
-
 // Blocks of `kernel` (32 * kWarpsPerBlock threads, smem bytes) resident on
 // the current device at once: the norm-in grid's cap.
 inline int one_wave_blocks(const void* kernel, size_t smem) {
   int per_sm = 0;
   BATON_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * kWarpsPerBlock, smem) == cudaSuccess,
               "gemv norm-in: the device's occupancy");
-  return device_sms() * (per_sm > 0 ? per_sm : 1);
+  return device_sm_count() * (per_sm > 0 ? per_sm : 1);
 }
 
 // How the fused forms launch. e4m3 weights, or 2 rows: the ordinary way,
@@ -472,7 +463,7 @@ void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float
       // none, so it may launch at once (its blocks wait for this kernel's
       // end). Qwen3-30B-A3B's o projection (128 blocks): its decode step at
       // one token 0.996 of the late launch's on an H100 (session 31).
-      if (static_cast<int>(grid.x) <= device_sms())
+      if (static_cast<int>(grid.x) <= device_sm_count())
         launch_pdl(residual_add_kernel<kFp8, 1, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
       else launch_pdl(residual_add_kernel<kFp8, 1, true>, grid, block, 0, stream, x, w, bias, residual, n, k);
       return;

@@ -297,10 +297,8 @@ void launch_variant(const GroupedGemmArgs& g, cudaStream_t stream) {
   // Tiles: at most ceil(rows / 128) + E m tiles (and one per row), each n / BN wide.
   const int64_t tiles = static_cast<int64_t>(std::min((g.num_rows + kBM - 1) / kBM + g.num_experts, g.num_rows)) *
                         ((g.n + BN - 1) / BN) * (g.gated ? 2 : 1);
-  int device = 0, sms = 0;
-  BATON_CUDA_CHECK(cudaGetDevice(&device));
-  BATON_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  kernel<<<static_cast<int>(std::min<int64_t>(tiles, sms)), kThreads, Tiling<BN>::kSmemBytes, stream>>>(maps, g);
+  kernel<<<static_cast<int>(std::min<int64_t>(tiles, device_sm_count())), kThreads, Tiling<BN>::kSmemBytes, stream>>>(
+      maps, g);
 }
 
 }  // namespace
