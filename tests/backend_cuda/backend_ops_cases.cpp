@@ -219,13 +219,20 @@ void add_moe_ops(std::vector<OpCase>& c) {
     }
   // The same with the post-attention norm in it (decode's 1 and 2 tokens on
   // one rank; up to 8 run), Qwen3-30B-A3B's widths, a hidden width past one
-  // lane pass, an expert-parallel share.
-  for (const MoeShape& s : std::vector<MoeShape>{{1, 128, 8, 2048, 32}, {2, 128, 8, 2048, 32}, {5, 60, 4, 1000, 32}})
+  // lane pass, an expert-parallel share. One token runs in a cluster of
+  // blocks (moe_router.cu): also 60 experts and 1,000 columns (blocks with
+  // idle warps, a normed row not split evenly) and 512 experts (4 a warp).
+  for (const MoeShape& s : std::vector<MoeShape>{{1, 128, 8, 2048, 32},
+                                                 {1, 60, 4, 1000, 32},
+                                                 {1, 512, 8, 256, 32},
+                                                 {2, 128, 8, 2048, 32},
+                                                 {5, 60, 4, 1000, 32}})
     for (bool renorm : {false, true}) {
       MoeShape r = s;
       r.renorm = renorm;
       c.push_back(moe_router_route_case(r, 0, 0, true));
     }
+  c.push_back(moe_router_route_case({1, 128, 8, 2048, 32}, 32, 64, true));
   c.push_back(moe_router_route_case({2, 128, 8, 2048, 32}, 32, 64, true));
   // The combine with the next layer's add_rmsnorm: decode and prefill token
   // counts, hidden widths 64 to 2048 (Qwen3-30B-A3B's), with DeepSeekMoE's

@@ -236,9 +236,13 @@ __global__ void moe_combine_norm_kernel(const bf16* eo, const int32_t* slot_pos,
   // are read before the wait (launch_moe_combine_norm). On an H100
   // (Qwen3-30B-A3B, session 30, with the down projection's runs read early
   // too) the step ran 0.990, 0.989 and 0.998 of main's at 1, 2 and 8 tokens;
-  // the slots alone 0.992-1.000, the runs alone 0.997-1.000.
+  // the slots alone 0.992-1.000, the runs alone 0.997-1.000. The norm's
+  // weight (a weight: never written by the step) is read there always: its
+  // first columns of the thread (H100, session 32: 0.995 at 1 token, 0.997 at
+  // 2).
   float4 pre0 = {}, pre1 = {};
   const int c0 = 8 * threadIdx.x;
+  const uint4 w_pre = c0 < hidden ? *reinterpret_cast<const uint4*>(w + c0) : uint4{};
   if (inputs_before_wait) {
     stage_slots(slot_pos, topk_w, tkn, k, s_pos, s_w);
     if (c0 < hidden) {
@@ -272,7 +276,7 @@ __global__ void moe_combine_norm_kernel(const bf16* eo, const int32_t* slot_pos,
   const float inv = rsqrtf(ss / hidden + eps);
   bf16* o = normed + static_cast<int64_t>(tkn) * hidden;
   for (int c = 8 * threadIdx.x; c < hidden; c += 8 * blockDim.x) {
-    const uint4 wv = *reinterpret_cast<const uint4*>(w + c);
+    const uint4 wv = c == c0 ? w_pre : *reinterpret_cast<const uint4*>(w + c);
     const bf16* wb = reinterpret_cast<const bf16*>(&wv);
     uint4 out;
     bf16* ob = reinterpret_cast<bf16*>(&out);
