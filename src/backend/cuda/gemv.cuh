@@ -294,8 +294,26 @@ struct NormIn {
 // xs[m, :] = bf16(weight * (r * rsqrt(mean(r^2) + eps))) for r = in.residual's
 // row m, by the whole block (kThreads threads), as add_rmsnorm (ops.cu) rounds
 // it; k % 4 == 0. Ends with a barrier: xs is ready for every warp.
-template <int M, int kThreads>
-__device__ __forceinline__ void norm_rows(const NormIn& in, int k, bf16* xs) {
+// kPre: the norm's weight (a weight, so settled before the kernel before)
+// was read before the programmatic wait into `pre` (load_norm_weight_early):
+// a thread's first kNormWeightEarly uint2 chunks (4 columns each). It paid in
+// the one-token router (moe_router.cu); in Llama's norm-in GEMVs it did not
+// (H100, session 31: 1.002 of the step at batch 1).
+constexpr int kNormWeightEarly = 4;
+struct NormWeightEarly {
+  uint2 w[kNormWeightEarly];
+};
+template <int kThreads>
+__device__ __forceinline__ void load_norm_weight_early(const NormIn& in, int k, NormWeightEarly& pre) {
+#pragma unroll
+  for (int j = 0; j < kNormWeightEarly; ++j) {
+    const int i = threadIdx.x + j * kThreads;
+    if (i < k / 4) pre.w[j] = reinterpret_cast<const uint2*>(in.weight)[i];
+  }
+}
+
+template <int M, int kThreads, bool kPre = false>
+__device__ __forceinline__ void norm_rows(const NormIn& in, int k, bf16* xs, const NormWeightEarly& pre = {}) {
   __shared__ float partial[M][kThreads / 32];
   const int n4 = k / 4, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
@@ -317,15 +335,21 @@ __device__ __forceinline__ void norm_rows(const NormIn& in, int k, bf16* xs) {
     for (int j = 0; j < kThreads / 32; ++j) ss += partial[m][j];
     const float inv = rsqrtf(ss / k + in.eps);
     const float4* r = reinterpret_cast<const float4*>(in.residual + static_cast<int64_t>(m) * k);
-    for (int i = threadIdx.x; i < n4; i += kThreads) {
+    const auto put = [&](int i, const uint2& wv) {
       const float4 x = r[i];
-      const uint2 wv = reinterpret_cast<const uint2*>(in.weight)[i];
       const float2 w0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv.x));
       const float2 w1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv.y));
       __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(xs + static_cast<int64_t>(m) * k) + 2 * i;
       o[0] = __floats2bfloat162_rn(w0.x * (x.x * inv), w0.y * (x.y * inv));
       o[1] = __floats2bfloat162_rn(w1.x * (x.z * inv), w1.y * (x.w * inv));
+    };
+    int i = threadIdx.x;
+    if constexpr (kPre) {
+#pragma unroll
+      for (int j = 0; j < kNormWeightEarly; ++j, i += kThreads)
+        if (i < n4) put(i, pre.w[j]);
     }
+    for (; i < n4; i += kThreads) put(i, reinterpret_cast<const uint2*>(in.weight)[i]);
   }
   __syncthreads();
 }

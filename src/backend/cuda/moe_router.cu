@@ -173,14 +173,16 @@ __global__ void __launch_bounds__(kRouterThreads)
 // of kRouterClusterBlocks blocks. Block r takes the r-th share of the experts,
 // a warp an expert at a time, and each warp reads its first expert's row
 // before pdl_wait (kRouterClusterPreChunks chunks a lane: all of it up to
-// hidden 2048). Every block makes the normed row itself (kNormIn) and writes
-// its share of it to `normed`; each logit goes straight into block 0's shared
-// memory (distributed shared memory), and after the cluster's barrier block
-// 0 ranks (block_topk_one) and sorts. The kernel above takes a round trip of
-// the logits through global memory, a fence, an atomic and the last block's
-// count on the step's path instead. On an H100 (Qwen3-30B-A3B, 5 runs a side
-// in one call, session 32) the step at one token went to 0.987 of that
-// kernel's (3.280 -> 3.238 ms), level at 2 tokens and for Llama.
+// hidden 2048), as each thread does its first columns of the norm's weight
+// (kNormIn). Every block makes the normed row itself and writes its share of
+// it to `normed`; each logit goes straight into block 0's shared memory
+// (distributed shared memory), and after the cluster's barrier block 0 ranks
+// (block_topk_one) and sorts. The kernel above takes a round trip of the
+// logits through global memory, a fence, an atomic and the last block's
+// count on the step's path instead. On an H100 (Qwen3-30B-A3B, session 32,
+// 5 runs a side in one call) the step at one token ran 0.987 of that
+// kernel's (3.280 -> 3.238 ms), and 0.992 of that with the norm's weight read
+// early (that call's block-per-expert router: 0.992); level at 2 tokens.
 constexpr int kRouterClusterBlocks = 8, kRouterClusterThreads = 512;
 constexpr int kRouterClusterPreChunks = 8;
 
@@ -207,6 +209,8 @@ __global__ void __cluster_dims__(kRouterClusterBlocks, 1, 1) __launch_bounds__(k
     for (int j = 0; j < kRouterClusterPreChunks; ++j)
       if (lane + 32 * j < chunks) w_pre[j] = row[lane + 32 * j];
   }
+  skinny::NormWeightEarly norm_pre;
+  if constexpr (kNormIn) skinny::load_norm_weight_early<kRouterClusterThreads>(in, hidden, norm_pre);
   pdl_wait();
   __shared__ float s_logits[kMaxExperts];
   __shared__ int32_t s_count[kMaxExperts + 1];
@@ -214,7 +218,7 @@ __global__ void __cluster_dims__(kRouterClusterBlocks, 1, 1) __launch_bounds__(k
   extern __shared__ uint4 xs_chunks[];
   const uint4* x_row = reinterpret_cast<const uint4*>(x);
   if constexpr (kNormIn) {
-    skinny::norm_rows<1, kRouterClusterThreads>(in, hidden, reinterpret_cast<bf16*>(xs_chunks));
+    skinny::norm_rows<1, kRouterClusterThreads, true>(in, hidden, reinterpret_cast<bf16*>(xs_chunks), norm_pre);
     const int share = (chunks + kRouterClusterBlocks - 1) / kRouterClusterBlocks;
     const int end = min(chunks, (rank + 1) * share);
     for (int c = rank * share + threadIdx.x; c < end; c += blockDim.x)
