@@ -31,6 +31,11 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kBlockSize = 16;
+// A decode row's untimed steps last at least this long, besides their count:
+// on an H100, Llama-3.1-8B's first batch-1 row after Qwen3-30B-A3B's in one
+// process measured 6.31 ms a step in every run where the same row again, a
+// moment later, measured 5.42 (sessions 26-32); 3 steps are 20 ms.
+constexpr double kDecodeWarmupMs = 250;
 
 // The kernels' view of the backend's KV cache.
 KvDev kv_dev_of(const KvMemory& kvm) {
@@ -215,18 +220,17 @@ StepInput make_step(int batch, int ctx, int q_len, int vocab, const SamplingPara
                     salt);
 }
 
-// Where a decode step of `batch` sequences at `ctx` tokens goes, on one GPU:
-// at batch 1 the dense linears alone (the rest of `step_ms` is the step's
-// fixed cost), and at every batch the attention alone.
-void decode_breakdown(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, double step_ms, double copy_gbps,
+// Parts of a decode step of `batch` sequences at `ctx` tokens timed alone,
+// on one GPU: at batch 1 the dense linears, and at every batch the attention.
+void decode_breakdown(const ModelConfig& c, const KvMemory& kvm, int batch, int ctx, double copy_gbps,
                       cudaStream_t stream, Json* row) {
   if (batch == 1 && !c.is_moe() && !c.is_mla()) {
+    // Each linear launched by itself, its ramp and tail included: inside the
+    // step's graph programmatic launches overlap them, so the step minus
+    // their sum is no measure of its fixed cost (--kernel-costs places it).
     Result<Json> lin = time_decode_linears(c, batch, copy_gbps, stream);
     if (lin.is_ok()) {
-      const double lin_ms = (*lin)["ms_per_step"].get<double>();
       (*row)["linears_alone"] = *lin;
-      (*row)["fixed_ms"] = step_ms - lin_ms;
-      fmt::print("        the rest of the step (attention, norms, sampling, launches): {:.3f} ms\n", step_ms - lin_ms);
     } else {
       fmt::print("        the linears alone: not timed ({})\n", lin.status().message());
     }
@@ -243,19 +247,22 @@ void decode_breakdown(const ModelConfig& c, const KvMemory& kvm, int batch, int 
 }
 
 // The median wall time of b.execute() over `iters` steps after `warmup`
-// untimed ones; step i is make_input(i). *each_ms, when given, gets every
-// timed step's wall time in order.
+// untimed ones, and after at least `warmup_min_ms` of untimed steps; step i
+// is make_input(i). *each_ms, when given, gets every timed step's wall time
+// in order.
 template <typename MakeInput>
 Result<double> median_step_ms(Backend& b, int warmup, int iters, MakeInput make_input,
-                              std::vector<double>* each_ms = nullptr) {
+                              std::vector<double>* each_ms = nullptr, double warmup_min_ms = 0) {
   std::vector<double> t;
-  for (int it = 0; it < warmup + iters; ++it) {
+  double warm_ms = 0;
+  for (int it = 0; static_cast<int>(t.size()) < iters; ++it) {
     StepInput in = make_input(it);
     auto s0 = std::chrono::steady_clock::now();
     Result<StepOutput> out = b.execute(in);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
     if (!out.is_ok()) return out.status();
-    if (it >= warmup) t.push_back(ms);
+    if (it >= warmup && warm_ms >= warmup_min_ms) t.push_back(ms);
+    else warm_ms += ms;
   }
   if (each_ms != nullptr) *each_ms = t;
   return median(t);
@@ -370,7 +377,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
     std::vector<double> each_ms;
     Result<double> step_ms = median_step_ms(
         *b, 3, o.decode_iters, [&](int it) { return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it); },
-        &each_ms);
+        &each_ms, kDecodeWarmupMs);
     if (!step_ms.is_ok()) return step_ms.status().with_context(fmt::format("decode batch {}", batch));
     const double ms = *step_ms;
     const double wbytes = weight_bytes_read(c, batch);
@@ -393,7 +400,7 @@ Result<Json> profile_model(const std::string& name, const ModelConfig& config, c
                  each_ms.front(), each_ms.back());
     }
     if (single != nullptr) {
-      decode_breakdown(c, kvm, batch, ctx, ms, ceil.copy_gbps, single->stream(), &row);
+      decode_breakdown(c, kvm, batch, ctx, ceil.copy_gbps, single->stream(), &row);
       Result<StepAnatomy> an = time_step_anatomy(
           *single, [&](int it) { return make_step(batch, ctx - 1, 1, c.vocab_size, &greedy, it); }, o.decode_iters);
       if (an.is_ok()) {

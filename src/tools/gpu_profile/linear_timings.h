@@ -1,8 +1,9 @@
 // The linears of a dense layer timed alone, on random weights, where the
 // profile wants to know how much of a step they take: the prefill's GEMMs
 // against the GEMM ceiling, and decode's skinny products (GEMVs) against the
-// copy bandwidth: the weight stream is all decode's linears do, so the step
-// time they leave over is its fixed cost (issue 18 item 5).
+// copy bandwidth, each launched by itself (the planner's per-linear costs).
+// Inside a decode step's graph programmatic launches overlap them, so their
+// sum can exceed the step: where a step's time goes is --kernel-costs'.
 #pragma once
 
 #include <cuda_runtime.h>
