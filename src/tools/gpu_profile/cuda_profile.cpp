@@ -31,10 +31,12 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kBlockSize = 16;
-// A decode row's untimed steps last at least this long, besides their count:
-// on an H100, Llama-3.1-8B's first batch-1 row after Qwen3-30B-A3B's in one
-// process measured 6.31 ms a step in every run where the same row again, a
-// moment later, measured 5.42 (sessions 26-32); 3 steps are 20 ms.
+// A decode row's untimed steps last at least this long, besides their count
+// (3 steps can be 20 ms). The card's clock dips under its power limit when a
+// model's weights are made (H100: 1470 MHz for ~100 ms, then 1845, 1965):
+// Llama-3.1-8B's first batch-1 row after Qwen3-30B-A3B's in one process read
+// 6.43 ms a step where the same row a moment later read 5.51; warmed up this
+// long, 5.51 and 5.52 (session 32, two runs each).
 constexpr double kDecodeWarmupMs = 250;
 
 // The kernels' view of the backend's KV cache.
