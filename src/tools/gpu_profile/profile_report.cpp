@@ -88,7 +88,8 @@ std::string markdown(const Json& r) {
       r["ceilings"]["copy_gbps"].get<double>(), r["ceilings"]["gemm_tflops"].get<double>(),
       r["ceilings"].value("fp8_gemm_tflops", 0.0), r["ceilings"]["h2d_pinned_gbps"].get<double>());
   s += "How the figures are made (src/tools/gpu_profile). A step time is the median wall time of one engine step "
-       "(host packing, upload, the CUDA graph's replay for decode, sampling on the GPU, the sampled ids' download); "
+       "(host packing, upload, the CUDA graph's replay for decode, sampling on the GPU, the sampled ids' download), "
+       "after untimed steps (a decode row's last at least 250 ms: the card's clock settles after a model is made); "
        "\"GPU ms\" is the same step timed on the GPU alone. Bandwidth utilisation: (weight bytes read + KV bytes "
        "read) / step time / the device-copy bandwidth (read + write). The weights read are every weight but the "
        "embedding table (the LM head included; an FP8 model's dense projections at 1 byte), and for an MoE model the "
