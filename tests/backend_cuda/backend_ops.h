@@ -149,7 +149,8 @@ OpCase moe_topk_case(const MoeShape& s);
 OpCase moe_align_case(const MoeShape& s, int begin = 0, int local = 0);
 OpCase moe_route_case(const MoeShape& s, int begin = 0, int local = 0);
 // tokens <= 8; norm_in: with the post-attention norm (launch_moe_norm_router_route).
-OpCase moe_router_route_case(const MoeShape& s, int begin = 0, int local = 0, bool norm_in = false);
+OpCase moe_router_route_case(const MoeShape& s, int begin = 0, int local = 0, bool norm_in = false,
+                             bool one_token_cluster = true);
 OpCase moe_combine_norm_case(const MoeShape& s, int begin = 0, int local = 0, bool shared = false);
 OpCase grouped_gemm_case(const MoeShape& s);
 // tile_n 128 or 256; gather: A through a_rows (gate/up), else in sorted order

@@ -234,6 +234,9 @@ void add_moe_ops(std::vector<OpCase>& c) {
     }
   c.push_back(moe_router_route_case({1, 128, 8, 2048, 32}, 32, 64, true));
   c.push_back(moe_router_route_case({2, 128, 8, 2048, 32}, 32, 64, true));
+  // One token where its cluster cannot run: the block-per-expert kernel.
+  c.push_back(moe_router_route_case({1, 128, 8, 2048, 32}, 0, 0, true, false));
+  c.push_back(moe_router_route_case({1, 60, 4, 1000, 32}, 15, 30, false, false));
   // The combine with the next layer's add_rmsnorm: decode and prefill token
   // counts, hidden widths 64 to 2048 (Qwen3-30B-A3B's), with DeepSeekMoE's
   // shared-expert row, and an expert-parallel rank's share.

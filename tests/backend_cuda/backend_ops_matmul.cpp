@@ -258,8 +258,16 @@ std::vector<Check> run_moe_route(const MoeShape& s, int begin, int local, std::m
 // launch shows the first left its block count at zero. norm_in: the launch
 // that also runs the post-attention norm (launch_moe_norm_router_route): its
 // normed rows against the CPU's rmsnorm rounded to bf16, the logits against
-// the matmul of the rows it wrote.
-std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local, bool norm_in, std::mt19937& rng) {
+// the matmul of the rows it wrote. cluster: one token's cluster kernel,
+// which must fit on the test's GPU (the check "cluster_fits"); else the
+// block-per-expert kernel, as where the cluster does not fit.
+std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local, bool norm_in, bool cluster,
+                                        std::mt19937& rng) {
+  std::vector<Check> checks;
+  if (cluster && s.tokens == 1) {
+    const bool fits = moe_router_cluster_fits(s.hidden, norm_in);
+    checks.push_back(compare_exact("cluster_fits", std::vector<int32_t>{fits}, std::vector<int32_t>{1}));
+  }
   const int n = s.tokens, k = s.top_k, h = s.hidden, te = s.experts, slots = n * k, e = local > 0 ? local : te;
   auto x = random_bf16_values(static_cast<size_t>(n) * h, 1.0f, rng);
   const auto res = random_bf16_values(static_cast<size_t>(n) * h, 3.0f, rng);
@@ -280,13 +288,12 @@ std::vector<Check> run_moe_router_route(const MoeShape& s, int begin, int local,
       launch_moe_norm_router_route({dres.as<float>(), dnw.as<bf16>(), 1e-5f}, dx.as<bf16>(), drw.as<bf16>(), n, h, te,
                                    k, s.renorm, begin, e, dlogits.as<float>(), dcount.as<int32_t>(), dids.as<int32_t>(),
                                    dw.as<float>(), doff.as<int32_t>(), dsorted.as<int32_t>(), dpos.as<int32_t>(),
-                                   nullptr, druns.as<int32_t>());
+                                   nullptr, druns.as<int32_t>(), cluster);
     else
       launch_moe_router_route(dx.as<bf16>(), drw.as<bf16>(), n, h, te, k, s.renorm, begin, e, dlogits.as<float>(),
                               dcount.as<int32_t>(), dids.as<int32_t>(), dw.as<float>(), doff.as<int32_t>(),
-                              dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr, druns.as<int32_t>());
+                              dsorted.as<int32_t>(), dpos.as<int32_t>(), nullptr, druns.as<int32_t>(), cluster);
   }
-  std::vector<Check> checks;
   if (norm_in) {
     std::vector<float> ref_normed(x.size());
     rmsnorm(res.data(), norm_w.data(), n, h, 1e-5f, ref_normed.data());
@@ -522,12 +529,13 @@ OpCase moe_route_case(const MoeShape& s, int begin, int local) {
       "moe_route", moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
       [begin, local](const MoeShape& sh, std::mt19937& rng) { return run_moe_route(sh, begin, local, rng); });
 }
-OpCase moe_router_route_case(const MoeShape& s, int begin, int local, bool norm_in) {
-  return make_case(norm_in ? "moe_norm_router_route" : "moe_router_route",
-                   moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local), s,
-                   [begin, local, norm_in](const MoeShape& sh, std::mt19937& rng) {
-                     return run_moe_router_route(sh, begin, local, norm_in, rng);
-                   });
+OpCase moe_router_route_case(const MoeShape& s, int begin, int local, bool norm_in, bool one_token_cluster) {
+  return make_case(
+      norm_in ? "moe_norm_router_route" : "moe_router_route",
+      moe_name(s) + (s.renorm ? " renorm" : "") + expert_share(begin, local) + (one_token_cluster ? "" : " no cluster"),
+      s, [begin, local, norm_in, one_token_cluster](const MoeShape& sh, std::mt19937& rng) {
+        return run_moe_router_route(sh, begin, local, norm_in, one_token_cluster, rng);
+      });
 }
 OpCase moe_combine_norm_case(const MoeShape& s, int begin, int local, bool shared) {
   return make_case("moe_combine_norm", moe_name(s) + (shared ? " shared" : "") + expert_share(begin, local), s,

@@ -193,8 +193,14 @@ Status CudaBackend::init_common(const CudaBackendOptions& options) {
           weights_.num_bytes() / 1073741824.0, st.message());
     ws += a.bytes;
   }
-  if (moe_route_count_.bytes() > 0)  // launch_moe_router_route's: zero between launches
+  if (moe_route_count_.bytes() > 0) {  // launch_moe_router_route's: zero between launches
     BATON_CUDA_RETURN(cudaMemset(moe_route_count_.get(), 0, moe_route_count_.bytes()));
+    moe_router_cluster_ = moe_router_cluster_fits(config_.hidden_size, true) &&
+                          moe_router_cluster_fits(config_.hidden_size, false);
+    if (!moe_router_cluster_)
+      BATON_LOG_INFO("cuda backend on {}: one token's MoE router runs a block an expert (its cluster does not fit)",
+                     device_name_);
+  }
   BATON_CUDA_RETURN(cudaHostAlloc(&output_host_, sample_out_.bytes(), cudaHostAllocDefault));
   BATON_RETURN_IF_ERROR(ensure_input_capacity(1 << 20));
 

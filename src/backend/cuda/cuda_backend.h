@@ -225,8 +225,9 @@ class CudaBackend final : public Backend {
   DeviceBuffer kv_;
 
   // Workspace for max_num_tokens tokens.
-  DeviceBuffer moe_route_count_;  // launch_moe_router_route's block count
-  DeviceBuffer moe_runs_;         // launch_moe_router_route's runs (MoeRouting::runs)
+  DeviceBuffer moe_route_count_;     // launch_moe_router_route's block count
+  DeviceBuffer moe_runs_;            // launch_moe_router_route's runs (MoeRouting::runs)
+  bool moe_router_cluster_ = false;  // one token's router may run as one cluster (moe_router_cluster_fits)
   DeviceBuffer residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, router_, topk_ids_, topk_w_, moe_offsets_,
       sorted_slots_, slot_pos_, moe_gu_, moe_act_, moe_out_, attn_partial_, final_normed_, logits_, sample_work_,
       sample_out_;

@@ -208,13 +208,13 @@ void CudaBackend::moe_block(int i, int t, const bf16* next_norm, const GemvNormI
     launch_moe_norm_router_route(*norm_in, normed_.as<bf16>(), L.router, t, h, e, k, c.norm_topk_prob,
                                  shard_.expert_begin, local, router_.as<float>(), moe_route_count_.as<int32_t>(),
                                  topk_ids_.as<int32_t>(), topk_w_.as<float>(), moe_offsets_.as<int32_t>(),
-                                 sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_,
-                                 moe_runs_.as<int32_t>());
+                                 sorted_slots_.as<int32_t>(), slot_pos_.as<int32_t>(), stream_, moe_runs_.as<int32_t>(),
+                                 moe_router_cluster_);
   } else if (one_launch) {
     launch_moe_router_route(normed_.as<bf16>(), L.router, t, h, e, k, c.norm_topk_prob, shard_.expert_begin, local,
                             router_.as<float>(), moe_route_count_.as<int32_t>(), topk_ids_.as<int32_t>(),
                             topk_w_.as<float>(), moe_offsets_.as<int32_t>(), sorted_slots_.as<int32_t>(),
-                            slot_pos_.as<int32_t>(), stream_, moe_runs_.as<int32_t>());
+                            slot_pos_.as<int32_t>(), stream_, moe_runs_.as<int32_t>(), moe_router_cluster_);
   } else {
     gemm_.run(normed_.as<bf16>(), L.router, router_.get(), t, e, h, true, stream_);  // [t, e] fp32
   }

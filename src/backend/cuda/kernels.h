@@ -115,12 +115,20 @@ void launch_moe_route(const float* router, int num_tokens, int total_experts, in
 // runs (optional, [T*k]): for each sorted position, e | rows << 16 at the
 // first of local expert e's rows, else -1 (MoeRouting::runs). These forms
 // and launch_moe_route's one-launch form (up to kMoeRouteOneBlockTokens
-// tokens; above, runs must be null) write them.
+// tokens; above, runs must be null) write them. One token runs as one
+// thread-block cluster (moe_router.cu) when one_token_cluster is set, which
+// the caller sets only where moe_router_cluster_fits said yes; else as 2-8
+// tokens do, with the same results.
 bool moe_router_route_supports(int num_tokens, int hidden, int total_experts, int k);
+// Whether one token's cluster router (8 blocks resident at once in one GPC)
+// can run on the current device: a share of its SMs (an MPS client's, say)
+// may not hold it. Asked once, outside any graph capture.
+bool moe_router_cluster_fits(int hidden, bool norm_in);
 void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
                              bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
                              int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                             int32_t* slot_pos, cudaStream_t stream, int32_t* runs = nullptr);
+                             int32_t* slot_pos, cudaStream_t stream, int32_t* runs = nullptr,
+                             bool one_token_cluster = false);
 // The same with the post-attention RMSNorm in it (decode on one rank): x =
 // rmsnorm(in.residual) * in.weight, rounded as launch_add_rmsnorm rounds it,
 // is the router's input and is written to normed [T, hidden] for the experts.
@@ -129,7 +137,7 @@ void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16
                                   int total_experts, int k, bool renorm, int expert_begin, int num_experts,
                                   float* logits, int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets,
                                   int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream,
-                                  int32_t* runs = nullptr);
+                                  int32_t* runs = nullptr, bool one_token_cluster = false);
 // Sorts the T*k (token, choice) slots by expert: offsets [E+1], sorted_slots
 // [T*k] (slot = t*k + j), slot_pos [T*k] (slot -> sorted position).
 void launch_moe_align(const int32_t* topk_ids, int num_slots, int num_experts, int32_t* offsets, int32_t* sorted_slots,

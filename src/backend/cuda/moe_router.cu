@@ -17,7 +17,7 @@ namespace baton::cuda {
 namespace {
 
 // Decode's router and routing in one launch, for 2 to kMoeRouteOneBlockTokens
-// tokens: block e computes expert e's router logit for all M tokens (its
+// tokens (and one where the cluster below cannot run): block e computes expert e's router logit for all M tokens (its
 // threads split the row's 8-column chunks, then sum over the block); the last
 // block to finish (count: zero before and after) then routes and sorts as
 // moe_route_kernel does. The row's first chunks are read before pdl_wait: the
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kRouterThreads)
                             int total_experts, int k, bool renorm, int expert_begin, int num_experts, float* logits,
                             int32_t* count, int32_t* ids, float* w, int32_t* offsets, int32_t* sorted_slots,
                             int32_t* slot_pos, int32_t* runs) {
-  static_assert(M >= 2 && M <= skinny::kWarpsPerBlock, "a warp per token routes");
+  static_assert(M <= skinny::kWarpsPerBlock, "a warp per token routes");
   const int chunks = hidden / 8, expert = blockIdx.x;
   const uint4* w_row = reinterpret_cast<const uint4*>(router_w + static_cast<int64_t>(expert) * hidden);
   uint4 w_pre[kRouterPreloadChunks];
@@ -247,10 +247,11 @@ __global__ void __cluster_dims__(kRouterClusterBlocks, 1, 1) __launch_bounds__(k
   block_align(ids, k, num_experts, expert_begin, offsets, sorted_slots, slot_pos, s_count, s_cursor, runs);
 }
 
-// launch(moe_router_route_kernel<M, kNormIn>) for M = num_tokens (2 to 8).
+// launch(moe_router_route_kernel<M, kNormIn>) for M = num_tokens.
 template <bool kNormIn, typename Launch>
 void for_tokens(int num_tokens, const Launch& launch) {
   switch (num_tokens) {
+    case 1: launch(moe_router_route_kernel<1, kNormIn>); break;
     case 2: launch(moe_router_route_kernel<2, kNormIn>); break;
     case 3: launch(moe_router_route_kernel<3, kNormIn>); break;
     case 4: launch(moe_router_route_kernel<4, kNormIn>); break;
@@ -261,16 +262,16 @@ void for_tokens(int num_tokens, const Launch& launch) {
   }
 }
 
-// Both forms of the router kernels (one token's cluster, or a block an
-// expert): `in` null, x is the router's input; else the kernel makes it from
-// `in` and writes it to normed.
+// Both forms of the router kernels (one token's cluster where `cluster`
+// says it may run, else a block an expert): `in` null, x is the router's
+// input; else the kernel makes it from `in` and writes it to normed.
 void router_route(const GemvNormIn* in, const bf16* x, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
                   int total_experts, int k, bool renorm, int expert_begin, int num_experts, float* logits,
                   int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                  int32_t* slot_pos, int32_t* runs, cudaStream_t stream) {
+                  int32_t* slot_pos, int32_t* runs, bool cluster, cudaStream_t stream) {
   const skinny::NormIn ni = in ? skinny::NormIn{in->residual, in->weight, in->eps} : skinny::NormIn{};
   const size_t smem = in ? static_cast<size_t>(num_tokens) * hidden * sizeof(bf16) : 0;
-  if (num_tokens == 1) {
+  if (num_tokens == 1 && cluster) {
     auto cluster_launch = [&](auto kernel) {
       launch_pdl(kernel, dim3(kRouterClusterBlocks), dim3(kRouterClusterThreads), smem, stream, ni, x, normed, router_w,
                  hidden, total_experts, k, renorm, expert_begin, num_experts, logits, topk_ids, topk_w, offsets,
@@ -293,6 +294,18 @@ void router_route(const GemvNormIn* in, const bf16* x, bf16* normed, const bf16*
 
 }  // namespace
 
+bool moe_router_cluster_fits(int hidden, bool norm_in) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(kRouterClusterBlocks);
+  config.blockDim = dim3(kRouterClusterThreads);
+  config.dynamicSmemBytes = norm_in ? static_cast<size_t>(hidden) * sizeof(bf16) : 0;
+  int clusters = 0;
+  const cudaError_t e = norm_in ? cudaOccupancyMaxActiveClusters(&clusters, moe_router_cluster_kernel<true>, &config)
+                                : cudaOccupancyMaxActiveClusters(&clusters, moe_router_cluster_kernel<false>, &config);
+  if (e != cudaSuccess) cudaGetLastError();  // an answer of no, not a sticky error for the next launch's check
+  return e == cudaSuccess && clusters > 0;
+}
+
 bool moe_router_route_supports(int num_tokens, int hidden, int total_experts, int k) {
   return num_tokens >= 1 && num_tokens <= kMoeRouteOneBlockTokens && hidden % 8 == 0 && total_experts <= kMaxExperts &&
          k <= 32 && k <= total_experts;
@@ -306,21 +319,22 @@ bool moe_norm_router_route_supports(int num_tokens, int hidden, int total_expert
 void launch_moe_router_route(const bf16* x, const bf16* router_w, int num_tokens, int hidden, int total_experts, int k,
                              bool renorm, int expert_begin, int num_experts, float* logits, int32_t* count,
                              int32_t* topk_ids, float* topk_w, int32_t* offsets, int32_t* sorted_slots,
-                             int32_t* slot_pos, cudaStream_t stream, int32_t* runs) {
+                             int32_t* slot_pos, cudaStream_t stream, int32_t* runs, bool one_token_cluster) {
   BATON_CHECK(moe_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
   router_route(nullptr, x, nullptr, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts,
-               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs, stream);
+               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs, one_token_cluster, stream);
 }
 
 void launch_moe_norm_router_route(const GemvNormIn& in, bf16* normed, const bf16* router_w, int num_tokens, int hidden,
                                   int total_experts, int k, bool renorm, int expert_begin, int num_experts,
                                   float* logits, int32_t* count, int32_t* topk_ids, float* topk_w, int32_t* offsets,
-                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream, int32_t* runs) {
+                                  int32_t* sorted_slots, int32_t* slot_pos, cudaStream_t stream, int32_t* runs,
+                                  bool one_token_cluster) {
   BATON_CHECK(moe_norm_router_route_supports(num_tokens, hidden, total_experts, k) && num_experts <= total_experts,
               "moe norm-in router: {} tokens, hidden {}, {} experts top-{}", num_tokens, hidden, total_experts, k);
   router_route(&in, nullptr, normed, router_w, num_tokens, hidden, total_experts, k, renorm, expert_begin, num_experts,
-               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs, stream);
+               logits, count, topk_ids, topk_w, offsets, sorted_slots, slot_pos, runs, one_token_cluster, stream);
 }
 
 }  // namespace baton::cuda
