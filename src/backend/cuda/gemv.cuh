@@ -356,8 +356,8 @@ __device__ __forceinline__ void norm_rows(const NormIn& in, int k, bf16* xs, con
 
 // The norm-in form: x = rmsnorm(in.residual) * in.weight (dynamic shared
 // memory of M * k bf16), y [M, n] bf16, plain or gated. The grid is at most
-// one wave of blocks (launch_norm_in; a block per 8 warps' outputs when the
-// kernel launches late, kLate) and each warp strides over the outputs, so
+// one wave of blocks (launch_norm_in; a block per 8 warps' outputs for bf16
+// weights at one row) and each warp strides over the outputs, so
 // the norm runs once per resident block, not once per 8 warps' outputs. On
 // an H200 (Llama-3.1-8B, batch 1, each kernel alone) the gated e4m3 GEMV
 // took 37.4 us with a block per 8 outputs (1,792 norms), 34.5 us with one
@@ -460,9 +460,9 @@ inline int one_wave_blocks(const void* kernel, size_t smem) {
   return device_sm_count() * (per_sm > 0 ? per_sm : 1);
 }
 
-// How the fused forms launch. e4m3 weights, or 2 rows: the ordinary way,
-// not by launch_pdl (every other decode kernel's way): on an H200, blocks of
-// theirs made resident early, to wait for the kernel before, slowed the step
+// How the fused forms launch. 2 rows: the ordinary way, not by launch_pdl
+// (every other decode kernel's way): on an H200, blocks of theirs made
+// resident early, to wait for the kernel before, slowed the step
 // (Llama-3.1-8B bf16 batch 1: 4.44 ms launched plainly, 5.25 with all
 // launches programmatic; launching only residual-add programmatically: 4.49).
 // bf16 weights at one row (kLate): by launch_pdl, each kernel letting the
@@ -470,27 +470,29 @@ inline int one_wave_blocks(const void* kernel, size_t smem) {
 // norm-in form with a block per 8 warps' outputs rather than one wave.
 // On an H200, Llama-3.1-8B bf16 batch 1 went 4.451-4.457 -> 4.355-4.396 ms
 // (3 runs a side in one call; 4.422-4.438 -> 4.321-4.322 in a lab build's
-// call). The same launches made FP8 batch 1 11-15% slower and bf16 batch 2
-// 2-3.5% slower; Qwen3-30B-A3B batch 1 was level. Why FP8 suffers is not
-// known (docs/gpu-notes.md, session 18).
+// call); at 2 rows the same launches made bf16 batch 2 2-3.5% slower.
+// e4m3 weights at one row: by launch_pdl too, the norm-in form late on its
+// balanced one-wave grid, the residual-add form letting the next kernel
+// launch at its start (pdl_wait<true>). Before the balanced grid these
+// launches made FP8 batch 1 7-15% slower (sessions 18, 25 and 29); with it,
+// on an H100 (session 33, 5 runs a side), FP8 batch 1 ran 0.989 of the step
+// launched plainly (3.394-3.410 against 3.444-3.471 ms), batch 2 0.997; the
+// norm-in forms late alone 0.998, with o's residual-add 0.994.
 
 template <bool kFp8, bool kGated>
 void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(m) * k * sizeof(bf16);
   const dim3 block(32 * kWarpsPerBlock);
-  if constexpr (!kFp8) {
-    if (m == 1) {  // kLate
-      launch_pdl(norm_in_kernel<kFp8, 1, kGated, true>, dim3(blocks_for(n, kGated)), block, smem, stream, in, w, y, n,
-                 k);
-      return;
-    }
-  }
-  auto launch = [&](auto kernel) {
-    const dim3 grid(norm_in_grid(blocks_for(n, kGated), one_wave_blocks(reinterpret_cast<const void*>(kernel), smem)));
-    kernel<<<grid, block, smem, stream>>>(in, w, y, n, k);
+  auto one_wave_grid = [&](auto kernel) {
+    return dim3(norm_in_grid(blocks_for(n, kGated), one_wave_blocks(reinterpret_cast<const void*>(kernel), smem)));
   };
-  if (m == 1) launch(norm_in_kernel<kFp8, 1, kGated>);
-  else launch(norm_in_kernel<kFp8, 2, kGated>);
+  if (m == 1) {  // kLate
+    const auto kernel = norm_in_kernel<kFp8, 1, kGated, true>;
+    launch_pdl(kernel, kFp8 ? one_wave_grid(kernel) : dim3(blocks_for(n, kGated)), block, smem, stream, in, w, y, n, k);
+    return;
+  }
+  const auto kernel = norm_in_kernel<kFp8, 2, kGated>;
+  kernel<<<one_wave_grid(kernel), block, smem, stream>>>(in, w, y, n, k);
 }
 
 template <bool kFp8>
@@ -510,7 +512,7 @@ void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float
       return;
     }
   }
-  if (m == 1) residual_add_kernel<kFp8, 1><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
+  if (m == 1) launch_pdl(residual_add_kernel<kFp8, 1, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
   else residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
 }
 
