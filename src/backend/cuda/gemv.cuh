@@ -499,21 +499,23 @@ template <bool kFp8>
 void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float* residual, int m, int n, int k,
                          cudaStream_t stream) {
   const dim3 grid(blocks_for(n, false)), block(32 * kWarpsPerBlock);
-  if constexpr (!kFp8) {
-    if (m == 1) {
-      // kLate, unless the grid is at most a block an SM: then all its blocks
-      // are resident at once and the next kernel's early blocks can displace
-      // none, so it may launch at once (its blocks wait for this kernel's
-      // end). Qwen3-30B-A3B's o projection (128 blocks): its decode step at
-      // one token 0.996 of the late launch's on an H100 (session 31).
-      if (static_cast<int>(grid.x) <= device_sm_count())
-        launch_pdl(residual_add_kernel<kFp8, 1, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
-      else launch_pdl(residual_add_kernel<kFp8, 1, true>, grid, block, 0, stream, x, w, bias, residual, n, k);
-      return;
+  if (m == 1) {
+    // bf16: kLate, unless the grid is at most a block an SM: then all its
+    // blocks are resident at once and the next kernel's early blocks can
+    // displace none, so it may launch at once (its blocks wait for this
+    // kernel's end). Qwen3-30B-A3B's o projection (128 blocks): its decode
+    // step at one token 0.996 of the late launch's on an H100 (session 31).
+    // e4m3: always at once (above).
+    if constexpr (!kFp8) {
+      if (static_cast<int>(grid.x) > device_sm_count()) {
+        launch_pdl(residual_add_kernel<kFp8, 1, true>, grid, block, 0, stream, x, w, bias, residual, n, k);
+        return;
+      }
     }
+    launch_pdl(residual_add_kernel<kFp8, 1, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
+    return;
   }
-  if (m == 1) launch_pdl(residual_add_kernel<kFp8, 1, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
-  else residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
+  residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
 }
 
 // Launches kernel<kFp8, M, OutT, kGated> for m in [1, 8].
