@@ -460,8 +460,8 @@ inline int one_wave_blocks(const void* kernel, size_t smem) {
   return device_sm_count() * (per_sm > 0 ? per_sm : 1);
 }
 
-// How the fused forms launch. 2 rows: the ordinary way, not by launch_pdl
-// (every other decode kernel's way): on an H200, blocks of theirs made
+// How the fused forms launch. bf16 weights at 2 rows: the ordinary way, not
+// by launch_pdl (every other decode kernel's way): on an H200, blocks of theirs made
 // resident early, to wait for the kernel before, slowed the step
 // (Llama-3.1-8B bf16 batch 1: 4.44 ms launched plainly, 5.25 with all
 // launches programmatic; launching only residual-add programmatically: 4.49).
@@ -477,7 +477,11 @@ inline int one_wave_blocks(const void* kernel, size_t smem) {
 // launches made FP8 batch 1 7-15% slower (sessions 18, 25 and 29); with it,
 // on an H100 (session 33, 5 runs a side), FP8 batch 1 ran 0.989 of the step
 // launched plainly (3.394-3.410 against 3.444-3.471 ms), batch 2 0.997; the
-// norm-in forms late alone 0.998, with o's residual-add 0.994.
+// norm-in forms late alone 0.998, with o's residual-add 0.994. e4m3 weights
+// at 2 rows launch the same way: FP8 batch 2 0.989 of the plain launches on
+// an H100 (session 34, 4 runs a side; 3.677-3.704 against 3.735-3.747 ms),
+// batch 1 and prefill level; the bf16 2-row forms so launched were level
+// (bf16 batch 2 0.9985), so they stay plain.
 
 template <bool kFp8, bool kGated>
 void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, int k, cudaStream_t stream) {
@@ -489,6 +493,11 @@ void launch_norm_in(const NormIn& in, const Weight& w, bf16* y, int m, int n, in
   if (m == 1) {  // kLate
     const auto kernel = norm_in_kernel<kFp8, 1, kGated, true>;
     launch_pdl(kernel, kFp8 ? one_wave_grid(kernel) : dim3(blocks_for(n, kGated)), block, smem, stream, in, w, y, n, k);
+    return;
+  }
+  if constexpr (kFp8) {  // kLate at 2 rows too
+    const auto kernel = norm_in_kernel<kFp8, 2, kGated, true>;
+    launch_pdl(kernel, one_wave_grid(kernel), block, smem, stream, in, w, y, n, k);
     return;
   }
   const auto kernel = norm_in_kernel<kFp8, 2, kGated>;
@@ -515,7 +524,9 @@ void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float
     launch_pdl(residual_add_kernel<kFp8, 1, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
     return;
   }
-  residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
+  if constexpr (kFp8)
+    launch_pdl(residual_add_kernel<kFp8, 2, false>, grid, block, 0, stream, x, w, bias, residual, n, k);
+  else residual_add_kernel<kFp8, 2><<<grid, block, 0, stream>>>(x, w, bias, residual, n, k);
 }
 
 // Launches kernel<kFp8, M, OutT, kGated> for m in [1, 8].
