@@ -368,14 +368,7 @@ void CudaBackend::forward(const Launch& l) {
   if (ns == 0) return;
   launch_add_rmsnorm(residual_.as<float>(), proj_pending ? proj_.as<bf16>() : nullptr, nullptr, weights_.final_norm,
                      final_normed_.as<bf16>(), rows, ns, h, eps, stream_);
-  if (comm_ == nullptr && !options_.batch_invariant && gemv_supports(ns, h)) {
-    // A decode step's few rows take the skinny kernel, not the GEMM's
-    // choice: timed alone cuBLASLt's kernel won Llama-3.1-8B's LM head, but
-    // in the step the skinny kernel's programmatic launch overlaps the final
-    // norm (H100, session 34, 5 runs a side: FP8 batch 1 0.996 of the step,
-    // batch 2 0.993; bf16 0.998). Batch-invariant mode keeps its GEMM.
-    launch_gemv(final_normed_.as<bf16>(), weights_.lm_head, logits_.get(), ns, vocab, h, true, stream_);
-  } else if (comm_ == nullptr) {
+  if (comm_ == nullptr) {
     gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, logits_.get(), ns, vocab, h, true, stream_);  // [ns, vocab]
   } else {
     gemm_.run(final_normed_.as<bf16>(), weights_.lm_head, rank_logits_.get(), ns, vocab_rows_, h, true, stream_);
