@@ -514,7 +514,7 @@ void launch_residual_add(const bf16* x, const Weight& w, const bf16* bias, float
     // displace none, so it may launch at once (its blocks wait for this
     // kernel's end). Qwen3-30B-A3B's o projection (128 blocks): its decode
     // step at one token 0.996 of the late launch's on an H100 (session 31).
-    // e4m3: always at once (above).
+    // e4m3: always at once, at 2 rows too (above).
     if constexpr (!kFp8) {
       if (static_cast<int>(grid.x) > device_sm_count()) {
         launch_pdl(residual_add_kernel<kFp8, 1, true>, grid, block, 0, stream, x, w, bias, residual, n, k);
